@@ -1,0 +1,222 @@
+"""Artifacts that load without tunelab: a ``save_pretrained`` folder or a peft adapter folder,
+written to a temporary folder beside the target and renamed into place, with a model card.
+
+>>> from tunelab.artifacts import load_artifact, predict
+>>> model, tokenizer, info = load_artifact("runs/minilm-rotten-tomatoes-lora")
+>>> predict("runs/minilm-rotten-tomatoes-lora", ["a gripping, beautiful film"])
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tunelab.errors import TunelabError
+
+MARKER = ".tunelab-complete"
+MODEL_DIR = "model"
+
+
+def prepare_out_dir(out: Path, *, overwrite: bool, resume: bool) -> None:
+    """Refuse to write into a non-empty folder unless asked; never delete files tunelab did not write."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise TunelabError(f"--out {out} is a file: give a folder path")
+    if out.is_dir():
+        _clean_temporaries(out)
+        entries = [p for p in out.iterdir()]
+        if entries and not (overwrite or resume):
+            raise TunelabError(
+                f"output folder {out} is not empty: pass --overwrite to replace tunelab's files there, "
+                "--resume to continue the run, or choose another --out"
+            )
+        if overwrite and not resume:
+            for name in (MODEL_DIR, "checkpoints", "metrics.json", "run_config.yaml"):
+                target = out / name
+                if target.is_dir():
+                    shutil.rmtree(target)
+                elif target.exists():
+                    target.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _clean_temporaries(out: Path) -> None:
+    for p in out.glob(".tmp-*"):
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+
+def atomic_dir(target: Path):
+    """Context manager yielding a temporary folder that is renamed to ``target`` on success."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def _cm():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))
+        try:
+            yield tmp
+            (tmp / MARKER).write_text("complete\n")
+            _fsync_tree(tmp)
+            old = None
+            if target.exists():
+                old = target.with_name(f".tmp-old-{target.name}-{os.getpid()}")
+                os.replace(target, old)
+            os.replace(tmp, target)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    return _cm()
+
+
+def _fsync_tree(folder: Path) -> None:
+    for p in folder.rglob("*"):
+        if p.is_file():
+            with open(p, "rb") as handle:
+                os.fsync(handle.fileno())
+
+
+def _dir_size_mb(folder: Path) -> float:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
+
+
+def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = False) -> dict[str, Any]:
+    """Save the adapted model (with tokenizer, label names and a model card) under ``out/model``."""
+    target = Path(out) / MODEL_DIR
+    strategy, config, data = run.strategy, run.config, run.data
+    with atomic_dir(target) as tmp:
+        strategy.save(run.model, tmp, merge=merge)
+        run.tokenizer.save_pretrained(tmp)
+        info = {
+            "strategy": strategy.name,
+            "format": strategy.artifact_format,
+            "task": data.task,
+            "label_names": data.label_names,
+            "base_model": config.model,
+            "max_length": run.max_length,
+        }
+        (tmp / "tunelab.json").write_text(json.dumps(info, indent=2) + "\n")
+        (tmp / "README.md").write_text(model_card(run, metrics))
+    return {"path": str(target), "format": strategy.artifact_format, "size_mb": round(_dir_size_mb(target), 2)}
+
+
+def model_card(run, metrics: dict[str, Any]) -> str:
+    c, d = run.config, run.data
+    from tunelab.strategies import trainable_parameters
+
+    trainable, total = trainable_parameters(run.model)
+    rows = "\n".join(
+        f"| {split} | " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(values.items())) + " |"
+        for split, values in metrics.items()
+    )
+    if run.strategy.artifact_format == "peft":
+        load = (
+            "```python\nfrom peft import PeftModel\nfrom transformers import AutoModelForSequenceClassification\n"
+            f"base = AutoModelForSequenceClassification.from_pretrained(BASE, num_labels={d.num_labels})\n"
+            "model = PeftModel.from_pretrained(base, THIS_FOLDER)\n```"
+            if d.task == "classification"
+            else "```python\nfrom peft import AutoPeftModelForCausalLM\nmodel = AutoPeftModelForCausalLM.from_pretrained(THIS_FOLDER)\n```"
+        )
+    else:
+        cls = "AutoModelForSequenceClassification" if d.task == "classification" else "AutoModelForCausalLM"
+        load = f"```python\nfrom transformers import {cls}\nmodel = {cls}.from_pretrained(THIS_FOLDER)\n```"
+    return f"""---
+library_name: {"peft" if run.strategy.artifact_format == "peft" else "transformers"}
+tags: [tunelab, {run.strategy.name}]
+---
+# {c.model} adapted to {d.source or c.data} with `{run.strategy.name}`
+
+- Strategy: **{run.strategy.name}** — {run.strategy.summary}
+- Base model: `{c.model}`; task: {d.task}; labels: {", ".join(d.label_names) or "-"}
+- Data: {d.source or c.data} ({len(d.train)} train / {len(d.validation)} validation / {len(d.test)} test), fingerprint `{d.fingerprint[:12]}`
+- Trainable parameters: {trainable:,} of {total:,} ({100 * trainable / max(total, 1):.2f} %)
+- Epochs {c.epochs}, learning rate {c.lr if c.lr is not None else run.strategy.default_lr:g}, batch size {c.batch_size}, max length {run.max_length}, seed {c.seed}
+
+| split | metrics |
+|---|---|
+{rows}
+
+## Load it
+
+{load}
+
+Made with tunelab; `run_config.yaml` beside this folder repeats the run (`tunelab train --config run_config.yaml`).
+"""
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def find_model_dir(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise TunelabError(f"{path} does not exist: pass a folder written by `tunelab train --out`")
+    if (path / MODEL_DIR / "tunelab.json").exists():
+        return path / MODEL_DIR
+    if (path / "tunelab.json").exists():
+        return path
+    raise TunelabError(f"{path} is not a tunelab artifact (no tunelab.json): pass a folder written by `tunelab train`")
+
+
+def load_artifact(path: str | Path):
+    """Load a tunelab artifact with plain transformers / peft. Returns (model, tokenizer, info)."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    folder = find_model_dir(path)
+    info = json.loads((folder / "tunelab.json").read_text())
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    classification = info["task"] == "classification"
+    if info["format"] == "peft":
+        from peft import PeftConfig, PeftModel
+
+        base_path = PeftConfig.from_pretrained(folder).base_model_name_or_path
+        labels = info["label_names"]
+        if classification:
+            base = AutoModelForSequenceClassification.from_pretrained(
+                base_path,
+                num_labels=len(labels),
+                id2label=dict(enumerate(labels)),
+                label2id={n: i for i, n in enumerate(labels)},
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        else:
+            base = AutoModelForCausalLM.from_pretrained(base_path)
+        model = PeftModel.from_pretrained(base, folder)
+    else:
+        cls = AutoModelForSequenceClassification if classification else AutoModelForCausalLM
+        model = cls.from_pretrained(folder)
+    model.eval()
+    return model, tokenizer, info
+
+
+@torch.inference_mode()
+def predict(path: str | Path, texts: list[str], *, max_new_tokens: int = 40, batch_size: int = 32) -> list[dict]:
+    """Labels with probabilities (classification) or generated continuations (causal LM)."""
+    model, tokenizer, info = load_artifact(path)
+    results = []
+    if info["task"] == "classification":
+        tokenizer.padding_side = "right"
+        for i in range(0, len(texts), batch_size):
+            chunk = texts[i : i + batch_size]
+            enc = tokenizer(chunk, truncation=True, max_length=info.get("max_length", 512), padding=True, return_tensors="pt")
+            probs = model(**enc).logits.softmax(-1)
+            for text, row in zip(chunk, probs):
+                ranked = sorted(
+                    ((info["label_names"][j], float(p)) for j, p in enumerate(row)), key=lambda x: -x[1]
+                )
+                results.append({"text": text, "label": ranked[0][0], "probabilities": dict(ranked)})
+        return results
+    tokenizer.padding_side = "left"
+    for text in texts:
+        enc = tokenizer(text, return_tensors="pt")
+        out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        results.append({"text": text, "generated": tokenizer.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)})
+    return results

@@ -1,0 +1,275 @@
+"""The ``tunelab`` command: parse, call the library, print. Everything here is reachable from Python.
+
+    tunelab models | datasets | strategies
+    tunelab train --model minilm --data rotten-tomatoes --strategy lora
+    tunelab predict runs/minilm-rotten-tomatoes-lora "a gripping, beautiful film"
+    tunelab evaluate runs/minilm-rotten-tomatoes-lora --data rotten-tomatoes
+    tunelab compare --model minilm --data rotten-tomatoes --strategies head,last-n,bitfit,lora,full
+    tunelab recommend --model minilm --data rotten-tomatoes
+    tunelab estimate --model minilm --strategy full
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import inspect
+import logging
+import os
+import sys
+import typing
+from dataclasses import MISSING, fields
+from pathlib import Path
+
+from tunelab.config import TrainConfig, load_yaml
+from tunelab.errors import TunelabError
+
+_EXCLUDED = {"extra"}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line and exit code 2."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"tunelab: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _field_docs(cls) -> dict[str, str]:
+    """Attribute docstrings of a dataclass (the string literal right after each field)."""
+    docs: dict[str, str] = {}
+    try:
+        tree = ast.parse(inspect.getsource(cls))
+    except (OSError, TypeError):
+        return docs
+    body = tree.body[0].body
+    for node, nxt in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
+            docs[node.target.id] = " ".join(str(nxt.value.value).split())
+    return docs
+
+
+def add_config_flags(parser: argparse.ArgumentParser, *, skip: set[str] = frozenset()) -> None:
+    """One flag per TrainConfig field; defaults are SUPPRESSed so only given flags override --config."""
+    docs = _field_docs(TrainConfig)
+    hints = typing.get_type_hints(TrainConfig)
+    parser.add_argument("--config", help="YAML file of options (flags given here override it)")
+    for f in fields(TrainConfig):
+        if f.name in _EXCLUDED | set(skip):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        hint = hints[f.name]
+        base = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+        kind = base[0] if typing.get_origin(hint) is not None else hint
+        default = f.default if f.default is not MISSING else None
+        text = docs.get(f.name, "") + (f" (default: {default})" if default not in (None, "") else "")
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text)
+        else:
+            parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=text, metavar=f.name.upper())
+
+
+def config_from_args(args: argparse.Namespace, **fixed) -> TrainConfig:
+    values = load_yaml(args.config) if getattr(args, "config", None) else {}
+    for name in TrainConfig.field_names():
+        if name in vars(args):
+            values[name] = getattr(args, name)
+    values.update(fixed)
+    return TrainConfig.from_dict(values, where=args.config or "flags")
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+def cmd_models(args) -> int:
+    from rich.table import Table
+
+    from tunelab.models import list_models
+
+    table = Table(title="built-in models (any transformers folder or hub id works too)")
+    for col in ("name", "family", "architecture", "parameters", "layers", "upstream", "source"):
+        table.add_column(col)
+    for m in list_models():
+        table.add_row(*(str(m[c]) for c in ("name", "family", "architecture", "parameters", "layers", "upstream", "source")))
+    _console().print(table)
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from rich.table import Table
+
+    from tunelab.data import list_datasets
+
+    table = Table(title="built-in datasets (or pass a CSV / JSONL / Parquet / TXT file or a datasets folder)")
+    rows = list_datasets()
+    cols = [c for c in ("name", "task", "rows", "num_labels", "description") if rows and c in rows[0]]
+    for col in cols:
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*(str(r.get(c, "")) for c in cols))
+    _console().print(table)
+    return 0
+
+
+def cmd_strategies(args) -> int:
+    from rich.table import Table
+
+    from tunelab.strategies import STRATEGIES
+
+    table = Table(title="strategies")
+    for col in ("name", "kind", "default lr", "tasks", "what trains"):
+        table.add_column(col)
+    for name, cls in STRATEGIES.items():
+        table.add_row(name, cls.kind, f"{cls.default_lr:g}", ", ".join(cls.tasks), cls.summary)
+    _console().print(table)
+    return 0
+
+
+def print_record(record: dict) -> None:
+    from rich.table import Table
+
+    ti, m = record["train_info"], record["metrics"]
+    table = Table(title=f"{record['run_info']['strategy']} on {record['meta_info']['model']} + {record['meta_info']['data']}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for split in ("validation", "test"):
+        for k, v in m.get(split, {}).items():
+            table.add_row(f"{split} {k}", f"{v:.4f}")
+    table.add_row("trainable parameters", f"{ti['trainable_params']:,} of {ti['total_params']:,} ({100 * ti['trainable_share']:.2f} %)")
+    table.add_row(f"peak memory ({ti['memory_kind']})", f"{ti['peak_memory_mb']:.0f} MB")
+    table.add_row("training time", f"{ti['train_time_s']:.1f} s")
+    table.add_row("evaluation time", f"{ti['eval_time_s']:.1f} s")
+    if ti.get("cache", {}).get("used"):
+        table.add_row("frozen-layer cache", f"{ti['cache_time_s']:.1f} s, {ti['cache'].get('size_mb', 0):.1f} MB")
+    table.add_row("samples/s | tokens/s", f"{ti['samples_per_s']:.1f} | {ti['tokens_per_s']:.0f}")
+    _console().print(table)
+
+
+def cmd_train(args) -> int:
+    from tunelab.training import train
+
+    config = config_from_args(args)
+    record = train(config, progress=not args.quiet)
+    print_record(record)
+    out = Path(config.out) if config.out else Path(record["artifact"]["path"]).parent
+    print(f"model: {record['artifact']['path']} ({record['artifact']['format']}); metrics: {out / 'metrics.json'}")
+    return 0
+
+
+def _read_texts(args) -> list[str]:
+    texts = list(args.texts)
+    if args.file:
+        path = Path(args.file)
+        if not path.is_file():
+            raise TunelabError(f"--file {path} not found: pass a text file with one input per line")
+        try:
+            texts += [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except UnicodeDecodeError as exc:
+            raise TunelabError(f"--file {path} is not UTF-8 text (byte {exc.start}): re-save it as UTF-8") from exc
+    if not texts:
+        raise TunelabError("no input: give texts as arguments or --file FILE with one per line")
+    return texts
+
+
+def cmd_predict(args) -> int:
+    from tunelab.artifacts import predict
+
+    for row in predict(args.model_dir, _read_texts(args), max_new_tokens=args.max_new_tokens):
+        if "label" in row:
+            probs = ", ".join(f"{k} {v:.3f}" for k, v in row["probabilities"].items())
+            print(f"{row['label']}\t{probs}\t{row['text']}")
+        else:
+            print(f"{row['text']}{row['generated']}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from tunelab.evaluation import evaluate_artifact
+
+    result = evaluate_artifact(args.model_dir, args.data, split=args.split, text_column=args.text_column, label_column=args.label_column, seed=args.seed)
+    for k, v in result.items():
+        print(f"{k}\t{v:.4f}" if isinstance(v, float) else f"{k}\t{v}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from tunelab import __version__
+
+    parser = _Parser(prog="tunelab", description="Adapt, compare and recommend: transfer learning vs full fine-tuning, measured on your data.")
+    parser.add_argument("--version", action="version", version=f"tunelab {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    sub.add_parser("models", help="list built-in models").set_defaults(func=cmd_models)
+    sub.add_parser("datasets", help="list built-in datasets").set_defaults(func=cmd_datasets)
+    sub.add_parser("strategies", help="list strategies with their default learning rates").set_defaults(func=cmd_strategies)
+
+    p = sub.add_parser("train", help="adapt a model with one strategy")
+    add_config_flags(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("predict", help="labels with probabilities, or generated text, from a trained folder")
+    p.add_argument("model_dir")
+    p.add_argument("texts", nargs="*")
+    p.add_argument("--file", help="a text file, one input per line")
+    p.add_argument("--max-new-tokens", type=int, default=40)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("evaluate", help="score a trained folder on data")
+    p.add_argument("model_dir")
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", default="test", choices=["train", "validation", "test", "all"])
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--label-column", default="label")
+    p.add_argument("--seed", type=int, default=42)
+    p.set_defaults(func=cmd_evaluate)
+
+    for extra in _EXTRA_COMMANDS:
+        extra(sub)
+    return parser
+
+
+_EXTRA_COMMANDS: list = []
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.basicConfig(level=logging.WARNING, format="tunelab: warning: %(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _quiet_libraries()
+    try:
+        return args.func(args) or 0
+    except TunelabError as exc:
+        print(f"tunelab: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("tunelab: interrupted", file=sys.stderr)
+        return 130
+
+
+def _quiet_libraries() -> None:
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    try:
+        import datasets
+
+        datasets.disable_progress_bars()
+        datasets.logging.set_verbosity_error()
+    except ImportError:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""Typed, self-validating run configuration.
+
+Every option of ``tunelab train`` lives here. A config can come from a YAML file, command-line flags
+override it, and the fully resolved config is written next to every result (``config.yaml``) so that
+``tunelab train --config DIR/config.yaml`` repeats the run exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tunelab.errors import ConfigError
+
+
+@dataclass
+class TrainConfig:
+    """Options of one training run. ``None`` means "the strategy's / model's default"."""
+
+    model: str = "minilm"
+    """Built-in name (``tunelab models``), local transformers folder, or hub id."""
+    data: str = "rotten-tomatoes"
+    """Built-in name (``tunelab datasets``) or a path (CSV, JSONL, Parquet, TXT, datasets folder)."""
+    strategy: str = "full"
+    """One of ``tunelab strategies``."""
+    task: str | None = None
+    """``classification`` or ``causal-lm``; inferred from the data when not given."""
+    text_column: str = "text"
+    label_column: str = "label"
+    epochs: float = 3
+    lr: float | None = None
+    """Learning rate; ``None`` takes the strategy's default."""
+    batch_size: int = 32
+    max_length: int | None = None
+    """Maximum tokens per example; ``None``: 128 for classification, 256 for causal LM (capped by the model)."""
+    seed: int = 42
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.2
+    max_train_samples: int | None = None
+    """Use at most this many training examples (stratified, seeded); handy for quick runs."""
+    max_eval_samples: int | None = None
+    """Use at most this many validation and test examples each."""
+    data_fraction: float = 1.0
+    """Train on this fraction of the training split (stratified, seeded)."""
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    gradient_accumulation_steps: int = 1
+    # strategy options
+    layers: int = 2
+    """``last-n``: how many top blocks train."""
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.1
+    lora_layers: int | None = None
+    """``lora`` / ``ia3``: adapt only the top K blocks (lets the frozen lower blocks be cached)."""
+    num_virtual_tokens: int = 20
+    """``prompt-tuning``: length of the learned soft prompt."""
+    layer_lr_decay: float = 0.8
+    """``gradual``: each block below the top gets this factor of the one above's learning rate."""
+    # machinery
+    cache: bool = True
+    """Compute frozen lower layers once and train the top from the cached output (where it applies)."""
+    cache_dir: str | None = None
+    out: str | None = None
+    """Output folder; default ``runs/<model>-<data>-<strategy>``."""
+    overwrite: bool = False
+    resume: bool = False
+    save_steps: int = 200
+    """Checkpoint every N optimizer steps (and at each epoch end)."""
+    merge: bool = False
+    """``lora``/``ia3``: also write a merged full model under ``merged/``."""
+    trust_remote_code: bool = False
+    auto_batch_size: bool = True
+    """On out-of-memory, halve the batch size (accelerate's search) and keep the effective batch."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ validation
+    def problems(self) -> list[str]:
+        """Every problem with these options, each naming the option and what to do."""
+        from tunelab.strategies import STRATEGIES
+
+        out: list[str] = []
+        if self.strategy not in STRATEGIES:
+            out.append(f"--strategy '{self.strategy}' is unknown: use one of {', '.join(STRATEGIES)}")
+        if self.task not in (None, "classification", "causal-lm"):
+            out.append(f"--task '{self.task}' is unknown: use classification or causal-lm")
+        if not self.epochs > 0:
+            out.append(f"--epochs must be positive, got {self.epochs}")
+        if self.lr is not None and not self.lr > 0:
+            out.append(f"--lr must be positive, got {self.lr}")
+        for name in ("batch_size", "layers", "lora_r", "num_virtual_tokens", "save_steps", "gradient_accumulation_steps"):
+            if getattr(self, name) < 1:
+                out.append(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.max_length is not None and self.max_length < 8:
+            out.append(f"--max-length must be at least 8, got {self.max_length}")
+        for name in ("max_train_samples", "max_eval_samples", "lora_layers"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                out.append(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        if not 0 < self.data_fraction <= 1:
+            out.append(f"--data-fraction must be in (0, 1], got {self.data_fraction}")
+        if not 0 < self.validation_fraction < 0.5 or not 0 < self.test_fraction < 0.5:
+            out.append("--validation-fraction and --test-fraction must each be in (0, 0.5)")
+        if not 0 <= self.lora_dropout < 1:
+            out.append(f"--lora-dropout must be in [0, 1), got {self.lora_dropout}")
+        if not 0 < self.layer_lr_decay <= 1:
+            out.append(f"--layer-lr-decay must be in (0, 1], got {self.layer_lr_decay}")
+        return out
+
+    def validate(self) -> TrainConfig:
+        problems = self.problems()
+        if problems:
+            raise ConfigError(problems)
+        return self
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], *, where: str = "config") -> TrainConfig:
+        known = set(cls.field_names())
+        unknown = sorted(k for k in values if k.replace("-", "_") not in known)
+        if unknown:
+            raise ConfigError(f"{where}: unknown option(s) {', '.join(unknown)}; see `tunelab train --help`")
+        clean = {k.replace("-", "_"): v for k, v in values.items()}
+        return _coerce(cls(**clean), where)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TrainConfig:
+        return cls.from_dict(load_yaml(path), where=str(path))
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def save(self, path: str | Path) -> None:
+        from tunelab.io import atomic_write_text
+
+        atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found: pass an existing YAML file to --config")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        where = f" line {line + 1}" if line is not None else ""
+        raise ConfigError(f"config file {path}{where} is not valid YAML: fix it or pass options as flags") from exc
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of option: value")
+    return values
+
+
+def _coerce(config: TrainConfig, where: str) -> TrainConfig:
+    """Check YAML values against the field types (YAML may give "3e-4" as a string, 3 as int for a float)."""
+    problems = []
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if value is None or f.name == "extra":
+            continue
+        kind = str(f.type)
+        try:
+            if kind.startswith("float"):
+                setattr(config, f.name, float(value))
+            elif kind.startswith("int") and not isinstance(value, bool):
+                if float(value) != int(float(value)):
+                    raise ValueError
+                setattr(config, f.name, int(float(value)))
+            elif kind.startswith("bool") and not isinstance(value, bool):
+                raise ValueError
+        except (TypeError, ValueError):
+            problems.append(f"{where}: option {f.name} has value {value!r}, expected {kind.split(' ')[0]}")
+    if problems:
+        raise ConfigError(problems)
+    return config

@@ -1,0 +1,322 @@
+"""Any data spec (built-in name, file, folder) into a validated, split :class:`TaskData`."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from tunelab.data.builtin import BUILTINS, package_dir, read_builtin, unknown_builtin
+from tunelab.data.chat import chat_messages, is_chat, render
+from tunelab.data.readers import SPLIT_ALIASES, SUPPORTED_EXTENSIONS, read_path
+from tunelab.data.splits import Columns, carve, check_fractions, fingerprint, nested_order, take, three_way
+from tunelab.data.table import RawData, Table
+from tunelab.data.types import TaskData
+from tunelab.data.validate import (
+    all_numeric,
+    check_classes,
+    label_keys,
+    label_names_for,
+    raw_labels,
+    require_column,
+    texts,
+)
+from tunelab.errors import DataError
+
+TASKS = ("classification", "causal-lm")
+SPLITS = ("train", "validation", "test")
+
+
+def load_task_data(
+    spec: str | os.PathLike[str],
+    *,
+    task: str | None = None,
+    text_column: str = "text",
+    label_column: str = "label",
+    validation_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    seed: int = 42,
+) -> TaskData:
+    """Load a built-in dataset, a data file or a folder as train/validation/test splits.
+
+    ``spec`` is a built-in name (see :func:`list_datasets`), a ``.csv``/``.tsv``/``.jsonl``/``.json``/
+    ``.parquet``/``.txt`` file, a folder saved with ``save_to_disk``, or a folder of ``train.*``/
+    ``validation.*``/``test.*`` files. A user-given split (those folders, a DatasetDict, or a
+    ``split`` column) is respected; otherwise the rows are split with ``seed``, stratified by label.
+    ``task`` is inferred when ``None``. Every problem with the data raises :class:`DataError`.
+
+    >>> data = load_task_data("rotten-tomatoes")  # doctest: +SKIP
+    >>> data.label_names, len(data.train)  # doctest: +SKIP
+    (['fresh', 'rotten'], 3404)
+    """
+    if task is not None and task not in TASKS:
+        raise DataError(f"--task {task!r} is not a task; use one of {', '.join(TASKS)}")
+    check_fractions(validation_fraction, test_fraction)
+    raw = resolve(os.fspath(spec))
+    if raw.builtin:
+        text_column, label_column = "text", "label"
+    tables = _split_by_column(raw, text_column, label_column)
+    first = tables["train"] if "train" in tables else tables["all"]
+    chosen = infer_task(task, first, text_column, label_column)
+    warnings = list(raw.warnings)
+    if chosen == "classification":
+        parts, names = _classification(tables, text_column, label_column, warnings)
+    else:
+        parts, names = _causal(tables, text_column, label_column, task is not None, warnings), []
+    splits = _split(parts, validation_fraction, test_fraction, seed, warnings)
+    return _task_data(chosen, splits, names, raw.source, warnings)
+
+
+def resolve(spec: str) -> RawData:
+    """A built-in name, or an existing path; anything else is an error with suggestions."""
+    if spec in BUILTINS:
+        return read_builtin(spec)
+    path = Path(spec).expanduser()
+    if path.exists():
+        return read_path(path)
+    if _looks_like_path(spec):
+        raise DataError(
+            f"{spec}: no such file or folder; check the path, or name a built-in dataset ({', '.join(BUILTINS)})"
+        )
+    raise unknown_builtin(spec)
+
+
+def _looks_like_path(spec: str) -> bool:
+    return any(c in spec for c in "/\\") or spec.startswith((".", "~")) or bool(Path(spec).suffix)
+
+
+def infer_task(task: str | None, table: Table, text_column: str, label_column: str) -> str:
+    """The task asked for, or the one the data implies (labels: classification; text or chat: causal-lm)."""
+    if task == "classification" and table.task_hint == "causal-lm":
+        raise DataError(
+            f"{table.origin}: holds plain text without labels, so it cannot be used for classification; "
+            "give a file with text and label columns, or use --task causal-lm"
+        )
+    if task is not None:
+        return task
+    if table.task_hint is not None:
+        return table.task_hint
+    if label_column in table.columns and (text_column in table.columns or not is_chat(table)):
+        return "classification"
+    if is_chat(table):
+        return "causal-lm"
+    require_column(table, text_column, "text")
+    require_column(table, label_column, "label")
+    return "classification"
+
+
+def _split_by_column(raw: RawData, text_column: str, label_column: str) -> dict[str, Table]:
+    """A single table with a ``split`` column becomes a user-given split."""
+    table = raw.tables.get("all")
+    if table is None or "split" not in table.columns or "split" in (text_column, label_column):
+        return raw.tables
+    groups: dict[str, list[int]] = {}
+    bad: list[int] = []
+    for i, value in enumerate(table.columns["split"]):
+        split = SPLIT_ALIASES.get(str(value).strip().lower()) if value is not None else None
+        if split is None:
+            bad.append(i)
+        else:
+            groups.setdefault(split, []).append(i)
+    if bad:
+        value = table.columns["split"][bad[0]]
+        raise DataError(
+            f"{table.origin}: column 'split' holds {value!r} at {table.where(bad)}; "
+            "use train, validation (or valid, dev) or test"
+        )
+    if "train" not in groups:
+        raise DataError(f"{table.origin}: column 'split' has no 'train' rows; mark the training rows with train")
+    raw.source = f"{raw.source}, split by its 'split' column"
+    return {split: table.take(rows) for split, rows in groups.items()}
+
+
+def _classification(
+    tables: dict[str, Table], text_column: str, label_column: str, warnings: list[str]
+) -> tuple[dict[str, Columns], list[str]]:
+    """Texts and label ids per table, and the label names (from train when the user split the data)."""
+    values: dict[str, tuple[list[str], list[Any]]] = {}
+    for name, table in tables.items():
+        require_column(table, text_column, "text")
+        require_column(table, label_column, "label")
+        values[name] = (texts(table, text_column), raw_labels(table, label_column))
+    reference = "train" if "train" in tables else "all"
+    declared = tables[reference].class_names.get(label_column)
+    numeric = declared is None and all(all_numeric(labels) for _, labels in values.values())
+    keys = {name: label_keys(labels, tables[name], label_column, numeric) for name, (_, labels) in values.items()}
+    names = label_names_for(keys[reference], declared)
+    present = {str(k) for k in keys[reference]}
+    check_classes(names, present, tables[reference].origin, label_column)
+    _check_unseen(tables, keys, present, label_column)
+    _warn_duplicates([t for texts_, _ in values.values() for t in texts_], warnings)
+    if len(present) > 50 and len(present) > 0.5 * sum(len(k) for k in keys.values()):
+        warnings.append(f"column '{label_column}' has {len(present)} classes, most with one example; is it a label?")
+    index = {n: i for i, n in enumerate(names)}
+    parts = {
+        name: {"text": values[name][0], "label": [index[str(k)] for k in labels]} for name, labels in keys.items()
+    }
+    return parts, names
+
+
+def _check_unseen(tables: dict[str, Table], keys: dict[str, list[Any]], train: set[str], column: str) -> None:
+    """Every label of a user-given validation or test split must also occur in train."""
+    for split in ("validation", "test"):
+        if split not in keys:
+            continue
+        unseen = [i for i, k in enumerate(keys[split]) if str(k) not in train]
+        if unseen:
+            table, label = tables[split], keys[split][unseen[0]]
+            raise DataError(
+                f"{table.origin}: label '{label}' (column '{column}') appears in the {split} split at "
+                f"{table.where(unseen)} but never in train; add training examples of it or remove those rows"
+            )
+
+
+def _causal(
+    tables: dict[str, Table], text_column: str, label_column: str, explicit: bool, warnings: list[str]
+) -> dict[str, Columns]:
+    """Texts (and chat messages) per table; labels are not used."""
+    parts: dict[str, Columns] = {}
+    for name, table in tables.items():
+        if is_chat(table) and (text_column == "text" or text_column not in table.columns):
+            messages = chat_messages(table)
+            parts[name] = {"text": [render(m) for m in messages], "messages": messages}
+        else:
+            require_column(table, text_column, "text")
+            parts[name] = {"text": texts(table, text_column)}
+            if explicit and label_column in table.columns and name in ("all", "train"):
+                warnings.append(f"column '{label_column}' ignored: causal-lm trains on the text alone")
+    if len({tuple(sorted(p)) for p in parts.values()}) > 1:
+        raise DataError(
+            "the splits mix chat rows (messages) and plain text rows; give every split in the same format"
+        )
+    _warn_duplicates([t for p in parts.values() for t in p["text"]], warnings)
+    return parts
+
+
+def _warn_duplicates(all_texts: list[str], warnings: list[str]) -> None:
+    repeated = sum(count - 1 for count in Counter(all_texts).values() if count > 1)
+    if repeated:
+        warnings.append(
+            f"{repeated} examples repeat an earlier text exactly; kept, but copies may land in both train and test"
+        )
+
+
+def _split(
+    parts: dict[str, Columns], validation_fraction: float, test_fraction: float, seed: int, warnings: list[str]
+) -> dict[str, Columns]:
+    """Seeded three-way split of ``parts["all"]``, or the user's split with missing parts carved from train."""
+    if "all" in parts:
+        columns = parts["all"]
+        rows = three_way(
+            len(columns["text"]), columns.get("label"), validation_fraction, test_fraction, seed, warnings
+        )
+        return {name: take(columns, rows[name]) for name in SPLITS}
+    train = parts["train"]
+    labels = train.get("label")
+    kept = list(range(len(train["text"])))
+    carved: dict[str, list[int]] = {}
+    for split, fraction in (("test", test_fraction), ("validation", validation_fraction)):
+        if split not in parts:
+            size = max(1, round(len(train["text"]) * fraction))
+            kept, carved[split] = carve(kept, labels, size, seed, split, warnings)
+            warnings.append(f"no {split} split given: took {size} rows ({fraction:.0%}) of train")
+    out = {"train": take(train, kept)}
+    for split in ("validation", "test"):
+        out[split] = parts[split] if split in parts else take(train, carved[split])
+    return out
+
+
+def _features(task: str, columns: Columns) -> Any:
+    import datasets
+
+    features: dict[str, Any] = {"text": datasets.Value("string")}
+    if task == "classification":
+        features["label"] = datasets.Value("int64")
+    if "messages" in columns:
+        features["messages"] = datasets.List({"role": datasets.Value("string"), "content": datasets.Value("string")})
+    return datasets.Features(features)
+
+
+def _task_data(
+    task: str, splits: dict[str, Columns], names: list[str], source: str, warnings: list[str]
+) -> TaskData:
+    import datasets
+
+    features = _features(task, splits["train"])
+    built = {name: datasets.Dataset.from_dict(columns, features=features) for name, columns in splits.items()}
+    return TaskData(
+        task=task,  # type: ignore[arg-type]
+        train=built["train"],
+        validation=built["validation"],
+        test=built["test"],
+        label_names=names,
+        source=source,
+        fingerprint=fingerprint(task, names, splits),
+        warnings=list(dict.fromkeys(warnings)),
+    )
+
+
+def subsample_train(data: TaskData, fraction: float, seed: int) -> TaskData:
+    """A seeded subset of ``data.train`` (stratified by label); validation and test are unchanged.
+
+    Subsets are nested: with one seed, the rows kept at fraction 0.25 are among those kept at 0.5,
+    so a data-fraction curve measures more data, not different data.
+
+    >>> half = subsample_train(load_task_data("rotten-tomatoes"), 0.5, seed=0)  # doctest: +SKIP
+    """
+    if not 0 < fraction <= 1:
+        raise DataError(f"data fraction {fraction} is out of range; give a fraction in (0, 1], e.g. 0.25")
+    n = len(data.train)
+    size = max(1, round(n * fraction))
+    if size >= n:
+        return replace(data, warnings=list(data.warnings))
+    labels = list(data.train["label"]) if data.task == "classification" else None
+    rows = sorted(nested_order(labels, n, seed)[:size])
+    warnings = list(data.warnings)
+    if labels is not None:
+        missing = set(labels) - {labels[i] for i in rows}
+        if missing:
+            names = ", ".join(data.label_names[i] for i in sorted(missing))
+            warnings.append(f"the {size}-row training subset has no examples of: {names}")
+    digest = hashlib.sha256(f"{data.fingerprint}|subsample|{size}|{seed}".encode()).hexdigest()
+    return replace(
+        data,
+        train=data.train.select(rows),
+        fingerprint=digest,
+        source=f"{data.source}; train subsampled to {size} of {n} rows ({fraction:.0%}, seed {seed})",
+        warnings=warnings,
+    )
+
+
+def list_datasets() -> list[dict[str, Any]]:
+    """The built-in datasets with their task, description, split sizes, labels and source package.
+
+    A dataset whose package is not installed is listed with ``installed: False``, ``rows: None`` and
+    the ``install`` command to run.
+    """
+    out: list[dict[str, Any]] = []
+    for builtin in BUILTINS.values():
+        entry: dict[str, Any] = {
+            "name": builtin.name,
+            "task": builtin.task,
+            "description": builtin.description,
+            "package": builtin.requirement,
+            "install": builtin.install,
+        }
+        try:
+            package_dir(builtin.module, builtin.requirement, builtin.name)
+            data = load_task_data(builtin.name)
+        except DataError as err:
+            entry.update(installed=False, rows=None, num_labels=0, label_names=[], error=str(err))
+        else:
+            rows = {name: len(split) for name, split in data.splits().items()}
+            rows["total"] = sum(rows.values())
+            entry.update(installed=True, rows=rows, num_labels=data.num_labels, label_names=data.label_names)
+        out.append(entry)
+    return out
+
+
+__all__ = ["SUPPORTED_EXTENSIONS", "TASKS", "list_datasets", "load_task_data", "subsample_train"]

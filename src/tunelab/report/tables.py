@@ -1,0 +1,363 @@
+"""The comparison as tables: one row per strategy, every run as CSV, a rich console table, and the
+"axes" table that sets the strategies side by side on the dimensions people weigh them by."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tunelab.choose import (
+    StrategySummary,
+    data_regime,
+    describe_data_regime,
+    format_count,
+    format_mb,
+    format_metric,
+    format_metric_pm,
+    format_seconds,
+    format_share,
+    metric_label,
+    results_task,
+    summarize_strategies,
+)
+from tunelab.io import atomic_write_text
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+
+def results_table(results: list[dict]) -> list[dict]:
+    """One row per strategy at the largest data fraction, seeds aggregated; failed strategies included.
+
+    Each row: ``strategy``, ``status`` (``"success"``, ``"success (k failed)"`` or ``"failed"``),
+    ``error``, ``n`` (seeds that succeeded), ``metric``, ``test_mean``, ``test_std``, ``val_mean``,
+    ``trainable_params``, ``total_params``, ``trainable_share_pct``, ``peak_memory_mb``,
+    ``memory_kind``, ``train_time_s``, ``eval_time_s``, ``samples_per_s``, ``artifact_size_mb``,
+    ``data_fraction``, ``n_train``. Numbers are means over seeds; None where not measured.
+    """
+    rows = []
+    for s in summarize_strategies(results):
+        share = s.trainable_share
+        rows.append(
+            {
+                "strategy": s.strategy,
+                "status": s.status,
+                "error": s.error,
+                "n": s.n,
+                "metric": s.metric,
+                "test_mean": s.test_mean,
+                "test_std": s.test_std,
+                "val_mean": s.val_mean,
+                "trainable_params": s.mean_of("train_info", "trainable_params"),
+                "total_params": s.mean_of("train_info", "total_params"),
+                "trainable_share_pct": None if share is None else 100.0 * share,
+                "peak_memory_mb": s.peak_memory_mb,
+                "memory_kind": s.memory_kind,
+                "train_time_s": s.train_time_s,
+                "eval_time_s": s.mean_of("train_info", "eval_time_s"),
+                "samples_per_s": s.mean_of("train_info", "samples_per_s"),
+                "artifact_size_mb": s.mean_of("artifact", "size_mb"),
+                "data_fraction": s.data_fraction,
+                "n_train": s.n_train,
+            }
+        )
+    return rows
+
+
+RESULTS_HEADERS = (
+    "Strategy",
+    "Status",
+    "Test {metric}",
+    "Val {metric}",
+    "Trainable params",
+    "Trainable share",
+    "Peak memory",
+    "Train time",
+    "Eval time",
+    "Samples/s",
+    "Artifact",
+)
+
+
+def results_table_cells(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """:func:`results_table` rows as display strings: ``(headers, cells)``, one cell list per row."""
+    metric = rows[0]["metric"] if rows else "accuracy"
+    headers = [h.format(metric=metric_label(metric)) for h in RESULTS_HEADERS]
+    cells = []
+    for row in rows:
+        ok = row["test_mean"] is not None
+        cells.append(
+            [
+                row["strategy"],
+                row["status"],
+                format_metric_pm(row["test_mean"], row["test_std"], row["n"], metric) if ok else "–",
+                format_metric(row["val_mean"], metric),
+                format_count(row["trainable_params"]),
+                format_share(None if row["trainable_share_pct"] is None else row["trainable_share_pct"] / 100),
+                format_mb(row["peak_memory_mb"]),
+                format_seconds(row["train_time_s"]),
+                format_seconds(row["eval_time_s"]),
+                "–" if row["samples_per_s"] is None else f"{row['samples_per_s']:,.1f}",
+                format_mb(row["artifact_size_mb"]),
+            ]
+        )
+    return headers, cells
+
+
+# --------------------------------------------------------------------------------------------------
+# Every run, flattened
+
+
+_SECTIONS = ("run_info", "metrics", "train_info", "meta_info", "artifact", "config")
+
+
+def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _flatten(item, f"{prefix}.{key}" if prefix else str(key), out)
+    elif isinstance(value, list | tuple):
+        out[prefix] = json.dumps(value, default=str)
+    else:
+        out[prefix] = value
+
+
+def flatten_run(run: dict) -> dict[str, Any]:
+    """A run record as one flat dict with dotted keys (``metrics.test.accuracy``); lists become JSON."""
+    out: dict[str, Any] = {}
+    for section in _SECTIONS:
+        if section in run:
+            _flatten(run[section], section, out)
+    for key, value in run.items():
+        if key not in _SECTIONS:
+            _flatten(value, key, out)
+    return out
+
+
+def write_results_csv(path: str | Path, results: list[dict]) -> Path:
+    """Write every run (all seeds and fractions, failed ones too) as one CSV row with flattened
+    columns (``run_info.strategy``, ``metrics.test.accuracy``, ``train_info.peak_memory_mb``, ...).
+
+    Columns are the union over runs, in first-seen order; missing values are empty. Returns the path.
+    """
+    flat = [flatten_run(run) for run in results]
+    columns: dict[str, None] = {}
+    for row in flat:
+        columns.update(dict.fromkeys(row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(flat)
+    path = Path(path)
+    atomic_write_text(path, buffer.getvalue())
+    return path
+
+
+# --------------------------------------------------------------------------------------------------
+# Console
+
+
+def console_table(results: list[dict], *, highlight: str | None = None) -> Table:
+    """The results table as a :class:`rich.table.Table` (failed strategies in red, ``highlight``
+    — e.g. the recommended strategy — in bold green).
+
+    >>> from rich.console import Console
+    >>> Console().print(console_table(runs))   # doctest: +SKIP
+    """
+    from rich.table import Table
+    from rich.text import Text
+
+    rows = results_table(results)
+    headers, cells = results_table_cells(rows)
+    fraction = rows[0]["data_fraction"] if rows else None
+    title = "tunelab comparison"
+    if fraction is not None and not math.isclose(fraction, 1.0):
+        title += f" (data fraction {fraction:g})"
+    table = Table(title=title, header_style="bold", show_lines=False)
+    for i, header in enumerate(headers):
+        table.add_column(header, justify="left" if i < 2 else "right", no_wrap=i == 0)
+    table.add_column("Note", overflow="fold", max_width=48)
+    for row, row_cells in zip(rows, cells):
+        style = None
+        if row["test_mean"] is None:
+            style = "red"
+        elif row["strategy"] == highlight:
+            style = "bold green"
+        note = row["error"] or ""
+        if row["strategy"] == highlight:
+            note = "recommended" + (f"; {note}" if note else "")
+        table.add_row(*[Text(c) for c in row_cells], Text(note), style=style)
+    return table
+
+
+# --------------------------------------------------------------------------------------------------
+# The comparison axes
+
+
+def _find_key(config: Any, names: tuple[str, ...]) -> Any:
+    """The first value under any of ``names`` anywhere in a nested config dict."""
+    if not isinstance(config, dict):
+        return None
+    for name in names:
+        if config.get(name) is not None:
+            return config[name]
+    for value in config.values():
+        found = _find_key(value, names)
+        if found is not None:
+            return found
+    return None
+
+
+def _approach(strategy: str) -> str:
+    if strategy == "full":
+        return "full fine-tuning"
+    if strategy == "gradual":
+        return "fine-tuning, unfrozen in stages"
+    if strategy in {"head", "last-n"}:
+        return "transfer learning (frozen layers)"
+    if strategy in {"bitfit", "lora", "ia3", "prompt-tuning"}:
+        return "transfer learning (PEFT)"
+    return "not described"
+
+
+def what_trains(summary: StrategySummary, task: str) -> str:
+    """A phrase saying which weights a strategy trains, with its settings where the config has them."""
+    config = summary.config() or {}
+    head = " and the new head" if task == "classification" else ""
+    name = summary.strategy
+    if name == "head":
+        return "only a new task head; the whole pre-trained body is frozen" if task == "classification" else (
+            "only the output (LM head) layer; the body is frozen"
+        )
+    if name == "last-n":
+        n = _find_key(config, ("last_n", "n_last", "last_n_layers", "num_last_layers", "num_layers"))
+        blocks = f"the top {n} transformer blocks" if n is not None else "the top N transformer blocks"
+        return f"{blocks}{head}; the lower blocks and embeddings are frozen"
+    if name == "bitfit":
+        return f"only the bias terms{head}; every weight matrix is frozen"
+    if name == "lora":
+        rank = _find_key(config, ("lora_r", "lora_rank", "rank"))
+        if rank is None and isinstance(config.get("lora"), dict):
+            rank = config["lora"].get("r")
+        of_rank = f" of rank {rank}" if rank is not None else ""
+        return f"low-rank adapter matrices{of_rank} beside the attention weights{head}; the base is frozen"
+    if name == "ia3":
+        return f"learned scaling vectors on attention keys/values and feed-forward activations{head}; the base is frozen"
+    if name == "prompt-tuning":
+        tokens = _find_key(config, ("num_virtual_tokens", "n_virtual_tokens", "prompt_tokens", "virtual_tokens"))
+        count = f"{tokens} " if tokens is not None else ""
+        return f"{count}soft-prompt embeddings prepended to the input{head}; the whole model is frozen"
+    if name == "gradual":
+        return "every weight, unfrozen top-down in stages, one more block group per epoch (ULMFiT)"
+    if name == "full":
+        return f"every weight of the pre-trained model{head}"
+    return "the strategy's own selection of weights"
+
+
+def _architecture(strategy: str, task: str) -> str:
+    if strategy not in {"head", "last-n", "bitfit", "lora", "ia3", "prompt-tuning", "gradual", "full"}:
+        return "not described"
+    added = {
+        "lora": "adapter matrices (mergeable into the weights)",
+        "ia3": "scaling vectors",
+        "prompt-tuning": "virtual prompt tokens",
+    }.get(strategy)
+    parts = [p for p in (added, "a new classification head" if task == "classification" else None) if p]
+    return "adds " + " and ".join(parts) if parts else "unchanged"
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, dict):
+        if "value" in value:
+            text = _format_value(value["value"])
+            for key in ("interpretation", "meaning", "note", "verdict"):
+                if value.get(key):
+                    text += f" ({value[key]})"
+                    break
+            return text
+        return ", ".join(f"{k}: {_format_value(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(_format_value(v) for v in value)
+    return str(value)
+
+
+def format_signals(signals: Any) -> list[str]:
+    """Pre-training signals (``{"domain_lm_loss_ratio": 1.4, ...}``) as ``"domain LM loss ratio: 1.4"``
+    lines, whatever their nesting."""
+    if not signals:
+        return []
+    if not isinstance(signals, dict):
+        return [_format_value(signals)]
+    lines = []
+    for key, value in signals.items():
+        label = re.sub(r"\blm\b", "LM", str(key).replace("_", " "))
+        lines.append(f"{label}: {_format_value(value)}")
+    return lines
+
+
+def axes_table(
+    results: list[dict], *, pre_recommendation: dict | None = None
+) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """The strategies along the comparison axes, filled with this run's numbers.
+
+    Returns ``(strategies, rows)``: each row is ``(axis, one cell per strategy)``. Axes: approach,
+    what trains, architecture, share of weights trained, peak memory, training time, test metric
+    (all measured except the first three), data regime (from ``meta_info``) and closeness of domain
+    (``pre_recommendation["signals"]`` when given, else "not measured").
+    """
+    task = results_task(results)
+    summaries = summarize_strategies(results)
+    strategies = [s.strategy for s in summaries]
+    signals = format_signals((pre_recommendation or {}).get("signals"))
+    domain = "; ".join(signals) if signals else "not measured"
+
+    def measured(s: StrategySummary, text: str) -> str:
+        return text if s.ok else "failed"
+
+    def share(s: StrategySummary) -> str:
+        trainable, total = s.mean_of("train_info", "trainable_params"), s.mean_of("train_info", "total_params")
+        text = format_share(s.trainable_share)
+        if trainable is not None and total:
+            text += f" ({_compact(trainable)} of {_compact(total)})"
+        return text
+
+    def timing(s: StrategySummary) -> str:
+        text = format_seconds(s.train_time_s)
+        speed = s.mean_of("train_info", "samples_per_s")
+        return text + (f", {speed:,.1f} samples/s" if speed is not None else "")
+
+    def memory(s: StrategySummary) -> str:
+        return format_mb(s.peak_memory_mb) + (f" ({s.memory_kind})" if s.memory_kind else "")
+
+    label = metric_label(summaries[0].metric) if summaries else "metric"
+    rows = [
+        ("Approach", [_approach(s.strategy) for s in summaries]),
+        ("What trains", [what_trains(s, task) for s in summaries]),
+        ("Architecture", [_architecture(s.strategy, task) for s in summaries]),
+        ("Share of weights trained", [measured(s, share(s)) for s in summaries]),
+        ("Peak memory", [measured(s, memory(s)) for s in summaries]),
+        ("Training time", [measured(s, timing(s)) for s in summaries]),
+        (f"Test {label}", [measured(s, format_metric_pm(s.test_mean, s.test_std, s.n, s.metric)) for s in summaries]),
+        ("Data regime", [describe_data_regime(data_regime(s), task) for s in summaries]),
+        ("Closeness of domain", [domain for _ in summaries]),
+    ]
+    return strategies, rows
+
+
+def _compact(count: float) -> str:
+    """``12.3K``, ``4.4M``, ``1.1B``."""
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if count >= size:
+            return f"{count / size:.3g}{unit}"
+    return f"{count:.0f}"
+

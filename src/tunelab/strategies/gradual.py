@@ -1,0 +1,91 @@
+"""ULMFiT-style gradual unfreezing (Howard & Ruder, 2018) with layer-wise decayed learning rates.
+
+Training starts with only the head (and the top block) trainable; at each step of the schedule one
+more block, from the top down, is unfrozen, until every block trains in the last stage. Block ``i``
+counted from the top gets ``lr * layer_lr_decay**i`` (discriminative fine-tuning); the embeddings
+get the lowest rate.
+"""
+
+from __future__ import annotations
+
+from transformers import TrainerCallback
+
+from tunelab.strategies.base import Strategy, freeze_all, register_strategy, unfreeze_head
+from tunelab.strategies.last_n import _after_blocks_prefixes
+
+
+def _block_prefix(layout, i: int) -> str:
+    return f"{layout.blocks_path}.{i}."
+
+
+class GradualUnfreezing(TrainerCallback):
+    """Unfreeze one more block from the top at evenly spaced points of training."""
+
+    def __init__(self, model, layout, embeddings_prefix: str):
+        self.model, self.layout, self.embeddings_prefix = model, layout, embeddings_prefix
+        self.unfrozen = 1  # blocks unfrozen so far, counted from the top
+
+    def _apply(self) -> None:
+        n = self.layout.num_blocks
+        prefixes = tuple(_block_prefix(self.layout, i) for i in range(n - self.unfrozen, n))
+        if self.unfrozen >= n:
+            prefixes += (self.embeddings_prefix,)
+        for name, p in self.model.named_parameters():
+            if name.startswith(prefixes):
+                p.requires_grad_(True)
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        n = self.layout.num_blocks
+        total = max(state.max_steps, 1)
+        # stage k of n covers steps [k/n, (k+1)/n) of training; the last stage trains everything
+        target = min(n, 1 + int(state.global_step * n / total))
+        if target != self.unfrozen:
+            self.unfrozen = target
+            self._apply()
+
+
+@register_strategy
+class Gradual(Strategy):
+    name = "gradual"
+    summary = "ULMFiT gradual unfreezing from the top, with layer-wise decayed learning rates"
+    default_lr = 1e-4
+    kind = "full"
+
+    def _embeddings_prefix(self, model, layout) -> str:
+        owner_name = next(n for n, m in model.named_modules() if m is layout.embeddings_owner)
+        return f"{owner_name}.{layout.embeddings_attr}." if owner_name else f"{layout.embeddings_attr}."
+
+    def prepare(self, model, layout, config):
+        freeze_all(model)
+        n = layout.num_blocks
+        for name, p in model.named_parameters():
+            if name.startswith((_block_prefix(layout, n - 1),) + _after_blocks_prefixes(model, layout)):
+                p.requires_grad_(True)
+        unfreeze_head(model, layout)
+        return model
+
+    def param_groups(self, model, lr, config):
+        """Every parameter that will ever train, each block at its decayed rate (frozen ones have no grad yet)."""
+        layout_blocks = {}
+        from tunelab.models import model_layout
+
+        layout = model_layout(model)
+        n = layout.num_blocks
+        emb = self._embeddings_prefix(model, layout)
+        groups: dict[float, list] = {}
+        for name, p in model.named_parameters():
+            depth = 0  # head and post-block modules: full rate
+            for i in range(n):
+                if name.startswith(_block_prefix(layout, i)):
+                    depth = n - 1 - i
+                    break
+            else:
+                if name.startswith(emb):
+                    depth = n
+            rate = lr * config.layer_lr_decay**depth
+            groups.setdefault(rate, []).append(p)
+            layout_blocks[name] = rate
+        return [{"params": params, "lr": rate} for rate, params in sorted(groups.items(), reverse=True)]
+
+    def callbacks(self, model, layout, config):
+        return [GradualUnfreezing(model, layout, self._embeddings_prefix(model, layout))]

@@ -1,0 +1,447 @@
+"""One training path for every strategy, built on the transformers ``Trainer``.
+
+Strategies differ only where they really differ (what trains, parameter groups, callbacks, how the
+result is saved); everything else — data, tokenization, length-grouped dynamic padding, the frozen
+prefix cache, checkpoints, resume, guards and measurement — is shared here.
+
+>>> from tunelab import TrainConfig, train
+>>> record = train(TrainConfig(model="minilm", data="rotten-tomatoes", strategy="lora", epochs=1))
+>>> record["metrics"]["test"]["accuracy"]
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import resource
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tunelab.config import TrainConfig
+from tunelab.data.types import TaskData
+from tunelab.errors import ConfigError, TrainingError
+from tunelab.models import load_model, load_tokenizer, model_layout, resolve_model
+from tunelab.results import library_versions, write_json
+from tunelab.strategies import get_strategy, trainable_parameters
+from tunelab.strategies.base import snapshot
+
+log = logging.getLogger("tunelab")
+
+DEFAULT_MAX_LENGTH = {"classification": 128, "causal-lm": 256}
+
+
+def peak_memory_mb() -> float:
+    """Peak memory of this process: CUDA peak allocated when on GPU, else peak RSS."""
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def default_out_dir(config: TrainConfig) -> Path:
+    safe = lambda s: Path(str(s)).name.replace("/", "_") or "data"  # noqa: E731
+    return Path("runs") / f"{safe(config.model)}-{safe(config.data)}-{config.strategy}"
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def load_data(config: TrainConfig) -> TaskData:
+    from tunelab.data import load_task_data, subsample_train
+
+    data = load_task_data(
+        config.data,
+        task=config.task,
+        text_column=config.text_column,
+        label_column=config.label_column,
+        validation_fraction=config.validation_fraction,
+        test_fraction=config.test_fraction,
+        seed=config.seed,
+    )
+    if config.data_fraction < 1.0:
+        data = subsample_train(data, config.data_fraction, config.seed)
+    if config.max_train_samples and len(data.train) > config.max_train_samples:
+        data = subsample_train(data, config.max_train_samples / len(data.train), config.seed)
+    if config.max_eval_samples:
+        n = config.max_eval_samples
+        data.validation = data.validation.select(range(min(n, len(data.validation))))
+        data.test = data.test.select(range(min(n, len(data.test))))
+    return data
+
+
+def resolve_max_length(config: TrainConfig, task: str, model_config, tokenizer) -> int:
+    limit = getattr(model_config, "max_position_embeddings", None) or 10**9
+    tok_limit = getattr(tokenizer, "model_max_length", None)
+    if tok_limit and tok_limit < 10**8:
+        limit = min(limit, tok_limit)
+    if config.max_length is not None and config.max_length > limit:
+        raise ConfigError(f"--max-length {config.max_length} is beyond this model's maximum of {limit}: use at most {limit}")
+    return config.max_length or min(DEFAULT_MAX_LENGTH[task], limit)
+
+
+def render_text(example: dict, tokenizer) -> str:
+    messages = example.get("messages")
+    if messages and getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(messages, tokenize=False)
+    return example["text"]
+
+
+def tokenize(data: TaskData, tokenizer, max_length: int) -> tuple[dict[str, Any], list[str]]:
+    """Tokenize every split. Classification: one example per text, truncated to ``max_length``.
+    Causal LM: texts joined with EOS and cut into blocks of ``max_length`` tokens."""
+    warnings: list[str] = []
+    out = {}
+    if data.task == "classification":
+
+        def encode(batch):
+            enc = tokenizer(batch["text"], truncation=True, max_length=max_length)
+            enc["length"] = [len(ids) for ids in enc["input_ids"]]
+            enc["labels"] = batch["label"]
+            return enc
+
+        for split, ds in data.splits().items():
+            long = sum(len(t) > max_length * 12 for t in ds["text"])  # cheap pre-check in characters
+            tok = ds.map(encode, batched=True, remove_columns=ds.column_names, desc=f"tokenizing {split}")
+            truncated = sum(n >= max_length for n in tok["length"])
+            if truncated:
+                warnings.append(f"{truncated} of {len(tok)} {split} texts were truncated to {max_length} tokens")
+            del long
+            # evaluation in length order: less padding per batch, same metrics
+            out[split] = tok if split == "train" else tok.sort("length")
+        return out, warnings
+
+    eos = tokenizer.eos_token_id
+
+    def encode_lm(batch):
+        keys = list(batch.keys())
+        rows = [dict(zip(keys, values)) for values in zip(*batch.values())]
+        texts = [render_text(r, tokenizer) for r in rows]
+        ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+        flat = [t for seq in ids for t in (seq + [eos])]
+        usable = (len(flat) // max_length) * max_length
+        blocks = [flat[i : i + max_length] for i in range(0, usable, max_length)]
+        if not blocks and flat:  # keep a short tail rather than dropping a small split
+            blocks = [flat[:max_length]]
+        return {"input_ids": blocks, "labels": [list(b) for b in blocks], "length": [len(b) for b in blocks]}
+
+    for split, ds in data.splits().items():
+        out[split] = ds.map(encode_lm, batched=True, batch_size=1000, remove_columns=ds.column_names, desc=f"tokenizing {split}")
+        if len(out[split]) == 0:
+            raise TrainingError(f"the {split} split has no text left after tokenization: give it more text")
+    return out, warnings
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def classification_metrics(eval_pred) -> dict[str, float]:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    preds, labels = eval_pred.predictions, eval_pred.label_ids
+    if isinstance(preds, tuple):
+        preds = preds[0]
+    if preds.ndim > 1:
+        preds = preds.argmax(-1)
+    return {"accuracy": float(accuracy_score(labels, preds)), "f1_macro": float(f1_score(labels, preds, average="macro"))}
+
+
+def _argmax_logits(logits, labels):
+    if isinstance(logits, tuple):
+        logits = logits[0]
+    return logits.argmax(-1)
+
+
+def clean_metrics(raw: dict[str, float], prefix: str, task: str) -> dict[str, float]:
+    out = {k[len(prefix) + 1 :]: float(v) for k, v in raw.items() if k.startswith(prefix + "_")}
+    out = {k: v for k, v in out.items() if k in {"accuracy", "f1_macro", "loss"}}
+    if task == "causal-lm" and "loss" in out:
+        out["perplexity"] = float(math.exp(min(out["loss"], 50)))
+    return out
+
+
+# ----------------------------------------------------------------------------- trainer
+
+
+def make_trainer_class():
+    from transformers import Trainer
+
+    class TunelabTrainer(Trainer):
+        """``Trainer`` plus strategy parameter groups, a non-finite-loss guard and timed evaluation."""
+
+        tunelab_param_groups: list[dict] | None = None
+        eval_seconds: float = 0.0
+
+        def create_optimizer(self, model=None):
+            if self.optimizer is None and self.tunelab_param_groups is not None:
+                self.optimizer = torch.optim.AdamW(
+                    self.tunelab_param_groups, lr=self.args.learning_rate, weight_decay=self.args.weight_decay
+                )
+                return self.optimizer
+            return super().create_optimizer(model) if model is not None else super().create_optimizer()
+
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            loss = super().training_step(model, inputs, num_items_in_batch)
+            if not torch.isfinite(loss).all():
+                raise TrainingError(
+                    f"non-finite loss ({loss.item()}) at step {self.state.global_step + 1}: the learning rate "
+                    f"({self.args.learning_rate:g}) is likely too high for this strategy; lower --lr"
+                )
+            return loss
+
+        def evaluate(self, *args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return super().evaluate(*args, **kwargs)
+            finally:
+                self.eval_seconds += time.perf_counter() - start
+
+    return TunelabTrainer
+
+
+@dataclass
+class PreparedRun:
+    config: TrainConfig
+    data: TaskData
+    model: Any
+    tokenizer: Any
+    strategy: Any
+    layout: Any
+    max_length: int
+    tokenized: dict[str, Any]
+    warnings: list[str]
+
+
+def prepare(config: TrainConfig, data: TaskData | None = None) -> PreparedRun:
+    config.validate()
+    strategy = get_strategy(config.strategy)
+    data = data or load_data(config)
+    config.task = data.task
+    strategy.check_task(data.task)
+    tokenizer = load_tokenizer(config.model, trust_remote_code=config.trust_remote_code)
+    torch.manual_seed(config.seed)  # the new head's initialisation is part of the seeded run
+    model, tokenizer = load_model(
+        config.model,
+        task=data.task,
+        label_names=data.label_names,
+        trust_remote_code=config.trust_remote_code,
+        tokenizer=tokenizer,
+    )
+    if data.task == "classification":
+        tokenizer.padding_side = "right"
+    max_length = resolve_max_length(config, data.task, model.config, tokenizer)
+    layout = model_layout(model)
+    model = strategy.prepare(model, layout, config)
+    tokenized, warnings = tokenize(data, tokenizer, max_length)
+    return PreparedRun(config, data, model, tokenizer, strategy, layout, max_length, tokenized, list(data.warnings) + warnings)
+
+
+def train(config: TrainConfig, *, data: TaskData | None = None, progress: bool = True) -> dict[str, Any]:
+    """Adapt ``config.model`` to ``config.data`` with ``config.strategy``; write the artifact and
+    ``metrics.json`` under ``config.out`` and return the run record (see :mod:`tunelab.results`)."""
+    from transformers import DataCollatorForLanguageModeling, DataCollatorWithPadding, TrainingArguments
+    from transformers.trainer_utils import set_seed
+
+    from tunelab.artifacts import prepare_out_dir, write_artifact
+
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    wall0 = time.perf_counter()
+    config = config.replace()
+    config.validate()
+    out = Path(config.out) if config.out else default_out_dir(config)
+    config.out = str(out)
+    prepare_out_dir(out, overwrite=config.overwrite, resume=config.resume)
+    set_seed(config.seed)
+    run = prepare(config, data)
+    model, tokenizer, strategy, task = run.model, run.tokenizer, run.strategy, run.data.task
+    for w in run.warnings:
+        log.warning(w)
+    config.save(out / "run_config.yaml")
+
+    trainable, total = trainable_parameters(model)
+    lr = config.lr if config.lr is not None else strategy.default_lr
+    before = snapshot(model)
+
+    if task == "classification":
+        collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=None)
+    else:
+        collator = DataCollatorForLanguageModeling(tokenizer, mlm=False)
+    train_ds, val_ds, test_ds = run.tokenized["train"], run.tokenized["validation"], run.tokenized["test"]
+    n_tokens = int(sum(train_ds["length"]))
+
+    cache_info: dict[str, Any] = {"used": False}
+    from tunelab import cache as frozen_cache
+
+    plan = frozen_cache.plan(run) if config.cache else None
+    if plan is not None:
+        train_ds, val_ds, test_ds, collator, cache_info = frozen_cache.apply(plan, run, (train_ds, val_ds, test_ds))
+
+    steps_per_epoch = max(1, math.ceil(len(train_ds) / (config.batch_size * config.gradient_accumulation_steps)))
+    args = TrainingArguments(
+        output_dir=str(out / "checkpoints"),
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=max(config.batch_size, 64) if task == "classification" else config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        num_train_epochs=config.epochs,
+        learning_rate=lr,
+        weight_decay=config.weight_decay,
+        warmup_steps=int(config.warmup_ratio * steps_per_epoch * config.epochs),
+        lr_scheduler_type="linear",
+        eval_strategy="epoch",
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=1,
+        logging_strategy="steps",
+        logging_steps=max(1, steps_per_epoch // 5),
+        seed=config.seed,
+        data_seed=config.seed,
+        train_sampling_strategy="group_by_length",
+        length_column_name="length",
+        remove_unused_columns=False,
+        report_to="none",
+        disable_tqdm=not progress,
+        dataloader_pin_memory=False,
+        use_cpu=not torch.cuda.is_available(),
+        auto_find_batch_size=config.auto_batch_size and torch.cuda.is_available(),
+    )
+    Trainer = make_trainer_class()
+    trainer = Trainer(
+        model=cache_info.get("model", model),
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=val_ds,
+        data_collator=collator,
+        compute_metrics=classification_metrics if task == "classification" else None,
+        preprocess_logits_for_metrics=_argmax_logits if task == "classification" else None,
+        callbacks=strategy.callbacks(model, run.layout, config),
+    )
+    trainer.tunelab_param_groups = strategy.param_groups(model, lr, config)
+    if not progress:
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+        trainer.remove_callback(PrinterCallback)
+        trainer.remove_callback(ProgressCallback)
+
+    resume_from = _last_checkpoint(out / "checkpoints") if config.resume else None
+    t0 = time.perf_counter()
+    trainer.train(resume_from_checkpoint=resume_from)
+    train_loop_s = time.perf_counter() - t0
+    train_time = train_loop_s - trainer.eval_seconds
+
+    eval_before = trainer.eval_seconds
+    val_metrics = clean_metrics(trainer.evaluate(val_ds, metric_key_prefix="validation"), "validation", task)
+    test_metrics = clean_metrics(trainer.evaluate(test_ds, metric_key_prefix="test"), "test", task)
+    eval_time = trainer.eval_seconds + cache_info.get("eval_share_s", 0.0)
+    del eval_before
+
+    if plan is not None:
+        frozen_cache.restore(plan, run)
+    _check_trained(model, before)
+    # counted after training: a schedule (gradual unfreezing) may have unfrozen more than at the start
+    trainable, total = trainable_parameters(model)
+
+    artifact = write_artifact(run, out, metrics={"validation": val_metrics, "test": test_metrics}, merge=config.merge)
+    epochs = _epoch_history(trainer.state.log_history, task)
+    record = {
+        "run_info": {
+            "run_id": out.name,
+            "strategy": config.strategy,
+            "seed": config.seed,
+            "data_fraction": config.data_fraction,
+            "status": "success",
+            "error": None,
+            "started_at": started,
+            "wall_time_s": round(time.perf_counter() - wall0, 3),
+        },
+        "train_info": {
+            "train_time_s": round(train_time, 3),
+            "eval_time_s": round(eval_time, 3),
+            "cache_time_s": round(cache_info.get("build_s", 0.0), 3),
+            "samples_per_s": round(len(train_ds) * config.epochs / max(train_time, 1e-9), 2),
+            "tokens_per_s": round(n_tokens * config.epochs / max(train_time, 1e-9), 1),
+            "peak_memory_mb": round(peak_memory_mb(), 1),
+            "memory_kind": "cuda" if torch.cuda.is_available() else "rss",
+            "trainable_params": int(trainable),
+            "total_params": int(total),
+            "trainable_share": trainable / total if total else 0.0,
+            "learning_rate": lr,
+            "batch_size": trainer.args.per_device_train_batch_size,
+            "max_length": run.max_length,
+            "epochs": epochs,
+            "cache": {k: v for k, v in cache_info.items() if k != "model"},
+            "notes": run.warnings,
+        },
+        "metrics": {"validation": val_metrics, "test": test_metrics},
+        "meta_info": {
+            "model": config.model,
+            "model_path": resolve_model(config.model),
+            "task": task,
+            "data": run.data.source or config.data,
+            "data_fingerprint": run.data.fingerprint,
+            "n_train": len(run.data.train),
+            "n_validation": len(run.data.validation),
+            "n_test": len(run.data.test),
+            "label_names": run.data.label_names,
+            "versions": library_versions(),
+            "device": "cuda" if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)",
+        },
+        "config": config.to_dict(),
+        "artifact": artifact,
+    }
+    write_json(out / "metrics.json", record)
+    _cleanup_checkpoints(out / "checkpoints")
+    return record
+
+
+def _check_trained(model, before: dict[str, torch.Tensor]) -> None:
+    changed = any(
+        p.requires_grad and not torch.equal(p.detach(), before[n]) for n, p in model.named_parameters() if n in before
+    )
+    changed = changed or any(not torch.equal(p.detach(), before[n]) for n, p in model.named_parameters() if n in before)
+    if not changed:
+        raise TrainingError(
+            "no trainable weight changed during training: the learning rate is zero or far too small, or "
+            "there were no training steps; raise --lr or --epochs"
+        )
+
+
+def _epoch_history(log_history: list[dict], task: str) -> list[dict]:
+    epochs: dict[int, dict] = {}
+    for entry in log_history:
+        if "epoch" not in entry:
+            continue
+        e = max(1, math.ceil(entry["epoch"] - 1e-9))
+        row = epochs.setdefault(e, {"epoch": e})
+        if "loss" in entry:
+            row["train_loss"] = float(entry["loss"])
+        for k, v in entry.items():
+            if k.startswith("eval_") and k[5:] in {"loss", "accuracy", "f1_macro"}:
+                row[f"val_{k[5:]}"] = float(v)
+        if task == "causal-lm" and "val_loss" in row:
+            row["val_perplexity"] = float(math.exp(min(row["val_loss"], 50)))
+    return [epochs[k] for k in sorted(epochs)]
+
+
+def _last_checkpoint(folder: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if not folder.is_dir():
+        return None
+    return get_last_checkpoint(str(folder))
+
+
+def _cleanup_checkpoints(folder: Path) -> None:
+    import shutil
+
+    if folder.is_dir():
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def summarize(values: list[float]) -> tuple[float, float]:
+    arr = np.asarray(values, dtype=float)
+    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0

@@ -1,0 +1,235 @@
+"""The recommendation from measured runs: best metric, cheaper within tolerance, budgets, failures."""
+
+from __future__ import annotations
+
+import pytest
+
+from tunelab.choose import (
+    crossover_from_fractions,
+    crossover_statement,
+    recommend_from_results,
+    summarize_strategies,
+)
+
+
+def make_run(
+    strategy: str,
+    metric: float | None = 0.8,
+    *,
+    seed: int = 0,
+    fraction: float = 1.0,
+    train_time: float = 10.0,
+    memory: float = 1000.0,
+    share: float = 0.01,
+    status: str = "success",
+    error: str | None = None,
+    task: str = "classification",
+    n_train: int = 800,
+    labels: tuple[str, ...] = ("neg", "pos"),
+) -> dict:
+    """A run record shaped like :mod:`tunelab.results` describes, with only what matters set."""
+    name = "accuracy" if task == "classification" else "perplexity"
+    total = 1_000_000
+    failed = status != "success"
+    return {
+        "run_info": {
+            "run_id": f"{strategy}-s{seed}-f{fraction}",
+            "strategy": strategy,
+            "seed": seed,
+            "data_fraction": fraction,
+            "status": status,
+            "error": error,
+            "started_at": "2025-01-01T00:00:00",
+            "wall_time_s": train_time + 1.0,
+        },
+        "train_info": {}
+        if failed
+        else {
+            "train_time_s": train_time,
+            "eval_time_s": 1.0,
+            "samples_per_s": n_train / train_time,
+            "peak_memory_mb": memory,
+            "memory_kind": "rss",
+            "trainable_params": int(share * total),
+            "total_params": total,
+            "trainable_share": share,
+            "epochs": [{"epoch": 1, "train_loss": 0.5, f"val_{name}": metric}],
+        },
+        "metrics": {} if failed else {"validation": {name: metric}, "test": {name: metric}},
+        "meta_info": {
+            "model": "tiny-bert",
+            "task": task,
+            "n_train": n_train,
+            "n_validation": 100,
+            "n_test": 100,
+            "label_names": list(labels) if task == "classification" else [],
+        },
+        "config": {"strategy": strategy, "seed": seed},
+        "artifact": {} if failed else {"size_mb": share * 4.0, "format": "peft"},
+    }
+
+
+def test_picks_the_best_when_nothing_else_is_close():
+    runs = [make_run("head", 0.70, train_time=5), make_run("full", 0.85, train_time=100), make_run("lora", 0.80, train_time=40)]
+    rec = recommend_from_results(runs)
+    assert rec["strategy"] == "full"
+    assert rec["metric"] == "accuracy"
+    assert [r["strategy"] for r in rec["ranking"]] == ["full", "lora", "head"]
+    assert rec["ranking"][0]["why_not"] is None
+    assert "5.0 points below" in rec["ranking"][1]["why_not"]
+    assert "0.850" in rec["reasons"][0] and "lora" in rec["reasons"][0]
+
+
+def test_prefers_a_cheaper_strategy_within_tolerance_and_quotes_numbers():
+    runs = [
+        make_run("full", 0.805, train_time=95, memory=2000, share=1.0),
+        make_run("lora", 0.801, train_time=41, memory=1200, share=0.009),
+    ]
+    rec = recommend_from_results(runs)
+    assert rec["strategy"] == "lora"
+    first = rec["reasons"][0]
+    for text in ("0.801", "0.4 points below full", "0.805", "2.3× faster", "41 s vs 95 s", "0.9 %"):
+        assert text in first, (text, first)
+    assert rec["ranking"][0]["strategy"] == "full"
+    assert "cheaper" in rec["ranking"][0]["why_not"]
+
+
+def test_explicit_tolerance_changes_the_choice():
+    runs = [make_run("full", 0.805, train_time=95), make_run("lora", 0.801, train_time=41)]
+    assert recommend_from_results(runs, tolerance=0.001)["strategy"] == "full"
+
+
+def test_seed_std_widens_the_default_tolerance():
+    # full: 0.80 and 0.86 -> mean 0.83, std ~0.042; lora at 0.80 is within 3 points of it.
+    runs = [
+        make_run("full", 0.80, seed=0, train_time=100),
+        make_run("full", 0.86, seed=1, train_time=100),
+        make_run("lora", 0.80, seed=0, train_time=40),
+        make_run("lora", 0.80, seed=1, train_time=40),
+    ]
+    rec = recommend_from_results(runs)
+    assert rec["strategy"] == "lora"
+    assert rec["tolerance"] == pytest.approx(0.0424, abs=1e-3)
+
+
+def test_perplexity_lower_is_better_with_relative_tolerance():
+    runs = [
+        make_run("full", 10.0, task="causal-lm", train_time=100),
+        make_run("lora", 10.15, task="causal-lm", train_time=30),  # 1.5 % worse: within 2 %
+        make_run("head", 9.0, task="causal-lm", train_time=200, status="failed", error="boom"),
+    ]
+    rec = recommend_from_results(runs)
+    assert rec["metric"] == "perplexity"
+    assert rec["strategy"] == "lora"
+    assert "1.5 % higher than full" in rec["reasons"][0]
+    runs[1] = make_run("lora", 10.5, task="causal-lm", train_time=30)  # 5 % worse
+    assert recommend_from_results(runs)["strategy"] == "full"
+
+
+def test_respects_time_budget_and_memory():
+    runs = [
+        make_run("full", 0.90, train_time=600, memory=9000),
+        make_run("lora", 0.85, train_time=100, memory=5000),
+        make_run("head", 0.70, train_time=10, memory=1000),
+    ]
+    rec = recommend_from_results(runs, budget_minutes=5)
+    assert rec["strategy"] == "lora"
+    full = next(r for r in rec["ranking"] if r["strategy"] == "full")
+    assert not full["fits"] and "600 s" in full["why_not"]
+    assert any("full was excluded" in r and "5-minute budget" in r for r in rec["reasons"])
+    rec = recommend_from_results(runs, budget_minutes=5, memory_gb=2)
+    assert rec["strategy"] == "head"
+    rec = recommend_from_results(runs, memory_gb=0.5)
+    assert rec["strategy"] is None
+    assert "No successful strategy fits" in rec["reasons"][0]
+
+
+def test_failed_runs_are_reported_with_their_error():
+    runs = [
+        make_run("lora", 0.8),
+        make_run("ia3", status="failed", error="CUDA out of memory. Tried to allocate 2 GiB"),
+    ]
+    rec = recommend_from_results(runs)
+    assert rec["strategy"] == "lora"
+    assert any("ia3 failed: CUDA out of memory" in r for r in rec["reasons"])
+    ia3 = rec["ranking"][-1]
+    assert ia3["strategy"] == "ia3" and ia3["mean"] is None and not ia3["fits"]
+    assert "only strategy" in rec["reasons"][0]
+
+
+def test_no_successful_run_and_no_runs():
+    runs = [make_run("full", status="failed", error="OOM"), make_run("lora", status="failed", error="bad rank")]
+    rec = recommend_from_results(runs)
+    assert rec["strategy"] is None
+    assert "No strategy finished successfully" in rec["reasons"][0]
+    assert any("full failed: OOM" in r for r in rec["reasons"])
+    assert any("lora failed: bad rank" in r for r in rec["reasons"])
+    empty = recommend_from_results([])
+    assert empty["strategy"] is None and empty["reasons"]
+
+
+def test_single_run():
+    rec = recommend_from_results([make_run("bitfit", 0.75, train_time=12, share=0.001)])
+    assert rec["strategy"] == "bitfit"
+    assert "0.750" in rec["reasons"][0] and "12 s" in rec["reasons"][0] and "0.1 %" in rec["reasons"][0]
+
+
+def test_seeds_are_aggregated_at_the_largest_fraction():
+    runs = [
+        make_run("lora", 0.78, seed=0, train_time=40),
+        make_run("lora", 0.82, seed=1, train_time=60),
+        make_run("lora", 0.50, seed=0, fraction=0.25, n_train=200),
+        make_run("full", 0.30, seed=0, fraction=0.25, n_train=200),
+        make_run("lora", status="failed", error="nan loss", seed=2),
+    ]
+    (lora,) = summarize_strategies(runs)
+    assert lora.n == 2 and lora.test_mean == pytest.approx(0.80)
+    assert lora.test_std == pytest.approx(0.0283, abs=1e-3)
+    assert lora.train_time_s == pytest.approx(50)
+    assert lora.status == "success (1 failed)"
+    rec = recommend_from_results(runs)
+    assert rec["strategy"] == "lora"
+    assert rec["ranking"][0]["n"] == 2 and rec["ranking"][0]["mean"] == pytest.approx(0.80)
+    assert any("1 of 3 runs failed" in r and "nan loss" in r for r in rec["reasons"])
+    assert any("800 training examples, 2 classes, about 400 per class" in r for r in rec["reasons"])
+
+
+def test_crossover_full_pays_off_with_more_data():
+    runs = []
+    for fraction, n, full, lora in [(0.1, 80, 0.60, 0.70), (0.5, 400, 0.78, 0.77), (1.0, 800, 0.86, 0.80)]:
+        runs += [
+            make_run("full", full, fraction=fraction, n_train=n),
+            make_run("lora", lora, fraction=fraction, n_train=n),
+            make_run("gradual", 0.99, fraction=fraction, n_train=n),  # not a frozen/PEFT strategy
+        ]
+    rows = crossover_from_fractions(runs)
+    assert [r["n_train"] for r in rows] == [80, 400, 800]
+    assert [r["full_beats"] for r in rows] == [False, True, True]
+    assert [r["best_frozen_or_peft"] for r in rows] == ["lora", "lora", "lora"]
+    assert rows[0]["best_strategy"] == "gradual"
+    assert all(r["crossover_n_train"] == 400 for r in rows)
+    statement = crossover_statement(rows)
+    assert "from 400 labelled training examples" in statement and "0.780" in statement
+    assert any("from 400 labelled" in r for r in recommend_from_results(runs)["reasons"])
+
+
+def test_crossover_never_and_single_fraction():
+    runs = [
+        make_run("full", 0.70, fraction=0.5, n_train=400),
+        make_run("head", 0.75, fraction=0.5, n_train=400),
+        make_run("full", 0.80, fraction=1.0, n_train=800),
+        make_run("head", 0.79, fraction=1.0, n_train=800),
+        make_run("full", 0.76, fraction=0.25, n_train=200),
+        make_run("head", 0.70, fraction=0.25, n_train=200),
+    ]
+    rows = crossover_from_fractions(runs)
+    # full wins at 200, loses at 400, wins at 800: it pays off consistently only from 800 on.
+    assert rows[0]["crossover_n_train"] == 800
+    runs[2] = make_run("full", 0.78, fraction=1.0, n_train=800)
+    rows = crossover_from_fractions(runs)
+    assert rows[0]["crossover_n_train"] is None
+    assert "did not consistently beat" in crossover_statement(rows)
+    single = crossover_from_fractions([make_run("full", 0.8), make_run("lora", 0.7)])
+    assert len(single) == 1 and single[0]["full_beats"] is True
+    assert crossover_statement(single) is None
+    assert crossover_from_fractions([]) == []
