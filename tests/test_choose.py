@@ -210,7 +210,8 @@ def test_crossover_full_pays_off_with_more_data():
     assert all(r["crossover_n_train"] == 400 for r in rows)
     statement = crossover_statement(rows)
     assert "from 400 labelled training examples" in statement and "0.780" in statement
-    assert any("from 400 labelled" in r for r in recommend_from_results(runs)["reasons"])
+    assert "1.0 points above it" in statement
+    assert any("overtook the best frozen/PEFT strategy from 400" in r for r in recommend_from_results(runs)["reasons"])
 
 
 def test_crossover_never_and_single_fraction():
@@ -233,3 +234,29 @@ def test_crossover_never_and_single_fraction():
     assert len(single) == 1 and single[0]["full_beats"] is True
     assert crossover_statement(single) is None
     assert crossover_from_fractions([]) == []
+
+
+def test_best_is_also_cheapest_and_runner_up_is_within_tolerance():
+    runs = [
+        make_run("full", 12.0, task="causal-lm", seed=0, train_time=100),
+        make_run("full", 12.4, task="causal-lm", seed=1, train_time=100),
+        make_run("lora", 12.1, task="causal-lm", train_time=30),
+    ]
+    rec = recommend_from_results(runs)
+    assert rec["strategy"] == "lora"
+    first = rec["reasons"][0]
+    assert "reached the best test perplexity, 12.1" in first
+    assert "full (12.2), is 0.8 % higher than it, within the tolerance" in first
+    assert "3.3× faster (30 s vs 100 s)" in first
+    assert "beyond" not in first
+
+
+def test_missing_costs_do_not_break_the_reasons():
+    runs = [
+        {"run_info": {"strategy": "head", "status": "success"}, "metrics": {"test": {"accuracy": 0.7}}},
+        {"run_info": {"strategy": "full", "status": "success"}, "metrics": {"test": {"accuracy": 0.75}}},
+    ]
+    rec = recommend_from_results(runs)
+    assert rec["strategy"] == "full"
+    assert "–" not in rec["reasons"][0]
+    assert any("training-set size not recorded" in r for r in rec["reasons"])

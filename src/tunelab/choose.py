@@ -124,6 +124,7 @@ class StrategySummary:
 
     @property
     def test_values(self) -> list[float]:
+        """The test metric of each successful seed."""
         return self._values("metrics", "test", self.metric)
 
     @property
@@ -133,10 +134,12 @@ class StrategySummary:
 
     @property
     def ok(self) -> bool:
+        """At least one run succeeded with a test metric."""
         return self.n > 0
 
     @property
     def status(self) -> str:
+        """``success``, ``success (k failed)`` or ``failed``."""
         if self.ok:
             return "success" if not self.failed_runs else f"success ({len(self.failed_runs)} failed)"
         return "failed"
@@ -152,18 +155,22 @@ class StrategySummary:
 
     @property
     def test_mean(self) -> float | None:
+        """Mean test metric over seeds."""
         return _mean(self.test_values)
 
     @property
     def test_std(self) -> float | None:
+        """Sample std of the test metric over seeds (0.0 for one seed)."""
         return _std(self.test_values)
 
     @property
     def val_mean(self) -> float | None:
+        """Mean final validation metric over seeds."""
         return _mean(self._values("metrics", "validation", self.metric))
 
     @property
     def val_std(self) -> float | None:
+        """Sample std of the final validation metric over seeds."""
         return _std(self._values("metrics", "validation", self.metric))
 
     def mean_of(self, *keys: str) -> float | None:
@@ -171,18 +178,22 @@ class StrategySummary:
         return _mean(self._values(*keys))
 
     def std_of(self, *keys: str) -> float | None:
+        """Sample std over the successful runs of a numeric field."""
         return _std(self._values(*keys))
 
     @property
     def train_time_s(self) -> float | None:
+        """Mean training time (training steps only), seconds."""
         return self.mean_of("train_info", "train_time_s")
 
     @property
     def peak_memory_mb(self) -> float | None:
+        """Mean peak memory, MB (see ``memory_kind``)."""
         return self.mean_of("train_info", "peak_memory_mb")
 
     @property
     def trainable_share(self) -> float | None:
+        """Trainable / total parameters (0..1), from ``trainable_share`` or the two counts."""
         share = self.mean_of("train_info", "trainable_share")
         if share is None:
             trainable = self.mean_of("train_info", "trainable_params")
@@ -192,6 +203,7 @@ class StrategySummary:
 
     @property
     def memory_kind(self) -> str | None:
+        """``rss`` or ``cuda`` (both, joined by ``/``, if the runs differ)."""
         kinds = {str(_get(run, "train_info", "memory_kind")) for run in self.runs if _get(run, "train_info", "memory_kind")}
         return "/".join(sorted(kinds)) or None
 
@@ -205,15 +217,18 @@ class StrategySummary:
 
     @property
     def n_train(self) -> int | None:
+        """Training examples at this data fraction (``meta_info.n_train``)."""
         value = _number(self.meta("n_train"))
         return int(value) if value is not None else None
 
     @property
     def n_labels(self) -> int | None:
+        """Number of classes (``meta_info.label_names``); None for causal LM."""
         labels = self.meta("label_names")
         return len(labels) if isinstance(labels, list | tuple) and labels else None
 
     def config(self, *keys: str) -> Any:
+        """A (nested) ``config`` field from the first run that records it; the whole config with no keys."""
         for run in [*self.runs, *self.failed_runs]:
             value = _get(run, "config", *keys)
             if value is not None:
@@ -286,6 +301,8 @@ def format_mb(mb: float | None) -> str:
     """``812 MB``, ``1,300 MB``."""
     if mb is None:
         return "–"
+    if mb < 0.1:
+        return f"{mb:.2g} MB"
     return f"{mb:.1f} MB" if mb < 10 else f"{mb:,.0f} MB"
 
 
@@ -307,6 +324,7 @@ def format_count(count: float | None) -> str:
 
 
 def metric_label(metric: str) -> str:
+    """How a metric is named in prose: ``f1_macro`` -> ``macro F1``."""
     return {"accuracy": "accuracy", "perplexity": "perplexity", "f1_macro": "macro F1"}.get(metric, metric)
 
 
@@ -339,6 +357,7 @@ def within_tolerance(value: float, best: float, metric: str, tolerance: float) -
 
 
 def format_tolerance(tolerance: float, metric: str) -> str:
+    """``1.0 point`` (accuracy-like, absolute) or ``2.0 %`` (perplexity, relative)."""
     if higher_is_better(metric):
         return f"{100 * tolerance:.1f} point{'s' if abs(100 * tolerance - 1) > 1e-9 else ''}"
     return f"{100 * tolerance:.1f} %"
@@ -576,6 +595,15 @@ def recommend_from_results(
     return out
 
 
+def _costs(strategy: StrategySummary, reference: StrategySummary) -> str:
+    """``2.3× faster (41 s vs 95 s) and using 1.6× less peak memory (...)``, or "" when unknown."""
+    parts = [
+        describe_speed(strategy.train_time_s, reference.train_time_s),
+        describe_memory(strategy.peak_memory_mb, reference.peak_memory_mb),
+    ]
+    return " and using ".join(p for p in parts if p)
+
+
 def _choice_reasons(
     chosen: StrategySummary,
     best: StrategySummary,
@@ -589,40 +617,46 @@ def _choice_reasons(
     label = metric_label(metric)
     value = format_metric_pm(chosen.test_mean, chosen.test_std, chosen.n, metric)
     seeds = f" over {chosen.n} seeds" if chosen.n > 1 else ""
-    share = f"{format_share(chosen.trainable_share)} of the weights trainable"
-    reasons = []
-    runner_up = None
+    share = (
+        f" with {format_share(chosen.trainable_share)} of the weights trainable"
+        if chosen.trainable_share is not None
+        else ""
+    )
     if len(fits) == 1:
-        reasons.append(
+        trained = f", trained in {format_seconds(chosen.train_time_s)}" if chosen.train_time_s is not None else ""
+        return [
             f"{chosen.strategy} is the only strategy that "
             f"{'succeeded' if n_ok == 1 else 'succeeded within the budget'}, "
-            f"so there was nothing to compare it with: {value} test {label}{seeds}, "
-            f"trained in {format_seconds(chosen.train_time_s)} with {share}."
-        )
-        return reasons
+            f"so there was nothing to compare it with: {value} test {label}{seeds}{trained}{share}."
+        ]
 
+    reasons = []
+    mentioned = {chosen.strategy, best.strategy}
     if chosen is not best:
-        costs = [c for c in (describe_speed(chosen.train_time_s, best.train_time_s),
-                             describe_memory(chosen.peak_memory_mb, best.peak_memory_mb)) if c]
+        costs = _costs(chosen, best)
         reasons.append(
             f"{chosen.strategy} reached {value} test {label}{seeds}, "
             f"{describe_gap(chosen.test_mean, best.test_mean, metric)} {best.strategy} "
-            f"({format_metric(best.test_mean, metric)})"
-            + (f", training {' and using '.join(costs)}" if costs else "")
-            + f" with {share}."
+            f"({format_metric(best.test_mean, metric)})" + (f", training {costs}" if costs else "") + f"{share}."
         )
     else:
-        others = [s for s in fits if s is not chosen]
-        runner_up = _best(others, metric)
-        trade = describe_speed(runner_up.train_time_s, chosen.train_time_s)
-        reasons.append(
-            f"{chosen.strategy} reached the best test {label}, {value}{seeds}, with {share}; "
-            f"the runner-up, {runner_up.strategy} ({format_metric(runner_up.test_mean, metric)}), is "
-            f"{describe_gap(runner_up.test_mean, chosen.test_mean, metric)} it, beyond the "
-            f"{format_tolerance(tol, metric)} tolerance"
-            + (f", although it trains {trade}" if trade and "faster" in trade else "")
-            + "."
+        runner_up = _best([s for s in fits if s is not chosen], metric)
+        mentioned.add(runner_up.strategy)
+        gap = describe_gap(runner_up.test_mean, chosen.test_mean, metric)
+        text = (
+            f"{chosen.strategy} reached the best test {label}, {value}{seeds}{',' if share else ''}{share}; the runner-up, "
+            f"{runner_up.strategy} ({format_metric(runner_up.test_mean, metric)}), is {gap} it"
         )
+        if within_tolerance(runner_up.test_mean, chosen.test_mean, metric, tol):
+            costs = _costs(chosen, runner_up)
+            text += ", within the tolerance, but " + (
+                f"{chosen.strategy} is also cheaper, training {costs}." if costs else f"{chosen.strategy} is cheaper."
+            )
+        else:
+            speed = describe_speed(runner_up.train_time_s, chosen.train_time_s)
+            text += f", beyond the {format_tolerance(tol, metric)} tolerance"
+            text += f", although it trains {speed}." if speed and "faster" in speed else "."
+        reasons.append(text)
 
     if not default_tol:
         how = "as requested"
@@ -632,27 +666,26 @@ def _choice_reasons(
         how = f"the default: the larger of 1 point and the best's seed std, {100 * (best.test_std or 0):.1f} points"
     else:
         how = "the default: 1 point, or the best's seed std when larger; the best has a single seed"
-    
     reasons.append(
         f"Strategies within {format_tolerance(tol, metric)} of the best ({how}) count as equally good; "
         "among those the cheapest to train (time, then peak memory, then trainable share) is chosen."
     )
 
     cheapest = min(fits, key=_cost_key)
-    if cheapest is not chosen and not (chosen is best and cheapest is runner_up):
+    if cheapest.strategy not in mentioned:
+        mentioned.add(cheapest.strategy)
         reasons.append(
             f"{cheapest.strategy} is cheaper ({format_seconds(cheapest.train_time_s)}, "
             f"{format_mb(cheapest.peak_memory_mb)}) but reached {format_metric(cheapest.test_mean, metric)}, "
             f"{describe_gap(cheapest.test_mean, best.test_mean, metric)} the best."
         )
     full = next((s for s in fits if s.strategy == "full"), None)
-    if full is not None and full is not chosen and full is not best:
-        costs = [c for c in (describe_speed(chosen.train_time_s, full.train_time_s),
-                             describe_memory(chosen.peak_memory_mb, full.peak_memory_mb)) if c]
+    if full is not None and full.strategy not in mentioned:
+        costs = _costs(chosen, full)
         reasons.append(
             f"Full fine-tuning reached {format_metric(full.test_mean, metric)}, "
             f"{describe_gap(full.test_mean, chosen.test_mean, metric)} {chosen.strategy}"
-            + (f"; {chosen.strategy} trains {' and uses '.join(costs)}" if costs else "")
+            + (f"; {chosen.strategy} trains {costs}" if costs else "")
             + "."
         )
     return reasons
@@ -721,20 +754,20 @@ def crossover_statement(rows: list[dict]) -> str | None:
     metric = rows[0]["metric"]
 
     def at(row: dict) -> str:
+        where = f"{row['n_train']:,} examples" if row["n_train"] is not None else f"data fraction {row['data_fraction']:g}"
         return (
-            f"at {row['n_train']:,} examples full reached {format_metric(row['full_mean'], metric)} vs "
-            f"{format_metric(row['best_frozen_or_peft_mean'], metric)} for {row['best_frozen_or_peft']}"
-            if row["n_train"] is not None
-            else f"at data fraction {row['data_fraction']:g} full reached {format_metric(row['full_mean'], metric)}"
+            f"at {where} full reached {format_metric(row['full_mean'], metric)} vs "
+            f"{format_metric(row['best_frozen_or_peft_mean'], metric)} for {row['best_frozen_or_peft']} "
+            f"({describe_gap(row['full_mean'], row['best_frozen_or_peft_mean'], metric)} it)"
         )
 
     sizes = ", ".join(f"{r['n_train']:,}" for r in compared if r["n_train"] is not None)
     crossover = compared[0]["crossover_n_train"]
     if crossover is None:
-        last = compared[-1]
+        how = "did not consistently beat" if any(r["full_beats"] for r in compared) else "did not beat"
         return (
-            "Full fine-tuning did not consistently beat the best frozen/PEFT strategy at the training-set "
-            f"sizes measured ({sizes}): {at(last)}."
+            f"Full fine-tuning {how} the best frozen/PEFT strategy at the training-set "
+            f"sizes measured ({sizes}): {at(compared[-1])}."
         )
     index = next(i for i, r in enumerate(compared) if r["n_train"] == crossover)
     if index == 0:
@@ -743,6 +776,6 @@ def crossover_statement(rows: list[dict]) -> str | None:
             f"({sizes}); already {at(compared[0])}."
         )
     return (
-        f"Full fine-tuning paid off from {crossover:,} labelled training examples on "
+        f"Full fine-tuning overtook the best frozen/PEFT strategy from {crossover:,} labelled training examples on "
         f"(sizes measured: {sizes}): {at(compared[index])}, while {at(compared[index - 1])}."
     )

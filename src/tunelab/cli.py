@@ -229,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42)
     p.set_defaults(func=cmd_evaluate)
 
+    from tunelab import cli_compare
+
+    cli_compare.add_parser(sub)
     for extra in _EXTRA_COMMANDS:
         extra(sub)
     return parser
@@ -248,8 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     except TunelabError as exc:
         print(f"tunelab: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("tunelab: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # resilience.RunInterrupted says where the checkpoint is and how to resume
+        print(f"tunelab: interrupted: {exc}" if str(exc) else "tunelab: interrupted", file=sys.stderr)
         return 130
 
 

@@ -17,7 +17,7 @@ import os
 import resource
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +176,20 @@ def make_trainer_class():
 
         tunelab_param_groups: list[dict] | None = None
         eval_seconds: float = 0.0
+        _tunelab_staging: str | None = None  # where resilience.save_checkpoint_atomically stages a save
+
+        def _get_output_dir(self, trial):
+            return self._tunelab_staging or super()._get_output_dir(trial)
+
+        def _save_checkpoint(self, model, trial):
+            from tunelab.resilience import save_checkpoint_atomically
+
+            save_checkpoint_atomically(self, lambda: super(TunelabTrainer, self)._save_checkpoint(model, trial))
+
+        def _get_train_sampler(self, train_dataset=None):
+            from tunelab.resilience import epoch_seeded
+
+            return epoch_seeded(super()._get_train_sampler(train_dataset), self.args.data_seed or self.args.seed)
 
         def create_optimizer(self, model=None):
             if self.optimizer is None and self.tunelab_param_groups is not None:
@@ -247,20 +261,24 @@ def train(config: TrainConfig, *, data: TaskData | None = None, progress: bool =
     from transformers import DataCollatorForLanguageModeling, DataCollatorWithPadding, TrainingArguments
     from transformers.trainer_utils import set_seed
 
-    from tunelab.artifacts import prepare_out_dir, write_artifact
+    from tunelab import resilience
+    from tunelab.artifacts import check_out_dir, prepare_out_dir, write_artifact
 
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    started = datetime.now(UTC).isoformat(timespec="seconds")
     wall0 = time.perf_counter()
     config = config.replace()
     config.validate()
     out = Path(config.out) if config.out else default_out_dir(config)
     config.out = str(out)
-    prepare_out_dir(out, overwrite=config.overwrite, resume=config.resume)
+    check_out_dir(out, overwrite=config.overwrite, resume=config.resume)
+    resume_from = resilience.resume_point(out) if config.resume else None
     set_seed(config.seed)
-    run = prepare(config, data)
+    run = prepare(config, data)  # every check on data, model and options happens before out/ is touched
     model, tokenizer, strategy, task = run.model, run.tokenizer, run.strategy, run.data.task
     for w in run.warnings:
         log.warning(w)
+    prepare_out_dir(out, overwrite=config.overwrite, resume=config.resume)
+    resilience.clean_checkpoint_temporaries(out / resilience.CHECKPOINTS)
     config.save(out / "run_config.yaml")
 
     trainable, total = trainable_parameters(model)
@@ -279,7 +297,9 @@ def train(config: TrainConfig, *, data: TaskData | None = None, progress: bool =
 
     plan = frozen_cache.plan(run) if config.cache else None
     if plan is not None:
-        train_ds, val_ds, test_ds, collator, cache_info = frozen_cache.apply(plan, run, (train_ds, val_ds, test_ds))
+        train_ds, val_ds, test_ds, collator, cache_info = frozen_cache.apply(
+            plan, run, (train_ds, val_ds, test_ds), collator=collator
+        )
 
     steps_per_epoch = max(1, math.ceil(len(train_ds) / (config.batch_size * config.gradient_accumulation_steps)))
     args = TrainingArguments(
@@ -307,7 +327,7 @@ def train(config: TrainConfig, *, data: TaskData | None = None, progress: bool =
         disable_tqdm=not progress,
         dataloader_pin_memory=False,
         use_cpu=not torch.cuda.is_available(),
-        auto_find_batch_size=config.auto_batch_size and torch.cuda.is_available(),
+        auto_find_batch_size=False,  # tunelab's own search (resilience.run_with_batch_search) also works on CPU
     )
     Trainer = make_trainer_class()
     trainer = Trainer(
@@ -327,9 +347,51 @@ def train(config: TrainConfig, *, data: TaskData | None = None, progress: bool =
         trainer.remove_callback(PrinterCallback)
         trainer.remove_callback(ProgressCallback)
 
-    resume_from = _last_checkpoint(out / "checkpoints") if config.resume else None
+    grad_guard, interrupt = resilience.make_callbacks(out)
+    trainer.add_callback(grad_guard)
+    trainer.add_callback(interrupt)
+    notes: list[str] = []
+    start_batch = config.batch_size
+    if resume_from is not None:
+        start_batch = min(start_batch, resilience.checkpoint_batch_size(resume_from) or start_batch)
+        notes.append(f"resumed from {resume_from.name}")
+    effective_batch = config.batch_size * config.gradient_accumulation_steps
+    attempts = 0
+
+    def attempt(batch_size: int, accumulation: int):
+        nonlocal attempts
+        if attempts:  # a retry after out-of-memory starts again from the same weights and seed
+            with torch.no_grad():
+                for name, p in model.named_parameters():
+                    if name in before:
+                        p.copy_(before[name])
+            trainer.optimizer, trainer.lr_scheduler = None, None
+            trainer.tunelab_param_groups = strategy.param_groups(model, lr, config)
+            set_seed(config.seed)
+        attempts += 1
+        trainer.args.per_device_train_batch_size = batch_size
+        trainer.args.gradient_accumulation_steps = accumulation
+        trainer._train_batch_size = batch_size
+        return trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+
     t0 = time.perf_counter()
-    trainer.train(resume_from_checkpoint=resume_from)
+    interrupt.install()
+    try:
+        resilience.run_with_batch_search(
+            attempt,
+            batch_size=start_batch,
+            accumulation=max(1, effective_batch // start_batch),
+            enabled=config.auto_batch_size,
+            notes=notes,
+        )
+    except TrainingError as exc:
+        raise resilience.with_checkpoint_note(exc, out) from exc
+    finally:
+        interrupt.uninstall()
+    if interrupt.interrupted and trainer.state.global_step < trainer.state.max_steps:
+        raise resilience.interrupted_error(out, trainer.state.global_step, trainer.state.max_steps)
+    for note in notes:
+        log.warning(note)
     train_loop_s = time.perf_counter() - t0
     train_time = train_loop_s - trainer.eval_seconds
 
@@ -371,10 +433,11 @@ def train(config: TrainConfig, *, data: TaskData | None = None, progress: bool =
             "trainable_share": trainable / total if total else 0.0,
             "learning_rate": lr,
             "batch_size": trainer.args.per_device_train_batch_size,
+            "gradient_accumulation_steps": trainer.args.gradient_accumulation_steps,
             "max_length": run.max_length,
             "epochs": epochs,
             "cache": {k: v for k, v in cache_info.items() if k != "model"},
-            "notes": run.warnings,
+            "notes": run.warnings + notes,
         },
         "metrics": {"validation": val_metrics, "test": test_metrics},
         "meta_info": {
@@ -425,14 +488,6 @@ def _epoch_history(log_history: list[dict], task: str) -> list[dict]:
         if task == "causal-lm" and "val_loss" in row:
             row["val_perplexity"] = float(math.exp(min(row["val_loss"], 50)))
     return [epochs[k] for k in sorted(epochs)]
-
-
-def _last_checkpoint(folder: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    if not folder.is_dir():
-        return None
-    return get_last_checkpoint(str(folder))
 
 
 def _cleanup_checkpoints(folder: Path) -> None:

@@ -129,7 +129,8 @@ def _chat_qa(root: Path) -> Table:
         document = yaml.load(file.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 - a safe loader
         for turns in (document or {}).get("conversations") or []:
             turns = [str(t) for t in turns if t is not None and str(t).strip()]
-            if len(turns) >= 2:
+            turns = turns[: len(turns) - len(turns) % 2]  # a trailing question has no answer to learn
+            if turns:
                 roles = ("user", "assistant")
                 conversations.append([{"role": roles[k % 2], "content": t} for k, t in enumerate(turns)])
     return Table(columns={"messages": conversations}, origin="")

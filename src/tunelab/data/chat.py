@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tunelab.data.table import Table
+from tunelab.data.table import Table, brief
 from tunelab.errors import DataError
 
 ROLES = ("system", "user", "assistant")
@@ -53,7 +53,9 @@ def _messages(table: Table, i: int, value: Any) -> list[Message]:
         raise DataError(f"{where} must be a non-empty list of messages; {example}")
     messages = [_message(where, n, m, example) for n, m in enumerate(value, start=1)]
     if not any(m["role"] == "assistant" and m["content"].strip() for m in messages):
-        raise DataError(f"{where} has no non-empty assistant message; each conversation needs an answer to learn from")
+        raise DataError(
+            f"{where} has no non-empty assistant message; each conversation needs an answer to learn from"
+        )
     return messages
 
 
@@ -62,7 +64,7 @@ def _message(where: str, n: int, message: Any, example: str) -> Message:
         raise DataError(f"{where}: message {n} is not an object with 'role' and 'content'; {example}")
     role, content = message.get("role"), message.get("content")
     if role not in ROLES:
-        raise DataError(f"{where}: message {n} has role {role!r}; use one of {', '.join(ROLES)}")
+        raise DataError(f"{where}: message {n} has role {brief(role)}; use one of {', '.join(ROLES)}")
     if not isinstance(content, str):
         raise DataError(f"{where}: message {n} has no 'content' string; {example}")
     return {"role": role, "content": content}

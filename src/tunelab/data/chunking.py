@@ -60,7 +60,11 @@ def chunk_text(text: str, min_chars: int = MIN_CHARS, max_chars: int = MAX_CHARS
     for paragraph in split_paragraphs(text):
         pieces.extend(_split_long(paragraph, max_chars))
     chunks = _merge(pieces, "\n\n", max_chars)
-    if len(chunks) > 1 and len(chunks[-1]) < min_chars and len(chunks[-2]) + len(chunks[-1]) < max_chars + min_chars:
+    if (
+        len(chunks) > 1
+        and len(chunks[-1]) < min_chars
+        and len(chunks[-2]) + len(chunks[-1]) < max_chars + min_chars
+    ):
         tail = chunks.pop()
         chunks[-1] = f"{chunks[-1]}\n\n{tail}"
     return chunks

@@ -13,7 +13,7 @@ from tunelab.data.builtin import BUILTINS, package_dir, read_builtin, unknown_bu
 from tunelab.data.chat import chat_messages, is_chat, render
 from tunelab.data.readers import SPLIT_ALIASES, SUPPORTED_EXTENSIONS, read_path
 from tunelab.data.splits import Columns, carve, check_fractions, fingerprint, nested_order, take, three_way
-from tunelab.data.table import RawData, Table
+from tunelab.data.table import RawData, Table, brief
 from tunelab.data.types import TaskData
 from tunelab.data.validate import (
     all_numeric,
@@ -66,7 +66,10 @@ def load_task_data(
         parts, names = _classification(tables, text_column, label_column, warnings)
     else:
         parts, names = _causal(tables, text_column, label_column, task is not None, warnings), []
-    splits = _split(parts, validation_fraction, test_fraction, seed, warnings)
+    try:
+        splits = _split(parts, validation_fraction, test_fraction, seed, warnings, names)
+    except DataError as err:  # too few rows: say which data
+        raise DataError(f"{first.origin}: {err}") from err
     return _task_data(chosen, splits, names, raw.source, warnings)
 
 
@@ -123,12 +126,15 @@ def _split_by_column(raw: RawData, text_column: str, label_column: str) -> dict[
             groups.setdefault(split, []).append(i)
     if bad:
         value = table.columns["split"][bad[0]]
+        what = "is empty" if value is None or not str(value).strip() else f"holds {brief(value)}"
         raise DataError(
-            f"{table.origin}: column 'split' holds {value!r} at {table.where(bad)}; "
-            "use train, validation (or valid, dev) or test"
+            f"{table.origin}: column 'split' {what} at {table.where(bad)}; "
+            "give each row train, validation (or valid, dev) or test"
         )
     if "train" not in groups:
-        raise DataError(f"{table.origin}: column 'split' has no 'train' rows; mark the training rows with train")
+        raise DataError(
+            f"{table.origin}: column 'split' has no 'train' rows; mark the training rows with train"
+        )
     raw.source = f"{raw.source}, split by its 'split' column"
     return {split: table.take(rows) for split, rows in groups.items()}
 
@@ -145,17 +151,22 @@ def _classification(
     reference = "train" if "train" in tables else "all"
     declared = tables[reference].class_names.get(label_column)
     numeric = declared is None and all(all_numeric(labels) for _, labels in values.values())
-    keys = {name: label_keys(labels, tables[name], label_column, numeric) for name, (_, labels) in values.items()}
+    keys = {
+        name: label_keys(labels, tables[name], label_column, numeric) for name, (_, labels) in values.items()
+    }
     names = label_names_for(keys[reference], declared)
     present = {str(k) for k in keys[reference]}
     check_classes(names, present, tables[reference].origin, label_column)
     _check_unseen(tables, keys, present, label_column)
     _warn_duplicates([t for texts_, _ in values.values() for t in texts_], warnings)
     if len(present) > 50 and len(present) > 0.5 * sum(len(k) for k in keys.values()):
-        warnings.append(f"column '{label_column}' has {len(present)} classes, most with one example; is it a label?")
+        warnings.append(
+            f"column '{label_column}' has {len(present)} classes, most with one example; is it a label?"
+        )
     index = {n: i for i, n in enumerate(names)}
     parts = {
-        name: {"text": values[name][0], "label": [index[str(k)] for k in labels]} for name, labels in keys.items()
+        name: {"text": values[name][0], "label": [index[str(k)] for k in labels]}
+        for name, labels in keys.items()
     }
     return parts, names
 
@@ -169,7 +180,7 @@ def _check_unseen(tables: dict[str, Table], keys: dict[str, list[Any]], train: s
         if unseen:
             table, label = tables[split], keys[split][unseen[0]]
             raise DataError(
-                f"{table.origin}: label '{label}' (column '{column}') appears in the {split} split at "
+                f"{table.origin}: label {brief(label)} (column '{column}') appears in the {split} split at "
                 f"{table.where(unseen)} but never in train; add training examples of it or remove those rows"
             )
 
@@ -205,13 +216,24 @@ def _warn_duplicates(all_texts: list[str], warnings: list[str]) -> None:
 
 
 def _split(
-    parts: dict[str, Columns], validation_fraction: float, test_fraction: float, seed: int, warnings: list[str]
+    parts: dict[str, Columns],
+    validation_fraction: float,
+    test_fraction: float,
+    seed: int,
+    warnings: list[str],
+    names: list[str],
 ) -> dict[str, Columns]:
     """Seeded three-way split of ``parts["all"]``, or the user's split with missing parts carved from train."""
     if "all" in parts:
         columns = parts["all"]
         rows = three_way(
-            len(columns["text"]), columns.get("label"), validation_fraction, test_fraction, seed, warnings
+            len(columns["text"]),
+            columns.get("label"),
+            validation_fraction,
+            test_fraction,
+            seed,
+            warnings,
+            names,
         )
         return {name: take(columns, rows[name]) for name in SPLITS}
     train = parts["train"]
@@ -221,7 +243,7 @@ def _split(
     for split, fraction in (("test", test_fraction), ("validation", validation_fraction)):
         if split not in parts:
             size = max(1, round(len(train["text"]) * fraction))
-            kept, carved[split] = carve(kept, labels, size, seed, split, warnings)
+            kept, carved[split] = carve(kept, labels, size, seed, split, warnings, names)
             warnings.append(f"no {split} split given: took {size} rows ({fraction:.0%}) of train")
     out = {"train": take(train, kept)}
     for split in ("validation", "test"):
@@ -236,7 +258,9 @@ def _features(task: str, columns: Columns) -> Any:
     if task == "classification":
         features["label"] = datasets.Value("int64")
     if "messages" in columns:
-        features["messages"] = datasets.List({"role": datasets.Value("string"), "content": datasets.Value("string")})
+        features["messages"] = datasets.List(
+            {"role": datasets.Value("string"), "content": datasets.Value("string")}
+        )
     return datasets.Features(features)
 
 

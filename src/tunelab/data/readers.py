@@ -10,18 +10,27 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.data.chunking import chunk_text
-from tunelab.data.table import RawData, Table
+from tunelab.data.table import RawData, Table, brief
 from tunelab.errors import DataError
 
 SUPPORTED_EXTENSIONS = (".csv", ".tsv", ".jsonl", ".json", ".parquet", ".txt")
-SPLIT_ALIASES = {"train": "train", "validation": "validation", "valid": "validation", "dev": "validation", "test": "test"}
+SPLIT_ALIASES = {
+    "train": "train",
+    "validation": "validation",
+    "valid": "validation",
+    "dev": "validation",
+    "test": "test",
+}
 _CSV_LINE = re.compile(r"line (\d+)", re.IGNORECASE)
+_CSV_UNCLOSED = re.compile(r"EOF inside string starting at row (\d+)")
 
 
 def read_path(path: Path) -> RawData:
     """Read a file or folder given by the user."""
     if not path.exists():
-        raise DataError(f"{path}: no such file or folder; check the path, or name a built-in dataset (tunelab datasets)")
+        raise DataError(
+            f"{path}: no such file or folder; check the path, or name a built-in dataset (tunelab datasets)"
+        )
     if path.is_dir():
         return _read_folder(path)
     table = read_file(path)
@@ -58,7 +67,9 @@ def read_utf8(path: Path) -> str:
     try:
         data = path.read_bytes()
     except OSError as err:
-        raise DataError(f"{path}: cannot be read ({err.strerror}); check the path and its permissions") from err
+        raise DataError(
+            f"{path}: cannot be read ({err.strerror}); check the path and its permissions"
+        ) from err
     if not data.strip():
         raise DataError(f"{path}: the file is empty; give a file with a header and data rows")
     try:
@@ -80,17 +91,33 @@ def read_csv(path: Path, text: str, sep: str = ",") -> Table:
     except pd.errors.EmptyDataError as err:
         raise DataError(f"{path}: the file is empty; give a file with a header and data rows") from err
     except (pd.errors.ParserError, ValueError, OverflowError, MemoryError) as err:
-        message = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
-        match = _CSV_LINE.search(message)
-        where = f"line {match.group(1)}" if match else "somewhere in the file"
-        raise DataError(
-            f"{path}: malformed {'TSV' if sep == chr(9) else 'CSV'} at {where} ({message}); "
-            "check quoting and the number of fields on that line"
-        ) from err
+        raise DataError(f"{path}: {_csv_problem(str(err), sep)}") from err
     if frame.empty:
-        raise DataError(f"{path}: the header is the only line, there are no data rows; add rows below the header")
-    columns = {str(name): frame[name].tolist() for name in frame.columns}
+        raise DataError(
+            f"{path}: the header is the only line, there are no data rows; add rows below the header"
+        )
+    names = [str(name).strip() for name in frame.columns]  # "text, label" means "label", not " label"
+    if len(set(names)) < len(names):
+        names = [str(name) for name in frame.columns]
+    columns = {name: frame[column].tolist() for name, column in zip(names, frame.columns)}
     return Table(columns=columns, origin=str(path))
+
+
+def _csv_problem(message: str, sep: str) -> str:
+    """pandas' parser message as 'what, where, what to do'."""
+    kind = "TSV" if sep == "\t" else "CSV"
+    lines = message.strip().splitlines()
+    message = (lines[-1] if lines else "unreadable").replace("Error tokenizing data. C error: ", "")
+    unclosed = _CSV_UNCLOSED.search(message)
+    if unclosed:
+        line = int(unclosed.group(1)) + 1  # pandas counts rows from 0, the header included
+        return (
+            f"malformed {kind}: a quoted field starting on line {line} is never closed; "
+            'close the quote, or write a literal quote as two ("")'
+        )
+    match = _CSV_LINE.search(message)
+    where = f"line {match.group(1)}" if match else "an unknown line"
+    return f"malformed {kind} at {where} ({message}); check quoting and the number of fields on that line"
 
 
 def read_jsonl(path: Path, text: str) -> Table:
@@ -144,9 +171,15 @@ def _read_json_array(path: Path, text: str) -> Table:
     except (ValueError, RecursionError) as err:
         where = f"line {err.lineno}" if isinstance(err, json.JSONDecodeError) else "somewhere"
         raise DataError(f"{path}: invalid JSON at {where}; give JSON lines (one object per line)") from err
-    bad = [i for i, value in enumerate(values) if not isinstance(value, dict)] if isinstance(values, list) else [0]
+    bad = (
+        [i for i, value in enumerate(values) if not isinstance(value, dict)]
+        if isinstance(values, list)
+        else [0]
+    )
     if bad:
-        raise DataError(f"{path}: item {bad[0] + 1} of the JSON array is not an object; give one object per row")
+        raise DataError(
+            f"{path}: item {bad[0] + 1} of the JSON array is not an object; give one object per row"
+        )
     if "\\ud" in text.lower():
         for i, value in enumerate(values):
             _check_surrogates(path, value, f"item {i + 1}")
@@ -180,7 +213,9 @@ def read_parquet(path: Path) -> Table:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError, ValueError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise DataError(f"{path}: not a readable Parquet file ({reason}); re-export it, or use CSV or JSON lines") from err
+        raise DataError(
+            f"{path}: not a readable Parquet file ({reason}); re-export it, or use CSV or JSON lines"
+        ) from err
     if table.num_rows == 0:
         raise DataError(f"{path}: the Parquet file has no rows; add data rows")
     columns = {name: _clean_floats(values) for name, values in table.to_pydict().items()}
@@ -230,7 +265,9 @@ def read_saved_dataset(path: Path) -> RawData:
         loaded = datasets.load_from_disk(str(path))
     except Exception as err:  # noqa: BLE001 - any failure inside datasets means the folder is unusable
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise DataError(f"{path}: cannot be loaded with datasets.load_from_disk ({reason}); save it again") from err
+        raise DataError(
+            f"{path}: cannot be loaded with datasets.load_from_disk ({reason}); save it again"
+        ) from err
     if isinstance(loaded, datasets.Dataset):
         table = _dataset_table(loaded, str(path))
         return RawData(tables={"all": table}, source=f"{path.name}/ (saved Dataset, {table.num_rows} rows)")
@@ -243,14 +280,22 @@ def _dataset_dict(loaded: Any, path: Path) -> RawData:
     for key in loaded:
         split = SPLIT_ALIASES.get(key.lower())
         if split is None:
-            warnings.append(f"ignored split '{key}' of {path.name} (only train, validation/valid/dev and test are used)")
+            warnings.append(
+                f"ignored split {brief(key)} of {path.name} (only train, validation/valid/dev and test are used)"
+            )
             continue
         if split in tables:
-            raise DataError(f"{path}: two splits map to '{split}' ({', '.join(loaded)}); keep only one of them")
+            raise DataError(
+                f"{path}: two splits map to '{split}' ({', '.join(loaded)}); keep only one of them"
+            )
         tables[split] = _dataset_table(loaded[key], f"{path}[{key}]")
     if "train" not in tables:
-        raise DataError(f"{path}: the saved DatasetDict has no 'train' split (found: {', '.join(loaded)}); add one")
-    return RawData(tables=tables, source=f"{path.name}/ (saved DatasetDict)", user_split=True, warnings=warnings)
+        raise DataError(
+            f"{path}: the saved DatasetDict has no 'train' split (found: {', '.join(loaded)}); add one"
+        )
+    return RawData(
+        tables=tables, source=f"{path.name}/ (saved DatasetDict)", user_split=True, warnings=warnings
+    )
 
 
 def _dataset_table(dataset: Any, origin: str) -> Table:

@@ -33,7 +33,13 @@ def take(columns: Columns, rows: Sequence[int]) -> Columns:
 
 
 def carve(
-    rows: list[int], labels: list[int] | None, size: int, seed: int, what: str, warnings: list[str]
+    rows: list[int],
+    labels: list[int] | None,
+    size: int,
+    seed: int,
+    what: str,
+    warnings: list[str],
+    names: list[str] | None = None,
 ) -> tuple[list[int], list[int]]:
     """Split ``rows`` into (kept, carved) with ``size`` carved rows, stratified on ``labels`` if possible.
 
@@ -50,7 +56,7 @@ def carve(
     stratify = None
     if labels is not None:
         y = [labels[i] for i in rows]
-        reason = _cannot_stratify(y, size, len(rows) - size)
+        reason = _cannot_stratify(y, size, len(rows) - size, names)
         if reason is None:
             stratify = y
         else:
@@ -59,11 +65,12 @@ def carve(
     return list(kept), list(carved)
 
 
-def _cannot_stratify(y: list[int], size: int, rest: int) -> str | None:
+def _cannot_stratify(y: list[int], size: int, rest: int, names: list[str] | None) -> str | None:
     counts = Counter(y)
     smallest, count = min(counts.items(), key=lambda item: (item[1], item[0]))
     if count < 2:
-        return f"class {smallest} has only {count} example"
+        name = names[smallest] if names is not None else smallest
+        return f"class '{name}' has only {count} example"
     if size < len(counts) or rest < len(counts):
         return f"{size} rows cannot hold one example of each of {len(counts)} classes"
     return None
@@ -79,12 +86,18 @@ def split_sizes(n: int, validation_fraction: float, test_fraction: float) -> tup
 
 
 def three_way(
-    n: int, labels: list[int] | None, validation_fraction: float, test_fraction: float, seed: int, warnings: list[str]
+    n: int,
+    labels: list[int] | None,
+    validation_fraction: float,
+    test_fraction: float,
+    seed: int,
+    warnings: list[str],
+    names: list[str] | None = None,
 ) -> dict[str, list[int]]:
     """Row ids for train/validation/test, seeded, stratified on ``labels`` where possible."""
     n_val, n_test = split_sizes(n, validation_fraction, test_fraction)
-    rest, test = carve(list(range(n)), labels, n_test, seed, "test", warnings)
-    train, validation = carve(rest, labels, n_val, seed, "validation", warnings)
+    rest, test = carve(list(range(n)), labels, n_test, seed, "test", warnings, names)
+    train, validation = carve(rest, labels, n_val, seed, "validation", warnings, names)
     return {"train": train, "validation": validation, "test": test}
 
 

@@ -6,6 +6,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+def brief(value: Any, limit: int = 40) -> str:
+    """``repr(value)`` cut to ``limit`` characters: safe to put in a one-line message."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
 @dataclass
 class Table:
     """Rows read from one source, kept as plain Python lists per column.

@@ -7,7 +7,7 @@ import math
 import re
 from typing import Any
 
-from tunelab.data.table import Table
+from tunelab.data.table import Table, brief
 from tunelab.errors import DataError
 
 _INTEGER = re.compile(r"[+-]?\d+")
@@ -16,7 +16,9 @@ _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 def _columns_hint(table: Table) -> str:
     names = table.column_names
-    shown = ", ".join(repr(n) for n in names[:15]) + (f" and {len(names) - 15} more" if len(names) > 15 else "")
+    shown = ", ".join(brief(n) for n in names[:15]) + (
+        f" and {len(names) - 15} more" if len(names) > 15 else ""
+    )
     hint = ""
     if len(names) == 1 and any(sep in names[0] for sep in (";", "\t", "|")):
         hint = " (the header looks delimited by another character: save it as comma-separated CSV, or .tsv)"
@@ -33,7 +35,9 @@ def require_column(table: Table, column: str, role: str) -> None:
         return
     close = difflib.get_close_matches(column, table.column_names, n=1, cutoff=0.5)
     suggestion = f" (did you mean --{role}-column {close[0]}?)" if close else ""
-    extra = "; or pass --task causal-lm to train a language model on the text alone" if role == "label" else ""
+    extra = (
+        "; or pass --task causal-lm to train a language model on the text alone" if role == "label" else ""
+    )
     raise DataError(
         f"{table.origin}: no {role} column '{column}'; {_columns_hint(table)}; "
         f"pass --{role}-column NAME{suggestion}{extra}"
@@ -123,7 +127,7 @@ def label_keys(values: list[int | float | str], table: Table, column: str, numer
     if fractional:
         first = fractional[0]
         raise DataError(
-            f"{table.origin}: column '{column}' holds non-integral numbers (e.g. {values[first]} at "
+            f"{table.origin}: column '{column}' holds non-integral numbers (e.g. {brief(values[first])} at "
             f"{table.where([first])}), which are not class labels; use class names or integer ids, "
             "or pass --task causal-lm if this column is not a label"
         )
@@ -153,7 +157,7 @@ def label_names_for(keys: list[int | str], declared: list[str] | None = None) ->
 def check_classes(names: list[str], present: set[str], origin: str, column: str) -> None:
     """At least two classes are needed to train a classifier."""
     if len(present) < 2:
-        only = ", ".join(repr(n) for n in sorted(present)) or "none"
+        only = ", ".join(brief(n) for n in sorted(present)) or "none"
         raise DataError(
             f"{origin}: column '{column}' has a single class ({only}); a classifier needs at least two, "
             "so add examples of other classes or pass --task causal-lm"

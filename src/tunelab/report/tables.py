@@ -109,6 +109,11 @@ def results_table_cells(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     return headers, cells
 
 
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 # --------------------------------------------------------------------------------------------------
 # Every run, flattened
 
@@ -178,19 +183,20 @@ def console_table(results: list[dict], *, highlight: str | None = None) -> Table
     if fraction is not None and not math.isclose(fraction, 1.0):
         title += f" (data fraction {fraction:g})"
     table = Table(title=title, header_style="bold", show_lines=False)
-    for i, header in enumerate(headers):
-        table.add_column(header, justify="left" if i < 2 else "right", no_wrap=i == 0)
-    table.add_column("Note", overflow="fold", max_width=48)
+    with_errors = any(row["error"] for row in rows)
+    for i, header in enumerate([*headers, *(["Error"] if with_errors else [])]):
+        table.add_column(header, justify="left" if i < 2 or header == "Error" else "right",
+                         no_wrap=i == 0, overflow="fold", max_width=48 if header == "Error" else None)
     for row, row_cells in zip(rows, cells):
         style = None
         if row["test_mean"] is None:
             style = "red"
         elif row["strategy"] == highlight:
             style = "bold green"
-        note = row["error"] or ""
-        if row["strategy"] == highlight:
-            note = "recommended" + (f"; {note}" if note else "")
-        table.add_row(*[Text(c) for c in row_cells], Text(note), style=style)
+            row_cells = [f"{row_cells[0]} (recommended)", *row_cells[1:]]
+        if with_errors:
+            row_cells = [*row_cells, _shorten(row["error"] or "", 200)]
+        table.add_row(*[Text(c) for c in row_cells], style=style)
     return table
 
 
@@ -301,7 +307,7 @@ def format_signals(signals: Any) -> list[str]:
     lines = []
     for key, value in signals.items():
         label = re.sub(r"\blm\b", "LM", str(key).replace("_", " "))
-        lines.append(f"{label}: {_format_value(value)}")
+        lines.append(_shorten(f"{label}: {_format_value(value)}", 300))
     return lines
 
 

@@ -1,0 +1,404 @@
+"""``write_report``: the comparison as ``report.html`` (one self-contained page) and ``report.md``
+(with its plots in ``plots/*.png``), plus ``results.csv`` with every run."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tunelab.choose import (
+    crossover_from_fractions,
+    crossover_statement,
+    describe_gap,
+    format_mb,
+    format_metric,
+    format_metric_pm,
+    format_seconds,
+    format_share,
+    largest_fraction,
+    metric_label,
+    recommend_from_results,
+    results_task,
+    run_fraction,
+    run_strategy,
+    run_succeeded,
+    summarize_strategies,
+)
+from tunelab.io import atomic_write_text
+from tunelab.report.document import (
+    Block,
+    BulletList,
+    Callout,
+    Heading,
+    Paragraph,
+    Preformatted,
+    Table,
+    render_html,
+    render_markdown,
+)
+from tunelab.report.tables import (
+    axes_table,
+    format_signals,
+    results_table,
+    results_table_cells,
+    write_results_csv,
+)
+
+
+def write_report(
+    out_dir: str | Path,
+    results: list[dict],
+    *,
+    recommendation: dict | None = None,
+    pre_recommendation: dict | None = None,
+    title: str = "tunelab comparison",
+) -> dict[str, Path]:
+    """Write the comparison report into ``out_dir`` and return the paths written.
+
+    ``report.html`` is one file that opens offline (inline CSS, plots as base64 PNG, no script);
+    ``report.md`` says the same and references ``plots/*.png`` beside it; ``results.csv`` holds every
+    run. ``recommendation`` is :func:`tunelab.choose.recommend_from_results`'s answer (computed with
+    no budget when not given); ``pre_recommendation`` (``{"strategy", "reasons", "signals",
+    "estimates"}``) is the advice given before training, compared here with the measured choice.
+
+    Returns ``{"html", "md", "csv", "plots"}`` (``plots`` is the folder of PNGs).
+
+    >>> paths = write_report("runs/compare", runs)   # doctest: +SKIP
+    >>> paths["html"]                                # doctest: +SKIP
+    PosixPath('runs/compare/report.html')
+    """
+    out_dir = Path(out_dir)
+    plot_dir = out_dir / "plots"
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    if recommendation is None:
+        recommendation = recommend_from_results(results)
+
+    from tunelab.report.plots import all_plots  # matplotlib is only imported when a report is drawn
+
+    plots = all_plots(results)
+    for plot in plots:
+        (plot_dir / f"{plot.name}.png").write_bytes(plot.png)
+
+    blocks = build_blocks(results, plots, recommendation=recommendation, pre_recommendation=pre_recommendation, title=title)
+    footer = f"Written by tunelab {_version()} on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC."
+    paths = {
+        "html": out_dir / "report.html",
+        "md": out_dir / "report.md",
+        "csv": out_dir / "results.csv",
+        "plots": plot_dir,
+    }
+    atomic_write_text(paths["html"], render_html(blocks, title=title, footer=footer))
+    atomic_write_text(paths["md"], render_markdown(blocks, plot_dir="plots", footer=footer))
+    write_results_csv(paths["csv"], results)
+    return paths
+
+
+def _version() -> str:
+    from tunelab import __version__
+
+    return __version__
+
+
+def build_blocks(
+    results: list[dict],
+    plots: list,
+    *,
+    recommendation: dict,
+    pre_recommendation: dict | None,
+    title: str,
+) -> list[Block]:
+    """The report's content, in order, as renderer-neutral blocks."""
+    task = results_task(results)
+    summaries = summarize_strategies(results)
+    metric = recommendation.get("metric") or (summaries[0].metric if summaries else "accuracy")
+    chosen = recommendation.get("strategy")
+    label = metric_label(metric)
+
+    blocks: list[Block] = [Heading(title, 1), Paragraph(_subtitle(results, summaries, task), css="note")]
+
+    # The recommendation first: it is what the reader came for.
+    if chosen:
+        blocks.append(Callout(f"Recommended strategy: {chosen}", list(recommendation.get("reasons") or [])))
+    else:
+        blocks.append(Callout("No strategy recommended", list(recommendation.get("reasons") or []), good=False))
+
+    # Results table.
+    rows = results_table(results)
+    blocks.append(Heading("Results"))
+    if rows:
+        headers, cells = results_table_cells(rows)
+        fraction = rows[0]["data_fraction"]
+        seeds = max((r["n"] for r in rows), default=0)
+        caption = (
+            f"One row per strategy at data fraction {fraction:g}"
+            + (f" ({rows[0]['n_train']:,} training examples)" if rows[0]["n_train"] is not None else "")
+            + (f"; test {label} is the mean ± sample std over up to {seeds} seeds" if seeds > 1 else "")
+            + "; costs are means over seeds. Train time counts training steps only; eval time all evaluation."
+            + _memory_note(summaries)
+        )
+        classes = ["chosen" if r["strategy"] == chosen else ("failed" if r["test_mean"] is None else "") for r in rows]
+        spans = [r["test_mean"] is None for r in rows]
+        # A failed strategy has no numbers: its error takes their place.
+        cells = [
+            [c[0], c[1], f"error: {r['error'] or 'no error recorded'}"] if failed else c
+            for c, r, failed in zip(cells, rows, spans)
+        ]
+        blocks.append(Table(headers, cells, caption=caption, row_classes=classes, spans=spans))
+    else:
+        blocks.append(Paragraph("No runs were recorded."))
+
+    ranking = recommendation.get("ranking") or []
+    if ranking:
+        blocks.append(Heading("Ranking", 3))
+        blocks.append(
+            Table(
+                ["#", "Strategy", f"Test {label}", "Seeds", "Fits budget", "Why not chosen"],
+                [
+                    [
+                        str(i),
+                        r["strategy"],
+                        format_metric_pm(r["mean"], r["std"], r["n"], metric),
+                        str(r["n"]),
+                        "yes" if r["fits"] else "no",
+                        r["why_not"] or ("chosen" if r["strategy"] == chosen else "–"),
+                    ]
+                    for i, r in enumerate(ranking, start=1)
+                ],
+                row_classes=["chosen" if r["strategy"] == chosen else ("failed" if r["mean"] is None else "") for r in ranking],
+            )
+        )
+
+    # Plots.
+    blocks.append(Heading("Trade-offs"))
+    if plots:
+        blocks.append(
+            Paragraph(
+                "Each point is a strategy (mean over seeds); a strategy on the dashed Pareto frontier is not beaten "
+                "on both the metric and the cost by any other. Failed runs are not plotted.",
+                css="note",
+            )
+        )
+        blocks.extend(plots)
+    else:
+        blocks.append(Paragraph("Nothing to plot: no run succeeded."))
+
+    # The axes table.
+    strategies, axes = axes_table(results, pre_recommendation=pre_recommendation)
+    if strategies:
+        blocks.append(Heading("Transfer learning vs fine-tuning, on this run's numbers"))
+        blocks.append(
+            Paragraph(
+                "The axes people compare the two approaches on (working principle, architecture, training "
+                "process, computing resources, data, domain), filled with what this comparison measured.",
+                css="note",
+            )
+        )
+        blocks.append(
+            Table(
+                ["", *strategies],
+                [[axis, *cells] for axis, cells in axes],
+                row_headers=True,
+                merge_equal=True,
+                caption="Share, memory, time and the test metric are measured; data regime from the dataset's "
+                "metadata; closeness of domain from the pre-training analysis when it ran.",
+            )
+        )
+
+    # Data-size curve.
+    crossover = crossover_from_fractions(results)
+    if len(crossover) > 1:
+        blocks.append(Heading("How much labelled data full fine-tuning needs"))
+        statement = crossover_statement(crossover)
+        if statement:
+            blocks.append(Paragraph(statement))
+        elif not any(r["full_mean"] is not None for r in crossover):
+            blocks.append(Paragraph("Full fine-tuning was not run at several data fractions, so there is no crossover to report."))
+        blocks.append(
+            Table(
+                ["Data fraction", "Training examples", "Best strategy", "Full", "Best frozen/PEFT", "Full better?"],
+                [
+                    [
+                        f"{r['data_fraction']:g}",
+                        "–" if r["n_train"] is None else f"{r['n_train']:,}",
+                        f"{r['best_strategy']} ({format_metric(r['best_mean'], metric)})",
+                        format_metric(r["full_mean"], metric),
+                        "–"
+                        if r["best_frozen_or_peft"] is None
+                        else f"{r['best_frozen_or_peft']} ({format_metric(r['best_frozen_or_peft_mean'], metric)})",
+                        {True: "yes", False: "no", None: "–"}[r["full_beats"]],
+                    ]
+                    for r in crossover
+                ],
+                caption=f"Test {label} per data fraction (mean over seeds).",
+            )
+        )
+
+    if pre_recommendation:
+        blocks.extend(_pre_recommendation_blocks(pre_recommendation, recommendation, summaries, metric))
+
+    # Failures, in full.
+    failed: dict[tuple[str, str], list[dict]] = {}
+    for run in results:
+        if not run_succeeded(run):
+            error = str((run.get("run_info") or {}).get("error") or "failed (no error recorded)")
+            failed.setdefault((run_strategy(run), error), []).append(run)
+    if failed:
+        blocks.append(Heading("Failed runs"))
+        for (strategy, error), runs in failed.items():
+            which = "; ".join(
+                f"seed {(r.get('run_info') or {}).get('seed', '–')} at data fraction {run_fraction(r):g}" for r in runs
+            )
+            count = f"{len(runs)} runs" if len(runs) > 1 else "1 run"
+            blocks.append(Paragraph(f"{count} ({which}) failed with:", lead=f"{strategy}:"))
+            blocks.append(Preformatted(error))
+
+    blocks.extend(_environment_blocks(results))
+    return blocks
+
+
+def _subtitle(results: list[dict], summaries: list, task: str) -> str:
+    meta: dict[str, Any] = {}
+    for run in results:
+        for key, value in (run.get("meta_info") or {}).items():
+            meta.setdefault(key, value)
+    parts = []
+    if meta.get("model"):
+        parts.append(f"model {meta['model']}")
+    parts.append(f"task {task}")
+    if meta.get("data"):
+        parts.append(f"data {meta['data']}")
+    if meta.get("device"):
+        parts.append(f"device {meta['device']}")
+    n_ok = sum(1 for r in results if run_succeeded(r))
+    parts.append(f"{len(results)} runs ({n_ok} succeeded) over {len(summaries)} strategies")
+    return "; ".join(parts) + "."
+
+
+def _memory_note(summaries: list) -> str:
+    kinds = {s.memory_kind for s in summaries if s.memory_kind}
+    notes = []
+    if "rss" in kinds:
+        notes.append("rss: peak resident memory of the whole process (CPU), model and data included")
+    if "cuda" in kinds:
+        notes.append("cuda: peak GPU memory allocated by torch")
+    return (" Peak memory — " + "; ".join(notes) + ".") if notes else ""
+
+
+def _pre_recommendation_blocks(pre: dict, rec: dict, summaries: list, metric: str) -> list[Block]:
+    blocks: list[Block] = [Heading("Before training vs measured")]
+    predicted, measured = pre.get("strategy"), rec.get("strategy")
+    if predicted and measured:
+        verdict = (
+            f"The recommendation made before training, {predicted}, matched the measured choice."
+            if predicted == measured
+            else f"The recommendation made before training, {predicted}, did not match the measured choice, {measured}."
+        )
+    elif predicted:
+        verdict = f"Before training tunelab recommended {predicted}; the measurements gave no choice to compare it with."
+    else:
+        verdict = "The pre-training analysis made no recommendation."
+    blocks.append(Paragraph(verdict, css="verdict"))
+
+    by_name = {s.strategy: s for s in summaries}
+    if predicted and measured and predicted != measured and predicted in by_name:
+        p, m = by_name[predicted], by_name[measured]
+        if p.ok and m.ok:
+            blocks.append(
+                Paragraph(
+                    f"Measured, {predicted} reached {format_metric(p.test_mean, metric)} test {metric_label(metric)} "
+                    f"({describe_gap(p.test_mean, m.test_mean, metric)} {measured}) in "
+                    f"{format_seconds(p.train_time_s)} with {format_mb(p.peak_memory_mb)} peak memory; "
+                    f"{measured} took {format_seconds(m.train_time_s)} and {format_mb(m.peak_memory_mb)}."
+                )
+            )
+        elif not p.ok:
+            blocks.append(Paragraph(f"{predicted} failed when trained: {p.error}."))
+    elif predicted and predicted not in by_name:
+        blocks.append(Paragraph(f"{predicted} was not among the strategies compared."))
+
+    if pre.get("reasons"):
+        blocks.append(Heading("Reasons given before training", 3))
+        blocks.append(BulletList([str(r) for r in pre["reasons"]]))
+    signals = format_signals(pre.get("signals"))
+    if signals:
+        blocks.append(Heading("Signals measured before training", 3))
+        blocks.append(BulletList(signals))
+    estimates = pre.get("estimates")
+    if estimates:
+        blocks.append(Heading("Estimates vs measured", 3))
+        blocks.extend(_estimate_blocks(estimates, by_name))
+    return blocks
+
+
+_MEASURED = {
+    "train_time_s": ("training time", lambda s: s.train_time_s, format_seconds),
+    "peak_memory_mb": ("peak memory", lambda s: s.peak_memory_mb, format_mb),
+    "trainable_share": ("trainable share", lambda s: s.trainable_share, format_share),
+    "trainable_params": ("trainable params", lambda s: s.mean_of("train_info", "trainable_params"), lambda v: f"{v:,.0f}"),
+}
+
+
+def _estimate_blocks(estimates: Any, by_name: dict) -> list[Block]:
+    """Per-strategy estimates (``{strategy: {field: value}}``) beside what was measured; anything else
+    is listed as given."""
+    if isinstance(estimates, dict) and estimates and all(isinstance(v, dict) for v in estimates.values()):
+        # Estimates can be wide (batch shapes, notes, ...): show what can be set against a measurement,
+        # else the first few plain numbers.
+        present = list(dict.fromkeys(k for v in estimates.values() for k in v))
+        fields = [k for k in _MEASURED if k in present] or [
+            k for k in present if all(isinstance(v.get(k), int | float | type(None)) for v in estimates.values())
+        ][:6]
+        if not fields:
+            return [BulletList([f"{k}: {_text(v)}" for k, v in estimates.items()])]
+        headers = ["Strategy"]
+        for name in fields:
+            headers.append(f"{_MEASURED[name][0]}: estimate / measured" if name in _MEASURED else name.replace("_", " "))
+        rows = []
+        for strategy, values in estimates.items():
+            row = [str(strategy)]
+            summary = by_name.get(strategy)
+            for name in fields:
+                value = values.get(name)
+                if name in _MEASURED:
+                    _, get, fmt = _MEASURED[name]
+                    est = fmt(value) if isinstance(value, int | float) and math.isfinite(value) else _text(value)
+                    got = get(summary) if summary is not None and summary.ok else None
+                    row.append(f"{est} / {fmt(got) if got is not None else '–'}")
+                else:
+                    row.append(_text(value))
+            rows.append(row)
+        return [Table(headers, rows)]
+    return [BulletList(format_signals(estimates))]
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def _environment_blocks(results: list[dict]) -> list[Block]:
+    meta: dict[str, Any] = {}
+    # The runs at the largest fraction first, so n_train is the one the results table shows.
+    largest = largest_fraction(results)
+    for run in sorted(results, key=lambda r: (run_fraction(r) != largest, not run_succeeded(r))):
+        for key, value in (run.get("meta_info") or {}).items():
+            meta.setdefault(key, value)
+    if not meta:
+        return []
+    items = []
+    for key in ("model", "task", "data", "data_fingerprint", "device", "n_train", "n_validation", "n_test"):
+        if meta.get(key) is not None:
+            items.append(f"{key.replace('_', ' ')}: {meta[key]}")
+    if meta.get("label_names"):
+        items.append(f"labels ({len(meta['label_names'])}): {', '.join(map(str, meta['label_names'][:20]))}"
+                     + (", …" if len(meta["label_names"]) > 20 else ""))
+    versions = meta.get("versions")
+    if isinstance(versions, dict) and versions:
+        items.append("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    items.append("every run, with all its fields: results.csv")
+    return [Heading("Environment"), BulletList(items)]

