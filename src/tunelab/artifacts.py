@@ -23,19 +23,25 @@ MARKER = ".tunelab-complete"
 MODEL_DIR = "model"
 
 
-def prepare_out_dir(out: Path, *, overwrite: bool, resume: bool) -> None:
-    """Refuse to write into a non-empty folder unless asked; never delete files tunelab did not write."""
+def check_out_dir(out: Path, *, overwrite: bool, resume: bool) -> None:
+    """Raise if ``out`` cannot be used as asked; writes nothing (run it before any validation that may fail)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise TunelabError(f"--out {out} is a file: give a folder path")
-    if out.is_dir():
-        _clean_temporaries(out)
-        entries = [p for p in out.iterdir()]
-        if entries and not (overwrite or resume):
+    if out.is_dir() and not (overwrite or resume):
+        if any(not p.name.startswith(".tmp-") for p in out.iterdir()):
             raise TunelabError(
                 f"output folder {out} is not empty: pass --overwrite to replace tunelab's files there, "
                 "--resume to continue the run, or choose another --out"
             )
+
+
+def prepare_out_dir(out: Path, *, overwrite: bool, resume: bool) -> None:
+    """Refuse to write into a non-empty folder unless asked; never delete files tunelab did not write."""
+    out = Path(out)
+    check_out_dir(out, overwrite=overwrite, resume=resume)
+    if out.is_dir():
+        _clean_temporaries(out)
         if overwrite and not resume:
             for name in (MODEL_DIR, "checkpoints", "metrics.json", "run_config.yaml"):
                 target = out / name
@@ -170,7 +176,10 @@ def load_artifact(path: str | Path):
     """Load a tunelab artifact with plain transformers / peft. Returns (model, tokenizer, info)."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
+    from tunelab.resilience import check_weight_files
+
     folder = find_model_dir(path)
+    check_weight_files(folder)  # a pickled weight file loads only if torch.load(weights_only=True) accepts it
     info = json.loads((folder / "tunelab.json").read_text())
     tokenizer = AutoTokenizer.from_pretrained(folder)
     classification = info["task"] == "classification"

@@ -1,7 +1,582 @@
-"""Compute the frozen lower layers once (placeholder: the cache is built in a later change)."""
+"""Compute the frozen lower layers once, and train only the top from their cached output.
+
+When a strategy keeps the embeddings and the bottom ``split`` blocks frozen for the whole run
+(``head``: all blocks; ``last-n``: all but the top N; ``lora``/``ia3`` with ``--lora-layers K``: all
+but the top K), their output for a given example never changes. tunelab then runs that frozen
+prefix **once per example** — in inference mode, in length-sorted batches — stores the hidden
+states entering block ``split``, and trains (and evaluates) only ``blocks[split:]`` and the head
+from them, epoch after epoch.
+
+How it plugs into the model (generic for BERT and Llama, through :class:`tunelab.models.Layout`):
+the module that produces the first block's input (``layout.embeddings_owner.<embeddings_attr>``) is
+swapped for one that returns the batch's cached hidden states, and blocks ``[0, split)`` are swapped
+for pass-throughs, so the model's own ``forward`` still does the attention masks, rotary positions,
+pooling, last-token selection and loss. :func:`restore` puts the real modules back (parameter names
+never change, so checkpoints and the saved artifact are those of the plain model).
+
+When ``split`` is the whole stack (``head``, classification) only the position the head reads is
+kept (BERT: the first token; Llama sequence classification: the last non-padding token, fed to the
+model as a length-1 input so its last-token logic still works): a tiny cache and near-free epochs.
+
+Storage: one flat array of hidden states per data split plus row offsets, in float16 by default,
+under ``<cache root>/<model>-<key>/split-<split>-<positions>/``. The root is ``TrainConfig.cache_dir``
+or ``$TUNELAB_CACHE/features``. The key hashes the model (path, config, weight files), the data
+fingerprint, the tokenizer, the max length and the token ids themselves, so a rerun reuses the cache
+and any change invalidates it. A cache that fits ``memory_limit_mb()`` (``$TUNELAB_CACHE_MEMORY_MB``,
+default a quarter of RAM, at most 4 GiB) is read into memory, a larger one is memory-mapped from disk.
+A cache at a lower split (say, built once by ``compare`` with :func:`build_shared_cache`) is extended
+to a higher split by running only the blocks in between.
+
+**The one difference in meaning:** the frozen layers run without dropout (eval mode) while their
+output is cached, whereas an uncached run applies the frozen layers' dropout in training mode (they
+are frozen, but their dropout still adds noise). Trainable layers keep their dropout. Results are
+therefore close to, not bit-identical with, an uncached run; ``TrainConfig(cache=False)`` /
+``--no-cache`` switches the cache off.
+
+>>> from tunelab import TrainConfig, train
+>>> record = train(TrainConfig(model="minilm", strategy="head"))
+>>> record["train_info"]["cache"]  # {'used': True, 'size_mb': 0.4, 'split': 6, 'where': 'memory', ...}
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-def plan(run):
-    return None
+import numpy as np
+import torch
+from torch import nn
+
+log = logging.getLogger("tunelab")
+
+SPLITS = ("train", "validation", "test")
+CACHE_FORMAT = 1
+_BUILD_TOKENS_PER_BATCH = 4096  # padded tokens per forward pass while building
+
+
+# ----------------------------------------------------------------------------- plan
+
+
+@dataclass
+class CachePlan:
+    """What to cache: the hidden states entering block ``split``, at ``positions``."""
+
+    split: int
+    positions: str  # "all", "first" (BERT [CLS]) or "last" (last non-padding token)
+    dtype: str = "float16"
+    root: Path | None = None
+    _saved: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+def plan(run) -> CachePlan | None:
+    """A :class:`CachePlan` when ``run``'s strategy keeps a frozen prefix of at least one block, else ``None``."""
+    split = run.strategy.frozen_blocks(run.model, run.layout, run.config)
+    if split is None or split < 1 or split > run.layout.num_blocks:
+        return None
+    if any(p.requires_grad for p in _prefix_parameters(run.layout, split)):
+        return None  # the strategy says frozen, the weights say otherwise: never cache what trains
+    head_only = split == run.layout.num_blocks and run.data.task == "classification"
+    positions = ("first" if run.layout.family == "bert" else "last") if head_only else "all"
+    dtype = str(run.config.extra.get("cache_dtype", os.environ.get("TUNELAB_CACHE_DTYPE", "float16")))
+    if dtype not in ("float16", "float32"):
+        dtype = "float16"
+    return CachePlan(split=split, positions=positions, dtype=dtype, root=cache_root(run.config))
+
+
+def cache_root(config) -> Path:
+    from tunelab.models import cache_dir
+
+    return Path(config.cache_dir) if getattr(config, "cache_dir", None) else cache_dir() / "features"
+
+
+def memory_limit_mb() -> float:
+    """Caches up to this size are held in memory; larger ones are memory-mapped from disk."""
+    env = os.environ.get("TUNELAB_CACHE_MEMORY_MB")
+    if env:
+        return float(env)
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
+    except (ValueError, OSError):
+        total = 8192.0
+    return min(total / 4, 4096.0)
+
+
+def _prefix_parameters(layout, split: int):
+    yield from getattr(layout.embeddings_owner, layout.embeddings_attr).parameters()
+    for block in list(layout.blocks)[:split]:
+        yield from block.parameters()
+
+
+# ----------------------------------------------------------------------------- key
+
+
+def _model_identity(run) -> dict[str, Any]:
+    from tunelab.models import resolve_model
+
+    path = resolve_model(run.config.model)
+    files = []
+    if Path(path).is_dir():
+        for p in sorted(Path(path).iterdir()):
+            if p.suffix in (".safetensors", ".bin", ".json", ".pt"):
+                st = p.stat()
+                files.append([p.name, st.st_size, st.st_mtime_ns])
+    return {"model": run.config.model, "path": str(path), "files": files}
+
+
+def _token_digest(ds) -> str:
+    h = hashlib.sha256()
+    for ids in ds["input_ids"]:
+        h.update(np.asarray(ids, dtype=np.int64).tobytes())
+        h.update(b"|")
+    return h.hexdigest()
+
+
+def base_key(run, datasets: dict[str, Any]) -> str:
+    """Hash of everything the cached features depend on, except the split point."""
+    tok = run.tokenizer
+    parts = {
+        "format": CACHE_FORMAT,
+        "model": _model_identity(run),
+        "family": run.layout.family,
+        "num_blocks": run.layout.num_blocks,
+        "data_fingerprint": run.data.fingerprint,
+        "tokenizer": [type(tok).__name__, getattr(tok, "name_or_path", ""), len(tok), tok.pad_token_id],
+        "max_length": run.max_length,
+        "tokens": {name: _token_digest(datasets[name]) for name in SPLITS},
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def cache_path(root: Path, run, key: str, split: int, positions: str, dtype: str) -> Path:
+    model_name = Path(str(run.config.model)).name or "model"
+    return Path(root) / f"{model_name}-{key}" / f"split-{split}-{positions}-{dtype}"
+
+
+# ----------------------------------------------------------------------------- storage
+
+
+class FeatureStore:
+    """Hidden states of one data split: ``flat[offsets[i]:offsets[i+1]]`` is example ``i`` (positions × hidden)."""
+
+    def __init__(self, flat: np.ndarray, offsets: np.ndarray):
+        self.flat, self.offsets = flat, offsets
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def get(self, i: int) -> np.ndarray:
+        return self.flat[self.offsets[i] : self.offsets[i + 1]]
+
+    def batch(self, indices, length: int) -> torch.Tensor:
+        """Right-padded ``(len(indices), length, hidden)`` float32 tensor for a batch."""
+        hidden = self.flat.shape[1]
+        out = np.zeros((len(indices), length, hidden), dtype=np.float32)
+        for row, i in enumerate(indices):
+            a, b = self.offsets[i], self.offsets[i + 1]
+            n = min(b - a, length)
+            out[row, :n] = self.flat[a : a + n]
+        return torch.from_numpy(out)
+
+
+def _load_stores(folder: Path, in_memory: bool) -> dict[str, FeatureStore]:
+    meta = json.loads((folder / "meta.json").read_text())
+    stores = {}
+    for name in SPLITS:
+        offsets = np.load(folder / f"{name}.offsets.npy")
+        shape = (int(offsets[-1]), int(meta["hidden"]))
+        dtype = np.dtype(meta["dtype"])
+        if in_memory:
+            flat = np.fromfile(folder / f"{name}.bin", dtype=dtype).reshape(shape)
+        else:
+            flat = np.memmap(folder / f"{name}.bin", dtype=dtype, mode="r", shape=shape)
+        stores[name] = FeatureStore(flat, offsets)
+    return stores
+
+
+def _complete(folder: Path) -> bool:
+    meta = folder / "meta.json"
+    if not meta.is_file():
+        return False
+    try:
+        return json.loads(meta.read_text()).get("complete", False) is True
+    except (OSError, ValueError):
+        return False
+
+
+# ----------------------------------------------------------------------------- running the prefix
+
+
+class _CachedInput(nn.Module):
+    """Stands in for the embeddings: returns the hidden states stashed for the current batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.stash: torch.Tensor | None = None
+
+    def forward(self, *args, **kwargs) -> torch.Tensor:
+        if self.stash is None:
+            raise RuntimeError(
+                "the frozen-prefix cache has no hidden states for this batch (missing 'cached_hidden')"
+            )
+        return self.stash
+
+
+class _Skip(nn.Module):
+    """Stands in for a block that already ran (or must not run): passes its hidden states through."""
+
+    def forward(self, hidden_states, *args, **kwargs):
+        return hidden_states
+
+
+class _Swap:
+    """Temporarily replace the embeddings and some blocks; ``undo()`` puts the originals back."""
+
+    def __init__(self, layout, *, feed: _CachedInput | None, skip_below: int, skip_from: int | None = None):
+        self.layout, self.saved_blocks = layout, {}
+        self.saved_embeddings = None
+        if feed is not None:
+            self.saved_embeddings = getattr(layout.embeddings_owner, layout.embeddings_attr)
+            setattr(layout.embeddings_owner, layout.embeddings_attr, feed)
+        n = layout.num_blocks
+        for i in list(range(skip_below)) + list(range(skip_from if skip_from is not None else n, n)):
+            self.saved_blocks[i] = layout.blocks[i]
+            layout.blocks[i] = _Skip()
+
+    def undo(self) -> None:
+        for i, block in self.saved_blocks.items():
+            self.layout.blocks[i] = block
+        if self.saved_embeddings is not None:
+            setattr(self.layout.embeddings_owner, self.layout.embeddings_attr, self.saved_embeddings)
+        self.saved_blocks, self.saved_embeddings = {}, None
+
+
+def _hidden_size(run) -> int:
+    return int(run.layout.embeddings_owner.config.hidden_size)
+
+
+def _head_index(attention_mask: torch.Tensor, positions: str) -> torch.Tensor:
+    if positions == "first":
+        return torch.zeros(attention_mask.shape[0], dtype=torch.long)
+    return attention_mask.long().sum(-1).clamp(min=1) - 1  # right padding: last real token
+
+
+def _compute(
+    run,
+    datasets,
+    split: int,
+    positions: str,
+    dtype: str,
+    folder: Path,
+    source: dict[str, FeatureStore] | None,
+    source_split: int,
+) -> dict[str, float]:
+    """Run blocks ``[source_split, split)`` (with the embeddings when there is no source) over every
+    example once and write the hidden states entering block ``split`` under ``folder``."""
+    layout = run.layout
+    owner = layout.embeddings_owner
+    pad_id = run.tokenizer.pad_token_id or 0
+    hidden_size = _hidden_size(run)
+    np_dtype = np.float16 if dtype == "float16" else np.float32
+    feed = _CachedInput() if source is not None else None
+    swap = _Swap(layout, feed=feed, skip_below=source_split if source is not None else 0, skip_from=split)
+    captured: list[torch.Tensor] = []
+    target = layout.blocks[split - 1] if split > source_split or source is None else None
+    if target is None:
+        raise ValueError("nothing to compute: the source split equals the target split")
+    handle = target.register_forward_hook(
+        lambda m, a, out: captured.append(out[0] if isinstance(out, tuple) else out)
+    )
+    was_training = owner.training
+    owner.eval()
+    times: dict[str, float] = {}
+    try:
+        with torch.inference_mode():
+            for name in SPLITS:
+                t0 = time.perf_counter()
+                ds = datasets[name]
+                ids_col = ds["input_ids"]
+                lengths = np.array([len(x) for x in ids_col], dtype=np.int64)
+                sizes = lengths if positions == "all" else np.ones_like(lengths)
+                offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+                np.cumsum(sizes, out=offsets[1:])
+                np.save(folder / f"{name}.offsets.npy", offsets)
+                rows = max(int(offsets[-1]), 1)
+                flat = np.memmap(folder / f"{name}.bin", dtype=np_dtype, mode="w+", shape=(rows, hidden_size))
+                order = np.argsort(lengths, kind="stable")
+                start = 0
+                while start < len(order):
+                    longest = int(lengths[order[min(len(order) - 1, start)]])
+                    # sorted ascending: grow the batch while the padded size stays under the budget
+                    end = start + 1
+                    while (
+                        end < len(order)
+                        and (end - start + 1) * int(lengths[order[end]]) <= _BUILD_TOKENS_PER_BATCH
+                    ):
+                        end += 1
+                    idx = order[start:end]
+                    longest = int(lengths[idx].max())
+                    input_ids = torch.full((len(idx), longest), pad_id, dtype=torch.long)
+                    mask = torch.zeros((len(idx), longest), dtype=torch.long)
+                    for r, i in enumerate(idx):
+                        seq = ids_col[int(i)]
+                        input_ids[r, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
+                        mask[r, : len(seq)] = 1
+                    if feed is not None:
+                        feed.stash = source[name].batch(idx, longest)
+                    captured.clear()
+                    owner(input_ids=input_ids, attention_mask=mask)
+                    hidden = captured[-1]  # (batch, longest, hidden)
+                    if positions != "all":
+                        hidden = hidden[torch.arange(len(idx)), _head_index(mask, positions)].unsqueeze(1)
+                    hidden = hidden.float().numpy().astype(np_dtype, copy=False)
+                    for r, i in enumerate(idx):
+                        n = int(sizes[i])
+                        flat[offsets[i] : offsets[i] + n] = hidden[r, :n]
+                    start = end
+                flat.flush()
+                del flat
+                times[name] = time.perf_counter() - t0
+    finally:
+        handle.remove()
+        swap.undo()
+        if feed is not None:
+            feed.stash = None
+        owner.train(was_training)
+    return times
+
+
+def _sibling_source(base_dir: Path, split: int, dtype: str) -> tuple[int, Path] | None:
+    """The deepest complete full-sequence cache below ``split`` in the same key folder."""
+    best = None
+    if not base_dir.is_dir():
+        return None
+    for folder in base_dir.iterdir():
+        parts = folder.name.split("-")
+        if len(parts) != 4 or parts[0] != "split" or parts[2] != "all" or parts[3] != dtype:
+            continue
+        try:
+            s = int(parts[1])
+        except ValueError:
+            continue
+        if s < split and _complete(folder) and (best is None or s > best[0]):
+            best = (s, folder)
+    return best
+
+
+def ensure_features(
+    run,
+    datasets: dict[str, Any],
+    split: int,
+    positions: str,
+    dtype: str = "float16",
+    root: Path | None = None,
+) -> tuple[Path, dict[str, Any]]:
+    """Find or build the cache of ``split``/``positions`` for ``run``'s data; return its folder and facts."""
+    root = Path(root) if root is not None else cache_root(run.config)
+    key = base_key(run, datasets)
+    folder = cache_path(root, run, key, split, positions, dtype)
+    hidden_size = _hidden_size(run)
+    n_rows = sum(len(datasets[s]) for s in SPLITS)
+    n_pos = n_rows if positions != "all" else sum(int(sum(datasets[s]["length"])) for s in SPLITS)
+    size_mb = n_pos * hidden_size * (2 if dtype == "float16" else 4) / 2**20
+    facts = {
+        "key": key,
+        "path": str(folder),
+        "size_mb": round(size_mb, 3),
+        "reused": True,
+        "build_s": 0.0,
+        "eval_share_s": 0.0,
+        "source_split": None,
+    }
+    if _complete(folder):
+        return folder, facts
+    source = _sibling_source(folder.parent, split, dtype)
+    log.info(
+        "frozen-prefix cache: running embeddings + blocks %s-%d once over %d examples -> %.1f MB %s (%s)",
+        source[0] if source else 0,
+        split - 1,
+        n_rows,
+        size_mb,
+        dtype,
+        folder,
+    )
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{folder.name}-", dir=folder.parent))
+    try:
+        t0 = time.perf_counter()
+        src_stores = _load_stores(source[1], in_memory=False) if source else None
+        times = _compute(run, datasets, split, positions, dtype, tmp, src_stores, source[0] if source else 0)
+        meta = {
+            "complete": True,
+            "format": CACHE_FORMAT,
+            "split": split,
+            "positions": positions,
+            "dtype": dtype,
+            "hidden": hidden_size,
+            "key": key,
+            "model": str(run.config.model),
+            "max_length": run.max_length,
+            "data_fingerprint": run.data.fingerprint,
+            "rows": {s: len(datasets[s]) for s in SPLITS},
+            "source_split": source[0] if source else None,
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another process finished the same cache first: use theirs
+            if not _complete(folder):
+                raise
+        facts.update(
+            reused=False,
+            build_s=time.perf_counter() - t0,
+            eval_share_s=times.get("validation", 0.0) + times.get("test", 0.0),
+            source_split=source[0] if source else None,
+        )
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return folder, facts
+
+
+# ----------------------------------------------------------------------------- training with the cache
+
+
+class CachedCollator:
+    """Pads the token fields with the run's own collator and adds the batch's cached hidden states."""
+
+    def __init__(self, inner, stores: dict[str, FeatureStore]):
+        self.inner, self.stores = inner, stores
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        keys = [(f["cache_split"], f["cache_index"]) for f in features]
+        plain = [
+            {k: v for k, v in f.items() if k not in ("cache_split", "cache_index", "length")}
+            for f in features
+        ]
+        batch = dict(self.inner(plain))
+        length = batch["input_ids"].shape[1]
+        name = keys[0][0]
+        if any(k[0] != name for k in keys):
+            raise RuntimeError("a batch mixes data splits")
+        batch["cached_hidden"] = self.stores[SPLITS[name]].batch([k[1] for k in keys], length)
+        return batch
+
+
+def _cached_dataset(ds, split_index: int, positions: str):
+    ds = ds.add_column("cache_index", list(range(len(ds)))).add_column("cache_split", [split_index] * len(ds))
+    if positions == "all":
+        return ds
+    keep = {"input_ids", "attention_mask", "token_type_ids", "labels", "length", "cache_index", "cache_split"}
+
+    def head_only(batch):
+        out = {}
+        pick = [0 if positions == "first" else max(0, sum(m) - 1) for m in batch["attention_mask"]]
+        for col in ("input_ids", "attention_mask", "token_type_ids"):
+            if col in batch:
+                out[col] = [[seq[j]] for seq, j in zip(batch[col], pick)]
+        return out
+
+    ds = ds.remove_columns([c for c in ds.column_names if c not in keep])
+    return ds.map(head_only, batched=True, desc="cache: head positions")
+
+
+def _injector(feed: _CachedInput):
+    def hook(module, args, kwargs):
+        hidden = kwargs.pop("cached_hidden", None)
+        if hidden is not None:
+            feed.stash = hidden
+        return args, kwargs
+
+    return hook
+
+
+def apply(plan: CachePlan, run, datasets: tuple[Any, Any, Any], collator=None):
+    """Build or reuse the cache and switch ``run.model`` to train from it.
+
+    Returns ``(train_ds, val_ds, test_ds, collator, cache_info)``: the datasets gain the columns
+    ``cache_split``/``cache_index`` (and, head-only, keep just the token the head reads), and the
+    collator wraps ``collator`` (the one the run would use without the cache) and adds each batch's
+    ``cached_hidden``, which a forward pre-hook on ``run.model`` hands to the swapped-in embeddings.
+    Call :func:`restore` after training.
+    """
+    named = dict(zip(SPLITS, datasets))
+    folder, facts = ensure_features(run, named, plan.split, plan.positions, plan.dtype, plan.root)
+    in_memory = facts["size_mb"] <= memory_limit_mb()
+    stores = _load_stores(folder, in_memory=in_memory)
+    where = "memory" if in_memory else "disk"
+    log.info(
+        "frozen-prefix cache %s: blocks 0-%d of %d, %.1f MB %s in %s%s",
+        "reused" if facts["reused"] else "built",
+        plan.split - 1,
+        run.layout.num_blocks,
+        facts["size_mb"],
+        plan.dtype,
+        where,
+        f" ({facts['build_s']:.1f} s)" if not facts["reused"] else "",
+    )
+    feed = _CachedInput()
+    swap = _Swap(run.layout, feed=feed, skip_below=plan.split)
+    handle = run.model.register_forward_pre_hook(_injector(feed), with_kwargs=True)
+    plan._saved = {"swap": swap, "handle": handle, "feed": feed}
+    out = tuple(_cached_dataset(named[s], i, plan.positions) for i, s in enumerate(SPLITS))
+    collator = CachedCollator(collator or _default_collator(run), stores)
+    info = {
+        "used": True,
+        "size_mb": facts["size_mb"],
+        "build_s": round(facts["build_s"], 3),
+        "eval_share_s": round(facts["eval_share_s"], 3),
+        "split": plan.split,
+        "positions": plan.positions,
+        "dtype": plan.dtype,
+        "where": where,
+        "reused": facts["reused"],
+        "source_split": facts["source_split"],
+        "key": facts["key"],
+    }
+    return out[0], out[1], out[2], collator, info
+
+
+def _default_collator(run):
+    from transformers import DataCollatorForLanguageModeling, DataCollatorWithPadding
+
+    if run.data.task == "classification":
+        return DataCollatorWithPadding(run.tokenizer)
+    return DataCollatorForLanguageModeling(run.tokenizer, mlm=False)
+
+
+def restore(plan: CachePlan, run) -> None:
+    """Put the real embeddings and blocks back and remove the input hook (the model is whole again)."""
+    saved = plan._saved
+    if saved.get("handle") is not None:
+        saved["handle"].remove()
+    if saved.get("swap") is not None:
+        saved["swap"].undo()
+    if saved.get("feed") is not None:
+        saved["feed"].stash = None
+    plan._saved = {}
+
+
+# ----------------------------------------------------------------------------- compare
+
+
+def build_shared_cache(config, split: int, *, data=None) -> dict[str, Any]:
+    """Build (or find) the full-sequence cache at ``split`` for ``config``'s model and data, once,
+    before ``compare`` starts its per-strategy runs: every run that freezes at least ``split`` blocks
+    then finds it on disk (an exact match, or a base it extends by running only the blocks above)."""
+    from tunelab.training import prepare
+
+    if split < 1:
+        return {"split": split, "skipped": "nothing frozen below the first block: no shared cache"}
+    run = prepare(config.replace(strategy="full"), data)
+    named = {s: run.tokenized[s] for s in SPLITS}
+    dtype = str(config.extra.get("cache_dtype", os.environ.get("TUNELAB_CACHE_DTYPE", "float16")))
+    folder, facts = ensure_features(run, named, split, "all", dtype, cache_root(config))
+    return {"split": split, **facts}

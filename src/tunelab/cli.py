@@ -232,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     from tunelab import cli_compare
 
     cli_compare.add_parser(sub)
+    from tunelab import cli_recommend
+
+    cli_recommend.add_parser(sub)
     for extra in _EXTRA_COMMANDS:
         extra(sub)
     return parser

@@ -234,6 +234,8 @@ class PreparedRun:
 def prepare(config: TrainConfig, data: TaskData | None = None) -> PreparedRun:
     config.validate()
     strategy = get_strategy(config.strategy)
+    if config.task is not None:  # fail on an impossible strategy/task pair before reading any data
+        strategy.check_task(config.task)
     data = data or load_data(config)
     config.task = data.task
     strategy.check_task(data.task)

@@ -1,0 +1,366 @@
+"""tunelab (frozen-prefix cache, length-grouped batches) against a plain transformers Trainer script.
+
+Each case trains the same model, data, strategy, epochs, batch size, max length, learning rate and
+seed twice — through ``tunelab.training.train`` and through a plain ``Trainer`` script (peft for
+LoRA, ``DataCollatorWithPadding``, the same parameters frozen for head / last-n, evaluation each
+epoch) — each side in its own subprocess so that wall time and peak RSS are its own. For head cases
+it also measures the floor: one no-grad forward pass of the model over the train + eval texts.
+
+    .venv/bin/python benchmarks/bench_cache.py                                   # all cases
+    .venv/bin/python benchmarks/bench_cache.py --cases minilm:head,minilm:last-n --max-train-samples 500
+
+Results: a table on stdout and ``benchmarks/results/bench_cache-<time>.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ALL_CASES = ["minilm:head", "minilm:last-n", "minilm:lora", "minilm:full", "smollm2:head", "smollm2:lora"]
+# subset for the 135M-parameter decoder on 2 CPU cores
+SMOLLM2_DEFAULTS = {"max_train_samples": 400, "max_eval_samples": 150, "max_length": 64}
+TARGETS = {"head": 5.0, "last-n": 1.8, "lora": 1.0, "full": 1.0}
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ----------------------------------------------------------------------------- workers (own process)
+
+
+def _config(spec: dict):
+    from tunelab.config import TrainConfig
+
+    return TrainConfig(
+        model=spec["model"],
+        data=spec["data"],
+        strategy=spec["strategy"],
+        epochs=spec["epochs"],
+        batch_size=spec["batch_size"],
+        max_length=spec["max_length"],
+        seed=spec["seed"],
+        layers=spec["layers"],
+        max_train_samples=spec.get("max_train_samples"),
+        max_eval_samples=spec.get("max_eval_samples"),
+        out=spec["out"],
+        overwrite=True,
+        cache=spec.get("cache", True),
+        cache_dir=spec.get("cache_dir"),
+    )
+
+
+def worker_tunelab(spec: dict) -> dict:
+    from tunelab.training import train
+
+    t0 = time.perf_counter()
+    record = train(_config(spec), progress=False)
+    ti = record["train_info"]
+    return {
+        "train_call_s": time.perf_counter() - t0,
+        "train_time_s": ti["train_time_s"],
+        "eval_time_s": ti["eval_time_s"],
+        "samples_per_s": ti["samples_per_s"],
+        "test_accuracy": record["metrics"]["test"].get("accuracy"),
+        "cache": ti["cache"],
+        "n_train": record["meta_info"]["n_train"],
+        "peak_rss_mb": rss_mb(),
+    }
+
+
+def worker_baseline(spec: dict) -> dict:
+    """The plain script: transformers Trainer (+ peft for LoRA), nothing from tunelab but the data split."""
+    import numpy as np
+    import torch
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
+
+    from tunelab.models import resolve_model
+    from tunelab.strategies import get_strategy
+    from tunelab.training import load_data  # identical rows and split as the tunelab side
+
+    t_start = time.perf_counter()
+    config = _config(spec)
+    set_seed(config.seed)
+    data = load_data(config)
+    path = resolve_model(config.model)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "right"
+    torch.manual_seed(config.seed)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        path, num_labels=len(data.label_names), pad_token_id=tokenizer.pad_token_id, dtype=torch.float32
+    )
+    bert = model.config.model_type == "bert"
+    head = "classifier" if bert else "score"
+    blocks = "bert.encoder.layer" if bert else "model.layers"
+    n_blocks = model.config.num_hidden_layers
+    if spec["strategy"] in ("head", "last-n"):
+        top = spec["layers"] if spec["strategy"] == "last-n" else 0
+        train_prefixes = [head] + [f"{blocks}.{i}." for i in range(n_blocks - top, n_blocks)]
+        if top:
+            train_prefixes += ["bert.pooler."] if bert else ["model.norm."]
+        for name, p in model.named_parameters():
+            p.requires_grad_(name.startswith(tuple(train_prefixes)))
+    elif spec["strategy"] == "lora":
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        names = "query|key|value|dense" if bert else "q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj"
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                task_type=TaskType.SEQ_CLS,
+                r=8,
+                lora_alpha=16,
+                lora_dropout=0.1,
+                target_modules=rf".*{blocks.replace('.', chr(92) + '.')}\.(\d+)\..*\.({names})$",
+                modules_to_save=[head],
+            ),
+        )
+
+    def encode(batch):
+        enc = tokenizer(batch["text"], truncation=True, max_length=config.max_length)
+        enc["labels"] = batch["label"]
+        return enc
+
+    splits = {s: d.map(encode, batched=True, remove_columns=d.column_names) for s, d in data.splits().items()}
+    lr = get_strategy(config.strategy).default_lr
+    steps_per_epoch = -(-len(splits["train"]) // config.batch_size)
+    args = TrainingArguments(
+        output_dir=tempfile.mkdtemp(prefix="bench-baseline-"),
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=max(config.batch_size, 64),
+        num_train_epochs=config.epochs,
+        learning_rate=lr,
+        weight_decay=config.weight_decay,
+        warmup_steps=int(config.warmup_ratio * steps_per_epoch * config.epochs),
+        lr_scheduler_type="linear",
+        eval_strategy="epoch",
+        save_strategy="no",
+        logging_strategy="epoch",
+        seed=config.seed,
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=not torch.cuda.is_available(),
+    )
+
+    def metrics(ev):
+        preds = ev.predictions[0] if isinstance(ev.predictions, tuple) else ev.predictions
+        return {"accuracy": float((np.argmax(preds, -1) == ev.label_ids).mean())}
+
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=splits["train"],
+        eval_dataset=splits["validation"],
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=metrics,
+    )
+    t0 = time.perf_counter()
+    trainer.train()
+    loop_s = time.perf_counter() - t0
+    test = trainer.evaluate(splits["test"], metric_key_prefix="test")
+    return {
+        "train_call_s": time.perf_counter() - t_start,
+        "train_loop_s": loop_s,
+        "samples_per_s": len(splits["train"]) * config.epochs / loop_s,
+        "test_accuracy": test["test_accuracy"],
+        "n_train": len(splits["train"]),
+        "peak_rss_mb": rss_mb(),
+    }
+
+
+def worker_floor(spec: dict) -> dict:
+    """One no-grad forward pass over the train + validation + test texts, length-sorted batches of 64."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from tunelab.models import resolve_model
+    from tunelab.training import load_data
+
+    config = _config(spec)
+    data = load_data(config)
+    path = resolve_model(config.model)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForSequenceClassification.from_pretrained(
+        path, num_labels=len(data.label_names), pad_token_id=tokenizer.pad_token_id, dtype=torch.float32
+    ).eval()
+    texts = [t for d in data.splits().values() for t in d["text"]]
+    ids = tokenizer(texts, truncation=True, max_length=config.max_length)["input_ids"]
+    ids.sort(key=len)
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for i in range(0, len(ids), 64):
+            batch = tokenizer.pad({"input_ids": ids[i : i + 64]}, return_tensors="pt")
+            model(**batch)
+    return {"forward_s": time.perf_counter() - t0, "n_texts": len(ids), "peak_rss_mb": rss_mb()}
+
+
+WORKERS = {"tunelab": worker_tunelab, "baseline": worker_baseline, "floor": worker_floor}
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+def run_worker(kind: str, spec: dict) -> dict:
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "out.json"
+        spec_path.write_text(json.dumps(spec))
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, __file__, "--worker", kind, str(spec_path), str(out_path)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"},
+        )
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0 or not out_path.exists():
+            tail = "\n".join(proc.stderr.splitlines()[-15:])
+            raise RuntimeError(f"{kind} worker failed ({proc.returncode}):\n{tail}")
+        result = json.loads(out_path.read_text())
+    result["process_wall_s"] = wall
+    return result
+
+
+def run_case(case: str, args, work: Path) -> dict:
+    model, strategy = case.split(":")
+    spec = {
+        "model": model,
+        "data": args.data,
+        "strategy": strategy,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "max_length": args.max_length,
+        "seed": args.seed,
+        "layers": args.layers,
+        "max_train_samples": args.max_train_samples,
+        "max_eval_samples": args.max_eval_samples,
+    }
+    if model == "smollm2":
+        for k, v in SMOLLM2_DEFAULTS.items():
+            spec[k] = spec[k] or v if k != "max_length" else min(spec[k], v)
+    spec["out"] = str(work / f"{model}-{strategy}")
+    spec["cache_dir"] = str(work / f"features-{model}-{strategy}")  # a fresh cache: no reuse between cases
+    print(f"[{case}] tunelab ...", flush=True)
+    tl = run_worker("tunelab", spec)
+    print(f"[{case}] baseline ...", flush=True)
+    base = run_worker("baseline", spec)
+    floor = run_worker("floor", spec) if strategy == "head" else None
+    ratio = base["process_wall_s"] / tl["process_wall_s"]
+    cache_mb = tl["cache"].get("size_mb", 0.0) if tl["cache"].get("used") else 0.0
+    checks = {
+        f"speed >= {TARGETS.get(strategy, 1.0)}x": ratio >= TARGETS.get(strategy, 1.0),
+        "accuracy within 1 pt": abs(tl["test_accuracy"] - base["test_accuracy"]) <= 0.01,
+        "RSS <= baseline + cache": tl["peak_rss_mb"] <= base["peak_rss_mb"] + cache_mb,
+    }
+    if floor is not None:
+        checks["train() <= 1.3x forward floor"] = tl["train_call_s"] <= 1.3 * floor["forward_s"]
+    row = {
+        "case": case,
+        "spec": spec,
+        "tunelab": tl,
+        "baseline": base,
+        "floor": floor,
+        "speedup": ratio,
+        "checks": checks,
+    }
+    print(
+        f"[{case}] wall {tl['process_wall_s']:.1f} s vs {base['process_wall_s']:.1f} s, acc {tl['test_accuracy']:.4f} vs "
+        f"{base['test_accuracy']:.4f}, RSS {tl['peak_rss_mb']:.0f} vs {base['peak_rss_mb']:.0f} MB, speedup {ratio:.2f}x  "
+        + "  ".join(f"{k}: {'PASS' if v else 'FAIL'}" for k, v in checks.items()),
+        flush=True,
+    )
+    return row
+
+
+def markdown(rows: list[dict], args) -> str:
+    lines = [
+        f"# bench_cache — {datetime.now().isoformat(timespec='seconds')}",
+        "",
+        f"data {args.data}, epochs {args.epochs}, batch {args.batch_size}, max length {args.max_length} "
+        f"(smollm2: {SMOLLM2_DEFAULTS}), seed {args.seed}, {os.cpu_count()} CPU cores. Wall = whole subprocess "
+        "(imports, data, model load, tokenization, cache, training, per-epoch eval, test eval; tunelab also writes its artifact).",
+        "",
+        "| case | tunelab wall s | baseline wall s | speedup | tunelab samples/s | baseline samples/s | tunelab RSS MB | baseline RSS MB | cache MB (where) | tunelab acc | baseline acc | floor fwd s / tunelab train() s | checks |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        tl, b, f = r["tunelab"], r["baseline"], r["floor"]
+        c = tl["cache"]
+        cache = f"{c['size_mb']:.1f} ({c['where']}, split {c['split']})" if c.get("used") else "-"
+        fl = f"{f['forward_s']:.1f} / {tl['train_call_s']:.1f}" if f else "-"
+        checks = "; ".join(f"{k} {'PASS' if v else 'FAIL'}" for k, v in r["checks"].items())
+        lines.append(
+            f"| {r['case']} | {tl['process_wall_s']:.1f} | {b['process_wall_s']:.1f} | {r['speedup']:.2f}x | "
+            f"{tl['samples_per_s']:.0f} | {b['samples_per_s']:.0f} | {tl['peak_rss_mb']:.0f} | {b['peak_rss_mb']:.0f} | "
+            f"{cache} | {tl['test_accuracy']:.4f} | {b['test_accuracy']:.4f} | {fl} | {checks} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--worker":
+        kind, spec_path, out_path = argv[1], argv[2], argv[3]
+        result = WORKERS[kind](json.loads(Path(spec_path).read_text()))
+        Path(out_path).write_text(json.dumps(result))
+        return 0
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument(
+        "--cases",
+        default=",".join(ALL_CASES),
+        help=f"comma list of model:strategy (default: {','.join(ALL_CASES)})",
+    )
+    p.add_argument("--data", default="rotten-tomatoes")
+    p.add_argument("--epochs", type=float, default=3)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--layers", type=int, default=2, help="last-n: top blocks that train")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--max-train-samples", type=int, default=None)
+    p.add_argument("--max-eval-samples", type=int, default=None)
+    p.add_argument("--results", default=str(HERE / "results"))
+    args = p.parse_args(argv)
+    rows: list[dict] = []
+    results = Path(args.results)
+    results.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    json_path, md_path = results / f"bench_cache-{stamp}.json", results / f"bench_cache-{stamp}.md"
+    with tempfile.TemporaryDirectory(prefix="bench-cache-") as tmp:
+        for case in [c.strip() for c in args.cases.split(",") if c.strip()]:
+            try:
+                rows.append(run_case(case, args, Path(tmp)))
+            except RuntimeError as exc:
+                print(f"[{case}] FAILED: {exc}", flush=True)
+                continue
+            # saved after every case, so a long run that is stopped keeps what it measured
+            json_path.write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2))
+            md_path.write_text(markdown(rows, args))
+    if not rows:
+        return 1
+    print("\n" + markdown(rows, args))
+    print(f"saved {json_path} and {md_path}")
+    return 0 if all(all(r["checks"].values()) for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""``tunelab compare`` and ``tunelab demo``: parse, call :func:`tunelab.compare.compare`, print.
+
+    tunelab compare --model minilm --data rotten-tomatoes --strategies head,lora,full --epochs 2
+    tunelab compare --model minilm --data reviews.csv --seeds 3 --data-fractions 0.1,0.3,1.0 --tune-lr
+    tunelab compare ... --resume          # reuse finished runs, continue the interrupted one
+    tunelab demo                          # minilm + rotten-tomatoes, five strategies, report in runs/demo
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tunelab.compare import DEFAULT_STRATEGIES, CompareResult, compare, parse_lr_overrides
+from tunelab.config import TrainConfig
+from tunelab.errors import ConfigError
+
+#: The demo: small enough for ~10 minutes on 2 CPU cores, large enough that full fine-tuning beats
+#: the head-only baseline (measured; see ``tunelab demo --help``).
+DEMO = {
+    "model": "minilm",
+    "data": "rotten-tomatoes",
+    "strategies": DEFAULT_STRATEGIES,
+    "epochs": 2.0,
+    "max_train_samples": 2000,
+    "max_eval_samples": 800,
+    "max_length": 128,
+    "batch_size": 32,
+    "out": "runs/demo",
+}
+
+# Options compare sets per run (or that make no sense for a comparison): not offered as flags.
+_SKIP = {"strategy", "out", "resume", "overwrite", "data_fraction", "lr", "merge"}
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers like 0.1,0.3,1.0, got '{text}'") from None
+
+
+def _names(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", help="folder for runs, results.csv and the report")
+    p.add_argument("--budget-minutes", type=float, help="the recommendation sets aside strategies that trained longer")
+    p.add_argument("--memory-gb", type=float, help="the recommendation sets aside strategies whose peak memory was higher")
+    p.add_argument("--no-pre-recommendation", dest="pre_recommend", action="store_false",
+                   help="skip the pre-training recommendation (tunelab recommend) shown beside the measured one")
+
+
+def add_parser(sub) -> None:
+    """Register ``compare`` and ``demo`` on the CLI's subparsers."""
+    from tunelab.cli import add_config_flags
+
+    p = sub.add_parser(
+        "compare",
+        help="train several strategies on the same split and budget, recommend one, write a report",
+        description="Each strategy trains in its own process on the same split, for the same epochs, with its own "
+        "default learning rate (or the best of a short search with --tune-lr). A strategy that fails is recorded "
+        "with its message and the others go on.",
+    )
+    p.add_argument("--strategies", type=_names, default=list(DEFAULT_STRATEGIES),
+                   help=f"comma-separated (default: {','.join(DEFAULT_STRATEGIES)}; see `tunelab strategies`)")
+    p.add_argument("--seeds", type=int, default=1, help="repeat each run with K seeds on the same split; report mean ± std")
+    p.add_argument("--data-fractions", type=_floats, default=[1.0],
+                   help="repeat the comparison on nested subsets of the training split, e.g. 0.1,0.3,1.0")
+    p.add_argument("--tune-lr", action="store_true",
+                   help="per strategy, try its default lr ×0.3, ×1, ×3 for --tune-lr-epochs on the validation split and keep the best")
+    p.add_argument("--tune-lr-epochs", type=float, help="epochs of each learning-rate search run (default: 1)")
+    p.add_argument("--lr-overrides", type=str, default="", metavar="S=LR,...",
+                   help="fix a strategy's learning rate, e.g. full=1e-5,lora=1e-3 (others keep their default)")
+    p.add_argument("--resume", action="store_true", help="reuse finished runs in --out and continue the interrupted one")
+    p.add_argument("--overwrite", action="store_true", help="train every run again, replacing what --out holds")
+    p.add_argument("--run-timeout", type=float, help="stop (and record as failed) a run that takes longer than this many seconds")
+    _add_common(p)
+    add_config_flags(p, skip=_SKIP)
+    p.set_defaults(func=cmd_compare)
+
+    d = sub.add_parser(
+        "demo",
+        help="compare head, last-n, bitfit, lora and full on minilm + rotten-tomatoes (about 10 min on 2 CPU cores)",
+        description=f"tunelab compare on the embedded defaults: {DEMO['model']} + {DEMO['data']}, strategies "
+        f"{','.join(DEMO['strategies'])}, {DEMO['max_train_samples']} training examples, {DEMO['epochs']:g} epochs. "
+        "A rerun reuses the finished runs in --out (pass --fresh to train everything again).",
+    )
+    d.add_argument("--fresh", action="store_true", help="train every run again instead of reusing finished ones")
+    _add_common(d)
+    d.set_defaults(func=cmd_demo, out=DEMO["out"])
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from tunelab.cli import config_from_args
+
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume and --overwrite exclude each other: pick one")
+    base = config_from_args(args)
+    result = compare(
+        base,
+        args.strategies,
+        out=args.out,
+        seeds=args.seeds,
+        data_fractions=args.data_fractions,
+        tune_lr=args.tune_lr,
+        tune_lr_epochs=args.tune_lr_epochs,
+        lr_overrides=parse_lr_overrides(args.lr_overrides),
+        resume=args.resume,
+        overwrite=args.overwrite,
+        budget_minutes=args.budget_minutes,
+        memory_gb=args.memory_gb,
+        pre_recommend=args.pre_recommend,
+        run_timeout_s=args.run_timeout,
+        log=None if args.quiet else print,
+    )
+    print_result(result)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    base = TrainConfig(
+        model=DEMO["model"],
+        data=DEMO["data"],
+        epochs=DEMO["epochs"],
+        max_train_samples=DEMO["max_train_samples"],
+        max_eval_samples=DEMO["max_eval_samples"],
+        max_length=DEMO["max_length"],
+        batch_size=DEMO["batch_size"],
+    )
+    if not args.quiet:
+        print(f"tunelab demo: {', '.join(DEMO['strategies'])} on {DEMO['model']} + {DEMO['data']} "
+              f"({DEMO['max_train_samples']} training examples, {DEMO['epochs']:g} epochs) -> {args.out}")
+    result = compare(
+        base,
+        DEMO["strategies"],
+        out=args.out,
+        resume=not args.fresh,
+        overwrite=args.fresh,
+        budget_minutes=args.budget_minutes,
+        memory_gb=args.memory_gb,
+        pre_recommend=args.pre_recommend,
+        title=f"tunelab demo: {DEMO['model']} on {DEMO['data']}",
+        log=None if args.quiet else print,
+    )
+    print_result(result)
+    return 0
+
+
+def print_result(result: CompareResult) -> None:
+    """The results table, the crossover across data fractions, the recommendation and where the report is."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from tunelab.choose import format_metric
+    from tunelab.report import console_table
+
+    console = Console()
+    if not console.is_terminal:  # a log file or a pipe: don't squeeze the table into 80 columns
+        console = Console(width=160)
+    rec = result.recommendation
+    console.print(console_table(result.results, highlight=rec.get("strategy")))
+    if result.crossover:
+        table = Table(title="by training-set size: full fine-tuning vs the best frozen/PEFT strategy")
+        for col in ("data fraction", "train examples", "best", "full", "best frozen/PEFT", "full wins"):
+            table.add_column(col, justify="right")
+        for row in result.crossover:
+            metric = row["metric"]
+            table.add_row(
+                f"{row['data_fraction']:g}",
+                "–" if row["n_train"] is None else f"{row['n_train']:,}",
+                f"{row['best_strategy']} {format_metric(row['best_mean'], metric)}",
+                format_metric(row["full_mean"], metric),
+                "–" if row["best_frozen_or_peft"] is None
+                else f"{row['best_frozen_or_peft']} {format_metric(row['best_frozen_or_peft_mean'], metric)}",
+                "–" if row["full_beats"] is None else ("yes" if row["full_beats"] else "no"),
+            )
+        console.print(table)
+    if rec.get("strategy"):
+        console.print(f"[bold]recommended: {rec['strategy']}[/bold]")
+    else:
+        console.print("[bold red]no strategy to recommend[/bold red]")
+    for reason in rec.get("reasons", []):
+        console.print(f"  - {reason}", highlight=False)
+    if result.failed:
+        console.print(f"{len(result.failed)} run(s) failed; their messages are in the table and in each run's metrics.json")
+    html = result.report.get("html")
+    md = result.report.get("md")
+    console.print(f"report: {html}" + (f" (also {md}, {Path(result.out) / 'results.csv'})" if md else ""), highlight=False, soft_wrap=True)

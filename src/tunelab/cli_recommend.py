@@ -1,0 +1,95 @@
+"""``tunelab recommend`` and ``tunelab estimate``: advice and cost before any training.
+
+    tunelab recommend --model minilm --data rotten-tomatoes --budget-minutes 10 --memory-gb 4
+    tunelab estimate --model minilm --strategy lora --data rotten-tomatoes --max-length 64
+    tunelab estimate --model smollm2 --strategy full --task causal-lm --batch-size 4 --max-length 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+_NOT_FOR_ESTIMATE = {"out", "overwrite", "resume", "save_steps", "merge", "cache_dir", "max_eval_samples"}
+
+
+def add_parser(sub) -> None:
+    from tunelab.cli import add_config_flags
+
+    p = sub.add_parser("recommend", help="measure data, domain and cost, and recommend a strategy before training")
+    add_config_flags(p, skip=_NOT_FOR_ESTIMATE | {"strategy"})
+    p.add_argument("--budget-minutes", type=float, help="training-time budget for all epochs (strategies over it don't fit)")
+    p.add_argument("--memory-gb", type=float, help="memory budget (default: this machine's RAM)")
+    p.add_argument("--strategies", help="comma-separated strategies to consider (default: all that apply to the task)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_recommend)
+
+    p = sub.add_parser("estimate", help="predict peak memory and time per epoch of one strategy from a few timed steps")
+    add_config_flags(p, skip=_NOT_FOR_ESTIMATE)
+    p.add_argument("--warmup-steps", type=int, default=3, help="untimed steps first (default: 3)")
+    p.add_argument("--steps", type=int, default=5, help="timed steps; the median is used (default: 5)")
+    p.add_argument("--num-examples", type=int, help="examples per epoch when no --data is given (default: 1000)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_estimate)
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from tunelab.cli import config_from_args
+    from tunelab.estimate import estimate, format_estimate
+
+    use_data = "data" in vars(args) or bool(args.config)
+    config = config_from_args(args)
+    result = estimate(config, use_data=use_data, warmup_steps=args.warmup_steps, timed_steps=args.steps, num_examples=args.num_examples)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print("\n".join(format_estimate(result)))
+    return 0
+
+
+def print_recommendation(rec: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    cfg = rec["config"]
+    console.print(f"[bold]recommended strategy: {rec['strategy']}[/bold]  ({cfg['model']} on {cfg['data']})")
+    console.print("reasons:")
+    for reason in rec["reasons"]:
+        console.print(f"  - {reason}", highlight=False)
+    budget = rec["budget"]
+    limits = ", ".join(x for x in (f"{budget['minutes']:g} min" if budget["minutes"] else "",
+                                   f"{budget['memory_gb']:g} GB" if budget["memory_gb"] else "") if x) or "machine RAM"
+    table = Table(title=f"estimated cost on this machine (batch {cfg['batch_size']}, max length {cfg['max_length']}, "
+                        f"{cfg['epochs']:g} epoch(s); budget: {limits})")
+    for col in ("strategy", "s / epoch", f"train s ({cfg['epochs']:g} ep)", "peak MB", "trainable", "fits"):
+        table.add_column(col, justify="left" if col in ("strategy", "fits") else "right")
+    for row in rec["estimates"]:
+        if row.get("error"):
+            table.add_row(row["strategy"], "-", "-", "-", "-", f"no: {row['why_not']}")
+            continue
+        train_s = row["train_time_s"] + row.get("cache_build_s", 0.0)
+        share = row["trainable_params"] / row["total_params"] if row["total_params"] else 0
+        fits = "yes" if row["fits"] else f"no: {row['why_not']}"
+        mark = " *" if row["strategy"] == rec["strategy"] else ""
+        table.add_row(row["strategy"] + mark, f"{row['time_per_epoch_s']:.1f}", f"{train_s:.1f}",
+                      f"{row['peak_memory_mb']:,.0f}", f"{100 * share:.2f} %", fits)
+    console.print(table)
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from tunelab.cli import config_from_args
+    from tunelab.errors import TunelabError
+    from tunelab.recommend import recommend
+
+    if "model" not in vars(args) or "data" not in vars(args):
+        raise TunelabError("recommend needs --model and --data, e.g. tunelab recommend --model minilm --data rotten-tomatoes")
+    config = config_from_args(args)
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()] if args.strategies else None
+    rec = recommend(config.model, config.data, budget_minutes=args.budget_minutes, memory_gb=args.memory_gb,
+                    config=config, strategies=strategies)
+    if args.json:
+        print(json.dumps(rec, indent=2, default=str))
+    else:
+        print_recommendation(rec)
+    return 0

@@ -1,0 +1,535 @@
+"""Compare strategies on the same data split and budget, then recommend one from the measurements.
+
+Each run (strategy × seed × data fraction) trains in its own process (``python -m tunelab.worker``),
+so its peak memory is its own and a crash or an out-of-memory kill takes down only that run: it is
+recorded as failed, with its message, and the comparison goes on.
+
+    >>> from tunelab import TrainConfig
+    >>> from tunelab.compare import compare
+    >>> result = compare(TrainConfig(model="minilm", data="rotten-tomatoes", epochs=2),
+    ...                  ["head", "lora", "full"], out="runs/compare")        # doctest: +SKIP
+    >>> result.recommendation["strategy"], result.report["html"]              # doctest: +SKIP
+
+What lands in ``out``::
+
+    runs/<run_id>/metrics.json   one record per run (tunelab.results), the artifact under model/,
+                                 spec.json (what the worker was asked) and worker.log (its output)
+    lr-search/<strategy>-lr<lr>/ the learning-rate search runs (with tune_lr=True)
+    compare.json                 the plan: strategies, seeds, fractions, base config, lr search
+    results.csv, report.html, report.md, plots/
+
+Fairness: every strategy trains on the same split (``split_seed`` = the base config's seed, also for
+the other seeds: they vary initialisation and data order, not the examples), for the same number of
+epochs, each with its own default learning rate — or, with ``tune_lr=True``, the best of a short
+search around that default on the validation split — so that no strategy loses only because it was
+given another's learning rate.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunelab.config import TrainConfig
+from tunelab.errors import ConfigError, TunelabError
+from tunelab.results import higher_is_better, primary_metric, read_json, write_json
+from tunelab.worker import LOG_NAME, RECORD_NAME, SPEC_NAME, failed_record, run_spec
+
+DEFAULT_STRATEGIES = ("head", "last-n", "bitfit", "lora", "full")
+LR_FACTORS = (0.3, 1.0, 3.0)
+RUNS_DIR = "runs"
+LR_SEARCH_DIR = "lr-search"
+PLAN_NAME = "compare.json"
+
+#: Config fields that do not change what a run computes: a finished run is reused when all others match.
+_IGNORED_FOR_REUSE = frozenset({"out", "resume", "overwrite", "cache_dir", "save_steps", "extra"})
+
+
+@dataclass
+class PlannedRun:
+    """One run of a comparison: a strategy at one seed and one data fraction."""
+
+    run_id: str
+    strategy: str
+    seed: int
+    data_fraction: float
+    config: TrainConfig
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.config.out)
+
+
+@dataclass
+class CompareResult:
+    """What :func:`compare` measured and wrote."""
+
+    out: Path
+    results: list[dict[str, Any]]
+    """The run records, in plan order (failed runs included)."""
+    recommendation: dict[str, Any]
+    """:func:`tunelab.choose.recommend_from_results` on ``results``."""
+    report: dict[str, Path]
+    """Paths written by :func:`tunelab.report.write_report` (``html``, ``md``, ``csv``, ``plots``)."""
+    pre_recommendation: dict[str, Any] | None = None
+    lr_search: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reused: list[str] = field(default_factory=list)
+    """Run ids whose finished record was reused (``resume=True``) instead of training again."""
+    crossover: list[dict[str, Any]] = field(default_factory=list)
+    """:func:`tunelab.choose.crossover_from_fractions` rows (one per data fraction)."""
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [r for r in self.results if r["run_info"]["status"] != "success"]
+
+
+# ----------------------------------------------------------------------------- planning
+
+
+def parse_lr_overrides(text: str | None) -> dict[str, float]:
+    """``"full=1e-5,lora=1e-3"`` → ``{"full": 1e-05, "lora": 0.001}``."""
+    overrides: dict[str, float] = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        name, sep, value = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            overrides[name.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(f"--lr-overrides item '{item.strip()}' is not STRATEGY=LR: write e.g. full=1e-5,lora=1e-3") from None
+    return overrides
+
+
+def run_id(strategy: str, seed: int, fraction: float, *, many_seeds: bool, many_fractions: bool) -> str:
+    """``lora``, or ``lora-f0.3-s43`` when the comparison repeats over fractions and seeds."""
+    name = strategy
+    if many_fractions:
+        name += f"-f{fraction:g}"
+    if many_seeds:
+        name += f"-s{seed}"
+    return name
+
+
+def _problems(base: TrainConfig, strategies: Sequence[str], seeds: int, fractions: Sequence[float],
+              lr_overrides: Mapping[str, float], lr_factors: Sequence[float], tune_lr_epochs: float | None) -> list[str]:
+    from tunelab.strategies import STRATEGIES
+
+    problems = [p for p in base.replace(strategy="full").problems() if not p.startswith("--strategy")]
+    if not strategies:
+        problems.append("--strategies is empty: name at least one, e.g. head,lora,full")
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if unknown:
+        problems.append(f"--strategies: unknown {', '.join(unknown)}; use any of {', '.join(STRATEGIES)}")
+    repeated = sorted({s for s in strategies if list(strategies).count(s) > 1})
+    if repeated:
+        problems.append(f"--strategies names {', '.join(repeated)} more than once: list each once")
+    if seeds < 1:
+        problems.append(f"--seeds must be at least 1, got {seeds}")
+    if not fractions:
+        problems.append("--data-fractions is empty: give e.g. 0.1,0.3,1.0")
+    bad = [f for f in fractions if not 0 < f <= 1]
+    if bad:
+        problems.append(f"--data-fractions must each be in (0, 1], got {', '.join(f'{f:g}' for f in bad)}")
+    if len(set(fractions)) != len(fractions):
+        problems.append("--data-fractions lists a fraction more than once: list each once")
+    for name, lr in lr_overrides.items():
+        if name not in strategies:
+            problems.append(f"--lr-overrides names {name}, which is not in --strategies ({', '.join(strategies)})")
+        if not (math.isfinite(lr) and lr > 0):
+            problems.append(f"--lr-overrides {name}={lr:g}: a learning rate must be positive and finite")
+    if any(not (math.isfinite(f) and f > 0) for f in lr_factors) or not lr_factors:
+        problems.append("learning-rate search factors must be positive numbers, e.g. 0.3,1,3")
+    if tune_lr_epochs is not None and not tune_lr_epochs > 0:
+        problems.append(f"--tune-lr-epochs must be positive, got {tune_lr_epochs}")
+    return problems
+
+
+def plan_runs(base: TrainConfig, strategies: Sequence[str], out: Path, *, seeds: int = 1,
+              data_fractions: Sequence[float] = (1.0,), lrs: Mapping[str, float] | None = None) -> list[PlannedRun]:
+    """Every run of the comparison: fractions ascending, then strategies in the given order, then seeds.
+
+    ``lrs`` sets a strategy's learning rate (an override or the search's choice); the others keep
+    their strategy's default (``lr=None``).
+    """
+    lrs = lrs or {}
+    fractions = sorted(data_fractions)
+    runs = []
+    for fraction in fractions:
+        for strategy in strategies:
+            for i in range(seeds):
+                seed = base.seed + i
+                rid = run_id(strategy, seed, fraction, many_seeds=seeds > 1, many_fractions=len(fractions) > 1)
+                config = base.replace(
+                    strategy=strategy,
+                    seed=seed,
+                    data_fraction=fraction,
+                    lr=lrs.get(strategy),
+                    out=str(out / RUNS_DIR / rid),
+                    resume=False,
+                    overwrite=True,
+                )
+                runs.append(PlannedRun(rid, strategy, seed, fraction, config))
+    return runs
+
+
+# ----------------------------------------------------------------------------- running one run
+
+
+def _same_config(planned: TrainConfig, recorded: Mapping[str, Any] | None) -> bool:
+    if not isinstance(recorded, Mapping):
+        return False
+    for name, value in planned.to_dict().items():
+        if name in _IGNORED_FOR_REUSE or (name == "task" and value is None):
+            continue
+        if recorded.get(name) != value:
+            return False
+    return True
+
+
+def finished_record(folder: Path, config: TrainConfig) -> dict[str, Any] | None:
+    """The run's record if it finished successfully with this configuration, else None."""
+    path = folder / RECORD_NAME
+    if not path.is_file():
+        return None
+    try:
+        record = read_json(path)
+    except (OSError, ValueError):
+        return None
+    if record.get("run_info", {}).get("status") != "success" or not _same_config(config, record.get("config")):
+        return None
+    return record
+
+
+def _signal_name(returncode: int) -> str:
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"
+
+
+def _log_tail(log_path: Path, lines: int = 3) -> str:
+    try:
+        text = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(line.strip() for line in text[-lines:] if line.strip())
+
+
+def execute(spec: dict[str, Any], folder: Path, *, isolate: bool = True, timeout_s: float | None = None) -> dict[str, Any]:
+    """Run one spec and return its record; a crashed or killed worker is recorded as failed.
+
+    ``isolate=True`` (the default) runs ``python -m tunelab.worker`` in a subprocess, so the run's
+    peak memory is its own; ``isolate=False`` runs it in this process (tests, debugging).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    spec_path, record_path, log_path = folder / SPEC_NAME, folder / RECORD_NAME, folder / LOG_NAME
+    write_json(spec_path, spec)
+    record_path.unlink(missing_ok=True)  # a stale record must not pass for this attempt's
+    if not isolate:
+        return run_spec(spec)
+
+    env = dict(os.environ)
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    src = str(Path(__file__).resolve().parents[1])  # tunelab importable even when not installed
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    t0 = time.perf_counter()
+    with open(log_path, "w", encoding="utf-8") as log:
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "tunelab.worker", str(spec_path)],
+                stdout=log, stderr=subprocess.STDOUT, env=env, timeout=timeout_s, check=False,
+            )
+            returncode: int | None = proc.returncode
+        except subprocess.TimeoutExpired:
+            returncode = None
+    if record_path.is_file():
+        try:
+            return read_json(record_path)
+        except ValueError:
+            pass
+    if returncode is None:
+        why = f"the run took longer than {timeout_s:g} s and was stopped"
+    elif returncode < 0:
+        name = _signal_name(returncode)
+        why = f"the worker process was killed by {name}" + (
+            " (on Linux usually the out-of-memory killer: use a smaller --batch-size or --max-length)" if name == "SIGKILL" else ""
+        )
+    else:
+        why = f"the worker process exited with code {returncode} without writing its record"
+    tail = _log_tail(log_path)
+    error = why + (f"; last output: {tail}" if tail else "") + f" (log: {log_path})"
+    record = failed_record(spec["config"], error, wall_time_s=time.perf_counter() - t0, extra=spec.get("extra_record"))
+    write_json(record_path, record)
+    return record
+
+
+# ----------------------------------------------------------------------------- learning-rate search
+
+
+def _default_lr(strategy: str) -> float:
+    from tunelab.strategies import STRATEGIES
+
+    return float(STRATEGIES[strategy].default_lr)
+
+
+def search_lr(base: TrainConfig, strategy: str, out: Path, *, factors: Sequence[float] = LR_FACTORS,
+              epochs: float | None = None, center: float | None = None, resume: bool = False,
+              isolate: bool = True, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Short runs at ``center`` (default: the strategy's default lr) × each factor; the best
+    validation metric wins. Returns ``{"strategy", "metric", "epochs", "candidates", "chosen_lr", "default_lr"}``;
+    ``chosen_lr`` falls back to ``center`` when every candidate failed.
+    """
+    center = center if center is not None else _default_lr(strategy)
+    short = epochs if epochs is not None else min(1.0, base.epochs)
+    candidates = []
+    for factor in factors:
+        lr = float(f"{center * factor:.3g}")
+        folder = out / LR_SEARCH_DIR / f"{strategy}-lr{lr:g}"
+        config = base.replace(strategy=strategy, lr=lr, epochs=short, out=str(folder), resume=False, overwrite=True, merge=False)
+        record = finished_record(folder, config) if resume else None
+        if record is None:
+            if log:
+                log(f"  lr search {strategy}: lr {lr:g} for {short:g} epoch(s) ...")
+            record = execute({"config": config.to_dict(), "split_seed": base.seed}, folder, isolate=isolate)
+            shutil.rmtree(folder / "model", ignore_errors=True)  # only the validation metric is needed
+        task = record.get("meta_info", {}).get("task") or base.task or "classification"
+        metric = primary_metric(task)
+        value = record.get("metrics", {}).get("validation", {}).get(metric)
+        ok = record["run_info"]["status"] == "success" and value is not None and math.isfinite(value)
+        candidates.append({
+            "lr": lr, "factor": factor, "status": "success" if ok else "failed", "metric": metric,
+            "validation": value if ok else None, "error": None if ok else record["run_info"].get("error"),
+            "train_time_s": record.get("train_info", {}).get("train_time_s"),
+        })
+    good = [c for c in candidates if c["status"] == "success"]
+    metric = candidates[0]["metric"]
+    if good:
+        sign = -1.0 if higher_is_better(metric) else 1.0
+        best = min(good, key=lambda c: (sign * c["validation"], abs(math.log(c["factor"]))))
+        chosen = best["lr"]
+    else:
+        chosen = center
+    result = {"strategy": strategy, "metric": metric, "epochs": short, "default_lr": _default_lr(strategy),
+              "center_lr": center, "candidates": candidates, "chosen_lr": chosen, "all_failed": not good}
+    if log:
+        tried = ", ".join(f"{c['lr']:g}: {c['validation']:.4g}" if c["validation"] is not None else f"{c['lr']:g}: failed" for c in candidates)
+        log(f"  lr search {strategy}: validation {metric} {tried} -> lr {chosen:g}" + (" (all failed; default kept)" if not good else ""))
+    return result
+
+
+# ----------------------------------------------------------------------------- the comparison
+
+
+def _pre_recommendation(base: TrainConfig, strategies: Sequence[str], budget_minutes: float | None,
+                        memory_gb: float | None, log: Callable[[str], None] | None) -> dict | None:
+    """Advice before training (:func:`tunelab.recommend.recommend`, in its cheap mode: few texts for the
+    domain signals, two timed steps per strategy), when that module is installed; never fatal."""
+    try:
+        from tunelab.recommend import recommend
+    except ImportError:
+        return None
+    import inspect
+
+    params = inspect.signature(recommend).parameters
+    wanted = {"config": base, "strategies": list(strategies), "budget_minutes": budget_minutes,
+              "memory_gb": memory_gb, "sample_size": 32, "warmup_steps": 1, "timed_steps": 2}
+    kwargs = {k: v for k, v in wanted.items() if k in params and v is not None}
+    try:
+        rec = recommend(base.model, base.data, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - the pre-training advice is optional; the comparison goes on
+        if log:
+            log(f"(pre-training recommendation skipped: {' '.join(str(exc).split())})")
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
+def _shared_cache(base: TrainConfig, strategies: Sequence[str], log: Callable[[str], None] | None) -> None:
+    """Build the frozen-prefix cache once, at the lowest split any chosen strategy keeps frozen, so
+    that every run reads (or extends) it instead of computing the frozen layers again. Only when the
+    cache module offers ``build_shared_cache``; a failure here costs time, never a run."""
+    from tunelab import cache as frozen_cache
+
+    if not base.cache or not hasattr(frozen_cache, "build_shared_cache"):
+        return
+    splits = [s for s in (_frozen_split(base.replace(strategy=name)) for name in strategies) if s]
+    if len(splits) < 2:
+        return  # nothing to share
+    try:
+        frozen_cache.build_shared_cache(base, min(splits))
+    except Exception as exc:  # noqa: BLE001 - each run can still build its own cache
+        if log:
+            log(f"(shared frozen-layer cache not built: {' '.join(str(exc).split())}; each run computes its own)")
+
+
+def _frozen_split(config: TrainConfig) -> int | None:
+    """How many bottom blocks ``config.strategy`` keeps frozen on ``config.model`` (None: none)."""
+    from types import SimpleNamespace
+
+    from tunelab.strategies import get_strategy
+
+    try:
+        from transformers import AutoConfig
+
+        from tunelab.models import resolve_model
+
+        model_config = AutoConfig.from_pretrained(resolve_model(config.model), trust_remote_code=config.trust_remote_code)
+        layout = SimpleNamespace(num_blocks=int(model_config.num_hidden_layers))
+        return get_strategy(config.strategy).frozen_blocks(None, layout, config)
+    except Exception:  # noqa: BLE001 - a model whose config we cannot read here simply shares nothing
+        return None
+
+
+def _describe(record: dict[str, Any]) -> str:
+    info = record["run_info"]
+    if info["status"] != "success":
+        return f"FAILED: {info.get('error')}"
+    task = record.get("meta_info", {}).get("task", "classification")
+    metric = primary_metric(task)
+    value = record["metrics"].get("test", {}).get(metric)
+    ti = record.get("train_info", {})
+    parts = [f"test {metric} {value:.4f}" if value is not None else "no test metric"]
+    if ti.get("train_time_s") is not None:
+        parts.append(f"trained in {ti['train_time_s']:.1f} s")
+    if ti.get("peak_memory_mb") is not None:
+        parts.append(f"peak {ti['peak_memory_mb']:.0f} MB")
+    return ", ".join(parts)
+
+
+def compare(
+    base: TrainConfig | None = None,
+    strategies: Sequence[str] = DEFAULT_STRATEGIES,
+    *,
+    out: str | Path | None = None,
+    seeds: int = 1,
+    data_fractions: Sequence[float] = (1.0,),
+    tune_lr: bool = False,
+    lr_factors: Sequence[float] = LR_FACTORS,
+    tune_lr_epochs: float | None = None,
+    lr_overrides: Mapping[str, float] | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    budget_minutes: float | None = None,
+    memory_gb: float | None = None,
+    pre_recommend: bool = True,
+    isolate: bool = True,
+    run_timeout_s: float | None = None,
+    title: str | None = None,
+    log: Callable[[str], None] | None = print,
+) -> CompareResult:
+    """Train every strategy on the same split and budget, record each run, recommend, write the report.
+
+    ``base`` holds every shared option (model, data, epochs, batch size, max samples, ...); its
+    ``strategy``, ``lr``, ``data_fraction`` and ``out`` are set per run. ``seeds`` repeats each run
+    with seeds ``base.seed``, ``base.seed + 1``, ... on the same split. ``data_fractions`` repeats the
+    comparison on nested subsets of the training split. ``lr_overrides`` fixes a strategy's learning
+    rate; ``tune_lr`` searches ``default × lr_factors`` for ``tune_lr_epochs`` (default: 1) on the
+    validation split first (an override becomes the search's centre).
+
+    ``resume`` reuses every run whose ``metrics.json`` says success with the same configuration and
+    resumes the others from their last checkpoint; ``overwrite`` retrains everything. Without either,
+    a folder that already holds runs is refused.
+
+    Raises :class:`~tunelab.errors.ConfigError` for bad options; a run that fails is recorded, not raised.
+    """
+    from tunelab.choose import crossover_from_fractions, recommend_from_results
+    from tunelab.report import write_report, write_results_csv
+
+    base = (base or TrainConfig()).replace()
+    strategies = list(strategies)
+    lr_overrides = dict(lr_overrides or {})
+    fractions = sorted(float(f) for f in data_fractions)
+    problems = _problems(base, strategies, seeds, fractions, lr_overrides, lr_factors, tune_lr_epochs)
+    if problems:
+        raise ConfigError(problems)
+    safe = lambda s: Path(str(s)).name or "data"  # noqa: E731
+    out = Path(out) if out is not None else Path("runs") / f"compare-{safe(base.model)}-{safe(base.data)}"
+    if out.exists() and not out.is_dir():
+        raise TunelabError(f"--out {out} is a file: give a folder path")
+    runs_dir = out / RUNS_DIR
+    if runs_dir.is_dir() and any(runs_dir.iterdir()) and not (resume or overwrite):
+        raise TunelabError(
+            f"{out} already holds a comparison: pass --resume to reuse its finished runs, "
+            "--overwrite to run everything again, or choose another --out"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    reuse = resume and not overwrite
+    say = log or (lambda _msg: None)
+
+    pre = None
+    if pre_recommend:
+        say("measuring the data, the domain and each strategy's cost before training (tunelab recommend) ...")
+        pre = _pre_recommendation(base, strategies, budget_minutes, memory_gb, log)
+        if pre and pre.get("strategy"):
+            say(f"before training, tunelab would pick: {pre['strategy']}")
+
+    lrs: dict[str, float] = dict(lr_overrides)
+    searches: dict[str, dict[str, Any]] = {}
+    if tune_lr:
+        say(f"learning-rate search: {', '.join(f'×{f:g}' for f in lr_factors)} around each strategy's default, on the validation split")
+        search_base = base.replace(data_fraction=fractions[-1])
+        for strategy in strategies:
+            searches[strategy] = search_lr(search_base, strategy, out, factors=lr_factors, epochs=tune_lr_epochs,
+                                           center=lr_overrides.get(strategy), resume=reuse, isolate=isolate, log=log)
+            lrs[strategy] = searches[strategy]["chosen_lr"]
+
+    planned = plan_runs(base, strategies, out, seeds=seeds, data_fractions=fractions, lrs=lrs)
+    write_json(out / PLAN_NAME, {
+        "strategies": strategies, "seeds": [base.seed + i for i in range(seeds)], "data_fractions": fractions,
+        "split_seed": base.seed, "lr_overrides": lr_overrides, "tune_lr": tune_lr, "lr_search": searches,
+        "learning_rates": {s: lrs.get(s, _default_lr(s)) for s in strategies},
+        "budget_minutes": budget_minutes, "memory_gb": memory_gb, "isolate": isolate,
+        "runs": [p.run_id for p in planned], "base_config": base.to_dict(),
+    })
+    _shared_cache(base, strategies, log)
+
+    results: list[dict[str, Any]] = []
+    reused: list[str] = []
+    for i, run in enumerate(planned, 1):
+        head = f"[{i}/{len(planned)}] {run.run_id}"
+        extra = {"lr_search": searches[run.strategy]} if run.strategy in searches else {}
+        record = finished_record(run.folder, run.config) if reuse else None
+        if record is not None:
+            reused.append(run.run_id)
+            say(f"{head}: finished earlier, reused ({_describe(record)})")
+            results.append(record)
+            continue
+        config = run.config
+        if reuse and run.folder.is_dir():
+            old = run.folder / RECORD_NAME
+            changed = old.is_file() and not _same_config(config, _safe_read(old).get("config"))
+            # continue from the last checkpoint, unless the recorded run had other options
+            config = config.replace(resume=not changed, overwrite=changed)
+        lr_text = f"lr {config.lr:g}" if config.lr is not None else f"default lr {_default_lr(run.strategy):g}"
+        say(f"{head}: training {run.strategy} (seed {run.seed}, data fraction {run.data_fraction:g}, {lr_text}) ...")
+        record = execute({"config": config.to_dict(), "split_seed": base.seed, "extra_record": extra},
+                         run.folder, isolate=isolate, timeout_s=run_timeout_s)
+        done = _describe(record)
+        say(f"{' ' * len(head)}  {done if done.startswith('FAILED') else 'done: ' + done}")
+        results.append(record)
+
+    recommendation = recommend_from_results(results, budget_minutes=budget_minutes, memory_gb=memory_gb)
+    write_results_csv(out / "results.csv", results)
+    report = write_report(out, results, recommendation=recommendation, pre_recommendation=pre,
+                          title=title or f"tunelab comparison: {base.model} on {base.data}")
+    crossover = crossover_from_fractions(results) if len(fractions) > 1 else []
+    return CompareResult(out=out, results=results, recommendation=recommendation, report=report,
+                         pre_recommendation=pre, lr_search=searches, reused=reused, crossover=crossover)
+
+
+def _safe_read(path: Path) -> dict[str, Any]:
+    try:
+        value = read_json(path)
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}

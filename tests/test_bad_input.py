@@ -1,0 +1,245 @@
+"""Bad input, table-driven: each case is one line on stderr starting ``tunelab: error:`` that names the
+thing, exit code 2, no traceback, and nothing written to ``--out``. Everything fails before training."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tunelab.cli import main
+
+GOOD_ROWS = "text,label\n" + "".join(
+    f"review number {i} is {'fine' if i % 2 else 'poor'},{'pos' if i % 2 else 'neg'}\n" for i in range(30)
+)
+
+
+def write(path: Path, content: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return path
+
+
+@dataclass
+class Case:
+    name: str
+    args: Callable[[Path], list[str]]
+    """Builds the arguments (after ``train``) from a scratch folder; files it needs are written there."""
+    expect: tuple[str, ...]
+    """Substrings (case-insensitive) the error line must contain: the thing it names."""
+
+
+def good(tmp: Path) -> str:
+    return str(write(tmp / "good.csv", GOOD_ROWS))
+
+
+def split_folder(tmp: Path) -> str:
+    write(tmp / "splits" / "train.csv", GOOD_ROWS)
+    write(tmp / "splits" / "validation.csv", "text,label\na fine one,pos\na weird one,meh\n")
+    write(tmp / "splits" / "test.csv", "text,label\na poor one,neg\nnice,pos\n")
+    return str(tmp / "splits")
+
+
+CASES = [
+    # ---- data
+    Case("missing file", lambda t: ["--data", str(t / "nope.csv")], ("nope.csv",)),
+    Case(
+        "unknown column",
+        lambda t: ["--data", good(t), "--text-column", "review"],
+        ("review", "text", "label"),
+    ),
+    Case(
+        "unknown label column", lambda t: ["--data", good(t), "--label-column", "stars"], ("stars", "label")
+    ),
+    Case(
+        "whitespace texts",
+        lambda t: ["--data", str(write(t / "ws.csv", "text,label\n" + "   ,pos\n \t ,neg\n" * 10))],
+        ("text",),
+    ),
+    Case(
+        "missing labels",
+        lambda t: ["--data", str(write(t / "nl.csv", GOOD_ROWS + "one more,\n"))],
+        ("label",),
+    ),
+    Case("label only in validation", lambda t: ["--data", split_folder(t)], ("meh",)),
+    Case(
+        "single class",
+        lambda t: [
+            "--data",
+            str(write(t / "one.csv", "text,label\n" + "".join(f"t {i},pos\n" for i in range(20)))),
+        ],
+        ("pos",),
+    ),
+    Case(
+        "non-UTF-8 bytes",
+        lambda t: [
+            "--data",
+            str(write(t / "latin.csv", GOOD_ROWS.encode() + "caf\xe9 au lait,pos\n".encode("latin-1"))),
+        ],
+        ("utf-8",),
+    ),
+    Case(
+        "malformed JSONL line",
+        lambda t: [
+            "--data",
+            str(write(t / "bad.jsonl", '{"text": "a", "label": "x"}\n{"text": "b", "label": \n')),
+        ],
+        ("bad.jsonl", "2"),
+    ),
+    Case(
+        "float labels for classification",
+        lambda t: [
+            "--data",
+            str(write(t / "fl.csv", "text,label\n" + "".join(f"t {i},{i / 7:.3f}\n" for i in range(20)))),
+            "--task",
+            "classification",
+        ],
+        ("label",),
+    ),
+    Case("empty file", lambda t: ["--data", str(write(t / "empty.csv", ""))], ("empty.csv", "empty")),
+    Case(
+        "CSV with header only",
+        lambda t: ["--data", str(write(t / "header.csv", "text,label\n"))],
+        ("header.csv",),
+    ),
+    Case(
+        "directory where a file is expected",
+        lambda t: ["--data", str((t / "emptydir").mkdir() or t / "emptydir")],
+        ("emptydir",),
+    ),
+    Case(
+        "unknown built-in dataset",
+        lambda t: ["--data", "rotten-tomatos"],
+        ("rotten-tomatos", "rotten-tomatoes"),
+    ),
+    # ---- model and strategy
+    Case("unknown model name", lambda t: ["--data", good(t), "--model", "minilmm"], ("minilmm", "minilm")),
+    Case("unknown strategy", lambda t: ["--data", good(t), "--strategy", "lorra"], ("lorra", "lora", "full")),
+    Case(
+        "head for causal LM",
+        lambda t: [
+            "--data",
+            str(write(t / "doc.txt", "".join(f"Paragraph {i} of some plain text.\n\n" for i in range(20)))),
+            "--task",
+            "causal-lm",
+            "--strategy",
+            "head",
+        ],
+        ("head", "classification"),
+    ),
+    Case(
+        "max length beyond the model's",
+        lambda t: ["--data", good(t), "--model", "minilm", "--max-length", "100000"],
+        ("--max-length", "512"),
+    ),
+    Case(
+        "model folder without config.json",
+        lambda t: ["--data", good(t), "--model", str((t / "nomodel").mkdir() or t / "nomodel")],
+        ("nomodel", "config.json"),
+    ),
+    # ---- options
+    Case("negative lr", lambda t: ["--data", good(t), "--lr", "-0.001"], ("--lr",)),
+    Case("zero epochs", lambda t: ["--data", good(t), "--epochs", "0"], ("--epochs",)),
+    Case("batch size 0", lambda t: ["--data", good(t), "--batch-size", "0"], ("--batch-size",)),
+    Case(
+        "data fraction above 1", lambda t: ["--data", good(t), "--data-fraction", "2"], ("--data-fraction",)
+    ),
+    Case("unknown task", lambda t: ["--data", good(t), "--task", "regression"], ("--task", "regression")),
+    Case("non-numeric epochs", lambda t: ["--data", good(t), "--epochs", "many"], ("--epochs", "many")),
+    Case("unknown flag", lambda t: ["--data", good(t), "--learning-rate", "1e-3"], ("--learning-rate",)),
+    Case(
+        "bad YAML --config",
+        lambda t: ["--config", str(write(t / "bad.yaml", "epochs: [1, 2\nlr: 3\n"))],
+        ("bad.yaml",),
+    ),
+    Case(
+        "unknown option in --config",
+        lambda t: ["--config", str(write(t / "opt.yaml", "epochz: 2\n"))],
+        ("epochz",),
+    ),
+    Case(
+        "wrong type in --config",
+        lambda t: ["--config", str(write(t / "ty.yaml", "batch_size: lots\n"))],
+        ("batch_size", "lots"),
+    ),
+    Case("--config is a directory", lambda t: ["--config", str(t)], ("config",)),
+    Case(
+        "--out is a file",
+        lambda t: ["--data", good(t), "--out", str(write(t / "taken.txt", "x"))],
+        ("taken.txt",),
+    ),
+]
+
+SUBPROCESS_CASES = ["missing file", "unknown flag", "bad YAML --config"]
+
+
+def run_in_process(case: Case, tmp: Path, capsys) -> tuple[int, str, Path]:
+    out = tmp / "out"
+    args = case.args(tmp)
+    if "--out" not in args:
+        args += ["--out", str(out)]
+    try:
+        code = main(["-q", "train", *args])
+    except SystemExit as exc:  # argparse exits for unknown flags and bad types
+        code = exc.code
+    return code, capsys.readouterr().err, out
+
+
+def check(case: Case, code: int, err: str, out: Path) -> None:
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("tunelab: warning:")]
+    assert code == 2, (case.name, code, err)
+    assert len(lines) == 1 and lines[0].startswith("tunelab: error:"), (case.name, err)
+    assert "Traceback" not in err
+    for needle in case.expect:
+        assert needle.lower() in lines[0].lower(), (case.name, needle, lines[0])
+    assert not out.exists() or not any(out.iterdir()), (case.name, sorted(p.name for p in out.iterdir()))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input_in_process(case: Case, tmp_path, capsys):
+    code, err, out = run_in_process(case, tmp_path, capsys)
+    check(case, code, err, out)
+
+
+@pytest.mark.parametrize("name", SUBPROCESS_CASES)
+def test_bad_input_as_a_real_process(name: str, tmp_path):
+    case = next(c for c in CASES if c.name == name)
+    out = tmp_path / "out"
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "tunelab.cli", "-q", "train", *case.args(tmp_path), "--out", str(out)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    check(case, proc.returncode, proc.stderr, out)
+
+
+def test_a_10_mb_text_is_not_an_error_it_is_truncated_with_a_warning(tmp_path, caplog):
+    """A huge text is kept (truncated to --max-length with a warning), not refused."""
+    from test_resume import make_tiny
+    from tunelab.config import TrainConfig
+    from tunelab.training import train
+
+    model, _ = make_tiny(tmp_path)
+    huge = ("word " * 2_000_000).strip()  # 10 MB on one line
+    rows = "".join(
+        f"short text {i} {'good' if i % 2 else 'bad'},{'pos' if i % 2 else 'neg'}\n" for i in range(40)
+    )
+    data = write(tmp_path / "big.csv", f'text,label\n"{huge}",pos\n' + rows)
+    assert data.stat().st_size > 10_000_000
+    config = TrainConfig(model=str(model), data=str(data), strategy="head", epochs=1, batch_size=16, max_train_samples=16, max_eval_samples=8, max_length=32, out=str(tmp_path / "out"), save_steps=100)  # fmt: skip
+    record = train(config, progress=False)
+    notes = " ".join(record["train_info"]["notes"])
+    assert record["metrics"]["test"]
+    assert "truncated" in notes or "long" in notes, notes
+
+
+def test_table_has_at_least_25_cases():
+    print(
+        f"\nbad-input table: {len(CASES)} cases in-process, {len(SUBPROCESS_CASES)} also as real subprocesses"
+    )
+    assert len(CASES) >= 25

@@ -1,0 +1,209 @@
+"""The frozen-prefix cache: same logits as the uncached model, same training, a key that tracks its
+inputs, a memory-mapped path, reuse across runs and sharing from a lower split (tiny models, no dropout)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from tunelab import cache as frozen_cache
+from tunelab.config import TrainConfig
+from tunelab.training import prepare, train
+
+DIMS = {"hidden_size": 32, "num_hidden_layers": 3, "num_attention_heads": 4, "intermediate_size": 64}
+
+
+def _tokenizer():
+    from transformers import AutoTokenizer
+
+    from tunelab.models import resolve_model
+
+    return AutoTokenizer.from_pretrained(resolve_model("minilm"))
+
+
+@pytest.fixture(scope="module")
+def bert_dir(tmp_path_factory) -> Path:
+    from transformers import BertConfig, BertModel
+
+    tok = _tokenizer()
+    config = BertConfig(
+        vocab_size=tok.vocab_size,
+        max_position_embeddings=128,
+        pad_token_id=tok.pad_token_id,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        classifier_dropout=0.0,
+        **DIMS,
+    )
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("cache-bert")
+    BertModel(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def llama_dir(tmp_path_factory) -> Path:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = _tokenizer()
+    tok.eos_token = "[SEP]"
+    config = LlamaConfig(
+        vocab_size=tok.vocab_size,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        tie_word_embeddings=True,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.cls_token_id,
+        eos_token_id=tok.sep_token_id,
+        attention_dropout=0.0,
+        **DIMS,
+    )
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("cache-llama")
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def _config(model_dir, tmp_path, **kw) -> TrainConfig:
+    values = dict(
+        model=str(model_dir),
+        strategy="head",
+        epochs=1,
+        batch_size=8,
+        seed=0,
+        out=str(tmp_path / "out"),
+        overwrite=True,
+        cache_dir=str(tmp_path / "features"),
+    )
+    values.update(kw)
+    return TrainConfig(**values)
+
+
+def _eval_batch(run, split="validation", n=8):
+    from transformers import DataCollatorWithPadding
+
+    ds = run.tokenized[split]
+    rows = [{k: ds[i][k] for k in ("input_ids", "attention_mask", "labels")} for i in range(n)]
+    return DataCollatorWithPadding(run.tokenizer)(rows)
+
+
+@pytest.mark.parametrize("family", ["bert", "llama"])
+@pytest.mark.parametrize(
+    ("strategy", "extra"), [("head", {}), ("last-n", {"layers": 1}), ("lora", {"lora_layers": 1})]
+)
+def test_cached_forward_gives_the_uncached_logits(
+    family, strategy, extra, bert_dir, llama_dir, tmp_path, toy_classification_data, monkeypatch
+):
+    monkeypatch.setenv("TUNELAB_CACHE_DTYPE", "float32")
+    model_dir = bert_dir if family == "bert" else llama_dir
+    run = prepare(_config(model_dir, tmp_path, strategy=strategy, **extra), toy_classification_data)
+    run.model.eval()
+    batch = _eval_batch(run)
+    with torch.no_grad():
+        expected = run.model(**batch).logits
+    plan = frozen_cache.plan(run)
+    assert plan is not None and plan.dtype == "float32"
+    assert plan.split == run.layout.num_blocks - (0 if strategy == "head" else 1)
+    assert plan.positions == ("all" if strategy != "head" else ("first" if family == "bert" else "last"))
+    sets = tuple(run.tokenized[s] for s in ("train", "validation", "test"))
+    _, val, _, collator, info = frozen_cache.apply(plan, run, sets)
+    assert info["used"] and info["split"] == plan.split and info["where"] == "memory"
+    cached_batch = collator([val[i] for i in range(8)])
+    with torch.no_grad():
+        got = run.model(**cached_batch).logits
+    frozen_cache.restore(plan, run)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+    with torch.no_grad():  # restored: the whole model runs again, same logits
+        torch.testing.assert_close(run.model(**batch).logits, expected)
+
+
+def test_float16_cache_is_close(bert_dir, tmp_path, toy_classification_data):
+    run = prepare(_config(bert_dir, tmp_path, strategy="last-n", layers=1), toy_classification_data)
+    run.model.eval()
+    batch = _eval_batch(run)
+    with torch.no_grad():
+        expected = run.model(**batch).logits
+    plan = frozen_cache.plan(run)
+    assert plan.dtype == "float16"
+    _, val, _, collator, _ = frozen_cache.apply(
+        plan, run, tuple(run.tokenized[s] for s in ("train", "validation", "test"))
+    )
+    with torch.no_grad():
+        got = run.model(**collator([val[i] for i in range(8)])).logits
+    frozen_cache.restore(plan, run)
+    torch.testing.assert_close(got, expected, atol=2e-3, rtol=1e-2)
+
+
+@pytest.mark.parametrize(("strategy", "extra"), [("head", {}), ("last-n", {"layers": 1})])
+def test_training_with_and_without_the_cache_agrees(
+    strategy, extra, bert_dir, tmp_path, toy_classification_data, monkeypatch
+):
+    monkeypatch.setenv("TUNELAB_CACHE_DTYPE", "float32")
+    records = {}
+    for cache in (True, False):
+        cfg = _config(bert_dir, tmp_path / str(cache), strategy=strategy, cache=cache, epochs=2, **extra)
+        records[cache] = train(cfg, data=toy_classification_data, progress=False)
+    with_cache, without = records[True], records[False]
+    assert with_cache["train_info"]["cache"]["used"] and not without["train_info"]["cache"]["used"]
+    assert with_cache["metrics"]["test"]["loss"] == pytest.approx(
+        without["metrics"]["test"]["loss"], abs=1e-3
+    )
+    from safetensors.torch import load_file
+
+    wa = load_file(Path(with_cache["artifact"]["path"]) / "model.safetensors")
+    wb = load_file(Path(without["artifact"]["path"]) / "model.safetensors")
+    assert wa.keys() == wb.keys()  # the saved model is the whole model, names unchanged
+    for name in wa:
+        torch.testing.assert_close(wa[name], wb[name], atol=1e-4, rtol=1e-3, msg=name)
+
+
+def test_key_tracks_max_length_split_and_data(bert_dir, tmp_path, toy_classification_data):
+    run = prepare(_config(bert_dir, tmp_path), toy_classification_data)
+    sets = {s: run.tokenized[s] for s in ("train", "validation", "test")}
+    key = frozen_cache.base_key(run, sets)
+    assert frozen_cache.base_key(run, sets) == key  # deterministic
+    short = prepare(_config(bert_dir, tmp_path, max_length=8), toy_classification_data)
+    assert frozen_cache.base_key(short, {s: short.tokenized[s] for s in sets}) != key
+    fewer = {**sets, "train": sets["train"].select(range(len(sets["train"]) - 1))}
+    assert frozen_cache.base_key(run, fewer) != key
+    root = tmp_path / "root"
+    assert frozen_cache.cache_path(root, run, key, 2, "all", "float16") != frozen_cache.cache_path(
+        root, run, key, 3, "all", "float16"
+    )
+
+
+def test_disk_path_reuse_and_sharing(bert_dir, tmp_path, toy_classification_data, monkeypatch):
+    monkeypatch.setenv("TUNELAB_CACHE_MEMORY_MB", "0")  # everything goes to the memory-mapped path
+    first = train(_config(bert_dir, tmp_path / "a"), data=toy_classification_data, progress=False)[
+        "train_info"
+    ]["cache"]
+    assert first["used"] and first["where"] == "disk" and not first["reused"] and first["build_s"] > 0
+    again = train(_config(bert_dir, tmp_path / "a"), data=toy_classification_data, progress=False)[
+        "train_info"
+    ]["cache"]
+    assert again["reused"] and again["build_s"] == 0 and again["key"] == first["key"]
+    assert again["size_mb"] == first["size_mb"]
+    # compare's shared cache at a lower split: a head run extends it instead of starting from the embeddings
+    shared_root = tmp_path / "b"
+    built = frozen_cache.build_shared_cache(_config(bert_dir, shared_root), 1, data=toy_classification_data)
+    assert Path(built["path"]).is_dir() and built["split"] == 1
+    head = train(_config(bert_dir, shared_root), data=toy_classification_data, progress=False)["train_info"][
+        "cache"
+    ]
+    assert head["source_split"] == 1 and not head["reused"]
+    last_n = train(
+        _config(bert_dir, shared_root, strategy="last-n", layers=2),
+        data=toy_classification_data,
+        progress=False,
+    )["train_info"]["cache"]
+    assert last_n["reused"] and last_n["split"] == 1  # exactly the shared cache
+
+
+def test_no_cache_for_strategies_that_train_the_embeddings(bert_dir, tmp_path, toy_classification_data):
+    for strategy in ("full", "lora", "bitfit"):
+        run = prepare(_config(bert_dir, tmp_path, strategy=strategy), toy_classification_data)
+        assert frozen_cache.plan(run) is None, strategy

@@ -1,0 +1,188 @@
+"""``tunelab compare``: runs in isolation, failures recorded, seeds, data fractions, resume, lr search.
+
+Tiny random BERT (``tiny_bert_dir``) on a small CSV; most tests run the workers in-process
+(``isolate=False``, the same ``run_spec`` code path) and one CLI test runs real subprocesses.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from tunelab.compare import compare, execute, parse_lr_overrides, plan_runs
+from tunelab.config import TrainConfig
+from tunelab.errors import ConfigError, TunelabError
+
+_POS = ["good", "great", "excellent", "wonderful", "brilliant", "moving"]
+_NEG = ["bad", "awful", "terrible", "boring", "dull", "weak"]
+_FILL = ["the", "film", "movie", "story", "was", "really", "quite", "and", "acting", "plot"]
+
+
+@pytest.fixture(scope="module")
+def toy_csv(tmp_path_factory) -> Path:
+    """80 labelled rows (pos / neg, balanced) as a CSV file."""
+    rng = random.Random(0)
+    path = tmp_path_factory.mktemp("data") / "toy.csv"
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        for i in range(80):
+            positive = i % 2 == 1
+            words = rng.sample(_FILL, 4) + rng.sample(_POS if positive else _NEG, 2)
+            rng.shuffle(words)
+            writer.writerow([" ".join(words), "pos" if positive else "neg"])
+    return path
+
+
+def _base(model_dir: Path, data: Path, **changes) -> TrainConfig:
+    return TrainConfig(model=str(model_dir), data=str(data), epochs=1, batch_size=8, save_steps=1000, **changes)
+
+
+def _record(out: Path, run_id: str) -> dict:
+    return json.loads((out / "runs" / run_id / "metrics.json").read_text())
+
+
+def test_cli_compare_records_failure_writes_report_and_resumes(tiny_bert_dir, toy_csv, tmp_path, capsys):
+    """Real worker subprocesses: a diverging learning rate fails `full` with its message, `head` and
+    `bitfit` succeed; files, table and report are written; --resume keeps the finished runs untouched."""
+    from tunelab.cli import main
+
+    out = tmp_path / "cmp"
+    argv = ["compare", "--model", str(tiny_bert_dir), "--data", str(toy_csv), "--strategies", "head,bitfit,full",
+            "--lr-overrides", "full=1e30", "--epochs", "1", "--batch-size", "8", "--out", str(out),
+            "--no-pre-recommendation"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+
+    head, full = _record(out, "head"), _record(out, "full")
+    assert head["run_info"]["status"] == "success"
+    assert 0.0 <= head["metrics"]["test"]["accuracy"] <= 1.0
+    assert head["train_info"]["trainable_params"] < head["train_info"]["total_params"]
+    assert head["meta_info"]["data_fingerprint"] and head["meta_info"]["versions"]["torch"]
+    assert (out / "runs" / "head" / "model").is_dir()
+    assert _record(out, "bitfit")["run_info"]["status"] == "success"
+    assert full["run_info"]["status"] == "failed"
+    assert "non-finite loss" in full["run_info"]["error"]
+    assert full["config"]["lr"] == 1e30
+
+    with open(out / "results.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted(r["run_info.strategy"] for r in rows) == ["bitfit", "full", "head"]
+    assert (out / "report.html").stat().st_size > 0 and (out / "report.md").stat().st_size > 0
+    table_rows = {line.split("│")[1].strip(): line for line in printed.splitlines() if line.startswith("│ ") and "│" in line[2:]}
+    assert "success" in table_rows["head"] and "success" in table_rows["bitfit"] and "failed" in table_rows["full"]
+    assert f"{head['metrics']['test']['accuracy']:.3f}" in table_rows["head"]
+    assert "recommended: " in printed
+    assert "full failed" in printed.replace("\n", " ")
+    assert f"report: {out / 'report.html'}" in printed
+
+    # the same command without --resume refuses to mix comparisons
+    assert main(argv) == 2
+    assert "--resume" in capsys.readouterr().err
+
+    head_json = out / "runs" / "head" / "metrics.json"
+    head_mtime, full_mtime = head_json.stat().st_mtime_ns, (out / "runs" / "full" / "metrics.json").stat().st_mtime_ns
+    assert main([*argv, "--resume"]) == 0
+    printed = capsys.readouterr().out
+    assert head_json.stat().st_mtime_ns == head_mtime  # finished run reused, not retrained
+    assert "finished earlier, reused" in printed
+    assert (out / "runs" / "full" / "metrics.json").stat().st_mtime_ns != full_mtime  # the failed one ran again
+    assert _record(out, "full")["run_info"]["status"] == "failed"
+
+
+def test_seeds_give_mean_and_std_on_the_same_split(tiny_bert_dir, toy_csv, tmp_path):
+    from tunelab.report import results_table
+
+    result = compare(_base(tiny_bert_dir, toy_csv), ["bitfit"], out=tmp_path, seeds=2,
+                     isolate=False, pre_recommend=False, log=None)
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["bitfit-s42", "bitfit-s43"]
+    full = result.results
+    assert [r["run_info"]["seed"] for r in full] == [42, 43]
+    assert {r["run_info"]["split_seed"] for r in full} == {42}
+    assert len({r["meta_info"]["data_fingerprint"] for r in result.results}) == 1  # same examples for every seed
+    accuracies = [r["metrics"]["test"]["accuracy"] for r in full]
+    (row,) = results_table(result.results)
+    assert row["n"] == 2
+    assert row["test_mean"] == pytest.approx(sum(accuracies) / 2)
+    assert row["test_std"] == pytest.approx(abs(accuracies[0] - accuracies[1]) / 2**0.5)
+    # different seeds really trained different weights (initialisation and order)
+    losses = [r["train_info"]["epochs"][0].get("train_loss") for r in full]
+    assert losses[0] != losses[1]
+
+
+def test_data_fractions_run_each_strategy_per_fraction(tiny_bert_dir, toy_csv, tmp_path):
+    result = compare(_base(tiny_bert_dir, toy_csv), ["head", "full"], out=tmp_path, data_fractions=[1.0, 0.5],
+                     isolate=False, pre_recommend=False, log=None)
+    ids = [r["run_info"]["run_id"] for r in result.results]
+    assert ids == ["head-f0.5", "full-f0.5", "head-f1", "full-f1"]  # fractions ascending
+    n_train = {r["run_info"]["run_id"]: r["meta_info"]["n_train"] for r in result.results}
+    assert n_train["head-f0.5"] == n_train["full-f0.5"] < n_train["head-f1"] == n_train["full-f1"]
+    assert [row["data_fraction"] for row in result.crossover] == [0.5, 1.0]
+    assert all(row["full_mean"] is not None for row in result.crossover)
+
+
+def test_tune_lr_searches_around_each_default_and_records_it(tiny_bert_dir, toy_csv, tmp_path):
+    from tunelab.strategies import STRATEGIES
+
+    result = compare(_base(tiny_bert_dir, toy_csv), ["head"], out=tmp_path, tune_lr=True, lr_factors=(0.3, 3.0),
+                     isolate=False, pre_recommend=False, log=None)
+    search = result.lr_search["head"]
+    default = STRATEGIES["head"].default_lr
+    assert [c["lr"] for c in search["candidates"]] == [pytest.approx(default * 0.3), pytest.approx(default * 3.0)]
+    chosen = next(c for c in search["candidates"] if c["lr"] == search["chosen_lr"])
+    assert chosen["validation"] == max(c["validation"] for c in search["candidates"])  # best validation wins
+    record = result.results[0]
+    assert record["config"]["lr"] == search["chosen_lr"] and record["train_info"]["learning_rate"] == search["chosen_lr"]
+    assert record["lr_search"]["candidates"] == search["candidates"]
+    assert json.loads((tmp_path / "compare.json").read_text())["learning_rates"]["head"] == search["chosen_lr"]
+
+
+def test_killed_worker_is_recorded_as_failed(tiny_bert_dir, toy_csv, tmp_path):
+    """A worker that dies without writing its record (here: stopped by the run timeout) is still recorded."""
+    config = _base(tiny_bert_dir, toy_csv, strategy="head", out=str(tmp_path / "run"))
+    record = execute({"config": config.to_dict(), "split_seed": 42}, tmp_path / "run", timeout_s=0.5)
+    assert record["run_info"]["status"] == "failed"
+    assert "longer than 0.5 s" in record["run_info"]["error"]
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["run_info"]["status"] == "failed"
+
+
+def test_bad_options_are_reported_together_before_training(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        compare(TrainConfig(), ["head", "nope", "head"], out=tmp_path, seeds=0, data_fractions=[0.0, 1.0],
+                lr_overrides={"full": 1e-5}, isolate=False, log=None)
+    text = str(info.value)
+    for part in ("unknown nope", "more than once", "--seeds", "--data-fractions", "--lr-overrides names full"):
+        assert part in text
+    assert not (tmp_path / "runs").exists()
+    with pytest.raises(ConfigError, match="STRATEGY=LR"):
+        parse_lr_overrides("full:1e-5")
+    assert parse_lr_overrides("full=1e-5, lora=1e-3") == {"full": 1e-5, "lora": 1e-3}
+
+
+def test_existing_comparison_is_not_mixed_without_resume(tmp_path):
+    (tmp_path / "runs" / "head").mkdir(parents=True)
+    with pytest.raises(TunelabError, match="--resume"):
+        compare(TrainConfig(), ["head"], out=tmp_path, isolate=False, log=None)
+
+
+def test_run_ids_and_per_run_configs(tmp_path):
+    runs = plan_runs(TrainConfig(seed=7), ["head", "lora"], tmp_path, seeds=2, data_fractions=[0.3, 1.0], lrs={"lora": 1e-3})
+    assert [r.run_id for r in runs][:4] == ["head-f0.3-s7", "head-f0.3-s8", "lora-f0.3-s7", "lora-f0.3-s8"]
+    assert len(runs) == 8
+    assert {r.config.lr for r in runs if r.strategy == "head"} == {None}  # the strategy's own default
+    assert {r.config.lr for r in runs if r.strategy == "lora"} == {1e-3}
+    assert all(Path(r.config.out) == tmp_path / "runs" / r.run_id for r in runs)
+
+
+def test_demo_defaults_are_a_valid_comparison():
+    from tunelab.cli import build_parser
+    from tunelab.cli_compare import DEMO
+
+    args = build_parser().parse_args(["demo"])
+    assert args.out == DEMO["out"] and not args.fresh
+    TrainConfig(model=DEMO["model"], data=DEMO["data"], epochs=DEMO["epochs"],
+                max_train_samples=DEMO["max_train_samples"], max_length=DEMO["max_length"]).validate()

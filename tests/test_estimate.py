@@ -1,0 +1,98 @@
+"""``tunelab estimate``: the batch plan, the measuring run, and (integration) estimates against real runs."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tunelab.config import TrainConfig
+from tunelab.errors import TunelabError
+from tunelab.estimate import batch_plan, estimate
+
+
+def test_batch_plan_replays_length_grouping():
+    import random
+
+    rng = random.Random(0)
+    lengths = [rng.randint(4, 60) for _ in range(400)]
+    lengths[123] = 64
+    plan = batch_plan(lengths, batch_size=8, seed=0)
+    assert len(plan) == math.ceil(400 / 8)
+    assert plan[0] == 64  # the sampler puts the longest batch first
+    assert batch_plan([9] * 20, batch_size=8) == [9, 9, 9]
+    # grouping by length pads much less than taking batches in data order
+    assert sum(plan) < 0.8 * sum(max(lengths[i : i + 8]) for i in range(0, 400, 8))
+
+
+def test_estimate_in_process_on_a_tiny_model(tiny_bert_dir, toy_classification_data):
+    config = TrainConfig(model=str(tiny_bert_dir), strategy="lora", batch_size=8, epochs=2, cache=False)
+    est = estimate(config, data=toy_classification_data, warmup_steps=1, timed_steps=3, isolate=False)
+    assert est["steps_per_epoch"] == 6 and est["examples_per_epoch"] == 48
+    assert est["time_per_step_s"] > 0 and est["first_step_s"] >= est["time_per_step_s"]
+    assert est["time_per_epoch_s"] == pytest.approx(est["first_step_s"] + 5 * est["time_per_step_s"], rel=1e-2)
+    assert est["train_time_s"] > est["time_per_epoch_s"]  # two epochs
+    assert 0 < est["trainable_params"] < est["total_params"]
+    lengths = [len(t.split()) for t in toy_classification_data.train["text"]]
+    assert est["longest_batch_length"] >= est["mean_batch_length"] >= min(lengths)
+
+
+def test_estimate_without_data_times_max_length_examples(tiny_llama_dir):
+    config = TrainConfig(model=str(tiny_llama_dir), strategy="full", task="causal-lm", batch_size=2, max_length=24)
+    est = estimate(config, use_data=False, warmup_steps=1, timed_steps=2, num_examples=10, isolate=False)
+    assert est["mean_batch_length"] == est["longest_batch_length"] == 24
+    assert est["steps_per_epoch"] == 5 and est["task"] == "causal-lm"
+
+
+def test_estimate_extrapolates_from_small_probe_batches(tiny_bert_dir, toy_classification_data):
+    config = TrainConfig(model=str(tiny_bert_dir), strategy="full", batch_size=16, epochs=1, cache=False)
+    est = estimate(config, data=toy_classification_data, warmup_steps=1, timed_steps=2, isolate=False, probe_tokens=1)
+    assert est["probe"] == {"batch_sizes": [1, 2], "requested": 16}
+    assert [m["batch_size"] for m in est["measured"]] == [1, 2]
+
+
+def test_isolated_estimate_reports_errors_as_tunelab_errors(tiny_llama_dir, toy_lm_data):
+    config = TrainConfig(model=str(tiny_llama_dir), strategy="head", batch_size=4)
+    with pytest.raises(TunelabError, match="head"):
+        estimate(config, data=toy_lm_data, warmup_steps=1, timed_steps=1)
+
+
+# --------------------------------------------------------------------------------------------------
+# integration: estimates against measured training runs on the packaged model
+
+_TRAIN_SCRIPT = textwrap.dedent(
+    """
+    import json, sys, warnings
+    warnings.filterwarnings("ignore")
+    from tunelab.config import TrainConfig
+    from tunelab.training import train
+    record = train(TrainConfig.from_dict(json.loads(sys.argv[1])), progress=False)
+    print("RECORD " + json.dumps(record["train_info"], default=str))
+    """
+)
+
+
+def _measured_run(config: TrainConfig) -> dict:
+    """``tunelab.training.train`` in a fresh process, so the peak RSS is that run's own."""
+    proc = subprocess.run([sys.executable, "-c", _TRAIN_SCRIPT, json.dumps(config.to_dict())],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RECORD "))
+    return json.loads(line[len("RECORD "):])
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("strategy", ["full", "lora"])
+def test_estimate_matches_a_measured_run_within_25_percent(strategy, tmp_path):
+    config = TrainConfig(model="minilm", data="rotten-tomatoes", strategy=strategy, epochs=1, max_length=64,
+                         max_train_samples=400, max_eval_samples=64, cache=False, out=str(tmp_path / "run"))
+    est = estimate(config, warmup_steps=3, timed_steps=5)
+    run = _measured_run(config)
+    print(f"\n{strategy}: estimated {est['train_time_s']:.1f} s / {est['peak_memory_mb']:.0f} MB; "
+          f"measured {run['train_time_s']:.1f} s / {run['peak_memory_mb']:.0f} MB")
+    assert est["train_time_s"] == pytest.approx(run["train_time_s"], rel=0.25)
+    assert est["peak_memory_mb"] == pytest.approx(run["peak_memory_mb"], rel=0.25)

@@ -1,0 +1,145 @@
+"""Guards: non-finite loss / gradient stop the run (keeping the last good checkpoint), a run that changed
+no weight is an error, out-of-memory lowers the batch and keeps the effective batch, and pickled weight
+files are refused unless ``torch.load(weights_only=True)`` accepts them. Tiny BERT from a config."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+import tunelab.training as training
+from test_resume import make_tiny  # the same tiny BERT + two-class CSV
+from tunelab import resilience
+from tunelab.artifacts import MARKER, load_artifact
+from tunelab.config import TrainConfig
+from tunelab.errors import ModelError, TrainingError, TunelabError
+from tunelab.training import train
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return make_tiny(tmp_path_factory.mktemp("tiny"))
+
+
+def config(tiny, out: Path, **changes) -> TrainConfig:
+    model, data = tiny
+    values = dict(
+        model=str(model), data=str(data), strategy="full", epochs=1, batch_size=8, lr=1e-3, out=str(out)
+    )
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+def test_huge_learning_rate_stops_with_step_and_cause(tiny, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(
+        TrainingError, match=r"non-finite (loss|gradient).* at step \d+: the learning rate \(1e\+06\)"
+    ):
+        train(config(tiny, out, lr=1e6, epochs=2), progress=False)
+    assert not (out / "metrics.json").exists() and not (out / "model").exists()
+
+
+def test_nan_gradient_stops_before_the_optimizer_step_and_keeps_last_checkpoint(tiny, tmp_path, monkeypatch):
+    real_load = training.load_model
+    backward_calls = {"n": 0}
+    seen_weights: dict[str, torch.Tensor] = {}
+
+    def poisoned(*args, **kwargs):
+        model, tokenizer = real_load(*args, **kwargs)
+
+        def hook(grad):
+            backward_calls["n"] += 1
+            return grad * float("nan") if backward_calls["n"] == 3 else grad  # third optimizer step
+
+        model.classifier.weight.register_hook(hook)
+        seen_weights["model"] = model.classifier.weight
+        return model, tokenizer
+
+    monkeypatch.setattr(training, "load_model", poisoned)
+    out = tmp_path / "run"
+    with pytest.raises(TrainingError) as info:
+        train(config(tiny, out, save_steps=2), progress=False)
+    message = str(info.value)
+    # clipping spreads the NaN to every gradient, so the first parameter is named
+    assert re.search(r"non-finite gradient in [\w.]+ at step 3: the learning rate", message), message
+    assert "checkpoint-2" in message and "--resume" in message
+    assert torch.isfinite(seen_weights["model"]).all()  # the NaN never reached the weights
+    kept = resilience.last_complete_checkpoint(out / "checkpoints")
+    assert kept is not None and kept.name == "checkpoint-2" and (kept / "model.safetensors").is_file()
+
+
+def test_a_run_that_changed_no_weight_is_an_error(tiny, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(TrainingError, match="no trainable weight changed"):
+        train(config(tiny, out, lr=1e-46, save_steps=100), progress=False)  # below float32: updates vanish
+    assert not (out / "metrics.json").exists()
+
+
+def test_out_of_memory_halves_the_batch_and_keeps_the_effective_batch(tiny, tmp_path, monkeypatch):
+    from transformers import Trainer
+
+    real_step = Trainer.training_step
+    seen_sizes: list[int] = []
+
+    def fake_oom(self, model, inputs, num_items_in_batch=None):
+        size = int(inputs["input_ids"].shape[0])
+        seen_sizes.append(size)
+        if size > 4:
+            raise RuntimeError(
+                "DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes (fake)"
+            )
+        return real_step(self, model, inputs, num_items_in_batch)
+
+    monkeypatch.setattr(Trainer, "training_step", fake_oom)
+    record = train(config(tiny, tmp_path / "run", batch_size=16, save_steps=100), progress=False)
+    info = record["train_info"]
+    assert seen_sizes[:2] == [16, 8] and max(seen_sizes[2:]) <= 4
+    assert info["batch_size"] == 4 and info["gradient_accumulation_steps"] == 4
+    assert any("out of memory at batch size 16" in n and "effective batch 16" in n for n in info["notes"])
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["train_info"]["batch_size"] == 4
+
+
+def test_out_of_memory_is_not_retried_when_the_search_is_off(tiny, tmp_path, monkeypatch):
+    from transformers import Trainer
+
+    def always_oom(self, model, inputs, num_items_in_batch=None):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes (fake)")
+
+    monkeypatch.setattr(Trainer, "training_step", always_oom)
+    with pytest.raises(RuntimeError, match="DefaultCPUAllocator"):
+        train(config(tiny, tmp_path / "a", auto_batch_size=False), progress=False)
+    with pytest.raises(TrainingError, match="out of memory even at batch size 1"):
+        train(config(tiny, tmp_path / "b", batch_size=2), progress=False)
+
+
+class _NotATensor:
+    """Anything torch.load(weights_only=True) must refuse: unpickling it would import and call code."""
+
+
+def test_pickled_weights_are_refused_unless_weights_only_loadable(tmp_path):
+    safe = tmp_path / "safe"
+    safe.mkdir()
+    torch.save({"w": torch.ones(2)}, safe / "pytorch_model.bin")
+    resilience.check_weight_files(safe)  # plain tensors: accepted
+
+    artifact = tmp_path / "artifact"
+    artifact.mkdir()
+    (artifact / "tunelab.json").write_text(json.dumps({"task": "classification", "format": "transformers"}))
+    torch.save({"w": _NotATensor()}, artifact / "pytorch_model.bin")
+    with pytest.raises(ModelError, match="refusing to load .*pytorch_model.bin.*weights_only=True"):
+        load_artifact(artifact)
+
+    # --resume refuses a checkpoint holding such a pickle
+    checkpoint = tmp_path / "run" / "checkpoints" / "checkpoint-4"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / MARKER).write_text("complete\n")
+    torch.save({"state": _NotATensor()}, checkpoint / "optimizer.pt")
+    with pytest.raises(TunelabError, match="optimizer.pt"):
+        resilience.resume_point(tmp_path / "run")
+    assert os.path.exists(checkpoint / "optimizer.pt")  # refused, not deleted

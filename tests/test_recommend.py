@@ -1,0 +1,167 @@
+"""``tunelab recommend``: data statistics, domain signals, the decision rule, budgets and the CLI.
+
+Tiny models from conftest (random weights) keep these fast; the rule itself is tested on hand-made
+estimate rows, so what it picks is checked exactly, not only that it picks something.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+
+import pytest
+
+from tunelab.config import TrainConfig
+from tunelab.recommend import data_amount, data_stats, decide, domain_signals, mark_fits, recommend
+
+REFERENCE = [
+    "The government announced new spending plans for schools and hospitals on Tuesday.",
+    "Shares in the technology company rose sharply after its quarterly results beat forecasts.",
+    "The striker scored twice as the home side won the league title for the first time.",
+    "Ministers said the new law would come into force next spring after a public consultation.",
+] * 4
+
+
+@pytest.fixture
+def toy_csv(tmp_path):
+    """Texts of k copies of one word: the minilm tokenizer makes them exactly k + 2 tokens."""
+    rows = ["text,label"]
+    for i in range(60):
+        k = 1 + (i * 7) % 23
+        rows.append(f"{' '.join(['good'] * k)},{'pos' if i % 3 else 'neg'}")
+    path = tmp_path / "toy.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_data_stats_on_a_toy_csv(toy_csv):
+    from tunelab.data import load_task_data
+    from tunelab.models import load_tokenizer
+
+    data = load_task_data(str(toy_csv), seed=0)
+    stats = data_stats(data, load_tokenizer("minilm"), max_length=12)
+    expected_lengths = [len(t.split()) + 2 for t in data.train["text"]]
+    names = Counter(data.label_names[y] for y in data.train["label"])
+    assert stats["n_train"] == len(data.train)
+    assert stats["label_counts"] == dict(names)
+    assert stats["min_per_class"] == min(names.values())
+    assert stats["tokens"]["mean"] == pytest.approx(sum(expected_lengths) / len(expected_lengths), abs=0.05)
+    assert stats["tokens"]["max"] == max(expected_lengths)
+    assert stats["tokens"]["truncated_share"] == pytest.approx(sum(n > 12 for n in expected_lengths) / len(expected_lengths), abs=1e-4)
+    ordered = sorted(expected_lengths)
+    assert ordered[0] <= stats["tokens"]["median"] <= stats["tokens"]["p95"] <= ordered[-1]
+    level, reason = data_amount(stats)
+    assert level == "few" and str(stats["min_per_class"]) in reason
+
+
+def _row(name, seconds, mb, fits=True):
+    return {"strategy": name, "train_time_s": seconds, "cache_build_s": 0.0, "peak_memory_mb": mb, "epochs": 3,
+            "fits": fits, "why_not": None if fits else "over budget"}
+
+
+def test_decision_rule_prefers_the_expected_best_tier_then_the_cheapest():
+    rows = [_row("head", 10, 500), _row("lora", 40, 900), _row("full", 100, 1500), _row("gradual", 90, 1500)]
+    # near domain, moderate data: lora / full / gradual are one tier, lora is cheapest
+    assert decide("moderate", "close", rows)[0] == "lora"
+    # plenty of far-domain data: full and gradual lead; gradual is cheaper here
+    assert decide("plenty", "far", rows)[0] == "gradual"
+    # few labels on a near domain: head and lora lead; head is cheaper
+    strategy, reasons = decide("few", "close", rows)
+    assert strategy == "head" and re.search(r"\d", reasons[0])
+
+
+def test_budget_excludes_strategies_and_the_rule_moves_on():
+    rows = [_row("head", 10, 500), _row("lora", 400, 900), _row("full", 1000, 4000), _row("gradual", 900, 4000)]
+    mark_fits(rows, budget_minutes=10, memory_gb=3)
+    fits = {r["strategy"]: r["fits"] for r in rows}
+    assert fits == {"head": True, "lora": True, "full": False, "gradual": False}
+    assert "budget" in rows[2]["why_not"] and "memory" in rows[2]["why_not"]
+    strategy, reasons = decide("plenty", "far", rows)
+    assert strategy == "lora"  # the next tier, because full and gradual do not fit
+    assert "do not fit" in reasons[0]
+    mark_fits(rows, budget_minutes=0.01, memory_gb=None)
+    assert not any(r["fits"] for r in rows)
+    strategy, reasons = decide("plenty", "far", rows)
+    assert strategy == "head" and "no strategy fits" in reasons[0]
+
+
+def test_domain_signals_fall_back_to_embeddings_without_an_mlm_head(tiny_bert_dir, toy_classification_data):
+    out = domain_signals(str(tiny_bert_dir), list(toy_classification_data.train["text"]), REFERENCE, sample_size=16)
+    s = out["signals"]
+    assert out["method"] == s["domain_signal"] == "centroid_distance"
+    assert 0 <= s["centroid_distance"] <= 2 and 0 <= s["reference_split_distance"] <= 2
+    assert s["tokens_per_word_target"] > 0 and s["fragmentation_ratio"] > 0
+    assert any("masked-LM head" in n for n in out["notes"])
+
+
+def test_domain_signals_use_the_mlm_head_when_the_checkpoint_has_one(tmp_path, toy_classification_data):
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    from tunelab.models import resolve_model
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model("minilm"))
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, max_position_embeddings=128)
+    BertForMaskedLM(config).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    out = domain_signals(str(tmp_path), list(toy_classification_data.train["text"]), REFERENCE, sample_size=16)
+    s = out["signals"]
+    assert out["method"] == "mlm_loss_ratio"
+    # a random 30k-way head: the pseudo-loss is near ln(30522) ≈ 10.3 on any text
+    assert 8 < s["mlm_loss_target"] < 13 and 8 < s["mlm_loss_reference"] < 13
+
+
+def test_domain_signals_of_a_decoder_compare_lm_losses(tiny_llama_dir, toy_lm_data):
+    out = domain_signals(str(tiny_llama_dir), list(toy_lm_data.train["text"]), REFERENCE, sample_size=16)
+    s = out["signals"]
+    assert out["method"] == "lm_loss_ratio"
+    assert s["lm_loss_ratio"] == pytest.approx(s["lm_loss_target"] / s["lm_loss_reference"], rel=1e-2)
+
+
+def test_recommend_returns_a_strategy_with_measured_reasons(tiny_bert_dir, toy_classification_data):
+    config = TrainConfig(batch_size=8, epochs=1, cache=False)
+    rec = recommend(str(tiny_bert_dir), toy_classification_data, config=config, strategies=["head", "lora", "full"],
+                    reference=REFERENCE, sample_size=16, warmup_steps=1, timed_steps=2, isolate=False)
+    assert rec["strategy"] in {"head", "lora"}  # 24 examples per class, a near-random model: the "few" tier
+    assert len(rec["reasons"]) >= 3 and all(re.search(r"\d", r) for r in rec["reasons"][:3])
+    assert rec["signals"]["min_examples_per_class"] == 24 and rec["signals"]["data_amount"] == "few"
+    assert {r["strategy"] for r in rec["estimates"]} == {"head", "lora", "full"}
+    for row in rec["estimates"]:
+        assert row["fits"] and row["time_per_epoch_s"] > 0 and row["peak_memory_mb"] > 0
+        assert row["steps_per_epoch"] == 6  # 48 examples / batch 8
+    json.dumps(rec)  # the report stores it as JSON
+
+    tight = recommend(str(tiny_bert_dir), toy_classification_data, config=config, strategies=["head", "full"],
+                      reference=REFERENCE, sample_size=16, warmup_steps=1, timed_steps=2, isolate=False,
+                      budget_minutes=1e-5)
+    assert all(not r["fits"] and "budget" in r["why_not"] for r in tight["estimates"])
+    assert any("does not fit" in r for r in tight["reasons"])
+
+
+def test_cli_recommend_and_estimate(tiny_bert_dir, toy_csv, capsys):
+    from tunelab.cli import main
+
+    code = main(["recommend", "--model", str(tiny_bert_dir), "--data", str(toy_csv), "--strategies", "head",
+                 "--batch-size", "8", "--epochs", "1", "--no-cache", "--memory-gb", "64", "--json"])
+    assert code == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["strategy"] == "head" and rec["estimates"][0]["fits"]
+    assert rec["estimates"][0]["peak_memory_mb"] > 100  # a fresh process with torch loaded
+
+    code = main(["estimate", "--model", str(tiny_bert_dir), "--strategy", "full", "--max-length", "16",
+                 "--batch-size", "4", "--num-examples", "40", "--warmup-steps", "1", "--steps", "2"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert re.search(r"time per epoch\s+[\d.]+ s", out) and re.search(r"peak memory\s+\d+ MB", out)
+    assert "10 steps per epoch" in out and "16 tokens" in out
+
+
+def test_cli_recommend_reports_a_bad_strategy_in_one_line(tiny_bert_dir, toy_csv, capsys):
+    from tunelab.cli import main
+
+    code = main(["recommend", "--model", str(tiny_bert_dir), "--data", str(toy_csv), "--strategies", "nope"])
+    assert code == 2
+    assert "unknown nope" in capsys.readouterr().err

@@ -1,0 +1,238 @@
+"""Never lose a run: SIGKILL mid-epoch + --resume gives the uninterrupted result, a kill during a save
+keeps the previous checkpoint, Ctrl-C saves and exits 130, and out folders are never clobbered.
+
+Real subprocesses on a tiny BERT built from a config (no download); about a minute on 2 cores.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tunelab import resilience
+from tunelab.artifacts import MARKER
+from tunelab.config import TrainConfig
+from tunelab.training import train
+
+# 48 rows -> 33 train examples -> 5 optimizer steps per epoch at batch 8; 2 epochs = 10 steps.
+
+
+def make_tiny(root: Path) -> tuple[Path, Path]:
+    """A 2-layer, 32-wide BERT with the minilm tokenizer, and a small two-class CSV."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from tunelab.models import resolve_model
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model("minilm"))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(root / "tiny")
+    tokenizer.save_pretrained(root / "tiny")
+    rng = random.Random(0)
+    words = {"pos": "good great fine lovely superb".split(), "neg": "bad awful poor dull boring".split()}
+    rows = ["text,label"]
+    for i in range(48):
+        label = rng.choice(["pos", "neg"])
+        text = " ".join(rng.choice(words[label] + ["the", "a", "film"]) for _ in range(rng.randint(2, 12)))
+        rows.append(f"{text} {i},{label}")
+    (root / "data.csv").write_text("\n".join(rows) + "\n")
+    return root / "tiny", root / "data.csv"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return make_tiny(tmp_path_factory.mktemp("tiny"))
+
+
+def base_config(tiny, out: Path, **changes) -> TrainConfig:
+    model, data = tiny
+    values = dict(
+        model=str(model),
+        data=str(data),
+        strategy="full",
+        epochs=2,
+        batch_size=8,
+        lr=1e-3,
+        save_steps=2,
+        out=str(out),
+    )
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+def cli_args(config: TrainConfig) -> list[str]:
+    return [
+        sys.executable, "-m", "tunelab.cli", "-q", "train", "--model", config.model, "--data", config.data,
+        "--strategy", config.strategy, "--epochs", str(config.epochs), "--batch-size", str(config.batch_size),
+        "--lr", str(config.lr), "--save-steps", str(config.save_steps), "--out", str(config.out),
+    ]  # fmt: skip
+
+
+def start(config: TrainConfig, **env) -> subprocess.Popen:
+    full_env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", **{k: str(v) for k, v in env.items()}}
+    return subprocess.Popen(
+        cli_args(config), env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(
+                f"process ended ({proc.returncode}) before {path} appeared: {proc.stderr.read()}"
+            )
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"{path} did not appear in {timeout} s")
+        time.sleep(0.02)
+
+
+def weights(out: Path) -> dict[str, torch.Tensor]:
+    return load_file(out / "model" / "model.safetensors")
+
+
+def assert_same_run(record: dict, reference: dict, out: Path, ref_out: Path) -> None:
+    got, want = weights(out), weights(ref_out)
+    assert got.keys() == want.keys()
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], rtol=1e-5, atol=1e-6, msg=name)
+    for split in ("validation", "test"):
+        for key, value in reference["metrics"][split].items():
+            assert record["metrics"][split][key] == pytest.approx(value, rel=1e-5, abs=1e-6), (split, key)
+
+
+@pytest.fixture(scope="module")
+def reference(tiny, tmp_path_factory):
+    """The uninterrupted run every interrupted one must reproduce."""
+    out = tmp_path_factory.mktemp("ref") / "run"
+    record = train(base_config(tiny, out), progress=False)
+    assert not (out / "checkpoints").exists()  # tunelab removes its own checkpoints after success
+    return record, out
+
+
+def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tiny, reference, tmp_path):
+    ref_record, ref_out = reference
+    out = tmp_path / "run"
+    config = base_config(tiny, out)
+    # step 8 is in the middle of epoch 2 (steps 6-10); the hook holds the process there so the kill lands
+    proc = start(config, **{resilience.PAUSE_AFTER_SAVE_ENV: "8:60"})
+    wait_for(out / "checkpoints" / "checkpoint-8" / MARKER, proc)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    assert not (out / "metrics.json").exists()
+    checkpoint = resilience.last_complete_checkpoint(out / "checkpoints")
+    assert checkpoint is not None and checkpoint.name == "checkpoint-8"
+    # tunelab writes weights as safetensors only
+    assert (checkpoint / "model.safetensors").is_file()
+    assert not [p for p in checkpoint.rglob("*") if p.suffix == ".bin"]
+
+    record = train(config.replace(resume=True), progress=False)
+    assert "resumed from checkpoint-8" in record["train_info"]["notes"]
+    assert_same_run(record, ref_record, out, ref_out)
+    assert [e["epoch"] for e in record["train_info"]["epochs"]] == [1, 2]
+
+
+def test_kill_during_save_keeps_previous_checkpoint_and_resume_cleans_up(tiny, reference, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    ref_record, ref_out = reference
+    out = tmp_path / "run"
+    config = base_config(tiny, out)
+    proc = start(config, **{resilience.KILL_IN_SAVE_ENV: 4})  # dies half-way through writing checkpoint-4
+    assert proc.wait(timeout=180) == -signal.SIGKILL, proc.stderr.read()
+    folder = out / "checkpoints"
+    leftovers = [p.name for p in folder.iterdir() if p.name.startswith(".tmp-")]
+    assert leftovers and leftovers[0].startswith(".tmp-checkpoint-4-")
+    assert resilience.last_complete_checkpoint(folder) == folder / "checkpoint-2"
+    model = AutoModelForSequenceClassification.from_pretrained(folder / "checkpoint-2")  # intact and loadable
+    assert model.num_labels == 2
+
+    record = train(config.replace(resume=True), progress=False)  # mid-epoch 1 (step 2 of 5)
+    assert "resumed from checkpoint-2" in record["train_info"]["notes"]
+    assert_same_run(record, ref_record, out, ref_out)
+    assert not list(out.rglob(".tmp-*"))
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_130_then_resumes(tiny, reference, tmp_path):
+    ref_record, ref_out = reference
+    out = tmp_path / "run"
+    config = base_config(tiny, out)
+    proc = start(config, **{resilience.PAUSE_AFTER_SAVE_ENV: "2:60"})
+    wait_for(out / "checkpoints" / "checkpoint-2" / MARKER, proc)
+    proc.send_signal(signal.SIGINT)  # arrives during the pause; step 3 finishes, is saved, and the run stops
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    lines = [line for line in stderr.splitlines() if line.startswith("tunelab:") and "warning" not in line]
+    assert len(lines) == 1 and lines[0].startswith("tunelab: interrupted:"), stderr
+    assert "--resume" in lines[0] and "checkpoint-3" in lines[0]
+    assert "Traceback" not in stderr
+    assert resilience.last_complete_checkpoint(out / "checkpoints").name == "checkpoint-3"
+    assert not (out / "metrics.json").exists()
+
+    record = train(config.replace(resume=True), progress=False)
+    assert_same_run(record, ref_record, out, ref_out)
+
+
+def test_partial_checkpoints_and_temporaries_are_cleaned(tmp_path):
+    folder = tmp_path / "checkpoints"
+    for name in ("checkpoint-3", "checkpoint-6", "checkpoint-9"):
+        (folder / name).mkdir(parents=True)
+    (folder / "checkpoint-3" / MARKER).write_text("complete\n")
+    (folder / "checkpoint-6" / MARKER).write_text("complete\n")
+    (folder / ".tmp-checkpoint-12-abc").mkdir()
+    assert resilience.last_complete_checkpoint(folder) == folder / "checkpoint-6"  # 9 has no marker
+    removed = {p.name for p in resilience.clean_checkpoint_temporaries(folder)}
+    assert removed == {"checkpoint-9", ".tmp-checkpoint-12-abc"}
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint-3", "checkpoint-6"]
+
+
+def test_out_folder_is_never_clobbered_and_user_files_survive_overwrite(tiny, reference, tmp_path, capsys):
+    from tunelab.cli import main
+
+    _, ref_out = reference
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine\n")
+    args = cli_args(base_config(tiny, out, epochs=1, save_steps=100))[3:]
+
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tunelab: error: output folder") and "--overwrite" in err
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+    assert main([*args, "--overwrite"]) == 0
+    assert (out / "notes.txt").read_text() == "mine\n"
+    assert (out / "model" / MARKER).is_file() and (out / "metrics.json").is_file()
+
+    # a finished run has nothing to resume
+    assert main([*args, "--resume"]) == 2
+    assert "already finished" in capsys.readouterr().err
+
+
+def test_resume_of_a_failed_run_starts_over_but_a_finished_one_is_refused(tmp_path):
+    import json
+
+    from tunelab.errors import TunelabError
+
+    (tmp_path / "metrics.json").write_text(json.dumps({"run_info": {"status": "failed"}}))
+    assert resilience.resume_point(tmp_path) is None  # compare --resume retries it from the start
+    (tmp_path / "metrics.json").write_text(json.dumps({"run_info": {"status": "success"}}))
+    with pytest.raises(TunelabError, match="already finished"):
+        resilience.resume_point(tmp_path)

@@ -1,0 +1,307 @@
+"""Conformance suite: every registered strategy × {tiny BERT, tiny Llama} × {classification, causal LM}.
+
+Each case trains for real through ``train(config, data=...)`` (with and without the frozen-layer
+cache) and must show the properties a strategy promises:
+
+- the trainable count equals the strategy's definition, computed here independently of tunelab;
+- after training every trainable tensor changed and every frozen one is bit-identical;
+- the saved folder loads with plain transformers / peft (no tunelab) and gives the same logits;
+- the same seed gives the same weights.
+
+A run is captured by spying on ``snapshot`` (weights and trainable flags before training) and on
+``write_artifact`` (the trained model as it is saved). Runs are shared between tests of a case.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+import tunelab.artifacts
+import tunelab.training
+from tunelab.config import TrainConfig
+from tunelab.errors import StrategyError
+from tunelab.strategies import STRATEGIES, get_strategy
+
+TEXTS = ["the film was really good and moving", "a dull , boring and painful story", "zebra quantum 42 !"]
+HEADS = ("classifier.", "score.")
+N_BLOCKS = 3  # conftest.TINY_DIMS
+TOP_LAYERS = 2  # --layers for last-n
+VIRTUAL_TOKENS = 4
+
+
+def _cases() -> list[tuple[str, str, str]]:
+    cases = []
+    for name, cls in STRATEGIES.items():
+        for model, task in (("bert", "classification"), ("llama", "classification"), ("llama", "causal-lm")):
+            if task in cls.tasks:
+                cases.append((name, model, task))
+    return cases
+
+
+CASES = _cases()
+CASE_IDS = [f"{s}-{m}-{t}" for s, m, t in CASES]
+
+
+@dataclass
+class Captured:
+    """One real training run, seen from the inside."""
+
+    record: dict[str, Any]
+    out: Path
+    before: dict[str, torch.Tensor]
+    trainable_at_start: set[str]
+    model: nn.Module  # the trained model, exactly as it was saved
+    model_dir: Path
+    base_dir: Path
+
+
+_RUNS: dict[tuple, Captured] = {}
+
+
+@pytest.fixture(scope="module")
+def run_case(tmp_path_factory, tiny_bert_dir, tiny_llama_dir, toy_classification_data, toy_lm_data):
+    """``run_case(strategy, model, task, cache=..., repeat=0)`` trains once per distinct argument set."""
+
+    def run(strategy: str, model: str, task: str, *, cache: bool, repeat: int = 0) -> Captured:
+        key = (strategy, model, task, cache, repeat)
+        if key in _RUNS:
+            return _RUNS[key]
+        base = tiny_bert_dir if model == "bert" else tiny_llama_dir
+        data = toy_classification_data if task == "classification" else toy_lm_data
+        out = tmp_path_factory.mktemp(f"{strategy}-{model}-{task}-{int(cache)}-{repeat}")
+        config = TrainConfig(
+            model=str(base),
+            strategy=strategy,
+            epochs=1,
+            batch_size=8,
+            max_length=16 if task == "causal-lm" else None,
+            layers=TOP_LAYERS,
+            num_virtual_tokens=VIRTUAL_TOKENS,
+            cache=cache,
+            cache_dir=str(tmp_path_factory.getbasetemp() / "feature-cache"),
+            out=str(out),
+            overwrite=True,
+        )
+        seen: dict[str, Any] = {}
+        real_snapshot, real_write = tunelab.training.snapshot, tunelab.artifacts.write_artifact
+
+        def spy_snapshot(m):
+            seen["trainable_at_start"] = {n for n, p in m.named_parameters() if p.requires_grad}
+            seen["before"] = real_snapshot(m)
+            return seen["before"]
+
+        def spy_write(run_, *args, **kwargs):
+            seen["model"] = run_.model
+            return real_write(run_, *args, **kwargs)
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(tunelab.training, "snapshot", spy_snapshot)
+            mp.setattr(tunelab.artifacts, "write_artifact", spy_write)
+            record = tunelab.training.train(config, data=data, progress=False)
+        captured = Captured(
+            record, out, seen["before"], seen["trainable_at_start"], seen["model"].eval(), out / "model", Path(base)
+        )
+        _RUNS[key] = captured
+        return captured
+
+    return run
+
+
+# ----------------------------------------------------------------------------- expected counts
+
+
+def _plain_model(base_dir: Path, task: str) -> nn.Module:
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    if task == "classification":
+        return AutoModelForSequenceClassification.from_pretrained(base_dir, num_labels=2)
+    return AutoModelForCausalLM.from_pretrained(base_dir)
+
+
+def _numel(model: nn.Module, keep) -> int:
+    return sum(p.numel() for n, p in model.named_parameters() if keep(n))  # named_parameters: tied weights once
+
+
+def _blocks(model: nn.Module) -> tuple[str, nn.ModuleList]:
+    return next((n, m) for n, m in model.named_modules() if isinstance(m, nn.ModuleList) and len(m) == N_BLOCKS)
+
+
+def _block_linears(model: nn.Module, keep) -> list[tuple[str, nn.Linear]]:
+    path, blocks = _blocks(model)
+    return [(f"{path}.{name}", m) for name, m in blocks.named_modules() if isinstance(m, nn.Linear) and keep(name)]
+
+
+def expected_trainable(strategy: str, base_dir: Path, task: str) -> tuple[int, int]:
+    """(trainable, total) by each strategy's definition, from a plain transformers model."""
+    model = _plain_model(base_dir, task)
+    total = _numel(model, lambda n: True)
+    head = _numel(model, lambda n: n.startswith(HEADS))
+    is_bert = model.config.model_type == "bert"
+    path, _ = _blocks(model)
+    if strategy in ("full", "gradual"):  # gradual: by the end of training every block has been unfrozen
+        return total, total
+    if strategy == "head":
+        return head, total
+    if strategy == "last-n":
+        top = tuple(f"{path}.{i}." for i in range(N_BLOCKS - TOP_LAYERS, N_BLOCKS))
+        after = ("bert.pooler.",) if is_bert else ("model.norm.",)
+        return _numel(model, lambda n: n.startswith(top + after + HEADS)), total
+    if strategy == "bitfit":
+        biases = _numel(model, lambda n: n.endswith(".bias") and not n.startswith(HEADS))
+        added = 0 if is_bert else sum(m.out_features for _, m in _block_linears(model, lambda n: True))
+        return biases + added + head, total + added
+    if strategy == "lora":  # r * (in + out) per adapted projection inside the blocks
+        names = ("query", "key", "value", "dense") if is_bert else ("_proj",)
+        lora = sum(8 * (m.in_features + m.out_features) for _, m in _block_linears(model, lambda n: n.endswith(names)))
+        return lora + head, total + lora + head  # peft counts the head twice: the frozen original and its trained copy
+    if strategy == "ia3":  # one vector per adapted projection: input size on feed-forward ones, else output size
+        if is_bert:
+            attn = _block_linears(model, lambda n: n.endswith(("attention.self.key", "attention.self.value")))
+            ff = _block_linears(model, lambda n: n.endswith("output.dense") and "attention" not in n)
+        else:
+            attn = _block_linears(model, lambda n: n.endswith(("k_proj", "v_proj")))
+            ff = _block_linears(model, lambda n: n.endswith("down_proj"))
+        ia3 = sum(m.out_features for _, m in attn) + sum(m.in_features for _, m in ff)
+        return ia3 + head, total + ia3 + head
+    if strategy == "prompt-tuning":
+        prompt = VIRTUAL_TOKENS * model.config.hidden_size
+        return prompt + head, total + prompt + head
+    raise AssertionError(f"strategy '{strategy}' has no expected count in this suite: add its definition here")
+
+
+# ----------------------------------------------------------------------------- loading without tunelab
+
+
+def load_plainly(captured: Captured, task: str) -> nn.Module:
+    """Load the artifact as a user without tunelab would: transformers, plus peft for adapters."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    cls = AutoModelForSequenceClassification if task == "classification" else AutoModelForCausalLM
+    if (captured.model_dir / "adapter_config.json").exists():
+        from peft import PeftModel
+
+        extra = {"num_labels": 2} if task == "classification" else {}
+        base = cls.from_pretrained(captured.base_dir, **extra)
+        return PeftModel.from_pretrained(base, captured.model_dir).eval()
+    return cls.from_pretrained(captured.model_dir).eval()
+
+
+@torch.no_grad()
+def logits_of(model: nn.Module, model_dir: Path) -> torch.Tensor:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer.padding_side = "right"
+    enc = tokenizer(TEXTS, padding=True, return_tensors="pt")
+    return model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
+
+
+# ----------------------------------------------------------------------------- the suite
+
+
+def test_every_strategy_is_covered():
+    assert {s for s, _, _ in CASES} == set(STRATEGIES)
+    assert len(STRATEGIES) >= 8
+
+
+@pytest.mark.parametrize(("strategy", "model", "task"), CASES, ids=CASE_IDS)
+def test_trainable_count_matches_definition(run_case, strategy, model, task):
+    captured = run_case(strategy, model, task, cache=False)
+    want_trainable, want_total = expected_trainable(strategy, captured.base_dir, task)
+    info = captured.record["train_info"]
+    assert (info["trainable_params"], info["total_params"]) == (want_trainable, want_total)
+    assert info["trainable_share"] == pytest.approx(want_trainable / want_total)
+    # the saved model agrees with the record
+    trainable_now = sum(p.numel() for p in _unique_trainable(captured.model))
+    assert trainable_now == want_trainable
+
+
+def _unique_trainable(model: nn.Module) -> list[torch.Tensor]:
+    seen, out = set(), []
+    for p in model.parameters():
+        if id(p) not in seen and p.requires_grad:
+            seen.add(id(p))
+            out.append(p)
+    return out
+
+
+@pytest.mark.parametrize("cache", [False, True], ids=["no-cache", "cache"])
+@pytest.mark.parametrize(("strategy", "model", "task"), CASES, ids=CASE_IDS)
+def test_trainable_tensors_change_and_frozen_ones_stay_bit_identical(run_case, strategy, model, task, cache):
+    captured = run_case(strategy, model, task, cache=cache)
+    after = dict(captured.model.named_parameters())
+    assert set(after) == set(captured.before)
+    trainable = {n for n, p in after.items() if p.requires_grad}
+    assert trainable, "nothing trains"
+    unchanged = sorted(n for n in trainable if torch.equal(after[n].detach(), captured.before[n]))
+    assert not unchanged, f"trainable tensors that did not change: {unchanged[:5]}"
+    moved = sorted(n for n in set(after) - trainable if not torch.equal(after[n].detach(), captured.before[n]))
+    assert not moved, f"frozen tensors that changed: {moved[:5]}"
+    if strategy == "gradual":  # the schedule starts from the top block and ends with everything
+        assert captured.trainable_at_start < trainable == set(after)
+    else:
+        assert captured.trainable_at_start == trainable
+
+
+@pytest.mark.parametrize("cache", [False, True], ids=["no-cache", "cache"])
+@pytest.mark.parametrize(("strategy", "model", "task"), CASES, ids=CASE_IDS)
+def test_saved_artifact_loads_plainly_with_the_same_logits(run_case, strategy, model, task, cache):
+    captured = run_case(strategy, model, task, cache=cache)
+    files = {p.name for p in captured.model_dir.iterdir()}
+    if get_strategy(strategy).artifact_format == "peft":
+        assert {"adapter_config.json", "adapter_model.safetensors"} <= files
+    else:
+        assert {"config.json", "model.safetensors"} <= files
+    assert {"tokenizer.json", "tokenizer_config.json", "README.md", "tunelab.json"} <= files
+    loaded = load_plainly(captured, task)
+    if task == "classification" and "config.json" in files:
+        assert loaded.config.id2label == {0: "neg", 1: "pos"}
+    expected = logits_of(captured.model, captured.model_dir)
+    got = logits_of(loaded, captured.model_dir)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("strategy", "model", "task"), CASES, ids=CASE_IDS)
+def test_same_seed_gives_the_same_result(run_case, strategy, model, task):
+    first = run_case(strategy, model, task, cache=False)
+    again = run_case(strategy, model, task, cache=False, repeat=1)
+    a, b = dict(first.model.named_parameters()), dict(again.model.named_parameters())
+    assert set(a) == set(b)
+    worst = max(float((a[n].detach() - b[n].detach()).abs().max()) for n in a)
+    assert worst <= 1e-6
+    for split in ("validation", "test"):
+        for metric, value in first.record["metrics"][split].items():
+            assert again.record["metrics"][split][metric] == pytest.approx(value, abs=1e-6)
+
+
+def test_head_refuses_causal_lm_with_a_clear_error(tiny_llama_dir, toy_lm_data, tmp_path):
+    config = TrainConfig(model=str(tiny_llama_dir), strategy="head", epochs=1, out=str(tmp_path / "out"))
+    with pytest.raises(StrategyError, match=r"'head' does not apply to causal-lm.*classification"):
+        tunelab.training.train(config, data=toy_lm_data, progress=False)
+    assert not (tmp_path / "out" / "model").exists()
+
+
+def test_gradual_gives_lower_blocks_decayed_learning_rates(tiny_bert_dir, toy_classification_data):
+    config = TrainConfig(model=str(tiny_bert_dir), strategy="gradual", layer_lr_decay=0.5)
+    run = tunelab.training.prepare(config, toy_classification_data)
+    groups = run.strategy.param_groups(run.model, 1e-3, config)
+    rate = {id(p): g["lr"] for g in groups for p in g["params"]}
+    named = dict(run.model.named_parameters())
+    assert len(rate) == len(named)  # every parameter is in exactly one group
+    assert rate[id(named["classifier.weight"])] == pytest.approx(1e-3)
+    for i in range(N_BLOCKS):
+        depth = N_BLOCKS - 1 - i
+        assert rate[id(named[f"bert.encoder.layer.{i}.attention.self.query.weight"])] == pytest.approx(1e-3 * 0.5**depth)
+    assert rate[id(named["bert.embeddings.word_embeddings.weight"])] == pytest.approx(1e-3 * 0.5**N_BLOCKS)
+
+
+def test_last_n_refuses_more_layers_than_the_model_has(tiny_bert_dir, toy_classification_data):
+    config = TrainConfig(model=str(tiny_bert_dir), strategy="last-n", layers=N_BLOCKS + 1)
+    with pytest.raises(StrategyError, match=rf"--layers {N_BLOCKS + 1} .* at most {N_BLOCKS}"):
+        tunelab.training.prepare(config, toy_classification_data)
