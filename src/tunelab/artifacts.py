@@ -101,6 +101,8 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
     with atomic_dir(target) as tmp:
         strategy.save(run.model, tmp, merge=merge)
         run.tokenizer.save_pretrained(tmp)
+        if (tmp / "merged").is_dir():  # a merged model is a complete folder of its own
+            run.tokenizer.save_pretrained(tmp / "merged")
         info = {
             "strategy": strategy.name,
             "format": strategy.artifact_format,
@@ -126,7 +128,7 @@ def model_card(run, metrics: dict[str, Any]) -> str:
     if run.strategy.artifact_format == "peft":
         load = (
             "```python\nfrom peft import PeftModel\nfrom transformers import AutoModelForSequenceClassification\n"
-            f"base = AutoModelForSequenceClassification.from_pretrained(BASE, num_labels={d.num_labels})\n"
+            f"base = AutoModelForSequenceClassification.from_pretrained(BASE, id2label={dict(enumerate(d.label_names))})\n"
             "model = PeftModel.from_pretrained(base, THIS_FOLDER)\n```"
             if d.task == "classification"
             else "```python\nfrom peft import AutoPeftModelForCausalLM\nmodel = AutoPeftModelForCausalLM.from_pretrained(THIS_FOLDER)\n```"
@@ -186,24 +188,41 @@ def load_artifact(path: str | Path):
     if info["format"] == "peft":
         from peft import PeftConfig, PeftModel
 
-        base_path = PeftConfig.from_pretrained(folder).base_model_name_or_path
+        base_path = _base_model_path(folder, info, PeftConfig.from_pretrained(folder).base_model_name_or_path)
         labels = info["label_names"]
-        if classification:
-            base = AutoModelForSequenceClassification.from_pretrained(
-                base_path,
-                num_labels=len(labels),
-                id2label=dict(enumerate(labels)),
-                label2id={n: i for i, n in enumerate(labels)},
-                pad_token_id=tokenizer.pad_token_id,
-            )
-        else:
-            base = AutoModelForCausalLM.from_pretrained(base_path)
+        try:
+            if classification:
+                base = AutoModelForSequenceClassification.from_pretrained(
+                    base_path,
+                    num_labels=len(labels),
+                    id2label=dict(enumerate(labels)),
+                    label2id={n: i for i, n in enumerate(labels)},
+                    pad_token_id=tokenizer.pad_token_id,
+                )
+            else:
+                base = AutoModelForCausalLM.from_pretrained(base_path)
+        except OSError as exc:
+            raise TunelabError(f"cannot load the base model {base_path} of adapter {folder}: {str(exc).splitlines()[0]}") from exc
         model = PeftModel.from_pretrained(base, folder)
     else:
         cls = AutoModelForSequenceClassification if classification else AutoModelForCausalLM
         model = cls.from_pretrained(folder)
     model.eval()
     return model, tokenizer, info
+
+
+def _base_model_path(folder: Path, info: dict[str, Any], recorded: str) -> str:
+    """Where an adapter's base model is: a built-in is found again on this machine, a folder must still exist."""
+    from tunelab.models import BUILTIN_MODELS, resolve_model
+
+    if info.get("base_model") in BUILTIN_MODELS:
+        return resolve_model(info["base_model"])
+    if not Path(recorded).exists() and (Path(recorded).is_absolute() or "/" not in recorded):
+        raise TunelabError(
+            f"the base model of adapter {folder} was {recorded}, which no longer exists: put it back, or set "
+            f"base_model_name_or_path in {folder / 'adapter_config.json'} to where it is now"
+        )
+    return recorded
 
 
 @torch.inference_mode()
@@ -226,6 +245,7 @@ def predict(path: str | Path, texts: list[str], *, max_new_tokens: int = 40, bat
     tokenizer.padding_side = "left"
     for text in texts:
         enc = tokenizer(text, return_tensors="pt")
+        enc.pop("token_type_ids", None)  # decoders take none; generate() refuses unused inputs
         out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
         results.append({"text": text, "generated": tokenizer.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)})
     return results

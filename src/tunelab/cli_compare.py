@@ -15,8 +15,9 @@ from tunelab.compare import DEFAULT_STRATEGIES, CompareResult, compare, parse_lr
 from tunelab.config import TrainConfig
 from tunelab.errors import ConfigError
 
-#: The demo: small enough for ~10 minutes on 2 CPU cores, large enough that full fine-tuning beats
-#: the head-only baseline (measured; see ``tunelab demo --help``).
+#: The demo: 2,000 training examples, 2 epochs — small enough for a CPU, large enough that full
+#: fine-tuning clearly beats the head-only baseline (ASSETS.md measured 0.794 vs 0.680 at this size;
+#: the demo run here: last-n 0.773 vs head 0.575 test accuracy).
 DEMO = {
     "model": "minilm",
     "data": "rotten-tomatoes",
@@ -82,7 +83,7 @@ def add_parser(sub) -> None:
 
     d = sub.add_parser(
         "demo",
-        help="compare head, last-n, bitfit, lora and full on minilm + rotten-tomatoes (about 10 min on 2 CPU cores)",
+        help="compare head, last-n, bitfit, lora and full on minilm + rotten-tomatoes (2,000 examples, 2 epochs)",
         description=f"tunelab compare on the embedded defaults: {DEMO['model']} + {DEMO['data']}, strategies "
         f"{','.join(DEMO['strategies'])}, {DEMO['max_train_samples']} training examples, {DEMO['epochs']:g} epochs. "
         "A rerun reuses the finished runs in --out (pass --fresh to train everything again).",

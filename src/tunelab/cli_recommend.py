@@ -66,14 +66,15 @@ def print_recommendation(rec: dict) -> None:
         table.add_column(col, justify="left" if col in ("strategy", "fits") else "right")
     for row in rec["estimates"]:
         if row.get("error"):
-            table.add_row(row["strategy"], "-", "-", "-", "-", f"no: {row['why_not']}")
+            table.add_row(row["strategy"], "-", "-", "-", "-", "no (failed: see reasons)")
             continue
         train_s = row["train_time_s"] + row.get("cache_build_s", 0.0)
         share = row["trainable_params"] / row["total_params"] if row["total_params"] else 0
-        fits = "yes" if row["fits"] else f"no: {row['why_not']}"
+        fits = "yes" if row["fits"] else "no (" + ", ".join(
+            w for w, key in (("time", "budget"), ("memory", "memory")) if key in (row["why_not"] or "")) + ")"
         mark = " *" if row["strategy"] == rec["strategy"] else ""
         table.add_row(row["strategy"] + mark, f"{row['time_per_epoch_s']:.1f}", f"{train_s:.1f}",
-                      f"{row['peak_memory_mb']:,.0f}", f"{100 * share:.2f} %", fits)
+                      f"{row['peak_memory_mb']:,.0f}", f"{100 * share:.3g} %", fits)
     console.print(table)
 
 

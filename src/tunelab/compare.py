@@ -16,6 +16,7 @@ What lands in ``out``::
                                  spec.json (what the worker was asked) and worker.log (its output)
     lr-search/<strategy>-lr<lr>/ the learning-rate search runs (with tune_lr=True)
     compare.json                 the plan: strategies, seeds, fractions, base config, lr search
+    pre_recommendation.json      tunelab recommend's advice before training (reused by resume)
     results.csv, report.html, report.md, plots/
 
 Fairness: every strategy trains on the same split (``split_seed`` = the base config's seed, also for
@@ -49,6 +50,7 @@ LR_FACTORS = (0.3, 1.0, 3.0)
 RUNS_DIR = "runs"
 LR_SEARCH_DIR = "lr-search"
 PLAN_NAME = "compare.json"
+PRE_NAME = "pre_recommendation.json"
 
 #: Config fields that do not change what a run computes: a finished run is reused when all others match.
 _IGNORED_FOR_REUSE = frozenset({"out", "resume", "overwrite", "cache_dir", "save_steps", "extra"})
@@ -244,15 +246,25 @@ def execute(spec: dict[str, Any], folder: Path, *, isolate: bool = True, timeout
     src = str(Path(__file__).resolve().parents[1])  # tunelab importable even when not installed
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     t0 = time.perf_counter()
+    returncode: int | None
     with open(log_path, "w", encoding="utf-8") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "tunelab.worker", str(spec_path)],
+                                stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
-            proc = subprocess.run(
-                [sys.executable, "-m", "tunelab.worker", str(spec_path)],
-                stdout=log, stderr=subprocess.STDOUT, env=env, timeout=timeout_s, check=False,
-            )
-            returncode: int | None = proc.returncode
+            returncode = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
             returncode = None
+        except KeyboardInterrupt:
+            # The worker got the same Ctrl-C: give it time to finish its step and save a checkpoint
+            # (tunelab.resilience), so that `compare --resume` continues the run; then stop.
+            try:
+                proc.wait(timeout=120)
+            except (subprocess.TimeoutExpired, KeyboardInterrupt):
+                proc.kill()
+                proc.wait()
+            raise
     if record_path.is_file():
         try:
             return read_json(record_path)
@@ -468,8 +480,16 @@ def compare(
 
     pre = None
     if pre_recommend:
-        say("measuring the data, the domain and each strategy's cost before training (tunelab recommend) ...")
-        pre = _pre_recommendation(base, strategies, budget_minutes, memory_gb, log)
+        pre_path = out / PRE_NAME
+        asked = {"base_config": base.to_dict(), "strategies": strategies, "budget_minutes": budget_minutes, "memory_gb": memory_gb}
+        saved = _safe_read(pre_path) if reuse else {}
+        if saved.get("asked") == asked and isinstance(saved.get("recommendation"), dict):
+            pre = saved["recommendation"]
+        else:
+            say("measuring the data, the domain and each strategy's cost before training (tunelab recommend) ...")
+            pre = _pre_recommendation(base, strategies, budget_minutes, memory_gb, log)
+            if pre is not None:
+                write_json(pre_path, {"asked": asked, "recommendation": pre})
         if pre and pre.get("strategy"):
             say(f"before training, tunelab would pick: {pre['strategy']}")
 
@@ -511,7 +531,8 @@ def compare(
             # continue from the last checkpoint, unless the recorded run had other options
             config = config.replace(resume=not changed, overwrite=changed)
         lr_text = f"lr {config.lr:g}" if config.lr is not None else f"default lr {_default_lr(run.strategy):g}"
-        say(f"{head}: training {run.strategy} (seed {run.seed}, data fraction {run.data_fraction:g}, {lr_text}) ...")
+        verb = "resuming" if config.resume and (run.folder / "checkpoints").is_dir() else "training"
+        say(f"{head}: {verb} {run.strategy} (seed {run.seed}, data fraction {run.data_fraction:g}, {lr_text}) ...")
         record = execute({"config": config.to_dict(), "split_seed": base.seed, "extra_record": extra},
                          run.folder, isolate=isolate, timeout_s=run_timeout_s)
         done = _describe(record)

@@ -305,6 +305,7 @@ def _measure(
 
     from tunelab import cache as frozen_cache
     from tunelab.strategies import trainable_parameters
+    from tunelab.strategies.base import snapshot
     from tunelab.training import DEFAULT_MAX_LENGTH, load_data, prepare
 
     cfg = TrainConfig.from_dict(config)
@@ -352,6 +353,8 @@ def _measure(
             probe = {"batch_sizes": [b1, b2], "requested": bs}
             notes.append(f"timed at batch sizes {b1} and {b2}, extrapolated linearly to {bs}")
 
+    # train() keeps a copy of every weight to check afterwards that training changed something: hold one too
+    before = snapshot(run.model)
     baseline_mb = psutil.Process().memory_info().rss / 2**20
     measured = []
     cache_info: dict[str, Any] = {"used": False}
@@ -377,6 +380,8 @@ def _measure(
             frozen_cache.restore(plan, run)
         timing["batch_size"] = b
         measured.append(timing)
+
+    del before
 
     def at_bs(key: str) -> float:
         values = [m[key] for m in measured]

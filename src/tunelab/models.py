@@ -120,7 +120,7 @@ def resolve_model(name_or_path: str) -> str:
                     f"model path {path} is not a transformers folder (no config.json): "
                     "pass a folder written by save_pretrained, a hub id, or one of: " + ", ".join(BUILTIN_MODELS)
                 )
-            return str(path)
+            return str(path.resolve())  # absolute: saved adapters record it as their base model
         if "/" not in name_or_path or name_or_path.startswith((".", "/", "~")):
             close = difflib.get_close_matches(name_or_path, list(BUILTIN_MODELS), n=2, cutoff=0.4)
             hint = f"did you mean {' or '.join(close)}? " if close else ""

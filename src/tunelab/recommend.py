@@ -22,9 +22,23 @@
    * every model: tokenizer fragmentation — tokens per whitespace word on target vs reference
      (``fragmentation_ratio``) and the share of ``[UNK]`` tokens (``unk_share``).
 
-   Each signal maps to *close* / *moderate* / *far* with the thresholds in :data:`DOMAIN_THRESHOLDS`
-   (set from measurements on the packaged data: see the tests); the domain level is the farthest of
-   the model-based signal and the fragmentation signals. ``signals["domain_signal"]`` names the signal used.
+   Each signal maps to *close* / *moderate* / *far* with the thresholds in :data:`DOMAIN_THRESHOLDS`;
+   the domain level is the farthest of the model-based signal and the fragmentation signals.
+   ``signals["domain_signal"]`` names the signal used. The thresholds were set from these measurements
+   (64 texts each, seed 1, against 64 BBC articles):
+
+   ============== ======================= ===================== =====================
+   target         minilm centroid dist.   smollm2 LM-loss ratio tokens/word ratio
+   ============== ======================= ===================== =====================
+   bbc-news       0.18 (noise floor 0.23)  0.97                  0.99
+   rotten-tomatoes 0.71                    1.00                  1.02 / 0.96
+   hamlet         0.93                     1.14                  1.09 / 1.22
+   chat-qa        0.94                     0.74                  1.19 / 1.20
+   ============== ======================= ===================== =====================
+
+   (tokens/word: minilm / smollm2.) The centroid distance of a sentence encoder mostly measures
+   *topic* distance from news, so it rates movie reviews "moderate" where the decoder's LM loss rates
+   them "close"; the LM-loss signals are the better measure of distance from pre-training.
 3. **The cost** of every applicable strategy on this machine (:func:`tunelab.estimate.estimate`: a few
    timed real steps in a fresh process each): time per epoch, training time for ``epochs``, peak memory.
 
@@ -66,8 +80,8 @@ FEW_TOKENS, PLENTY_TOKENS = 50_000, 1_000_000
 
 #: (moderate from, far from) for each domain signal.
 DOMAIN_THRESHOLDS: dict[str, tuple[float, float]] = {
-    "lm_loss_ratio": (1.15, 1.5),
-    "mlm_loss_ratio": (1.15, 1.5),
+    "lm_loss_ratio": (1.1, 1.4),
+    "mlm_loss_ratio": (1.1, 1.4),
     "centroid_distance": (0.4, 0.85),
     "fragmentation_ratio": (1.15, 1.4),
     "unk_share": (0.002, 0.01),

@@ -30,7 +30,6 @@ from tunelab.errors import ConfigError, TrainingError
 from tunelab.models import load_model, load_tokenizer, model_layout, resolve_model
 from tunelab.results import library_versions, write_json
 from tunelab.strategies import get_strategy, trainable_parameters
-from tunelab.strategies.base import snapshot
 
 log = logging.getLogger("tunelab")
 
@@ -92,6 +91,16 @@ def render_text(example: dict, tokenizer) -> str:
     return example["text"]
 
 
+def _map_fingerprint(data: TaskData, split: str, tokenizer, max_length: int) -> str:
+    """A cheap fingerprint for ``datasets.map``: without it, datasets pickles and hashes the whole
+    tokenizer on every call (seconds each)."""
+    import hashlib
+
+    split_fp = getattr(data.splits()[split], "_fingerprint", "")
+    key = f"{data.fingerprint}|{split}|{split_fp}|{tokenizer.name_or_path}|{len(tokenizer)}|{max_length}|{data.task}"
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
 def tokenize(data: TaskData, tokenizer, max_length: int) -> tuple[dict[str, Any], list[str]]:
     """Tokenize every split. Classification: one example per text, truncated to ``max_length``.
     Causal LM: texts joined with EOS and cut into blocks of ``max_length`` tokens."""
@@ -106,12 +115,16 @@ def tokenize(data: TaskData, tokenizer, max_length: int) -> tuple[dict[str, Any]
             return enc
 
         for split, ds in data.splits().items():
-            long = sum(len(t) > max_length * 12 for t in ds["text"])  # cheap pre-check in characters
-            tok = ds.map(encode, batched=True, remove_columns=ds.column_names, desc=f"tokenizing {split}")
+            tok = ds.map(
+                encode,
+                batched=True,
+                remove_columns=ds.column_names,
+                desc=f"tokenizing {split}",
+                new_fingerprint=_map_fingerprint(data, split, tokenizer, max_length),
+            )
             truncated = sum(n >= max_length for n in tok["length"])
             if truncated:
                 warnings.append(f"{truncated} of {len(tok)} {split} texts were truncated to {max_length} tokens")
-            del long
             # evaluation in length order: less padding per batch, same metrics
             out[split] = tok if split == "train" else tok.sort("length")
         return out, warnings
@@ -131,7 +144,14 @@ def tokenize(data: TaskData, tokenizer, max_length: int) -> tuple[dict[str, Any]
         return {"input_ids": blocks, "labels": [list(b) for b in blocks], "length": [len(b) for b in blocks]}
 
     for split, ds in data.splits().items():
-        out[split] = ds.map(encode_lm, batched=True, batch_size=1000, remove_columns=ds.column_names, desc=f"tokenizing {split}")
+        out[split] = ds.map(
+            encode_lm,
+            batched=True,
+            batch_size=1000,
+            remove_columns=ds.column_names,
+            desc=f"tokenizing {split}",
+            new_fingerprint=_map_fingerprint(data, split, tokenizer, max_length),
+        )
         if len(out[split]) == 0:
             raise TrainingError(f"the {split} split has no text left after tokenization: give it more text")
     return out, warnings
@@ -285,7 +305,8 @@ def train(config: TrainConfig, *, data: TaskData | None = None, progress: bool =
 
     trainable, total = trainable_parameters(model)
     lr = config.lr if config.lr is not None else strategy.default_lr
-    before = snapshot(model)
+    # only what trains now: copying frozen weights too would cost a model's worth of memory
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
     if task == "classification":
         collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=None)
@@ -329,6 +350,7 @@ def train(config: TrainConfig, *, data: TaskData | None = None, progress: bool =
         disable_tqdm=not progress,
         dataloader_pin_memory=False,
         use_cpu=not torch.cuda.is_available(),
+        prediction_loss_only=task == "causal-lm",  # never gather (batch x length x vocab) logits
         auto_find_batch_size=False,  # tunelab's own search (resilience.run_with_batch_search) also works on CPU
     )
     Trainer = make_trainer_class()
@@ -464,10 +486,7 @@ def train(config: TrainConfig, *, data: TaskData | None = None, progress: bool =
 
 
 def _check_trained(model, before: dict[str, torch.Tensor]) -> None:
-    changed = any(
-        p.requires_grad and not torch.equal(p.detach(), before[n]) for n, p in model.named_parameters() if n in before
-    )
-    changed = changed or any(not torch.equal(p.detach(), before[n]) for n, p in model.named_parameters() if n in before)
+    changed = any(not torch.equal(p.detach(), before[n]) for n, p in model.named_parameters() if n in before)
     if not changed:
         raise TrainingError(
             "no trainable weight changed during training: the learning rate is zero or far too small, or "

@@ -17,7 +17,8 @@ The spec is JSON: ``{"config": {...TrainConfig...}, "split_seed": 42, "extra_rec
 
 The worker always leaves ``<out>/metrics.json``: the record of :func:`tunelab.training.train` on
 success, or a record with ``run_info.status == "failed"`` and the error message on failure. Exit
-code 0 on success, 1 on a recorded failure. The worker adds ``run_info.split_seed`` and
+code 0 on success, 1 on a recorded failure, 130 after Ctrl-C (the run saved a checkpoint and is
+recorded as interrupted; ``compare --resume`` continues it). The worker adds ``run_info.split_seed`` and
 ``run_info.cpu_time_s`` (CPU seconds of the whole process: import, loading, training, evaluation). If the process dies before it can write (killed for
 memory, a segfault), the caller records the failure from the exit status (see
 :func:`failed_record`).
@@ -113,6 +114,12 @@ def run_spec(spec: dict[str, Any], *, progress: bool = False) -> dict[str, Any]:
             # same split and training subset as the comparison's other seeds; only init and order vary
             data = load_data(config.replace(seed=split_seed))
         record = train(config, data=data, progress=progress)
+    except KeyboardInterrupt as exc:  # Ctrl-C: training saved a checkpoint (tunelab.resilience); record and stop
+        error = "interrupted: " + (" ".join(str(exc).split()) or "Ctrl-C") + " (tunelab compare --resume continues it)"
+        record = failed_record(config, error, started_at=started, wall_time_s=time.perf_counter() - t0, extra=extra)
+        record["run_info"]["split_seed"] = split_seed
+        write_json(out / RECORD_NAME, record)
+        raise
     except Exception as exc:  # noqa: BLE001 - any failure of one run is recorded and the comparison goes on
         error = describe_error(exc)
         print(f"tunelab worker: run {out.name} failed: {error}", file=sys.stderr)
@@ -174,7 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         pass
     spec = read_json(argv[0])
-    record = run_spec(spec, progress=bool(spec.get("progress", False)))
+    try:
+        record = run_spec(spec, progress=bool(spec.get("progress", False)))
+    except KeyboardInterrupt:
+        return 130
     return 0 if record["run_info"]["status"] == "success" else 1
 
 

@@ -1,0 +1,103 @@
+"""Artifacts: out-folder rules, atomic writes, loading without tunelab, and predict."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from tunelab.artifacts import MODEL_DIR, atomic_dir, find_model_dir, load_artifact, predict, prepare_out_dir
+from tunelab.config import TrainConfig
+from tunelab.errors import TunelabError
+from tunelab.training import train
+
+
+def test_a_used_folder_is_refused_unless_overwrite_and_overwrite_keeps_user_files(tmp_path):
+    out = tmp_path / "run"
+    (out / MODEL_DIR).mkdir(parents=True)
+    (out / MODEL_DIR / "weights.bin").write_text("old")
+    (out / "metrics.json").write_text("{}")
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(TunelabError, match=r"not empty: pass --overwrite.*--resume.*--out"):
+        prepare_out_dir(out, overwrite=False, resume=False)
+    assert (out / "metrics.json").exists()
+    prepare_out_dir(out, overwrite=True, resume=False)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    with pytest.raises(TunelabError, match="is a file"):
+        prepare_out_dir(out / "notes.txt", overwrite=True, resume=False)
+
+
+def test_atomic_dir_leaves_the_old_folder_when_writing_fails(tmp_path):
+    target = tmp_path / "model"
+    with atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("first")
+    assert (target / "a.txt").read_text() == "first" and (target / ".tunelab-complete").exists()
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("half")
+        raise RuntimeError("disk full")
+    assert (target / "a.txt").read_text() == "first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary left behind
+    with atomic_dir(target) as tmp:
+        (tmp / "b.txt").write_text("second")
+    assert sorted(p.name for p in target.iterdir()) == [".tunelab-complete", "b.txt"]
+
+
+def test_find_model_dir_accepts_the_run_or_model_folder_only(tmp_path):
+    model = tmp_path / "run" / MODEL_DIR
+    model.mkdir(parents=True)
+    (model / "tunelab.json").write_text("{}")
+    assert find_model_dir(tmp_path / "run") == model == find_model_dir(model)
+    with pytest.raises(TunelabError, match="not a tunelab artifact"):
+        find_model_dir(tmp_path)
+    with pytest.raises(TunelabError, match="does not exist"):
+        find_model_dir(tmp_path / "nope")
+
+
+@pytest.fixture(scope="module")
+def lm_run(tiny_llama_dir, toy_lm_data, tmp_path_factory):
+    """A full fine-tune of the tiny Llama on toy text."""
+    out = tmp_path_factory.mktemp("art") / "lm"
+    config = TrainConfig(model=str(tiny_llama_dir), strategy="full", lr=1e-3, epochs=1, batch_size=8, max_length=16, out=str(out))
+    train(config, data=toy_lm_data, progress=False)
+    return out
+
+
+def test_causal_lm_predict_is_the_greedy_continuation_of_the_plain_model(lm_run):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    rows = predict(lm_run, ["the film was", "a very"], max_new_tokens=5)
+    model = AutoModelForCausalLM.from_pretrained(lm_run / MODEL_DIR).eval()
+    tokenizer = AutoTokenizer.from_pretrained(lm_run / MODEL_DIR)
+    for row in rows:
+        enc = tokenizer(row["text"], return_tensors="pt", return_token_type_ids=False)
+        with torch.no_grad():
+            ids = model.generate(**enc, max_new_tokens=5, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        assert row["generated"] == tokenizer.decode(ids[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+    info = json.loads((lm_run / MODEL_DIR / "tunelab.json").read_text())
+    assert info["task"] == "causal-lm" and info["format"] == "transformers" and info["max_length"] == 16
+
+
+def test_an_adapter_whose_base_model_moved_says_where_to_fix_it(tiny_bert_dir, toy_classification_data, tmp_path):
+    base = tmp_path / "base"
+    shutil.copytree(tiny_bert_dir, base)
+    config = TrainConfig(model=str(base), strategy="lora", epochs=1, batch_size=16, out=str(tmp_path / "o"))
+    train(config, data=toy_classification_data, progress=False)
+    model, _, info = load_artifact(tmp_path / "o")
+    assert info["format"] == "peft" and model.config.id2label == {0: "neg", 1: "pos"}
+    shutil.rmtree(base)
+    with pytest.raises(TunelabError, match=r"no longer exists.*adapter_config\.json"):
+        load_artifact(tmp_path / "o")
+
+
+def test_classification_predict_ranks_every_label(tiny_bert_dir, toy_classification_data, tmp_path):
+    config = TrainConfig(model=str(tiny_bert_dir), strategy="bitfit", epochs=1, batch_size=16, out=str(tmp_path / "o"))
+    train(config, data=toy_classification_data, progress=False)
+    texts = [f"text number {i}" for i in range(5)]
+    rows = predict(tmp_path / "o", texts, batch_size=2)  # several batches
+    assert [r["text"] for r in rows] == texts
+    for row in rows:
+        probs = list(row["probabilities"].values())
+        assert set(row["probabilities"]) == {"neg", "pos"} and sum(probs) == pytest.approx(1.0)
+        assert probs == sorted(probs, reverse=True) and row["label"] == next(iter(row["probabilities"]))

@@ -1,0 +1,221 @@
+"""The ``tunelab`` command, run in-process on tiny models: the files it writes and the numbers it prints."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from tunelab.cli import main
+from tunelab.strategies import STRATEGIES
+
+TEXTS = ["the film was really good and moving", "a dull , boring and painful story"]
+
+
+def tunelab(*argv: str) -> tuple[int, str, str]:
+    """Run ``tunelab ARGV`` in this process; return (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(["-q", *argv])
+        except SystemExit as exc:  # argparse errors and --help
+            code = exc.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def table_rows(text: str) -> dict[str, str]:
+    """{measure: value} from the rich table ``tunelab train`` prints."""
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.split("│")]
+        if len(cells) == 4:
+            rows[cells[1]] = cells[2]
+    return rows
+
+
+@pytest.fixture(autouse=True)
+def _wide_terminal(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "240")  # rich wraps tables at the terminal width
+
+
+@pytest.fixture(scope="module")
+def toy_csv(tmp_path_factory, toy_classification_data) -> Path:
+    """The toy rows (80, labels neg / pos) as one CSV file, the way a user brings data."""
+    data = toy_classification_data
+    path = tmp_path_factory.mktemp("data") / "toy.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        for split in data.splits().values():
+            for row in split:
+                writer.writerow([row["text"], data.label_names[row["label"]]])
+    return path
+
+
+def _train(*flags: str) -> tuple[str, Path]:
+    code, out, err = tunelab("train", "--epochs", "1", "--batch-size", "8", "--no-cache", *flags)
+    assert code == 0, err
+    return out, Path(flags[flags.index("--out") + 1])
+
+
+@pytest.fixture(scope="module")
+def head_run(tiny_bert_dir, toy_csv, tmp_path_factory):
+    """(printed output, out folder) of a head-only run with a transformers-format artifact."""
+    out_dir = tmp_path_factory.mktemp("cli") / "head"
+    return _train("--model", str(tiny_bert_dir), "--data", str(toy_csv), "--strategy", "head", "--out", str(out_dir))
+
+
+@pytest.fixture(scope="module")
+def lora_run(tiny_bert_dir, toy_csv, tmp_path_factory):
+    """A LoRA run with --merge, started with a *relative* --model path from the model's parent folder."""
+    out_dir = tmp_path_factory.mktemp("cli") / "lora"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tiny_bert_dir.parent)
+        return _train("--model", tiny_bert_dir.name, "--data", str(toy_csv), "--strategy", "lora", "--merge", "--out", str(out_dir))
+
+
+def test_train_writes_a_complete_artifact(head_run):
+    _, out = head_run
+    model = out / "model"
+    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "README.md", "tunelab.json"} <= {
+        p.name for p in model.iterdir()
+    }
+    assert not (out / "checkpoints").exists()  # checkpoints are removed after a successful run
+    config = json.loads((model / "config.json").read_text())
+    assert config["id2label"] == {"0": "neg", "1": "pos"}
+    saved = yaml.safe_load((out / "run_config.yaml").read_text())
+    assert saved["strategy"] == "head" and saved["task"] == "classification" and saved["out"] == str(out)
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["run_info"]["status"] == "success"
+    assert record["meta_info"]["label_names"] == ["neg", "pos"]
+    assert record["meta_info"]["n_train"] + record["meta_info"]["n_validation"] + record["meta_info"]["n_test"] == 80
+    assert record["artifact"]["format"] == "transformers"
+    card = (model / "README.md").read_text()
+    info = record["train_info"]
+    assert f"{info['trainable_params']:,} of {info['total_params']:,}" in card
+    assert f"accuracy {record['metrics']['test']['accuracy']:.4f}" in card
+
+
+def test_train_prints_the_numbers_it_records(head_run):
+    printed, out = head_run
+    record = json.loads((out / "metrics.json").read_text())
+    rows = table_rows(printed)
+    info = record["train_info"]
+    assert rows["trainable parameters"] == (
+        f"{info['trainable_params']:,} of {info['total_params']:,} ({100 * info['trainable_share']:.2f} %)"
+    )
+    assert info["trainable_params"] == 32 * 2 + 2  # the head: hidden 32 -> 2 labels
+    for split in ("validation", "test"):
+        for metric in ("accuracy", "f1_macro", "loss"):
+            assert float(rows[f"{split} {metric}"]) == pytest.approx(record["metrics"][split][metric], abs=5e-5)
+    assert f"model: {out / 'model'} (transformers); metrics: {out / 'metrics.json'}" in printed
+
+
+def test_config_file_repeats_the_run(head_run, tmp_path):
+    _, out = head_run
+    _, again = _train("--config", str(out / "run_config.yaml"), "--out", str(tmp_path / "again"))
+    first, second = (json.loads((d / "metrics.json").read_text()) for d in (out, again))
+    assert second["config"] | {"out": None} == first["config"] | {"out": None}
+    for split in ("validation", "test"):
+        for metric, value in first["metrics"][split].items():
+            assert second["metrics"][split][metric] == pytest.approx(value, abs=1e-6)
+
+
+def test_rerun_into_a_used_folder_asks_for_overwrite(head_run):
+    _, out = head_run
+    code, _, err = tunelab("train", "--config", str(out / "run_config.yaml"))
+    assert code == 2
+    assert err.count("\n") == 1 and "--overwrite" in err and str(out) in err
+
+
+def test_list_commands_print_the_builtins():
+    from tunelab.data import list_datasets
+
+    code, out, _ = tunelab("models")
+    assert code == 0 and "minilm" in out and "smollm2" in out
+    code, out, _ = tunelab("strategies")
+    assert code == 0
+    for name, cls in STRATEGIES.items():
+        assert name in out and f"{cls.default_lr:g}" in out
+    code, out, _ = tunelab("datasets")
+    assert code == 0
+    for row in list_datasets():
+        assert row["name"] in out
+
+
+def test_predict_prints_labels_with_probabilities(head_run):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    _, out = head_run
+    code, printed, err = tunelab("predict", str(out), *TEXTS)
+    assert code == 0, err
+    lines = printed.strip().splitlines()
+    assert len(lines) == len(TEXTS)
+    # the same model, loaded without tunelab
+    model = AutoModelForSequenceClassification.from_pretrained(out / "model").eval()
+    tokenizer = AutoTokenizer.from_pretrained(out / "model")
+    with torch.no_grad():
+        probs = model(**tokenizer(TEXTS, padding=True, return_tensors="pt")).logits.softmax(-1)
+    for line, text, row in zip(lines, TEXTS, probs):
+        label, shown, echoed = line.split("\t")
+        assert echoed == text
+        parsed = dict(part.rsplit(" ", 1) for part in shown.split(", "))
+        assert set(parsed) == {"neg", "pos"}
+        assert label == max(parsed, key=lambda k: float(parsed[k])) == ["neg", "pos"][int(row.argmax())]
+        for name, p in zip(["neg", "pos"], row):
+            assert float(parsed[name]) == pytest.approx(float(p), abs=6e-4)
+
+
+def test_evaluate_prints_the_accuracy_training_measured(head_run, toy_csv):
+    _, out = head_run
+    code, printed, err = tunelab("evaluate", str(out), "--data", str(toy_csv))
+    assert code == 0, err
+    values = dict(line.split("\t") for line in printed.strip().splitlines())
+    record = json.loads((out / "metrics.json").read_text())
+    assert int(values["examples"]) == record["meta_info"]["n_test"]
+    assert float(values["accuracy"]) == pytest.approx(record["metrics"]["test"]["accuracy"], abs=1e-4)
+    assert float(values["loss"]) == pytest.approx(record["metrics"]["test"]["loss"], abs=1e-3)
+
+
+def test_lora_writes_an_adapter_and_a_merged_model_with_the_same_logits(lora_run, tiny_bert_dir, monkeypatch, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    _, out = lora_run
+    model_dir = out / "model"
+    assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "README.md"} <= {p.name for p in model_dir.iterdir()}
+    adapter = json.loads((model_dir / "adapter_config.json").read_text())
+    assert Path(adapter["base_model_name_or_path"]) == tiny_bert_dir.resolve()  # absolute, though given relative
+    merged_dir = model_dir / "merged"
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in merged_dir.iterdir()}
+
+    tokenizer = AutoTokenizer.from_pretrained(merged_dir)
+    enc = tokenizer(TEXTS, padding=True, return_tensors="pt")
+    merged = AutoModelForSequenceClassification.from_pretrained(merged_dir).eval()
+    assert merged.config.id2label == {0: "neg", 1: "pos"}
+    base = AutoModelForSequenceClassification.from_pretrained(adapter["base_model_name_or_path"], num_labels=2)
+    with_adapter = PeftModel.from_pretrained(base, model_dir).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(merged(**enc).logits, with_adapter(**enc).logits, rtol=1e-5, atol=1e-5)
+
+    monkeypatch.chdir(tmp_path)  # predict works from anywhere, not only where training ran
+    code, printed, err = tunelab("predict", str(model_dir), TEXTS[0])
+    assert code == 0, err
+    label = printed.split("\t")[0]
+    assert label == ["neg", "pos"][int(with_adapter(**tokenizer(TEXTS[:1], return_tensors="pt")).logits.argmax())]
+
+
+def test_user_errors_are_one_line_and_exit_2(tiny_bert_dir, toy_csv, tmp_path):
+    code, _, err = tunelab("train", "--model", str(tiny_bert_dir), "--data", str(toy_csv), "--strategy", "nope", "--out", str(tmp_path / "o"))
+    assert code == 2 and err.count("\n") == 1 and "--strategy 'nope' is unknown" in err and "lora" in err
+    code, _, err = tunelab("train", "--epochs", "many")
+    assert code == 2 and err.startswith("tunelab: error:") and "--epochs" in err
+    code, _, err = tunelab("predict", str(tmp_path / "missing"), "text")
+    assert code == 2 and "does not exist" in err
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,116 @@
+"""The one training path: the run record, its numbers, data limits, tokenization and guards (tiny models)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from tunelab.config import TrainConfig
+from tunelab.errors import ConfigError
+from tunelab.training import load_data, resolve_max_length, tokenize, train
+
+
+@pytest.fixture(scope="module")
+def head_record(tiny_bert_dir, toy_classification_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("train") / "head"
+    config = TrainConfig(model=str(tiny_bert_dir), strategy="head", epochs=2, batch_size=8, lr=0.05, out=str(out))
+    return train(config, data=toy_classification_data, progress=False), out
+
+
+def test_record_has_the_documented_parts_and_is_what_metrics_json_holds(head_record, toy_classification_data):
+    record, out = head_record
+    assert json.loads((out / "metrics.json").read_text()) == json.loads(json.dumps(record, default=str))
+    assert set(record) >= {"run_info", "train_info", "metrics", "meta_info", "config", "artifact"}
+    run, info, meta = record["run_info"], record["train_info"], record["meta_info"]
+    assert run["status"] == "success" and run["error"] is None and run["strategy"] == "head"
+    assert meta["task"] == "classification" and meta["label_names"] == ["neg", "pos"]
+    assert (meta["n_train"], meta["n_validation"], meta["n_test"]) == (48, 16, 16)
+    assert meta["data_fingerprint"] == toy_classification_data.fingerprint
+    assert {"torch", "transformers", "peft", "tunelab"} <= set(meta["versions"])
+    assert info["trainable_share"] == pytest.approx(info["trainable_params"] / info["total_params"])
+    assert info["train_time_s"] > 0 and info["eval_time_s"] > 0 and info["peak_memory_mb"] > 0
+    assert info["train_time_s"] + info["eval_time_s"] <= run["wall_time_s"]
+    assert info["learning_rate"] == 0.05 and info["max_length"] == 128
+    for split in ("validation", "test"):
+        assert set(record["metrics"][split]) == {"accuracy", "f1_macro", "loss"}
+        assert 0 <= record["metrics"][split]["accuracy"] <= 1
+
+
+def test_epoch_history_ends_with_the_final_validation_metrics(head_record):
+    record, _ = head_record
+    epochs = record["train_info"]["epochs"]
+    assert [e["epoch"] for e in epochs] == [1, 2]
+    assert all("train_loss" in e and "val_accuracy" in e for e in epochs)
+    final = record["metrics"]["validation"]
+    assert epochs[-1]["val_accuracy"] == pytest.approx(final["accuracy"])
+    assert epochs[-1]["val_loss"] == pytest.approx(final["loss"], abs=1e-6)
+
+
+def test_training_learns_the_toy_task(tiny_llama_dir, toy_classification_data, tmp_path):
+    # sentiment words decide the label: fine-tuning must beat chance clearly on held-out rows
+    config = TrainConfig(model=str(tiny_llama_dir), strategy="full", lr=1e-3, epochs=4, batch_size=8, out=str(tmp_path / "o"))
+    record = train(config, data=toy_classification_data, progress=False)
+    losses = [e["train_loss"] for e in record["train_info"]["epochs"]]
+    assert losses[-1] < losses[0] - 0.1
+    assert record["metrics"]["test"]["accuracy"] >= 0.75
+
+
+def test_causal_lm_reports_perplexity_as_exp_loss(tiny_llama_dir, toy_lm_data, tmp_path):
+    config = TrainConfig(model=str(tiny_llama_dir), strategy="lora", epochs=1, batch_size=8, max_length=16, out=str(tmp_path / "o"))
+    record = train(config, data=toy_lm_data, progress=False)
+    for split in ("validation", "test"):
+        m = record["metrics"][split]
+        assert set(m) == {"loss", "perplexity"}
+        assert m["perplexity"] == pytest.approx(math.exp(m["loss"]))
+    assert record["meta_info"]["label_names"] == []
+    assert record["artifact"]["format"] == "peft"
+
+
+def test_max_length_beyond_the_model_is_refused_and_defaults_are_capped(tiny_bert_dir):
+    from transformers import AutoConfig, AutoTokenizer
+
+    model_config = AutoConfig.from_pretrained(tiny_bert_dir)  # 128 positions
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    assert resolve_max_length(TrainConfig(), "classification", model_config, tokenizer) == 128
+    assert resolve_max_length(TrainConfig(), "causal-lm", model_config, tokenizer) == 128  # default 256, capped
+    assert resolve_max_length(TrainConfig(max_length=32), "classification", model_config, tokenizer) == 32
+    with pytest.raises(ConfigError, match="--max-length 512 .* at most 128"):
+        resolve_max_length(TrainConfig(max_length=512), "classification", model_config, tokenizer)
+
+
+def test_causal_lm_text_becomes_full_blocks_joined_by_eos(tiny_llama_dir, toy_lm_data):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    tokenized, _ = tokenize(toy_lm_data, tokenizer, 16)
+    blocks = list(tokenized["train"]["input_ids"])
+    assert all(len(b) == 16 for b in blocks)
+    stream = [t for text in list(toy_lm_data.train["text"]) for t in tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]]
+    assert [t for b in blocks for t in b] == stream[: 16 * len(blocks)]
+    assert len(stream) - 16 * len(blocks) < 16  # only the last partial block is dropped
+    assert list(tokenized["train"]["labels"]) == list(blocks)
+
+
+def test_classification_tokens_are_truncated_with_a_warning(tiny_bert_dir, toy_classification_data):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    tokenized, warnings = tokenize(toy_classification_data, tokenizer, 8)
+    assert max(tokenized["train"]["length"]) == 8
+    assert list(tokenized["train"]["labels"]) == list(toy_classification_data.train["label"])
+    assert any("train texts were truncated to 8 tokens" in w for w in warnings)
+
+
+def test_sample_limits_cut_train_and_evaluation_splits(toy_classification_data, tmp_path):
+    path = tmp_path / "toy.jsonl"
+    rows = [{"text": t, "label": ["neg", "pos"][y]} for split in toy_classification_data.splits().values() for t, y in zip(split["text"], split["label"])]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    full = load_data(TrainConfig(data=str(path)))
+    small = load_data(TrainConfig(data=str(path), max_train_samples=20, max_eval_samples=5))
+    assert len(small.train) == 20 and len(small.validation) == 5 and len(small.test) == 5
+    assert set(small.train["text"]) <= set(full.train["text"])
+    assert sorted(small.train["label"]) == [0] * 10 + [1] * 10  # stratified
+    half = load_data(TrainConfig(data=str(path), data_fraction=0.5))
+    assert len(half.train) == round(len(full.train) * 0.5) and half.test["text"] == full.test["text"]
