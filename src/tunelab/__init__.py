@@ -1,4 +1,38 @@
 """tunelab: adapt a pre-trained language model by transfer learning or full fine-tuning, compare the
-strategies on your own data and hardware, and get a justified recommendation."""
+strategies on your own data and hardware, and get a justified recommendation.
+
+>>> from tunelab import TrainConfig, train
+>>> record = train(TrainConfig(model="minilm", data="rotten-tomatoes", strategy="lora", epochs=1))
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+# Public API, imported lazily so that `import tunelab` (and the CLI's --help) stays fast.
+# compare / recommend / estimate live in modules of the same name: `from tunelab.compare import compare`.
+_EXPORTS = {
+    "TrainConfig": "tunelab.config",
+    "train": "tunelab.training",
+    "load_task_data": "tunelab.data",
+    "list_datasets": "tunelab.data",
+    "load_model": "tunelab.models",
+    "list_models": "tunelab.models",
+    "load_artifact": "tunelab.artifacts",
+    "predict": "tunelab.artifacts",
+    "evaluate_artifact": "tunelab.evaluation",
+    "STRATEGIES": "tunelab.strategies",
+    "register_strategy": "tunelab.strategies",
+    "TunelabError": "tunelab.errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'tunelab' has no attribute {name!r}")

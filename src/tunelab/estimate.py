@@ -305,7 +305,6 @@ def _measure(
 
     from tunelab import cache as frozen_cache
     from tunelab.strategies import trainable_parameters
-    from tunelab.strategies.base import snapshot
     from tunelab.training import DEFAULT_MAX_LENGTH, load_data, prepare
 
     cfg = TrainConfig.from_dict(config)
@@ -353,8 +352,8 @@ def _measure(
             probe = {"batch_sizes": [b1, b2], "requested": bs}
             notes.append(f"timed at batch sizes {b1} and {b2}, extrapolated linearly to {bs}")
 
-    # train() keeps a copy of every weight to check afterwards that training changed something: hold one too
-    before = snapshot(run.model)
+    # train() keeps a copy of the trainable weights to check afterwards that training changed them: hold one too
+    before = {n: p.detach().clone() for n, p in run.model.named_parameters() if p.requires_grad}
     baseline_mb = psutil.Process().memory_info().rss / 2**20
     measured = []
     cache_info: dict[str, Any] = {"used": False}
@@ -367,7 +366,9 @@ def _measure(
         if plan is not None:
             val, test = run.tokenized["validation"], run.tokenized["test"]
             t0 = time.perf_counter()
-            ds, _, _, coll, cache_info = frozen_cache.apply(plan, run, (timing_ds, val.select(range(1)), test.select(range(1))))
+            ds, _, _, coll, cache_info = frozen_cache.apply(
+                plan, run, (timing_ds, val.select(range(1)), test.select(range(1))), collator
+            )
             built = time.perf_counter() - t0
             model = cache_info.get("model", model)
             sample_tokens = sum(timing_ds["length"]) + 2 * longest

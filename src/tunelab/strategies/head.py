@@ -3,16 +3,30 @@ from __future__ import annotations
 from tunelab.strategies.base import Strategy, freeze_all, register_strategy, unfreeze_head
 
 
+def pooler_prefixes(model) -> tuple[str, ...]:
+    """BERT-family classification heads read the body through a pooler (dense + tanh on the first
+    token). It belongs to the classification head rather than the body: sentence-transformers
+    checkpoints such as all-MiniLM ship it untrained, so a frozen pooler would feed the new
+    classifier near-constant features."""
+    return tuple(
+        name.rsplit("pooler.", 1)[0] + "pooler." for name, _ in model.named_parameters() if ".pooler." in f".{name}"
+    )
+
+
 @register_strategy
 class Head(Strategy):
     name = "head"
-    summary = "feature extraction: the pre-trained body is frozen, only a new task head trains"
+    summary = "feature extraction: the pre-trained body is frozen, only a new task head (with BERT's pooler) trains"
     default_lr = 2e-3
     tasks = ("classification",)
 
     def prepare(self, model, layout, config):
         freeze_all(model)
         unfreeze_head(model, layout)
+        pooler = pooler_prefixes(model)
+        for name, p in model.named_parameters():
+            if pooler and name.startswith(pooler):
+                p.requires_grad_(True)
         return model
 
     def frozen_blocks(self, model, layout, config):
