@@ -117,6 +117,8 @@ def worker_baseline(spec: dict) -> dict:
         train_prefixes = [head] + [f"{blocks}.{i}." for i in range(n_blocks - top, n_blocks)]
         if top:
             train_prefixes += ["bert.pooler."] if bert else ["model.norm."]
+        elif bert:
+            train_prefixes += ["bert.pooler."]  # tunelab's head trains BERT's pooler with the classifier
         for name, p in model.named_parameters():
             p.requires_grad_(name.startswith(tuple(train_prefixes)))
     elif spec["strategy"] == "lora":

@@ -110,7 +110,7 @@ def test_train_prints_the_numbers_it_records(head_run):
     assert rows["trainable parameters"] == (
         f"{info['trainable_params']:,} of {info['total_params']:,} ({100 * info['trainable_share']:.2f} %)"
     )
-    assert info["trainable_params"] == 32 * 2 + 2  # the head: hidden 32 -> 2 labels
+    assert info["trainable_params"] == (32 * 32 + 32) + (32 * 2 + 2)  # BERT's pooler and the classifier
     for split in ("validation", "test"):
         for metric in ("accuracy", "f1_macro", "loss"):
             assert float(rows[f"{split} {metric}"]) == pytest.approx(record["metrics"][split][metric], abs=5e-5)

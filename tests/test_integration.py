@@ -22,7 +22,9 @@ from tunelab.training import train
 pytestmark = pytest.mark.integration
 
 SLICE = {"max_train_samples": 200, "max_eval_samples": 100, "max_length": 64, "epochs": 1}
-SMALL_SLICE = {"max_train_samples": 64, "max_eval_samples": 32, "max_length": 64, "epochs": 1}
+SMALL_SLICE = {"max_train_samples": 48, "max_eval_samples": 24, "max_length": 64, "epochs": 1}
+# hamlet rows are 1-2k character chunks (~400 tokens): 6 chunks make ~40 training blocks of 64 tokens
+HAMLET_SLICE = {"max_train_samples": 6, "max_eval_samples": 2, "max_length": 64, "epochs": 1, "batch_size": 8}
 REVIEWS = ["A gripping, beautiful film with a terrific cast.", "Dull, predictable and far too long.", "It exists."]
 
 
@@ -82,7 +84,7 @@ def test_minilm_on_rotten_tomatoes(strategy, tmp_path):
 @pytest.mark.parametrize("strategy", ["head", "lora"])
 def test_smollm2_on_rotten_tomatoes(strategy, tmp_path):
     record, out = _train(tmp_path, model="smollm2", data="rotten-tomatoes", strategy=strategy, **SMALL_SLICE)
-    _check_classification_run(record, out, n_train=64, n_eval=32, strategy=strategy)
+    _check_classification_run(record, out, n_train=48, n_eval=24, strategy=strategy)
     assert record["train_info"]["total_params"] > 100_000_000
 
 
@@ -90,7 +92,7 @@ def test_smollm2_lora_on_hamlet_reports_perplexity_and_generates_like_plain_peft
     from peft import AutoPeftModelForCausalLM
     from transformers import AutoTokenizer
 
-    record, out = _train(tmp_path, model="smollm2", data="hamlet", strategy="lora", **SMALL_SLICE)
+    record, out = _train(tmp_path, model="smollm2", data="hamlet", strategy="lora", **HAMLET_SLICE)
     assert record["meta_info"]["task"] == "causal-lm"
     for split in ("validation", "test"):
         m = record["metrics"][split]

@@ -8,7 +8,7 @@ cache) and must show the properties a strategy promises:
 - the saved folder loads with plain transformers / peft (no tunelab) and gives the same logits;
 - the same seed gives the same weights.
 
-A run is captured by spying on ``snapshot`` (weights and trainable flags before training) and on
+A run is captured by spying on ``prepare`` (weights and trainable flags before training) and on
 ``write_artifact`` (the trained model as it is saved). Runs are shared between tests of a case.
 """
 
@@ -89,19 +89,21 @@ def run_case(tmp_path_factory, tiny_bert_dir, tiny_llama_dir, toy_classification
             overwrite=True,
         )
         seen: dict[str, Any] = {}
-        real_snapshot, real_write = tunelab.training.snapshot, tunelab.artifacts.write_artifact
+        real_prepare, real_write = tunelab.training.prepare, tunelab.artifacts.write_artifact
 
-        def spy_snapshot(m):
-            seen["trainable_at_start"] = {n for n, p in m.named_parameters() if p.requires_grad}
-            seen["before"] = real_snapshot(m)
-            return seen["before"]
+        def spy_prepare(*args, **kwargs):
+            prepared = real_prepare(*args, **kwargs)
+            params = prepared.model.named_parameters()
+            seen["before"] = {n: p.detach().clone() for n, p in params}
+            seen["trainable_at_start"] = {n for n, p in prepared.model.named_parameters() if p.requires_grad}
+            return prepared
 
         def spy_write(run_, *args, **kwargs):
             seen["model"] = run_.model
             return real_write(run_, *args, **kwargs)
 
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(tunelab.training, "snapshot", spy_snapshot)
+            mp.setattr(tunelab.training, "prepare", spy_prepare)
             mp.setattr(tunelab.artifacts, "write_artifact", spy_write)
             record = tunelab.training.train(config, data=data, progress=False)
         captured = Captured(
@@ -146,8 +148,8 @@ def expected_trainable(strategy: str, base_dir: Path, task: str) -> tuple[int, i
     path, _ = _blocks(model)
     if strategy in ("full", "gradual"):  # gradual: by the end of training every block has been unfrozen
         return total, total
-    if strategy == "head":
-        return head, total
+    if strategy == "head":  # BERT's pooler belongs to its classification head (it feeds the classifier)
+        return head + _numel(model, lambda n: n.startswith("bert.pooler.")), total
     if strategy == "last-n":
         top = tuple(f"{path}.{i}." for i in range(N_BLOCKS - TOP_LAYERS, N_BLOCKS))
         after = ("bert.pooler.",) if is_bert else ("model.norm.",)
