@@ -156,7 +156,7 @@ tags: [tunelab, {run.strategy.name}]
 
 {load}
 
-Made with tunelab; `run_config.yaml` beside this folder repeats the run (`tunelab train --config run_config.yaml`).
+Made with tunelab; `run_config.yaml` beside this folder repeats the run (`tunelab train --config run_config.yaml --overwrite`).
 """
 
 

@@ -107,6 +107,8 @@ class TrainConfig:
             out.append("--validation-fraction and --test-fraction must each be in (0, 0.5)")
         if not 0 <= self.lora_dropout < 1:
             out.append(f"--lora-dropout must be in [0, 1), got {self.lora_dropout}")
+        if self.merge and self.strategy not in ("lora", "ia3"):
+            out.append(f"--merge applies to lora and ia3 adapters, not to '{self.strategy}' (its model is already whole)")
         if not 0 < self.layer_lr_decay <= 1:
             out.append(f"--layer-lr-decay must be in (0, 1], got {self.layer_lr_decay}")
         return out
