@@ -324,7 +324,15 @@ def axes_table(
     task = results_task(results)
     summaries = summarize_strategies(results)
     strategies = [s.strategy for s in summaries]
-    signals = format_signals((pre_recommendation or {}).get("signals"))
+    pre = pre_recommendation or {}
+    # closeness of domain: the domain analysis alone when the pre-training recommendation has one
+    # (its "signals" also hold data statistics, which the data-regime row already covers)
+    domain_info = pre.get("domain") if isinstance(pre.get("domain"), dict) else None
+    if domain_info and isinstance(domain_info.get("signals"), dict):
+        level = domain_info.get("level")
+        signals = ([f"{level}"] if level else []) + format_signals(domain_info["signals"])
+    else:
+        signals = format_signals(pre.get("signals"))
     domain = "; ".join(signals) if signals else "not measured"
 
     def measured(s: StrategySummary, text: str) -> str:

@@ -343,6 +343,8 @@ _MEASURED = {
 def _estimate_blocks(estimates: Any, by_name: dict) -> list[Block]:
     """Per-strategy estimates (``{strategy: {field: value}}``) beside what was measured; anything else
     is listed as given."""
+    if isinstance(estimates, list) and all(isinstance(e, dict) and "strategy" in e for e in estimates):
+        estimates = {e["strategy"]: {k: v for k, v in e.items() if k != "strategy"} for e in estimates}
     if isinstance(estimates, dict) and estimates and all(isinstance(v, dict) for v in estimates.values()):
         # Estimates can be wide (batch shapes, notes, ...): show what can be set against a measurement,
         # else the first few plain numbers.
