@@ -210,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("strategies", help="list strategies with their default learning rates").set_defaults(func=cmd_strategies)
 
     p = sub.add_parser("train", help="adapt a model with one strategy")
+    p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
     add_config_flags(p)
     p.set_defaults(func=cmd_train)
 
