@@ -236,12 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     from tunelab import cli_recommend
 
     cli_recommend.add_parser(sub)
-    for extra in _EXTRA_COMMANDS:
-        extra(sub)
     return parser
 
-
-_EXTRA_COMMANDS: list = []
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from tunelab.config import TrainConfig
@@ -517,7 +516,3 @@ def _cleanup_checkpoints(folder: Path) -> None:
     if folder.is_dir():
         shutil.rmtree(folder, ignore_errors=True)
 
-
-def summarize(values: list[float]) -> tuple[float, float]:
-    arr = np.asarray(values, dtype=float)
-    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
