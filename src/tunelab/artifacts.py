@@ -178,6 +178,7 @@ def load_artifact(path: str | Path):
     """Load a tunelab artifact with plain transformers / peft. Returns (model, tokenizer, info)."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
+    from tunelab.models import label_config
     from tunelab.resilience import check_weight_files
 
     folder = find_model_dir(path)
@@ -194,9 +195,7 @@ def load_artifact(path: str | Path):
             if classification:
                 base = AutoModelForSequenceClassification.from_pretrained(
                     base_path,
-                    num_labels=len(labels),
-                    id2label=dict(enumerate(labels)),
-                    label2id={n: i for i, n in enumerate(labels)},
+                    **label_config(labels),
                     pad_token_id=tokenizer.pad_token_id,
                 )
             else:

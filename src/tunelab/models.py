@@ -152,6 +152,16 @@ def list_models() -> list[dict]:
     ]
 
 
+def label_config(label_names: list[str]) -> dict:
+    """``num_labels`` / ``id2label`` / ``label2id`` for a classification head, so saved models carry names."""
+    labels = list(label_names)
+    return {
+        "num_labels": len(labels),
+        "id2label": dict(enumerate(labels)),
+        "label2id": {name: i for i, name in enumerate(labels)},
+    }
+
+
 def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
@@ -187,12 +197,9 @@ def load_model(
     hf_logging.set_verbosity_error()  # the "newly initialized head" report is expected here
     try:
         if task == "classification":
-            labels = list(label_names or [])
             model = AutoModelForSequenceClassification.from_pretrained(
                 path,
-                num_labels=len(labels),
-                id2label=dict(enumerate(labels)),
-                label2id={name: i for i, name in enumerate(labels)},
+                **label_config(label_names or []),
                 pad_token_id=tokenizer.pad_token_id,
                 trust_remote_code=trust_remote_code,
                 dtype=torch.float32,
