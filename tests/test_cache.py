@@ -78,6 +78,7 @@ def _config(model_dir, tmp_path, **kw) -> TrainConfig:
         out=str(tmp_path / "out"),
         overwrite=True,
         cache_dir=str(tmp_path / "features"),
+        cache_precision="fp32",  # exact comparisons; bf16 has its own test
     )
     values.update(kw)
     return TrainConfig(**values)
@@ -207,3 +208,41 @@ def test_no_cache_for_strategies_that_train_the_embeddings(bert_dir, tmp_path, t
     for strategy in ("full", "lora", "bitfit"):
         run = prepare(_config(bert_dir, tmp_path, strategy=strategy), toy_classification_data)
         assert frozen_cache.plan(run) is None, strategy
+
+
+def test_bf16_pass_is_close_and_kept_apart(bert_dir, tmp_path, toy_classification_data, monkeypatch):
+    """--cache-precision bf16: the frozen pass runs under bfloat16 autocast; its features sit in their
+    own folder (never mixed with float32 ones) and give logits close to the float32 model's."""
+    monkeypatch.setenv("TUNELAB_CACHE_DTYPE", "float32")
+    run = prepare(_config(bert_dir, tmp_path, strategy="last-n", layers=1, cache_precision="bf16"), toy_classification_data)
+    run.model.eval()
+    batch = _eval_batch(run)
+    with torch.no_grad():
+        expected = run.model(**batch).logits
+    plan = frozen_cache.plan(run)
+    assert plan.precision == "bf16"
+    _, val, _, collator, info = frozen_cache.apply(plan, run, tuple(run.tokenized[s] for s in ("train", "validation", "test")))
+    with torch.no_grad():
+        got = run.model(**collator([val[i] for i in range(8)])).logits
+    frozen_cache.restore(plan, run)
+    assert info["precision"] == "bf16"
+    assert not torch.equal(got, expected)  # it did run in bfloat16
+    torch.testing.assert_close(got, expected, atol=5e-2, rtol=5e-2)
+    sets = {s: run.tokenized[s] for s in ("train", "validation", "test")}
+    key = frozen_cache.base_key(run, sets)
+    root = tmp_path / "root"
+    assert frozen_cache.cache_path(root, run, key, 1, "all", "float32", "bf16") != frozen_cache.cache_path(
+        root, run, key, 1, "all", "float32", "fp32"
+    )
+
+
+def test_auto_precision_follows_the_hardware(monkeypatch):
+    monkeypatch.setattr(frozen_cache, "native_bf16", lambda device=None: True)
+    assert frozen_cache.resolve_precision("auto") == "bf16"
+    monkeypatch.setattr(frozen_cache, "native_bf16", lambda device=None: False)
+    assert frozen_cache.resolve_precision("auto") == "fp32"
+    assert frozen_cache.resolve_precision("bf16") == "bf16"
+    assert frozen_cache.resolve_precision("fp32") == "fp32"
+    assert TrainConfig(cache_precision="half").problems() == [
+        "--cache-precision 'half' is unknown: use auto, bf16 or fp32"
+    ]

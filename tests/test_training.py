@@ -114,3 +114,18 @@ def test_sample_limits_cut_train_and_evaluation_splits(toy_classification_data, 
     assert sorted(small.train["label"]) == [0] * 10 + [1] * 10  # stratified
     half = load_data(TrainConfig(data=str(path), data_fraction=0.5))
     assert len(half.train) == round(len(full.train) * 0.5) and half.test["text"] == full.test["text"]
+
+
+def test_final_validation_metrics_come_from_the_last_steps_evaluation_only():
+    from tunelab.training import _final_step_eval
+
+    history = [
+        {"loss": 0.7, "step": 5},
+        {"eval_loss": 0.6, "eval_accuracy": 0.6, "step": 5},
+        {"loss": 0.5, "step": 10},
+        {"eval_loss": 0.4, "eval_accuracy": 0.8, "step": 10},
+    ]
+    assert _final_step_eval(history, 10)["eval_accuracy"] == 0.8
+    # steps after the last evaluation (a run that stops mid-epoch): evaluate again, never reuse stale numbers
+    assert _final_step_eval(history, 12) is None
+    assert _final_step_eval(history[:1], 5) is None

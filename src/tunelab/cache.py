@@ -27,11 +27,15 @@ default a quarter of RAM, at most 4 GiB) is read into memory, a larger one is me
 A cache at a lower split (say, built once by ``compare`` with :func:`build_shared_cache`) is extended
 to a higher split by running only the blocks in between.
 
-**The one difference in meaning:** the frozen layers run without dropout (eval mode) while their
+**The differences in meaning:** the frozen layers run without dropout (eval mode) while their
 output is cached, whereas an uncached run applies the frozen layers' dropout in training mode (they
-are frozen, but their dropout still adds noise). Trainable layers keep their dropout. Results are
-therefore close to, not bit-identical with, an uncached run; ``TrainConfig(cache=False)`` /
-``--no-cache`` switches the cache off.
+are frozen, but their dropout still adds noise). Trainable layers keep their dropout. And with
+``cache_precision="auto"`` (the default) the one pass runs under bfloat16 autocast where the hardware
+multiplies bfloat16 natively (CPUs with AVX512-BF16 or AMX, CUDA GPUs from Ampere on): about 1.8x
+faster on such a CPU, with cached features within about 1 % (relative) of the float32 ones; elsewhere
+it runs in float32. ``--cache-precision fp32`` keeps float32 everywhere. Results are therefore close
+to, not bit-identical with, an uncached run; ``TrainConfig(cache=False)`` / ``--no-cache`` switches
+the cache off.
 
 >>> from tunelab import TrainConfig, train
 >>> record = train(TrainConfig(model="minilm", strategy="head"))
@@ -58,8 +62,10 @@ from torch import nn
 log = logging.getLogger("tunelab")
 
 SPLITS = ("train", "validation", "test")
-CACHE_FORMAT = 1
-_BUILD_TOKENS_PER_BATCH = 4096  # padded tokens per forward pass while building
+CACHE_FORMAT = 2
+# padded tokens per forward pass while building: measured on minilm (2 CPU cores), 1024 is as fast
+# as 4096 and 8192 and holds 200-250 MB less at its peak
+_BUILD_TOKENS_PER_BATCH = 1024
 
 
 # ----------------------------------------------------------------------------- plan
@@ -71,7 +77,8 @@ class CachePlan:
 
     split: int
     positions: str  # "all", "first" (BERT [CLS]) or "last" (last non-padding token)
-    dtype: str = "float16"
+    dtype: str = "float16"  # how the features are stored
+    precision: str = "fp32"  # how the frozen layers compute them: "fp32" or "bf16" (autocast)
     root: Path | None = None
     _saved: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -88,7 +95,41 @@ def plan(run) -> CachePlan | None:
     dtype = str(run.config.extra.get("cache_dtype", os.environ.get("TUNELAB_CACHE_DTYPE", "float16")))
     if dtype not in ("float16", "float32"):
         dtype = "float16"
-    return CachePlan(split=split, positions=positions, dtype=dtype, root=cache_root(run.config))
+    precision = resolve_precision(getattr(run.config, "cache_precision", "auto"))
+    return CachePlan(split=split, positions=positions, dtype=dtype, precision=precision, root=cache_root(run.config))
+
+
+def build_device() -> torch.device:
+    """Where the one pass over the frozen layers runs: the GPU when there is one."""
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def native_bf16(device: torch.device | None = None) -> bool:
+    """Whether ``device`` multiplies bfloat16 natively (so bf16 autocast is faster, not emulated)."""
+    device = device or build_device()
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type != "cpu":
+        return False
+    for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
+        fn = getattr(torch.cpu, probe, None)
+        try:
+            if fn is not None and fn():
+                return True
+        except Exception:  # noqa: BLE001 - a private probe that moved: fall back to the CPU flags
+            pass
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(setting: str) -> str:
+    """``auto`` -> ``bf16`` where the build device multiplies bfloat16 natively, else ``fp32``."""
+    if setting == "auto":
+        return "bf16" if native_bf16() else "fp32"
+    return setting if setting in ("bf16", "fp32") else "fp32"
 
 
 def cache_root(config) -> Path:
@@ -155,9 +196,9 @@ def base_key(run, datasets: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def cache_path(root: Path, run, key: str, split: int, positions: str, dtype: str) -> Path:
+def cache_path(root: Path, run, key: str, split: int, positions: str, dtype: str, precision: str = "fp32") -> Path:
     model_name = Path(str(run.config.model)).name or "model"
-    return Path(root) / f"{model_name}-{key}" / f"split-{split}-{positions}-{dtype}"
+    return Path(root) / f"{model_name}-{key}" / f"split-{split}-{positions}-{dtype}-{precision}"
 
 
 # ----------------------------------------------------------------------------- storage
@@ -258,6 +299,40 @@ class _Swap:
         self.saved_blocks, self.saved_embeddings = {}, None
 
 
+def _query_only_block(block):
+    """For a head-only cache of a BERT-style encoder: a function that runs ``block`` (the last one) for
+    just the position the head reads. Keys and values still come from every token, but the query,
+    the attention output and the feed-forward run for one token instead of all of them (about 5/6 of
+    the block's work saved). ``None`` when ``block`` is not a plain self-attention encoder layer."""
+    attention = getattr(block, "attention", None)
+    sa = getattr(attention, "self", None)
+    if (
+        sa is None
+        or not all(hasattr(sa, n) for n in ("query", "key", "value", "attention_head_size", "scaling"))
+        or getattr(block, "is_decoder", False)
+        or getattr(block, "add_cross_attention", False)
+        or getattr(sa, "position_embedding_type", "absolute") != "absolute"
+        or not all(hasattr(block, n) for n in ("intermediate", "output"))
+        or not hasattr(attention, "output")
+    ):
+        return None
+
+    def run(hidden: torch.Tensor, mask: torch.Tensor, pick: torch.Tensor) -> torch.Tensor:
+        rows = torch.arange(hidden.shape[0], device=hidden.device)
+        at = hidden[rows, pick].unsqueeze(1)  # (batch, 1, hidden)
+        n, length, size = hidden.shape[0], hidden.shape[1], sa.attention_head_size
+        q = sa.query(at).view(n, 1, -1, size).transpose(1, 2)  # (batch, heads, 1, head size)
+        k = sa.key(hidden).view(n, length, -1, size).transpose(1, 2)
+        v = sa.value(hidden).view(n, length, -1, size).transpose(1, 2)
+        keep = mask[:, None, None, :].to(device=hidden.device, dtype=torch.bool)
+        ctx = torch.nn.functional.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype), attn_mask=keep, scale=sa.scaling)
+        ctx = ctx.transpose(1, 2).reshape(hidden.shape[0], 1, -1)
+        attended = attention.output(ctx, at)
+        return block.output(block.intermediate(attended), attended)
+
+    return run
+
+
 def _hidden_size(run) -> int:
     return int(run.layout.embeddings_owner.config.hidden_size)
 
@@ -277,6 +352,7 @@ def _compute(
     folder: Path,
     source: dict[str, FeatureStore] | None,
     source_split: int,
+    precision: str = "fp32",
 ) -> dict[str, float]:
     """Run blocks ``[source_split, split)`` (with the embeddings when there is no source) over every
     example once and write the hidden states entering block ``split`` under ``folder``."""
@@ -286,19 +362,30 @@ def _compute(
     hidden_size = _hidden_size(run)
     np_dtype = np.float16 if dtype == "float16" else np.float32
     feed = _CachedInput() if source is not None else None
-    swap = _Swap(layout, feed=feed, skip_below=source_split if source is not None else 0, skip_from=split)
-    captured: list[torch.Tensor] = []
-    target = layout.blocks[split - 1] if split > source_split or source is None else None
-    if target is None:
+    if source is not None and split <= source_split:
         raise ValueError("nothing to compute: the source split equals the target split")
+    # head-only on an encoder: the last block runs for the [CLS] query alone (see _query_only_block)
+    last = None
+    if positions == "first" and split - 1 >= (source_split if source is not None else 0):
+        last = _query_only_block(layout.blocks[split - 1])
+    stop = split - 1 if last is not None else split
+    swap = _Swap(layout, feed=feed, skip_below=source_split if source is not None else 0, skip_from=stop)
+    captured: list[torch.Tensor] = []
+    # the hook sits on block split-1; when it is skipped (query-only path) it passes its input through
+    target = layout.blocks[split - 1]
     handle = target.register_forward_hook(
         lambda m, a, out: captured.append(out[0] if isinstance(out, tuple) else out)
     )
     was_training = owner.training
     owner.eval()
+    device = build_device()
+    home = next(owner.parameters()).device
+    if home != device:
+        owner.to(device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     times: dict[str, float] = {}
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast:
             for name in SPLITS:
                 t0 = time.perf_counter()
                 ds = datasets[name]
@@ -330,13 +417,16 @@ def _compute(
                         input_ids[r, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
                         mask[r, : len(seq)] = 1
                     if feed is not None:
-                        feed.stash = source[name].batch(idx, longest)
+                        feed.stash = source[name].batch(idx, longest).to(device)
                     captured.clear()
-                    owner(input_ids=input_ids, attention_mask=mask)
+                    owner(input_ids=input_ids.to(device), attention_mask=mask.to(device))
                     hidden = captured[-1]  # (batch, longest, hidden)
-                    if positions != "all":
-                        hidden = hidden[torch.arange(len(idx)), _head_index(mask, positions)].unsqueeze(1)
-                    hidden = hidden.float().numpy().astype(np_dtype, copy=False)
+                    if last is not None:
+                        hidden = last(hidden, mask, _head_index(mask, positions).to(hidden.device))
+                    elif positions != "all":
+                        pick = _head_index(mask, positions).to(hidden.device)
+                        hidden = hidden[torch.arange(len(idx), device=hidden.device), pick].unsqueeze(1)
+                    hidden = hidden.float().cpu().numpy().astype(np_dtype, copy=False)
                     for r, i in enumerate(idx):
                         n = int(sizes[i])
                         flat[offsets[i] : offsets[i] + n] = hidden[r, :n]
@@ -349,18 +439,20 @@ def _compute(
         swap.undo()
         if feed is not None:
             feed.stash = None
+        if home != device:
+            owner.to(home)
         owner.train(was_training)
     return times
 
 
-def _sibling_source(base_dir: Path, split: int, dtype: str) -> tuple[int, Path] | None:
+def _sibling_source(base_dir: Path, split: int, dtype: str, precision: str) -> tuple[int, Path] | None:
     """The deepest complete full-sequence cache below ``split`` in the same key folder."""
     best = None
     if not base_dir.is_dir():
         return None
     for folder in base_dir.iterdir():
         parts = folder.name.split("-")
-        if len(parts) != 4 or parts[0] != "split" or parts[2] != "all" or parts[3] != dtype:
+        if len(parts) != 5 or parts[0] != "split" or parts[2:] != ["all", dtype, precision]:
             continue
         try:
             s = int(parts[1])
@@ -378,11 +470,12 @@ def ensure_features(
     positions: str,
     dtype: str = "float16",
     root: Path | None = None,
+    precision: str = "fp32",
 ) -> tuple[Path, dict[str, Any]]:
     """Find or build the cache of ``split``/``positions`` for ``run``'s data; return its folder and facts."""
     root = Path(root) if root is not None else cache_root(run.config)
     key = base_key(run, datasets)
-    folder = cache_path(root, run, key, split, positions, dtype)
+    folder = cache_path(root, run, key, split, positions, dtype, precision)
     hidden_size = _hidden_size(run)
     n_rows = sum(len(datasets[s]) for s in SPLITS)
     n_pos = n_rows if positions != "all" else sum(int(sum(datasets[s]["length"])) for s in SPLITS)
@@ -398,11 +491,12 @@ def ensure_features(
     }
     if _complete(folder):
         return folder, facts
-    source = _sibling_source(folder.parent, split, dtype)
+    source = _sibling_source(folder.parent, split, dtype, precision)
     log.info(
-        "frozen-prefix cache: running embeddings + blocks %s-%d once over %d examples -> %.1f MB %s (%s)",
+        "frozen-prefix cache: running embeddings + blocks %s-%d once (%s) over %d examples -> %.1f MB %s (%s)",
         source[0] if source else 0,
         split - 1,
+        precision,
         n_rows,
         size_mb,
         dtype,
@@ -413,13 +507,16 @@ def ensure_features(
     try:
         t0 = time.perf_counter()
         src_stores = _load_stores(source[1], in_memory=False) if source else None
-        times = _compute(run, datasets, split, positions, dtype, tmp, src_stores, source[0] if source else 0)
+        times = _compute(
+            run, datasets, split, positions, dtype, tmp, src_stores, source[0] if source else 0, precision
+        )
         meta = {
             "complete": True,
             "format": CACHE_FORMAT,
             "split": split,
             "positions": positions,
             "dtype": dtype,
+            "precision": precision,
             "hidden": hidden_size,
             "key": key,
             "model": str(run.config.model),
@@ -478,7 +575,7 @@ def _cached_dataset(ds, split_index: int, positions: str):
 
     def head_only(batch):
         out = {}
-        pick = [0 if positions == "first" else max(0, sum(m) - 1) for m in batch["attention_mask"]]
+        pick = [0 if positions == "first" else max(0, n - 1) for n in batch["length"]]  # right padding
         for col in ("input_ids", "attention_mask", "token_type_ids"):
             if col in batch:
                 out[col] = [[seq[j]] for seq, j in zip(batch[col], pick)]
@@ -508,15 +605,16 @@ def apply(plan: CachePlan, run, datasets: tuple[Any, Any, Any], collator=None):
     Call :func:`restore` after training.
     """
     named = dict(zip(SPLITS, datasets))
-    folder, facts = ensure_features(run, named, plan.split, plan.positions, plan.dtype, plan.root)
+    folder, facts = ensure_features(run, named, plan.split, plan.positions, plan.dtype, plan.root, plan.precision)
     in_memory = facts["size_mb"] <= memory_limit_mb()
     stores = _load_stores(folder, in_memory=in_memory)
     where = "memory" if in_memory else "disk"
     log.info(
-        "frozen-prefix cache %s: blocks 0-%d of %d, %.1f MB %s in %s%s",
+        "frozen-prefix cache %s: blocks 0-%d of %d (%s), %.1f MB %s in %s%s",
         "reused" if facts["reused"] else "built",
         plan.split - 1,
         run.layout.num_blocks,
+        plan.precision,
         facts["size_mb"],
         plan.dtype,
         where,
@@ -536,6 +634,7 @@ def apply(plan: CachePlan, run, datasets: tuple[Any, Any, Any], collator=None):
         "split": plan.split,
         "positions": plan.positions,
         "dtype": plan.dtype,
+        "precision": plan.precision,
         "where": where,
         "reused": facts["reused"],
         "source_split": facts["source_split"],
@@ -578,5 +677,6 @@ def build_shared_cache(config, split: int, *, data=None) -> dict[str, Any]:
     run = prepare(config.replace(strategy="full"), data)
     named = {s: run.tokenized[s] for s in SPLITS}
     dtype = str(config.extra.get("cache_dtype", os.environ.get("TUNELAB_CACHE_DTYPE", "float16")))
-    folder, facts = ensure_features(run, named, split, "all", dtype, cache_root(config))
+    precision = resolve_precision(getattr(config, "cache_precision", "auto"))
+    folder, facts = ensure_features(run, named, split, "all", dtype, cache_root(config), precision)
     return {"split": split, **facts}

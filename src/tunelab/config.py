@@ -65,6 +65,9 @@ class TrainConfig:
     cache: bool = True
     """Compute frozen lower layers once and train the top from the cached output (where it applies)."""
     cache_dir: str | None = None
+    cache_precision: str = "auto"
+    """Precision of the frozen layers' one pass: ``auto`` (bfloat16 where the hardware multiplies it
+    natively — CPUs with AVX512-BF16/AMX, CUDA GPUs from Ampere on — else float32), ``bf16`` or ``fp32``."""
     out: str | None = None
     """Output folder; default ``runs/<model>-<data>-<strategy>``."""
     overwrite: bool = False
@@ -109,6 +112,8 @@ class TrainConfig:
             out.append(f"--lora-dropout must be in [0, 1), got {self.lora_dropout}")
         if self.merge and self.strategy not in ("lora", "ia3"):
             out.append(f"--merge applies to lora and ia3 adapters, not to '{self.strategy}' (its model is already whole)")
+        if self.cache_precision not in ("auto", "bf16", "fp32"):
+            out.append(f"--cache-precision '{self.cache_precision}' is unknown: use auto, bf16 or fp32")
         if not 0 < self.layer_lr_decay <= 1:
             out.append(f"--layer-lr-decay must be in (0, 1], got {self.layer_lr_decay}")
         return out

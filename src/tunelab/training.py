@@ -418,11 +418,14 @@ def train(config: TrainConfig, *, data: TaskData | None = None, progress: bool =
     train_loop_s = time.perf_counter() - t0
     train_time = train_loop_s - trainer.eval_seconds
 
-    eval_before = trainer.eval_seconds
-    val_metrics = clean_metrics(trainer.evaluate(val_ds, metric_key_prefix="validation"), "validation", task)
+    # the epoch-end evaluation after the last step already measured these weights on the validation split
+    last_eval = _final_step_eval(trainer.state.log_history, trainer.state.global_step)
+    if last_eval is not None:
+        val_metrics = clean_metrics(last_eval, "eval", task)
+    else:
+        val_metrics = clean_metrics(trainer.evaluate(val_ds, metric_key_prefix="validation"), "validation", task)
     test_metrics = clean_metrics(trainer.evaluate(test_ds, metric_key_prefix="test"), "test", task)
     eval_time = trainer.eval_seconds + cache_info.get("eval_share_s", 0.0)
-    del eval_before
 
     if plan is not None:
         frozen_cache.restore(plan, run)
@@ -484,8 +487,18 @@ def train(config: TrainConfig, *, data: TaskData | None = None, progress: bool =
     return record
 
 
+def _final_step_eval(log_history: list[dict], global_step: int) -> dict | None:
+    """The validation metrics logged at ``global_step`` (the epoch-end evaluation after the last step)."""
+    for entry in reversed(log_history):
+        if "eval_loss" in entry:
+            return entry if entry.get("step") == global_step else None
+    return None
+
+
 def _check_trained(model, before: dict[str, torch.Tensor]) -> None:
-    changed = any(not torch.equal(p.detach(), before[n]) for n, p in model.named_parameters() if n in before)
+    changed = any(
+        not torch.equal(p.detach().to(before[n].device), before[n]) for n, p in model.named_parameters() if n in before
+    )
     if not changed:
         raise TrainingError(
             "no trainable weight changed during training: the learning rate is zero or far too small, or "
