@@ -129,3 +129,28 @@ def test_final_validation_metrics_come_from_the_last_steps_evaluation_only():
     # steps after the last evaluation (a run that stops mid-epoch): evaluate again, never reuse stale numbers
     assert _final_step_eval(history, 12) is None
     assert _final_step_eval(history[:1], 5) is None
+
+
+@pytest.mark.parametrize("memory_mb", [32.0, 0.0])
+def test_initial_weights_restore_from_memory_or_disk_and_detect_change(tiny_bert_dir, tmp_path, monkeypatch, memory_mb):
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from tunelab.training import InitialWeights
+
+    monkeypatch.setattr(InitialWeights, "MEMORY_MB", memory_mb)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir, num_labels=2)
+    start = {n: p.detach().clone() for n, p in model.named_parameters()}
+    spill = tmp_path / ".tmp-initial-weights.safetensors"
+    before = InitialWeights(model, spill=spill)
+    assert spill.exists() == (memory_mb == 0.0)  # a full model's worth spills to disk, not a second RAM copy
+    assert not before.changed(model)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1)
+    assert before.changed(model)
+    before.restore(model)
+    for n, p in model.named_parameters():
+        assert torch.equal(p, start[n]), n
+    before.discard()
+    assert not spill.exists() and not before.changed(model)

@@ -304,8 +304,7 @@ def train(config: TrainConfig, *, data: TaskData | None = None, progress: bool =
 
     trainable, total = trainable_parameters(model)
     lr = config.lr if config.lr is not None else strategy.default_lr
-    # only what trains now: copying frozen weights too would cost a model's worth of memory
-    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    before = InitialWeights(model, spill=out / ".tmp-initial-weights.safetensors", keep=config.auto_batch_size)
 
     if task == "classification":
         collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=None)
@@ -384,10 +383,7 @@ def train(config: TrainConfig, *, data: TaskData | None = None, progress: bool =
     def attempt(batch_size: int, accumulation: int):
         nonlocal attempts
         if attempts:  # a retry after out-of-memory starts again from the same weights and seed
-            with torch.no_grad():
-                for name, p in model.named_parameters():
-                    if name in before:
-                        p.copy_(before[name])
+            before.restore(model)
             trainer.optimizer, trainer.lr_scheduler = None, None
             trainer.tunelab_param_groups = strategy.param_groups(model, lr, config)
             set_seed(config.seed)
@@ -411,6 +407,7 @@ def train(config: TrainConfig, *, data: TaskData | None = None, progress: bool =
         raise resilience.with_checkpoint_note(exc, out) from exc
     finally:
         interrupt.uninstall()
+        before.discard()  # the samples stay for the no-change check; the copy (or its file) goes
     if interrupt.interrupted and trainer.state.global_step < trainer.state.max_steps:
         raise resilience.interrupted_error(out, trainer.state.global_step, trainer.state.max_steps)
     for note in notes:
@@ -495,11 +492,73 @@ def _final_step_eval(log_history: list[dict], global_step: int) -> dict | None:
     return None
 
 
-def _check_trained(model, before: dict[str, torch.Tensor]) -> None:
-    changed = any(
-        not torch.equal(p.detach().to(before[n].device), before[n]) for n, p in model.named_parameters() if n in before
-    )
-    if not changed:
+class InitialWeights:
+    """The trainable weights as they were before training, kept as cheaply as the run allows.
+
+    - ``changed(model)``: did any trainable weight move? Answered from a fixed sample of up to 4,096
+      elements per tensor (an optimizer step moves every element with a gradient).
+    - ``restore(model)``: put them back, to restart after out-of-memory with a smaller batch. Up to
+      ``MEMORY_MB`` they are copied in memory; beyond that (full fine-tuning: the whole model) they are
+      written once to ``spill`` on disk, so the run does not carry a second copy of the model in RAM.
+    """
+
+    MEMORY_MB = 32.0
+    SAMPLE = 4096
+
+    def __init__(self, model, *, spill: Path, keep: bool = True):
+        params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+        self.samples = {n: self._sample(p) for n, p in params.items()}
+        self.copies: dict[str, torch.Tensor] | None = None
+        self.spill: Path | None = None
+        if not keep:
+            return
+        size_mb = sum(p.numel() * p.element_size() for p in params.values()) / 2**20
+        if size_mb <= self.MEMORY_MB:
+            self.copies = {n: p.detach().clone() for n, p in params.items()}
+        else:
+            from safetensors.torch import save_file
+
+            spill.parent.mkdir(parents=True, exist_ok=True)
+            save_file({n: p.detach().contiguous() for n, p in params.items()}, str(spill))
+            self.spill = spill
+
+    @classmethod
+    def _sample(cls, p: torch.Tensor) -> torch.Tensor:
+        flat = p.detach().reshape(-1)
+        step = max(1, flat.numel() // cls.SAMPLE)
+        return flat[::step][: cls.SAMPLE].clone()
+
+    def changed(self, model) -> bool:
+        return any(
+            not torch.equal(self._sample(p).to(self.samples[n].device), self.samples[n])
+            for n, p in model.named_parameters()
+            if n in self.samples
+        )
+
+    @torch.no_grad()
+    def restore(self, model) -> None:
+        params = dict(model.named_parameters())
+        if self.copies is not None:
+            for n, value in self.copies.items():
+                params[n].copy_(value)
+        elif self.spill is not None:
+            from safetensors import safe_open
+
+            with safe_open(str(self.spill), framework="pt") as f:
+                for n in f.keys():  # noqa: SIM118 - safe_open has keys(), not iteration
+                    params[n].copy_(f.get_tensor(n))
+        else:
+            raise RuntimeError("the initial weights were not kept (auto_batch_size is off)")
+
+    def discard(self) -> None:
+        self.copies = None
+        if self.spill is not None:
+            self.spill.unlink(missing_ok=True)
+            self.spill = None
+
+
+def _check_trained(model, before: InitialWeights) -> None:
+    if not before.changed(model):
         raise TrainingError(
             "no trainable weight changed during training: the learning rate is zero or far too small, or "
             "there were no training steps; raise --lr or --epochs"
