@@ -154,3 +154,21 @@ def test_initial_weights_restore_from_memory_or_disk_and_detect_change(tiny_bert
         assert torch.equal(p, start[n]), n
     before.discard()
     assert not spill.exists() and not before.changed(model)
+
+
+def test_weight_decay_spares_biases_and_norms_as_trainer_does(tiny_bert_dir, toy_classification_data, tmp_path):
+    from transformers import TrainingArguments
+
+    from tunelab.training import make_trainer_class, prepare
+
+    run = prepare(TrainConfig(model=str(tiny_bert_dir), strategy="full"), toy_classification_data)
+    args = TrainingArguments(output_dir=str(tmp_path), weight_decay=0.01, report_to="none", use_cpu=True)
+    trainer = make_trainer_class()(model=run.model, args=args)
+    trainer.tunelab_param_groups = run.strategy.param_groups(run.model, 1e-3, run.config)
+    optimizer = trainer.create_optimizer()
+    names = {id(p): n for n, p in run.model.named_parameters()}
+    by_decay = {g["weight_decay"]: {names[id(p)] for p in g["params"]} for g in optimizer.param_groups}
+    assert set(by_decay) == {0.01, 0.0}
+    assert all("bias" in n or "LayerNorm" in n for n in by_decay[0.0])
+    assert any(n.endswith("query.weight") for n in by_decay[0.01])
+    assert sum(len(v) for v in by_decay.values()) == sum(p.requires_grad for p in run.model.parameters())

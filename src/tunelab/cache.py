@@ -17,6 +17,12 @@ never change, so checkpoints and the saved artifact are those of the plain model
 When ``split`` is the whole stack (``head``, classification) only the position the head reads is
 kept (BERT: the first token; Llama sequence classification: the last non-padding token, fed to the
 model as a length-1 input so its last-token logic still works): a tiny cache and near-free epochs.
+On a BERT-style encoder the last block then runs for that one query (keys and values still come
+from every token): the same output, about 5/6 of that block's work saved.
+
+The pass runs on the GPU when there is one, in batches of about 1,024 padded tokens (length-sorted,
+so almost no padding), and under bfloat16 autocast where the hardware multiplies bfloat16 natively
+(``cache_precision``, below).
 
 Storage: one flat array of hidden states per data split plus row offsets, in float16 by default,
 under ``<cache root>/<model>-<key>/split-<split>-<positions>/``. The root is ``TrainConfig.cache_dir``

@@ -213,10 +213,27 @@ def make_trainer_class():
         def create_optimizer(self, model=None):
             if self.optimizer is None and self.tunelab_param_groups is not None:
                 self.optimizer = torch.optim.AdamW(
-                    self.tunelab_param_groups, lr=self.args.learning_rate, weight_decay=self.args.weight_decay
+                    self._split_decay(self.tunelab_param_groups), lr=self.args.learning_rate
                 )
                 return self.optimizer
             return super().create_optimizer(model) if model is not None else super().create_optimizer()
+
+        def _split_decay(self, groups: list[dict]) -> list[dict]:
+            """Each strategy group split as ``Trainer`` does it: weight decay for weights, none for
+            biases and normalisation parameters."""
+            decay = set(self.get_decay_parameter_names(self.model))
+            names = {id(p): n for n, p in self.model.named_parameters()}
+            out = []
+            for group in groups:
+                rest = {k: v for k, v in group.items() if k != "params"}
+                params = list(group["params"])
+                for wd, chosen in (
+                    (self.args.weight_decay, [p for p in params if names.get(id(p)) in decay]),
+                    (0.0, [p for p in params if names.get(id(p)) not in decay]),
+                ):
+                    if chosen:
+                        out.append({**rest, "params": chosen, "weight_decay": wd})
+            return out
 
         def training_step(self, model, inputs, num_items_in_batch=None):
             loss = super().training_step(model, inputs, num_items_in_batch)
@@ -502,7 +519,7 @@ class InitialWeights:
       written once to ``spill`` on disk, so the run does not carry a second copy of the model in RAM.
     """
 
-    MEMORY_MB = 32.0
+    MEMORY_MB = 8.0
     SAMPLE = 4096
 
     def __init__(self, model, *, spill: Path, keep: bool = True):
