@@ -172,3 +172,21 @@ def test_weight_decay_spares_biases_and_norms_as_trainer_does(tiny_bert_dir, toy
     assert all("bias" in n or "LayerNorm" in n for n in by_decay[0.0])
     assert any(n.endswith("query.weight") for n in by_decay[0.01])
     assert sum(len(v) for v in by_decay.values()) == sum(p.requires_grad for p in run.model.parameters())
+
+
+def test_optimizer_is_the_one_trainer_would_build_over_the_strategy_groups(tiny_bert_dir, toy_classification_data, tmp_path):
+    from transformers import Trainer, TrainingArguments
+
+    from tunelab.training import make_trainer_class, prepare
+
+    run = prepare(TrainConfig(model=str(tiny_bert_dir), strategy="gradual", layer_lr_decay=0.5), toy_classification_data)
+    for optim in ("adamw_torch_fused", "adamw_torch", "sgd"):
+        args = TrainingArguments(output_dir=str(tmp_path), optim=optim, report_to="none", use_cpu=True)
+        trainer = make_trainer_class()(model=run.model, args=args)
+        trainer.tunelab_param_groups = run.strategy.param_groups(run.model, 1e-3, run.config)
+        optimizer = trainer.create_optimizer()
+        expected_cls, expected_kwargs = Trainer.get_optimizer_cls_and_kwargs(args, run.model)
+        assert type(optimizer) is expected_cls
+        assert optimizer.defaults.get("fused") == expected_kwargs.get("fused")
+        # the strategy's per-group learning rates survive (layer-wise decay: lower blocks slower)
+        assert len({g["lr"] for g in optimizer.param_groups}) > 1

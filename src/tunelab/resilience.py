@@ -220,28 +220,10 @@ def check_weight_files(folder: str | Path) -> None:
 # ----------------------------------------------------------------------------- callbacks
 
 
-def make_callbacks(out: Path) -> tuple[Any, Any]:
-    """(non-finite gradient guard, Ctrl-C handler) as ``TrainerCallback`` objects."""
+def interrupt_handler() -> Any:
+    """The Ctrl-C handler as a ``TrainerCallback`` (the non-finite gradient guard lives in the trainer:
+    it reads the gradient norm ``Trainer`` computes at every step)."""
     from transformers import TrainerCallback
-
-    class NonFiniteGradientGuard(TrainerCallback):
-        """Stop before an optimizer step whose gradients hold NaN or inf."""
-
-        def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
-            if model is None:
-                return
-            named = [(n, p.grad) for n, p in model.named_parameters() if p.grad is not None]
-            if not named:
-                return
-            finite = torch.stack([torch.isfinite(g).all() for _, g in named])  # one device sync
-            if bool(finite.all()):
-                return
-            bad = named[int((~finite).nonzero()[0])][0]
-            raise TrainingError(
-                f"non-finite gradient in {bad} at step {state.global_step + 1}: the learning rate "
-                f"({args.learning_rate:g}) is likely too high for this strategy (or the data holds extreme "
-                "values); lower --lr"
-            )
 
     class InterruptHandler(TrainerCallback):
         """First Ctrl-C: finish this optimizer step, save a checkpoint, stop. Second: stop at once."""
@@ -279,7 +261,7 @@ def make_callbacks(out: Path) -> tuple[Any, Any]:
                 control.should_save = False
             return control
 
-    return NonFiniteGradientGuard(), InterruptHandler()
+    return InterruptHandler()
 
 
 def interrupted_error(out: Path, step: int, max_steps: int) -> RunInterrupted:

@@ -191,7 +191,7 @@ def make_trainer_class():
     from transformers import Trainer
 
     class TunelabTrainer(Trainer):
-        """``Trainer`` plus strategy parameter groups, a non-finite-loss guard and timed evaluation."""
+        """``Trainer`` plus strategy parameter groups, non-finite loss and gradient guards and timed evaluation."""
 
         tunelab_param_groups: list[dict] | None = None
         eval_seconds: float = 0.0
@@ -212,9 +212,10 @@ def make_trainer_class():
 
         def create_optimizer(self, model=None):
             if self.optimizer is None and self.tunelab_param_groups is not None:
-                self.optimizer = torch.optim.AdamW(
-                    self._split_decay(self.tunelab_param_groups), lr=self.args.learning_rate
-                )
+                # the optimizer Trainer would build (``args.optim``: fused AdamW where torch has it), over the
+                # strategy's groups (discriminative / per-stage learning rates) split for weight decay
+                optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, self.model)
+                self.optimizer = optimizer_cls(self._split_decay(self.tunelab_param_groups), **optimizer_kwargs)
                 return self.optimizer
             return super().create_optimizer(model) if model is not None else super().create_optimizer()
 
@@ -234,6 +235,22 @@ def make_trainer_class():
                     if chosen:
                         out.append({**rest, "params": chosen, "weight_decay": wd})
             return out
+
+        def _get_grad_norm(self, model, grad_norm=None):
+            # Trainer computes the (pre-clip) norm of all gradients at every step anyway: one scalar tells
+            # whether any gradient holds NaN or inf, and only then are the parameters searched for the culprit
+            norm = super()._get_grad_norm(model, grad_norm=grad_norm)
+            if norm is not None and not math.isfinite(float(norm)):
+                bad = next(
+                    (n for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()),
+                    f"the gradient norm ({float(norm)})",
+                )
+                raise TrainingError(
+                    f"non-finite gradient in {bad} at step {self.state.global_step + 1}: the learning rate "
+                    f"({self.args.learning_rate:g}) is likely too high for this strategy (or the data holds extreme "
+                    "values); lower --lr"
+                )
+            return norm
 
         def training_step(self, model, inputs, num_items_in_batch=None):
             loss = super().training_step(model, inputs, num_items_in_batch)
@@ -386,8 +403,7 @@ def train(config: TrainConfig, *, data: TaskData | None = None, progress: bool =
         trainer.remove_callback(PrinterCallback)
         trainer.remove_callback(ProgressCallback)
 
-    grad_guard, interrupt = resilience.make_callbacks(out)
-    trainer.add_callback(grad_guard)
+    interrupt = resilience.interrupt_handler()
     trainer.add_callback(interrupt)
     notes: list[str] = []
     start_batch = config.batch_size
