@@ -457,6 +457,7 @@ def train(config: TrainConfig, *, data: TaskData | None = None, progress: bool =
     test_metrics = clean_metrics(trainer.evaluate(test_ds, metric_key_prefix="test"), "test", task)
     eval_time = trainer.eval_seconds + cache_info.get("eval_share_s", 0.0)
 
+    _release_training_state(trainer)
     if plan is not None:
         frozen_cache.restore(plan, run)
     _check_trained(model, before)
@@ -515,6 +516,14 @@ def train(config: TrainConfig, *, data: TaskData | None = None, progress: bool =
     write_json(out / "metrics.json", record)
     _cleanup_checkpoints(out / "checkpoints")
     return record
+
+
+def _release_training_state(trainer) -> None:
+    """Drop the optimizer and scheduler (Adam keeps two more copies of the trainable weights) once the
+    last evaluation has run, so that writing the model does not stack on top of them."""
+    trainer.optimizer = trainer.lr_scheduler = None
+    trainer.callback_handler.optimizer = trainer.callback_handler.lr_scheduler = None
+    trainer.accelerator.free_memory()
 
 
 def _final_step_eval(log_history: list[dict], global_step: int) -> dict | None:
