@@ -361,12 +361,7 @@ def markdown(rows: list[dict], args) -> str:
     for r in rows:
         tl, b, f = r["tunelab"], r["baseline"], r["floor"]
         c = tl["cache"]
-        released = f", {c['prefix_released_mb']:.0f} MB of frozen weights released" if c.get("prefix_released_mb") else ""
-        cache = (
-            f"{c['size_mb']:.1f} ({c['where']}, split {c['split']}, {c.get('precision', 'fp32')}{released})"
-            if c.get("used")
-            else "-"
-        )
+        cache = f"{c['size_mb']:.1f} ({c['where']}, split {c['split']}, {c.get('precision', 'fp32')})" if c.get("used") else "-"
         fl = " / ".join(f"{f[p]['forward_s']:.1f}" if p in f else "-" for p in ("fp32", "bf16")) if f else "-"
         checks = "; ".join(f"{k} {'PASS' if v else 'FAIL'}" for k, v in r["checks"].items()) or "ablation"
         lines.append(

@@ -139,58 +139,11 @@ def test_float16_cache_is_close(bert_dir, tmp_path, toy_classification_data):
     torch.testing.assert_close(got, expected, atol=2e-3, rtol=1e-2)
 
 
-def test_the_frozen_prefix_leaves_memory_while_the_cache_stands_in(
-    bert_dir, tmp_path, toy_classification_data, monkeypatch
-):
-    monkeypatch.setenv("TUNELAB_CACHE_DTYPE", "float32")
-    monkeypatch.setattr(frozen_cache, "_RELEASE_MIN_MB", 0.0)  # the tiny model is under the real threshold
-    run = prepare(_config(bert_dir, tmp_path, strategy="last-n", layers=1), toy_classification_data)
-    run.model.eval()
-    batch = _eval_batch(run)
-    weights = {n: p.detach().clone() for n, p in run.model.named_parameters()}
-    with torch.no_grad():
-        expected = run.model(**batch).logits
-    plan = frozen_cache.plan(run)
-    prefix = list(frozen_cache._prefix_parameters(run.layout, plan.split))
-    _, val, _, collator, info = frozen_cache.apply(plan, run, tuple(run.tokenized[s] for s in ("train", "validation", "test")))
-    spills = lambda: list((tmp_path / "features").rglob(".prefix-weights-*"))  # noqa: E731
-    assert all(p.numel() == 0 for p in prefix) and len(spills()) == 1
-    assert info["prefix_released_mb"] > 0
-    with torch.no_grad():  # the cache alone feeds the blocks that run
-        got = run.model(**collator([val[i] for i in range(8)])).logits
-    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
-    frozen_cache.restore(plan, run)
-    assert spills() == []
-    for name, p in run.model.named_parameters():  # read back bit for bit
-        assert torch.equal(p, weights[name]), name
-    with torch.no_grad():
-        torch.testing.assert_close(run.model(**batch).logits, expected)
-
-
-def test_a_released_prefix_keeps_what_the_model_still_uses(tmp_path, monkeypatch):
-    from torch import nn
-
-    monkeypatch.setattr(frozen_cache, "_RELEASE_MIN_MB", 0.0)
-    emb, block, head = nn.Embedding(10, 4), nn.Linear(4, 4), nn.Linear(4, 10, bias=False)
-    head.weight = emb.weight  # an output layer tied to the input embeddings
-    for p in (*emb.parameters(), *block.parameters()):
-        p.requires_grad_(False)
-    original = block.weight.detach().clone()
-    stale = tmp_path / ".prefix-weights-999999999-x.safetensors"  # from a process that no longer runs
-    stale.write_bytes(b"")
-    released = frozen_cache._ReleasedPrefix([emb, block], nn.ModuleDict({"head": head}), tmp_path)
-    assert not stale.exists()
-    assert emb.weight.numel() == 40 and block.weight.numel() == 0 and block.bias.numel() == 0
-    released.reload()
-    assert torch.equal(block.weight, original) and list(tmp_path.iterdir()) == []
-
-
 @pytest.mark.parametrize(("strategy", "extra"), [("head", {}), ("last-n", {"layers": 1})])
 def test_training_with_and_without_the_cache_agrees(
     strategy, extra, bert_dir, tmp_path, toy_classification_data, monkeypatch
 ):
     monkeypatch.setenv("TUNELAB_CACHE_DTYPE", "float32")
-    monkeypatch.setattr(frozen_cache, "_RELEASE_MIN_MB", 0.0)  # the saved model is whole after a release too
     records = {}
     for cache in (True, False):
         cfg = _config(bert_dir, tmp_path / str(cache), strategy=strategy, cache=cache, epochs=2, **extra)

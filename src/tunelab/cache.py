@@ -31,9 +31,7 @@ fingerprint, the tokenizer, the max length and the token ids themselves, so a re
 and any change invalidates it. A cache that fits ``memory_limit_mb()`` (``$TUNELAB_CACHE_MEMORY_MB``,
 default a quarter of RAM, at most 4 GiB) is read into memory, a larger one is memory-mapped from disk.
 A cache at a lower split (say, built once by ``compare`` with :func:`build_shared_cache`) is extended
-to a higher split by running only the blocks in between. While the cache stands in for the frozen
-prefix, the prefix's weights (8 MB or more) are written once beside it and released from memory;
-:func:`restore` reads them back, bit for bit, before the model is saved.
+to a higher split by running only the blocks in between.
 
 **The differences in meaning:** the frozen layers run without dropout (eval mode) while their
 output is cached, whereas an uncached run applies the frozen layers' dropout in training mode (they
@@ -74,8 +72,6 @@ CACHE_FORMAT = 2
 # padded tokens per forward pass while building: measured on minilm (2 CPU cores), 1024 is as fast
 # as 4096 and 8192 and holds 200-250 MB less at its peak
 _BUILD_TOKENS_PER_BATCH = 1024
-# frozen prefixes at least this large are released from memory while the cache stands in for them
-_RELEASE_MIN_MB = 8.0
 
 
 # ----------------------------------------------------------------------------- plan
@@ -307,71 +303,6 @@ class _Swap:
         if self.saved_embeddings is not None:
             setattr(self.layout.embeddings_owner, self.layout.embeddings_attr, self.saved_embeddings)
         self.saved_blocks, self.saved_embeddings = {}, None
-
-
-class _ReleasedPrefix:
-    """The frozen prefix's weights while the cache stands in for them: written once to a file beside the
-    cache and released from memory, then read back by :meth:`reload` (the same values, bit for bit) before
-    the model is whole again. Parameters still reachable from the model (tied to a module that runs, such
-    as an output embedding tied to the input one) stay where they are."""
-
-    def __init__(self, modules: list[nn.Module], model: nn.Module, folder: Path):
-        from safetensors.torch import save_file
-
-        self.path: Path | None = None
-        self.size_mb = 0.0
-        self.params: dict[str, nn.Parameter] = {}
-        keep = {id(p) for p in model.parameters()}
-        seen: set[int] = set()
-        for m, module in enumerate(modules):
-            for name, p in module.named_parameters():
-                if id(p) in keep or id(p) in seen or p.requires_grad:
-                    continue
-                seen.add(id(p))
-                self.params[f"{m}.{name}"] = p
-        size_mb = sum(p.numel() * p.element_size() for p in self.params.values()) / 2**20
-        if size_mb < _RELEASE_MIN_MB:
-            self.params = {}
-            return
-        _remove_stale_releases(folder)
-        fd, name = tempfile.mkstemp(prefix=f".prefix-weights-{os.getpid()}-", suffix=".safetensors", dir=folder)
-        os.close(fd)
-        path = Path(name)
-        try:
-            save_file({k: p.detach().contiguous() for k, p in self.params.items()}, str(path))
-        except Exception as exc:  # noqa: BLE001 - shared storage, a full disk: keep the weights in memory
-            path.unlink(missing_ok=True)
-            log.debug("frozen prefix kept in memory: %s", exc)
-            self.params = {}
-            return
-        self.path, self.size_mb = path, size_mb
-        self.devices = {k: p.device for k, p in self.params.items()}
-        for p in self.params.values():
-            p.data = torch.empty(0, dtype=p.dtype, device=p.device)
-        log.info("frozen prefix released from memory while the cache stands in for it (%.0f MB)", size_mb)
-
-    def reload(self) -> None:
-        if self.path is None:
-            return
-        from safetensors import safe_open
-
-        with safe_open(str(self.path), framework="pt") as f:
-            for key, p in self.params.items():
-                p.data = f.get_tensor(key).to(self.devices[key])
-        self.path.unlink(missing_ok=True)
-        self.path, self.params = None, {}
-
-
-def _remove_stale_releases(folder: Path) -> None:
-    """Remove released-prefix files left by processes that no longer run (a crash, a kill)."""
-    for stale in folder.glob(".prefix-weights-*.safetensors"):
-        try:
-            pid = int(stale.name.split("-")[2])
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            stale.unlink(missing_ok=True)
-        except (ValueError, IndexError, PermissionError, OSError):
-            continue
 
 
 def _query_only_block(block):
@@ -697,12 +628,10 @@ def apply(plan: CachePlan, run, datasets: tuple[Any, Any, Any], collator=None):
     )
     feed = _CachedInput()
     swap = _Swap(run.layout, feed=feed, skip_below=plan.split)
-    frozen = [m for m in (swap.saved_embeddings, *swap.saved_blocks.values()) if m is not None]
-    released = _ReleasedPrefix(frozen, run.model, folder)
     handle = run.model.register_forward_pre_hook(_injector(feed), with_kwargs=True)
     out = tuple(_cached_dataset(named[s], i, plan.positions) for i, s in enumerate(SPLITS))
     collator = CachedCollator(collator or _default_collator(run), stores)
-    plan._saved = {"swap": swap, "handle": handle, "feed": feed, "released": released, "collator": collator}
+    plan._saved = {"swap": swap, "handle": handle, "feed": feed, "collator": collator}
     info = {
         "used": True,
         "size_mb": facts["size_mb"],
@@ -716,7 +645,6 @@ def apply(plan: CachePlan, run, datasets: tuple[Any, Any, Any], collator=None):
         "reused": facts["reused"],
         "source_split": facts["source_split"],
         "key": facts["key"],
-        "prefix_released_mb": round(released.size_mb, 1),
     }
     return out[0], out[1], out[2], collator, info
 
@@ -730,12 +658,9 @@ def _default_collator(run):
 
 
 def restore(plan: CachePlan, run) -> None:
-    """Put the real embeddings and blocks back (their weights read back if they were released) and remove
-    the input hook: the model is whole again. The cached features are released; the collator that
-    :func:`apply` returned must not be called afterwards."""
+    """Put the real embeddings and blocks back and remove the input hook: the model is whole again.
+    The cached features are released; the collator that :func:`apply` returned must not be called afterwards."""
     saved = plan._saved
-    if saved.get("released") is not None:
-        saved["released"].reload()
     if saved.get("collator") is not None:
         saved["collator"].stores = {}
     if saved.get("handle") is not None:
