@@ -522,7 +522,6 @@ def _release_training_state(trainer) -> None:
     """Drop the optimizer and scheduler (Adam keeps two more copies of the trainable weights) once the
     last evaluation has run, so that writing the model does not stack on top of them."""
     trainer.optimizer = trainer.lr_scheduler = None
-    trainer.callback_handler.optimizer = trainer.callback_handler.lr_scheduler = None
     trainer.accelerator.free_memory()
 
 
