@@ -190,3 +190,38 @@ def test_optimizer_is_the_one_trainer_would_build_over_the_strategy_groups(tiny_
         assert optimizer.defaults.get("fused") == expected_kwargs.get("fused")
         # the strategy's per-group learning rates survive (layer-wise decay: lower blocks slower)
         assert len({g["lr"] for g in optimizer.param_groups}) > 1
+
+
+def test_bf16_precision_trains_under_autocast_and_keeps_float32_weights(tiny_bert_dir, toy_classification_data, tmp_path, monkeypatch):
+    """--precision bf16 is transformers' mixed precision: the forward runs under bfloat16 autocast,
+    the weights (and so the saved model) stay float32, and the record says which precision ran."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    seen = []
+    original = torch.nn.Linear.forward
+
+    def spy(self, x):
+        out = original(self, x)
+        if self.training:
+            seen.append(out.dtype)
+        return out
+
+    monkeypatch.setattr(torch.nn.Linear, "forward", spy)
+    config = TrainConfig(model=str(tiny_bert_dir), strategy="full", epochs=1, batch_size=8, precision="bf16", out=str(tmp_path / "run"))
+    record = train(config, data=toy_classification_data, progress=False)
+    assert record["train_info"]["precision"] == "bf16"
+    assert seen and set(seen) == {torch.bfloat16}
+    saved = AutoModelForSequenceClassification.from_pretrained(tmp_path / "run" / "model")
+    assert {p.dtype for p in saved.parameters()} == {torch.float32}
+
+
+def test_precision_choices_are_checked(monkeypatch):
+    import torch
+
+    assert TrainConfig(precision="half").problems() == ["--precision 'half' is unknown: use auto, bf16, fp16 or fp32"]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert TrainConfig(precision="fp16").problems() == [
+        "--precision fp16 needs a CUDA GPU (float16 autocast is not offered on CPU): use bf16 or fp32"
+    ]
+    assert TrainConfig(precision="auto").problems() == []

@@ -68,6 +68,13 @@ class TrainConfig:
     cache_precision: str = "auto"
     """Precision of the frozen layers' one pass: ``auto`` (bfloat16 where the hardware multiplies it
     natively — CPUs with AVX512-BF16/AMX, CUDA GPUs from Ampere on — else float32), ``bf16`` or ``fp32``."""
+    precision: str = "fp32"
+    """Precision of training and evaluation: ``fp32``; ``bf16`` / ``fp16``, mixed precision as transformers'
+    ``bf16=True`` / ``fp16=True`` (float32 weights and optimizer state, half-precision autocast compute; fp16
+    needs a CUDA GPU); ``auto``: ``bf16`` where the hardware multiplies it natively, else ``fp32``."""
+    recompute_attention: bool = True
+    """Training with attention dropout: keep query/key/value and recompute the attention matrix in the
+    backward pass instead of storing it (same results, far less activation memory; see tunelab.attention)."""
     out: str | None = None
     """Output folder; default ``runs/<model>-<data>-<strategy>``."""
     overwrite: bool = False
@@ -112,6 +119,13 @@ class TrainConfig:
             out.append(f"--lora-dropout must be in [0, 1), got {self.lora_dropout}")
         if self.merge and self.strategy not in ("lora", "ia3"):
             out.append(f"--merge applies to lora and ia3 adapters, not to '{self.strategy}' (its model is already whole)")
+        if self.precision not in ("auto", "bf16", "fp16", "fp32"):
+            out.append(f"--precision '{self.precision}' is unknown: use auto, bf16, fp16 or fp32")
+        elif self.precision == "fp16":
+            import torch
+
+            if not torch.cuda.is_available():
+                out.append("--precision fp16 needs a CUDA GPU (float16 autocast is not offered on CPU): use bf16 or fp32")
         if self.cache_precision not in ("auto", "bf16", "fp32"):
             out.append(f"--cache-precision '{self.cache_precision}' is unknown: use auto, bf16 or fp32")
         if not 0 < self.layer_lr_decay <= 1:

@@ -11,6 +11,7 @@ prefix cache, checkpoints, resume, guards and measurement — is shared here.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -23,6 +24,7 @@ from typing import Any
 
 import torch
 
+from tunelab.attention import recompute_attention
 from tunelab.config import TrainConfig
 from tunelab.data.types import TaskData
 from tunelab.errors import ConfigError, TrainingError
@@ -310,6 +312,13 @@ def prepare(config: TrainConfig, data: TaskData | None = None) -> PreparedRun:
     return PreparedRun(config, data, model, tokenizer, strategy, layout, max_length, tokenized, list(data.warnings) + warnings)
 
 
+def training_precision(setting: str) -> str:
+    """The precision training runs in: ``auto`` resolves like the cache's (bf16 where it is native)."""
+    from tunelab.cache import resolve_precision
+
+    return "fp16" if setting == "fp16" else resolve_precision(setting)
+
+
 def train(config: TrainConfig, *, data: TaskData | None = None, progress: bool = True) -> dict[str, Any]:
     """Adapt ``config.model`` to ``config.data`` with ``config.strategy``; write the artifact and
     ``metrics.json`` under ``config.out`` and return the run record (see :mod:`tunelab.results`)."""
@@ -323,6 +332,7 @@ def train(config: TrainConfig, *, data: TaskData | None = None, progress: bool =
     wall0 = time.perf_counter()
     config = config.replace()
     config.validate()
+    precision = training_precision(config.precision)
     out = Path(config.out) if config.out else default_out_dir(config)
     config.out = str(out)
     check_out_dir(out, overwrite=config.overwrite, resume=config.resume)
@@ -383,6 +393,8 @@ def train(config: TrainConfig, *, data: TaskData | None = None, progress: bool =
         dataloader_pin_memory=False,
         use_cpu=not torch.cuda.is_available(),
         prediction_loss_only=task == "causal-lm",  # never gather (batch x length x vocab) logits
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
         auto_find_batch_size=False,  # tunelab's own search (resilience.run_with_batch_search) also works on CPU
     )
     Trainer = make_trainer_class()
@@ -428,6 +440,8 @@ def train(config: TrainConfig, *, data: TaskData | None = None, progress: bool =
 
     t0 = time.perf_counter()
     interrupt.install()
+    recompute = contextlib.ExitStack()
+    recomputed = recompute.enter_context(recompute_attention(model, config.recompute_attention))
     try:
         resilience.run_with_batch_search(
             attempt,
@@ -440,6 +454,7 @@ def train(config: TrainConfig, *, data: TaskData | None = None, progress: bool =
         raise resilience.with_checkpoint_note(exc, out) from exc
     finally:
         interrupt.uninstall()
+        recompute.close()
         before.discard()  # the samples stay for the no-change check; the copy (or its file) goes
     if interrupt.interrupted and trainer.state.global_step < trainer.state.max_steps:
         raise resilience.interrupted_error(out, trainer.state.global_step, trainer.state.max_steps)
@@ -492,6 +507,8 @@ def train(config: TrainConfig, *, data: TaskData | None = None, progress: bool =
             "batch_size": trainer.args.per_device_train_batch_size,
             "gradient_accumulation_steps": trainer.args.gradient_accumulation_steps,
             "max_length": run.max_length,
+            "precision": precision,
+            "attention_recomputed": recomputed,
             "epochs": epochs,
             "cache": {k: v for k, v in cache_info.items() if k != "model"},
             "notes": run.warnings + notes,
