@@ -33,6 +33,7 @@ ALL_CASES = [
     "minilm:last-n",
     "minilm:lora",
     "minilm:lora:bf16",
+    "minilm:lora:norecompute",
     "minilm:full",
     "smollm2:head",
     "smollm2:lora",
@@ -43,7 +44,13 @@ VARIANTS = {
     "fp32": {"cache_precision": "fp32"},  # the frozen pass in float32 instead of the automatic choice
     "bf16": {"precision": "bf16"},  # training in bfloat16 mixed precision (--precision bf16)
     "nocache": {"cache": False},  # tunelab's loop without the frozen-prefix cache
+    "norecompute": {"recompute_attention": False},  # attention matrices stored for backward, as in the baseline
 }
+# Cases whose accuracy comparison is repeated over more seeds (tunelab and baseline alike) and made on the
+# mean: a 400-example LoRA run of the decoder moves by several points from seed to seed on either side
+# (seeds 42 / 1 / 2 gave tunelab - baseline = -3.1 / +8.5 / -0.9 pt in earlier runs), so one seed cannot
+# tell a 1-point difference from noise. Speed and memory come from the first seed's runs.
+SEEDED_CASES = {"smollm2:lora"}
 # a training subset for the 135M-parameter decoder on 2 CPU cores; evaluation on the whole validation and
 # test splits (486 / 973 rows), so that the accuracy comparison is not lost in the noise of a small test set
 SMOLLM2_DEFAULTS = {"max_train_samples": 400, "max_eval_samples": None, "max_length": 64}
@@ -330,15 +337,26 @@ def run_case(case: str, args, work: Path, baselines: dict) -> dict:
                 train_s.append(again["train_call_s"])
                 floor_s.append(run_worker("floor", {**spec, "precision": precision})["forward_s"])
             repeats = {"train_call_s": train_s, "floor_s": floor_s}
+    seeds = None
+    if variant is None and case in SEEDED_CASES and args.extra_seeds:
+        seeds = {"seed": [args.seed], "tunelab": [tl["test_accuracy"]], "baseline": [base["test_accuracy"]]}
+        for seed in args.extra_seeds:
+            print(f"[{case}] seed {seed}: tunelab, baseline ...", flush=True)
+            again = {**spec, "seed": seed, "cache_dir": f"{spec['cache_dir']}-s{seed}", "out": f"{spec['out']}-s{seed}"}
+            seeds["seed"].append(seed)
+            seeds["tunelab"].append(run_worker("tunelab", again)["test_accuracy"])
+            seeds["baseline"].append(run_worker("baseline", again)["test_accuracy"])
     ratio = base["process_wall_s"] / tl["process_wall_s"]
     cache_mb = tl["cache"].get("size_mb", 0.0) if tl["cache"].get("used") else 0.0
     diff = tl["test_accuracy"] - base["test_accuracy"]
+    if seeds:
+        diff = sum(seeds["tunelab"]) / len(seeds["tunelab"]) - sum(seeds["baseline"]) / len(seeds["baseline"])
     checks = {}
     if variant is None:
         checks = {
             f"speed >= {TARGETS.get(strategy, 1.0)}x": ratio >= TARGETS.get(strategy, 1.0),
             # the target guards against speed costing accuracy: tunelab may be better, not worse by > 1 pt
-            "accuracy >= baseline - 1 pt": diff >= -0.01,
+            ("mean accuracy over seeds >= baseline's - 1 pt" if seeds else "accuracy >= baseline - 1 pt"): diff >= -0.01,
             "RSS <= baseline + cache": tl["peak_rss_mb"] <= base["peak_rss_mb"] + cache_mb,
         }
         if floor is not None:
@@ -353,6 +371,7 @@ def run_case(case: str, args, work: Path, baselines: dict) -> dict:
         "baseline": base,
         "floor": floor,
         "repeats": repeats,
+        "seeds": seeds,
         "precision": precision,
         "speedup": ratio,
         "accuracy_diff": diff,
@@ -393,10 +412,17 @@ def markdown(rows: list[dict], args) -> str:
                 f"median {_median(rep['train_call_s']):.1f} of {', '.join(f'{x:.1f}' for x in rep['train_call_s'])}; "
                 f"{r['precision']} floor median {_median(rep['floor_s']):.1f} of {', '.join(f'{x:.1f}' for x in rep['floor_s'])}"
             )
+        tl_acc, b_acc = f"{tl['test_accuracy']:.4f}", f"{b['test_accuracy']:.4f}"
+        if r.get("seeds"):
+            sd = r["seeds"]
+            tl_acc, b_acc = (
+                f"mean {sum(sd[k]) / len(sd[k]):.4f} of " + ", ".join(f"{a:.4f} (seed {s})" for a, s in zip(sd[k], sd["seed"]))
+                for k in ("tunelab", "baseline")
+            )
         lines.append(
             f"| {r['case']} | {tl['process_wall_s']:.1f} | {b['process_wall_s']:.1f} | {r['speedup']:.2f}x | "
             f"{tl['samples_per_s']:.0f} | {b['samples_per_s']:.0f} | {tl['peak_rss_mb']:.0f} | {b['peak_rss_mb']:.0f} | "
-            f"{cache} | {tl['test_accuracy']:.4f} | {b['test_accuracy']:.4f} | {fl} | {train_call} | {checks} |"
+            f"{cache} | {tl_acc} | {b_acc} | {fl} | {train_call} | {checks} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -427,6 +453,13 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=3,
         help="head: run tunelab and the forward floor this many times, alternating, and check the medians' ratio",
+    )
+    p.add_argument(
+        "--extra-seeds",
+        type=lambda v: [int(x) for x in v.split(",") if x.strip()],
+        default=[1, 2],
+        help=f"comma list: {', '.join(sorted(SEEDED_CASES))} also run tunelab and the baseline with these seeds and "
+        "check the mean accuracy ('' for none)",
     )
     p.add_argument("--results", default=str(HERE / "results"))
     args = p.parse_args(argv)
