@@ -84,6 +84,7 @@ def _config(spec: dict):
         cache_dir=spec.get("cache_dir"),
         cache_precision=spec.get("cache_precision", "auto"),
         precision=spec.get("precision", "fp32"),
+        recompute_attention=spec.get("recompute_attention", True),
     )
 
 
