@@ -33,7 +33,7 @@ ALL_CASES = [
     "minilm:last-n",
     "minilm:lora",
     "minilm:lora:bf16",
-    "minilm:lora:norecompute",
+    "minilm:lora:recompute",
     "minilm:full",
     "smollm2:head",
     "smollm2:lora",
@@ -44,7 +44,7 @@ VARIANTS = {
     "fp32": {"cache_precision": "fp32"},  # the frozen pass in float32 instead of the automatic choice
     "bf16": {"precision": "bf16"},  # training in bfloat16 mixed precision (--precision bf16)
     "nocache": {"cache": False},  # tunelab's loop without the frozen-prefix cache
-    "norecompute": {"recompute_attention": False},  # attention matrices stored for backward, as in the baseline
+    "recompute": {"recompute_attention": True},  # attention matrices recomputed in backward (--recompute-attention)
 }
 # Cases whose accuracy comparison is repeated over more seeds (tunelab and baseline alike) and made on the
 # mean: a 400-example LoRA run of the decoder moves by several points from seed to seed on either side
@@ -84,7 +84,7 @@ def _config(spec: dict):
         cache_dir=spec.get("cache_dir"),
         cache_precision=spec.get("cache_precision", "auto"),
         precision=spec.get("precision", "fp32"),
-        recompute_attention=spec.get("recompute_attention", True),
+        recompute_attention=spec.get("recompute_attention", False),
     )
 
 

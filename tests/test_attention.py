@@ -80,13 +80,15 @@ def test_it_is_undone_on_error():
 
 
 def test_training_records_it_and_the_saved_model_does_not_carry_it(tiny_bert_dir, toy_classification_data, tmp_path):
-    config = TrainConfig(model=str(tiny_bert_dir), strategy="lora", epochs=1, batch_size=8, out=str(tmp_path / "run"), merge=True)
+    config = TrainConfig(model=str(tiny_bert_dir), strategy="lora", epochs=1, batch_size=8, out=str(tmp_path / "run"), merge=True,
+                         recompute_attention=True)
     record = train(config, data=toy_classification_data, progress=False)
     assert record["train_info"]["attention_recomputed"] is True
     merged = tmp_path / "run" / "model" / "merged"
     assert NAME not in (merged / "config.json").read_text()
     reloaded = AutoModelForSequenceClassification.from_pretrained(merged)
     assert reloaded.config._attn_implementation != NAME
+    assert TrainConfig(model="m", data="d").recompute_attention is False  # opt-in: it costs time on CPU
     off = train(config.replace(recompute_attention=False, out=str(tmp_path / "off")), data=toy_classification_data, progress=False)
     assert off["train_info"]["attention_recomputed"] is False
     assert json.loads((tmp_path / "off" / "metrics.json").read_text())["train_info"]["attention_recomputed"] is False

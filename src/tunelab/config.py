@@ -72,9 +72,9 @@ class TrainConfig:
     """Precision of training and evaluation: ``fp32``; ``bf16`` / ``fp16``, mixed precision as transformers'
     ``bf16=True`` / ``fp16=True`` (float32 weights and optimizer state, half-precision autocast compute; fp16
     needs a CUDA GPU); ``auto``: ``bf16`` where the hardware multiplies it natively, else ``fp32``."""
-    recompute_attention: bool = True
-    """Training with attention dropout: keep query/key/value and recompute the attention matrix in the
-    backward pass instead of storing it (same results, far less activation memory; see tunelab.attention)."""
+    recompute_attention: bool = False
+    """On CPU, with attention dropout: keep query/key/value and recompute the attention matrix in the backward
+    pass instead of storing it — the same results, less memory, more time (see tunelab.attention)."""
     out: str | None = None
     """Output folder; default ``runs/<model>-<data>-<strategy>``."""
     overwrite: bool = False
