@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -262,12 +263,6 @@ WORKERS = {"tunelab": worker_tunelab, "baseline": worker_baseline, "floor": work
 # ----------------------------------------------------------------------------- driver
 
 
-def _median(values: list[float]) -> float:
-    import statistics
-
-    return statistics.median(values)
-
-
 def run_worker(kind: str, spec: dict) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "out.json"
@@ -361,8 +356,8 @@ def run_case(case: str, args, work: Path, baselines: dict) -> dict:
             "RSS <= baseline + cache": tl["peak_rss_mb"] <= base["peak_rss_mb"] + cache_mb,
         }
         if floor is not None:
-            train_s = _median(repeats["train_call_s"]) if repeats else tl["train_call_s"]
-            floor_s = _median(repeats["floor_s"]) if repeats else floor[precision]["forward_s"]
+            train_s = statistics.median(repeats["train_call_s"]) if repeats else tl["train_call_s"]
+            floor_s = statistics.median(repeats["floor_s"]) if repeats else floor[precision]["forward_s"]
             checks[f"train() <= 1.3x {precision} forward floor"] = train_s <= 1.3 * floor_s
     row = {
         "case": case,
@@ -410,8 +405,8 @@ def markdown(rows: list[dict], args) -> str:
         if r.get("repeats"):
             rep = r["repeats"]
             train_call = (
-                f"median {_median(rep['train_call_s']):.1f} of {', '.join(f'{x:.1f}' for x in rep['train_call_s'])}; "
-                f"{r['precision']} floor median {_median(rep['floor_s']):.1f} of {', '.join(f'{x:.1f}' for x in rep['floor_s'])}"
+                f"median {statistics.median(rep['train_call_s']):.1f} of {', '.join(f'{x:.1f}' for x in rep['train_call_s'])}; "
+                f"{r['precision']} floor median {statistics.median(rep['floor_s']):.1f} of {', '.join(f'{x:.1f}' for x in rep['floor_s'])}"
             )
         tl_acc, b_acc = f"{tl['test_accuracy']:.4f}", f"{b['test_accuracy']:.4f}"
         if r.get("seeds"):

@@ -11,7 +11,6 @@ prefix cache, checkpoints, resume, guards and measurement — is shared here.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
@@ -440,21 +439,19 @@ def train(config: TrainConfig, *, data: TaskData | None = None, progress: bool =
 
     t0 = time.perf_counter()
     interrupt.install()
-    recompute = contextlib.ExitStack()
-    recomputed = recompute.enter_context(recompute_attention(model, config.recompute_attention))
     try:
-        resilience.run_with_batch_search(
-            attempt,
-            batch_size=start_batch,
-            accumulation=max(1, effective_batch // start_batch),
-            enabled=config.auto_batch_size,
-            notes=notes,
-        )
+        with recompute_attention(model, config.recompute_attention) as recomputed:
+            resilience.run_with_batch_search(
+                attempt,
+                batch_size=start_batch,
+                accumulation=max(1, effective_batch // start_batch),
+                enabled=config.auto_batch_size,
+                notes=notes,
+            )
     except TrainingError as exc:
         raise resilience.with_checkpoint_note(exc, out) from exc
     finally:
         interrupt.uninstall()
-        recompute.close()
         before.discard()  # the samples stay for the no-change check; the copy (or its file) goes
     if interrupt.interrupted and trainer.state.global_step < trainer.state.max_steps:
         raise resilience.interrupted_error(out, trainer.state.global_step, trainer.state.max_steps)
