@@ -11,6 +11,8 @@ prefix cache, checkpoints, resume, guards and measurement — is shared here.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import math
 import os
@@ -27,6 +29,7 @@ from tunelab.attention import recompute_attention
 from tunelab.config import TrainConfig
 from tunelab.data.types import TaskData
 from tunelab.errors import ConfigError, TrainingError
+from tunelab.heap import release_free_heap
 from tunelab.models import load_model, load_tokenizer, model_layout, resolve_model
 from tunelab.results import library_versions, write_json
 from tunelab.strategies import get_strategy, trainable_parameters
@@ -318,9 +321,36 @@ def training_precision(setting: str) -> str:
     return "fp16" if setting == "fp16" else resolve_precision(setting)
 
 
+@contextlib.contextmanager
+def long_lived_objects_frozen():
+    """Keep the objects that exist before a run out of the garbage collector's scans while it runs.
+
+    The imported libraries (torch, transformers, datasets, peft, ...) leave some 430,000 tracked
+    objects. Trainer and accelerate call ``gc.collect()`` three times per run (at the start of the
+    training loop, before the batch-size search, when releasing the optimizer) to hand memory back to
+    a GPU, and each full scan of those objects costs about 0.25 s on 2 CPU cores: 0.73 s of a 15 s
+    head run, measured. ``gc.freeze()`` moves them to the permanent generation (0.02 s per scan
+    left); objects created by the run are collected as usual, and :func:`gc.unfreeze` hands the old
+    ones back afterwards. A caller that froze objects on purpose is left alone.
+    """
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def train(config: TrainConfig, *, data: TaskData | None = None, progress: bool = True) -> dict[str, Any]:
     """Adapt ``config.model`` to ``config.data`` with ``config.strategy``; write the artifact and
     ``metrics.json`` under ``config.out`` and return the run record (see :mod:`tunelab.results`)."""
+    with long_lived_objects_frozen():
+        return _train(config, data=data, progress=progress)
+
+
+def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> dict[str, Any]:
     from transformers import DataCollatorForLanguageModeling, DataCollatorWithPadding, TrainingArguments
     from transformers.trainer_utils import set_seed
 
@@ -537,6 +567,7 @@ def _release_training_state(trainer) -> None:
     last evaluation has run, so that writing the model does not stack on top of them."""
     trainer.optimizer = trainer.lr_scheduler = None
     trainer.accelerator.free_memory()
+    release_free_heap()
 
 
 def _final_step_eval(log_history: list[dict], global_step: int) -> dict | None:

@@ -1,0 +1,53 @@
+"""The process-level helpers train() wraps a run in: the collector freeze and the heap trim."""
+
+from __future__ import annotations
+
+import gc
+import sys
+
+import pytest
+
+from tunelab.heap import release_free_heap
+from tunelab.training import long_lived_objects_frozen
+
+
+def test_objects_from_before_the_run_are_frozen_during_it_and_handed_back_after():
+    assert gc.get_freeze_count() == 0
+    before = object()  # noqa: F841 - one more tracked object that exists before the run
+    with long_lived_objects_frozen():
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        created = [[] for _ in range(10)]  # created by the run: collected as usual, not frozen
+        assert gc.get_freeze_count() == frozen
+        assert all(gc.is_tracked(x) for x in created)
+    assert gc.get_freeze_count() == 0
+
+
+def test_the_freeze_is_undone_when_the_run_fails():
+    with pytest.raises(RuntimeError), long_lived_objects_frozen():
+        raise RuntimeError("boom")
+    assert gc.get_freeze_count() == 0
+
+
+def test_a_callers_own_freeze_is_left_alone():
+    gc.freeze()
+    try:
+        count = gc.get_freeze_count()
+        with long_lived_objects_frozen():
+            assert gc.get_freeze_count() == count
+        assert gc.get_freeze_count() == count  # not unfrozen by tunelab
+    finally:
+        gc.unfreeze()
+
+
+def test_release_free_heap_trims_on_linux_glibc_and_is_a_no_op_elsewhere(monkeypatch):
+    import tunelab.heap as heap
+
+    glibc = sys.platform.startswith("linux") and "glibc" in " ".join(__import__("platform").libc_ver())
+    assert release_free_heap() is glibc
+    heap._malloc_trim.cache_clear()
+    monkeypatch.setattr(heap.sys, "platform", "darwin")
+    try:
+        assert release_free_heap() is False
+    finally:
+        heap._malloc_trim.cache_clear()
