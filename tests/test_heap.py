@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import sys
 
 import pytest
@@ -51,3 +52,27 @@ def test_release_free_heap_trims_on_linux_glibc_and_is_a_no_op_elsewhere(monkeyp
         assert release_free_heap() is False
     finally:
         heap._malloc_trim.cache_clear()
+
+
+def test_onednn_primitive_cache_none_for_fp32_training_and_small_otherwise(monkeypatch):
+    from tunelab.heap import limit_onednn_primitive_cache
+
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    monkeypatch.delenv("TUNELAB_SET_ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    assert limit_onednn_primitive_cache("fp32") == "0"
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "0"
+    # a worker process that inherits tunelab's own setting chooses again for its precision
+    assert limit_onednn_primitive_cache("bf16") == "64"
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "64"
+    # head: nothing trains after the cache pass, which gains from oneDNN's default cache
+    assert limit_onednn_primitive_cache("fp32", head_only=True) is None
+    assert "ONEDNN_PRIMITIVE_CACHE_CAPACITY" not in os.environ
+
+
+def test_a_users_own_onednn_setting_is_never_overridden(monkeypatch):
+    from tunelab.heap import limit_onednn_primitive_cache
+
+    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "512")
+    monkeypatch.delenv("TUNELAB_SET_ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    assert limit_onednn_primitive_cache("fp32") == "512"
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "512"

@@ -686,6 +686,10 @@ def build_shared_cache(config, split: int, *, data=None) -> dict[str, Any]:
 
     if split < 1:
         return {"split": split, "skipped": "nothing frozen below the first block: no shared cache"}
+    from tunelab.heap import limit_onednn_primitive_cache
+    from tunelab.training import training_precision
+
+    limit_onednn_primitive_cache(training_precision(getattr(config, "precision", "fp32")))
     run = prepare(config.replace(strategy="full"), data)
     named = {s: run.tokenized[s] for s in SPLITS}
     dtype = str(config.extra.get("cache_dtype", os.environ.get("TUNELAB_CACHE_DTYPE", "float16")))

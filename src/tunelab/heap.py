@@ -9,6 +9,26 @@ model is written). Not at every step: trimming between forward and backward at e
 ``last-n``'s peak by about 150 MB but made training 18 % slower (each trim walks the whole heap,
 and the pages it returns are faulted back in by the next step).
 It does nothing where the C library is not glibc (macOS, musl, Windows).
+
+The larger cause of a CPU run's heap growth is oneDNN's primitive cache. Every bfloat16 matrix multiply on
+CPU goes through a oneDNN "primitive" built for its exact shapes and kept (by default up to 1,024 of
+them) in a process-wide cache. The cache pass runs about 500 batches of different shapes, so it fills
+that cache. Each entry is a long-lived allocation, left in the middle of the heap between the
+activations that training frees at every step. The heap then grows around them, and the growth stays.
+Measured on minilm ``last-n``, 3 epochs: at the end of training 281 MB of the heap was in use and 435 MB was
+free but still resident. Peak RSS was 1,333 MB with the default cache, 1,247 MB with 64 entries and
+1,101 MB with none. Training time did not change.
+float32 training barely uses oneDNN: minilm LoRA trained in 17.1 s with no cache against 17.3 s with the
+default, and its peak was 38 MB lower. bfloat16 training reuses the same shapes many times in every
+step: with no cache, LoRA took 35 % longer (16.6 s against 12.3 s); with 64 entries it was within 4 %
+(12.7 s) and its peak was 267 MB lower.
+The cache pass itself does gain from the cache: batches of the same shape come back, and
+minilm ``head``'s pass took 11-14 s with the default cache against 13-15 s with 16 entries or none.
+For ``head`` no transformer block trains after the pass, so there is nothing to fragment.
+:func:`limit_onednn_primitive_cache` therefore keeps the default when only the head trains. When blocks
+train, it keeps no cache for float32 training and 64 entries otherwise. It only takes effect before the
+process's first oneDNN call, through ``ONEDNN_PRIMITIVE_CACHE_CAPACITY``, and a value that the user set is
+never overridden.
 """
 
 from __future__ import annotations
@@ -16,6 +36,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import os
 import sys
 
 
@@ -37,3 +58,23 @@ def release_free_heap() -> bool:
         return False
     trim(0)
     return True
+
+
+_ONEDNN_ENV = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
+_SET_BY_TUNELAB = "TUNELAB_SET_ONEDNN_PRIMITIVE_CACHE_CAPACITY"  # so that a worker process may choose again
+
+
+def limit_onednn_primitive_cache(training_precision: str, *, head_only: bool = False) -> str | None:
+    """Set oneDNN's primitive cache size for a run that trains in ``training_precision`` (and, with
+    ``head_only``, trains no transformer block), before the process's first oneDNN call (see the
+    module docstring); return the value in force, ``None`` for oneDNN's default."""
+    current = os.environ.get(_ONEDNN_ENV)
+    if current is not None and os.environ.get(_SET_BY_TUNELAB) != current:
+        return current  # the user's own choice
+    if head_only:
+        os.environ.pop(_ONEDNN_ENV, None)
+        os.environ.pop(_SET_BY_TUNELAB, None)
+        return None
+    value = "0" if training_precision == "fp32" else "64"
+    os.environ[_ONEDNN_ENV] = os.environ[_SET_BY_TUNELAB] = value
+    return value

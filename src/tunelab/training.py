@@ -29,7 +29,7 @@ from tunelab.attention import recompute_attention
 from tunelab.config import TrainConfig
 from tunelab.data.types import TaskData
 from tunelab.errors import ConfigError, TrainingError
-from tunelab.heap import release_free_heap
+from tunelab.heap import limit_onednn_primitive_cache, release_free_heap
 from tunelab.models import load_model, load_tokenizer, model_layout, resolve_model
 from tunelab.results import library_versions, write_json
 from tunelab.strategies import get_strategy, trainable_parameters
@@ -362,6 +362,8 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> dic
     config = config.replace()
     config.validate()
     precision = training_precision(config.precision)
+    # before the cache pass's first bfloat16 multiply (tunelab.heap)
+    limit_onednn_primitive_cache(precision, head_only=config.strategy == "head")
     out = Path(config.out) if config.out else default_out_dir(config)
     config.out = str(out)
     check_out_dir(out, overwrite=config.overwrite, resume=config.resume)
