@@ -76,3 +76,20 @@ def test_a_users_own_onednn_setting_is_never_overridden(monkeypatch):
     monkeypatch.delenv("TUNELAB_SET_ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
     assert limit_onednn_primitive_cache("fp32") == "512"
     assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "512"
+
+
+def test_peak_rss_is_the_processs_own_not_its_parents(tmp_path):
+    """A child started from a big process reports its own peak (ru_maxrss would carry the parent's)."""
+    import json
+    import subprocess
+
+    ballast = bytearray(400 * 2**20)  # the parent holds 400 MB more than the child will ever touch
+    ballast[:: 4096] = b"x" * len(ballast[:: 4096])
+    code = "import json, sys; from tunelab.heap import peak_rss_mb; print(json.dumps(peak_rss_mb()))"
+    child = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    from tunelab.heap import peak_rss_mb
+
+    assert peak_rss_mb() > 400
+    if sys.platform.startswith("linux"):
+        assert child < peak_rss_mb() - 300
+    del ballast

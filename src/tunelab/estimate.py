@@ -35,7 +35,6 @@ from __future__ import annotations
 import math
 import os
 import pickle
-import resource
 import statistics
 import subprocess
 import sys
@@ -219,7 +218,9 @@ def _peak_memory_mb() -> float:
 
     if torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    from tunelab.heap import peak_rss_mb
+
+    return peak_rss_mb()
 
 
 def _time_steps(run, model, train_ds, collator, batch_size: int, n_steps: int, lr: float, out_dir: str) -> dict[str, Any]:
@@ -308,6 +309,11 @@ def _measure(
     from tunelab.training import DEFAULT_MAX_LENGTH, load_data, prepare
 
     cfg = TrainConfig.from_dict(config)
+    # the same oneDNN setting as the run it predicts (tunelab.heap), before the probe's first multiply
+    from tunelab.heap import limit_onednn_primitive_cache
+    from tunelab.training import training_precision
+
+    limit_onednn_primitive_cache(training_precision(cfg.precision), head_only=cfg.strategy == "head")
     set_seed(cfg.seed)
     notes: list[str] = []
     if data is None and not use_data:

@@ -78,3 +78,23 @@ def limit_onednn_primitive_cache(training_precision: str, *, head_only: bool = F
     value = "0" if training_precision == "fp32" else "64"
     os.environ[_ONEDNN_ENV] = os.environ[_SET_BY_TUNELAB] = value
     return value
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size, in MiB.
+
+    On Linux it is read from ``/proc/self/status`` (``VmHWM``): ``getrusage``'s ``ru_maxrss`` carries the
+    parent's resident size across fork and exec, so a run started from a large process (a test
+    session, a notebook) would report the parent's peak instead of its own. Elsewhere ``ru_maxrss``.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    import resource
+
+    scale = 2**20 if sys.platform == "darwin" else 1024  # macOS reports bytes, Linux KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale

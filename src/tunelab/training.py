@@ -16,7 +16,6 @@ import gc
 import logging
 import math
 import os
-import resource
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,7 +42,9 @@ def peak_memory_mb() -> float:
     """Peak memory of this process: CUDA peak allocated when on GPU, else peak RSS."""
     if torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    from tunelab.heap import peak_rss_mb
+
+    return peak_rss_mb()
 
 
 def default_out_dir(config: TrainConfig) -> Path:
