@@ -213,22 +213,12 @@ def _timing_rows(train_ds, task: str, lengths: list[int], rows_per_length: list[
     return Dataset.from_dict(out)
 
 
-def _peak_memory_mb() -> float:
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20
-    from tunelab.heap import peak_rss_mb
-
-    return peak_rss_mb()
-
-
 def _time_steps(run, model, train_ds, collator, batch_size: int, n_steps: int, lr: float, out_dir: str) -> dict[str, Any]:
     """Run ``n_steps`` optimizer steps in the real trainer; return step-end timestamps and overheads."""
     import torch
     from transformers import TrainerCallback, TrainingArguments
 
-    from tunelab.training import make_trainer_class
+    from tunelab.training import make_trainer_class, peak_memory_mb
 
     config = run.config
 
@@ -286,7 +276,7 @@ def _time_steps(run, model, train_ds, collator, batch_size: int, n_steps: int, l
         "overhead_s": (clock.begin - t_call) + (t_done - ends[-1]),
         "first_step_s": ends[0] - clock.begin,
         "step_s": [b - a for a, b in zip(ends, ends[1:])],
-        "peak_memory_mb": _peak_memory_mb(),
+        "peak_memory_mb": peak_memory_mb(),
     }
 
 
@@ -306,12 +296,11 @@ def _measure(
 
     from tunelab import cache as frozen_cache
     from tunelab.strategies import trainable_parameters
-    from tunelab.training import DEFAULT_MAX_LENGTH, load_data, prepare
+    from tunelab.training import DEFAULT_MAX_LENGTH, load_data, prepare, training_precision
 
     cfg = TrainConfig.from_dict(config)
     # the same oneDNN setting as the run it predicts (tunelab.heap), before the probe's first multiply
     from tunelab.heap import limit_onednn_primitive_cache
-    from tunelab.training import training_precision
 
     limit_onednn_primitive_cache(training_precision(cfg.precision), head_only=cfg.strategy == "head")
     set_seed(cfg.seed)

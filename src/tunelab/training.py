@@ -28,7 +28,7 @@ from tunelab.attention import recompute_attention
 from tunelab.config import TrainConfig
 from tunelab.data.types import TaskData
 from tunelab.errors import ConfigError, TrainingError
-from tunelab.heap import limit_onednn_primitive_cache, release_free_heap
+from tunelab.heap import limit_onednn_primitive_cache, peak_rss_mb, release_free_heap
 from tunelab.models import load_model, load_tokenizer, model_layout, resolve_model
 from tunelab.results import library_versions, write_json
 from tunelab.strategies import get_strategy, trainable_parameters
@@ -42,8 +42,6 @@ def peak_memory_mb() -> float:
     """Peak memory of this process: CUDA peak allocated when on GPU, else peak RSS."""
     if torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / 2**20
-    from tunelab.heap import peak_rss_mb
-
     return peak_rss_mb()
 
 
