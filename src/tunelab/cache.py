@@ -682,14 +682,11 @@ def build_shared_cache(config, split: int, *, data=None) -> dict[str, Any]:
     """Build (or find) the full-sequence cache at ``split`` for ``config``'s model and data, once,
     before ``compare`` starts its per-strategy runs: every run that freezes at least ``split`` blocks
     then finds it on disk (an exact match, or a base it extends by running only the blocks above)."""
-    from tunelab.training import prepare
+    from tunelab.training import limit_onednn_for, prepare
 
     if split < 1:
         return {"split": split, "skipped": "nothing frozen below the first block: no shared cache"}
-    from tunelab.heap import limit_onednn_primitive_cache
-    from tunelab.training import training_precision
-
-    limit_onednn_primitive_cache(training_precision(getattr(config, "precision", "fp32")))
+    limit_onednn_for(config, head_only=False)  # the strategies sharing this cache train blocks too
     run = prepare(config.replace(strategy="full"), data)
     named = {s: run.tokenized[s] for s in SPLITS}
     dtype = str(config.extra.get("cache_dtype", os.environ.get("TUNELAB_CACHE_DTYPE", "float16")))

@@ -296,13 +296,10 @@ def _measure(
 
     from tunelab import cache as frozen_cache
     from tunelab.strategies import trainable_parameters
-    from tunelab.training import DEFAULT_MAX_LENGTH, load_data, prepare, training_precision
+    from tunelab.training import DEFAULT_MAX_LENGTH, limit_onednn_for, load_data, prepare
 
     cfg = TrainConfig.from_dict(config)
-    # the same oneDNN setting as the run it predicts (tunelab.heap), before the probe's first multiply
-    from tunelab.heap import limit_onednn_primitive_cache
-
-    limit_onednn_primitive_cache(training_precision(cfg.precision), head_only=cfg.strategy == "head")
+    limit_onednn_for(cfg)  # the same oneDNN setting as the run it predicts, before the probe's first multiply
     set_seed(cfg.seed)
     notes: list[str] = []
     if data is None and not use_data:

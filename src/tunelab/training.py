@@ -320,6 +320,14 @@ def training_precision(setting: str) -> str:
     return "fp16" if setting == "fp16" else resolve_precision(setting)
 
 
+def limit_onednn_for(config: TrainConfig, *, head_only: bool | None = None) -> str | None:
+    """:func:`tunelab.heap.limit_onednn_primitive_cache` for a run of ``config``: its training precision,
+    and (unless ``head_only`` is given) whether only the head trains. Call it before the first multiply."""
+    if head_only is None:
+        head_only = config.strategy == "head"
+    return limit_onednn_primitive_cache(training_precision(config.precision), head_only=head_only)
+
+
 @contextlib.contextmanager
 def long_lived_objects_frozen():
     """Keep the objects that exist before a run out of the garbage collector's scans while it runs.
@@ -361,8 +369,7 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> dic
     config = config.replace()
     config.validate()
     precision = training_precision(config.precision)
-    # before the cache pass's first bfloat16 multiply (tunelab.heap)
-    limit_onednn_primitive_cache(precision, head_only=config.strategy == "head")
+    limit_onednn_for(config)  # before the cache pass's first bfloat16 multiply (tunelab.heap)
     out = Path(config.out) if config.out else default_out_dir(config)
     config.out = str(out)
     check_out_dir(out, overwrite=config.overwrite, resume=config.resume)
