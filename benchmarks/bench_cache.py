@@ -1,7 +1,7 @@
 """tunelab (frozen-prefix cache, length-grouped batches) against a plain transformers Trainer script.
 
 Each case trains the same model, data, strategy, epochs, batch size, max length, learning rate and
-seed twice — through ``tunelab.training.train`` and through a plain ``Trainer`` script (peft for
+seed twice — through ``tunelab.run.training.train`` and through a plain ``Trainer`` script (peft for
 LoRA, ``DataCollatorWithPadding``, the same parameters frozen for head / last-n, evaluation each
 epoch) — each side in its own subprocess so that wall time and peak RSS are its own. For head cases
 it also measures the floor: one no-grad forward pass of the model over the train + eval texts.
@@ -90,7 +90,7 @@ def _config(spec: dict):
 
 
 def worker_tunelab(spec: dict) -> dict:
-    from tunelab.training import train
+    from tunelab.run.training import train
 
     t0 = time.perf_counter()
     record = train(_config(spec), progress=False)
@@ -121,8 +121,8 @@ def worker_baseline(spec: dict) -> dict:
     )
 
     from tunelab.models import resolve_model
+    from tunelab.run.training import load_data  # identical rows and split as the tunelab side
     from tunelab.strategies import get_strategy
-    from tunelab.training import load_data  # identical rows and split as the tunelab side
 
     t_start = time.perf_counter()
     config = _config(spec)
@@ -228,7 +228,7 @@ def worker_floor(spec: dict) -> dict:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from tunelab.models import resolve_model
-    from tunelab.training import load_data
+    from tunelab.run.training import load_data
 
     config = _config(spec)
     data = load_data(config)

@@ -8,10 +8,17 @@ import shutil
 import pytest
 import torch
 
-from tunelab.artifacts import MODEL_DIR, atomic_dir, find_model_dir, load_artifact, predict, prepare_out_dir
 from tunelab.config import TrainConfig
 from tunelab.errors import TunelabError
-from tunelab.training import train
+from tunelab.run.artifacts import (
+    MODEL_DIR,
+    atomic_dir,
+    find_model_dir,
+    load_artifact,
+    predict,
+    prepare_out_dir,
+)
+from tunelab.run.training import train
 
 
 def test_a_used_folder_is_refused_unless_overwrite_and_overwrite_keeps_user_files(tmp_path):

@@ -14,9 +14,9 @@ from transformers import (
     LlamaForSequenceClassification,
 )
 
-from tunelab.attention import NAME, recompute_attention
 from tunelab.config import TrainConfig
-from tunelab.training import train
+from tunelab.run.attention import NAME, recompute_attention
+from tunelab.run.training import train
 
 
 def _bert(dropout: float = 0.1) -> BertForSequenceClassification:

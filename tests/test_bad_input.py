@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tunelab.cli import main
+from tunelab.cli.main import main
 
 GOOD_ROWS = "text,label\n" + "".join(
     f"review number {i} is {'fine' if i % 2 else 'poor'},{'pos' if i % 2 else 'neg'}\n" for i in range(30)
@@ -212,7 +212,7 @@ def test_bad_input_as_a_real_process(name: str, tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(
-        [sys.executable, "-m", "tunelab.cli", "-q", "train", *case.args(tmp_path), "--out", str(out)],
+        [sys.executable, "-m", "tunelab.cli.main", "-q", "train", *case.args(tmp_path), "--out", str(out)],
         capture_output=True, text=True, env=env, timeout=120,
     )  # fmt: skip
     check(case, proc.returncode, proc.stderr, out)
@@ -222,7 +222,7 @@ def test_a_10_mb_text_is_not_an_error_it_is_truncated_with_a_warning(tmp_path, c
     """A huge text is kept (truncated to --max-length with a warning), not refused."""
     from test_resume import make_tiny
     from tunelab.config import TrainConfig
-    from tunelab.training import train
+    from tunelab.run.training import train
 
     model, _ = make_tiny(tmp_path)
     huge = ("word " * 2_000_000).strip()  # 10 MB on one line

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from tunelab import cache as frozen_cache
 from tunelab.config import TrainConfig
-from tunelab.training import prepare, train
+from tunelab.run import cache as frozen_cache
+from tunelab.run.training import build_shared_cache, prepare, train
 
 DIMS = {"hidden_size": 32, "num_hidden_layers": 3, "num_attention_heads": 4, "intermediate_size": 64}
 
@@ -190,7 +190,7 @@ def test_disk_path_reuse_and_sharing(bert_dir, tmp_path, toy_classification_data
     assert again["size_mb"] == first["size_mb"]
     # compare's shared cache at a lower split: a head run extends it instead of starting from the embeddings
     shared_root = tmp_path / "b"
-    built = frozen_cache.build_shared_cache(_config(bert_dir, shared_root), 1, data=toy_classification_data)
+    built = build_shared_cache(_config(bert_dir, shared_root), 1, data=toy_classification_data)
     assert Path(built["path"]).is_dir() and built["split"] == 1
     head = train(_config(bert_dir, shared_root), data=toy_classification_data, progress=False)["train_info"][
         "cache"

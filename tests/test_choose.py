@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tunelab.choose import (
+from tunelab.advice.choose import (
     crossover_from_fractions,
     crossover_statement,
     recommend_from_results,
@@ -27,7 +27,7 @@ def make_run(
     n_train: int = 800,
     labels: tuple[str, ...] = ("neg", "pos"),
 ) -> dict:
-    """A run record shaped like :mod:`tunelab.results` describes, with only what matters set."""
+    """A run record shaped like :mod:`tunelab.run.record` describes, with only what matters set."""
     name = "accuracy" if task == "classification" else "perplexity"
     total = 1_000_000
     failed = status != "success"

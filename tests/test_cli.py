@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from tunelab.cli import main
+from tunelab.cli.main import main
 from tunelab.strategies import STRATEGIES
 
 TEXTS = ["the film was really good and moving", "a dull , boring and painful story"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tunelab.compare import compare, execute, parse_lr_overrides, plan_runs
+from tunelab.compare.runner import compare, execute, parse_lr_overrides, plan_runs
 from tunelab.config import TrainConfig
 from tunelab.errors import ConfigError, TunelabError
 
@@ -49,7 +49,7 @@ def _record(out: Path, run_id: str) -> dict:
 def test_cli_compare_records_failure_writes_report_and_resumes(tiny_bert_dir, toy_csv, tmp_path, capsys):
     """Real worker subprocesses: a diverging learning rate fails `full` with its message, `head`
     succeeds; files, table and report are written; --resume keeps the finished run untouched."""
-    from tunelab.cli import main
+    from tunelab.cli.main import main
 
     out = tmp_path / "cmp"
     argv = ["compare", "--model", str(tiny_bert_dir), "--data", str(toy_csv), "--strategies", "head,full",
@@ -182,8 +182,8 @@ def test_run_ids_and_per_run_configs(tmp_path):
 
 
 def test_demo_defaults_are_a_valid_comparison():
-    from tunelab.cli import build_parser
-    from tunelab.cli_compare import DEMO
+    from tunelab.cli.compare import DEMO
+    from tunelab.cli.main import build_parser
 
     args = build_parser().parse_args(["demo"])
     assert args.out == DEMO["out"] and not args.fresh

@@ -10,9 +10,9 @@ import textwrap
 
 import pytest
 
+from tunelab.advice.estimate import batch_plan, estimate
 from tunelab.config import TrainConfig
 from tunelab.errors import TunelabError
-from tunelab.estimate import batch_plan, estimate
 
 
 def test_batch_plan_replays_length_grouping():
@@ -69,7 +69,7 @@ _TRAIN_SCRIPT = textwrap.dedent(
     import json, sys, warnings
     warnings.filterwarnings("ignore")
     from tunelab.config import TrainConfig
-    from tunelab.training import train
+    from tunelab.run.training import train
     record = train(TrainConfig.from_dict(json.loads(sys.argv[1])), progress=False)
     print("RECORD " + json.dumps(record["train_info"], default=str))
     """
@@ -77,7 +77,7 @@ _TRAIN_SCRIPT = textwrap.dedent(
 
 
 def _measured_run(config: TrainConfig) -> dict:
-    """``tunelab.training.train`` in a fresh process, so the peak RSS is that run's own."""
+    """``tunelab.run.training.train`` in a fresh process, so the peak RSS is that run's own."""
     proc = subprocess.run([sys.executable, "-c", _TRAIN_SCRIPT, json.dumps(config.to_dict())],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 import torch
 
-import tunelab.training as training
+import tunelab.run.training as training
 from test_resume import make_tiny  # the same tiny BERT + two-class CSV
-from tunelab import resilience
-from tunelab.artifacts import MARKER, load_artifact
 from tunelab.config import TrainConfig
 from tunelab.errors import ModelError, TrainingError, TunelabError
-from tunelab.training import train
+from tunelab.io import MARKER
+from tunelab.run import resilience
+from tunelab.run.artifacts import load_artifact
+from tunelab.run.training import train
 
 
 @pytest.fixture(scope="module")

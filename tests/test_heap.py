@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from tunelab.heap import release_free_heap
-from tunelab.training import long_lived_objects_frozen
+from tunelab.run.heap import release_free_heap
+from tunelab.run.training import long_lived_objects_frozen
 
 
 def test_objects_from_before_the_run_are_frozen_during_it_and_handed_back_after():
@@ -42,7 +42,7 @@ def test_a_callers_own_freeze_is_left_alone():
 
 
 def test_release_free_heap_trims_on_linux_glibc_and_is_a_no_op_elsewhere(monkeypatch):
-    import tunelab.heap as heap
+    import tunelab.run.heap as heap
 
     glibc = sys.platform.startswith("linux") and "glibc" in " ".join(__import__("platform").libc_ver())
     assert release_free_heap() is glibc
@@ -55,7 +55,7 @@ def test_release_free_heap_trims_on_linux_glibc_and_is_a_no_op_elsewhere(monkeyp
 
 
 def test_onednn_primitive_cache_none_for_fp32_training_and_small_otherwise(monkeypatch):
-    from tunelab.heap import limit_onednn_primitive_cache
+    from tunelab.run.heap import limit_onednn_primitive_cache
 
     monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
     monkeypatch.delenv("TUNELAB_SET_ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
@@ -70,7 +70,7 @@ def test_onednn_primitive_cache_none_for_fp32_training_and_small_otherwise(monke
 
 
 def test_a_users_own_onednn_setting_is_never_overridden(monkeypatch):
-    from tunelab.heap import limit_onednn_primitive_cache
+    from tunelab.run.heap import limit_onednn_primitive_cache
 
     monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "512")
     monkeypatch.delenv("TUNELAB_SET_ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
@@ -85,9 +85,9 @@ def test_peak_rss_is_the_processs_own_not_its_parents(tmp_path):
 
     ballast = bytearray(400 * 2**20)  # the parent holds 400 MB more than the child will ever touch
     ballast[:: 4096] = b"x" * len(ballast[:: 4096])
-    code = "import json, sys; from tunelab.heap import peak_rss_mb; print(json.dumps(peak_rss_mb()))"
+    code = "import json, sys; from tunelab.run.heap import peak_rss_mb; print(json.dumps(peak_rss_mb()))"
     child = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
-    from tunelab.heap import peak_rss_mb
+    from tunelab.run.heap import peak_rss_mb
 
     assert peak_rss_mb() > 400
     if sys.platform.startswith("linux"):

@@ -15,9 +15,9 @@ import math
 import pytest
 import torch
 
-from tunelab.artifacts import MODEL_DIR, predict
 from tunelab.config import TrainConfig
-from tunelab.training import train
+from tunelab.run.artifacts import MODEL_DIR, predict
+from tunelab.run.training import train
 
 pytestmark = pytest.mark.integration
 

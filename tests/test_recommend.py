@@ -12,8 +12,8 @@ from collections import Counter
 
 import pytest
 
+from tunelab.advice.recommend import data_amount, data_stats, decide, domain_signals, mark_fits, recommend
 from tunelab.config import TrainConfig
-from tunelab.recommend import data_amount, data_stats, decide, domain_signals, mark_fits, recommend
 
 REFERENCE = [
     "The government announced new spending plans for schools and hospitals on Tuesday.",
@@ -142,7 +142,7 @@ def test_recommend_returns_a_strategy_with_measured_reasons(tiny_bert_dir, toy_c
 
 
 def test_cli_recommend_and_estimate(tiny_bert_dir, toy_csv, capsys):
-    from tunelab.cli import main
+    from tunelab.cli.main import main
 
     code = main(["recommend", "--model", str(tiny_bert_dir), "--data", str(toy_csv), "--strategies", "head",
                  "--batch-size", "8", "--epochs", "1", "--no-cache", "--memory-gb", "64", "--json"])
@@ -160,7 +160,7 @@ def test_cli_recommend_and_estimate(tiny_bert_dir, toy_csv, capsys):
 
 
 def test_cli_recommend_reports_a_bad_strategy_in_one_line(tiny_bert_dir, toy_csv, capsys):
-    from tunelab.cli import main
+    from tunelab.cli.main import main
 
     code = main(["recommend", "--model", str(tiny_bert_dir), "--data", str(toy_csv), "--strategies", "nope"])
     assert code == 2

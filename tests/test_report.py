@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tunelab.choose import recommend_from_results
+from tunelab.advice.choose import recommend_from_results
 from tunelab.report import console_table, results_table, write_report, write_results_csv
 
 STRATEGIES = ("head", "bitfit", "lora", "full")
@@ -38,7 +38,7 @@ def make_run(
     error: str | None = None,
     n_train: int = 800,
 ) -> dict:
-    """A run record as :mod:`tunelab.results` describes it; ``error`` makes it a failed run."""
+    """A run record as :mod:`tunelab.run.record` describes it; ``error`` makes it a failed run."""
     failed = error is not None
     total = 4_400_000
     jitter = 0.004 * (1 if seed else -1)

@@ -18,10 +18,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tunelab import resilience
-from tunelab.artifacts import MARKER
 from tunelab.config import TrainConfig
-from tunelab.training import train
+from tunelab.io import MARKER
+from tunelab.run import resilience
+from tunelab.run.training import train
 
 # 48 rows -> 33 train examples -> 5 optimizer steps per epoch at batch 8; 2 epochs = 10 steps.
 
@@ -78,7 +78,7 @@ def base_config(tiny, out: Path, **changes) -> TrainConfig:
 
 def cli_args(config: TrainConfig) -> list[str]:
     return [
-        sys.executable, "-m", "tunelab.cli", "-q", "train", "--model", config.model, "--data", config.data,
+        sys.executable, "-m", "tunelab.cli.main", "-q", "train", "--model", config.model, "--data", config.data,
         "--strategy", config.strategy, "--epochs", str(config.epochs), "--batch-size", str(config.batch_size),
         "--lr", str(config.lr), "--save-steps", str(config.save_steps), "--out", str(config.out),
     ]  # fmt: skip
@@ -204,7 +204,7 @@ def test_partial_checkpoints_and_temporaries_are_cleaned(tmp_path):
 
 
 def test_out_folder_is_never_clobbered_and_user_files_survive_overwrite(tiny, reference, tmp_path, capsys):
-    from tunelab.cli import main
+    from tunelab.cli.main import main
 
     _, ref_out = reference
     out = tmp_path / "run"

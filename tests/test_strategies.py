@@ -22,8 +22,8 @@ import pytest
 import torch
 from torch import nn
 
-import tunelab.artifacts
-import tunelab.training
+import tunelab.run.artifacts
+import tunelab.run.training
 from tunelab.config import TrainConfig
 from tunelab.errors import StrategyError
 from tunelab.strategies import STRATEGIES, get_strategy
@@ -89,7 +89,7 @@ def run_case(tmp_path_factory, tiny_bert_dir, tiny_llama_dir, toy_classification
             overwrite=True,
         )
         seen: dict[str, Any] = {}
-        real_prepare, real_write = tunelab.training.prepare, tunelab.artifacts.write_artifact
+        real_prepare, real_write = tunelab.run.training.prepare, tunelab.run.artifacts.write_artifact
 
         def spy_prepare(*args, **kwargs):
             prepared = real_prepare(*args, **kwargs)
@@ -103,9 +103,9 @@ def run_case(tmp_path_factory, tiny_bert_dir, tiny_llama_dir, toy_classification
             return real_write(run_, *args, **kwargs)
 
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(tunelab.training, "prepare", spy_prepare)
-            mp.setattr(tunelab.artifacts, "write_artifact", spy_write)
-            record = tunelab.training.train(config, data=data, progress=False)
+            mp.setattr(tunelab.run.training, "prepare", spy_prepare)
+            mp.setattr(tunelab.run.artifacts, "write_artifact", spy_write)
+            record = tunelab.run.training.train(config, data=data, progress=False)
         captured = Captured(
             record, out, seen["before"], seen["trainable_at_start"], seen["model"].eval(), out / "model", Path(base)
         )
@@ -285,13 +285,13 @@ def test_same_seed_gives_the_same_result(run_case, strategy, model, task):
 def test_head_refuses_causal_lm_with_a_clear_error(tiny_llama_dir, toy_lm_data, tmp_path):
     config = TrainConfig(model=str(tiny_llama_dir), strategy="head", epochs=1, out=str(tmp_path / "out"))
     with pytest.raises(StrategyError, match=r"'head' does not apply to causal-lm.*classification"):
-        tunelab.training.train(config, data=toy_lm_data, progress=False)
+        tunelab.run.training.train(config, data=toy_lm_data, progress=False)
     assert not (tmp_path / "out" / "model").exists()
 
 
 def test_gradual_gives_lower_blocks_decayed_learning_rates(tiny_bert_dir, toy_classification_data):
     config = TrainConfig(model=str(tiny_bert_dir), strategy="gradual", layer_lr_decay=0.5)
-    run = tunelab.training.prepare(config, toy_classification_data)
+    run = tunelab.run.training.prepare(config, toy_classification_data)
     groups = run.strategy.param_groups(run.model, 1e-3, config)
     rate = {id(p): g["lr"] for g in groups for p in g["params"]}
     named = dict(run.model.named_parameters())
@@ -306,4 +306,4 @@ def test_gradual_gives_lower_blocks_decayed_learning_rates(tiny_bert_dir, toy_cl
 def test_last_n_refuses_more_layers_than_the_model_has(tiny_bert_dir, toy_classification_data):
     config = TrainConfig(model=str(tiny_bert_dir), strategy="last-n", layers=N_BLOCKS + 1)
     with pytest.raises(StrategyError, match=rf"--layers {N_BLOCKS + 1} .* at most {N_BLOCKS}"):
-        tunelab.training.prepare(config, toy_classification_data)
+        tunelab.run.training.prepare(config, toy_classification_data)

@@ -9,7 +9,7 @@ import pytest
 
 from tunelab.config import TrainConfig
 from tunelab.errors import ConfigError
-from tunelab.training import load_data, resolve_max_length, tokenize, train
+from tunelab.run.training import load_data, resolve_max_length, tokenize, train
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_sample_limits_cut_train_and_evaluation_splits(toy_classification_data, 
 
 
 def test_final_validation_metrics_come_from_the_last_steps_evaluation_only():
-    from tunelab.training import _final_step_eval
+    from tunelab.run.training import _final_step_eval
 
     history = [
         {"loss": 0.7, "step": 5},
@@ -136,7 +136,7 @@ def test_initial_weights_restore_from_memory_or_disk_and_detect_change(tiny_bert
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from tunelab.training import InitialWeights
+    from tunelab.run.training import InitialWeights
 
     monkeypatch.setattr(InitialWeights, "MEMORY_MB", memory_mb)
     model = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir, num_labels=2)
@@ -159,7 +159,7 @@ def test_initial_weights_restore_from_memory_or_disk_and_detect_change(tiny_bert
 def test_weight_decay_spares_biases_and_norms_as_trainer_does(tiny_bert_dir, toy_classification_data, tmp_path):
     from transformers import TrainingArguments
 
-    from tunelab.training import make_trainer_class, prepare
+    from tunelab.run.training import make_trainer_class, prepare
 
     run = prepare(TrainConfig(model=str(tiny_bert_dir), strategy="full"), toy_classification_data)
     args = TrainingArguments(output_dir=str(tmp_path), weight_decay=0.01, report_to="none", use_cpu=True)
@@ -177,7 +177,7 @@ def test_weight_decay_spares_biases_and_norms_as_trainer_does(tiny_bert_dir, toy
 def test_optimizer_is_the_one_trainer_would_build_over_the_strategy_groups(tiny_bert_dir, toy_classification_data, tmp_path):
     from transformers import Trainer, TrainingArguments
 
-    from tunelab.training import make_trainer_class, prepare
+    from tunelab.run.training import make_trainer_class, prepare
 
     run = prepare(TrainConfig(model=str(tiny_bert_dir), strategy="gradual", layer_lr_decay=0.5), toy_classification_data)
     for optim in ("adamw_torch_fused", "adamw_torch", "sgd"):

@@ -13,20 +13,22 @@ from typing import Any
 __version__ = "0.1.0"
 
 # Public API, imported lazily so that `import tunelab` (and the CLI's --help) stays fast.
-# compare / recommend / estimate live in modules of the same name: `from tunelab.compare import compare`.
+# `compare` is a subpackage of the same name: `from tunelab.compare import compare`.
 _EXPORTS = {
     "TrainConfig": "tunelab.config",
-    "train": "tunelab.training",
+    "train": "tunelab.run.training",
     "load_task_data": "tunelab.data",
     "list_datasets": "tunelab.data",
     "load_model": "tunelab.models",
     "list_models": "tunelab.models",
-    "load_artifact": "tunelab.artifacts",
-    "predict": "tunelab.artifacts",
-    "evaluate_artifact": "tunelab.evaluation",
+    "load_artifact": "tunelab.run.artifacts",
+    "predict": "tunelab.run.artifacts",
+    "evaluate_artifact": "tunelab.run.evaluation",
     "STRATEGIES": "tunelab.strategies",
     "register_strategy": "tunelab.strategies",
     "TunelabError": "tunelab.errors",
+    "recommend": "tunelab.advice.recommend",
+    "estimate": "tunelab.advice.estimate",
 }
 
 __all__ = ["__version__", *_EXPORTS]

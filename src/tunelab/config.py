@@ -74,7 +74,7 @@ class TrainConfig:
     needs a CUDA GPU); ``auto``: ``bf16`` where the hardware multiplies it natively, else ``fp32``."""
     recompute_attention: bool = False
     """On CPU, with attention dropout: keep query/key/value and recompute the attention matrix in the backward
-    pass instead of storing it — the same results, less memory, more time (see tunelab.attention)."""
+    pass instead of storing it — the same results, less memory, more time (see tunelab.run.attention)."""
     out: str | None = None
     """Output folder; default ``runs/<model>-<data>-<strategy>``."""
     overwrite: bool = False

@@ -6,6 +6,17 @@ import os
 import tempfile
 from pathlib import Path
 
+# written last into a folder that is complete (a checkpoint, an artifact): a folder without it is partial
+MARKER = ".tunelab-complete"
+
+
+def fsync_tree(folder: Path) -> None:
+    """Flush every file under ``folder`` to disk (before the folder is renamed into place)."""
+    for p in Path(folder).rglob("*"):
+        if p.is_file():
+            with open(p, "rb") as handle:
+                os.fsync(handle.fileno())
+
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     path = Path(path)

@@ -4,7 +4,7 @@
     >>> paths = write_report("runs/compare", runs)   # doctest: +SKIP
     >>> paths["html"]                                # one file, opens offline   # doctest: +SKIP
 
-``results`` are run records as :mod:`tunelab.results` describes them. matplotlib is imported only
+``results`` are run records as :mod:`tunelab.run.record` describes them. matplotlib is imported only
 when a report is drawn, rich only when a console table is built.
 """
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
-from tunelab.choose import (
+from tunelab.advice.choose import (
     STRATEGY_ORDER,
     StrategySummary,
     available_fractions,
@@ -23,7 +23,7 @@ from tunelab.choose import (
     run_succeeded,
     summarize_strategies,
 )
-from tunelab.results import higher_is_better
+from tunelab.run.record import higher_is_better
 
 _PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",

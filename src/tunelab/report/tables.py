@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tunelab.choose import (
+from tunelab.advice.choose import (
     StrategySummary,
     data_regime,
     describe_data_regime,

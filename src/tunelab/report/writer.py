@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tunelab.choose import (
+from tunelab.advice.choose import (
     crossover_from_fractions,
     crossover_statement,
     describe_gap,
@@ -59,7 +59,7 @@ def write_report(
 
     ``report.html`` is one file that opens offline (inline CSS, plots as base64 PNG, no script);
     ``report.md`` says the same and references ``plots/*.png`` beside it; ``results.csv`` holds every
-    run. ``recommendation`` is :func:`tunelab.choose.recommend_from_results`'s answer (computed with
+    run. ``recommendation`` is :func:`tunelab.advice.choose.recommend_from_results`'s answer (computed with
     no budget when not given); ``pre_recommendation`` (``{"strategy", "reasons", "signals",
     "estimates"}``) is the advice given before training, compared here with the measured choice.
 

@@ -1,7 +1,7 @@
 """Artifacts that load without tunelab: a ``save_pretrained`` folder or a peft adapter folder,
 written to a temporary folder beside the target and renamed into place, with a model card.
 
->>> from tunelab.artifacts import load_artifact, predict
+>>> from tunelab.run.artifacts import load_artifact, predict
 >>> model, tokenizer, info = load_artifact("runs/minilm-rotten-tomatoes-lora")
 >>> predict("runs/minilm-rotten-tomatoes-lora", ["a gripping, beautiful film"])
 """
@@ -18,8 +18,8 @@ from typing import Any
 import torch
 
 from tunelab.errors import TunelabError
+from tunelab.io import MARKER, fsync_tree
 
-MARKER = ".tunelab-complete"
 MODEL_DIR = "model"
 
 
@@ -68,7 +68,7 @@ def atomic_dir(target: Path):
         try:
             yield tmp
             (tmp / MARKER).write_text("complete\n")
-            _fsync_tree(tmp)
+            fsync_tree(tmp)
             old = None
             if target.exists():
                 old = target.with_name(f".tmp-old-{target.name}-{os.getpid()}")
@@ -83,11 +83,6 @@ def atomic_dir(target: Path):
     return _cm()
 
 
-def _fsync_tree(folder: Path) -> None:
-    for p in folder.rglob("*"):
-        if p.is_file():
-            with open(p, "rb") as handle:
-                os.fsync(handle.fileno())
 
 
 def _dir_size_mb(folder: Path) -> float:
@@ -179,7 +174,7 @@ def load_artifact(path: str | Path):
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     from tunelab.models import label_config
-    from tunelab.resilience import check_weight_files
+    from tunelab.run.resilience import check_weight_files
 
     folder = find_model_dir(path)
     check_weight_files(folder)  # a pickled weight file loads only if torch.load(weights_only=True) accepts it

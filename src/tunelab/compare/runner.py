@@ -1,18 +1,18 @@
 """Compare strategies on the same data split and budget, then recommend one from the measurements.
 
-Each run (strategy × seed × data fraction) trains in its own process (``python -m tunelab.worker``),
+Each run (strategy × seed × data fraction) trains in its own process (``python -m tunelab.run.worker``),
 so its peak memory is its own and a crash or an out-of-memory kill takes down only that run: it is
 recorded as failed, with its message, and the comparison goes on.
 
     >>> from tunelab import TrainConfig
-    >>> from tunelab.compare import compare
+    >>> from tunelab.compare.runner import compare
     >>> result = compare(TrainConfig(model="minilm", data="rotten-tomatoes", epochs=2),
     ...                  ["head", "lora", "full"], out="runs/compare")        # doctest: +SKIP
     >>> result.recommendation["strategy"], result.report["html"]              # doctest: +SKIP
 
 What lands in ``out``::
 
-    runs/<run_id>/metrics.json   one record per run (tunelab.results), the artifact under model/,
+    runs/<run_id>/metrics.json   one record per run (tunelab.run.record), the artifact under model/,
                                  spec.json (what the worker was asked) and worker.log (its output)
     lr-search/<strategy>-lr<lr>/ the learning-rate search runs (with tune_lr=True)
     compare.json                 the plan: strategies, seeds, fractions, base config, lr search
@@ -42,8 +42,8 @@ from typing import Any
 
 from tunelab.config import TrainConfig
 from tunelab.errors import ConfigError, TunelabError
-from tunelab.results import higher_is_better, primary_metric, read_json, write_json
-from tunelab.worker import LOG_NAME, RECORD_NAME, SPEC_NAME, failed_record, run_spec
+from tunelab.run.record import higher_is_better, primary_metric, read_json, write_json
+from tunelab.run.worker import LOG_NAME, RECORD_NAME, SPEC_NAME, failed_record, run_spec
 
 DEFAULT_STRATEGIES = ("head", "last-n", "bitfit", "lora", "full")
 LR_FACTORS = (0.3, 1.0, 3.0)
@@ -79,7 +79,7 @@ class CompareResult:
     results: list[dict[str, Any]]
     """The run records, in plan order (failed runs included)."""
     recommendation: dict[str, Any]
-    """:func:`tunelab.choose.recommend_from_results` on ``results``."""
+    """:func:`tunelab.advice.choose.recommend_from_results` on ``results``."""
     report: dict[str, Path]
     """Paths written by :func:`tunelab.report.write_report` (``html``, ``md``, ``csv``, ``plots``)."""
     pre_recommendation: dict[str, Any] | None = None
@@ -87,7 +87,7 @@ class CompareResult:
     reused: list[str] = field(default_factory=list)
     """Run ids whose finished record was reused (``resume=True``) instead of training again."""
     crossover: list[dict[str, Any]] = field(default_factory=list)
-    """:func:`tunelab.choose.crossover_from_fractions` rows (one per data fraction)."""
+    """:func:`tunelab.advice.choose.crossover_from_fractions` rows (one per data fraction)."""
 
     @property
     def failed(self) -> list[dict[str, Any]]:
@@ -231,7 +231,7 @@ def _log_tail(log_path: Path, lines: int = 3) -> str:
 def execute(spec: dict[str, Any], folder: Path, *, isolate: bool = True, timeout_s: float | None = None) -> dict[str, Any]:
     """Run one spec and return its record; a crashed or killed worker is recorded as failed.
 
-    ``isolate=True`` (the default) runs ``python -m tunelab.worker`` in a subprocess, so the run's
+    ``isolate=True`` (the default) runs ``python -m tunelab.run.worker`` in a subprocess, so the run's
     peak memory is its own; ``isolate=False`` runs it in this process (tests, debugging).
     """
     folder.mkdir(parents=True, exist_ok=True)
@@ -243,12 +243,12 @@ def execute(spec: dict[str, Any], folder: Path, *, isolate: bool = True, timeout
 
     env = dict(os.environ)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
-    src = str(Path(__file__).resolve().parents[1])  # tunelab importable even when not installed
+    src = str(Path(__file__).resolve().parents[2])  # tunelab importable even when not installed
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     t0 = time.perf_counter()
     returncode: int | None
     with open(log_path, "w", encoding="utf-8") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "tunelab.worker", str(spec_path)],
+        proc = subprocess.Popen([sys.executable, "-m", "tunelab.run.worker", str(spec_path)],
                                 stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
             returncode = proc.wait(timeout=timeout_s)
@@ -258,7 +258,7 @@ def execute(spec: dict[str, Any], folder: Path, *, isolate: bool = True, timeout
             returncode = None
         except KeyboardInterrupt:
             # The worker got the same Ctrl-C: give it time to finish its step and save a checkpoint
-            # (tunelab.resilience), so that `compare --resume` continues the run; then stop.
+            # (tunelab.run.resilience), so that `compare --resume` continues the run; then stop.
             try:
                 proc.wait(timeout=120)
             except (subprocess.TimeoutExpired, KeyboardInterrupt):
@@ -348,7 +348,7 @@ def _pre_recommendation(base: TrainConfig, strategies: Sequence[str], budget_min
     """Advice before training (:func:`tunelab.recommend.recommend`, in its cheap mode: few texts for the
     domain signals, two timed steps per strategy), when that module is installed; never fatal."""
     try:
-        from tunelab.recommend import recommend
+        from tunelab.advice.recommend import recommend
     except ImportError:
         return None
     import inspect
@@ -369,16 +369,16 @@ def _pre_recommendation(base: TrainConfig, strategies: Sequence[str], budget_min
 def _shared_cache(base: TrainConfig, strategies: Sequence[str], log: Callable[[str], None] | None) -> None:
     """Build the frozen-prefix cache once, at the lowest split any chosen strategy keeps frozen, so
     that every run reads (or extends) it instead of computing the frozen layers again. Only when the
-    cache module offers ``build_shared_cache``; a failure here costs time, never a run."""
-    from tunelab import cache as frozen_cache
+    a failure here costs time, never a run."""
+    from tunelab.run.training import build_shared_cache
 
-    if not base.cache or not hasattr(frozen_cache, "build_shared_cache"):
+    if not base.cache:
         return
     splits = [s for s in (_frozen_split(base.replace(strategy=name)) for name in strategies) if s]
     if len(splits) < 2:
         return  # nothing to share
     try:
-        frozen_cache.build_shared_cache(base, min(splits))
+        build_shared_cache(base, min(splits))
     except Exception as exc:  # noqa: BLE001 - each run can still build its own cache
         if log:
             log(f"(shared frozen-layer cache not built: {' '.join(str(exc).split())}; each run computes its own)")
@@ -454,7 +454,7 @@ def compare(
 
     Raises :class:`~tunelab.errors.ConfigError` for bad options; a run that fails is recorded, not raised.
     """
-    from tunelab.choose import crossover_from_fractions, recommend_from_results
+    from tunelab.advice.choose import crossover_from_fractions, recommend_from_results
     from tunelab.report import write_report, write_results_csv
 
     base = (base or TrainConfig()).replace()

@@ -3,7 +3,7 @@
 ``tunelab compare`` starts one of these per run, so that each strategy's peak memory is its own
 and a crash (out of memory, a killed process) takes down only that run::
 
-    python -m tunelab.worker runs/compare/runs/lora/spec.json
+    python -m tunelab.run.worker runs/compare/runs/lora/spec.json
 
 The spec is JSON: ``{"config": {...TrainConfig...}, "split_seed": 42, "extra_record": {...}}``.
 
@@ -15,7 +15,7 @@ The spec is JSON: ``{"config": {...TrainConfig...}, "split_seed": 42, "extra_rec
 ``extra_record``
     Merged into the run record (e.g. ``{"lr_search": {...}}`` written by the learning-rate search).
 
-The worker always leaves ``<out>/metrics.json``: the record of :func:`tunelab.training.train` on
+The worker always leaves ``<out>/metrics.json``: the record of :func:`tunelab.run.training.train` on
 success, or a record with ``run_info.status == "failed"`` and the error message on failure. Exit
 code 0 on success, 1 on a recorded failure, 130 after Ctrl-C (the run saved a checkpoint and is
 recorded as interrupted; ``compare --resume`` continues it). The worker adds ``run_info.split_seed`` and
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.config import TrainConfig
-from tunelab.results import read_json, write_json
+from tunelab.run.record import read_json, write_json
 
 SPEC_NAME = "spec.json"
 RECORD_NAME = "metrics.json"
@@ -59,7 +59,7 @@ def failed_record(config: TrainConfig | dict, error: str, *, started_at: str | N
     cfg = config.to_dict() if isinstance(config, TrainConfig) else dict(config)
     out = Path(cfg.get("out") or ".")
     try:
-        from tunelab.results import library_versions
+        from tunelab.run.record import library_versions
 
         versions = library_versions()
     except Exception:  # noqa: BLE001 - the record must be written even when a library is broken
@@ -96,10 +96,10 @@ def _merge(record: dict[str, Any], key: str, value: Any) -> None:
 def run_spec(spec: dict[str, Any], *, progress: bool = False) -> dict[str, Any]:
     """Train the run a spec describes and write its record; failures are recorded, not raised.
 
-    This is the whole worker: ``python -m tunelab.worker`` only reads the spec and calls this, and
+    This is the whole worker: ``python -m tunelab.run.worker`` only reads the spec and calls this, and
     ``compare(..., isolate=False)`` calls it in-process.
     """
-    from tunelab.training import load_data, train
+    from tunelab.run.training import load_data, train
 
     started = datetime.now(UTC).isoformat(timespec="seconds")
     t0 = time.perf_counter()
@@ -114,7 +114,7 @@ def run_spec(spec: dict[str, Any], *, progress: bool = False) -> dict[str, Any]:
             # same split and training subset as the comparison's other seeds; only init and order vary
             data = load_data(config.replace(seed=split_seed))
         record = train(config, data=data, progress=progress)
-    except KeyboardInterrupt as exc:  # Ctrl-C: training saved a checkpoint (tunelab.resilience); record and stop
+    except KeyboardInterrupt as exc:  # Ctrl-C: training saved a checkpoint (tunelab.run.resilience); record and stop
         error = "interrupted: " + (" ".join(str(exc).split()) or "Ctrl-C") + " (tunelab compare --resume continues it)"
         record = failed_record(config, error, started_at=started, wall_time_s=time.perf_counter() - t0, extra=extra)
         record["run_info"]["split_seed"] = split_seed
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m tunelab.worker SPEC.json", file=sys.stderr)
+        print("usage: python -m tunelab.run.worker SPEC.json", file=sys.stderr)
         return 2
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.basicConfig(level=logging.WARNING, format="tunelab: warning: %(message)s")

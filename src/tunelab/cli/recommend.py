@@ -14,7 +14,7 @@ _NOT_FOR_ESTIMATE = {"out", "overwrite", "resume", "save_steps", "merge", "cache
 
 
 def add_parser(sub) -> None:
-    from tunelab.cli import add_config_flags
+    from tunelab.cli.options import add_config_flags
 
     p = sub.add_parser("recommend", help="measure data, domain and cost, and recommend a strategy before training")
     add_config_flags(p, skip=_NOT_FOR_ESTIMATE | {"strategy"})
@@ -34,8 +34,8 @@ def add_parser(sub) -> None:
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
-    from tunelab.cli import config_from_args
-    from tunelab.estimate import estimate, format_estimate
+    from tunelab.advice.estimate import estimate, format_estimate
+    from tunelab.cli.options import config_from_args
 
     use_data = "data" in vars(args) or bool(args.config)
     config = config_from_args(args)
@@ -79,9 +79,9 @@ def print_recommendation(rec: dict) -> None:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    from tunelab.cli import config_from_args
+    from tunelab.advice.recommend import recommend
+    from tunelab.cli.options import config_from_args
     from tunelab.errors import TunelabError
-    from tunelab.recommend import recommend
 
     if "model" not in vars(args) or "data" not in vars(args):
         raise TunelabError("recommend needs --model and --data, e.g. tunelab recommend --model minilm --data rotten-tomatoes")

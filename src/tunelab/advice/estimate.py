@@ -1,7 +1,7 @@
 """Predict a strategy's peak memory and time per epoch on this machine from a few real, timed steps.
 
 Nothing is guessed from parameter counts: the model and strategy are built through tunelab's own path
-(:func:`tunelab.training.prepare`, then the frozen-layer cache when the run would use it), and a few
+(:func:`tunelab.run.training.prepare`, then the frozen-layer cache when the run would use it), and a few
 optimizer steps run in the same ``TunelabTrainer`` that ``tunelab train`` uses. Then:
 
 * **batch shapes** — training pads each batch to its longest text and groups texts of similar length
@@ -99,7 +99,7 @@ def _run_isolated(job: dict[str, Any], timeout_s: float | None) -> dict[str, Any
         with open(job_path, "wb") as f:
             pickle.dump(job, f)
         env = dict(os.environ, TOKENIZERS_PARALLELISM="false")
-        cmd = [sys.executable, "-m", "tunelab.estimate", str(job_path), str(out_path)]
+        cmd = [sys.executable, "-m", "tunelab.advice.estimate", str(job_path), str(out_path)]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
         except subprocess.TimeoutExpired as exc:
@@ -218,7 +218,7 @@ def _time_steps(run, model, train_ds, collator, batch_size: int, n_steps: int, l
     import torch
     from transformers import TrainerCallback, TrainingArguments
 
-    from tunelab.training import make_trainer_class, peak_memory_mb
+    from tunelab.run.training import make_trainer_class, peak_memory_mb
 
     config = run.config
 
@@ -294,9 +294,9 @@ def _measure(
     from transformers import DataCollatorForLanguageModeling, DataCollatorWithPadding
     from transformers.trainer_utils import set_seed
 
-    from tunelab import cache as frozen_cache
+    from tunelab.run import cache as frozen_cache
+    from tunelab.run.training import DEFAULT_MAX_LENGTH, limit_onednn_for, load_data, prepare
     from tunelab.strategies import trainable_parameters
-    from tunelab.training import DEFAULT_MAX_LENGTH, limit_onednn_for, load_data, prepare
 
     cfg = TrainConfig.from_dict(config)
     limit_onednn_for(cfg)  # the same oneDNN setting as the run it predicts, before the probe's first multiply

@@ -1,12 +1,12 @@
 """Pick a strategy from measured runs, and say why in this run's own numbers.
 
-The input is a list of run records (see :mod:`tunelab.results`). Runs are grouped by strategy at the
+The input is a list of run records (see :mod:`tunelab.run.record`). Runs are grouped by strategy at the
 largest data fraction; seeds are averaged (mean ± sample std). Strategies over the time or memory budget
 are set aside, the best test metric is found, and then the *cheapest* strategy whose metric is within a
 tolerance of the best is chosen: if LoRA is as good as full fine-tuning within noise, LoRA wins because
 it trains faster, needs less memory and saves a smaller artifact.
 
-    >>> from tunelab.choose import recommend_from_results
+    >>> from tunelab.advice.choose import recommend_from_results
     >>> rec = recommend_from_results(runs, budget_minutes=30)      # doctest: +SKIP
     >>> rec["strategy"], rec["reasons"][0]                         # doctest: +SKIP
     ('lora', 'lora reached 0.801 test accuracy, 0.4 points below full (0.805), training 2.3× faster ...')
@@ -22,7 +22,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from tunelab.results import higher_is_better, primary_metric
+from tunelab.run.record import higher_is_better, primary_metric
 
 #: The order strategies are listed in, from the fewest trained weights to all of them.
 STRATEGY_ORDER = ("head", "last-n", "bitfit", "prompt-tuning", "ia3", "lora", "gradual", "full")
@@ -466,7 +466,7 @@ def recommend_from_results(
 
     Runs are grouped by strategy at the largest data fraction, seeds averaged. Strategies whose mean
     ``train_time_s`` exceeds ``budget_minutes`` or whose mean ``peak_memory_mb`` exceeds ``memory_gb``
-    (GiB) are excluded. Among the rest the best test metric (:func:`tunelab.results.primary_metric`) is
+    (GiB) are excluded. Among the rest the best test metric (:func:`tunelab.run.record.primary_metric`) is
     found, then the cheapest strategy (training time, then peak memory, then trainable share) within
     ``tolerance`` of it is chosen. ``tolerance`` is absolute for accuracy (0.01 = one point; default
     ``max(0.01, best's seed std)``) and relative for perplexity (default 0.02 = 2 %).

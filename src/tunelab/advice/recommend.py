@@ -483,11 +483,11 @@ def recommend(
     carries the training options the cost is estimated for (batch size, max length, epochs, cache, ...).
     Returns ``{"strategy", "reasons", "signals", "estimates", "data", "domain"}``.
     """
+    from tunelab.advice.estimate import estimate
     from tunelab.data.types import TaskData
-    from tunelab.estimate import estimate
     from tunelab.models import load_tokenizer, resolve_model
+    from tunelab.run.training import load_data
     from tunelab.strategies import STRATEGIES
-    from tunelab.training import load_data
 
     config = (config or TrainConfig()).replace(model=model)
     if isinstance(data, TaskData):
@@ -512,7 +512,7 @@ def recommend(
     tokenizer = load_tokenizer(model)
     from transformers import AutoConfig
 
-    from tunelab.training import resolve_max_length
+    from tunelab.run.training import resolve_max_length
 
     max_length = resolve_max_length(config, task_data.task, AutoConfig.from_pretrained(resolve_model(model)), tokenizer)
     stats = data_stats(task_data, tokenizer, max_length, seed=config.seed)

@@ -24,13 +24,13 @@ from typing import Any
 
 import torch
 
-from tunelab.attention import recompute_attention
 from tunelab.config import TrainConfig
 from tunelab.data.types import TaskData
 from tunelab.errors import ConfigError, TrainingError
-from tunelab.heap import limit_onednn_primitive_cache, peak_rss_mb, release_free_heap
 from tunelab.models import load_model, load_tokenizer, model_layout, resolve_model
-from tunelab.results import library_versions, write_json
+from tunelab.run.attention import recompute_attention
+from tunelab.run.heap import limit_onednn_primitive_cache, peak_rss_mb, release_free_heap
+from tunelab.run.record import library_versions, write_json
 from tunelab.strategies import get_strategy, trainable_parameters
 
 log = logging.getLogger("tunelab")
@@ -204,12 +204,12 @@ def make_trainer_class():
             return self._tunelab_staging or super()._get_output_dir(trial)
 
         def _save_checkpoint(self, model, trial):
-            from tunelab.resilience import save_checkpoint_atomically
+            from tunelab.run.resilience import save_checkpoint_atomically
 
             save_checkpoint_atomically(self, lambda: super(TunelabTrainer, self)._save_checkpoint(model, trial))
 
         def _get_train_sampler(self, train_dataset=None):
-            from tunelab.resilience import epoch_seeded
+            from tunelab.run.resilience import epoch_seeded
 
             return epoch_seeded(super()._get_train_sampler(train_dataset), self.args.data_seed or self.args.seed)
 
@@ -315,13 +315,13 @@ def prepare(config: TrainConfig, data: TaskData | None = None) -> PreparedRun:
 
 def training_precision(setting: str) -> str:
     """The precision training runs in: ``auto`` resolves like the cache's (bf16 where it is native)."""
-    from tunelab.cache import resolve_precision
+    from tunelab.run.cache import resolve_precision
 
     return "fp16" if setting == "fp16" else resolve_precision(setting)
 
 
 def limit_onednn_for(config: TrainConfig, *, head_only: bool | None = None) -> str | None:
-    """:func:`tunelab.heap.limit_onednn_primitive_cache` for a run of ``config``: its training precision,
+    """:func:`tunelab.run.heap.limit_onednn_primitive_cache` for a run of ``config``: its training precision,
     and (unless ``head_only`` is given) whether only the head trains. Call it before the first multiply."""
     if head_only is None:
         head_only = config.strategy == "head"
@@ -352,7 +352,7 @@ def long_lived_objects_frozen():
 
 def train(config: TrainConfig, *, data: TaskData | None = None, progress: bool = True) -> dict[str, Any]:
     """Adapt ``config.model`` to ``config.data`` with ``config.strategy``; write the artifact and
-    ``metrics.json`` under ``config.out`` and return the run record (see :mod:`tunelab.results`)."""
+    ``metrics.json`` under ``config.out`` and return the run record (see :mod:`tunelab.run.record`)."""
     with long_lived_objects_frozen():
         return _train(config, data=data, progress=progress)
 
@@ -361,15 +361,15 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> dic
     from transformers import DataCollatorForLanguageModeling, DataCollatorWithPadding, TrainingArguments
     from transformers.trainer_utils import set_seed
 
-    from tunelab import resilience
-    from tunelab.artifacts import check_out_dir, prepare_out_dir, write_artifact
+    from tunelab.run import resilience
+    from tunelab.run.artifacts import check_out_dir, prepare_out_dir, write_artifact
 
     started = datetime.now(UTC).isoformat(timespec="seconds")
     wall0 = time.perf_counter()
     config = config.replace()
     config.validate()
     precision = training_precision(config.precision)
-    limit_onednn_for(config)  # before the cache pass's first bfloat16 multiply (tunelab.heap)
+    limit_onednn_for(config)  # before the cache pass's first bfloat16 multiply (tunelab.run.heap)
     out = Path(config.out) if config.out else default_out_dir(config)
     config.out = str(out)
     check_out_dir(out, overwrite=config.overwrite, resume=config.resume)
@@ -395,7 +395,7 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> dic
     n_tokens = int(sum(train_ds["length"]))
 
     cache_info: dict[str, Any] = {"used": False}
-    from tunelab import cache as frozen_cache
+    from tunelab.run import cache as frozen_cache
 
     plan = frozen_cache.plan(run) if config.cache else None
     if plan is not None:
@@ -682,3 +682,19 @@ def _cleanup_checkpoints(folder: Path) -> None:
     if folder.is_dir():
         shutil.rmtree(folder, ignore_errors=True)
 
+
+def build_shared_cache(config, split: int, *, data=None) -> dict[str, Any]:
+    """Build (or find) the full-sequence cache at ``split`` for ``config``'s model and data, once,
+    before ``compare`` starts its per-strategy runs: every run that freezes at least ``split`` blocks
+    then finds it on disk (an exact match, or a base it extends by running only the blocks above)."""
+    from tunelab.run import cache as frozen_cache
+
+    if split < 1:
+        return {"split": split, "skipped": "nothing frozen below the first block: no shared cache"}
+    limit_onednn_for(config, head_only=False)  # the strategies sharing this cache train blocks too
+    run = prepare(config.replace(strategy="full"), data)
+    named = {s: run.tokenized[s] for s in frozen_cache.SPLITS}
+    dtype = str(config.extra.get("cache_dtype", os.environ.get("TUNELAB_CACHE_DTYPE", "float16")))
+    precision = frozen_cache.resolve_precision(getattr(config, "cache_precision", "auto"))
+    folder, facts = frozen_cache.ensure_features(run, named, split, "all", dtype, frozen_cache.cache_root(config), precision)
+    return {"split": split, **facts}

@@ -30,7 +30,7 @@ or ``$TUNELAB_CACHE/features``. The key hashes the model (path, config, weight f
 fingerprint, the tokenizer, the max length and the token ids themselves, so a rerun reuses the cache
 and any change invalidates it. A cache that fits ``memory_limit_mb()`` (``$TUNELAB_CACHE_MEMORY_MB``,
 default a quarter of RAM, at most 4 GiB) is read into memory, a larger one is memory-mapped from disk.
-A cache at a lower split (say, built once by ``compare`` with :func:`build_shared_cache`) is extended
+A cache at a lower split (say, built once by ``compare`` with :func:`tunelab.run.training.build_shared_cache`) is extended
 to a higher split by running only the blocks in between.
 
 **The differences in meaning:** the frozen layers run without dropout (eval mode) while their
@@ -65,7 +65,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tunelab.heap import release_free_heap
+from tunelab.run.heap import release_free_heap
 
 log = logging.getLogger("tunelab")
 
@@ -450,7 +450,7 @@ def _compute(
         if home != device:
             owner.to(home)
         owner.train(was_training)
-        release_free_heap()  # the batches' activations, freed but still resident (tunelab.heap)
+        release_free_heap()  # the batches' activations, freed but still resident (tunelab.run.heap)
     return times
 
 
@@ -673,23 +673,3 @@ def restore(plan: CachePlan, run) -> None:
     if saved.get("feed") is not None:
         saved["feed"].stash = None
     plan._saved = {}
-
-
-# ----------------------------------------------------------------------------- compare
-
-
-def build_shared_cache(config, split: int, *, data=None) -> dict[str, Any]:
-    """Build (or find) the full-sequence cache at ``split`` for ``config``'s model and data, once,
-    before ``compare`` starts its per-strategy runs: every run that freezes at least ``split`` blocks
-    then finds it on disk (an exact match, or a base it extends by running only the blocks above)."""
-    from tunelab.training import limit_onednn_for, prepare
-
-    if split < 1:
-        return {"split": split, "skipped": "nothing frozen below the first block: no shared cache"}
-    limit_onednn_for(config, head_only=False)  # the strategies sharing this cache train blocks too
-    run = prepare(config.replace(strategy="full"), data)
-    named = {s: run.tokenized[s] for s in SPLITS}
-    dtype = str(config.extra.get("cache_dtype", os.environ.get("TUNELAB_CACHE_DTYPE", "float16")))
-    precision = resolve_precision(getattr(config, "cache_precision", "auto"))
-    folder, facts = ensure_features(run, named, split, "all", dtype, cache_root(config), precision)
-    return {"split": split, **facts}

@@ -11,9 +11,9 @@ from tunelab.errors import DataError
 
 @torch.inference_mode()
 def evaluate_artifact(path, data_spec: str, *, split: str = "test", text_column: str = "text", label_column: str = "label", seed: int = 42, batch_size: int = 32) -> dict:
-    from tunelab.artifacts import load_artifact
     from tunelab.data import load_task_data
-    from tunelab.training import classification_metrics, tokenize
+    from tunelab.run.artifacts import load_artifact
+    from tunelab.run.training import classification_metrics, tokenize
 
     model, tokenizer, info = load_artifact(path)
     data = load_task_data(data_spec, task=info["task"], text_column=text_column, label_column=label_column, seed=seed)

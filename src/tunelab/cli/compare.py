@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tunelab.compare import DEFAULT_STRATEGIES, CompareResult, compare, parse_lr_overrides
+from tunelab.compare.runner import DEFAULT_STRATEGIES, CompareResult, compare, parse_lr_overrides
 from tunelab.config import TrainConfig
 from tunelab.errors import ConfigError
 
@@ -55,7 +55,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 def add_parser(sub) -> None:
     """Register ``compare`` and ``demo`` on the CLI's subparsers."""
-    from tunelab.cli import add_config_flags
+    from tunelab.cli.options import add_config_flags
 
     p = sub.add_parser(
         "compare",
@@ -94,7 +94,7 @@ def add_parser(sub) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from tunelab.cli import config_from_args
+    from tunelab.cli.options import config_from_args
 
     if args.resume and args.overwrite:
         raise ConfigError("--resume and --overwrite exclude each other: pick one")
@@ -154,7 +154,7 @@ def print_result(result: CompareResult) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from tunelab.choose import format_metric
+    from tunelab.advice.choose import format_metric
     from tunelab.report import console_table
 
     console = Console()

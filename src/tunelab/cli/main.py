@@ -12,70 +12,13 @@
 from __future__ import annotations
 
 import argparse
-import ast
-import inspect
 import logging
 import os
 import sys
-import typing
-from dataclasses import MISSING, fields
 from pathlib import Path
 
-from tunelab.config import TrainConfig, load_yaml
+from tunelab.cli.options import _Parser, add_config_flags, config_from_args
 from tunelab.errors import TunelabError
-
-_EXCLUDED = {"extra"}
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a bad flag is one line and exit code 2."""
-
-    def error(self, message: str) -> typing.NoReturn:
-        self.exit(2, f"tunelab: error: {message} (see `{self.prog} --help`)\n")
-
-
-def _field_docs(cls) -> dict[str, str]:
-    """Attribute docstrings of a dataclass (the string literal right after each field)."""
-    docs: dict[str, str] = {}
-    try:
-        tree = ast.parse(inspect.getsource(cls))
-    except (OSError, TypeError):
-        return docs
-    body = tree.body[0].body
-    for node, nxt in zip(body, body[1:]):
-        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
-            docs[node.target.id] = " ".join(str(nxt.value.value).split())
-    return docs
-
-
-def add_config_flags(parser: argparse.ArgumentParser, *, skip: set[str] = frozenset()) -> None:
-    """One flag per TrainConfig field; defaults are SUPPRESSed so only given flags override --config."""
-    docs = _field_docs(TrainConfig)
-    hints = typing.get_type_hints(TrainConfig)
-    parser.add_argument("--config", help="YAML file of options (flags given here override it)")
-    for f in fields(TrainConfig):
-        if f.name in _EXCLUDED | set(skip):
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        hint = hints[f.name]
-        base = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
-        kind = base[0] if typing.get_origin(hint) is not None else hint
-        default = f.default if f.default is not MISSING else None
-        text = docs.get(f.name, "") + (f" (default: {default})" if default not in (None, "") else "")
-        if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text)
-        else:
-            parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=text, metavar=f.name.upper())
-
-
-def config_from_args(args: argparse.Namespace, **fixed) -> TrainConfig:
-    values = load_yaml(args.config) if getattr(args, "config", None) else {}
-    for name in TrainConfig.field_names():
-        if name in vars(args):
-            values[name] = getattr(args, name)
-    values.update(fixed)
-    return TrainConfig.from_dict(values, where=args.config or "flags")
-
 
 # ----------------------------------------------------------------------------- commands
 
@@ -151,7 +94,7 @@ def print_record(record: dict) -> None:
 
 
 def cmd_train(args) -> int:
-    from tunelab.training import train
+    from tunelab.run.training import train
 
     config = config_from_args(args)
     record = train(config, progress=not args.quiet)
@@ -177,7 +120,7 @@ def _read_texts(args) -> list[str]:
 
 
 def cmd_predict(args) -> int:
-    from tunelab.artifacts import predict
+    from tunelab.run.artifacts import predict
 
     for row in predict(args.model_dir, _read_texts(args), max_new_tokens=args.max_new_tokens):
         if "label" in row:
@@ -189,7 +132,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from tunelab.evaluation import evaluate_artifact
+    from tunelab.run.evaluation import evaluate_artifact
 
     result = evaluate_artifact(args.model_dir, args.data, split=args.split, text_column=args.text_column, label_column=args.label_column, seed=args.seed)
     for k, v in result.items():
@@ -230,10 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42)
     p.set_defaults(func=cmd_evaluate)
 
-    from tunelab import cli_compare
+    from tunelab.cli import compare as cli_compare
 
     cli_compare.add_parser(sub)
-    from tunelab import cli_recommend
+    from tunelab.cli import recommend as cli_recommend
 
     cli_recommend.add_parser(sub)
     return parser

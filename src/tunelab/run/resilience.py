@@ -14,7 +14,7 @@ What tunelab guarantees about the files it writes:
 - Weights tunelab writes are safetensors; a pickled weight file is loaded only if
   ``torch.load(weights_only=True)`` accepts it.
 
->>> from tunelab.resilience import last_complete_checkpoint
+>>> from tunelab.run.resilience import last_complete_checkpoint
 >>> last_complete_checkpoint("runs/minilm-rotten-tomatoes-full/checkpoints")  # doctest: +SKIP
 PosixPath('runs/minilm-rotten-tomatoes-full/checkpoints/checkpoint-400')
 """
@@ -36,8 +36,8 @@ from typing import Any
 
 import torch
 
-from tunelab.artifacts import MARKER, _fsync_tree
 from tunelab.errors import ModelError, TrainingError, TunelabError
+from tunelab.io import MARKER, fsync_tree
 
 CHECKPOINTS = "checkpoints"
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
@@ -145,7 +145,7 @@ def save_checkpoint_atomically(trainer: Any, save: Callable[[], None]) -> Path:
     it complete, flush it, rename it into place and only then drop older checkpoints.
 
     ``trainer`` must route its output folder through ``trainer._tunelab_staging`` (see
-    :func:`tunelab.training.make_trainer_class`).
+    :func:`tunelab.run.training.make_trainer_class`).
     """
     root = Path(trainer.args.output_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -161,7 +161,7 @@ def save_checkpoint_atomically(trainer: Any, save: Callable[[], None]) -> Path:
         if os.environ.get(KILL_IN_SAVE_ENV) == str(trainer.state.global_step):
             os.kill(os.getpid(), signal.SIGKILL)
         (written / MARKER).write_text("complete\n")
-        _fsync_tree(written)
+        fsync_tree(written)
         target = root / name
         if target.exists():  # the same step saved twice (e.g. Ctrl-C on a save step): keep the new one
             old = root / f".tmp-old-{name}-{os.getpid()}"

@@ -1,0 +1,5 @@
+import sys
+
+from tunelab.cli.main import main
+
+sys.exit(main())

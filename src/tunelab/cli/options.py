@@ -1,0 +1,63 @@
+"""The flags every command that runs training shares: one per :class:`TrainConfig` field, and ``--config``."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import inspect
+import typing
+from dataclasses import MISSING, fields
+
+from tunelab.config import TrainConfig, load_yaml
+
+_EXCLUDED = {"extra"}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line and exit code 2."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"tunelab: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _field_docs(cls) -> dict[str, str]:
+    """Attribute docstrings of a dataclass (the string literal right after each field)."""
+    docs: dict[str, str] = {}
+    try:
+        tree = ast.parse(inspect.getsource(cls))
+    except (OSError, TypeError):
+        return docs
+    body = tree.body[0].body
+    for node, nxt in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
+            docs[node.target.id] = " ".join(str(nxt.value.value).split())
+    return docs
+
+
+def add_config_flags(parser: argparse.ArgumentParser, *, skip: set[str] = frozenset()) -> None:
+    """One flag per TrainConfig field; defaults are SUPPRESSed so only given flags override --config."""
+    docs = _field_docs(TrainConfig)
+    hints = typing.get_type_hints(TrainConfig)
+    parser.add_argument("--config", help="YAML file of options (flags given here override it)")
+    for f in fields(TrainConfig):
+        if f.name in _EXCLUDED | set(skip):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        hint = hints[f.name]
+        base = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+        kind = base[0] if typing.get_origin(hint) is not None else hint
+        default = f.default if f.default is not MISSING else None
+        text = docs.get(f.name, "") + (f" (default: {default})" if default not in (None, "") else "")
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text)
+        else:
+            parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=text, metavar=f.name.upper())
+
+
+def config_from_args(args: argparse.Namespace, **fixed) -> TrainConfig:
+    values = load_yaml(args.config) if getattr(args, "config", None) else {}
+    for name in TrainConfig.field_names():
+        if name in vars(args):
+            values[name] = getattr(args, name)
+    values.update(fixed)
+    return TrainConfig.from_dict(values, where=args.config or "flags")

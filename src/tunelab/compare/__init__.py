@@ -1,0 +1,8 @@
+"""Many runs: every strategy (x seed x data fraction) in its own process, then the recommendation and report.
+
+>>> from tunelab.compare import compare
+"""
+
+from tunelab.compare.runner import DEFAULT_STRATEGIES, CompareResult, compare
+
+__all__ = ["DEFAULT_STRATEGIES", "CompareResult", "compare"]
