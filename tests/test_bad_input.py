@@ -76,6 +76,17 @@ CASES = [
         ("pos",),
     ),
     Case(
+        "an ID column as the label",
+        lambda t: ["--data", str(write(t / "ids.csv", "text,label,id\n" + "".join(
+            f"ticket {i} text,{'a' if i % 2 else 'b'},T-{i}\n" for i in range(40)))), "--label-column", "id"],
+        ("'id'", "40 distinct values", "--label-column"),
+    ),
+    Case(
+        "a class that cannot reach train",
+        lambda t: ["--data", str(write(t / "rare.csv", GOOD_ROWS + "the lone odd one,odd\n")), "--seed", "4"],
+        ("odd", "1 example", "train"),  # seed 4 puts the lone example in test
+    ),
+    Case(
         "non-UTF-8 bytes",
         lambda t: [
             "--data",

@@ -6,6 +6,7 @@ import contextlib
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -219,3 +220,44 @@ def test_user_errors_are_one_line_and_exit_2(tiny_bert_dir, toy_csv, tmp_path):
     code, _, err = tunelab("predict", str(tmp_path / "missing"), "text")
     assert code == 2 and "does not exist" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_list_commands_work_in_pipes_and_as_json():
+    """Piped, every name is whole and sizes are numbers in columns; --json is the same rows for scripts."""
+    from tunelab.data import list_datasets
+
+    code, out, _ = tunelab("datasets")
+    assert code == 0
+    header, *lines = out.strip().splitlines()
+    assert header.split()[:6] == ["name", "task", "train", "validation", "test", "total"]
+    by_name = {line.split()[0]: line.split() for line in lines}
+    for row in list_datasets():
+        if row["rows"]:
+            assert by_name[row["name"]][2:6] == [str(row["rows"][s]) for s in ("train", "validation", "test", "total")]
+    code, out, _ = tunelab("datasets", "--json")
+    assert code == 0 and [r["name"] for r in json.loads(out)] == [r["name"] for r in list_datasets()]
+    code, out, _ = tunelab("strategies", "--json")
+    assert code == 0 and {r["name"] for r in json.loads(out)} == set(STRATEGIES)
+    code, out, _ = tunelab("models", "--json")
+    assert code == 0 and {"minilm", "smollm2"} <= {r["name"] for r in json.loads(out)}
+
+
+def test_list_tables_in_a_narrow_terminal_never_cut_names(monkeypatch):
+    from tunelab.cli.listing import print_list
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setenv("COLUMNS", "80")
+    rows = [{"name": "sentence-transformers-all-minilm", "description": "word " * 40}, {"name": "rotten-tomatoes", "description": "x"}]
+    screen = Terminal()
+    print_list(rows, ("name", "description"), title="t", stream=screen)
+    text = re.sub(r"\x1b\[[0-9;]*m", "", screen.getvalue())  # the terminal's colour codes
+    assert "┃" in text  # a table
+    assert "sentence-transformers-all-minilm" in text and "rotten-tomatoes" in text and "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+    monkeypatch.setenv("COLUMNS", "40")  # too narrow for a table: plain text, names still whole
+    screen = Terminal()
+    print_list(rows, ("name", "description"), title="t", stream=screen)
+    assert "┃" not in screen.getvalue() and screen.getvalue().splitlines()[1].startswith("sentence-transformers-all-minilm ")

@@ -17,6 +17,7 @@ import os
 import sys
 from pathlib import Path
 
+from tunelab.cli.listing import print_list
 from tunelab.cli.options import _Parser, add_config_flags, config_from_args
 from tunelab.errors import TunelabError
 
@@ -30,46 +31,38 @@ def _console():
 
 
 def cmd_models(args) -> int:
-    from rich.table import Table
-
     from tunelab.models import list_models
 
-    table = Table(title="built-in models (any transformers folder or hub id works too)")
-    for col in ("name", "family", "architecture", "parameters", "layers", "upstream", "source"):
-        table.add_column(col)
-    for m in list_models():
-        table.add_row(*(str(m[c]) for c in ("name", "family", "architecture", "parameters", "layers", "upstream", "source")))
-    _console().print(table)
+    columns = ("name", "family", "architecture", "parameters", "layers", "upstream", "source")
+    print_list(list_models(), columns, title="built-in models (any transformers folder or hub id works too)",
+               as_json=args.json, numeric=("layers",))
     return 0
 
 
 def cmd_datasets(args) -> int:
-    from rich.table import Table
-
     from tunelab.data import list_datasets
 
-    table = Table(title="built-in datasets (or pass a CSV / JSONL / Parquet / TXT file or a datasets folder)")
     rows = list_datasets()
-    cols = [c for c in ("name", "task", "rows", "num_labels", "description") if rows and c in rows[0]]
-    for col in cols:
-        table.add_column(col)
-    for r in rows:
-        table.add_row(*(str(r.get(c, "")) for c in cols))
-    _console().print(table)
+    if args.json:
+        print_list(rows, (), title="", as_json=True)
+        return 0
+    sizes = ("train", "validation", "test", "total")
+    flat = [{**r, **{s: (r.get("rows") or {}).get(s) for s in sizes}} for r in rows]
+    columns = ("name", "task", *sizes, "num_labels", "description")
+    print_list(flat, columns, title="built-in datasets (or pass a CSV / JSONL / Parquet / TXT file or a datasets folder)",
+               numeric=(*sizes, "num_labels"))
     return 0
 
 
 def cmd_strategies(args) -> int:
-    from rich.table import Table
-
     from tunelab.strategies import STRATEGIES
 
-    table = Table(title="strategies")
-    for col in ("name", "kind", "default lr", "tasks", "what trains"):
-        table.add_column(col)
-    for name, cls in STRATEGIES.items():
-        table.add_row(name, cls.kind, f"{cls.default_lr:g}", ", ".join(cls.tasks), cls.summary)
-    _console().print(table)
+    rows = [
+        {"name": name, "kind": cls.kind, "default_lr": cls.default_lr, "tasks": list(cls.tasks), "what_trains": cls.summary}
+        for name, cls in STRATEGIES.items()
+    ]
+    print_list(rows, ("name", "kind", "default_lr", "tasks", "what_trains"), title="strategies",
+               as_json=args.json, numeric=("default_lr",))
     return 0
 
 
@@ -148,9 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    sub.add_parser("models", help="list built-in models").set_defaults(func=cmd_models)
-    sub.add_parser("datasets", help="list built-in datasets").set_defaults(func=cmd_datasets)
-    sub.add_parser("strategies", help="list strategies with their default learning rates").set_defaults(func=cmd_strategies)
+    for name, helptext, func in (
+        ("models", "list built-in models", cmd_models),
+        ("datasets", "list built-in datasets with their split sizes", cmd_datasets),
+        ("strategies", "list strategies with their default learning rates", cmd_strategies),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--json", action="store_true", help="print JSON (for scripts)")
+        p.set_defaults(func=func)
 
     p = sub.add_parser("train", help="adapt a model with one strategy")
     p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")

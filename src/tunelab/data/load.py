@@ -18,6 +18,8 @@ from tunelab.data.types import TaskData
 from tunelab.data.validate import (
     all_numeric,
     check_classes,
+    check_not_an_id,
+    check_train_has_every_class,
     label_keys,
     label_names_for,
     raw_labels,
@@ -70,6 +72,8 @@ def load_task_data(
         splits = _split(parts, validation_fraction, test_fraction, seed, warnings, names)
     except DataError as err:  # too few rows: say which data
         raise DataError(f"{first.origin}: {err}") from err
+    if chosen == "classification":
+        check_train_has_every_class(parts, splits["train"]["label"], names, first.origin, label_column)
     return _task_data(chosen, splits, names, raw.source, warnings)
 
 
@@ -159,10 +163,7 @@ def _classification(
     check_classes(names, present, tables[reference].origin, label_column)
     _check_unseen(tables, keys, present, label_column)
     _warn_duplicates([t for texts_, _ in values.values() for t in texts_], warnings)
-    if len(present) > 50 and len(present) > 0.5 * sum(len(k) for k in keys.values()):
-        warnings.append(
-            f"column '{label_column}' has {len(present)} classes, most with one example; is it a label?"
-        )
+    check_not_an_id(keys[reference], tables[reference].origin, label_column)
     index = {n: i for i, n in enumerate(names)}
     parts = {
         name: {"text": values[name][0], "label": [index[str(k)] for k in labels]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from collections import Counter
 from typing import Any
 
 from tunelab.data.table import Table, brief
@@ -161,4 +162,36 @@ def check_classes(names: list[str], present: set[str], origin: str, column: str)
         raise DataError(
             f"{origin}: column '{column}' has a single class ({only}); a classifier needs at least two, "
             "so add examples of other classes or pass --task causal-lm"
+        )
+
+
+# a label column holds classes, each repeated; a column whose values mostly occur once is an ID or free text
+_MIN_ROWS_FOR_ID_CHECK = 20
+
+
+def check_not_an_id(keys: list[int | str], origin: str, column: str) -> None:
+    """Refuse a label column whose values are mostly unique (an ID or free text, not a class)."""
+    counts = Counter(str(k) for k in keys)
+    once = sum(1 for c in counts.values() if c == 1)
+    if len(keys) >= _MIN_ROWS_FOR_ID_CHECK and once > 0.5 * len(keys):
+        raise DataError(
+            f"{origin}: column '{column}' does not look like a label: {len(counts):,} distinct values in "
+            f"{len(keys):,} rows, {once:,} of them used once (an ID or free text, not a class); pick the column "
+            "that holds the class with --label-column, or pass --task causal-lm to train on the text alone"
+        )
+
+
+def check_train_has_every_class(
+    parts: dict[str, dict[str, list]], train_labels: list[int], names: list[str], origin: str, column: str
+) -> None:
+    """Every class must keep at least one training example after validation and test are carved out."""
+    in_train = set(train_labels)
+    for index, name in enumerate(names):
+        if index in in_train:
+            continue
+        total = sum(part["label"].count(index) for part in parts.values() if "label" in part)
+        raise DataError(
+            f"{origin}: class {brief(name)} of column '{column}' has {total} example(s) and none is left for "
+            "training once validation and test are split off; add examples of it, merge it into another "
+            "class, drop its rows, or give your own train split (a 'split' column or train/test files)"
         )
