@@ -1,0 +1,46 @@
+"""General-English reference texts: what "general ability" is measured on (domain signals before
+training, forgetting after it).
+
+The default is a fixed, seeded sample of the BBC news articles (the ``bbc-text`` built-in). When the
+training data *is* that reference, another packaged text stands in (Hamlet), so a run is never
+measured on its own training data; a user's own reference is a plain text file, one text per
+blank-line-separated paragraph.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from tunelab.errors import DataError
+
+DEFAULT_REFERENCE = "bbc-text"
+ALTERNATE_REFERENCE = "hamlet"
+# built-ins that hold the default reference's articles
+_SAME_AS_DEFAULT = {"bbc-text", "bbc-news"}
+
+
+def reference_texts(n: int = 64, seed: int = 0, *, source: str = DEFAULT_REFERENCE) -> list[str]:
+    """``n`` reference texts from the built-in ``source`` (its training split), seeded."""
+    from tunelab.data.load import load_task_data
+
+    ref = load_task_data(source, seed=seed)
+    texts = [t for t in ref.train["text"] if t.strip()]
+    return random.Random(seed).sample(texts, min(n, len(texts)))
+
+
+def reference_for(training_data: str, user_file: str | None = None, *, n: int = 64, seed: int = 0) -> tuple[str, list[str]]:
+    """(name, texts) of the reference for a run trained on ``training_data``."""
+    if user_file:
+        path = Path(user_file)
+        if not path.is_file():
+            raise DataError(f"--reference-text {path} not found: pass a plain text file (paragraphs separated by blank lines)")
+        try:
+            paragraphs = [p.strip() for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+        except UnicodeDecodeError as exc:
+            raise DataError(f"--reference-text {path} is not UTF-8 text (byte {exc.start}): re-save it as UTF-8") from exc
+        if len(paragraphs) < 2:
+            raise DataError(f"--reference-text {path} holds {len(paragraphs)} paragraph(s); give at least 2, separated by blank lines")
+        return str(path), random.Random(seed).sample(paragraphs, min(n, len(paragraphs)))
+    source = ALTERNATE_REFERENCE if training_data in _SAME_AS_DEFAULT else DEFAULT_REFERENCE
+    return source, reference_texts(n, seed, source=source)

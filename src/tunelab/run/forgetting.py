@@ -1,0 +1,265 @@
+"""What adaptation costs the model: how much general ability it lost, measured on a reference text.
+
+The seed's first comparison axis is the balance between *retaining* what pre-training learnt and
+*adapting* to the task. tunelab measures the retaining on general text that is not the training data:
+
+- **language-model loss change** (a model that has a pre-trained LM head: decoders): the mean
+  per-token cross-entropy of the adapted model minus that of the base model, in nats per token, on
+  the reference texts. For a peft adapter the adapted side runs the same model with the adapter on,
+  the base side with it off; for a classification run the adapted *body* is read through the base
+  model's original LM head (the new classification head has no language model to lose).
+- **representation drift** (encoders without an LM head): ``1 - linear CKA`` (Kornblith et al., 2019)
+  between the base and the adapted model's sentence representations (mean-pooled last hidden
+  states) of the reference texts; 0 means the geometry is unchanged, 1 means unrelated.
+
+Both are 0 for the base model itself. Each comes with a 95 % bootstrap interval over the reference
+texts (paired: both sides are resampled together). The base model's side is computed once per
+model, reference and length and kept under the cache root, so a run pays only for its own side.
+
+>>> from tunelab.run.forgetting import linear_cka
+>>> import numpy as np
+>>> x = np.random.default_rng(0).normal(size=(50, 8))
+>>> round(1 - linear_cka(x, 3 * x + 1), 6)
+0.0
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+LM_LOSS = "lm_loss_change"
+DRIFT = "representation_drift"
+UNITS = {LM_LOSS: "nats/token", DRIFT: "1 - linear CKA"}
+DEFAULT_TEXTS = 64
+DEFAULT_MAX_LENGTH = 128
+_RESAMPLES = 1000
+
+
+@dataclass
+class Forgetting:
+    """One forgetting measurement (what ``metrics.json`` keeps under ``forgetting``)."""
+
+    measure: str  # LM_LOSS or DRIFT
+    unit: str
+    value: float  # 0 = nothing lost; larger = more lost
+    low: float  # 95 % bootstrap interval over the reference texts
+    high: float
+    reference: str  # where the reference texts came from
+    n_texts: int
+    time_s: float  # the run's own cost (the base side is cached)
+    base_cached: bool
+    base: float | None = None  # LM loss of the base model (LM_LOSS only)
+    adapted: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ----------------------------------------------------------------------------- the two measures
+
+
+def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
+    """Linear centered kernel alignment of two representations of the same rows (1 = same up to an
+    orthogonal transform and scale). Kornblith et al., 2019, eq. for the linear kernel via features."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    x = x - x.mean(0)
+    y = y - y.mean(0)
+    cross = np.linalg.norm(y.T @ x, "fro") ** 2
+    norms = np.linalg.norm(x.T @ x, "fro") * np.linalg.norm(y.T @ y, "fro")
+    return float(cross / norms) if norms > 0 else 1.0
+
+
+def _bootstrap(stat, n: int, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile interval of ``stat(rows)`` over resamples of ``n`` rows."""
+    rng = np.random.default_rng(seed)
+    values = [stat(rng.integers(0, n, n)) for _ in range(_RESAMPLES)]
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def drift(base: np.ndarray, adapted: np.ndarray) -> tuple[float, float, float]:
+    """(1 - CKA, low, high) between base and adapted representations, rows resampled in pairs."""
+    value = 1.0 - linear_cka(base, adapted)
+    low, high = _bootstrap(lambda rows: 1.0 - linear_cka(base[rows], adapted[rows]), len(base))
+    return value, low, high
+
+
+def loss_change(base: np.ndarray, adapted: np.ndarray, tokens: np.ndarray) -> tuple[float, float, float]:
+    """(adapted - base mean per-token loss, low, high); per-text summed losses, token-weighted."""
+
+    def change(rows):
+        t = tokens[rows].sum()
+        return (adapted[rows].sum() - base[rows].sum()) / t
+
+    value = float(change(np.arange(len(tokens))))
+    low, high = _bootstrap(change, len(tokens))
+    return value, low, high
+
+
+# ----------------------------------------------------------------------------- running a model
+
+
+def _batches(tokenizer, texts: list[str], max_length: int, batch_size: int = 16):
+    for start in range(0, len(texts), batch_size):
+        enc = tokenizer(
+            texts[start : start + batch_size],
+            truncation=True,
+            max_length=max_length,
+            padding=True,
+            return_tensors="pt",
+        )
+        yield enc["input_ids"], enc["attention_mask"]
+
+
+def _device(module: nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
+@torch.inference_mode()
+def sentence_representations(body: nn.Module, tokenizer, texts: list[str], max_length: int) -> np.ndarray:
+    """Mean-pooled last hidden states of ``body`` (a transformers base model), one row per text."""
+    rows = []
+    device = _device(body)
+    for ids, mask in _batches(tokenizer, texts, max_length):
+        hidden = body(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state
+        m = mask.to(hidden.device).unsqueeze(-1).to(hidden.dtype)
+        rows.append(((hidden * m).sum(1) / m.sum(1).clamp(min=1)).float().cpu().numpy())
+    return np.concatenate(rows)
+
+
+@torch.inference_mode()
+def token_losses(body: nn.Module, lm_head: nn.Module, tokenizer, texts: list[str], max_length: int):
+    """(summed next-token loss per text, predicted tokens per text) of ``lm_head(body(...))``."""
+    sums, counts = [], []
+    device = _device(body)
+    for ids, mask in _batches(tokenizer, texts, max_length):
+        ids, mask = ids.to(device), mask.to(device)
+        hidden = body(input_ids=ids, attention_mask=mask).last_hidden_state
+        logits = lm_head(hidden[:, :-1]).float()
+        target = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+        loss = nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100, reduction="none")
+        sums.append(loss.sum(1).cpu().numpy())
+        counts.append((target != -100).sum(1).cpu().numpy())
+    return np.concatenate(sums).astype(np.float64), np.concatenate(counts).astype(np.float64)
+
+
+# ----------------------------------------------------------------------------- the base side, cached
+
+
+def _base_key(model_path: str, reference: str, texts: list[str], measure: str, max_length: int) -> str:
+    digest = hashlib.sha256()
+    config = Path(model_path) / "config.json"
+    weights = sorted(Path(model_path).glob("*.safetensors")) if Path(model_path).is_dir() else []
+    facts = {
+        "model": model_path,
+        "config": config.read_text() if config.is_file() else "",
+        "weights": [(w.name, w.stat().st_size, w.stat().st_mtime_ns) for w in weights],
+        "measure": measure,
+        "max_length": max_length,
+        "reference": reference,
+    }
+    digest.update(json.dumps(facts, sort_keys=True).encode())
+    for t in texts:
+        digest.update(t.encode() + b"\0")
+    return digest.hexdigest()[:20]
+
+
+def _cached_base(folder: Path | None, key: str, compute) -> tuple[dict[str, np.ndarray], bool]:
+    """The base side's arrays from ``folder/key.npz``, or computed now and stored there."""
+    path = folder / f"base-{key}.npz" if folder is not None else None
+    if path is not None and path.is_file():
+        with np.load(path) as stored:
+            return {k: stored[k] for k in stored.files}, True
+    arrays = compute()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp.npz")
+        np.savez(tmp, **arrays)
+        tmp.replace(path)
+    return arrays, False
+
+
+# ----------------------------------------------------------------------------- the measurement
+
+
+def measure(
+    adapted: nn.Module,
+    tokenizer,
+    texts: list[str],
+    *,
+    reference: str,
+    base_path: str,
+    base_body: nn.Module | None = None,
+    base_lm_head: nn.Module | None = None,
+    adapter_off=None,
+    cache: Path | None = None,
+    max_length: int = DEFAULT_MAX_LENGTH,
+) -> Forgetting:
+    """Forgetting of ``adapted`` against its base on ``texts``.
+
+    ``adapted`` is a transformers model or a peft model. The caller (who knows the model) passes
+    ``base_lm_head`` when the base has a pre-trained LM head (then the LM-loss change is measured,
+    else representation drift), and either ``adapter_off`` (a context manager that turns a peft adapter
+    off, so the base side is the same module) or ``base_body`` (the base model's body, loaded by the
+    caller) when the base side is not in the cache yet.
+    """
+    t0 = time.perf_counter()
+    body = _body_of(adapted)
+    kind = LM_LOSS if base_lm_head is not None else DRIFT
+    key = _base_key(base_path, reference, texts, kind, max_length)
+
+    def base_side() -> dict[str, np.ndarray]:
+        with adapter_off() if adapter_off is not None else contextlib.nullcontext():
+            source = body if adapter_off is not None else base_body
+            if source is None:
+                raise ValueError("forgetting: give adapter_off or base_body to compute the base side")
+            if kind == LM_LOSS:
+                sums, counts = token_losses(source, base_lm_head, tokenizer, texts, max_length)
+                return {"sums": sums, "counts": counts}
+            return {"reps": sentence_representations(source, tokenizer, texts, max_length)}
+
+    stored, cached = _cached_base(cache, key, base_side)
+    was_training = adapted.training
+    adapted.eval()
+    try:
+        if kind == LM_LOSS:
+            sums, counts = token_losses(body, base_lm_head, tokenizer, texts, max_length)
+            value, low, high = loss_change(stored["sums"], sums, counts)
+            base_loss = float(stored["sums"].sum() / counts.sum())
+            extra = {"base": base_loss, "adapted": float(sums.sum() / counts.sum())}
+        else:
+            reps = sentence_representations(body, tokenizer, texts, max_length)
+            value, low, high = drift(stored["reps"], reps)
+            extra = {}
+    finally:
+        adapted.train(was_training)
+    return Forgetting(
+        measure=kind,
+        unit=UNITS[kind],
+        value=value,
+        low=low,
+        high=high,
+        reference=reference,
+        n_texts=len(texts),
+        time_s=time.perf_counter() - t0,
+        base_cached=cached,
+        **extra,
+    )
+
+
+def _body_of(model: nn.Module) -> nn.Module:
+    """The transformer body (a ``base_model`` whose output has ``last_hidden_state``) of a transformers
+    model, through a peft wrapper when there is one."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return getattr(inner, "base_model", inner)

@@ -1,0 +1,104 @@
+"""Forgetting: the measures, their zero on the base model, and that more damage reads as more forgetting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tunelab.data.reference import reference_for
+from tunelab.errors import DataError
+from tunelab.run import forgetting
+
+TEXTS = [f"the {w} of the market rose as the {v} fell sharply today" for w in ("price", "share", "value", "cost") for v in ("bank", "firm", "fund", "state")]
+
+
+def test_linear_cka_is_one_for_the_same_geometry_and_lower_for_noise():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 10))
+    rotation, _ = np.linalg.qr(rng.normal(size=(10, 10)))
+    assert forgetting.linear_cka(x, 2.5 * x @ rotation + 3) == pytest.approx(1.0)
+    assert forgetting.linear_cka(x, rng.normal(size=(60, 10))) < 0.5
+    value, low, high = forgetting.drift(x, x.copy())
+    assert value == pytest.approx(0.0, abs=1e-12) and low == pytest.approx(0.0, abs=1e-9) and high == pytest.approx(0.0, abs=1e-9)
+
+
+def _load(path, cls):
+    from transformers import AutoTokenizer
+
+    return cls.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+
+
+def test_drift_is_zero_for_the_base_encoder_and_grows_with_damage(tiny_bert_dir, tmp_path):
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    model, tok = _load(tiny_bert_dir, AutoModelForSequenceClassification)
+    base = AutoModel.from_pretrained(tiny_bert_dir)
+    same = forgetting.measure(model, tok, TEXTS, reference="t", base_path=str(tiny_bert_dir), base_body=base, cache=tmp_path)
+    assert same.measure == forgetting.DRIFT and same.value == pytest.approx(0.0, abs=1e-6) and not same.base_cached
+    with torch.no_grad():
+        for p in model.bert.encoder.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    hurt = forgetting.measure(model, tok, TEXTS, reference="t", base_path=str(tiny_bert_dir), cache=tmp_path)
+    assert hurt.base_cached  # the base side came from the cache: no base model needed
+    assert hurt.low > same.high
+
+
+def _pretrained_tiny_llama(tiny_llama_dir, folder):
+    """The random tiny Llama, trained for a few steps on TEXTS so that it has something to forget."""
+    from transformers import AutoModelForCausalLM
+
+    model, tok = _load(tiny_llama_dir, AutoModelForCausalLM)
+    batch = tok(TEXTS, return_tensors="pt", padding=True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    torch.manual_seed(0)
+    for _ in range(40):
+        loss = model(**batch, labels=batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def test_lm_loss_change_is_zero_for_the_base_decoder_and_positive_when_the_body_is_damaged(tiny_llama_dir, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    base_dir = _pretrained_tiny_llama(tiny_llama_dir, tmp_path / "base")
+    model, tok = _load(base_dir, AutoModelForCausalLM)
+    base = AutoModelForCausalLM.from_pretrained(base_dir)
+    head = base.get_output_embeddings()
+    same = forgetting.measure(model, tok, TEXTS, reference="t", base_path=str(base_dir), base_body=base.model, base_lm_head=head, cache=tmp_path)
+    assert same.measure == forgetting.LM_LOSS and same.unit == "nats/token"
+    assert same.value == pytest.approx(0.0, abs=1e-6) and same.base == pytest.approx(same.adapted)
+    with torch.no_grad():
+        for p in model.model.layers.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    hurt = forgetting.measure(model, tok, TEXTS, reference="t", base_path=str(base_dir), base_lm_head=head, cache=tmp_path)
+    assert hurt.base_cached and hurt.value > 0 and hurt.low > same.high
+
+
+def test_a_peft_adapter_is_measured_against_itself_switched_off(tiny_llama_dir):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model, tok = _load(tiny_llama_dir, AutoModelForCausalLM)
+    head = model.get_output_embeddings()
+    peft_model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    result = forgetting.measure(peft_model, tok, TEXTS, reference="t", base_path=str(tiny_llama_dir), base_lm_head=head, adapter_off=peft_model.disable_adapter)
+    assert result.value != 0.0  # random (non-zero) LoRA weights change the model
+    untouched = get_peft_model(_load(tiny_llama_dir, AutoModelForCausalLM)[0], LoraConfig(r=4, target_modules=["q_proj"]))
+    zero = forgetting.measure(untouched, tok, TEXTS, reference="t", base_path=str(tiny_llama_dir), base_lm_head=head, adapter_off=untouched.disable_adapter)
+    assert zero.value == pytest.approx(0.0, abs=1e-6)  # LoRA's B starts at zero: nothing changed yet
+
+
+def test_the_reference_is_never_the_training_data(tmp_path):
+    name, texts = reference_for("rotten-tomatoes", n=8)
+    assert name == "bbc-text" and len(texts) == 8
+    assert reference_for("bbc-news", n=4)[0] == "hamlet"
+    own = tmp_path / "ref.txt"
+    own.write_text("first paragraph of text.\n\nsecond paragraph.\n\nthird one.\n")
+    assert reference_for("bbc-news", str(own), n=2)[0] == str(own)
+    with pytest.raises(DataError, match="not found"):
+        reference_for("x", str(tmp_path / "missing.txt"))
