@@ -1,0 +1,150 @@
+"""Per-example results of an evaluation, kept beside the run so verdicts can be paired and bootstrapped.
+
+A metric alone (0.774 accuracy) cannot say whether two strategies differ: that needs the same examples
+scored by both. Every evaluation therefore keeps, per example,
+
+- classification: the gold label id and the predicted id;
+- causal LM: the summed next-token loss and the number of predicted tokens,
+
+in ``<run>/outputs/<split>.npz``. They are small (two numbers an example) and written once per run.
+
+The Trainer hands these to us through its own hooks: ``preprocess_logits_for_metrics`` reduces each
+batch's logits (so the full ``(batch, length, vocab)`` logits are never accumulated) and
+``compute_metrics`` sees every example of the split. :class:`OutputCollector` is that pair.
+
+>>> import numpy as np
+>>> outputs = ExampleOutputs(labels=np.array([0, 1, 1]), predictions=np.array([0, 1, 0]))
+>>> round(outputs.metrics()["accuracy"], 3)
+0.667
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FOLDER = "outputs"
+
+
+@dataclass
+class ExampleOutputs:
+    """One split's per-example results (classification or causal LM)."""
+
+    labels: np.ndarray | None = None  # gold class ids
+    predictions: np.ndarray | None = None  # predicted class ids
+    loss_sums: np.ndarray | None = None  # summed next-token loss per example (nats)
+    token_counts: np.ndarray | None = None  # predicted tokens per example
+    label_names: list[str] = field(default_factory=list)
+
+    @property
+    def task(self) -> str:
+        return "classification" if self.labels is not None else "causal-lm"
+
+    def __len__(self) -> int:
+        arr = self.labels if self.labels is not None else self.loss_sums
+        return 0 if arr is None else len(arr)
+
+    def metrics(self) -> dict[str, float]:
+        """The split's metrics, computed from the examples (accuracy / macro-F1, or loss / perplexity)."""
+        if self.task == "classification":
+            from sklearn.metrics import accuracy_score, f1_score
+
+            return {
+                "accuracy": float(accuracy_score(self.labels, self.predictions)),
+                "f1_macro": float(f1_score(self.labels, self.predictions, average="macro")),
+            }
+        loss = float(self.loss_sums.sum() / max(self.token_counts.sum(), 1))
+        return {"loss": loss, "perplexity": float(math.exp(min(loss, 50)))}
+
+    def per_class(self) -> dict[str, Any]:
+        """Precision, recall, F1 and support per class, and the confusion matrix (rows: gold)."""
+        from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+        ids = list(range(len(self.label_names))) if self.label_names else sorted(set(self.labels) | set(self.predictions))
+        names = self.label_names or [str(i) for i in ids]
+        p, r, f, s = precision_recall_fscore_support(self.labels, self.predictions, labels=ids, zero_division=0)
+        return {
+            "classes": names,
+            "precision": [float(x) for x in p],
+            "recall": [float(x) for x in r],
+            "f1": [float(x) for x in f],
+            "support": [int(x) for x in s],
+            "confusion": confusion_matrix(self.labels, self.predictions, labels=ids).tolist(),
+        }
+
+    def save(self, run_dir: str | Path, split: str) -> Path:
+        path = Path(run_dir) / FOLDER / f"{split}.npz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {k: v for k, v in self._arrays().items() if v is not None}
+        tmp = path.with_name(f".{path.stem}.tmp.npz")
+        np.savez_compressed(tmp, label_names=np.array(self.label_names, dtype=str), **arrays)
+        tmp.replace(path)
+        return path
+
+    def _arrays(self) -> dict[str, np.ndarray | None]:
+        return {
+            "labels": self.labels,
+            "predictions": self.predictions,
+            "loss_sums": self.loss_sums,
+            "token_counts": self.token_counts,
+        }
+
+    @classmethod
+    def load(cls, run_dir: str | Path, split: str) -> ExampleOutputs | None:
+        """The saved outputs of ``split``, or ``None`` when the run kept none (older runs)."""
+        path = Path(run_dir) / FOLDER / f"{split}.npz"
+        if not path.is_file():
+            return None
+        with np.load(path) as stored:
+            arrays = {k: stored[k] for k in stored.files}
+        names = [str(n) for n in arrays.pop("label_names", np.array([], dtype=str))]
+        return cls(label_names=names, **arrays)
+
+
+# ----------------------------------------------------------------------------- the Trainer hooks
+
+
+def reduce_logits(logits, labels):
+    """``preprocess_logits_for_metrics``: classification logits -> predicted ids; causal-LM logits ->
+    ``(summed next-token loss, predicted tokens)`` per example, so nothing of vocabulary size piles up."""
+    import torch
+
+    if isinstance(logits, tuple):
+        logits = logits[0]
+    if logits.dim() == 2:  # (batch, classes)
+        return logits.argmax(-1)
+    shifted = logits[:, :-1].float()
+    target = labels[:, 1:]
+    loss = torch.nn.functional.cross_entropy(
+        shifted.transpose(1, 2), target.clamp(min=0), reduction="none"
+    ) * (target != -100)
+    return torch.stack([loss.sum(1), (target != -100).sum(1).to(loss.dtype)], dim=1)
+
+
+class OutputCollector:
+    """``compute_metrics`` that also keeps the per-example outputs of the latest evaluation."""
+
+    def __init__(self, task: str, label_names: list[str] | None = None):
+        self.task, self.label_names = task, list(label_names or [])
+        self.latest: ExampleOutputs | None = None
+
+    def __call__(self, eval_pred) -> dict[str, float]:
+        preds = eval_pred.predictions
+        if isinstance(preds, tuple):
+            preds = preds[0]
+        preds = np.asarray(preds)
+        if self.task == "classification":
+            if preds.ndim > 1:
+                preds = preds.argmax(-1)
+            self.latest = ExampleOutputs(
+                labels=np.asarray(eval_pred.label_ids).astype(np.int64),
+                predictions=preds.astype(np.int64),
+                label_names=self.label_names,
+            )
+        else:
+            self.latest = ExampleOutputs(loss_sums=preds[:, 0].astype(np.float64), token_counts=preds[:, 1].astype(np.float64))
+        return self.latest.metrics()
