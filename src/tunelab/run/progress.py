@@ -1,0 +1,142 @@
+"""One clear progress display for a run: a live bar per phase in a terminal, one line per epoch otherwise.
+
+The Trainer's own display (tqdm bars with evaluation bars nested inside, and raw log dicts such as
+``{'loss': '1.594', 'grad_norm': '0.607', ...}`` when tqdm is off) is replaced by :class:`RunProgress`,
+a ``TrainerCallback``:
+
+- in a terminal, a single rich bar for training (step, loss, elapsed, ETA) and a transient one for each
+  evaluation;
+- not in a terminal (a log file, CI, a pipe), one line per epoch: ``epoch 2/3  loss 0.412  validation
+  accuracy 0.781  41 s``.
+
+``phase(name, total)`` shows the same kind of bar for work outside the Trainer (the frozen-layer cache).
+
+>>> import io
+>>> display = RunProgress(stream=io.StringIO())
+>>> display.interactive
+False
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import contextmanager
+from typing import Any
+
+from transformers import TrainerCallback
+
+_METRIC_KEYS = ("accuracy", "f1_macro", "perplexity", "loss")
+
+
+def _fmt_metric(logs: dict[str, Any]) -> str:
+    for key in _METRIC_KEYS:
+        full = f"validation_{key}" if f"validation_{key}" in logs else f"eval_{key}"
+        if isinstance(logs.get(full), int | float):
+            return f"validation {key} {logs[full]:.4g}"
+    return ""
+
+
+class RunProgress(TrainerCallback):
+    """The run's progress: live bars in a terminal, one line per epoch elsewhere."""
+
+    def __init__(self, stream=None, *, label: str = ""):
+        self.stream = stream or sys.stderr
+        self.label = label
+        self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._progress = None
+        self._train_task = None
+        self._eval_task = None
+        self._loss: float | None = None
+        self._t0 = time.perf_counter()
+        self._epoch_logged = -1
+
+    # -- the bars
+    def _start(self):
+        if self._progress is None and self.interactive:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=Console(file=self.stream),
+                transient=False,
+            )
+            self._progress.start()
+        return self._progress
+
+    def _stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    @contextmanager
+    def phase(self, name: str, total: int | None):
+        """A bar for work outside the Trainer; yields ``advance(n)``."""
+        progress = self._start()
+        if progress is None:
+            t0 = time.perf_counter()
+            yield lambda n=1: None
+            self.stream.write(f"{self.label}{name}: {time.perf_counter() - t0:.0f} s\n")
+            return
+        task = progress.add_task(f"{self.label}{name}", total=total, info="")
+        try:
+            yield lambda n=1: progress.advance(task, n)
+        finally:
+            progress.remove_task(task)
+
+    # -- the Trainer's events
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._t0 = time.perf_counter()
+        progress = self._start()
+        if progress is not None:
+            self._train_task = progress.add_task(f"{self.label}training", total=state.max_steps, info="")
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self._progress is not None and self._train_task is not None:
+            info = f"loss {self._loss:.4f}" if self._loss is not None else ""
+            self._progress.update(self._train_task, completed=state.global_step, info=info)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and isinstance(logs.get("loss"), int | float):
+            self._loss = float(logs["loss"])
+
+    def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
+        if self._progress is None:
+            return
+        if self._eval_task is None:
+            total = len(eval_dataloader) if eval_dataloader is not None and hasattr(eval_dataloader, "__len__") else None
+            self._eval_task = self._progress.add_task(f"{self.label}evaluating", total=total, info="")
+        self._progress.advance(self._eval_task)
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if self._progress is not None and self._eval_task is not None:
+            self._progress.remove_task(self._eval_task)
+        self._eval_task = None
+        epoch = int(round(state.epoch or 0))
+        if not self.interactive and state.global_step and epoch != self._epoch_logged and state.max_steps:
+            self._epoch_logged = epoch
+            total = int(round(args.num_train_epochs)) if args.num_train_epochs else "?"
+            loss = f"  loss {self._loss:.4g}" if self._loss is not None else ""
+            metric = _fmt_metric(metrics or {})
+            elapsed = time.perf_counter() - self._t0
+            self.stream.write(f"{self.label}epoch {epoch}/{total}{loss}  {metric}  {elapsed:.0f} s\n".replace("    ", "  "))
+            self.stream.flush()
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self._progress is not None and self._train_task is not None:
+            self._progress.update(self._train_task, completed=state.global_step)
+        self._stop()

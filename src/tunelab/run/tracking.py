@@ -1,0 +1,105 @@
+"""Send runs to the trackers users already have, through the Trainer's own integrations.
+
+``--report-to tensorboard,mlflow`` (any name ``transformers`` accepts; off by default) is handed to
+``TrainingArguments.report_to``: the Trainer's callbacks log the losses and learning rates as they go.
+tunelab adds what the Trainer does not know: the run's final record (validation and test metrics,
+trainable share, peak memory, times, forgetting). A comparison groups its runs under one MLflow parent
+run (:mod:`tunelab.compare.tracking`).
+
+Where things go: TensorBoard event files under ``<out>/tensorboard``; MLflow wherever
+``MLFLOW_TRACKING_URI`` points (a server, or a local store; the Trainer's own defaults otherwise).
+
+>>> parse_report_to("tensorboard, mlflow")
+['tensorboard', 'mlflow']
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tunelab.errors import ConfigError
+
+NONE = "none"
+TENSORBOARD_DIR = "tensorboard"
+# the Python module each common tracker needs, for an error that says what to install
+_NEEDS = {"tensorboard": "tensorboard", "mlflow": "mlflow-skinny (or mlflow)", "wandb": "wandb", "comet_ml": "comet_ml"}
+
+
+def parse_report_to(text: str | None) -> list[str]:
+    """The tracker names in a ``--report-to`` value (``none`` or empty: no tracker); each checked
+    against the Trainer's integrations and against what is installed."""
+    from transformers.integrations.integration_utils import (
+        INTEGRATION_TO_CALLBACK,
+        get_available_reporting_integrations,
+    )
+
+    names = [n.strip() for n in (text or "").split(",") if n.strip() and n.strip() != NONE]
+    if names == ["all"]:
+        return list(get_available_reporting_integrations())
+    unknown = [n for n in names if n not in INTEGRATION_TO_CALLBACK]
+    if unknown:
+        raise ConfigError(
+            f"--report-to {','.join(unknown)} is not a tracker the Trainer knows: use none, all or any of "
+            f"{', '.join(sorted(INTEGRATION_TO_CALLBACK))}"
+        )
+    missing = [n for n in names if n not in get_available_reporting_integrations()]
+    if missing:
+        packages = " ".join(_NEEDS.get(n, n).split(" ")[0] for n in missing)
+        raise ConfigError(f"--report-to {','.join(missing)}: not installed; run `pip install {packages}`")
+    return names
+
+
+@contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration of a block (the trackers read their settings there)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def trainer_environment(trackers: list[str], out_dir: Path) -> dict[str, str]:
+    """What the Trainer's tracker callbacks read from the environment for a run written to ``out_dir``
+    (event files beside the run, not inside its checkpoints, which are cleaned up)."""
+    env: dict[str, str] = {}
+    if "tensorboard" in trackers:
+        env["TENSORBOARD_LOGGING_DIR"] = str(Path(out_dir) / TENSORBOARD_DIR)
+    return env
+
+
+def flat_record_metrics(record: Mapping[str, Any]) -> dict[str, float]:
+    """The numbers of a run record that a tracker shows: ``test_accuracy``, ``train_time_s``, ..."""
+    out: dict[str, float] = {}
+    for split, values in (record.get("metrics") or {}).items():
+        for name, value in (values or {}).items():
+            if isinstance(value, int | float):
+                out[f"{split}_{name}"] = float(value)
+    info = record.get("train_info") or {}
+    for name in ("train_time_s", "eval_time_s", "cache_time_s", "peak_memory_mb", "trainable_params", "trainable_share"):
+        if isinstance(info.get(name), int | float):
+            out[name] = float(info[name])
+    forgetting = record.get("forgetting") or info.get("forgetting") or {}
+    if isinstance(forgetting.get("value"), int | float):
+        out["forgetting"] = float(forgetting["value"])
+    return out
+
+
+def log_record_to_mlflow(run_id: str, record: Mapping[str, Any]) -> None:
+    """Add a finished run's final numbers and status to an existing MLflow run."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    for name, value in flat_record_metrics(record).items():
+        client.log_metric(run_id, name, value)
+    status = (record.get("run_info") or {}).get("status", "success")
+    client.set_tag(run_id, "tunelab.status", status)
