@@ -1,0 +1,550 @@
+"""Uncertainty and paired comparison of strategies from per-example results.
+
+Every comparison tunelab makes is on one fixed evaluation set, so the natural unit of sampling is the
+*example*: each strategy's metric is a function of per-example quantities, and two strategies evaluated
+on the same examples are paired. This module turns per-example results into intervals and tests.
+
+**Per-example results** (:class:`ExampleResults`)
+
+* classification: the true labels and each seed's predicted labels (``accuracy``, ``f1_macro``);
+* causal LM: each example's mean per-token loss and its token count (``loss``, ``perplexity``). The
+  corpus loss is the token-weighted mean ``sum(tokens * loss) / sum(tokens)`` and perplexity is
+  ``exp`` of it, as in training; the bootstrap resamples *examples* (texts), carrying their token
+  weights, because tokens of one text are not independent.
+
+**Bootstrap** (:func:`bootstrap_interval`). Each metric is written as a function of additive
+per-example sums (accuracy: correct and count; macro-F1: per-class true positives, predicted and true
+counts; loss: weighted loss and tokens), so a resample is a vector of example *counts* and its sums
+are one matrix product. 10,000 resamples of 2,000 examples take a fraction of a second. Intervals
+are percentile intervals by default; ``method="bca"`` gives the bias-corrected and accelerated interval
+(Efron 1987), whose acceleration comes from the exact jackknife (cheap here: leaving one example out is
+subtracting its row from the sums). Use BCa for skewed metrics (perplexity) or small sets.
+
+**Several seeds** — a two-way (crossed) bootstrap. Seeds of one strategy are evaluated on the *same*
+examples, so the two sources of variation are crossed, not nested: each replicate draws one example
+resample shared by all seeds and, independently, a resample of the seeds, and averages the per-seed
+metric over the drawn seeds (tunelab reports the mean over seeds). Drawing examples separately for each
+seed would treat the shared test set as several independent ones and understate its variance by the
+number of seeds. With few seeds (2-5) the seed part of the variance is underestimated by a factor
+``(S - 1) / S`` and is coarse; the interval is then a lower bound on the real uncertainty.
+
+**Paired comparison** (:func:`paired_bootstrap`, :func:`mcnemar`). Strategies A and B share each
+replicate's example resample, so the interval of ``metric(A) - metric(B)`` reflects the pairing. The
+two-sided p-value inverts the percentile interval: ``p = 2 min(P*(Δ* <= 0), P*(Δ* >= 0))`` with the
+``(1 + count) / (1 + B)`` correction, so ``p < alpha`` exactly when the ``1 - alpha`` percentile interval
+excludes 0 (up to Monte Carlo error; resolution ``2 / (B + 1)``). For accuracy of single runs the exact
+McNemar test uses only the discordant examples; the mid-p version (Fagerland, Lydersen & Laake 2013) is
+the default as it keeps the nominal level more closely than the conservative exact test.
+
+**Which strategies are as good as the best** (:func:`indistinguishable_from_best`). The best is the
+strategy with the best point estimate. Every other one is compared with it, paired, and gets a reason:
+
+* ``"within_tolerance"`` — non-inferiority is shown: the one-sided ``1 - alpha`` upper bound of its gap
+  to the best is at most ``tolerance`` (absolute for accuracy-like metrics, relative for perplexity and
+  loss, as in :mod:`tunelab.advice.choose`);
+* ``"not_distinguishable"`` — the test of equality with the best is not rejected at ``alpha`` (Holm-
+  adjusted over the ``k - 1`` comparisons by default: each "worse" is a claim, and Holm controls the
+  chance of any false one);
+* ``"worse"`` — neither.
+
+The best is picked on the same data, so its lead is slightly optimistic (winner's curse); the tests
+do not re-pick it in every replicate. Verdicts compare with the best only, not with each other.
+
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> y = rng.integers(0, 2, 2000)
+>>> lora = np.where(rng.random(2000) < 0.85, y, 1 - y)
+>>> head = np.where(rng.random(2000) < 0.75, y, 1 - y)
+>>> ci = bootstrap_interval(ExampleResults.classification(y, lora), "accuracy", seed=0)
+>>> print(f"{ci.estimate:.3f} [{ci.low:.3f}, {ci.high:.3f}]")
+0.854 [0.838, 0.869]
+>>> verdict = indistinguishable_from_best(
+...     {"lora": ExampleResults.classification(y, lora), "head": ExampleResults.classification(y, head)},
+...     "accuracy")
+>>> verdict.best, verdict.kept, verdict.verdict("head").reason
+('lora', ('lora',), 'worse')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from scipy import stats as sps
+
+#: Whether larger is better, per metric. Same convention as :func:`tunelab.run.record.higher_is_better`
+#: (kept local so that this module needs only numpy and scipy).
+HIGHER_IS_BETTER: dict[str, bool] = {"accuracy": True, "f1_macro": True, "loss": False, "perplexity": False}
+
+#: Elements of the (resamples x examples) count matrix built at once: bounds memory at ~16 MB.
+_CHUNK_ELEMENTS = 2_000_000
+
+IntervalMethod = Literal["percentile", "bca"]
+Reason = Literal["best", "within_tolerance", "not_distinguishable", "worse"]
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger value of ``metric`` is better (``accuracy``, ``f1_macro``) or worse (``loss``,
+    ``perplexity``)."""
+    try:
+        return HIGHER_IS_BETTER[metric]
+    except KeyError:
+        raise ValueError(f"unknown metric {metric!r}; expected one of {sorted(HIGHER_IS_BETTER)}") from None
+
+
+# ----------------------------------------------------------------------------------------- result types
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with a two-sided interval.
+
+    ``n`` is the number of units resampled (examples, or curve points); ``n_seeds`` the seeds combined.
+    ``low``/``high`` may be infinite when the quantity is unbounded (e.g. a crossover that may never
+    happen)."""
+
+    estimate: float
+    low: float
+    high: float
+    level: float
+    method: str
+    n: int
+    n_seeds: int = 1
+
+    def contains(self, value: float) -> bool:
+        return self.low <= value <= self.high
+
+    @property
+    def width(self) -> float:
+        return self.high - self.low
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """``metric(a) - metric(b)`` on the same examples, with its interval and a two-sided p-value of
+    "no difference" from ``test``."""
+
+    metric: str
+    a_value: float
+    b_value: float
+    difference: Interval
+    p_value: float
+    test: str
+
+
+@dataclass(frozen=True)
+class McNemarResult:
+    """McNemar's test on paired correctness: ``a_only`` examples only A got right, ``b_only`` only B."""
+
+    a_only: int
+    b_only: int
+    n: int
+    p_value: float
+    method: Literal["exact", "mid-p"]
+
+    @property
+    def difference(self) -> float:
+        """Accuracy of A minus accuracy of B."""
+        return (self.a_only - self.b_only) / self.n
+
+
+@dataclass(frozen=True)
+class StrategyVerdict:
+    """How one strategy compares with the best.
+
+    ``gap`` is how much worse than the best it is (>= 0 means worse): ``best - value`` for accuracy-like
+    metrics, ``value / best - 1`` (relative) for perplexity and loss; its interval is two-sided at
+    ``1 - alpha``. ``gap_upper`` is the one-sided ``1 - alpha`` upper bound that the tolerance is checked
+    against. ``p_value`` tests equality with the best (adjusted as the set says; ``p_raw`` is unadjusted).
+    All four are ``None`` for the best itself."""
+
+    strategy: str
+    value: float
+    reason: Reason
+    gap: Interval | None = None
+    gap_upper: float | None = None
+    p_value: float | None = None
+    p_raw: float | None = None
+
+    @property
+    def as_good_as_best(self) -> bool:
+        return self.reason != "worse"
+
+
+@dataclass(frozen=True)
+class BestSet:
+    """The verdict of :func:`indistinguishable_from_best`: one :class:`StrategyVerdict` per strategy,
+    best first, then in the order given."""
+
+    metric: str
+    best: str
+    alpha: float
+    tolerance: float | None
+    test: str
+    adjust: str
+    verdicts: tuple[StrategyVerdict, ...]
+
+    @property
+    def kept(self) -> tuple[str, ...]:
+        """The strategies not shown to be worse than the best (the best included)."""
+        return tuple(v.strategy for v in self.verdicts if v.as_good_as_best)
+
+    def verdict(self, strategy: str) -> StrategyVerdict:
+        for v in self.verdicts:
+            if v.strategy == strategy:
+                return v
+        raise KeyError(strategy)
+
+
+# ------------------------------------------------------------------------------------ per-example input
+
+
+@dataclass(frozen=True, eq=False)
+class ExampleResults:
+    """Per-example results of one strategy on one evaluation set, for one or more seeds.
+
+    Build it with :meth:`classification` or :meth:`causal_lm`. Arrays are stored with a leading seed
+    axis: ``y_pred`` and ``loss`` are ``(n_seeds, n_examples)``; ``y_true`` and ``tokens`` are shared by
+    all seeds (same examples, same tokenizer)."""
+
+    task: Literal["classification", "causal_lm"]
+    y_true: np.ndarray | None = None
+    y_pred: np.ndarray | None = None
+    loss: np.ndarray | None = None
+    tokens: np.ndarray | None = None
+
+    @classmethod
+    def classification(cls, y_true: np.ndarray, y_pred: np.ndarray) -> ExampleResults:
+        """``y_true`` of shape ``(n,)``; ``y_pred`` of shape ``(n,)`` or ``(n_seeds, n)``. Labels may be
+        any hashable values numpy can sort (ints or strings)."""
+        y_true = np.asarray(y_true)
+        y_pred = np.atleast_2d(np.asarray(y_pred))
+        if y_true.ndim != 1 or y_pred.ndim != 2 or y_pred.shape[1] != y_true.shape[0]:
+            raise ValueError(f"y_pred {y_pred.shape} does not match y_true {y_true.shape}")
+        if y_true.size == 0:
+            raise ValueError("no examples")
+        return cls("classification", y_true=y_true, y_pred=y_pred)
+
+    @classmethod
+    def causal_lm(cls, loss: np.ndarray, tokens: np.ndarray | None = None) -> ExampleResults:
+        """``loss``: each example's mean per-token loss (nats), ``(n,)`` or ``(n_seeds, n)``;
+        ``tokens``: each example's number of predicted tokens ``(n,)`` (all 1 when omitted)."""
+        loss = np.atleast_2d(np.asarray(loss, dtype=np.float64))
+        n = loss.shape[1]
+        tokens = np.ones(n) if tokens is None else np.asarray(tokens, dtype=np.float64)
+        if loss.ndim != 2 or tokens.shape != (n,):
+            raise ValueError(f"tokens {tokens.shape} does not match loss {loss.shape}")
+        if n == 0:
+            raise ValueError("no examples")
+        if not (np.all(np.isfinite(loss)) and np.all(tokens >= 0) and tokens.sum() > 0):
+            raise ValueError("losses must be finite and token counts non-negative, with some tokens")
+        return cls("causal_lm", loss=loss, tokens=tokens)
+
+    @property
+    def n_examples(self) -> int:
+        return int((self.y_pred if self.task == "classification" else self.loss).shape[1])
+
+    @property
+    def n_seeds(self) -> int:
+        return int((self.y_pred if self.task == "classification" else self.loss).shape[0])
+
+
+# A metric as (per-example additive features X of shape (seeds, n, k), g: sums (..., k) -> value (...)).
+_Additive = tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]
+
+
+def _additive(results: ExampleResults, metric: str) -> _Additive:
+    """Write ``metric`` as ``g(sum_i X_i)``: what makes resampling one matrix product and the jackknife
+    one subtraction."""
+    higher_is_better(metric)
+    if results.task == "classification":
+        if metric not in ("accuracy", "f1_macro"):
+            raise ValueError(f"{metric!r} is not a classification metric")
+        y_true, y_pred = results.y_true, results.y_pred
+        assert y_true is not None and y_pred is not None
+        if metric == "accuracy":
+            correct = (y_pred == y_true[None, :]).astype(np.float64)
+            X = np.stack([correct, np.ones_like(correct)], axis=-1)
+            return X, lambda s: s[..., 0] / s[..., 1]
+        classes, inverse = np.unique(np.concatenate([y_true, y_pred.ravel()]), return_inverse=True)
+        k = classes.size
+        t = inverse[: y_true.size]
+        p = inverse[y_true.size :].reshape(y_pred.shape)
+        eye = np.eye(k)
+        true_1h = np.broadcast_to(eye[t], p.shape + (k,))
+        pred_1h = eye[p]
+        X = np.concatenate([pred_1h * true_1h, pred_1h, true_1h], axis=-1)
+
+        def f1_macro(s: np.ndarray) -> np.ndarray:
+            # As sklearn's f1_score(average="macro"): classes that appear in neither the true nor the
+            # predicted labels (of this seed, of this resample) do not count.
+            tp, pred_n, true_n = s[..., :k], s[..., k : 2 * k], s[..., 2 * k :]
+            denom = pred_n + true_n
+            present = denom > 0
+            f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=present)
+            return f1.sum(-1) / np.maximum(present.sum(-1), 1)
+
+        return X, f1_macro
+    if metric not in ("loss", "perplexity"):
+        raise ValueError(f"{metric!r} is not a causal-LM metric")
+    loss, tokens = results.loss, results.tokens
+    assert loss is not None and tokens is not None
+    w = np.broadcast_to(tokens, loss.shape)
+    X = np.stack([w * loss, w], axis=-1)
+    if metric == "loss":
+        return X, lambda s: s[..., 0] / s[..., 1]
+    # Capped as in training (exp(min(loss, 50))) so that a diverged run stays finite.
+    return X, lambda s: np.exp(np.minimum(s[..., 0] / s[..., 1], 50.0))
+
+
+def _point(add: _Additive) -> float:
+    X, g = add
+    return float(np.mean(g(X.sum(axis=1))))
+
+
+def _counts(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
+    """``size`` bootstrap resamples of ``n`` units as a ``(size, n)`` matrix of counts (each row sums to
+    ``n``): ``bincount`` of the drawn indices offset per row, which is much faster than ``multinomial``."""
+    idx = rng.integers(0, n, size=(size, n))
+    idx += n * np.arange(size)[:, None]
+    return np.bincount(idx.ravel(), minlength=size * n).reshape(size, n).astype(np.float64)
+
+
+def _replicates(adds: list[_Additive], n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Bootstrap replicates ``(n_boot, len(adds))`` of each metric; all share one example resample per
+    replicate (pairing), seeds are resampled independently per strategy (crossed design)."""
+    n = adds[0][0].shape[1]
+    out = np.empty((n_boot, len(adds)))
+    chunk = max(1, _CHUNK_ELEMENTS // n)
+    for start in range(0, n_boot, chunk):
+        size = min(chunk, n_boot - start)
+        W = _counts(rng, n, size)
+        for j, (X, g) in enumerate(adds):
+            s, _, k = X.shape
+            sums = (W @ X.transpose(1, 0, 2).reshape(n, s * k)).reshape(size, s, k)
+            per_seed = g(sums)
+            if s == 1:
+                out[start : start + size, j] = per_seed[:, 0]
+            else:
+                out[start : start + size, j] = (_counts(rng, s, size) * per_seed).sum(axis=1) / s
+    return out
+
+
+def _jackknife(add: _Additive) -> np.ndarray:
+    """Leave-one-example-out values of a single-seed metric."""
+    X, g = add
+    return g(X[0].sum(axis=0)[None, :] - X[0])
+
+
+def _interval_from(
+    reps: np.ndarray, estimate: float, level: float, method: IntervalMethod, jack: np.ndarray | None
+) -> tuple[float, float]:
+    alpha = 1.0 - level
+    if method == "percentile":
+        lo, hi = np.quantile(reps, [alpha / 2, 1 - alpha / 2])
+        return float(lo), float(hi)
+    if method != "bca":
+        raise ValueError(f"unknown interval method {method!r}")
+    if jack is None:
+        raise ValueError("BCa needs single-seed results (its jackknife over seeds is not defined here)")
+    if np.ptp(reps) == 0:
+        return float(reps[0]), float(reps[0])
+    b = reps.size
+    # Mid-rank proportion: metrics such as accuracy are discrete, and ties at the estimate are common.
+    below = (np.sum(reps < estimate) + 0.5 * np.sum(reps == estimate)) / b
+    z0 = sps.norm.ppf(np.clip(below, 1 / (b + 1), b / (b + 1)))
+    d = jack.mean() - jack
+    denom = 6.0 * np.sum(d**2) ** 1.5
+    acc = float(np.sum(d**3) / denom) if denom > 0 else 0.0
+    z = sps.norm.ppf([alpha / 2, 1 - alpha / 2])
+    q = sps.norm.cdf(z0 + (z0 + z) / (1 - acc * (z0 + z)))
+    lo, hi = np.quantile(reps, q)
+    return float(lo), float(hi)
+
+
+def _check_level(level: float) -> None:
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+
+
+# ---------------------------------------------------------------------------------------- public API
+
+
+def metric_value(results: ExampleResults, metric: str) -> float:
+    """The metric on the whole set, averaged over seeds (what tunelab reports)."""
+    return _point(_additive(results, metric))
+
+
+def bootstrap_interval(
+    results: ExampleResults,
+    metric: str,
+    *,
+    level: float = 0.95,
+    n_boot: int = 10_000,
+    method: IntervalMethod = "percentile",
+    seed: int = 0,
+) -> Interval:
+    """Bootstrap interval of ``metric`` (seeds: crossed bootstrap of seeds and examples, see module doc)."""
+    _check_level(level)
+    add = _additive(results, metric)
+    estimate = _point(add)
+    reps = _replicates([add], n_boot, np.random.default_rng(seed))[:, 0]
+    jack = _jackknife(add) if method == "bca" and results.n_seeds == 1 else None
+    lo, hi = _interval_from(reps, estimate, level, method, jack)
+    return Interval(estimate, lo, hi, level, f"{method} bootstrap", results.n_examples, results.n_seeds)
+
+
+def _check_paired(a: ExampleResults, b: ExampleResults) -> None:
+    if a.task != b.task or a.n_examples != b.n_examples:
+        raise ValueError("paired comparison needs results of the same task on the same examples")
+    same = np.array_equal(a.y_true, b.y_true) if a.task == "classification" else np.array_equal(a.tokens, b.tokens)
+    if not same:
+        raise ValueError("paired comparison needs the same examples (labels / token counts differ)")
+
+
+def _two_sided_p(diff_reps: np.ndarray) -> float:
+    b = diff_reps.size
+    le = (1 + np.sum(diff_reps <= 0)) / (b + 1)
+    ge = (1 + np.sum(diff_reps >= 0)) / (b + 1)
+    return float(min(1.0, 2 * min(le, ge)))
+
+
+def paired_bootstrap(
+    a: ExampleResults,
+    b: ExampleResults,
+    metric: str,
+    *,
+    level: float = 0.95,
+    n_boot: int = 10_000,
+    method: IntervalMethod = "percentile",
+    seed: int = 0,
+) -> PairedComparison:
+    """Paired bootstrap of ``metric(a) - metric(b)``: interval and two-sided p-value of no difference."""
+    _check_level(level)
+    _check_paired(a, b)
+    add_a, add_b = _additive(a, metric), _additive(b, metric)
+    va, vb = _point(add_a), _point(add_b)
+    reps = _replicates([add_a, add_b], n_boot, np.random.default_rng(seed))
+    diff = reps[:, 0] - reps[:, 1]
+    jack = None
+    if method == "bca" and a.n_seeds == 1 and b.n_seeds == 1:
+        jack = _jackknife(add_a) - _jackknife(add_b)
+    lo, hi = _interval_from(diff, va - vb, level, method, jack)
+    ci = Interval(va - vb, lo, hi, level, f"paired {method} bootstrap", a.n_examples, max(a.n_seeds, b.n_seeds))
+    return PairedComparison(metric, va, vb, ci, _two_sided_p(diff), "paired bootstrap")
+
+
+def mcnemar(
+    y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, *, method: Literal["exact", "mid-p"] = "mid-p"
+) -> McNemarResult:
+    """McNemar's test that A and B have the same accuracy, from single-run predictions on the same
+    examples: binomial test of the discordant pairs (``a_only`` ~ Bin(a_only + b_only, 1/2)).
+    Exact: ``2 P(X <= min)``; mid-p: that minus ``P(X = min)``; both capped at 1."""
+    y_true, pred_a, pred_b = (np.asarray(v) for v in (y_true, pred_a, pred_b))
+    if not (y_true.ndim == 1 and pred_a.shape == y_true.shape == pred_b.shape):
+        raise ValueError("mcnemar needs one prediction per example for each strategy (single seeds)")
+    ca, cb = pred_a == y_true, pred_b == y_true
+    a_only, b_only = int(np.sum(ca & ~cb)), int(np.sum(~ca & cb))
+    m, k = a_only + b_only, min(a_only, b_only)
+    if m == 0:
+        p = 1.0
+    else:
+        p = 2 * sps.binom.cdf(k, m, 0.5)
+        if method == "mid-p":
+            p -= sps.binom.pmf(k, m, 0.5)
+        elif method != "exact":
+            raise ValueError(f"unknown McNemar method {method!r}")
+    return McNemarResult(a_only, b_only, int(y_true.size), float(min(1.0, p)), method)
+
+
+def holm(p_values: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjustment of p-values (family-wise error control, any dependence)."""
+    p = np.asarray(p_values, dtype=np.float64)
+    m = p.size
+    if m == 0:
+        return p
+    order = np.argsort(p)
+    adjusted = np.minimum(1.0, np.maximum.accumulate(p[order] * (m - np.arange(m))))
+    out = np.empty(m)
+    out[order] = adjusted
+    return out
+
+
+def indistinguishable_from_best(
+    results: Mapping[str, ExampleResults],
+    metric: str,
+    *,
+    alpha: float = 0.05,
+    tolerance: float | None = None,
+    test: Literal["auto", "bootstrap", "mcnemar"] = "auto",
+    adjust: Literal["holm", "none"] = "holm",
+    n_boot: int = 10_000,
+    seed: int = 0,
+) -> BestSet:
+    """Which strategies are not shown to be worse than the best one (see module doc for the reasons).
+
+    ``test="auto"``: McNemar (mid-p) for accuracy when every strategy has a single seed, otherwise the
+    paired bootstrap. ``tolerance``: absolute for accuracy-like metrics (0.01 = one point), relative for
+    perplexity and loss (0.02 = 2 %); ``None`` checks statistical distinguishability only."""
+    if not results:
+        raise ValueError("no strategies")
+    _check_level(1 - alpha)
+    if tolerance is not None and tolerance < 0:
+        raise ValueError("tolerance must be >= 0")
+    if adjust not in ("holm", "none"):
+        raise ValueError(f"unknown adjustment {adjust!r}")
+    if test not in ("auto", "bootstrap", "mcnemar"):
+        raise ValueError(f"unknown test {test!r}")
+    names = list(results)
+    first = results[names[0]]
+    for name in names[1:]:
+        _check_paired(first, results[name])
+    hib = higher_is_better(metric)
+    adds = [_additive(results[name], metric) for name in names]
+    values = np.array([_point(add) for add in adds])
+    best_i = int(np.argmax(values) if hib else np.argmin(values))
+    single = all(results[name].n_seeds == 1 for name in names)
+    if test == "auto":
+        test = "mcnemar" if metric == "accuracy" and single else "bootstrap"
+    if test == "mcnemar" and not (metric == "accuracy" and single):
+        raise ValueError("McNemar applies to accuracy of single-seed results only")
+
+    reps = _replicates(adds, n_boot, np.random.default_rng(seed)) if len(names) > 1 else None
+    others = [i for i in range(len(names)) if i != best_i]
+    gaps: dict[int, tuple[Interval, float]] = {}
+    raw = np.empty(len(others))
+    for j, i in enumerate(others):
+        assert reps is not None
+        # Gap on the scale the tolerance is stated in: points for accuracy-like, relative for perplexity.
+        if hib:
+            gap_reps, gap = reps[:, best_i] - reps[:, i], values[best_i] - values[i]
+        else:
+            gap_reps, gap = reps[:, i] / reps[:, best_i] - 1, values[i] / values[best_i] - 1
+        lo, hi = np.quantile(gap_reps, [alpha / 2, 1 - alpha / 2])
+        upper = float(np.quantile(gap_reps, 1 - alpha))
+        n_seeds = max(results[names[i]].n_seeds, results[names[best_i]].n_seeds)
+        gaps[i] = (Interval(float(gap), float(lo), float(hi), 1 - alpha, "paired percentile bootstrap",
+                            first.n_examples, n_seeds), upper)
+        if test == "mcnemar":
+            y = first.y_true
+            assert y is not None
+            raw[j] = mcnemar(y, results[names[best_i]].y_pred[0], results[names[i]].y_pred[0]).p_value
+        else:
+            raw[j] = _two_sided_p(gap_reps)
+    adjusted = holm(raw) if adjust == "holm" else raw
+
+    verdicts = [StrategyVerdict(names[best_i], float(values[best_i]), "best")]
+    for j, i in enumerate(others):
+        gap_ci, upper = gaps[i]
+        if tolerance is not None and upper <= tolerance:
+            reason: Reason = "within_tolerance"
+        elif adjusted[j] >= alpha:
+            reason = "not_distinguishable"
+        else:
+            reason = "worse"
+        verdicts.append(StrategyVerdict(names[i], float(values[i]), reason, gap_ci, upper,
+                                        float(adjusted[j]), float(raw[j])))
+    test_name = "McNemar mid-p" if test == "mcnemar" else "paired percentile bootstrap"
+    return BestSet(metric, names[best_i], alpha, tolerance, test_name, adjust, tuple(verdicts))
