@@ -62,13 +62,14 @@ def cmd_datasets(args) -> int:
 def cmd_strategies(args) -> int:
     from rich.table import Table
 
-    from tunelab.strategies import STRATEGIES
+    from tunelab.strategies import STRATEGIES, strategy_names
 
     table = Table(title="strategies")
     for col in ("name", "kind", "default lr", "tasks", "what trains"):
         table.add_column(col)
-    for name, cls in STRATEGIES.items():
-        table.add_row(name, cls.kind, f"{cls.default_lr:g}", ", ".join(cls.tasks), cls.summary)
+    for name in strategy_names():  # fewest trained weights first
+        cls = STRATEGIES[name]
+        table.add_row(name, cls.kind.value, f"{cls.default_lr:g}", ", ".join(cls.tasks), cls.summary)
     _console().print(table)
     return 0
 

@@ -137,7 +137,9 @@ tags: [tunelab, {run.strategy.name}]
 ---
 # {c.model} adapted to {d.source or c.data} with `{run.strategy.name}`
 
-- Strategy: **{run.strategy.name}** — {run.strategy.summary}
+- Strategy: **{run.strategy.name}** ({run.strategy.kind.label}) — {run.strategy.summary}
+- What trains: {run.strategy.describe(c, d.task, num_blocks=run.layout.num_blocks)}
+- Added to the architecture: {run.strategy.adds(c) or "nothing"}{" (and a new classification head)" if d.task == "classification" else ""}
 - Base model: `{c.model}`; task: {d.task}; labels: {", ".join(d.label_names) or "-"}
 - Data: {d.source or c.data} ({len(d.train)} train / {len(d.validation)} validation / {len(d.test)} test), fingerprint `{d.fingerprint[:12]}`
 - Trainable parameters: {trainable:,} of {total:,} ({100 * trainable / max(total, 1):.2f} %)
