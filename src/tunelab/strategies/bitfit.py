@@ -36,7 +36,7 @@ class BitFit(Strategy):
         return f"only the bias terms{and_head(task)}; every weight matrix, the embeddings included, is frozen"
 
     def adds(self, config):
-        return "zero biases on projections that have none (bias-free blocks only)"
+        return "zero biases where a projection has none (bias-free blocks only)"
 
     def prepare(self, model, layout, config):
         if not any(n.endswith(".bias") for n, _ in layout.blocks.named_parameters()):

@@ -102,7 +102,7 @@ class LoRA(_PeftStrategy):
         )
 
     def adds(self, config):
-        return f"LoRA adapters (r={config.lora_r}), mergeable into the weights"
+        return f"LoRA adapters (r={config.lora_r}, mergeable into the weights)"
 
     def _peft_config(self, layout, config, task):
         from peft import LoraConfig
@@ -134,7 +134,7 @@ class IA3(_PeftStrategy):
         )
 
     def adds(self, config):
-        return "IA3 scaling vectors, mergeable into the weights"
+        return "IA3 scaling vectors (mergeable into the weights)"
 
     def _peft_config(self, layout, config, task):
         from peft import IA3Config
