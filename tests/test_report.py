@@ -200,7 +200,7 @@ def test_html_is_self_contained_and_complete(report):
     for text in ("Transfer learning vs fine-tuning", "What trains", "Closeness of domain", "domain LM loss ratio: 1.9",
                  "tokenizer fragmentation: 1.31 (moderate)", "Before training vs measured",
                  "did not match the measured choice, lora", "How much labelled data", "Failed runs",
-                 "low-rank adapter matrices of rank 8", "at 200 examples full reached 0.710", "about 400 per class"):
+                 "low-rank adapters of rank 8", "at 200 examples full reached 0.710", "about 400 per class"):
         assert text in page, text
 
 

@@ -82,7 +82,7 @@ class TrainConfig:
     save_steps: int = 200
     """Checkpoint every N optimizer steps (and at each epoch end)."""
     merge: bool = False
-    """``lora``/``ia3``: also write a merged full model under ``merged/``."""
+    """Adapters that can be merged (``tunelab strategies``): also write a merged full model under ``merged/``."""
     trust_remote_code: bool = False
     auto_batch_size: bool = True
     """On out-of-memory, halve the batch size (accelerate's search) and keep the effective batch."""
@@ -91,11 +91,11 @@ class TrainConfig:
     # ------------------------------------------------------------------ validation
     def problems(self) -> list[str]:
         """Every problem with these options, each naming the option and what to do."""
-        from tunelab.strategies import STRATEGIES
+        from tunelab.strategies import STRATEGIES, merge_problem, strategy_names
 
         out: list[str] = []
         if self.strategy not in STRATEGIES:
-            out.append(f"--strategy '{self.strategy}' is unknown: use one of {', '.join(STRATEGIES)}")
+            out.append(f"--strategy '{self.strategy}' is unknown: use one of {', '.join(strategy_names())}")
         if self.task not in (None, "classification", "causal-lm"):
             out.append(f"--task '{self.task}' is unknown: use classification or causal-lm")
         if not self.epochs > 0:
@@ -117,8 +117,8 @@ class TrainConfig:
             out.append("--validation-fraction and --test-fraction must each be in (0, 0.5)")
         if not 0 <= self.lora_dropout < 1:
             out.append(f"--lora-dropout must be in [0, 1), got {self.lora_dropout}")
-        if self.merge and self.strategy not in ("lora", "ia3"):
-            out.append(f"--merge applies to lora and ia3 adapters, not to '{self.strategy}' (its model is already whole)")
+        if self.merge and self.strategy in STRATEGIES and not STRATEGIES[self.strategy].can_merge:
+            out.append(merge_problem(self.strategy))
         if self.precision not in ("auto", "bf16", "fp16", "fp32"):
             out.append(f"--precision '{self.precision}' is unknown: use auto, bf16, fp16 or fp32")
         elif self.precision == "fp16":

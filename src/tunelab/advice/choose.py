@@ -24,13 +24,6 @@ from typing import Any
 
 from tunelab.run.record import higher_is_better, primary_metric
 
-#: The order strategies are listed in, from the fewest trained weights to all of them.
-STRATEGY_ORDER = ("head", "last-n", "bitfit", "prompt-tuning", "ia3", "lora", "gradual", "full")
-
-#: Strategies that end up updating every weight of the model. Gradual unfreezing (ULMFiT) unfreezes
-#: the whole model by its last stage, so it is not counted as a frozen-body / PEFT strategy.
-FULL_WEIGHT_STRATEGIES = frozenset({"full", "gradual"})
-
 _EPS = 1e-9
 
 
@@ -75,8 +68,29 @@ def results_task(results: list[dict]) -> str:
 
 
 def strategy_sort_key(name: str) -> tuple[int, str]:
-    """Sort key that lists strategies in :data:`STRATEGY_ORDER`, unknown ones after, by name."""
-    return (STRATEGY_ORDER.index(name) if name in STRATEGY_ORDER else len(STRATEGY_ORDER), name)
+    """Sort key that lists strategies in their listing order (``Strategy.order``: fewest trained weights
+    first), unknown ones after, by name."""
+    # imported here: the strategies (torch, transformers) load only when results are sorted, not with this module
+    from tunelab.strategies import strategy_names
+
+    names = strategy_names()
+    return (names.index(name) if name in names else len(names), name)
+
+
+def is_full_fine_tuning(name: str) -> bool:
+    """Whether strategy ``name`` is full fine-tuning (:class:`~tunelab.strategies.Kind` ``FULL``)."""
+    from tunelab.strategies import Kind, strategy_kind
+
+    return strategy_kind(name) is Kind.FULL
+
+
+def trains_all_weights(name: str) -> bool:
+    """Whether strategy ``name`` ends up updating every weight (full fine-tuning, or unfreezing in stages
+    until everything trains), so it is not a frozen-body / PEFT strategy. False for an unknown name."""
+    from tunelab.strategies import strategy_kind
+
+    kind = strategy_kind(name)
+    return kind is not None and kind.trains_all_weights
 
 
 def _number(value: Any) -> float | None:
@@ -250,7 +264,7 @@ def largest_fraction(results: list[dict]) -> float | None:
 def summarize_strategies(results: list[dict], *, data_fraction: float | None = None) -> list[StrategySummary]:
     """Group runs by strategy at one data fraction (default: the largest), aggregating seeds.
 
-    Strategies are returned in :data:`STRATEGY_ORDER`. A strategy that only ran at other fractions
+    Strategies are returned in listing order (:func:`strategy_sort_key`). A strategy that only ran at other fractions
     is left out here.
     """
     if not results:
@@ -679,7 +693,7 @@ def _choice_reasons(
             f"{format_mb(cheapest.peak_memory_mb)}) but reached {format_metric(cheapest.test_mean, metric)}, "
             f"{describe_gap(cheapest.test_mean, best.test_mean, metric)} the best."
         )
-    full = next((s for s in fits if s.strategy == "full"), None)
+    full = next((s for s in fits if is_full_fine_tuning(s.strategy)), None)
     if full is not None and full.strategy not in mentioned:
         costs = _costs(chosen, full)
         reasons.append(
@@ -697,7 +711,7 @@ def _choice_reasons(
 
 def crossover_from_fractions(results: list[dict]) -> list[dict]:
     """Per data fraction (ascending): the best strategy, and full fine-tuning against the best
-    frozen-body / PEFT strategy (every strategy but ``full`` and ``gradual``).
+    frozen-body / PEFT strategy (every strategy that does not train all weights, see :func:`trains_all_weights`).
 
     Each row: ``data_fraction``, ``n_train``, ``metric``, ``best_strategy``, ``best_mean``,
     ``full_mean`` (None when full did not run there), ``best_frozen_or_peft``,
@@ -715,8 +729,8 @@ def crossover_from_fractions(results: list[dict]) -> list[dict]:
         if not ok:
             continue
         best = _best(ok, metric)
-        full = next((s for s in ok if s.strategy == "full"), None)
-        frozen = [s for s in ok if s.strategy not in FULL_WEIGHT_STRATEGIES]
+        full = next((s for s in ok if is_full_fine_tuning(s.strategy)), None)
+        frozen = [s for s in ok if not trains_all_weights(s.strategy)]
         partial = _best(frozen, metric) if frozen else None
         beats = None
         if full is not None and partial is not None:

@@ -309,6 +309,8 @@ def _measure(
     elif data is None:
         data = load_data(cfg)
     run = prepare(cfg, data)
+    # a schedule that unfreezes over time is measured at its widest trainable set: memory's peak
+    widened = run.strategy.widen(run.model, run.layout, cfg)
     task = run.data.task
     bs, gas = cfg.batch_size, cfg.gradient_accumulation_steps
     micro = bs  # one forward/backward
@@ -393,8 +395,11 @@ def _measure(
     time_per_epoch = first_s + (steps_per_epoch - 1) * step_s
     total_steps = math.ceil(steps_per_epoch * cfg.epochs)
     train_time = overhead_s + first_s + (total_steps - 1) * step_s
-    if cfg.strategy == "gradual":
-        notes.append("gradual unfreezing gets slower as blocks unfreeze: timed at its first stage, so time is a lower bound")
+    if widened:
+        notes.append(
+            f"{cfg.strategy} trains more weights as its schedule goes on: measured with its widest trainable set "
+            "(the last stage), so memory is the peak and time an upper bound"
+        )
     if total_steps >= cfg.save_steps:
         notes.append(f"checkpoint saves every {cfg.save_steps} steps are not included in the time")
     if cfg.cache and not cache_info.get("used"):

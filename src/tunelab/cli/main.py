@@ -55,11 +55,12 @@ def cmd_datasets(args) -> int:
 
 
 def cmd_strategies(args) -> int:
-    from tunelab.strategies import STRATEGIES
+    from tunelab.strategies import STRATEGIES, strategy_names
 
-    rows = [
-        {"name": name, "kind": cls.kind, "default_lr": cls.default_lr, "tasks": list(cls.tasks), "what_trains": cls.summary}
-        for name, cls in STRATEGIES.items()
+    rows = [  # fewest trained weights first
+        {"name": name, "kind": STRATEGIES[name].kind.value, "default_lr": STRATEGIES[name].default_lr,
+         "tasks": list(STRATEGIES[name].tasks), "what_trains": STRATEGIES[name].summary}
+        for name in strategy_names()
     ]
     print_list(rows, ("name", "kind", "default_lr", "tasks", "what_trains"), title="strategies",
                as_json=args.json, numeric=("default_lr",))

@@ -15,12 +15,12 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
 from tunelab.advice.choose import (
-    STRATEGY_ORDER,
     StrategySummary,
     available_fractions,
     metric_label,
     run_strategy,
     run_succeeded,
+    strategy_sort_key,
     summarize_strategies,
 )
 from tunelab.run.record import higher_is_better
@@ -44,7 +44,10 @@ class Plot:
 
 def strategy_style(strategy: str, known: list[str] | None = None) -> tuple[str, str]:
     """A fixed colour and marker per strategy, the same in every plot."""
-    order = list(STRATEGY_ORDER) + sorted(set(known or []) - set(STRATEGY_ORDER))
+    from tunelab.strategies import strategy_names  # with the first plot, not with this module
+
+    registered = strategy_names()
+    order = registered + sorted(set(known or []) - set(registered))
     index = order.index(strategy) if strategy in order else len(order)
     return _PALETTE[index % len(_PALETTE)], _MARKERS[index % len(_MARKERS)]
 
@@ -252,7 +255,7 @@ def fractions_plot(results: list[dict]) -> Plot | None:
         return None
     fig, ax = _new_figure()
     uses_n_train = all(s.n_train is not None for s in summarize_strategies(results) if s.ok)
-    for strategy in sorted(series, key=lambda n: (STRATEGY_ORDER.index(n) if n in STRATEGY_ORDER else 99, n)):
+    for strategy in sorted(series, key=strategy_sort_key):
         points = sorted(series[strategy])
         colour, marker = strategy_style(strategy, names)
         xs, ys, stds, ns = zip(*points)

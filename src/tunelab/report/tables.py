@@ -25,6 +25,7 @@ from tunelab.advice.choose import (
     results_task,
     summarize_strategies,
 )
+from tunelab.config import TrainConfig
 from tunelab.io import atomic_write_text
 
 if TYPE_CHECKING:
@@ -204,74 +205,41 @@ def console_table(results: list[dict], *, highlight: str | None = None) -> Table
 # The comparison axes
 
 
-def _find_key(config: Any, names: tuple[str, ...]) -> Any:
-    """The first value under any of ``names`` anywhere in a nested config dict."""
-    if not isinstance(config, dict):
-        return None
-    for name in names:
-        if config.get(name) is not None:
-            return config[name]
-    for value in config.values():
-        found = _find_key(value, names)
-        if found is not None:
-            return found
-    return None
+def _strategy(name: str) -> Any:
+    """The registered strategy called ``name``, or ``None`` for a name no strategy has (an old record)."""
+    from tunelab.strategies import STRATEGIES  # with the first description, not with this module
+
+    cls = STRATEGIES.get(name)
+    return cls() if cls is not None else None
+
+
+def _run_config(summary: StrategySummary) -> TrainConfig:
+    """The strategy's run config as recorded (``config``), with tunelab's defaults for fields it lacks."""
+    recorded = summary.config() or {}
+    known = set(TrainConfig.field_names())
+    return TrainConfig(**{key: value for key, value in recorded.items() if key in known})
 
 
 def _approach(strategy: str) -> str:
-    if strategy == "full":
-        return "full fine-tuning"
-    if strategy == "gradual":
-        return "fine-tuning, unfrozen in stages"
-    if strategy in {"head", "last-n"}:
-        return "transfer learning (frozen layers)"
-    if strategy in {"bitfit", "lora", "ia3", "prompt-tuning"}:
-        return "transfer learning (PEFT)"
-    return "not described"
+    found = _strategy(strategy)
+    return found.kind.label if found is not None else "not described"
 
 
 def what_trains(summary: StrategySummary, task: str) -> str:
-    """A phrase saying which weights a strategy trains, with its settings where the config has them."""
-    config = summary.config() or {}
-    head = " and the new head" if task == "classification" else ""
-    name = summary.strategy
-    if name == "head":
-        return "only a new task head; the whole pre-trained body is frozen" if task == "classification" else (
-            "only the output (LM head) layer; the body is frozen"
-        )
-    if name == "last-n":
-        n = _find_key(config, ("last_n", "n_last", "last_n_layers", "num_last_layers", "num_layers"))
-        blocks = f"the top {n} transformer blocks" if n is not None else "the top N transformer blocks"
-        return f"{blocks}{head}; the lower blocks and embeddings are frozen"
-    if name == "bitfit":
-        return f"only the bias terms{head}; every weight matrix is frozen"
-    if name == "lora":
-        rank = _find_key(config, ("lora_r", "lora_rank", "rank"))
-        if rank is None and isinstance(config.get("lora"), dict):
-            rank = config["lora"].get("r")
-        of_rank = f" of rank {rank}" if rank is not None else ""
-        return f"low-rank adapter matrices{of_rank} beside the attention weights{head}; the base is frozen"
-    if name == "ia3":
-        return f"learned scaling vectors on attention keys/values and feed-forward activations{head}; the base is frozen"
-    if name == "prompt-tuning":
-        tokens = _find_key(config, ("num_virtual_tokens", "n_virtual_tokens", "prompt_tokens", "virtual_tokens"))
-        count = f"{tokens} " if tokens is not None else ""
-        return f"{count}soft-prompt embeddings prepended to the input{head}; the whole model is frozen"
-    if name == "gradual":
-        return "every weight, unfrozen top-down in stages, one more block group per epoch (ULMFiT)"
-    if name == "full":
-        return f"every weight of the pre-trained model{head}"
-    return "the strategy's own selection of weights"
-
-
-def _architecture(strategy: str, task: str) -> str:
-    if strategy not in {"head", "last-n", "bitfit", "lora", "ia3", "prompt-tuning", "gradual", "full"}:
+    """Which weights a strategy trains, with its run's own settings (:meth:`tunelab.strategies.Strategy.describe`;
+    the model's depth from ``meta_info.num_blocks`` where the record has it)."""
+    found = _strategy(summary.strategy)
+    if found is None:
         return "not described"
-    added = {
-        "lora": "adapter matrices (mergeable into the weights)",
-        "ia3": "scaling vectors",
-        "prompt-tuning": "virtual prompt tokens",
-    }.get(strategy)
+    num_blocks = summary.meta("num_blocks")
+    return found.describe(_run_config(summary), task, num_blocks=int(num_blocks) if num_blocks is not None else None)
+
+
+def _architecture(summary: StrategySummary, task: str) -> str:
+    found = _strategy(summary.strategy)
+    if found is None:
+        return "not described"
+    added = found.adds(_run_config(summary))
     parts = [p for p in (added, "a new classification head" if task == "classification" else None) if p]
     return "adds " + " and ".join(parts) if parts else "unchanged"
 
@@ -357,7 +325,7 @@ def axes_table(
     rows = [
         ("Approach", [_approach(s.strategy) for s in summaries]),
         ("What trains", [what_trains(s, task) for s in summaries]),
-        ("Architecture", [_architecture(s.strategy, task) for s in summaries]),
+        ("Architecture", [_architecture(s, task) for s in summaries]),
         ("Share of weights trained", [measured(s, share(s)) for s in summaries]),
         ("Peak memory", [measured(s, memory(s)) for s in summaries]),
         ("Training time", [measured(s, timing(s)) for s in summaries]),

@@ -116,6 +116,7 @@ def model_card(run, metrics: dict[str, Any]) -> str:
     from tunelab.strategies import trainable_parameters
 
     trainable, total = trainable_parameters(run.model)
+    added = [p for p in (run.strategy.adds(c), "a new classification head" if d.task == "classification" else None) if p]
     rows = "\n".join(
         f"| {split} | " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(values.items())) + " |"
         for split, values in metrics.items()
@@ -137,7 +138,9 @@ tags: [tunelab, {run.strategy.name}]
 ---
 # {c.model} adapted to {d.source or c.data} with `{run.strategy.name}`
 
-- Strategy: **{run.strategy.name}** — {run.strategy.summary}
+- Strategy: **{run.strategy.name}** ({run.strategy.kind.label}) — {run.strategy.summary}
+- What trains: {run.strategy.describe(c, d.task, num_blocks=run.layout.num_blocks)}
+- Added to the architecture: {" and ".join(added) or "nothing"}
 - Base model: `{c.model}`; task: {d.task}; labels: {", ".join(d.label_names) or "-"}
 - Data: {d.source or c.data} ({len(d.train)} train / {len(d.validation)} validation / {len(d.test)} test), fingerprint `{d.fingerprint[:12]}`
 - Trainable parameters: {trainable:,} of {total:,} ({100 * trainable / max(total, 1):.2f} %)

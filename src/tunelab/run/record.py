@@ -18,7 +18,7 @@ One JSON per run, in four parts (after peft's ``method_comparison``):
     classification; ``loss`` and ``perplexity`` for causal LM.
 ``meta_info``
     ``model``, ``task``, ``data`` (source), ``data_fingerprint``, ``n_train``, ``n_validation``,
-    ``n_test``, ``label_names``, ``versions`` (python, torch, transformers, peft, accelerate, tunelab),
+    ``n_test``, ``label_names``, ``num_blocks`` (the model's transformer blocks), ``versions`` (python, torch, transformers, peft, accelerate, tunelab),
     ``device``.
 ``config``
     The fully resolved :class:`tunelab.config.TrainConfig` as a dict.

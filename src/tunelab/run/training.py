@@ -324,7 +324,7 @@ def limit_onednn_for(config: TrainConfig, *, head_only: bool | None = None) -> s
     """:func:`tunelab.run.heap.limit_onednn_primitive_cache` for a run of ``config``: its training precision,
     and (unless ``head_only`` is given) whether only the head trains. Call it before the first multiply."""
     if head_only is None:
-        head_only = config.strategy == "head"
+        head_only = get_strategy(config.strategy).trains_only_head(config)
     return limit_onednn_primitive_cache(training_precision(config.precision), head_only=head_only)
 
 
@@ -559,6 +559,7 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> dic
             "n_validation": len(run.data.validation),
             "n_test": len(run.data.test),
             "label_names": run.data.label_names,
+            "num_blocks": run.layout.num_blocks,
             "versions": library_versions(),
             "device": "cuda" if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)",
         },

@@ -3,10 +3,24 @@
 from tunelab.strategies import bitfit, full, gradual, head, last_n, peft_methods  # noqa: F401  (registration)
 from tunelab.strategies.base import (
     STRATEGIES,
+    Kind,
     Strategy,
     get_strategy,
+    merge_problem,
     register_strategy,
+    strategy_kind,
+    strategy_names,
     trainable_parameters,
 )
 
-__all__ = ["STRATEGIES", "Strategy", "get_strategy", "register_strategy", "trainable_parameters"]
+__all__ = [
+    "STRATEGIES",
+    "Kind",
+    "Strategy",
+    "get_strategy",
+    "merge_problem",
+    "register_strategy",
+    "strategy_kind",
+    "strategy_names",
+    "trainable_parameters",
+]

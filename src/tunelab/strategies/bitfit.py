@@ -3,7 +3,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tunelab.strategies.base import Strategy, freeze_all, register_strategy, unfreeze_head
+from tunelab.strategies.base import Kind, Strategy, and_head, freeze_all, register_strategy, unfreeze_head
 
 
 def add_zero_biases(model, layout) -> int:
@@ -29,6 +29,14 @@ class BitFit(Strategy):
     name = "bitfit"
     summary = "BitFit: only the bias terms (and the task head) train; zero biases are added to bias-free Llama blocks"
     default_lr = 1e-3
+    kind = Kind.PEFT
+    order = 30
+
+    def describe(self, config, task, *, num_blocks=None):
+        return f"only the bias terms{and_head(task)}; every weight matrix, the embeddings included, is frozen"
+
+    def adds(self, config):
+        return "zero biases where a projection has none (bias-free blocks only)"
 
     def prepare(self, model, layout, config):
         if not any(n.endswith(".bias") for n, _ in layout.blocks.named_parameters()):

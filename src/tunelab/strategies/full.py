@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tunelab.strategies.base import Strategy, register_strategy
+from tunelab.strategies.base import Kind, Strategy, and_head, register_strategy
 
 
 @register_strategy
@@ -8,7 +8,11 @@ class Full(Strategy):
     name = "full"
     summary = "full fine-tuning: every weight trains"
     default_lr = 5e-5
-    kind = "full"
+    kind = Kind.FULL
+    order = 80
+
+    def describe(self, config, task, *, num_blocks=None):
+        return f"every weight of the pre-trained model{and_head(task)}, at one learning rate, from the first step"
 
     def prepare(self, model, layout, config):
         for p in model.parameters():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from transformers import TrainerCallback
 
-from tunelab.strategies.base import Strategy, freeze_all, register_strategy, unfreeze_head
+from tunelab.strategies.base import Kind, Strategy, and_head, freeze_all, register_strategy, unfreeze_head
 from tunelab.strategies.last_n import _after_blocks_prefixes
 
 
@@ -49,7 +49,27 @@ class Gradual(Strategy):
     name = "gradual"
     summary = "ULMFiT gradual unfreezing from the top, with layer-wise decayed learning rates"
     default_lr = 1e-4
-    kind = "full"
+    kind = Kind.STAGED
+    order = 70
+    options = ("layer_lr_decay",)
+
+    def describe(self, config, task, *, num_blocks=None):
+        lr = config.lr if config.lr is not None else self.default_lr
+        stages = f"{num_blocks} equal stages" if num_blocks is not None else "one stage per block"
+        return (
+            f"every weight, in stages: starts with the top block{and_head(task)}, then unfreezes one more block from "
+            f"the top at evenly spaced steps over all of training ({stages}, not one per epoch), the "
+            f"embeddings with the last; each block at lr × decay^depth from the top ({lr:g} × {config.layer_lr_decay:g}^depth)"
+        )
+
+    def widen(self, model, layout, config):
+        """Every block and the embeddings trainable: where the schedule ends, in its last stage."""
+        if layout.num_blocks < 2:
+            return False  # a single stage: the schedule never unfreezes more than prepare() did
+        schedule = GradualUnfreezing(model, layout, self._embeddings_prefix(model, layout))
+        schedule.unfrozen = layout.num_blocks
+        schedule._apply()
+        return True
 
     def _embeddings_prefix(self, model, layout) -> str:
         owner_name = next(n for n, m in model.named_modules() if m is layout.embeddings_owner)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tunelab.strategies.base import Strategy, freeze_all, register_strategy, unfreeze_head
+from tunelab.strategies.base import Kind, Strategy, freeze_all, register_strategy, unfreeze_head
 
 
 def pooler_prefixes(model) -> tuple[str, ...]:
@@ -18,7 +18,13 @@ class Head(Strategy):
     name = "head"
     summary = "feature extraction: the pre-trained body is frozen, only a new task head (with BERT's pooler) trains"
     default_lr = 2e-3
+    kind = Kind.FROZEN
+    order = 10
     tasks = ("classification",)
+
+    def describe(self, config, task, *, num_blocks=None):
+        blocks = f"all {num_blocks} blocks" if num_blocks is not None else "every block"
+        return f"only a new task head (and the pooler, where the model has one); {blocks} and the embeddings are frozen"
 
     def prepare(self, model, layout, config):
         freeze_all(model)

@@ -1,7 +1,15 @@
 from __future__ import annotations
 
 from tunelab.errors import StrategyError
-from tunelab.strategies.base import Strategy, freeze_all, register_strategy, unfreeze_head
+from tunelab.strategies.base import (
+    Kind,
+    Strategy,
+    and_head,
+    blocks_phrase,
+    freeze_all,
+    register_strategy,
+    unfreeze_head,
+)
 
 
 def _top_prefixes(model, layout, n: int) -> tuple[str, ...]:
@@ -25,6 +33,14 @@ class LastN(Strategy):
     name = "last-n"
     summary = "embeddings and lower blocks frozen; the top N blocks (--layers) and the head train"
     default_lr = 1e-4
+    kind = Kind.FROZEN
+    order = 20
+    options = ("layers",)
+
+    def describe(self, config, task, *, num_blocks=None):
+        n = config.layers
+        lower = f"the lower {num_blocks - n} blocks" if num_blocks is not None else "the blocks below"
+        return f"{blocks_phrase(n, num_blocks)} (with the final norm or pooler above them, if any){and_head(task)}; {lower} and the embeddings are frozen"
 
     def prepare(self, model, layout, config):
         n = config.layers

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from tunelab.errors import StrategyError
-from tunelab.strategies.base import Strategy, register_strategy
+from tunelab.strategies.base import Kind, Strategy, blocks_phrase, head_trains_too, register_strategy
 
 _TARGETS = {
     "bert": {"lora": ["query", "key", "value", "dense"], "ia3": ["key", "value", "output.dense"], "ia3_ff": ["output.dense"]},
@@ -51,8 +51,17 @@ def _block_regex(layout, top: int | None, names: list[str]) -> str:
     return rf".*{re.escape(layout.blocks_path)}\.({index_re})\..*\.({names_re})$"
 
 
+def _scope(config, num_blocks: int | None) -> str:
+    """Which blocks an adapter reaches: every block, or the top ``--lora-layers``."""
+    top = config.lora_layers
+    if top is None:
+        return f"all {num_blocks} blocks" if num_blocks is not None else "every block"
+    return blocks_phrase(top, num_blocks)
+
+
 class _PeftStrategy(Strategy):
     artifact_format = "peft"
+    kind = Kind.PEFT
 
     def _peft_config(self, layout, config, task):
         raise NotImplementedError
@@ -66,6 +75,7 @@ class _PeftStrategy(Strategy):
         return model
 
     def save(self, model, out_dir: Path, *, merge: bool = False) -> None:
+        self.check_merge(merge)
         model.save_pretrained(out_dir, safe_serialization=True)
         if merge:
             merged = model.merge_and_unload()
@@ -81,6 +91,18 @@ class LoRA(_PeftStrategy):
     name = "lora"
     summary = "LoRA (peft): low-rank adapters on attention and MLP projections; body frozen"
     default_lr = 5e-4
+    order = 60
+    options = ("lora_r", "lora_alpha", "lora_dropout", "lora_layers")
+    can_merge = True
+
+    def describe(self, config, task, *, num_blocks=None):
+        return (
+            f"LoRA low-rank adapters of rank {config.lora_r} (alpha {config.lora_alpha}, dropout {config.lora_dropout:g}) "
+            f"on the attention and MLP projections of {_scope(config, num_blocks)}{head_trains_too(task)}; the base model is frozen"
+        )
+
+    def adds(self, config):
+        return f"LoRA adapters (r={config.lora_r}, mergeable into the weights)"
 
     def _peft_config(self, layout, config, task):
         from peft import LoraConfig
@@ -101,6 +123,18 @@ class IA3(_PeftStrategy):
     name = "ia3"
     summary = "IA3 (peft): learned rescaling vectors on keys, values and feed-forward; body frozen"
     default_lr = 3e-3
+    order = 50
+    options = ("lora_layers",)
+    can_merge = True
+
+    def describe(self, config, task, *, num_blocks=None):
+        return (
+            f"IA3 scaling vectors on the attention keys and values and the feed-forward output of "
+            f"{_scope(config, num_blocks)}{head_trains_too(task)}; the base model is frozen"
+        )
+
+    def adds(self, config):
+        return "IA3 scaling vectors (mergeable into the weights)"
 
     def _peft_config(self, layout, config, task):
         from peft import IA3Config
@@ -129,6 +163,17 @@ class PromptTuning(_PeftStrategy):
     name = "prompt-tuning"
     summary = "prompt tuning (peft): a learned soft prompt of --num-virtual-tokens vectors; model frozen"
     default_lr = 3e-2
+    order = 40
+    options = ("num_virtual_tokens",)
+
+    def describe(self, config, task, *, num_blocks=None):
+        return (
+            f"a soft prompt of {config.num_virtual_tokens} virtual-token embeddings prepended to the input"
+            f"{head_trains_too(task)}; the whole pre-trained model is frozen"
+        )
+
+    def adds(self, config):
+        return f"a soft prompt of {config.num_virtual_tokens} virtual tokens"
 
     def _peft_config(self, layout, config, task):
         from peft import PromptTuningConfig, PromptTuningInit
@@ -141,8 +186,3 @@ class PromptTuning(_PeftStrategy):
 
     def frozen_blocks(self, model, layout, config):
         return None
-
-    def save(self, model, out_dir: Path, *, merge: bool = False) -> None:
-        if merge:
-            raise StrategyError("--merge does not apply to prompt-tuning (a soft prompt cannot be merged into weights)")
-        model.save_pretrained(out_dir, safe_serialization=True)
