@@ -110,6 +110,8 @@ class PromptTuning(_PeftStrategy):
             token_dim=layout.model.get_input_embeddings().embedding_dim,
             num_layers=layout.num_blocks,
             num_attention_heads=getattr(layout.model.config, "num_attention_heads", None),
+            # the whole new head trains (peft alone would add only modules named classifier/score: not DeBERTa's pooler)
+            modules_to_save=_modules_to_save(layout, task),
         )
 
     def frozen_blocks(self, model, layout, config):
