@@ -27,11 +27,11 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import _NEGATIVE, _POSITIVE, _sentence, tiny_tokenizer
 from torch import nn
 
 import tunelab.run.artifacts
 import tunelab.run.training
+from conftest import _NEGATIVE, _POSITIVE, _sentence, tiny_tokenizer
 from tunelab.config import TrainConfig
 from tunelab.errors import StrategyError
 
