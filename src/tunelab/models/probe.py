@@ -136,6 +136,7 @@ class _Recorder:
         # a fresh leaf in place of the last block's output: d logits / d leaf shows the positions the head reads
         leaf = hidden.detach().clone().requires_grad_(True)
         self.seen["leaf"] = leaf
+        torch.set_grad_enabled(True)  # only what runs after the last block records a graph (probe_model's no_grad ends it)
         return (leaf, *out[1:]) if isinstance(out, (tuple, list)) else leaf
 
 
@@ -146,12 +147,12 @@ def probe_model(model: nn.Module, body: nn.Module, body_path: str, blocks: nn.Mo
     model.eval()
     input_ids, mask = _probe_inputs(model, next(model.parameters()).device)
     try:
-        with torch.enable_grad():
+        with torch.no_grad():
             logits = model(input_ids=input_ids, attention_mask=mask).logits
-            head_reads = "all"
-            if logits.dim() == 2:  # one row of logits per example: a sequence classifier reads some positions
-                (grad,) = torch.autograd.grad(logits.float().sum(), rec.seen["leaf"], allow_unused=True)
-                head_reads = _positions_read(grad, mask)
+        head_reads = "all"
+        if logits.dim() == 2 and logits.requires_grad:  # one row per example: a sequence classifier reads some positions
+            (grad,) = torch.autograd.grad(logits.float().sum(), rec.seen["leaf"], allow_unused=True)
+            head_reads = _positions_read(grad, mask)
     finally:
         rec.remove()
         model.train(was_training)

@@ -305,7 +305,7 @@ class _Swap:
     only their ``forward`` is replaced, and ``undo()`` puts it back."""
 
     def __init__(self, layout, *, feed: _CachedInput | None, skip_below: int, skip_from: int | None = None):
-        self.patched: list[nn.Module] = []
+        self.patched: list[tuple[nn.Module, Any]] = []  # (module, the instance-level forward it had, if any)
         for i, block in enumerate(layout.blocks):
             if i < skip_below or (skip_from is not None and i >= skip_from):
                 self._patch(block, _skip_forward(layout, feed if i == skip_below - 1 else None))
@@ -313,12 +313,15 @@ class _Swap:
             self._patch(layout.entry, feed.forward)
 
     def _patch(self, module: nn.Module, forward) -> None:
+        self.patched.append((module, module.__dict__.get("forward")))
         module.forward = forward  # an instance attribute: nn.Module.__call__ finds it before the class's
-        self.patched.append(module)
 
     def undo(self) -> None:
-        for module in self.patched:
-            del module.forward
+        for module, previous in reversed(self.patched):
+            if previous is not None:
+                module.forward = previous
+            else:
+                del module.forward
         self.patched = []
 
 
