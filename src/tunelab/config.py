@@ -57,6 +57,9 @@ class TrainConfig:
     lora_dropout: float = 0.1
     lora_layers: int | None = None
     """``lora`` / ``ia3``: adapt only the top K blocks (lets the frozen lower blocks be cached)."""
+    lora_target_modules: str | None = None
+    """``lora`` / ``ia3``: the modules to adapt instead of the model's own choice (LoRA: every projection in the
+    blocks; IA3: keys, values, feed-forward output): ``all-linear``, comma-separated names (q_proj,v_proj) or a regex."""
     num_virtual_tokens: int = 20
     """``prompt-tuning``: length of the learned soft prompt."""
     layer_lr_decay: float = 0.8
@@ -128,6 +131,12 @@ class TrainConfig:
                 out.append("--precision fp16 needs a CUDA GPU (float16 autocast is not offered on CPU): use bf16 or fp32")
         if self.cache_precision not in ("auto", "bf16", "fp32"):
             out.append(f"--cache-precision '{self.cache_precision}' is unknown: use auto, bf16 or fp32")
+        if self.lora_target_modules is not None:
+            from tunelab.models.targets import spec_problem
+
+            problem = spec_problem(str(self.lora_target_modules))
+            if problem:
+                out.append(problem)
         if not 0 < self.layer_lr_decay <= 1:
             out.append(f"--layer-lr-decay must be in (0, 1], got {self.layer_lr_decay}")
         return out

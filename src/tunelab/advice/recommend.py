@@ -170,13 +170,6 @@ def reference_texts(n: int = 64, seed: int = 0) -> list[str]:
     return random.Random(seed).sample(texts, min(n, len(texts)))
 
 
-def _is_decoder(model_config) -> bool:
-    archs = getattr(model_config, "architectures", None) or []
-    return bool(getattr(model_config, "is_decoder", False)) or any(
-        a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs
-    ) or model_config.model_type in {"llama", "gpt2", "mistral", "qwen2", "gpt_neox", "phi", "gemma"}
-
-
 def _fragmentation(texts: list[str], tokenizer) -> tuple[float, float]:
     """(tokens per whitespace word, share of unknown tokens) over ``texts``."""
     ids = tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
@@ -297,7 +290,7 @@ def domain_signals(
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM
     from transformers.utils import logging as hf_logging
 
-    from tunelab.models import load_tokenizer, resolve_model
+    from tunelab.models import is_decoder, load_tokenizer, resolve_model
 
     texts = [t for t in texts if t and t.strip()]
     if not texts:
@@ -330,7 +323,7 @@ def domain_signals(
     hf_logging.set_verbosity_error()
     torch.manual_seed(seed)
     try:
-        if _is_decoder(model_config):
+        if is_decoder(model_config):
             model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
             lt, lr_ = _causal_lm_loss(model, target_ids, pad_id), _causal_lm_loss(model, reference_ids, pad_id)
             signals.update(lm_loss_target=round(lt, 4), lm_loss_reference=round(lr_, 4), lm_loss_ratio=round(lt / max(lr_, 1e-9), 3))

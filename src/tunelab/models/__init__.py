@@ -1,5 +1,6 @@
-"""Pre-trained models: where they come from (``loading``: built-ins, local folders, hub ids) and where
-their parts are (``layout``: blocks, embeddings, head), for every architecture.
+"""Pre-trained models: where they come from (``loading``: built-ins, local folders, hub ids), where
+their parts are (``layout``: body, blocks, embeddings, head, found by a probe pass) and which modules
+an adapter goes on (``targets``), for every architecture.
 
 >>> from tunelab.models import load_model, model_layout
 """
@@ -9,22 +10,28 @@ from tunelab.models.loading import (
     BUILTIN_MODELS,
     BuiltinModel,
     cache_dir,
+    is_decoder,
     label_config,
     list_models,
     load_model,
     load_tokenizer,
     resolve_model,
 )
+from tunelab.models.targets import AdapterTargets, ia3_targets, lora_targets
 
 __all__ = [
     "BUILTIN_MODELS",
+    "AdapterTargets",
     "BuiltinModel",
     "Layout",
     "cache_dir",
+    "ia3_targets",
+    "is_decoder",
     "label_config",
     "list_models",
     "load_model",
     "load_tokenizer",
+    "lora_targets",
     "model_layout",
     "resolve_model",
 ]

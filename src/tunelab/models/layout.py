@@ -1,60 +1,201 @@
-"""Where the parts of a transformers model are: blocks, embeddings, task head.
+"""Where the parts of a transformers model are: body, blocks, embeddings, task head, and how they are wired.
 
 This is the one place that knows how architectures differ; strategies and the cache ask a
-:class:`Layout` instead of branching on a model family.
+:class:`Layout` instead of branching on a model family. Everything is found from the model itself:
+
+- the **body** is ``getattr(model, model.base_model_prefix)``; the **task head** is every module
+  outside it that has parameters, except the output embeddings (a causal LM's pre-trained
+  ``lm_head``): ``classifier``, ``score``, ``pre_classifier``, DeBERTa's ``pooler``, ModernBERT's
+  ``head`` ...;
+- the **blocks** are the body's largest ``ModuleList`` of one class, preferring the classes the model
+  names in ``_no_split_modules`` and lists as long as ``config.num_hidden_layers``;
+- one forward pass on a probe input (:mod:`tunelab.models.probe`) shows the rest: the module whose
+  output enters block 0, the body's modules that run after the last block (final norm, BERT's
+  pooler) and before the first (embeddings, position tables), what a block takes and returns, the
+  order in which block 0 uses its projections, and which positions the classification head reads.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 from torch import nn
 
 from tunelab.errors import ModelError
+from tunelab.models.fastpath import QueryOnly, query_only_block, verified_query_only
+from tunelab.models.probe import Probe, probe_model
 
 
-@dataclass
+@dataclass(eq=False)
 class Layout:
     """Where the parts of a transformer are, so strategies can freeze and split it generically.
 
-    ``blocks`` is the stack of transformer blocks (bottom first); ``embeddings_owner`` and
-    ``embeddings_attr`` name the module whose output is the first block's input (BERT's
-    ``embeddings``, Llama's ``embed_tokens``); ``head_prefixes`` are the parameter-name prefixes of
-    the task head that tunelab adds (trained by every strategy).
+    Names are parameter/module names of ``model`` (the model :func:`model_layout` was given).
+    ``blocks`` is the stack of transformer blocks (bottom first) at ``blocks_path``; ``head_modules``
+    are the task head's modules (trained by every strategy). ``family`` is the model type, a
+    description only: nothing branches on it.
     """
 
-    family: str  # "bert" or "llama" (or "generic")
-    blocks: nn.ModuleList
+    model: nn.Module = field(repr=False)
+    family: str
+    body: nn.Module = field(repr=False)
+    body_path: str
+    blocks: nn.ModuleList = field(repr=False)
     blocks_path: str
-    embeddings_owner: nn.Module
-    embeddings_attr: str
-    head_prefixes: tuple[str, ...]
+    head_modules: tuple[str, ...]
+    probe: Probe = field(repr=False)
 
     @property
     def num_blocks(self) -> int:
         return len(self.blocks)
 
+    @property
+    def head_prefixes(self) -> tuple[str, ...]:
+        """Parameter-name prefixes of the task head."""
+        return tuple(f"{m}." for m in self.head_modules)
 
-_HEAD_NAMES = ("classifier", "score", "pre_classifier", "lm_head")
+    @property
+    def hidden_size(self) -> int:
+        """Width of the hidden states that flow between blocks."""
+        return self.probe.hidden_size
+
+    @property
+    def head_reads(self) -> str:
+        """Positions of the last block's output a classification head reads: ``"first"``, ``"last"``
+        (the last non-padding token) or ``"all"`` (also for a causal LM)."""
+        return self.probe.head_reads
+
+    @property
+    def entry(self) -> nn.Module | None:
+        """The module whose output enters block 0 unchanged (BERT's ``embeddings``, Llama's
+        ``embed_tokens``, GPT-2's ``drop``), or ``None`` when none returns it as is."""
+        return self.model.get_submodule(self.probe.entry) if self.probe.entry else None
+
+    @property
+    def block_input(self) -> tuple[str, object]:
+        """How a block receives its hidden states: ``("arg", 0)`` or ``("kwarg", name)``."""
+        return self.probe.block_input
+
+    @property
+    def block_output(self) -> int | None:
+        """``None`` when a block returns its hidden states, else the length of the tuple it returns (hidden states first)."""
+        return self.probe.block_output
+
+    def block_prefix(self, i: int) -> str:
+        return f"{self.blocks_path}.{i}."
+
+    @cached_property
+    def _body_parameters(self) -> dict[str, str]:
+        """Every body parameter outside the blocks -> "before" (runs before the first block, or never) or "after"."""
+        kinds = {}
+        blocks_prefix = f"{self.blocks_path}."
+        body_prefix = f"{self.body_path}." if self.body_path else ""
+        for name, _ in self.model.named_parameters():
+            if not name.startswith(body_prefix) or name.startswith(blocks_prefix):
+                continue
+            owner = name.rsplit(".", 1)[0] if "." in name else ""
+            start = self.probe.called.get(owner, (-1, -1))[0]
+            kinds[name] = "after" if start > self.probe.blocks_span[1] else "before"
+        return kinds
+
+    @cached_property
+    def after_prefixes(self) -> tuple[str, ...]:
+        """Body modules above the block stack (final norm, BERT's pooler): parameter-name prefixes."""
+        return self._cover("after")
+
+    @cached_property
+    def embedding_prefixes(self) -> tuple[str, ...]:
+        """Every other body parameter outside the blocks (embeddings, position tables, their norms)."""
+        return self._cover("before")
+
+    @cached_property
+    def pooler_prefixes(self) -> tuple[str, ...]:
+        """Modules above the blocks that pool the sequence into one vector (BERT's pooler): the
+        classification head reads the body through them, so they belong with the head."""
+        return tuple(p for p in self.after_prefixes if self.probe.ranks.get(p[:-1], 3) < 3)  # (batch, hidden)
+
+    def _cover(self, kind: str) -> tuple[str, ...]:
+        """The fewest module prefixes whose parameters are exactly those of ``kind``."""
+        kinds = self._body_parameters
+        chosen = {n for n, k in kinds.items() if k == kind}
+        everything = [n for n, _ in self.model.named_parameters()]
+        depth = len(self.body_path.split(".")) if self.body_path else 0
+        out = set()
+        for name in chosen:
+            parts = name.split(".")
+            for d in range(depth + 1, len(parts)):
+                prefix = ".".join(parts[:d]) + "."
+                if all(n in chosen for n in everything if n.startswith(prefix)):
+                    out.add(prefix)
+                    break
+            else:
+                out.add(name)
+        return tuple(sorted(out))
+
+    @cached_property
+    def _query_only_ok(self) -> bool:
+        return verified_query_only(self.blocks[-1], self.probe.last_block_io, self.probe.mask, self.head_reads)
+
+    def query_only(self, i: int) -> QueryOnly | None:
+        """For a head-only cache: block ``i`` run for the position the head reads alone
+        (:mod:`tunelab.models.fastpath`), where it was checked to match the real block; else ``None``."""
+        if i != self.num_blocks - 1 or not self._query_only_ok:
+            return None
+        return query_only_block(self.blocks[i])
+
+
+def _body(model: nn.Module) -> tuple[str, nn.Module]:
+    prefix = getattr(model, "base_model_prefix", "")
+    body = getattr(model, prefix, None) if prefix else None
+    if isinstance(body, nn.Module):
+        return prefix, body
+    return "", model
+
+
+def _blocks(model: nn.Module, body: nn.Module) -> tuple[str, nn.ModuleList]:
+    """The body's block stack: its largest ModuleList of one class (named in ``_no_split_modules``
+    and as long as ``config.num_hidden_layers`` where the model says so)."""
+    num = getattr(model.config, "num_hidden_layers", None)
+    no_split = set(getattr(model, "_no_split_modules", None) or ())
+    best, best_score = None, None
+    for name, module in body.named_modules():
+        if not isinstance(module, nn.ModuleList) or len(module) == 0:
+            continue
+        classes = {type(m).__name__ for m in module}
+        if len(classes) != 1:
+            continue
+        score = (bool(classes & no_split), len(module) == num, len(module))
+        if best_score is None or score > best_score:
+            best, best_score = (name, module), score
+    if best is None:
+        raise ModelError(f"cannot find the transformer blocks of {type(model).__name__}: no list of layers in its body")
+    return best
+
+
+def _head_modules(model: nn.Module, body: nn.Module) -> tuple[str, ...]:
+    """Modules outside the body that have parameters, except the (pre-trained) output embeddings."""
+    output_embeddings = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    heads = []
+    for name, child in model.named_children():
+        if child is body or child is output_embeddings or next(child.parameters(), None) is None:
+            continue
+        heads.append(name)
+    return tuple(heads)
 
 
 def model_layout(model: nn.Module) -> Layout:
-    """Find the block stack, the embeddings and the task head of a transformers model."""
-    num = getattr(model.config, "num_hidden_layers", None)
-    blocks_path, blocks = None, None
-    for name, module in model.named_modules():
-        if isinstance(module, nn.ModuleList) and len(module) > 0 and (num is None or len(module) == num):
-            if blocks is None or len(module) > len(blocks):
-                blocks_path, blocks = name, module
-    if blocks is None:
-        raise ModelError(f"cannot find the transformer blocks of {type(model).__name__}")
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    body = getattr(base, base.base_model_prefix, base) if hasattr(base, "base_model_prefix") else base
-    if hasattr(body, "embeddings") and isinstance(body.embeddings, nn.Module):
-        family, owner, attr = "bert", body, "embeddings"
-    elif hasattr(body, "embed_tokens"):
-        family, owner, attr = "llama", body, "embed_tokens"
-    else:
-        raise ModelError(f"cannot find the embeddings of {type(model).__name__} (supported: BERT and Llama families)")
-    heads = tuple(n for n in _HEAD_NAMES if hasattr(base, n) and isinstance(getattr(base, n), nn.Module))
-    return Layout(family, blocks, blocks_path, owner, attr, heads)
+    """Find the body, the block stack, the embeddings and the task head of a transformers model, and
+    probe how they are wired (one forward pass on a 2 x 6 token input)."""
+    if hasattr(model, "get_base_model"):  # a peft model: the layout of the model it wraps
+        model = model.get_base_model()
+    body_path, body = _body(model)
+    rel_blocks, blocks = _blocks(model, body)
+    blocks_path = f"{body_path}.{rel_blocks}" if body_path else rel_blocks
+    try:
+        probe = probe_model(model, body, body_path, blocks)
+    except Exception as exc:  # noqa: BLE001 - any failure here means tunelab cannot read this model
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelError(f"cannot run {type(model).__name__} on a probe input to find its parts: {first}") from exc
+    family = str(getattr(model.config, "model_type", type(model).__name__))
+    return Layout(model, family, body, body_path, blocks, blocks_path, _head_modules(model, body), probe)

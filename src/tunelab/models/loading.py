@@ -218,3 +218,22 @@ def load_model(
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
+
+
+def is_decoder(model_config) -> bool:
+    """Whether a model config describes a decoder (a causal language model) rather than an encoder.
+
+    From what the config says (``is_decoder``, a ``...ForCausalLM`` / ``...LMHeadModel``
+    architecture) or, for a bare base model, from transformers' registries: a model type with a
+    causal-LM class and no masked-LM class (BERT, RoBERTa, ModernBERT have both and are encoders).
+    """
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    archs = getattr(model_config, "architectures", None) or []
+    if getattr(model_config, "is_decoder", False) or any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs):
+        return True
+    kind = getattr(model_config, "model_type", "")
+    return kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES

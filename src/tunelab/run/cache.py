@@ -7,18 +7,23 @@ prefix **once per example** — in inference mode, in length-sorted batches — 
 states entering block ``split``, and trains (and evaluates) only ``blocks[split:]`` and the head
 from them, epoch after epoch.
 
-How it plugs into the model (generic for BERT and Llama, through :class:`tunelab.models.Layout`):
-the module that produces the first block's input (``layout.embeddings_owner.<embeddings_attr>``) is
-swapped for one that returns the batch's cached hidden states, and blocks ``[0, split)`` are swapped
-for pass-throughs, so the model's own ``forward`` still does the attention masks, rotary positions,
-pooling, last-token selection and loss. :func:`restore` puts the real modules back (parameter names
-never change, so checkpoints and the saved artifact are those of the plain model).
+How it plugs into the model (generic for every architecture, through :class:`tunelab.models.Layout`):
+the ``forward`` of blocks ``[0, split)`` is replaced by a pass-through that returns what the real
+block returns (a tensor, or DeBERTa's and MPNet's tuples), block ``split - 1``'s returns the batch's
+cached hidden states (and so does the module whose output enters block 0, when the layout knows it,
+so the embeddings do no work), and the model's own ``forward`` still does the attention masks,
+rotary or relative positions, pooling, last-token selection and loss. :func:`restore` puts the real
+``forward`` methods back (modules and parameter names never change, so checkpoints and the saved
+artifact are those of the plain model). Before anything is built, :func:`check` runs the cached path
+on a few examples against the whole model; where it does not give the same output (an architecture
+whose body cannot run that way), or building fails, the run trains without the cache, with a note.
 
-When ``split`` is the whole stack (``head``, classification) only the position the head reads is
-kept (BERT: the first token; Llama sequence classification: the last non-padding token, fed to the
-model as a length-1 input so its last-token logic still works): a tiny cache and near-free epochs.
-On a BERT-style encoder the last block then runs for that one query (keys and values still come
-from every token): the same output, about 5/6 of that block's work saved.
+When ``split`` is the whole stack (``head``, classification) only the positions the head reads are
+kept (``layout.head_reads``: BERT's first token; a decoder classifier's last non-padding token, fed
+to the model as a length-1 input so its last-token logic still works; every position for a mean
+pooling head): a tiny cache and near-free epochs. Where the layout offers it (BERT-style encoder
+layers, :mod:`tunelab.models.fastpath`) the last block then runs for that one query (keys and values
+still come from every token): the same output, about 5/6 of that block's work saved.
 
 The pass runs on the GPU when there is one, in batches of about 1,024 padded tokens (length-sorted,
 so almost no padding), and under bfloat16 autocast where the hardware multiplies bfloat16 natively
@@ -50,6 +55,7 @@ the cache off.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -99,7 +105,7 @@ def plan(run) -> CachePlan | None:
     if any(p.requires_grad for p in _prefix_parameters(run.layout, split)):
         return None  # the strategy says frozen, the weights say otherwise: never cache what trains
     head_only = split == run.layout.num_blocks and run.data.task == "classification"
-    positions = ("first" if run.layout.family == "bert" else "last") if head_only else "all"
+    positions = run.layout.head_reads if head_only else "all"  # the positions the head reads, or every one
     dtype = str(run.config.extra.get("cache_dtype", os.environ.get("TUNELAB_CACHE_DTYPE", "float16")))
     if dtype not in ("float16", "float32"):
         dtype = "float16"
@@ -159,7 +165,8 @@ def memory_limit_mb() -> float:
 
 
 def _prefix_parameters(layout, split: int):
-    yield from getattr(layout.embeddings_owner, layout.embeddings_attr).parameters()
+    prefixes = layout.embedding_prefixes
+    yield from (p for n, p in layout.model.named_parameters() if prefixes and n.startswith(prefixes))
     for block in list(layout.blocks)[:split]:
         yield from block.parameters()
 
@@ -263,11 +270,10 @@ def _complete(folder: Path) -> bool:
 # ----------------------------------------------------------------------------- running the prefix
 
 
-class _CachedInput(nn.Module):
-    """Stands in for the embeddings: returns the hidden states stashed for the current batch."""
+class _CachedInput:
+    """Holds the cached hidden states of the current batch, for the modules that stand in for the frozen prefix."""
 
     def __init__(self):
-        super().__init__()
         self.stash: torch.Tensor | None = None
 
     def forward(self, *args, **kwargs) -> torch.Tensor:
@@ -278,77 +284,147 @@ class _CachedInput(nn.Module):
         return self.stash
 
 
-class _Skip(nn.Module):
-    """Stands in for a block that already ran (or must not run): passes its hidden states through."""
+def _skip_forward(layout, feed: _CachedInput | None):
+    """A block's forward that passes its hidden states through (with ``feed``: returns the cached ones),
+    shaped as the real block's output (a tensor, or a tuple with the hidden states first: DeBERTa, MPNet)."""
+    kind, key = layout.block_input
+    size = layout.block_output
 
-    def forward(self, hidden_states, *args, **kwargs):
-        return hidden_states
+    def forward(*args, **kwargs):
+        hidden = feed.forward() if feed is not None else (args[key] if kind == "arg" else kwargs[key])
+        return hidden if size is None else (hidden, *([None] * (size - 1)))
+
+    return forward
 
 
 class _Swap:
-    """Temporarily replace the embeddings and some blocks; ``undo()`` puts the originals back."""
+    """Temporarily run blocks ``[0, skip_below)`` and ``[skip_from, ...)`` as pass-throughs; with ``feed``,
+    block ``skip_below - 1`` returns the cached hidden states (exactly what it returned when they were
+    computed), and the module whose output enters block 0 (when the layout knows it) returns them too, so
+    the embeddings do no work. Modules stay in place (their attributes, names and parameters unchanged):
+    only their ``forward`` is replaced, and ``undo()`` puts it back."""
 
     def __init__(self, layout, *, feed: _CachedInput | None, skip_below: int, skip_from: int | None = None):
-        self.layout, self.saved_blocks = layout, {}
-        self.saved_embeddings = None
-        if feed is not None:
-            self.saved_embeddings = getattr(layout.embeddings_owner, layout.embeddings_attr)
-            setattr(layout.embeddings_owner, layout.embeddings_attr, feed)
-        n = layout.num_blocks
-        for i in list(range(skip_below)) + list(range(skip_from if skip_from is not None else n, n)):
-            self.saved_blocks[i] = layout.blocks[i]
-            layout.blocks[i] = _Skip()
+        self.patched: list[tuple[nn.Module, Any]] = []  # (module, the instance-level forward it had, if any)
+        for i, block in enumerate(layout.blocks):
+            if i < skip_below or (skip_from is not None and i >= skip_from):
+                self._patch(block, _skip_forward(layout, feed if i == skip_below - 1 else None))
+        if feed is not None and skip_below > 0 and layout.entry is not None:
+            self._patch(layout.entry, feed.forward)
+
+    def _patch(self, module: nn.Module, forward) -> None:
+        self.patched.append((module, module.__dict__.get("forward")))
+        module.forward = forward  # an instance attribute: nn.Module.__call__ finds it before the class's
 
     def undo(self) -> None:
-        for i, block in self.saved_blocks.items():
-            self.layout.blocks[i] = block
-        if self.saved_embeddings is not None:
-            setattr(self.layout.embeddings_owner, self.layout.embeddings_attr, self.saved_embeddings)
-        self.saved_blocks, self.saved_embeddings = {}, None
-
-
-def _query_only_block(block):
-    """For a head-only cache of a BERT-style encoder: a function that runs ``block`` (the last one) for
-    just the position the head reads. Keys and values still come from every token, but the query,
-    the attention output and the feed-forward run for one token instead of all of them (about 5/6 of
-    the block's work saved). ``None`` when ``block`` is not a plain self-attention encoder layer."""
-    attention = getattr(block, "attention", None)
-    sa = getattr(attention, "self", None)
-    if (
-        sa is None
-        or not all(hasattr(sa, n) for n in ("query", "key", "value", "attention_head_size", "scaling"))
-        or getattr(block, "is_decoder", False)
-        or getattr(block, "add_cross_attention", False)
-        or getattr(sa, "position_embedding_type", "absolute") != "absolute"
-        or not all(hasattr(block, n) for n in ("intermediate", "output"))
-        or not hasattr(attention, "output")
-    ):
-        return None
-
-    def run(hidden: torch.Tensor, mask: torch.Tensor, pick: torch.Tensor) -> torch.Tensor:
-        rows = torch.arange(hidden.shape[0], device=hidden.device)
-        at = hidden[rows, pick].unsqueeze(1)  # (batch, 1, hidden)
-        n, length, size = hidden.shape[0], hidden.shape[1], sa.attention_head_size
-        q = sa.query(at).view(n, 1, -1, size).transpose(1, 2)  # (batch, heads, 1, head size)
-        k = sa.key(hidden).view(n, length, -1, size).transpose(1, 2)
-        v = sa.value(hidden).view(n, length, -1, size).transpose(1, 2)
-        keep = mask[:, None, None, :].to(device=hidden.device, dtype=torch.bool)
-        ctx = torch.nn.functional.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype), attn_mask=keep, scale=sa.scaling)
-        ctx = ctx.transpose(1, 2).reshape(hidden.shape[0], 1, -1)
-        attended = attention.output(ctx, at)
-        return block.output(block.intermediate(attended), attended)
-
-    return run
-
-
-def _hidden_size(run) -> int:
-    return int(run.layout.embeddings_owner.config.hidden_size)
+        for module, previous in reversed(self.patched):
+            if previous is not None:
+                module.forward = previous
+            else:
+                del module.forward
+        self.patched = []
 
 
 def _head_index(attention_mask: torch.Tensor, positions: str) -> torch.Tensor:
     if positions == "first":
         return torch.zeros(attention_mask.shape[0], dtype=torch.long)
     return attention_mask.long().sum(-1).clamp(min=1) - 1  # right padding: last real token
+
+
+@contextlib.contextmanager
+def _prefix_pass(run, split: int, positions: str, feed: _CachedInput | None, source_split: int, precision: str):
+    """Set the body up to run blocks ``[source_split, split)`` (from the embeddings when there is no
+    ``feed``) in eval mode on the build device; yields ``forward(input_ids, mask, token_types)``: the hidden states
+    entering block ``split``, ``(rows, positions kept, hidden)``."""
+    layout = run.layout
+    body = layout.body
+    # head-only where the layout offers it: the last block runs for the head's query alone (tunelab.models.fastpath)
+    last = layout.query_only(split - 1) if positions != "all" and split - 1 >= source_split else None
+    swap = _Swap(layout, feed=feed, skip_below=source_split, skip_from=split - 1 if last is not None else split)
+    captured: list[torch.Tensor] = []
+    # the hook sits on block split-1; when it is skipped (query-only path) it passes its input through
+    handle = layout.blocks[split - 1].register_forward_hook(
+        lambda m, a, out: captured.append(out[0] if isinstance(out, (tuple, list)) else out)
+    )
+    was_training = body.training
+    body.eval()
+    device = build_device()
+    home = next(body.parameters()).device
+    if home != device:
+        body.to(device)
+
+    def forward(input_ids: torch.Tensor, mask: torch.Tensor, token_types: torch.Tensor | None = None) -> torch.Tensor:
+        captured.clear()
+        extra = {"token_type_ids": token_types.to(device)} if token_types is not None else {}
+        body(input_ids=input_ids.to(device), attention_mask=mask.to(device), **extra)
+        hidden = captured[-1]  # (rows, longest, hidden)
+        if last is not None:
+            return last(hidden, mask, _head_index(mask, positions).to(hidden.device))
+        if positions != "all":
+            pick = _head_index(mask, positions).to(hidden.device)
+            return hidden[torch.arange(hidden.shape[0], device=hidden.device), pick].unsqueeze(1)
+        return hidden
+
+    try:
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            yield forward
+    finally:
+        handle.remove()
+        swap.undo()
+        if feed is not None:
+            feed.stash = None
+        if home != device:
+            body.to(home)
+        body.train(was_training)
+
+
+def _batches(lengths: np.ndarray):
+    """Indices in length-sorted batches of about ``_BUILD_TOKENS_PER_BATCH`` padded tokens."""
+    order = np.argsort(lengths, kind="stable")
+    start = 0
+    while start < len(order):
+        # sorted ascending: grow the batch while the padded size stays under the budget
+        end = start + 1
+        while end < len(order) and (end - start + 1) * int(lengths[order[end]]) <= _BUILD_TOKENS_PER_BATCH:
+            end += 1
+        yield order[start:end]
+        start = end
+
+
+def _offsets(ds, positions: str) -> np.ndarray:
+    """Where each example's rows start in a split's flat array (``positions`` kept per example)."""
+    lengths = np.array([len(x) for x in ds["input_ids"]], dtype=np.int64)
+    sizes = lengths if positions == "all" else np.ones_like(lengths)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    return offsets
+
+
+def _fill(forward, ds, offsets: np.ndarray, flat, pad_id: int, feed=None, source: FeatureStore | None = None) -> None:
+    """Run ``forward`` over every example of ``ds``, in length-sorted batches, and write each one's
+    hidden states into ``flat[offsets[i]:offsets[i+1]]``."""
+    ids_col = ds["input_ids"]
+    # token types change the embeddings of models that add them (GPT-2 embeds them with its word table)
+    types_col = ds["token_type_ids"] if "token_type_ids" in ds.column_names else None
+    lengths = np.array([len(x) for x in ids_col], dtype=np.int64)
+    sizes = np.diff(offsets)
+    for idx in _batches(lengths):
+        longest = int(lengths[idx].max())
+        input_ids = torch.full((len(idx), longest), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(idx), longest), dtype=torch.long)
+        types = torch.zeros((len(idx), longest), dtype=torch.long) if types_col is not None else None
+        for r, i in enumerate(idx):
+            seq = ids_col[int(i)]
+            input_ids[r, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
+            mask[r, : len(seq)] = 1
+            if types is not None:
+                types[r, : len(seq)] = torch.as_tensor(types_col[int(i)], dtype=torch.long)
+        if feed is not None:
+            feed.stash = source.batch(idx, longest).to(build_device())
+        hidden = forward(input_ids, mask, types).float().cpu().numpy().astype(flat.dtype, copy=False)
+        for r, i in enumerate(idx):
+            n = int(sizes[i])
+            flat[offsets[i] : offsets[i] + n] = hidden[r, :n]
 
 
 def _compute(
@@ -364,92 +440,25 @@ def _compute(
 ) -> dict[str, float]:
     """Run blocks ``[source_split, split)`` (with the embeddings when there is no source) over every
     example once and write the hidden states entering block ``split`` under ``folder``."""
-    layout = run.layout
-    owner = layout.embeddings_owner
-    pad_id = run.tokenizer.pad_token_id or 0
-    hidden_size = _hidden_size(run)
-    np_dtype = np.float16 if dtype == "float16" else np.float32
-    feed = _CachedInput() if source is not None else None
     if source is not None and split <= source_split:
         raise ValueError("nothing to compute: the source split equals the target split")
-    # head-only on an encoder: the last block runs for the [CLS] query alone (see _query_only_block)
-    last = None
-    if positions == "first" and split - 1 >= (source_split if source is not None else 0):
-        last = _query_only_block(layout.blocks[split - 1])
-    stop = split - 1 if last is not None else split
-    swap = _Swap(layout, feed=feed, skip_below=source_split if source is not None else 0, skip_from=stop)
-    captured: list[torch.Tensor] = []
-    # the hook sits on block split-1; when it is skipped (query-only path) it passes its input through
-    target = layout.blocks[split - 1]
-    handle = target.register_forward_hook(
-        lambda m, a, out: captured.append(out[0] if isinstance(out, tuple) else out)
-    )
-    was_training = owner.training
-    owner.eval()
-    device = build_device()
-    home = next(owner.parameters()).device
-    if home != device:
-        owner.to(device)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    pad_id = run.tokenizer.pad_token_id or 0
+    np_dtype = np.float16 if dtype == "float16" else np.float32
+    feed = _CachedInput() if source is not None else None
     times: dict[str, float] = {}
     try:
-        with torch.inference_mode(), autocast:
+        with _prefix_pass(run, split, positions, feed, source_split if source is not None else 0, precision) as forward:
             for name in SPLITS:
                 t0 = time.perf_counter()
-                ds = datasets[name]
-                ids_col = ds["input_ids"]
-                lengths = np.array([len(x) for x in ids_col], dtype=np.int64)
-                sizes = lengths if positions == "all" else np.ones_like(lengths)
-                offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-                np.cumsum(sizes, out=offsets[1:])
+                offsets = _offsets(datasets[name], positions)
                 np.save(folder / f"{name}.offsets.npy", offsets)
-                rows = max(int(offsets[-1]), 1)
-                flat = np.memmap(folder / f"{name}.bin", dtype=np_dtype, mode="w+", shape=(rows, hidden_size))
-                order = np.argsort(lengths, kind="stable")
-                start = 0
-                while start < len(order):
-                    longest = int(lengths[order[min(len(order) - 1, start)]])
-                    # sorted ascending: grow the batch while the padded size stays under the budget
-                    end = start + 1
-                    while (
-                        end < len(order)
-                        and (end - start + 1) * int(lengths[order[end]]) <= _BUILD_TOKENS_PER_BATCH
-                    ):
-                        end += 1
-                    idx = order[start:end]
-                    longest = int(lengths[idx].max())
-                    input_ids = torch.full((len(idx), longest), pad_id, dtype=torch.long)
-                    mask = torch.zeros((len(idx), longest), dtype=torch.long)
-                    for r, i in enumerate(idx):
-                        seq = ids_col[int(i)]
-                        input_ids[r, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
-                        mask[r, : len(seq)] = 1
-                    if feed is not None:
-                        feed.stash = source[name].batch(idx, longest).to(device)
-                    captured.clear()
-                    owner(input_ids=input_ids.to(device), attention_mask=mask.to(device))
-                    hidden = captured[-1]  # (batch, longest, hidden)
-                    if last is not None:
-                        hidden = last(hidden, mask, _head_index(mask, positions).to(hidden.device))
-                    elif positions != "all":
-                        pick = _head_index(mask, positions).to(hidden.device)
-                        hidden = hidden[torch.arange(len(idx), device=hidden.device), pick].unsqueeze(1)
-                    hidden = hidden.float().cpu().numpy().astype(np_dtype, copy=False)
-                    for r, i in enumerate(idx):
-                        n = int(sizes[i])
-                        flat[offsets[i] : offsets[i] + n] = hidden[r, :n]
-                    start = end
+                shape = (max(int(offsets[-1]), 1), run.layout.hidden_size)
+                flat = np.memmap(folder / f"{name}.bin", dtype=np_dtype, mode="w+", shape=shape)
+                _fill(forward, datasets[name], offsets, flat, pad_id, feed, source[name] if source else None)
                 flat.flush()
                 del flat
                 times[name] = time.perf_counter() - t0
     finally:
-        handle.remove()
-        swap.undo()
-        if feed is not None:
-            feed.stash = None
-        if home != device:
-            owner.to(home)
-        owner.train(was_training)
         release_free_heap()  # the batches' activations, freed but still resident (tunelab.run.heap)
     return times
 
@@ -485,7 +494,7 @@ def ensure_features(
     root = Path(root) if root is not None else cache_root(run.config)
     key = base_key(run, datasets)
     folder = cache_path(root, run, key, split, positions, dtype, precision)
-    hidden_size = _hidden_size(run)
+    hidden_size = run.layout.hidden_size
     n_rows = sum(len(datasets[s]) for s in SPLITS)
     n_pos = n_rows if positions != "all" else sum(int(sum(datasets[s]["length"])) for s in SPLITS)
     size_mb = n_pos * hidden_size * (2 if dtype == "float16" else 4) / 2**20
@@ -604,17 +613,105 @@ def _injector(feed: _CachedInput):
     return hook
 
 
+def _attach(run, split: int, stores: dict[str, FeatureStore], collator):
+    """Switch ``run.model`` to read the hidden states entering block ``split`` from ``stores``."""
+    feed = _CachedInput()
+    swap = _Swap(run.layout, feed=feed, skip_below=split)
+    handle = run.model.register_forward_pre_hook(_injector(feed), with_kwargs=True)
+    return {"swap": swap, "handle": handle, "feed": feed, "collator": CachedCollator(collator, stores)}
+
+
+def _detach(saved: dict[str, Any]) -> None:
+    if saved.get("collator") is not None:
+        saved["collator"].stores = {}
+    if saved.get("handle") is not None:
+        saved["handle"].remove()
+    if saved.get("swap") is not None:
+        saved["swap"].undo()
+    if saved.get("feed") is not None:
+        saved["feed"].stash = None
+
+
+def _sample(ds, n: int = 4):
+    """Up to ``n`` examples of different lengths (so the check sees padding)."""
+    first = sorted(range(min(len(ds), 32)), key=lambda i: len(ds[i]["input_ids"]))
+    picks = sorted({first[round(k * (len(first) - 1) / max(n - 1, 1))] for k in range(n)}) if first else []
+    return ds.select(picks)
+
+
+def check(run, split: int, positions: str, datasets: dict[str, Any], collator) -> str | None:
+    """Why training from a cache at ``split``/``positions`` would not compute what the model computes
+    (``None`` when it does): on a few examples, the hidden states are computed in float32 by the same
+    pass that builds the cache, fed to the model the way training feeds them, and the result (logits
+    for classification, the loss for a causal LM) is compared with the whole model's. This is how an
+    architecture whose body cannot run with its embeddings and lower blocks replaced is recognised."""
+    ds = _sample(datasets["validation"] if len(datasets["validation"]) else datasets["train"])
+    if not len(ds):
+        return None
+    model, saved = run.model, {}
+    was_training = model.training
+    model.eval()
+    pad_id = run.tokenizer.pad_token_id or 0
+    try:
+        rows = [{k: v for k, v in r.items() if k != "length"} for r in ds]
+        with torch.no_grad():
+            want = _result(model(**collator(rows)), run.data.task)
+        offsets = _offsets(ds, positions)
+        flat = np.zeros((max(int(offsets[-1]), 1), run.layout.hidden_size), dtype=np.float32)
+        with _prefix_pass(run, split, positions, None, 0, "fp32") as forward:
+            _fill(forward, ds, offsets, flat, pad_id)
+        model.eval()  # the pass restored the body's mode, not the whole model's
+        saved = _attach(run, split, {"validation": FeatureStore(flat, offsets)}, collator)
+        cached = _cached_dataset(ds, SPLITS.index("validation"), positions)
+        with torch.no_grad():
+            got = _result(model(**saved["collator"]([cached[i] for i in range(len(cached))])), run.data.task)
+    except Exception as exc:  # noqa: BLE001 - whatever the architecture does, the run goes on without the cache
+        return f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
+    finally:
+        _detach(saved)
+        model.train(was_training)
+    scale = max(1.0, float(want.abs().max()))
+    if got.shape != want.shape or not torch.allclose(got, want, rtol=1e-3, atol=1e-4 * scale):
+        diff = float((got - want).abs().max()) if got.shape == want.shape else float("nan")
+        return f"the cached forward differs from the model's (largest difference {diff:.3g})"
+    return None
+
+
+def _result(output, task: str) -> torch.Tensor:
+    return (output.logits if task == "classification" else output.loss).detach().float()
+
+
 def apply(plan: CachePlan, run, datasets: tuple[Any, Any, Any], collator=None):
     """Build or reuse the cache and switch ``run.model`` to train from it.
 
     Returns ``(train_ds, val_ds, test_ds, collator, cache_info)``: the datasets gain the columns
     ``cache_split``/``cache_index`` (and, head-only, keep just the token the head reads), and the
     collator wraps ``collator`` (the one the run would use without the cache) and adds each batch's
-    ``cached_hidden``, which a forward pre-hook on ``run.model`` hands to the swapped-in embeddings.
+    ``cached_hidden``, which a forward pre-hook on ``run.model`` hands to the stand-in modules.
     Call :func:`restore` after training.
+
+    Where :func:`check` finds that the cache would not compute what the model computes (or building
+    it fails), the datasets and ``collator`` come back unchanged, ``cache_info`` says ``used: False``
+    and why, and a note is added to the run's warnings: the run trains without the cache. A head-only
+    cache that fails the check is first retried keeping every position.
     """
     named = dict(zip(SPLITS, datasets))
-    folder, facts = ensure_features(run, named, plan.split, plan.positions, plan.dtype, plan.root, plan.precision)
+    inner = collator or _default_collator(run)
+    why = check(run, plan.split, plan.positions, named, inner)
+    if why is not None and plan.positions != "all":
+        if check(run, plan.split, "all", named, inner) is None:
+            log.info("frozen-prefix cache: keeping every position (%s with %s only)", why, plan.positions)
+            plan.positions, why = "all", None
+    if why is None:
+        try:
+            folder, facts = ensure_features(run, named, plan.split, plan.positions, plan.dtype, plan.root, plan.precision)
+        except Exception as exc:  # noqa: BLE001 - a cache that cannot be built: train without it
+            why = f"building it failed ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]})"
+    if why is not None:
+        note = f"frozen-layer cache not used for this {run.layout.family} model, trained without it: {why}"
+        log.warning(note)
+        run.warnings.append(note)
+        return datasets[0], datasets[1], datasets[2], collator, {"used": False, "fallback": why}
     in_memory = facts["size_mb"] <= memory_limit_mb()
     stores = _load_stores(folder, in_memory=in_memory)
     where = "memory" if in_memory else "disk"
@@ -629,12 +726,8 @@ def apply(plan: CachePlan, run, datasets: tuple[Any, Any, Any], collator=None):
         where,
         f" ({facts['build_s']:.1f} s)" if not facts["reused"] else "",
     )
-    feed = _CachedInput()
-    swap = _Swap(run.layout, feed=feed, skip_below=plan.split)
-    handle = run.model.register_forward_pre_hook(_injector(feed), with_kwargs=True)
+    plan._saved = _attach(run, plan.split, stores, inner)
     out = tuple(_cached_dataset(named[s], i, plan.positions) for i, s in enumerate(SPLITS))
-    collator = CachedCollator(collator or _default_collator(run), stores)
-    plan._saved = {"swap": swap, "handle": handle, "feed": feed, "collator": collator}
     info = {
         "used": True,
         "size_mb": facts["size_mb"],
@@ -649,7 +742,7 @@ def apply(plan: CachePlan, run, datasets: tuple[Any, Any, Any], collator=None):
         "source_split": facts["source_split"],
         "key": facts["key"],
     }
-    return out[0], out[1], out[2], collator, info
+    return out[0], out[1], out[2], plan._saved["collator"], info
 
 
 def _default_collator(run):
@@ -663,13 +756,5 @@ def _default_collator(run):
 def restore(plan: CachePlan, run) -> None:
     """Put the real embeddings and blocks back and remove the input hook: the model is whole again.
     The cached features are released; the collator that :func:`apply` returned must not be called afterwards."""
-    saved = plan._saved
-    if saved.get("collator") is not None:
-        saved["collator"].stores = {}
-    if saved.get("handle") is not None:
-        saved["handle"].remove()
-    if saved.get("swap") is not None:
-        saved["swap"].undo()
-    if saved.get("feed") is not None:
-        saved["feed"].stash = None
+    _detach(plan._saved)
     plan._saved = {}

@@ -353,8 +353,33 @@ def long_lived_objects_frozen():
 def train(config: TrainConfig, *, data: TaskData | None = None, progress: bool = True) -> dict[str, Any]:
     """Adapt ``config.model`` to ``config.data`` with ``config.strategy``; write the artifact and
     ``metrics.json`` under ``config.out`` and return the run record (see :mod:`tunelab.run.record`)."""
+    out = Path(config.out) if config.out else default_out_dir(config)
+    fresh = not out.exists() or (out.is_dir() and not any(out.iterdir()))
     with long_lived_objects_frozen():
-        return _train(config, data=data, progress=progress)
+        try:
+            return _train(config, data=data, progress=progress)
+        except BaseException:
+            if fresh:
+                _remove_failed_run(out)
+            raise
+
+
+def _remove_failed_run(out: Path) -> None:
+    """After a failure in a folder the run created: remove what it wrote (the config, an empty
+    ``checkpoints/``, temporaries), unless a complete checkpoint is there for ``--resume``."""
+    import shutil
+
+    from tunelab.run import resilience
+
+    if not out.is_dir() or resilience.last_complete_checkpoint(out / resilience.CHECKPOINTS) is not None:
+        return
+    for path in [out / resilience.CHECKPOINTS, out / "run_config.yaml", *out.glob(".tmp-*")]:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        out.rmdir()  # only when nothing else is left
 
 
 def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> dict[str, Any]:

@@ -1,25 +1,40 @@
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
+from tunelab.errors import StrategyError
 from tunelab.strategies.base import Kind, Strategy, and_head, freeze_all, register_strategy, unfreeze_head
+
+_BIAS_FLAGS = ("attention_bias", "mlp_bias")
 
 
 def add_zero_biases(model, layout) -> int:
-    """Give a bias-free Llama-family model zero biases on its attention and MLP projections.
+    """Give a bias-free model (Llama and kin) zero biases on the block projections its config can describe.
 
-    Zero biases leave the function unchanged; the config flags (``attention_bias``, ``mlp_bias``)
-    make a saved model load with plain transformers, biases included.
+    Zero biases leave the function unchanged. The config flags (``attention_bias``, ``mlp_bias``) are
+    set so that a saved model loads with plain transformers, biases included; a projection that no
+    flag gives a bias (Gemma's MLP, anything in Phi-3) gets none, since plain transformers would drop it.
+    The projections the flags cover are read from the same class built from the flagged config on
+    the meta device (no memory, no weights).
     """
+    config = copy.deepcopy(model.config)
+    flags = [f for f in _BIAS_FLAGS if hasattr(config, f)]
+    for flag in flags:
+        setattr(config, flag, True)
+    with torch.device("meta"):
+        flagged = type(model)(config)
+    with_bias = {n for n, m in flagged.named_modules() if isinstance(m, nn.Linear) and m.bias is not None}
+    del flagged
     added = 0
-    for block in layout.blocks:
-        for module in block.modules():
-            if isinstance(module, nn.Linear) and module.bias is None:
-                module.bias = nn.Parameter(torch.zeros(module.out_features, dtype=module.weight.dtype))
-                added += 1
-    for flag in ("attention_bias", "mlp_bias"):
-        if hasattr(model.config, flag):
+    for name, module in model.named_modules():
+        if name.startswith(f"{layout.blocks_path}.") and isinstance(module, nn.Linear) and module.bias is None and name in with_bias:
+            module.bias = nn.Parameter(torch.zeros(module.out_features, dtype=module.weight.dtype, device=module.weight.device))
+            added += 1
+    if added:
+        for flag in flags:
             setattr(model.config, flag, True)
     return added
 
@@ -39,8 +54,11 @@ class BitFit(Strategy):
         return "zero biases where a projection has none (bias-free blocks only)"
 
     def prepare(self, model, layout, config):
-        if not any(n.endswith(".bias") for n, _ in layout.blocks.named_parameters()):
-            add_zero_biases(model, layout)
+        if not any(n.endswith(".bias") for n, _ in layout.blocks.named_parameters()) and not add_zero_biases(model, layout):
+            raise StrategyError(
+                f"bitfit cannot apply to this {layout.family} model: its blocks have no bias terms and its config "
+                "cannot add them (no attention_bias / mlp_bias option); use lora or ia3"
+            )
         freeze_all(model)
         for name, p in model.named_parameters():
             if name.endswith(".bias"):

@@ -11,25 +11,20 @@ from __future__ import annotations
 from transformers import TrainerCallback
 
 from tunelab.strategies.base import Kind, Strategy, and_head, freeze_all, register_strategy, unfreeze_head
-from tunelab.strategies.last_n import _after_blocks_prefixes
-
-
-def _block_prefix(layout, i: int) -> str:
-    return f"{layout.blocks_path}.{i}."
 
 
 class GradualUnfreezing(TrainerCallback):
     """Unfreeze one more block from the top at evenly spaced points of training."""
 
-    def __init__(self, model, layout, embeddings_prefix: str):
-        self.model, self.layout, self.embeddings_prefix = model, layout, embeddings_prefix
+    def __init__(self, model, layout):
+        self.model, self.layout = model, layout
         self.unfrozen = 1  # blocks unfrozen so far, counted from the top
 
     def _apply(self) -> None:
         n = self.layout.num_blocks
-        prefixes = tuple(_block_prefix(self.layout, i) for i in range(n - self.unfrozen, n))
+        prefixes = tuple(self.layout.block_prefix(i) for i in range(n - self.unfrozen, n))
         if self.unfrozen >= n:
-            prefixes += (self.embeddings_prefix,)
+            prefixes += self.layout.embedding_prefixes
         for name, p in self.model.named_parameters():
             if name.startswith(prefixes):
                 p.requires_grad_(True)
@@ -71,15 +66,11 @@ class Gradual(Strategy):
         schedule._apply()
         return True
 
-    def _embeddings_prefix(self, model, layout) -> str:
-        owner_name = next(n for n, m in model.named_modules() if m is layout.embeddings_owner)
-        return f"{owner_name}.{layout.embeddings_attr}." if owner_name else f"{layout.embeddings_attr}."
-
     def prepare(self, model, layout, config):
         freeze_all(model)
         n = layout.num_blocks
         for name, p in model.named_parameters():
-            if name.startswith((_block_prefix(layout, n - 1),) + _after_blocks_prefixes(model, layout)):
+            if name.startswith((layout.block_prefix(n - 1), *layout.after_prefixes)):
                 p.requires_grad_(True)
         unfreeze_head(model, layout)
         return model
@@ -91,12 +82,12 @@ class Gradual(Strategy):
 
         layout = model_layout(model)
         n = layout.num_blocks
-        emb = self._embeddings_prefix(model, layout)
+        emb = layout.embedding_prefixes
         groups: dict[float, list] = {}
         for name, p in model.named_parameters():
             depth = 0  # head and post-block modules: full rate
             for i in range(n):
-                if name.startswith(_block_prefix(layout, i)):
+                if name.startswith(layout.block_prefix(i)):
                     depth = n - 1 - i
                     break
             else:
@@ -108,4 +99,4 @@ class Gradual(Strategy):
         return [{"params": params, "lr": rate} for rate, params in sorted(groups.items(), reverse=True)]
 
     def callbacks(self, model, layout, config):
-        return [GradualUnfreezing(model, layout, self._embeddings_prefix(model, layout))]
+        return [GradualUnfreezing(model, layout)]

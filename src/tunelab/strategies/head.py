@@ -3,16 +3,6 @@ from __future__ import annotations
 from tunelab.strategies.base import Kind, Strategy, freeze_all, register_strategy, unfreeze_head
 
 
-def pooler_prefixes(model) -> tuple[str, ...]:
-    """BERT-family classification heads read the body through a pooler (dense + tanh on the first
-    token). It belongs to the classification head rather than the body: sentence-transformers
-    checkpoints such as all-MiniLM ship it untrained, so a frozen pooler would feed the new
-    classifier near-constant features."""
-    return tuple(
-        name.rsplit("pooler.", 1)[0] + "pooler." for name, _ in model.named_parameters() if ".pooler." in f".{name}"
-    )
-
-
 @register_strategy
 class Head(Strategy):
     name = "head"
@@ -29,7 +19,10 @@ class Head(Strategy):
     def prepare(self, model, layout, config):
         freeze_all(model)
         unfreeze_head(model, layout)
-        pooler = pooler_prefixes(model)
+        # a pooler above the blocks (BERT's: dense + tanh on the first token) belongs to the classification
+        # head rather than the body: sentence-transformers checkpoints such as all-MiniLM ship it untrained,
+        # so a frozen pooler would feed the new classifier near-constant features
+        pooler = layout.pooler_prefixes
         for name, p in model.named_parameters():
             if pooler and name.startswith(pooler):
                 p.requires_grad_(True)

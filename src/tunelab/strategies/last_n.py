@@ -14,18 +14,7 @@ from tunelab.strategies.base import (
 
 def _top_prefixes(model, layout, n: int) -> tuple[str, ...]:
     first = layout.num_blocks - n
-    return tuple(f"{layout.blocks_path}.{i}." for i in range(first, layout.num_blocks))
-
-
-def _after_blocks_prefixes(model, layout) -> tuple[str, ...]:
-    """Modules that sit above the block stack in the body (final norm, pooler)."""
-    body_path = layout.blocks_path.rsplit(".", 2)[0] if layout.family == "bert" else layout.blocks_path.rsplit(".", 1)[0]
-    names = []
-    for extra in ("norm", "pooler", "final_layernorm", "ln_f"):
-        prefix = f"{body_path}.{extra}." if body_path else f"{extra}."
-        if any(n.startswith(prefix) for n, _ in model.named_parameters()):
-            names.append(prefix)
-    return tuple(names)
+    return tuple(layout.block_prefix(i) for i in range(first, layout.num_blocks))
 
 
 @register_strategy
@@ -47,13 +36,11 @@ class LastN(Strategy):
         if n > layout.num_blocks:
             raise StrategyError(f"--layers {n} is more than the model's {layout.num_blocks} blocks: use at most {layout.num_blocks}")
         freeze_all(model)
-        prefixes = _top_prefixes(model, layout, n) + _after_blocks_prefixes(model, layout)
+        prefixes = _top_prefixes(model, layout, n) + layout.after_prefixes  # with the final norm / pooler above them
         for name, p in model.named_parameters():
             if name.startswith(prefixes):
                 p.requires_grad_(True)
-        unfreeze_head(model, layout)
-        if getattr(model.config, "tie_word_embeddings", False) and hasattr(model, "lm_head"):
-            pass  # the tied LM head shares the frozen embedding matrix: it stays frozen
+        unfreeze_head(model, layout)  # a causal LM's (pre-trained, often tied) LM head stays frozen
         return model
 
     def frozen_blocks(self, model, layout, config):

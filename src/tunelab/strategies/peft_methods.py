@@ -1,26 +1,17 @@
 """Strategies the peft library implements: thin wrappers over its configs.
 
-Target modules are found from the layout (BERT: ``query``/``key``/``value``/``dense``; Llama:
-``q_proj``/``k_proj``/``v_proj``/``o_proj`` and the MLP), and for classification the new head is
-listed in ``modules_to_save`` so it trains and is saved with the adapter.
+Target modules come from the layout (:mod:`tunelab.models.targets`: LoRA on every dense projection
+inside the blocks, IA3 on keys, values and the feed-forward output), or from
+``--lora-target-modules``; for classification the new head is listed in ``modules_to_save`` so it
+trains and is saved with the adapter.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-from tunelab.errors import StrategyError
+from tunelab.models import ia3_targets, lora_targets
 from tunelab.strategies.base import Kind, Strategy, blocks_phrase, head_trains_too, register_strategy
-
-_TARGETS = {
-    "bert": {"lora": ["query", "key", "value", "dense"], "ia3": ["key", "value", "output.dense"], "ia3_ff": ["output.dense"]},
-    "llama": {
-        "lora": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-        "ia3": ["k_proj", "v_proj", "down_proj"],
-        "ia3_ff": ["down_proj"],
-    },
-}
 
 
 def _task_type(config_task: str):
@@ -29,26 +20,10 @@ def _task_type(config_task: str):
     return TaskType.SEQ_CLS if config_task == "classification" else TaskType.CAUSAL_LM
 
 
-def _layers_to_transform(layout, top: int | None) -> list[int] | None:
-    if top is None:
-        return None
-    if top > layout.num_blocks:
-        raise StrategyError(f"--lora-layers {top} is more than the model's {layout.num_blocks} blocks")
-    return list(range(layout.num_blocks - top, layout.num_blocks))
-
-
 def _modules_to_save(layout, task: str) -> list[str] | None:
     if task != "classification":
         return None
-    return [h for h in layout.head_prefixes if h != "lm_head"] or None
-
-
-def _block_regex(layout, top: int | None, names: list[str]) -> str:
-    """A peft ``target_modules`` regex matching ``names`` inside the blocks (the top ``top`` only)."""
-    layers = _layers_to_transform(layout, top)
-    index_re = "|".join(map(str, layers)) if layers else r"\d+"
-    names_re = "|".join(n.replace(".", r"\.") for n in names)
-    return rf".*{re.escape(layout.blocks_path)}\.({index_re})\..*\.({names_re})$"
+    return list(layout.head_modules) or None
 
 
 def _scope(config, num_blocks: int | None) -> str:
@@ -107,13 +82,14 @@ class LoRA(_PeftStrategy):
     def _peft_config(self, layout, config, task):
         from peft import LoraConfig
 
+        targets = lora_targets(layout, top=config.lora_layers, override=config.lora_target_modules)
         return LoraConfig(
             task_type=_task_type(task),
             r=config.lora_r,
             lora_alpha=config.lora_alpha,
             lora_dropout=config.lora_dropout,
-            # only projections inside the blocks (BERT's pooler is also called 'dense')
-            target_modules=_block_regex(layout, config.lora_layers, _TARGETS[layout.family]["lora"]),
+            target_modules=targets.pattern,
+            fan_in_fan_out=targets.conv1d,  # GPT-2's Conv1D stores its weight transposed
             modules_to_save=_modules_to_save(layout, task),
         )
 
@@ -139,21 +115,12 @@ class IA3(_PeftStrategy):
     def _peft_config(self, layout, config, task):
         from peft import IA3Config
 
-        top = config.lora_layers
-        if layout.family == "bert":
-            # BERT has two 'output.dense' per block: rescale the feed-forward one (block.output.dense)
-            layers = _layers_to_transform(layout, top)
-            index_re = "|".join(map(str, layers)) if layers else r"\d+"
-            block_re = re.escape(layout.blocks_path)
-            target = rf".*{block_re}\.({index_re})\.(attention\.self\.(key|value)|output\.dense)$"
-            feedforward = rf".*{block_re}\.({index_re})\.output\.dense$"
-        else:
-            target = _block_regex(layout, top, _TARGETS["llama"]["ia3"])
-            feedforward = _block_regex(layout, top, _TARGETS["llama"]["ia3_ff"])
+        targets = ia3_targets(layout, top=config.lora_layers, override=config.lora_target_modules)
         return IA3Config(
             task_type=_task_type(task),
-            target_modules=target,
-            feedforward_modules=feedforward,
+            target_modules=targets.pattern,
+            feedforward_modules=targets.feedforward_pattern or [],
+            fan_in_fan_out=targets.conv1d,
             modules_to_save=_modules_to_save(layout, task),
         )
 
@@ -182,6 +149,13 @@ class PromptTuning(_PeftStrategy):
             task_type=_task_type(task),
             num_virtual_tokens=config.num_virtual_tokens,
             prompt_tuning_init=PromptTuningInit.RANDOM,
+            # the prompt lives in the input-embedding space; peft reads these sizes from the config's dict,
+            # where some configs (DistilBERT: dim, n_layers, n_heads) use their own names
+            token_dim=layout.model.get_input_embeddings().embedding_dim,
+            num_layers=layout.num_blocks,
+            num_attention_heads=getattr(layout.model.config, "num_attention_heads", None),
+            # the whole new head trains (peft alone would add only modules named classifier/score: not DeBERTa's pooler)
+            modules_to_save=_modules_to_save(layout, task),
         )
 
     def frozen_blocks(self, model, layout, config):

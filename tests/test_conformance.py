@@ -1,0 +1,489 @@
+"""Conformance across architectures: every strategy that applies, on tiny random models of eleven
+transformers architectures built from a config here (no download, 2 blocks, hidden 32).
+
+Encoders: BERT, RoBERTa, DistilBERT, DeBERTa-v2, MPNet, ModernBERT; decoders: GPT-2, Llama, Qwen2,
+Gemma 3 (text), Phi-3 — classification for all, causal LM for the decoders. Each case trains for real
+through ``train()`` and must show:
+
+- frozen weights bit-identical after training, every trainable tensor changed;
+- the trainable count equal to the strategy's definition, computed here from the plain model and a
+  table of facts written down per architecture (not from tunelab's layout);
+- the saved artifact loads with plain transformers / peft and gives the same logits;
+- LoRA on the attention projections, IA3 on keys, values and the feed-forward output;
+- the frozen-layer cache giving the uncached logits wherever it is used;
+- a strategy that cannot apply failing with one line that says why.
+
+The same facts are checked through the ``tunelab train`` command on saved GPT-2 and MPNet folders.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+import tunelab.run.artifacts
+import tunelab.run.training
+from conftest import _NEGATIVE, _POSITIVE, _sentence, tiny_tokenizer
+from tunelab.config import TrainConfig
+from tunelab.errors import StrategyError
+
+N_BLOCKS = 2
+TEXTS = ["the film was really good and moving", "a dull , boring and painful story", "zebra 42 !"]
+DIMS = {"hidden_size": 32, "num_hidden_layers": N_BLOCKS, "num_attention_heads": 4, "intermediate_size": 64}
+DECODER_IDS = {"bos_token_id": 2, "eos_token_id": 3}  # tiny_tokenizer: [CLS] = 2, [SEP] = 3
+
+
+def _configs(vocab: int, pad: int) -> dict[str, tuple[Any, str]]:
+    """name -> (config, class saved as the pre-trained checkpoint)."""
+    import transformers as T
+
+    common = {"vocab_size": vocab, "pad_token_id": pad, "max_position_embeddings": 64}
+    return {
+        "bert": (T.BertConfig(**common, **DIMS), "BertModel"),
+        "roberta": (T.RobertaConfig(**common, **DIMS), "RobertaModel"),
+        "distilbert": (
+            T.DistilBertConfig(vocab_size=vocab, pad_token_id=pad, max_position_embeddings=64, dim=32, n_layers=N_BLOCKS, n_heads=4, hidden_dim=64),
+            "DistilBertModel",
+        ),
+        "deberta-v2": (T.DebertaV2Config(**common, **DIMS, relative_attention=True, position_buckets=16, pos_att_type=["p2c", "c2p"]), "DebertaV2Model"),
+        "mpnet": (T.MPNetConfig(**common, **DIMS), "MPNetModel"),
+        "modernbert": (
+            T.ModernBertConfig(**common, **DIMS, global_attn_every_n_layers=2, local_attention=8, bos_token_id=2, cls_token_id=2, sep_token_id=3, eos_token_id=3),
+            "ModernBertModel",
+        ),
+        "gpt2": (T.GPT2Config(vocab_size=vocab, pad_token_id=pad, n_positions=64, n_embd=32, n_layer=N_BLOCKS, n_head=4, **DECODER_IDS), "GPT2LMHeadModel"),
+        "llama": (T.LlamaConfig(**common, **DIMS, **DECODER_IDS, num_key_value_heads=2, tie_word_embeddings=True), "LlamaForCausalLM"),
+        "qwen2": (T.Qwen2Config(**common, **DIMS, **DECODER_IDS, num_key_value_heads=2), "Qwen2ForCausalLM"),
+        "gemma3": (T.Gemma3TextConfig(**common, **DIMS, **DECODER_IDS, num_key_value_heads=2, head_dim=8, sliding_window=8), "Gemma3ForCausalLM"),
+        "phi3": (T.Phi3Config(**common, **DIMS, **DECODER_IDS, num_key_value_heads=2), "Phi3ForCausalLM"),
+    }
+
+
+ENCODERS = ("bert", "roberta", "distilbert", "deberta-v2", "mpnet", "modernbert")
+DECODERS = ("gpt2", "llama", "qwen2", "gemma3", "phi3")
+ARCHS = ENCODERS + DECODERS
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a person reading each architecture's modeling file writes down (block-relative names)."""
+
+    after: tuple[str, ...]  # body modules above the blocks that last-n trains with the top blocks
+    pooler: tuple[str, ...]  # body modules the head strategy trains with the classification head
+    attention: tuple[str, ...]  # the attention's input projections (q, k, v or fused)
+    kv: tuple[str, ...]  # IA3's rescaled attention projections: keys and values (or the fused one)
+    ff_out: str  # the feed-forward output projection
+    bias_added: tuple[str, ...] | None  # projections bitfit gives zero biases (None: bitfit cannot apply)
+
+
+_BERT_LIKE = {
+    "attention": ("attention.self.query", "attention.self.key", "attention.self.value"),
+    "kv": ("attention.self.key", "attention.self.value"),
+    "ff_out": "output.dense",
+    "bias_added": (),
+}
+_LLAMA_LIKE = {
+    "after": ("model.norm",),
+    "pooler": (),
+    "attention": ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"),
+    "kv": ("self_attn.k_proj", "self_attn.v_proj"),
+    "ff_out": "mlp.down_proj",
+}
+_ALL_PROJ = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+FACTS = {
+    "bert": Facts(after=("bert.pooler",), pooler=("bert.pooler",), **_BERT_LIKE),
+    "roberta": Facts(after=(), pooler=(), **_BERT_LIKE),  # RobertaForSequenceClassification: no pooler
+    "distilbert": Facts((), (), ("attention.q_lin", "attention.k_lin", "attention.v_lin"), ("attention.k_lin", "attention.v_lin"), "ffn.lin2", ()),
+    "deberta-v2": Facts(
+        (), (), ("attention.self.query_proj", "attention.self.key_proj", "attention.self.value_proj"),
+        ("attention.self.key_proj", "attention.self.value_proj"), "output.dense", (),
+    ),
+    "mpnet": Facts((), (), ("attention.attn.q", "attention.attn.k", "attention.attn.v"), ("attention.attn.k", "attention.attn.v"), "output.dense", ()),
+    "modernbert": Facts(("model.final_norm",), (), ("attn.Wqkv",), ("attn.Wqkv",), "mlp.Wo", ("attn.Wqkv", "attn.Wo", "mlp.Wi", "mlp.Wo")),
+    "gpt2": Facts(("transformer.ln_f",), (), ("attn.c_attn",), ("attn.c_attn",), "mlp.c_proj", ()),
+    "llama": Facts(**_LLAMA_LIKE, bias_added=_ALL_PROJ),
+    "qwen2": Facts(**_LLAMA_LIKE, bias_added=()),  # q/k/v already have biases
+    "gemma3": Facts(**_LLAMA_LIKE, bias_added=("q_proj", "k_proj", "v_proj", "o_proj")),  # attention_bias only
+    "phi3": Facts(("model.norm",), (), ("self_attn.qkv_proj",), ("self_attn.qkv_proj",), "mlp.down_proj", None),
+}
+
+
+@pytest.fixture(scope="module")
+def arch_dir(tmp_path_factory):
+    """``arch_dir(name)``: a saved tiny random checkpoint of that architecture + the tiny tokenizer (built once)."""
+    import transformers
+
+    built: dict[str, Path] = {}
+
+    def build(name: str) -> Path:
+        if name not in built:
+            tokenizer = tiny_tokenizer()
+            if name in DECODERS:
+                tokenizer.eos_token = "[SEP]"
+            config, cls = _configs(tokenizer.vocab_size, tokenizer.pad_token_id)[name]
+            torch.manual_seed(0)
+            folder = tmp_path_factory.mktemp(f"arch-{name}")
+            getattr(transformers, cls)(config).save_pretrained(folder)
+            tokenizer.save_pretrained(folder)
+            built[name] = folder
+        return built[name]
+
+    return build
+
+
+def _data(task: str):
+    import random
+
+    from datasets import Dataset
+
+    from tunelab.data import TaskData
+
+    rng = random.Random(0)
+
+    def split(n: int) -> Dataset:
+        labels = [i % 2 for i in range(n)]
+        texts = [_sentence(rng, _POSITIVE if y else _NEGATIVE) for y in labels]
+        return Dataset.from_dict({"text": texts, "label": labels} if task == "classification" else {"text": texts})
+
+    labels = {"label_names": ["neg", "pos"]} if task == "classification" else {}
+    return TaskData(task=task, train=split(16), validation=split(8), test=split(8), source="toy", fingerprint=f"toy-{task}", **labels)
+
+
+DATA = {"classification": None, "causal-lm": None}
+
+
+def data_for(task: str):
+    if DATA[task] is None:
+        DATA[task] = _data(task)
+    return DATA[task]
+
+
+def _config(model_dir: Path, strategy: str, out: Path, cache_dir: Path, **extra) -> TrainConfig:
+    values = dict(
+        model=str(model_dir), strategy=strategy, epochs=1, batch_size=8, max_length=16, layers=1, num_virtual_tokens=4,
+        out=str(out), overwrite=True, cache_dir=str(cache_dir), cache_precision="fp32",
+    )
+    values.update(extra)
+    return TrainConfig(**values)
+
+
+# ----------------------------------------------------------------------------- expected counts
+
+
+def _plain(model_dir: Path, task: str) -> nn.Module:
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    if task == "classification":
+        return AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2)
+    return AutoModelForCausalLM.from_pretrained(model_dir)
+
+
+def _blocks(model: nn.Module) -> tuple[str, nn.ModuleList]:
+    return next((n, m) for n, m in model.named_modules() if isinstance(m, nn.ModuleList) and len(m) == N_BLOCKS)
+
+
+def _projection(model: nn.Module, relative: str) -> list[nn.Module]:
+    path, _ = _blocks(model)
+    return [model.get_submodule(f"{path}.{i}.{relative}") for i in range(N_BLOCKS)]
+
+
+def _in_out(module: nn.Module) -> tuple[int, int]:
+    w = module.weight
+    return (w.shape[0], w.shape[1]) if type(module).__name__ == "Conv1D" else (w.shape[1], w.shape[0])
+
+
+def expected_trainable(strategy: str, arch: str, model_dir: Path, task: str) -> tuple[int, int]:
+    from transformers.pytorch_utils import Conv1D
+
+    model, facts = _plain(model_dir, task), FACTS[arch]
+    numel = lambda keep: sum(p.numel() for n, p in model.named_parameters() if keep(n))  # noqa: E731
+    total = numel(lambda n: True)
+    body = model.base_model_prefix
+    head_names = tuple(f"{c}." for c, _ in model.named_children() if c != body and c != "lm_head")
+    head = numel(lambda n: n.startswith(head_names))
+    path, blocks = _blocks(model)
+    if strategy == "head":
+        return head + numel(lambda n: n.startswith(tuple(f"{p}." for p in facts.pooler))), total
+    if strategy == "last-n":
+        top = (f"{path}.{N_BLOCKS - 1}.",) + tuple(f"{p}." for p in facts.after)
+        return head + numel(lambda n: n.startswith(top)), total
+    if strategy == "lora":
+        linears = [m for m in blocks.modules() if isinstance(m, (nn.Linear, Conv1D))]
+        lora = sum(8 * sum(_in_out(m)) for m in linears)
+        return lora + head, total + lora + (head if task == "classification" else 0)
+    if strategy == "ia3":
+        ia3 = sum(_in_out(m)[1] for r in facts.kv for m in _projection(model, r))
+        ia3 += sum(_in_out(m)[0] for m in _projection(model, facts.ff_out))
+        return ia3 + head, total + ia3 + (head if task == "classification" else 0)
+    if strategy == "bitfit":
+        added = sum(
+            m.out_features for n, m in blocks.named_modules()
+            if isinstance(m, nn.Linear) and m.bias is None and n.endswith(facts.bias_added)
+        )
+        biases = numel(lambda n: n.endswith(".bias") and not n.startswith(head_names))
+        return biases + added + head, total + added
+    if strategy == "gradual":
+        return total, total
+    if strategy == "prompt-tuning":
+        prompt = 4 * model.get_input_embeddings().embedding_dim
+        return prompt + head, total + prompt + (head if task == "classification" else 0)
+    raise AssertionError(f"no definition for {strategy}")
+
+
+# ----------------------------------------------------------------------------- running a case
+
+
+@dataclass
+class Captured:
+    record: dict[str, Any]
+    before: dict[str, torch.Tensor]
+    trainable_at_start: set[str]
+    model: nn.Module
+    model_dir: Path
+    base_dir: Path
+
+
+def run_captured(config: TrainConfig, data) -> Captured:
+    seen: dict[str, Any] = {}
+    real_prepare, real_write = tunelab.run.training.prepare, tunelab.run.artifacts.write_artifact
+
+    def spy_prepare(*args, **kwargs):
+        prepared = real_prepare(*args, **kwargs)
+        seen["before"] = {n: p.detach().clone() for n, p in prepared.model.named_parameters()}
+        seen["trainable"] = {n for n, p in prepared.model.named_parameters() if p.requires_grad}
+        return prepared
+
+    def spy_write(run_, *args, **kwargs):
+        seen["model"] = run_.model
+        return real_write(run_, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tunelab.run.training, "prepare", spy_prepare)
+        mp.setattr(tunelab.run.artifacts, "write_artifact", spy_write)
+        record = tunelab.run.training.train(config, data=data, progress=False)
+    return Captured(record, seen["before"], seen["trainable"], seen["model"].eval(), Path(config.out) / "model", Path(config.model))
+
+
+def load_plainly(captured: Captured, task: str) -> nn.Module:
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    cls = AutoModelForSequenceClassification if task == "classification" else AutoModelForCausalLM
+    if (captured.model_dir / "adapter_config.json").exists():
+        from peft import PeftModel
+
+        base = cls.from_pretrained(captured.base_dir, **({"num_labels": 2} if task == "classification" else {}))
+        return PeftModel.from_pretrained(base, captured.model_dir).eval()
+    return cls.from_pretrained(captured.model_dir).eval()
+
+
+@torch.no_grad()
+def logits_of(model: nn.Module, model_dir: Path) -> torch.Tensor:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer.padding_side = "right"
+    enc = tokenizer(TEXTS, padding=True, return_tensors="pt")
+    return model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
+
+
+CLASSIFICATION = ("head", "last-n", "lora", "ia3", "bitfit", "gradual", "prompt-tuning")
+CAUSAL = ("last-n", "lora", "ia3")
+CASES = [(a, s, "classification") for a in ARCHS for s in CLASSIFICATION] + [(a, s, "causal-lm") for a in DECODERS for s in CAUSAL]
+
+
+@pytest.mark.parametrize(("arch", "strategy", "task"), CASES, ids=[f"{a}-{s}-{t}" for a, s, t in CASES])
+def test_strategy_conforms(arch, strategy, task, arch_dir, tmp_path):
+    base = arch_dir(arch)
+    config = _config(base, strategy, tmp_path / "out", tmp_path / "features")
+    if strategy == "bitfit" and FACTS[arch].bias_added is None:
+        with pytest.raises(StrategyError, match=r"^bitfit cannot apply to this \w+ model: its blocks have no bias terms"):
+            tunelab.run.training.train(config, data=data_for(task), progress=False)
+        assert not (tmp_path / "out").exists()
+        return
+    captured = run_captured(config, data_for(task))
+    info = captured.record["train_info"]
+    # the trainable count is the strategy's definition
+    assert (info["trainable_params"], info["total_params"]) == expected_trainable(strategy, arch, base, task)
+    # frozen tensors bit-identical, every trainable one changed
+    after = dict(captured.model.named_parameters())
+    assert set(after) == set(captured.before)
+    trainable = {n for n, p in after.items() if p.requires_grad}
+    unchanged = sorted(n for n in trainable if torch.equal(after[n].detach(), captured.before[n]))
+    assert not unchanged, f"trainable tensors that did not change: {unchanged[:5]}"
+    moved = sorted(n for n in set(after) - trainable if not torch.equal(after[n].detach(), captured.before[n]))
+    assert not moved, f"frozen tensors that changed: {moved[:5]}"
+    # the artifact loads without tunelab and computes the same
+    expected = logits_of(captured.model, captured.model_dir)
+    torch.testing.assert_close(logits_of(load_plainly(captured, task), captured.model_dir), expected, rtol=1e-5, atol=1e-5)
+    if strategy in ("head", "last-n"):  # a frozen prefix: the cache is used on every architecture
+        assert info["cache"]["used"], info["cache"]
+        assert not any("cache not used" in n for n in info["notes"])
+
+
+# ----------------------------------------------------------------------------- the cache
+
+
+@pytest.mark.parametrize(
+    ("arch", "strategy", "task"),
+    [(a, s, "classification") for a in ARCHS for s in ("head", "last-n")] + [(a, "last-n", "causal-lm") for a in DECODERS],
+)
+def test_cache_gives_the_uncached_output(arch, strategy, task, arch_dir, tmp_path, monkeypatch):
+    from transformers import DataCollatorForLanguageModeling, DataCollatorWithPadding
+
+    from tunelab.run import cache as frozen_cache
+
+    monkeypatch.setenv("TUNELAB_CACHE_DTYPE", "float32")
+    run = tunelab.run.training.prepare(_config(arch_dir(arch), strategy, tmp_path / "out", tmp_path / "features"), data_for(task))
+    run.model.eval()
+    ds = run.tokenized["validation"]
+    n = min(6, len(ds))
+    rows = [{k: ds[i][k] for k in ds.column_names if k != "length"} for i in range(n)]
+    collate = DataCollatorWithPadding(run.tokenizer) if task == "classification" else DataCollatorForLanguageModeling(run.tokenizer, mlm=False)
+    pick = (lambda out: out.logits) if task == "classification" else (lambda out: out.loss)
+    with torch.no_grad():
+        expected = pick(run.model(**collate(rows)))
+    plan = frozen_cache.plan(run)
+    assert plan is not None and plan.split == (N_BLOCKS if strategy == "head" else N_BLOCKS - 1)
+    sets = tuple(run.tokenized[s] for s in frozen_cache.SPLITS)
+    _, val, _, collator, info = frozen_cache.apply(plan, run, sets, collator=collate)
+    assert info["used"], info
+    if strategy == "head":  # only what the head reads: BERT-style encoders the first token, decoders the last
+        assert info["positions"] == ("first" if arch in ENCODERS else "last")
+    with torch.no_grad():
+        got = pick(run.model(**collator([val[i] for i in range(n)])))
+    frozen_cache.restore(plan, run)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+    with torch.no_grad():  # restored: the whole model again
+        torch.testing.assert_close(pick(run.model(**collate(rows))), expected)
+
+
+def test_cache_falls_back_where_the_body_cannot_be_fed(arch_dir, tmp_path, monkeypatch):
+    """A body that ignores what the stand-in blocks return (here: a block that must run) fails the
+    check: the run trains without the cache, says why, and still conforms."""
+    from tunelab.run import cache as frozen_cache
+
+    real = frozen_cache._skip_forward
+
+    def broken(layout, feed):
+        forward = real(layout, feed)
+        return lambda *a, **k: forward(*a, **k) * 2 if layout.block_output is None else forward(*a, **k)
+
+    monkeypatch.setattr(frozen_cache, "_skip_forward", broken)
+    config = _config(arch_dir("llama"), "last-n", tmp_path / "out", tmp_path / "features")
+    record = tunelab.run.training.train(config, data=data_for("classification"), progress=False)
+    cache = record["train_info"]["cache"]
+    assert not cache["used"] and "differs" in cache["fallback"]
+    assert any(n.startswith("frozen-layer cache not used") for n in record["train_info"]["notes"])
+
+
+# ----------------------------------------------------------------------------- adapter targets
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_adapters_go_on_attention_and_feed_forward(arch, arch_dir):
+    from tunelab.models import ia3_targets, load_model, lora_targets, model_layout
+
+    model, _ = load_model(str(arch_dir(arch)), task="classification", label_names=["neg", "pos"])
+    layout = model_layout(model)
+    facts = FACTS[arch]
+    path, blocks = _blocks(model)
+    lora = set(lora_targets(layout).modules)
+    for i in range(N_BLOCKS):
+        for r in facts.attention + (facts.ff_out,):
+            assert f"{path}.{i}.{r}" in lora
+    assert all(n.startswith(f"{path}.") for n in lora)  # never the head, never the pooler
+    ia3 = ia3_targets(layout)
+    want = {f"{path}.{i}.{r}" for i in range(N_BLOCKS) for r in facts.kv + (facts.ff_out,)}
+    assert set(ia3.modules) == want
+    assert set(ia3.feedforward) == {f"{path}.{i}.{facts.ff_out}" for i in range(N_BLOCKS)}
+    top = lora_targets(layout, top=1)
+    assert {n.split(f"{path}.")[1].split(".")[0] for n in top.modules} == {str(N_BLOCKS - 1)}
+
+
+def test_lora_target_modules_override(arch_dir, tmp_path):
+    mpnet = arch_dir("mpnet")
+    run = tunelab.run.training.prepare(_config(mpnet, "lora", tmp_path / "o", tmp_path / "f", lora_target_modules="q,v"), data_for("classification"))
+    adapted = sorted(n.rsplit(".lora_A", 1)[0].split("mpnet.encoder.layer.")[1] for n, _ in run.model.named_parameters() if ".lora_A." in n)
+    assert adapted == ["0.attention.attn.q", "0.attention.attn.v", "1.attention.attn.q", "1.attention.attn.v"]
+    run = tunelab.run.training.prepare(
+        _config(mpnet, "ia3", tmp_path / "o", tmp_path / "f", lora_target_modules=r".*layer\.1\.(attention\.attn\.k|output\.dense)"),
+        data_for("classification"),
+    )
+    vectors = {n.split(".ia3_l")[0].split("layer.")[1]: p.shape for n, p in run.model.named_parameters() if ".ia3_l." in n}
+    assert vectors == {"1.attention.attn.k": torch.Size([32, 1]), "1.output.dense": torch.Size([1, 64])}  # feed-forward: input side
+    with pytest.raises(StrategyError, match=r"--lora-target-modules 'nothing_here' matches no dense projection"):
+        tunelab.run.training.prepare(_config(mpnet, "lora", tmp_path / "o", tmp_path / "f", lora_target_modules="nothing_here"), data_for("classification"))
+    assert TrainConfig(lora_target_modules="(").problems()[0].startswith("--lora-target-modules '(' is not a valid regular expression")
+
+
+def test_failed_run_leaves_a_fresh_out_folder_clean(arch_dir, tmp_path, monkeypatch):
+    """A run that fails before its first checkpoint leaves no run_config.yaml / checkpoints/ behind in
+    the folder it created (a run with a complete checkpoint keeps it for --resume)."""
+    from tunelab.errors import TrainingError
+    from tunelab.run import resilience
+
+    def fail(*args, **kwargs):
+        raise TrainingError("the loss is not finite at step 1")
+
+    monkeypatch.setattr(resilience, "run_with_batch_search", fail)
+    out = tmp_path / "fresh"
+    with pytest.raises(TrainingError):
+        tunelab.run.training.train(_config(arch_dir("gpt2"), "head", out, tmp_path / "f"), data=data_for("classification"), progress=False)
+    assert not out.exists(), sorted(p.name for p in out.rglob("*"))
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    with pytest.raises(TrainingError):
+        tunelab.run.training.train(
+            _config(arch_dir("gpt2"), "head", kept, tmp_path / "f", overwrite=True), data=data_for("classification"), progress=False
+        )
+    assert (kept / "notes.txt").exists()  # a folder the run did not create is left as it is
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def tunelab_cli(*argv: str) -> tuple[int, str, str]:
+    from tunelab.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(["-q", *argv])
+        except SystemExit as exc:
+            code = exc.code
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "mpnet"])
+def test_cli_trains_head_last_n_and_lora_on_other_architectures(arch, arch_dir, tmp_path):
+    import csv
+
+    data = tmp_path / "reviews.csv"
+    with data.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        for row in data_for("classification").train:
+            writer.writerow([row["text"], ["neg", "pos"][row["label"]]])
+    common = ["--model", str(arch_dir(arch)), "--data", str(data), "--epochs", "1", "--batch-size", "8", "--max-length", "16",
+              "--cache-dir", str(tmp_path / "features"), "--layers", "1"]
+    for strategy in ("head", "last-n", "lora"):
+        out = tmp_path / strategy
+        code, _, err = tunelab_cli("train", *common, "--strategy", strategy, "--out", str(out))
+        assert code == 0, err
+        record = json.loads((out / "metrics.json").read_text())
+        assert record["train_info"]["cache"]["used"] == (strategy != "lora")
+    adapter = json.loads((tmp_path / "lora" / "model" / "adapter_config.json").read_text())
+    attention = FACTS[arch].attention
+    assert all(r.replace(".", r"\.") in adapter["target_modules"] for r in attention), adapter["target_modules"]
+    code, _, err = tunelab_cli("train", *common, "--strategy", "lora", "--lora-target-modules", "nope", "--out", str(tmp_path / "bad"))
+    assert code == 2 and err.startswith("tunelab: error: --lora-target-modules 'nope' matches no dense projection") and err.count("\n") == 1
+    assert not (tmp_path / "bad").exists()
