@@ -42,8 +42,8 @@ from typing import Any
 
 from tunelab.config import TrainConfig
 from tunelab.errors import ConfigError, TunelabError
-from tunelab.run.record import higher_is_better, primary_metric, read_json, write_json
-from tunelab.run.worker import LOG_NAME, RECORD_NAME, SPEC_NAME, failed_record, run_spec
+from tunelab.run.record import RunRecord, higher_is_better, primary_metric, read_json, write_json
+from tunelab.run.worker import LOG_NAME, RECORD_NAME, SPEC_NAME, run_spec
 
 DEFAULT_STRATEGIES = ("head", "last-n", "bitfit", "lora", "full")
 LR_FACTORS = (0.3, 1.0, 3.0)
@@ -76,7 +76,7 @@ class CompareResult:
     """What :func:`compare` measured and wrote."""
 
     out: Path
-    results: list[dict[str, Any]]
+    results: list[RunRecord]
     """The run records, in plan order (failed runs included)."""
     recommendation: dict[str, Any]
     """:func:`tunelab.advice.choose.recommend_from_results` on ``results``."""
@@ -90,8 +90,8 @@ class CompareResult:
     """:func:`tunelab.advice.choose.crossover_from_fractions` rows (one per data fraction)."""
 
     @property
-    def failed(self) -> list[dict[str, Any]]:
-        return [r for r in self.results if r["run_info"]["status"] != "success"]
+    def failed(self) -> list[RunRecord]:
+        return [r for r in self.results if not r.succeeded]
 
 
 # ----------------------------------------------------------------------------- planning
@@ -199,16 +199,16 @@ def _same_config(planned: TrainConfig, recorded: Mapping[str, Any] | None) -> bo
     return True
 
 
-def finished_record(folder: Path, config: TrainConfig) -> dict[str, Any] | None:
+def finished_record(folder: Path, config: TrainConfig) -> RunRecord | None:
     """The run's record if it finished successfully with this configuration, else None."""
     path = folder / RECORD_NAME
     if not path.is_file():
         return None
     try:
-        record = read_json(path)
+        record = RunRecord.read(path)
     except (OSError, ValueError):
         return None
-    if record.get("run_info", {}).get("status") != "success" or not _same_config(config, record.get("config")):
+    if not record.succeeded or not _same_config(config, record.config):
         return None
     return record
 
@@ -228,7 +228,7 @@ def _log_tail(log_path: Path, lines: int = 3) -> str:
     return " | ".join(line.strip() for line in text[-lines:] if line.strip())
 
 
-def execute(spec: dict[str, Any], folder: Path, *, isolate: bool = True, timeout_s: float | None = None) -> dict[str, Any]:
+def execute(spec: dict[str, Any], folder: Path, *, isolate: bool = True, timeout_s: float | None = None) -> RunRecord:
     """Run one spec and return its record; a crashed or killed worker is recorded as failed.
 
     ``isolate=True`` (the default) runs ``python -m tunelab.run.worker`` in a subprocess, so the run's
@@ -267,7 +267,7 @@ def execute(spec: dict[str, Any], folder: Path, *, isolate: bool = True, timeout
             raise
     if record_path.is_file():
         try:
-            return read_json(record_path)
+            return RunRecord.read(record_path)
         except ValueError:
             pass
     if returncode is None:
@@ -281,8 +281,8 @@ def execute(spec: dict[str, Any], folder: Path, *, isolate: bool = True, timeout
         why = f"the worker process exited with code {returncode} without writing its record"
     tail = _log_tail(log_path)
     error = why + (f"; last output: {tail}" if tail else "") + f" (log: {log_path})"
-    record = failed_record(spec["config"], error, wall_time_s=time.perf_counter() - t0, extra=spec.get("extra_record"))
-    write_json(record_path, record)
+    record = RunRecord.failure(spec["config"], error, wall_time_s=time.perf_counter() - t0, extra=spec.get("extra_record"))
+    record.write(record_path)
     return record
 
 
@@ -315,14 +315,13 @@ def search_lr(base: TrainConfig, strategy: str, out: Path, *, factors: Sequence[
                 log(f"  lr search {strategy}: lr {lr:g} for {short:g} epoch(s) ...")
             record = execute({"config": config.to_dict(), "split_seed": base.seed}, folder, isolate=isolate)
             shutil.rmtree(folder / "model", ignore_errors=True)  # only the validation metric is needed
-        task = record.get("meta_info", {}).get("task") or base.task or "classification"
-        metric = primary_metric(task)
-        value = record.get("metrics", {}).get("validation", {}).get(metric)
-        ok = record["run_info"]["status"] == "success" and value is not None and math.isfinite(value)
+        metric = primary_metric(record.meta_info.task or base.task or "classification")
+        value = record.metrics.value("validation", metric)
+        ok = record.succeeded and value is not None and math.isfinite(value)
         candidates.append({
             "lr": lr, "factor": factor, "status": "success" if ok else "failed", "metric": metric,
-            "validation": value if ok else None, "error": None if ok else record["run_info"].get("error"),
-            "train_time_s": record.get("train_info", {}).get("train_time_s"),
+            "validation": value if ok else None, "error": None if ok else record.run_info.error,
+            "train_time_s": record.train_info.train_time_s,
         })
     good = [c for c in candidates if c["status"] == "success"]
     metric = candidates[0]["metric"]
@@ -402,19 +401,17 @@ def _frozen_split(config: TrainConfig) -> int | None:
         return None
 
 
-def _describe(record: dict[str, Any]) -> str:
-    info = record["run_info"]
-    if info["status"] != "success":
-        return f"FAILED: {info.get('error')}"
-    task = record.get("meta_info", {}).get("task", "classification")
-    metric = primary_metric(task)
-    value = record["metrics"].get("test", {}).get(metric)
-    ti = record.get("train_info", {})
+def _describe(record: RunRecord) -> str:
+    if not record.succeeded:
+        return f"FAILED: {record.run_info.error}"
+    metric = primary_metric(record.meta_info.task or "classification")
+    value = record.metrics.value("test", metric)
+    ti = record.train_info
     parts = [f"test {metric} {value:.4f}" if value is not None else "no test metric"]
-    if ti.get("train_time_s") is not None:
-        parts.append(f"trained in {ti['train_time_s']:.1f} s")
-    if ti.get("peak_memory_mb") is not None:
-        parts.append(f"peak {ti['peak_memory_mb']:.0f} MB")
+    if ti.train_time_s is not None:
+        parts.append(f"trained in {ti.train_time_s:.1f} s")
+    if ti.peak_memory_mb is not None:
+        parts.append(f"peak {ti.peak_memory_mb:.0f} MB")
     return ", ".join(parts)
 
 
@@ -513,7 +510,7 @@ def compare(
     })
     _shared_cache(base, strategies, log)
 
-    results: list[dict[str, Any]] = []
+    results: list[RunRecord] = []
     reused: list[str] = []
     for i, run in enumerate(planned, 1):
         head = f"[{i}/{len(planned)}] {run.run_id}"
