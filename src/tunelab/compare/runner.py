@@ -29,12 +29,7 @@ given another's learning rate.
 from __future__ import annotations
 
 import math
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +38,7 @@ from typing import Any
 from tunelab.config import TrainConfig
 from tunelab.errors import ConfigError, TunelabError
 from tunelab.run.record import RunRecord, higher_is_better, primary_metric, read_json, write_json
-from tunelab.run.worker import LOG_NAME, RECORD_NAME, SPEC_NAME, run_spec
+from tunelab.run.worker import RECORD_NAME, run_spec
 
 DEFAULT_STRATEGIES = ("head", "last-n", "bitfit", "lora", "full")
 LR_FACTORS = (0.3, 1.0, 3.0)
@@ -213,76 +208,26 @@ def finished_record(folder: Path, config: TrainConfig) -> RunRecord | None:
     return record
 
 
-def _signal_name(returncode: int) -> str:
-    try:
-        return signal.Signals(-returncode).name
-    except ValueError:
-        return f"signal {-returncode}"
-
-
-def _log_tail(log_path: Path, lines: int = 3) -> str:
-    try:
-        text = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return " | ".join(line.strip() for line in text[-lines:] if line.strip())
-
-
 def execute(spec: dict[str, Any], folder: Path, *, isolate: bool = True, timeout_s: float | None = None) -> RunRecord:
     """Run one spec and return its record; a crashed or killed worker is recorded as failed.
 
-    ``isolate=True`` (the default) runs ``python -m tunelab.run.worker`` in a subprocess, so the run's
-    peak memory is its own; ``isolate=False`` runs it in this process (tests, debugging).
+    ``isolate=True`` (the default) runs ``python -m tunelab.run.worker`` in a fresh process
+    (:func:`tunelab.run.isolate.run_job`), so the run's peak memory is its own; ``isolate=False`` runs
+    it in this process (tests, debugging).
     """
-    folder.mkdir(parents=True, exist_ok=True)
-    spec_path, record_path, log_path = folder / SPEC_NAME, folder / RECORD_NAME, folder / LOG_NAME
-    write_json(spec_path, spec)
-    record_path.unlink(missing_ok=True)  # a stale record must not pass for this attempt's
-    if not isolate:
-        return run_spec(spec)
+    from tunelab.run.isolate import SPEC_NAME, run_job
 
-    env = dict(os.environ)
-    env.setdefault("TOKENIZERS_PARALLELISM", "false")
-    src = str(Path(__file__).resolve().parents[2])  # tunelab importable even when not installed
-    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    t0 = time.perf_counter()
-    returncode: int | None
-    with open(log_path, "w", encoding="utf-8") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "tunelab.run.worker", str(spec_path)],
-                                stdout=log, stderr=subprocess.STDOUT, env=env)
-        try:
-            returncode = proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            returncode = None
-        except KeyboardInterrupt:
-            # The worker got the same Ctrl-C: give it time to finish its step and save a checkpoint
-            # (tunelab.run.resilience), so that `compare --resume` continues the run; then stop.
-            try:
-                proc.wait(timeout=120)
-            except (subprocess.TimeoutExpired, KeyboardInterrupt):
-                proc.kill()
-                proc.wait()
-            raise
-    if record_path.is_file():
-        try:
-            return RunRecord.read(record_path)
-        except ValueError:
-            pass
-    if returncode is None:
-        why = f"the run took longer than {timeout_s:g} s and was stopped"
-    elif returncode < 0:
-        name = _signal_name(returncode)
-        why = f"the worker process was killed by {name}" + (
-            " (on Linux usually the out-of-memory killer: use a smaller --batch-size or --max-length)" if name == "SIGKILL" else ""
-        )
-    else:
-        why = f"the worker process exited with code {returncode} without writing its record"
-    tail = _log_tail(log_path)
-    error = why + (f"; last output: {tail}" if tail else "") + f" (log: {log_path})"
-    record = RunRecord.failure(spec["config"], error, wall_time_s=time.perf_counter() - t0, extra=spec.get("extra_record"))
-    record.write(record_path)
+    if not isolate:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(folder / SPEC_NAME, spec)
+        (folder / RECORD_NAME).unlink(missing_ok=True)  # a stale record must not pass for this attempt's
+        return run_spec(spec)
+    outcome = run_job("tunelab.run.worker", spec, folder, timeout_s=timeout_s, what="the run", result_name=RECORD_NAME)
+    if outcome.result is not None and outcome.child_error is None:
+        return RunRecord.from_dict(outcome.result)
+    error = outcome.error or f"the worker failed: {outcome.child_error['message']}"  # type: ignore[index]
+    record = RunRecord.failure(spec["config"], error, wall_time_s=outcome.seconds, extra=spec.get("extra_record"))
+    record.write(folder / RECORD_NAME)
     return record
 
 

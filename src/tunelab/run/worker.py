@@ -3,7 +3,9 @@
 ``tunelab compare`` starts one of these per run, so that each strategy's peak memory is its own
 and a crash (out of memory, a killed process) takes down only that run::
 
-    python -m tunelab.run.worker runs/compare/runs/lora/spec.json
+    python -m tunelab.run.worker runs/compare/runs/lora/spec.json runs/compare/runs/lora/metrics.json
+
+(:func:`tunelab.run.isolate.run_job` starts it: the spec file, the log, the timeout, the result read back.)
 
 The spec is JSON: ``{"config": {...TrainConfig...}, "split_seed": 42, "extra_record": {...}}``.
 
@@ -34,11 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.config import TrainConfig
-from tunelab.run.record import RunRecord, read_json
+from tunelab.run.record import RunRecord
 
-SPEC_NAME = "spec.json"
 RECORD_NAME = "metrics.json"
-LOG_NAME = "worker.log"
 
 
 def describe_error(exc: BaseException) -> str:
@@ -127,31 +127,13 @@ def _release_memory() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import logging
-    import os
-    import warnings
+    """``python -m tunelab.run.worker SPEC.json RECORD.json`` (started by :func:`tunelab.run.isolate.run_job`)."""
+    from tunelab.run.isolate import serve
 
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m tunelab.run.worker SPEC.json", file=sys.stderr)
-        return 2
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    logging.basicConfig(level=logging.WARNING, format="tunelab: warning: %(message)s")
-    warnings.filterwarnings("ignore", category=UserWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    try:
-        from transformers.utils import logging as hf_logging
+    def handle(spec: dict[str, Any]) -> dict[str, Any]:
+        return run_spec(spec, progress=bool(spec.get("progress", False))).to_dict()
 
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    except ImportError:
-        pass
-    spec = read_json(argv[0])
-    try:
-        record = run_spec(spec, progress=bool(spec.get("progress", False)))
-    except KeyboardInterrupt:
-        return 130
-    return 0 if record.succeeded else 1
+    return serve(handle, argv, exit_code=lambda record: 0 if record["run_info"]["status"] == "success" else 1)
 
 
 if __name__ == "__main__":
