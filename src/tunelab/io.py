@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +39,18 @@ def fsync_dir(folder: Path) -> None:
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path``: into a temporary file beside it, flushed, then renamed into place."""
+    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`atomic_write_bytes`)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path``: into a temporary file beside it, flushed, then renamed into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         umask = os.umask(0)
@@ -74,28 +79,28 @@ def atomic_dir(
     marker: bool = True,
     prefix: str | None = None,
     replace: bool = True,
-    before_rename: Callable[[Path], None] | None = None,
+    fsync: bool = True,
 ) -> Iterator[Path]:
     """Yield an empty temporary folder beside ``target``; when the block ends without an error, put
     the completion :data:`MARKER` in it (``marker=True``), flush every file and rename it to ``target``.
 
     On an error the temporary folder is removed and ``target`` is left as it was. ``replace=True``
     swaps out an existing ``target`` (moved aside, then deleted); ``replace=False`` keeps one another
-    process completed first (a shared cache) and drops this copy. ``before_rename(tmp)`` runs after
-    the files are written and before the marker (a hook for what must happen only to complete content).
+    process completed first (a shared cache) and drops this copy. ``fsync=False`` skips flushing the
+    files first (for large content that can be recomputed: the rename is still atomic for processes).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=prefix or f".tmp-{target.name}-", dir=target.parent))
     try:
         yield tmp
-        if before_rename is not None:
-            before_rename(tmp)
         if marker:
             (tmp / MARKER).write_text("complete\n")
-        fsync_tree(tmp)
+        if fsync:
+            fsync_tree(tmp)
         _rename_into_place(tmp, target, replace=replace)
-        fsync_dir(target.parent)
+        if fsync:
+            fsync_dir(target.parent)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -26,7 +26,7 @@ from tunelab.advice.choose import (
     run_succeeded,
     summarize_strategies,
 )
-from tunelab.io import atomic_write_text
+from tunelab.io import atomic_write_bytes, atomic_write_text
 from tunelab.report.document import (
     Block,
     BulletList,
@@ -80,7 +80,7 @@ def write_report(
 
     plots = all_plots(results)
     for plot in plots:
-        (plot_dir / f"{plot.name}.png").write_bytes(plot.png)
+        atomic_write_bytes(plot_dir / f"{plot.name}.png", plot.png)
 
     blocks = build_blocks(results, plots, recommendation=recommendation, pre_recommendation=pre_recommendation, title=title)
     footer = f"Written by tunelab {_version()} on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC."
