@@ -28,6 +28,7 @@ given another's learning rate.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 from collections.abc import Callable, Mapping, Sequence
@@ -360,50 +361,83 @@ def _describe(record: RunRecord) -> str:
     return ", ".join(parts)
 
 
-def compare(
-    base: TrainConfig | None = None,
-    strategies: Sequence[str] = DEFAULT_STRATEGIES,
-    *,
-    out: str | Path | None = None,
-    seeds: int = 1,
-    data_fractions: Sequence[float] = (1.0,),
-    tune_lr: bool = False,
-    lr_factors: Sequence[float] = LR_FACTORS,
-    tune_lr_epochs: float | None = None,
-    lr_overrides: Mapping[str, float] | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    budget_minutes: float | None = None,
-    memory_gb: float | None = None,
-    pre_recommend: bool = True,
-    isolate: bool = True,
-    run_timeout_s: float | None = None,
-    title: str | None = None,
-    log: Callable[[str], None] | None = print,
-) -> CompareResult:
+@dataclass
+class CompareOptions:
+    """How :func:`compare` runs, besides the base config and the strategies (each a keyword of ``compare``).
+
+    ``seeds`` repeats each run with seeds ``base.seed``, ``base.seed + 1``, ... on the same split.
+    ``data_fractions`` repeats the comparison on nested subsets of the training split. ``lr_overrides``
+    fixes a strategy's learning rate; ``tune_lr`` searches ``default × lr_factors`` for
+    ``tune_lr_epochs`` (default: 1) on the validation split first (an override becomes the search's
+    centre). ``resume`` reuses every run whose ``metrics.json`` says success with the same
+    configuration and resumes the others from their last checkpoint; ``overwrite`` retrains
+    everything. ``budget_minutes`` / ``memory_gb`` set aside strategies over budget in the
+    recommendation; ``pre_recommend`` asks ``tunelab recommend`` first; ``isolate`` runs each run in a
+    fresh process, stopped after ``run_timeout_s``; ``title`` heads the report.
+    """
+
+    seeds: int = 1
+    data_fractions: Sequence[float] = (1.0,)
+    tune_lr: bool = False
+    lr_factors: Sequence[float] = LR_FACTORS
+    tune_lr_epochs: float | None = None
+    lr_overrides: Mapping[str, float] = field(default_factory=dict)
+    resume: bool = False
+    overwrite: bool = False
+    budget_minutes: float | None = None
+    memory_gb: float | None = None
+    pre_recommend: bool = True
+    isolate: bool = True
+    run_timeout_s: float | None = None
+    title: str | None = None
+
+    @property
+    def reuse(self) -> bool:
+        """Whether finished runs (and saved advice) are reused."""
+        return self.resume and not self.overwrite
+
+
+def compare(base: TrainConfig | None = None, strategies: Sequence[str] = DEFAULT_STRATEGIES, *,
+            out: str | Path | None = None, options: CompareOptions | None = None,
+            log: Callable[[str], None] | None = print, **option_values: Any) -> CompareResult:
     """Train every strategy on the same split and budget, record each run, recommend, write the report.
 
     ``base`` holds every shared option (model, data, epochs, batch size, max samples, ...); its
-    ``strategy``, ``lr``, ``data_fraction`` and ``out`` are set per run. ``seeds`` repeats each run
-    with seeds ``base.seed``, ``base.seed + 1``, ... on the same split. ``data_fractions`` repeats the
-    comparison on nested subsets of the training split. ``lr_overrides`` fixes a strategy's learning
-    rate; ``tune_lr`` searches ``default × lr_factors`` for ``tune_lr_epochs`` (default: 1) on the
-    validation split first (an override becomes the search's centre).
-
-    ``resume`` reuses every run whose ``metrics.json`` says success with the same configuration and
-    resumes the others from their last checkpoint; ``overwrite`` retrains everything. Without either,
-    a folder that already holds runs is refused.
+    ``strategy``, ``lr``, ``data_fraction`` and ``out`` are set per run. The rest are
+    :class:`CompareOptions`, given as ``options=`` or as keywords (``seeds=2, tune_lr=True``).
+    Without ``resume`` or ``overwrite``, a folder that already holds runs is refused.
 
     Raises :class:`~tunelab.errors.ConfigError` for bad options; a run that fails is recorded, not raised.
     """
     from tunelab.advice.choose import crossover_from_fractions, recommend_from_results
     from tunelab.report import write_report, write_results_csv
 
+    opts = dataclasses.replace(options or CompareOptions(), **option_values)
+    opts.lr_overrides = dict(opts.lr_overrides or {})
+    opts.data_fractions = sorted(float(f) for f in opts.data_fractions)
     base = (base or TrainConfig()).replace()
     strategies = list(strategies)
-    lr_overrides = dict(lr_overrides or {})
-    fractions = sorted(float(f) for f in data_fractions)
-    problems = _problems(base, strategies, seeds, fractions, lr_overrides, lr_factors, tune_lr_epochs)
+    out = _checked_out(base, strategies, out, opts)
+    say = log or (lambda _msg: None)
+    pre = _advice_before_training(base, strategies, out, opts, say, log)
+    lrs, searches = _learning_rates(base, strategies, out, opts, say, log)
+    planned = plan_runs(base, strategies, out, seeds=opts.seeds, data_fractions=opts.data_fractions, lrs=lrs)
+    _write_plan(out, base, strategies, planned, lrs, searches, opts)
+    _shared_cache(base, strategies, log)
+    results, reused = _run_all(planned, base, searches, opts, say)
+    recommendation = recommend_from_results(results, budget_minutes=opts.budget_minutes, memory_gb=opts.memory_gb)
+    write_results_csv(out / "results.csv", results)
+    report = write_report(out, results, recommendation=recommendation, pre_recommendation=pre,
+                          title=opts.title or f"tunelab comparison: {base.model} on {base.data}")
+    crossover = crossover_from_fractions(results) if len(opts.data_fractions) > 1 else []
+    return CompareResult(out=out, results=results, recommendation=recommendation, report=report,
+                         pre_recommendation=pre, lr_search=searches, reused=reused, crossover=crossover)
+
+
+def _checked_out(base: TrainConfig, strategies: list[str], out: str | Path | None, opts: CompareOptions) -> Path:
+    """The comparison's folder, created once every option has been checked."""
+    problems = _problems(base, strategies, opts.seeds, opts.data_fractions, opts.lr_overrides, opts.lr_factors,
+                         opts.tune_lr_epochs)
     if problems:
         raise ConfigError(problems)
     safe = lambda s: Path(str(s)).name or "data"  # noqa: E731
@@ -411,83 +445,98 @@ def compare(
     if out.exists() and not out.is_dir():
         raise TunelabError(f"--out {out} is a file: give a folder path")
     runs_dir = out / RUNS_DIR
-    if runs_dir.is_dir() and any(runs_dir.iterdir()) and not (resume or overwrite):
+    if runs_dir.is_dir() and any(runs_dir.iterdir()) and not (opts.resume or opts.overwrite):
         raise TunelabError(
             f"{out} already holds a comparison: pass --resume to reuse its finished runs, "
             "--overwrite to run everything again, or choose another --out"
         )
     out.mkdir(parents=True, exist_ok=True)
-    reuse = resume and not overwrite
-    say = log or (lambda _msg: None)
+    return out
 
-    pre = None
-    if pre_recommend:
-        pre_path = out / PRE_NAME
-        asked = {"base_config": base.to_dict(), "strategies": strategies, "budget_minutes": budget_minutes, "memory_gb": memory_gb}
-        saved = _safe_read(pre_path) if reuse else {}
-        if saved.get("asked") == asked and isinstance(saved.get("recommendation"), dict):
-            pre = saved["recommendation"]
-        else:
-            say("measuring the data, the domain and each strategy's cost before training (tunelab recommend) ...")
-            pre = _pre_recommendation(base, strategies, budget_minutes, memory_gb, log)
-            if pre is not None:
-                write_json(pre_path, {"asked": asked, "recommendation": pre})
-        if pre and pre.get("strategy"):
-            say(f"before training, tunelab would pick: {pre['strategy']}")
 
-    lrs: dict[str, float] = dict(lr_overrides)
+def _advice_before_training(base: TrainConfig, strategies: list[str], out: Path, opts: CompareOptions,
+                            say: Callable[[str], None], log: Callable[[str], None] | None) -> dict | None:
+    """``tunelab recommend``'s advice before training (saved; reused on resume when asked the same)."""
+    if not opts.pre_recommend:
+        return None
+    pre_path = out / PRE_NAME
+    asked = {"base_config": base.to_dict(), "strategies": strategies, "budget_minutes": opts.budget_minutes,
+             "memory_gb": opts.memory_gb}
+    saved = _safe_read(pre_path) if opts.reuse else {}
+    if saved.get("asked") == asked and isinstance(saved.get("recommendation"), dict):
+        pre = saved["recommendation"]
+    else:
+        say("measuring the data, the domain and each strategy's cost before training (tunelab recommend) ...")
+        pre = _pre_recommendation(base, strategies, opts.budget_minutes, opts.memory_gb, log)
+        if pre is not None:
+            write_json(pre_path, {"asked": asked, "recommendation": pre})
+    if pre and pre.get("strategy"):
+        say(f"before training, tunelab would pick: {pre['strategy']}")
+    return pre
+
+
+def _learning_rates(base: TrainConfig, strategies: list[str], out: Path, opts: CompareOptions,
+                    say: Callable[[str], None], log: Callable[[str], None] | None) -> tuple[dict[str, float], dict[str, dict]]:
+    """Each strategy's learning rate (override or search result; absent: its default) and the searches."""
+    lrs: dict[str, float] = dict(opts.lr_overrides)
     searches: dict[str, dict[str, Any]] = {}
-    if tune_lr:
-        say(f"learning-rate search: {', '.join(f'×{f:g}' for f in lr_factors)} around each strategy's default, on the validation split")
-        search_base = base.replace(data_fraction=fractions[-1])
-        for strategy in strategies:
-            searches[strategy] = search_lr(search_base, strategy, out, factors=lr_factors, epochs=tune_lr_epochs,
-                                           center=lr_overrides.get(strategy), resume=reuse, isolate=isolate, log=log)
-            lrs[strategy] = searches[strategy]["chosen_lr"]
+    if not opts.tune_lr:
+        return lrs, searches
+    say(f"learning-rate search: {', '.join(f'×{f:g}' for f in opts.lr_factors)} around each strategy's default, on the validation split")
+    search_base = base.replace(data_fraction=opts.data_fractions[-1])
+    for strategy in strategies:
+        searches[strategy] = search_lr(search_base, strategy, out, factors=opts.lr_factors, epochs=opts.tune_lr_epochs,
+                                       center=opts.lr_overrides.get(strategy), resume=opts.reuse, isolate=opts.isolate, log=log)
+        lrs[strategy] = searches[strategy]["chosen_lr"]
+    return lrs, searches
 
-    planned = plan_runs(base, strategies, out, seeds=seeds, data_fractions=fractions, lrs=lrs)
+
+def _write_plan(out: Path, base: TrainConfig, strategies: list[str], planned: list[PlannedRun], lrs: dict[str, float],
+                searches: dict[str, dict], opts: CompareOptions) -> None:
     write_json(out / PLAN_NAME, {
-        "strategies": strategies, "seeds": [base.seed + i for i in range(seeds)], "data_fractions": fractions,
-        "split_seed": base.seed, "lr_overrides": lr_overrides, "tune_lr": tune_lr, "lr_search": searches,
+        "strategies": strategies, "seeds": [base.seed + i for i in range(opts.seeds)], "data_fractions": opts.data_fractions,
+        "split_seed": base.seed, "lr_overrides": opts.lr_overrides, "tune_lr": opts.tune_lr, "lr_search": searches,
         "learning_rates": {s: lrs.get(s, _default_lr(s)) for s in strategies},
-        "budget_minutes": budget_minutes, "memory_gb": memory_gb, "isolate": isolate,
+        "budget_minutes": opts.budget_minutes, "memory_gb": opts.memory_gb, "isolate": opts.isolate,
         "runs": [p.run_id for p in planned], "base_config": base.to_dict(),
-    })
-    _shared_cache(base, strategies, log)
+    })  # fmt: skip
 
+
+def _run_all(planned: list[PlannedRun], base: TrainConfig, searches: dict[str, dict], opts: CompareOptions,
+             say: Callable[[str], None]) -> tuple[list[RunRecord], list[str]]:
+    """Every planned run, in order: reused when finished earlier (resume), else trained. Returns the
+    records and the ids of the reused runs."""
     results: list[RunRecord] = []
     reused: list[str] = []
     for i, run in enumerate(planned, 1):
         head = f"[{i}/{len(planned)}] {run.run_id}"
-        extra = {"lr_search": searches[run.strategy]} if run.strategy in searches else {}
-        record = finished_record(run.folder, run.config) if reuse else None
+        record = finished_record(run.folder, run.config) if opts.reuse else None
         if record is not None:
             reused.append(run.run_id)
             say(f"{head}: finished earlier, reused ({_describe(record)})")
-            results.append(record)
-            continue
-        config = run.config
-        if reuse and run.folder.is_dir():
-            old = run.folder / RECORD_NAME
-            changed = old.is_file() and not _same_config(config, _safe_read(old).get("config"))
-            # continue from the last checkpoint, unless the recorded run had other options
-            config = config.replace(resume=not changed, overwrite=changed)
-        lr_text = f"lr {config.lr:g}" if config.lr is not None else f"default lr {_default_lr(run.strategy):g}"
-        verb = "resuming" if config.resume and (run.folder / "checkpoints").is_dir() else "training"
-        say(f"{head}: {verb} {run.strategy} (seed {run.seed}, data fraction {run.data_fraction:g}, {lr_text}) ...")
-        record = execute({"config": config.to_dict(), "split_seed": base.seed, "extra_record": extra},
-                         run.folder, isolate=isolate, timeout_s=run_timeout_s)
-        done = _describe(record)
-        say(f"{' ' * len(head)}  {done if done.startswith('FAILED') else 'done: ' + done}")
+        else:
+            record = _run_one(run, head, base, searches, opts, say)
         results.append(record)
+    return results, reused
 
-    recommendation = recommend_from_results(results, budget_minutes=budget_minutes, memory_gb=memory_gb)
-    write_results_csv(out / "results.csv", results)
-    report = write_report(out, results, recommendation=recommendation, pre_recommendation=pre,
-                          title=title or f"tunelab comparison: {base.model} on {base.data}")
-    crossover = crossover_from_fractions(results) if len(fractions) > 1 else []
-    return CompareResult(out=out, results=results, recommendation=recommendation, report=report,
-                         pre_recommendation=pre, lr_search=searches, reused=reused, crossover=crossover)
+
+def _run_one(run: PlannedRun, head: str, base: TrainConfig, searches: dict[str, dict], opts: CompareOptions,
+             say: Callable[[str], None]) -> RunRecord:
+    config = run.config
+    if opts.reuse and run.folder.is_dir():
+        old = run.folder / RECORD_NAME
+        changed = old.is_file() and not _same_config(config, _safe_read(old).get("config"))
+        # continue from the last checkpoint, unless the recorded run had other options
+        config = config.replace(resume=not changed, overwrite=changed)
+    lr_text = f"lr {config.lr:g}" if config.lr is not None else f"default lr {_default_lr(run.strategy):g}"
+    verb = "resuming" if config.resume and (run.folder / "checkpoints").is_dir() else "training"
+    say(f"{head}: {verb} {run.strategy} (seed {run.seed}, data fraction {run.data_fraction:g}, {lr_text}) ...")
+    extra = {"lr_search": searches[run.strategy]} if run.strategy in searches else {}
+    record = execute({"config": config.to_dict(), "split_seed": base.seed, "extra_record": extra},
+                     run.folder, isolate=opts.isolate, timeout_s=opts.run_timeout_s)
+    done = _describe(record)
+    say(f"{' ' * len(head)}  {done if done.startswith('FAILED') else 'done: ' + done}")
+    return record
 
 
 def _safe_read(path: Path) -> dict[str, Any]:
