@@ -61,6 +61,38 @@ def test_isolated_estimate_reports_errors_as_tunelab_errors(tiny_llama_dir, toy_
         estimate(config, data=toy_lm_data, warmup_steps=1, timed_steps=1)
 
 
+def test_estimate_times_steps_in_the_runs_precision_and_attention_mode(tiny_bert_dir, toy_classification_data):
+    """The timed steps go through train()'s own Trainer set-up: --precision and --recompute-attention apply."""
+    from tunelab.run.cache import native_bf16
+
+    config = TrainConfig(model=str(tiny_bert_dir), strategy="lora", batch_size=8, epochs=1, cache=False)
+    plain = estimate(config, data=toy_classification_data, warmup_steps=1, timed_steps=1, isolate=False)
+    assert plain["precision"] == "fp32" and plain["attention_recomputed"] is False
+    if not native_bf16():
+        pytest.skip("this CPU has no native bfloat16")
+    asked = config.replace(precision="bf16", recompute_attention=True)
+    est = estimate(asked, data=toy_classification_data, warmup_steps=1, timed_steps=1, isolate=False)
+    assert est["precision"] == "bf16" and [m["precision"] for m in est["measured"]] == ["bf16"]
+    assert est["attention_recomputed"] is True
+
+
+def test_full_fine_tuning_memory_estimate_is_within_25_percent_of_a_real_run(tiny_bert_dir, toy_classification_data, tmp_path):
+    """Both measured in a fresh process: the estimate's probe, and train() itself (through the compare worker)."""
+    from tunelab.run.isolate import run_job
+
+    rows = ["text,label"] + [f"{t},{toy_classification_data.label_names[y]}" for t, y in
+                             zip(toy_classification_data.train["text"], toy_classification_data.train["label"])]
+    (tmp_path / "toy.csv").write_text("\n".join(rows) + "\n")
+    config = TrainConfig(model=str(tiny_bert_dir), data=str(tmp_path / "toy.csv"), strategy="full", batch_size=8,
+                         epochs=1, cache=False, out=str(tmp_path / "run"))
+    est = estimate(config, warmup_steps=1, timed_steps=2)
+    spec = {"config": config.replace(overwrite=True).to_dict()}  # the job folder holds its spec and log
+    outcome = run_job("tunelab.run.worker", spec, tmp_path / "run", result_name="metrics.json")
+    assert outcome.result is not None and outcome.result["run_info"]["status"] == "success", outcome.error
+    measured = outcome.result["train_info"]["peak_memory_mb"]
+    assert est["peak_memory_mb"] == pytest.approx(measured, rel=0.25), (est["peak_memory_mb"], measured)
+
+
 # --------------------------------------------------------------------------------------------------
 # integration: estimates against measured training runs on the packaged model
 

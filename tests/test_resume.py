@@ -84,8 +84,14 @@ def cli_args(config: TrainConfig) -> list[str]:
     ]  # fmt: skip
 
 
+FAULTS = Path(__file__).parent / "faults"  # sitecustomize.py: test-only faults in the subprocess (see there)
+KILL_IN_SAVE_ENV = "TUNELAB_FAULT_KILL_IN_SAVE_AT_STEP"
+PAUSE_AFTER_SAVE_ENV = "TUNELAB_FAULT_PAUSE_AFTER_SAVE_AT_STEP"
+
+
 def start(config: TrainConfig, **env) -> subprocess.Popen:
-    full_env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", **{k: str(v) for k, v in env.items()}}
+    path = os.pathsep.join(p for p in (str(FAULTS), os.environ.get("PYTHONPATH")) if p)
+    full_env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": path, **{k: str(v) for k, v in env.items()}}
     return subprocess.Popen(
         cli_args(config), env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -132,7 +138,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tiny, reference
     out = tmp_path / "run"
     config = base_config(tiny, out)
     # step 8 is in the middle of epoch 2 (steps 6-10); the hook holds the process there so the kill lands
-    proc = start(config, **{resilience.PAUSE_AFTER_SAVE_ENV: "8:60"})
+    proc = start(config, **{PAUSE_AFTER_SAVE_ENV: "8:60"})
     wait_for(out / "checkpoints" / "checkpoint-8" / MARKER, proc)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait(timeout=30) == -signal.SIGKILL
@@ -155,7 +161,7 @@ def test_kill_during_save_keeps_previous_checkpoint_and_resume_cleans_up(tiny, r
     ref_record, ref_out = reference
     out = tmp_path / "run"
     config = base_config(tiny, out)
-    proc = start(config, **{resilience.KILL_IN_SAVE_ENV: 4})  # dies half-way through writing checkpoint-4
+    proc = start(config, **{KILL_IN_SAVE_ENV: 4})  # dies half-way through writing checkpoint-4
     assert proc.wait(timeout=180) == -signal.SIGKILL, proc.stderr.read()
     folder = out / "checkpoints"
     leftovers = [p.name for p in folder.iterdir() if p.name.startswith(".tmp-")]
@@ -174,7 +180,7 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130_then_resumes(tiny, reference, t
     ref_record, ref_out = reference
     out = tmp_path / "run"
     config = base_config(tiny, out)
-    proc = start(config, **{resilience.PAUSE_AFTER_SAVE_ENV: "2:60"})
+    proc = start(config, **{PAUSE_AFTER_SAVE_ENV: "2:60"})
     wait_for(out / "checkpoints" / "checkpoint-2" / MARKER, proc)
     proc.send_signal(signal.SIGINT)  # arrives during the pause; step 3 finishes, is saved, and the run stops
     _, stderr = proc.communicate(timeout=120)

@@ -1,10 +1,21 @@
-"""Files that are never half-written: write beside the target, flush, rename into place."""
+"""Files and folders that are never half-written: write beside the target, flush, rename into place.
+
+Every result, record, checkpoint, artifact, cache and conversion tunelab writes goes through
+:func:`atomic_write_text` / :func:`write_json` (one file) or :func:`atomic_dir` (one folder). A kill
+at any moment leaves either the old target or the new one, never a mix; a temporary left by a kill
+starts with ``.`` (``.tmp-`` for folders) and is removed by the next run that owns the place.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 # written last into a folder that is complete (a checkpoint, an artifact): a folder without it is partial
 MARKER = ".tunelab-complete"
@@ -18,13 +29,28 @@ def fsync_tree(folder: Path) -> None:
                 os.fsync(handle.fileno())
 
 
+def fsync_dir(folder: Path) -> None:
+    """Flush ``folder``'s own entry list, so that a rename into it survives a power cut."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`atomic_write_bytes`)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path``: into a temporary file beside it, flushed, then renamed into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         umask = os.umask(0)
@@ -34,3 +60,63 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Write ``data`` as indented JSON, atomically (:func:`atomic_write_text`)."""
+    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    """The JSON in ``path``."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+@contextlib.contextmanager
+def atomic_dir(
+    target: str | Path,
+    *,
+    marker: bool = True,
+    prefix: str | None = None,
+    replace: bool = True,
+    fsync: bool = True,
+) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``target``; when the block ends without an error, put
+    the completion :data:`MARKER` in it (``marker=True``), flush every file and rename it to ``target``.
+
+    On an error the temporary folder is removed and ``target`` is left as it was. ``replace=True``
+    swaps out an existing ``target`` (moved aside, then deleted); ``replace=False`` keeps one another
+    process completed first (a shared cache) and drops this copy. ``fsync=False`` skips flushing the
+    files first (for large content that can be recomputed: the rename is still atomic for processes).
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix or f".tmp-{target.name}-", dir=target.parent))
+    try:
+        yield tmp
+        if marker:
+            (tmp / MARKER).write_text("complete\n")
+        if fsync:
+            fsync_tree(tmp)
+        _rename_into_place(tmp, target, replace=replace)
+        if fsync:
+            fsync_dir(target.parent)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _rename_into_place(tmp: Path, target: Path, *, replace: bool) -> None:
+    if not target.exists():
+        try:
+            os.replace(tmp, target)
+            return
+        except OSError:  # another process created it in the meantime
+            if not replace:
+                return
+    if not replace:
+        return  # keep the one already there; ``tmp`` is removed by the caller
+    old = target.with_name(f".tmp-old-{target.name}-{os.getpid()}")
+    os.replace(target, old)
+    os.replace(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)

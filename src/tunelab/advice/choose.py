@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tunelab.run.record import higher_is_better, primary_metric
+from tunelab.run.record import RunRecord, as_record, higher_is_better, primary_metric
 
 _EPS = 1e-9
 
@@ -31,37 +32,30 @@ _EPS = 1e-9
 # Reading run records
 
 
-def _get(record: Any, *keys: str, default: Any = None) -> Any:
-    """``record[k1][k2]...``, or ``default`` when any level is missing or not a dict."""
-    for key in keys:
-        if not isinstance(record, dict) or key not in record:
-            return default
-        record = record[key]
-    return default if record is None else record
-
-
-def run_strategy(run: dict) -> str:
+def run_strategy(run: RunRecord | Mapping) -> str:
     """The strategy name of a run (``run_info.strategy``, else ``config.strategy``)."""
-    return str(_get(run, "run_info", "strategy") or _get(run, "config", "strategy") or "unknown")
+    run = as_record(run)
+    return str(run.run_info.strategy or run.config.get("strategy") or "unknown")
 
 
-def run_succeeded(run: dict) -> bool:
+def run_succeeded(run: RunRecord | Mapping) -> bool:
     """Whether ``run_info.status`` is ``"success"``."""
-    return _get(run, "run_info", "status") == "success"
+    return as_record(run).succeeded
 
 
-def run_fraction(run: dict) -> float:
+def run_fraction(run: RunRecord | Mapping) -> float:
     """The data fraction a run trained on (``run_info.data_fraction``; 1.0 when not recorded)."""
-    value = _get(run, "run_info", "data_fraction")
+    run = as_record(run)
+    value = run.run_info.data_fraction
     if value is None:
-        value = _get(run, "config", "data_fraction", default=1.0)
-    return float(value)
+        value = run.config.get("data_fraction")
+    return float(1.0 if value is None else value)
 
 
-def results_task(results: list[dict]) -> str:
+def results_task(results: list) -> str:
     """The task of a comparison (``meta_info.task`` of the first run that records one)."""
     for run in results:
-        task = _get(run, "meta_info", "task") or _get(run, "config", "task")
+        task = as_record(run).task
         if task:
             return str(task)
     return "classification"
@@ -129,17 +123,17 @@ class StrategySummary:
     strategy: str
     metric: str
     data_fraction: float
-    runs: list[dict] = field(default_factory=list)
-    failed_runs: list[dict] = field(default_factory=list)
+    runs: list[RunRecord] = field(default_factory=list)
+    failed_runs: list[RunRecord] = field(default_factory=list)
 
-    def _values(self, *keys: str) -> list[float]:
-        values = (_number(_get(run, *keys)) for run in self.runs)
+    def _values(self, read: Callable[[RunRecord], Any]) -> list[float]:
+        values = (_number(read(run)) for run in self.runs)
         return [v for v in values if v is not None]
 
     @property
     def test_values(self) -> list[float]:
         """The test metric of each successful seed."""
-        return self._values("metrics", "test", self.metric)
+        return self._values(lambda r: r.metrics.value("test", self.metric))
 
     @property
     def n(self) -> int:
@@ -162,7 +156,7 @@ class StrategySummary:
     def error(self) -> str | None:
         """The first failed run's error; for successful runs without a test metric, says so."""
         for run in self.failed_runs:
-            return str(_get(run, "run_info", "error", default="failed (no error recorded)"))
+            return str(run.run_info.error or "failed (no error recorded)")
         if self.runs and not self.ok:
             return f"no test {self.metric} recorded"
         return None
@@ -180,51 +174,53 @@ class StrategySummary:
     @property
     def val_mean(self) -> float | None:
         """Mean final validation metric over seeds."""
-        return _mean(self._values("metrics", "validation", self.metric))
+        return _mean(self._values(lambda r: r.metrics.value("validation", self.metric)))
 
     @property
     def val_std(self) -> float | None:
         """Sample std of the final validation metric over seeds."""
-        return _std(self._values("metrics", "validation", self.metric))
+        return _std(self._values(lambda r: r.metrics.value("validation", self.metric)))
 
-    def mean_of(self, *keys: str) -> float | None:
-        """Mean over the successful runs of a numeric field, e.g. ``mean_of("train_info", "train_time_s")``."""
-        return _mean(self._values(*keys))
+    def mean_of(self, read: Callable[[RunRecord], Any]) -> float | None:
+        """Mean over the successful runs of a numeric field, e.g. ``mean_of(lambda r: r.train_info.train_time_s)``."""
+        return _mean(self._values(read))
 
-    def std_of(self, *keys: str) -> float | None:
+    def std_of(self, read: Callable[[RunRecord], Any]) -> float | None:
         """Sample std over the successful runs of a numeric field."""
-        return _std(self._values(*keys))
+        return _std(self._values(read))
 
     @property
     def train_time_s(self) -> float | None:
         """Mean training time (training steps only), seconds."""
-        return self.mean_of("train_info", "train_time_s")
+        return self.mean_of(lambda r: r.train_info.train_time_s)
 
     @property
     def peak_memory_mb(self) -> float | None:
         """Mean peak memory, MB (see ``memory_kind``)."""
-        return self.mean_of("train_info", "peak_memory_mb")
+        return self.mean_of(lambda r: r.train_info.peak_memory_mb)
 
     @property
     def trainable_share(self) -> float | None:
         """Trainable / total parameters (0..1), from ``trainable_share`` or the two counts."""
-        share = self.mean_of("train_info", "trainable_share")
+        share = self.mean_of(lambda r: r.train_info.trainable_share)
         if share is None:
-            trainable = self.mean_of("train_info", "trainable_params")
-            total = self.mean_of("train_info", "total_params")
+            trainable = self.mean_of(lambda r: r.train_info.trainable_params)
+            total = self.mean_of(lambda r: r.train_info.total_params)
             share = trainable / total if trainable is not None and total else None
         return share
 
     @property
     def memory_kind(self) -> str | None:
         """``rss`` or ``cuda`` (both, joined by ``/``, if the runs differ)."""
-        kinds = {str(_get(run, "train_info", "memory_kind")) for run in self.runs if _get(run, "train_info", "memory_kind")}
+        kinds = {run.train_info.memory_kind for run in self.runs if run.train_info.memory_kind}
         return "/".join(sorted(kinds)) or None
 
     def meta(self, key: str) -> Any:
         """A ``meta_info`` field from the first run (successful first) that records it."""
         for run in [*self.runs, *self.failed_runs]:
-            value = _get(run, "meta_info", key)
+            value = getattr(run.meta_info, key, None)
+            if value is None:
+                value = run.meta_info.extra.get(key)
             if value is not None:
                 return value
         return None
@@ -244,7 +240,9 @@ class StrategySummary:
     def config(self, *keys: str) -> Any:
         """A (nested) ``config`` field from the first run that records it; the whole config with no keys."""
         for run in [*self.runs, *self.failed_runs]:
-            value = _get(run, "config", *keys)
+            value: Any = run.config
+            for key in keys:
+                value = value.get(key) if isinstance(value, Mapping) else None
             if value is not None:
                 return value
         return None
@@ -277,7 +275,8 @@ def summarize_strategies(results: list[dict], *, data_fraction: float | None = N
             continue
         name = run_strategy(run)
         summary = groups.setdefault(name, StrategySummary(name, metric, fraction))
-        (summary.runs if run_succeeded(run) else summary.failed_runs).append(run)
+        run = as_record(run)
+        (summary.runs if run.succeeded else summary.failed_runs).append(run)
     return [groups[name] for name in sorted(groups, key=strategy_sort_key)]
 
 

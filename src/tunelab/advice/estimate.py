@@ -33,13 +33,11 @@ optimizer steps run in the same ``TunelabTrainer`` that ``tunelab train`` uses. 
 from __future__ import annotations
 
 import math
-import os
-import pickle
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +73,6 @@ def estimate(
         raise TunelabError("estimate needs at least 1 warm-up step and 1 timed step: raise --warmup-steps / --steps")
     job = {
         "config": config.to_dict(),
-        "data": data,
         "use_data": use_data,
         "warmup_steps": warmup_steps,
         "timed_steps": timed_steps,
@@ -83,66 +80,56 @@ def estimate(
         "probe_tokens": probe_tokens,
     }
     if not isolate:
-        result = _measure(**job)
+        result = _measure(job, data)
         result["notes"].append("measured in-process: peak memory includes what this process held before")
         return result
-    return _run_isolated(job, timeout_s)
+    return _run_isolated(job, data, timeout_s)
 
 
 # --------------------------------------------------------------------------------------------------
-# the subprocess
+# the fresh process (tunelab.run.isolate)
 
 
-def _run_isolated(job: dict[str, Any], timeout_s: float | None) -> dict[str, Any]:
+def _run_isolated(job: dict[str, Any], data: Any, timeout_s: float | None) -> dict[str, Any]:
+    from tunelab.run.isolate import log_tail, raise_child_error, run_job
+
+    what = f"estimating {job['config']['strategy']}"
     with tempfile.TemporaryDirectory(prefix="tunelab-estimate-") as tmp:
-        job_path, out_path = Path(tmp) / "job.pkl", Path(tmp) / "result.pkl"
-        with open(job_path, "wb") as f:
-            pickle.dump(job, f)
-        env = dict(os.environ, TOKENIZERS_PARALLELISM="false")
-        cmd = [sys.executable, "-m", "tunelab.advice.estimate", str(job_path), str(out_path)]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
-        except subprocess.TimeoutExpired as exc:
-            raise TrainingError(
-                f"estimating {job['config']['strategy']} took over {timeout_s:.0f} s: lower --batch-size or --max-length"
-            ) from exc
-        if not out_path.exists():
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise TrainingError(f"estimating {job['config']['strategy']} failed (exit {proc.returncode}): {tail[0]}")
-        with open(out_path, "rb") as f:
-            outcome = pickle.load(f)
-    if isinstance(outcome, BaseException):
-        raise outcome
-    return outcome
+        if data is not None:  # data given in memory travels as Arrow files beside the spec
+            job = {**job, "data": _save_data(data, Path(tmp) / "data")}
+        outcome = run_job("tunelab.advice.estimate", job, tmp, timeout_s=timeout_s, what=what, log_name="estimate.log")
+        last_line = log_tail(outcome.log, 1) or "no output"
+    if outcome.child_error is not None:
+        raise_child_error(outcome.child_error)
+    if outcome.result is not None:
+        return outcome.result
+    if outcome.returncode is None:
+        raise TrainingError(f"{what} took over {timeout_s:.0f} s: lower --batch-size or --max-length")
+    raise TrainingError(f"{what} failed (exit {outcome.returncode}): {last_line}")
 
 
-def _worker(job_path: str, out_path: str) -> None:
-    """Entry point of the measuring subprocess: read the job, measure, write the result (or the error)."""
-    import warnings
+def _save_data(data: Any, folder: Path) -> dict[str, Any]:
+    for name, split in data.splits().items():
+        split.save_to_disk(str(folder / name))
+    return {"folder": str(folder), "task": data.task, "label_names": list(data.label_names), "source": data.source,
+            "fingerprint": data.fingerprint, "warnings": list(data.warnings)}
 
-    warnings.filterwarnings("ignore")
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        import datasets
+def _load_data(spec: dict[str, Any]) -> Any:
+    from datasets import load_from_disk
 
-        datasets.disable_progress_bars()
-    except ImportError:
-        pass
-    with open(job_path, "rb") as f:
-        job = pickle.load(f)
-    try:
-        outcome: Any = _measure(**job)
-    except TunelabError as exc:
-        outcome = exc
-    except Exception as exc:  # noqa: BLE001 - reported to the parent as one line
-        outcome = TrainingError(f"estimate failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-    tmp = out_path + ".tmp"
-    with open(tmp, "wb") as f:
-        pickle.dump(outcome, f)
-    os.replace(tmp, out_path)
+    from tunelab.data import TaskData
+
+    folder = Path(spec["folder"])
+    splits = {name: load_from_disk(str(folder / name)) for name in ("train", "validation", "test")}
+    return TaskData(task=spec["task"], label_names=spec["label_names"], source=spec["source"],
+                    fingerprint=spec["fingerprint"], warnings=spec["warnings"], **splits)
+
+
+def _serve(job: dict[str, Any]) -> dict[str, Any]:
+    """The measuring process: the job's data read back, then :func:`_measure`."""
+    data = _load_data(job["data"]) if job.get("data") else None
+    return _measure(job, data)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -213,16 +200,55 @@ def _timing_rows(train_ds, task: str, lengths: list[int], rows_per_length: list[
     return Dataset.from_dict(out)
 
 
-def _time_steps(run, model, train_ds, collator, batch_size: int, n_steps: int, lr: float, out_dir: str) -> dict[str, Any]:
-    """Run ``n_steps`` optimizer steps in the real trainer; return step-end timestamps and overheads."""
-    import torch
-    from transformers import TrainerCallback, TrainingArguments
+@dataclass
+class _EpochShape:
+    """An epoch as ``group_by_length`` batches it: how many steps, the longest and the mean padded length."""
 
-    from tunelab.run.training import make_trainer_class, peak_memory_mb
+    n_examples: int
+    lengths: list[int]
+    micro_steps: int
+    steps_per_epoch: int
+    longest: int
+    mean_len: int
 
-    config = run.config
+
+def _epoch_shape(run, num_examples: int | None) -> _EpochShape:
+    cfg = run.config
+    if run.data.source == "synthetic":
+        n_examples = num_examples or DEFAULT_NUM_EXAMPLES
+        lengths = [run.max_length] * n_examples
+    else:
+        lengths = [int(n) for n in run.tokenized["train"]["length"]]
+        n_examples = len(lengths)
+    plan_lengths = batch_plan(lengths, cfg.batch_size, cfg.seed)  # one forward/backward per batch
+    rest = plan_lengths[1:] or plan_lengths
+    return _EpochShape(
+        n_examples=n_examples,
+        lengths=lengths,
+        micro_steps=len(plan_lengths),
+        steps_per_epoch=max(1, math.ceil(n_examples / (cfg.batch_size * cfg.gradient_accumulation_steps))),
+        longest=plan_lengths[0],
+        mean_len=max(1, round(statistics.fmean(rest))),
+    )
+
+
+def _probe_sizes(bs: int, total: int, longest: int, probe_tokens: float | None, notes: list[str]) -> tuple[list[int], dict | None]:
+    """The batch sizes to time: the requested one, or two small probes when one step would be too big."""
+    if probe_tokens and total * bs * longest > probe_tokens:
+        b2 = max(2, min(bs - 1, int(probe_tokens // (total * longest))))
+        b1 = max(1, b2 // 2)
+        if b2 < bs:
+            notes.append(f"timed at batch sizes {b1} and {b2}, extrapolated linearly to {bs}")
+            return [b1, b2], {"batch_sizes": [b1, b2], "requested": bs}
+    return [bs], None
+
+
+def _clock():
+    from transformers import TrainerCallback
 
     class Clock(TrainerCallback):
+        """Step-end timestamps of the training loop."""
+
         def __init__(self):
             self.begin = 0.0
             self.ends: list[float] = []
@@ -233,41 +259,23 @@ def _time_steps(run, model, train_ds, collator, batch_size: int, n_steps: int, l
         def on_step_end(self, args, state, control, **kwargs):
             self.ends.append(time.perf_counter())
 
-    args = TrainingArguments(
-        output_dir=out_dir,
-        per_device_train_batch_size=batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        max_steps=n_steps,
-        learning_rate=lr,
-        weight_decay=config.weight_decay,
-        lr_scheduler_type="linear",
-        eval_strategy="no",
-        save_strategy="no",
-        logging_strategy="no",
-        seed=config.seed,
-        train_sampling_strategy="sequential",  # rows are already in the order we want to time them
-        length_column_name="length",
-        remove_unused_columns=False,
-        report_to="none",
-        disable_tqdm=True,
-        dataloader_pin_memory=False,
-        use_cpu=not torch.cuda.is_available(),
-    )
-    clock = Clock()
-    trainer = make_trainer_class()(
-        model=model,
-        args=args,
-        train_dataset=train_ds,
-        data_collator=collator,
-        callbacks=run.strategy.callbacks(run.model, run.layout, config) + [clock],
-    )
-    trainer.tunelab_param_groups = run.strategy.param_groups(run.model, lr, config)
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    return Clock()
 
-    trainer.remove_callback(PrinterCallback)
-    trainer.remove_callback(ProgressCallback)
+
+def _time_steps(setup, model, train_ds, collator, batch_size: int, n_steps: int) -> dict[str, Any]:
+    """Run ``n_steps`` optimizer steps in the trainer ``train()`` builds (:class:`~tunelab.run.training.TrainerSetup`:
+    same arguments, optimizer groups, precision and attention recomputation); return step-end times and overheads."""
+    from tunelab.run.training import peak_memory_mb
+
+    clock = _clock()
+    trainer = setup.trainer(
+        train_ds, None, collator, model=model, callbacks=[clock],
+        per_device_train_batch_size=batch_size, max_steps=n_steps, eval_strategy="no", save_strategy="no",
+        logging_strategy="no", train_sampling_strategy="sequential",  # rows are already in the order we want to time them
+    )  # fmt: skip
     t_call = time.perf_counter()
-    trainer.train()
+    with setup.attention() as recomputed:
+        trainer.train()
     t_done = time.perf_counter()
     ends = clock.ends
     if len(ends) < n_steps:
@@ -277,106 +285,106 @@ def _time_steps(run, model, train_ds, collator, batch_size: int, n_steps: int, l
         "first_step_s": ends[0] - clock.begin,
         "step_s": [b - a for a, b in zip(ends, ends[1:])],
         "peak_memory_mb": peak_memory_mb(),
+        "precision": "bf16" if trainer.args.bf16 else "fp16" if trainer.args.fp16 else "fp32",
+        "attention_recomputed": recomputed,
     }
 
 
-def _measure(
-    config: dict[str, Any],
-    data: Any,
-    use_data: bool,
-    warmup_steps: int,
-    timed_steps: int,
-    num_examples: int | None,
-    probe_tokens: float | None,
-) -> dict[str, Any]:
+def _time_batch(setup, shape: _EpochShape, batch_size: int, n_steps: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Time ``n_steps`` at ``batch_size`` (first at the longest length, then at the mean), through the
+    frozen-layer cache when the run would use it. Returns the timing and the cache's facts."""
+    from tunelab.run import cache as frozen_cache
+
+    run, cfg = setup.run, setup.run.config
+    gas = cfg.gradient_accumulation_steps
+    rows = [batch_size * gas, (n_steps - 1) * batch_size * gas]
+    timing_ds = _timing_rows(run.tokenized["train"], run.data.task, [shape.longest, shape.mean_len], rows, cfg.seed)
+    model, ds, collator, cache_info = run.model, timing_ds, setup.collator(), {"used": False}
+    plan = frozen_cache.plan(run) if cfg.cache else None
+    if plan is not None:
+        val, test = run.tokenized["validation"], run.tokenized["test"]
+        t0 = time.perf_counter()
+        ds, _, _, collator, cache_info = frozen_cache.apply(plan, run, (timing_ds, val.select(range(1)), test.select(range(1))), collator)
+        built = time.perf_counter() - t0
+        model = cache_info.get("model", model)
+        sample_tokens = sum(timing_ds["length"]) + 2 * shape.longest
+        all_tokens = sum(shape.lengths) + sum(val["length"]) + sum(test["length"])
+        cache_info = {k: v for k, v in cache_info.items() if k != "model"}
+        cache_info["build_s_estimated"] = built * all_tokens / max(sample_tokens, 1)
+    try:
+        timing = _time_steps(setup, model, ds, collator, batch_size, n_steps)
+    finally:
+        if plan is not None:
+            frozen_cache.restore(plan, run)
+    timing["batch_size"] = batch_size
+    return timing, cache_info
+
+
+def _measured_data(cfg: TrainConfig, data: Any, use_data: bool, num_examples: int | None, notes: list[str]) -> Any:
+    from tunelab.run.training import DEFAULT_MAX_LENGTH, load_data
+
+    if data is None and not use_data:
+        limit = cfg.max_length or DEFAULT_MAX_LENGTH[cfg.task or "classification"]
+        notes.append(f"no data: every example is {limit} tokens (max length), {num_examples or DEFAULT_NUM_EXAMPLES} examples per epoch")
+        return _synthetic_data(cfg, limit)
+    return data if data is not None else load_data(cfg)
+
+
+def _measure(job: dict[str, Any], data: Any) -> dict[str, Any]:
+    """Prepare the run as ``train()`` does, time its steps at each batch size, and sum up (see the module docstring)."""
     import psutil
-    import torch
-    from transformers import DataCollatorForLanguageModeling, DataCollatorWithPadding
     from transformers.trainer_utils import set_seed
 
-    from tunelab.run import cache as frozen_cache
-    from tunelab.run.training import DEFAULT_MAX_LENGTH, limit_onednn_for, load_data, prepare
+    from tunelab.run.training import TrainerSetup, limit_onednn_for, prepare
     from tunelab.strategies import trainable_parameters
 
-    cfg = TrainConfig.from_dict(config)
+    cfg = TrainConfig.from_dict(job["config"])
     limit_onednn_for(cfg)  # the same oneDNN setting as the run it predicts, before the probe's first multiply
     set_seed(cfg.seed)
     notes: list[str] = []
-    if data is None and not use_data:
-        limit = cfg.max_length or DEFAULT_MAX_LENGTH[cfg.task or "classification"]
-        data = _synthetic_data(cfg, limit)
-        notes.append(f"no data: every example is {limit} tokens (max length), {num_examples or DEFAULT_NUM_EXAMPLES} examples per epoch")
-    elif data is None:
-        data = load_data(cfg)
-    run = prepare(cfg, data)
+    run = prepare(cfg, _measured_data(cfg, data, job["use_data"], job["num_examples"], notes))
     # a schedule that unfreezes over time is measured at its widest trainable set: memory's peak
-    widened = run.strategy.widen(run.model, run.layout, cfg)
-    task = run.data.task
-    bs, gas = cfg.batch_size, cfg.gradient_accumulation_steps
-    micro = bs  # one forward/backward
-    train_tok = run.tokenized["train"]
-    if run.data.source == "synthetic":
-        n_examples = num_examples or DEFAULT_NUM_EXAMPLES
-        lengths = [run.max_length] * n_examples
-    else:
-        lengths = [int(n) for n in train_tok["length"]]
-        n_examples = len(lengths)
-    plan_lengths = batch_plan(lengths, micro, cfg.seed)
-    micro_steps = len(plan_lengths)
-    steps_per_epoch = max(1, math.ceil(n_examples / (bs * gas)))
-    longest = plan_lengths[0]
-    rest = plan_lengths[1:] or plan_lengths
-    mean_len = max(1, round(statistics.fmean(rest)))
-
+    if run.strategy.widen(run.model, run.layout, cfg):
+        notes.append(
+            f"{cfg.strategy} trains more weights as its schedule goes on: measured with its widest trainable set "
+            "(the last stage), so memory is the peak and time an upper bound"
+        )
+    shape = _epoch_shape(run, job["num_examples"])
     trainable, total = trainable_parameters(run.model)
-    lr = cfg.lr if cfg.lr is not None else run.strategy.default_lr
-    if task == "classification":
-        collator = DataCollatorWithPadding(run.tokenizer)
-    else:
-        collator = DataCollatorForLanguageModeling(run.tokenizer, mlm=False)
+    batch_sizes, probe = _probe_sizes(cfg.batch_size, total, shape.longest, job["probe_tokens"], notes)
+    n_steps = job["warmup_steps"] + job["timed_steps"]
+    with tempfile.TemporaryDirectory(prefix="tunelab-estimate-run-") as tmp:
+        # what train() holds besides the model (InitialWeights: samples, and a copy as train() keeps it) is held here too
+        setup = TrainerSetup(run, Path(tmp))
+        baseline_mb = psutil.Process().memory_info().rss / 2**20
+        timed = [_time_batch(setup, shape, b, n_steps) for b in batch_sizes]
+        setup.initial.discard()
+    measured = [t for t, _ in timed]
+    cache_info = timed[-1][1]
+    result = _summary(cfg, measured, batch_sizes, shape, job["warmup_steps"], notes)
+    if cfg.cache and not cache_info.get("used"):
+        notes.append("frozen-layer cache: not used for this strategy (or not available), uncached steps timed")
+    return {
+        "model": cfg.model, "strategy": cfg.strategy, "task": run.data.task, "batch_size": cfg.batch_size,
+        "gradient_accumulation_steps": cfg.gradient_accumulation_steps, "max_length": run.max_length, "epochs": cfg.epochs,
+        "precision": measured[-1]["precision"], "attention_recomputed": measured[-1]["attention_recomputed"],
+        "examples_per_epoch": shape.n_examples, "steps_per_epoch": shape.steps_per_epoch,
+        "micro_batches_per_epoch": shape.micro_steps, "longest_batch_length": shape.longest,
+        "mean_batch_length": shape.mean_len, **result, "cache": cache_info,
+        "cache_build_s": round(float(cache_info.get("build_s_estimated", 0.0)), 3),
+        "baseline_memory_mb": round(baseline_mb, 1), "trainable_params": int(trainable), "total_params": int(total),
+        "warmup_steps": job["warmup_steps"], "timed_steps": job["timed_steps"],
+        "measured": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items() if k != "step_s"} for m in measured],
+        "probe": probe, "notes": notes,
+    }  # fmt: skip
 
-    # batch sizes to time: the requested one, or two small probes when one step would be too big
-    probe = None
-    batch_sizes = [bs]
-    if probe_tokens and total * bs * longest > probe_tokens:
-        b2 = max(2, min(bs - 1, int(probe_tokens // (total * longest))))
-        b1 = max(1, b2 // 2)
-        if b2 < bs:
-            batch_sizes = [b1, b2]
-            probe = {"batch_sizes": [b1, b2], "requested": bs}
-            notes.append(f"timed at batch sizes {b1} and {b2}, extrapolated linearly to {bs}")
 
-    # train() keeps a copy of the trainable weights to check afterwards that training changed them: hold one too
-    before = {n: p.detach().clone() for n, p in run.model.named_parameters() if p.requires_grad}
-    baseline_mb = psutil.Process().memory_info().rss / 2**20
-    measured = []
-    cache_info: dict[str, Any] = {"used": False}
-    for b in batch_sizes:
-        n_steps = warmup_steps + timed_steps
-        rows = [b * gas, (n_steps - 1) * b * gas]
-        timing_ds = _timing_rows(train_tok, task, [longest, mean_len], rows, cfg.seed)
-        model, ds, coll = run.model, timing_ds, collator
-        plan = frozen_cache.plan(run) if cfg.cache else None
-        if plan is not None:
-            val, test = run.tokenized["validation"], run.tokenized["test"]
-            t0 = time.perf_counter()
-            ds, _, _, coll, cache_info = frozen_cache.apply(
-                plan, run, (timing_ds, val.select(range(1)), test.select(range(1))), collator
-            )
-            built = time.perf_counter() - t0
-            model = cache_info.get("model", model)
-            sample_tokens = sum(timing_ds["length"]) + 2 * longest
-            all_tokens = sum(lengths) + sum(val["length"]) + sum(test["length"])
-            cache_info = {k: v for k, v in cache_info.items() if k != "model"}
-            cache_info["build_s_estimated"] = built * all_tokens / max(sample_tokens, 1)
-        with tempfile.TemporaryDirectory(prefix="tunelab-estimate-run-") as tmp:
-            timing = _time_steps(run, model, ds, coll, b, n_steps, lr, tmp)
-        if plan is not None:
-            frozen_cache.restore(plan, run)
-        timing["batch_size"] = b
-        measured.append(timing)
+def _summary(cfg: TrainConfig, measured: list[dict], batch_sizes: list[int], shape: _EpochShape, warmup_steps: int,
+             notes: list[str]) -> dict[str, Any]:
+    """Step time, epoch time, training time and peak memory at the requested batch size."""
+    import torch
 
-    del before
+    bs = cfg.batch_size
 
     def at_bs(key: str) -> float:
         values = [m[key] for m in measured]
@@ -386,54 +394,21 @@ def _measure(
         return v2 + (v2 - v1) / (b2 - b1) * (bs - b2)
 
     for m in measured:
-        timed = m["step_s"][warmup_steps - 1 :]
-        m["median_step_s"] = statistics.median(timed)
+        m["median_step_s"] = statistics.median(m["step_s"][warmup_steps - 1 :])
     step_s = at_bs("median_step_s")
     first_s = max(at_bs("first_step_s"), step_s)
     overhead_s = statistics.fmean(m["overhead_s"] for m in measured)
-    peak = at_bs("peak_memory_mb")
-    time_per_epoch = first_s + (steps_per_epoch - 1) * step_s
-    total_steps = math.ceil(steps_per_epoch * cfg.epochs)
-    train_time = overhead_s + first_s + (total_steps - 1) * step_s
-    if widened:
-        notes.append(
-            f"{cfg.strategy} trains more weights as its schedule goes on: measured with its widest trainable set "
-            "(the last stage), so memory is the peak and time an upper bound"
-        )
+    total_steps = math.ceil(shape.steps_per_epoch * cfg.epochs)
     if total_steps >= cfg.save_steps:
         notes.append(f"checkpoint saves every {cfg.save_steps} steps are not included in the time")
-    if cfg.cache and not cache_info.get("used"):
-        notes.append("frozen-layer cache: not used for this strategy (or not available), uncached steps timed")
     return {
-        "model": cfg.model,
-        "strategy": cfg.strategy,
-        "task": task,
-        "batch_size": bs,
-        "gradient_accumulation_steps": gas,
-        "max_length": run.max_length,
-        "epochs": cfg.epochs,
-        "examples_per_epoch": n_examples,
-        "steps_per_epoch": steps_per_epoch,
-        "micro_batches_per_epoch": micro_steps,
-        "longest_batch_length": longest,
-        "mean_batch_length": mean_len,
         "first_step_s": round(first_s, 4),
         "time_per_step_s": round(step_s, 4),
         "overhead_s": round(overhead_s, 3),
-        "time_per_epoch_s": round(time_per_epoch, 3),
-        "train_time_s": round(train_time, 3),
-        "cache": cache_info,
-        "cache_build_s": round(float(cache_info.get("build_s_estimated", 0.0)), 3),
-        "peak_memory_mb": round(peak, 1),
-        "baseline_memory_mb": round(baseline_mb, 1),
+        "time_per_epoch_s": round(first_s + (shape.steps_per_epoch - 1) * step_s, 3),
+        "train_time_s": round(overhead_s + first_s + (total_steps - 1) * step_s, 3),
+        "peak_memory_mb": round(at_bs("peak_memory_mb"), 1),
         "memory_kind": "cuda" if torch.cuda.is_available() else "rss",
-        "trainable_params": int(trainable),
-        "total_params": int(total),
-        "warmup_steps": warmup_steps,
-        "timed_steps": timed_steps,
-        "measured": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items() if k != "step_s"} for m in measured],
-        "probe": probe,
-        "notes": notes,
     }
 
 
@@ -443,7 +418,8 @@ def format_estimate(est: dict[str, Any]) -> list[str]:
         f"{est['strategy']} on {est['model']}: batch {est['batch_size']} × ~{est['mean_batch_length']} tokens "
         f"(longest batch {est['longest_batch_length']}), {est['steps_per_epoch']} steps per epoch "
         f"({est['examples_per_epoch']:,} examples)",
-        f"time per step      {est['time_per_step_s']:.3f} s (median of {est['timed_steps']} after {est['warmup_steps']} warm-up)",
+        f"time per step      {est['time_per_step_s']:.3f} s (median of {est['timed_steps']} after {est['warmup_steps']} warm-up; "
+        f"{est.get('precision', 'fp32')})",
         f"time per epoch     {est['time_per_epoch_s']:.1f} s",
         f"training time      {est['train_time_s']:.1f} s for {est['epochs']:g} epoch(s), incl. {est['overhead_s']:.1f} s start-up",
         f"peak memory        {est['peak_memory_mb']:.0f} MB ({est['memory_kind']}; {est['baseline_memory_mb']:.0f} MB after loading)",
@@ -456,4 +432,6 @@ def format_estimate(est: dict[str, Any]) -> list[str]:
 
 
 if __name__ == "__main__":
-    _worker(sys.argv[1], sys.argv[2])
+    from tunelab.run.isolate import serve
+
+    sys.exit(serve(_serve))

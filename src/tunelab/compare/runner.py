@@ -28,13 +28,9 @@ given another's learning rate.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,8 +38,8 @@ from typing import Any
 
 from tunelab.config import TrainConfig
 from tunelab.errors import ConfigError, TunelabError
-from tunelab.run.record import higher_is_better, primary_metric, read_json, write_json
-from tunelab.run.worker import LOG_NAME, RECORD_NAME, SPEC_NAME, failed_record, run_spec
+from tunelab.run.record import RunRecord, higher_is_better, primary_metric, read_json, write_json
+from tunelab.run.worker import RECORD_NAME, run_spec
 
 DEFAULT_STRATEGIES = ("head", "last-n", "bitfit", "lora", "full")
 LR_FACTORS = (0.3, 1.0, 3.0)
@@ -76,7 +72,7 @@ class CompareResult:
     """What :func:`compare` measured and wrote."""
 
     out: Path
-    results: list[dict[str, Any]]
+    results: list[RunRecord]
     """The run records, in plan order (failed runs included)."""
     recommendation: dict[str, Any]
     """:func:`tunelab.advice.choose.recommend_from_results` on ``results``."""
@@ -90,8 +86,8 @@ class CompareResult:
     """:func:`tunelab.advice.choose.crossover_from_fractions` rows (one per data fraction)."""
 
     @property
-    def failed(self) -> list[dict[str, Any]]:
-        return [r for r in self.results if r["run_info"]["status"] != "success"]
+    def failed(self) -> list[RunRecord]:
+        return [r for r in self.results if not r.succeeded]
 
 
 # ----------------------------------------------------------------------------- planning
@@ -199,90 +195,40 @@ def _same_config(planned: TrainConfig, recorded: Mapping[str, Any] | None) -> bo
     return True
 
 
-def finished_record(folder: Path, config: TrainConfig) -> dict[str, Any] | None:
+def finished_record(folder: Path, config: TrainConfig) -> RunRecord | None:
     """The run's record if it finished successfully with this configuration, else None."""
     path = folder / RECORD_NAME
     if not path.is_file():
         return None
     try:
-        record = read_json(path)
+        record = RunRecord.read(path)
     except (OSError, ValueError):
         return None
-    if record.get("run_info", {}).get("status") != "success" or not _same_config(config, record.get("config")):
+    if not record.succeeded or not _same_config(config, record.config):
         return None
     return record
 
 
-def _signal_name(returncode: int) -> str:
-    try:
-        return signal.Signals(-returncode).name
-    except ValueError:
-        return f"signal {-returncode}"
-
-
-def _log_tail(log_path: Path, lines: int = 3) -> str:
-    try:
-        text = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return " | ".join(line.strip() for line in text[-lines:] if line.strip())
-
-
-def execute(spec: dict[str, Any], folder: Path, *, isolate: bool = True, timeout_s: float | None = None) -> dict[str, Any]:
+def execute(spec: dict[str, Any], folder: Path, *, isolate: bool = True, timeout_s: float | None = None) -> RunRecord:
     """Run one spec and return its record; a crashed or killed worker is recorded as failed.
 
-    ``isolate=True`` (the default) runs ``python -m tunelab.run.worker`` in a subprocess, so the run's
-    peak memory is its own; ``isolate=False`` runs it in this process (tests, debugging).
+    ``isolate=True`` (the default) runs ``python -m tunelab.run.worker`` in a fresh process
+    (:func:`tunelab.run.isolate.run_job`), so the run's peak memory is its own; ``isolate=False`` runs
+    it in this process (tests, debugging).
     """
-    folder.mkdir(parents=True, exist_ok=True)
-    spec_path, record_path, log_path = folder / SPEC_NAME, folder / RECORD_NAME, folder / LOG_NAME
-    write_json(spec_path, spec)
-    record_path.unlink(missing_ok=True)  # a stale record must not pass for this attempt's
-    if not isolate:
-        return run_spec(spec)
+    from tunelab.run.isolate import SPEC_NAME, run_job
 
-    env = dict(os.environ)
-    env.setdefault("TOKENIZERS_PARALLELISM", "false")
-    src = str(Path(__file__).resolve().parents[2])  # tunelab importable even when not installed
-    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    t0 = time.perf_counter()
-    returncode: int | None
-    with open(log_path, "w", encoding="utf-8") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "tunelab.run.worker", str(spec_path)],
-                                stdout=log, stderr=subprocess.STDOUT, env=env)
-        try:
-            returncode = proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            returncode = None
-        except KeyboardInterrupt:
-            # The worker got the same Ctrl-C: give it time to finish its step and save a checkpoint
-            # (tunelab.run.resilience), so that `compare --resume` continues the run; then stop.
-            try:
-                proc.wait(timeout=120)
-            except (subprocess.TimeoutExpired, KeyboardInterrupt):
-                proc.kill()
-                proc.wait()
-            raise
-    if record_path.is_file():
-        try:
-            return read_json(record_path)
-        except ValueError:
-            pass
-    if returncode is None:
-        why = f"the run took longer than {timeout_s:g} s and was stopped"
-    elif returncode < 0:
-        name = _signal_name(returncode)
-        why = f"the worker process was killed by {name}" + (
-            " (on Linux usually the out-of-memory killer: use a smaller --batch-size or --max-length)" if name == "SIGKILL" else ""
-        )
-    else:
-        why = f"the worker process exited with code {returncode} without writing its record"
-    tail = _log_tail(log_path)
-    error = why + (f"; last output: {tail}" if tail else "") + f" (log: {log_path})"
-    record = failed_record(spec["config"], error, wall_time_s=time.perf_counter() - t0, extra=spec.get("extra_record"))
-    write_json(record_path, record)
+    if not isolate:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(folder / SPEC_NAME, spec)
+        (folder / RECORD_NAME).unlink(missing_ok=True)  # a stale record must not pass for this attempt's
+        return run_spec(spec)
+    outcome = run_job("tunelab.run.worker", spec, folder, timeout_s=timeout_s, what="the run", result_name=RECORD_NAME)
+    if outcome.result is not None and outcome.child_error is None:
+        return RunRecord.from_dict(outcome.result)
+    error = outcome.error or f"the worker failed: {outcome.child_error['message']}"  # type: ignore[index]
+    record = RunRecord.failure(spec["config"], error, wall_time_s=outcome.seconds, extra=spec.get("extra_record"))
+    record.write(folder / RECORD_NAME)
     return record
 
 
@@ -315,14 +261,13 @@ def search_lr(base: TrainConfig, strategy: str, out: Path, *, factors: Sequence[
                 log(f"  lr search {strategy}: lr {lr:g} for {short:g} epoch(s) ...")
             record = execute({"config": config.to_dict(), "split_seed": base.seed}, folder, isolate=isolate)
             shutil.rmtree(folder / "model", ignore_errors=True)  # only the validation metric is needed
-        task = record.get("meta_info", {}).get("task") or base.task or "classification"
-        metric = primary_metric(task)
-        value = record.get("metrics", {}).get("validation", {}).get(metric)
-        ok = record["run_info"]["status"] == "success" and value is not None and math.isfinite(value)
+        metric = primary_metric(record.meta_info.task or base.task or "classification")
+        value = record.metrics.value("validation", metric)
+        ok = record.succeeded and value is not None and math.isfinite(value)
         candidates.append({
             "lr": lr, "factor": factor, "status": "success" if ok else "failed", "metric": metric,
-            "validation": value if ok else None, "error": None if ok else record["run_info"].get("error"),
-            "train_time_s": record.get("train_info", {}).get("train_time_s"),
+            "validation": value if ok else None, "error": None if ok else record.run_info.error,
+            "train_time_s": record.train_info.train_time_s,
         })
     good = [c for c in candidates if c["status"] == "success"]
     metric = candidates[0]["metric"]
@@ -402,66 +347,97 @@ def _frozen_split(config: TrainConfig) -> int | None:
         return None
 
 
-def _describe(record: dict[str, Any]) -> str:
-    info = record["run_info"]
-    if info["status"] != "success":
-        return f"FAILED: {info.get('error')}"
-    task = record.get("meta_info", {}).get("task", "classification")
-    metric = primary_metric(task)
-    value = record["metrics"].get("test", {}).get(metric)
-    ti = record.get("train_info", {})
+def _describe(record: RunRecord) -> str:
+    if not record.succeeded:
+        return f"FAILED: {record.run_info.error}"
+    metric = primary_metric(record.meta_info.task or "classification")
+    value = record.metrics.value("test", metric)
+    ti = record.train_info
     parts = [f"test {metric} {value:.4f}" if value is not None else "no test metric"]
-    if ti.get("train_time_s") is not None:
-        parts.append(f"trained in {ti['train_time_s']:.1f} s")
-    if ti.get("peak_memory_mb") is not None:
-        parts.append(f"peak {ti['peak_memory_mb']:.0f} MB")
+    if ti.train_time_s is not None:
+        parts.append(f"trained in {ti.train_time_s:.1f} s")
+    if ti.peak_memory_mb is not None:
+        parts.append(f"peak {ti.peak_memory_mb:.0f} MB")
     return ", ".join(parts)
 
 
-def compare(
-    base: TrainConfig | None = None,
-    strategies: Sequence[str] = DEFAULT_STRATEGIES,
-    *,
-    out: str | Path | None = None,
-    seeds: int = 1,
-    data_fractions: Sequence[float] = (1.0,),
-    tune_lr: bool = False,
-    lr_factors: Sequence[float] = LR_FACTORS,
-    tune_lr_epochs: float | None = None,
-    lr_overrides: Mapping[str, float] | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    budget_minutes: float | None = None,
-    memory_gb: float | None = None,
-    pre_recommend: bool = True,
-    isolate: bool = True,
-    run_timeout_s: float | None = None,
-    title: str | None = None,
-    log: Callable[[str], None] | None = print,
-) -> CompareResult:
+@dataclass
+class CompareOptions:
+    """How :func:`compare` runs, besides the base config and the strategies (each a keyword of ``compare``).
+
+    ``seeds`` repeats each run with seeds ``base.seed``, ``base.seed + 1``, ... on the same split.
+    ``data_fractions`` repeats the comparison on nested subsets of the training split. ``lr_overrides``
+    fixes a strategy's learning rate; ``tune_lr`` searches ``default × lr_factors`` for
+    ``tune_lr_epochs`` (default: 1) on the validation split first (an override becomes the search's
+    centre). ``resume`` reuses every run whose ``metrics.json`` says success with the same
+    configuration and resumes the others from their last checkpoint; ``overwrite`` retrains
+    everything. ``budget_minutes`` / ``memory_gb`` set aside strategies over budget in the
+    recommendation; ``pre_recommend`` asks ``tunelab recommend`` first; ``isolate`` runs each run in a
+    fresh process, stopped after ``run_timeout_s``; ``title`` heads the report.
+    """
+
+    seeds: int = 1
+    data_fractions: Sequence[float] = (1.0,)
+    tune_lr: bool = False
+    lr_factors: Sequence[float] = LR_FACTORS
+    tune_lr_epochs: float | None = None
+    lr_overrides: Mapping[str, float] = field(default_factory=dict)
+    resume: bool = False
+    overwrite: bool = False
+    budget_minutes: float | None = None
+    memory_gb: float | None = None
+    pre_recommend: bool = True
+    isolate: bool = True
+    run_timeout_s: float | None = None
+    title: str | None = None
+
+    @property
+    def reuse(self) -> bool:
+        """Whether finished runs (and saved advice) are reused."""
+        return self.resume and not self.overwrite
+
+
+def compare(base: TrainConfig | None = None, strategies: Sequence[str] = DEFAULT_STRATEGIES, *,
+            out: str | Path | None = None, options: CompareOptions | None = None,
+            log: Callable[[str], None] | None = print, **option_values: Any) -> CompareResult:
     """Train every strategy on the same split and budget, record each run, recommend, write the report.
 
     ``base`` holds every shared option (model, data, epochs, batch size, max samples, ...); its
-    ``strategy``, ``lr``, ``data_fraction`` and ``out`` are set per run. ``seeds`` repeats each run
-    with seeds ``base.seed``, ``base.seed + 1``, ... on the same split. ``data_fractions`` repeats the
-    comparison on nested subsets of the training split. ``lr_overrides`` fixes a strategy's learning
-    rate; ``tune_lr`` searches ``default × lr_factors`` for ``tune_lr_epochs`` (default: 1) on the
-    validation split first (an override becomes the search's centre).
-
-    ``resume`` reuses every run whose ``metrics.json`` says success with the same configuration and
-    resumes the others from their last checkpoint; ``overwrite`` retrains everything. Without either,
-    a folder that already holds runs is refused.
+    ``strategy``, ``lr``, ``data_fraction`` and ``out`` are set per run. The rest are
+    :class:`CompareOptions`, given as ``options=`` or as keywords (``seeds=2, tune_lr=True``).
+    Without ``resume`` or ``overwrite``, a folder that already holds runs is refused.
 
     Raises :class:`~tunelab.errors.ConfigError` for bad options; a run that fails is recorded, not raised.
     """
     from tunelab.advice.choose import crossover_from_fractions, recommend_from_results
     from tunelab.report import write_report, write_results_csv
 
+    opts = dataclasses.replace(options or CompareOptions(), **option_values)
+    opts.lr_overrides = dict(opts.lr_overrides or {})
+    opts.data_fractions = sorted(float(f) for f in opts.data_fractions)
     base = (base or TrainConfig()).replace()
     strategies = list(strategies)
-    lr_overrides = dict(lr_overrides or {})
-    fractions = sorted(float(f) for f in data_fractions)
-    problems = _problems(base, strategies, seeds, fractions, lr_overrides, lr_factors, tune_lr_epochs)
+    out = _checked_out(base, strategies, out, opts)
+    say = log or (lambda _msg: None)
+    pre = _advice_before_training(base, strategies, out, opts, say, log)
+    lrs, searches = _learning_rates(base, strategies, out, opts, say, log)
+    planned = plan_runs(base, strategies, out, seeds=opts.seeds, data_fractions=opts.data_fractions, lrs=lrs)
+    _write_plan(out, base, strategies, planned, lrs, searches, opts)
+    _shared_cache(base, strategies, log)
+    results, reused = _run_all(planned, base, searches, opts, say)
+    recommendation = recommend_from_results(results, budget_minutes=opts.budget_minutes, memory_gb=opts.memory_gb)
+    write_results_csv(out / "results.csv", results)
+    report = write_report(out, results, recommendation=recommendation, pre_recommendation=pre,
+                          title=opts.title or f"tunelab comparison: {base.model} on {base.data}")
+    crossover = crossover_from_fractions(results) if len(opts.data_fractions) > 1 else []
+    return CompareResult(out=out, results=results, recommendation=recommendation, report=report,
+                         pre_recommendation=pre, lr_search=searches, reused=reused, crossover=crossover)
+
+
+def _checked_out(base: TrainConfig, strategies: list[str], out: str | Path | None, opts: CompareOptions) -> Path:
+    """The comparison's folder, created once every option has been checked."""
+    problems = _problems(base, strategies, opts.seeds, opts.data_fractions, opts.lr_overrides, opts.lr_factors,
+                         opts.tune_lr_epochs)
     if problems:
         raise ConfigError(problems)
     safe = lambda s: Path(str(s)).name or "data"  # noqa: E731
@@ -469,83 +445,98 @@ def compare(
     if out.exists() and not out.is_dir():
         raise TunelabError(f"--out {out} is a file: give a folder path")
     runs_dir = out / RUNS_DIR
-    if runs_dir.is_dir() and any(runs_dir.iterdir()) and not (resume or overwrite):
+    if runs_dir.is_dir() and any(runs_dir.iterdir()) and not (opts.resume or opts.overwrite):
         raise TunelabError(
             f"{out} already holds a comparison: pass --resume to reuse its finished runs, "
             "--overwrite to run everything again, or choose another --out"
         )
     out.mkdir(parents=True, exist_ok=True)
-    reuse = resume and not overwrite
-    say = log or (lambda _msg: None)
+    return out
 
-    pre = None
-    if pre_recommend:
-        pre_path = out / PRE_NAME
-        asked = {"base_config": base.to_dict(), "strategies": strategies, "budget_minutes": budget_minutes, "memory_gb": memory_gb}
-        saved = _safe_read(pre_path) if reuse else {}
-        if saved.get("asked") == asked and isinstance(saved.get("recommendation"), dict):
-            pre = saved["recommendation"]
-        else:
-            say("measuring the data, the domain and each strategy's cost before training (tunelab recommend) ...")
-            pre = _pre_recommendation(base, strategies, budget_minutes, memory_gb, log)
-            if pre is not None:
-                write_json(pre_path, {"asked": asked, "recommendation": pre})
-        if pre and pre.get("strategy"):
-            say(f"before training, tunelab would pick: {pre['strategy']}")
 
-    lrs: dict[str, float] = dict(lr_overrides)
+def _advice_before_training(base: TrainConfig, strategies: list[str], out: Path, opts: CompareOptions,
+                            say: Callable[[str], None], log: Callable[[str], None] | None) -> dict | None:
+    """``tunelab recommend``'s advice before training (saved; reused on resume when asked the same)."""
+    if not opts.pre_recommend:
+        return None
+    pre_path = out / PRE_NAME
+    asked = {"base_config": base.to_dict(), "strategies": strategies, "budget_minutes": opts.budget_minutes,
+             "memory_gb": opts.memory_gb}
+    saved = _safe_read(pre_path) if opts.reuse else {}
+    if saved.get("asked") == asked and isinstance(saved.get("recommendation"), dict):
+        pre = saved["recommendation"]
+    else:
+        say("measuring the data, the domain and each strategy's cost before training (tunelab recommend) ...")
+        pre = _pre_recommendation(base, strategies, opts.budget_minutes, opts.memory_gb, log)
+        if pre is not None:
+            write_json(pre_path, {"asked": asked, "recommendation": pre})
+    if pre and pre.get("strategy"):
+        say(f"before training, tunelab would pick: {pre['strategy']}")
+    return pre
+
+
+def _learning_rates(base: TrainConfig, strategies: list[str], out: Path, opts: CompareOptions,
+                    say: Callable[[str], None], log: Callable[[str], None] | None) -> tuple[dict[str, float], dict[str, dict]]:
+    """Each strategy's learning rate (override or search result; absent: its default) and the searches."""
+    lrs: dict[str, float] = dict(opts.lr_overrides)
     searches: dict[str, dict[str, Any]] = {}
-    if tune_lr:
-        say(f"learning-rate search: {', '.join(f'×{f:g}' for f in lr_factors)} around each strategy's default, on the validation split")
-        search_base = base.replace(data_fraction=fractions[-1])
-        for strategy in strategies:
-            searches[strategy] = search_lr(search_base, strategy, out, factors=lr_factors, epochs=tune_lr_epochs,
-                                           center=lr_overrides.get(strategy), resume=reuse, isolate=isolate, log=log)
-            lrs[strategy] = searches[strategy]["chosen_lr"]
+    if not opts.tune_lr:
+        return lrs, searches
+    say(f"learning-rate search: {', '.join(f'×{f:g}' for f in opts.lr_factors)} around each strategy's default, on the validation split")
+    search_base = base.replace(data_fraction=opts.data_fractions[-1])
+    for strategy in strategies:
+        searches[strategy] = search_lr(search_base, strategy, out, factors=opts.lr_factors, epochs=opts.tune_lr_epochs,
+                                       center=opts.lr_overrides.get(strategy), resume=opts.reuse, isolate=opts.isolate, log=log)
+        lrs[strategy] = searches[strategy]["chosen_lr"]
+    return lrs, searches
 
-    planned = plan_runs(base, strategies, out, seeds=seeds, data_fractions=fractions, lrs=lrs)
+
+def _write_plan(out: Path, base: TrainConfig, strategies: list[str], planned: list[PlannedRun], lrs: dict[str, float],
+                searches: dict[str, dict], opts: CompareOptions) -> None:
     write_json(out / PLAN_NAME, {
-        "strategies": strategies, "seeds": [base.seed + i for i in range(seeds)], "data_fractions": fractions,
-        "split_seed": base.seed, "lr_overrides": lr_overrides, "tune_lr": tune_lr, "lr_search": searches,
+        "strategies": strategies, "seeds": [base.seed + i for i in range(opts.seeds)], "data_fractions": opts.data_fractions,
+        "split_seed": base.seed, "lr_overrides": opts.lr_overrides, "tune_lr": opts.tune_lr, "lr_search": searches,
         "learning_rates": {s: lrs.get(s, _default_lr(s)) for s in strategies},
-        "budget_minutes": budget_minutes, "memory_gb": memory_gb, "isolate": isolate,
+        "budget_minutes": opts.budget_minutes, "memory_gb": opts.memory_gb, "isolate": opts.isolate,
         "runs": [p.run_id for p in planned], "base_config": base.to_dict(),
-    })
-    _shared_cache(base, strategies, log)
+    })  # fmt: skip
 
-    results: list[dict[str, Any]] = []
+
+def _run_all(planned: list[PlannedRun], base: TrainConfig, searches: dict[str, dict], opts: CompareOptions,
+             say: Callable[[str], None]) -> tuple[list[RunRecord], list[str]]:
+    """Every planned run, in order: reused when finished earlier (resume), else trained. Returns the
+    records and the ids of the reused runs."""
+    results: list[RunRecord] = []
     reused: list[str] = []
     for i, run in enumerate(planned, 1):
         head = f"[{i}/{len(planned)}] {run.run_id}"
-        extra = {"lr_search": searches[run.strategy]} if run.strategy in searches else {}
-        record = finished_record(run.folder, run.config) if reuse else None
+        record = finished_record(run.folder, run.config) if opts.reuse else None
         if record is not None:
             reused.append(run.run_id)
             say(f"{head}: finished earlier, reused ({_describe(record)})")
-            results.append(record)
-            continue
-        config = run.config
-        if reuse and run.folder.is_dir():
-            old = run.folder / RECORD_NAME
-            changed = old.is_file() and not _same_config(config, _safe_read(old).get("config"))
-            # continue from the last checkpoint, unless the recorded run had other options
-            config = config.replace(resume=not changed, overwrite=changed)
-        lr_text = f"lr {config.lr:g}" if config.lr is not None else f"default lr {_default_lr(run.strategy):g}"
-        verb = "resuming" if config.resume and (run.folder / "checkpoints").is_dir() else "training"
-        say(f"{head}: {verb} {run.strategy} (seed {run.seed}, data fraction {run.data_fraction:g}, {lr_text}) ...")
-        record = execute({"config": config.to_dict(), "split_seed": base.seed, "extra_record": extra},
-                         run.folder, isolate=isolate, timeout_s=run_timeout_s)
-        done = _describe(record)
-        say(f"{' ' * len(head)}  {done if done.startswith('FAILED') else 'done: ' + done}")
+        else:
+            record = _run_one(run, head, base, searches, opts, say)
         results.append(record)
+    return results, reused
 
-    recommendation = recommend_from_results(results, budget_minutes=budget_minutes, memory_gb=memory_gb)
-    write_results_csv(out / "results.csv", results)
-    report = write_report(out, results, recommendation=recommendation, pre_recommendation=pre,
-                          title=title or f"tunelab comparison: {base.model} on {base.data}")
-    crossover = crossover_from_fractions(results) if len(fractions) > 1 else []
-    return CompareResult(out=out, results=results, recommendation=recommendation, report=report,
-                         pre_recommendation=pre, lr_search=searches, reused=reused, crossover=crossover)
+
+def _run_one(run: PlannedRun, head: str, base: TrainConfig, searches: dict[str, dict], opts: CompareOptions,
+             say: Callable[[str], None]) -> RunRecord:
+    config = run.config
+    if opts.reuse and run.folder.is_dir():
+        old = run.folder / RECORD_NAME
+        changed = old.is_file() and not _same_config(config, _safe_read(old).get("config"))
+        # continue from the last checkpoint, unless the recorded run had other options
+        config = config.replace(resume=not changed, overwrite=changed)
+    lr_text = f"lr {config.lr:g}" if config.lr is not None else f"default lr {_default_lr(run.strategy):g}"
+    verb = "resuming" if config.resume and (run.folder / "checkpoints").is_dir() else "training"
+    say(f"{head}: {verb} {run.strategy} (seed {run.seed}, data fraction {run.data_fraction:g}, {lr_text}) ...")
+    extra = {"lr_search": searches[run.strategy]} if run.strategy in searches else {}
+    record = execute({"config": config.to_dict(), "split_seed": base.seed, "extra_record": extra},
+                     run.folder, isolate=opts.isolate, timeout_s=opts.run_timeout_s)
+    done = _describe(record)
+    say(f"{' ' * len(head)}  {done if done.startswith('FAILED') else 'done: ' + done}")
+    return record
 
 
 def _safe_read(path: Path) -> dict[str, Any]:

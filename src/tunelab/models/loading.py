@@ -14,14 +14,13 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from tunelab.errors import ModelError
+from tunelab.io import atomic_dir
 
 
 @dataclass(frozen=True)
@@ -87,9 +86,8 @@ def _convert_gguf(spec: BuiltinModel, target: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source = _package_dir(spec)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    # replace=False: when another process finished the same conversion first, its folder is kept
+    with atomic_dir(target, marker=False, replace=False, prefix=f".{target.name}.") as tmp:
         tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=spec.gguf_file)
         model = AutoModelForCausalLM.from_pretrained(source, gguf_file=spec.gguf_file, dtype=torch.float32)
         del model.config.quantization_config
@@ -102,10 +100,6 @@ def _convert_gguf(spec: BuiltinModel, target: Path) -> None:
             f"Converted by tunelab from {spec.package}:{spec.gguf_file} ({spec.upstream}).\n"
             "The weights went through 4-bit quantization: real and pre-trained, slightly noisier than bf16.\n"
         )
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def resolve_model(name_or_path: str) -> str:

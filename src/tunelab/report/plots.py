@@ -169,7 +169,7 @@ def time_plot(results: list[dict]) -> Plot | None:
         results,
         name="metric_vs_train_time",
         cost=lambda s: s.train_time_s,
-        cost_std=lambda s: s.std_of("train_info", "train_time_s"),
+        cost_std=lambda s: s.std_of(lambda r: r.train_info.train_time_s),
         xlabel="training time (s)",
         title="Test metric vs training time",
     )
@@ -184,7 +184,7 @@ def memory_plot(results: list[dict]) -> Plot | None:
         results,
         name="metric_vs_peak_memory",
         cost=lambda s: s.peak_memory_mb,
-        cost_std=lambda s: s.std_of("train_info", "peak_memory_mb"),
+        cost_std=lambda s: s.std_of(lambda r: r.train_info.peak_memory_mb),
         xlabel=f"peak memory (MB{kind})",
         title="Test metric vs peak memory",
     )
@@ -205,7 +205,7 @@ def epochs_plot(results: list[dict]) -> Plot | None:
     for s in summaries:
         per_epoch: dict[float, list[float]] = {}
         for run in s.runs:
-            epochs = (run.get("train_info") or {}).get("epochs") or []
+            epochs = run.train_info.epochs or []
             for position, entry in enumerate(epochs, start=1):
                 if not isinstance(entry, dict) or entry.get(key) is None:
                     continue

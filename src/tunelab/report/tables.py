@@ -27,6 +27,7 @@ from tunelab.advice.choose import (
 )
 from tunelab.config import TrainConfig
 from tunelab.io import atomic_write_text
+from tunelab.run.record import RunRecord
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -54,15 +55,15 @@ def results_table(results: list[dict]) -> list[dict]:
                 "test_mean": s.test_mean,
                 "test_std": s.test_std,
                 "val_mean": s.val_mean,
-                "trainable_params": s.mean_of("train_info", "trainable_params"),
-                "total_params": s.mean_of("train_info", "total_params"),
+                "trainable_params": s.mean_of(lambda r: r.train_info.trainable_params),
+                "total_params": s.mean_of(lambda r: r.train_info.total_params),
                 "trainable_share_pct": None if share is None else 100.0 * share,
                 "peak_memory_mb": s.peak_memory_mb,
                 "memory_kind": s.memory_kind,
                 "train_time_s": s.train_time_s,
-                "eval_time_s": s.mean_of("train_info", "eval_time_s"),
-                "samples_per_s": s.mean_of("train_info", "samples_per_s"),
-                "artifact_size_mb": s.mean_of("artifact", "size_mb"),
+                "eval_time_s": s.mean_of(lambda r: r.train_info.eval_time_s),
+                "samples_per_s": s.mean_of(lambda r: r.train_info.samples_per_s),
+                "artifact_size_mb": s.mean_of(lambda r: r.artifact and r.artifact.size_mb),
                 "data_fraction": s.data_fraction,
                 "n_train": s.n_train,
             }
@@ -132,8 +133,9 @@ def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
         out[prefix] = value
 
 
-def flatten_run(run: dict) -> dict[str, Any]:
+def flatten_run(run: RunRecord | dict) -> dict[str, Any]:
     """A run record as one flat dict with dotted keys (``metrics.test.accuracy``); lists become JSON."""
+    run = run.to_dict() if isinstance(run, RunRecord) else run
     out: dict[str, Any] = {}
     for section in _SECTIONS:
         if section in run:
@@ -307,7 +309,7 @@ def axes_table(
         return text if s.ok else "failed"
 
     def share(s: StrategySummary) -> str:
-        trainable, total = s.mean_of("train_info", "trainable_params"), s.mean_of("train_info", "total_params")
+        trainable, total = s.mean_of(lambda r: r.train_info.trainable_params), s.mean_of(lambda r: r.train_info.total_params)
         text = format_share(s.trainable_share)
         if trainable is not None and total:
             text += f" ({_compact(trainable)} of {_compact(total)})"
@@ -315,7 +317,7 @@ def axes_table(
 
     def timing(s: StrategySummary) -> str:
         text = format_seconds(s.train_time_s)
-        speed = s.mean_of("train_info", "samples_per_s")
+        speed = s.mean_of(lambda r: r.train_info.samples_per_s)
         return text + (f", {speed:,.1f} samples/s" if speed is not None else "")
 
     def memory(s: StrategySummary) -> str:

@@ -26,7 +26,7 @@ from tunelab.advice.choose import (
     run_succeeded,
     summarize_strategies,
 )
-from tunelab.io import atomic_write_text
+from tunelab.io import atomic_write_bytes, atomic_write_text
 from tunelab.report.document import (
     Block,
     BulletList,
@@ -45,6 +45,7 @@ from tunelab.report.tables import (
     results_table_cells,
     write_results_csv,
 )
+from tunelab.run.record import as_record
 
 
 def write_report(
@@ -79,7 +80,7 @@ def write_report(
 
     plots = all_plots(results)
     for plot in plots:
-        (plot_dir / f"{plot.name}.png").write_bytes(plot.png)
+        atomic_write_bytes(plot_dir / f"{plot.name}.png", plot.png)
 
     blocks = build_blocks(results, plots, recommendation=recommendation, pre_recommendation=pre_recommendation, title=title)
     footer = f"Written by tunelab {_version()} on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC."
@@ -242,13 +243,13 @@ def build_blocks(
     failed: dict[tuple[str, str], list[dict]] = {}
     for run in results:
         if not run_succeeded(run):
-            error = str((run.get("run_info") or {}).get("error") or "failed (no error recorded)")
+            error = str(as_record(run).run_info.error or "failed (no error recorded)")
             failed.setdefault((run_strategy(run), error), []).append(run)
     if failed:
         blocks.append(Heading("Failed runs"))
         for (strategy, error), runs in failed.items():
             which = "; ".join(
-                f"seed {(r.get('run_info') or {}).get('seed', '–')} at data fraction {run_fraction(r):g}" for r in runs
+                f"seed {_seed(r)} at data fraction {run_fraction(r):g}" for r in runs
             )
             count = f"{len(runs)} runs" if len(runs) > 1 else "1 run"
             blocks.append(Paragraph(f"{count} ({which}) failed with:", lead=f"{strategy}:"))
@@ -258,10 +259,15 @@ def build_blocks(
     return blocks
 
 
+def _seed(run) -> Any:
+    seed = as_record(run).run_info.seed
+    return "–" if seed is None else seed
+
+
 def _subtitle(results: list[dict], summaries: list, task: str) -> str:
     meta: dict[str, Any] = {}
     for run in results:
-        for key, value in (run.get("meta_info") or {}).items():
+        for key, value in as_record(run).meta_info.to_dict().items():
             meta.setdefault(key, value)
     parts = []
     if meta.get("model"):
@@ -336,7 +342,7 @@ _MEASURED = {
     "train_time_s": ("training time", lambda s: s.train_time_s, format_seconds),
     "peak_memory_mb": ("peak memory", lambda s: s.peak_memory_mb, format_mb),
     "trainable_share": ("trainable share", lambda s: s.trainable_share, format_share),
-    "trainable_params": ("trainable params", lambda s: s.mean_of("train_info", "trainable_params"), lambda v: f"{v:,.0f}"),
+    "trainable_params": ("trainable params", lambda s: s.mean_of(lambda r: r.train_info.trainable_params), lambda v: f"{v:,.0f}"),
 }
 
 
@@ -388,7 +394,7 @@ def _environment_blocks(results: list[dict]) -> list[Block]:
     # The runs at the largest fraction first, so n_train is the one the results table shows.
     largest = largest_fraction(results)
     for run in sorted(results, key=lambda r: (run_fraction(r) != largest, not run_succeeded(r))):
-        for key, value in (run.get("meta_info") or {}).items():
+        for key, value in as_record(run).meta_info.to_dict().items():
             meta.setdefault(key, value)
     if not meta:
         return []

@@ -9,16 +9,14 @@ written to a temporary folder beside the target and renamed into place, with a m
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from tunelab.errors import TunelabError
-from tunelab.io import MARKER, fsync_tree
+from tunelab.io import atomic_dir
 
 MODEL_DIR = "model"
 
@@ -55,34 +53,6 @@ def prepare_out_dir(out: Path, *, overwrite: bool, resume: bool) -> None:
 def _clean_temporaries(out: Path) -> None:
     for p in out.glob(".tmp-*"):
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-
-
-def atomic_dir(target: Path):
-    """Context manager yielding a temporary folder that is renamed to ``target`` on success."""
-    import contextlib
-
-    @contextlib.contextmanager
-    def _cm():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))
-        try:
-            yield tmp
-            (tmp / MARKER).write_text("complete\n")
-            fsync_tree(tmp)
-            old = None
-            if target.exists():
-                old = target.with_name(f".tmp-old-{target.name}-{os.getpid()}")
-                os.replace(target, old)
-            os.replace(tmp, target)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-
-    return _cm()
-
-
 
 
 def _dir_size_mb(folder: Path) -> float:

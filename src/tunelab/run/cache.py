@@ -60,8 +60,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +69,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tunelab.io import atomic_dir
 from tunelab.run.heap import release_free_heap
 
 log = logging.getLogger("tunelab")
@@ -520,9 +519,9 @@ def ensure_features(
         dtype,
         folder,
     )
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{folder.name}-", dir=folder.parent))
-    try:
+    # replace=False: when another process finished the same cache first, theirs is used. fsync=False: a
+    # cache is recomputable and can be hundreds of MB, whose flush would add seconds to every build
+    with atomic_dir(folder, marker=False, replace=False, fsync=False) as tmp:
         t0 = time.perf_counter()
         src_stores = _load_stores(source[1], in_memory=False) if source else None
         times = _compute(
@@ -544,20 +543,14 @@ def ensure_features(
             "source_split": source[0] if source else None,
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another process finished the same cache first: use theirs
-            if not _complete(folder):
-                raise
-        facts.update(
-            reused=False,
-            build_s=time.perf_counter() - t0,
-            eval_share_s=times.get("validation", 0.0) + times.get("test", 0.0),
-            source_split=source[0] if source else None,
-        )
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    if not _complete(folder):
+        raise RuntimeError(f"frozen-layer cache {folder} is incomplete: remove it and run again")
+    facts.update(
+        reused=False,
+        build_s=time.perf_counter() - t0,
+        eval_share_s=times.get("validation", 0.0) + times.get("test", 0.0),
+        source_split=source[0] if source else None,
+    )
     return folder, facts
 
 

@@ -27,9 +27,7 @@ import os
 import re
 import shutil
 import signal
-import tempfile
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,18 +35,12 @@ from typing import Any
 import torch
 
 from tunelab.errors import ModelError, TrainingError, TunelabError
-from tunelab.io import MARKER, fsync_tree
+from tunelab.io import MARKER, atomic_dir
 
 CHECKPOINTS = "checkpoints"
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 log = logging.getLogger("tunelab")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
-
-# Test hooks, used only by tests/test_resume.py: SIGKILL this process in the middle of writing the
-# checkpoint of optimizer step N (after the files, before the marker and the rename); or pause
-# ("N:SECONDS") right after checkpoint N is complete, so a test can kill or interrupt it there.
-KILL_IN_SAVE_ENV = "TUNELAB_TEST_KILL_IN_SAVE_AT_STEP"
-PAUSE_AFTER_SAVE_ENV = "TUNELAB_TEST_PAUSE_AFTER_SAVE_AT_STEP"
 
 
 _interrupt_requested = threading.Event()
@@ -142,53 +134,37 @@ def resume_point(out: str | Path) -> Path | None:
 
 def save_checkpoint_atomically(trainer: Any, save: Callable[[], None]) -> Path:
     """Run the Trainer's own checkpoint ``save`` into a temporary folder beside the target, then mark
-    it complete, flush it, rename it into place and only then drop older checkpoints.
+    it complete, flush it and rename it into place (:func:`tunelab.io.atomic_dir`); only then drop
+    older checkpoints.
 
     ``trainer`` must route its output folder through ``trainer._tunelab_staging`` (see
     :func:`tunelab.run.training.make_trainer_class`).
     """
     root = Path(trainer.args.output_dir)
-    root.mkdir(parents=True, exist_ok=True)
     name = f"checkpoint-{trainer.state.global_step}"
-    staging = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=root))
-    trainer._tunelab_staging = str(staging)
-    try:
-        save()  # writes staging/checkpoint-N (weights, optimizer, scheduler, RNG, trainer state)
-        written = staging / name
+    target = root / name
+    # an existing target (the same step saved twice, e.g. Ctrl-C on a save step) is replaced by the new one
+    with atomic_dir(target) as staging:
+        trainer._tunelab_staging = str(staging)
+        try:
+            save()  # writes staging/checkpoint-N (weights, optimizer, scheduler, RNG, trainer state)
+        finally:
+            trainer._tunelab_staging = None
+        _lift(staging / name)
         # the Trainer also pickles its TrainingArguments; tunelab never reads it, and keeping only files
         # that torch.load(weights_only=True) accepts lets --resume refuse any other pickle
-        (written / "training_args.bin").unlink(missing_ok=True)
-        if os.environ.get(KILL_IN_SAVE_ENV) == str(trainer.state.global_step):
-            os.kill(os.getpid(), signal.SIGKILL)
-        (written / MARKER).write_text("complete\n")
-        fsync_tree(written)
-        target = root / name
-        if target.exists():  # the same step saved twice (e.g. Ctrl-C on a save step): keep the new one
-            old = root / f".tmp-old-{name}-{os.getpid()}"
-            os.replace(target, old)
-            shutil.rmtree(old, ignore_errors=True)
-        os.replace(written, target)
-        _fsync_dir(root)
-    finally:
-        trainer._tunelab_staging = None
-        shutil.rmtree(staging, ignore_errors=True)
+        (staging / "training_args.bin").unlink(missing_ok=True)
     keep = max(1, trainer.args.save_total_limit or 1)
     for stale in complete_checkpoints(root)[:-keep]:
         shutil.rmtree(stale, ignore_errors=True)
-    pause = os.environ.get(PAUSE_AFTER_SAVE_ENV, "").split(":")
-    if len(pause) == 2 and pause[0] == str(trainer.state.global_step):
-        deadline = time.monotonic() + float(pause[1])
-        while time.monotonic() < deadline and not _interrupt_requested.is_set():
-            time.sleep(0.02)
     return target
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _lift(inner: Path) -> None:
+    """Move what the Trainer wrote into ``staging/checkpoint-N`` up into ``staging`` itself."""
+    for p in list(inner.iterdir()):
+        os.replace(p, inner.parent / p.name)
+    inner.rmdir()
 
 
 # ----------------------------------------------------------------------------- pickles

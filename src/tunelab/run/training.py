@@ -17,7 +17,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from tunelab.errors import ConfigError, TrainingError
 from tunelab.models import load_model, load_tokenizer, model_layout, resolve_model
 from tunelab.run.attention import recompute_attention
 from tunelab.run.heap import limit_onednn_primitive_cache, peak_rss_mb, release_free_heap
-from tunelab.run.record import library_versions, write_json
+from tunelab.run.record import Artifact, MetaInfo, Metrics, RunRecord, TrainInfo, library_versions
 from tunelab.strategies import get_strategy, trainable_parameters
 
 log = logging.getLogger("tunelab")
@@ -352,7 +352,13 @@ def long_lived_objects_frozen():
 
 def train(config: TrainConfig, *, data: TaskData | None = None, progress: bool = True) -> dict[str, Any]:
     """Adapt ``config.model`` to ``config.data`` with ``config.strategy``; write the artifact and
-    ``metrics.json`` under ``config.out`` and return the run record (see :mod:`tunelab.run.record`)."""
+    ``metrics.json`` under ``config.out`` and return the run record in its JSON form (a dict, as
+    ``metrics.json`` holds it; :func:`train_record` returns the typed :class:`~tunelab.run.record.RunRecord`)."""
+    return train_record(config, data=data, progress=progress).to_dict()
+
+
+def train_record(config: TrainConfig, *, data: TaskData | None = None, progress: bool = True) -> RunRecord:
+    """:func:`train`, returning the typed run record."""
     out = Path(config.out) if config.out else default_out_dir(config)
     fresh = not out.exists() or (out.is_dir() and not any(out.iterdir()))
     with long_lived_objects_frozen():
@@ -382,101 +388,216 @@ def _remove_failed_run(out: Path) -> None:
         out.rmdir()  # only when nothing else is left
 
 
-def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> dict[str, Any]:
-    from transformers import DataCollatorForLanguageModeling, DataCollatorWithPadding, TrainingArguments
-    from transformers.trainer_utils import set_seed
+class TrainerSetup:
+    """How a run's ``Trainer`` is built, shared by :func:`train` and the estimate's timed steps
+    (:mod:`tunelab.advice.estimate`), so that the estimate measures the steps training takes.
 
-    from tunelab.run import resilience
-    from tunelab.run.artifacts import check_out_dir, prepare_out_dir, write_artifact
+    Built from a prepared run and a folder for its files, it holds the learning rate, the training
+    precision and the :class:`InitialWeights` (taken at once, before anything changes the model);
+    :meth:`trainer` builds the ``TrainingArguments`` and the ``TunelabTrainer`` with the strategy's
+    callbacks and parameter groups; :meth:`attention` is the attention recomputation to train under;
+    :meth:`restart` puts everything back for a retry after out-of-memory.
+    """
 
-    started = datetime.now(UTC).isoformat(timespec="seconds")
-    wall0 = time.perf_counter()
-    config = config.replace()
-    config.validate()
-    precision = training_precision(config.precision)
-    limit_onednn_for(config)  # before the cache pass's first bfloat16 multiply (tunelab.run.heap)
-    out = Path(config.out) if config.out else default_out_dir(config)
-    config.out = str(out)
-    check_out_dir(out, overwrite=config.overwrite, resume=config.resume)
-    resume_from = resilience.resume_point(out) if config.resume else None
-    set_seed(config.seed)
-    run = prepare(config, data)  # every check on data, model and options happens before out/ is touched
-    model, tokenizer, strategy, task = run.model, run.tokenizer, run.strategy, run.data.task
-    for w in run.warnings:
-        log.warning(w)
-    prepare_out_dir(out, overwrite=config.overwrite, resume=config.resume)
-    resilience.clean_checkpoint_temporaries(out / resilience.CHECKPOINTS)
-    config.save(out / "run_config.yaml")
+    def __init__(self, run: PreparedRun, out: Path):
+        self.run = run
+        self.out = Path(out)
+        config = run.config
+        self.lr = config.lr if config.lr is not None else run.strategy.default_lr
+        self.precision = training_precision(config.precision)
+        self.initial = InitialWeights(run.model, spill=self.out / ".tmp-initial-weights.safetensors", keep=config.auto_batch_size)
 
-    trainable, total = trainable_parameters(model)
-    lr = config.lr if config.lr is not None else strategy.default_lr
-    before = InitialWeights(model, spill=out / ".tmp-initial-weights.safetensors", keep=config.auto_batch_size)
+    def collator(self):
+        """The collator of the task: dynamic padding (classification) or next-token labels (causal LM)."""
+        from transformers import DataCollatorForLanguageModeling, DataCollatorWithPadding
 
-    if task == "classification":
-        collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=None)
-    else:
-        collator = DataCollatorForLanguageModeling(tokenizer, mlm=False)
-    train_ds, val_ds, test_ds = run.tokenized["train"], run.tokenized["validation"], run.tokenized["test"]
-    n_tokens = int(sum(train_ds["length"]))
+        if self.run.data.task == "classification":
+            return DataCollatorWithPadding(self.run.tokenizer, pad_to_multiple_of=None)
+        return DataCollatorForLanguageModeling(self.run.tokenizer, mlm=False)
 
-    cache_info: dict[str, Any] = {"used": False}
-    from tunelab.run import cache as frozen_cache
+    def arguments(self, *, progress: bool, **schedule: Any):
+        """``TrainingArguments`` of the run; ``schedule`` sets what differs between a whole run
+        (:func:`epoch_schedule`) and a few timed steps (``max_steps``, no evaluation or saving)."""
+        from transformers import TrainingArguments
 
-    plan = frozen_cache.plan(run) if config.cache else None
-    if plan is not None:
-        train_ds, val_ds, test_ds, collator, cache_info = frozen_cache.apply(
-            plan, run, (train_ds, val_ds, test_ds), collator=collator
+        config, task = self.run.config, self.run.data.task
+        values: dict[str, Any] = dict(
+            output_dir=str(self.out / "checkpoints"),
+            per_device_train_batch_size=config.batch_size,
+            per_device_eval_batch_size=max(config.batch_size, 64) if task == "classification" else config.batch_size,
+            gradient_accumulation_steps=config.gradient_accumulation_steps,
+            learning_rate=self.lr,
+            weight_decay=config.weight_decay,
+            lr_scheduler_type="linear",
+            seed=config.seed,
+            data_seed=config.seed,
+            length_column_name="length",
+            remove_unused_columns=False,
+            report_to="none",
+            disable_tqdm=not progress,
+            dataloader_pin_memory=False,
+            use_cpu=not torch.cuda.is_available(),
+            prediction_loss_only=task == "causal-lm",  # never gather (batch x length x vocab) logits
+            bf16=self.precision == "bf16",
+            fp16=self.precision == "fp16",
+            auto_find_batch_size=False,  # tunelab's own search (resilience.run_with_batch_search) also works on CPU
         )
+        values.update(schedule)
+        return TrainingArguments(**values)
 
-    steps_per_epoch = max(1, math.ceil(len(train_ds) / (config.batch_size * config.gradient_accumulation_steps)))
-    args = TrainingArguments(
-        output_dir=str(out / "checkpoints"),
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=max(config.batch_size, 64) if task == "classification" else config.batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
+    def trainer(self, train_ds, eval_ds, collator, *, model=None, progress: bool = False, callbacks=(), **schedule: Any):
+        """The ``TunelabTrainer`` over ``train_ds`` (``model``: what it drives, the cache's model when one is used)."""
+        run, task = self.run, self.run.data.task
+        trainer = make_trainer_class()(
+            model=model if model is not None else run.model,
+            args=self.arguments(progress=progress, **schedule),
+            train_dataset=train_ds,
+            eval_dataset=eval_ds,
+            data_collator=collator,
+            compute_metrics=classification_metrics if task == "classification" else None,
+            preprocess_logits_for_metrics=_argmax_logits if task == "classification" else None,
+            callbacks=run.strategy.callbacks(run.model, run.layout, run.config) + list(callbacks),
+        )
+        trainer.tunelab_param_groups = run.strategy.param_groups(run.model, self.lr, run.config)
+        if not progress:
+            from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+            trainer.remove_callback(PrinterCallback)
+            trainer.remove_callback(ProgressCallback)
+        return trainer
+
+    def attention(self):
+        """Context manager: attention recomputation as the config asks (yields whether it is on)."""
+        return recompute_attention(self.run.model, self.run.config.recompute_attention)
+
+    def restart(self, trainer) -> None:
+        """Back to the initial weights, a fresh optimizer and the same seed (a retry after out-of-memory)."""
+        from transformers.trainer_utils import set_seed
+
+        self.initial.restore(self.run.model)
+        trainer.optimizer, trainer.lr_scheduler = None, None
+        trainer.tunelab_param_groups = self.run.strategy.param_groups(self.run.model, self.lr, self.run.config)
+        set_seed(self.run.config.seed)
+
+
+def epoch_schedule(config: TrainConfig, n_train: int) -> dict[str, Any]:
+    """The ``TrainingArguments`` of a whole run: epochs, warm-up, evaluation each epoch, checkpoints."""
+    steps_per_epoch = max(1, math.ceil(n_train / (config.batch_size * config.gradient_accumulation_steps)))
+    return dict(
         num_train_epochs=config.epochs,
-        learning_rate=lr,
-        weight_decay=config.weight_decay,
         warmup_steps=int(config.warmup_ratio * steps_per_epoch * config.epochs),
-        lr_scheduler_type="linear",
         eval_strategy="epoch",
         save_strategy="steps",
         save_steps=config.save_steps,
         save_total_limit=1,
         logging_strategy="steps",
         logging_steps=max(1, steps_per_epoch // 5),
-        seed=config.seed,
-        data_seed=config.seed,
         train_sampling_strategy="group_by_length",
-        length_column_name="length",
-        remove_unused_columns=False,
-        report_to="none",
-        disable_tqdm=not progress,
-        dataloader_pin_memory=False,
-        use_cpu=not torch.cuda.is_available(),
-        prediction_loss_only=task == "causal-lm",  # never gather (batch x length x vocab) logits
-        bf16=precision == "bf16",
-        fp16=precision == "fp16",
-        auto_find_batch_size=False,  # tunelab's own search (resilience.run_with_batch_search) also works on CPU
     )
-    Trainer = make_trainer_class()
-    trainer = Trainer(
-        model=cache_info.get("model", model),
-        args=args,
-        train_dataset=train_ds,
-        eval_dataset=val_ds,
-        data_collator=collator,
-        compute_metrics=classification_metrics if task == "classification" else None,
-        preprocess_logits_for_metrics=_argmax_logits if task == "classification" else None,
-        callbacks=strategy.callbacks(model, run.layout, config),
-    )
-    trainer.tunelab_param_groups = strategy.param_groups(model, lr, config)
-    if not progress:
-        from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-        trainer.remove_callback(PrinterCallback)
-        trainer.remove_callback(ProgressCallback)
 
+@dataclass
+class _Datasets:
+    """The tokenized splits a run trains and evaluates on, through the frozen-layer cache when it applies."""
+
+    train: Any
+    validation: Any
+    test: Any
+    collator: Any
+    n_tokens: int  # training tokens (before the cache keeps only what the head reads)
+    model: Any  # what the trainer drives
+    plan: Any = None
+    cache_info: dict[str, Any] = field(default_factory=lambda: {"used": False})
+
+    def restore(self, run: PreparedRun) -> None:
+        from tunelab.run import cache as frozen_cache
+
+        if self.plan is not None:
+            frozen_cache.restore(self.plan, run)
+
+
+def _training_datasets(run: PreparedRun, collator) -> _Datasets:
+    from tunelab.run import cache as frozen_cache
+
+    splits = (run.tokenized["train"], run.tokenized["validation"], run.tokenized["test"])
+    n_tokens = int(sum(splits[0]["length"]))
+    plan = frozen_cache.plan(run) if run.config.cache else None
+    if plan is None:
+        return _Datasets(*splits, collator, n_tokens, run.model)
+    train_ds, val_ds, test_ds, collator, cache_info = frozen_cache.apply(plan, run, splits, collator=collator)
+    return _Datasets(train_ds, val_ds, test_ds, collator, n_tokens, cache_info.get("model", run.model), plan, cache_info)
+
+
+def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> RunRecord:
+    from tunelab.run.artifacts import write_artifact
+
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    wall0 = time.perf_counter()
+    config, out, resume_from = _start(config)
+    run = prepare(config, data)  # every check on data, model and options happens before out/ is touched
+    _open_out_dir(run, out)
+    setup = TrainerSetup(run, out)
+    ds = _training_datasets(run, setup.collator())
+    trainer = setup.trainer(ds.train, ds.validation, ds.collator, model=ds.model, progress=progress,
+                            **epoch_schedule(config, len(ds.train)))
+    fit = _fit(setup, trainer, out, resume_from)
+    metrics = _final_metrics(trainer, ds, run.data.task)
+    eval_time = trainer.eval_seconds + ds.cache_info.get("eval_share_s", 0.0)
+    _release_training_state(trainer)
+    ds.restore(run)
+    _check_trained(run.model, setup.initial)
+    artifact = write_artifact(run, out, metrics=metrics.to_dict(), merge=config.merge)
+    record = RunRecord.success(
+        config, started_at=started, wall_time_s=time.perf_counter() - wall0, metrics=metrics, meta_info=_meta_info(run),
+        train_info=_train_info(setup, trainer, ds, fit, eval_time), artifact=Artifact.from_dict(artifact),
+    )  # fmt: skip
+    record.write(out / "metrics.json")
+    _cleanup_checkpoints(out / "checkpoints")
+    return record
+
+
+def _start(config: TrainConfig) -> tuple[TrainConfig, Path, Path | None]:
+    """The resolved config, its out folder (checked, not yet touched) and the checkpoint to resume from."""
+    from transformers.trainer_utils import set_seed
+
+    from tunelab.run import resilience
+    from tunelab.run.artifacts import check_out_dir
+
+    config = config.replace()
+    config.validate()
+    limit_onednn_for(config)  # before the cache pass's first bfloat16 multiply (tunelab.run.heap)
+    out = Path(config.out) if config.out else default_out_dir(config)
+    config.out = str(out)
+    check_out_dir(out, overwrite=config.overwrite, resume=config.resume)
+    resume_from = resilience.resume_point(out) if config.resume else None
+    set_seed(config.seed)
+    return config, out, resume_from
+
+
+def _open_out_dir(run: PreparedRun, out: Path) -> None:
+    """Make ``out`` ready once every check has passed: clean it as asked, save the run's config."""
+    from tunelab.run import resilience
+    from tunelab.run.artifacts import prepare_out_dir
+
+    for w in run.warnings:
+        log.warning(w)
+    prepare_out_dir(out, overwrite=run.config.overwrite, resume=run.config.resume)
+    resilience.clean_checkpoint_temporaries(out / resilience.CHECKPOINTS)
+    run.config.save(out / "run_config.yaml")
+
+
+@dataclass
+class _Fit:
+    notes: list[str]
+    seconds: float  # the training loop, evaluation included
+    recomputed: bool
+
+
+def _fit(setup: TrainerSetup, trainer, out: Path, resume_from: Path | None) -> _Fit:
+    """Train, with Ctrl-C saving a checkpoint and out-of-memory retried at a smaller batch."""
+    from tunelab.run import resilience
+
+    config = setup.run.config
     interrupt = resilience.interrupt_handler()
     trainer.add_callback(interrupt)
     notes: list[str] = []
@@ -484,16 +605,12 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> dic
     if resume_from is not None:
         start_batch = min(start_batch, resilience.checkpoint_batch_size(resume_from) or start_batch)
         notes.append(f"resumed from {resume_from.name}")
-    effective_batch = config.batch_size * config.gradient_accumulation_steps
     attempts = 0
 
     def attempt(batch_size: int, accumulation: int):
         nonlocal attempts
         if attempts:  # a retry after out-of-memory starts again from the same weights and seed
-            before.restore(model)
-            trainer.optimizer, trainer.lr_scheduler = None, None
-            trainer.tunelab_param_groups = strategy.param_groups(model, lr, config)
-            set_seed(config.seed)
+            setup.restart(trainer)
         attempts += 1
         trainer.args.per_device_train_batch_size = batch_size
         trainer.args.gradient_accumulation_steps = accumulation
@@ -503,11 +620,11 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> dic
     t0 = time.perf_counter()
     interrupt.install()
     try:
-        with recompute_attention(model, config.recompute_attention) as recomputed:
+        with setup.attention() as recomputed:
             resilience.run_with_batch_search(
                 attempt,
                 batch_size=start_batch,
-                accumulation=max(1, effective_batch // start_batch),
+                accumulation=max(1, config.batch_size * config.gradient_accumulation_steps // start_batch),
                 enabled=config.auto_batch_size,
                 notes=notes,
             )
@@ -515,85 +632,69 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> dic
         raise resilience.with_checkpoint_note(exc, out) from exc
     finally:
         interrupt.uninstall()
-        before.discard()  # the samples stay for the no-change check; the copy (or its file) goes
+        setup.initial.discard()  # the samples stay for the no-change check; the copy (or its file) goes
     if interrupt.interrupted and trainer.state.global_step < trainer.state.max_steps:
         raise resilience.interrupted_error(out, trainer.state.global_step, trainer.state.max_steps)
     for note in notes:
         log.warning(note)
-    train_loop_s = time.perf_counter() - t0
-    train_time = train_loop_s - trainer.eval_seconds
+    return _Fit(notes, time.perf_counter() - t0, recomputed)
 
+
+def _final_metrics(trainer, ds: _Datasets, task: str) -> Metrics:
     # the epoch-end evaluation after the last step already measured these weights on the validation split
     last_eval = _final_step_eval(trainer.state.log_history, trainer.state.global_step)
     if last_eval is not None:
-        val_metrics = clean_metrics(last_eval, "eval", task)
+        validation = clean_metrics(last_eval, "eval", task)
     else:
-        val_metrics = clean_metrics(trainer.evaluate(val_ds, metric_key_prefix="validation"), "validation", task)
-    test_metrics = clean_metrics(trainer.evaluate(test_ds, metric_key_prefix="test"), "test", task)
-    eval_time = trainer.eval_seconds + cache_info.get("eval_share_s", 0.0)
+        validation = clean_metrics(trainer.evaluate(ds.validation, metric_key_prefix="validation"), "validation", task)
+    test = clean_metrics(trainer.evaluate(ds.test, metric_key_prefix="test"), "test", task)
+    return Metrics(validation=validation, test=test)
 
-    _release_training_state(trainer)
-    if plan is not None:
-        frozen_cache.restore(plan, run)
-    _check_trained(model, before)
+
+def _train_info(setup: TrainerSetup, trainer, ds: _Datasets, fit: _Fit, eval_time: float) -> TrainInfo:
+    run, config = setup.run, setup.run.config
+    train_time = fit.seconds - trainer.eval_seconds
     # counted after training: a schedule (gradual unfreezing) may have unfrozen more than at the start
-    trainable, total = trainable_parameters(model)
+    trainable, total = trainable_parameters(run.model)
+    return TrainInfo(
+        train_time_s=round(train_time, 3),
+        eval_time_s=round(eval_time, 3),
+        cache_time_s=round(ds.cache_info.get("build_s", 0.0), 3),
+        samples_per_s=round(len(ds.train) * config.epochs / max(train_time, 1e-9), 2),
+        tokens_per_s=round(ds.n_tokens * config.epochs / max(train_time, 1e-9), 1),
+        peak_memory_mb=round(peak_memory_mb(), 1),
+        memory_kind="cuda" if torch.cuda.is_available() else "rss",
+        trainable_params=int(trainable),
+        total_params=int(total),
+        trainable_share=trainable / total if total else 0.0,
+        learning_rate=setup.lr,
+        batch_size=trainer.args.per_device_train_batch_size,
+        gradient_accumulation_steps=trainer.args.gradient_accumulation_steps,
+        max_length=run.max_length,
+        precision=setup.precision,
+        attention_recomputed=fit.recomputed,
+        epochs=_epoch_history(trainer.state.log_history, run.data.task),
+        cache={k: v for k, v in ds.cache_info.items() if k != "model"},
+        notes=run.warnings + fit.notes,
+    )
 
-    artifact = write_artifact(run, out, metrics={"validation": val_metrics, "test": test_metrics}, merge=config.merge)
-    epochs = _epoch_history(trainer.state.log_history, task)
-    record = {
-        "run_info": {
-            "run_id": out.name,
-            "strategy": config.strategy,
-            "seed": config.seed,
-            "data_fraction": config.data_fraction,
-            "status": "success",
-            "error": None,
-            "started_at": started,
-            "wall_time_s": round(time.perf_counter() - wall0, 3),
-        },
-        "train_info": {
-            "train_time_s": round(train_time, 3),
-            "eval_time_s": round(eval_time, 3),
-            "cache_time_s": round(cache_info.get("build_s", 0.0), 3),
-            "samples_per_s": round(len(train_ds) * config.epochs / max(train_time, 1e-9), 2),
-            "tokens_per_s": round(n_tokens * config.epochs / max(train_time, 1e-9), 1),
-            "peak_memory_mb": round(peak_memory_mb(), 1),
-            "memory_kind": "cuda" if torch.cuda.is_available() else "rss",
-            "trainable_params": int(trainable),
-            "total_params": int(total),
-            "trainable_share": trainable / total if total else 0.0,
-            "learning_rate": lr,
-            "batch_size": trainer.args.per_device_train_batch_size,
-            "gradient_accumulation_steps": trainer.args.gradient_accumulation_steps,
-            "max_length": run.max_length,
-            "precision": precision,
-            "attention_recomputed": recomputed,
-            "epochs": epochs,
-            "cache": {k: v for k, v in cache_info.items() if k != "model"},
-            "notes": run.warnings + notes,
-        },
-        "metrics": {"validation": val_metrics, "test": test_metrics},
-        "meta_info": {
-            "model": config.model,
-            "model_path": resolve_model(config.model),
-            "task": task,
-            "data": run.data.source or config.data,
-            "data_fingerprint": run.data.fingerprint,
-            "n_train": len(run.data.train),
-            "n_validation": len(run.data.validation),
-            "n_test": len(run.data.test),
-            "label_names": run.data.label_names,
-            "num_blocks": run.layout.num_blocks,
-            "versions": library_versions(),
-            "device": "cuda" if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)",
-        },
-        "config": config.to_dict(),
-        "artifact": artifact,
-    }
-    write_json(out / "metrics.json", record)
-    _cleanup_checkpoints(out / "checkpoints")
-    return record
+
+def _meta_info(run: PreparedRun) -> MetaInfo:
+    config, data = run.config, run.data
+    return MetaInfo(
+        model=config.model,
+        model_path=resolve_model(config.model),
+        task=data.task,
+        data=data.source or config.data,
+        data_fingerprint=data.fingerprint,
+        n_train=len(data.train),
+        n_validation=len(data.validation),
+        n_test=len(data.test),
+        label_names=data.label_names,
+        num_blocks=run.layout.num_blocks,
+        versions=library_versions(),
+        device="cuda" if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)",
+    )
 
 
 def _release_training_state(trainer) -> None:

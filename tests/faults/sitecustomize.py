@@ -1,0 +1,51 @@
+"""Test-only faults for tunelab subprocesses: put this folder first on the subprocess's PYTHONPATH.
+
+Python imports ``sitecustomize`` at start-up; when one of these variables is set, this one patches
+:func:`tunelab.run.resilience.save_checkpoint_atomically` (production code has no fault hooks):
+
+``TUNELAB_FAULT_KILL_IN_SAVE_AT_STEP=N``
+    SIGKILL the process in the middle of writing the checkpoint of optimizer step N: after the
+    Trainer wrote its files, before the completion marker and the rename.
+``TUNELAB_FAULT_PAUSE_AFTER_SAVE_AT_STEP=N:SECONDS``
+    Pause right after checkpoint N is complete (until Ctrl-C or SECONDS), so a test can kill or
+    interrupt the run there.
+"""
+
+from __future__ import annotations
+
+import os
+
+KILL_IN_SAVE_ENV = "TUNELAB_FAULT_KILL_IN_SAVE_AT_STEP"
+PAUSE_AFTER_SAVE_ENV = "TUNELAB_FAULT_PAUSE_AFTER_SAVE_AT_STEP"
+
+
+def _install() -> None:
+    import signal
+    import time
+
+    from tunelab.run import resilience
+
+    original = resilience.save_checkpoint_atomically
+    kill_at = os.environ.get(KILL_IN_SAVE_ENV)
+    pause_at, _, pause_s = os.environ.get(PAUSE_AFTER_SAVE_ENV, "").partition(":")
+
+    def save_checkpoint_atomically(trainer, save):
+        step = str(trainer.state.global_step)
+
+        def save_then_die():
+            save()
+            if step == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        target = original(trainer, save_then_die)
+        if step == pause_at:
+            deadline = time.monotonic() + float(pause_s)
+            while time.monotonic() < deadline and not resilience._interrupt_requested.is_set():
+                time.sleep(0.02)
+        return target
+
+    resilience.save_checkpoint_atomically = save_checkpoint_atomically
+
+
+if os.environ.get(KILL_IN_SAVE_ENV) or os.environ.get(PAUSE_AFTER_SAVE_ENV):
+    _install()
