@@ -61,7 +61,7 @@ class Gradual(Strategy):
         """Every block and the embeddings trainable: where the schedule ends, in its last stage."""
         if layout.num_blocks < 2:
             return False  # a single stage: the schedule never unfreezes more than prepare() did
-        schedule = GradualUnfreezing(model, layout, self._embeddings_prefix(model, layout))
+        schedule = GradualUnfreezing(model, layout)
         schedule.unfrozen = layout.num_blocks
         schedule._apply()
         return True
