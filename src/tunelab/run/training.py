@@ -30,7 +30,9 @@ from tunelab.errors import ConfigError, TrainingError
 from tunelab.models import load_model, load_tokenizer, model_layout, resolve_model
 from tunelab.run.attention import recompute_attention
 from tunelab.run.heap import limit_onednn_primitive_cache, peak_rss_mb, release_free_heap
+from tunelab.run.progress import RunProgress, library_bars_off
 from tunelab.run.record import Artifact, MetaInfo, Metrics, RunRecord, TrainInfo, library_versions
+from tunelab.run.tracking import log_record_to_mlflow, parse_report_to, tracking
 from tunelab.strategies import get_strategy, trainable_parameters
 
 log = logging.getLogger("tunelab")
@@ -361,7 +363,7 @@ def train_record(config: TrainConfig, *, data: TaskData | None = None, progress:
     """:func:`train`, returning the typed run record."""
     out = Path(config.out) if config.out else default_out_dir(config)
     fresh = not out.exists() or (out.is_dir() and not any(out.iterdir()))
-    with long_lived_objects_frozen():
+    with long_lived_objects_frozen(), library_bars_off() if progress else contextlib.nullcontext():
         try:
             return _train(config, data=data, progress=progress)
         except BaseException:
@@ -406,6 +408,7 @@ class TrainerSetup:
         self.lr = config.lr if config.lr is not None else run.strategy.default_lr
         self.precision = training_precision(config.precision)
         self.initial = InitialWeights(run.model, spill=self.out / ".tmp-initial-weights.safetensors", keep=config.auto_batch_size)
+        self.display = RunProgress()
 
     def collator(self):
         """The collator of the task: dynamic padding (classification) or next-token labels (causal LM)."""
@@ -433,8 +436,9 @@ class TrainerSetup:
             data_seed=config.seed,
             length_column_name="length",
             remove_unused_columns=False,
-            report_to="none",
-            disable_tqdm=not progress,
+            report_to=parse_report_to(config.report_to) or "none",
+            run_name=self.out.name,
+            disable_tqdm=True,  # tunelab.run.progress shows one bar per phase instead of tqdm's
             dataloader_pin_memory=False,
             use_cpu=not torch.cuda.is_available(),
             prediction_loss_only=task == "causal-lm",  # never gather (batch x length x vocab) logits
@@ -459,11 +463,12 @@ class TrainerSetup:
             callbacks=run.strategy.callbacks(run.model, run.layout, run.config) + list(callbacks),
         )
         trainer.tunelab_param_groups = run.strategy.param_groups(run.model, self.lr, run.config)
-        if not progress:
-            from transformers.trainer_callback import PrinterCallback, ProgressCallback
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-            trainer.remove_callback(PrinterCallback)
-            trainer.remove_callback(ProgressCallback)
+        trainer.remove_callback(PrinterCallback)  # raw log dicts on the console
+        trainer.remove_callback(ProgressCallback)
+        if progress:
+            trainer.add_callback(self.display)
         return trainer
 
     def attention(self):
@@ -537,20 +542,26 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> Run
     run = prepare(config, data)  # every check on data, model and options happens before out/ is touched
     _open_out_dir(run, out)
     setup = TrainerSetup(run, out)
-    ds = _training_datasets(run, setup.collator())
-    trainer = setup.trainer(ds.train, ds.validation, ds.collator, model=ds.model, progress=progress,
-                            **epoch_schedule(config, len(ds.train)))
-    fit = _fit(setup, trainer, out, resume_from)
-    metrics = _final_metrics(trainer, ds, run.data.task)
-    eval_time = trainer.eval_seconds + ds.cache_info.get("eval_share_s", 0.0)
-    _release_training_state(trainer)
-    ds.restore(run)
-    _check_trained(run.model, setup.initial)
-    artifact = write_artifact(run, out, metrics=metrics.to_dict(), merge=config.merge)
-    record = RunRecord.success(
-        config, started_at=started, wall_time_s=time.perf_counter() - wall0, metrics=metrics, meta_info=_meta_info(run),
-        train_info=_train_info(setup, trainer, ds, fit, eval_time), artifact=Artifact.from_dict(artifact),
-    )  # fmt: skip
+    with setup.display.phase("frozen-layer cache", None) if progress and config.cache else contextlib.nullcontext():
+        ds = _training_datasets(run, setup.collator())
+    with tracking(config.report_to, out) as tracked:  # the trackers' callbacks read their settings when built
+        trainer = setup.trainer(ds.train, ds.validation, ds.collator, model=ds.model, progress=progress,
+                                **epoch_schedule(config, len(ds.train)))
+        fit = _fit(setup, trainer, out, resume_from)
+        metrics = _final_metrics(trainer, ds, run.data.task)
+        eval_time = trainer.eval_seconds + ds.cache_info.get("eval_share_s", 0.0)
+        _release_training_state(trainer)
+        ds.restore(run)
+        _check_trained(run.model, setup.initial)
+        train_info = _train_info(setup, trainer, ds, fit, eval_time)  # peak memory read before forgetting loads a base
+        train_info.forgetting = _forgetting(run, fit.seconds)
+        artifact = write_artifact(run, out, metrics=metrics.to_dict(), merge=config.merge)
+        record = RunRecord.success(
+            config, started_at=started, wall_time_s=time.perf_counter() - wall0, metrics=metrics,
+            meta_info=_meta_info(run), train_info=train_info, artifact=Artifact.from_dict(artifact),
+        )
+        if tracked:
+            log_record_to_mlflow(tracked, record.to_dict())
     record.write(out / "metrics.json")
     _cleanup_checkpoints(out / "checkpoints")
     return record
@@ -677,6 +688,23 @@ def _train_info(setup: TrainerSetup, trainer, ds: _Datasets, fit: _Fit, eval_tim
         cache={k: v for k, v in ds.cache_info.items() if k != "model"},
         notes=run.warnings + fit.notes,
     )
+
+
+def _forgetting(run: PreparedRun, train_seconds: float) -> dict[str, Any] | None:
+    """The run's forgetting on the reference text (``None`` when switched off); a failure to measure it
+    is a note, never a lost run."""
+    from tunelab.run import forgetting
+
+    if not run.config.forgetting:
+        return None
+    try:
+        result = forgetting.measure_run(run.model, run.config, resolve_model(run.config.model), run.tokenizer)
+    except Exception as exc:  # noqa: BLE001 - the trained model is what matters; say why there is no measure
+        log.warning(f"forgetting not measured: {' '.join(str(exc).split())}")
+        return {"error": " ".join(str(exc).split())}
+    out = result.to_dict()
+    out["share_of_training_time"] = round(result.time_s / max(train_seconds, 1e-9), 4)
+    return out
 
 
 def _meta_info(run: PreparedRun) -> MetaInfo:
