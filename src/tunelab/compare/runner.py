@@ -38,7 +38,8 @@ from typing import Any
 
 from tunelab.config import TrainConfig
 from tunelab.errors import ConfigError, TunelabError
-from tunelab.run.record import RunRecord, higher_is_better, primary_metric, read_json, write_json
+from tunelab.metrics import higher_is_better, primary_metric
+from tunelab.run.record import RunRecord, read_json, write_json
 from tunelab.run.worker import RECORD_NAME, run_spec
 
 DEFAULT_STRATEGIES = ("head", "last-n", "bitfit", "lora", "full")

@@ -23,7 +23,7 @@ from tunelab.advice.choose import (
     strategy_sort_key,
     summarize_strategies,
 )
-from tunelab.run.record import higher_is_better
+from tunelab.metrics import higher_is_better
 
 _PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
