@@ -718,10 +718,13 @@ def _kept_because(v: Versus, comparison: Comparison, ask: _Ask) -> str:
 
 
 def _cannot_separate_reason(names: list[str], chosen: StrategySummary, comparison: Comparison, ask: _Ask) -> str:
-    examples = f"{comparison.n_examples:,} validation examples" if comparison.n_examples else "the validation runs"
-    seeds = ", one seed each" if comparison.n_seeds == 1 else f", {comparison.n_seeds} seeds"
+    if comparison.n_examples:
+        seeds = "one seed each" if comparison.n_seeds == 1 else f"{comparison.n_seeds} seeds"
+        where = f"{comparison.n_examples:,} validation examples, {seeds}"
+    else:
+        where = f"{comparison.n_seeds} seeds each, no per-example outputs"
     return (
-        f"The data cannot separate {_and(names)} ({examples}{seeds}): none is shown to differ from the best at the "
+        f"The data cannot separate {_and(names)} ({where}): none is shown to differ from the best at the "
         f"{_pct(ask.alpha)} level, so the cheapest of them, {chosen.strategy}, is chosen. More validation "
         "examples or seeds would be needed to tell them apart."
     )

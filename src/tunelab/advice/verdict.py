@@ -229,7 +229,7 @@ def _by_seeds(summaries: Sequence[Any], metric: str, split: str, alpha: float, t
             versus[name] = Versus(name, mean, reason, gap, upper, p, point)
     seeds = max(len(v) for v in values.values())
     evidence = SEEDS if tested else NONE
-    test = "two-sample t-test over seeds (pooled variance), Holm-adjusted" if tested else "none"
+    test = "two-sample t-test over seeds with pooled variance, Holm-adjusted" if tested else "none"
     return Comparison(metric, split, best, alpha, tolerance, evidence, test, None, seeds, versus, note)
 
 
