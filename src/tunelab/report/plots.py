@@ -309,7 +309,9 @@ def learning_curve_plot(curves: LearningCurves) -> Plot | None:
         ax.plot(grid, fit.predict(grid), color=colour, linewidth=1.4, label=name)
         ax.plot(fit.n, fit.y, marker, color=colour, markersize=6, linestyle="none")
         for p in fit.predictions:
-            ax.errorbar([p.n], [p.value.estimate], yerr=[[p.value.estimate - p.value.low], [p.value.high - p.value.estimate]],
+            # a percentile interval need not contain the point estimate: the bars start at the estimate at least
+            below, above = max(p.value.estimate - p.value.low, 0.0), max(p.value.high - p.value.estimate, 0.0)
+            ax.errorbar([p.n], [p.value.estimate], yerr=[[below], [above]],
                         fmt=marker, color=colour, mfc="white", capsize=3, markersize=6)
         sizes.update(fit.n)
         sizes.update(p.n for p in fit.predictions)
