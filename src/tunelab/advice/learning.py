@@ -51,7 +51,8 @@ class LearningCurves:
         low, high = c.n_cross.low, c.n_cross.high
         bounds = f"{level_pct(c.n_cross.level)} interval {_count(low)} to {_count(high)}"
         if c.status == "ahead":
-            return f"Learning curves: {where}: full fine-tuning already leads at {c.horizon[0]:,.0f} examples ({bounds})."
+            return (f"Learning curves: {where}: full fine-tuning already leads at {c.horizon[0]:,.0f} examples; it took "
+                    f"the lead at about {c.n_cross.estimate:,.0f} ({bounds}).")
         return f"Learning curves: {where}: full fine-tuning overtakes at about {c.n_cross.estimate:,.0f} labelled examples ({bounds})."
 
     def to_dict(self) -> dict[str, Any]:
