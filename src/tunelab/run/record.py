@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from tunelab.io import read_json, write_json
+from tunelab.metrics import higher_is_better, primary_metric  # re-exported: older imports read them here
 
 __all__ = [
     "Artifact", "MetaInfo", "Metrics", "RunInfo", "RunRecord", "TrainInfo", "as_record", "higher_is_better",
@@ -60,16 +61,6 @@ __all__ = [
 ]  # fmt: skip
 
 SUCCESS, FAILED = "success", "failed"
-
-
-def primary_metric(task: str) -> str:
-    """The metric a comparison ranks by: accuracy for classification, perplexity for causal LM."""
-    return "accuracy" if task == "classification" else "perplexity"
-
-
-def higher_is_better(metric: str) -> bool:
-    """Whether a larger value of ``metric`` is better (not for loss and perplexity)."""
-    return metric not in {"loss", "perplexity"}
 
 
 def library_versions() -> dict[str, str]:
