@@ -189,3 +189,34 @@ def test_demo_defaults_are_a_valid_comparison():
     assert args.out == DEMO["out"] and not args.fresh
     TrainConfig(model=DEMO["model"], data=DEMO["data"], epochs=DEMO["epochs"],
                 max_train_samples=DEMO["max_train_samples"], max_length=DEMO["max_length"]).validate()
+
+
+def test_four_fractions_give_fitted_learning_curves_in_the_report(tiny_bert_dir, toy_csv, tmp_path):
+    result = compare(_base(tiny_bert_dir, toy_csv), ["head", "full"], out=tmp_path,
+                     data_fractions=[0.25, 0.5, 0.75, 1.0], isolate=False, pre_recommend=False, log=None)
+    curves = result.recommendation["learning_curves"]
+    assert curves["split"] == "validation" and curves["n_fractions"] == 4
+    for strategy in ("head", "full"):
+        curve = curves["curves"][strategy]
+        assert curve["fitted"] and len(curve["n"]) == 4
+        assert [p["n"] for p in curve["predictions"]] == [2 * max(curve["n"]), 5 * max(curve["n"])]
+        assert all(p["low"] <= p["high"] for p in curve["predictions"])
+    assert curves["full"] == "full" and curves["partial"] == "head" and curves["crossover"]["status"] != "no_fit"
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "Learning curves: validation accuracy vs labelled examples" in page  # the fitted-curve plot
+    assert "Asymptote" in page and "Predicted at 2× and 5× the labels" in page
+    assert "Confusion matrix on the test split" in page  # the recommended strategy's, from its saved outputs
+    for run in result.results:
+        assert (Path(run.config["out"]) / "outputs" / "validation.npz").is_file()
+
+
+def test_metric_that_does_not_apply_to_the_task_is_one_error_line(tiny_bert_dir, toy_csv, tmp_path, capsys):
+    from tunelab.cli.main import main
+
+    argv = ["compare", "--model", str(tiny_bert_dir), "--data", str(toy_csv), "--strategies", "head",
+            "--out", str(tmp_path / "o"), "--metric", "perplexity", "--no-pre-recommendation"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tunelab: error:") and err.count("\n") == 1
+    assert "--metric perplexity does not apply to classification" in err
+    assert not (tmp_path / "o").exists()

@@ -102,3 +102,24 @@ def test_the_reference_is_never_the_training_data(tmp_path):
     assert reference_for("bbc-news", str(own), n=2)[0] == str(own)
     with pytest.raises(DataError, match="not found"):
         reference_for("x", str(tmp_path / "missing.txt"))
+
+
+def _train(tiny_bert_dir, data, tmp_path, name, **kw):
+    from tunelab import TrainConfig, train
+
+    config = TrainConfig(model=str(tiny_bert_dir), out=str(tmp_path / name), epochs=1, batch_size=8, **kw)
+    return train(config, data=data, progress=False)
+
+
+def test_every_run_records_its_forgetting_and_hard_training_forgets_more_than_a_head(
+    tiny_bert_dir, toy_classification_data, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("TUNELAB_CACHE", str(tmp_path / "cache"))
+    head = _train(tiny_bert_dir, toy_classification_data, tmp_path, "head", strategy="head")["train_info"]["forgetting"]
+    assert head["measure"] == forgetting.DRIFT and head["reference"] == "bbc-text"
+    assert head["value"] == pytest.approx(0.0, abs=1e-6)  # the body is frozen: nothing to forget
+    hard = _train(tiny_bert_dir, toy_classification_data, tmp_path, "full", strategy="full", lr=5e-2, epochs=3)
+    lost = hard["train_info"]["forgetting"]
+    assert lost["base_cached"] and lost["low"] > head["high"]
+    off = _train(tiny_bert_dir, toy_classification_data, tmp_path, "off", strategy="head", forgetting=False)
+    assert off["train_info"].get("forgetting") is None

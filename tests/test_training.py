@@ -9,6 +9,7 @@ import pytest
 
 from tunelab.config import TrainConfig
 from tunelab.errors import ConfigError
+from tunelab.run.outputs import ExampleOutputs
 from tunelab.run.training import load_data, resolve_max_length, tokenize, train
 
 
@@ -48,6 +49,16 @@ def test_epoch_history_ends_with_the_final_validation_metrics(head_record):
     assert epochs[-1]["val_loss"] == pytest.approx(final["loss"], abs=1e-6)
 
 
+def test_per_example_outputs_are_saved_and_give_back_the_recorded_metrics(head_record):
+    record, out = head_record
+    for split in ("validation", "test"):
+        outputs = ExampleOutputs.load(out, split)
+        assert outputs is not None and len(outputs) == record["meta_info"][f"n_{split}"]
+        assert outputs.label_names == ["neg", "pos"]
+        for metric, value in outputs.metrics().items():
+            assert value == pytest.approx(record["metrics"][split][metric], abs=1e-12), (split, metric)
+
+
 def test_training_learns_the_toy_task(tiny_llama_dir, toy_classification_data, tmp_path):
     # sentiment words decide the label: fine-tuning must beat chance clearly on held-out rows
     config = TrainConfig(model=str(tiny_llama_dir), strategy="full", lr=1e-3, epochs=4, batch_size=8, out=str(tmp_path / "o"))
@@ -66,6 +77,11 @@ def test_causal_lm_reports_perplexity_as_exp_loss(tiny_llama_dir, toy_lm_data, t
         assert m["perplexity"] == pytest.approx(math.exp(m["loss"]))
     assert record["meta_info"]["label_names"] == []
     assert record["artifact"]["format"] == "peft"
+    for split in ("validation", "test"):
+        outputs = ExampleOutputs.load(tmp_path / "o", split)
+        assert outputs is not None and outputs.task == "causal-lm" and outputs.token_counts.min() > 0
+        # every block holds 16 tokens (15 predicted): the token-weighted loss is the Trainer's sample mean
+        assert outputs.metrics()["loss"] == pytest.approx(record["metrics"][split]["loss"], rel=1e-4)
 
 
 def test_max_length_beyond_the_model_is_refused_and_defaults_are_capped(tiny_bert_dir):

@@ -87,6 +87,18 @@ class TrainConfig:
     merge: bool = False
     """Adapters that can be merged (``tunelab strategies``): also write a merged full model under ``merged/``."""
     trust_remote_code: bool = False
+    # what adaptation costs the model, and where runs are watched
+    forgetting: bool = True
+    """Measure how much general ability the run lost, on a reference text that is not the training data
+    (decoders: LM-loss change in nats/token; encoders: representation drift, 1 - linear CKA); see
+    tunelab.run.forgetting. ``--no-forgetting`` skips it."""
+    reference_text: str | None = None
+    """The reference text for forgetting: a plain text file (paragraphs separated by blank lines); default a
+    fixed sample of BBC news (Hamlet when the training data is the BBC news)."""
+    report_to: str = "none"
+    """Experiment trackers, through the Trainer's integrations: ``none``, ``all`` or a comma list
+    (``tensorboard,mlflow``; any name transformers accepts). TensorBoard logs go under ``<out>/tensorboard``;
+    MLflow follows ``MLFLOW_TRACKING_URI``."""
     auto_batch_size: bool = True
     """On out-of-memory, halve the batch size (accelerate's search) and keep the effective batch."""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -131,6 +143,15 @@ class TrainConfig:
                 out.append("--precision fp16 needs a CUDA GPU (float16 autocast is not offered on CPU): use bf16 or fp32")
         if self.cache_precision not in ("auto", "bf16", "fp32"):
             out.append(f"--cache-precision '{self.cache_precision}' is unknown: use auto, bf16 or fp32")
+        if self.report_to not in ("", "none"):
+            from tunelab.run.tracking import parse_report_to
+
+            try:
+                parse_report_to(self.report_to)
+            except ConfigError as exc:
+                out.append(str(exc))
+        if self.reference_text is not None and not Path(self.reference_text).is_file():
+            out.append(f"--reference-text {self.reference_text} not found: pass a plain text file (paragraphs separated by blank lines)")
         if self.lora_target_modules is not None:
             from tunelab.models.targets import spec_problem
 

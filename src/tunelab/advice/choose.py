@@ -23,7 +23,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tunelab.run.record import RunRecord, as_record, higher_is_better, primary_metric
+from tunelab.advice.learning import MIN_POINTS, LearningCurves, fit_learning_curves, level_pct
+from tunelab.advice.stats import Interval
+from tunelab.advice.verdict import (
+    EXAMPLES,
+    SEEDS,
+    Comparison,
+    Versus,
+    compare_with_best,
+    interval_dict,
+    metric_interval,
+    versus_dict,
+)
+from tunelab.errors import ConfigError
+from tunelab.metrics import higher_is_better, metric_problem, primary_metric
+from tunelab.run.record import RunRecord, as_record
 
 _EPS = 1e-9
 
@@ -117,7 +131,8 @@ class StrategySummary:
     """One strategy at one data fraction: its seeds aggregated (means, and sample std over seeds).
 
     ``runs`` are the successful runs, ``failed_runs`` the failed ones. A strategy is ``ok`` when at
-    least one run succeeded and recorded the test metric.
+    least one run succeeded and recorded the validation metric (strategies are chosen on validation;
+    the test metric is reported).
     """
 
     strategy: str
@@ -130,19 +145,23 @@ class StrategySummary:
         values = (_number(read(run)) for run in self.runs)
         return [v for v in values if v is not None]
 
+    def values(self, split: str) -> list[float]:
+        """The metric on ``split`` (``validation`` or ``test``) of each successful seed that recorded it."""
+        return self._values(lambda r: r.metrics.value(split, self.metric))
+
     @property
     def test_values(self) -> list[float]:
         """The test metric of each successful seed."""
-        return self._values(lambda r: r.metrics.value("test", self.metric))
+        return self.values("test")
 
     @property
     def n(self) -> int:
-        """Number of successful runs (seeds) with a test metric."""
-        return len(self.test_values)
+        """Number of successful runs (seeds) with the validation metric, the one strategies are chosen by."""
+        return len(self.values("validation"))
 
     @property
     def ok(self) -> bool:
-        """At least one run succeeded with a test metric."""
+        """At least one run succeeded with a validation metric."""
         return self.n > 0
 
     @property
@@ -154,11 +173,11 @@ class StrategySummary:
 
     @property
     def error(self) -> str | None:
-        """The first failed run's error; for successful runs without a test metric, says so."""
+        """The first failed run's error; for successful runs without a validation metric, says so."""
         for run in self.failed_runs:
             return str(run.run_info.error or "failed (no error recorded)")
         if self.runs and not self.ok:
-            return f"no test {self.metric} recorded"
+            return f"no validation {self.metric} recorded"
         return None
 
     @property
@@ -174,12 +193,12 @@ class StrategySummary:
     @property
     def val_mean(self) -> float | None:
         """Mean final validation metric over seeds."""
-        return _mean(self._values(lambda r: r.metrics.value("validation", self.metric)))
+        return _mean(self.values("validation"))
 
     @property
     def val_std(self) -> float | None:
         """Sample std of the final validation metric over seeds."""
-        return _std(self._values(lambda r: r.metrics.value("validation", self.metric)))
+        return _std(self.values("validation"))
 
     def mean_of(self, read: Callable[[RunRecord], Any]) -> float | None:
         """Mean over the successful runs of a numeric field, e.g. ``mean_of(lambda r: r.train_info.train_time_s)``."""
@@ -259,8 +278,11 @@ def largest_fraction(results: list[dict]) -> float | None:
     return fractions[-1] if fractions else None
 
 
-def summarize_strategies(results: list[dict], *, data_fraction: float | None = None) -> list[StrategySummary]:
-    """Group runs by strategy at one data fraction (default: the largest), aggregating seeds.
+def summarize_strategies(
+    results: list[dict], *, data_fraction: float | None = None, metric: str | None = None
+) -> list[StrategySummary]:
+    """Group runs by strategy at one data fraction (default: the largest), aggregating seeds, for
+    ``metric`` (default: the task's, :func:`tunelab.metrics.primary_metric`).
 
     Strategies are returned in listing order (:func:`strategy_sort_key`). A strategy that only ran at other fractions
     is left out here.
@@ -268,7 +290,7 @@ def summarize_strategies(results: list[dict], *, data_fraction: float | None = N
     if not results:
         return []
     fraction = largest_fraction(results) if data_fraction is None else float(data_fraction)
-    metric = primary_metric(results_task(results))
+    metric = metric or primary_metric(results_task(results))
     groups: dict[str, StrategySummary] = {}
     for run in results:
         if not math.isclose(run_fraction(run), fraction):
@@ -350,17 +372,6 @@ def is_better(a: float, b: float, metric: str) -> bool:
     return a > b + _EPS if higher_is_better(metric) else a < b - _EPS
 
 
-def default_tolerance(metric: str, best_std: float | None) -> float:
-    """How close to the best counts as "as good".
-
-    Accuracy-like metrics: an absolute difference, ``max(0.01, best's seed std)`` (one point).
-    Perplexity and loss: a relative one, 0.02 (2 %).
-    """
-    if higher_is_better(metric):
-        return max(0.01, best_std or 0.0)
-    return 0.02
-
-
 def within_tolerance(value: float, best: float, metric: str, tolerance: float) -> bool:
     """Whether ``value`` is at most ``tolerance`` worse than ``best`` (absolute for accuracy-like
     metrics, relative for perplexity and loss)."""
@@ -423,9 +434,9 @@ def _cost_key(summary: StrategySummary) -> tuple[float, float, float]:
 
 
 def _best(summaries: list[StrategySummary], metric: str) -> StrategySummary:
-    """Best test metric; a tie goes to the cheaper strategy."""
+    """Best validation metric (mean over seeds); a tie goes to the cheaper strategy."""
     sign = -1.0 if higher_is_better(metric) else 1.0
-    return min(summaries, key=lambda s: (sign * s.test_mean, _cost_key(s)))
+    return min(summaries, key=lambda s: (sign * s.val_mean, _cost_key(s)))
 
 
 def data_regime(summary_or_results: StrategySummary | list[dict]) -> dict[str, Any]:
@@ -467,6 +478,27 @@ def _short(text: str, limit: int = 200) -> str:
 # --------------------------------------------------------------------------------------------------
 # The recommendation
 
+#: The split strategies are chosen on, and the one their result is reported on.
+SELECTION_SPLIT, REPORT_SPLIT = "validation", "test"
+
+
+@dataclass
+class _Ask:
+    """What the recommendation was asked: the task, the metric, the level and the tolerance."""
+
+    task: str
+    metric: str
+    alpha: float
+    tolerance: float | None
+
+    @property
+    def level(self) -> float:
+        return 1.0 - self.alpha
+
+    @property
+    def label(self) -> str:
+        return metric_label(self.metric)
+
 
 def recommend_from_results(
     results: list[dict],
@@ -474,40 +506,94 @@ def recommend_from_results(
     budget_minutes: float | None = None,
     memory_gb: float | None = None,
     tolerance: float | None = None,
-) -> dict:
-    """Choose a strategy from measured runs and give the reasons, each quoting measured numbers.
+    metric: str | None = None,
+    alpha: float = 0.05,
+) -> dict[str, Any]:
+    """Recommend a strategy from run records: select on validation, report on test.
 
-    Runs are grouped by strategy at the largest data fraction, seeds averaged. Strategies whose mean
-    ``train_time_s`` exceeds ``budget_minutes`` or whose mean ``peak_memory_mb`` exceeds ``memory_gb``
-    (GiB) are excluded. Among the rest the best test metric (:func:`tunelab.run.record.primary_metric`) is
-    found, then the cheapest strategy (training time, then peak memory, then trainable share) within
-    ``tolerance`` of it is chosen. ``tolerance`` is absolute for accuracy (0.01 = one point; default
-    ``max(0.01, best's seed std)``) and relative for perplexity (default 0.02 = 2 %).
+    Runs are grouped by strategy at the largest data fraction. Strategies over ``budget_minutes``
+    (mean ``train_time_s``) or ``memory_gb`` (GiB, mean ``peak_memory_mb``) are set aside. The best is the
+    one with the best validation ``metric`` (mean over seeds; default: the task's,
+    :func:`tunelab.metrics.primary_metric`); every other one is compared with it, paired on the same
+    validation examples (:mod:`tunelab.advice.verdict`). The cheapest (training time, then peak memory,
+    then trainable share) among those not distinguishable from the best at level ``alpha``, or shown to
+    be within ``tolerance`` of it (absolute for accuracy / F1: 0.01 = one point; relative for perplexity;
+    default: none), is chosen. The test split is not used for the choice; its number is reported.
 
-    Returns ``{"strategy", "reasons", "ranking", "metric", "tolerance", "data_regime"}``; ``strategy``
-    is None when no run succeeded or none fits the budget, and the reasons say why. ``ranking`` lists
-    every strategy, best metric first (failed ones last): ``strategy``, ``metric``, ``mean``, ``std``,
-    ``n``, ``fits``, ``why_not`` (None for the chosen one), plus ``train_time_s``, ``peak_memory_mb``,
-    ``trainable_share``.
+    Returns ``{"strategy", "reasons", "ranking", "metric", "tolerance", "data_regime"}`` plus
+    ``alpha``, ``selection_split`` / ``report_split`` (which split each number comes from),
+    ``evidence`` (``examples``, ``seeds`` or ``none``), ``comparison_test``, ``contenders``,
+    ``cannot_separate`` (the strategies the data could not tell apart, when the cheapest of them was
+    chosen for that), ``validation`` / ``test`` (the chosen one's intervals) and ``learning_curves``.
+    ``ranking`` lists every strategy, best validation metric first (failed ones last): ``strategy``,
+    ``metric``, ``split`` and ``mean``, ``std``, ``n`` (validation, over seeds), ``validation`` and
+    ``test`` (estimate and interval, each saying its split), ``versus_best`` (the comparison),
+    ``fits``, ``why_not`` (None for the chosen one), ``train_time_s``, ``peak_memory_mb``, ``trainable_share``.
 
     >>> recommend_from_results([])["strategy"] is None
     True
     """
-    task = results_task(results)
-    metric = primary_metric(task)
-    summaries = summarize_strategies(results)
-    out: dict[str, Any] = {"strategy": None, "reasons": [], "ranking": [], "metric": metric, "tolerance": None}
+    ask = _ask(results, metric, alpha, tolerance)
+    summaries = summarize_strategies(results, metric=ask.metric)
+    out = _empty_recommendation(ask)
     if not summaries:
         out["reasons"] = ["No runs to choose from: the comparison produced no results."]
-        out["data_regime"] = None
         return out
-
-    regime = data_regime(next((s for s in summaries if s.ok), summaries[0]))
-    out["data_regime"] = regime
     ok = [s for s in summaries if s.ok]
-    failed = [s for s in summaries if not s.ok]
+    out["data_regime"] = regime = data_regime(next(iter(ok), summaries[0]))
+    violations = _budget_violations(ok, budget_minutes, memory_gb)
+    fits = [s for s in ok if not violations[s.strategy]]
+    comparison = (
+        compare_with_best(sorted(fits, key=_cost_key), ask.metric, alpha=ask.alpha, tolerance=ask.tolerance)
+        if fits else None
+    )
+    chosen = min((s for s in fits if comparison.versus[s.strategy].kept), key=_cost_key) if comparison else None
+    intervals = {s.strategy: _intervals(s, ask) for s in ok}
+    if chosen is None:
+        reasons = _no_choice_reasons(summaries, ok, budget_minutes, memory_gb)
+    else:
+        reasons = _choice_reasons(chosen, fits, comparison, intervals, ask, len(ok))
+        out.update(_chosen_facts(chosen, comparison, intervals))
+    curves = learning_curves_from_results(results, ask.metric, level=ask.level)
+    out["learning_curves"] = curves.to_dict() if curves is not None else None
+    reasons.extend(_context_reasons(results, summaries, violations, regime, curves, chosen and chosen.strategy, ask))
+    out["reasons"] = reasons
+    out["ranking"] = _ranking(ok, summaries, violations, comparison, chosen, intervals, ask)
+    return out
 
-    # Budget: why each successful strategy does not fit.
+
+def _ask(results: list[dict], metric: str | None, alpha: float, tolerance: float | None) -> _Ask:
+    """The request, checked: a metric of the task, a level in (0, 1), a tolerance >= 0."""
+    task = results_task(results)
+    metric = metric or primary_metric(task)
+    problems = [metric_problem(metric, task)]
+    if not 0.0 < alpha < 1.0:
+        problems.append(f"--alpha must be between 0 and 1, got {alpha:g}")
+    if tolerance is not None and not (math.isfinite(tolerance) and tolerance >= 0):
+        problems.append(f"--tolerance must be a number >= 0, got {tolerance:g}")
+    problems = [p for p in problems if p]
+    if problems:
+        raise ConfigError(problems)
+    return _Ask(task, metric, alpha, tolerance)
+
+
+def _empty_recommendation(ask: _Ask) -> dict[str, Any]:
+    return {
+        "strategy": None, "reasons": [], "ranking": [], "metric": ask.metric, "tolerance": ask.tolerance,
+        "alpha": ask.alpha, "data_regime": None, "selection_split": SELECTION_SPLIT, "report_split": REPORT_SPLIT,
+        "evidence": None, "comparison_test": None, "contenders": [], "cannot_separate": [],
+        "validation": None, "test": None, "learning_curves": None,
+    }  # fmt: skip
+
+
+def _intervals(summary: StrategySummary, ask: _Ask) -> dict[str, Interval | None]:
+    """The strategy's validation and test metric with their intervals (see :func:`metric_interval`)."""
+    return {split: metric_interval(summary, split, ask.metric, level=ask.level) for split in (SELECTION_SPLIT, REPORT_SPLIT)}
+
+
+def _budget_violations(ok: list[StrategySummary], budget_minutes: float | None,
+                       memory_gb: float | None) -> dict[str, list[str]]:
+    """Why each successful strategy does not fit the time or memory budget (empty when it fits)."""
     violations: dict[str, list[str]] = {s.strategy: [] for s in ok}
     for s in ok:
         if budget_minutes is not None and s.train_time_s is not None and s.train_time_s > 60.0 * budget_minutes:
@@ -515,97 +601,290 @@ def recommend_from_results(
                 f"training took {format_seconds(s.train_time_s)}, over the {budget_minutes:g}-minute budget"
             )
         if memory_gb is not None and s.peak_memory_mb is not None and s.peak_memory_mb > 1024.0 * memory_gb:
-            violations[s.strategy].append(
-                f"peak memory {format_mb(s.peak_memory_mb)}, over the {memory_gb:g} GB limit"
-            )
-    fits = [s for s in ok if not violations[s.strategy]]
+            violations[s.strategy].append(f"peak memory {format_mb(s.peak_memory_mb)}, over the {memory_gb:g} GB limit")
+    return violations
 
-    reasons: list[str] = []
-    chosen: StrategySummary | None = None
-    best: StrategySummary | None = None
-    tol: float | None = None
+
+def _no_choice_reasons(summaries: list[StrategySummary], ok: list[StrategySummary], budget_minutes: float | None,
+                       memory_gb: float | None) -> list[str]:
     if not ok:
-        reasons.append(
+        return [
             f"No strategy finished successfully at data fraction {summaries[0].data_fraction:g}, "
             "so there is nothing to recommend; the errors are below."
-        )
-    elif not fits:
-        limits = []
-        if budget_minutes is not None:
-            limits.append(f"the {budget_minutes:g}-minute training budget")
-        if memory_gb is not None:
-            limits.append(f"the {memory_gb:g} GB memory limit")
-        cheapest = min(ok, key=_cost_key)
-        reasons.append(
-            f"No successful strategy fits {' and '.join(limits)}: the cheapest, {cheapest.strategy}, "
-            f"trained in {format_seconds(cheapest.train_time_s)} with {format_mb(cheapest.peak_memory_mb)} peak memory. "
-            "Raise the budget, or use a smaller model or less data."
-        )
+        ]
+    limits = []
+    if budget_minutes is not None:
+        limits.append(f"the {budget_minutes:g}-minute training budget")
+    if memory_gb is not None:
+        limits.append(f"the {memory_gb:g} GB memory limit")
+    cheapest = min(ok, key=_cost_key)
+    return [
+        f"No successful strategy fits {' and '.join(limits)}: the cheapest, {cheapest.strategy}, "
+        f"trained in {format_seconds(cheapest.train_time_s)} with {format_mb(cheapest.peak_memory_mb)} peak memory. "
+        "Raise the budget, or use a smaller model or less data."
+    ]
+
+
+def _chosen_facts(chosen: StrategySummary, comparison: Comparison, intervals: dict) -> dict[str, Any]:
+    """The recommendation's keys about the choice: which strategy, on what evidence, and its numbers."""
+    separate = [n for n in comparison.contenders if comparison.versus[n].reason in ("best", "not_distinguishable")]
+    return {
+        "strategy": chosen.strategy,
+        "evidence": comparison.evidence,
+        "comparison_test": comparison.test,
+        "contenders": comparison.contenders,
+        "cannot_separate": separate if len(separate) > 1 and chosen.strategy in separate else [],
+        "validation": interval_dict(intervals[chosen.strategy][SELECTION_SPLIT], SELECTION_SPLIT),
+        "test": interval_dict(intervals[chosen.strategy][REPORT_SPLIT], REPORT_SPLIT),
+    }
+
+
+def _value_text(summary: StrategySummary, interval: Interval | None, split: str, ask: _Ask) -> str:
+    """``0.801 [0.775, 0.826]`` (with its interval when there is one) or ``0.801`` (one seed, nothing saved)."""
+    if interval is not None:
+        return format_interval(interval, ask.metric)
+    value = summary.val_mean if split == SELECTION_SPLIT else summary.test_mean
+    return format_metric_pm(value, summary.val_std if split == SELECTION_SPLIT else summary.test_std, summary.n, ask.metric)
+
+
+def _choice_reasons(chosen: StrategySummary, fits: list[StrategySummary], comparison: Comparison,
+                    intervals: dict, ask: _Ask, n_ok: int) -> list[str]:
+    """The first reasons: what was chosen, on which evidence, what it reached on test."""
+    by_name = {s.strategy: s for s in fits}
+    best = by_name[comparison.best]
+    value = _value_text(chosen, intervals[chosen.strategy][SELECTION_SPLIT], SELECTION_SPLIT, ask)
+    seeds = f" over {chosen.n} seeds" if chosen.n > 1 else ""
+    share = f" with {format_share(chosen.trainable_share)} of the weights trainable" if chosen.trainable_share is not None else ""
+    if len(fits) == 1:
+        trained = f", trained in {format_seconds(chosen.train_time_s)}" if chosen.train_time_s is not None else ""
+        reasons = [
+            f"{chosen.strategy} is the only strategy that {'succeeded' if n_ok == 1 else 'succeeded within the budget'}, "
+            f"so there was nothing to compare it with: {value} validation {ask.label}{seeds}{trained}{share}."
+        ]
+    elif chosen is best:
+        reasons = [_best_chosen_reason(chosen, fits, comparison, value + seeds, share, ask)]
     else:
-        best = _best(fits, metric)
-        tol = tolerance if tolerance is not None else default_tolerance(metric, best.test_std)
-        candidates = [s for s in fits if within_tolerance(s.test_mean, best.test_mean, metric, tol)]
-        chosen = min(candidates, key=_cost_key)
-        reasons.extend(_choice_reasons(chosen, best, fits, metric, tol, tolerance is None, len(ok)))
+        v = comparison.versus[chosen.strategy]
+        costs = _costs(chosen, best)
+        reasons = [
+            f"{chosen.strategy} reached {value} validation {ask.label}{seeds}, "
+            f"{describe_gap(chosen.val_mean, best.val_mean, ask.metric)} {best.strategy} ({format_metric(best.val_mean, ask.metric)}), "
+            f"{_kept_because(v, comparison, ask)}" + (f", training {costs}" if costs else "") + f"{share}."
+        ]
+    separate = _chosen_facts(chosen, comparison, intervals)["cannot_separate"]
+    if separate:
+        reasons.append(_cannot_separate_reason(separate, chosen, comparison, ask))
+    if len(fits) > 1:
+        reasons.append(_method_reason(comparison, ask))
+    test = intervals[chosen.strategy][REPORT_SPLIT]
+    if test is not None or chosen.test_mean is not None:
+        reasons.append(
+            f"On the test split, held out from the choice, {chosen.strategy} reached "
+            f"{_value_text(chosen, test, REPORT_SPLIT, ask)} {ask.label}."
+        )
+    reasons.extend(_other_mentions(chosen, best, fits, ask))
+    return reasons
 
-    out["tolerance"] = tol
-    if chosen is not None:
-        out["strategy"] = chosen.strategy
 
-    # Data regime, and what changes with more data when several fractions were run.
-    reasons.append(f"Data regime: {describe_data_regime(regime, task)}.")
-    statement = crossover_statement(crossover_from_fractions(results))
-    if statement:
-        reasons.append(statement)
+def _best_chosen_reason(chosen: StrategySummary, fits: list[StrategySummary], comparison: Comparison,
+                        value: str, share: str, ask: _Ask) -> str:
+    runner_up = _best([s for s in fits if s is not chosen], ask.metric)
+    v = comparison.versus[runner_up.strategy]
+    text = (
+        f"{chosen.strategy} reached the best validation {ask.label}, {value}{',' if share else ''}{share}; the runner-up, "
+        f"{runner_up.strategy} ({format_metric(runner_up.val_mean, ask.metric)}), is "
+        f"{describe_gap(runner_up.val_mean, chosen.val_mean, ask.metric)} it"
+    )
+    if v.kept:
+        costs = _costs(chosen, runner_up)
+        return text + f", {_kept_because(v, comparison, ask)}, but " + (
+            f"{chosen.strategy} is also cheaper, training {costs}." if costs else f"{chosen.strategy} is cheaper."
+        )
+    if v.reason == "untested":
+        return text + f"{_beyond(ask)}; {_untested_note(comparison)}."
+    speed = describe_speed(runner_up.train_time_s, chosen.train_time_s)
+    text += f", worse at the {_pct(ask.alpha)} level ({_gap_text(v, ask.metric)}, p = {_p(v.p_value)})"
+    return text + (f", although it trains {speed}." if speed and "faster" in speed else ".")
 
-    for s in ok:
-        if violations[s.strategy]:
+
+def _kept_because(v: Versus, comparison: Comparison, ask: _Ask) -> str:
+    """Why a strategy stays a contender beside the best, in words."""
+    if v.reason == "within_tolerance":
+        if v.gap_upper is None:
+            return f"within the {format_tolerance(ask.tolerance, ask.metric)} tolerance (point estimates: {_untested_note(comparison)})"
+        return (f"within the {format_tolerance(ask.tolerance, ask.metric)} tolerance (the one-sided "
+                f"{_pct(1 - ask.alpha)} bound of its gap is {_gap_amount(v.gap_upper, ask.metric)})")
+    return f"not distinguishable from it at the {_pct(ask.alpha)} level ({_gap_text(v, ask.metric)}, p = {_p(v.p_value)})"
+
+
+def _cannot_separate_reason(names: list[str], chosen: StrategySummary, comparison: Comparison, ask: _Ask) -> str:
+    if comparison.n_examples:
+        seeds = "one seed each" if comparison.n_seeds == 1 else f"{comparison.n_seeds} seeds"
+        where = f"{comparison.n_examples:,} validation examples, {seeds}"
+    else:
+        where = f"{comparison.n_seeds} seeds each, no per-example outputs"
+    return (
+        f"The data cannot separate {_and(names)} ({where}): none is shown to differ from the best at the "
+        f"{_pct(ask.alpha)} level, so the cheapest of them, {chosen.strategy}, is chosen. More validation "
+        "examples or seeds would be needed to tell them apart."
+    )
+
+
+def _method_reason(comparison: Comparison, ask: _Ask) -> str:
+    """How the choice was made, on which split and which evidence."""
+    tolerance = (f" or shown to be within {format_tolerance(ask.tolerance, ask.metric)} of it"
+                 if ask.tolerance is not None else "")
+    head = (f"Chosen on the validation split (mean over seeds), not on test: each strategy was compared with the best "
+            f"({comparison.best}) ")
+    if comparison.evidence == EXAMPLES:
+        how = f"paired on the same {comparison.n_examples:,} validation examples ({comparison.test})"
+    elif comparison.evidence == SEEDS:
+        how = f"over seeds ({comparison.test}; {comparison.note}, so the comparison cannot be paired and is weaker)"
+    else:
+        how = f"by point estimates only ({_untested_note(comparison)})"
+    return (f"{head}{how}; among the strategies not shown to be worse at the {_pct(ask.alpha)} level{tolerance}, "
+            "the cheapest to train (time, then peak memory, then trainable share) is chosen.")
+
+
+def _untested_note(comparison: Comparison) -> str:
+    why = comparison.note or "no per-example outputs saved"
+    return f"{why} and a single seed, so no interval or test is possible"
+
+
+def _other_mentions(chosen: StrategySummary, best: StrategySummary, fits: list[StrategySummary], ask: _Ask) -> list[str]:
+    """The cheapest strategy and full fine-tuning, when the reasons have not named them yet (validation)."""
+    mentioned = {chosen.strategy, best.strategy}
+    if len(fits) > 1:
+        mentioned.add(_best([s for s in fits if s is not chosen], ask.metric).strategy)
+    out = []
+    cheapest = min(fits, key=_cost_key)
+    if cheapest.strategy not in mentioned:
+        mentioned.add(cheapest.strategy)
+        out.append(
+            f"{cheapest.strategy} is cheaper ({format_seconds(cheapest.train_time_s)}, {format_mb(cheapest.peak_memory_mb)}) "
+            f"but reached {format_metric(cheapest.val_mean, ask.metric)} validation {ask.label}, "
+            f"{describe_gap(cheapest.val_mean, best.val_mean, ask.metric)} the best."
+        )
+    full = next((s for s in fits if is_full_fine_tuning(s.strategy)), None)
+    if full is not None and full.strategy not in mentioned:
+        costs = _costs(chosen, full)
+        out.append(
+            f"Full fine-tuning reached {format_metric(full.val_mean, ask.metric)} validation {ask.label}, "
+            f"{describe_gap(full.val_mean, chosen.val_mean, ask.metric)} {chosen.strategy}"
+            + (f"; {chosen.strategy} trains {costs}" if costs else "") + "."
+        )
+    return out
+
+
+def _context_reasons(results: list[dict], summaries: list[StrategySummary], violations: dict[str, list[str]],
+                     regime: dict[str, Any] | None, curves: LearningCurves | None, chosen: str | None,
+                     ask: _Ask) -> list[str]:
+    """The data regime, what more data would change, exclusions and failures."""
+    reasons = [f"Data regime: {describe_data_regime(regime or {}, ask.task)}."]
+    reasons.extend(_curve_reasons(results, curves, chosen, ask))
+    for s in summaries:
+        if s.ok and violations.get(s.strategy):
             reasons.append(f"{s.strategy} was excluded: {'; '.join(violations[s.strategy])}.")
-        if s.failed_runs:
+        if s.ok and s.failed_runs:
             reasons.append(
                 f"{s.strategy}: {len(s.failed_runs)} of {len(s.runs) + len(s.failed_runs)} runs failed "
                 f"({_short(s.error or '')}); its numbers use the {s.n} that succeeded."
             )
-    for s in failed:
-        reasons.append(f"{s.strategy} failed: {_short(s.error or 'no error recorded')}.")
-    out["reasons"] = reasons
-
-    # Ranking: successful by metric (best first), then failed.
-    sign = -1.0 if higher_is_better(metric) else 1.0
-    ranking = []
-    for s in sorted(ok, key=lambda s: (sign * s.test_mean, _cost_key(s))) + failed:
+    for s in summaries:
         if not s.ok:
-            why_not = f"failed: {_short(s.error or 'no error recorded')}"
-        elif violations[s.strategy]:
-            why_not = "; ".join(violations[s.strategy])
-        elif chosen is None or s is chosen:
-            why_not = None
-        elif within_tolerance(s.test_mean, best.test_mean, metric, tol):
-            why_not = (
-                f"within {format_tolerance(tol, metric)} of the best, but {chosen.strategy} is cheaper"
-                + (f" ({format_seconds(chosen.train_time_s)} vs {format_seconds(s.train_time_s)})" if chosen.train_time_s else "")
-            )
-        else:
-            why_not = (
-                f"{describe_gap(s.test_mean, best.test_mean, metric)} {best.strategy} "
-                f"({format_metric(best.test_mean, metric)}), beyond the {format_tolerance(tol, metric)} tolerance"
-            )
-        ranking.append(
-            {
-                "strategy": s.strategy,
-                "metric": metric,
-                "mean": s.test_mean,
-                "std": s.test_std,
-                "n": s.n,
-                "fits": s.ok and not violations.get(s.strategy),
-                "why_not": why_not,
-                "train_time_s": s.train_time_s,
-                "peak_memory_mb": s.peak_memory_mb,
-                "trainable_share": s.trainable_share,
-            }
-        )
-    out["ranking"] = ranking
-    return out
+            reasons.append(f"{s.strategy} failed: {_short(s.error or 'no error recorded')}.")
+    return reasons
+
+
+def _ranking(ok: list[StrategySummary], summaries: list[StrategySummary], violations: dict[str, list[str]],
+             comparison: Comparison | None, chosen: StrategySummary | None, intervals: dict, ask: _Ask) -> list[dict]:
+    """Every strategy, best validation metric first (failed ones last), with its numbers and why it was not chosen."""
+    sign = -1.0 if higher_is_better(ask.metric) else 1.0
+    failed = [s for s in summaries if not s.ok]
+    rows = []
+    for s in sorted(ok, key=lambda s: (sign * s.val_mean, _cost_key(s))) + failed:
+        v = comparison.versus.get(s.strategy) if comparison and s.ok else None
+        spans = intervals.get(s.strategy, {})
+        rows.append({
+            "strategy": s.strategy, "metric": ask.metric, "split": SELECTION_SPLIT,
+            "mean": s.val_mean, "std": s.val_std, "n": s.n,
+            "validation": interval_dict(spans.get(SELECTION_SPLIT), SELECTION_SPLIT),
+            "test": interval_dict(spans.get(REPORT_SPLIT), REPORT_SPLIT),
+            "test_mean": s.test_mean, "test_std": s.test_std,
+            "versus_best": versus_dict(v, comparison) if comparison else None,
+            "fits": s.ok and not violations.get(s.strategy),
+            "why_not": _why_not(s, v, violations, comparison, chosen, ask),
+            "train_time_s": s.train_time_s, "peak_memory_mb": s.peak_memory_mb, "trainable_share": s.trainable_share,
+        })  # fmt: skip
+    return rows
+
+
+def _why_not(s: StrategySummary, v: Versus | None, violations: dict[str, list[str]], comparison: Comparison | None,
+             chosen: StrategySummary | None, ask: _Ask) -> str | None:
+    if not s.ok:
+        return f"failed: {_short(s.error or 'no error recorded')}"
+    if violations.get(s.strategy):
+        return "; ".join(violations[s.strategy])
+    if chosen is None or s is chosen or v is None or comparison is None:
+        return None
+    cheaper = f"{chosen.strategy} is cheaper" + (
+        f" ({format_seconds(chosen.train_time_s)} vs {format_seconds(s.train_time_s)})" if chosen.train_time_s else ""
+    )
+    if v.reason == "best":
+        return f"best on validation, but {cheaper} and not distinguishable from it"
+    if v.kept:
+        return f"{_kept_because(v, comparison, ask)}, but {cheaper}"
+    best_value = comparison.versus[comparison.best].value
+    gap = f"{describe_gap(s.val_mean, best_value, ask.metric)} {comparison.best} ({format_metric(best_value, ask.metric)}) on validation"
+    if v.reason == "untested":
+        return f"{gap}{_beyond(ask)}; no interval (a single seed and no per-example outputs)"
+    return f"{gap}, worse at the {_pct(ask.alpha)} level ({_gap_text(v, ask.metric)}, p = {_p(v.p_value)})"
+
+
+def _beyond(ask: _Ask) -> str:
+    return f", beyond the {format_tolerance(ask.tolerance, ask.metric)} tolerance" if ask.tolerance is not None else ""
+
+
+def _pct(share: float) -> str:
+    return f"{100 * share:g} %"
+
+
+def _p(p: float | None) -> str:
+    if p is None:
+        return "–"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}" if p < 0.1 else f"{p:.2f}"
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _gap_amount(gap: float, metric: str) -> str:
+    """A gap (how much worse) in the tolerance's unit: ``0.8 points`` or ``1.5 %``."""
+    return f"{100 * gap:.1f} points" if higher_is_better(metric) else f"{100 * gap:.1f} %"
+
+
+def _gap_text(v: Versus, metric: str) -> str:
+    """The difference from the best with its interval: ``difference −0.4 points [−2.0, +1.2]``."""
+    return "difference " + format_difference(v.gap, metric) if v.gap is not None else "no interval"
+
+
+def format_difference(gap: Interval, metric: str) -> str:
+    """A gap to the best (how much worse, :class:`~tunelab.advice.verdict.Versus`) as the signed difference
+    from the best with its interval: ``−0.4 points [−2.0, +1.2]`` (value − best, accuracy-like) or
+    ``+1.5 % [+0.3, +2.7]`` (relative, perplexity)."""
+    if higher_is_better(metric):
+        est, low, high, unit = -gap.estimate, -gap.high, -gap.low, " points"
+    else:
+        est, low, high, unit = gap.estimate, gap.low, gap.high, " %"
+    return f"{100 * est:+.1f}{unit} [{100 * low:+.1f}, {100 * high:+.1f}]".replace("-", "−")
+
+
+def format_interval(interval: Interval | None, metric: str) -> str:
+    """``0.801 [0.775, 0.826]``; ``–`` when there is none."""
+    if interval is None:
+        return "–"
+    return f"{format_metric(interval.estimate, metric)} [{format_metric(interval.low, metric)}, {format_metric(interval.high, metric)}]"
 
 
 def _costs(strategy: StrategySummary, reference: StrategySummary) -> str:
@@ -617,102 +896,17 @@ def _costs(strategy: StrategySummary, reference: StrategySummary) -> str:
     return " and using ".join(p for p in parts if p)
 
 
-def _choice_reasons(
-    chosen: StrategySummary,
-    best: StrategySummary,
-    fits: list[StrategySummary],
-    metric: str,
-    tol: float,
-    default_tol: bool,
-    n_ok: int,
-) -> list[str]:
-    """The first reasons: what the chosen strategy reached, against what, at what cost."""
-    label = metric_label(metric)
-    value = format_metric_pm(chosen.test_mean, chosen.test_std, chosen.n, metric)
-    seeds = f" over {chosen.n} seeds" if chosen.n > 1 else ""
-    share = (
-        f" with {format_share(chosen.trainable_share)} of the weights trainable"
-        if chosen.trainable_share is not None
-        else ""
-    )
-    if len(fits) == 1:
-        trained = f", trained in {format_seconds(chosen.train_time_s)}" if chosen.train_time_s is not None else ""
-        return [
-            f"{chosen.strategy} is the only strategy that "
-            f"{'succeeded' if n_ok == 1 else 'succeeded within the budget'}, "
-            f"so there was nothing to compare it with: {value} test {label}{seeds}{trained}{share}."
-        ]
-
-    reasons = []
-    mentioned = {chosen.strategy, best.strategy}
-    if chosen is not best:
-        costs = _costs(chosen, best)
-        reasons.append(
-            f"{chosen.strategy} reached {value} test {label}{seeds}, "
-            f"{describe_gap(chosen.test_mean, best.test_mean, metric)} {best.strategy} "
-            f"({format_metric(best.test_mean, metric)})" + (f", training {costs}" if costs else "") + f"{share}."
-        )
-    else:
-        runner_up = _best([s for s in fits if s is not chosen], metric)
-        mentioned.add(runner_up.strategy)
-        gap = describe_gap(runner_up.test_mean, chosen.test_mean, metric)
-        text = (
-            f"{chosen.strategy} reached the best test {label}, {value}{seeds}{',' if share else ''}{share}; the runner-up, "
-            f"{runner_up.strategy} ({format_metric(runner_up.test_mean, metric)}), is {gap} it"
-        )
-        if within_tolerance(runner_up.test_mean, chosen.test_mean, metric, tol):
-            costs = _costs(chosen, runner_up)
-            text += ", within the tolerance, but " + (
-                f"{chosen.strategy} is also cheaper, training {costs}." if costs else f"{chosen.strategy} is cheaper."
-            )
-        else:
-            speed = describe_speed(runner_up.train_time_s, chosen.train_time_s)
-            text += f", beyond the {format_tolerance(tol, metric)} tolerance"
-            text += f", although it trains {speed}." if speed and "faster" in speed else "."
-        reasons.append(text)
-
-    if not default_tol:
-        how = "as requested"
-    elif not higher_is_better(metric):
-        how = "the default: 2 % of the best"
-    elif best.n > 1:
-        how = f"the default: the larger of 1 point and the best's seed std, {100 * (best.test_std or 0):.1f} points"
-    else:
-        how = "the default: 1 point, or the best's seed std when larger; the best has a single seed"
-    reasons.append(
-        f"Strategies within {format_tolerance(tol, metric)} of the best ({how}) count as equally good; "
-        "among those the cheapest to train (time, then peak memory, then trainable share) is chosen."
-    )
-
-    cheapest = min(fits, key=_cost_key)
-    if cheapest.strategy not in mentioned:
-        mentioned.add(cheapest.strategy)
-        reasons.append(
-            f"{cheapest.strategy} is cheaper ({format_seconds(cheapest.train_time_s)}, "
-            f"{format_mb(cheapest.peak_memory_mb)}) but reached {format_metric(cheapest.test_mean, metric)}, "
-            f"{describe_gap(cheapest.test_mean, best.test_mean, metric)} the best."
-        )
-    full = next((s for s in fits if is_full_fine_tuning(s.strategy)), None)
-    if full is not None and full.strategy not in mentioned:
-        costs = _costs(chosen, full)
-        reasons.append(
-            f"Full fine-tuning reached {format_metric(full.test_mean, metric)}, "
-            f"{describe_gap(full.test_mean, chosen.test_mean, metric)} {chosen.strategy}"
-            + (f"; {chosen.strategy} trains {costs}" if costs else "")
-            + "."
-        )
-    return reasons
-
-
 # --------------------------------------------------------------------------------------------------
 # When does full fine-tuning pay off?
 
 
-def crossover_from_fractions(results: list[dict]) -> list[dict]:
-    """Per data fraction (ascending): the best strategy, and full fine-tuning against the best
-    frozen-body / PEFT strategy (every strategy that does not train all weights, see :func:`trains_all_weights`).
+def crossover_from_fractions(results: list[dict], metric: str | None = None) -> list[dict]:
+    """Per data fraction (ascending), on the validation split (mean over seeds): the best strategy, and
+    full fine-tuning against the best frozen-body / PEFT strategy (every strategy that does not train all
+    weights, see :func:`trains_all_weights`). The measured points; :func:`learning_curves_from_results`
+    fits curves through them when there are enough.
 
-    Each row: ``data_fraction``, ``n_train``, ``metric``, ``best_strategy``, ``best_mean``,
+    Each row: ``data_fraction``, ``n_train``, ``metric``, ``split``, ``best_strategy``, ``best_mean``,
     ``full_mean`` (None when full did not run there), ``best_frozen_or_peft``,
     ``best_frozen_or_peft_mean``, ``full_beats`` (None when one side is missing), and
     ``crossover_n_train``: the smallest n_train from which full beats the best frozen/PEFT strategy
@@ -721,10 +915,10 @@ def crossover_from_fractions(results: list[dict]) -> list[dict]:
     """
     if not results:
         return []
-    metric = primary_metric(results_task(results))
+    metric = metric or primary_metric(results_task(results))
     rows = []
     for fraction in available_fractions(results):
-        ok = [s for s in summarize_strategies(results, data_fraction=fraction) if s.ok]
+        ok = [s for s in summarize_strategies(results, data_fraction=fraction, metric=metric) if s.ok]
         if not ok:
             continue
         best = _best(ok, metric)
@@ -733,17 +927,18 @@ def crossover_from_fractions(results: list[dict]) -> list[dict]:
         partial = _best(frozen, metric) if frozen else None
         beats = None
         if full is not None and partial is not None:
-            beats = is_better(full.test_mean, partial.test_mean, metric)
+            beats = is_better(full.val_mean, partial.val_mean, metric)
         rows.append(
             {
                 "data_fraction": fraction,
                 "n_train": best.n_train,
                 "metric": metric,
+                "split": SELECTION_SPLIT,
                 "best_strategy": best.strategy,
-                "best_mean": best.test_mean,
-                "full_mean": full.test_mean if full else None,
+                "best_mean": best.val_mean,
+                "full_mean": full.val_mean if full else None,
                 "best_frozen_or_peft": partial.strategy if partial else None,
-                "best_frozen_or_peft_mean": partial.test_mean if partial else None,
+                "best_frozen_or_peft_mean": partial.val_mean if partial else None,
                 "full_beats": beats,
             }
         )
@@ -769,7 +964,7 @@ def crossover_statement(rows: list[dict]) -> str | None:
     def at(row: dict) -> str:
         where = f"{row['n_train']:,} examples" if row["n_train"] is not None else f"data fraction {row['data_fraction']:g}"
         return (
-            f"at {where} full reached {format_metric(row['full_mean'], metric)} vs "
+            f"at {where} full reached {format_metric(row['full_mean'], metric)} validation {metric_label(metric)} vs "
             f"{format_metric(row['best_frozen_or_peft_mean'], metric)} for {row['best_frozen_or_peft']} "
             f"({describe_gap(row['full_mean'], row['best_frozen_or_peft_mean'], metric)} it)"
         )
@@ -792,3 +987,54 @@ def crossover_statement(rows: list[dict]) -> str | None:
         f"Full fine-tuning overtook the best frozen/PEFT strategy from {crossover:,} labelled training examples on "
         f"(sizes measured: {sizes}): {at(compared[index])}, while {at(compared[index - 1])}."
     )
+
+
+def learning_curves_from_results(results: list[dict], metric: str | None = None, *,
+                                 level: float = 0.95) -> LearningCurves | None:
+    """Each strategy's validation ``metric`` against its number of labelled training examples, fitted
+    where at least 4 sizes were run (:func:`tunelab.advice.learning.fit_learning_curves`), with the
+    crossover of full fine-tuning over the best frozen/PEFT strategy at the largest fraction. None with
+    a single data fraction."""
+    fractions = available_fractions(results)
+    if len(fractions) < 2:
+        return None
+    metric = metric or primary_metric(results_task(results))
+    points: dict[str, list[tuple[float, list[float]]]] = {}
+    for fraction in fractions:
+        for s in summarize_strategies(results, data_fraction=fraction, metric=metric):
+            if s.ok and s.n_train:
+                points.setdefault(s.strategy, []).append((float(s.n_train), s.values(SELECTION_SPLIT)))
+    largest = [s for s in summarize_strategies(results, metric=metric) if s.ok]
+    full = next((s.strategy for s in largest if is_full_fine_tuning(s.strategy)), None)
+    frozen = [s for s in largest if not trains_all_weights(s.strategy)]
+    partial = _best(frozen, metric).strategy if frozen else None
+    return fit_learning_curves(points, metric, split=SELECTION_SPLIT, n_fractions=len(fractions),
+                               full=full, partial=partial, level=level)
+
+
+def _curve_reasons(results: list[dict], curves: LearningCurves | None, chosen: str | None, ask: _Ask) -> list[str]:
+    """What more labelled data would change: the fitted curves (4 or more fractions), else the points."""
+    if curves is None:
+        return []
+    if not curves.fitted:
+        statement = crossover_statement(crossover_from_fractions(results, ask.metric))
+        return [
+            f"Only {curves.n_fractions} data fractions were run: a learning curve needs at least {MIN_POINTS} "
+            "training-set sizes, so none is fitted and the measured points are shown."
+        ] + ([statement] if statement else [])
+    reasons = []
+    fit = curves.curves.get(chosen) if chosen else None
+    if fit is not None and fit.fitted and fit.predictions:
+        ahead = " and ".join(
+            f"at {p.n / fit.n_max:g}× the labels ({p.n:,.0f}) {format_interval(p.value, ask.metric)}" for p in fit.predictions
+        )
+        reasons.append(
+            f"Learning curve of {chosen} (validation {ask.label} against labelled training examples, inverse power "
+            f"law through {len(fit.n)} sizes, {level_pct(ask.level)} intervals): predicted {ahead}."
+        )
+    statement = curves.statement()
+    if statement:
+        reasons.append(statement)
+    elif curves.full is None:
+        reasons.append("Full fine-tuning was not among the strategies, so there is no crossover to predict.")
+    return reasons

@@ -68,7 +68,8 @@ from typing import Literal
 
 import numpy as np
 
-from tunelab.advice.stats import Interval, higher_is_better
+from tunelab.advice.stats import Interval
+from tunelab.metrics import higher_is_better
 
 #: The range the asymptote ``a`` must lie in, per metric.
 METRIC_RANGE: dict[str, tuple[float, float]] = {

@@ -74,24 +74,13 @@ from typing import Literal
 import numpy as np
 from scipy import stats as sps
 
-#: Whether larger is better, per metric. Same convention as :func:`tunelab.run.record.higher_is_better`
-#: (kept local so that this module needs only numpy and scipy).
-HIGHER_IS_BETTER: dict[str, bool] = {"accuracy": True, "f1_macro": True, "loss": False, "perplexity": False}
+from tunelab.metrics import higher_is_better
 
 #: Elements of the (resamples x examples) count matrix built at once: bounds memory at ~16 MB.
 _CHUNK_ELEMENTS = 2_000_000
 
 IntervalMethod = Literal["percentile", "bca"]
 Reason = Literal["best", "within_tolerance", "not_distinguishable", "worse"]
-
-
-def higher_is_better(metric: str) -> bool:
-    """Whether a larger value of ``metric`` is better (``accuracy``, ``f1_macro``) or worse (``loss``,
-    ``perplexity``)."""
-    try:
-        return HIGHER_IS_BETTER[metric]
-    except KeyError:
-        raise ValueError(f"unknown metric {metric!r}; expected one of {sorted(HIGHER_IS_BETTER)}") from None
 
 
 # ----------------------------------------------------------------------------------------- result types

@@ -49,6 +49,13 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="folder for runs, results.csv and the report")
     p.add_argument("--budget-minutes", type=float, help="the recommendation sets aside strategies that trained longer")
     p.add_argument("--memory-gb", type=float, help="the recommendation sets aside strategies whose peak memory was higher")
+    p.add_argument("--metric", help="what strategies are compared by: accuracy (classification default) or f1_macro; "
+                   "perplexity (causal-LM default) or loss")
+    p.add_argument("--tolerance", type=float, help="also count as good as the best a strategy shown to be within this "
+                   "much of it: absolute for accuracy / F1 (0.01 = one point), relative for perplexity (0.02 = 2 %%); "
+                   "default: none, only statistical indistinguishability")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level of the comparison with the best, and "
+                   "1 - the level of every interval (default: 0.05, 95 %% intervals)")
     p.add_argument("--no-pre-recommendation", dest="pre_recommend", action="store_false",
                    help="skip the pre-training recommendation (tunelab recommend) shown beside the measured one")
 
@@ -112,6 +119,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         budget_minutes=args.budget_minutes,
         memory_gb=args.memory_gb,
+        metric=args.metric,
+        tolerance=args.tolerance,
+        alpha=args.alpha,
         pre_recommend=args.pre_recommend,
         run_timeout_s=args.run_timeout,
         log=None if args.quiet else print,
@@ -141,6 +151,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         overwrite=args.fresh,
         budget_minutes=args.budget_minutes,
         memory_gb=args.memory_gb,
+        metric=args.metric,
+        tolerance=args.tolerance,
+        alpha=args.alpha,
         pre_recommend=args.pre_recommend,
         title=f"tunelab demo: {DEMO['model']} on {DEMO['data']}",
         log=None if args.quiet else print,
@@ -156,14 +169,18 @@ def print_result(result: CompareResult) -> None:
 
     from tunelab.advice.choose import format_metric
     from tunelab.report import console_table
+    from tunelab.report.tables import learning_curve_table
 
     console = Console()
     if not console.is_terminal:  # a log file or a pipe: don't squeeze the table into 80 columns
         console = Console(width=160)
     rec = result.recommendation
-    console.print(console_table(result.results, highlight=rec.get("strategy")))
-    if result.crossover:
-        table = Table(title="by training-set size: full fine-tuning vs the best frozen/PEFT strategy")
+    console.print(console_table(result.results, highlight=rec.get("strategy"), recommendation=rec))
+    curves = (rec.get("learning_curves") or {}).get("curves") or {}
+    if any(c["fitted"] for c in curves.values()):
+        console.print(learning_curve_table(rec))
+    elif result.crossover:
+        table = Table(title="validation, by training-set size: full fine-tuning vs the best frozen/PEFT strategy")
         for col in ("data fraction", "train examples", "best", "full", "best frozen/PEFT", "full wins"):
             table.add_column(col, justify="right")
         for row in result.crossover:

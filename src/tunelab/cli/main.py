@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -84,6 +85,12 @@ def print_record(record: dict) -> None:
     if ti.get("cache", {}).get("used"):
         table.add_row("frozen-layer cache", f"{ti['cache_time_s']:.1f} s, {ti['cache'].get('size_mb', 0):.1f} MB")
     table.add_row("samples/s | tokens/s", f"{ti['samples_per_s']:.1f} | {ti['tokens_per_s']:.0f}")
+    forgot = ti.get("forgetting") or {}
+    if "value" in forgot:
+        table.add_row(
+            f"forgetting ({forgot['unit']}, on {Path(forgot['reference']).name})",
+            f"{forgot['value']:.4f} [{forgot['low']:.4f}, {forgot['high']:.4f}]",
+        )
     _console().print(table)
 
 
@@ -91,7 +98,10 @@ def cmd_train(args) -> int:
     from tunelab.run.training import train
 
     config = config_from_args(args)
-    record = train(config, progress=not args.quiet)
+    record = train(config, progress=not (args.quiet or args.json))
+    if args.json:
+        print(json.dumps(record, indent=2, default=str))
+        return 0
     print_record(record)
     out = Path(config.out) if config.out else Path(record["artifact"]["path"]).parent
     print(f"model: {record['artifact']['path']} ({record['artifact']['format']}); metrics: {out / 'metrics.json'}")
@@ -153,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="adapt a model with one strategy")
     p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
+    p.add_argument("--json", action="store_true", help="print the run record (metrics.json) as JSON, nothing else")
     add_config_flags(p)
     p.set_defaults(func=cmd_train)
 

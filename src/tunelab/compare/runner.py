@@ -38,7 +38,8 @@ from typing import Any
 
 from tunelab.config import TrainConfig
 from tunelab.errors import ConfigError, TunelabError
-from tunelab.run.record import RunRecord, higher_is_better, primary_metric, read_json, write_json
+from tunelab.metrics import higher_is_better, primary_metric
+from tunelab.run.record import RunRecord, read_json, write_json
 from tunelab.run.worker import RECORD_NAME, run_spec
 
 DEFAULT_STRATEGIES = ("head", "last-n", "bitfit", "lora", "full")
@@ -372,7 +373,8 @@ class CompareOptions:
     centre). ``resume`` reuses every run whose ``metrics.json`` says success with the same
     configuration and resumes the others from their last checkpoint; ``overwrite`` retrains
     everything. ``budget_minutes`` / ``memory_gb`` set aside strategies over budget in the
-    recommendation; ``pre_recommend`` asks ``tunelab recommend`` first; ``isolate`` runs each run in a
+    recommendation; ``metric`` (default: the task's), ``tolerance`` and ``alpha`` are how it compares
+    them (:func:`tunelab.advice.choose.recommend_from_results`); ``pre_recommend`` asks ``tunelab recommend`` first; ``isolate`` runs each run in a
     fresh process, stopped after ``run_timeout_s``; ``title`` heads the report.
     """
 
@@ -386,6 +388,9 @@ class CompareOptions:
     overwrite: bool = False
     budget_minutes: float | None = None
     memory_gb: float | None = None
+    metric: str | None = None
+    tolerance: float | None = None
+    alpha: float = 0.05
     pre_recommend: bool = True
     isolate: bool = True
     run_timeout_s: float | None = None
@@ -417,6 +422,7 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] = DEFAULT
     opts.data_fractions = sorted(float(f) for f in opts.data_fractions)
     base = (base or TrainConfig()).replace()
     strategies = list(strategies)
+    _check_metric(base, opts)
     out = _checked_out(base, strategies, out, opts)
     say = log or (lambda _msg: None)
     pre = _advice_before_training(base, strategies, out, opts, say, log)
@@ -425,13 +431,40 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] = DEFAULT
     _write_plan(out, base, strategies, planned, lrs, searches, opts)
     _shared_cache(base, strategies, log)
     results, reused = _run_all(planned, base, searches, opts, say)
-    recommendation = recommend_from_results(results, budget_minutes=opts.budget_minutes, memory_gb=opts.memory_gb)
+    recommendation = recommend_from_results(results, budget_minutes=opts.budget_minutes, memory_gb=opts.memory_gb,
+                                            metric=opts.metric, tolerance=opts.tolerance, alpha=opts.alpha)
     write_results_csv(out / "results.csv", results)
     report = write_report(out, results, recommendation=recommendation, pre_recommendation=pre,
                           title=opts.title or f"tunelab comparison: {base.model} on {base.data}")
-    crossover = crossover_from_fractions(results) if len(opts.data_fractions) > 1 else []
+    crossover = crossover_from_fractions(results, recommendation["metric"]) if len(opts.data_fractions) > 1 else []
     return CompareResult(out=out, results=results, recommendation=recommendation, report=report,
                          pre_recommendation=pre, lr_search=searches, reused=reused, crossover=crossover)
+
+
+def _check_metric(base: TrainConfig, opts: CompareOptions) -> None:
+    """Refuse, before anything runs, a metric that does not apply to the task, a level outside (0, 1) or a
+    negative tolerance. The task is the one asked for, else the one the data implies (read once here)."""
+    from tunelab.metrics import HIGHER_IS_BETTER, metric_problem
+
+    problems = []
+    if opts.metric is not None and opts.metric not in HIGHER_IS_BETTER:
+        problems.append(f"--metric {opts.metric} is unknown: use one of {', '.join(HIGHER_IS_BETTER)}")
+    elif opts.metric is not None:
+        task = base.task
+        if task is None:
+            from tunelab.data import load_task_data
+
+            task = load_task_data(base.data, text_column=base.text_column, label_column=base.label_column,
+                                  validation_fraction=base.validation_fraction, test_fraction=base.test_fraction,
+                                  seed=base.seed).task
+        problems.append(metric_problem(opts.metric, task))
+    if not 0.0 < opts.alpha < 1.0:
+        problems.append(f"--alpha must be between 0 and 1, got {opts.alpha:g}")
+    if opts.tolerance is not None and not (math.isfinite(opts.tolerance) and opts.tolerance >= 0):
+        problems.append(f"--tolerance must be a number >= 0, got {opts.tolerance:g}")
+    problems = [p for p in problems if p]
+    if problems:
+        raise ConfigError(problems)
 
 
 def _checked_out(base: TrainConfig, strategies: list[str], out: str | Path | None, opts: CompareOptions) -> Path:

@@ -231,3 +231,28 @@ def is_decoder(model_config) -> bool:
         return True
     kind = getattr(model_config, "model_type", "")
     return kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+
+def load_base_parts(name_or_path: str, *, need_body: bool, trust_remote_code: bool = False):
+    """``(body, lm_head)`` of the pre-trained checkpoint, for measuring what adaptation changed.
+
+    ``lm_head`` is the checkpoint's pre-trained language-model head (decoders) or ``None`` (encoders,
+    whose masked-LM head, where a checkpoint has one, is not used); ``body`` (its transformer body) is
+    loaded only when ``need_body``, else ``None``. Both are in eval mode and frozen.
+    """
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+
+    path = resolve_model(name_or_path)
+    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    body = head = None
+    if is_decoder(config):
+        lm = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code, dtype=torch.float32)
+        head = lm.get_output_embeddings()
+        body = lm.base_model if need_body else None
+        parts = [m for m in (body, head) if m is not None]
+    else:
+        body = AutoModel.from_pretrained(path, trust_remote_code=trust_remote_code, dtype=torch.float32) if need_body else None
+        parts = [body] if body is not None else []
+    for module in parts:
+        module.eval().requires_grad_(False)
+    return body, head

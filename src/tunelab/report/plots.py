@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
@@ -23,7 +24,8 @@ from tunelab.advice.choose import (
     strategy_sort_key,
     summarize_strategies,
 )
-from tunelab.run.record import higher_is_better
+from tunelab.advice.learning import LearningCurves
+from tunelab.metrics import higher_is_better
 
 _PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
@@ -100,10 +102,12 @@ def tradeoff_plot(
     xlabel: str,
     title: str,
     log_x: bool = False,
+    metric: str | None = None,
 ) -> Plot | None:
     """Test metric (mean ± std over seeds) against a cost, with the Pareto frontier drawn through
     the non-dominated strategies. Failed runs are left out."""
-    summaries = [s for s in summarize_strategies(results) if s.ok and cost(s) is not None]
+    summaries = [s for s in summarize_strategies(results, metric=metric)
+                 if s.ok and s.test_mean is not None and cost(s) is not None]
     if log_x:
         summaries = [s for s in summaries if cost(s) > 0]
     if not summaries:
@@ -150,7 +154,7 @@ def tradeoff_plot(
     return Plot(name, title, caption, _png(fig))
 
 
-def share_plot(results: list[dict]) -> Plot | None:
+def share_plot(results: list[dict], metric: str | None = None) -> Plot | None:
     """Test metric against the share of trainable weights (log x)."""
     return tradeoff_plot(
         results,
@@ -160,10 +164,11 @@ def share_plot(results: list[dict]) -> Plot | None:
         xlabel="trainable share of weights (%, log scale)",
         title="Test metric vs trainable share",
         log_x=True,
+        metric=metric,
     )
 
 
-def time_plot(results: list[dict]) -> Plot | None:
+def time_plot(results: list[dict], metric: str | None = None) -> Plot | None:
     """Test metric against training time (training steps only)."""
     return tradeoff_plot(
         results,
@@ -172,12 +177,13 @@ def time_plot(results: list[dict]) -> Plot | None:
         cost_std=lambda s: s.std_of(lambda r: r.train_info.train_time_s),
         xlabel="training time (s)",
         title="Test metric vs training time",
+        metric=metric,
     )
 
 
-def memory_plot(results: list[dict]) -> Plot | None:
+def memory_plot(results: list[dict], metric: str | None = None) -> Plot | None:
     """Test metric against peak memory."""
-    summaries = [s for s in summarize_strategies(results) if s.ok]
+    summaries = [s for s in summarize_strategies(results, metric=metric) if s.ok]
     kinds = {s.memory_kind for s in summaries if s.memory_kind}
     kind = f" ({'/'.join(sorted(kinds))})" if kinds else ""
     return tradeoff_plot(
@@ -187,13 +193,14 @@ def memory_plot(results: list[dict]) -> Plot | None:
         cost_std=lambda s: s.std_of(lambda r: r.train_info.peak_memory_mb),
         xlabel=f"peak memory (MB{kind})",
         title="Test metric vs peak memory",
+        metric=metric,
     )
 
 
-def epochs_plot(results: list[dict]) -> Plot | None:
+def epochs_plot(results: list[dict], metric: str | None = None) -> Plot | None:
     """Validation metric per epoch per strategy (mean over seeds, band = ± std), from
     ``train_info.epochs`` of the successful runs at the largest data fraction."""
-    summaries = [s for s in summarize_strategies(results) if s.ok]
+    summaries = [s for s in summarize_strategies(results, metric=metric) if s.ok]
     if not summaries:
         return None
     metric = summaries[0].metric
@@ -235,26 +242,25 @@ def epochs_plot(results: list[dict]) -> Plot | None:
     return Plot("validation_per_epoch", title, caption, _png(fig))
 
 
-def fractions_plot(results: list[dict]) -> Plot | None:
-    """Test metric against the number of training examples, one line per strategy; None with fewer
-    than two data fractions."""
+def fractions_plot(results: list[dict], metric: str | None = None) -> Plot | None:
+    """Validation metric against the number of training examples, one line per strategy (the measured
+    points, mean ± std over seeds); None with fewer than two data fractions."""
     fractions = available_fractions(results)
     if len(fractions) < 2:
         return None
     names = sorted({run_strategy(r) for r in results if run_succeeded(r)})
     series: dict[str, list[tuple[float, float, float, int]]] = {}
-    metric = None
     for fraction in fractions:
-        for s in summarize_strategies(results, data_fraction=fraction):
+        for s in summarize_strategies(results, data_fraction=fraction, metric=metric):
             if not s.ok:
                 continue
             metric = s.metric
             x = s.n_train if s.n_train is not None else fraction
-            series.setdefault(s.strategy, []).append((x, s.test_mean, s.test_std or 0.0, s.n))
-    if metric is None:
+            series.setdefault(s.strategy, []).append((x, s.val_mean, s.val_std or 0.0, s.n))
+    if metric is None or not series:
         return None
     fig, ax = _new_figure()
-    uses_n_train = all(s.n_train is not None for s in summarize_strategies(results) if s.ok)
+    uses_n_train = all(s.n_train is not None for s in summarize_strategies(results, metric=metric) if s.ok)
     for strategy in sorted(series, key=strategy_sort_key):
         points = sorted(series[strategy])
         colour, marker = strategy_style(strategy, names)
@@ -262,17 +268,62 @@ def fractions_plot(results: list[dict]) -> Plot | None:
         ax.errorbar(xs, ys, yerr=[d if n > 1 else 0 for d, n in zip(stds, ns)], marker=marker, color=colour,
                     label=strategy, capsize=3, linewidth=1.6, markersize=6)
     xs_all = sorted({p[0] for pts in series.values() for p in pts})
-    if min(xs_all) > 0 and max(xs_all) / min(xs_all) >= 4:
+    _size_axis(ax, xs_all, "training examples (n_train)" if uses_n_train else "data fraction", uses_n_train)
+    ax.set_ylabel(_metric_axis_label(metric, "validation"))
+    title = f"Validation {metric_label(metric)} vs training-set size"
+    ax.set_title(title, fontsize=11)
+    ax.legend(fontsize=7.5, frameon=False, loc="best")
+    caption = (f"{title} (measured points; fewer than 4 sizes, so no curve is fitted): where the lines cross, "
+               "a strategy that trains more weights starts to pay off.")
+    return Plot("metric_vs_training_size", title, caption, _png(fig))
+
+
+def _size_axis(ax, xs: list[float], label: str, counts: bool = True) -> None:
+    if min(xs) > 0 and max(xs) / min(xs) >= 4:
         ax.set_xscale("log")
     # Ticks at the measured sizes only, written out (not 2×10²).
     ax.xaxis.set_minor_locator(NullLocator())
-    ax.set_xticks(xs_all, [f"{x:,.0f}" if uses_n_train else f"{x:g}" for x in xs_all])
-    ax.set_xlabel("training examples (n_train)" if uses_n_train else "data fraction")
-    ax.set_ylabel(_metric_axis_label(metric))
-    title = f"Test {metric_label(metric)} vs training-set size"
+    ax.set_xticks(xs, [f"{x:,.0f}" if counts else f"{x:g}" for x in xs])
+    ax.set_xlabel(label)
+
+
+def learning_curve_plot(curves: LearningCurves) -> Plot | None:
+    """The fitted learning curves: measured validation points, the fitted curve with its bootstrap band
+    out to the furthest prediction, and the predictions with their intervals. None when nothing was fitted."""
+    fitted = {name: fit for name, fit in curves.curves.items() if fit.fitted}
+    if not fitted:
+        return None
+    metric = curves.metric
+    names = list(curves.curves)
+    fig, ax = _new_figure()
+    lo_q, hi_q = (1 - fitted[next(iter(fitted))].level) / 2, (1 + fitted[next(iter(fitted))].level) / 2
+    sizes: set[float] = set()
+    for name in sorted(fitted, key=strategy_sort_key):
+        fit = fitted[name]
+        colour, marker = strategy_style(name, names)
+        far = max([p.n for p in fit.predictions] + [fit.n_max])
+        grid = np.geomspace(min(fit.n), far, 80)
+        reps = fit.replicates(grid)
+        ax.fill_between(grid, np.quantile(reps, lo_q, axis=0), np.quantile(reps, hi_q, axis=0), color=colour,
+                        alpha=0.12, linewidth=0)
+        ax.plot(grid, fit.predict(grid), color=colour, linewidth=1.4, label=name)
+        ax.plot(fit.n, fit.y, marker, color=colour, markersize=6, linestyle="none")
+        for p in fit.predictions:
+            # a percentile interval need not contain the point estimate: the bars start at the estimate at least
+            below, above = max(p.value.estimate - p.value.low, 0.0), max(p.value.high - p.value.estimate, 0.0)
+            ax.errorbar([p.n], [p.value.estimate], yerr=[[below], [above]],
+                        fmt=marker, color=colour, mfc="white", capsize=3, markersize=6)
+        sizes.update(fit.n)
+        sizes.update(p.n for p in fit.predictions)
+    _size_axis(ax, sorted(sizes), "labelled training examples (log scale)")
+    ax.tick_params(axis="x", labelrotation=30)
+    ax.set_ylabel(_metric_axis_label(metric, "validation"))
+    title = f"Learning curves: validation {metric_label(metric)} vs labelled examples"
     ax.set_title(title, fontsize=11)
     ax.legend(fontsize=7.5, frameon=False, loc="best")
-    caption = f"{title}: where the lines cross, a strategy that trains more weights starts to pay off."
+    level = f"{100 * fitted[next(iter(fitted))].level:g} %"
+    caption = (f"{title}. Filled markers: measured (mean over seeds); lines: inverse power law fits; bands: "
+               f"{level} bootstrap intervals of the curve; open markers: predictions at 2× and 5× the labels.")
     return Plot("metric_vs_training_size", title, caption, _png(fig))
 
 
@@ -283,7 +334,10 @@ def _std(values: list[float]) -> float:
     return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
-def all_plots(results: list[dict]) -> list[Plot]:
-    """Every plot the results support, in report order."""
-    plots = [share_plot(results), time_plot(results), memory_plot(results), epochs_plot(results), fractions_plot(results)]
+def all_plots(results: list[dict], *, metric: str | None = None, curves: LearningCurves | None = None) -> list[Plot]:
+    """Every plot the results support, in report order: the learning curves replace the measured points
+    against training-set size when curves were fitted."""
+    sizes = learning_curve_plot(curves) if curves is not None else None
+    plots = [share_plot(results, metric), time_plot(results, metric), memory_plot(results, metric),
+             epochs_plot(results, metric), sizes or fractions_plot(results, metric)]
     return [p for p in plots if p is not None]

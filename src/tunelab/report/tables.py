@@ -22,7 +22,9 @@ from tunelab.advice.choose import (
     format_seconds,
     format_share,
     metric_label,
+    recommend_from_results,
     results_task,
+    strategy_sort_key,
     summarize_strategies,
 )
 from tunelab.config import TrainConfig
@@ -33,18 +35,26 @@ if TYPE_CHECKING:
     from rich.table import Table
 
 
-def results_table(results: list[dict]) -> list[dict]:
+def results_table(results: list[dict], *, recommendation: dict | None = None) -> list[dict]:
     """One row per strategy at the largest data fraction, seeds aggregated; failed strategies included.
+
+    The metric and the intervals are the recommendation's (:func:`tunelab.advice.choose.recommend_from_results`;
+    computed here, with its defaults, when not given).
 
     Each row: ``strategy``, ``status`` (``"success"``, ``"success (k failed)"`` or ``"failed"``),
     ``error``, ``n`` (seeds that succeeded), ``metric``, ``test_mean``, ``test_std``, ``val_mean``,
+    ``val_std``, ``validation`` and ``test`` (estimate and interval as plain values, or None), ``level``,
     ``trainable_params``, ``total_params``, ``trainable_share_pct``, ``peak_memory_mb``,
     ``memory_kind``, ``train_time_s``, ``eval_time_s``, ``samples_per_s``, ``artifact_size_mb``,
     ``data_fraction``, ``n_train``. Numbers are means over seeds; None where not measured.
     """
+    if recommendation is None:
+        recommendation = recommend_from_results(results)
+    ranked = {r["strategy"]: r for r in recommendation.get("ranking") or []}
     rows = []
-    for s in summarize_strategies(results):
+    for s in summarize_strategies(results, metric=recommendation.get("metric")):
         share = s.trainable_share
+        rank = ranked.get(s.strategy, {})
         rows.append(
             {
                 "strategy": s.strategy,
@@ -55,6 +65,10 @@ def results_table(results: list[dict]) -> list[dict]:
                 "test_mean": s.test_mean,
                 "test_std": s.test_std,
                 "val_mean": s.val_mean,
+                "val_std": s.val_std,
+                "validation": rank.get("validation"),
+                "test": rank.get("test"),
+                "level": 1.0 - float(recommendation.get("alpha") or 0.05),
                 "trainable_params": s.mean_of(lambda r: r.train_info.trainable_params),
                 "total_params": s.mean_of(lambda r: r.train_info.total_params),
                 "trainable_share_pct": None if share is None else 100.0 * share,
@@ -74,8 +88,8 @@ def results_table(results: list[dict]) -> list[dict]:
 RESULTS_HEADERS = (
     "Strategy",
     "Status",
-    "Test {metric}",
-    "Val {metric}",
+    "Validation {metric} [{level} CI]",
+    "Test {metric} [{level} CI]",
     "Trainable params",
     "Trainable share",
     "Peak memory",
@@ -89,16 +103,16 @@ RESULTS_HEADERS = (
 def results_table_cells(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     """:func:`results_table` rows as display strings: ``(headers, cells)``, one cell list per row."""
     metric = rows[0]["metric"] if rows else "accuracy"
-    headers = [h.format(metric=metric_label(metric)) for h in RESULTS_HEADERS]
+    level = f"{100 * rows[0]['level']:g} %" if rows else "95 %"
+    headers = [h.format(metric=metric_label(metric), level=level) for h in RESULTS_HEADERS]
     cells = []
     for row in rows:
-        ok = row["test_mean"] is not None
         cells.append(
             [
                 row["strategy"],
                 row["status"],
-                format_metric_pm(row["test_mean"], row["test_std"], row["n"], metric) if ok else "–",
-                format_metric(row["val_mean"], metric),
+                format_with_interval(row["validation"], row["val_mean"], row["val_std"], row["n"], metric),
+                format_with_interval(row["test"], row["test_mean"], row["test_std"], row["n"], metric),
                 format_count(row["trainable_params"]),
                 format_share(None if row["trainable_share_pct"] is None else row["trainable_share_pct"] / 100),
                 format_mb(row["peak_memory_mb"]),
@@ -109,6 +123,54 @@ def results_table_cells(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
             ]
         )
     return headers, cells
+
+
+def format_with_interval(interval: dict | None, mean: float | None, std: float | None, n: int, metric: str) -> str:
+    """``0.801 [0.775, 0.826]`` from an interval (plain values, as the recommendation holds them), else
+    the mean (± std over seeds) when there is no interval, else ``–``."""
+    if interval is not None:
+        return (f"{format_metric(interval['estimate'], metric)} "
+                f"[{format_metric(interval['low'], metric)}, {format_metric(interval['high'], metric)}]")
+    return format_metric_pm(mean, std, n, metric)
+
+
+def learning_curve_rows(recommendation: dict) -> tuple[list[str], list[list[str]]]:
+    """The fitted learning curves as ``(headers, rows)``: per strategy the measured validation points,
+    the fitted asymptote and the predictions at 2× and 5× the labels with their intervals."""
+    curves = recommendation.get("learning_curves") or {}
+    metric = curves.get("metric") or recommendation.get("metric") or "accuracy"
+    rows = []
+    horizons: list[str] = []
+    for name in sorted(curves.get("curves") or {}, key=strategy_sort_key):
+        c = curves["curves"][name]
+        measured = ", ".join(f"{n:,.0f}: {format_metric(y, metric)}" for n, y in zip(c["n"], c["y"]))
+        if not c["fitted"]:
+            rows.append([name, measured, "–", "no fit: " + c["reason"]])
+            continue
+        preds = [f"{p['n']:,.0f}: {format_metric(p['estimate'], metric)} [{format_metric(p['low'], metric)}, "
+                 f"{format_metric(p['high'], metric)}]" for p in c["predictions"]]
+        horizons = horizons or [f"{p['n'] / max(c['n']):g}×" for p in c["predictions"]]
+        rows.append([name, measured, format_metric(c["a"], metric), "; ".join(preds)])
+    level = f"{100 * (1 - float(recommendation.get('alpha') or 0.05)):g} %"
+    headers = ["Strategy", f"Measured validation {metric_label(metric)} (training examples: value)",
+               "Asymptote", f"Predicted at {' and '.join(horizons) or '2× and 5×'} the labels [{level} CI]"]
+    return headers, rows
+
+
+def learning_curve_table(recommendation: dict) -> Table:
+    """:func:`learning_curve_rows` as a rich table, with the crossover as its caption."""
+    from rich.table import Table
+    from rich.text import Text
+
+    headers, rows = learning_curve_rows(recommendation)
+    cross = ((recommendation.get("learning_curves") or {}).get("crossover") or {}).get("message")
+    table = Table(title="learning curves (validation, inverse power law)", header_style="bold",
+                  caption=f"full fine-tuning vs the best frozen/PEFT strategy: {cross}" if cross else None)
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    for row in rows:
+        table.add_row(*[Text(c) for c in row])
+    return table
 
 
 def _shorten(text: str, limit: int) -> str:
@@ -169,9 +231,9 @@ def write_results_csv(path: str | Path, results: list[dict]) -> Path:
 # Console
 
 
-def console_table(results: list[dict], *, highlight: str | None = None) -> Table:
+def console_table(results: list[dict], *, highlight: str | None = None, recommendation: dict | None = None) -> Table:
     """The results table as a :class:`rich.table.Table` (failed strategies in red, ``highlight``
-    — e.g. the recommended strategy — in bold green).
+    — e.g. the recommended strategy — in bold green), with the recommendation's intervals.
 
     >>> from rich.console import Console
     >>> Console().print(console_table(runs))   # doctest: +SKIP
@@ -179,7 +241,7 @@ def console_table(results: list[dict], *, highlight: str | None = None) -> Table
     from rich.table import Table
     from rich.text import Text
 
-    rows = results_table(results)
+    rows = results_table(results, recommendation=recommendation)
     headers, cells = results_table_cells(rows)
     fraction = rows[0]["data_fraction"] if rows else None
     title = "tunelab comparison"
@@ -192,7 +254,7 @@ def console_table(results: list[dict], *, highlight: str | None = None) -> Table
                          no_wrap=i == 0, overflow="fold", max_width=48 if header == "Error" else None)
     for row, row_cells in zip(rows, cells):
         style = None
-        if row["test_mean"] is None:
+        if row["val_mean"] is None:
             style = "red"
         elif row["strategy"] == highlight:
             style = "bold green"

@@ -8,16 +8,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tunelab.advice.choose import (
     crossover_from_fractions,
     crossover_statement,
     describe_gap,
+    format_difference,
     format_mb,
     format_metric,
-    format_metric_pm,
     format_seconds,
     format_share,
     largest_fraction,
+    learning_curves_from_results,
     metric_label,
     recommend_from_results,
     results_task,
@@ -26,7 +29,10 @@ from tunelab.advice.choose import (
     run_succeeded,
     summarize_strategies,
 )
+from tunelab.advice.stats import Interval
+from tunelab.advice.verdict import run_outputs
 from tunelab.io import atomic_write_bytes, atomic_write_text
+from tunelab.metrics import higher_is_better
 from tunelab.report.document import (
     Block,
     BulletList,
@@ -41,10 +47,13 @@ from tunelab.report.document import (
 from tunelab.report.tables import (
     axes_table,
     format_signals,
+    format_with_interval,
+    learning_curve_rows,
     results_table,
     results_table_cells,
     write_results_csv,
 )
+from tunelab.run.outputs import ExampleOutputs
 from tunelab.run.record import as_record
 
 
@@ -78,7 +87,9 @@ def write_report(
 
     from tunelab.report.plots import all_plots  # matplotlib is only imported when a report is drawn
 
-    plots = all_plots(results)
+    metric = recommendation.get("metric")
+    curves = learning_curves_from_results(results, metric, level=1.0 - float(recommendation.get("alpha") or 0.05))
+    plots = all_plots(results, metric=metric, curves=curves)
     for plot in plots:
         atomic_write_bytes(plot_dir / f"{plot.name}.png", plot.png)
 
@@ -112,10 +123,9 @@ def build_blocks(
 ) -> list[Block]:
     """The report's content, in order, as renderer-neutral blocks."""
     task = results_task(results)
-    summaries = summarize_strategies(results)
+    summaries = summarize_strategies(results, metric=recommendation.get("metric"))
     metric = recommendation.get("metric") or (summaries[0].metric if summaries else "accuracy")
     chosen = recommendation.get("strategy")
-    label = metric_label(metric)
 
     blocks: list[Block] = [Heading(title, 1), Paragraph(_subtitle(results, summaries, task), css="note")]
 
@@ -126,7 +136,7 @@ def build_blocks(
         blocks.append(Callout("No strategy recommended", list(recommendation.get("reasons") or []), good=False))
 
     # Results table.
-    rows = results_table(results)
+    rows = results_table(results, recommendation=recommendation)
     blocks.append(Heading("Results"))
     if rows:
         headers, cells = results_table_cells(rows)
@@ -135,12 +145,12 @@ def build_blocks(
         caption = (
             f"One row per strategy at data fraction {fraction:g}"
             + (f" ({rows[0]['n_train']:,} training examples)" if rows[0]["n_train"] is not None else "")
-            + (f"; test {label} is the mean ± sample std over up to {seeds} seeds" if seeds > 1 else "")
-            + "; costs are means over seeds. Train time counts training steps only; eval time all evaluation."
+            + f". Strategies are chosen on the validation split; the test split is only reported. {_interval_note(rows, seeds)}"
+            + " Costs are means over seeds. Train time counts training steps only; eval time all evaluation."
             + _memory_note(summaries)
         )
-        classes = ["chosen" if r["strategy"] == chosen else ("failed" if r["test_mean"] is None else "") for r in rows]
-        spans = [r["test_mean"] is None for r in rows]
+        classes = ["chosen" if r["strategy"] == chosen else ("failed" if r["val_mean"] is None else "") for r in rows]
+        spans = [r["val_mean"] is None for r in rows]
         # A failed strategy has no numbers: its error takes their place.
         cells = [
             [c[0], c[1], f"error: {r['error'] or 'no error recorded'}"] if failed else c
@@ -150,26 +160,9 @@ def build_blocks(
     else:
         blocks.append(Paragraph("No runs were recorded."))
 
-    ranking = recommendation.get("ranking") or []
-    if ranking:
-        blocks.append(Heading("Ranking", 3))
-        blocks.append(
-            Table(
-                ["#", "Strategy", f"Test {label}", "Seeds", "Fits budget", "Why not chosen"],
-                [
-                    [
-                        str(i),
-                        r["strategy"],
-                        format_metric_pm(r["mean"], r["std"], r["n"], metric),
-                        str(r["n"]),
-                        "yes" if r["fits"] else "no",
-                        r["why_not"] or ("chosen" if r["strategy"] == chosen else "–"),
-                    ]
-                    for i, r in enumerate(ranking, start=1)
-                ],
-                row_classes=["chosen" if r["strategy"] == chosen else ("failed" if r["mean"] is None else "") for r in ranking],
-            )
-        )
+    blocks.extend(_ranking_blocks(recommendation, chosen, metric))
+    if chosen and task == "classification":
+        blocks.extend(_per_class_blocks(next((s for s in summaries if s.strategy == chosen), None)))
 
     # Plots.
     blocks.append(Heading("Trade-offs"))
@@ -207,34 +200,7 @@ def build_blocks(
             )
         )
 
-    # Data-size curve.
-    crossover = crossover_from_fractions(results)
-    if len(crossover) > 1:
-        blocks.append(Heading("How much labelled data full fine-tuning needs"))
-        statement = crossover_statement(crossover)
-        if statement:
-            blocks.append(Paragraph(statement))
-        elif not any(r["full_mean"] is not None for r in crossover):
-            blocks.append(Paragraph("Full fine-tuning was not run at several data fractions, so there is no crossover to report."))
-        blocks.append(
-            Table(
-                ["Data fraction", "Training examples", "Best strategy", "Full", "Best frozen/PEFT", "Full better?"],
-                [
-                    [
-                        f"{r['data_fraction']:g}",
-                        "–" if r["n_train"] is None else f"{r['n_train']:,}",
-                        f"{r['best_strategy']} ({format_metric(r['best_mean'], metric)})",
-                        format_metric(r["full_mean"], metric),
-                        "–"
-                        if r["best_frozen_or_peft"] is None
-                        else f"{r['best_frozen_or_peft']} ({format_metric(r['best_frozen_or_peft_mean'], metric)})",
-                        {True: "yes", False: "no", None: "–"}[r["full_beats"]],
-                    ]
-                    for r in crossover
-                ],
-                caption=f"Test {label} per data fraction (mean over seeds).",
-            )
-        )
+    blocks.extend(_data_size_blocks(results, recommendation, metric))
 
     if pre_recommendation:
         blocks.extend(_pre_recommendation_blocks(pre_recommendation, recommendation, summaries, metric))
@@ -256,6 +222,129 @@ def build_blocks(
             blocks.append(Preformatted(error))
 
     blocks.extend(_environment_blocks(results))
+    return blocks
+
+
+def _interval_note(rows: list[dict], seeds: int) -> str:
+    """Where the intervals in the results table come from."""
+    level = f"{100 * rows[0]['level']:g} %" if rows else "95 %"
+    methods = {r[split]["method"] for r in rows for split in ("validation", "test") if r.get(split)}
+    if not methods:
+        return ("No intervals: a single seed and no per-example outputs saved" if seeds <= 1
+                else "Values are mean ± sample std over seeds") + "."
+    how = []
+    if any("bootstrap" in m for m in methods):
+        how.append("a bootstrap over the evaluation examples" + (", crossed with the seeds" if seeds > 1 else ""))
+    if any("seeds" in m for m in methods):
+        how.append("the spread over seeds (t interval) where no per-example outputs were saved")
+    return f"Brackets: {level} intervals from {' and '.join(how)}."
+
+
+def _ranking_blocks(recommendation: dict, chosen: str | None, metric: str) -> list[Block]:
+    """The ranking on validation, each strategy against the best (difference, interval, reason)."""
+    ranking = recommendation.get("ranking") or []
+    if not ranking:
+        return []
+    label = metric_label(metric)
+    level = f"{100 * (1 - float(recommendation.get('alpha') or 0.05)):g} %"
+    rows = []
+    for i, r in enumerate(ranking, start=1):
+        rows.append([
+            str(i), r["strategy"],
+            format_with_interval(r.get("validation"), r["mean"], r["std"], r["n"], metric),
+            format_with_interval(r.get("test"), r.get("test_mean"), r.get("test_std"), r["n"], metric),
+            _versus_text(r.get("versus_best"), metric), str(r["n"]), "yes" if r["fits"] else "no",
+            r["why_not"] or ("chosen" if r["strategy"] == chosen else "–"),
+        ])  # fmt: skip
+    test = recommendation.get("comparison_test") or "none"
+    caption = (f"Ranked by validation {label} (the split strategies are chosen on); test is reported, not used. "
+               f"Difference vs best: validation, value − best ({'points' if higher_is_better(metric) else 'relative'}), "
+               f"with its {level} interval; comparison: {test}.")
+    return [
+        Heading("Ranking", 3),
+        Table(["#", "Strategy", f"Validation {label} [{level} CI]", f"Test {label} [{level} CI]",
+               "Difference vs best (validation)", "Seeds", "Fits budget", "Why not chosen"], rows, caption=caption,
+              row_classes=["chosen" if r["strategy"] == chosen else ("failed" if r["mean"] is None else "") for r in ranking]),
+    ]
+
+
+_REASON_WORDS = {"best": "best", "within_tolerance": "within tolerance", "not_distinguishable": "not distinguishable",
+                 "worse": "worse", "untested": "no interval"}
+
+
+def _versus_text(versus: dict | None, metric: str) -> str:
+    if not versus:
+        return "–"
+    if versus["reason"] == "best":
+        return "best"
+    reason = _REASON_WORDS.get(versus["reason"], versus["reason"])
+    if versus.get("gap_low") is None:
+        sign = -1 if higher_is_better(metric) else 1
+        unit = " points" if higher_is_better(metric) else " %"
+        return f"{100 * sign * versus['gap']:+.1f}{unit} ({reason})".replace("-", "−")
+    gap = Interval(versus["gap"], versus["gap_low"], versus["gap_high"], 0.0, "", 0)
+    p = versus.get("p_value")
+    return f"{format_difference(gap, metric)} ({reason}{'' if p is None else f', p = {p:.3g}'})"
+
+
+def _per_class_blocks(summary) -> list[Block]:
+    """Per-class precision, recall, F1 and the confusion matrix of the recommended strategy on test,
+    from its saved outputs (pooled over seeds); nothing when none were saved."""
+    if summary is None:
+        return []
+    outputs = [run_outputs(run, "test") for run in summary.runs]
+    if not outputs or any(o is None or o.labels is None for o in outputs):
+        return []
+    pooled = ExampleOutputs(labels=np.concatenate([o.labels for o in outputs]),
+                            predictions=np.concatenate([o.predictions for o in outputs]), label_names=outputs[0].label_names)
+    table = pooled.per_class()
+    seeds = f", pooled over {len(outputs)} seeds" if len(outputs) > 1 else ""
+    scores = [[c, f"{p:.3f}", f"{r:.3f}", f"{f:.3f}", f"{n:,}"]
+              for c, p, r, f, n in zip(table["classes"], table["precision"], table["recall"], table["f1"], table["support"])]
+    confusion = [[c, *[f"{v:,}" for v in row]] for c, row in zip(table["classes"], table["confusion"])]
+    return [
+        Heading(f"Per class: {summary.strategy} on the test split", 3),
+        Table(["Class", "Precision", "Recall", "F1", "Support"], scores,
+              caption=f"The recommended strategy's per-class scores on the test split{seeds}."),
+        Table(["Gold \\ predicted", *table["classes"]], confusion, row_headers=True,
+              caption=f"Confusion matrix on the test split{seeds}: rows are the gold labels, columns the predictions."),
+    ]
+
+
+def _data_size_blocks(results: list[dict], recommendation: dict, metric: str) -> list[Block]:
+    """How the strategies fare with more labelled data: fitted learning curves (4 or more fractions),
+    else the measured points and the crossover they show."""
+    crossover = crossover_from_fractions(results, metric)
+    if len(crossover) < 2:
+        return []
+    label = metric_label(metric)
+    blocks: list[Block] = [Heading("How much labelled data full fine-tuning needs")]
+    curves = recommendation.get("learning_curves") or {}
+    if any(c["fitted"] for c in (curves.get("curves") or {}).values()):
+        cross = curves.get("crossover") or {}
+        if cross.get("message"):
+            blocks.append(Paragraph(f"Full fine-tuning ({curves.get('full')}) against the best frozen/PEFT strategy "
+                                    f"({curves.get('partial')}), by the fitted validation curves: {cross['message']}."))
+        headers, rows = learning_curve_rows(recommendation)
+        blocks.append(Table(headers, rows, caption=f"Validation {label} against labelled training examples, inverse "
+                            "power law fits with bootstrap intervals (see the learning-curve plot)."))
+        return blocks
+    blocks.append(Paragraph(f"Only {len(crossover)} data fractions were run: a learning curve needs at least 4 "
+                            "training-set sizes, so none is fitted; the measured points are shown.", css="note"))
+    statement = crossover_statement(crossover)
+    if statement:
+        blocks.append(Paragraph(statement))
+    elif not any(r["full_mean"] is not None for r in crossover):
+        blocks.append(Paragraph("Full fine-tuning was not run at several data fractions, so there is no crossover to report."))
+    blocks.append(Table(
+        ["Data fraction", "Training examples", "Best strategy", "Full", "Best frozen/PEFT", "Full better?"],
+        [[f"{r['data_fraction']:g}", "–" if r["n_train"] is None else f"{r['n_train']:,}",
+          f"{r['best_strategy']} ({format_metric(r['best_mean'], metric)})", format_metric(r["full_mean"], metric),
+          "–" if r["best_frozen_or_peft"] is None
+          else f"{r['best_frozen_or_peft']} ({format_metric(r['best_frozen_or_peft_mean'], metric)})",
+          {True: "yes", False: "no", None: "–"}[r["full_beats"]]] for r in crossover],
+        caption=f"Validation {label} per data fraction (mean over seeds).",
+    ))  # fmt: skip
     return blocks
 
 

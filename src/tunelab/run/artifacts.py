@@ -41,7 +41,7 @@ def prepare_out_dir(out: Path, *, overwrite: bool, resume: bool) -> None:
     if out.is_dir():
         _clean_temporaries(out)
         if overwrite and not resume:
-            for name in (MODEL_DIR, "checkpoints", "metrics.json", "run_config.yaml"):
+            for name in (MODEL_DIR, "checkpoints", "metrics.json", "run_config.yaml", "outputs"):
                 target = out / name
                 if target.is_dir():
                     shutil.rmtree(target)

@@ -20,7 +20,8 @@ On disk it is one JSON object in six parts (after peft's ``method_comparison``):
     (trainable / total, as peft counts them), ``learning_rate``, ``batch_size`` (the one finally
     used), ``gradient_accumulation_steps``, ``max_length``, ``precision``, ``attention_recomputed``,
     ``epochs`` (list of per-epoch dicts: ``epoch``, ``train_loss`` and the validation metrics
-    prefixed ``val_``), ``cache`` (the frozen-layer cache's facts), ``notes`` (list of strings:
+    prefixed ``val_``), ``cache`` (the frozen-layer cache's facts), ``forgetting`` (what the run lost on a
+    reference text: :class:`tunelab.run.forgetting.Forgetting` as a dict, or ``{"error": ...}``), ``notes`` (list of strings:
     batch-size fallbacks and the like).
 ``metrics`` (:class:`Metrics`; empty for a failed run)
     ``{"validation": {...}, "test": {...}}``: ``accuracy`` and ``f1_macro`` (and ``loss``) for
@@ -52,6 +53,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from tunelab.io import read_json, write_json
+from tunelab.metrics import higher_is_better, primary_metric  # re-exported: older imports read them here
 
 __all__ = [
     "Artifact", "MetaInfo", "Metrics", "RunInfo", "RunRecord", "TrainInfo", "as_record", "higher_is_better",
@@ -59,16 +61,6 @@ __all__ = [
 ]  # fmt: skip
 
 SUCCESS, FAILED = "success", "failed"
-
-
-def primary_metric(task: str) -> str:
-    """The metric a comparison ranks by: accuracy for classification, perplexity for causal LM."""
-    return "accuracy" if task == "classification" else "perplexity"
-
-
-def higher_is_better(metric: str) -> bool:
-    """Whether a larger value of ``metric`` is better (not for loss and perplexity)."""
-    return metric not in {"loss", "perplexity"}
 
 
 def library_versions() -> dict[str, str]:
@@ -161,6 +153,7 @@ class TrainInfo(_Part):
     attention_recomputed: bool | None = None
     epochs: list[dict[str, Any]] | None = None
     cache: dict[str, Any] | None = None
+    forgetting: dict[str, Any] | None = None
     notes: list[str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -94,6 +94,30 @@ def flat_record_metrics(record: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
+@contextmanager
+def tracking(report_to: str | None, out_dir: Path) -> Iterator[str | None]:
+    """The trackers of one run, for the duration of a block: their environment, and the MLflow run
+    (yielded: its id, or ``None`` without MLflow) kept open from before the Trainer is built until the
+    final record is logged, so that the test evaluation after training lands in the same run. A run
+    that a caller opened (``MLFLOW_RUN_ID``, an active run) is used and left open."""
+    trackers = parse_report_to(report_to)
+    with environment(trainer_environment(trackers, out_dir)):
+        if "mlflow" not in trackers:
+            yield None
+            return
+        import mlflow
+
+        opened = mlflow.active_run() is None
+        run = mlflow.start_run(run_name=Path(out_dir).name) if opened else mlflow.active_run()
+        status = "FAILED"
+        try:
+            yield run.info.run_id
+            status = "FINISHED"
+        finally:
+            if opened:
+                mlflow.end_run(status)
+
+
 def log_record_to_mlflow(run_id: str, record: Mapping[str, Any]) -> None:
     """Add a finished run's final numbers and status to an existing MLflow run."""
     from mlflow.tracking import MlflowClient

@@ -30,7 +30,10 @@ from tunelab.errors import ConfigError, TrainingError
 from tunelab.models import load_model, load_tokenizer, model_layout, resolve_model
 from tunelab.run.attention import recompute_attention
 from tunelab.run.heap import limit_onednn_primitive_cache, peak_rss_mb, release_free_heap
+from tunelab.run.outputs import ExampleOutputs, OutputCollector, reduce_logits
+from tunelab.run.progress import RunProgress, library_bars_off
 from tunelab.run.record import Artifact, MetaInfo, Metrics, RunRecord, TrainInfo, library_versions
+from tunelab.run.tracking import log_record_to_mlflow, parse_report_to, tracking
 from tunelab.strategies import get_strategy, trainable_parameters
 
 log = logging.getLogger("tunelab")
@@ -173,12 +176,6 @@ def classification_metrics(eval_pred) -> dict[str, float]:
     return {"accuracy": float(accuracy_score(labels, preds)), "f1_macro": float(f1_score(labels, preds, average="macro"))}
 
 
-def _argmax_logits(logits, labels):
-    if isinstance(logits, tuple):
-        logits = logits[0]
-    return logits.argmax(-1)
-
-
 def clean_metrics(raw: dict[str, float], prefix: str, task: str) -> dict[str, float]:
     out = {k[len(prefix) + 1 :]: float(v) for k, v in raw.items() if k.startswith(prefix + "_")}
     out = {k: v for k, v in out.items() if k in {"accuracy", "f1_macro", "loss"}}
@@ -198,6 +195,8 @@ def make_trainer_class():
 
         tunelab_param_groups: list[dict] | None = None
         eval_seconds: float = 0.0
+        tunelab_outputs: OutputCollector | None = None  # the compute_metrics hook, keeping per-example outputs
+        tunelab_eval_outputs: ExampleOutputs | None = None  # those of the latest evaluation of eval_dataset
         _tunelab_staging: str | None = None  # where resilience.save_checkpoint_atomically stages a save
 
         def _get_output_dir(self, trial):
@@ -267,9 +266,12 @@ def make_trainer_class():
         def evaluate(self, *args, **kwargs):
             start = time.perf_counter()
             try:
-                return super().evaluate(*args, **kwargs)
+                result = super().evaluate(*args, **kwargs)
             finally:
                 self.eval_seconds += time.perf_counter() - start
+            if self.tunelab_outputs is not None and not args and kwargs.get("eval_dataset") is None:
+                self.tunelab_eval_outputs = self.tunelab_outputs.latest  # the periodic evaluation of eval_dataset
+            return result
 
     return TunelabTrainer
 
@@ -361,7 +363,7 @@ def train_record(config: TrainConfig, *, data: TaskData | None = None, progress:
     """:func:`train`, returning the typed run record."""
     out = Path(config.out) if config.out else default_out_dir(config)
     fresh = not out.exists() or (out.is_dir() and not any(out.iterdir()))
-    with long_lived_objects_frozen():
+    with long_lived_objects_frozen(), library_bars_off() if progress else contextlib.nullcontext():
         try:
             return _train(config, data=data, progress=progress)
         except BaseException:
@@ -406,6 +408,15 @@ class TrainerSetup:
         self.lr = config.lr if config.lr is not None else run.strategy.default_lr
         self.precision = training_precision(config.precision)
         self.initial = InitialWeights(run.model, spill=self.out / ".tmp-initial-weights.safetensors", keep=config.auto_batch_size)
+        self.display = RunProgress()
+        self.outputs = OutputCollector(run.data.task, run.data.label_names)
+
+    def compute_metrics(self, eval_pred) -> dict[str, float]:
+        """The Trainer's ``compute_metrics``: keeps each example's outputs (:mod:`tunelab.run.outputs`);
+        returns accuracy and macro-F1 for classification, nothing for causal LM (whose loss and
+        perplexity stay the Trainer's own ``eval_loss``)."""
+        metrics = self.outputs(eval_pred)
+        return metrics if self.run.data.task == "classification" else {}
 
     def collator(self):
         """The collator of the task: dynamic padding (classification) or next-token labels (causal LM)."""
@@ -433,11 +444,12 @@ class TrainerSetup:
             data_seed=config.seed,
             length_column_name="length",
             remove_unused_columns=False,
-            report_to="none",
-            disable_tqdm=not progress,
+            report_to=parse_report_to(config.report_to) or "none",
+            run_name=self.out.name,
+            disable_tqdm=True,  # tunelab.run.progress shows one bar per phase instead of tqdm's
             dataloader_pin_memory=False,
             use_cpu=not torch.cuda.is_available(),
-            prediction_loss_only=task == "causal-lm",  # never gather (batch x length x vocab) logits
+            prediction_loss_only=False,  # reduce_logits keeps two numbers an example, never (batch x length x vocab)
             bf16=self.precision == "bf16",
             fp16=self.precision == "fp16",
             auto_find_batch_size=False,  # tunelab's own search (resilience.run_with_batch_search) also works on CPU
@@ -447,23 +459,25 @@ class TrainerSetup:
 
     def trainer(self, train_ds, eval_ds, collator, *, model=None, progress: bool = False, callbacks=(), **schedule: Any):
         """The ``TunelabTrainer`` over ``train_ds`` (``model``: what it drives, the cache's model when one is used)."""
-        run, task = self.run, self.run.data.task
+        run = self.run
         trainer = make_trainer_class()(
             model=model if model is not None else run.model,
             args=self.arguments(progress=progress, **schedule),
             train_dataset=train_ds,
             eval_dataset=eval_ds,
             data_collator=collator,
-            compute_metrics=classification_metrics if task == "classification" else None,
-            preprocess_logits_for_metrics=_argmax_logits if task == "classification" else None,
+            compute_metrics=self.compute_metrics,
+            preprocess_logits_for_metrics=reduce_logits,
             callbacks=run.strategy.callbacks(run.model, run.layout, run.config) + list(callbacks),
         )
         trainer.tunelab_param_groups = run.strategy.param_groups(run.model, self.lr, run.config)
-        if not progress:
-            from transformers.trainer_callback import PrinterCallback, ProgressCallback
+        trainer.tunelab_outputs = self.outputs
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-            trainer.remove_callback(PrinterCallback)
-            trainer.remove_callback(ProgressCallback)
+        trainer.remove_callback(PrinterCallback)  # raw log dicts on the console
+        trainer.remove_callback(ProgressCallback)
+        if progress:
+            trainer.add_callback(self.display)
         return trainer
 
     def attention(self):
@@ -537,20 +551,28 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> Run
     run = prepare(config, data)  # every check on data, model and options happens before out/ is touched
     _open_out_dir(run, out)
     setup = TrainerSetup(run, out)
-    ds = _training_datasets(run, setup.collator())
-    trainer = setup.trainer(ds.train, ds.validation, ds.collator, model=ds.model, progress=progress,
-                            **epoch_schedule(config, len(ds.train)))
-    fit = _fit(setup, trainer, out, resume_from)
-    metrics = _final_metrics(trainer, ds, run.data.task)
-    eval_time = trainer.eval_seconds + ds.cache_info.get("eval_share_s", 0.0)
-    _release_training_state(trainer)
-    ds.restore(run)
-    _check_trained(run.model, setup.initial)
-    artifact = write_artifact(run, out, metrics=metrics.to_dict(), merge=config.merge)
-    record = RunRecord.success(
-        config, started_at=started, wall_time_s=time.perf_counter() - wall0, metrics=metrics, meta_info=_meta_info(run),
-        train_info=_train_info(setup, trainer, ds, fit, eval_time), artifact=Artifact.from_dict(artifact),
-    )  # fmt: skip
+    with setup.display.phase("frozen-layer cache", None) if progress and config.cache else contextlib.nullcontext():
+        ds = _training_datasets(run, setup.collator())
+    with tracking(config.report_to, out) as tracked:  # the trackers' callbacks read their settings when built
+        trainer = setup.trainer(ds.train, ds.validation, ds.collator, model=ds.model, progress=progress,
+                                **epoch_schedule(config, len(ds.train)))
+        fit = _fit(setup, trainer, out, resume_from)
+        metrics, outputs = _final_metrics(trainer, ds, run.data.task)
+        for split, split_outputs in outputs.items():
+            split_outputs.save(out, split)  # <out>/outputs/<split>.npz: what paired comparisons need
+        eval_time = trainer.eval_seconds + ds.cache_info.get("eval_share_s", 0.0)
+        _release_training_state(trainer)
+        ds.restore(run)
+        _check_trained(run.model, setup.initial)
+        train_info = _train_info(setup, trainer, ds, fit, eval_time)  # peak memory read before forgetting loads a base
+        train_info.forgetting = _forgetting(run, fit.seconds)
+        artifact = write_artifact(run, out, metrics=metrics.to_dict(), merge=config.merge)
+        record = RunRecord.success(
+            config, started_at=started, wall_time_s=time.perf_counter() - wall0, metrics=metrics,
+            meta_info=_meta_info(run), train_info=train_info, artifact=Artifact.from_dict(artifact),
+        )
+        if tracked:
+            log_record_to_mlflow(tracked, record.to_dict())
     record.write(out / "metrics.json")
     _cleanup_checkpoints(out / "checkpoints")
     return record
@@ -640,15 +662,24 @@ def _fit(setup: TrainerSetup, trainer, out: Path, resume_from: Path | None) -> _
     return _Fit(notes, time.perf_counter() - t0, recomputed)
 
 
-def _final_metrics(trainer, ds: _Datasets, task: str) -> Metrics:
+def _final_metrics(trainer, ds: _Datasets, task: str) -> tuple[Metrics, dict[str, ExampleOutputs]]:
+    """The final validation and test metrics, and each split's per-example outputs."""
     # the epoch-end evaluation after the last step already measured these weights on the validation split
     last_eval = _final_step_eval(trainer.state.log_history, trainer.state.global_step)
+    outputs: dict[str, ExampleOutputs] = {}
     if last_eval is not None:
         validation = clean_metrics(last_eval, "eval", task)
+        kept = trainer.tunelab_eval_outputs
     else:
         validation = clean_metrics(trainer.evaluate(ds.validation, metric_key_prefix="validation"), "validation", task)
+        kept = trainer.tunelab_outputs.latest
+    if kept is None:  # a resumed run that had nothing left to train: measure the same weights again
+        trainer.evaluate(ds.validation, metric_key_prefix="validation")
+        kept = trainer.tunelab_outputs.latest
+    outputs["validation"] = kept
     test = clean_metrics(trainer.evaluate(ds.test, metric_key_prefix="test"), "test", task)
-    return Metrics(validation=validation, test=test)
+    outputs["test"] = trainer.tunelab_outputs.latest
+    return Metrics(validation=validation, test=test), outputs
 
 
 def _train_info(setup: TrainerSetup, trainer, ds: _Datasets, fit: _Fit, eval_time: float) -> TrainInfo:
@@ -677,6 +708,23 @@ def _train_info(setup: TrainerSetup, trainer, ds: _Datasets, fit: _Fit, eval_tim
         cache={k: v for k, v in ds.cache_info.items() if k != "model"},
         notes=run.warnings + fit.notes,
     )
+
+
+def _forgetting(run: PreparedRun, train_seconds: float) -> dict[str, Any] | None:
+    """The run's forgetting on the reference text (``None`` when switched off); a failure to measure it
+    is a note, never a lost run."""
+    from tunelab.run import forgetting
+
+    if not run.config.forgetting:
+        return None
+    try:
+        result = forgetting.measure_run(run.model, run.config, resolve_model(run.config.model), run.tokenizer)
+    except Exception as exc:  # noqa: BLE001 - the trained model is what matters; say why there is no measure
+        log.warning(f"forgetting not measured: {' '.join(str(exc).split())}")
+        return {"error": " ".join(str(exc).split())}
+    out = result.to_dict()
+    out["share_of_training_time"] = round(result.time_s / max(train_seconds, 1e-9), 4)
+    return out
 
 
 def _meta_info(run: PreparedRun) -> MetaInfo:

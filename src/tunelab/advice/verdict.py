@@ -1,0 +1,268 @@
+"""The evidence a recommendation rests on: each strategy's interval, and its comparison with the best.
+
+Numbers come from the per-example outputs every run keeps (``<run>/outputs/<split>.npz``,
+:mod:`tunelab.run.outputs`) through :mod:`tunelab.advice.stats`:
+
+* an interval per strategy and split: bootstrap over the examples, crossed with the seeds when there
+  are several (:func:`~tunelab.advice.stats.bootstrap_interval`);
+* the comparison with the best on the *selection* split, paired on the same examples
+  (:func:`~tunelab.advice.stats.indistinguishable_from_best`: McNemar mid-p for accuracy of single seeds,
+  else the paired bootstrap; Holm-adjusted).
+
+Runs without saved outputs (older runs) fall back to the spread over seeds: a t interval per strategy,
+and a two-sample t-test with the seed variance pooled over the two strategies compared (unpaired, so
+weaker than the paired test). With a single seed and no outputs there is no uncertainty to state: the
+comparison is by point estimate only and :attr:`Comparison.evidence` says ``"none"``.
+
+The strategies are passed as :class:`tunelab.advice.choose.StrategySummary` objects (read through
+``strategy``, ``runs`` and ``values(split)``); this module does not import :mod:`~tunelab.advice.choose`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats as sps
+
+from tunelab.advice.stats import (
+    ExampleResults,
+    Interval,
+    bootstrap_interval,
+    holm,
+    indistinguishable_from_best,
+    metric_value,
+)
+from tunelab.metrics import higher_is_better
+from tunelab.run.outputs import ExampleOutputs
+
+#: Bootstrap replicates for every interval and paired comparison (Monte Carlo error of a 95 % bound
+#: about 0.2 % of its level).
+N_BOOT = 10_000
+
+EXAMPLES, SEEDS, NONE = "examples", "seeds", "none"
+
+#: The reasons a strategy is kept as a contender beside the best.
+KEPT = ("best", "within_tolerance", "not_distinguishable")
+
+
+# ------------------------------------------------------------------------------------------ per-example input
+
+
+def run_outputs(run: Any, split: str) -> ExampleOutputs | None:
+    """The per-example outputs a run saved for ``split`` (in the folder ``config.out``), or None."""
+    folder = run.config.get("out") if isinstance(run.config, dict) else None
+    if not folder:
+        return None
+    try:
+        return ExampleOutputs.load(Path(folder), split)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def example_results(summary: Any, split: str) -> ExampleResults | None:
+    """All seeds of a strategy on ``split`` as one :class:`ExampleResults`; None when any run kept no
+    outputs, or when the seeds were evaluated on different examples."""
+    outputs = [run_outputs(run, split) for run in summary.runs]
+    if not outputs or any(o is None or len(o) == 0 for o in outputs):
+        return None
+    first = outputs[0]
+    if first.task == "classification":
+        if any(o.task != first.task or not np.array_equal(o.labels, first.labels) for o in outputs):
+            return None
+        return ExampleResults.classification(first.labels, np.stack([o.predictions for o in outputs]))
+    if any(o.task != first.task or not np.array_equal(o.token_counts, first.token_counts) for o in outputs):
+        return None
+    tokens = first.token_counts.astype(np.float64)
+    loss = [np.divide(o.loss_sums, tokens, out=np.zeros_like(tokens), where=tokens > 0) for o in outputs]
+    return ExampleResults.causal_lm(np.stack(loss), tokens)
+
+
+# ------------------------------------------------------------------------------------------------ intervals
+
+
+def seed_interval(values: Sequence[float], level: float) -> Interval | None:
+    """Student-t interval of the mean over seeds; None with fewer than two seeds."""
+    n = len(values)
+    if n < 2:
+        return None
+    mean, sd = float(np.mean(values)), float(np.std(values, ddof=1))
+    half = float(sps.t.ppf((1 + level) / 2, n - 1)) * sd / math.sqrt(n)
+    return Interval(mean, mean - half, mean + half, level, "t interval over seeds", n, n)
+
+
+def metric_interval(summary: Any, split: str, metric: str, *, level: float = 0.95) -> Interval | None:
+    """A strategy's ``metric`` on ``split`` with its interval: bootstrap over the saved examples (crossed
+    with seeds), else the t interval over seeds, else None (one seed, nothing saved)."""
+    results = example_results(summary, split)
+    if results is not None:
+        return bootstrap_interval(results, metric, level=level, n_boot=N_BOOT)
+    return seed_interval(summary.values(split), level)
+
+
+def interval_dict(interval: Interval | None, split: str) -> dict[str, Any] | None:
+    """An interval as plain values, saying which split it comes from."""
+    if interval is None:
+        return None
+    return {"split": split, "estimate": interval.estimate, "low": interval.low, "high": interval.high,
+            "level": interval.level, "method": interval.method, "n": interval.n, "n_seeds": interval.n_seeds}
+
+
+# ------------------------------------------------------------------------------------------------ comparison
+
+
+@dataclass(frozen=True)
+class Versus:
+    """One strategy against the best on the selection split.
+
+    ``reason``: ``best``, ``within_tolerance``, ``not_distinguishable``, ``worse``, or ``untested`` (no
+    uncertainty available: one seed and no saved outputs). ``gap``: how much worse than the best (>= 0
+    worse): points for accuracy-like metrics, relative for perplexity and loss, as in
+    :class:`tunelab.advice.stats.StrategyVerdict`; ``gap_upper`` its one-sided upper bound; ``p_value``
+    Holm-adjusted."""
+
+    strategy: str
+    value: float
+    reason: str
+    gap: Interval | None = None
+    gap_upper: float | None = None
+    p_value: float | None = None
+    point_gap: float = 0.0
+
+    @property
+    def kept(self) -> bool:
+        """Whether it stays a contender beside the best."""
+        return self.reason in KEPT
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Every strategy against the best on ``split`` (see the module doc for the three kinds of evidence)."""
+
+    metric: str
+    split: str
+    best: str
+    alpha: float
+    tolerance: float | None
+    evidence: str
+    test: str
+    n_examples: int | None
+    n_seeds: int
+    versus: dict[str, Versus] = field(default_factory=dict)
+    note: str = ""
+
+    @property
+    def contenders(self) -> list[str]:
+        """The best and every strategy kept beside it, in the order compared (cheapest first)."""
+        return [name for name, v in self.versus.items() if v.kept]
+
+
+def compare_with_best(
+    summaries: Sequence[Any], metric: str, *, split: str = "validation", alpha: float = 0.05,
+    tolerance: float | None = None,
+) -> Comparison:
+    """Compare every strategy with the best on ``split``. ``summaries`` come cheapest first, so a tie on
+    the metric goes to the cheaper one."""
+    results = {s.strategy: example_results(s, split) for s in summaries}
+    missing = [name for name, r in results.items() if r is None]
+    if not missing:
+        try:
+            return _paired(results, metric, split, alpha, tolerance)
+        except ValueError as exc:  # evaluated on different examples: nothing to pair
+            note = f"the runs' saved outputs cannot be paired ({exc})"
+    else:
+        note = f"no per-example outputs saved for {', '.join(missing)}"
+    return _by_seeds(summaries, metric, split, alpha, tolerance, note)
+
+
+def _paired(results: dict[str, ExampleResults], metric: str, split: str, alpha: float,
+            tolerance: float | None) -> Comparison:
+    first = next(iter(results.values()))
+    seeds = max(r.n_seeds for r in results.values())
+    if len(results) == 1:
+        name = next(iter(results))
+        value = metric_value(first, metric)
+        return Comparison(metric, split, name, alpha, tolerance, EXAMPLES, "none (one strategy)", first.n_examples,
+                          seeds, {name: Versus(name, value, "best")})
+    verdict = indistinguishable_from_best(results, metric, alpha=alpha, tolerance=tolerance, n_boot=N_BOOT)
+    best_value = verdict.verdict(verdict.best).value
+    versus = {}
+    for name in results:  # the order given: cheapest first
+        v = verdict.verdict(name)
+        versus[name] = Versus(name, v.value, v.reason, v.gap, v.gap_upper, v.p_value, _gap(v.value, best_value, metric))
+    test = f"{verdict.test}{', Holm-adjusted' if len(results) > 2 else ''}"
+    return Comparison(metric, split, verdict.best, alpha, tolerance, EXAMPLES, test, first.n_examples, seeds, versus)
+
+
+def _gap(value: float, best: float, metric: str) -> float:
+    """How much worse ``value`` is than ``best``: points (accuracy-like) or relative (perplexity, loss)."""
+    return best - value if higher_is_better(metric) else value / best - 1.0
+
+
+def _by_seeds(summaries: Sequence[Any], metric: str, split: str, alpha: float, tolerance: float | None,
+              note: str) -> Comparison:
+    """The fallback: a pooled two-sample t-test over seeds, or point estimates when there is no spread."""
+    values = {s.strategy: list(s.values(split)) for s in summaries}
+    sign = 1.0 if higher_is_better(metric) else -1.0
+    best = max(values, key=lambda name: sign * float(np.mean(values[name])))  # first (cheapest) of equals
+    best_mean = float(np.mean(values[best]))
+    tests = {name: _pooled_t(vals, values[best], metric, alpha) for name, vals in values.items() if name != best}
+    tested = [name for name, t in tests.items() if t is not None]
+    adjusted = dict(zip(tested, holm(np.array([tests[name][2] for name in tested])))) if tested else {}
+    versus = {}
+    for name, vals in values.items():
+        mean, point = float(np.mean(vals)), _gap(float(np.mean(vals)), best_mean, metric)
+        if name == best:
+            versus[name] = Versus(name, mean, "best")
+        elif tests[name] is None:
+            within = tolerance is not None and point <= tolerance + 1e-12
+            versus[name] = Versus(name, mean, "within_tolerance" if within else "untested", point_gap=point)
+        else:
+            gap, upper, _ = tests[name]
+            p = float(adjusted[name])
+            reason = ("within_tolerance" if tolerance is not None and upper <= tolerance
+                      else "not_distinguishable" if p >= alpha else "worse")
+            versus[name] = Versus(name, mean, reason, gap, upper, p, point)
+    seeds = max(len(v) for v in values.values())
+    evidence = SEEDS if tested else NONE
+    test = "two-sample t-test over seeds with pooled variance, Holm-adjusted" if tested else "none"
+    return Comparison(metric, split, best, alpha, tolerance, evidence, test, None, seeds, versus, note)
+
+
+def _pooled_t(values: list[float], best: list[float], metric: str, alpha: float) -> tuple[Interval, float, float] | None:
+    """``(gap interval, one-sided upper bound, two-sided p)`` of the gap to the best; None without a
+    degree of freedom for the seed variance."""
+    n1, n2 = len(values), len(best)
+    df = n1 + n2 - 2
+    if df < 1:
+        return None
+    m1, m2 = float(np.mean(values)), float(np.mean(best))
+    pooled = ((n1 - 1) * (np.var(values, ddof=1) if n1 > 1 else 0.0)
+              + (n2 - 1) * (np.var(best, ddof=1) if n2 > 1 else 0.0)) / df
+    se = math.sqrt(pooled * (1 / n1 + 1 / n2))
+    gap = _gap(m1, m2, metric)
+    if not higher_is_better(metric):
+        se /= m2  # the relative gap's standard error (delta method)
+    if se == 0:
+        p = 1.0 if gap == 0 else 0.0
+        return Interval(gap, gap, gap, 1 - alpha, "t over seeds", n1 + n2, max(n1, n2)), gap, p
+    half = float(sps.t.ppf(1 - alpha / 2, df)) * se
+    upper = gap + float(sps.t.ppf(1 - alpha, df)) * se
+    p = float(2 * sps.t.sf(abs(gap) / se, df))
+    return Interval(gap, gap - half, gap + half, 1 - alpha, "t over seeds", n1 + n2, max(n1, n2)), upper, p
+
+
+def versus_dict(v: Versus | None, comparison: Comparison) -> dict[str, Any] | None:
+    """A comparison with the best as plain values: ``reason``, ``gap`` (how much worse; points or
+    relative), its interval, the adjusted p-value, the split and the test."""
+    if v is None:
+        return None
+    return {
+        "split": comparison.split, "reason": v.reason, "gap": v.gap.estimate if v.gap else v.point_gap,
+        "gap_low": v.gap.low if v.gap else None, "gap_high": v.gap.high if v.gap else None,
+        "gap_upper": v.gap_upper, "p_value": v.p_value, "test": comparison.test, "alpha": comparison.alpha,
+    }  # fmt: skip

@@ -1,0 +1,49 @@
+"""The metrics tunelab ranks strategies by: their names, which way is better, and each task's default.
+
+One place for these facts: the run record (:mod:`tunelab.run.record`), the statistics
+(:mod:`tunelab.advice.stats`, :mod:`tunelab.advice.curves`), the recommendation and the report all read
+them from here. Pure Python, so any module may import it.
+
+>>> primary_metric("classification"), task_metrics("causal-lm")
+('accuracy', ('perplexity', 'loss'))
+>>> higher_is_better("perplexity")
+False
+"""
+
+from __future__ import annotations
+
+#: Whether larger is better, per metric.
+HIGHER_IS_BETTER: dict[str, bool] = {"accuracy": True, "f1_macro": True, "loss": False, "perplexity": False}
+
+#: The metrics a comparison can rank by, per task; the first is the task's default.
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "classification": ("accuracy", "f1_macro"),
+    "causal-lm": ("perplexity", "loss"),
+}
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger value of ``metric`` is better (``accuracy``, ``f1_macro``) or worse (``loss``,
+    ``perplexity``). Raises ``ValueError`` for a metric tunelab does not know."""
+    try:
+        return HIGHER_IS_BETTER[metric]
+    except KeyError:
+        raise ValueError(f"unknown metric {metric!r}; expected one of {sorted(HIGHER_IS_BETTER)}") from None
+
+
+def primary_metric(task: str) -> str:
+    """The metric a comparison ranks by unless told otherwise: accuracy for classification, perplexity
+    for causal LM."""
+    return TASK_METRICS.get(task, TASK_METRICS["classification"])[0]
+
+
+def task_metrics(task: str) -> tuple[str, ...]:
+    """The metrics that apply to ``task``."""
+    return TASK_METRICS.get(task, TASK_METRICS["classification"])
+
+
+def metric_problem(metric: str, task: str) -> str | None:
+    """Why ``--metric metric`` cannot rank a comparison of ``task``, or None when it can."""
+    if metric in task_metrics(task):
+        return None
+    return f"--metric {metric} does not apply to {task}: use one of {', '.join(task_metrics(task))}"

@@ -1,0 +1,123 @@
+"""Verdicts from per-example outputs: select on validation, report on test, pair the comparison."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tunelab.advice.choose import recommend_from_results
+from tunelab.errors import ConfigError
+from tunelab.run.outputs import ExampleOutputs
+
+
+def record(tmp_path, strategy: str, outputs: dict[str, ExampleOutputs], *, train_time: float,
+           memory: float = 1000.0, seed: int = 0) -> dict:
+    """A successful run record whose per-example outputs are saved where ``config.out`` says."""
+    folder = tmp_path / f"{strategy}-s{seed}"
+    metrics = {}
+    for split, out in outputs.items():
+        out.save(folder, split)
+        metrics[split] = out.metrics()
+    return {
+        "run_info": {"run_id": folder.name, "strategy": strategy, "seed": seed, "data_fraction": 1.0, "status": "success"},
+        "train_info": {"train_time_s": train_time, "peak_memory_mb": memory, "trainable_share": 0.01},
+        "metrics": metrics,
+        "meta_info": {"task": "classification", "n_train": 1000, "label_names": ["neg", "pos"]},
+        "config": {"strategy": strategy, "seed": seed, "out": str(folder)},
+    }
+
+
+def predictions(y: np.ndarray, accuracy: float, seed: int) -> np.ndarray:
+    """Predictions of ``y`` (two classes) right on exactly ``accuracy`` of the examples, chosen at random."""
+    rng = np.random.default_rng(seed)
+    wrong = rng.permutation(y.size)[: round((1 - accuracy) * y.size)]
+    pred = y.copy()
+    pred[wrong] = 1 - pred[wrong]
+    return pred
+
+
+def outputs(y: np.ndarray, pred: np.ndarray) -> ExampleOutputs:
+    return ExampleOutputs(labels=y, predictions=pred, label_names=["neg", "pos"])
+
+
+@pytest.fixture
+def labels() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {"validation": rng.integers(0, 2, 2000), "test": rng.integers(0, 2, 2000)}
+
+
+def test_a_strategy_best_on_test_but_not_on_validation_is_not_chosen(tmp_path, labels):
+    y_val, y_test = labels["validation"], labels["test"]
+    runs = [
+        # "full" is clearly better on validation; "lora" is far better on test only (and cheaper)
+        record(tmp_path, "full", {"validation": outputs(y_val, predictions(y_val, 0.90, 1)),
+                                  "test": outputs(y_test, predictions(y_test, 0.70, 2))}, train_time=100),
+        record(tmp_path, "lora", {"validation": outputs(y_val, predictions(y_val, 0.75, 3)),
+                                  "test": outputs(y_test, predictions(y_test, 0.95, 4))}, train_time=10),
+    ]
+    rec = recommend_from_results(runs)
+    assert rec["strategy"] == "full"
+    assert rec["selection_split"] == "validation" and rec["report_split"] == "test"
+    assert rec["validation"]["split"] == "validation" and rec["validation"]["estimate"] == pytest.approx(0.90)
+    assert rec["test"]["split"] == "test" and rec["test"]["estimate"] == pytest.approx(0.70)
+    assert rec["test"]["low"] < 0.70 < rec["test"]["high"]
+    lora = next(r for r in rec["ranking"] if r["strategy"] == "lora")
+    assert lora["versus_best"]["reason"] == "worse" and lora["test"]["estimate"] == pytest.approx(0.95)
+
+
+def test_identical_predictions_cannot_be_separated_and_the_cheaper_is_chosen(tmp_path, labels):
+    y_val, y_test = labels["validation"][:60], labels["test"][:60]  # a small validation split, one seed
+    same_val, same_test = predictions(y_val, 0.8, 5), predictions(y_test, 0.8, 6)
+    runs = [
+        record(tmp_path, "full", {"validation": outputs(y_val, same_val), "test": outputs(y_test, same_test)},
+               train_time=100, memory=3000),
+        record(tmp_path, "lora", {"validation": outputs(y_val, same_val), "test": outputs(y_test, same_test)},
+               train_time=30, memory=1000),
+    ]
+    rec = recommend_from_results(runs)
+    assert rec["strategy"] == "lora" and rec["evidence"] == "examples"
+    assert sorted(rec["cannot_separate"]) == ["full", "lora"]
+    text = " ".join(rec["reasons"])
+    assert "cannot separate lora and full (60 validation examples, one seed each)" in text
+    assert "McNemar" in text
+    full = next(r for r in rec["ranking"] if r["strategy"] == "full")
+    # a tie goes to the cheaper strategy as "best"; the other is not distinguishable from it
+    assert full["versus_best"]["reason"] == "not_distinguishable" and full["versus_best"]["p_value"] == 1.0
+    assert "cheaper" in full["why_not"]
+
+
+def test_a_ten_point_gap_on_two_thousand_examples_is_worse(tmp_path, labels):
+    y_val, y_test = labels["validation"], labels["test"]
+    runs = [
+        record(tmp_path, "full", {"validation": outputs(y_val, predictions(y_val, 0.85, 7)),
+                                  "test": outputs(y_test, predictions(y_test, 0.85, 8))}, train_time=100),
+        record(tmp_path, "head", {"validation": outputs(y_val, predictions(y_val, 0.75, 9)),
+                                  "test": outputs(y_test, predictions(y_test, 0.75, 10))}, train_time=5),
+    ]
+    rec = recommend_from_results(runs)
+    assert rec["strategy"] == "full" and rec["cannot_separate"] == []
+    head = next(r for r in rec["ranking"] if r["strategy"] == "head")
+    versus = head["versus_best"]
+    assert versus["reason"] == "worse" and versus["p_value"] < 0.001
+    assert versus["gap"] == pytest.approx(0.10) and versus["gap_low"] > 0.07 and versus["gap_high"] < 0.13
+    # a tolerance larger than the whole interval makes head as good, and it is cheaper
+    tolerant = recommend_from_results(runs, tolerance=0.15)
+    assert tolerant["strategy"] == "head" and "within the 15.0 points tolerance" in tolerant["reasons"][0]
+
+
+def test_metric_f1_macro_chooses_by_f1(tmp_path):
+    y = np.array([0] * 1800 + [1] * 200)  # imbalanced: always "neg" is 90 % accurate, macro-F1 0.47
+    always_neg = np.zeros_like(y)
+    balanced = y.copy()
+    balanced[:250] = 1  # 250 false positives: 87.5 % accurate, but it finds the minority class
+    runs = [
+        record(tmp_path, "head", {"validation": outputs(y, always_neg), "test": outputs(y, always_neg)}, train_time=5),
+        record(tmp_path, "lora", {"validation": outputs(y, balanced), "test": outputs(y, balanced)}, train_time=50),
+    ]
+    assert recommend_from_results(runs)["strategy"] == "head"
+    rec = recommend_from_results(runs, metric="f1_macro")
+    assert rec["strategy"] == "lora" and rec["metric"] == "f1_macro"
+    assert rec["validation"]["estimate"] == pytest.approx(outputs(y, balanced).metrics()["f1_macro"])
+    assert "macro F1" in rec["reasons"][0]
+    with pytest.raises(ConfigError, match="--metric perplexity does not apply to classification"):
+        recommend_from_results(runs, metric="perplexity")
