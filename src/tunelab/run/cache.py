@@ -696,10 +696,7 @@ def apply(plan: CachePlan, run, datasets: tuple[Any, Any, Any], collator=None):
             log.info("frozen-prefix cache: keeping every position (%s with %s only)", why, plan.positions)
             plan.positions, why = "all", None
     if why is None:
-        try:
-            folder, facts = ensure_features(run, named, plan.split, plan.positions, plan.dtype, plan.root, plan.precision)
-        except Exception as exc:  # noqa: BLE001 - a cache that cannot be built: train without it
-            why = f"building it failed ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]})"
+        why, folder, facts = _built_once_per_node(run, named, plan)
     if why is not None:
         note = f"frozen-layer cache not used for this {run.layout.family} model, trained without it: {why}"
         log.warning(note)
@@ -723,6 +720,7 @@ def apply(plan: CachePlan, run, datasets: tuple[Any, Any, Any], collator=None):
     out = tuple(_cached_dataset(named[s], i, plan.positions) for i, s in enumerate(SPLITS))
     info = {
         "used": True,
+        **_sharing(),
         "size_mb": facts["size_mb"],
         "build_s": round(facts["build_s"], 3),
         "eval_share_s": round(facts["eval_share_s"], 3),
@@ -736,6 +734,32 @@ def apply(plan: CachePlan, run, datasets: tuple[Any, Any, Any], collator=None):
         "key": facts["key"],
     }
     return out[0], out[1], out[2], plan._saved["collator"], info
+
+
+def _built_once_per_node(run, named: dict[str, Any], plan: CachePlan) -> tuple[str | None, Path | None, dict]:
+    """:func:`ensure_features`, run first by each node's main process (several processes: the others wait,
+    then find it complete on disk and read it). Every process then uses the cache only if every one has it."""
+    from tunelab.run import ranks
+
+    why, folder, facts = None, None, {}
+    with ranks.local_main_first():
+        try:
+            folder, facts = ensure_features(run, named, plan.split, plan.positions, plan.dtype, plan.root, plan.precision)
+        except Exception as exc:  # noqa: BLE001 - a cache that cannot be built: train without it
+            why = f"building it failed ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]})"
+    if ranks.distributed() and not ranks.all_agree(why is None):
+        why = why or "another process could not build or read it (every process trains the same model)"
+    return why, folder, facts
+
+
+def _sharing() -> dict[str, Any]:
+    """How the processes of a run share the cache (nothing to say in a single process)."""
+    from tunelab.run import ranks
+
+    if not ranks.distributed():
+        return {}
+    return {"built_by": "the main process of each node; the node's other processes wait, then read it from disk",
+            "processes": ranks.world_size()}
 
 
 def _default_collator(run):
