@@ -182,3 +182,15 @@ def test_two_nodes_complete_a_run_together(setup):
     record = json.loads((setup / "nodes" / "metrics.json").read_text())
     assert record["run_info"]["status"] == "success" and record["train_info"]["world_size"] == 2
     assert (setup / "nodes" / "model" / "tunelab.json").is_file()
+
+
+def test_weight_sharding_launch_is_refused_before_anything_is_written(setup, monkeypatch, tmp_path):
+    """An accelerate config with FSDP (or ZeRO-3) is refused up front: the artifact is written from the main
+    process's copy of the model, which would hold only a shard."""
+    from tunelab.errors import ConfigError
+
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    config = TrainConfig(model=str(setup / "bert"), data=str(setup / "data.csv"), strategy="lora", out=str(tmp_path / "o"))
+    with pytest.raises(ConfigError, match="FSDP shards the weights"):
+        train(config, progress=False)
+    assert not (tmp_path / "o").exists()

@@ -35,6 +35,8 @@ or ``$TUNELAB_CACHE/features``. The key hashes the model (path, config, weight f
 fingerprint, the tokenizer, the max length and the token ids themselves, so a rerun reuses the cache
 and any change invalidates it. A cache that fits ``memory_limit_mb()`` (``$TUNELAB_CACHE_MEMORY_MB``,
 default a quarter of RAM, at most 4 GiB) is read into memory, a larger one is memory-mapped from disk.
+In a run over several processes (torchrun, accelerate launch) each node's first process builds the cache
+while the node's other processes wait; they then read it from disk (``train_info.cache["built_by"]``).
 A cache at a lower split (say, built once by ``compare`` with :func:`tunelab.run.training.build_shared_cache`) is extended
 to a higher split by running only the blocks in between.
 

@@ -51,6 +51,20 @@ def sharded() -> str | None:
     return None
 
 
+def sharding_problem() -> str | None:
+    """Why this launch cannot train a tunelab run, when its config shards the weights themselves (FSDP,
+    DeepSpeed ZeRO-3): tunelab writes the artifact from the main process's copy of the model, which there
+    holds only a shard (gathering the full state dict on every process first is not done yet)."""
+    how = sharded()
+    stage = os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE", "")
+    if how == "FSDP" or (how == "DeepSpeed" and stage == "3"):
+        what = "FSDP" if how == "FSDP" else "DeepSpeed ZeRO stage 3"
+        return (f"{what} shards the weights across processes, and tunelab writes the model from the main "
+                "process's copy, which then holds only a shard: not supported yet; use torchrun / plain "
+                "accelerate launch (data parallel) or DeepSpeed ZeRO stage 1 or 2")
+    return None
+
+
 def state() -> Any:
     """accelerate's process state (set up on first use, on the device ``TrainingArguments`` will pick)."""
     import torch

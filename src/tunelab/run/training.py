@@ -587,6 +587,8 @@ def _start(config: TrainConfig) -> tuple[TrainConfig, Path, Path | None]:
 
     config = config.replace()
     config.validate()
+    if ranks.sharding_problem():
+        raise ConfigError(ranks.sharding_problem())
     if ranks.distributed() and not get_strategy(config.strategy).fixed_trainable_set:
         raise ConfigError(
             f"strategy '{config.strategy}' changes which weights train during the run, which several processes "
