@@ -71,8 +71,9 @@ class TrainConfig:
     cache_precision: str = "auto"
     """Precision of the frozen layers' one pass: ``auto`` (bfloat16 where the hardware multiplies it
     natively — CPUs with AVX512-BF16/AMX, CUDA GPUs from Ampere on — else float32), ``bf16`` or ``fp32``."""
-    precision: str = "fp32"
-    """Precision of training and evaluation: ``fp32``; ``bf16`` / ``fp16``, mixed precision as transformers'
+    precision: str | None = None
+    """Precision of training and evaluation. Unset: ``bf16`` on a CUDA GPU that multiplies it natively (Ampere
+    on), else ``fp32`` (CPUs stay fp32); ``fp32``; ``bf16`` / ``fp16``, mixed precision as transformers'
     ``bf16=True`` / ``fp16=True`` (float32 weights and optimizer state, half-precision autocast compute; fp16
     needs a CUDA GPU); ``auto``: ``bf16`` where the hardware multiplies it natively, else ``fp32``."""
     recompute_attention: bool = False
@@ -134,7 +135,7 @@ class TrainConfig:
             out.append(f"--lora-dropout must be in [0, 1), got {self.lora_dropout}")
         if self.merge and self.strategy in STRATEGIES and not STRATEGIES[self.strategy].can_merge:
             out.append(merge_problem(self.strategy))
-        if self.precision not in ("auto", "bf16", "fp16", "fp32"):
+        if self.precision not in (None, "auto", "bf16", "fp16", "fp32"):
             out.append(f"--precision '{self.precision}' is unknown: use auto, bf16, fp16 or fp32")
         elif self.precision == "fp16":
             import torch

@@ -3,6 +3,7 @@
     tunelab compare --model minilm --data rotten-tomatoes --strategies head,lora,full --epochs 2
     tunelab compare --model minilm --data reviews.csv --seeds 3 --data-fractions 0.1,0.3,1.0 --tune-lr
     tunelab compare ... --resume          # reuse finished runs, continue the interrupted one
+    tunelab compare ... --executor ray --address auto --run-cpus 4 --run-gpus 1   # runs as Ray tasks
     tunelab demo                          # minilm + rotten-tomatoes, five strategies, report in runs/demo
 """
 
@@ -84,6 +85,13 @@ def add_parser(sub) -> None:
     p.add_argument("--resume", action="store_true", help="reuse finished runs in --out and continue the interrupted one")
     p.add_argument("--overwrite", action="store_true", help="train every run again, replacing what --out holds")
     p.add_argument("--run-timeout", type=float, help="stop (and record as failed) a run that takes longer than this many seconds")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="where the runs train: local (one fresh process after another, the default) or ray "
+                   "(each run a Ray task, as many at once as the cluster has room for; pip install 'tunelab[ray]')")
+    p.add_argument("--address", help="--executor ray: the cluster to join (auto, HOST:6379, ray://HOST:10001); "
+                   "default: start a local one")
+    p.add_argument("--run-cpus", type=float, default=1.0, help="--executor ray: CPUs each run holds (default: 1)")
+    p.add_argument("--run-gpus", type=float, default=0.0, help="--executor ray: GPUs each run holds (default: 0)")
     _add_common(p)
     add_config_flags(p, skip=_SKIP)
     p.set_defaults(func=cmd_compare)
@@ -105,7 +113,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     if args.resume and args.overwrite:
         raise ConfigError("--resume and --overwrite exclude each other: pick one")
+    from tunelab.compare.executors import make_executor
+
     base = config_from_args(args)
+    executor = make_executor(args.executor, address=args.address, run_cpus=args.run_cpus, run_gpus=args.run_gpus)
     result = compare(
         base,
         args.strategies,
@@ -124,6 +135,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         alpha=args.alpha,
         pre_recommend=args.pre_recommend,
         run_timeout_s=args.run_timeout,
+        executor=executor,
         log=None if args.quiet else print,
     )
     print_result(result)

@@ -95,10 +95,13 @@ def print_record(record: dict) -> None:
 
 
 def cmd_train(args) -> int:
+    from tunelab.run import ranks
     from tunelab.run.training import train
 
     config = config_from_args(args)
     record = train(config, progress=not (args.quiet or args.json))
+    if not ranks.is_main():  # several processes: the main one reports
+        return 0
     if args.json:
         print(json.dumps(record, indent=2, default=str))
         return 0
@@ -202,11 +205,36 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args) or 0
     except TunelabError as exc:
-        print(f"tunelab: error: {exc}", file=sys.stderr)
+        print(f"tunelab: error: {_rank_tag()}{exc}", file=sys.stderr)
         return exc.exit_code
+    except Exception as exc:
+        if _peer_gone(exc):  # several processes: the one that failed has said why; this one only lost it
+            return 1
+        raise
     except KeyboardInterrupt as exc:  # resilience.RunInterrupted says where the checkpoint is and how to resume
         print(f"tunelab: interrupted: {exc}" if str(exc) else "tunelab: interrupted", file=sys.stderr)
         return 130
+
+
+def _rank_tag() -> str:
+    """``[rank 1] `` on a process other than the main one of a run over several (``""`` otherwise)."""
+    from tunelab.run import ranks
+
+    return f"[rank {ranks.rank()}] " if ranks.distributed() and not ranks.is_main() else ""
+
+
+def _peer_gone(exc: Exception) -> bool:
+    """Whether ``exc`` is a collective operation failing because another process of the run stopped."""
+    from tunelab.run import ranks
+
+    if not ranks.distributed():
+        return False
+    import torch.distributed as dist
+
+    text = str(exc)
+    return isinstance(exc, getattr(dist, "DistError", ())) or any(
+        s in text for s in ("Connection closed by peer", "Connection reset by peer", "remote worker crashing")
+    )
 
 
 def _quiet_libraries() -> None:

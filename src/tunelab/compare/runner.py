@@ -36,11 +36,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunelab.compare.executors import Executor, Job, LocalExecutor, execute
 from tunelab.config import TrainConfig
 from tunelab.errors import ConfigError, TunelabError
 from tunelab.metrics import higher_is_better, primary_metric
 from tunelab.run.record import RunRecord, read_json, write_json
-from tunelab.run.worker import RECORD_NAME, run_spec
+from tunelab.run.worker import RECORD_NAME
 
 DEFAULT_STRATEGIES = ("head", "last-n", "bitfit", "lora", "full")
 LR_FACTORS = (0.3, 1.0, 3.0)
@@ -210,29 +211,6 @@ def finished_record(folder: Path, config: TrainConfig) -> RunRecord | None:
     return record
 
 
-def execute(spec: dict[str, Any], folder: Path, *, isolate: bool = True, timeout_s: float | None = None) -> RunRecord:
-    """Run one spec and return its record; a crashed or killed worker is recorded as failed.
-
-    ``isolate=True`` (the default) runs ``python -m tunelab.run.worker`` in a fresh process
-    (:func:`tunelab.run.isolate.run_job`), so the run's peak memory is its own; ``isolate=False`` runs
-    it in this process (tests, debugging).
-    """
-    from tunelab.run.isolate import SPEC_NAME, run_job
-
-    if not isolate:
-        folder.mkdir(parents=True, exist_ok=True)
-        write_json(folder / SPEC_NAME, spec)
-        (folder / RECORD_NAME).unlink(missing_ok=True)  # a stale record must not pass for this attempt's
-        return run_spec(spec)
-    outcome = run_job("tunelab.run.worker", spec, folder, timeout_s=timeout_s, what="the run", result_name=RECORD_NAME)
-    if outcome.result is not None and outcome.child_error is None:
-        return RunRecord.from_dict(outcome.result)
-    error = outcome.error or f"the worker failed: {outcome.child_error['message']}"  # type: ignore[index]
-    record = RunRecord.failure(spec["config"], error, wall_time_s=outcome.seconds, extra=spec.get("extra_record"))
-    record.write(folder / RECORD_NAME)
-    return record
-
-
 # ----------------------------------------------------------------------------- learning-rate search
 
 
@@ -374,8 +352,10 @@ class CompareOptions:
     configuration and resumes the others from their last checkpoint; ``overwrite`` retrains
     everything. ``budget_minutes`` / ``memory_gb`` set aside strategies over budget in the
     recommendation; ``metric`` (default: the task's), ``tolerance`` and ``alpha`` are how it compares
-    them (:func:`tunelab.advice.choose.recommend_from_results`); ``pre_recommend`` asks ``tunelab recommend`` first; ``isolate`` runs each run in a
-    fresh process, stopped after ``run_timeout_s``; ``title`` heads the report.
+    them (:func:`tunelab.advice.choose.recommend_from_results`); ``pre_recommend`` asks ``tunelab recommend``
+    first; ``isolate`` runs each run in a fresh process, stopped after ``run_timeout_s``; ``title`` heads the
+    report. ``executor`` runs the training runs (:mod:`tunelab.compare.executors`; default: a
+    :class:`LocalExecutor` with ``isolate``).
     """
 
     seeds: int = 1
@@ -395,6 +375,7 @@ class CompareOptions:
     isolate: bool = True
     run_timeout_s: float | None = None
     title: str | None = None
+    executor: Executor | None = None
 
     @property
     def reuse(self) -> bool:
@@ -537,39 +518,51 @@ def _write_plan(out: Path, base: TrainConfig, strategies: list[str], planned: li
 
 def _run_all(planned: list[PlannedRun], base: TrainConfig, searches: dict[str, dict], opts: CompareOptions,
              say: Callable[[str], None]) -> tuple[list[RunRecord], list[str]]:
-    """Every planned run, in order: reused when finished earlier (resume), else trained. Returns the
-    records and the ids of the reused runs."""
-    results: list[RunRecord] = []
+    """Every planned run: reused when finished earlier (resume), else handed to the executor. Returns the
+    records in plan order and the ids of the reused runs."""
+    records: dict[str, RunRecord] = {}
     reused: list[str] = []
+    jobs: list[Job] = []
+    heads: dict[str, str] = {}
     for i, run in enumerate(planned, 1):
-        head = f"[{i}/{len(planned)}] {run.run_id}"
+        heads[run.run_id] = f"[{i}/{len(planned)}] {run.run_id}"
         record = finished_record(run.folder, run.config) if opts.reuse else None
         if record is not None:
             reused.append(run.run_id)
-            say(f"{head}: finished earlier, reused ({_describe(record)})")
+            records[run.run_id] = record
+            say(f"{heads[run.run_id]}: finished earlier, reused ({_describe(record)})")
         else:
-            record = _run_one(run, head, base, searches, opts, say)
-        results.append(record)
-    return results, reused
+            jobs.append(_job(run, base, searches, opts))
+    executor = opts.executor or LocalExecutor(isolate=opts.isolate)
+
+    def started(job: Job) -> None:
+        config = TrainConfig.from_dict(job.spec["config"], where="plan")
+        lr_text = f"lr {config.lr:g}" if config.lr is not None else f"default lr {_default_lr(config.strategy):g}"
+        verb = "resuming" if config.resume and (job.folder / "checkpoints").is_dir() else "training"
+        say(f"{heads[job.run_id]}: {verb} {config.strategy} (seed {config.seed}, data fraction "
+            f"{config.data_fraction:g}, {lr_text}) ...")
+
+    def finished(job: Job, record: RunRecord) -> None:
+        done = _describe(record)
+        lead = f"{heads[job.run_id]}:" if executor.concurrent else " " * len(heads[job.run_id]) + " "
+        say(f"{lead} {done if done.startswith('FAILED') else 'done: ' + done}")
+
+    for job, record in zip(jobs, executor.run(jobs, on_start=started, on_done=finished)):
+        records[job.run_id] = record
+    return [records[run.run_id] for run in planned], reused
 
 
-def _run_one(run: PlannedRun, head: str, base: TrainConfig, searches: dict[str, dict], opts: CompareOptions,
-             say: Callable[[str], None]) -> RunRecord:
+def _job(run: PlannedRun, base: TrainConfig, searches: dict[str, dict], opts: CompareOptions) -> Job:
+    """The executor's job for a planned run (on resume: continued from its checkpoint when its options match)."""
     config = run.config
     if opts.reuse and run.folder.is_dir():
         old = run.folder / RECORD_NAME
         changed = old.is_file() and not _same_config(config, _safe_read(old).get("config"))
         # continue from the last checkpoint, unless the recorded run had other options
         config = config.replace(resume=not changed, overwrite=changed)
-    lr_text = f"lr {config.lr:g}" if config.lr is not None else f"default lr {_default_lr(run.strategy):g}"
-    verb = "resuming" if config.resume and (run.folder / "checkpoints").is_dir() else "training"
-    say(f"{head}: {verb} {run.strategy} (seed {run.seed}, data fraction {run.data_fraction:g}, {lr_text}) ...")
     extra = {"lr_search": searches[run.strategy]} if run.strategy in searches else {}
-    record = execute({"config": config.to_dict(), "split_seed": base.seed, "extra_record": extra},
-                     run.folder, isolate=opts.isolate, timeout_s=opts.run_timeout_s)
-    done = _describe(record)
-    say(f"{' ' * len(head)}  {done if done.startswith('FAILED') else 'done: ' + done}")
-    return record
+    spec = {"config": config.to_dict(), "split_seed": base.seed, "extra_record": extra}
+    return Job(run.run_id, spec, run.folder, timeout_s=opts.run_timeout_s)
 
 
 def _safe_read(path: Path) -> dict[str, Any]:

@@ -35,6 +35,8 @@ or ``$TUNELAB_CACHE/features``. The key hashes the model (path, config, weight f
 fingerprint, the tokenizer, the max length and the token ids themselves, so a rerun reuses the cache
 and any change invalidates it. A cache that fits ``memory_limit_mb()`` (``$TUNELAB_CACHE_MEMORY_MB``,
 default a quarter of RAM, at most 4 GiB) is read into memory, a larger one is memory-mapped from disk.
+In a run over several processes (torchrun, accelerate launch) each node's first process builds the cache
+while the node's other processes wait; they then read it from disk (``train_info.cache["built_by"]``).
 A cache at a lower split (say, built once by ``compare`` with :func:`tunelab.run.training.build_shared_cache`) is extended
 to a higher split by running only the blocks in between.
 
@@ -696,10 +698,7 @@ def apply(plan: CachePlan, run, datasets: tuple[Any, Any, Any], collator=None):
             log.info("frozen-prefix cache: keeping every position (%s with %s only)", why, plan.positions)
             plan.positions, why = "all", None
     if why is None:
-        try:
-            folder, facts = ensure_features(run, named, plan.split, plan.positions, plan.dtype, plan.root, plan.precision)
-        except Exception as exc:  # noqa: BLE001 - a cache that cannot be built: train without it
-            why = f"building it failed ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]})"
+        why, folder, facts = _built_once_per_node(run, named, plan)
     if why is not None:
         note = f"frozen-layer cache not used for this {run.layout.family} model, trained without it: {why}"
         log.warning(note)
@@ -723,6 +722,7 @@ def apply(plan: CachePlan, run, datasets: tuple[Any, Any, Any], collator=None):
     out = tuple(_cached_dataset(named[s], i, plan.positions) for i, s in enumerate(SPLITS))
     info = {
         "used": True,
+        **_sharing(),
         "size_mb": facts["size_mb"],
         "build_s": round(facts["build_s"], 3),
         "eval_share_s": round(facts["eval_share_s"], 3),
@@ -736,6 +736,32 @@ def apply(plan: CachePlan, run, datasets: tuple[Any, Any, Any], collator=None):
         "key": facts["key"],
     }
     return out[0], out[1], out[2], plan._saved["collator"], info
+
+
+def _built_once_per_node(run, named: dict[str, Any], plan: CachePlan) -> tuple[str | None, Path | None, dict]:
+    """:func:`ensure_features`, run first by each node's main process (several processes: the others wait,
+    then find it complete on disk and read it). Every process then uses the cache only if every one has it."""
+    from tunelab.run import ranks
+
+    why, folder, facts = None, None, {}
+    with ranks.local_main_first():
+        try:
+            folder, facts = ensure_features(run, named, plan.split, plan.positions, plan.dtype, plan.root, plan.precision)
+        except Exception as exc:  # noqa: BLE001 - a cache that cannot be built: train without it
+            why = f"building it failed ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]})"
+    if ranks.distributed() and not ranks.all_agree(why is None):
+        why = why or "another process could not build or read it (every process trains the same model)"
+    return why, folder, facts
+
+
+def _sharing() -> dict[str, Any]:
+    """How the processes of a run share the cache (nothing to say in a single process)."""
+    from tunelab.run import ranks
+
+    if not ranks.distributed():
+        return {}
+    return {"built_by": "the main process of each node; the node's other processes wait, then read it from disk",
+            "processes": ranks.world_size()}
 
 
 def _default_collator(run):

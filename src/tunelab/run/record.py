@@ -141,6 +141,11 @@ class TrainInfo(_Part):
     samples_per_s: float | None = None
     tokens_per_s: float | None = None
     peak_memory_mb: float | None = None
+    """The largest of the processes' peaks (one process: its own)."""
+    peak_memory_mb_per_rank: list[float] | None = None
+    """Each process's peak, in rank order (runs over several processes only)."""
+    world_size: int | None = None
+    """How many processes trained the run together (torchrun / accelerate launch)."""
     memory_kind: str | None = None
     trainable_params: int | None = None
     total_params: int | None = None

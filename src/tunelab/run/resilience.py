@@ -140,9 +140,13 @@ def save_checkpoint_atomically(trainer: Any, save: Callable[[], None]) -> Path:
     ``trainer`` must route its output folder through ``trainer._tunelab_staging`` (see
     :func:`tunelab.run.training.make_trainer_class`).
     """
+    from tunelab.run import ranks
+
     root = Path(trainer.args.output_dir)
     name = f"checkpoint-{trainer.state.global_step}"
     target = root / name
+    if ranks.distributed():
+        return _save_shared_checkpoint(trainer, save, root, name)
     # an existing target (the same step saved twice, e.g. Ctrl-C on a save step) is replaced by the new one
     with atomic_dir(target) as staging:
         trainer._tunelab_staging = str(staging)
@@ -157,6 +161,37 @@ def save_checkpoint_atomically(trainer: Any, save: Callable[[], None]) -> Path:
     keep = max(1, trainer.args.save_total_limit or 1)
     for stale in complete_checkpoints(root)[:-keep]:
         shutil.rmtree(stale, ignore_errors=True)
+    return target
+
+
+def _save_shared_checkpoint(trainer: Any, save: Callable[[], None], root: Path, name: str) -> Path:
+    """:func:`save_checkpoint_atomically` for a run over several processes: they all write into one
+    staging folder (the main process the weights, optimizer and trainer state; each its own RNG state),
+    then the main process marks it complete and renames it into place while the others wait."""
+    from tunelab.run import ranks
+
+    staging, target = root / f".tmp-{name}-shared", root / name
+    if ranks.is_main():
+        shutil.rmtree(staging, ignore_errors=True)  # left by a run killed while saving
+        staging.mkdir(parents=True)
+    ranks.wait_for_everyone()
+    staging.mkdir(parents=True, exist_ok=True)  # another node's own disk, when out/ is not shared
+    trainer._tunelab_staging = str(staging)
+    try:
+        save()
+    finally:
+        trainer._tunelab_staging = None
+    ranks.wait_for_everyone()
+    if ranks.is_main():
+        _lift(staging / name)
+        (staging / "training_args.bin").unlink(missing_ok=True)
+        with atomic_dir(target) as tmp:  # marker, flush and rename, as for a single process
+            tmp.rmdir()
+            os.replace(staging, tmp)
+        keep = max(1, trainer.args.save_total_limit or 1)
+        for stale in complete_checkpoints(root)[:-keep]:
+            shutil.rmtree(stale, ignore_errors=True)
+    ranks.wait_for_everyone()
     return target
 
 

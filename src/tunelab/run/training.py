@@ -28,6 +28,7 @@ from tunelab.config import TrainConfig
 from tunelab.data.types import TaskData
 from tunelab.errors import ConfigError, TrainingError
 from tunelab.models import load_model, load_tokenizer, model_layout, resolve_model
+from tunelab.run import ranks
 from tunelab.run.attention import recompute_attention
 from tunelab.run.heap import limit_onednn_primitive_cache, peak_rss_mb, release_free_heap
 from tunelab.run.outputs import ExampleOutputs, OutputCollector, reduce_logits
@@ -315,10 +316,13 @@ def prepare(config: TrainConfig, data: TaskData | None = None) -> PreparedRun:
     return PreparedRun(config, data, model, tokenizer, strategy, layout, max_length, tokenized, list(data.warnings) + warnings)
 
 
-def training_precision(setting: str) -> str:
-    """The precision training runs in: ``auto`` resolves like the cache's (bf16 where it is native)."""
-    from tunelab.run.cache import resolve_precision
+def training_precision(setting: str | None) -> str:
+    """The precision training runs in: ``auto`` resolves like the cache's (bf16 where it is native); unset
+    (``None``): bf16 on a CUDA GPU that multiplies it natively (Ampere on), else fp32 (CPUs stay fp32)."""
+    from tunelab.run.cache import native_bf16, resolve_precision
 
+    if setting is None:
+        return "bf16" if torch.cuda.is_available() and native_bf16(torch.device("cuda")) else "fp32"
     return "fp16" if setting == "fp16" else resolve_precision(setting)
 
 
@@ -363,11 +367,11 @@ def train_record(config: TrainConfig, *, data: TaskData | None = None, progress:
     """:func:`train`, returning the typed run record."""
     out = Path(config.out) if config.out else default_out_dir(config)
     fresh = not out.exists() or (out.is_dir() and not any(out.iterdir()))
-    with long_lived_objects_frozen(), library_bars_off() if progress else contextlib.nullcontext():
+    with long_lived_objects_frozen(), ranks.quiet_unless_main(), library_bars_off() if progress else contextlib.nullcontext():
         try:
             return _train(config, data=data, progress=progress)
         except BaseException:
-            if fresh:
+            if fresh and ranks.is_main():
                 _remove_failed_run(out)
             raise
 
@@ -407,7 +411,7 @@ class TrainerSetup:
         config = run.config
         self.lr = config.lr if config.lr is not None else run.strategy.default_lr
         self.precision = training_precision(config.precision)
-        self.initial = InitialWeights(run.model, spill=self.out / ".tmp-initial-weights.safetensors", keep=config.auto_batch_size)
+        self.initial = InitialWeights(run.model, spill=self.out / ".tmp-initial-weights.safetensors", keep=config.auto_batch_size and not ranks.distributed())
         self.display = RunProgress()
         self.outputs = OutputCollector(run.data.task, run.data.label_names)
 
@@ -452,6 +456,9 @@ class TrainerSetup:
             prediction_loss_only=False,  # reduce_logits keeps two numbers an example, never (batch x length x vocab)
             bf16=self.precision == "bf16",
             fp16=self.precision == "fp16",
+            # several processes: the Trainer scales each one's loss by their number for models that divide it by the
+            # tokens of the whole batch (causal LM); a classifier averages its own batch (the loss came out doubled)
+            average_tokens_across_devices=task == "causal-lm",
             auto_find_batch_size=False,  # tunelab's own search (resilience.run_with_batch_search) also works on CPU
         )
         values.update(schedule)
@@ -496,7 +503,9 @@ class TrainerSetup:
 
 def epoch_schedule(config: TrainConfig, n_train: int) -> dict[str, Any]:
     """The ``TrainingArguments`` of a whole run: epochs, warm-up, evaluation each epoch, checkpoints."""
-    steps_per_epoch = max(1, math.ceil(n_train / (config.batch_size * config.gradient_accumulation_steps)))
+    # several processes: each optimizer step takes a batch from every one of them
+    per_step = config.batch_size * config.gradient_accumulation_steps * ranks.world_size()
+    steps_per_epoch = max(1, math.ceil(n_train / per_step))
     return dict(
         num_train_epochs=config.epochs,
         warmup_steps=int(config.warmup_ratio * steps_per_epoch * config.epochs),
@@ -536,6 +545,10 @@ def _training_datasets(run: PreparedRun, collator) -> _Datasets:
     splits = (run.tokenized["train"], run.tokenized["validation"], run.tokenized["test"])
     n_tokens = int(sum(splits[0]["length"]))
     plan = frozen_cache.plan(run) if run.config.cache else None
+    if plan is not None and ranks.sharded():
+        off = {"used": False, "off": f"weights sharded across processes ({ranks.sharded()}): the frozen-prefix cache "
+                                     "replaces blocks' forward in place, which a sharding wrapper does not expect"}
+        return _Datasets(*splits, collator, n_tokens, run.model, cache_info=off)
     if plan is None:
         return _Datasets(*splits, collator, n_tokens, run.model)
     train_ds, val_ds, test_ds, collator, cache_info = frozen_cache.apply(plan, run, splits, collator=collator)
@@ -547,35 +560,43 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> Run
 
     started = datetime.now(UTC).isoformat(timespec="seconds")
     wall0 = time.perf_counter()
-    config, out, resume_from = _start(config)
-    run = prepare(config, data)  # every check on data, model and options happens before out/ is touched
-    _open_out_dir(run, out)
+    with ranks.main_first():  # several processes: the main one checks and prepares out/ before the others read
+        config, out, resume_from = _start(config)
+        run = prepare(config, data)  # every check on data, model and options happens before out/ is touched
+        _open_out_dir(run, out)
     setup = TrainerSetup(run, out)
     with setup.display.phase("frozen-layer cache", None) if progress and config.cache else contextlib.nullcontext():
         ds = _training_datasets(run, setup.collator())
-    with tracking(config.report_to, out) as tracked:  # the trackers' callbacks read their settings when built
+    # the trackers' callbacks read their settings when built; several processes: the main one tracks
+    with tracking(config.report_to if ranks.is_main() else None, out) as tracked:
         trainer = setup.trainer(ds.train, ds.validation, ds.collator, model=ds.model, progress=progress,
                                 **epoch_schedule(config, len(ds.train)))
         fit = _fit(setup, trainer, out, resume_from)
         metrics, outputs = _final_metrics(trainer, ds, run.data.task)
-        for split, split_outputs in outputs.items():
-            split_outputs.save(out, split)  # <out>/outputs/<split>.npz: what paired comparisons need
+        _written_once(lambda: [o.save(out, split) for split, o in outputs.items()])  # <out>/outputs/<split>.npz
         eval_time = trainer.eval_seconds + ds.cache_info.get("eval_share_s", 0.0)
         _release_training_state(trainer)
         ds.restore(run)
         _check_trained(run.model, setup.initial)
-        train_info = _train_info(setup, trainer, ds, fit, eval_time)  # peak memory read before forgetting loads a base
-        train_info.forgetting = _forgetting(run, fit.seconds)
-        artifact = write_artifact(run, out, metrics=metrics.to_dict(), merge=config.merge)
+        train_info = _train_info(setup, trainer, ds, fit, eval_time)  # every process (peak memory is gathered), before
+        train_info.forgetting = _written_once(lambda: _forgetting(run, fit.seconds))  # forgetting loads a base model
+        artifact = _written_once(lambda: write_artifact(run, out, metrics=metrics.to_dict(), merge=config.merge))
         record = RunRecord.success(
             config, started_at=started, wall_time_s=time.perf_counter() - wall0, metrics=metrics,
             meta_info=_meta_info(run), train_info=train_info, artifact=Artifact.from_dict(artifact),
         )
         if tracked:
             log_record_to_mlflow(tracked, record.to_dict())
-    record.write(out / "metrics.json")
-    _cleanup_checkpoints(out / "checkpoints")
+    _written_once(lambda: (record.write(out / "metrics.json"), _cleanup_checkpoints(out / "checkpoints")))
     return record
+
+
+def _written_once(write):
+    """``write()`` on the main process only, the others waiting for it; its result reaches every process."""
+    result = write() if ranks.is_main() else None
+    if ranks.distributed():
+        result = ranks.gather(result)[0]
+    return result
 
 
 def _start(config: TrainConfig) -> tuple[TrainConfig, Path, Path | None]:
@@ -587,10 +608,18 @@ def _start(config: TrainConfig) -> tuple[TrainConfig, Path, Path | None]:
 
     config = config.replace()
     config.validate()
+    if ranks.sharding_problem():
+        raise ConfigError(ranks.sharding_problem())
+    if ranks.distributed() and not get_strategy(config.strategy).fixed_trainable_set:
+        raise ConfigError(
+            f"strategy '{config.strategy}' changes which weights train during the run, which several processes "
+            "cannot follow (DistributedDataParallel syncs only the weights trainable when it starts): run it in one process"
+        )
     limit_onednn_for(config)  # before the cache pass's first bfloat16 multiply (tunelab.run.heap)
     out = Path(config.out) if config.out else default_out_dir(config)
     config.out = str(out)
-    check_out_dir(out, overwrite=config.overwrite, resume=config.resume)
+    if ranks.is_main():  # the others start once the main process has prepared out/ (ranks.main_first)
+        check_out_dir(out, overwrite=config.overwrite, resume=config.resume)
     resume_from = resilience.resume_point(out) if config.resume else None
     set_seed(config.seed)
     return config, out, resume_from
@@ -601,6 +630,8 @@ def _open_out_dir(run: PreparedRun, out: Path) -> None:
     from tunelab.run import resilience
     from tunelab.run.artifacts import prepare_out_dir
 
+    if not ranks.is_main():
+        return
     for w in run.warnings:
         log.warning(w)
     prepare_out_dir(out, overwrite=run.config.overwrite, resume=run.config.resume)
@@ -627,6 +658,9 @@ def _fit(setup: TrainerSetup, trainer, out: Path, resume_from: Path | None) -> _
     if resume_from is not None:
         start_batch = min(start_batch, resilience.checkpoint_batch_size(resume_from) or start_batch)
         notes.append(f"resumed from {resume_from.name}")
+    if config.auto_batch_size and ranks.distributed():
+        notes.append("out-of-memory batch search off: a process that retried alone at a smaller batch would "
+                     "leave the others waiting")
     attempts = 0
 
     def attempt(batch_size: int, accumulation: int):
@@ -647,7 +681,7 @@ def _fit(setup: TrainerSetup, trainer, out: Path, resume_from: Path | None) -> _
                 attempt,
                 batch_size=start_batch,
                 accumulation=max(1, config.batch_size * config.gradient_accumulation_steps // start_batch),
-                enabled=config.auto_batch_size,
+                enabled=config.auto_batch_size and not ranks.distributed(),
                 notes=notes,
             )
     except TrainingError as exc:
@@ -687,13 +721,16 @@ def _train_info(setup: TrainerSetup, trainer, ds: _Datasets, fit: _Fit, eval_tim
     train_time = fit.seconds - trainer.eval_seconds
     # counted after training: a schedule (gradual unfreezing) may have unfrozen more than at the start
     trainable, total = trainable_parameters(run.model)
+    peaks = [round(float(p), 1) for p in ranks.gather(peak_memory_mb())]
     return TrainInfo(
         train_time_s=round(train_time, 3),
         eval_time_s=round(eval_time, 3),
         cache_time_s=round(ds.cache_info.get("build_s", 0.0), 3),
         samples_per_s=round(len(ds.train) * config.epochs / max(train_time, 1e-9), 2),
         tokens_per_s=round(ds.n_tokens * config.epochs / max(train_time, 1e-9), 1),
-        peak_memory_mb=round(peak_memory_mb(), 1),
+        peak_memory_mb=max(peaks),
+        peak_memory_mb_per_rank=peaks if len(peaks) > 1 else None,
+        world_size=ranks.world_size(),
         memory_kind="cuda" if torch.cuda.is_available() else "rss",
         trainable_params=int(trainable),
         total_params=int(total),

@@ -110,6 +110,9 @@ class Strategy:
     """Whether ``--merge`` applies: the trained adapter can be folded into the base weights."""
     tasks: ClassVar[tuple[str, ...]] = ("classification", "causal-lm")
     artifact_format: ClassVar[str] = "transformers"
+    fixed_trainable_set: ClassVar[bool] = True
+    """Whether the weights that train stay the same for the whole run (several processes need it: data
+    parallel training syncs the gradients of the weights trainable when it starts)."""
 
     def check_task(self, task: str) -> None:
         if task not in self.tasks:

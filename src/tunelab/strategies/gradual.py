@@ -47,6 +47,7 @@ class Gradual(Strategy):
     kind = Kind.STAGED
     order = 70
     options = ("layer_lr_decay",)
+    fixed_trainable_set = False  # the schedule unfreezes blocks during the run
 
     def describe(self, config, task, *, num_blocks=None):
         lr = config.lr if config.lr is not None else self.default_lr

@@ -1,0 +1,184 @@
+"""Where the runs of a comparison execute: here, one fresh process after another (the default), or as
+Ray tasks spread over a cluster.
+
+An executor takes a round of :class:`Job` s (one run each: its worker spec and folder) and returns their
+run records in the same order, calling ``on_start`` / ``on_done`` as each starts and finishes. A run that
+fails in any way (an error, a killed process, a lost Ray worker) comes back as a failed record, written
+to its folder, and the others go on. ``compare`` hands an executor every run it does not reuse; a
+planner that decides in rounds (successive halving, say) hands it one round at a time.
+
+- :class:`LocalExecutor`: each run in a fresh ``python -m tunelab.run.worker`` process on this machine
+  (:func:`execute`), one after another, so each run's peak memory is its own.
+- :class:`RayExecutor`: each run as a Ray task holding ``run_cpus`` CPUs and ``run_gpus`` GPUs, as many at
+  once as the cluster has room for; inside the task the run still trains in a fresh process. Ray is an
+  optional dependency (``pip install 'tunelab[ray]'``). On a cluster of several machines, tunelab must be
+  installed on every node and ``--out`` must be a folder every node sees (a shared filesystem): each run
+  writes its artifact and record there, and ``--resume`` reads them back.
+
+    >>> from tunelab.compare.executors import RayExecutor
+    >>> compare(base, ["head", "lora"], executor=RayExecutor(address="auto", run_cpus=4))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from tunelab.errors import ConfigError
+from tunelab.io import write_json
+from tunelab.run.record import RunRecord
+from tunelab.run.worker import RECORD_NAME, run_spec
+
+
+@dataclass
+class Job:
+    """One run for an executor: the worker's spec (:mod:`tunelab.run.worker`) and the run's folder."""
+
+    run_id: str
+    spec: dict[str, Any]
+    folder: Path
+    timeout_s: float | None = None
+
+
+Callback = Callable[[Job], None]
+DoneCallback = Callable[[Job, RunRecord], None]
+
+
+class Executor(Protocol):
+    """Runs a round of jobs and returns their records in the jobs' order; never raises for a failed run."""
+
+    concurrent: bool
+    """Whether runs overlap (progress lines then name their run)."""
+
+    def run(self, jobs: Sequence[Job], *, on_start: Callback | None = None,
+            on_done: DoneCallback | None = None) -> list[RunRecord]: ...
+
+
+def execute(spec: dict[str, Any], folder: Path, *, isolate: bool = True, timeout_s: float | None = None) -> RunRecord:
+    """Run one spec and return its record; a crashed or killed worker is recorded as failed.
+
+    ``isolate=True`` (the default) runs ``python -m tunelab.run.worker`` in a fresh process
+    (:func:`tunelab.run.isolate.run_job`), so the run's peak memory is its own; ``isolate=False`` runs
+    it in this process (tests, debugging).
+    """
+    from tunelab.run.isolate import SPEC_NAME, run_job
+
+    if not isolate:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(folder / SPEC_NAME, spec)
+        (folder / RECORD_NAME).unlink(missing_ok=True)  # a stale record must not pass for this attempt's
+        return run_spec(spec)
+    outcome = run_job("tunelab.run.worker", spec, folder, timeout_s=timeout_s, what="the run", result_name=RECORD_NAME)
+    if outcome.result is not None and outcome.child_error is None:
+        return RunRecord.from_dict(outcome.result)
+    error = outcome.error or f"the worker failed: {outcome.child_error['message']}"  # type: ignore[index]
+    record = RunRecord.failure(spec["config"], error, wall_time_s=outcome.seconds, extra=spec.get("extra_record"))
+    record.write(folder / RECORD_NAME)
+    return record
+
+
+class LocalExecutor:
+    """One run after another on this machine, each in a fresh process (``isolate=False``: in this one)."""
+
+    concurrent = False
+
+    def __init__(self, *, isolate: bool = True):
+        self.isolate = isolate
+
+    def run(self, jobs: Sequence[Job], *, on_start: Callback | None = None,
+            on_done: DoneCallback | None = None) -> list[RunRecord]:
+        records = []
+        for job in jobs:
+            if on_start:
+                on_start(job)
+            record = execute(job.spec, job.folder, isolate=self.isolate, timeout_s=job.timeout_s)
+            if on_done:
+                on_done(job, record)
+            records.append(record)
+        return records
+
+
+def import_ray() -> Any:
+    """The ``ray`` module, or a clear error saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--executor ray needs Ray, which is not installed: pip install 'tunelab[ray]' "
+                          "(or pip install 'ray>=2.9'), or use the default --executor local") from None
+    return ray
+
+
+def _ray_task(spec: dict[str, Any], folder: str, timeout_s: float | None) -> dict[str, Any]:
+    """What runs on a Ray worker: the run in a fresh process there, its record back as JSON."""
+    return execute(spec, Path(folder), isolate=True, timeout_s=timeout_s).to_dict()
+
+
+class RayExecutor:
+    """Every run as a Ray task with ``run_cpus`` / ``run_gpus``, all submitted at once; Ray runs as many
+    together as the cluster has room for. ``address``: an existing cluster (``"auto"``, ``"ray://host:10001"``,
+    ``"host:6379"``); ``None`` joins the cluster this process already started, or starts a local one."""
+
+    concurrent = True
+
+    def __init__(self, *, address: str | None = None, run_cpus: float = 1.0, run_gpus: float = 0.0):
+        if not run_cpus > 0 or run_gpus < 0:
+            raise ConfigError(f"--run-cpus must be positive and --run-gpus at least 0, got {run_cpus:g} and {run_gpus:g}")
+        self.ray = import_ray()
+        self.address, self.run_cpus, self.run_gpus = address, run_cpus, run_gpus
+
+    def _connect(self) -> None:
+        if self.ray.is_initialized():
+            return
+        try:
+            self.ray.init(address=self.address, log_to_driver=False, include_dashboard=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ConfigError(f"cannot connect to the Ray cluster at {self.address or 'a new local one'}: "
+                              f"{(str(exc).splitlines() or [''])[0]}") from exc
+
+    def run(self, jobs: Sequence[Job], *, on_start: Callback | None = None,
+            on_done: DoneCallback | None = None) -> list[RunRecord]:
+        if not jobs:
+            return []
+        self._connect()
+        task = self.ray.remote(num_cpus=self.run_cpus, num_gpus=self.run_gpus, max_retries=0)(_ray_task)
+        waiting: dict[Any, int] = {}
+        for i, job in enumerate(jobs):
+            if on_start:
+                on_start(job)
+            waiting[task.remote(job.spec, str(job.folder), job.timeout_s)] = i
+        records: list[RunRecord | None] = [None] * len(jobs)
+        while waiting:
+            done, _ = self.ray.wait(list(waiting), num_returns=1)
+            i = waiting.pop(done[0])
+            records[i] = self._gathered(jobs[i], done[0])
+            if on_done:
+                on_done(jobs[i], records[i])
+        return [r for r in records if r is not None]
+
+    def _gathered(self, job: Job, ref: Any) -> RunRecord:
+        """The task's record, kept in the run's folder; a task that died is recorded as failed."""
+        try:
+            record = RunRecord.from_dict(self.ray.get(ref))
+        except self.ray.exceptions.RayError as exc:
+            text = " ".join(str(exc).split())[:300]
+            record = RunRecord.failure(job.spec["config"], f"the run's Ray task failed: {type(exc).__name__}: {text}",
+                                       extra=job.spec.get("extra_record"))
+            record.write(job.folder / RECORD_NAME)
+            return record
+        if not (job.folder / RECORD_NAME).is_file():  # the worker's node does not share this folder
+            record.write(job.folder / RECORD_NAME)
+        return record
+
+
+def make_executor(name: str, *, isolate: bool = True, address: str | None = None, run_cpus: float = 1.0,
+                  run_gpus: float = 0.0) -> Executor:
+    """The executor called ``name`` (``local`` or ``ray``), from the command line's options."""
+    if name == "local":
+        if address is not None:
+            raise ConfigError("--address names a Ray cluster: use it with --executor ray")
+        return LocalExecutor(isolate=isolate)
+    if name == "ray":
+        return RayExecutor(address=address, run_cpus=run_cpus, run_gpus=run_gpus)
+    raise ConfigError(f"--executor '{name}' is unknown: use local or ray")

@@ -1,0 +1,196 @@
+"""One run over two processes (torchrun, gloo on CPU) against the same run in one process.
+
+The two-process runs use ``--batch-size 8`` and the single-process runs ``--batch-size 16``: the same
+effective batch of 16. Dropout is off (a tiny BERT saved with every dropout at 0) and the data order
+is fixed: 48 training rows, fewer than the 50 batches of the length-grouped sampler's "megabatch", so
+both see one length-sorted permutation drawn from the same seed, and 48 is a multiple of 16, so every
+step of both takes the same 16 examples (the two processes 8 each). What may still differ is float
+rounding: each process pads its 8 examples to their own longest (the single process pads 16), and the
+gradient is the mean of two half-batch means instead of one mean. Measured here (float32, 2 CPU
+cores), losses and metrics differ by at most 1.8e-6 (relative) and last-n's logits by 4e-9: ``TOL``
+(1e-4, relative and absolute) is 50 times that. LoRA's logits differ more, 6.4e-5 at most: Adam divides
+each update by the gradient's own running size, so a weight whose gradient starts near zero (LoRA's B
+matrix starts at zero) turns a rounding difference into a visible change of its first steps;
+``TOL_LOGITS`` (1e-3) is 15 times that. Both are far below what a real mistake does: a loss scaled by
+the number of processes (what the Trainer did before ``average_tokens_across_devices`` was set per
+task) doubles every loss, and training on unsharded data takes twice the steps.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tunelab import TrainConfig
+from tunelab.run.training import train
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+TOL = 1e-4
+TOL_LOGITS = 1e-3
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="torchrun with gloo is exercised on Linux")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=str(SRC), HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
+    env.pop("WORLD_SIZE", None)
+    return env
+
+
+def _torchrun(args: list[str], *, nproc: int = 2, extra: list[str] | None = None, cwd: Path) -> subprocess.Popen:
+    launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}"]
+    launcher += extra or [f"--master_port={_free_port()}"]
+    return subprocess.Popen(launcher + args, cwd=cwd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _finish(proc: subprocess.Popen, timeout: float = 240) -> str:
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out[-3000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A tiny BERT without dropout and a CSV with its own split: 48 train / 16 validation / 16 test."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from conftest import _NEGATIVE, _POSITIVE, TINY_DIMS, _sentence, tiny_tokenizer
+
+    root = tmp_path_factory.mktemp("dist")
+    tokenizer = tiny_tokenizer()
+    config = BertConfig(vocab_size=tokenizer.vocab_size, max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id,
+                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, **TINY_DIMS)
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(root / "bert")
+    tokenizer.save_pretrained(root / "bert")
+    rng = random.Random(0)
+    with open(root / "data.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label", "split"])
+        for split, n in (("train", 48), ("validation", 16), ("test", 16)):
+            for i in range(n):
+                writer.writerow([_sentence(rng, _POSITIVE if i % 2 else _NEGATIVE), "pos" if i % 2 else "neg", split])
+    return root
+
+
+def _flags(root: Path, strategy: str, out: str, batch: int) -> list[str]:
+    return ["--model", str(root / "bert"), "--data", str(root / "data.csv"), "--strategy", strategy, "--epochs", "2",
+            "--batch-size", str(batch), "--out", str(root / out), "--cache-dir", str(root / "cache"), "--lr", "1e-3"]
+
+
+def _single(root: Path, strategy: str) -> dict:
+    flags = _flags(root, strategy, f"one-{strategy}", 16)
+    values = {flags[i][2:].replace("-", "_"): flags[i + 1] for i in range(0, len(flags), 2)}
+    config = TrainConfig.from_dict({**values, "epochs": 2, "batch_size": 16, "lr": 1e-3}, where="test")
+    return train(config, progress=False)
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= TOL * max(1.0, abs(b))
+
+
+def _same_losses(two: dict, one: dict) -> None:
+    assert len(two["train_info"]["epochs"]) == len(one["train_info"]["epochs"]) == 2
+    for e2, e1 in zip(two["train_info"]["epochs"], one["train_info"]["epochs"]):
+        for key in ("train_loss", "val_loss"):
+            assert _close(e2[key], e1[key]), (key, e2[key], e1[key])
+    for split in ("validation", "test"):
+        for key, value in one["metrics"][split].items():
+            assert _close(two["metrics"][split][key], value), (split, key, two["metrics"][split][key], value)
+
+
+def _logits(folder: Path, texts: list[str]):
+    import torch
+
+    from tunelab.run.artifacts import load_artifact
+
+    model, tokenizer, _ = load_artifact(folder)
+    model.eval()
+    with torch.no_grad():
+        return model(**tokenizer(texts, padding=True, return_tensors="pt")).logits
+
+
+def _texts(root: Path) -> list[str]:
+    with open(root / "data.csv") as f:
+        return [row["text"] for row in csv.DictReader(f) if row["split"] == "test"]
+
+
+def test_full_under_two_processes_matches_one_process(setup):
+    """``tunelab train`` under torchrun: one artifact folder, one record with both processes' peaks,
+    and the losses and metrics of the single-process run."""
+    proc = _torchrun(["-m", "tunelab.cli.main", "-q", "train", *_flags(setup, "full", "two-full", 8)], cwd=setup)
+    one = _single(setup, "full")
+    log = _finish(proc)
+    out = setup / "two-full"
+    two = json.loads((out / "metrics.json").read_text())
+    assert log.count("model: ") == 1  # one report, from the main process
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model", "run_config.yaml"]
+    assert two["train_info"]["world_size"] == 2
+    peaks = two["train_info"]["peak_memory_mb_per_rank"]
+    assert len(peaks) == 2 and two["train_info"]["peak_memory_mb"] == max(peaks)
+    _same_losses(two, one)
+    texts = _texts(setup)
+    assert _logits(out, texts).allclose(_logits(setup / "one-full", texts), rtol=TOL_LOGITS, atol=TOL_LOGITS)
+
+
+def test_lora_and_cached_last_n_under_two_processes(setup):
+    """``lora`` (a peft adapter) and ``last-n`` (trained from the frozen-layer cache, which the main
+    process builds while the other waits and then reads) give the single-process results and logits."""
+    script = setup / "two_runs.py"
+    script.write_text(
+        "import sys\nfrom tunelab.cli.main import main\n"
+        f"for flags in {[_flags(setup, 'lora', 'two-lora', 8), _flags(setup, 'last-n', 'two-last-n', 8)]!r}:\n"
+        "    assert main(['-q', 'train', *flags]) == 0\n"
+    )
+    proc = _torchrun([str(script)], cwd=setup)
+    one = {s: _single(setup, s) for s in ("lora", "last-n")}
+    _finish(proc)
+    texts = _texts(setup)
+    for strategy in ("lora", "last-n"):
+        two = json.loads((setup / f"two-{strategy}" / "metrics.json").read_text())
+        _same_losses(two, one[strategy])
+        got, want = _logits(setup / f"two-{strategy}", texts), _logits(setup / f"one-{strategy}", texts)
+        assert got.allclose(want, rtol=TOL_LOGITS, atol=TOL_LOGITS), (got - want).abs().max()
+    cache = json.loads((setup / "two-last-n" / "metrics.json").read_text())["train_info"]["cache"]
+    assert cache["used"] and cache["processes"] == 2 and "main process of each node" in cache["built_by"]
+
+
+def test_two_nodes_complete_a_run_together(setup):
+    """Two torchrun invocations, ``--nnodes 2`` with a rendezvous on 127.0.0.1, train one run."""
+    port = _free_port()
+    procs = [
+        _torchrun(["-m", "tunelab.cli.main", "-q", "train", *_flags(setup, "bitfit", "nodes", 8)], nproc=1, cwd=setup,
+                  extra=["--nnodes=2", f"--node_rank={i}", "--master_addr=127.0.0.1", f"--master_port={port}"])
+        for i in range(2)
+    ]
+    for proc in procs:
+        _finish(proc)
+    record = json.loads((setup / "nodes" / "metrics.json").read_text())
+    assert record["run_info"]["status"] == "success" and record["train_info"]["world_size"] == 2
+    assert (setup / "nodes" / "model" / "tunelab.json").is_file()
+
+
+def test_weight_sharding_launch_is_refused_before_anything_is_written(setup, monkeypatch, tmp_path):
+    """An accelerate config with FSDP (or ZeRO-3) is refused up front: the artifact is written from the main
+    process's copy of the model, which would hold only a shard."""
+    from tunelab.errors import ConfigError
+
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    config = TrainConfig(model=str(setup / "bert"), data=str(setup / "data.csv"), strategy="lora", out=str(tmp_path / "o"))
+    with pytest.raises(ConfigError, match="FSDP shards the weights"):
+        train(config, progress=False)
+    assert not (tmp_path / "o").exists()
