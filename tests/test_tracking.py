@@ -56,3 +56,55 @@ def test_off_a_terminal_a_run_prints_one_line_per_epoch_and_no_raw_dicts(tiny_be
     assert [line.split()[1] for line in lines] == ["1/2", "2/2"]
     assert "validation accuracy" in lines[0]
     assert "{'loss'" not in err.getvalue() and "it/s]" not in err.getvalue()
+
+
+def _toy_csv(tmp_path):
+    import random
+
+    rng = random.Random(0)
+    rows = ["text,label"]
+    for i in range(60):
+        word = rng.choice(["good", "great", "fine"] if i % 2 else ["bad", "dull", "weak"])
+        rows.append(f"the film was {word} and the plot {rng.choice(['moved', 'dragged'])},{'pos' if i % 2 else 'neg'}")
+    path = tmp_path / "toy.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_a_comparison_is_one_mlflow_parent_with_a_child_per_run(tiny_bert_dir, tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from tunelab.compare import compare
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "mlruns").as_uri())
+    base = TrainConfig(model=str(tiny_bert_dir), data=str(_toy_csv(tmp_path)), epochs=1, batch_size=8,
+                       report_to="mlflow", save_steps=1000)
+    result = compare(base, ["head", "bitfit"], out=tmp_path / "cmp", isolate=False, pre_recommend=False, log=None)
+    runs = MlflowClient(tracking_uri=(tmp_path / "mlruns").as_uri()).search_runs(["0"])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == 2
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
+    assert {c.data.params["strategy"] for c in children} == {"head", "bitfit"}
+    for child in children:
+        assert "test_accuracy" in child.data.metrics and "forgetting" in child.data.metrics  # tunelab's numbers
+        assert "loss" in child.data.metrics  # the Trainer's own logging, in the same run
+    assert parents[0].data.tags["tunelab.recommended_strategy"] == result.recommendation["strategy"]
+    artifacts = {a.path for a in MlflowClient(tracking_uri=(tmp_path / "mlruns").as_uri()).list_artifacts(parents[0].info.run_id)}
+    assert "report.html" in artifacts
+
+
+def test_max_forgetting_sets_aside_strategies_that_forgot_more(tiny_bert_dir, tmp_path):
+    from tunelab.advice.choose import recommend_from_results
+    from tunelab.compare import compare
+
+    base = TrainConfig(model=str(tiny_bert_dir), data=str(_toy_csv(tmp_path)), epochs=2, batch_size=8, save_steps=1000)
+    result = compare(base, ["head", "full"], out=tmp_path / "cmp", isolate=False, pre_recommend=False, log=None,
+                     lr_overrides={"full": 3e-2})
+    forgot = {r.run_info.strategy: r.train_info.forgetting["value"] for r in result.results}
+    assert forgot["head"] == pytest.approx(0.0, abs=1e-6) and forgot["full"] > 0
+    limited = recommend_from_results(result.results, max_forgetting=forgot["full"] / 2)
+    assert limited["strategy"] == "head"
+    full = next(r for r in limited["ranking"] if r["strategy"] == "full")
+    assert "--max-forgetting" in (full["why_not"] or "")

@@ -219,6 +219,17 @@ class StrategySummary:
         return self.mean_of(lambda r: r.train_info.peak_memory_mb)
 
     @property
+    def forgetting(self) -> float | None:
+        """Mean forgetting on the reference text (``train_info.forgetting.value``; its unit is ``forgetting_unit``)."""
+        return self.mean_of(lambda r: (r.train_info.forgetting or {}).get("value"))
+
+    @property
+    def forgetting_unit(self) -> str | None:
+        units = {(r.train_info.forgetting or {}).get("unit") for r in self.runs if r.run_info.status == "success"}
+        units.discard(None)
+        return units.pop() if len(units) == 1 else None
+
+    @property
     def trainable_share(self) -> float | None:
         """Trainable / total parameters (0..1), from ``trainable_share`` or the two counts."""
         share = self.mean_of(lambda r: r.train_info.trainable_share)
@@ -508,11 +519,13 @@ def recommend_from_results(
     tolerance: float | None = None,
     metric: str | None = None,
     alpha: float = 0.05,
+    max_forgetting: float | None = None,
 ) -> dict[str, Any]:
     """Recommend a strategy from run records: select on validation, report on test.
 
     Runs are grouped by strategy at the largest data fraction. Strategies over ``budget_minutes``
-    (mean ``train_time_s``) or ``memory_gb`` (GiB, mean ``peak_memory_mb``) are set aside. The best is the
+    (mean ``train_time_s``), ``memory_gb`` (GiB, mean ``peak_memory_mb``) or ``max_forgetting`` (mean
+    ``train_info.forgetting.value``, in the unit the runs measured) are set aside. The best is the
     one with the best validation ``metric`` (mean over seeds; default: the task's,
     :func:`tunelab.metrics.primary_metric`); every other one is compared with it, paired on the same
     validation examples (:mod:`tunelab.advice.verdict`). The cheapest (training time, then peak memory,
@@ -541,7 +554,7 @@ def recommend_from_results(
         return out
     ok = [s for s in summaries if s.ok]
     out["data_regime"] = regime = data_regime(next(iter(ok), summaries[0]))
-    violations = _budget_violations(ok, budget_minutes, memory_gb)
+    violations = _budget_violations(ok, budget_minutes, memory_gb, max_forgetting)
     fits = [s for s in ok if not violations[s.strategy]]
     comparison = (
         compare_with_best(sorted(fits, key=_cost_key), ask.metric, alpha=ask.alpha, tolerance=ask.tolerance)
@@ -550,7 +563,7 @@ def recommend_from_results(
     chosen = min((s for s in fits if comparison.versus[s.strategy].kept), key=_cost_key) if comparison else None
     intervals = {s.strategy: _intervals(s, ask) for s in ok}
     if chosen is None:
-        reasons = _no_choice_reasons(summaries, ok, budget_minutes, memory_gb)
+        reasons = _no_choice_reasons(summaries, ok, budget_minutes, memory_gb, max_forgetting)
     else:
         reasons = _choice_reasons(chosen, fits, comparison, intervals, ask, len(ok))
         out.update(_chosen_facts(chosen, comparison, intervals))
@@ -592,7 +605,7 @@ def _intervals(summary: StrategySummary, ask: _Ask) -> dict[str, Interval | None
 
 
 def _budget_violations(ok: list[StrategySummary], budget_minutes: float | None,
-                       memory_gb: float | None) -> dict[str, list[str]]:
+                       memory_gb: float | None, max_forgetting: float | None = None) -> dict[str, list[str]]:
     """Why each successful strategy does not fit the time or memory budget (empty when it fits)."""
     violations: dict[str, list[str]] = {s.strategy: [] for s in ok}
     for s in ok:
@@ -602,11 +615,15 @@ def _budget_violations(ok: list[StrategySummary], budget_minutes: float | None,
             )
         if memory_gb is not None and s.peak_memory_mb is not None and s.peak_memory_mb > 1024.0 * memory_gb:
             violations[s.strategy].append(f"peak memory {format_mb(s.peak_memory_mb)}, over the {memory_gb:g} GB limit")
+        if max_forgetting is not None and s.forgetting is not None and s.forgetting > max_forgetting:
+            violations[s.strategy].append(
+                f"forgetting {s.forgetting:.4g} {s.forgetting_unit or ''}, over the --max-forgetting {max_forgetting:g}".replace("  ", " ")
+            )
     return violations
 
 
 def _no_choice_reasons(summaries: list[StrategySummary], ok: list[StrategySummary], budget_minutes: float | None,
-                       memory_gb: float | None) -> list[str]:
+                       memory_gb: float | None, max_forgetting: float | None = None) -> list[str]:
     if not ok:
         return [
             f"No strategy finished successfully at data fraction {summaries[0].data_fraction:g}, "
@@ -617,6 +634,8 @@ def _no_choice_reasons(summaries: list[StrategySummary], ok: list[StrategySummar
         limits.append(f"the {budget_minutes:g}-minute training budget")
     if memory_gb is not None:
         limits.append(f"the {memory_gb:g} GB memory limit")
+    if max_forgetting is not None:
+        limits.append(f"the forgetting limit of {max_forgetting:g}")
     cheapest = min(ok, key=_cost_key)
     return [
         f"No successful strategy fits {' and '.join(limits)}: the cheapest, {cheapest.strategy}, "

@@ -50,6 +50,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="folder for runs, results.csv and the report")
     p.add_argument("--budget-minutes", type=float, help="the recommendation sets aside strategies that trained longer")
     p.add_argument("--memory-gb", type=float, help="the recommendation sets aside strategies whose peak memory was higher")
+    p.add_argument("--max-forgetting", type=float, help="the recommendation sets aside strategies that forgot more "
+                   "(in the unit the runs measured: nats/token on decoders, 1 - CKA on encoders; see metrics.json)")
+    p.add_argument("--json", action="store_true", help="print the runs and the recommendation as JSON, nothing else")
     p.add_argument("--metric", help="what strategies are compared by: accuracy (classification default) or f1_macro; "
                    "perplexity (causal-LM default) or loss")
     p.add_argument("--tolerance", type=float, help="also count as good as the best a strategy shown to be within this "
@@ -130,15 +133,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         budget_minutes=args.budget_minutes,
         memory_gb=args.memory_gb,
+        max_forgetting=args.max_forgetting,
         metric=args.metric,
         tolerance=args.tolerance,
         alpha=args.alpha,
         pre_recommend=args.pre_recommend,
         run_timeout_s=args.run_timeout,
         executor=executor,
-        log=None if args.quiet else print,
+        log=None if args.quiet or args.json else print,
     )
-    print_result(result)
+    print_result(result, as_json=args.json)
     return 0
 
 
@@ -163,19 +167,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
         overwrite=args.fresh,
         budget_minutes=args.budget_minutes,
         memory_gb=args.memory_gb,
+        max_forgetting=args.max_forgetting,
         metric=args.metric,
         tolerance=args.tolerance,
         alpha=args.alpha,
         pre_recommend=args.pre_recommend,
         title=f"tunelab demo: {DEMO['model']} on {DEMO['data']}",
-        log=None if args.quiet else print,
+        log=None if args.quiet or args.json else print,
     )
-    print_result(result)
+    print_result(result, as_json=args.json)
     return 0
 
 
-def print_result(result: CompareResult) -> None:
-    """The results table, the crossover across data fractions, the recommendation and where the report is."""
+def print_result(result: CompareResult, *, as_json: bool = False) -> None:
+    """The results table, the crossover across data fractions, the recommendation and where the report is
+    (``as_json``: the runs' records and the recommendation as one JSON object)."""
+    if as_json:
+        import json
+
+        payload = {"out": str(result.out), "recommendation": result.recommendation,
+                   "runs": [r.to_dict() for r in result.results], "report": result.report}
+        print(json.dumps(payload, indent=2, default=str))
+        return
     from rich.console import Console
     from rich.table import Table
 

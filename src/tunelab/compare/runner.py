@@ -371,6 +371,7 @@ class CompareOptions:
     metric: str | None = None
     tolerance: float | None = None
     alpha: float = 0.05
+    max_forgetting: float | None = None
     pre_recommend: bool = True
     isolate: bool = True
     run_timeout_s: float | None = None
@@ -411,12 +412,16 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] = DEFAULT
     planned = plan_runs(base, strategies, out, seeds=opts.seeds, data_fractions=opts.data_fractions, lrs=lrs)
     _write_plan(out, base, strategies, planned, lrs, searches, opts)
     _shared_cache(base, strategies, log)
-    results, reused = _run_all(planned, base, searches, opts, say)
+    tracked = _tracked_comparison(base, strategies, out, opts)
+    results, reused = _run_all(planned, base, searches, opts, say, tracked)
     recommendation = recommend_from_results(results, budget_minutes=opts.budget_minutes, memory_gb=opts.memory_gb,
-                                            metric=opts.metric, tolerance=opts.tolerance, alpha=opts.alpha)
+                                            metric=opts.metric, tolerance=opts.tolerance, alpha=opts.alpha,
+                                            max_forgetting=opts.max_forgetting)
     write_results_csv(out / "results.csv", results)
     report = write_report(out, results, recommendation=recommendation, pre_recommendation=pre,
                           title=opts.title or f"tunelab comparison: {base.model} on {base.data}")
+    if tracked is not None:
+        tracked.finish(recommendation, [Path(report[k]) for k in ("html", "md", "csv") if report.get(k)])
     crossover = crossover_from_fractions(results, recommendation["metric"]) if len(opts.data_fractions) > 1 else []
     return CompareResult(out=out, results=results, recommendation=recommendation, report=report,
                          pre_recommendation=pre, lr_search=searches, reused=reused, crossover=crossover)
@@ -516,8 +521,21 @@ def _write_plan(out: Path, base: TrainConfig, strategies: list[str], planned: li
     })  # fmt: skip
 
 
+def _tracked_comparison(base: TrainConfig, strategies: list[str], out: Path, opts: CompareOptions):
+    """With ``--report-to mlflow``: the comparison's MLflow parent run (each run becomes its child)."""
+    from tunelab.run.tracking import parse_report_to
+
+    if "mlflow" not in parse_report_to(base.report_to):
+        return None
+    from tunelab.compare.tracking import ComparisonRuns
+
+    params = {"model": base.model, "data": base.data, "strategies": ",".join(strategies), "seeds": opts.seeds,
+              "data_fractions": ",".join(f"{f:g}" for f in opts.data_fractions), "epochs": base.epochs}
+    return ComparisonRuns(opts.title or out.name, params)
+
+
 def _run_all(planned: list[PlannedRun], base: TrainConfig, searches: dict[str, dict], opts: CompareOptions,
-             say: Callable[[str], None]) -> tuple[list[RunRecord], list[str]]:
+             say: Callable[[str], None], tracked=None) -> tuple[list[RunRecord], list[str]]:
     """Every planned run: reused when finished earlier (resume), else handed to the executor. Returns the
     records in plan order and the ids of the reused runs."""
     records: dict[str, RunRecord] = {}
@@ -532,7 +550,11 @@ def _run_all(planned: list[PlannedRun], base: TrainConfig, searches: dict[str, d
             records[run.run_id] = record
             say(f"{heads[run.run_id]}: finished earlier, reused ({_describe(record)})")
         else:
-            jobs.append(_job(run, base, searches, opts))
+            job = _job(run, base, searches, opts)
+            if tracked is not None:  # the run's Trainer (and tunelab's final numbers) log into its child run
+                job.spec["env"] = tracked.child_environment(run.run_id, {"strategy": run.strategy, "seed": run.seed,
+                                                                          "data_fraction": run.data_fraction})
+            jobs.append(job)
     executor = opts.executor or LocalExecutor(isolate=opts.isolate)
 
     def started(job: Job) -> None:
@@ -543,6 +565,8 @@ def _run_all(planned: list[PlannedRun], base: TrainConfig, searches: dict[str, d
             f"{config.data_fraction:g}, {lr_text}) ...")
 
     def finished(job: Job, record: RunRecord) -> None:
+        if tracked is not None:
+            tracked.finish_child(job.run_id, record.to_dict())
         done = _describe(record)
         lead = f"{heads[job.run_id]}:" if executor.concurrent else " " * len(heads[job.run_id]) + " "
         say(f"{lead} {done if done.startswith('FAILED') else 'done: ' + done}")

@@ -197,6 +197,24 @@ def memory_plot(results: list[dict], metric: str | None = None) -> Plot | None:
     )
 
 
+def forgetting_plot(results: list[dict], metric: str | None = None) -> Plot | None:
+    """Test metric against forgetting on the reference text (what adapting cost the model's general ability)."""
+    summaries = [s for s in summarize_strategies(results, metric=metric) if s.ok and s.forgetting is not None]
+    units = {s.forgetting_unit for s in summaries}
+    if not summaries or len(units) != 1:
+        return None  # nothing measured, or measures that do not share an axis
+    unit = units.pop()
+    return tradeoff_plot(
+        results,
+        name="metric_vs_forgetting",
+        cost=lambda s: s.forgetting,
+        cost_std=lambda s: s.std_of(lambda r: (r.train_info.forgetting or {}).get("value")),
+        xlabel=f"forgetting on the reference text ({unit}; 0 = nothing lost)",
+        title="Test metric vs forgetting",
+        metric=metric,
+    )
+
+
 def epochs_plot(results: list[dict], metric: str | None = None) -> Plot | None:
     """Validation metric per epoch per strategy (mean over seeds, band = ± std), from
     ``train_info.epochs`` of the successful runs at the largest data fraction."""
@@ -339,5 +357,5 @@ def all_plots(results: list[dict], *, metric: str | None = None, curves: Learnin
     against training-set size when curves were fitted."""
     sizes = learning_curve_plot(curves) if curves is not None else None
     plots = [share_plot(results, metric), time_plot(results, metric), memory_plot(results, metric),
-             epochs_plot(results, metric), sizes or fractions_plot(results, metric)]
+             forgetting_plot(results, metric), epochs_plot(results, metric), sizes or fractions_plot(results, metric)]
     return [p for p in plots if p is not None]

@@ -46,7 +46,7 @@ def results_table(results: list[dict], *, recommendation: dict | None = None) ->
     ``val_std``, ``validation`` and ``test`` (estimate and interval as plain values, or None), ``level``,
     ``trainable_params``, ``total_params``, ``trainable_share_pct``, ``peak_memory_mb``,
     ``memory_kind``, ``train_time_s``, ``eval_time_s``, ``samples_per_s``, ``artifact_size_mb``,
-    ``data_fraction``, ``n_train``. Numbers are means over seeds; None where not measured.
+    ``forgetting`` and ``forgetting_unit`` (what the run lost on a reference text), ``data_fraction``, ``n_train``. Numbers are means over seeds; None where not measured.
     """
     if recommendation is None:
         recommendation = recommend_from_results(results)
@@ -78,6 +78,8 @@ def results_table(results: list[dict], *, recommendation: dict | None = None) ->
                 "eval_time_s": s.mean_of(lambda r: r.train_info.eval_time_s),
                 "samples_per_s": s.mean_of(lambda r: r.train_info.samples_per_s),
                 "artifact_size_mb": s.mean_of(lambda r: r.artifact and r.artifact.size_mb),
+                "forgetting": s.forgetting,
+                "forgetting_unit": s.forgetting_unit,
                 "data_fraction": s.data_fraction,
                 "n_train": s.n_train,
             }
@@ -97,6 +99,7 @@ RESULTS_HEADERS = (
     "Eval time",
     "Samples/s",
     "Artifact",
+    "Forgetting",
 )
 
 
@@ -120,9 +123,17 @@ def results_table_cells(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
                 format_seconds(row["eval_time_s"]),
                 "–" if row["samples_per_s"] is None else f"{row['samples_per_s']:,.1f}",
                 format_mb(row["artifact_size_mb"]),
+                format_forgetting(row["forgetting"], row["forgetting_unit"]),
             ]
         )
     return headers, cells
+
+
+def format_forgetting(value: float | None, unit: str | None) -> str:
+    """``0.012 nats/token`` / ``0.034 (1 - CKA)``; ``–`` when not measured."""
+    if value is None:
+        return "–"
+    return f"{value:.3f} nats/token" if unit == "nats/token" else f"{value:.3f} ({unit or 'drift'})"
 
 
 def format_with_interval(interval: dict | None, mean: float | None, std: float | None, n: int, metric: str) -> str:

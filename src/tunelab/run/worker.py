@@ -73,7 +73,7 @@ def run_spec(spec: dict[str, Any], *, progress: bool = False) -> RunRecord:
 
     try:
         config = TrainConfig.from_dict(spec["config"], where="worker spec").validate()
-        record = _train(config, split_seed, progress)
+        record = _train(config, split_seed, progress, spec.get("env"))
     except KeyboardInterrupt as exc:  # Ctrl-C: training saved a checkpoint (tunelab.run.resilience); record and stop
         error = "interrupted: " + (" ".join(str(exc).split()) or "Ctrl-C") + " (tunelab compare --resume continues it)"
         failed(error).write(out / RECORD_NAME)
@@ -94,14 +94,17 @@ def run_spec(spec: dict[str, Any], *, progress: bool = False) -> RunRecord:
     return record
 
 
-def _train(config: TrainConfig, split_seed: int | None, progress: bool) -> RunRecord:
+def _train(config: TrainConfig, split_seed: int | None, progress: bool, env: dict[str, str] | None = None) -> RunRecord:
     from tunelab.run.training import load_data, train_record
 
     data = None
     if split_seed is not None and split_seed != config.seed:
         # same split and training subset as the comparison's other seeds; only init and order vary
         data = load_data(config.replace(seed=split_seed))
-    return train_record(config, data=data, progress=progress)
+    from tunelab.run.tracking import environment
+
+    with environment(env or {}):  # e.g. the MLflow child run a comparison opened for this run
+        return train_record(config, data=data, progress=progress)
 
 
 def _cpu_seconds() -> float:
