@@ -86,6 +86,9 @@ def _config(spec: dict):
         cache_precision=spec.get("cache_precision", "auto"),
         precision=spec.get("precision", "fp32"),
         recompute_attention=spec.get("recompute_attention", False),
+        # the plain-Trainer side measures no forgetting either: the benchmark compares training machinery
+        # (forgetting's own cost is in every run's metrics.json, train_info.forgetting.time_s)
+        forgetting=False,
     )
 
 

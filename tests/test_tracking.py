@@ -108,3 +108,30 @@ def test_max_forgetting_sets_aside_strategies_that_forgot_more(tiny_bert_dir, tm
     assert limited["strategy"] == "head"
     full = next(r for r in limited["ranking"] if r["strategy"] == "full")
     assert "--max-forgetting" in (full["why_not"] or "")
+
+
+def test_a_run_writes_its_progress_for_watchers_and_compare_reads_it_with_an_eta(
+    tiny_bert_dir, toy_classification_data, tmp_path
+):
+    from types import SimpleNamespace
+
+    from tunelab.compare.progress import CompareDisplay
+    from tunelab.io import write_json
+    from tunelab.run.progress import read_progress
+
+    train(_config(tiny_bert_dir, tmp_path), data=toy_classification_data, progress=False)
+    state = read_progress(tmp_path / "run")
+    assert state["phase"] in ("finishing", "evaluating") and state["step"] == state["max_steps"] > 0
+
+    lines: list[str] = []
+    jobs = [SimpleNamespace(run_id=f"r{i}", folder=tmp_path / f"r{i}", spec={"config": {"strategy": s}})
+            for i, s in enumerate(["head", "full", "head"])]
+    display = CompareDisplay(jobs, lambda j: j.spec["config"]["strategy"], lines.append, estimates={"full": 100.0})
+    display.start(jobs[0])
+    display.done(jobs[0], seconds=10.0)
+    assert display.eta() == pytest.approx(100.0 + 10.0)  # full from the estimate, head from what was measured
+    display.start(jobs[1])
+    (tmp_path / "r1").mkdir()
+    write_json(tmp_path / "r1" / "progress.json", {"phase": "training", "step": 5, "max_steps": 10, "epoch": 1.0, "loss": 0.5})
+    display.progress(jobs[1])
+    assert lines and "epoch 1, step 5/10" in lines[-1] and "loss 0.5000" in lines[-1] and "ETA" in lines[-1]

@@ -53,10 +53,11 @@ class Executor(Protocol):
     """Whether runs overlap (progress lines then name their run)."""
 
     def run(self, jobs: Sequence[Job], *, on_start: Callback | None = None,
-            on_done: DoneCallback | None = None) -> list[RunRecord]: ...
+            on_done: DoneCallback | None = None, on_progress: Callback | None = None) -> list[RunRecord]: ...
 
 
-def execute(spec: dict[str, Any], folder: Path, *, isolate: bool = True, timeout_s: float | None = None) -> RunRecord:
+def execute(spec: dict[str, Any], folder: Path, *, isolate: bool = True, timeout_s: float | None = None,
+            on_wait: Callable[[], None] | None = None) -> RunRecord:
     """Run one spec and return its record; a crashed or killed worker is recorded as failed.
 
     ``isolate=True`` (the default) runs ``python -m tunelab.run.worker`` in a fresh process
@@ -70,7 +71,8 @@ def execute(spec: dict[str, Any], folder: Path, *, isolate: bool = True, timeout
         write_json(folder / SPEC_NAME, spec)
         (folder / RECORD_NAME).unlink(missing_ok=True)  # a stale record must not pass for this attempt's
         return run_spec(spec)
-    outcome = run_job("tunelab.run.worker", spec, folder, timeout_s=timeout_s, what="the run", result_name=RECORD_NAME)
+    outcome = run_job("tunelab.run.worker", spec, folder, timeout_s=timeout_s, what="the run", result_name=RECORD_NAME,
+                      on_wait=on_wait)
     if outcome.result is not None and outcome.child_error is None:
         return RunRecord.from_dict(outcome.result)
     error = outcome.error or f"the worker failed: {outcome.child_error['message']}"  # type: ignore[index]
@@ -88,12 +90,13 @@ class LocalExecutor:
         self.isolate = isolate
 
     def run(self, jobs: Sequence[Job], *, on_start: Callback | None = None,
-            on_done: DoneCallback | None = None) -> list[RunRecord]:
+            on_done: DoneCallback | None = None, on_progress: Callback | None = None) -> list[RunRecord]:
         records = []
         for job in jobs:
             if on_start:
                 on_start(job)
-            record = execute(job.spec, job.folder, isolate=self.isolate, timeout_s=job.timeout_s)
+            ticks = (lambda job=job: on_progress(job)) if on_progress else None
+            record = execute(job.spec, job.folder, isolate=self.isolate, timeout_s=job.timeout_s, on_wait=ticks)
             if on_done:
                 on_done(job, record)
             records.append(record)
@@ -138,7 +141,7 @@ class RayExecutor:
                               f"{(str(exc).splitlines() or [''])[0]}") from exc
 
     def run(self, jobs: Sequence[Job], *, on_start: Callback | None = None,
-            on_done: DoneCallback | None = None) -> list[RunRecord]:
+            on_done: DoneCallback | None = None, on_progress: Callback | None = None) -> list[RunRecord]:
         if not jobs:
             return []
         self._connect()
@@ -150,7 +153,11 @@ class RayExecutor:
             waiting[task.remote(job.spec, str(job.folder), job.timeout_s)] = i
         records: list[RunRecord | None] = [None] * len(jobs)
         while waiting:
-            done, _ = self.ray.wait(list(waiting), num_returns=1)
+            done, _ = self.ray.wait(list(waiting), num_returns=1, timeout=0.5 if on_progress else None)
+            if not done:  # still running: their progress files (where --out is shared) say how far
+                for i in waiting.values():
+                    on_progress(jobs[i])
+                continue
             i = waiting.pop(done[0])
             records[i] = self._gathered(jobs[i], done[0])
             if on_done:

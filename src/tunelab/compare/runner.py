@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.compare.executors import Executor, Job, LocalExecutor, execute
+from tunelab.compare.progress import CompareDisplay
 from tunelab.config import TrainConfig
 from tunelab.errors import ConfigError, TunelabError
 from tunelab.metrics import higher_is_better, primary_metric
@@ -413,7 +414,7 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] = DEFAULT
     _write_plan(out, base, strategies, planned, lrs, searches, opts)
     _shared_cache(base, strategies, log)
     tracked = _tracked_comparison(base, strategies, out, opts)
-    results, reused = _run_all(planned, base, searches, opts, say, tracked)
+    results, reused = _run_all(planned, base, searches, opts, say, tracked, _estimated_seconds(pre), show=log is not None)
     recommendation = recommend_from_results(results, budget_minutes=opts.budget_minutes, memory_gb=opts.memory_gb,
                                             metric=opts.metric, tolerance=opts.tolerance, alpha=opts.alpha,
                                             max_forgetting=opts.max_forgetting)
@@ -521,6 +522,15 @@ def _write_plan(out: Path, base: TrainConfig, strategies: list[str], planned: li
     })  # fmt: skip
 
 
+def _estimated_seconds(pre: dict | None) -> dict[str, float]:
+    """Each strategy's estimated run time from the advice before training (for the progress ETA)."""
+    out = {}
+    for row in (pre or {}).get("estimates") or []:
+        if isinstance(row.get("train_time_s"), int | float):
+            out[row["strategy"]] = float(row["train_time_s"]) + float(row.get("cache_build_s") or 0.0)
+    return out
+
+
 def _tracked_comparison(base: TrainConfig, strategies: list[str], out: Path, opts: CompareOptions):
     """With ``--report-to mlflow``: the comparison's MLflow parent run (each run becomes its child)."""
     from tunelab.run.tracking import parse_report_to
@@ -535,7 +545,8 @@ def _tracked_comparison(base: TrainConfig, strategies: list[str], out: Path, opt
 
 
 def _run_all(planned: list[PlannedRun], base: TrainConfig, searches: dict[str, dict], opts: CompareOptions,
-             say: Callable[[str], None], tracked=None) -> tuple[list[RunRecord], list[str]]:
+             say: Callable[[str], None], tracked=None, estimates: dict[str, float] | None = None,
+             show: bool = False) -> tuple[list[RunRecord], list[str]]:
     """Every planned run: reused when finished earlier (resume), else handed to the executor. Returns the
     records in plan order and the ids of the reused runs."""
     records: dict[str, RunRecord] = {}
@@ -556,22 +567,27 @@ def _run_all(planned: list[PlannedRun], base: TrainConfig, searches: dict[str, d
                                                                           "data_fraction": run.data_fraction})
             jobs.append(job)
     executor = opts.executor or LocalExecutor(isolate=opts.isolate)
+    display = CompareDisplay(jobs, lambda job: job.spec["config"]["strategy"], say, estimates)
 
     def started(job: Job) -> None:
         config = TrainConfig.from_dict(job.spec["config"], where="plan")
         lr_text = f"lr {config.lr:g}" if config.lr is not None else f"default lr {_default_lr(config.strategy):g}"
         verb = "resuming" if config.resume and (job.folder / "checkpoints").is_dir() else "training"
-        say(f"{heads[job.run_id]}: {verb} {config.strategy} (seed {config.seed}, data fraction "
-            f"{config.data_fraction:g}, {lr_text}) ...")
+        display.say(f"{heads[job.run_id]}: {verb} {config.strategy} (seed {config.seed}, data fraction "
+                    f"{config.data_fraction:g}, {lr_text}) ...")
+        display.start(job)
 
     def finished(job: Job, record: RunRecord) -> None:
         if tracked is not None:
             tracked.finish_child(job.run_id, record.to_dict())
+        display.done(job, record.run_info.wall_time_s)
         done = _describe(record)
         lead = f"{heads[job.run_id]}:" if executor.concurrent else " " * len(heads[job.run_id]) + " "
-        say(f"{lead} {done if done.startswith('FAILED') else 'done: ' + done}")
+        display.say(f"{lead} {done if done.startswith('FAILED') else 'done: ' + done}")
 
-    for job, record in zip(jobs, executor.run(jobs, on_start=started, on_done=finished)):
+    with display:
+        ran = executor.run(jobs, on_start=started, on_done=finished, on_progress=display.progress if show else None)
+    for job, record in zip(jobs, ran):
         records[job.run_id] = record
     return [records[run.run_id] for run in planned], reused
 

@@ -59,11 +59,16 @@ class JobOutcome:
         return None
 
 
+_TICK_S = 0.5
+
+
 def run_job(module: str, spec: Any, folder: str | Path, *, timeout_s: float | None = None, what: str = "the job",
-            spec_name: str = SPEC_NAME, result_name: str = RESULT_NAME, log_name: str = LOG_NAME) -> JobOutcome:
+            spec_name: str = SPEC_NAME, result_name: str = RESULT_NAME, log_name: str = LOG_NAME,
+            on_wait: Callable[[], None] | None = None) -> JobOutcome:
     """Run ``python -m module SPEC RESULT`` in ``folder`` and read its result back (see the module docstring).
 
     ``what`` names the job in :attr:`JobOutcome.error` (``"the worker process was killed by SIGKILL ..."``).
+    ``on_wait`` is called about twice a second while the job runs (a progress display).
 
     Ctrl-C in the parent reaches the child too: the child gets :data:`INTERRUPT_GRACE_S` to stop on
     its own (a training run saves a checkpoint), then the ``KeyboardInterrupt`` is raised here.
@@ -77,7 +82,7 @@ def run_job(module: str, spec: Any, folder: str | Path, *, timeout_s: float | No
     with open(log_path, "w", encoding="utf-8") as log:
         proc = subprocess.Popen([sys.executable, "-m", module, str(spec_path), str(result_path)],
                                 stdout=log, stderr=subprocess.STDOUT, env=child_environment())
-        returncode = _wait(proc, timeout_s)
+        returncode = _wait(proc, timeout_s, on_wait)
     result = _read_result(result_path)
     error = None if result is not None else _why(what, returncode, timeout_s, log_path)
     return JobOutcome(result, returncode, error, log_path, time.perf_counter() - t0)
@@ -92,9 +97,18 @@ def child_environment() -> dict[str, str]:
     return env
 
 
-def _wait(proc: subprocess.Popen, timeout_s: float | None) -> int | None:
+def _wait(proc: subprocess.Popen, timeout_s: float | None, on_wait: Callable[[], None] | None = None) -> int | None:
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
     try:
-        return proc.wait(timeout=timeout_s)
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                return proc.wait(timeout=left if on_wait is None else min(_TICK_S, left if left is not None else _TICK_S))
+            except subprocess.TimeoutExpired:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+                if on_wait is not None:
+                    on_wait()
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()

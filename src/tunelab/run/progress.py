@@ -159,3 +159,60 @@ def library_bars_off():
             hf_logging.enable_progress_bar()
         if ds_was:
             datasets.enable_progress_bars()
+
+
+# ----------------------------------------------------------------------------- a run seen from outside
+
+PROGRESS_NAME = "progress.json"
+_WRITE_EVERY_S = 1.0
+
+
+class ProgressFile(TrainerCallback):
+    """Writes ``<out>/progress.json`` (step, steps, epoch, loss, seconds) at most once a second, so that a
+    comparison (or a user in another terminal) can follow a run in another process."""
+
+    def __init__(self, out_dir):
+        from pathlib import Path
+
+        self.path = Path(out_dir) / PROGRESS_NAME
+        self._last = 0.0
+        self._loss: float | None = None
+        self._t0 = time.perf_counter()
+
+    def _write(self, state, phase: str, force: bool = False) -> None:
+        now = time.perf_counter()
+        if not state.is_world_process_zero or (not force and now - self._last < _WRITE_EVERY_S):
+            return
+        self._last = now
+        from tunelab.io import write_json
+
+        write_json(self.path, {"phase": phase, "step": state.global_step, "max_steps": state.max_steps,
+                               "epoch": state.epoch, "loss": self._loss, "elapsed_s": round(now - self._t0, 1)})
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._t0 = time.perf_counter()
+        self._write(state, "training", force=True)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and isinstance(logs.get("loss"), int | float):
+            self._loss = float(logs["loss"])
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._write(state, "training")
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        self._write(state, "evaluating", force=True)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self._write(state, "finishing", force=True)
+
+
+def read_progress(folder) -> dict[str, Any] | None:
+    """The latest ``progress.json`` of a run folder, or ``None`` (not started, or being replaced)."""
+    import json
+    from pathlib import Path
+
+    try:
+        return json.loads((Path(folder) / PROGRESS_NAME).read_text())
+    except (OSError, ValueError):
+        return None

@@ -32,7 +32,7 @@ from tunelab.run import ranks
 from tunelab.run.attention import recompute_attention
 from tunelab.run.heap import limit_onednn_primitive_cache, peak_rss_mb, release_free_heap
 from tunelab.run.outputs import ExampleOutputs, OutputCollector, reduce_logits
-from tunelab.run.progress import RunProgress, library_bars_off
+from tunelab.run.progress import ProgressFile, RunProgress, library_bars_off
 from tunelab.run.record import Artifact, MetaInfo, Metrics, RunRecord, TrainInfo, library_versions
 from tunelab.run.tracking import log_record_to_mlflow, parse_report_to, tracking
 from tunelab.strategies import get_strategy, trainable_parameters
@@ -483,6 +483,7 @@ class TrainerSetup:
 
         trainer.remove_callback(PrinterCallback)  # raw log dicts on the console
         trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(ProgressFile(self.out))  # followed from outside (compare, another terminal)
         if progress:
             trainer.add_callback(self.display)
         return trainer
