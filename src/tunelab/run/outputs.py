@@ -117,6 +117,8 @@ def reduce_logits(logits, labels):
         logits = logits[0]
     if logits.dim() == 2:  # (batch, classes)
         return logits.argmax(-1)
+    if logits.shape[1] > labels.shape[1]:  # a soft prompt (prompt tuning) prepends positions without labels
+        logits = logits[:, logits.shape[1] - labels.shape[1] :]
     shifted = logits[:, :-1].float()
     target = labels[:, 1:]
     loss = torch.nn.functional.cross_entropy(
