@@ -124,3 +124,27 @@ def test_every_run_records_its_forgetting_and_hard_training_forgets_more_than_a_
     assert lost["base_cached"] and lost["low"] > head["high"]
     off = _train(tiny_bert_dir, toy_classification_data, tmp_path, "off", strategy="head", forgetting=False)
     assert off["train_info"].get("forgetting") is None
+
+
+def test_an_encoder_with_a_pretrained_mlm_head_also_reports_the_masked_lm_loss_change(tiny_bert_dir, tmp_path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForMaskedLM
+
+    config = BertConfig.from_pretrained(tiny_bert_dir)
+    torch.manual_seed(0)
+    folder = tmp_path / "mlm-bert"
+    BertForMaskedLM(config).save_pretrained(folder)  # a checkpoint that holds its masked-LM head
+    AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(folder)
+    from tunelab.models import load_pretrained_mlm
+
+    tok = AutoTokenizer.from_pretrained(folder)
+    mlm = load_pretrained_mlm(str(folder), tok)
+    assert mlm is not None and load_pretrained_mlm(str(tiny_bert_dir), tok) is None  # a bare body has none
+    model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=2)
+    same = forgetting.measure(model, tok, TEXTS, reference="t", base_path=str(folder), base_body=mlm.base_model,
+                              mlm=mlm, cache=tmp_path / "c")
+    assert same.mlm_loss_change == pytest.approx(0.0, abs=1e-6)
+    with torch.no_grad():
+        for p in model.bert.encoder.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    hurt = forgetting.measure(model, tok, TEXTS, reference="t", base_path=str(folder), mlm=mlm, cache=tmp_path / "c")
+    assert hurt.mlm_loss_change != pytest.approx(0.0, abs=1e-3) and hurt.value > same.value

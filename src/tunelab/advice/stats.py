@@ -461,6 +461,42 @@ def holm(p_values: np.ndarray) -> np.ndarray:
     return out
 
 
+def _check_best_args(results: Mapping[str, ExampleResults], alpha: float, tolerance: float | None, test: str,
+                     adjust: str) -> None:
+    if not results:
+        raise ValueError("no strategies")
+    _check_level(1 - alpha)
+    if tolerance is not None and tolerance < 0:
+        raise ValueError("tolerance must be >= 0")
+    if adjust not in ("holm", "none"):
+        raise ValueError(f"unknown adjustment {adjust!r}")
+    if test not in ("auto", "bootstrap", "mcnemar"):
+        raise ValueError(f"unknown test {test!r}")
+
+
+def _gap_to_best(results: Mapping[str, ExampleResults], names: list[str], reps: np.ndarray, values: np.ndarray,
+                 best_i: int, i: int, alpha: float, hib: bool, test: str) -> tuple[tuple[Interval, float], float]:
+    """Strategy ``i``'s gap to the best (its interval and one-sided upper bound) and the test's raw p-value.
+    The gap is on the scale the tolerance is stated in: points for accuracy-like, relative for perplexity."""
+    if hib:
+        gap_reps, gap = reps[:, best_i] - reps[:, i], values[best_i] - values[i]
+    else:
+        gap_reps, gap = reps[:, i] / reps[:, best_i] - 1, values[i] / values[best_i] - 1
+    lo, hi = np.quantile(gap_reps, [alpha / 2, 1 - alpha / 2])
+    upper = float(np.quantile(gap_reps, 1 - alpha))
+    first = results[names[0]]
+    n_seeds = max(results[names[i]].n_seeds, results[names[best_i]].n_seeds)
+    interval = Interval(float(gap), float(lo), float(hi), 1 - alpha, "paired percentile bootstrap",
+                        first.n_examples, n_seeds)
+    if test == "mcnemar":
+        y = first.y_true
+        assert y is not None
+        p = mcnemar(y, results[names[best_i]].y_pred[0], results[names[i]].y_pred[0]).p_value
+    else:
+        p = _two_sided_p(gap_reps)
+    return (interval, upper), float(p)
+
+
 def indistinguishable_from_best(
     results: Mapping[str, ExampleResults],
     metric: str,
@@ -477,15 +513,7 @@ def indistinguishable_from_best(
     ``test="auto"``: McNemar (mid-p) for accuracy when every strategy has a single seed, otherwise the
     paired bootstrap. ``tolerance``: absolute for accuracy-like metrics (0.01 = one point), relative for
     perplexity and loss (0.02 = 2 %); ``None`` checks statistical distinguishability only."""
-    if not results:
-        raise ValueError("no strategies")
-    _check_level(1 - alpha)
-    if tolerance is not None and tolerance < 0:
-        raise ValueError("tolerance must be >= 0")
-    if adjust not in ("holm", "none"):
-        raise ValueError(f"unknown adjustment {adjust!r}")
-    if test not in ("auto", "bootstrap", "mcnemar"):
-        raise ValueError(f"unknown test {test!r}")
+    _check_best_args(results, alpha, tolerance, test, adjust)
     names = list(results)
     first = results[names[0]]
     for name in names[1:]:
@@ -506,22 +534,7 @@ def indistinguishable_from_best(
     raw = np.empty(len(others))
     for j, i in enumerate(others):
         assert reps is not None
-        # Gap on the scale the tolerance is stated in: points for accuracy-like, relative for perplexity.
-        if hib:
-            gap_reps, gap = reps[:, best_i] - reps[:, i], values[best_i] - values[i]
-        else:
-            gap_reps, gap = reps[:, i] / reps[:, best_i] - 1, values[i] / values[best_i] - 1
-        lo, hi = np.quantile(gap_reps, [alpha / 2, 1 - alpha / 2])
-        upper = float(np.quantile(gap_reps, 1 - alpha))
-        n_seeds = max(results[names[i]].n_seeds, results[names[best_i]].n_seeds)
-        gaps[i] = (Interval(float(gap), float(lo), float(hi), 1 - alpha, "paired percentile bootstrap",
-                            first.n_examples, n_seeds), upper)
-        if test == "mcnemar":
-            y = first.y_true
-            assert y is not None
-            raw[j] = mcnemar(y, results[names[best_i]].y_pred[0], results[names[i]].y_pred[0]).p_value
-        else:
-            raw[j] = _two_sided_p(gap_reps)
+        gaps[i], raw[j] = _gap_to_best(results, names, reps, values, best_i, i, alpha, hib, test)
     adjusted = holm(raw) if adjust == "holm" else raw
 
     verdicts = [StrategyVerdict(names[best_i], float(values[best_i]), "best")]

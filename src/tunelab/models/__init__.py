@@ -15,6 +15,7 @@ from tunelab.models.loading import (
     list_models,
     load_base_parts,
     load_model,
+    load_pretrained_mlm,
     load_tokenizer,
     resolve_model,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "label_config",
     "list_models",
     "load_base_parts",
+    "load_pretrained_mlm",
     "load_model",
     "load_tokenizer",
     "lora_targets",

@@ -256,3 +256,25 @@ def load_base_parts(name_or_path: str, *, need_body: bool, trust_remote_code: bo
     for module in parts:
         module.eval().requires_grad_(False)
     return body, head
+
+
+def load_pretrained_mlm(name_or_path: str, tokenizer, notes: list[str] | None = None):
+    """The checkpoint as a masked-LM model when it holds a pre-trained masked-LM head, else ``None`` (with
+    the reason appended to ``notes``): sentence-embedding checkpoints such as all-MiniLM ship none."""
+    from transformers import AutoModelForMaskedLM
+
+    notes = notes if notes is not None else []
+    if getattr(tokenizer, "mask_token_id", None) is None:
+        return None
+    try:
+        model, info = AutoModelForMaskedLM.from_pretrained(
+            resolve_model(name_or_path), dtype=torch.float32, output_loading_info=True
+        )
+    except (OSError, ValueError) as exc:
+        notes.append(f"no masked-LM head could be built: {str(exc).splitlines()[0]}")
+        return None
+    missing = [k for k in info.get("missing_keys", []) if not k.endswith("position_ids")]
+    if missing:
+        notes.append(f"the checkpoint has no pre-trained masked-LM head ({len(missing)} weights missing, e.g. {missing[0]})")
+        return None
+    return model.eval().requires_grad_(False)

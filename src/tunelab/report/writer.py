@@ -121,107 +121,97 @@ def build_blocks(
     pre_recommendation: dict | None,
     title: str,
 ) -> list[Block]:
-    """The report's content, in order, as renderer-neutral blocks."""
+    """The report's content, in order, as renderer-neutral blocks: the recommendation first (it is what
+    the reader came for), the results, the ranking, per-class scores, the trade-off plots, the comparison
+    axes, the data-size view, the advice before training, the failures and the environment."""
     task = results_task(results)
     summaries = summarize_strategies(results, metric=recommendation.get("metric"))
     metric = recommendation.get("metric") or (summaries[0].metric if summaries else "accuracy")
     chosen = recommendation.get("strategy")
-
-    blocks: list[Block] = [Heading(title, 1), Paragraph(_subtitle(results, summaries, task), css="note")]
-
-    # The recommendation first: it is what the reader came for.
-    if chosen:
-        blocks.append(Callout(f"Recommended strategy: {chosen}", list(recommendation.get("reasons") or [])))
-    else:
-        blocks.append(Callout("No strategy recommended", list(recommendation.get("reasons") or []), good=False))
-
-    # Results table.
-    rows = results_table(results, recommendation=recommendation)
-    blocks.append(Heading("Results"))
-    if rows:
-        headers, cells = results_table_cells(rows)
-        fraction = rows[0]["data_fraction"]
-        seeds = max((r["n"] for r in rows), default=0)
-        caption = (
-            f"One row per strategy at data fraction {fraction:g}"
-            + (f" ({rows[0]['n_train']:,} training examples)" if rows[0]["n_train"] is not None else "")
-            + f". Strategies are chosen on the validation split; the test split is only reported. {_interval_note(rows, seeds)}"
-            + " Costs are means over seeds. Train time counts training steps only; eval time all evaluation."
-            + _memory_note(summaries)
-        )
-        classes = ["chosen" if r["strategy"] == chosen else ("failed" if r["val_mean"] is None else "") for r in rows]
-        spans = [r["val_mean"] is None for r in rows]
-        # A failed strategy has no numbers: its error takes their place.
-        cells = [
-            [c[0], c[1], f"error: {r['error'] or 'no error recorded'}"] if failed else c
-            for c, r, failed in zip(cells, rows, spans)
-        ]
-        blocks.append(Table(headers, cells, caption=caption, row_classes=classes, spans=spans))
-    else:
-        blocks.append(Paragraph("No runs were recorded."))
-
-    blocks.extend(_ranking_blocks(recommendation, chosen, metric))
+    reasons = list(recommendation.get("reasons") or [])
+    blocks: list[Block] = [
+        Heading(title, 1),
+        Paragraph(_subtitle(results, summaries, task), css="note"),
+        Callout(f"Recommended strategy: {chosen}", reasons) if chosen else Callout("No strategy recommended", reasons, good=False),
+        *_results_blocks(results, recommendation, summaries, chosen),
+        *_ranking_blocks(recommendation, chosen, metric),
+    ]
     if chosen and task == "classification":
         blocks.extend(_per_class_blocks(next((s for s in summaries if s.strategy == chosen), None)))
-
-    # Plots.
-    blocks.append(Heading("Trade-offs"))
-    if plots:
-        blocks.append(
-            Paragraph(
-                "Each point is a strategy (mean over seeds); a strategy on the dashed Pareto frontier is not beaten "
-                "on both the metric and the cost by any other. Failed runs are not plotted.",
-                css="note",
-            )
-        )
-        blocks.extend(plots)
-    else:
-        blocks.append(Paragraph("Nothing to plot: no run succeeded."))
-
-    # The axes table.
-    strategies, axes = axes_table(results, pre_recommendation=pre_recommendation)
-    if strategies:
-        blocks.append(Heading("Transfer learning vs fine-tuning, on this run's numbers"))
-        blocks.append(
-            Paragraph(
-                "The axes people compare the two approaches on (working principle, architecture, training "
-                "process, computing resources, data, domain), filled with what this comparison measured.",
-                css="note",
-            )
-        )
-        blocks.append(
-            Table(
-                ["", *strategies],
-                [[axis, *cells] for axis, cells in axes],
-                row_headers=True,
-                merge_equal=True,
-                caption="Share, memory, time and the test metric are measured; data regime from the dataset's "
-                "metadata; closeness of domain from the pre-training analysis when it ran.",
-            )
-        )
-
+    blocks.extend(_plot_blocks(plots))
+    blocks.extend(_axes_blocks(results, pre_recommendation))
     blocks.extend(_data_size_blocks(results, recommendation, metric))
-
     if pre_recommendation:
         blocks.extend(_pre_recommendation_blocks(pre_recommendation, recommendation, summaries, metric))
+    blocks.extend(_failure_blocks(results))
+    blocks.extend(_environment_blocks(results))
+    return blocks
 
-    # Failures, in full.
+
+def _results_blocks(results: list[dict], recommendation: dict, summaries: list, chosen: str | None) -> list[Block]:
+    """The results table: one row per strategy, a failed one's error in place of its numbers."""
+    rows = results_table(results, recommendation=recommendation)
+    if not rows:
+        return [Heading("Results"), Paragraph("No runs were recorded.")]
+    headers, cells = results_table_cells(rows)
+    fraction = rows[0]["data_fraction"]
+    seeds = max((r["n"] for r in rows), default=0)
+    caption = (
+        f"One row per strategy at data fraction {fraction:g}"
+        + (f" ({rows[0]['n_train']:,} training examples)" if rows[0]["n_train"] is not None else "")
+        + f". Strategies are chosen on the validation split; the test split is only reported. {_interval_note(rows, seeds)}"
+        + " Costs are means over seeds. Train time counts training steps only; eval time all evaluation."
+        + _memory_note(summaries)
+    )
+    classes = ["chosen" if r["strategy"] == chosen else ("failed" if r["val_mean"] is None else "") for r in rows]
+    spans = [r["val_mean"] is None for r in rows]
+    cells = [
+        [c[0], c[1], f"error: {r['error'] or 'no error recorded'}"] if failed else c
+        for c, r, failed in zip(cells, rows, spans)
+    ]
+    return [Heading("Results"), Table(headers, cells, caption=caption, row_classes=classes, spans=spans)]
+
+
+def _plot_blocks(plots: list) -> list[Block]:
+    if not plots:
+        return [Heading("Trade-offs"), Paragraph("Nothing to plot: no run succeeded.")]
+    note = ("Each point is a strategy (mean over seeds); a strategy on the dashed Pareto frontier is not beaten "
+            "on both the metric and the cost by any other. Failed runs are not plotted.")
+    return [Heading("Trade-offs"), Paragraph(note, css="note"), *plots]
+
+
+def _axes_blocks(results: list[dict], pre_recommendation: dict | None) -> list[Block]:
+    """The axes people compare the two approaches on, filled with this comparison's numbers."""
+    strategies, axes = axes_table(results, pre_recommendation=pre_recommendation)
+    if not strategies:
+        return []
+    note = ("The axes people compare the two approaches on (working principle, architecture, training "
+            "process, computing resources, data, domain), filled with what this comparison measured.")
+    caption = ("Share, memory, time and the test metric are measured; data regime from the dataset's "
+               "metadata; closeness of domain from the pre-training analysis when it ran.")
+    return [
+        Heading("Transfer learning vs fine-tuning, on this run's numbers"),
+        Paragraph(note, css="note"),
+        Table(["", *strategies], [[axis, *cells] for axis, cells in axes], row_headers=True, merge_equal=True,
+              caption=caption),
+    ]
+
+
+def _failure_blocks(results: list[dict]) -> list[Block]:
+    """Every failed run's error, in full, grouped by strategy and message."""
     failed: dict[tuple[str, str], list[dict]] = {}
     for run in results:
         if not run_succeeded(run):
             error = str(as_record(run).run_info.error or "failed (no error recorded)")
             failed.setdefault((run_strategy(run), error), []).append(run)
-    if failed:
-        blocks.append(Heading("Failed runs"))
-        for (strategy, error), runs in failed.items():
-            which = "; ".join(
-                f"seed {_seed(r)} at data fraction {run_fraction(r):g}" for r in runs
-            )
-            count = f"{len(runs)} runs" if len(runs) > 1 else "1 run"
-            blocks.append(Paragraph(f"{count} ({which}) failed with:", lead=f"{strategy}:"))
-            blocks.append(Preformatted(error))
-
-    blocks.extend(_environment_blocks(results))
+    if not failed:
+        return []
+    blocks: list[Block] = [Heading("Failed runs")]
+    for (strategy, error), runs in failed.items():
+        which = "; ".join(f"seed {_seed(r)} at data fraction {run_fraction(r):g}" for r in runs)
+        count = f"{len(runs)} runs" if len(runs) > 1 else "1 run"
+        blocks.append(Paragraph(f"{count} ({which}) failed with:", lead=f"{strategy}:"))
+        blocks.append(Preformatted(error))
     return blocks
 
 

@@ -482,6 +482,26 @@ def _sibling_source(base_dir: Path, split: int, dtype: str, precision: str) -> t
     return best
 
 
+def _meta(run, datasets: dict[str, Any], key: str, split: int, positions: str, dtype: str, precision: str,
+          source_split: int | None) -> dict[str, Any]:
+    """What a cache folder holds (its ``meta.json``): enough to check it against a later run."""
+    return {
+        "complete": True,
+        "format": CACHE_FORMAT,
+        "split": split,
+        "positions": positions,
+        "dtype": dtype,
+        "precision": precision,
+        "hidden": run.layout.hidden_size,
+        "key": key,
+        "model": str(run.config.model),
+        "max_length": run.max_length,
+        "data_fingerprint": run.data.fingerprint,
+        "rows": {s: len(datasets[s]) for s in SPLITS},
+        "source_split": source_split,
+    }
+
+
 def ensure_features(
     run,
     datasets: dict[str, Any],
@@ -529,21 +549,7 @@ def ensure_features(
         times = _compute(
             run, datasets, split, positions, dtype, tmp, src_stores, source[0] if source else 0, precision
         )
-        meta = {
-            "complete": True,
-            "format": CACHE_FORMAT,
-            "split": split,
-            "positions": positions,
-            "dtype": dtype,
-            "precision": precision,
-            "hidden": hidden_size,
-            "key": key,
-            "model": str(run.config.model),
-            "max_length": run.max_length,
-            "data_fingerprint": run.data.fingerprint,
-            "rows": {s: len(datasets[s]) for s in SPLITS},
-            "source_split": source[0] if source else None,
-        }
+        meta = _meta(run, datasets, key, split, positions, dtype, precision, source[0] if source else None)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
     if not _complete(folder):
         raise RuntimeError(f"frozen-layer cache {folder} is incomplete: remove it and run again")

@@ -8,9 +8,11 @@ The seed's first comparison axis is the balance between *retaining* what pre-tra
   the reference texts. For a peft adapter the adapted side runs the same model with the adapter on,
   the base side with it off; for a classification run the adapted *body* is read through the base
   model's original LM head (the new classification head has no language model to lose).
-- **representation drift** (encoders without an LM head): ``1 - linear CKA`` (Kornblith et al., 2019)
-  between the base and the adapted model's sentence representations (mean-pooled last hidden
-  states) of the reference texts; 0 means the geometry is unchanged, 1 means unrelated.
+- **representation drift** (encoders): ``1 - linear CKA`` (Kornblith et al., 2019) between the base and
+  the adapted model's sentence representations (mean-pooled last hidden states) of the reference
+  texts; 0 means the geometry is unchanged, 1 means unrelated. Where the checkpoint holds a
+  pre-trained masked-LM head, the **masked-LM loss change** is measured beside it: the adapted body
+  read through that head, 15 % of the tokens masked with the same seeded masks on both sides.
 
 Both are 0 for the base model itself. Each comes with a 95 % bootstrap interval over the reference
 texts (paired: both sides are resampled together). The base model's side is computed once per
@@ -39,7 +41,9 @@ from torch import nn
 
 LM_LOSS = "lm_loss_change"
 DRIFT = "representation_drift"
-UNITS = {LM_LOSS: "nats/token", DRIFT: "1 - linear CKA"}
+MLM_LOSS = "mlm_loss_change"
+UNITS = {LM_LOSS: "nats/token", DRIFT: "1 - linear CKA", MLM_LOSS: "nats/masked token"}
+_MASK_SHARE = 0.15
 # 32 texts of up to 96 tokens: a few seconds on a 135 M decoder on 2 CPU cores, well inside the budget
 # (5 % of training or 10 s) for runs of minutes; the record states the measured cost
 DEFAULT_TEXTS = 32
@@ -62,6 +66,10 @@ class Forgetting:
     base_cached: bool
     base: float | None = None  # LM loss of the base model (LM_LOSS only)
     adapted: float | None = None
+    # encoders whose checkpoint holds a pre-trained masked-LM head: the masked-LM loss change as well
+    mlm_loss_change: float | None = None
+    mlm_low: float | None = None
+    mlm_high: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -156,6 +164,36 @@ def token_losses(body: nn.Module, lm_head: nn.Module, tokenizer, texts: list[str
     return np.concatenate(sums).astype(np.float64), np.concatenate(counts).astype(np.float64)
 
 
+@torch.inference_mode()
+def masked_token_losses(mlm: nn.Module, body: nn.Module, tokenizer, texts: list[str], max_length: int, seed: int = 0):
+    """(summed masked-token loss per text, masked tokens per text) of the checkpoint's masked-LM head
+    (``mlm``, a ``...ForMaskedLM``) reading ``body``'s hidden states: ``body`` stands in for ``mlm``'s own
+    body for the pass. 15 % of the non-special tokens are masked (at least one a text), with a seeded
+    generator, so the base and the adapted side see the same masks."""
+    generator = torch.Generator().manual_seed(seed)
+    special = torch.tensor(sorted(set(tokenizer.all_special_ids)))
+    prefix = mlm.base_model_prefix
+    own = getattr(mlm, prefix)
+    setattr(mlm, prefix, body)
+    sums, counts = [], []
+    try:
+        device = _device(body)
+        for ids, mask in _batches(tokenizer, texts, max_length):
+            can = mask.bool() & ~torch.isin(ids, special)
+            pick = (torch.rand(ids.shape, generator=generator) < _MASK_SHARE) & can
+            first = can.float().argmax(1)
+            pick[torch.arange(len(ids)), first] |= can[torch.arange(len(ids)), first] & ~pick.any(1)
+            labels = ids.masked_fill(~pick, -100).to(device)
+            logits = mlm(input_ids=ids.masked_fill(pick, tokenizer.mask_token_id).to(device),
+                         attention_mask=mask.to(device)).logits.float()
+            loss = nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100, reduction="none")
+            sums.append(loss.sum(1).cpu().numpy())
+            counts.append(pick.sum(1).numpy())
+    finally:
+        setattr(mlm, prefix, own)
+    return np.concatenate(sums).astype(np.float64), np.concatenate(counts).astype(np.float64)
+
+
 # ----------------------------------------------------------------------------- the base side, cached
 
 
@@ -205,6 +243,7 @@ def measure(
     base_body: nn.Module | None = None,
     base_lm_head: nn.Module | None = None,
     adapter_off=None,
+    mlm: nn.Module | None = None,
     cache: Path | None = None,
     max_length: int = DEFAULT_MAX_LENGTH,
 ) -> Forgetting:
@@ -214,7 +253,8 @@ def measure(
     ``base_lm_head`` when the base has a pre-trained LM head (then the LM-loss change is measured,
     else representation drift), and either ``adapter_off`` (a context manager that turns a peft adapter
     off, so the base side is the same module) or ``base_body`` (the base model's body, loaded by the
-    caller) when the base side is not in the cache yet.
+    caller) when the base side is not in the cache yet. ``mlm``: the checkpoint's masked-LM model, for
+    encoders that have one: the masked-LM loss change is measured beside the drift.
     """
     t0 = time.perf_counter()
     body = _body_of(adapted)
@@ -243,7 +283,7 @@ def measure(
         else:
             reps = sentence_representations(body, tokenizer, texts, max_length)
             value, low, high = drift(stored["reps"], reps)
-            extra = {}
+            extra = _mlm_change(mlm, body, tokenizer, texts, max_length, cache, key) if mlm is not None else {}
     finally:
         adapted.train(was_training)
     return Forgetting(
@@ -258,6 +298,18 @@ def measure(
         base_cached=cached,
         **extra,
     )
+
+
+def _mlm_change(mlm: nn.Module, body: nn.Module, tokenizer, texts: list[str], max_length: int, cache: Path | None,
+                key: str) -> dict[str, float]:
+    """The masked-LM loss change of ``body`` under the checkpoint's own MLM head (base side cached)."""
+    stored, _ = _cached_base(
+        cache, f"{key}-mlm",
+        lambda: dict(zip(("sums", "counts"), masked_token_losses(mlm, mlm.base_model, tokenizer, texts, max_length))),
+    )
+    sums, counts = masked_token_losses(mlm, body, tokenizer, texts, max_length)
+    value, low, high = loss_change(stored["sums"], sums, counts)
+    return {"mlm_loss_change": value, "mlm_low": low, "mlm_high": high}
 
 
 def _body_of(model: nn.Module) -> nn.Module:
@@ -275,7 +327,7 @@ def measure_run(model: nn.Module, config, model_path: str, tokenizer) -> Forgett
     same model with the adapter switched off, anything else against the checkpoint loaded afresh.
     """
     from tunelab.data.reference import reference_for
-    from tunelab.models import cache_dir, load_base_parts
+    from tunelab.models import cache_dir, load_base_parts, load_pretrained_mlm
 
     t0 = time.perf_counter()
     reference, texts = reference_for(config.data, config.reference_text, n=DEFAULT_TEXTS, seed=0)
@@ -284,11 +336,12 @@ def measure_run(model: nn.Module, config, model_path: str, tokenizer) -> Forgett
     kind_probe = _base_key(model_path, reference, texts, LM_LOSS, DEFAULT_MAX_LENGTH)
     cached = any((cache / f"base-{k}.npz").is_file() for k in (kind_probe, _base_key(model_path, reference, texts, DRIFT, DEFAULT_MAX_LENGTH)))
     body, head = load_base_parts(model_path, need_body=adapter_off is None and not cached, trust_remote_code=config.trust_remote_code)
+    mlm = load_pretrained_mlm(model_path, tokenizer) if head is None else None
     device = _device(model)
-    for module in (body, head):
+    for module in (body, head, mlm):
         if module is not None:
             module.to(device)
     result = measure(model, tokenizer, texts, reference=reference, base_path=model_path, base_body=body,
-                     base_lm_head=head, adapter_off=adapter_off, cache=cache, max_length=DEFAULT_MAX_LENGTH)
+                     base_lm_head=head, adapter_off=adapter_off, mlm=mlm, cache=cache, max_length=DEFAULT_MAX_LENGTH)
     result.time_s = time.perf_counter() - t0  # loading the reference and the base's head included
     return result
