@@ -349,7 +349,7 @@ def _model_signals(model_name: str, tokenizer, target_ids: list, reference_ids: 
     import torch
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
-    from tunelab.models import is_decoder, resolve_model
+    from tunelab.models import is_decoder, load_pretrained_mlm, resolve_model
 
     path = resolve_model(model_name)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -358,7 +358,7 @@ def _model_signals(model_name: str, tokenizer, target_ids: list, reference_ids: 
         lt, lr_ = _causal_lm_loss(model, target_ids, pad_id), _causal_lm_loss(model, reference_ids, pad_id)
         signals.update(lm_loss_target=round(lt, 4), lm_loss_reference=round(lr_, 4), lm_loss_ratio=round(lt / max(lr_, 1e-9), 3))
         return "lm_loss_ratio"
-    model = _pretrained_mlm(path, tokenizer, notes)
+    model = load_pretrained_mlm(path, tokenizer, notes)
     if model is not None:
         lt = _mlm_loss(model, target_ids, tokenizer, seed)
         lr_ = _mlm_loss(model, reference_ids, tokenizer, seed)
@@ -368,25 +368,6 @@ def _model_signals(model_name: str, tokenizer, target_ids: list, reference_ids: 
     d, floor = _centroid_distances(model, target_ids, reference_ids, pad_id)
     signals.update(centroid_distance=round(d, 4), reference_split_distance=round(floor, 4))
     return "centroid_distance"
-
-
-def _pretrained_mlm(path: str, tokenizer, notes: list[str]):
-    """The checkpoint's masked-LM model when it has a pre-trained MLM head (else ``None``, with a note)."""
-    import torch
-    from transformers import AutoModelForMaskedLM
-
-    if tokenizer.mask_token_id is None:
-        return None
-    try:
-        model, info = AutoModelForMaskedLM.from_pretrained(path, dtype=torch.float32, output_loading_info=True)
-    except (OSError, ValueError) as exc:
-        notes.append(f"no masked-LM head could be built: {str(exc).splitlines()[0]}")
-        return None
-    missing = [k for k in info.get("missing_keys", []) if not k.endswith("position_ids")]
-    if missing:
-        notes.append(f"the checkpoint has no pre-trained masked-LM head ({len(missing)} weights missing, e.g. {missing[0]})")
-        return None
-    return model.eval()
 
 
 def domain_reason(domain: dict[str, Any]) -> str:
