@@ -131,19 +131,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
         lr_overrides=parse_lr_overrides(args.lr_overrides),
         resume=args.resume,
         overwrite=args.overwrite,
-        budget_minutes=args.budget_minutes,
-        memory_gb=args.memory_gb,
-        max_forgetting=args.max_forgetting,
-        metric=args.metric,
-        tolerance=args.tolerance,
-        alpha=args.alpha,
-        pre_recommend=args.pre_recommend,
+        **_verdict_options(args),
         run_timeout_s=args.run_timeout,
         executor=executor,
-        log=None if args.quiet or args.json else print,
     )
     print_result(result, as_json=args.json)
     return 0
+
+
+def _verdict_options(args: argparse.Namespace) -> dict:
+    """The options ``compare`` and ``demo`` share: how the recommendation is made, and what is printed."""
+    return dict(budget_minutes=args.budget_minutes, memory_gb=args.memory_gb, max_forgetting=args.max_forgetting,
+                metric=args.metric, tolerance=args.tolerance, alpha=args.alpha, pre_recommend=args.pre_recommend,
+                log=None if args.quiet or args.json else print)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -165,15 +165,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         out=args.out,
         resume=not args.fresh,
         overwrite=args.fresh,
-        budget_minutes=args.budget_minutes,
-        memory_gb=args.memory_gb,
-        max_forgetting=args.max_forgetting,
-        metric=args.metric,
-        tolerance=args.tolerance,
-        alpha=args.alpha,
-        pre_recommend=args.pre_recommend,
+        **_verdict_options(args),
         title=f"tunelab demo: {DEMO['model']} on {DEMO['data']}",
-        log=None if args.quiet or args.json else print,
     )
     print_result(result, as_json=args.json)
     return 0
