@@ -23,6 +23,15 @@ def test_linear_cka_is_one_for_the_same_geometry_and_lower_for_noise():
     assert value == pytest.approx(0.0, abs=1e-12) and low == pytest.approx(0.0, abs=1e-9) and high == pytest.approx(0.0, abs=1e-9)
 
 
+def test_the_drift_interval_holds_its_estimate():
+    """Bootstrap resamples repeat rows, which biases CKA upward (drift down); the jackknife interval does not."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(32, 16))
+    y = x + rng.normal(scale=1.5, size=(32, 16))
+    value, low, high = forgetting.drift(x, y)
+    assert 0 < low <= value <= high < 1
+
+
 def _load(path, cls):
     from transformers import AutoTokenizer
 

@@ -14,8 +14,8 @@ The seed's first comparison axis is the balance between *retaining* what pre-tra
   pre-trained masked-LM head, the **masked-LM loss change** is measured beside it: the adapted body
   read through that head, 15 % of the tokens masked with the same seeded masks on both sides.
 
-Both are 0 for the base model itself. Each comes with a 95 % bootstrap interval over the reference
-texts (paired: both sides are resampled together). The base model's side is computed once per
+Both are 0 for the base model itself. Each comes with a 95 % interval over the reference texts
+(paired: both sides resampled together; the jackknife for CKA, a percentile bootstrap for losses). The base model's side is computed once per
 model, reference and length and kept under the cache root, so a run pays only for its own side.
 
 >>> from tunelab.run.forgetting import linear_cka
@@ -99,10 +99,20 @@ def _bootstrap(stat, n: int, seed: int = 0) -> tuple[float, float]:
 
 
 def drift(base: np.ndarray, adapted: np.ndarray) -> tuple[float, float, float]:
-    """(1 - CKA, low, high) between base and adapted representations, rows resampled in pairs."""
+    """(1 - CKA, low, high) between base and adapted representations.
+
+    The interval is the jackknife's (leave one reference text out; estimate ± 1.96 standard errors,
+    kept within [0, 1]), not the bootstrap's: a bootstrap resample repeats rows, and repeated rows make
+    two representations look more alike, so bootstrap intervals of CKA sit below the estimate (seen on
+    the demo: 0.629 with a percentile interval of [0.444, 0.602])."""
     value = 1.0 - linear_cka(base, adapted)
-    low, high = _bootstrap(lambda rows: 1.0 - linear_cka(base[rows], adapted[rows]), len(base))
-    return value, low, high
+    n = len(base)
+    if n < 3:
+        return value, value, value
+    keep = ~np.eye(n, dtype=bool)
+    leave_out = np.array([1.0 - linear_cka(base[keep[i]], adapted[keep[i]]) for i in range(n)])
+    se = float(np.sqrt((n - 1) / n * np.sum((leave_out - leave_out.mean()) ** 2)))
+    return value, max(0.0, value - 1.96 * se), min(1.0, value + 1.96 * se)
 
 
 def loss_change(base: np.ndarray, adapted: np.ndarray, tokens: np.ndarray) -> tuple[float, float, float]:
