@@ -34,9 +34,11 @@ def test_a_callers_own_freeze_is_left_alone():
     gc.freeze()
     try:
         count = gc.get_freeze_count()
+        # frozen objects can still be freed (by other threads too, e.g. a Ray client left by an earlier test),
+        # so the count may drop by a few; what must not happen is a second freeze or an unfreeze
         with long_lived_objects_frozen():
-            assert gc.get_freeze_count() == count
-        assert gc.get_freeze_count() == count  # not unfrozen by tunelab
+            assert count - 100 <= gc.get_freeze_count() <= count
+        assert count - 100 <= gc.get_freeze_count() <= count  # not unfrozen by tunelab
     finally:
         gc.unfreeze()
 
