@@ -72,6 +72,7 @@ import statistics
 from typing import Any
 
 from tunelab.config import TrainConfig
+from tunelab.data.reference import reference_texts
 from tunelab.errors import TunelabError
 
 #: Labeled examples in the smallest class (classification) / training tokens (causal LM).
@@ -159,15 +160,6 @@ def data_amount(stats: dict[str, Any]) -> tuple[str, str]:
 
 # --------------------------------------------------------------------------------------------------
 # 2. the domain
-
-
-def reference_texts(n: int = 64, seed: int = 0) -> list[str]:
-    """``n`` general-English reference texts: BBC news articles (the ``bbc-text`` built-in), seeded."""
-    from tunelab.data import load_task_data
-
-    ref = load_task_data("bbc-text", seed=seed)
-    texts = [t for t in ref.train["text"] if t.strip()]
-    return random.Random(seed).sample(texts, min(n, len(texts)))
 
 
 def _fragmentation(texts: list[str], tokenizer) -> tuple[float, float]:
