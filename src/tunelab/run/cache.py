@@ -404,9 +404,10 @@ def _offsets(ds, positions: str) -> np.ndarray:
 def _fill(forward, ds, offsets: np.ndarray, flat, pad_id: int, feed=None, source: FeatureStore | None = None) -> None:
     """Run ``forward`` over every example of ``ds``, in length-sorted batches, and write each one's
     hidden states into ``flat[offsets[i]:offsets[i+1]]``."""
-    ids_col = ds["input_ids"]
+    # whole columns as lists, once: a ``datasets`` column read row by row costs a table lookup per row
+    ids_col = ds["input_ids"][:]
     # token types change the embeddings of models that add them (GPT-2 embeds them with its word table)
-    types_col = ds["token_type_ids"] if "token_type_ids" in ds.column_names else None
+    types_col = ds["token_type_ids"][:] if "token_type_ids" in ds.column_names else None
     lengths = np.array([len(x) for x in ids_col], dtype=np.int64)
     sizes = np.diff(offsets)
     for idx in _batches(lengths):

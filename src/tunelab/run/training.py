@@ -241,6 +241,26 @@ def make_trainer_class():
                         out.append({**rest, "params": chosen, "weight_decay": wd})
             return out
 
+        # Per-step costs that grow with the model, not with what trains: a cached run keeps its whole frozen body
+        # in place, so Trainer's parameter count (a walk of every module, for the FLOPs log) and its clipping
+        # over ``model.parameters()`` would visit every frozen weight at every step. The count does not change
+        # during a run, and a frozen weight has no gradient to clip: the result is the same.
+        _tunelab_n_params: int | None = None
+
+        def floating_point_ops(self, inputs):
+            main = getattr(self.model, "main_input_name", "input_ids")
+            if main not in inputs or not hasattr(self.model, "num_parameters"):
+                return 0
+            if self._tunelab_n_params is None:
+                self._tunelab_n_params = self.model.num_parameters(exclude_embeddings=True)
+            return 6 * inputs[main].numel() * self._tunelab_n_params
+
+        def _clip_grad_norm(self, model):
+            if self.optimizer is None or self.is_deepspeed_enabled or self.is_fsdp_enabled or self._has_mixed_mesh_grads(model):
+                return super()._clip_grad_norm(model)
+            params = [p for group in self.optimizer.param_groups for p in group["params"]]
+            return self.accelerator.clip_grad_norm_(params, self.args.max_grad_norm)
+
         def _get_grad_norm(self, model, grad_norm=None):
             # Trainer computes the (pre-clip) norm of all gradients at every step anyway: one scalar tells
             # whether any gradient holds NaN or inf, and only then are the parameters searched for the culprit
