@@ -122,9 +122,24 @@ def _measured_run(config: TrainConfig) -> dict:
 def test_estimate_matches_a_measured_run_within_25_percent(strategy, tmp_path):
     config = TrainConfig(model="minilm", data="rotten-tomatoes", strategy=strategy, epochs=1, max_length=64,
                          max_train_samples=400, max_eval_samples=64, cache=False, out=str(tmp_path / "run"))
-    est = estimate(config, warmup_steps=3, timed_steps=5)
+    est = estimate(config, warmup_steps=3, timed_steps=5, reuse=False)  # this test measures the estimator itself
     run = _measured_run(config)
     print(f"\n{strategy}: estimated {est['train_time_s']:.1f} s / {est['peak_memory_mb']:.0f} MB; "
           f"measured {run['train_time_s']:.1f} s / {run['peak_memory_mb']:.0f} MB")
     assert est["train_time_s"] == pytest.approx(run["train_time_s"], rel=0.25)
     assert est["peak_memory_mb"] == pytest.approx(run["peak_memory_mb"], rel=0.25)
+
+
+def test_a_measurement_is_reused_for_the_same_model_options_data_and_machine(tiny_bert_dir, toy_classification_data,
+                                                                            tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNELAB_CACHE", str(tmp_path / "cache"))
+    config = TrainConfig(model=str(tiny_bert_dir), strategy="lora", batch_size=8, epochs=2, cache=False)
+    kw = dict(data=toy_classification_data, warmup_steps=1, timed_steps=2, isolate=False)
+    first = estimate(config, **kw)
+    again = estimate(config.replace(out=str(tmp_path / "elsewhere"), report_to="tensorboard"), **kw)  # cost-free options
+    assert again["reused"] and not first["reused"]
+    assert again["time_per_step_s"] == first["time_per_step_s"] and again["peak_memory_mb"] == first["peak_memory_mb"]
+    assert any("reused the measurement" in n for n in again["notes"])
+    assert not estimate(config.replace(batch_size=4), **kw)["reused"]  # a step of another shape is measured
+    assert not estimate(config, **kw, reuse=False)["reused"]  # asked to measure again
+    assert len(list((tmp_path / "cache" / "estimates").glob("*.json"))) == 2

@@ -59,11 +59,14 @@ def estimate(
     probe_tokens: float | None = None,
     isolate: bool = True,
     timeout_s: float | None = None,
+    reuse: bool = True,
 ) -> dict[str, Any]:
     """Estimate time per epoch and peak memory of training ``config`` (see the module docstring).
 
     ``data``: a :class:`~tunelab.data.TaskData` to use instead of loading ``config.data``;
     ``use_data=False`` ignores ``config.data`` and times synthetic ``max_length`` examples.
+    ``reuse``: return the stored measurement of the same model files, cost-relevant options, data and
+    machine when there is one (``False`` measures again and stores the new one).
     Returns a dict with ``time_per_epoch_s``, ``train_time_s``, ``peak_memory_mb``, ``steps_per_epoch``,
     the measured step times and ``notes``.
     """
@@ -79,11 +82,82 @@ def estimate(
         "num_examples": num_examples,
         "probe_tokens": probe_tokens,
     }
+    if data is None and use_data:
+        from tunelab.run.training import load_data
+
+        data = load_data(config)  # here, once: its fingerprint is part of the stored measurement's key
+    stored = _stored_path(job, data, isolate)
+    if reuse and stored.is_file():
+        return _reused(stored)
     if not isolate:
         result = _measure(job, data)
         result["notes"].append("measured in-process: peak memory includes what this process held before")
-        return result
-    return _run_isolated(job, data, timeout_s)
+    else:
+        result = _run_isolated(job, data, timeout_s)
+    result["reused"] = False
+    _store(stored, result)
+    return result
+
+
+# --------------------------------------------------------------------------------------------------
+# measurements kept: the same model files, options that change a step's cost, data and machine give the
+# same steps, so `tunelab recommend`, `estimate` and compare's advice measure each strategy once
+
+#: Options that do not change what a training step costs (where the run writes, what it reports, ...).
+_COST_FREE = ("out", "overwrite", "resume", "report_to", "forgetting", "reference_text", "merge", "save_steps", "extra")
+_STORE_FORMAT = 1
+
+
+def _machine() -> dict[str, Any]:
+    import os
+    import platform
+
+    import torch
+    import transformers
+
+    from tunelab import __version__
+
+    return {
+        "machine": platform.machine(), "processor": platform.processor(), "cpus": os.cpu_count(),
+        "threads": torch.get_num_threads(), "torch": torch.__version__, "transformers": transformers.__version__,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "tunelab": __version__,
+    }  # fmt: skip
+
+
+def _stored_path(job: dict[str, Any], data: Any, isolate: bool) -> Path:
+    import hashlib
+    import json
+
+    from tunelab.models import cache_dir, model_identity
+
+    cost = {k: v for k, v in job["config"].items() if k not in _COST_FREE}
+    parts = {
+        "format": _STORE_FORMAT, "job": {**job, "config": cost}, "isolated": isolate,
+        "model": model_identity(job["config"]["model"]), "data": getattr(data, "fingerprint", None) if data is not None else None,
+        "machine": _machine(),
+    }  # fmt: skip
+    key = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    return cache_dir() / "estimates" / f"{key}.json"
+
+
+def _reused(path: Path) -> dict[str, Any]:
+    from tunelab.io import read_json
+
+    result = read_json(path)
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
+    result["notes"] = [*result.get("notes", []), f"reused the measurement of {when} (same model files, options, data "
+                       "and machine); `tunelab estimate --remeasure` measures again"]
+    result["reused"] = True
+    return result
+
+
+def _store(path: Path, result: dict[str, Any]) -> None:
+    from tunelab.io import write_json
+
+    try:
+        write_json(path, result)
+    except OSError as exc:  # a read-only cache costs the reuse, never the estimate
+        result["notes"].append(f"could not keep this measurement for reuse ({exc.strerror}: {path.parent})")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -463,11 +463,13 @@ def recommend(
     timed_steps: int = 4,
     probe_tokens: float | None = 1e11,
     isolate: bool = True,
+    reuse: bool = True,
 ) -> dict[str, Any]:
     """Measure the data, the domain and the cost, and recommend a strategy (rule: module docstring).
 
     ``data`` is a data spec (built-in name or path) or a :class:`~tunelab.data.TaskData`; ``config``
-    carries the training options the cost is estimated for (batch size, max length, epochs, cache, ...).
+    carries the training options the cost is estimated for (batch size, max length, epochs, cache, ...);
+    ``reuse=False`` measures every strategy's steps again instead of reusing stored measurements.
     Returns ``{"strategy", "reasons", "signals", "estimates", "data", "domain"}``.
     """
     from tunelab.models import load_tokenizer, resolve_model
@@ -482,7 +484,7 @@ def recommend(
     domain = domain_signals(model, list(task_data.train["text"]), reference, sample_size=sample_size,
                             max_length=signal_max_length, seed=config.seed)
     estimates = [_estimate_row(config.replace(strategy=name), task_data, warmup_steps=warmup_steps,
-                               timed_steps=timed_steps, probe_tokens=probe_tokens, isolate=isolate)
+                               timed_steps=timed_steps, probe_tokens=probe_tokens, isolate=isolate, reuse=reuse)
                  for name in candidates]
     mark_fits(estimates, budget_minutes=budget_minutes, memory_gb=memory_gb)
     strategy, choice = decide(amount, domain["level"], estimates)

@@ -22,6 +22,8 @@ def add_parser(sub) -> None:
     p.add_argument("--memory-gb", type=float, help="memory budget (default: this machine's RAM)")
     p.add_argument("--strategies", help="comma-separated strategies to consider (default: all that apply to the task)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--remeasure", action="store_true",
+                   help="time every strategy's steps again instead of reusing stored measurements")
     p.set_defaults(func=cmd_recommend)
 
     p = sub.add_parser("estimate", help="predict peak memory and time per epoch of one strategy from a few timed steps")
@@ -30,6 +32,8 @@ def add_parser(sub) -> None:
     p.add_argument("--steps", type=int, default=5, help="timed steps; the median is used (default: 5)")
     p.add_argument("--num-examples", type=int, help="examples per epoch when no --data is given (default: 1000)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--remeasure", action="store_true",
+                   help="measure again instead of reusing a stored measurement of the same model, options, data and machine")
     p.set_defaults(func=cmd_estimate)
 
 
@@ -39,7 +43,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
     use_data = "data" in vars(args) or bool(args.config)
     config = config_from_args(args)
-    result = estimate(config, use_data=use_data, warmup_steps=args.warmup_steps, timed_steps=args.steps, num_examples=args.num_examples)
+    result = estimate(config, use_data=use_data, warmup_steps=args.warmup_steps, timed_steps=args.steps,
+                      num_examples=args.num_examples, reuse=not args.remeasure)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -88,7 +93,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()] if args.strategies else None
     rec = recommend(config.model, config.data, budget_minutes=args.budget_minutes, memory_gb=args.memory_gb,
-                    config=config, strategies=strategies)
+                    config=config, strategies=strategies, reuse=not args.remeasure)
     if args.json:
         print(json.dumps(rec, indent=2, default=str))
     else:

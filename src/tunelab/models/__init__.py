@@ -17,6 +17,7 @@ from tunelab.models.loading import (
     load_model,
     load_pretrained_mlm,
     load_tokenizer,
+    model_identity,
     resolve_model,
 )
 from tunelab.models.targets import AdapterTargets, ia3_targets, lora_targets
@@ -36,6 +37,7 @@ __all__ = [
     "load_model",
     "load_tokenizer",
     "lora_targets",
+    "model_identity",
     "model_layout",
     "resolve_model",
 ]

@@ -16,6 +16,7 @@ import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -100,6 +101,19 @@ def _convert_gguf(spec: BuiltinModel, target: Path) -> None:
             f"Converted by tunelab from {spec.package}:{spec.gguf_file} ({spec.upstream}).\n"
             "The weights went through 4-bit quantization: real and pre-trained, slightly noisier than bf16.\n"
         )
+
+
+def model_identity(name_or_path: str) -> dict[str, Any]:
+    """What a model's measurements depend on: its name, the folder it resolves to, and the size and time of
+    each weight and config file there (a re-saved checkpoint gets a new identity; a hub id is its name)."""
+    path = resolve_model(name_or_path)
+    files = []
+    if Path(path).is_dir():
+        for p in sorted(Path(path).iterdir()):
+            if p.suffix in (".safetensors", ".bin", ".json", ".pt"):
+                st = p.stat()
+                files.append([p.name, st.st_size, st.st_mtime_ns])
+    return {"model": name_or_path, "path": str(path), "files": files}
 
 
 def resolve_model(name_or_path: str) -> str:

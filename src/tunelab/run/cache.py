@@ -72,6 +72,7 @@ import torch
 from torch import nn
 
 from tunelab.io import atomic_dir
+from tunelab.models import model_identity
 from tunelab.run.heap import release_free_heap
 
 log = logging.getLogger("tunelab")
@@ -175,19 +176,6 @@ def _prefix_parameters(layout, split: int):
 # ----------------------------------------------------------------------------- key
 
 
-def _model_identity(run) -> dict[str, Any]:
-    from tunelab.models import resolve_model
-
-    path = resolve_model(run.config.model)
-    files = []
-    if Path(path).is_dir():
-        for p in sorted(Path(path).iterdir()):
-            if p.suffix in (".safetensors", ".bin", ".json", ".pt"):
-                st = p.stat()
-                files.append([p.name, st.st_size, st.st_mtime_ns])
-    return {"model": run.config.model, "path": str(path), "files": files}
-
-
 def _token_digest(ds) -> str:
     h = hashlib.sha256()
     for ids in ds["input_ids"]:
@@ -201,7 +189,7 @@ def base_key(run, datasets: dict[str, Any]) -> str:
     tok = run.tokenizer
     parts = {
         "format": CACHE_FORMAT,
-        "model": _model_identity(run),
+        "model": model_identity(run.config.model),
         "family": run.layout.family,
         "num_blocks": run.layout.num_blocks,
         "data_fingerprint": run.data.fingerprint,
