@@ -213,7 +213,17 @@ def make_trainer_class():
         def _get_train_sampler(self, train_dataset=None):
             from tunelab.run.resilience import epoch_seeded
 
-            return epoch_seeded(super()._get_train_sampler(train_dataset), self.args.data_seed or self.args.seed)
+            self._tunelab_sampler = epoch_seeded(super()._get_train_sampler(train_dataset), self.args.data_seed or self.args.seed)
+            return self._tunelab_sampler
+
+        def _run_epoch(self, *args, **kwargs):
+            # the epoch a run resumes in skips its first batches through accelerate's SkipBatchSampler; over
+            # several processes that wraps the sampler three deep, where set_epoch no longer reaches it, and the
+            # resumed epoch would take the first epoch's order: tell the sampler its epoch here, every epoch
+            sampler = getattr(self, "_tunelab_sampler", None)
+            if hasattr(sampler, "set_epoch") and "epoch" in kwargs:
+                sampler.set_epoch(kwargs["epoch"])
+            return super()._run_epoch(*args, **kwargs)
 
         def create_optimizer(self, model=None):
             if self.optimizer is None and self.tunelab_param_groups is not None:
