@@ -263,13 +263,90 @@ def test_killed_two_process_run_resumes_under_torchrun_to_the_uninterrupted_resu
         assert record["metrics"][split] == pytest.approx(reference["metrics"][split], rel=RESUME_TOL, abs=RESUME_TOL)
 
 
-def test_weight_sharding_launch_is_refused_before_anything_is_written(setup, monkeypatch, tmp_path):
-    """An accelerate config with FSDP (or ZeRO-3) is refused up front: the artifact is written from the main
-    process's copy of the model, which would hold only a shard."""
-    from tunelab.errors import ConfigError
+@pytest.fixture
+def fsdp_on_gpus(monkeypatch):
+    """The environment ``accelerate launch --config_file examples/accelerate/fsdp.yaml`` gives each process, with
+    :func:`tunelab.run.ranks.sharded` answering as on GPUs (on CPU accelerate leaves FSDP off: see there)."""
+    from tunelab.run import ranks
 
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
-    config = TrainConfig(model=str(setup / "bert"), data=str(setup / "data.csv"), strategy="lora", out=str(tmp_path / "o"))
-    with pytest.raises(ConfigError, match="FSDP shards the weights"):
-        train(config, progress=False)
+    monkeypatch.setenv("FSDP_VERSION", "2")
+    monkeypatch.setattr(ranks, "sharded", ranks.sharding_requested)
+
+
+def test_what_weight_sharding_cannot_write_is_refused_in_one_line(setup, fsdp_on_gpus, monkeypatch, tmp_path):
+    """Under FSDP 2 / ZeRO-3 the artifact comes from the gathered state dict; what cannot be written from it
+    is refused before anything is written, with one line and exit code 2."""
+    from test_cli import tunelab
+    from tunelab.run import ranks
+    from tunelab.strategies import get_strategy, strategy_names
+
+    refused = {name for name in strategy_names() if ranks.sharding_problem(get_strategy(name), merge=False)}
+    assert refused == {name for name in strategy_names() if get_strategy(name).unshardable}
+    assert refused and len(refused) < len(strategy_names())  # peft adapters other than the soft prompt do run
+    name = sorted(refused)[0]
+    flags = ["train", "--model", str(setup / "bert"), "--data", str(setup / "data.csv"), "--out", str(tmp_path / "o")]
+    code, _, err = tunelab(*flags, "--strategy", name)
+    assert code == 2 and err.count("\n") == 1 and f"'{name}' cannot run under FSDP" in err, err
+    mergeable = next(n for n in strategy_names() if get_strategy(n).can_merge and n not in refused)
+    code, _, err = tunelab(*flags, "--strategy", mergeable, "--merge")
+    assert code == 2 and "--merge under FSDP" in err, err
+    monkeypatch.setenv("FSDP_VERSION", "1")
+    code, _, err = tunelab(*flags, "--strategy", "full")
+    assert code == 2 and "fsdp_version: 2" in err, err
     assert not (tmp_path / "o").exists()
+
+    monkeypatch.delenv("ACCELERATE_USE_FSDP")
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "2")  # whole weights on every process: all allowed
+    assert not ranks.shards_weights() and ranks.sharding_problem(get_strategy(name), merge=True) is None
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "3")
+    assert "zero3_save_16bit_model: true" in ranks.sharding_problem(get_strategy("full"), merge=False)
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO3_SAVE_16BIT_MODEL", "true")
+    assert ranks.sharding_problem(get_strategy("full"), merge=False) is None
+
+
+@pytest.mark.parametrize("strategy", ["full", "lora"])
+def test_sharded_weights_are_written_from_the_gathered_state_dict(setup, fsdp_on_gpus, monkeypatch, tmp_path, strategy):
+    """The FSDP write path in one process: the artifact comes from ``accelerator.get_state_dict`` (what gathers
+    FSDP 2's shards on the main process), never from the model the main process holds, which under FSDP is
+    a shard. Here, once the state dict is gathered, the model's weights are zeroed to stand for that shard:
+    the artifact must load and hold exactly the gathered weights, and the no-change check reads them too."""
+    from accelerate import Accelerator
+
+    from tunelab.run.artifacts import load_artifact
+
+    gathered: dict = {}
+    get_state_dict = Accelerator.get_state_dict
+
+    def gather_then_shard(self, model, unwrap=True):
+        whole = {k: v.detach().clone() for k, v in get_state_dict(self, model, unwrap=unwrap).items()}
+        gathered.update(whole)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.zero_()
+        return whole
+
+    monkeypatch.setattr(Accelerator, "get_state_dict", gather_then_shard)
+    config = TrainConfig(model=str(setup / "bert"), data=str(setup / "data.csv"), strategy=strategy, epochs=1,
+                         batch_size=16, lr=1e-3, out=str(tmp_path / "o"))
+    record = train(config, progress=False)
+    assert gathered and "under FSDP weight sharding" in record["train_info"]["forgetting"]["error"]
+    model, _, _ = load_artifact(tmp_path / "o")
+    # an adapter's artifact leaves out the head it replaced (peft's original_module, drawn anew on loading)
+    common = [k for k in model.state_dict() if k in gathered and "original_module" not in k]
+    trained = [k for k in common if "classifier" in k or "lora_" in k]
+    assert trained and len(common) >= len(trained)
+    for key in common:
+        torch.testing.assert_close(model.state_dict()[key], gathered[key], rtol=0, atol=0, msg=key)
+    assert any(model.state_dict()[k].abs().sum() > 0 for k in trained)
+
+
+def test_fsdp_config_on_cpu_trains_as_data_parallel_and_says_so(setup, monkeypatch, tmp_path):
+    """accelerate applies FSDP only on GPUs; on CPU the run trains (plain data parallel) and its record says so."""
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    monkeypatch.setenv("FSDP_VERSION", "2")
+    config = TrainConfig(model=str(setup / "bert"), data=str(setup / "data.csv"), strategy="head", epochs=1,
+                         batch_size=16, lr=1e-3, out=str(tmp_path / "o"), forgetting=False)
+    record = train(config, progress=False)
+    assert any("asks for FSDP, which accelerate applies only on GPUs" in n for n in record["train_info"]["notes"])
