@@ -12,6 +12,12 @@ machine, or several with ``--nnodes`` and a rendezvous address). What each part 
   frozen-layer cache is built once per node by the node's main process while the others wait, then read
   from disk (:func:`local_main_first`); peak memory is gathered from every process (:func:`gather`).
 
+Under an accelerate config that shards the weights (FSDP 2, DeepSpeed ZeRO-3) the main process's model
+holds only a shard: the artifact is written from the state dict gathered from every process
+(:func:`gathered_state_dict`), and what cannot be written that way is refused up front
+(:func:`sharding_problem`). accelerate applies FSDP and DeepSpeed only on an accelerator; on CPU such a
+config trains plain data parallel, which :func:`sharding_ignored` puts in the run's notes.
+
 In a single process (no ``WORLD_SIZE`` above 1 in the environment) every answer is the trivial one and
 accelerate's state is not touched, so that ``TrainingArguments`` sets it up as usual.
 """
