@@ -350,3 +350,19 @@ def test_fsdp_config_on_cpu_trains_as_data_parallel_and_says_so(setup, monkeypat
                          batch_size=16, lr=1e-3, out=str(tmp_path / "o"), forgetting=False)
     record = train(config, progress=False)
     assert any("asks for FSDP, which accelerate applies only on GPUs" in n for n in record["train_info"]["notes"])
+
+
+def test_shipped_accelerate_configs_load_and_ask_for_what_tunelab_writes_from():
+    """``examples/accelerate/*.yaml`` load in accelerate, open with the command that runs them, and ask for
+    what the artifact needs (FSDP 2; ZeRO-3's gathered 16-bit weights)."""
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    folder = SRC.parent / "examples" / "accelerate"
+    configs = {p.name: load_config_from_file(str(p)) for p in sorted(folder.glob("*.yaml"))}
+    assert set(configs) == {"fsdp.yaml", "deepspeed_zero2.yaml", "deepspeed_zero3.yaml"}
+    for name in configs:
+        assert (folder / name).read_text().startswith(f"# accelerate launch --config_file examples/accelerate/{name} ")
+    assert configs["fsdp.yaml"].fsdp_config["fsdp_version"] == 2
+    assert configs["deepspeed_zero2.yaml"].deepspeed_config["zero_stage"] == 2
+    zero3 = configs["deepspeed_zero3.yaml"].deepspeed_config
+    assert zero3["zero_stage"] == 3 and zero3["zero3_save_16bit_model"] is True
