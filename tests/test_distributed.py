@@ -25,16 +25,20 @@ import random
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from tunelab import TrainConfig
 from tunelab.run.training import train
 
 SRC = Path(__file__).resolve().parents[1] / "src"
+FAULTS = Path(__file__).resolve().parent / "faults"  # sitecustomize.py: test-only faults in the launched processes
 TOL = 1e-4
 TOL_LOGITS = 1e-3
+RESUME_TOL = 1e-6
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="torchrun with gloo is exercised on Linux")
 
 
@@ -44,16 +48,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=str(SRC), HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
+def _env(faults: dict[str, str] | None = None) -> dict[str, str]:
+    """The launcher's environment; ``faults``: test-only hooks of ``tests/faults/sitecustomize.py`` (see there)."""
+    path = os.pathsep.join([str(FAULTS), str(SRC)] if faults else [str(SRC)])
+    env = dict(os.environ, PYTHONPATH=path, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
     env.pop("WORLD_SIZE", None)
+    env.update(faults or {})
     return env
 
 
-def _torchrun(args: list[str], *, nproc: int = 2, extra: list[str] | None = None, cwd: Path) -> subprocess.Popen:
+def _torchrun(args: list[str], *, nproc: int = 2, extra: list[str] | None = None, cwd: Path,
+              faults: dict[str, str] | None = None) -> subprocess.Popen:
     launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}"]
     launcher += extra or [f"--master_port={_free_port()}"]
-    return subprocess.Popen(launcher + args, cwd=cwd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(launcher + args, cwd=cwd, env=_env(faults), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
 
 
 def _finish(proc: subprocess.Popen, timeout: float = 240) -> str:
@@ -85,6 +94,15 @@ def setup(tmp_path_factory):
             for i in range(n):
                 writer.writerow([_sentence(rng, _POSITIVE if i % 2 else _NEGATIVE), "pos" if i % 2 else "neg", split])
     return root
+
+
+@pytest.fixture(scope="module")
+def two_full(setup):
+    """``full`` trained by 2 processes at batch 8 under torchrun, and by 1 process at batch 16 meanwhile."""
+    proc = _torchrun(["-m", "tunelab.cli.main", "-q", "train", *_flags(setup, "full", "two-full", 8)], cwd=setup)
+    one = _single(setup, "full")
+    log = _finish(proc)
+    return json.loads((setup / "two-full" / "metrics.json").read_text()), one, log
 
 
 def _flags(root: Path, strategy: str, out: str, batch: int) -> list[str]:
@@ -129,14 +147,11 @@ def _texts(root: Path) -> list[str]:
         return [row["text"] for row in csv.DictReader(f) if row["split"] == "test"]
 
 
-def test_full_under_two_processes_matches_one_process(setup):
+def test_full_under_two_processes_matches_one_process(setup, two_full):
     """``tunelab train`` under torchrun: one artifact folder, one record with both processes' peaks,
     and the losses and metrics of the single-process run."""
-    proc = _torchrun(["-m", "tunelab.cli.main", "-q", "train", *_flags(setup, "full", "two-full", 8)], cwd=setup)
-    one = _single(setup, "full")
-    log = _finish(proc)
+    two, one, log = two_full
     out = setup / "two-full"
-    two = json.loads((out / "metrics.json").read_text())
     assert log.count("model: ") == 1  # one report, from the main process
     assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model", "outputs", "progress.json", "run_config.yaml"]
     assert two["train_info"]["world_size"] == 2
@@ -184,13 +199,170 @@ def test_two_nodes_complete_a_run_together(setup):
     assert (setup / "nodes" / "model" / "tunelab.json").is_file()
 
 
-def test_weight_sharding_launch_is_refused_before_anything_is_written(setup, monkeypatch, tmp_path):
-    """An accelerate config with FSDP (or ZeRO-3) is refused up front: the artifact is written from the main
-    process's copy of the model, which would hold only a shard."""
-    from tunelab.errors import ConfigError
+def _kill_job(proc: subprocess.Popen) -> None:
+    """SIGKILL the launcher and every worker it started, as a scheduler ending the job (or a lost machine)
+    would: no process gets to clean up. torchrun starts each worker in a session of its own, so they are
+    found as its children, not by process group."""
+    import psutil
+
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    for p in [psutil.Process(proc.pid), *workers]:
+        p.kill()
+    proc.communicate(timeout=30)
+    psutil.wait_procs(workers, timeout=30)
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, f"the run ended ({proc.returncode}) before {path} appeared: {proc.stdout.read()[-3000:]}"
+        if time.monotonic() > deadline:
+            _kill_job(proc)
+            raise AssertionError(f"{path} did not appear in {timeout} s")
+        time.sleep(0.05)
+
+
+def test_killed_two_process_run_resumes_under_torchrun_to_the_uninterrupted_result(setup, two_full):
+    """A 2-process run killed outright (launcher and both workers, SIGKILL) after checkpoint 4 of its 6 steps
+    (one step into epoch 2), then run again under torchrun with ``--resume``, ends with the uninterrupted
+    2-process run's weights, losses and metrics, and leaves one artifact folder and nothing else of the kill.
+
+    Both runs use 2 processes at batch 8, so each step sees the same examples, padded the same way, and
+    summed in the same order: the resumed run repeats the same float operations from the same saved
+    optimizer state. Measured here the weights come out bit-identical; ``RESUME_TOL`` (1e-6, relative and
+    absolute) only leaves room for a reduction order that a different gloo build might choose."""
+    from safetensors.torch import load_file
+
+    from tunelab.io import MARKER
+    from tunelab.run import resilience
+
+    out = setup / "two-full-resumed"
+    flags = ["-m", "tunelab.cli.main", "-q", "train", *_flags(setup, "full", out.name, 8), "--save-steps", "2", "--no-forgetting"]
+    # both processes hold still once checkpoint-4 is complete, so that the kill lands between two steps' saves
+    proc = _torchrun(flags, cwd=setup, faults={"TUNELAB_FAULT_PAUSE_AFTER_SAVE_AT_STEP": "4:120"})
+    _wait_for(out / "checkpoints" / "checkpoint-4" / MARKER, proc)
+    _kill_job(proc)
+    assert not (out / "metrics.json").exists() and not (out / "model").exists()
+    assert resilience.last_complete_checkpoint(out / "checkpoints").name == "checkpoint-4"
+    assert sorted(p.name for p in (out / "checkpoints" / "checkpoint-4").glob("rng_state_*")) == ["rng_state_0.pth",
+                                                                                                    "rng_state_1.pth"]
+
+    _finish(_torchrun([*flags, "--resume"], cwd=setup))
+    record, (reference, _, _) = json.loads((out / "metrics.json").read_text()), two_full
+    assert "resumed from checkpoint-4" in record["train_info"]["notes"]
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model", "outputs", "progress.json", "run_config.yaml"]
+    assert not list(out.rglob(".tmp-*"))
+    got, want = load_file(out / "model" / "model.safetensors"), load_file(setup / "two-full" / "model" / "model.safetensors")
+    assert got.keys() == want.keys()
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], rtol=RESUME_TOL, atol=RESUME_TOL, msg=name)
+    for e_got, e_want in zip(record["train_info"]["epochs"], reference["train_info"]["epochs"], strict=True):
+        for key in ("train_loss", "val_loss", "val_accuracy"):
+            assert e_got[key] == pytest.approx(e_want[key], rel=RESUME_TOL, abs=RESUME_TOL), (e_got, e_want)
+    for split in ("validation", "test"):
+        assert record["metrics"][split] == pytest.approx(reference["metrics"][split], rel=RESUME_TOL, abs=RESUME_TOL)
+
+
+@pytest.fixture
+def fsdp_on_gpus(monkeypatch):
+    """The environment ``accelerate launch --config_file examples/accelerate/fsdp.yaml`` gives each process, with
+    :func:`tunelab.run.ranks.sharded` answering as on GPUs (on CPU accelerate leaves FSDP off: see there)."""
+    from tunelab.run import ranks
 
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
-    config = TrainConfig(model=str(setup / "bert"), data=str(setup / "data.csv"), strategy="lora", out=str(tmp_path / "o"))
-    with pytest.raises(ConfigError, match="FSDP shards the weights"):
-        train(config, progress=False)
+    monkeypatch.setenv("FSDP_VERSION", "2")
+    monkeypatch.setattr(ranks, "sharded", ranks.sharding_requested)
+
+
+def test_what_weight_sharding_cannot_write_is_refused_in_one_line(setup, fsdp_on_gpus, monkeypatch, tmp_path):
+    """Under FSDP 2 / ZeRO-3 the artifact comes from the gathered state dict; what cannot be written from it
+    is refused before anything is written, with one line and exit code 2."""
+    from test_cli import tunelab
+    from tunelab.run import ranks
+    from tunelab.strategies import get_strategy, strategy_names
+
+    refused = {name for name in strategy_names() if ranks.sharding_problem(get_strategy(name), merge=False)}
+    assert refused == {name for name in strategy_names() if get_strategy(name).unshardable}
+    assert refused and len(refused) < len(strategy_names())  # peft adapters other than the soft prompt do run
+    name = sorted(refused)[0]
+    flags = ["train", "--model", str(setup / "bert"), "--data", str(setup / "data.csv"), "--out", str(tmp_path / "o")]
+    code, _, err = tunelab(*flags, "--strategy", name)
+    assert code == 2 and err.count("\n") == 1 and f"'{name}' cannot run under FSDP" in err, err
+    mergeable = next(n for n in strategy_names() if get_strategy(n).can_merge and n not in refused)
+    code, _, err = tunelab(*flags, "--strategy", mergeable, "--merge")
+    assert code == 2 and "--merge under FSDP" in err, err
+    monkeypatch.setenv("FSDP_VERSION", "1")
+    code, _, err = tunelab(*flags, "--strategy", "full")
+    assert code == 2 and "fsdp_version: 2" in err, err
     assert not (tmp_path / "o").exists()
+
+    monkeypatch.delenv("ACCELERATE_USE_FSDP")
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "2")  # whole weights on every process: all allowed
+    assert not ranks.shards_weights() and ranks.sharding_problem(get_strategy(name), merge=True) is None
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "3")
+    assert "zero3_save_16bit_model: true" in ranks.sharding_problem(get_strategy("full"), merge=False)
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO3_SAVE_16BIT_MODEL", "true")
+    assert ranks.sharding_problem(get_strategy("full"), merge=False) is None
+
+
+@pytest.mark.parametrize("strategy", ["full", "lora"])
+def test_sharded_weights_are_written_from_the_gathered_state_dict(setup, fsdp_on_gpus, monkeypatch, tmp_path, strategy):
+    """The FSDP write path in one process: the artifact comes from ``accelerator.get_state_dict`` (what gathers
+    FSDP 2's shards on the main process), never from the model the main process holds, which under FSDP is
+    a shard. Here, once the state dict is gathered, the model's weights are zeroed to stand for that shard:
+    the artifact must load and hold exactly the gathered weights, and the no-change check reads them too."""
+    from accelerate import Accelerator
+
+    from tunelab.run.artifacts import load_artifact
+
+    gathered: dict = {}
+    get_state_dict = Accelerator.get_state_dict
+
+    def gather_then_shard(self, model, unwrap=True):
+        whole = {k: v.detach().clone() for k, v in get_state_dict(self, model, unwrap=unwrap).items()}
+        gathered.update(whole)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.zero_()
+        return whole
+
+    monkeypatch.setattr(Accelerator, "get_state_dict", gather_then_shard)
+    config = TrainConfig(model=str(setup / "bert"), data=str(setup / "data.csv"), strategy=strategy, epochs=1,
+                         batch_size=16, lr=1e-3, out=str(tmp_path / "o"))
+    record = train(config, progress=False)
+    assert gathered and "under FSDP weight sharding" in record["train_info"]["forgetting"]["error"]
+    model, _, _ = load_artifact(tmp_path / "o")
+    # an adapter's artifact leaves out the head it replaced (peft's original_module, drawn anew on loading)
+    common = [k for k in model.state_dict() if k in gathered and "original_module" not in k]
+    trained = [k for k in common if "classifier" in k or "lora_" in k]
+    assert trained and len(common) >= len(trained)
+    for key in common:
+        torch.testing.assert_close(model.state_dict()[key], gathered[key], rtol=0, atol=0, msg=key)
+    assert any(model.state_dict()[k].abs().sum() > 0 for k in trained)
+
+
+def test_fsdp_config_on_cpu_trains_as_data_parallel_and_says_so(setup, monkeypatch, tmp_path):
+    """accelerate applies FSDP only on GPUs; on CPU the run trains (plain data parallel) and its record says so."""
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    monkeypatch.setenv("FSDP_VERSION", "2")
+    config = TrainConfig(model=str(setup / "bert"), data=str(setup / "data.csv"), strategy="head", epochs=1,
+                         batch_size=16, lr=1e-3, out=str(tmp_path / "o"), forgetting=False)
+    record = train(config, progress=False)
+    assert any("asks for FSDP, which accelerate applies only on GPUs" in n for n in record["train_info"]["notes"])
+
+
+def test_shipped_accelerate_configs_load_and_ask_for_what_tunelab_writes_from():
+    """``examples/accelerate/*.yaml`` load in accelerate, open with the command that runs them, and ask for
+    what the artifact needs (FSDP 2; ZeRO-3's gathered 16-bit weights)."""
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    folder = SRC.parent / "examples" / "accelerate"
+    configs = {p.name: load_config_from_file(str(p)) for p in sorted(folder.glob("*.yaml"))}
+    assert set(configs) == {"fsdp.yaml", "deepspeed_zero2.yaml", "deepspeed_zero3.yaml"}
+    for name in configs:
+        assert (folder / name).read_text().startswith(f"# accelerate launch --config_file examples/accelerate/{name} ")
+    assert configs["fsdp.yaml"].fsdp_config["fsdp_version"] == 2
+    assert configs["deepspeed_zero2.yaml"].deepspeed_config["zero_stage"] == 2
+    zero3 = configs["deepspeed_zero3.yaml"].deepspeed_config
+    assert zero3["zero_stage"] == 3 and zero3["zero3_save_16bit_model"] is True

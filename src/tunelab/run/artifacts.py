@@ -59,12 +59,15 @@ def _dir_size_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
 
 
-def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = False) -> dict[str, Any]:
-    """Save the adapted model (with tokenizer, label names and a model card) under ``out/model``."""
+def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = False,
+                   state_dict: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Save the adapted model (with tokenizer, label names and a model card) under ``out/model``;
+    ``state_dict``: the whole weights gathered from processes that each held a shard (FSDP, ZeRO-3)."""
     target = Path(out) / MODEL_DIR
     strategy, config, data = run.strategy, run.config, run.data
     with atomic_dir(target) as tmp:
-        strategy.save(run.model, tmp, merge=merge)
+        # a strategy written before weight sharding was supported takes no state_dict: it is asked only then
+        strategy.save(run.model, tmp, merge=merge, **({"state_dict": state_dict} if state_dict is not None else {}))
         run.tokenizer.save_pretrained(tmp)
         if (tmp / "merged").is_dir():  # a merged model is a complete folder of its own
             run.tokenizer.save_pretrained(tmp / "merged")

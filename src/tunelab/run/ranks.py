@@ -12,6 +12,12 @@ machine, or several with ``--nnodes`` and a rendezvous address). What each part 
   frozen-layer cache is built once per node by the node's main process while the others wait, then read
   from disk (:func:`local_main_first`); peak memory is gathered from every process (:func:`gather`).
 
+Under an accelerate config that shards the weights (FSDP 2, DeepSpeed ZeRO-3) the main process's model
+holds only a shard: the artifact is written from the state dict gathered from every process
+(:func:`gathered_state_dict`), and what cannot be written that way is refused up front
+(:func:`sharding_problem`). accelerate applies FSDP and DeepSpeed only on an accelerator; on CPU such a
+config trains plain data parallel, which :func:`sharding_ignored` puts in the run's notes.
+
 In a single process (no ``WORLD_SIZE`` above 1 in the environment) every answer is the trivial one and
 accelerate's state is not touched, so that ``TrainingArguments`` sets it up as usual.
 """
@@ -40,9 +46,8 @@ def distributed() -> bool:
     return world_size() > 1
 
 
-def sharded() -> str | None:
-    """``"FSDP"`` / ``"DeepSpeed"`` when ``accelerate launch`` was given such a config (weights sharded
-    across processes), else ``None`` (plain data parallel, or one process)."""
+def sharding_requested() -> str | None:
+    """``"FSDP"`` / ``"DeepSpeed"`` when ``accelerate launch`` was given such a config, else ``None``."""
     true = ("1", "true", "yes")
     if os.environ.get("ACCELERATE_USE_FSDP", "").lower() in true:
         return "FSDP"
@@ -51,18 +56,95 @@ def sharded() -> str | None:
     return None
 
 
-def sharding_problem() -> str | None:
-    """Why this launch cannot train a tunelab run, when its config shards the weights themselves (FSDP,
-    DeepSpeed ZeRO-3): tunelab writes the artifact from the main process's copy of the model, which there
-    holds only a shard (gathering the full state dict on every process first is not done yet)."""
-    how = sharded()
-    stage = os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE", "")
-    if how == "FSDP" or (how == "DeepSpeed" and stage == "3"):
-        what = "FSDP" if how == "FSDP" else "DeepSpeed ZeRO stage 3"
-        return (f"{what} shards the weights across processes, and tunelab writes the model from the main "
-                "process's copy, which then holds only a shard: not supported yet; use torchrun / plain "
-                "accelerate launch (data parallel) or DeepSpeed ZeRO stage 1 or 2")
+def sharded() -> str | None:
+    """``"FSDP"`` / ``"DeepSpeed"`` when this run trains under it, else ``None`` (plain data parallel, or one
+    process). accelerate applies either only on an accelerator: on CPU (``TrainingArguments(use_cpu=True)``,
+    which tunelab sets without CUDA) its ``AcceleratorState`` keeps them off and trains plain data parallel."""
+    import torch
+
+    return sharding_requested() if torch.cuda.is_available() else None
+
+
+def sharding_ignored() -> str | None:
+    """The note for a run whose accelerate config asked for FSDP / DeepSpeed on a machine where accelerate
+    leaves them off (no GPU), else ``None``."""
+    how = sharding_requested()
+    if how is None or sharded():
+        return None
+    return (f"the accelerate config asks for {how}, which accelerate applies only on GPUs: this run trained as plain "
+            "data parallel (each process a whole copy of the model)")
+
+
+def zero_stage() -> int | None:
+    """The DeepSpeed ZeRO stage of this launch (``None`` without DeepSpeed or when the config does not say)."""
+    if sharding_requested() != "DeepSpeed":
+        return None
+    stage = os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") or _deepspeed_file().get("zero_optimization", {}).get("stage")
+    try:
+        return int(stage)
+    except (TypeError, ValueError):
+        return None
+
+
+def _deepspeed_file() -> dict[str, Any]:
+    """The DeepSpeed JSON config an accelerate config may point to (``deepspeed_config_file``), or ``{}``."""
+    import json
+
+    path = os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE")
+    if not path or not os.path.isfile(path):
+        return {}
+    try:
+        return json.loads(open(path).read())
+    except (OSError, ValueError):
+        return {}
+
+
+def shards_weights() -> bool:
+    """Whether each process holds only a shard of the weights while training (FSDP, DeepSpeed ZeRO-3): the
+    artifact must then be written from the state dict gathered from all of them (:func:`gathered_state_dict`)."""
+    return sharded() == "FSDP" or (sharded() == "DeepSpeed" and zero_stage() == 3)
+
+
+def sharding_problem(strategy: Any, *, merge: bool) -> str | None:
+    """Why this launch cannot train a run of ``strategy`` (with ``--merge`` or not), or ``None`` when it can.
+
+    Under FSDP 2 and DeepSpeed ZeRO-3 the main process writes the artifact from the whole state dict gathered
+    from every process; what cannot be written that way is refused: FSDP 1 (tunelab gathers FSDP 2's
+    ``fully_shard`` state), ZeRO-3 without ``zero3_save_16bit_model`` (no gathered weights), ``--merge``
+    (folding an adapter changes the weights in the model, which there holds a shard), and a strategy whose
+    own save does not take the gathered state dict (``Strategy.unshardable`` says why)."""
+    if not shards_weights():
+        return None
+    what = "FSDP" if sharded() == "FSDP" else "DeepSpeed ZeRO stage 3"
+    if sharded() == "FSDP" and os.environ.get("FSDP_VERSION", "1") != "2":
+        return ("FSDP 1 is not supported: tunelab writes the model from FSDP 2's gathered state dict; set "
+                "fsdp_version: 2 in the accelerate config's fsdp_config")
+    if sharded() == "DeepSpeed" and not _gathers_16bit_weights():
+        return ("DeepSpeed ZeRO stage 3 without gathered weights on save: set zero3_save_16bit_model: true in the "
+                "accelerate config's deepspeed_config (stage3_gather_16bit_weights_on_model_save in a DeepSpeed JSON)")
+    if merge:
+        return f"--merge under {what}: folding the adapter changes weights each process holds only a shard of; drop --merge"
+    if strategy.unshardable:
+        return (f"strategy '{strategy.name}' cannot run under {what}: {strategy.unshardable}; use plain data parallel "
+                "(torchrun, or accelerate without FSDP / ZeRO-3)")
     return None
+
+
+def _gathers_16bit_weights() -> bool:
+    env = os.environ.get("ACCELERATE_DEEPSPEED_ZERO3_SAVE_16BIT_MODEL", "").lower() in ("1", "true", "yes")
+    own = _deepspeed_file().get("zero_optimization", {}).get("stage3_gather_16bit_weights_on_model_save")
+    return bool(own) if own is not None else env
+
+
+def gathered_state_dict(trainer: Any) -> dict[str, Any] | None:
+    """The whole state dict of the trained model, gathered from every process under FSDP / ZeRO-3 (call it on
+    every process: it is a collective; the main process gets the weights, the others an empty dict), or
+    ``None`` when every process holds whole weights and the model can be written as it is."""
+    if not shards_weights():
+        return None
+    # accelerate's get_state_dict: FSDP 2's full state dict (offloaded to CPU on rank 0), or DeepSpeed's
+    # consolidated 16-bit weights (it needs the engine: the Trainer's model_wrapped)
+    return trainer.accelerator.get_state_dict(trainer.model_wrapped)
 
 
 def state() -> Any:

@@ -213,7 +213,17 @@ def make_trainer_class():
         def _get_train_sampler(self, train_dataset=None):
             from tunelab.run.resilience import epoch_seeded
 
-            return epoch_seeded(super()._get_train_sampler(train_dataset), self.args.data_seed or self.args.seed)
+            self._tunelab_sampler = epoch_seeded(super()._get_train_sampler(train_dataset), self.args.data_seed or self.args.seed)
+            return self._tunelab_sampler
+
+        def _run_epoch(self, *args, **kwargs):
+            # the epoch a run resumes in skips its first batches through accelerate's SkipBatchSampler; over
+            # several processes that wraps the sampler three deep, where set_epoch no longer reaches it, and the
+            # resumed epoch would take the first epoch's order: tell the sampler its epoch here, every epoch
+            sampler = getattr(self, "_tunelab_sampler", None)
+            if hasattr(sampler, "set_epoch") and "epoch" in kwargs:
+                sampler.set_epoch(kwargs["epoch"])
+            return super()._run_epoch(*args, **kwargs)
 
         def create_optimizer(self, model=None):
             if self.optimizer is None and self.tunelab_param_groups is not None:
@@ -596,14 +606,16 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> Run
                                 **epoch_schedule(config, len(ds.train)))
         fit = _fit(setup, trainer, out, resume_from)
         metrics, outputs = _final_metrics(trainer, ds, run.data.task)
+        gathered = ranks.gathered_state_dict(trainer)  # FSDP / ZeRO-3: the whole weights, on the main process
         _written_once(lambda: [o.save(out, split) for split, o in outputs.items()])  # <out>/outputs/<split>.npz
         eval_time = trainer.eval_seconds + ds.cache_info.get("eval_share_s", 0.0)
         _release_training_state(trainer)
         ds.restore(run)
-        _check_trained(run.model, setup.initial)
+        _check_trained(run.model, setup.initial, gathered)
         train_info = _train_info(setup, trainer, ds, fit, eval_time)  # every process (peak memory is gathered), before
         train_info.forgetting = _written_once(lambda: _forgetting(run, fit.seconds))  # forgetting loads a base model
-        artifact = _written_once(lambda: write_artifact(run, out, metrics=metrics.to_dict(), merge=config.merge))
+        artifact = _written_once(lambda: write_artifact(run, out, metrics=metrics.to_dict(), merge=config.merge,
+                                                        state_dict=gathered))
         record = RunRecord.success(
             config, started_at=started, wall_time_s=time.perf_counter() - wall0, metrics=metrics,
             meta_info=_meta_info(run), train_info=train_info, artifact=Artifact.from_dict(artifact),
@@ -631,8 +643,9 @@ def _start(config: TrainConfig) -> tuple[TrainConfig, Path, Path | None]:
 
     config = config.replace()
     config.validate()
-    if ranks.sharding_problem():
-        raise ConfigError(ranks.sharding_problem())
+    problem = ranks.sharding_problem(get_strategy(config.strategy), merge=config.merge)
+    if problem:
+        raise ConfigError(problem)
     if ranks.distributed() and not get_strategy(config.strategy).fixed_trainable_set:
         raise ConfigError(
             f"strategy '{config.strategy}' changes which weights train during the run, which several processes "
@@ -681,6 +694,8 @@ def _fit(setup: TrainerSetup, trainer, out: Path, resume_from: Path | None) -> _
     if resume_from is not None:
         start_batch = min(start_batch, resilience.checkpoint_batch_size(resume_from) or start_batch)
         notes.append(f"resumed from {resume_from.name}")
+    if ranks.sharding_ignored():
+        notes.append(ranks.sharding_ignored())
     if config.auto_batch_size and ranks.distributed():
         notes.append("out-of-memory batch search off: a process that retried alone at a smaller batch would "
                      "leave the others waiting")
@@ -777,6 +792,9 @@ def _forgetting(run: PreparedRun, train_seconds: float) -> dict[str, Any] | None
 
     if not run.config.forgetting:
         return None
+    if ranks.shards_weights():  # its forward passes would run on the main process alone, over a shard
+        return {"error": f"not measured under {ranks.sharded()} weight sharding: each process holds only a shard of "
+                         "the model; load the artifact in one process to measure it"}
     try:
         result = forgetting.measure_run(run.model, run.config, resolve_model(run.config.model), run.tokenizer)
     except Exception as exc:  # noqa: BLE001 - the trained model is what matters; say why there is no measure
@@ -864,6 +882,15 @@ class InitialWeights:
             if n in self.samples
         )
 
+    def changed_in(self, state: dict[str, torch.Tensor]) -> bool:
+        """:meth:`changed`, read from a state dict gathered from processes that each held a shard (FSDP,
+        ZeRO-3; ZeRO-3 gathers 16-bit weights: the samples are compared in that precision). Names the state
+        dict does not have count as changed: nothing proves they stayed."""
+        return any(
+            n not in state or not torch.equal(self._sample(state[n]).cpu(), self.samples[n].cpu().to(state[n].dtype))
+            for n in self.samples
+        )
+
     @torch.no_grad()
     def restore(self, model) -> None:
         params = dict(model.named_parameters())
@@ -886,8 +913,11 @@ class InitialWeights:
             self.spill = None
 
 
-def _check_trained(model, before: InitialWeights) -> None:
-    if not before.changed(model):
+def _check_trained(model, before: InitialWeights, gathered: dict | None = None) -> None:
+    """Raise when no trainable weight changed; ``gathered``: the whole weights (on the main process) when
+    each process holds only a shard, checked there and the answer shared."""
+    changed = before.changed(model) if gathered is None else _written_once(lambda: before.changed_in(gathered))
+    if not changed:
         raise TrainingError(
             "no trainable weight changed during training: the learning rate is zero or far too small, or "
             "there were no training steps; raise --lr or --epochs"

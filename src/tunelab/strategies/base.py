@@ -113,6 +113,9 @@ class Strategy:
     fixed_trainable_set: ClassVar[bool] = True
     """Whether the weights that train stay the same for the whole run (several processes need it: data
     parallel training syncs the gradients of the weights trainable when it starts)."""
+    unshardable: ClassVar[str | None] = None
+    """Why this strategy cannot run when FSDP or DeepSpeed ZeRO-3 shard the weights across processes (its
+    artifact is not written from the gathered state dict :meth:`save` receives), or ``None`` when it can."""
 
     def check_task(self, task: str) -> None:
         if task not in self.tasks:
@@ -136,10 +139,11 @@ class Strategy:
     def callbacks(self, model: nn.Module, layout: Layout, config: Any) -> list[Any]:
         return []
 
-    def save(self, model: nn.Module, out_dir: Path, *, merge: bool = False) -> None:
-        """Write a folder that plain transformers (or peft) loads."""
+    def save(self, model: nn.Module, out_dir: Path, *, merge: bool = False, state_dict: dict | None = None) -> None:
+        """Write a folder that plain transformers (or peft) loads. ``state_dict``: the model's whole weights
+        gathered from every process when FSDP or ZeRO-3 shard them (``model`` then holds only a shard)."""
         self.check_merge(merge)
-        model.save_pretrained(out_dir, safe_serialization=True)
+        model.save_pretrained(out_dir, safe_serialization=True, state_dict=state_dict)
 
     # ------------------------------------------------------------------ what it says about itself
 
@@ -220,7 +224,8 @@ def trainable_parameters(model: nn.Module) -> tuple[int, int]:
         if id(p) in seen:
             continue
         seen.add(id(p))
-        total += p.numel()
+        numel = getattr(p, "ds_numel", None) or p.numel()  # DeepSpeed ZeRO-3 leaves an empty placeholder
+        total += numel
         if p.requires_grad:
-            trainable += p.numel()
+            trainable += numel
     return trainable, total

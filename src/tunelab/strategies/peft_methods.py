@@ -49,9 +49,10 @@ class _PeftStrategy(Strategy):
         model = get_peft_model(model, peft_config)
         return model
 
-    def save(self, model, out_dir: Path, *, merge: bool = False) -> None:
+    def save(self, model, out_dir: Path, *, merge: bool = False, state_dict: dict | None = None) -> None:
         self.check_merge(merge)
-        model.save_pretrained(out_dir, safe_serialization=True)
+        # peft keeps the adapter's entries of a given (gathered) state dict
+        model.save_pretrained(out_dir, safe_serialization=True, state_dict=state_dict)
         if merge:
             merged = model.merge_and_unload()
             merged.save_pretrained(Path(out_dir) / "merged", safe_serialization=True)
@@ -132,6 +133,9 @@ class PromptTuning(_PeftStrategy):
     default_lr = 3e-2
     order = 40
     options = ("num_virtual_tokens",)
+    # peft's BasePromptEncoder._get_adapter_state_dict (tuners/tuners_utils.py) reads the prompt encoder's own weight
+    unshardable = ("peft writes the soft prompt from the prompt encoder's own weight, never from the gathered state "
+                   "dict, and each process holds only a slice of that weight")
 
     def describe(self, config, task, *, num_blocks=None):
         return (
