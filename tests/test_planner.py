@@ -224,7 +224,7 @@ def test_cli_planned_comparison_stops_one_early_and_the_report_shows_it(tiny_ber
 
     monkeypatch.setattr(executors, "make_executor", lambda *a, **k: executors.LocalExecutor(isolate=False))
     common = ["compare", "--model", str(tiny_bert_dir), "--data", str(sentiment_csv), "--strategies", "head,full",
-              "--lr-overrides", "head=1e-7,full=3e-3", "--epochs", "3", "--batch-size", "8", "--validation-fraction", "0.4",
+              "--lr-overrides", "head=1e-7,full=3e-3", "--epochs", "6", "--batch-size", "8", "--validation-fraction", "0.4",
               "--data-fractions", "0.5,1.0", "--no-forgetting", "--no-pre-recommendation"]
     out = tmp_path / "planned"
     assert main([*common, "--out", str(out), "--budget-minutes", "30"]) == 0
@@ -243,7 +243,7 @@ def test_cli_planned_comparison_stops_one_early_and_the_report_shows_it(tiny_ber
 
     assert "stopped early: head (behind)" in printed
     head_line = next(line for line in printed.splitlines() if line.startswith("│ head"))
-    assert "stopped early (round 1)" in head_line
+    assert "stopped" in head_line and "success" not in head_line
     assert "recommended: full" in printed
     page = (out / "report.html").read_text(encoding="utf-8")
     md = (out / "report.md").read_text(encoding="utf-8")
@@ -274,3 +274,40 @@ def test_exhaustive_and_a_budget_exclude_each_other(capsys):
 
     assert main(["compare", "--exhaustive", "--budget-minutes", "5"]) == 2
     assert "pick one" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- the executors' time limits
+
+
+def test_a_job_past_its_latest_start_is_not_started_and_leaves_no_record(tmp_path):
+    import time
+
+    from tunelab.compare.executors import SKIPPED, Job, LocalExecutor
+    from tunelab.config import TrainConfig
+
+    config = TrainConfig(model="nowhere", data="nothing.csv", strategy="head", out=str(tmp_path / "run"))
+    job = Job("head", {"config": config.to_dict()}, tmp_path / "run", start_by=time.time() - 1.0)
+    started = []
+    (record,) = LocalExecutor(isolate=False).run([job], on_start=started.append)
+    assert record.run_info.status == SKIPPED and "not started" in record.run_info.error
+    assert not started and not (tmp_path / "run").exists()
+
+
+def test_a_run_still_going_at_the_deadline_is_interrupted_and_recorded_as_stopped_by_the_budget(
+        tiny_bert_dir, sentiment_csv, tmp_path):
+    """A real worker process: SIGINT at the deadline, the grace period, then the budget's message."""
+    import time
+
+    from tunelab.compare.executors import BUDGET_STOP, execute_in_time
+    from tunelab.config import TrainConfig
+
+    config = TrainConfig(model=str(tiny_bert_dir), data=str(sentiment_csv), strategy="full", epochs=50, batch_size=8,
+                         save_steps=1000, out=str(tmp_path / "run"), forgetting=False)
+    t0 = time.time()
+    record = execute_in_time({"config": config.to_dict(), "split_seed": 42}, tmp_path / "run",
+                             deadline=t0 + 4.0, grace_s=5.0)
+    took = time.time() - t0
+    assert not record.succeeded and record.run_info.error.startswith(BUDGET_STOP)
+    assert took <= 4.0 + 5.0 + 1.0  # the deadline, the grace, and the process's exit
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["run_info"]["error"].startswith(BUDGET_STOP)

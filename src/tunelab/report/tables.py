@@ -100,7 +100,7 @@ def _left_before_the_end(rows: list[dict], recommendation: dict) -> list[dict]:
             continue
         early = stop["status"] == "stopped_early"
         extra.append({
-            "strategy": stop["strategy"], "status": f"stopped early (round {stop['round']})" if early else "failed",
+            "strategy": stop["strategy"], "status": "stopped early" if early else "failed",
             "error": None if early else stop["message"], "n": 0, "metric": recommendation.get("metric") or "accuracy",
             "test_mean": None, "test_std": None, "val_mean": None, "val_std": None, "validation": None, "test": None,
             "level": 1.0 - float(recommendation.get("alpha") or 0.05), "trainable_params": None, "total_params": None,
