@@ -1,8 +1,11 @@
 """Compare strategies on the same data split and budget, then recommend one from the measurements.
 
-Each run (strategy × seed × data fraction) trains in its own process (``python -m tunelab.run.worker``),
-so its peak memory is its own and a crash or an out-of-memory kill takes down only that run: it is
-recorded as failed, with its message, and the comparison goes on.
+By default the runs go in rounds within a time budget (:mod:`tunelab.compare.planner`: every strategy on a
+small fraction of the data first, then more data only for those that can still catch up with the leader);
+``exhaustive=True`` trains every strategy × seed × fraction to the end. Each run trains in its own
+process (``python -m tunelab.run.worker``), so its peak memory is its own and a crash or an
+out-of-memory kill takes down only that run: it is recorded as failed, with its message, and the
+comparison goes on.
 
     >>> from tunelab import TrainConfig
     >>> from tunelab.compare.runner import compare
@@ -88,6 +91,8 @@ class CompareResult:
     """Run ids whose finished record was reused (``resume=True``) instead of training again."""
     crossover: list[dict[str, Any]] = field(default_factory=list)
     """:func:`tunelab.advice.choose.crossover_from_fractions` rows (one per data fraction)."""
+    planning: dict[str, Any] | None = None
+    """A planned comparison's rounds and stops (:meth:`tunelab.compare.planner.Planner.summary`); None when exhaustive."""
 
     @property
     def failed(self) -> list[RunRecord]:
@@ -400,8 +405,10 @@ class CompareOptions:
 def compare(base: TrainConfig | None = None, strategies: Sequence[str] = DEFAULT_STRATEGIES, *,
             out: str | Path | None = None, options: CompareOptions | None = None,
             log: Callable[[str], None] | None = print, **option_values: Any) -> CompareResult:
-    """Train every strategy on the same split and budget, record each run, recommend, write the report.
+    """Train the strategies on the same split, record each run, recommend, write the report.
 
+    By default in rounds within a time budget (:mod:`tunelab.compare.planner`: strategies that cannot
+    catch up are stopped early); ``exhaustive=True`` trains every strategy × seed × fraction to the end.
     ``base`` holds every shared option (model, data, epochs, batch size, max samples, ...); its
     ``strategy``, ``lr``, ``data_fraction`` and ``out`` are set per run. The rest are
     :class:`CompareOptions`, given as ``options=`` or as keywords (``seeds=2, tune_lr=True``).
@@ -445,7 +452,8 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] = DEFAULT
         tracked.finish(recommendation, [Path(report[k]) for k in ("html", "md", "csv") if report.get(k)])
     crossover = crossover_from_fractions(results, recommendation["metric"]) if len(opts.data_fractions) > 1 else []
     return CompareResult(out=out, results=results, recommendation=recommendation, report=report,
-                         pre_recommendation=pre, lr_search=searches, reused=reused, crossover=crossover)
+                         pre_recommendation=pre, lr_search=searches, reused=reused, crossover=crossover,
+                         planning=planning)
 
 
 def _check_metric(base: TrainConfig, opts: CompareOptions) -> None:
@@ -467,6 +475,10 @@ def _check_metric(base: TrainConfig, opts: CompareOptions) -> None:
         problems.append(metric_problem(opts.metric, task))
     if not 0.0 < opts.alpha < 1.0:
         problems.append(f"--alpha must be between 0 and 1, got {opts.alpha:g}")
+    if opts.budget_minutes is not None and not (math.isfinite(opts.budget_minutes) and opts.budget_minutes > 0):
+        problems.append(f"--budget-minutes must be a positive number of minutes, got {opts.budget_minutes:g}")
+    if opts.budget_minutes is not None and opts.exhaustive:
+        problems.append("--budget-minutes limits a planned comparison and --exhaustive trains everything to the end: pick one")
     if opts.tolerance is not None and not (math.isfinite(opts.tolerance) and opts.tolerance >= 0):
         problems.append(f"--tolerance must be a number >= 0, got {opts.tolerance:g}")
     problems = [p for p in problems if p]
@@ -654,8 +666,9 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
     results: list[RunRecord] = []
     reused: list[str] = []
     run_ids: list[str] = []
+    told = 0
     while (rnd := planner.next_round(time.time() - started)) is not None:
-        _say_stops(planner, say)
+        told = _say_stops(planner, say, told)
         say(f"round {rnd.index}/{len(rungs)}: {', '.join(rnd.strategies)} on data fraction {rnd.fraction:g}"
             + (" (the final round)" if rnd.final else ""))
         named_fraction = not rnd.final or len(opts.data_fractions) > 1
@@ -663,7 +676,8 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
                             many_fractions=named_fraction)
         run_ids.extend(p.run_id for p in planned)
         _write_plan(out, base, strategies, run_ids, lrs, searches, opts, planner.summary())
-        _shared_cache(base.replace(data_fraction=rnd.fraction), rnd.strategies, log)
+        if rnd.deadline_s is None or time.time() - started < rnd.deadline_s:  # no cache build once the budget is spent
+            _shared_cache(base.replace(data_fraction=rnd.fraction), rnd.strategies, log)
         grace = planner.longest_step_s or step_guess
 
         def limits(run: PlannedRun, rnd=rnd, grace=grace) -> dict[str, float | None]:
@@ -689,7 +703,7 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
         planner.finish_round(rnd, measurements_from_results(ran, metric, rnd.fraction, level=1.0 - opts.alpha),
                              timings_from_results(ran), outcomes, errors)
         results.extend(ran)
-    _say_stops(planner, say)
+    _say_stops(planner, say, told)
     summary = planner.summary()
     summary["budget_source"] = budget_source
     summary["elapsed_s"] = round(time.time() - started, 1)
@@ -698,13 +712,12 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
     return results, reused, summary
 
 
-def _say_stops(planner, say: Callable[[str], None]) -> None:
-    """Announce each stop once."""
-    told = getattr(planner, "_told", 0)
+def _say_stops(planner, say: Callable[[str], None], told: int) -> int:
+    """Announce the stops after the first ``told``; returns how many have been told."""
     for stop in planner.stops_[told:]:
         if stop.reason != "failed":
             say(f"  stopped early: {stop.strategy} ({stop.reason}): {stop.message}")
-    planner._told = len(planner.stops_)
+    return len(planner.stops_)
 
 
 def _task_and_size(base: TrainConfig) -> tuple[str, int | None]:
