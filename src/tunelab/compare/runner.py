@@ -689,17 +689,7 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
                                   show=log is not None, limits=limits, prefix=f"round {rnd.index} ")
         reused.extend(again)
         ran = [r for r in records if r.run_info.status != SKIPPED]
-        outcomes, errors = {}, {}
-        for strategy in rnd.strategies:
-            own = [r for r in records if r.run_info.strategy == strategy or r.config.get("strategy") == strategy]
-            if any(r.succeeded for r in own):
-                outcomes[strategy] = "ok"
-            elif any(r.run_info.status == SKIPPED or str(r.run_info.error or "").startswith(BUDGET_STOP) for r in own):
-                outcomes[strategy] = "budget"
-                errors[strategy] = next(str(r.run_info.error) for r in own if not r.succeeded)
-            else:
-                outcomes[strategy] = "failed"
-                errors[strategy] = next((str(r.run_info.error) for r in own if r.run_info.error), "its run failed")
+        outcomes, errors = _round_outcomes(records, rnd.strategies)
         planner.finish_round(rnd, measurements_from_results(ran, metric, rnd.fraction, level=1.0 - opts.alpha),
                              timings_from_results(ran), outcomes, errors)
         results.extend(ran)
@@ -710,6 +700,21 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
     _mark_stopped_runs(results, summary)
     _write_plan(out, base, strategies, run_ids, lrs, searches, opts, summary)
     return results, reused, summary
+
+
+def _round_outcomes(records: list[RunRecord], strategies: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Each strategy's outcome in a round (``ok``: a run succeeded; ``budget``: not started or interrupted
+    for the budget; ``failed``) and, when not ok, the message of its first unsuccessful run."""
+    outcomes, errors = {}, {}
+    for strategy in strategies:
+        own = [r for r in records if (r.run_info.strategy or r.config.get("strategy")) == strategy]
+        if any(r.succeeded for r in own):
+            outcomes[strategy] = "ok"
+            continue
+        budget = any(r.run_info.status == SKIPPED or str(r.run_info.error or "").startswith(BUDGET_STOP) for r in own)
+        outcomes[strategy] = "budget" if budget else "failed"
+        errors[strategy] = next((str(r.run_info.error) for r in own if r.run_info.error), "its run failed")
+    return outcomes, errors
 
 
 def _say_stops(planner, say: Callable[[str], None], told: int) -> int:
