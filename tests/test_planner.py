@@ -183,6 +183,19 @@ def test_no_run_starts_that_its_measured_time_says_will_not_fit():
     assert planner.longest_step_s == pytest.approx(0.5)
 
 
+def test_run_times_from_records_scale_training_and_the_cache_s_training_rows_only():
+    from tunelab.compare.planner import timings_from_results
+
+    record = {"run_info": {"run_id": "head", "strategy": "head", "data_fraction": 0.1, "status": "success",
+                           "wall_time_s": 150.0},
+              "train_info": {"train_time_s": 3.0, "cache_time_s": 120.0, "samples_per_s": 50.0, "batch_size": 32},
+              "meta_info": {"n_train": 100, "n_validation": 400, "n_test": 500}}
+    (timing,) = timings_from_results([record])
+    assert timing.scaling_s == pytest.approx(3.0 + 120.0 * 0.1)  # the cache's evaluation rows do not grow
+    assert timing.step_s == pytest.approx(32 / 50)
+    assert predict_seconds("head", 0.3, [timing]) == pytest.approx(150.0 - 15.0 + 15.0 * 3)
+
+
 def test_round_fractions_and_the_default_budget():
     assert round_fractions([1.0]) == [0.111, 0.333, 1.0]
     assert round_fractions([0.5, 0.25, 1.0]) == [0.25, 0.5, 1.0]  # given fractions are the rounds

@@ -337,10 +337,12 @@ class Planner:
                 continue
             start_by[s] = self.budget_s - seconds[s]
             if now_s > start_by[s]:
-                left = max(0.0, self.budget_s - now_s)
+                left = self.budget_s - now_s
+                run = f"its round-{index + 1} run at data fraction {fraction:g}"
                 self._stop(s, index + 1, fraction, "budget",
-                           f"its round-{index + 1} run at data fraction {fraction:g} was predicted to take "
-                           f"{seconds[s]:.0f} s, more than the {left:.0f} s left of the {self.budget_s:.0f} s budget")
+                           f"the {self.budget_s:.0f} s budget had run out before {run} could start" if left <= 0 else
+                           f"{run} was predicted to take {seconds[s]:.0f} s, more than the {left:.0f} s left of the "
+                           f"{self.budget_s:.0f} s budget")
         order = [s for s in order if s in self.alive_]
         if not order:
             return None
@@ -432,7 +434,8 @@ def measurements_from_results(results: Sequence[Any], metric: str, fraction: flo
 
 
 def timings_from_results(results: Sequence[Any]) -> list[RunTiming]:
-    """How long each successful run took (see :class:`RunTiming`)."""
+    """How long each successful run took (see :class:`RunTiming`): the training time and the training rows'
+    share of the frozen-layer cache's time grow with the data; loading, evaluation and the rest do not."""
     from tunelab.run.record import as_record
 
     out = []
@@ -441,8 +444,11 @@ def timings_from_results(results: Sequence[Any]) -> list[RunTiming]:
         wall = run.run_info.wall_time_s
         if not run.succeeded or wall is None:
             continue
-        ti = run.train_info
-        scaling = (ti.train_time_s or 0.0) + (ti.cache_time_s or 0.0)
+        ti, meta = run.train_info, run.meta_info
+        # the frozen-layer cache covers the evaluation splits too: only its training rows' share grows with the data
+        rows = [meta.n_train, meta.n_validation, meta.n_test]
+        share = meta.n_train / sum(rows) if all(isinstance(r, int) for r in rows) and sum(rows) else 1.0  # type: ignore[arg-type,operator]
+        scaling = (ti.train_time_s or 0.0) + (ti.cache_time_s or 0.0) * share
         step = None
         if ti.samples_per_s and ti.batch_size:
             step = ti.batch_size * (ti.gradient_accumulation_steps or 1) / ti.samples_per_s

@@ -444,7 +444,8 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] = DEFAULT
                                             max_forgetting=opts.max_forgetting)
     if planning is not None:
         recommendation["planning"] = planning
-        recommendation["reasons"].extend(stopped_early_reasons(planning))
+        failed = {row["strategy"] for row in recommendation.get("ranking") or [] if row.get("mean") is None}
+        recommendation["reasons"].extend(stopped_early_reasons(planning, already_told=failed))
     write_results_csv(out / "results.csv", results)
     report = write_report(out, results, recommendation=recommendation, pre_recommendation=pre,
                           title=opts.title or f"tunelab comparison: {base.model} on {base.data}")
@@ -778,14 +779,21 @@ def _mark_stopped_runs(results: list[RunRecord], summary: dict[str, Any]) -> Non
             record.write(Path(folder) / RECORD_NAME)
 
 
-def stopped_early_reasons(planning: dict[str, Any]) -> list[str]:
-    """One line per strategy a planned comparison stopped before the final round."""
+def stopped_early_reasons(planning: dict[str, Any], *, already_told: set[str] = frozenset()) -> list[str]:
+    """One line per strategy a planned comparison stopped before the final round (but those in
+    ``already_told``: failed runs the recommendation names with their error), and one when none reached it."""
     lines = []
     for stop in planning.get("stopped") or []:
-        if stop["status"] != "stopped_early":
+        if stop["status"] != "stopped_early" or stop["strategy"] in already_told:
             continue
         lines.append(f"{stop['strategy']} was stopped early, in round {stop['round']} (data fraction "
                      f"{stop['data_fraction']:g}): {stop['message']}.")
+    finalists = [s for s, v in (planning.get("strategies") or {}).items() if v.get("status") == "finalist"]
+    fractions = planning.get("round_fractions") or []
+    if not finalists and fractions and any(s["reason"] == "budget" for s in planning.get("stopped") or []):
+        lines.append(f"No strategy reached the final round (data fraction {fractions[-1]:g}) within the budget: the "
+                     "choice above rests on the largest fraction that was measured. tunelab compare --resume with a "
+                     "larger --budget-minutes goes on from there.")
     return lines
 
 
