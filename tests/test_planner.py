@@ -261,7 +261,7 @@ def test_cli_planned_comparison_stops_one_early_and_the_report_shows_it(tiny_ber
     page = (out / "report.html").read_text(encoding="utf-8")
     md = (out / "report.md").read_text(encoding="utf-8")
     for text in (page, md):
-        assert "Stopped early" in text and "stopped early in round 1 (data fraction 0.5)" in text
+        assert "Stopped early" in text and "stopped early after round 1 (data fraction 0.5)" in text
         assert "Predicted at full data (best / worst case)" in text
 
     # --resume re-uses every finished run and decides the same

@@ -245,7 +245,8 @@ class Round:
 class Stop:
     """Why a strategy left the comparison before the final round: ``reason`` is ``behind`` (its
     prediction cannot reach the leader's), ``budget`` (its next run would not fit in, or was cut by, the
-    budget) or ``failed`` (its run failed)."""
+    budget) or ``failed`` (its run failed). ``round`` and ``fraction`` are the last round it ran (0 and 0.0
+    when it never started one)."""
 
     strategy: str
     round: int
@@ -339,7 +340,8 @@ class Planner:
             if now_s > start_by[s]:
                 left = self.budget_s - now_s
                 run = f"its round-{index + 1} run at data fraction {fraction:g}"
-                self._stop(s, index + 1, fraction, "budget",
+                last = self.done_[index - 1].fraction if index else 0.0  # the last round it ran (none: 0)
+                self._stop(s, index, last, "budget",
                            f"the {self.budget_s:.0f} s budget had run out before {run} could start" if left <= 0 else
                            f"{run} was predicted to take {seconds[s]:.0f} s, more than the {left:.0f} s left of the "
                            f"{self.budget_s:.0f} s budget")

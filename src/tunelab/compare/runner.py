@@ -786,7 +786,7 @@ def stopped_early_reasons(planning: dict[str, Any], *, already_told: set[str] = 
     for stop in planning.get("stopped") or []:
         if stop["status"] != "stopped_early" or stop["strategy"] in already_told:
             continue
-        lines.append(f"{stop['strategy']} was stopped early, in round {stop['round']} (data fraction "
+        lines.append(f"{stop['strategy']} was stopped early, after round {stop['round']} (data fraction "
                      f"{stop['data_fraction']:g}): {stop['message']}.")
     finalists = [s for s, v in (planning.get("strategies") or {}).items() if v.get("status") == "finalist"]
     fractions = planning.get("round_fractions") or []

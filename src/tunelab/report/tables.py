@@ -115,7 +115,7 @@ def stop_note(stop: dict) -> str:
     """What a stopped strategy's row says instead of numbers."""
     if stop["status"] != "stopped_early":
         return f"failed in round {stop['round']} (data fraction {stop['data_fraction']:g}): {stop['message']}"
-    return f"stopped early in round {stop['round']} (data fraction {stop['data_fraction']:g}): {stop['message']}"
+    return f"stopped early after round {stop['round']} (data fraction {stop['data_fraction']:g}): {stop['message']}"
 
 
 RESULTS_HEADERS = (

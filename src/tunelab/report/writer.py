@@ -191,8 +191,8 @@ def _stopped_early_blocks(recommendation: dict) -> list[Block]:
         + (f"; it took {planning['elapsed_s'] / 60:.1f} minutes up to the last run" if planning.get("elapsed_s") is not None else "")
         + ". After each round, every strategy's validation metric at the full data was predicted (a learning curve "
         "fitted on its rounds, or the measured value with its interval and the last round's gain carried on); a "
-        "strategy whose best case could not reach the leader's worst case was stopped early. Only the strategies of "
-        "the final round are compared above."
+        "strategy whose best case could not reach the leader's worst case was stopped early. The results above are "
+        "the largest data fraction that was run; a strategy stopped before it is listed without numbers."
     )
     stops = [s for s in planning.get("stopped") or [] if s["status"] == "stopped_early"]
     blocks: list[Block] = [Heading("Stopped early"), Paragraph(intro)]
@@ -210,7 +210,7 @@ def _stopped_early_blocks(recommendation: dict) -> list[Block]:
             f"{lead['strategy']} {format_metric(lead.get('pessimistic'), metric)}" if lead else "–",
             stop["message"],
         ])
-    headers = ["Strategy", "Round", "Data fraction", "Reason", f"Measured validation {label}",
+    headers = ["Strategy", "Last round", "Data fraction", "Reason", f"Measured validation {label}",
                "Predicted at full data (best / worst case)", "Leader's worst case", "Why"]
     blocks.append(Table(headers, rows, caption="Strategies stopped before the final round, with the prediction that stopped them."))
     return blocks
