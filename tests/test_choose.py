@@ -131,18 +131,19 @@ def test_perplexity_lower_is_better_with_relative_tolerance():
     assert recommend_from_results(runs, tolerance=0.02)["strategy"] == "full"
 
 
-def test_respects_time_budget_and_memory():
+def test_respects_training_time_limit_and_memory():
     runs = [
         make_run("full", 0.90, train_time=600, memory=9000),
         make_run("lora", 0.85, train_time=100, memory=5000),
         make_run("head", 0.70, train_time=10, memory=1000),
     ]
-    rec = recommend_from_results(runs, budget_minutes=5)
+    rec = recommend_from_results(runs, max_train_minutes=5)
     assert rec["strategy"] == "lora"
     full = next(r for r in rec["ranking"] if r["strategy"] == "full")
     assert not full["fits"] and "600 s" in full["why_not"]
-    assert any("full was excluded" in r and "5-minute budget" in r for r in rec["reasons"])
-    rec = recommend_from_results(runs, budget_minutes=5, memory_gb=2)
+    assert any("full was excluded" in r and "5-minute training-time limit" in r for r in rec["reasons"])
+    assert recommend_from_results(runs, budget_minutes=5)["strategy"] == "lora"  # the older name still works
+    rec = recommend_from_results(runs, max_train_minutes=5, memory_gb=2)
     assert rec["strategy"] == "head"
     rec = recommend_from_results(runs, memory_gb=0.5)
     assert rec["strategy"] is None

@@ -119,7 +119,7 @@ def test_seeds_give_mean_and_std_on_the_same_split(tiny_bert_dir, toy_csv, tmp_p
 
 def test_data_fractions_run_each_strategy_per_fraction(tiny_bert_dir, toy_csv, tmp_path):
     result = compare(_base(tiny_bert_dir, toy_csv), ["head", "full"], out=tmp_path, data_fractions=[1.0, 0.5],
-                     isolate=False, pre_recommend=False, log=None)
+                     exhaustive=True, isolate=False, pre_recommend=False, log=None)
     ids = [r["run_info"]["run_id"] for r in result.results]
     assert ids == ["head-f0.5", "full-f0.5", "head-f1", "full-f1"]  # fractions ascending
     n_train = {r["run_info"]["run_id"]: r["meta_info"]["n_train"] for r in result.results}
@@ -193,7 +193,7 @@ def test_demo_defaults_are_a_valid_comparison():
 
 def test_four_fractions_give_fitted_learning_curves_in_the_report(tiny_bert_dir, toy_csv, tmp_path):
     result = compare(_base(tiny_bert_dir, toy_csv), ["head", "full"], out=tmp_path,
-                     data_fractions=[0.25, 0.5, 0.75, 1.0], isolate=False, pre_recommend=False, log=None)
+                     data_fractions=[0.25, 0.5, 0.75, 1.0], exhaustive=True, isolate=False, pre_recommend=False, log=None)
     curves = result.recommendation["learning_curves"]
     assert curves["split"] == "validation" and curves["n_fractions"] == 4
     for strategy in ("head", "full"):

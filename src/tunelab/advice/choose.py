@@ -1,13 +1,13 @@
 """Pick a strategy from measured runs, and say why in this run's own numbers.
 
 The input is a list of run records (see :mod:`tunelab.run.record`). Runs are grouped by strategy at the
-largest data fraction; seeds are averaged (mean ± sample std). Strategies over the time or memory budget
-are set aside, the best test metric is found, and then the *cheapest* strategy whose metric is within a
+largest data fraction; seeds are averaged (mean ± sample std). Strategies over the training-time or memory
+limit are set aside, the best test metric is found, and then the *cheapest* strategy whose metric is within a
 tolerance of the best is chosen: if LoRA is as good as full fine-tuning within noise, LoRA wins because
 it trains faster, needs less memory and saves a smaller artifact.
 
     >>> from tunelab.advice.choose import recommend_from_results
-    >>> rec = recommend_from_results(runs, budget_minutes=30)      # doctest: +SKIP
+    >>> rec = recommend_from_results(runs, max_train_minutes=30)   # doctest: +SKIP
     >>> rec["strategy"], rec["reasons"][0]                         # doctest: +SKIP
     ('lora', 'lora reached 0.801 test accuracy, 0.4 points below full (0.805), training 2.3× faster ...')
 
@@ -514,17 +514,18 @@ class _Ask:
 def recommend_from_results(
     results: list[dict],
     *,
-    budget_minutes: float | None = None,
+    max_train_minutes: float | None = None,
     memory_gb: float | None = None,
     tolerance: float | None = None,
     metric: str | None = None,
     alpha: float = 0.05,
     max_forgetting: float | None = None,
+    budget_minutes: float | None = None,
 ) -> dict[str, Any]:
     """Recommend a strategy from run records: select on validation, report on test.
 
-    Runs are grouped by strategy at the largest data fraction. Strategies over ``budget_minutes``
-    (mean ``train_time_s``), ``memory_gb`` (GiB, mean ``peak_memory_mb``) or ``max_forgetting`` (mean
+    Runs are grouped by strategy at the largest data fraction. Strategies over ``max_train_minutes``
+    (mean ``train_time_s``; ``budget_minutes`` is its older name, still accepted), ``memory_gb`` (GiB, mean ``peak_memory_mb``) or ``max_forgetting`` (mean
     ``train_info.forgetting.value``, in the unit the runs measured) are set aside. The best is the
     one with the best validation ``metric`` (mean over seeds; default: the task's,
     :func:`tunelab.metrics.primary_metric`); every other one is compared with it, paired on the same
@@ -546,6 +547,8 @@ def recommend_from_results(
     >>> recommend_from_results([])["strategy"] is None
     True
     """
+    if max_train_minutes is None:
+        max_train_minutes = budget_minutes
     ask = _ask(results, metric, alpha, tolerance)
     summaries = summarize_strategies(results, metric=ask.metric)
     out = _empty_recommendation(ask)
@@ -554,7 +557,7 @@ def recommend_from_results(
         return out
     ok = [s for s in summaries if s.ok]
     out["data_regime"] = regime = data_regime(next(iter(ok), summaries[0]))
-    violations = _budget_violations(ok, budget_minutes, memory_gb, max_forgetting)
+    violations = _budget_violations(ok, max_train_minutes, memory_gb, max_forgetting)
     fits = [s for s in ok if not violations[s.strategy]]
     comparison = (
         compare_with_best(sorted(fits, key=_cost_key), ask.metric, alpha=ask.alpha, tolerance=ask.tolerance)
@@ -563,7 +566,7 @@ def recommend_from_results(
     chosen = min((s for s in fits if comparison.versus[s.strategy].kept), key=_cost_key) if comparison else None
     intervals = {s.strategy: _intervals(s, ask) for s in ok}
     if chosen is None:
-        reasons = _no_choice_reasons(summaries, ok, budget_minutes, memory_gb, max_forgetting)
+        reasons = _no_choice_reasons(summaries, ok, max_train_minutes, memory_gb, max_forgetting)
     else:
         reasons = _choice_reasons(chosen, fits, comparison, intervals, ask, len(ok))
         out.update(_chosen_facts(chosen, comparison, intervals))
@@ -604,14 +607,14 @@ def _intervals(summary: StrategySummary, ask: _Ask) -> dict[str, Interval | None
     return {split: metric_interval(summary, split, ask.metric, level=ask.level) for split in (SELECTION_SPLIT, REPORT_SPLIT)}
 
 
-def _budget_violations(ok: list[StrategySummary], budget_minutes: float | None,
+def _budget_violations(ok: list[StrategySummary], max_train_minutes: float | None,
                        memory_gb: float | None, max_forgetting: float | None = None) -> dict[str, list[str]]:
-    """Why each successful strategy does not fit the time or memory budget (empty when it fits)."""
+    """Why each successful strategy does not fit the training-time, memory or forgetting limit (empty when it fits)."""
     violations: dict[str, list[str]] = {s.strategy: [] for s in ok}
     for s in ok:
-        if budget_minutes is not None and s.train_time_s is not None and s.train_time_s > 60.0 * budget_minutes:
+        if max_train_minutes is not None and s.train_time_s is not None and s.train_time_s > 60.0 * max_train_minutes:
             violations[s.strategy].append(
-                f"training took {format_seconds(s.train_time_s)}, over the {budget_minutes:g}-minute budget"
+                f"training took {format_seconds(s.train_time_s)}, over the {max_train_minutes:g}-minute training-time limit"
             )
         if memory_gb is not None and s.peak_memory_mb is not None and s.peak_memory_mb > 1024.0 * memory_gb:
             violations[s.strategy].append(f"peak memory {format_mb(s.peak_memory_mb)}, over the {memory_gb:g} GB limit")
@@ -622,7 +625,7 @@ def _budget_violations(ok: list[StrategySummary], budget_minutes: float | None,
     return violations
 
 
-def _no_choice_reasons(summaries: list[StrategySummary], ok: list[StrategySummary], budget_minutes: float | None,
+def _no_choice_reasons(summaries: list[StrategySummary], ok: list[StrategySummary], max_train_minutes: float | None,
                        memory_gb: float | None, max_forgetting: float | None = None) -> list[str]:
     if not ok:
         return [
@@ -630,8 +633,8 @@ def _no_choice_reasons(summaries: list[StrategySummary], ok: list[StrategySummar
             "so there is nothing to recommend; the errors are below."
         ]
     limits = []
-    if budget_minutes is not None:
-        limits.append(f"the {budget_minutes:g}-minute training budget")
+    if max_train_minutes is not None:
+        limits.append(f"the {max_train_minutes:g}-minute training-time limit")
     if memory_gb is not None:
         limits.append(f"the {memory_gb:g} GB memory limit")
     if max_forgetting is not None:
@@ -640,7 +643,7 @@ def _no_choice_reasons(summaries: list[StrategySummary], ok: list[StrategySummar
     return [
         f"No successful strategy fits {' and '.join(limits)}: the cheapest, {cheapest.strategy}, "
         f"trained in {format_seconds(cheapest.train_time_s)} with {format_mb(cheapest.peak_memory_mb)} peak memory. "
-        "Raise the budget, or use a smaller model or less data."
+        "Raise the limit, or use a smaller model or less data."
     ]
 
 
@@ -677,7 +680,7 @@ def _choice_reasons(chosen: StrategySummary, fits: list[StrategySummary], compar
     if len(fits) == 1:
         trained = f", trained in {format_seconds(chosen.train_time_s)}" if chosen.train_time_s is not None else ""
         reasons = [
-            f"{chosen.strategy} is the only strategy that {'succeeded' if n_ok == 1 else 'succeeded within the budget'}, "
+            f"{chosen.strategy} is the only strategy that {'succeeded' if n_ok == 1 else 'succeeded within the limits'}, "
             f"so there was nothing to compare it with: {value} validation {ask.label}{seeds}{trained}{share}."
         ]
     elif chosen is best:

@@ -2,6 +2,8 @@
 
     tunelab compare --model minilm --data rotten-tomatoes --strategies head,lora,full --epochs 2
     tunelab compare --model minilm --data reviews.csv --seeds 3 --data-fractions 0.1,0.3,1.0 --tune-lr
+    tunelab compare ... --budget-minutes 30   # rounds: strategies that cannot catch up stop early; 30 min in all
+    tunelab compare ... --exhaustive      # every strategy x seed x fraction trained to the end
     tunelab compare ... --resume          # reuse finished runs, continue the interrupted one
     tunelab compare ... --executor ray --address auto --run-cpus 4 --run-gpus 1   # runs as Ray tasks
     tunelab demo                          # minilm + rotten-tomatoes, five strategies, report in runs/demo
@@ -48,7 +50,8 @@ def _names(text: str) -> list[str]:
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="folder for runs, results.csv and the report")
-    p.add_argument("--budget-minutes", type=float, help="the recommendation sets aside strategies that trained longer")
+    p.add_argument("--max-train-minutes", type=float, help="the recommendation sets aside strategies whose training "
+                   "took longer than this (train time, per run; the old meaning of compare --budget-minutes)")
     p.add_argument("--memory-gb", type=float, help="the recommendation sets aside strategies whose peak memory was higher")
     p.add_argument("--max-forgetting", type=float, help="the recommendation sets aside strategies that forgot more "
                    "(in the unit the runs measured: nats/token on decoders, 1 - CKA on encoders; see metrics.json)")
@@ -72,8 +75,10 @@ def add_parser(sub) -> None:
         "compare",
         help="train several strategies on the same split and budget, recommend one, write a report",
         description="Each strategy trains in its own process on the same split, for the same epochs, with its own "
-        "default learning rate (or the best of a short search with --tune-lr). A strategy that fails is recorded "
-        "with its message and the others go on.",
+        "default learning rate (or the best of a short search with --tune-lr), to the end. With --budget-minutes (or "
+        "--plan) the runs go in rounds within a time budget: every strategy first trains on a ninth of the data, and "
+        "those that cannot catch up with the leader are stopped early. A strategy "
+        "that fails is recorded with its message and the others go on.",
     )
     p.add_argument("--strategies", type=_names, default=list(DEFAULT_STRATEGIES),
                    help=f"comma-separated (default: {','.join(DEFAULT_STRATEGIES)}; see `tunelab strategies`)")
@@ -88,6 +93,19 @@ def add_parser(sub) -> None:
     p.add_argument("--resume", action="store_true", help="reuse finished runs in --out and continue the interrupted one")
     p.add_argument("--overwrite", action="store_true", help="train every run again, replacing what --out holds")
     p.add_argument("--run-timeout", type=float, help="stop (and record as failed) a run that takes longer than this many seconds")
+    p.add_argument("--budget-minutes", type=float,
+                   help="the comparison's total wall time. The runs go in rounds (data ×3 per round); after each, "
+                   "strategies whose best-case predicted validation metric at the full data cannot reach the leader's "
+                   "worst case are stopped early; no run starts that is predicted to end after the budget, and one "
+                   "still training then stops after its current step. Default: max(5 min, 2 × seeds × Σ over "
+                   "strategies of the estimated time on all the data, ⌈n_train / batch⌉ × epochs × step time + cache "
+                   "build, from the cost estimates); no budget when they were skipped")
+    p.add_argument("--plan", action="store_true",
+                   help="run in rounds within the default budget (see --budget-minutes) and stop early the strategies "
+                   "that cannot catch up")
+    p.add_argument("--exhaustive", action="store_true",
+                   help="train every strategy × seed × fraction to the end, no rounds (the default without "
+                   "--budget-minutes or --plan)")
     p.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="where the runs train: local (one fresh process after another, the default) or ray "
                    "(each run a Ray task, as many at once as the cluster has room for; pip install 'tunelab[ray]')")
@@ -116,6 +134,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     if args.resume and args.overwrite:
         raise ConfigError("--resume and --overwrite exclude each other: pick one")
+    if args.exhaustive and (args.budget_minutes is not None or args.plan):
+        raise ConfigError("--budget-minutes / --plan run a planned comparison and --exhaustive trains everything to the "
+                          "end: pick one (--max-train-minutes sets aside slow strategies after the fact)")
+    if args.budget_minutes is not None and not args.budget_minutes > 0:
+        raise ConfigError(f"--budget-minutes must be positive, got {args.budget_minutes:g}")
     from tunelab.compare.executors import make_executor
 
     base = config_from_args(args)
@@ -131,6 +154,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         lr_overrides=parse_lr_overrides(args.lr_overrides),
         resume=args.resume,
         overwrite=args.overwrite,
+        budget_minutes=args.budget_minutes,
+        exhaustive=False if args.plan else True if args.exhaustive else None,
         **_verdict_options(args),
         run_timeout_s=args.run_timeout,
         executor=executor,
@@ -141,7 +166,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def _verdict_options(args: argparse.Namespace) -> dict:
     """The options ``compare`` and ``demo`` share: how the recommendation is made, and what is printed."""
-    return dict(budget_minutes=args.budget_minutes, memory_gb=args.memory_gb, max_forgetting=args.max_forgetting,
+    return dict(max_train_minutes=args.max_train_minutes, memory_gb=args.memory_gb, max_forgetting=args.max_forgetting,
                 metric=args.metric, tolerance=args.tolerance, alpha=args.alpha, pre_recommend=args.pre_recommend,
                 log=None if args.quiet or args.json else print)
 
@@ -165,6 +190,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         out=args.out,
         resume=not args.fresh,
         overwrite=args.fresh,
+        exhaustive=True,  # the demo shows every strategy trained to the end
         **_verdict_options(args),
         title=f"tunelab demo: {DEMO['model']} on {DEMO['data']}",
     )

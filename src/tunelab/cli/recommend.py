@@ -18,7 +18,8 @@ def add_parser(sub) -> None:
 
     p = sub.add_parser("recommend", help="measure data, domain and cost, and recommend a strategy before training")
     add_config_flags(p, skip=_NOT_FOR_ESTIMATE | {"strategy"})
-    p.add_argument("--budget-minutes", type=float, help="training-time budget for all epochs (strategies over it don't fit)")
+    p.add_argument("--budget-minutes", type=float, help="the estimated training time (all epochs) a strategy may take; "
+                   "strategies over it don't fit (compare's --max-train-minutes is the same limit on measured time)")
     p.add_argument("--memory-gb", type=float, help="memory budget (default: this machine's RAM)")
     p.add_argument("--strategies", help="comma-separated strategies to consider (default: all that apply to the task)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -21,6 +21,8 @@ planner that decides in rounds (successive halving, say) hands it one round at a
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,15 +33,30 @@ from tunelab.io import write_json
 from tunelab.run.record import RunRecord
 from tunelab.run.worker import RECORD_NAME, run_spec
 
+#: ``run_info.status`` of a run an executor did not start because it would not have ended before its
+#: job's ``deadline`` (its record is returned, never written: the run did not happen).
+SKIPPED = "skipped"
+#: How the error of a run interrupted at its job's ``deadline`` begins.
+BUDGET_STOP = "stopped when the comparison's time budget ran out"
+
 
 @dataclass
 class Job:
-    """One run for an executor: the worker's spec (:mod:`tunelab.run.worker`) and the run's folder."""
+    """One run for an executor: the worker's spec (:mod:`tunelab.run.worker`) and the run's folder.
+
+    ``deadline`` (a ``time.time()`` value) is when the comparison's budget ends: a run still training
+    then is interrupted (SIGINT: it finishes its step and saves a checkpoint; killed ``grace_s`` later if
+    still running) and recorded as failed with :data:`BUDGET_STOP`. ``start_by`` is the latest time at
+    which it may start: later, it is not started and comes back with status :data:`SKIPPED`.
+    """
 
     run_id: str
     spec: dict[str, Any]
     folder: Path
     timeout_s: float | None = None
+    deadline: float | None = None
+    start_by: float | None = None
+    grace_s: float | None = None
 
 
 Callback = Callable[[Job], None]
@@ -73,11 +90,52 @@ def execute(spec: dict[str, Any], folder: Path, *, isolate: bool = True, timeout
         return run_spec(spec)
     outcome = run_job("tunelab.run.worker", spec, folder, timeout_s=timeout_s, what="the run", result_name=RECORD_NAME,
                       on_wait=on_wait)
+    return _record_of(spec, folder, outcome)
+
+
+def _record_of(spec: dict[str, Any], folder: Path, outcome: Any) -> RunRecord:
+    """The record a worker process left, or a failed one saying why it left none."""
     if outcome.result is not None and outcome.child_error is None:
         return RunRecord.from_dict(outcome.result)
     error = outcome.error or f"the worker failed: {outcome.child_error['message']}"  # type: ignore[index]
     record = RunRecord.failure(spec["config"], error, wall_time_s=outcome.seconds, extra=spec.get("extra_record"))
     record.write(folder / RECORD_NAME)
+    return record
+
+
+def skipped_record(spec: dict[str, Any], why: str) -> RunRecord:
+    """The record of a run that was not started (status :data:`SKIPPED`; not written to its folder)."""
+    record = RunRecord.failure(spec["config"], why, wall_time_s=0.0, extra=spec.get("extra_record"))
+    record.run_info.status = SKIPPED
+    return record
+
+
+def execute_in_time(spec: dict[str, Any], folder: Path, *, isolate: bool = True, timeout_s: float | None = None,
+                    deadline: float | None = None, start_by: float | None = None, grace_s: float | None = None,
+                    on_wait: Callable[[], None] | None = None) -> RunRecord:
+    """:func:`execute` within a job's time limits (see :class:`Job`): not started after ``start_by``;
+    interrupted at ``deadline`` (only in a fresh process: ``isolate=False`` cannot be interrupted)."""
+    now = time.time()
+    if start_by is not None and now > start_by:
+        return skipped_record(spec, f"not started: it was predicted not to end before the budget runs out "
+                                    f"({now - start_by:.0f} s too late to start)")
+    if deadline is not None and now >= deadline:
+        return skipped_record(spec, "not started: the comparison's time budget had run out")
+    limit = timeout_s
+    if deadline is not None and isolate:
+        limit = min(timeout_s if timeout_s is not None else math.inf, deadline - now)
+    by_budget = limit is not None and (timeout_s is None or limit < timeout_s)
+    if not isolate:
+        return execute(spec, folder, isolate=False)
+    from tunelab.run.isolate import run_job
+
+    outcome = run_job("tunelab.run.worker", spec, folder, timeout_s=limit, what="the run", result_name=RECORD_NAME,
+                      on_wait=on_wait, stop_grace_s=grace_s if by_budget else None)
+    record = _record_of(spec, folder, outcome)
+    if by_budget and outcome.returncode is None and not record.succeeded:
+        record.run_info.error = (f"{BUDGET_STOP} ({outcome.seconds:.0f} s into the run); "
+                                 "tunelab compare --resume with a larger --budget-minutes continues it")
+        record.write(folder / RECORD_NAME)
     return record
 
 
@@ -93,10 +151,14 @@ class LocalExecutor:
             on_done: DoneCallback | None = None, on_progress: Callback | None = None) -> list[RunRecord]:
         records = []
         for job in jobs:
+            if job.start_by is not None and time.time() > job.start_by:
+                records.append(execute_in_time(job.spec, job.folder, start_by=job.start_by))  # skipped, not run
+                continue
             if on_start:
                 on_start(job)
             ticks = (lambda job=job: on_progress(job)) if on_progress else None
-            record = execute(job.spec, job.folder, isolate=self.isolate, timeout_s=job.timeout_s, on_wait=ticks)
+            record = execute_in_time(job.spec, job.folder, isolate=self.isolate, timeout_s=job.timeout_s,
+                                     deadline=job.deadline, grace_s=job.grace_s, on_wait=ticks)
             if on_done:
                 on_done(job, record)
             records.append(record)
@@ -113,9 +175,12 @@ def import_ray() -> Any:
     return ray
 
 
-def _ray_task(spec: dict[str, Any], folder: str, timeout_s: float | None) -> dict[str, Any]:
-    """What runs on a Ray worker: the run in a fresh process there, its record back as JSON."""
-    return execute(spec, Path(folder), isolate=True, timeout_s=timeout_s).to_dict()
+def _ray_task(spec: dict[str, Any], folder: str, timeout_s: float | None, deadline: float | None = None,
+              start_by: float | None = None, grace_s: float | None = None) -> dict[str, Any]:
+    """What runs on a Ray worker: the run in a fresh process there (within the job's time limits, checked
+    when the task starts, which may be later than when it was submitted), its record back as JSON."""
+    return execute_in_time(spec, Path(folder), isolate=True, timeout_s=timeout_s, deadline=deadline,
+                           start_by=start_by, grace_s=grace_s).to_dict()
 
 
 class RayExecutor:
@@ -150,7 +215,7 @@ class RayExecutor:
         for i, job in enumerate(jobs):
             if on_start:
                 on_start(job)
-            waiting[task.remote(job.spec, str(job.folder), job.timeout_s)] = i
+            waiting[task.remote(job.spec, str(job.folder), job.timeout_s, job.deadline, job.start_by, job.grace_s)] = i
         records: list[RunRecord | None] = [None] * len(jobs)
         while waiting:
             done, _ = self.ray.wait(list(waiting), num_returns=1, timeout=0.5 if on_progress else None)
@@ -174,7 +239,7 @@ class RayExecutor:
                                        extra=job.spec.get("extra_record"))
             record.write(job.folder / RECORD_NAME)
             return record
-        if not (job.folder / RECORD_NAME).is_file():  # the worker's node does not share this folder
+        if record.run_info.status != SKIPPED and not (job.folder / RECORD_NAME).is_file():  # the worker's node does not share this folder
             record.write(job.folder / RECORD_NAME)
         return record
 

@@ -1,8 +1,11 @@
 """Compare strategies on the same data split and budget, then recommend one from the measurements.
 
-Each run (strategy × seed × data fraction) trains in its own process (``python -m tunelab.run.worker``),
-so its peak memory is its own and a crash or an out-of-memory kill takes down only that run: it is
-recorded as failed, with its message, and the comparison goes on.
+By default the runs go in rounds within a time budget (:mod:`tunelab.compare.planner`: every strategy on a
+small fraction of the data first, then more data only for those that can still catch up with the leader);
+``exhaustive=True`` trains every strategy × seed × fraction to the end. Each run trains in its own
+process (``python -m tunelab.run.worker``), so its peak memory is its own and a crash or an
+out-of-memory kill takes down only that run: it is recorded as failed, with its message, and the
+comparison goes on.
 
     >>> from tunelab import TrainConfig
     >>> from tunelab.compare.runner import compare
@@ -31,12 +34,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import shutil
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunelab.compare.executors import Executor, Job, LocalExecutor, execute
+from tunelab.compare.executors import BUDGET_STOP, SKIPPED, Executor, Job, LocalExecutor, execute
 from tunelab.compare.progress import CompareDisplay
 from tunelab.config import TrainConfig
 from tunelab.errors import ConfigError, TunelabError
@@ -87,6 +91,8 @@ class CompareResult:
     """Run ids whose finished record was reused (``resume=True``) instead of training again."""
     crossover: list[dict[str, Any]] = field(default_factory=list)
     """:func:`tunelab.advice.choose.crossover_from_fractions` rows (one per data fraction)."""
+    planning: dict[str, Any] | None = None
+    """A planned comparison's rounds and stops (:meth:`tunelab.compare.planner.Planner.summary`); None when exhaustive."""
 
     @property
     def failed(self) -> list[RunRecord]:
@@ -157,20 +163,24 @@ def _problems(base: TrainConfig, strategies: Sequence[str], seeds: int, fraction
 
 
 def plan_runs(base: TrainConfig, strategies: Sequence[str], out: Path, *, seeds: int = 1,
-              data_fractions: Sequence[float] = (1.0,), lrs: Mapping[str, float] | None = None) -> list[PlannedRun]:
+              data_fractions: Sequence[float] = (1.0,), lrs: Mapping[str, float] | None = None,
+              many_fractions: bool | None = None) -> list[PlannedRun]:
     """Every run of the comparison: fractions ascending, then strategies in the given order, then seeds.
 
     ``lrs`` sets a strategy's learning rate (an override or the search's choice); the others keep
-    their strategy's default (``lr=None``).
+    their strategy's default (``lr=None``). ``many_fractions`` says whether run ids name the fraction
+    (default: when there are several; a planned comparison's early rounds always do).
     """
     lrs = lrs or {}
     fractions = sorted(data_fractions)
+    if many_fractions is None:
+        many_fractions = len(fractions) > 1
     runs = []
     for fraction in fractions:
         for strategy in strategies:
             for i in range(seeds):
                 seed = base.seed + i
-                rid = run_id(strategy, seed, fraction, many_seeds=seeds > 1, many_fractions=len(fractions) > 1)
+                rid = run_id(strategy, seed, fraction, many_seeds=seeds > 1, many_fractions=many_fractions)
                 config = base.replace(
                     strategy=strategy,
                     seed=seed,
@@ -271,7 +281,8 @@ def search_lr(base: TrainConfig, strategy: str, out: Path, *, factors: Sequence[
 def _pre_recommendation(base: TrainConfig, strategies: Sequence[str], budget_minutes: float | None,
                         memory_gb: float | None, log: Callable[[str], None] | None) -> dict | None:
     """Advice before training (:func:`tunelab.recommend.recommend`, in its cheap mode: few texts for the
-    domain signals, two timed steps per strategy), when that module is installed; never fatal."""
+    domain signals, two timed steps per strategy), when that module is installed; never fatal.
+    ``budget_minutes`` is ``recommend``'s: the estimated training time a strategy may take."""
     try:
         from tunelab.advice.recommend import recommend
     except ImportError:
@@ -351,8 +362,13 @@ class CompareOptions:
     ``tune_lr_epochs`` (default: 1) on the validation split first (an override becomes the search's
     centre). ``resume`` reuses every run whose ``metrics.json`` says success with the same
     configuration and resumes the others from their last checkpoint; ``overwrite`` retrains
-    everything. ``budget_minutes`` / ``memory_gb`` set aside strategies over budget in the
-    recommendation; ``metric`` (default: the task's), ``tolerance`` and ``alpha`` are how it compares
+    everything. ``budget_minutes`` is the comparison's total wall time: the runs go in rounds
+    (:mod:`tunelab.compare.planner`) that stop early the strategies that cannot catch up, and no run
+    starts that would end after it (default: :func:`tunelab.compare.planner.default_budget_s` of the
+    cost estimates; none without them). ``exhaustive`` trains every strategy × seed × fraction to the
+    end instead (no budget); unset, a comparison is planned when it has a ``budget_minutes`` and exhaustive
+    otherwise (``exhaustive=False`` plans within the default budget). ``max_train_minutes`` / ``memory_gb`` set aside, after the fact, strategies
+    whose training took longer / more memory in the recommendation; ``metric`` (default: the task's), ``tolerance`` and ``alpha`` are how it compares
     them (:func:`tunelab.advice.choose.recommend_from_results`); ``pre_recommend`` asks ``tunelab recommend``
     first; ``isolate`` runs each run in a fresh process, stopped after ``run_timeout_s``; ``title`` heads the
     report. ``executor`` runs the training runs (:mod:`tunelab.compare.executors`; default: a
@@ -368,6 +384,8 @@ class CompareOptions:
     resume: bool = False
     overwrite: bool = False
     budget_minutes: float | None = None
+    exhaustive: bool | None = None
+    max_train_minutes: float | None = None
     memory_gb: float | None = None
     metric: str | None = None
     tolerance: float | None = None
@@ -388,8 +406,11 @@ class CompareOptions:
 def compare(base: TrainConfig | None = None, strategies: Sequence[str] = DEFAULT_STRATEGIES, *,
             out: str | Path | None = None, options: CompareOptions | None = None,
             log: Callable[[str], None] | None = print, **option_values: Any) -> CompareResult:
-    """Train every strategy on the same split and budget, record each run, recommend, write the report.
+    """Train the strategies on the same split, record each run, recommend, write the report.
 
+    With ``budget_minutes`` (or ``exhaustive=False``) in rounds within a time budget
+    (:mod:`tunelab.compare.planner`: strategies that cannot catch up are stopped early); otherwise every
+    strategy × seed × fraction trains to the end.
     ``base`` holds every shared option (model, data, epochs, batch size, max samples, ...); its
     ``strategy``, ``lr``, ``data_fraction`` and ``out`` are set per run. The rest are
     :class:`CompareOptions`, given as ``options=`` or as keywords (``seeds=2, tune_lr=True``).
@@ -400,7 +421,10 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] = DEFAULT
     from tunelab.advice.choose import crossover_from_fractions, recommend_from_results
     from tunelab.report import write_report, write_results_csv
 
+    started = time.time()  # the budget counts from here: advice, cache and every run
     opts = dataclasses.replace(options or CompareOptions(), **option_values)
+    if opts.exhaustive is None:  # rounds when there is a budget to plan within (see the README: rounds do not always pay)
+        opts.exhaustive = opts.budget_minutes is None
     opts.lr_overrides = dict(opts.lr_overrides or {})
     opts.data_fractions = sorted(float(f) for f in opts.data_fractions)
     base = (base or TrainConfig()).replace()
@@ -410,14 +434,22 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] = DEFAULT
     say = log or (lambda _msg: None)
     pre = _advice_before_training(base, strategies, out, opts, say, log)
     lrs, searches = _learning_rates(base, strategies, out, opts, say, log)
-    planned = plan_runs(base, strategies, out, seeds=opts.seeds, data_fractions=opts.data_fractions, lrs=lrs)
-    _write_plan(out, base, strategies, planned, lrs, searches, opts)
-    _shared_cache(base, strategies, log)
     tracked = _tracked_comparison(base, strategies, out, opts)
-    results, reused = _run_all(planned, base, searches, opts, say, tracked, _estimated_seconds(pre), show=log is not None)
-    recommendation = recommend_from_results(results, budget_minutes=opts.budget_minutes, memory_gb=opts.memory_gb,
+    planning: dict[str, Any] | None = None
+    if opts.exhaustive:
+        planned = plan_runs(base, strategies, out, seeds=opts.seeds, data_fractions=opts.data_fractions, lrs=lrs)
+        _write_plan(out, base, strategies, [p.run_id for p in planned], lrs, searches, opts)
+        _shared_cache(base, strategies, log)
+        results, reused = _run_all(planned, base, searches, opts, say, tracked, _estimated_seconds(pre), show=log is not None)
+    else:
+        results, reused, planning = _run_planned(base, strategies, out, lrs, searches, opts, pre, say, log, tracked, started)
+    recommendation = recommend_from_results(results, max_train_minutes=opts.max_train_minutes, memory_gb=opts.memory_gb,
                                             metric=opts.metric, tolerance=opts.tolerance, alpha=opts.alpha,
                                             max_forgetting=opts.max_forgetting)
+    if planning is not None:
+        recommendation["planning"] = planning
+        failed = {row["strategy"] for row in recommendation.get("ranking") or [] if row.get("mean") is None}
+        recommendation["reasons"].extend(stopped_early_reasons(planning, already_told=failed))
     write_results_csv(out / "results.csv", results)
     report = write_report(out, results, recommendation=recommendation, pre_recommendation=pre,
                           title=opts.title or f"tunelab comparison: {base.model} on {base.data}")
@@ -425,7 +457,8 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] = DEFAULT
         tracked.finish(recommendation, [Path(report[k]) for k in ("html", "md", "csv") if report.get(k)])
     crossover = crossover_from_fractions(results, recommendation["metric"]) if len(opts.data_fractions) > 1 else []
     return CompareResult(out=out, results=results, recommendation=recommendation, report=report,
-                         pre_recommendation=pre, lr_search=searches, reused=reused, crossover=crossover)
+                         pre_recommendation=pre, lr_search=searches, reused=reused, crossover=crossover,
+                         planning=planning)
 
 
 def _check_metric(base: TrainConfig, opts: CompareOptions) -> None:
@@ -447,6 +480,10 @@ def _check_metric(base: TrainConfig, opts: CompareOptions) -> None:
         problems.append(metric_problem(opts.metric, task))
     if not 0.0 < opts.alpha < 1.0:
         problems.append(f"--alpha must be between 0 and 1, got {opts.alpha:g}")
+    if opts.budget_minutes is not None and not (math.isfinite(opts.budget_minutes) and opts.budget_minutes > 0):
+        problems.append(f"--budget-minutes must be a positive number of minutes, got {opts.budget_minutes:g}")
+    if opts.budget_minutes is not None and opts.exhaustive:
+        problems.append("--budget-minutes limits a planned comparison and --exhaustive trains everything to the end: pick one")
     if opts.tolerance is not None and not (math.isfinite(opts.tolerance) and opts.tolerance >= 0):
         problems.append(f"--tolerance must be a number >= 0, got {opts.tolerance:g}")
     problems = [p for p in problems if p]
@@ -480,14 +517,14 @@ def _advice_before_training(base: TrainConfig, strategies: list[str], out: Path,
     if not opts.pre_recommend:
         return None
     pre_path = out / PRE_NAME
-    asked = {"base_config": base.to_dict(), "strategies": strategies, "budget_minutes": opts.budget_minutes,
+    asked = {"base_config": base.to_dict(), "strategies": strategies, "max_train_minutes": opts.max_train_minutes,
              "memory_gb": opts.memory_gb}
     saved = _safe_read(pre_path) if opts.reuse else {}
     if saved.get("asked") == asked and isinstance(saved.get("recommendation"), dict):
         pre = saved["recommendation"]
     else:
         say("measuring the data, the domain and each strategy's cost before training (tunelab recommend) ...")
-        pre = _pre_recommendation(base, strategies, opts.budget_minutes, opts.memory_gb, log)
+        pre = _pre_recommendation(base, strategies, opts.max_train_minutes, opts.memory_gb, log)
         if pre is not None:
             write_json(pre_path, {"asked": asked, "recommendation": pre})
     if pre and pre.get("strategy"):
@@ -511,14 +548,16 @@ def _learning_rates(base: TrainConfig, strategies: list[str], out: Path, opts: C
     return lrs, searches
 
 
-def _write_plan(out: Path, base: TrainConfig, strategies: list[str], planned: list[PlannedRun], lrs: dict[str, float],
-                searches: dict[str, dict], opts: CompareOptions) -> None:
+def _write_plan(out: Path, base: TrainConfig, strategies: list[str], run_ids: list[str], lrs: dict[str, float],
+                searches: dict[str, dict], opts: CompareOptions, planning: dict[str, Any] | None = None) -> None:
     write_json(out / PLAN_NAME, {
+        "mode": "exhaustive" if opts.exhaustive else "planned",
         "strategies": strategies, "seeds": [base.seed + i for i in range(opts.seeds)], "data_fractions": opts.data_fractions,
         "split_seed": base.seed, "lr_overrides": opts.lr_overrides, "tune_lr": opts.tune_lr, "lr_search": searches,
         "learning_rates": {s: lrs.get(s, _default_lr(s)) for s in strategies},
-        "budget_minutes": opts.budget_minutes, "memory_gb": opts.memory_gb, "isolate": opts.isolate,
-        "runs": [p.run_id for p in planned], "base_config": base.to_dict(),
+        "budget_minutes": opts.budget_minutes, "max_train_minutes": opts.max_train_minutes, "memory_gb": opts.memory_gb,
+        "isolate": opts.isolate, "runs": run_ids, "base_config": base.to_dict(),
+        **({"planning": planning} if planning is not None else {}),
     })  # fmt: skip
 
 
@@ -546,15 +585,17 @@ def _tracked_comparison(base: TrainConfig, strategies: list[str], out: Path, opt
 
 def _run_all(planned: list[PlannedRun], base: TrainConfig, searches: dict[str, dict], opts: CompareOptions,
              say: Callable[[str], None], tracked=None, estimates: dict[str, float] | None = None,
-             show: bool = False) -> tuple[list[RunRecord], list[str]]:
+             show: bool = False, limits: Callable[[PlannedRun], dict[str, float | None]] | None = None,
+             prefix: str = "") -> tuple[list[RunRecord], list[str]]:
     """Every planned run: reused when finished earlier (resume), else handed to the executor. Returns the
-    records in plan order and the ids of the reused runs."""
+    records in plan order and the ids of the reused runs. ``limits(run)`` gives a job's ``deadline``,
+    ``start_by`` and ``grace_s`` (:class:`~tunelab.compare.executors.Job`)."""
     records: dict[str, RunRecord] = {}
     reused: list[str] = []
     jobs: list[Job] = []
     heads: dict[str, str] = {}
     for i, run in enumerate(planned, 1):
-        heads[run.run_id] = f"[{i}/{len(planned)}] {run.run_id}"
+        heads[run.run_id] = f"{prefix}[{i}/{len(planned)}] {run.run_id}"
         record = finished_record(run.folder, run.config) if opts.reuse else None
         if record is not None:
             reused.append(run.run_id)
@@ -562,6 +603,8 @@ def _run_all(planned: list[PlannedRun], base: TrainConfig, searches: dict[str, d
             say(f"{heads[run.run_id]}: finished earlier, reused ({_describe(record)})")
         else:
             job = _job(run, base, searches, opts)
+            for name, value in (limits(run) if limits else {}).items():
+                setattr(job, name, value)
             if tracked is not None:  # the run's Trainer (and tunelab's final numbers) log into its child run
                 job.spec["env"] = tracked.child_environment(run.run_id, {"strategy": run.strategy, "seed": run.seed,
                                                                           "data_fraction": run.data_fraction})
@@ -590,6 +633,172 @@ def _run_all(planned: list[PlannedRun], base: TrainConfig, searches: dict[str, d
     for job, record in zip(jobs, ran):
         records[job.run_id] = record
     return [records[run.run_id] for run in planned], reused
+
+
+# ----------------------------------------------------------------------------- planned mode
+
+
+def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[str, float], searches: dict[str, dict],
+                 opts: CompareOptions, pre: dict | None, say: Callable[[str], None], log: Callable[[str], None] | None,
+                 tracked, started: float) -> tuple[list[RunRecord], list[str], dict[str, Any]]:
+    """The comparison in rounds (:mod:`tunelab.compare.planner`): each round's runs go to the executor;
+    after each, the strategies that cannot catch up are stopped. Returns every run's record (rounds in
+    order; runs never started left out), the reused ids and the plan's summary."""
+    from tunelab.compare.planner import (
+        Planner,
+        measurements_from_results,
+        round_fractions,
+        timings_from_results,
+    )
+
+    task, n_split = _task_and_size(base)
+    metric = opts.metric or primary_metric(task)
+    final = opts.data_fractions[-1]
+    n_final = _examples_at(n_split, final, base.max_train_samples)
+    rungs = round_fractions(opts.data_fractions, n_split, max_examples=base.max_train_samples) if len(strategies) > 1 else [final]
+    final_estimates = _estimated_seconds(pre)
+    budget_s, budget_source = _budget(opts, final_estimates, strategies)
+    # the planner scales estimates by the data fraction: express them per fraction 1 of the split
+    scale = (n_split / n_final) if n_split and n_final else 1.0 / final
+    estimates = {s: t * scale for s, t in final_estimates.items()}
+    planner = Planner(strategies, rungs, metric, budget_s=budget_s, seeds=opts.seeds, level=1.0 - opts.alpha,
+                      estimates=estimates, target=float(n_final) if n_final else None)
+    step_guess = max((float(r["time_per_step_s"]) for r in (pre or {}).get("estimates") or []
+                      if isinstance(r.get("time_per_step_s"), int | float)), default=None)
+    say(f"planned comparison: rounds at data fractions {', '.join(f'{f:g}' for f in rungs)}; "
+        + (f"budget {budget_s / 60:.1f} min ({budget_source})" if budget_s is not None else f"no time budget ({budget_source})")
+        + "; --exhaustive trains every strategy to the end")
+    results: list[RunRecord] = []
+    reused: list[str] = []
+    run_ids: list[str] = []
+    told = 0
+    while (rnd := planner.next_round(time.time() - started)) is not None:
+        told = _say_stops(planner, say, told)
+        say(f"round {rnd.index}/{len(rungs)}: {', '.join(rnd.strategies)} on data fraction {rnd.fraction:g}"
+            + (" (the final round)" if rnd.final else ""))
+        named_fraction = not rnd.final or len(opts.data_fractions) > 1
+        planned = plan_runs(base, rnd.strategies, out, seeds=opts.seeds, data_fractions=[rnd.fraction], lrs=lrs,
+                            many_fractions=named_fraction)
+        run_ids.extend(p.run_id for p in planned)
+        _write_plan(out, base, strategies, run_ids, lrs, searches, opts, planner.summary())
+        if rnd.deadline_s is None or time.time() - started < rnd.deadline_s:  # no cache build once the budget is spent
+            _shared_cache(base.replace(data_fraction=rnd.fraction), rnd.strategies, log)
+        grace = planner.longest_step_s or step_guess
+
+        def limits(run: PlannedRun, rnd=rnd, grace=grace) -> dict[str, float | None]:
+            start_by = rnd.start_by.get(run.strategy)
+            return {"deadline": None if rnd.deadline_s is None else started + rnd.deadline_s,
+                    "start_by": None if start_by is None else started + start_by, "grace_s": grace}
+
+        records, again = _run_all(planned, base, searches, opts, say, tracked, _estimated_seconds(pre),
+                                  show=log is not None, limits=limits, prefix=f"round {rnd.index} ")
+        reused.extend(again)
+        ran = [r for r in records if r.run_info.status != SKIPPED]
+        outcomes, errors = _round_outcomes(records, rnd.strategies)
+        planner.finish_round(rnd, measurements_from_results(ran, metric, rnd.fraction, level=1.0 - opts.alpha),
+                             timings_from_results(ran), outcomes, errors)
+        results.extend(ran)
+    _say_stops(planner, say, told)
+    summary = planner.summary()
+    summary["budget_source"] = budget_source
+    summary["elapsed_s"] = round(time.time() - started, 1)
+    _mark_stopped_runs(results, summary)
+    _write_plan(out, base, strategies, run_ids, lrs, searches, opts, summary)
+    return results, reused, summary
+
+
+def _round_outcomes(records: list[RunRecord], strategies: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Each strategy's outcome in a round (``ok``: a run succeeded; ``budget``: not started or interrupted
+    for the budget; ``failed``) and, when not ok, the message of its first unsuccessful run."""
+    outcomes, errors = {}, {}
+    for strategy in strategies:
+        own = [r for r in records if (r.run_info.strategy or r.config.get("strategy")) == strategy]
+        if any(r.succeeded for r in own):
+            outcomes[strategy] = "ok"
+            continue
+        budget = any(r.run_info.status == SKIPPED or str(r.run_info.error or "").startswith(BUDGET_STOP) for r in own)
+        outcomes[strategy] = "budget" if budget else "failed"
+        errors[strategy] = next((str(r.run_info.error) for r in own if r.run_info.error), "its run failed")
+    return outcomes, errors
+
+
+def _say_stops(planner, say: Callable[[str], None], told: int) -> int:
+    """Announce the stops after the first ``told``; returns how many have been told."""
+    for stop in planner.stops_[told:]:
+        if stop.reason != "failed":
+            say(f"  stopped early: {stop.strategy} ({stop.reason}): {stop.message}")
+    return len(planner.stops_)
+
+
+def _task_and_size(base: TrainConfig) -> tuple[str, int | None]:
+    """The comparison's task and the size of its full training split (None when it cannot be read here)."""
+    try:
+        from tunelab.data import load_task_data
+
+        data = load_task_data(base.data, task=base.task, text_column=base.text_column, label_column=base.label_column,
+                              validation_fraction=base.validation_fraction, test_fraction=base.test_fraction,
+                              seed=base.seed)
+    except Exception:  # noqa: BLE001 - every run reports a bad data source itself
+        return base.task or "classification", None
+    return data.task, len(data.train)
+
+
+def _examples_at(n_split: int | None, fraction: float, max_samples: int | None) -> int | None:
+    """Training examples of a run at ``fraction`` of a split of ``n_split`` (after ``--max-train-samples``)."""
+    if n_split is None:
+        return None
+    n = max(1, round(n_split * fraction))
+    return min(n, max_samples) if max_samples else n
+
+
+def _budget(opts: CompareOptions, estimates: dict[str, float], strategies: list[str]) -> tuple[float | None, str]:
+    """The comparison's budget in seconds and where it comes from."""
+    from tunelab.compare.planner import default_budget_s
+
+    if opts.budget_minutes is not None:
+        return 60.0 * opts.budget_minutes, "--budget-minutes"
+    budget = default_budget_s(estimates, strategies, opts.seeds)
+    if budget is None:
+        why = "the cost estimates were skipped" if not opts.pre_recommend else "no cost estimate for every strategy"
+        return None, f"{why}; pass --budget-minutes to set one"
+    return budget, "default: max(5 min, 2 × seeds × the estimated time of every strategy on all the data)"
+
+
+def _mark_stopped_runs(results: list[RunRecord], summary: dict[str, Any]) -> None:
+    """Write each stopped strategy's stop (round, fraction, reason, prediction) into its last runs' records
+    (``stopped_early``), and clear a stale one left by an earlier decision (resume)."""
+    stops = {s["strategy"]: s for s in summary["stopped"] if s["status"] == "stopped_early"}
+    for record in results:
+        strategy = record.run_info.strategy or record.config.get("strategy")
+        stop = stops.get(strategy)
+        mine = stop is not None and math.isclose(float(record.run_info.data_fraction or 1.0), float(stop["data_fraction"]))
+        if mine == ("stopped_early" in record.extra) and (not mine or record.extra["stopped_early"] == stop):
+            continue
+        if mine:
+            record.extra["stopped_early"] = stop
+        else:
+            record.extra.pop("stopped_early", None)
+        folder = record.config.get("out")
+        if folder and (Path(folder) / RECORD_NAME).is_file():
+            record.write(Path(folder) / RECORD_NAME)
+
+
+def stopped_early_reasons(planning: dict[str, Any], *, already_told: set[str] = frozenset()) -> list[str]:
+    """One line per strategy a planned comparison stopped before the final round (but those in
+    ``already_told``: failed runs the recommendation names with their error), and one when none reached it."""
+    lines = []
+    for stop in planning.get("stopped") or []:
+        if stop["status"] != "stopped_early" or stop["strategy"] in already_told:
+            continue
+        lines.append(f"{stop['strategy']} was stopped early, after round {stop['round']} (data fraction "
+                     f"{stop['data_fraction']:g}): {stop['message']}.")
+    finalists = [s for s, v in (planning.get("strategies") or {}).items() if v.get("status") == "finalist"]
+    fractions = planning.get("round_fractions") or []
+    if not finalists and fractions and any(s["reason"] == "budget" for s in planning.get("stopped") or []):
+        lines.append(f"No strategy reached the final round (data fraction {fractions[-1]:g}) within the budget: the "
+                     "choice above rests on the largest fraction that was measured. tunelab compare --resume with a "
+                     "larger --budget-minutes goes on from there.")
+    return lines
 
 
 def _job(run: PlannedRun, base: TrainConfig, searches: dict[str, dict], opts: CompareOptions) -> Job:

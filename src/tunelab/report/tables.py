@@ -82,9 +82,40 @@ def results_table(results: list[dict], *, recommendation: dict | None = None) ->
                 "forgetting_unit": s.forgetting_unit,
                 "data_fraction": s.data_fraction,
                 "n_train": s.n_train,
+                "stop": None,
             }
         )
+    rows.extend(_left_before_the_end(rows, recommendation))
     return rows
+
+
+def _left_before_the_end(rows: list[dict], recommendation: dict) -> list[dict]:
+    """A row for each strategy a planned comparison stopped (or lost to a failure) before the final round:
+    no numbers (they would be from less data), its status and why (``stop``: the planner's record)."""
+    planning = recommendation.get("planning") or {}
+    shown = {row["strategy"] for row in rows}
+    extra = []
+    for stop in planning.get("stopped") or []:
+        if stop["strategy"] in shown:
+            continue
+        early = stop["status"] == "stopped_early"
+        extra.append({
+            "strategy": stop["strategy"], "status": "stopped early" if early else "failed",
+            "error": None if early else stop["message"], "n": 0, "metric": recommendation.get("metric") or "accuracy",
+            "test_mean": None, "test_std": None, "val_mean": None, "val_std": None, "validation": None, "test": None,
+            "level": 1.0 - float(recommendation.get("alpha") or 0.05), "trainable_params": None, "total_params": None,
+            "trainable_share_pct": None, "peak_memory_mb": None, "memory_kind": None, "train_time_s": None,
+            "eval_time_s": None, "samples_per_s": None, "artifact_size_mb": None, "forgetting": None,
+            "forgetting_unit": None, "data_fraction": stop["data_fraction"], "n_train": None, "stop": stop,
+        })  # fmt: skip
+    return extra
+
+
+def stop_note(stop: dict) -> str:
+    """What a stopped strategy's row says instead of numbers."""
+    if stop["status"] != "stopped_early":
+        return f"failed in round {stop['round']} (data fraction {stop['data_fraction']:g}): {stop['message']}"
+    return f"stopped early after round {stop['round']} (data fraction {stop['data_fraction']:g}): {stop['message']}"
 
 
 RESULTS_HEADERS = (
@@ -260,18 +291,23 @@ def console_table(results: list[dict], *, highlight: str | None = None, recommen
         title += f" (data fraction {fraction:g})"
     table = Table(title=title, header_style="bold", show_lines=False)
     with_errors = any(row["error"] for row in rows)
-    for i, header in enumerate([*headers, *(["Error"] if with_errors else [])]):
-        table.add_column(header, justify="left" if i < 2 or header == "Error" else "right",
-                         no_wrap=i == 0, overflow="fold", max_width=48 if header == "Error" else None)
+    stopped = any(row.get("stop") for row in rows)
+    last = "Error or why stopped" if stopped and with_errors else ("Stopped early" if stopped else "Error")
+    for i, header in enumerate([*headers, *([last] if with_errors or stopped else [])]):
+        table.add_column(header, justify="left" if i < 2 or header == last else "right",
+                         no_wrap=i == 0, overflow="fold", max_width=48 if header == last else None)
     for row, row_cells in zip(rows, cells):
         style = None
-        if row["val_mean"] is None:
+        if row.get("stop") and row["stop"]["status"] == "stopped_early":
+            style = "yellow"
+        elif row["val_mean"] is None:
             style = "red"
         elif row["strategy"] == highlight:
             style = "bold green"
             row_cells = [f"{row_cells[0]} (recommended)", *row_cells[1:]]
-        if with_errors:
-            row_cells = [*row_cells, _shorten(row["error"] or "", 200)]
+        if with_errors or stopped:
+            note = stop_note(row["stop"]) if row.get("stop") else row["error"] or ""
+            row_cells = [*row_cells, _shorten(note, 200)]
         table.add_row(*[Text(c) for c in row_cells], style=style)
     return table
 

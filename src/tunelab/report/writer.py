@@ -51,6 +51,7 @@ from tunelab.report.tables import (
     learning_curve_rows,
     results_table,
     results_table_cells,
+    stop_note,
     write_results_csv,
 )
 from tunelab.run.outputs import ExampleOutputs
@@ -70,7 +71,7 @@ def write_report(
     ``report.html`` is one file that opens offline (inline CSS, plots as base64 PNG, no script);
     ``report.md`` says the same and references ``plots/*.png`` beside it; ``results.csv`` holds every
     run. ``recommendation`` is :func:`tunelab.advice.choose.recommend_from_results`'s answer (computed with
-    no budget when not given); ``pre_recommendation`` (``{"strategy", "reasons", "signals",
+    no limits when not given); ``pre_recommendation`` (``{"strategy", "reasons", "signals",
     "estimates"}``) is the advice given before training, compared here with the measured choice.
 
     Returns ``{"html", "md", "csv", "plots"}`` (``plots`` is the folder of PNGs).
@@ -166,10 +167,53 @@ def _results_blocks(results: list[dict], recommendation: dict, summaries: list, 
     classes = ["chosen" if r["strategy"] == chosen else ("failed" if r["val_mean"] is None else "") for r in rows]
     spans = [r["val_mean"] is None for r in rows]
     cells = [
-        [c[0], c[1], f"error: {r['error'] or 'no error recorded'}"] if failed else c
+        ([c[0], c[1], stop_note(r["stop"])] if r.get("stop") else [c[0], c[1], f"error: {r['error'] or 'no error recorded'}"])
+        if failed else c
         for c, r, failed in zip(cells, rows, spans)
     ]
-    return [Heading("Results"), Table(headers, cells, caption=caption, row_classes=classes, spans=spans)]
+    return [Heading("Results"), Table(headers, cells, caption=caption, row_classes=classes, spans=spans),
+            *_stopped_early_blocks(recommendation)]
+
+
+def _stopped_early_blocks(recommendation: dict) -> list[Block]:
+    """A planned comparison's rounds, and each strategy it stopped early: when, and on what prediction."""
+    planning = recommendation.get("planning") or {}
+    if not planning:
+        return []
+    metric = planning.get("metric") or recommendation.get("metric") or "accuracy"
+    rounds = planning.get("rounds") or []
+    budget = planning.get("budget_s")
+    fractions = ", ".join(f"{r['data_fraction']:g}" for r in rounds)
+    intro = (
+        f"The comparison ran in {len(rounds)} round(s), at data fractions {fractions}"
+        + (f", within a budget of {budget / 60:.1f} minutes ({planning.get('budget_source') or 'given'})" if budget else
+           f", without a time budget ({planning.get('budget_source') or 'none given'})")
+        + (f"; it took {planning['elapsed_s'] / 60:.1f} minutes up to the last run" if planning.get("elapsed_s") is not None else "")
+        + ". After each round, every strategy's validation metric at the full data was predicted (a learning curve "
+        "fitted on its rounds, or the measured value with its interval and the last round's gain carried on); a "
+        "strategy whose best case could not reach the leader's worst case was stopped early. The results above are "
+        "the largest data fraction that was run; a strategy stopped before it is listed without numbers."
+    )
+    stops = [s for s in planning.get("stopped") or [] if s["status"] == "stopped_early"]
+    blocks: list[Block] = [Heading("Stopped early"), Paragraph(intro)]
+    if not stops:
+        blocks.append(Paragraph("No strategy was stopped early: every one reached the final round."))
+        return blocks
+    label = metric_label(metric)
+    rows = []
+    for stop in stops:
+        p, lead = stop.get("prediction") or {}, stop.get("leader") or {}
+        rows.append([
+            stop["strategy"], str(stop["round"]), f"{stop['data_fraction']:g}", stop["reason"],
+            format_metric(p.get("measured"), metric) if p else "–",
+            f"{format_metric(p.get('optimistic'), metric)} / {format_metric(p.get('pessimistic'), metric)}" if p else "–",
+            f"{lead['strategy']} {format_metric(lead.get('pessimistic'), metric)}" if lead else "–",
+            stop["message"],
+        ])
+    headers = ["Strategy", "Last round", "Data fraction", "Reason", f"Measured validation {label}",
+               "Predicted at full data (best / worst case)", "Leader's worst case", "Why"]
+    blocks.append(Table(headers, rows, caption="Strategies stopped before the final round, with the prediction that stopped them."))
+    return blocks
 
 
 def _plot_blocks(plots: list) -> list[Block]:
@@ -253,7 +297,7 @@ def _ranking_blocks(recommendation: dict, chosen: str | None, metric: str) -> li
     return [
         Heading("Ranking", 3),
         Table(["#", "Strategy", f"Validation {label} [{level} CI]", f"Test {label} [{level} CI]",
-               "Difference vs best (validation)", "Seeds", "Fits budget", "Why not chosen"], rows, caption=caption,
+               "Difference vs best (validation)", "Seeds", "Fits the limits", "Why not chosen"], rows, caption=caption,
               row_classes=["chosen" if r["strategy"] == chosen else ("failed" if r["mean"] is None else "") for r in ranking]),
     ]
 

@@ -64,11 +64,13 @@ _TICK_S = 0.5
 
 def run_job(module: str, spec: Any, folder: str | Path, *, timeout_s: float | None = None, what: str = "the job",
             spec_name: str = SPEC_NAME, result_name: str = RESULT_NAME, log_name: str = LOG_NAME,
-            on_wait: Callable[[], None] | None = None) -> JobOutcome:
+            on_wait: Callable[[], None] | None = None, stop_grace_s: float | None = None) -> JobOutcome:
     """Run ``python -m module SPEC RESULT`` in ``folder`` and read its result back (see the module docstring).
 
     ``what`` names the job in :attr:`JobOutcome.error` (``"the worker process was killed by SIGKILL ..."``).
-    ``on_wait`` is called about twice a second while the job runs (a progress display).
+    ``on_wait`` is called about twice a second while the job runs (a progress display). At ``timeout_s`` the
+    child is killed; with ``stop_grace_s`` it is first sent SIGINT (a training run finishes its step, saves a
+    checkpoint and records itself as interrupted) and killed only if still running that many seconds later.
 
     Ctrl-C in the parent reaches the child too: the child gets :data:`INTERRUPT_GRACE_S` to stop on
     its own (a training run saves a checkpoint), then the ``KeyboardInterrupt`` is raised here.
@@ -82,7 +84,7 @@ def run_job(module: str, spec: Any, folder: str | Path, *, timeout_s: float | No
     with open(log_path, "w", encoding="utf-8") as log:
         proc = subprocess.Popen([sys.executable, "-m", module, str(spec_path), str(result_path)],
                                 stdout=log, stderr=subprocess.STDOUT, env=child_environment())
-        returncode = _wait(proc, timeout_s, on_wait)
+        returncode = _wait(proc, timeout_s, on_wait, stop_grace_s)
     result = _read_result(result_path)
     error = None if result is not None else _why(what, returncode, timeout_s, log_path)
     return JobOutcome(result, returncode, error, log_path, time.perf_counter() - t0)
@@ -97,7 +99,8 @@ def child_environment() -> dict[str, str]:
     return env
 
 
-def _wait(proc: subprocess.Popen, timeout_s: float | None, on_wait: Callable[[], None] | None = None) -> int | None:
+def _wait(proc: subprocess.Popen, timeout_s: float | None, on_wait: Callable[[], None] | None = None,
+          stop_grace_s: float | None = None) -> int | None:
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     try:
         while True:
@@ -110,6 +113,13 @@ def _wait(proc: subprocess.Popen, timeout_s: float | None, on_wait: Callable[[],
                 if on_wait is not None:
                     on_wait()
     except subprocess.TimeoutExpired:
+        if stop_grace_s is not None and stop_grace_s > 0:
+            proc.send_signal(signal.SIGINT)  # finish the step, save a checkpoint, record the interruption
+            try:
+                proc.wait(timeout=stop_grace_s)
+                return None
+            except subprocess.TimeoutExpired:
+                pass
         proc.kill()
         proc.wait()
         return None

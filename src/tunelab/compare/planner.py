@@ -1,0 +1,459 @@
+"""Budget-aware comparison: successive halving over strategies, decided from measurements and a clock.
+
+``compare`` (the default, planned mode) does not train every strategy to the end. It runs rounds:
+
+1. **Round 1**: every strategy trains on a small fraction of the training data (by default a ninth of
+   it; cheap for the frozen-body strategies, which share the frozen-layer cache).
+2. **After each round**, each strategy's validation metric at the full data is predicted from what has
+   run (:func:`predict_final`): an inverse power law fitted on its points (:mod:`tunelab.advice.curves`)
+   when it has at least :data:`~tunelab.advice.curves.MIN_POINTS` fractions; otherwise the measured value
+   at its largest fraction with its bootstrap interval over the validation examples, its optimistic end
+   extended by the last round's gain carried on log-linearly (the flattest learning curve of the family:
+   a decelerating curve gains less). A learning curve does not fall with more data, so the pessimistic
+   end is the measured lower bound. A strategy whose *optimistic* prediction cannot reach the leader's
+   *pessimistic* one is stopped and recorded as **stopped early**, with the round, the fraction, the
+   reason and both predictions (:class:`Stop`).
+3. The others get ×3 the data in the next round, up to the full plan (the largest ``--data-fractions``).
+   Before a run starts, its time is predicted (:func:`predict_seconds`: the strategy's measured time in
+   the earlier round, its data-dependent part scaled by the data size, or the cost estimate before any
+   was measured); a run predicted to end after the budget is not started, and one still running when
+   the budget ends is interrupted after its current step (the executor's ``deadline``), so the budget
+   is exceeded by at most the longest training step seen.
+4. The finalists' paired comparison (the existing verdict, :mod:`tunelab.advice.choose`) decides.
+
+This module is pure: :class:`Planner` decides rounds from :class:`Measurement` s, :class:`RunTiming` s and
+the seconds elapsed that its caller passes in; it never trains, reads a file or looks at a clock, so
+the tests drive it with synthetic learning curves and a simulated clock. :func:`measurements_from_results`
+and :func:`timings_from_results` turn run records into its inputs.
+
+    >>> planner = Planner(["a", "b"], rounds=(0.1, 0.3, 1.0), metric="accuracy", budget_s=600)
+    >>> first = planner.next_round(now_s=0.0)
+    >>> first.index, first.fraction, first.strategies
+    (1, 0.1, ['a', 'b'])
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tunelab.metrics import higher_is_better
+
+#: Each round gives the surviving strategies this many times the data of the previous one.
+ROUND_FACTOR = 3.0
+#: Rounds when ``--data-fractions`` names one fraction: ``f / 9``, ``f / 3``, ``f``.
+DEFAULT_ROUNDS = 3
+#: A round with fewer training examples than this is left out (its metric would say little).
+MIN_ROUND_EXAMPLES = 24
+#: The default budget: this many times the estimated cost of training every strategy on all the data
+#: (``1 + 1/3 + 1/9 ≈ 1.44`` of it if no strategy were stopped, plus loading, evaluation and estimate error).
+DEFAULT_BUDGET_FACTOR = 2.0
+#: ... and never less than this (on small data, process start-up and evaluation dominate).
+DEFAULT_BUDGET_FLOOR_S = 300.0
+
+STOPPED_EARLY, FAILED, FINALIST = "stopped_early", "failed", "finalist"
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A strategy's validation metric at one data fraction (seeds pooled), with its interval."""
+
+    strategy: str
+    fraction: float
+    value: float
+    low: float
+    high: float
+    n: float | None = None
+    """Training examples at this fraction (``meta_info.n_train``); the fraction stands in when unknown."""
+    seed_values: tuple[float, ...] = ()
+
+    @property
+    def size(self) -> float:
+        return float(self.n) if self.n else self.fraction
+
+
+@dataclass(frozen=True)
+class RunTiming:
+    """How long one finished run took: ``wall_s`` in all, ``scaling_s`` of it growing with the data
+    (training and the frozen-layer cache), and its optimizer steps' mean duration ``step_s``."""
+
+    strategy: str
+    fraction: float
+    wall_s: float
+    scaling_s: float = 0.0
+    step_s: float | None = None
+
+
+# ----------------------------------------------------------------------------- predictions
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Where a strategy's validation metric is expected to end at the full data: ``estimate`` and the
+    ``optimistic`` / ``pessimistic`` ends (in the metric's units: for perplexity the optimistic end is the
+    lower one)."""
+
+    strategy: str
+    metric: str
+    target: float
+    estimate: float
+    optimistic: float
+    pessimistic: float
+    method: str
+    from_fraction: float
+    measured: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"strategy": self.strategy, "metric": self.metric, "at": self.target, "estimate": self.estimate,
+                "optimistic": self.optimistic, "pessimistic": self.pessimistic, "method": self.method,
+                "from_fraction": self.from_fraction, "measured": self.measured}
+
+
+def _bounded(value: float, metric: str) -> float:
+    from tunelab.advice.curves import METRIC_RANGE
+
+    lo, hi = METRIC_RANGE.get(metric, (-math.inf, math.inf))
+    return min(max(value, lo), hi)
+
+
+def predict_final(points: Sequence[Measurement], metric: str, target: float, *, level: float = 0.95) -> Prediction:
+    """Predict a strategy's metric at ``target`` (training examples, or a fraction: the unit of
+    :attr:`Measurement.size`) from its measurements (see the module docstring)."""
+    from tunelab.advice.curves import MIN_POINTS, fit_power_law
+
+    if not points:
+        raise ValueError("no measurement to predict from")
+    points = sorted(points, key=lambda p: p.size)
+    last = points[-1]
+    sign = 1.0 if higher_is_better(metric) else -1.0
+    if len({p.size for p in points}) >= MIN_POINTS and target > last.size:
+        ys = [list(p.seed_values) or [p.value] for p in points]
+        fit = fit_power_law([p.size for p in points], ys, metric, level=level, horizons=(), n_boot=500)
+        if fit.fitted:
+            interval = fit.interval(target, level)
+            good, bad = (interval.high, interval.low) if sign > 0 else (interval.low, interval.high)
+            return Prediction(last.strategy, metric, target, interval.estimate, good, bad,
+                              f"inverse power law fitted on {len(points)} fractions", last.fraction, last.value)
+    good_now, bad_now = (last.high, last.low) if sign > 0 else (last.low, last.high)
+    gain, method = 0.0, f"measured at data fraction {last.fraction:g}, {level:.0%} interval"
+    if len(points) >= 2 and target > last.size:
+        before = points[-2]
+        # the last round's gain, carried on at the same rate per doubling of the data (log-linear)
+        steps = math.log(target / last.size) / math.log(last.size / before.size)
+        gain = max(0.0, sign * (last.value - before.value)) * steps
+        method += f" + the last round's gain carried on log-linearly ({sign * gain:+.3g})"
+    optimistic = _bounded(good_now + sign * gain, metric)
+    return Prediction(last.strategy, metric, target, last.value, optimistic, bad_now, method, last.fraction, last.value)
+
+
+def hopeless(predictions: Mapping[str, Prediction], metric: str) -> dict[str, str]:
+    """The strategies whose optimistic prediction is below the leader's pessimistic one, each with the
+    leader it cannot reach. The leader is the strategy with the best pessimistic prediction."""
+    if len(predictions) < 2:
+        return {}
+    sign = 1.0 if higher_is_better(metric) else -1.0
+    leader = max(predictions, key=lambda s: sign * predictions[s].pessimistic)
+    bar = sign * predictions[leader].pessimistic
+    return {s: leader for s, p in predictions.items() if s != leader and sign * p.optimistic < bar}
+
+
+# ----------------------------------------------------------------------------- time
+
+
+def predict_seconds(strategy: str, fraction: float, timings: Iterable[RunTiming],
+                    estimates: Mapping[str, float] | None = None) -> float | None:
+    """A run's predicted wall time: from the strategy's largest measured run below ``fraction``, its
+    data-dependent part scaled by the data size; else its cost estimate at the full data (seconds, from
+    ``tunelab recommend``) scaled by ``fraction`` plus the largest fixed cost any run has shown; else None."""
+    timings = list(timings)
+    own = [t for t in timings if t.strategy == strategy and t.fraction <= fraction]
+    if own:
+        ref = max(own, key=lambda t: (t.fraction, t.wall_s))
+        fixed = max(0.0, ref.wall_s - ref.scaling_s)
+        return fixed + ref.scaling_s * fraction / ref.fraction
+    estimate = (estimates or {}).get(strategy)
+    if estimate is None:
+        return None
+    fixed = max((max(0.0, t.wall_s - t.scaling_s) for t in timings), default=0.0)
+    return fixed + float(estimate) * fraction
+
+
+def default_budget_s(estimates: Mapping[str, float], strategies: Sequence[str], seeds: int = 1) -> float | None:
+    """The budget when none is given: ``max(300 s, 2 × seeds × Σ_s T_s)``, where ``T_s`` is strategy ``s``'s
+    estimated time on all the training data (``tunelab recommend``: ``⌈n_train / batch⌉ × epochs`` steps ×
+    its measured step time, plus its frozen-layer cache build). None when a strategy has no estimate."""
+    if not strategies or any(estimates.get(s) is None for s in strategies):
+        return None
+    total = sum(float(estimates[s]) for s in strategies)
+    return max(DEFAULT_BUDGET_FLOOR_S, DEFAULT_BUDGET_FACTOR * seeds * total)
+
+
+def round_fractions(fractions: Sequence[float], n_train: int | None = None, *, max_examples: int | None = None,
+                    rounds: int = DEFAULT_ROUNDS, factor: float = ROUND_FACTOR,
+                    min_examples: int = MIN_ROUND_EXAMPLES) -> list[float]:
+    """The data fraction of each round: the given ``fractions`` when there are several, else ``f / 9``,
+    ``f / 3``, ``f`` (``rounds`` of them, ×``factor`` apart in training examples, after ``max_examples``
+    caps the final round's), leaving out those under ``min_examples`` training examples when ``n_train``
+    (the full training split's size at fraction 1) is known.
+
+    >>> round_fractions([1.0], 3404)
+    [0.111, 0.333, 1.0]
+    >>> round_fractions([1.0], 3404, max_examples=2000)   # 222, 667, 2,000 examples
+    [0.0653, 0.196, 1.0]
+    """
+    fractions = sorted(float(f) for f in fractions)
+    if len(fractions) > 1:
+        return fractions
+    final = effective = fractions[-1]
+    if n_train and max_examples and n_train * final > max_examples:
+        effective = max_examples / n_train
+    out = [float(f"{effective / factor**k:.3g}") for k in range(rounds - 1, 0, -1)]
+    if n_train is not None:
+        out = [f for f in out if f * n_train >= min_examples]
+    return [*out, final]
+
+
+# ----------------------------------------------------------------------------- the planner
+
+
+@dataclass(frozen=True)
+class Round:
+    """One round: every strategy in ``strategies`` (best prediction first) trains at ``fraction``.
+    ``seconds`` is each one's predicted run time (None: unknown), ``start_by`` the latest elapsed time
+    at which its run may still start to end within the budget, ``deadline_s`` the budget's end (None:
+    no budget); all in seconds since the comparison started."""
+
+    index: int
+    fraction: float
+    strategies: list[str]
+    seconds: dict[str, float | None]
+    start_by: dict[str, float | None]
+    deadline_s: float | None
+    final: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"round": self.index, "data_fraction": self.fraction, "strategies": self.strategies,
+                "predicted_seconds": self.seconds, "final": self.final}
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Why a strategy left the comparison before the final round: ``reason`` is ``behind`` (its
+    prediction cannot reach the leader's), ``budget`` (its next run would not fit in, or was cut by, the
+    budget) or ``failed`` (its run failed). ``round`` and ``fraction`` are the last round it ran (0 and 0.0
+    when it never started one)."""
+
+    strategy: str
+    round: int
+    fraction: float
+    reason: str
+    message: str
+    prediction: Prediction | None = None
+    leader: Prediction | None = None
+
+    @property
+    def status(self) -> str:
+        return FAILED if self.reason == "failed" else STOPPED_EARLY
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"strategy": self.strategy, "status": self.status, "round": self.round, "data_fraction": self.fraction,
+                "reason": self.reason, "message": self.message,
+                "prediction": self.prediction.to_dict() if self.prediction else None,
+                "leader": self.leader.to_dict() if self.leader else None}
+
+
+@dataclass
+class Planner:
+    """Successive halving over ``strategies`` at the data fractions ``rounds`` (see the module docstring).
+
+    Call :meth:`next_round` with the seconds elapsed since the comparison started; run its strategies
+    (``seeds`` runs each); pass what they measured to :meth:`finish_round`; repeat until
+    :meth:`next_round` returns None. ``estimates`` are the strategies' estimated seconds at the full data
+    (for the time of the first round's runs); ``budget_s`` None means no time limit (rounds still stop the
+    strategies that cannot catch up). ``target`` is the full data's size in the unit of
+    :attr:`Measurement.size` (default: the last fraction).
+    """
+
+    strategies: Sequence[str]
+    rounds: Sequence[float]
+    metric: str
+    budget_s: float | None = None
+    seeds: int = 1
+    level: float = 0.95
+    estimates: Mapping[str, float] = field(default_factory=dict)
+    target: float | None = None
+    alive_: list[str] = field(init=False)
+    stops_: list[Stop] = field(init=False, default_factory=list)
+    done_: list[Round] = field(init=False, default_factory=list)
+    measurements_: list[Measurement] = field(init=False, default_factory=list)
+    timings_: list[RunTiming] = field(init=False, default_factory=list)
+    predictions_: dict[str, Prediction] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.rounds = sorted(float(f) for f in self.rounds)
+        if not self.rounds:
+            raise ValueError("a plan needs at least one round")
+        higher_is_better(self.metric)
+        self.alive_ = list(self.strategies)
+
+    # -- what the planner knows
+    @property
+    def stopped(self) -> dict[str, Stop]:
+        return {s.strategy: s for s in self.stops_}
+
+    @property
+    def longest_step_s(self) -> float | None:
+        """The longest mean optimizer-step time of any run so far (what a run may overrun the deadline by)."""
+        steps = [t.step_s for t in self.timings_ if t.step_s]
+        return max(steps) if steps else None
+
+    def _target(self) -> float:
+        return self.target if self.target is not None else self.rounds[-1]
+
+    def predict(self, strategy: str) -> Prediction | None:
+        points = [m for m in self.measurements_ if m.strategy == strategy]
+        return predict_final(points, self.metric, self._target(), level=self.level) if points else None
+
+    # -- the loop
+    def next_round(self, now_s: float) -> Round | None:
+        """The next round to run (None: the plan is done). Stops, first, the strategies that cannot
+        catch up or whose run would not fit in the budget (see :attr:`stopped`)."""
+        index = len(self.done_)
+        if index >= len(self.rounds) or not self.alive_:
+            return None
+        fraction = self.rounds[index]
+        if index > 0:
+            self._stop_the_hopeless(index)
+        order = self._by_promise()
+        seconds = {s: predict_seconds(s, fraction, self.timings_, self.estimates) for s in order}
+        start_by: dict[str, float | None] = {}
+        for s in order:
+            if self.budget_s is None or seconds[s] is None:
+                start_by[s] = None
+                continue
+            start_by[s] = self.budget_s - seconds[s]
+            if now_s > start_by[s]:
+                left = self.budget_s - now_s
+                run = f"its round-{index + 1} run at data fraction {fraction:g}"
+                last = self.done_[index - 1].fraction if index else 0.0  # the last round it ran (none: 0)
+                self._stop(s, index, last, "budget",
+                           f"the {self.budget_s:.0f} s budget had run out before {run} could start" if left <= 0 else
+                           f"{run} was predicted to take {seconds[s]:.0f} s, more than the {left:.0f} s left of the "
+                           f"{self.budget_s:.0f} s budget")
+        order = [s for s in order if s in self.alive_]
+        if not order:
+            return None
+        rnd = Round(index + 1, fraction, order, {s: seconds[s] for s in order}, {s: start_by[s] for s in order},
+                    self.budget_s, index == len(self.rounds) - 1)
+        self.done_.append(rnd)
+        return rnd
+
+    def finish_round(self, rnd: Round, measurements: Iterable[Measurement], timings: Iterable[RunTiming] = (),
+                     outcomes: Mapping[str, str] | None = None, errors: Mapping[str, str] | None = None) -> None:
+        """What ``rnd``'s runs measured. ``outcomes[s]``: ``ok`` (at least one run of ``s`` succeeded),
+        ``failed`` or ``budget`` (not started, or interrupted, for the budget); ``errors[s]`` the message."""
+        self.measurements_.extend(measurements)
+        self.timings_.extend(timings)
+        outcomes, errors = dict(outcomes or {}), dict(errors or {})
+        for s in rnd.strategies:
+            outcome = outcomes.get(s, "ok")
+            if outcome == "budget":
+                self._stop(s, rnd.index, rnd.fraction, "budget", errors.get(s) or
+                           f"its round-{rnd.index} run at data fraction {rnd.fraction:g} did not finish within the budget")
+            elif outcome == "failed":
+                self._stop(s, rnd.index, rnd.fraction, "failed", errors.get(s) or "its run failed")
+
+    def summary(self) -> dict[str, Any]:
+        """The plan as it went, for ``compare.json`` and the report: rounds, each strategy's status
+        (``finalist``, ``stopped_early`` or ``failed``) and the stops with their predictions."""
+        strategies = {s: {"status": FINALIST} for s in self.alive_}
+        strategies.update({s.strategy: s.to_dict() for s in self.stops_})
+        return {
+            "mode": "planned", "metric": self.metric, "level": self.level, "budget_s": self.budget_s,
+            "round_fractions": list(self.rounds), "rounds": [r.to_dict() for r in self.done_],
+            "strategies": {s: strategies[s] for s in self.strategies if s in strategies},
+            "stopped": [s.to_dict() for s in self.stops_],
+            "longest_step_s": self.longest_step_s,
+        }
+
+    # -- helpers
+    def _by_promise(self) -> list[str]:
+        """Alive strategies, the best optimistic prediction first (as given before anything was measured)."""
+        sign = 1.0 if higher_is_better(self.metric) else -1.0
+        preds = {s: self.predict(s) for s in self.alive_}
+        if any(p is None for p in preds.values()):
+            return list(self.alive_)
+        return sorted(self.alive_, key=lambda s: -sign * preds[s].optimistic)  # type: ignore[union-attr]
+
+    def _stop_the_hopeless(self, index: int) -> None:
+        preds = {s: p for s in self.alive_ if (p := self.predict(s)) is not None}
+        self.predictions_.update(preds)
+        for s, leader in hopeless(preds, self.metric).items():
+            p, lp = preds[s], preds[leader]
+            done = self.done_[index - 1]
+            self._stop(s, done.index, done.fraction, "behind",
+                       f"after round {done.index} (data fraction {done.fraction:g}) its predicted validation "
+                       f"{self.metric} at the full data is at best {p.optimistic:.4g}, "
+                       f"{'below' if higher_is_better(self.metric) else 'above'} {leader}'s worst case {lp.pessimistic:.4g}",
+                       p, lp)
+
+    def _stop(self, strategy: str, index: int, fraction: float, reason: str, message: str,
+              prediction: Prediction | None = None, leader: Prediction | None = None) -> None:
+        if strategy not in self.alive_:
+            return
+        self.alive_.remove(strategy)
+        if prediction is None and reason != "failed":
+            prediction = self.predict(strategy)
+        self.stops_.append(Stop(strategy, index, fraction, reason, message, prediction, leader))
+
+
+# ----------------------------------------------------------------------------- from run records
+
+
+def measurements_from_results(results: Sequence[Any], metric: str, fraction: float, *,
+                              level: float = 0.95) -> list[Measurement]:
+    """Each strategy's validation ``metric`` at ``fraction`` from run records: mean over seeds, with its
+    bootstrap interval over the saved per-example outputs (crossed with seeds; the t interval over seeds,
+    or the point itself, when none were saved)."""
+    from tunelab.advice.choose import summarize_strategies
+    from tunelab.advice.verdict import metric_interval
+
+    out = []
+    for s in summarize_strategies(list(results), data_fraction=fraction, metric=metric):
+        if not s.ok:
+            continue
+        values = s.values("validation")
+        interval = metric_interval(s, "validation", metric, level=level)
+        mean = float(sum(values) / len(values))
+        low, high = (interval.low, interval.high) if interval is not None else (mean, mean)
+        out.append(Measurement(s.strategy, fraction, mean, low, high, s.n_train, tuple(values)))
+    return out
+
+
+def timings_from_results(results: Sequence[Any]) -> list[RunTiming]:
+    """How long each successful run took (see :class:`RunTiming`): the training time and the training rows'
+    share of the frozen-layer cache's time grow with the data; loading, evaluation and the rest do not."""
+    from tunelab.run.record import as_record
+
+    out = []
+    for run in results:
+        run = as_record(run)
+        wall = run.run_info.wall_time_s
+        if not run.succeeded or wall is None:
+            continue
+        ti, meta = run.train_info, run.meta_info
+        # the frozen-layer cache covers the evaluation splits too: only its training rows' share grows with the data
+        rows = [meta.n_train, meta.n_validation, meta.n_test]
+        share = meta.n_train / sum(rows) if all(isinstance(r, int) for r in rows) and sum(rows) else 1.0  # type: ignore[arg-type,operator]
+        scaling = (ti.train_time_s or 0.0) + (ti.cache_time_s or 0.0) * share
+        step = None
+        if ti.samples_per_s and ti.batch_size:
+            step = ti.batch_size * (ti.gradient_accumulation_steps or 1) / ti.samples_per_s
+        out.append(RunTiming(str(run.run_info.strategy or run.config.get("strategy")), float(run.run_info.data_fraction or 1.0),
+                             float(wall), min(float(wall), scaling), step))
+    return out

@@ -1,0 +1,328 @@
+"""The budget-aware planner (:mod:`tunelab.compare.planner`): successive halving on synthetic learning
+curves and a simulated clock (no training), then one planned comparison through the CLI on a tiny model.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import random
+from pathlib import Path
+
+import pytest
+
+from tunelab.compare.planner import (
+    Measurement,
+    Planner,
+    RunTiming,
+    default_budget_s,
+    predict_final,
+    predict_seconds,
+    round_fractions,
+)
+
+
+def curve(a: float, b: float = 0.3, c: float = 0.5):
+    """An inverse power law of accuracy in the training examples."""
+    return lambda n: a - b * n ** -c
+
+
+def measure(strategy: str, fraction: float, value: float, half: float, n: float | None = None) -> Measurement:
+    return Measurement(strategy, fraction, value, value - half, value + half, n)
+
+
+def run_rounds(planner: Planner, curves: dict, *, half: float = 0.02, n_full: float = 3000.0) -> None:
+    """Drive ``planner`` to the end with measurements read off ``curves`` (no clock, no budget)."""
+    while (rnd := planner.next_round(now_s=0.0)) is not None:
+        n = rnd.fraction * n_full
+        planner.finish_round(rnd, [measure(s, rnd.fraction, curves[s](n), half, n) for s in rnd.strategies])
+
+
+def test_a_strategy_far_behind_is_stopped_with_its_prediction_and_a_close_one_is_kept():
+    curves = {"leader": curve(0.85), "close": curve(0.84), "far": curve(0.70)}
+    planner = Planner(list(curves), rounds=(1 / 9, 1 / 3, 1.0), metric="accuracy", target=3000.0)
+    run_rounds(planner, curves)
+    stopped = planner.stopped
+    assert set(stopped) == {"far"}
+    stop = stopped["far"]
+    assert stop.status == "stopped_early" and stop.reason == "behind" and stop.round == 1
+    assert stop.fraction == pytest.approx(1 / 9)
+    assert stop.prediction is not None and stop.leader is not None
+    assert stop.prediction.optimistic < stop.leader.pessimistic  # what stopped it, recorded
+    assert "far" not in planner.done_[1].strategies and planner.done_[-1].strategies == ["leader", "close"]
+    summary = planner.summary()
+    assert summary["strategies"]["far"]["status"] == "stopped_early"
+    assert summary["strategies"]["close"]["status"] == summary["strategies"]["leader"]["status"] == "finalist"
+    assert summary["stopped"][0]["prediction"]["optimistic"] == pytest.approx(stop.prediction.optimistic)
+    json.dumps(summary)  # goes into compare.json as it is
+
+
+def test_one_within_the_interval_is_kept_to_the_end():
+    curves = {"a": curve(0.80), "b": curve(0.78)}  # 2 points apart, intervals of ±4 points
+    planner = Planner(list(curves), rounds=(0.1, 0.3, 1.0), metric="accuracy", target=3000.0)
+    run_rounds(planner, curves, half=0.04)
+    assert planner.stopped == {}
+    assert [r.strategies for r in planner.done_] == [["a", "b"]] * 3
+
+
+def test_a_steep_curve_is_not_stopped_on_its_small_data_value_alone():
+    """Behind at a ninth of the data, but gaining fast: carrying its last gain on keeps it in."""
+    planner = Planner(["flat", "steep"], rounds=(1 / 9, 1 / 3, 1.0), metric="accuracy", target=900.0)
+    r1 = planner.next_round(0.0)
+    planner.finish_round(r1, [measure("flat", 1 / 9, 0.80, 0.02, 100), measure("steep", 1 / 9, 0.66, 0.02, 100)])
+    r2 = planner.next_round(0.0)  # one point each: steep's best case 0.68 < flat's worst 0.78
+    assert planner.stopped["steep"].reason == "behind" and r2.strategies == ["flat"]
+
+    planner = Planner(["flat", "steep"], rounds=(1 / 27, 1 / 9, 1 / 3, 1.0), metric="accuracy", target=2700.0)
+    for fraction, (flat, steep), half in zip((1 / 27, 1 / 9), ((0.70, 0.60), (0.72, 0.68)), (0.06, 0.02)):
+        rnd = planner.next_round(0.0)
+        planner.finish_round(rnd, [measure("flat", fraction, flat, half, fraction * 2700),
+                                   measure("steep", fraction, steep, half, fraction * 2700)])
+    rnd = planner.next_round(0.0)
+    assert "steep" in rnd.strategies  # 4 points behind, but +8 per ×3 of data with two ×3 steps left
+    prediction = planner.predict("steep")
+    assert prediction.optimistic == pytest.approx(0.70 + 0.08 * 2)
+    assert prediction.pessimistic == pytest.approx(0.66)
+
+
+def test_lower_is_better_metrics_stop_the_higher_perplexity():
+    planner = Planner(["good", "bad", "near"], rounds=(1 / 9, 1 / 3, 1.0), metric="perplexity", target=900.0)
+    rnd = planner.next_round(0.0)
+    planner.finish_round(rnd, [measure("good", 1 / 9, 12.0, 0.5, 100), measure("bad", 1 / 9, 20.0, 0.8, 100),
+                               measure("near", 1 / 9, 12.6, 0.5, 100)])
+    rnd = planner.next_round(0.0)
+    assert set(planner.stopped) == {"bad"} and rnd.strategies == ["good", "near"]  # lowest first
+    stop = planner.stopped["bad"]
+    assert stop.prediction.optimistic == pytest.approx(19.2)  # the optimistic end is the lower one
+    assert stop.leader.strategy == "good" and stop.leader.pessimistic == pytest.approx(12.5)
+    assert "above good's worst case" in stop.message
+
+
+def test_four_rounds_use_a_fitted_learning_curve():
+    curves = {"a": curve(0.90, 1.0, 0.5), "b": curve(0.70, 1.0, 0.5)}
+    planner = Planner(list(curves), rounds=(0.05, 0.1, 0.2, 0.4, 1.0), metric="accuracy", target=4000.0)
+    rng = random.Random(0)
+    while (rnd := planner.next_round(0.0)) is not None:
+        n = rnd.fraction * 4000
+        planner.finish_round(rnd, [measure(s, rnd.fraction, curves[s](n) + rng.gauss(0, 0.002), 0.01, n)
+                                   for s in rnd.strategies])
+    # b's gap (20 points) outlasts any interval: stopped; by a fit once it had 4 points, or sooner
+    assert set(planner.stopped) == {"b"}
+    points = [measure("a", f, curves["a"](f * 4000), 0.01, f * 4000) for f in (0.05, 0.1, 0.2, 0.4)]
+    fit = predict_final(points, "accuracy", 4000.0)
+    assert "power law" in fit.method and fit.pessimistic <= curves["a"](4000) + 0.01 <= fit.optimistic + 0.02
+
+
+def simulate(planner: Planner, curves: dict, true_seconds, *, step_s: float, n_full: float = 3000.0,
+             seed: int = 0) -> tuple[float, list[tuple[str, float, float]]]:
+    """A sequential executor on a simulated clock: a run starts only before its ``start_by`` and the
+    deadline; one still training at the deadline stops after its current step. Returns the end time and
+    every run's (strategy, start, end)."""
+    rng = random.Random(seed)
+    now, runs = 0.0, []
+    while (rnd := planner.next_round(now)) is not None:
+        measured, timings, outcomes = [], [], {}
+        for s in rnd.strategies:
+            for _ in range(planner.seeds):
+                start_by = rnd.start_by[s]
+                if (start_by is not None and now > start_by) or (rnd.deadline_s is not None and now >= rnd.deadline_s):
+                    outcomes[s] = "budget"  # not started
+                    continue
+                took = true_seconds(s, rnd.fraction)
+                if rnd.deadline_s is not None and now + took > rnd.deadline_s:
+                    end = rnd.deadline_s + step_s * rng.random()  # interrupted: finishes the step it is in
+                    runs.append((s, now, end))
+                    now, outcomes[s] = end, "budget"
+                    continue
+                runs.append((s, now, now + took))
+                now += took
+                n = rnd.fraction * n_full
+                measured.append(measure(s, rnd.fraction, curves[s](n), 0.02, n))
+                timings.append(RunTiming(s, rnd.fraction, took, 0.8 * took, step_s))
+        planner.finish_round(rnd, measured, timings, outcomes)
+    return now, runs
+
+
+@pytest.mark.parametrize("budget_s", [60.0, 200.0, 450.0, 900.0, 5000.0])
+@pytest.mark.parametrize("misestimate", [0.5, 1.0, 2.5])
+def test_the_budget_is_never_exceeded_by_more_than_the_longest_step(budget_s, misestimate):
+    curves = {"a": curve(0.85), "b": curve(0.84), "c": curve(0.83), "d": curve(0.60)}
+    cost = {"a": 300.0, "b": 600.0, "c": 120.0, "d": 40.0}  # seconds at the full data (the truth)
+    estimates = {s: t / misestimate for s, t in cost.items()}  # what the estimate said
+    step_s = 2.0
+
+    def true_seconds(s: str, fraction: float) -> float:
+        return 5.0 + cost[s] * fraction  # start-up and evaluation, then training that scales with the data
+
+    planner = Planner(list(curves), rounds=(1 / 9, 1 / 3, 1.0), metric="accuracy", budget_s=budget_s,
+                      estimates=estimates, target=3000.0)
+    end, runs = simulate(planner, curves, true_seconds, step_s=step_s)
+    assert end <= budget_s + step_s
+    assert all(start < budget_s for _, start, _ in runs)  # nothing starts once the budget is spent
+    stopped = planner.stopped
+    if budget_s >= 5000:  # ample: only the hopeless one stops, everyone else reaches the end
+        assert set(stopped) == {"d"} and stopped["d"].reason == "behind"
+    for stop in stopped.values():
+        assert stop.reason in ("behind", "budget") and stop.message
+
+
+def test_no_run_starts_that_its_measured_time_says_will_not_fit():
+    """After round 1, run times come from the measured ones (scaled by the data), not the estimates."""
+    timings = [RunTiming("a", 0.1, wall_s=30.0, scaling_s=20.0, step_s=0.5)]
+    assert predict_seconds("a", 0.3, timings, {"a": 1.0}) == pytest.approx(10.0 + 20.0 * 3)
+    assert predict_seconds("b", 0.3, timings, {"b": 100.0}) == pytest.approx(10.0 + 30.0)  # estimate + fixed cost seen
+    assert predict_seconds("c", 0.3, timings, {}) is None
+    planner = Planner(["a", "b"], rounds=(0.1, 0.3), metric="accuracy", budget_s=100.0, estimates={"a": 50.0, "b": 50.0})
+    rnd = planner.next_round(0.0)
+    planner.finish_round(rnd, [measure("a", 0.1, 0.8, 0.05), measure("b", 0.1, 0.8, 0.05)],
+                         [RunTiming("a", 0.1, 30.0, 20.0, 0.5), RunTiming("b", 0.1, 12.0, 5.0, 0.4)])
+    rnd = planner.next_round(now_s=42.0)  # a needs 70 s more (42 + 70 > 100), b 22 s
+    assert rnd.strategies == ["b"] and planner.stopped["a"].reason == "budget"
+    assert rnd.start_by["b"] == pytest.approx(100.0 - 22.0)
+    assert planner.longest_step_s == pytest.approx(0.5)
+
+
+def test_run_times_from_records_scale_training_and_the_cache_s_training_rows_only():
+    from tunelab.compare.planner import timings_from_results
+
+    record = {"run_info": {"run_id": "head", "strategy": "head", "data_fraction": 0.1, "status": "success",
+                           "wall_time_s": 150.0},
+              "train_info": {"train_time_s": 3.0, "cache_time_s": 120.0, "samples_per_s": 50.0, "batch_size": 32},
+              "meta_info": {"n_train": 100, "n_validation": 400, "n_test": 500}}
+    (timing,) = timings_from_results([record])
+    assert timing.scaling_s == pytest.approx(3.0 + 120.0 * 0.1)  # the cache's evaluation rows do not grow
+    assert timing.step_s == pytest.approx(32 / 50)
+    assert predict_seconds("head", 0.3, [timing]) == pytest.approx(150.0 - 15.0 + 15.0 * 3)
+
+
+def test_round_fractions_and_the_default_budget():
+    assert round_fractions([1.0]) == [0.111, 0.333, 1.0]
+    assert round_fractions([0.5, 0.25, 1.0]) == [0.25, 0.5, 1.0]  # given fractions are the rounds
+    assert round_fractions([1.0], 100) == [0.333, 1.0]  # 11 examples is too few for a round
+    assert round_fractions([1.0], 3404, max_examples=2000) == [0.0653, 0.196, 1.0]
+    assert default_budget_s({"a": 100.0, "b": 400.0}, ["a", "b"], seeds=2) == pytest.approx(2 * 2 * 500.0)
+    assert default_budget_s({"a": 1.0}, ["a"]) == 300.0  # the floor
+    assert default_budget_s({"a": 1.0}, ["a", "b"]) is None  # an estimate is missing: no default
+
+
+# ----------------------------------------------------------------------------- through the CLI
+
+_POS = ["good", "great", "excellent", "wonderful", "brilliant", "moving"]
+_NEG = ["bad", "awful", "terrible", "boring", "dull", "weak"]
+_FILL = ["the", "film", "movie", "story", "was", "really", "quite", "and", "acting", "plot"]
+
+
+@pytest.fixture(scope="module")
+def sentiment_csv(tmp_path_factory) -> Path:
+    """240 labelled rows, each with two sentiment words: easy to learn, so that a strategy that cannot
+    learn (a learning rate of 1e-7) is far behind one that can."""
+    rng = random.Random(0)
+    path = tmp_path_factory.mktemp("data") / "sentiment.csv"
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        for i in range(240):
+            positive = i % 2 == 1
+            words = rng.sample(_FILL, 3) + rng.sample(_POS if positive else _NEG, 2)
+            rng.shuffle(words)
+            writer.writerow([" ".join(words), "pos" if positive else "neg"])
+    return path
+
+
+def test_cli_planned_comparison_stops_one_early_and_the_report_shows_it(tiny_bert_dir, sentiment_csv, tmp_path,
+                                                                         capsys, monkeypatch):
+    from tunelab.cli.main import main
+    from tunelab.compare import executors
+
+    monkeypatch.setattr(executors, "make_executor", lambda *a, **k: executors.LocalExecutor(isolate=False))
+    common = ["compare", "--model", str(tiny_bert_dir), "--data", str(sentiment_csv), "--strategies", "head,full",
+              "--lr-overrides", "head=1e-7,full=3e-3", "--epochs", "6", "--batch-size", "8", "--validation-fraction", "0.4",
+              "--data-fractions", "0.5,1.0", "--no-forgetting", "--no-pre-recommendation"]
+    out = tmp_path / "planned"
+    assert main([*common, "--out", str(out), "--budget-minutes", "30"]) == 0
+    printed = capsys.readouterr().out
+
+    plan = json.loads((out / "compare.json").read_text())
+    assert plan["mode"] == "planned" and plan["planning"]["budget_s"] == 1800
+    (stop,) = plan["planning"]["stopped"]
+    assert stop["strategy"] == "head" and stop["status"] == "stopped_early" and stop["reason"] == "behind"
+    assert stop["round"] == 1 and stop["data_fraction"] == 0.5
+    assert stop["prediction"]["optimistic"] < stop["leader"]["pessimistic"]
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["full-f0.5", "full-f1", "head-f0.5"]
+    record = json.loads((out / "runs" / "head-f0.5" / "metrics.json").read_text())
+    assert record["stopped_early"]["round"] == 1 and record["stopped_early"]["prediction"]["strategy"] == "head"
+    assert "stopped_early" not in json.loads((out / "runs" / "full-f1" / "metrics.json").read_text())
+
+    assert "stopped early: head (behind)" in printed
+    head_line = next(line for line in printed.splitlines() if line.startswith("│ head"))
+    assert "stopped" in head_line and "success" not in head_line
+    assert "recommended: full" in printed
+    page = (out / "report.html").read_text(encoding="utf-8")
+    md = (out / "report.md").read_text(encoding="utf-8")
+    for text in (page, md):
+        assert "Stopped early" in text and "stopped early after round 1 (data fraction 0.5)" in text
+        assert "Predicted at full data (best / worst case)" in text
+
+    # --resume re-uses every finished run and decides the same
+    mtime = (out / "runs" / "full-f1" / "metrics.json").stat().st_mtime_ns
+    assert main([*common, "--out", str(out), "--budget-minutes", "30", "--resume"]) == 0
+    assert "finished earlier, reused" in capsys.readouterr().out
+    assert (out / "runs" / "full-f1" / "metrics.json").stat().st_mtime_ns == mtime
+    assert json.loads((out / "compare.json").read_text())["planning"]["stopped"][0]["strategy"] == "head"
+
+    # --exhaustive: today's comparison, every strategy at every fraction, nothing stopped
+    full_out = tmp_path / "exhaustive"
+    assert main([*common, "--out", str(full_out), "--exhaustive"]) == 0
+    capsys.readouterr()
+    assert sorted(p.name for p in (full_out / "runs").iterdir()) == ["full-f0.5", "full-f1", "head-f0.5", "head-f1"]
+    plan = json.loads((full_out / "compare.json").read_text())
+    assert plan["mode"] == "exhaustive" and "planning" not in plan
+    assert all("stopped_early" not in json.loads(p.read_text()) for p in (full_out / "runs").glob("*/metrics.json"))
+    assert math.isclose(plan["data_fractions"][-1], 1.0)
+
+
+def test_exhaustive_and_a_budget_exclude_each_other(capsys):
+    from tunelab.cli.main import main
+
+    assert main(["compare", "--exhaustive", "--budget-minutes", "5"]) == 2
+    assert "pick one" in capsys.readouterr().err
+    assert main(["compare", "--exhaustive", "--plan"]) == 2
+    assert "pick one" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- the executors' time limits
+
+
+def test_a_job_past_its_latest_start_is_not_started_and_leaves_no_record(tmp_path):
+    import time
+
+    from tunelab.compare.executors import SKIPPED, Job, LocalExecutor
+    from tunelab.config import TrainConfig
+
+    config = TrainConfig(model="nowhere", data="nothing.csv", strategy="head", out=str(tmp_path / "run"))
+    job = Job("head", {"config": config.to_dict()}, tmp_path / "run", start_by=time.time() - 1.0)
+    started = []
+    (record,) = LocalExecutor(isolate=False).run([job], on_start=started.append)
+    assert record.run_info.status == SKIPPED and "not started" in record.run_info.error
+    assert not started and not (tmp_path / "run").exists()
+
+
+def test_a_run_still_going_at_the_deadline_is_interrupted_and_recorded_as_stopped_by_the_budget(
+        tiny_bert_dir, sentiment_csv, tmp_path):
+    """A real worker process: SIGINT at the deadline, the grace period, then the budget's message."""
+    import time
+
+    from tunelab.compare.executors import BUDGET_STOP, execute_in_time
+    from tunelab.config import TrainConfig
+
+    config = TrainConfig(model=str(tiny_bert_dir), data=str(sentiment_csv), strategy="full", epochs=50, batch_size=8,
+                         save_steps=1000, out=str(tmp_path / "run"), forgetting=False)
+    t0 = time.time()
+    record = execute_in_time({"config": config.to_dict(), "split_seed": 42}, tmp_path / "run",
+                             deadline=t0 + 4.0, grace_s=5.0)
+    took = time.time() - t0
+    assert not record.succeeded and record.run_info.error.startswith(BUDGET_STOP)
+    assert took <= 4.0 + 5.0 + 1.0  # the deadline, the grace, and the process's exit
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["run_info"]["error"].startswith(BUDGET_STOP)
