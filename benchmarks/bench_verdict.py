@@ -36,6 +36,8 @@ RESULTS = ROOT / "benchmarks" / "results" / "verdict"
 CALIBRATION = ROOT / "src" / "tunelab" / "advice" / "calibration.json"
 STRATEGIES = ("head", "last-n", "bitfit", "lora", "full")
 SETTINGS = dict(max_length=64, batch_size=32, max_eval_samples=300, forgetting=False)
+SEEDS_UP_TO_1000 = 3
+BASE_EPOCHS = 3
 MIN_STEPS = 60
 """Epochs: 3, or more where 3 epochs would be fewer than this many optimizer steps (100 labels at batch 32 are 4
 steps an epoch: at 3 epochs, 12 steps, every strategy stayed near chance on rotten-tomatoes; head 0.50-0.54)."""
@@ -43,7 +45,19 @@ steps an epoch: at 3 epochs, 12 steps, every strategy stayed near chance on rott
 
 def epochs_for(train_examples: int) -> int:
     steps_per_epoch = math.ceil(train_examples / SETTINGS["batch_size"])
-    return max(3, math.ceil(MIN_STEPS / steps_per_epoch))
+    return max(BASE_EPOCHS, math.ceil(MIN_STEPS / steps_per_epoch))
+
+
+def configure_quick() -> None:
+    """The quick tier: what 2 CPU cores shared with four other people's jobs could finish in about an hour
+    (measured: the core tier's first task, 100 labels, had 4 of its 15 runs after 9 minutes). Max length 32,
+    validation and test 100 examples, one seed, 2 epochs or more below 24 steps, budgets 50-800."""
+    global SETTINGS, BUDGETS, CORE, SEEDS_UP_TO_1000, BASE_EPOCHS, MIN_STEPS, RESULTS
+    SETTINGS = dict(max_length=32, batch_size=32, max_eval_samples=100, forgetting=False)
+    BUDGETS = (50, 100, 200, 400, 800)
+    CORE = [("minilm", data, n) for n in BUDGETS for data in ("rotten-tomatoes", "bbc-news")]
+    SEEDS_UP_TO_1000, BASE_EPOCHS, MIN_STEPS = 1, 2, 24
+    RESULTS = RESULTS.parent / "verdict-quick"
 BUDGETS = (50, 100, 300, 1000, None)  # None: every training example; 50 gives the curve back-test its 4th point
 CORE = [("minilm", data, n) for n in BUDGETS for data in ("rotten-tomatoes", "bbc-news")]
 EXTENDED = [("smollm2", data, n) for n in (300, 1000) for data in ("rotten-tomatoes", "bbc-news")]
@@ -97,7 +111,7 @@ def run_task(model: str, data: str, labels: int | None, results: Path) -> dict:
     from tunelab.config import TrainConfig
 
     name = task_id(model, data, labels)
-    seeds = 3 if labels is not None and labels <= 1000 else 1
+    seeds = SEEDS_UP_TO_1000 if labels is not None and labels <= 1000 else 1
     t0 = time.perf_counter()
     signals = _signals(model, data, labels)
     signals_s = time.perf_counter() - t0
@@ -257,7 +271,7 @@ def curve_back_test(records: list[dict]) -> dict:
         groups.setdefault((r["model"], r["data"]), {})[r["signals"]["train_examples"]] = r
     cases = []
     for (model, data), by_n in groups.items():
-        if len(by_n) < 4:
+        if len(by_n) < 5:  # 4 budgets to fit (the curve needs 4 distinct n), the largest to predict
             continue
         ns = sorted(by_n)
         for s in STRATEGIES:
@@ -303,9 +317,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=("run", "calibrate", "evaluate", "all"))
     parser.add_argument("--tier", choices=("core", "extended", "all"), default="core")
-    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--results", type=Path, default=None, help="default: benchmarks/results/verdict(-quick)")
+    parser.add_argument("--quick", action="store_true", help="the quick tier's settings (see configure_quick)")
     parser.add_argument("--tasks", default="", help="comma list of task ids to run (default: the whole tier)")
     args = parser.parse_args(argv)
+    if args.quick:
+        configure_quick()
+    args.results = args.results or RESULTS
     if args.command in ("run", "all"):
         run(args.tier, args.results, [t for t in args.tasks.split(",") if t])
     if args.command in ("calibrate", "all"):
