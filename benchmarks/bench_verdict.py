@@ -254,6 +254,7 @@ def evaluate(results: Path) -> dict:
         summary[name] = {"mean_regret": float(np.mean(regrets)) if regrets else None,
                          "share_within_2": float(np.mean([x <= 2 for x in regrets])) if regrets else None,
                          "mean_tau_b": float(np.mean([r[name]["tau_b"] for r in rows])) if rows else None}
+    summary["advice"]["mean_time_s"] = float(np.mean([r["advice"]["time_s"] for r in rows])) if rows else None
     summary["after_training"] = {"mean_regret": float(np.mean([r["after_training"]["regret"] for r in rows])) if rows else None}
     summary["curves"] = curve_back_test(records)
     out = {"tasks": rows, "summary": summary, "n_tasks": len(rows)}
@@ -303,10 +304,12 @@ def calibrate(results: Path) -> None:
 
 
 def print_summary(out: dict) -> None:
-    print(f"{'task':34} {'val-best':8} {'advised':8} {'regret':>6} {'tau_b':>6} {'after':8} {'regret':>6}")
+    print("| task | validation-best | advised (decided by) | regret | tau-b | advice s | after training | regret |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in out["tasks"]:
-        print(f"{r['task']:34} {r['validation_best']:8} {r['advised']:8} {r['advice']['regret']:6.2f} "
-              f"{r['advice']['tau_b']:6.2f} {r['after_training']['strategy']:8} {r['after_training']['regret']:6.2f}")
+        print(f"| {r['task']} | {r['validation_best']} | {r['advised']} ({r['decided_by']}) | {r['advice']['regret']:.1f} | "
+              f"{r['advice']['tau_b']:.2f} | {r['advice']['time_s']:.1f} | {r['after_training']['strategy']} | "
+              f"{r['after_training']['regret']:.1f} |")
     print(json.dumps({k: v for k, v in out["summary"].items() if k != "curves"}, indent=1))
     curves = dict(out["summary"]["curves"])
     curves.pop("detail", None)
