@@ -292,12 +292,12 @@ def curve_back_test(records: list[dict]) -> dict:
             "coverage_80": float(np.mean([c["covered"] for c in cases])), "detail": cases}
 
 
-def calibrate(results: Path) -> None:
+def calibrate(results: Path, command: str = "python benchmarks/bench_verdict.py calibrate") -> None:
     from tunelab.advice.calibrated import fit_calibration
 
     records = [r for r in load_records(results) if r.get("validation_best")]
     calibration = fit_calibration(records)
-    calibration["command"] = "python benchmarks/bench_verdict.py calibrate"
+    calibration["command"] = command
     calibration["tasks"] = [r["task"] for r in records]
     CALIBRATION.write_text(json.dumps(calibration, indent=1) + "\n")
     print(f"wrote {CALIBRATION} from {len(records)} tasks")
@@ -330,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("run", "all"):
         run(args.tier, args.results, [t for t in args.tasks.split(",") if t])
     if args.command in ("calibrate", "all"):
-        calibrate(args.results)
+        calibrate(args.results, "python benchmarks/bench_verdict.py " + " ".join(argv if argv is not None else sys.argv[1:]))
     if args.command in ("evaluate", "all"):
         print_summary(evaluate(args.results))
     return 0
