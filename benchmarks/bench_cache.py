@@ -126,6 +126,7 @@ def worker_baseline(spec: dict) -> dict:
     from tunelab.models import resolve_model
     from tunelab.run.training import load_data  # identical rows and split as the tunelab side
     from tunelab.strategies import get_strategy
+    from tunelab.strategies.base import HEAD_LR
 
     t_start = time.perf_counter()
     config = _config(spec)
@@ -199,8 +200,22 @@ def worker_baseline(spec: dict) -> dict:
         preds = ev.predictions[0] if isinstance(ev.predictions, tuple) else ev.predictions
         return {"accuracy": float((np.argmax(preds, -1) == ev.label_ids).mean())}
 
+    # the same recipe as tunelab's defaults (issue 15): the new head (and, for head, BERT's pooler) in its own
+    # AdamW group at the head rate, the rest at the strategy's rate; weight decay split as Trainer splits it
+    head_names = (f"{head}.", f".{head}.") + (("bert.pooler.",) if spec["strategy"] == "head" else ())
+    decay = set(Trainer.get_decay_parameter_names(None, model))
+    groups = []
+    for is_head, rate in ((False, lr), (True, HEAD_LR if spec["strategy"] != "head" else lr)):
+        for wd in (config.weight_decay, 0.0):
+            chosen = [p for n, p in model.named_parameters() if p.requires_grad
+                      and (any(h in n or n.startswith(h) for h in head_names) == is_head) and ((n in decay) == (wd > 0))]
+            if chosen:
+                groups.append({"params": chosen, "lr": rate, "weight_decay": wd})
+    optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(args, model)  # what Trainer would build
+    optimizer = optimizer_cls(groups, **optimizer_kwargs)
     trainer = Trainer(
         model=model,
+        optimizers=(optimizer, None),
         args=args,
         train_dataset=splits["train"],
         eval_dataset=splits["validation"],

@@ -487,3 +487,24 @@ def test_cli_trains_head_last_n_and_lora_on_other_architectures(arch, arch_dir, 
     code, _, err = tunelab_cli("train", *common, "--strategy", "lora", "--lora-target-modules", "nope", "--out", str(tmp_path / "bad"))
     assert code == 2 and err.startswith("tunelab: error: --lora-target-modules 'nope' matches no dense projection") and err.count("\n") == 1
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("strategy", ["full", *CLASSIFICATION])
+@pytest.mark.parametrize("arch", ARCHS)
+def test_new_head_has_its_own_group_at_the_head_rate(arch, strategy, arch_dir, tmp_path):
+    """Whatever the architecture, every trainable parameter of the new head (peft's trained copy inside a
+    PeftModel) sits in the head group at ``HEAD_LR``; nothing else does but the head strategy's pooler."""
+    from tunelab.strategies.base import HEAD_LR
+
+    config = _config(arch_dir(arch), strategy, tmp_path / "out", tmp_path / "features")
+    try:
+        run = tunelab.run.training.prepare(config, data_for("classification"))
+    except StrategyError:
+        pytest.skip(f"{strategy} does not apply to {arch}")
+    groups = run.strategy.param_groups(run.model, run.layout, 1e-4, run.config)
+    head_ids = {id(p) for name in run.layout.head_modules for p in run.layout.model.get_submodule(name).parameters()
+                if p.requires_grad}
+    in_head_group = {id(p) for g in groups if g.get("head") for p in g["params"]}
+    assert head_ids and head_ids <= in_head_group
+    assert all(g["lr"] == HEAD_LR for g in groups if g.get("head"))
+    assert all(g["lr"] != HEAD_LR for g in groups if not g.get("head")) or strategy == "head"

@@ -121,7 +121,8 @@ def test_domain_signals_of_a_decoder_compare_lm_losses(tiny_llama_dir, toy_lm_da
     assert s["lm_loss_ratio"] == pytest.approx(s["lm_loss_target"] / s["lm_loss_reference"], rel=1e-2)
 
 
-def test_recommend_returns_a_strategy_with_measured_reasons(tiny_bert_dir, toy_classification_data):
+def test_recommend_returns_a_strategy_with_measured_reasons(tiny_bert_dir, toy_classification_data, monkeypatch):
+    monkeypatch.setattr("tunelab.advice.calibrated.load_calibration", lambda path=None: None)  # the tiers' path
     config = TrainConfig(batch_size=8, epochs=1, cache=False)
     rec = recommend(str(tiny_bert_dir), toy_classification_data, config=config, strategies=["head", "lora", "full"],
                     reference=REFERENCE, sample_size=16, warmup_steps=1, timed_steps=2, isolate=False)
@@ -139,6 +140,25 @@ def test_recommend_returns_a_strategy_with_measured_reasons(tiny_bert_dir, toy_c
                       budget_minutes=1e-5)
     assert all(not r["fits"] and "budget" in r["why_not"] for r in tight["estimates"])
     assert any("does not fit" in r for r in tight["reasons"])
+
+
+def test_recommend_follows_the_calibrated_ranking_and_names_the_deciding_signal(tiny_bert_dir, toy_classification_data,
+                                                                               monkeypatch):
+    from tunelab.advice.calibrated import SIGNALS
+
+    zero = dict.fromkeys(SIGNALS, 0.0)
+    calibration = {"signals": list(SIGNALS), "mean": zero, "std": dict.fromkeys(SIGNALS, 1.0), "strategies": {
+        "head": {"intercept": -5.0, **zero}, "lora": {"intercept": -1.0, **zero, "probe_gain": 0.5},
+        "full": {"intercept": -2.0, **zero}}}
+    monkeypatch.setattr("tunelab.advice.calibrated.load_calibration", lambda path=None: calibration)
+    rec = recommend(str(tiny_bert_dir), toy_classification_data, config=TrainConfig(batch_size=8, epochs=1, cache=False),
+                    strategies=["head", "lora", "full"], reference=REFERENCE, sample_size=16, warmup_steps=1,
+                    timed_steps=2, isolate=False)
+    assert rec["strategy"] == rec["calibrated"]["ranking"][0]
+    assert rec["calibrated"]["ranking"][-1] == "head"
+    assert any(r.startswith("calibrated advice: ") and "decided by" in r for r in rec["reasons"])
+    assert {"logme", "h_score", "probe_accuracy"} <= set(rec["signals"])
+    json.dumps(rec)
 
 
 def test_cli_recommend_and_estimate(tiny_bert_dir, toy_csv, capsys):

@@ -292,11 +292,12 @@ def test_head_refuses_causal_lm_with_a_clear_error(tiny_llama_dir, toy_lm_data, 
 def test_gradual_gives_lower_blocks_decayed_learning_rates(tiny_bert_dir, toy_classification_data):
     config = TrainConfig(model=str(tiny_bert_dir), strategy="gradual", layer_lr_decay=0.5)
     run = tunelab.run.training.prepare(config, toy_classification_data)
-    groups = run.strategy.param_groups(run.model, 1e-3, config)
+    groups = run.strategy.param_groups(run.model, run.layout, 1e-3, config)
     rate = {id(p): g["lr"] for g in groups for p in g["params"]}
     named = dict(run.model.named_parameters())
     assert len(rate) == len(named)  # every parameter is in exactly one group
-    assert rate[id(named["classifier.weight"])] == pytest.approx(1e-3)
+    assert rate[id(named["classifier.weight"])] == pytest.approx(2e-3)  # the new head: its own rate
+    assert rate[id(named["bert.pooler.dense.weight"])] == pytest.approx(1e-3)
     for i in range(N_BLOCKS):
         depth = N_BLOCKS - 1 - i
         assert rate[id(named[f"bert.encoder.layer.{i}.attention.self.query.weight"])] == pytest.approx(1e-3 * 0.5**depth)

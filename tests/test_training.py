@@ -180,11 +180,14 @@ def test_weight_decay_spares_biases_and_norms_as_trainer_does(tiny_bert_dir, toy
     run = prepare(TrainConfig(model=str(tiny_bert_dir), strategy="full"), toy_classification_data)
     args = TrainingArguments(output_dir=str(tmp_path), weight_decay=0.01, report_to="none", use_cpu=True)
     trainer = make_trainer_class()(model=run.model, args=args)
-    trainer.tunelab_param_groups = run.strategy.param_groups(run.model, 1e-3, run.config)
+    trainer.tunelab_param_groups = run.strategy.param_groups(run.model, run.layout, 1e-3, run.config)
     optimizer = trainer.create_optimizer()
     names = {id(p): n for n, p in run.model.named_parameters()}
-    by_decay = {g["weight_decay"]: {names[id(p)] for p in g["params"]} for g in optimizer.param_groups}
+    by_decay: dict[float, set[str]] = {}  # the body and the new head are each split by decay
+    for g in optimizer.param_groups:
+        by_decay.setdefault(g["weight_decay"], set()).update(names[id(p)] for p in g["params"])
     assert set(by_decay) == {0.01, 0.0}
+    assert {g["lr"] for g in optimizer.param_groups} == {1e-3, 2e-3}  # the body's rate and the head's
     assert all("bias" in n or "LayerNorm" in n for n in by_decay[0.0])
     assert any(n.endswith("query.weight") for n in by_decay[0.01])
     assert sum(len(v) for v in by_decay.values()) == sum(p.requires_grad for p in run.model.parameters())
@@ -199,7 +202,7 @@ def test_optimizer_is_the_one_trainer_would_build_over_the_strategy_groups(tiny_
     for optim in ("adamw_torch_fused", "adamw_torch", "sgd"):
         args = TrainingArguments(output_dir=str(tmp_path), optim=optim, report_to="none", use_cpu=True)
         trainer = make_trainer_class()(model=run.model, args=args)
-        trainer.tunelab_param_groups = run.strategy.param_groups(run.model, 1e-3, run.config)
+        trainer.tunelab_param_groups = run.strategy.param_groups(run.model, run.layout, 1e-3, run.config)
         optimizer = trainer.create_optimizer()
         expected_cls, expected_kwargs = Trainer.get_optimizer_cls_and_kwargs(args, run.model)
         assert type(optimizer) is expected_cls

@@ -34,6 +34,9 @@ class TrainConfig:
     epochs: float = 3
     lr: float | None = None
     """Learning rate; ``None`` takes the strategy's default."""
+    head_lr: float | None = None
+    """Learning rate of the new task head (classification), in its own optimizer group whatever the strategy;
+    ``None``: tunelab's head rate, 2e-3 (the body keeps the strategy's --lr)."""
     batch_size: int = 32
     max_length: int | None = None
     """Maximum tokens per example; ``None``: 128 for classification, 256 for causal LM (capped by the model)."""
@@ -118,6 +121,8 @@ class TrainConfig:
             out.append(f"--epochs must be positive, got {self.epochs}")
         if self.lr is not None and not self.lr > 0:
             out.append(f"--lr must be positive, got {self.lr}")
+        if self.head_lr is not None and not self.head_lr > 0:
+            out.append(f"--head-lr must be positive, got {self.head_lr}")
         for name in ("batch_size", "layers", "lora_r", "num_virtual_tokens", "save_steps", "gradient_accumulation_steps"):
             if getattr(self, name) < 1:
                 out.append(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")

@@ -42,9 +42,17 @@
 3. **The cost** of every applicable strategy on this machine (:func:`tunelab.estimate.estimate`: a few
    timed real steps in a fresh process each): time per epoch, training time for ``epochs``, peak memory.
 
-**Decision rule.** The data amount (few: < 100 labeled examples in the smallest class, or < 50k
-training tokens; plenty: ≥ 1,000 per class or ≥ 1M tokens; else moderate) and the domain level select
-a ranking of *tiers* of strategies expected to reach about the same accuracy (:data:`TIERS`):
+**Decision rule (classification).** A ranking calibrated on measured comparisons
+(:mod:`tunelab.advice.calibrated`, coefficients in ``tunelab/advice/calibration.json``, fitted by
+``python benchmarks/bench_verdict.py calibrate``): from the labels per class, a head probe and LogME on the
+frozen features (:mod:`tunelab.advice.features`, one pass of the frozen body over at most 2,000 training
+texts) and the domain distance, each calibrated strategy's expected validation metric relative to the best;
+the highest that fits is advised, and the reason names the signal that decided. Its out-of-sample
+accuracy (leave one task out) is in benchmarks/README.md, "Verdict benchmark".
+
+**Fallback (causal LM, or no calibration file).** The data amount (few: < 100 labeled examples in the smallest
+class, or < 50k training tokens; plenty: ≥ 1,000 per class or ≥ 1M tokens; else moderate) and the domain level
+select a ranking of *tiers* of strategies expected to reach about the same accuracy (:data:`TIERS`):
 
 * few examples → a frozen body or a small adapter (``head``, ``lora``) first: full fine-tuning of
   millions of weights over-fits a few hundred labels; a far domain moves ``lora``/``last-n`` ahead of
@@ -56,8 +64,8 @@ a ranking of *tiers* of strategies expected to reach about the same accuracy (:d
 
 Strategies whose estimated training time (plus cache build) exceeds ``--budget-minutes`` or whose
 peak memory exceeds ``--memory-gb`` (default: this machine's RAM) are marked ``fits: false`` with the
-reason and set aside. The recommendation is the cheapest (training time, then memory) strategy of the
-first tier that has one that fits. If none fits, the cheapest strategy overall is named and the
+reason and set aside. Under the tiers, the recommendation is the cheapest (training time, then memory) strategy of
+the first tier that has one that fits. If none fits, the cheapest strategy overall is named and the
 reasons say that it does not fit.
 
 >>> rec = recommend("minilm", "rotten-tomatoes", budget_minutes=10)  # doctest: +SKIP
@@ -71,6 +79,7 @@ import random
 import statistics
 from typing import Any
 
+from tunelab.advice.calibrated import explain
 from tunelab.config import TrainConfig
 from tunelab.data.reference import reference_texts
 from tunelab.errors import TunelabError
@@ -464,6 +473,7 @@ def recommend(
     probe_tokens: float | None = 1e11,
     isolate: bool = True,
     reuse: bool = True,
+    feature_examples: int = 2000,
 ) -> dict[str, Any]:
     """Measure the data, the domain and the cost, and recommend a strategy (rule: module docstring).
 
@@ -487,13 +497,19 @@ def recommend(
                                timed_steps=timed_steps, probe_tokens=probe_tokens, isolate=isolate, reuse=reuse)
                  for name in candidates]
     mark_fits(estimates, budget_minutes=budget_minutes, memory_gb=memory_gb)
-    strategy, choice = decide(amount, domain["level"], estimates)
+    calibrated = _calibrated_advice(model, task_data, stats, domain, estimates, max_length=max_length,
+                                    feature_examples=feature_examples, seed=config.seed)
+    if calibrated is not None and calibrated["strategy"] is not None:
+        strategy, choice = calibrated["strategy"], [explain(calibrated)]
+    else:  # causal LM, no calibration file, or no calibrated strategy fits: the tiers below
+        strategy, choice = decide(amount, domain["level"], estimates)
     reasons = [amount_reason, domain_reason(domain), *choice, _length_reason(stats["tokens"], max_length)]
     reasons += [f"{row['strategy']} does not fit: {row['why_not']}" for row in estimates if not row["fits"]]
     return {
         "strategy": strategy,
         "reasons": reasons,
-        "signals": _signals(stats, amount, domain),
+        "signals": {**_signals(stats, amount, domain), **(calibrated or {}).get("features", {})},
+        "calibrated": calibrated,
         "estimates": estimates,
         "data": stats,
         "domain": domain,
@@ -501,6 +517,26 @@ def recommend(
         "config": {"model": model, "data": config.data, "batch_size": config.batch_size, "max_length": max_length,
                    "epochs": config.epochs, "cache": config.cache},
     }
+
+
+def _calibrated_advice(model: str, task_data: Any, stats: dict[str, Any], domain: dict[str, Any],
+                       estimates: list[dict[str, Any]], *, max_length: int, feature_examples: int,
+                       seed: int) -> dict[str, Any] | None:
+    """The ranking calibrated on the verdict benchmark (:mod:`tunelab.advice.calibrated`) among the strategies
+    that fit; ``None`` for causal LM or without a calibration file."""
+    from tunelab.advice.calibrated import advise, load_calibration
+    from tunelab.advice.features import frozen_feature_signals
+
+    calibration = load_calibration()
+    if task_data.task != "classification" or calibration is None:
+        return None
+    features = frozen_feature_signals(model, task_data, max_length=max_length, max_examples=feature_examples, seed=seed)
+    counts = stats.get("label_counts") or {}
+    signals = {"examples_per_class": stats["n_train"] / max(len(counts), 1), "domain": domain["signals"], **features}
+    fitting = [r["strategy"] for r in estimates if r.get("fits")]
+    advice = advise(signals, calibration, allowed=fitting)
+    advice["features"] = features
+    return advice
 
 
 def _resolved(model: str, data: Any, config: TrainConfig | None) -> tuple[TrainConfig, Any]:

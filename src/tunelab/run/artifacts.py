@@ -94,6 +94,8 @@ def model_card(run, metrics: dict[str, Any]) -> str:
         f"| {split} | " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(values.items())) + " |"
         for split, values in metrics.items()
     )
+    has_head = bool(run.strategy.head_parameter_ids(run.layout))
+    head_text = f" (the new task head: {run.strategy.head_lr(c):g})" if has_head else ""
     if run.strategy.artifact_format == "peft":
         load = (
             "```python\nfrom peft import PeftModel\nfrom transformers import AutoModelForSequenceClassification\n"
@@ -117,7 +119,7 @@ tags: [tunelab, {run.strategy.name}]
 - Base model: `{c.model}`; task: {d.task}; labels: {", ".join(d.label_names) or "-"}
 - Data: {d.source or c.data} ({len(d.train)} train / {len(d.validation)} validation / {len(d.test)} test), fingerprint `{d.fingerprint[:12]}`
 - Trainable parameters: {trainable:,} of {total:,} ({100 * trainable / max(total, 1):.2f} %)
-- Epochs {c.epochs}, learning rate {c.lr if c.lr is not None else run.strategy.default_lr:g}, batch size {c.batch_size}, max length {run.max_length}, seed {c.seed}
+- Epochs {c.epochs}, learning rate {c.lr if c.lr is not None else run.strategy.default_lr:g}{head_text}, batch size {c.batch_size}, max length {run.max_length}, seed {c.seed}
 
 | split | metrics |
 |---|---|

@@ -151,6 +151,8 @@ class TrainInfo(_Part):
     total_params: int | None = None
     trainable_share: float | None = None
     learning_rate: float | None = None
+    head_learning_rate: float | None = None
+    """The new task head's own rate (its optimizer group); ``None`` where no new head trains (causal LM)."""
     batch_size: int | None = None
     gradient_accumulation_steps: int | None = None
     max_length: int | None = None

@@ -442,6 +442,7 @@ class TrainerSetup:
         self.out = Path(out)
         config = run.config
         self.lr = config.lr if config.lr is not None else run.strategy.default_lr
+        self.head_lr = run.strategy.head_lr(config)  # the new task head's own group (--head-lr)
         self.precision = training_precision(config.precision)
         self.initial = InitialWeights(run.model, spill=self.out / ".tmp-initial-weights.safetensors", keep=config.auto_batch_size and not ranks.distributed())
         self.display = RunProgress()
@@ -509,7 +510,7 @@ class TrainerSetup:
             preprocess_logits_for_metrics=reduce_logits,
             callbacks=run.strategy.callbacks(run.model, run.layout, run.config) + list(callbacks),
         )
-        trainer.tunelab_param_groups = run.strategy.param_groups(run.model, self.lr, run.config)
+        trainer.tunelab_param_groups = run.strategy.param_groups(run.model, run.layout, self.lr, run.config)
         trainer.tunelab_outputs = self.outputs
         from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
@@ -530,7 +531,7 @@ class TrainerSetup:
 
         self.initial.restore(self.run.model)
         trainer.optimizer, trainer.lr_scheduler = None, None
-        trainer.tunelab_param_groups = self.run.strategy.param_groups(self.run.model, self.lr, self.run.config)
+        trainer.tunelab_param_groups = self.run.strategy.param_groups(self.run.model, self.run.layout, self.lr, self.run.config)
         set_seed(self.run.config.seed)
 
 
@@ -774,6 +775,7 @@ def _train_info(setup: TrainerSetup, trainer, ds: _Datasets, fit: _Fit, eval_tim
         total_params=int(total),
         trainable_share=trainable / total if total else 0.0,
         learning_rate=setup.lr,
+        head_learning_rate=setup.head_lr if setup.run.strategy.head_parameter_ids(setup.run.layout) else None,
         batch_size=trainer.args.per_device_train_batch_size,
         gradient_accumulation_steps=trainer.args.gradient_accumulation_steps,
         max_length=run.max_length,

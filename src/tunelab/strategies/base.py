@@ -40,6 +40,12 @@ if TYPE_CHECKING:  # annotations only: the registry stays cheap to import for re
 
 STRATEGIES: dict[str, type[Strategy]] = {}
 
+HEAD_LR = 2e-3
+"""The learning rate of a new task head, whatever trains below it: the one place it is set (``--head-lr``
+overrides it). A freshly initialised classifier needs a larger step than pre-trained weights; trained at a
+body's rate (LoRA's 5e-4, BitFit's 1e-3) it lagged far behind the frozen-body head (issue 15: on bbc-news,
+1,500 labels, 2 epochs, head 0.83 test accuracy, LoRA 0.62, BitFit 0.48)."""
+
 #: What every registered strategy class must define (the rest of the protocol has defaults).
 _REQUIRED = ("name", "summary", "default_lr", "kind", "order")
 
@@ -127,9 +133,26 @@ class Strategy:
         """Freeze / wrap ``model`` so that exactly this strategy's parameters train; return the model to train."""
         raise NotImplementedError
 
-    def param_groups(self, model: nn.Module, lr: float, config: Any) -> list[dict[str, Any]]:
-        """Optimizer parameter groups (default: every trainable parameter at ``lr``)."""
-        return [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr}]
+    def param_groups(self, model: nn.Module, layout: Layout, lr: float, config: Any) -> list[dict[str, Any]]:
+        """Optimizer parameter groups: the new task head at :meth:`head_lr`, every other trainable
+        parameter at ``lr`` (the strategy's rate)."""
+        return split_head_group([p for p in model.parameters() if p.requires_grad], self.head_parameter_ids(layout),
+                                lr, self.head_lr(config))
+
+    def head_lr(self, config: Any) -> float:
+        """The learning rate of the new task head: ``--head-lr``, else :data:`HEAD_LR`."""
+        value = getattr(config, "head_lr", None)
+        return float(value) if value is not None else HEAD_LR
+
+    def head_parameter_ids(self, layout: Layout) -> set[int]:
+        """``id()`` of every parameter of the new task head (none for causal LM, whose LM head is pre-trained).
+
+        Found through the model's modules, not names: inside a peft model the head's module is replaced in
+        place by peft's ``modules_to_save`` wrapper, whose trained copy is then what the head's module holds."""
+        ids: set[int] = set()
+        for name in layout.head_modules:
+            ids.update(id(p) for p in layout.model.get_submodule(name).parameters())
+        return ids
 
     def frozen_blocks(self, model: nn.Module, layout: Layout, config: Any) -> int | None:
         """How many bottom blocks (with the embeddings) stay frozen for the whole run, or ``None``
@@ -189,14 +212,33 @@ def blocks_phrase(count: int, num_blocks: int | None, *, top: bool = True) -> st
     return f"the {where} {count}{of} block{'s' if count != 1 or of else ''}"
 
 
-def and_head(task: str) -> str:
-    """' and the new task head' for classification (causal LM keeps its pre-trained LM head)."""
-    return " and the new task head" if task == "classification" else ""
+def head_rate(config: Any) -> str:
+    """'at the head learning rate, 0.002' (``--head-lr`` or :data:`HEAD_LR`)."""
+    value = getattr(config, "head_lr", None)
+    return f"at the head learning rate, {value if value is not None else HEAD_LR:g}"
 
 
-def head_trains_too(task: str) -> str:
-    """'; the new task head trains in full' for classification, after an adapter's description."""
-    return "; the new task head trains in full" if task == "classification" else ""
+def and_head(task: str, config: Any = None) -> str:
+    """' and the new task head (at the head learning rate, 0.002)' for classification (causal LM keeps its
+    pre-trained LM head)."""
+    return f" and the new task head ({head_rate(config)})" if task == "classification" else ""
+
+
+def head_trains_too(task: str, config: Any = None) -> str:
+    """'; the new task head trains in full, at the head learning rate, 0.002' for classification, after an
+    adapter's description."""
+    return f"; the new task head trains in full, {head_rate(config)}" if task == "classification" else ""
+
+
+def split_head_group(params: list, head_ids: set[int], lr: float, head_lr: float) -> list[dict[str, Any]]:
+    """``params`` as optimizer groups: those in ``head_ids`` at ``head_lr`` (marked ``"head": True``), the
+    rest at ``lr``; an empty group is left out."""
+    head = [p for p in params if id(p) in head_ids]
+    body = [p for p in params if id(p) not in head_ids]
+    groups = [{"params": body, "lr": lr}] if body else []
+    if head:
+        groups.append({"params": head, "lr": head_lr, "head": True})
+    return groups
 
 
 # ----------------------------------------------------------------------------- helpers

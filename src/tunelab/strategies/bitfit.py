@@ -48,7 +48,7 @@ class BitFit(Strategy):
     order = 30
 
     def describe(self, config, task, *, num_blocks=None):
-        return f"only the bias terms{and_head(task)}; every weight matrix, the embeddings included, is frozen"
+        return f"only the bias terms{and_head(task, config)}; every weight matrix, the embeddings included, is frozen"
 
     def adds(self, config):
         return "zero biases where a projection has none (bias-free blocks only)"

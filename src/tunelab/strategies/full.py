@@ -12,7 +12,8 @@ class Full(Strategy):
     order = 80
 
     def describe(self, config, task, *, num_blocks=None):
-        return f"every weight of the pre-trained model{and_head(task)}, at one learning rate, from the first step"
+        lr = config.lr if config.lr is not None else self.default_lr
+        return f"every weight of the pre-trained model, from the first step, at lr {lr:g}{and_head(task, config)}"
 
     def prepare(self, model, layout, config):
         for p in model.parameters():

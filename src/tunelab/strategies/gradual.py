@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from transformers import TrainerCallback
 
-from tunelab.strategies.base import Kind, Strategy, and_head, freeze_all, register_strategy, unfreeze_head
+from tunelab.strategies.base import (
+    Kind,
+    Strategy,
+    and_head,
+    freeze_all,
+    register_strategy,
+    split_head_group,
+    unfreeze_head,
+)
 
 
 class GradualUnfreezing(TrainerCallback):
@@ -53,7 +61,7 @@ class Gradual(Strategy):
         lr = config.lr if config.lr is not None else self.default_lr
         stages = f"{num_blocks} equal stages" if num_blocks is not None else "one stage per block"
         return (
-            f"every weight, in stages: starts with the top block{and_head(task)}, then unfreezes one more block from "
+            f"every weight, in stages: starts with the top block{and_head(task, config)}, then unfreezes one more block from "
             f"the top at evenly spaced steps over all of training ({stages}, not one per epoch), the "
             f"embeddings with the last; each block at lr × decay^depth from the top ({lr:g} × {config.layer_lr_decay:g}^depth)"
         )
@@ -76,17 +84,19 @@ class Gradual(Strategy):
         unfreeze_head(model, layout)
         return model
 
-    def param_groups(self, model, lr, config):
-        """Every parameter that will ever train, each block at its decayed rate (frozen ones have no grad yet)."""
-        layout_blocks = {}
-        from tunelab.models import model_layout
-
-        layout = model_layout(model)
+    def param_groups(self, model, layout, lr, config):
+        """Every parameter that will ever train, each block at its decayed rate (frozen ones have no grad yet);
+        the new task head at the head's rate."""
         n = layout.num_blocks
         emb = layout.embedding_prefixes
+        head_ids = self.head_parameter_ids(layout)
         groups: dict[float, list] = {}
+        head = []
         for name, p in model.named_parameters():
-            depth = 0  # head and post-block modules: full rate
+            if id(p) in head_ids:
+                head.append(p)
+                continue
+            depth = 0  # post-block modules (final norm, pooler): full rate
             for i in range(n):
                 if name.startswith(layout.block_prefix(i)):
                     depth = n - 1 - i
@@ -94,10 +104,9 @@ class Gradual(Strategy):
             else:
                 if name.startswith(emb):
                     depth = n
-            rate = lr * config.layer_lr_decay**depth
-            groups.setdefault(rate, []).append(p)
-            layout_blocks[name] = rate
-        return [{"params": params, "lr": rate} for rate, params in sorted(groups.items(), reverse=True)]
+            groups.setdefault(lr * config.layer_lr_decay**depth, []).append(p)
+        body = [{"params": params, "lr": rate} for rate, params in sorted(groups.items(), reverse=True)]
+        return body + split_head_group(head, head_ids, lr, self.head_lr(config))
 
     def callbacks(self, model, layout, config):
         return [GradualUnfreezing(model, layout)]

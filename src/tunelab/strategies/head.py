@@ -1,20 +1,49 @@
 from __future__ import annotations
 
-from tunelab.strategies.base import Kind, Strategy, freeze_all, register_strategy, unfreeze_head
+from tunelab.strategies.base import (
+    HEAD_LR,
+    Kind,
+    Strategy,
+    freeze_all,
+    head_rate,
+    register_strategy,
+    unfreeze_head,
+)
+
+
+def _as_head_lr(config):
+    """``config`` with ``head_lr`` taken from ``--lr`` when only that was given."""
+    from types import SimpleNamespace
+
+    head_lr = getattr(config, "head_lr", None)
+    lr = getattr(config, "lr", None)
+    return SimpleNamespace(head_lr=head_lr if head_lr is not None else lr)
 
 
 @register_strategy
 class Head(Strategy):
     name = "head"
     summary = "feature extraction: the pre-trained body is frozen, only a new task head (with BERT's pooler) trains"
-    default_lr = 2e-3
+    default_lr = HEAD_LR  # what trains is a head: the one head rate
     kind = Kind.FROZEN
     order = 10
     tasks = ("classification",)
 
     def describe(self, config, task, *, num_blocks=None):
         blocks = f"all {num_blocks} blocks" if num_blocks is not None else "every block"
-        return f"only a new task head (and the pooler, where the model has one); {blocks} and the embeddings are frozen"
+        return (f"only a new task head (and the pooler, where the model has one), {head_rate(_as_head_lr(config))}; "
+                f"{blocks} and the embeddings are frozen")
+
+    def head_lr(self, config):
+        """Here the head is all that trains, so ``--lr`` sets its rate too (``--head-lr`` wins when both are given)."""
+        return super().head_lr(_as_head_lr(config))
+
+    def head_parameter_ids(self, layout):
+        """The head with the pooler above the blocks (trained here as part of the classification head)."""
+        ids = super().head_parameter_ids(layout)
+        for prefix in layout.pooler_prefixes:
+            ids.update(id(p) for p in layout.model.get_submodule(prefix[:-1]).parameters())
+        return ids
 
     def prepare(self, model, layout, config):
         freeze_all(model)

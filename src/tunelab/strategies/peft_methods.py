@@ -74,7 +74,7 @@ class LoRA(_PeftStrategy):
     def describe(self, config, task, *, num_blocks=None):
         return (
             f"LoRA low-rank adapters of rank {config.lora_r} (alpha {config.lora_alpha}, dropout {config.lora_dropout:g}) "
-            f"on the attention and MLP projections of {_scope(config, num_blocks)}{head_trains_too(task)}; the base model is frozen"
+            f"on the attention and MLP projections of {_scope(config, num_blocks)}{head_trains_too(task, config)}; the base model is frozen"
         )
 
     def adds(self, config):
@@ -107,7 +107,7 @@ class IA3(_PeftStrategy):
     def describe(self, config, task, *, num_blocks=None):
         return (
             f"IA3 scaling vectors on the attention keys and values and the feed-forward output of "
-            f"{_scope(config, num_blocks)}{head_trains_too(task)}; the base model is frozen"
+            f"{_scope(config, num_blocks)}{head_trains_too(task, config)}; the base model is frozen"
         )
 
     def adds(self, config):
@@ -140,7 +140,7 @@ class PromptTuning(_PeftStrategy):
     def describe(self, config, task, *, num_blocks=None):
         return (
             f"a soft prompt of {config.num_virtual_tokens} virtual-token embeddings prepended to the input"
-            f"{head_trains_too(task)}; the whole pre-trained model is frozen"
+            f"{head_trains_too(task, config)}; the whole pre-trained model is frozen"
         )
 
     def adds(self, config):

@@ -1,0 +1,340 @@
+"""Verdict benchmark: is tunelab's advice right? (issue 15 B)
+
+    make bench-verdict                                   # core tier, then calibration and the evaluation
+    python benchmarks/bench_verdict.py run --tier core   # the runs only (resumable: a finished task is kept)
+    python benchmarks/bench_verdict.py run --tier extended
+    python benchmarks/bench_verdict.py calibrate         # fit src/tunelab/advice/calibration.json on the records
+    python benchmarks/bench_verdict.py evaluate          # leave-one-task-out scores, baselines, curve back-test
+
+Each task (model x dataset x label budget) is compared exhaustively with tunelab's own ``compare``
+(head, last-n, bitfit, lora, full; 3 seeds where the budget is <= 1,000 labels), so its runs are tunelab's
+run records (``<results>/<task>/runs``). Per task, ``<results>/<task>.json`` holds: per strategy the
+validation and test metric with 95 % intervals, training time and peak memory; the after-training pick
+(chosen on validation) and the validation-best; and the signals measurable before training (examples per
+class, the domain signals of ``tunelab recommend``, and LogME, H-score and a head probe on the frozen
+features of at most 2,000 training texts). The file is written last: a task with a file is never rerun, a
+task without one resumes its runs (compare's ``resume``).
+
+Settings (stated in benchmarks/README.md): max length 64, 3 epochs (more below 60 optimizer steps), batch 32, validation and test capped at
+300 examples each, no forgetting measurement, runs in one process (no isolation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "verdict"
+CALIBRATION = ROOT / "src" / "tunelab" / "advice" / "calibration.json"
+STRATEGIES = ("head", "last-n", "bitfit", "lora", "full")
+SETTINGS = dict(max_length=64, batch_size=32, max_eval_samples=300, forgetting=False)
+SEEDS_UP_TO_1000 = 3
+BASE_EPOCHS = 3
+MIN_STEPS = 60
+"""Epochs: 3, or more where 3 epochs would be fewer than this many optimizer steps (100 labels at batch 32 are 4
+steps an epoch: at 3 epochs, 12 steps, every strategy stayed near chance on rotten-tomatoes; head 0.50-0.54)."""
+
+
+def epochs_for(train_examples: int) -> int:
+    steps_per_epoch = math.ceil(train_examples / SETTINGS["batch_size"])
+    return max(BASE_EPOCHS, math.ceil(MIN_STEPS / steps_per_epoch))
+
+
+def configure_quick() -> None:
+    """The quick tier: what 2 CPU cores shared with four other people's jobs could finish in about an hour
+    (measured: the core tier's first task, 100 labels, had 4 of its 15 runs after 9 minutes). Max length 32,
+    validation and test 100 examples, one seed, 2 epochs or more below 24 steps, budgets 50-800."""
+    global SETTINGS, BUDGETS, CORE, SEEDS_UP_TO_1000, BASE_EPOCHS, MIN_STEPS, RESULTS
+    SETTINGS = dict(max_length=32, batch_size=32, max_eval_samples=100, forgetting=False)
+    BUDGETS = (50, 100, 200, 400, 800)
+    CORE = [("minilm", data, n) for n in BUDGETS for data in ("rotten-tomatoes", "bbc-news")]
+    SEEDS_UP_TO_1000, BASE_EPOCHS, MIN_STEPS = 1, 2, 24
+    RESULTS = RESULTS.parent / "verdict-quick"
+BUDGETS = (50, 100, 300, 1000, None)  # None: every training example; 50 gives the curve back-test its 4th point
+CORE = [("minilm", data, n) for n in BUDGETS for data in ("rotten-tomatoes", "bbc-news")]
+EXTENDED = [("smollm2", data, n) for n in (300, 1000) for data in ("rotten-tomatoes", "bbc-news")]
+BASELINE_ORDER = ("full", "lora", "last-n", "bitfit", "head")
+
+
+def task_id(model: str, data: str, labels: int | None) -> str:
+    return f"{model}-{data}-{labels if labels is not None else 'all'}"
+
+
+# ----------------------------------------------------------------------------------------------- running
+
+
+def _signals(model: str, data: str, labels: int | None) -> dict:
+    """What tunelab can measure before training: data amount, domain distance, frozen-feature scores."""
+    from tunelab.advice.features import frozen_feature_signals
+    from tunelab.advice.recommend import domain_signals
+    from tunelab.config import TrainConfig
+    from tunelab.run.training import load_data
+
+    task_data = load_data(TrainConfig(model=model, data=data, max_train_samples=labels, **_data_settings()))
+    counts = np.bincount(np.asarray(task_data.train["label"]))
+    t0 = time.perf_counter()
+    domain = domain_signals(model, list(task_data.train["text"]), sample_size=64, max_length=128, seed=42)
+    domain_s = time.perf_counter() - t0
+    features = frozen_feature_signals(model, task_data, max_length=SETTINGS["max_length"], max_examples=2000)
+    return {
+        "train_examples": int(counts.sum()),
+        "classes": int(len(counts)),
+        "examples_per_class": float(counts.sum() / len(counts)),
+        "min_examples_per_class": int(counts.min()),
+        "domain": {k: v for k, v in domain["signals"].items() if isinstance(v, (int, float, str))},
+        "domain_time_s": round(domain_s, 3),
+        **features,
+    }
+
+
+def _data_settings() -> dict:
+    return {"max_eval_samples": SETTINGS["max_eval_samples"]}
+
+
+def _interval(value) -> dict:
+    """An interval of the recommendation's ranking as a dict (``estimate``, ``low``, ``high``)."""
+    if value is None:
+        return {}
+    return value if isinstance(value, dict) else {k: getattr(value, k) for k in ("estimate", "low", "high")}
+
+
+def run_task(model: str, data: str, labels: int | None, results: Path) -> dict:
+    from tunelab.compare import compare
+    from tunelab.config import TrainConfig
+
+    name = task_id(model, data, labels)
+    seeds = SEEDS_UP_TO_1000 if labels is not None and labels <= 1000 else 1
+    t0 = time.perf_counter()
+    signals = _signals(model, data, labels)
+    signals_s = time.perf_counter() - t0
+    base = TrainConfig(model=model, data=data, max_train_samples=labels, epochs=epochs_for(signals["train_examples"]),
+                       **SETTINGS)
+    t0 = time.perf_counter()
+    result = compare(base, list(STRATEGIES), out=results / name / "runs", seeds=seeds, resume=True,
+                     pre_recommend=False, isolate=False, log=None)
+    compare_s = time.perf_counter() - t0
+    rec = result.recommendation
+    per_strategy = {}
+    for row in rec["ranking"]:
+        val, test = _interval(row.get("validation")), _interval(row.get("test"))
+        per_strategy[row["strategy"]] = {
+            "validation": val.get("estimate"), "validation_ci": [val.get("low"), val.get("high")],
+            "test": test.get("estimate"), "test_ci": [test.get("low"), test.get("high")],
+            "validation_seeds_std": row.get("std"), "seeds": row.get("n"),
+            "train_time_s": row.get("train_time_s"), "peak_memory_mb": row.get("peak_memory_mb"),
+            "trainable_share": row.get("trainable_share"),
+        }
+    per_seed = {}
+    for record in result.results:
+        if record.succeeded:
+            metrics = record["metrics"]
+            per_seed.setdefault(record["config"]["strategy"], []).append(
+                {"seed": record["config"]["seed"], "validation": metrics["validation"].get(rec["metric"]),
+                 "test": metrics["test"].get(rec["metric"])})
+    ok = {s: v for s, v in per_strategy.items() if v["validation"] is not None}
+    out = {
+        "task": name, "model": model, "data": data, "labels": labels, "seeds": seeds, "metric": rec["metric"],
+        "settings": {**SETTINGS, "epochs": base.epochs}, "signals": signals, "signals_time_s": round(signals_s, 3),
+        "compare_time_s": round(compare_s, 3), "strategies": per_strategy, "per_seed": per_seed,
+        "after_training": rec["strategy"],
+        "validation_best": max(ok, key=lambda s: ok[s]["validation"]) if ok else None,
+        "test_best": max(ok, key=lambda s: ok[s]["test"]) if ok else None,
+        "reasons": rec["reasons"],
+    }
+    (results / f"{name}.json").write_text(json.dumps(out, indent=2, default=float))
+    for folder in (results / name / "runs").glob("*/model"):  # the records stay; the adapted models are not needed
+        shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
+def run(tier: str, results: Path, only: list[str] | None = None) -> None:
+    results.mkdir(parents=True, exist_ok=True)
+    tasks = CORE if tier == "core" else EXTENDED if tier == "extended" else CORE + EXTENDED
+    # the smallest budgets first: every finished task is usable for calibration while the rest runs
+    tasks = sorted(tasks, key=lambda t: (t[0] != "minilm", t[2] if t[2] is not None else math.inf))
+    for model, data, labels in tasks:
+        name = task_id(model, data, labels)
+        if only and name not in only:
+            continue
+        if (results / f"{name}.json").exists():
+            print(f"{name}: done earlier, kept", flush=True)
+            continue
+        lock = results / f"{name}.lock"  # several workers may share the results folder
+        try:
+            lock.touch(exist_ok=False)
+        except FileExistsError:
+            print(f"{name}: another worker has it ({lock}), skipped", flush=True)
+            continue
+        t0 = time.perf_counter()
+        print(f"{name}: running", flush=True)
+        try:
+            out = run_task(model, data, labels, results)
+        except Exception as exc:  # noqa: BLE001 - one failed task must not stop the benchmark
+            print(f"{name}: FAILED {type(exc).__name__}: {exc}", flush=True)
+            continue
+        finally:
+            lock.unlink(missing_ok=True)
+        best = out["validation_best"]
+        print(f"{name}: {time.perf_counter() - t0:.0f} s; validation-best {best}, chosen {out['after_training']}, "
+              + ", ".join(f"{s} {v['test']:.3f}" for s, v in out["strategies"].items() if v["test"] is not None),
+              flush=True)
+
+
+def load_records(results: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(results.glob("*.json")) if p.name != "summary.json"]
+
+
+# ----------------------------------------------------------------------------------------------- scoring
+
+
+def _test(record: dict, strategy: str) -> float:
+    value = record["strategies"].get(strategy, {}).get("test")
+    return float(value) if value is not None else float("nan")
+
+
+def regret(record: dict, advised: str) -> float:
+    """Points of test metric lost by following ``advised`` instead of the validation-best strategy."""
+    return 100.0 * (_test(record, record["validation_best"]) - _test(record, advised))
+
+
+def tau_b(record: dict, scores: dict[str, float]) -> float:
+    from scipy.stats import kendalltau
+
+    names = [s for s in STRATEGIES if s in scores and not math.isnan(_test(record, s))]
+    value = kendalltau([scores[s] for s in names], [_test(record, s) for s in names], variant="b").statistic
+    return float(value) if value == value else 0.0
+
+
+def baselines(record: dict) -> dict[str, dict[str, float]]:
+    """Scores (higher = advised first) of the fixed rules the advice must beat."""
+    order = {s: -i for i, s in enumerate(BASELINE_ORDER)}
+    few = record["signals"]["train_examples"] < 3000  # "a few thousand labels -> PEFT, more -> full"
+    return {
+        "always full": {s: (1.0 if s == "full" else 0.0) for s in STRATEGIES},
+        "always lora": {s: (1.0 if s == "lora" else 0.0) for s in STRATEGIES},
+        "fixed order": {s: float(order[s]) for s in STRATEGIES},
+        "few thousand -> PEFT": {s: (1.0 if s == ("lora" if few else "full") else 0.0) + 0.1 * order[s] for s in STRATEGIES},
+    }
+
+
+def evaluate(results: Path) -> dict:
+    """Leave one task out: calibrate on the rest, advise on it; the same figures for the baselines;
+    the after-training pick's regret; the learning-curve back-test."""
+    from tunelab.advice.calibrated import advise, fit_calibration
+
+    records = [r for r in load_records(results) if r.get("validation_best")]
+    rows, summary = [], {}
+    for i, record in enumerate(records):
+        rest = records[:i] + records[i + 1 :]
+        calibration = fit_calibration(rest)
+        t0 = time.perf_counter()
+        advice = advise(record["signals"], calibration)
+        advice_s = time.perf_counter() - t0
+        row = {"task": record["task"], "validation_best": record["validation_best"], "advised": advice["strategy"],
+               "decided_by": advice["decided_by"],
+               "advice": {"regret": regret(record, advice["strategy"]), "tau_b": tau_b(record, advice["scores"]),
+                          "time_s": advice_s + record["signals"].get("feature_time_s", 0) + record["signals"].get("probe_time_s", 0)
+                          + record["signals"].get("domain_time_s", 0)},
+               "after_training": {"strategy": record["after_training"],
+                                  "regret": regret(record, record["after_training"])}}
+        for name, scores in baselines(record).items():
+            pick = max(scores, key=scores.get)
+            row[name] = {"regret": regret(record, pick), "tau_b": tau_b(record, scores), "pick": pick}
+        rows.append(row)
+    for name in ["advice", "always full", "always lora", "fixed order", "few thousand -> PEFT"]:
+        regrets = [r[name]["regret"] for r in rows]
+        summary[name] = {"mean_regret": float(np.mean(regrets)) if regrets else None,
+                         "share_within_2": float(np.mean([x <= 2 for x in regrets])) if regrets else None,
+                         "mean_tau_b": float(np.mean([r[name]["tau_b"] for r in rows])) if rows else None}
+    summary["advice"]["mean_time_s"] = float(np.mean([r["advice"]["time_s"] for r in rows])) if rows else None
+    summary["after_training"] = {"mean_regret": float(np.mean([r["after_training"]["regret"] for r in rows])) if rows else None}
+    summary["curves"] = curve_back_test(records)
+    out = {"tasks": rows, "summary": summary, "n_tasks": len(rows)}
+    (results / "summary.json").write_text(json.dumps(out, indent=2, default=float))
+    return out
+
+
+def curve_back_test(records: list[dict]) -> dict:
+    """Per model x dataset x strategy with all four budgets: fit the validation metric (per seed) on the three
+    smaller budgets, predict the largest; error vs the last observed value; 80 % interval coverage."""
+    from tunelab.advice.curves import back_test
+
+    groups: dict[tuple, dict] = {}
+    for r in records:
+        groups.setdefault((r["model"], r["data"]), {})[r["signals"]["train_examples"]] = r
+    cases = []
+    for (model, data), by_n in groups.items():
+        if len(by_n) < 5:  # 4 budgets to fit (the curve needs 4 distinct n), the largest to predict
+            continue
+        ns = sorted(by_n)
+        for s in STRATEGIES:
+            ys = [[p["validation"] for p in by_n[n]["per_seed"].get(s, []) if p["validation"] is not None] for n in ns]
+            if any(not y for y in ys):
+                continue
+            bt = back_test(ns, ys, "accuracy", level=0.8)
+            if bt.error is None:
+                continue
+            cases.append({"model": model, "data": data, "strategy": s, "n_target": bt.n_target,
+                          "error_points": 100 * bt.error, "baseline_error_points": 100 * bt.baseline_error,
+                          "covered": bool(bt.covered)})
+    if not cases:
+        return {"cases": 0}
+    return {"cases": len(cases), "mae_points": float(np.mean([abs(c["error_points"]) for c in cases])),
+            "last_observed_mae_points": float(np.mean([abs(c["baseline_error_points"]) for c in cases])),
+            "coverage_80": float(np.mean([c["covered"] for c in cases])), "detail": cases}
+
+
+def calibrate(results: Path, command: str = "python benchmarks/bench_verdict.py calibrate") -> None:
+    from tunelab.advice.calibrated import fit_calibration
+
+    records = [r for r in load_records(results) if r.get("validation_best")]
+    calibration = fit_calibration(records)
+    calibration["command"] = command
+    calibration["tasks"] = [r["task"] for r in records]
+    CALIBRATION.write_text(json.dumps(calibration, indent=1) + "\n")
+    print(f"wrote {CALIBRATION} from {len(records)} tasks")
+
+
+def print_summary(out: dict) -> None:
+    print("| task | validation-best | advised (decided by) | regret | tau-b | advice s | after training | regret |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in out["tasks"]:
+        print(f"| {r['task']} | {r['validation_best']} | {r['advised']} ({r['decided_by']}) | {r['advice']['regret']:.1f} | "
+              f"{r['advice']['tau_b']:.2f} | {r['advice']['time_s']:.1f} | {r['after_training']['strategy']} | "
+              f"{r['after_training']['regret']:.1f} |")
+    print(json.dumps({k: v for k, v in out["summary"].items() if k != "curves"}, indent=1))
+    curves = dict(out["summary"]["curves"])
+    curves.pop("detail", None)
+    print("curves", json.dumps(curves))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=("run", "calibrate", "evaluate", "all"))
+    parser.add_argument("--tier", choices=("core", "extended", "all"), default="core")
+    parser.add_argument("--results", type=Path, default=None, help="default: benchmarks/results/verdict(-quick)")
+    parser.add_argument("--quick", action="store_true", help="the quick tier's settings (see configure_quick)")
+    parser.add_argument("--tasks", default="", help="comma list of task ids to run (default: the whole tier)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        configure_quick()
+    args.results = args.results or RESULTS
+    if args.command in ("run", "all"):
+        run(args.tier, args.results, [t for t in args.tasks.split(",") if t])
+    if args.command in ("calibrate", "all"):
+        calibrate(args.results, "python benchmarks/bench_verdict.py " + " ".join(argv if argv is not None else sys.argv[1:]))
+    if args.command in ("evaluate", "all"):
+        print_summary(evaluate(args.results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""Signals from the frozen features, before any training: LogME, H-score and a head probe.
+
+One pass of the frozen pre-trained body over at most ``max_examples`` training texts (length-sorted batches,
+inference mode, bfloat16 autocast where the hardware multiplies it natively, as the frozen-layer cache does)
+gives each text's features at the position the task head reads (the first token of an encoder, the last
+non-padding token of a decoder, the mean where the head pools). On them:
+
+- ``logme`` and ``h_score`` (:mod:`tunelab.advice.transferability`);
+- ``probe_accuracy``: a logistic regression (scikit-learn, standardised features) scored by stratified
+  3-fold cross-validation on those training texts only (no validation or test example is read), and
+  ``probe_gain``, the same above the majority class as a share of what is left to gain
+  (``(acc - majority) / (1 - majority)``): what a head on the frozen body reaches with this much data.
+
+>>> from tunelab.advice.features import frozen_feature_signals  # doctest: +SKIP
+>>> frozen_feature_signals("minilm", load_task("rotten-tomatoes"))["probe_accuracy"]  # doctest: +SKIP
+0.71
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+
+def _sample(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Indices of at most ``n`` rows, stratified by label (every class keeps its share), seeded."""
+    if len(labels) <= n:
+        return np.arange(len(labels))
+    from sklearn.model_selection import train_test_split
+
+    keep, _ = train_test_split(np.arange(len(labels)), train_size=n, stratify=labels, random_state=seed)
+    return np.sort(keep)
+
+
+def frozen_features(model_name: str, texts: list[str], label_names: list[str], *, max_length: int = 128,
+                    batch_size: int = 32) -> np.ndarray:
+    """``(len(texts), hidden)`` float32 features of the frozen body at the position the task head reads."""
+    import torch
+
+    from tunelab.models import load_model, load_tokenizer, model_layout
+    from tunelab.run.cache import build_device, native_bf16
+
+    tokenizer = load_tokenizer(model_name)
+    model, tokenizer = load_model(model_name, task="classification", label_names=label_names, tokenizer=tokenizer)
+    tokenizer.padding_side = "right"
+    layout = model_layout(model)
+    device = build_device()
+    body = layout.body.to(device).eval()
+    ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+    order = np.argsort([len(x) for x in ids], kind="stable")
+    out = np.zeros((len(texts), layout.hidden_size), dtype=np.float32)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=native_bf16(device))
+    with torch.inference_mode(), autocast:
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            batch = tokenizer.pad({"input_ids": [ids[i] for i in rows]}, return_tensors="pt").to(device)
+            hidden = body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state.float()
+            mask = batch["attention_mask"]
+            if layout.head_reads == "first":
+                picked = hidden[:, 0]
+            elif layout.head_reads == "last":
+                picked = hidden[torch.arange(len(rows)), mask.sum(1) - 1]
+            else:  # every token: the mean over the non-padding ones
+                picked = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+            out[rows] = picked.cpu().numpy()
+    return out
+
+
+def feature_signals(features: np.ndarray, labels: np.ndarray, *, seed: int = 42) -> dict[str, float]:
+    """LogME, H-score and the head probe on ``features`` (see the module docstring)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from tunelab.advice.transferability import h_score, logme
+
+    labels = np.asarray(labels)
+    counts = np.bincount(np.unique(labels, return_inverse=True)[1])
+    majority = counts.max() / counts.sum()
+    t0 = time.perf_counter()
+    folds = int(min(3, counts.min()))
+    if folds >= 2:
+        probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=300))
+        cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
+        accuracy = float(np.mean(cross_val_score(probe, features, labels, cv=cv)))
+    else:
+        accuracy = float(majority)
+    return {
+        "logme": float(logme(features, labels)),
+        "h_score": float(h_score(features, labels)),
+        "probe_accuracy": accuracy,
+        "probe_gain": float((accuracy - majority) / max(1 - majority, 1e-9)),
+        "probe_time_s": round(time.perf_counter() - t0, 3),
+    }
+
+
+def frozen_feature_signals(model_name: str, task_data: Any, *, max_length: int = 128, max_examples: int = 2000,
+                           seed: int = 42) -> dict[str, Any]:
+    """The frozen-feature signals of ``task_data``'s training split (classification), with their cost."""
+    train = task_data.train
+    labels = np.asarray(train["label"])
+    rows = _sample(labels, max_examples, seed)
+    texts = [train[int(i)]["text"] for i in rows]
+    t0 = time.perf_counter()
+    features = frozen_features(model_name, texts, list(task_data.label_names), max_length=max_length)
+    feature_s = time.perf_counter() - t0
+    signals = feature_signals(features, labels[rows], seed=seed)
+    signals.update(feature_examples=int(len(rows)), feature_time_s=round(feature_s, 3))
+    return signals
