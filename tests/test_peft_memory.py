@@ -126,6 +126,7 @@ def _cli(*argv: str) -> tuple[int, str]:
         (["--strategy", "head", "--gradient-checkpointing"], "does not combine with the frozen-layer cache"),
         (["--strategy", "lora", "--lora-layers", "1", "--gradient-checkpointing"], "add --no-cache"),
         (["--strategy", "lora", "--gradient-checkpointing", "--recompute-attention"], "drop one"),
+        (["--strategy", "lora", "--lora-layers", "1", "--base-dtype", "bf16"], "already runs the frozen blocks once"),
         (["--strategy", "lora", "--lora-dropout", "1.5"], "--lora-dropout must be in [0, 1)"),
         (["--use-dora", "yes"], "unrecognized arguments"),
     ],
@@ -153,3 +154,4 @@ def test_describe_names_the_variant_and_the_memory_options():
     text = get_strategy("lora").describe(TrainConfig(strategy="lora", use_dora=True, use_rslora=True, base_dtype="bf16",
                                                      gradient_checkpointing=True), "classification", num_blocks=6)
     assert "DoRA" in text and "rsLoRA" in text and "bfloat16" in text and "gradient checkpointing" in text
+

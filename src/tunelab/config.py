@@ -180,6 +180,8 @@ class TrainConfig:
 
     def _memory_problems(self, strategies) -> list[str]:
         """Problems of --gradient-checkpointing and --base-dtype (what the strategy and hardware allow)."""
+        from tunelab.strategies import strategy_names
+
         out: list[str] = []
         strategy = strategies[self.strategy]() if self.strategy in strategies else None
         if self.gradient_checkpointing and self.recompute_attention:
@@ -192,8 +194,12 @@ class TrainConfig:
         elif self.base_dtype == "bf16":
             if strategy is not None and not strategy.frozen_base:
                 out.append(f"--base-dtype bf16 applies to strategies that keep every pre-trained weight frozen "
-                           f"({', '.join(n for n, c in strategies.items() if c.frozen_base)}), not to '{self.strategy}' "
+                           f"({', '.join(n for n in strategy_names() if strategies[n].frozen_base)}), not to '{self.strategy}' "
                            "(its pre-trained weights train in float32): drop --base-dtype or use fp32")
+            if self.cache and strategy is not None and strategy.freezes_prefix(self):
+                out.append(f"--base-dtype bf16 does not combine with the frozen-layer cache that '{self.strategy}' uses here "
+                           "(the cache already runs the frozen blocks once, in bfloat16 where native: --cache-precision): "
+                           "add --no-cache, or drop --base-dtype")
             if self.precision == "fp32":
                 out.append("--base-dtype bf16 computes in bfloat16 (bf16 autocast): drop --precision fp32 or use --precision bf16")
             from tunelab.run.cache import native_bf16
