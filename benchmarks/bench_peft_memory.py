@@ -96,12 +96,16 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
-    path = results / f"bench_peft_memory-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
+    path = results / f"bench_peft_memory-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.json"
     with tempfile.TemporaryDirectory(prefix="bench-peft-") as tmp:
         for seed in seeds:
             for case in [c.strip() for c in args.cases.split(",") if c.strip()]:
                 print(f"[{case} seed {seed}] ...", flush=True)
-                row = run(case, seed, Path(tmp), epochs=args.epochs, max_train_samples=args.max_train_samples)
+                try:
+                    row = run(case, seed, Path(tmp), epochs=args.epochs, max_train_samples=args.max_train_samples)
+                except RuntimeError as exc:  # one failed case does not lose the others
+                    print(f"  FAILED: {exc}", flush=True)
+                    continue
                 rows.append(row)
                 path.write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2))
                 print(f"  peak RSS {row['peak_rss_mb']:,.0f} MB, train {row['train_time_s']:.1f} s, "
