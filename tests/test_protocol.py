@@ -24,6 +24,8 @@ OPTION_VALUES = {
     "lora_r": 13,
     "lora_alpha": 29,
     "lora_dropout": 0.07,
+    "use_dora": True,  # switches: the text must change (checked below), not show the value
+    "use_rslora": True,
     "lora_layers": 3,
     "num_virtual_tokens": 17,
     "layer_lr_decay": 0.65,
@@ -80,7 +82,7 @@ def test_describe_shows_every_option_the_strategy_reads(name):
         assert getattr(base, option) != value
         text = cls().describe(dataclasses.replace(base, **{option: value}), task, num_blocks=12)
         shown = f"{value:g}" if isinstance(value, float) else str(value)
-        assert re.search(rf"(?<![\d.]){re.escape(shown)}(?![\d])", text), (option, text)
+        assert isinstance(value, bool) or re.search(rf"(?<![\d.]){re.escape(shown)}(?![\d])", text), (option, text)
         assert text != cls().describe(base, task, num_blocks=12)
 
 

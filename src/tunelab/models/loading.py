@@ -189,8 +189,10 @@ def load_model(
     label_names: list[str] | None = None,
     trust_remote_code: bool = False,
     tokenizer=None,
+    dtype: torch.dtype = torch.float32,
 ):
-    """Load a pre-trained model for ``task`` ("classification" or "causal-lm") and its tokenizer.
+    """Load a pre-trained model for ``task`` ("classification" or "causal-lm") and its tokenizer, its weights
+    in ``dtype`` (float32 unless the run holds a frozen base in bfloat16).
 
     For classification a new, randomly initialised head with ``len(label_names)`` outputs is added
     (``id2label`` / ``label2id`` set, so saved artifacts carry the label names).
@@ -209,11 +211,11 @@ def load_model(
                 **label_config(label_names or []),
                 pad_token_id=tokenizer.pad_token_id,
                 trust_remote_code=trust_remote_code,
-                dtype=torch.float32,
+                dtype=dtype,
             )
         elif task == "causal-lm":
             model = AutoModelForCausalLM.from_pretrained(
-                path, trust_remote_code=trust_remote_code, dtype=torch.float32
+                path, trust_remote_code=trust_remote_code, dtype=dtype
             )
             if getattr(model.config, "is_decoder", True) is False and model.config.model_type == "bert":
                 raise ModelError(f"'{name_or_path}' is an encoder; causal-LM training needs a decoder (e.g. smollm2)")

@@ -332,20 +332,43 @@ def prepare(config: TrainConfig, data: TaskData | None = None) -> PreparedRun:
     strategy.check_task(data.task)
     tokenizer = load_tokenizer(config.model, trust_remote_code=config.trust_remote_code)
     torch.manual_seed(config.seed)  # the new head's initialisation is part of the seeded run
+    dtype = base_dtype(config)
     model, tokenizer = load_model(
         config.model,
         task=data.task,
         label_names=data.label_names,
         trust_remote_code=config.trust_remote_code,
         tokenizer=tokenizer,
+        dtype=dtype,
     )
     if data.task == "classification":
         tokenizer.padding_side = "right"
     max_length = resolve_max_length(config, data.task, model.config, tokenizer)
     layout = model_layout(model)
     model = strategy.prepare(model, layout, config)
+    if dtype != torch.float32:  # what trains (adapters, the new head) keeps float32 weights for the optimizer
+        for p in model.parameters():
+            if p.requires_grad and p.dtype != torch.float32:
+                p.data = p.data.float()
     tokenized, warnings = tokenize(data, tokenizer, max_length)
     return PreparedRun(config, data, model, tokenizer, strategy, layout, max_length, tokenized, list(data.warnings) + warnings)
+
+
+def base_dtype(config: TrainConfig) -> torch.dtype:
+    """The dtype the pre-trained weights are loaded in: bfloat16 when ``--base-dtype`` asks for it (``auto``: where
+    the hardware multiplies it natively) and the strategy keeps every pre-trained weight frozen, else float32."""
+    from tunelab.run.cache import resolve_precision
+
+    if config.base_dtype == "fp32" or not get_strategy(config.strategy).frozen_base:
+        return torch.float32
+    return torch.bfloat16 if resolve_precision(config.base_dtype) == "bf16" else torch.float32
+
+
+def run_precision(config: TrainConfig) -> str:
+    """The precision a run of ``config`` trains in: a base held in bfloat16 computes under bf16 autocast."""
+    if base_dtype(config) == torch.bfloat16:
+        return "bf16"
+    return training_precision(config.precision)
 
 
 def training_precision(setting: str | None) -> str:
@@ -363,7 +386,7 @@ def limit_onednn_for(config: TrainConfig, *, head_only: bool | None = None) -> s
     and (unless ``head_only`` is given) whether only the head trains. Call it before the first multiply."""
     if head_only is None:
         head_only = get_strategy(config.strategy).trains_only_head(config)
-    return limit_onednn_primitive_cache(training_precision(config.precision), head_only=head_only)
+    return limit_onednn_primitive_cache(run_precision(config), head_only=head_only)
 
 
 @contextlib.contextmanager
@@ -443,7 +466,7 @@ class TrainerSetup:
         config = run.config
         self.lr = config.lr if config.lr is not None else run.strategy.default_lr
         self.head_lr = run.strategy.head_lr(config)  # the new task head's own group (--head-lr)
-        self.precision = training_precision(config.precision)
+        self.precision = run_precision(config)
         self.initial = InitialWeights(run.model, spill=self.out / ".tmp-initial-weights.safetensors", keep=config.auto_batch_size and not ranks.distributed())
         self.display = RunProgress()
         self.outputs = OutputCollector(run.data.task, run.data.label_names)
@@ -493,6 +516,9 @@ class TrainerSetup:
             # tokens of the whole batch (causal LM); a classifier averages its own batch (the loss came out doubled)
             average_tokens_across_devices=task == "causal-lm",
             auto_find_batch_size=False,  # tunelab's own search (resilience.run_with_batch_search) also works on CPU
+            gradient_checkpointing=config.gradient_checkpointing,
+            # non-reentrant: PyTorch's recommended form; it needs no input that requires grad (frozen embeddings)
+            gradient_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
         )
         values.update(schedule)
         return TrainingArguments(**values)
@@ -612,6 +638,9 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> Run
         eval_time = trainer.eval_seconds + ds.cache_info.get("eval_share_s", 0.0)
         _release_training_state(trainer)
         ds.restore(run)
+        if base_dtype(config) != torch.float32:
+            # trained under autocast; what follows (forgetting, --merge, the artifact) runs plain float32 forwards
+            run.model.float()
         _check_trained(run.model, setup.initial, gathered)
         train_info = _train_info(setup, trainer, ds, fit, eval_time)  # every process (peak memory is gathered), before
         train_info.forgetting = _written_once(lambda: _forgetting(run, fit.seconds))  # forgetting loads a base model

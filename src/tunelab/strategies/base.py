@@ -116,6 +116,8 @@ class Strategy:
     """Whether ``--merge`` applies: the trained adapter can be folded into the base weights."""
     tasks: ClassVar[tuple[str, ...]] = ("classification", "causal-lm")
     artifact_format: ClassVar[str] = "transformers"
+    frozen_base: ClassVar[bool] = False
+    """Whether every pre-trained weight stays frozen for the whole run (``--base-dtype bf16`` may hold them in bfloat16)."""
     fixed_trainable_set: ClassVar[bool] = True
     """Whether the weights that train stay the same for the whole run (several processes need it: data
     parallel training syncs the gradients of the weights trainable when it starts)."""
@@ -186,6 +188,11 @@ class Strategy:
         only reads ``layout.num_blocks``), for settings such as the oneDNN cache taken before loading."""
         depth = 1_000  # deeper than any model: a prefix that covers it covers them all
         return self.frozen_blocks(None, SimpleNamespace(num_blocks=depth), config) == depth
+
+    def freezes_prefix(self, config: Any) -> bool:
+        """Whether a run of ``config`` keeps the embeddings and at least one block frozen (the frozen-layer cache
+        applies), answered without a model like :meth:`trains_only_head`."""
+        return bool(self.frozen_blocks(None, SimpleNamespace(num_blocks=1_000), config))
 
     def widen(self, model: nn.Module, layout: Layout, config: Any) -> bool:
         """Make the trainable set the widest this strategy reaches during a run (a schedule that unfreezes

@@ -26,6 +26,22 @@ def _modules_to_save(layout, task: str) -> list[str] | None:
     return list(layout.head_modules) or None
 
 
+def _held_in_bf16(model) -> bool:
+    import torch
+
+    return any(p.dtype == torch.bfloat16 for p in model.parameters())
+
+
+def _memory_note(config) -> str:
+    """How the run holds the frozen base and its activations, when it differs from float32 and stored activations."""
+    notes = []
+    if config.base_dtype != "fp32":
+        notes.append(f"frozen base held in {'bfloat16' if config.base_dtype == 'bf16' else 'bfloat16 where native (auto)'}")
+    if config.gradient_checkpointing:
+        notes.append("blocks recomputed in the backward pass (gradient checkpointing)")
+    return f" ({'; '.join(notes)})" if notes else ""
+
+
 def _scope(config, num_blocks: int | None) -> str:
     """Which blocks an adapter reaches: every block, or the top ``--lora-layers``."""
     top = config.lora_layers
@@ -37,6 +53,7 @@ def _scope(config, num_blocks: int | None) -> str:
 class _PeftStrategy(Strategy):
     artifact_format = "peft"
     kind = Kind.PEFT
+    frozen_base = True
 
     def _peft_config(self, layout, config, task):
         raise NotImplementedError
@@ -47,6 +64,16 @@ class _PeftStrategy(Strategy):
         task = config.task
         peft_config = self._peft_config(layout, config, task)
         model = get_peft_model(model, peft_config)
+        if config.gradient_checkpointing:
+            # peft's convention (prepare_model_for_kbit_training): the frozen embedding's output requires grad, so
+            # that a checkpointed block's recomputation has a graph to join even with reentrant checkpointing
+            model.enable_input_require_grads()
+        if _held_in_bf16(model):
+            # under bf16 autocast the adapters multiply in bfloat16 anyway: peft's cast of each adapter's input
+            # to the adapters' float32 would store one float32 copy of the input per adapted layer
+            for module in model.modules():
+                if hasattr(module, "cast_input_dtype_enabled"):
+                    module.cast_input_dtype_enabled = False
         return model
 
     def save(self, model, out_dir: Path, *, merge: bool = False, state_dict: dict | None = None) -> None:
@@ -68,17 +95,21 @@ class LoRA(_PeftStrategy):
     summary = "LoRA (peft): low-rank adapters on attention and MLP projections; body frozen"
     default_lr = 5e-4
     order = 60
-    options = ("lora_r", "lora_alpha", "lora_dropout", "lora_layers")
+    options = ("lora_r", "lora_alpha", "lora_dropout", "use_dora", "use_rslora", "lora_layers")
     can_merge = True
 
     def describe(self, config, task, *, num_blocks=None):
+        variant = "DoRA weight-decomposed " if config.use_dora else ""
+        scaling = "alpha/sqrt(r) (rsLoRA)" if config.use_rslora else "alpha/r"
         return (
-            f"LoRA low-rank adapters of rank {config.lora_r} (alpha {config.lora_alpha}, dropout {config.lora_dropout:g}) "
-            f"on the attention and MLP projections of {_scope(config, num_blocks)}{head_trains_too(task, config)}; the base model is frozen"
+            f"{variant}LoRA low-rank adapters of rank {config.lora_r} (alpha {config.lora_alpha}, scaling {scaling}, "
+            f"dropout {config.lora_dropout:g}) on the attention and MLP projections of {_scope(config, num_blocks)}"
+            f"{head_trains_too(task, config)}; the base model is frozen{_memory_note(config)}"
         )
 
     def adds(self, config):
-        return f"LoRA adapters (r={config.lora_r}, mergeable into the weights)"
+        kind = "DoRA" if config.use_dora else "LoRA"
+        return f"{kind} adapters (r={config.lora_r}, mergeable into the weights)"
 
     def _peft_config(self, layout, config, task):
         from peft import LoraConfig
@@ -89,6 +120,8 @@ class LoRA(_PeftStrategy):
             r=config.lora_r,
             lora_alpha=config.lora_alpha,
             lora_dropout=config.lora_dropout,
+            use_dora=config.use_dora,
+            use_rslora=config.use_rslora,
             target_modules=targets.pattern,
             fan_in_fan_out=targets.conv1d,  # GPT-2's Conv1D stores its weight transposed
             modules_to_save=_modules_to_save(layout, task),
@@ -107,7 +140,7 @@ class IA3(_PeftStrategy):
     def describe(self, config, task, *, num_blocks=None):
         return (
             f"IA3 scaling vectors on the attention keys and values and the feed-forward output of "
-            f"{_scope(config, num_blocks)}{head_trains_too(task, config)}; the base model is frozen"
+            f"{_scope(config, num_blocks)}{head_trains_too(task, config)}; the base model is frozen{_memory_note(config)}"
         )
 
     def adds(self, config):
@@ -140,7 +173,7 @@ class PromptTuning(_PeftStrategy):
     def describe(self, config, task, *, num_blocks=None):
         return (
             f"a soft prompt of {config.num_virtual_tokens} virtual-token embeddings prepended to the input"
-            f"{head_trains_too(task, config)}; the whole pre-trained model is frozen"
+            f"{head_trains_too(task, config)}; the whole pre-trained model is frozen{_memory_note(config)}"
         )
 
     def adds(self, config):
