@@ -123,6 +123,7 @@ def worker_baseline(spec: dict) -> dict:
         set_seed,
     )
 
+    from tunelab.config import TrainConfig
     from tunelab.models import resolve_model
     from tunelab.run.training import load_data  # identical rows and split as the tunelab side
     from tunelab.strategies import get_strategy
@@ -162,9 +163,10 @@ def worker_baseline(spec: dict) -> dict:
             model,
             LoraConfig(
                 task_type=TaskType.SEQ_CLS,
-                r=8,
-                lora_alpha=16,
-                lora_dropout=0.1,
+                # tunelab's defaults (r, alpha, dropout): the benchmark compares machinery, not recipes
+                r=TrainConfig.lora_r,
+                lora_alpha=TrainConfig.lora_alpha,
+                lora_dropout=TrainConfig.lora_dropout,
                 target_modules=rf".*{blocks.replace('.', chr(92) + '.')}\.(\d+)\..*\.({names})$",
                 modules_to_save=[head],
             ),
