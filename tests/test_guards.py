@@ -77,7 +77,7 @@ def test_nan_gradient_stops_before_the_optimizer_step_and_keeps_last_checkpoint(
 def test_a_run_that_changed_no_weight_is_an_error(tiny, tmp_path):
     out = tmp_path / "run"
     with pytest.raises(TrainingError, match="no trainable weight changed"):
-        train(config(tiny, out, lr=1e-46, save_steps=100), progress=False)  # below float32: updates vanish
+        train(config(tiny, out, lr=1e-46, head_lr=1e-46, save_steps=100), progress=False)  # below float32: updates vanish
     assert not (out / "metrics.json").exists()
 
 

@@ -343,8 +343,11 @@ def measure_run(model: nn.Module, config, model_path: str, tokenizer) -> Forgett
     reference, texts = reference_for(config.data, config.reference_text, n=DEFAULT_TEXTS, seed=0)
     cache = cache_dir() / "forgetting"
     adapter_off = getattr(model, "disable_adapter", None)
-    kind_probe = _base_key(model_path, reference, texts, LM_LOSS, DEFAULT_MAX_LENGTH)
-    cached = any((cache / f"base-{k}.npz").is_file() for k in (kind_probe, _base_key(model_path, reference, texts, DRIFT, DEFAULT_MAX_LENGTH)))
+    # never past the positions the model has (a small or custom checkpoint may have fewer than the default)
+    limits = [getattr(getattr(model, "config", None), "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
+    max_length = min([DEFAULT_MAX_LENGTH, *(n for n in limits if isinstance(n, int) and 0 < n < 10**8)])
+    kind_probe = _base_key(model_path, reference, texts, LM_LOSS, max_length)
+    cached = any((cache / f"base-{k}.npz").is_file() for k in (kind_probe, _base_key(model_path, reference, texts, DRIFT, max_length)))
     body, head = load_base_parts(model_path, need_body=adapter_off is None and not cached, trust_remote_code=config.trust_remote_code)
     mlm = load_pretrained_mlm(model_path, tokenizer) if head is None else None
     device = _device(model)
@@ -352,6 +355,6 @@ def measure_run(model: nn.Module, config, model_path: str, tokenizer) -> Forgett
         if module is not None:
             module.to(device)
     result = measure(model, tokenizer, texts, reference=reference, base_path=model_path, base_body=body,
-                     base_lm_head=head, adapter_off=adapter_off, mlm=mlm, cache=cache, max_length=DEFAULT_MAX_LENGTH)
+                     base_lm_head=head, adapter_off=adapter_off, mlm=mlm, cache=cache, max_length=max_length)
     result.time_s = time.perf_counter() - t0  # loading the reference and the base's head included
     return result
