@@ -183,8 +183,11 @@ def _run_isolated(job: dict[str, Any], data: Any, timeout_s: float | None) -> di
 
 
 def _save_data(data: Any, folder: Path) -> dict[str, Any]:
-    for name, split in data.splits().items():
-        split.save_to_disk(str(folder / name))
+    from tunelab.run.progress import library_bars_off
+
+    with library_bars_off():  # a hand-over between processes, not a step the user waits on
+        for name, split in data.splits().items():
+            split.save_to_disk(str(folder / name))
     return {"folder": str(folder), "task": data.task, "label_names": list(data.label_names), "source": data.source,
             "fingerprint": data.fingerprint, "warnings": list(data.warnings)}
 
