@@ -40,6 +40,7 @@ def frozen_features(model_name: str, texts: list[str], label_names: list[str], *
     import torch
 
     from tunelab.models import load_model, load_tokenizer, model_layout
+    from tunelab.models.layout import head_index
     from tunelab.run.cache import build_device, native_bf16
 
     tokenizer = load_tokenizer(model_name)
@@ -58,10 +59,8 @@ def frozen_features(model_name: str, texts: list[str], label_names: list[str], *
             batch = tokenizer.pad({"input_ids": [ids[i] for i in rows]}, return_tensors="pt").to(device)
             hidden = body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state.float()
             mask = batch["attention_mask"]
-            if layout.head_reads == "first":
-                picked = hidden[:, 0]
-            elif layout.head_reads == "last":
-                picked = hidden[torch.arange(len(rows)), mask.sum(1) - 1]
+            if layout.head_reads in ("first", "last"):
+                picked = hidden[torch.arange(len(rows)), head_index(mask, layout.head_reads).to(hidden.device)]
             else:  # every token: the mean over the non-padding ones
                 picked = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
             out[rows] = picked.cpu().numpy()

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
+import torch
 from torch import nn
 
 from tunelab.errors import ModelError
@@ -199,3 +200,11 @@ def model_layout(model: nn.Module) -> Layout:
         raise ModelError(f"cannot run {type(model).__name__} on a probe input to find its parts: {first}") from exc
     family = str(getattr(model.config, "model_type", type(model).__name__))
     return Layout(model, family, body, body_path, blocks, blocks_path, _head_modules(model, body), probe)
+
+
+def head_index(attention_mask: torch.Tensor, reads: str) -> torch.Tensor:
+    """For each row, the position a head that reads ``reads`` (``"first"`` or ``"last"``, see
+    :attr:`Layout.head_reads`) takes from right-padded hidden states."""
+    if reads == "first":
+        return torch.zeros(attention_mask.shape[0], dtype=torch.long)
+    return attention_mask.long().sum(-1).clamp(min=1) - 1  # right padding: last real token

@@ -73,6 +73,7 @@ from torch import nn
 
 from tunelab.io import atomic_dir
 from tunelab.models import model_identity
+from tunelab.models.layout import head_index
 from tunelab.run.heap import release_free_heap
 
 log = logging.getLogger("tunelab")
@@ -314,12 +315,6 @@ class _Swap:
         self.patched = []
 
 
-def _head_index(attention_mask: torch.Tensor, positions: str) -> torch.Tensor:
-    if positions == "first":
-        return torch.zeros(attention_mask.shape[0], dtype=torch.long)
-    return attention_mask.long().sum(-1).clamp(min=1) - 1  # right padding: last real token
-
-
 @contextlib.contextmanager
 def _prefix_pass(run, split: int, positions: str, feed: _CachedInput | None, source_split: int, precision: str):
     """Set the body up to run blocks ``[source_split, split)`` (from the embeddings when there is no
@@ -348,9 +343,9 @@ def _prefix_pass(run, split: int, positions: str, feed: _CachedInput | None, sou
         body(input_ids=input_ids.to(device), attention_mask=mask.to(device), **extra)
         hidden = captured[-1]  # (rows, longest, hidden)
         if last is not None:
-            return last(hidden, mask, _head_index(mask, positions).to(hidden.device))
+            return last(hidden, mask, head_index(mask, positions).to(hidden.device))
         if positions != "all":
-            pick = _head_index(mask, positions).to(hidden.device)
+            pick = head_index(mask, positions).to(hidden.device)
             return hidden[torch.arange(hidden.shape[0], device=hidden.device), pick].unsqueeze(1)
         return hidden
 
