@@ -77,7 +77,7 @@ class Facts:
     """What a person reading each architecture's modeling file writes down (block-relative names)."""
 
     after: tuple[str, ...]  # body modules above the blocks that last-n trains with the top blocks
-    pooler: tuple[str, ...]  # body modules the head strategy trains with the classification head
+    pooler: tuple[str, ...]  # body modules every strategy trains with the classification head
     attention: tuple[str, ...]  # the attention's input projections (q, k, v or fused)
     kv: tuple[str, ...]  # IA3's rescaled attention projections: keys and values (or the fused one)
     ff_out: str  # the feed-forward output projection
@@ -208,13 +208,15 @@ def expected_trainable(strategy: str, arch: str, model_dir: Path, task: str) -> 
     total = numel(lambda n: True)
     body = model.base_model_prefix
     head_names = tuple(f"{c}." for c, _ in model.named_children() if c != body and c != "lm_head")
+    # the new task head: the modules outside the body and a pooler above the blocks (every strategy trains both)
+    head_names += tuple(f"{p}." for p in facts.pooler) if task == "classification" else ()
     head = numel(lambda n: n.startswith(head_names))
     path, blocks = _blocks(model)
     if strategy == "head":
-        return head + numel(lambda n: n.startswith(tuple(f"{p}." for p in facts.pooler))), total
+        return head, total
     if strategy == "last-n":
         top = (f"{path}.{N_BLOCKS - 1}.",) + tuple(f"{p}." for p in facts.after)
-        return head + numel(lambda n: n.startswith(top)), total
+        return numel(lambda n: n.startswith(top + head_names)), total
     if strategy == "lora":
         linears = [m for m in blocks.modules() if isinstance(m, (nn.Linear, Conv1D))]
         lora = sum(8 * sum(_in_out(m)) for m in linears)
@@ -493,7 +495,7 @@ def test_cli_trains_head_last_n_and_lora_on_other_architectures(arch, arch_dir, 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_new_head_has_its_own_group_at_the_head_rate(arch, strategy, arch_dir, tmp_path):
     """Whatever the architecture, every trainable parameter of the new head (peft's trained copy inside a
-    PeftModel) sits in the head group at ``HEAD_LR``; nothing else does but the head strategy's pooler."""
+    PeftModel), a pooler above the blocks included, sits in the head group at ``HEAD_LR``; nothing else does."""
     from tunelab.strategies.base import HEAD_LR
 
     config = _config(arch_dir(arch), strategy, tmp_path / "out", tmp_path / "features")

@@ -14,7 +14,7 @@ from tunelab.errors import ConfigError
 from tunelab.strategies import STRATEGIES, get_strategy
 from tunelab.strategies.base import HEAD_LR
 
-HEADS = ("classifier.", "score.")
+HEADS = ("classifier.", "score.", "bert.pooler.")  # BERT's pooler feeds the classifier: part of the new head
 
 
 def _optimizer(run, tmp_path):

@@ -143,19 +143,21 @@ def expected_trainable(strategy: str, base_dir: Path, task: str) -> tuple[int, i
     """(trainable, total) by each strategy's definition, from a plain transformers model."""
     model = _plain_model(base_dir, task)
     total = _numel(model, lambda n: True)
-    head = _numel(model, lambda n: n.startswith(HEADS))
     is_bert = model.config.model_type == "bert"
+    # the new task head: the classifier, and BERT's pooler that feeds it (every strategy trains both)
+    pooler = ("bert.pooler.",) if is_bert and task == "classification" else ()
+    head = _numel(model, lambda n: n.startswith(HEADS + pooler))
     path, _ = _blocks(model)
     if strategy in ("full", "gradual"):  # gradual: by the end of training every block has been unfrozen
         return total, total
-    if strategy == "head":  # BERT's pooler belongs to its classification head (it feeds the classifier)
-        return head + _numel(model, lambda n: n.startswith("bert.pooler.")), total
+    if strategy == "head":
+        return head, total
     if strategy == "last-n":
         top = tuple(f"{path}.{i}." for i in range(N_BLOCKS - TOP_LAYERS, N_BLOCKS))
         after = ("bert.pooler.",) if is_bert else ("model.norm.",)
         return _numel(model, lambda n: n.startswith(top + after + HEADS)), total
     if strategy == "bitfit":
-        biases = _numel(model, lambda n: n.endswith(".bias") and not n.startswith(HEADS))
+        biases = _numel(model, lambda n: n.endswith(".bias") and not n.startswith(HEADS + pooler))
         added = 0 if is_bert else sum(m.out_features for _, m in _block_linears(model, lambda n: True))
         return biases + added + head, total + added
     if strategy == "lora":  # r * (in + out) per adapted projection inside the blocks
@@ -297,7 +299,7 @@ def test_gradual_gives_lower_blocks_decayed_learning_rates(tiny_bert_dir, toy_cl
     named = dict(run.model.named_parameters())
     assert len(rate) == len(named)  # every parameter is in exactly one group
     assert rate[id(named["classifier.weight"])] == pytest.approx(2e-3)  # the new head: its own rate
-    assert rate[id(named["bert.pooler.dense.weight"])] == pytest.approx(1e-3)
+    assert rate[id(named["bert.pooler.dense.weight"])] == pytest.approx(2e-3)  # the pooler feeds it: part of it
     for i in range(N_BLOCKS):
         depth = N_BLOCKS - 1 - i
         assert rate[id(named[f"bert.encoder.layer.{i}.attention.self.query.weight"])] == pytest.approx(1e-3 * 0.5**depth)

@@ -116,6 +116,14 @@ class Layout:
         classification head reads the body through them, so they belong with the head."""
         return tuple(p for p in self.after_prefixes if self.probe.ranks.get(p[:-1], 3) < 3)  # (batch, hidden)
 
+    @property
+    def new_head_modules(self) -> tuple[str, ...]:
+        """What a classification run trains as its new task head, in every strategy: :attr:`head_modules` and
+        the pooler above the blocks (:attr:`pooler_prefixes`). The pooler is the head's first layer: some
+        checkpoints ship it untrained (sentence-transformers' MiniLM), and a frozen random pooler in front of
+        the classifier left LoRA and BitFit near chance where the head alone reached 0.8-0.95."""
+        return self.head_modules + tuple(p[:-1] for p in self.pooler_prefixes if p[:-1] not in self.head_modules)
+
     def _cover(self, kind: str) -> tuple[str, ...]:
         """The fewest module prefixes whose parameters are exactly those of ``kind``."""
         kinds = self._body_parameters

@@ -152,7 +152,7 @@ class Strategy:
         Found through the model's modules, not names: inside a peft model the head's module is replaced in
         place by peft's ``modules_to_save`` wrapper, whose trained copy is then what the head's module holds."""
         ids: set[int] = set()
-        for name in layout.head_modules:
+        for name in layout.new_head_modules:
             ids.update(id(p) for p in layout.model.get_submodule(name).parameters())
         return ids
 
@@ -257,9 +257,11 @@ def freeze_all(model: nn.Module) -> None:
 
 
 def unfreeze_head(model: nn.Module, layout: Layout) -> None:
-    """The new task head always trains (for causal LM the LM head is pre-trained and stays as asked)."""
+    """The new task head (with the pooler above the blocks, :attr:`Layout.new_head_modules`) always trains (for
+    causal LM the LM head is pre-trained and stays as asked)."""
+    prefixes = tuple(f"{m}." for m in layout.new_head_modules)
     for name, p in model.named_parameters():
-        if name.startswith(layout.head_prefixes) and not name.startswith("lm_head"):
+        if name.startswith(prefixes) and not name.startswith("lm_head"):
             p.requires_grad_(True)
 
 

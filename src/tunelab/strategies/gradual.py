@@ -96,7 +96,7 @@ class Gradual(Strategy):
             if id(p) in head_ids:
                 head.append(p)
                 continue
-            depth = 0  # post-block modules (final norm, pooler): full rate
+            depth = 0  # post-block modules (a final norm): full rate; a pooler is part of the new head
             for i in range(n):
                 if name.startswith(layout.block_prefix(i)):
                     depth = n - 1 - i

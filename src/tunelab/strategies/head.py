@@ -38,23 +38,9 @@ class Head(Strategy):
         """Here the head is all that trains, so ``--lr`` sets its rate too (``--head-lr`` wins when both are given)."""
         return super().head_lr(_as_head_lr(config))
 
-    def head_parameter_ids(self, layout):
-        """The head with the pooler above the blocks (trained here as part of the classification head)."""
-        ids = super().head_parameter_ids(layout)
-        for prefix in layout.pooler_prefixes:
-            ids.update(id(p) for p in layout.model.get_submodule(prefix[:-1]).parameters())
-        return ids
-
     def prepare(self, model, layout, config):
         freeze_all(model)
-        unfreeze_head(model, layout)
-        # a pooler above the blocks (BERT's: dense + tanh on the first token) belongs to the classification
-        # head rather than the body: sentence-transformers checkpoints such as all-MiniLM ship it untrained,
-        # so a frozen pooler would feed the new classifier near-constant features
-        pooler = layout.pooler_prefixes
-        for name, p in model.named_parameters():
-            if pooler and name.startswith(pooler):
-                p.requires_grad_(True)
+        unfreeze_head(model, layout)  # with the pooler above the blocks, as in every strategy
         return model
 
     def frozen_blocks(self, model, layout, config):

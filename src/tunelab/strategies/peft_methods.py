@@ -23,7 +23,7 @@ def _task_type(config_task: str):
 def _modules_to_save(layout, task: str) -> list[str] | None:
     if task != "classification":
         return None
-    return list(layout.head_modules) or None
+    return list(layout.new_head_modules) or None
 
 
 def _held_in_bf16(model) -> bool:
