@@ -3,6 +3,7 @@
     make bench-verdict                                   # core tier, then calibration and the evaluation
     python benchmarks/bench_verdict.py run --tier core   # the runs only (resumable: a finished task is kept)
     python benchmarks/bench_verdict.py run --tier extended
+    python benchmarks/bench_verdict.py run --planned     # each task also compared in rounds (agreement, time ratio)
     python benchmarks/bench_verdict.py calibrate         # fit src/tunelab/advice/calibration.json on the records
     python benchmarks/bench_verdict.py evaluate          # leave-one-task-out scores, baselines, curve back-test
 
@@ -106,20 +107,49 @@ def _interval(value) -> dict:
     return value if isinstance(value, dict) else {k: getattr(value, k) for k in ("estimate", "low", "high")}
 
 
+class _ColdCache:
+    """``$TUNELAB_CACHE`` pointed at an empty folder for one comparison (frozen features, estimates), removed
+    after: the exhaustive and the planned comparison of a task each start with cold caches."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.before = folder, None
+
+    def __enter__(self):
+        import os
+
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.before = os.environ.get("TUNELAB_CACHE")
+        os.environ["TUNELAB_CACHE"] = str(self.folder)
+
+    def __exit__(self, *exc):
+        import os
+
+        if self.before is None:
+            os.environ.pop("TUNELAB_CACHE", None)
+        else:
+            os.environ["TUNELAB_CACHE"] = self.before
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _seeds(labels: int | None) -> int:
+    return SEEDS_UP_TO_1000 if labels is not None and labels <= 1000 else 1
+
+
 def run_task(model: str, data: str, labels: int | None, results: Path) -> dict:
     from tunelab.compare import compare
     from tunelab.config import TrainConfig
 
     name = task_id(model, data, labels)
-    seeds = SEEDS_UP_TO_1000 if labels is not None and labels <= 1000 else 1
+    seeds = _seeds(labels)
     t0 = time.perf_counter()
     signals = _signals(model, data, labels)
     signals_s = time.perf_counter() - t0
     base = TrainConfig(model=model, data=data, max_train_samples=labels, epochs=epochs_for(signals["train_examples"]),
                        **SETTINGS)
     t0 = time.perf_counter()
-    result = compare(base, list(STRATEGIES), out=results / name / "runs", seeds=seeds, resume=True,
-                     pre_recommend=False, isolate=False, log=None)
+    with _ColdCache(results / name / "cache"):
+        result = compare(base, list(STRATEGIES), out=results / name / "runs", seeds=seeds, resume=True,
+                         pre_recommend=False, isolate=False, log=None, exhaustive=True)
     compare_s = time.perf_counter() - t0
     rec = result.recommendation
     per_strategy = {}
@@ -144,7 +174,7 @@ def run_task(model: str, data: str, labels: int | None, results: Path) -> dict:
         "task": name, "model": model, "data": data, "labels": labels, "seeds": seeds, "metric": rec["metric"],
         "settings": {**SETTINGS, "epochs": base.epochs}, "signals": signals, "signals_time_s": round(signals_s, 3),
         "compare_time_s": round(compare_s, 3), "strategies": per_strategy, "per_seed": per_seed,
-        "after_training": rec["strategy"],
+        "after_training": rec["strategy"], "contenders": list(rec.get("contenders") or []),
         "validation_best": max(ok, key=lambda s: ok[s]["validation"]) if ok else None,
         "test_best": max(ok, key=lambda s: ok[s]["test"]) if ok else None,
         "reasons": rec["reasons"],
@@ -155,7 +185,40 @@ def run_task(model: str, data: str, labels: int | None, results: Path) -> dict:
     return out
 
 
-def run(tier: str, results: Path, only: list[str] | None = None) -> None:
+def run_planned_task(model: str, data: str, labels: int | None, results: Path) -> dict:
+    """The same task compared in rounds (``compare(exhaustive=False)``, issue 16): its pick, whether the
+    exhaustive verdict agrees (the same strategy, or one of the strategies its paired comparison could not
+    tell from the best: its ``contenders``), and its wall time against the exhaustive comparison's."""
+    from tunelab.compare import compare
+    from tunelab.config import TrainConfig
+
+    name = task_id(model, data, labels)
+    exhaustive = json.loads((results / f"{name}.json").read_text())
+    base = TrainConfig(model=model, data=data, max_train_samples=labels, epochs=exhaustive["settings"]["epochs"],
+                       **SETTINGS)
+    t0 = time.perf_counter()
+    with _ColdCache(results / name / "cache-planned"):
+        result = compare(base, list(STRATEGIES), out=results / name / "planned", seeds=_seeds(labels), resume=True,
+                         pre_recommend=False, isolate=False, log=None, exhaustive=False)
+    planned_s = time.perf_counter() - t0
+    pick = result.recommendation["strategy"]
+    planning = result.planning or {}
+    out = {
+        "task": name, "planned_pick": pick, "exhaustive_pick": exhaustive["after_training"],
+        "exhaustive_contenders": exhaustive.get("contenders", []),
+        "agrees": pick == exhaustive["after_training"] or pick in exhaustive.get("contenders", []),
+        "planned_time_s": round(planned_s, 3), "exhaustive_time_s": exhaustive["compare_time_s"],
+        "time_ratio": round(planned_s / exhaustive["compare_time_s"], 4),
+        "stopped": planning.get("stopped", []),
+        "rounds": planning.get("rounds"),
+    }
+    (results / f"{name}.planned.json").write_text(json.dumps(out, indent=2, default=float))
+    for folder in (results / name / "planned").glob("*/model"):
+        shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
+def run(tier: str, results: Path, only: list[str] | None = None, planned: bool = False) -> None:
     results.mkdir(parents=True, exist_ok=True)
     tasks = CORE if tier == "core" else EXTENDED if tier == "extended" else CORE + EXTENDED
     # the smallest budgets first: every finished task is usable for calibration while the rest runs
@@ -164,7 +227,8 @@ def run(tier: str, results: Path, only: list[str] | None = None) -> None:
         name = task_id(model, data, labels)
         if only and name not in only:
             continue
-        if (results / f"{name}.json").exists():
+        done = (results / f"{name}.json").exists()
+        if done and (not planned or (results / f"{name}.planned.json").exists()):
             print(f"{name}: done earlier, kept", flush=True)
             continue
         lock = results / f"{name}.lock"  # several workers may share the results folder
@@ -176,20 +240,38 @@ def run(tier: str, results: Path, only: list[str] | None = None) -> None:
         t0 = time.perf_counter()
         print(f"{name}: running", flush=True)
         try:
-            out = run_task(model, data, labels, results)
+            if not done:
+                out = run_task(model, data, labels, results)
+                best = out["validation_best"]
+                print(f"{name}: {time.perf_counter() - t0:.0f} s; validation-best {best}, chosen {out['after_training']}, "
+                      + ", ".join(f"{s} {v['test']:.3f}" for s, v in out["strategies"].items() if v["test"] is not None),
+                      flush=True)
+            if planned:
+                p = run_planned_task(model, data, labels, results)
+                print(f"{name}: planned {p['planned_time_s']:.0f} s ({p['time_ratio']:.2f}x exhaustive), picked "
+                      f"{p['planned_pick']} (exhaustive: {p['exhaustive_pick']}; agrees: {p['agrees']})", flush=True)
         except Exception as exc:  # noqa: BLE001 - one failed task must not stop the benchmark
             print(f"{name}: FAILED {type(exc).__name__}: {exc}", flush=True)
             continue
         finally:
             lock.unlink(missing_ok=True)
-        best = out["validation_best"]
-        print(f"{name}: {time.perf_counter() - t0:.0f} s; validation-best {best}, chosen {out['after_training']}, "
-              + ", ".join(f"{s} {v['test']:.3f}" for s, v in out["strategies"].items() if v["test"] is not None),
-              flush=True)
 
 
 def load_records(results: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(results.glob("*.json")) if p.name != "summary.json"]
+    return [json.loads(p.read_text()) for p in sorted(results.glob("*.json"))
+            if p.name != "summary.json" and not p.name.endswith(".planned.json")]
+
+
+def planned_summary(results: Path) -> dict:
+    """Issue 16's figures: on how many tasks the planned comparison agrees with the exhaustive one, and the
+    median ratio of their wall times."""
+    rows = [json.loads(p.read_text()) for p in sorted(results.glob("*.planned.json"))]
+    if not rows:
+        return {"tasks": 0}
+    return {"tasks": len(rows), "agree": int(sum(r["agrees"] for r in rows)),
+            "share_agree": float(np.mean([r["agrees"] for r in rows])),
+            "median_time_ratio": float(np.median([r["time_ratio"] for r in rows])),
+            "detail": [{k: r[k] for k in ("task", "planned_pick", "exhaustive_pick", "agrees", "time_ratio")} for r in rows]}
 
 
 # ----------------------------------------------------------------------------------------------- scoring
@@ -257,6 +339,7 @@ def evaluate(results: Path) -> dict:
     summary["advice"]["mean_time_s"] = float(np.mean([r["advice"]["time_s"] for r in rows])) if rows else None
     summary["after_training"] = {"mean_regret": float(np.mean([r["after_training"]["regret"] for r in rows])) if rows else None}
     summary["curves"] = curve_back_test(records)
+    summary["planned"] = planned_summary(results)
     out = {"tasks": rows, "summary": summary, "n_tasks": len(rows)}
     (results / "summary.json").write_text(json.dumps(out, indent=2, default=float))
     return out
@@ -310,7 +393,8 @@ def print_summary(out: dict) -> None:
         print(f"| {r['task']} | {r['validation_best']} | {r['advised']} ({r['decided_by']}) | {r['advice']['regret']:.1f} | "
               f"{r['advice']['tau_b']:.2f} | {r['advice']['time_s']:.1f} | {r['after_training']['strategy']} | "
               f"{r['after_training']['regret']:.1f} |")
-    print(json.dumps({k: v for k, v in out["summary"].items() if k != "curves"}, indent=1))
+    print(json.dumps({k: v for k, v in out["summary"].items() if k not in ("curves", "planned")}, indent=1))
+    print("planned", json.dumps(out["summary"]["planned"]))
     curves = dict(out["summary"]["curves"])
     curves.pop("detail", None)
     print("curves", json.dumps(curves))
@@ -323,12 +407,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=None, help="default: benchmarks/results/verdict(-quick)")
     parser.add_argument("--quick", action="store_true", help="the quick tier's settings (see configure_quick)")
     parser.add_argument("--tasks", default="", help="comma list of task ids to run (default: the whole tier)")
+    parser.add_argument("--planned", action="store_true",
+                        help="after each task's exhaustive comparison, compare it in rounds too (issue 16's figures)")
     args = parser.parse_args(argv)
     if args.quick:
         configure_quick()
     args.results = args.results or RESULTS
     if args.command in ("run", "all"):
-        run(args.tier, args.results, [t for t in args.tasks.split(",") if t])
+        run(args.tier, args.results, [t for t in args.tasks.split(",") if t], planned=args.planned)
     if args.command in ("calibrate", "all"):
         calibrate(args.results, "python benchmarks/bench_verdict.py " + " ".join(argv if argv is not None else sys.argv[1:]))
     if args.command in ("evaluate", "all"):
