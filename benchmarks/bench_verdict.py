@@ -16,8 +16,11 @@ class, the domain signals of ``tunelab recommend``, and LogME, H-score and a hea
 features of at most 2,000 training texts). The file is written last: a task with a file is never rerun, a
 task without one resumes its runs (compare's ``resume``).
 
-Settings (stated in benchmarks/README.md): max length 64, 3 epochs (more below 60 optimizer steps), batch 32, validation and test capped at
-300 examples each, no forgetting measurement, runs in one process (no isolation).
+Settings (stated in benchmarks/README.md): max length 32, 3 epochs (more below 60 optimizer steps), batch 32, validation and test capped at
+250 examples each, no forgetting measurement, runs in one process (no isolation). (Max length 64 and 300 examples: one
+100-label task took over 25 minutes of one core, 70 s of each run evaluating; the tier would have taken 2 hours.)
+``--planned`` compares the tasks of 300 labels or more in rounds too: below that, a round's fraction is under the
+planner's minimum of examples, so the plan is the exhaustive comparison itself.
 """
 
 from __future__ import annotations
@@ -36,7 +39,9 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "verdict"
 CALIBRATION = ROOT / "src" / "tunelab" / "advice" / "calibration.json"
 STRATEGIES = ("head", "last-n", "bitfit", "lora", "full")
-SETTINGS = dict(max_length=64, batch_size=32, max_eval_samples=300, forgetting=False)
+SETTINGS = dict(max_length=32, batch_size=32, max_eval_samples=250, forgetting=False)
+PLANNED_FROM = 300
+"""``--planned`` runs on tasks with at least this many labels (or all): fewer make a single round."""
 SEEDS_UP_TO_1000 = 3
 BASE_EPOCHS = 3
 MIN_STEPS = 60
@@ -228,7 +233,8 @@ def run(tier: str, results: Path, only: list[str] | None = None, planned: bool =
         if only and name not in only:
             continue
         done = (results / f"{name}.json").exists()
-        if done and (not planned or (results / f"{name}.planned.json").exists()):
+        wants_planned = planned and (labels is None or labels >= PLANNED_FROM)
+        if done and (not wants_planned or (results / f"{name}.planned.json").exists()):
             print(f"{name}: done earlier, kept", flush=True)
             continue
         lock = results / f"{name}.lock"  # several workers may share the results folder
@@ -246,7 +252,7 @@ def run(tier: str, results: Path, only: list[str] | None = None, planned: bool =
                 print(f"{name}: {time.perf_counter() - t0:.0f} s; validation-best {best}, chosen {out['after_training']}, "
                       + ", ".join(f"{s} {v['test']:.3f}" for s, v in out["strategies"].items() if v["test"] is not None),
                       flush=True)
-            if planned:
+            if planned and (labels is None or labels >= PLANNED_FROM):
                 p = run_planned_task(model, data, labels, results)
                 print(f"{name}: planned {p['planned_time_s']:.0f} s ({p['time_ratio']:.2f}x exhaustive), picked "
                       f"{p['planned_pick']} (exhaustive: {p['exhaustive_pick']}; agrees: {p['agrees']})", flush=True)

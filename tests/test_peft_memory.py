@@ -155,3 +155,66 @@ def test_describe_names_the_variant_and_the_memory_options():
                                                      gradient_checkpointing=True), "classification", num_blocks=6)
     assert "DoRA" in text and "rsLoRA" in text and "bfloat16" in text and "gradient checkpointing" in text
 
+
+
+# ----------------------------------------------------------------------------- LoRA's in-place forward
+
+
+def _lora_pair(tiny_bert_dir, **lora):
+    """The same peft LoRA model twice: with peft's forward and with tunelab's in-place one."""
+    import copy
+
+    from peft import LoraConfig, TaskType, get_peft_model
+    from transformers import AutoModelForSequenceClassification
+
+    from tunelab.strategies.fused_lora import fuse_lora_forward
+
+    torch.manual_seed(0)
+    base = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir, num_labels=2)
+    config = LoraConfig(task_type=TaskType.SEQ_CLS, r=4, lora_alpha=8, target_modules=["query", "value", "dense"], **lora)
+    plain = get_peft_model(base, config)
+    for name, p in plain.named_parameters():  # lora_B starts at zero: give it values so the update shows
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.1)
+    fused = copy.deepcopy(plain)
+    return plain, fused, fuse_lora_forward(fused)
+
+
+def test_fused_lora_forward_matches_peft_in_outputs_and_gradients(tiny_bert_dir):
+    plain, fused, count = _lora_pair(tiny_bert_dir)
+    assert count > 0
+    ids = torch.randint(5, 90, (3, 7))
+    labels = torch.tensor([0, 1, 1])
+    plain.train(), fused.train()
+    torch.manual_seed(1)  # the same dropout masks in both
+    a = plain(input_ids=ids, labels=labels)
+    torch.manual_seed(1)
+    b = fused(input_ids=ids, labels=labels)
+    torch.testing.assert_close(b.logits, a.logits, rtol=1e-5, atol=1e-6)
+    a.loss.backward(), b.loss.backward()
+    grads = {n: p.grad for n, p in plain.named_parameters() if p.requires_grad}
+    for n, p in fused.named_parameters():
+        if p.requires_grad:
+            torch.testing.assert_close(p.grad, grads[n], rtol=1e-4, atol=1e-6, msg=n)
+    # merged, or with the adapter disabled, it is peft's forward: the base model's output
+    plain.eval(), fused.eval()
+    with fused.disable_adapter(), plain.disable_adapter():
+        torch.testing.assert_close(fused(input_ids=ids).logits, plain(input_ids=ids).logits)
+
+
+def test_fused_lora_forward_leaves_dora_to_peft(tiny_bert_dir):
+    plain, fused, _ = _lora_pair(tiny_bert_dir, use_dora=True)
+    ids = torch.randint(5, 90, (2, 5))
+    plain.eval(), fused.eval()
+    torch.testing.assert_close(fused(input_ids=ids).logits, plain(input_ids=ids).logits)
+
+
+def test_lora_strategy_uses_the_fused_forward(tiny_bert_dir, toy_classification_data):
+    from peft.tuners.lora.layer import Linear
+
+    import tunelab.run.training
+    from tunelab.config import TrainConfig
+
+    run = tunelab.run.training.prepare(TrainConfig(model=str(tiny_bert_dir), strategy="lora"), toy_classification_data)
+    layers = [m for m in run.model.modules() if type(m) is Linear]
+    assert layers and all("forward" in vars(m) for m in layers)

@@ -98,6 +98,13 @@ class LoRA(_PeftStrategy):
     options = ("lora_r", "lora_alpha", "lora_dropout", "use_dora", "use_rslora", "lora_layers")
     can_merge = True
 
+    def prepare(self, model, layout, config):
+        from tunelab.strategies.fused_lora import fuse_lora_forward
+
+        model = super().prepare(model, layout, config)
+        fuse_lora_forward(model)  # the same sum without peft's output-sized temporaries (see fused_lora)
+        return model
+
     def describe(self, config, task, *, num_blocks=None):
         variant = "DoRA weight-decomposed " if config.use_dora else ""
         scaling = "alpha/sqrt(r) (rsLoRA)" if config.use_rslora else "alpha/r"
