@@ -4,6 +4,7 @@
     python benchmarks/bench_verdict.py run --tier core   # the runs only (resumable: a finished task is kept)
     python benchmarks/bench_verdict.py run --tier extended
     python benchmarks/bench_verdict.py run --planned     # each task also compared in rounds (agreement, time ratio)
+    python benchmarks/bench_verdict.py sweep --tasks T1,T2  # those tasks with every learning rate x0.3, x3, x10
     python benchmarks/bench_verdict.py calibrate         # fit src/tunelab/advice/calibration.json on the records
     python benchmarks/bench_verdict.py evaluate          # leave-one-task-out scores, baselines, curve back-test
 
@@ -263,6 +264,76 @@ def run(tier: str, results: Path, only: list[str] | None = None, planned: bool =
             lock.unlink(missing_ok=True)
 
 
+SWEEP_MULTIPLIERS = (0.3, 3.0, 10.0)
+"""The learning-rate sweep (issue 15 A): each strategy's default rate times these, beside the default (x1, the
+core tier's seed-42 run of the same task)."""
+
+
+def run_sweep(results: Path, only: list[str]) -> None:
+    """Each named task (already in the core tier) again with every strategy's learning rate x0.3, x3 and x10,
+    one seed (42); ``<results>/sweep/<task>.json`` holds the validation and test metric per strategy and rate."""
+    from tunelab.compare import compare
+    from tunelab.config import TrainConfig
+    from tunelab.strategies import get_strategy
+
+    for name in only:
+        record_path, out_path = results / f"{name}.json", results / "sweep" / f"{name}.json"
+        if out_path.exists() or not record_path.exists():
+            print(f"sweep {name}: {'done earlier' if out_path.exists() else 'no core-tier record: run it first'}", flush=True)
+            continue
+        lock = results / f"sweep-{name}.lock"
+        try:
+            lock.touch(exist_ok=False)
+        except FileExistsError:
+            continue
+        try:
+            record = json.loads(record_path.read_text())
+            base = TrainConfig(model=record["model"], data=record["data"], max_train_samples=record["labels"],
+                               epochs=record["settings"]["epochs"], **SETTINGS)
+            rows: dict[str, dict] = {}
+            for strategy, seeds in record["per_seed"].items():
+                first = next((p for p in seeds if p["seed"] == base.seed), None)
+                if first is not None:
+                    rows.setdefault(strategy, {})["1"] = {"validation": first["validation"], "test": first["test"],
+                                                          "lr": get_strategy(strategy).default_lr}
+            for m in SWEEP_MULTIPLIERS:
+                lrs = {s: get_strategy(s).default_lr * m for s in STRATEGIES}
+                with _ColdCache(results / "sweep" / name / "cache"):
+                    result = compare(base, list(STRATEGIES), out=results / "sweep" / name / f"x{m:g}", seeds=1,
+                                     resume=True, pre_recommend=False, isolate=False, log=None, exhaustive=True,
+                                     lr_overrides=lrs)
+                for r in result.results:
+                    if r.succeeded:
+                        metrics = r["metrics"]
+                        rows.setdefault(r["config"]["strategy"], {})[f"{m:g}"] = {
+                            "validation": metrics["validation"].get(record["metric"]),
+                            "test": metrics["test"].get(record["metric"]), "lr": lrs[r["config"]["strategy"]]}
+                print(f"sweep {name} x{m:g}: " + ", ".join(f"{s} {v[f'{m:g}']['validation']:.3f}" for s, v in rows.items()
+                                                          if f"{m:g}" in v), flush=True)
+            out_path.write_text(json.dumps({"task": name, "metric": record["metric"], "rates": rows}, indent=2))
+            for folder in (results / "sweep" / name).glob("*/runs/*/model"):
+                shutil.rmtree(folder, ignore_errors=True)
+        finally:
+            lock.unlink(missing_ok=True)
+
+
+def sweep_summary(results: Path) -> dict:
+    """Per strategy: how many points of validation metric its default rate gives up against the best of
+    x0.3 / x1 / x3 / x10 (median and per task; the target is a median of at most 1 point)."""
+    out: dict[str, dict] = {}
+    for path in sorted((results / "sweep").glob("*.json")):
+        task = json.loads(path.read_text())
+        for strategy, rates in task["rates"].items():
+            if "1" not in rates or len(rates) < 2:
+                continue
+            best = max(rates, key=lambda k: rates[k]["validation"])
+            loss = 100 * (rates[best]["validation"] - rates["1"]["validation"])
+            out.setdefault(strategy, {"tasks": {}})["tasks"][task["task"]] = {"loss_points": round(loss, 2), "best_rate": best}
+    for row in out.values():
+        row["median_loss_points"] = float(np.median([t["loss_points"] for t in row["tasks"].values()]))
+    return out
+
+
 def load_records(results: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(results.glob("*.json"))
             if p.name != "summary.json" and not p.name.endswith(".planned.json")]
@@ -346,6 +417,7 @@ def evaluate(results: Path) -> dict:
     summary["after_training"] = {"mean_regret": float(np.mean([r["after_training"]["regret"] for r in rows])) if rows else None}
     summary["curves"] = curve_back_test(records)
     summary["planned"] = planned_summary(results)
+    summary["lr_sweep"] = sweep_summary(results)
     out = {"tasks": rows, "summary": summary, "n_tasks": len(rows)}
     (results / "summary.json").write_text(json.dumps(out, indent=2, default=float))
     return out
@@ -401,6 +473,7 @@ def print_summary(out: dict) -> None:
               f"{r['after_training']['regret']:.1f} |")
     print(json.dumps({k: v for k, v in out["summary"].items() if k not in ("curves", "planned")}, indent=1))
     print("planned", json.dumps(out["summary"]["planned"]))
+    print("lr_sweep", json.dumps(out["summary"]["lr_sweep"]))
     curves = dict(out["summary"]["curves"])
     curves.pop("detail", None)
     print("curves", json.dumps(curves))
@@ -408,7 +481,7 @@ def print_summary(out: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("run", "calibrate", "evaluate", "all"))
+    parser.add_argument("command", choices=("run", "sweep", "calibrate", "evaluate", "all"))
     parser.add_argument("--tier", choices=("core", "extended", "all"), default="core")
     parser.add_argument("--results", type=Path, default=None, help="default: benchmarks/results/verdict(-quick)")
     parser.add_argument("--quick", action="store_true", help="the quick tier's settings (see configure_quick)")
@@ -421,6 +494,8 @@ def main(argv: list[str] | None = None) -> int:
     args.results = args.results or RESULTS
     if args.command in ("run", "all"):
         run(args.tier, args.results, [t for t in args.tasks.split(",") if t], planned=args.planned)
+    if args.command == "sweep":
+        run_sweep(args.results, [t for t in args.tasks.split(",") if t])
     if args.command in ("calibrate", "all"):
         calibrate(args.results, "python benchmarks/bench_verdict.py " + " ".join(argv if argv is not None else sys.argv[1:]))
     if args.command in ("evaluate", "all"):
