@@ -49,6 +49,16 @@ def test_epoch_history_ends_with_the_final_validation_metrics(head_record):
     assert epochs[-1]["val_loss"] == pytest.approx(final["loss"], abs=1e-6)
 
 
+def test_many_short_epochs_are_evaluated_every_few_epochs(tiny_bert_dir, toy_classification_data, tmp_path):
+    from tunelab.run.training import MAX_EVALUATIONS
+
+    config = TrainConfig(model=str(tiny_bert_dir), strategy="head", epochs=12, batch_size=16, lr=0.05, out=str(tmp_path / "r"))
+    record = train(config, data=toy_classification_data, progress=False)
+    evaluated = [e["epoch"] for e in record["train_info"]["epochs"] if "val_accuracy" in e]
+    assert evaluated == [2, 4, 6, 8, 10, 12] and len(evaluated) <= MAX_EVALUATIONS  # 48 rows: 3 steps an epoch
+    assert record["train_info"]["epochs"][-1]["val_accuracy"] == pytest.approx(record["metrics"]["validation"]["accuracy"])
+
+
 def test_per_example_outputs_are_saved_and_give_back_the_recorded_metrics(head_record):
     record, out = head_record
     for split in ("validation", "test"):

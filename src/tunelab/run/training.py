@@ -561,15 +561,36 @@ class TrainerSetup:
         set_seed(self.run.config.seed)
 
 
+MAX_EVALUATIONS = 6
+"""Validation passes during a run, at most: one each epoch, or one every k epochs when a run has more than this
+many (small data trained for many short epochs: at 50 labels and 30 epochs of 2 steps, evaluating 250
+validation examples after each epoch took twice the training's time)."""
+
+
+def evaluation_schedule(epochs: float, steps_per_epoch: int) -> dict[str, Any]:
+    """``TrainingArguments`` for evaluating each epoch, or every ``ceil(epochs / MAX_EVALUATIONS)`` epochs.
+
+    >>> evaluation_schedule(3, 10)
+    {'eval_strategy': 'epoch'}
+    >>> evaluation_schedule(30, 2)
+    {'eval_strategy': 'steps', 'eval_steps': 10}
+    """
+    every = max(1, math.ceil(epochs / MAX_EVALUATIONS - 1e-9))
+    if every == 1:
+        return {"eval_strategy": "epoch"}
+    return {"eval_strategy": "steps", "eval_steps": every * steps_per_epoch}
+
+
 def epoch_schedule(config: TrainConfig, n_train: int) -> dict[str, Any]:
-    """The ``TrainingArguments`` of a whole run: epochs, warm-up, evaluation each epoch, checkpoints."""
+    """The ``TrainingArguments`` of a whole run: epochs, warm-up, evaluation (:func:`evaluation_schedule`),
+    checkpoints."""
     # several processes: each optimizer step takes a batch from every one of them
     per_step = config.batch_size * config.gradient_accumulation_steps * ranks.world_size()
     steps_per_epoch = max(1, math.ceil(n_train / per_step))
     return dict(
         num_train_epochs=config.epochs,
         warmup_steps=int(config.warmup_ratio * steps_per_epoch * config.epochs),
-        eval_strategy="epoch",
+        **evaluation_schedule(config.epochs, steps_per_epoch),
         save_strategy="steps",
         save_steps=config.save_steps,
         save_total_limit=1,
