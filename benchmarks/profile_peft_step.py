@@ -4,7 +4,8 @@ Builds the model as tunelab does (``load_model`` + the strategy's ``prepare``), 
 random batch of BATCH x LENGTH tokens four times (no optimizer) and prints the bytes of distinct storages
 saved for the backward pass (``torch.autograd.graph.saved_tensors_hooks``), the fastest of steps 2-4 and the
 process's peak RSS. Options: TrainConfig fields as ``field=value``, plus ``gc=1`` (gradient checkpointing,
-non-reentrant) and ``bf16=1`` (the frozen base in bfloat16, steps under bf16 autocast).
+non-reentrant), ``bf16=1`` (the frozen base in bfloat16, steps under bf16 autocast) and ``peft_forward=1`` (LoRA
+layers with peft's own forward instead of tunelab's in-place one, :mod:`tunelab.strategies.fused_lora`).
 
     PYTHONPATH=src .venv/bin/python benchmarks/profile_peft_step.py minilm lora 32 64 lora_dropout=0.1
     MALLOC_MMAP_THRESHOLD_=1048576 PYTHONPATH=src .venv/bin/python benchmarks/profile_peft_step.py minilm lora 32 64
@@ -29,6 +30,7 @@ def main(argv: list[str]) -> None:
     model_name, strategy, batch, length = argv[0], argv[1], int(argv[2]), int(argv[3])
     options = {k: yaml.safe_load(v) for k, v in (a.split("=", 1) for a in argv[4:])}
     checkpointing, bf16 = bool(options.pop("gc", 0)), bool(options.pop("bf16", 0))
+    peft_forward = bool(options.pop("peft_forward", 0))
     config = TrainConfig(model=model_name, strategy=strategy, task="classification",
                          base_dtype="bf16" if bf16 else "fp32", **options)
     torch.manual_seed(0)
@@ -39,6 +41,9 @@ def main(argv: list[str]) -> None:
     for p in model.parameters():
         if p.requires_grad:
             p.data = p.data.float()
+    if peft_forward:
+        for module in model.modules():
+            vars(module).pop("forward", None)
     if checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.train()
