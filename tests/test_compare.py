@@ -115,6 +115,13 @@ def test_seeds_give_mean_and_std_on_the_same_split(tiny_bert_dir, toy_csv, tmp_p
     # different seeds really trained different weights (initialisation and order)
     losses = [r["train_info"]["epochs"][0].get("train_loss") for r in full]
     assert losses[0] != losses[1]
+    # ... and listed the same evaluation examples in the same order, so the comparison over seeds is paired
+    from tunelab.run.outputs import ExampleOutputs
+
+    for split in ("validation", "test"):
+        first, second = (ExampleOutputs.load(tmp_path / "runs" / rid, split) for rid in ("bitfit-s42", "bitfit-s43"))
+        assert len(first) >= 8 and list(first.labels) == list(second.labels)
+    assert result.recommendation["evidence"] == "examples"
 
 
 def test_data_fractions_run_each_strategy_per_fraction(tiny_bert_dir, toy_csv, tmp_path):

@@ -216,6 +216,16 @@ def make_trainer_class():
             self._tunelab_sampler = epoch_seeded(super()._get_train_sampler(train_dataset), self.args.data_seed or self.args.seed)
             return self._tunelab_sampler
 
+        def _get_eval_sampler(self, eval_dataset):
+            # the evaluation splits are already in length order (tokenize); transformers would group them by
+            # length in an order drawn from the run's seed, and the per-example outputs of two seeds would then
+            # list the same examples in different orders: the comparison over seeds could not be paired
+            if eval_dataset is None or self.args.world_size > 1:
+                return super()._get_eval_sampler(eval_dataset)
+            from torch.utils.data import SequentialSampler
+
+            return SequentialSampler(eval_dataset)
+
         def _run_epoch(self, *args, **kwargs):
             # the epoch a run resumes in skips its first batches through accelerate's SkipBatchSampler; over
             # several processes that wraps the sampler three deep, where set_epoch no longer reaches it, and the
