@@ -213,6 +213,7 @@ def run_planned_task(model: str, data: str, labels: int | None, results: Path) -
         "task": name, "planned_pick": pick, "exhaustive_pick": exhaustive["after_training"],
         "exhaustive_contenders": exhaustive.get("contenders", []),
         "agrees": pick == exhaustive["after_training"] or pick in exhaustive.get("contenders", []),
+        "planned_contenders": list(result.recommendation.get("contenders") or []),
         "planned_time_s": round(planned_s, 3), "exhaustive_time_s": exhaustive["compare_time_s"],
         "time_ratio": round(planned_s / exhaustive["compare_time_s"], 4),
         "stopped": planning.get("stopped", []),
@@ -334,6 +335,27 @@ def sweep_summary(results: Path) -> dict:
     return out
 
 
+def repick(results: Path) -> None:
+    """The after-training recommendation again, from each finished task's run records as they are now (after
+    ``realign_outputs.py``: paired over examples and seeds), into ``after_training_paired``,
+    ``contenders_paired`` and ``evidence_paired`` of the task's summary; the pick made while the task ran
+    stays in ``after_training``."""
+    from tunelab.advice.choose import recommend_from_results
+    from tunelab.run.record import RunRecord
+
+    for path in sorted(results.glob("*.json")):
+        if path.name == "summary.json" or path.name.endswith(".planned.json"):
+            continue
+        task = json.loads(path.read_text())
+        records = [RunRecord.read(p) for p in sorted((results / task["task"] / "runs" / "runs").glob("*/metrics.json"))]
+        rec = recommend_from_results(records)
+        task.update(after_training_paired=rec["strategy"], contenders_paired=list(rec.get("contenders") or []),
+                    evidence_paired=rec.get("evidence"))
+        path.write_text(json.dumps(task, indent=2, default=float))
+        print(f"{task['task']}: {task['after_training']} -> {rec['strategy']} ({rec.get('evidence')}; "
+              f"contenders {', '.join(task['contenders_paired'])})", flush=True)
+
+
 def load_records(results: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(results.glob("*.json"))
             if p.name != "summary.json" and not p.name.endswith(".planned.json")]
@@ -404,6 +426,9 @@ def evaluate(results: Path) -> dict:
                           + record["signals"].get("domain_time_s", 0)},
                "after_training": {"strategy": record["after_training"],
                                   "regret": regret(record, record["after_training"])}}
+        if record.get("after_training_paired"):
+            row["after_training_paired"] = {"strategy": record["after_training_paired"],
+                                            "regret": regret(record, record["after_training_paired"])}
         for name, scores in baselines(record).items():
             pick = max(scores, key=scores.get)
             row[name] = {"regret": regret(record, pick), "tau_b": tau_b(record, scores), "pick": pick}
@@ -415,6 +440,10 @@ def evaluate(results: Path) -> dict:
                          "mean_tau_b": float(np.mean([r[name]["tau_b"] for r in rows])) if rows else None}
     summary["advice"]["mean_time_s"] = float(np.mean([r["advice"]["time_s"] for r in rows])) if rows else None
     summary["after_training"] = {"mean_regret": float(np.mean([r["after_training"]["regret"] for r in rows])) if rows else None}
+    paired = [r["after_training_paired"]["regret"] for r in rows if "after_training_paired" in r]
+    if paired:
+        summary["after_training_paired"] = {"mean_regret": float(np.mean(paired)), "tasks": len(paired),
+                                            "max_regret": float(np.max(paired))}
     summary["curves"] = curve_back_test(records)
     summary["planned"] = planned_summary(results)
     summary["lr_sweep"] = sweep_summary(results)
@@ -481,7 +510,7 @@ def print_summary(out: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("run", "sweep", "calibrate", "evaluate", "all"))
+    parser.add_argument("command", choices=("run", "sweep", "repick", "calibrate", "evaluate", "all"))
     parser.add_argument("--tier", choices=("core", "extended", "all"), default="core")
     parser.add_argument("--results", type=Path, default=None, help="default: benchmarks/results/verdict(-quick)")
     parser.add_argument("--quick", action="store_true", help="the quick tier's settings (see configure_quick)")
@@ -496,6 +525,8 @@ def main(argv: list[str] | None = None) -> int:
         run(args.tier, args.results, [t for t in args.tasks.split(",") if t], planned=args.planned)
     if args.command == "sweep":
         run_sweep(args.results, [t for t in args.tasks.split(",") if t])
+    if args.command == "repick":
+        repick(args.results)
     if args.command in ("calibrate", "all"):
         calibrate(args.results, "python benchmarks/bench_verdict.py " + " ".join(argv if argv is not None else sys.argv[1:]))
     if args.command in ("evaluate", "all"):
