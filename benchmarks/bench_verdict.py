@@ -367,7 +367,13 @@ def planned_summary(results: Path) -> dict:
     rows = [json.loads(p.read_text()) for p in sorted(results.glob("*.planned.json"))]
     if not rows:
         return {"tasks": 0}
+    for r in rows:  # against the exhaustive verdict with paired comparisons too (after repick)
+        task = json.loads((results / f"{r['task']}.json").read_text())
+        if task.get("after_training_paired"):
+            r["agrees_paired"] = r["planned_pick"] == task["after_training_paired"] or r["planned_pick"] in task["contenders_paired"]
+    paired = [r["agrees_paired"] for r in rows if "agrees_paired" in r]
     return {"tasks": len(rows), "agree": int(sum(r["agrees"] for r in rows)),
+            "agree_paired": int(sum(paired)) if paired else None,
             "share_agree": float(np.mean([r["agrees"] for r in rows])),
             "median_time_ratio": float(np.median([r["time_ratio"] for r in rows])),
             "detail": [{k: r[k] for k in ("task", "planned_pick", "exhaustive_pick", "agrees", "time_ratio")} for r in rows]}
