@@ -183,6 +183,16 @@ def test_no_run_starts_that_its_measured_time_says_will_not_fit():
     assert planner.longest_step_s == pytest.approx(0.5)
 
 
+def test_run_times_scale_with_training_examples_when_max_train_samples_caps_the_final_round():
+    """300 of a 3,404-example split: rounds at 33, 100 and 300 examples (fractions 0.00979, 0.0294 and 1)."""
+    sizes = {0.00979: 33.0, 0.0294: 100.0, 1.0: 300.0}
+    timings = [RunTiming("a", 0.0294, wall_s=30.0, scaling_s=20.0)]
+    assert predict_seconds("a", 1.0, timings, sizes=sizes) == pytest.approx(10.0 + 20.0 * 3)  # not x34
+    assert predict_seconds("b", 1.0, [], {"b": 0.5}, sizes) == pytest.approx(0.5 * 300)  # estimate per example
+    planner = Planner(["a"], rounds=tuple(sizes), metric="accuracy", budget_s=100.0, estimates={"a": 0.1}, sizes=sizes)
+    assert planner.next_round(0.0).seconds["a"] == pytest.approx(3.3)
+
+
 def test_run_times_from_records_scale_training_and_the_cache_s_training_rows_only():
     from tunelab.compare.planner import timings_from_results
 

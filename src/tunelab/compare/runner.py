@@ -658,11 +658,12 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
     rungs = round_fractions(opts.data_fractions, n_split, max_examples=base.max_train_samples) if len(strategies) > 1 else [final]
     final_estimates = _estimated_seconds(pre)
     budget_s, budget_source = _budget(opts, final_estimates, strategies)
-    # the planner scales estimates by the data fraction: express them per fraction 1 of the split
-    scale = (n_split / n_final) if n_split and n_final else 1.0 / final
-    estimates = {s: t * scale for s, t in final_estimates.items()}
+    # the planner scales times by each round's training examples (estimates: seconds per example), or by the
+    # data fraction when the split's size is unknown (estimates: per fraction 1 of the split)
+    sizes = {f: float(_examples_at(n_split, f, base.max_train_samples)) for f in rungs} if n_split and n_final else None
+    estimates = {s: t / n_final if sizes else t / final for s, t in final_estimates.items()}
     planner = Planner(strategies, rungs, metric, budget_s=budget_s, seeds=opts.seeds, level=1.0 - opts.alpha,
-                      estimates=estimates, target=float(n_final) if n_final else None)
+                      estimates=estimates, target=float(n_final) if n_final else None, sizes=sizes)
     step_guess = max((float(r["time_per_step_s"]) for r in (pre or {}).get("estimates") or []
                       if isinstance(r.get("time_per_step_s"), int | float)), default=None)
     say(f"planned comparison: rounds at data fractions {', '.join(f'{f:g}' for f in rungs)}; "
