@@ -292,6 +292,22 @@ def test_cli_planned_comparison_stops_one_early_and_the_report_shows_it(tiny_ber
     assert math.isclose(plan["data_fractions"][-1], 1.0)
 
 
+def test_rounds_before_the_last_screen_with_one_seed(tiny_bert_dir, sentiment_csv, tmp_path, capsys, monkeypatch):
+    from tunelab.cli.main import main
+    from tunelab.compare import executors
+
+    monkeypatch.setattr(executors, "make_executor", lambda *a, **k: executors.LocalExecutor(isolate=False))
+    out = tmp_path / "planned"
+    assert main(["compare", "--model", str(tiny_bert_dir), "--data", str(sentiment_csv), "--strategies", "head,full",
+                 "--epochs", "1", "--batch-size", "8", "--data-fractions", "0.5,1.0", "--seeds", "2", "--plan",
+                 "--no-forgetting", "--no-pre-recommendation", "--out", str(out)]) == 0
+    capsys.readouterr()
+    runs = sorted(p.name for p in (out / "runs").iterdir())
+    assert [r for r in runs if "-f0.5" in r] == ["full-f0.5", "head-f0.5"]  # one seed each
+    assert {r for r in runs if "-f1" in r} <= {"full-f1-s42", "full-f1-s43", "head-f1-s42", "head-f1-s43"}
+    assert any(r.endswith("-s43") for r in runs)
+
+
 def test_exhaustive_and_a_budget_exclude_each_other(capsys):
     from tunelab.cli.main import main
 

@@ -3,7 +3,8 @@
 ``compare`` (the default, planned mode) does not train every strategy to the end. It runs rounds:
 
 1. **Round 1**: every strategy trains on a small fraction of the training data (by default a ninth of
-   it; cheap for the frozen-body strategies, which share the frozen-layer cache).
+   it; cheap for the frozen-body strategies, which share the frozen-layer cache). The rounds before the
+   last run one seed each; the final round runs every seed of ``--seeds``.
 2. **After each round**, each strategy's validation metric at the full data is predicted from what has
    run (:func:`predict_final`): an inverse power law fitted on its points (:mod:`tunelab.advice.curves`)
    when it has at least :data:`~tunelab.advice.curves.MIN_POINTS` fractions; otherwise the measured value

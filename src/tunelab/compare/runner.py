@@ -678,8 +678,9 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
         say(f"round {rnd.index}/{len(rungs)}: {', '.join(rnd.strategies)} on data fraction {rnd.fraction:g}"
             + (" (the final round)" if rnd.final else ""))
         named_fraction = not rnd.final or len(opts.data_fractions) > 1
-        planned = plan_runs(base, rnd.strategies, out, seeds=opts.seeds, data_fractions=[rnd.fraction], lrs=lrs,
-                            many_fractions=named_fraction)
+        # the rounds before the last screen with one seed; the finalists' verdict gets every seed
+        planned = plan_runs(base, rnd.strategies, out, seeds=opts.seeds if rnd.final else 1,
+                            data_fractions=[rnd.fraction], lrs=lrs, many_fractions=named_fraction)
         run_ids.extend(p.run_id for p in planned)
         _write_plan(out, base, strategies, run_ids, lrs, searches, opts, planner.summary())
         if rnd.deadline_s is None or time.time() - started < rnd.deadline_s:  # no cache build once the budget is spent
