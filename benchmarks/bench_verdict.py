@@ -356,6 +356,28 @@ def repick(results: Path) -> None:
               f"contenders {', '.join(task['contenders_paired'])})", flush=True)
 
 
+def worse_on_test(results: Path, task: str, chosen: str, best: str) -> dict:
+    """Whether ``chosen`` is worse than ``best`` on the test split by the paired test (paired bootstrap over
+    the same test examples crossed with seeds, 5 %): issue 15's "on no task is it worse than the
+    validation-best strategy by the paired test"."""
+    from tunelab.advice.stats import ExampleResults, indistinguishable_from_best
+    from tunelab.run.outputs import ExampleOutputs
+
+    if chosen == best:
+        return {"worse": False, "p_value": None}
+    runs = results / task / "runs" / "runs"
+    by = {}
+    for name in (chosen, best):
+        outputs = [ExampleOutputs.load(p.parent, "test") for p in sorted(runs.glob(f"{name}-s*/metrics.json"))]
+        outputs = outputs or [ExampleOutputs.load(runs / name, "test")]
+        if any(o is None for o in outputs) or any(not np.array_equal(o.labels, outputs[0].labels) for o in outputs):
+            return {"worse": None, "p_value": None}
+        by[name] = ExampleResults.classification(outputs[0].labels, np.stack([o.predictions for o in outputs]))
+    verdict = indistinguishable_from_best(by, "accuracy", test="bootstrap", adjust="none")
+    row = next(v for v in verdict.verdicts if v.strategy == chosen)
+    return {"worse": verdict.best == best and not row.as_good_as_best, "p_value": getattr(row, "p_value", None)}
+
+
 def load_records(results: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(results.glob("*.json"))
             if p.name != "summary.json" and not p.name.endswith(".planned.json")]
@@ -434,7 +456,9 @@ def evaluate(results: Path) -> dict:
                                   "regret": regret(record, record["after_training"])}}
         if record.get("after_training_paired"):
             row["after_training_paired"] = {"strategy": record["after_training_paired"],
-                                            "regret": regret(record, record["after_training_paired"])}
+                                            "regret": regret(record, record["after_training_paired"]),
+                                            **worse_on_test(results, record["task"], record["after_training_paired"],
+                                                            record["validation_best"])}
         for name, scores in baselines(record).items():
             pick = max(scores, key=scores.get)
             row[name] = {"regret": regret(record, pick), "tau_b": tau_b(record, scores), "pick": pick}
@@ -448,8 +472,9 @@ def evaluate(results: Path) -> dict:
     summary["after_training"] = {"mean_regret": float(np.mean([r["after_training"]["regret"] for r in rows])) if rows else None}
     paired = [r["after_training_paired"]["regret"] for r in rows if "after_training_paired" in r]
     if paired:
-        summary["after_training_paired"] = {"mean_regret": float(np.mean(paired)), "tasks": len(paired),
-                                            "max_regret": float(np.max(paired))}
+        summary["after_training_paired"] = {
+            "mean_regret": float(np.mean(paired)), "tasks": len(paired), "max_regret": float(np.max(paired)),
+            "worse_on_test": [r["task"] for r in rows if r.get("after_training_paired", {}).get("worse")]}
     summary["curves"] = curve_back_test(records)
     summary["planned"] = planned_summary(results)
     summary["lr_sweep"] = sweep_summary(results)
