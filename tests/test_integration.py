@@ -78,7 +78,7 @@ def test_minilm_on_rotten_tomatoes(strategy, tmp_path):
     if strategy == "full":
         assert share == 1.0
     else:
-        assert share < 0.02  # a head or adapters: a small fraction of 22.7 M weights
+        assert share < 0.025  # a head (with the 148 k-weight pooler) or adapters: a small fraction of 22.7 M weights
 
 
 @pytest.mark.parametrize("strategy", ["head", "lora"])
