@@ -297,20 +297,20 @@ def run_sweep(results: Path, only: list[str]) -> None:
                 if first is not None:
                     rows.setdefault(strategy, {})["1"] = {"validation": first["validation"], "test": first["test"],
                                                           "lr": get_strategy(strategy).default_lr}
-            for m in SWEEP_MULTIPLIERS:
-                lrs = {s: get_strategy(s).default_lr * m for s in STRATEGIES}
-                with _ColdCache(results / "sweep" / name / "cache"):
+            with _ColdCache(results / "sweep" / name / "cache"):  # one frozen-layer cache for every rate
+                for m in SWEEP_MULTIPLIERS:
+                    lrs = {s: get_strategy(s).default_lr * m for s in STRATEGIES}
                     result = compare(base, list(STRATEGIES), out=results / "sweep" / name / f"x{m:g}", seeds=1,
                                      resume=True, pre_recommend=False, isolate=False, log=None, exhaustive=True,
                                      lr_overrides=lrs)
-                for r in result.results:
-                    if r.succeeded:
-                        metrics = r["metrics"]
-                        rows.setdefault(r["config"]["strategy"], {})[f"{m:g}"] = {
-                            "validation": metrics["validation"].get(record["metric"]),
-                            "test": metrics["test"].get(record["metric"]), "lr": lrs[r["config"]["strategy"]]}
-                print(f"sweep {name} x{m:g}: " + ", ".join(f"{s} {v[f'{m:g}']['validation']:.3f}" for s, v in rows.items()
-                                                          if f"{m:g}" in v), flush=True)
+                    for r in result.results:
+                        if r.succeeded:
+                            metrics = r["metrics"]
+                            rows.setdefault(r["config"]["strategy"], {})[f"{m:g}"] = {
+                                "validation": metrics["validation"].get(record["metric"]),
+                                "test": metrics["test"].get(record["metric"]), "lr": lrs[r["config"]["strategy"]]}
+                    print(f"sweep {name} x{m:g}: " + ", ".join(f"{s} {v[f'{m:g}']['validation']:.3f}" for s, v in rows.items()
+                                                              if f"{m:g}" in v), flush=True)
             out_path.write_text(json.dumps({"task": name, "metric": record["metric"], "rates": rows}, indent=2))
             for folder in (results / "sweep" / name).glob("*/runs/*/model"):
                 shutil.rmtree(folder, ignore_errors=True)

@@ -4,8 +4,8 @@ peft computes a LoRA layer as ``result + lora_B(lora_A(dropout(x))) * scaling``:
 the layer's output besides ``result`` (``lora_B``'s product, its scaled copy and the sum) on every adapted
 projection, in every forward pass. On a CPU the C library's heap keeps the space of those short-lived
 temporaries between the activations stored for the backward pass, and the process grows: on ``minilm`` at
-32 x 128 tokens, 6 training steps peaked at 2,684 MB with peft's forward and 2,264 MB with this one (full
-fine-tuning: 2,246 MB), with the same loss (measured in README "What PEFT costs on a CPU").
+32 x 128 tokens, forward + backward peaked at 2,926 MB with peft's forward and 2,260 MB with this one (full
+fine-tuning: 2,203 MB; ``benchmarks/profile_peft_step.py``, README "What PEFT costs on a CPU").
 
 :func:`fuse_lora_forward` gives each vanilla LoRA layer of a peft model a forward that computes the same
 sum as ``result.addmm_(lora_A(dropout(x)), lora_B.weight.T, alpha=scaling)``: in place on the frozen
@@ -36,9 +36,9 @@ def _fused(module, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
             or x.dtype != lora_a.weight.dtype or x.dtype != weight_b.dtype or torch.is_autocast_enabled(x.device.type)):
         return peft_forward(x)
     result = module.base_layer(x)
-    if result.dtype != x.dtype or not result.is_contiguous() or result.shape[-1] != weight_b.shape[0]:
-        return peft_forward(x)
     down = lora_a(module.lora_dropout[name](x))
+    if result.dtype != x.dtype or not result.is_contiguous() or result.shape[-1] != weight_b.shape[0]:
+        return result + lora_b(down) * module.scaling[name]  # peft's sum, without running the frozen layer again
     result.view(-1, result.shape[-1]).addmm_(down.reshape(-1, down.shape[-1]), weight_b.t(), alpha=module.scaling[name])
     return result
 
