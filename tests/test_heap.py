@@ -19,7 +19,9 @@ def test_objects_from_before_the_run_are_frozen_during_it_and_handed_back_after(
         frozen = gc.get_freeze_count()
         assert frozen > 0
         created = [[] for _ in range(10)]  # created by the run: collected as usual, not frozen
-        assert gc.get_freeze_count() == frozen
+        # frozen objects can still be freed by reference counting (here or in another thread), so the
+        # count may drop; what must not happen is the run's own objects joining the frozen ones
+        assert gc.get_freeze_count() <= frozen
         assert all(gc.is_tracked(x) for x in created)
     assert gc.get_freeze_count() == 0
 
