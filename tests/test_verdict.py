@@ -121,3 +121,31 @@ def test_metric_f1_macro_chooses_by_f1(tmp_path):
     assert "macro F1" in rec["reasons"][0]
     with pytest.raises(ConfigError, match="--metric perplexity does not apply to classification"):
         recommend_from_results(runs, metric="perplexity")
+
+
+def test_a_kept_strategy_whose_unadjusted_interval_excludes_zero_is_explained():
+    """The interval is the paired bootstrap's, unadjusted; Holm's adjustment (or McNemar's test) decides. When
+    they disagree, the reason says so instead of printing an interval that excludes zero beside "not
+    distinguishable" without a word."""
+    from tunelab.advice.choose import _Ask, _kept_because
+    from tunelab.advice.stats import Interval
+    from tunelab.advice.verdict import Comparison, Versus
+
+    ask = _Ask("classification", "accuracy", 0.05, None)
+    gap = Interval(0.034, 0.006, 0.062, 0.95, "paired percentile bootstrap", 486)
+    versus = {"lora": Versus("lora", 0.78, "best"), "last-n": Versus("last-n", 0.746, "not_distinguishable", gap,
+                                                                      0.058, 0.084, 0.034, p_raw=0.028),
+              "bitfit": Versus("bitfit", 0.70, "worse", gap, 0.1, 0.001, 0.08, p_raw=0.0005),
+              "head": Versus("head", 0.69, "worse", gap, 0.1, 0.001, 0.09, p_raw=0.0004)}
+    comparison = Comparison("accuracy", "validation", "lora", 0.05, None, "examples", "McNemar mid-p, Holm-adjusted",
+                            486, 1, versus)
+    assert versus["last-n"].interval_disagrees
+    text = _kept_because(versus["last-n"], comparison, ask)
+    assert "unadjusted p = 0.028" in text and "3 comparisons with the best (Holm)" in text
+    # McNemar keeps it even before the adjustment: the test, not the interval, decides
+    mcnemar_only = Versus("last-n", 0.746, "not_distinguishable", gap, 0.058, 0.09, 0.034, p_raw=0.07)
+    assert "McNemar mid-p decides" in _kept_because(mcnemar_only, comparison, ask)
+    # an interval that contains zero needs no note
+    plain = Versus("last-n", 0.746, "not_distinguishable", Interval(0.02, -0.01, 0.05, 0.95, "", 486), 0.04, 0.3, 0.02,
+                   p_raw=0.2)
+    assert not plain.interval_disagrees and _kept_because(plain, comparison, ask).endswith("p = 0.30)")

@@ -736,7 +736,20 @@ def _kept_because(v: Versus, comparison: Comparison, ask: _Ask) -> str:
             return f"within the {format_tolerance(ask.tolerance, ask.metric)} tolerance (point estimates: {_untested_note(comparison)})"
         return (f"within the {format_tolerance(ask.tolerance, ask.metric)} tolerance (the one-sided "
                 f"{_pct(1 - ask.alpha)} bound of its gap is {_gap_amount(v.gap_upper, ask.metric)})")
-    return f"not distinguishable from it at the {_pct(ask.alpha)} level ({_gap_text(v, ask.metric)}, p = {_p(v.p_value)})"
+    text = f"not distinguishable from it at the {_pct(ask.alpha)} level ({_gap_text(v, ask.metric)}, p = {_p(v.p_value)}"
+    return text + f"{_disagreement(v, comparison, ask)})"
+
+
+def _disagreement(v: Versus, comparison: Comparison, ask: _Ask) -> str:
+    """Why a kept strategy's interval can exclude zero: the interval is unadjusted, the decision is not."""
+    if not v.interval_disagrees:
+        return ""
+    if v.p_raw is not None and v.p_raw < ask.alpha and v.p_value is not None and v.p_value >= ask.alpha:
+        others = len(comparison.versus) - 1
+        return (f"; unadjusted p = {_p(v.p_raw)}, but adjusted for its {others} comparisons with the best (Holm) "
+                "the difference is not shown; the interval is unadjusted")
+    return (f"; {comparison.test.split(',')[0]} decides, and the bootstrap interval, shown for the size of the "
+            "gap, is narrower than that test on these examples")
 
 
 def _cannot_separate_reason(names: list[str], chosen: StrategySummary, comparison: Comparison, ask: _Ask) -> str:

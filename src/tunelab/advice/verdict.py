@@ -123,7 +123,9 @@ class Versus:
     uncertainty available: one seed and no saved outputs). ``gap``: how much worse than the best (>= 0
     worse): points for accuracy-like metrics, relative for perplexity and loss, as in
     :class:`tunelab.advice.stats.StrategyVerdict`; ``gap_upper`` its one-sided upper bound; ``p_value``
-    Holm-adjusted."""
+    Holm-adjusted, ``p_raw`` before the adjustment. The interval is the paired bootstrap's at ``1 - alpha``,
+    unadjusted: when McNemar's test decides, or Holm's adjustment lifts ``p_value`` above ``alpha``, it can
+    exclude zero for a strategy the test keeps (:meth:`interval_disagrees`)."""
 
     strategy: str
     value: float
@@ -132,11 +134,17 @@ class Versus:
     gap_upper: float | None = None
     p_value: float | None = None
     point_gap: float = 0.0
+    p_raw: float | None = None
 
     @property
     def kept(self) -> bool:
         """Whether it stays a contender beside the best."""
         return self.reason in KEPT
+
+    @property
+    def interval_disagrees(self) -> bool:
+        """Kept as not distinguishable although its (unadjusted) gap interval excludes zero."""
+        return self.reason == "not_distinguishable" and self.gap is not None and (self.gap.low > 0 or self.gap.high < 0)
 
 
 @dataclass(frozen=True)
@@ -193,7 +201,8 @@ def _paired(results: dict[str, ExampleResults], metric: str, split: str, alpha: 
     versus = {}
     for name in results:  # the order given: cheapest first
         v = verdict.verdict(name)
-        versus[name] = Versus(name, v.value, v.reason, v.gap, v.gap_upper, v.p_value, _gap(v.value, best_value, metric))
+        versus[name] = Versus(name, v.value, v.reason, v.gap, v.gap_upper, v.p_value, _gap(v.value, best_value, metric),
+                              v.p_raw)
     test = f"{verdict.test}{', Holm-adjusted' if len(results) > 2 else ''}"
     return Comparison(metric, split, verdict.best, alpha, tolerance, EXAMPLES, test, first.n_examples, seeds, versus)
 
@@ -226,7 +235,7 @@ def _by_seeds(summaries: Sequence[Any], metric: str, split: str, alpha: float, t
             p = float(adjusted[name])
             reason = ("within_tolerance" if tolerance is not None and upper <= tolerance
                       else "not_distinguishable" if p >= alpha else "worse")
-            versus[name] = Versus(name, mean, reason, gap, upper, p, point)
+            versus[name] = Versus(name, mean, reason, gap, upper, p, point, tests[name][2])
     seeds = max(len(v) for v in values.values())
     evidence = SEEDS if tested else NONE
     test = "two-sample t-test over seeds with pooled variance, Holm-adjusted" if tested else "none"
@@ -264,5 +273,6 @@ def versus_dict(v: Versus | None, comparison: Comparison) -> dict[str, Any] | No
     return {
         "split": comparison.split, "reason": v.reason, "gap": v.gap.estimate if v.gap else v.point_gap,
         "gap_low": v.gap.low if v.gap else None, "gap_high": v.gap.high if v.gap else None,
-        "gap_upper": v.gap_upper, "p_value": v.p_value, "test": comparison.test, "alpha": comparison.alpha,
+        "gap_upper": v.gap_upper, "p_value": v.p_value, "p_raw": v.p_raw, "test": comparison.test,
+        "alpha": comparison.alpha,
     }  # fmt: skip

@@ -293,7 +293,7 @@ def _ranking_blocks(recommendation: dict, chosen: str | None, metric: str) -> li
     test = recommendation.get("comparison_test") or "none"
     caption = (f"Ranked by validation {label} (the split strategies are chosen on); test is reported, not used. "
                f"Difference vs best: validation, value − best ({'points' if higher_is_better(metric) else 'relative'}), "
-               f"with its {level} interval; comparison: {test}.")
+               f"with its {level} paired-bootstrap interval (unadjusted); comparison, which decides: {test}.")
     return [
         Heading("Ranking", 3),
         Table(["#", "Strategy", f"Validation {label} [{level} CI]", f"Test {label} [{level} CI]",
@@ -318,7 +318,9 @@ def _versus_text(versus: dict | None, metric: str) -> str:
         return f"{100 * sign * versus['gap']:+.1f}{unit} ({reason})".replace("-", "−")
     gap = Interval(versus["gap"], versus["gap_low"], versus["gap_high"], 0.0, "", 0)
     p = versus.get("p_value")
-    return f"{format_difference(gap, metric)} ({reason}{'' if p is None else f', p = {p:.3g}'})"
+    excludes_zero = versus["gap_low"] > 0 or versus["gap_high"] < 0
+    note = "; the interval is unadjusted" if versus["reason"] == "not_distinguishable" and excludes_zero else ""
+    return f"{format_difference(gap, metric)} ({reason}{'' if p is None else f', p = {p:.3g}'}{note})"
 
 
 def _per_class_blocks(summary) -> list[Block]:
