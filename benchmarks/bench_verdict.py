@@ -17,7 +17,7 @@ class, the domain signals of ``tunelab recommend``, and LogME, H-score and a hea
 features of at most 2,000 training texts). The file is written last: a task with a file is never rerun, a
 task without one resumes its runs (compare's ``resume``).
 
-Settings (stated in benchmarks/README.md): max length 32, 3 epochs (more below 60 optimizer steps), batch 32, validation and test capped at
+Settings (stated in benchmarks/README.md): max length 32, tunelab's default epochs (3, more below 60 optimizer steps), batch 32, validation and test capped at
 250 examples each, no forgetting measurement, runs in one process (no isolation). (Max length 64 and 300 examples: one
 100-label task took over 25 minutes of one core, 70 s of each run evaluating; the tier would have taken 2 hours.)
 ``--planned`` compares the tasks of 300 labels or more in rounds too: below that, a round's fraction is under the
@@ -44,26 +44,29 @@ SETTINGS = dict(max_length=32, batch_size=32, max_eval_samples=250, forgetting=F
 PLANNED_FROM = 300
 """``--planned`` runs on tasks with at least this many labels (or all): fewer make a single round."""
 SEEDS_UP_TO_1000 = 3
-BASE_EPOCHS = 3
-MIN_STEPS = 60
-"""Epochs: 3, or more where 3 epochs would be fewer than this many optimizer steps (100 labels at batch 32 are 4
-steps an epoch: at 3 epochs, 12 steps, every strategy stayed near chance on rotten-tomatoes; head 0.50-0.54)."""
+QUICK_EPOCHS: tuple[int, int] | None = None
+"""The quick tier's (epochs, minimum optimizer steps); ``None``: the core tier trains with tunelab's own default
+(``TrainConfig.epochs_for``: 3 epochs, or more where 3 would be fewer than 60 steps)."""
 
 
-def epochs_for(train_examples: int) -> int:
-    steps_per_epoch = math.ceil(train_examples / SETTINGS["batch_size"])
-    return max(BASE_EPOCHS, math.ceil(MIN_STEPS / steps_per_epoch))
+def epochs_for(train_examples: int) -> float:
+    if QUICK_EPOCHS is None:
+        from tunelab.config import TrainConfig
+
+        return TrainConfig(batch_size=SETTINGS["batch_size"]).epochs_for(train_examples)
+    base, min_steps = QUICK_EPOCHS
+    return max(base, math.ceil(min_steps / math.ceil(train_examples / SETTINGS["batch_size"])))
 
 
 def configure_quick() -> None:
     """The quick tier: what 2 CPU cores shared with four other people's jobs could finish in about an hour
     (measured: the core tier's first task, 100 labels, had 4 of its 15 runs after 9 minutes). Max length 32,
     validation and test 100 examples, one seed, 2 epochs or more below 24 steps, budgets 50-800."""
-    global SETTINGS, BUDGETS, CORE, SEEDS_UP_TO_1000, BASE_EPOCHS, MIN_STEPS, RESULTS
+    global SETTINGS, BUDGETS, CORE, SEEDS_UP_TO_1000, QUICK_EPOCHS, RESULTS
     SETTINGS = dict(max_length=32, batch_size=32, max_eval_samples=100, forgetting=False)
     BUDGETS = (50, 100, 200, 400, 800)
     CORE = [("minilm", data, n) for n in BUDGETS for data in ("rotten-tomatoes", "bbc-news")]
-    SEEDS_UP_TO_1000, BASE_EPOCHS, MIN_STEPS = 1, 2, 24
+    SEEDS_UP_TO_1000, QUICK_EPOCHS = 1, (2, 24)
     RESULTS = RESULTS.parent / "verdict-quick"
 BUDGETS = (50, 100, 300, 1000, None)  # None: every training example; 50 gives the curve back-test its 4th point
 CORE = [("minilm", data, n) for n in BUDGETS for data in ("rotten-tomatoes", "bbc-news")]

@@ -59,6 +59,42 @@ def test_many_short_epochs_are_evaluated_every_few_epochs(tiny_bert_dir, toy_cla
     assert record["train_info"]["epochs"][-1]["val_accuracy"] == pytest.approx(record["metrics"]["validation"]["accuracy"])
 
 
+def test_without_epochs_small_data_trains_whole_epochs_of_at_least_60_steps(tiny_bert_dir, toy_classification_data,
+                                                                            tmp_path):
+    from tunelab.config import MIN_STEPS
+
+    config = TrainConfig(model=str(tiny_bert_dir), strategy="head", batch_size=16, lr=0.05, out=str(tmp_path / "r"))
+    record = train(config, data=toy_classification_data, progress=False)
+    info = record["train_info"]
+    assert info["num_epochs"] == 20  # 48 rows at batch 16: 3 steps an epoch, so 20 epochs make 60 steps
+    assert max(e["epoch"] for e in info["epochs"]) == 20 and 20 * 3 >= MIN_STEPS
+    assert record["config"]["epochs"] is None  # the record keeps what was asked; num_epochs what ran
+    given = train(config.replace(epochs=2, out=str(tmp_path / "given")), data=toy_classification_data, progress=False)
+    assert given["train_info"]["num_epochs"] == 2  # --epochs is taken as given
+
+
+def test_epochs_for_keeps_three_epochs_where_they_make_enough_steps():
+    assert TrainConfig().epochs_for(2000) == 3  # 63 steps an epoch at batch 32
+    assert TrainConfig().epochs_for(300) == 6  # 10 steps an epoch
+    assert TrainConfig(gradient_accumulation_steps=2).epochs_for(300) == 12  # 5 optimizer steps an epoch
+    assert TrainConfig().epochs_for(300, processes=2) == 12
+    assert TrainConfig().epochs_for(None) == 3  # size unknown
+    assert TrainConfig(epochs=0.5).epochs_for(10) == 0.5
+
+
+def test_a_comparison_fixes_the_epochs_once_for_its_largest_run(tmp_path):
+    from tunelab.compare.runner import CompareOptions, _epochs_fixed
+
+    rows = "\n".join(f"text number {i} here,{i % 2}" for i in range(100))
+    (tmp_path / "d.csv").write_text("text,label\n" + rows + "\n")
+    said: list[str] = []
+    base = TrainConfig(data=str(tmp_path / "d.csv"), batch_size=8)
+    fixed = _epochs_fixed(base, CompareOptions(data_fractions=[0.25, 1.0]), said.append)
+    assert fixed.epochs == 7  # 70 training rows (10 % validation, 20 % test): 9 steps an epoch, 7 epochs for 60
+    assert said and "at least 60 optimizer steps" in said[0]
+    assert _epochs_fixed(base.replace(epochs=2), CompareOptions(), said.append).epochs == 2
+
+
 def test_per_example_outputs_are_saved_and_give_back_the_recorded_metrics(head_record):
     record, out = head_record
     for split in ("validation", "test"):

@@ -443,7 +443,8 @@ def _measure(job: dict[str, Any], data: Any) -> dict[str, Any]:
         notes.append("frozen-layer cache: not used for this strategy (or not available), uncached steps timed")
     return {
         "model": cfg.model, "strategy": cfg.strategy, "task": run.data.task, "batch_size": cfg.batch_size,
-        "gradient_accumulation_steps": cfg.gradient_accumulation_steps, "max_length": run.max_length, "epochs": cfg.epochs,
+        "gradient_accumulation_steps": cfg.gradient_accumulation_steps, "max_length": run.max_length,
+        "epochs": cfg.epochs_for(shape.n_examples),
         "precision": measured[-1]["precision"], "attention_recomputed": measured[-1]["attention_recomputed"],
         "examples_per_epoch": shape.n_examples, "steps_per_epoch": shape.steps_per_epoch,
         "micro_batches_per_epoch": shape.micro_steps, "longest_batch_length": shape.longest,
@@ -475,7 +476,7 @@ def _summary(cfg: TrainConfig, measured: list[dict], batch_sizes: list[int], sha
     step_s = at_bs("median_step_s")
     first_s = max(at_bs("first_step_s"), step_s)
     overhead_s = statistics.fmean(m["overhead_s"] for m in measured)
-    total_steps = math.ceil(shape.steps_per_epoch * cfg.epochs)
+    total_steps = math.ceil(shape.steps_per_epoch * cfg.epochs_for(shape.n_examples))
     if total_steps >= cfg.save_steps:
         notes.append(f"checkpoint saves every {cfg.save_steps} steps are not included in the time")
     return {

@@ -515,7 +515,7 @@ def recommend(
         "domain": domain,
         "budget": {"minutes": budget_minutes, "memory_gb": memory_gb},
         "config": {"model": model, "data": config.data, "batch_size": config.batch_size, "max_length": max_length,
-                   "epochs": config.epochs, "cache": config.cache},
+                   "epochs": config.epochs_for(stats["n_train"]), "cache": config.cache},
     }
 
 
@@ -593,7 +593,7 @@ def _estimate_row(config: TrainConfig, task_data: Any, **timing: Any) -> dict[st
         est = estimate(config, data=task_data, **timing)
     except TunelabError as exc:
         return {"strategy": config.strategy, "error": str(exc), "time_per_epoch_s": None, "train_time_s": None,
-                "peak_memory_mb": None, "epochs": config.epochs}
+                "peak_memory_mb": None, "epochs": config.epochs_for(len(task_data.train))}
     return {**{k: est[k] for k in _ESTIMATE_KEYS}, "notes": est["notes"]}
 
 

@@ -42,7 +42,7 @@ from typing import Any
 
 from tunelab.compare.executors import BUDGET_STOP, SKIPPED, Executor, Job, LocalExecutor, execute
 from tunelab.compare.progress import CompareDisplay
-from tunelab.config import TrainConfig
+from tunelab.config import DEFAULT_EPOCHS, MIN_STEPS, TrainConfig
 from tunelab.errors import ConfigError, TunelabError
 from tunelab.metrics import higher_is_better, primary_metric
 from tunelab.run.record import RunRecord, read_json, write_json
@@ -239,7 +239,7 @@ def search_lr(base: TrainConfig, strategy: str, out: Path, *, factors: Sequence[
     ``chosen_lr`` falls back to ``center`` when every candidate failed.
     """
     center = center if center is not None else _default_lr(strategy)
-    short = epochs if epochs is not None else min(1.0, base.epochs)
+    short = epochs if epochs is not None else min(1.0, base.epochs if base.epochs is not None else DEFAULT_EPOCHS)
     candidates = []
     for factor in factors:
         lr = float(f"{center * factor:.3g}")
@@ -430,8 +430,9 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] = DEFAULT
     base = (base or TrainConfig()).replace()
     strategies = list(strategies)
     _check_metric(base, opts)
-    out = _checked_out(base, strategies, out, opts)
     say = log or (lambda _msg: None)
+    base = _epochs_fixed(base, opts, say)
+    out = _checked_out(base, strategies, out, opts)
     pre = _advice_before_training(base, strategies, out, opts, say, log)
     lrs, searches = _learning_rates(base, strategies, out, opts, say, log)
     tracked = _tracked_comparison(base, strategies, out, opts)
@@ -730,6 +731,21 @@ def _say_stops(planner, say: Callable[[str], None], told: int) -> int:
         if stop.reason != "failed":
             say(f"  stopped early: {stop.strategy} ({stop.reason}): {stop.message}")
     return len(planner.stops_)
+
+
+def _epochs_fixed(base: TrainConfig, opts: CompareOptions, say: Callable[[str], None]) -> TrainConfig:
+    """``base`` with the epochs every run of the comparison takes: ``--epochs``, or the choice for the size of the
+    largest run (:meth:`TrainConfig.epochs_for`). Runs on smaller fractions (learning curves, the planner's rounds)
+    take the same epochs, so that they differ only in their data."""
+    if base.epochs is not None:
+        return base
+    _, n_split = _task_and_size(base)
+    n = _examples_at(n_split, opts.data_fractions[-1], base.max_train_samples)
+    epochs = base.epochs_for(n)
+    if epochs != DEFAULT_EPOCHS:
+        say(f"epochs: {epochs:g}, so that {n:,} training examples make at least {MIN_STEPS} optimizer steps "
+            f"({DEFAULT_EPOCHS:g} epochs would make fewer; --epochs sets them)")
+    return base.replace(epochs=epochs)
 
 
 def _task_and_size(base: TrainConfig) -> tuple[str, int | None]:

@@ -86,6 +86,7 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
 
 def model_card(run, metrics: dict[str, Any]) -> str:
     c, d = run.config, run.data
+    from tunelab.run.ranks import world_size
     from tunelab.strategies import trainable_parameters
 
     trainable, total = trainable_parameters(run.model)
@@ -119,7 +120,7 @@ tags: [tunelab, {run.strategy.name}]
 - Base model: `{c.model}`; task: {d.task}; labels: {", ".join(d.label_names) or "-"}
 - Data: {d.source or c.data} ({len(d.train)} train / {len(d.validation)} validation / {len(d.test)} test), fingerprint `{d.fingerprint[:12]}`
 - Trainable parameters: {trainable:,} of {total:,} ({100 * trainable / max(total, 1):.2f} %)
-- Epochs {c.epochs}, learning rate {c.lr if c.lr is not None else run.strategy.default_lr:g}{head_text}, batch size {c.batch_size}, max length {run.max_length}, seed {c.seed}
+- Epochs {c.epochs_for(len(d.train), world_size()):g}, learning rate {c.lr if c.lr is not None else run.strategy.default_lr:g}{head_text}, batch size {c.batch_size}, max length {run.max_length}, seed {c.seed}
 
 | split | metrics |
 |---|---|

@@ -158,6 +158,8 @@ class TrainInfo(_Part):
     max_length: int | None = None
     precision: str | None = None
     attention_recomputed: bool | None = None
+    num_epochs: float | None = None
+    """The epochs the run trained for: ``--epochs``, or the choice for the data size when it was not given."""
     epochs: list[dict[str, Any]] | None = None
     cache: dict[str, Any] | None = None
     forgetting: dict[str, Any] | None = None

@@ -597,10 +597,11 @@ def epoch_schedule(config: TrainConfig, n_train: int) -> dict[str, Any]:
     # several processes: each optimizer step takes a batch from every one of them
     per_step = config.batch_size * config.gradient_accumulation_steps * ranks.world_size()
     steps_per_epoch = max(1, math.ceil(n_train / per_step))
+    epochs = config.epochs_for(n_train, ranks.world_size())
     return dict(
-        num_train_epochs=config.epochs,
-        warmup_steps=int(config.warmup_ratio * steps_per_epoch * config.epochs),
-        **evaluation_schedule(config.epochs, steps_per_epoch),
+        num_train_epochs=epochs,
+        warmup_steps=int(config.warmup_ratio * steps_per_epoch * epochs),
+        **evaluation_schedule(epochs, steps_per_epoch),
         save_strategy="steps",
         save_steps=config.save_steps,
         save_total_limit=1,
@@ -816,7 +817,7 @@ def _final_metrics(trainer, ds: _Datasets, task: str) -> tuple[Metrics, dict[str
 
 
 def _train_info(setup: TrainerSetup, trainer, ds: _Datasets, fit: _Fit, eval_time: float) -> TrainInfo:
-    run, config = setup.run, setup.run.config
+    run = setup.run
     train_time = fit.seconds - trainer.eval_seconds
     # counted after training: a schedule (gradual unfreezing) may have unfrozen more than at the start
     trainable, total = trainable_parameters(run.model)
@@ -825,8 +826,8 @@ def _train_info(setup: TrainerSetup, trainer, ds: _Datasets, fit: _Fit, eval_tim
         train_time_s=round(train_time, 3),
         eval_time_s=round(eval_time, 3),
         cache_time_s=round(ds.cache_info.get("build_s", 0.0), 3),
-        samples_per_s=round(len(ds.train) * config.epochs / max(train_time, 1e-9), 2),
-        tokens_per_s=round(ds.n_tokens * config.epochs / max(train_time, 1e-9), 1),
+        samples_per_s=round(len(ds.train) * trainer.args.num_train_epochs / max(train_time, 1e-9), 2),
+        tokens_per_s=round(ds.n_tokens * trainer.args.num_train_epochs / max(train_time, 1e-9), 1),
         peak_memory_mb=max(peaks),
         peak_memory_mb_per_rank=peaks if len(peaks) > 1 else None,
         world_size=ranks.world_size(),
@@ -841,6 +842,7 @@ def _train_info(setup: TrainerSetup, trainer, ds: _Datasets, fit: _Fit, eval_tim
         max_length=run.max_length,
         precision=setup.precision,
         attention_recomputed=fit.recomputed,
+        num_epochs=float(trainer.args.num_train_epochs),
         epochs=_epoch_history(trainer.state.log_history, run.data.task),
         cache={k: v for k, v in ds.cache_info.items() if k != "model"},
         notes=run.warnings + fit.notes,
