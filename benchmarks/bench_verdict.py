@@ -322,19 +322,38 @@ def run_sweep(results: Path, only: list[str]) -> None:
 
 
 def sweep_summary(results: Path) -> dict:
-    """Per strategy: how many points of validation metric its default rate gives up against the best of
-    x0.3 / x1 / x3 / x10 (median and per task; the target is a median of at most 1 point)."""
+    """Per strategy, how much its default rate gives up against the best of x0.3 / x1 / x3 / x10, median over tasks:
+
+    * ``median_loss_points``: the target as the issue states it, on validation: best rate minus default. The best of
+      four noisy measurements beats any one of them even when every rate is as good (the winner's curse), so
+    * ``median_null_points`` measures that bias on runs that differ only in their seed: the best of the core tier's
+      seeds at the default rate minus seed 42 (the seed the sweep ran), on validation, and
+    * ``median_test_gain_points`` is the unbiased estimate of what tuning would have gained: on the test split, the
+      rate that validation chose minus the default (selected on validation, measured on test)."""
     out: dict[str, dict] = {}
     for path in sorted((results / "sweep").glob("*.json")):
         task = json.loads(path.read_text())
+        record_path = results / f"{task['task']}.json"
+        seeds = json.loads(record_path.read_text())["per_seed"] if record_path.exists() else {}
         for strategy, rates in task["rates"].items():
             if "1" not in rates or len(rates) < 2:
                 continue
-            best = max(rates, key=lambda k: rates[k]["validation"])
-            loss = 100 * (rates[best]["validation"] - rates["1"]["validation"])
-            out.setdefault(strategy, {"tasks": {}})["tasks"][task["task"]] = {"loss_points": round(loss, 2), "best_rate": best}
+            best = max(rates, key=lambda k: (rates[k]["validation"], k == "1"))  # a tie keeps the default
+            row = {"loss_points": round(100 * (rates[best]["validation"] - rates["1"]["validation"]), 2),
+                   "best_rate": best,
+                   "test_gain_points": round(100 * (rates[best]["test"] - rates["1"]["test"]), 2)}
+            runs = [r["validation"] for r in seeds.get(strategy, [])]
+            if len(runs) > 1:
+                row["null_points"] = round(100 * (max(runs) - rates["1"]["validation"]), 2)
+            out.setdefault(strategy, {"tasks": {}})["tasks"][task["task"]] = row
     for row in out.values():
-        row["median_loss_points"] = float(np.median([t["loss_points"] for t in row["tasks"].values()]))
+        tasks = row["tasks"].values()
+        row["median_loss_points"] = float(np.median([t["loss_points"] for t in tasks]))
+        row["median_test_gain_points"] = float(np.median([t["test_gain_points"] for t in tasks]))
+        nulls = [t["null_points"] for t in tasks if "null_points" in t]
+        row["median_null_points"] = float(np.median(nulls)) if nulls else None
+        row["tasks_better_on_test"] = sum(t["test_gain_points"] > 0 for t in tasks)
+        row["n_tasks"] = len(row["tasks"])
     return out
 
 

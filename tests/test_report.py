@@ -327,3 +327,17 @@ def test_report_renders_in_chromium(report, tmp_path):
         colours = len(np.unique(area @ np.array([65536, 256, 1])))
         non_white = float(np.mean(area.min(axis=1) < 235))
         assert colours > 100 and non_white > 0.03, (x, y, w, h, colours, non_white)
+
+
+def test_the_subtitle_describes_the_largest_run_not_the_first_round():
+    """A planned comparison lists its first round first: the header must not describe that round's subsample."""
+    from test_choose import make_run
+
+    from tunelab.report.writer import _subtitle
+
+    small = make_run("head", fraction=0.1)
+    large = make_run("head", fraction=1.0)
+    small["meta_info"]["data"] = "reviews; train subsampled to 200 of 2000 rows (10%, seed 42)"
+    large["meta_info"]["data"] = "reviews"
+    text = _subtitle([small, large], [object()], "classification")
+    assert "data reviews;" in text and "subsampled" not in text

@@ -391,7 +391,8 @@ def _seed(run) -> Any:
 
 def _subtitle(results: list[dict], summaries: list, task: str) -> str:
     meta: dict[str, Any] = {}
-    for run in results:
+    # the largest run first: a comparison's smaller fractions (learning curves, planned rounds) describe a subsample
+    for run in sorted(results, key=lambda r: -(as_record(r).run_info.data_fraction or 1.0)):
         for key, value in as_record(run).meta_info.to_dict().items():
             meta.setdefault(key, value)
     parts = []
