@@ -332,7 +332,6 @@ def test_report_renders_in_chromium(report, tmp_path):
 def test_the_subtitle_describes_the_largest_run_not_the_first_round():
     """A planned comparison lists its first round first: the header must not describe that round's subsample."""
     from test_choose import make_run
-
     from tunelab.report.writer import _subtitle
 
     small = make_run("head", fraction=0.1)
