@@ -242,3 +242,19 @@ def test_resume_of_a_failed_run_starts_over_but_a_finished_one_is_refused(tmp_pa
     (tmp_path / "metrics.json").write_text(json.dumps({"run_info": {"status": "success"}}))
     with pytest.raises(TunelabError, match="already finished"):
         resilience.resume_point(tmp_path)
+
+
+def test_a_finished_run_at_an_old_default_learning_rate_is_not_reused(tiny_bert_dir, toy_classification_data,
+                                                                     tmp_path, monkeypatch):
+    """``lr=None`` means "the strategy's default": after the default changes, a resumed comparison trains again
+    instead of reusing a run that took the old rate."""
+    from tunelab.compare.runner import finished_record
+    from tunelab.config import TrainConfig
+    from tunelab.run.training import train
+    from tunelab.strategies import STRATEGIES
+
+    config = TrainConfig(model=str(tiny_bert_dir), strategy="bitfit", epochs=1, batch_size=16, out=str(tmp_path / "r"))
+    train(config, data=toy_classification_data, progress=False)
+    assert finished_record(tmp_path / "r", config) is not None
+    monkeypatch.setattr(STRATEGIES["bitfit"], "default_lr", STRATEGIES["bitfit"].default_lr * 3)
+    assert finished_record(tmp_path / "r", config) is None

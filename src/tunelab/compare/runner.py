@@ -217,9 +217,20 @@ def finished_record(folder: Path, config: TrainConfig) -> RunRecord | None:
         record = RunRecord.read(path)
     except (OSError, ValueError):
         return None
-    if not record.succeeded or not _same_config(config, record.config):
+    if not record.succeeded or not _same_config(config, record.config) or not _same_defaults(config, record):
         return None
     return record
+
+
+def _same_defaults(config: TrainConfig, record: RunRecord) -> bool:
+    """Whether a run that took the strategy's default learning rate (``lr=None``) took today's: a record from before a
+    default changed is not reused as if it had."""
+    from tunelab.strategies import STRATEGIES
+
+    trained = record.train_info.learning_rate
+    if config.lr is not None or trained is None or config.strategy not in STRATEGIES:
+        return True
+    return math.isclose(trained, STRATEGIES[config.strategy].default_lr, rel_tol=1e-6)
 
 
 # ----------------------------------------------------------------------------- learning-rate search
