@@ -258,3 +258,9 @@ def test_a_finished_run_at_an_old_default_learning_rate_is_not_reused(tiny_bert_
     assert finished_record(tmp_path / "r", config) is not None
     monkeypatch.setattr(STRATEGIES["bitfit"], "default_lr", STRATEGIES["bitfit"].default_lr * 3)
     assert finished_record(tmp_path / "r", config) is None
+    monkeypatch.undo()
+    assert finished_record(tmp_path / "r", config) is not None
+    import tunelab.strategies.base as base
+
+    monkeypatch.setattr(base, "HEAD_LR", base.HEAD_LR * 2)  # the new head's default rate changed
+    assert finished_record(tmp_path / "r", config) is None

@@ -223,14 +223,18 @@ def finished_record(folder: Path, config: TrainConfig) -> RunRecord | None:
 
 
 def _same_defaults(config: TrainConfig, record: RunRecord) -> bool:
-    """Whether a run that took the strategy's default learning rate (``lr=None``) took today's: a record from before a
-    default changed is not reused as if it had."""
+    """Whether a run that took a default learning rate (``lr`` or ``head_lr`` left ``None``) took today's: a record
+    from before a default changed is not reused as if it had."""
     from tunelab.strategies import STRATEGIES
 
-    trained = record.train_info.learning_rate
-    if config.lr is not None or trained is None or config.strategy not in STRATEGIES:
+    if config.strategy not in STRATEGIES:
         return True
-    return math.isclose(trained, STRATEGIES[config.strategy].default_lr, rel_tol=1e-6)
+    strategy = STRATEGIES[config.strategy]()
+    info = record.train_info
+    pairs = [(config.lr, info.learning_rate, strategy.default_lr),
+             (config.head_lr, info.head_learning_rate, strategy.head_lr(config))]
+    return all(asked is not None or trained is None or math.isclose(trained, today, rel_tol=1e-6)
+               for asked, trained, today in pairs)
 
 
 # ----------------------------------------------------------------------------- learning-rate search
