@@ -5,6 +5,7 @@
     python benchmarks/bench_verdict.py run --tier extended
     python benchmarks/bench_verdict.py run --planned     # each task also compared in rounds (agreement, time ratio)
     python benchmarks/bench_verdict.py sweep --tasks T1,T2  # those tasks with every learning rate x0.3, x3, x10
+    python benchmarks/bench_verdict.py sweep --tasks T1 --strategies bitfit --multipliers 10  # one more rate
     python benchmarks/bench_verdict.py calibrate         # fit src/tunelab/advice/calibration.json on the records
     python benchmarks/bench_verdict.py evaluate          # leave-one-task-out scores, baselines, curve back-test
 
@@ -177,12 +178,13 @@ def run_task(model: str, data: str, labels: int | None, results: Path) -> dict:
             metrics = record["metrics"]
             per_seed.setdefault(record["config"]["strategy"], []).append(
                 {"seed": record["config"]["seed"], "validation": metrics["validation"].get(rec["metric"]),
-                 "test": metrics["test"].get(rec["metric"])})
+                 "test": metrics["test"].get(rec["metric"]), "lr": record["train_info"]["learning_rate"]})
     ok = {s: v for s, v in per_strategy.items() if v["validation"] is not None}
     out = {
         "task": name, "model": model, "data": data, "labels": labels, "seeds": seeds, "metric": rec["metric"],
         "settings": {**SETTINGS, "epochs": base.epochs}, "signals": signals, "signals_time_s": round(signals_s, 3),
-        "compare_time_s": round(compare_s, 3), "strategies": per_strategy, "per_seed": per_seed,
+        "compare_time_s": round(compare_s, 3), "reused_runs": len(result.reused),  # resumed: the time is the rest's
+        "strategies": per_strategy, "per_seed": per_seed,
         "after_training": rec["strategy"], "contenders": list(rec.get("contenders") or []),
         "validation_best": max(ok, key=lambda s: ok[s]["validation"]) if ok else None,
         "test_best": max(ok, key=lambda s: ok[s]["test"]) if ok else None,
@@ -273,17 +275,24 @@ SWEEP_MULTIPLIERS = (0.3, 3.0, 10.0)
 core tier's seed-42 run of the same task)."""
 
 
-def run_sweep(results: Path, only: list[str]) -> None:
-    """Each named task (already in the core tier) again with every strategy's learning rate x0.3, x3 and x10,
-    one seed (42); ``<results>/sweep/<task>.json`` holds the validation and test metric per strategy and rate."""
+def _lr_key(lr: float) -> str:
+    return f"{lr:.3g}"
+
+
+def run_sweep(results: Path, only: list[str], multipliers: tuple[float, ...] = SWEEP_MULTIPLIERS,
+              strategies: tuple[str, ...] = STRATEGIES) -> None:
+    """Each named task (already in the core tier) again with each strategy's learning rate x ``multipliers`` of its
+    default, one seed (42). ``<results>/sweep/<task>.json`` holds per strategy and learning rate (keyed by the rate
+    itself, so that records stay right when a default changes) the validation and test metric; the default's entry
+    is the core tier's seed-42 run, refreshed from its record. A rate already in the file is not run again."""
     from tunelab.compare import compare
     from tunelab.config import TrainConfig
     from tunelab.strategies import get_strategy
 
     for name in only:
         record_path, out_path = results / f"{name}.json", results / "sweep" / f"{name}.json"
-        if out_path.exists() or not record_path.exists():
-            print(f"sweep {name}: {'done earlier' if out_path.exists() else 'no core-tier record: run it first'}", flush=True)
+        if not record_path.exists():
+            print(f"sweep {name}: no core-tier record: run it first", flush=True)
             continue
         lock = results / f"sweep-{name}.lock"
         try:
@@ -295,25 +304,34 @@ def run_sweep(results: Path, only: list[str]) -> None:
             base = TrainConfig(model=record["model"], data=record["data"], max_train_samples=record["labels"],
                                epochs=record["settings"]["epochs"], **SETTINGS)
             rows: dict[str, dict] = {}
+            if out_path.exists():  # older files were keyed by multiplier: every entry carries its rate
+                for strategy, rates in json.loads(out_path.read_text())["rates"].items():
+                    for entry in rates.values():
+                        rows.setdefault(strategy, {})[_lr_key(entry["lr"])] = entry
             for strategy, seeds in record["per_seed"].items():
                 first = next((p for p in seeds if p["seed"] == base.seed), None)
-                if first is not None:
-                    rows.setdefault(strategy, {})["1"] = {"validation": first["validation"], "test": first["test"],
-                                                          "lr": get_strategy(strategy).default_lr}
+                if first is not None and first.get("lr"):  # records from before "lr" was kept: the file has them
+                    rows.setdefault(strategy, {})[_lr_key(first["lr"])] = {
+                        "validation": first["validation"], "test": first["test"], "lr": first["lr"]}
             with _ColdCache(results / "sweep" / name / "cache"):  # one frozen-layer cache for every rate
-                for m in SWEEP_MULTIPLIERS:
-                    lrs = {s: get_strategy(s).default_lr * m for s in STRATEGIES}
-                    result = compare(base, list(STRATEGIES), out=results / "sweep" / name / f"x{m:g}", seeds=1,
-                                     resume=True, pre_recommend=False, isolate=False, log=None, exhaustive=True,
+                for m in multipliers:
+                    lrs = {s: get_strategy(s).default_lr * m for s in strategies
+                           if _lr_key(get_strategy(s).default_lr * m) not in rows.get(s, {})}
+                    if not lrs:
+                        continue
+                    result = compare(base, list(lrs), out=results / "sweep" / name / f"lr-x{m:g}-{'-'.join(lrs)}",
+                                     seeds=1, resume=True, pre_recommend=False, isolate=False, log=None, exhaustive=True,
                                      lr_overrides=lrs)
                     for r in result.results:
                         if r.succeeded:
-                            metrics = r["metrics"]
-                            rows.setdefault(r["config"]["strategy"], {})[f"{m:g}"] = {
+                            metrics, strategy = r["metrics"], r["config"]["strategy"]
+                            rows.setdefault(strategy, {})[_lr_key(lrs[strategy])] = {
                                 "validation": metrics["validation"].get(record["metric"]),
-                                "test": metrics["test"].get(record["metric"]), "lr": lrs[r["config"]["strategy"]]}
-                    print(f"sweep {name} x{m:g}: " + ", ".join(f"{s} {v[f'{m:g}']['validation']:.3f}" for s, v in rows.items()
-                                                              if f"{m:g}" in v), flush=True)
+                                "test": metrics["test"].get(record["metric"]), "lr": lrs[strategy]}
+                    print(f"sweep {name} x{m:g}: " + ", ".join(f"{s} {rows[s][_lr_key(lr)]['validation']:.3f}"
+                                                              for s, lr in lrs.items() if _lr_key(lr) in rows.get(s, {})),
+                          flush=True)
+            out_path.parent.mkdir(parents=True, exist_ok=True)
             out_path.write_text(json.dumps({"task": name, "metric": record["metric"], "rates": rows}, indent=2))
             for folder in (results / "sweep" / name).glob("*/runs/*/model"):
                 shutil.rmtree(folder, ignore_errors=True)
@@ -321,31 +339,48 @@ def run_sweep(results: Path, only: list[str]) -> None:
             lock.unlink(missing_ok=True)
 
 
+SWEEP_GRID = (0.3, 1.0, 3.0, 10.0)
+"""The target's rates, as multiples of the default; a measured rate within 15 % of one stands for it (a default
+raised x3 finds the older x1, x3 and x10 at x0.33, x1 and x3.33)."""
+
+
 def sweep_summary(results: Path) -> dict:
-    """Per strategy, how much its default rate gives up against the best of x0.3 / x1 / x3 / x10, median over tasks:
+    """Per strategy, how much its *current* default rate gives up against the best of x0.3 / x1 / x3 / x10 of it,
+    median over tasks:
 
     * ``median_loss_points``: the target as the issue states it, on validation: best rate minus default. The best of
       four noisy measurements beats any one of them even when every rate is as good (the winner's curse), so
     * ``median_null_points`` measures that bias on runs that differ only in their seed: the best of the core tier's
       seeds at the default rate minus seed 42 (the seed the sweep ran), on validation, and
     * ``median_test_gain_points`` is the unbiased estimate of what tuning would have gained: on the test split, the
-      rate that validation chose minus the default (selected on validation, measured on test)."""
+      rate that validation chose minus the default (selected on validation, measured on test).
+
+    A task counts for a strategy when its default and at least one other rate of the grid were measured;
+    ``grid`` lists the multiples measured."""
+    from tunelab.strategies import get_strategy
+
     out: dict[str, dict] = {}
     for path in sorted((results / "sweep").glob("*.json")):
         task = json.loads(path.read_text())
         record_path = results / f"{task['task']}.json"
         seeds = json.loads(record_path.read_text())["per_seed"] if record_path.exists() else {}
-        for strategy, rates in task["rates"].items():
-            if "1" not in rates or len(rates) < 2:
+        for strategy, entries in task["rates"].items():
+            default = get_strategy(strategy).default_lr
+            grid = {}
+            for entry in entries.values():
+                m = entry["lr"] / default
+                if any(abs(math.log(m / g)) < math.log(1.15) for g in SWEEP_GRID):
+                    grid[round(m, 2)] = entry
+            if 1.0 not in grid or len(grid) < 2:
                 continue
-            best = max(rates, key=lambda k: (rates[k]["validation"], k == "1"))  # a tie keeps the default
-            row = {"loss_points": round(100 * (rates[best]["validation"] - rates["1"]["validation"]), 2),
-                   "best_rate": best,
-                   "test_gain_points": round(100 * (rates[best]["test"] - rates["1"]["test"]), 2)}
+            best = max(grid, key=lambda k: (grid[k]["validation"], k == 1.0))  # a tie keeps the default
+            row = {"loss_points": round(100 * (grid[best]["validation"] - grid[1.0]["validation"]), 2),
+                   "best_rate": best, "grid": sorted(grid),
+                   "test_gain_points": round(100 * (grid[best]["test"] - grid[1.0]["test"]), 2)}
             runs = [r["validation"] for r in seeds.get(strategy, [])]
             if len(runs) > 1:
-                row["null_points"] = round(100 * (max(runs) - rates["1"]["validation"]), 2)
-            out.setdefault(strategy, {"tasks": {}})["tasks"][task["task"]] = row
+                row["null_points"] = round(100 * (max(runs) - grid[1.0]["validation"]), 2)
+            out.setdefault(strategy, {"default_lr": default, "tasks": {}})["tasks"][task["task"]] = row
     for row in out.values():
         tasks = row["tasks"].values()
         row["median_loss_points"] = float(np.median([t["loss_points"] for t in tasks]))
@@ -568,6 +603,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=None, help="default: benchmarks/results/verdict(-quick)")
     parser.add_argument("--quick", action="store_true", help="the quick tier's settings (see configure_quick)")
     parser.add_argument("--tasks", default="", help="comma list of task ids to run (default: the whole tier)")
+    parser.add_argument("--multipliers", default=",".join(f"{m:g}" for m in SWEEP_MULTIPLIERS),
+                        help="sweep: multiples of each strategy's current default rate")
+    parser.add_argument("--strategies", default="", help="sweep: only these strategies (default: all five)")
     parser.add_argument("--planned", action="store_true",
                         help="after each task's exhaustive comparison, compare it in rounds too (issue 16's figures)")
     args = parser.parse_args(argv)
@@ -577,7 +615,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("run", "all"):
         run(args.tier, args.results, [t for t in args.tasks.split(",") if t], planned=args.planned)
     if args.command == "sweep":
-        run_sweep(args.results, [t for t in args.tasks.split(",") if t])
+        run_sweep(args.results, [t for t in args.tasks.split(",") if t],
+                  tuple(float(m) for m in args.multipliers.split(",")),
+                  tuple(args.strategies.split(",")) if args.strategies else STRATEGIES)
     if args.command == "repick":
         repick(args.results)
     if args.command in ("calibrate", "all"):

@@ -43,7 +43,11 @@ def add_zero_biases(model, layout) -> int:
 class BitFit(Strategy):
     name = "bitfit"
     summary = "BitFit: only the bias terms (and the task head) train; zero biases are added to bias-free Llama blocks"
-    default_lr = 1e-3
+    default_lr = 3e-3
+    """Set from the verdict benchmark's learning-rate sweep (benchmarks/README.md, "learning-rate sweep"): on 7 of its
+    8 tasks (minilm, 50 to 1,000 labels, rotten-tomatoes and bbc-news) 3e-3 reached a higher validation accuracy
+    than the earlier 1e-3 (median +1.9 points; test: 6 of 8, +1.6). Only the biases train, so a larger step suits
+    them; the other strategies' defaults did not pass the same rule (7 of 8 tasks)."""
     kind = Kind.PEFT
     order = 30
 
