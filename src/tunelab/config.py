@@ -145,8 +145,12 @@ class TrainConfig:
             return self.epochs
         if not n_train:
             return DEFAULT_EPOCHS
-        steps_per_epoch = math.ceil(n_train / (self.batch_size * self.gradient_accumulation_steps * max(1, processes)))
-        return float(max(DEFAULT_EPOCHS, math.ceil(MIN_STEPS / steps_per_epoch)))
+        return float(max(DEFAULT_EPOCHS, math.ceil(MIN_STEPS / self.steps_per_epoch(n_train, processes))))
+
+    def steps_per_epoch(self, n_train: int, processes: int = 1) -> int:
+        """Optimizer steps in an epoch of ``n_train`` examples: each takes ``batch_size x gradient_accumulation_steps``
+        examples from each of ``processes``."""
+        return max(1, math.ceil(n_train / (self.batch_size * self.gradient_accumulation_steps * max(1, processes))))
 
     def problems(self) -> list[str]:
         """Every problem with these options, each naming the option and what to do."""

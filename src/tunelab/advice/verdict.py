@@ -273,6 +273,6 @@ def versus_dict(v: Versus | None, comparison: Comparison) -> dict[str, Any] | No
     return {
         "split": comparison.split, "reason": v.reason, "gap": v.gap.estimate if v.gap else v.point_gap,
         "gap_low": v.gap.low if v.gap else None, "gap_high": v.gap.high if v.gap else None,
-        "gap_upper": v.gap_upper, "p_value": v.p_value, "p_raw": v.p_raw, "test": comparison.test,
-        "alpha": comparison.alpha,
+        "gap_upper": v.gap_upper, "p_value": v.p_value, "p_raw": v.p_raw, "interval_disagrees": v.interval_disagrees,
+        "test": comparison.test, "alpha": comparison.alpha,
     }  # fmt: skip

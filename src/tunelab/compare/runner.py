@@ -446,7 +446,9 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] = DEFAULT
     strategies = list(strategies)
     _check_metric(base, opts)
     say = log or (lambda _msg: None)
-    base = _epochs_fixed(base, opts, say)
+    # the task and the split's size, read once for the epochs and the planner (when either needs them)
+    sized = _task_and_size(base) if base.epochs is None or not opts.exhaustive else None
+    base = _epochs_fixed(base, opts, say, sized)
     out = _checked_out(base, strategies, out, opts)
     pre = _advice_before_training(base, strategies, out, opts, say, log)
     lrs, searches = _learning_rates(base, strategies, out, opts, say, log)
@@ -458,7 +460,8 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] = DEFAULT
         _shared_cache(base, strategies, log)
         results, reused = _run_all(planned, base, searches, opts, say, tracked, _estimated_seconds(pre), show=log is not None)
     else:
-        results, reused, planning = _run_planned(base, strategies, out, lrs, searches, opts, pre, say, log, tracked, started)
+        results, reused, planning = _run_planned(base, strategies, out, lrs, searches, opts, pre, say, log, tracked, started,
+                                                    sized or _task_and_size(base))
     recommendation = recommend_from_results(results, max_train_minutes=opts.max_train_minutes, memory_gb=opts.memory_gb,
                                             metric=opts.metric, tolerance=opts.tolerance, alpha=opts.alpha,
                                             max_forgetting=opts.max_forgetting)
@@ -656,7 +659,7 @@ def _run_all(planned: list[PlannedRun], base: TrainConfig, searches: dict[str, d
 
 def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[str, float], searches: dict[str, dict],
                  opts: CompareOptions, pre: dict | None, say: Callable[[str], None], log: Callable[[str], None] | None,
-                 tracked, started: float) -> tuple[list[RunRecord], list[str], dict[str, Any]]:
+                 tracked, started: float, sized: tuple[str, int | None]) -> tuple[list[RunRecord], list[str], dict[str, Any]]:
     """The comparison in rounds (:mod:`tunelab.compare.planner`): each round's runs go to the executor;
     after each, the strategies that cannot catch up are stopped. Returns every run's record (rounds in
     order; runs never started left out), the reused ids and the plan's summary."""
@@ -667,7 +670,7 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
         timings_from_results,
     )
 
-    task, n_split = _task_and_size(base)
+    task, n_split = sized
     metric = opts.metric or primary_metric(task)
     final = opts.data_fractions[-1]
     n_final = _examples_at(n_split, final, base.max_train_samples)
@@ -748,13 +751,14 @@ def _say_stops(planner, say: Callable[[str], None], told: int) -> int:
     return len(planner.stops_)
 
 
-def _epochs_fixed(base: TrainConfig, opts: CompareOptions, say: Callable[[str], None]) -> TrainConfig:
+def _epochs_fixed(base: TrainConfig, opts: CompareOptions, say: Callable[[str], None],
+                  sized: tuple[str, int | None] | None = None) -> TrainConfig:
     """``base`` with the epochs every run of the comparison takes: ``--epochs``, or the choice for the size of the
     largest run (:meth:`TrainConfig.epochs_for`). Runs on smaller fractions (learning curves, the planner's rounds)
-    take the same epochs, so that they differ only in their data."""
+    take the same epochs, so that they differ only in their data. ``sized``: :func:`_task_and_size` of ``base``."""
     if base.epochs is not None:
         return base
-    _, n_split = _task_and_size(base)
+    _, n_split = sized if sized is not None else _task_and_size(base)
     n = _examples_at(n_split, opts.data_fractions[-1], base.max_train_samples)
     epochs = base.epochs_for(n)
     if epochs != DEFAULT_EPOCHS:

@@ -318,8 +318,7 @@ def _versus_text(versus: dict | None, metric: str) -> str:
         return f"{100 * sign * versus['gap']:+.1f}{unit} ({reason})".replace("-", "−")
     gap = Interval(versus["gap"], versus["gap_low"], versus["gap_high"], 0.0, "", 0)
     p = versus.get("p_value")
-    excludes_zero = versus["gap_low"] > 0 or versus["gap_high"] < 0
-    note = "; the interval is unadjusted" if versus["reason"] == "not_distinguishable" and excludes_zero else ""
+    note = "; the interval is unadjusted" if versus.get("interval_disagrees") else ""
     return f"{format_difference(gap, metric)} ({reason}{'' if p is None else f', p = {p:.3g}'}{note})"
 
 

@@ -595,8 +595,7 @@ def epoch_schedule(config: TrainConfig, n_train: int) -> dict[str, Any]:
     """The ``TrainingArguments`` of a whole run: epochs, warm-up, evaluation (:func:`evaluation_schedule`),
     checkpoints."""
     # several processes: each optimizer step takes a batch from every one of them
-    per_step = config.batch_size * config.gradient_accumulation_steps * ranks.world_size()
-    steps_per_epoch = max(1, math.ceil(n_train / per_step))
+    steps_per_epoch = config.steps_per_epoch(n_train, ranks.world_size())
     epochs = config.epochs_for(n_train, ranks.world_size())
     return dict(
         num_train_epochs=epochs,
