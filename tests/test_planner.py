@@ -41,7 +41,7 @@ def run_rounds(planner: Planner, curves: dict, *, half: float = 0.02, n_full: fl
 
 def test_a_strategy_far_behind_is_stopped_with_its_prediction_and_a_close_one_is_kept():
     curves = {"leader": curve(0.85), "close": curve(0.84), "far": curve(0.70)}
-    planner = Planner(list(curves), rounds=(1 / 9, 1 / 3, 1.0), metric="accuracy", target=3000.0)
+    planner = Planner(list(curves), rounds=(1 / 9, 1 / 3, 1.0), metric="accuracy", target=3000.0, eta=1)
     run_rounds(planner, curves)
     stopped = planner.stopped
     assert set(stopped) == {"far"}
@@ -60,7 +60,7 @@ def test_a_strategy_far_behind_is_stopped_with_its_prediction_and_a_close_one_is
 
 def test_one_within_the_interval_is_kept_to_the_end():
     curves = {"a": curve(0.80), "b": curve(0.78)}  # 2 points apart, intervals of ±4 points
-    planner = Planner(list(curves), rounds=(0.1, 0.3, 1.0), metric="accuracy", target=3000.0)
+    planner = Planner(list(curves), rounds=(0.1, 0.3, 1.0), metric="accuracy", target=3000.0, eta=1)
     run_rounds(planner, curves, half=0.04)
     assert planner.stopped == {}
     assert [r.strategies for r in planner.done_] == [["a", "b"]] * 3
@@ -68,13 +68,13 @@ def test_one_within_the_interval_is_kept_to_the_end():
 
 def test_a_steep_curve_is_not_stopped_on_its_small_data_value_alone():
     """Behind at a ninth of the data, but gaining fast: carrying its last gain on keeps it in."""
-    planner = Planner(["flat", "steep"], rounds=(1 / 9, 1 / 3, 1.0), metric="accuracy", target=900.0)
+    planner = Planner(["flat", "steep"], rounds=(1 / 9, 1 / 3, 1.0), metric="accuracy", target=900.0, eta=1)
     r1 = planner.next_round(0.0)
     planner.finish_round(r1, [measure("flat", 1 / 9, 0.80, 0.02, 100), measure("steep", 1 / 9, 0.66, 0.02, 100)])
     r2 = planner.next_round(0.0)  # one point each: steep's best case 0.68 < flat's worst 0.78
     assert planner.stopped["steep"].reason == "behind" and r2.strategies == ["flat"]
 
-    planner = Planner(["flat", "steep"], rounds=(1 / 27, 1 / 9, 1 / 3, 1.0), metric="accuracy", target=2700.0)
+    planner = Planner(["flat", "steep"], rounds=(1 / 27, 1 / 9, 1 / 3, 1.0), metric="accuracy", target=2700.0, eta=1)
     for fraction, (flat, steep), half in zip((1 / 27, 1 / 9), ((0.70, 0.60), (0.72, 0.68)), (0.06, 0.02)):
         rnd = planner.next_round(0.0)
         planner.finish_round(rnd, [measure("flat", fraction, flat, half, fraction * 2700),
@@ -87,7 +87,7 @@ def test_a_steep_curve_is_not_stopped_on_its_small_data_value_alone():
 
 
 def test_lower_is_better_metrics_stop_the_higher_perplexity():
-    planner = Planner(["good", "bad", "near"], rounds=(1 / 9, 1 / 3, 1.0), metric="perplexity", target=900.0)
+    planner = Planner(["good", "bad", "near"], rounds=(1 / 9, 1 / 3, 1.0), metric="perplexity", target=900.0, eta=1)
     rnd = planner.next_round(0.0)
     planner.finish_round(rnd, [measure("good", 1 / 9, 12.0, 0.5, 100), measure("bad", 1 / 9, 20.0, 0.8, 100),
                                measure("near", 1 / 9, 12.6, 0.5, 100)])
@@ -101,7 +101,7 @@ def test_lower_is_better_metrics_stop_the_higher_perplexity():
 
 def test_four_rounds_use_a_fitted_learning_curve():
     curves = {"a": curve(0.90, 1.0, 0.5), "b": curve(0.70, 1.0, 0.5)}
-    planner = Planner(list(curves), rounds=(0.05, 0.1, 0.2, 0.4, 1.0), metric="accuracy", target=4000.0)
+    planner = Planner(list(curves), rounds=(0.05, 0.1, 0.2, 0.4, 1.0), metric="accuracy", target=4000.0, eta=1)
     rng = random.Random(0)
     while (rnd := planner.next_round(0.0)) is not None:
         n = rnd.fraction * 4000
@@ -146,7 +146,8 @@ def simulate(planner: Planner, curves: dict, true_seconds, *, step_s: float, n_f
 
 @pytest.mark.parametrize("budget_s", [60.0, 200.0, 450.0, 900.0, 5000.0])
 @pytest.mark.parametrize("misestimate", [0.5, 1.0, 2.5])
-def test_the_budget_is_never_exceeded_by_more_than_the_longest_step(budget_s, misestimate):
+@pytest.mark.parametrize("eta", [1.0, 3.0])
+def test_the_budget_is_never_exceeded_by_more_than_the_longest_step(budget_s, misestimate, eta):
     curves = {"a": curve(0.85), "b": curve(0.84), "c": curve(0.83), "d": curve(0.60)}
     cost = {"a": 300.0, "b": 600.0, "c": 120.0, "d": 40.0}  # seconds at the full data (the truth)
     estimates = {s: t / misestimate for s, t in cost.items()}  # what the estimate said
@@ -155,16 +156,16 @@ def test_the_budget_is_never_exceeded_by_more_than_the_longest_step(budget_s, mi
     def true_seconds(s: str, fraction: float) -> float:
         return 5.0 + cost[s] * fraction  # start-up and evaluation, then training that scales with the data
 
-    planner = Planner(list(curves), rounds=(1 / 9, 1 / 3, 1.0), metric="accuracy", budget_s=budget_s,
+    planner = Planner(list(curves), rounds=(1 / 9, 1 / 3, 1.0), metric="accuracy", budget_s=budget_s, eta=eta,
                       estimates=estimates, target=3000.0)
     end, runs = simulate(planner, curves, true_seconds, step_s=step_s)
     assert end <= budget_s + step_s
     assert all(start < budget_s for _, start, _ in runs)  # nothing starts once the budget is spent
     stopped = planner.stopped
-    if budget_s >= 5000:  # ample: only the hopeless one stops, everyone else reaches the end
+    if budget_s >= 5000 and eta == 1:  # ample: only the hopeless one stops, everyone else reaches the end
         assert set(stopped) == {"d"} and stopped["d"].reason == "behind"
     for stop in stopped.values():
-        assert stop.reason in ("behind", "budget") and stop.message
+        assert stop.reason in ("behind", "budget", "halved", "dominated") and stop.message
 
 
 def test_no_run_starts_that_its_measured_time_says_will_not_fit():
@@ -173,7 +174,8 @@ def test_no_run_starts_that_its_measured_time_says_will_not_fit():
     assert predict_seconds("a", 0.3, timings, {"a": 1.0}) == pytest.approx(10.0 + 20.0 * 3)
     assert predict_seconds("b", 0.3, timings, {"b": 100.0}) == pytest.approx(10.0 + 30.0)  # estimate + fixed cost seen
     assert predict_seconds("c", 0.3, timings, {}) is None
-    planner = Planner(["a", "b"], rounds=(0.1, 0.3), metric="accuracy", budget_s=100.0, estimates={"a": 50.0, "b": 50.0})
+    planner = Planner(["a", "b"], rounds=(0.1, 0.3), metric="accuracy", budget_s=100.0, estimates={"a": 50.0, "b": 50.0},
+                      eta=1)
     rnd = planner.next_round(0.0)
     planner.finish_round(rnd, [measure("a", 0.1, 0.8, 0.05), measure("b", 0.1, 0.8, 0.05)],
                          [RunTiming("a", 0.1, 30.0, 20.0, 0.5), RunTiming("b", 0.1, 12.0, 5.0, 0.4)])
@@ -262,7 +264,11 @@ def test_cli_planned_comparison_stops_one_early_and_the_report_shows_it(tiny_ber
     assert sorted(p.name for p in (out / "runs").iterdir()) == ["full-f0.5", "full-f1", "head-f0.5"]
     record = json.loads((out / "runs" / "head-f0.5" / "metrics.json").read_text())
     assert record["stopped_early"]["round"] == 1 and record["stopped_early"]["prediction"]["strategy"] == "head"
-    assert "stopped_early" not in json.loads((out / "runs" / "full-f1" / "metrics.json").read_text())
+    # a screening run: validated once, after training; no test evaluation (the final round's runs have one)
+    assert record["config"]["screening"] and record["metrics"]["validation"] and not record["metrics"].get("test")
+    assert not (out / "runs" / "head-f0.5" / "outputs" / "test.npz").exists()
+    final = json.loads((out / "runs" / "full-f1" / "metrics.json").read_text())
+    assert "stopped_early" not in final and not final["config"]["screening"] and final["metrics"]["test"]["accuracy"] >= 0
 
     assert "stopped early: head (behind)" in printed
     head_line = next(line for line in printed.splitlines() if line.startswith("│ head"))
@@ -352,3 +358,48 @@ def test_a_run_still_going_at_the_deadline_is_interrupted_and_recorded_as_stoppe
     assert took <= 4.0 + 5.0 + 1.0  # the deadline, the grace, and the process's exit
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["run_info"]["error"].startswith(BUDGET_STOP)
+
+
+def test_successive_halving_keeps_the_best_third_and_skips_rounds_once_one_is_left():
+    """Five strategies within each other's intervals (nothing is hopeless): the best ⌈5/3⌉ = 2 go on, then 1,
+    which trains on the full data at once (the round at a third of the data is skipped: nothing left to decide)."""
+    curves = {s: curve(a) for s, a in {"a": 0.86, "b": 0.85, "c": 0.84, "d": 0.83, "e": 0.82}.items()}
+    planner = Planner(list(curves), rounds=(1 / 27, 1 / 9, 1 / 3, 1.0), metric="accuracy", target=2700.0)
+    run_rounds(planner, curves, half=0.08, n_full=2700.0)
+    assert [r.fraction for r in planner.done_] == [pytest.approx(1 / 27), pytest.approx(1 / 9), 1.0]
+    assert [sorted(r.strategies) for r in planner.done_] == [["a", "b", "c", "d", "e"], ["a", "b"], ["a"]]
+    assert planner.done_[-1].final
+    stopped = planner.stopped
+    assert {s: stop.reason for s, stop in stopped.items()} == {"b": "halved", "c": "halved", "d": "halved", "e": "halved"}
+    assert stopped["c"].round == 1 and stopped["b"].round == 2
+    assert "not among the best 2 of the 5 left" in stopped["c"].message and stopped["c"].prediction is not None
+    assert planner.summary()["halving"] == 3.0
+
+
+def test_with_eta_1_every_strategy_that_can_catch_up_goes_on_and_a_lone_one_skips_to_the_end():
+    curves = {"a": curve(0.86), "b": curve(0.85), "c": curve(0.84)}
+    planner = Planner(list(curves), rounds=(1 / 9, 1 / 3, 1.0), metric="accuracy", target=900.0, eta=1)
+    run_rounds(planner, curves, half=0.08, n_full=900.0)
+    assert [sorted(r.strategies) for r in planner.done_] == [["a", "b", "c"]] * 3 and planner.stopped == {}
+    planner = Planner(["only"], rounds=(1 / 9, 1 / 3, 1.0), metric="accuracy", target=900.0)
+    run_rounds(planner, {"only": curve(0.8)}, n_full=900.0)
+    assert [r.fraction for r in planner.done_] == [pytest.approx(1 / 9), 1.0] and planner.stopped == {}
+
+
+@pytest.mark.parametrize(("cheap", "pricey", "dominated"), [(0.80, 0.79, True), (0.80, 0.80, True), (0.79, 0.82, False)])
+def test_a_dearer_strategy_predicted_no_better_than_a_cheaper_one_is_dominated(cheap, pricey, dominated):
+    """η = 1.5 keeps 2 of 3; of those two, the dearer one goes on only when it is predicted above the cheaper one."""
+    planner = Planner(["cheap", "pricey", "worst"], rounds=(0.1, 1.0), metric="accuracy", eta=1.5, target=1000.0)
+    rnd = planner.next_round(0.0)
+    planner.finish_round(rnd, [measure("cheap", 0.1, cheap, 0.06, 100), measure("pricey", 0.1, pricey, 0.06, 100),
+                               measure("worst", 0.1, 0.75, 0.06, 100)],
+                         [RunTiming("cheap", 0.1, 10.0, 8.0), RunTiming("pricey", 0.1, 60.0, 55.0),
+                          RunTiming("worst", 0.1, 5.0, 4.0)])
+    final = planner.next_round(0.0)
+    assert planner.stopped["worst"].reason == "halved"  # the cheapest, but not among the best two
+    if dominated:
+        stop = planner.stopped["pricey"]
+        assert final.strategies == ["cheap"] and stop.reason == "dominated" and stop.leader.strategy == "cheap"
+        assert "cost less" in stop.message
+    else:
+        assert sorted(final.strategies) == ["cheap", "pricey"]

@@ -34,7 +34,7 @@ DEMO = {
 }
 
 # Options compare sets per run (or that make no sense for a comparison): not offered as flags.
-_SKIP = {"strategy", "out", "resume", "overwrite", "data_fraction", "lr", "merge"}
+_SKIP = {"strategy", "out", "resume", "overwrite", "data_fraction", "lr", "merge", "screening"}
 
 
 def _floats(text: str) -> list[float]:
@@ -100,6 +100,10 @@ def add_parser(sub) -> None:
                    "still training then stops after its current step. Default: max(5 min, 2 × seeds × Σ over "
                    "strategies of the estimated time on all the data, ⌈n_train / batch⌉ × epochs × step time + cache "
                    "build, from the cost estimates); no budget when they were skipped")
+    p.add_argument("--halving", type=float, default=3.0, metavar="ETA",
+                   help="planned rounds: after each, the best ⌈n / ETA⌉ of the n strategies left (by predicted validation "
+                   "metric at the full data) go on, and one predicted below a cheaper one that goes on is stopped too "
+                   "(successive halving; default 3); 1 keeps every strategy that can still catch up")
     p.add_argument("--plan", action="store_true",
                    help="run in rounds within the default budget (see --budget-minutes) and stop early the strategies "
                    "that cannot catch up")
@@ -137,6 +141,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.exhaustive and (args.budget_minutes is not None or args.plan):
         raise ConfigError("--budget-minutes / --plan run a planned comparison and --exhaustive trains everything to the "
                           "end: pick one (--max-train-minutes sets aside slow strategies after the fact)")
+    if not args.halving >= 1:
+        raise ConfigError(f"--halving must be at least 1 (1 keeps every strategy that can still catch up), got {args.halving:g}")
     if args.budget_minutes is not None and not args.budget_minutes > 0:
         raise ConfigError(f"--budget-minutes must be positive, got {args.budget_minutes:g}")
     from tunelab.compare.executors import make_executor
@@ -155,6 +161,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         resume=args.resume,
         overwrite=args.overwrite,
         budget_minutes=args.budget_minutes,
+        halving=args.halving,
         exhaustive=False if args.plan else True if args.exhaustive else None,
         **_verdict_options(args),
         run_timeout_s=args.run_timeout,

@@ -14,13 +14,20 @@
    end is the measured lower bound. A strategy whose *optimistic* prediction cannot reach the leader's
    *pessimistic* one is stopped and recorded as **stopped early**, with the round, the fraction, the
    reason and both predictions (:class:`Stop`).
-3. The others get ×3 the data in the next round, up to the full plan (the largest ``--data-fractions``).
+3. **Halving** (:func:`halve`): of the strategies left, the best ``⌈n / η⌉`` by predicted estimate go on
+   (``η`` = :data:`ROUND_FACTOR`, ``--halving``), as in successive halving (Jamieson & Talwalkar 2016; Ray Tune's
+   and Optuna's schedulers); the others are stopped early as ``halved``, with their prediction. Among those kept, one
+   predicted below a kept strategy that costs less is stopped too (``dominated``): the verdict recommends the
+   cheapest strategy the paired comparison cannot separate from the best, so it could only change the verdict by
+   ending *distinguishably* above the cheaper one, which its prediction says it will not. When one strategy is
+   left, the rounds between go: it trains on the full plan at once.
+4. The others get ×3 the data in the next round, up to the full plan (the largest ``--data-fractions``).
    Before a run starts, its time is predicted (:func:`predict_seconds`: the strategy's measured time in
    the earlier round, its data-dependent part scaled by the data size, or the cost estimate before any
    was measured); a run predicted to end after the budget is not started, and one still running when
    the budget ends is interrupted after its current step (the executor's ``deadline``), so the budget
    is exceeded by at most the longest training step seen.
-4. The finalists' paired comparison (the existing verdict, :mod:`tunelab.advice.choose`) decides.
+5. The finalists' paired comparison (the existing verdict, :mod:`tunelab.advice.choose`) decides.
 
 This module is pure: :class:`Planner` decides rounds from :class:`Measurement` s, :class:`RunTiming` s and
 the seconds elapsed that its caller passes in; it never trains, reads a file or looks at a clock, so
@@ -44,6 +51,8 @@ from tunelab.metrics import higher_is_better
 
 #: Each round gives the surviving strategies this many times the data of the previous one.
 ROUND_FACTOR = 3.0
+#: Successive halving's η: after a round, the best ``⌈n / η⌉`` of the ``n`` strategies left go on.
+HALVING = 3.0
 #: Rounds when ``--data-fractions`` names one fraction: ``f / 9``, ``f / 3``, ``f``.
 DEFAULT_ROUNDS = 3
 #: A round with fewer training examples than this is left out (its metric would say little).
@@ -152,6 +161,35 @@ def predict_final(points: Sequence[Measurement], metric: str, target: float, *, 
     return Prediction(last.strategy, metric, target, last.value, optimistic, bad_now, method, last.fraction, last.value)
 
 
+def halve(predictions: Mapping[str, Prediction], metric: str, eta: float,
+          costs: Mapping[str, float | None] | None = None) -> dict[str, tuple[str, str]]:
+    """Successive halving's cut: the strategies that do not go on, each with its reason (``halved``: not among the
+    best ``⌈n / eta⌉`` by estimate; ``dominated``: kept, but predicted no better than a kept strategy with a lower
+    ``costs`` — the predicted seconds of its next run) and the strategy that put it out.
+
+    >>> p = lambda s, v: Prediction(s, "accuracy", 1.0, v, v + 0.05, v - 0.05, "", 0.1, v)
+    >>> preds = {s: p(s, v) for s, v in {"a": 0.80, "b": 0.78, "c": 0.75, "d": 0.70, "e": 0.60}.items()}
+    >>> sorted(halve(preds, "accuracy", 3.0).items())
+    [('c', ('halved', 'b')), ('d', ('halved', 'b')), ('e', ('halved', 'b'))]
+    >>> halve(preds, "accuracy", 3.0, costs={"a": 20.0, "b": 100.0})["b"]   # a is better and cheaper
+    ('dominated', 'a')
+    """
+    if eta <= 1 or len(predictions) < 2:
+        return {}
+    sign = 1.0 if higher_is_better(metric) else -1.0
+    ranked = sorted(predictions, key=lambda s: -sign * predictions[s].estimate)
+    keep = max(1, math.ceil(len(ranked) / eta - 1e-9))
+    out = {s: ("halved", ranked[keep - 1]) for s in ranked[keep:]}
+    costs = costs or {}
+    kept = ranked[:keep]
+    for s in kept:
+        cheaper = [c for c in kept if c != s and costs.get(c) is not None and costs.get(s) is not None
+                   and costs[c] < costs[s] and sign * predictions[c].estimate >= sign * predictions[s].estimate]
+        if cheaper:
+            out[s] = ("dominated", min(cheaper, key=lambda c: costs[c]))
+    return out
+
+
 def hopeless(predictions: Mapping[str, Prediction], metric: str) -> dict[str, str]:
     """The strategies whose optimistic prediction is below the leader's pessimistic one, each with the
     leader it cannot reach. The leader is the strategy with the best pessimistic prediction."""
@@ -251,7 +289,8 @@ class Round:
 @dataclass(frozen=True)
 class Stop:
     """Why a strategy left the comparison before the final round: ``reason`` is ``behind`` (its
-    prediction cannot reach the leader's), ``budget`` (its next run would not fit in, or was cut by, the
+    prediction cannot reach the leader's), ``halved`` or ``dominated`` (successive halving's cut, :func:`halve`),
+    ``budget`` (its next run would not fit in, or was cut by, the
     budget) or ``failed`` (its run failed). ``round`` and ``fraction`` are the last round it ran (0 and 0.0
     when it never started one)."""
 
@@ -297,6 +336,8 @@ class Planner:
     sizes: Mapping[float, float] | None = None
     """Training examples of each round's fraction (:func:`predict_seconds`); ``estimates`` are then seconds
     per example."""
+    eta: float = HALVING
+    """Successive halving's η (:func:`halve`); 1 keeps every strategy that can still catch up."""
     alive_: list[str] = field(init=False)
     stops_: list[Stop] = field(init=False, default_factory=list)
     done_: list[Round] = field(init=False, default_factory=list)
@@ -334,11 +375,17 @@ class Planner:
         """The next round to run (None: the plan is done). Stops, first, the strategies that cannot
         catch up or whose run would not fit in the budget (see :attr:`stopped`)."""
         index = len(self.done_)
-        if index >= len(self.rounds) or not self.alive_:
+        if not self.alive_ or (self.done_ and self.done_[-1].final):
             return None
-        fraction = self.rounds[index]
+        rung = self.rounds.index(self.done_[-1].fraction) + 1 if self.done_ else 0
         if index > 0:
             self._stop_the_hopeless(index)
+            self._halve(index, self.rounds[rung])
+            if len(self.alive_) == 1:  # nothing left to decide between: the rounds between go
+                rung = len(self.rounds) - 1
+        if not self.alive_:
+            return None
+        fraction = self.rounds[rung]
         order = self._by_promise()
         seconds = {s: predict_seconds(s, fraction, self.timings_, self.estimates, self.sizes) for s in order}
         start_by: dict[str, float | None] = {}
@@ -350,7 +397,7 @@ class Planner:
             if now_s > start_by[s]:
                 left = self.budget_s - now_s
                 run = f"its round-{index + 1} run at data fraction {fraction:g}"
-                last = self.done_[index - 1].fraction if index else 0.0  # the last round it ran (none: 0)
+                last = self.done_[-1].fraction if index else 0.0  # the last round it ran (none: 0)
                 self._stop(s, index, last, "budget",
                            f"the {self.budget_s:.0f} s budget had run out before {run} could start" if left <= 0 else
                            f"{run} was predicted to take {seconds[s]:.0f} s, more than the {left:.0f} s left of the "
@@ -359,7 +406,7 @@ class Planner:
         if not order:
             return None
         rnd = Round(index + 1, fraction, order, {s: seconds[s] for s in order}, {s: start_by[s] for s in order},
-                    self.budget_s, index == len(self.rounds) - 1)
+                    self.budget_s, rung == len(self.rounds) - 1)
         self.done_.append(rnd)
         return rnd
 
@@ -384,7 +431,7 @@ class Planner:
         strategies = {s: {"status": FINALIST} for s in self.alive_}
         strategies.update({s.strategy: s.to_dict() for s in self.stops_})
         return {
-            "mode": "planned", "metric": self.metric, "level": self.level, "budget_s": self.budget_s,
+            "mode": "planned", "metric": self.metric, "level": self.level, "budget_s": self.budget_s, "halving": self.eta,
             "round_fractions": list(self.rounds), "rounds": [r.to_dict() for r in self.done_],
             "strategies": {s: strategies[s] for s in self.strategies if s in strategies},
             "stopped": [s.to_dict() for s in self.stops_],
@@ -411,6 +458,26 @@ class Planner:
                        f"{self.metric} at the full data is at best {p.optimistic:.4g}, "
                        f"{'below' if higher_is_better(self.metric) else 'above'} {leader}'s worst case {lp.pessimistic:.4g}",
                        p, lp)
+
+    def _halve(self, index: int, fraction: float) -> None:
+        """Successive halving's cut before the round at ``fraction`` (:func:`halve`)."""
+        preds = {s: p for s in self.alive_ if (p := self.predict(s)) is not None}
+        costs = {s: predict_seconds(s, fraction, self.timings_, self.estimates, self.sizes) for s in preds}
+        done = self.done_[index - 1]
+        better = "above" if higher_is_better(self.metric) else "below"
+        for s, (why, other) in halve(preds, self.metric, self.eta, costs).items():
+            p, op = preds[s], preds[other]
+            if why == "halved":
+                keep = max(1, math.ceil(len(preds) / self.eta - 1e-9))
+                message = (f"after round {done.index} (data fraction {done.fraction:g}) its predicted validation "
+                           f"{self.metric} at the full data, {p.estimate:.4g}, is not among the best {keep} of the "
+                           f"{len(preds)} left (successive halving, η = {self.eta:g}; {other}: {op.estimate:.4g})")
+            else:
+                message = (f"after round {done.index} (data fraction {done.fraction:g}) its predicted validation "
+                           f"{self.metric} at the full data, {p.estimate:.4g}, is not {better} that of {other} "
+                           f"({op.estimate:.4g}), whose next run is predicted to cost less ({costs[other]:.0f} s against "
+                           f"{costs[s]:.0f} s): the verdict recommends the cheaper of two strategies it cannot separate")
+            self._stop(s, done.index, done.fraction, why, message, p, op)
 
     def _stop(self, strategy: str, index: int, fraction: float, reason: str, message: str,
               prediction: Prediction | None = None, leader: Prediction | None = None) -> None:

@@ -381,7 +381,8 @@ class CompareOptions:
     (:mod:`tunelab.compare.planner`) that stop early the strategies that cannot catch up, and no run
     starts that would end after it (default: :func:`tunelab.compare.planner.default_budget_s` of the
     cost estimates; none without them). ``exhaustive`` trains every strategy × seed × fraction to the
-    end instead (no budget); unset, a comparison is planned when it has a ``budget_minutes`` and exhaustive
+    end instead (no budget); ``halving`` is the planned rounds' η (the best ``⌈n / η⌉`` strategies go on after
+    each round: :func:`tunelab.compare.planner.halve`; 1 keeps every one that can still catch up); unset, a comparison is planned when it has a ``budget_minutes`` and exhaustive
     otherwise (``exhaustive=False`` plans within the default budget). ``max_train_minutes`` / ``memory_gb`` set aside, after the fact, strategies
     whose training took longer / more memory in the recommendation; ``metric`` (default: the task's), ``tolerance`` and ``alpha`` are how it compares
     them (:func:`tunelab.advice.choose.recommend_from_results`); ``pre_recommend`` asks ``tunelab recommend``
@@ -399,6 +400,7 @@ class CompareOptions:
     resume: bool = False
     overwrite: bool = False
     budget_minutes: float | None = None
+    halving: float = 3.0
     exhaustive: bool | None = None
     max_train_minutes: float | None = None
     memory_gb: float | None = None
@@ -574,7 +576,7 @@ def _write_plan(out: Path, base: TrainConfig, strategies: list[str], run_ids: li
         "strategies": strategies, "seeds": [base.seed + i for i in range(opts.seeds)], "data_fractions": opts.data_fractions,
         "split_seed": base.seed, "lr_overrides": opts.lr_overrides, "tune_lr": opts.tune_lr, "lr_search": searches,
         "learning_rates": {s: lrs.get(s, _default_lr(s)) for s in strategies},
-        "budget_minutes": opts.budget_minutes, "max_train_minutes": opts.max_train_minutes, "memory_gb": opts.memory_gb,
+        "budget_minutes": opts.budget_minutes, "halving": opts.halving, "max_train_minutes": opts.max_train_minutes, "memory_gb": opts.memory_gb,
         "isolate": opts.isolate, "runs": run_ids, "base_config": base.to_dict(),
         **({"planning": planning} if planning is not None else {}),
     })  # fmt: skip
@@ -682,7 +684,7 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
     sizes = {f: float(_examples_at(n_split, f, base.max_train_samples)) for f in rungs} if n_split and n_final else None
     estimates = {s: t / n_final if sizes else t / final for s, t in final_estimates.items()}
     planner = Planner(strategies, rungs, metric, budget_s=budget_s, seeds=opts.seeds, level=1.0 - opts.alpha,
-                      estimates=estimates, target=float(n_final) if n_final else None, sizes=sizes)
+                      estimates=estimates, target=float(n_final) if n_final else None, sizes=sizes, eta=opts.halving)
     step_guess = max((float(r["time_per_step_s"]) for r in (pre or {}).get("estimates") or []
                       if isinstance(r.get("time_per_step_s"), int | float)), default=None)
     say(f"planned comparison: rounds at data fractions {', '.join(f'{f:g}' for f in rungs)}; "
@@ -697,8 +699,9 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
         say(f"round {rnd.index}/{len(rungs)}: {', '.join(rnd.strategies)} on data fraction {rnd.fraction:g}"
             + (" (the final round)" if rnd.final else ""))
         named_fraction = not rnd.final or len(opts.data_fractions) > 1
-        # the rounds before the last screen with one seed; the finalists' verdict gets every seed
-        planned = plan_runs(base, rnd.strategies, out, seeds=opts.seeds if rnd.final else 1,
+        # the rounds before the last screen with one seed, on validation only; the finalists' verdict gets every seed
+        planned = plan_runs(base if rnd.final else base.replace(screening=True), rnd.strategies, out,
+                            seeds=opts.seeds if rnd.final else 1,
                             data_fractions=[rnd.fraction], lrs=lrs, many_fractions=named_fraction)
         run_ids.extend(p.run_id for p in planned)
         _write_plan(out, base, strategies, run_ids, lrs, searches, opts, planner.summary())

@@ -191,7 +191,10 @@ def _stopped_early_blocks(recommendation: dict) -> list[Block]:
         + (f"; it took {planning['elapsed_s'] / 60:.1f} minutes up to the last run" if planning.get("elapsed_s") is not None else "")
         + ". After each round, every strategy's validation metric at the full data was predicted (a learning curve "
         "fitted on its rounds, or the measured value with its interval and the last round's gain carried on); a "
-        "strategy whose best case could not reach the leader's worst case was stopped early. The results above are "
+        "strategy whose best case could not reach the leader's worst case was stopped early (behind), and of the rest "
+        f"only the best ⌈n / {planning.get('halving') or 3:g}⌉ went on (successive halving: halved), less one predicted "
+        "below a cheaper one that went on (dominated: the verdict recommends the cheaper of two strategies it cannot "
+        "separate). The results above are "
         "the largest data fraction that was run; a strategy stopped before it is listed without numbers."
     )
     stops = [s for s in planning.get("stopped") or [] if s["status"] == "stopped_early"]
@@ -207,11 +210,12 @@ def _stopped_early_blocks(recommendation: dict) -> list[Block]:
             stop["strategy"], str(stop["round"]), f"{stop['data_fraction']:g}", stop["reason"],
             format_metric(p.get("measured"), metric) if p else "–",
             f"{format_metric(p.get('optimistic'), metric)} / {format_metric(p.get('pessimistic'), metric)}" if p else "–",
-            f"{lead['strategy']} {format_metric(lead.get('pessimistic'), metric)}" if lead else "–",
+            f"{lead['strategy']} {format_metric(lead.get('pessimistic' if stop['reason'] == 'behind' else 'estimate'), metric)}"
+            if lead else "–",
             stop["message"],
         ])
     headers = ["Strategy", "Last round", "Data fraction", "Reason", f"Measured validation {label}",
-               "Predicted at full data (best / worst case)", "Leader's worst case", "Why"]
+               "Predicted at full data (best / worst case)", "Against (worst case if behind, else estimate)", "Why"]
     blocks.append(Table(headers, rows, caption="Strategies stopped before the final round, with the prediction that stopped them."))
     return blocks
 

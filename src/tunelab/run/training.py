@@ -597,10 +597,12 @@ def epoch_schedule(config: TrainConfig, n_train: int) -> dict[str, Any]:
     # several processes: each optimizer step takes a batch from every one of them
     steps_per_epoch = config.steps_per_epoch(n_train, ranks.world_size())
     epochs = config.epochs_for(n_train, ranks.world_size())
+    # a screening run is validated once, after training (_final_metrics)
+    evaluation = {"eval_strategy": "no"} if config.screening else evaluation_schedule(epochs, steps_per_epoch)
     return dict(
         num_train_epochs=epochs,
         warmup_steps=int(config.warmup_ratio * steps_per_epoch * epochs),
-        **evaluation_schedule(epochs, steps_per_epoch),
+        **evaluation,
         save_strategy="steps",
         save_steps=config.save_steps,
         save_total_limit=1,
@@ -663,7 +665,7 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> Run
         trainer = setup.trainer(ds.train, ds.validation, ds.collator, model=ds.model, progress=progress,
                                 **epoch_schedule(config, len(ds.train)))
         fit = _fit(setup, trainer, out, resume_from)
-        metrics, outputs = _final_metrics(trainer, ds, run.data.task)
+        metrics, outputs = _final_metrics(trainer, ds, run.data.task, test=not config.screening)
         gathered = ranks.gathered_state_dict(trainer)  # FSDP / ZeRO-3: the whole weights, on the main process
         _written_once(lambda: [o.save(out, split) for split, o in outputs.items()])  # <out>/outputs/<split>.npz
         eval_time = trainer.eval_seconds + ds.cache_info.get("eval_share_s", 0.0)
@@ -795,8 +797,8 @@ def _fit(setup: TrainerSetup, trainer, out: Path, resume_from: Path | None) -> _
     return _Fit(notes, time.perf_counter() - t0, recomputed)
 
 
-def _final_metrics(trainer, ds: _Datasets, task: str) -> tuple[Metrics, dict[str, ExampleOutputs]]:
-    """The final validation and test metrics, and each split's per-example outputs."""
+def _final_metrics(trainer, ds: _Datasets, task: str, *, test: bool = True) -> tuple[Metrics, dict[str, ExampleOutputs]]:
+    """The final validation and test metrics (``test=False``: validation only), and each split's per-example outputs."""
     # the epoch-end evaluation after the last step already measured these weights on the validation split
     last_eval = _final_step_eval(trainer.state.log_history, trainer.state.global_step)
     outputs: dict[str, ExampleOutputs] = {}
@@ -810,9 +812,11 @@ def _final_metrics(trainer, ds: _Datasets, task: str) -> tuple[Metrics, dict[str
         trainer.evaluate(ds.validation, metric_key_prefix="validation")
         kept = trainer.tunelab_outputs.latest
     outputs["validation"] = kept
-    test = clean_metrics(trainer.evaluate(ds.test, metric_key_prefix="test"), "test", task)
+    if not test:
+        return Metrics(validation=validation, test=None), outputs
+    scores = clean_metrics(trainer.evaluate(ds.test, metric_key_prefix="test"), "test", task)
     outputs["test"] = trainer.tunelab_outputs.latest
-    return Metrics(validation=validation, test=test), outputs
+    return Metrics(validation=validation, test=scores), outputs
 
 
 def _train_info(setup: TrainerSetup, trainer, ds: _Datasets, fit: _Fit, eval_time: float) -> TrainInfo:
@@ -853,7 +857,7 @@ def _forgetting(run: PreparedRun, train_seconds: float) -> dict[str, Any] | None
     is a note, never a lost run."""
     from tunelab.run import forgetting
 
-    if not run.config.forgetting:
+    if not run.config.forgetting or run.config.screening:
         return None
     if ranks.shards_weights():  # its forward passes would run on the main process alone, over a shard
         return {"error": f"not measured under {ranks.sharded()} weight sharding: each process holds only a shard of "
