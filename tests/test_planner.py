@@ -403,3 +403,32 @@ def test_a_dearer_strategy_predicted_no_better_than_a_cheaper_one_is_dominated(c
         assert "cost less" in stop.message
     else:
         assert sorted(final.strategies) == ["cheap", "pricey"]
+
+
+def test_a_round_where_no_strategy_beats_a_constant_predictor_halves_nothing():
+    """At a ninth of the data every strategy is within noise of always predicting the majority class: its order
+    says nothing, so all go on; the next round measures something, and halving cuts."""
+    names = ["a", "b", "c", "d", "e"]
+    planner = Planner(names, rounds=(1 / 9, 1 / 3, 1.0), metric="accuracy", target=900.0)
+    rnd = planner.next_round(0.0)
+    near_chance = dict(zip(names, (0.56, 0.55, 0.53, 0.52, 0.50), strict=True))
+    planner.finish_round(rnd, [Measurement(s, 1 / 9, v, v - 0.07, v + 0.07, 100, chance=0.5) for s, v in near_chance.items()])
+    rnd = planner.next_round(0.0)
+    assert sorted(rnd.strategies) == names and planner.stopped == {} and planner.summary()["not_halved_after"] == [1]
+    apart = dict(zip(names, (0.80, 0.78, 0.76, 0.74, 0.72), strict=True))
+    planner.finish_round(rnd, [Measurement(s, 1 / 3, v, v - 0.05, v + 0.05, 300, chance=0.5) for s, v in apart.items()])
+    final = planner.next_round(0.0)
+    assert sorted(final.strategies) == ["a", "b"] and {s.reason for s in planner.stopped.values()} == {"halved"}
+
+
+def test_the_chance_level_is_the_majority_class_score_on_the_saved_examples():
+    import numpy as np
+
+    from tunelab.compare.planner import _chance
+    from tunelab.run.outputs import ExampleOutputs
+
+    outputs = ExampleOutputs(labels=np.array([0, 0, 0, 1, 2]), predictions=np.array([0, 1, 2, 1, 2]))
+    assert _chance(outputs, "accuracy") == pytest.approx(0.6)
+    assert _chance(outputs, "f1_macro") == pytest.approx((2 * 0.6 / 1.6) / 3)
+    assert _chance(None, "accuracy") is None
+    assert _chance(ExampleOutputs(loss_sums=np.ones(3), token_counts=np.ones(3)), "perplexity") is None

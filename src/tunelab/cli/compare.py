@@ -129,6 +129,9 @@ def add_parser(sub) -> None:
         "A rerun reuses the finished runs in --out (pass --fresh to train everything again).",
     )
     d.add_argument("--fresh", action="store_true", help="train every run again instead of reusing finished ones")
+    d.add_argument("--exhaustive", action="store_true",
+                   help="train every strategy to the end (default: in rounds, as tunelab compare --plan: the strategies "
+                   "that cannot catch up, or fall outside successive halving's cut, stop early)")
     _add_common(d)
     d.set_defaults(func=cmd_demo, out=DEMO["out"])
 
@@ -197,7 +200,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         out=args.out,
         resume=not args.fresh,
         overwrite=args.fresh,
-        exhaustive=True,  # the demo shows every strategy trained to the end
+        exhaustive=args.exhaustive,  # default: the main job as it is meant to run, in rounds within the default budget
         **_verdict_options(args),
         title=f"tunelab demo: {DEMO['model']} on {DEMO['data']}",
     )

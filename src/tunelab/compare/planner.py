@@ -20,7 +20,9 @@
    predicted below a kept strategy that costs less is stopped too (``dominated``): the verdict recommends the
    cheapest strategy the paired comparison cannot separate from the best, so it could only change the verdict by
    ending *distinguishably* above the cheaper one, which its prediction says it will not. When one strategy is
-   left, the rounds between go: it trains on the full plan at once.
+   left, the rounds between go: it trains on the full plan at once. A round cuts only when it **measured
+   something** (:func:`informative`): when no strategy is distinguishable from a constant predictor (the
+   majority class), its order is noise and every strategy that can still catch up goes on.
 4. The others get ×3 the data in the next round, up to the full plan (the largest ``--data-fractions``).
    Before a run starts, its time is predicted (:func:`predict_seconds`: the strategy's measured time in
    the earlier round, its data-dependent part scaled by the data size, or the cost estimate before any
@@ -81,6 +83,9 @@ class Measurement:
     n: float | None = None
     """Training examples at this fraction (``meta_info.n_train``); the fraction stands in when unknown."""
     seed_values: tuple[float, ...] = ()
+    chance: float | None = None
+    """The metric of a constant predictor on the same examples (always the majority class); None when there is
+    none (perplexity, loss) or the examples were not saved."""
 
     @property
     def size(self) -> float:
@@ -159,6 +164,24 @@ def predict_final(points: Sequence[Measurement], metric: str, target: float, *, 
         method += f" + the last round's gain carried on log-linearly ({sign * gain:+.3g})"
     optimistic = _bounded(good_now + sign * gain, metric)
     return Prediction(last.strategy, metric, target, last.value, optimistic, bad_now, method, last.fraction, last.value)
+
+
+def informative(measurements: Iterable[Measurement], metric: str) -> bool:
+    """Whether a round's measurements can rank strategies: some strategy's interval lies wholly on the good side of
+    a constant predictor's score (:attr:`Measurement.chance`). True when no chance level is known.
+
+    >>> informative([Measurement("a", 0.1, 0.56, 0.49, 0.63, chance=0.5)], "accuracy")
+    False
+    >>> informative([Measurement("a", 0.1, 0.70, 0.64, 0.76, chance=0.5)], "accuracy")
+    True
+    """
+    measurements = list(measurements)
+    levels = [m.chance for m in measurements if m.chance is not None]
+    if not levels:
+        return True
+    sign = 1.0 if higher_is_better(metric) else -1.0
+    worst = (lambda m: m.low) if sign > 0 else (lambda m: m.high)  # noqa: E731
+    return any(m.chance is not None and sign * (worst(m) - m.chance) > 0 for m in measurements)
 
 
 def halve(predictions: Mapping[str, Prediction], metric: str, eta: float,
@@ -344,6 +367,8 @@ class Planner:
     measurements_: list[Measurement] = field(init=False, default_factory=list)
     timings_: list[RunTiming] = field(init=False, default_factory=list)
     predictions_: dict[str, Prediction] = field(init=False, default_factory=dict)
+    uninformative_: list[int] = field(init=False, default_factory=list)
+    """Rounds after which nothing was halved: no strategy was distinguishable from a constant predictor."""
 
     def __post_init__(self) -> None:
         self.rounds = sorted(float(f) for f in self.rounds)
@@ -435,6 +460,7 @@ class Planner:
             "round_fractions": list(self.rounds), "rounds": [r.to_dict() for r in self.done_],
             "strategies": {s: strategies[s] for s in self.strategies if s in strategies},
             "stopped": [s.to_dict() for s in self.stops_],
+            "not_halved_after": list(self.uninformative_),
             "longest_step_s": self.longest_step_s,
         }
 
@@ -460,10 +486,15 @@ class Planner:
                        p, lp)
 
     def _halve(self, index: int, fraction: float) -> None:
-        """Successive halving's cut before the round at ``fraction`` (:func:`halve`)."""
+        """Successive halving's cut before the round at ``fraction`` (:func:`halve`), when the last round was
+        :func:`informative`."""
+        done = self.done_[index - 1]
+        if not informative([m for m in self.measurements_ if m.fraction == done.fraction and m.strategy in self.alive_],
+                           self.metric):
+            self.uninformative_.append(done.index)
+            return
         preds = {s: p for s in self.alive_ if (p := self.predict(s)) is not None}
         costs = {s: predict_seconds(s, fraction, self.timings_, self.estimates, self.sizes) for s in preds}
-        done = self.done_[index - 1]
         better = "above" if higher_is_better(self.metric) else "below"
         for s, (why, other) in halve(preds, self.metric, self.eta, costs).items():
             p, op = preds[s], preds[other]
@@ -498,7 +529,7 @@ def measurements_from_results(results: Sequence[Any], metric: str, fraction: flo
     bootstrap interval over the saved per-example outputs (crossed with seeds; the t interval over seeds,
     or the point itself, when none were saved)."""
     from tunelab.advice.choose import summarize_strategies
-    from tunelab.advice.verdict import metric_interval
+    from tunelab.advice.verdict import metric_interval, run_outputs
 
     out = []
     for s in summarize_strategies(list(results), data_fraction=fraction, metric=metric):
@@ -508,8 +539,23 @@ def measurements_from_results(results: Sequence[Any], metric: str, fraction: flo
         interval = metric_interval(s, "validation", metric, level=level)
         mean = float(sum(values) / len(values))
         low, high = (interval.low, interval.high) if interval is not None else (mean, mean)
-        out.append(Measurement(s.strategy, fraction, mean, low, high, s.n_train, tuple(values)))
+        chance = _chance(run_outputs(s.runs[0], "validation"), metric) if s.runs else None
+        out.append(Measurement(s.strategy, fraction, mean, low, high, s.n_train, tuple(values), chance))
     return out
+
+
+def _chance(outputs: Any, metric: str) -> float | None:
+    """``metric`` of always predicting the most frequent class on the examples of ``outputs`` (None: not a
+    classification, or nothing saved)."""
+    import numpy as np
+
+    from tunelab.run.outputs import ExampleOutputs
+
+    if outputs is None or outputs.labels is None or not len(outputs.labels):
+        return None
+    labels = np.asarray(outputs.labels)
+    majority = np.bincount(labels).argmax()
+    return ExampleOutputs(labels=labels, predictions=np.full_like(labels, majority)).metrics().get(metric)
 
 
 def timings_from_results(results: Sequence[Any]) -> list[RunTiming]:

@@ -357,9 +357,10 @@ def _describe(record: RunRecord) -> str:
     if not record.succeeded:
         return f"FAILED: {record.run_info.error}"
     metric = primary_metric(record.meta_info.task or "classification")
-    value = record.metrics.value("test", metric)
+    split = "validation" if record.config.get("screening") else "test"  # a screening run is validated only
+    value = record.metrics.value(split, metric)
     ti = record.train_info
-    parts = [f"test {metric} {value:.4f}" if value is not None else "no test metric"]
+    parts = [f"{split} {metric} {value:.4f}" if value is not None else f"no {split} metric"]
     if ti.train_time_s is not None:
         parts.append(f"trained in {ti.train_time_s:.1f} s")
     if ti.peak_memory_mb is not None:

@@ -197,6 +197,10 @@ def _stopped_early_blocks(recommendation: dict) -> list[Block]:
         "separate). The results above are "
         "the largest data fraction that was run; a strategy stopped before it is listed without numbers."
     )
+    quiet = planning.get("not_halved_after") or []
+    if quiet:
+        intro += (f" After round {', '.join(str(i) for i in quiet)} nothing was halved: no strategy was distinguishable "
+                  "from always predicting the most frequent class, so their order said nothing.")
     stops = [s for s in planning.get("stopped") or [] if s["status"] == "stopped_early"]
     blocks: list[Block] = [Heading("Stopped early"), Paragraph(intro)]
     if not stops:
