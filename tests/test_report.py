@@ -340,3 +340,20 @@ def test_the_subtitle_describes_the_largest_run_not_the_first_round():
     large["meta_info"]["data"] = "reviews"
     text = _subtitle([small, large], [object()], "classification")
     assert "data reviews;" in text and "subsampled" not in text
+
+
+def test_a_report_of_screening_runs_only_says_validation_where_there_is_no_test(tmp_path):
+    """A planned comparison whose budget ran out before its final round: only screening runs (validation, no test
+    metric). The report still writes, and where it sets the advice before training beside the measured choice it
+    says validation."""
+    results = []
+    for strategy in STRATEGIES:
+        run = make_run(strategy, PROFILE[strategy][1], fraction=0.25, n_train=200)
+        run["metrics"].pop("test")
+        run["config"]["screening"] = True
+        results.append(run)
+    recommendation = recommend_from_results(results)
+    assert recommendation["strategy"] != PRE_RECOMMENDATION["strategy"]  # the paragraph that compares the two
+    paths = write_report(tmp_path, results, recommendation=recommendation, pre_recommendation=PRE_RECOMMENDATION)
+    md = paths["md"].read_text(encoding="utf-8")
+    assert "Measured, full reached" in md and "validation accuracy" in md.split("Measured, full reached")[1][:60]

@@ -17,9 +17,10 @@ it trains faster, needs less memory and saves a smaller artifact.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -501,6 +502,7 @@ class _Ask:
     metric: str
     alpha: float
     tolerance: float | None
+    stopped: tuple[str, ...] = ()  # stopped early by a planned comparison's rounds
 
     @property
     def level(self) -> float:
@@ -521,6 +523,7 @@ def recommend_from_results(
     alpha: float = 0.05,
     max_forgetting: float | None = None,
     budget_minutes: float | None = None,
+    stopped: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Recommend a strategy from run records: select on validation, report on test.
 
@@ -532,7 +535,8 @@ def recommend_from_results(
     validation examples (:mod:`tunelab.advice.verdict`). The cheapest (training time, then peak memory,
     then trainable share) among those not distinguishable from the best at level ``alpha``, or shown to
     be within ``tolerance`` of it (absolute for accuracy / F1: 0.01 = one point; relative for perplexity;
-    default: none), is chosen. The test split is not used for the choice; its number is reported.
+    default: none), is chosen. The test split is not used for the choice; its number is reported. ``stopped``:
+    the strategies a planned comparison stopped before its final round (the reasons say so).
 
     Returns ``{"strategy", "reasons", "ranking", "metric", "tolerance", "data_regime"}`` plus
     ``alpha``, ``selection_split`` / ``report_split`` (which split each number comes from),
@@ -549,7 +553,7 @@ def recommend_from_results(
     """
     if max_train_minutes is None:
         max_train_minutes = budget_minutes
-    ask = _ask(results, metric, alpha, tolerance)
+    ask = dataclasses.replace(_ask(results, metric, alpha, tolerance), stopped=tuple(stopped))
     summaries = summarize_strategies(results, metric=ask.metric)
     out = _empty_recommendation(ask)
     if not summaries:
@@ -679,8 +683,10 @@ def _choice_reasons(chosen: StrategySummary, fits: list[StrategySummary], compar
     share = f" with {format_share(chosen.trainable_share)} of the weights trainable" if chosen.trainable_share is not None else ""
     if len(fits) == 1:
         trained = f", trained in {format_seconds(chosen.train_time_s)}" if chosen.train_time_s is not None else ""
+        alone = ("reached the final round (the others were stopped early by the rounds: see below)" if ask.stopped else
+                 "succeeded" if n_ok == 1 else "succeeded within the limits")
         reasons = [
-            f"{chosen.strategy} is the only strategy that {'succeeded' if n_ok == 1 else 'succeeded within the limits'}, "
+            f"{chosen.strategy} is the only strategy that {alone}, "
             f"so there was nothing to compare it with: {value} validation {ask.label}{seeds}{trained}{share}."
         ]
     elif chosen is best:

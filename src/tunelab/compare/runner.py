@@ -467,7 +467,9 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] = DEFAULT
                                                     sized or _task_and_size(base))
     recommendation = recommend_from_results(results, max_train_minutes=opts.max_train_minutes, memory_gb=opts.memory_gb,
                                             metric=opts.metric, tolerance=opts.tolerance, alpha=opts.alpha,
-                                            max_forgetting=opts.max_forgetting)
+                                            max_forgetting=opts.max_forgetting,
+                                            stopped=[s["strategy"] for s in (planning or {}).get("stopped") or []
+                                                     if s["status"] == "stopped_early"])
     if planning is not None:
         recommendation["planning"] = planning
         failed = {row["strategy"] for row in recommendation.get("ranking") or [] if row.get("mean") is None}

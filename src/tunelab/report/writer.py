@@ -443,11 +443,14 @@ def _pre_recommendation_blocks(pre: dict, rec: dict, summaries: list, metric: st
     by_name = {s.strategy: s for s in summaries}
     if predicted and measured and predicted != measured and predicted in by_name:
         p, m = by_name[predicted], by_name[measured]
-        if p.ok and m.ok:
+        # the test split, or validation where a planned comparison measured no test (its rounds before the last)
+        split = "test" if p.test_mean is not None and m.test_mean is not None else "validation"
+        pv, mv = (p.test_mean, m.test_mean) if split == "test" else (p.val_mean, m.val_mean)
+        if p.ok and m.ok and pv is not None and mv is not None:
             blocks.append(
                 Paragraph(
-                    f"Measured, {predicted} reached {format_metric(p.test_mean, metric)} test {metric_label(metric)} "
-                    f"({describe_gap(p.test_mean, m.test_mean, metric)} {measured}) in "
+                    f"Measured, {predicted} reached {format_metric(pv, metric)} {split} {metric_label(metric)} "
+                    f"({describe_gap(pv, mv, metric)} {measured}) in "
                     f"{format_seconds(p.train_time_s)} with {format_mb(p.peak_memory_mb)} peak memory; "
                     f"{measured} took {format_seconds(m.train_time_s)} and {format_mb(m.peak_memory_mb)}."
                 )
