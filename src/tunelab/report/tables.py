@@ -111,11 +111,13 @@ def _left_before_the_end(rows: list[dict], recommendation: dict) -> list[dict]:
     return extra
 
 
-def stop_note(stop: dict) -> str:
-    """What a stopped strategy's row says instead of numbers."""
+def stop_note(stop: dict, *, short: bool = False) -> str:
+    """What a stopped strategy's row says instead of numbers (``short``: the reason's name instead of its message,
+    for the console, which prints the messages under the table)."""
     if stop["status"] != "stopped_early":
         return f"failed in round {stop['round']} (data fraction {stop['data_fraction']:g}): {stop['message']}"
-    return f"stopped early after round {stop['round']} (data fraction {stop['data_fraction']:g}): {stop['message']}"
+    why = stop["reason"] if short else stop["message"]
+    return f"stopped early after round {stop['round']} (data fraction {stop['data_fraction']:g}): {why}"
 
 
 RESULTS_HEADERS = (
@@ -306,7 +308,7 @@ def console_table(results: list[dict], *, highlight: str | None = None, recommen
             style = "bold green"
             row_cells = [f"{row_cells[0]} (recommended)", *row_cells[1:]]
         if with_errors or stopped:
-            note = stop_note(row["stop"]) if row.get("stop") else row["error"] or ""
+            note = stop_note(row["stop"], short=True) if row.get("stop") else row["error"] or ""
             row_cells = [*row_cells, _shorten(note, 200)]
         table.add_row(*[Text(c) for c in row_cells], style=style)
     return table
