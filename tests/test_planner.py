@@ -428,7 +428,7 @@ def test_the_chance_level_is_the_majority_class_score_on_the_saved_examples():
     from tunelab.run.outputs import ExampleOutputs
 
     outputs = ExampleOutputs(labels=np.array([0, 0, 0, 1, 2]), predictions=np.array([0, 1, 2, 1, 2]))
-    assert _chance(outputs, "accuracy") == pytest.approx(0.6)
-    assert _chance(outputs, "f1_macro") == pytest.approx((2 * 0.6 / 1.6) / 3)
+    assert _chance(outputs.labels, "accuracy") == pytest.approx(0.6)
+    assert _chance(outputs.labels, "f1_macro") == pytest.approx((2 * 0.6 / 1.6) / 3)
     assert _chance(None, "accuracy") is None
-    assert _chance(ExampleOutputs(loss_sums=np.ones(3), token_counts=np.ones(3)), "perplexity") is None
+    assert _chance(ExampleOutputs(loss_sums=np.ones(3), token_counts=np.ones(3)).labels, "perplexity") is None

@@ -17,7 +17,6 @@ it trains faster, needs less memory and saves a smaller artifact.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
@@ -553,7 +552,7 @@ def recommend_from_results(
     """
     if max_train_minutes is None:
         max_train_minutes = budget_minutes
-    ask = dataclasses.replace(_ask(results, metric, alpha, tolerance), stopped=tuple(stopped))
+    ask = _ask(results, metric, alpha, tolerance, stopped)
     summaries = summarize_strategies(results, metric=ask.metric)
     out = _empty_recommendation(ask)
     if not summaries:
@@ -582,7 +581,8 @@ def recommend_from_results(
     return out
 
 
-def _ask(results: list[dict], metric: str | None, alpha: float, tolerance: float | None) -> _Ask:
+def _ask(results: list[dict], metric: str | None, alpha: float, tolerance: float | None,
+         stopped: Sequence[str] = ()) -> _Ask:
     """The request, checked: a metric of the task, a level in (0, 1), a tolerance >= 0."""
     task = results_task(results)
     metric = metric or primary_metric(task)
@@ -594,7 +594,7 @@ def _ask(results: list[dict], metric: str | None, alpha: float, tolerance: float
     problems = [p for p in problems if p]
     if problems:
         raise ConfigError(problems)
-    return _Ask(task, metric, alpha, tolerance)
+    return _Ask(task, metric, alpha, tolerance, tuple(stopped))
 
 
 def _empty_recommendation(ask: _Ask) -> dict[str, Any]:

@@ -98,10 +98,15 @@ def seed_interval(values: Sequence[float], level: float) -> Interval | None:
 def metric_interval(summary: Any, split: str, metric: str, *, level: float = 0.95) -> Interval | None:
     """A strategy's ``metric`` on ``split`` with its interval: bootstrap over the saved examples (crossed
     with seeds), else the t interval over seeds, else None (one seed, nothing saved)."""
-    results = example_results(summary, split)
+    return interval_from(example_results(summary, split), summary.values(split), metric, level=level)
+
+
+def interval_from(results: ExampleResults | None, values: Sequence[float], metric: str, *,
+                  level: float = 0.95) -> Interval | None:
+    """:func:`metric_interval` from examples already read (:func:`example_results`) and the per-seed ``values``."""
     if results is not None:
         return bootstrap_interval(results, metric, level=level, n_boot=N_BOOT)
-    return seed_interval(summary.values(split), level)
+    return seed_interval(values, level)
 
 
 def interval_dict(interval: Interval | None, split: str) -> dict[str, Any] | None:

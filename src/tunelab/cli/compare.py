@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tunelab.compare.planner import HALVING
 from tunelab.compare.runner import DEFAULT_STRATEGIES, CompareResult, compare, parse_lr_overrides
 from tunelab.config import TrainConfig
 from tunelab.errors import ConfigError
@@ -100,10 +101,10 @@ def add_parser(sub) -> None:
                    "still training then stops after its current step. Default: max(5 min, 2 × seeds × Σ over "
                    "strategies of the estimated time on all the data, ⌈n_train / batch⌉ × epochs × step time + cache "
                    "build, from the cost estimates); no budget when they were skipped")
-    p.add_argument("--halving", type=float, default=3.0, metavar="ETA",
+    p.add_argument("--halving", type=float, default=HALVING, metavar="ETA",
                    help="planned rounds: after each, the best ⌈n / ETA⌉ of the n strategies left (by predicted validation "
                    "metric at the full data) go on, and one predicted below a cheaper one that goes on is stopped too "
-                   "(successive halving; default 3); 1 keeps every strategy that can still catch up")
+                   f"(successive halving; default {HALVING:g}); 1 keeps every strategy that can still catch up")
     p.add_argument("--plan", action="store_true",
                    help="run in rounds within the default budget (see --budget-minutes) and stop early the strategies "
                    "that cannot catch up")

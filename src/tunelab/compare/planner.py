@@ -15,7 +15,7 @@
    *pessimistic* one is stopped and recorded as **stopped early**, with the round, the fraction, the
    reason and both predictions (:class:`Stop`).
 3. **Halving** (:func:`halve`): of the strategies left, the best ``⌈n / η⌉`` by predicted estimate go on
-   (``η`` = :data:`ROUND_FACTOR`, ``--halving``), as in successive halving (Jamieson & Talwalkar 2016; Ray Tune's
+   (``η`` = :data:`HALVING`, ``--halving``), as in successive halving (Jamieson & Talwalkar 2016; Ray Tune's
    and Optuna's schedulers); the others are stopped early as ``halved``, with their prediction. Among those kept, one
    predicted below a kept strategy that costs less is stopped too (``dominated``): the verdict recommends the
    cheapest strategy the paired comparison cannot separate from the best, so it could only change the verdict by
@@ -175,13 +175,16 @@ def informative(measurements: Iterable[Measurement], metric: str) -> bool:
     >>> informative([Measurement("a", 0.1, 0.70, 0.64, 0.76, chance=0.5)], "accuracy")
     True
     """
-    measurements = list(measurements)
-    levels = [m.chance for m in measurements if m.chance is not None]
-    if not levels:
+    known = [m for m in measurements if m.chance is not None]
+    if not known:
         return True
     sign = 1.0 if higher_is_better(metric) else -1.0
-    worst = (lambda m: m.low) if sign > 0 else (lambda m: m.high)  # noqa: E731
-    return any(m.chance is not None and sign * (worst(m) - m.chance) > 0 for m in measurements)
+    return any(sign * ((m.low if sign > 0 else m.high) - m.chance) > 0 for m in known)  # type: ignore[operator]
+
+
+def kept_by_halving(n: int, eta: float) -> int:
+    """How many of ``n`` strategies successive halving keeps: ``⌈n / eta⌉``, at least 1."""
+    return max(1, math.ceil(n / eta - 1e-9))
 
 
 def halve(predictions: Mapping[str, Prediction], metric: str, eta: float,
@@ -201,7 +204,7 @@ def halve(predictions: Mapping[str, Prediction], metric: str, eta: float,
         return {}
     sign = 1.0 if higher_is_better(metric) else -1.0
     ranked = sorted(predictions, key=lambda s: -sign * predictions[s].estimate)
-    keep = max(1, math.ceil(len(ranked) / eta - 1e-9))
+    keep = kept_by_halving(len(ranked), eta)
     out = {s: ("halved", ranked[keep - 1]) for s in ranked[keep:]}
     costs = costs or {}
     kept = ranked[:keep]
@@ -499,7 +502,7 @@ class Planner:
         for s, (why, other) in halve(preds, self.metric, self.eta, costs).items():
             p, op = preds[s], preds[other]
             if why == "halved":
-                keep = max(1, math.ceil(len(preds) / self.eta - 1e-9))
+                keep = kept_by_halving(len(preds), self.eta)
                 message = (f"after round {done.index} (data fraction {done.fraction:g}) its predicted validation "
                            f"{self.metric} at the full data, {p.estimate:.4g}, is not among the best {keep} of the "
                            f"{len(preds)} left (successive halving, η = {self.eta:g}; {other}: {op.estimate:.4g})")
@@ -529,33 +532,34 @@ def measurements_from_results(results: Sequence[Any], metric: str, fraction: flo
     bootstrap interval over the saved per-example outputs (crossed with seeds; the t interval over seeds,
     or the point itself, when none were saved)."""
     from tunelab.advice.choose import summarize_strategies
-    from tunelab.advice.verdict import metric_interval, run_outputs
+    from tunelab.advice.verdict import example_results, interval_from
 
     out = []
     for s in summarize_strategies(list(results), data_fraction=fraction, metric=metric):
         if not s.ok:
             continue
         values = s.values("validation")
-        interval = metric_interval(s, "validation", metric, level=level)
+        examples = example_results(s, "validation")  # read once: the interval and the chance level
+        interval = interval_from(examples, values, metric, level=level)
         mean = float(sum(values) / len(values))
         low, high = (interval.low, interval.high) if interval is not None else (mean, mean)
-        chance = _chance(run_outputs(s.runs[0], "validation"), metric) if s.runs else None
+        chance = _chance(examples.y_true if examples is not None else None, metric)
         out.append(Measurement(s.strategy, fraction, mean, low, high, s.n_train, tuple(values), chance))
     return out
 
 
-def _chance(outputs: Any, metric: str) -> float | None:
-    """``metric`` of always predicting the most frequent class on the examples of ``outputs`` (None: not a
-    classification, or nothing saved)."""
+def _chance(labels: Any, metric: str) -> float | None:
+    """``metric`` of always predicting the most frequent of the gold ``labels`` (None: not a classification, or
+    nothing saved)."""
     import numpy as np
 
     from tunelab.run.outputs import ExampleOutputs
 
-    if outputs is None or outputs.labels is None or not len(outputs.labels):
+    if labels is None or not len(labels):
         return None
-    labels = np.asarray(outputs.labels)
-    majority = np.bincount(labels).argmax()
-    return ExampleOutputs(labels=labels, predictions=np.full_like(labels, majority)).metrics().get(metric)
+    labels = np.asarray(labels)
+    values, counts = np.unique(labels, return_counts=True)
+    return ExampleOutputs(labels=labels, predictions=np.full_like(labels, values[counts.argmax()])).metrics().get(metric)
 
 
 def timings_from_results(results: Sequence[Any]) -> list[RunTiming]:

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.compare.executors import BUDGET_STOP, SKIPPED, Executor, Job, LocalExecutor, execute
+from tunelab.compare.planner import HALVING
 from tunelab.compare.progress import CompareDisplay
 from tunelab.config import DEFAULT_EPOCHS, MIN_STEPS, TrainConfig
 from tunelab.errors import ConfigError, TunelabError
@@ -401,7 +402,7 @@ class CompareOptions:
     resume: bool = False
     overwrite: bool = False
     budget_minutes: float | None = None
-    halving: float = 3.0
+    halving: float = HALVING
     exhaustive: bool | None = None
     max_train_minutes: float | None = None
     memory_gb: float | None = None

@@ -191,10 +191,11 @@ def _stopped_early_blocks(recommendation: dict) -> list[Block]:
         + (f"; it took {planning['elapsed_s'] / 60:.1f} minutes up to the last run" if planning.get("elapsed_s") is not None else "")
         + ". After each round, every strategy's validation metric at the full data was predicted (a learning curve "
         "fitted on its rounds, or the measured value with its interval and the last round's gain carried on); a "
-        "strategy whose best case could not reach the leader's worst case was stopped early (behind), and of the rest "
-        f"only the best ⌈n / {planning.get('halving') or 3:g}⌉ went on (successive halving: halved), less one predicted "
-        "below a cheaper one that went on (dominated: the verdict recommends the cheaper of two strategies it cannot "
-        "separate). The results above are "
+        "strategy whose best case could not reach the leader's worst case was stopped early (behind)"
+        + (f", and of the rest only the best ⌈n / {planning['halving']:g}⌉ went on (successive halving: halved), less "
+           "one predicted below a cheaper one that went on (dominated: the verdict recommends the cheaper of two "
+           "strategies it cannot separate)" if planning.get("halving") else "")
+        + ". The results above are "
         "the largest data fraction that was run; a strategy stopped before it is listed without numbers."
     )
     quiet = planning.get("not_halved_after") or []
