@@ -218,6 +218,21 @@ def test_round_fractions_and_the_default_budget():
     assert default_budget_s({"a": 1.0}, ["a", "b"]) is None  # an estimate is missing: no default
 
 
+def test_without_estimates_the_default_budget_comes_from_the_first_round():
+    """No cost measured before training: round 1 runs unbudgeted, then the default formula takes each
+    strategy's time on all the data as predicted from its round-1 run."""
+    planner = Planner(["a", "b", "c"], [0.1, 1.0], "accuracy", sizes={0.1: 100.0, 1.0: 1000.0},
+                      budget_after_first_round=True)
+    rnd = planner.next_round(0.0)
+    assert planner.budget_s is None and rnd.start_by == {"a": None, "b": None, "c": None}
+    measured = [measure(s, 0.1, v, 0.05, 100.0) for s, v in (("a", 0.8), ("b", 0.79))]
+    planner.finish_round(rnd, measured, [RunTiming("a", 0.1, 30.0, 20.0, 0.5), RunTiming("b", 0.1, 12.0, 5.0, 0.4)],
+                         {"a": "ok", "b": "ok", "c": "failed"}, {"c": "its run failed"})
+    # a: 10 + 20 × 10 = 210 s; b: 7 + 5 × 10 = 57 s; c failed (no time): 2 × (210 + 57)
+    assert planner.budget_s == pytest.approx(max(300.0, 2 * (210.0 + 57.0)))
+    assert planner.summary()["budget_s"] == planner.budget_s
+
+
 # ----------------------------------------------------------------------------- through the CLI
 
 _POS = ["good", "great", "excellent", "wonderful", "brilliant", "moving"]
@@ -349,7 +364,7 @@ def test_a_run_still_going_at_the_deadline_is_interrupted_and_recorded_as_stoppe
     from tunelab.config import TrainConfig
 
     config = TrainConfig(model=str(tiny_bert_dir), data=str(sentiment_csv), strategy="full", epochs=50, batch_size=8,
-                         save_steps=1000, out=str(tmp_path / "run"), forgetting=False)
+                         save_steps=1000, out=str(tmp_path / "run"), forgetting=False, overwrite=True)
     t0 = time.time()
     record = execute_in_time({"config": config.to_dict(), "split_seed": 42}, tmp_path / "run",
                              deadline=t0 + 4.0, grace_s=5.0)

@@ -160,6 +160,30 @@ def test_recommend_follows_the_calibrated_ranking_and_names_the_deciding_signal(
     assert {"logme", "h_score", "probe_accuracy"} <= set(rec["signals"])
     json.dumps(rec)
 
+    # compare's advice: the calibrated ranking needs no cost, so none is timed (its first runs measure them),
+    # and the ranking stays among the strategies asked about
+    def untimed(*args, **kwargs):
+        raise AssertionError("a strategy's steps were timed")
+
+    kwargs = dict(config=TrainConfig(batch_size=8, epochs=1, cache=False), reference=REFERENCE, sample_size=16,
+                  isolate=False, measure_costs=False)
+    with monkeypatch.context() as m:
+        m.setattr("tunelab.advice.recommend._estimate_row", untimed)
+        cheap = recommend(str(tiny_bert_dir), toy_classification_data, strategies=["head", "full"], **kwargs)
+    assert cheap["strategy"] == "full" and cheap["estimates"] == [] and cheap["costs"].startswith("left to")
+    assert set(cheap["calibrated"]["ranking"]) == {"head", "full"}
+    # a memory limit needs each strategy's cost before training: then they are timed
+    limited = recommend(str(tiny_bert_dir), toy_classification_data, strategies=["head", "full"], memory_gb=64, **kwargs)
+    assert {r["strategy"] for r in limited["estimates"]} == {"head", "full"} and limited["costs"] == "measured before training"
+
+
+def test_untimed_advice_times_the_steps_when_its_rule_weighs_costs(tiny_bert_dir, toy_classification_data, monkeypatch):
+    monkeypatch.setattr("tunelab.advice.calibrated.load_calibration", lambda path=None: None)  # the tiers: cheapest first
+    rec = recommend(str(tiny_bert_dir), toy_classification_data, config=TrainConfig(batch_size=8, epochs=1, cache=False),
+                    strategies=["head", "full"], reference=REFERENCE, sample_size=16, warmup_steps=1, timed_steps=2,
+                    isolate=False, measure_costs=False)
+    assert {r["strategy"] for r in rec["estimates"]} == {"head", "full"} and rec["costs"] == "measured before training"
+
 
 def test_cli_recommend_and_estimate(tiny_bert_dir, toy_csv, capsys):
     from tunelab.cli.main import main

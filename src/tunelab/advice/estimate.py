@@ -509,7 +509,12 @@ def format_estimate(est: dict[str, Any]) -> list[str]:
     return lines
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tunelab.advice.estimate JOB.json RESULT.json`` (started by :func:`_run_isolated`)."""
     from tunelab.run.isolate import serve
 
-    sys.exit(serve(_serve))
+    return serve(_serve, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -474,13 +474,17 @@ def recommend(
     isolate: bool = True,
     reuse: bool = True,
     feature_examples: int = 2000,
+    measure_costs: bool = True,
 ) -> dict[str, Any]:
     """Measure the data, the domain and the cost, and recommend a strategy (rule: module docstring).
 
     ``data`` is a data spec (built-in name or path) or a :class:`~tunelab.data.TaskData`; ``config``
     carries the training options the cost is estimated for (batch size, max length, epochs, cache, ...);
     ``reuse=False`` measures every strategy's steps again instead of reusing stored measurements.
-    Returns ``{"strategy", "reasons", "signals", "estimates", "data", "domain"}``.
+    ``measure_costs=False`` (``compare``: its own first runs measure the costs) leaves the steps untimed
+    when the choice does not need them: no budget nor memory limit, and the calibrated ranking applies; the
+    estimates are then empty and ``costs`` says why.
+    Returns ``{"strategy", "reasons", "signals", "estimates", "costs", "data", "domain"}``.
     """
     from tunelab.models import load_tokenizer, resolve_model
 
@@ -493,16 +497,25 @@ def recommend(
     amount, amount_reason = data_amount(stats)
     domain = domain_signals(model, list(task_data.train["text"]), reference, sample_size=sample_size,
                             max_length=signal_max_length, seed=config.seed)
-    estimates = [_estimate_row(config.replace(strategy=name), task_data, warmup_steps=warmup_steps,
-                               timed_steps=timed_steps, probe_tokens=probe_tokens, isolate=isolate, reuse=reuse)
-                 for name in candidates]
-    mark_fits(estimates, budget_minutes=budget_minutes, memory_gb=memory_gb)
-    calibrated = _calibrated_advice(model, task_data, stats, domain, estimates, max_length=max_length,
+
+    def measured() -> list[dict[str, Any]]:
+        rows = [_estimate_row(config.replace(strategy=name), task_data, warmup_steps=warmup_steps,
+                              timed_steps=timed_steps, probe_tokens=probe_tokens, isolate=isolate, reuse=reuse)
+                for name in candidates]
+        return mark_fits(rows, budget_minutes=budget_minutes, memory_gb=memory_gb)
+
+    limited = budget_minutes is not None or memory_gb is not None
+    estimates = measured() if measure_costs or limited else None
+    fitting = candidates if estimates is None else [r["strategy"] for r in estimates if r.get("fits")]
+    calibrated = _calibrated_advice(model, task_data, stats, domain, fitting, max_length=max_length,
                                     feature_examples=feature_examples, seed=config.seed)
     if calibrated is not None and calibrated["strategy"] is not None:
         strategy, choice = calibrated["strategy"], [explain(calibrated)]
-    else:  # causal LM, no calibration file, or no calibrated strategy fits: the tiers below
+    else:  # causal LM, no calibration file, or no calibrated strategy fits: the tiers below, which weigh costs
+        estimates = estimates if estimates is not None else measured()
         strategy, choice = decide(amount, domain["level"], estimates)
+    costs = "measured before training" if estimates is not None else "left to the comparison's first runs"
+    estimates = estimates or []
     reasons = [amount_reason, domain_reason(domain), *choice, _length_reason(stats["tokens"], max_length)]
     reasons += [f"{row['strategy']} does not fit: {row['why_not']}" for row in estimates if not row["fits"]]
     return {
@@ -511,6 +524,7 @@ def recommend(
         "signals": {**_signals(stats, amount, domain), **(calibrated or {}).get("features", {})},
         "calibrated": calibrated,
         "estimates": estimates,
+        "costs": costs,
         "data": stats,
         "domain": domain,
         "budget": {"minutes": budget_minutes, "memory_gb": memory_gb},
@@ -520,10 +534,10 @@ def recommend(
 
 
 def _calibrated_advice(model: str, task_data: Any, stats: dict[str, Any], domain: dict[str, Any],
-                       estimates: list[dict[str, Any]], *, max_length: int, feature_examples: int,
+                       fitting: list[str], *, max_length: int, feature_examples: int,
                        seed: int) -> dict[str, Any] | None:
     """The ranking calibrated on the verdict benchmark (:mod:`tunelab.advice.calibrated`) among the strategies
-    that fit; ``None`` for causal LM or without a calibration file."""
+    ``fitting`` (those that fit the budgets); ``None`` for causal LM or without a calibration file."""
     from tunelab.advice.calibrated import advise, load_calibration
     from tunelab.advice.features import frozen_feature_signals
 
@@ -533,7 +547,6 @@ def _calibrated_advice(model: str, task_data: Any, stats: dict[str, Any], domain
     features = frozen_feature_signals(model, task_data, max_length=max_length, max_examples=feature_examples, seed=seed)
     counts = stats.get("label_counts") or {}
     signals = {"examples_per_class": stats["n_train"] / max(len(counts), 1), "domain": domain["signals"], **features}
-    fitting = [r["strategy"] for r in estimates if r.get("fits")]
     advice = advise(signals, calibration, allowed=fitting)
     advice["features"] = features
     return advice

@@ -112,9 +112,10 @@ def skipped_record(spec: dict[str, Any], why: str) -> RunRecord:
 
 def execute_in_time(spec: dict[str, Any], folder: Path, *, isolate: bool = True, timeout_s: float | None = None,
                     deadline: float | None = None, start_by: float | None = None, grace_s: float | None = None,
-                    on_wait: Callable[[], None] | None = None) -> RunRecord:
+                    on_wait: Callable[[], None] | None = None, warm: bool = True) -> RunRecord:
     """:func:`execute` within a job's time limits (see :class:`Job`): not started after ``start_by``;
-    interrupted at ``deadline`` (only in a fresh process: ``isolate=False`` cannot be interrupted)."""
+    interrupted at ``deadline`` (only in a fresh process: ``isolate=False`` cannot be interrupted).
+    ``warm=False``: the process starts afresh instead of forking from the warm server (:func:`run_job`)."""
     now = time.time()
     if start_by is not None and now > start_by:
         return skipped_record(spec, f"not started: it was predicted not to end before the budget runs out "
@@ -130,7 +131,7 @@ def execute_in_time(spec: dict[str, Any], folder: Path, *, isolate: bool = True,
     from tunelab.run.isolate import run_job
 
     outcome = run_job("tunelab.run.worker", spec, folder, timeout_s=limit, what="the run", result_name=RECORD_NAME,
-                      on_wait=on_wait, stop_grace_s=grace_s if by_budget else None)
+                      on_wait=on_wait, stop_grace_s=grace_s if by_budget else None, warm=warm)
     record = _record_of(spec, folder, outcome)
     if by_budget and outcome.returncode is None and not record.succeeded:
         record.run_info.error = (f"{BUDGET_STOP} ({outcome.seconds:.0f} s into the run); "
@@ -178,9 +179,10 @@ def import_ray() -> Any:
 def _ray_task(spec: dict[str, Any], folder: str, timeout_s: float | None, deadline: float | None = None,
               start_by: float | None = None, grace_s: float | None = None) -> dict[str, Any]:
     """What runs on a Ray worker: the run in a fresh process there (within the job's time limits, checked
-    when the task starts, which may be later than when it was submitted), its record back as JSON."""
+    when the task starts, which may be later than when it was submitted), its record back as JSON. Not forked
+    from a warm server: Ray keeps its workers alive, and each would keep a server's memory on its node."""
     return execute_in_time(spec, Path(folder), isolate=True, timeout_s=timeout_s, deadline=deadline,
-                           start_by=start_by, grace_s=grace_s).to_dict()
+                           start_by=start_by, grace_s=grace_s, warm=False).to_dict()
 
 
 class RayExecutor:

@@ -364,6 +364,9 @@ class Planner:
     per example."""
     eta: float = HALVING
     """Successive halving's η (:func:`halve`); 1 keeps every strategy that can still catch up."""
+    budget_after_first_round: bool = False
+    """With no ``budget_s``: set it after the first round to :func:`default_budget_s` of each strategy's time on
+    all the data as predicted from its measured first-round run (costs not estimated before training)."""
     alive_: list[str] = field(init=False)
     stops_: list[Stop] = field(init=False, default_factory=list)
     done_: list[Round] = field(init=False, default_factory=list)
@@ -444,6 +447,9 @@ class Planner:
         ``failed`` or ``budget`` (not started, or interrupted, for the budget); ``errors[s]`` the message."""
         self.measurements_.extend(measurements)
         self.timings_.extend(timings)
+        if self.budget_after_first_round and self.budget_s is None and rnd.index == 1:
+            final = {s: predict_seconds(s, self.rounds[-1], self.timings_, None, self.sizes) for s in self.strategies}
+            self.budget_s = default_budget_s(final, [s for s, t in final.items() if t is not None], self.seeds)
         outcomes, errors = dict(outcomes or {}), dict(errors or {})
         for s in rnd.strategies:
             outcome = outcomes.get(s, "ok")

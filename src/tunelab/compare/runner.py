@@ -297,7 +297,8 @@ def search_lr(base: TrainConfig, strategy: str, out: Path, *, factors: Sequence[
 def _pre_recommendation(base: TrainConfig, strategies: Sequence[str], budget_minutes: float | None,
                         memory_gb: float | None, log: Callable[[str], None] | None) -> dict | None:
     """Advice before training (:func:`tunelab.recommend.recommend`, in its cheap mode: few texts for the
-    domain signals, two timed steps per strategy), when that module is installed; never fatal.
+    domain signals; each strategy's steps are timed only when the advice needs their cost before training,
+    otherwise the comparison's own runs measure it), when that module is installed; never fatal.
     ``budget_minutes`` is ``recommend``'s: the estimated training time a strategy may take."""
     try:
         from tunelab.advice.recommend import recommend
@@ -307,7 +308,7 @@ def _pre_recommendation(base: TrainConfig, strategies: Sequence[str], budget_min
 
     params = inspect.signature(recommend).parameters
     wanted = {"config": base, "strategies": list(strategies), "budget_minutes": budget_minutes,
-              "memory_gb": memory_gb, "sample_size": 32, "warmup_steps": 1, "timed_steps": 2}
+              "memory_gb": memory_gb, "sample_size": 32, "warmup_steps": 1, "timed_steps": 2, "measure_costs": False}
     kwargs = {k: v for k, v in wanted.items() if k in params and v is not None}
     try:
         rec = recommend(base.model, base.data, **kwargs)
@@ -454,6 +455,10 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] = DEFAULT
     sized = _task_and_size(base) if base.epochs is None or not opts.exhaustive else None
     base = _epochs_fixed(base, opts, say, sized)
     out = _checked_out(base, strategies, out, opts)
+    if opts.isolate and opts.executor is None:
+        from tunelab.run.isolate import warm_up
+
+        warm_up()  # the runs' processes fork from a warm server: its imports overlap the advice
     pre = _advice_before_training(base, strategies, out, opts, say, log)
     lrs, searches = _learning_rates(base, strategies, out, opts, say, log)
     tracked = _tracked_comparison(base, strategies, out, opts)
@@ -548,7 +553,8 @@ def _advice_before_training(base: TrainConfig, strategies: list[str], out: Path,
     if saved.get("asked") == asked and isinstance(saved.get("recommendation"), dict):
         pre = saved["recommendation"]
     else:
-        say("measuring the data, the domain and each strategy's cost before training (tunelab recommend) ...")
+        costs = " and each strategy's cost" if opts.max_train_minutes is not None or opts.memory_gb is not None else ""
+        say(f"measuring the data, the domain{costs} before training (tunelab recommend) ...")
         pre = _pre_recommendation(base, strategies, opts.max_train_minutes, opts.memory_gb, log)
         if pre is not None:
             write_json(pre_path, {"asked": asked, "recommendation": pre})
@@ -687,12 +693,18 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
     # data fraction when the split's size is unknown (estimates: per fraction 1 of the split)
     sizes = {f: float(_examples_at(n_split, f, base.max_train_samples)) for f in rungs} if n_split and n_final else None
     estimates = {s: t / n_final if sizes else t / final for s, t in final_estimates.items()}
+    after_first = budget_s is None and opts.budget_minutes is None and len(rungs) > 1
+    if after_first:
+        budget_source = ("default, set after round 1: max(5 min, 2 × seeds × each strategy's time on all the data, "
+                         "predicted from its round-1 run)")
     planner = Planner(strategies, rungs, metric, budget_s=budget_s, seeds=opts.seeds, level=1.0 - opts.alpha,
-                      estimates=estimates, target=float(n_final) if n_final else None, sizes=sizes, eta=opts.halving)
+                      estimates=estimates, target=float(n_final) if n_final else None, sizes=sizes, eta=opts.halving,
+                      budget_after_first_round=after_first)
     step_guess = max((float(r["time_per_step_s"]) for r in (pre or {}).get("estimates") or []
                       if isinstance(r.get("time_per_step_s"), int | float)), default=None)
     say(f"planned comparison: rounds at data fractions {', '.join(f'{f:g}' for f in rungs)}; "
-        + (f"budget {budget_s / 60:.1f} min ({budget_source})" if budget_s is not None else f"no time budget ({budget_source})")
+        + (f"budget {budget_s / 60:.1f} min ({budget_source})" if budget_s is not None else
+           f"budget {budget_source}" if after_first else f"no time budget ({budget_source})")
         + "; --exhaustive trains every strategy to the end")
     results: list[RunRecord] = []
     reused: list[str] = []
@@ -726,6 +738,8 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
         planner.finish_round(rnd, measurements_from_results(ran, metric, rnd.fraction, level=1.0 - opts.alpha),
                              timings_from_results(ran), outcomes, errors)
         results.extend(ran)
+        if after_first and rnd.index == 1 and planner.budget_s is not None:
+            say(f"budget {planner.budget_s / 60:.1f} min, from round 1's measured times")
     _say_stops(planner, say, told)
     summary = planner.summary()
     summary["budget_source"] = budget_source

@@ -114,10 +114,11 @@ def _left_before_the_end(rows: list[dict], recommendation: dict) -> list[dict]:
 def stop_note(stop: dict, *, short: bool = False) -> str:
     """What a stopped strategy's row says instead of numbers (``short``: the reason's name instead of its message,
     for the console, which prints the messages under the table)."""
+    if short:  # the Status column says "stopped early" or "failed"
+        return f"round {stop['round']}: {stop['reason'] if stop['status'] == 'stopped_early' else 'failed'}"
     if stop["status"] != "stopped_early":
         return f"failed in round {stop['round']} (data fraction {stop['data_fraction']:g}): {stop['message']}"
-    why = stop["reason"] if short else stop["message"]
-    return f"stopped early after round {stop['round']} (data fraction {stop['data_fraction']:g}): {why}"
+    return f"stopped early after round {stop['round']} (data fraction {stop['data_fraction']:g}): {stop['message']}"
 
 
 RESULTS_HEADERS = (

@@ -13,17 +13,31 @@ Used by ``compare`` (one process per run: :mod:`tunelab.run.worker`) and by the 
   the timeout, the signal that killed the process (SIGKILL: usually the out-of-memory killer) or the
   exit code, with the last lines of the log.
 
+**Warm start.** A fresh interpreter spends about 5 s (on 2 cores) importing torch, transformers, datasets
+and peft before a job's first step, and a comparison starts a process per run. On Linux the jobs are
+therefore forked from a *warm server* (:mod:`multiprocessing`'s forkserver, started with the first job,
+holding :data:`WARM_MODULES` imported and nothing else: no model, no tensor, no thread pool used): each job
+is still a process of its own, with its own peak memory (``VmHWM`` starts at the server's, as a fresh
+process's does once it has imported the same libraries), its own crash, signals and exit code, and its
+output in its log. It calls the module's ``main(argv)`` as ``python -m module`` would. Modules read some
+environment variables when imported, so the server serves only jobs whose environment is the one it
+started with; any other job, or every job with ``TUNELAB_WARM_START=0``, starts ``python -m`` afresh. A forked
+job's command line (in ``ps``) is the server's, not ``python -m module SPEC RESULT``. Ray's tasks start afresh
+(:mod:`tunelab.compare.executors`).
+
     outcome = run_job("tunelab.run.worker", spec, Path("runs/lora"), result_name="metrics.json")
     outcome.result or outcome.error
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import subprocess
 import sys
 import time
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +50,11 @@ RESULT_NAME = "result.json"
 LOG_NAME = "worker.log"
 #: After Ctrl-C the child got the same signal: how long it may take to save a checkpoint and stop.
 INTERRUPT_GRACE_S = 120.0
+#: What a job's process imports before its first step anyway; the warm server imports them once.
+WARM_MODULES = ("torch", "datasets", "transformers.trainer", "peft", "tunelab.run.training", "tunelab.run.worker",
+                "tunelab.advice.estimate")
+#: ``0`` starts every job as a fresh ``python -m`` process (see "Warm start" above).
+WARM_START_ENV = "TUNELAB_WARM_START"
 
 
 @dataclass
@@ -64,13 +83,15 @@ _TICK_S = 0.5
 
 def run_job(module: str, spec: Any, folder: str | Path, *, timeout_s: float | None = None, what: str = "the job",
             spec_name: str = SPEC_NAME, result_name: str = RESULT_NAME, log_name: str = LOG_NAME,
-            on_wait: Callable[[], None] | None = None, stop_grace_s: float | None = None) -> JobOutcome:
+            on_wait: Callable[[], None] | None = None, stop_grace_s: float | None = None,
+            warm: bool = True) -> JobOutcome:
     """Run ``python -m module SPEC RESULT`` in ``folder`` and read its result back (see the module docstring).
 
     ``what`` names the job in :attr:`JobOutcome.error` (``"the worker process was killed by SIGKILL ..."``).
     ``on_wait`` is called about twice a second while the job runs (a progress display). At ``timeout_s`` the
     child is killed; with ``stop_grace_s`` it is first sent SIGINT (a training run finishes its step, saves a
     checkpoint and records itself as interrupted) and killed only if still running that many seconds later.
+    ``warm=False`` starts ``python -m module`` afresh rather than forking from the warm server.
 
     Ctrl-C in the parent reaches the child too: the child gets :data:`INTERRUPT_GRACE_S` to stop on
     its own (a training run saves a checkpoint), then the ``KeyboardInterrupt`` is raised here.
@@ -81,9 +102,12 @@ def run_job(module: str, spec: Any, folder: str | Path, *, timeout_s: float | No
     write_json(spec_path, spec)
     result_path.unlink(missing_ok=True)  # a stale result must not pass for this attempt's
     t0 = time.perf_counter()
+    argv = [str(spec_path), str(result_path)]
+    env = child_environment()
     with open(log_path, "w", encoding="utf-8") as log:
-        proc = subprocess.Popen([sys.executable, "-m", module, str(spec_path), str(result_path)],
-                                stdout=log, stderr=subprocess.STDOUT, env=child_environment())
+        proc = _start_warm(module, argv, log_path, env) if warm else None
+        if proc is None:
+            proc = subprocess.Popen([sys.executable, "-m", module, *argv], stdout=log, stderr=subprocess.STDOUT, env=env)
         returncode = _wait(proc, timeout_s, on_wait, stop_grace_s)
     result = _read_result(result_path)
     error = None if result is not None else _why(what, returncode, timeout_s, log_path)
@@ -99,7 +123,124 @@ def child_environment() -> dict[str, str]:
     return env
 
 
-def _wait(proc: subprocess.Popen, timeout_s: float | None, on_wait: Callable[[], None] | None = None,
+# ----------------------------------------------------------------------------- warm start
+
+_warm_env: dict[str, str] | None = None
+"""The environment the warm server was started with (None: not started)."""
+
+
+class _ForkedJob:
+    """A job forked from the warm server, with the part of :class:`subprocess.Popen` that :func:`_wait` uses."""
+
+    def __init__(self, process: Any):
+        self.process = process
+
+    def wait(self, timeout: float | None = None) -> int:
+        self.process.join(timeout)
+        if self.process.exitcode is None:
+            raise subprocess.TimeoutExpired("forked job", timeout)
+        return self.process.exitcode
+
+    def send_signal(self, sig: int) -> None:
+        if self.process.exitcode is None:
+            os.kill(self.process.pid, sig)
+
+    def kill(self) -> None:
+        if self.process.exitcode is None:
+            self.process.kill()
+
+
+def _warm_context(env: dict[str, str]) -> Any:
+    """The forkserver context that serves jobs of ``env`` (started on first use); None when jobs start afresh."""
+    global _warm_env
+    if sys.platform != "linux" or env.get(WARM_START_ENV, "1").strip() == "0":
+        return None
+    if _warm_env is not None and env != _warm_env:
+        return None
+    import multiprocessing
+
+    context = multiprocessing.get_context("forkserver")
+    if _warm_env is None:
+        context.set_forkserver_preload(list(WARM_MODULES))
+        _warm_env = dict(env)
+    return context
+
+
+def warm_up() -> None:
+    """Start the warm server now, in the background, so that its imports overlap other work (the first job
+    otherwise waits for them). Does nothing where jobs start afresh; never fails."""
+    try:
+        if _warm_context(child_environment()) is not None:
+            from multiprocessing import forkserver
+
+            forkserver.ensure_running()
+    except Exception:  # noqa: BLE001 - the first job starts it, or starts afresh
+        pass
+
+
+def stop_warm_server() -> None:
+    """Stop the warm server (it frees its memory; the next job starts a new one, with the environment then)."""
+    global _warm_env
+    if _warm_env is None:
+        return
+    from multiprocessing import forkserver
+
+    stop = getattr(forkserver._forkserver, "_stop", None)  # noqa: SLF001 - the stdlib has no public stop
+    if callable(stop):
+        stop()
+    _warm_env = None
+
+
+def _start_warm(module: str, argv: list[str], log_path: Path, env: dict[str, str]) -> _ForkedJob | None:
+    """Fork the job from the warm server; None when it cannot be (not Linux, switched off, another
+    environment than the server's, the server failed to start)."""
+    try:
+        context = _warm_context(env)
+        if context is None:
+            return None
+        process = context.Process(target=_forked_main, args=(module, argv, str(log_path), env), daemon=False,
+                                  name=f"tunelab {module}")
+        # multiprocessing has each job import the parent's __main__ first, as spawn does: a script that calls
+        # tunelab without an `if __name__ == "__main__":` guard would run again in every job. A job needs none of it.
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            process.start()
+        finally:
+            sys.modules["__main__"] = main
+    except Exception:  # noqa: BLE001 - a fresh process does the same job, only slower
+        return None
+    return _ForkedJob(process)
+
+
+def _forked_main(module: str, argv: list[str], log_path: str, env: dict[str, str]) -> None:
+    """In the forked job: the job's environment and log, then ``module.main(argv)`` (a module without ``main``
+    runs as ``__main__``, as ``python -m`` would); exits with its code."""
+    os.environ.clear()
+    os.environ.update(env)
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.argv = [module, *argv]
+    main = getattr(importlib.import_module(module), "main", None)
+    if callable(main):
+        code = main(argv)
+    else:
+        import runpy
+
+        code = 0
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
+    sys.exit(code)
+
+
+def _wait(proc: subprocess.Popen | _ForkedJob, timeout_s: float | None, on_wait: Callable[[], None] | None = None,
           stop_grace_s: float | None = None) -> int | None:
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     try:

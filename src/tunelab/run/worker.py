@@ -1,7 +1,8 @@
 """Run one training run from a spec file and write its record, whatever happens.
 
-``tunelab compare`` starts one of these per run, so that each strategy's peak memory is its own
-and a crash (out of memory, a killed process) takes down only that run::
+``tunelab compare`` starts one of these per run (forked from a warm server that holds the libraries
+imported, :mod:`tunelab.run.isolate`), so that each strategy's peak memory is its own and a crash (out of
+memory, a killed process) takes down only that run::
 
     python -m tunelab.run.worker runs/compare/runs/lora/spec.json runs/compare/runs/lora/metrics.json
 
@@ -21,7 +22,8 @@ The worker always leaves ``<out>/metrics.json``: the record of :func:`tunelab.ru
 success, or a record with ``run_info.status == "failed"`` and the error message on failure. Exit
 code 0 on success, 1 on a recorded failure, 130 after Ctrl-C (the run saved a checkpoint and is
 recorded as interrupted; ``compare --resume`` continues it). The worker adds ``run_info.split_seed`` and
-``run_info.cpu_time_s`` (CPU seconds of the whole process: import, loading, training, evaluation). If the process dies before it can write (killed for
+``run_info.cpu_time_s`` (CPU seconds of the whole process: loading, training, evaluation; and the imports
+when it started afresh rather than forked from the warm server, :mod:`tunelab.run.isolate`). If the process dies before it can write (killed for
 memory, a segfault), the caller records the failure from the exit status (see
 :meth:`tunelab.run.record.RunRecord.failure`).
 """

@@ -1,0 +1,88 @@
+"""Jobs in processes of their own (:mod:`tunelab.run.isolate`): forked from the warm server, or started afresh.
+
+Each job here is ``tests/isolate_job.py``; the server is stopped before and after, so that these tests start
+it with their own environment.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tunelab.run import isolate
+
+TESTS = Path(__file__).resolve().parent
+SRC = TESTS.parent / "src"
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the warm server forks: Linux only")
+
+
+@pytest.fixture
+def fresh_server():
+    isolate.stop_warm_server()
+    yield
+    isolate.stop_warm_server()
+
+
+def _job(tmp_path: Path, name: str, **spec) -> isolate.JobOutcome:
+    return isolate.run_job("isolate_job", spec, tmp_path / name, what="the test job")
+
+
+def test_jobs_fork_from_one_warm_server(fresh_server, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first, second = _job(tmp_path, "a"), _job(tmp_path, "b")
+    assert first.error is None and second.error is None and first.returncode == 0
+    assert first.result["ppid"] != os.getpid()  # not a child of this process: of the server
+    assert first.result["ppid"] == second.result["ppid"] and first.result["pid"] != second.result["pid"]
+    assert first.result["cwd"] == str(tmp_path)
+    assert "isolate_job says hello" in first.log.read_text()
+
+
+def test_another_environment_starts_afresh(fresh_server, tmp_path, monkeypatch):
+    assert _job(tmp_path, "warm").result["ppid"] != os.getpid()
+    monkeypatch.setenv("ISOLATE_JOB_MARK", "changed")
+    monkeypatch.setenv("PYTHONPATH", str(TESTS))  # `python -m isolate_job` must find it
+    fresh = _job(tmp_path, "fresh")
+    assert fresh.result == {**fresh.result, "ppid": os.getpid(), "mark": "changed"}
+
+
+def test_switched_off_every_job_starts_afresh(fresh_server, tmp_path, monkeypatch):
+    monkeypatch.setenv(isolate.WARM_START_ENV, "0")
+    monkeypatch.setenv("PYTHONPATH", str(TESTS))
+    assert _job(tmp_path, "fresh").result["ppid"] == os.getpid()
+
+
+def test_a_warm_job_killed_or_failing_or_late_is_told_apart(fresh_server, tmp_path):
+    killed = _job(tmp_path, "killed", action="kill")
+    assert killed.result is None and killed.returncode == -9
+    assert "the test job was killed by SIGKILL" in killed.error and "isolate_job says hello" in killed.error
+    failed = _job(tmp_path, "failed", action="fail")
+    assert failed.returncode == 1 and "the spec asked this job to fail" in failed.child_error["message"]
+    late = isolate.run_job("isolate_job", {"action": "sleep", "seconds": 60}, tmp_path / "late", timeout_s=1.0,
+                           what="the test job")
+    assert late.returncode is None and late.seconds < 30 and "took longer than 1 s" in late.error
+
+
+def test_a_script_without_a_main_guard_is_not_run_again_by_its_jobs(tmp_path):
+    marks = tmp_path / "marks.txt"
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(f"""
+        import os
+        from pathlib import Path
+        from tunelab.run.isolate import run_job
+        with open({str(marks)!r}, "a") as f:
+            f.write("ran\\n")
+        outcome = run_job("isolate_job", {{}}, Path({str(tmp_path)!r}) / "job")
+        assert outcome.result["ppid"] != os.getpid(), outcome
+        print("done")
+    """))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS)])}
+    env.pop(isolate.WARM_START_ENV, None)
+    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert marks.read_text() == "ran\n"
