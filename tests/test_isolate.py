@@ -6,6 +6,7 @@ it with their own environment.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -86,3 +87,22 @@ def test_a_script_without_a_main_guard_is_not_run_again_by_its_jobs(tmp_path):
     proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert marks.read_text() == "ran\n"
+
+
+def test_a_comparison_forks_every_run_after_its_advice(fresh_server, tiny_bert_dir, toy_classification_data, tmp_path):
+    """The advice before training imports more libraries in this process (scikit-learn sets variables when
+    imported) and the shared frozen-layer cache sets oneDNN's: the runs must still fork from the warm server,
+    and the advice times no strategy's steps."""
+    from tunelab.compare.runner import compare
+    from tunelab.config import TrainConfig
+
+    rows = [{"text": t, "label": toy_classification_data.label_names[y]}
+            for split in ("train", "validation", "test") for t, y in zip(toy_classification_data.splits()[split]["text"],
+                                                                         toy_classification_data.splits()[split]["label"])]
+    data = tmp_path / "toy.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    base = TrainConfig(model=str(tiny_bert_dir), data=str(data), epochs=1, batch_size=8, forgetting=False)
+    result = compare(base, ["head", "last-n", "lora"], out=tmp_path / "cmp", log=None)
+    assert [r.run_info.process for r in result.results] == ["forked"] * 3
+    assert all(r.succeeded for r in result.results)
+    assert result.pre_recommendation["estimates"] == [] and result.pre_recommendation["costs"].startswith("left to")

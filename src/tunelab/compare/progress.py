@@ -15,8 +15,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tunelab.run.progress import read_progress
-
 
 def _minutes(seconds: float | None) -> str:
     if seconds is None:
@@ -73,6 +71,8 @@ class CompareDisplay:
             self._live.update(self._all_task, info=f"ETA {_minutes(self.eta())}")
 
     def progress(self, job: Any) -> None:
+        from tunelab.run.progress import read_progress  # it imports transformers: not at `tunelab --help`
+
         state = read_progress(job.folder)
         if not state or not state.get("max_steps"):
             return

@@ -62,6 +62,9 @@ def release_free_heap() -> bool:
 
 _ONEDNN_ENV = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
 _SET_BY_TUNELAB = "TUNELAB_SET_ONEDNN_PRIMITIVE_CACHE_CAPACITY"  # so that a worker process may choose again
+#: The variables :func:`limit_onednn_primitive_cache` sets; oneDNN reads its own at its first call, not at import
+#: (so a process forked after torch's import still follows them: :mod:`tunelab.run.isolate`).
+ENV_SET_BY_TUNELAB = (_ONEDNN_ENV, _SET_BY_TUNELAB)
 
 
 def limit_onednn_primitive_cache(training_precision: str, *, head_only: bool = False) -> str | None:

@@ -20,8 +20,9 @@ holding :data:`WARM_MODULES` imported and nothing else: no model, no tensor, no 
 is still a process of its own, with its own peak memory (``VmHWM`` starts at the server's, as a fresh
 process's does once it has imported the same libraries), its own crash, signals and exit code, and its
 output in its log. It calls the module's ``main(argv)`` as ``python -m module`` would. Modules read some
-environment variables when imported, so the server serves only jobs whose environment is the one it
-started with; any other job, or every job with ``TUNELAB_WARM_START=0``, starts ``python -m`` afresh. A forked
+environment variables when imported (and some set them: torch, scikit-learn), so this process imports the
+same modules before it compares, and the server serves only jobs whose environment is the one it started with
+(but for the variables tunelab sets while it runs, read later: ``ONEDNN_PRIMITIVE_CACHE_CAPACITY``); any other job, or every job with ``TUNELAB_WARM_START=0``, starts ``python -m`` afresh. A forked
 job's command line (in ``ps``) is the server's, not ``python -m module SPEC RESULT``. Ray's tasks start afresh
 (:mod:`tunelab.compare.executors`).
 
@@ -51,7 +52,7 @@ LOG_NAME = "worker.log"
 #: After Ctrl-C the child got the same signal: how long it may take to save a checkpoint and stop.
 INTERRUPT_GRACE_S = 120.0
 #: What a job's process imports before its first step anyway; the warm server imports them once.
-WARM_MODULES = ("torch", "datasets", "transformers.trainer", "peft", "tunelab.run.training", "tunelab.run.worker",
+WARM_MODULES = ("torch", "sklearn", "datasets", "transformers.trainer", "peft", "tunelab.run.training", "tunelab.run.worker",
                 "tunelab.advice.estimate")
 #: ``0`` starts every job as a fresh ``python -m`` process (see "Warm start" above).
 WARM_START_ENV = "TUNELAB_WARM_START"
@@ -103,6 +104,7 @@ def run_job(module: str, spec: Any, folder: str | Path, *, timeout_s: float | No
     result_path.unlink(missing_ok=True)  # a stale result must not pass for this attempt's
     t0 = time.perf_counter()
     argv = [str(spec_path), str(result_path)]
+    warm = warm and _import_warm_modules()
     env = child_environment()
     with open(log_path, "w", encoding="utf-8") as log:
         proc = _start_warm(module, argv, log_path, env) if warm else None
@@ -127,6 +129,12 @@ def child_environment() -> dict[str, str]:
 
 _warm_env: dict[str, str] | None = None
 """The environment the warm server was started with (None: not started)."""
+_forked = False
+
+
+def forked() -> bool:
+    """Whether this process is a job forked from the warm server."""
+    return _forked
 
 
 class _ForkedJob:
@@ -150,30 +158,57 @@ class _ForkedJob:
             self.process.kill()
 
 
+def _import_warm_modules() -> bool:
+    """Import :data:`WARM_MODULES` here too (once), before the environment is compared with the server's:
+    importing them sets variables (torch: ``KMP_INIT_AT_FORK``, ``TORCHINDUCTOR_CACHE_DIR``, ...) that the
+    server then has too. False where jobs start afresh (not Linux, switched off, a module that fails)."""
+    if sys.platform != "linux" or os.environ.get(WARM_START_ENV, "1").strip() == "0":
+        return False
+    try:
+        for name in WARM_MODULES:
+            importlib.import_module(name)
+    except Exception:  # noqa: BLE001 - the job starts afresh and reports the problem itself
+        return False
+    return True
+
+
+def _read_at_import(env: dict[str, str]) -> dict[str, str]:
+    """``env`` without the variables tunelab sets while it runs, which are read later than import
+    (:data:`tunelab.run.heap.ENV_SET_BY_TUNELAB`): a forked job, given the whole ``env``, follows them."""
+    from tunelab.run.heap import ENV_SET_BY_TUNELAB
+
+    return {k: v for k, v in env.items() if k not in ENV_SET_BY_TUNELAB}
+
+
 def _warm_context(env: dict[str, str]) -> Any:
     """The forkserver context that serves jobs of ``env`` (started on first use); None when jobs start afresh."""
     global _warm_env
     if sys.platform != "linux" or env.get(WARM_START_ENV, "1").strip() == "0":
         return None
-    if _warm_env is not None and env != _warm_env:
+    if _warm_env is not None and _read_at_import(env) != _warm_env:
         return None
     import multiprocessing
 
     context = multiprocessing.get_context("forkserver")
     if _warm_env is None:
         context.set_forkserver_preload(list(WARM_MODULES))
-        _warm_env = dict(env)
+        _warm_env = _read_at_import(env)
     return context
 
 
 def warm_up() -> None:
     """Start the warm server now, in the background, so that its imports overlap other work (the first job
     otherwise waits for them). Does nothing where jobs start afresh; never fails."""
+    if sys.platform != "linux" or os.environ.get(WARM_START_ENV, "1").strip() == "0" or _warm_env is not None:
+        return
     try:
-        if _warm_context(child_environment()) is not None:
-            from multiprocessing import forkserver
+        import multiprocessing
+        from multiprocessing import forkserver
 
-            forkserver.ensure_running()
+        multiprocessing.get_context("forkserver").set_forkserver_preload(list(WARM_MODULES))
+        forkserver.ensure_running()  # the server imports while this process does the same, below
+        if _import_warm_modules():
+            _warm_context(child_environment())
     except Exception:  # noqa: BLE001 - the first job starts it, or starts afresh
         pass
 
@@ -216,6 +251,8 @@ def _start_warm(module: str, argv: list[str], log_path: Path, env: dict[str, str
 def _forked_main(module: str, argv: list[str], log_path: str, env: dict[str, str]) -> None:
     """In the forked job: the job's environment and log, then ``module.main(argv)`` (a module without ``main``
     runs as ``__main__``, as ``python -m`` would); exits with its code."""
+    global _forked
+    _forked = True
     os.environ.clear()
     os.environ.update(env)
     for stream in (sys.stdout, sys.stderr):

@@ -128,6 +128,9 @@ class RunInfo(_Part):
     wall_time_s: float | None = None
     split_seed: int | None = None
     cpu_time_s: float | None = None
+    process: str | None = None
+    """How a comparison's run process started: ``forked`` from the warm server (its ``cpu_time_s`` leaves out the
+    library imports) or ``fresh`` (:mod:`tunelab.run.isolate`); None in-process."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -133,10 +133,12 @@ def _release_memory() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m tunelab.run.worker SPEC.json RECORD.json`` (started by :func:`tunelab.run.isolate.run_job`)."""
-    from tunelab.run.isolate import serve
+    from tunelab.run.isolate import forked, serve
 
     def handle(spec: dict[str, Any]) -> dict[str, Any]:
-        return run_spec(spec, progress=bool(spec.get("progress", False))).to_dict()
+        record = run_spec(spec, progress=bool(spec.get("progress", False)))
+        record.run_info.process = "forked" if forked() else "fresh"
+        return record.to_dict()
 
     return serve(handle, argv, exit_code=lambda record: 0 if record["run_info"]["status"] == "success" else 1)
 
