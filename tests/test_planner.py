@@ -281,6 +281,7 @@ def test_cli_planned_comparison_stops_one_early_and_the_report_shows_it(tiny_ber
     assert record["stopped_early"]["round"] == 1 and record["stopped_early"]["prediction"]["strategy"] == "head"
     # a screening run: validated once, after training; no test evaluation (the final round's runs have one)
     assert record["config"]["screening"] and record["metrics"]["validation"] and not record["metrics"].get("test")
+    assert not record.get("artifact") and not (out / "runs" / "head-f0.5" / "model").exists()  # no model kept
     assert not (out / "runs" / "head-f0.5" / "outputs" / "test.npz").exists()
     final = json.loads((out / "runs" / "full-f1" / "metrics.json").read_text())
     assert "stopped_early" not in final and not final["config"]["screening"] and final["metrics"]["test"]["accuracy"] >= 0

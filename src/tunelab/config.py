@@ -123,7 +123,7 @@ class TrainConfig:
     tunelab.run.forgetting. ``--no-forgetting`` skips it."""
     screening: bool = False
     """A planned comparison's rounds before the last (tunelab.compare.planner): validated once, after training; no
-    test evaluation and no forgetting. The planner's decision reads the validation metric only, and a screening run
+    test evaluation, no forgetting and no saved model. The planner's decision reads the validation metric only, and a screening run
     on a ninth of the data spent most of its time on the rest (bitfit on 33 examples: 2 s training in 22 s)."""
     reference_text: str | None = None
     """The reference text for forgetting: a plain text file (paragraphs separated by blank lines); default a

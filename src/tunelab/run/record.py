@@ -240,8 +240,9 @@ class RunRecord(Mapping):
 
     @classmethod
     def success(cls, config: Any, *, started_at: str, wall_time_s: float, train_info: TrainInfo, metrics: Metrics,
-                meta_info: MetaInfo, artifact: Artifact) -> RunRecord:
-        """The record of a run of ``config`` (a :class:`~tunelab.config.TrainConfig`) that finished."""
+                meta_info: MetaInfo, artifact: Artifact | None) -> RunRecord:
+        """The record of a run of ``config`` (a :class:`~tunelab.config.TrainConfig`) that finished (``artifact``
+        None: a screening run, which keeps no model)."""
         cfg = config.to_dict()
         return cls(
             run_info=_run_info(cfg, status=SUCCESS, error=None, started_at=started_at, wall_time_s=wall_time_s),

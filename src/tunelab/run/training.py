@@ -677,11 +677,12 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> Run
         _check_trained(run.model, setup.initial, gathered)
         train_info = _train_info(setup, trainer, ds, fit, eval_time)  # every process (peak memory is gathered), before
         train_info.forgetting = _written_once(lambda: _forgetting(run, fit.seconds))  # forgetting loads a base model
-        artifact = _written_once(lambda: write_artifact(run, out, metrics=metrics.to_dict(), merge=config.merge,
-                                                        state_dict=gathered))
+        # a screening run keeps no model: the planner reads its validation metric, and the final round trains again
+        artifact = None if config.screening else _written_once(
+            lambda: write_artifact(run, out, metrics=metrics.to_dict(), merge=config.merge, state_dict=gathered))
         record = RunRecord.success(
             config, started_at=started, wall_time_s=time.perf_counter() - wall0, metrics=metrics,
-            meta_info=_meta_info(run), train_info=train_info, artifact=Artifact.from_dict(artifact),
+            meta_info=_meta_info(run), train_info=train_info, artifact=Artifact.from_dict(artifact) if artifact else None,
         )
         if tracked:
             log_record_to_mlflow(tracked, record.to_dict())
