@@ -100,7 +100,8 @@ def add_parser(sub) -> None:
                    "worst case are stopped early; no run starts that is predicted to end after the budget, and one "
                    "still training then stops after its current step. Default: max(5 min, 2 × seeds × Σ over "
                    "strategies of the estimated time on all the data, ⌈n_train / batch⌉ × epochs × step time + cache "
-                   "build, from the cost estimates); no budget when they were skipped")
+                   "build, from the cost estimates when the advice measured them, else predicted from each strategy's round-1 "
+                   "run and set when round 1 ends)")
     p.add_argument("--halving", type=float, default=HALVING, metavar="ETA",
                    help="planned rounds: after each, the best ⌈n / ETA⌉ of the n strategies left (by predicted validation "
                    "metric at the full data) go on, and one predicted below a cheaper one that goes on is stopped too "

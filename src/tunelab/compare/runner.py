@@ -553,9 +553,8 @@ def _advice_before_training(base: TrainConfig, strategies: list[str], out: Path,
     if saved.get("asked") == asked and isinstance(saved.get("recommendation"), dict):
         pre = saved["recommendation"]
     else:
-        costs = opts.max_train_minutes is not None or opts.memory_gb is not None
-        what = "the data, the domain and each strategy's cost" if costs else "the data and the domain"
-        say(f"measuring {what} before training (tunelab recommend) ...")
+        say("measuring the data, the domain and, where the advice needs it, each strategy's cost before training "
+            "(tunelab recommend) ...")
         pre = _pre_recommendation(base, strategies, opts.max_train_minutes, opts.memory_gb, log)
         if pre is not None:
             write_json(pre_path, {"asked": asked, "recommendation": pre})

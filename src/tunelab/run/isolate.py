@@ -39,7 +39,7 @@ import subprocess
 import sys
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,11 +158,16 @@ class _ForkedJob:
             self.process.kill()
 
 
+def _starts_afresh(env: Mapping[str, str]) -> bool:
+    """Whether jobs of ``env`` start afresh whatever the server: not Linux, or ``TUNELAB_WARM_START=0``."""
+    return sys.platform != "linux" or env.get(WARM_START_ENV, "1").strip() == "0"
+
+
 def _import_warm_modules() -> bool:
     """Import :data:`WARM_MODULES` here too (once), before the environment is compared with the server's:
     importing them sets variables (torch: ``KMP_INIT_AT_FORK``, ``TORCHINDUCTOR_CACHE_DIR``, ...) that the
     server then has too. False where jobs start afresh (not Linux, switched off, a module that fails)."""
-    if sys.platform != "linux" or os.environ.get(WARM_START_ENV, "1").strip() == "0":
+    if _starts_afresh(os.environ):
         return False
     try:
         for name in WARM_MODULES:
@@ -183,9 +188,7 @@ def _read_at_import(env: dict[str, str]) -> dict[str, str]:
 def _warm_context(env: dict[str, str]) -> Any:
     """The forkserver context that serves jobs of ``env`` (started on first use); None when jobs start afresh."""
     global _warm_env
-    if sys.platform != "linux" or env.get(WARM_START_ENV, "1").strip() == "0":
-        return None
-    if _warm_env is not None and _read_at_import(env) != _warm_env:
+    if _starts_afresh(env) or (_warm_env is not None and _read_at_import(env) != _warm_env):
         return None
     import multiprocessing
 
@@ -199,7 +202,7 @@ def _warm_context(env: dict[str, str]) -> Any:
 def warm_up() -> None:
     """Start the warm server now, in the background, so that its imports overlap other work (the first job
     otherwise waits for them). Does nothing where jobs start afresh; never fails."""
-    if sys.platform != "linux" or os.environ.get(WARM_START_ENV, "1").strip() == "0" or _warm_env is not None:
+    if _starts_afresh(os.environ) or _warm_env is not None:
         return
     try:
         import multiprocessing
