@@ -676,7 +676,7 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> Run
             run.model.float()
         _check_trained(run.model, setup.initial, gathered)
         train_info = _train_info(setup, trainer, ds, fit, eval_time)  # every process (peak memory is gathered), before
-        train_info.forgetting = _written_once(lambda: _forgetting(run, fit.seconds))  # forgetting loads a base model
+        train_info.forgetting = _written_once(lambda: _forgetting(run, fit.train_seconds))  # forgetting loads a base model
         # a screening run keeps no model: the planner reads its validation metric, and the final round trains again
         artifact = None if config.screening else _written_once(
             lambda: write_artifact(run, out, metrics=metrics.to_dict(), merge=config.merge, state_dict=gathered))
@@ -742,8 +742,14 @@ def _open_out_dir(run: PreparedRun, out: Path) -> None:
 @dataclass
 class _Fit:
     notes: list[str]
-    seconds: float  # the training loop, evaluation included
+    seconds: float  # the training loop, its periodic evaluations included
     recomputed: bool
+    eval_seconds: float = 0.0  # those evaluations (not the ones after the loop: test, a screening run's validation)
+
+    @property
+    def train_seconds(self) -> float:
+        """The training loop without its periodic evaluations."""
+        return self.seconds - self.eval_seconds
 
 
 def _fit(setup: TrainerSetup, trainer, out: Path, resume_from: Path | None) -> _Fit:
@@ -775,7 +781,7 @@ def _fit(setup: TrainerSetup, trainer, out: Path, resume_from: Path | None) -> _
         trainer._train_batch_size = batch_size
         return trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
 
-    t0 = time.perf_counter()
+    t0, eval0 = time.perf_counter(), trainer.eval_seconds
     interrupt.install()
     try:
         with setup.attention() as recomputed:
@@ -795,7 +801,7 @@ def _fit(setup: TrainerSetup, trainer, out: Path, resume_from: Path | None) -> _
         raise resilience.interrupted_error(out, trainer.state.global_step, trainer.state.max_steps)
     for note in notes:
         log.warning(note)
-    return _Fit(notes, time.perf_counter() - t0, recomputed)
+    return _Fit(notes, time.perf_counter() - t0, recomputed, eval_seconds=trainer.eval_seconds - eval0)
 
 
 def _final_metrics(trainer, ds: _Datasets, task: str, *, test: bool = True) -> tuple[Metrics, dict[str, ExampleOutputs]]:
@@ -822,7 +828,7 @@ def _final_metrics(trainer, ds: _Datasets, task: str, *, test: bool = True) -> t
 
 def _train_info(setup: TrainerSetup, trainer, ds: _Datasets, fit: _Fit, eval_time: float) -> TrainInfo:
     run = setup.run
-    train_time = fit.seconds - trainer.eval_seconds
+    train_time = fit.train_seconds  # not minus every evaluation: the test split's (and a screening run's only one) come after
     # counted after training: a schedule (gradual unfreezing) may have unfrozen more than at the start
     trainable, total = trainable_parameters(run.model)
     peaks = [round(float(p), 1) for p in ranks.gather(peak_memory_mb())]
