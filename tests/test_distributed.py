@@ -171,9 +171,12 @@ def test_lora_and_cached_last_n_under_two_processes(setup):
         f"for flags in {[_flags(setup, 'lora', 'two-lora', 8), _flags(setup, 'last-n', 'two-last-n', 8)]!r}:\n"
         "    assert main(['-q', 'train', *flags]) == 0\n"
     )
-    proc = _torchrun([str(script)], cwd=setup)
+    proc = _torchrun([str(script)], cwd=setup, faults={"TUNELAB_PROBE_GROUP_AT_EXIT": "1"})
     one = {s: _single(setup, s) for s in ("lora", "last-n")}
-    _finish(proc)
+    log = _finish(proc)
+    # both runs used the group (main() may be called again in one script), and it is gone before Python finalizes
+    # in both processes: left standing, gloo's threads could abort a process whose runs had succeeded
+    assert log.count("process group at exit: destroyed") == 2 and "process group at exit: standing" not in log
     texts = _texts(setup)
     for strategy in ("lora", "last-n"):
         two = json.loads((setup / f"two-{strategy}" / "metrics.json").read_text())

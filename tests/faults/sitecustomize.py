@@ -9,6 +9,8 @@ Python imports ``sitecustomize`` at start-up; when one of these variables is set
 ``TUNELAB_FAULT_PAUSE_AFTER_SAVE_AT_STEP=N:SECONDS``
     Pause right after checkpoint N is complete (until Ctrl-C or SECONDS), so a test can kill or
     interrupt the run there.
+``TUNELAB_PROBE_GROUP_AT_EXIT=1``
+    Print, as the very last thing at exit, whether torch.distributed's default process group still stands.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 
 KILL_IN_SAVE_ENV = "TUNELAB_FAULT_KILL_IN_SAVE_AT_STEP"
 PAUSE_AFTER_SAVE_ENV = "TUNELAB_FAULT_PAUSE_AFTER_SAVE_AT_STEP"
+GROUP_AT_EXIT_ENV = "TUNELAB_PROBE_GROUP_AT_EXIT"
 
 
 def _install() -> None:
@@ -49,3 +52,24 @@ def _install() -> None:
 
 if os.environ.get(KILL_IN_SAVE_ENV) or os.environ.get(PAUSE_AFTER_SAVE_ENV):
     _install()
+
+
+def _report_group_at_exit() -> None:
+    """Registered first, so it runs last at exit: print whether torch.distributed's default group still stands
+    (in the processes a launcher started, not in the launcher)."""
+    import atexit
+
+    if "LOCAL_RANK" not in os.environ:
+        return
+
+    def report() -> None:
+        import sys
+
+        dist = sys.modules.get("torch.distributed")
+        print(f"process group at exit: {'standing' if dist and dist.is_initialized() else 'destroyed'}", flush=True)
+
+    atexit.register(report)
+
+
+if os.environ.get(GROUP_AT_EXIT_ENV):
+    _report_group_at_exit()

@@ -203,7 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _quiet_libraries()
     try:
-        return args.func(args) or 0
+        code = args.func(args) or 0
+        if code == 0:
+            from tunelab.run import ranks
+
+            ranks.shut_down_at_exit()  # under torchrun / accelerate launch: the process group goes before Python does
+        return code
     except TunelabError as exc:
         print(f"tunelab: error: {_rank_tag()}{exc}", file=sys.stderr)
         return exc.exit_code

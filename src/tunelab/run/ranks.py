@@ -155,6 +155,29 @@ def state() -> Any:
     return PartialState(cpu=not torch.cuda.is_available())
 
 
+_shut_down_registered = False
+
+
+def shut_down_at_exit() -> None:
+    """Destroy the process group when this process exits, while Python is still whole (a process of a run over
+    several; nothing otherwise). PyTorch asks every training process to do it: otherwise gloo's threads may still
+    hold work when the interpreter finalizes, and a process whose run succeeded dies of SIGABRT ("terminate called
+    without an active exception"), failing the launch. At exit, not at once: a script may train again."""
+    global _shut_down_registered
+    if _shut_down_registered or not distributed():
+        return
+    import atexit
+
+    def destroy() -> None:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            state().destroy_process_group()
+
+    atexit.register(destroy)
+    _shut_down_registered = True
+
+
 def rank() -> int:
     """This process's global index (0 in a single process)."""
     return state().process_index if distributed() else 0
