@@ -96,6 +96,13 @@ def test_cli_compare_records_failure_writes_report_and_resumes(tiny_bert_dir, to
     assert (out / "runs" / "full" / "metrics.json").stat().st_mtime_ns != full_mtime  # the failed one ran again
     assert _record(out, "full")["run_info"]["status"] == "failed"
 
+    # when every run fails, the comparison still writes everything, and exits 1 with one line saying so
+    alone = tmp_path / "alone"
+    assert main([*argv[:5], "--strategies", "full", *argv[7:-3], "--out", str(alone), "--no-pre-recommendation"]) == 1
+    err = capsys.readouterr().err
+    assert f"tunelab: every run failed, so there is nothing to recommend; their messages are in {alone / 'results.csv'}" in err
+    assert _record(alone, "full")["run_info"]["status"] == "failed" and (alone / "report.html").is_file()
+
 
 def test_seeds_give_mean_and_std_on_the_same_split(tiny_bert_dir, toy_csv, tmp_path):
     from tunelab.report import results_table

@@ -510,3 +510,17 @@ def test_new_head_has_its_own_group_at_the_head_rate(arch, strategy, arch_dir, t
     assert head_ids and head_ids <= in_head_group
     assert all(g["lr"] == HEAD_LR for g in groups if g.get("head"))
     assert all(g["lr"] != HEAD_LR for g in groups if not g.get("head")) or strategy == "head"
+
+
+def test_a_body_whose_blocks_are_nested_fails_with_one_line_naming_them():
+    """Funnel's blocks are lists of layers inside a list: the probe sees no block run and says so (it used to
+    fail with a bare KeyError, 'x0')."""
+    import transformers as T
+
+    from tunelab.errors import ModelError
+    from tunelab.models.layout import model_layout
+
+    config = T.FunnelConfig(vocab_size=64, block_sizes=[1, 1], d_model=32, n_head=4, d_head=8, d_inner=64, num_labels=2)
+    with pytest.raises(ModelError, match=r"probe input to find its parts \(funnel\.encoder\.blocks\): the modules taken "
+                                         r"for its blocks did not run"):
+        model_layout(T.FunnelForSequenceClassification(config))

@@ -182,6 +182,23 @@ def test_causal_lm_text_becomes_full_blocks_joined_by_eos(tiny_llama_dir, toy_lm
     assert list(tokenized["train"]["labels"]) == list(blocks)
 
 
+def test_causal_lm_text_without_an_eos_token_is_joined_by_sep(tiny_bert_dir, toy_lm_data):
+    """A decoder trained with a BERT tokenizer (no EOS, as some GPT-2 checkpoints ship): documents are
+    separated by [SEP] instead of failing in the collator on a None token."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    assert tokenizer.eos_token_id is None and tokenizer.sep_token_id is not None
+    tokenized, _ = tokenize(toy_lm_data, tokenizer, 16)
+    blocks = list(tokenized["train"]["input_ids"])
+    stream = [t for text in list(toy_lm_data.train["text"]) for t in tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.sep_token_id]]
+    assert blocks and [t for b in blocks for t in b] == stream[: 16 * len(blocks)]
+    tokenizer.sep_token = None  # neither: the documents simply follow one another
+    tokenized, _ = tokenize(toy_lm_data, tokenizer, 16)
+    stream = [t for text in list(toy_lm_data.train["text"]) for t in tokenizer(text, add_special_tokens=False)["input_ids"]]
+    assert [t for b in tokenized["train"]["input_ids"] for t in b] == stream[: 16 * len(tokenized["train"])]
+
+
 def test_classification_tokens_are_truncated_with_a_warning(tiny_bert_dir, toy_classification_data):
     from transformers import AutoTokenizer
 

@@ -337,9 +337,11 @@ def format_metric_pm(mean: float | None, std: float | None, n: int, metric: str)
 
 
 def format_seconds(seconds: float | None) -> str:
-    """``4.2 s``, ``41 s``, ``1,234 s``."""
+    """``0.24 s``, ``4.2 s``, ``41 s``, ``1,234 s``."""
     if seconds is None:
         return "–"
+    if seconds < 1:
+        return f"{seconds:.2f} s"
     return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:,.0f} s"
 
 
@@ -918,7 +920,10 @@ def format_difference(gap: Interval, metric: str) -> str:
         est, low, high, unit = -gap.estimate, -gap.high, -gap.low, " points"
     else:
         est, low, high, unit = gap.estimate, gap.low, gap.high, " %"
-    return f"{100 * est:+.1f}{unit} [{100 * low:+.1f}, {100 * high:+.1f}]".replace("-", "−")
+    def signed(x: float) -> str:
+        return f"{round(100 * x, 1) + 0.0:+.1f}"  # + 0.0: a difference that rounds to zero is +0.0, not −0.0
+
+    return f"{signed(est)}{unit} [{signed(low)}, {signed(high)}]".replace("-", "−")
 
 
 def format_interval(interval: Interval | None, metric: str) -> str:
@@ -929,12 +934,14 @@ def format_interval(interval: Interval | None, metric: str) -> str:
 
 
 def _costs(strategy: StrategySummary, reference: StrategySummary) -> str:
-    """``2.3× faster (41 s vs 95 s) and using 1.6× less peak memory (...)``, or "" when unknown."""
-    parts = [
-        describe_speed(strategy.train_time_s, reference.train_time_s),
-        describe_memory(strategy.peak_memory_mb, reference.peak_memory_mb),
-    ]
-    return " and using ".join(p for p in parts if p)
+    """``2.3× faster (41 s vs 95 s) and using 1.6× less peak memory (...)``, ``1.3× faster (...), though using
+    1.1× more peak memory (...)`` when the two disagree, or "" when unknown."""
+    speed = describe_speed(strategy.train_time_s, reference.train_time_s)
+    memory = describe_memory(strategy.peak_memory_mb, reference.peak_memory_mb)
+    if not speed or not memory:
+        return speed or (f"using {memory}" if memory else "")
+    at_odds = ("slower" in speed) == ("less" in memory)  # dearer in one, cheaper in the other
+    return f"{speed}{', though' if at_odds else ' and'} using {memory}"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from tunelab.compare.planner import HALVING
@@ -173,7 +174,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
         executor=executor,
     )
     print_result(result, as_json=args.json)
-    return 0
+    return _exit_code(result)
+
+
+def _exit_code(result: CompareResult) -> int:
+    """0 when at least one run succeeded (the others are recorded as failed, with their messages); 1 when
+    none did, so a script or CI job that runs the comparison sees it failed (everything is still written)."""
+    if any(r.succeeded for r in result.results):
+        return 0
+    print(f"tunelab: every run failed, so there is nothing to recommend; their messages are in {result.report.get('csv', result.out)}",
+          file=sys.stderr)
+    return 1
 
 
 def _verdict_options(args: argparse.Namespace) -> dict:
@@ -207,7 +218,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         title=f"tunelab demo: {DEMO['model']} on {DEMO['data']}",
     )
     print_result(result, as_json=args.json)
-    return 0
+    return _exit_code(result)
 
 
 def print_result(result: CompareResult, *, as_json: bool = False) -> None:

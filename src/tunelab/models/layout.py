@@ -205,7 +205,7 @@ def model_layout(model: nn.Module) -> Layout:
         probe = probe_model(model, body, body_path, blocks)
     except Exception as exc:  # noqa: BLE001 - any failure here means tunelab cannot read this model
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ModelError(f"cannot run {type(model).__name__} on a probe input to find its parts: {first}") from exc
+        raise ModelError(f"cannot run {type(model).__name__} on a probe input to find its parts ({blocks_path}): {first}") from exc
     family = str(getattr(model.config, "model_type", type(model).__name__))
     return Layout(model, family, body, body_path, blocks, blocks_path, _head_modules(model, body), probe)
 

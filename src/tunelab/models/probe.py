@@ -51,7 +51,7 @@ def _probe_inputs(model: nn.Module, device) -> tuple[torch.Tensor, torch.Tensor]
     vocab = int(getattr(config, "vocab_size", 0) or model.get_input_embeddings().num_embeddings)
     pad = getattr(config, "pad_token_id", None)
     reserved = {pad, getattr(config, "bos_token_id", None), getattr(config, "eos_token_id", None)}
-    ids = [i for i in range(min(vocab, 64), 0, -1) if i not in reserved][:PROBE_LENGTH]
+    ids = [i for i in range(min(vocab, 64) - 1, 0, -1) if i not in reserved][:PROBE_LENGTH]
     ids = (ids * PROBE_LENGTH)[:PROBE_LENGTH]
     rows = 2 if pad is not None else 1  # decoder classifiers refuse batches without a padding id
     input_ids = torch.tensor([ids] * rows, dtype=torch.long, device=device)
@@ -157,6 +157,9 @@ def probe_model(model: nn.Module, body: nn.Module, body_path: str, blocks: nn.Mo
         rec.remove()
         model.train(was_training)
     seen, prefix = rec.seen, f"{body_path}." if body_path else ""
+    if "x0" not in seen or "last_end" not in seen:  # e.g. blocks nested in groups (Funnel) or shared (called elsewhere)
+        raise ValueError("the modules taken for its blocks did not run, first to last, in a forward pass, so their wiring "
+                         "cannot be read; tunelab supports bodies that run one list of transformer blocks in order")
     entry = None
     for name, out in sorted(rec.outputs.items(), key=lambda kv: rec.called[kv[0]][1]):
         if _hidden_of(out) is seen["x0"] and rec.called[name][1] < seen["first_start"]:

@@ -135,14 +135,16 @@ def tokenize(data: TaskData, tokenizer, max_length: int) -> tuple[dict[str, Any]
             out[split] = tok if split == "train" else tok.sort("length")
         return out, warnings
 
-    eos = tokenizer.eos_token_id
+    # the token between documents: EOS; a tokenizer without one (GPT-2 models trained with a BERT
+    # tokenizer) separates them with its SEP token, or with nothing
+    separator = [t for t in (tokenizer.eos_token_id, tokenizer.sep_token_id) if t is not None][:1]
 
     def encode_lm(batch):
         keys = list(batch.keys())
         rows = [dict(zip(keys, values)) for values in zip(*batch.values())]
         texts = [render_text(r, tokenizer) for r in rows]
         ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
-        flat = [t for seq in ids for t in (seq + [eos])]
+        flat = [t for seq in ids for t in (seq + separator)]
         usable = (len(flat) // max_length) * max_length
         blocks = [flat[i : i + max_length] for i in range(0, usable, max_length)]
         if not blocks and flat:  # keep a short tail rather than dropping a small split
