@@ -254,3 +254,38 @@ def test_table_has_at_least_25_cases():
         f"\nbad-input table: {len(CASES)} cases in-process, {len(SUBPROCESS_CASES)} also as real subprocesses"
     )
     assert len(CASES) >= 25
+
+
+def mamba_folder(tmp: Path) -> str:
+    """A model folder whose architecture transformers can only load as a causal LM (the config is all that is read)."""
+    write(tmp / "mamba" / "config.json", '{"model_type": "mamba", "vocab_size": 64, "hidden_size": 8, "num_hidden_layers": 1}')
+    return str(tmp / "mamba")
+
+
+COMPARE_CASES = [
+    *(c.name for c in CASES[:16]),  # every data case
+    "unknown model name", "model folder without config.json", "zero epochs", "batch size 0", "unknown task",
+    "non-numeric epochs", "unknown flag", "bad YAML --config", "--out is a file",
+]
+COMPARE_ONLY = [
+    Case("encoder for causal LM", lambda t: ["--data", str(write(t / "doc.txt", "".join(f"Paragraph {i} of some plain text. " * 40 + "\n\n" for i in range(30)))), "--task", "causal-lm",
+                                            "--model", "minilm"], ("minilm", "encoder", "decoder")),
+    Case("no classification class", lambda t: ["--data", good(t), "--model", mamba_folder(t)],
+         ("mamba", "no classification class", "--task causal-lm")),
+]
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.name in COMPARE_CASES] + COMPARE_ONLY,
+                         ids=lambda c: c.name)
+def test_bad_input_to_compare_stops_it_before_any_run(case: Case, tmp_path, capsys):
+    """The main job checks the data and the model once, up front: one line, exit 2, nothing written — not a
+    folder of runs that all failed the same way."""
+    out = tmp_path / "out"
+    args = case.args(tmp_path)
+    if "--out" not in args:
+        args += ["--out", str(out)]
+    try:
+        code = main(["-q", "compare", *args, "--strategies", "head,lora", "--no-pre-recommendation"])
+    except SystemExit as exc:
+        code = exc.code
+    check(case, code, capsys.readouterr().err, out)

@@ -357,3 +357,12 @@ def test_a_report_of_screening_runs_only_says_validation_where_there_is_no_test(
     paths = write_report(tmp_path, results, recommendation=recommendation, pre_recommendation=PRE_RECOMMENDATION)
     md = paths["md"].read_text(encoding="utf-8")
     assert "Measured, full reached" in md and "validation accuracy" in md.split("Measured, full reached")[1][:60]
+
+
+def test_forgetting_that_rounds_to_zero_has_no_minus_sign():
+    from tunelab.report.tables import format_forgetting
+
+    assert format_forgetting(-0.00004, "nats/token") == "0.000 nats/token"
+    assert format_forgetting(-0.0123, "nats/token") == "-0.012 nats/token"
+    assert format_forgetting(0.034, "1 - linear CKA") == "0.034 (1 - linear CKA)"
+    assert format_forgetting(None, "nats/token") == "–"

@@ -449,10 +449,14 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] = DEFAULT
     opts.data_fractions = sorted(float(f) for f in opts.data_fractions)
     base = (base or TrainConfig()).replace()
     strategies = list(strategies)
-    _check_metric(base, opts)
+    problems = _problems(base, strategies, opts.seeds, opts.data_fractions, opts.lr_overrides, opts.lr_factors,
+                         opts.tune_lr_epochs)
+    if problems:
+        raise ConfigError(problems)
+    # the data and the model are checked before anything is written, and the task and the split's size read once
+    sized = _checked_inputs(base)
+    _check_metric(base, opts, sized[0])
     say = log or (lambda _msg: None)
-    # the task and the split's size, read once for the epochs and the planner (when either needs them)
-    sized = _task_and_size(base) if base.epochs is None or not opts.exhaustive else None
     base = _epochs_fixed(base, opts, say, sized)
     out = _checked_out(base, strategies, out, opts)
     if opts.isolate and opts.executor is None:
@@ -470,7 +474,7 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] = DEFAULT
         results, reused = _run_all(planned, base, searches, opts, say, tracked, _estimated_seconds(pre), show=log is not None)
     else:
         results, reused, planning = _run_planned(base, strategies, out, lrs, searches, opts, pre, say, log, tracked, started,
-                                                    sized or _task_and_size(base))
+                                                    sized)
     recommendation = recommend_from_results(results, max_train_minutes=opts.max_train_minutes, memory_gb=opts.memory_gb,
                                             metric=opts.metric, tolerance=opts.tolerance, alpha=opts.alpha,
                                             max_forgetting=opts.max_forgetting,
@@ -491,22 +495,15 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] = DEFAULT
                          planning=planning)
 
 
-def _check_metric(base: TrainConfig, opts: CompareOptions) -> None:
-    """Refuse, before anything runs, a metric that does not apply to the task, a level outside (0, 1) or a
-    negative tolerance. The task is the one asked for, else the one the data implies (read once here)."""
+def _check_metric(base: TrainConfig, opts: CompareOptions, task: str) -> None:
+    """Refuse, before anything runs, a metric that does not apply to the comparison's ``task``, a level outside
+    (0, 1) or a negative tolerance."""
     from tunelab.metrics import HIGHER_IS_BETTER, metric_problem
 
     problems = []
     if opts.metric is not None and opts.metric not in HIGHER_IS_BETTER:
         problems.append(f"--metric {opts.metric} is unknown: use one of {', '.join(HIGHER_IS_BETTER)}")
     elif opts.metric is not None:
-        task = base.task
-        if task is None:
-            from tunelab.data import load_task_data
-
-            task = load_task_data(base.data, text_column=base.text_column, label_column=base.label_column,
-                                  validation_fraction=base.validation_fraction, test_fraction=base.test_fraction,
-                                  seed=base.seed).task
         problems.append(metric_problem(opts.metric, task))
     if not 0.0 < opts.alpha < 1.0:
         problems.append(f"--alpha must be between 0 and 1, got {opts.alpha:g}")
@@ -522,11 +519,7 @@ def _check_metric(base: TrainConfig, opts: CompareOptions) -> None:
 
 
 def _checked_out(base: TrainConfig, strategies: list[str], out: str | Path | None, opts: CompareOptions) -> Path:
-    """The comparison's folder, created once every option has been checked."""
-    problems = _problems(base, strategies, opts.seeds, opts.data_fractions, opts.lr_overrides, opts.lr_factors,
-                         opts.tune_lr_epochs)
-    if problems:
-        raise ConfigError(problems)
+    """The comparison's folder, created once every option, the data and the model have been checked."""
     safe = lambda s: Path(str(s)).name or "data"  # noqa: E731
     out = Path(out) if out is not None else Path("runs") / f"compare-{safe(base.model)}-{safe(base.data)}"
     if out.exists() and not out.is_dir():
@@ -773,13 +766,13 @@ def _say_stops(planner, say: Callable[[str], None], told: int) -> int:
 
 
 def _epochs_fixed(base: TrainConfig, opts: CompareOptions, say: Callable[[str], None],
-                  sized: tuple[str, int | None] | None = None) -> TrainConfig:
+                  sized: tuple[str, int]) -> TrainConfig:
     """``base`` with the epochs every run of the comparison takes: ``--epochs``, or the choice for the size of the
     largest run (:meth:`TrainConfig.epochs_for`). Runs on smaller fractions (learning curves, the planner's rounds)
-    take the same epochs, so that they differ only in their data. ``sized``: :func:`_task_and_size` of ``base``."""
+    take the same epochs, so that they differ only in their data. ``sized``: :func:`_checked_inputs` of ``base``."""
     if base.epochs is not None:
         return base
-    _, n_split = sized if sized is not None else _task_and_size(base)
+    _, n_split = sized
     n = _examples_at(n_split, opts.data_fractions[-1], base.max_train_samples)
     epochs = base.epochs_for(n)
     if epochs != DEFAULT_EPOCHS:
@@ -788,16 +781,16 @@ def _epochs_fixed(base: TrainConfig, opts: CompareOptions, say: Callable[[str], 
     return base.replace(epochs=epochs)
 
 
-def _task_and_size(base: TrainConfig) -> tuple[str, int | None]:
-    """The comparison's task and the size of its full training split (None when it cannot be read here)."""
-    try:
-        from tunelab.data import load_task_data
+def _checked_inputs(base: TrainConfig) -> tuple[str, int]:
+    """The comparison's task and the size of its full training split, read from the data; a data source or a model
+    that cannot serve the comparison stops it here, with one line, before anything is written or trained
+    (:class:`DataError`, :class:`ModelError`), instead of failing every run the same way."""
+    from tunelab.data import load_task_data
+    from tunelab.models.loading import check_model_for_task
 
-        data = load_task_data(base.data, task=base.task, text_column=base.text_column, label_column=base.label_column,
-                              validation_fraction=base.validation_fraction, test_fraction=base.test_fraction,
-                              seed=base.seed)
-    except Exception:  # noqa: BLE001 - every run reports a bad data source itself
-        return base.task or "classification", None
+    data = load_task_data(base.data, task=base.task, text_column=base.text_column, label_column=base.label_column,
+                          validation_fraction=base.validation_fraction, test_fraction=base.test_fraction, seed=base.seed)
+    check_model_for_task(base.model, data.task, trust_remote_code=base.trust_remote_code)
     return data.task, len(data.train)
 
 

@@ -230,6 +230,37 @@ def load_model(
     return model, tokenizer
 
 
+def check_model_for_task(name_or_path: str, task: str, *, trust_remote_code: bool = False) -> None:
+    """Refuse, before anything trains, a model that transformers cannot load for ``task``: a name that is not a
+    model, a config that cannot be read, an architecture with no sequence-classification (or causal-LM) class,
+    or an encoder asked to train as a causal LM. Reads the config only; raises :class:`ModelError`."""
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
+    )
+
+    path = resolve_model(name_or_path)
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read the config of '{name_or_path}': {str(exc).splitlines()[0]}") from exc
+    auto_class, registry = {
+        "classification": ("AutoModelForSequenceClassification", MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES),
+        "causal-lm": ("AutoModelForCausalLM", MODEL_FOR_CAUSAL_LM_MAPPING_NAMES),
+    }[task]
+    kind = getattr(config, "model_type", "")
+    remote = trust_remote_code and auto_class in (getattr(config, "auto_map", None) or {})
+    if kind not in registry and not remote:
+        other = "causal-lm" if task == "classification" else "classification"
+        other_registry = MODEL_FOR_CAUSAL_LM_MAPPING_NAMES if task == "classification" else MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
+        hint = f", or adapt it as a {other} model (--task {other})" if kind in other_registry else ""
+        raise ModelError(f"'{name_or_path}' ({kind or 'unknown architecture'}): transformers has no {task} class for this "
+                         f"architecture ({auto_class} cannot load it); use a model that has one{hint}")
+    if task == "causal-lm" and not is_decoder(config):
+        raise ModelError(f"'{name_or_path}' is an encoder; causal-LM training needs a decoder (e.g. smollm2)")
+
+
 def is_decoder(model_config) -> bool:
     """Whether a model config describes a decoder (a causal language model) rather than an encoder.
 

@@ -167,6 +167,7 @@ def format_forgetting(value: float | None, unit: str | None) -> str:
     """``0.012 nats/token`` / ``0.034 (1 - CKA)``; ``–`` when not measured."""
     if value is None:
         return "–"
+    value = round(value, 3) + 0.0  # a change that rounds to zero is 0.000, not -0.000
     return f"{value:.3f} nats/token" if unit == "nats/token" else f"{value:.3f} ({unit or 'drift'})"
 
 
