@@ -366,6 +366,14 @@ def test_a_run_still_going_at_the_deadline_is_interrupted_and_recorded_as_stoppe
 
     config = TrainConfig(model=str(tiny_bert_dir), data=str(sentiment_csv), strategy="full", epochs=50, batch_size=8,
                          save_steps=1000, out=str(tmp_path / "run"), forgetting=False, overwrite=True)
+    from tunelab.run.isolate import _warm_context, child_environment, warm_up
+
+    warm_up()  # a comparison starts its warm server early; here, wait until it is up (its imports take 5-10 s)
+    context = _warm_context(child_environment())
+    if context is not None:
+        ready = context.Process(target=int)
+        ready.start()
+        ready.join()
     t0 = time.time()
     record = execute_in_time({"config": config.to_dict(), "split_seed": 42}, tmp_path / "run",
                              deadline=t0 + 4.0, grace_s=5.0)

@@ -566,6 +566,9 @@ def _resolved(model: str, data: Any, config: TrainConfig | None) -> tuple[TrainC
         task_data = load_data(config)
     config.task = task_data.task
     config.validate()
+    from tunelab.models.loading import check_model_for_task
+
+    check_model_for_task(config.model, config.task, trust_remote_code=config.trust_remote_code)
     return config, task_data
 
 

@@ -201,6 +201,9 @@ def load_model(
     from transformers.utils import logging as hf_logging
 
     path = resolve_model(name_or_path)
+    if task not in ("classification", "causal-lm"):
+        raise ModelError(f"unknown task '{task}': use classification or causal-lm")
+    check_model_for_task(name_or_path, task, trust_remote_code=trust_remote_code)
     tokenizer = tokenizer or load_tokenizer(name_or_path, trust_remote_code=trust_remote_code)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the "newly initialized head" report is expected here
@@ -213,14 +216,10 @@ def load_model(
                 trust_remote_code=trust_remote_code,
                 dtype=dtype,
             )
-        elif task == "causal-lm":
+        else:
             model = AutoModelForCausalLM.from_pretrained(
                 path, trust_remote_code=trust_remote_code, dtype=dtype
             )
-            if getattr(model.config, "is_decoder", True) is False and model.config.model_type == "bert":
-                raise ModelError(f"'{name_or_path}' is an encoder; causal-LM training needs a decoder (e.g. smollm2)")
-        else:
-            raise ModelError(f"unknown task '{task}': use classification or causal-lm")
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load '{name_or_path}' for {task}: {str(exc).splitlines()[0]}") from exc
     finally:

@@ -110,7 +110,10 @@ def run_job(module: str, spec: Any, folder: str | Path, *, timeout_s: float | No
         proc = _start_warm(module, argv, log_path, env) if warm else None
         if proc is None:
             proc = subprocess.Popen([sys.executable, "-m", module, *argv], stdout=log, stderr=subprocess.STDOUT, env=env)
-        returncode = _wait(proc, timeout_s, on_wait, stop_grace_s)
+        # the limit counts from the call, so starting the warm server (imports, seconds) spends it too: a
+        # budget's deadline is a time on the clock, not an allowance for the job's own process
+        left = None if timeout_s is None else max(0.0, timeout_s - (time.perf_counter() - t0))
+        returncode = _wait(proc, left, on_wait, stop_grace_s)
     result = _read_result(result_path)
     error = None if result is not None else _why(what, returncode, timeout_s, log_path)
     return JobOutcome(result, returncode, error, log_path, time.perf_counter() - t0)
