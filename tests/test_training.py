@@ -110,16 +110,18 @@ def test_epochs_for_keeps_three_epochs_where_they_make_enough_steps():
 
 
 def test_a_comparison_fixes_the_epochs_once_for_its_largest_run(tmp_path):
-    from tunelab.compare.runner import CompareOptions, _epochs_fixed
+    from tunelab.compare.runner import CompareOptions, _checked_inputs, _epochs_fixed
 
     rows = "\n".join(f"text number {i} here,{i % 2}" for i in range(100))
     (tmp_path / "d.csv").write_text("text,label\n" + rows + "\n")
     said: list[str] = []
     base = TrainConfig(data=str(tmp_path / "d.csv"), batch_size=8)
-    fixed = _epochs_fixed(base, CompareOptions(data_fractions=[0.25, 1.0]), said.append)
+    sized = _checked_inputs(base)
+    assert sized == ("classification", 70)
+    fixed = _epochs_fixed(base, CompareOptions(data_fractions=[0.25, 1.0]), said.append, sized)
     assert fixed.epochs == 7  # 70 training rows (10 % validation, 20 % test): 9 steps an epoch, 7 epochs for 60
     assert said and "at least 60 optimizer steps" in said[0]
-    assert _epochs_fixed(base.replace(epochs=2), CompareOptions(), said.append).epochs == 2
+    assert _epochs_fixed(base.replace(epochs=2), CompareOptions(), said.append, sized).epochs == 2
 
 
 def test_per_example_outputs_are_saved_and_give_back_the_recorded_metrics(head_record):
