@@ -664,7 +664,7 @@ def _run_all(planned: list[PlannedRun], base: TrainConfig, searches: dict[str, d
 
 def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[str, float], searches: dict[str, dict],
                  opts: CompareOptions, pre: dict | None, say: Callable[[str], None], log: Callable[[str], None] | None,
-                 tracked, started: float, sized: tuple[str, int | None]) -> tuple[list[RunRecord], list[str], dict[str, Any]]:
+                 tracked, started: float, sized: tuple[str, int]) -> tuple[list[RunRecord], list[str], dict[str, Any]]:
     """The comparison in rounds (:mod:`tunelab.compare.planner`): each round's runs go to the executor;
     after each, the strategies that cannot catch up are stopped. Returns every run's record (rounds in
     order; runs never started left out), the reused ids and the plan's summary."""

@@ -244,16 +244,16 @@ def check_model_for_task(name_or_path: str, task: str, *, trust_remote_code: boo
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot read the config of '{name_or_path}': {str(exc).splitlines()[0]}") from exc
-    auto_class, registry = {
+    classes = {  # task -> (the Auto class that loads it, the model types transformers has that class for)
         "classification": ("AutoModelForSequenceClassification", MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES),
         "causal-lm": ("AutoModelForCausalLM", MODEL_FOR_CAUSAL_LM_MAPPING_NAMES),
-    }[task]
+    }
+    auto_class, registry = classes[task]
     kind = getattr(config, "model_type", "")
     remote = trust_remote_code and auto_class in (getattr(config, "auto_map", None) or {})
     if kind not in registry and not remote:
-        other = "causal-lm" if task == "classification" else "classification"
-        other_registry = MODEL_FOR_CAUSAL_LM_MAPPING_NAMES if task == "classification" else MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
-        hint = f", or adapt it as a {other} model (--task {other})" if kind in other_registry else ""
+        other = next(t for t in classes if t != task)
+        hint = f", or adapt it as a {other} model (--task {other})" if kind in classes[other][1] else ""
         raise ModelError(f"'{name_or_path}' ({kind or 'unknown architecture'}): transformers has no {task} class for this "
                          f"architecture ({auto_class} cannot load it); use a model that has one{hint}")
     if task == "causal-lm" and not is_decoder(config):
