@@ -108,7 +108,7 @@ def estimate(
 
 #: Options that do not change what a training step costs (where the run writes, what it reports, ...).
 _COST_FREE = ("out", "overwrite", "resume", "report_to", "forgetting", "reference_text", "merge", "save_steps", "extra")
-_STORE_FORMAT = 1
+_STORE_FORMAT = 2  # 2: memory from one more step at the longest length, after the timed ones
 
 
 def _machine() -> dict[str, Any]:
