@@ -209,3 +209,14 @@ def test_cli_recommend_reports_a_bad_strategy_in_one_line(tiny_bert_dir, toy_csv
     code = main(["recommend", "--model", str(tiny_bert_dir), "--data", str(toy_csv), "--strategies", "nope"])
     assert code == 2
     assert "unknown nope" in capsys.readouterr().err
+
+
+def test_cli_recommend_takes_the_same_defaults_as_train_and_compare(tmp_path, capsys):
+    """recommend without --model advises on train's and compare's default model; it once refused to run without
+    --model and --data, so a user who left --model out, as with compare, got no advice. A missing data file is
+    still the one-line error that names it."""
+    from tunelab.cli.main import main
+
+    code = main(["recommend", "--data", str(tmp_path / "missing.csv")])
+    err = capsys.readouterr().err
+    assert code == 2 and "missing.csv" in err and "--model" not in err

@@ -87,10 +87,7 @@ def print_recommendation(rec: dict) -> None:
 def cmd_recommend(args: argparse.Namespace) -> int:
     from tunelab.advice.recommend import recommend
     from tunelab.cli.options import config_from_args
-    from tunelab.errors import TunelabError
 
-    if "model" not in vars(args) or "data" not in vars(args):
-        raise TunelabError("recommend needs --model and --data, e.g. tunelab recommend --model minilm --data rotten-tomatoes")
     config = config_from_args(args)
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()] if args.strategies else None
     rec = recommend(config.model, config.data, budget_minutes=args.budget_minutes, memory_gb=args.memory_gb,
