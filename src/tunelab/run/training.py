@@ -299,14 +299,39 @@ def make_trainer_class():
                 )
             return norm
 
+        _tunelab_loss_share: float = 1.0  # the share of the batch's rows in the micro-batch being trained
+
         def training_step(self, model, inputs, num_items_in_batch=None):
-            loss = super().training_step(model, inputs, num_items_in_batch)
+            from tunelab.run.padding import split_by_padding
+
+            args = self.args
+            parts = None
+            if args.device.type == "cpu" and args.world_size == 1 and args.gradient_accumulation_steps == 1:
+                parts = split_by_padding(inputs)  # the same batch as micro-batches of similar length (run.padding)
+            if parts is None:
+                loss = super().training_step(model, inputs, num_items_in_batch)
+            else:
+                losses = []
+                for part, share in parts:
+                    self._tunelab_loss_share = share
+                    try:
+                        losses.append(super().training_step(model, part, None))
+                    finally:
+                        self._tunelab_loss_share = 1.0
+                loss = torch.stack(losses).sum()
             if not torch.isfinite(loss).all():
                 raise TrainingError(
                     f"non-finite loss ({loss.item()}) at step {self.state.global_step + 1}: the learning rate "
                     f"({self.args.learning_rate:g}) is likely too high for this strategy; lower --lr"
                 )
             return loss
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            result = super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+            share = self._tunelab_loss_share
+            if share == 1.0:
+                return result
+            return (result[0] * share, result[1]) if return_outputs else result * share
 
         def evaluate(self, *args, **kwargs):
             start = time.perf_counter()

@@ -1,0 +1,90 @@
+"""A random batch trained as micro-batches of similar length (tunelab.run.padding): same gradient, fewer pad tokens."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import TINY_DIMS
+from tunelab.run.padding import split_by_padding
+
+
+def _batch(lengths: list[int], *, vocab: int = 100, left: bool = False, seed: int = 0) -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    width = max(lengths)
+    mask = torch.zeros(len(lengths), width, dtype=torch.long)
+    for row, n in enumerate(lengths):
+        if left:
+            mask[row, width - n :] = 1
+        else:
+            mask[row, :n] = 1
+    ids = torch.randint(5, vocab, (len(lengths), width), generator=gen) * mask
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids),
+            "labels": torch.randint(0, 2, (len(lengths),), generator=gen)}  # fmt: skip
+
+
+# a random batch of 32 short reviews: most near 20 tokens, a few long ones set the padding of all
+MIXED = [12, 14, 15, 16, 17, 18, 18, 19, 20, 20, 21, 22, 22, 23, 24, 25, 26, 27, 28, 30, 31, 33, 35, 37, 40, 42, 45, 48, 52, 56, 60, 64]
+
+
+def test_a_batch_of_mixed_lengths_is_cut_into_sorted_micro_batches_that_keep_every_row_once():
+    inputs = _batch(MIXED[::-1])  # rows in any order
+    parts = split_by_padding(inputs)
+    assert parts is not None and len(parts) in (2, 4)
+    assert sum(share for _, share in parts) == pytest.approx(1.0)
+    rows = [tuple(r.tolist()) for part, _ in parts for r in part["input_ids"][:, :1]]
+    assert sorted(rows) == sorted(tuple(r.tolist()) for r in inputs["input_ids"][:, :1])
+    padded = sum(part["input_ids"].numel() for part, _ in parts)
+    assert padded < 0.75 * inputs["input_ids"].numel()
+    for part, _ in parts:  # each micro-batch is padded to its own longest text, and the labels follow their rows
+        assert int(part["attention_mask"].sum(1).max()) == part["input_ids"].shape[1]
+        assert set(part) == set(inputs) and part["labels"].shape[0] == part["input_ids"].shape[0]
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["same length", "too few rows", "left padding", "per-token labels", "cached features"],
+)
+def test_a_batch_is_left_whole_where_cutting_would_save_little_or_change_what_the_model_computes(case):
+    inputs = _batch([60] * 32 if case == "same length" else MIXED[:12] if case == "too few rows" else MIXED, left=case == "left padding")
+    if case == "per-token labels":
+        inputs["labels"] = inputs["input_ids"].clone()
+    if case == "cached features":
+        inputs = {"hidden_states": torch.zeros(32, 64, 8), "attention_mask": inputs["attention_mask"], "labels": inputs["labels"]}
+    assert split_by_padding(inputs) is None
+
+
+def _tiny_classifier():
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=100, max_position_embeddings=128, num_labels=2, hidden_dropout_prob=0.0,
+                        attention_probs_dropout_prob=0.0, **TINY_DIMS)  # fmt: skip
+    return BertForSequenceClassification(config)
+
+
+def test_the_micro_batches_give_the_whole_batch_s_loss_and_gradient_through_the_trainer(tmp_path):
+    """TunelabTrainer.training_step on a batch it cuts: the same loss and gradients as one backward of the whole
+    batch (no dropout in the tiny model, so the two differ only by float rounding)."""
+    from transformers import TrainingArguments
+
+    from tunelab.run.training import make_trainer_class
+
+    inputs = _batch(MIXED, seed=1)
+    assert split_by_padding(inputs) is not None
+    model = _tiny_classifier()
+    whole = model(**inputs).loss
+    whole.backward()
+    expected = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad(set_to_none=True)
+
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=32, report_to=[], use_cpu=True)
+    trainer = make_trainer_class()(model=model, args=args)
+    trainer.current_gradient_accumulation_steps = 1  # train()'s loop sets it before each step
+    calls = []
+    model.register_forward_hook(lambda module, a, out: calls.append(out.logits.shape[0]))
+    loss = trainer.training_step(model, inputs)
+    assert len(calls) >= 2 and sum(calls) == 32  # it did cut the batch, and trained every row once
+    assert float(loss) == pytest.approx(float(whole), rel=1e-5)
+    for name, param in model.named_parameters():
+        torch.testing.assert_close(param.grad, expected[name], rtol=1e-4, atol=1e-6, msg=name)
