@@ -20,7 +20,8 @@ def _batch(lengths: list[int], *, vocab: int = 100, left: bool = False, seed: in
             mask[row, :n] = 1
     ids = torch.randint(5, vocab, (len(lengths), width), generator=gen) * mask
     return {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids),
-            "labels": torch.randint(0, 2, (len(lengths),), generator=gen)}  # fmt: skip
+            "labels": torch.randint(0, 2, (len(lengths),), generator=gen),
+            "length": mask.sum(1)}  # fmt: skip  # the column group_by_length reads: train()'s batches carry it
 
 
 # a random batch of 32 short reviews: most near 20 tokens, a few long ones set the padding of all

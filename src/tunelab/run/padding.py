@@ -31,7 +31,8 @@ MIN_SAVING = 0.15
 #: The fewest rows a micro-batch keeps: below that, matrix multiplies on a CPU lose their efficiency.
 MIN_ROWS = 8
 
-#: The inputs that are cut along the sequence: everything else in the batch must be per-row (``labels``).
+#: The inputs that are cut along the sequence: everything else in the batch must hold one value per row (``labels``,
+#: the ``length`` that ``group_by_length`` reads).
 _SEQUENCE_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -41,11 +42,13 @@ def split_by_padding(inputs: dict[str, Any], *, min_saving: float = MIN_SAVING, 
     import torch
 
     mask, labels = inputs.get("attention_mask"), inputs.get("labels")
-    if mask is None or labels is None or set(inputs) - {*_SEQUENCE_KEYS, "labels"} or labels.dim() != 1:
-        return None
-    if any(not isinstance(inputs[k], torch.Tensor) or inputs[k].shape != mask.shape for k in _SEQUENCE_KEYS if k in inputs):
+    if not isinstance(mask, torch.Tensor) or not isinstance(labels, torch.Tensor) or labels.dim() != 1 or mask.dim() != 2:
         return None
     rows, width = mask.shape
+    for key, value in inputs.items():  # token inputs of the mask's shape; anything else one value per row (labels, length)
+        wanted = tuple(mask.shape) if key in _SEQUENCE_KEYS else (rows,)
+        if not isinstance(value, torch.Tensor) or tuple(value.shape) != wanted:
+            return None
     lengths = mask.sum(dim=1)
     if rows < 2 * min_rows or bool((mask != (torch.arange(width, device=mask.device) < lengths[:, None])).any()):
         return None  # too few rows, or not right-padded (left padding, or holes in the mask)
