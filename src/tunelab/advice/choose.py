@@ -1020,7 +1020,7 @@ def crossover_statement(rows: list[dict]) -> str | None:
     sizes = ", ".join(f"{r['n_train']:,}" for r in compared if r["n_train"] is not None)
     crossover = compared[0]["crossover_n_train"]
     if crossover is None:
-        how = "did not consistently beat" if any(r["full_beats"] for r in compared) else "did not beat"
+        how = "did not stay above" if any(r["full_beats"] for r in compared) else "did not score above"
         return (
             f"Full fine-tuning {how} the best frozen/PEFT strategy at the training-set "
             f"sizes measured ({sizes}): {at(compared[-1])}."
@@ -1028,11 +1028,11 @@ def crossover_statement(rows: list[dict]) -> str | None:
     index = next(i for i, r in enumerate(compared) if r["n_train"] == crossover)
     if index == 0:
         return (
-            f"Full fine-tuning beat the best frozen/PEFT strategy at every training-set size measured "
+            f"Full fine-tuning scored above the best frozen/PEFT strategy at every training-set size measured "
             f"({sizes}); already {at(compared[0])}."
         )
     return (
-        f"Full fine-tuning overtook the best frozen/PEFT strategy from {crossover:,} labelled training examples on "
+        f"Full fine-tuning scored above the best frozen/PEFT strategy from {crossover:,} labelled training examples on "
         f"(sizes measured: {sizes}): {at(compared[index])}, while {at(compared[index - 1])}."
     )
 
