@@ -10,8 +10,8 @@ only to its own longest text, while each cut saves at least :data:`MIN_SAVING` o
 ``TunelabTrainer.training_step`` then runs forward and backward on each and adds the gradients, each loss weighted by
 its share of the rows: the batch, the loss and the gradient are the batch's own (up to float rounding and the
 dropout masks drawn), so the recipe does not change, only its cost. Measured on minilm, full fine-tuning, random
-batches of 32 of rotten-tomatoes' texts (``max_length`` 128): padded tokens 1,661 -> 1,049 a step, and step time
-1.14 -> 0.86 s (``benchmarks/padding_split.py``).
+batches of 32 of rotten-tomatoes' texts (``max_length`` 128): padded tokens 1,661 -> 1,067 a step, and step time
+1.15-1.30 -> 0.82-0.87 s (``benchmarks/padding_split.py``).
 
 It applies only where the result is the same: one process on a CPU (on an accelerator a smaller batch does not cost
 proportionally less, and under DDP every backward would synchronize), no gradient accumulation (the Trainer's
@@ -54,19 +54,18 @@ def split_by_padding(inputs: dict[str, Any], *, min_saving: float = MIN_SAVING, 
         return None  # too few rows, or not right-padded (left padding, or holes in the mask)
     order = torch.argsort(lengths, stable=True)
     sorted_lengths = lengths[order].tolist()
-    best_k, best_tokens = 1, rows * max(sorted_lengths)
+    best_k, best_tokens = 1, rows * sorted_lengths[-1]
     k = 2
     while rows // k >= min_rows:
-        tokens = sum(len(part) * max(part) for part in _parts(sorted_lengths, k))
+        tokens = sum(len(part) * part[-1] for part in _parts(sorted_lengths, k))  # sorted: each part's last is its longest
         if tokens > (1 - min_saving) * best_tokens:
             break
         best_k, best_tokens, k = k, tokens, 2 * k
     if best_k == 1:
         return None
     out = []
-    for idx in _parts(order.tolist(), best_k):
-        index = torch.tensor(idx, device=mask.device)
-        longest = int(lengths[index].max())
+    for idx, part_lengths in zip(_parts(order.tolist(), best_k), _parts(sorted_lengths, best_k)):
+        index, longest = torch.tensor(idx, device=mask.device), part_lengths[-1]  # sorted: the last is the longest
         part = {key: value[index, :longest] if key in _SEQUENCE_KEYS else value[index] for key, value in inputs.items()}
         out.append((part, len(idx) / rows))
     return out
