@@ -202,6 +202,40 @@ def test_fused_lora_forward_matches_peft_in_outputs_and_gradients(tiny_bert_dir)
         torch.testing.assert_close(fused(input_ids=ids).logits, plain(input_ids=ids).logits)
 
 
+def test_fused_lora_forward_allows_the_models_own_in_place_step_after_a_projection():
+    """Longformer's global attention divides a LoRA projection's output in place (``q /= sqrt(d)``) and the frozen
+    layer's output there is a view of a 2-D product: the in-place forward must give what peft's gives."""
+    import copy
+
+    from peft import LoraConfig, TaskType, get_peft_model
+    from transformers import LongformerConfig, LongformerForSequenceClassification
+
+    from tunelab.strategies.fused_lora import fuse_lora_forward
+
+    torch.manual_seed(0)
+    config = LongformerConfig(vocab_size=64, pad_token_id=0, max_position_embeddings=64, hidden_size=32, num_hidden_layers=2,
+                              num_attention_heads=4, intermediate_size=64, attention_window=4)
+    lora = LoraConfig(task_type=TaskType.SEQ_CLS, r=4, target_modules=["query", "value", "query_global", "value_global"])
+    plain = get_peft_model(LongformerForSequenceClassification(config), lora)
+    for name, p in plain.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.1)
+    fused = copy.deepcopy(plain)
+    assert fuse_lora_forward(fused) > 0
+    ids = torch.randint(5, 60, (2, 10))
+    outputs = []
+    for model in (plain, fused):
+        torch.manual_seed(1)  # the same dropout masks in both
+        outputs.append(model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=torch.tensor([0, 1])))
+    torch.testing.assert_close(outputs[1].logits, outputs[0].logits, rtol=1e-5, atol=1e-6)
+    for out in outputs:
+        out.loss.backward()
+    grads = {n: p.grad for n, p in plain.named_parameters() if p.requires_grad}
+    for n, p in fused.named_parameters():
+        if p.requires_grad:
+            torch.testing.assert_close(p.grad, grads[n], rtol=1e-4, atol=1e-6, msg=n)
+
+
 def test_fused_lora_forward_leaves_dora_to_peft(tiny_bert_dir):
     plain, fused, _ = _lora_pair(tiny_bert_dir, use_dora=True)
     ids = torch.randint(5, 90, (2, 5))

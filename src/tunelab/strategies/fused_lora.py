@@ -39,8 +39,12 @@ def _fused(module, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
     down = lora_a(module.lora_dropout[name](x))
     if result.dtype != x.dtype or not result.is_contiguous() or result.shape[-1] != weight_b.shape[0]:
         return result + lora_b(down) * module.scaling[name]  # peft's sum, without running the frozen layer again
-    result.view(-1, result.shape[-1]).addmm_(down.reshape(-1, down.shape[-1]), weight_b.t(), alpha=module.scaling[name])
-    return result
+    flat = result.view(-1, result.shape[-1])
+    flat.addmm_(down.reshape(-1, down.shape[-1]), weight_b.t(), alpha=module.scaling[name])
+    # a view taken after the update, not ``result``: when the frozen layer's output is itself a view (a 3-D view of
+    # a 2-D product), ``result``'s autograd record predates the update, and a model's own in-place step on it
+    # (Longformer's ``q /= sqrt(d)``) failed as "a leaf Variable that requires grad is used in an in-place operation"
+    return flat.view(result.shape)
 
 
 def fuse_lora_forward(model: nn.Module) -> int:
