@@ -272,6 +272,9 @@ COMPARE_ONLY = [
                                             "--model", "minilm"], ("minilm", "encoder", "decoder")),
     Case("no classification class", lambda t: ["--data", good(t), "--model", mamba_folder(t)],
          ("mamba", "no classification class", "--task causal-lm")),
+    Case("encoder-decoder model", lambda t: ["--data", good(t), "--model", str(write(t / "t5" / "config.json", '{"model_type": "t5", '
+                                             '"vocab_size": 64, "d_model": 8, "num_layers": 1, "num_heads": 1}').parent)],
+         ("t5", "encoder-decoder", "minilm")),
 ]
 
 

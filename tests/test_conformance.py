@@ -524,3 +524,37 @@ def test_a_body_whose_blocks_are_nested_fails_with_one_line_naming_them():
     with pytest.raises(ModelError, match=r"probe input to find its parts \(funnel\.encoder\.blocks\): the modules taken "
                                          r"for its blocks did not run"):
         model_layout(T.FunnelForSequenceClassification(config))
+
+
+@pytest.fixture(scope="module")
+def longformer_dir(tmp_path_factory):
+    """A tiny Longformer: global attention on the first token, which runs its own in-place steps after the
+    projections and builds its global-attention mask from ``input_ids``."""
+    import transformers as T
+
+    tokenizer = tiny_tokenizer()
+    config = T.LongformerConfig(vocab_size=tokenizer.vocab_size, pad_token_id=tokenizer.pad_token_id, max_position_embeddings=64,
+                                attention_window=4, **DIMS)
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("arch-longformer")
+    T.LongformerModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_lora_trains_a_model_that_divides_a_projection_in_place(longformer_dir, tmp_path):
+    """LoRA's in-place forward on Longformer (``q /= sqrt(d)`` on a global-attention projection's output): trains,
+    and the saved adapter loads with plain peft and gives the same logits."""
+    captured = run_captured(_config(longformer_dir, "lora", tmp_path / "out", tmp_path / "features"), data_for("classification"))
+    expected = logits_of(captured.model, captured.model_dir)
+    torch.testing.assert_close(logits_of(load_plainly(captured, "classification"), captured.model_dir), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_a_strategy_the_models_own_code_cannot_run_is_refused_before_anything_is_written(longformer_dir, tmp_path):
+    """Prompt tuning feeds embeddings; Longformer's classifier builds its global-attention mask from ``input_ids``
+    (a TypeError deep in transformers). The adapted model's probe pass turns that into one line, before out/."""
+    config = _config(longformer_dir, "prompt-tuning", tmp_path / "out", tmp_path / "features")
+    with pytest.raises(StrategyError, match=r"^prompt-tuning cannot run on this longformer model: its forward pass failed "
+                                            r"on a probe input \(TypeError: .*modeling_longformer\.py.*\); try another strategy"):
+        tunelab.run.training.train(config, data=data_for("classification"), progress=False)
+    assert not (tmp_path / "out").exists()

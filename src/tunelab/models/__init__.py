@@ -20,6 +20,7 @@ from tunelab.models.loading import (
     model_identity,
     resolve_model,
 )
+from tunelab.models.probe import forward_problem
 from tunelab.models.targets import AdapterTargets, ia3_targets, lora_targets
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "BuiltinModel",
     "Layout",
     "cache_dir",
+    "forward_problem",
     "ia3_targets",
     "is_decoder",
     "label_config",

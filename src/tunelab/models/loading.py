@@ -231,8 +231,8 @@ def load_model(
 
 def check_model_for_task(name_or_path: str, task: str, *, trust_remote_code: bool = False) -> None:
     """Refuse, before anything trains, a model that transformers cannot load for ``task``: a name that is not a
-    model, a config that cannot be read, an architecture with no sequence-classification (or causal-LM) class,
-    or an encoder asked to train as a causal LM. Reads the config only; raises :class:`ModelError`."""
+    model, a config that cannot be read, an encoder-decoder model (BART, T5), an architecture with no
+    sequence-classification (or causal-LM) class, or an encoder asked to train as a causal LM. Reads the config only; raises :class:`ModelError`."""
     from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import (
         MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
@@ -250,6 +250,10 @@ def check_model_for_task(name_or_path: str, task: str, *, trust_remote_code: boo
     }
     auto_class, registry = classes[task]
     kind = getattr(config, "model_type", "")
+    if getattr(config, "is_encoder_decoder", False):
+        raise ModelError(f"'{name_or_path}' ({kind}) is an encoder-decoder model: tunelab adapts encoder-only (BERT-family) "
+                         f"and decoder-only (GPT-family) models, whose body is one stack of blocks; use one of those "
+                         f"(e.g. minilm or smollm2)")
     remote = trust_remote_code and auto_class in (getattr(config, "auto_map", None) or {})
     if kind not in registry and not remote:
         other = next(t for t in classes if t != task)

@@ -62,6 +62,36 @@ def _probe_inputs(model: nn.Module, device) -> tuple[torch.Tensor, torch.Tensor]
     return input_ids, mask
 
 
+def forward_problem(model: nn.Module) -> str | None:
+    """Why ``model`` (adapted by a strategy) cannot run a forward pass, in one line, or None when it can.
+
+    One pass on the two-row probe input, in eval mode (no dropout: the seeded random stream is not drawn) with
+    gradients recorded (autograd's in-place checks run during the forward pass), under bfloat16 autocast when
+    some weights are bfloat16 (``--base-dtype bf16``), as training runs. It catches, before anything is written,
+    what the model's own code cannot take from a strategy: Longformer builds its global-attention mask from
+    ``input_ids``, which prompt tuning replaces with embeddings."""
+    import traceback
+    from pathlib import Path
+
+    first = next(model.parameters(), None)
+    if first is None:
+        return None
+    ids, mask = _probe_inputs(model, first.device)
+    bf16 = any(p.dtype == torch.bfloat16 for p in model.parameters())
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.autocast(first.device.type, dtype=torch.bfloat16, enabled=bf16):
+            model(input_ids=ids, attention_mask=mask)
+    except Exception as exc:  # noqa: BLE001 - any failure of the model's code is the answer
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        message = (str(exc).strip().splitlines() or [""])[0]
+        return f"{type(exc).__name__}: {message} (in {Path(where.filename).name}, line {where.lineno})"
+    finally:
+        model.train(was_training)
+    return None
+
+
 def _hidden_of(output) -> torch.Tensor:
     return output[0] if isinstance(output, (tuple, list)) else output
 

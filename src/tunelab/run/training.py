@@ -26,8 +26,8 @@ import torch
 
 from tunelab.config import TrainConfig
 from tunelab.data.types import TaskData
-from tunelab.errors import ConfigError, TrainingError
-from tunelab.models import load_model, load_tokenizer, model_layout, resolve_model
+from tunelab.errors import ConfigError, StrategyError, TrainingError
+from tunelab.models import forward_problem, load_model, load_tokenizer, model_layout, resolve_model
 from tunelab.run import ranks
 from tunelab.run.attention import recompute_attention
 from tunelab.run.heap import limit_onednn_primitive_cache, peak_rss_mb, release_free_heap
@@ -387,6 +387,11 @@ def prepare(config: TrainConfig, data: TaskData | None = None) -> PreparedRun:
         for p in model.parameters():
             if p.requires_grad and p.dtype != torch.float32:
                 p.data = p.data.float()
+    problem = forward_problem(model)
+    if problem:
+        kind = getattr(model.config, "model_type", "") or type(model).__name__
+        raise StrategyError(f"{config.strategy} cannot run on this {kind} model: its forward pass failed on a probe input "
+                            f"({problem}); try another strategy (`tunelab strategies` lists them)")
     tokenized, warnings = tokenize(data, tokenizer, max_length)
     return PreparedRun(config, data, model, tokenizer, strategy, layout, max_length, tokenized, list(data.warnings) + warnings)
 
