@@ -558,3 +558,27 @@ def test_a_strategy_the_models_own_code_cannot_run_is_refused_before_anything_is
                                             r"on a probe input \(TypeError: .*modeling_longformer\.py.*\); try another strategy"):
         tunelab.run.training.train(config, data=data_for("classification"), progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_layers_that_share_block_weights_are_said_so(tmp_path, arch_dir):
+    """ALBERT runs one block for all its layers: the layout counts the runs, ``--layers`` beyond the blocks says
+    why, and a run notes that training the block trains every layer."""
+    import transformers as T
+
+    from tunelab.models import load_model, model_layout
+
+    tokenizer = tiny_tokenizer()
+    config = T.AlbertConfig(vocab_size=tokenizer.vocab_size, pad_token_id=tokenizer.pad_token_id, max_position_embeddings=64,
+                            embedding_size=16, **{**DIMS, "num_hidden_layers": 4})
+    folder = tmp_path / "albert"
+    T.AlbertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    layout = model_layout(load_model(str(folder), task="classification", label_names=["neg", "pos"])[0])
+    assert (layout.num_blocks, layout.block_runs) == (1, 4)
+    assert model_layout(load_model(str(arch_dir("bert")), task="classification", label_names=["neg", "pos"])[0]).block_runs == 1
+    with pytest.raises(StrategyError, match=r"^--layers 2 is more than the model's 1 blocks \(its 4 layers share the weights of 1\)"):
+        tunelab.run.training.train(_config(folder, "last-n", tmp_path / "out2", tmp_path / "f", layers=2),
+                                   data=data_for("classification"), progress=False)
+    record = tunelab.run.training.train(_config(folder, "last-n", tmp_path / "out", tmp_path / "f"), data=data_for("classification"),
+                                        progress=False)
+    assert any("albert shares block weights: its 4 layers run 1 block 4 times each" in n for n in record["train_info"]["notes"])

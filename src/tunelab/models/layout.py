@@ -52,6 +52,21 @@ class Layout:
         return len(self.blocks)
 
     @property
+    def block_runs(self) -> int:
+        """How many times each block runs in one forward pass: 1, or more when the model's layers share the weights
+        of fewer blocks (ALBERT runs one block 12 times): training a block then trains every layer that runs it."""
+        return self.probe.block_runs
+
+    def shared_blocks_note(self) -> str | None:
+        """One line for the user when layers share block weights, else None."""
+        if self.block_runs <= 1:
+            return None
+        kind = getattr(self.model.config, "model_type", "") or type(self.model).__name__
+        return (f"{kind} shares block weights: its {self.num_blocks * self.block_runs} layers run {self.num_blocks} "
+                f"block{'s' if self.num_blocks > 1 else ''} {self.block_runs} times each, so training a block trains every "
+                f"layer that runs it, and --layers counts blocks ({self.num_blocks}), not layers")
+
+    @property
     def head_prefixes(self) -> tuple[str, ...]:
         """Parameter-name prefixes of the task head."""
         return tuple(f"{m}." for m in self.head_modules)

@@ -41,6 +41,7 @@ class Probe:
     first_group: list[str] = field(default_factory=list)  # those that read the same tensor as the first one
     ranks: dict[str, int] = field(default_factory=dict)  # body module name -> dimensions of its (first) output
     head_reads: str = "all"  # "first", "last" (last non-padding token) or "all"
+    block_runs: int = 1  # times the first block ran in the pass: > 1 when layers share its weights (ALBERT)
     last_block_io: tuple[torch.Tensor, torch.Tensor] | None = field(repr=False, default=None)  # (input, output)
     mask: torch.Tensor | None = field(repr=False, default=None)
 
@@ -145,6 +146,7 @@ class _Recorder:
         return hook
 
     def _first_block(self, module, args, kwargs):
+        self.seen["first_runs"] = self.seen.get("first_runs", 0) + 1
         self.seen.setdefault("first_start", next(self.tick))
         if "x0" in self.seen:
             return
@@ -205,6 +207,7 @@ def probe_model(model: nn.Module, body: nn.Module, body_path: str, blocks: nn.Mo
         first_group=[n for n, x in rec.linear_calls if x is rec.linear_calls[0][1]],
         ranks={prefix + n: _hidden_of(o).dim() for n, o in rec.outputs.items() if torch.is_tensor(_hidden_of(o))},
         head_reads=head_reads,
+        block_runs=int(seen.get("first_runs", 1)),
         last_block_io=(seen["x_last"], seen["y_last"]),
         mask=mask,
     )

@@ -393,7 +393,9 @@ def prepare(config: TrainConfig, data: TaskData | None = None) -> PreparedRun:
         raise StrategyError(f"{config.strategy} cannot run on this {kind} model: its forward pass failed on a probe input "
                             f"({problem}); try another strategy (`tunelab strategies` lists them)")
     tokenized, warnings = tokenize(data, tokenizer, max_length)
-    return PreparedRun(config, data, model, tokenizer, strategy, layout, max_length, tokenized, list(data.warnings) + warnings)
+    shared = layout.shared_blocks_note()
+    return PreparedRun(config, data, model, tokenizer, strategy, layout, max_length, tokenized,
+                       list(data.warnings) + warnings + ([shared] if shared else []))
 
 
 def base_dtype(config: TrainConfig) -> torch.dtype:

@@ -34,7 +34,9 @@ class LastN(Strategy):
     def prepare(self, model, layout, config):
         n = config.layers
         if n > layout.num_blocks:
-            raise StrategyError(f"--layers {n} is more than the model's {layout.num_blocks} blocks: use at most {layout.num_blocks}")
+            shared = (f" (its {layout.num_blocks * layout.block_runs} layers share the weights of {layout.num_blocks})"
+                      if layout.block_runs > 1 else "")
+            raise StrategyError(f"--layers {n} is more than the model's {layout.num_blocks} blocks{shared}: use at most {layout.num_blocks}")
         freeze_all(model)
         prefixes = _top_prefixes(model, layout, n) + layout.after_prefixes  # with the final norm / pooler above them
         for name, p in model.named_parameters():
