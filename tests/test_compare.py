@@ -234,3 +234,25 @@ def test_metric_that_does_not_apply_to_the_task_is_one_error_line(tiny_bert_dir,
     assert err.startswith("tunelab: error:") and err.count("\n") == 1
     assert "--metric perplexity does not apply to classification" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_without_named_strategies_a_causal_lm_comparison_trains_the_defaults_that_apply(tiny_llama_dir, tmp_path, capsys):
+    """The default comparison is each strategy's own fact (``compared_by_default``) filtered by the task: a causal-LM
+    comparison leaves out ``head`` instead of recording it as a failed run; naming it is refused up front."""
+    from tunelab.cli.main import main
+    from tunelab.strategies import default_comparison
+
+    doc = tmp_path / "doc.txt"
+    doc.write_text("".join(f"the film was good and the story was moving {i} . " * 12 + "\n\n" for i in range(24)))
+    result = compare(_base(tiny_llama_dir, doc, max_length=32), out=tmp_path / "lm", exhaustive=True, isolate=False,
+                     pre_recommend=False, log=None)
+    assert sorted(r.config["strategy"] for r in result.results) == sorted(default_comparison("causal-lm"))
+    assert "head" in default_comparison() and "head" not in default_comparison("causal-lm")
+    assert all(r.run_info.status == "success" for r in result.results)
+    capsys.readouterr()
+    argv = ["compare", "--model", str(tiny_llama_dir), "--data", str(doc), "--strategies", "head,lora",
+            "--out", str(tmp_path / "o"), "--no-pre-recommendation"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tunelab: error: --strategies: head cannot train a causal-lm task") and err.count("\n") == 1
+    assert "--strategies lora" in err and not (tmp_path / "o").exists()

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from tunelab.compare.planner import HALVING
-from tunelab.compare.runner import DEFAULT_STRATEGIES, CompareResult, compare, parse_lr_overrides
+from tunelab.compare.runner import CompareResult, compare, parse_lr_overrides
 from tunelab.config import TrainConfig
 from tunelab.errors import ConfigError
 
@@ -26,7 +26,7 @@ from tunelab.errors import ConfigError
 DEMO = {
     "model": "minilm",
     "data": "rotten-tomatoes",
-    "strategies": DEFAULT_STRATEGIES,
+    "strategies": None,  # the default comparison (tunelab.strategies.default_comparison): one of each kind
     "epochs": 2.0,
     "max_train_samples": 2000,
     "max_eval_samples": 800,
@@ -82,8 +82,9 @@ def add_parser(sub) -> None:
         "those that cannot catch up with the leader are stopped early. A strategy "
         "that fails is recorded with its message and the others go on.",
     )
-    p.add_argument("--strategies", type=_names, default=list(DEFAULT_STRATEGIES),
-                   help=f"comma-separated (default: {','.join(DEFAULT_STRATEGIES)}; see `tunelab strategies`)")
+    p.add_argument("--strategies", type=_names, default=None,
+                   help="comma-separated (default: those `tunelab strategies` marks as compared, of those that apply to "
+                        "the task)")
     p.add_argument("--seeds", type=int, default=1, help="repeat each run with K seeds on the same split; report mean ± std")
     p.add_argument("--data-fractions", type=_floats, default=[1.0],
                    help="repeat the comparison on nested subsets of the training split, e.g. 0.1,0.3,1.0")
@@ -126,9 +127,9 @@ def add_parser(sub) -> None:
 
     d = sub.add_parser(
         "demo",
-        help="compare head, last-n, bitfit, lora and full on minilm + rotten-tomatoes (2,000 examples, 2 epochs)",
-        description=f"tunelab compare on the embedded defaults: {DEMO['model']} + {DEMO['data']}, strategies "
-        f"{','.join(DEMO['strategies'])}, {DEMO['max_train_samples']} training examples, {DEMO['epochs']:g} epochs. "
+        help="compare the default strategies (head to full) on minilm + rotten-tomatoes (2,000 examples, 2 epochs)",
+        description=f"tunelab compare on the embedded defaults: {DEMO['model']} + {DEMO['data']}, the default strategies "
+        f"(`tunelab strategies`), {DEMO['max_train_samples']} training examples, {DEMO['epochs']:g} epochs. "
         "A rerun reuses the finished runs in --out (pass --fresh to train everything again).",
     )
     d.add_argument("--fresh", action="store_true", help="train every run again instead of reusing finished ones")
@@ -205,7 +206,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         batch_size=DEMO["batch_size"],
     )
     if not args.quiet:
-        print(f"tunelab demo: {', '.join(DEMO['strategies'])} on {DEMO['model']} + {DEMO['data']} "
+        from tunelab.strategies import default_comparison
+
+        print(f"tunelab demo: {', '.join(default_comparison('classification'))} on {DEMO['model']} + {DEMO['data']} "
               f"({DEMO['max_train_samples']} training examples, {DEMO['epochs']:g} epochs) -> {args.out}")
     result = compare(
         base,

@@ -60,10 +60,12 @@ def cmd_strategies(args) -> int:
 
     rows = [  # fewest trained weights first
         {"name": name, "kind": STRATEGIES[name].kind.value, "default_lr": STRATEGIES[name].default_lr,
-         "tasks": list(STRATEGIES[name].tasks), "what_trains": STRATEGIES[name].summary}
+         "tasks": list(STRATEGIES[name].tasks), "compared": "yes" if STRATEGIES[name].compared_by_default else "",
+         "what_trains": STRATEGIES[name].summary}
         for name in strategy_names()
     ]
-    print_list(rows, ("name", "kind", "default_lr", "tasks", "what_trains"), title="strategies",
+    # "compared": trained by `tunelab compare` when --strategies is not given (those that apply to the task)
+    print_list(rows, ("name", "kind", "default_lr", "tasks", "compared", "what_trains"), title="strategies",
                as_json=args.json, numeric=("default_lr",))
     return 0
 

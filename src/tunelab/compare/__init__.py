@@ -3,6 +3,6 @@
 >>> from tunelab.compare import compare
 """
 
-from tunelab.compare.runner import DEFAULT_STRATEGIES, CompareOptions, CompareResult, compare
+from tunelab.compare.runner import CompareOptions, CompareResult, compare
 
-__all__ = ["DEFAULT_STRATEGIES", "CompareOptions", "CompareResult", "compare"]
+__all__ = ["CompareOptions", "CompareResult", "compare"]

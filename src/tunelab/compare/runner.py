@@ -49,7 +49,6 @@ from tunelab.metrics import higher_is_better, primary_metric
 from tunelab.run.record import RunRecord, read_json, write_json
 from tunelab.run.worker import RECORD_NAME
 
-DEFAULT_STRATEGIES = ("head", "last-n", "bitfit", "lora", "full")
 LR_FACTORS = (0.3, 1.0, 3.0)
 RUNS_DIR = "runs"
 LR_SEARCH_DIR = "lr-search"
@@ -423,7 +422,7 @@ class CompareOptions:
         return self.resume and not self.overwrite
 
 
-def compare(base: TrainConfig | None = None, strategies: Sequence[str] = DEFAULT_STRATEGIES, *,
+def compare(base: TrainConfig | None = None, strategies: Sequence[str] | None = None, *,
             out: str | Path | None = None, options: CompareOptions | None = None,
             log: Callable[[str], None] | None = print, **option_values: Any) -> CompareResult:
     """Train the strategies on the same split, record each run, recommend, write the report.
@@ -436,10 +435,14 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] = DEFAULT
     :class:`CompareOptions`, given as ``options=`` or as keywords (``seeds=2, tune_lr=True``).
     Without ``resume`` or ``overwrite``, a folder that already holds runs is refused.
 
+    ``strategies=None`` trains the default comparison for the task (:func:`~tunelab.strategies.default_comparison`);
+    a named strategy that does not apply to the task is refused before anything is written.
+
     Raises :class:`~tunelab.errors.ConfigError` for bad options; a run that fails is recorded, not raised.
     """
     from tunelab.advice.choose import crossover_from_fractions, recommend_from_results
     from tunelab.report import write_report, write_results_csv
+    from tunelab.strategies import default_comparison
 
     started = time.time()  # the budget counts from here: advice, cache and every run
     opts = dataclasses.replace(options or CompareOptions(), **option_values)
@@ -448,13 +451,15 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] = DEFAULT
     opts.lr_overrides = dict(opts.lr_overrides or {})
     opts.data_fractions = sorted(float(f) for f in opts.data_fractions)
     base = (base or TrainConfig()).replace()
-    strategies = list(strategies)
+    named = strategies is not None
+    strategies = list(strategies) if named else default_comparison(base.task)
     problems = _problems(base, strategies, opts.seeds, opts.data_fractions, opts.lr_overrides, opts.lr_factors,
                          opts.tune_lr_epochs)
     if problems:
         raise ConfigError(problems)
     # the data and the model are checked before anything is written, and the task and the split's size read once
     sized = _checked_inputs(base)
+    strategies = _for_task(strategies, sized[0]) if named else default_comparison(sized[0])
     _check_metric(base, opts, sized[0])
     say = log or (lambda _msg: None)
     base = _epochs_fixed(base, opts, say, sized)
@@ -779,6 +784,19 @@ def _epochs_fixed(base: TrainConfig, opts: CompareOptions, say: Callable[[str], 
         say(f"epochs: {epochs:g}, so that {n:,} training examples make at least {MIN_STEPS} optimizer steps "
             f"({DEFAULT_EPOCHS:g} epochs would make fewer; --epochs sets them)")
     return base.replace(epochs=epochs)
+
+
+def _for_task(strategies: list[str], task: str) -> list[str]:
+    """``strategies`` when each applies to ``task``; else one line naming those that do not."""
+    from tunelab.strategies import STRATEGIES, default_comparison
+
+    unfit = [s for s in strategies if task not in STRATEGIES[s].tasks]
+    if unfit:
+        kept = ",".join(s for s in strategies if s not in unfit) or ",".join(default_comparison(task))
+        trains = "; ".join(f"{s} trains {' and '.join(STRATEGIES[s].tasks)} only" for s in unfit)
+        raise ConfigError(f"--strategies: {', '.join(unfit)} cannot train a {task} task ({trains}); drop "
+                          f"{'it' if len(unfit) == 1 else 'them'}, e.g. --strategies {kept}")
+    return strategies
 
 
 def _checked_inputs(base: TrainConfig) -> tuple[str, int]:

@@ -96,6 +96,12 @@ def strategy_names() -> list[str]:
     return sorted(STRATEGIES, key=lambda name: (STRATEGIES[name].order, name))
 
 
+def default_comparison(task: str | None = None) -> list[str]:
+    """The strategies ``tunelab compare`` trains when none are named (:attr:`Strategy.compared_by_default`), in
+    listing order; with ``task``, only those that apply to it (``head`` does not train a causal LM)."""
+    return [n for n in strategy_names() if STRATEGIES[n].compared_by_default and (task is None or task in STRATEGIES[n].tasks)]
+
+
 def strategy_kind(name: str) -> Kind | None:
     """The :class:`Kind` of the strategy called ``name``; ``None`` for a name no strategy has (an old record)."""
     cls = STRATEGIES.get(name)
@@ -112,6 +118,9 @@ class Strategy:
     """Place in listings, reports and plots: fewest trained weights first."""
     options: ClassVar[tuple[str, ...]] = ()
     """The :class:`~tunelab.config.TrainConfig` fields this strategy reads (beyond the shared ones)."""
+    compared_by_default: ClassVar[bool] = False
+    """Whether ``tunelab compare`` (and the demo) trains it when no ``--strategies`` are named: one of each kind
+    (:func:`default_comparison`)."""
     can_merge: ClassVar[bool] = False
     """Whether ``--merge`` applies: the trained adapter can be folded into the base weights."""
     tasks: ClassVar[tuple[str, ...]] = ("classification", "causal-lm")

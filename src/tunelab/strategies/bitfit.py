@@ -50,6 +50,7 @@ class BitFit(Strategy):
     them; the other strategies' defaults did not pass the same rule (7 of 8 tasks)."""
     kind = Kind.PEFT
     order = 30
+    compared_by_default = True
 
     def describe(self, config, task, *, num_blocks=None):
         return f"only the bias terms{and_head(task, config)}; every weight matrix, the embeddings included, is frozen"

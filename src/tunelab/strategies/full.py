@@ -10,6 +10,7 @@ class Full(Strategy):
     default_lr = 5e-5
     kind = Kind.FULL
     order = 80
+    compared_by_default = True
 
     def describe(self, config, task, *, num_blocks=None):
         lr = config.lr if config.lr is not None else self.default_lr

@@ -27,6 +27,7 @@ class Head(Strategy):
     default_lr = HEAD_LR  # what trains is a head: the one head rate
     kind = Kind.FROZEN
     order = 10
+    compared_by_default = True
     tasks = ("classification",)
 
     def describe(self, config, task, *, num_blocks=None):

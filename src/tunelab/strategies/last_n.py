@@ -24,6 +24,7 @@ class LastN(Strategy):
     default_lr = 1e-4
     kind = Kind.FROZEN
     order = 20
+    compared_by_default = True
     options = ("layers",)
 
     def describe(self, config, task, *, num_blocks=None):

@@ -95,6 +95,7 @@ class LoRA(_PeftStrategy):
     summary = "LoRA (peft): low-rank adapters on attention and MLP projections; body frozen"
     default_lr = 5e-4
     order = 60
+    compared_by_default = True
     options = ("lora_r", "lora_alpha", "lora_dropout", "use_dora", "use_rslora", "lora_layers")
     can_merge = True
 
