@@ -81,15 +81,15 @@ ERROR_CASES: list[tuple[str, Callable[[Path], Path | str], dict, list[str]]] = [
     ),
     (
         "unknown text column",
-        lambda d: write(d, "a.csv", "review,label\ngood,pos\nbad,neg\n"),
+        lambda d: write(d, "a.csv", "words,label\ngood,pos\nbad,neg\n"),
         {},
-        ["no text column 'text'", "'review'", "--text-column"],
+        ["no text column 'text'", "'words'", "--text-column"],
     ),
     (
         "unknown label column",
-        lambda d: write(d, "a.csv", "text,sentiment\ngood,pos\nbad,neg\n"),
+        lambda d: write(d, "a.csv", "text,verdict\ngood,pos\nbad,neg\n"),
         {},
-        ["no label column 'label'", "'sentiment'", "--label-column", "--task causal-lm"],
+        ["no label column 'label'", "'verdict'", "--label-column", "--task causal-lm"],
     ),
     (
         "empty texts",
@@ -299,6 +299,24 @@ def test_tiny_classes_fall_back_to_an_unstratified_split_with_a_warning(tmp_path
     data = load_task_data(str(write(tmp_path, "d.csv", csv_text(records))))
     assert_valid(data)
     assert any("not stratified" in w and "rare" in w for w in data.warnings)
+
+
+def test_common_column_names_are_taken_with_a_warning_when_text_or_label_is_missing(tmp_path: Path) -> None:
+    """SST-2's "sentence", a "category" label, "Text" / "Label" in capitals: taken, each said in a warning; two
+    candidates for one role are not guessed between (the error names the columns)."""
+    records = [{"sentence": r["text"], "category": r["label"]} for r in rows(40)]
+    data = load_task_data(str(write(tmp_path, "d.jsonl", jsonl_text(records))))
+    assert_valid(data)
+    assert data.train["text"][0] in {r["sentence"] for r in records} and data.label_names == ["neg", "pos"]
+    assert any("no column 'text'; using 'sentence' as the text (pass --text-column" in w for w in data.warnings)
+    assert any("no column 'label'; using 'category' as the label" in w for w in data.warnings)
+    capitals = [{"Text": r["text"], "Label": r["label"]} for r in rows(40)]
+    assert load_task_data(str(write(tmp_path, "c.csv", csv_text(capitals)))).label_names == ["neg", "pos"]
+    two = [{"review": r["text"], "comment": r["text"], "label": r["label"]} for r in rows(40)]
+    with pytest.raises(DataError, match=r"no text column 'text'; columns found: 'review', 'comment', 'label'"):
+        load_task_data(str(write(tmp_path, "two.csv", csv_text(two))))
+    named = load_task_data(str(write(tmp_path, "named.csv", csv_text(two))), text_column="comment")
+    assert not any("using" in w for w in named.warnings)
 
 
 def test_integer_labels_keep_numeric_order(tmp_path: Path) -> None:

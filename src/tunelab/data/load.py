@@ -29,6 +29,11 @@ from tunelab.data.validate import (
 from tunelab.errors import DataError
 
 TASKS = ("classification", "causal-lm")
+#: Column names that datasets commonly give the text and the label (Hugging Face's SST-2 "sentence", review corpora's
+#: "review", intent sets' "intent", ...): taken when the asked-for column is missing and exactly one of them is there.
+TEXT_ALIASES = ("sentence", "review", "content", "document", "body", "comment", "message", "utterance", "tweet",
+                "abstract", "description")
+LABEL_ALIASES = ("labels", "category", "class", "target", "sentiment", "intent", "topic")
 SPLITS = ("train", "validation", "test")
 
 
@@ -62,8 +67,11 @@ def load_task_data(
         text_column, label_column = "text", "label"
     tables = _split_by_column(raw, text_column, label_column)
     first = tables["train"] if "train" in tables else tables["all"]
-    chosen = infer_task(task, first, text_column, label_column)
     warnings = list(raw.warnings)
+    if not raw.builtin:
+        text_column = _column_for(first, text_column, TEXT_ALIASES, "text", warnings)
+        label_column = _column_for(first, label_column, LABEL_ALIASES, "label", warnings)
+    chosen = infer_task(task, first, text_column, label_column)
     if chosen == "classification":
         parts, names = _classification(tables, text_column, label_column, warnings)
     else:
@@ -75,6 +83,23 @@ def load_task_data(
     if chosen == "classification":
         check_train_has_every_class(parts, splits["train"]["label"], names, first.origin, label_column)
     return _task_data(chosen, splits, names, raw.source, warnings)
+
+
+def _column_for(table: Table, column: str, aliases: tuple[str, ...], role: str, warnings: list[str]) -> str:
+    """``column`` if the table has it; else the one column that is it in other letter case, or else the one column
+    named like one of ``aliases`` (said in a warning); else ``column`` (and the check that follows names what is there)."""
+    if column in table.columns:
+        return column
+    by_lower: dict[str, list[str]] = {}
+    for name in table.column_names:
+        by_lower.setdefault(str(name).strip().lower(), []).append(name)
+    same = by_lower.get(column.lower(), [])
+    found = same if len(same) == 1 else [n for a in aliases for n in by_lower.get(a, [])]
+    if len(found) != 1:
+        return column
+    warnings.append(f"{table.origin}: no column '{column}'; using '{found[0]}' as the {role} "
+                    f"(pass --{role}-column NAME to choose another)")
+    return found[0]
 
 
 def resolve(spec: str) -> RawData:
