@@ -287,3 +287,40 @@ def test_cost_words_say_which_way_each_cost_goes():
     # a difference that rounds to zero has no minus sign
     assert format_difference(Interval(0.0001, 0.0, 0.0004, 0.95, "paired bootstrap", 100), "accuracy") == "+0.0 points [+0.0, +0.0]"
     assert format_difference(Interval(0.004, -0.01, 0.02, 0.95, "paired bootstrap", 100), "accuracy") == "−0.4 points [−2.0, +1.0]"
+
+
+def test_imbalanced_classes_are_said_when_accuracy_ranks():
+    """Training classes at 85 / 15 (under half of an even share): the verdict says so and names --metric f1_macro;
+    at 70 / 30, or ranked by macro-F1, it does not."""
+    from tunelab.advice.choose import imbalance
+
+    def runs(counts, metric_name="accuracy"):
+        out = [make_run("head", 0.70, train_time=5), make_run("full", 0.85, train_time=100)]
+        for r in out:
+            r["meta_info"]["class_counts"] = counts
+            if metric_name != "accuracy":
+                for split in ("validation", "test"):
+                    r["metrics"][split][metric_name] = r["metrics"][split]["accuracy"]
+        return out
+
+    skewed = {"neg": 680, "pos": 120}
+    assert imbalance({"class_counts": skewed}) == "neg 680 (85 %), pos 120 (15 %)"
+    assert imbalance({"class_counts": {"neg": 560, "pos": 240}}) is None and imbalance({}) is None
+    five = {"a": 300, "b": 250, "c": 150, "d": 70, "e": 30}
+    assert imbalance({"class_counts": five}) == "largest a 300 (38 %), smallest e 30 (4 %)"
+    said = [r for r in recommend_from_results(runs(skewed))["reasons"] if "imbalanced" in r]
+    assert said and "neg 680 (85 %), pos 120 (15 %)" in said[0] and "--metric f1_macro" in said[0]
+    assert not [r for r in recommend_from_results(runs({"neg": 560, "pos": 240}))["reasons"] if "imbalanced" in r]
+    assert not [r for r in recommend_from_results(runs(skewed, "f1_macro"), metric="f1_macro")["reasons"] if "imbalanced" in r]
+
+
+def test_a_run_records_its_training_examples_per_class(tiny_bert_dir, toy_classification_data, tmp_path):
+    import tunelab.run.training
+    from tunelab.config import TrainConfig
+
+    record = tunelab.run.training.train(TrainConfig(model=str(tiny_bert_dir), strategy="head", epochs=1, out=str(tmp_path / "o")),
+                                        data=toy_classification_data, progress=False)
+    counts = record["meta_info"]["class_counts"]
+    names = toy_classification_data.label_names
+    assert list(counts) == names and sum(counts.values()) == len(toy_classification_data.train)
+    assert counts[names[1]] == sum(toy_classification_data.train["label"])

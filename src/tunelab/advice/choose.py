@@ -453,20 +453,42 @@ def _best(summaries: list[StrategySummary], metric: str) -> StrategySummary:
 
 
 def data_regime(summary_or_results: StrategySummary | list[dict]) -> dict[str, Any]:
-    """``{"n_train", "n_labels", "per_class", "data_fraction"}`` from ``meta_info`` (None where unknown).
+    """``{"n_train", "n_labels", "per_class", "data_fraction", "class_counts"}`` from ``meta_info`` (None where
+    unknown).
 
-    ``per_class`` is the average number of training examples per class (``n_train / n_labels``).
+    ``per_class`` is the average number of training examples per class (``n_train / n_labels``); ``class_counts``
+    the training examples of each class, when the runs recorded them.
     """
     if isinstance(summary_or_results, list):
         summaries = summarize_strategies(summary_or_results)
         summary = next((s for s in summaries if s.ok), summaries[0] if summaries else None)
         if summary is None:
-            return {"n_train": None, "n_labels": None, "per_class": None, "data_fraction": None}
+            return {"n_train": None, "n_labels": None, "per_class": None, "data_fraction": None, "class_counts": None}
     else:
         summary = summary_or_results
     n_train, n_labels = summary.n_train, summary.n_labels
     per_class = n_train / n_labels if n_train is not None and n_labels else None
-    return {"n_train": n_train, "n_labels": n_labels, "per_class": per_class, "data_fraction": summary.data_fraction}
+    counts = summary.meta("class_counts")
+    return {"n_train": n_train, "n_labels": n_labels, "per_class": per_class, "data_fraction": summary.data_fraction,
+            "class_counts": dict(counts) if isinstance(counts, Mapping) and counts else None}
+
+
+#: A class with less than this share of its even share (``1 / n_classes``) of the training examples makes the
+#: classes imbalanced (a 2-class set at 80 / 20, a 5-class set with a class under 10 %).
+IMBALANCED_BELOW = 0.5
+
+
+def imbalance(regime: dict[str, Any]) -> str | None:
+    """``"neg 850 (85 %), pos 150 (15 %)"`` when the training classes are imbalanced (:data:`IMBALANCED_BELOW`),
+    else None (or when the counts were not recorded)."""
+    counts = regime.get("class_counts") or {}
+    total = sum(counts.values())
+    if len(counts) < 2 or not total or min(counts.values()) / total >= IMBALANCED_BELOW / len(counts):
+        return None
+    ranked = sorted(counts.items(), key=lambda kv: -kv[1])
+    shown = ranked if len(ranked) <= 4 else [ranked[0], ranked[-1]]
+    text = ", ".join(f"{name} {n:,} ({100 * n / total:.0f} %)" for name, n in shown)
+    return text if len(ranked) <= 4 else f"largest {text.split(', ')[0]}, smallest {text.split(', ')[1]}"
 
 
 def describe_data_regime(regime: dict[str, Any], task: str) -> str:
@@ -824,6 +846,11 @@ def _context_reasons(results: list[dict], summaries: list[StrategySummary], viol
                      ask: _Ask) -> list[str]:
     """The data regime, what more data would change, exclusions and failures."""
     reasons = [f"Data regime: {describe_data_regime(regime or {}, ask.task)}."]
+    skew = imbalance(regime or {})
+    if skew and ask.metric == "accuracy":
+        reasons.append(f"The classes are imbalanced ({skew} of the training examples): accuracy counts every example "
+                       "alike, so the majority class weighs most in it; --metric f1_macro ranks by the mean of the "
+                       "per-class F1 scores instead.")
     reasons.extend(_curve_reasons(results, curves, chosen, ask))
     for s in summaries:
         if s.ok and violations.get(s.strategy):

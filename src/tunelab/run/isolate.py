@@ -261,6 +261,11 @@ def _forked_main(module: str, argv: list[str], log_path: str, env: dict[str, str
     _forked = True
     os.environ.clear()
     os.environ.update(env)
+    # the job's PYTHONPATH, as `python -m` would read it: the server's sys.path is the one of the process that
+    # started it (a job module on a PYTHONPATH set after that, or set for this job only, was not found)
+    for entry in reversed([p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
     for stream in (sys.stdout, sys.stderr):
         if stream is not None:
             stream.flush()

@@ -198,6 +198,8 @@ class MetaInfo(_Part):
     n_validation: int | None = None
     n_test: int | None = None
     label_names: list[str] | None = None
+    class_counts: dict[str, int] | None = None
+    """Training examples per class (classification), in ``label_names`` order."""
     num_blocks: int | None = None
     versions: dict[str, str] | None = None
     device: str | None = None

@@ -913,6 +913,16 @@ def _forgetting(run: PreparedRun, train_seconds: float) -> dict[str, Any] | None
     return out
 
 
+def _class_counts(data: TaskData) -> dict[str, int] | None:
+    """Training examples per class name (classification), None otherwise."""
+    if data.task != "classification" or not data.label_names:
+        return None
+    counts = [0] * len(data.label_names)
+    for label in data.train["label"]:
+        counts[int(label)] += 1
+    return dict(zip(data.label_names, counts, strict=True))
+
+
 def _meta_info(run: PreparedRun) -> MetaInfo:
     config, data = run.config, run.data
     return MetaInfo(
@@ -925,6 +935,7 @@ def _meta_info(run: PreparedRun) -> MetaInfo:
         n_validation=len(data.validation),
         n_test=len(data.test),
         label_names=data.label_names,
+        class_counts=_class_counts(data),
         num_blocks=run.layout.num_blocks,
         versions=library_versions(),
         device="cuda" if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)",
