@@ -122,6 +122,42 @@ def test_cached_forward_gives_the_uncached_logits(
         torch.testing.assert_close(run.model(**batch).logits, expected)
 
 
+def test_cached_forward_gives_the_uncached_logits_on_text_pairs(bert_dir, tmp_path, monkeypatch):
+    """Text pairs carry token types (BERT's second segment): the cache's frozen pass takes them as the model does."""
+    import random
+
+    from datasets import Dataset
+
+    from tunelab.data import TaskData
+
+    monkeypatch.setenv("TUNELAB_CACHE_DTYPE", "float32")
+    rng = random.Random(0)
+    words = "good bad film story long short".split()
+
+    def split(n):
+        return Dataset.from_dict({"text": [" ".join(rng.choices(words, k=5)) for _ in range(n)],
+                                  "text_pair": [" ".join(rng.choices(words, k=3)) for _ in range(n)], "label": [i % 2 for i in range(n)]})
+
+    data = TaskData(task="classification", train=split(24), validation=split(8), test=split(8), label_names=["no", "yes"],
+                    source="toy-pairs", fingerprint="toy-pairs-cache")
+    run = prepare(_config(bert_dir, tmp_path, strategy="last-n", layers=1), data)
+    run.model.eval()
+    from transformers import DataCollatorWithPadding
+
+    ds = run.tokenized["validation"]
+    batch = DataCollatorWithPadding(run.tokenizer)(
+        [{k: ds[i][k] for k in ("input_ids", "attention_mask", "token_type_ids", "labels")} for i in range(8)])
+    assert int(batch["token_type_ids"].sum()) > 0
+    with torch.no_grad():
+        expected = run.model(**batch).logits
+        plan = frozen_cache.plan(run)
+        _, val, _, collator, info = frozen_cache.apply(plan, run, tuple(run.tokenized[s] for s in ("train", "validation", "test")))
+        assert info["used"]
+        got = run.model(**collator([val[i] for i in range(8)])).logits
+    frozen_cache.restore(plan, run)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+
+
 def test_float16_cache_is_close(bert_dir, tmp_path, toy_classification_data):
     run = prepare(_config(bert_dir, tmp_path, strategy="last-n", layers=1), toy_classification_data)
     run.model.eval()

@@ -55,7 +55,7 @@ def assert_valid(data: TaskData) -> None:
         assert len(split) > 0
         assert all(isinstance(t, str) and t.strip() for t in split["text"])
         if data.task == "classification":
-            assert set(split.column_names) == {"text", "label"}
+            assert set(split.column_names) in ({"text", "label"}, {"text", "text_pair", "label"})
             assert all(0 <= label < data.num_labels for label in split["label"])
     if data.task == "classification":
         assert data.num_labels >= 2
@@ -504,3 +504,23 @@ def test_random_bytes_give_a_data_error_or_valid_data(suffix: str, content: byte
             assert "\n" not in str(err)
             return
         assert_valid(data)
+
+
+def test_two_text_columns_make_a_text_pair(tmp_path: Path) -> None:
+    """``--text-column premise,hypothesis``: both texts kept (``text`` and ``text_pair``), in the fingerprint; a third
+    column, a missing one, or a pair for a causal LM is one line."""
+    records = [{"premise": f"a man plays music number {i}", "hypothesis": f"someone {'plays' if i % 2 else 'sleeps'} {i}",
+                "label": "yes" if i % 2 else "no"} for i in range(40)]
+    path = write(tmp_path, "nli.csv", csv_text(records))
+    data = load_task_data(str(path), text_column="premise,hypothesis")
+    assert_valid(data)
+    assert set(data.train.column_names) == {"text", "text_pair", "label"}
+    by_premise = {r["premise"]: r["hypothesis"] for r in records}
+    assert all(by_premise[t] == p for t, p in zip(data.train["text"], data.train["text_pair"], strict=True))
+    assert data.fingerprint != load_task_data(str(path), text_column="premise").fingerprint
+    with pytest.raises(DataError, match=r"--text-column 'premise,hypothesis,label': give one column, or two"):
+        load_task_data(str(path), text_column="premise,hypothesis,label")
+    with pytest.raises(DataError, match=r"no text column 'claim'"):
+        load_task_data(str(path), text_column="premise,claim")
+    with pytest.raises(DataError, match=r"names a text pair, which only classification takes"):
+        load_task_data(str(path), text_column="premise,hypothesis", task="causal-lm")

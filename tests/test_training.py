@@ -336,3 +336,37 @@ def test_precision_choices_are_checked(monkeypatch):
         "--precision fp16 needs a CUDA GPU (float16 autocast is not offered on CPU): use bf16 or fp32"
     ]
     assert TrainConfig(precision="auto").problems() == []
+
+
+def test_a_text_pair_trains_as_a_pair_and_predicts_from_tab_separated_input(tiny_bert_dir, tmp_path):
+    """Pairs are encoded as the tokenizer encodes pairs (BERT: the second segment's token types are 1); the artifact
+    takes ``a<TAB>b`` and refuses a lone text. (The cache on pairs: tests/test_cache.py.)"""
+    import random
+
+    from datasets import Dataset
+
+    from tunelab.config import TrainConfig
+    from tunelab.data import TaskData
+    from tunelab.errors import TunelabError
+    from tunelab.run.artifacts import predict
+    from tunelab.run.training import prepare, train
+
+    rng = random.Random(0)
+    words = "good bad film story long short".split()
+
+    def split(n):
+        labels = [i % 2 for i in range(n)]
+        return Dataset.from_dict({"text": [" ".join(rng.choices(words, k=5)) for _ in labels],
+                                  "text_pair": [" ".join(rng.choices(words, k=3)) for _ in labels], "label": labels})
+
+    data = TaskData(task="classification", train=split(32), validation=split(16), test=split(16), label_names=["no", "yes"],
+                    source="toy-pairs", fingerprint="toy-pairs-v1")
+    run = prepare(TrainConfig(model=str(tiny_bert_dir), strategy="head"), data)
+    row = run.tokenized["train"][0]
+    assert set(row["token_type_ids"]) == {0, 1} and row["input_ids"].count(run.tokenizer.sep_token_id) == 2
+    train(TrainConfig(model=str(tiny_bert_dir), strategy="lora", epochs=1, batch_size=8, out=str(tmp_path / "o")),
+          data=data, progress=False)
+    rows = predict(tmp_path / "o", ["good film\tlong story", "bad film\tshort"])
+    assert [r["label"] in ("no", "yes") for r in rows] == [True, True]
+    with pytest.raises(TunelabError, match=r"trained on text pairs: give each input as the two texts separated by a tab"):
+        predict(tmp_path / "o", ["a lone text"])

@@ -39,6 +39,8 @@ class TrainConfig:
     task: str | None = None
     """``classification`` or ``causal-lm``; inferred from the data when not given."""
     text_column: str = "text"
+    """Column of the texts; two names separated by a comma (``premise,hypothesis``) make each example a pair of texts,
+    encoded as the tokenizer encodes pairs (classification)."""
     label_column: str = "label"
     epochs: float | None = None
     """Passes over the training data; ``None``: 3, or as many whole epochs as make 60 optimizer steps where 3 would

@@ -35,8 +35,9 @@ def _sample(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
 
 
 def frozen_features(model_name: str, texts: list[str], label_names: list[str], *, max_length: int = 128,
-                    batch_size: int = 32) -> np.ndarray:
-    """``(len(texts), hidden)`` float32 features of the frozen body at the position the task head reads."""
+                    batch_size: int = 32, pairs: list[str] | None = None) -> np.ndarray:
+    """``(len(texts), hidden)`` float32 features of the frozen body at the position the task head reads (of each
+    text with its ``pairs`` entry, encoded as a pair, when given)."""
     import torch
 
     from tunelab.models import load_model, load_tokenizer, model_layout
@@ -49,15 +50,20 @@ def frozen_features(model_name: str, texts: list[str], label_names: list[str], *
     layout = model_layout(model)
     device = build_device()
     body = layout.body.to(device).eval()
-    ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+    encoded = tokenizer(texts, pairs, truncation=True, max_length=max_length)
+    ids = encoded["input_ids"]
+    segments = encoded.get("token_type_ids") if pairs is not None and "token_type_ids" in tokenizer.model_input_names else None
     order = np.argsort([len(x) for x in ids], kind="stable")
     out = np.zeros((len(texts), layout.hidden_size), dtype=np.float32)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=native_bf16(device))
     with torch.inference_mode(), autocast:
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
-            batch = tokenizer.pad({"input_ids": [ids[i] for i in rows]}, return_tensors="pt").to(device)
-            hidden = body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state.float()
+            batch = tokenizer.pad({"input_ids": [ids[i] for i in rows]}
+                                  | ({"token_type_ids": [segments[i] for i in rows]} if segments else {}),
+                                  return_tensors="pt").to(device)
+            hidden = body(**{k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+                          ).last_hidden_state.float()
             mask = batch["attention_mask"]
             if layout.head_reads in ("first", "last"):
                 picked = hidden[torch.arange(len(rows)), head_index(mask, layout.head_reads).to(hidden.device)]
@@ -103,8 +109,9 @@ def frozen_feature_signals(model_name: str, task_data: Any, *, max_length: int =
     labels = np.asarray(train["label"])
     rows = _sample(labels, max_examples, seed)
     texts = [train[int(i)]["text"] for i in rows]
+    pairs = [train[int(i)]["text_pair"] for i in rows] if "text_pair" in train.column_names else None
     t0 = time.perf_counter()
-    features = frozen_features(model_name, texts, list(task_data.label_names), max_length=max_length)
+    features = frozen_features(model_name, texts, list(task_data.label_names), max_length=max_length, pairs=pairs)
     feature_s = time.perf_counter() - t0
     signals = feature_signals(features, labels[rows], seed=seed)
     signals.update(feature_examples=int(len(rows)), feature_time_s=round(feature_s, 3))

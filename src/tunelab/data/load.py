@@ -62,18 +62,23 @@ def load_task_data(
     if task is not None and task not in TASKS:
         raise DataError(f"--task {task!r} is not a task; use one of {', '.join(TASKS)}")
     check_fractions(validation_fraction, test_fraction)
+    text_column, pair_column = _text_columns(text_column)
     raw = resolve(os.fspath(spec))
     if raw.builtin:
-        text_column, label_column = "text", "label"
+        text_column, pair_column, label_column = "text", None, "label"
     tables = _split_by_column(raw, text_column, label_column)
     first = tables["train"] if "train" in tables else tables["all"]
     warnings = list(raw.warnings)
-    if not raw.builtin:
+    if not raw.builtin and pair_column is None:
         text_column = _column_for(first, text_column, TEXT_ALIASES, "text", warnings)
+    if not raw.builtin:
         label_column = _column_for(first, label_column, LABEL_ALIASES, "label", warnings)
     chosen = infer_task(task, first, text_column, label_column)
+    if pair_column is not None and chosen != "classification":
+        raise DataError(f"--text-column {text_column},{pair_column} names a text pair, which only classification "
+                        "takes; a causal LM trains on one text column")
     if chosen == "classification":
-        parts, names = _classification(tables, text_column, label_column, warnings)
+        parts, names = _classification(tables, text_column, label_column, warnings, pair_column)
     else:
         parts, names = _causal(tables, text_column, label_column, task is not None, warnings), []
     try:
@@ -83,6 +88,18 @@ def load_task_data(
     if chosen == "classification":
         check_train_has_every_class(parts, splits["train"]["label"], names, first.origin, label_column)
     return _task_data(chosen, splits, names, raw.source, warnings)
+
+
+def _text_columns(text_column: str) -> tuple[str, str | None]:
+    """``"premise,hypothesis"`` -> ``("premise", "hypothesis")`` (a text pair: NLI, paraphrase, question and
+    passage); one name -> ``(name, None)``."""
+    names = [n.strip() for n in str(text_column).split(",")]
+    if len(names) == 1:
+        return names[0], None
+    if len(names) != 2 or not all(names) or names[0] == names[1]:
+        raise DataError(f"--text-column {text_column!r}: give one column, or two different ones separated by a comma "
+                        "for a text pair (e.g. --text-column premise,hypothesis)")
+    return names[0], names[1]
 
 
 def _column_for(table: Table, column: str, aliases: tuple[str, ...], role: str, warnings: list[str]) -> str:
@@ -169,12 +186,17 @@ def _split_by_column(raw: RawData, text_column: str, label_column: str) -> dict[
 
 
 def _classification(
-    tables: dict[str, Table], text_column: str, label_column: str, warnings: list[str]
+    tables: dict[str, Table], text_column: str, label_column: str, warnings: list[str], pair_column: str | None = None,
 ) -> tuple[dict[str, Columns], list[str]]:
-    """Texts and label ids per table, and the label names (from train when the user split the data)."""
+    """Texts (and their pairs: ``text_pair``) and label ids per table, and the label names (from train when the user
+    split the data)."""
     values: dict[str, tuple[list[str], list[Any]]] = {}
+    pairs: dict[str, list[str]] = {}
     for name, table in tables.items():
         require_column(table, text_column, "text")
+        if pair_column is not None:
+            require_column(table, pair_column, "text")
+            pairs[name] = texts(table, pair_column)
         require_column(table, label_column, "label")
         values[name] = (texts(table, text_column), raw_labels(table, label_column))
     reference = "train" if "train" in tables else "all"
@@ -187,11 +209,13 @@ def _classification(
     present = {str(k) for k in keys[reference]}
     check_classes(names, present, tables[reference].origin, label_column)
     _check_unseen(tables, keys, present, label_column)
-    _warn_duplicates([t for texts_, _ in values.values() for t in texts_], warnings)
+    _warn_duplicates([f"{t}\x00{p}" if pairs else t for name, (texts_, _) in values.items()
+                      for t, p in zip(texts_, pairs.get(name) or texts_, strict=True)], warnings)
     check_not_an_id(keys[reference], tables[reference].origin, label_column)
     index = {n: i for i, n in enumerate(names)}
     parts = {
         name: {"text": values[name][0], "label": [index[str(k)] for k in labels]}
+        | ({"text_pair": pairs[name]} if pairs else {})
         for name, labels in keys.items()
     }
     return parts, names
@@ -281,6 +305,8 @@ def _features(task: str, columns: Columns) -> Any:
     import datasets
 
     features: dict[str, Any] = {"text": datasets.Value("string")}
+    if "text_pair" in columns:
+        features["text_pair"] = datasets.Value("string")
     if task == "classification":
         features["label"] = datasets.Value("int64")
     if "messages" in columns:

@@ -15,7 +15,8 @@ class TaskData:
     """A task's data, split three ways.
 
     Classification splits have columns ``text`` (str) and ``label`` (int, an index into
-    ``label_names``). Causal-LM splits have ``text`` (str); chat or instruction data also keeps
+    ``label_names``), and ``text_pair`` (str) when each example is a pair of texts (``--text-column a,b``: NLI,
+    paraphrase, a question and a passage), which the tokenizer encodes as a pair. Causal-LM splits have ``text`` (str); chat or instruction data also keeps
     ``messages`` (a list of ``{"role", "content"}`` dicts) so the tokenizer's chat template can
     render it, and ``text`` holds a plain rendering for tokenizers without one.
     """

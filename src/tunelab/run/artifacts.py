@@ -78,6 +78,7 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
             "label_names": data.label_names,
             "base_model": config.model,
             "max_length": run.max_length,
+            "text_pair": "text_pair" in data.train.column_names,  # inputs are pairs: predict splits each at a tab
         }
         (tmp / "tunelab.json").write_text(json.dumps(info, indent=2) + "\n")
         (tmp / "README.md").write_text(model_card(run, metrics))
@@ -198,16 +199,29 @@ def _base_model_path(folder: Path, info: dict[str, Any], recorded: str) -> str:
     return recorded
 
 
+def _pair(text: str, path: str | Path) -> tuple[str, str]:
+    first, tab, second = text.partition("\t")
+    if not tab or not first.strip() or not second.strip():
+        raise TunelabError(f"{path} was trained on text pairs: give each input as the two texts separated by a tab, "
+                           f"got {text[:60]!r}")
+    return first, second
+
+
 @torch.inference_mode()
 def predict(path: str | Path, texts: list[str], *, max_new_tokens: int = 40, batch_size: int = 32) -> list[dict]:
-    """Labels with probabilities (classification) or generated continuations (causal LM)."""
+    """Labels with probabilities (classification) or generated continuations (causal LM). A model trained on text
+    pairs takes each input as the two texts separated by a tab."""
     model, tokenizer, info = load_artifact(path)
     results = []
     if info["task"] == "classification":
         tokenizer.padding_side = "right"
+        pairs = [_pair(t, path) for t in texts] if info.get("text_pair") else None
         for i in range(0, len(texts), batch_size):
             chunk = texts[i : i + batch_size]
-            enc = tokenizer(chunk, truncation=True, max_length=info.get("max_length", 512), padding=True, return_tensors="pt")
+            firsts, seconds = ([p[0] for p in pairs[i : i + batch_size]], [p[1] for p in pairs[i : i + batch_size]]) \
+                if pairs else (chunk, None)
+            enc = tokenizer(firsts, seconds, truncation=True, max_length=info.get("max_length", 512), padding=True,
+                            return_tensors="pt")
             probs = model(**enc).logits.softmax(-1)
             for text, row in zip(chunk, probs):
                 ranked = sorted(

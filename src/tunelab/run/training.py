@@ -108,14 +108,15 @@ def _map_fingerprint(data: TaskData, split: str, tokenizer, max_length: int) -> 
 
 
 def tokenize(data: TaskData, tokenizer, max_length: int) -> tuple[dict[str, Any], list[str]]:
-    """Tokenize every split. Classification: one example per text, truncated to ``max_length``.
-    Causal LM: texts joined with EOS and cut into blocks of ``max_length`` tokens."""
+    """Tokenize every split. Classification: one example per text (or text pair: ``text_pair``, encoded as the
+    tokenizer encodes pairs, BERT's ``[CLS] a [SEP] b [SEP]``), truncated to ``max_length`` (the longer of the pair
+    first). Causal LM: texts joined with EOS and cut into blocks of ``max_length`` tokens."""
     warnings: list[str] = []
     out = {}
     if data.task == "classification":
 
         def encode(batch):
-            enc = tokenizer(batch["text"], truncation=True, max_length=max_length)
+            enc = tokenizer(batch["text"], batch.get("text_pair"), truncation=True, max_length=max_length)
             enc["length"] = [len(ids) for ids in enc["input_ids"]]
             enc["labels"] = batch["label"]
             return enc
