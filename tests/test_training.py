@@ -370,3 +370,14 @@ def test_a_text_pair_trains_as_a_pair_and_predicts_from_tab_separated_input(tiny
     assert [r["label"] in ("no", "yes") for r in rows] == [True, True]
     with pytest.raises(TunelabError, match=r"trained on text pairs: give each input as the two texts separated by a tab"):
         predict(tmp_path / "o", ["a lone text"])
+    # evaluate: the pair as trained (token types included), or one line when a single text column is given
+    from tunelab.errors import DataError
+    from tunelab.run.evaluation import evaluate_artifact
+
+    csv = tmp_path / "pairs.csv"
+    csv.write_text("premise,hypothesis,label\n" + "".join(f"{t},{p},{['no', 'yes'][y]}\n" for t, p, y in
+                                                          zip(data.test["text"], data.test["text_pair"], data.test["label"])))
+    scored = evaluate_artifact(tmp_path / "o", str(csv), split="all", text_column="premise,hypothesis")
+    assert scored["examples"] == 16 and 0 <= scored["accuracy"] <= 1
+    with pytest.raises(DataError, match=r"was trained on text pairs, and --text-column premise gives one text per example"):
+        evaluate_artifact(tmp_path / "o", str(csv), text_column="premise")

@@ -17,6 +17,12 @@ def evaluate_artifact(path, data_spec: str, *, split: str = "test", text_column:
 
     model, tokenizer, info = load_artifact(path)
     data = load_task_data(data_spec, task=info["task"], text_column=text_column, label_column=label_column, seed=seed)
+    pairs = "text_pair" in data.train.column_names
+    if pairs != bool(info.get("text_pair")):
+        raise DataError(f"{path} was trained on {'text pairs' if info.get('text_pair') else 'single texts'}, and "
+                        f"--text-column {text_column} gives {'pairs' if pairs else 'one text'} per example: "
+                        + ("name its two text columns, e.g. --text-column premise,hypothesis" if info.get("text_pair")
+                           else "name one text column"))
     if info["task"] == "classification":
         unknown = sorted(set(data.label_names) - set(info["label_names"]))
         if unknown:
@@ -34,10 +40,12 @@ def evaluate_artifact(path, data_spec: str, *, split: str = "test", text_column:
     from transformers import DataCollatorWithPadding
 
     collate = DataCollatorWithPadding(tokenizer)
+    # token types (the second text of a pair) where the model takes them
+    keys = ("input_ids", "attention_mask", "labels") + (("token_type_ids",) if "token_type_ids" in tokenizer.model_input_names else ())
     losses, preds, labels, n = [], [], [], 0
     for i in range(0, len(ds), batch_size):
         rows = ds[i : i + batch_size]
-        batch = collate([{k: rows[k][j] for k in ("input_ids", "attention_mask", "labels") if k in rows} for j in range(len(rows["input_ids"]))])
+        batch = collate([{k: rows[k][j] for k in keys if k in rows} for j in range(len(rows["input_ids"]))])
         if info["task"] == "classification":
             out = model(**batch)
             preds.append(out.logits.argmax(-1))
