@@ -238,6 +238,9 @@ def test_list_commands_work_in_pipes_and_as_json():
     assert code == 0 and [r["name"] for r in json.loads(out)] == [r["name"] for r in list_datasets()]
     code, out, _ = tunelab("strategies", "--json")
     assert code == 0 and {r["name"] for r in json.loads(out)} == set(STRATEGIES)
+    from tunelab.strategies import default_comparison
+
+    assert [r["name"] for r in json.loads(out) if r["compared"] is True] == default_comparison()  # compare's default set
     code, out, _ = tunelab("models", "--json")
     assert code == 0 and {"minilm", "smollm2"} <= {r["name"] for r in json.loads(out)}
 

@@ -17,6 +17,8 @@ from typing import Any
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
+    if isinstance(value, bool):
+        return "yes" if value else ""
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, list | tuple):

@@ -60,7 +60,7 @@ def cmd_strategies(args) -> int:
 
     rows = [  # fewest trained weights first
         {"name": name, "kind": STRATEGIES[name].kind.value, "default_lr": STRATEGIES[name].default_lr,
-         "tasks": list(STRATEGIES[name].tasks), "compared": "yes" if STRATEGIES[name].compared_by_default else "",
+         "tasks": list(STRATEGIES[name].tasks), "compared": STRATEGIES[name].compared_by_default,
          "what_trains": STRATEGIES[name].summary}
         for name in strategy_names()
     ]
