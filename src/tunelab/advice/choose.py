@@ -486,9 +486,10 @@ def imbalance(regime: dict[str, Any]) -> str | None:
     if len(counts) < 2 or not total or min(counts.values()) / total >= IMBALANCED_BELOW / len(counts):
         return None
     ranked = sorted(counts.items(), key=lambda kv: -kv[1])
-    shown = ranked if len(ranked) <= 4 else [ranked[0], ranked[-1]]
-    text = ", ".join(f"{name} {n:,} ({100 * n / total:.0f} %)" for name, n in shown)
-    return text if len(ranked) <= 4 else f"largest {text.split(', ')[0]}, smallest {text.split(', ')[1]}"
+    share = lambda name, n: f"{name} {n:,} ({100 * n / total:.0f} %)"  # noqa: E731
+    if len(ranked) <= 4:
+        return ", ".join(share(*kv) for kv in ranked)
+    return f"largest {share(*ranked[0])}, smallest {share(*ranked[-1])}"
 
 
 def describe_data_regime(regime: dict[str, Any], task: str) -> str:

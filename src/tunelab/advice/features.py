@@ -109,7 +109,7 @@ def frozen_feature_signals(model_name: str, task_data: Any, *, max_length: int =
     labels = np.asarray(train["label"])
     rows = _sample(labels, max_examples, seed)
     texts = [train[int(i)]["text"] for i in rows]
-    pairs = [train[int(i)]["text_pair"] for i in rows] if "text_pair" in train.column_names else None
+    pairs = [train[int(i)]["text_pair"] for i in rows] if task_data.text_pairs else None
     t0 = time.perf_counter()
     features = frozen_features(model_name, texts, list(task_data.label_names), max_length=max_length, pairs=pairs)
     feature_s = time.perf_counter() - t0

@@ -26,7 +26,7 @@ from tunelab.errors import ConfigError
 DEMO = {
     "model": "minilm",
     "data": "rotten-tomatoes",
-    "strategies": None,  # the default comparison (tunelab.strategies.default_comparison): one of each kind
+    "strategies": None,  # compare's default set for the task (tunelab.strategies.default_comparison)
     "epochs": 2.0,
     "max_train_samples": 2000,
     "max_eval_samples": 800,

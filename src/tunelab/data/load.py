@@ -209,8 +209,10 @@ def _classification(
     present = {str(k) for k in keys[reference]}
     check_classes(names, present, tables[reference].origin, label_column)
     _check_unseen(tables, keys, present, label_column)
-    _warn_duplicates([f"{t}\x00{p}" if pairs else t for name, (texts_, _) in values.items()
-                      for t, p in zip(texts_, pairs.get(name) or texts_, strict=True)], warnings)
+    examples = [t for texts_, _ in values.values() for t in texts_]
+    if pairs:  # a pair repeats when both of its texts do
+        examples = [f"{t}\x00{p}" for t, p in zip(examples, [p for name in values for p in pairs[name]], strict=True)]
+    _warn_duplicates(examples, warnings)
     check_not_an_id(keys[reference], tables[reference].origin, label_column)
     index = {n: i for i, n in enumerate(names)}
     parts = {

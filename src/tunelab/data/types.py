@@ -34,5 +34,10 @@ class TaskData:
     def num_labels(self) -> int:
         return len(self.label_names)
 
+    @property
+    def text_pairs(self) -> bool:
+        """Whether each example is a pair of texts (a ``text_pair`` column)."""
+        return "text_pair" in self.train.column_names
+
     def splits(self) -> dict[str, datasets.Dataset]:
         return {"train": self.train, "validation": self.validation, "test": self.test}

@@ -78,7 +78,7 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
             "label_names": data.label_names,
             "base_model": config.model,
             "max_length": run.max_length,
-            "text_pair": "text_pair" in data.train.column_names,  # inputs are pairs: predict splits each at a tab
+            "text_pair": data.text_pairs,  # inputs are pairs: predict splits each at a tab
         }
         (tmp / "tunelab.json").write_text(json.dumps(info, indent=2) + "\n")
         (tmp / "README.md").write_text(model_card(run, metrics))
@@ -215,13 +215,11 @@ def predict(path: str | Path, texts: list[str], *, max_new_tokens: int = 40, bat
     results = []
     if info["task"] == "classification":
         tokenizer.padding_side = "right"
-        pairs = [_pair(t, path) for t in texts] if info.get("text_pair") else None
+        firsts, seconds = (list(zip(*(_pair(t, path) for t in texts))) if info.get("text_pair") else (texts, None))
         for i in range(0, len(texts), batch_size):
             chunk = texts[i : i + batch_size]
-            firsts, seconds = ([p[0] for p in pairs[i : i + batch_size]], [p[1] for p in pairs[i : i + batch_size]]) \
-                if pairs else (chunk, None)
-            enc = tokenizer(firsts, seconds, truncation=True, max_length=info.get("max_length", 512), padding=True,
-                            return_tensors="pt")
+            enc = tokenizer(list(firsts[i : i + batch_size]), list(seconds[i : i + batch_size]) if seconds else None,
+                            truncation=True, max_length=info.get("max_length", 512), padding=True, return_tensors="pt")
             probs = model(**enc).logits.softmax(-1)
             for text, row in zip(chunk, probs):
                 ranked = sorted(

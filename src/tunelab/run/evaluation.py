@@ -17,7 +17,7 @@ def evaluate_artifact(path, data_spec: str, *, split: str = "test", text_column:
 
     model, tokenizer, info = load_artifact(path)
     data = load_task_data(data_spec, task=info["task"], text_column=text_column, label_column=label_column, seed=seed)
-    pairs = "text_pair" in data.train.column_names
+    pairs = data.text_pairs
     if pairs != bool(info.get("text_pair")):
         raise DataError(f"{path} was trained on {'text pairs' if info.get('text_pair') else 'single texts'}, and "
                         f"--text-column {text_column} gives {'pairs' if pairs else 'one text'} per example: "
