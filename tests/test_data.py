@@ -524,3 +524,49 @@ def test_two_text_columns_make_a_text_pair(tmp_path: Path) -> None:
         load_task_data(str(path), text_column="premise,claim")
     with pytest.raises(DataError, match=r"names a text pair, which only classification takes"):
         load_task_data(str(path), text_column="premise,hypothesis", task="causal-lm")
+
+
+@pytest.mark.parametrize("name", ["d.csv.gz", "d.tsv.bz2", "d.jsonl.xz"])
+def test_compressed_files_read_as_their_inner_format(tmp_path: Path, name: str) -> None:
+    import bz2
+    import gzip
+    import lzma
+
+    records = rows(60)
+    text = jsonl_text(records) if ".jsonl" in name else csv_text(records, sep="\t" if ".tsv" in name else ",")
+    compress = {".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress}[Path(name).suffix]
+    data = load_task_data(str(write(tmp_path, name, compress(text.encode()))))
+    plain = load_task_data(str(write(tmp_path, "plain.csv", csv_text(records))))
+    assert data.fingerprint == plain.fingerprint
+    assert name.split(".")[1].upper() in data.source or "JSON" in data.source
+
+
+def test_a_folder_of_compressed_split_files_is_a_user_split(tmp_path: Path) -> None:
+    import gzip
+
+    write(tmp_path / "d", "train.csv.gz", gzip.compress(csv_text(rows(50)).encode()))
+    write(tmp_path / "d", "test.jsonl", jsonl_text(rows(8)))
+    data = load_task_data(str(tmp_path / "d"))
+    assert (len(data.train), len(data.validation), len(data.test)) == (45, 5, 8)
+
+
+def test_a_broken_compressed_file_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"d\.csv\.gz: not a readable gz file .*; compress it again") as err:
+        load_task_data(str(write(tmp_path, "d.csv.gz", b"not gzip at all")))
+    assert "\n" not in str(err.value)
+    with pytest.raises(DataError, match=r"unsupported file type '\.parquet\.gz'"):
+        load_task_data(str(write(tmp_path, "d.parquet.gz", b"x")))
+
+
+def test_a_semicolon_csv_is_read_with_a_warning(tmp_path: Path) -> None:
+    """A spreadsheet export where the comma is the decimal mark separates by ";": the header holds no comma, so
+    the one separator that splits the header and the next line alike is taken, and said; commas in texts stay."""
+    records = [{"text": f"{r['text']}, truly", "label": r["label"]} for r in rows(60)]
+    data = load_task_data(str(write(tmp_path, "d.csv", csv_text(records, sep=";"))))
+    assert_valid(data)
+    assert data.label_names == ["neg", "pos"]
+    assert all(t.endswith(", truly") for t in data.train["text"])
+    assert any("the header has no comma; reading the file as separated by semicolons" in w for w in data.warnings)
+    lm_text = "text\n" + "".join(f"a; b {i}\n" for i in range(40))
+    single = load_task_data(str(write(tmp_path, "lm.csv", lm_text)), task="causal-lm")
+    assert single.task == "causal-lm" and not any("separated" in w for w in single.warnings)

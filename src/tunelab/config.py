@@ -33,7 +33,7 @@ class TrainConfig:
     model: str = "minilm"
     """Built-in name (``tunelab models``), local transformers folder, or hub id."""
     data: str = "rotten-tomatoes"
-    """Built-in name (``tunelab datasets``) or a path (CSV, JSONL, Parquet, TXT, datasets folder)."""
+    """Built-in name (``tunelab datasets``) or a path (CSV, TSV, JSONL, Parquet, TXT, also .gz/.bz2/.xz; a datasets folder)."""
     strategy: str = "full"
     """One of ``tunelab strategies``."""
     task: str | None = None

@@ -14,6 +14,11 @@ from tunelab.data.table import RawData, Table, brief
 from tunelab.errors import DataError
 
 SUPPORTED_EXTENSIONS = (".csv", ".tsv", ".jsonl", ".json", ".parquet", ".txt")
+#: Compressed text files (``train.csv.gz``, ``data.jsonl.xz``) are read through these, as pandas and datasets do.
+COMPRESSIONS = (".gz", ".bz2", ".xz")
+#: What a CSV's header is split on when it holds none of the expected separator (a spreadsheet's
+#: export in a locale where the comma is the decimal mark uses ";").
+_OTHER_SEPARATORS = (";", "\t", "|")
 SPLIT_ALIASES = {
     "train": "train",
     "validation": "validation",
@@ -34,17 +39,31 @@ def read_path(path: Path) -> RawData:
     if path.is_dir():
         return _read_folder(path)
     table = read_file(path)
-    return RawData(tables={"all": table}, source=f"{path.name} ({_kind(path)}, {table.num_rows} rows)")
+    return RawData(
+        tables={"all": table},
+        source=f"{path.name} ({_kind(path)}, {table.num_rows} rows)",
+        warnings=list(table.warnings),
+    )
+
+
+def file_suffixes(path: Path) -> tuple[str, str | None]:
+    """The data format's extension and the compression's (``None`` when not compressed), lower case:
+    ``train.csv.gz`` gives ``(".csv", ".gz")``."""
+    suffix = path.suffix.lower()
+    if suffix in COMPRESSIONS:
+        return Path(path.stem).suffix.lower(), suffix
+    return suffix, None
 
 
 def read_file(path: Path) -> Table:
-    """One data file, chosen by extension."""
-    suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_EXTENSIONS:
+    """One data file, chosen by extension (and read through its compression)."""
+    suffix, compression = file_suffixes(path)
+    if suffix not in SUPPORTED_EXTENSIONS or (compression and suffix == ".parquet"):
         supported = ", ".join(SUPPORTED_EXTENSIONS)
+        name = f"{suffix}{compression}" if compression else suffix
         raise DataError(
-            f"{path}: unsupported file type '{suffix or '(none)'}'; use one of {supported}, "
-            "or a folder saved with datasets' save_to_disk"
+            f"{path}: unsupported file type '{name or '(none)'}'; use one of {supported} "
+            f"(the text ones may be compressed: {', '.join(COMPRESSIONS)}), or a folder saved with datasets' save_to_disk"
         )
     if suffix == ".parquet":
         return read_parquet(path)
@@ -57,19 +76,39 @@ def read_file(path: Path) -> Table:
 
 
 def _kind(path: Path) -> str:
-    return {".jsonl": "JSON lines", ".json": "JSON lines", ".txt": "plain text"}.get(
-        path.suffix.lower(), path.suffix.lower().lstrip(".").upper()
-    )
+    suffix, compression = file_suffixes(path)
+    kind = {".jsonl": "JSON lines", ".json": "JSON lines", ".txt": "plain text"}.get(suffix, suffix.lstrip(".").upper())
+    return f"{kind}, {compression.lstrip('.')}" if compression else kind
 
 
-def read_utf8(path: Path) -> str:
-    """The file's text; non-UTF-8 bytes and empty files are reported with their place."""
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, decompressed when its name ends in one of :data:`COMPRESSIONS`."""
+    compression = file_suffixes(path)[1]
     try:
         data = path.read_bytes()
     except OSError as err:
         raise DataError(
             f"{path}: cannot be read ({err.strerror}); check the path and its permissions"
         ) from err
+    if compression is None:
+        return data
+    import bz2
+    import gzip
+    import lzma
+
+    opener = {".gz": gzip.decompress, ".bz2": bz2.decompress, ".xz": lzma.decompress}[compression]
+    try:
+        return opener(data)
+    except (OSError, EOFError, ValueError, lzma.LZMAError) as err:
+        raise DataError(
+            f"{path}: not a readable {compression.lstrip('.')} file ({str(err) or type(err).__name__}); "
+            "compress it again, or give it uncompressed"
+        ) from err
+
+
+def read_utf8(path: Path) -> str:
+    """The file's text; non-UTF-8 bytes and empty files are reported with their place."""
+    data = _read_bytes(path)
     if not data.strip():
         raise DataError(f"{path}: the file is empty; give a file with a header and data rows")
     try:
@@ -86,6 +125,13 @@ def read_csv(path: Path, text: str, sep: str = ",") -> Table:
     """A CSV or TSV with a header line; every cell is read as a string."""
     import pandas as pd
 
+    warnings = []
+    other = _header_separator(text, sep)
+    if other is not None:
+        named = {"\t": "tabs", ";": "semicolons", "|": "'|'"}[other]
+        expected = "tab" if sep == "\t" else "comma"
+        warnings.append(f"{path}: the header has no {expected}; reading the file as separated by {named}")
+        sep = other
     try:
         frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_filter=False)
     except pd.errors.EmptyDataError as err:
@@ -100,7 +146,26 @@ def read_csv(path: Path, text: str, sep: str = ",") -> Table:
     if len(set(names)) < len(names):
         names = [str(name) for name in frame.columns]
     columns = {name: frame[column].tolist() for name, column in zip(names, frame.columns)}
-    return Table(columns=columns, origin=str(path))
+    return Table(columns=columns, origin=str(path), warnings=warnings)
+
+
+def _header_separator(text: str, sep: str) -> str | None:
+    """The separator the header uses when it is not ``sep``: the one other common separator in the
+    header line (outside quotes) that also splits the next line into as many fields; else ``None``."""
+    import csv
+
+    lines = text.splitlines()
+    if len(lines) < 2:
+        return None
+
+    def fields(line: str, delimiter: str) -> int:
+        return len(next(csv.reader([line], delimiter=delimiter), []))
+
+    if fields(lines[0], sep) > 1:
+        return None
+    width = {d: fields(lines[0], d) for d in _OTHER_SEPARATORS if d != sep}
+    found = [d for d, n in width.items() if n > 1 and fields(lines[1], d) == n]
+    return found[0] if len(found) == 1 else None
 
 
 def _csv_problem(message: str, sep: str) -> str:
@@ -239,15 +304,17 @@ def _read_folder(path: Path) -> RawData:
         )
     tables = {split: read_file(file) for split, file in files.items()}
     names = ", ".join(f.name for f in files.values())
-    return RawData(tables=tables, source=f"{path.name}/ ({names})", user_split=True)
+    warnings = [w for table in tables.values() for w in table.warnings]
+    return RawData(tables=tables, source=f"{path.name}/ ({names})", user_split=True, warnings=warnings)
 
 
 def split_files(path: Path) -> dict[str, Path]:
     """``train.*``, ``validation.*`` (or ``valid``/``dev``) and ``test.*`` files in a folder."""
     found: dict[str, Path] = {}
     for file in sorted(path.iterdir()):
-        split = SPLIT_ALIASES.get(file.stem.lower())
-        if split is None or not file.is_file() or file.suffix.lower() not in SUPPORTED_EXTENSIONS:
+        stem = Path(file.stem).stem if file_suffixes(file)[1] else file.stem
+        split = SPLIT_ALIASES.get(stem.lower())
+        if split is None or not file.is_file() or file_suffixes(file)[0] not in SUPPORTED_EXTENSIONS:
             continue
         if split in found:
             raise DataError(
