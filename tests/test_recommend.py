@@ -55,6 +55,29 @@ def test_data_stats_on_a_toy_csv(toy_csv):
     assert level == "few" and str(stats["min_per_class"]) in reason
 
 
+def test_data_stats_and_domain_texts_read_both_texts_of_a_pair(tmp_path):
+    """A pair is read as the model reads it: [CLS] first [SEP] second [SEP], so k + m + 3 tokens; the domain is
+    measured on both texts."""
+    from tunelab.advice.recommend import domain_texts
+    from tunelab.data import load_task_data
+    from tunelab.models import load_tokenizer
+
+    rows = ["premise,hypothesis,label"]
+    for i in range(60):
+        k, m = 1 + (i * 7) % 13, 1 + (i * 5) % 11
+        rows.append(f"{' '.join(['good'] * k)},{' '.join(['bad'] * m)},{'yes' if i % 3 else 'no'}")
+    path = tmp_path / "pairs.csv"
+    path.write_text("\n".join(rows) + "\n")
+    data = load_task_data(str(path), text_column="premise,hypothesis", seed=0)
+    stats = data_stats(data, load_tokenizer("minilm"), max_length=12)
+    expected = [len(a.split()) + len(b.split()) + 3 for a, b in zip(data.train["text"], data.train["text_pair"])]
+    assert stats["tokens"]["max"] == max(expected)
+    assert stats["tokens"]["mean"] == pytest.approx(sum(expected) / len(expected), abs=0.05)
+    assert stats["tokens"]["truncated_share"] == pytest.approx(sum(n > 12 for n in expected) / len(expected), abs=1e-4)
+    texts = domain_texts(data)
+    assert len(texts) == 2 * len(data.train) and {"bad"} == set(texts[-1].split())
+
+
 def _row(name, seconds, mb, fits=True):
     return {"strategy": name, "train_time_s": seconds, "cache_build_s": 0.0, "peak_memory_mb": mb, "epochs": 3,
             "fits": fits, "why_not": None if fits else "over budget"}

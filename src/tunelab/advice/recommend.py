@@ -119,8 +119,16 @@ _LEVELS = ("close", "moderate", "far")
 # 1. the data
 
 
-def _token_lengths(texts: list[str], tokenizer) -> list[int]:
-    return [len(ids) for ids in tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]]
+def _token_lengths(texts: list[str], tokenizer, pairs: list[str] | None = None) -> list[int]:
+    """Tokens per example as the model reads it: both texts of a pair, with the special tokens between."""
+    encoded = tokenizer(texts, pairs, add_special_tokens=True, truncation=False, verbose=False)
+    return [len(ids) for ids in encoded["input_ids"]]
+
+
+def domain_texts(data) -> list[str]:
+    """The training texts the domain is measured on: both texts of every pair, where examples are pairs."""
+    texts = list(data.train["text"])
+    return texts + list(data.train["text_pair"]) if data.text_pairs else texts
 
 
 def data_stats(data, tokenizer, max_length: int, *, sample_cap: int = 5000, seed: int = 42) -> dict[str, Any]:
@@ -134,10 +142,15 @@ def data_stats(data, tokenizer, max_length: int, *, sample_cap: int = 5000, seed
         out["label_counts"] = counts
         out["min_per_class"] = min(counts.values()) if counts else 0
         out["max_per_class"] = max(counts.values()) if counts else 0
-    sample = texts
-    if len(texts) > sample_cap:
-        sample = random.Random(seed).sample(texts, sample_cap)
-    lengths = _token_lengths(sample, tokenizer) if sample else [0]
+    rows = list(range(len(texts)))
+    if len(rows) > sample_cap:
+        rows = random.Random(seed).sample(rows, sample_cap)
+    sample = [texts[i] for i in rows]
+    pairs = None
+    if data.text_pairs:
+        second = list(train["text_pair"])
+        pairs = [second[i] for i in rows]
+    lengths = _token_lengths(sample, tokenizer, pairs) if sample else [0]
     ordered = sorted(lengths)
     out["tokens"] = {
         "mean": round(statistics.fmean(lengths), 1),
@@ -495,7 +508,7 @@ def recommend(
     max_length = _max_length(config, task_data, model, tokenizer)
     stats = data_stats(task_data, tokenizer, max_length, seed=config.seed)
     amount, amount_reason = data_amount(stats)
-    domain = domain_signals(model, list(task_data.train["text"]), reference, sample_size=sample_size,
+    domain = domain_signals(model, domain_texts(task_data), reference, sample_size=sample_size,
                             max_length=signal_max_length, seed=config.seed)
 
     def measured() -> list[dict[str, Any]]:
