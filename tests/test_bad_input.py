@@ -292,3 +292,24 @@ def test_bad_input_to_compare_stops_it_before_any_run(case: Case, tmp_path, caps
     except SystemExit as exc:
         code = exc.code
     check(case, code, capsys.readouterr().err, out)
+
+
+def test_model_names_a_hub_user_types_go_to_the_hub_and_typos_of_built_ins_do_not(tmp_path):
+    """``gpt2`` and ``bert-base-uncased`` are hub ids without an org (the hub still serves them): they go to
+    ``from_pretrained``; a near-miss of a built-in is a typo; a path that does not exist is said to be one. A hub
+    lookup that fails says that it was one, and what to do."""
+    from tunelab.errors import ModelError
+    from tunelab.models.loading import load_problem, resolve_model
+
+    assert resolve_model("gpt2") == "gpt2"
+    assert resolve_model("bert-base-uncased") == "bert-base-uncased"
+    assert resolve_model("google-bert/bert-base-uncased") == "google-bert/bert-base-uncased"
+    for typo in ("minilmm", "MiniLM", "smollm"):
+        with pytest.raises(ModelError, match="did you mean"):
+            resolve_model(typo)
+    for missing in (f"{tmp_path}/nothing", "./nothing", "a/b/c"):
+        with pytest.raises(ModelError, match="does not exist: check the path"):
+            resolve_model(missing)
+    said = load_problem("gpt2", OSError("We couldn't connect to 'https://huggingface.co' to load the files.\nmore"))
+    assert said.startswith("We couldn't connect") and "looked up as a hub id" in said and "\n" not in said
+    assert load_problem("minilm", OSError("broken")) == "broken"

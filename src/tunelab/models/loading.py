@@ -128,20 +128,33 @@ def resolve_model(name_or_path: str) -> str:
                     "pass a folder written by save_pretrained, a hub id, or one of: " + ", ".join(BUILTIN_MODELS)
                 )
             return str(path.resolve())  # absolute: saved adapters record it as their base model
-        if "/" not in name_or_path or name_or_path.startswith((".", "/", "~")):
-            close = difflib.get_close_matches(name_or_path, list(BUILTIN_MODELS), n=2, cutoff=0.4)
-            hint = f"did you mean {' or '.join(close)}? " if close else ""
+        if name_or_path.startswith((".", "/", "~")) or "\\" in name_or_path or name_or_path.count("/") > 1:
             raise ModelError(
-                f"unknown model '{name_or_path}': {hint}use a built-in ({', '.join(BUILTIN_MODELS)}), "
-                "a local transformers folder, or a hub id like org/name (see `tunelab models`)"
+                f"model folder {name_or_path} does not exist: check the path, or use a built-in ({', '.join(BUILTIN_MODELS)}) "
+                "or a hub id"
             )
-        return name_or_path  # a hub id
+        close = difflib.get_close_matches(name_or_path.lower(), list(BUILTIN_MODELS), n=2, cutoff=0.75)
+        if "/" not in name_or_path and close:
+            raise ModelError(
+                f"unknown model '{name_or_path}': did you mean {' or '.join(close)}? use a built-in "
+                f"({', '.join(BUILTIN_MODELS)}), a local transformers folder, or a hub id (see `tunelab models`)"
+            )
+        return name_or_path  # a hub id: org/name, or a legacy one without an org (gpt2, bert-base-uncased)
     if spec.gguf_file is None:
         return str(_package_dir(spec))
     target = cache_dir() / "models" / spec.name
     if not (target / "config.json").exists():
         _convert_gguf(spec, target)
     return str(target)
+
+
+def load_problem(name_or_path: str, exc: BaseException) -> str:
+    """The first line of a loading error, and what to do when ``name_or_path`` went to the hub."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if name_or_path in BUILTIN_MODELS or Path(name_or_path).expanduser().exists():
+        return first
+    return (f"{first} ('{name_or_path}' is not a built-in nor a local folder, so it was looked up as a hub id: check "
+            "the id and the connection, or pass a folder written by save_pretrained)")
 
 
 def list_models() -> list[dict]:
@@ -175,8 +188,8 @@ def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False):
     path = resolve_model(name_or_path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except OSError as exc:
-        raise ModelError(f"cannot load a tokenizer from '{name_or_path}': {str(exc).splitlines()[0]}") from exc
+    except (OSError, ValueError, ImportError) as exc:  # missing files, no connection, a tokenizer library missing
+        raise ModelError(f"cannot load a tokenizer from '{name_or_path}': {load_problem(name_or_path, exc)}") from exc
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     return tokenizer
@@ -221,7 +234,7 @@ def load_model(
                 path, trust_remote_code=trust_remote_code, dtype=dtype
             )
     except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot load '{name_or_path}' for {task}: {str(exc).splitlines()[0]}") from exc
+        raise ModelError(f"cannot load '{name_or_path}' for {task}: {load_problem(name_or_path, exc)}") from exc
     finally:
         hf_logging.set_verbosity(verbosity)
     if model.config.pad_token_id is None:
@@ -243,7 +256,7 @@ def check_model_for_task(name_or_path: str, task: str, *, trust_remote_code: boo
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot read the config of '{name_or_path}': {str(exc).splitlines()[0]}") from exc
+        raise ModelError(f"cannot read the config of '{name_or_path}': {load_problem(name_or_path, exc)}") from exc
     classes = {  # task -> (the Auto class that loads it, the model types transformers has that class for)
         "classification": ("AutoModelForSequenceClassification", MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES),
         "causal-lm": ("AutoModelForCausalLM", MODEL_FOR_CAUSAL_LM_MAPPING_NAMES),
