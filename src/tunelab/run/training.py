@@ -561,10 +561,12 @@ class TrainerSetup:
             # tokens of the whole batch (causal LM); a classifier averages its own batch (the loss came out doubled)
             average_tokens_across_devices=task == "causal-lm",
             auto_find_batch_size=False,  # tunelab's own search (resilience.run_with_batch_search) also works on CPU
-            gradient_checkpointing=config.gradient_checkpointing,
-            # non-reentrant: PyTorch's recommended form; it needs no input that requires grad (frozen embeddings)
-            gradient_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
         )
+        # non-reentrant: PyTorch's recommended form; it needs no input that requires grad (frozen embeddings).
+        # transformers 5.x renamed the option activation_checkpointing (the old name warns at every run)
+        name = "activation" if "activation_checkpointing" in TrainingArguments.__dataclass_fields__ else "gradient"
+        values[f"{name}_checkpointing"] = config.gradient_checkpointing
+        values[f"{name}_checkpointing_kwargs"] = {"use_reentrant": False} if config.gradient_checkpointing else None
         values.update(schedule)
         return TrainingArguments(**values)
 
