@@ -1,4 +1,5 @@
-"""Adaptation strategies, one module each, registered by name (``tunelab strategies`` lists them)."""
+"""Adaptation strategies, one module each, registered by name (``tunelab strategies`` lists them); other packages
+add theirs through the ``tunelab.strategies`` entry-point group (:mod:`tunelab.strategies.plugins`)."""
 
 from tunelab.strategies import bitfit, full, gradual, head, last_n, peft_methods  # noqa: F401  (registration)
 from tunelab.strategies.base import (
@@ -13,6 +14,9 @@ from tunelab.strategies.base import (
     strategy_names,
     trainable_parameters,
 )
+from tunelab.strategies.plugins import load_plugins
+
+load_plugins()
 
 __all__ = [
     "STRATEGIES",

@@ -1,0 +1,61 @@
+"""Strategies from other packages: the ``tunelab.strategies`` entry-point group.
+
+A package adds a strategy to every tunelab command (``train``, ``compare``, ``strategies``, the Python API) by
+declaring its :class:`~tunelab.strategies.base.Strategy` subclass in its ``pyproject.toml``::
+
+    [project.entry-points."tunelab.strategies"]
+    ln-tuning = "my_package.module:LayerNormTuning"
+
+``examples/plugins/tunelab_ln_tuning`` is a whole one. The entry points are read once, when
+:mod:`tunelab.strategies` is first imported, in every process (the workers of a comparison too). A plugin that
+cannot be imported, is not a ``Strategy``, or takes a name that is already registered is left out with a
+warning naming it: a broken plugin never stops tunelab, and never replaces a built-in strategy.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib.metadata import EntryPoint, entry_points
+
+from tunelab.strategies.base import STRATEGIES, Strategy, register_strategy
+
+GROUP = "tunelab.strategies"
+logger = logging.getLogger("tunelab")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def _problem(point: EntryPoint) -> str | None:
+    """Register the strategy ``point`` names; return why it was left out, or ``None``."""
+    try:
+        loaded = point.load()
+    except Exception as exc:  # noqa: BLE001 - a third-party import can fail in any way
+        return f"it could not be imported ({_first_line(exc)})"
+    if not (isinstance(loaded, type) and issubclass(loaded, Strategy)):
+        return f"{point.value} is not a subclass of tunelab.strategies.Strategy"
+    name = getattr(loaded, "name", None)
+    taken = STRATEGIES.get(name) if isinstance(name, str) else None
+    if taken is loaded:
+        return None  # the module registered itself on import
+    if taken is not None:
+        return f"its name '{name}' is already the strategy {taken.__module__}.{taken.__qualname__}"
+    try:
+        register_strategy(loaded)
+    except TypeError as exc:
+        return str(exc)
+    return None
+
+
+def load_plugins() -> list[str]:
+    """Register every strategy declared under :data:`GROUP`; return the names registered."""
+    added = []
+    for point in entry_points(group=GROUP):
+        problem = _problem(point)
+        if problem:
+            logger.warning("strategy plugin '%s' (%s) left out: %s", point.name, point.value, problem)
+        else:
+            added.append(point.load().name)
+    return added
