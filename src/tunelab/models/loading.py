@@ -154,7 +154,8 @@ def load_problem(name_or_path: str, exc: BaseException) -> str:
     if name_or_path in BUILTIN_MODELS or Path(name_or_path).expanduser().exists():
         return first
     return (f"{first} ('{name_or_path}' is not a built-in nor a local folder, so it was looked up as a hub id: check "
-            "the id and the connection, or pass a folder written by save_pretrained)")
+            "the id and the connection (offline, HF_HUB_OFFLINE=1 reads only the local hub cache, without retries), or pass "
+            "a folder written by save_pretrained)")
 
 
 def list_models() -> list[dict]:
