@@ -164,7 +164,8 @@ class TrainConfig:
 
         out: list[str] = []
         if self.strategy not in STRATEGIES:
-            out.append(f"--strategy '{self.strategy}' is unknown: use one of {', '.join(strategy_names())}")
+            out.append(f"--strategy '{self.strategy}' is unknown: use one of {', '.join(strategy_names())} "
+                       "(a strategy from another package is known once that package is installed)")
         if self.task not in (None, "classification", "causal-lm"):
             out.append(f"--task '{self.task}' is unknown: use classification or causal-lm")
         if self.epochs is not None and not self.epochs > 0:
