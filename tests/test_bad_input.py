@@ -313,3 +313,18 @@ def test_model_names_a_hub_user_types_go_to_the_hub_and_typos_of_built_ins_do_no
     said = load_problem("gpt2", OSError("We couldn't connect to 'https://huggingface.co' to load the files.\nmore"))
     assert said.startswith("We couldn't connect") and "looked up as a hub id" in said and "\n" not in said
     assert load_problem("minilm", OSError("broken")) == "broken"
+
+
+def test_a_run_folder_or_an_adapter_given_as_the_model_says_what_to_pass(tmp_path):
+    from tunelab.errors import ModelError
+    from tunelab.models.loading import resolve_model
+
+    (tmp_path / "run" / "model").mkdir(parents=True)
+    (tmp_path / "run" / "model" / "config.json").write_text("{}")
+    with pytest.raises(ModelError, match=r"is a run folder, not a model: its trained model is .*run/model; pass that"):
+        resolve_model(str(tmp_path / "run"))
+    (tmp_path / "lora" / "model").mkdir(parents=True)
+    (tmp_path / "lora" / "model" / "adapter_config.json").write_text("{}")
+    for given in (tmp_path / "lora", tmp_path / "lora" / "model"):
+        with pytest.raises(ModelError, match=r"holds a peft adapter .*: pass its base model, or train with --merge"):
+            resolve_model(str(given))

@@ -123,10 +123,7 @@ def resolve_model(name_or_path: str) -> str:
         path = Path(name_or_path).expanduser()
         if path.exists():
             if not path.is_dir() or not (path / "config.json").exists():
-                raise ModelError(
-                    f"model path {path} is not a transformers folder (no config.json): "
-                    "pass a folder written by save_pretrained, a hub id, or one of: " + ", ".join(BUILTIN_MODELS)
-                )
+                raise ModelError(_not_a_model_folder(path))
             return str(path.resolve())  # absolute: saved adapters record it as their base model
         if name_or_path.startswith((".", "/", "~")) or "\\" in name_or_path or name_or_path.count("/") > 1:
             raise ModelError(
@@ -146,6 +143,19 @@ def resolve_model(name_or_path: str) -> str:
     if not (target / "config.json").exists():
         _convert_gguf(spec, target)
     return str(target)
+
+
+def _not_a_model_folder(path: Path) -> str:
+    """Why ``path`` (which exists) is not a model folder, and what to pass instead: a tunelab run folder's
+    model is in its ``model/``; a peft adapter is not a whole model."""
+    if path.is_dir() and (path / "model" / "config.json").exists():
+        return f"model path {path} is a run folder, not a model: its trained model is {path / 'model'}; pass that"
+    adapter = next((p for p in (path, path / "model") if (p / "adapter_config.json").exists()), None) if path.is_dir() else None
+    if adapter is not None:
+        return (f"model path {path} holds a peft adapter ({adapter / 'adapter_config.json'}), not a whole model: pass "
+                "its base model, or train with --merge to write the adapter folded into a whole model")
+    return (f"model path {path} is not a transformers folder (no config.json): pass a folder written by "
+            f"save_pretrained, a hub id, or one of: {', '.join(BUILTIN_MODELS)}")
 
 
 def load_problem(name_or_path: str, exc: BaseException) -> str:
