@@ -381,3 +381,35 @@ def test_a_text_pair_trains_as_a_pair_and_predicts_from_tab_separated_input(tiny
     assert scored["examples"] == 16 and 0 <= scored["accuracy"] <= 1
     with pytest.raises(DataError, match=r"was trained on text pairs, and --text-column premise gives one text per example"):
         evaluate_artifact(tmp_path / "o", str(csv), text_column="premise")
+
+
+def test_a_checkpoint_that_is_already_a_classifier_gets_its_head_replaced_or_kept_and_said(tiny_bert_dir,
+                                                                                           toy_classification_data,
+                                                                                           tmp_path):
+    """A sentiment model fine-tuned further: with another number of classes its head is replaced (transformers
+    refused the mismatched shapes before); with as many, it is the starting point, matched by position, and said."""
+    from dataclasses import replace
+
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from tunelab.run.training import prepare
+
+    classifier = tmp_path / "classifier"
+    model = AutoModelForSequenceClassification.from_pretrained(
+        tiny_bert_dir, num_labels=3, id2label={0: "bad", 1: "meh", 2: "good"}, label2id={"bad": 0, "meh": 1, "good": 2})
+    model.save_pretrained(classifier)
+    AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(classifier)
+    config = TrainConfig(model=str(classifier), strategy="head", epochs=1, batch_size=8, out=str(tmp_path / "run"))
+    run = prepare(config, data=toy_classification_data)
+    assert run.model.num_labels == 2
+    assert any("its own head for 3 classes (bad, meh, good); a new head for your 2 classes replaces it" in w
+               for w in run.warnings)
+    three = replace(toy_classification_data, label_names=["bad", "meh", "good"])
+    run = prepare(config.replace(), data=three)
+    kept = run.model.classifier.weight.detach()
+    assert torch.equal(kept, model.classifier.weight.detach())
+    assert any("starts from the checkpoint's own classification head, for the same classes" in w for w in run.warnings)
+    plain = prepare(config.replace(model=str(tiny_bert_dir)), data=toy_classification_data)
+    assert not any("classification head" in w for w in plain.warnings)
+

@@ -219,7 +219,9 @@ def load_model(
     in ``dtype`` (float32 unless the run holds a frozen base in bfloat16).
 
     For classification a new, randomly initialised head with ``len(label_names)`` outputs is added
-    (``id2label`` / ``label2id`` set, so saved artifacts carry the label names).
+    (``id2label`` / ``label2id`` set, so saved artifacts carry the label names); a checkpoint that is already a
+    sequence classifier keeps its own head where it has as many classes, as transformers does, and has it
+    replaced otherwise (:func:`head_note` says which).
     """
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
@@ -236,6 +238,7 @@ def load_model(
             model = AutoModelForSequenceClassification.from_pretrained(
                 path,
                 **label_config(label_names or []),
+                ignore_mismatched_sizes=True,  # a checkpoint's own head for another number of classes is replaced
                 pad_token_id=tokenizer.pad_token_id,
                 trust_remote_code=trust_remote_code,
                 dtype=dtype,
@@ -251,6 +254,27 @@ def load_model(
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
+
+
+def head_note(name_or_path: str, label_names: list[str], *, trust_remote_code: bool = False) -> str | None:
+    """What a run's classification head starts from, when the checkpoint is already a sequence classifier (e.g. a
+    sentiment model fine-tuned further): its own head, matched by position to ``label_names`` where it has as many
+    classes, or a new one replacing it. ``None`` for a checkpoint without a classification head."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(resolve_model(name_or_path), trust_remote_code=trust_remote_code)
+    if not any(a.endswith("ForSequenceClassification") for a in getattr(config, "architectures", None) or []):
+        return None
+    theirs = [str(config.id2label[i]) for i in sorted(config.id2label)] if getattr(config, "id2label", None) else []
+    shown = ", ".join(theirs[:6]) + (", ..." if len(theirs) > 6 else "")
+    if len(theirs) != len(label_names):
+        return (f"the checkpoint is a classifier with its own head for {len(theirs)} classes ({shown}); a new head for "
+                f"your {len(label_names)} classes replaces it")
+    if [t.lower() for t in theirs] == [n.lower() for n in label_names]:
+        return f"the run starts from the checkpoint's own classification head, for the same classes ({shown})"
+    ours = ", ".join(label_names[:6]) + (", ..." if len(label_names) > 6 else "")
+    return (f"the run starts from the checkpoint's own classification head ({shown}), its classes matched by position "
+            f"to yours ({ours}); to start from a new head, save the checkpoint's body without it")
 
 
 def check_model_for_task(name_or_path: str, task: str, *, trust_remote_code: bool = False) -> None:

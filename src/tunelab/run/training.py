@@ -27,7 +27,7 @@ import torch
 from tunelab.config import TrainConfig
 from tunelab.data.types import TaskData
 from tunelab.errors import ConfigError, StrategyError, TrainingError
-from tunelab.models import forward_problem, load_model, load_tokenizer, model_layout, resolve_model
+from tunelab.models import forward_problem, head_note, load_model, load_tokenizer, model_layout, resolve_model
 from tunelab.run import ranks
 from tunelab.run.attention import recompute_attention
 from tunelab.run.heap import limit_onednn_primitive_cache, peak_rss_mb, release_free_heap
@@ -394,9 +394,11 @@ def prepare(config: TrainConfig, data: TaskData | None = None) -> PreparedRun:
         raise StrategyError(f"{config.strategy} cannot run on this {kind} model: its forward pass failed on a probe input "
                             f"({problem}); try another strategy (`tunelab strategies` lists them)")
     tokenized, warnings = tokenize(data, tokenizer, max_length)
-    shared = layout.shared_blocks_note()
+    notes = [layout.shared_blocks_note()]
+    if data.task == "classification":
+        notes.append(head_note(config.model, data.label_names, trust_remote_code=config.trust_remote_code))
     return PreparedRun(config, data, model, tokenizer, strategy, layout, max_length, tokenized,
-                       list(data.warnings) + warnings + ([shared] if shared else []))
+                       list(data.warnings) + warnings + [n for n in notes if n])
 
 
 def base_dtype(config: TrainConfig) -> torch.dtype:
