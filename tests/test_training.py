@@ -413,3 +413,20 @@ def test_a_checkpoint_that_is_already_a_classifier_gets_its_head_replaced_or_kep
     plain = prepare(config.replace(model=str(tiny_bert_dir)), data=toy_classification_data)
     assert not any("classification head" in w for w in plain.warnings)
 
+
+
+def test_an_adapter_trained_on_a_classifier_checkpoint_loads_with_its_own_head(tiny_bert_dir, toy_classification_data,
+                                                                                tmp_path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from tunelab.run.artifacts import load_artifact
+    from tunelab.run.training import train
+
+    classifier = tmp_path / "classifier"
+    AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir, num_labels=3).save_pretrained(classifier)
+    AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(classifier)
+    config = TrainConfig(model=str(classifier), strategy="lora", epochs=1, batch_size=8, out=str(tmp_path / "run"),
+                         forgetting=False)
+    train(config, data=toy_classification_data, progress=False)
+    model, _, info = load_artifact(tmp_path / "run")
+    assert info["format"] == "peft" and model.base_model.model.classifier.out_features == 2

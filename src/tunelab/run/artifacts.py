@@ -101,7 +101,8 @@ def model_card(run, metrics: dict[str, Any]) -> str:
     if run.strategy.artifact_format == "peft":
         load = (
             "```python\nfrom peft import PeftModel\nfrom transformers import AutoModelForSequenceClassification\n"
-            f"base = AutoModelForSequenceClassification.from_pretrained(BASE, id2label={dict(enumerate(d.label_names))})\n"
+            f"base = AutoModelForSequenceClassification.from_pretrained(BASE, id2label={dict(enumerate(d.label_names))}, "
+            "ignore_mismatched_sizes=True)\n"
             "model = PeftModel.from_pretrained(base, THIS_FOLDER)\n```"
             if d.task == "classification"
             else "```python\nfrom peft import AutoPeftModelForCausalLM\nmodel = AutoPeftModelForCausalLM.from_pretrained(THIS_FOLDER)\n```"
@@ -171,6 +172,7 @@ def load_artifact(path: str | Path):
                 base = AutoModelForSequenceClassification.from_pretrained(
                     base_path,
                     **label_config(labels),
+                    ignore_mismatched_sizes=True,  # a base that is itself a classifier: the adapter's head replaces its own
                     pad_token_id=tokenizer.pad_token_id,
                 )
             else:
