@@ -80,11 +80,17 @@ def load_data(config: TrainConfig) -> TaskData:
     return data
 
 
-def resolve_max_length(config: TrainConfig, task: str, model_config, tokenizer) -> int:
+def model_max_length(model_config, tokenizer) -> int:
+    """The most tokens an example may have for this model and tokenizer (``10**9``: no stated limit)."""
     limit = getattr(model_config, "max_position_embeddings", None) or 10**9
     tok_limit = getattr(tokenizer, "model_max_length", None)
     if tok_limit and tok_limit < 10**8:
         limit = min(limit, tok_limit)
+    return limit
+
+
+def resolve_max_length(config: TrainConfig, task: str, model_config, tokenizer) -> int:
+    limit = model_max_length(model_config, tokenizer)
     if config.max_length is not None and config.max_length > limit:
         raise ConfigError(f"--max-length {config.max_length} is beyond this model's maximum of {limit}: use at most {limit}")
     return config.max_length or min(DEFAULT_MAX_LENGTH[task], limit)
@@ -107,10 +113,11 @@ def _map_fingerprint(data: TaskData, split: str, tokenizer, max_length: int) -> 
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def tokenize(data: TaskData, tokenizer, max_length: int) -> tuple[dict[str, Any], list[str]]:
+def tokenize(data: TaskData, tokenizer, max_length: int, *, limit: int | None = None) -> tuple[dict[str, Any], list[str]]:
     """Tokenize every split. Classification: one example per text (or text pair: ``text_pair``, encoded as the
     tokenizer encodes pairs, BERT's ``[CLS] a [SEP] b [SEP]``), truncated to ``max_length`` (the longer of the pair
-    first). Causal LM: texts joined with EOS and cut into blocks of ``max_length`` tokens."""
+    first); where training texts were cut and the model reads more (``limit``), the warning says how to keep more.
+    Causal LM: texts joined with EOS and cut into blocks of ``max_length`` tokens."""
     warnings: list[str] = []
     out = {}
     if data.task == "classification":
@@ -131,7 +138,9 @@ def tokenize(data: TaskData, tokenizer, max_length: int) -> tuple[dict[str, Any]
             )
             truncated = sum(n >= max_length for n in tok["length"])
             if truncated:
-                warnings.append(f"{truncated} of {len(tok)} {split} texts were truncated to {max_length} tokens")
+                more = (f" (--max-length up to {limit} keeps more of each, at more time and memory per step)"
+                        if split == "train" and limit is not None and max_length < limit < 10**9 else "")
+                warnings.append(f"{truncated} of {len(tok)} {split} texts were truncated to {max_length} tokens{more}")
             # evaluation in length order: less padding per batch, same metrics
             out[split] = tok if split == "train" else tok.sort("length")
         return out, warnings
@@ -393,7 +402,7 @@ def prepare(config: TrainConfig, data: TaskData | None = None) -> PreparedRun:
         kind = getattr(model.config, "model_type", "") or type(model).__name__
         raise StrategyError(f"{config.strategy} cannot run on this {kind} model: its forward pass failed on a probe input "
                             f"({problem}); try another strategy (`tunelab strategies` lists them)")
-    tokenized, warnings = tokenize(data, tokenizer, max_length)
+    tokenized, warnings = tokenize(data, tokenizer, max_length, limit=model_max_length(model.config, tokenizer))
     notes = [layout.shared_blocks_note()]
     if data.task == "classification":
         notes.append(head_note(config.model, data.label_names, trust_remote_code=config.trust_remote_code))
