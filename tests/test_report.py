@@ -366,3 +366,34 @@ def test_forgetting_that_rounds_to_zero_has_no_minus_sign():
     assert format_forgetting(-0.0123, "nats/token") == "-0.012 nats/token"
     assert format_forgetting(0.034, "1 - linear CKA") == "0.034 (1 - linear CKA)"
     assert format_forgetting(None, "nats/token") == "–"
+
+
+def test_the_confusion_matrix_of_many_classes_becomes_its_largest_confusions():
+    """12 classes: the whole matrix; 30: the most frequent off-diagonal cells, largest first, with their share of the
+    gold class (a 30 x 30 table is not readable)."""
+    from tunelab.report.writer import MATRIX_CLASSES, TOP_CONFUSIONS, _confusion_table
+
+    def table(n, confusions):
+        matrix = [[10 if i == j else 0 for j in range(n)] for i in range(n)]
+        for (i, j), v in confusions.items():
+            matrix[i][j] = v
+        return {"classes": [f"c{i}" for i in range(n)], "confusion": matrix}
+
+    small = _confusion_table(table(MATRIX_CLASSES, {(0, 1): 3}), "")
+    assert small.headers[1:] == [f"c{i}" for i in range(MATRIX_CLASSES)] and len(small.rows) == MATRIX_CLASSES
+    many = _confusion_table(table(30, {(3, 7): 5, (0, 1): 2, (29, 0): 9, **{(i, i + 1): 1 for i in range(10, 28)}}), "")
+    assert many.headers == ["Gold", "Predicted as", "Examples", "Share of the gold class"]
+    assert len(many.rows) == TOP_CONFUSIONS
+    assert many.rows[:3] == [["c29", "c0", "9", "47%"], ["c3", "c7", "5", "33%"], ["c0", "c1", "2", "17%"]]
+    assert "30 × 30 matrix is too wide to read" in many.caption
+
+
+def test_the_data_amount_names_the_smallest_classes_when_there_are_many():
+    from tunelab.advice.recommend import data_amount
+
+    few = {"task": "classification", "min_per_class": 40, "label_counts": {"neg": 40, "pos": 60}}
+    assert "(neg 40, pos 60)" in data_amount(few)[1]
+    counts = {f"intent_{i:02d}": 20 + i for i in range(60)}
+    level, said = data_amount({"task": "classification", "min_per_class": 20, "label_counts": counts})
+    assert "(60 classes, 20 to 79 each; the smallest: intent_00 20, intent_01 21, intent_02 22)" in said
+    assert "intent_59" not in said

@@ -165,12 +165,22 @@ def data_stats(data, tokenizer, max_length: int, *, sample_cap: int = 5000, seed
     return out
 
 
+def _class_counts(counts: dict[str, int], shown: int = 8) -> str:
+    """``"neg 400, pos 600"``; for many classes the range and the smallest few."""
+    if len(counts) <= shown:
+        return ", ".join(f"{k} {v:,}" for k, v in counts.items())
+    smallest = sorted(counts.items(), key=lambda kv: (kv[1], kv[0]))[:3]
+    low, high = smallest[0][1], max(counts.values())
+    return (f"{len(counts)} classes, {low:,} to {high:,} each; the smallest: "
+            + ", ".join(f"{k} {v:,}" for k, v in smallest))
+
+
 def data_amount(stats: dict[str, Any]) -> tuple[str, str]:
     """``("few" | "moderate" | "plenty", the sentence that says why)``."""
     if stats["task"] == "classification":
         n = stats["min_per_class"]
         level = "few" if n < FEW_PER_CLASS else "plenty" if n >= PLENTY_PER_CLASS else "moderate"
-        counts = ", ".join(f"{k} {v:,}" for k, v in stats["label_counts"].items())
+        counts = _class_counts(stats["label_counts"])
         return level, (
             f"{n:,} labeled training examples in the smallest class ({counts}): {level} data "
             f"(few < {FEW_PER_CLASS}, plenty ≥ {PLENTY_PER_CLASS:,} per class)"

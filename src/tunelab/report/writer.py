@@ -345,14 +345,32 @@ def _per_class_blocks(summary) -> list[Block]:
     seeds = f", pooled over {len(outputs)} seeds" if len(outputs) > 1 else ""
     scores = [[c, f"{p:.3f}", f"{r:.3f}", f"{f:.3f}", f"{n:,}"]
               for c, p, r, f, n in zip(table["classes"], table["precision"], table["recall"], table["f1"], table["support"])]
-    confusion = [[c, *[f"{v:,}" for v in row]] for c, row in zip(table["classes"], table["confusion"])]
     return [
         Heading(f"Per class: {summary.strategy} on the test split", 3),
         Table(["Class", "Precision", "Recall", "F1", "Support"], scores,
               caption=f"The recommended strategy's per-class scores on the test split{seeds}."),
-        Table(["Gold \\ predicted", *table["classes"]], confusion, row_headers=True,
-              caption=f"Confusion matrix on the test split{seeds}: rows are the gold labels, columns the predictions."),
+        _confusion_table(table, seeds),
     ]
+
+
+#: Above this many classes the report lists the most frequent confusions instead of the whole matrix.
+MATRIX_CLASSES = 12
+TOP_CONFUSIONS = 15
+
+
+def _confusion_table(table: dict, seeds: str) -> Table:
+    """The confusion matrix, or for many classes (a matrix too wide to read) its largest off-diagonal cells."""
+    classes, matrix = table["classes"], table["confusion"]
+    if len(classes) <= MATRIX_CLASSES:
+        rows = [[c, *[f"{v:,}" for v in row]] for c, row in zip(classes, matrix)]
+        return Table(["Gold \\ predicted", *classes], rows, row_headers=True,
+                     caption=f"Confusion matrix on the test split{seeds}: rows are the gold labels, columns the predictions.")
+    cells = sorted(((int(v), i, j) for i, row in enumerate(matrix) for j, v in enumerate(row) if i != j and v),
+                   key=lambda cell: (-cell[0], cell[1], cell[2]))[:TOP_CONFUSIONS]
+    rows = [[classes[i], classes[j], f"{v:,}", f"{v / max(1, sum(matrix[i])):.0%}"] for v, i, j in cells]
+    return Table(["Gold", "Predicted as", "Examples", "Share of the gold class"], rows,
+                 caption=f"The most frequent confusions on the test split{seeds} (the {len(classes)} × {len(classes)} matrix "
+                         "is too wide to read; every example's prediction is in runs/<run>/outputs/test.npz).")
 
 
 def _data_size_blocks(results: list[dict], recommendation: dict, metric: str) -> list[Block]:
