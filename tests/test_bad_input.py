@@ -184,6 +184,11 @@ CASES = [
         lambda t: ["--data", good(t), "--out", str(write(t / "taken.txt", "x"))],
         ("taken.txt",),
     ),
+    Case(
+        "--out under a file",
+        lambda t: ["--data", good(t), "--out", str(write(t / "taken.txt", "x") / "run")],
+        ("taken.txt", "no folder can be made under it", "choose another --out"),
+    ),
 ]
 
 SUBPROCESS_CASES = ["missing file", "unknown flag", "bad YAML --config"]

@@ -21,6 +21,33 @@ from typing import Any
 MARKER = ".tunelab-complete"
 
 
+def folder_problem(path: str | Path) -> str | None:
+    """Why the folder ``path`` cannot be created (a file in the way, a parent that is not writable), or ``None``."""
+    path = Path(path)
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is None:
+        return None
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder" if existing == path else f"{existing} is a file, so no folder can be made under it"
+    if existing != path and not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None
+
+
+def make_folder(path: str | Path, option: str = "--out") -> Path:
+    """Create the folder ``path`` (and its parents); a failure is one line naming ``option``, what is in the way
+    and what to do (:class:`~tunelab.errors.TunelabError`)."""
+    from tunelab.errors import TunelabError
+
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        reason = folder_problem(path) or err.strerror or type(err).__name__
+        raise TunelabError(f"{option} {path}: cannot create the folder ({reason}); choose another {option}") from err
+    return path
+
+
 def fsync_tree(folder: Path) -> None:
     """Flush every file under ``folder`` to disk (before the folder is renamed into place)."""
     for p in Path(folder).rglob("*"):

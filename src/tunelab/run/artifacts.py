@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from tunelab.errors import TunelabError
-from tunelab.io import atomic_dir
+from tunelab.io import atomic_dir, folder_problem, make_folder
 
 MODEL_DIR = "model"
 
@@ -24,8 +24,9 @@ MODEL_DIR = "model"
 def check_out_dir(out: Path, *, overwrite: bool, resume: bool) -> None:
     """Raise if ``out`` cannot be used as asked; writes nothing (run it before any validation that may fail)."""
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise TunelabError(f"--out {out} is a file: give a folder path")
+    problem = folder_problem(out)
+    if problem:
+        raise TunelabError(f"--out {out}: {problem}; choose another --out")
     if out.is_dir() and not (overwrite or resume):
         if any(not p.name.startswith(".tmp-") for p in out.iterdir()):
             raise TunelabError(
@@ -47,7 +48,7 @@ def prepare_out_dir(out: Path, *, overwrite: bool, resume: bool) -> None:
                     shutil.rmtree(target)
                 elif target.exists():
                     target.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
 
 
 def _clean_temporaries(out: Path) -> None:
