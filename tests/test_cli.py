@@ -184,6 +184,16 @@ def test_evaluate_prints_the_accuracy_training_measured(head_run, toy_csv):
     assert float(values["loss"]) == pytest.approx(record["metrics"]["test"]["loss"], abs=1e-3)
 
 
+def test_evaluate_refuses_classes_the_model_does_not_know_in_one_short_line(head_run, tmp_path):
+    _, out = head_run
+    rows = "".join(f"text number {i},intent_{i % 20:02d}\n" for i in range(200))
+    (tmp_path / "other.csv").write_text("text,label\n" + rows)
+    code, _, err = tunelab("evaluate", str(out), "--data", str(tmp_path / "other.csv"))
+    assert code == 2 and err.count("\n") == 1
+    assert "label(s) intent_00, intent_01" in err and "intent_07 and 12 more were not seen in training" in err
+    assert "(the model knows neg, pos); evaluate on data with the model's classes" in err
+
+
 def test_lora_writes_an_adapter_and_a_merged_model_with_the_same_logits(lora_run, tiny_bert_dir, monkeypatch, tmp_path):
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification, AutoTokenizer

@@ -118,7 +118,8 @@ def _read_texts(args) -> list[str]:
     if args.file:
         path = Path(args.file)
         if not path.is_file():
-            raise TunelabError(f"--file {path} not found: pass a text file with one input per line")
+            what = "is a folder" if path.is_dir() else "not found"
+            raise TunelabError(f"--file {path} {what}: pass a text file with one input per line")
         try:
             texts += [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         except UnicodeDecodeError as exc:
