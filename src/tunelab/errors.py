@@ -36,3 +36,9 @@ class StrategyError(TunelabError):
 
 class TrainingError(TunelabError):
     """Training stopped for a reason the user can act on (non-finite loss, nothing learned)."""
+
+
+def some_of(names: list[str], shown: int = 8) -> str:
+    """``"a, b, c"`` for a one-line message, or the first ``shown`` names and how many more."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(str(n) for n in names[:shown]) + more

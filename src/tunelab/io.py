@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tunelab.errors import TunelabError
+
 # written last into a folder that is complete (a checkpoint, an artifact): a folder without it is partial
 MARKER = ".tunelab-complete"
 
@@ -37,8 +39,6 @@ def folder_problem(path: str | Path) -> str | None:
 def make_folder(path: str | Path, option: str = "--out") -> Path:
     """Create the folder ``path`` (and its parents); a failure is one line naming ``option``, what is in the way
     and what to do (:class:`~tunelab.errors.TunelabError`)."""
-    from tunelab.errors import TunelabError
-
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)

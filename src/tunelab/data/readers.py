@@ -312,9 +312,9 @@ def split_files(path: Path) -> dict[str, Path]:
     """``train.*``, ``validation.*`` (or ``valid``/``dev``) and ``test.*`` files in a folder."""
     found: dict[str, Path] = {}
     for file in sorted(path.iterdir()):
-        stem = Path(file.stem).stem if file_suffixes(file)[1] else file.stem
-        split = SPLIT_ALIASES.get(stem.lower())
-        if split is None or not file.is_file() or file_suffixes(file)[0] not in SUPPORTED_EXTENSIONS:
+        kind, compression = file_suffixes(file)
+        split = SPLIT_ALIASES.get((Path(file.stem).stem if compression else file.stem).lower())
+        if split is None or not file.is_file() or kind not in SUPPORTED_EXTENSIONS:
             continue
         if split in found:
             raise DataError(

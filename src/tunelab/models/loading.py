@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from tunelab.errors import ModelError
+from tunelab.errors import ModelError, some_of
 from tunelab.io import atomic_dir
 
 
@@ -266,15 +266,14 @@ def head_note(name_or_path: str, label_names: list[str], *, trust_remote_code: b
     if not any(a.endswith("ForSequenceClassification") for a in getattr(config, "architectures", None) or []):
         return None
     theirs = [str(config.id2label[i]) for i in sorted(config.id2label)] if getattr(config, "id2label", None) else []
-    shown = ", ".join(theirs[:6]) + (", ..." if len(theirs) > 6 else "")
+    shown = some_of(theirs, 6)
     if len(theirs) != len(label_names):
         return (f"the checkpoint is a classifier with its own head for {len(theirs)} classes ({shown}); a new head for "
                 f"your {len(label_names)} classes replaces it")
     if [t.lower() for t in theirs] == [n.lower() for n in label_names]:
         return f"the run starts from the checkpoint's own classification head, for the same classes ({shown})"
-    ours = ", ".join(label_names[:6]) + (", ..." if len(label_names) > 6 else "")
     return (f"the run starts from the checkpoint's own classification head ({shown}), its classes matched by position "
-            f"to yours ({ours}); to start from a new head, save the checkpoint's body without it")
+            f"to yours ({some_of(label_names, 6)}); to start from a new head, save the checkpoint's body without it")
 
 
 def check_model_for_task(name_or_path: str, task: str, *, trust_remote_code: bool = False) -> None:

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from tunelab.errors import DataError
+from tunelab.errors import DataError, some_of
 
 
 @torch.inference_mode()
@@ -26,8 +26,8 @@ def evaluate_artifact(path, data_spec: str, *, split: str = "test", text_column:
     if info["task"] == "classification":
         unknown = sorted(set(data.label_names) - set(info["label_names"]))
         if unknown:
-            raise DataError(f"{data_spec}: label(s) {_some(unknown)} were not seen in training (the model knows "
-                            f"{_some(info['label_names'])}); evaluate on data with the model's classes")
+            raise DataError(f"{data_spec}: label(s) {some_of(unknown)} were not seen in training (the model knows "
+                            f"{some_of(info['label_names'])}); evaluate on data with the model's classes")
         remap = [info["label_names"].index(n) for n in data.label_names]
         data.train, data.validation, data.test = (
             ds.map(lambda b: {"label": [remap[x] for x in b["label"]]}, batched=True) for ds in (data.train, data.validation, data.test)
@@ -64,8 +64,3 @@ def evaluate_artifact(path, data_spec: str, *, split: str = "test", text_column:
         result["perplexity"] = math.exp(min(result["loss"], 50))
     return result
 
-
-def _some(names: list[str], shown: int = 8) -> str:
-    """``"a, b, c"``, or the first ``shown`` and how many more."""
-    more = f" and {len(names) - shown} more" if len(names) > shown else ""
-    return ", ".join(names[:shown]) + more

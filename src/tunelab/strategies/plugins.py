@@ -28,7 +28,7 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
-def _problem(point: EntryPoint) -> str | None:
+def _register(point: EntryPoint) -> str | None:
     """Register the strategy ``point`` names; return why it was left out, or ``None``."""
     try:
         loaded = point.load()
@@ -51,11 +51,9 @@ def _problem(point: EntryPoint) -> str | None:
 
 def load_plugins() -> list[str]:
     """Register every strategy declared under :data:`GROUP`; return the names registered."""
-    added = []
+    before = set(STRATEGIES)
     for point in entry_points(group=GROUP):
-        problem = _problem(point)
+        problem = _register(point)
         if problem:
             logger.warning("strategy plugin '%s' (%s) left out: %s", point.name, point.value, problem)
-        else:
-            added.append(point.load().name)
-    return added
+    return [name for name in STRATEGIES if name not in before]
