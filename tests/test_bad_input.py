@@ -185,6 +185,11 @@ CASES = [
         ("taken.txt",),
     ),
     Case(
+        "--cache-dir under a file",
+        lambda t: ["--data", good(t), "--cache-dir", str(write(t / "taken.txt", "x") / "cache")],
+        ("--cache-dir", "taken.txt", "choose another --cache-dir"),
+    ),
+    Case(
         "--out under a file",
         lambda t: ["--data", good(t), "--out", str(write(t / "taken.txt", "x") / "run")],
         ("taken.txt", "no folder can be made under it", "choose another --out"),

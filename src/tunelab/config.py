@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from tunelab.errors import ConfigError
+from tunelab.io import folder_problem
 
 DEFAULT_EPOCHS = 3.0
 """Passes over the training data when ``--epochs`` is not given (and there are at least :data:`MIN_STEPS` steps)."""
@@ -208,6 +209,8 @@ class TrainConfig:
                 parse_report_to(self.report_to)
             except ConfigError as exc:
                 out.append(str(exc))
+        if self.cache_dir is not None and folder_problem(self.cache_dir):
+            out.append(f"--cache-dir {self.cache_dir}: {folder_problem(self.cache_dir)}; choose another --cache-dir")
         if self.reference_text is not None and not Path(self.reference_text).is_file():
             out.append(f"--reference-text {self.reference_text} not found: pass a plain text file (paragraphs separated by blank lines)")
         if self.lora_target_modules is not None:
