@@ -209,8 +209,8 @@ class TrainConfig:
                 parse_report_to(self.report_to)
             except ConfigError as exc:
                 out.append(str(exc))
-        if self.cache_dir is not None and folder_problem(self.cache_dir):
-            out.append(f"--cache-dir {self.cache_dir}: {folder_problem(self.cache_dir)}; choose another --cache-dir")
+        if self.cache_dir is not None and (problem := folder_problem(self.cache_dir)):
+            out.append(f"--cache-dir {self.cache_dir}: {problem}; choose another --cache-dir")
         if self.reference_text is not None and not Path(self.reference_text).is_file():
             out.append(f"--reference-text {self.reference_text} not found: pass a plain text file (paragraphs separated by blank lines)")
         if self.lora_target_modules is not None:

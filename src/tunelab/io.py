@@ -36,6 +36,13 @@ def folder_problem(path: str | Path) -> str | None:
     return None
 
 
+def check_folder(path: str | Path, option: str = "--out") -> None:
+    """Raise :class:`~tunelab.errors.TunelabError` (one line naming ``option``) when :func:`folder_problem` finds one."""
+    problem = folder_problem(path)
+    if problem:
+        raise TunelabError(f"{option} {path}: {problem}; choose another {option}")
+
+
 def make_folder(path: str | Path, option: str = "--out") -> Path:
     """Create the folder ``path`` (and its parents); a failure is one line naming ``option``, what is in the way
     and what to do (:class:`~tunelab.errors.TunelabError`)."""

@@ -45,7 +45,7 @@ from tunelab.compare.planner import HALVING
 from tunelab.compare.progress import CompareDisplay
 from tunelab.config import DEFAULT_EPOCHS, MIN_STEPS, TrainConfig
 from tunelab.errors import ConfigError, TunelabError
-from tunelab.io import folder_problem, make_folder
+from tunelab.io import check_folder, make_folder
 from tunelab.metrics import higher_is_better, primary_metric
 from tunelab.run.record import RunRecord, read_json, write_json
 from tunelab.run.worker import RECORD_NAME
@@ -528,9 +528,7 @@ def _checked_out(base: TrainConfig, strategies: list[str], out: str | Path | Non
     """The comparison's folder, created once every option, the data and the model have been checked."""
     safe = lambda s: Path(str(s)).name or "data"  # noqa: E731
     out = Path(out) if out is not None else Path("runs") / f"compare-{safe(base.model)}-{safe(base.data)}"
-    problem = folder_problem(out)
-    if problem:
-        raise TunelabError(f"--out {out}: {problem}; choose another --out")
+    check_folder(out)
     runs_dir = out / RUNS_DIR
     if runs_dir.is_dir() and any(runs_dir.iterdir()) and not (opts.resume or opts.overwrite):
         raise TunelabError(

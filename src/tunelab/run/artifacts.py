@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from tunelab.errors import TunelabError
-from tunelab.io import atomic_dir, folder_problem, make_folder
+from tunelab.io import atomic_dir, check_folder, make_folder
 
 MODEL_DIR = "model"
 
@@ -24,9 +24,7 @@ MODEL_DIR = "model"
 def check_out_dir(out: Path, *, overwrite: bool, resume: bool) -> None:
     """Raise if ``out`` cannot be used as asked; writes nothing (run it before any validation that may fail)."""
     out = Path(out)
-    problem = folder_problem(out)
-    if problem:
-        raise TunelabError(f"--out {out}: {problem}; choose another --out")
+    check_folder(out)
     if out.is_dir() and not (overwrite or resume):
         if any(not p.name.startswith(".tmp-") for p in out.iterdir()):
             raise TunelabError(
