@@ -444,7 +444,9 @@ def sweep_summary(results: Path) -> dict:
       rate that validation chose minus the default (selected on validation, measured on test).
 
     A task counts for a strategy when its default and at least one other rate of the grid were measured;
-    ``grid`` lists the multiples measured."""
+    ``grid`` lists the multiples measured. Where every rate of a task's grid has the same two or more seeds
+    (``sweep --seeds``), ``seed_means`` holds the same figures on the means over those seeds: the fair form of the
+    target, with the winner's curse of one seed per rate reduced."""
     from tunelab.strategies import get_strategy
 
     out: dict[str, dict] = {}
@@ -457,7 +459,7 @@ def sweep_summary(results: Path) -> dict:
             grid = {}
             for entry in entries.values():
                 m = entry["lr"] / default
-                if any(abs(math.log(m / g)) < math.log(1.15) for g in SWEEP_GRID):
+                if _on_grid(m):
                     grid[round(m, 2)] = entry
             if 1.0 not in grid or len(grid) < 2:
                 continue
@@ -465,6 +467,14 @@ def sweep_summary(results: Path) -> dict:
             row = {"loss_points": round(100 * (grid[best]["validation"] - grid[1.0]["validation"]), 2),
                    "best_rate": best, "grid": sorted(grid),
                    "test_gain_points": round(100 * (grid[best]["test"] - grid[1.0]["test"]), 2)}
+            common = set.intersection(*(set(e.get("seeds") or {}) for e in grid.values()))
+            if len(common) > 1:  # every rate of the grid measured with the same seeds: compare their means
+                val = {k: _seed_mean(e, "validation", common) for k, e in grid.items()}
+                test = {k: _seed_mean(e, "test", common) for k, e in grid.items()}
+                best_m = max(grid, key=lambda k: (val[k], k == 1.0))
+                row["seed_means"] = {"seeds": sorted(common), "best_rate": best_m,
+                                     "loss_points": round(100 * (val[best_m] - val[1.0]), 2),
+                                     "test_gain_points": round(100 * (test[best_m] - test[1.0]), 2)}
             runs = [r["validation"] for r in seeds.get(strategy, [])]
             if len(runs) > 1:
                 row["null_points"] = round(100 * (max(runs) - grid[1.0]["validation"]), 2)
@@ -477,6 +487,13 @@ def sweep_summary(results: Path) -> dict:
         row["median_null_points"] = float(np.median(nulls)) if nulls else None
         row["tasks_better_on_test"] = sum(t["test_gain_points"] > 0 for t in tasks)
         row["n_tasks"] = len(row["tasks"])
+        means = [t["seed_means"] for t in tasks if "seed_means" in t]
+        if means:
+            row["seed_means"] = {
+                "tasks": len(means), "median_loss_points": float(np.median([m["loss_points"] for m in means])),
+                "median_test_gain_points": float(np.median([m["test_gain_points"] for m in means])),
+                "tasks_better_on_test": sum(m["test_gain_points"] > 0 for m in means),
+                "best_rates": {f"x{k:g}": sum(m["best_rate"] == k for m in means) for k in sorted({m["best_rate"] for m in means})}}
     return out
 
 

@@ -331,6 +331,26 @@ def test_integer_labels_keep_numeric_order(tmp_path: Path) -> None:
         assert data.label_names[row["label"]] == str([10, 2, 1][int(row["text"][1:]) % 3])
 
 
+def test_a_label_text_column_names_integer_ids(tmp_path: Path) -> None:
+    """SetFit / Hugging Face exports carry integer labels with their names beside them."""
+    names = {10: "sports", 2: "politics", 1: "tech"}
+    records = [{"text": f"t{i}", "label": k, "label_text": names[k]} for i in range(30) for k in [[10, 2, 1][i % 3]]]
+    data = load_task_data(str(write(tmp_path, "d.jsonl", jsonl_text(records))))
+    assert data.label_names == ["tech", "politics", "sports"]  # the ids' numeric order, named
+    row = data.train[0]
+    assert data.label_names[row["label"]] == names[[10, 2, 1][int(row["text"][1:]) % 3]]
+    assert any("class names from column 'label_text'" in w for w in data.warnings)
+
+
+@pytest.mark.parametrize("texts, why", [(lambda i: ["a", "b", "c"][i % 3] if i != 4 else "x", "names label 1 both 'b'"),
+                                        (lambda i: ["a", "b", "b"][i % 3], "gives 'b' to several labels")])
+def test_a_label_text_column_that_does_not_name_each_id_once_leaves_the_ids(tmp_path: Path, texts, why) -> None:
+    records = [{"text": f"t{i}", "label": i % 3, "label_text": texts(i)} for i in range(30)]
+    data = load_task_data(str(write(tmp_path, "d.jsonl", jsonl_text(records))))
+    assert data.label_names == ["0", "1", "2"]
+    assert any(why in w and "stay the label ids" in w for w in data.warnings), data.warnings
+
+
 def test_other_column_names(tmp_path: Path) -> None:
     records = [{"review": r["text"], "stars": r["label"], "id": i} for i, r in enumerate(rows(30))]
     data = load_task_data(

@@ -220,7 +220,54 @@ def _classification(
         | ({"text_pair": pairs[name]} if pairs else {})
         for name, labels in keys.items()
     }
+    if numeric:
+        names = _names_from_column(tables, keys, names, label_column, warnings)
     return parts, names
+
+
+def names_column(table: Table, label_column: str) -> str | None:
+    """The column that names integer label ids, as Hugging Face / SetFit datasets ship it next to them
+    (``label_text``; also ``<label>_text``, ``label_name``, ``<label>_name``), if the table has one."""
+    for column in (f"{label_column}_text", "label_text", f"{label_column}_name", "label_name"):
+        if column != label_column and column in table.columns:
+            return column
+    return None
+
+
+def _names_from_column(tables: dict[str, Table], keys: dict[str, list[Any]], ids: list[str], label_column: str,
+                       warnings: list[str]) -> list[str]:
+    """The class names for integer label ids (``ids``, their string forms in order) from a column that names them
+    (:func:`names_column`), when every table that has it gives each id one name and each name one id; otherwise
+    the ids, with a warning that says where the naming breaks."""
+    reference = "train" if "train" in tables else "all"
+    column = names_column(tables[reference], label_column)
+    if column is None:
+        return ids
+    named: dict[str, str] = {}
+    where: dict[str, str] = {}
+    for split, table in tables.items():
+        if column not in table.columns:
+            continue
+        for i, (key, name) in enumerate(zip(keys[split], table.columns[column], strict=True)):
+            name = str(name).strip() if name is not None else ""
+            key = str(key)
+            if not name:
+                continue
+            if named.setdefault(key, name) != name:
+                warnings.append(f"column '{column}' names label {key} both {brief(named[key])} ({where[key]}) and "
+                                f"{brief(name)} ({table.origin}, {table.where([i])}); the class names stay the label ids")
+                return ids
+            where.setdefault(key, f"{table.origin}, {table.where([i])}")
+    clash = [n for n, c in Counter(named.values()).items() if c > 1]
+    missing = [k for k in ids if k not in named]
+    if clash or missing:
+        why = (f"gives {brief(clash[0])} to several labels" if clash
+               else f"leaves label {missing[0]} unnamed")
+        warnings.append(f"column '{column}' {why}; the class names stay the label ids")
+        return ids
+    warnings.append(f"class names from column '{column}': "
+                    + ", ".join(f"{k} = {brief(named[k])}" for k in ids[:6]) + (" ..." if len(ids) > 6 else ""))
+    return [named[k] for k in ids]
 
 
 def _check_unseen(tables: dict[str, Table], keys: dict[str, list[Any]], train: set[str], column: str) -> None:
