@@ -194,6 +194,19 @@ def test_evaluate_refuses_classes_the_model_does_not_know_in_one_short_line(head
     assert "(the model knows neg, pos); evaluate on data with the model's classes" in err
 
 
+def test_evaluate_with_integer_ids_against_named_classes_says_how_to_name_them(head_run, tmp_path):
+    _, out = head_run
+    (tmp_path / "ids.csv").write_text("text,label\n" + "".join(f"text number {i},{i % 2}\n" for i in range(40)))
+    code, _, err = tunelab("evaluate", str(out), "--data", str(tmp_path / "ids.csv"))
+    assert code == 2 and err.count("\n") == 1
+    assert "label(s) 0, 1 were not seen" in err and "their names in a 'label_text' column" in err
+    (tmp_path / "named.csv").write_text("text,label,label_text\n"
+                                        + "".join(f"text number {i},{i % 2},{['neg', 'pos'][i % 2]}\n" for i in range(40)))
+    code, printed, err = tunelab("evaluate", str(out), "--data", str(tmp_path / "named.csv"))
+    assert code == 0, err
+    assert "accuracy" in printed
+
+
 def test_lora_writes_an_adapter_and_a_merged_model_with_the_same_logits(lora_run, tiny_bert_dir, monkeypatch, tmp_path):
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification, AutoTokenizer

@@ -26,8 +26,13 @@ def evaluate_artifact(path, data_spec: str, *, split: str = "test", text_column:
     if info["task"] == "classification":
         unknown = sorted(set(data.label_names) - set(info["label_names"]))
         if unknown:
+            def numeric(names: list[str]) -> bool:
+                return all(n.lstrip("-").isdigit() for n in names)
+
+            ids = numeric(data.label_names) and not numeric(info["label_names"])  # ids against the model's names
             raise DataError(f"{data_spec}: label(s) {some_of(unknown)} were not seen in training (the model knows "
-                            f"{some_of(info['label_names'])}); evaluate on data with the model's classes")
+                            f"{some_of(info['label_names'])}); evaluate on data with the model's classes"
+                            + (", e.g. the integer ids with their names in a 'label_text' column" if ids else ""))
         remap = [info["label_names"].index(n) for n in data.label_names]
         data.train, data.validation, data.test = (
             ds.map(lambda b: {"label": [remap[x] for x in b["label"]]}, batched=True) for ds in (data.train, data.validation, data.test)
