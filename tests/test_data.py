@@ -277,6 +277,38 @@ def test_each_format_round_trips_to_the_same_split(tmp_path: Path, fmt: str) -> 
     assert data.fingerprint == reference.fingerprint  # same rows, same seed: same split whatever the format
 
 
+SPREADSHEET_EXPORTS = {
+    # Excel's "Unicode Text": UTF-16 with a byte-order mark, tab-separated
+    "unicode.txt.tsv": lambda r: csv_text(r, sep="\t").encode("utf-16"),
+    "utf16.csv": lambda r: csv_text(r).encode("utf-16"),
+    "utf32.csv": lambda r: csv_text(r).encode("utf-32"),
+    "bom.csv": lambda r: csv_text(r).encode("utf-8-sig"),
+    # Excel's separator line, here with commas inside the texts
+    "sep-line.csv": lambda r: ("sep=;\n" + csv_text([{**x, "text": x["text"] + ", it says"} for x in r], sep=";")).encode(),
+    # one JSON object with its records under one key (datasets' field=...)
+    "fielded.json": lambda r: json.dumps({"version": 2, "data": r}, indent=1).encode(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPREADSHEET_EXPORTS))
+def test_spreadsheet_and_json_exports_read_like_the_plain_file(tmp_path: Path, name: str) -> None:
+    records = rows(40)
+    plain = load_task_data(str(write(tmp_path, "plain.csv", csv_text(records))))
+    other = load_task_data(str(write(tmp_path, name.replace(".txt.tsv", ".tsv"), SPREADSHEET_EXPORTS[name](records))))
+    assert other.label_names == plain.label_names
+    assert [t.removesuffix(", it says") for t in other.train["text"]] == plain.train["text"]
+    assert ("from its key 'data'" in " ".join(other.warnings)) == (name == "fielded.json")
+
+
+def test_a_json_object_without_one_array_of_records_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "d.json", json.dumps({"a": rows(4), "b": rows(4)}))
+    with pytest.raises(DataError, match="several arrays of records .'a', 'b'."):
+        load_task_data(str(path))
+    path = write(tmp_path, "e.json", json.dumps({"meta": {"n": 4}, "rows": 4}, indent=1))
+    with pytest.raises(DataError, match="no array of records"):
+        load_task_data(str(path))
+
+
 def test_split_is_seeded_and_stratified(tmp_path: Path) -> None:
     path = write(tmp_path, "d.csv", csv_text(rows(200, pos_share=0.7)))
     first, again, other = (

@@ -28,6 +28,7 @@ SPLIT_ALIASES = {
 }
 _CSV_LINE = re.compile(r"line (\d+)", re.IGNORECASE)
 _CSV_UNCLOSED = re.compile(r"EOF inside string starting at row (\d+)")
+_EXCEL_SEPARATOR = re.compile(r'"?sep=(.)"?')
 
 
 def read_path(path: Path) -> RawData:
@@ -106,19 +107,32 @@ def _read_bytes(path: Path) -> bytes:
         ) from err
 
 
+#: Byte-order marks of the Unicode encodings other than UTF-8 that files announce themselves in (Excel's
+#: "Unicode Text" export is UTF-16 with a BOM); UTF-32's come first: its little-endian BOM starts with UTF-16's.
+_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"),
+         (b"\xfe\xff", "utf-16"))
+
+
 def read_utf8(path: Path) -> str:
-    """The file's text; non-UTF-8 bytes and empty files are reported with their place."""
+    """The file's text: UTF-8 (with or without a BOM), or UTF-16 / UTF-32 announced by their BOM; other bytes
+    and empty files are reported with their place."""
     data = _read_bytes(path)
-    if not data.strip():
-        raise DataError(f"{path}: the file is empty; give a file with a header and data rows")
+    encoding = next((name for bom, name in _BOMS if data.startswith(bom)), "utf-8-sig")
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode(encoding)
     except UnicodeDecodeError as err:
+        if encoding != "utf-8-sig":
+            raise DataError(f"{path}: starts with a {encoding.upper()} byte-order mark but is not valid "
+                            f"{encoding.upper()} at byte offset {err.start}; re-save the file as UTF-8") from err
         line = data[: err.start].count(b"\n") + 1
         raise DataError(
             f"{path}: byte 0x{data[err.start]:02x} at byte offset {err.start} (line {line}) is not valid UTF-8; "
-            "re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+            "re-save the file as UTF-8 (e.g. iconv -f cp1252 -t utf-8, or Excel's 'CSV UTF-8')"
         ) from err
+    text = text.lstrip("\ufeff")
+    if not text.strip():
+        raise DataError(f"{path}: the file is empty; give a file with a header and data rows")
+    return text
 
 
 def read_csv(path: Path, text: str, sep: str = ",") -> Table:
@@ -126,7 +140,11 @@ def read_csv(path: Path, text: str, sep: str = ",") -> Table:
     import pandas as pd
 
     warnings = []
-    other = _header_separator(text, sep)
+    first, _, rest = text.partition("\n")
+    declared = _EXCEL_SEPARATOR.fullmatch(first.strip())
+    if declared:  # Excel's "sep=;" line: the separator the rest is written with
+        sep, text = declared.group(1), rest
+    other = None if declared else _header_separator(text, sep)
     if other is not None:
         named = {"\t": "tabs", ";": "semicolons", "|": "'|'"}[other]
         expected = "tab" if sep == "\t" else "comma"
@@ -190,6 +208,13 @@ def read_jsonl(path: Path, text: str) -> Table:
     stripped = text.lstrip()
     if stripped.startswith("["):
         return _read_json_array(path, text)
+    if stripped.startswith("{"):
+        found = _records_of_object(path, text)
+        if found is not None:
+            records, key = found
+            table = _array_table(path, text, records)
+            table.warnings.append(f"{path}: one JSON object; its {len(records)} records are read from its key {brief(key)}")
+            return table
     records: list[dict[str, Any]] = []
     numbers: list[int] = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -230,12 +255,42 @@ def _check_surrogates(path: Path, value: Any, where: str) -> None:
         ) from err
 
 
+def _records_of_object(path: Path, text: str) -> tuple[list[Any], str] | None:
+    """A JSON file that is one object holding its records under one key (``{"data": [{...}, ...]}``, as
+    ``datasets.load_dataset("json", field=...)`` reads): the records and the key; None when the text is not one
+    JSON object (JSON lines are). An object with no such key, or several, is refused in one line."""
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(value, dict):
+        return None
+    lists = [k for k, v in value.items() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)
+             and not any("role" in x or "from" in x for x in v)]  # a chat's turns are one record, not records
+    if not lists and any(isinstance(v, list) for v in value.values()):
+        return None  # one record with a list field (a one-line chat): JSON lines of one row
+    if len(lists) == 1:
+        return value[lists[0]], lists[0]
+    keys = ", ".join(brief(k) for k in list(value)[:8])
+    if len(lists) > 1:
+        raise DataError(f"{path}: one JSON object with several arrays of records ({', '.join(brief(k) for k in lists)}); "
+                        "give one of them as its own file (a JSON array, or one object per line)")
+    if not any(isinstance(v, (list, dict)) for v in value.values()):
+        return None  # one flat record on one line: a JSON lines file of one row
+    raise DataError(f"{path}: one JSON object (keys {keys}) with no array of records in it; give one object per "
+                    'line like {"text": "...", "label": "..."}, or a JSON array of them')
+
+
 def _read_json_array(path: Path, text: str) -> Table:
     try:
         values = json.loads(text)
     except (ValueError, RecursionError) as err:
         where = f"line {err.lineno}" if isinstance(err, json.JSONDecodeError) else "somewhere"
         raise DataError(f"{path}: invalid JSON at {where}; give JSON lines (one object per line)") from err
+    return _array_table(path, text, values)
+
+
+def _array_table(path: Path, text: str, values: Any) -> Table:
     bad = (
         [i for i, value in enumerate(values) if not isinstance(value, dict)]
         if isinstance(values, list)
