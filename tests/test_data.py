@@ -383,6 +383,15 @@ def test_a_label_text_column_that_does_not_name_each_id_once_leaves_the_ids(tmp_
     assert any(why in w and "stay the label ids" in w for w in data.warnings), data.warnings
 
 
+def test_labels_that_differ_only_in_case_are_kept_apart_with_a_warning(tmp_path: Path) -> None:
+    records = [{"text": f"t{i}", "label": ["Positive", "positive", "neg"][i % 3]} for i in range(30)]
+    data = load_task_data(str(write(tmp_path, "d.csv", csv_text(records))))
+    assert data.label_names == ["Positive", "neg", "positive"]
+    assert any("'Positive' and 'positive'" in w and "separate classes" in w for w in data.warnings)
+    plain = load_task_data(str(write(tmp_path, "e.csv", csv_text(rows(30)))))
+    assert not any("separate classes" in w for w in plain.warnings)
+
+
 def test_other_column_names(tmp_path: Path) -> None:
     records = [{"review": r["text"], "stars": r["label"], "id": i} for i, r in enumerate(rows(30))]
     data = load_task_data(

@@ -222,7 +222,21 @@ def _classification(
     }
     if numeric:
         names = _names_from_column(tables, keys, names, label_column, warnings)
+    else:
+        _warn_near_duplicate_labels(names, label_column, warnings)
     return parts, names
+
+
+def _warn_near_duplicate_labels(names: list[str], column: str, warnings: list[str]) -> None:
+    """Labels that differ only in case or spacing ('Positive', 'positive ') are separate classes: say so."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(" ".join(name.casefold().split()), []).append(name)
+    alike = [g for g in groups.values() if len(g) > 1]
+    if alike:
+        shown = "; ".join(" and ".join(brief(n) for n in g) for g in alike[:3]) + (" ..." if len(alike) > 3 else "")
+        warnings.append(f"column '{column}': labels that differ only in case or spacing are separate classes ({shown}); "
+                        "if they mean one class, write them alike")
 
 
 def names_column(table: Table, label_column: str) -> str | None:
