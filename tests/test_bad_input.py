@@ -338,3 +338,10 @@ def test_a_run_folder_or_an_adapter_given_as_the_model_says_what_to_pass(tmp_pat
     for given in (tmp_path / "lora", tmp_path / "lora" / "model"):
         with pytest.raises(ModelError, match=r"holds a peft adapter .*: pass its base model, or train with --merge"):
             resolve_model(str(given))
+    weights = tmp_path / "run" / "model" / "model.safetensors"
+    weights.write_bytes(b"")
+    with pytest.raises(ModelError, match=r"is a file of the model folder .*run/model; pass the folder"):
+        resolve_model(str(weights))
+    (tmp_path / "w.bin").write_bytes(b"")
+    with pytest.raises(ModelError, match=r"is a file, not a model folder: pass the folder that holds it"):
+        resolve_model(str(tmp_path / "w.bin"))

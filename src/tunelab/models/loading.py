@@ -154,6 +154,11 @@ def _not_a_model_folder(path: Path) -> str:
     if adapter is not None:
         return (f"model path {path} holds a peft adapter ({adapter / 'adapter_config.json'}), not a whole model: pass "
                 "its base model, or train with --merge to write the adapter folded into a whole model")
+    if path.is_file() and (path.parent / "config.json").exists():
+        return f"model path {path} is a file of the model folder {path.parent}; pass the folder"
+    if path.is_file():
+        return (f"model path {path} is a file, not a model folder: pass the folder that holds it with its config.json "
+                "and tokenizer files (as save_pretrained writes them), a hub id, or a built-in name")
     return (f"model path {path} is not a transformers folder (no config.json): pass a folder written by "
             f"save_pretrained, a hub id, or one of: {', '.join(BUILTIN_MODELS)}")
 
