@@ -29,6 +29,7 @@ planner's minimum of examples, so the plan is the exhaustive comparison itself.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import shutil
@@ -242,6 +243,36 @@ def run_planned_task(model: str, data: str, labels: int | None, results: Path) -
     return out
 
 
+@contextlib.contextmanager
+def claimed(lock: Path):
+    """Yields whether this worker took ``lock`` (several workers may share a results folder; a task whose lock
+    another worker holds is theirs); the lock goes when the block ends."""
+    try:
+        lock.touch(exist_ok=False)
+    except FileExistsError:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _sweep_task(results: Path, name: str, need_sweep: bool = False):
+    """A sweep task's core-tier record and its base config (both None, with a line printed, when the record (or,
+    with ``need_sweep``, the sweep file) is missing)."""
+    from tunelab.config import TrainConfig
+
+    record_path, out_path = results / f"{name}.json", results / "sweep" / f"{name}.json"
+    if not record_path.exists() or (need_sweep and not out_path.exists()):
+        print(f"sweep {name}: no core-tier record{' or sweep file' if need_sweep else ''}: run it first", flush=True)
+        return None, None
+    record = json.loads(record_path.read_text())
+    base = TrainConfig(model=record["model"], data=record["data"], max_train_samples=record["labels"],
+                       epochs=record["settings"]["epochs"], **SETTINGS)
+    return record, base
+
+
 def run(tier: str, results: Path, only: list[str] | None = None, planned: bool = False) -> None:
     results.mkdir(parents=True, exist_ok=True)
     tasks = CORE if tier == "core" else EXTENDED if tier == "extended" else CORE + EXTENDED
@@ -256,30 +287,30 @@ def run(tier: str, results: Path, only: list[str] | None = None, planned: bool =
         if done and (not wants_planned or (results / f"{name}.planned.json").exists()):
             print(f"{name}: done earlier, kept", flush=True)
             continue
-        lock = results / f"{name}.lock"  # several workers may share the results folder
-        try:
-            lock.touch(exist_ok=False)
-        except FileExistsError:
-            print(f"{name}: another worker has it ({lock}), skipped", flush=True)
-            continue
-        t0 = time.perf_counter()
-        print(f"{name}: running", flush=True)
-        try:
-            if not done:
-                out = run_task(model, data, labels, results)
-                best = out["validation_best"]
-                print(f"{name}: {time.perf_counter() - t0:.0f} s; validation-best {best}, chosen {out['after_training']}, "
-                      + ", ".join(f"{s} {v['test']:.3f}" for s, v in out["strategies"].items() if v["test"] is not None),
-                      flush=True)
-            if planned and (labels is None or labels >= PLANNED_FROM):
-                p = run_planned_task(model, data, labels, results)
-                print(f"{name}: planned {p['planned_time_s']:.0f} s ({p['time_ratio']:.2f}x exhaustive), picked "
-                      f"{p['planned_pick']} (exhaustive: {p['exhaustive_pick']}; agrees: {p['agrees']})", flush=True)
-        except Exception as exc:  # noqa: BLE001 - one failed task must not stop the benchmark
-            print(f"{name}: FAILED {type(exc).__name__}: {exc}", flush=True)
-            continue
-        finally:
-            lock.unlink(missing_ok=True)
+        with claimed(results / f"{name}.lock") as mine:
+            if not mine:
+                print(f"{name}: another worker has it, skipped", flush=True)
+                continue
+            _run_one(model, data, labels, results, done, planned)
+
+
+def _run_one(model: str, data: str, labels: int | None, results: Path, done: bool, planned: bool) -> None:
+    name = task_id(model, data, labels)
+    t0 = time.perf_counter()
+    print(f"{name}: running", flush=True)
+    try:
+        if not done:
+            out = run_task(model, data, labels, results)
+            best = out["validation_best"]
+            print(f"{name}: {time.perf_counter() - t0:.0f} s; validation-best {best}, chosen {out['after_training']}, "
+                  + ", ".join(f"{s} {v['test']:.3f}" for s, v in out["strategies"].items() if v["test"] is not None),
+                  flush=True)
+        if planned and (labels is None or labels >= PLANNED_FROM):
+            p = run_planned_task(model, data, labels, results)
+            print(f"{name}: planned {p['planned_time_s']:.0f} s ({p['time_ratio']:.2f}x exhaustive), picked "
+                  f"{p['planned_pick']} (exhaustive: {p['exhaustive_pick']}; agrees: {p['agrees']})", flush=True)
+    except Exception as exc:  # noqa: BLE001 - one failed task must not stop the benchmark
+        print(f"{name}: FAILED {type(exc).__name__}: {exc}", flush=True)
 
 
 SWEEP_MULTIPLIERS = (0.3, 3.0, 10.0)
@@ -298,23 +329,16 @@ def run_sweep(results: Path, only: list[str], multipliers: tuple[float, ...] = S
     itself, so that records stay right when a default changes) the validation and test metric; the default's entry
     is the core tier's seed-42 run, refreshed from its record. A rate already in the file is not run again."""
     from tunelab.compare import compare
-    from tunelab.config import TrainConfig
     from tunelab.strategies import get_strategy
 
     for name in only:
-        record_path, out_path = results / f"{name}.json", results / "sweep" / f"{name}.json"
-        if not record_path.exists():
-            print(f"sweep {name}: no core-tier record: run it first", flush=True)
+        out_path = results / "sweep" / f"{name}.json"
+        record, base = _sweep_task(results, name)
+        if record is None:
             continue
-        lock = results / f"sweep-{name}.lock"
-        try:
-            lock.touch(exist_ok=False)
-        except FileExistsError:
-            continue
-        try:
-            record = json.loads(record_path.read_text())
-            base = TrainConfig(model=record["model"], data=record["data"], max_train_samples=record["labels"],
-                               epochs=record["settings"]["epochs"], **SETTINGS)
+        with claimed(results / f"sweep-{name}.lock") as mine:
+            if not mine:
+                continue
             rows: dict[str, dict] = {}
             if out_path.exists():  # older files were keyed by multiplier: every entry carries its rate
                 for strategy, rates in json.loads(out_path.read_text())["rates"].items():
@@ -347,8 +371,6 @@ def run_sweep(results: Path, only: list[str], multipliers: tuple[float, ...] = S
             out_path.write_text(json.dumps({"task": name, "metric": record["metric"], "rates": rows}, indent=2))
             for folder in (results / "sweep" / name).glob("*/runs/*/model"):
                 shutil.rmtree(folder, ignore_errors=True)
-        finally:
-            lock.unlink(missing_ok=True)
 
 
 def _on_grid(m: float) -> bool:
@@ -370,24 +392,17 @@ def run_sweep_seeds(results: Path, only: list[str], seeds: tuple[int, ...], stra
     run's validation and test metric go into the rate's ``seeds``; the file is rewritten after every run."""
     from tunelab.compare.executors import execute
     from tunelab.compare.runner import finished_record, plan_runs
-    from tunelab.config import TrainConfig
     from tunelab.strategies import get_strategy
 
     for name in only:
-        record_path, out_path = results / f"{name}.json", results / "sweep" / f"{name}.json"
-        if not record_path.exists() or not out_path.exists():
-            print(f"sweep {name}: no core-tier record or sweep file: run them first", flush=True)
+        out_path = results / "sweep" / f"{name}.json"
+        record, base = _sweep_task(results, name, need_sweep=True)
+        if record is None:
             continue
-        lock = results / f"sweep-{name}.lock"
-        try:
-            lock.touch(exist_ok=False)
-        except FileExistsError:
-            continue
-        try:
-            record = json.loads(record_path.read_text())
+        with claimed(results / f"sweep-{name}.lock") as mine:
+            if not mine:
+                continue
             sweep = json.loads(out_path.read_text())
-            base = TrainConfig(model=record["model"], data=record["data"], max_train_samples=record["labels"],
-                               epochs=record["settings"]["epochs"], **SETTINGS)
             for strategy, seed_runs in record["per_seed"].items():  # the default's seeds, from the core tier
                 for run in seed_runs:
                     if run.get("lr"):
@@ -423,8 +438,6 @@ def run_sweep_seeds(results: Path, only: list[str], seeds: tuple[int, ...], stra
                             print(f"sweep {name} {strategy} lr {key} seed {run.seed}: validation "
                                   f"{entry['seeds'][str(run.seed)]['validation']:.3f}", flush=True)
             out_path.write_text(json.dumps(sweep, indent=2))
-        finally:
-            lock.unlink(missing_ok=True)
 
 
 SWEEP_GRID = (0.3, 1.0, 3.0, 10.0)
