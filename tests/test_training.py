@@ -434,3 +434,61 @@ def test_an_adapter_trained_on_a_classifier_checkpoint_loads_with_its_own_head(t
     train(config, data=toy_classification_data, progress=False)
     model, _, info = load_artifact(tmp_path / "run")
     assert info["format"] == "peft" and model.base_model.model.classifier.out_features == 2
+
+
+def test_keep_reads_the_part_of_a_long_text_it_names_in_training_predict_and_evaluate(tiny_bert_dir, tmp_path):
+    """``--keep tail`` / ``head+tail``: the special tokens stay at both ends and the kept tokens are the text's own
+    (its end, or a quarter from its start and the rest from its end); the artifact records it, and predict and
+    evaluate cut a long text the same way (their logits match a model fed the cut ids by hand)."""
+    import torch
+    from datasets import Dataset
+
+    from tunelab.config import TrainConfig
+    from tunelab.data import TaskData
+    from tunelab.errors import ConfigError
+    from tunelab.run.artifacts import load_artifact, predict
+    from tunelab.run.encoding import encode
+    from tunelab.run.training import prepare, train
+
+    filler = " ".join(["film"] * 40)
+    tok = tiny_tokenizer_of(tiny_bert_dir)
+    long = f"story {filler} good"
+    words = tok(long, add_special_tokens=False)["input_ids"]
+    for keep, want in (("head", words[:14]), ("tail", words[-14:]), ("head+tail", words[:3] + words[-11:])):
+        ids = encode(tok, [long], None, 16, keep)["input_ids"][0]
+        assert ids == [tok.cls_token_id, *want, tok.sep_token_id], keep
+    assert encode(tok, ["short one"], None, 16, "tail")["input_ids"] == encode(tok, ["short one"], None, 16)["input_ids"]
+
+    def split(n):
+        labels = [i % 2 for i in range(n)]
+        return Dataset.from_dict({"text": [f"story {filler} {['bad', 'good'][y]}" for y in labels], "label": labels})
+
+    data = TaskData(task="classification", train=split(32), validation=split(8), test=split(8), label_names=["neg", "pos"],
+                    source="toy-long", fingerprint="toy-long-v1")
+    run = prepare(TrainConfig(model=str(tiny_bert_dir), strategy="head", max_length=16, keep="tail"), data)
+    assert {run.tokenizer.decode(r[-2:-1]) for r in run.tokenized["train"]["input_ids"]} == {"bad", "good"}
+    assert any("--keep head+tail or tail" in w for w in prepare(TrainConfig(model=str(tiny_bert_dir), strategy="head",
+                                                                              max_length=16), data).warnings)
+    out = tmp_path / "o"
+    train(TrainConfig(model=str(tiny_bert_dir), strategy="full", epochs=1, batch_size=8, max_length=16, keep="head+tail",
+                      out=str(out)), data=data, progress=False)
+    model, tokenizer, info = load_artifact(out)
+    assert info["keep"] == "head+tail"
+    text = f"story {filler} good"
+    ids = torch.tensor([encode(tokenizer, [text], None, 16, "head+tail")["input_ids"][0]])
+    with torch.inference_mode():
+        want = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits.softmax(-1)[0]
+    got = predict(out, [text])[0]["probabilities"]
+    assert [got[n] for n in ("neg", "pos")] == pytest.approx(want.tolist(), abs=1e-5)
+    with pytest.raises(ConfigError, match="--keep tail applies to single texts"):
+        pairs = TaskData(task="classification", train=split(32).add_column("text_pair", ["x"] * 32), validation=split(8),
+                         test=split(8), label_names=["neg", "pos"], source="p", fingerprint="p")
+        pairs.validation = pairs.validation.add_column("text_pair", ["x"] * 8)
+        pairs.test = pairs.test.add_column("text_pair", ["x"] * 8)
+        prepare(TrainConfig(model=str(tiny_bert_dir), strategy="head", keep="tail"), pairs)
+
+
+def tiny_tokenizer_of(folder):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(folder)

@@ -77,6 +77,7 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
             "label_names": data.label_names,
             "base_model": config.model,
             "max_length": run.max_length,
+            "keep": config.keep,  # which part of a longer text the classifier read
             "text_pair": data.text_pairs,  # inputs are pairs: predict splits each at a tab
         }
         (tmp / "tunelab.json").write_text(json.dumps(info, indent=2) + "\n")
@@ -97,6 +98,8 @@ def model_card(run, metrics: dict[str, Any]) -> str:
     )
     has_head = bool(run.strategy.head_parameter_ids(run.layout))
     head_text = f" (the new task head: {run.strategy.head_lr(c):g})" if has_head else ""
+    keep_text = (f" (of a longer text, its {c.keep.replace('+', ' and ')} kept: tokenize it the same way, "
+                 "`tunelab.run.encoding.encode`)" if c.keep != "head" and d.task == "classification" else "")
     if run.strategy.artifact_format == "peft":
         load = (
             "```python\nfrom peft import PeftModel\nfrom transformers import AutoModelForSequenceClassification\n"
@@ -121,7 +124,7 @@ tags: [tunelab, {run.strategy.name}]
 - Base model: `{c.model}`; task: {d.task}; labels: {", ".join(d.label_names) or "-"}
 - Data: {d.source or c.data} ({len(d.train)} train / {len(d.validation)} validation / {len(d.test)} test), fingerprint `{d.fingerprint[:12]}`
 - Trainable parameters: {trainable:,} of {total:,} ({100 * trainable / max(total, 1):.2f} %)
-- Epochs {c.epochs_for(len(d.train), world_size()):g}, learning rate {c.lr if c.lr is not None else run.strategy.default_lr:g}{head_text}, batch size {c.batch_size}, max length {run.max_length}, seed {c.seed}
+- Epochs {c.epochs_for(len(d.train), world_size()):g}, learning rate {c.lr if c.lr is not None else run.strategy.default_lr:g}{head_text}, batch size {c.batch_size}, max length {run.max_length}{keep_text}, seed {c.seed}
 
 | split | metrics |
 |---|---|
@@ -212,6 +215,8 @@ def _pair(text: str, path: str | Path) -> tuple[str, str]:
 def predict(path: str | Path, texts: list[str], *, max_new_tokens: int = 40, batch_size: int = 32) -> list[dict]:
     """Labels with probabilities (classification) or generated continuations (causal LM). A model trained on text
     pairs takes each input as the two texts separated by a tab."""
+    from tunelab.run.encoding import encode
+
     model, tokenizer, info = load_artifact(path)
     results = []
     if info["task"] == "classification":
@@ -219,8 +224,9 @@ def predict(path: str | Path, texts: list[str], *, max_new_tokens: int = 40, bat
         firsts, seconds = (list(zip(*(_pair(t, path) for t in texts))) if info.get("text_pair") else (texts, None))
         for i in range(0, len(texts), batch_size):
             chunk = texts[i : i + batch_size]
-            enc = tokenizer(list(firsts[i : i + batch_size]), list(seconds[i : i + batch_size]) if seconds else None,
-                            truncation=True, max_length=info.get("max_length", 512), padding=True, return_tensors="pt")
+            enc = tokenizer.pad(encode(tokenizer, list(firsts[i : i + batch_size]),
+                                       list(seconds[i : i + batch_size]) if seconds else None,
+                                       info.get("max_length", 512), info.get("keep", "head")), return_tensors="pt")
             probs = model(**enc).logits.softmax(-1)
             for text, row in zip(chunk, probs):
                 ranked = sorted(

@@ -103,27 +103,34 @@ def render_text(example: dict, tokenizer) -> str:
     return example["text"]
 
 
-def _map_fingerprint(data: TaskData, split: str, tokenizer, max_length: int) -> str:
+def _map_fingerprint(data: TaskData, split: str, tokenizer, max_length: int, keep: str = "head") -> str:
     """A cheap fingerprint for ``datasets.map``: without it, datasets pickles and hashes the whole
     tokenizer on every call (seconds each)."""
     import hashlib
 
     split_fp = getattr(data.splits()[split], "_fingerprint", "")
-    key = f"{data.fingerprint}|{split}|{split_fp}|{tokenizer.name_or_path}|{len(tokenizer)}|{max_length}|{data.task}"
+    key = f"{data.fingerprint}|{split}|{split_fp}|{tokenizer.name_or_path}|{len(tokenizer)}|{max_length}|{data.task}|{keep}"
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def tokenize(data: TaskData, tokenizer, max_length: int, *, limit: int | None = None) -> tuple[dict[str, Any], list[str]]:
+def tokenize(data: TaskData, tokenizer, max_length: int, *, limit: int | None = None,
+             keep: str = "head") -> tuple[dict[str, Any], list[str]]:
     """Tokenize every split. Classification: one example per text (or text pair: ``text_pair``, encoded as the
-    tokenizer encodes pairs, BERT's ``[CLS] a [SEP] b [SEP]``), truncated to ``max_length`` (the longer of the pair
-    first); where training texts were cut and the model reads more (``limit``), the warning says how to keep more.
+    tokenizer encodes pairs, BERT's ``[CLS] a [SEP] b [SEP]``), cut to ``max_length`` (the longer of the pair
+    first; of a single text, the part ``keep`` names: :func:`tunelab.run.encoding.encode`); where training texts
+    were cut and the model reads more (``limit``), the warning says how to keep more.
     Causal LM: texts joined with EOS and cut into blocks of ``max_length`` tokens."""
+    from tunelab.run.encoding import encode as encode_texts
+
     warnings: list[str] = []
     out = {}
     if data.task == "classification":
+        if data.text_pairs and keep != "head":
+            raise ConfigError(f"--keep {keep} applies to single texts; text pairs are cut longest first: "
+                              "leave --keep at head")
 
         def encode(batch):
-            enc = tokenizer(batch["text"], batch.get("text_pair"), truncation=True, max_length=max_length)
+            enc = encode_texts(tokenizer, batch["text"], batch.get("text_pair"), max_length, keep)
             enc["length"] = [len(ids) for ids in enc["input_ids"]]
             enc["labels"] = batch["label"]
             return enc
@@ -134,12 +141,14 @@ def tokenize(data: TaskData, tokenizer, max_length: int, *, limit: int | None = 
                 batched=True,
                 remove_columns=ds.column_names,
                 desc=f"tokenizing {split}",
-                new_fingerprint=_map_fingerprint(data, split, tokenizer, max_length),
+                new_fingerprint=_map_fingerprint(data, split, tokenizer, max_length, keep),
             )
             truncated = sum(n >= max_length for n in tok["length"])
             if truncated:
                 more = (f" (--max-length up to {limit} keeps more of each, at more time and memory per step)"
                         if split == "train" and limit is not None and max_length < limit < 10**9 else "")
+                if split == "train" and keep == "head" and not data.text_pairs:
+                    more += "; their starts were kept: --keep head+tail or tail reads their ends too"
                 warnings.append(f"{truncated} of {len(tok)} {split} texts were truncated to {max_length} tokens{more}")
             # evaluation in length order: less padding per batch, same metrics
             out[split] = tok if split == "train" else tok.sort("length")
@@ -402,7 +411,8 @@ def prepare(config: TrainConfig, data: TaskData | None = None) -> PreparedRun:
         kind = getattr(model.config, "model_type", "") or type(model).__name__
         raise StrategyError(f"{config.strategy} cannot run on this {kind} model: its forward pass failed on a probe input "
                             f"({problem}); try another strategy (`tunelab strategies` lists them)")
-    tokenized, warnings = tokenize(data, tokenizer, max_length, limit=model_max_length(model.config, tokenizer))
+    tokenized, warnings = tokenize(data, tokenizer, max_length, limit=model_max_length(model.config, tokenizer),
+                                   keep=config.keep)
     notes = [layout.shared_blocks_note()]
     if data.task == "classification":
         notes.append(head_note(config.model, data.label_names, trust_remote_code=config.trust_remote_code))
