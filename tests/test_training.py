@@ -437,7 +437,7 @@ def test_an_adapter_trained_on_a_classifier_checkpoint_loads_with_its_own_head(t
 
 
 def test_keep_reads_the_part_of_a_long_text_it_names_in_training_predict_and_evaluate(tiny_bert_dir, tmp_path):
-    """``--keep tail`` / ``head+tail``: the special tokens stay at both ends and the kept tokens are the text's own
+    """``--keep end`` / ``start+end``: the special tokens stay at both ends and the kept tokens are the text's own
     (its end, or a quarter from its start and the rest from its end); the artifact records it, and predict and
     evaluate cut a long text the same way (their logits match a model fed the cut ids by hand)."""
     import torch
@@ -454,10 +454,10 @@ def test_keep_reads_the_part_of_a_long_text_it_names_in_training_predict_and_eva
     tok = tiny_tokenizer_of(tiny_bert_dir)
     long = f"story {filler} good"
     words = tok(long, add_special_tokens=False)["input_ids"]
-    for keep, want in (("head", words[:14]), ("tail", words[-14:]), ("head+tail", words[:3] + words[-11:])):
+    for keep, want in (("start", words[:14]), ("end", words[-14:]), ("start+end", words[:3] + words[-11:])):
         ids = encode(tok, [long], None, 16, keep)["input_ids"][0]
         assert ids == [tok.cls_token_id, *want, tok.sep_token_id], keep
-    assert encode(tok, ["short one"], None, 16, "tail")["input_ids"] == encode(tok, ["short one"], None, 16)["input_ids"]
+    assert encode(tok, ["short one"], None, 16, "end")["input_ids"] == encode(tok, ["short one"], None, 16)["input_ids"]
 
     def split(n):
         labels = [i % 2 for i in range(n)]
@@ -465,27 +465,27 @@ def test_keep_reads_the_part_of_a_long_text_it_names_in_training_predict_and_eva
 
     data = TaskData(task="classification", train=split(32), validation=split(8), test=split(8), label_names=["neg", "pos"],
                     source="toy-long", fingerprint="toy-long-v1")
-    run = prepare(TrainConfig(model=str(tiny_bert_dir), strategy="head", max_length=16, keep="tail"), data)
+    run = prepare(TrainConfig(model=str(tiny_bert_dir), strategy="head", max_length=16, keep="end"), data)
     assert {run.tokenizer.decode(r[-2:-1]) for r in run.tokenized["train"]["input_ids"]} == {"bad", "good"}
-    assert any("--keep head+tail or tail" in w for w in prepare(TrainConfig(model=str(tiny_bert_dir), strategy="head",
+    assert any("--keep start+end or end" in w for w in prepare(TrainConfig(model=str(tiny_bert_dir), strategy="head",
                                                                               max_length=16), data).warnings)
     out = tmp_path / "o"
-    train(TrainConfig(model=str(tiny_bert_dir), strategy="full", epochs=1, batch_size=8, max_length=16, keep="head+tail",
+    train(TrainConfig(model=str(tiny_bert_dir), strategy="full", epochs=1, batch_size=8, max_length=16, keep="start+end",
                       out=str(out)), data=data, progress=False)
     model, tokenizer, info = load_artifact(out)
-    assert info["keep"] == "head+tail"
+    assert info["keep"] == "start+end"
     text = f"story {filler} good"
-    ids = torch.tensor([encode(tokenizer, [text], None, 16, "head+tail")["input_ids"][0]])
+    ids = torch.tensor([encode(tokenizer, [text], None, 16, "start+end")["input_ids"][0]])
     with torch.inference_mode():
         want = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits.softmax(-1)[0]
     got = predict(out, [text])[0]["probabilities"]
     assert [got[n] for n in ("neg", "pos")] == pytest.approx(want.tolist(), abs=1e-5)
-    with pytest.raises(ConfigError, match="--keep tail applies to single texts"):
+    with pytest.raises(ConfigError, match="--keep end applies to single texts"):
         pairs = TaskData(task="classification", train=split(32).add_column("text_pair", ["x"] * 32), validation=split(8),
                          test=split(8), label_names=["neg", "pos"], source="p", fingerprint="p")
         pairs.validation = pairs.validation.add_column("text_pair", ["x"] * 8)
         pairs.test = pairs.test.add_column("text_pair", ["x"] * 8)
-        prepare(TrainConfig(model=str(tiny_bert_dir), strategy="head", keep="tail"), pairs)
+        prepare(TrainConfig(model=str(tiny_bert_dir), strategy="head", keep="end"), pairs)
 
 
 def tiny_tokenizer_of(folder):

@@ -20,7 +20,7 @@ from tunelab.io import folder_problem
 
 DEFAULT_EPOCHS = 3.0
 #: What ``--keep`` may name: the part of a too-long text a classifier reads (:func:`tunelab.run.encoding.encode`).
-KEEP_CHOICES = ("head", "tail", "head+tail")
+KEEP_CHOICES = ("start", "end", "start+end")
 """Passes over the training data when ``--epochs`` is not given (and there are at least :data:`MIN_STEPS` steps)."""
 MIN_STEPS = 60
 """Optimizer steps a run takes at least when ``--epochs`` is not given: small data trains for more whole epochs.
@@ -56,10 +56,10 @@ class TrainConfig:
     batch_size: int = 32
     max_length: int | None = None
     """Maximum tokens per example; ``None``: 128 for classification, 256 for causal LM (capped by the model)."""
-    keep: str = "head"
-    """Which part of a text longer than --max-length a classifier reads: ``head`` (its start), ``tail`` (its end) or
-    ``head+tail`` (a quarter from the start, the rest from the end: long reviews and documents; Sun et al. 2019,
-    "How to Fine-Tune BERT for Text Classification?"). Single texts; pairs are cut longest first."""
+    keep: str = "start"
+    """Which part of a text longer than --max-length a classifier reads: ``start``, ``end``, or ``start+end`` (a
+    quarter from its start, the rest from its end: long reviews and documents; Sun et al. 2019, "How to Fine-Tune
+    BERT for Text Classification?"). Single texts; pairs are cut longest first."""
     seed: int = 42
     validation_fraction: float = 0.1
     test_fraction: float = 0.2

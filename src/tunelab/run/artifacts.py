@@ -99,7 +99,7 @@ def model_card(run, metrics: dict[str, Any]) -> str:
     has_head = bool(run.strategy.head_parameter_ids(run.layout))
     head_text = f" (the new task head: {run.strategy.head_lr(c):g})" if has_head else ""
     keep_text = (f" (of a longer text, its {c.keep.replace('+', ' and ')} kept: tokenize it the same way, "
-                 "`tunelab.run.encoding.encode`)" if c.keep != "head" and d.task == "classification" else "")
+                 "`tunelab.run.encoding.encode`)" if c.keep != "start" and d.task == "classification" else "")
     if run.strategy.artifact_format == "peft":
         load = (
             "```python\nfrom peft import PeftModel\nfrom transformers import AutoModelForSequenceClassification\n"
@@ -226,7 +226,7 @@ def predict(path: str | Path, texts: list[str], *, max_new_tokens: int = 40, bat
             chunk = texts[i : i + batch_size]
             enc = tokenizer.pad(encode(tokenizer, list(firsts[i : i + batch_size]),
                                        list(seconds[i : i + batch_size]) if seconds else None,
-                                       info.get("max_length", 512), info.get("keep", "head")), return_tensors="pt")
+                                       info.get("max_length", 512), info.get("keep", "start")), return_tensors="pt")
             probs = model(**enc).logits.softmax(-1)
             for text, row in zip(chunk, probs):
                 ranked = sorted(

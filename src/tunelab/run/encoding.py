@@ -7,9 +7,9 @@ contract's parties in its first), and keeping the head and the tail together is 
 of 512). :func:`encode` does all three the same way for any tokenizer: it tokenizes whole, finds the special tokens
 the tokenizer put around the text (``special_tokens_mask``), and keeps them with the chosen part of what is between.
 
-    >>> cut([1, 10, 11, 12, 13, 14, 15, 16, 2], [1, 0, 0, 0, 0, 0, 0, 0, 1], 6, "head+tail")
+    >>> cut([1, 10, 11, 12, 13, 14, 15, 16, 2], [1, 0, 0, 0, 0, 0, 0, 0, 1], 6, "start+end")
     [1, 10, 14, 15, 16, 2]
-    >>> cut([1, 10, 11, 12, 13, 14, 15, 16, 2], [1, 0, 0, 0, 0, 0, 0, 0, 1], 6, "tail")
+    >>> cut([1, 10, 11, 12, 13, 14, 15, 16, 2], [1, 0, 0, 0, 0, 0, 0, 0, 1], 6, "end")
     [1, 13, 14, 15, 16, 2]
 """
 
@@ -19,12 +19,12 @@ from collections.abc import Sequence
 from typing import Any
 
 HEAD_SHARE = 0.25
-"""``head+tail``: the share of the kept text taken from its start (Sun et al.: 128 of 510)."""
+"""``start+end``: the share of the kept text taken from its start (Sun et al.: 128 of 510)."""
 
 
 def cut(ids: Sequence[int], special: Sequence[int], max_length: int, keep: str) -> list[int]:
     """``ids`` cut to ``max_length``: the special tokens at both ends (``special`` marks them) and the part of the
-    text between that ``keep`` names (``head``, ``tail`` or ``head+tail``)."""
+    text between that ``keep`` names (``start``, ``end`` or ``start+end``)."""
     ids = list(ids)
     if len(ids) <= max_length:
         return ids
@@ -32,15 +32,15 @@ def cut(ids: Sequence[int], special: Sequence[int], max_length: int, keep: str) 
     trail = next((i for i, s in enumerate(reversed(special)) if not s), 0)
     text = ids[lead : len(ids) - trail]
     room = max(max_length - lead - trail, 0)
-    head = room if keep == "head" else 0 if keep == "tail" else int(room * HEAD_SHARE)
+    head = room if keep == "start" else 0 if keep == "end" else int(room * HEAD_SHARE)
     tail = room - head
     return ids[:lead] + text[:head] + (text[len(text) - tail :] if tail else []) + ids[len(ids) - trail :]
 
 
-def encode(tokenizer, texts: list[str], pairs: list[str] | None, max_length: int, keep: str = "head") -> dict[str, Any]:
+def encode(tokenizer, texts: list[str], pairs: list[str] | None, max_length: int, keep: str = "start") -> dict[str, Any]:
     """The tokenizer's encoding of ``texts`` (with ``pairs``: text pairs, cut longest first as transformers does),
     at most ``max_length`` tokens each, keeping the part ``keep`` names of single texts that are longer."""
-    if pairs is not None or keep == "head":
+    if pairs is not None or keep == "start":
         return dict(tokenizer(texts, pairs, truncation=True, max_length=max_length))
     enc = tokenizer(texts, truncation=False, return_special_tokens_mask=True, verbose=False)
     out: dict[str, Any] = {"input_ids": [cut(ids, special, max_length, keep)

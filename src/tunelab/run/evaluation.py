@@ -38,7 +38,7 @@ def evaluate_artifact(path, data_spec: str, *, split: str = "test", text_column:
             ds.map(lambda b: {"label": [remap[x] for x in b["label"]]}, batched=True) for ds in (data.train, data.validation, data.test)
         )
         tokenizer.padding_side = "right"
-    tokenized, _ = tokenize(data, tokenizer, info.get("max_length") or 128, keep=info.get("keep", "head"))
+    tokenized, _ = tokenize(data, tokenizer, info.get("max_length") or 128, keep=info.get("keep", "start"))
     splits = ["train", "validation", "test"] if split == "all" else [split]
     from datasets import concatenate_datasets
 

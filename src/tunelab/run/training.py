@@ -103,7 +103,7 @@ def render_text(example: dict, tokenizer) -> str:
     return example["text"]
 
 
-def _map_fingerprint(data: TaskData, split: str, tokenizer, max_length: int, keep: str = "head") -> str:
+def _map_fingerprint(data: TaskData, split: str, tokenizer, max_length: int, keep: str = "start") -> str:
     """A cheap fingerprint for ``datasets.map``: without it, datasets pickles and hashes the whole
     tokenizer on every call (seconds each)."""
     import hashlib
@@ -114,7 +114,7 @@ def _map_fingerprint(data: TaskData, split: str, tokenizer, max_length: int, kee
 
 
 def tokenize(data: TaskData, tokenizer, max_length: int, *, limit: int | None = None,
-             keep: str = "head") -> tuple[dict[str, Any], list[str]]:
+             keep: str = "start") -> tuple[dict[str, Any], list[str]]:
     """Tokenize every split. Classification: one example per text (or text pair: ``text_pair``, encoded as the
     tokenizer encodes pairs, BERT's ``[CLS] a [SEP] b [SEP]``), cut to ``max_length`` (the longer of the pair
     first; of a single text, the part ``keep`` names: :func:`tunelab.run.encoding.encode`); where training texts
@@ -125,9 +125,9 @@ def tokenize(data: TaskData, tokenizer, max_length: int, *, limit: int | None = 
     warnings: list[str] = []
     out = {}
     if data.task == "classification":
-        if data.text_pairs and keep != "head":
+        if data.text_pairs and keep != "start":
             raise ConfigError(f"--keep {keep} applies to single texts; text pairs are cut longest first: "
-                              "leave --keep at head")
+                              "leave --keep at start")
 
         def encode(batch):
             enc = encode_texts(tokenizer, batch["text"], batch.get("text_pair"), max_length, keep)
@@ -147,8 +147,8 @@ def tokenize(data: TaskData, tokenizer, max_length: int, *, limit: int | None = 
             if truncated:
                 more = (f" (--max-length up to {limit} keeps more of each, at more time and memory per step)"
                         if split == "train" and limit is not None and max_length < limit < 10**9 else "")
-                if split == "train" and keep == "head" and not data.text_pairs:
-                    more += "; their starts were kept: --keep head+tail or tail reads their ends too"
+                if split == "train" and keep == "start" and not data.text_pairs:
+                    more += "; their starts were kept: --keep start+end or end reads their ends too"
                 warnings.append(f"{truncated} of {len(tok)} {split} texts were truncated to {max_length} tokens{more}")
             # evaluation in length order: less padding per batch, same metrics
             out[split] = tok if split == "train" else tok.sort("length")
