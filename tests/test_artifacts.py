@@ -108,3 +108,47 @@ def test_classification_predict_ranks_every_label(tiny_bert_dir, toy_classificat
         probs = list(row["probabilities"].values())
         assert set(row["probabilities"]) == {"neg", "pos"} and sum(probs) == pytest.approx(1.0)
         assert probs == sorted(probs, reverse=True) and row["label"] == next(iter(row["probabilities"]))
+
+
+def test_a_decoder_transformers_has_no_classifier_for_classifies_with_the_generic_one(toy_classification_data, tmp_path):
+    """Granite (like Cohere, OLMoE, LFM2, ... in transformers 5) has no sequence-classification class: tunelab gives
+    it the one transformers defines for Llama and Qwen2 (GenericForSequenceClassification on GranitePreTrainedModel),
+    so the checkpoint's body loads under its own prefix (not re-initialised), adapters and the head train, and the
+    artifact reloads, in tunelab and in plain transformers once the class is registered, with the same logits."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, GraniteConfig, GraniteForCausalLM
+
+    from conftest import TINY_DIMS, tiny_tokenizer
+    from tunelab.models import load_model
+    from tunelab.models.loading import register_generic_classifier
+    from tunelab.run.artifacts import load_artifact
+
+    tokenizer = tiny_tokenizer()
+    tokenizer.eos_token = "[SEP]"
+    config = GraniteConfig(vocab_size=tokenizer.vocab_size, num_key_value_heads=2, max_position_embeddings=128,
+                           pad_token_id=tokenizer.pad_token_id, bos_token_id=2, eos_token_id=3, **TINY_DIMS)
+    torch.manual_seed(0)
+    folder = tmp_path / "granite"
+    GraniteForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    lm = GraniteForCausalLM.from_pretrained(folder)
+    model, _ = load_model(str(folder), task="classification", label_names=["neg", "pos"])
+    assert type(model).__name__ == "GraniteForSequenceClassification"
+    assert torch.equal(model.model.layers[0].self_attn.q_proj.weight, lm.model.layers[0].self_attn.q_proj.weight)
+    for strategy in ("head", "lora"):
+        out = tmp_path / strategy
+        train(TrainConfig(model=str(folder), strategy=strategy, epochs=1, batch_size=16, out=str(out)),
+              data=toy_classification_data, progress=False)
+        tuned, tok, info = load_artifact(out)
+        enc = tok(["good film", "a dull and weak story"], padding=True, return_tensors="pt")
+        with torch.inference_mode():
+            logits = tuned(**enc).logits
+        assert predict(out, ["good film"])[0]["probabilities"]["pos"] == pytest.approx(
+            float(logits[0].softmax(-1)[1]), abs=1e-5)
+        card = (out / "model" / "README.md").read_text()
+        assert "register_generic_classifier('granite')" in card
+        if strategy == "head":  # a whole model: plain transformers loads it once the class is registered
+            assert register_generic_classifier("granite")
+            plain = AutoModelForSequenceClassification.from_pretrained(out / "model").eval()
+            with torch.inference_mode():
+                assert torch.allclose(plain(**enc).logits, logits, atol=1e-5)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+import inspect
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -306,14 +307,78 @@ def check_model_for_task(name_or_path: str, task: str, *, trust_remote_code: boo
         raise ModelError(f"'{name_or_path}' ({kind}) is an encoder-decoder model: tunelab adapts encoder-only (BERT-family) "
                          f"and decoder-only (GPT-family) models, whose body is one stack of blocks; use one of those "
                          f"(e.g. minilm or smollm2)")
-    remote = trust_remote_code and auto_class in (getattr(config, "auto_map", None) or {})
-    if kind not in registry and not remote:
+    available = trust_remote_code and auto_class in (getattr(config, "auto_map", None) or {})
+    if task == "classification" and kind not in registry and not available and is_decoder(config):
+        available = register_generic_classifier(kind)  # a decoder: the class transformers builds for Llama, Qwen2, ...
+    if kind not in registry and not available:
         other = next(t for t in classes if t != task)
         hint = f", or adapt it as a {other} model (--task {other})" if kind in classes[other][1] else ""
         raise ModelError(f"'{name_or_path}' ({kind or 'unknown architecture'}): transformers has no {task} class for this "
                          f"architecture ({auto_class} cannot load it); use a model that has one{hint}")
     if task == "causal-lm" and not is_decoder(config):
         raise ModelError(f"'{name_or_path}' is an encoder; causal-LM training needs a decoder (e.g. smollm2)")
+
+
+def register_generic_classifier(model_type: str) -> bool:
+    """Give a decoder architecture that transformers has no sequence-classification class for (Granite, Cohere,
+    OLMoE, LFM2, ... in transformers 5) the one transformers itself defines for Llama, Qwen2 and most decoders:
+    ``GenericForSequenceClassification`` on the architecture's own ``PreTrainedModel`` (its body under the
+    checkpoint's own prefix, a linear ``score`` on the last non-padding token), registered with
+    ``AutoModelForSequenceClassification`` in this process so that ``from_pretrained`` and peft load it. Returns
+    whether the architecture has a classification class now. A plain transformers script that loads such an
+    artifact calls this first (the model card says so)."""
+    import transformers
+    from transformers import AutoModelForSequenceClassification
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
+        MODEL_MAPPING_NAMES,
+    )
+
+    if model_type in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES or model_type in _GENERIC_CLASSIFIERS:
+        return True
+    try:
+        from transformers.modeling_layers import GenericForSequenceClassification
+
+        base = getattr(transformers, MODEL_MAPPING_NAMES[model_type])
+        config_class = CONFIG_MAPPING[model_type]
+    except (ImportError, KeyError, AttributeError, TypeError):
+        return False
+    pretrained = next((c for c in base.__mro__[1:] if c.__name__.endswith("PreTrainedModel")
+                       and c is not transformers.PreTrainedModel), None)
+    # the generic head reads an attention decoder's output (hidden states, past, attentions); a state-space or
+    # recurrent body (Mamba, RWKV, xLSTM) returns another kind and stays refused
+    returns = str(inspect.signature(base.forward).return_annotation)
+    if pretrained is None or "ModelOutputWithPast" not in returns:
+        return False
+    name = base.__name__.removesuffix("Model") + "ForSequenceClassification"
+    cls = type(name, (GenericForSequenceClassification, pretrained),
+               {"base_model_prefix": pretrained.base_model_prefix, "__module__": __name__})
+    AutoModelForSequenceClassification.register(config_class, cls, exist_ok=True)
+    _GENERIC_CLASSIFIERS[model_type] = cls
+    return True
+
+
+_GENERIC_CLASSIFIERS: dict[str, type] = {}
+
+
+def generic_classifiers() -> dict[str, type]:
+    """The model types given a generic classifier in this process (:func:`register_generic_classifier`)."""
+    return dict(_GENERIC_CLASSIFIERS)
+
+
+def ensure_classifier_class(path: str | Path) -> None:
+    """Before ``AutoModelForSequenceClassification.from_pretrained(path)``: register the generic classifier
+    (:func:`register_generic_classifier`) when the model at ``path`` is a decoder transformers has none for."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError):
+        return  # from_pretrained will say what is wrong
+    kind = getattr(config, "model_type", "")
+    if kind and is_decoder(config):
+        register_generic_classifier(kind)
 
 
 def is_decoder(model_config) -> bool:

@@ -86,6 +86,7 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
 
 
 def model_card(run, metrics: dict[str, Any]) -> str:
+    from tunelab.models.loading import generic_classifiers
     c, d = run.config, run.data
     from tunelab.run.ranks import world_size
     from tunelab.strategies import trainable_parameters
@@ -112,6 +113,12 @@ def model_card(run, metrics: dict[str, Any]) -> str:
     else:
         cls = "AutoModelForSequenceClassification" if d.task == "classification" else "AutoModelForCausalLM"
         load = f"```python\nfrom transformers import {cls}\nmodel = {cls}.from_pretrained(THIS_FOLDER)\n```"
+    kind = getattr(run.model.config, "model_type", "")
+    if d.task == "classification" and kind in generic_classifiers():  # transformers has no class of its own for it
+        load = (f"transformers has no sequence-classification class for `{kind}`: tunelab used the one transformers "
+                "defines for Llama and Qwen2 (`GenericForSequenceClassification`). Register it before loading:\n\n"
+                f"```python\nfrom tunelab.models.loading import register_generic_classifier\n"
+                f"register_generic_classifier({kind!r})\n```\n\n" + load)
     return f"""---
 library_name: {"peft" if run.strategy.artifact_format == "peft" else "transformers"}
 tags: [tunelab, {run.strategy.name}]
@@ -157,6 +164,7 @@ def load_artifact(path: str | Path):
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     from tunelab.models import label_config
+    from tunelab.models.loading import ensure_classifier_class
     from tunelab.run.resilience import check_weight_files
 
     folder = find_model_dir(path)
@@ -171,6 +179,7 @@ def load_artifact(path: str | Path):
         labels = info["label_names"]
         try:
             if classification:
+                ensure_classifier_class(base_path)
                 base = AutoModelForSequenceClassification.from_pretrained(
                     base_path,
                     **label_config(labels),
@@ -183,6 +192,8 @@ def load_artifact(path: str | Path):
             raise TunelabError(f"cannot load the base model {base_path} of adapter {folder}: {str(exc).splitlines()[0]}") from exc
         model = PeftModel.from_pretrained(base, folder)
     else:
+        if classification:
+            ensure_classifier_class(folder)
         cls = AutoModelForSequenceClassification if classification else AutoModelForCausalLM
         model = cls.from_pretrained(folder)
     model.eval()
