@@ -487,7 +487,10 @@ def sweep_summary(results: Path) -> dict:
                 best_m = max(grid, key=lambda k: (val[k], k == 1.0))
                 row["seed_means"] = {"seeds": sorted(common), "best_rate": best_m,
                                      "loss_points": round(100 * (val[best_m] - val[1.0]), 2),
-                                     "test_gain_points": round(100 * (test[best_m] - test[1.0]), 2)}
+                                     "test_gain_points": round(100 * (test[best_m] - test[1.0]), 2),
+                                     "vs_default": {k: {"validation": round(100 * (val[k] - val[1.0]), 2),
+                                                        "test": round(100 * (test[k] - test[1.0]), 2)}
+                                                    for k in grid if k != 1.0}}
             runs = [r["validation"] for r in seeds.get(strategy, [])]
             if len(runs) > 1:
                 row["null_points"] = round(100 * (max(runs) - grid[1.0]["validation"]), 2)
@@ -502,11 +505,17 @@ def sweep_summary(results: Path) -> dict:
         row["n_tasks"] = len(row["tasks"])
         means = [t["seed_means"] for t in tasks if "seed_means" in t]
         if means:
+            diffs = [m["vs_default"] for m in means]
+            rates = sorted({k for d in diffs for k in d if all(k in e for e in diffs)})
             row["seed_means"] = {
                 "tasks": len(means), "median_loss_points": float(np.median([m["loss_points"] for m in means])),
                 "median_test_gain_points": float(np.median([m["test_gain_points"] for m in means])),
                 "tasks_better_on_test": sum(m["test_gain_points"] > 0 for m in means),
-                "best_rates": {f"x{k:g}": sum(m["best_rate"] == k for m in means) for k in sorted({m["best_rate"] for m in means})}}
+                "best_rates": {f"x{k:g}": sum(m["best_rate"] == k for m in means) for k in sorted({m["best_rate"] for m in means})},
+                # each fixed rate against the default, task by task (no winner's curse): wins / ties / losses
+                "vs_default": {f"x{k:g}": {split: [sum(d[k][split] > 0 for d in diffs), sum(d[k][split] == 0 for d in diffs),
+                                                   sum(d[k][split] < 0 for d in diffs)] for split in ("validation", "test")}
+                               | {"median_test_points": float(np.median([d[k]["test"] for d in diffs]))} for k in rates}}
     return out
 
 
