@@ -26,10 +26,9 @@ def evaluate_artifact(path, data_spec: str, *, split: str = "test", text_column:
     if info["task"] == "classification":
         unknown = sorted(set(data.label_names) - set(info["label_names"]))
         if unknown:
-            def numeric(names: list[str]) -> bool:
-                return all(n.lstrip("-").isdigit() for n in names)
+            from tunelab.data.validate import all_numeric
 
-            ids = numeric(data.label_names) and not numeric(info["label_names"])  # ids against the model's names
+            ids = all_numeric(data.label_names) and not all_numeric(info["label_names"])  # ids against the model's names
             raise DataError(f"{data_spec}: label(s) {some_of(unknown)} were not seen in training (the model knows "
                             f"{some_of(info['label_names'])}); evaluate on data with the model's classes"
                             + (", e.g. the integer ids with their names in a 'label_text' column" if ids else ""))
