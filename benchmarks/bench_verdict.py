@@ -193,7 +193,7 @@ def run_task(model: str, data: str, labels: int | None, results: Path) -> dict:
         "reasons": rec["reasons"],
     }
     (results / f"{name}.json").write_text(json.dumps(out, indent=2, default=float))
-    for folder in (results / name / "runs").glob("*/model"):  # the records stay; the adapted models are not needed
+    for folder in (results / name / "runs" / "runs").glob("*/model"):  # the records stay; the models are not needed
         shutil.rmtree(folder, ignore_errors=True)
     return out
 
