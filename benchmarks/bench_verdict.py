@@ -193,9 +193,17 @@ def run_task(model: str, data: str, labels: int | None, results: Path) -> dict:
         "reasons": rec["reasons"],
     }
     (results / f"{name}.json").write_text(json.dumps(out, indent=2, default=float))
-    for folder in (results / name / "runs" / "runs").glob("*/model"):  # the records stay; the models are not needed
-        shutil.rmtree(folder, ignore_errors=True)
+    _drop_models(results / name / "runs")
     return out
+
+
+def _drop_models(out: Path) -> None:
+    """Remove the adapted models of the comparison written to ``out``: its run records stay (resume, repick and the
+    paired comparisons read them), the models are not needed."""
+    from tunelab.compare.runner import RUNS_DIR
+
+    for folder in (out / RUNS_DIR).glob("*/model"):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_planned_task(model: str, data: str, labels: int | None, results: Path) -> dict:
@@ -220,8 +228,7 @@ def run_planned_task(model: str, data: str, labels: int | None, results: Path) -
             result = compare(base, list(STRATEGIES), out=folder, seeds=_seeds(labels), overwrite=True,
                              pre_recommend=False, isolate=False, log=None, exhaustive=mode == "exhaustive")
         timed[mode] = (time.perf_counter() - t0, result)
-        for model_dir in (folder / "runs").glob("*/model"):
-            shutil.rmtree(model_dir, ignore_errors=True)
+        _drop_models(folder)
     (planned_s, planned), (exhaustive_s, exhaustive) = timed["planned"], timed["exhaustive"]
     pick = planned.recommendation["strategy"]
     same_sitting = exhaustive.recommendation
@@ -369,8 +376,8 @@ def run_sweep(results: Path, only: list[str], multipliers: tuple[float, ...] = S
                           flush=True)
             out_path.parent.mkdir(parents=True, exist_ok=True)
             out_path.write_text(json.dumps({"task": name, "metric": record["metric"], "rates": rows}, indent=2))
-            for folder in (results / "sweep" / name).glob("*/runs/*/model"):
-                shutil.rmtree(folder, ignore_errors=True)
+            for folder in (results / "sweep" / name).glob("lr-x*"):
+                _drop_models(folder)
 
 
 def _on_grid(m: float) -> bool:
