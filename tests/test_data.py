@@ -326,11 +326,39 @@ def test_split_is_seeded_and_stratified(tmp_path: Path) -> None:
     assert not first.warnings
 
 
-def test_tiny_classes_fall_back_to_an_unstratified_split_with_a_warning(tmp_path: Path) -> None:
-    records = rows(30) + [{"text": "the lone one", "label": "rare"}]
-    data = load_task_data(str(write(tmp_path, "d.csv", csv_text(records))))
+def test_a_class_with_one_example_stays_in_training_and_the_others_stay_stratified(tmp_path: Path) -> None:
+    """One lone example neither unstratifies the split nor, by the seed's luck, loses its only training row: it
+    is kept in training with a warning that says the evaluation splits do not measure it, whatever the seed."""
+    records = rows(100) + [{"text": "the lone one", "label": "rare"}]
+    path = str(write(tmp_path, "d.csv", csv_text(records)))
+    for seed in range(8):
+        data = load_task_data(path, seed=seed)
+        assert_valid(data)
+        rare = data.label_names.index("rare")
+        assert data.train["label"].count(rare) == 1
+        assert rare not in data.validation["label"] and rare not in data.test["label"]
+        assert [w for w in data.warnings if "rare" in w] == [
+            "class 'rare' has a single example: kept in training, so neither validation nor test measures it (add "
+            "examples of a class to have it measured)"]
+        assert not any("not stratified" in w for w in data.warnings)
+        pos = data.label_names.index("pos")
+        assert data.test["label"].count(pos) == 12 and data.validation["label"].count(pos) == 6  # 60 % of 20 and 10
+
+
+def test_a_class_with_two_examples_keeps_the_split_stratified_and_a_training_example(tmp_path: Path) -> None:
+    records = rows(100) + [{"text": f"the rare one {i}", "label": "rare"} for i in range(2)]
+    for seed in range(4):
+        data = load_task_data(str(write(tmp_path, "d.csv", csv_text(records))), seed=seed)
+        assert_valid(data)
+        assert data.train["label"].count(data.label_names.index("rare")) >= 1
+        assert not any("not stratified" in w for w in data.warnings)
+
+
+def test_too_small_evaluation_splits_fall_back_to_an_unstratified_split_with_a_warning(tmp_path: Path) -> None:
+    records = [{"text": f"text {i}", "label": f"class {i % 8}"} for i in range(40)]
+    data = load_task_data(str(write(tmp_path, "d.csv", csv_text(records))))  # validation: 4 rows, 8 classes
     assert_valid(data)
-    assert any("not stratified" in w and "rare" in w for w in data.warnings)
+    assert any("validation split is not stratified" in w and "8 classes" in w for w in data.warnings)
 
 
 def test_common_column_names_are_taken_with_a_warning_when_text_or_label_is_missing(tmp_path: Path) -> None:
@@ -631,3 +659,11 @@ def test_a_semicolon_csv_is_read_with_a_warning(tmp_path: Path) -> None:
     lm_text = "text\n" + "".join(f"a; b {i}\n" for i in range(40))
     single = load_task_data(str(write(tmp_path, "lm.csv", lm_text)), task="causal-lm")
     assert single.task == "causal-lm" and not any("separated" in w for w in single.warnings)
+
+
+def test_a_lone_class_in_a_given_train_split_stays_in_training_when_validation_is_carved(tmp_path: Path) -> None:
+    records = [dict(r, split="train") for r in rows(100)] + [{"text": "the lone one", "label": "rare", "split": "train"}]
+    records += [dict(r, text=r["text"] + " (test)", split="test") for r in rows(20)]
+    data = load_task_data(str(write(tmp_path, "d.csv", pd.DataFrame(records).to_csv(index=False))))
+    assert data.train["label"].count(data.label_names.index("rare")) == 1
+    assert any("'rare' has a single example left for the validation split: kept in training" in w for w in data.warnings)

@@ -397,3 +397,25 @@ def test_the_data_amount_names_the_smallest_classes_when_there_are_many():
     level, said = data_amount({"task": "classification", "min_per_class": 20, "label_counts": counts})
     assert "(60 classes, 20 to 79 each; the smallest: intent_00 20, intent_01 21, intent_02 22)" in said
     assert "intent_59" not in said
+
+
+def test_the_runs_notes_are_said_once_with_the_strategies_that_only_some_runs_share(tmp_path):
+    """Data notes every run shares are listed once; a note of some strategies names them; the notes of smaller
+    data fractions (other sizes) are left out. The report and the console both show them."""
+    runs = [make_run(s, 0.8, seed=seed, fraction=f, n_train=int(800 * f))
+            for f in (0.25, 1.0) for s in ("head", "lora") for seed in (0, 1)]
+    for run in runs:
+        fraction = run["run_info"]["data_fraction"]
+        run["train_info"]["notes"] = [f"{int(800 * fraction)} of {int(800 * fraction)} train texts were truncated",
+                                      "test split is not stratified: class 'rare' has only 1 example"]
+        if run["run_info"]["strategy"] == "lora":
+            run["train_info"]["notes"].append("the frozen-layer cache fell back")
+    from tunelab.report.tables import run_notes
+
+    assert run_notes(runs) == ["800 of 800 train texts were truncated",
+                               "test split is not stratified: class 'rare' has only 1 example",
+                               "the frozen-layer cache fell back (lora)"]
+    paths = write_report(tmp_path, runs, recommendation=recommend_from_results(runs))
+    markdown = Path(paths["md"]).read_text()
+    assert "## Notes" in markdown and "the frozen-layer cache fell back (lora)" in markdown
+    assert "200 of 200" not in markdown

@@ -239,7 +239,7 @@ def print_result(result: CompareResult, *, as_json: bool = False) -> None:
 
     from tunelab.advice.choose import format_metric
     from tunelab.report import console_table
-    from tunelab.report.tables import learning_curve_table
+    from tunelab.report.tables import learning_curve_table, run_notes
 
     console = Console()
     if not console.is_terminal:  # a log file or a pipe: don't squeeze the table into 80 columns
@@ -271,6 +271,11 @@ def print_result(result: CompareResult, *, as_json: bool = False) -> None:
         console.print("[bold red]no strategy to recommend[/bold red]")
     for reason in rec.get("reasons", []):
         console.print(f"  - {reason}", highlight=False)
+    notes = run_notes(result.results)
+    if notes:
+        console.print("notes:")
+        for note in notes:
+            console.print(f"  - {note}", highlight=False)
     if result.failed:
         console.print(f"{len(result.failed)} run(s) failed; their messages are in the table and in each run's metrics.json")
     html = result.report.get("html")

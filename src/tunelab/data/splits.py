@@ -40,11 +40,16 @@ def carve(
     what: str,
     warnings: list[str],
     names: list[str] | None = None,
+    kept_classes: set[int] | None = None,
 ) -> tuple[list[int], list[int]]:
     """Split ``rows`` into (kept, carved) with ``size`` carved rows, stratified on ``labels`` if possible.
 
-    ``labels`` (if given) are indexed by row id. Stratification needs every class at least twice and
-    at least one row per class on each side; otherwise the split is plain random with a warning.
+    ``labels`` (if given) are indexed by row id. A class with a single row among ``rows`` cannot be on both
+    sides: its row stays with the kept (training) rows, with a warning, and the other classes are stratified
+    as usual, so one rare class neither unstratifies the split nor, by the seed's luck, leaves itself without
+    a training example. Stratification needs at least one row per class on each side; otherwise the split is
+    plain random with a warning. ``kept_classes``, when given, collects the classes kept whole in training
+    instead of warning about them (the caller says it once for several carves).
     """
     from sklearn.model_selection import train_test_split
 
@@ -53,16 +58,35 @@ def carve(
             f"only {len(rows)} examples to split into train and {what}; give at least 3 examples "
             "(more for a useful evaluation)"
         )
+    pool, reserved = list(rows), []
     stratify = None
     if labels is not None:
-        y = [labels[i] for i in rows]
-        reason = _cannot_stratify(y, size, len(rows) - size, names)
+        counts = Counter(labels[i] for i in rows)
+        single = sorted(c for c, k in counts.items() if k < 2)
+        if single and len(rows) - len(single) - size >= 1:
+            pool = [i for i in rows if counts[labels[i]] >= 2]
+            reserved = [i for i in rows if counts[labels[i]] < 2]
+            if kept_classes is None:
+                warnings.append(_kept_note(single, names, f" left for the {what} split", f"the {what} split does not measure"))
+            else:
+                kept_classes.update(single)
+        y = [labels[i] for i in pool]
+        reason = _cannot_stratify(y, size, len(pool) - size, names)
         if reason is None:
             stratify = y
         else:
             warnings.append(f"{what} split is not stratified: {reason}")
-    kept, carved = train_test_split(rows, test_size=size, random_state=seed, shuffle=True, stratify=stratify)
-    return list(kept), list(carved)
+    kept, carved = train_test_split(pool, test_size=size, random_state=seed, shuffle=True, stratify=stratify)
+    return list(kept) + reserved, list(carved)
+
+
+def _kept_note(classes: list[int], names: list[str] | None, left: str, unmeasured: str) -> str:
+    """``class 'x' has a single example{left}: kept in training, so {unmeasured} ...``"""
+    shown = ", ".join(f"'{names[c] if names is not None else c}'" for c in classes[:5])
+    more = f" and {len(classes) - 5} more" if len(classes) > 5 else ""
+    one = len(classes) == 1
+    return (f"{'class' if one else 'classes'} {shown}{more} {'has' if one else 'have'} a single example{left}: kept "
+            f"in training, so {unmeasured} {'it' if one else 'them'} (add examples of a class to have it measured)")
 
 
 def _cannot_stratify(y: list[int], size: int, rest: int, names: list[str] | None) -> str | None:
@@ -96,8 +120,15 @@ def three_way(
 ) -> dict[str, list[int]]:
     """Row ids for train/validation/test, seeded, stratified on ``labels`` where possible."""
     n_val, n_test = split_sizes(n, validation_fraction, test_fraction)
-    rest, test = carve(list(range(n)), labels, n_test, seed, "test", warnings, names)
-    train, validation = carve(rest, labels, n_val, seed, "validation", warnings, names)
+    kept_for_test: set[int] = set()
+    kept_for_validation: set[int] = set()
+    rest, test = carve(list(range(n)), labels, n_test, seed, "test", warnings, names, kept_for_test)
+    train, validation = carve(rest, labels, n_val, seed, "validation", warnings, names, kept_for_validation)
+    if kept_for_test:
+        warnings.append(_kept_note(sorted(kept_for_test), names, "", "neither validation nor test measures"))
+    if kept_for_validation - kept_for_test:
+        warnings.append(_kept_note(sorted(kept_for_validation - kept_for_test), names, " once test was split off",
+                                   "validation does not measure"))
     return {"train": train, "validation": validation, "test": test}
 
 

@@ -21,15 +21,18 @@ from tunelab.advice.choose import (
     format_metric_pm,
     format_seconds,
     format_share,
+    largest_fraction,
     metric_label,
     recommend_from_results,
     results_task,
+    run_fraction,
+    run_strategy,
     strategy_sort_key,
     summarize_strategies,
 )
 from tunelab.config import TrainConfig
 from tunelab.io import atomic_write_text
-from tunelab.run.record import RunRecord
+from tunelab.run.record import RunRecord, as_record
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -135,6 +138,24 @@ RESULTS_HEADERS = (
     "Artifact",
     "Forgetting",
 )
+
+
+def run_notes(results: list[dict]) -> list[str]:
+    """The runs' notes (what the data loading and training noticed: truncated texts, dropped duplicates, a split
+    that could not be stratified, a cache that fell back), once each: those of the runs at the largest data
+    fraction (the screening rounds' and smaller fractions' notes differ only by their sizes), a note that not every
+    strategy there has followed by the strategies that have it."""
+    largest = largest_fraction(results)
+    runs = [r for r in results if run_fraction(r) == largest]
+    strategies = list(dict.fromkeys(run_strategy(r) for r in runs))
+    having: dict[str, list[str]] = {}
+    for run in runs:
+        for note in as_record(run).train_info.notes or []:
+            owners = having.setdefault(str(note), [])
+            if run_strategy(run) not in owners:
+                owners.append(run_strategy(run))
+    return [note if len(owners) == len(strategies) else f"{note} ({', '.join(owners)})"
+            for note, owners in having.items()]
 
 
 def results_table_cells(rows: list[dict]) -> tuple[list[str], list[list[str]]]:

@@ -51,6 +51,7 @@ from tunelab.report.tables import (
     learning_curve_rows,
     results_table,
     results_table_cells,
+    run_notes,
     stop_note,
     write_results_csv,
 )
@@ -124,7 +125,7 @@ def build_blocks(
 ) -> list[Block]:
     """The report's content, in order, as renderer-neutral blocks: the recommendation first (it is what
     the reader came for), the results, the ranking, per-class scores, the trade-off plots, the comparison
-    axes, the data-size view, the advice before training, the failures and the environment."""
+    axes, the data-size view, the advice before training, the failures, the runs' notes (data and training) and the environment."""
     task = results_task(results)
     summaries = summarize_strategies(results, metric=recommendation.get("metric"))
     metric = recommendation.get("metric") or (summaries[0].metric if summaries else "accuracy")
@@ -145,6 +146,9 @@ def build_blocks(
     if pre_recommendation:
         blocks.extend(_pre_recommendation_blocks(pre_recommendation, recommendation, summaries, metric))
     blocks.extend(_failure_blocks(results))
+    notes = run_notes(results)
+    if notes:
+        blocks.extend([Heading("Notes"), BulletList(notes)])
     blocks.extend(_environment_blocks(results))
     return blocks
 
