@@ -152,3 +152,50 @@ def test_a_decoder_transformers_has_no_classifier_for_classifies_with_the_generi
             plain = AutoModelForSequenceClassification.from_pretrained(out / "model").eval()
             with torch.inference_mode():
                 assert torch.allclose(plain(**enc).logits, logits, atol=1e-5)
+
+
+def test_the_model_cards_load_snippet_runs_for_a_decoder_without_a_pad_token(tmp_path):
+    """The card's "Load it" code, executed as written (BASE and THIS_FOLDER bound), loads a 3-class LoRA adapter of a
+    GPT-2 whose tokenizer and config have no pad token (tunelab pads with the end-of-text token), classifies a
+    padded batch of two, and gives tunelab's own logits. With only id2label the base config had no pad id, and
+    GPT-2's classifier refuses batches larger than one without it."""
+    import random
+    import re
+
+    from datasets import Dataset
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from conftest import _NEGATIVE, _POSITIVE, _sentence, tiny_tokenizer
+    from tunelab.data import TaskData
+    from tunelab.run.artifacts import load_artifact
+
+    tokenizer = tiny_tokenizer()
+    tokenizer.pad_token = None
+    tokenizer.eos_token = "[SEP]"
+    torch.manual_seed(0)
+    base = tmp_path / "gpt2"
+    GPT2LMHeadModel(GPT2Config(vocab_size=tokenizer.vocab_size, n_embd=32, n_layer=2, n_head=2, n_positions=128,
+                               bos_token_id=3, eos_token_id=3)).save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    rng = random.Random(0)
+
+    def split(n: int) -> Dataset:
+        labels = [i % 3 for i in range(n)]
+        words = (_NEGATIVE, _POSITIVE, _NEGATIVE + _POSITIVE)
+        return Dataset.from_dict({"text": [_sentence(rng, words[y]) for y in labels], "label": labels})
+
+    data = TaskData(task="classification", train=split(36), validation=split(12), test=split(12),
+                    label_names=["neg", "pos", "mixed"], source="toy-3", fingerprint="toy-3")
+    out = tmp_path / "run"
+    train(TrainConfig(model=str(base), strategy="lora", epochs=1, batch_size=12, out=str(out)), data=data, progress=False)
+    card = (out / "model" / "README.md").read_text()
+    snippet = re.search(r"## Load it\s+```python\n(.*?)```", card, re.S).group(1)
+    scope = {"BASE": str(base), "THIS_FOLDER": str(out / "model")}
+    exec(snippet, scope)
+    model = scope["model"].eval()
+    ours, saved, _ = load_artifact(out)
+    batch = saved(["good great film", "bad"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**batch).logits
+        assert logits.shape == (2, 3)
+        assert torch.allclose(logits, ours(**batch).logits, atol=1e-5)

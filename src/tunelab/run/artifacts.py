@@ -105,7 +105,7 @@ def model_card(run, metrics: dict[str, Any]) -> str:
         load = (
             "```python\nfrom peft import PeftModel\nfrom transformers import AutoModelForSequenceClassification\n"
             f"base = AutoModelForSequenceClassification.from_pretrained(BASE, id2label={dict(enumerate(d.label_names))}, "
-            "ignore_mismatched_sizes=True)\n"
+            f"pad_token_id={run.tokenizer.pad_token_id}, ignore_mismatched_sizes=True)\n"
             "model = PeftModel.from_pretrained(base, THIS_FOLDER)\n```"
             if d.task == "classification"
             else "```python\nfrom peft import AutoPeftModelForCausalLM\nmodel = AutoPeftModelForCausalLM.from_pretrained(THIS_FOLDER)\n```"
