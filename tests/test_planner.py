@@ -410,6 +410,22 @@ def test_with_eta_1_every_strategy_that_can_catch_up_goes_on_and_a_lone_one_skip
     assert [r.fraction for r in planner.done_] == [pytest.approx(1 / 9), 1.0] and planner.stopped == {}
 
 
+def test_level_strategies_at_the_cut_go_on_cheapest_first_whatever_their_order():
+    """Three strategies measured level, one kept (η = 3): the cheapest goes on, listed first or last, and the
+    others' reason says they were level with it and dearer, not "not among the best"."""
+    for order in (["pricey", "middle", "cheap"], ["cheap", "middle", "pricey"]):
+        planner = Planner(order, rounds=(0.1, 1.0), metric="accuracy", target=1000.0)
+        rnd = planner.next_round(0.0)
+        seconds = {"cheap": 10.0, "middle": 30.0, "pricey": 60.0}
+        planner.finish_round(rnd, [measure(s, 0.1, 0.80, 0.06, 100) for s in order],
+                             [RunTiming(s, 0.1, seconds[s], seconds[s] - 2) for s in order])
+        final = planner.next_round(0.0)
+        assert final.strategies == ["cheap"]
+        assert {s: stop.reason for s, stop in planner.stopped.items()} == {"middle": "halved", "pricey": "halved"}
+        assert "is level with that of cheap" in planner.stopped["pricey"].message
+        assert "cost less" in planner.stopped["pricey"].message
+
+
 @pytest.mark.parametrize(("cheap", "pricey", "dominated"), [(0.80, 0.79, True), (0.80, 0.80, True), (0.79, 0.82, False)])
 def test_a_dearer_strategy_predicted_no_better_than_a_cheaper_one_is_dominated(cheap, pricey, dominated):
     """η = 1.5 keeps 2 of 3; of those two, the dearer one goes on only when it is predicted above the cheaper one."""

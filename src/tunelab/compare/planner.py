@@ -199,14 +199,21 @@ def halve(predictions: Mapping[str, Prediction], metric: str, eta: float,
     [('c', ('halved', 'b')), ('d', ('halved', 'b')), ('e', ('halved', 'b'))]
     >>> halve(preds, "accuracy", 3.0, costs={"a": 20.0, "b": 100.0})["b"]   # a is better and cheaper
     ('dominated', 'a')
+
+    Strategies predicted level are ranked by cost, the cheaper first, as the verdict breaks such a tie:
+
+    >>> level = {s: p(s, 0.8) for s in "abc"}
+    >>> sorted(halve(level, "accuracy", 3.0, costs={"a": 30.0, "b": 10.0, "c": 20.0}).items())
+    [('a', ('halved', 'b')), ('c', ('halved', 'b'))]
     """
     if eta <= 1 or len(predictions) < 2:
         return {}
     sign = 1.0 if higher_is_better(metric) else -1.0
-    ranked = sorted(predictions, key=lambda s: -sign * predictions[s].estimate)
+    costs = costs or {}
+    ranked = sorted(predictions, key=lambda s: (-sign * predictions[s].estimate,
+                                                math.inf if costs.get(s) is None else costs[s]))
     keep = kept_by_halving(len(ranked), eta)
     out = {s: ("halved", ranked[keep - 1]) for s in ranked[keep:]}
-    costs = costs or {}
     kept = ranked[:keep]
     for s in kept:
         cheaper = [c for c in kept if c != s and costs.get(c) is not None and costs.get(s) is not None
@@ -507,7 +514,13 @@ class Planner:
         better = "above" if higher_is_better(self.metric) else "below"
         for s, (why, other) in halve(preds, self.metric, self.eta, costs).items():
             p, op = preds[s], preds[other]
-            if why == "halved":
+            if why == "halved" and p.estimate == op.estimate:
+                keep = kept_by_halving(len(preds), self.eta)
+                message = (f"after round {done.index} (data fraction {done.fraction:g}) its predicted validation "
+                           f"{self.metric} at the full data, {p.estimate:.4g}, is level with that of {other}, the last "
+                           f"of the best {keep} of the {len(preds)} left (successive halving, η = {self.eta:g}), "
+                           f"whose next run is predicted to cost less ({costs[other]:.0f} s against {costs[s]:.0f} s)")
+            elif why == "halved":
                 keep = kept_by_halving(len(preds), self.eta)
                 message = (f"after round {done.index} (data fraction {done.fraction:g}) its predicted validation "
                            f"{self.metric} at the full data, {p.estimate:.4g}, is not among the best {keep} of the "
