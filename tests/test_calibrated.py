@@ -43,12 +43,36 @@ def test_fit_and_advise_follow_the_measured_pattern(tmp_path):
     path = tmp_path / "calibration.json"
     path.write_text(json.dumps(calibration))
     assert load_calibration(path) == calibration and load_calibration(tmp_path / "missing.json") is None
+    path.write_text(json.dumps(dict(calibration, signals=["log10_examples_per_class", "domain_distance"])))
+    assert load_calibration(path) is None  # fitted on a signal this version does not measure: the tiers decide
+
+
+def test_the_domain_signal_enters_on_one_scale_whatever_measured_it():
+    """A decoder's LM-loss ratio and an encoder's centroid distance are in different units; the calibrated advice
+    reads both on the thresholds' common scale, so a ratio of 1.0 (close) is not taken as farther than a centroid
+    distance of 0.45 (moderate). A domain that was not measured moves no score."""
+    from tunelab.advice.calibrated import signal_vector
+
+    def farness(method: str, value: float) -> float:
+        return signal_vector({"examples_per_class": 100, "probe_gain": 0.5, "logme": -0.5,
+                              "domain": {"domain_signal": method, method: value}})["domain_farness"]
+
+    assert farness("lm_loss_ratio", 1.0) < 0 < farness("centroid_distance", 0.45) < 1 <= farness("mlm_loss_ratio", 1.4)
+    calibration = fit_calibration(_records(), alpha=1.0)
+    unmeasured = {"examples_per_class": 100, "probe_gain": 0.5, "logme": -0.5, "domain": {}}
+    at_mean = dict(unmeasured, domain={"domain_signal": "lm_loss_ratio",
+                                       "lm_loss_ratio": 1.1 + 0.3 * calibration["mean"]["domain_farness"]})
+    assert advise(unmeasured, calibration)["scores"] == pytest.approx(advise(at_mean, calibration)["scores"])
 
 
 def test_packaged_calibration_is_readable_and_ranks_every_strategy_it_holds():
+    """The file ships with the package, and was fitted on the signals this version measures (an older file would
+    silently send the advice back to its tiers)."""
+    from tunelab.advice.calibrated import CALIBRATION_PATH
+
+    assert CALIBRATION_PATH.is_file()
     calibration = load_calibration()
-    if calibration is None:
-        pytest.skip("no calibration.json packaged")
+    assert calibration is not None and calibration["signals"] == list(SIGNALS)
     advice = advise({"examples_per_class": 100, "probe_gain": 0.5, "logme": -0.5, "domain": {}}, calibration)
     assert advice["ranking"] and set(advice["ranking"]) == set(calibration["strategies"])
     assert "command" in calibration

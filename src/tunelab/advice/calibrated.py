@@ -15,8 +15,10 @@ outweighs them).
 
 The signals (:data:`SIGNALS`) are what can be measured before training in seconds: the labels per class
 (log10), the head probe's gain over the majority class, LogME on the frozen features
-(:mod:`tunelab.advice.features`), and the domain distance of ``tunelab recommend`` (the value of the
-signal it used).
+(:mod:`tunelab.advice.features`), and the domain distance of ``tunelab recommend`` read on the common scale of
+:func:`tunelab.advice.domain.farness` (0 where *moderate* starts, 1 where *far* starts): the signal it used differs
+by model (an LM-loss ratio, a masked-LM ratio, a centroid distance), and their raw values are in different units.
+A domain that was not measured counts as the benchmark's mean (it moves no score).
 """
 
 from __future__ import annotations
@@ -28,14 +30,16 @@ from typing import Any
 
 import numpy as np
 
+from tunelab.advice.domain import DOMAIN_THRESHOLDS, farness
+
 CALIBRATION_PATH = Path(__file__).with_name("calibration.json")
 
-SIGNALS = ("log10_examples_per_class", "probe_gain", "logme", "domain_distance")
+SIGNALS = ("log10_examples_per_class", "probe_gain", "logme", "domain_farness")
 SIGNAL_LABELS = {
     "log10_examples_per_class": "labels per class",
     "probe_gain": "the frozen-feature head probe",
     "logme": "LogME of the frozen features",
-    "domain_distance": "the domain distance",
+    "domain_farness": "the domain distance",
     "base rate": "the strategies' base rates over the benchmark",
 }
 RIDGE_ALPHA = 3.0
@@ -47,11 +51,12 @@ def signal_vector(signals: dict[str, Any]) -> dict[str, float]:
     domain = signals.get("domain") or {}
     method = domain.get("domain_signal")
     distance = domain.get(method) if method else None
+    measured = method in DOMAIN_THRESHOLDS and isinstance(distance, (int, float)) and math.isfinite(distance)
     return {
         "log10_examples_per_class": math.log10(max(float(signals["examples_per_class"]), 1.0)),
         "probe_gain": float(signals["probe_gain"]),
         "logme": float(signals["logme"]),
-        "domain_distance": float(distance) if isinstance(distance, (int, float)) else 0.0,
+        "domain_farness": farness(method, distance) if measured else math.nan,
     }
 
 
@@ -65,7 +70,9 @@ def _gaps(record: dict[str, Any]) -> dict[str, float]:
 def fit_calibration(records: list[dict[str, Any]], *, alpha: float = RIDGE_ALPHA) -> dict[str, Any]:
     """Fit the per-strategy ridge regressions on benchmark records; return the JSON-ready coefficients."""
     X = np.array([[signal_vector(r["signals"])[k] for k in SIGNALS] for r in records], dtype=float)
-    mean, std = X.mean(0), X.std(0)
+    mean = np.nanmean(X, axis=0)
+    X = np.where(np.isnan(X), mean, X)  # a signal a record lacks counts as the mean, as in advise
+    std = X.std(0)
     std[std < 1e-9] = 1.0
     Z = (X - mean) / std
     gaps = [_gaps(r) for r in records]
@@ -92,8 +99,13 @@ def fit_calibration(records: list[dict[str, Any]], *, alpha: float = RIDGE_ALPHA
 
 
 def load_calibration(path: Path | None = None) -> dict[str, Any] | None:
+    """The calibration file's coefficients, or ``None`` (the advice then falls back to its tiers) when there is
+    none or it was fitted on signals this version does not measure (an older file)."""
     path = Path(path) if path is not None else CALIBRATION_PATH
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    calibration = json.loads(path.read_text())
+    return calibration if set(calibration.get("signals", ())) <= set(SIGNALS) else None
 
 
 def advise(signals: dict[str, Any], calibration: dict[str, Any], *, allowed: list[str] | None = None) -> dict[str, Any]:
@@ -103,7 +115,8 @@ def advise(signals: dict[str, Any], calibration: dict[str, Any], *, allowed: lis
     "contributions" (per signal, to the margin of the first over the second), "margin_points"}``;
     ``allowed`` restricts the ranking (the strategies that fit a budget)."""
     x = signal_vector(signals)
-    z = {k: (x[k] - calibration["mean"][k]) / calibration["std"][k] for k in calibration["signals"]}
+    z = {k: 0.0 if math.isnan(x[k]) else (x[k] - calibration["mean"][k]) / calibration["std"][k]
+         for k in calibration["signals"]}
     coefs = {s: c for s, c in calibration["strategies"].items() if allowed is None or s in allowed}
     scores = {s: c["intercept"] + sum(c[k] * z[k] for k in calibration["signals"]) for s, c in coefs.items()}
     ranking = sorted(scores, key=scores.get, reverse=True)

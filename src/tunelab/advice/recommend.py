@@ -80,6 +80,8 @@ import statistics
 from typing import Any
 
 from tunelab.advice.calibrated import explain
+from tunelab.advice.domain import DOMAIN_THRESHOLDS
+from tunelab.advice.domain import level as _level
 from tunelab.config import TrainConfig
 from tunelab.data.reference import reference_texts
 from tunelab.errors import TunelabError
@@ -87,15 +89,6 @@ from tunelab.errors import TunelabError
 #: Labeled examples in the smallest class (classification) / training tokens (causal LM).
 FEW_PER_CLASS, PLENTY_PER_CLASS = 100, 1000
 FEW_TOKENS, PLENTY_TOKENS = 50_000, 1_000_000
-
-#: (moderate from, far from) for each domain signal.
-DOMAIN_THRESHOLDS: dict[str, tuple[float, float]] = {
-    "lm_loss_ratio": (1.1, 1.4),
-    "mlm_loss_ratio": (1.1, 1.4),
-    "centroid_distance": (0.4, 0.85),
-    "fragmentation_ratio": (1.15, 1.4),
-    "unk_share": (0.002, 0.01),
-}
 
 #: Tiers of strategies expected to reach about the same accuracy, best first, per (data, domain).
 TIERS: dict[tuple[str, str], list[list[str]]] = {}
@@ -290,11 +283,6 @@ def _centroid_distances(model, target: list[list[int]], reference: list[list[int
     t, r = embed(target), embed(reference)
     half = max(1, len(r) // 2)
     return distance(t, r), distance(r[:half], r[half:]) if len(r) > 1 else 0.0
-
-
-def _level(name: str, value: float) -> str:
-    moderate, far = DOMAIN_THRESHOLDS[name]
-    return "far" if value >= far else "moderate" if value >= moderate else "close"
 
 
 def domain_signals(
