@@ -199,3 +199,25 @@ def test_the_model_cards_load_snippet_runs_for_a_decoder_without_a_pad_token(tmp
         logits = model(**batch).logits
         assert logits.shape == (2, 3)
         assert torch.allclose(logits, ours(**batch).logits, atol=1e-5)
+
+
+def test_a_tokenizer_larger_than_the_models_embeddings_fails_in_one_line_before_training(toy_lm_data, tmp_path):
+    """A special token added to the tokenizer after the checkpoint was saved (here an end-of-text token the decoder
+    separates documents with) has no embedding row: one ModelError naming the token and the two sizes, before any
+    step, instead of an index error from inside the first forward pass."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from conftest import TINY_DIMS, tiny_tokenizer
+    from tunelab.errors import ModelError
+
+    tokenizer = tiny_tokenizer()
+    rows = tokenizer.vocab_size
+    tokenizer.add_special_tokens({"eos_token": "<|endoftext|>"})
+    folder = tmp_path / "llama"
+    LlamaForCausalLM(LlamaConfig(vocab_size=rows, num_key_value_heads=2, max_position_embeddings=128,
+                                 pad_token_id=tokenizer.pad_token_id, **TINY_DIMS)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    with pytest.raises(ModelError, match=rf"token '<\|endoftext\|>' \(id {rows}\), but the model's embeddings hold only {rows}"):
+        train(TrainConfig(model=str(folder), strategy="lora", epochs=1, batch_size=8, out=str(tmp_path / "o")),
+              data=toy_lm_data, progress=False)
+    assert not (tmp_path / "o" / "model").exists()

@@ -262,6 +262,27 @@ def load_model(
     return model, tokenizer
 
 
+def check_token_ids(model, tokenizer, columns: list[list[list[int]]], name_or_path: str) -> None:
+    """Every token id the data was encoded to has a row in the model's input embeddings: a tokenizer that holds
+    more tokens than the checkpoint's embeddings (a special token added after training, a tokenizer from another
+    checkpoint) would otherwise fail deep in the first forward pass with an index error. Scans the data only when
+    the tokenizer is larger than the embeddings."""
+    embeddings = model.get_input_embeddings()
+    rows = getattr(embeddings, "num_embeddings", None)
+    if rows is None or len(tokenizer) <= rows:
+        return
+    largest = max((max(ids) for column in columns for ids in column if ids), default=-1)
+    if largest < rows:
+        return
+    token = tokenizer.convert_ids_to_tokens(largest)
+    raise ModelError(
+        f"{name_or_path}: the tokenizer encodes the data with token {token!r} (id {largest}), but the model's "
+        f"embeddings hold only {rows} tokens (the tokenizer has {len(tokenizer)}): use the tokenizer saved with "
+        "this checkpoint, or resize the model's embeddings (model.resize_token_embeddings(len(tokenizer))) and "
+        "save it before training"
+    )
+
+
 def head_note(name_or_path: str, label_names: list[str], *, trust_remote_code: bool = False) -> str | None:
     """What a run's classification head starts from, when the checkpoint is already a sequence classifier (e.g. a
     sentiment model fine-tuned further): its own head, matched by position to ``label_names`` where it has as many

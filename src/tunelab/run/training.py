@@ -28,6 +28,7 @@ from tunelab.config import TrainConfig
 from tunelab.data.types import TaskData
 from tunelab.errors import ConfigError, StrategyError, TrainingError
 from tunelab.models import forward_problem, head_note, load_model, load_tokenizer, model_layout, resolve_model
+from tunelab.models.loading import check_token_ids
 from tunelab.run import ranks
 from tunelab.run.attention import recompute_attention
 from tunelab.run.heap import limit_onednn_primitive_cache, peak_rss_mb, release_free_heap
@@ -413,6 +414,7 @@ def prepare(config: TrainConfig, data: TaskData | None = None) -> PreparedRun:
                             f"({problem}); try another strategy (`tunelab strategies` lists them)")
     tokenized, warnings = tokenize(data, tokenizer, max_length, limit=model_max_length(model.config, tokenizer),
                                    keep=config.keep)
+    check_token_ids(model, tokenizer, [ds["input_ids"] for ds in tokenized.values()], config.model)
     notes = [layout.shared_blocks_note()]
     if data.task == "classification":
         notes.append(head_note(config.model, data.label_names, trust_remote_code=config.trust_remote_code))
