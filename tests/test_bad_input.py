@@ -82,11 +82,6 @@ CASES = [
         ("'id'", "40 distinct values", "--label-column"),
     ),
     Case(
-        "a class that cannot reach train",
-        lambda t: ["--data", str(write(t / "rare.csv", GOOD_ROWS + "the lone odd one,odd\n")), "--seed", "4"],
-        ("odd", "1 example", "train"),  # seed 4 puts the lone example in test
-    ),
-    Case(
         "non-UTF-8 bytes",
         lambda t: [
             "--data",
