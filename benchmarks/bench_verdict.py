@@ -538,7 +538,12 @@ def repick(results: Path) -> None:
         if path.name == "summary.json" or path.name.endswith(".planned.json"):
             continue
         task = json.loads(path.read_text())
+        if "task" not in task:  # the learning-rate sweep's summaries
+            continue
         records = [RunRecord.read(p) for p in sorted((results / task["task"] / "runs" / "runs").glob("*/metrics.json"))]
+        if not records:  # a task whose run folders are not on this machine keeps the pick it has
+            print(f"{task['task']}: no run folders here; its pick stays {task.get('after_training_paired')}", flush=True)
+            continue
         rec = recommend_from_results(records)
         task.update(after_training_paired=rec["strategy"], contenders_paired=list(rec.get("contenders") or []),
                     evidence_paired=rec.get("evidence"))

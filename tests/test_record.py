@@ -101,3 +101,24 @@ def test_a_job_in_a_fresh_process_returns_its_result_or_says_why_not(tmp_path, m
     assert failed.returncode == 1 and failed.child_error["type"] == "DataError"
     with pytest.raises(DataError, match="--text-column"):
         raise_child_error(failed.child_error)
+
+
+def test_a_record_read_from_a_moved_folder_finds_its_outputs_beside_it(tmp_path):
+    """A comparison folder moved or copied after training (another machine, a repository) keeps its paired
+    verdicts: the record read from disk points at the folder it lies in, not where the run trained."""
+    import numpy as np
+
+    from tunelab.advice.verdict import run_outputs
+    from tunelab.run.outputs import ExampleOutputs
+
+    trained = tmp_path / "then" / "full"
+    record = RunRecord.from_dict({"run_info": {"strategy": "full", "status": "success"}, "config": {"out": str(trained)}})
+    record.write(trained / "metrics.json")
+    ExampleOutputs(labels=np.array([0, 1, 1]), predictions=np.array([0, 1, 0])).save(trained, "validation")
+    moved = tmp_path / "now" / "full"
+    moved.parent.mkdir()
+    trained.rename(moved)
+    again = RunRecord.read(moved / "metrics.json")
+    assert again.config["out"] == str(moved.resolve())
+    outputs = run_outputs(again, "validation")
+    assert outputs is not None and list(outputs.predictions) == [0, 1, 0]

@@ -324,8 +324,15 @@ class RunRecord(Mapping):
 
     @classmethod
     def read(cls, path: str | Path) -> RunRecord:
-        """The record in ``path`` (``metrics.json``)."""
-        return cls.from_dict(read_json(path))
+        """The record in ``path`` (``metrics.json``). A run folder that was moved (to another machine, into a
+        repository; its name kept, its old place gone) is where the run is now: ``config["out"]`` is pointed at
+        it, so a moved comparison still finds each run's per-example outputs beside its record."""
+        record = cls.from_dict(read_json(path))
+        here = Path(path).resolve().parent
+        out = record.config.get("out")
+        if isinstance(out, str) and out and Path(out).name == here.name and not Path(out).exists():
+            record.config["out"] = str(here)
+        return record
 
     def write(self, path: str | Path) -> None:
         """Write the record to ``path`` atomically."""
