@@ -512,25 +512,25 @@ class Planner:
         preds = {s: p for s in self.alive_ if (p := self.predict(s)) is not None}
         costs = {s: predict_seconds(s, fraction, self.timings_, self.estimates, self.sizes) for s in preds}
         better = "above" if higher_is_better(self.metric) else "below"
+        keep = kept_by_halving(len(preds), self.eta)
         for s, (why, other) in halve(preds, self.metric, self.eta, costs).items():
             p, op = preds[s], preds[other]
+            said = (f"after round {done.index} (data fraction {done.fraction:g}) its predicted validation "
+                    f"{self.metric} at the full data, {p.estimate:.4g}, ")
             if why == "halved" and p.estimate == op.estimate:
-                keep = kept_by_halving(len(preds), self.eta)
-                message = (f"after round {done.index} (data fraction {done.fraction:g}) its predicted validation "
-                           f"{self.metric} at the full data, {p.estimate:.4g}, is level with that of {other}, the last "
-                           f"of the best {keep} of the {len(preds)} left (successive halving, η = {self.eta:g}), "
-                           f"whose next run is predicted to cost less ({costs[other]:.0f} s against {costs[s]:.0f} s)")
+                message = (said + f"is level with that of {other}, the last of the best {keep} of the {len(preds)} "
+                           f"left (successive halving, η = {self.eta:g}), {self._cheaper(costs, other, s)}")
             elif why == "halved":
-                keep = kept_by_halving(len(preds), self.eta)
-                message = (f"after round {done.index} (data fraction {done.fraction:g}) its predicted validation "
-                           f"{self.metric} at the full data, {p.estimate:.4g}, is not among the best {keep} of the "
-                           f"{len(preds)} left (successive halving, η = {self.eta:g}; {other}: {op.estimate:.4g})")
+                message = (said + f"is not among the best {keep} of the {len(preds)} left (successive halving, "
+                           f"η = {self.eta:g}; {other}: {op.estimate:.4g})")
             else:
-                message = (f"after round {done.index} (data fraction {done.fraction:g}) its predicted validation "
-                           f"{self.metric} at the full data, {p.estimate:.4g}, is not {better} that of {other} "
-                           f"({op.estimate:.4g}), whose next run is predicted to cost less ({costs[other]:.0f} s against "
-                           f"{costs[s]:.0f} s): the verdict recommends the cheaper of two strategies it cannot separate")
+                message = (said + f"is not {better} that of {other} ({op.estimate:.4g}), {self._cheaper(costs, other, s)}: the verdict "
+                           "recommends the cheaper of two strategies it cannot separate")
             self._stop(s, done.index, done.fraction, why, message, p, op)
+
+    @staticmethod
+    def _cheaper(costs: Mapping[str, float | None], other: str, strategy: str) -> str:
+        return f"whose next run is predicted to cost less ({costs[other]:.0f} s against {costs[strategy]:.0f} s)"
 
     def _stop(self, strategy: str, index: int, fraction: float, reason: str, message: str,
               prediction: Prediction | None = None, leader: Prediction | None = None) -> None:

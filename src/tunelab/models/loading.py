@@ -15,6 +15,7 @@ import difflib
 import importlib.util
 import inspect
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -262,16 +263,16 @@ def load_model(
     return model, tokenizer
 
 
-def check_token_ids(model, tokenizer, columns: list[list[list[int]]], name_or_path: str) -> None:
+def check_token_ids(model, tokenizer, datasets: Iterable[Any], name_or_path: str) -> None:
     """Every token id the data was encoded to has a row in the model's input embeddings: a tokenizer that holds
     more tokens than the checkpoint's embeddings (a special token added after training, a tokenizer from another
     checkpoint) would otherwise fail deep in the first forward pass with an index error. Scans the data only when
-    the tokenizer is larger than the embeddings."""
+    the tokenizer is larger than the embeddings (``datasets``: the tokenized splits, with ``input_ids``)."""
     embeddings = model.get_input_embeddings()
     rows = getattr(embeddings, "num_embeddings", None)
     if rows is None or len(tokenizer) <= rows:
         return
-    largest = max((max(ids) for column in columns for ids in column if ids), default=-1)
+    largest = max((max(ids) for ds in datasets for ids in ds["input_ids"] if ids), default=-1)
     if largest < rows:
         return
     token = tokenizer.convert_ids_to_tokens(largest)

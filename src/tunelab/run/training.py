@@ -414,7 +414,7 @@ def prepare(config: TrainConfig, data: TaskData | None = None) -> PreparedRun:
                             f"({problem}); try another strategy (`tunelab strategies` lists them)")
     tokenized, warnings = tokenize(data, tokenizer, max_length, limit=model_max_length(model.config, tokenizer),
                                    keep=config.keep)
-    check_token_ids(model, tokenizer, [ds["input_ids"] for ds in tokenized.values()], config.model)
+    check_token_ids(model, tokenizer, tokenized.values(), config.model)
     notes = [layout.shared_blocks_note()]
     if data.task == "classification":
         notes.append(head_note(config.model, data.label_names, trust_remote_code=config.trust_remote_code))
