@@ -280,6 +280,10 @@ COMPARE_ONLY = [
     Case("encoder-decoder model", lambda t: ["--data", good(t), "--model", str(write(t / "t5" / "config.json", '{"model_type": "t5", '
                                              '"vocab_size": 64, "d_model": 8, "num_layers": 1, "num_heads": 1}').parent)],
          ("t5", "encoder-decoder", "minilm")),
+    Case("T5 encoder saved alone", lambda t: ["--data", good(t), "--model", str(write(t / "t5-encoder" / "config.json", '{"model_type": "t5", '
+                                              '"is_encoder_decoder": false, "architectures": ["T5EncoderModel"], "vocab_size": 64, '
+                                              '"d_model": 8, "num_layers": 1, "num_heads": 1}').parent)],
+         ("t5", "encoder-decoder", "encoder alone", "minilm")),
 ]
 
 

@@ -311,6 +311,7 @@ def check_model_for_task(name_or_path: str, task: str, *, trust_remote_code: boo
     from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import (
         MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES,
         MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
     )
 
@@ -325,8 +326,11 @@ def check_model_for_task(name_or_path: str, task: str, *, trust_remote_code: boo
     }
     auto_class, registry = classes[task]
     kind = getattr(config, "model_type", "")
-    if getattr(config, "is_encoder_decoder", False):
-        raise ModelError(f"'{name_or_path}' ({kind}) is an encoder-decoder model: tunelab adapts encoder-only (BERT-family) "
+    if getattr(config, "is_encoder_decoder", False) or kind in MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES:
+        # a T5 encoder saved alone (T5EncoderModel, sentence-T5) says is_encoder_decoder=False, but transformers'
+        # classifier for its type is the encoder-decoder one, which cannot run on the encoder's weights
+        alone = "" if getattr(config, "is_encoder_decoder", False) else " (this checkpoint holds its encoder alone, and transformers classifies with the whole encoder-decoder)"
+        raise ModelError(f"'{name_or_path}' ({kind}) is an encoder-decoder model{alone}: tunelab adapts encoder-only (BERT-family) "
                          f"and decoder-only (GPT-family) models, whose body is one stack of blocks; use one of those "
                          f"(e.g. minilm or smollm2)")
     available = trust_remote_code and auto_class in (getattr(config, "auto_map", None) or {})
