@@ -472,3 +472,19 @@ def test_the_chance_level_is_the_majority_class_score_on_the_saved_examples():
     assert _chance(outputs.labels, "f1_macro") == pytest.approx((2 * 0.6 / 1.6) / 3)
     assert _chance(None, "accuracy") is None
     assert _chance(ExampleOutputs(loss_sums=np.ones(3), token_counts=np.ones(3)).labels, "perplexity") is None
+
+
+def test_the_recommendation_names_the_round_of_a_stop_once():
+    """A halving or 'behind' stop's message already says after which round; a budget stop's does not."""
+    from tunelab.compare.runner import stopped_early_reasons
+
+    planning = {"stopped": [
+        {"strategy": "lora", "status": "stopped_early", "round": 1, "data_fraction": 0.1, "reason": "halved",
+         "message": "after round 1 (data fraction 0.1) its predicted validation accuracy at the full data, 0.61, is not among the best 2"},
+        {"strategy": "full", "status": "stopped_early", "round": 2, "data_fraction": 0.3, "reason": "budget",
+         "message": "its round-3 run at data fraction 1 was predicted to take 90 s, more than the 40 s left of the 300 s budget"},
+    ], "strategies": {"bitfit": {"status": "finalist"}}, "round_fractions": [0.1, 0.3, 1.0]}
+    lora, full = stopped_early_reasons(planning)
+    assert lora == ("lora was stopped early: after round 1 (data fraction 0.1) its predicted validation accuracy at the "
+                    "full data, 0.61, is not among the best 2.")
+    assert full.startswith("full was stopped early, after round 2 (data fraction 0.3): its round-3 run") and full.count("round 2") == 1

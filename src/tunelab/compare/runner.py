@@ -858,8 +858,9 @@ def stopped_early_reasons(planning: dict[str, Any], *, already_told: set[str] = 
     for stop in planning.get("stopped") or []:
         if stop["status"] != "stopped_early" or stop["strategy"] in already_told:
             continue
-        lines.append(f"{stop['strategy']} was stopped early, after round {stop['round']} (data fraction "
-                     f"{stop['data_fraction']:g}): {stop['message']}.")
+        message = stop["message"]
+        when = "" if message.startswith("after round") else f", after round {stop['round']} (data fraction {stop['data_fraction']:g})"
+        lines.append(f"{stop['strategy']} was stopped early{when}: {message}.")
     finalists = [s for s, v in (planning.get("strategies") or {}).items() if v.get("status") == "finalist"]
     fractions = planning.get("round_fractions") or []
     if not finalists and fractions and any(s["reason"] == "budget" for s in planning.get("stopped") or []):
