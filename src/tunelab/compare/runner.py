@@ -854,13 +854,14 @@ def _mark_stopped_runs(results: list[RunRecord], summary: dict[str, Any]) -> Non
 def stopped_early_reasons(planning: dict[str, Any], *, already_told: set[str] = frozenset()) -> list[str]:
     """One line per strategy a planned comparison stopped before the final round (but those in
     ``already_told``: failed runs the recommendation names with their error), and one when none reached it."""
+    from tunelab.report.tables import where_stopped
+
     lines = []
     for stop in planning.get("stopped") or []:
         if stop["status"] != "stopped_early" or stop["strategy"] in already_told:
             continue
-        message = stop["message"]
-        when = "" if message.startswith("after round") else f", after round {stop['round']} (data fraction {stop['data_fraction']:g})"
-        lines.append(f"{stop['strategy']} was stopped early{when}: {message}.")
+        where = where_stopped(stop)
+        lines.append(f"{stop['strategy']} was stopped early{f', {where}' if where else ''}: {stop['message']}.")
     finalists = [s for s, v in (planning.get("strategies") or {}).items() if v.get("status") == "finalist"]
     fractions = planning.get("round_fractions") or []
     if not finalists and fractions and any(s["reason"] == "budget" for s in planning.get("stopped") or []):

@@ -121,7 +121,16 @@ def stop_note(stop: dict, *, short: bool = False) -> str:
         return f"round {stop['round']}: {stop['reason'] if stop['status'] == 'stopped_early' else 'failed'}"
     if stop["status"] != "stopped_early":
         return f"failed in round {stop['round']} (data fraction {stop['data_fraction']:g}): {stop['message']}"
-    return f"stopped early after round {stop['round']} (data fraction {stop['data_fraction']:g}): {stop['message']}"
+    where = where_stopped(stop)
+    return f"stopped early {where}: {stop['message']}" if where else f"stopped early {stop['message']}"
+
+
+def where_stopped(stop: dict) -> str | None:
+    """``after round R (data fraction F)`` for a stop whose message does not say so itself (budget stops); ``None``
+    for one whose message starts with it (the planner's halving and "behind" stops)."""
+    if stop["message"].startswith("after round"):
+        return None
+    return f"after round {stop['round']} (data fraction {stop['data_fraction']:g})"
 
 
 RESULTS_HEADERS = (
