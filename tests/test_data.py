@@ -667,3 +667,67 @@ def test_a_lone_class_in_a_given_train_split_stays_in_training_when_validation_i
     data = load_task_data(str(write(tmp_path, "d.csv", pd.DataFrame(records).to_csv(index=False))))
     assert data.train["label"].count(data.label_names.index("rare")) == 1
     assert any("'rare' has a single example left for the validation split: kept in training" in w for w in data.warnings)
+
+
+# --------------------------------------------------------------------------- repeated texts
+
+
+def _texts_of(data: TaskData, split: str) -> set[tuple[str, str]]:
+    part = data.splits()[split]
+    pairs = part["text_pair"] if "text_pair" in part.column_names else [""] * len(part)
+    return set(zip(part["text"], pairs, strict=True))
+
+
+def test_copies_of_a_text_stay_in_one_split_so_test_never_repeats_training(tmp_path: Path) -> None:
+    """Forty texts, each three times (a support-ticket log): without grouping, about nine in ten test texts would also
+    be training texts. Every copy lands in one split, the split stays stratified, and the note says so."""
+    records = [r for r in rows(40) for _ in range(3)]
+    data = load_task_data(str(write(tmp_path, "d.csv", csv_text(records))))
+    assert_valid(data)
+    train = _texts_of(data, "train")
+    assert not train & _texts_of(data, "test") and not train & _texts_of(data, "validation")
+    assert not _texts_of(data, "validation") & _texts_of(data, "test")
+    assert sum(len(s) for s in data.splits().values()) == 120  # every copy kept
+    assert (len(data.validation), len(data.test)) == (12, 24)  # 10 % / 20 % of the 40 distinct texts, 3 rows each
+    assert Counter(data.test["label"])[data.label_names.index("pos")] == 15  # stratified on the texts: 5 of 8 pos
+    assert any("80 examples repeat an earlier text exactly" in w and "same split" in w for w in data.warnings)
+
+
+def test_without_repeats_the_grouped_split_is_the_plain_one(tmp_path: Path) -> None:
+    """Distinct texts make one-row groups, so the split is the seeded stratified one of the rows themselves: the
+    built-ins, deduplicated, keep their splits and every recorded run its fingerprint."""
+    from tunelab.data.splits import three_way
+
+    records = rows(60, pos_share=0.7)
+    data = load_task_data(str(write(tmp_path, "d.csv", csv_text(records))))
+    labels = [sorted({"pos", "neg"}).index(r["label"]) for r in records]
+    rows_by_split = three_way(60, labels, 0.1, 0.2, 42, [], ["neg", "pos"])
+    for split in ("train", "validation", "test"):
+        assert data.splits()[split]["text"] == [records[i]["text"] for i in rows_by_split[split]]
+    assert not any("repeat" in w for w in data.warnings)
+
+
+def test_a_pair_repeats_only_when_both_texts_do(tmp_path: Path) -> None:
+    """NLI data repeats premises with new hypotheses: those are different examples and may be split apart."""
+    records = [{"premise": f"premise {i // 4}", "hypothesis": f"hypothesis {i}", "label": "yes" if i % 2 else "no"}
+               for i in range(80)]
+    data = load_task_data(str(write(tmp_path, "nli.csv", csv_text(records))), text_column="premise,hypothesis")
+    assert not any("repeat" in w for w in data.warnings)
+    assert {t for t, _ in _texts_of(data, "train")} & {t for t, _ in _texts_of(data, "test")}  # premises shared
+
+
+def test_a_given_split_that_repeats_training_texts_is_noted_and_carving_keeps_copies_together(tmp_path: Path) -> None:
+    train = [r for r in rows(30) for _ in range(2)]
+    write(tmp_path / "d", "train.csv", csv_text(train))
+    write(tmp_path / "d", "test.csv", csv_text(rows(30)[:6] + [{"text": "a new review", "label": "pos"}]))
+    data = load_task_data(str(tmp_path / "d"))
+    assert any("6 of the 7 rows of your test split repeat a training text exactly" in w for w in data.warnings)
+    assert not _texts_of(data, "train") & _texts_of(data, "validation")  # carved by text: 3 of 30 texts, 6 rows
+    assert len(data.validation) == 6 and any("took 6 rows" in w for w in data.warnings)
+
+
+def test_a_text_under_two_labels_is_named(tmp_path: Path) -> None:
+    records = [*rows(30), {"text": "review number 3 says good", "label": "neg"}]
+    data = load_task_data(str(write(tmp_path, "d.csv", csv_text(records))))
+    assert any(w.startswith("1 text carries more than one label (e.g. 'review number 3 says good' as 'neg' and 'pos')")
+               for w in data.warnings)

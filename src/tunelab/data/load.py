@@ -12,7 +12,18 @@ from typing import Any
 from tunelab.data.builtin import BUILTINS, package_dir, read_builtin, unknown_builtin
 from tunelab.data.chat import chat_messages, is_chat, render
 from tunelab.data.readers import SPLIT_ALIASES, SUPPORTED_EXTENSIONS, read_path
-from tunelab.data.splits import Columns, carve, check_fractions, fingerprint, nested_order, take, three_way
+from tunelab.data.splits import (
+    Columns,
+    carve,
+    check_fractions,
+    example_groups,
+    example_keys,
+    expand,
+    fingerprint,
+    nested_order,
+    take,
+    three_way,
+)
 from tunelab.data.table import RawData, Table, brief
 from tunelab.data.types import TaskData
 from tunelab.data.validate import (
@@ -209,10 +220,6 @@ def _classification(
     present = {str(k) for k in keys[reference]}
     check_classes(names, present, tables[reference].origin, label_column)
     _check_unseen(tables, keys, present, label_column)
-    examples = [t for texts_, _ in values.values() for t in texts_]
-    if pairs:  # a pair repeats when both of its texts do
-        examples = [f"{t}\x00{p}" for t, p in zip(examples, [p for name in values for p in pairs[name]], strict=True)]
-    _warn_duplicates(examples, warnings)
     check_not_an_id(keys[reference], tables[reference].origin, label_column)
     index = {n: i for i, n in enumerate(names)}
     parts = {
@@ -220,6 +227,7 @@ def _classification(
         | ({"text_pair": pairs[name]} if pairs else {})
         for name, labels in keys.items()
     }
+    _warn_conflicting_labels(parts, names, warnings)
     if numeric:
         names = _names_from_column(tables, keys, names, label_column, warnings)
     else:
@@ -316,16 +324,44 @@ def _causal(
         raise DataError(
             "the splits mix chat rows (messages) and plain text rows; give every split in the same format"
         )
-    _warn_duplicates([t for p in parts.values() for t in p["text"]], warnings)
     return parts
 
 
-def _warn_duplicates(all_texts: list[str], warnings: list[str]) -> None:
-    repeated = sum(count - 1 for count in Counter(all_texts).values() if count > 1)
-    if repeated:
+def _warn_conflicting_labels(parts: dict[str, Columns], names: list[str], warnings: list[str]) -> None:
+    """The same example under different labels is label noise no model can fit: say how often, with one case."""
+    seen: dict[str, set[int]] = {}
+    for columns in parts.values():
+        for key, label in zip(example_keys(columns), columns["label"], strict=True):
+            seen.setdefault(key, set()).add(label)
+    torn = [(key, labels) for key, labels in seen.items() if len(labels) > 1]
+    if torn:
+        key, labels = torn[0]
         warnings.append(
-            f"{repeated} examples repeat an earlier text exactly; kept, but copies may land in both train and test"
+            f"{len(torn)} {'text carries' if len(torn) == 1 else 'texts carry'} more than one label (e.g. "
+            f"{brief(key.split(chr(0))[0])} as {' and '.join(repr(names[i]) for i in sorted(labels))}); no model can "
+            "fit both, so check those labels"
         )
+
+
+def _repeats_note(groups: list[list[int]], how: str) -> list[str]:
+    """``N examples repeat an earlier text exactly; kept, {how}`` when any group holds copies."""
+    repeated = sum(len(group) - 1 for group in groups)
+    return [f"{repeated} examples repeat an earlier text exactly; kept, {how}"] if repeated else []
+
+
+def _overlap_notes(parts: dict[str, Columns]) -> list[str]:
+    """For a user-given split: how many validation / test rows repeat a training example exactly."""
+    train = set(example_keys(parts["train"]))
+    notes = []
+    for split in ("validation", "test"):
+        if split in parts:
+            copies = sum(key in train for key in example_keys(parts[split]))
+            if copies:
+                notes.append(
+                    f"{copies} of the {len(parts[split]['text'])} rows of your {split} split repeat a training text "
+                    f"exactly, so its metric is optimistic on them; remove them from {split} for an unbiased estimate"
+                )
+    return notes
 
 
 def _split(
@@ -339,28 +375,37 @@ def _split(
     """Seeded three-way split of ``parts["all"]``, or the user's split with missing parts carved from train."""
     if "all" in parts:
         columns = parts["all"]
+        groups = example_groups(columns)
+        labels = columns.get("label")
         rows = three_way(
-            len(columns["text"]),
-            columns.get("label"),
+            len(groups),
+            None if labels is None else [labels[group[0]] for group in groups],
             validation_fraction,
             test_fraction,
             seed,
             warnings,
             names,
         )
-        return {name: take(columns, rows[name]) for name in SPLITS}
+        warnings += _repeats_note(groups, "with every copy of a text in the same split, so that no validation or "
+                                          "test text is also a training text")
+        return {name: take(columns, expand(groups, rows[name])) for name in SPLITS}
     train = parts["train"]
-    labels = train.get("label")
-    kept = list(range(len(train["text"])))
+    groups = example_groups(train)
+    labels = None if "label" not in train else [train["label"][group[0]] for group in groups]
+    kept = list(range(len(groups)))
     carved: dict[str, list[int]] = {}
     for split, fraction in (("test", test_fraction), ("validation", validation_fraction)):
         if split not in parts:
-            size = max(1, round(len(train["text"]) * fraction))
+            size = max(1, round(len(groups) * fraction))
             kept, carved[split] = carve(kept, labels, size, seed, split, warnings, names)
-            warnings.append(f"no {split} split given: took {size} rows ({fraction:.0%}) of train")
-    out = {"train": take(train, kept)}
+            taken = len(expand(groups, carved[split]))
+            warnings.append(f"no {split} split given: took {taken} rows ({fraction:.0%}) of train")
+    warnings += _repeats_note(groups, "with every copy of a text on one side of the splits carved from train"
+                              if carved else "in train, where each copy weighs as one example")
+    warnings += _overlap_notes(parts)
+    out = {"train": take(train, expand(groups, kept))}
     for split in ("validation", "test"):
-        out[split] = parts[split] if split in parts else take(train, carved[split])
+        out[split] = parts[split] if split in parts else take(train, expand(groups, carved[split]))
     return out
 
 

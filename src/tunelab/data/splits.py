@@ -15,6 +15,28 @@ from tunelab.errors import DataError
 Columns = dict[str, list[Any]]
 
 
+def example_groups(columns: Columns) -> list[list[int]]:
+    """Row ids grouped by identical example (its text, with its pair for a text pair), groups in order of their
+    first row: the unit a split moves, so that no copy of a training text is validated or tested on."""
+    keys = example_keys(columns)
+    groups: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
+def example_keys(columns: Columns) -> list[str]:
+    """One string per row that is equal exactly when two rows hold the same example."""
+    if "text_pair" in columns:
+        return [f"{t}\x00{p}" for t, p in zip(columns["text"], columns["text_pair"], strict=True)]
+    return list(columns["text"])
+
+
+def expand(groups: list[list[int]], chosen: Sequence[int]) -> list[int]:
+    """The rows of the chosen groups, in the groups' order (singleton groups: ``chosen`` itself)."""
+    return [row for group in chosen for row in groups[group]]
+
+
 def check_fractions(validation_fraction: float, test_fraction: float) -> None:
     """Both fractions in (0, 1) and together below 1."""
     for flag, value in (("--validation-fraction", validation_fraction), ("--test-fraction", test_fraction)):
