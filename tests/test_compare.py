@@ -158,6 +158,21 @@ def test_tune_lr_searches_around_each_default_and_records_it(tiny_bert_dir, toy_
     assert json.loads((tmp_path / "compare.json").read_text())["learning_rates"]["head"] == search["chosen_lr"]
 
 
+def test_the_lr_search_and_the_progress_lines_use_the_comparisons_metric(tiny_bert_dir, toy_csv, tmp_path):
+    """--metric f1_macro: the learning-rate search chooses by validation macro-F1, and each run's line reports the
+    validation macro-F1 (the split and metric that choose), not test accuracy."""
+    lines: list[str] = []
+    result = compare(_base(tiny_bert_dir, toy_csv), ["head"], out=tmp_path, tune_lr=True, lr_factors=(0.3, 3.0),
+                     isolate=False, pre_recommend=False, log=lines.append, metric="f1_macro")
+    search = result.lr_search["head"]
+    assert search["metric"] == "f1_macro"
+    f1 = {r["lr"]: r for r in search["candidates"]}
+    assert f1[search["chosen_lr"]]["validation"] == max(c["validation"] for c in search["candidates"])
+    done = [line for line in lines if "done:" in line]
+    value = result.results[0]["metrics"]["validation"]["f1_macro"]
+    assert done and f"done: validation f1_macro {value:.4f}" in done[0] and "test" not in done[0]
+
+
 def test_killed_worker_is_recorded_as_failed(tiny_bert_dir, toy_csv, tmp_path):
     """A worker that dies without writing its record (here: stopped by the run timeout) is still recorded."""
     config = _base(tiny_bert_dir, toy_csv, strategy="head", out=str(tmp_path / "run"))
