@@ -144,6 +144,37 @@ def test_domain_signals_of_a_decoder_compare_lm_losses(tiny_llama_dir, toy_lm_da
     assert s["lm_loss_ratio"] == pytest.approx(s["lm_loss_target"] / s["lm_loss_reference"], rel=1e-2)
 
 
+def test_a_decoders_domain_losses_are_stored_and_one_full_length_pass_serves_every_cut(
+        tiny_llama_dir, toy_lm_data, tmp_path, monkeypatch):
+    """The reference is measured once at full length: a cut reference's loss is the first values of the full pass
+    (a causal model reads only what came before), so the ratio equals the one measured on cut texts. A second
+    measurement on the same model and texts reads the stored losses and loads no model."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from tunelab.advice.recommend import _causal_lm_token_losses, _match_lengths
+
+    monkeypatch.setenv("TUNELAB_CACHE", str(tmp_path / "cache"))
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32).eval()
+    seqs = [[5, 9, 13, 2, 7, 11, 3], [4, 8, 6], [12, 10, 9, 5, 6]]
+    full = _causal_lm_token_losses(model, seqs, pad_id=0)
+    cut = _causal_lm_token_losses(model, _match_lengths([[1, 1, 1], [1, 1, 1, 1, 1], [1, 1]], seqs), pad_id=0)
+    assert [len(v) for v in full] == [6, 2, 4] and [len(v) for v in cut] == [2, 2, 1]
+    for whole, part in zip(full, cut, strict=True):
+        assert part == pytest.approx(whole[: len(part)], abs=1e-5)
+
+    texts = list(toy_lm_data.train["text"])
+    first = domain_signals(str(tiny_llama_dir), texts, REFERENCE, sample_size=16)
+    assert len(list((tmp_path / "cache" / "domain").glob("lm-*.npz"))) == 2  # the target and the reference
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the stored losses should have been read")
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", no_model)
+    again = domain_signals(str(tiny_llama_dir), texts, REFERENCE, sample_size=16)
+    assert again["signals"] == first["signals"]
+
+
 def test_recommend_returns_a_strategy_with_measured_reasons(tiny_bert_dir, toy_classification_data, monkeypatch):
     monkeypatch.setattr("tunelab.advice.calibrated.load_calibration", lambda path=None: None)  # the tiers' path
     config = TrainConfig(batch_size=8, epochs=1, cache=False)

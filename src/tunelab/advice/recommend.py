@@ -13,7 +13,8 @@
    context. At most ``sample_size`` (64) texts each, ``max_length`` 128 tokens.
 
    * decoder (e.g. ``smollm2``): the pre-trained causal-LM loss per token on target vs reference
-     (``lm_loss_ratio``);
+     (``lm_loss_ratio``); the per-token losses are stored under ``<tunelab cache>/domain``, the reference's at
+     full length (its cut to a target's lengths reads their first values);
    * encoder (e.g. ``minilm``): a masked-LM pseudo-loss (15 % of tokens masked, seeded) on target vs
      reference *if the checkpoint holds a pre-trained MLM head*; all-MiniLM-L6-v2 ships none (a
      randomly initialised head would measure nothing), so then the cosine distance between the
@@ -75,6 +76,7 @@ reasons say that it does not fit.
 from __future__ import annotations
 
 import math
+import os
 import random
 import statistics
 from typing import Any
@@ -197,13 +199,14 @@ def _fragmentation(texts: list[str], tokenizer) -> tuple[float, float]:
     return tokens / max(words, 1), unks / max(tokens, 1)
 
 
+def _paired(target_ids: list, reference: list) -> list:
+    """The reference item paired with each target text, in turn (the reference repeats when it is shorter)."""
+    return [reference[i % len(reference)] for i in range(len(target_ids))]
+
+
 def _match_lengths(target_ids: list[list[int]], reference_ids: list[list[int]]) -> list[list[int]]:
     """Cut reference texts to the target's token lengths (paired in turn), so both get as much context."""
-    out = []
-    for i, ids in enumerate(target_ids):
-        ref = reference_ids[i % len(reference_ids)]
-        out.append(ref[: max(len(ids), 2)])
-    return out
+    return [ref[: max(len(ids), 2)] for ids, ref in zip(target_ids, _paired(target_ids, reference_ids), strict=True)]
 
 
 def _batches(seqs: list[list[int]], size: int = 16):
@@ -223,20 +226,60 @@ def _pad(batch: list[list[int]], pad_id: int):
     return ids, mask
 
 
-def _causal_lm_loss(model, seqs: list[list[int]], pad_id: int) -> float:
-    """Mean next-token loss per token over ``seqs``."""
+def _causal_lm_token_losses(model, seqs: list[list[int]], pad_id: int) -> list[list[float]]:
+    """The next-token loss at each position of each sequence (``len(seq) - 1`` values; padding on the right).
+    A causal model's prediction at a position reads only the tokens before it, so the losses of a sequence's
+    first ``m`` tokens are the first ``m - 1`` values: one pass at full length serves every shorter cut."""
     import torch
 
-    total, count = 0.0, 0
+    out: list[list[float]] = []
     with torch.inference_mode():
         for batch in _batches(seqs):
             ids, mask = _pad(batch, pad_id)
-            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
-            target = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
-            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), target.reshape(-1), ignore_index=-100, reduction="sum")
-            total += float(loss)
-            count += int((target != -100).sum())
-    return total / max(count, 1)
+            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+            loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
+            out += [loss[row, : max(len(seq) - 1, 0)].tolist() for row, seq in enumerate(batch)]
+    return out
+
+
+def _stored_token_losses(path: str, seqs: list[list[int]], pad_id: int, model) -> list[list[float]]:
+    """:func:`_causal_lm_token_losses` of the checkpoint at ``path`` (``model()`` loads it), stored under
+    ``<tunelab cache>/domain`` by the model's identity and the token ids: the BBC reference is measured once per
+    model, and a target once per model and data."""
+    import hashlib
+    import json
+
+    import numpy as np
+
+    from tunelab.models import cache_dir, model_identity
+
+    digest = hashlib.sha256(json.dumps({"measure": "causal-lm-token-loss-v1", **model_identity(path)},
+                                       sort_keys=True).encode())
+    for seq in seqs:
+        digest.update(np.asarray(seq, dtype=np.int64).tobytes() + b"|")
+    file = cache_dir() / "domain" / f"lm-{digest.hexdigest()[:24]}.npz"
+    if file.is_file():
+        try:
+            with np.load(file) as stored:
+                losses, lengths = stored["losses"], stored["lengths"]
+            if len(lengths) == len(seqs):
+                bounds = np.concatenate([[0], np.cumsum(lengths)])
+                return [losses[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        except (OSError, ValueError, KeyError):  # a broken file is measured again and replaced
+            pass
+    values = _causal_lm_token_losses(model(), seqs, pad_id)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_name(f".{file.stem}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, losses=np.asarray([x for v in values for x in v], dtype=np.float64),
+             lengths=np.asarray([len(v) for v in values], dtype=np.int64))
+    tmp.replace(file)
+    return values
+
+
+def _mean_loss(losses: list[list[float]]) -> float:
+    """Mean loss per predicted token over every sequence."""
+    count = sum(len(v) for v in losses)
+    return sum(sum(v) for v in losses) / max(count, 1)
 
 
 def _mlm_loss(model, seqs: list[list[int]], tokenizer, seed: int) -> float:
@@ -312,7 +355,7 @@ def domain_signals(
     signals, levels = _fragmentation_signals(target, reference, tokenizer)
     encode = dict(truncation=True, max_length=max_length)
     target_ids = tokenizer(target, **encode)["input_ids"]
-    reference_ids = _match_lengths(target_ids, tokenizer(reference, **encode)["input_ids"])
+    reference_ids = tokenizer(reference, **encode)["input_ids"]
     notes: list[str] = []
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
@@ -357,7 +400,8 @@ def _model_signals(model_name: str, tokenizer, target_ids: list, reference_ids: 
                    signals: dict[str, Any], notes: list[str]) -> str:
     """The model's own view of the domain, added to ``signals``; returns which signal it is: the LM
     loss ratio (decoders), the masked-LM loss ratio (encoders with a pre-trained MLM head), else the
-    distance of the embedding centroids (with the reference's own split distance as noise floor)."""
+    distance of the embedding centroids (with the reference's own split distance as noise floor). Each reference
+    text is compared at the token length of the target text it is paired with (:func:`_match_lengths`)."""
     import torch
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
@@ -366,10 +410,21 @@ def _model_signals(model_name: str, tokenizer, target_ids: list, reference_ids: 
     path = resolve_model(model_name)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     if is_decoder(AutoConfig.from_pretrained(path)):
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-        lt, lr_ = _causal_lm_loss(model, target_ids, pad_id), _causal_lm_loss(model, reference_ids, pad_id)
+        loaded: list = []
+
+        def model():  # loaded only when a text's losses are not stored yet
+            if not loaded:
+                loaded.append(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval())
+            return loaded[0]
+
+        target = _stored_token_losses(path, target_ids, pad_id, model)
+        reference = _stored_token_losses(path, reference_ids, pad_id, model)
+        lt = _mean_loss(target)
+        lr_ = _mean_loss([losses[: max(len(ids), 2) - 1]
+                          for ids, losses in zip(target_ids, _paired(target_ids, reference), strict=True)])
         signals.update(lm_loss_target=round(lt, 4), lm_loss_reference=round(lr_, 4), lm_loss_ratio=round(lt / max(lr_, 1e-9), 3))
         return "lm_loss_ratio"
+    reference_ids = _match_lengths(target_ids, reference_ids)
     model = load_pretrained_mlm(path, tokenizer, notes)
     if model is not None:
         lt = _mlm_loss(model, target_ids, tokenizer, seed)
