@@ -173,6 +173,22 @@ def test_predict_prints_labels_with_probabilities(head_run):
             assert float(parsed[name]) == pytest.approx(float(p), abs=6e-4)
 
 
+def test_predict_takes_options_between_texts_shows_the_top_k_and_writes_json(head_run):
+    _, out = head_run
+    code, printed, err = tunelab("predict", str(out), TEXTS[0], "--top-k", "1", TEXTS[1])
+    assert code == 0, err
+    lines = printed.strip().splitlines()
+    assert len(lines) == 2 and all(line.split("\t")[1].endswith("(+1 more)") for line in lines)
+    assert all(line.split("\t")[0] == line.split("\t")[1].split(" ")[0] for line in lines)  # the top class shown
+    code, printed, err = tunelab("predict", str(out), "--json", *TEXTS)
+    rows = [json.loads(line) for line in printed.strip().splitlines()]
+    assert code == 0 and [r["text"] for r in rows] == list(TEXTS)
+    assert all(set(r["probabilities"]) == {"neg", "pos"} and sum(r["probabilities"].values()) == pytest.approx(1, abs=1e-5)
+               for r in rows)
+    code, _, err = tunelab("predict", str(out), "--top-k", "-1", TEXTS[0])
+    assert code == 2 and err.strip().startswith("tunelab: error: --top-k -1")
+
+
 def test_evaluate_prints_the_accuracy_training_measured(head_run, toy_csv):
     _, out = head_run
     code, printed, err = tunelab("evaluate", str(out), "--data", str(toy_csv))

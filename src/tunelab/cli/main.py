@@ -132,10 +132,17 @@ def _read_texts(args) -> list[str]:
 def cmd_predict(args) -> int:
     from tunelab.run.artifacts import predict
 
+    if args.top_k < 0:
+        raise TunelabError(f"--top-k {args.top_k}: give the number of classes to show (0: all)")
     for row in predict(args.model_dir, _read_texts(args), max_new_tokens=args.max_new_tokens):
-        if "label" in row:
-            probs = ", ".join(f"{k} {v:.3f}" for k, v in row["probabilities"].items())
-            print(f"{row['label']}\t{probs}\t{row['text']}")
+        if args.json:
+            print(json.dumps(row, ensure_ascii=False))
+        elif "label" in row:
+            ranked = sorted(row["probabilities"].items(), key=lambda kv: -kv[1])
+            shown = ranked[: args.top_k] if args.top_k else ranked
+            probs = ", ".join(f"{k} {v:.3f}" for k, v in shown)
+            more = f" (+{len(ranked) - len(shown)} more)" if len(shown) < len(ranked) else ""
+            print(f"{row['label']}\t{probs}{more}\t{row['text']}")
         else:
             print(f"{row['text']}{row['generated']}")
     return 0
@@ -174,10 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("predict", help="labels with probabilities, or generated text, from a trained folder")
+    p.intermixed = True
     p.add_argument("model_dir")
     p.add_argument("texts", nargs="*")
     p.add_argument("--file", help="a text file, one input per line")
     p.add_argument("--max-new-tokens", type=int, default=40)
+    p.add_argument("--top-k", type=int, default=5, help="classes shown per text, most probable first (0: all; default 5)")
+    p.add_argument("--json", action="store_true", help="one JSON object per text, with every class's probability")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("evaluate", help="score a trained folder on data")

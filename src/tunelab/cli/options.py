@@ -14,10 +14,23 @@ _EXCLUDED = {"extra"}
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a bad flag is one line and exit code 2."""
+    """argparse, but a bad flag is one line and exit code 2; a command with a list of positional inputs
+    (``intermixed = True``) takes its options between them too (``predict DIR --json "a text"``)."""
+
+    intermixed = False
+    _parsing = False
 
     def error(self, message: str) -> typing.NoReturn:
         self.exit(2, f"tunelab: error: {message} (see `{self.prog} --help`)\n")
+
+    def parse_known_args(self, args=None, namespace=None):
+        if not self.intermixed or self._parsing:  # the intermixed parse calls this method itself
+            return super().parse_known_args(args, namespace)
+        self._parsing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._parsing = False
 
 
 def _field_docs(cls) -> dict[str, str]:
