@@ -265,35 +265,39 @@ def test_cli_planned_comparison_stops_one_early_and_the_report_shows_it(tiny_ber
     monkeypatch.setattr(executors, "make_executor", lambda *a, **k: executors.LocalExecutor(isolate=False))
     common = ["compare", "--model", str(tiny_bert_dir), "--data", str(sentiment_csv), "--strategies", "head,full",
               "--lr-overrides", "head=1e-7,full=3e-3", "--epochs", "6", "--batch-size", "8", "--validation-fraction", "0.4",
-              "--data-fractions", "0.5,1.0", "--no-forgetting", "--no-pre-recommendation"]
+              "--data-fractions", "0.5,0.75,1.0", "--no-forgetting", "--no-pre-recommendation"]
     out = tmp_path / "planned"
     assert main([*common, "--out", str(out), "--budget-minutes", "30"]) == 0
     printed = capsys.readouterr().out
 
     plan = json.loads((out / "compare.json").read_text())
     assert plan["mode"] == "planned" and plan["planning"]["budget_s"] == 1800
+    # head (lr 1e-7) never leaves the majority class: after round 1 nothing bounds where it ends, so it goes on
+    # unranked; round 2 finds it there again while full learned, and stops it as not learning
+    assert plan["planning"]["unranked"] == {"1": ["head"]}
     (stop,) = plan["planning"]["stopped"]
-    assert stop["strategy"] == "head" and stop["status"] == "stopped_early" and stop["reason"] == "behind"
-    assert stop["round"] == 1 and stop["data_fraction"] == 0.5
-    assert stop["prediction"]["optimistic"] < stop["leader"]["pessimistic"]
-    assert sorted(p.name for p in (out / "runs").iterdir()) == ["full-f0.5", "full-f1", "head-f0.5"]
-    record = json.loads((out / "runs" / "head-f0.5" / "metrics.json").read_text())
-    assert record["stopped_early"]["round"] == 1 and record["stopped_early"]["prediction"]["strategy"] == "head"
+    assert stop["strategy"] == "head" and stop["status"] == "stopped_early" and stop["reason"] == "not learning"
+    assert stop["round"] == 2 and stop["data_fraction"] == 0.75 and "--lr-overrides" in stop["message"]
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["full-f0.5", "full-f0.75", "full-f1", "head-f0.5",
+                                                                "head-f0.75"]
+    record = json.loads((out / "runs" / "head-f0.75" / "metrics.json").read_text())
+    assert record["stopped_early"]["round"] == 2 and record["stopped_early"]["prediction"]["strategy"] == "head"
     # a screening run: validated once, after training; no test evaluation (the final round's runs have one)
     assert record["config"]["screening"] and record["metrics"]["validation"] and not record["metrics"].get("test")
-    assert not record.get("artifact") and not (out / "runs" / "head-f0.5" / "model").exists()  # no model kept
-    assert not (out / "runs" / "head-f0.5" / "outputs" / "test.npz").exists()
+    assert not record.get("artifact") and not (out / "runs" / "head-f0.75" / "model").exists()  # no model kept
+    assert not (out / "runs" / "head-f0.75" / "outputs" / "test.npz").exists()
     final = json.loads((out / "runs" / "full-f1" / "metrics.json").read_text())
     assert "stopped_early" not in final and not final["config"]["screening"] and final["metrics"]["test"]["accuracy"] >= 0
 
-    assert "stopped early: head (behind)" in printed
+    assert "not ranked after round 1: head" in printed and "stopped early: head (not learning)" in printed
     head_line = next(line for line in printed.splitlines() if line.startswith("│ head"))
     assert "stopped" in head_line and "success" not in head_line
     assert "recommended: full" in printed
     page = (out / "report.html").read_text(encoding="utf-8")
     md = (out / "report.md").read_text(encoding="utf-8")
     for text in (page, md):
-        assert "Stopped early" in text and "stopped early after round 1 (data fraction 0.5)" in text
+        assert "Stopped early" in text and "stopped early after round 2 (data fraction 0.75)" in text
+        assert "After round 1, head went on unranked" in text
         assert "Predicted at full data (best / worst case)" in text
 
     # --resume re-uses every finished run and decides the same
@@ -307,7 +311,8 @@ def test_cli_planned_comparison_stops_one_early_and_the_report_shows_it(tiny_ber
     full_out = tmp_path / "exhaustive"
     assert main([*common, "--out", str(full_out), "--exhaustive"]) == 0
     capsys.readouterr()
-    assert sorted(p.name for p in (full_out / "runs").iterdir()) == ["full-f0.5", "full-f1", "head-f0.5", "head-f1"]
+    assert sorted(p.name for p in (full_out / "runs").iterdir()) == ["full-f0.5", "full-f0.75", "full-f1", "head-f0.5",
+                                                                     "head-f0.75", "head-f1"]
     plan = json.loads((full_out / "compare.json").read_text())
     assert plan["mode"] == "exhaustive" and "planning" not in plan
     assert all("stopped_early" not in json.loads(p.read_text()) for p in (full_out / "runs").glob("*/metrics.json"))
@@ -459,6 +464,26 @@ def test_a_round_where_no_strategy_beats_a_constant_predictor_halves_nothing():
     planner.finish_round(rnd, [Measurement(s, 1 / 3, v, v - 0.05, v + 0.05, 300, chance=0.5) for s, v in apart.items()])
     final = planner.next_round(0.0)
     assert sorted(final.strategies) == ["a", "b"] and {s.reason for s in planner.stopped.values()} == {"halved"}
+
+
+def test_a_strategy_still_at_the_constant_predictor_goes_on_unranked_while_the_others_are_cut():
+    """A 21-class ticket log, a ninth of it: last-n learned (0.67), head a little, and full (lr 5e-5, ten steps) still
+    predicts the majority class everywhere. Full's measured interval bounds nothing about where it ends: it is neither
+    stopped as behind nor ranked; head, which learned and is far behind, is stopped. The next round ranks full."""
+    planner = Planner(["head", "last-n", "full"], rounds=(1 / 9, 1 / 3, 1.0), metric="accuracy", target=1400.0)
+    rnd = planner.next_round(0.0)
+    planner.finish_round(rnd, [Measurement("head", 1 / 9, 0.60, 0.58, 0.62, 157, chance=0.52),
+                               Measurement("last-n", 1 / 9, 0.67, 0.64, 0.70, 157, chance=0.52),
+                               Measurement("full", 1 / 9, 0.52, 0.46, 0.59, 157, chance=0.52)])
+    rnd = planner.next_round(0.0)
+    assert rnd.strategies == ["last-n", "full"] or sorted(rnd.strategies) == ["full", "last-n"]
+    assert planner.stopped["head"].reason == "behind" and "full" not in planner.stopped
+    assert planner.summary()["unranked"] == {"1": ["full"]}
+    planner.finish_round(rnd, [Measurement("last-n", 1 / 3, 0.80, 0.76, 0.84, 470, chance=0.52),
+                               Measurement("full", 1 / 3, 0.70, 0.66, 0.74, 470, chance=0.52)])
+    final = planner.next_round(0.0)
+    assert final.strategies == ["last-n"] and planner.stopped["full"].reason in ("behind", "halved")
+    assert planner.summary()["unranked"] == {"1": ["full"]}
 
 
 def test_the_chance_level_is_the_majority_class_score_on_the_saved_examples():

@@ -22,7 +22,10 @@
    ending *distinguishably* above the cheaper one, which its prediction says it will not. When one strategy is
    left, the rounds between go: it trains on the full plan at once. A round cuts only when it **measured
    something** (:func:`informative`): when no strategy is distinguishable from a constant predictor (the
-   majority class), its order is noise and every strategy that can still catch up goes on.
+   majority class), its order is noise and every strategy that can still catch up goes on. The same holds for
+   each strategy (:func:`learned`): one not yet distinguishable from the constant predictor while others are
+   (a low learning rate after a few steps) is neither stopped as behind nor ranked; it goes on **unranked**, and
+   is stopped as ``not learning`` when the next round finds it there again.
 4. The others get ×3 the data in the next round, up to the full plan (the largest ``--data-fractions``).
    Before a run starts, its time is predicted (:func:`predict_seconds`: the strategy's measured time in
    the earlier round, its data-dependent part scaled by the data size, or the cost estimate before any
@@ -176,10 +179,21 @@ def informative(measurements: Iterable[Measurement], metric: str) -> bool:
     True
     """
     known = [m for m in measurements if m.chance is not None]
-    if not known:
+    return not known or any(learned(m, metric) for m in known)
+
+
+def learned(measurement: Measurement, metric: str) -> bool:
+    """Whether a strategy's interval lies wholly on the good side of a constant predictor's score (True when no chance
+    level is known). One that has not left the constant predictor yet (a low learning rate after a few steps, a
+    class it has not found) has measured nothing that bounds where it ends, so no round stops or ranks it.
+
+    >>> learned(Measurement("full", 0.1, 0.52, 0.46, 0.59, chance=0.52), "accuracy")
+    False
+    """
+    if measurement.chance is None:
         return True
     sign = 1.0 if higher_is_better(metric) else -1.0
-    return any(sign * ((m.low if sign > 0 else m.high) - m.chance) > 0 for m in known)  # type: ignore[operator]
+    return sign * ((measurement.low if sign > 0 else measurement.high) - measurement.chance) > 0
 
 
 def kept_by_halving(n: int, eta: float) -> int:
@@ -323,6 +337,7 @@ class Round:
 class Stop:
     """Why a strategy left the comparison before the final round: ``reason`` is ``behind`` (its
     prediction cannot reach the leader's), ``halved`` or ``dominated`` (successive halving's cut, :func:`halve`),
+    ``not learning`` (two rounds in a row not distinguishable from a constant predictor while others were),
     ``budget`` (its next run would not fit in, or was cut by, the
     budget) or ``failed`` (its run failed). ``round`` and ``fraction`` are the last round it ran (0 and 0.0
     when it never started one)."""
@@ -382,6 +397,9 @@ class Planner:
     predictions_: dict[str, Prediction] = field(init=False, default_factory=dict)
     uninformative_: list[int] = field(init=False, default_factory=list)
     """Rounds after which nothing was halved: no strategy was distinguishable from a constant predictor."""
+    unranked_: dict[int, list[str]] = field(init=False, default_factory=dict)
+    """Per round, the strategies that went on unranked: not yet distinguishable from a constant predictor
+    (:func:`learned`) while others were."""
 
     def __post_init__(self) -> None:
         self.rounds = sorted(float(f) for f in self.rounds)
@@ -477,6 +495,7 @@ class Planner:
             "strategies": {s: strategies[s] for s in self.strategies if s in strategies},
             "stopped": [s.to_dict() for s in self.stops_],
             "not_halved_after": list(self.uninformative_),
+            "unranked": {str(k): v for k, v in self.unranked_.items()},
             "longest_step_s": self.longest_step_s,
         }
 
@@ -489,12 +508,29 @@ class Planner:
             return list(self.alive_)
         return sorted(self.alive_, key=lambda s: -sign * preds[s].optimistic)  # type: ignore[union-attr]
 
+    def _not_learned(self, done: Round) -> set[str]:
+        """The alive strategies whose measurement in round ``done`` has not left the constant predictor."""
+        return {m.strategy for m in self.measurements_
+                if m.fraction == done.fraction and m.strategy in self.alive_ and not learned(m, self.metric)}
+
     def _stop_the_hopeless(self, index: int) -> None:
         preds = {s: p for s in self.alive_ if (p := self.predict(s)) is not None}
         self.predictions_.update(preds)
+        done = self.done_[index - 1]
+        fresh = self._not_learned(done)
+        if fresh and informative([m for m in self.measurements_ if m.fraction == done.fraction], self.metric):
+            for s in [s for s in self.alive_ if s in fresh and s in self.unranked_.get(done.index - 1, [])]:
+                m = next(m for m in self.measurements_ if m.fraction == done.fraction and m.strategy == s)
+                self._stop(s, done.index, done.fraction, "not learning",
+                           f"after round {done.index} (data fraction {done.fraction:g}), as after the round before, its "
+                           f"validation {self.metric} ({m.value:.4g}) was not distinguishable from always predicting the "
+                           f"most frequent class ({m.chance:.4g}) while other strategies' was: nothing bounds where it "
+                           "would end, and it is stopped as not learning at this learning rate (give it another with "
+                           "--lr-overrides, or train every strategy to the end with --exhaustive)", preds.get(s))
         for s, leader in hopeless(preds, self.metric).items():
+            if s in fresh:  # its optimistic end bounds nothing yet
+                continue
             p, lp = preds[s], preds[leader]
-            done = self.done_[index - 1]
             self._stop(s, done.index, done.fraction, "behind",
                        f"after round {done.index} (data fraction {done.fraction:g}) its predicted validation "
                        f"{self.metric} at the full data is at best {p.optimistic:.4g}, "
@@ -509,7 +545,10 @@ class Planner:
                            self.metric):
             self.uninformative_.append(done.index)
             return
-        preds = {s: p for s in self.alive_ if (p := self.predict(s)) is not None}
+        fresh = self._not_learned(done)
+        if fresh:
+            self.unranked_[done.index] = [s for s in self.alive_ if s in fresh]
+        preds = {s: p for s in self.alive_ if s not in fresh and (p := self.predict(s)) is not None}
         costs = {s: predict_seconds(s, fraction, self.timings_, self.estimates, self.sizes) for s in preds}
         better = "above" if higher_is_better(self.metric) else "below"
         keep = kept_by_halving(len(preds), self.eta)

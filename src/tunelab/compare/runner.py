@@ -709,9 +709,9 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
     results: list[RunRecord] = []
     reused: list[str] = []
     run_ids: list[str] = []
-    told = 0
+    told, told_rounds = 0, set()
     while (rnd := planner.next_round(time.time() - started)) is not None:
-        told = _say_stops(planner, say, told)
+        told = _say_stops(planner, say, told, told_rounds)
         say(f"round {rnd.index}/{len(rungs)}: {', '.join(rnd.strategies)} on data fraction {rnd.fraction:g}"
             + (" (the final round)" if rnd.final else ""))
         named_fraction = not rnd.final or len(opts.data_fractions) > 1
@@ -740,7 +740,7 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
         results.extend(ran)
         if after_first and rnd.index == 1 and planner.budget_s is not None:
             say(f"budget {planner.budget_s / 60:.1f} min, from round 1's measured times")
-    _say_stops(planner, say, told)
+    _say_stops(planner, say, told, told_rounds)
     summary = planner.summary()
     summary["budget_source"] = budget_source
     summary["elapsed_s"] = round(time.time() - started, 1)
@@ -764,11 +764,17 @@ def _round_outcomes(records: list[RunRecord], strategies: list[str]) -> tuple[di
     return outcomes, errors
 
 
-def _say_stops(planner, say: Callable[[str], None], told: int) -> int:
-    """Announce the stops after the first ``told``; returns how many have been told."""
+def _say_stops(planner, say: Callable[[str], None], told: int, told_rounds: set[int]) -> int:
+    """Announce the stops after the first ``told``, and the strategies a round could not rank (once per round, noted
+    in ``told_rounds``); returns how many stops have been told."""
     for stop in planner.stops_[told:]:
         if stop.reason != "failed":
             say(f"  stopped early: {stop.strategy} ({stop.reason}): {stop.message}")
+    for index, fresh in planner.unranked_.items():
+        if index not in told_rounds:
+            told_rounds.add(index)
+            say(f"  not ranked after round {index}: {', '.join(fresh)} (not yet distinguishable from always predicting "
+                "the most frequent class, so nothing bounds where they end: they go on)")
     return len(planner.stops_)
 
 

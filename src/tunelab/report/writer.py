@@ -206,6 +206,9 @@ def _stopped_early_blocks(recommendation: dict) -> list[Block]:
     if quiet:
         intro += (f" After round {', '.join(str(i) for i in quiet)} nothing was halved: no strategy was distinguishable "
                   "from always predicting the most frequent class, so their order said nothing.")
+    for index, fresh in (planning.get("unranked") or {}).items():
+        intro += (f" After round {index}, {', '.join(fresh)} went on unranked: not yet distinguishable from always "
+                  "predicting the most frequent class, so nothing bounded where they would end.")
     stops = [s for s in planning.get("stopped") or [] if s["status"] == "stopped_early"]
     blocks: list[Block] = [Heading("Stopped early"), Paragraph(intro)]
     if not stops:
