@@ -175,6 +175,28 @@ def test_a_decoders_domain_losses_are_stored_and_one_full_length_pass_serves_eve
     assert again["signals"] == first["signals"]
 
 
+def test_the_advices_frozen_features_are_stored_and_read_back_without_the_model(
+        tiny_bert_dir, toy_classification_data, tmp_path, monkeypatch):
+    import numpy as np
+
+    from tunelab.advice import features
+    from tunelab.models import loading
+
+    monkeypatch.setenv("TUNELAB_CACHE", str(tmp_path / "cache"))
+    texts = list(toy_classification_data.train["text"])[:24]
+    first = features.frozen_features(str(tiny_bert_dir), texts, ["neg", "pos"], max_length=32)
+    assert first.shape == (24, 32) and len(list((tmp_path / "cache" / "advice").glob("features-*.npz"))) == 1
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the stored features should have been read")
+
+    monkeypatch.setattr(loading, "load_model", no_model)
+    monkeypatch.setattr("tunelab.models.load_model", no_model)
+    assert np.array_equal(features.frozen_features(str(tiny_bert_dir), texts, ["neg", "pos"], max_length=32), first)
+    with pytest.raises(AssertionError, match="stored features"):  # other texts: measured, so the model is needed
+        features.frozen_features(str(tiny_bert_dir), texts[:12], ["neg", "pos"], max_length=32)
+
+
 def test_recommend_returns_a_strategy_with_measured_reasons(tiny_bert_dir, toy_classification_data, monkeypatch):
     monkeypatch.setattr("tunelab.advice.calibrated.load_calibration", lambda path=None: None)  # the tiers' path
     config = TrainConfig(batch_size=8, epochs=1, cache=False)

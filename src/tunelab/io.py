@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +104,28 @@ def write_json(path: str | Path, data: Any) -> None:
 def read_json(path: str | Path) -> Any:
     """The JSON in ``path``."""
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def stored_arrays(path: str | Path | None, compute: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+    """The numpy arrays stored in ``path`` (an ``.npz``) and True; or, when there is none (or it cannot be read),
+    ``compute()``'s, written there atomically, and False. ``path`` None: computed, never stored. The store of
+    tunelab's measurement caches (a base model's losses, frozen features), keyed by their callers."""
+    import io
+
+    import numpy as np
+
+    if path is not None and Path(path).is_file():
+        try:
+            with np.load(path) as stored:
+                return {k: stored[k] for k in stored.files}, True
+        except (OSError, ValueError, KeyError, EOFError):  # broken (a full disk, another version): measured again
+            pass
+    arrays = compute()
+    if path is not None:
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        atomic_write_bytes(path, buffer.getvalue())
+    return arrays, False
 
 
 @contextlib.contextmanager

@@ -37,25 +37,50 @@ def _sample(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
 def frozen_features(model_name: str, texts: list[str], label_names: list[str], *, max_length: int = 128,
                     batch_size: int = 32, pairs: list[str] | None = None) -> np.ndarray:
     """``(len(texts), hidden)`` float32 features of the frozen body at the position the task head reads (of each
-    text with its ``pairs`` entry, encoded as a pair, when given)."""
-    import torch
+    text with its ``pairs`` entry, encoded as a pair, when given). Stored under ``<tunelab cache>/advice``, keyed by
+    the model's identity, the token ids and the precision of the pass, so that the advice on data it has seen
+    reads them back instead of running the model again."""
+    import hashlib
+    import json
 
-    from tunelab.models import load_model, load_tokenizer, model_layout
-    from tunelab.models.layout import head_index
+    from tunelab.io import stored_arrays
+    from tunelab.models import cache_dir, load_tokenizer, model_identity
     from tunelab.run.cache import build_device, native_bf16
 
     tokenizer = load_tokenizer(model_name)
-    model, tokenizer = load_model(model_name, task="classification", label_names=label_names, tokenizer=tokenizer)
-    tokenizer.padding_side = "right"
-    layout = model_layout(model)
-    device = build_device()
-    body = layout.body.to(device).eval()
     encoded = tokenizer(texts, pairs, truncation=True, max_length=max_length)
     ids = encoded["input_ids"]
     segments = encoded.get("token_type_ids") if pairs is not None and "token_type_ids" in tokenizer.model_input_names else None
+    device = build_device()
+    bf16 = native_bf16(device)
+    digest = hashlib.sha256(json.dumps({"measure": "frozen-head-features-v1", "bf16": bf16, **model_identity(model_name)},
+                                       sort_keys=True).encode())
+    for i, row in enumerate(ids):
+        digest.update(np.asarray(row, dtype=np.int64).tobytes() + b"|"
+                      + (np.asarray(segments[i], dtype=np.int64).tobytes() if segments else b"") + b"/")
+
+    def measure() -> dict[str, np.ndarray]:
+        return {"features": _features_of(model_name, tokenizer, ids, segments, label_names, batch_size, device, bf16)}
+
+    stored, _ = stored_arrays(cache_dir() / "advice" / f"features-{digest.hexdigest()[:24]}.npz", measure)
+    return stored["features"]
+
+
+def _features_of(model_name: str, tokenizer, ids: list[list[int]], segments: list[list[int]] | None,
+                 label_names: list[str], batch_size: int, device, bf16: bool) -> np.ndarray:
+    """One pass of the frozen body over ``ids`` (see :func:`frozen_features`)."""
+    import torch
+
+    from tunelab.models import load_model, model_layout
+    from tunelab.models.layout import head_index
+
+    model, tokenizer = load_model(model_name, task="classification", label_names=label_names, tokenizer=tokenizer)
+    tokenizer.padding_side = "right"
+    layout = model_layout(model)
+    body = layout.body.to(device).eval()
     order = np.argsort([len(x) for x in ids], kind="stable")
-    out = np.zeros((len(texts), layout.hidden_size), dtype=np.float32)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=native_bf16(device))
+    out = np.zeros((len(ids), layout.hidden_size), dtype=np.float32)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     with torch.inference_mode(), autocast:
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]

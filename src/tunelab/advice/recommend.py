@@ -76,7 +76,6 @@ reasons say that it does not fit.
 from __future__ import annotations
 
 import math
-import os
 import random
 import statistics
 from typing import Any
@@ -251,29 +250,21 @@ def _stored_token_losses(path: str, seqs: list[list[int]], pad_id: int, model) -
 
     import numpy as np
 
+    from tunelab.io import stored_arrays
     from tunelab.models import cache_dir, model_identity
 
     digest = hashlib.sha256(json.dumps({"measure": "causal-lm-token-loss-v1", **model_identity(path)},
                                        sort_keys=True).encode())
     for seq in seqs:
         digest.update(np.asarray(seq, dtype=np.int64).tobytes() + b"|")
-    file = cache_dir() / "domain" / f"lm-{digest.hexdigest()[:24]}.npz"
-    if file.is_file():
-        try:
-            with np.load(file) as stored:
-                losses, lengths = stored["losses"], stored["lengths"]
-            if len(lengths) == len(seqs):
-                bounds = np.concatenate([[0], np.cumsum(lengths)])
-                return [losses[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-        except (OSError, ValueError, KeyError):  # a broken file is measured again and replaced
-            pass
-    values = _causal_lm_token_losses(model(), seqs, pad_id)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_name(f".{file.stem}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, losses=np.asarray([x for v in values for x in v], dtype=np.float64),
-             lengths=np.asarray([len(v) for v in values], dtype=np.int64))
-    tmp.replace(file)
-    return values
+    def measure() -> dict[str, Any]:
+        values = _causal_lm_token_losses(model(), seqs, pad_id)
+        return {"losses": np.asarray([x for v in values for x in v], dtype=np.float64),
+                "lengths": np.asarray([len(v) for v in values], dtype=np.int64)}
+
+    stored, _ = stored_arrays(cache_dir() / "domain" / f"lm-{digest.hexdigest()[:24]}.npz", measure)
+    bounds = np.concatenate([[0], np.cumsum(stored["lengths"])])
+    return [stored["losses"][a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 def _mean_loss(losses: list[list[float]]) -> float:

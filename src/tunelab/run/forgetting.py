@@ -226,18 +226,10 @@ def _base_key(model_path: str, reference: str, texts: list[str], measure: str, m
 
 
 def _cached_base(folder: Path | None, key: str, compute) -> tuple[dict[str, np.ndarray], bool]:
-    """The base side's arrays from ``folder/key.npz``, or computed now and stored there."""
-    path = folder / f"base-{key}.npz" if folder is not None else None
-    if path is not None and path.is_file():
-        with np.load(path) as stored:
-            return {k: stored[k] for k in stored.files}, True
-    arrays = compute()
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp.npz")
-        np.savez(tmp, **arrays)
-        tmp.replace(path)
-    return arrays, False
+    """The base side's arrays from ``folder/base-key.npz``, or computed now and stored there."""
+    from tunelab.io import stored_arrays
+
+    return stored_arrays(folder / f"base-{key}.npz" if folder is not None else None, compute)
 
 
 # ----------------------------------------------------------------------------- the measurement
