@@ -8,7 +8,7 @@ get the lowest rate.
 
 from __future__ import annotations
 
-from transformers import TrainerCallback
+import functools
 
 from tunelab.strategies.base import (
     Kind,
@@ -21,8 +21,9 @@ from tunelab.strategies.base import (
 )
 
 
-class GradualUnfreezing(TrainerCallback):
-    """Unfreeze one more block from the top at evenly spaced points of training."""
+class _Unfreezing:
+    """Unfreeze one more block from the top at evenly spaced points of training (the ``TrainerCallback`` is
+    :func:`_callback_class`: transformers' trainer module is imported when a run needs it, not with the registry)."""
 
     def __init__(self, model, layout):
         self.model, self.layout = model, layout
@@ -70,7 +71,7 @@ class Gradual(Strategy):
         """Every block and the embeddings trainable: where the schedule ends, in its last stage."""
         if layout.num_blocks < 2:
             return False  # a single stage: the schedule never unfreezes more than prepare() did
-        schedule = GradualUnfreezing(model, layout)
+        schedule = _Unfreezing(model, layout)
         schedule.unfrozen = layout.num_blocks
         schedule._apply()
         return True
@@ -109,4 +110,11 @@ class Gradual(Strategy):
         return body + split_head_group(head, head_ids, lr, self.head_lr(config))
 
     def callbacks(self, model, layout, config):
-        return [GradualUnfreezing(model, layout)]
+        return [_callback_class()(model, layout)]
+
+
+@functools.cache
+def _callback_class() -> type:
+    from transformers import TrainerCallback
+
+    return type("GradualUnfreezing", (_Unfreezing, TrainerCallback), {})
