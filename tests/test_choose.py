@@ -312,6 +312,13 @@ def test_imbalanced_classes_are_said_when_accuracy_ranks():
     assert said and "neg 680 (85 %), pos 120 (15 %)" in said[0] and "--metric f1_macro" in said[0]
     assert not [r for r in recommend_from_results(runs({"neg": 560, "pos": 240}))["reasons"] if "imbalanced" in r]
     assert not [r for r in recommend_from_results(runs(skewed, "f1_macro"), metric="f1_macro")["reasons"] if "imbalanced" in r]
+    # the data regime gives the range and the median of imbalanced classes, not a mean that no class is near
+    from tunelab.advice.choose import describe_data_regime
+
+    regime = {"n_train": 800, "n_labels": 5, "per_class": 160.0, "class_counts": five}
+    assert describe_data_regime(regime, "classification") == "800 training examples, 5 classes, 30 to 300 per class (median 150)"
+    even = {"n_train": 800, "n_labels": 2, "per_class": 400.0, "class_counts": {"neg": 400, "pos": 400}}
+    assert describe_data_regime(even, "classification") == "800 training examples, 2 classes, about 400 per class"
 
 
 def test_a_run_records_its_training_examples_per_class(tiny_bert_dir, toy_classification_data, tmp_path):

@@ -493,12 +493,18 @@ def imbalance(regime: dict[str, Any]) -> str | None:
 
 
 def describe_data_regime(regime: dict[str, Any], task: str) -> str:
-    """``800 training examples, 2 classes, about 400 per class (data fraction 1.0)``."""
+    """``800 training examples, 2 classes, about 400 per class (data fraction 1.0)``; for imbalanced classes
+    (:func:`imbalance`) the range and the median instead of a mean that no class is near:
+    ``1,412 training examples, 21 classes, 1 to 733 per class (median 23)``."""
     if regime.get("n_train") is None:
         return "training-set size not recorded"
     unit = "examples" if task == "classification" else "texts"
     text = f"{regime['n_train']:,} training {unit}"
-    if regime.get("n_labels"):
+    counts = sorted((regime.get("class_counts") or {}).values())
+    if regime.get("n_labels") and counts and imbalance(regime):
+        text += (f", {regime['n_labels']} classes, {counts[0]:,} to {counts[-1]:,} per class "
+                 f"(median {statistics.median(counts):,.0f})")
+    elif regime.get("n_labels"):
         text += f", {regime['n_labels']} classes, about {regime['per_class']:,.0f} per class"
     fraction = regime.get("data_fraction")
     if fraction is not None and not math.isclose(fraction, 1.0):
