@@ -377,6 +377,9 @@ def test_common_column_names_are_taken_with_a_warning_when_text_or_label_is_miss
         load_task_data(str(write(tmp_path, "two.csv", csv_text(two))))
     named = load_task_data(str(write(tmp_path, "named.csv", csv_text(two))), text_column="comment")
     assert not any("using" in w for w in named.warnings)
+    faq = [{"question": r["text"], "topic": r["label"]} for r in rows(40)]  # a FAQ / intent log
+    data = load_task_data(str(write(tmp_path, "faq.csv", csv_text(faq))))
+    assert any("using 'question' as the text" in w for w in data.warnings) and data.label_names == ["neg", "pos"]
 
 
 def test_integer_labels_keep_numeric_order(tmp_path: Path) -> None:

@@ -43,7 +43,7 @@ TASKS = ("classification", "causal-lm")
 #: Column names that datasets commonly give the text and the label (Hugging Face's SST-2 "sentence", review corpora's
 #: "review", intent sets' "intent", ...): taken when the asked-for column is missing and exactly one of them is there.
 TEXT_ALIASES = ("sentence", "review", "content", "document", "body", "comment", "message", "utterance", "tweet",
-                "abstract", "description")
+                "abstract", "description", "question", "query", "headline")
 LABEL_ALIASES = ("labels", "category", "class", "target", "sentiment", "intent", "topic")
 SPLITS = ("train", "validation", "test")
 
