@@ -40,11 +40,8 @@ def frozen_features(model_name: str, texts: list[str], label_names: list[str], *
     text with its ``pairs`` entry, encoded as a pair, when given). Stored under ``<tunelab cache>/advice``, keyed by
     the model's identity, the token ids and the precision of the pass, so that the advice on data it has seen
     reads them back instead of running the model again."""
-    import hashlib
-    import json
-
     from tunelab.io import stored_arrays
-    from tunelab.models import cache_dir, load_tokenizer, model_identity
+    from tunelab.models import load_tokenizer, measurement_file
     from tunelab.run.cache import build_device, native_bf16
 
     tokenizer = load_tokenizer(model_name)
@@ -53,17 +50,13 @@ def frozen_features(model_name: str, texts: list[str], label_names: list[str], *
     segments = encoded.get("token_type_ids") if pairs is not None and "token_type_ids" in tokenizer.model_input_names else None
     device = build_device()
     bf16 = native_bf16(device)
-    digest = hashlib.sha256(json.dumps({"measure": "frozen-head-features-v1", "bf16": bf16, **model_identity(model_name)},
-                                       sort_keys=True).encode())
-    for i, row in enumerate(ids):
-        digest.update(np.asarray(row, dtype=np.int64).tobytes() + b"|"
-                      + (np.asarray(segments[i], dtype=np.int64).tobytes() if segments else b"") + b"/")
+    file = measurement_file("advice", "features", model_name, [*ids, *(segments or [])],
+                            measure="frozen-head-features-v1", bf16=bf16, segments=bool(segments))
 
     def measure() -> dict[str, np.ndarray]:
         return {"features": _features_of(model_name, tokenizer, ids, segments, label_names, batch_size, device, bf16)}
 
-    stored, _ = stored_arrays(cache_dir() / "advice" / f"features-{digest.hexdigest()[:24]}.npz", measure)
-    return stored["features"]
+    return stored_arrays(file, measure)[0]["features"]
 
 
 def _features_of(model_name: str, tokenizer, ids: list[list[int]], segments: list[list[int]] | None,

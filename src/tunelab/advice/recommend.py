@@ -75,10 +75,13 @@ reasons say that it does not fit.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import statistics
 from typing import Any
+
+import numpy as np
 
 from tunelab.advice.calibrated import explain
 from tunelab.advice.domain import DOMAIN_THRESHOLDS
@@ -225,52 +228,41 @@ def _pad(batch: list[list[int]], pad_id: int):
     return ids, mask
 
 
-def _causal_lm_token_losses(model, seqs: list[list[int]], pad_id: int) -> list[list[float]]:
+def _causal_lm_token_losses(model, seqs: list[list[int]], pad_id: int) -> list[np.ndarray]:
     """The next-token loss at each position of each sequence (``len(seq) - 1`` values; padding on the right).
     A causal model's prediction at a position reads only the tokens before it, so the losses of a sequence's
     first ``m`` tokens are the first ``m - 1`` values: one pass at full length serves every shorter cut."""
     import torch
 
-    out: list[list[float]] = []
+    out: list[np.ndarray] = []
     with torch.inference_mode():
         for batch in _batches(seqs):
             ids, mask = _pad(batch, pad_id)
             logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
             loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
-            out += [loss[row, : max(len(seq) - 1, 0)].tolist() for row, seq in enumerate(batch)]
+            out += [loss[row, : max(len(seq) - 1, 0)].double().numpy() for row, seq in enumerate(batch)]
     return out
 
 
-def _stored_token_losses(path: str, seqs: list[list[int]], pad_id: int, model) -> list[list[float]]:
+def _stored_token_losses(path: str, seqs: list[list[int]], pad_id: int, model) -> list[np.ndarray]:
     """:func:`_causal_lm_token_losses` of the checkpoint at ``path`` (``model()`` loads it), stored under
     ``<tunelab cache>/domain`` by the model's identity and the token ids: the BBC reference is measured once per
     model, and a target once per model and data."""
-    import hashlib
-    import json
-
-    import numpy as np
-
     from tunelab.io import stored_arrays
-    from tunelab.models import cache_dir, model_identity
+    from tunelab.models import measurement_file
 
-    digest = hashlib.sha256(json.dumps({"measure": "causal-lm-token-loss-v1", **model_identity(path)},
-                                       sort_keys=True).encode())
-    for seq in seqs:
-        digest.update(np.asarray(seq, dtype=np.int64).tobytes() + b"|")
     def measure() -> dict[str, Any]:
         values = _causal_lm_token_losses(model(), seqs, pad_id)
-        return {"losses": np.asarray([x for v in values for x in v], dtype=np.float64),
-                "lengths": np.asarray([len(v) for v in values], dtype=np.int64)}
+        return {"losses": np.concatenate([np.zeros(0), *values]), "lengths": np.asarray([len(v) for v in values])}
 
-    stored, _ = stored_arrays(cache_dir() / "domain" / f"lm-{digest.hexdigest()[:24]}.npz", measure)
-    bounds = np.concatenate([[0], np.cumsum(stored["lengths"])])
-    return [stored["losses"][a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    stored, _ = stored_arrays(measurement_file("domain", "lm", path, seqs, measure="causal-lm-token-loss-v1"), measure)
+    return np.split(stored["losses"], np.cumsum(stored["lengths"])[:-1])
 
 
-def _mean_loss(losses: list[list[float]]) -> float:
+def _mean_loss(losses: list[np.ndarray]) -> float:
     """Mean loss per predicted token over every sequence."""
     count = sum(len(v) for v in losses)
-    return sum(sum(v) for v in losses) / max(count, 1)
+    return float(sum(v.sum() for v in losses)) / max(count, 1)
 
 
 def _mlm_loss(model, seqs: list[list[int]], tokenizer, seed: int) -> float:
@@ -401,13 +393,8 @@ def _model_signals(model_name: str, tokenizer, target_ids: list, reference_ids: 
     path = resolve_model(model_name)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     if is_decoder(AutoConfig.from_pretrained(path)):
-        loaded: list = []
-
-        def model():  # loaded only when a text's losses are not stored yet
-            if not loaded:
-                loaded.append(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval())
-            return loaded[0]
-
+        # loaded only when a text's losses are not stored yet, and then once
+        model = functools.cache(lambda: AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval())
         target = _stored_token_losses(path, target_ids, pad_id, model)
         reference = _stored_token_losses(path, reference_ids, pad_id, model)
         lt = _mean_loss(target)

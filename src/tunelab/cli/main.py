@@ -138,7 +138,7 @@ def cmd_predict(args) -> int:
         if args.json:
             print(json.dumps(row, ensure_ascii=False))
         elif "label" in row:
-            ranked = sorted(row["probabilities"].items(), key=lambda kv: -kv[1])
+            ranked = list(row["probabilities"].items())  # most probable first, as predict gives them
             shown = ranked[: args.top_k] if args.top_k else ranked
             probs = ", ".join(f"{k} {v:.3f}" for k, v in shown)
             more = f" (+{len(ranked) - len(shown)} more)" if len(shown) < len(ranked) else ""

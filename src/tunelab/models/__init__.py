@@ -18,6 +18,7 @@ from tunelab.models.loading import (
     load_model,
     load_pretrained_mlm,
     load_tokenizer,
+    measurement_file,
     model_identity,
     resolve_model,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "load_model",
     "load_tokenizer",
     "lora_targets",
+    "measurement_file",
     "model_identity",
     "model_layout",
     "resolve_model",

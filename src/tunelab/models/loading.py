@@ -118,6 +118,20 @@ def model_identity(name_or_path: str) -> dict[str, Any]:
     return {"model": name_or_path, "path": str(path), "files": files}
 
 
+def measurement_file(folder: str, prefix: str, name_or_path: str, rows: Iterable[Iterable[int]], **facts: Any) -> Path:
+    """Where a measurement of a model over token-id ``rows`` is stored: ``<cache>/<folder>/<prefix>-<key>.npz``, the
+    key over the model's identity (:func:`model_identity`), ``facts`` (what was measured, how) and every row."""
+    import hashlib
+    import json
+
+    import numpy as np
+
+    digest = hashlib.sha256(json.dumps({**facts, **model_identity(name_or_path)}, sort_keys=True, default=str).encode())
+    for row in rows:
+        digest.update(np.asarray(list(row), dtype=np.int64).tobytes() + b"|")
+    return cache_dir() / folder / f"{prefix}-{digest.hexdigest()[:24]}.npz"
+
+
 def resolve_model(name_or_path: str) -> str:
     """Return a path or hub id that ``from_pretrained`` understands (converting a GGUF built-in once)."""
     spec = BUILTIN_MODELS.get(name_or_path)
