@@ -91,6 +91,20 @@ def tiny_llama_dir(tmp_path_factory) -> Path:
     return folder
 
 
+def logits_of(model, model_dir: Path, texts: list[str]):
+    """``model``'s logits on ``texts``, tokenized by ``model_dir``'s tokenizer (right-padded), on the CPU: a
+    trained model stays on the device it trained on (the GPU, where there is one), so the inputs go there."""
+    import torch
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer.padding_side = "right"
+    enc = tokenizer(texts, padding=True, return_tensors="pt")
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        return model(input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device)).logits.cpu()
+
+
 def _sentence(rng: random.Random, words: list[str]) -> str:
     body = rng.sample(_FILLER, 4) + rng.sample(words, 2)
     rng.shuffle(body)

@@ -83,7 +83,8 @@ def test_training_records_it_and_the_saved_model_does_not_carry_it(tiny_bert_dir
     config = TrainConfig(model=str(tiny_bert_dir), strategy="lora", epochs=1, batch_size=8, out=str(tmp_path / "run"), merge=True,
                          recompute_attention=True)
     record = train(config, data=toy_classification_data, progress=False)
-    assert record["train_info"]["attention_recomputed"] is True
+    # on CUDA the fused kernels never store the matrix: the option does not apply there
+    assert record["train_info"]["attention_recomputed"] is (not torch.cuda.is_available())
     merged = tmp_path / "run" / "model" / "merged"
     assert NAME not in (merged / "config.json").read_text()
     reloaded = AutoModelForSequenceClassification.from_pretrained(merged)

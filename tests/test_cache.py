@@ -182,7 +182,7 @@ def test_training_with_and_without_the_cache_agrees(
     monkeypatch.setenv("TUNELAB_CACHE_DTYPE", "float32")
     records = {}
     for cache in (True, False):
-        cfg = _config(bert_dir, tmp_path / str(cache), strategy=strategy, cache=cache, epochs=2, **extra)
+        cfg = _config(bert_dir, tmp_path / str(cache), strategy=strategy, cache=cache, epochs=2, precision="fp32", **extra)
         records[cache] = train(cfg, data=toy_classification_data, progress=False)
     with_cache, without = records[True], records[False]
     assert with_cache["train_info"]["cache"]["used"] and not without["train_info"]["cache"]["used"]

@@ -31,7 +31,7 @@ from torch import nn
 
 import tunelab.run.artifacts
 import tunelab.run.training
-from conftest import _NEGATIVE, _POSITIVE, _sentence, tiny_tokenizer
+from conftest import _NEGATIVE, _POSITIVE, _sentence, logits_of, tiny_tokenizer
 from tunelab.config import TrainConfig
 from tunelab.errors import StrategyError
 
@@ -286,16 +286,6 @@ def load_plainly(captured: Captured, task: str) -> nn.Module:
     return cls.from_pretrained(captured.model_dir).eval()
 
 
-@torch.no_grad()
-def logits_of(model: nn.Module, model_dir: Path) -> torch.Tensor:
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    tokenizer.padding_side = "right"
-    enc = tokenizer(TEXTS, padding=True, return_tensors="pt")
-    return model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
-
-
 CLASSIFICATION = ("head", "last-n", "lora", "ia3", "bitfit", "gradual", "prompt-tuning")
 CAUSAL = ("last-n", "lora", "ia3")
 CASES = [(a, s, "classification") for a in ARCHS for s in CLASSIFICATION] + [(a, s, "causal-lm") for a in DECODERS for s in CAUSAL]
@@ -318,13 +308,13 @@ def test_strategy_conforms(arch, strategy, task, arch_dir, tmp_path):
     after = dict(captured.model.named_parameters())
     assert set(after) == set(captured.before)
     trainable = {n for n, p in after.items() if p.requires_grad}
-    unchanged = sorted(n for n in trainable if torch.equal(after[n].detach(), captured.before[n]))
+    unchanged = sorted(n for n in trainable if torch.equal(after[n].detach().cpu(), captured.before[n].cpu()))
     assert not unchanged, f"trainable tensors that did not change: {unchanged[:5]}"
-    moved = sorted(n for n in set(after) - trainable if not torch.equal(after[n].detach(), captured.before[n]))
+    moved = sorted(n for n in set(after) - trainable if not torch.equal(after[n].detach().cpu(), captured.before[n].cpu()))
     assert not moved, f"frozen tensors that changed: {moved[:5]}"
     # the artifact loads without tunelab and computes the same
-    expected = logits_of(captured.model, captured.model_dir)
-    torch.testing.assert_close(logits_of(load_plainly(captured, task), captured.model_dir), expected, rtol=1e-5, atol=1e-5)
+    expected = logits_of(captured.model, captured.model_dir, TEXTS)
+    torch.testing.assert_close(logits_of(load_plainly(captured, task), captured.model_dir, TEXTS), expected, rtol=1e-5, atol=1e-5)
     if strategy in ("head", "last-n"):  # a frozen prefix: the cache is used on every architecture
         assert info["cache"]["used"], info["cache"]
         assert not any("cache not used" in n for n in info["notes"])
@@ -546,8 +536,8 @@ def test_lora_trains_a_model_that_divides_a_projection_in_place(longformer_dir, 
     """LoRA's in-place forward on Longformer (``q /= sqrt(d)`` on a global-attention projection's output): trains,
     and the saved adapter loads with plain peft and gives the same logits."""
     captured = run_captured(_config(longformer_dir, "lora", tmp_path / "out", tmp_path / "features"), data_for("classification"))
-    expected = logits_of(captured.model, captured.model_dir)
-    torch.testing.assert_close(logits_of(load_plainly(captured, "classification"), captured.model_dir), expected, rtol=1e-5, atol=1e-5)
+    expected = logits_of(captured.model, captured.model_dir, TEXTS)
+    torch.testing.assert_close(logits_of(load_plainly(captured, "classification"), captured.model_dir, TEXTS), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_a_strategy_the_models_own_code_cannot_run_is_refused_before_anything_is_written(longformer_dir, tmp_path):

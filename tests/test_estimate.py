@@ -68,7 +68,9 @@ def test_estimate_times_steps_in_the_runs_precision_and_attention_mode(tiny_bert
 
     config = TrainConfig(model=str(tiny_bert_dir), strategy="lora", batch_size=8, epochs=1, cache=False)
     plain = estimate(config, data=toy_classification_data, warmup_steps=1, timed_steps=1, isolate=False)
-    assert plain["precision"] == "fp32" and plain["attention_recomputed"] is False
+    from tunelab.run.training import training_precision
+
+    assert plain["precision"] == training_precision(None) and plain["attention_recomputed"] is False
     if not native_bf16():
         pytest.skip("this CPU has no native bfloat16")
     asked = config.replace(precision="bf16", recompute_attention=True)

@@ -24,6 +24,7 @@ from torch import nn
 
 import tunelab.run.artifacts
 import tunelab.run.training
+from conftest import logits_of
 from tunelab.config import TrainConfig
 from tunelab.errors import StrategyError
 from tunelab.strategies import STRATEGIES, get_strategy
@@ -196,16 +197,6 @@ def load_plainly(captured: Captured, task: str) -> nn.Module:
     return cls.from_pretrained(captured.model_dir).eval()
 
 
-@torch.no_grad()
-def logits_of(model: nn.Module, model_dir: Path) -> torch.Tensor:
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    tokenizer.padding_side = "right"
-    enc = tokenizer(TEXTS, padding=True, return_tensors="pt")
-    return model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
-
-
 # ----------------------------------------------------------------------------- the suite
 
 
@@ -243,9 +234,9 @@ def test_trainable_tensors_change_and_frozen_ones_stay_bit_identical(run_case, s
     assert set(after) == set(captured.before)
     trainable = {n for n, p in after.items() if p.requires_grad}
     assert trainable, "nothing trains"
-    unchanged = sorted(n for n in trainable if torch.equal(after[n].detach(), captured.before[n]))
+    unchanged = sorted(n for n in trainable if torch.equal(after[n].detach().cpu(), captured.before[n].cpu()))
     assert not unchanged, f"trainable tensors that did not change: {unchanged[:5]}"
-    moved = sorted(n for n in set(after) - trainable if not torch.equal(after[n].detach(), captured.before[n]))
+    moved = sorted(n for n in set(after) - trainable if not torch.equal(after[n].detach().cpu(), captured.before[n].cpu()))
     assert not moved, f"frozen tensors that changed: {moved[:5]}"
     if strategy == "gradual":  # the schedule starts from the top block and ends with everything
         assert captured.trainable_at_start < trainable == set(after)
@@ -266,8 +257,8 @@ def test_saved_artifact_loads_plainly_with_the_same_logits(run_case, strategy, m
     loaded = load_plainly(captured, task)
     if task == "classification" and "config.json" in files:
         assert loaded.config.id2label == {0: "neg", 1: "pos"}
-    expected = logits_of(captured.model, captured.model_dir)
-    got = logits_of(loaded, captured.model_dir)
+    expected = logits_of(captured.model, captured.model_dir, TEXTS)
+    got = logits_of(loaded, captured.model_dir, TEXTS)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 

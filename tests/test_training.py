@@ -492,3 +492,34 @@ def tiny_tokenizer_of(folder):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(folder)
+
+
+@pytest.mark.parametrize(("arch", "pad", "takes"), [("bert", 0, 64), ("roberta", 0, 63), ("roberta", 1, 62), ("mpnet", 1, 62)])
+def test_the_position_limit_is_the_longest_input_the_model_runs(arch, pad, takes):
+    """A position table built with a padding_idx (RoBERTa, MPNet, ...) numbers positions from padding_idx + 1:
+    with 64 rows such a model takes 64 - (padding_idx + 1) tokens, and one more fails (on a GPU, a device-side
+    assert that poisons the process). The limit is found from the model (or its config), for any architecture."""
+    import torch
+    import transformers as T
+
+    from tunelab.models import max_input_length, position_limit
+
+    config = {"bert": T.BertConfig, "roberta": T.RobertaConfig, "mpnet": T.MPNetConfig}[arch](
+        vocab_size=100, pad_token_id=pad, max_position_embeddings=64, hidden_size=32, num_hidden_layers=1,
+        num_attention_heads=4, intermediate_size=64)
+    model = T.AutoModel.from_config(config).eval()
+    assert position_limit(model) == position_limit(config) == takes
+
+    def run(n):
+        ids = torch.full((1, n), 5)
+        with torch.no_grad():
+            return model(input_ids=ids, attention_mask=torch.ones_like(ids))
+
+    run(takes)
+    with pytest.raises((IndexError, RuntimeError)):
+        run(takes + 1)
+    tokenizer = T.BertTokenizerFast(vocab={p: i for i, p in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a"])},
+                                    model_max_length=128)
+    assert max_input_length(model, tokenizer) == takes
+    with pytest.raises(ConfigError, match=f"at most {takes}"):
+        resolve_max_length(TrainConfig(max_length=takes + 1), "classification", config, tokenizer)

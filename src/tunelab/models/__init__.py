@@ -5,7 +5,7 @@ an adapter goes on (``targets``), for every architecture.
 >>> from tunelab.models import load_model, model_layout
 """
 
-from tunelab.models.layout import Layout, model_layout
+from tunelab.models.layout import Layout, max_input_length, model_layout, position_limit
 from tunelab.models.loading import (
     BUILTIN_MODELS,
     BuiltinModel,
@@ -42,8 +42,10 @@ __all__ = [
     "load_model",
     "load_tokenizer",
     "lora_targets",
+    "max_input_length",
     "measurement_file",
     "model_identity",
     "model_layout",
+    "position_limit",
     "resolve_model",
 ]

@@ -231,3 +231,47 @@ def head_index(attention_mask: torch.Tensor, reads: str) -> torch.Tensor:
     if reads == "first":
         return torch.zeros(attention_mask.shape[0], dtype=torch.long)
     return attention_mask.long().sum(-1).clamp(min=1) - 1  # right padding: last real token
+
+
+NO_LIMIT = 10**9
+"""What :func:`max_input_length` says of a model and tokenizer that state no limit."""
+
+
+def position_limit(model) -> int | None:
+    """How many token positions ``model`` (a module, or a transformers config) takes; ``None``: no stated limit.
+
+    It is the config's ``max_position_embeddings``, less the rows that an absolute position table keeps below
+    its first position: a table built with a ``padding_idx`` (RoBERTa, XLM-R, MPNet, Longformer, ...) numbers
+    the positions from ``padding_idx + 1``, so a RoBERTa with 514 rows and padding index 1 takes 512 tokens. A
+    config alone is built on the meta device (no weights) to look; one that cannot be built keeps its number.
+    """
+    if not isinstance(model, nn.Module):
+        config = model
+        try:
+            from transformers import AutoModel
+
+            with torch.device("meta"):
+                model = AutoModel.from_config(config)
+        except Exception:  # noqa: BLE001 - remote code, an unknown class: the config's own number stands
+            limit = getattr(config, "max_position_embeddings", None)
+            return limit if isinstance(limit, int) and limit > 0 else None
+    limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if not isinstance(limit, int) or limit <= 0:
+        return None
+    try:
+        words = model.get_input_embeddings()
+    except (AttributeError, NotImplementedError):
+        words = None
+    for module in model.modules():
+        if (isinstance(module, nn.Embedding) and module is not words and module.num_embeddings == limit
+                and module.padding_idx is not None):
+            return limit - (module.padding_idx + 1)
+    return limit
+
+
+def max_input_length(model, tokenizer) -> int:
+    """The most tokens an example may have for ``model`` (a module or a config) and ``tokenizer``:
+    the smaller of :func:`position_limit` and the tokenizer's ``model_max_length`` (:data:`NO_LIMIT`: neither
+    states one)."""
+    limits = [position_limit(model), getattr(tokenizer, "model_max_length", None)]
+    return min([NO_LIMIT, *(n for n in limits if isinstance(n, int) and 0 < n < 10**8)])

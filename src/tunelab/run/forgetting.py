@@ -329,15 +329,14 @@ def measure_run(model: nn.Module, config, model_path: str, tokenizer) -> Forgett
     same model with the adapter switched off, anything else against the checkpoint loaded afresh.
     """
     from tunelab.data.reference import reference_for
-    from tunelab.models import cache_dir, load_base_parts, load_pretrained_mlm
+    from tunelab.models import cache_dir, load_base_parts, load_pretrained_mlm, max_input_length
 
     t0 = time.perf_counter()
     reference, texts = reference_for(config.data, config.reference_text, n=DEFAULT_TEXTS, seed=0)
     cache = cache_dir() / "forgetting"
     adapter_off = getattr(model, "disable_adapter", None)
     # never past the positions the model has (a small or custom checkpoint may have fewer than the default)
-    limits = [getattr(getattr(model, "config", None), "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
-    max_length = min([DEFAULT_MAX_LENGTH, *(n for n in limits if isinstance(n, int) and 0 < n < 10**8)])
+    max_length = min(DEFAULT_MAX_LENGTH, max_input_length(model, tokenizer))
     kind_probe = _base_key(model_path, reference, texts, LM_LOSS, max_length)
     cached = any((cache / f"base-{k}.npz").is_file() for k in (kind_probe, _base_key(model_path, reference, texts, DRIFT, max_length)))
     body, head = load_base_parts(model_path, need_body=adapter_off is None and not cached, trust_remote_code=config.trust_remote_code)

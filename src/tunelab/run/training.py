@@ -27,7 +27,15 @@ import torch
 from tunelab.config import TrainConfig
 from tunelab.data.types import TaskData
 from tunelab.errors import ConfigError, StrategyError, TrainingError
-from tunelab.models import forward_problem, head_note, load_model, load_tokenizer, model_layout, resolve_model
+from tunelab.models import (
+    forward_problem,
+    head_note,
+    load_model,
+    load_tokenizer,
+    max_input_length,
+    model_layout,
+    resolve_model,
+)
 from tunelab.models.loading import check_token_ids
 from tunelab.run import ranks
 from tunelab.run.attention import recompute_attention
@@ -81,17 +89,9 @@ def load_data(config: TrainConfig) -> TaskData:
     return data
 
 
-def model_max_length(model_config, tokenizer) -> int:
-    """The most tokens an example may have for this model and tokenizer (``10**9``: no stated limit)."""
-    limit = getattr(model_config, "max_position_embeddings", None) or 10**9
-    tok_limit = getattr(tokenizer, "model_max_length", None)
-    if tok_limit and tok_limit < 10**8:
-        limit = min(limit, tok_limit)
-    return limit
-
-
-def resolve_max_length(config: TrainConfig, task: str, model_config, tokenizer) -> int:
-    limit = model_max_length(model_config, tokenizer)
+def resolve_max_length(config: TrainConfig, task: str, model, tokenizer) -> int:
+    """``--max-length``, or the task's default, checked against what ``model`` (a module or a config) takes."""
+    limit = max_input_length(model, tokenizer)
     if config.max_length is not None and config.max_length > limit:
         raise ConfigError(f"--max-length {config.max_length} is beyond this model's maximum of {limit}: use at most {limit}")
     return config.max_length or min(DEFAULT_MAX_LENGTH[task], limit)
@@ -400,7 +400,7 @@ def prepare(config: TrainConfig, data: TaskData | None = None) -> PreparedRun:
     )
     if data.task == "classification":
         tokenizer.padding_side = "right"
-    max_length = resolve_max_length(config, data.task, model.config, tokenizer)
+    max_length = resolve_max_length(config, data.task, model, tokenizer)
     layout = model_layout(model)
     model = strategy.prepare(model, layout, config)
     if dtype != torch.float32:  # what trains (adapters, the new head) keeps float32 weights for the optimizer
@@ -412,7 +412,7 @@ def prepare(config: TrainConfig, data: TaskData | None = None) -> PreparedRun:
         kind = getattr(model.config, "model_type", "") or type(model).__name__
         raise StrategyError(f"{config.strategy} cannot run on this {kind} model: its forward pass failed on a probe input "
                             f"({problem}); try another strategy (`tunelab strategies` lists them)")
-    tokenized, warnings = tokenize(data, tokenizer, max_length, limit=model_max_length(model.config, tokenizer),
+    tokenized, warnings = tokenize(data, tokenizer, max_length, limit=max_input_length(model, tokenizer),
                                    keep=config.keep)
     check_token_ids(model, tokenizer, tokenized.values(), config.model)
     notes = [layout.shared_blocks_note()]
