@@ -395,6 +395,14 @@ def register_generic_classifier(model_type: str) -> bool:
     cls = type(name, (GenericForSequenceClassification, pretrained),
                {"base_model_prefix": pretrained.base_model_prefix, "__module__": __name__})
     AutoModelForSequenceClassification.register(config_class, cls, exist_ok=True)
+    mapping = AutoModelForSequenceClassification._model_mapping
+    if config_class not in mapping:
+        # transformers before 5.19 skips registering a class for one of its own configs, even with exist_ok:
+        # enter it the way its register() does (seen on 5.17, where Granite could not be loaded for classification)
+        extra = getattr(mapping, "_extra_content", None)
+        if not isinstance(extra, dict):
+            return False
+        extra[config_class] = cls
     _GENERIC_CLASSIFIERS[model_type] = cls
     return True
 
