@@ -523,3 +523,33 @@ def test_the_position_limit_is_the_longest_input_the_model_runs(arch, pad, takes
     assert max_input_length(model, tokenizer) == takes
     with pytest.raises(ConfigError, match=f"at most {takes}"):
         resolve_max_length(TrainConfig(max_length=takes + 1), "classification", config, tokenizer)
+
+
+def test_a_soft_prompt_takes_its_positions_from_the_longest_input(tiny_bert_dir, toy_classification_data, tmp_path):
+    """Prompt tuning puts its virtual tokens before every input: with 128 positions and 4 virtual tokens the longest
+    input is 124 tokens (the default is capped there, a longer --max-length is refused saying why), and that input
+    runs through the prepared model where one token more fails."""
+    import torch
+    from transformers import AutoConfig, AutoTokenizer
+
+    from tunelab.run.training import prepare
+
+    config = TrainConfig(model=str(tiny_bert_dir), strategy="prompt-tuning", num_virtual_tokens=4, epochs=1,
+                         out=str(tmp_path / "o"))
+    model_config, tokenizer = AutoConfig.from_pretrained(tiny_bert_dir), AutoTokenizer.from_pretrained(tiny_bert_dir)
+    assert resolve_max_length(config, "classification", model_config, tokenizer) == 124
+    assert resolve_max_length(config.replace(strategy="lora"), "classification", model_config, tokenizer) == 128
+    with pytest.raises(ConfigError, match=r"maximum of 124 with prompt-tuning, which puts 4 positions before every "
+                                          r"input \(a soft prompt of 4 virtual tokens\): use at most 124"):
+        resolve_max_length(config.replace(max_length=128), "classification", model_config, tokenizer)
+    run = prepare(config, toy_classification_data)
+    assert run.max_length == 124
+
+    def forward(n):
+        ids = torch.full((1, n), tokenizer.unk_token_id)
+        with torch.no_grad():
+            return run.model(input_ids=ids, attention_mask=torch.ones_like(ids))
+
+    forward(124)
+    with pytest.raises((IndexError, RuntimeError)):
+        forward(125)

@@ -269,9 +269,10 @@ def position_limit(model) -> int | None:
     return limit
 
 
-def max_input_length(model, tokenizer) -> int:
+def max_input_length(model, tokenizer, *, reserved: int = 0) -> int:
     """The most tokens an example may have for ``model`` (a module or a config) and ``tokenizer``:
-    the smaller of :func:`position_limit` and the tokenizer's ``model_max_length`` (:data:`NO_LIMIT`: neither
-    states one)."""
-    limits = [position_limit(model), getattr(tokenizer, "model_max_length", None)]
+    the smaller of :func:`position_limit` less the ``reserved`` positions (a soft prompt's virtual tokens) and the
+    tokenizer's ``model_max_length`` (:data:`NO_LIMIT`: neither states one)."""
+    positions = position_limit(model)
+    limits = [positions - reserved if positions is not None else None, getattr(tokenizer, "model_max_length", None)]
     return min([NO_LIMIT, *(n for n in limits if isinstance(n, int) and 0 < n < 10**8)])

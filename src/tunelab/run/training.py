@@ -90,10 +90,17 @@ def load_data(config: TrainConfig) -> TaskData:
 
 
 def resolve_max_length(config: TrainConfig, task: str, model, tokenizer) -> int:
-    """``--max-length``, or the task's default, checked against what ``model`` (a module or a config) takes."""
-    limit = max_input_length(model, tokenizer)
+    """``--max-length``, or the task's default, checked against what ``model`` (a module or a config) takes
+    with the positions the run's strategy adds to every input (:meth:`Strategy.positions_added`)."""
+    strategy = get_strategy(config.strategy)
+    reserved = strategy.positions_added(config)
+    limit = max_input_length(model, tokenizer, reserved=reserved)
     if config.max_length is not None and config.max_length > limit:
-        raise ConfigError(f"--max-length {config.max_length} is beyond this model's maximum of {limit}: use at most {limit}")
+        why = ""
+        if reserved and limit < max_input_length(model, tokenizer):
+            why = f" with {config.strategy}, which puts {reserved} positions before every input ({strategy.adds(config)})"
+        raise ConfigError(f"--max-length {config.max_length} is beyond this model's maximum of {limit}{why}: "
+                          f"use at most {limit}")
     return config.max_length or min(DEFAULT_MAX_LENGTH[task], limit)
 
 
@@ -412,7 +419,8 @@ def prepare(config: TrainConfig, data: TaskData | None = None) -> PreparedRun:
         kind = getattr(model.config, "model_type", "") or type(model).__name__
         raise StrategyError(f"{config.strategy} cannot run on this {kind} model: its forward pass failed on a probe input "
                             f"({problem}); try another strategy (`tunelab strategies` lists them)")
-    tokenized, warnings = tokenize(data, tokenizer, max_length, limit=max_input_length(model, tokenizer),
+    limit = max_input_length(model, tokenizer, reserved=strategy.positions_added(config))
+    tokenized, warnings = tokenize(data, tokenizer, max_length, limit=limit,
                                    keep=config.keep)
     check_token_ids(model, tokenizer, tokenized.values(), config.model)
     notes = [layout.shared_blocks_note()]

@@ -190,6 +190,11 @@ class Strategy:
         """What this strategy adds to the model's architecture (besides a new task head), or ``None``."""
         return None
 
+    def positions_added(self, config: Any) -> int:
+        """How many positions this strategy puts before every input (a soft prompt's virtual tokens): they count
+        against the model's position limit, so the longest input is that much shorter. Default: none."""
+        return 0
+
     def trains_only_head(self, config: Any) -> bool:
         """Whether no transformer block trains: the frozen prefix covers every block, at any depth.
 

@@ -187,6 +187,9 @@ class PromptTuning(_PeftStrategy):
     def adds(self, config):
         return f"a soft prompt of {config.num_virtual_tokens} virtual tokens"
 
+    def positions_added(self, config):
+        return config.num_virtual_tokens
+
     def _peft_config(self, layout, config, task):
         from peft import PromptTuningConfig, PromptTuningInit
 
