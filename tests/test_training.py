@@ -494,19 +494,24 @@ def tiny_tokenizer_of(folder):
     return AutoTokenizer.from_pretrained(folder)
 
 
-@pytest.mark.parametrize(("arch", "pad", "takes"), [("bert", 0, 64), ("roberta", 0, 63), ("roberta", 1, 62), ("mpnet", 1, 62)])
+@pytest.mark.parametrize(("arch", "pad", "takes"),
+                         [("bert", 0, 64), ("roberta", 0, 63), ("roberta", 1, 62), ("mpnet", 1, 62), ("mpt", 0, 64)])
 def test_the_position_limit_is_the_longest_input_the_model_runs(arch, pad, takes):
     """A position table built with a padding_idx (RoBERTa, MPNet, ...) numbers positions from padding_idx + 1:
     with 64 rows such a model takes 64 - (padding_idx + 1) tokens, and one more fails (on a GPU, a device-side
-    assert that poisons the process). The limit is found from the model (or its config), for any architecture."""
+    assert that poisons the process); MPT states its 64 as max_seq_len. The limit is found from the model (or its
+    config), for any architecture."""
     import torch
     import transformers as T
 
     from tunelab.models import max_input_length, position_limit
 
-    config = {"bert": T.BertConfig, "roberta": T.RobertaConfig, "mpnet": T.MPNetConfig}[arch](
-        vocab_size=100, pad_token_id=pad, max_position_embeddings=64, hidden_size=32, num_hidden_layers=1,
-        num_attention_heads=4, intermediate_size=64)
+    if arch == "mpt":
+        config = T.MptConfig(vocab_size=100, pad_token_id=pad, max_seq_len=64, d_model=32, n_layers=1, n_heads=4)
+    else:
+        config = {"bert": T.BertConfig, "roberta": T.RobertaConfig, "mpnet": T.MPNetConfig}[arch](
+            vocab_size=100, pad_token_id=pad, max_position_embeddings=64, hidden_size=32, num_hidden_layers=1,
+            num_attention_heads=4, intermediate_size=64)
     model = T.AutoModel.from_config(config).eval()
     assert position_limit(model) == position_limit(config) == takes
 

@@ -253,10 +253,9 @@ def position_limit(model) -> int | None:
             with torch.device("meta"):
                 model = AutoModel.from_config(config)
         except Exception:  # noqa: BLE001 - remote code, an unknown class: the config's own number stands
-            limit = getattr(config, "max_position_embeddings", None)
-            return limit if isinstance(limit, int) and limit > 0 else None
-    limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
-    if not isinstance(limit, int) or limit <= 0:
+            return _stated_positions(config)
+    limit = _stated_positions(getattr(model, "config", None))
+    if limit is None:
         return None
     try:
         words = model.get_input_embeddings()
@@ -267,6 +266,19 @@ def position_limit(model) -> int | None:
                 and module.padding_idx is not None):
             return limit - (module.padding_idx + 1)
     return limit
+
+
+POSITION_NAMES = ("max_position_embeddings", "n_positions", "max_seq_len", "max_sequence_length")
+"""Where configs state their number of positions: most as ``max_position_embeddings`` (GPT-2's ``n_positions`` is
+mapped to it), some under their own name (MPT: ``max_seq_len``)."""
+
+
+def _stated_positions(config) -> int | None:
+    for name in POSITION_NAMES:
+        value = getattr(config, name, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
 
 
 def max_input_length(model, tokenizer, *, reserved: int = 0) -> int:
