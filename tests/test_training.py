@@ -558,3 +558,43 @@ def test_a_soft_prompt_takes_its_positions_from_the_longest_input(tiny_bert_dir,
     forward(124)
     with pytest.raises((IndexError, RuntimeError)):
         forward(125)
+
+
+def test_a_pair_on_a_model_with_one_token_type_is_told_apart_by_separators_alone(tmp_path):
+    """A checkpoint with type_vocab_size 1 (RoBERTa-style) beside a BERT tokenizer, which numbers a pair's second
+    text 1: the run gives it no token types (before: an index error in the first forward pass; on a GPU a
+    device-side assert), and the artifact's tokenizer keeps that, so plain transformers runs it too."""
+    import random
+
+    import torch
+    import transformers as T
+    from datasets import Dataset
+
+    from conftest import tiny_tokenizer
+    from tunelab.data import TaskData
+    from tunelab.run.artifacts import predict
+
+    tokenizer = tiny_tokenizer()
+    config = T.BertConfig(vocab_size=tokenizer.vocab_size, pad_token_id=tokenizer.pad_token_id, max_position_embeddings=64,
+                          hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64, type_vocab_size=1)
+    T.BertModel(config).save_pretrained(tmp_path / "m")
+    tokenizer.save_pretrained(tmp_path / "m")
+    assert "token_type_ids" in tokenizer("a", "b")  # the tokenizer alone would give the second text type 1
+    rng = random.Random(0)
+    words = "good bad film story long short".split()
+
+    def split(n):
+        return Dataset.from_dict({"text": [" ".join(rng.choices(words, k=5)) for _ in range(n)],
+                                  "text_pair": [" ".join(rng.choices(words, k=3)) for _ in range(n)],
+                                  "label": [i % 2 for i in range(n)]})
+
+    data = TaskData(task="classification", train=split(32), validation=split(16), test=split(16), label_names=["no", "yes"],
+                    source="toy-pairs", fingerprint="toy-pairs-one-type")
+    train(TrainConfig(model=str(tmp_path / "m"), strategy="full", epochs=1, batch_size=8, out=str(tmp_path / "o")),
+          data=data, progress=False)
+    assert len(predict(tmp_path / "o", ["good film\tlong story"])) == 1
+    plain_tok = T.AutoTokenizer.from_pretrained(tmp_path / "o" / "model")
+    enc = plain_tok("good film", "long story", return_tensors="pt")
+    assert "token_type_ids" not in enc
+    with torch.no_grad():
+        T.AutoModelForSequenceClassification.from_pretrained(tmp_path / "o" / "model")(**enc)

@@ -224,7 +224,28 @@ def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False):
         raise ModelError(f"cannot load a tokenizer from '{name_or_path}': {load_problem(name_or_path, exc)}") from exc
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    _single_segment(tokenizer, path, trust_remote_code)
     return tokenizer
+
+
+def _single_segment(tokenizer, path: str, trust_remote_code: bool) -> None:
+    """A model with one token type (``type_vocab_size`` 1: RoBERTa-style pairs, told apart by separators alone) gets
+    no ``token_type_ids``: a tokenizer that numbers a pair's second text 1 (BERT's) would index past its one row,
+    an index error deep in the first forward pass on a CPU and a device-side assert on a GPU. The model then reads
+    every token as type 0, its only type; the saved tokenizer keeps the setting."""
+    if "token_type_ids" not in tokenizer.model_input_names:
+        return
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, ImportError):
+        return
+    types = getattr(config, "type_vocab_size", None)
+    if isinstance(types, int) and types < 2:
+        names = [n for n in tokenizer.model_input_names if n != "token_type_ids"]
+        tokenizer.model_input_names = names
+        tokenizer.init_kwargs["model_input_names"] = names  # what save_pretrained writes to tokenizer_config.json
 
 
 def load_model(
