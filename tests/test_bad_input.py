@@ -344,3 +344,18 @@ def test_a_run_folder_or_an_adapter_given_as_the_model_says_what_to_pass(tmp_pat
     (tmp_path / "w.bin").write_bytes(b"")
     with pytest.raises(ModelError, match=r"is a file, not a model folder: pass the folder that holds it"):
         resolve_model(str(tmp_path / "w.bin"))
+    # a sentence-transformers folder whose transformer sits in 0_Transformer/, or a folder of several models
+    st = tmp_path / "st"
+    (st / "0_Transformer").mkdir(parents=True)
+    (st / "0_Transformer" / "config.json").write_text("{}")
+    (st / "modules.json").write_text("[]")
+    with pytest.raises(ModelError, match=r"has no config.json, but its folder .*st/0_Transformer is a model: pass that"):
+        resolve_model(str(st))
+    for name in ("a", "b"):
+        (tmp_path / "many" / name).mkdir(parents=True)
+        (tmp_path / "many" / name / "config.json").write_text("{}")
+    with pytest.raises(ModelError, match=r"has no config.json, but 2 of its folders are models \(a, b\): pass one"):
+        resolve_model(str(tmp_path / "many"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match=r"is not a transformers folder \(no config.json\)"):
+        resolve_model(str(tmp_path / "empty"))

@@ -175,6 +175,12 @@ def _not_a_model_folder(path: Path) -> str:
     if path.is_file():
         return (f"model path {path} is a file, not a model folder: pass the folder that holds it with its config.json "
                 "and tokenizer files (as save_pretrained writes them), a hub id, or a built-in name")
+    inner = sorted(p.parent for p in path.glob("*/config.json")) if path.is_dir() else []
+    if len(inner) == 1:  # a sentence-transformers folder (0_Transformer/), an unpacked archive, a hub snapshot's parent
+        return f"model path {path} has no config.json, but its folder {inner[0]} is a model: pass that"
+    if inner:
+        return (f"model path {path} has no config.json, but {len(inner)} of its folders are models "
+                f"({', '.join(p.name for p in inner[:4])}{', ...' if len(inner) > 4 else ''}): pass one of them")
     return (f"model path {path} is not a transformers folder (no config.json): pass a folder written by "
             f"save_pretrained, a hub id, or one of: {', '.join(BUILTIN_MODELS)}")
 
