@@ -418,6 +418,26 @@ def test_a_checkpoint_that_is_already_a_classifier_gets_its_head_replaced_or_kep
     assert not any("classification head" in w for w in plain.warnings)
 
 
+def test_a_multi_label_checkpoint_trains_single_label_and_says_so(tiny_bert_dir, toy_classification_data, tmp_path):
+    """A checkpoint fine-tuned multi-label (a toxicity classifier) states problem_type in its config; transformers
+    would take its sigmoid loss on tunelab's one integer label per text and fail in the first step. The run trains
+    single-label from its head and says that the head was trained otherwise."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    classifier = tmp_path / "toxic"
+    AutoModelForSequenceClassification.from_pretrained(
+        tiny_bert_dir, num_labels=2, id2label={0: "neg", 1: "pos"}, label2id={"neg": 0, "pos": 1},
+        problem_type="multi_label_classification").save_pretrained(classifier)
+    AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(classifier)
+    config = TrainConfig(model=str(classifier), strategy="full", epochs=1, batch_size=8, out=str(tmp_path / "run"))
+    record = train(config, data=toy_classification_data, progress=False)
+    assert record["run_info"]["status"] == "success"
+    assert any("trained multi-label, a sigmoid per class; here one label per text" in n
+               for n in record["train_info"]["notes"])
+    saved = AutoModelForSequenceClassification.from_pretrained(tmp_path / "run" / "model")
+    assert saved.config.problem_type == "single_label_classification"
+
+
 
 def test_an_adapter_trained_on_a_classifier_checkpoint_loads_with_its_own_head(tiny_bert_dir, toy_classification_data,
                                                                                 tmp_path):

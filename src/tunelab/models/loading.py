@@ -287,6 +287,9 @@ def load_model(
                 path,
                 **label_config(label_names or []),
                 ignore_mismatched_sizes=True,  # a checkpoint's own head for another number of classes is replaced
+                # one label per text, cross-entropy: a checkpoint fine-tuned multi-label (a toxicity classifier)
+                # states problem_type, and transformers would otherwise take its sigmoid loss on integer labels
+                problem_type="single_label_classification",
                 pad_token_id=tokenizer.pad_token_id,
                 trust_remote_code=trust_remote_code,
                 dtype=dtype,
@@ -335,14 +338,16 @@ def head_note(name_or_path: str, label_names: list[str], *, trust_remote_code: b
     if not any(a.endswith("ForSequenceClassification") for a in getattr(config, "architectures", None) or []):
         return None
     theirs = [str(config.id2label[i]) for i in sorted(config.id2label)] if getattr(config, "id2label", None) else []
+    multi = (" (it was trained multi-label, a sigmoid per class; here one label per text, softmax and cross-entropy)"
+             if getattr(config, "problem_type", None) == "multi_label_classification" else "")
     shown = some_of(theirs, 6)
     if len(theirs) != len(label_names):
         return (f"the checkpoint is a classifier with its own head for {len(theirs)} classes ({shown}); a new head for "
                 f"your {len(label_names)} classes replaces it")
     if [t.lower() for t in theirs] == [n.lower() for n in label_names]:
-        return f"the run starts from the checkpoint's own classification head, for the same classes ({shown})"
+        return f"the run starts from the checkpoint's own classification head, for the same classes ({shown}){multi}"
     return (f"the run starts from the checkpoint's own classification head ({shown}), its classes matched by position "
-            f"to yours ({some_of(label_names, 6)}); to start from a new head, save the checkpoint's body without it")
+            f"to yours ({some_of(label_names, 6)}){multi}; to start from a new head, save the checkpoint's body without it")
 
 
 def check_model_for_task(name_or_path: str, task: str, *, trust_remote_code: bool = False) -> None:
