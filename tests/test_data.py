@@ -696,6 +696,14 @@ def test_copies_of_a_text_stay_in_one_split_so_test_never_repeats_training(tmp_p
     assert any("80 examples repeat an earlier text exactly" in w and "same split" in w for w in data.warnings)
 
 
+def test_many_rows_of_two_texts_say_that_the_texts_are_too_few(tmp_path: Path) -> None:
+    """120 rows of two texts make two groups: the error counts the texts, not "2 examples" of a 120-row file."""
+    records = [r for r in rows(2, pos_share=0.5) for _ in range(60)]
+    with pytest.raises(DataError, match=r"only 2 different texts among 120 rows \(every copy of a text stays in one "
+                                        r"split\); give at least 3 different texts"):
+        load_task_data(str(write(tmp_path, "d.csv", csv_text(records))))
+
+
 def test_without_repeats_the_grouped_split_is_the_plain_one(tmp_path: Path) -> None:
     """Distinct texts make one-row groups, so the split is the seeded stratified one of the rows themselves: the
     built-ins, deduplicated, keep their splits and every recorded run its fingerprint."""

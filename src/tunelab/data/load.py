@@ -377,6 +377,10 @@ def _split(
         columns = parts["all"]
         groups = example_groups(columns)
         labels = columns.get("label")
+        n_rows = sum(len(group) for group in groups)
+        if len(groups) < 3 and n_rows > len(groups):
+            raise DataError(f"only {len(groups)} different texts among {n_rows} rows (every copy of a text stays in one "
+                            "split); give at least 3 different texts so that train, validation and test each get one")
         rows = three_way(
             len(groups),
             None if labels is None else [labels[group[0]] for group in groups],
