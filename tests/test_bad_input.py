@@ -359,3 +359,29 @@ def test_a_run_folder_or_an_adapter_given_as_the_model_says_what_to_pass(tmp_pat
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelError, match=r"is not a transformers folder \(no config.json\)"):
         resolve_model(str(tmp_path / "empty"))
+
+
+def test_a_tokenizer_without_any_special_token_pads_with_the_configs_or_is_refused_in_one_line(tmp_path):
+    """A bare word-level tokenizer (no pad, end-of-text or unknown token) pads with the token the model's config
+    names for end of text, as transformers' own pad = eos convention does; with none named, one line says what to
+    add (before: a traceback from the first padded batch)."""
+    import transformers as T
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from tunelab.errors import ModelError
+    from tunelab.models import load_tokenizer
+
+    words = ["</s>", "the", "a", "film", "was", "good", "bad"]
+    backend = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(words)}, unk_token=None))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = T.PreTrainedTokenizerFast(tokenizer_object=backend)
+    assert tokenizer.pad_token is tokenizer.eos_token is tokenizer.unk_token is None
+    for name, eos in (("named", 0), ("unnamed", None)):
+        T.LlamaConfig(vocab_size=len(words), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
+                      num_key_value_heads=2, bos_token_id=None, eos_token_id=eos, pad_token_id=None).save_pretrained(tmp_path / name)
+        tokenizer.save_pretrained(tmp_path / name)
+    loaded = load_tokenizer(str(tmp_path / "named"))
+    assert loaded.pad_token == "</s>" and loaded(["the film", "a good film was bad"], padding=True)["input_ids"][0][-1] == 0
+    with pytest.raises(ModelError, match=r"has no padding, end-of-text or unknown token, and the model's config names "
+                                         r"none, so batches cannot be padded: add one"):
+        load_tokenizer(str(tmp_path / "unnamed"))

@@ -228,24 +228,41 @@ def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False):
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, ImportError) as exc:  # missing files, no connection, a tokenizer library missing
         raise ModelError(f"cannot load a tokenizer from '{name_or_path}': {load_problem(name_or_path, exc)}") from exc
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, ImportError):  # from_pretrained of the model will say what is wrong
+        config = None
     if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    _single_segment(tokenizer, path, trust_remote_code)
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token or _configs_pad_token(tokenizer, config)
+    if tokenizer.pad_token is None:
+        raise ModelError(
+            f"the tokenizer of '{name_or_path}' has no padding, end-of-text or unknown token, and the model's config "
+            "names none, so batches cannot be padded: add one (tokenizer.add_special_tokens({'pad_token': '<pad>'}), "
+            "then model.resize_token_embeddings(len(tokenizer))) and save both with save_pretrained")
+    if config is not None:
+        _single_segment(tokenizer, config)
     return tokenizer
 
 
-def _single_segment(tokenizer, path: str, trust_remote_code: bool) -> None:
+def _configs_pad_token(tokenizer, config) -> str | None:
+    """The token the model's config names for padding (or, failing that, end of text), if the tokenizer has it."""
+    for name in ("pad_token_id", "eos_token_id"):
+        ids = getattr(config, name, None)
+        ids = ids if isinstance(ids, list) else [ids]
+        for token_id in ids:
+            if isinstance(token_id, int) and 0 <= token_id < len(tokenizer):
+                return tokenizer.convert_ids_to_tokens(token_id)
+    return None
+
+
+def _single_segment(tokenizer, config) -> None:
     """A model with one token type (``type_vocab_size`` 1: RoBERTa-style pairs, told apart by separators alone) gets
     no ``token_type_ids``: a tokenizer that numbers a pair's second text 1 (BERT's) would index past its one row,
     an index error deep in the first forward pass on a CPU and a device-side assert on a GPU. The model then reads
     every token as type 0, its only type; the saved tokenizer keeps the setting."""
     if "token_type_ids" not in tokenizer.model_input_names:
-        return
-    from transformers import AutoConfig
-
-    try:
-        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError, ImportError):
         return
     types = getattr(config, "type_vocab_size", None)
     if isinstance(types, int) and types < 2:
