@@ -385,3 +385,24 @@ def test_a_tokenizer_without_any_special_token_pads_with_the_configs_or_is_refus
     with pytest.raises(ModelError, match=r"has no padding, end-of-text or unknown token, and the model's config names "
                                          r"none, so batches cannot be padded: add one"):
         load_tokenizer(str(tmp_path / "unnamed"))
+
+
+def test_a_quantized_checkpoint_whose_library_is_missing_is_refused_in_one_line(tiny_bert_dir, tmp_path):
+    """A checkpoint saved 4-bit with bitsandbytes, on a machine without it: transformers raises ImportError, which
+    now becomes the one-line ModelError (before: a traceback)."""
+    import importlib.util
+    import json
+    import shutil
+
+    from tunelab.errors import ModelError
+    from tunelab.models import load_model
+
+    if importlib.util.find_spec("bitsandbytes") is not None:
+        pytest.skip("bitsandbytes is installed here")
+    folder = tmp_path / "q"
+    shutil.copytree(tiny_bert_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["quantization_config"] = {"quant_method": "bitsandbytes", "load_in_4bit": True}
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match=r"^cannot load '.*q' for classification: .*bitsandbytes"):
+        load_model(str(folder), task="classification", label_names=["neg", "pos"])

@@ -315,7 +315,7 @@ def load_model(
             model = AutoModelForCausalLM.from_pretrained(
                 path, trust_remote_code=trust_remote_code, dtype=dtype
             )
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, ImportError) as exc:  # ImportError: a quantized checkpoint's library missing
         raise ModelError(f"cannot load '{name_or_path}' for {task}: {load_problem(name_or_path, exc)}") from exc
     finally:
         hf_logging.set_verbosity(verbosity)
@@ -534,7 +534,7 @@ def load_pretrained_mlm(name_or_path: str, tokenizer, notes: list[str] | None = 
         model, info = AutoModelForMaskedLM.from_pretrained(
             resolve_model(name_or_path), dtype=torch.float32, output_loading_info=True
         )
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, ImportError) as exc:
         notes.append(f"no masked-LM head could be built: {str(exc).splitlines()[0]}")
         return None
     missing = [k for k in info.get("missing_keys", []) if not k.endswith("position_ids")]
