@@ -221,3 +221,28 @@ def test_a_tokenizer_larger_than_the_models_embeddings_fails_in_one_line_before_
         train(TrainConfig(model=str(folder), strategy="lora", epochs=1, batch_size=8, out=str(tmp_path / "o")),
               data=toy_lm_data, progress=False)
     assert not (tmp_path / "o" / "model").exists()
+
+
+def test_a_prompt_longer_than_the_positions_left_for_it_keeps_its_end(toy_lm_data, tmp_path, caplog):
+    """GPT-2 learns 64 positions here: a 200-token prompt with 5 tokens to generate keeps its last 59 tokens and says
+    so (before: an index error in generate; on a GPU a device-side assert); asking to generate the whole 64 is
+    refused in one line."""
+    import transformers as T
+
+    from conftest import tiny_tokenizer
+
+    tokenizer = tiny_tokenizer()
+    tokenizer.eos_token = "[SEP]"
+    config = T.GPT2Config(vocab_size=tokenizer.vocab_size, n_positions=64, n_embd=32, n_layer=1, n_head=4,
+                          bos_token_id=2, eos_token_id=3, pad_token_id=tokenizer.pad_token_id)
+    T.GPT2LMHeadModel(config).save_pretrained(tmp_path / "gpt2")
+    tokenizer.save_pretrained(tmp_path / "gpt2")
+    train(TrainConfig(model=str(tmp_path / "gpt2"), strategy="full", epochs=1, batch_size=8, max_length=16,
+                      out=str(tmp_path / "o")), data=toy_lm_data, progress=False)
+    prompt = " ".join(["good film"] * 100)
+    with caplog.at_level("WARNING", logger="tunelab"):
+        rows = predict(tmp_path / "o", [prompt], max_new_tokens=5)
+    assert len(rows) == 1 and "was cut to its last 59: the model takes 64 tokens with the 5 to generate" in caplog.text
+    with pytest.raises(TunelabError, match=r"--max-new-tokens 64 leaves no room for a prompt: this model takes 64 "
+                                           r"tokens in all; use at most 63"):
+        predict(tmp_path / "o", ["good film"], max_new_tokens=64)

@@ -9,6 +9,7 @@ written to a temporary folder beside the target and renamed into place, with a m
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ import torch
 
 from tunelab.errors import TunelabError
 from tunelab.io import atomic_dir, check_folder, make_folder
+
+log = logging.getLogger("tunelab")
 
 MODEL_DIR = "model"
 
@@ -246,9 +249,21 @@ def predict(path: str | Path, texts: list[str], *, max_new_tokens: int = 40, bat
                 results.append({"text": text, "label": ranked[0][0], "probabilities": dict(ranked)})
         return results
     tokenizer.padding_side = "left"
+    from tunelab.models import max_input_length
+
+    limit = max_input_length(model, tokenizer)  # the prompt and the continuation share the model's positions
+    if max_new_tokens >= limit:
+        raise TunelabError(f"--max-new-tokens {max_new_tokens} leaves no room for a prompt: this model takes {limit} "
+                           f"tokens in all; use at most {limit - 1}")
+    room = limit - max_new_tokens
     for text in texts:
         enc = tokenizer(text, return_tensors="pt")
         enc.pop("token_type_ids", None)  # decoders take none; generate() refuses unused inputs
+        if enc["input_ids"].shape[1] > room:  # keep the prompt's end, which the continuation follows
+            log.warning(
+                f"a prompt of {enc['input_ids'].shape[1]} tokens was cut to its last {room}: the model takes {limit} "
+                f"tokens with the {max_new_tokens} to generate")
+            enc = {k: v[:, -room:] for k, v in enc.items()}
         out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
         results.append({"text": text, "generated": tokenizer.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)})
     return results
