@@ -137,6 +137,25 @@ def test_domain_signals_use_the_mlm_head_when_the_checkpoint_has_one(tmp_path, t
     assert 8 < s["mlm_loss_target"] < 13 and 8 < s["mlm_loss_reference"] < 13
 
 
+def test_domain_signals_stop_at_the_positions_a_small_model_has(tmp_path, toy_classification_data):
+    """A RoBERTa-style masked LM with 40 positions (38 usable) measures texts of up to 128 tokens on the first 38
+    (before: an index error from its position table)."""
+    import torch
+    from transformers import AutoTokenizer, RobertaConfig, RobertaForMaskedLM
+
+    from tunelab.models import resolve_model
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model("minilm"))
+    torch.manual_seed(0)
+    config = RobertaConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                           intermediate_size=64, max_position_embeddings=40, pad_token_id=tokenizer.pad_token_id)
+    RobertaForMaskedLM(config).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    long_texts = [" ".join(list(toy_classification_data.train["text"])[i : i + 12]) for i in range(0, 48, 12)]
+    out = domain_signals(str(tmp_path), long_texts, REFERENCE * 3, sample_size=8)
+    assert out["method"] == "mlm_loss_ratio" and out["signals"]["mlm_loss_target"] > 0
+
+
 def test_domain_signals_of_a_decoder_compare_lm_losses(tiny_llama_dir, toy_lm_data):
     out = domain_signals(str(tiny_llama_dir), list(toy_lm_data.train["text"]), REFERENCE, sample_size=16)
     s = out["signals"]

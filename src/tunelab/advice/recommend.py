@@ -336,6 +336,12 @@ def domain_signals(
     reference = (reference if reference is not None else reference_texts(sample_size, seed))[:sample_size]
     tokenizer = load_tokenizer(model_name)
     signals, levels = _fragmentation_signals(target, reference, tokenizer)
+    from transformers import AutoConfig
+
+    from tunelab.models import max_input_length, resolve_model
+
+    # never past the positions the model has (a small or custom checkpoint may have fewer than 128)
+    max_length = min(max_length, max_input_length(AutoConfig.from_pretrained(resolve_model(model_name)), tokenizer))
     encode = dict(truncation=True, max_length=max_length)
     target_ids = tokenizer(target, **encode)["input_ids"]
     reference_ids = tokenizer(reference, **encode)["input_ids"]
