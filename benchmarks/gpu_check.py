@@ -2,6 +2,7 @@
 
     python benchmarks/gpu_check.py                         # GPU: 300 steps per case, then 20 CPU steps per case
     python benchmarks/gpu_check.py --cpu-only --steps 5    # smoke check of this script on a machine without a GPU
+    python benchmarks/gpu_check.py --profile full --steps 30 --trace step.json   # where a step's time goes
 
 No network: the models are written here into a temporary folder (about 50 MB of weights in all) —
 
@@ -103,6 +104,29 @@ def cpu_rows(steps: int, batch: int) -> list[dict]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def profile_case(strategy: str, steps: int, batch: int, work: Path, trace: Path | None) -> None:
+    """minilm (the bf16 copy) trained ``steps`` steps under torch.profiler: where a step's time goes (the top
+    operators by their own CPU time, and the accelerator's total against the wall), so that a GPU step far slower
+    than its arithmetic can be explained in one run. ``trace``: a Chrome trace (chrome://tracing) written there."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    models = prepare_models(work)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    t0 = time.perf_counter()
+    with profile(activities=activities) as prof:
+        row = run_case("minilm-bf16", models["minilm-bf16"], strategy, steps, batch, work)
+    wall = time.perf_counter() - t0
+    events = prof.key_averages()
+    device_us = sum(getattr(e, "self_device_time_total", 0) or 0 for e in events)
+    print(f"profile: minilm {strategy}, {row['steps']} steps in {wall:.1f} s wall (training, evaluation and saving), "
+          f"{row['samples_per_s']:.1f} samples/s in training; accelerator busy {device_us / 1e6:.2f} s")
+    print(events.table(sort_by="self_cpu_time_total", row_limit=25))
+    if trace is not None:
+        prof.export_chrome_trace(str(trace))
+        print(f"profile: trace written to {trace}")
+
+
 def show(rows: list[dict]) -> None:
     head = f"{'model':<12} {'strategy':<8} {'device':<6} {'prec':<5} {'steps':>5} {'samples/s':>10} {'peak MB':>9} {'kind':<5} {'test acc':>8}"
     print(head)
@@ -120,9 +144,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu-steps", type=int, default=20, help="optimizer steps per CPU case after the GPU ones")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # the CPU subprocess's output
+    parser.add_argument("--profile", metavar="STRATEGY", help="only profile minilm with STRATEGY (e.g. full) for "
+                                                              "--steps steps (default 30) under torch.profiler")
+    parser.add_argument("--trace", type=Path, help="with --profile: write a Chrome trace here")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.profile:
+        from tunelab.run.isolate import quiet_libraries
+
+        quiet_libraries()
+        with tempfile.TemporaryDirectory(prefix="tunelab-gpu-profile-") as tmp:
+            profile_case(args.profile, args.steps or 30, args.batch_size, Path(tmp), args.trace)
+        return 0
     import torch
 
     from tunelab.run.isolate import quiet_libraries
