@@ -93,16 +93,29 @@ def tiny_llama_dir(tmp_path_factory) -> Path:
 
 def logits_of(model, model_dir: Path, texts: list[str]):
     """``model``'s logits on ``texts``, tokenized by ``model_dir``'s tokenizer (right-padded), on the CPU: a
-    trained model stays on the device it trained on (the GPU, where there is one), so the inputs go there."""
+    trained model stays on the device it trained on (the GPU, where there is one), so the inputs go there. A model
+    that trained in mixed precision keeps accelerate's autocast wrapper on its ``forward``; it is taken off, so the
+    logits are the float32 ones its saved weights give."""
     import torch
+    from accelerate.utils import extract_model_from_parallel
     from transformers import AutoTokenizer
 
+    model = extract_model_from_parallel(model, keep_fp32_wrapper=False)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     tokenizer.padding_side = "right"
     enc = tokenizer(texts, padding=True, return_tensors="pt")
     device = next(model.parameters()).device
     with torch.no_grad():
         return model(input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device)).logits.cpu()
+
+
+def assert_same_logits(loaded, trained, model_dir: Path, texts: list[str], **tolerance) -> None:
+    """The model ``loaded`` from an artifact computes what the ``trained`` one does, on the trained one's device
+    (a CPU and a GPU differ in the last digits)."""
+    import torch
+
+    loaded = loaded.to(next(trained.parameters()).device)
+    torch.testing.assert_close(logits_of(loaded, model_dir, texts), logits_of(trained, model_dir, texts), **tolerance)
 
 
 def _sentence(rng: random.Random, words: list[str]) -> str:

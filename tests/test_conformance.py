@@ -31,7 +31,7 @@ from torch import nn
 
 import tunelab.run.artifacts
 import tunelab.run.training
-from conftest import _NEGATIVE, _POSITIVE, _sentence, logits_of, tiny_tokenizer
+from conftest import _NEGATIVE, _POSITIVE, _sentence, assert_same_logits, tiny_tokenizer
 from tunelab.config import TrainConfig
 from tunelab.errors import StrategyError
 
@@ -313,8 +313,7 @@ def test_strategy_conforms(arch, strategy, task, arch_dir, tmp_path):
     moved = sorted(n for n in set(after) - trainable if not torch.equal(after[n].detach().cpu(), captured.before[n].cpu()))
     assert not moved, f"frozen tensors that changed: {moved[:5]}"
     # the artifact loads without tunelab and computes the same
-    expected = logits_of(captured.model, captured.model_dir, TEXTS)
-    torch.testing.assert_close(logits_of(load_plainly(captured, task), captured.model_dir, TEXTS), expected, rtol=1e-5, atol=1e-5)
+    assert_same_logits(load_plainly(captured, task), captured.model, captured.model_dir, TEXTS, rtol=1e-5, atol=1e-5)
     if strategy in ("head", "last-n"):  # a frozen prefix: the cache is used on every architecture
         assert info["cache"]["used"], info["cache"]
         assert not any("cache not used" in n for n in info["notes"])
@@ -536,8 +535,7 @@ def test_lora_trains_a_model_that_divides_a_projection_in_place(longformer_dir, 
     """LoRA's in-place forward on Longformer (``q /= sqrt(d)`` on a global-attention projection's output): trains,
     and the saved adapter loads with plain peft and gives the same logits."""
     captured = run_captured(_config(longformer_dir, "lora", tmp_path / "out", tmp_path / "features"), data_for("classification"))
-    expected = logits_of(captured.model, captured.model_dir, TEXTS)
-    torch.testing.assert_close(logits_of(load_plainly(captured, "classification"), captured.model_dir, TEXTS), expected, rtol=1e-5, atol=1e-5)
+    assert_same_logits(load_plainly(captured, "classification"), captured.model, captured.model_dir, TEXTS, rtol=1e-5, atol=1e-5)
 
 
 def test_a_strategy_the_models_own_code_cannot_run_is_refused_before_anything_is_written(longformer_dir, tmp_path):

@@ -89,3 +89,44 @@ def test_the_micro_batches_give_the_whole_batch_s_loss_and_gradient_through_the_
     assert float(loss) == pytest.approx(float(whole.detach()), rel=1e-5)
     for name, param in model.named_parameters():
         torch.testing.assert_close(param.grad, expected[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+# ----------------------------------------------------------------------------- on an accelerator: padded to a multiple
+
+
+def test_on_an_accelerator_batches_are_padded_to_a_multiple_that_divides_max_length(monkeypatch):
+    from tunelab.run.padding import pad_multiple, padded_length
+
+    assert pad_multiple(128) is None and padded_length(13, 128) == 13  # a CPU pays for every pad token
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pad_multiple(128) == 8 and padded_length(13, 128) == 16 and padded_length(16, 128) == 16
+    assert pad_multiple(100) == 4 and padded_length(98, 100) == 100  # never past max_length (the position table's end)
+    assert pad_multiple(509) is None and padded_length(508, 509) == 508
+    assert pad_multiple(None) is None
+
+
+@pytest.mark.parametrize("arch", ["bert", "llama"])
+def test_padding_to_a_multiple_changes_no_output_of_the_model(arch, tiny_bert_dir, tiny_llama_dir, monkeypatch):
+    """The collator a run trains with (tunelab.run.padding.task_collator) pads to the multiple on an accelerator; the
+    extra pad tokens are masked, so the loss and every real row's logits are those of the batch padded to its longest."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from tunelab.run.padding import task_collator
+
+    folder = tiny_bert_dir if arch == "bert" else tiny_llama_dir
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.padding_side = "right"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=2, pad_token_id=tokenizer.pad_token_id).eval()
+    texts = ["good", "a rather long and slow but good film", "bad film"]
+    rows = [dict(tokenizer(t), labels=i % 2) for i, t in enumerate(texts)]
+    longest = task_collator(tokenizer, "classification", 64)(rows)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # the collator as a GPU run builds it (the model stays here)
+    padded = task_collator(tokenizer, "classification", 64)(rows)
+    assert padded["input_ids"].shape[1] % 8 == 0 and padded["input_ids"].shape[1] > longest["input_ids"].shape[1]
+    with torch.no_grad():
+        a, b = model(**longest), model(**padded)
+    torch.testing.assert_close(b.logits, a.logits, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(b.loss, a.loss, rtol=1e-5, atol=1e-5)

@@ -14,7 +14,7 @@ import torch
 import yaml
 
 import tunelab.run.artifacts
-from conftest import logits_of
+from conftest import assert_same_logits
 from tunelab import TrainConfig
 from tunelab.cli.main import main
 from tunelab.run.cache import native_bf16
@@ -60,7 +60,7 @@ def test_lora_variant_reaches_peft_and_reloads_plainly(variant, tiny_bert_dir, t
         assert any("lora_magnitude_vector" in n for n, p in model.named_parameters() if p.requires_grad)
     base = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir, num_labels=2)
     plain = PeftModel.from_pretrained(base, tmp_path / "model").eval()
-    torch.testing.assert_close(logits_of(plain, tmp_path / "model", TEXTS), logits_of(model, tmp_path / "model", TEXTS))
+    assert_same_logits(plain, model, tmp_path / "model", TEXTS)
 
 
 @pytest.mark.parametrize("strategy", ["lora", "full"])
@@ -95,7 +95,7 @@ def test_bf16_base_trains_fp32_adapters_and_reloads(tiny_bert_dir, toy_classific
     base = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir, num_labels=2)
     plain = PeftModel.from_pretrained(base, tmp_path / "model").eval()
     # the trained model was held in bfloat16: its weights, turned back to float32 after training, are the rounded ones
-    torch.testing.assert_close(logits_of(plain, tmp_path / "model", TEXTS), logits_of(model, tmp_path / "model", TEXTS), rtol=0.05, atol=0.05)
+    assert_same_logits(plain, model, tmp_path / "model", TEXTS, rtol=0.05, atol=0.05)
 
 
 def _cli(*argv: str) -> tuple[int, str]:

@@ -288,7 +288,8 @@ def test_cli_recommend_and_estimate(tiny_bert_dir, toy_csv, capsys):
     assert code == 0
     rec = json.loads(capsys.readouterr().out)
     assert rec["strategy"] == "head" and rec["estimates"][0]["fits"]
-    assert rec["estimates"][0]["peak_memory_mb"] > 100  # a fresh process with torch loaded
+    # a fresh process with torch loaded (its RSS); on a GPU the tiny model's own allocations
+    assert rec["estimates"][0]["peak_memory_mb"] > (0 if rec["estimates"][0]["memory_kind"] == "cuda" else 100)
 
     code = main(["estimate", "--model", str(tiny_bert_dir), "--strategy", "full", "--max-length", "16",
                  "--batch-size", "4", "--num-examples", "40", "--warmup-steps", "1", "--steps", "2"])

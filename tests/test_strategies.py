@@ -24,7 +24,7 @@ from torch import nn
 
 import tunelab.run.artifacts
 import tunelab.run.training
-from conftest import logits_of
+from conftest import assert_same_logits
 from tunelab.config import TrainConfig
 from tunelab.errors import StrategyError
 from tunelab.strategies import STRATEGIES, get_strategy
@@ -257,9 +257,7 @@ def test_saved_artifact_loads_plainly_with_the_same_logits(run_case, strategy, m
     loaded = load_plainly(captured, task)
     if task == "classification" and "config.json" in files:
         assert loaded.config.id2label == {0: "neg", 1: "pos"}
-    expected = logits_of(captured.model, captured.model_dir, TEXTS)
-    got = logits_of(loaded, captured.model_dir, TEXTS)
-    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert_same_logits(loaded, captured.model, captured.model_dir, TEXTS, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize(("strategy", "model", "task"), CASES, ids=CASE_IDS)

@@ -660,7 +660,8 @@ def _estimate_row(config: TrainConfig, task_data: Any, **timing: Any) -> dict[st
     except TunelabError as exc:
         return {"strategy": config.strategy, "error": str(exc), "time_per_epoch_s": None, "train_time_s": None,
                 "peak_memory_mb": None, "epochs": config.epochs_for(len(task_data.train))}
-    return {**{k: est[k] for k in _ESTIMATE_KEYS}, "notes": est["notes"]}
+    # which peak: a GPU's allocated memory or the process's RSS (a measurement stored before the kind was kept: None)
+    return {**{k: est[k] for k in _ESTIMATE_KEYS}, "memory_kind": est.get("memory_kind"), "notes": est["notes"]}
 
 
 def _length_reason(tok: dict[str, Any], max_length: int) -> str:

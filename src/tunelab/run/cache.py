@@ -384,9 +384,13 @@ def _offsets(ds, positions: str) -> np.ndarray:
     return offsets
 
 
-def _fill(forward, ds, offsets: np.ndarray, flat, pad_id: int, feed=None, source: FeatureStore | None = None) -> None:
-    """Run ``forward`` over every example of ``ds``, in length-sorted batches, and write each one's
-    hidden states into ``flat[offsets[i]:offsets[i+1]]``."""
+def _fill(forward, ds, offsets: np.ndarray, flat, pad_id: int, feed=None, source: FeatureStore | None = None,
+          max_length: int | None = None) -> None:
+    """Run ``forward`` over every example of ``ds``, in length-sorted batches (padded as training pads them:
+    :func:`tunelab.run.padding.padded_length` of the run's ``max_length``), and write each one's hidden states into
+    ``flat[offsets[i]:offsets[i+1]]``."""
+    from tunelab.run.padding import padded_length
+
     # whole columns as lists, once: a ``datasets`` column read row by row costs a table lookup per row
     ids_col = ds["input_ids"][:]
     # token types change the embeddings of models that add them (GPT-2 embeds them with its word table)
@@ -394,7 +398,7 @@ def _fill(forward, ds, offsets: np.ndarray, flat, pad_id: int, feed=None, source
     lengths = np.array([len(x) for x in ids_col], dtype=np.int64)
     sizes = np.diff(offsets)
     for idx in _batches(lengths):
-        longest = int(lengths[idx].max())
+        longest = padded_length(int(lengths[idx].max()), max_length)
         input_ids = torch.full((len(idx), longest), pad_id, dtype=torch.long)
         mask = torch.zeros((len(idx), longest), dtype=torch.long)
         types = torch.zeros((len(idx), longest), dtype=torch.long) if types_col is not None else None
@@ -439,7 +443,8 @@ def _compute(
                 np.save(folder / f"{name}.offsets.npy", offsets)
                 shape = (max(int(offsets[-1]), 1), run.layout.hidden_size)
                 flat = np.memmap(folder / f"{name}.bin", dtype=np_dtype, mode="w+", shape=shape)
-                _fill(forward, datasets[name], offsets, flat, pad_id, feed, source[name] if source else None)
+                _fill(forward, datasets[name], offsets, flat, pad_id, feed, source[name] if source else None,
+                      max_length=run.max_length)
                 flat.flush()
                 del flat
                 times[name] = time.perf_counter() - t0
@@ -644,7 +649,7 @@ def check(run, split: int, positions: str, datasets: dict[str, Any], collator) -
         offsets = _offsets(ds, positions)
         flat = np.zeros((max(int(offsets[-1]), 1), run.layout.hidden_size), dtype=np.float32)
         with _prefix_pass(run, split, positions, None, 0, "fp32") as forward:
-            _fill(forward, ds, offsets, flat, pad_id)
+            _fill(forward, ds, offsets, flat, pad_id, max_length=run.max_length)
         model.eval()  # the pass restored the body's mode, not the whole model's
         saved = _attach(run, split, {"validation": FeatureStore(flat, offsets)}, collator)
         cached = _cached_dataset(ds, SPLITS.index("validation"), positions)
@@ -755,11 +760,9 @@ def _sharing() -> dict[str, Any]:
 
 
 def _default_collator(run):
-    from transformers import DataCollatorForLanguageModeling, DataCollatorWithPadding
+    from tunelab.run.padding import task_collator
 
-    if run.data.task == "classification":
-        return DataCollatorWithPadding(run.tokenizer)
-    return DataCollatorForLanguageModeling(run.tokenizer, mlm=False)
+    return task_collator(run.tokenizer, run.data.task, run.max_length)
 
 
 def restore(plan: CachePlan, run) -> None:

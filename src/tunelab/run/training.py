@@ -555,12 +555,10 @@ class TrainerSetup:
         return metrics if self.run.data.task == "classification" else {}
 
     def collator(self):
-        """The collator of the task: dynamic padding (classification) or next-token labels (causal LM)."""
-        from transformers import DataCollatorForLanguageModeling, DataCollatorWithPadding
+        """The collator of the task (:func:`tunelab.run.padding.task_collator`)."""
+        from tunelab.run.padding import task_collator
 
-        if self.run.data.task == "classification":
-            return DataCollatorWithPadding(self.run.tokenizer, pad_to_multiple_of=None)
-        return DataCollatorForLanguageModeling(self.run.tokenizer, mlm=False)
+        return task_collator(self.run.tokenizer, self.run.data.task, self.run.max_length)
 
     def arguments(self, *, progress: bool, **schedule: Any):
         """``TrainingArguments`` of the run; ``schedule`` sets what differs between a whole run
