@@ -664,6 +664,17 @@ def test_a_semicolon_csv_is_read_with_a_warning(tmp_path: Path) -> None:
     assert single.task == "causal-lm" and not any("separated" in w for w in single.warnings)
 
 
+def test_rows_that_repeat_the_header_are_dropped_with_a_warning(tmp_path: Path) -> None:
+    """Two CSVs joined with both headers: the second header is not an example of a class named 'label'."""
+    records = rows(120)
+    data = load_task_data(str(write(tmp_path, "d.csv", csv_text(records[:60]) + csv_text(records[60:]))))
+    assert_valid(data)
+    assert data.label_names == ["neg", "pos"]
+    assert any("dropped 1 row(s) that repeat the header (row 61)" in w for w in data.warnings)
+    with pytest.raises(DataError, match="every data row repeats the header"):
+        load_task_data(str(write(tmp_path, "h.csv", "text,label\ntext,label\n")))
+
+
 def test_a_lone_class_in_a_given_train_split_stays_in_training_when_validation_is_carved(tmp_path: Path) -> None:
     records = [dict(r, split="train") for r in rows(100)] + [{"text": "the lone one", "label": "rare", "split": "train"}]
     records += [dict(r, text=r["text"] + " (test)", split="test") for r in rows(20)]

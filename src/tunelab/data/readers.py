@@ -163,8 +163,28 @@ def read_csv(path: Path, text: str, sep: str = ",") -> Table:
     names = [str(name).strip() for name in frame.columns]  # "text, label" means "label", not " label"
     if len(set(names)) < len(names):
         names = [str(name) for name in frame.columns]
+    frame = _without_repeated_headers(path, frame, warnings)
     columns = {name: frame[column].tolist() for name, column in zip(names, frame.columns)}
     return Table(columns=columns, origin=str(path), warnings=warnings)
+
+
+def _without_repeated_headers(path: Path, frame, warnings: list[str]):
+    """``frame`` without the rows that repeat its header cell for cell (files concatenated with their headers, a
+    log appended to by several writers), each named in a warning: as data, such a row would be one example of a
+    class named like the label column."""
+    if len(frame.columns) < 2:  # one column: a row equal to its name may be a real text
+        return frame
+    header = [str(name) for name in frame.columns]
+    repeats = frame.apply(lambda row: [str(v) for v in row.tolist()] == header, axis=1)
+    if not bool(repeats.any()):
+        return frame
+    rows = [int(i) + 1 for i in frame.index[repeats]]  # data rows, counted from 1 as the other messages count them
+    if len(rows) == len(frame):
+        raise DataError(f"{path}: every data row repeats the header; add data rows below it")
+    shown = ", ".join(map(str, rows[:5])) + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
+    warnings.append(f"{path}: dropped {len(rows)} row(s) that repeat the header (row {shown}): files joined "
+                    "with their headers?")
+    return frame[~repeats].reset_index(drop=True)
 
 
 def _header_separator(text: str, sep: str) -> str | None:
