@@ -581,7 +581,7 @@ class TrainerSetup:
             report_to=parse_report_to(config.report_to) or "none",
             run_name=self.out.name,
             disable_tqdm=True,  # tunelab.run.progress shows one bar per phase instead of tqdm's
-            dataloader_pin_memory=False,
+            dataloader_pin_memory=torch.cuda.is_available(),  # the Trainer's default where there is a GPU to copy to
             use_cpu=not torch.cuda.is_available(),
             prediction_loss_only=False,  # reduce_logits keeps two numbers an example, never (batch x length x vocab)
             bf16=self.precision == "bf16",
