@@ -664,6 +664,14 @@ def test_a_semicolon_csv_is_read_with_a_warning(tmp_path: Path) -> None:
     assert single.task == "causal-lm" and not any("separated" in w for w in single.warnings)
 
 
+def test_column_options_on_a_built_in_dataset_are_ignored_with_a_warning() -> None:
+    data = load_task_data("rotten-tomatoes", text_column="review", label_column="sentiment")
+    assert len(data.train) > 0 and data.label_names
+    assert any("built-in dataset with the columns 'text' and 'label': --text-column review and --label-column "
+               "sentiment ignored" in w for w in data.warnings)
+    assert not any("built-in" in w for w in load_task_data("rotten-tomatoes").warnings)
+
+
 def test_rows_that_repeat_the_header_are_dropped_with_a_warning(tmp_path: Path) -> None:
     """Two CSVs joined with both headers: the second header is not an example of a class named 'label'."""
     records = rows(120)

@@ -567,6 +567,12 @@ def test_a_soft_prompt_takes_its_positions_from_the_longest_input(tiny_bert_dir,
     with pytest.raises(ConfigError, match=r"maximum of 124 with prompt-tuning, which puts 4 positions before every "
                                           r"input \(a soft prompt of 4 virtual tokens\): use at most 124"):
         resolve_max_length(config.replace(max_length=128), "classification", model_config, tokenizer)
+    # a prompt that fills the positions leaves no room for text: refused before the model is touched
+    with pytest.raises(ConfigError, match=r"puts 125 positions before every input .*leaves 3 of this model's 128 for "
+                                          r"the text: put at most 120 before it"):
+        resolve_max_length(config.replace(num_virtual_tokens=125), "classification", model_config, tokenizer)
+    with pytest.raises(ConfigError, match=r"leaves 0 of this model's 128"):
+        resolve_max_length(config.replace(num_virtual_tokens=1000), "classification", model_config, tokenizer)
     run = prepare(config, toy_classification_data)
     assert run.max_length == 124
 

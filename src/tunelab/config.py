@@ -20,6 +20,8 @@ from tunelab.io import folder_problem
 
 DEFAULT_EPOCHS = 3.0
 #: What ``--keep`` may name: the part of a too-long text a classifier reads (:func:`tunelab.run.encoding.encode`).
+#: The shortest ``--max-length`` a run takes (a text needs room besides its special tokens).
+MIN_MAX_LENGTH = 8
 KEEP_CHOICES = ("start", "end", "start+end")
 """Passes over the training data when ``--epochs`` is not given (and there are at least :data:`MIN_STEPS` steps)."""
 MIN_STEPS = 60
@@ -184,8 +186,8 @@ class TrainConfig:
         for name in ("batch_size", "layers", "lora_r", "num_virtual_tokens", "save_steps", "gradient_accumulation_steps"):
             if getattr(self, name) < 1:
                 out.append(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.max_length is not None and self.max_length < 8:
-            out.append(f"--max-length must be at least 8, got {self.max_length}")
+        if self.max_length is not None and self.max_length < MIN_MAX_LENGTH:
+            out.append(f"--max-length must be at least {MIN_MAX_LENGTH}, got {self.max_length}")
         if self.keep not in KEEP_CHOICES:
             out.append(f"--keep '{self.keep}' is unknown: use {', '.join(KEEP_CHOICES)}")
         for name in ("max_train_samples", "max_eval_samples", "lora_layers"):

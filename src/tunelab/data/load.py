@@ -75,11 +75,16 @@ def load_task_data(
     check_fractions(validation_fraction, test_fraction)
     text_column, pair_column = _text_columns(text_column)
     raw = resolve(os.fspath(spec))
+    warnings = list(raw.warnings)
     if raw.builtin:
+        given = [f"--{flag} {value}" for flag, value, own in (("text-column", ",".join(filter(None, (text_column, pair_column))), "text"),
+                                                              ("label-column", label_column, "label")) if value != own]
+        if given:  # a built-in has its own columns: say so rather than ignore the option in silence
+            warnings.append(f"{spec} is a built-in dataset with the columns 'text' and 'label': {' and '.join(given)} "
+                            "ignored (the options name the columns of your own files)")
         text_column, pair_column, label_column = "text", None, "label"
     tables = _split_by_column(raw, text_column, label_column)
     first = tables["train"] if "train" in tables else tables["all"]
-    warnings = list(raw.warnings)
     if not raw.builtin and pair_column is None:
         text_column = _column_for(first, text_column, TEXT_ALIASES, "text", warnings)
     if not raw.builtin:

@@ -286,5 +286,7 @@ def max_input_length(model, tokenizer, *, reserved: int = 0) -> int:
     the smaller of :func:`position_limit` less the ``reserved`` positions (a soft prompt's virtual tokens) and the
     tokenizer's ``model_max_length`` (:data:`NO_LIMIT`: neither states one)."""
     positions = position_limit(model)
-    limits = [positions - reserved if positions is not None else None, getattr(tokenizer, "model_max_length", None)]
-    return min([NO_LIMIT, *(n for n in limits if isinstance(n, int) and 0 < n < 10**8)])
+    limits = [n for n in [getattr(tokenizer, "model_max_length", None)] if isinstance(n, int) and 0 < n < 10**8]
+    if positions is not None:  # reserved positions may leave none: 0, not a fall back to the tokenizer's number
+        limits.append(max(positions - reserved, 0))
+    return min([NO_LIMIT, *limits])

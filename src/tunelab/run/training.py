@@ -92,9 +92,16 @@ def load_data(config: TrainConfig) -> TaskData:
 def resolve_max_length(config: TrainConfig, task: str, model, tokenizer) -> int:
     """``--max-length``, or the task's default, checked against what ``model`` (a module or a config) takes
     with the positions the run's strategy adds to every input (:meth:`Strategy.positions_added`)."""
+    from tunelab.config import MIN_MAX_LENGTH
+
     strategy = get_strategy(config.strategy)
     reserved = strategy.positions_added(config)
     limit = max_input_length(model, tokenizer, reserved=reserved)
+    if reserved and limit < MIN_MAX_LENGTH:
+        total = max_input_length(model, tokenizer)
+        raise ConfigError(f"{config.strategy} puts {reserved} positions before every input ({strategy.adds(config)}), "
+                          f"which leaves {limit} of this model's {total} for the text: put at most "
+                          f"{max(total - MIN_MAX_LENGTH, 0)} before it")
     if config.max_length is not None and config.max_length > limit:
         why = ""
         if reserved and limit < max_input_length(model, tokenizer):
