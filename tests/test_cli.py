@@ -200,6 +200,19 @@ def test_evaluate_prints_the_accuracy_training_measured(head_run, toy_csv):
     assert float(values["loss"]) == pytest.approx(record["metrics"]["test"]["loss"], abs=1e-3)
 
 
+def test_evaluate_split_all_scores_every_row_of_a_small_held_out_file(head_run, tmp_path):
+    """A held-out file too small to split (2 rows) is scored whole with --split all, none of the split's requirements
+    asked of it; without it, the file is split as training split its data, which 2 rows cannot be."""
+    _, out = head_run
+    (tmp_path / "held.csv").write_text("text,label\ngood film,pos\nawful,neg\n")
+    code, printed, err = tunelab("evaluate", str(out), "--data", str(tmp_path / "held.csv"), "--split", "all")
+    assert code == 0, err
+    values = dict(line.split("\t") for line in printed.strip().splitlines())
+    assert values["split"] == "all" and int(values["examples"]) == 2 and 0 <= float(values["accuracy"]) <= 1
+    code, _, err = tunelab("evaluate", str(out), "--data", str(tmp_path / "held.csv"))
+    assert code == 2 and "only 2 examples" in err
+
+
 def test_evaluate_refuses_classes_the_model_does_not_know_in_one_short_line(head_run, tmp_path):
     _, out = head_run
     rows = "".join(f"text number {i},intent_{i % 20:02d}\n" for i in range(200))

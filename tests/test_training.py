@@ -157,6 +157,12 @@ def test_causal_lm_reports_perplexity_as_exp_loss(tiny_llama_dir, toy_lm_data, t
         assert outputs is not None and outputs.task == "causal-lm" and outputs.token_counts.min() > 0
         # every block holds 16 tokens (15 predicted): the token-weighted loss is the Trainer's sample mean
         assert outputs.metrics()["loss"] == pytest.approx(record["metrics"][split]["loss"], rel=1e-4)
+    # the artifact scored on a held-out text file, every row of it (--split all): blocks of the trained length
+    from tunelab.run.evaluation import evaluate_artifact
+
+    (tmp_path / "held.txt").write_text("\n\n".join(toy_lm_data.test["text"]))
+    scored = evaluate_artifact(tmp_path / "o", str(tmp_path / "held.txt"), split="all")
+    assert scored["split"] == "all" and scored["examples"] > 0 and math.isfinite(scored["perplexity"])
 
 
 def test_max_length_beyond_the_model_is_refused_and_defaults_are_capped(tiny_bert_dir):

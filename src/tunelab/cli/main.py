@@ -193,7 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score a trained folder on data")
     p.add_argument("model_dir")
     p.add_argument("--data", required=True)
-    p.add_argument("--split", default="test", choices=["train", "validation", "test", "all"])
+    p.add_argument("--split", default="test", choices=["train", "validation", "test", "all"],
+                   help="the split of --data that training made of it (the same seed), or all: every row, unsplit "
+                        "(a file held out from training; default: test)")
     p.add_argument("--text-column", default="text")
     p.add_argument("--label-column", default="label")
     p.add_argument("--seed", type=int, default=42)

@@ -57,6 +57,7 @@ def load_task_data(
     validation_fraction: float = 0.1,
     test_fraction: float = 0.2,
     seed: int = 42,
+    split: bool = True,
 ) -> TaskData:
     """Load a built-in dataset, a data file or a folder as train/validation/test splits.
 
@@ -65,6 +66,9 @@ def load_task_data(
     ``validation.*``/``test.*`` files. A user-given split (those folders, a DatasetDict, or a
     ``split`` column) is respected; otherwise the rows are split with ``seed``, stratified by label.
     ``task`` is inferred when ``None``. Every problem with the data raises :class:`DataError`.
+    ``split=False`` (scoring a model on every row: ``tunelab evaluate --split all``): every row goes to ``train``, in
+    the file's order (a given split's train, validation, test), validation and test are empty, and nothing that only
+    a split needs is asked of the data (three different texts, a training example of every class).
 
     >>> data = load_task_data("rotten-tomatoes")  # doctest: +SKIP
     >>> data.label_names, len(data.train)  # doctest: +SKIP
@@ -97,6 +101,8 @@ def load_task_data(
         parts, names = _classification(tables, text_column, label_column, warnings, pair_column)
     else:
         parts, names = _causal(tables, text_column, label_column, task is not None, warnings), []
+    if not split:
+        return _task_data(chosen, _unsplit(parts), names, raw.source, warnings)
     try:
         splits = _split(parts, validation_fraction, test_fraction, seed, warnings, names)
     except DataError as err:  # too few rows: say which data
@@ -431,6 +437,15 @@ def _features(task: str, columns: Columns) -> Any:
             {"role": datasets.Value("string"), "content": datasets.Value("string")}
         )
     return datasets.Features(features)
+
+
+def _unsplit(parts: dict[str, Columns]) -> dict[str, Columns]:
+    """Every row of ``parts`` as ``train`` (a given split's parts in the order train, validation, test), with empty
+    validation and test splits of the same columns."""
+    ordered = [parts[name] for name in ("all", *SPLITS) if name in parts]
+    keys = list(ordered[0])
+    every = {key: [value for part in ordered for value in part[key]] for key in keys}
+    return {"train": every, **{name: {key: [] for key in keys} for name in SPLITS if name != "train"}}
 
 
 def _task_data(

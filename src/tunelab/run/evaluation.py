@@ -16,7 +16,9 @@ def evaluate_artifact(path, data_spec: str, *, split: str = "test", text_column:
     from tunelab.run.training import classification_metrics, tokenize
 
     model, tokenizer, info = load_artifact(path)
-    data = load_task_data(data_spec, task=info["task"], text_column=text_column, label_column=label_column, seed=seed)
+    # "all": every row of the data as it is, unsplit; a split: the one training made of it (the same seed)
+    data = load_task_data(data_spec, task=info["task"], text_column=text_column, label_column=label_column, seed=seed,
+                          split=split != "all")
     pairs = data.text_pairs
     if pairs != bool(info.get("text_pair")):
         raise DataError(f"{path} was trained on {'text pairs' if info.get('text_pair') else 'single texts'}, and "
@@ -38,7 +40,7 @@ def evaluate_artifact(path, data_spec: str, *, split: str = "test", text_column:
         )
         tokenizer.padding_side = "right"
     tokenized, _ = tokenize(data, tokenizer, info.get("max_length") or 128, keep=info.get("keep", "start"))
-    splits = ["train", "validation", "test"] if split == "all" else [split]
+    splits = ["train"] if split == "all" else [split]  # "all": loaded unsplit, every row in train
     from datasets import concatenate_datasets
 
     ds = concatenate_datasets([tokenized[s] for s in splits])

@@ -151,6 +151,9 @@ def tokenize(data: TaskData, tokenizer, max_length: int, *, limit: int | None = 
             return enc
 
         for split, ds in data.splits().items():
+            if not len(ds):  # an empty split (data loaded unsplit, every row in train): nothing to encode
+                out[split] = ds
+                continue
             tok = ds.map(
                 encode,
                 batched=True,
@@ -186,6 +189,9 @@ def tokenize(data: TaskData, tokenizer, max_length: int, *, limit: int | None = 
         return {"input_ids": blocks, "labels": [list(b) for b in blocks], "length": [len(b) for b in blocks]}
 
     for split, ds in data.splits().items():
+        if not len(ds):  # an empty split (data loaded unsplit, every row in train): nothing to encode
+            out[split] = ds
+            continue
         out[split] = ds.map(
             encode_lm,
             batched=True,
