@@ -187,6 +187,9 @@ def test_predict_takes_options_between_texts_shows_the_top_k_and_writes_json(hea
                for r in rows)
     code, _, err = tunelab("predict", str(out), "--top-k", "-1", TEXTS[0])
     assert code == 2 and err.strip().startswith("tunelab: error: --top-k -1")
+    code, _, err = tunelab("predict", str(out), TEXTS[0], "  ")
+    assert code == 2 and err.strip() == ("tunelab: error: text 2 of the arguments is empty: give each text to predict "
+                                         "as a non-empty argument")
 
 
 def test_evaluate_prints_the_accuracy_training_measured(head_run, toy_csv):

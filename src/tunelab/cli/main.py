@@ -115,6 +115,10 @@ def cmd_train(args) -> int:
 
 def _read_texts(args) -> list[str]:
     texts = list(args.texts)
+    empty = [str(i) for i, text in enumerate(texts, 1) if not text.strip()]
+    if empty:  # (a --file's blank lines are skipped: they separate inputs there)
+        raise TunelabError(f"text {', '.join(empty[:5])} of the arguments is empty: give each text to predict as a "
+                           "non-empty argument")
     if args.file:
         path = Path(args.file)
         if not path.is_file():
