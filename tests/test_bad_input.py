@@ -387,6 +387,23 @@ def test_a_tokenizer_without_any_special_token_pads_with_the_configs_or_is_refus
         load_tokenizer(str(tmp_path / "unnamed"))
 
 
+def test_a_model_folder_without_tokenizer_files_is_refused_in_one_line(tiny_bert_dir, tmp_path):
+    """transformers 5 builds an empty tokenizer (special tokens only) for a folder that holds a model but no tokenizer
+    files; training on it ran, every word the unknown token (before: no error at all, a model that read no word)."""
+    import shutil
+
+    from tunelab.errors import ModelError
+    from tunelab.models import load_tokenizer
+
+    (tmp_path / "m").mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(tiny_bert_dir / name, tmp_path / "m" / name)
+    with pytest.raises(ModelError, match=r"has no tokenizer: the one transformers built for it knows \d+ token\(s\), its "
+                                         r"special tokens only, .*save the model's tokenizer beside it"):
+        load_tokenizer(str(tmp_path / "m"))
+    assert len(load_tokenizer(str(tiny_bert_dir))) > 5  # the folder with its tokenizer loads as before
+
+
 def test_a_quantized_checkpoint_whose_library_is_missing_is_refused_in_one_line(tiny_bert_dir, tmp_path):
     """A checkpoint saved 4-bit with bitsandbytes, on a machine without it: transformers raises ImportError, which
     now becomes the one-line ModelError (before: a traceback)."""

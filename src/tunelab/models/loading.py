@@ -228,6 +228,13 @@ def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False):
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, ImportError) as exc:  # missing files, no connection, a tokenizer library missing
         raise ModelError(f"cannot load a tokenizer from '{name_or_path}': {load_problem(name_or_path, exc)}") from exc
+    if len(tokenizer) <= len(set(tokenizer.all_special_ids)):
+        # transformers 5 builds an empty tokenizer of the config's kind for a folder without tokenizer files: every
+        # word would be the unknown token, and a run would train on nothing but text lengths without a word said
+        raise ModelError(f"'{name_or_path}' has no tokenizer: the one transformers built for it knows "
+                         f"{len(tokenizer)} token(s), its special tokens only, as for a folder without tokenizer files "
+                         "(tokenizer.json, vocab.txt, ...); save the model's tokenizer beside it "
+                         "(tokenizer.save_pretrained(folder))")
     from transformers import AutoConfig
 
     try:
