@@ -19,9 +19,9 @@ from tunelab.errors import ConfigError
 from tunelab.io import folder_problem
 
 DEFAULT_EPOCHS = 3.0
-#: What ``--keep`` may name: the part of a too-long text a classifier reads (:func:`tunelab.run.encoding.encode`).
 #: The shortest ``--max-length`` a run takes (a text needs room besides its special tokens).
 MIN_MAX_LENGTH = 8
+#: What ``--keep`` may name: the part of a too-long text a classifier reads (:func:`tunelab.run.encoding.encode`).
 KEEP_CHOICES = ("start", "end", "start+end")
 """Passes over the training data when ``--epochs`` is not given (and there are at least :data:`MIN_STEPS` steps)."""
 MIN_STEPS = 60

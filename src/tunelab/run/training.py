@@ -96,15 +96,15 @@ def resolve_max_length(config: TrainConfig, task: str, model, tokenizer) -> int:
 
     strategy = get_strategy(config.strategy)
     reserved = strategy.positions_added(config)
-    limit = max_input_length(model, tokenizer, reserved=reserved)
+    total = max_input_length(model, tokenizer)  # a config's limit builds a model on the meta device: once, not per use
+    limit = max_input_length(model, tokenizer, reserved=reserved) if reserved else total
     if reserved and limit < MIN_MAX_LENGTH:
-        total = max_input_length(model, tokenizer)
         raise ConfigError(f"{config.strategy} puts {reserved} positions before every input ({strategy.adds(config)}), "
                           f"which leaves {limit} of this model's {total} for the text: put at most "
                           f"{max(total - MIN_MAX_LENGTH, 0)} before it")
     if config.max_length is not None and config.max_length > limit:
         why = ""
-        if reserved and limit < max_input_length(model, tokenizer):
+        if reserved and limit < total:
             why = f" with {config.strategy}, which puts {reserved} positions before every input ({strategy.adds(config)})"
         raise ConfigError(f"--max-length {config.max_length} is beyond this model's maximum of {limit}{why}: "
                           f"use at most {limit}")
