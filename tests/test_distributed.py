@@ -39,7 +39,12 @@ FAULTS = Path(__file__).resolve().parent / "faults"  # sitecustomize.py: test-on
 TOL = 1e-4
 TOL_LOGITS = 1e-3
 RESUME_TOL = 1e-6
-pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="torchrun with gloo is exercised on Linux")
+pytestmark = [
+    pytest.mark.skipif(sys.platform != "linux", reason="torchrun with gloo is exercised on Linux"),
+    # these compare processes on the CPU with an in-process run, which would train on a visible GPU (in bf16); run
+    # them with CUDA_VISIBLE_DEVICES= there
+    pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="gloo on the CPU: a GPU is visible"),
+]
 
 
 def _free_port() -> int:
@@ -50,7 +55,8 @@ def _free_port() -> int:
 
 def _env(faults: dict[str, str] | None = None) -> dict[str, str]:
     """The launcher's environment; ``faults``: test-only hooks of ``tests/faults/sitecustomize.py`` (see there)."""
-    path = os.pathsep.join([str(FAULTS), str(SRC)] if faults else [str(SRC)])
+    # ahead of the caller's own path (packages may come from there: a machine without the venv), not instead of it
+    path = os.pathsep.join(p for p in [str(FAULTS) if faults else "", str(SRC), os.environ.get("PYTHONPATH", "")] if p)
     env = dict(os.environ, PYTHONPATH=path, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
     env.pop("WORLD_SIZE", None)
     env.update(faults or {})

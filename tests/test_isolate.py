@@ -82,7 +82,7 @@ def test_a_script_without_a_main_guard_is_not_run_again_by_its_jobs(tmp_path):
         assert outcome.result["ppid"] != os.getpid(), outcome
         print("done")
     """))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS)])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in [str(SRC), str(TESTS), os.environ.get("PYTHONPATH", "")] if p)}
     env.pop(isolate.WARM_START_ENV, None)
     proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

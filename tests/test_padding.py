@@ -97,6 +97,7 @@ def test_the_micro_batches_give_the_whole_batch_s_loss_and_gradient_through_the_
 def test_on_an_accelerator_batches_are_padded_to_a_multiple_that_divides_max_length(monkeypatch):
     from tunelab.run.padding import pad_multiple, padded_length
 
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert pad_multiple(128) is None and padded_length(13, 128) == 13  # a CPU pays for every pad token
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert pad_multiple(128) == 8 and padded_length(13, 128) == 16 and padded_length(16, 128) == 16
@@ -122,6 +123,7 @@ def test_padding_to_a_multiple_changes_no_output_of_the_model(arch, tiny_bert_di
     model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=2, pad_token_id=tokenizer.pad_token_id).eval()
     texts = ["good", "a rather long and slow but good film", "bad film"]
     rows = [dict(tokenizer(t), labels=i % 2) for i, t in enumerate(texts)]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # padded to the longest, as on a CPU
     longest = task_collator(tokenizer, "classification", 64)(rows)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # the collator as a GPU run builds it (the model stays here)
     padded = task_collator(tokenizer, "classification", 64)(rows)

@@ -229,9 +229,12 @@ def _pair(text: str, path: str | Path) -> tuple[str, str]:
 def predict(path: str | Path, texts: list[str], *, max_new_tokens: int = 40, batch_size: int = 32) -> list[dict]:
     """Labels with probabilities (classification) or generated continuations (causal LM). A model trained on text
     pairs takes each input as the two texts separated by a tab."""
+    from tunelab.run.cache import build_device
     from tunelab.run.encoding import encode
 
     model, tokenizer, info = load_artifact(path)
+    device = build_device()  # the GPU when there is one, as for training
+    model.to(device)
     results = []
     if info["task"] == "classification":
         tokenizer.padding_side = "right"
@@ -241,7 +244,7 @@ def predict(path: str | Path, texts: list[str], *, max_new_tokens: int = 40, bat
             enc = tokenizer.pad(encode(tokenizer, list(firsts[i : i + batch_size]),
                                        list(seconds[i : i + batch_size]) if seconds else None,
                                        info.get("max_length", 512), info.get("keep", "start")), return_tensors="pt")
-            probs = model(**enc).logits.softmax(-1)
+            probs = model(**enc.to(device)).logits.float().softmax(-1).cpu()
             for text, row in zip(chunk, probs):
                 ranked = sorted(
                     ((info["label_names"][j], float(p)) for j, p in enumerate(row)), key=lambda x: -x[1]
@@ -264,6 +267,7 @@ def predict(path: str | Path, texts: list[str], *, max_new_tokens: int = 40, bat
                 f"a prompt of {enc['input_ids'].shape[1]} tokens was cut to its last {room}: the model takes {limit} "
                 f"tokens with the {max_new_tokens} to generate")
             enc = {k: v[:, -room:] for k, v in enc.items()}
+        enc = {k: v.to(device) for k, v in enc.items()}
         out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
         results.append({"text": text, "generated": tokenizer.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)})
     return results

@@ -13,9 +13,12 @@ from tunelab.errors import DataError, some_of
 def evaluate_artifact(path, data_spec: str, *, split: str = "test", text_column: str = "text", label_column: str = "label", seed: int = 42, batch_size: int = 32) -> dict:
     from tunelab.data import load_task_data
     from tunelab.run.artifacts import load_artifact
+    from tunelab.run.cache import build_device
     from tunelab.run.training import classification_metrics, tokenize
 
     model, tokenizer, info = load_artifact(path)
+    device = build_device()  # the GPU when there is one, as for training
+    model.to(device)
     # "all": every row of the data as it is, unsplit; a split: the one training made of it (the same seed)
     data = load_task_data(data_spec, task=info["task"], text_column=text_column, label_column=label_column, seed=seed,
                           split=split != "all")
@@ -44,19 +47,20 @@ def evaluate_artifact(path, data_spec: str, *, split: str = "test", text_column:
     from datasets import concatenate_datasets
 
     ds = concatenate_datasets([tokenized[s] for s in splits])
-    from transformers import DataCollatorWithPadding
+    from tunelab.run.padding import task_collator
 
-    collate = DataCollatorWithPadding(tokenizer)
+    # classification: padded as in training; causal LM: blocks of one length (a short tail alone), so no pad is scored
+    collate = task_collator(tokenizer, "classification", info.get("max_length") if info["task"] == "classification" else None)
     # token types (the second text of a pair) where the model takes them
     keys = ("input_ids", "attention_mask", "labels") + (("token_type_ids",) if "token_type_ids" in tokenizer.model_input_names else ())
     losses, preds, labels, n = [], [], [], 0
     for i in range(0, len(ds), batch_size):
         rows = ds[i : i + batch_size]
-        batch = collate([{k: rows[k][j] for k in keys if k in rows} for j in range(len(rows["input_ids"]))])
+        batch = collate([{k: rows[k][j] for k in keys if k in rows} for j in range(len(rows["input_ids"]))]).to(device)
         if info["task"] == "classification":
             out = model(**batch)
-            preds.append(out.logits.argmax(-1))
-            labels.append(batch["labels"])
+            preds.append(out.logits.argmax(-1).cpu())
+            labels.append(batch["labels"].cpu())
         else:
             out = model(input_ids=batch["input_ids"], labels=batch["input_ids"])
         losses.append(float(out.loss) * len(rows["input_ids"]))
