@@ -132,3 +132,52 @@ def test_padding_to_a_multiple_changes_no_output_of_the_model(arch, tiny_bert_di
         a, b = model(**longest), model(**padded)
     torch.testing.assert_close(b.logits, a.logits, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(b.loss, a.loss, rtol=1e-5, atol=1e-5)
+
+
+def test_one_pass_attention_leaves_out_cudnn_on_an_accelerator_only(monkeypatch):
+    """Passes over batches of ever-changing shape exclude cuDNN's attention on a GPU (a plan per shape there); the
+    fused and math kernels stay; on a CPU nothing changes; the choice ends with the pass."""
+    from tunelab.run.padding import one_pass_attention
+
+    cuda = torch.backends.cuda
+    before = (cuda.cudnn_sdp_enabled(), cuda.flash_sdp_enabled(), cuda.mem_efficient_sdp_enabled(), cuda.math_sdp_enabled())
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with one_pass_attention():
+        assert cuda.cudnn_sdp_enabled() == before[0]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with one_pass_attention():
+        assert not cuda.cudnn_sdp_enabled()
+        assert cuda.flash_sdp_enabled() and cuda.mem_efficient_sdp_enabled() and cuda.math_sdp_enabled()
+    assert (cuda.cudnn_sdp_enabled(), cuda.flash_sdp_enabled(), cuda.mem_efficient_sdp_enabled(), cuda.math_sdp_enabled()) == before
+
+
+def test_the_cache_build_evaluate_and_predict_run_their_passes_under_it(tiny_bert_dir, toy_classification_data, tmp_path,
+                                                                       monkeypatch):
+    import contextlib
+
+    import tunelab.run.padding as padding
+    from tunelab.config import TrainConfig
+    from tunelab.run.artifacts import predict
+    from tunelab.run.evaluation import evaluate_artifact
+    from tunelab.run.training import train
+
+    entered: list[str] = []
+
+    @contextlib.contextmanager
+    def recorder():
+        import inspect
+
+        entered.append(inspect.stack()[2].function)  # the function that asked for it
+        yield
+
+    monkeypatch.setattr(padding, "one_pass_attention", recorder)
+    out = tmp_path / "run"
+    train(TrainConfig(model=str(tiny_bert_dir), strategy="head", epochs=1, batch_size=8, lr=0.05, out=str(out),
+                      cache_dir=str(tmp_path / "cache"), forgetting=False), data=toy_classification_data, progress=False)
+    assert "_fill" in entered, entered
+    data = tmp_path / "data.csv"
+    data.write_text("text,label\n" + "".join(f"{t},{lab}\n" for t, lab in [("a good film", "pos"), ("a bad film", "neg")] * 3))
+    before = len(entered)
+    evaluate_artifact(out, str(data), split="all")
+    predict(out, ["a good film"])
+    assert entered[before:] == ["evaluate_artifact", "predict"], entered

@@ -73,8 +73,10 @@ def _features_of(model_name: str, tokenizer, ids: list[list[int]], segments: lis
     body = layout.body.to(device).eval()
     order = np.argsort([len(x) for x in ids], kind="stable")
     out = np.zeros((len(ids), layout.hidden_size), dtype=np.float32)
+    from tunelab.run.padding import one_pass_attention
+
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
-    with torch.inference_mode(), autocast:
+    with torch.inference_mode(), autocast, one_pass_attention():
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             batch = tokenizer.pad({"input_ids": [ids[i] for i in rows]}

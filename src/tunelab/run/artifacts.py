@@ -229,6 +229,13 @@ def _pair(text: str, path: str | Path) -> tuple[str, str]:
 def predict(path: str | Path, texts: list[str], *, max_new_tokens: int = 40, batch_size: int = 32) -> list[dict]:
     """Labels with probabilities (classification) or generated continuations (causal LM). A model trained on text
     pairs takes each input as the two texts separated by a tab."""
+    from tunelab.run.padding import one_pass_attention
+
+    with one_pass_attention():  # batches of every shape (generation: one more key a step)
+        return _predict(path, texts, max_new_tokens=max_new_tokens, batch_size=batch_size)
+
+
+def _predict(path: str | Path, texts: list[str], *, max_new_tokens: int, batch_size: int) -> list[dict]:
     from tunelab.run.cache import build_device
     from tunelab.run.encoding import encode
 

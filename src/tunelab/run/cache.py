@@ -389,7 +389,7 @@ def _fill(forward, ds, offsets: np.ndarray, flat, pad_id: int, feed=None, source
     """Run ``forward`` over every example of ``ds``, in length-sorted batches (padded as training pads them:
     :func:`tunelab.run.padding.padded_length` of the run's ``max_length``), and write each one's hidden states into
     ``flat[offsets[i]:offsets[i+1]]``."""
-    from tunelab.run.padding import padded_length
+    from tunelab.run.padding import one_pass_attention, padded_length
 
     # whole columns as lists, once: a ``datasets`` column read row by row costs a table lookup per row
     ids_col = ds["input_ids"][:]
@@ -397,23 +397,24 @@ def _fill(forward, ds, offsets: np.ndarray, flat, pad_id: int, feed=None, source
     types_col = ds["token_type_ids"][:] if "token_type_ids" in ds.column_names else None
     lengths = np.array([len(x) for x in ids_col], dtype=np.int64)
     sizes = np.diff(offsets)
-    for idx in _batches(lengths):
-        longest = padded_length(int(lengths[idx].max()), max_length)
-        input_ids = torch.full((len(idx), longest), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(idx), longest), dtype=torch.long)
-        types = torch.zeros((len(idx), longest), dtype=torch.long) if types_col is not None else None
-        for r, i in enumerate(idx):
-            seq = ids_col[int(i)]
-            input_ids[r, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
-            mask[r, : len(seq)] = 1
-            if types is not None:
-                types[r, : len(seq)] = torch.as_tensor(types_col[int(i)], dtype=torch.long)
-        if feed is not None:
-            feed.stash = source.batch(idx, longest).to(build_device())
-        hidden = forward(input_ids, mask, types).float().cpu().numpy().astype(flat.dtype, copy=False)
-        for r, i in enumerate(idx):
-            n = int(sizes[i])
-            flat[offsets[i] : offsets[i] + n] = hidden[r, :n]
+    with one_pass_attention():  # on a GPU: no per-shape cuDNN plans for batches whose shapes all differ
+        for idx in _batches(lengths):
+            longest = padded_length(int(lengths[idx].max()), max_length)
+            input_ids = torch.full((len(idx), longest), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(idx), longest), dtype=torch.long)
+            types = torch.zeros((len(idx), longest), dtype=torch.long) if types_col is not None else None
+            for r, i in enumerate(idx):
+                seq = ids_col[int(i)]
+                input_ids[r, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
+                mask[r, : len(seq)] = 1
+                if types is not None:
+                    types[r, : len(seq)] = torch.as_tensor(types_col[int(i)], dtype=torch.long)
+            if feed is not None:
+                feed.stash = source.batch(idx, longest).to(build_device())
+            hidden = forward(input_ids, mask, types).float().cpu().numpy().astype(flat.dtype, copy=False)
+            for r, i in enumerate(idx):
+                n = int(sizes[i])
+                flat[offsets[i] : offsets[i] + n] = hidden[r, :n]
 
 
 def _compute(

@@ -47,24 +47,25 @@ def evaluate_artifact(path, data_spec: str, *, split: str = "test", text_column:
     from datasets import concatenate_datasets
 
     ds = concatenate_datasets([tokenized[s] for s in splits])
-    from tunelab.run.padding import task_collator
+    from tunelab.run.padding import one_pass_attention, task_collator
 
     # classification: padded as in training; causal LM: blocks of one length (a short tail alone), so no pad is scored
     collate = task_collator(tokenizer, "classification", info.get("max_length") if info["task"] == "classification" else None)
     # token types (the second text of a pair) where the model takes them
     keys = ("input_ids", "attention_mask", "labels") + (("token_type_ids",) if "token_type_ids" in tokenizer.model_input_names else ())
     losses, preds, labels, n = [], [], [], 0
-    for i in range(0, len(ds), batch_size):
-        rows = ds[i : i + batch_size]
-        batch = collate([{k: rows[k][j] for k in keys if k in rows} for j in range(len(rows["input_ids"]))]).to(device)
-        if info["task"] == "classification":
-            out = model(**batch)
-            preds.append(out.logits.argmax(-1).cpu())
-            labels.append(batch["labels"].cpu())
-        else:
-            out = model(input_ids=batch["input_ids"], labels=batch["input_ids"])
-        losses.append(float(out.loss) * len(rows["input_ids"]))
-        n += len(rows["input_ids"])
+    with one_pass_attention():  # on a GPU: no per-shape cuDNN plans (tunelab.run.padding)
+        for i in range(0, len(ds), batch_size):
+            rows = ds[i : i + batch_size]
+            batch = collate([{k: rows[k][j] for k in keys if k in rows} for j in range(len(rows["input_ids"]))]).to(device)
+            if info["task"] == "classification":
+                out = model(**batch)
+                preds.append(out.logits.argmax(-1).cpu())
+                labels.append(batch["labels"].cpu())
+            else:
+                out = model(input_ids=batch["input_ids"], labels=batch["input_ids"])
+            losses.append(float(out.loss) * len(rows["input_ids"]))
+            n += len(rows["input_ids"])
     result = {"split": split, "examples": n, "loss": sum(losses) / max(n, 1)}
     if info["task"] == "classification":
         from types import SimpleNamespace

@@ -78,6 +78,26 @@ def task_collator(tokenizer, task: str, max_length: int | None):
     return DataCollatorForLanguageModeling(tokenizer, mlm=False, pad_to_multiple_of=multiple)
 
 
+def one_pass_attention():
+    """The attention kernels for one pass over batches of ever-changing shape on an accelerator: the frozen-layer
+    cache's build and the advice's frozen features (length-sorted batches whose rows and lengths both change),
+    ``evaluate`` and ``predict`` on a saved model (batches as given; generation grows the keys by one token a step). There nearly every batch is a new
+    shape, and PyTorch's cuDNN attention builds a plan per shape (up to 127 ms a layer on an H200:
+    benchmarks/README, "gpu_step.py"); its other fused kernels (flash, memory-efficient) build none: there, with
+    cuDNN's excluded, minilm's training step padded only to its longest took 20.9 ms on average, against 90.9 ms with
+    it (and 20.1 ms padded to a multiple of 8). The math kernel stays as the fallback for inputs the fused ones
+    refuse. Nothing changes on a CPU, which has no cuDNN attention."""
+    import contextlib
+
+    import torch
+
+    if not torch.cuda.is_available():
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
+
+
 def split_by_padding(inputs: dict[str, Any], *, min_saving: float = MIN_SAVING, min_rows: int = MIN_ROWS) -> list[tuple[dict[str, Any], float]] | None:
     """The batch ``inputs`` as micro-batches sorted by length, each with its share of the rows; ``None`` when it is
     not worth cutting, or cannot be cut without changing what the model computes (see the module docstring)."""
