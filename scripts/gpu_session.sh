@@ -5,8 +5,8 @@
 #   bash scripts/gpu_session.sh            # the device tool: run(command="bash scripts/gpu_session.sh", carry=[".gpu"])
 #
 # Each step is bounded and its failure does not stop the next; results go to $OUT (default /tmp/gpu-session):
-# gpu_check's rows, the demo pair's wall times (issue 16's ratio on a GPU), and the fast suite verbosely (the
-# names of passed and failed tests survive a timeout). About 7 minutes. benchmarks/README, "gpu_step.py".
+# the one-off passes with and without cuDNN's attention (gpu_passes.py), gpu_check's rows, the demo pair's wall times (issue 16's ratio on a GPU), and the fast suite verbosely (the
+# names of passed and failed tests survive a timeout). About 8.5 minutes. benchmarks/README, "gpu_step.py".
 OUT=${OUT:-/tmp/gpu-session}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false MPLBACKEND=Agg
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .gpu/whl/*.whl || echo "PIP FAILED"
@@ -14,6 +14,8 @@ export PYTHONPATH=$PWD/src:$PWD/.gpu/site:/tmp/site
 T0=$(date +%s); step() { echo; echo "=== $1 (t=$(( $(date +%s) - T0 )) s)"; }
 step versions
 python3 -c "import torch,transformers,peft,accelerate;print('torch',torch.__version__,torch.cuda.get_device_name(),'transformers',transformers.__version__,'peft',peft.__version__,'accelerate',accelerate.__version__)"
+step "one-off passes, cuDNN attention left out (default) and allowed"
+timeout 80 python3 benchmarks/gpu_passes.py --rounds 2 2>&1 | grep -E "^(device|round|variant|cuDNN)" | tee "$OUT/gpu_passes.txt"
 step gpu_check
 timeout 100 python3 benchmarks/gpu_check.py --steps 300 --cpu-steps 5 2>&1 | grep -v "dropped 3 exact" | tee "$OUT/gpu_check.txt"
 for mode in planned exhaustive; do
