@@ -151,7 +151,7 @@ def test_one_pass_attention_leaves_out_cudnn_on_an_accelerator_only(monkeypatch)
     assert (cuda.cudnn_sdp_enabled(), cuda.flash_sdp_enabled(), cuda.mem_efficient_sdp_enabled(), cuda.math_sdp_enabled()) == before
 
 
-def test_the_cache_build_evaluate_and_predict_run_their_passes_under_it(tiny_bert_dir, toy_classification_data, tmp_path,
+def test_the_cache_build_evaluate_predict_and_the_advice_run_their_passes_under_it(tiny_bert_dir, toy_classification_data, tmp_path,
                                                                        monkeypatch):
     import contextlib
 
@@ -181,3 +181,8 @@ def test_the_cache_build_evaluate_and_predict_run_their_passes_under_it(tiny_ber
     evaluate_artifact(out, str(data), split="all")
     predict(out, ["a good film"])
     assert entered[before:] == ["evaluate_artifact", "predict"], entered
+    from tunelab.advice.features import frozen_features
+
+    monkeypatch.setenv("TUNELAB_CACHE", str(tmp_path / "tunelab-cache"))  # nothing stored yet: the pass runs
+    frozen_features(str(tiny_bert_dir), ["a good film", "a bad film"], ["neg", "pos"])
+    assert entered[-1] == "_features_of", entered
