@@ -117,7 +117,8 @@ def plan(run) -> CachePlan | None:
 
 
 def build_device() -> torch.device:
-    """Where the one pass over the frozen layers runs: the GPU when there is one."""
+    """Where tunelab's own passes outside the Trainer run (the frozen layers' pass, the advice's features, ``evaluate``
+    and ``predict`` on a saved model): the GPU when there is one."""
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
 
