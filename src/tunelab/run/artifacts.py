@@ -162,8 +162,9 @@ def find_model_dir(path: str | Path) -> Path:
     raise TunelabError(f"{path} is not a tunelab artifact (no tunelab.json): pass a folder written by `tunelab train`")
 
 
-def load_artifact(path: str | Path):
-    """Load a tunelab artifact with plain transformers / peft. Returns (model, tokenizer, info)."""
+def load_artifact(path: str | Path, device: str | torch.device | None = None):
+    """Load a tunelab artifact with plain transformers / peft, on ``device`` (default: where ``from_pretrained`` puts
+    it, the CPU). Returns (model, tokenizer, info)."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     from tunelab.models import label_config
@@ -200,6 +201,8 @@ def load_artifact(path: str | Path):
         cls = AutoModelForSequenceClassification if classification else AutoModelForCausalLM
         model = cls.from_pretrained(folder)
     model.eval()
+    if device is not None:
+        model.to(device)
     return model, tokenizer, info
 
 
@@ -239,9 +242,8 @@ def _predict(path: str | Path, texts: list[str], *, max_new_tokens: int, batch_s
     from tunelab.run.cache import build_device
     from tunelab.run.encoding import encode
 
-    model, tokenizer, info = load_artifact(path)
     device = build_device()  # the GPU when there is one, as for training
-    model.to(device)
+    model, tokenizer, info = load_artifact(path, device)
     results = []
     if info["task"] == "classification":
         tokenizer.padding_side = "right"

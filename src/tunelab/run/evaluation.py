@@ -16,9 +16,8 @@ def evaluate_artifact(path, data_spec: str, *, split: str = "test", text_column:
     from tunelab.run.cache import build_device
     from tunelab.run.training import classification_metrics, tokenize
 
-    model, tokenizer, info = load_artifact(path)
     device = build_device()  # the GPU when there is one, as for training
-    model.to(device)
+    model, tokenizer, info = load_artifact(path, device)
     # "all": every row of the data as it is, unsplit; a split: the one training made of it (the same seed)
     data = load_task_data(data_spec, task=info["task"], text_column=text_column, label_column=label_column, seed=seed,
                           split=split != "all")
