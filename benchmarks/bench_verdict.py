@@ -395,7 +395,8 @@ def run_sweep_seeds(results: Path, only: list[str], seeds: tuple[int, ...], stra
     """The sweep's rates again with more ``seeds`` (same split as the core tier: ``split_seed`` 42), so that each rate
     of the grid is a mean over as many seeds as the default's (the core tier ran 3): the best of four rates then
     gains less from noise alone. Runs every rate of ``<results>/sweep/<task>.json`` on the grid (x0.3 / x3 / x10 of the
-    current default, within 15 %) that lacks a seed; the default's seeds come from the core tier's record. Each
+    current default, within 15 %) that lacks a seed; the default's seeds come from the core tier's record, and a seed
+    beyond those (``--seeds 45,46`` for 5 seeds) is run at the default rate too. Each
     run's validation and test metric go into the rate's ``seeds``; the file is rewritten after every run."""
     from tunelab.compare.executors import execute
     from tunelab.compare.runner import finished_record, plan_runs
@@ -421,8 +422,10 @@ def run_sweep_seeds(results: Path, only: list[str], seeds: tuple[int, ...], stra
                     default = get_strategy(strategy).default_lr
                     for key, entry in sorted(sweep["rates"].get(strategy, {}).items(), key=lambda kv: kv[1]["lr"]):
                         m = entry["lr"] / default
-                        if abs(math.log(m)) < math.log(1.15) or not _on_grid(m):
+                        if not _on_grid(m):
                             continue
+                        if abs(math.log(m)) < math.log(1.15) and set(map(str, seeds)) <= set(entry.get("seeds") or {}):
+                            continue  # the default, with every asked seed in the core tier's record already
                         entry.setdefault("seeds", {}).setdefault(str(base.seed), {"validation": entry["validation"],
                                                                                     "test": entry["test"]})
                         out = results / "sweep" / name / f"seeds-{strategy}-lr{key}"
