@@ -73,6 +73,30 @@ def test_training_time_leaves_out_only_the_evaluations_it_contains(screening, ti
     assert info["train_time_s"] + info["eval_time_s"] <= record["run_info"]["wall_time_s"]
 
 
+@pytest.mark.parametrize("screening", [True, False])
+def test_a_screening_run_writes_no_checkpoint_at_its_last_step(screening, tiny_bert_dir, toy_classification_data,
+                                                                 tmp_path, monkeypatch):
+    """The checkpoint at the last step guards the evaluation and the model's save after training. A screening run
+    saves no model and trains again more cheaply than it writes that checkpoint: it is left out there, and only there.
+    A checkpoint before the last step (``save_steps``) is still written."""
+    from tunelab.run import resilience
+
+    saved: list[int] = []
+    real = resilience.save_checkpoint_atomically
+
+    def counting(trainer, save):
+        saved.append(trainer.state.global_step)
+        return real(trainer, save)
+
+    monkeypatch.setattr(resilience, "save_checkpoint_atomically", counting)
+    config = TrainConfig(model=str(tiny_bert_dir), strategy="full", epochs=2, batch_size=8, save_steps=4,
+                         out=str(tmp_path), screening=screening, cache=False, forgetting=False)
+    record = train(config, data=toy_classification_data, progress=False)
+    assert record["run_info"]["status"] == "success"
+    assert saved == ([4, 8] if screening else [4, 8, 12])  # 48 training rows, batch 8, 2 epochs: 12 steps
+    assert not list((tmp_path / "checkpoints").glob("checkpoint-*"))  # removed once the run succeeded, either way
+
+
 def test_epoch_history_ends_with_the_final_validation_metrics(head_record):
     record, _ = head_record
     epochs = record["train_info"]["epochs"]

@@ -243,6 +243,10 @@ def make_trainer_class():
         tunelab_outputs: OutputCollector | None = None  # the compute_metrics hook, keeping per-example outputs
         tunelab_eval_outputs: ExampleOutputs | None = None  # those of the latest evaluation of eval_dataset
         _tunelab_staging: str | None = None  # where resilience.save_checkpoint_atomically stages a save
+        tunelab_final_checkpoint: bool = True
+        """Whether the checkpoint that ``save_strategy="steps"`` writes at the last step is kept. It guards the
+        evaluation and the save after training; a screening run saves no model and is cheaper to train again than
+        that checkpoint is to write (minilm full fine-tuning, 14 steps: 0.74 s of 10.7 s; gigabytes on a large model)."""
 
         def _get_output_dir(self, trial):
             return self._tunelab_staging or super()._get_output_dir(trial)
@@ -250,6 +254,8 @@ def make_trainer_class():
         def _save_checkpoint(self, model, trial):
             from tunelab.run.resilience import save_checkpoint_atomically
 
+            if not self.tunelab_final_checkpoint and self.state.global_step >= self.state.max_steps:
+                return
             save_checkpoint_atomically(self, lambda: super(TunelabTrainer, self)._save_checkpoint(model, trial))
 
         def _get_train_sampler(self, train_dataset=None):
@@ -627,6 +633,7 @@ class TrainerSetup:
         )
         trainer.tunelab_param_groups = run.strategy.param_groups(run.model, run.layout, self.lr, run.config)
         trainer.tunelab_outputs = self.outputs
+        trainer.tunelab_final_checkpoint = not run.config.screening
         from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
         trainer.remove_callback(PrinterCallback)  # raw log dicts on the console
