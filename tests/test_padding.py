@@ -64,15 +64,18 @@ def _tiny_classifier():
     return BertForSequenceClassification(config)
 
 
-def test_the_micro_batches_give_the_whole_batch_s_loss_and_gradient_through_the_trainer(tmp_path):
-    """TunelabTrainer.training_step on a batch it cuts: the same loss and gradients as one backward of the whole
-    batch (no dropout in the tiny model, so the two differ only by float rounding)."""
+@pytest.mark.parametrize("cut_by", ["padding", "token cap"])
+def test_the_micro_batches_give_the_whole_batch_s_loss_and_gradient_through_the_trainer(tmp_path, cut_by):
+    """TunelabTrainer.training_step on a batch it cuts (to save padding, or to keep under --micro-batch-tokens): the
+    same loss and gradients as one backward of the whole batch (no dropout in the tiny model, so the two differ only
+    by float rounding)."""
     from transformers import TrainingArguments
 
     from tunelab.run.training import make_trainer_class
 
-    inputs = _batch(MIXED, seed=1)
-    assert split_by_padding(inputs) is not None
+    inputs = _batch(MIXED if cut_by == "padding" else [30] * 32, seed=1)
+    cap = None if cut_by == "padding" else 256
+    assert (split_by_padding(inputs) is not None) == (cut_by == "padding")
     model = _tiny_classifier()
     whole = model(**inputs).loss
     whole.backward()
@@ -82,10 +85,12 @@ def test_the_micro_batches_give_the_whole_batch_s_loss_and_gradient_through_the_
     args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=32, report_to=[], use_cpu=True)
     trainer = make_trainer_class()(model=model, args=args)
     trainer.current_gradient_accumulation_steps = 1  # train()'s loop sets it before each step
+    trainer.tunelab_micro_tokens = cap  # TrainerSetup.trainer sets it from --micro-batch-tokens
     calls = []
     model.register_forward_hook(lambda module, a, out: calls.append(out.logits.shape[0]))
     loss = trainer.training_step(model, inputs)
     assert len(calls) >= 2 and sum(calls) == 32  # it did cut the batch, and trained every row once
+    assert cap is None or calls == [8, 8, 8, 8]  # 8 rows x 30 tokens: the largest cut under 256 tokens
     assert float(loss) == pytest.approx(float(whole.detach()), rel=1e-5)
     for name, param in model.named_parameters():
         torch.testing.assert_close(param.grad, expected[name], rtol=1e-4, atol=1e-6, msg=name)
@@ -186,3 +191,21 @@ def test_the_cache_build_evaluate_predict_and_the_advice_run_their_passes_under_
     monkeypatch.setenv("TUNELAB_CACHE", str(tmp_path / "tunelab-cache"))  # nothing stored yet: the pass runs
     frozen_features(str(tiny_bert_dir), ["a good film", "a bad film"], ["neg", "pos"])
     assert entered[-1] == "_features_of", entered
+
+
+def test_a_batch_over_the_token_cap_is_cut_until_no_micro_batch_holds_more_tokens_than_the_cap():
+    inputs = _batch([60] * 32)  # one length: cutting saves no padding, so only the cap cuts it
+    assert split_by_padding(inputs) is None
+    parts = split_by_padding(inputs, max_tokens=1024)
+    assert parts is not None and [part["input_ids"].shape for part, _ in parts] == [(16, 60), (16, 60)]
+    assert sum(share for _, share in parts) == pytest.approx(1.0)
+    assert len(split_by_padding(inputs, max_tokens=480)) == 4  # 8 rows x 60 tokens each
+    assert len(split_by_padding(inputs, max_tokens=100)) == 4  # never below 8 rows a micro-batch
+    assert split_by_padding(inputs, max_tokens=32 * 60) is None  # within the cap: left whole
+
+
+def test_the_token_cap_cuts_a_batch_that_padding_alone_leaves_whole():
+    inputs = _batch(list(range(33, 65)))  # 33..64 tokens: halving saves 12 % of the padding, under MIN_SAVING
+    assert split_by_padding(inputs) is None
+    assert [part["input_ids"].shape for part, _ in split_by_padding(inputs, max_tokens=1024)] == [(16, 48), (16, 64)]
+    assert [part["input_ids"].shape for part, _ in split_by_padding(inputs, max_tokens=600)] == [(8, 40), (8, 48), (8, 56), (8, 64)]

@@ -119,6 +119,7 @@ def _cli(*argv: str) -> tuple[int, str]:
         (["--strategy", "lora", "--gradient-checkpointing", "--recompute-attention"], "drop one"),
         (["--strategy", "lora", "--lora-layers", "1", "--base-dtype", "bf16"], "already runs the frozen blocks once"),
         (["--strategy", "lora", "--lora-dropout", "1.5"], "--lora-dropout must be in [0, 1)"),
+        (["--micro-batch-tokens", "-1"], "--micro-batch-tokens must be 0 (no cap) or positive"),
         (["--use-dora", "yes"], "unrecognized arguments"),
     ],
 )
@@ -135,7 +136,8 @@ def test_new_options_are_in_help():
     out = io.StringIO()
     with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
         main(["train", "--help"])
-    for flag in ("--gradient-checkpointing", "--base-dtype", "--use-dora", "--use-rslora", "--lora-dropout"):
+    for flag in ("--gradient-checkpointing", "--base-dtype", "--use-dora", "--use-rslora", "--lora-dropout",
+                 "--micro-batch-tokens"):
         assert flag in out.getvalue()
 
 

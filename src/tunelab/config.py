@@ -115,6 +115,11 @@ class TrainConfig:
     """Strategies that keep every pre-trained weight frozen (PEFT): hold the frozen base in ``bf16`` (half its memory,
     bfloat16 activations; trains under bf16 autocast, adapters and head stay float32) or ``fp32``; ``auto``: bf16
     where the hardware multiplies it natively (CPUs with AVX512-BF16/AMX, CUDA GPUs from Ampere on)."""
+    micro_batch_tokens: int = 1024
+    """On one CPU process: train each batch as micro-batches of at most this many padded tokens (rows x longest
+    text; each keeps at least 8 rows) and add their gradients. The same gradient as the whole batch; a step's
+    stored activations are then those of its largest micro-batch, not of the batch. 0: no cap (batches are still
+    cut where that saves padding; see tunelab.run.padding)."""
     recompute_attention: bool = False
     """On CPU, with attention dropout: keep query/key/value and recompute the attention matrix in the backward
     pass instead of storing it — the same results, less memory, more time (see tunelab.run.attention)."""
@@ -229,6 +234,8 @@ class TrainConfig:
             problem = spec_problem(str(self.lora_target_modules))
             if problem:
                 out.append(problem)
+        if self.micro_batch_tokens < 0:
+            out.append(f"--micro-batch-tokens must be 0 (no cap) or positive, got {self.micro_batch_tokens}")
         if not 0 < self.layer_lr_decay <= 1:
             out.append(f"--layer-lr-decay must be in (0, 1], got {self.layer_lr_decay}")
         return out

@@ -19,6 +19,17 @@ loss scaling across micro-steps stays its own), one label per row (a sequence's 
 micro-batches' weighted by rows: causal-LM blocks are all of one length anyway), right padding, and the token
 inputs a model takes from the tokenizer (the frozen-layer cache's inputs are not cut).
 
+The same cut bounds a step's memory: a batch of more than ``max_tokens`` padded tokens (``--micro-batch-tokens``,
+1,024 by default) is cut further, while each micro-batch keeps :data:`MIN_ROWS` rows, until none holds more. A step
+stores the activations of one micro-batch at a time, and on a CPU they are most of a run's peak (minilm at 32 x 128
+tokens: 1,140 MB stored, against 91 MB of weights). Time per token is flat from about 1,024 tokens a micro-batch
+up: one forward and backward of minilm full fine-tuning took 0.56, 1.04 and 2.16 s at 1,024, 2,048 and 4,096
+tokens, smollm2 LoRA 1.62, 3.14 and 6.55 s at 512, 1,024 and 2,048 (``benchmarks/profile_peft_step.py``). On
+real batches of rotten-tomatoes, the cap changed a step's time by -3 to +10 % (the most on smollm2 batches just
+above the cap, cut into halves of about 530 tokens). In whole runs at ``bench_peft_memory.py``'s settings it cut
+minilm full fine-tuning's peak RSS from 1,582 to 1,343 MB and LoRA's from 1,408 to 1,039 MB; smollm2 LoRA's was 3.1,
+4.1 and 4.1 GB over three seeds without it, and 3.1-3.2 GB with it (benchmarks/README, "Session 21").
+
 On an accelerator the opposite holds, and :func:`task_collator` pads every batch up to a multiple of
 :data:`ACCELERATOR_PAD_MULTIPLE` tokens instead (see there).
 """
@@ -98,9 +109,12 @@ def one_pass_attention():
     return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
 
 
-def split_by_padding(inputs: dict[str, Any], *, min_saving: float = MIN_SAVING, min_rows: int = MIN_ROWS) -> list[tuple[dict[str, Any], float]] | None:
+def split_by_padding(inputs: dict[str, Any], *, min_saving: float = MIN_SAVING, min_rows: int = MIN_ROWS,
+                     max_tokens: int | None = None) -> list[tuple[dict[str, Any], float]] | None:
     """The batch ``inputs`` as micro-batches sorted by length, each with its share of the rows; ``None`` when it is
-    not worth cutting, or cannot be cut without changing what the model computes (see the module docstring)."""
+    not worth cutting, or cannot be cut without changing what the model computes (see the module docstring).
+    ``max_tokens``: cut further, while every micro-batch keeps ``min_rows`` rows, until none holds more padded
+    tokens (rows x its longest) than this: the stored activations of a step are those of its largest micro-batch."""
     import torch
 
     mask, labels = inputs.get("attention_mask"), inputs.get("labels")
@@ -123,6 +137,8 @@ def split_by_padding(inputs: dict[str, Any], *, min_saving: float = MIN_SAVING, 
         if tokens > (1 - min_saving) * best_tokens:
             break
         best_k, best_tokens, k = k, tokens, 2 * k
+    while max_tokens and rows // (2 * best_k) >= min_rows and _largest(sorted_lengths, best_k) > max_tokens:
+        best_k *= 2
     if best_k == 1:
         return None
     out = []
@@ -131,6 +147,11 @@ def split_by_padding(inputs: dict[str, Any], *, min_saving: float = MIN_SAVING, 
         part = {key: value[index, :longest] if key in _SEQUENCE_KEYS else value[index] for key, value in inputs.items()}
         out.append((part, len(idx) / rows))
     return out
+
+
+def _largest(sorted_lengths: list[int], k: int) -> int:
+    """The most padded tokens among the ``k`` micro-batches of rows of these (sorted) lengths."""
+    return max(len(part) * part[-1] for part in _parts(sorted_lengths, k))
 
 
 def _parts(items: list, k: int) -> list[list]:

@@ -346,6 +346,7 @@ def make_trainer_class():
             return norm
 
         _tunelab_loss_share: float = 1.0  # the share of the batch's rows in the micro-batch being trained
+        tunelab_micro_tokens: int | None = None  # the most padded tokens a micro-batch holds (--micro-batch-tokens)
 
         def training_step(self, model, inputs, num_items_in_batch=None):
             from tunelab.run.padding import split_by_padding
@@ -353,7 +354,8 @@ def make_trainer_class():
             args = self.args
             parts = None
             if args.device.type == "cpu" and args.world_size == 1 and args.gradient_accumulation_steps == 1:
-                parts = split_by_padding(inputs)  # the same batch as micro-batches of similar length (run.padding)
+                # the same batch as micro-batches of similar length, each of at most so many tokens (run.padding)
+                parts = split_by_padding(inputs, max_tokens=self.tunelab_micro_tokens)
             if parts is None:
                 loss = super().training_step(model, inputs, num_items_in_batch)
             else:
@@ -634,6 +636,7 @@ class TrainerSetup:
         trainer.tunelab_param_groups = run.strategy.param_groups(run.model, run.layout, self.lr, run.config)
         trainer.tunelab_outputs = self.outputs
         trainer.tunelab_final_checkpoint = not run.config.screening
+        trainer.tunelab_micro_tokens = run.config.micro_batch_tokens or None
         from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
         trainer.remove_callback(PrinterCallback)  # raw log dicts on the console
