@@ -28,7 +28,9 @@ tokens, smollm2 LoRA 1.62, 3.14 and 6.55 s at 512, 1,024 and 2,048 (``benchmarks
 real batches of rotten-tomatoes, the cap changed a step's time by -3 to +10 % (the most on smollm2 batches just
 above the cap, cut into halves of about 530 tokens). In whole runs at ``bench_peft_memory.py``'s settings it cut
 minilm full fine-tuning's peak RSS from 1,582 to 1,343 MB and LoRA's from 1,408 to 1,039 MB; smollm2 LoRA's was 3.1,
-4.1 and 4.1 GB over three seeds without it, and 3.1-3.2 GB with it (benchmarks/README, "Session 21").
+4.1 and 4.1 GB over three seeds without it, and 3.1-3.2 GB with it. Whole runs pay for it mostly in system time
+(page faults): minilm full fine-tuning took 1.07x as long, median of three alternating pairs, and smollm2 LoRA
+1.02x over three seeds (benchmarks/README, "Session 21"). ``--micro-batch-tokens 0`` leaves batches whole.
 
 On an accelerator the opposite holds, and :func:`task_collator` pads every batch up to a multiple of
 :data:`ACCELERATOR_PAD_MULTIPLE` tokens instead (see there).
