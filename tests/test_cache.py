@@ -198,6 +198,65 @@ def test_training_with_and_without_the_cache_agrees(
         torch.testing.assert_close(wa[name], wb[name], atol=1e-4, rtol=1e-3, msg=name)
 
 
+def test_last_n_from_the_cache_trains_batches_cut_by_length_to_the_same_weights(bert_dir, tmp_path, monkeypatch):
+    """A small run's random batches of mixed lengths are cut into micro-batches (tunelab.run.padding) on the cached path
+    too: the cached hidden states are cut with the tokens' rows and positions, and the run ends with the weights of the
+    same run trained on whole batches (no dropout in the tiny model: equal up to float rounding)."""
+    import random
+
+    from datasets import Dataset
+
+    from tunelab.data import TaskData
+    from tunelab.run import padding
+
+    monkeypatch.setenv("TUNELAB_CACHE_DTYPE", "float32")
+    rng = random.Random(0)
+    words = "good bad film story long short".split()
+
+    def split(n):  # mostly short texts, a few long ones: the batches are worth cutting
+        lengths = [rng.choice([3, 4, 5, 6, 30]) for _ in range(n)]
+        return Dataset.from_dict({"text": [" ".join(rng.choices(words, k=k)) for k in lengths], "label": [i % 2 for i in range(n)]})
+
+    data = TaskData(task="classification", train=split(64), validation=split(16), test=split(16), label_names=["no", "yes"],
+                    source="toy-lengths", fingerprint="toy-lengths-cache")
+    real = padding.split_by_padding
+    cut: list[int] = []
+
+    def counting(inputs, **kwargs):
+        parts = real(inputs, **kwargs)
+        if parts is not None and "cached_hidden" in inputs:
+            cut.append(len(parts))
+            assert all(part["cached_hidden"].shape[:2] == part["attention_mask"].shape for part, _ in parts)
+        return parts
+
+    records = {}
+    for mode in ("cut", "whole"):
+        monkeypatch.setattr(padding, "split_by_padding", counting if mode == "cut" else lambda inputs, **kwargs: None)
+        cfg = _config(bert_dir, tmp_path / mode, strategy="last-n", layers=1, epochs=2, batch_size=16, precision="fp32",
+                      lr=1e-3)
+        records[mode] = train(cfg, data=data, progress=False)
+    assert records["cut"]["train_info"]["cache"]["used"] and cut and min(cut) >= 2
+    assert records["cut"]["metrics"]["test"]["loss"] == pytest.approx(records["whole"]["metrics"]["test"]["loss"], abs=1e-4)
+    from safetensors.torch import load_file
+
+    wa = load_file(Path(records["cut"]["artifact"]["path"]) / "model.safetensors")
+    wb = load_file(Path(records["whole"]["artifact"]["path"]) / "model.safetensors")
+    for name in wa:
+        torch.testing.assert_close(wa[name], wb[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_a_screening_run_caches_no_test_split(bert_dir, tmp_path, toy_classification_data):
+    """A planned comparison's screening runs are validated only: their frozen-layer cache leaves the test split out
+    (it is never evaluated), and the run still trains from the cache."""
+    import json
+
+    record = train(_config(bert_dir, tmp_path, strategy="last-n", layers=1, screening=True, forgetting=False),
+                   data=toy_classification_data, progress=False)
+    assert record["train_info"]["cache"]["used"] and record["metrics"]["validation"] and not record["metrics"].get("test")
+    (meta,) = [json.loads(p.read_text()) for p in (tmp_path / "features").rglob("meta.json")]
+    assert meta["rows"] == {"train": 48, "validation": 16, "test": 0}
+
+
 def test_key_tracks_max_length_split_and_data(bert_dir, tmp_path, toy_classification_data):
     run = prepare(_config(bert_dir, tmp_path), toy_classification_data)
     sets = {s: run.tokenized[s] for s in ("train", "validation", "test")}

@@ -44,14 +44,28 @@ def test_a_batch_of_mixed_lengths_is_cut_into_sorted_micro_batches_that_keep_eve
 
 @pytest.mark.parametrize(
     "case",
-    ["same length", "too few rows", "left padding", "per-token labels", "cached features"],
+    ["same length", "too few rows", "left padding", "per-token labels", "per-row matrix"],
 )
 def test_a_batch_is_left_whole_where_cutting_would_save_little_or_change_what_the_model_computes(case):
     inputs = _batch([60] * 32 if case == "same length" else MIXED[:12] if case == "too few rows" else MIXED, left=case == "left padding")
     if case == "per-token labels":
         inputs["labels"] = inputs["input_ids"].clone()
-    if case == "cached features":
-        inputs = {"hidden_states": torch.zeros(32, 64, 8), "attention_mask": inputs["attention_mask"], "labels": inputs["labels"]}
+    if case == "per-row matrix":  # neither one value per row nor one per position: what it means is unknown
+        inputs["scores"] = torch.zeros(32, 3)
+    assert split_by_padding(inputs) is None
+
+
+def test_hidden_states_fed_in_place_of_tokens_are_cut_with_the_rows_and_positions():
+    """The frozen-layer cache feeds ``(rows, positions, hidden)`` states beside the tokens (CachedCollator): they are cut
+    as the tokens are, row for row, to each micro-batch's own longest text."""
+    inputs = _batch(MIXED[::-1])
+    inputs["cached_hidden"] = inputs["input_ids"][..., None].float().expand(-1, -1, 4).clone()  # each position's id
+    parts = split_by_padding(inputs)
+    assert parts is not None and len(parts) >= 2
+    for part, _ in parts:
+        assert part["cached_hidden"].shape == (*part["input_ids"].shape, 4)
+        torch.testing.assert_close(part["cached_hidden"][..., 0], part["input_ids"].float())
+    inputs["cached_hidden"] = torch.zeros(32, 7, 4)  # not the mask's positions
     assert split_by_padding(inputs) is None
 
 

@@ -632,8 +632,9 @@ def timings_from_results(results: Sequence[Any]) -> list[RunTiming]:
         if not run.succeeded or wall is None:
             continue
         ti, meta = run.train_info, run.meta_info
-        # the frozen-layer cache covers the evaluation splits too: only its training rows' share grows with the data
-        rows = [meta.n_train, meta.n_validation, meta.n_test]
+        # the frozen-layer cache covers the evaluation splits too (a screening run's, the validation split only): only
+        # its training rows' share grows with the data
+        rows = [meta.n_train, meta.n_validation] + ([] if run.config.get("screening") else [meta.n_test])
         share = meta.n_train / sum(rows) if all(isinstance(r, int) for r in rows) and sum(rows) else 1.0  # type: ignore[arg-type,operator]
         scaling = (ti.train_time_s or 0.0) + (ti.cache_time_s or 0.0) * share
         step = None

@@ -724,7 +724,7 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
         run_ids.extend(p.run_id for p in planned)
         _write_plan(out, base, strategies, run_ids, lrs, searches, opts, planner.summary())
         if rnd.deadline_s is None or time.time() - started < rnd.deadline_s:  # no cache build once the budget is spent
-            _shared_cache(base.replace(data_fraction=rnd.fraction), rnd.strategies, log)
+            _shared_cache(base.replace(data_fraction=rnd.fraction, screening=not rnd.final), rnd.strategies, log)
         grace = planner.longest_step_s or step_guess
 
         def limits(run: PlannedRun, rnd=rnd, grace=grace) -> dict[str, float | None]:

@@ -238,7 +238,7 @@ def _load_stores(folder: Path, in_memory: bool) -> dict[str, FeatureStore]:
     stores = {}
     for name in SPLITS:
         offsets = np.load(folder / f"{name}.offsets.npy")
-        shape = (int(offsets[-1]), int(meta["hidden"]))
+        shape = (max(int(offsets[-1]), 1), int(meta["hidden"]))  # as _compute wrote it: an empty split holds one row
         dtype = np.dtype(meta["dtype"])
         if in_memory:
             flat = np.fromfile(folder / f"{name}.bin", dtype=dtype).reshape(shape)

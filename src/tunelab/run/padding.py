@@ -16,8 +16,10 @@ batches of 32 of rotten-tomatoes' texts (``max_length`` 128): padded tokens 1,66
 It applies only where the result is the same: one process on a CPU (on an accelerator a smaller batch does not cost
 proportionally less, and under DDP every backward would synchronize), no gradient accumulation (the Trainer's
 loss scaling across micro-steps stays its own), one label per row (a sequence's mean loss is the mean of its
-micro-batches' weighted by rows: causal-LM blocks are all of one length anyway), right padding, and the token
-inputs a model takes from the tokenizer (the frozen-layer cache's inputs are not cut).
+micro-batches' weighted by rows: causal-LM blocks are all of one length anyway), right padding, and inputs that
+are either per row or per position: the token inputs a model takes from the tokenizer, and the hidden states the
+frozen-layer cache feeds in their place (``last-n`` on a small run: its trained top blocks see the same rows and
+positions, cut the same way).
 
 The same cut bounds a step's memory: a batch of more than ``max_tokens`` padded tokens (``--micro-batch-tokens``,
 1,024 by default) is cut further, while each micro-batch keeps :data:`MIN_ROWS` rows, until none holds more. A step
@@ -47,8 +49,9 @@ MIN_SAVING = 0.15
 #: The fewest rows a micro-batch keeps: below that, matrix multiplies on a CPU lose their efficiency.
 MIN_ROWS = 8
 
-#: The inputs that are cut along the sequence: everything else in the batch must hold one value per row (``labels``,
-#: the ``length`` that ``group_by_length`` reads).
+#: The token inputs, cut along the sequence (so are hidden states of 3 or more dimensions whose first two are the mask's:
+#: :func:`_per_position`); everything else in the batch must hold one value per row (``labels``, the ``length`` that
+#: ``group_by_length`` reads).
 _SEQUENCE_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
 #: On an accelerator each batch is padded up to a multiple of this many tokens. There a step costs its kernel
@@ -123,9 +126,9 @@ def split_by_padding(inputs: dict[str, Any], *, min_saving: float = MIN_SAVING, 
     if not isinstance(mask, torch.Tensor) or not isinstance(labels, torch.Tensor) or labels.dim() != 1 or mask.dim() != 2:
         return None
     rows, width = mask.shape
-    for key, value in inputs.items():  # token inputs of the mask's shape; anything else one value per row (labels, length)
-        wanted = tuple(mask.shape) if key in _SEQUENCE_KEYS else (rows,)
-        if not isinstance(value, torch.Tensor) or tuple(value.shape) != wanted:
+    along = {key for key, value in inputs.items() if _per_position(key, value, mask)}
+    for key, value in inputs.items():  # per-position inputs (above); anything else one value per row (labels, length)
+        if key not in along and (not isinstance(value, torch.Tensor) or tuple(value.shape) != (rows,)):
             return None
     lengths = mask.sum(dim=1)
     if rows < 2 * min_rows or bool((mask != (torch.arange(width, device=mask.device) < lengths[:, None])).any()):
@@ -146,9 +149,22 @@ def split_by_padding(inputs: dict[str, Any], *, min_saving: float = MIN_SAVING, 
     out = []
     for idx, part_lengths in zip(_parts(order.tolist(), best_k), _parts(sorted_lengths, best_k)):
         index, longest = torch.tensor(idx, device=mask.device), part_lengths[-1]  # sorted: the last is the longest
-        part = {key: value[index, :longest] if key in _SEQUENCE_KEYS else value[index] for key, value in inputs.items()}
+        part = {key: value[index, :longest] if key in along else value[index] for key, value in inputs.items()}
         out.append((part, len(idx) / rows))
     return out
+
+
+def _per_position(key: str, value: Any, mask) -> bool:
+    """Whether ``value`` holds one entry per position of the batch, cut along the sequence with the mask: the token
+    inputs of the mask's shape, and hidden states ``(rows, positions, ...)`` fed in place of the tokens (the frozen-layer
+    cache's, :class:`tunelab.run.cache.CachedCollator`)."""
+    import torch
+
+    if not isinstance(value, torch.Tensor):
+        return False
+    if key in _SEQUENCE_KEYS:
+        return tuple(value.shape) == tuple(mask.shape)
+    return value.dim() >= 3 and tuple(value.shape[:2]) == tuple(mask.shape)
 
 
 def _largest(sorted_lengths: list[int], k: int) -> int:

@@ -444,6 +444,8 @@ def prepare(config: TrainConfig, data: TaskData | None = None) -> PreparedRun:
     tokenized, warnings = tokenize(data, tokenizer, max_length, limit=limit,
                                    keep=config.keep)
     check_token_ids(model, tokenizer, tokenized.values(), config.model)
+    if config.screening:  # validated only, never tested: the frozen-layer cache then leaves the test split out too
+        tokenized["test"] = tokenized["test"].select([])
     notes = [layout.shared_blocks_note()]
     if data.task == "classification":
         notes.append(head_note(config.model, data.label_names, trust_remote_code=config.trust_remote_code))
