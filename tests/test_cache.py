@@ -253,8 +253,31 @@ def test_a_screening_run_caches_no_test_split(bert_dir, tmp_path, toy_classifica
     record = train(_config(bert_dir, tmp_path, strategy="last-n", layers=1, screening=True, forgetting=False),
                    data=toy_classification_data, progress=False)
     assert record["train_info"]["cache"]["used"] and record["metrics"]["validation"] and not record["metrics"].get("test")
-    (meta,) = [json.loads(p.read_text()) for p in (tmp_path / "features").rglob("meta.json")]
-    assert meta["rows"] == {"train": 48, "validation": 16, "test": 0}
+    stores = sorted((json.loads(p.read_text())["first_built_for"], json.loads(p.read_text())["rows"])
+                    for p in (tmp_path / "features").rglob("meta.json"))
+    assert stores == [("train", 48), ("validation", 16)]
+
+
+def test_runs_on_other_training_rows_reuse_the_evaluation_splits_features(bert_dir, tmp_path, toy_classification_data):
+    """Each data split's features are stored by its own tokens: a run on a fraction of the training data (a learning
+    curve's point, a planned comparison's round) computes its training rows only and reads the validation and test
+    features another run stored."""
+    import json
+
+    from tunelab.data import TaskData
+
+    full = toy_classification_data
+    half = TaskData(task=full.task, train=full.train.select(range(24)), validation=full.validation, test=full.test,
+                    label_names=full.label_names, source=full.source, fingerprint="toy-half")
+    shared = str(tmp_path / "features")
+    first = train(_config(bert_dir, tmp_path / "a", strategy="last-n", layers=1, cache_dir=shared), data=full, progress=False)
+    second = train(_config(bert_dir, tmp_path / "b", strategy="last-n", layers=1, cache_dir=shared), data=half, progress=False)
+    a, b = first["train_info"]["cache"], second["train_info"]["cache"]
+    assert a["used"] and b["used"] and not a["reused"] and not b["reused"] and a["key"] != b["key"]
+    assert b["eval_share_s"] == 0 and b["build_s"] > 0  # only its 24 training rows ran
+    built = sorted(json.loads(p.read_text())["rows"] for p in (tmp_path / "features").rglob("meta.json"))
+    assert built == [16, 16, 24, 48]  # validation, test and the two training sets: nothing twice
+    assert second["metrics"]["validation"] and second["metrics"]["test"]
 
 
 def test_key_tracks_max_length_split_and_data(bert_dir, tmp_path, toy_classification_data):

@@ -30,10 +30,12 @@ so almost no padding), and under bfloat16 autocast where the hardware multiplies
 (``cache_precision``, below).
 
 Storage: one flat array of hidden states per data split plus row offsets, in float16 by default,
-under ``<cache root>/<model>-<key>/split-<split>-<positions>/``. The root is ``TrainConfig.cache_dir``
-or ``$TUNELAB_CACHE/features``. The key hashes the model (path, config, weight files), the data
-fingerprint, the tokenizer, the max length and the token ids themselves, so a rerun reuses the cache
-and any change invalidates it. A cache that fits ``memory_limit_mb()`` (``$TUNELAB_CACHE_MEMORY_MB``,
+under ``<cache root>/<model>-<model key>/split-<split>-<positions>-<dtype>-<precision>/<tokens>/``. The root is
+``TrainConfig.cache_dir`` or ``$TUNELAB_CACHE/features``. The model key hashes the model (path, config, weight
+files), the tokenizer and the max length; ``<tokens>`` hashes the token ids of one data split. So each split's
+features are stored once, by what they depend on: a rerun reuses them, any change invalidates them, and runs that
+share a validation or test split share its features (the data fractions of a learning curve, the rounds of a
+planned comparison, ``--max-train-samples``), while only the training rows that changed are computed. A cache that fits ``memory_limit_mb()`` (``$TUNELAB_CACHE_MEMORY_MB``,
 default a quarter of RAM, at most 4 GiB) is read into memory, a larger one is memory-mapped from disk.
 In a run over several processes (torchrun, accelerate launch) each node's first process builds the cache
 while the node's other processes wait; they then read it from disk (``train_info.cache["built_by"]``).
@@ -79,7 +81,7 @@ from tunelab.run.heap import release_free_heap
 log = logging.getLogger("tunelab")
 
 SPLITS = ("train", "validation", "test")
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3  # 3: one store per data split, keyed by its token ids
 # padded tokens per forward pass while building: measured on minilm (2 CPU cores), 1024 is as fast
 # as 4096 and 8192 and holds 200-250 MB less at its peak
 _BUILD_TOKENS_PER_BATCH = 1024
@@ -178,31 +180,44 @@ def _prefix_parameters(layout, split: int):
 # ----------------------------------------------------------------------------- key
 
 
-def _token_digest(ds) -> str:
+def tokens_key(ds) -> str:
+    """Hash of one data split's token ids (and token types, where the split has them): the examples a store holds."""
     h = hashlib.sha256()
-    for ids in ds["input_ids"]:
+    types = ds["token_type_ids"] if "token_type_ids" in ds.column_names else None
+    for i, ids in enumerate(ds["input_ids"]):
         h.update(np.asarray(ids, dtype=np.int64).tobytes())
+        if types is not None:
+            h.update(b"/")
+            h.update(np.asarray(types[i], dtype=np.int64).tobytes())
         h.update(b"|")
-    return h.hexdigest()
+    return h.hexdigest()[:20]
 
 
-def base_key(run, datasets: dict[str, Any]) -> str:
-    """Hash of everything the cached features depend on, except the split point."""
+def model_key(run) -> str:
+    """Hash of what every cached feature of ``run`` depends on besides the examples and the split point: the model,
+    its layout, the tokenizer and the max length."""
     tok = run.tokenizer
     parts = {
         "format": CACHE_FORMAT,
         "model": model_identity(run.config.model),
         "family": run.layout.family,
         "num_blocks": run.layout.num_blocks,
-        "data_fingerprint": run.data.fingerprint,
         "tokenizer": [type(tok).__name__, getattr(tok, "name_or_path", ""), len(tok), tok.pad_token_id],
         "max_length": run.max_length,
-        "tokens": {name: _token_digest(datasets[name]) for name in SPLITS},
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
 
+def base_key(run, datasets: dict[str, Any]) -> str:
+    """Hash of everything a run's cached features depend on, except the split point (the model key and each named
+    data split's tokens): equal for two runs exactly when they read the same features."""
+    parts = {"model": model_key(run), "tokens": {name: tokens_key(ds) for name, ds in datasets.items()}}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
+
+
 def cache_path(root: Path, run, key: str, split: int, positions: str, dtype: str, precision: str = "fp32") -> Path:
+    """The folder of the features entering block ``split`` under the model key ``key``; one store per data split
+    inside it, named by :func:`tokens_key`."""
     model_name = Path(str(run.config.model)).name or "model"
     return Path(root) / f"{model_name}-{key}" / f"split-{split}-{positions}-{dtype}-{precision}"
 
@@ -233,19 +248,24 @@ class FeatureStore:
         return torch.from_numpy(out)
 
 
-def _load_stores(folder: Path, in_memory: bool) -> dict[str, FeatureStore]:
+def _load_store(folder: str | Path | None, in_memory: bool, hidden: int) -> FeatureStore:
+    """The store written under ``folder`` (``None``: an empty data split, which has none)."""
+    if folder is None:
+        return FeatureStore(np.zeros((0, hidden), dtype=np.float32), np.zeros(1, dtype=np.int64))
+    folder = Path(folder)
     meta = json.loads((folder / "meta.json").read_text())
-    stores = {}
-    for name in SPLITS:
-        offsets = np.load(folder / f"{name}.offsets.npy")
-        shape = (max(int(offsets[-1]), 1), int(meta["hidden"]))  # as _compute wrote it: an empty split holds one row
-        dtype = np.dtype(meta["dtype"])
-        if in_memory:
-            flat = np.fromfile(folder / f"{name}.bin", dtype=dtype).reshape(shape)
-        else:
-            flat = np.memmap(folder / f"{name}.bin", dtype=dtype, mode="r", shape=shape)
-        stores[name] = FeatureStore(flat, offsets)
-    return stores
+    offsets = np.load(folder / "offsets.npy")
+    shape = (int(offsets[-1]), int(meta["hidden"]))
+    dtype = np.dtype(meta["dtype"])
+    if in_memory:
+        flat = np.fromfile(folder / "features.bin", dtype=dtype).reshape(shape)
+    else:
+        flat = np.memmap(folder / "features.bin", dtype=dtype, mode="r", shape=shape)
+    return FeatureStore(flat, offsets)
+
+
+def _load_stores(folders: dict[str, str | None], in_memory: bool, hidden: int) -> dict[str, FeatureStore]:
+    return {name: _load_store(folder, in_memory, hidden) for name, folder in folders.items()}
 
 
 def _complete(folder: Path) -> bool:
@@ -418,45 +438,29 @@ def _fill(forward, ds, offsets: np.ndarray, flat, pad_id: int, feed=None, source
                 flat[offsets[i] : offsets[i] + n] = hidden[r, :n]
 
 
-def _compute(
-    run,
-    datasets,
-    split: int,
-    positions: str,
-    dtype: str,
-    folder: Path,
-    source: dict[str, FeatureStore] | None,
-    source_split: int,
-    precision: str = "fp32",
-) -> dict[str, float]:
-    """Run blocks ``[source_split, split)`` (with the embeddings when there is no source) over every
-    example once and write the hidden states entering block ``split`` under ``folder``."""
+def _compute(run, ds, split: int, positions: str, dtype: str, folder: Path, source: FeatureStore | None,
+             source_split: int, precision: str = "fp32") -> None:
+    """Run blocks ``[source_split, split)`` (with the embeddings when there is no source) over every example of
+    ``ds`` once and write the hidden states entering block ``split`` under ``folder``."""
     if source is not None and split <= source_split:
         raise ValueError("nothing to compute: the source split equals the target split")
     pad_id = run.tokenizer.pad_token_id or 0
     np_dtype = np.float16 if dtype == "float16" else np.float32
     feed = _CachedInput() if source is not None else None
-    times: dict[str, float] = {}
     try:
         with _prefix_pass(run, split, positions, feed, source_split if source is not None else 0, precision) as forward:
-            for name in SPLITS:
-                t0 = time.perf_counter()
-                offsets = _offsets(datasets[name], positions)
-                np.save(folder / f"{name}.offsets.npy", offsets)
-                shape = (max(int(offsets[-1]), 1), run.layout.hidden_size)
-                flat = np.memmap(folder / f"{name}.bin", dtype=np_dtype, mode="w+", shape=shape)
-                _fill(forward, datasets[name], offsets, flat, pad_id, feed, source[name] if source else None,
-                      max_length=run.max_length)
-                flat.flush()
-                del flat
-                times[name] = time.perf_counter() - t0
+            offsets = _offsets(ds, positions)
+            np.save(folder / "offsets.npy", offsets)
+            flat = np.memmap(folder / "features.bin", dtype=np_dtype, mode="w+", shape=(int(offsets[-1]), run.layout.hidden_size))
+            _fill(forward, ds, offsets, flat, pad_id, feed, source, max_length=run.max_length)
+            flat.flush()
+            del flat
     finally:
         release_free_heap()  # the batches' activations, freed but still resident (tunelab.run.heap)
-    return times
 
 
-def _sibling_source(base_dir: Path, split: int, dtype: str, precision: str) -> tuple[int, Path] | None:
-    """The deepest complete full-sequence cache below ``split`` in the same key folder."""
+def _sibling_source(base_dir: Path, split: int, dtype: str, precision: str, tokens: str) -> tuple[int, Path] | None:
+    """The store of the same examples (``tokens``) at the deepest full-sequence split below ``split``, complete."""
     best = None
     if not base_dir.is_dir():
         return None
@@ -468,14 +472,14 @@ def _sibling_source(base_dir: Path, split: int, dtype: str, precision: str) -> t
             s = int(parts[1])
         except ValueError:
             continue
-        if s < split and _complete(folder) and (best is None or s > best[0]):
-            best = (s, folder)
+        if s < split and _complete(folder / tokens) and (best is None or s > best[0]):
+            best = (s, folder / tokens)
     return best
 
 
-def _meta(run, datasets: dict[str, Any], key: str, split: int, positions: str, dtype: str, precision: str,
+def _meta(run, ds, name: str, tokens: str, split: int, positions: str, dtype: str, precision: str,
           source_split: int | None) -> dict[str, Any]:
-    """What a cache folder holds (its ``meta.json``): enough to check it against a later run."""
+    """What a store holds (its ``meta.json``): enough to check it against a later run."""
     return {
         "complete": True,
         "format": CACHE_FORMAT,
@@ -484,11 +488,12 @@ def _meta(run, datasets: dict[str, Any], key: str, split: int, positions: str, d
         "dtype": dtype,
         "precision": precision,
         "hidden": run.layout.hidden_size,
-        "key": key,
+        "model_key": model_key(run),
+        "tokens": tokens,
         "model": str(run.config.model),
         "max_length": run.max_length,
-        "data_fingerprint": run.data.fingerprint,
-        "rows": {s: len(datasets[s]) for s in SPLITS},
+        "rows": len(ds),
+        "first_built_for": name,  # the data split of the run that built it (another run may read it as another)
         "source_split": source_split,
     }
 
@@ -502,54 +507,48 @@ def ensure_features(
     root: Path | None = None,
     precision: str = "fp32",
 ) -> tuple[Path, dict[str, Any]]:
-    """Find or build the cache of ``split``/``positions`` for ``run``'s data; return its folder and facts."""
+    """Find or build the cache of ``split``/``positions`` for each of ``run``'s named data splits (``datasets``: name
+    -> tokenized split; an empty one has no store); return the split point's folder and the facts, with each data
+    split's store under ``facts["stores"]`` (``None`` for an empty split). A store of the same examples at that
+    split is reused whichever run built it; a missing one is computed from the deepest full-sequence store of the
+    same examples below ``split`` (only the blocks in between run), or from the embeddings."""
     root = Path(root) if root is not None else cache_root(run.config)
-    key = base_key(run, datasets)
-    folder = cache_path(root, run, key, split, positions, dtype, precision)
+    folder = cache_path(root, run, model_key(run), split, positions, dtype, precision)
     hidden_size = run.layout.hidden_size
-    n_rows = sum(len(datasets[s]) for s in SPLITS)
-    n_pos = n_rows if positions != "all" else sum(int(sum(datasets[s]["length"])) for s in SPLITS)
+    n_pos = sum(len(ds) if positions != "all" else int(sum(ds["length"])) for ds in datasets.values())
     size_mb = n_pos * hidden_size * (2 if dtype == "float16" else 4) / 2**20
-    facts = {
-        "key": key,
-        "path": str(folder),
-        "size_mb": round(size_mb, 3),
-        "reused": True,
-        "build_s": 0.0,
-        "eval_share_s": 0.0,
-        "source_split": None,
-    }
-    if _complete(folder):
-        return folder, facts
-    source = _sibling_source(folder.parent, split, dtype, precision)
-    log.info(
-        "frozen-prefix cache: running embeddings + blocks %s-%d once (%s) over %d examples -> %.1f MB %s (%s)",
-        source[0] if source else 0,
-        split - 1,
-        precision,
-        n_rows,
-        size_mb,
-        dtype,
-        folder,
-    )
-    # replace=False: when another process finished the same cache first, theirs is used. fsync=False: a
-    # cache is recomputable and can be hundreds of MB, whose flush would add seconds to every build
-    with atomic_dir(folder, marker=False, replace=False, fsync=False) as tmp:
+    facts: dict[str, Any] = {"key": base_key(run, datasets), "path": str(folder), "size_mb": round(size_mb, 3),
+                             "reused": True, "build_s": 0.0, "eval_share_s": 0.0, "source_split": None, "stores": {}}
+    for name, ds in datasets.items():
+        if len(ds) == 0:
+            facts["stores"][name] = None
+            continue
+        tokens = tokens_key(ds)
+        store = folder / tokens
+        facts["stores"][name] = str(store)
+        if _complete(store):
+            continue
+        source = _sibling_source(folder.parent, split, dtype, precision, tokens)
+        log.info("frozen-prefix cache: running %s %s-%d once (%s) over %d %s examples -> %s (%s)",
+                 "blocks" if source else "embeddings + blocks", source[0] if source else 0, split - 1, precision, len(ds), name,
+                 dtype, store)
         t0 = time.perf_counter()
-        src_stores = _load_stores(source[1], in_memory=False) if source else None
-        times = _compute(
-            run, datasets, split, positions, dtype, tmp, src_stores, source[0] if source else 0, precision
-        )
-        meta = _meta(run, datasets, key, split, positions, dtype, precision, source[0] if source else None)
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-    if not _complete(folder):
-        raise RuntimeError(f"frozen-layer cache {folder} is incomplete: remove it and run again")
-    facts.update(
-        reused=False,
-        build_s=time.perf_counter() - t0,
-        eval_share_s=times.get("validation", 0.0) + times.get("test", 0.0),
-        source_split=source[0] if source else None,
-    )
+        # replace=False: when another process finished the same store first, theirs is used. fsync=False: a
+        # cache is recomputable and can be hundreds of MB, whose flush would add seconds to every build
+        with atomic_dir(store, marker=False, replace=False, fsync=False) as tmp:
+            _compute(run, ds, split, positions, dtype, tmp,
+                     _load_store(source[1], False, hidden_size) if source else None, source[0] if source else 0, precision)
+            meta = _meta(run, ds, name, tokens, split, positions, dtype, precision, source[0] if source else None)
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+        if not _complete(store):
+            raise RuntimeError(f"frozen-layer cache {store} is incomplete: remove it and run again")
+        seconds = time.perf_counter() - t0
+        facts["reused"] = False
+        facts["build_s"] += seconds
+        if name != "train":
+            facts["eval_share_s"] += seconds
+        if source and facts["source_split"] is None:
+            facts["source_split"] = source[0]
     return folder, facts
 
 
@@ -702,7 +701,7 @@ def apply(plan: CachePlan, run, datasets: tuple[Any, Any, Any], collator=None):
         run.warnings.append(note)
         return datasets[0], datasets[1], datasets[2], collator, {"used": False, "fallback": why}
     in_memory = facts["size_mb"] <= memory_limit_mb()
-    stores = _load_stores(folder, in_memory=in_memory)
+    stores = _load_stores(facts["stores"], in_memory, run.layout.hidden_size)
     where = "memory" if in_memory else "disk"
     log.info(
         "frozen-prefix cache %s: blocks 0-%d of %d (%s), %.1f MB %s in %s%s",
