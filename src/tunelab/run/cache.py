@@ -35,8 +35,9 @@ under ``<cache root>/<model>-<model key>/split-<split>-<positions>-<dtype>-<prec
 files), the tokenizer and the max length; ``<tokens>`` hashes the token ids of one data split. So each split's
 features are stored once, by what they depend on: a rerun reuses them, any change invalidates them, and runs that
 share a validation or test split share its features (the data fractions of a learning curve, the rounds of a
-planned comparison, ``--max-train-samples``), while only the training rows that changed are computed. A cache that fits ``memory_limit_mb()`` (``$TUNELAB_CACHE_MEMORY_MB``,
-default a quarter of RAM, at most 4 GiB) is read into memory, a larger one is memory-mapped from disk.
+planned comparison, ``--max-train-samples``), while only the training rows that changed are computed. A cache
+that fits ``memory_limit_mb()`` (``$TUNELAB_CACHE_MEMORY_MB``, default a quarter of RAM, at most 4 GiB) is read
+into memory, a larger one is memory-mapped from disk.
 In a run over several processes (torchrun, accelerate launch) each node's first process builds the cache
 while the node's other processes wait; they then read it from disk (``train_info.cache["built_by"]``).
 A cache at a lower split (say, built once by ``compare`` with :func:`tunelab.run.training.build_shared_cache`) is extended
