@@ -52,7 +52,7 @@ VARIANTS = {
 # (seeds 42 / 1 / 2 gave tunelab - baseline = -3.1 / +8.5 / -0.9 pt in earlier runs), so one seed cannot
 # tell a 1-point difference from noise. Speed and memory come from the first seed's runs. minilm:last-n too
 # (session 22): at its default rate since session 12 (3e-4), seed 42 alone gave tunelab 0.7821 against the Trainer's
-# 0.7924 on 1,066 test examples, 1.03 points, where one seed's difference has a standard error of about one point.
+# 0.7924 on 973 test examples, 1.03 points, where one seed's difference has a standard error of about one point.
 SEEDED_CASES = {"smollm2:lora", "minilm:last-n"}
 # a training subset for the 135M-parameter decoder on 2 CPU cores; evaluation on the whole validation and
 # test splits (486 / 973 rows), so that the accuracy comparison is not lost in the noise of a small test set
