@@ -212,8 +212,12 @@ def model_key(run) -> str:
 def base_key(run, datasets: dict[str, Any]) -> str:
     """Hash of everything a run's cached features depend on, except the split point (the model key and each named
     data split's tokens): equal for two runs exactly when they read the same features."""
-    parts = {"model": model_key(run), "tokens": {name: tokens_key(ds) for name, ds in datasets.items()}}
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
+    return _combined_key(model_key(run), {name: tokens_key(ds) for name, ds in datasets.items()})
+
+
+def _combined_key(model: str, tokens: dict[str, str]) -> str:
+    """:func:`base_key` from the model key and each named split's :func:`tokens_key`."""
+    return hashlib.sha256(json.dumps({"model": model, "tokens": tokens}, sort_keys=True).encode()).hexdigest()[:20]
 
 
 def cache_path(root: Path, run, key: str, split: int, positions: str, dtype: str, precision: str = "fp32") -> Path:
@@ -478,7 +482,7 @@ def _sibling_source(base_dir: Path, split: int, dtype: str, precision: str, toke
     return best
 
 
-def _meta(run, ds, name: str, tokens: str, split: int, positions: str, dtype: str, precision: str,
+def _meta(run, ds, name: str, model: str, tokens: str, split: int, positions: str, dtype: str, precision: str,
           source_split: int | None) -> dict[str, Any]:
     """What a store holds (its ``meta.json``): enough to check it against a later run."""
     return {
@@ -489,7 +493,7 @@ def _meta(run, ds, name: str, tokens: str, split: int, positions: str, dtype: st
         "dtype": dtype,
         "precision": precision,
         "hidden": run.layout.hidden_size,
-        "model_key": model_key(run),
+        "model_key": model,
         "tokens": tokens,
         "model": str(run.config.model),
         "max_length": run.max_length,
@@ -514,17 +518,19 @@ def ensure_features(
     split is reused whichever run built it; a missing one is computed from the deepest full-sequence store of the
     same examples below ``split`` (only the blocks in between run), or from the embeddings."""
     root = Path(root) if root is not None else cache_root(run.config)
-    folder = cache_path(root, run, model_key(run), split, positions, dtype, precision)
+    model = model_key(run)
+    folder = cache_path(root, run, model, split, positions, dtype, precision)
+    tokens_of = {name: tokens_key(ds) for name, ds in datasets.items()}  # each split's tokens, hashed once
     hidden_size = run.layout.hidden_size
     n_pos = sum(len(ds) if positions != "all" else int(sum(ds["length"])) for ds in datasets.values())
     size_mb = n_pos * hidden_size * (2 if dtype == "float16" else 4) / 2**20
-    facts: dict[str, Any] = {"key": base_key(run, datasets), "path": str(folder), "size_mb": round(size_mb, 3),
+    facts: dict[str, Any] = {"key": _combined_key(model, tokens_of), "path": str(folder), "size_mb": round(size_mb, 3),
                              "reused": True, "build_s": 0.0, "eval_share_s": 0.0, "source_split": None, "stores": {}}
     for name, ds in datasets.items():
         if len(ds) == 0:
             facts["stores"][name] = None
             continue
-        tokens = tokens_key(ds)
+        tokens = tokens_of[name]
         store = folder / tokens
         facts["stores"][name] = str(store)
         if _complete(store):
@@ -539,7 +545,7 @@ def ensure_features(
         with atomic_dir(store, marker=False, replace=False, fsync=False) as tmp:
             _compute(run, ds, split, positions, dtype, tmp,
                      _load_store(source[1], False, hidden_size) if source else None, source[0] if source else 0, precision)
-            meta = _meta(run, ds, name, tokens, split, positions, dtype, precision, source[0] if source else None)
+            meta = _meta(run, ds, name, model, tokens, split, positions, dtype, precision, source[0] if source else None)
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
         if not _complete(store):
             raise RuntimeError(f"frozen-layer cache {store} is incomplete: remove it and run again")
