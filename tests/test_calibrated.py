@@ -86,3 +86,29 @@ def test_feature_signals_rank_informative_features_above_noise():
     good, bad = feature_signals(informative, y), feature_signals(noise, y)
     assert good["probe_accuracy"] > 0.7 and abs(bad["probe_gain"]) < 0.2
     assert good["logme"] > bad["logme"] and good["h_score"] > bad["h_score"]
+
+
+def test_the_penalty_is_chosen_out_of_sample_and_signals_without_information_get_no_weight():
+    """The ridge penalty is chosen by leaving one record out. Where a signal tells the strategies apart (labels per
+    class here), a finite penalty predicts the records left out better than the base rates and the advice follows
+    it; where the gaps are noise unrelated to every signal, the base rates win, every weight is 0 and the advice
+    says that the base rates decided and why."""
+    from tunelab.advice.calibrated import choose_alpha, signals_used
+
+    informative = fit_calibration(_records())
+    assert informative["alpha"] != "inf" and signals_used(informative)
+    assert informative["alpha_search"]["error"][str(informative["alpha"])] < informative["alpha_search"]["error"]["inf"]
+    assert advise({"examples_per_class": 2000, "probe_gain": 0.5, "logme": -0.5, "domain": {}}, informative)["strategy"] == "full"
+
+    rng = np.random.default_rng(1)  # one fixed synthetic benchmark whose gaps are noise (a known answer)
+    noise = [_record(float(rng.choice([20, 100, 500, 3000])), float(rng.uniform(0.2, 0.9)),
+                     {"head": 0.70 + rng.normal(0, 0.01), "full": 0.80 + rng.normal(0, 0.01),
+                      "lora": 0.81 + rng.normal(0, 0.01)}) for _ in range(12)]
+    alpha, errors = choose_alpha(noise)
+    assert alpha == float("inf") and errors[alpha] <= min(errors.values())
+    calibration = fit_calibration(noise)
+    assert calibration["alpha"] == "inf" and not signals_used(calibration)
+    advice = advise({"examples_per_class": 100, "probe_gain": 0.5, "logme": -0.5, "domain": {}}, calibration)
+    assert advice["ranking"] == ["lora", "full", "head"] and advice["decided_by"] == "base rate"
+    assert advice["base_rates_only"] and "carry no weight" in explain(advice)
+    assert choose_alpha(noise[:2])[0] == float("inf")  # too few records to test a signal: the base rates

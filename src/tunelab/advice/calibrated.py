@@ -19,6 +19,13 @@ The signals (:data:`SIGNALS`) are what can be measured before training in second
 :func:`tunelab.advice.domain.farness` (0 where *moderate* starts, 1 where *far* starts): the signal it used differs
 by model (an LM-loss ratio, a masked-LM ratio, a centroid distance), and their raw values are in different units.
 A domain that was not measured counts as the benchmark's mean (it moves no score).
+
+**How much the signals are trusted** is measured, not set: the ridge penalty is chosen from :data:`ALPHA_GRID` by
+leave-one-record-out error on the records being calibrated on (the squared error of every strategy's predicted
+gap on the record left out). The grid ends at infinity: the base rates alone (every weight 0), the model to beat.
+When no finite penalty predicts the records left out better than the base rates, the calibration is the base rates,
+and the advice says so: the signals were measured, and on these records they did not tell the strategies apart
+beyond their averages. The same search runs wherever the records come from (the verdict benchmark's, or a user's).
 """
 
 from __future__ import annotations
@@ -42,8 +49,8 @@ SIGNAL_LABELS = {
     "domain_farness": "the domain distance",
     "base rate": "the strategies' base rates over the benchmark",
 }
-RIDGE_ALPHA = 3.0
-"""Ridge penalty in standardised units: with about ten tasks, strong shrinkage towards the mean gap."""
+ALPHA_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 1000.0, math.inf)
+"""Ridge penalties (standardised units) the calibration chooses from; ``inf`` is the base rates alone."""
 
 
 def signal_vector(signals: dict[str, Any]) -> dict[str, float]:
@@ -67,35 +74,87 @@ def _gaps(record: dict[str, Any]) -> dict[str, float]:
     return {s: 100.0 * (v - best) for s, v in values.items()}
 
 
-def fit_calibration(records: list[dict[str, Any]], *, alpha: float = RIDGE_ALPHA) -> dict[str, Any]:
-    """Fit the per-strategy ridge regressions on benchmark records; return the JSON-ready coefficients."""
+def _design(records: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Standardised signals ``Z`` of ``records``, with the mean and std used (a signal a record lacks counts as
+    the mean, as in :func:`advise`)."""
     X = np.array([[signal_vector(r["signals"])[k] for k in SIGNALS] for r in records], dtype=float)
-    mean = np.nanmean(X, axis=0)
-    X = np.where(np.isnan(X), mean, X)  # a signal a record lacks counts as the mean, as in advise
-    std = X.std(0)
+    mean = np.nanmean(X, axis=0) if len(X) else np.zeros(len(SIGNALS))
+    mean = np.where(np.isnan(mean), 0.0, mean)
+    X = np.where(np.isnan(X), mean, X)
+    std = X.std(0) if len(X) else np.ones(len(SIGNALS))
     std[std < 1e-9] = 1.0
-    Z = (X - mean) / std
+    return (X - mean) / std, mean, std
+
+
+def _ridge(z: np.ndarray, y: np.ndarray, alpha: float) -> tuple[float, np.ndarray]:
+    """Intercept and weights of a ridge regression of ``y`` on ``z`` (the intercept unpenalised); ``alpha=inf``:
+    the mean alone."""
+    b = float(y.mean())
+    if math.isinf(alpha):
+        return b, np.zeros(z.shape[1])
+    zc = z - z.mean(0)
+    w = np.linalg.solve(zc.T @ zc + alpha * np.eye(z.shape[1]), zc.T @ (y - b))
+    return b - float(z.mean(0) @ w), w
+
+
+def _fit(records: list[dict[str, Any]], alpha: float) -> tuple[np.ndarray, np.ndarray, dict[str, tuple]]:
+    Z, mean, std = _design(records)
     gaps = [_gaps(r) for r in records]
-    strategies = sorted({s for g in gaps for s in g})
-    coefficients = {}
-    for s in strategies:
+    fits = {}
+    for s in sorted({s for g in gaps for s in g}):
         rows = [i for i, g in enumerate(gaps) if s in g]
-        z, y = Z[rows], np.array([gaps[i][s] for i in rows])
-        b = y.mean()
-        zc = z - z.mean(0)
-        w = np.linalg.solve(zc.T @ zc + alpha * np.eye(len(SIGNALS)), zc.T @ (y - b))
-        b = b - z.mean(0) @ w
-        coefficients[s] = {"intercept": round(float(b), 4), **{k: round(float(v), 4) for k, v in zip(SIGNALS, w)},
-                           "tasks": len(rows), "mean_gap_points": round(float(y.mean()), 3)}
-    return {
+        fits[s] = (*_ridge(Z[rows], np.array([gaps[i][s] for i in rows]), alpha), len(rows),
+                   float(np.mean([gaps[i][s] for i in rows])))
+    return mean, std, fits
+
+
+def _held_out_error(records: list[dict[str, Any]], alpha: float) -> float:
+    """Mean squared error (points²) of every strategy's predicted gap on each record left out in turn."""
+    errors = []
+    for i, record in enumerate(records):
+        mean, std, fits = _fit(records[:i] + records[i + 1 :], alpha)
+        x = signal_vector(record["signals"])
+        z = np.array([0.0 if math.isnan(x[k]) else (x[k] - m) / sd for k, m, sd in zip(SIGNALS, mean, std)])
+        errors += [(fits[s][0] + float(fits[s][1] @ z) - gap) ** 2 for s, gap in _gaps(record).items() if s in fits]
+    return float(np.mean(errors)) if errors else math.nan
+
+
+def choose_alpha(records: list[dict[str, Any]], grid: tuple[float, ...] = ALPHA_GRID) -> tuple[float, dict[float, float]]:
+    """The penalty of ``grid`` with the smallest leave-one-record-out error (ties: the larger penalty, fewer
+    trusted signals), and each penalty's error. Fewer than 3 records: the base rates."""
+    if len(records) < 3:
+        return math.inf, {}
+    errors = {a: _held_out_error(records, a) for a in grid}
+    return min(sorted(errors, reverse=True), key=lambda a: errors[a]), errors
+
+
+def fit_calibration(records: list[dict[str, Any]], *, alpha: float | None = None) -> dict[str, Any]:
+    """Fit the per-strategy ridge regressions on benchmark records; return the JSON-ready coefficients.
+    ``alpha=None``: the penalty is chosen by :func:`choose_alpha` on the same records."""
+    search: dict[float, float] = {}
+    if alpha is None:
+        alpha, search = choose_alpha(records)
+    mean, std, fits = _fit(records, alpha)
+    coefficients = {s: {"intercept": round(b, 4), **{k: round(float(v), 4) for k, v in zip(SIGNALS, w)},
+                        "tasks": n, "mean_gap_points": round(g, 3)} for s, (b, w, n, g) in fits.items()}
+    out = {
         "model": "per strategy: validation metric minus the task's best (points) = intercept + sum_k w_k * z_k, "
-                 "z_k = (signal_k - mean_k) / std_k; ridge, alpha in standardised units",
-        "alpha": alpha,
+                 "z_k = (signal_k - mean_k) / std_k; ridge, alpha in standardised units (inf: the base rates alone)",
+        "alpha": "inf" if math.isinf(alpha) else alpha,
         "signals": list(SIGNALS),
         "mean": {k: round(float(v), 6) for k, v in zip(SIGNALS, mean)},
         "std": {k: round(float(v), 6) for k, v in zip(SIGNALS, std)},
         "strategies": coefficients,
     }
+    if search:
+        out["alpha_search"] = {"chosen_by": "leave one record out: mean squared error of the predicted gaps (points²)",
+                               "error": {("inf" if math.isinf(a) else str(a)): round(e, 3) for a, e in search.items()}}
+    return out
+
+
+def signals_used(calibration: dict[str, Any]) -> bool:
+    """Whether any signal has a weight (``False``: the calibration is the strategies' base rates alone)."""
+    return any(c.get(k, 0.0) != 0.0 for c in calibration["strategies"].values() for k in calibration["signals"])
 
 
 def load_calibration(path: Path | None = None) -> dict[str, Any] | None:
@@ -133,7 +192,7 @@ def advise(signals: dict[str, Any], calibration: dict[str, Any], *, allowed: lis
     return {
         "strategy": first, "scores": scores, "ranking": ranking, "decided_by": decided,
         "contributions": contributions, "margin_points": scores[first] - scores[second] if second else None,
-        "inputs": x,
+        "inputs": x, "base_rates_only": not signals_used(calibration),
     }
 
 
@@ -147,5 +206,8 @@ def explain(advice: dict[str, Any]) -> str:
     facts = (f"{10 ** x['log10_examples_per_class']:.0f} labels per class, head probe {x['probe_gain']:.2f} of the way "
              f"from the majority class to perfect, LogME {x['logme']:.2f}") if x else ""
     lead = (f", expected {advice['margin_points']:.1f} points ahead of {runner} on validation" if runner else "")
-    return (f"calibrated advice: {advice['strategy']}{lead}; decided by {SIGNAL_LABELS.get(advice['decided_by'], advice['decided_by'])}"
-            + (f" ({facts})" if facts else ""))
+    decided = SIGNAL_LABELS.get(advice["decided_by"], advice["decided_by"])
+    if advice.get("base_rates_only"):
+        decided += (": left out one record at a time, the signals did not predict the strategies' gaps on the calibration "
+                    "records better than these averages, so they carry no weight")
+    return f"calibrated advice: {advice['strategy']}{lead}; decided by {decided}" + (f" ({facts})" if facts else "")

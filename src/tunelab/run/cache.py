@@ -182,16 +182,30 @@ def _prefix_parameters(layout, split: int):
 
 
 def tokens_key(ds) -> str:
-    """Hash of one data split's token ids (and token types, where the split has them): the examples a store holds."""
+    """Hash of one data split's token ids (and token types, where the split has them): the examples a store holds.
+
+    Per row: its ids as int64 bytes, then ``/`` and its token types where there are any, then ``|``."""
     h = hashlib.sha256()
-    types = ds["token_type_ids"] if "token_type_ids" in ds.column_names else None
-    for i, ids in enumerate(ds["input_ids"]):
-        h.update(np.asarray(ids, dtype=np.int64).tobytes())
+    ids = _token_rows(ds, "input_ids")
+    types = _token_rows(ds, "token_type_ids") if "token_type_ids" in ds.column_names else None
+    for i in range(len(ids)):
+        h.update(ids[i].tobytes())
         if types is not None:
             h.update(b"/")
-            h.update(np.asarray(types[i], dtype=np.int64).tobytes())
+            h.update(types[i].tobytes())
         h.update(b"|")
     return h.hexdigest()[:20]
+
+
+def _token_rows(ds, column: str) -> list[np.ndarray]:
+    """Each row of a list-of-integers column as an int64 array, read from the split's Arrow table in one piece
+    (rather than as Python lists row by row, which cost ~0.2 s a split of a few thousand rows)."""
+    if hasattr(ds, "with_format"):  # a datasets.Dataset: its rows (selection and order included) as one Arrow column
+        column_data = ds.with_format("arrow")[:][column].combine_chunks()
+        lengths = column_data.value_lengths().fill_null(0).to_numpy(zero_copy_only=False)
+        values = column_data.flatten().to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+        return np.split(values, np.cumsum(lengths)[:-1]) if len(lengths) else []
+    return [np.asarray(row, dtype=np.int64) for row in ds[column]]
 
 
 def model_key(run) -> str:
