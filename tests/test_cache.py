@@ -364,3 +364,28 @@ def test_auto_precision_follows_the_hardware(monkeypatch):
     assert TrainConfig(cache_precision="half").problems() == [
         "--cache-precision 'half' is unknown: use auto, bf16 or fp32"
     ]
+
+
+def test_a_replaced_block_keeps_its_submodules_out_of_train_and_undo_restores_their_mode():
+    """While the cache stands in for the frozen blocks, ``model.train()`` (which the Trainer calls every step) sets
+    a replaced block's own flag but does not walk its submodules, which do not run; undoing the swap gives them the
+    mode their block has by then."""
+    from types import SimpleNamespace
+
+    from torch import nn
+
+    from tunelab.run.cache import _Swap
+
+    blocks = nn.ModuleList([nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.1)) for _ in range(3)])
+    model = nn.Sequential(blocks)
+    layout = SimpleNamespace(blocks=blocks, entry=None, block_input=("arg", 0), block_output=None)
+    model.eval()
+    swap = _Swap(layout, feed=None, skip_below=2)
+    model.train()
+    assert model.training and blocks[0].training and blocks[2][1].training  # live block: walked as usual
+    assert not blocks[0][1].training and not blocks[1][1].training  # replaced blocks' submodules: not walked
+    swap.undo()
+    assert all(m.training for m in model.modules())
+    assert "train" not in blocks[0].__dict__ and "forward" not in blocks[0].__dict__
+    model.eval()
+    assert not any(m.training for m in model.modules())

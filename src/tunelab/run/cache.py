@@ -332,7 +332,11 @@ class _Swap:
     block ``skip_below - 1`` returns the cached hidden states (exactly what it returned when they were
     computed), and the module whose output enters block 0 (when the layout knows it) returns them too, so
     the embeddings do no work. Modules stay in place (their attributes, names and parameters unchanged):
-    only their ``forward`` is replaced, and ``undo()`` puts it back."""
+    only their ``forward`` is replaced, and ``undo()`` puts it back.
+
+    A replaced module's ``train(mode)`` sets its own flag without walking its submodules, which do not run: the
+    Trainer calls ``model.train()`` at every step, and on a small model most of the walk would be the frozen body's
+    (about 0.9 ms a step for minilm's head). ``undo()`` brings the submodules back to their module's mode."""
 
     def __init__(self, layout, *, feed: _CachedInput | None, skip_below: int, skip_from: int | None = None):
         self.patched: list[tuple[nn.Module, Any]] = []  # (module, the instance-level forward it had, if any)
@@ -345,6 +349,8 @@ class _Swap:
     def _patch(self, module: nn.Module, forward) -> None:
         self.patched.append((module, module.__dict__.get("forward")))
         module.forward = forward  # an instance attribute: nn.Module.__call__ finds it before the class's
+        if "train" not in module.__dict__:
+            module.train = _own_mode(module)
 
     def undo(self) -> None:
         for module, previous in reversed(self.patched):
@@ -352,7 +358,21 @@ class _Swap:
                 module.forward = previous
             else:
                 del module.forward
+            if isinstance(module.__dict__.get("train"), _own_mode):
+                del module.train
+                module.train(module.training)  # its submodules follow the mode it was given meanwhile
         self.patched = []
+
+
+class _own_mode:  # noqa: N801 - stands in for a module's bound ``train`` method
+    """``module.train(mode)`` for a module that does not run: its own flag only."""
+
+    def __init__(self, module: nn.Module):
+        self.module = module
+
+    def __call__(self, mode: bool = True) -> nn.Module:
+        self.module.training = mode
+        return self.module
 
 
 @contextlib.contextmanager
