@@ -649,7 +649,7 @@ def evaluate(results: Path) -> dict:
         advice = advise(record["signals"], calibration)
         advice_s = time.perf_counter() - t0
         row = {"task": record["task"], "validation_best": record["validation_best"], "advised": advice["strategy"],
-               "decided_by": advice["decided_by"],
+               "decided_by": advice["decided_by"], "penalty": calibration["alpha"],
                "advice": {"regret": regret(record, advice["strategy"]), "tau_b": tau_b(record, advice["scores"]),
                           "time_s": advice_s + record["signals"].get("feature_time_s", 0) + record["signals"].get("probe_time_s", 0)
                           + record["signals"].get("domain_time_s", 0)},
@@ -671,6 +671,8 @@ def evaluate(results: Path) -> dict:
                          "mean_tau_b": float(np.mean([r[name]["tau_b"] for r in rows])) if rows else None}
     summary["advice"]["against_baselines"] = advice_against_baselines(rows)
     summary["advice"]["mean_time_s"] = float(np.mean([r["advice"]["time_s"] for r in rows])) if rows else None
+    summary["advice"]["penalties"] = {str(p): sum(str(r["penalty"]) == str(p) for r in rows)
+                                      for p in sorted({str(r["penalty"]) for r in rows})}  # chosen in the folds
     summary["after_training"] = {"mean_regret": float(np.mean([r["after_training"]["regret"] for r in rows])) if rows else None}
     paired = [r["after_training_paired"]["regret"] for r in rows if "after_training_paired" in r]
     if paired:
