@@ -389,3 +389,28 @@ def test_a_replaced_block_keeps_its_submodules_out_of_train_and_undo_restores_th
     assert "train" not in blocks[0].__dict__ and "forward" not in blocks[0].__dict__
     model.eval()
     assert not any(m.training for m in model.modules())
+
+
+def test_tokens_key_reads_a_selected_shuffled_split_as_its_rows_say():
+    """The key is read from the split's Arrow column in one piece; a split that is a selection in another order
+    (an index mapping over its table) must hash the rows it shows, as reading them one by one does."""
+    import datasets
+    import numpy as np
+
+    from tunelab.run.cache import tokens_key
+
+    class Rows:  # the same rows as plain lists: the row-by-row path
+        def __init__(self, ds):
+            self.column_names = ds.column_names
+            self._columns = {c: [list(map(int, r)) for r in ds[c]] for c in ("input_ids", "token_type_ids") if c in ds.column_names}
+
+        def __getitem__(self, column):
+            return self._columns[column]
+
+    rng = np.random.default_rng(0)
+    rows = [rng.integers(0, 1000, size=int(rng.integers(0, 9))).tolist() for _ in range(40)]
+    ds = datasets.Dataset.from_dict({"input_ids": rows, "token_type_ids": [[0] * len(r) for r in rows], "label": [0] * 40})
+    picked = ds.shuffle(seed=1).select(range(0, 40, 3))
+    for split in (ds, picked, picked.remove_columns("token_type_ids"), ds.select([])):
+        assert tokens_key(split) == tokens_key(Rows(split))
+    assert tokens_key(picked) != tokens_key(ds.select(range(len(picked))))
