@@ -279,9 +279,14 @@ def worker_floor(spec: dict) -> dict:
     }
 
 
+def paired_ratios(repeats: dict) -> list[float]:
+    """train() / the floor run next to it, for each repeat (pairs: the i-th of each)."""
+    return [a / b for a, b in zip(repeats["train_call_s"], repeats["floor_s"])]
+
+
 def floor_ratio(repeats: dict) -> float:
-    """The median over the repeats of train() / the floor run next to it (pairs: the i-th of each)."""
-    return statistics.median(a / b for a, b in zip(repeats["train_call_s"], repeats["floor_s"]))
+    """The median of :func:`paired_ratios`: the floor check's figure."""
+    return statistics.median(paired_ratios(repeats))
 
 
 WORKERS = {"tunelab": worker_tunelab, "baseline": worker_baseline, "floor": worker_floor}
@@ -434,7 +439,7 @@ def markdown(rows: list[dict], args) -> str:
             train_call = (
                 f"median {statistics.median(rep['train_call_s']):.1f} of {', '.join(f'{x:.1f}' for x in rep['train_call_s'])}; "
                 f"{r['precision']} floor median {statistics.median(rep['floor_s']):.1f} of {', '.join(f'{x:.1f}' for x in rep['floor_s'])}; "
-                f"paired ratios {', '.join(f'{a / b:.2f}' for a, b in zip(rep['train_call_s'], rep['floor_s']))}, "
+                f"paired ratios {', '.join(f'{x:.2f}' for x in paired_ratios(rep))}, "
                 f"median {floor_ratio(rep):.2f}x"
             )
         tl_acc, b_acc = f"{tl['test_accuracy']:.4f}", f"{b['test_accuracy']:.4f}"

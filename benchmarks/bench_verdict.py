@@ -35,6 +35,7 @@ import math
 import shutil
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -671,8 +672,7 @@ def evaluate(results: Path) -> dict:
                          "mean_tau_b": float(np.mean([r[name]["tau_b"] for r in rows])) if rows else None}
     summary["advice"]["against_baselines"] = advice_against_baselines(rows)
     summary["advice"]["mean_time_s"] = float(np.mean([r["advice"]["time_s"] for r in rows])) if rows else None
-    summary["advice"]["penalties"] = {str(p): sum(str(r["penalty"]) == str(p) for r in rows)
-                                      for p in sorted({str(r["penalty"]) for r in rows})}  # chosen in the folds
+    summary["advice"]["penalties"] = dict(sorted(Counter(str(r["penalty"]) for r in rows).items()))  # chosen in the folds
     summary["after_training"] = {"mean_regret": float(np.mean([r["after_training"]["regret"] for r in rows])) if rows else None}
     paired = [r["after_training_paired"]["regret"] for r in rows if "after_training_paired" in r]
     if paired:
