@@ -21,9 +21,10 @@ task without one resumes its runs (compare's ``resume``).
 Settings (stated in benchmarks/README.md): max length 32, tunelab's default epochs (3, more below 60 optimizer steps), batch 32, validation and test capped at
 250 examples each, no forgetting measurement, runs in one process (no isolation). (Max length 64 and 300 examples: one
 100-label task took over 25 minutes of one core, 70 s of each run evaluating; the tier would have taken 2 hours.)
-``--planned`` compares the tasks of 300 labels or more in rounds too, then exhaustively again right after, both from
-scratch with cold caches, for a time ratio measured in one sitting: below 300 labels, a round's fraction is under the
-planner's minimum of examples, so the plan is the exhaustive comparison itself.
+``--planned`` compares each task that the planner splits into rounds (every budget but 50 labels: there a round
+before the last would have under the planner's minimum of examples, so the plan is the exhaustive comparison
+itself) in rounds too, then exhaustively again right after, both from scratch with cold caches, for a time ratio
+measured in one sitting.
 """
 
 from __future__ import annotations
@@ -45,8 +46,6 @@ RESULTS = ROOT / "benchmarks" / "results" / "verdict"
 CALIBRATION = ROOT / "src" / "tunelab" / "advice" / "calibration.json"
 STRATEGIES = ("head", "last-n", "bitfit", "lora", "full")
 SETTINGS = dict(max_length=32, batch_size=32, max_eval_samples=250, forgetting=False)
-PLANNED_FROM = 300
-"""``--planned`` runs on tasks with at least this many labels (or all): fewer make a single round."""
 SEEDS_UP_TO_1000 = 3
 QUICK_EPOCHS: tuple[int, int] | None = None
 """The quick tier's (epochs, minimum optimizer steps); ``None``: the core tier trains with tunelab's own default
@@ -148,6 +147,15 @@ def _seeds(labels: int | None) -> int:
     return SEEDS_UP_TO_1000 if labels is not None and labels <= 1000 else 1
 
 
+def plans_rounds(labels: int | None) -> bool:
+    """Whether the planned comparison of a task with ``labels`` training examples (None: the whole split, always
+    hundreds) has a round before the last: the planner's first round before the final one has ``1 / ROUND_FACTOR``
+    of its examples and is left out under ``MIN_ROUND_EXAMPLES`` (:func:`tunelab.compare.planner.round_fractions`)."""
+    from tunelab.compare.planner import MIN_ROUND_EXAMPLES, ROUND_FACTOR
+
+    return labels is None or labels / ROUND_FACTOR >= MIN_ROUND_EXAMPLES
+
+
 def run_task(model: str, data: str, labels: int | None, results: Path) -> dict:
     from tunelab.compare import compare
     from tunelab.config import TrainConfig
@@ -207,13 +215,14 @@ def _drop_models(out: Path) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def run_planned_task(model: str, data: str, labels: int | None, results: Path) -> dict:
+def run_planned_task(model: str, data: str, labels: int | None, results: Path, seeds: int | None = None) -> dict:
     """The same task compared in rounds (``compare(exhaustive=False)``, issue 16) and, right after it, exhaustively
     again: both from scratch with cold caches in this process, so that their wall times are measured in the same
     sitting (the task record's ``compare_time_s`` covers only what its last resume retrained). Records the planned
     pick, whether the exhaustive verdicts agree (the same strategy, or one of the strategies their paired comparison
     could not tell from the best: their ``contenders``) — the one timed here and the task record's — and the ratio of
-    the wall times."""
+    the wall times. ``seeds`` (default: the task's) sets both comparisons' seeds: fewer than the task's make the
+    ratio conservative, since the planned comparison screens with one seed and only its final round runs them all."""
     from tunelab.compare import compare
     from tunelab.config import TrainConfig
 
@@ -221,12 +230,13 @@ def run_planned_task(model: str, data: str, labels: int | None, results: Path) -
     record = json.loads((results / f"{name}.json").read_text())
     base = TrainConfig(model=model, data=data, max_train_samples=labels, epochs=record["settings"]["epochs"],
                        **SETTINGS)
+    seeds = seeds or _seeds(labels)
     timed = {}
     for mode, folder in (("planned", results / name / "planned"), ("exhaustive", results / name / "exhaustive-timed")):
         shutil.rmtree(folder / "runs", ignore_errors=True)  # nothing reused: the time is the whole comparison's
         t0 = time.perf_counter()
         with _ColdCache(results / name / f"cache-{mode}"):
-            result = compare(base, list(STRATEGIES), out=folder, seeds=_seeds(labels), overwrite=True,
+            result = compare(base, list(STRATEGIES), out=folder, seeds=seeds, overwrite=True,
                              pre_recommend=False, isolate=False, log=None, exhaustive=mode == "exhaustive")
         timed[mode] = (time.perf_counter() - t0, result)
         _drop_models(folder)
@@ -235,7 +245,7 @@ def run_planned_task(model: str, data: str, labels: int | None, results: Path) -
     same_sitting = exhaustive.recommendation
     planning = planned.planning or {}
     out = {
-        "task": name, "planned_pick": pick, "exhaustive_pick": same_sitting["strategy"],
+        "task": name, "seeds": seeds, "planned_pick": pick, "exhaustive_pick": same_sitting["strategy"],
         "exhaustive_contenders": list(same_sitting.get("contenders") or []),
         "agrees": pick == same_sitting["strategy"] or pick in (same_sitting.get("contenders") or []),
         "record_pick": record["after_training"], "record_contenders": record.get("contenders", []),
@@ -281,7 +291,8 @@ def _sweep_task(results: Path, name: str, need_sweep: bool = False):
     return record, base
 
 
-def run(tier: str, results: Path, only: list[str] | None = None, planned: bool = False) -> None:
+def run(tier: str, results: Path, only: list[str] | None = None, planned: bool = False,
+        planned_seeds: int | None = None) -> None:
     results.mkdir(parents=True, exist_ok=True)
     tasks = CORE if tier == "core" else EXTENDED if tier == "extended" else CORE + EXTENDED
     # the smallest budgets first: every finished task is usable for calibration while the rest runs
@@ -291,7 +302,7 @@ def run(tier: str, results: Path, only: list[str] | None = None, planned: bool =
         if only and name not in only:
             continue
         done = (results / f"{name}.json").exists()
-        wants_planned = planned and (labels is None or labels >= PLANNED_FROM)
+        wants_planned = planned and plans_rounds(labels)
         if done and (not wants_planned or (results / f"{name}.planned.json").exists()):
             print(f"{name}: done earlier, kept", flush=True)
             continue
@@ -299,10 +310,11 @@ def run(tier: str, results: Path, only: list[str] | None = None, planned: bool =
             if not mine:
                 print(f"{name}: another worker has it, skipped", flush=True)
                 continue
-            _run_one(model, data, labels, results, done, planned)
+            _run_one(model, data, labels, results, done, planned, planned_seeds)
 
 
-def _run_one(model: str, data: str, labels: int | None, results: Path, done: bool, planned: bool) -> None:
+def _run_one(model: str, data: str, labels: int | None, results: Path, done: bool, planned: bool,
+             planned_seeds: int | None = None) -> None:
     name = task_id(model, data, labels)
     t0 = time.perf_counter()
     print(f"{name}: running", flush=True)
@@ -313,8 +325,8 @@ def _run_one(model: str, data: str, labels: int | None, results: Path, done: boo
             print(f"{name}: {time.perf_counter() - t0:.0f} s; validation-best {best}, chosen {out['after_training']}, "
                   + ", ".join(f"{s} {v['test']:.3f}" for s, v in out["strategies"].items() if v["test"] is not None),
                   flush=True)
-        if planned and (labels is None or labels >= PLANNED_FROM):
-            p = run_planned_task(model, data, labels, results)
+        if planned and plans_rounds(labels):
+            p = run_planned_task(model, data, labels, results, planned_seeds)
             print(f"{name}: planned {p['planned_time_s']:.0f} s ({p['time_ratio']:.2f}x exhaustive), picked "
                   f"{p['planned_pick']} (exhaustive: {p['exhaustive_pick']}; agrees: {p['agrees']})", flush=True)
     except Exception as exc:  # noqa: BLE001 - one failed task must not stop the benchmark
@@ -799,12 +811,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="", help="sweep: run the grid's rates again with these seeds (e.g. 43,44)")
     parser.add_argument("--planned", action="store_true",
                         help="after each task's exhaustive comparison, compare it in rounds too (issue 16's figures)")
+    parser.add_argument("--planned-seeds", type=int, default=None,
+                        help="--planned: seeds of the planned comparison and its timed exhaustive twin (default: the task's)")
     args = parser.parse_args(argv)
     if args.quick:
         configure_quick()
     args.results = args.results or RESULTS
     if args.command in ("run", "all"):
-        run(args.tier, args.results, [t for t in args.tasks.split(",") if t], planned=args.planned)
+        run(args.tier, args.results, [t for t in args.tasks.split(",") if t], planned=args.planned,
+            planned_seeds=args.planned_seeds)
     if args.command == "sweep" and args.seeds:
         run_sweep_seeds(args.results, [t for t in args.tasks.split(",") if t],
                         tuple(int(x) for x in args.seeds.split(",")),

@@ -35,3 +35,12 @@ def test_the_advice_against_a_baseline_is_paired_task_by_task() -> None:
     better = [{"advice": {"regret": 0.0}, **{b: {"regret": 3.0 + i} for b in baselines}} for i in range(10)]
     row = bench_verdict.advice_against_baselines(better)["fixed order"]
     assert row["better_same_worse"] == [10, 0, 0] and row["interval_95"][1] < 0 and row["mean_difference_points"] == -7.5
+
+
+@pytest.mark.parametrize("n_split", [2225, 4863])
+def test_the_planned_pass_runs_exactly_where_the_planner_makes_rounds(n_split: int) -> None:
+    from tunelab.compare.planner import round_fractions
+
+    for labels in (*bench_verdict.BUDGETS, 30, 80):
+        rounds = round_fractions([1.0], n_split, max_examples=labels)
+        assert bench_verdict.plans_rounds(labels) == (len(rounds) > 1), (labels, rounds)
