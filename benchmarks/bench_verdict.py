@@ -294,7 +294,8 @@ def _sweep_task(results: Path, name: str, need_sweep: bool = False):
 def run(tier: str, results: Path, only: list[str] | None = None, planned: bool = False,
         planned_seeds: int | None = None) -> None:
     results.mkdir(parents=True, exist_ok=True)
-    tasks = CORE if tier == "core" else EXTENDED if tier == "extended" else CORE + EXTENDED
+    # --tasks names tasks of any tier; without it, the tier's
+    tasks = CORE + EXTENDED if only else CORE if tier == "core" else EXTENDED if tier == "extended" else CORE + EXTENDED
     # the smallest budgets first: every finished task is usable for calibration while the rest runs
     tasks = sorted(tasks, key=lambda t: (t[0] != "minilm", t[2] if t[2] is not None else math.inf))
     for model, data, labels in tasks:
@@ -804,7 +805,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tier", choices=("core", "extended", "all"), default="core")
     parser.add_argument("--results", type=Path, default=None, help="default: benchmarks/results/verdict(-quick)")
     parser.add_argument("--quick", action="store_true", help="the quick tier's settings (see configure_quick)")
-    parser.add_argument("--tasks", default="", help="comma list of task ids to run (default: the whole tier)")
+    parser.add_argument("--tasks", default="", help="comma list of task ids to run, of any tier (default: the whole --tier)")
     parser.add_argument("--multipliers", default=",".join(f"{m:g}" for m in SWEEP_MULTIPLIERS),
                         help="sweep: multiples of each strategy's current default rate")
     parser.add_argument("--strategies", default="", help="sweep: only these strategies (default: all five)")
@@ -817,6 +818,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         configure_quick()
     args.results = args.results or RESULTS
+    known = {task_id(*t) for t in CORE + EXTENDED} | {p.stem for p in args.results.glob("*.json")}
+    unknown = [t for t in args.tasks.split(",") if t and t not in known]
+    if unknown:
+        print(f"bench_verdict.py: unknown task {unknown[0]!r} in --tasks; the tasks are "
+              f"{', '.join(sorted(task_id(*t) for t in CORE + EXTENDED))}", file=sys.stderr)
+        return 2
     if args.command in ("run", "all"):
         run(args.tier, args.results, [t for t in args.tasks.split(",") if t], planned=args.planned,
             planned_seeds=args.planned_seeds)

@@ -44,3 +44,10 @@ def test_the_planned_pass_runs_exactly_where_the_planner_makes_rounds(n_split: i
     for labels in (*bench_verdict.BUDGETS, 30, 80):
         rounds = round_fractions([1.0], n_split, max_examples=labels)
         assert bench_verdict.plans_rounds(labels) == (len(rounds) > 1), (labels, rounds)
+
+
+def test_an_unknown_task_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench_verdict.main(["run", "--tasks", "minilm-imdb-100", "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "'minilm-imdb-100'" in err and "smollm2-bbc-news-300" in err
+    assert not list(tmp_path.iterdir())  # nothing ran, nothing written
