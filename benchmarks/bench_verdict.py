@@ -295,7 +295,7 @@ def run(tier: str, results: Path, only: list[str] | None = None, planned: bool =
         planned_seeds: int | None = None) -> None:
     results.mkdir(parents=True, exist_ok=True)
     # --tasks names tasks of any tier; without it, the tier's
-    tasks = CORE + EXTENDED if only else CORE if tier == "core" else EXTENDED if tier == "extended" else CORE + EXTENDED
+    tasks = CORE if tier == "core" and not only else EXTENDED if tier == "extended" and not only else CORE + EXTENDED
     # the smallest budgets first: every finished task is usable for calibration while the rest runs
     tasks = sorted(tasks, key=lambda t: (t[0] != "minilm", t[2] if t[2] is not None else math.inf))
     for model, data, labels in tasks:
@@ -818,11 +818,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         configure_quick()
     args.results = args.results or RESULTS
-    known = {task_id(*t) for t in CORE + EXTENDED} | {p.stem for p in args.results.glob("*.json")}
+    known = sorted(task_id(*t) for t in CORE + EXTENDED)
     unknown = [t for t in args.tasks.split(",") if t and t not in known]
     if unknown:
-        print(f"bench_verdict.py: unknown task {unknown[0]!r} in --tasks; the tasks are "
-              f"{', '.join(sorted(task_id(*t) for t in CORE + EXTENDED))}", file=sys.stderr)
+        print(f"bench_verdict.py: unknown task {unknown[0]!r} in --tasks; the tasks are {', '.join(known)}", file=sys.stderr)
         return 2
     if args.command in ("run", "all"):
         run(args.tier, args.results, [t for t in args.tasks.split(",") if t], planned=args.planned,
