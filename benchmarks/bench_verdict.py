@@ -149,11 +149,11 @@ def _seeds(labels: int | None) -> int:
 
 def plans_rounds(labels: int | None) -> bool:
     """Whether the planned comparison of a task with ``labels`` training examples (None: the whole split, always
-    hundreds) has a round before the last: the planner's first round before the final one has ``1 / ROUND_FACTOR``
-    of its examples and is left out under ``MIN_ROUND_EXAMPLES`` (:func:`tunelab.compare.planner.round_fractions`)."""
-    from tunelab.compare.planner import MIN_ROUND_EXAMPLES, ROUND_FACTOR
+    hundreds) has a round before the last: the planner's own rounds (:func:`tunelab.compare.planner.round_fractions`)
+    of a split of ``labels`` examples."""
+    from tunelab.compare.planner import round_fractions
 
-    return labels is None or labels / ROUND_FACTOR >= MIN_ROUND_EXAMPLES
+    return labels is None or len(round_fractions([1.0], labels)) > 1
 
 
 def run_task(model: str, data: str, labels: int | None, results: Path) -> dict:
