@@ -147,13 +147,14 @@ def _seeds(labels: int | None) -> int:
     return SEEDS_UP_TO_1000 if labels is not None and labels <= 1000 else 1
 
 
-def plans_rounds(labels: int | None) -> bool:
+def plans_rounds(labels: int | None, seeds: int | None = None) -> bool:
     """Whether the planned comparison of a task with ``labels`` training examples (None: the whole split, always
-    hundreds) has a round before the last: the planner's own rounds (:func:`tunelab.compare.planner.round_fractions`)
-    of a split of ``labels`` examples."""
-    from tunelab.compare.planner import round_fractions
+    hundreds) and ``seeds`` seeds (default: the task's) has a round before the last: the planner's own rungs
+    (:func:`tunelab.compare.planner.rungs` of :func:`~tunelab.compare.planner.round_fractions`) for a split of
+    ``labels`` examples. With several seeds there always is one: one seed at the full data before the others."""
+    from tunelab.compare.planner import round_fractions, rungs
 
-    return labels is None or len(round_fractions([1.0], labels)) > 1
+    return labels is None or len(rungs(round_fractions([1.0], labels), seeds or _seeds(labels))) > 1
 
 
 def run_task(model: str, data: str, labels: int | None, results: Path) -> dict:
@@ -303,7 +304,7 @@ def run(tier: str, results: Path, only: list[str] | None = None, planned: bool =
         if only and name not in only:
             continue
         done = (results / f"{name}.json").exists()
-        wants_planned = planned and plans_rounds(labels)
+        wants_planned = planned and plans_rounds(labels, planned_seeds)
         if done and (not wants_planned or (results / f"{name}.planned.json").exists()):
             print(f"{name}: done earlier, kept", flush=True)
             continue
@@ -326,7 +327,7 @@ def _run_one(model: str, data: str, labels: int | None, results: Path, done: boo
             print(f"{name}: {time.perf_counter() - t0:.0f} s; validation-best {best}, chosen {out['after_training']}, "
                   + ", ".join(f"{s} {v['test']:.3f}" for s, v in out["strategies"].items() if v["test"] is not None),
                   flush=True)
-        if planned and plans_rounds(labels):
+        if planned and plans_rounds(labels, planned_seeds):
             p = run_planned_task(model, data, labels, results, planned_seeds)
             print(f"{name}: planned {p['planned_time_s']:.0f} s ({p['time_ratio']:.2f}x exhaustive), picked "
                   f"{p['planned_pick']} (exhaustive: {p['exhaustive_pick']}; agrees: {p['agrees']})", flush=True)

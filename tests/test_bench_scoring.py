@@ -43,7 +43,9 @@ def test_the_planned_pass_runs_exactly_where_the_planner_makes_rounds(n_split: i
 
     for labels in (*bench_verdict.BUDGETS, 30, 80):
         rounds = round_fractions([1.0], n_split, max_examples=labels)
-        assert bench_verdict.plans_rounds(labels) == (len(rounds) > 1), (labels, rounds)
+        assert bench_verdict.plans_rounds(labels, 1) == (len(rounds) > 1), (labels, rounds)
+        assert bench_verdict.plans_rounds(labels, 3)  # one seed at the full data, then the others
+    assert bench_verdict.plans_rounds(50) and not bench_verdict.plans_rounds(50, 1)  # 50 labels: 3 seeds by default
 
 
 def test_an_unknown_task_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -191,8 +191,9 @@ def test_run_times_scale_with_training_examples_when_max_train_samples_caps_the_
     timings = [RunTiming("a", 0.0294, wall_s=30.0, scaling_s=20.0)]
     assert predict_seconds("a", 1.0, timings, sizes=sizes) == pytest.approx(10.0 + 20.0 * 3)  # not x34
     assert predict_seconds("b", 1.0, [], {"b": 0.5}, sizes) == pytest.approx(0.5 * 300)  # estimate per example
-    planner = Planner(["a"], rounds=tuple(sizes), metric="accuracy", budget_s=100.0, estimates={"a": 0.1}, sizes=sizes)
-    assert planner.next_round(0.0).seconds["a"] == pytest.approx(3.3)
+    planner = Planner(["a", "b"], rounds=tuple(sizes), metric="accuracy", budget_s=100.0,
+                      estimates={"a": 0.1, "b": 0.2}, sizes=sizes)
+    assert planner.next_round(0.0).seconds == pytest.approx({"a": 3.3, "b": 6.6})
 
 
 def test_run_times_from_records_scale_training_and_the_cache_s_training_rows_only():
@@ -328,11 +329,15 @@ def test_rounds_before_the_last_screen_with_one_seed(tiny_bert_dir, sentiment_cs
     assert main(["compare", "--model", str(tiny_bert_dir), "--data", str(sentiment_csv), "--strategies", "head,full",
                  "--epochs", "1", "--batch-size", "8", "--data-fractions", "0.5,1.0", "--seeds", "2", "--plan",
                  "--no-forgetting", "--no-pre-recommendation", "--out", str(out)]) == 0
-    capsys.readouterr()
+    said = capsys.readouterr().out
     runs = sorted(p.name for p in (out / "runs").iterdir())
     assert [r for r in runs if "-f0.5" in r] == ["full-f0.5", "head-f0.5"]  # one seed each
     assert {r for r in runs if "-f1" in r} <= {"full-f1-s42", "full-f1-s43", "head-f1-s42", "head-f1-s43"}
     assert any(r.endswith("-s43") for r in runs)
+    # at the full data, seed 42 first; the final round adds the other seed and does not train seed 42 again
+    assert "round 2/3: head, full on data fraction 1, seed 42" in said
+    assert not [line for line in said.splitlines() if line.startswith("round 3 [") and "-s42" in line]
+    assert "over 2 seeds" in said  # the verdict stands on both seeds, the first one's run included
 
 
 def test_exhaustive_and_a_budget_exclude_each_other(capsys):
@@ -405,14 +410,50 @@ def test_successive_halving_keeps_the_best_third_and_skips_rounds_once_one_is_le
     assert planner.summary()["halving"] == 3.0
 
 
-def test_with_eta_1_every_strategy_that_can_catch_up_goes_on_and_a_lone_one_skips_to_the_end():
+def test_with_eta_1_every_strategy_that_can_catch_up_goes_on_and_a_lone_one_trains_on_the_full_plan_at_once():
     curves = {"a": curve(0.86), "b": curve(0.85), "c": curve(0.84)}
     planner = Planner(list(curves), rounds=(1 / 9, 1 / 3, 1.0), metric="accuracy", target=900.0, eta=1)
     run_rounds(planner, curves, half=0.08, n_full=900.0)
     assert [sorted(r.strategies) for r in planner.done_] == [["a", "b", "c"]] * 3 and planner.stopped == {}
     planner = Planner(["only"], rounds=(1 / 9, 1 / 3, 1.0), metric="accuracy", target=900.0)
     run_rounds(planner, {"only": curve(0.8)}, n_full=900.0)
-    assert [r.fraction for r in planner.done_] == [pytest.approx(1 / 9), 1.0] and planner.stopped == {}
+    assert [r.fraction for r in planner.done_] == [1.0] and planner.stopped == {}
+    planner = Planner(["only"], rounds=(1 / 9, 1 / 3, 1.0), metric="accuracy", target=900.0, seeds=3)
+    run_rounds(planner, {"only": curve(0.8)}, n_full=900.0)
+    assert [(r.fraction, r.seeds) for r in planner.done_] == [(1.0, 3)]
+
+
+def run_seeded_rounds(planner: Planner, curves: dict, *, screening_half: float, full_half: float,
+                      n_full: float = 3000.0) -> None:
+    """Like :func:`run_rounds`, with wider intervals before the full data than at it."""
+    while (rnd := planner.next_round(now_s=0.0)) is not None:
+        n, half = rnd.fraction * n_full, screening_half if rnd.screening else full_half
+        planner.finish_round(rnd, [measure(s, rnd.fraction, curves[s](n), half, n) for s in rnd.strategies])
+
+
+def test_with_several_seeds_the_full_data_runs_one_seed_first_and_the_rest_for_those_that_remain():
+    curves = {"leader": curve(0.85), "close": curve(0.845), "behind": curve(0.80)}
+    planner = Planner(list(curves), rounds=(1 / 9, 1 / 3, 1.0), metric="accuracy", target=3000.0, eta=1, seeds=3)
+    run_seeded_rounds(planner, curves, screening_half=0.08, full_half=0.01)
+    assert [(r.fraction, r.seeds, r.screening, r.final) for r in planner.done_] == [
+        (pytest.approx(1 / 9), 1, True, False), (pytest.approx(1 / 3), 1, True, False),
+        (1.0, 1, False, False), (1.0, 3, False, True)]
+    assert [sorted(r.strategies) for r in planner.done_] == [["behind", "close", "leader"]] * 3 + [["close", "leader"]]
+    stop = planner.stopped["behind"]  # its gap was inside the screening rounds' intervals, not inside one seed's
+    assert (stop.reason, stop.round, stop.fraction) == ("behind", 3, 1.0) and stop.prediction.optimistic < 0.84
+    assert [m.fraction for m in planner.measurements_ if m.strategy == "leader"].count(1.0) == 1  # the 3 seeds' one
+    assert planner.summary()["rounds"][-1]["seeds"] == 3
+
+
+def test_one_seed_at_the_full_data_halves_like_a_round_and_a_lone_finalist_gets_every_seed():
+    curves = {"a": curve(0.86), "b": curve(0.85)}
+    planner = Planner(list(curves), rounds=(1.0,), metric="accuracy", target=3000.0, seeds=3)
+    run_seeded_rounds(planner, curves, screening_half=0.08, full_half=0.05)
+    assert [(r.seeds, r.strategies) for r in planner.done_] == [(1, ["a", "b"]), (3, ["a"])]
+    assert planner.stopped["b"].reason == "halved"
+    planner = Planner(list(curves), rounds=(1.0,), metric="accuracy", target=3000.0, seeds=1)
+    run_seeded_rounds(planner, curves, screening_half=0.08, full_half=0.05)
+    assert [(r.seeds, r.strategies, r.final) for r in planner.done_] == [(1, ["a", "b"], True)]  # one seed: one rung
 
 
 def test_level_strategies_at_the_cut_go_on_cheapest_first_whatever_their_order():
@@ -513,3 +554,22 @@ def test_the_recommendation_names_the_round_of_a_stop_once():
     assert lora == ("lora was stopped early: after round 1 (data fraction 0.1) its predicted validation accuracy at the "
                     "full data, 0.61, is not among the best 2.")
     assert full.startswith("full was stopped early, after round 2 (data fraction 0.3): its round-3 run") and full.count("round 2") == 1
+
+
+def test_the_verdict_leaves_out_the_one_seed_run_of_a_strategy_stopped_at_the_full_data():
+    from tunelab.compare.runner import verdict_runs
+    from tunelab.run.record import RunRecord
+
+    stop = {"strategy": "lora", "status": "stopped_early", "round": 2, "data_fraction": 1.0, "reason": "halved"}
+
+    def record(strategy, fraction, seed, status="success", stopped=None):
+        return RunRecord.from_dict({"run_info": {"strategy": strategy, "data_fraction": fraction, "seed": seed,
+                                                 "status": status}, **({"stopped_early": stopped} if stopped else {})})
+
+    runs = [record("lora", 0.1, 42), record("head", 0.1, 42, stopped={**stop, "strategy": "head", "data_fraction": 0.1}),
+            record("lora", 1.0, 42, stopped=stop), record("bitfit", 1.0, 42), record("bitfit", 1.0, 43),
+            record("full", 1.0, 42, status="failed", stopped={**stop, "strategy": "full", "reason": "budget"})]
+    kept = verdict_runs(runs, {"stopped": [stop]})
+    assert [(r.run_info.strategy, r.run_info.data_fraction) for r in kept] == [
+        ("lora", 0.1), ("head", 0.1), ("bitfit", 1.0), ("bitfit", 1.0), ("full", 1.0)]
+    assert verdict_runs(runs, None) == runs  # an exhaustive comparison stops nothing

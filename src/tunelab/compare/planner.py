@@ -4,7 +4,9 @@
 
 1. **Round 1**: every strategy trains on a small fraction of the training data (by default a ninth of
    it; cheap for the frozen-body strategies, which share the frozen-layer cache). The rounds before the
-   last run one seed each; the final round runs every seed of ``--seeds``.
+   full data run one seed each. With several ``--seeds``, the full data is two rungs (:func:`rungs`): one
+   seed of every strategy left, then the other seeds for those that remain after its cut, so that seeds,
+   like data, go where the verdict is decided; the first seed's run is kept as one of the finalists' seeds.
 2. **After each round**, each strategy's validation metric at the full data is predicted from what has
    run (:func:`predict_final`): an inverse power law fitted on its points (:mod:`tunelab.advice.curves`)
    when it has at least :data:`~tunelab.advice.curves.MIN_POINTS` fractions; otherwise the measured value
@@ -26,7 +28,8 @@
    each strategy (:func:`learned`): one not yet distinguishable from the constant predictor while others are
    (a low learning rate after a few steps) is neither stopped as behind nor ranked; it goes on **unranked**, and
    is stopped as ``not learning`` when the next round finds it there again.
-4. The others get ×3 the data in the next round, up to the full plan (the largest ``--data-fractions``).
+4. The others get ×3 the data in the next round, up to the full plan (the largest ``--data-fractions``),
+   then the remaining seeds.
    Before a run starts, its time is predicted (:func:`predict_seconds`: the strategy's measured time in
    the earlier round, its data-dependent part scaled by the data size, or the cost estimate before any
    was measured); a run predicted to end after the budget is not started, and one still running when
@@ -310,15 +313,39 @@ def round_fractions(fractions: Sequence[float], n_train: int | None = None, *, m
     return [*out, final]
 
 
+def rungs(fractions: Sequence[float], seeds: int = 1) -> list[tuple[float, int]]:
+    """The planner's rungs: each round's data fraction and seeds. The rounds before the full data screen with one
+    seed; at the full data, with ``seeds`` > 1, one seed of every strategy left comes first, then every seed for the
+    strategies its cut keeps (their first seed's run is the one already made).
+
+    >>> rungs([0.111, 0.333, 1.0])
+    [(0.111, 1), (0.333, 1), (1.0, 1)]
+    >>> rungs([0.111, 0.333, 1.0], seeds=3)
+    [(0.111, 1), (0.333, 1), (1.0, 1), (1.0, 3)]
+    >>> rungs([1.0], seeds=3)   # too little data for smaller rounds: the seeds are the rounds
+    [(1.0, 1), (1.0, 3)]
+    """
+    fractions = sorted(float(f) for f in fractions)
+    if not fractions:
+        return []
+    if seeds < 1:
+        raise ValueError(f"seeds must be at least 1, got {seeds}")
+    out = [(f, 1) for f in fractions[:-1]]
+    if seeds > 1:
+        out.append((fractions[-1], 1))
+    return [*out, (fractions[-1], seeds)]
+
+
 # ----------------------------------------------------------------------------- the planner
 
 
 @dataclass(frozen=True)
 class Round:
-    """One round: every strategy in ``strategies`` (best prediction first) trains at ``fraction``.
-    ``seconds`` is each one's predicted run time (None: unknown), ``start_by`` the latest elapsed time
-    at which its run may still start to end within the budget, ``deadline_s`` the budget's end (None:
-    no budget); all in seconds since the comparison started."""
+    """One round: every strategy in ``strategies`` (best prediction first) trains at ``fraction`` with ``seeds``
+    seeds (the first ``seeds`` of the comparison's). ``seconds`` is each one's predicted run time (None: unknown),
+    ``start_by`` the latest elapsed time at which its run may still start to end within the budget, ``deadline_s``
+    the budget's end (None: no budget); all in seconds since the comparison started. ``screening``: a round before
+    the full data (its runs are measured on validation only)."""
 
     index: int
     fraction: float
@@ -327,9 +354,11 @@ class Round:
     start_by: dict[str, float | None]
     deadline_s: float | None
     final: bool
+    seeds: int = 1
+    screening: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"round": self.index, "data_fraction": self.fraction, "strategies": self.strategies,
+        return {"round": self.index, "data_fraction": self.fraction, "seeds": self.seeds, "strategies": self.strategies,
                 "predicted_seconds": self.seconds, "final": self.final}
 
 
@@ -366,7 +395,7 @@ class Planner:
     """Successive halving over ``strategies`` at the data fractions ``rounds`` (see the module docstring).
 
     Call :meth:`next_round` with the seconds elapsed since the comparison started; run its strategies
-    (``seeds`` runs each); pass what they measured to :meth:`finish_round`; repeat until
+    (:attr:`Round.seeds` runs each); pass what they measured to :meth:`finish_round`; repeat until
     :meth:`next_round` returns None. ``estimates`` are the strategies' estimated seconds at the full data
     (for the time of the first round's runs); ``budget_s`` None means no time limit (rounds still stop the
     strategies that cannot catch up). ``target`` is the full data's size in the unit of
@@ -389,7 +418,10 @@ class Planner:
     budget_after_first_round: bool = False
     """With no ``budget_s``: set it after the first round to :func:`default_budget_s` of each strategy's time on
     all the data as predicted from its measured first-round run (costs not estimated before training)."""
+    rungs_: list[tuple[float, int]] = field(init=False)
+    """Each round's data fraction and seeds (:func:`rungs`); a round may skip to the last."""
     alive_: list[str] = field(init=False)
+    _rung_done: list[int] = field(init=False, default_factory=list)
     stops_: list[Stop] = field(init=False, default_factory=list)
     done_: list[Round] = field(init=False, default_factory=list)
     measurements_: list[Measurement] = field(init=False, default_factory=list)
@@ -406,6 +438,7 @@ class Planner:
         if not self.rounds:
             raise ValueError("a plan needs at least one round")
         higher_is_better(self.metric)
+        self.rungs_ = rungs(self.rounds, self.seeds)
         self.alive_ = list(self.strategies)
 
     # -- what the planner knows
@@ -433,15 +466,15 @@ class Planner:
         index = len(self.done_)
         if not self.alive_ or (self.done_ and self.done_[-1].final):
             return None
-        rung = self.rounds.index(self.done_[-1].fraction) + 1 if self.done_ else 0
+        rung = self._rung_done[-1] + 1 if self._rung_done else 0
         if index > 0:
             self._stop_the_hopeless(index)
-            self._halve(index, self.rounds[rung])
-            if len(self.alive_) == 1:  # nothing left to decide between: the rounds between go
-                rung = len(self.rounds) - 1
+            self._halve(index, self.rungs_[rung][0])
+        if len(self.alive_) == 1:  # nothing (left) to decide between: the rounds between go
+            rung = len(self.rungs_) - 1
         if not self.alive_:
             return None
-        fraction = self.rounds[rung]
+        fraction, seeds = self.rungs_[rung]
         order = self._by_promise()
         seconds = {s: predict_seconds(s, fraction, self.timings_, self.estimates, self.sizes) for s in order}
         start_by: dict[str, float | None] = {}
@@ -462,15 +495,19 @@ class Planner:
         if not order:
             return None
         rnd = Round(index + 1, fraction, order, {s: seconds[s] for s in order}, {s: start_by[s] for s in order},
-                    self.budget_s, rung == len(self.rounds) - 1)
+                    self.budget_s, rung == len(self.rungs_) - 1, seeds, fraction < self.rungs_[-1][0])
         self.done_.append(rnd)
+        self._rung_done.append(rung)
         return rnd
 
     def finish_round(self, rnd: Round, measurements: Iterable[Measurement], timings: Iterable[RunTiming] = (),
                      outcomes: Mapping[str, str] | None = None, errors: Mapping[str, str] | None = None) -> None:
         """What ``rnd``'s runs measured. ``outcomes[s]``: ``ok`` (at least one run of ``s`` succeeded),
-        ``failed`` or ``budget`` (not started, or interrupted, for the budget); ``errors[s]`` the message."""
-        self.measurements_.extend(measurements)
+        ``failed`` or ``budget`` (not started, or interrupted, for the budget); ``errors[s]`` the message.
+        A strategy's measurement at a fraction replaces the one an earlier round made there (more seeds)."""
+        measurements = list(measurements)
+        again = {(m.strategy, m.fraction) for m in measurements}
+        self.measurements_ = [m for m in self.measurements_ if (m.strategy, m.fraction) not in again] + measurements
         self.timings_.extend(timings)
         if self.budget_after_first_round and self.budget_s is None and rnd.index == 1:
             final = {s: predict_seconds(s, self.rounds[-1], self.timings_, None, self.sizes) for s in self.strategies}
@@ -491,7 +528,7 @@ class Planner:
         strategies.update({s.strategy: s.to_dict() for s in self.stops_})
         return {
             "mode": "planned", "metric": self.metric, "level": self.level, "budget_s": self.budget_s, "halving": self.eta,
-            "round_fractions": list(self.rounds), "rounds": [r.to_dict() for r in self.done_],
+            "round_fractions": list(self.rounds), "seeds": self.seeds, "rounds": [r.to_dict() for r in self.done_],
             "strategies": {s: strategies[s] for s in self.strategies if s in strategies},
             "stopped": [s.to_dict() for s in self.stops_],
             "not_halved_after": list(self.uninformative_),

@@ -85,7 +85,7 @@ class CompareResult:
     results: list[RunRecord]
     """The run records, in plan order (failed runs included)."""
     recommendation: dict[str, Any]
-    """:func:`tunelab.advice.choose.recommend_from_results` on ``results``."""
+    """:func:`tunelab.advice.choose.recommend_from_results` on :attr:`verdict_runs`."""
     report: dict[str, Path]
     """Paths written by :func:`tunelab.report.write_report` (``html``, ``md``, ``csv``, ``plots``)."""
     pre_recommendation: dict[str, Any] | None = None
@@ -100,6 +100,11 @@ class CompareResult:
     @property
     def failed(self) -> list[RunRecord]:
         return [r for r in self.results if not r.succeeded]
+
+    @property
+    def verdict_runs(self) -> list[RunRecord]:
+        """The runs the recommendation and the report stand on (:func:`verdict_runs`)."""
+        return verdict_runs(self.results, self.planning)
 
 
 # ----------------------------------------------------------------------------- planning
@@ -167,23 +172,27 @@ def _problems(base: TrainConfig, strategies: Sequence[str], seeds: int, fraction
 
 def plan_runs(base: TrainConfig, strategies: Sequence[str], out: Path, *, seeds: int = 1,
               data_fractions: Sequence[float] = (1.0,), lrs: Mapping[str, float] | None = None,
-              many_fractions: bool | None = None) -> list[PlannedRun]:
+              many_fractions: bool | None = None, many_seeds: bool | None = None) -> list[PlannedRun]:
     """Every run of the comparison: fractions ascending, then strategies in the given order, then seeds.
 
     ``lrs`` sets a strategy's learning rate (an override or the search's choice); the others keep
     their strategy's default (``lr=None``). ``many_fractions`` says whether run ids name the fraction
-    (default: when there are several; a planned comparison's early rounds always do).
+    (default: when there are several; a planned comparison's early rounds always do); ``many_seeds`` whether they
+    name the seed (default: when there are several; a planned comparison's first seed at the full data does when the
+    comparison has several).
     """
     lrs = lrs or {}
     fractions = sorted(data_fractions)
     if many_fractions is None:
         many_fractions = len(fractions) > 1
+    if many_seeds is None:
+        many_seeds = seeds > 1
     runs = []
     for fraction in fractions:
         for strategy in strategies:
             for i in range(seeds):
                 seed = base.seed + i
-                rid = run_id(strategy, seed, fraction, many_seeds=seeds > 1, many_fractions=many_fractions)
+                rid = run_id(strategy, seed, fraction, many_seeds=many_seeds, many_fractions=many_fractions)
                 config = base.replace(
                     strategy=strategy,
                     seed=seed,
@@ -485,7 +494,8 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] | None = 
     else:
         results, reused, planning = _run_planned(base, strategies, out, lrs, searches, opts, pre, say, log, tracked, started,
                                                     sized)
-    recommendation = recommend_from_results(results, max_train_minutes=opts.max_train_minutes, memory_gb=opts.memory_gb,
+    finalists = verdict_runs(results, planning)
+    recommendation = recommend_from_results(finalists, max_train_minutes=opts.max_train_minutes, memory_gb=opts.memory_gb,
                                             metric=opts.metric, tolerance=opts.tolerance, alpha=opts.alpha,
                                             max_forgetting=opts.max_forgetting,
                                             stopped=[s["strategy"] for s in (planning or {}).get("stopped") or []
@@ -495,11 +505,11 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] | None = 
         failed = {row["strategy"] for row in recommendation.get("ranking") or [] if row.get("mean") is None}
         recommendation["reasons"].extend(stopped_early_reasons(planning, already_told=failed))
     write_results_csv(out / "results.csv", results)
-    report = write_report(out, results, recommendation=recommendation, pre_recommendation=pre,
+    report = write_report(out, finalists, recommendation=recommendation, pre_recommendation=pre,
                           title=opts.title or f"tunelab comparison: {base.model} on {base.data}")
     if tracked is not None:
         tracked.finish(recommendation, [Path(report[k]) for k in ("html", "md", "csv") if report.get(k)])
-    crossover = crossover_from_fractions(results, recommendation["metric"]) if len(opts.data_fractions) > 1 else []
+    crossover = crossover_from_fractions(finalists, recommendation["metric"]) if len(opts.data_fractions) > 1 else []
     return CompareResult(out=out, results=results, recommendation=recommendation, report=report,
                          pre_recommendation=pre, lr_search=searches, reused=reused, crossover=crossover,
                          planning=planning)
@@ -681,6 +691,7 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
         Planner,
         measurements_from_results,
         round_fractions,
+        rungs,
         timings_from_results,
     )
 
@@ -688,43 +699,49 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
     metric = opts.metric or primary_metric(task)
     final = opts.data_fractions[-1]
     n_final = _examples_at(n_split, final, base.max_train_samples)
-    rungs = round_fractions(opts.data_fractions, n_split, max_examples=base.max_train_samples) if len(strategies) > 1 else [final]
+    rounds = round_fractions(opts.data_fractions, n_split, max_examples=base.max_train_samples) if len(strategies) > 1 else [final]
+    many = len(strategies) > 1 and len(rungs(rounds, opts.seeds)) > 1  # rounds before the last
     final_estimates = _estimated_seconds(pre)
     budget_s, budget_source = _budget(opts, final_estimates, strategies)
     # the planner scales times by each round's training examples (estimates: seconds per example), or by the
     # data fraction when the split's size is unknown (estimates: per fraction 1 of the split)
-    sizes = {f: float(_examples_at(n_split, f, base.max_train_samples)) for f in rungs} if n_split and n_final else None
+    sizes = {f: float(_examples_at(n_split, f, base.max_train_samples)) for f in rounds} if n_split and n_final else None
     estimates = {s: t / n_final if sizes else t / final for s, t in final_estimates.items()}
-    after_first = budget_s is None and opts.budget_minutes is None and len(rungs) > 1
+    after_first = budget_s is None and opts.budget_minutes is None and many
     if after_first:
         budget_source = ("default, set after round 1: max(5 min, 2 × seeds × each strategy's time on all the data, "
                          "predicted from its round-1 run)")
-    planner = Planner(strategies, rungs, metric, budget_s=budget_s, seeds=opts.seeds, level=1.0 - opts.alpha,
+    planner = Planner(strategies, rounds, metric, budget_s=budget_s, seeds=opts.seeds, level=1.0 - opts.alpha,
                       estimates=estimates, target=float(n_final) if n_final else None, sizes=sizes, eta=opts.halving,
                       budget_after_first_round=after_first)
     step_guess = max((float(r["time_per_step_s"]) for r in (pre or {}).get("estimates") or []
                       if isinstance(r.get("time_per_step_s"), int | float)), default=None)
-    say(f"planned comparison: rounds at data fractions {', '.join(f'{f:g}' for f in rungs)}; "
+    say(f"planned comparison: rounds at data fractions {', '.join(f'{f:g}' for f in rounds)}"
+        + (f" (at the full data, seed {base.seed} first, then the other seeds for those that remain)" if many and opts.seeds > 1 else "") + "; "
         + (f"budget {budget_s / 60:.1f} min ({budget_source})" if budget_s is not None else
            f"budget {budget_source}" if after_first else f"no time budget ({budget_source})")
         + "; --exhaustive trains every strategy to the end")
     results: list[RunRecord] = []
     reused: list[str] = []
     run_ids: list[str] = []
+    made: dict[str, RunRecord] = {}  # this comparison's successful runs at the full data (the first seed's rung)
     told, told_rounds = 0, set()
     while (rnd := planner.next_round(time.time() - started)) is not None:
         told = _say_stops(planner, say, told, told_rounds)
-        say(f"round {rnd.index}/{len(rungs)}: {', '.join(rnd.strategies)} on data fraction {rnd.fraction:g}"
-            + (" (the final round)" if rnd.final else ""))
-        named_fraction = not rnd.final or len(opts.data_fractions) > 1
-        # the rounds before the last screen with one seed, on validation only; the finalists' verdict gets every seed
-        planned = plan_runs(base if rnd.final else base.replace(screening=True), rnd.strategies, out,
-                            seeds=opts.seeds if rnd.final else 1,
-                            data_fractions=[rnd.fraction], lrs=lrs, many_fractions=named_fraction)
+        say(f"round {rnd.index}/{len(planner.rungs_)}: {', '.join(rnd.strategies)} on data fraction {rnd.fraction:g}"
+            + (" (the final round)" if rnd.final else
+               f", seed {base.seed} (the other seeds go to those that remain)" if not rnd.screening else ""))
+        named_fraction = rnd.screening or len(opts.data_fractions) > 1
+        # the rounds before the full data screen with one seed, on validation only; at the full data every run is
+        # complete (test split, saved model), and a run the first seed's rung made is one of the finalists' seeds
+        every = plan_runs(base.replace(screening=True) if rnd.screening else base, rnd.strategies, out,
+                          seeds=rnd.seeds, many_seeds=not rnd.screening and opts.seeds > 1,
+                          data_fractions=[rnd.fraction], lrs=lrs, many_fractions=named_fraction)
+        planned = [p for p in every if p.run_id not in made]
         run_ids.extend(p.run_id for p in planned)
         _write_plan(out, base, strategies, run_ids, lrs, searches, opts, planner.summary())
         if rnd.deadline_s is None or time.time() - started < rnd.deadline_s:  # no cache build once the budget is spent
-            _shared_cache(base.replace(data_fraction=rnd.fraction, screening=not rnd.final), rnd.strategies, log)
+            _shared_cache(base.replace(data_fraction=rnd.fraction, screening=rnd.screening), rnd.strategies, log)
         grace = planner.longest_step_s or step_guess
 
         def limits(run: PlannedRun, rnd=rnd, grace=grace) -> dict[str, float | None]:
@@ -736,10 +753,13 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
                                   show=log is not None, limits=limits, prefix=f"round {rnd.index} ")
         reused.extend(again)
         ran = [r for r in records if r.run_info.status != SKIPPED]
-        outcomes, errors = _round_outcomes(records, rnd.strategies)
-        planner.finish_round(rnd, measurements_from_results(ran, metric, rnd.fraction, level=1.0 - opts.alpha),
+        earlier = [made[p.run_id] for p in every if p.run_id in made]
+        outcomes, errors = _round_outcomes(earlier + records, rnd.strategies)
+        planner.finish_round(rnd, measurements_from_results(earlier + ran, metric, rnd.fraction, level=1.0 - opts.alpha),
                              timings_from_results(ran), outcomes, errors)
         results.extend(ran)
+        if not rnd.screening:
+            made.update({p.run_id: r for p, r in zip(planned, records) if r.succeeded})
         if after_first and rnd.index == 1 and planner.budget_s is not None:
             say(f"budget {planner.budget_s / 60:.1f} min, from round 1's measured times")
     _say_stops(planner, say, told, told_rounds)
@@ -841,6 +861,18 @@ def _budget(opts: CompareOptions, estimates: dict[str, float], strategies: list[
         why = "the cost estimates were skipped" if not opts.pre_recommend else "no cost estimate for every strategy"
         return None, f"{why}; pass --budget-minutes to set one"
     return budget, "default: max(5 min, 2 × seeds × the estimated time of every strategy on all the data)"
+
+
+def verdict_runs(results: list[RunRecord], planning: dict[str, Any] | None) -> list[RunRecord]:
+    """The runs the verdict stands on: every run of an exhaustive comparison (``planning`` None); of a planned one, all
+    but the successful runs of a strategy stopped at the full data (after its first seed there,
+    :func:`tunelab.compare.planner.rungs`). Such a strategy is not a finalist, like one stopped at a smaller fraction,
+    whose runs the verdict at the full data never sees."""
+    if planning is None or not results:
+        return results
+    final = max(float(r.run_info.data_fraction or 1.0) for r in results)
+    return [r for r in results if not (r.succeeded and "stopped_early" in r.extra
+                                       and math.isclose(float(r.run_info.data_fraction or 1.0), final))]
 
 
 def _mark_stopped_runs(results: list[RunRecord], summary: dict[str, Any]) -> None:
