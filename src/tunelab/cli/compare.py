@@ -85,7 +85,8 @@ def add_parser(sub) -> None:
     p.add_argument("--strategies", type=_names, default=None,
                    help="comma-separated (default: those `tunelab strategies` marks as compared, of those that apply to "
                         "the task)")
-    p.add_argument("--seeds", type=int, default=1, help="repeat each run with K seeds on the same split; report mean ± std")
+    p.add_argument("--seeds", type=int, default=1, help="repeat each run with K seeds on the same split; report mean ± std (in rounds: at the full "
+                        "data, one seed of every strategy left first, then the other seeds for those that remain)")
     p.add_argument("--data-fractions", type=_floats, default=[1.0],
                    help="repeat the comparison on nested subsets of the training split, e.g. 0.1,0.3,1.0")
     p.add_argument("--tune-lr", action="store_true",
