@@ -441,6 +441,7 @@ def test_with_several_seeds_the_full_data_runs_one_seed_first_and_the_rest_for_t
     assert [sorted(r.strategies) for r in planner.done_] == [["behind", "close", "leader"]] * 3 + [["close", "leader"]]
     stop = planner.stopped["behind"]  # its gap was inside the screening rounds' intervals, not inside one seed's
     assert (stop.reason, stop.round, stop.fraction) == ("behind", 3, 1.0) and stop.prediction.optimistic < 0.84
+    assert stop.message.startswith("after round 3 (data fraction 1, seed 1 of 3) its validation accuracy is at best")
     assert [m.fraction for m in planner.measurements_ if m.strategy == "leader"].count(1.0) == 1  # the 3 seeds' one
     assert planner.summary()["rounds"][-1]["seeds"] == 3
 

@@ -569,8 +569,7 @@ class Planner:
                 continue
             p, lp = preds[s], preds[leader]
             self._stop(s, done.index, done.fraction, "behind",
-                       f"after round {done.index} (data fraction {done.fraction:g}) its predicted validation "
-                       f"{self.metric} at the full data is at best {p.optimistic:.4g}, "
+                       f"{self._its_value(done)} is at best {p.optimistic:.4g}, "
                        f"{'below' if higher_is_better(self.metric) else 'above'} {leader}'s worst case {lp.pessimistic:.4g}",
                        p, lp)
 
@@ -591,8 +590,7 @@ class Planner:
         keep = kept_by_halving(len(preds), self.eta)
         for s, (why, other) in halve(preds, self.metric, self.eta, costs).items():
             p, op = preds[s], preds[other]
-            said = (f"after round {done.index} (data fraction {done.fraction:g}) its predicted validation "
-                    f"{self.metric} at the full data, {p.estimate:.4g}, ")
+            said = f"{self._its_value(done)}, {p.estimate:.4g}, "
             if why == "halved" and p.estimate == op.estimate:
                 message = (said + f"is level with that of {other}, the last of the best {keep} of the {len(preds)} "
                            f"left (successive halving, η = {self.eta:g}), {self._cheaper(costs, other, s)}")
@@ -603,6 +601,14 @@ class Planner:
                 message = (said + f"is not {better} that of {other} ({op.estimate:.4g}), {self._cheaper(costs, other, s)}: the verdict "
                            "recommends the cheaper of two strategies it cannot separate")
             self._stop(s, done.index, done.fraction, why, message, p, op)
+
+    def _its_value(self, done: Round) -> str:
+        """How a stop's message names the value it rests on: predicted for the full data after a round of less, measured
+        (with one seed of several) after the full data's first rung."""
+        where = f"after round {done.index} (data fraction {done.fraction:g}"
+        if not done.screening:
+            return f"{where}, seed 1 of {self.seeds}) its validation {self.metric}"
+        return f"{where}) its predicted validation {self.metric} at the full data"
 
     @staticmethod
     def _cheaper(costs: Mapping[str, float | None], other: str, strategy: str) -> str:
