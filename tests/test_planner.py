@@ -574,3 +574,22 @@ def test_the_verdict_leaves_out_the_one_seed_run_of_a_strategy_stopped_at_the_fu
     assert [(r.run_info.strategy, r.run_info.data_fraction) for r in kept] == [
         ("lora", 0.1), ("head", 0.1), ("bitfit", 1.0), ("bitfit", 1.0), ("full", 1.0)]
     assert verdict_runs(runs, None) == runs  # an exhaustive comparison stops nothing
+
+
+def test_the_report_shows_a_strategy_stopped_at_the_full_data_with_its_numbers_marked_stopped_early():
+    from tunelab.report.tables import results_table
+    from tunelab.run.record import RunRecord
+
+    stop = {"strategy": "lora", "status": "stopped_early", "round": 2, "data_fraction": 1.0, "reason": "halved",
+            "message": "after round 2 (data fraction 1, seed 1 of 3) its validation accuracy, 0.7, is not among ..."}
+
+    def record(strategy, seed, value):
+        return RunRecord.from_dict({"run_info": {"strategy": strategy, "data_fraction": 1.0, "seed": seed, "status": "success"},
+                                    "metrics": {"validation": {"accuracy": value}, "test": {"accuracy": value}}})
+
+    runs = [record("lora", 42, 0.70), *(record("bitfit", seed, 0.8) for seed in (42, 43, 44))]
+    rows = {r["strategy"]: r for r in results_table(runs, recommendation={"metric": "accuracy", "ranking": [],
+                                                                        "planning": {"stopped": [stop]}})}
+    assert rows["lora"]["status"] == "stopped early (1 seed)" and rows["lora"]["stop"] == stop
+    assert rows["lora"]["val_mean"] == pytest.approx(0.70)  # measured: its numbers stay
+    assert rows["bitfit"]["status"] == "success" and rows["bitfit"]["stop"] is None and rows["bitfit"]["n"] == 3

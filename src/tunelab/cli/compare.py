@@ -246,7 +246,7 @@ def print_result(result: CompareResult, *, as_json: bool = False) -> None:
     if not console.is_terminal:  # a log file or a pipe: don't squeeze the table into 80 columns
         console = Console(width=160)
     rec = result.recommendation
-    console.print(console_table(result.verdict_runs, highlight=rec.get("strategy"), recommendation=rec))
+    console.print(console_table(result.results, highlight=rec.get("strategy"), recommendation=rec))
     curves = (rec.get("learning_curves") or {}).get("curves") or {}
     if any(c["fitted"] for c in curves.values()):
         console.print(learning_curve_table(rec))

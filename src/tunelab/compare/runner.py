@@ -85,7 +85,7 @@ class CompareResult:
     results: list[RunRecord]
     """The run records, in plan order (failed runs included)."""
     recommendation: dict[str, Any]
-    """:func:`tunelab.advice.choose.recommend_from_results` on :attr:`verdict_runs`."""
+    """:func:`tunelab.advice.choose.recommend_from_results` on :func:`verdict_runs` of ``results``."""
     report: dict[str, Path]
     """Paths written by :func:`tunelab.report.write_report` (``html``, ``md``, ``csv``, ``plots``)."""
     pre_recommendation: dict[str, Any] | None = None
@@ -100,11 +100,6 @@ class CompareResult:
     @property
     def failed(self) -> list[RunRecord]:
         return [r for r in self.results if not r.succeeded]
-
-    @property
-    def verdict_runs(self) -> list[RunRecord]:
-        """The runs the recommendation and the report stand on (:func:`verdict_runs`)."""
-        return verdict_runs(self.results, self.planning)
 
 
 # ----------------------------------------------------------------------------- planning
@@ -505,7 +500,7 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] | None = 
         failed = {row["strategy"] for row in recommendation.get("ranking") or [] if row.get("mean") is None}
         recommendation["reasons"].extend(stopped_early_reasons(planning, already_told=failed))
     write_results_csv(out / "results.csv", results)
-    report = write_report(out, finalists, recommendation=recommendation, pre_recommendation=pre,
+    report = write_report(out, results, recommendation=recommendation, pre_recommendation=pre,
                           title=opts.title or f"tunelab comparison: {base.model} on {base.data}")
     if tracked is not None:
         tracked.finish(recommendation, [Path(report[k]) for k in ("html", "md", "csv") if report.get(k)])
@@ -867,7 +862,7 @@ def verdict_runs(results: list[RunRecord], planning: dict[str, Any] | None) -> l
     """The runs the verdict stands on: every run of an exhaustive comparison (``planning`` None); of a planned one, all
     but the successful runs of a strategy stopped at the full data (after its first seed there,
     :func:`tunelab.compare.planner.rungs`). Such a strategy is not a finalist, like one stopped at a smaller fraction,
-    whose runs the verdict at the full data never sees."""
+    whose runs the verdict at the full data never sees. The report shows its runs, marked stopped early."""
     if planning is None or not results:
         return results
     final = max(float(r.run_info.data_fraction or 1.0) for r in results)

@@ -88,8 +88,21 @@ def results_table(results: list[dict], *, recommendation: dict | None = None) ->
                 "stop": None,
             }
         )
+    _mark_stopped_at_the_end(rows, recommendation)
     rows.extend(_left_before_the_end(rows, recommendation))
     return rows
+
+
+def _mark_stopped_at_the_end(rows: list[dict], recommendation: dict) -> None:
+    """A strategy a planned comparison stopped at the data fraction of the table (after the full data's first seed,
+    :func:`tunelab.compare.planner.rungs`) keeps its measured numbers, with the status ``stopped early`` and its stop:
+    it is not a finalist, and the verdict did not rank it."""
+    stops = {s["strategy"]: s for s in (recommendation.get("planning") or {}).get("stopped") or []
+             if s["status"] == "stopped_early"}
+    for row in rows:
+        stop = stops.get(row["strategy"])
+        if stop is not None and row["val_mean"] is not None and math.isclose(stop["data_fraction"], row["data_fraction"]):
+            row["status"], row["stop"] = f"stopped early ({row['n']} seed{'s' if row['n'] != 1 else ''})", stop
 
 
 def _left_before_the_end(rows: list[dict], recommendation: dict) -> list[dict]:
