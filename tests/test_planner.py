@@ -121,10 +121,11 @@ def simulate(planner: Planner, curves: dict, true_seconds, *, step_s: float, n_f
     every run's (strategy, start, end)."""
     rng = random.Random(seed)
     now, runs = 0.0, []
+    made: set[str] = set()  # strategies whose first seed ran at the full data: the final round runs the others
     while (rnd := planner.next_round(now)) is not None:
         measured, timings, outcomes = [], [], {}
         for s in rnd.strategies:
-            for _ in range(planner.seeds):
+            for _ in range(rnd.seeds - (s in made)):
                 start_by = rnd.start_by[s]
                 if (start_by is not None and now > start_by) or (rnd.deadline_s is not None and now >= rnd.deadline_s):
                     outcomes[s] = "budget"  # not started
@@ -137,6 +138,8 @@ def simulate(planner: Planner, curves: dict, true_seconds, *, step_s: float, n_f
                     continue
                 runs.append((s, now, now + took))
                 now += took
+                if not rnd.screening:
+                    made.add(s)
                 n = rnd.fraction * n_full
                 measured.append(measure(s, rnd.fraction, curves[s](n), 0.02, n))
                 timings.append(RunTiming(s, rnd.fraction, took, 0.8 * took, step_s))
@@ -147,7 +150,8 @@ def simulate(planner: Planner, curves: dict, true_seconds, *, step_s: float, n_f
 @pytest.mark.parametrize("budget_s", [60.0, 200.0, 450.0, 900.0, 5000.0])
 @pytest.mark.parametrize("misestimate", [0.5, 1.0, 2.5])
 @pytest.mark.parametrize("eta", [1.0, 3.0])
-def test_the_budget_is_never_exceeded_by_more_than_the_longest_step(budget_s, misestimate, eta):
+@pytest.mark.parametrize("seeds", [1, 3])
+def test_the_budget_is_never_exceeded_by_more_than_the_longest_step(budget_s, misestimate, eta, seeds):
     curves = {"a": curve(0.85), "b": curve(0.84), "c": curve(0.83), "d": curve(0.60)}
     cost = {"a": 300.0, "b": 600.0, "c": 120.0, "d": 40.0}  # seconds at the full data (the truth)
     estimates = {s: t / misestimate for s, t in cost.items()}  # what the estimate said
@@ -157,13 +161,15 @@ def test_the_budget_is_never_exceeded_by_more_than_the_longest_step(budget_s, mi
         return 5.0 + cost[s] * fraction  # start-up and evaluation, then training that scales with the data
 
     planner = Planner(list(curves), rounds=(1 / 9, 1 / 3, 1.0), metric="accuracy", budget_s=budget_s, eta=eta,
-                      estimates=estimates, target=3000.0)
+                      estimates=estimates, target=3000.0, seeds=seeds)
     end, runs = simulate(planner, curves, true_seconds, step_s=step_s)
     assert end <= budget_s + step_s
     assert all(start < budget_s for _, start, _ in runs)  # nothing starts once the budget is spent
     stopped = planner.stopped
     if budget_s >= 5000 and eta == 1:  # ample: only the hopeless one stops, everyone else reaches the end
         assert set(stopped) == {"d"} and stopped["d"].reason == "behind"
+        at_full = [s for s, start, end in runs if end - start > 5.0 + cost[s] * 0.5]  # the runs on all the data
+        assert sorted(at_full) == sorted(["a", "b", "c"] * seeds)  # with every seed, the first one made once
     for stop in stopped.values():
         assert stop.reason in ("behind", "budget", "halved", "dominated") and stop.message
 
