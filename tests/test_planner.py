@@ -332,9 +332,10 @@ def test_rounds_before_the_last_screen_with_one_seed(tiny_bert_dir, sentiment_cs
 
     monkeypatch.setattr(executors, "make_executor", lambda *a, **k: executors.LocalExecutor(isolate=False))
     out = tmp_path / "planned"
-    assert main(["compare", "--model", str(tiny_bert_dir), "--data", str(sentiment_csv), "--strategies", "head,full",
-                 "--epochs", "1", "--batch-size", "8", "--data-fractions", "0.5,1.0", "--seeds", "2", "--plan",
-                 "--no-forgetting", "--no-pre-recommendation", "--out", str(out)]) == 0
+    args = ["compare", "--model", str(tiny_bert_dir), "--data", str(sentiment_csv), "--strategies", "head,full",
+            "--epochs", "1", "--batch-size", "8", "--data-fractions", "0.5,1.0", "--seeds", "2", "--plan",
+            "--no-forgetting", "--no-pre-recommendation", "--out", str(out)]
+    assert main(args) == 0
     said = capsys.readouterr().out
     runs = sorted(p.name for p in (out / "runs").iterdir())
     assert [r for r in runs if "-f0.5" in r] == ["full-f0.5", "head-f0.5"]  # one seed each
@@ -344,6 +345,12 @@ def test_rounds_before_the_last_screen_with_one_seed(tiny_bert_dir, sentiment_cs
     assert "round 2/3: head, full on data fraction 1, seed 42" in said
     assert not [line for line in said.splitlines() if line.startswith("round 3 [") and "-s42" in line]
     assert "over 2 seeds" in said  # the verdict stands on both seeds, the first one's run included
+    # --resume: every run of every round is reused, none trains again, and the verdict is the same
+    mtime = (out / "runs" / "head-f1-s42" / "metrics.json").stat().st_mtime_ns
+    assert main([*args, "--resume"]) == 0
+    again = capsys.readouterr().out
+    assert "finished earlier, reused" in again and ": training " not in again and "over 2 seeds" in again
+    assert (out / "runs" / "head-f1-s42" / "metrics.json").stat().st_mtime_ns == mtime
 
 
 def test_exhaustive_and_a_budget_exclude_each_other(capsys):
