@@ -863,11 +863,12 @@ def verdict_runs(results: list[RunRecord], planning: dict[str, Any] | None) -> l
     but the successful runs of a strategy stopped at the full data (after its first seed there,
     :func:`tunelab.compare.planner.rungs`). Such a strategy is not a finalist, like one stopped at a smaller fraction,
     whose runs the verdict at the full data never sees. The report shows its runs, marked stopped early."""
+    from tunelab.advice.choose import largest_fraction, run_fraction
+
     if planning is None or not results:
         return results
-    final = max(float(r.run_info.data_fraction or 1.0) for r in results)
-    return [r for r in results if not (r.succeeded and "stopped_early" in r.extra
-                                       and math.isclose(float(r.run_info.data_fraction or 1.0), final))]
+    final = largest_fraction(results)  # the fraction the verdict reads (summarize_strategies)
+    return [r for r in results if not (r.succeeded and "stopped_early" in r.extra and math.isclose(run_fraction(r), final))]
 
 
 def _mark_stopped_runs(results: list[RunRecord], summary: dict[str, Any]) -> None:
