@@ -8,6 +8,7 @@
     python benchmarks/bench_verdict.py sweep --tasks T1 --strategies bitfit --multipliers 10  # one more rate
     python benchmarks/bench_verdict.py calibrate         # fit src/tunelab/advice/calibration.json on the records
     python benchmarks/bench_verdict.py evaluate          # leave-one-task-out scores, baselines, curve back-test
+    python benchmarks/bench_verdict.py evaluate --planned-from benchmarks/results/verdict-s25,benchmarks/results/verdict-s26
 
 Each task (model x dataset x label budget) is compared exhaustively with tunelab's own ``compare``
 (head, last-n, bitfit, lora, full; 3 seeds where the budget is <= 1,000 labels), so its runs are tunelab's
@@ -21,10 +22,12 @@ task without one resumes its runs (compare's ``resume``).
 Settings (stated in benchmarks/README.md): max length 32, tunelab's default epochs (3, more below 60 optimizer steps), batch 32, validation and test capped at
 250 examples each, no forgetting measurement, runs in one process (no isolation). (Max length 64 and 300 examples: one
 100-label task took over 25 minutes of one core, 70 s of each run evaluating; the tier would have taken 2 hours.)
-``--planned`` compares each task that the planner splits into rounds (every budget but 50 labels: there a round
-before the last would have under the planner's minimum of examples, so the plan is the exhaustive comparison
-itself) in rounds too, then exhaustively again right after, both from scratch with cold caches, for a time ratio
-measured in one sitting.
+``--planned`` compares each task that the planner splits into rounds (every task with more than one seed, since at
+the full data one seed comes before the others; with one seed, every budget but 50 labels, where a round of less
+data would have under the planner's minimum of examples) in rounds too, then exhaustively again right after, both
+from scratch with cold caches, for a time ratio measured in one sitting. ``evaluate --planned-from F1,F2`` reads
+later sittings' planned passes from their own folders (the last folder holding a task's pass wins), and every
+headline figure comes with its 95 % interval over tasks.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import shutil
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -597,10 +601,44 @@ def load_records(results: Path) -> list[dict]:
             if p.name != "summary.json" and not p.name.endswith(".planned.json")]
 
 
-def planned_summary(results: Path) -> dict:
+def planned_records(results: Path, also: Sequence[Path] = ()) -> list[dict]:
+    """The planned pass of each task: ``<task>.planned.json`` in ``results``, then in each of ``also`` in turn, a later
+    folder's record replacing an earlier one for the same task (the passes of later sittings, kept in their own folders).
+    Each record gets ``source``: the folder it came from."""
+    latest: dict[str, dict] = {}
+    for folder in (results, *also):
+        for p in sorted(Path(folder).glob("*.planned.json")):
+            record = json.loads(p.read_text())
+            latest[record["task"]] = {**record, "source": str(folder)}
+    return [latest[t] for t in sorted(latest)]
+
+
+def bootstrap_interval(values: Sequence[float], statistic=np.mean, resamples: int = 10_000, seed: int = 0,
+                       level: float = 0.95) -> list[float]:
+    """Percentile bootstrap interval over tasks of ``statistic`` (``np.mean`` or ``np.median``, or any reduction taking
+    ``axis``; the tasks resampled with replacement): how far a figure over 12 tasks says anything about the next 12."""
+    x = np.asarray(values, dtype=float)
+    if not len(x):
+        return [float("nan"), float("nan")]
+    draws = x[np.random.default_rng(seed).integers(0, len(x), size=(resamples, len(x)))]
+    stats = statistic(draws, axis=1)
+    tail = 100 * (1 - level) / 2
+    return [float(v) for v in np.percentile(stats, [tail, 100 - tail])]
+
+
+def share_interval(hits: int, n: int, level: float = 0.95) -> list[float]:
+    """Clopper-Pearson interval of a share of tasks."""
+    from scipy.stats import binomtest
+
+    ci = binomtest(hits, n).proportion_ci(confidence_level=level, method="exact")
+    return [float(ci.low), float(ci.high)]
+
+
+def planned_summary(results: Path, also: Sequence[Path] = ()) -> dict:
     """Issue 16's figures: on how many tasks the planned comparison agrees with the exhaustive one, and the
-    median ratio of their wall times."""
-    rows = [json.loads(p.read_text()) for p in sorted(results.glob("*.planned.json"))]
+    median ratio of their wall times, each with its 95 % interval over tasks (Clopper-Pearson for the share, a
+    percentile bootstrap for the median). ``also``: folders of later sittings' planned passes (:func:`planned_records`)."""
+    rows = planned_records(results, also)
     if not rows:
         return {"tasks": 0}
     for r in rows:  # against the exhaustive verdict with paired comparisons too (after repick)
@@ -608,12 +646,17 @@ def planned_summary(results: Path) -> dict:
         if task.get("after_training_paired"):
             r["agrees_paired"] = r["planned_pick"] == task["after_training_paired"] or r["planned_pick"] in task["contenders_paired"]
     paired = [r["agrees_paired"] for r in rows if "agrees_paired" in r]
-    return {"tasks": len(rows), "agree": int(sum(r["agrees"] for r in rows)),
+    agree = int(sum(r["agrees"] for r in rows))
+    ratios = [r["time_ratio"] for r in rows]
+    return {"tasks": len(rows), "agree": agree,
             "agree_paired": int(sum(paired)) if paired else None,
-            "share_agree": float(np.mean([r["agrees"] for r in rows])),
-            "median_time_ratio": float(np.median([r["time_ratio"] for r in rows])),
-            "detail": [{k: r.get(k) for k in ("task", "planned_pick", "exhaustive_pick", "agrees", "agrees_with_record",
-                                              "agrees_paired", "planned_time_s", "exhaustive_time_s", "time_ratio")}
+            "share_agree": agree / len(rows), "share_agree_interval_95": share_interval(agree, len(rows)),
+            "median_time_ratio": float(np.median(ratios)),
+            "median_time_ratio_interval_95": bootstrap_interval(ratios, np.median),
+            "share_time_ratio_at_most_0.4": float(np.mean([x <= 0.40 for x in ratios])),
+            "detail": [{k: r.get(k) for k in ("task", "source", "planned_pick", "exhaustive_pick", "agrees",
+                                              "agrees_with_record", "agrees_paired", "planned_time_s",
+                                              "exhaustive_time_s", "time_ratio")}
                        for r in rows]}
 
 
@@ -650,9 +693,10 @@ def baselines(record: dict) -> dict[str, dict[str, float]]:
     }
 
 
-def evaluate(results: Path) -> dict:
+def evaluate(results: Path, planned_from: Sequence[Path] = ()) -> dict:
     """Leave one task out: calibrate on the rest, advise on it; the same figures for the baselines;
-    the after-training pick's regret; the learning-curve back-test."""
+    the after-training pick's regret; the learning-curve back-test. Each mean regret comes with its 95 % bootstrap
+    interval over tasks. ``planned_from``: see :func:`planned_summary`."""
     from tunelab.advice.calibrated import advise, fit_calibration
 
     records = [r for r in load_records(results) if r.get("validation_best")]
@@ -682,20 +726,24 @@ def evaluate(results: Path) -> dict:
     for name in ["advice", "always full", "always lora", "fixed order", "few thousand -> PEFT"]:
         regrets = [r[name]["regret"] for r in rows]
         summary[name] = {"mean_regret": float(np.mean(regrets)) if regrets else None,
+                         "mean_regret_interval_95": bootstrap_interval(regrets),
                          "share_within_2": float(np.mean([x <= 2 for x in regrets])) if regrets else None,
                          "mean_tau_b": float(np.mean([r[name]["tau_b"] for r in rows])) if rows else None}
     summary["advice"]["against_baselines"] = advice_against_baselines(rows)
     summary["advice"]["mean_time_s"] = float(np.mean([r["advice"]["time_s"] for r in rows])) if rows else None
     summary["advice"]["penalties"] = dict(sorted(Counter(str(r["penalty"]) for r in rows).items()))  # chosen in the folds
-    summary["after_training"] = {"mean_regret": float(np.mean([r["after_training"]["regret"] for r in rows])) if rows else None}
+    after = [r["after_training"]["regret"] for r in rows]
+    summary["after_training"] = {"mean_regret": float(np.mean(after)) if rows else None,
+                                 "mean_regret_interval_95": bootstrap_interval(after)}
     paired = [r["after_training_paired"]["regret"] for r in rows if "after_training_paired" in r]
     if paired:
         summary["after_training_paired"] = {
-            "mean_regret": float(np.mean(paired)), "tasks": len(paired), "max_regret": float(np.max(paired)),
+            "mean_regret": float(np.mean(paired)), "mean_regret_interval_95": bootstrap_interval(paired),
+            "tasks": len(paired), "max_regret": float(np.max(paired)),
             "worse_on_test": [r["task"] for r in rows if r.get("after_training_paired", {}).get("worse")]}
     summary["ranking_ceiling"] = ranking_ceiling(records)
     summary["curves"] = curve_back_test(records)
-    summary["planned"] = planned_summary(results)
+    summary["planned"] = planned_summary(results, planned_from)
     summary["lr_sweep"] = sweep_summary(results)
     out = {"tasks": rows, "summary": summary, "n_tasks": len(rows)}
     (results / "summary.json").write_text(json.dumps(out, indent=2, default=float))
@@ -785,19 +833,55 @@ def calibrate(results: Path, command: str = "python benchmarks/bench_verdict.py 
     print(f"wrote {CALIBRATION} from {len(records)} tasks")
 
 
-def print_summary(out: dict) -> None:
+def _interval_text(interval: Sequence[float] | None, fmt: str = "{:.2f}") -> str:
+    if not interval or any(v != v for v in interval):
+        return "–"
+    return "[" + ", ".join(fmt.format(v) for v in interval) + "]"
+
+
+def headline(summary: dict) -> list[str]:
+    """The targets' figures as markdown rows, each with its 95 % interval over tasks where it has one."""
+    rows = ["| figure | value | 95 % interval over tasks | target |", "|---|---|---|---|"]
+    advice, after = summary["advice"], summary["after_training"]
+    rows.append(f"| advice: mean regret (points) | {advice['mean_regret']:.2f} | "
+                f"{_interval_text(advice.get('mean_regret_interval_95'))} | ≤ 2 |")
+    for name, diff in advice.get("against_baselines", {}).items():
+        rows.append(f"| advice minus {name}: mean regret difference | {diff['mean_difference_points']:.2f} | "
+                    f"{_interval_text(diff['interval_95'])} | < 0 |")
+    rows.append(f"| advice: mean tau-b | {advice['mean_tau_b']:.2f} | – | ≥ 0.6 |")
+    rows.append(f"| after training: mean regret (points) | {after['mean_regret']:.2f} | "
+                f"{_interval_text(after.get('mean_regret_interval_95'))} | ≤ 1 |")
+    planned = summary.get("planned", {})
+    if planned.get("tasks"):
+        rows.append(f"| planned: agrees with the exhaustive pick | {planned['agree']} of {planned['tasks']} | "
+                    f"{_interval_text(planned['share_agree_interval_95'])} (share) | ≥ 90 % |")
+        rows.append(f"| planned: median time ratio | {planned['median_time_ratio']:.2f}× | "
+                    f"{_interval_text(planned['median_time_ratio_interval_95'])} | ≤ 0.40× |")
+    curves = summary.get("curves", {})
+    if curves.get("cases"):
+        rows.append(f"| curves: mean absolute error (points) | {curves['mae_points']:.2f} | – | ≤ 2, < last observed "
+                    f"({curves['last_observed_mae_points']:.2f}) |")
+    return rows
+
+
+def print_summary(out: dict, results: Path) -> None:
     print("| task | validation-best | advised (decided by) | regret | tau-b | advice s | after training | regret |")
     print("|---|---|---|---|---|---|---|---|")
     for r in out["tasks"]:
         print(f"| {r['task']} | {r['validation_best']} | {r['advised']} ({r['decided_by']}) | {r['advice']['regret']:.1f} | "
               f"{r['advice']['tau_b']:.2f} | {r['advice']['time_s']:.1f} | {r['after_training']['strategy']} | "
               f"{r['after_training']['regret']:.1f} |")
-    print(json.dumps({k: v for k, v in out["summary"].items() if k not in ("curves", "planned")}, indent=1))
-    print("planned", json.dumps(out["summary"]["planned"]))
-    print("lr_sweep", json.dumps(out["summary"]["lr_sweep"]))
-    curves = dict(out["summary"]["curves"])
-    curves.pop("detail", None)
-    print("curves", json.dumps(curves))
+    summary = out["summary"]
+    planned = summary.get("planned", {})
+    if planned.get("tasks"):
+        print("\n| task | planned pick | exhaustive pick | agrees | planned s | exhaustive s | ratio | from |")
+        print("|---|---|---|---|---|---|---|---|")
+        for r in planned["detail"]:
+            print(f"| {r['task']} | {r['planned_pick']} | {r['exhaustive_pick']} | {'yes' if r['agrees'] else 'no'} | "
+                  f"{r['planned_time_s']:.0f} | {r['exhaustive_time_s']:.0f} | {r['time_ratio']:.2f}× | {Path(r['source']).name} |")
+    print()
+    print("\n".join(headline(summary)))
+    print(f"\nthe whole summary (the learning-rate sweep, the curves' cases): {results / 'summary.json'}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -813,6 +897,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="", help="sweep: run the grid's rates again with these seeds (e.g. 43,44)")
     parser.add_argument("--planned", action="store_true",
                         help="after each task's exhaustive comparison, compare it in rounds too (issue 16's figures)")
+    parser.add_argument("--planned-from", default="",
+                        help="evaluate: comma list of folders of later sittings' planned passes; for each task the last "
+                             "folder that has its <task>.planned.json wins over --results (default: --results only)")
     parser.add_argument("--planned-seeds", type=int, default=None,
                         help="--planned: seeds of the planned comparison and its timed exhaustive twin (default: the task's)")
     args = parser.parse_args(argv)
@@ -840,7 +927,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("calibrate", "all"):
         calibrate(args.results, "python benchmarks/bench_verdict.py " + " ".join(argv if argv is not None else sys.argv[1:]))
     if args.command in ("evaluate", "all"):
-        print_summary(evaluate(args.results))
+        planned_from = [Path(f) for f in args.planned_from.split(",") if f]
+        missing = [f for f in planned_from if not f.is_dir()]
+        if missing:
+            print(f"bench_verdict.py: --planned-from names {missing[0]}, which is not a folder; give folders that hold "
+                  "<task>.planned.json records, e.g. benchmarks/results/verdict-s26", file=sys.stderr)
+            return 2
+        print_summary(evaluate(args.results, planned_from), args.results)
     return 0
 
 

@@ -53,3 +53,47 @@ def test_an_unknown_task_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.C
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "'minilm-imdb-100'" in err and "smollm2-bbc-news-300" in err
     assert not list(tmp_path.iterdir())  # nothing ran, nothing written
+
+
+def _planned(folder: Path, task: str, ratio: float, agrees: bool = True) -> None:
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{task}.planned.json").write_text(json.dumps(
+        {"task": task, "planned_pick": "lora", "exhaustive_pick": "lora", "agrees": agrees, "agrees_with_record": agrees,
+         "planned_time_s": 100 * ratio, "exhaustive_time_s": 100.0, "time_ratio": ratio}))
+    (folder.parent / "verdict" / f"{task}.json").parent.mkdir(parents=True, exist_ok=True)
+    (folder.parent / "verdict" / f"{task}.json").write_text(json.dumps({"task": task}))
+
+
+def test_a_later_sittings_planned_pass_replaces_the_earlier_one_of_its_task(tmp_path: Path) -> None:
+    results, later = tmp_path / "verdict", tmp_path / "verdict-later"
+    _planned(results, "a", 0.9)
+    _planned(results, "b", 0.5, agrees=False)
+    _planned(later, "a", 0.3)
+    summary = bench_verdict.planned_summary(results, [later])
+    assert [(r["task"], r["time_ratio"], Path(r["source"]).name) for r in summary["detail"]] == [
+        ("a", 0.3, "verdict-later"), ("b", 0.5, "verdict")]
+    assert summary["median_time_ratio"] == pytest.approx(0.4) and summary["agree"] == 1
+    low, high = summary["share_agree_interval_95"]
+    assert 0 < low < 0.5 < high < 1  # one of two: Clopper-Pearson says little
+    assert bench_verdict.planned_summary(results)["median_time_ratio"] == pytest.approx(0.7)  # without the later folder
+
+
+def test_the_bootstrap_interval_over_tasks_holds_the_statistic_and_shrinks_to_a_constant() -> None:
+    import numpy as np
+
+    assert bench_verdict.bootstrap_interval([2.0] * 12) == [2.0, 2.0]
+    values = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 3.0]
+    low, high = bench_verdict.bootstrap_interval(values)
+    assert low < np.mean(values) < high and high - low < max(values) - min(values)
+    low_m, high_m = bench_verdict.bootstrap_interval(values, np.median)
+    assert low_m <= np.median(values) <= high_m and high_m < 3.0  # the median ignores the one large value
+
+
+def test_evaluate_with_a_planned_from_that_is_not_a_folder_is_one_line_and_exit_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench_verdict.main(["evaluate", "--results", str(tmp_path), "--planned-from", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "nope" in err and "planned.json" in err
+    assert not list(tmp_path.iterdir())
