@@ -319,3 +319,13 @@ def test_list_tables_in_a_narrow_terminal_never_cut_names(monkeypatch):
     screen = Terminal()
     print_list(rows, ("name", "description"), title="t", stream=screen)
     assert "┃" not in screen.getvalue() and screen.getvalue().splitlines()[1].startswith("sentence-transformers-all-minilm ")
+
+
+@pytest.mark.parametrize("command", [["predict", "some/folder", "--text", "a text"], ["models", "--bogus"],
+                                     ["compare", "--data", "rotten-tomatoes", "--budget", "5", "--typo-flag"]])
+def test_a_flag_the_command_does_not_know_points_to_that_commands_help(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(command)
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and err.count("\n") == 0
+    assert f"see `tunelab {command[0]} --help`" in err and "unrecognized arguments" in err

@@ -120,7 +120,7 @@ def _cli(*argv: str) -> tuple[int, str]:
         (["--strategy", "lora", "--lora-layers", "1", "--base-dtype", "bf16"], "already runs the frozen blocks once"),
         (["--strategy", "lora", "--lora-dropout", "1.5"], "--lora-dropout must be in [0, 1)"),
         (["--micro-batch-tokens", "-1"], "--micro-batch-tokens must be 0 (no cap) or positive"),
-        (["--use-dora", "yes"], "unrecognized arguments"),
+        (["--use-dora", "yes"], "unrecognized arguments: yes (see `tunelab train --help`)"),
     ],
 )
 def test_bad_values_are_one_line_and_exit_2(flags, says, tiny_bert_dir, tmp_path):

@@ -23,6 +23,16 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> typing.NoReturn:
         self.exit(2, f"tunelab: error: {message} (see `{self.prog} --help`)\n")
 
+    def parse_args(self, args=None, namespace=None):
+        """argparse's, but a flag that the command does not know is reported by the command's own parser, so that the
+        line points to ``tunelab COMMAND --help`` (argparse leaves unknown flags to the top-level parser)."""
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras:
+            commands = next((a.choices for a in self._actions if isinstance(a, argparse._SubParsersAction)), {})
+            owner = commands.get(getattr(namespace, "command", None), self)
+            owner.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace
+
     def parse_known_args(self, args=None, namespace=None):
         if not self.intermixed or self._parsing:  # the intermixed parse calls this method itself
             return super().parse_known_args(args, namespace)
