@@ -382,6 +382,18 @@ def test_common_column_names_are_taken_with_a_warning_when_text_or_label_is_miss
     assert any("using 'question' as the text" in w for w in data.warnings) and data.label_names == ["neg", "pos"]
 
 
+def test_a_column_the_user_named_is_never_swapped_for_an_alias(tmp_path: Path) -> None:
+    """``--text-column body`` on a file without ``body`` is a typo: an error naming the columns, not a guess at
+    "question" (which only stands in for the default name "text"). Another letter case is still the named column."""
+    faq = write(tmp_path, "faq.csv", csv_text([{"question": r["text"], "topic": r["label"]} for r in rows(40)]))
+    with pytest.raises(DataError, match=r"no text column 'body'; columns found: 'question', 'topic'"):
+        load_task_data(str(faq), text_column="body")
+    with pytest.raises(DataError, match=r"no label column 'intent'"):
+        load_task_data(str(faq), text_column="question", label_column="intent")
+    data = load_task_data(str(faq), text_column="Question", label_column="topic")
+    assert any("no column 'Question'; using 'question'" in w for w in data.warnings)
+
+
 def test_integer_labels_keep_numeric_order(tmp_path: Path) -> None:
     records = [{"text": f"t{i}", "label": [10, 2, 1][i % 3]} for i in range(30)]
     for path in (

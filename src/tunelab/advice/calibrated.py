@@ -203,7 +203,7 @@ def explain(advice: dict[str, Any]) -> str:
     ranking = advice["ranking"]
     runner = ranking[1] if len(ranking) > 1 else None
     x = advice.get("inputs", {})
-    facts = (f"{10 ** x['log10_examples_per_class']:.0f} labels per class, head probe {x['probe_gain']:.2f} of the way "
+    facts = (f"{10 ** x['log10_examples_per_class']:.0f} labels per class on average, head probe {x['probe_gain']:.2f} of the way "
              f"from the majority class to perfect, LogME {x['logme']:.2f}") if x else ""
     lead = (f", expected {advice['margin_points']:.1f} points ahead of {runner} on validation" if runner else "")
     decided = SIGNAL_LABELS.get(advice["decided_by"], advice["decided_by"])

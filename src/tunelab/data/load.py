@@ -125,15 +125,17 @@ def _text_columns(text_column: str) -> tuple[str, str | None]:
 
 
 def _column_for(table: Table, column: str, aliases: tuple[str, ...], role: str, warnings: list[str]) -> str:
-    """``column`` if the table has it; else the one column that is it in other letter case, or else the one column
-    named like one of ``aliases`` (said in a warning); else ``column`` (and the check that follows names what is there)."""
+    """``column`` if the table has it; else the one column that is it in other letter case, or else, when ``column`` is
+    the default name (``role``: nobody named a column), the one column named like one of ``aliases`` (said in a
+    warning); else ``column`` (and the check that follows names what is there). A column the user named is never
+    swapped for an alias: ``--text-column body`` on a file without ``body`` is a typo to report, not a guess to make."""
     if column in table.columns:
         return column
     by_lower: dict[str, list[str]] = {}
     for name in table.column_names:
         by_lower.setdefault(str(name).strip().lower(), []).append(name)
     same = by_lower.get(column.lower(), [])
-    found = same if len(same) == 1 else [n for a in aliases for n in by_lower.get(a, [])]
+    found = same if len(same) == 1 or column != role else [n for a in aliases for n in by_lower.get(a, [])]
     if len(found) != 1:
         return column
     warnings.append(f"{table.origin}: no column '{column}'; using '{found[0]}' as the {role} "
