@@ -199,6 +199,12 @@ def test_the_model_cards_load_snippet_runs_for_a_decoder_without_a_pad_token(tmp
         logits = model(**batch).logits
         assert logits.shape == (2, 3)
         assert torch.allclose(logits, ours(**batch).logits, atol=1e-5)
+    # the card's other way, in one call: peft's AutoPeftModel reads the base from adapter_config.json
+    one_call = re.findall(r"```python\n(.*?)```", card.split("## Load it")[1], re.S)[1]
+    assert "AutoPeftModelForSequenceClassification" in one_call
+    exec(one_call, scope)
+    with torch.no_grad():
+        assert torch.allclose(scope["model"].eval()(**batch).logits, logits, atol=1e-5)
 
 
 def test_a_tokenizer_larger_than_the_models_embeddings_fails_in_one_line_before_training(toy_lm_data, tmp_path):

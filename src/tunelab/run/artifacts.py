@@ -109,7 +109,12 @@ def model_card(run, metrics: dict[str, Any]) -> str:
             "```python\nfrom peft import PeftModel\nfrom transformers import AutoModelForSequenceClassification\n"
             f"base = AutoModelForSequenceClassification.from_pretrained(BASE, id2label={dict(enumerate(d.label_names))}, "
             f"pad_token_id={run.tokenizer.pad_token_id}, ignore_mismatched_sizes=True)\n"
-            "model = PeftModel.from_pretrained(base, THIS_FOLDER)\n```"
+            "model = PeftModel.from_pretrained(base, THIS_FOLDER)\n```\n\n"
+            "or in one call, the base read from `adapter_config.json` (the labels must be given: without them the base "
+            "gets a 2-class head and the adapter's does not fit):\n\n"
+            "```python\nfrom peft import AutoPeftModelForSequenceClassification\n"
+            f"model = AutoPeftModelForSequenceClassification.from_pretrained(THIS_FOLDER, "
+            f"id2label={dict(enumerate(d.label_names))}, pad_token_id={run.tokenizer.pad_token_id})\n```"
             if d.task == "classification"
             else "```python\nfrom peft import AutoPeftModelForCausalLM\nmodel = AutoPeftModelForCausalLM.from_pretrained(THIS_FOLDER)\n```"
         )
