@@ -59,6 +59,7 @@ def test_cli_compare_records_failure_writes_report_and_resumes(tiny_bert_dir, to
     printed = capsys.readouterr().out
 
     head, full = _record(out, "head"), _record(out, "full")
+    assert json.loads((out / "compare.json").read_text())["mode"] == "planned"  # no mode named: rounds (here one)
     assert head["run_info"]["status"] == "success"
     assert 0.0 <= head["metrics"]["test"]["accuracy"] <= 1.0
     assert head["train_info"]["trainable_params"] < head["train_info"]["total_params"]

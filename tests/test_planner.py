@@ -606,3 +606,23 @@ def test_the_report_shows_a_strategy_stopped_at_the_full_data_with_its_numbers_m
     assert rows["lora"]["status"] == "stopped early (1 seed)" and rows["lora"]["stop"] == stop
     assert rows["lora"]["val_mean"] == pytest.approx(0.70)  # measured: its numbers stay
     assert rows["bitfit"]["status"] == "success" and rows["bitfit"]["stop"] is None and rows["bitfit"]["n"] == 3
+
+
+def test_a_comparison_that_names_no_mode_runs_in_rounds_except_over_several_fractions_or_resuming_one_made_so(
+        tmp_path):
+    """The main job plans by default (issue 16: ``--exhaustive`` keeps the old behaviour). Several data fractions are
+    learning curves the user asked for, so they train to the end; --resume goes on the way compare.json says the
+    folder ran, so that a comparison made exhaustively is not screened again."""
+    from tunelab.compare.runner import PLAN_NAME, CompareOptions, exhaustive_by_default
+
+    assert exhaustive_by_default(CompareOptions(), tmp_path) is False
+    assert exhaustive_by_default(CompareOptions(data_fractions=(0.25, 0.5, 1.0)), tmp_path) is True
+    assert exhaustive_by_default(CompareOptions(data_fractions=(0.25, 1.0), budget_minutes=5), tmp_path) is False
+    (tmp_path / PLAN_NAME).write_text(json.dumps({"mode": "exhaustive"}))
+    assert exhaustive_by_default(CompareOptions(resume=True), tmp_path) is True
+    assert exhaustive_by_default(CompareOptions(), tmp_path) is False  # not resuming: the folder's plan is not read
+    assert exhaustive_by_default(CompareOptions(resume=True, overwrite=True), tmp_path) is False
+    (tmp_path / PLAN_NAME).write_text(json.dumps({"mode": "planned"}))
+    assert exhaustive_by_default(CompareOptions(resume=True, data_fractions=(0.5, 1.0)), tmp_path) is False
+    (tmp_path / PLAN_NAME).write_text("{not json")
+    assert exhaustive_by_default(CompareOptions(resume=True), tmp_path) is False

@@ -2,7 +2,7 @@
 
     tunelab compare --model minilm --data rotten-tomatoes --strategies head,lora,full --epochs 2
     tunelab compare --model minilm --data reviews.csv --seeds 3 --data-fractions 0.1,0.3,1.0 --tune-lr
-    tunelab compare ... --budget-minutes 30   # rounds: strategies that cannot catch up stop early; 30 min in all
+    tunelab compare ... --budget-minutes 30   # rounds (the default): strategies that cannot catch up stop early; 30 min in all
     tunelab compare ... --exhaustive      # every strategy x seed x fraction trained to the end
     tunelab compare ... --resume          # reuse finished runs, continue the interrupted one
     tunelab compare ... --executor ray --address auto --run-cpus 4 --run-gpus 1   # runs as Ray tasks
@@ -77,10 +77,11 @@ def add_parser(sub) -> None:
         "compare",
         help="train several strategies on the same split and budget, recommend one, write a report",
         description="Each strategy trains in its own process on the same split, for the same epochs, with its own "
-        "default learning rate (or the best of a short search with --tune-lr), to the end. With --budget-minutes (or "
-        "--plan) the runs go in rounds within a time budget: every strategy first trains on a ninth of the data, and "
-        "those that cannot catch up with the leader are stopped early. A strategy "
-        "that fails is recorded with its message and the others go on.",
+        "default learning rate (or the best of a short search with --tune-lr). The runs go in rounds within a time "
+        "budget (--budget-minutes, or the default below): every strategy first trains on a ninth of the data, and "
+        "those that cannot catch up with the leader are stopped early, with the reason and the prediction. "
+        "--exhaustive trains every strategy to the end, as does a comparison over several --data-fractions (the "
+        "learning curves asked for). A strategy that fails is recorded with its message and the others go on.",
     )
     p.add_argument("--strategies", type=_names, default=None,
                    help="comma-separated (default: those `tunelab strategies` marks as compared, of those that apply to "
@@ -110,11 +111,11 @@ def add_parser(sub) -> None:
                    "metric at the full data) go on, and one predicted below a cheaper one that goes on is stopped too "
                    f"(successive halving; default {HALVING:g}); 1 keeps every strategy that can still catch up")
     p.add_argument("--plan", action="store_true",
-                   help="run in rounds within the default budget (see --budget-minutes) and stop early the strategies "
-                   "that cannot catch up")
+                   help="run in rounds within the default budget (see --budget-minutes), also over several "
+                   "--data-fractions (the default for one fraction)")
     p.add_argument("--exhaustive", action="store_true",
-                   help="train every strategy × seed × fraction to the end, no rounds (the default without "
-                   "--budget-minutes or --plan)")
+                   help="train every strategy × seed × fraction to the end, no rounds (the default with several "
+                   "--data-fractions, and on --resume of a comparison that ran so)")
     p.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="where the runs train: local (one fresh process after another, the default) or ray "
                    "(each run a Ray task, as many at once as the cluster has room for; pip install 'tunelab[ray]')")
@@ -135,7 +136,7 @@ def add_parser(sub) -> None:
     )
     d.add_argument("--fresh", action="store_true", help="train every run again instead of reusing finished ones")
     d.add_argument("--exhaustive", action="store_true",
-                   help="train every strategy to the end (default: in rounds, as tunelab compare --plan: the strategies "
+                   help="train every strategy to the end (default: in rounds, as tunelab compare: the strategies "
                    "that cannot catch up, or fall outside successive halving's cut, stop early)")
     _add_common(d)
     d.set_defaults(func=cmd_demo, out=DEMO["out"])

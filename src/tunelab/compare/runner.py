@@ -393,8 +393,9 @@ class CompareOptions:
     starts that would end after it (default: :func:`tunelab.compare.planner.default_budget_s` of the
     cost estimates; none without them). ``exhaustive`` trains every strategy × seed × fraction to the
     end instead (no budget); ``halving`` is the planned rounds' η (the best ``⌈n / η⌉`` strategies go on after
-    each round: :func:`tunelab.compare.planner.halve`; 1 keeps every one that can still catch up); unset, a comparison is planned when it has a ``budget_minutes`` and exhaustive
-    otherwise (``exhaustive=False`` plans within the default budget). ``max_train_minutes`` / ``memory_gb`` set aside, after the fact, strategies
+    each round: :func:`tunelab.compare.planner.halve`; 1 keeps every one that can still catch up); unset, a comparison
+    is planned (within ``budget_minutes`` or the default budget) unless it has several ``data_fractions`` or resumes an
+    exhaustive one (:func:`exhaustive_by_default`). ``max_train_minutes`` / ``memory_gb`` set aside, after the fact, strategies
     whose training took longer / more memory in the recommendation; ``metric`` (default: the task's), ``tolerance`` and ``alpha`` are how it compares
     them (:func:`tunelab.advice.choose.recommend_from_results`); ``pre_recommend`` asks ``tunelab recommend``
     first; ``isolate`` runs each run in a fresh process, stopped after ``run_timeout_s``; ``title`` heads the
@@ -436,9 +437,9 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] | None = 
             log: Callable[[str], None] | None = print, **option_values: Any) -> CompareResult:
     """Train the strategies on the same split, record each run, recommend, write the report.
 
-    With ``budget_minutes`` (or ``exhaustive=False``) in rounds within a time budget
-    (:mod:`tunelab.compare.planner`: strategies that cannot catch up are stopped early); otherwise every
-    strategy × seed × fraction trains to the end.
+    By default in rounds within a time budget (:mod:`tunelab.compare.planner`: strategies that cannot catch up are
+    stopped early); with ``exhaustive=True``, or several ``data_fractions``, every strategy × seed × fraction trains to
+    the end (:func:`exhaustive_by_default`).
     ``base`` holds every shared option (model, data, epochs, batch size, max samples, ...); its
     ``strategy``, ``lr``, ``data_fraction`` and ``out`` are set per run. The rest are
     :class:`CompareOptions`, given as ``options=`` or as keywords (``seeds=2, tune_lr=True``).
@@ -455,8 +456,6 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] | None = 
 
     started = time.time()  # the budget counts from here: advice, cache and every run
     opts = dataclasses.replace(options or CompareOptions(), **option_values)
-    if opts.exhaustive is None:  # rounds when there is a budget to plan within (see the README: rounds do not always pay)
-        opts.exhaustive = opts.budget_minutes is None
     opts.lr_overrides = dict(opts.lr_overrides or {})
     opts.data_fractions = sorted(float(f) for f in opts.data_fractions)
     base = (base or TrainConfig()).replace()
@@ -473,6 +472,8 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] | None = 
     say = log or (lambda _msg: None)
     base = _epochs_fixed(base, opts, say, sized)
     out = _checked_out(base, strategies, out, opts)
+    if opts.exhaustive is None:
+        opts.exhaustive = exhaustive_by_default(opts, out)
     if opts.isolate and opts.executor is None:
         from tunelab.run.isolate import warm_up
 
@@ -531,6 +532,21 @@ def _check_metric(base: TrainConfig, opts: CompareOptions, task: str) -> None:
     problems = [p for p in problems if p]
     if problems:
         raise ConfigError(problems)
+
+
+def exhaustive_by_default(opts: CompareOptions, out: Path) -> bool:
+    """Whether a comparison that names no mode (neither ``exhaustive`` nor a budget) trains everything to the end.
+
+    It runs in rounds within the default budget (:func:`tunelab.compare.planner.default_budget_s`), as issue 16 asks of
+    the main job, except: with several ``data_fractions`` (the learning curves the user asked for, which rounds would
+    cut short), and on ``resume`` of a comparison whose ``compare.json`` says how it ran (it goes on the same way, so
+    that a folder made exhaustively is not screened again)."""
+    if opts.budget_minutes is not None:
+        return False
+    recorded = _safe_read(out / PLAN_NAME).get("mode") if opts.reuse else None
+    if recorded in ("exhaustive", "planned"):
+        return recorded == "exhaustive"
+    return len(opts.data_fractions) > 1
 
 
 def _checked_out(base: TrainConfig, strategies: list[str], out: str | Path | None, opts: CompareOptions) -> Path:
