@@ -272,12 +272,34 @@ def test_recommend_follows_the_calibrated_ranking_and_names_the_deciding_signal(
     assert {r["strategy"] for r in limited["estimates"]} == {"head", "full"} and limited["costs"] == "measured before training"
 
 
-def test_untimed_advice_times_the_steps_when_its_rule_weighs_costs(tiny_bert_dir, toy_classification_data, monkeypatch):
-    monkeypatch.setattr("tunelab.advice.calibrated.load_calibration", lambda path=None: None)  # the tiers: cheapest first
-    rec = recommend(str(tiny_bert_dir), toy_classification_data, config=TrainConfig(batch_size=8, epochs=1, cache=False),
-                    strategies=["head", "full"], reference=REFERENCE, sample_size=16, warmup_steps=1, timed_steps=2,
-                    isolate=False, measure_costs=False)
-    assert {r["strategy"] for r in rec["estimates"]} == {"head", "full"} and rec["costs"] == "measured before training"
+def test_untimed_advice_from_the_tiers_times_nothing_and_says_so(tiny_bert_dir, toy_classification_data, monkeypatch):
+    """Without a calibrated ranking (a causal LM; here the calibration removed) and with no limit, the tiers decide
+    in the rule's order: no strategy's steps are timed (on smollm2 that took minutes before the comparison's first
+    run), and the reason says the costs are left to the comparison. With a limit, the rule weighs measured costs."""
+    def untimed(*args, **kwargs):
+        raise AssertionError("a strategy's steps were timed")
+
+    monkeypatch.setattr("tunelab.advice.calibrated.load_calibration", lambda path=None: None)
+    kwargs = dict(config=TrainConfig(batch_size=8, epochs=1, cache=False), reference=REFERENCE, sample_size=16,
+                  warmup_steps=1, timed_steps=2, isolate=False, measure_costs=False)
+    with monkeypatch.context() as m:
+        m.setattr("tunelab.advice.recommend._estimate_row", untimed)
+        rec = recommend(str(tiny_bert_dir), toy_classification_data, strategies=["full", "head"], **kwargs)
+    assert rec["estimates"] == [] and rec["costs"].startswith("left to")
+    assert rec["strategy"] in {"full", "head"} and any("not timed before training" in r for r in rec["reasons"])
+    limited = recommend(str(tiny_bert_dir), toy_classification_data, strategies=["head", "full"], memory_gb=64, **kwargs)
+    assert {r["strategy"] for r in limited["estimates"]} == {"head", "full"} and limited["costs"] == "measured before training"
+
+
+def test_the_untimed_rule_takes_the_first_tier_that_holds_a_candidate_and_its_first_strategy():
+    from tunelab.advice.recommend import TIERS, decide_untimed
+
+    tiers = TIERS[("few", "close")]
+    first, second = tiers[0], tiers[1]
+    assert decide_untimed("few", "close", [*second, *first])[0] == first[0]
+    assert decide_untimed("few", "close", list(second))[0] == second[0]  # none of the first tier: the next
+    assert decide_untimed("few", "close", ["my-plugin"])[0] == "my-plugin"  # one the rule does not know: last tier
+    assert decide_untimed("few", "close", [])[0] is None
 
 
 def test_cli_recommend_and_estimate(tiny_bert_dir, toy_csv, capsys):

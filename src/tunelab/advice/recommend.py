@@ -509,6 +509,20 @@ def decide(amount: str, domain_level: str, estimates: list[dict[str, Any]]) -> t
     return best["strategy"], [f"no strategy fits the budget; {best['strategy']} is the cheapest ({_minutes(_cost(best)[0])}, {best['peak_memory_mb']:,.0f} MB): {best['why_not']}"]
 
 
+def decide_untimed(amount: str, domain_level: str, candidates: list[str]) -> tuple[str | None, list[str]]:
+    """The decision rule without cost estimates (``recommend(measure_costs=False)`` with no budget or memory limit,
+    as ``compare`` asks it: every strategy fits, and timing each one's steps in fresh processes before training cost
+    minutes on a decoder): the first tier that holds a candidate, and in it the rule's first strategy."""
+    tiers = [[s for s in tier if s in candidates] for tier in TIERS[(amount, domain_level)]]
+    tiers = [t for t in tiers if t] + [[s for s in candidates if not any(s in t for t in TIERS[(amount, domain_level)])]]
+    tier = next((t for t in tiers if t), None)
+    if tier is None:
+        return None, ["no strategy to advise"]
+    return tier[0], [f"expected most accurate for {amount} data on a {domain_level} domain: {', '.join(tier)}; "
+                     f"{tier[0]} is the rule's first of these (their costs were not timed before training: the "
+                     "comparison's own runs measure them)"]
+
+
 def recommend(
     model: str,
     data: Any,
@@ -534,8 +548,8 @@ def recommend(
     carries the training options the cost is estimated for (batch size, max length, epochs, cache, ...);
     ``reuse=False`` measures every strategy's steps again instead of reusing stored measurements.
     ``measure_costs=False`` (``compare``: its own first runs measure the costs) leaves the steps untimed
-    when the choice does not need them: no budget nor memory limit, and the calibrated ranking applies; the
-    estimates are then empty and ``costs`` says why.
+    when no budget nor memory limit needs them: the calibrated ranking decides, or else the tiers in the rule's order
+    (:func:`decide_untimed`); the estimates are then empty and ``costs`` says why.
     Returns ``{"strategy", "reasons", "signals", "estimates", "costs", "data", "domain"}``.
     """
     from tunelab.models import load_tokenizer, resolve_model
@@ -563,8 +577,9 @@ def recommend(
                                     feature_examples=feature_examples, seed=config.seed)
     if calibrated is not None and calibrated["strategy"] is not None:
         strategy, choice = calibrated["strategy"], [explain(calibrated)]
-    else:  # causal LM, no calibration file, or no calibrated strategy fits: the tiers below, which weigh costs
-        estimates = estimates if estimates is not None else measured()
+    elif estimates is None:  # the tiers, untimed: the comparison's first runs measure the costs (issue 16)
+        strategy, choice = decide_untimed(amount, domain["level"], fitting)
+    else:  # causal LM, no calibration file, or no calibrated strategy fits: the tiers, the cheapest that fits first
         strategy, choice = decide(amount, domain["level"], estimates)
     costs = "measured before training" if estimates is not None else "left to the comparison's first runs"
     estimates = estimates or []
