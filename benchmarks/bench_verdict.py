@@ -842,25 +842,27 @@ def _interval_text(interval: Sequence[float] | None, fmt: str = "{:.2f}") -> str
 def headline(summary: dict) -> list[str]:
     """The targets' figures as markdown rows, each with its 95 % interval over tasks where it has one."""
     rows = ["| figure | value | 95 % interval over tasks | target |", "|---|---|---|---|"]
+
+    def row(figure: str, value: str, interval: Sequence[float] | None, target: str, note: str = "") -> None:
+        rows.append(f"| {figure} | {value} | {_interval_text(interval)}{note} | {target} |")
+
     advice, after = summary["advice"], summary["after_training"]
-    rows.append(f"| advice: mean regret (points) | {advice['mean_regret']:.2f} | "
-                f"{_interval_text(advice.get('mean_regret_interval_95'))} | ≤ 2 |")
+    row("advice: mean regret (points)", f"{advice['mean_regret']:.2f}", advice.get("mean_regret_interval_95"), "≤ 2")
     for name, diff in advice.get("against_baselines", {}).items():
-        rows.append(f"| advice minus {name}: mean regret difference | {diff['mean_difference_points']:.2f} | "
-                    f"{_interval_text(diff['interval_95'])} | < 0 |")
-    rows.append(f"| advice: mean tau-b | {advice['mean_tau_b']:.2f} | – | ≥ 0.6 |")
-    rows.append(f"| after training: mean regret (points) | {after['mean_regret']:.2f} | "
-                f"{_interval_text(after.get('mean_regret_interval_95'))} | ≤ 1 |")
+        row(f"advice minus {name}: mean regret difference", f"{diff['mean_difference_points']:.2f}",
+            diff["interval_95"], "< 0")
+    row("advice: mean tau-b", f"{advice['mean_tau_b']:.2f}", None, "≥ 0.6")
+    row("after training: mean regret (points)", f"{after['mean_regret']:.2f}", after.get("mean_regret_interval_95"), "≤ 1")
     planned = summary.get("planned", {})
     if planned.get("tasks"):
-        rows.append(f"| planned: agrees with the exhaustive pick | {planned['agree']} of {planned['tasks']} | "
-                    f"{_interval_text(planned['share_agree_interval_95'])} (share) | ≥ 90 % |")
-        rows.append(f"| planned: median time ratio | {planned['median_time_ratio']:.2f}× | "
-                    f"{_interval_text(planned['median_time_ratio_interval_95'])} | ≤ 0.40× |")
+        row("planned: agrees with the exhaustive pick", f"{planned['agree']} of {planned['tasks']}",
+            planned["share_agree_interval_95"], "≥ 90 %", " (share)")
+        row("planned: median time ratio", f"{planned['median_time_ratio']:.2f}×", planned["median_time_ratio_interval_95"],
+            "≤ 0.40×")
     curves = summary.get("curves", {})
     if curves.get("cases"):
-        rows.append(f"| curves: mean absolute error (points) | {curves['mae_points']:.2f} | – | ≤ 2, < last observed "
-                    f"({curves['last_observed_mae_points']:.2f}) |")
+        row("curves: mean absolute error (points)", f"{curves['mae_points']:.2f}", None,
+            f"≤ 2, < last observed ({curves['last_observed_mae_points']:.2f})")
     return rows
 
 
