@@ -437,7 +437,10 @@ def _subtitle(results: list[dict], summaries: list, task: str) -> str:
     if meta.get("device"):
         parts.append(f"device {meta['device']}")
     n_ok = sum(1 for r in results if run_succeeded(r))
-    parts.append(f"{len(results)} runs ({n_ok} succeeded) over {len(summaries)} strategies")
+    # every strategy that ran, also those a planned comparison stopped before the table's fraction
+    n_strategies = len({as_record(r).run_info.strategy for r in results} or summaries)
+    parts.append(f"{len(results)} run{'s' * (len(results) != 1)} ({n_ok} succeeded) over {n_strategies} "
+                 f"strateg{'ies' if n_strategies != 1 else 'y'}")
     return "; ".join(parts) + "."
 
 
