@@ -329,3 +329,12 @@ def test_a_flag_the_command_does_not_know_points_to_that_commands_help(command, 
     err = capsys.readouterr().err.strip()
     assert exc.value.code == 2 and err.count("\n") == 0
     assert f"see `tunelab {command[0]} --help`" in err and "unrecognized arguments" in err
+
+
+def test_quiet_is_taken_after_any_command_as_before_it(monkeypatch):
+    from tunelab.cli.main import build_parser
+
+    parser = build_parser()
+    for argv in (["-q", "models"], ["models", "-q"], ["compare", "--data", "rotten-tomatoes", "-q"], ["recommend", "-q"]):
+        assert parser.parse_args(argv).quiet is True, argv
+    assert parser.parse_args(["models"]).quiet is False

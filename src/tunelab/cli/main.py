@@ -179,7 +179,6 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
 
     p = sub.add_parser("train", help="adapt a model with one strategy")
-    p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the run record (metrics.json) as JSON, nothing else")
     add_config_flags(p)
     p.set_defaults(func=cmd_train)
@@ -211,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     from tunelab.cli import recommend as cli_recommend
 
     cli_recommend.add_parser(sub)
+    for command in sub.choices.values():  # -q after the command too (tunelab compare ... -q), as before it
+        command.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
     return parser
 
 
