@@ -110,6 +110,60 @@ def test_the_micro_batches_give_the_whole_batch_s_loss_and_gradient_through_the_
         torch.testing.assert_close(param.grad, expected[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
+def _lm_batch(lengths: list[int], seed: int = 2) -> dict[str, torch.Tensor]:
+    """A causal LM's batch as DataCollatorForLanguageModeling makes it: labels are the ids, -100 where a row is
+    padding."""
+    inputs = _batch(lengths, seed=seed)
+    inputs["labels"] = inputs["input_ids"].masked_fill(inputs["attention_mask"] == 0, -100)
+    del inputs["token_type_ids"]
+    return inputs
+
+
+def test_a_causal_lm_batch_is_cut_with_its_labels_and_weighted_by_its_next_token_targets():
+    inputs = _lm_batch(MIXED[::-1])
+    parts = split_by_padding(inputs)
+    assert parts is not None and sum(share for _, share in parts) == pytest.approx(1.0)
+    total = int((inputs["labels"][:, 1:] != -100).sum())
+    for part, share in parts:  # the labels are cut along the sequence with the tokens; a long row weighs more
+        assert part["labels"].shape == part["input_ids"].shape
+        assert share == pytest.approx(int((part["labels"][:, 1:] != -100).sum()) / total)
+    assert parts[0][1] < parts[-1][1]  # sorted by length: the short rows' micro-batch holds fewer targets
+
+
+@pytest.mark.parametrize("cut_by", ["padding", "token cap"])
+def test_a_causal_lm_s_micro_batches_give_the_whole_batch_s_loss_and_gradient(tmp_path, cut_by):
+    """The same check on a decoder: a batch of mixed lengths (cut to save padding), and packed blocks of one length
+    over the token cap (the batch of 32 x 64 tokens a causal-LM run trains on, here 32 x 16 under a cap of 256): the
+    loss is the mean over every next-token target of the batch, so each micro-batch weighs by its share of them."""
+    from transformers import LlamaConfig, LlamaForCausalLM, TrainingArguments
+
+    from tunelab.run.training import make_trainer_class
+
+    inputs = _lm_batch(MIXED if cut_by == "padding" else [16] * 32)
+    cap = None if cut_by == "padding" else 256
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=100, max_position_embeddings=128, hidden_size=32, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=2, intermediate_size=64))
+    whole = model(**{k: v for k, v in inputs.items() if k != "length"}).loss
+    whole.backward()
+    expected = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad(set_to_none=True)
+
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=32, report_to=[], use_cpu=True,
+                             remove_unused_columns=False)
+    trainer = make_trainer_class()(model=model, args=args)
+    trainer.current_gradient_accumulation_steps = 1
+    trainer.tunelab_micro_tokens = cap
+    calls = []
+    model.register_forward_hook(lambda module, a, out: calls.append(out.logits.shape[0]))
+    loss = trainer.training_step(model, {k: v for k, v in inputs.items() if k != "length"})
+    assert len(calls) >= 2 and sum(calls) == 32
+    assert cap is None or calls == [16, 16]  # 16 rows x 16 tokens: at the cap
+    assert float(loss) == pytest.approx(float(whole.detach()), rel=1e-5)
+    for name, param in model.named_parameters():
+        torch.testing.assert_close(param.grad, expected[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
 # ----------------------------------------------------------------------------- on an accelerator: padded to a multiple
 
 

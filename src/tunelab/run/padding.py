@@ -8,15 +8,16 @@ random order, each padded to a text two or three times its mean length.
 :func:`split_by_padding` sorts one such batch's rows by length and cuts it into 2, 4, ... micro-batches, each padded
 only to its own longest text, while each cut saves at least :data:`MIN_SAVING` of the padded tokens.
 ``TunelabTrainer.training_step`` then runs forward and backward on each and adds the gradients, each loss weighted by
-its share of the rows: the batch, the loss and the gradient are the batch's own (up to float rounding and the
+its share of the rows (of the next-token targets, for a causal LM): the batch, the loss and the gradient are the batch's own (up to float rounding and the
 dropout masks drawn), so the recipe does not change, only its cost. Measured on minilm, full fine-tuning, random
 batches of 32 of rotten-tomatoes' texts (``max_length`` 128): padded tokens 1,661 -> 1,067 a step, and step time
 1.15-1.30 -> 0.82-0.87 s (``benchmarks/padding_split.py``).
 
 It applies only where the result is the same: one process on a CPU (on an accelerator a smaller batch does not cost
 proportionally less, and under DDP every backward would synchronize), no gradient accumulation (the Trainer's
-loss scaling across micro-steps stays its own), one label per row (a sequence's mean loss is the mean of its
-micro-batches' weighted by rows: causal-LM blocks are all of one length anyway), right padding, and inputs that
+loss scaling across micro-steps stays its own), labels that say what the loss is a mean over (one per row, or a
+causal LM's next-token labels with ``-100`` wherever a row is padding: each micro-batch's loss is then weighted by its
+share of the rows, or of the next-token targets), right padding, and inputs that
 are either per row or per position: the token inputs a model takes from the tokenizer, and the hidden states the
 frozen-layer cache feeds in their place (``last-n`` on a small run: its trained top blocks see the same rows and
 positions, cut the same way).
@@ -123,7 +124,12 @@ def split_by_padding(inputs: dict[str, Any], *, min_saving: float = MIN_SAVING, 
     import torch
 
     mask, labels = inputs.get("attention_mask"), inputs.get("labels")
-    if not isinstance(mask, torch.Tensor) or not isinstance(labels, torch.Tensor) or labels.dim() != 1 or mask.dim() != 2:
+    if not isinstance(mask, torch.Tensor) or not isinstance(labels, torch.Tensor) or mask.dim() != 2:
+        return None
+    per_token = labels.dim() == 2  # a causal LM's next-token labels, one per position
+    if per_token and (tuple(labels.shape) != tuple(mask.shape) or bool((labels[mask == 0] != IGNORE_INDEX).any())):
+        return None  # padding that is a target would be cut away with the padding
+    if not per_token and labels.dim() != 1:
         return None
     rows, width = mask.shape
     along = {key for key, value in inputs.items() if _per_position(key, value, mask)}
@@ -146,12 +152,29 @@ def split_by_padding(inputs: dict[str, Any], *, min_saving: float = MIN_SAVING, 
         best_k *= 2
     if best_k == 1:
         return None
+    total = _targets(labels)
+    if total == 0:
+        return None
     out = []
     for idx, part_lengths in zip(_parts(order.tolist(), best_k), _parts(sorted_lengths, best_k)):
         index, longest = torch.tensor(idx, device=mask.device), part_lengths[-1]  # sorted: the last is the longest
         part = {key: value[index, :longest] if key in along else value[index] for key, value in inputs.items()}
-        out.append((part, len(idx) / rows))
+        targets = _targets(part["labels"])
+        if targets:  # rows with no target at all add nothing to the loss (and their own mean would be 0 / 0)
+            out.append((part, targets / total))
     return out
+
+
+#: The label a causal LM's loss skips (padding, and whatever the collator masks).
+IGNORE_INDEX = -100
+
+
+def _targets(labels) -> int:
+    """What a batch's mean loss is a mean over: its rows (one label a row), or its next-token targets (a causal LM's
+    labels, shifted by one inside the model's loss, ``IGNORE_INDEX`` where nothing is predicted)."""
+    if labels.dim() == 1:
+        return int(labels.shape[0])
+    return int((labels[:, 1:] != IGNORE_INDEX).sum())
 
 
 def _per_position(key: str, value: Any, mask) -> bool:
@@ -162,7 +185,7 @@ def _per_position(key: str, value: Any, mask) -> bool:
 
     if not isinstance(value, torch.Tensor):
         return False
-    if key in _SEQUENCE_KEYS:
+    if key in _SEQUENCE_KEYS or key == "labels":  # a causal LM's labels are per position; a classifier's per row
         return tuple(value.shape) == tuple(mask.shape)
     return value.dim() >= 3 and tuple(value.shape[:2]) == tuple(mask.shape)
 
