@@ -60,6 +60,8 @@ def test_cli_compare_records_failure_writes_report_and_resumes(tiny_bert_dir, to
 
     head, full = _record(out, "head"), _record(out, "full")
     assert json.loads((out / "compare.json").read_text())["mode"] == "planned"  # no mode named: rounds (here one)
+    assert "planned comparison: one round, every strategy on data fraction 1 (" in printed  # and it says why
+    assert "fewer than 24, the planner's minimum" in printed
     assert head["run_info"]["status"] == "success"
     assert 0.0 <= head["metrics"]["test"]["accuracy"] <= 1.0
     assert head["train_info"]["trainable_params"] < head["train_info"]["total_params"]

@@ -699,6 +699,7 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
     after each, the strategies that cannot catch up are stopped. Returns every run's record (rounds in
     order; runs never started left out), the reused ids and the plan's summary."""
     from tunelab.compare.planner import (
+        MIN_ROUND_EXAMPLES,
         Planner,
         measurements_from_results,
         round_fractions,
@@ -727,7 +728,12 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
                       budget_after_first_round=after_first)
     step_guess = max((float(r["time_per_step_s"]) for r in (pre or {}).get("estimates") or []
                       if isinstance(r.get("time_per_step_s"), int | float)), default=None)
-    say(f"planned comparison: rounds at data fractions {', '.join(f'{f:g}' for f in rounds)}"
+    one_round = (f"planned comparison: one round, every strategy on data fraction {final:g}"
+                 + (f" ({n_final} training examples): a round of a ninth or a third of them would hold fewer than "
+                    f"{MIN_ROUND_EXAMPLES}, the planner's minimum, so no strategy is screened on less data"
+                    if n_final else ""))
+    say((one_round if not many and len(strategies) > 1 and len(opts.data_fractions) == 1 else
+         f"planned comparison: rounds at data fractions {', '.join(f'{f:g}' for f in rounds)}")
         + (f" (at the full data, seed {base.seed} first, then the other seeds for those that remain)" if many and opts.seeds > 1 else "") + "; "
         + (f"budget {budget_s / 60:.1f} min ({budget_source})" if budget_s is not None else
            f"budget {budget_source}" if after_first else f"no time budget ({budget_source})")
