@@ -614,15 +614,17 @@ def planned_records(results: Path, also: Sequence[Path] = ()) -> list[dict]:
 
 
 def bootstrap_interval(values: Sequence[float], statistic=np.mean, resamples: int = 10_000, seed: int = 0,
-                       level: float = 0.95) -> list[float]:
+                       level: float = 0.95, rng: np.random.Generator | None = None) -> list[float]:
     """Percentile bootstrap interval over tasks of ``statistic`` (``np.mean`` or ``np.median``, or any reduction taking
-    ``axis``; the tasks resampled with replacement): how far a figure over 12 tasks says anything about the next 12."""
+    ``axis``; the tasks resampled with replacement): how far a figure over 12 tasks says anything about the next 12.
+    ``rng``: draw from this generator instead of a fresh one seeded with ``seed``."""
     x = np.asarray(values, dtype=float)
     if not len(x):
         return [float("nan"), float("nan")]
-    draws = x[np.random.default_rng(seed).integers(0, len(x), size=(resamples, len(x)))]
+    rng = rng if rng is not None else np.random.default_rng(seed)
+    draws = x[rng.integers(0, len(x), size=(resamples, len(x)))]
     stats = statistic(draws, axis=1)
-    tail = 100 * (1 - level) / 2
+    tail = round(100 * (1 - level) / 2, 10)  # 2.5, not 2.5000000000000004
     return [float(v) for v in np.percentile(stats, [tail, 100 - tail])]
 
 
@@ -761,9 +763,8 @@ def advice_against_baselines(rows: list[dict], resamples: int = 10_000, seed: in
         diff = np.array([r["advice"]["regret"] - r[name]["regret"] for r in rows])
         if not len(diff):
             continue
-        means = diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(axis=1)
-        low, high = np.percentile(means, [2.5, 97.5])
-        out[name] = {"mean_difference_points": float(diff.mean()), "interval_95": [float(low), float(high)],
+        out[name] = {"mean_difference_points": float(diff.mean()),
+                     "interval_95": bootstrap_interval(diff, resamples=resamples, rng=rng),
                      "better_same_worse": [int((diff < 0).sum()), int((diff == 0).sum()), int((diff > 0).sum())]}
     return out
 

@@ -475,15 +475,20 @@ def _cost(row: dict[str, Any]) -> tuple[float, float]:
     return (row["train_time_s"] + row.get("cache_build_s", 0.0), row["peak_memory_mb"])
 
 
+def _tiers(amount: str, domain_level: str, names: list[str]) -> list[list[str]]:
+    """The rule's tiers for (amount, domain level), each cut to ``names`` and the empty ones left out; the ``names`` the
+    rule does not know make a last tier."""
+    tiers = [[s for s in tier if s in names] for tier in TIERS[(amount, domain_level)]]
+    tiers = [t for t in tiers if t]
+    listed = {s for t in tiers for s in t}
+    extra = [s for s in names if s not in listed]
+    return [*tiers, extra] if extra else tiers
+
+
 def decide(amount: str, domain_level: str, estimates: list[dict[str, Any]]) -> tuple[str | None, list[str]]:
     """Apply the decision rule to fitted estimates; return (strategy, reasons about the choice)."""
     by_name = {r["strategy"]: r for r in estimates}
-    tiers = [[s for s in tier if s in by_name] for tier in TIERS[(amount, domain_level)]]
-    tiers = [t for t in tiers if t]
-    listed = {s for t in tiers for s in t}
-    extra = [s for s in by_name if s not in listed]  # strategies the rule does not know: last tier
-    if extra:
-        tiers.append(extra)
+    tiers = _tiers(amount, domain_level, list(by_name))
     reasons = []
     for rank, tier in enumerate(tiers):
         fitting = [by_name[s] for s in tier if by_name[s]["fits"]]
@@ -513,11 +518,10 @@ def decide_untimed(amount: str, domain_level: str, candidates: list[str]) -> tup
     """The decision rule without cost estimates (``recommend(measure_costs=False)`` with no budget or memory limit,
     as ``compare`` asks it: every strategy fits, and timing each one's steps in fresh processes before training cost
     minutes on a decoder): the first tier that holds a candidate, and in it the rule's first strategy."""
-    tiers = [[s for s in tier if s in candidates] for tier in TIERS[(amount, domain_level)]]
-    tiers = [t for t in tiers if t] + [[s for s in candidates if not any(s in t for t in TIERS[(amount, domain_level)])]]
-    tier = next((t for t in tiers if t), None)
-    if tier is None:
+    tiers = _tiers(amount, domain_level, candidates)
+    if not tiers:
         return None, ["no strategy to advise"]
+    tier = tiers[0]
     return tier[0], [f"expected most accurate for {amount} data on a {domain_level} domain: {', '.join(tier)}; "
                      f"{tier[0]} is the rule's first of these (their costs were not timed before training: the "
                      "comparison's own runs measure them)"]
