@@ -220,6 +220,12 @@ def test_round_fractions_and_the_default_budget():
     assert round_fractions([0.5, 0.25, 1.0]) == [0.25, 0.5, 1.0]  # given fractions are the rounds
     assert round_fractions([1.0], 100) == [0.333, 1.0]  # 11 examples is too few for a round
     assert round_fractions([1.0], 3404, max_examples=2000) == [0.0653, 0.196, 1.0]
+    # the minimum counts training sequences: 64 long texts of ~7 blocks each make rounds, 300 short chats that pack
+    # five to a block (60 blocks) make none
+    assert round_fractions([1.0], 64) == [1.0]
+    assert round_fractions([1.0], 64, sequences_per_example=7.5) == [0.111, 0.333, 1.0]
+    assert round_fractions([1.0], 300) == [0.111, 0.333, 1.0]
+    assert round_fractions([1.0], 300, sequences_per_example=0.2) == [1.0]
     assert default_budget_s({"a": 100.0, "b": 400.0}, ["a", "b"], seeds=2) == pytest.approx(2 * 2 * 500.0)
     assert default_budget_s({"a": 1.0}, ["a"]) == 300.0  # the floor
     assert default_budget_s({"a": 1.0}, ["a", "b"]) is None  # an estimate is missing: no default

@@ -221,6 +221,24 @@ def test_causal_lm_text_becomes_full_blocks_joined_by_eos(tiny_llama_dir, toy_lm
     assert list(tokenized["train"]["labels"]) == list(blocks)
 
 
+def test_sequences_per_example_counts_the_blocks_a_causal_lm_trains_on(tiny_llama_dir, toy_lm_data, toy_classification_data):
+    """The planner's minimum counts what a step's batch holds: a causal LM's packed blocks per text (here several
+    short sentences share a block of 16 tokens, so fewer than one), one sequence per classification example."""
+    from transformers import AutoTokenizer
+
+    from tunelab.run.training import sequences_per_example
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    for length in (16, 4):
+        config = TrainConfig(model=str(tiny_llama_dir), task="causal-lm", max_length=length)
+        tokenized, _ = tokenize(toy_lm_data, tokenizer, length)
+        per_text = sequences_per_example(config, toy_lm_data)
+        assert per_text == len(tokenized["train"]) / len(toy_lm_data.train)
+    assert sequences_per_example(TrainConfig(model=str(tiny_llama_dir), max_length=4), toy_lm_data) > 1 > sequences_per_example(
+        TrainConfig(model=str(tiny_llama_dir), max_length=16), toy_lm_data)
+    assert sequences_per_example(TrainConfig(model="no-such-model"), toy_classification_data) == 1.0  # nothing loaded
+
+
 def test_causal_lm_text_without_an_eos_token_is_joined_by_sep(tiny_bert_dir, toy_lm_data):
     """A decoder trained with a BERT tokenizer (no EOS, as some GPT-2 checkpoints ship): documents are
     separated by [SEP] instead of failing in the collator on a None token."""

@@ -290,16 +290,20 @@ def default_budget_s(estimates: Mapping[str, float], strategies: Sequence[str], 
 
 def round_fractions(fractions: Sequence[float], n_train: int | None = None, *, max_examples: int | None = None,
                     rounds: int = DEFAULT_ROUNDS, factor: float = ROUND_FACTOR,
-                    min_examples: int = MIN_ROUND_EXAMPLES) -> list[float]:
+                    min_examples: int = MIN_ROUND_EXAMPLES, sequences_per_example: float = 1.0) -> list[float]:
     """The data fraction of each round: the given ``fractions`` when there are several, else ``f / 9``,
     ``f / 3``, ``f`` (``rounds`` of them, ×``factor`` apart in training examples, after ``max_examples``
-    caps the final round's), leaving out those under ``min_examples`` training examples when ``n_train``
-    (the full training split's size at fraction 1) is known.
+    caps the final round's), leaving out those under ``min_examples`` training sequences when ``n_train``
+    (the full training split's size at fraction 1) is known. ``sequences_per_example``: what a step's batch holds
+    per example (:func:`tunelab.run.training.sequences_per_example`: 1 for classification, a causal LM's blocks per
+    text).
 
     >>> round_fractions([1.0], 3404)
     [0.111, 0.333, 1.0]
     >>> round_fractions([1.0], 3404, max_examples=2000)   # 222, 667, 2,000 examples
     [0.0653, 0.196, 1.0]
+    >>> round_fractions([1.0], 64, sequences_per_example=7.5)   # 64 long texts: 53 and 160 blocks in the rounds
+    [0.111, 0.333, 1.0]
     """
     fractions = sorted(float(f) for f in fractions)
     if len(fractions) > 1:
@@ -309,7 +313,7 @@ def round_fractions(fractions: Sequence[float], n_train: int | None = None, *, m
         effective = max_examples / n_train
     out = [float(f"{effective / factor**k:.3g}") for k in range(rounds - 1, 0, -1)]
     if n_train is not None:
-        out = [f for f in out if f * n_train >= min_examples]
+        out = [f for f in out if f * n_train * sequences_per_example >= min_examples]
     return [*out, final]
 
 

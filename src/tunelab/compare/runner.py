@@ -711,7 +711,9 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
     metric = opts.metric or primary_metric(task)
     final = opts.data_fractions[-1]
     n_final = _examples_at(n_split, final, base.max_train_samples)
-    rounds = round_fractions(opts.data_fractions, n_split, max_examples=base.max_train_samples) if len(strategies) > 1 else [final]
+    per_example = _sequences_per_example(base) if len(strategies) > 1 and len(opts.data_fractions) == 1 else 1.0
+    rounds = (round_fractions(opts.data_fractions, n_split, max_examples=base.max_train_samples,
+                              sequences_per_example=per_example) if len(strategies) > 1 else [final])
     many = len(strategies) > 1 and len(rungs(rounds, opts.seeds)) > 1  # rounds before the last
     final_estimates = _estimated_seconds(pre)
     budget_s, budget_source = _budget(opts, final_estimates, strategies)
@@ -728,10 +730,12 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
                       budget_after_first_round=after_first)
     step_guess = max((float(r["time_per_step_s"]) for r in (pre or {}).get("estimates") or []
                       if isinstance(r.get("time_per_step_s"), int | float)), default=None)
+    held = (f"{n_final} training examples" if per_example == 1.0 else
+            f"{n_final} training texts, about {n_final * per_example:,.0f} training sequences")
     one_round = (f"planned comparison: one round, every strategy on data fraction {final:g}"
-                 + (f" ({n_final} training examples): a round of a ninth or a third of them would hold fewer than "
-                    f"{MIN_ROUND_EXAMPLES}, the planner's minimum, so no strategy is screened on less data"
-                    if n_final else ""))
+                 + (f" ({held}): a round of a ninth or a third of them would hold fewer than "
+                    f"{MIN_ROUND_EXAMPLES}{' sequences' if per_example != 1.0 else ''}, the planner's minimum, so no "
+                    "strategy is screened on less data" if n_final else ""))
     say((one_round if not many and len(strategies) > 1 and len(opts.data_fractions) == 1 else
          f"planned comparison: rounds at data fractions {', '.join(f'{f:g}' for f in rounds)}")
         + (f" (at the full data, seed {base.seed} first, then the other seeds for those that remain)" if many and opts.seeds > 1 else "") + "; "
@@ -850,13 +854,19 @@ def _checked_inputs(base: TrainConfig) -> tuple[str, int]:
     """The comparison's task and the size of its full training split, read from the data; a data source or a model
     that cannot serve the comparison stops it here, with one line, before anything is written or trained
     (:class:`DataError`, :class:`ModelError`), instead of failing every run the same way."""
-    from tunelab.data import load_task_data
     from tunelab.models.loading import check_model_for_task
+    from tunelab.run.training import load_data
 
-    data = load_task_data(base.data, task=base.task, text_column=base.text_column, label_column=base.label_column,
-                          validation_fraction=base.validation_fraction, test_fraction=base.test_fraction, seed=base.seed)
+    data = load_data(base, whole=True)
     check_model_for_task(base.model, data.task, trust_remote_code=base.trust_remote_code)
     return data.task, len(data.train)
+
+
+def _sequences_per_example(base: TrainConfig) -> float:
+    """:func:`tunelab.run.training.sequences_per_example` of the comparison's data (read again: cheap next to a run)."""
+    from tunelab.run.training import load_data, sequences_per_example
+
+    return sequences_per_example(base, load_data(base))
 
 
 def _examples_at(n_split: int | None, fraction: float, max_samples: int | None) -> int | None:

@@ -374,22 +374,27 @@ def head_note(name_or_path: str, label_names: list[str], *, trust_remote_code: b
             f"to yours ({some_of(label_names, 6)}){multi}; to start from a new head, save the checkpoint's body without it")
 
 
+def load_model_config(name_or_path: str, *, trust_remote_code: bool = False):
+    """The model's transformers config, read without its weights; raises :class:`ModelError` when it cannot be read."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(resolve_model(name_or_path), trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read the config of '{name_or_path}': {load_problem(name_or_path, exc)}") from exc
+
+
 def check_model_for_task(name_or_path: str, task: str, *, trust_remote_code: bool = False) -> None:
     """Refuse, before anything trains, a model that transformers cannot load for ``task``: a name that is not a
     model, a config that cannot be read, an encoder-decoder model (BART, T5), an architecture with no
     sequence-classification (or causal-LM) class, or an encoder asked to train as a causal LM. Reads the config only; raises :class:`ModelError`."""
-    from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import (
         MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
         MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES,
         MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
     )
 
-    path = resolve_model(name_or_path)
-    try:
-        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot read the config of '{name_or_path}': {load_problem(name_or_path, exc)}") from exc
+    config = load_model_config(name_or_path, trust_remote_code=trust_remote_code)
     classes = {  # task -> (the Auto class that loads it, the model types transformers has that class for)
         "classification": ("AutoModelForSequenceClassification", MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES),
         "causal-lm": ("AutoModelForCausalLM", MODEL_FOR_CAUSAL_LM_MAPPING_NAMES),

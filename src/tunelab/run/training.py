@@ -66,7 +66,9 @@ def default_out_dir(config: TrainConfig) -> Path:
 # ----------------------------------------------------------------------------- data
 
 
-def load_data(config: TrainConfig) -> TaskData:
+def load_data(config: TrainConfig, *, whole: bool = False) -> TaskData:
+    """The run's data: loaded, split (seeded), then cut to ``--data-fraction``, ``--max-train-samples`` and
+    ``--max-eval-samples``; ``whole``: split only (a comparison reads the full training split's size)."""
     from tunelab.data import load_task_data, subsample_train
 
     data = load_task_data(
@@ -78,6 +80,8 @@ def load_data(config: TrainConfig) -> TaskData:
         test_fraction=config.test_fraction,
         seed=config.seed,
     )
+    if whole:
+        return data
     if config.data_fraction < 1.0:
         data = subsample_train(data, config.data_fraction, config.seed)
     if config.max_train_samples and len(data.train) > config.max_train_samples:
@@ -128,6 +132,48 @@ def _map_fingerprint(data: TaskData, split: str, tokenizer, max_length: int, kee
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
+LM_PACKING_ROWS = 1000
+"""Causal LM: texts are packed into blocks this many rows at a time (``datasets.map``'s batch); each batch's last
+partial block is dropped, unless it is the batch's only one."""
+
+
+def _lm_blocks(batch: dict[str, list], tokenizer, max_length: int) -> list[list[int]]:
+    """A batch of rows (columns of ``datasets.map``) as causal-LM blocks: the texts joined, each followed by the
+    separator (EOS; a tokenizer without one, as GPT-2 models trained with a BERT tokenizer, its SEP token, or
+    nothing), cut into blocks of ``max_length`` tokens."""
+    separator = [t for t in (tokenizer.eos_token_id, tokenizer.sep_token_id) if t is not None][:1]
+    keys = list(batch.keys())
+    rows = [dict(zip(keys, values)) for values in zip(*batch.values())]
+    texts = [render_text(r, tokenizer) for r in rows]
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    flat = [t for seq in ids for t in (seq + separator)]
+    usable = (len(flat) // max_length) * max_length
+    blocks = [flat[i : i + max_length] for i in range(0, usable, max_length)]
+    if not blocks and flat:  # keep a short tail rather than dropping a small split
+        blocks = [flat[:max_length]]
+    return blocks
+
+
+SEQUENCES_SAMPLE_ROWS = 5 * LM_PACKING_ROWS
+
+
+def sequences_per_example(config: TrainConfig, data: TaskData) -> float:
+    """Training sequences (what a step's batch holds) per training example of ``data``: 1 for classification; for a
+    causal LM, the blocks of the run's max length that the training texts pack into, per text (more than 1 for
+    long documents, less for short chats). The planner counts a round's minimum in sequences."""
+    if data.task != "causal-lm" or not len(data.train):
+        return 1.0
+    from tunelab.models.loading import load_model_config, load_tokenizer
+
+    tokenizer = load_tokenizer(config.model, trust_remote_code=config.trust_remote_code)
+    model_config = load_model_config(config.model, trust_remote_code=config.trust_remote_code)
+    max_length = resolve_max_length(config, data.task, model_config, tokenizer)
+    rows = min(len(data.train), SEQUENCES_SAMPLE_ROWS)  # the split's first rows (it is shuffled): the ratio, cheaply
+    blocks = sum(len(_lm_blocks(data.train[i : min(i + LM_PACKING_ROWS, rows)], tokenizer, max_length))
+                 for i in range(0, rows, LM_PACKING_ROWS))
+    return blocks / rows
+
+
 def tokenize(data: TaskData, tokenizer, max_length: int, *, limit: int | None = None,
              keep: str = "start") -> tuple[dict[str, Any], list[str]]:
     """Tokenize every split. Classification: one example per text (or text pair: ``text_pair``, encoded as the
@@ -172,20 +218,8 @@ def tokenize(data: TaskData, tokenizer, max_length: int, *, limit: int | None = 
             out[split] = tok if split == "train" else tok.sort("length")
         return out, warnings
 
-    # the token between documents: EOS; a tokenizer without one (GPT-2 models trained with a BERT
-    # tokenizer) separates them with its SEP token, or with nothing
-    separator = [t for t in (tokenizer.eos_token_id, tokenizer.sep_token_id) if t is not None][:1]
-
     def encode_lm(batch):
-        keys = list(batch.keys())
-        rows = [dict(zip(keys, values)) for values in zip(*batch.values())]
-        texts = [render_text(r, tokenizer) for r in rows]
-        ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
-        flat = [t for seq in ids for t in (seq + separator)]
-        usable = (len(flat) // max_length) * max_length
-        blocks = [flat[i : i + max_length] for i in range(0, usable, max_length)]
-        if not blocks and flat:  # keep a short tail rather than dropping a small split
-            blocks = [flat[:max_length]]
+        blocks = _lm_blocks(batch, tokenizer, max_length)
         return {"input_ids": blocks, "labels": [list(b) for b in blocks], "length": [len(b) for b in blocks]}
 
     for split, ds in data.splits().items():
@@ -195,7 +229,7 @@ def tokenize(data: TaskData, tokenizer, max_length: int, *, limit: int | None = 
         out[split] = ds.map(
             encode_lm,
             batched=True,
-            batch_size=1000,
+            batch_size=LM_PACKING_ROWS,
             remove_columns=ds.column_names,
             desc=f"tokenizing {split}",
             new_fingerprint=_map_fingerprint(data, split, tokenizer, max_length),
