@@ -226,6 +226,11 @@ def test_round_fractions_and_the_default_budget():
     assert round_fractions([1.0], 64, sequences_per_example=7.5) == [0.111, 0.333, 1.0]
     assert round_fractions([1.0], 300) == [0.111, 0.333, 1.0]
     assert round_fractions([1.0], 300, sequences_per_example=0.2) == [1.0]
+    # ... and a round must train: 12 optimizer steps at least (one epoch of 53 and 160 blocks at batch 32 is 2 and 5)
+    one_epoch, ten_epochs = (lambda n: math.ceil(n / 32)), (lambda n: 10 * math.ceil(n / 32))
+    assert round_fractions([1.0], 64, sequences_per_example=7.5, steps=one_epoch) == [1.0]
+    assert round_fractions([1.0], 64, sequences_per_example=7.5, steps=ten_epochs) == [0.111, 0.333, 1.0]
+    assert round_fractions([1.0], 2000, steps=one_epoch) == [0.333, 1.0]  # 7 and 21 steps
     assert default_budget_s({"a": 100.0, "b": 400.0}, ["a", "b"], seeds=2) == pytest.approx(2 * 2 * 500.0)
     assert default_budget_s({"a": 1.0}, ["a"]) == 300.0  # the floor
     assert default_budget_s({"a": 1.0}, ["a", "b"]) is None  # an estimate is missing: no default

@@ -141,18 +141,37 @@ def test_epochs_for_keeps_three_epochs_where_they_make_enough_steps():
 
 
 def test_a_comparison_fixes_the_epochs_once_for_its_largest_run(tmp_path):
-    from tunelab.compare.runner import CompareOptions, _checked_inputs, _epochs_fixed
+    from tunelab.compare.runner import CompareOptions, Sized, _checked_inputs, _epochs_fixed
 
     rows = "\n".join(f"text number {i} here,{i % 2}" for i in range(100))
     (tmp_path / "d.csv").write_text("text,label\n" + rows + "\n")
     said: list[str] = []
     base = TrainConfig(data=str(tmp_path / "d.csv"), batch_size=8)
     sized = _checked_inputs(base)
-    assert sized == ("classification", 70)
+    assert sized == Sized("classification", 70, 1.0)
     fixed = _epochs_fixed(base, CompareOptions(data_fractions=[0.25, 1.0]), said.append, sized)
     assert fixed.epochs == 7  # 70 training rows (10 % validation, 20 % test): 9 steps an epoch, 7 epochs for 60
     assert said and "at least 60 optimizer steps" in said[0]
     assert _epochs_fixed(base.replace(epochs=2), CompareOptions(), said.append, sized).epochs == 2
+
+
+def test_a_causal_lm_comparison_counts_its_steps_in_packed_blocks(tiny_llama_dir, tmp_path):
+    """Long documents pack into many blocks: their epochs come from the blocks a step's batch takes, not from the
+    texts (40 texts of ~40 blocks each are 50 steps an epoch at batch 32: 3 epochs, not the 30 that 40 examples of
+    2 steps an epoch would take)."""
+    from tunelab.compare.runner import CompareOptions, _checked_inputs, _epochs_fixed
+
+    paragraphs = [f"paragraph {i}: " + " ".join(["the film was really good and the plot was quite funny"] * 10)
+                  for i in range(60)]
+    (tmp_path / "doc.txt").write_text("\n\n".join(paragraphs))  # ~36 k characters: chunks of 1-2 k
+    said: list[str] = []
+    base = TrainConfig(model=str(tiny_llama_dir), data=str(tmp_path / "doc.txt"), max_length=16)
+    sized = _checked_inputs(base)
+    assert sized.task == "causal-lm" and sized.sequences_per_example > 10
+    steps = base.steps_per_epoch(round(sized.n_split * sized.sequences_per_example))
+    fixed = _epochs_fixed(base, CompareOptions(), said.append, sized)
+    assert fixed.epochs == base.epochs_for(round(sized.n_split * sized.sequences_per_example)) == max(3, -(-60 // steps))
+    assert fixed.epochs < base.epochs_for(sized.n_split)
 
 
 def test_per_example_outputs_are_saved_and_give_back_the_recorded_metrics(head_record):

@@ -467,8 +467,8 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] | None = 
         raise ConfigError(problems)
     # the data and the model are checked before anything is written, and the task and the split's size read once
     sized = _checked_inputs(base)
-    strategies = _for_task(strategies, sized[0]) if named else default_comparison(sized[0])
-    _check_metric(base, opts, sized[0])
+    strategies = _for_task(strategies, sized.task) if named else default_comparison(sized.task)
+    _check_metric(base, opts, sized.task)
     say = log or (lambda _msg: None)
     base = _epochs_fixed(base, opts, say, sized)
     out = _checked_out(base, strategies, out, opts)
@@ -694,7 +694,7 @@ def _run_all(planned: list[PlannedRun], base: TrainConfig, searches: dict[str, d
 
 def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[str, float], searches: dict[str, dict],
                  opts: CompareOptions, pre: dict | None, say: Callable[[str], None], log: Callable[[str], None] | None,
-                 tracked, started: float, sized: tuple[str, int]) -> tuple[list[RunRecord], list[str], dict[str, Any]]:
+                 tracked, started: float, sized: Sized) -> tuple[list[RunRecord], list[str], dict[str, Any]]:
     """The comparison in rounds (:mod:`tunelab.compare.planner`): each round's runs go to the executor;
     after each, the strategies that cannot catch up are stopped. Returns every run's record (rounds in
     order; runs never started left out), the reused ids and the plan's summary."""
@@ -707,13 +707,12 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
         timings_from_results,
     )
 
-    task, n_split = sized
+    task, n_split, per_example = sized.task, sized.n_split, sized.sequences_per_example
     metric = opts.metric or primary_metric(task)
     final = opts.data_fractions[-1]
     n_final = _examples_at(n_split, final, base.max_train_samples)
-    per_example = _sequences_per_example(base) if len(strategies) > 1 and len(opts.data_fractions) == 1 else 1.0
     rounds = (round_fractions(opts.data_fractions, n_split, max_examples=base.max_train_samples,
-                              sequences_per_example=per_example) if len(strategies) > 1 else [final])
+                              sequences_per_example=per_example, steps=_steps_of(base)) if len(strategies) > 1 else [final])
     many = len(strategies) > 1 and len(rungs(rounds, opts.seeds)) > 1  # rounds before the last
     final_estimates = _estimated_seconds(pre)
     budget_s, budget_source = _budget(opts, final_estimates, strategies)
@@ -822,17 +821,18 @@ def _say_stops(planner, say: Callable[[str], None], told: int, told_rounds: set[
 
 
 def _epochs_fixed(base: TrainConfig, opts: CompareOptions, say: Callable[[str], None],
-                  sized: tuple[str, int]) -> TrainConfig:
+                  sized: Sized) -> TrainConfig:
     """``base`` with the epochs every run of the comparison takes: ``--epochs``, or the choice for the size of the
     largest run (:meth:`TrainConfig.epochs_for`). Runs on smaller fractions (learning curves, the planner's rounds)
     take the same epochs, so that they differ only in their data. ``sized``: :func:`_checked_inputs` of ``base``."""
     if base.epochs is not None:
         return base
-    _, n_split = sized
-    n = _examples_at(n_split, opts.data_fractions[-1], base.max_train_samples)
-    epochs = base.epochs_for(n)
+    n = _examples_at(sized.n_split, opts.data_fractions[-1], base.max_train_samples)
+    sequences = max(1, round(n * sized.sequences_per_example))  # what a step's batch holds: a causal LM's blocks
+    epochs = base.epochs_for(sequences)
     if epochs != DEFAULT_EPOCHS:
-        say(f"epochs: {epochs:g}, so that {n:,} training examples make at least {MIN_STEPS} optimizer steps "
+        held = f"{n:,} training examples" if sequences == n else f"{n:,} training texts ({sequences:,} sequences)"
+        say(f"epochs: {epochs:g}, so that {held} make at least {MIN_STEPS} optimizer steps "
             f"({DEFAULT_EPOCHS:g} epochs would make fewer; --epochs sets them)")
     return base.replace(epochs=epochs)
 
@@ -850,23 +850,34 @@ def _for_task(strategies: list[str], task: str) -> list[str]:
     return strategies
 
 
-def _checked_inputs(base: TrainConfig) -> tuple[str, int]:
-    """The comparison's task and the size of its full training split, read from the data; a data source or a model
-    that cannot serve the comparison stops it here, with one line, before anything is written or trained
-    (:class:`DataError`, :class:`ModelError`), instead of failing every run the same way."""
+@dataclass(frozen=True)
+class Sized:
+    """What the comparison reads from its data before any run: the task, the full training split's size and the
+    training sequences each of its examples makes (:func:`tunelab.run.training.sequences_per_example`)."""
+
+    task: str
+    n_split: int
+    sequences_per_example: float = 1.0
+
+
+def _checked_inputs(base: TrainConfig) -> Sized:
+    """The comparison's :class:`Sized`, read from the data; a data source or a model that cannot serve the comparison
+    stops it here, with one line, before anything is written or trained (:class:`DataError`, :class:`ModelError`),
+    instead of failing every run the same way."""
     from tunelab.models.loading import check_model_for_task
-    from tunelab.run.training import load_data
+    from tunelab.run.training import load_data, sequences_per_example
 
     data = load_data(base, whole=True)
     check_model_for_task(base.model, data.task, trust_remote_code=base.trust_remote_code)
-    return data.task, len(data.train)
+    return Sized(data.task, len(data.train), sequences_per_example(base, data))
 
 
-def _sequences_per_example(base: TrainConfig) -> float:
-    """:func:`tunelab.run.training.sequences_per_example` of the comparison's data (read again: cheap next to a run)."""
-    from tunelab.run.training import load_data, sequences_per_example
-
-    return sequences_per_example(base, load_data(base))
+def _steps_of(base: TrainConfig) -> Callable[[int], float] | None:
+    """The optimizer steps a run of ``base`` takes on so many training sequences (its epochs fixed by
+    :func:`_epochs_fixed`), for the planner's minimum; None when the epochs are not fixed."""
+    if base.epochs is None:
+        return None
+    return lambda sequences: base.steps_per_epoch(sequences) * float(base.epochs)
 
 
 def _examples_at(n_split: int | None, fraction: float, max_samples: int | None) -> int | None:
