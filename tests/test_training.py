@@ -227,6 +227,36 @@ def test_max_length_beyond_the_model_is_refused_and_defaults_are_capped(tiny_ber
         resolve_max_length(TrainConfig(max_length=512), "classification", model_config, tokenizer)
 
 
+def test_a_gpt2_causal_lm_reports_the_loss_of_its_predicted_tokens(toy_lm_data, tmp_path):
+    """GPT-2's class name maps to no loss in transformers (loss_type None): the Trainer then divided every block's summed
+    loss by all its labels, not the predicted ones, and reported a perplexity far below the model's. The recorded loss
+    is the token-weighted loss of the per-example outputs and of the saved model, scored by transformers directly."""
+    import torch
+    from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
+
+    from conftest import TINY_DIMS, tiny_tokenizer
+
+    tokenizer = tiny_tokenizer()
+    tokenizer.eos_token = "[SEP]"
+    config = GPT2Config(vocab_size=tokenizer.vocab_size, n_positions=128, n_embd=TINY_DIMS["hidden_size"], n_layer=2,
+                        n_head=TINY_DIMS["num_attention_heads"], pad_token_id=tokenizer.pad_token_id,
+                        bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id)
+    torch.manual_seed(0)
+    folder = tmp_path / "tiny-gpt2"
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    record = train(TrainConfig(model=str(folder), strategy="full", epochs=1, batch_size=8, max_length=16,
+                               out=str(tmp_path / "o")), data=toy_lm_data, progress=False)
+    outputs = ExampleOutputs.load(tmp_path / "o", "validation")
+    assert outputs.metrics()["loss"] == pytest.approx(record["metrics"]["validation"]["loss"], rel=1e-4)
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "o" / "model").eval()
+    blocks, _ = tokenize(toy_lm_data, tokenizer, 16)
+    ids = torch.tensor(blocks["validation"]["input_ids"])
+    with torch.no_grad():
+        direct = model(input_ids=ids, labels=ids).loss.item()  # every block full: the mean over predicted tokens
+    assert record["metrics"]["validation"]["loss"] == pytest.approx(direct, rel=1e-4)
+
+
 def test_causal_lm_text_becomes_full_blocks_joined_by_eos(tiny_llama_dir, toy_lm_data):
     from transformers import AutoTokenizer
 
