@@ -98,6 +98,24 @@ def test_an_adapter_whose_base_model_moved_says_where_to_fix_it(tiny_bert_dir, t
         load_artifact(tmp_path / "o")
 
 
+def test_ia3_merges_into_a_bert_whose_pooler_trains_with_the_head(tiny_bert_dir, toy_classification_data, tmp_path):
+    """IA3 --merge on a BERT classifier (its pooler trains whole, beside the head): peft's IA3 merge had failed on the
+    pooler after training and saved nothing. The merged model gives the adapter's logits."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    config = TrainConfig(model=str(tiny_bert_dir), strategy="ia3", merge=True, lr=0.05, epochs=1, batch_size=16,
+                         out=str(tmp_path / "o"))
+    train(config, data=toy_classification_data, progress=False)
+    adapter, _, _ = load_artifact(tmp_path / "o")
+    merged_dir = tmp_path / "o" / MODEL_DIR / "merged"
+    merged = AutoModelForSequenceClassification.from_pretrained(merged_dir).eval()
+    enc = AutoTokenizer.from_pretrained(merged_dir)(["good film", "an awful and boring plot"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        torch.testing.assert_close(merged(**enc).logits, adapter(**enc).logits, rtol=1e-5, atol=1e-5)
+        untrained = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir, num_labels=2).eval()
+        assert not torch.allclose(untrained.bert.pooler.dense.weight, merged.bert.pooler.dense.weight)  # the trained pooler
+
+
 def test_classification_predict_ranks_every_label(tiny_bert_dir, toy_classification_data, tmp_path):
     config = TrainConfig(model=str(tiny_bert_dir), strategy="bitfit", epochs=1, batch_size=16, out=str(tmp_path / "o"))
     train(config, data=toy_classification_data, progress=False)

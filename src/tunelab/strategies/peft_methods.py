@@ -26,6 +26,20 @@ def _modules_to_save(layout, task: str) -> list[str] | None:
     return list(layout.new_head_modules) or None
 
 
+def _keep_trained_copies(model) -> None:
+    """Put each module that trained whole (``modules_to_save``: the new head, a BERT pooler) back in the model as its
+    trained copy, before the adapters merge. peft 0.21's merge for IA3 copies ``.weight`` from every wrapped module onto
+    its copy, which a module of modules has not (BertPooler: ``AttributeError`` after training, nothing saved);
+    LoRA's merge keeps the copies as this does."""
+    from peft.utils import ModulesToSaveWrapper
+
+    for name, module in list(model.named_modules()):
+        if isinstance(module, ModulesToSaveWrapper):
+            parent, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent) if parent else model, child,
+                    module.modules_to_save[module.active_adapters[0]])
+
+
 def _held_in_bf16(model) -> bool:
     import torch
 
@@ -81,6 +95,7 @@ class _PeftStrategy(Strategy):
         # peft keeps the adapter's entries of a given (gathered) state dict
         model.save_pretrained(out_dir, safe_serialization=True, state_dict=state_dict)
         if merge:
+            _keep_trained_copies(model)
             merged = model.merge_and_unload()
             merged.save_pretrained(Path(out_dir) / "merged", safe_serialization=True)
 
