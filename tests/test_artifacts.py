@@ -116,6 +116,22 @@ def test_ia3_merges_into_a_bert_whose_pooler_trains_with_the_head(tiny_bert_dir,
         assert not torch.allclose(untrained.bert.pooler.dense.weight, merged.bert.pooler.dense.weight)  # the trained pooler
 
 
+def test_a_merge_that_fails_keeps_the_trained_adapter(tiny_bert_dir, toy_classification_data, tmp_path, monkeypatch, caplog):
+    from peft import LoraModel
+
+    def fail(self, *args, **kwargs):
+        raise RuntimeError("no merge today")
+
+    monkeypatch.setattr(LoraModel, "merge_and_unload", fail)
+    config = TrainConfig(model=str(tiny_bert_dir), strategy="lora", merge=True, epochs=1, batch_size=16, out=str(tmp_path / "o"))
+    with caplog.at_level("WARNING", logger="tunelab"):
+        train(config, data=toy_classification_data, progress=False)
+    assert "--merge failed (RuntimeError: no merge today); the trained adapter is saved" in caplog.text
+    assert not (tmp_path / "o" / MODEL_DIR / "merged").exists()
+    _, _, info = load_artifact(tmp_path / "o")
+    assert info["format"] == "peft"
+
+
 def test_classification_predict_ranks_every_label(tiny_bert_dir, toy_classification_data, tmp_path):
     config = TrainConfig(model=str(tiny_bert_dir), strategy="bitfit", epochs=1, batch_size=16, out=str(tmp_path / "o"))
     train(config, data=toy_classification_data, progress=False)

@@ -8,6 +8,8 @@ trains and is saved with the adapter.
 
 from __future__ import annotations
 
+import logging
+import shutil
 from pathlib import Path
 
 from tunelab.models import ia3_targets, lora_targets
@@ -95,9 +97,16 @@ class _PeftStrategy(Strategy):
         # peft keeps the adapter's entries of a given (gathered) state dict
         model.save_pretrained(out_dir, safe_serialization=True, state_dict=state_dict)
         if merge:
-            _keep_trained_copies(model)
-            merged = model.merge_and_unload()
-            merged.save_pretrained(Path(out_dir) / "merged", safe_serialization=True)
+            try:
+                _keep_trained_copies(model)
+                merged = model.merge_and_unload()
+                merged.save_pretrained(Path(out_dir) / "merged", safe_serialization=True)
+            except Exception as exc:  # the trained adapter is saved above: a failed merge must not lose it
+                shutil.rmtree(Path(out_dir) / "merged", ignore_errors=True)
+                logging.getLogger("tunelab").warning(
+                    "--merge failed (%s: %s); the trained adapter is saved: merge it later with peft "
+                    "(load it with PeftModel.from_pretrained, then merge_and_unload and save_pretrained)",
+                    type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
 
     def frozen_blocks(self, model, layout, config):
         top = getattr(config, "lora_layers", None)
