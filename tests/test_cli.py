@@ -338,3 +338,18 @@ def test_quiet_is_taken_after_any_command_as_before_it(monkeypatch):
     for argv in (["-q", "models"], ["models", "-q"], ["compare", "--data", "rotten-tomatoes", "-q"], ["recommend", "-q"]):
         assert parser.parse_args(argv).quiet is True, argv
     assert parser.parse_args(["models"]).quiet is False
+
+
+def test_ctrl_c_during_a_comparison_says_how_to_resume_it(tiny_bert_dir, toy_csv, tmp_path, monkeypatch):
+    import tunelab.cli.compare as cli_compare
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_compare, "compare", interrupted)
+    out = tmp_path / "cmp"
+    code, _, err = tunelab("compare", "--model", str(tiny_bert_dir), "--data", str(toy_csv), "--out", str(out), "--overwrite")
+    assert code == 130
+    lines = [line for line in err.splitlines() if line.startswith("tunelab:")]
+    assert len(lines) == 1 and lines[0].startswith(f"tunelab: interrupted: the comparison's finished runs are kept in {out}")
+    assert lines[0].endswith(f"Resume with: tunelab -q compare --model {tiny_bert_dir} --data {toy_csv} --out {out} --resume")

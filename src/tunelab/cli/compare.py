@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import shlex
 import sys
 from pathlib import Path
 
@@ -158,7 +160,30 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     base = config_from_args(args)
     executor = make_executor(args.executor, address=args.address, run_cpus=args.run_cpus, run_gpus=args.run_gpus)
-    result = compare(
+    with _resume_hint(args, base):
+        result = _compare(args, base, executor)
+    print_result(result, as_json=args.json)
+    return _exit_code(result)
+
+
+@contextlib.contextmanager
+def _resume_hint(args: argparse.Namespace, base):
+    """Ctrl-C during a comparison: say where its finished runs are and the command that continues it."""
+    from tunelab.compare.runner import default_compare_out
+    from tunelab.run.resilience import RunInterrupted
+
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        out = args.out or default_compare_out(base)
+        typed = [a for a in getattr(args, "command_line", None) or ["compare"] if a not in ("--overwrite", "--resume")]
+        # (a run's own hint names `tunelab train`: the comparison's resume continues that run too)
+        raise RunInterrupted(f"the comparison's finished runs are kept in {out}; its report is written when it ends. "
+                             f"Resume with: tunelab {shlex.join([*typed, '--resume'])}", None) from exc
+
+
+def _compare(args: argparse.Namespace, base, executor):
+    return compare(
         base,
         args.strategies,
         out=args.out,
@@ -176,8 +201,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
         run_timeout_s=args.run_timeout,
         executor=executor,
     )
-    print_result(result, as_json=args.json)
-    return _exit_code(result)
 
 
 def _exit_code(result: CompareResult) -> int:

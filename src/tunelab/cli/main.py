@@ -221,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="tunelab: warning: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.command_line = list(sys.argv[1:] if argv is None else argv)  # what was typed: a resume hint repeats it
     _quiet_libraries()
     try:
         code = args.func(args) or 0

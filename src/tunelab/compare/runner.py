@@ -549,10 +549,15 @@ def exhaustive_by_default(opts: CompareOptions, out: Path) -> bool:
     return len(opts.data_fractions) > 1
 
 
+def default_compare_out(base: TrainConfig) -> Path:
+    """Where a comparison writes when no ``out`` is given: ``runs/compare-MODEL-DATA``."""
+    safe = lambda s: Path(str(s)).name or "data"  # noqa: E731
+    return Path("runs") / f"compare-{safe(base.model)}-{safe(base.data)}"
+
+
 def _checked_out(base: TrainConfig, strategies: list[str], out: str | Path | None, opts: CompareOptions) -> Path:
     """The comparison's folder, created once every option, the data and the model have been checked."""
-    safe = lambda s: Path(str(s)).name or "data"  # noqa: E731
-    out = Path(out) if out is not None else Path("runs") / f"compare-{safe(base.model)}-{safe(base.data)}"
+    out = Path(out) if out is not None else default_compare_out(base)
     check_folder(out)
     runs_dir = out / RUNS_DIR
     if runs_dir.is_dir() and any(runs_dir.iterdir()) and not (opts.resume or opts.overwrite):
