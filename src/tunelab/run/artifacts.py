@@ -89,7 +89,7 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
 
 
 def model_card(run, metrics: dict[str, Any]) -> str:
-    from tunelab.models.loading import generic_classifiers
+    from tunelab.models.loading import generic_classifiers, resolve_model
     c, d = run.config, run.data
     from tunelab.run.ranks import world_size
     from tunelab.strategies import trainable_parameters
@@ -104,14 +104,18 @@ def model_card(run, metrics: dict[str, Any]) -> str:
     head_text = f" (the new task head: {run.strategy.head_lr(c):g})" if has_head else ""
     keep_text = (f" (of a longer text, its {c.keep.replace('+', ' and ')} kept: tokenize it the same way, "
                  "`tunelab.run.encoding.encode`)" if c.keep != "start" and d.task == "classification" else "")
+    base_path = resolve_model(c.model)  # a built-in's name is tunelab's: transformers loads its folder
+    base_text = f"`{c.model}`" + (f" (tunelab's built-in, the transformers folder `{base_path}`)" if base_path != c.model else "")
     if run.strategy.artifact_format == "peft":
+        labels_why = ("without them the base gets a 2-class head and the adapter's does not fit" if len(d.label_names) != 2
+                      else "without them the base's head has no label names")
         load = (
             "```python\nfrom peft import PeftModel\nfrom transformers import AutoModelForSequenceClassification\n"
+            f"BASE = {base_path!r}  # the base model, as adapter_config.json records it\n"
             f"base = AutoModelForSequenceClassification.from_pretrained(BASE, id2label={dict(enumerate(d.label_names))}, "
             f"pad_token_id={run.tokenizer.pad_token_id}, ignore_mismatched_sizes=True)\n"
             "model = PeftModel.from_pretrained(base, THIS_FOLDER)\n```\n\n"
-            "or in one call, the base read from `adapter_config.json` (the labels must be given: without them the base "
-            "gets a 2-class head and the adapter's does not fit):\n\n"
+            f"or in one call, the base read from `adapter_config.json` (the labels must be given: {labels_why}):\n\n"
             "```python\nfrom peft import AutoPeftModelForSequenceClassification\n"
             f"model = AutoPeftModelForSequenceClassification.from_pretrained(THIS_FOLDER, "
             f"id2label={dict(enumerate(d.label_names))}, pad_token_id={run.tokenizer.pad_token_id})\n```"
@@ -136,7 +140,7 @@ tags: [tunelab, {run.strategy.name}]
 - Strategy: **{run.strategy.name}** ({run.strategy.kind.label}) — {run.strategy.summary}
 - What trains: {run.strategy.describe(c, d.task, num_blocks=run.layout.num_blocks)}
 - Added to the architecture: {" and ".join(added) or "nothing"}
-- Base model: `{c.model}`; task: {d.task}; labels: {", ".join(d.label_names) or "-"}
+- Base model: {base_text}; task: {d.task}; labels: {", ".join(d.label_names) or "-"}
 - Data: {d.source or c.data} ({len(d.train)} train / {len(d.validation)} validation / {len(d.test)} test), fingerprint `{d.fingerprint[:12]}`
 - Trainable parameters: {trainable:,} of {total:,} ({100 * trainable / max(total, 1):.2f} %)
 - Epochs {c.epochs_for(len(d.train), world_size()):g}, learning rate {c.lr if c.lr is not None else run.strategy.default_lr:g}{head_text}, batch size {c.batch_size}, max length {run.max_length}{keep_text}, seed {c.seed}
