@@ -419,3 +419,13 @@ def test_the_runs_notes_are_said_once_with_the_strategies_that_only_some_runs_sh
     markdown = Path(paths["md"]).read_text()
     assert "## Notes" in markdown and "the frozen-layer cache fell back (lora)" in markdown
     assert "200 of 200" not in markdown
+
+
+def test_a_comparison_whose_runs_all_failed_reports_its_own_task(tmp_path):
+    """Runs that failed before recording their task leave the comparison's to name it (it is not classification)."""
+    failed = [make_run(s, None, error="tokenizer larger than the model") for s in ("lora", "full")]
+    for run in failed:
+        run["meta_info"] = {}
+    paths = write_report(tmp_path, failed, task="causal-lm")
+    assert "task causal-lm" in paths["md"].read_text()
+    assert "task classification" in write_report(tmp_path / "b", failed)["md"].read_text()  # nothing else to go on

@@ -502,7 +502,7 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] | None = 
         recommendation["reasons"].extend(stopped_early_reasons(planning, already_told=failed))
     write_results_csv(out / "results.csv", results)
     report = write_report(out, results, recommendation=recommendation, pre_recommendation=pre,
-                          title=opts.title or f"tunelab comparison: {base.model} on {base.data}")
+                          title=opts.title or f"tunelab comparison: {base.model} on {base.data}", task=sized.task)
     if tracked is not None:
         tracked.finish(recommendation, [Path(report[k]) for k in ("html", "md", "csv") if report.get(k)])
     crossover = crossover_from_fractions(finalists, recommendation["metric"]) if len(opts.data_fractions) > 1 else []

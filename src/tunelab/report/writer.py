@@ -66,6 +66,7 @@ def write_report(
     recommendation: dict | None = None,
     pre_recommendation: dict | None = None,
     title: str = "tunelab comparison",
+    task: str | None = None,
 ) -> dict[str, Path]:
     """Write the comparison report into ``out_dir`` and return the paths written.
 
@@ -73,7 +74,8 @@ def write_report(
     ``report.md`` says the same and references ``plots/*.png`` beside it; ``results.csv`` holds every
     run. ``recommendation`` is :func:`tunelab.advice.choose.recommend_from_results`'s answer (computed with
     no limits when not given); ``pre_recommendation`` (``{"strategy", "reasons", "signals",
-    "estimates"}``) is the advice given before training, compared here with the measured choice.
+    "estimates"}``) is the advice given before training, compared here with the measured choice. ``task``: the
+    comparison's, when it knows it (every run may have failed before recording one); else read from the runs.
 
     Returns ``{"html", "md", "csv", "plots"}`` (``plots`` is the folder of PNGs).
 
@@ -95,7 +97,8 @@ def write_report(
     for plot in plots:
         atomic_write_bytes(plot_dir / f"{plot.name}.png", plot.png)
 
-    blocks = build_blocks(results, plots, recommendation=recommendation, pre_recommendation=pre_recommendation, title=title)
+    blocks = build_blocks(results, plots, recommendation=recommendation, pre_recommendation=pre_recommendation, title=title,
+                          task=task)
     footer = f"Written by tunelab {_version()} on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC."
     paths = {
         "html": out_dir / "report.html",
@@ -122,11 +125,12 @@ def build_blocks(
     recommendation: dict,
     pre_recommendation: dict | None,
     title: str,
+    task: str | None = None,
 ) -> list[Block]:
     """The report's content, in order, as renderer-neutral blocks: the recommendation first (it is what
     the reader came for), the results, the ranking, per-class scores, the trade-off plots, the comparison
     axes, the data-size view, the advice before training, the failures, the runs' notes (data and training) and the environment."""
-    task = results_task(results)
+    task = task or results_task(results)
     summaries = summarize_strategies(results, metric=recommendation.get("metric"))
     metric = recommendation.get("metric") or (summaries[0].metric if summaries else "accuracy")
     chosen = recommendation.get("strategy")
