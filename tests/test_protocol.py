@@ -153,7 +153,7 @@ def test_report_and_model_card_describe_a_real_last_n_and_gradual_run(last_n_and
     out, records = last_n_and_gradual_runs
     assert all(r["meta_info"]["num_blocks"] == N_BLOCKS for r in records)
     page = write_report(tmp_path, records)["md"].read_text(encoding="utf-8")
-    assert "the top 2 of 3 blocks" in page and "the lower 1 blocks" in page
+    assert "the top 2 of 3 blocks" in page and "the lower 1 block" in page
     assert "evenly spaced steps over all of training (3 equal stages" in page
     assert "0.0001 × 0.5^depth" in page
     assert "transfer learning (frozen layers)" in page and "fine-tuning, unfrozen in stages" in page

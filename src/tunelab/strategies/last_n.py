@@ -31,7 +31,8 @@ class LastN(Strategy):
 
     def describe(self, config, task, *, num_blocks=None):
         n = config.layers
-        lower = f"the lower {num_blocks - n} blocks" if num_blocks is not None else "the blocks below"
+        lower = (f"the lower {num_blocks - n} block{'s' if num_blocks - n != 1 else ''}" if num_blocks is not None
+                 else "the blocks below")
         return f"{blocks_phrase(n, num_blocks)} (with the final norm or pooler above them, if any){and_head(task, config)}; {lower} and the embeddings are frozen"
 
     def prepare(self, model, layout, config):
