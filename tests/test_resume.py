@@ -155,6 +155,39 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tiny, reference
     assert [e["epoch"] for e in record["train_info"]["epochs"]] == [1, 2]
 
 
+def _epoch_history(record: dict) -> list[tuple]:
+    return [(e["epoch"], e.get("val_accuracy"), e.get("val_loss")) for e in record["train_info"]["epochs"]]
+
+
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigkill"])
+def test_a_run_stopped_at_an_epochs_last_step_resumes_to_the_uninterrupted_run(tiny, reference, tmp_path, stop):
+    """A checkpoint at an epoch's last step (5 of 10) is saved before that epoch's evaluation. The evaluation drew
+    from the random state (each DataLoader iterator takes a seed), so the resumed epoch 2 shuffled and dropped out
+    differently; and the epoch's validation was missing from the resumed history. Both now match."""
+    ref_record, ref_out = reference
+    out = tmp_path / "run"
+    if stop == "ctrl-c":  # held after checkpoint-4: Ctrl-C there lets step 5, the epoch's last, finish and be saved
+        config = base_config(tiny, out)
+        proc = start(config, **{PAUSE_AFTER_SAVE_ENV: "4:60"})
+        wait_for(out / "checkpoints" / "checkpoint-4" / MARKER, proc)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=120)
+        assert proc.returncode == 130
+    else:  # checkpoints every 5 steps: the kill lands after checkpoint-5, the epoch's last step
+        config = base_config(tiny, out, save_steps=5)
+        proc = start(config, **{PAUSE_AFTER_SAVE_ENV: "5:60"})
+        wait_for(out / "checkpoints" / "checkpoint-5" / MARKER, proc)
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    assert resilience.last_complete_checkpoint(out / "checkpoints").name == "checkpoint-5"
+    record = train(config.replace(resume=True), progress=False)
+    assert "resumed from checkpoint-5" in record["train_info"]["notes"]
+    assert_same_run(record, ref_record, out, ref_out)
+    got, want = _epoch_history(record), _epoch_history(ref_record)
+    assert [e[0] for e in got] == [1, 2] and got[0][1] is not None  # epoch 1 was validated
+    assert [v for e in got for v in e[1:]] == pytest.approx([v for e in want for v in e[1:]], rel=1e-5)
+
+
 def test_kill_during_save_keeps_previous_checkpoint_and_resume_cleans_up(tiny, reference, tmp_path):
     from transformers import AutoModelForSequenceClassification
 

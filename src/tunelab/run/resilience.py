@@ -264,15 +264,41 @@ def interrupt_handler() -> Any:
                 control.should_save = True
                 control.should_training_stop = True
                 control.should_evaluate = False
+                self.saved_at = state.global_step
             return control
 
         def on_epoch_end(self, args, state, control, **kwargs):
-            if self.interrupted:  # don't spend an evaluation on the way out
+            if self.interrupted:  # don't spend an evaluation on the way out: the resumed run makes it (missed_evaluation)
                 control.should_evaluate = False
-                control.should_save = False
+                # Ctrl-C after the epoch's last step had ended: stop here too, saved, instead of one step into the next
+                control.should_save = getattr(self, "saved_at", None) != state.global_step
+                control.should_training_stop = True
             return control
 
     return InterruptHandler()
+
+
+def missed_evaluation(trainer) -> Any:
+    """A ``TrainerCallback`` that, when a run resumes at a step whose evaluation the schedule asks for and the
+    checkpoint's history lacks (saved at an epoch's last step, before that epoch's evaluation; or at a step whose
+    evaluation Ctrl-C skipped), evaluates once before training goes on: the resumed run's history is the
+    uninterrupted one's. (Evaluation leaves the random state alone: the trainer evaluates on a fork of it.)"""
+    from transformers import TrainerCallback
+
+    class MissedEvaluation(TrainerCallback):
+        def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
+            step = state.global_step
+            if not step or train_dataloader is None:
+                return control
+            per_epoch = max(1, len(train_dataloader) // max(1, args.gradient_accumulation_steps))
+            due = ((args.eval_strategy == "epoch" and step % per_epoch == 0)
+                   or (args.eval_strategy == "steps" and step % int(args.eval_steps) == 0))
+            done = any(entry.get("step") == step and "eval_loss" in entry for entry in state.log_history)
+            if due and not done:
+                trainer.evaluate()
+            return control
+
+    return MissedEvaluation()
 
 
 def interrupted_error(out: Path, step: int, max_steps: int) -> RunInterrupted:

@@ -418,7 +418,11 @@ def make_trainer_class():
         def evaluate(self, *args, **kwargs):
             start = time.perf_counter()
             try:
-                result = super().evaluate(*args, **kwargs)
+                # on a fork of the random state: an evaluation draws from it (each DataLoader iterator takes a seed),
+                # and a checkpoint saved at an epoch's last step precedes that epoch's evaluation, so a run resumed
+                # from it would otherwise shuffle and drop out differently from the uninterrupted run
+                with torch.random.fork_rng(devices=[]):
+                    result = super().evaluate(*args, **kwargs)
             finally:
                 self.eval_seconds += time.perf_counter() - start
             if self.tunelab_outputs is not None and not args and kwargs.get("eval_dataset") is None:
@@ -884,6 +888,8 @@ def _fit(setup: TrainerSetup, trainer, out: Path, resume_from: Path | None) -> _
     config = setup.run.config
     interrupt = resilience.interrupt_handler()
     trainer.add_callback(interrupt)
+    if resume_from is not None:
+        trainer.add_callback(resilience.missed_evaluation(trainer))
     notes: list[str] = []
     start_batch = config.batch_size
     if resume_from is not None:
