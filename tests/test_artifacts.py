@@ -114,6 +114,17 @@ def test_ia3_merges_into_a_bert_whose_pooler_trains_with_the_head(tiny_bert_dir,
         torch.testing.assert_close(merged(**enc).logits, adapter(**enc).logits, rtol=1e-5, atol=1e-5)
         untrained = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir, num_labels=2).eval()
         assert not torch.allclose(untrained.bert.pooler.dense.weight, merged.bert.pooler.dense.weight)  # the trained pooler
+    # the card shows the merged folder, its snippet loads it, and tunelab predicts with it as with the adapter
+    import re
+
+    card = (tmp_path / "o" / MODEL_DIR / "README.md").read_text()
+    snippet = re.search(r"`merged/` in this folder.*?```python\n(.*?)```", card, re.S).group(1)
+    scope = {"THIS_FOLDER": str(tmp_path / "o" / MODEL_DIR)}
+    exec(snippet, scope)
+    assert type(scope["model"]).__name__ == "BertForSequenceClassification"
+    texts = ["good film", "an awful and boring plot"]
+    for a, b in zip(predict(merged_dir, texts), predict(tmp_path / "o", texts)):
+        assert a["label"] == b["label"] and a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-5)
 
 
 def test_a_merge_that_fails_keeps_the_trained_adapter(tiny_bert_dir, toy_classification_data, tmp_path, monkeypatch, caplog):

@@ -84,11 +84,13 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
             "text_pair": data.text_pairs,  # inputs are pairs: predict splits each at a tab
         }
         (tmp / "tunelab.json").write_text(json.dumps(info, indent=2) + "\n")
-        (tmp / "README.md").write_text(model_card(run, metrics))
+        if (tmp / "merged").is_dir():  # a plain transformers model: `tunelab predict model/merged` reads it too
+            (tmp / "merged" / "tunelab.json").write_text(json.dumps({**info, "format": "transformers"}, indent=2) + "\n")
+        (tmp / "README.md").write_text(model_card(run, metrics, merged=(tmp / "merged").is_dir()))
     return {"path": str(target), "format": strategy.artifact_format, "size_mb": round(_dir_size_mb(target), 2)}
 
 
-def model_card(run, metrics: dict[str, Any]) -> str:
+def model_card(run, metrics: dict[str, Any], *, merged: bool = False) -> str:
     from tunelab.models.loading import generic_classifiers, resolve_model
     c, d = run.config, run.data
     from tunelab.run.ranks import world_size
@@ -125,6 +127,10 @@ def model_card(run, metrics: dict[str, Any]) -> str:
     else:
         cls = "AutoModelForSequenceClassification" if d.task == "classification" else "AutoModelForCausalLM"
         load = f"```python\nfrom transformers import {cls}\nmodel = {cls}.from_pretrained(THIS_FOLDER)\n```"
+    merged_cls = "AutoModelForSequenceClassification" if d.task == "classification" else "AutoModelForCausalLM"
+    merged_text = ("\n`merged/` in this folder holds the adapter merged into the base weights (`--merge`): a plain "
+                   f"transformers model, no peft needed:\n\n```python\nfrom transformers import {merged_cls}\n"
+                   f"model = {merged_cls}.from_pretrained(THIS_FOLDER + \"/merged\")\n```\n" if merged else "")
     kind = getattr(run.model.config, "model_type", "")
     if d.task == "classification" and kind in generic_classifiers():  # transformers has no class of its own for it
         load = (f"transformers has no sequence-classification class for `{kind}`: tunelab used the one transformers "
@@ -152,7 +158,7 @@ tags: [tunelab, {run.strategy.name}]
 ## Load it
 
 {load}
-
+{merged_text}
 Made with tunelab; `run_config.yaml` beside this folder repeats the run (`tunelab train --config run_config.yaml --overwrite`).
 """
 
