@@ -728,3 +728,31 @@ def test_a_pair_on_a_model_with_one_token_type_is_told_apart_by_separators_alone
     assert "token_type_ids" not in enc
     with torch.no_grad():
         T.AutoModelForSequenceClassification.from_pretrained(tmp_path / "o" / "model")(**enc)
+
+
+def test_evaluate_scores_the_split_training_held_out_with_the_runs_seed_fractions_and_columns(tiny_bert_dir, tmp_path):
+    """`tunelab evaluate --split test` took seed 42 and the default fractions whatever the run used: on a run with
+    another seed it scored rows that had been trained on. It now reads them from the artifact (and from
+    run_config.yaml for a folder written before the artifact recorded them)."""
+    import json
+
+    from tunelab.run.evaluation import evaluate_artifact
+
+    rows = "".join(f"text number {i} {'good great' if i % 2 else 'bad awful'},{i % 2}\n" for i in range(60))
+    (tmp_path / "d.csv").write_text("review,stars\n" + rows)
+    config = TrainConfig(model=str(tiny_bert_dir), data=str(tmp_path / "d.csv"), text_column="review",
+                         label_column="stars", strategy="full", seed=7, test_fraction=0.3, epochs=1, batch_size=8,
+                         out=str(tmp_path / "o"))
+    record = train(config, progress=False)
+    for split in ("validation", "test"):
+        scored = evaluate_artifact(tmp_path / "o", str(tmp_path / "d.csv"), split=split)
+        assert scored["examples"] == record["meta_info"][f"n_{split}"]
+        assert scored["loss"] == pytest.approx(record["metrics"][split]["loss"], rel=1e-4)
+    other = evaluate_artifact(tmp_path / "o", str(tmp_path / "d.csv"), seed=42, text_column="review", label_column="stars")
+    assert other["examples"] != record["meta_info"]["n_test"] or other["loss"] != pytest.approx(record["metrics"]["test"]["loss"])
+    info_path = tmp_path / "o" / "model" / "tunelab.json"
+    info = json.loads(info_path.read_text())
+    del info["split"]  # an artifact from before: run_config.yaml beside it says the same
+    info_path.write_text(json.dumps(info))
+    assert evaluate_artifact(tmp_path / "o", str(tmp_path / "d.csv"))["loss"] == pytest.approx(
+        record["metrics"]["test"]["loss"], rel=1e-4)

@@ -199,9 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=["train", "validation", "test", "all"],
                    help="the split of --data that training made of it (the same seed), or all: every row, unsplit "
                         "(a file held out from training; default: test)")
-    p.add_argument("--text-column", default="text")
-    p.add_argument("--label-column", default="label")
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--text-column", default=None, help="default: the column(s) training read")
+    p.add_argument("--label-column", default=None, help="default: the column training read")
+    p.add_argument("--seed", type=int, default=None, help="the split's seed (default: the run's, so that --split test "
+                                                          "is the test split training held out)")
     p.set_defaults(func=cmd_evaluate)
 
     from tunelab.cli import compare as cli_compare

@@ -10,7 +10,30 @@ from tunelab.errors import DataError, some_of
 
 
 @torch.inference_mode()
-def evaluate_artifact(path, data_spec: str, *, split: str = "test", text_column: str = "text", label_column: str = "label", seed: int = 42, batch_size: int = 32) -> dict:
+def run_split_settings(path, info: dict) -> dict:
+    """How training read and split its data (seed, fractions, columns): recorded in ``tunelab.json``; for a folder
+    written before it was, the ``run_config.yaml`` beside ``model/``; else tunelab's defaults."""
+    from tunelab.config import TrainConfig
+    from tunelab.run.artifacts import find_model_dir
+
+    keys = ("seed", "validation_fraction", "test_fraction", "text_column", "label_column")
+    if info.get("split"):
+        return {k: info["split"][k] for k in keys if k in info["split"]}
+    config = find_model_dir(path).parent / "run_config.yaml"
+    if config.is_file():
+        import yaml
+
+        recorded = yaml.safe_load(config.read_text()) or {}
+        return {k: recorded[k] for k in keys if k in recorded}
+    defaults = TrainConfig()
+    return {k: getattr(defaults, k) for k in keys}
+
+
+def evaluate_artifact(path, data_spec: str, *, split: str = "test", text_column: str | None = None,
+                      label_column: str | None = None, seed: int | None = None, batch_size: int = 32) -> dict:
+    """Score a trained folder on ``data_spec``: ``split`` "all" reads every row, unsplit (a file held out from
+    training); a split is the one training made of the data, with the run's seed, fractions and columns unless
+    given (:func:`run_split_settings`)."""
     from tunelab.data import load_task_data
     from tunelab.run.artifacts import load_artifact
     from tunelab.run.cache import build_device
@@ -18,9 +41,14 @@ def evaluate_artifact(path, data_spec: str, *, split: str = "test", text_column:
 
     device = build_device()  # the GPU when there is one, as for training
     model, tokenizer, info = load_artifact(path, device)
+    recorded = run_split_settings(path, info)
+    text_column = text_column or recorded.get("text_column") or "text"
+    label_column = label_column or recorded.get("label_column") or "label"
+    seed = recorded.get("seed", 42) if seed is None else seed
+    fractions = {k: recorded[k] for k in ("validation_fraction", "test_fraction") if k in recorded}
     # "all": every row of the data as it is, unsplit; a split: the one training made of it (the same seed)
     data = load_task_data(data_spec, task=info["task"], text_column=text_column, label_column=label_column, seed=seed,
-                          split=split != "all")
+                          split=split != "all", **fractions)
     pairs = data.text_pairs
     if pairs != bool(info.get("text_pair")):
         raise DataError(f"{path} was trained on {'text pairs' if info.get('text_pair') else 'single texts'}, and "
