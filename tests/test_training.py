@@ -741,8 +741,8 @@ def test_evaluate_scores_the_split_training_held_out_with_the_runs_seed_fraction
     rows = "".join(f"text number {i} {'good great' if i % 2 else 'bad awful'},{i % 2}\n" for i in range(60))
     (tmp_path / "d.csv").write_text("review,stars\n" + rows)
     config = TrainConfig(model=str(tiny_bert_dir), data=str(tmp_path / "d.csv"), text_column="review",
-                         label_column="stars", strategy="full", seed=7, test_fraction=0.3, epochs=1, batch_size=8,
-                         out=str(tmp_path / "o"))
+                         label_column="stars", strategy="full", seed=7, test_fraction=0.3, max_eval_samples=15,
+                         epochs=1, batch_size=8, out=str(tmp_path / "o"))
     record = train(config, progress=False)
     for split in ("validation", "test"):
         scored = evaluate_artifact(tmp_path / "o", str(tmp_path / "d.csv"), split=split)

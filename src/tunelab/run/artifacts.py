@@ -85,7 +85,7 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
             # how the data was read and split: `tunelab evaluate --split test` makes the same test split of it
             "split": {"seed": config.seed, "validation_fraction": config.validation_fraction,
                       "test_fraction": config.test_fraction, "text_column": config.text_column,
-                      "label_column": config.label_column},
+                      "label_column": config.label_column, "max_eval_samples": config.max_eval_samples},
         }
         (tmp / "tunelab.json").write_text(json.dumps(info, indent=2) + "\n")
         if (tmp / "merged").is_dir():  # a plain transformers model: `tunelab predict model/merged` reads it too

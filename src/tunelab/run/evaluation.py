@@ -16,7 +16,7 @@ def run_split_settings(path, info: dict) -> dict:
     from tunelab.config import TrainConfig
     from tunelab.run.artifacts import find_model_dir
 
-    keys = ("seed", "validation_fraction", "test_fraction", "text_column", "label_column")
+    keys = ("seed", "validation_fraction", "test_fraction", "text_column", "label_column", "max_eval_samples")
     if info.get("split"):
         return {k: info["split"][k] for k in keys if k in info["split"]}
     config = find_model_dir(path).parent / "run_config.yaml"
@@ -49,6 +49,9 @@ def evaluate_artifact(path, data_spec: str, *, split: str = "test", text_column:
     # "all": every row of the data as it is, unsplit; a split: the one training made of it (the same seed)
     data = load_task_data(data_spec, task=info["task"], text_column=text_column, label_column=label_column, seed=seed,
                           split=split != "all", **fractions)
+    if split != "all" and recorded.get("max_eval_samples"):  # the run scored the first so many of each split
+        n = int(recorded["max_eval_samples"])
+        data.validation, data.test = (ds.select(range(min(n, len(ds)))) for ds in (data.validation, data.test))
     pairs = data.text_pairs
     if pairs != bool(info.get("text_pair")):
         raise DataError(f"{path} was trained on {'text pairs' if info.get('text_pair') else 'single texts'}, and "
