@@ -17,11 +17,17 @@ def _config(tiny_bert_dir, tmp_path, **kw):
                        forgetting=False, **kw)
 
 
-def test_report_to_is_checked_against_the_trainers_integrations():
+def test_report_to_is_checked_against_the_trainers_integrations(tmp_path, monkeypatch):
     pytest.importorskip("mlflow")  # make setup installs it; a machine without it refuses "mlflow", as it should
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "mlruns").as_uri())
     assert parse_report_to("none") == [] and parse_report_to("tensorboard, mlflow") == ["tensorboard", "mlflow"]
     with pytest.raises(ConfigError, match="not a tracker"):
         parse_report_to("tensorbored")
+    # a store MLflow cannot open (as mlflow-skinny's default SQLite one) is refused before anything runs
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "unknown-scheme://nowhere")
+    with pytest.raises(ConfigError, match=r"--report-to mlflow: MLflow cannot open its tracking store 'unknown-scheme://nowhere'"):
+        parse_report_to("mlflow")
 
 
 def test_tensorboard_gets_the_runs_losses(tiny_bert_dir, toy_classification_data, tmp_path):

@@ -50,7 +50,25 @@ def parse_report_to(text: str | None) -> list[str]:
     if missing:
         packages = " ".join(_NEEDS.get(n, n).split(" ")[0] for n in missing)
         raise ConfigError(f"--report-to {','.join(missing)}: not installed; run `pip install {packages}`")
+    if "mlflow" in names:
+        _check_mlflow_store()
     return names
+
+
+def _check_mlflow_store() -> None:
+    """MLflow's tracking store opens (its URI from ``MLFLOW_TRACKING_URI``, else MLflow's default), checked before a
+    run starts: mlflow-skinny's default store is SQLite, which it cannot open, and a file store must be allowed
+    (``MLFLOW_ALLOW_FILE_STORE``); either failed after the out folder was made, with a traceback."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    try:
+        MlflowClient().search_experiments(max_results=1)
+    except Exception as exc:  # mlflow raises its own kinds per store; any of them means no run can be logged
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"--report-to mlflow: MLflow cannot open its tracking store {mlflow.get_tracking_uri()!r} "
+                          f"({why[:200]}); set MLFLOW_TRACKING_URI to a tracking server (http://HOST:PORT) or a store "
+                          "this MLflow installation supports, or leave mlflow out of --report-to") from exc
 
 
 @contextmanager
