@@ -274,3 +274,12 @@ def test_without_named_strategies_a_causal_lm_comparison_trains_the_defaults_tha
     err = capsys.readouterr().err
     assert err.startswith("tunelab: error: --strategies: head cannot train a causal-lm task") and err.count("\n") == 1
     assert "--strategies lora" in err and not (tmp_path / "o").exists()
+
+
+def test_a_comparison_under_a_launcher_is_refused_in_one_line(tiny_bert_dir, toy_csv, tmp_path, monkeypatch):
+    """Under torchrun every process would run the whole comparison and write the same folder at once."""
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match=r"tunelab compare runs in one process.*one of 2 processes under a launcher"):
+        compare(TrainConfig(model=str(tiny_bert_dir), data=str(toy_csv)), ["head", "lora"], out=tmp_path / "cmp")
+    assert not (tmp_path / "cmp").exists()

@@ -454,6 +454,13 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] | None = 
     from tunelab.report import write_report, write_results_csv
     from tunelab.strategies import default_comparison
 
+    from tunelab.run import ranks
+
+    if ranks.distributed():  # every process would run the whole comparison and write the same folder
+        raise ConfigError(f"tunelab compare runs in one process, which starts every run itself (this is one of "
+                          f"{ranks.world_size()} processes under a launcher): run it without torchrun / "
+                          "accelerate launch; --executor ray spreads its runs over a cluster, and `tunelab train` runs "
+                          "one strategy over several processes")
     started = time.time()  # the budget counts from here: advice, cache and every run
     opts = dataclasses.replace(options or CompareOptions(), **option_values)
     opts.lr_overrides = dict(opts.lr_overrides or {})
