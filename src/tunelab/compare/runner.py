@@ -452,9 +452,8 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] | None = 
     """
     from tunelab.advice.choose import crossover_from_fractions, recommend_from_results
     from tunelab.report import write_report, write_results_csv
-    from tunelab.strategies import default_comparison
-
     from tunelab.run import ranks
+    from tunelab.strategies import default_comparison
 
     if ranks.distributed():  # every process would run the whole comparison and write the same folder
         raise ConfigError(f"tunelab compare runs in one process, which starts every run itself (this is one of "
