@@ -773,3 +773,12 @@ def test_a_text_under_two_labels_is_named(tmp_path: Path) -> None:
     data = load_task_data(str(write(tmp_path, "d.csv", csv_text(records))))
     assert any(w.startswith("1 text carries more than one label (e.g. 'review number 3 says good' as 'neg' and 'pos')")
                for w in data.warnings)
+
+
+def test_a_held_out_file_of_one_class_is_scored_as_it_is(tmp_path):
+    """Training needs two classes; scoring every row of a held-out file (`evaluate --split all`) does not."""
+    path = write(tmp_path, "held.csv", "text,label\na good one,pos\nanother fine one,pos\n")
+    data = load_task_data(str(path), task="classification", split=False)
+    assert len(data.train) == 2 and data.label_names == ["pos"]
+    with pytest.raises(DataError, match="single class"):
+        load_task_data(str(path), task="classification")

@@ -68,7 +68,8 @@ def load_task_data(
     ``task`` is inferred when ``None``. Every problem with the data raises :class:`DataError`.
     ``split=False`` (scoring a model on every row: ``tunelab evaluate --split all``): every row goes to ``train``, in
     the file's order (a given split's train, validation, test), validation and test are empty, and nothing that only
-    a split needs is asked of the data (three different texts, a training example of every class).
+    a split needs is asked of the data (three different texts, a training example of every class, two classes: a
+    held-out file of one class is scored as it is).
 
     >>> data = load_task_data("rotten-tomatoes")  # doctest: +SKIP
     >>> data.label_names, len(data.train)  # doctest: +SKIP
@@ -98,7 +99,7 @@ def load_task_data(
         raise DataError(f"--text-column {text_column},{pair_column} names a text pair, which only classification "
                         "takes; a causal LM trains on one text column")
     if chosen == "classification":
-        parts, names = _classification(tables, text_column, label_column, warnings, pair_column)
+        parts, names = _classification(tables, text_column, label_column, warnings, pair_column, training=split)
     else:
         parts, names = _causal(tables, text_column, label_column, task is not None, warnings), []
     if not split:
@@ -211,9 +212,10 @@ def _split_by_column(raw: RawData, text_column: str, label_column: str) -> dict[
 
 def _classification(
     tables: dict[str, Table], text_column: str, label_column: str, warnings: list[str], pair_column: str | None = None,
+    *, training: bool = True,
 ) -> tuple[dict[str, Columns], list[str]]:
     """Texts (and their pairs: ``text_pair``) and label ids per table, and the label names (from train when the user
-    split the data)."""
+    split the data). ``training`` False (every row scored by a trained model): one class is enough."""
     values: dict[str, tuple[list[str], list[Any]]] = {}
     pairs: dict[str, list[str]] = {}
     for name, table in tables.items():
@@ -231,7 +233,8 @@ def _classification(
     }
     names = label_names_for(keys[reference], declared)
     present = {str(k) for k in keys[reference]}
-    check_classes(names, present, tables[reference].origin, label_column)
+    if training:
+        check_classes(names, present, tables[reference].origin, label_column)
     _check_unseen(tables, keys, present, label_column)
     check_not_an_id(keys[reference], tables[reference].origin, label_column)
     index = {n: i for i, n in enumerate(names)}
