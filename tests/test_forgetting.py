@@ -111,6 +111,16 @@ def test_the_reference_is_never_the_training_data(tmp_path):
     assert reference_for("bbc-news", str(own), n=2)[0] == str(own)
     with pytest.raises(DataError, match="not found"):
         reference_for("x", str(tmp_path / "missing.txt"))
+    # a reference that cannot serve is refused with the options, before training (the measurement comes after it)
+    from tunelab import TrainConfig
+
+    lines = tmp_path / "lines.csv"
+    lines.write_text("text\none line\nanother line\n")
+    binary = tmp_path / "blob.bin"
+    binary.write_bytes(b"\xff\xfe\x00binary")
+    assert TrainConfig(reference_text=str(own)).problems() == []
+    assert any("holds 1 paragraph(s); give at least 2" in p for p in TrainConfig(reference_text=str(lines)).problems())
+    assert any("is not UTF-8 text" in p for p in TrainConfig(reference_text=str(binary)).problems())
 
 
 def _train(tiny_bert_dir, data, tmp_path, name, **kw):

@@ -226,8 +226,14 @@ class TrainConfig:
                 out.append(str(exc))
         if self.cache_dir is not None and (problem := folder_problem(self.cache_dir)):
             out.append(f"--cache-dir {self.cache_dir}: {problem}; choose another --cache-dir")
-        if self.reference_text is not None and not Path(self.reference_text).is_file():
-            out.append(f"--reference-text {self.reference_text} not found: pass a plain text file (paragraphs separated by blank lines)")
+        if self.reference_text is not None:
+            from tunelab.data.reference import reference_file_paragraphs
+            from tunelab.errors import DataError
+
+            try:
+                reference_file_paragraphs(self.reference_text)
+            except DataError as exc:
+                out.append(str(exc))
         if self.lora_target_modules is not None:
             from tunelab.models.targets import spec_problem
 

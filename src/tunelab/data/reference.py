@@ -29,18 +29,26 @@ def reference_texts(n: int = 64, seed: int = 0, *, source: str = DEFAULT_REFEREN
     return random.Random(seed).sample(texts, min(n, len(texts)))
 
 
+def reference_file_paragraphs(user_file: str | Path) -> list[str]:
+    """The paragraphs of a ``--reference-text`` file (separated by blank lines); :class:`DataError` for a file that is
+    missing, not UTF-8 text or holds fewer than 2 (checked before training: the measurement comes after it)."""
+    path = Path(user_file)
+    if not path.is_file():
+        raise DataError(f"--reference-text {path} not found: pass a plain text file (paragraphs separated by blank lines)")
+    try:
+        paragraphs = [p.strip() for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+    except UnicodeDecodeError as exc:
+        raise DataError(f"--reference-text {path} is not UTF-8 text (byte {exc.start}): re-save it as UTF-8") from exc
+    if len(paragraphs) < 2:
+        raise DataError(f"--reference-text {path} holds {len(paragraphs)} paragraph(s); give at least 2, separated by "
+                        "blank lines (one text per line is one paragraph)")
+    return paragraphs
+
+
 def reference_for(training_data: str, user_file: str | None = None, *, n: int = 64, seed: int = 0) -> tuple[str, list[str]]:
     """(name, texts) of the reference for a run trained on ``training_data``."""
     if user_file:
-        path = Path(user_file)
-        if not path.is_file():
-            raise DataError(f"--reference-text {path} not found: pass a plain text file (paragraphs separated by blank lines)")
-        try:
-            paragraphs = [p.strip() for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip()]
-        except UnicodeDecodeError as exc:
-            raise DataError(f"--reference-text {path} is not UTF-8 text (byte {exc.start}): re-save it as UTF-8") from exc
-        if len(paragraphs) < 2:
-            raise DataError(f"--reference-text {path} holds {len(paragraphs)} paragraph(s); give at least 2, separated by blank lines")
-        return str(path), random.Random(seed).sample(paragraphs, min(n, len(paragraphs)))
+        paragraphs = reference_file_paragraphs(user_file)
+        return str(user_file), random.Random(seed).sample(paragraphs, min(n, len(paragraphs)))
     source = ALTERNATE_REFERENCE if training_data in _SAME_AS_DEFAULT else DEFAULT_REFERENCE
     return source, reference_texts(n, seed, source=source)
