@@ -86,3 +86,36 @@ def test_the_example_plugin_trains_only_the_norms_and_the_head(declared, tiny_be
     assert any(".layer." in name and "LayerNorm" in name for name in changed)
     info = record["train_info"]
     assert record["run_info"]["strategy"] == "ln-tuning" and 0 < info["trainable_params"] < info["total_params"]
+
+
+def test_a_plugin_that_fails_or_trains_nothing_is_named_in_one_line(tiny_bert_dir, toy_classification_data, tmp_path):
+    from tunelab.errors import StrategyError
+    from tunelab.run.training import prepare
+    from tunelab.strategies import Kind, Strategy
+    from tunelab.strategies.base import freeze_all
+
+    class Raises(Strategy):
+        name, summary, default_lr, kind, order = "raises-test", "x", 1e-3, Kind.PEFT, 99
+
+        def prepare(self, model, layout, config):
+            raise KeyError("no_such_module")
+
+    class TrainsNothing(Raises):
+        name = "nothing-test"
+
+        def prepare(self, model, layout, config):
+            freeze_all(model)
+            return model
+
+    Raises.__module__ = TrainsNothing.__module__ = "someones_plugin"
+    try:
+        for cls in (Raises, TrainsNothing):
+            STRATEGIES[cls.name] = cls
+        with pytest.raises(StrategyError, match=r"strategy 'raises-test' \(someones_plugin\..*Raises, a plugin\) failed "
+                                                r"to prepare the model: KeyError: 'no_such_module'"):
+            prepare(TrainConfig(model=str(tiny_bert_dir), strategy="raises-test"), toy_classification_data)
+        with pytest.raises(StrategyError, match="strategy 'nothing-test' left no weight of the model trainable"):
+            prepare(TrainConfig(model=str(tiny_bert_dir), strategy="nothing-test"), toy_classification_data)
+    finally:
+        STRATEGIES.pop("raises-test", None)
+        STRATEGIES.pop("nothing-test", None)

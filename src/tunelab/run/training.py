@@ -26,7 +26,7 @@ import torch
 
 from tunelab.config import TrainConfig
 from tunelab.data.types import TaskData
-from tunelab.errors import ConfigError, StrategyError, TrainingError
+from tunelab.errors import ConfigError, StrategyError, TrainingError, TunelabError
 from tunelab.models import (
     forward_problem,
     head_note,
@@ -91,6 +91,27 @@ def load_data(config: TrainConfig, *, whole: bool = False) -> TaskData:
         data.validation = data.validation.select(range(min(n, len(data.validation))))
         data.test = data.test.select(range(min(n, len(data.test))))
     return data
+
+
+def _prepared(strategy, model, layout, config: TrainConfig):
+    """``strategy.prepare``, and at least one weight left to train. A strategy from another package (a plugin) that
+    fails is named in one line; a built-in's failure keeps its traceback (a bug of tunelab's)."""
+    try:
+        model = strategy.prepare(model, layout, config)
+    except TunelabError:
+        raise
+    except Exception as exc:
+        where = f"{type(strategy).__module__}.{type(strategy).__qualname__}"
+        if where.startswith("tunelab."):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise StrategyError(f"strategy '{config.strategy}' ({where}, a plugin) failed to prepare the model: "
+                            f"{type(exc).__name__}{': ' + first if first else ''}; fix the plugin or choose another "
+                            "strategy (`tunelab strategies` lists them)") from exc
+    if not any(p.requires_grad for p in model.parameters()):
+        raise StrategyError(f"strategy '{config.strategy}' left no weight of the model trainable: its prepare() must "
+                            "leave some parameter with requires_grad=True")
+    return model
 
 
 def resolve_max_length(config: TrainConfig, task: str, model, tokenizer) -> int:
@@ -468,7 +489,7 @@ def prepare(config: TrainConfig, data: TaskData | None = None) -> PreparedRun:
         tokenizer.padding_side = "right"
     max_length = resolve_max_length(config, data.task, model, tokenizer)
     layout = model_layout(model)
-    model = strategy.prepare(model, layout, config)
+    model = _prepared(strategy, model, layout, config)
     if dtype != torch.float32:  # what trains (adapters, the new head) keeps float32 weights for the optimizer
         for p in model.parameters():
             if p.requires_grad and p.dtype != torch.float32:
