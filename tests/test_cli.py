@@ -353,3 +353,15 @@ def test_ctrl_c_during_a_comparison_says_how_to_resume_it(tiny_bert_dir, toy_csv
     lines = [line for line in err.splitlines() if line.startswith("tunelab:")]
     assert len(lines) == 1 and lines[0].startswith(f"tunelab: interrupted: the comparison's finished runs are kept in {out}")
     assert lines[0].endswith(f"Resume with: tunelab -q compare --model {tiny_bert_dir} --data {toy_csv} --out {out} --resume")
+
+
+def test_an_option_the_strategy_does_not_read_is_said_to_be_ignored(head_run, tiny_bert_dir, toy_csv, tmp_path, caplog):
+    from tunelab.config import TrainConfig
+    from tunelab.strategies.base import unused_options
+
+    assert unused_options(TrainConfig(strategy="head", use_dora=True, layers=3)) == ["--layers", "--use-dora"]
+    assert unused_options(TrainConfig(strategy="lora", use_dora=True, lora_r=4)) == []
+    with caplog.at_level("WARNING", logger="tunelab"):
+        _train("--model", str(tiny_bert_dir), "--data", str(toy_csv), "--strategy", "head", "--use-dora",
+               "--out", str(tmp_path / "o"))
+    assert "--use-dora does not apply to head, which does not read it: ignored" in caplog.text

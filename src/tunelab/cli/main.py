@@ -99,8 +99,14 @@ def print_record(record: dict) -> None:
 def cmd_train(args) -> int:
     from tunelab.run import ranks
     from tunelab.run.training import train
+    from tunelab.strategies.base import unused_options
 
     config = config_from_args(args)
+    ignored = unused_options(config)
+    if ignored:
+        verb = "does" if len(ignored) == 1 else "do"
+        logging.getLogger("tunelab").warning(f"{', '.join(ignored)} {verb} not apply to {config.strategy}, which does "
+                                             "not read it: ignored")
     record = train(config, progress=not (args.quiet or args.json))
     if not ranks.is_main():  # several processes: the main one reports
         return 0

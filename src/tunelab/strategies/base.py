@@ -220,6 +220,17 @@ class Strategy:
             raise StrategyError(merge_problem(self.name))
 
 
+def unused_options(config: Any) -> list[str]:
+    """The strategy options (another strategy's :attr:`Strategy.options`) that ``config`` sets away from their default
+    and its own strategy does not read, as flags (``--use-dora``): a single run would silently ignore them."""
+    import dataclasses
+
+    own = set(get_strategy(config.strategy).options)
+    others = {o for cls in STRATEGIES.values() for o in cls.options} - own
+    defaults = {f.name: f.default for f in dataclasses.fields(config)}
+    return sorted(f"--{o.replace('_', '-')}" for o in others if getattr(config, o) != defaults.get(o))
+
+
 def merge_problem(name: str) -> str:
     """The one line that says ``--merge`` does not apply to strategy ``name``, and where it does."""
     mergeable = " and ".join(n for n in strategy_names() if STRATEGIES[n].can_merge)
