@@ -225,7 +225,9 @@ def unused_options(config: Any) -> list[str]:
     and its own strategy does not read, as flags (``--use-dora``): a single run would silently ignore them."""
     import dataclasses
 
-    own = set(get_strategy(config.strategy).options)
+    if config.strategy not in STRATEGIES:  # the options' own check says so, in its words
+        return []
+    own = set(STRATEGIES[config.strategy].options)
     others = {o for cls in STRATEGIES.values() for o in cls.options} - own
     defaults = {f.name: f.default for f in dataclasses.fields(config)}
     return sorted(f"--{o.replace('_', '-')}" for o in others if getattr(config, o) != defaults.get(o))
