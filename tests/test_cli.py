@@ -200,6 +200,10 @@ def test_evaluate_prints_the_accuracy_training_measured(head_run, toy_csv):
     record = json.loads((out / "metrics.json").read_text())
     assert int(values["examples"]) == record["meta_info"]["n_test"]
     assert float(values["accuracy"]) == pytest.approx(record["metrics"]["test"]["accuracy"], abs=1e-4)
+    code, printed, err = tunelab("evaluate", str(out), "--data", str(toy_csv), "--json")
+    assert code == 0, err
+    scored = json.loads(printed)
+    assert scored["split"] == "test" and scored["accuracy"] == pytest.approx(record["metrics"]["test"]["accuracy"])
     assert float(values["loss"]) == pytest.approx(record["metrics"]["test"]["loss"], abs=1e-3)
 
 

@@ -162,6 +162,9 @@ def cmd_evaluate(args) -> int:
     from tunelab.run.evaluation import evaluate_artifact
 
     result = evaluate_artifact(args.model_dir, args.data, split=args.split, text_column=args.text_column, label_column=args.label_column, seed=args.seed)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
     for k, v in result.items():
         print(f"{k}\t{v:.4f}" if isinstance(v, float) else f"{k}\t{v}")
     return 0
@@ -209,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-column", default=None, help="default: the column training read")
     p.add_argument("--seed", type=int, default=None, help="the split's seed (default: the run's, so that --split test "
                                                           "is the test split training held out)")
+    p.add_argument("--json", action="store_true", help="print the scores as JSON (for scripts)")
     p.set_defaults(func=cmd_evaluate)
 
     from tunelab.cli import compare as cli_compare
