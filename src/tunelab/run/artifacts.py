@@ -71,7 +71,8 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
         # a strategy written before weight sharding was supported takes no state_dict: it is asked only then
         strategy.save(run.model, tmp, merge=merge, **({"state_dict": state_dict} if state_dict is not None else {}))
         run.tokenizer.save_pretrained(tmp)
-        if (tmp / "merged").is_dir():  # a merged model is a complete folder of its own
+        merged = (tmp / "merged").is_dir()  # a merged model is a complete folder of its own
+        if merged:
             run.tokenizer.save_pretrained(tmp / "merged")
         info = {
             "strategy": strategy.name,
@@ -88,9 +89,9 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
                       "label_column": config.label_column, "max_eval_samples": config.max_eval_samples},
         }
         (tmp / "tunelab.json").write_text(json.dumps(info, indent=2) + "\n")
-        if (tmp / "merged").is_dir():  # a plain transformers model: `tunelab predict model/merged` reads it too
+        if merged:  # a plain transformers model: `tunelab predict model/merged` reads it too
             (tmp / "merged" / "tunelab.json").write_text(json.dumps({**info, "format": "transformers"}, indent=2) + "\n")
-        (tmp / "README.md").write_text(model_card(run, metrics, merged=(tmp / "merged").is_dir()))
+        (tmp / "README.md").write_text(model_card(run, metrics, merged=merged))
     return {"path": str(target), "format": strategy.artifact_format, "size_mb": round(_dir_size_mb(target), 2)}
 
 

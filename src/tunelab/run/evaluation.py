@@ -9,7 +9,6 @@ import torch
 from tunelab.errors import DataError, some_of
 
 
-@torch.inference_mode()
 def run_split_settings(path, info: dict) -> dict:
     """How training read and split its data (seed, fractions, columns): recorded in ``tunelab.json``; for a folder
     written before it was, the ``run_config.yaml`` beside ``model/``; else tunelab's defaults."""
@@ -29,6 +28,7 @@ def run_split_settings(path, info: dict) -> dict:
     return {k: getattr(defaults, k) for k in keys}
 
 
+@torch.inference_mode()
 def evaluate_artifact(path, data_spec: str, *, split: str = "test", text_column: str | None = None,
                       label_column: str | None = None, seed: int | None = None, batch_size: int = 32) -> dict:
     """Score a trained folder on ``data_spec``: ``split`` "all" reads every row, unsplit (a file held out from
@@ -37,7 +37,7 @@ def evaluate_artifact(path, data_spec: str, *, split: str = "test", text_column:
     from tunelab.data import load_task_data
     from tunelab.run.artifacts import load_artifact
     from tunelab.run.cache import build_device
-    from tunelab.run.training import classification_metrics, tokenize
+    from tunelab.run.training import classification_metrics, limit_evaluation, tokenize
 
     device = build_device()  # the GPU when there is one, as for training
     model, tokenizer, info = load_artifact(path, device)
@@ -49,9 +49,8 @@ def evaluate_artifact(path, data_spec: str, *, split: str = "test", text_column:
     # "all": every row of the data as it is, unsplit; a split: the one training made of it (the same seed)
     data = load_task_data(data_spec, task=info["task"], text_column=text_column, label_column=label_column, seed=seed,
                           split=split != "all", **fractions)
-    if split != "all" and recorded.get("max_eval_samples"):  # the run scored the first so many of each split
-        n = int(recorded["max_eval_samples"])
-        data.validation, data.test = (ds.select(range(min(n, len(ds)))) for ds in (data.validation, data.test))
+    if split != "all":  # the run scored the first so many of each split
+        limit_evaluation(data, recorded.get("max_eval_samples"))
     pairs = data.text_pairs
     if pairs != bool(info.get("text_pair")):
         raise DataError(f"{path} was trained on {'text pairs' if info.get('text_pair') else 'single texts'}, and "

@@ -241,6 +241,7 @@ def interrupt_handler() -> Any:
 
         def __init__(self) -> None:
             self.interrupted = False
+            self.saved_at: int | None = None  # the step whose end Ctrl-C saved
             self._previous: Any = None
 
         def install(self) -> None:
@@ -271,7 +272,7 @@ def interrupt_handler() -> Any:
             if self.interrupted:  # don't spend an evaluation on the way out: the resumed run makes it (missed_evaluation)
                 control.should_evaluate = False
                 # Ctrl-C after the epoch's last step had ended: stop here too, saved, instead of one step into the next
-                control.should_save = getattr(self, "saved_at", None) != state.global_step
+                control.should_save = self.saved_at != state.global_step
                 control.should_training_stop = True
             return control
 

@@ -86,11 +86,16 @@ def load_data(config: TrainConfig, *, whole: bool = False) -> TaskData:
         data = subsample_train(data, config.data_fraction, config.seed)
     if config.max_train_samples and len(data.train) > config.max_train_samples:
         data = subsample_train(data, config.max_train_samples / len(data.train), config.seed)
-    if config.max_eval_samples:
-        n = config.max_eval_samples
+    limit_evaluation(data, config.max_eval_samples)
+    return data
+
+
+def limit_evaluation(data: TaskData, max_eval_samples: int | None) -> None:
+    """``--max-eval-samples``: the first so many examples of the validation and test splits (None: all)."""
+    if max_eval_samples:
+        n = int(max_eval_samples)
         data.validation = data.validation.select(range(min(n, len(data.validation))))
         data.test = data.test.select(range(min(n, len(data.test))))
-    return data
 
 
 def _prepared(strategy, model, layout, config: TrainConfig):
