@@ -292,14 +292,34 @@ def test_untimed_advice_from_the_tiers_times_nothing_and_says_so(tiny_bert_dir, 
 
 
 def test_the_untimed_rule_takes_the_first_tier_that_holds_a_candidate_and_its_first_strategy():
-    from tunelab.advice.recommend import TIERS, decide_untimed
+    from tunelab.advice.recommend import decide_untimed
+    from tunelab.strategies import advice_tiers, strategy_names
 
-    tiers = TIERS[("few", "close")]
+    tiers = advice_tiers("few-near", strategy_names())
     first, second = tiers[0], tiers[1]
     assert decide_untimed("few", "close", [*second, *first])[0] == first[0]
     assert decide_untimed("few", "close", list(second))[0] == second[0]  # none of the first tier: the next
     assert decide_untimed("few", "close", ["my-plugin"])[0] == "my-plugin"  # one the rule does not know: last tier
     assert decide_untimed("few", "close", [])[0] is None
+
+
+def test_the_advice_tiers_come_from_the_strategies_and_a_new_one_takes_its_declared_place(monkeypatch):
+    from tunelab.strategies import ADVICE_REGIMES, STRATEGIES, Kind, Strategy, advice_tiers, strategy_names
+
+    built_in = [n for n in strategy_names() if STRATEGIES[n].__module__.startswith("tunelab.strategies.")]
+    for regime in ADVICE_REGIMES:  # every built-in stands in a tier of every regime, none among the unknown names
+        assert all(STRATEGIES[n].advice_tiers.get(regime) is not None for n in built_in), regime
+        assert sorted(n for tier in advice_tiers(regime, built_in) for n in tier) == sorted(built_in)
+
+    class Mine(Strategy):
+        name, summary, default_lr, kind, order = "mine", "x", 1e-3, Kind.PEFT, 45
+        advice_tiers = {"few-near": (0, 5)}
+
+    monkeypatch.setitem(STRATEGIES, "mine", Mine)
+    assert advice_tiers("few-near", ["full", "mine", "lora", "head"]) == [["head", "lora", "mine"], ["full"]]
+    assert advice_tiers("plenty-far", ["mine", "nobody", "full"]) == [["full"], ["mine", "nobody"]]
+    with pytest.raises(ValueError, match="unknown advice regime"):
+        advice_tiers("lots", ["full"])
 
 
 def test_cli_recommend_and_estimate(tiny_bert_dir, toy_csv, capsys):

@@ -24,6 +24,8 @@ class LayerNormTuning(Strategy):
     default_lr = 3e-3  # like BitFit: a handful of per-feature parameters take large steps
     kind = Kind.PEFT
     order = 32
+    # where the hand-written advice before training expects it, (tier, place) per regime: beside BitFit
+    advice_tiers = {"few-near": (1, 1), "few-far": (1, 2), "plenty-far": (2, 1), "otherwise": (1, 2)}
 
     def describe(self, config, task, *, num_blocks=None):
         return f"only the normalisation layers' scales and shifts in the blocks{and_head(task, config)}"

@@ -55,7 +55,8 @@ task out) is in benchmarks/README.md, "Verdict benchmark".
 
 **Fallback (causal LM, or no calibration file).** The data amount (few: < 100 labeled examples in the smallest
 class, or < 50k training tokens; plenty: ≥ 1,000 per class or ≥ 1M tokens; else moderate) and the domain level
-select a ranking of *tiers* of strategies expected to reach about the same accuracy (:data:`TIERS`):
+select a ranking of *tiers* of strategies expected to reach about the same accuracy (each strategy states its
+tier in each regime, ``Strategy.advice_tiers``; :func:`regime`):
 
 * few examples → a frozen body or a small adapter (``head``, ``lora``) first: full fine-tuning of
   millions of weights over-fits a few hundred labels; a far domain moves ``lora``/``last-n`` ahead of
@@ -96,20 +97,18 @@ from tunelab.errors import TunelabError
 FEW_PER_CLASS, PLENTY_PER_CLASS = 100, 1000
 FEW_TOKENS, PLENTY_TOKENS = 50_000, 1_000_000
 
-#: Tiers of strategies expected to reach about the same accuracy, best first, per (data, domain).
-TIERS: dict[tuple[str, str], list[list[str]]] = {}
-_FEW_NEAR = [["head", "lora"], ["bitfit", "last-n", "ia3"], ["prompt-tuning", "gradual", "full"]]
-_FEW_FAR = [["lora", "last-n"], ["head", "bitfit", "ia3", "gradual"], ["full", "prompt-tuning"]]
-_PLENTY_FAR = [["full", "gradual"], ["lora", "last-n"], ["bitfit", "ia3"], ["head", "prompt-tuning"]]
-_DEFAULT = [["lora", "full", "gradual"], ["last-n", "bitfit", "ia3"], ["head", "prompt-tuning"]]
-for _amount in ("few", "moderate", "plenty"):
-    for _domain in ("close", "moderate", "far"):
-        if _amount == "few":
-            TIERS[(_amount, _domain)] = _FEW_FAR if _domain == "far" else _FEW_NEAR
-        elif _amount == "plenty" and _domain == "far":
-            TIERS[(_amount, _domain)] = _PLENTY_FAR
-        else:
-            TIERS[(_amount, _domain)] = _DEFAULT
+
+def regime(amount: str, domain_level: str) -> str:
+    """The advice regime (:data:`tunelab.strategies.ADVICE_REGIMES`) of a data amount and a domain level: each
+    strategy says where it stands in each (``Strategy.advice_tiers``).
+
+    >>> regime("few", "moderate"), regime("few", "far"), regime("plenty", "far"), regime("moderate", "far")
+    ('few-near', 'few-far', 'plenty-far', 'otherwise')
+    """
+    if amount == "few":
+        return "few-far" if domain_level == "far" else "few-near"
+    return "plenty-far" if (amount, domain_level) == ("plenty", "far") else "otherwise"
+
 
 _LEVELS = ("close", "moderate", "far")
 
@@ -476,13 +475,11 @@ def _cost(row: dict[str, Any]) -> tuple[float, float]:
 
 
 def _tiers(amount: str, domain_level: str, names: list[str]) -> list[list[str]]:
-    """The rule's tiers for (amount, domain level), each cut to ``names`` and the empty ones left out; the ``names`` the
-    rule does not know make a last tier."""
-    tiers = [[s for s in tier if s in names] for tier in TIERS[(amount, domain_level)]]
-    tiers = [t for t in tiers if t]
-    listed = {s for t in tiers for s in t}
-    extra = [s for s in names if s not in listed]
-    return [*tiers, extra] if extra else tiers
+    """The rule's tiers of ``names`` for (amount, domain level), the empty ones left out; the ``names`` without a
+    place there make a last tier (:func:`tunelab.strategies.advice_tiers`)."""
+    from tunelab.strategies import advice_tiers
+
+    return advice_tiers(regime(amount, domain_level), names)
 
 
 def decide(amount: str, domain_level: str, estimates: list[dict[str, Any]]) -> tuple[str | None, list[str]]:

@@ -133,9 +133,9 @@ def run_id(strategy: str, seed: int, fraction: float, *, many_seeds: bool, many_
 
 def _problems(base: TrainConfig, strategies: Sequence[str], seeds: int, fractions: Sequence[float],
               lr_overrides: Mapping[str, float], lr_factors: Sequence[float], tune_lr_epochs: float | None) -> list[str]:
-    from tunelab.strategies import STRATEGIES
+    from tunelab.strategies import STRATEGIES, as_loaded
 
-    problems = [p for p in base.replace(strategy="full").problems() if not p.startswith("--strategy")]
+    problems = [p for p in base.replace(strategy=as_loaded()).problems() if not p.startswith("--strategy")]
     if not strategies:
         problems.append("--strategies is empty: name at least one, e.g. head,lora,full")
     unknown = [s for s in strategies if s not in STRATEGIES]

@@ -44,7 +44,7 @@ from tunelab.run.outputs import ExampleOutputs, OutputCollector, reduce_logits
 from tunelab.run.progress import ProgressFile, RunProgress, library_bars_off
 from tunelab.run.record import Artifact, MetaInfo, Metrics, RunRecord, TrainInfo, library_versions
 from tunelab.run.tracking import log_record_to_mlflow, parse_report_to, tracking
-from tunelab.strategies import get_strategy, trainable_parameters
+from tunelab.strategies import as_loaded, get_strategy, trainable_parameters
 
 log = logging.getLogger("tunelab")
 
@@ -1199,7 +1199,7 @@ def build_shared_cache(config, split: int, *, data=None) -> dict[str, Any]:
     if split < 1:
         return {"split": split, "skipped": "nothing frozen below the first block: no shared cache"}
     limit_onednn_for(config, head_only=False)  # the strategies sharing this cache train blocks too
-    run = prepare(config.replace(strategy="full"), data)
+    run = prepare(config.replace(strategy=as_loaded()), data)
     named = {s: run.tokenized[s] for s in frozen_cache.SPLITS}
     dtype = str(config.extra.get("cache_dtype", os.environ.get("TUNELAB_CACHE_DTYPE", "float16")))
     precision = frozen_cache.resolve_precision(getattr(config, "cache_precision", "auto"))

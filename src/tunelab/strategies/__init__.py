@@ -3,9 +3,12 @@ add theirs through the ``tunelab.strategies`` entry-point group (:mod:`tunelab.s
 
 from tunelab.strategies import bitfit, full, gradual, head, last_n, peft_methods  # noqa: F401  (registration)
 from tunelab.strategies.base import (
+    ADVICE_REGIMES,
     STRATEGIES,
     Kind,
     Strategy,
+    advice_tiers,
+    as_loaded,
     default_comparison,
     get_strategy,
     merge_problem,
@@ -19,9 +22,12 @@ from tunelab.strategies.plugins import load_plugins
 load_plugins()
 
 __all__ = [
+    "ADVICE_REGIMES",
     "STRATEGIES",
     "Kind",
     "Strategy",
+    "advice_tiers",
+    "as_loaded",
     "default_comparison",
     "get_strategy",
     "merge_problem",

@@ -46,6 +46,11 @@ overrides it). A freshly initialised classifier needs a larger step than pre-tra
 body's rate (LoRA's then 5e-4, BitFit's then 1e-3) it lagged far behind the frozen-body head (issue 15: on bbc-news,
 1,500 labels, 2 epochs, head 0.83 test accuracy, LoRA 0.62, BitFit 0.48)."""
 
+ADVICE_REGIMES = ("few-near", "few-far", "plenty-far", "otherwise")
+"""The data regimes of the hand-written advice before training (:mod:`tunelab.advice.recommend`, for a causal LM
+or without a calibration file): few labels on a close or moderate domain, few on a far domain, plenty on a far
+domain, and every other case. Each strategy says where it stands in each (:attr:`Strategy.advice_tiers`)."""
+
 #: What every registered strategy class must define (the rest of the protocol has defaults).
 _REQUIRED = ("name", "summary", "default_lr", "kind", "order")
 
@@ -102,6 +107,29 @@ def default_comparison(task: str | None = None) -> list[str]:
     return [n for n in strategy_names() if STRATEGIES[n].compared_by_default and (task is None or task in STRATEGIES[n].tasks)]
 
 
+def as_loaded() -> str:
+    """The name of a strategy that leaves the model as loaded (:attr:`Strategy.leaves_model_as_loaded`)."""
+    return next(n for n in strategy_names() if STRATEGIES[n].leaves_model_as_loaded)
+
+
+def advice_tiers(regime: str, names: list[str]) -> list[list[str]]:
+    """``names`` in the tiers that the strategies declare for ``regime`` (:attr:`Strategy.advice_tiers`), best tier
+    first and each in its declared order; the empty tiers are left out, and the names without a place there (a plugin,
+    an unknown name) make a last tier, in the order given."""
+    if regime not in ADVICE_REGIMES:
+        raise ValueError(f"unknown advice regime {regime!r}: one of {', '.join(ADVICE_REGIMES)}")
+    placed: dict[int, list[tuple[int, str]]] = {}
+    rest = []
+    for name in names:
+        where = STRATEGIES[name].advice_tiers.get(regime) if name in STRATEGIES else None
+        if where is None:
+            rest.append(name)
+        else:
+            placed.setdefault(where[0], []).append((where[1], name))
+    tiers = [[n for _, n in sorted(placed[t])] for t in sorted(placed)]
+    return [*tiers, rest] if rest else tiers
+
+
 def strategy_kind(name: str) -> Kind | None:
     """The :class:`Kind` of the strategy called ``name``; ``None`` for a name no strategy has (an old record)."""
     cls = STRATEGIES.get(name)
@@ -121,6 +149,14 @@ class Strategy:
     compared_by_default: ClassVar[bool] = False
     """Whether ``tunelab compare`` (and the demo) trains it when no ``--strategies`` are named: one of each kind
     (:func:`default_comparison`)."""
+    advice_tiers: ClassVar[dict[str, tuple[int, int]]] = {}
+    """Where the hand-written advice before training expects it to stand, per regime of :data:`ADVICE_REGIMES`:
+    ``(tier, place)``. Strategies of one tier are expected to reach about the same accuracy (tier 0 the best); the
+    advice takes the cheapest of the first tier that fits, or, with costs not timed, the first ``place``. A strategy
+    without an entry for a regime stands after every tier there."""
+    leaves_model_as_loaded: ClassVar[bool] = False
+    """Whether :meth:`prepare` leaves every weight as loaded and trainable, nothing wrapped: a run prepared only to read
+    the model and its data (the shared frozen-layer cache) is prepared with such a strategy (:func:`as_loaded`)."""
     can_merge: ClassVar[bool] = False
     """Whether ``--merge`` applies: the trained adapter can be folded into the base weights."""
     tasks: ClassVar[tuple[str, ...]] = ("classification", "causal-lm")

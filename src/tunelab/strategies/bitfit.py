@@ -50,6 +50,13 @@ class BitFit(Strategy):
     them; the other strategies' defaults did not pass the same rule (7 of 8 tasks)."""
     kind = Kind.PEFT
     order = 30
+    # the advice before training: a middle tier: fewer weights move than with LoRA, and on a far domain less adapts
+    advice_tiers = {
+        "few-near": (1, 0),
+        "few-far": (1, 1),
+        "plenty-far": (2, 0),
+        "otherwise": (1, 1),
+    }
     compared_by_default = True
 
     def describe(self, config, task, *, num_blocks=None):

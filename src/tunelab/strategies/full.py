@@ -10,6 +10,14 @@ class Full(Strategy):
     default_lr = 5e-5
     kind = Kind.FULL
     order = 80
+    # the advice before training: first with plenty of labels on a far domain; last with few labels on a near one (over-fits)
+    advice_tiers = {
+        "few-near": (2, 2),
+        "few-far": (2, 0),
+        "plenty-far": (0, 0),
+        "otherwise": (0, 1),
+    }
+    leaves_model_as_loaded = True
     compared_by_default = True
 
     def describe(self, config, task, *, num_blocks=None):

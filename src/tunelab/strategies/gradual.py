@@ -55,6 +55,13 @@ class Gradual(Strategy):
     default_lr = 1e-4
     kind = Kind.STAGED
     order = 70
+    # the advice before training: with full fine-tuning where every weight should move; over-fits a few labels less than it
+    advice_tiers = {
+        "few-near": (2, 1),
+        "few-far": (1, 3),
+        "plenty-far": (0, 1),
+        "otherwise": (0, 2),
+    }
     options = ("layer_lr_decay",)
     fixed_trainable_set = False  # the schedule unfreezes blocks during the run
 

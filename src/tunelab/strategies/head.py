@@ -27,6 +27,13 @@ class Head(Strategy):
     default_lr = HEAD_LR  # what trains is a head: the one head rate
     kind = Kind.FROZEN
     order = 10
+    # the advice before training: few labels on a near domain: the frozen features suffice; a far domain or plenty of labels: they lag
+    advice_tiers = {
+        "few-near": (0, 0),
+        "few-far": (1, 0),
+        "plenty-far": (3, 0),
+        "otherwise": (2, 0),
+    }
     compared_by_default = True
     tasks = ("classification",)
 

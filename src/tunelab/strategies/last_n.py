@@ -26,6 +26,13 @@ class LastN(Strategy):
     earlier 1e-4 won on validation on 7 of 8 (the rule set in session 4: at least 7 of 8), and on test on 6 of 8."""
     kind = Kind.FROZEN
     order = 20
+    # the advice before training: few labels on a far domain: the top blocks adapt where the frozen features fit worst
+    advice_tiers = {
+        "few-near": (1, 1),
+        "few-far": (0, 1),
+        "plenty-far": (1, 1),
+        "otherwise": (1, 0),
+    }
     compared_by_default = True
     options = ("layers",)
 

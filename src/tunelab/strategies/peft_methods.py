@@ -123,6 +123,13 @@ class LoRA(_PeftStrategy):
     the best of its own (5e-4, 1.5e-3, 5e-3, 1.5e-2); on test 1.5e-3 was ahead of 5e-4 on 7 of 8 (median +2.4 points).
     Retrained at 1.5e-3 on all 12 tasks, LoRA's test accuracy rose on 9 (mean +1.8 points)."""
     order = 60
+    # the advice before training: first wherever labels are few or the domain near; behind full fine-tuning with plenty of far-domain labels
+    advice_tiers = {
+        "few-near": (0, 1),
+        "few-far": (0, 0),
+        "plenty-far": (1, 0),
+        "otherwise": (0, 0),
+    }
     compared_by_default = True
     options = ("lora_r", "lora_alpha", "lora_dropout", "use_dora", "use_rslora", "lora_layers")
     can_merge = True
@@ -170,6 +177,13 @@ class IA3(_PeftStrategy):
     summary = "IA3 (peft): learned rescaling vectors on keys, values and feed-forward; body frozen"
     default_lr = 3e-3
     order = 50
+    # the advice before training: a middle tier, after BitFit: rescaling vectors only
+    advice_tiers = {
+        "few-near": (1, 2),
+        "few-far": (1, 2),
+        "plenty-far": (2, 1),
+        "otherwise": (1, 2),
+    }
     options = ("lora_layers",)
     can_merge = True
 
@@ -201,6 +215,13 @@ class PromptTuning(_PeftStrategy):
     summary = "prompt tuning (peft): a learned soft prompt of --num-virtual-tokens vectors; model frozen"
     default_lr = 3e-2
     order = 40
+    # the advice before training: last: a soft prompt trains slowly and lags on small models
+    advice_tiers = {
+        "few-near": (2, 0),
+        "few-far": (2, 1),
+        "plenty-far": (3, 1),
+        "otherwise": (2, 1),
+    }
     options = ("num_virtual_tokens",)
     # peft's BasePromptEncoder._get_adapter_state_dict (tuners/tuners_utils.py) reads the prompt encoder's own weight
     unshardable = ("peft writes the soft prompt from the prompt encoder's own weight, never from the gathered state "
