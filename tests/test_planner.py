@@ -638,3 +638,37 @@ def test_a_comparison_that_names_no_mode_runs_in_rounds_except_over_several_frac
     assert exhaustive_by_default(CompareOptions(resume=True, data_fractions=(0.5, 1.0)), tmp_path) is False
     (tmp_path / PLAN_NAME).write_text("{not json")
     assert exhaustive_by_default(CompareOptions(resume=True), tmp_path) is False
+
+
+def test_runs_the_budget_stopped_are_stops_not_failures(tmp_path, capsys):
+    """A run the budget left unstarted or interrupted is not called failed: the verdict leaves it to the stop's own
+    line, the console counts it apart, and a comparison where nothing finished says the budget ran out."""
+    from pathlib import Path
+
+    from tunelab.cli.compare import _exit_code
+    from tunelab.compare.executors import BUDGET_STOP, skipped_record
+    from tunelab.compare.runner import CompareResult, stopped_early_reasons, verdict_runs
+    from tunelab.config import TrainConfig
+    from tunelab.run.record import RunRecord
+
+    def config(strategy):
+        return TrainConfig(model="m", data="d.csv", strategy=strategy, out=str(tmp_path / strategy)).to_dict()
+
+    interrupted = RunRecord.failure(config("head"), f"{BUDGET_STOP} (14 s into the run); tunelab compare --resume ...")
+    broken = RunRecord.failure(config("full"), "RuntimeError: out of memory")
+    unstarted = skipped_record({"config": config("lora")}, "not started: the comparison's time budget had run out")
+    stops = [{"strategy": s, "status": "stopped_early", "round": 1, "data_fraction": 1.0, "reason": "budget",
+              "message": "not started"} for s in ("head", "lora")]
+    planning = {"stopped": stops, "strategies": {}, "round_fractions": [1.0]}
+    assert verdict_runs([interrupted, broken], planning) == [broken]  # the stopped one is told as a stop
+    assert verdict_runs([interrupted, broken], None) == [interrupted, broken]  # exhaustive: every run
+
+    result = CompareResult(out=tmp_path, results=[interrupted, broken], recommendation={}, report={})
+    assert result.failed == [broken] and result.budget_stopped == [interrupted]
+    lines = stopped_early_reasons(planning)
+    assert lines[-1].startswith("No run finished within the time budget, so nothing was measured")
+
+    nothing = CompareResult(out=tmp_path, results=[interrupted, unstarted], recommendation={}, report={"csv": Path("x")})
+    assert _exit_code(nothing) == 1
+    err = capsys.readouterr().err
+    assert "no run finished within the time budget" in err and "every run failed" not in err

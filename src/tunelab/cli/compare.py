@@ -208,6 +208,10 @@ def _exit_code(result: CompareResult) -> int:
     none did, so a script or CI job that runs the comparison sees it failed (everything is still written)."""
     if any(r.succeeded for r in result.results):
         return 0
+    if result.results and not result.failed:
+        print("tunelab: no run finished within the time budget, so there is nothing to recommend; tunelab compare "
+              "--resume with a larger --budget-minutes goes on from there", file=sys.stderr)
+        return 1
     print(f"tunelab: every run failed, so there is nothing to recommend; their messages are in {result.report.get('csv', result.out)}",
           file=sys.stderr)
     return 1
@@ -303,6 +307,9 @@ def print_result(result: CompareResult, *, as_json: bool = False) -> None:
             console.print(f"  - {note}", highlight=False)
     if result.failed:
         console.print(f"{len(result.failed)} run(s) failed; their messages are in the table and in each run's metrics.json")
+    if result.budget_stopped:
+        console.print(f"{len(result.budget_stopped)} run(s) not started or interrupted by the time budget; tunelab compare "
+                      "--resume with a larger --budget-minutes goes on with them")
     html = result.report.get("html")
     md = result.report.get("md")
     console.print(f"report: {html}" + (f" (also {md}, {Path(result.out) / 'results.csv'})" if md else ""), highlight=False, soft_wrap=True)

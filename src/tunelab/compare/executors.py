@@ -103,6 +103,12 @@ def _record_of(spec: dict[str, Any], folder: Path, outcome: Any) -> RunRecord:
     return record
 
 
+def stopped_by_budget(record: RunRecord) -> bool:
+    """Whether ``record`` is a run that the comparison's time budget left unstarted (:data:`SKIPPED`) or interrupted
+    (:data:`BUDGET_STOP`): not a failure of the run, and ``compare --resume`` with a larger budget goes on with it."""
+    return record.run_info.status == SKIPPED or str(record.run_info.error or "").startswith(BUDGET_STOP)
+
+
 def skipped_record(spec: dict[str, Any], why: str) -> RunRecord:
     """The record of a run that was not started (status :data:`SKIPPED`; not written to its folder)."""
     record = RunRecord.failure(spec["config"], why, wall_time_s=0.0, extra=spec.get("extra_record"))
@@ -134,7 +140,8 @@ def execute_in_time(spec: dict[str, Any], folder: Path, *, isolate: bool = True,
                       on_wait=on_wait, stop_grace_s=grace_s if by_budget else None, warm=warm)
     record = _record_of(spec, folder, outcome)
     if by_budget and outcome.returncode is None and not record.succeeded:
-        record.run_info.error = (f"{BUDGET_STOP} ({outcome.seconds:.0f} s into the run); "
+        into = f" ({outcome.seconds:.0f} s into the run)" if outcome.seconds >= 1 else " as it started"
+        record.run_info.error = (f"{BUDGET_STOP}{into}; "
                                  "tunelab compare --resume with a larger --budget-minutes continues it")
         record.write(folder / RECORD_NAME)
     return record

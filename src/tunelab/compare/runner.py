@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunelab.compare.executors import BUDGET_STOP, SKIPPED, Executor, Job, LocalExecutor, execute
+from tunelab.compare.executors import SKIPPED, Executor, Job, LocalExecutor, execute, stopped_by_budget
 from tunelab.compare.planner import HALVING
 from tunelab.compare.progress import CompareDisplay
 from tunelab.config import DEFAULT_EPOCHS, MIN_STEPS, TrainConfig
@@ -99,7 +99,13 @@ class CompareResult:
 
     @property
     def failed(self) -> list[RunRecord]:
-        return [r for r in self.results if not r.succeeded]
+        """The runs that failed (not those that the time budget left unstarted or interrupted: :attr:`budget_stopped`)."""
+        return [r for r in self.results if not r.succeeded and not stopped_by_budget(r)]
+
+    @property
+    def budget_stopped(self) -> list[RunRecord]:
+        """The runs that the comparison's time budget left unstarted or interrupted."""
+        return [r for r in self.results if not r.succeeded and stopped_by_budget(r)]
 
 
 # ----------------------------------------------------------------------------- planning
@@ -366,7 +372,7 @@ def _describe(record: RunRecord, metric: str | None = None) -> str:
     """``validation <metric> 0.8123, trained in 9.1 s, peak 640 MB``: the split and the metric the comparison
     chooses by (``metric``, default the task's), so that no one picks from the progress lines by test."""
     if not record.succeeded:
-        return f"FAILED: {record.run_info.error}"
+        return str(record.run_info.error) if stopped_by_budget(record) else f"FAILED: {record.run_info.error}"
     metric = metric or primary_metric(record.meta_info.task or "classification")
     value = record.metrics.value("validation", metric)
     ti = record.train_info
@@ -691,7 +697,7 @@ def _run_all(planned: list[PlannedRun], base: TrainConfig, searches: dict[str, d
         display.done(job, record.run_info.wall_time_s)
         done = _describe(record, opts.metric)
         lead = f"{heads[job.run_id]}:" if executor.concurrent else " " * len(heads[job.run_id]) + " "
-        display.say(f"{lead} {done if done.startswith('FAILED') else 'done: ' + done}")
+        display.say(f"{lead} {done if not record.succeeded else 'done: ' + done}")
 
     with display:
         ran = executor.run(jobs, on_start=started, on_done=finished, on_progress=display.progress if show else None)
@@ -811,7 +817,7 @@ def _round_outcomes(records: list[RunRecord], strategies: list[str]) -> tuple[di
         if any(r.succeeded for r in own):
             outcomes[strategy] = "ok"
             continue
-        budget = any(r.run_info.status == SKIPPED or str(r.run_info.error or "").startswith(BUDGET_STOP) for r in own)
+        budget = any(stopped_by_budget(r) for r in own)
         outcomes[strategy] = "budget" if budget else "failed"
         errors[strategy] = next((str(r.run_info.error) for r in own if r.run_info.error), "its run failed")
     return outcomes, errors
@@ -916,13 +922,18 @@ def verdict_runs(results: list[RunRecord], planning: dict[str, Any] | None) -> l
     """The runs the verdict stands on: every run of an exhaustive comparison (``planning`` None); of a planned one, all
     but the successful runs of a strategy stopped at the full data (after its first seed there,
     :func:`tunelab.compare.planner.rungs`). Such a strategy is not a finalist, like one stopped at a smaller fraction,
-    whose runs the verdict at the full data never sees. The report shows its runs, marked stopped early."""
-    from tunelab.advice.choose import largest_fraction, run_fraction
+    whose runs the verdict at the full data never sees. Nor does it see the runs that the time budget left unstarted or
+    interrupted, of a strategy the planner records as stopped for the budget: the reasons say so once, as a stop, not as
+    a failure. The report shows these runs, marked stopped early."""
+    from tunelab.advice.choose import largest_fraction, run_fraction, run_strategy
 
     if planning is None or not results:
         return results
     final = largest_fraction(results)  # the fraction the verdict reads (summarize_strategies)
-    return [r for r in results if not (r.succeeded and "stopped_early" in r.extra and math.isclose(run_fraction(r), final))]
+    budget = {s["strategy"] for s in planning.get("stopped") or [] if s.get("reason") == "budget"}
+    return [r for r in results
+            if not (r.succeeded and "stopped_early" in r.extra and math.isclose(run_fraction(r), final))
+            and not (run_strategy(r) in budget and stopped_by_budget(r))]
 
 
 def _mark_stopped_runs(results: list[RunRecord], summary: dict[str, Any]) -> None:
@@ -957,7 +968,11 @@ def stopped_early_reasons(planning: dict[str, Any], *, already_told: set[str] = 
         lines.append(f"{stop['strategy']} was stopped early{f', {where}' if where else ''}: {stop['message']}.")
     finalists = [s for s, v in (planning.get("strategies") or {}).items() if v.get("status") == "finalist"]
     fractions = planning.get("round_fractions") or []
-    if not finalists and fractions and any(s["reason"] == "budget" for s in planning.get("stopped") or []):
+    stops = planning.get("stopped") or []
+    if not finalists and stops and all(s["reason"] == "budget" and s.get("round") == 1 for s in stops):
+        lines.append("No run finished within the time budget, so nothing was measured: tunelab compare --resume with a "
+                     "larger --budget-minutes goes on from there.")
+    elif not finalists and fractions and any(s["reason"] == "budget" for s in stops):
         lines.append(f"No strategy reached the final round (data fraction {fractions[-1]:g}) within the budget: the "
                      "choice above rests on the largest fraction that was measured. tunelab compare --resume with a "
                      "larger --budget-minutes goes on from there.")
