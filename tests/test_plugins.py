@@ -26,6 +26,7 @@ def declared(monkeypatch, tmp_path):
     (tmp_path / "clash_plugin.py").write_text(
         "from tunelab.strategies import Kind, Strategy\n"
         "class Imposter(Strategy):\n    name, summary, default_lr, kind, order = 'lora', 'x', 1e-3, Kind.PEFT, 1\n"
+        "class Renamed(Strategy):\n    name, summary, default_lr, kind, order = 'real-name', 'x', 1e-3, Kind.PEFT, 2\n"
     )
     monkeypatch.syspath_prepend(str(EXAMPLE))
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -34,6 +35,7 @@ def declared(monkeypatch, tmp_path):
         EntryPoint("broken", "bad_plugin:Whatever", plugins.GROUP),
         EntryPoint("not-a-strategy", "json:dumps", plugins.GROUP),
         EntryPoint("clash", "clash_plugin:Imposter", plugins.GROUP),
+        EntryPoint("alias", "clash_plugin:Renamed", plugins.GROUP),
     ]
     monkeypatch.setattr(plugins, "entry_points", lambda group: [p for p in points if p.group == group])
     before = dict(STRATEGIES)
@@ -48,14 +50,15 @@ def declared(monkeypatch, tmp_path):
 def test_a_plugin_strategy_is_registered_and_bad_ones_are_left_out_with_a_warning(declared, caplog):
     lora = STRATEGIES["lora"]
     with caplog.at_level(logging.WARNING, logger="tunelab"):
-        assert plugins.load_plugins() == ["ln-tuning"]
+        assert plugins.load_plugins() == ["ln-tuning", "real-name"]
     assert "ln-tuning" in strategy_names() and get_strategy("ln-tuning").kind.value == "peft"
     assert STRATEGIES["lora"] is lora  # a plugin never replaces a built-in
     said = [r.getMessage() for r in caplog.records]
     assert any("'broken'" in m and "could not be imported (RuntimeError: needs a GPU library)" in m for m in said)
     assert any("'not-a-strategy'" in m and "is not a subclass of tunelab.strategies.Strategy" in m for m in said)
     assert any("'clash'" in m and "its name 'lora' is already the strategy" in m for m in said)
-    assert len(said) == 3 and all("\n" not in m for m in said)
+    assert any("'alias'" in m and "registered as 'real-name'" in m and "--strategy real-name" in m for m in said)
+    assert len(said) == 4 and all("\n" not in m for m in said)
 
 
 def test_the_example_plugin_trains_only_the_norms_and_the_head(declared, tiny_bert_dir, toy_classification_data,

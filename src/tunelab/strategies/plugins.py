@@ -50,10 +50,18 @@ def _register(point: EntryPoint) -> str | None:
 
 
 def load_plugins() -> list[str]:
-    """Register every strategy declared under :data:`GROUP`; return the names registered."""
+    """Register every strategy declared under :data:`GROUP`; return the names registered.
+
+    A strategy is called by its class's ``name``; an entry point named otherwise registers it all the same, with a
+    warning that gives the name to use (``--strategy alias`` would otherwise be an unknown strategy, unexplained)."""
     before = set(STRATEGIES)
     for point in entry_points(group=GROUP):
         problem = _register(point)
         if problem:
             logger.warning("strategy plugin '%s' (%s) left out: %s", point.name, point.value, problem)
+            continue
+        name = getattr(point.load(), "name", None)
+        if name != point.name:
+            logger.warning("strategy plugin '%s' (%s) is registered as '%s', its class's name: use --strategy %s, "
+                           "or name the entry point '%s'", point.name, point.value, name, name, name)
     return [name for name in STRATEGIES if name not in before]
