@@ -272,6 +272,18 @@ def test_a_tokenizer_larger_than_the_models_embeddings_fails_in_one_line_before_
         train(TrainConfig(model=str(folder), strategy="lora", epochs=1, batch_size=8, out=str(tmp_path / "o")),
               data=toy_lm_data, progress=False)
     assert not (tmp_path / "o" / "model").exists()
+    # a comparison checks it once, before any run, from the config and the tokenizer alone
+    from tunelab.cli.main import main
+
+    text = tmp_path / "corpus.txt"
+    text.write_text("\n\n".join(toy_lm_data.train["text"]) + "\n", encoding="utf-8")
+    code = main(["compare", "--model", str(folder), "--data", str(text), "--strategies", "lora,full", "--epochs", "1",
+                 "--no-pre-recommendation", "--no-forgetting", "--out", str(tmp_path / "c")])
+    assert code == 2 and not (tmp_path / "c" / "runs").exists()
+    from tunelab.models.loading import check_tokenizer_fits
+
+    with pytest.raises(ModelError, match=r"embeddings hold only"):
+        check_tokenizer_fits(str(folder), toy_lm_data)
 
 
 def test_a_prompt_longer_than_the_positions_left_for_it_keeps_its_end(toy_lm_data, tmp_path, caplog):

@@ -15,7 +15,7 @@ import difflib
 import importlib.util
 import inspect
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -351,10 +351,33 @@ def check_token_ids(model, tokenizer, datasets: Iterable[Any], name_or_path: str
     checkpoint) would otherwise fail deep in the first forward pass with an index error. Scans the data only when
     the tokenizer is larger than the embeddings (``datasets``: the tokenized splits, with ``input_ids``)."""
     embeddings = model.get_input_embeddings()
-    rows = getattr(embeddings, "num_embeddings", None)
-    if rows is None or len(tokenizer) <= rows:
+    _check_ids_fit(getattr(embeddings, "num_embeddings", None), tokenizer, lambda: datasets, name_or_path)
+
+
+def check_tokenizer_fits(name_or_path: str, data: Any, *, trust_remote_code: bool = False) -> None:
+    """:func:`check_token_ids` before any model is loaded, from the config's ``vocab_size`` and the tokenizer: what a
+    comparison checks once, instead of every run failing on it. ``data``: a :class:`~tunelab.data.TaskData`; its
+    texts are encoded (whole, with the end-of-text token that separates a causal LM's documents) only when the
+    tokenizer is larger than the vocabulary."""
+    rows = getattr(load_model_config(name_or_path, trust_remote_code=trust_remote_code), "vocab_size", None)
+    tokenizer = load_tokenizer(name_or_path, trust_remote_code=trust_remote_code)
+
+    def encoded():
+        for split in (data.train, data.validation, data.test):
+            if "text" not in split.column_names:
+                continue
+            pairs = list(split["text_pair"]) if "text_pair" in split.column_names else None
+            yield {"input_ids": tokenizer(list(split["text"]), pairs, truncation=False, verbose=False)["input_ids"]}
+        if data.task == "causal-lm" and tokenizer.eos_token_id is not None:
+            yield {"input_ids": [[tokenizer.eos_token_id]]}
+
+    _check_ids_fit(rows, tokenizer, encoded, name_or_path)
+
+
+def _check_ids_fit(rows: int | None, tokenizer, datasets: Callable[[], Iterable[Any]], name_or_path: str) -> None:
+    if not isinstance(rows, int) or len(tokenizer) <= rows:
         return
-    largest = max((max(ids) for ds in datasets for ids in ds["input_ids"] if ids), default=-1)
+    largest = max((max(ids) for ds in datasets() for ids in ds["input_ids"] if ids), default=-1)
     if largest < rows:
         return
     token = tokenizer.convert_ids_to_tokens(largest)
