@@ -4,7 +4,8 @@ The two-process runs use ``--batch-size 8`` and the single-process runs ``--batc
 effective batch of 16. Dropout is off (a tiny BERT saved with every dropout at 0) and the data order
 is fixed: 48 training rows, fewer than the 50 batches of the length-grouped sampler's "megabatch", so
 both see one length-sorted permutation drawn from the same seed, and 48 is a multiple of 16, so every
-step of both takes the same 16 examples (the two processes 8 each). What may still differ is float
+step of both takes the same 16 examples (the two processes 8 each). The evaluation splits (20 examples) are not:
+the processes' last batch is padded with repeated examples, which the gathered outputs and metrics must drop. What may still differ is float
 rounding: each process pads its 8 examples to their own longest (the single process pads 16), and the
 gradient is the mean of two half-batch means instead of one mean. Measured here (float32, 2 CPU
 cores), losses and metrics differ by at most 1.8e-6 (relative) and last-n's logits by 4e-9: ``TOL``
@@ -79,7 +80,7 @@ def _finish(proc: subprocess.Popen, timeout: float = 240) -> str:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    """A tiny BERT without dropout and a CSV with its own split: 48 train / 16 validation / 16 test."""
+    """A tiny BERT without dropout and a CSV with its own split: 48 train / 20 validation / 20 test."""
     import torch
     from transformers import BertConfig, BertModel
 
@@ -96,7 +97,7 @@ def setup(tmp_path_factory):
     with open(root / "data.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["text", "label", "split"])
-        for split, n in (("train", 48), ("validation", 16), ("test", 16)):
+        for split, n in (("train", 48), ("validation", 20), ("test", 20)):
             for i in range(n):
                 writer.writerow([_sentence(rng, _POSITIVE if i % 2 else _NEGATIVE), "pos" if i % 2 else "neg", split])
     return root
@@ -166,6 +167,21 @@ def test_full_under_two_processes_matches_one_process(setup, two_full):
     _same_losses(two, one)
     texts = _texts(setup)
     assert _logits(out, texts).allclose(_logits(setup / "one-full", texts), rtol=TOL_LOGITS, atol=TOL_LOGITS)
+    _same_outputs(out, setup / "one-full")
+
+
+def _same_outputs(two: Path, one: Path) -> None:
+    """The per-example outputs of both runs list the same examples in the same (dataset) order, with the same results:
+    the paired comparisons read them side by side."""
+    import numpy as np
+
+    from tunelab.run.outputs import ExampleOutputs
+
+    for split in ("validation", "test"):
+        a, b = ExampleOutputs.load(two, split), ExampleOutputs.load(one, split)
+        assert len(a) == len(b) == 20
+        assert np.array_equal(a.labels, b.labels) and np.array_equal(a.predictions, b.predictions), split
+        assert np.allclose(a.losses, b.losses, rtol=TOL_LOGITS, atol=TOL_LOGITS), split
 
 
 def test_lora_and_cached_last_n_under_two_processes(setup):

@@ -3,7 +3,7 @@
 A metric alone (0.774 accuracy) cannot say whether two strategies differ: that needs the same examples
 scored by both. Every evaluation therefore keeps, per example,
 
-- classification: the gold label id and the predicted id;
+- classification: the gold label id, the predicted id and the example's cross-entropy loss;
 - causal LM: the summed next-token loss and the number of predicted tokens,
 
 in ``<run>/outputs/<split>.npz``. They are small (two numbers an example) and written once per run.
@@ -36,6 +36,7 @@ class ExampleOutputs:
 
     labels: np.ndarray | None = None  # gold class ids
     predictions: np.ndarray | None = None  # predicted class ids
+    losses: np.ndarray | None = None  # cross-entropy loss per example (nats; classification, absent in older runs)
     loss_sums: np.ndarray | None = None  # summed next-token loss per example (nats)
     token_counts: np.ndarray | None = None  # predicted tokens per example
     label_names: list[str] = field(default_factory=list)
@@ -53,10 +54,15 @@ class ExampleOutputs:
         if self.task == "classification":
             from sklearn.metrics import accuracy_score, f1_score
 
-            return {
+            scores = {
                 "accuracy": float(accuracy_score(self.labels, self.predictions)),
                 "f1_macro": float(f1_score(self.labels, self.predictions, average="macro")),
             }
+            if self.losses is not None and len(self.losses):
+                # the mean over examples, whatever the batches: the Trainer's own mean repeats each batch's mean, and
+                # over several processes its last, padded batch stands in for the split's last examples
+                scores["loss"] = float(np.mean(self.losses))
+            return scores
         loss = float(self.loss_sums.sum() / max(self.token_counts.sum(), 1))
         return {"loss": loss, "perplexity": float(math.exp(min(loss, 50)))}
 
@@ -89,6 +95,7 @@ class ExampleOutputs:
         return {
             "labels": self.labels,
             "predictions": self.predictions,
+            "losses": self.losses,
             "loss_sums": self.loss_sums,
             "token_counts": self.token_counts,
         }
@@ -109,14 +116,17 @@ class ExampleOutputs:
 
 
 def reduce_logits(logits, labels):
-    """``preprocess_logits_for_metrics``: classification logits -> predicted ids; causal-LM logits ->
-    ``(summed next-token loss, predicted tokens)`` per example, so nothing of vocabulary size piles up."""
+    """``preprocess_logits_for_metrics``: classification logits -> ``(predicted ids, cross-entropy per example)``
+    (the ids alone without labels); causal-LM logits -> ``(summed next-token loss, predicted tokens)`` per example, so
+    nothing of vocabulary size piles up."""
     import torch
 
     if isinstance(logits, tuple):
         logits = logits[0]
     if logits.dim() == 2:  # (batch, classes)
-        return logits.argmax(-1)
+        if labels is None:
+            return logits.argmax(-1)
+        return logits.argmax(-1), torch.nn.functional.cross_entropy(logits.float(), labels, reduction="none")
     if logits.shape[1] > labels.shape[1]:  # a soft prompt (prompt tuning) prepends positions without labels
         logits = logits[:, logits.shape[1] - labels.shape[1] :]
     shifted = logits[:, :-1].float()
@@ -135,9 +145,9 @@ class OutputCollector:
         self.latest: ExampleOutputs | None = None
 
     def __call__(self, eval_pred) -> dict[str, float]:
-        preds = eval_pred.predictions
+        preds, losses = eval_pred.predictions, None
         if isinstance(preds, tuple):
-            preds = preds[0]
+            preds, losses = preds[0], (preds[1] if self.task == "classification" and len(preds) == 2 else None)
         preds = np.asarray(preds)
         if self.task == "classification":
             if preds.ndim > 1:
@@ -145,6 +155,7 @@ class OutputCollector:
             self.latest = ExampleOutputs(
                 labels=np.asarray(eval_pred.label_ids).astype(np.int64),
                 predictions=preds.astype(np.int64),
+                losses=None if losses is None else np.asarray(losses, dtype=np.float64),
                 label_names=self.label_names,
             )
         else:

@@ -327,9 +327,12 @@ def make_trainer_class():
         def _get_eval_sampler(self, eval_dataset):
             # the evaluation splits are already in length order (tokenize); transformers would group them by
             # length in an order drawn from the run's seed, and the per-example outputs of two seeds would then
-            # list the same examples in different orders: the comparison over seeds could not be paired
-            if eval_dataset is None or self.args.world_size > 1:
+            # list the same examples in different orders: the comparison over seeds could not be paired. Over
+            # several processes, None: accelerate deals the batches out in order and gathers them back in order
+            if eval_dataset is None:
                 return super()._get_eval_sampler(eval_dataset)
+            if self.args.world_size > 1:
+                return None
             from torch.utils.data import SequentialSampler
 
             return SequentialSampler(eval_dataset)
