@@ -429,3 +429,20 @@ def test_a_comparison_whose_runs_all_failed_reports_its_own_task(tmp_path):
     paths = write_report(tmp_path, failed, task="causal-lm")
     assert "task causal-lm" in paths["md"].read_text()
     assert "task classification" in write_report(tmp_path / "b", failed)["md"].read_text()  # nothing else to go on
+
+
+def test_forgetting_is_worded_as_forgetting_in_the_exclusion_and_the_plot():
+    """The --max-forgetting exclusion gives the amount with its unit in brackets and the limit; the forgetting plot's
+    frontier is about forgetting less, not about being cheaper."""
+    from tunelab.report.plots import forgetting_plot
+
+    results = []
+    for strategy, value in (("head", 0.0002), ("lora", 0.006843), ("full", 0.03)):
+        run = make_run(strategy, PROFILE[strategy][1])
+        run["train_info"]["forgetting"] = {"value": value, "unit": "1 - linear CKA"}
+        results.append(run)
+    rec = recommend_from_results(results, max_forgetting=0.001)
+    why = {row["strategy"]: row["why_not"] for row in rec["ranking"]}
+    assert "forgetting 0.00684 (1 - linear CKA), over the --max-forgetting limit of 0.001" in why["lora"]
+    plot = forgetting_plot(results)
+    assert "no other strategy is both better and forgets less" in plot.caption and "cheaper" not in plot.caption

@@ -655,9 +655,9 @@ def _budget_violations(ok: list[StrategySummary], max_train_minutes: float | Non
         if memory_gb is not None and s.peak_memory_mb is not None and s.peak_memory_mb > 1024.0 * memory_gb:
             violations[s.strategy].append(f"peak memory {format_mb(s.peak_memory_mb)}, over the {memory_gb:g} GB limit")
         if max_forgetting is not None and s.forgetting is not None and s.forgetting > max_forgetting:
-            violations[s.strategy].append(
-                f"forgetting {s.forgetting:.4g} {s.forgetting_unit or ''}, over the --max-forgetting {max_forgetting:g}".replace("  ", " ")
-            )
+            unit = s.forgetting_unit or "drift"
+            amount = f"{s.forgetting:.3g} {unit}" if unit == "nats/token" else f"{s.forgetting:.3g} ({unit})"
+            violations[s.strategy].append(f"forgetting {amount}, over the --max-forgetting limit of {max_forgetting:g}")
     return violations
 
 

@@ -103,9 +103,10 @@ def tradeoff_plot(
     title: str,
     log_x: bool = False,
     metric: str | None = None,
+    less: str = "cheaper",
 ) -> Plot | None:
     """Test metric (mean ± std over seeds) against a cost, with the Pareto frontier drawn through
-    the non-dominated strategies. Failed runs are left out."""
+    the non-dominated strategies (``less``: what a lower cost means, for the caption). Failed runs are left out."""
     summaries = [s for s in summarize_strategies(results, metric=metric)
                  if s.ok and s.test_mean is not None and cost(s) is not None]
     if log_x:
@@ -148,7 +149,7 @@ def tradeoff_plot(
     ax.legend(fontsize=7.5, frameon=False, loc="best")
     frontier = ", ".join(summaries[i].strategy for i in front)
     caption = (
-        f"{title}. Dashed line: the Pareto frontier (no strategy is both cheaper and better): {frontier}."
+        f"{title}. Dashed line: the Pareto frontier (no other strategy is both better and {less}): {frontier}."
         + (" Error bars: ± one std over seeds." if any(s.n > 1 for s in summaries) else "")
     )
     return Plot(name, title, caption, _png(fig))
@@ -211,6 +212,7 @@ def forgetting_plot(results: list[dict], metric: str | None = None) -> Plot | No
         cost_std=lambda s: s.std_of(lambda r: (r.train_info.forgetting or {}).get("value")),
         xlabel=f"forgetting on the reference text ({unit}; 0 = nothing lost)",
         title="Test metric vs forgetting",
+        less="forgets less",
         metric=metric,
     )
 
