@@ -12,6 +12,10 @@ False
 
 from __future__ import annotations
 
+IGNORE_INDEX = -100
+"""The label a loss skips (PyTorch's ``cross_entropy`` default, the convention transformers' models and collators
+follow): a causal LM's padding, and wherever nothing is predicted."""
+
 #: Whether larger is better, per metric.
 HIGHER_IS_BETTER: dict[str, bool] = {"accuracy": True, "f1_macro": True, "loss": False, "perplexity": False}
 

@@ -92,6 +92,7 @@ from tunelab.advice.domain import level as _level
 from tunelab.config import TrainConfig
 from tunelab.data.reference import reference_texts
 from tunelab.errors import TunelabError
+from tunelab.metrics import IGNORE_INDEX
 
 #: Labeled examples in the smallest class (classification) / training tokens (causal LM).
 FEW_PER_CLASS, PLENTY_PER_CLASS = 100, 1000
@@ -281,10 +282,10 @@ def _mlm_loss(model, seqs: list[list[int]], tokenizer, seed: int) -> float:
             for row in range(ids.size(0)):  # at least one masked token per text
                 if not pick[row].any() and can[row].any():
                     pick[row, can[row].nonzero()[0, 0]] = True
-            labels = ids.masked_fill(~pick, -100)
+            labels = ids.masked_fill(~pick, IGNORE_INDEX)
             masked = ids.masked_fill(pick, tokenizer.mask_token_id)
             logits = model(input_ids=masked, attention_mask=mask).logits
-            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=-100, reduction="sum")
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum")
             total += float(loss)
             count += int(pick.sum())
     return total / max(count, 1)

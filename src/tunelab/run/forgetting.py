@@ -39,6 +39,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from tunelab.metrics import IGNORE_INDEX
+
 LM_LOSS = "lm_loss_change"
 DRIFT = "representation_drift"
 MLM_LOSS = "mlm_loss_change"
@@ -167,10 +169,10 @@ def token_losses(body: nn.Module, lm_head: nn.Module, tokenizer, texts: list[str
         ids, mask = ids.to(device), mask.to(device)
         hidden = body(input_ids=ids, attention_mask=mask).last_hidden_state
         logits = lm_head(hidden[:, :-1]).float()
-        target = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
-        loss = nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100, reduction="none")
+        target = ids[:, 1:].masked_fill(mask[:, 1:] == 0, IGNORE_INDEX)
+        loss = nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=IGNORE_INDEX, reduction="none")
         sums.append(loss.sum(1).cpu().numpy())
-        counts.append((target != -100).sum(1).cpu().numpy())
+        counts.append((target != IGNORE_INDEX).sum(1).cpu().numpy())
     return np.concatenate(sums).astype(np.float64), np.concatenate(counts).astype(np.float64)
 
 
@@ -193,10 +195,10 @@ def masked_token_losses(mlm: nn.Module, body: nn.Module, tokenizer, texts: list[
             pick = (torch.rand(ids.shape, generator=generator) < _MASK_SHARE) & can
             first = can.float().argmax(1)
             pick[torch.arange(len(ids)), first] |= can[torch.arange(len(ids)), first] & ~pick.any(1)
-            labels = ids.masked_fill(~pick, -100).to(device)
+            labels = ids.masked_fill(~pick, IGNORE_INDEX).to(device)
             logits = mlm(input_ids=ids.masked_fill(pick, tokenizer.mask_token_id).to(device),
                          attention_mask=mask.to(device)).logits.float()
-            loss = nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100, reduction="none")
+            loss = nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=IGNORE_INDEX, reduction="none")
             sums.append(loss.sum(1).cpu().numpy())
             counts.append(pick.sum(1).numpy())
     finally:

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from tunelab.metrics import IGNORE_INDEX
+
 FOLDER = "outputs"
 
 
@@ -133,8 +135,8 @@ def reduce_logits(logits, labels):
     target = labels[:, 1:]
     loss = torch.nn.functional.cross_entropy(
         shifted.transpose(1, 2), target.clamp(min=0), reduction="none"
-    ) * (target != -100)
-    return torch.stack([loss.sum(1), (target != -100).sum(1).to(loss.dtype)], dim=1)
+    ) * (target != IGNORE_INDEX)
+    return torch.stack([loss.sum(1), (target != IGNORE_INDEX).sum(1).to(loss.dtype)], dim=1)
 
 
 class OutputCollector:

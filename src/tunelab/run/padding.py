@@ -43,6 +43,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tunelab.metrics import IGNORE_INDEX
+
 #: Each further cut must save at least this share of the padded tokens, or the batch is not cut further: a
 #: micro-batch has a fixed cost (a forward and a backward call through every layer) that a small saving does not pay.
 MIN_SAVING = 0.15
@@ -163,10 +165,6 @@ def split_by_padding(inputs: dict[str, Any], *, min_saving: float = MIN_SAVING, 
         if targets:  # rows with no target at all add nothing to the loss (and their own mean would be 0 / 0)
             out.append((part, targets / total))
     return out
-
-
-#: The label a causal LM's loss skips (padding, and whatever the collator masks).
-IGNORE_INDEX = -100
 
 
 def _targets(labels) -> int:
