@@ -252,6 +252,10 @@ def test_lora_writes_an_adapter_and_a_merged_model_with_the_same_logits(lora_run
     assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "README.md"} <= {p.name for p in model_dir.iterdir()}
     adapter = json.loads((model_dir / "adapter_config.json").read_text())
     assert Path(adapter["base_model_name_or_path"]) == tiny_bert_dir.resolve()  # absolute, though given relative
+    info = json.loads((model_dir / "tunelab.json").read_text())
+    assert Path(info["base_model"]) == tiny_bert_dir.resolve()  # tunelab's record too, whatever the working directory
+    card = (model_dir / "README.md").read_text()
+    assert f"`{tiny_bert_dir.name}` (the folder `{tiny_bert_dir.resolve()}`)" in card and "built-in" not in card
     merged_dir = model_dir / "merged"
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in merged_dir.iterdir()}
 
@@ -369,3 +373,26 @@ def test_an_option_the_strategy_does_not_read_is_said_to_be_ignored(head_run, ti
         _train("--model", str(tiny_bert_dir), "--data", str(toy_csv), "--strategy", "head", "--use-dora",
                "--out", str(tmp_path / "o"))
     assert "--use-dora does not apply to head, which does not read it: ignored" in caplog.text
+
+
+def test_warnings_are_labelled_by_who_gave_them():
+    """tunelab's own warnings read ``tunelab: warning:``; a library's (matplotlib's font fallback in the report) go
+    under its own name, not tunelab's."""
+    import logging
+
+    from tunelab.cli.main import _ConsoleFormat
+
+    def said(name: str) -> str:
+        return _ConsoleFormat().format(logging.LogRecord(name, logging.WARNING, __file__, 1, "text %s", ("x",), None))
+
+    assert said("tunelab") == said("tunelab.data.load") == "tunelab: warning: text x"
+    assert said("matplotlib.font_manager") == "matplotlib: warning: text x"
+
+
+def test_predict_refuses_no_tokens_to_generate_in_one_line(head_run, capsys):
+    from tunelab.cli.main import main
+
+    for value in ("0", "-3"):
+        assert main(["predict", str(head_run[1] / "model"), "some text", "--max-new-tokens", value]) == 2
+        err = capsys.readouterr().err
+        assert f"--max-new-tokens {value}: give the number of tokens to generate" in err and "Traceback" not in err

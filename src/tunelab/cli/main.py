@@ -144,6 +144,8 @@ def cmd_predict(args) -> int:
 
     if args.top_k < 0:
         raise TunelabError(f"--top-k {args.top_k}: give the number of classes to show (0: all)")
+    if args.max_new_tokens < 1:
+        raise TunelabError(f"--max-new-tokens {args.max_new_tokens}: give the number of tokens to generate, at least 1")
     for row in predict(args.model_dir, _read_texts(args), max_new_tokens=args.max_new_tokens):
         if args.json:
             print(json.dumps(row, ensure_ascii=False))
@@ -229,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    logging.basicConfig(level=logging.WARNING, format="tunelab: warning: %(message)s")
+    _log_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
     args.command_line = list(sys.argv[1:] if argv is None else argv)  # what was typed: a resume hint repeats it
@@ -274,6 +276,22 @@ def _peer_gone(exc: Exception) -> bool:
     )
 
 
+class _ConsoleFormat(logging.Formatter):
+    """tunelab's own warnings as ``tunelab: warning: ...``; another library's that reach the root logger under that
+    library's name (``matplotlib: WARNING: ...``), so that none reads as tunelab's."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.name == "tunelab" or record.name.startswith("tunelab."):
+            return f"tunelab: warning: {record.getMessage()}"
+        return f"{record.name.split('.')[0]}: {record.levelname.lower()}: {record.getMessage()}"
+
+
+def _log_warnings() -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(_ConsoleFormat())
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])  # once: a no-op where the root has a handler
+
+
 def _quiet_libraries() -> None:
     import warnings
 
@@ -281,6 +299,8 @@ def _quiet_libraries() -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    # the report's plots: a font missing here falls back to another, which the user has nothing to do about
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=UserWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
     try:

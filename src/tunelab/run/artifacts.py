@@ -79,7 +79,7 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
             "format": strategy.artifact_format,
             "task": data.task,
             "label_names": data.label_names,
-            "base_model": config.model,
+            "base_model": base_reference(config.model),
             "max_length": run.max_length,
             "keep": config.keep,  # which part of a longer text the classifier read
             "text_pair": data.text_pairs,  # inputs are pairs: predict splits each at a tab
@@ -93,6 +93,16 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
             (tmp / "merged" / "tunelab.json").write_text(json.dumps({**info, "format": "transformers"}, indent=2) + "\n")
         (tmp / "README.md").write_text(model_card(run, metrics, merged=merged))
     return {"path": str(target), "format": strategy.artifact_format, "size_mb": round(_dir_size_mb(target), 2)}
+
+
+def base_reference(name_or_path: str) -> str:
+    """How an artifact names its base model: a built-in by its name, a local folder by its absolute path (a relative
+    one would mean another folder from another working directory), a hub id as given."""
+    from tunelab.models import BUILTIN_MODELS
+
+    if name_or_path in BUILTIN_MODELS or not Path(name_or_path).expanduser().is_dir():
+        return name_or_path
+    return str(Path(name_or_path).expanduser().resolve())
 
 
 def model_card(run, metrics: dict[str, Any], *, merged: bool = False) -> str:
@@ -111,8 +121,11 @@ def model_card(run, metrics: dict[str, Any], *, merged: bool = False) -> str:
     head_text = f" (the new task head: {run.strategy.head_lr(c):g})" if has_head else ""
     keep_text = (f" (of a longer text, its {c.keep.replace('+', ' and ')} kept: tokenize it the same way, "
                  "`tunelab.run.encoding.encode`)" if c.keep != "start" and d.task == "classification" else "")
+    from tunelab.models import BUILTIN_MODELS
+
     base_path = resolve_model(c.model)  # a built-in's name is tunelab's: transformers loads its folder
-    base_text = f"`{c.model}`" + (f" (tunelab's built-in, the transformers folder `{base_path}`)" if base_path != c.model else "")
+    what = "tunelab's built-in, the transformers folder" if c.model in BUILTIN_MODELS else "the folder"
+    base_text = f"`{c.model}`" + (f" ({what} `{base_path}`)" if base_path != c.model else "")
     if run.strategy.artifact_format == "peft":
         labels_why = ("without them the base gets a 2-class head and the adapter's does not fit" if len(d.label_names) != 2
                       else "without them the base's head has no label names")
