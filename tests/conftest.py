@@ -118,6 +118,18 @@ def assert_same_logits(loaded, trained, model_dir: Path, texts: list[str], **tol
     torch.testing.assert_close(logits_of(loaded, model_dir, texts), logits_of(trained, model_dir, texts), **tolerance)
 
 
+def assert_same_plain_logits(loaded, trained, model_dir: Path, texts: list[str], **tolerance) -> None:
+    """:func:`assert_same_logits` for a model loaded plainly (transformers, peft) from an artifact: in a padded batch,
+    unless its model card says to classify one text at a time (a soft prompt reaches a decoder classifier as
+    embeddings, and plain transformers then reads each row's last position, padding in a padded batch): then text by
+    text."""
+    if "classify one text at a time" in (model_dir / "README.md").read_text():
+        for text in texts:
+            assert_same_logits(loaded, trained, model_dir, [text], **tolerance)
+    else:
+        assert_same_logits(loaded, trained, model_dir, texts, **tolerance)
+
+
 def _sentence(rng: random.Random, words: list[str]) -> str:
     body = rng.sample(_FILLER, 4) + rng.sample(words, 2)
     rng.shuffle(body)

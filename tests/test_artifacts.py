@@ -309,3 +309,17 @@ def test_a_prompt_longer_than_the_positions_left_for_it_keeps_its_end(toy_lm_dat
     with pytest.raises(TunelabError, match=r"--max-new-tokens 64 leaves no room for a prompt: this model takes 64 "
                                            r"tokens in all; use at most 63"):
         predict(tmp_path / "o", ["good film"], max_new_tokens=64)
+
+
+def test_prompt_tuning_on_a_decoder_classifier_reads_each_texts_last_token(tiny_llama_dir, toy_classification_data,
+                                                                            tmp_path):
+    """peft's prompt tuning calls the classifier with embeddings, without token ids, and transformers then reads the
+    last position, padding for a text shorter than its batch's longest: a text's class depended on what it was
+    batched with. The head now reads each row's last attended token, in training and in prediction alike."""
+    config = TrainConfig(model=str(tiny_llama_dir), strategy="prompt-tuning", epochs=1, batch_size=8, max_length=24,
+                         lr=0.05, head_lr=0.05, forgetting=False, out=str(tmp_path / "pt"))
+    train(config, data=toy_classification_data, progress=False)
+    short, long = "good film", "a much longer text about a film that was good and long and then some more of it"
+    alone = predict(tmp_path / "pt" / "model", [short])[0]["probabilities"]
+    batched = predict(tmp_path / "pt" / "model", [short, long])[0]["probabilities"]
+    assert alone == pytest.approx(batched, abs=1e-5)

@@ -5,7 +5,12 @@ an adapter goes on (``targets``), for every architecture.
 >>> from tunelab.models import load_model, model_layout
 """
 
-from tunelab.models.layout import Layout, max_input_length, model_layout, position_limit
+from tunelab.models.layout import (
+    Layout,
+    max_input_length,
+    model_layout,
+    position_limit,
+)
 from tunelab.models.loading import (
     BUILTIN_MODELS,
     BuiltinModel,
@@ -20,6 +25,7 @@ from tunelab.models.loading import (
     load_tokenizer,
     measurement_file,
     model_identity,
+    read_last_token_from_mask,
     resolve_model,
 )
 from tunelab.models.probe import forward_problem
@@ -47,5 +53,6 @@ __all__ = [
     "model_identity",
     "model_layout",
     "position_limit",
+    "read_last_token_from_mask",
     "resolve_model",
 ]

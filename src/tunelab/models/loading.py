@@ -333,6 +333,46 @@ def load_model(
     return model, tokenizer
 
 
+def read_last_token_from_mask(model) -> None:
+    """Make a decoder's sequence classifier, whose head reads the last non-padding token (transformers' decoder
+    classifiers all pool that way), find that token from the attention mask when it is called with embeddings
+    instead of token ids.
+
+    transformers finds it from the ids (the last one that is not padding); given ``inputs_embeds`` alone, as peft's
+    prompt tuning calls the model (its soft prompt prepended), it reads the last position, which is padding for every
+    text shorter than the longest in its batch: a text's class then depended on the texts batched with it, in
+    training, evaluation and prediction alike. Here the head's output at the last position is replaced by its output at
+    each row's last attended position, before transformers pools and takes the loss. Call it once the strategy has
+    wrapped the model (peft's copy of the head is then what the head's module runs); an encoder (its head reads the
+    first token) is left as it is, and so is a call with token ids. Decided from the config, without a probe pass:
+    ``predict`` loads the model under ``torch.inference_mode``, where the layout's gradient probe cannot run."""
+    from tunelab.models.layout import _body, _head_modules
+
+    if hasattr(model, "get_base_model"):  # a peft model: the transformers classifier it wraps
+        model = model.get_base_model()
+    if not is_decoder(model.config) or getattr(model, "tunelab_reads_last_from_mask", False):
+        return
+    embeds_mask: dict[str, torch.Tensor | None] = {"mask": None}
+
+    def stash(module, args, kwargs):
+        embeds_only = not args and kwargs.get("input_ids") is None and kwargs.get("inputs_embeds") is not None
+        embeds_mask["mask"] = kwargs.get("attention_mask") if embeds_only else None
+
+    def read(module, inputs, output):
+        mask = embeds_mask["mask"]
+        if mask is None or not torch.is_tensor(output) or output.dim() != 3 or tuple(output.shape[:2]) != tuple(mask.shape[:2]):
+            return None
+        positions = torch.arange(mask.shape[1], device=mask.device)
+        last = (positions * (mask != 0)).argmax(-1).to(output.device)  # each row's last attended position
+        rows = torch.arange(output.shape[0], device=output.device)
+        return torch.cat([output[:, :-1], output[rows, last].unsqueeze(1)], dim=1)
+
+    model.register_forward_pre_hook(stash, with_kwargs=True)
+    for name in _head_modules(model, _body(model)[1]):
+        model.get_submodule(name).register_forward_hook(read)
+    model.tunelab_reads_last_from_mask = True
+
+
 def _name_the_causal_lm_loss(model) -> None:
     """Name the loss of a causal LM whose class name transformers maps to none (``GPT2LMHeadModel``, ``CTRLLMHeadModel``,
     ``OpenAIGPTLMHeadModel``: ``loss_type`` None). Its forward falls back to the causal-LM loss anyway, but the Trainer

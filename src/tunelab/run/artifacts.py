@@ -106,7 +106,7 @@ def base_reference(name_or_path: str) -> str:
 
 
 def model_card(run, metrics: dict[str, Any], *, merged: bool = False) -> str:
-    from tunelab.models.loading import generic_classifiers, resolve_model
+    from tunelab.models.loading import generic_classifiers, is_decoder, resolve_model
     c, d = run.config, run.data
     from tunelab.run.ranks import world_size
     from tunelab.strategies import trainable_parameters
@@ -155,6 +155,12 @@ def model_card(run, metrics: dict[str, Any], *, merged: bool = False) -> str:
                 "defines for Llama and Qwen2 (`GenericForSequenceClassification`). Register it before loading:\n\n"
                 f"```python\nfrom tunelab.models.loading import register_generic_classifier\n"
                 f"register_generic_classifier({kind!r})\n```\n\n" + load)
+    if d.task == "classification" and run.strategy.positions_added(c) and is_decoder(run.model.config):
+        load += ("\n\nThis classifier reads each text's last token. Called with the soft prompt's embeddings, transformers "
+                 "cannot tell padding from text and reads the last position, a padding one for every text shorter than "
+                 "the longest in its batch: classify one text at a time, or with `tunelab predict`, which finds each "
+                 "text's last token (in your own code, `tunelab.models.read_last_token_from_mask(model)` does the "
+                 "same).")
     return f"""---
 library_name: {"peft" if run.strategy.artifact_format == "peft" else "transformers"}
 tags: [tunelab, {run.strategy.name}]
@@ -233,6 +239,10 @@ def load_artifact(path: str | Path, device: str | torch.device | None = None):
             ensure_classifier_class(folder)
         cls = AutoModelForSequenceClassification if classification else AutoModelForCausalLM
         model = cls.from_pretrained(folder)
+    if classification:
+        from tunelab.models import read_last_token_from_mask
+
+        read_last_token_from_mask(model)  # as in training: see there
     model.eval()
     if device is not None:
         model.to(device)

@@ -34,6 +34,7 @@ from tunelab.models import (
     load_tokenizer,
     max_input_length,
     model_layout,
+    read_last_token_from_mask,
     resolve_model,
 )
 from tunelab.models.loading import check_token_ids
@@ -498,6 +499,7 @@ def prepare(config: TrainConfig, data: TaskData | None = None) -> PreparedRun:
     max_length = resolve_max_length(config, data.task, model, tokenizer)
     layout = model_layout(model)
     model = _prepared(strategy, model, layout, config)
+    read_last_token_from_mask(model)  # prompt tuning calls a decoder classifier with embeddings, not ids
     if dtype != torch.float32:  # what trains (adapters, the new head) keeps float32 weights for the optimizer
         for p in model.parameters():
             if p.requires_grad and p.dtype != torch.float32:
