@@ -42,7 +42,7 @@ def test_the_planned_pass_runs_exactly_where_the_planner_makes_rounds(n_split: i
     from tunelab.compare.planner import round_fractions
 
     for labels in (*bench_verdict.BUDGETS, 30, 80):
-        rounds = round_fractions([1.0], n_split, max_examples=labels)
+        rounds = round_fractions([1.0], min(n_split, labels or n_split))  # fraction 1: the split cut to the labels
         assert bench_verdict.plans_rounds(labels, 1) == (len(rounds) > 1), (labels, rounds)
         assert bench_verdict.plans_rounds(labels, 3)  # one seed at the full data, then the others
     assert bench_verdict.plans_rounds(50) and not bench_verdict.plans_rounds(50, 1)  # 50 labels: 3 seeds by default

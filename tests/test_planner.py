@@ -219,7 +219,8 @@ def test_round_fractions_and_the_default_budget():
     assert round_fractions([1.0]) == [0.111, 0.333, 1.0]
     assert round_fractions([0.5, 0.25, 1.0]) == [0.25, 0.5, 1.0]  # given fractions are the rounds
     assert round_fractions([1.0], 100) == [0.333, 1.0]  # 11 examples is too few for a round
-    assert round_fractions([1.0], 3404, max_examples=2000) == [0.0653, 0.196, 1.0]
+    # --max-train-samples 2000 of 3,404: fraction 1 holds those 2,000, and the rounds are fractions of them
+    assert round_fractions([1.0], 2000) == [0.111, 0.333, 1.0]
     # the minimum counts training sequences: 64 long texts of ~7 blocks each make rounds, 300 short chats that pack
     # five to a block (60 blocks) make none
     assert round_fractions([1.0], 64) == [1.0]
@@ -672,3 +673,23 @@ def test_runs_the_budget_stopped_are_stops_not_failures(tmp_path, capsys):
     assert _exit_code(nothing) == 1
     err = capsys.readouterr().err
     assert "no run finished within the time budget" in err and "every run failed" not in err
+
+
+def test_data_fractions_are_fractions_of_the_capped_training_split(sentiment_csv):
+    """--max-train-samples 120 --data-fractions 0.25,...: 30, 60, 90 and 120 nested examples. Before, a fraction was
+    taken of the whole split and the cap cut it again: every fraction above the cap's share trained on 120 different
+    examples, and the learning-curve fit then failed on the repeated sizes, losing the report."""
+    from tunelab.advice.learning import fit_learning_curves
+    from tunelab.config import TrainConfig
+    from tunelab.run.training import load_data
+
+    rows = {}
+    for fraction in (0.25, 0.5, 0.75, 1.0):
+        data = load_data(TrainConfig(model="m", data=str(sentiment_csv), max_train_samples=120, data_fraction=fraction))
+        rows[fraction] = set(data.train["text"])
+    assert [len(r) for r in rows.values()] == [30, 60, 90, 120]
+    assert rows[0.25] <= rows[0.5] <= rows[0.75] <= rows[1.0]
+    # two fractions one example apart in size make one point of the curve, not an error
+    curves = fit_learning_curves({"head": [(30, [0.6]), (30, [0.62]), (60, [0.7]), (90, [0.74]), (120, [0.76])]},
+                                 "accuracy", n_fractions=5)
+    assert list(curves.curves["head"].n) == [30, 60, 90, 120]

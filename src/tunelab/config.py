@@ -70,7 +70,8 @@ class TrainConfig:
     max_eval_samples: int | None = None
     """Use at most this many validation and test examples each."""
     data_fraction: float = 1.0
-    """Train on this fraction of the training split (stratified, seeded)."""
+    """Train on this fraction of the training split, after --max-train-samples caps it (stratified, seeded, nested:
+    a smaller fraction's examples are among a larger one's)."""
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
     gradient_accumulation_steps: int = 1

@@ -97,13 +97,17 @@ def fit_learning_curves(
     level: float = 0.95,
 ) -> LearningCurves:
     """Fit each strategy's ``points`` (``[(n_train, [value per seed]), ...]``); with fewer than
-    :data:`MIN_POINTS` distinct sizes a strategy keeps its points only. ``full`` and ``partial`` name
-    the two strategies whose crossover is wanted (either may be None)."""
+    :data:`MIN_POINTS` distinct sizes a strategy keeps its points only. Two data fractions that train on as many
+    examples (fractions closer than one example apart) make one point, their values together. ``full`` and
+    ``partial`` name the two strategies whose crossover is wanted (either may be None)."""
     curves = {}
     for name, pts in points.items():
         if not pts:
             continue
-        n, y = zip(*sorted(pts, key=lambda p: p[0]))
+        merged: dict[float, list[float]] = {}
+        for n_train, values in pts:
+            merged.setdefault(float(n_train), []).extend(values)
+        n, y = zip(*sorted(merged.items()))
         curves[name] = fit_power_law(list(n), [list(v) for v in y], metric, level=level, n_boot=N_BOOT, seed=0)
     cross = None
     if full in curves and partial in curves:

@@ -91,7 +91,8 @@ def add_parser(sub) -> None:
     p.add_argument("--seeds", type=int, default=1, help="repeat each run with K seeds on the same split; report mean ± std (in rounds: at the full "
                         "data, one seed of every strategy left first, then the other seeds for those that remain)")
     p.add_argument("--data-fractions", type=_floats, default=[1.0],
-                   help="repeat the comparison on nested subsets of the training split, e.g. 0.1,0.3,1.0")
+                   help="repeat the comparison on nested subsets of the training split (after --max-train-samples caps "
+                        "it), e.g. 0.1,0.3,1.0")
     p.add_argument("--tune-lr", action="store_true",
                    help="per strategy, try its default lr ×0.3, ×1, ×3 for --tune-lr-epochs on the validation split and keep the best")
     p.add_argument("--tune-lr-epochs", type=float, help="epochs of each learning-rate search run (default: 1)")

@@ -295,22 +295,22 @@ def default_budget_s(estimates: Mapping[str, float], strategies: Sequence[str], 
     return max(DEFAULT_BUDGET_FLOOR_S, DEFAULT_BUDGET_FACTOR * seeds * total)
 
 
-def round_fractions(fractions: Sequence[float], n_train: int | None = None, *, max_examples: int | None = None,
-                    rounds: int = DEFAULT_ROUNDS, factor: float = ROUND_FACTOR,
-                    min_examples: int = MIN_ROUND_EXAMPLES, sequences_per_example: float = 1.0,
-                    steps: Callable[[int], float] | None = None, min_steps: int = MIN_ROUND_STEPS) -> list[float]:
+def round_fractions(fractions: Sequence[float], n_train: int | None = None, *, rounds: int = DEFAULT_ROUNDS,
+                    factor: float = ROUND_FACTOR, min_examples: int = MIN_ROUND_EXAMPLES,
+                    sequences_per_example: float = 1.0, steps: Callable[[int], float] | None = None,
+                    min_steps: int = MIN_ROUND_STEPS) -> list[float]:
     """The data fraction of each round: the given ``fractions`` when there are several, else ``f / 9``,
-    ``f / 3``, ``f`` (``rounds`` of them, ×``factor`` apart in training examples, after ``max_examples``
-    caps the final round's), leaving out those under ``min_examples`` training sequences when ``n_train``
-    (the full training split's size at fraction 1) is known. ``sequences_per_example``: what a step's batch holds
-    per example (:func:`tunelab.run.training.sequences_per_example`: 1 for classification, a causal LM's blocks per
-    text). ``steps``: the optimizer steps a run on so many sequences takes (the comparison's batch and epochs), when
-    known; a round of fewer than ``min_steps`` is left out too.
+    ``f / 3``, ``f`` (``rounds`` of them, ×``factor`` apart in training examples), leaving out those under
+    ``min_examples`` training sequences when ``n_train`` (the training examples at fraction 1: the split cut to
+    ``--max-train-samples``, :func:`tunelab.run.training.training_examples`) is known. ``sequences_per_example``: what
+    a step's batch holds per example (:func:`tunelab.run.training.sequences_per_example`: 1 for classification, a
+    causal LM's blocks per text). ``steps``: the optimizer steps a run on so many sequences takes (the comparison's
+    batch and epochs), when known; a round of fewer than ``min_steps`` is left out too.
 
     >>> round_fractions([1.0], 3404)
     [0.111, 0.333, 1.0]
-    >>> round_fractions([1.0], 3404, max_examples=2000)   # 222, 667, 2,000 examples
-    [0.0653, 0.196, 1.0]
+    >>> round_fractions([1.0], 150)   # a ninth would hold 17 examples, under the minimum of 24
+    [0.333, 1.0]
     >>> round_fractions([1.0], 64, sequences_per_example=7.5)   # 64 long texts: 53 and 160 blocks in the rounds
     [0.111, 0.333, 1.0]
     >>> round_fractions([1.0], 64, sequences_per_example=7.5, steps=lambda n: math.ceil(n / 32))  # one epoch: 2, 5 steps
@@ -319,10 +319,8 @@ def round_fractions(fractions: Sequence[float], n_train: int | None = None, *, m
     fractions = sorted(float(f) for f in fractions)
     if len(fractions) > 1:
         return fractions
-    final = effective = fractions[-1]
-    if n_train and max_examples and n_train * final > max_examples:
-        effective = max_examples / n_train
-    out = [float(f"{effective / factor**k:.3g}") for k in range(rounds - 1, 0, -1)]
+    final = fractions[-1]
+    out = [float(f"{final / factor**k:.3g}") for k in range(rounds - 1, 0, -1)]
     if n_train is not None:
         sequences = {f: f * n_train * sequences_per_example for f in out}
         out = [f for f in out if sequences[f] >= min_examples and (steps is None or steps(round(sequences[f])) >= min_steps)]

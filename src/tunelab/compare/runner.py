@@ -503,6 +503,7 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] | None = 
         results, reused, planning = _run_planned(base, strategies, out, lrs, searches, opts, pre, say, log, tracked, started,
                                                     sized)
     finalists = verdict_runs(results, planning)
+    write_results_csv(out / "results.csv", results)  # the measurements first: they stand whatever the verdict does
     recommendation = recommend_from_results(finalists, max_train_minutes=opts.max_train_minutes, memory_gb=opts.memory_gb,
                                             metric=opts.metric, tolerance=opts.tolerance, alpha=opts.alpha,
                                             max_forgetting=opts.max_forgetting,
@@ -512,7 +513,6 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] | None = 
         recommendation["planning"] = planning
         failed = {row["strategy"] for row in recommendation.get("ranking") or [] if row.get("mean") is None}
         recommendation["reasons"].extend(stopped_early_reasons(planning, already_told=failed))
-    write_results_csv(out / "results.csv", results)
     report = write_report(out, results, recommendation=recommendation, pre_recommendation=pre,
                           title=opts.title or f"tunelab comparison: {base.model} on {base.data}", task=sized.task)
     if tracked is not None:
@@ -728,8 +728,9 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
     metric = opts.metric or primary_metric(task)
     final = opts.data_fractions[-1]
     n_final = _examples_at(n_split, final, base.max_train_samples)
-    rounds = (round_fractions(opts.data_fractions, n_split, max_examples=base.max_train_samples,
-                              sequences_per_example=per_example, steps=_steps_of(base)) if len(strategies) > 1 else [final])
+    usable = _examples_at(n_split, 1.0, base.max_train_samples)  # what fraction 1 holds
+    rounds = (round_fractions(opts.data_fractions, usable, sequences_per_example=per_example, steps=_steps_of(base))
+              if len(strategies) > 1 else [final])
     many = len(strategies) > 1 and len(rungs(rounds, opts.seeds)) > 1  # rounds before the last
     final_estimates = _estimated_seconds(pre)
     budget_s, budget_source = _budget(opts, final_estimates, strategies)
@@ -899,11 +900,11 @@ def _steps_of(base: TrainConfig) -> Callable[[int], float] | None:
 
 
 def _examples_at(n_split: int | None, fraction: float, max_samples: int | None) -> int | None:
-    """Training examples of a run at ``fraction`` of a split of ``n_split`` (after ``--max-train-samples``)."""
-    if n_split is None:
-        return None
-    n = max(1, round(n_split * fraction))
-    return min(n, max_samples) if max_samples else n
+    """Training examples of a run at ``fraction`` of a split of ``n_split`` cut to ``--max-train-samples``
+    (:func:`tunelab.run.training.training_examples`)."""
+    from tunelab.run.training import training_examples
+
+    return None if n_split is None else training_examples(n_split, fraction, max_samples)
 
 
 def _budget(opts: CompareOptions, estimates: dict[str, float], strategies: list[str]) -> tuple[float | None, str]:

@@ -68,8 +68,9 @@ def default_out_dir(config: TrainConfig) -> Path:
 
 
 def load_data(config: TrainConfig, *, whole: bool = False) -> TaskData:
-    """The run's data: loaded, split (seeded), then cut to ``--data-fraction``, ``--max-train-samples`` and
-    ``--max-eval-samples``; ``whole``: split only (a comparison reads the full training split's size)."""
+    """The run's data: loaded, split (seeded), then cut to ``--max-train-samples`` and ``--data-fraction`` of those
+    (:func:`training_examples`) and ``--max-eval-samples``; ``whole``: split only (a comparison reads the full
+    training split's size)."""
     from tunelab.data import load_task_data, subsample_train
 
     data = load_task_data(
@@ -83,12 +84,23 @@ def load_data(config: TrainConfig, *, whole: bool = False) -> TaskData:
     )
     if whole:
         return data
-    if config.data_fraction < 1.0:
-        data = subsample_train(data, config.data_fraction, config.seed)
-    if config.max_train_samples and len(data.train) > config.max_train_samples:
-        data = subsample_train(data, config.max_train_samples / len(data.train), config.seed)
+    size = training_examples(len(data.train), config.data_fraction, config.max_train_samples)
+    if size < len(data.train):  # the first rows of one seeded order: every smaller run's rows are among a larger one's
+        data = subsample_train(data, size / len(data.train), config.seed)
     limit_evaluation(data, config.max_eval_samples)
     return data
+
+
+def training_examples(n_split: int, fraction: float = 1.0, max_train_samples: int | None = None) -> int:
+    """The training examples of a run: ``fraction`` (``--data-fraction``) of the examples it may use, the training
+    split cut to ``--max-train-samples``. So ``--max-train-samples 240 --data-fractions 0.25,1`` trains on 60 and
+    240 examples, the 60 among the 240.
+
+    >>> training_examples(3404), training_examples(3404, 0.25), training_examples(3404, 0.25, 240)
+    (3404, 851, 60)
+    """
+    usable = min(n_split, max_train_samples) if max_train_samples else n_split
+    return max(1, round(usable * fraction))
 
 
 def limit_evaluation(data: TaskData, max_eval_samples: int | None) -> None:
