@@ -693,3 +693,13 @@ def test_data_fractions_are_fractions_of_the_capped_training_split(sentiment_csv
     curves = fit_learning_curves({"head": [(30, [0.6]), (30, [0.62]), (60, [0.7]), (90, [0.74]), (120, [0.76])]},
                                  "accuracy", n_fractions=5)
     assert list(curves.curves["head"].n) == [30, 60, 90, 120]
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--memory-gb", "0"), ("--max-train-minutes", "-1"),
+                                             ("--run-timeout", "-1"), ("--max-forgetting", "-1")])
+def test_limits_no_run_can_meet_are_refused_before_training(flag, value, capsys):
+    from tunelab.cli.main import main
+
+    assert main(["compare", "--strategies", "head,full", flag, value, "--out", "/nonexistent/never-written"]) == 2
+    err = capsys.readouterr().err
+    assert f"{flag} must be" in err and f"got {value}" in err and "Traceback" not in err

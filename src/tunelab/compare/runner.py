@@ -525,7 +525,7 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] | None = 
 
 def _check_metric(base: TrainConfig, opts: CompareOptions, task: str) -> None:
     """Refuse, before anything runs, a metric that does not apply to the comparison's ``task``, a level outside
-    (0, 1) or a negative tolerance."""
+    (0, 1), a negative tolerance, and limits that no run can meet (a time or memory limit of 0 or less)."""
     from tunelab.metrics import HIGHER_IS_BETTER, metric_problem
 
     problems = []
@@ -541,6 +541,14 @@ def _check_metric(base: TrainConfig, opts: CompareOptions, task: str) -> None:
         problems.append("--budget-minutes limits a planned comparison and --exhaustive trains everything to the end: pick one")
     if opts.tolerance is not None and not (math.isfinite(opts.tolerance) and opts.tolerance >= 0):
         problems.append(f"--tolerance must be a number >= 0, got {opts.tolerance:g}")
+    limits = {"--max-train-minutes": (opts.max_train_minutes, "minutes of training"),
+              "--memory-gb": (opts.memory_gb, "GB of peak memory"),
+              "--run-timeout": (opts.run_timeout_s, "seconds a run may take")}
+    for flag, (value, what) in limits.items():  # a limit of 0 or less sets every strategy aside, after training them
+        if value is not None and not (math.isfinite(value) and value > 0):
+            problems.append(f"{flag} must be a positive number of {what}, got {value:g}")
+    if opts.max_forgetting is not None and not (math.isfinite(opts.max_forgetting) and opts.max_forgetting >= 0):
+        problems.append(f"--max-forgetting must be a number >= 0 (0: no forgetting at all), got {opts.max_forgetting:g}")
     problems = [p for p in problems if p]
     if problems:
         raise ConfigError(problems)
