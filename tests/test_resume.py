@@ -149,10 +149,15 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tiny, reference
     assert (checkpoint / "model.safetensors").is_file()
     assert not [p for p in checkpoint.rglob("*") if p.suffix == ".bin"]
 
+    before = resilience.checkpoint_train_seconds(checkpoint)  # 8 of the run's 10 steps
+    assert before > 0
+
     record = train(config.replace(resume=True), progress=False)
     assert "resumed from checkpoint-8" in record["train_info"]["notes"]
     assert_same_run(record, ref_record, out, ref_out)
     assert [e["epoch"] for e in record["train_info"]["epochs"]] == [1, 2]
+    # the training time is the whole run's, not the 2 steps after the resume: a comparison ranks costs by it
+    assert record["train_info"]["train_time_s"] >= before
 
 
 def _epoch_history(record: dict) -> list[tuple]:

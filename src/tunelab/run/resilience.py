@@ -96,6 +96,23 @@ def clean_checkpoint_temporaries(folder: str | Path) -> list[Path]:
     return removed
 
 
+TIME_FILE = "tunelab_time.json"
+"""In each checkpoint: the run's training seconds up to it (periodic evaluations out), which a resumed run adds."""
+
+
+def write_train_seconds(checkpoint: str | Path, seconds: float) -> None:
+    (Path(checkpoint) / TIME_FILE).write_text(json.dumps({"train_seconds": round(float(seconds), 3)}) + "\n")
+
+
+def checkpoint_train_seconds(checkpoint: str | Path) -> float:
+    """The training seconds a run had spent when it saved ``checkpoint`` (0 for one saved before tunelab kept them)."""
+    try:
+        value = json.loads((Path(checkpoint) / TIME_FILE).read_text()).get("train_seconds")
+    except (OSError, ValueError, AttributeError):
+        return 0.0
+    return float(value) if isinstance(value, int | float) and value >= 0 else 0.0
+
+
 def checkpoint_batch_size(checkpoint: str | Path) -> int | None:
     """The per-device batch size a checkpoint was trained with (it may have been lowered on OOM)."""
     state = Path(checkpoint) / "trainer_state.json"

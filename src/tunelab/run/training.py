@@ -316,6 +316,7 @@ def make_trainer_class():
         tunelab_outputs: OutputCollector | None = None  # the compute_metrics hook, keeping per-example outputs
         tunelab_eval_outputs: ExampleOutputs | None = None  # those of the latest evaluation of eval_dataset
         _tunelab_staging: str | None = None  # where resilience.save_checkpoint_atomically stages a save
+        tunelab_clock: Any = None  # () -> the run's training seconds so far (evaluations out, a resumed run's earlier part in)
         tunelab_final_checkpoint: bool = True
         """Whether the checkpoint that ``save_strategy="steps"`` writes at the last step is kept. It guards the
         evaluation and the save after training; a screening run saves no model and is cheaper to train again than
@@ -325,11 +326,18 @@ def make_trainer_class():
             return self._tunelab_staging or super()._get_output_dir(trial)
 
         def _save_checkpoint(self, model, trial):
-            from tunelab.run.resilience import save_checkpoint_atomically
+            from tunelab.run.resilience import save_checkpoint_atomically, write_train_seconds
 
             if not self.tunelab_final_checkpoint and self.state.global_step >= self.state.max_steps:
                 return
-            save_checkpoint_atomically(self, lambda: super(TunelabTrainer, self)._save_checkpoint(model, trial))
+
+            def save():
+                super(TunelabTrainer, self)._save_checkpoint(model, trial)
+                if self.tunelab_clock is not None and ranks.is_main():  # the run's training time so far, for a resume
+                    write_train_seconds(Path(self._tunelab_staging) / f"checkpoint-{self.state.global_step}",
+                                        self.tunelab_clock())
+
+            save_checkpoint_atomically(self, save)
 
         def _get_train_sampler(self, train_dataset=None):
             from tunelab.run.resilience import epoch_seeded
@@ -955,7 +963,11 @@ def _fit(setup: TrainerSetup, trainer, out: Path, resume_from: Path | None) -> _
         trainer._train_batch_size = batch_size
         return trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
 
+    # a resumed run's training time includes the part before its checkpoint (recorded in it): a run interrupted near
+    # its end would otherwise seem to train in seconds, and look cheapest beside one that ran in one go
+    before = resilience.checkpoint_train_seconds(resume_from) if resume_from is not None else 0.0
     t0, eval0 = time.perf_counter(), trainer.eval_seconds
+    trainer.tunelab_clock = lambda: before + time.perf_counter() - t0 - (trainer.eval_seconds - eval0)
     interrupt.install()
     try:
         with setup.attention() as recomputed:
@@ -975,7 +987,7 @@ def _fit(setup: TrainerSetup, trainer, out: Path, resume_from: Path | None) -> _
         raise resilience.interrupted_error(out, trainer.state.global_step, trainer.state.max_steps)
     for note in notes:
         log.warning(note)
-    return _Fit(notes, time.perf_counter() - t0, recomputed, eval_seconds=trainer.eval_seconds - eval0)
+    return _Fit(notes, before + time.perf_counter() - t0, recomputed, eval_seconds=trainer.eval_seconds - eval0)
 
 
 def _final_metrics(trainer, ds: _Datasets, task: str, *, test: bool = True) -> tuple[Metrics, dict[str, ExampleOutputs]]:
