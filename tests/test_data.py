@@ -501,6 +501,9 @@ def test_chat_jsonl_keeps_messages_and_a_text_rendering(tmp_path: Path, shape: s
     row = data.train[0]
     assert row["messages"][0]["role"] == "user" and row["messages"][1]["role"] == "assistant"
     assert row["text"] == f"user: {row['messages'][0]['content']}\nassistant: {row['messages'][1]['content']}"
+    # naming the chat column as the text column (--text-column messages) reads it as chat too
+    named = load_task_data(str(tmp_path / "chat.jsonl"), task="causal-lm", text_column=shape.split("-")[0])
+    assert named.train["text"] == data.train["text"]
 
 
 def test_causal_lm_ignores_labels(tmp_path: Path) -> None:
@@ -782,3 +785,19 @@ def test_a_held_out_file_of_one_class_is_scored_as_it_is(tmp_path):
     assert len(data.train) == 2 and data.label_names == ["pos"]
     with pytest.raises(DataError, match="single class"):
         load_task_data(str(path), task="classification")
+
+
+def test_labels_that_look_like_mistakes_are_warned_about(tmp_path: Path) -> None:
+    """A missing value written out ('NaN', 'N/A') and integer ids beside names (a half-recoded column) each stay a
+    class, with a warning that names them."""
+    base = [{"text": f"text number {i} about things", "label": "a" if i % 2 else "b"} for i in range(60)]
+    odd = base + [{"text": "one more text here", "label": "NaN"}, {"text": "and yet another one", "label": "N/A"}]
+    data = load_task_data(str(write(tmp_path, "nan.csv", csv_text(odd))))
+    said = " ".join(data.warnings)
+    assert "'N/A' (1 row), 'NaN' (1 row) looks like a missing value written out" in said
+    mixed = [{"text": f"text number {i} about things", "label": ["0", "1", "positive", "negative"][i % 4]}
+             for i in range(80)]
+    data = load_task_data(str(write(tmp_path, "mixed.csv", csv_text(mixed))))
+    assert any("mixes integer ids ('0', '1') and names" in w and "4 in all" in w for w in data.warnings)
+    clean = load_task_data(str(write(tmp_path, "clean.csv", csv_text(base))))
+    assert not any("missing value" in w or "mixes integer ids" in w for w in clean.warnings)

@@ -248,7 +248,29 @@ def _classification(
         names = _names_from_column(tables, keys, names, label_column, warnings)
     else:
         _warn_near_duplicate_labels(names, label_column, warnings)
+        _warn_odd_label_names(names, parts[reference]["label"], label_column, warnings)
     return parts, names
+
+
+#: How R, Excel and pandas write a missing value out ("none" is left out: it is a common class name).
+MISSING_SPELLINGS = frozenset({"nan", "-nan", "na", "n/a", "#n/a", "null", "<na>", "nat"})
+
+
+def _warn_odd_label_names(names: list[str], labels: list[int], column: str, warnings: list[str]) -> None:
+    """Class names that look like a mistake: a missing value written out ('NaN', 'N/A', 'null'), or integer ids
+    beside words (0, 1, 'positive', 'negative': a half-recoded column). Each stays a class, with a warning."""
+    counts = [labels.count(i) for i in range(len(names))]
+    missing = [(n, c) for n, c in zip(names, counts) if n.strip().casefold() in MISSING_SPELLINGS]
+    if missing:
+        shown = ", ".join(f"{brief(n)} ({c} row{'s' if c != 1 else ''})" for n, c in missing)
+        warnings.append(f"column '{column}': {shown} looks like a missing value written out, and trains as a class of "
+                        "its own; if those rows have no label, drop them")
+    ids = [n for n in names if n.strip().lstrip("+-").isdigit()]
+    words = [n for n in names if n not in ids and n.strip().casefold() not in MISSING_SPELLINGS]
+    if ids and words:
+        warnings.append(f"column '{column}' mixes integer ids ({', '.join(brief(n) for n in ids[:4])}) and names "
+                        f"({', '.join(brief(n) for n in words[:4])}): each is a class of its own, {len(names)} in all; "
+                        "if an id and a name mean one class, write them alike")
 
 
 def _warn_near_duplicate_labels(names: list[str], column: str, warnings: list[str]) -> None:
@@ -328,7 +350,9 @@ def _causal(
     """Texts (and chat messages) per table; labels are not used."""
     parts: dict[str, Columns] = {}
     for name, table in tables.items():
-        if is_chat(table) and (text_column == "text" or text_column not in table.columns):
+        # the chat column named as the text column (--text-column messages) is read as chat too
+        chat_named = text_column in ("messages", "prompt", "completion")
+        if is_chat(table) and (text_column == "text" or text_column not in table.columns or chat_named):
             messages = chat_messages(table)
             parts[name] = {"text": [render(m) for m in messages], "messages": messages}
         else:
