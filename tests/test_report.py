@@ -446,3 +446,17 @@ def test_forgetting_is_worded_as_forgetting_in_the_exclusion_and_the_plot():
     assert "forgetting 0.00684 (1 - linear CKA), over the --max-forgetting limit of 0.001" in why["lora"]
     plot = forgetting_plot(results)
     assert "no other strategy is both better and forgets less" in plot.caption and "cheaper" not in plot.caption
+
+
+def test_a_planned_comparisons_rounds_are_not_called_a_short_learning_curve(tmp_path):
+    """The planner's screening rounds run on less data, but no learning curve was asked for: neither the reasons nor
+    the report say that 'only 2 data fractions were run'; a comparison asked for two fractions still says so."""
+    results = [make_run(s, PROFILE[s][1] - 0.05, fraction=0.333, n_train=90) for s in STRATEGIES]
+    results += [make_run(s, PROFILE[s][1], fraction=1.0, n_train=270) for s in STRATEGIES]
+    asked = recommend_from_results(results)
+    assert any("Only 2 data fractions were run" in r for r in asked["reasons"])
+    planned = recommend_from_results(results, rounds=True)
+    assert not any("data fractions were run" in r for r in planned["reasons"])
+    planned["planning"] = {"stopped": [], "strategies": {}, "round_fractions": [0.333, 1.0]}
+    md = write_report(tmp_path, results, recommendation=planned)["md"].read_text(encoding="utf-8")
+    assert "How much labelled data" not in md and "data fractions were run" not in md

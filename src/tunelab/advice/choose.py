@@ -534,6 +534,7 @@ class _Ask:
     alpha: float
     tolerance: float | None
     stopped: tuple[str, ...] = ()  # stopped early by a planned comparison's rounds
+    rounds: bool = False  # the data fractions are a planned comparison's rounds, not a learning curve asked for
 
     @property
     def level(self) -> float:
@@ -555,6 +556,7 @@ def recommend_from_results(
     max_forgetting: float | None = None,
     budget_minutes: float | None = None,
     stopped: Sequence[str] = (),
+    rounds: bool = False,
 ) -> dict[str, Any]:
     """Recommend a strategy from run records: select on validation, report on test.
 
@@ -584,7 +586,7 @@ def recommend_from_results(
     """
     if max_train_minutes is None:
         max_train_minutes = budget_minutes
-    ask = _ask(results, metric, alpha, tolerance, stopped)
+    ask = _ask(results, metric, alpha, tolerance, stopped, rounds)
     summaries = summarize_strategies(results, metric=ask.metric)
     out = _empty_recommendation(ask)
     if not summaries:
@@ -614,7 +616,7 @@ def recommend_from_results(
 
 
 def _ask(results: list[dict], metric: str | None, alpha: float, tolerance: float | None,
-         stopped: Sequence[str] = ()) -> _Ask:
+         stopped: Sequence[str] = (), rounds: bool = False) -> _Ask:
     """The request, checked: a metric of the task, a level in (0, 1), a tolerance >= 0."""
     task = results_task(results)
     metric = metric or primary_metric(task)
@@ -626,7 +628,7 @@ def _ask(results: list[dict], metric: str | None, alpha: float, tolerance: float
     problems = [p for p in problems if p]
     if problems:
         raise ConfigError(problems)
-    return _Ask(task, metric, alpha, tolerance, tuple(stopped))
+    return _Ask(task, metric, alpha, tolerance, tuple(stopped), rounds)
 
 
 def _empty_recommendation(ask: _Ask) -> dict[str, Any]:
@@ -1100,6 +1102,8 @@ def _curve_reasons(results: list[dict], curves: LearningCurves | None, chosen: s
     if curves is None:
         return []
     if not curves.fitted:
+        if ask.rounds:  # screening rounds on less data, told as such by the stops; no learning curve was asked for
+            return []
         statement = crossover_statement(crossover_from_fractions(results, ask.metric))
         return [
             f"Only {curves.n_fractions} data fractions were run: a learning curve needs at least {MIN_POINTS} "

@@ -508,7 +508,8 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] | None = 
                                             metric=opts.metric, tolerance=opts.tolerance, alpha=opts.alpha,
                                             max_forgetting=opts.max_forgetting,
                                             stopped=[s["strategy"] for s in (planning or {}).get("stopped") or []
-                                                     if s["status"] == "stopped_early"])
+                                                     if s["status"] == "stopped_early"],
+                                            rounds=planning is not None)
     if planning is not None:
         recommendation["planning"] = planning
         failed = {row["strategy"] for row in recommendation.get("ranking") or [] if row.get("mean") is None}

@@ -391,9 +391,12 @@ def _data_size_blocks(results: list[dict], recommendation: dict, metric: str) ->
     if len(crossover) < 2:
         return []
     label = metric_label(metric)
-    blocks: list[Block] = [Heading("How much labelled data full fine-tuning needs")]
     curves = recommendation.get("learning_curves") or {}
-    if any(c["fitted"] for c in (curves.get("curves") or {}).values()):
+    fitted = any(c["fitted"] for c in (curves.get("curves") or {}).values())
+    if recommendation.get("planning") is not None and not fitted:
+        return []  # a planned comparison's screening rounds, not a learning curve: the stops tell them
+    blocks: list[Block] = [Heading("How much labelled data full fine-tuning needs")]
+    if fitted:
         cross = curves.get("crossover") or {}
         if cross.get("message"):
             blocks.append(Paragraph(f"Full fine-tuning ({curves.get('full')}) against the best frozen/PEFT strategy "
