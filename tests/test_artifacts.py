@@ -323,3 +323,26 @@ def test_prompt_tuning_on_a_decoder_classifier_reads_each_texts_last_token(tiny_
     alone = predict(tmp_path / "pt" / "model", [short])[0]["probabilities"]
     batched = predict(tmp_path / "pt" / "model", [short, long])[0]["probabilities"]
     assert alone == pytest.approx(batched, abs=1e-5)
+
+
+def test_a_model_trained_on_conversations_is_prompted_as_a_users_turn(tiny_llama_dir, tmp_path, monkeypatch):
+    """Trained on chat rows, the artifact says so, and predict asks each text as a user's turn (the chat template's
+    generation prompt, or the plain 'user: ... / assistant:' lines the model trained on); --raw sends the text as is."""
+    import tunelab.data.chat as chat
+    from transformers import AutoTokenizer
+
+    rows = [{"messages": [{"role": "user", "content": f"question {i} about films"},
+                          {"role": "assistant", "content": f"answer {i} about films"}]} for i in range(40)]
+    path = tmp_path / "chat.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    config = TrainConfig(model=str(tiny_llama_dir), data=str(path), strategy="full", epochs=1, batch_size=8,
+                         max_length=16, forgetting=False, out=str(tmp_path / "run"))
+    train(config, progress=False)
+    model_dir = tmp_path / "run" / "model"
+    assert json.loads((model_dir / "tunelab.json").read_text())["chat"] is True
+    asked, real = [], chat.generation_prompt
+    monkeypatch.setattr(chat, "generation_prompt", lambda tok, text: asked.append(text) or real(tok, text))
+    predict(model_dir, ["hello there"], max_new_tokens=2)
+    predict(model_dir, ["hello there"], max_new_tokens=2, raw=True)
+    assert asked == ["hello there"]  # once: not with raw
+    assert real(AutoTokenizer.from_pretrained(model_dir), "hi") == "user: hi\nassistant:"  # no chat template here

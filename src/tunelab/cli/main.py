@@ -146,7 +146,7 @@ def cmd_predict(args) -> int:
         raise TunelabError(f"--top-k {args.top_k}: give the number of classes to show (0: all)")
     if args.max_new_tokens < 1:
         raise TunelabError(f"--max-new-tokens {args.max_new_tokens}: give the number of tokens to generate, at least 1")
-    for row in predict(args.model_dir, _read_texts(args), max_new_tokens=args.max_new_tokens):
+    for row in predict(args.model_dir, _read_texts(args), max_new_tokens=args.max_new_tokens, raw=args.raw):
         if args.json:
             print(json.dumps(row, ensure_ascii=False))
         elif "label" in row:
@@ -200,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("texts", nargs="*")
     p.add_argument("--file", help="a text file, one input per line")
     p.add_argument("--max-new-tokens", type=int, default=40)
+    p.add_argument("--raw", action="store_true",
+                   help="a model trained on conversations: give each text to it as it is, not as a user's turn in its chat "
+                        "template")
     p.add_argument("--top-k", type=int, default=5, help="classes shown per text, most probable first (0: all; default 5)")
     p.add_argument("--json", action="store_true", help="one JSON object per text, with every class's probability")
     p.set_defaults(func=cmd_predict)

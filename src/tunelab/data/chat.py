@@ -23,6 +23,16 @@ def render(messages: list[Message]) -> str:
     return "\n".join(f"{m['role']}: {m['content']}" for m in messages)
 
 
+def generation_prompt(tokenizer, text: str) -> str:
+    """``text`` as a user's turn that asks for the assistant's reply, the way a model trained on conversations saw
+    them: the tokenizer's chat template with its generation prompt, or else :func:`render`'s ``role: content`` lines
+    followed by ``assistant:``."""
+    messages = [{"role": "user", "content": text}]
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return render(messages) + "\nassistant:"
+
+
 def chat_messages(table: Table) -> list[list[Message]]:
     """One validated conversation per row."""
     if "messages" in table.columns:

@@ -83,6 +83,8 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
             "max_length": run.max_length,
             "keep": config.keep,  # which part of a longer text the classifier read
             "text_pair": data.text_pairs,  # inputs are pairs: predict splits each at a tab
+            # trained on conversations: predict asks as a user's turn, through the same chat template
+            "chat": data.task == "causal-lm" and "messages" in data.train.column_names,
             # how the data was read and split: `tunelab evaluate --split test` makes the same test split of it
             "split": {"seed": config.seed, "validation_fraction": config.validation_fraction,
                       "test_fraction": config.test_fraction, "text_column": config.text_column,
@@ -272,16 +274,19 @@ def _pair(text: str, path: str | Path) -> tuple[str, str]:
 
 
 @torch.inference_mode()
-def predict(path: str | Path, texts: list[str], *, max_new_tokens: int = 40, batch_size: int = 32) -> list[dict]:
+def predict(path: str | Path, texts: list[str], *, max_new_tokens: int = 40, batch_size: int = 32,
+            raw: bool = False) -> list[dict]:
     """Labels with probabilities (classification) or generated continuations (causal LM). A model trained on text
-    pairs takes each input as the two texts separated by a tab."""
+    pairs takes each input as the two texts separated by a tab; one trained on conversations takes each as a user's
+    turn and replies as the assistant (through its chat template, :func:`tunelab.data.chat.generation_prompt`), unless
+    ``raw`` (the text goes in as it is)."""
     from tunelab.run.padding import one_pass_attention
 
     with one_pass_attention():  # batches of every shape (generation: one more key a step)
-        return _predict(path, texts, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        return _predict(path, texts, max_new_tokens=max_new_tokens, batch_size=batch_size, raw=raw)
 
 
-def _predict(path: str | Path, texts: list[str], *, max_new_tokens: int, batch_size: int) -> list[dict]:
+def _predict(path: str | Path, texts: list[str], *, max_new_tokens: int, batch_size: int, raw: bool = False) -> list[dict]:
     from tunelab.run.cache import build_device
     from tunelab.run.encoding import encode
 
@@ -311,8 +316,13 @@ def _predict(path: str | Path, texts: list[str], *, max_new_tokens: int, batch_s
         raise TunelabError(f"--max-new-tokens {max_new_tokens} leaves no room for a prompt: this model takes {limit} "
                            f"tokens in all; use at most {limit - 1}")
     room = limit - max_new_tokens
+    chat = bool(info.get("chat")) and not raw
+    if chat:
+        from tunelab.data.chat import generation_prompt
     for text in texts:
-        enc = tokenizer(text, return_tensors="pt")
+        # a chat prompt holds its template's special tokens, and training added none to it
+        enc = (tokenizer(generation_prompt(tokenizer, text), return_tensors="pt", add_special_tokens=False) if chat
+               else tokenizer(text, return_tensors="pt"))
         enc.pop("token_type_ids", None)  # decoders take none; generate() refuses unused inputs
         if enc["input_ids"].shape[1] > room:  # keep the prompt's end, which the continuation follows
             log.warning(
