@@ -433,6 +433,8 @@ def test_successive_halving_keeps_the_best_third_and_skips_rounds_once_one_is_le
     assert {s: stop.reason for s, stop in stopped.items()} == {"b": "halved", "c": "halved", "d": "halved", "e": "halved"}
     assert stopped["c"].round == 1 and stopped["b"].round == 2
     assert "not among the best 2 of the 5 left" in stopped["c"].message and stopped["c"].prediction is not None
+    # within the leader's reach (intervals of ±0.08 around 0.84 and 0.86): cut for the budget, not shown worse
+    assert "its interval reaches a's" in stopped["c"].message and "--halving 1 or --exhaustive" in stopped["c"].message
     assert planner.summary()["halving"] == 3.0
 
 

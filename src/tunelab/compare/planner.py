@@ -611,6 +611,11 @@ class Planner:
             elif why == "halved":
                 message = (said + f"is not among the best {keep} of the {len(preds)} left (successive halving, "
                            f"η = {self.eta:g}; {other}: {op.estimate:.4g})")
+                top = (max if higher_is_better(self.metric) else min)(preds.values(), key=lambda q: q.estimate)
+                reaches = p.optimistic >= top.estimate if higher_is_better(self.metric) else p.optimistic <= top.estimate
+                if reaches:  # cut to spend the budget on fewer, not shown to be worse
+                    message += (f"; its interval reaches {top.strategy}'s {top.estimate:.4g}, so it is not shown to be "
+                                "worse: --halving 1 or --exhaustive compares them to the end")
             else:
                 message = (said + f"is not {better} that of {other} ({op.estimate:.4g}), {self._cheaper(costs, other, s)}: the verdict "
                            "recommends the cheaper of two strategies it cannot separate")
