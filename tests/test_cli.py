@@ -192,10 +192,18 @@ def test_predict_takes_options_between_texts_shows_the_top_k_and_writes_json(hea
                                          "as a non-empty argument")
 
 
-def test_evaluate_prints_the_accuracy_training_measured(head_run, toy_csv):
+def test_evaluate_prints_the_accuracy_training_measured(head_run, toy_csv, tmp_path, caplog):
     _, out = head_run
-    code, printed, err = tunelab("evaluate", str(out), "--data", str(toy_csv))
+    with caplog.at_level("WARNING", logger="tunelab"):
+        code, printed, err = tunelab("evaluate", str(out), "--data", str(toy_csv))
     assert code == 0, err
+    assert "is not the data this model trained on" not in caplog.text
+    other = tmp_path / "other.csv"  # a file the model did not train on: its test split is a fifth of it, and it says so
+    other.write_bytes(toy_csv.read_bytes())
+    with caplog.at_level("WARNING", logger="tunelab"):
+        assert tunelab("evaluate", str(out), "--data", str(other))[0] == 0
+    assert f"{other} is not the data this model trained on ({toy_csv.resolve()}): its test split" in caplog.text
+    assert "--split all scores every row" in caplog.text
     values = dict(line.split("\t") for line in printed.strip().splitlines())
     record = json.loads((out / "metrics.json").read_text())
     assert int(values["examples"]) == record["meta_info"]["n_test"]

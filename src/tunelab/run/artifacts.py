@@ -88,13 +88,20 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
             # how the data was read and split: `tunelab evaluate --split test` makes the same test split of it
             "split": {"seed": config.seed, "validation_fraction": config.validation_fraction,
                       "test_fraction": config.test_fraction, "text_column": config.text_column,
-                      "label_column": config.label_column, "max_eval_samples": config.max_eval_samples},
+                      "label_column": config.label_column, "max_eval_samples": config.max_eval_samples,
+                      "data": data_reference(config.data)},
         }
         (tmp / "tunelab.json").write_text(json.dumps(info, indent=2) + "\n")
         if merged:  # a plain transformers model: `tunelab predict model/merged` reads it too
             (tmp / "merged" / "tunelab.json").write_text(json.dumps({**info, "format": "transformers"}, indent=2) + "\n")
         (tmp / "README.md").write_text(model_card(run, metrics, merged=merged))
     return {"path": str(target), "format": strategy.artifact_format, "size_mb": round(_dir_size_mb(target), 2)}
+
+
+def data_reference(spec: str) -> str:
+    """How an artifact names the data it trained on: a file or folder by its absolute path, a built-in by its name."""
+    path = Path(str(spec)).expanduser()
+    return str(path.resolve()) if path.exists() else str(spec)
 
 
 def base_reference(name_or_path: str) -> str:

@@ -15,7 +15,7 @@ def run_split_settings(path, info: dict) -> dict:
     from tunelab.config import TrainConfig
     from tunelab.run.artifacts import find_model_dir
 
-    keys = ("seed", "validation_fraction", "test_fraction", "text_column", "label_column", "max_eval_samples")
+    keys = ("seed", "validation_fraction", "test_fraction", "text_column", "label_column", "max_eval_samples", "data")
     if info.get("split"):
         return {k: info["split"][k] for k in keys if k in info["split"]}
     config = find_model_dir(path).parent / "run_config.yaml"
@@ -26,6 +26,20 @@ def run_split_settings(path, info: dict) -> dict:
         return {k: recorded[k] for k in keys if k in recorded}
     defaults = TrainConfig()
     return {k: getattr(defaults, k) for k in keys}
+
+
+def _warn_if_other_data(data_spec: str, trained_on: str | None, scored: int, rows: int, split: str) -> None:
+    """A split of data the model did not train on is a part of it chosen for nothing: say how much, and that
+    ``--split all`` scores every row."""
+    import logging
+
+    from tunelab.run.artifacts import data_reference
+
+    if trained_on is None or data_reference(data_spec) == trained_on:
+        return
+    logging.getLogger("tunelab").warning(
+        f"{data_spec} is not the data this model trained on ({trained_on}): its {split} split, {scored} of its {rows} "
+        "rows, is scored; --split all scores every row")
 
 
 @torch.inference_mode()
@@ -50,7 +64,9 @@ def evaluate_artifact(path, data_spec: str, *, split: str = "test", text_column:
     data = load_task_data(data_spec, task=info["task"], text_column=text_column, label_column=label_column, seed=seed,
                           split=split != "all", **fractions)
     if split != "all":  # the run scored the first so many of each split
+        rows = sum(len(ds) for ds in data.splits().values())
         limit_evaluation(data, recorded.get("max_eval_samples"))
+        _warn_if_other_data(data_spec, recorded.get("data"), len(data.splits()[split]), rows, split)
     pairs = data.text_pairs
     if pairs != bool(info.get("text_pair")):
         raise DataError(f"{path} was trained on {'text pairs' if info.get('text_pair') else 'single texts'}, and "
