@@ -676,6 +676,16 @@ def test_runs_the_budget_stopped_are_stops_not_failures(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no run finished within the time budget" in err and "every run failed" not in err
 
+    # a run stopped by Ctrl-C (SIGINT to it alone) is not a failure either, and the verdict without it is not final
+    from tunelab.run.worker import INTERRUPTED
+
+    stopped = RunRecord.failure(config("lora"), INTERRUPTED + "training stopped at step 14 of 60; checkpoint saved")
+    ok = RunRecord.failure(config("head"), "x")
+    ok.run_info.status = "success"
+    partial = CompareResult(out=tmp_path, results=[ok, stopped, broken], recommendation={}, report={})
+    assert partial.interrupted == [stopped] and partial.failed == [broken]
+    assert _exit_code(partial) == 1 and "1 run(s) were interrupted before their end" in capsys.readouterr().err
+
 
 def test_data_fractions_are_fractions_of_the_capped_training_split(sentiment_csv):
     """--max-train-samples 120 --data-fractions 0.25,...: 30, 60, 90 and 120 nested examples. Before, a fraction was

@@ -206,7 +206,12 @@ def _compare(args: argparse.Namespace, base, executor):
 
 def _exit_code(result: CompareResult) -> int:
     """0 when at least one run succeeded (the others are recorded as failed, with their messages); 1 when
-    none did, so a script or CI job that runs the comparison sees it failed (everything is still written)."""
+    none did, or when an interrupt stopped a run before its end (the verdict then stands on part of the comparison),
+    so a script or CI job that runs the comparison sees it (everything is still written)."""
+    if result.interrupted:  # the verdict stands on part of the comparison: a script must not act on it as final
+        print(f"tunelab: {len(result.interrupted)} run(s) were interrupted before their end; tunelab compare --resume "
+              "finishes them", file=sys.stderr)
+        return 1
     if any(r.succeeded for r in result.results):
         return 0
     if result.results and not result.failed:
@@ -308,6 +313,11 @@ def print_result(result: CompareResult, *, as_json: bool = False) -> None:
             console.print(f"  - {note}", highlight=False)
     if result.failed:
         console.print(f"{len(result.failed)} run(s) failed; their messages are in the table and in each run's metrics.json")
+    if result.interrupted:
+        names = ", ".join(sorted({r.run_info.strategy for r in result.interrupted}))
+        console.print(f"[bold]{len(result.interrupted)} run(s) of {names} were interrupted before their end[/bold] (a "
+                      "checkpoint saved): the verdict above leaves them out; tunelab compare --resume finishes them and "
+                      "decides again")
     if result.budget_stopped:
         console.print(f"{len(result.budget_stopped)} run(s) not started or interrupted by the time budget; tunelab compare "
                       "--resume with a larger --budget-minutes goes on with them")

@@ -109,6 +109,14 @@ def stopped_by_budget(record: RunRecord) -> bool:
     return record.run_info.status == SKIPPED or str(record.run_info.error or "").startswith(BUDGET_STOP)
 
 
+def interrupted(record: RunRecord) -> bool:
+    """Whether ``record`` is a run stopped by an interrupt (Ctrl-C, SIGINT) other than the time budget's: it saved a
+    checkpoint, and ``compare --resume`` finishes it."""
+    from tunelab.run.worker import INTERRUPTED
+
+    return not record.succeeded and str(record.run_info.error or "").startswith(INTERRUPTED)
+
+
 def skipped_record(spec: dict[str, Any], why: str) -> RunRecord:
     """The record of a run that was not started (status :data:`SKIPPED`; not written to its folder)."""
     record = RunRecord.failure(spec["config"], why, wall_time_s=0.0, extra=spec.get("extra_record"))

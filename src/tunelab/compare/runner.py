@@ -40,7 +40,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunelab.compare.executors import SKIPPED, Executor, Job, LocalExecutor, execute, stopped_by_budget
+from tunelab.compare.executors import (
+    SKIPPED,
+    Executor,
+    Job,
+    LocalExecutor,
+    execute,
+    interrupted,
+    stopped_by_budget,
+)
 from tunelab.compare.planner import HALVING
 from tunelab.compare.progress import CompareDisplay
 from tunelab.config import DEFAULT_EPOCHS, MIN_STEPS, TrainConfig
@@ -99,8 +107,14 @@ class CompareResult:
 
     @property
     def failed(self) -> list[RunRecord]:
-        """The runs that failed (not those that the time budget left unstarted or interrupted: :attr:`budget_stopped`)."""
-        return [r for r in self.results if not r.succeeded and not stopped_by_budget(r)]
+        """The runs that failed (not those that the time budget left unstarted or interrupted, :attr:`budget_stopped`,
+        nor those an interrupt stopped, :attr:`interrupted`)."""
+        return [r for r in self.results if not r.succeeded and not stopped_by_budget(r) and not interrupted(r)]
+
+    @property
+    def interrupted(self) -> list[RunRecord]:
+        """The runs that an interrupt (Ctrl-C, SIGINT to a run) stopped before their end, a checkpoint saved."""
+        return [r for r in self.results if interrupted(r) and not stopped_by_budget(r)]
 
     @property
     def budget_stopped(self) -> list[RunRecord]:

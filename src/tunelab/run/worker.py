@@ -43,6 +43,10 @@ from tunelab.run.record import RunRecord
 RECORD_NAME = "metrics.json"
 
 
+INTERRUPTED = "interrupted: "
+"""How the error of a run stopped by Ctrl-C (SIGINT) begins: it saved a checkpoint, and a resume continues it."""
+
+
 def describe_error(exc: BaseException) -> str:
     """One line for a failed run: the error, named for what it means to the user."""
     text = " ".join(str(exc).split()) or exc.__class__.__name__
@@ -77,7 +81,7 @@ def run_spec(spec: dict[str, Any], *, progress: bool = False) -> RunRecord:
         config = TrainConfig.from_dict(spec["config"], where="worker spec").validate()
         record = _train(config, split_seed, progress, spec.get("env"))
     except KeyboardInterrupt as exc:  # Ctrl-C: training saved a checkpoint (tunelab.run.resilience); record and stop
-        error = "interrupted: " + (" ".join(str(exc).split()) or "Ctrl-C") + " (tunelab compare --resume continues it)"
+        error = INTERRUPTED + (" ".join(str(exc).split()) or "Ctrl-C") + " (tunelab compare --resume continues it)"
         failed(error).write(out / RECORD_NAME)
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of one run is recorded and the comparison goes on
