@@ -106,3 +106,49 @@ def test_a_comparison_forks_every_run_after_its_advice(fresh_server, tiny_bert_d
     assert [r.run_info.process for r in result.results] == ["forked"] * 3
     assert all(r.succeeded for r in result.results)
     assert result.pre_recommendation["estimates"] == [] and result.pre_recommendation["costs"].startswith("left to")
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["fresh", "forked"])
+def test_a_job_whose_parent_is_killed_outright_stops_instead_of_running_on(tmp_path, warm):
+    """SIGKILL (or the out-of-memory killer) on a comparison leaves it no moment to stop its runs: each job watches the
+    process that started it and, once it is gone, interrupts itself as Ctrl-C would (a training run saves a
+    checkpoint), instead of training on, orphaned, beside the run that a resume starts."""
+    import signal
+    import time
+
+    folder = tmp_path / "job"
+    parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys
+        sys.path[:0] = [{str(TESTS)!r}, {str(SRC)!r}]
+        from tunelab.run.isolate import run_job
+        run_job("isolate_job", {{"action": "sleep", "seconds": 120}}, {str(folder)!r}, warm={warm})
+    """)], env={**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(SRC)])})
+    log = str(folder / isolate.LOG_NAME)
+
+    def job_pid() -> int | None:  # the process whose output goes to the job's log (fresh or forked alike)
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and int(entry.name) != parent.pid and os.readlink(entry / "fd" / "1") == log:
+                    return int(entry.name)
+            except OSError:
+                continue
+        return None
+
+    def alive(pid: int) -> bool:
+        try:
+            return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 90
+    while not ((folder / isolate.LOG_NAME).is_file() and "says hello" in (folder / isolate.LOG_NAME).read_text()):
+        assert time.monotonic() < deadline and parent.poll() is None, "the job did not start"
+        time.sleep(0.2)
+    pid = job_pid()
+    assert pid is not None and alive(pid)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 4 * isolate.PARENT_POLL_S + 5
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not alive(pid), "the orphaned job is still running"

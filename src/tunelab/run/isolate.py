@@ -119,9 +119,16 @@ def run_job(module: str, spec: Any, folder: str | Path, *, timeout_s: float | No
     return JobOutcome(result, returncode, error, log_path, time.perf_counter() - t0)
 
 
+PARENT_ENV = "TUNELAB_JOB_PARENT"
+"""A job's environment names the process that started it (:func:`stop_with_parent`)."""
+PARENT_POLL_S = 2.0
+
+
 def child_environment() -> dict[str, str]:
-    """This process's environment, with this tunelab importable first (even when not installed)."""
+    """This process's environment, with this tunelab importable first (even when not installed), naming this
+    process as the job's parent (:func:`stop_with_parent`)."""
     env = dict(os.environ)
+    env[PARENT_ENV] = str(os.getpid())
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     src = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -364,6 +371,33 @@ def log_tail(log_path: Path, lines: int = 3) -> str:
 # ----------------------------------------------------------------------------- the child
 
 
+def stop_with_parent(poll_s: float = PARENT_POLL_S) -> None:
+    """In a job: once the process that started it is gone (killed outright, SIGKILL or the out-of-memory killer, so
+    that it could not stop its jobs), interrupt this job as Ctrl-C would: a training run finishes its step, saves a
+    checkpoint and records itself as interrupted, instead of training on, orphaned, beside the run a resume starts."""
+    import threading
+
+    try:
+        parent = int(os.environ.get(PARENT_ENV) or 0)
+    except ValueError:
+        return
+    if parent <= 0 or parent == os.getpid():
+        return
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            try:
+                os.kill(parent, 0)
+            except ProcessLookupError:
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            except PermissionError:  # alive, another user's (the pid taken again): keep watching
+                continue
+
+    threading.Thread(target=watch, name="tunelab-parent-watch", daemon=True).start()
+
+
 def serve(handler: Callable[[Any], Any], argv: list[str] | None = None, *,
           exit_code: Callable[[Any], int] = lambda _result: 0) -> int:
     """The child's ``main``: read the spec (``argv[0]``), write ``handler(spec)`` to ``argv[1]``.
@@ -377,6 +411,7 @@ def serve(handler: Callable[[Any], Any], argv: list[str] | None = None, *,
         return 2
     quiet_libraries()
     spec = read_json(argv[0])
+    stop_with_parent()
     try:
         result = handler(spec)
         code = exit_code(result)
