@@ -151,7 +151,14 @@ def _reused(path: Path) -> dict[str, Any]:
     result["notes"] = [*result.get("notes", []), f"reused the measurement of {when} (same model files, options, data "
                        "and machine); `tunelab estimate --remeasure` measures again"]
     result["reused"] = True
+    if isinstance(result.get("steps_per_epoch"), int | float) and isinstance(result.get("time_per_step_s"), int | float):
+        result["time_per_epoch_s"] = _epoch_seconds(result["steps_per_epoch"], result["time_per_step_s"])  # older stores
     return result
+
+
+def _epoch_seconds(steps_per_epoch: float, step_s: float) -> float:
+    """An epoch of steady steps (the first step's warm-up is counted once, in the training time)."""
+    return round(steps_per_epoch * step_s, 3)
 
 
 def _store(path: Path, result: dict[str, Any]) -> None:
@@ -490,7 +497,10 @@ def _summary(cfg: TrainConfig, measured: list[dict], batch_sizes: list[int], sha
         "first_step_s": round(first_s, 4),
         "time_per_step_s": round(step_s, 4),
         "overhead_s": round(overhead_s, 3),
-        "time_per_epoch_s": round(first_s + (shape.steps_per_epoch - 1) * step_s, 3),
+        # an epoch of steady steps; the training time adds the start-up and the first step's warm-up once, so that
+        # "s / epoch" x epochs + those = the training time (the first step in every epoch made 13.6 s / epoch of a run
+        # estimated at 65 s for 6 epochs)
+        "time_per_epoch_s": _epoch_seconds(shape.steps_per_epoch, step_s),
         "train_time_s": round(overhead_s + first_s + (total_steps - 1) * step_s, 3),
         "peak_memory_mb": round(at_bs("peak_memory_mb"), 1),
         "memory_kind": "cuda" if torch.cuda.is_available() else "rss",
@@ -505,7 +515,7 @@ def format_estimate(est: dict[str, Any]) -> list[str]:
         f"({est['examples_per_epoch']:,} examples)",
         f"time per step      {est['time_per_step_s']:.3f} s (median of {est['timed_steps']} after {est['warmup_steps']} warm-up; "
         f"{est.get('precision', 'fp32')})",
-        f"time per epoch     {est['time_per_epoch_s']:.1f} s",
+        f"time per epoch     {est['time_per_epoch_s']:.1f} s (steady steps; the first step's warm-up counts once, below)",
         f"training time      {est['train_time_s']:.1f} s for {est['epochs']:g} epoch(s), incl. {est['overhead_s']:.1f} s start-up",
         f"peak memory        {est['peak_memory_mb']:.0f} MB ({est['memory_kind']}; {est['baseline_memory_mb']:.0f} MB after loading)",
         f"trainable params   {est['trainable_params']:,} of {est['total_params']:,}",

@@ -82,6 +82,8 @@ def print_recommendation(rec: dict) -> None:
         table.add_row(row["strategy"] + mark, f"{row['time_per_epoch_s']:.1f}", f"{train_s:.1f}",
                       f"{row['peak_memory_mb']:,.0f}", f"{100 * share:.3g} %", fits)
     console.print(table)
+    console.print("train s: every epoch's steady steps, plus the start-up, the first step's warm-up and the frozen-layer "
+                  "cache's build, once each", highlight=False)
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
