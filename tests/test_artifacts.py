@@ -328,8 +328,9 @@ def test_prompt_tuning_on_a_decoder_classifier_reads_each_texts_last_token(tiny_
 def test_a_model_trained_on_conversations_is_prompted_as_a_users_turn(tiny_llama_dir, tmp_path, monkeypatch):
     """Trained on chat rows, the artifact says so, and predict asks each text as a user's turn (the chat template's
     generation prompt, or the plain 'user: ... / assistant:' lines the model trained on); --raw sends the text as is."""
-    import tunelab.data.chat as chat
     from transformers import AutoTokenizer
+
+    import tunelab.data.chat as chat
 
     rows = [{"messages": [{"role": "user", "content": f"question {i} about films"},
                           {"role": "assistant", "content": f"answer {i} about films"}]} for i in range(40)]

@@ -715,3 +715,23 @@ def test_limits_no_run_can_meet_are_refused_before_training(flag, value, capsys)
     assert main(["compare", "--strategies", "head,full", flag, value, "--out", "/nonexistent/never-written"]) == 2
     err = capsys.readouterr().err
     assert f"{flag} must be" in err and f"got {value}" in err and "Traceback" not in err
+
+
+def test_a_second_comparison_into_a_folder_in_use_is_refused_in_one_line(tmp_path, capsys, tiny_bert_dir,
+                                                                           sentiment_csv):
+    """Two comparisons writing one --out at once would train and record the same runs twice over: the second is
+    refused in one line, naming the process that holds the folder; the lock goes with the first."""
+    import os
+
+    from tunelab.cli.main import main
+    from tunelab.io import LOCK_NAME, folder_lock
+
+    out = tmp_path / "cmp"
+    out.mkdir()
+    with folder_lock(out, "tunelab compare"):  # a lock of another open file: held against this process too
+        code = main(["compare", "--model", str(tiny_bert_dir), "--data", str(sentiment_csv), "--strategies", "head",
+                     "--epochs", "1", "--no-pre-recommendation", "--no-forgetting", "--out", str(out)])
+        assert code == 2
+        assert f"is in use by another tunelab compare (process {os.getpid()})" in capsys.readouterr().err
+        assert not (out / "runs").exists()
+    assert not (out / LOCK_NAME).exists()  # released and removed

@@ -36,6 +36,40 @@ def folder_problem(path: str | Path) -> str | None:
     return None
 
 
+LOCK_NAME = ".tunelab.lock"
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, command: str) -> Iterator[None]:
+    """Hold ``folder`` for one command (an exclusive ``flock`` on its lock file, released however the process ends):
+    a second command writing into the same folder at once is refused in one line, instead of both writing the same
+    runs and records. Where the file system has no locks, nothing is held."""
+    import fcntl
+
+    folder = Path(folder)
+    path = folder / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 64).decode(errors="replace").strip()
+        os.close(fd)
+        raise TunelabError(f"{folder} is in use by another {command}{f' (process {holder})' if holder else ''}: "
+                           "wait for it to end, or choose another --out") from None
+    except OSError:  # no locks on this file system
+        os.close(fd)
+        yield
+        return
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 def check_folder(path: str | Path, option: str = "--out") -> None:
     """Raise :class:`~tunelab.errors.TunelabError` (one line naming ``option``) when :func:`folder_problem` finds one."""
     problem = folder_problem(path)

@@ -53,7 +53,7 @@ from tunelab.compare.planner import HALVING
 from tunelab.compare.progress import CompareDisplay
 from tunelab.config import DEFAULT_EPOCHS, MIN_STEPS, TrainConfig
 from tunelab.errors import ConfigError, TunelabError
-from tunelab.io import check_folder, make_folder
+from tunelab.io import check_folder, folder_lock, make_folder
 from tunelab.metrics import higher_is_better, primary_metric
 from tunelab.run.record import RunRecord, read_json, write_json
 from tunelab.run.worker import RECORD_NAME
@@ -498,44 +498,45 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] | None = 
     say = log or (lambda _msg: None)
     base = _epochs_fixed(base, opts, say, sized)
     out = _checked_out(base, strategies, out, opts)
-    if opts.exhaustive is None:
-        opts.exhaustive = exhaustive_by_default(opts, out)
-    if opts.isolate and opts.executor is None:
-        from tunelab.run.isolate import warm_up
+    with folder_lock(out, "tunelab compare"):  # one comparison writes a folder at a time
+        if opts.exhaustive is None:
+            opts.exhaustive = exhaustive_by_default(opts, out)
+        if opts.isolate and opts.executor is None:
+            from tunelab.run.isolate import warm_up
 
-        warm_up()  # the runs' processes fork from a warm server: its imports overlap the advice
-    pre = _advice_before_training(base, strategies, out, opts, say, log)
-    lrs, searches = _learning_rates(base, strategies, out, opts, say, log)
-    tracked = _tracked_comparison(base, strategies, out, opts)
-    planning: dict[str, Any] | None = None
-    if opts.exhaustive:
-        planned = plan_runs(base, strategies, out, seeds=opts.seeds, data_fractions=opts.data_fractions, lrs=lrs)
-        _write_plan(out, base, strategies, [p.run_id for p in planned], lrs, searches, opts)
-        _shared_cache(base, strategies, log)
-        results, reused = _run_all(planned, base, searches, opts, say, tracked, _estimated_seconds(pre), show=log is not None)
-    else:
-        results, reused, planning = _run_planned(base, strategies, out, lrs, searches, opts, pre, say, log, tracked, started,
-                                                    sized)
-    finalists = verdict_runs(results, planning)
-    write_results_csv(out / "results.csv", results)  # the measurements first: they stand whatever the verdict does
-    recommendation = recommend_from_results(finalists, max_train_minutes=opts.max_train_minutes, memory_gb=opts.memory_gb,
-                                            metric=opts.metric, tolerance=opts.tolerance, alpha=opts.alpha,
-                                            max_forgetting=opts.max_forgetting,
-                                            stopped=[s["strategy"] for s in (planning or {}).get("stopped") or []
-                                                     if s["status"] == "stopped_early"],
-                                            rounds=planning is not None)
-    if planning is not None:
-        recommendation["planning"] = planning
-        failed = {row["strategy"] for row in recommendation.get("ranking") or [] if row.get("mean") is None}
-        recommendation["reasons"].extend(stopped_early_reasons(planning, already_told=failed))
-    report = write_report(out, results, recommendation=recommendation, pre_recommendation=pre,
-                          title=opts.title or f"tunelab comparison: {base.model} on {base.data}", task=sized.task)
-    if tracked is not None:
-        tracked.finish(recommendation, [Path(report[k]) for k in ("html", "md", "csv") if report.get(k)])
-    crossover = crossover_from_fractions(finalists, recommendation["metric"]) if len(opts.data_fractions) > 1 else []
-    return CompareResult(out=out, results=results, recommendation=recommendation, report=report,
-                         pre_recommendation=pre, lr_search=searches, reused=reused, crossover=crossover,
-                         planning=planning)
+            warm_up()  # the runs' processes fork from a warm server: its imports overlap the advice
+        pre = _advice_before_training(base, strategies, out, opts, say, log)
+        lrs, searches = _learning_rates(base, strategies, out, opts, say, log)
+        tracked = _tracked_comparison(base, strategies, out, opts)
+        planning: dict[str, Any] | None = None
+        if opts.exhaustive:
+            planned = plan_runs(base, strategies, out, seeds=opts.seeds, data_fractions=opts.data_fractions, lrs=lrs)
+            _write_plan(out, base, strategies, [p.run_id for p in planned], lrs, searches, opts)
+            _shared_cache(base, strategies, log)
+            results, reused = _run_all(planned, base, searches, opts, say, tracked, _estimated_seconds(pre), show=log is not None)
+        else:
+            results, reused, planning = _run_planned(base, strategies, out, lrs, searches, opts, pre, say, log, tracked, started,
+                                                        sized)
+        finalists = verdict_runs(results, planning)
+        write_results_csv(out / "results.csv", results)  # the measurements first: they stand whatever the verdict does
+        recommendation = recommend_from_results(finalists, max_train_minutes=opts.max_train_minutes, memory_gb=opts.memory_gb,
+                                                metric=opts.metric, tolerance=opts.tolerance, alpha=opts.alpha,
+                                                max_forgetting=opts.max_forgetting,
+                                                stopped=[s["strategy"] for s in (planning or {}).get("stopped") or []
+                                                         if s["status"] == "stopped_early"],
+                                                rounds=planning is not None)
+        if planning is not None:
+            recommendation["planning"] = planning
+            failed = {row["strategy"] for row in recommendation.get("ranking") or [] if row.get("mean") is None}
+            recommendation["reasons"].extend(stopped_early_reasons(planning, already_told=failed))
+        report = write_report(out, results, recommendation=recommendation, pre_recommendation=pre,
+                              title=opts.title or f"tunelab comparison: {base.model} on {base.data}", task=sized.task)
+        if tracked is not None:
+            tracked.finish(recommendation, [Path(report[k]) for k in ("html", "md", "csv") if report.get(k)])
+        crossover = crossover_from_fractions(finalists, recommendation["metric"]) if len(opts.data_fractions) > 1 else []
+        return CompareResult(out=out, results=results, recommendation=recommendation, report=report,
+                             pre_recommendation=pre, lr_search=searches, reused=reused, crossover=crossover,
+                             planning=planning)
 
 
 def _check_metric(base: TrainConfig, opts: CompareOptions, task: str) -> None:
