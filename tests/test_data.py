@@ -801,3 +801,31 @@ def test_labels_that_look_like_mistakes_are_warned_about(tmp_path: Path) -> None
     assert any("mixes integer ids ('0', '1') and names" in w and "4 in all" in w for w in data.warnings)
     clean = load_task_data(str(write(tmp_path, "clean.csv", csv_text(base))))
     assert not any("missing value" in w or "mixes integer ids" in w for w in clean.warnings)
+
+
+@pytest.mark.parametrize("shape", ["sharegpt", "alpaca"])
+def test_sharegpt_and_alpaca_rows_are_read_as_conversations(tmp_path: Path, shape: str) -> None:
+    """The two shapes shared instruction data comes in: ShareGPT's turns (from/value) and Alpaca's instruction, input
+    and output; each becomes the messages a chat template renders."""
+    if shape == "sharegpt":
+        records = [{"conversations": [{"from": "system", "value": "be brief"}, {"from": "human", "value": f"q{i}"},
+                                      {"from": "gpt", "value": f"a{i}"}]} for i in range(20)]
+        first = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "q"},
+                 {"role": "assistant", "content": "a"}]
+    else:
+        records = [{"instruction": f"q{i}", "input": "the text" if i % 2 else "", "output": f"a{i}"} for i in range(20)]
+        first = None
+    data = load_task_data(str(write(tmp_path, f"{shape}.jsonl", jsonl_text(records))))
+    assert_valid(data)
+    assert data.task == "causal-lm"
+    rows = [m for split in data.splits().values() for m in split["messages"]]
+    assert len(rows) == 20 and all(m[-1]["role"] == "assistant" for m in rows)
+    if first:
+        assert all([t["role"] for t in m] == [t["role"] for t in first] for m in rows)
+    else:
+        asked = {m[0]["content"] for m in rows}
+        assert "q1\n\nthe text" in asked and "q0" in asked
+    bad = [{"conversations": [{"from": "robot", "value": "x"}, {"from": "gpt", "value": "y"}]}] * 20
+    if shape == "sharegpt":
+        with pytest.raises(DataError, match=r"turn 1 is from 'robot'; use one of"):
+            load_task_data(str(write(tmp_path, "bad.jsonl", jsonl_text(bad))))

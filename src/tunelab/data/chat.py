@@ -1,4 +1,6 @@
-"""Chat and instruction rows: ``messages`` lists or ``prompt``/``completion`` pairs."""
+"""Chat and instruction rows: ``messages`` lists, ``prompt``/``completion`` pairs, and the two shapes most shared
+datasets come in: ShareGPT's ``conversations`` (turns of ``from``/``value``) and Alpaca's ``instruction`` (with an
+optional ``input``) and ``output``."""
 
 from __future__ import annotations
 
@@ -12,10 +14,19 @@ ROLES = ("system", "user", "assistant")
 Message = dict[str, str]
 
 
+#: ShareGPT's speaker names, as roles.
+SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "model": "assistant",
+                  "chatgpt": "assistant", "bard": "assistant", "bing": "assistant", "system": "system"}
+#: The columns that hold a conversation, whichever shape it comes in.
+CHAT_COLUMNS = ("messages", "conversations", "prompt", "completion", "instruction", "output")
+
+
 def is_chat(table: Table) -> bool:
-    """Rows carry a ``messages`` column, or both ``prompt`` and ``completion``."""
+    """Rows carry a ``messages`` or ``conversations`` column, both ``prompt`` and ``completion``, or both
+    ``instruction`` and ``output``."""
     names = set(table.column_names)
-    return "messages" in names or {"prompt", "completion"} <= names
+    return ("messages" in names or "conversations" in names or {"prompt", "completion"} <= names
+            or {"instruction", "output"} <= names)
 
 
 def render(messages: list[Message]) -> str:
@@ -37,22 +48,60 @@ def chat_messages(table: Table) -> list[list[Message]]:
     """One validated conversation per row."""
     if "messages" in table.columns:
         return [_messages(table, i, value) for i, value in enumerate(table.columns["messages"])]
-    prompts, completions = table.columns["prompt"], table.columns["completion"]
-    return [_pair(table, i, p, c) for i, (p, c) in enumerate(zip(prompts, completions))]
+    if "conversations" in table.columns:
+        return [_messages(table, i, _sharegpt(table, i, value), "conversations")
+                for i, value in enumerate(table.columns["conversations"])]
+    if "prompt" in table.columns and "completion" in table.columns:
+        prompts, completions = table.columns["prompt"], table.columns["completion"]
+        return [_pair(table, i, p, c) for i, (p, c) in enumerate(zip(prompts, completions))]
+    inputs = table.columns.get("input") or [None] * len(table.columns["instruction"])
+    return [_pair(table, i, _alpaca_prompt(instruction, extra), output, ("instruction", "output"))
+            for i, (instruction, extra, output) in enumerate(zip(table.columns["instruction"], inputs,
+                                                                 table.columns["output"]))]
 
 
-def _pair(table: Table, i: int, prompt: Any, completion: Any) -> list[Message]:
-    for name, value in (("prompt", prompt), ("completion", completion)):
+def _alpaca_prompt(instruction: Any, extra: Any) -> Any:
+    """Alpaca's instruction, and its input (the text to work on) after a blank line when there is one."""
+    if isinstance(instruction, str) and isinstance(extra, str) and extra.strip():
+        return f"{instruction}\n\n{extra}"
+    return instruction
+
+
+def _sharegpt(table: Table, i: int, value: Any) -> Any:
+    """ShareGPT's turns (``{"from": "human", "value": ...}``) as messages (``role``/``content``); turns that are
+    already messages pass as they are, and what is neither is left for :func:`_messages` to refuse."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except (ValueError, RecursionError):
+            return value
+    if not isinstance(value, list | tuple):
+        return value
+    turns = []
+    for n, turn in enumerate(value, start=1):
+        if isinstance(turn, dict) and "from" in turn and "role" not in turn:
+            speaker = str(turn["from"]).strip().lower()
+            if speaker not in SHAREGPT_ROLES:
+                raise DataError(f"{table.origin}: {table.where([i])}, column 'conversations': turn {n} is from "
+                                f"{brief(turn['from'])}; use one of {', '.join(sorted(SHAREGPT_ROLES))}")
+            turn = {"role": SHAREGPT_ROLES[speaker], "content": turn.get("value")}
+        turns.append(turn)
+    return turns
+
+
+def _pair(table: Table, i: int, prompt: Any, completion: Any,
+          names: tuple[str, str] = ("prompt", "completion")) -> list[Message]:
+    for name, value in zip(names, (prompt, completion)):
         if not isinstance(value, str) or not value.strip():
             raise DataError(
                 f"{table.origin}: {table.where([i])}, column '{name}' is empty or not a string; "
-                "give every row a non-empty prompt and completion"
+                f"give every row a non-empty {names[0]} and {names[1]}"
             )
     return [{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}]
 
 
-def _messages(table: Table, i: int, value: Any) -> list[Message]:
-    where = f"{table.origin}: {table.where([i])}, column 'messages'"
+def _messages(table: Table, i: int, value: Any, column: str = "messages") -> list[Message]:
+    where = f"{table.origin}: {table.where([i])}, column '{column}'"
     example = 'e.g. [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]'
     if isinstance(value, str):
         try:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.data.builtin import BUILTINS, package_dir, read_builtin, unknown_builtin
-from tunelab.data.chat import chat_messages, is_chat, render
+from tunelab.data.chat import CHAT_COLUMNS, chat_messages, is_chat, render
 from tunelab.data.readers import SPLIT_ALIASES, SUPPORTED_EXTENSIONS, read_path
 from tunelab.data.splits import (
     Columns,
@@ -351,7 +351,7 @@ def _causal(
     parts: dict[str, Columns] = {}
     for name, table in tables.items():
         # the chat column named as the text column (--text-column messages) is read as chat too
-        chat_named = text_column in ("messages", "prompt", "completion")
+        chat_named = text_column in CHAT_COLUMNS
         if is_chat(table) and (text_column == "text" or text_column not in table.columns or chat_named):
             messages = chat_messages(table)
             parts[name] = {"text": [render(m) for m in messages], "messages": messages}
