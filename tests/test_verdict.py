@@ -149,3 +149,20 @@ def test_a_kept_strategy_whose_unadjusted_interval_excludes_zero_is_explained():
     plain = Versus("last-n", 0.746, "not_distinguishable", Interval(0.02, -0.01, 0.05, 0.95, "", 486), 0.04, 0.3, 0.02,
                    p_raw=0.2)
     assert not plain.interval_disagrees and _kept_because(plain, comparison, ask).endswith("p = 0.30)")
+
+
+def test_a_contender_kept_for_want_of_evidence_beyond_the_tolerance_is_said_so(tmp_path, labels):
+    """30 validation examples cannot show a 7-point gap; with --tolerance 0.02 the cheaper strategy is still kept (the
+    rule: not distinguishable, or within the tolerance), and the reason says its estimate is beyond the tolerance."""
+    y_val, y_test = labels["validation"][:30], labels["test"][:60]
+    runs = [
+        record(tmp_path, "full", {"validation": outputs(y_val, predictions(y_val, 0.8, 11)),
+                                  "test": outputs(y_test, predictions(y_test, 0.8, 12))}, train_time=100),
+        record(tmp_path, "head", {"validation": outputs(y_val, predictions(y_val, 0.73, 13)),
+                                  "test": outputs(y_test, predictions(y_test, 0.73, 14))}, train_time=5),
+    ]
+    rec = recommend_from_results(runs, tolerance=0.02)
+    head = next(r for r in rec["ranking"] if r["strategy"] == "head")
+    assert rec["strategy"] == "head" and head["versus_best"]["reason"] == "not_distinguishable"
+    assert "more than the 2.0 points tolerance: these examples cannot show the gap" in rec["reasons"][0]
+    assert "more than the" not in " ".join(recommend_from_results(runs)["reasons"])  # no tolerance stated: nothing to say

@@ -777,7 +777,13 @@ def _kept_because(v: Versus, comparison: Comparison, ask: _Ask) -> str:
         return (f"within the {format_tolerance(ask.tolerance, ask.metric)} tolerance (the one-sided "
                 f"{_pct(1 - ask.alpha)} bound of its gap is {_gap_amount(v.gap_upper, ask.metric)})")
     text = f"not distinguishable from it at the {_pct(ask.alpha)} level ({_gap_text(v, ask.metric)}, p = {_p(v.p_value)}"
-    return text + f"{_disagreement(v, comparison, ask)})"
+    text += f"{_disagreement(v, comparison, ask)})"
+    if ask.tolerance is not None and v.point_gap > ask.tolerance:
+        # the user's stated gap is smaller than this one: kept for want of evidence, not for being within it
+        text += (f"; its estimate is {_gap_amount(v.point_gap, ask.metric)} behind, more than the "
+                 f"{format_tolerance(ask.tolerance, ask.metric)} tolerance: these examples cannot show the gap, "
+                 "more validation examples would decide")
+    return text
 
 
 def _disagreement(v: Versus, comparison: Comparison, ask: _Ask) -> str:
