@@ -152,3 +152,13 @@ def test_a_job_whose_parent_is_killed_outright_stops_instead_of_running_on(tmp_p
     while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not alive(pid), "the orphaned job is still running"
+
+
+def test_the_resource_trackers_leak_report_is_quiet_and_other_warnings_are_kept(monkeypatch):
+    """A job stopped by a budget or a kill leaves a semaphore that multiprocessing's tracker removes itself, with a
+    'leaked semaphore objects' warning at the end of a comparison; only that module's warnings are ignored, and a
+    user's own PYTHONWARNINGS stays."""
+    monkeypatch.setenv("PYTHONWARNINGS", "error::DeprecationWarning")
+    env = isolate.child_environment()
+    assert env["PYTHONWARNINGS"].split(",") == ["error::DeprecationWarning", isolate.TRACKER_QUIET]
+    assert isolate.child_environment()["PYTHONWARNINGS"] == env["PYTHONWARNINGS"]  # once, however often asked

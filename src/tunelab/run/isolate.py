@@ -124,9 +124,23 @@ PARENT_ENV = "TUNELAB_JOB_PARENT"
 PARENT_POLL_S = 2.0
 
 
+TRACKER_QUIET = "ignore::UserWarning:multiprocessing.resource_tracker"
+
+
+def _quiet_resource_tracker() -> None:
+    """The tracker that multiprocessing starts beside the warm server reports, as it stops, the semaphores that jobs
+    stopped by a budget or a kill could not release ("There appear to be 1 leaked semaphore objects"), and removes
+    them itself: noise at the end of a comparison. Only its own warnings are ignored; it reads the filter from the
+    environment it starts with, so this comes before the server starts."""
+    current = os.environ.get("PYTHONWARNINGS", "")
+    if TRACKER_QUIET not in current.split(","):
+        os.environ["PYTHONWARNINGS"] = f"{current},{TRACKER_QUIET}" if current else TRACKER_QUIET
+
+
 def child_environment() -> dict[str, str]:
     """This process's environment, with this tunelab importable first (even when not installed), naming this
     process as the job's parent (:func:`stop_with_parent`)."""
+    _quiet_resource_tracker()
     env = dict(os.environ)
     env[PARENT_ENV] = str(os.getpid())
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -214,6 +228,7 @@ def warm_up() -> None:
     otherwise waits for them). Does nothing where jobs start afresh; never fails."""
     if _starts_afresh(os.environ) or _warm_env is not None:
         return
+    _quiet_resource_tracker()
     try:
         import multiprocessing
         from multiprocessing import forkserver
