@@ -262,3 +262,24 @@ def test_bad_input_is_refused(binary):
         indistinguishable_from_best({"a": r, "b": r}, "f1_macro", test="mcnemar")
     with pytest.raises(ValueError):
         ExampleResults.causal_lm(np.array([1.0, np.nan]))
+
+
+def test_f1_macro_intervals_keep_a_rare_class_that_a_resample_leaves_out():
+    """Two examples of a rare class the model never predicts: a resample without them must not drop the class (and
+    lift macro-F1 to the other classes' mean); the interval is sklearn's macro-F1 with the split's classes fixed."""
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(0)
+    y = np.array([0] * 20 + [1] * 20 + [2] * 2)
+    pred = np.where(rng.random(y.size) < 0.85, y, 1 - (y % 2))
+    pred[y == 2] = 0  # the rare class is never found
+    results = ExampleResults.classification(y, pred[None, :])
+    interval = bootstrap_interval(results, "f1_macro", level=0.95, n_boot=4000, seed=1)
+    assert interval.estimate == pytest.approx(f1_score(y, pred, average="macro"))
+    fixed = []
+    for _ in range(2000):
+        i = rng.integers(0, y.size, y.size)
+        fixed.append(f1_score(y[i], pred[i], labels=[0, 1, 2], average="macro", zero_division=0))
+    low, high = np.quantile(fixed, [0.025, 0.975])
+    assert interval.high < 0.8 and interval.high == pytest.approx(high, abs=0.03)
+    assert interval.low == pytest.approx(low, abs=0.03)

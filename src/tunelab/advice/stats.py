@@ -265,15 +265,18 @@ def _additive(results: ExampleResults, metric: str) -> _Additive:
         true_1h = np.broadcast_to(eye[t], p.shape + (k,))
         pred_1h = eye[p]
         X = np.concatenate([pred_1h * true_1h, pred_1h, true_1h], axis=-1)
+        whole = X.sum(axis=1)  # (seeds, 3k): each seed's counts over all the examples
+        classes_of_seed = (whole[:, k : 2 * k] + whole[:, 2 * k :]) > 0  # (seeds, k)
 
         def f1_macro(s: np.ndarray) -> np.ndarray:
-            # As sklearn's f1_score(average="macro"): classes that appear in neither the true nor the
-            # predicted labels (of this seed, of this resample) do not count.
+            # As sklearn's f1_score(average="macro") on the whole split: the classes in its true or predicted labels
+            # (each seed's), fixed for every resample. A rare class that a resample happens to leave out counts 0 (it
+            # was never predicted right), as it does in the whole split; dropping it instead lifted the resample to
+            # the other classes' mean, and a model that never found a class of 2 got an upper bound of 1.000.
             tp, pred_n, true_n = s[..., :k], s[..., k : 2 * k], s[..., 2 * k :]
             denom = pred_n + true_n
-            present = denom > 0
-            f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=present)
-            return f1.sum(-1) / np.maximum(present.sum(-1), 1)
+            f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+            return (f1 * classes_of_seed).sum(-1) / np.maximum(classes_of_seed.sum(-1), 1)
 
         return X, f1_macro
     if metric not in ("loss", "perplexity"):
