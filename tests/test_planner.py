@@ -735,3 +735,42 @@ def test_a_second_comparison_into_a_folder_in_use_is_refused_in_one_line(tmp_pat
         assert f"is in use by another tunelab compare (process {os.getpid()})" in capsys.readouterr().err
         assert not (out / "runs").exists()
     assert not (out / LOCK_NAME).exists()  # released and removed
+
+
+def test_the_advice_before_a_comparison_measures_the_domain_as_tunelab_recommend_does(monkeypatch):
+    """The comparison's advice before training reads the domain on recommend's own sample (the one the advice was
+    calibrated on): with half of it, the same data and model gave other distances than `tunelab recommend`."""
+    import inspect
+
+    import tunelab.advice.recommend as advice
+    from tunelab.compare.runner import _pre_recommendation
+    from tunelab.config import TrainConfig
+
+    asked = {}
+    default = inspect.signature(advice.recommend).parameters["sample_size"].default
+    real = advice.recommend
+
+    def fake(model, data, **kwargs):
+        asked.update(kwargs)
+        return {"strategy": None}
+
+    fake.__signature__ = inspect.signature(real)  # the options compare passes are those recommend takes
+    monkeypatch.setattr(advice, "recommend", fake)
+    _pre_recommendation(TrainConfig(model="m", data="d.csv"), ["head", "full"], None, None, None)
+    assert asked and asked.get("sample_size", default) == default == 64
+
+
+def test_overwrite_replaces_every_run_a_folder_holds(tmp_path, capsys, tiny_bert_dir, sentiment_csv):
+    """--overwrite replaces what --out holds: the runs of the earlier comparison that the new plan no longer makes go
+    too (six stale runs of 88 MB each stayed beside the new one)."""
+    from tunelab.cli.main import main
+
+    out = tmp_path / "cmp"
+    stale = out / "runs" / "last-n-s43"
+    stale.mkdir(parents=True)
+    (stale / "metrics.json").write_text("{}")
+    code = main(["compare", "--model", str(tiny_bert_dir), "--data", str(sentiment_csv), "--strategies", "head",
+                 "--epochs", "1", "--exhaustive", "--no-pre-recommendation", "--no-forgetting", "--overwrite", "-q",
+                 "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["head"]

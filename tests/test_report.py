@@ -460,3 +460,16 @@ def test_a_planned_comparisons_rounds_are_not_called_a_short_learning_curve(tmp_
     planned["planning"] = {"stopped": [], "strategies": {}, "round_fractions": [0.333, 1.0]}
     md = write_report(tmp_path, results, recommendation=planned)["md"].read_text(encoding="utf-8")
     assert "How much labelled data" not in md and "data fractions were run" not in md
+
+
+def test_a_lone_strategy_and_a_lone_finalist_say_what_their_choice_rests_on():
+    """One strategy asked for 'was compared' (nothing failed); a planned comparison's lone finalist says its choice
+    rests on the rounds' cuts; a learning curve fitted through single-seed points says its intervals are optimistic."""
+    alone = recommend_from_results([make_run("head", 0.8)])
+    assert "head is the only strategy that was compared" in alone["reasons"][0]
+    finalist = recommend_from_results([make_run("lora", 0.8)], stopped=["head", "full"], rounds=True)
+    assert any("rests on the rounds' cuts, not on a paired comparison" in r for r in finalist["reasons"])
+    curve = [make_run(s, a + 0.1 * f, fraction=f, n_train=int(800 * f)) for s, a in (("head", 0.6), ("full", 0.62))
+             for f in (0.25, 0.5, 0.75, 1.0)]
+    rec = recommend_from_results(curve)
+    assert any("Learning curve of" in r and "narrower than the truth" in r for r in rec["reasons"])

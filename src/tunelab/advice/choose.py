@@ -605,7 +605,7 @@ def recommend_from_results(
     if chosen is None:
         reasons = _no_choice_reasons(summaries, ok, max_train_minutes, memory_gb, max_forgetting)
     else:
-        reasons = _choice_reasons(chosen, fits, comparison, intervals, ask, len(ok))
+        reasons = _choice_reasons(chosen, fits, comparison, intervals, ask, len(ok), len(summaries))
         out.update(_chosen_facts(chosen, comparison, intervals))
     curves = learning_curves_from_results(results, ask.metric, level=ask.level)
     out["learning_curves"] = curves.to_dict() if curves is not None else None
@@ -708,7 +708,7 @@ def _value_text(summary: StrategySummary, interval: Interval | None, split: str,
 
 
 def _choice_reasons(chosen: StrategySummary, fits: list[StrategySummary], comparison: Comparison,
-                    intervals: dict, ask: _Ask, n_ok: int) -> list[str]:
+                    intervals: dict, ask: _Ask, n_ok: int, n_all: int | None = None) -> list[str]:
     """The first reasons: what was chosen, on which evidence, what it reached on test."""
     by_name = {s.strategy: s for s in fits}
     best = by_name[comparison.best]
@@ -718,11 +718,16 @@ def _choice_reasons(chosen: StrategySummary, fits: list[StrategySummary], compar
     if len(fits) == 1:
         trained = f", trained in {format_seconds(chosen.train_time_s)}" if chosen.train_time_s is not None else ""
         alone = ("reached the final round (the others were stopped early by the rounds: see below)" if ask.stopped else
+                 "was compared" if n_all == 1 else
                  "succeeded" if n_ok == 1 else "succeeded within the limits")
         reasons = [
             f"{chosen.strategy} is the only strategy that {alone}, "
             f"so there was nothing to compare it with: {value} validation {ask.label}{seeds}{trained}{share}."
         ]
+        if ask.stopped:  # the rounds' cuts decided, on predictions, not a paired comparison at the full data
+            reasons.append("This choice rests on the rounds' cuts, not on a paired comparison at the full data: where "
+                           "a stop below says a strategy was not shown to be worse, --exhaustive (or --halving 1) "
+                           "compares it to the end.")
     elif chosen is best:
         reasons = [_best_chosen_reason(chosen, fits, comparison, value + seeds, share, ask)]
     else:
@@ -1121,9 +1126,11 @@ def _curve_reasons(results: list[dict], curves: LearningCurves | None, chosen: s
         ahead = " and ".join(
             f"at {p.n / fit.n_max:g}× the labels ({p.n:,.0f}) {format_interval(p.value, ask.metric)}" for p in fit.predictions
         )
+        optimistic = ("; the intervals come from the fit's residuals alone, not from each point's own evaluation noise, "
+                      "and with few sizes they are narrower than the truth" if fit.resample == "residuals" else "")
         reasons.append(
             f"Learning curve of {chosen} (validation {ask.label} against labelled training examples, inverse power "
-            f"law through {len(fit.n)} sizes, {level_pct(ask.level)} intervals): predicted {ahead}."
+            f"law through {len(fit.n)} sizes, {level_pct(ask.level)} intervals{optimistic}): predicted {ahead}."
         )
     statement = curves.statement()
     if statement:

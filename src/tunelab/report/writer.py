@@ -395,7 +395,9 @@ def _data_size_blocks(results: list[dict], recommendation: dict, metric: str) ->
     fitted = any(c["fitted"] for c in (curves.get("curves") or {}).values())
     if recommendation.get("planning") is not None and not fitted:
         return []  # a planned comparison's screening rounds, not a learning curve: the stops tell them
-    blocks: list[Block] = [Heading("How much labelled data full fine-tuning needs")]
+    with_full = any(r["full_mean"] is not None for r in crossover)
+    blocks: list[Block] = [Heading("How much labelled data full fine-tuning needs" if with_full
+                                   else "How the strategies fare with more labelled data")]
     if fitted:
         cross = curves.get("crossover") or {}
         if cross.get("message"):
