@@ -158,3 +158,9 @@ def test_a_measurement_is_reused_for_the_same_model_options_data_and_machine(tin
     assert not estimate(config.replace(batch_size=4), **kw)["reused"]  # a step of another shape is measured
     assert not estimate(config, **kw, reuse=False)["reused"]  # asked to measure again
     assert len(list((tmp_path / "cache" / "estimates").glob("*.json"))) == 2
+
+
+def test_seconds_below_one_keep_two_significant_digits():
+    from tunelab.advice.estimate import seconds_text
+
+    assert [seconds_text(x) for x in (12.34, 1.0, 0.041, 0.0049)] == ["12.3", "1.0", "0.041", "0.0049"]

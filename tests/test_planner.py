@@ -774,3 +774,14 @@ def test_overwrite_replaces_every_run_a_folder_holds(tmp_path, capsys, tiny_bert
                  "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     assert sorted(p.name for p in (out / "runs").iterdir()) == ["head"]
+
+
+def test_resume_of_a_folder_without_a_comparison_says_it_starts_one(tmp_path, caplog, tiny_bert_dir, sentiment_csv):
+    from tunelab.cli.main import main
+
+    with caplog.at_level("WARNING", logger="tunelab"):
+        code = main(["compare", "--model", str(tiny_bert_dir), "--data", str(sentiment_csv), "--strategies", "head",
+                     "--epochs", "1", "--exhaustive", "--no-pre-recommendation", "--no-forgetting", "--resume", "-q",
+                     "--out", str(tmp_path / "new")])
+    assert code == 0
+    assert f"--resume: {tmp_path / 'new'} holds no comparison to resume; starting one" in caplog.text

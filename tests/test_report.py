@@ -473,3 +473,13 @@ def test_a_lone_strategy_and_a_lone_finalist_say_what_their_choice_rests_on():
              for f in (0.25, 0.5, 0.75, 1.0)]
     rec = recommend_from_results(curve)
     assert any("Learning curve of" in r and "narrower than the truth" in r for r in rec["reasons"])
+
+
+def test_the_axes_table_shows_the_comparisons_metric(tmp_path):
+    from tunelab.advice.choose import metric_label
+
+    results = [make_run(s, PROFILE[s][1]) for s in STRATEGIES]
+    rec = recommend_from_results(results, metric="f1_macro")
+    md = write_report(tmp_path, results, recommendation=rec)["md"].read_text(encoding="utf-8")
+    axes = md.split("Transfer learning vs fine-tuning")[1]
+    assert f"Test {metric_label('f1_macro')}" in axes and "Test accuracy" not in axes

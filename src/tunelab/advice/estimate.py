@@ -507,6 +507,12 @@ def _summary(cfg: TrainConfig, measured: list[dict], batch_sizes: list[int], sha
     }
 
 
+def seconds_text(seconds: float) -> str:
+    """``12.3``, ``1.2``, ``0.041``: one decimal from a second up, two significant digits below (an epoch of a tiny
+    model read "0.0 s")."""
+    return f"{seconds:.1f}" if seconds >= 1 else f"{seconds:.2g}"
+
+
 def format_estimate(est: dict[str, Any]) -> list[str]:
     """Human-readable lines for one estimate (used by ``tunelab estimate``)."""
     lines = [
@@ -515,7 +521,8 @@ def format_estimate(est: dict[str, Any]) -> list[str]:
         f"({est['examples_per_epoch']:,} examples)",
         f"time per step      {est['time_per_step_s']:.3f} s (median of {est['timed_steps']} after {est['warmup_steps']} warm-up; "
         f"{est.get('precision', 'fp32')})",
-        f"time per epoch     {est['time_per_epoch_s']:.1f} s (steady steps; the first step's warm-up counts once, below)",
+        f"time per epoch     {seconds_text(est['time_per_epoch_s'])} s (steady steps; the first step's warm-up counts once, "
+        "below)",
         f"training time      {est['train_time_s']:.1f} s for {est['epochs']:g} epoch(s), incl. {est['overhead_s']:.1f} s start-up",
         f"peak memory        {est['peak_memory_mb']:.0f} MB ({est['memory_kind']}; {est['baseline_memory_mb']:.0f} MB after loading)",
         f"trainable params   {est['trainable_params']:,} of {est['total_params']:,}",

@@ -57,6 +57,8 @@ def print_recommendation(rec: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from tunelab.advice.estimate import seconds_text
+
     console = Console()
     cfg = rec["config"]
     console.print(f"[bold]recommended strategy: {rec['strategy']}[/bold]  ({cfg['model']} on {cfg['data']})")
@@ -79,7 +81,7 @@ def print_recommendation(rec: dict) -> None:
         fits = "yes" if row["fits"] else "no (" + ", ".join(
             w for w, key in (("time", "budget"), ("memory", "memory")) if key in (row["why_not"] or "")) + ")"
         mark = " *" if row["strategy"] == rec["strategy"] else ""
-        table.add_row(row["strategy"] + mark, f"{row['time_per_epoch_s']:.1f}", f"{train_s:.1f}",
+        table.add_row(row["strategy"] + mark, seconds_text(row["time_per_epoch_s"]), seconds_text(train_s),
                       f"{row['peak_memory_mb']:,.0f}", f"{100 * share:.3g} %", fits)
     console.print(table)
     console.print("train s: every epoch's steady steps, plus the start-up, the first step's warm-up and the frozen-layer "

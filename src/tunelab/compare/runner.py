@@ -600,6 +600,10 @@ def _checked_out(base: TrainConfig, strategies: list[str], out: str | Path | Non
     out = Path(out) if out is not None else default_compare_out(base)
     check_folder(out)
     runs_dir = out / RUNS_DIR
+    if opts.resume and not (out / PLAN_NAME).is_file() and not (runs_dir.is_dir() and any(runs_dir.iterdir())):
+        import logging
+
+        logging.getLogger("tunelab").warning(f"--resume: {out} holds no comparison to resume; starting one")
     if runs_dir.is_dir() and any(runs_dir.iterdir()) and not (opts.resume or opts.overwrite):
         raise TunelabError(
             f"{out} already holds a comparison: pass --resume to reuse its finished runs, "

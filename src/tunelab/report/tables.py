@@ -438,17 +438,18 @@ def format_signals(signals: Any) -> list[str]:
 
 
 def axes_table(
-    results: list[dict], *, pre_recommendation: dict | None = None
+    results: list[dict], *, pre_recommendation: dict | None = None, metric: str | None = None
 ) -> tuple[list[str], list[tuple[str, list[str]]]]:
     """The strategies along the comparison axes, filled with this run's numbers.
 
     Returns ``(strategies, rows)``: each row is ``(axis, one cell per strategy)``. Axes: approach,
     what trains, architecture, share of weights trained, peak memory, training time, test metric
     (all measured except the first three), data regime (from ``meta_info``) and closeness of domain
-    (``pre_recommendation["signals"]`` when given, else "not measured").
+    (``pre_recommendation["signals"]`` when given, else "not measured"). ``metric``: the comparison's (default: the
+    task's).
     """
     task = results_task(results)
-    summaries = summarize_strategies(results)
+    summaries = summarize_strategies(results, metric=metric)
     strategies = [s.strategy for s in summaries]
     pre = pre_recommendation or {}
     # closeness of domain: the domain analysis alone when the pre-training recommendation has one

@@ -145,7 +145,7 @@ def build_blocks(
     if chosen and task == "classification":
         blocks.extend(_per_class_blocks(next((s for s in summaries if s.strategy == chosen), None)))
     blocks.extend(_plot_blocks(plots))
-    blocks.extend(_axes_blocks(results, pre_recommendation))
+    blocks.extend(_axes_blocks(results, pre_recommendation, metric))
     blocks.extend(_data_size_blocks(results, recommendation, metric))
     if pre_recommendation:
         blocks.extend(_pre_recommendation_blocks(pre_recommendation, recommendation, summaries, metric))
@@ -244,9 +244,9 @@ def _plot_blocks(plots: list) -> list[Block]:
     return [Heading("Trade-offs"), Paragraph(note, css="note"), *plots]
 
 
-def _axes_blocks(results: list[dict], pre_recommendation: dict | None) -> list[Block]:
-    """The axes people compare the two approaches on, filled with this comparison's numbers."""
-    strategies, axes = axes_table(results, pre_recommendation=pre_recommendation)
+def _axes_blocks(results: list[dict], pre_recommendation: dict | None, metric: str | None = None) -> list[Block]:
+    """The axes people compare the two approaches on, filled with this comparison's numbers (its ``metric``)."""
+    strategies, axes = axes_table(results, pre_recommendation=pre_recommendation, metric=metric)
     if not strategies:
         return []
     note = ("The axes people compare the two approaches on (working principle, architecture, training "
