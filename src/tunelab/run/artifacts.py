@@ -101,7 +101,7 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
 def data_reference(spec: str) -> str:
     """How an artifact names the data it trained on: a file or folder by its absolute path, a built-in by its name."""
     path = Path(str(spec)).expanduser()
-    return str(path.resolve()) if path.exists() else str(spec)
+    return str(path.resolve()) if str(spec).strip() and path.exists() else str(spec)
 
 
 def base_reference(name_or_path: str) -> str:
