@@ -347,3 +347,16 @@ def test_a_model_trained_on_conversations_is_prompted_as_a_users_turn(tiny_llama
     predict(model_dir, ["hello there"], max_new_tokens=2, raw=True)
     assert asked == ["hello there"]  # once: not with raw
     assert real(AutoTokenizer.from_pretrained(model_dir), "hi") == "user: hi\nassistant:"  # no chat template here
+
+
+def test_a_continuation_keeps_the_space_after_its_prompt_whatever_the_tokenizer():
+    """WordPiece marks a word by its start, not by a leading space: decoding the new tokens alone glued them to the
+    prompt ('To be or notcited'); the whole sequence less the prompt's decoding keeps the space."""
+    from conftest import tiny_tokenizer
+    from tunelab.run.artifacts import continuation
+
+    tokenizer = tiny_tokenizer()
+    prompt = tokenizer("the film was", add_special_tokens=False)["input_ids"]
+    more = tokenizer("really good", add_special_tokens=False)["input_ids"]
+    assert tokenizer.decode(more) == "really good"  # alone: no space
+    assert continuation(tokenizer, prompt + more, len(prompt)) == " really good"

@@ -338,5 +338,14 @@ def _predict(path: str | Path, texts: list[str], *, max_new_tokens: int, batch_s
             enc = {k: v[:, -room:] for k, v in enc.items()}
         enc = {k: v.to(device) for k, v in enc.items()}
         out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-        results.append({"text": text, "generated": tokenizer.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)})
+        results.append({"text": text, "generated": continuation(tokenizer, out[0], enc["input_ids"].shape[1])})
     return results
+
+
+def continuation(tokenizer, ids, prompt_length: int) -> str:
+    """The text generated after a prompt of ``prompt_length`` tokens: the whole sequence decoded, less the prompt's
+    decoding (as transformers' text-generation pipeline does), so the space between the prompt and its continuation
+    is kept where a tokenizer marks words by their start (WordPiece, SentencePiece) rather than by a leading space."""
+    whole = tokenizer.decode(ids, skip_special_tokens=True)
+    prompt = tokenizer.decode(ids[:prompt_length], skip_special_tokens=True)
+    return whole[len(prompt):] if whole.startswith(prompt) else tokenizer.decode(ids[prompt_length:], skip_special_tokens=True)
