@@ -81,7 +81,9 @@ def test_causal_lm_predict_is_the_greedy_continuation_of_the_plain_model(lm_run)
         enc = tokenizer(row["text"], return_tensors="pt", return_token_type_ids=False)
         with torch.no_grad():
             ids = model.generate(**enc, max_new_tokens=5, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-        assert row["generated"] == tokenizer.decode(ids[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+        whole = tokenizer.decode(ids[0], skip_special_tokens=True)
+        prompt = tokenizer.decode(ids[0, : enc["input_ids"].shape[1]], skip_special_tokens=True)
+        assert whole.startswith(prompt) and row["generated"] == whole[len(prompt) :]
     info = json.loads((lm_run / MODEL_DIR / "tunelab.json").read_text())
     assert info["task"] == "causal-lm" and info["format"] == "transformers" and info["max_length"] == 16
 
