@@ -99,19 +99,17 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
 
 
 def data_reference(spec: str) -> str:
-    """How an artifact names the data it trained on: a file or folder by its absolute path, a built-in by its name."""
+    """How an artifact names what it came from: a local file or folder by its absolute path (a relative one would
+    mean another from another working directory), a built-in's name or a hub id as given."""
     path = Path(str(spec)).expanduser()
     return str(path.resolve()) if str(spec).strip() and path.exists() else str(spec)
 
 
 def base_reference(name_or_path: str) -> str:
-    """How an artifact names its base model: a built-in by its name, a local folder by its absolute path (a relative
-    one would mean another folder from another working directory), a hub id as given."""
+    """How an artifact names its base model (:func:`data_reference`; a built-in by its name, as tunelab loads it)."""
     from tunelab.models import BUILTIN_MODELS
 
-    if name_or_path in BUILTIN_MODELS or not Path(name_or_path).expanduser().is_dir():
-        return name_or_path
-    return str(Path(name_or_path).expanduser().resolve())
+    return name_or_path if name_or_path in BUILTIN_MODELS else data_reference(name_or_path)
 
 
 def model_card(run, metrics: dict[str, Any], *, merged: bool = False) -> str:
