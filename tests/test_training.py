@@ -9,6 +9,7 @@ import pytest
 
 from tunelab.config import TrainConfig
 from tunelab.errors import ConfigError
+from tunelab.metrics import IGNORE_INDEX
 from tunelab.run.outputs import ExampleOutputs
 from tunelab.run.training import load_data, resolve_max_length, tokenize, train
 
@@ -756,3 +757,94 @@ def test_evaluate_scores_the_split_training_held_out_with_the_runs_seed_fraction
     info_path.write_text(json.dumps(info))
     assert evaluate_artifact(tmp_path / "o", str(tmp_path / "d.csv"))["loss"] == pytest.approx(
         record["metrics"]["test"]["loss"], rel=1e-4)
+
+
+def _chat_data(n: int = 24):
+    """Causal-LM TaskData of two-turn conversations (the user's question, the assistant's answer)."""
+    from datasets import Dataset
+
+    from tunelab.data import TaskData
+    from tunelab.data.chat import render
+
+    def split(offset: int, size: int) -> Dataset:
+        messages = [[{"role": "user", "content": f"was film {i} good"},
+                     {"role": "assistant", "content": "very good" if i % 2 else "quite dull"}]
+                    for i in range(offset, offset + size)]
+        return Dataset.from_dict({"text": [render(m) for m in messages], "messages": messages})
+
+    return TaskData(task="causal-lm", train=split(0, n), validation=split(n, 8), test=split(n + 8, 8),
+                    source="toy-chat", fingerprint=f"toy-chat-{n}")
+
+
+@pytest.mark.parametrize("template", [False, True])
+def test_a_conversation_learns_only_the_assistants_turns(tiny_llama_dir, template):
+    """--loss-on assistant (the default): the user's turn is context, not a target; the assistant's reply and what
+    ends it (the template's end-of-turn marker, or the EOS after the last turn) are targets. --loss-on all learns
+    every token, as before."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    if template:
+        tokenizer.chat_template = ("{% for m in messages %}{{ m['role'] }} says {{ m['content'] }} ; {% endfor %}"
+                                   "{% if add_generation_prompt %}assistant says {% endif %}")
+    data = _chat_data()
+    assistant, _ = tokenize(data, tokenizer, 64, loss_on="assistant")
+    everything, _ = tokenize(data, tokenizer, 64, loss_on="all")
+    ids, labels = assistant["train"]["input_ids"][0], assistant["train"]["labels"][0]
+    assert everything["train"]["input_ids"][0] == ids  # the same tokens, other targets
+    assert everything["train"]["labels"][0] == ids
+    learnt = tokenizer.decode([t for t, label in zip(ids, labels) if label != IGNORE_INDEX])
+    end = "; [SEP]" if template else "[SEP]"
+    first = data.train[0]["messages"][1]["content"]
+    assert learnt.startswith(f"{first} {end}")  # the first conversation's answer and its end, nothing of the question
+    assert "film" not in learnt and "was" not in learnt and "user" not in learnt
+    assert learnt.count("[SEP]") == learnt.count("good") + learnt.count("dull")  # every answer ends, no question does
+
+
+def test_a_causal_lm_collator_keeps_eos_targets_where_the_pad_token_is_eos(tiny_llama_dir):
+    """transformers' language-modeling collator labels the ids again and drops every token equal to the pad token:
+    with pad = EOS (most decoders) the EOS between packed texts was never a target. The blocks' own labels are kept."""
+    from transformers import AutoTokenizer
+
+    from tunelab.run.padding import task_collator
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    tokenizer.pad_token = tokenizer.eos_token
+    eos = tokenizer.eos_token_id
+    batch = task_collator(tokenizer, "causal-lm", None)([{"input_ids": [7, eos, 8, 9], "labels": [7, eos, 8, 9]},
+                                                         {"input_ids": [7, 8], "labels": [IGNORE_INDEX, 8]}])
+    assert batch["labels"].tolist() == [[7, eos, 8, 9], [IGNORE_INDEX, 8, IGNORE_INDEX, IGNORE_INDEX]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
+
+
+def test_a_chat_run_records_evaluates_and_scores_the_same_targets(tiny_llama_dir, tmp_path):
+    """The run's recorded loss, its per-example outputs and `tunelab evaluate` of the saved model all score the
+    assistant's turns alone; the artifact records it; --loss-on all scores more tokens."""
+    from tunelab.run.evaluation import evaluate_artifact
+
+    rows = [{"messages": [{"role": "user", "content": f"was film {i} good"},
+                          {"role": "assistant", "content": "very good" if i % 2 else "quite dull"}]} for i in range(60)]
+    path = tmp_path / "chat.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    counts = {}
+    for loss_on in ("assistant", "all"):
+        out = tmp_path / loss_on
+        record = train(TrainConfig(model=str(tiny_llama_dir), data=str(path), strategy="full", epochs=1, batch_size=4,
+                                   max_length=16, loss_on=loss_on, forgetting=False, out=str(out)), progress=False)
+        outputs = ExampleOutputs.load(out, "validation")
+        assert outputs.metrics()["loss"] == pytest.approx(record["metrics"]["validation"]["loss"], rel=1e-4)
+        assert json.loads((out / "model" / "tunelab.json").read_text())["loss_on"] == loss_on
+        scored = evaluate_artifact(out, str(path), split="validation")
+        assert scored["loss"] == pytest.approx(record["metrics"]["validation"]["loss"], rel=1e-3)
+        counts[loss_on] = outputs.token_counts.sum()
+    assert counts["assistant"] < counts["all"] / 2
+    assert any("assistant's turns only" in note for note in record_notes(tmp_path / "assistant"))
+
+
+def record_notes(out) -> list[str]:
+    return json.loads((out / "metrics.json").read_text())["train_info"].get("notes", [])
+
+
+def test_an_unknown_loss_on_is_refused():
+    with pytest.raises(ConfigError, match="--loss-on 'prompt' is unknown: use assistant, all"):
+        TrainConfig(loss_on="prompt").validate()

@@ -23,6 +23,8 @@ DEFAULT_EPOCHS = 3.0
 MIN_MAX_LENGTH = 8
 #: What ``--keep`` may name: the part of a too-long text a classifier reads (:func:`tunelab.run.encoding.encode`).
 KEEP_CHOICES = ("start", "end", "start+end")
+#: What ``--loss-on`` may name: the tokens of a conversation a causal LM learns to predict.
+LOSS_ON_CHOICES = ("assistant", "all")
 """Passes over the training data when ``--epochs`` is not given (and there are at least :data:`MIN_STEPS` steps)."""
 MIN_STEPS = 60
 """Optimizer steps a run takes at least when ``--epochs`` is not given: small data trains for more whole epochs.
@@ -62,6 +64,11 @@ class TrainConfig:
     """Which part of a text longer than --max-length a classifier reads: ``start``, ``end``, or ``start+end`` (a
     quarter from its start, the rest from its end: long reviews and documents; Sun et al. 2019, "How to Fine-Tune
     BERT for Text Classification?"). Single texts; pairs are cut longest first."""
+    loss_on: str = "assistant"
+    """Causal LM trained on conversations (messages, prompt/completion, ShareGPT, Alpaca): ``assistant`` learns the
+    assistant's turns only, the rest of each conversation being their context (TRL's ``assistant_only_loss``; its
+    default for prompt/completion pairs), end-of-turn markers included; ``all`` learns every token. Plain text
+    learns every token either way."""
     seed: int = 42
     validation_fraction: float = 0.1
     test_fraction: float = 0.2
@@ -196,6 +203,8 @@ class TrainConfig:
             out.append(f"--max-length must be at least {MIN_MAX_LENGTH}, got {self.max_length}")
         if self.keep not in KEEP_CHOICES:
             out.append(f"--keep '{self.keep}' is unknown: use {', '.join(KEEP_CHOICES)}")
+        if self.loss_on not in LOSS_ON_CHOICES:
+            out.append(f"--loss-on '{self.loss_on}' is unknown: use {', '.join(LOSS_ON_CHOICES)}")
         for name in ("max_train_samples", "max_eval_samples", "lora_layers"):
             value = getattr(self, name)
             if value is not None and value < 1:

@@ -44,6 +44,55 @@ def generation_prompt(tokenizer, text: str) -> str:
     return render(messages) + "\nassistant:"
 
 
+def conversation_text(tokenizer, messages: list[Message]) -> str:
+    """A whole conversation as the model trains on it: the tokenizer's chat template, or :func:`render`."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(messages, tokenize=False)
+    return render(messages)
+
+
+def reply_spans(tokenizer, messages: list[Message]) -> tuple[str, list[tuple[int, int]]]:
+    """:func:`conversation_text` and the character spans of the assistant's turns in it: what a model learns to
+    answer (TRL's ``assistant_only_loss`` / ``completion_only_loss``). Through a chat template a turn's span runs
+    from the end of the conversation so far with the generation prompt (``apply_chat_template(messages[:k],
+    add_generation_prompt=True)``) to the end of it with the reply, so the template's end-of-turn marker is learnt
+    too; that needs no ``{% generation %}`` markers in the template. A template that does not render a
+    conversation as an extension of its beginning (some drop earlier turns' reasoning) has each reply found by its
+    content instead, in order."""
+    text = conversation_text(tokenizer, messages)
+    spans: list[tuple[int, int]] = []
+    if not getattr(tokenizer, "chat_template", None):
+        start = 0
+        for message in messages:
+            line = f"{message['role']}: "
+            if message["role"] == "assistant":
+                spans.append((start + len(line), start + len(line) + len(message["content"])))
+            start += len(line) + len(message["content"]) + 1  # the newline between messages
+        return text, spans
+    for k, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        asked = tokenizer.apply_chat_template(messages[:k], tokenize=False, add_generation_prompt=True) if k else ""
+        answered = tokenizer.apply_chat_template(messages[: k + 1], tokenize=False)
+        if not (answered.startswith(asked) and text.startswith(answered)):
+            return text, _spans_by_content(text, messages)
+        spans.append((len(asked), len(answered)))
+    return text, spans
+
+
+def _spans_by_content(text: str, messages: list[Message]) -> list[tuple[int, int]]:
+    """Each assistant reply's content, found in ``text`` after the previous message's."""
+    spans, at = [], 0
+    for message in messages:
+        found = text.find(message["content"], at) if message["content"] else -1
+        if found < 0:
+            continue
+        at = found + len(message["content"])
+        if message["role"] == "assistant":
+            spans.append((found, at))
+    return spans
+
+
 def chat_messages(table: Table) -> list[list[Message]]:
     """One validated conversation per row."""
     if "messages" in table.columns:

@@ -7,6 +7,7 @@ import math
 import torch
 
 from tunelab.errors import DataError, some_of
+from tunelab.metrics import IGNORE_INDEX
 
 
 def run_split_settings(path, info: dict) -> dict:
@@ -87,31 +88,35 @@ def evaluate_artifact(path, data_spec: str, *, split: str = "test", text_column:
             ds.map(lambda b: {"label": [remap[x] for x in b["label"]]}, batched=True) for ds in (data.train, data.validation, data.test)
         )
         tokenizer.padding_side = "right"
-    tokenized, _ = tokenize(data, tokenizer, info.get("max_length") or 128, keep=info.get("keep", "start"))
+    # a model trained before --loss-on learnt every token of its conversations
+    tokenized, _ = tokenize(data, tokenizer, info.get("max_length") or 128, keep=info.get("keep", "start"),
+                            loss_on=info.get("loss_on", "all"))
     splits = ["train"] if split == "all" else [split]  # "all": loaded unsplit, every row in train
     from datasets import concatenate_datasets
 
     ds = concatenate_datasets([tokenized[s] for s in splits])
     from tunelab.run.padding import one_pass_attention, task_collator
 
-    # classification: padded as in training; causal LM: blocks of one length (a short tail alone), so no pad is scored
-    collate = task_collator(tokenizer, "classification", info.get("max_length") if info["task"] == "classification" else None)
+    # padded as in training; a causal LM's pads and context tokens are no targets
+    collate = task_collator(tokenizer, info["task"], info.get("max_length"))
     # token types (the second text of a pair) where the model takes them
     keys = ("input_ids", "attention_mask", "labels") + (("token_type_ids",) if "token_type_ids" in tokenizer.model_input_names else ())
-    losses, preds, labels, n = [], [], [], 0
+    losses, preds, labels, n, weights = [], [], [], 0, 0
     with one_pass_attention():  # on a GPU: no per-shape cuDNN plans (tunelab.run.padding)
         for i in range(0, len(ds), batch_size):
             rows = ds[i : i + batch_size]
             batch = collate([{k: rows[k][j] for k in keys if k in rows} for j in range(len(rows["input_ids"]))]).to(device)
+            out = model(**batch)
             if info["task"] == "classification":
-                out = model(**batch)
                 preds.append(out.logits.argmax(-1).cpu())
                 labels.append(batch["labels"].cpu())
-            else:
-                out = model(input_ids=batch["input_ids"], labels=batch["input_ids"])
-            losses.append(float(out.loss) * len(rows["input_ids"]))
+                weight = len(rows["input_ids"])  # the loss is a mean over rows
+            else:  # ... over the targets, the next tokens that are learnt
+                weight = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+            losses.append(float(out.loss) * weight)
             n += len(rows["input_ids"])
-    result = {"split": split, "examples": n, "loss": sum(losses) / max(n, 1)}
+            weights += weight
+    result = {"split": split, "examples": n, "loss": sum(losses) / max(weights, 1)}
     if info["task"] == "classification":
         from types import SimpleNamespace
 

@@ -87,14 +87,17 @@ def padded_length(longest: int, max_length: int | None) -> int:
 
 
 def task_collator(tokenizer, task: str, max_length: int | None):
-    """The collator of a task: dynamic padding (classification) or next-token labels (causal LM), padded to
-    :func:`pad_multiple` of the run's ``max_length``."""
-    from transformers import DataCollatorForLanguageModeling, DataCollatorWithPadding
+    """The collator of a task, padding to :func:`pad_multiple` of the run's ``max_length``: dynamic padding
+    (classification); for a causal LM, the blocks' own next-token labels (which tokens are targets:
+    :func:`tunelab.run.training.tokenize`) padded with ``IGNORE_INDEX``. Not ``DataCollatorForLanguageModeling``:
+    it labels the input ids again, and where the pad token is the EOS token (most decoders) it drops every EOS
+    between packed texts from the targets."""
+    from transformers import DataCollatorForSeq2Seq, DataCollatorWithPadding
 
     multiple = pad_multiple(max_length)
     if task == "classification":
         return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=multiple)
-    return DataCollatorForLanguageModeling(tokenizer, mlm=False, pad_to_multiple_of=multiple)
+    return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE_INDEX, pad_to_multiple_of=multiple)
 
 
 def one_pass_attention():

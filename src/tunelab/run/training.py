@@ -27,6 +27,7 @@ import torch
 from tunelab.config import TrainConfig
 from tunelab.data.types import TaskData
 from tunelab.errors import ConfigError, StrategyError, TrainingError, TunelabError
+from tunelab.metrics import IGNORE_INDEX
 from tunelab.models import (
     forward_problem,
     head_note,
@@ -154,20 +155,14 @@ def resolve_max_length(config: TrainConfig, task: str, model, tokenizer) -> int:
     return config.max_length or min(DEFAULT_MAX_LENGTH[task], limit)
 
 
-def render_text(example: dict, tokenizer) -> str:
-    messages = example.get("messages")
-    if messages and getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(messages, tokenize=False)
-    return example["text"]
-
-
-def _map_fingerprint(data: TaskData, split: str, tokenizer, max_length: int, keep: str = "start") -> str:
+def _map_fingerprint(data: TaskData, split: str, tokenizer, max_length: int, keep: str = "start",
+                     loss_on: str = "all") -> str:
     """A cheap fingerprint for ``datasets.map``: without it, datasets pickles and hashes the whole
     tokenizer on every call (seconds each)."""
     import hashlib
 
     split_fp = getattr(data.splits()[split], "_fingerprint", "")
-    key = f"{data.fingerprint}|{split}|{split_fp}|{tokenizer.name_or_path}|{len(tokenizer)}|{max_length}|{data.task}|{keep}"
+    key = f"{data.fingerprint}|{split}|{split_fp}|{tokenizer.name_or_path}|{len(tokenizer)}|{max_length}|{data.task}|{keep}|{loss_on}"
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -176,21 +171,60 @@ LM_PACKING_ROWS = 1000
 partial block is dropped, unless it is the batch's only one."""
 
 
-def _lm_blocks(batch: dict[str, list], tokenizer, max_length: int) -> list[list[int]]:
-    """A batch of rows (columns of ``datasets.map``) as causal-LM blocks: the texts joined, each followed by the
-    separator (EOS; a tokenizer without one, as GPT-2 models trained with a BERT tokenizer, its SEP token, or
-    nothing), cut into blocks of ``max_length`` tokens."""
+def _lm_blocks(batch: dict[str, list], tokenizer, max_length: int,
+               loss_on: str = "all") -> tuple[list[list[int]], list[list[int]]]:
+    """A batch of rows (columns of ``datasets.map``) as causal-LM blocks and their next-token labels: the texts
+    joined, each followed by the separator (EOS; a tokenizer without one, as GPT-2 models trained with a BERT
+    tokenizer, its SEP token, or nothing), cut into blocks of ``max_length`` tokens. ``loss_on="assistant"``:
+    a conversation's tokens outside the assistant's turns are context, not targets (label ``IGNORE_INDEX``;
+    :func:`tunelab.data.chat.reply_spans`), and a block with nothing left to predict is dropped."""
     separator = [t for t in (tokenizer.eos_token_id, tokenizer.sep_token_id) if t is not None][:1]
     keys = list(batch.keys())
     rows = [dict(zip(keys, values)) for values in zip(*batch.values())]
-    texts = [render_text(r, tokenizer) for r in rows]
-    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
-    flat = [t for seq in ids for t in (seq + separator)]
+    flat: list[int] = []
+    learnt: list[bool] = []
+    for row in rows:
+        ids, targets = _lm_row(row, tokenizer, loss_on)
+        flat += ids + separator
+        learnt += targets + [targets[-1] if targets else True] * len(separator)  # the end is learnt with the last turn
     usable = (len(flat) // max_length) * max_length
-    blocks = [flat[i : i + max_length] for i in range(0, usable, max_length)]
-    if not blocks and flat:  # keep a short tail rather than dropping a small split
-        blocks = [flat[:max_length]]
-    return blocks
+    starts = list(range(0, usable, max_length))
+    if not starts and flat:  # keep a short tail rather than dropping a small split
+        starts = [0]
+    blocks, labels = [], []
+    for i in starts:
+        ids, mask = flat[i : i + max_length], learnt[i : i + max_length]
+        if any(mask[1:]):  # the first position is never predicted (labels shift by one inside the model)
+            blocks.append(ids)
+            labels.append([t if m else IGNORE_INDEX for t, m in zip(ids, mask)])
+    return blocks, labels
+
+
+def _lm_row(row: dict, tokenizer, loss_on: str) -> tuple[list[int], list[bool]]:
+    """One row's token ids, and whether each is a target."""
+    from tunelab.data.chat import conversation_text, reply_spans
+
+    messages = row.get("messages")
+    if not messages:
+        ids = tokenizer(row["text"], add_special_tokens=False)["input_ids"]
+        return ids, [True] * len(ids)
+    if loss_on != "assistant":
+        ids = tokenizer(conversation_text(tokenizer, messages), add_special_tokens=False)["input_ids"]
+        return ids, [True] * len(ids)
+    text, spans = reply_spans(tokenizer, messages)
+    if getattr(tokenizer, "is_fast", False):  # the whole text's tokens, each marked by where it lies
+        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        return enc["input_ids"], [any(s < end and e > start for start, end in spans) and e > s
+                                  for s, e in enc["offset_mapping"]]
+    ids, targets, at = [], [], 0  # a slow tokenizer has no offsets: its pieces tokenized one after another
+    for start, end in spans + [(len(text), len(text))]:
+        for piece, target in ((text[at:start], False), (text[start:end], True)):
+            if piece:
+                piece_ids = tokenizer(piece, add_special_tokens=False)["input_ids"]
+                ids += piece_ids
+                targets += [target] * len(piece_ids)
+        at = end
+    return ids, targets
 
 
 SEQUENCES_SAMPLE_ROWS = 5 * LM_PACKING_ROWS
@@ -208,18 +242,20 @@ def sequences_per_example(config: TrainConfig, data: TaskData) -> float:
     model_config = load_model_config(config.model, trust_remote_code=config.trust_remote_code)
     max_length = resolve_max_length(config, data.task, model_config, tokenizer)
     rows = min(len(data.train), SEQUENCES_SAMPLE_ROWS)  # the split's first rows (it is shuffled): the ratio, cheaply
-    blocks = sum(len(_lm_blocks(data.train[i : min(i + LM_PACKING_ROWS, rows)], tokenizer, max_length))
+    blocks = sum(len(_lm_blocks(data.train[i : min(i + LM_PACKING_ROWS, rows)], tokenizer, max_length,
+                                config.loss_on)[0])
                  for i in range(0, rows, LM_PACKING_ROWS))
     return blocks / rows
 
 
 def tokenize(data: TaskData, tokenizer, max_length: int, *, limit: int | None = None,
-             keep: str = "start") -> tuple[dict[str, Any], list[str]]:
+             keep: str = "start", loss_on: str = "all") -> tuple[dict[str, Any], list[str]]:
     """Tokenize every split. Classification: one example per text (or text pair: ``text_pair``, encoded as the
     tokenizer encodes pairs, BERT's ``[CLS] a [SEP] b [SEP]``), cut to ``max_length`` (the longer of the pair
     first; of a single text, the part ``keep`` names: :func:`tunelab.run.encoding.encode`); where training texts
     were cut and the model reads more (``limit``), the warning says how to keep more.
-    Causal LM: texts joined with EOS and cut into blocks of ``max_length`` tokens."""
+    Causal LM: texts joined with EOS and cut into blocks of ``max_length`` tokens; ``loss_on="assistant"``
+    predicts only the assistant's turns of conversations (:func:`_lm_blocks`)."""
     from tunelab.run.encoding import encode as encode_texts
 
     warnings: list[str] = []
@@ -258,9 +294,10 @@ def tokenize(data: TaskData, tokenizer, max_length: int, *, limit: int | None = 
         return out, warnings
 
     def encode_lm(batch):
-        blocks = _lm_blocks(batch, tokenizer, max_length)
-        return {"input_ids": blocks, "labels": [list(b) for b in blocks], "length": [len(b) for b in blocks]}
+        blocks, labels = _lm_blocks(batch, tokenizer, max_length, loss_on)
+        return {"input_ids": blocks, "labels": labels, "length": [len(b) for b in blocks]}
 
+    chat = loss_on == "assistant" and "messages" in data.train.column_names
     for split, ds in data.splits().items():
         if not len(ds):  # an empty split (data loaded unsplit, every row in train): nothing to encode
             out[split] = ds
@@ -271,10 +308,18 @@ def tokenize(data: TaskData, tokenizer, max_length: int, *, limit: int | None = 
             batch_size=LM_PACKING_ROWS,
             remove_columns=ds.column_names,
             desc=f"tokenizing {split}",
-            new_fingerprint=_map_fingerprint(data, split, tokenizer, max_length),
+            new_fingerprint=_map_fingerprint(data, split, tokenizer, max_length, loss_on=loss_on),
         )
         if len(out[split]) == 0:
-            raise TrainingError(f"the {split} split has no text left after tokenization: give it more text")
+            raise TrainingError(f"the {split} split has no text left after tokenization: give it more text"
+                                + (" (or --loss-on all: every block of it was a conversation's context, with none "
+                                   "of the assistant's turns to learn)" if chat else ""))
+    if chat and len(out["train"]):
+        labels = out["train"]["labels"]
+        learnt = sum(sum(t != IGNORE_INDEX for t in row[1:]) for row in labels)
+        total = sum(len(row) - 1 for row in labels)
+        warnings.append(f"loss on the assistant's turns only: {learnt:,} of the training split's {total:,} "
+                        "predicted tokens are targets, the rest is context (--loss-on all learns every token)")
     return out, warnings
 
 
@@ -530,8 +575,8 @@ def prepare(config: TrainConfig, data: TaskData | None = None) -> PreparedRun:
         raise StrategyError(f"{config.strategy} cannot run on this {kind} model: its forward pass failed on a probe input "
                             f"({problem}); try another strategy (`tunelab strategies` lists them)")
     limit = max_input_length(model, tokenizer, reserved=strategy.positions_added(config))
-    tokenized, warnings = tokenize(data, tokenizer, max_length, limit=limit,
-                                   keep=config.keep)
+    tokenized, warnings = tokenize(data, tokenizer, max_length, limit=limit, keep=config.keep,
+                                   loss_on=config.loss_on)
     check_token_ids(model, tokenizer, tokenized.values(), config.model)
     if config.screening:  # validated only, never tested: the frozen-layer cache then leaves the test split out too
         tokenized["test"] = tokenized["test"].select([])
@@ -660,11 +705,11 @@ class TrainerSetup:
         self.outputs = OutputCollector(run.data.task, run.data.label_names)
 
     def compute_metrics(self, eval_pred) -> dict[str, float]:
-        """The Trainer's ``compute_metrics``: keeps each example's outputs (:mod:`tunelab.run.outputs`);
-        returns accuracy and macro-F1 for classification, nothing for causal LM (whose loss and
-        perplexity stay the Trainer's own ``eval_loss``)."""
-        metrics = self.outputs(eval_pred)
-        return metrics if self.run.data.task == "classification" else {}
+        """The Trainer's ``compute_metrics``: keeps each example's outputs (:mod:`tunelab.run.outputs`) and
+        returns their metrics, which replace the Trainer's ``eval_loss``: accuracy, macro-F1 and the mean loss over
+        examples for classification; for a causal LM the loss over every predicted token, where the Trainer's
+        mean of batch means weighs a block of few targets (a conversation's short reply) like a full one."""
+        return self.outputs(eval_pred)
 
     def collator(self):
         """The collator of the task (:func:`tunelab.run.padding.task_collator`)."""
