@@ -238,6 +238,19 @@ def test_evaluate_refuses_classes_the_model_does_not_know_in_one_short_line(head
     assert "(the model knows neg, pos); evaluate on data with the model's classes" in err
 
 
+def test_evaluate_data_errors_do_not_suggest_another_task(head_run, tmp_path):
+    """The model has its task: a missing label column or plain text in `evaluate` does not suggest --task causal-lm,
+    which evaluate has not and which the model could not take; `train` still suggests it."""
+    _, out = head_run
+    (tmp_path / "nolabel.csv").write_text("text,lab\n" + "".join(f"text number {i},pos\n" for i in range(40)))
+    (tmp_path / "plain.txt").write_text("some text\n\nmore text\n")
+    for data in ("nolabel.csv", "plain.txt"):
+        code, _, err = tunelab("evaluate", str(out), "--data", str(tmp_path / data))
+        assert code == 2 and err.count("\n") == 1 and "--task" not in err, err
+    code, _, err = tunelab("train", "--data", str(tmp_path / "nolabel.csv"), "--strategy", "head")
+    assert code == 2 and "or pass --task causal-lm" in err
+
+
 def test_evaluate_with_integer_ids_against_named_classes_says_how_to_name_them(head_run, tmp_path):
     _, out = head_run
     (tmp_path / "ids.csv").write_text("text,label\n" + "".join(f"text number {i},{i % 2}\n" for i in range(40)))

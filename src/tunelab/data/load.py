@@ -33,6 +33,7 @@ from tunelab.data.validate import (
     check_train_has_every_class,
     label_keys,
     label_names_for,
+    other_task,
     raw_labels,
     require_column,
     texts,
@@ -167,7 +168,7 @@ def infer_task(task: str | None, table: Table, text_column: str, label_column: s
     if task == "classification" and table.task_hint == "causal-lm":
         raise DataError(
             f"{table.origin}: holds plain text without labels, so it cannot be used for classification; "
-            "give a file with text and label columns, or use --task causal-lm"
+            "give a file with text and label columns" + other_task(", or use --task causal-lm")
         )
     if task is not None:
         return task

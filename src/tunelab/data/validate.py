@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import math
 import re
 from collections import Counter
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 from tunelab.data.table import Table, brief
@@ -13,6 +16,24 @@ from tunelab.errors import DataError
 
 _INTEGER = re.compile(r"[+-]?\d+")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+_TASK_FIXED: ContextVar[bool] = ContextVar("task_fixed", default=False)
+
+
+@contextlib.contextmanager
+def task_fixed() -> Iterator[None]:
+    """Data read for a model that has its task already (``evaluate``): no message suggests ``--task``."""
+    token = _TASK_FIXED.set(True)
+    try:
+        yield
+    finally:
+        _TASK_FIXED.reset(token)
+
+
+def other_task(suggestion: str) -> str:
+    """``suggestion`` (to pass ``--task causal-lm``), or nothing where the task is fixed (:func:`task_fixed`)."""
+    return "" if _TASK_FIXED.get() else suggestion
 
 
 def _columns_hint(table: Table) -> str:
@@ -36,9 +57,7 @@ def require_column(table: Table, column: str, role: str) -> None:
         return
     close = difflib.get_close_matches(column, table.column_names, n=1, cutoff=0.5)
     suggestion = f" (did you mean --{role}-column {close[0]}?)" if close else ""
-    extra = (
-        "; or pass --task causal-lm to train a language model on the text alone" if role == "label" else ""
-    )
+    extra = other_task("; or pass --task causal-lm to train a language model on the text alone") if role == "label" else ""
     raise DataError(
         f"{table.origin}: no {role} column '{column}'; {_columns_hint(table)}; "
         f"pass --{role}-column NAME{suggestion}{extra}"
@@ -129,8 +148,8 @@ def label_keys(values: list[int | float | str], table: Table, column: str, numer
         first = fractional[0]
         raise DataError(
             f"{table.origin}: column '{column}' holds non-integral numbers (e.g. {brief(values[first])} at "
-            f"{table.where([first])}), which are not class labels; use class names or integer ids, "
-            "or pass --task causal-lm if this column is not a label"
+            f"{table.where([first])}), which are not class labels; use class names or integer ids"
+            + other_task(", or pass --task causal-lm if this column is not a label")
         )
     return [int(n) for n in numbers]  # type: ignore[arg-type]
 
@@ -161,7 +180,7 @@ def check_classes(names: list[str], present: set[str], origin: str, column: str)
         only = ", ".join(brief(n) for n in sorted(present)) or "none"
         raise DataError(
             f"{origin}: column '{column}' has a single class ({only}); a classifier needs at least two, "
-            "so add examples of other classes or pass --task causal-lm"
+            "so add examples of other classes" + other_task(" or pass --task causal-lm")
         )
 
 
@@ -177,7 +196,7 @@ def check_not_an_id(keys: list[int | str], origin: str, column: str) -> None:
         raise DataError(
             f"{origin}: column '{column}' does not look like a label: {len(counts):,} distinct values in "
             f"{len(keys):,} rows, {once:,} of them used once (an ID or free text, not a class); pick the column "
-            "that holds the class with --label-column, or pass --task causal-lm to train on the text alone"
+            "that holds the class with --label-column" + other_task(", or pass --task causal-lm to train on the text alone")
         )
 
 

@@ -50,6 +50,7 @@ def evaluate_artifact(path, data_spec: str, *, split: str = "test", text_column:
     training); a split is the one training made of the data, with the run's seed, fractions and columns unless
     given (:func:`run_split_settings`)."""
     from tunelab.data import load_task_data
+    from tunelab.data.validate import task_fixed
     from tunelab.run.artifacts import load_artifact
     from tunelab.run.cache import build_device
     from tunelab.run.training import classification_metrics, limit_evaluation, tokenize
@@ -62,8 +63,9 @@ def evaluate_artifact(path, data_spec: str, *, split: str = "test", text_column:
     seed = recorded.get("seed", 42) if seed is None else seed
     fractions = {k: recorded[k] for k in ("validation_fraction", "test_fraction") if k in recorded}
     # "all": every row of the data as it is, unsplit; a split: the one training made of it (the same seed)
-    data = load_task_data(data_spec, task=info["task"], text_column=text_column, label_column=label_column, seed=seed,
-                          split=split != "all", **fractions)
+    with task_fixed():  # the model's: no data error suggests another --task
+        data = load_task_data(data_spec, task=info["task"], text_column=text_column, label_column=label_column,
+                              seed=seed, split=split != "all", **fractions)
     if split != "all":  # the run scored the first so many of each split
         rows = sum(len(ds) for ds in data.splits().values())
         limit_evaluation(data, recorded.get("max_eval_samples"))
