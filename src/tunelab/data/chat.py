@@ -119,11 +119,7 @@ def _alpaca_prompt(instruction: Any, extra: Any) -> Any:
 def _sharegpt(table: Table, i: int, value: Any) -> Any:
     """ShareGPT's turns (``{"from": "human", "value": ...}``) as messages (``role``/``content``); turns that are
     already messages pass as they are, and what is neither is left for :func:`_messages` to refuse."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except (ValueError, RecursionError):
-            return value
+    value = _parsed(value)
     if not isinstance(value, list | tuple):
         return value
     turns = []
@@ -136,6 +132,16 @@ def _sharegpt(table: Table, i: int, value: Any) -> Any:
             turn = {"role": SHAREGPT_ROLES[speaker], "content": turn.get("value")}
         turns.append(turn)
     return turns
+
+
+def _parsed(value: Any) -> Any:
+    """A conversation given as JSON text (a CSV cell), parsed; anything else, as it is."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except (ValueError, RecursionError):
+            return value
+    return value
 
 
 def _pair(table: Table, i: int, prompt: Any, completion: Any,
@@ -152,11 +158,9 @@ def _pair(table: Table, i: int, prompt: Any, completion: Any,
 def _messages(table: Table, i: int, value: Any, column: str = "messages") -> list[Message]:
     where = f"{table.origin}: {table.where([i])}, column '{column}'"
     example = 'e.g. [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]'
+    value = _parsed(value)
     if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except (ValueError, RecursionError) as err:
-            raise DataError(f"{where} is text but not a JSON list of messages; {example}") from err
+        raise DataError(f"{where} is text but not a JSON list of messages; {example}")
     if not isinstance(value, list | tuple) or not value:
         raise DataError(f"{where} must be a non-empty list of messages; {example}")
     messages = [_message(where, n, m, example) for n, m in enumerate(value, start=1)]
