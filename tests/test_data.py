@@ -829,3 +829,26 @@ def test_sharegpt_and_alpaca_rows_are_read_as_conversations(tmp_path: Path, shap
     if shape == "sharegpt":
         with pytest.raises(DataError, match=r"turn 1 is from 'robot'; use one of"):
             load_task_data(str(write(tmp_path, "bad.jsonl", jsonl_text(bad))))
+
+
+def test_reply_spans_follow_the_template_and_fall_back_to_the_replies_text() -> None:
+    """A reply's span runs from the generation prompt to the end of its turn (the end marker learnt too); a template
+    that does not render a conversation as an extension of its start has each reply found by its content."""
+    from conftest import tiny_tokenizer
+    from tunelab.data.chat import reply_spans
+
+    messages = [{"role": "user", "content": "was it good"}, {"role": "assistant", "content": "very good"},
+                {"role": "user", "content": "and the plot"}, {"role": "assistant", "content": "dull"}]
+    tokenizer = tiny_tokenizer()
+    text, spans = reply_spans(tokenizer, messages)  # no template: the plain 'role: content' lines
+    assert [text[a:b] for a, b in spans] == ["very good", "dull"]
+    tokenizer.chat_template = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}<end>{% endfor %}"
+                               "{% if add_generation_prompt %}<assistant>{% endif %}")
+    text, spans = reply_spans(tokenizer, messages)
+    assert [text[a:b] for a, b in spans] == ["very good<end>", "dull<end>"]
+    # the last turn rendered apart (as templates that drop earlier turns' reasoning do): found by content
+    tokenizer.chat_template = ("{% for m in messages %}{% if loop.last %}[{{ m['content'] }}]{% else %}"
+                               "<{{ m['role'] }}>{{ m['content'] }}<end>{% endif %}{% endfor %}"
+                               "{% if add_generation_prompt %}<assistant>{% endif %}")
+    text, spans = reply_spans(tokenizer, messages)
+    assert [text[a:b] for a, b in spans] == ["very good", "dull"]
