@@ -41,6 +41,7 @@ from conftest import (
 )
 from tunelab.config import TrainConfig
 from tunelab.errors import StrategyError
+from tunelab.models import unused_trainable
 
 N_BLOCKS = 2
 TEXTS = ["the film was really good and moving", "a dull , boring and painful story", "zebra 42 !"]
@@ -319,6 +320,8 @@ def test_strategy_conforms(arch, strategy, task, arch_dir, tmp_path):
     assert not unchanged, f"trainable tensors that did not change: {unchanged[:5]}"
     moved = sorted(n for n in set(after) - trainable if not torch.equal(after[n].detach().cpu(), captured.before[n].cpu()))
     assert not moved, f"frozen tensors that changed: {moved[:5]}"
+    # every trainable tensor trained, so several processes need not look for unused ones each step
+    assert unused_trainable(captured.model) == []
     # the artifact loads without tunelab and computes the same
     assert_same_plain_logits(load_plainly(captured, task), captured.model, captured.model_dir, TEXTS, rtol=1e-5, atol=1e-5)
     if strategy in ("head", "last-n"):  # a frozen prefix: the cache is used on every architecture

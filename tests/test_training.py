@@ -848,3 +848,43 @@ def record_notes(out) -> list[str]:
 def test_an_unknown_loss_on_is_refused():
     with pytest.raises(ConfigError, match="--loss-on 'prompt' is unknown: use assistant, all"):
         TrainConfig(loss_on="prompt").validate()
+
+
+def test_a_probe_pass_names_the_trainable_weights_that_get_no_gradient(tiny_bert_dir, monkeypatch):
+    """Several processes look for unused parameters after every backward pass only where a probe pass finds some
+    (transformers turns the search on for every model); a model that drops layers at random cannot be told by one
+    pass; the probe leaves the gradients and the mode as they were."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from tunelab.models import unused_trainable
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir, num_labels=2)
+    assert unused_trainable(model) == []
+    model.unused = torch.nn.Linear(3, 3)
+    model.classifier.weight.grad = torch.ones_like(model.classifier.weight)
+    model.train()
+    assert unused_trainable(model) == ["unused.weight", "unused.bias"]
+    assert model.training and bool((model.classifier.weight.grad == 1).all())
+    model.config.layerdrop = 0.1
+    assert unused_trainable(model) is None
+
+    from tunelab.run import ranks
+    from tunelab.run.training import TrainerSetup
+
+    class Run:  # what ddp_unused reads of a prepared run
+        config = TrainConfig(gradient_checkpointing=False)
+
+    Run.model = model
+    setup = TrainerSetup.__new__(TrainerSetup)
+    setup.run = Run
+    monkeypatch.setattr(ranks, "world_size", lambda: 2)
+    del model.config.layerdrop
+    assert setup.ddp_unused() == {"ddp_find_unused_parameters": True}
+    setup, model.unused = TrainerSetup.__new__(TrainerSetup), torch.nn.Identity()
+    setup.run = Run
+    assert setup.ddp_unused() == {"ddp_find_unused_parameters": False}
+    monkeypatch.setattr(ranks, "world_size", lambda: 1)
+    setup = TrainerSetup.__new__(TrainerSetup)
+    setup.run = Run
+    assert setup.ddp_unused() == {}

@@ -28,7 +28,7 @@ from tunelab.models.loading import (
     read_last_token_from_mask,
     resolve_model,
 )
-from tunelab.models.probe import forward_problem
+from tunelab.models.probe import forward_problem, unused_trainable
 from tunelab.models.targets import AdapterTargets, ia3_targets, lora_targets
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "Layout",
     "cache_dir",
     "forward_problem",
+    "unused_trainable",
     "head_note",
     "ia3_targets",
     "is_decoder",

@@ -93,6 +93,40 @@ def forward_problem(model: nn.Module) -> str | None:
     return None
 
 
+def unused_trainable(model: nn.Module) -> list[str] | None:
+    """The trainable parameters that one forward and backward pass on the probe input leaves without a gradient
+    (weights of a branch the task never calls); ``None`` where one pass cannot tell, a model that drops whole layers
+    at random in training (``layerdrop``). DistributedDataParallel must look for unused parameters after every
+    backward pass only when there are some (``find_unused_parameters``, which transformers turns on for every model:
+    an extra traversal of the graph each step, and a warning where nothing was unused). Eval mode, as
+    :func:`forward_problem`: no dropout, so the seeded random stream is not drawn; gradients are cleared after."""
+    config = getattr(model, "config", None)
+    if any(value for name, value in vars(config or object()).items() if "layerdrop" in name and isinstance(value, float)):
+        return None
+    trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    first = next(model.parameters(), None)
+    if first is None or not trainable:
+        return []
+    ids, mask = _probe_inputs(model, first.device)
+    bf16 = any(p.dtype == torch.bfloat16 for p in model.parameters())
+    was_training, kept = model.training, [p.grad for _, p in trainable]
+    model.eval()
+    try:
+        for _, p in trainable:
+            p.grad = None
+        with torch.autocast(first.device.type, dtype=torch.bfloat16, enabled=bf16):
+            out = model(input_ids=ids, attention_mask=mask)
+        logits = out.logits if hasattr(out, "logits") else _hidden_of(out)
+        logits.float().sum().backward()
+        return [name for name, p in trainable if p.grad is None]
+    except Exception:  # noqa: BLE001 - a model that cannot take the probe's pass: let DDP look every step
+        return None
+    finally:
+        for (_, p), grad in zip(trainable, kept):
+            p.grad = grad
+        model.train(was_training)
+
+
 def _hidden_of(output) -> torch.Tensor:
     return output[0] if isinstance(output, (tuple, list)) else output
 

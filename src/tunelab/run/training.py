@@ -37,6 +37,7 @@ from tunelab.models import (
     model_layout,
     read_last_token_from_mask,
     resolve_model,
+    unused_trainable,
 )
 from tunelab.models.loading import check_token_ids
 from tunelab.run import ranks
@@ -759,6 +760,8 @@ class TrainerSetup:
     def trainer(self, train_ds, eval_ds, collator, *, model=None, progress: bool = False, callbacks=(), **schedule: Any):
         """The ``TunelabTrainer`` over ``train_ds`` (``model``: what it drives, the cache's model when one is used)."""
         run = self.run
+        if model is None or model is run.model:  # the cache's top of the model is not what the probe calls
+            schedule = {**self.ddp_unused(), **schedule}
         trainer = make_trainer_class()(
             model=model if model is not None else run.model,
             args=self.arguments(progress=progress, **schedule),
@@ -781,6 +784,18 @@ class TrainerSetup:
         if progress:
             trainer.add_callback(self.display)
         return trainer
+
+    def ddp_unused(self) -> dict[str, Any]:
+        """Several processes: ``ddp_find_unused_parameters`` from one probe pass (:func:`unused_trainable`), once
+        per run; nothing where one process trains, where gradient checkpointing decides it (transformers turns
+        the search off for it) or where the pass cannot tell."""
+        if not hasattr(self, "_ddp_unused"):
+            self._ddp_unused: dict[str, Any] = {}
+            if ranks.world_size() > 1 and not self.run.config.gradient_checkpointing:
+                unused = unused_trainable(self.run.model)
+                if unused is not None:
+                    self._ddp_unused = {"ddp_find_unused_parameters": bool(unused)}
+        return self._ddp_unused
 
     def attention(self):
         """Context manager: attention recomputation as the config asks (yields whether it is on)."""
