@@ -704,6 +704,7 @@ class TrainerSetup:
         self.initial = InitialWeights(run.model, spill=self.out / ".tmp-initial-weights.safetensors", keep=config.auto_batch_size and not ranks.distributed())
         self.display = RunProgress()
         self.outputs = OutputCollector(run.data.task, run.data.label_names)
+        self.ddp_unused()  # on the whole model, before the frozen-layer cache takes its lower part away
 
     def compute_metrics(self, eval_pred) -> dict[str, float]:
         """The Trainer's ``compute_metrics``: keeps each example's outputs (:mod:`tunelab.run.outputs`) and
@@ -760,8 +761,8 @@ class TrainerSetup:
     def trainer(self, train_ds, eval_ds, collator, *, model=None, progress: bool = False, callbacks=(), **schedule: Any):
         """The ``TunelabTrainer`` over ``train_ds`` (``model``: what it drives, the cache's model when one is used)."""
         run = self.run
-        if model is None or model is run.model:  # the cache's top of the model is not what the probe calls
-            schedule = {**self.ddp_unused(), **schedule}
+        # the cache's top of the model trains the same weights, each of which the probe saw get a gradient or not
+        schedule = {**self.ddp_unused(), **schedule}
         trainer = make_trainer_class()(
             model=model if model is not None else run.model,
             args=self.arguments(progress=progress, **schedule),
@@ -781,13 +782,14 @@ class TrainerSetup:
         trainer.remove_callback(PrinterCallback)  # raw log dicts on the console
         trainer.remove_callback(ProgressCallback)
         trainer.add_callback(ProgressFile(self.out))  # followed from outside (compare, another terminal)
-        if progress:
+        if progress and ranks.is_main():  # one display: every process would draw the same bars and lines
             trainer.add_callback(self.display)
         return trainer
 
     def ddp_unused(self) -> dict[str, Any]:
-        """Several processes: ``ddp_find_unused_parameters`` from one probe pass (:func:`unused_trainable`), once
-        per run; nothing where one process trains, where gradient checkpointing decides it (transformers turns
+        """Several processes: ``ddp_find_unused_parameters`` from one probe pass (:func:`unused_trainable`) on the
+        whole model, once per run (it holds for the frozen-layer cache's top part too, which trains the same
+        weights in the same computation); nothing where one process trains, where gradient checkpointing decides it (transformers turns
         the search off for it) or where the pass cannot tell."""
         if not hasattr(self, "_ddp_unused"):
             self._ddp_unused: dict[str, Any] = {}
@@ -898,7 +900,7 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> Run
         run = prepare(config, data)  # every check on data, model and options happens before out/ is touched
         _open_out_dir(run, out)
     setup = TrainerSetup(run, out)
-    with setup.display.phase("frozen-layer cache", None) if progress and config.cache else contextlib.nullcontext():
+    with setup.display.phase("frozen-layer cache", None) if progress and config.cache and ranks.is_main() else contextlib.nullcontext():
         ds = _training_datasets(run, setup.collator())
     # the trackers' callbacks read their settings when built; several processes: the main one tracks
     with tracking(config.report_to if ranks.is_main() else None, out) as tracked:
