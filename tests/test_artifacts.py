@@ -155,6 +155,10 @@ def test_classification_predict_ranks_every_label(tiny_bert_dir, toy_classificat
         probs = list(row["probabilities"].values())
         assert set(row["probabilities"]) == {"neg", "pos"} and sum(probs) == pytest.approx(1.0)
         assert probs == sorted(probs, reverse=True) and row["label"] == next(iter(row["probabilities"]))
+    # one string is one text, as a pipeline takes it (not one prediction per character)
+    assert predict(tmp_path / "o", "text number 0") == rows[:1]
+    with pytest.raises(TypeError, match="a text or a list of texts"):
+        predict(tmp_path / "o", [3])
 
 
 def test_a_decoder_transformers_has_no_classifier_for_classifies_with_the_generic_one(toy_classification_data, tmp_path):

@@ -280,13 +280,21 @@ def _pair(text: str, path: str | Path) -> tuple[str, str]:
 
 
 @torch.inference_mode()
-def predict(path: str | Path, texts: list[str], *, max_new_tokens: int = 40, batch_size: int = 32,
+def predict(path: str | Path, texts: str | list[str], *, max_new_tokens: int = 40, batch_size: int = 32,
             raw: bool = False) -> list[dict]:
-    """Labels with probabilities (classification) or generated continuations (causal LM). A model trained on text
-    pairs takes each input as the two texts separated by a tab; one trained on conversations takes each as a user's
-    turn and replies as the assistant (through its chat template, :func:`tunelab.data.chat.generation_prompt`), unless
-    ``raw`` (the text goes in as it is)."""
+    """Labels with probabilities (classification) or generated continuations (causal LM), one result per text (a
+    single string is one text, as a transformers pipeline takes it). A model trained on text pairs takes each input
+    as the two texts separated by a tab; one trained on conversations takes each as a user's turn and replies as the
+    assistant (through its chat template, :func:`tunelab.data.chat.generation_prompt`), unless ``raw`` (the text
+    goes in as it is)."""
     from tunelab.run.padding import one_pass_attention
+
+    if isinstance(texts, str):
+        texts = [texts]
+    texts = list(texts)
+    wrong = next((t for t in texts if not isinstance(t, str)), None)
+    if wrong is not None:
+        raise TypeError(f"predict takes a text or a list of texts (str); got a {type(wrong).__name__}: {wrong!r:.60}")
 
     with one_pass_attention():  # batches of every shape (generation: one more key a step)
         return _predict(path, texts, max_new_tokens=max_new_tokens, batch_size=batch_size, raw=raw)
