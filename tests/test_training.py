@@ -888,3 +888,62 @@ def test_a_probe_pass_names_the_trainable_weights_that_get_no_gradient(tiny_bert
     setup = TrainerSetup.__new__(TrainerSetup)
     setup.run = Run
     assert setup.ddp_unused() == {}
+
+
+def test_data_given_in_memory_is_cut_by_the_configs_limits_and_recorded_as_in_memory(tiny_bert_dir,
+                                                                                     toy_classification_data, tmp_path):
+    """train(config, data=...): a TaskData, or a pandas DataFrame / datasets DatasetDict read as a file would be; the
+    sample limits apply to it, and the record, run_config.yaml and tunelab.json name it as data in memory, not the
+    config's default dataset (which the model never saw)."""
+    import pandas as pd
+    import yaml
+
+    config = TrainConfig(model=str(tiny_bert_dir), strategy="head", epochs=1, batch_size=8, max_train_samples=20,
+                         max_eval_samples=10, forgetting=False)
+    n_train = len(toy_classification_data.train)
+    record = train(config.replace(out=str(tmp_path / "td")), data=toy_classification_data, progress=False)
+    assert len(toy_classification_data.train) == n_train  # the caller's data is left as it was
+    assert record["meta_info"]["n_train"] == 20 and record["meta_info"]["n_validation"] == 10
+    recorded = yaml.safe_load((tmp_path / "td" / "run_config.yaml").read_text())["data"]
+    assert recorded == "in-memory toy-sentiment" and record["config"]["data"] == recorded
+    assert json.loads((tmp_path / "td" / "model" / "tunelab.json").read_text())["split"]["data"] == recorded
+    assert record["meta_info"]["data_fingerprint"]
+    frame = pd.DataFrame({"text": list(toy_classification_data.train["text"]),
+                          "label": [toy_classification_data.label_names[i] for i in toy_classification_data.train["label"]]})
+    record = train(config.replace(out=str(tmp_path / "df")), data=frame, progress=False)
+    assert record["meta_info"]["n_train"] == 20 and record["config"]["data"] == "in-memory Dataset (48 rows)"
+    with pytest.raises(ConfigError, match="option data is a DataFrame; give a str; data in memory goes to train"):
+        TrainConfig(data=frame).validate()
+    from tunelab.errors import DataError
+
+    with pytest.raises(DataError, match="data must be a built-in name, a path, or a datasets Dataset"):
+        train(config.replace(out=str(tmp_path / "bad")), data=[1, 2], progress=False)
+
+
+def test_a_decoder_saved_without_its_language_model_head_is_refused_for_causal_lm(toy_lm_data, tmp_path):
+    """A bare decoder (MistralModel, as embedding models ship) has no LM head and none tied to its embeddings:
+    transformers draws one at random, which every frozen-head strategy would train through. Refused in one line;
+    the same decoder with tied embeddings (the head is the embeddings) trains."""
+    import torch
+    from transformers import MistralConfig, MistralModel
+
+    from conftest import TINY_DIMS, tiny_tokenizer
+    from tunelab.errors import ModelError
+
+    tokenizer = tiny_tokenizer()
+    tokenizer.eos_token = "[SEP]"
+    for tied in (False, True):
+        config = MistralConfig(vocab_size=tokenizer.vocab_size, num_key_value_heads=2, max_position_embeddings=128,
+                               tie_word_embeddings=tied, pad_token_id=tokenizer.pad_token_id, **TINY_DIMS)
+        torch.manual_seed(0)
+        folder = tmp_path / f"bare-{tied}"
+        MistralModel(config).save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        run = TrainConfig(model=str(folder), strategy="lora", epochs=1, batch_size=8, max_length=16, forgetting=False,
+                          out=str(tmp_path / f"out-{tied}"))
+        if tied:
+            assert train(run, data=toy_lm_data, progress=False)["metrics"]["validation"]["perplexity"] > 0
+        else:
+            with pytest.raises(ModelError, match=r"holds no language-model head: lm_head.weight is not among its weights"):
+                train(run, data=toy_lm_data, progress=False)
+            assert not (tmp_path / "out-False").exists()

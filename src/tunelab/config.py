@@ -184,7 +184,9 @@ class TrainConfig:
         """Every problem with these options, each naming the option and what to do."""
         from tunelab.strategies import STRATEGIES, merge_problem, strategy_names
 
-        out: list[str] = []
+        out: list[str] = _type_problems(self)
+        if out:  # the checks below compare values: wrong types first
+            return out
         if self.strategy not in STRATEGIES:
             out.append(f"--strategy '{self.strategy}' is unknown: use one of {', '.join(strategy_names())} "
                        "(a strategy from another package is known once that package is installed)")
@@ -336,6 +338,26 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(values, dict):
         raise ConfigError(f"config file {path} must hold a mapping of option: value")
     return values
+
+
+_TYPES = {"float": (int, float), "int": (int,), "bool": (bool,), "str": (str,)}
+
+
+def _type_problems(config: TrainConfig) -> list[str]:
+    """Fields of the wrong type (a config built in Python is not coerced as YAML and flags are, :func:`_coerce`):
+    ``max_length="32"`` would fail later in a comparison, ``layers=1.5`` inside a strategy."""
+    out = []
+    for f in fields(config):
+        value, kind = getattr(config, f.name), str(f.type).split(" ")[0]
+        if value is None or kind not in _TYPES:
+            continue
+        if not isinstance(value, _TYPES[kind]) or (kind != "bool" and isinstance(value, bool)):
+            hint = ("; data in memory goes to train(config, data=...): a TaskData, a datasets Dataset or DatasetDict, "
+                    "or a pandas DataFrame" if f.name == "data" else "")
+            shown = f"{value!r:.60} (a {type(value).__name__})" if isinstance(value, str | int | float) else \
+                f"a {type(value).__name__}"
+            out.append(f"option {f.name} is {shown}; give {'an' if kind == 'int' else 'a'} {kind}{hint}")
+    return out
 
 
 def _coerce(config: TrainConfig, where: str) -> TrainConfig:

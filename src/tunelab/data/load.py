@@ -11,7 +11,7 @@ from typing import Any
 
 from tunelab.data.builtin import BUILTINS, package_dir, read_builtin, unknown_builtin
 from tunelab.data.chat import CHAT_COLUMNS, chat_messages, is_chat, render
-from tunelab.data.readers import SPLIT_ALIASES, SUPPORTED_EXTENSIONS, read_path
+from tunelab.data.readers import SPLIT_ALIASES, SUPPORTED_EXTENSIONS, read_in_memory, read_path
 from tunelab.data.splits import (
     Columns,
     carve,
@@ -50,7 +50,7 @@ SPLITS = ("train", "validation", "test")
 
 
 def load_task_data(
-    spec: str | os.PathLike[str],
+    spec: str | os.PathLike[str] | Any,
     *,
     task: str | None = None,
     text_column: str = "text",
@@ -63,8 +63,9 @@ def load_task_data(
     """Load a built-in dataset, a data file or a folder as train/validation/test splits.
 
     ``spec`` is a built-in name (see :func:`list_datasets`), a ``.csv``/``.tsv``/``.jsonl``/``.json``/
-    ``.parquet``/``.txt`` file, a folder saved with ``save_to_disk``, or a folder of ``train.*``/
-    ``validation.*``/``test.*`` files. A user-given split (those folders, a DatasetDict, or a
+    ``.parquet``/``.txt`` file, a folder saved with ``save_to_disk``, a folder of ``train.*``/
+    ``validation.*``/``test.*`` files, or data in memory: a ``datasets.Dataset`` or ``DatasetDict``, or a pandas
+    ``DataFrame``, read as their saved forms are. A user-given split (those folders, a DatasetDict, or a
     ``split`` column) is respected; otherwise the rows are split with ``seed``, stratified by label.
     ``task`` is inferred when ``None``. Every problem with the data raises :class:`DataError`.
     ``split=False`` (scoring a model on every row: ``tunelab evaluate --split all``): every row goes to ``train``, in
@@ -80,7 +81,12 @@ def load_task_data(
         raise DataError(f"--task {task!r} is not a task; use one of {', '.join(TASKS)}")
     check_fractions(validation_fraction, test_fraction)
     text_column, pair_column = _text_columns(text_column)
-    raw = resolve(os.fspath(spec))
+    raw = read_in_memory(spec)
+    if raw is None:
+        if not isinstance(spec, str | os.PathLike):
+            raise DataError(f"data must be a built-in name, a path, or a datasets Dataset / DatasetDict or pandas "
+                            f"DataFrame in memory; got a {type(spec).__name__}")
+        raw = resolve(os.fspath(spec))
     warnings = list(raw.warnings)
     if raw.builtin:
         given = [f"--{flag} {value}" for flag, value, own in (("text-column", ",".join(filter(None, (text_column, pair_column))), "text"),

@@ -416,14 +416,30 @@ def read_saved_dataset(path: Path) -> RawData:
     return _dataset_dict(loaded, path)
 
 
-def _dataset_dict(loaded: Any, path: Path) -> RawData:
+def read_in_memory(data: Any) -> RawData | None:
+    """A ``datasets.Dataset`` / ``DatasetDict`` or a pandas ``DataFrame`` held in memory, read as its saved form
+    would be (:func:`read_saved_dataset`); ``None`` for anything else."""
+    import datasets
+
+    if type(data).__module__.startswith("pandas") and type(data).__name__ == "DataFrame":
+        data = datasets.Dataset.from_pandas(data, preserve_index=False)
+    if isinstance(data, datasets.Dataset):
+        table = _dataset_table(data, "the in-memory Dataset")
+        return RawData(tables={"all": table}, source=f"in-memory Dataset ({table.num_rows} rows)")
+    if isinstance(data, datasets.DatasetDict):
+        return _dataset_dict(data, "the in-memory DatasetDict")
+    return None
+
+
+def _dataset_dict(loaded: Any, path: Path | str) -> RawData:
     tables: dict[str, Table] = {}
     warnings: list[str] = []
     for key in loaded:
         split = SPLIT_ALIASES.get(key.lower())
         if split is None:
             warnings.append(
-                f"ignored split {brief(key)} of {path.name} (only train, validation/valid/dev and test are used)"
+                f"ignored split {brief(key)} of {getattr(path, 'name', path)} (only train, validation/valid/dev and "
+                "test are used)"
             )
             continue
         if split in tables:
@@ -433,11 +449,11 @@ def _dataset_dict(loaded: Any, path: Path) -> RawData:
         tables[split] = _dataset_table(loaded[key], f"{path}[{key}]")
     if "train" not in tables:
         raise DataError(
-            f"{path}: the saved DatasetDict has no 'train' split (found: {', '.join(loaded)}); add one"
+            f"{path}: the {'saved ' if isinstance(path, Path) else ''}DatasetDict has no 'train' split (found: "
+            f"{', '.join(loaded)}); add one"
         )
-    return RawData(
-        tables=tables, source=f"{path.name}/ (saved DatasetDict)", user_split=True, warnings=warnings
-    )
+    source = f"{path.name}/ (saved DatasetDict)" if isinstance(path, Path) else "in-memory DatasetDict"
+    return RawData(tables=tables, source=source, user_split=True, warnings=warnings)
 
 
 def _dataset_table(dataset: Any, origin: str) -> Table:

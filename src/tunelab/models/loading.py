@@ -319,9 +319,10 @@ def load_model(
                 dtype=dtype,
             )
         else:
-            model = AutoModelForCausalLM.from_pretrained(
-                path, trust_remote_code=trust_remote_code, dtype=dtype
+            model, loading = AutoModelForCausalLM.from_pretrained(
+                path, trust_remote_code=trust_remote_code, dtype=dtype, output_loading_info=True
             )
+            _check_lm_head(model, loading.get("missing_keys") or [], name_or_path)
     except (OSError, ValueError, ImportError) as exc:  # ImportError: a quantized checkpoint's library missing
         raise ModelError(f"cannot load '{name_or_path}' for {task}: {load_problem(name_or_path, exc)}") from exc
     finally:
@@ -331,6 +332,25 @@ def load_model(
     if task == "causal-lm":
         _name_the_causal_lm_loss(model)
     return model, tokenizer
+
+
+def _check_lm_head(model, missing: list[str], name_or_path: str) -> None:
+    """Refuse a causal LM whose checkpoint holds no language-model head: a bare decoder (``MistralModel``, as
+    embedding models such as e5-mistral ship) whose output projection is neither saved nor tied to the input
+    embeddings. transformers draws that head at random (its "newly initialized" report is silenced above): every
+    strategy that freezes it would train through noise, and no artifact could give the same predictions twice."""
+    head = model.get_output_embeddings()
+    weight = getattr(head, "weight", None)
+    if weight is None or weight is getattr(model.get_input_embeddings(), "weight", None):
+        return
+    name = next((n for n, p in model.named_parameters() if p is weight), None)
+    if name is not None and name in set(missing):
+        raise ModelError(
+            f"'{name_or_path}' holds no language-model head: {name} is not among its weights and not tied to the "
+            f"input embeddings (a bare {model.config.architectures[0] if model.config.architectures else 'decoder'}"
+            ", as embedding models are saved), so it would predict through a random projection; use the checkpoint "
+            "saved with its head (a ...ForCausalLM), or train it for classification"
+        )
 
 
 def read_last_token_from_mask(model) -> None:

@@ -73,7 +73,7 @@ def load_data(config: TrainConfig, *, whole: bool = False) -> TaskData:
     """The run's data: loaded, split (seeded), then cut to ``--max-train-samples`` and ``--data-fraction`` of those
     (:func:`training_examples`) and ``--max-eval-samples``; ``whole``: split only (a comparison reads the full
     training split's size)."""
-    from tunelab.data import load_task_data, subsample_train
+    from tunelab.data import load_task_data
 
     data = load_task_data(
         config.data,
@@ -84,13 +84,46 @@ def load_data(config: TrainConfig, *, whole: bool = False) -> TaskData:
         test_fraction=config.test_fraction,
         seed=config.seed,
     )
-    if whole:
-        return data
+    return data if whole else _cut(data, config)
+
+
+def _cut(data: TaskData, config: TrainConfig) -> TaskData:
+    """``--max-train-samples`` and ``--data-fraction`` of the training split (:func:`training_examples`), and
+    ``--max-eval-samples`` of the others."""
+    from tunelab.data import subsample_train
+
     size = training_examples(len(data.train), config.data_fraction, config.max_train_samples)
     if size < len(data.train):  # the first rows of one seeded order: every smaller run's rows are among a larger one's
         data = subsample_train(data, size / len(data.train), config.seed)
     limit_evaluation(data, config.max_eval_samples)
     return data
+
+
+IN_MEMORY = "in-memory"
+"""How a run's config names data passed to :func:`train` in memory (``in-memory <its source>``)."""
+
+
+def given_data(config: TrainConfig, data: Any) -> tuple[TrainConfig, TaskData]:
+    """Data passed to :func:`train` in memory: a :class:`TaskData` as it is, or a ``datasets`` Dataset /
+    DatasetDict or a pandas DataFrame read and split as a file would be (the config's columns, fractions and
+    seed); then cut as loaded data is (:func:`_cut`), and named for what it is. ``config.data`` would otherwise
+    name the config's default dataset in the record, the model card and ``run_config.yaml``."""
+    import dataclasses
+    import hashlib
+
+    from tunelab.data import load_task_data
+
+    if not isinstance(data, TaskData):
+        data = load_task_data(data, task=config.task, text_column=config.text_column, label_column=config.label_column,
+                              validation_fraction=config.validation_fraction, test_fraction=config.test_fraction,
+                              seed=config.seed)
+    source = data.source or type(data).__name__
+    name = source if source.startswith(IN_MEMORY) else f"{IN_MEMORY} {source}"
+    data = _cut(dataclasses.replace(data), config)  # a copy: the caller's TaskData keeps its splits
+    if not data.fingerprint:  # what the record and the frozen-layer cache know the data by
+        parts = [getattr(ds, "_fingerprint", "") or str(len(ds)) for ds in data.splits().values()]
+        data.fingerprint = hashlib.sha256("|".join([data.task, *data.label_names, *parts]).encode()).hexdigest()[:16]
+    return config.replace(data=name), data
 
 
 def training_examples(n_split: int, fraction: float = 1.0, max_train_samples: int | None = None) -> int:
@@ -645,10 +678,14 @@ def long_lived_objects_frozen():
         gc.unfreeze()
 
 
-def train(config: TrainConfig, *, data: TaskData | None = None, progress: bool = True) -> dict[str, Any]:
+def train(config: TrainConfig, *, data: Any = None, progress: bool = True) -> dict[str, Any]:
     """Adapt ``config.model`` to ``config.data`` with ``config.strategy``; write the artifact and
     ``metrics.json`` under ``config.out`` and return the run record in its JSON form (a dict, as
-    ``metrics.json`` holds it; :func:`train_record` returns the typed :class:`~tunelab.run.record.RunRecord`)."""
+    ``metrics.json`` holds it; :func:`train_record` returns the typed :class:`~tunelab.run.record.RunRecord`).
+    ``data``: data in memory instead of ``config.data`` (:func:`given_data`: a TaskData, a datasets Dataset or
+    DatasetDict, or a pandas DataFrame), cut by the config's sample limits as loaded data is."""
+    if data is not None:
+        config, data = given_data(config, data)
     return train_record(config, data=data, progress=progress).to_dict()
 
 
