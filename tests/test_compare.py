@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import sys
 from pathlib import Path
 
 import pytest
@@ -283,3 +284,40 @@ def test_a_comparison_under_a_launcher_is_refused_in_one_line(tiny_bert_dir, toy
     with pytest.raises(ConfigError, match=r"tunelab compare runs in one process.*one of 2 processes under a launcher"):
         compare(TrainConfig(model=str(tiny_bert_dir), data=str(toy_csv)), ["head", "lora"], out=tmp_path / "cmp")
     assert not (tmp_path / "cmp").exists()
+
+
+def test_a_strategy_the_caller_registered_trains_in_the_comparisons_own_processes(tiny_bert_dir, toy_csv, tmp_path,
+                                                                                 monkeypatch):
+    """register_strategy in the user's own module (next to their script, not installed): each run's process imports
+    that module too, so the strategy trains there as it does in train(); one defined in the running script itself
+    cannot be imported by a process and is refused in one line before anything runs."""
+    from tunelab.errors import ConfigError
+    from tunelab.strategies import STRATEGIES, register_strategy
+    from tunelab.strategies.head import Head
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "my_strategies.py").write_text(
+        "from tunelab.strategies import register_strategy\nfrom tunelab.strategies.head import Head\n"
+        "@register_strategy\nclass MyHead(Head):\n    name = 'my-head'\n    summary = 'the head, registered by a user'\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "mine"))
+    before = dict(STRATEGIES)
+    try:
+        import my_strategies  # noqa: F401 - registers my-head
+
+        result = compare(_base(tiny_bert_dir, toy_csv), ["my-head"], out=tmp_path / "out", exhaustive=True,
+                         pre_recommend=False, log=None)
+        assert all(r["run_info"]["status"] == "success" for r in result.results), [
+            r["run_info"]["error"] for r in result.results]
+
+        class ScriptHead(Head):
+            name, summary = "script-head", "defined in __main__"
+
+        ScriptHead.__module__ = "__main__"
+        register_strategy(ScriptHead)
+        with pytest.raises(ConfigError, match="strategy 'script-head' is defined in the script that runs the comparison"):
+            compare(_base(tiny_bert_dir, toy_csv), ["script-head"], out=tmp_path / "out2", pre_recommend=False, log=None)
+        assert not (tmp_path / "out2").exists()
+    finally:
+        STRATEGIES.clear()
+        STRATEGIES.update(before)
+        sys.modules.pop("my_strategies", None)

@@ -491,6 +491,12 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] | None = 
     strategies = list(strategies) if named else default_comparison(base.task)
     problems = _problems(base, strategies, opts.seeds, opts.data_fractions, opts.lr_overrides, opts.lr_factors,
                          opts.tune_lr_epochs)
+    if opts.isolate and opts.executor is None:
+        from tunelab.run.isolate import unimportable
+
+        problems += [f"strategy '{name}' is defined in the script that runs the comparison, which its runs' processes "
+                     "cannot import: move its class to a module (register_strategy there), declare it as a "
+                     "'tunelab.strategies' entry point, or compare(..., isolate=False)" for name in unimportable(strategies)]
     if problems:
         raise ConfigError(problems)
     # the data and the model are checked before anything is written, and the task and the split's size read once

@@ -33,6 +33,7 @@ job's command line (in ``ps``) is the server's, not ``python -m module SPEC RESU
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import signal
 import subprocess
@@ -137,12 +138,54 @@ def _quiet_resource_tracker() -> None:
         os.environ["PYTHONWARNINGS"] = f"{current},{TRACKER_QUIET}" if current else TRACKER_QUIET
 
 
+STRATEGIES_ENV = "TUNELAB_STRATEGY_MODULES"
+"""JSON ``{module: folder}``: the modules that registered strategies in the parent outside tunelab (plugins, a
+user's own module), each with the folder it imports from; a job imports them too (:func:`import_strategy_modules`)."""
+
+
+def strategy_modules() -> dict[str, str]:
+    """The modules of the registered strategies that are not tunelab's own, with the folder each imports from
+    (``register_strategy`` in a module next to the user's script: the job's path lacks that folder). A class
+    defined in the running script (``__main__``) has no module a job could import: :func:`unimportable`."""
+    from tunelab.strategies import STRATEGIES
+
+    out = {}
+    for cls in STRATEGIES.values():
+        name = cls.__module__
+        module = sys.modules.get(name)
+        if name.startswith("tunelab.") or name == "__main__" or module is None:
+            continue
+        file = getattr(module, "__file__", None)
+        out[name] = str(Path(file).resolve().parents[name.count(".")]) if file else ""
+    return out
+
+
+def unimportable(names: list[str]) -> list[str]:
+    """Those of the strategies ``names`` that a job process cannot know: defined in the running script."""
+    from tunelab.strategies import STRATEGIES
+
+    return [n for n in names if n in STRATEGIES and STRATEGIES[n].__module__ == "__main__"]
+
+
+def import_strategy_modules() -> None:
+    """In a job: import what registered the parent's strategies (:data:`STRATEGIES_ENV`), so that a strategy the
+    caller registered at run time is known here too."""
+    for name, folder in json.loads(os.environ.get(STRATEGIES_ENV) or "{}").items():
+        if folder and folder not in sys.path:
+            sys.path.append(folder)
+        importlib.import_module(name)
+
+
 def child_environment() -> dict[str, str]:
     """This process's environment, with this tunelab importable first (even when not installed), naming this
-    process as the job's parent (:func:`stop_with_parent`)."""
+    process as the job's parent (:func:`stop_with_parent`) and the modules of its strategies
+    (:func:`strategy_modules`)."""
     _quiet_resource_tracker()
     env = dict(os.environ)
     env[PARENT_ENV] = str(os.getpid())
+    modules = strategy_modules()
+    if modules:
+        env[STRATEGIES_ENV] = json.dumps(modules)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     src = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -206,7 +249,7 @@ def _read_at_import(env: dict[str, str]) -> dict[str, str]:
     (:data:`tunelab.run.heap.ENV_SET_BY_TUNELAB`): a forked job, given the whole ``env``, follows them."""
     from tunelab.run.heap import ENV_SET_BY_TUNELAB
 
-    return {k: v for k, v in env.items() if k not in ENV_SET_BY_TUNELAB}
+    return {k: v for k, v in env.items() if k not in (*ENV_SET_BY_TUNELAB, STRATEGIES_ENV)}  # read by the job
 
 
 def _warm_context(env: dict[str, str]) -> Any:

@@ -78,6 +78,9 @@ def run_spec(spec: dict[str, Any], *, progress: bool = False) -> RunRecord:
         return record
 
     try:
+        from tunelab.run.isolate import import_strategy_modules
+
+        import_strategy_modules()  # strategies the comparison's process registered outside tunelab
         config = TrainConfig.from_dict(spec["config"], where="worker spec").validate()
         record = _train(config, split_seed, progress, spec.get("env"))
     except KeyboardInterrupt as exc:  # Ctrl-C: training saved a checkpoint (tunelab.run.resilience); record and stop
