@@ -911,12 +911,18 @@ class _Datasets:
             frozen_cache.restore(self.plan, run)
 
 
-def _training_datasets(run: PreparedRun, collator) -> _Datasets:
+def cache_plan(run: PreparedRun):
+    """The frozen-layer cache's plan for ``run`` (:func:`tunelab.run.cache.plan`), None where it does not apply."""
+    from tunelab.run import cache as frozen_cache
+
+    return frozen_cache.plan(run) if run.config.cache else None
+
+
+def _training_datasets(run: PreparedRun, collator, plan) -> _Datasets:
     from tunelab.run import cache as frozen_cache
 
     splits = (run.tokenized["train"], run.tokenized["validation"], run.tokenized["test"])
     n_tokens = int(sum(splits[0]["length"]))
-    plan = frozen_cache.plan(run) if run.config.cache else None
     if plan is not None and ranks.sharded():
         off = {"used": False, "off": f"weights sharded across processes ({ranks.sharded()}): the frozen-prefix cache "
                                      "replaces blocks' forward in place, which a sharding wrapper does not expect"}
@@ -937,8 +943,9 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> Run
         run = prepare(config, data)  # every check on data, model and options happens before out/ is touched
         _open_out_dir(run, out)
     setup = TrainerSetup(run, out)
-    with setup.display.phase("frozen-layer cache", None) if progress and config.cache and ranks.is_main() else contextlib.nullcontext():
-        ds = _training_datasets(run, setup.collator())
+    plan = cache_plan(run)
+    with setup.display.phase("frozen-layer cache", None) if progress and plan is not None and ranks.is_main() else contextlib.nullcontext():
+        ds = _training_datasets(run, setup.collator(), plan)
     # the trackers' callbacks read their settings when built; several processes: the main one tracks
     with tracking(config.report_to if ranks.is_main() else None, out) as tracked:
         trainer = setup.trainer(ds.train, ds.validation, ds.collator, model=ds.model, progress=progress,
