@@ -238,3 +238,10 @@ def test_register_strategy_refuses_a_taken_name_with_the_entry_points_line_and_a
     again = type("Good", (good,), {"__module__": good.__module__})  # the class defined again: a module reloaded
     assert register_strategy(again) is again and STRATEGIES["good"] is again
 
+
+def test_a_comparison_reuses_a_finished_run_only_with_the_same_plugin_settings():
+    from tunelab.compare.runner import _same_config
+
+    planned = TrainConfig(strategy="head", extra={"scale_init": 0.1})
+    assert _same_config(planned, planned.to_dict())
+    assert not _same_config(planned, planned.replace(extra={"scale_init": 0.2}).to_dict())
