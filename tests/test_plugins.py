@@ -1,11 +1,14 @@
 """Strategies from other packages (the ``tunelab.strategies`` entry-point group): the example plugin in
 ``examples/plugins/tunelab_ln_tuning`` registers and trains through tunelab's own ``train()``; a broken plugin,
-one that is not a Strategy, and one that takes a built-in's name are left out with a warning each."""
+one that is not a Strategy, one that takes a built-in's name, one without ``describe``, one with an attribute of the
+wrong type and one whose options are no TrainConfig fields are left out with a warning each, and
+``register_strategy`` refuses them with the same line."""
 
 from __future__ import annotations
 
 import logging
 import sys
+import textwrap
 from importlib.metadata import EntryPoint
 from pathlib import Path
 
@@ -14,7 +17,7 @@ import torch
 
 import tunelab.strategies.plugins as plugins
 from tunelab import TrainConfig
-from tunelab.strategies import STRATEGIES, get_strategy, strategy_names
+from tunelab.strategies import STRATEGIES, Kind, get_strategy, register_strategy, strategy_names
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "plugins" / "tunelab_ln_tuning"
 
@@ -25,8 +28,10 @@ def declared(monkeypatch, tmp_path):
     (tmp_path / "bad_plugin.py").write_text("raise RuntimeError('needs a GPU library')\n")
     (tmp_path / "clash_plugin.py").write_text(
         "from tunelab.strategies import Kind, Strategy\n"
-        "class Imposter(Strategy):\n    name, summary, default_lr, kind, order = 'lora', 'x', 1e-3, Kind.PEFT, 1\n"
         "class Renamed(Strategy):\n    name, summary, default_lr, kind, order = 'real-name', 'x', 1e-3, Kind.PEFT, 2\n"
+        "    def prepare(self, model, layout, config): return model\n"
+        "    def describe(self, config, task, *, num_blocks=None): return 'x'\n"
+        "class Imposter(Renamed):\n    name, order = 'lora', 1\n"
     )
     monkeypatch.syspath_prepend(str(EXAMPLE))
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -56,7 +61,7 @@ def test_a_plugin_strategy_is_registered_and_bad_ones_are_left_out_with_a_warnin
     said = [r.getMessage() for r in caplog.records]
     assert any("'broken'" in m and "could not be imported (RuntimeError: needs a GPU library)" in m for m in said)
     assert any("'not-a-strategy'" in m and "is not a subclass of tunelab.strategies.Strategy" in m for m in said)
-    assert any("'clash'" in m and "its name 'lora' is already the strategy" in m for m in said)
+    assert any("'clash'" in m and "has the name 'lora', already the strategy" in m for m in said)
     assert any("'alias'" in m and "registered as 'real-name'" in m and "--strategy real-name" in m for m in said)
     assert len(said) == 4 and all("\n" not in m for m in said)
 
@@ -122,3 +127,121 @@ def test_a_plugin_that_fails_or_trains_nothing_is_named_in_one_line(tiny_bert_di
     finally:
         STRATEGIES.pop("raises-test", None)
         STRATEGIES.pop("nothing-test", None)
+
+
+_GOOD = """
+from tunelab.strategies import Kind, Strategy
+
+class Good(Strategy):
+    name, summary, default_lr, kind, order = "good", "x", 1e-3, Kind.PEFT, 60
+    def prepare(self, model, layout, config):
+        return model
+    def describe(self, config, task, *, num_blocks=None):
+        return "x"
+"""
+
+
+@pytest.fixture
+def load_declared(monkeypatch, tmp_path, caplog):
+    """Load the plugin classes a module ``walk_plugins`` defines (after ``Good``, a valid one), one entry point each,
+    named as the class in lower case: return the names registered and the warnings given."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = dict(STRATEGIES)
+
+    def load(source: str, *classes: str) -> tuple[list[str], list[str]]:
+        (tmp_path / "walk_plugins.py").write_text(_GOOD + textwrap.dedent(source))
+        points = [EntryPoint(c.lower(), f"walk_plugins:{c}", plugins.GROUP) for c in classes]
+        monkeypatch.setattr(plugins, "entry_points", lambda group: points)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="tunelab"):
+            registered = plugins.load_plugins()
+        return registered, [r.getMessage() for r in caplog.records]
+
+    yield load
+    STRATEGIES.clear()
+    STRATEGIES.update(before)
+    sys.modules.pop("walk_plugins", None)
+
+
+def test_a_plugin_whose_options_are_no_config_fields_is_left_out_and_train_still_checks_options(load_declared):
+    from tunelab.strategies.base import unused_options
+
+    registered, said = load_declared("""
+        class OwnOption(Good):
+            name, options = "own-option", ("scale_init",)
+    """, "OwnOption")
+    assert registered == [] and len(said) == 1 and "\n" not in said[0]
+    assert "'ownoption'" in said[0] and "has options scale_init, which are not TrainConfig fields" in said[0]
+    assert "TrainConfig.extra" in said[0]
+    # a class put in the registry by hand, past the check: `tunelab train --strategy head` still works
+    STRATEGIES["own-option"] = sys.modules["walk_plugins"].OwnOption
+    assert unused_options(TrainConfig(strategy="head")) == []
+    assert unused_options(TrainConfig(strategy="head", lora_r=4)) == ["--lora-r"]
+
+
+def test_a_plugin_without_describe_or_prepare_is_left_out(load_declared):
+    registered, said = load_declared("""
+        class NoDescribe(Strategy):
+            name, summary, default_lr, kind, order = "no-describe", "x", 1e-3, Kind.PEFT, 61
+            def prepare(self, model, layout, config):
+                return model
+
+        class NoPrepare(Good):
+            name = "no-prepare"
+            prepare = Strategy.prepare
+    """, "NoDescribe", "NoPrepare")
+    assert registered == []
+    assert said == [
+        "strategy plugin 'nodescribe' (walk_plugins:NoDescribe) left out: strategy class NoDescribe does not define describe()",
+        "strategy plugin 'noprepare' (walk_plugins:NoPrepare) left out: strategy class NoPrepare does not define prepare()",
+    ]
+
+
+@pytest.mark.parametrize(("attr", "value", "expected"), [
+    ("order", "'x'", "an int"),
+    ("kind", "'peft'", "a Kind (Kind.FROZEN, Kind.PEFT"),
+    ("name", "3", "a non-empty str"),
+    ("default_lr", "'fast'", "a positive number"),
+    ("default_lr", "0", "a positive number"),
+    ("summary", "None", "a str"),
+    ("options", "'lora_r'", "a tuple of TrainConfig field names"),
+])
+def test_a_plugin_attribute_of_the_wrong_type_is_left_out_naming_it(load_declared, attr, value, expected):
+    registered, said = load_declared(f"""
+        class Bad(Good):
+            name = "bad"
+            {attr} = {value}
+    """, "Bad")
+    assert registered == [] and len(said) == 1
+    assert said[0].endswith(f"left out: strategy class Bad has {attr} = {value}, expected {expected}" + (
+        ", Kind.STAGED or Kind.FULL)" if attr == "kind" else ""))
+    assert "bad" not in STRATEGIES and all(isinstance(cls.kind, Kind) for cls in STRATEGIES.values())
+    strategy_names()  # the listing every command prints sorts by order: it still works
+
+
+def test_register_strategy_refuses_a_taken_name_with_the_entry_points_line_and_allows_the_same_class_again(
+        load_declared):
+    lora = STRATEGIES["lora"]
+    registered, said = load_declared("""
+        class Imposter(Good):
+            name = "lora"
+    """, "Imposter")
+    with pytest.raises(TypeError) as refused:
+        register_strategy(sys.modules["walk_plugins"].Imposter)
+    assert STRATEGIES["lora"] is lora and registered == []
+    assert str(refused.value) == ("strategy class Imposter has the name 'lora', already the strategy "
+                                  f"{lora.__module__}.{lora.__qualname__}: choose another name")
+    assert said == [f"strategy plugin 'imposter' (walk_plugins:Imposter) left out: {refused.value}"]  # one check
+
+    good = sys.modules["walk_plugins"].Good
+    assert register_strategy(good) is good and register_strategy(good) is good and STRATEGIES["good"] is good
+    again = type("Good", (good,), {"__module__": good.__module__})  # the class defined again: a module reloaded
+    assert register_strategy(again) is again and STRATEGIES["good"] is again
+
+
+def test_a_comparison_reuses_a_finished_run_only_with_the_same_plugin_settings():
+    from tunelab.compare.runner import _same_config
+
+    planned = TrainConfig(strategy="head", extra={"scale_init": 0.1})
+    assert _same_config(planned, planned.to_dict())
+    assert not _same_config(planned, planned.replace(extra={"scale_init": 0.2}).to_dict())

@@ -159,6 +159,9 @@ class TrainConfig:
     auto_batch_size: bool = True
     """On out-of-memory, halve the batch size (accelerate's search) and keep the effective batch."""
     extra: dict[str, Any] = field(default_factory=dict)
+    """A plugin strategy's own settings, which are not fields here (a strategy's ``options`` must be fields): given
+    as an ``extra:`` mapping in a --config YAML or from Python (no flag), read with ``config.extra.get(...)``,
+    written to run_config.yaml with the rest; a comparison reuses a finished run only where they match."""
 
     # ------------------------------------------------------------------ validation
     def epochs_for(self, n_train: int | None, processes: int = 1) -> float:

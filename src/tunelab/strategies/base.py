@@ -27,10 +27,14 @@ A new strategy is one module in this package::
 from __future__ import annotations
 
 import enum
+import math
+import numbers
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from tunelab.config import TrainConfig
 from tunelab.errors import StrategyError
 
 if TYPE_CHECKING:  # annotations only: the registry stays cheap to import for reports and listings
@@ -50,10 +54,6 @@ ADVICE_REGIMES = ("few-near", "few-far", "plenty-far", "otherwise")
 """The data regimes of the hand-written advice before training (:mod:`tunelab.advice.recommend`, for a causal LM
 or without a calibration file): few labels on a close or moderate domain, few on a far domain, plenty on a far
 domain, and every other case. Each strategy says where it stands in each (:attr:`Strategy.advice_tiers`)."""
-
-#: What every registered strategy class must define (the rest of the protocol has defaults).
-_REQUIRED = ("name", "summary", "default_lr", "kind", "order")
-
 
 class Kind(enum.Enum):
     """How much of the pre-trained model a strategy trains: a short value (``tunelab strategies``) and a
@@ -82,10 +82,71 @@ _KIND_LABELS = {
 }
 
 
-def register_strategy(cls: type[Strategy]) -> type[Strategy]:
+def _is_positive_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+#: What every registered strategy class must define, with the test its value must pass and the type that test
+#: expects (the rest of the protocol has defaults).
+_REQUIRED: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "name": (lambda v: isinstance(v, str) and bool(v.strip()), "a non-empty str"),
+    "summary": (lambda v: isinstance(v, str), "a str"),
+    "default_lr": (_is_positive_number, "a positive number"),
+    "kind": (lambda v: isinstance(v, Kind), "a Kind (Kind.FROZEN, Kind.PEFT, Kind.STAGED or Kind.FULL)"),
+    "order": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an int"),
+}
+
+#: The methods the base class leaves to each strategy: training calls ``prepare``; the model card and the
+#: comparison's report call ``describe``.
+_REQUIRED_METHODS = ("prepare", "describe")
+
+
+def registration_problem(cls: Any) -> str | None:
+    """Why ``cls`` cannot be registered as a strategy, in one line naming every problem; ``None`` when it can.
+
+    The one check of both ways in, :func:`register_strategy` and the entry points (:mod:`.plugins`). The rest of
+    tunelab reads every registered class without asking: listings sort by ``order`` and print ``kind.value``, the
+    model card and the report call ``describe``, ``tunelab train`` reads every strategy's ``options`` off the config.
+    Checked here, one broken strategy is refused where it is declared instead of breaking the commands of all the
+    others. The same class registered again (a module reloaded, a notebook cell run again) replaces itself; a name
+    another class holds, a built-in's included, is refused."""
+    if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+        what = getattr(cls, "__qualname__", None) or f"a {type(cls).__name__} object"
+        return f"{what} is not a subclass of tunelab.strategies.Strategy"
     missing = [attr for attr in _REQUIRED if not hasattr(cls, attr)]
-    if missing:
-        raise TypeError(f"strategy class {cls.__name__} does not define {', '.join(missing)}")
+    missing += [f"{m}()" for m in _REQUIRED_METHODS if getattr(cls, m) is getattr(Strategy, m)]
+    problems = [f"does not define {', '.join(missing)}"] if missing else []
+    for attr, (fits, expected) in _REQUIRED.items():
+        if hasattr(cls, attr) and not fits(getattr(cls, attr)):
+            problems.append(f"has {attr} = {getattr(cls, attr)!r}, expected {expected}")
+    problems += _options_problems(cls.options)
+    name = getattr(cls, "name", None)
+    taken = STRATEGIES.get(name) if _REQUIRED["name"][0](name) else None
+    if taken is not None and (taken.__module__, taken.__qualname__) != (cls.__module__, cls.__qualname__):
+        problems.append(f"has the name '{name}', already the strategy {taken.__module__}.{taken.__qualname__}: "
+                        "choose another name")
+    return f"strategy class {cls.__qualname__} {'; '.join(problems)}" if problems else None
+
+
+def _options_problems(options: Any) -> list[str]:
+    """What is wrong with a strategy's :attr:`Strategy.options`: they must be TrainConfig field names."""
+    if not (isinstance(options, (tuple, list)) and all(isinstance(o, str) for o in options)):
+        return [f"has options = {options!r}, expected a tuple of TrainConfig field names"]
+    unknown = [o for o in options if o not in TrainConfig.field_names()]
+    if not unknown:
+        return []
+    return [f"has options {', '.join(unknown)}, which are not TrainConfig fields: options name the TrainConfig fields "
+            "a strategy reads, and a plugin's own settings go in TrainConfig.extra (an extra: mapping in a --config YAML)"]
+
+
+def register_strategy(cls: type[Strategy]) -> type[Strategy]:
+    """Register ``cls`` under its ``name`` (a class decorator); return it.
+
+    A class that :func:`registration_problem` refuses raises ``TypeError`` with that line: in the caller's own code
+    it is a programming error, and the entry points turn the same line into a warning that leaves the plugin out."""
+    problem = registration_problem(cls)
+    if problem:
+        raise TypeError(problem)
     STRATEGIES[cls.name] = cls
     return cls
 
@@ -145,7 +206,8 @@ class Strategy:
     order: ClassVar[int]
     """Place in listings, reports and plots: fewest trained weights first."""
     options: ClassVar[tuple[str, ...]] = ()
-    """The :class:`~tunelab.config.TrainConfig` fields this strategy reads (beyond the shared ones)."""
+    """The :class:`~tunelab.config.TrainConfig` fields this strategy reads (beyond the shared ones); a plugin's own
+    settings, which are not fields, go in ``TrainConfig.extra``."""
     compared_by_default: ClassVar[bool] = False
     """Whether ``tunelab compare`` (and the demo) trains it when no ``--strategies`` are named: one of each kind
     (:func:`default_comparison`)."""
@@ -266,7 +328,8 @@ def unused_options(config: Any) -> list[str]:
     own = set(STRATEGIES[config.strategy].options)
     others = {o for cls in STRATEGIES.values() for o in cls.options} - own
     defaults = {f.name: f.default for f in dataclasses.fields(config)}
-    return sorted(f"--{o.replace('_', '-')}" for o in others if getattr(config, o) != defaults.get(o))
+    # an option that is no field is refused at registration, but a class put in STRATEGIES by hand may still name one
+    return sorted(f"--{o.replace('_', '-')}" for o in others if o in defaults and getattr(config, o) != defaults[o])
 
 
 def merge_problem(name: str) -> str:

@@ -8,8 +8,10 @@ declaring its :class:`~tunelab.strategies.base.Strategy` subclass in its ``pypro
 
 ``examples/plugins/tunelab_ln_tuning`` is a whole one. The entry points are read once, when
 :mod:`tunelab.strategies` is first imported, in every process (the workers of a comparison too). A plugin that
-cannot be imported, is not a ``Strategy``, or takes a name that is already registered is left out with a
-warning naming it: a broken plugin never stops tunelab, and never replaces a built-in strategy.
+cannot be imported, or that :func:`~tunelab.strategies.base.registration_problem` refuses (the same check as
+``register_strategy``'s: not a ``Strategy``, a required attribute or method missing or of the wrong type, an option
+that is no TrainConfig field, a name already registered), is left out with one warning naming it: a broken plugin
+never stops tunelab, and never replaces a built-in strategy.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import logging
 from importlib.metadata import EntryPoint, entry_points
 
-from tunelab.strategies.base import STRATEGIES, Strategy, register_strategy
+from tunelab.strategies.base import STRATEGIES, register_strategy
 
 GROUP = "tunelab.strategies"
 logger = logging.getLogger("tunelab")
@@ -34,17 +36,9 @@ def _register(point: EntryPoint) -> str | None:
         loaded = point.load()
     except Exception as exc:  # noqa: BLE001 - a third-party import can fail in any way
         return f"it could not be imported ({_first_line(exc)})"
-    if not (isinstance(loaded, type) and issubclass(loaded, Strategy)):
-        return f"{point.value} is not a subclass of tunelab.strategies.Strategy"
-    name = getattr(loaded, "name", None)
-    taken = STRATEGIES.get(name) if isinstance(name, str) else None
-    if taken is loaded:
-        return None  # the module registered itself on import
-    if taken is not None:
-        return f"its name '{name}' is already the strategy {taken.__module__}.{taken.__qualname__}"
     try:
-        register_strategy(loaded)
-    except TypeError as exc:
+        register_strategy(loaded)  # again, harmless, where the module registered itself on import
+    except TypeError as exc:  # register_strategy's refusal, the one line to warn with
         return str(exc)
     return None
 
