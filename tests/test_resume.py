@@ -292,8 +292,8 @@ def test_a_finished_run_at_an_old_default_learning_rate_is_not_reused(tiny_bert_
     from tunelab.strategies import STRATEGIES
 
     config = TrainConfig(model=str(tiny_bert_dir), strategy="bitfit", epochs=1, batch_size=16, out=str(tmp_path / "r"))
-    train(config, data=toy_classification_data, progress=False)
-    assert finished_record(tmp_path / "r", config) is not None
+    config = config.replace(data=train(config, data=toy_classification_data, progress=False)["config"]["data"])
+    assert finished_record(tmp_path / "r", config) is not None  # as the run recorded its (in-memory) data
     monkeypatch.setattr(STRATEGIES["bitfit"], "default_lr", STRATEGIES["bitfit"].default_lr * 3)
     assert finished_record(tmp_path / "r", config) is None
     monkeypatch.undo()
