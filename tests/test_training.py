@@ -947,3 +947,21 @@ def test_a_decoder_saved_without_its_language_model_head_is_refused_for_causal_l
             with pytest.raises(ModelError, match=r"holds no language-model head: lm_head.weight is not among its weights"):
                 train(run, data=toy_lm_data, progress=False)
             assert not (tmp_path / "out-False").exists()
+
+
+def test_train_leaves_the_callers_random_streams_where_they_were(tiny_bert_dir, toy_classification_data, tmp_path):
+    """A run seeds Python's, NumPy's and torch's generators; the caller's draws after train() continue their own."""
+    import random
+
+    import numpy as np
+    import torch
+
+    def draws():
+        return random.random(), float(np.random.rand()), float(torch.rand(1))
+
+    random.seed(7), np.random.seed(7), torch.manual_seed(7)
+    expected = draws()
+    random.seed(7), np.random.seed(7), torch.manual_seed(7)
+    train(TrainConfig(model=str(tiny_bert_dir), strategy="head", epochs=1, batch_size=16, forgetting=False,
+                      out=str(tmp_path / "o")), data=toy_classification_data, progress=False)
+    assert draws() == expected

@@ -65,8 +65,19 @@ def _new_figure() -> tuple[Figure, object]:
 
 
 def _png(fig: Figure) -> bytes:
+    """The figure drawn as PNG bytes. A font missing on this machine falls back to another, which the user has
+    nothing to do about: matplotlib's "findfont" lines (21 a report, where its math fonts are not cached) are
+    kept quiet while it draws, whoever called (the CLI, or a script through the Python API)."""
+    import logging
+
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", metadata={"Software": None})
+    fonts = logging.getLogger("matplotlib.font_manager")
+    level = fonts.level
+    fonts.setLevel(max(level, logging.ERROR))
+    try:
+        fig.savefig(buffer, format="png", metadata={"Software": None})
+    finally:
+        fonts.setLevel(level)
     return buffer.getvalue()
 
 

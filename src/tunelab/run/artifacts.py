@@ -2,8 +2,9 @@
 written to a temporary folder beside the target and renamed into place, with a model card.
 
 >>> from tunelab.run.artifacts import load_artifact, predict
->>> model, tokenizer, info = load_artifact("runs/minilm-rotten-tomatoes-lora")
->>> predict("runs/minilm-rotten-tomatoes-lora", ["a gripping, beautiful film"])
+>>> model, tokenizer, info = load_artifact("runs/minilm-rotten-tomatoes-lora")  # doctest: +SKIP
+>>> predict("runs/minilm-rotten-tomatoes-lora", "a gripping, beautiful film")[0]["label"]  # doctest: +SKIP
+'fresh'
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ def check_out_dir(out: Path, *, overwrite: bool, resume: bool) -> None:
     if out.is_dir() and not (overwrite or resume):
         if any(not p.name.startswith(".tmp-") for p in out.iterdir()):
             raise TunelabError(
-                f"output folder {out} is not empty: pass --overwrite to replace tunelab's files there, "
-                "--resume to continue the run, or choose another --out"
+                f"output folder {out} is not empty: pass --overwrite (overwrite=True) to replace tunelab's files "
+                "there, --resume (resume=True) to continue the run, or choose another --out (out=)"
             )
 
 
@@ -228,6 +229,10 @@ def load_artifact(path: str | Path, device: str | torch.device | None = None):
 
         base_path = _base_model_path(folder, info, PeftConfig.from_pretrained(folder).base_model_name_or_path)
         labels = info["label_names"]
+        from transformers.utils import logging as hf_logging
+
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # its "classifier MISSING, newly initialized" report: the adapter restores it
         try:
             if classification:
                 ensure_classifier_class(base_path)
@@ -241,6 +246,8 @@ def load_artifact(path: str | Path, device: str | torch.device | None = None):
                 base = AutoModelForCausalLM.from_pretrained(base_path)
         except OSError as exc:
             raise TunelabError(f"cannot load the base model {base_path} of adapter {folder}: {str(exc).splitlines()[0]}") from exc
+        finally:
+            hf_logging.set_verbosity(verbosity)
         model = PeftModel.from_pretrained(base, folder)
     else:
         if classification:

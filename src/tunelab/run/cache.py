@@ -54,8 +54,9 @@ to, not bit-identical with, an uncached run; ``TrainConfig(cache=False)`` / ``--
 the cache off.
 
 >>> from tunelab import TrainConfig, train
->>> record = train(TrainConfig(model="minilm", strategy="head"))
->>> record["train_info"]["cache"]  # {'used': True, 'size_mb': 0.4, 'split': 6, 'where': 'memory', ...}
+>>> record = train(TrainConfig(model="minilm", strategy="head", overwrite=True))  # doctest: +SKIP
+>>> record["train_info"]["cache"]["used"]  # doctest: +SKIP
+True
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ run (:mod:`tunelab.compare.tracking`).
 Where things go: TensorBoard event files under ``<out>/tensorboard``; MLflow wherever
 ``MLFLOW_TRACKING_URI`` points (a server, or a local store; the Trainer's own defaults otherwise).
 
->>> parse_report_to("tensorboard, mlflow")
-['tensorboard', 'mlflow']
+>>> parse_report_to("tensorboard")
+['tensorboard']
 """
 
 from __future__ import annotations

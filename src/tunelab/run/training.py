@@ -693,13 +693,32 @@ def train_record(config: TrainConfig, *, data: TaskData | None = None, progress:
     """:func:`train`, returning the typed run record."""
     out = Path(config.out) if config.out else default_out_dir(config)
     fresh = not out.exists() or (out.is_dir() and not any(out.iterdir()))
-    with long_lived_objects_frozen(), ranks.quiet_unless_main(), library_bars_off() if progress else contextlib.nullcontext():
+    with (long_lived_objects_frozen(), ranks.quiet_unless_main(), callers_random_state(),
+          library_bars_off() if progress else contextlib.nullcontext()):
         try:
             return _train(config, data=data, progress=progress)
         except BaseException:
             if fresh and ranks.is_main():
                 _remove_failed_run(out)
             raise
+
+
+@contextlib.contextmanager
+def callers_random_state():
+    """The caller's random streams (Python's, NumPy's, torch's on the CPU and every GPU) as they were before: a run
+    seeds them all (transformers' ``set_seed``), and a script that calls :func:`train` between its own seeded draws
+    would otherwise continue from the run's seed."""
+    import random
+
+    import numpy as np
+
+    python, numpy = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []):
+        try:
+            yield
+        finally:
+            random.setstate(python)
+            np.random.set_state(numpy)
 
 
 def _remove_failed_run(out: Path) -> None:
