@@ -303,7 +303,9 @@ def predict(path: str | Path, texts: str | list[str], *, max_new_tokens: int = 4
     if wrong is not None:
         raise TypeError(f"predict takes a text or a list of texts (str); got a {type(wrong).__name__}: {wrong!r:.60}")
 
-    with one_pass_attention():  # batches of every shape (generation: one more key a step)
+    from tunelab.run.progress import library_bars_off
+
+    with one_pass_attention(), library_bars_off():  # batches of every shape (generation: one more key a step)
         return _predict(path, texts, max_new_tokens=max_new_tokens, batch_size=batch_size, raw=raw)
 
 

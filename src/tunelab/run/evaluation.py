@@ -43,8 +43,19 @@ def _warn_if_other_data(data_spec: str, trained_on: str | None, scored: int, row
         "rows, is scored; --split all scores every row")
 
 
-@torch.inference_mode()
 def evaluate_artifact(path, data_spec: str, *, split: str = "test", text_column: str | None = None,
+                      label_column: str | None = None, seed: int | None = None, batch_size: int = 32) -> dict:
+    """Score a trained folder on ``data_spec`` (:func:`_evaluate`), without the libraries' loading and tokenizing
+    bars."""
+    from tunelab.run.progress import library_bars_off
+
+    with library_bars_off():
+        return _evaluate(path, data_spec, split=split, text_column=text_column, label_column=label_column, seed=seed,
+                         batch_size=batch_size)
+
+
+@torch.inference_mode()
+def _evaluate(path, data_spec: str, *, split: str = "test", text_column: str | None = None,
                       label_column: str | None = None, seed: int | None = None, batch_size: int = 32) -> dict:
     """Score a trained folder on ``data_spec``: ``split`` "all" reads every row, unsplit (a file held out from
     training); a split is the one training made of the data, with the run's seed, fractions and columns unless
