@@ -785,3 +785,19 @@ def test_resume_of_a_folder_without_a_comparison_says_it_starts_one(tmp_path, ca
                      "--out", str(tmp_path / "new")])
     assert code == 0
     assert f"--resume: {tmp_path / 'new'} holds no comparison to resume; starting one" in caplog.text
+
+
+def test_at_the_full_datas_first_seed_a_strategy_near_chance_is_ranked_not_kept_unranked():
+    """After the full data's first seed the rounds bring other seeds, not more data: a strategy still near the
+    constant predictor there has measured where it ends, and is ranked with the others. It went on unranked as a
+    finalist while a better strategy, not shown worse than the leader, was cut (a user walk-through)."""
+    planner = Planner(["head", "last-n", "bitfit", "lora"], rounds=(1.0,), metric="accuracy", target=270.0, seeds=2)
+    rnd = planner.next_round(0.0)
+    assert rnd.seeds == 1 and not rnd.final
+    planner.finish_round(rnd, [Measurement("lora", 1.0, 0.758, 0.683, 0.833, 270, chance=0.525),
+                               Measurement("last-n", 1.0, 0.708, 0.625, 0.783, 270, chance=0.525),
+                               Measurement("bitfit", 1.0, 0.658, 0.575, 0.742, 270, chance=0.525),
+                               Measurement("head", 1.0, 0.617, 0.525, 0.700, 270, chance=0.525)])
+    final = planner.next_round(0.0)
+    assert final.seeds == 2 and "head" not in final.strategies and "head" in planner.stopped
+    assert planner.summary()["unranked"] == {}

@@ -560,7 +560,12 @@ class Planner:
         return sorted(self.alive_, key=lambda s: -sign * preds[s].optimistic)  # type: ignore[union-attr]
 
     def _not_learned(self, done: Round) -> set[str]:
-        """The alive strategies whose measurement in round ``done`` has not left the constant predictor."""
+        """The alive strategies whose measurement in round ``done`` has not left the constant predictor: they go on
+        unranked, since more data may yet teach them. Not after the full data's first seed (``done`` not screening):
+        the rounds after it bring other seeds, not more data, so every strategy is ranked by what it measured there
+        (one near chance went on as a finalist while a better one was cut)."""
+        if not done.screening:
+            return set()
         return {m.strategy for m in self.measurements_
                 if m.fraction == done.fraction and m.strategy in self.alive_ and not learned(m, self.metric)}
 
