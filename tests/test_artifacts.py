@@ -155,6 +155,18 @@ def test_classification_predict_ranks_every_label(tiny_bert_dir, toy_classificat
         probs = list(row["probabilities"].values())
         assert set(row["probabilities"]) == {"neg", "pos"} and sum(probs) == pytest.approx(1.0)
         assert probs == sorted(probs, reverse=True) and row["label"] == next(iter(row["probabilities"]))
+    # a damaged folder is one line naming what could not be read, not a traceback
+    import shutil as sh
+
+    damaged = tmp_path / "damaged"
+    sh.copytree(tmp_path / "o", damaged)
+    weights = next((damaged / "model").glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(TunelabError, match=r"cannot load the model in .*SafetensorError.*damaged or missing"):
+        predict(damaged, ["text"])
+    (damaged / "model" / "tunelab.json").write_text("{bad")
+    with pytest.raises(TunelabError, match=r"JSONDecodeError.*damaged or missing"):
+        predict(damaged, ["text"])
     # one string is one text, as a pipeline takes it (not one prediction per character)
     assert predict(tmp_path / "o", "text number 0") == rows[:1]
     with pytest.raises(TypeError, match="a text or a list of texts"):

@@ -189,6 +189,17 @@ CASES = [
         lambda t: ["--data", good(t), "--out", str(write(t / "taken.txt", "x") / "run")],
         ("taken.txt", "no folder can be made under it", "choose another --out"),
     ),
+    # ---- numbers out of their range (a traceback from numpy / transformers, or a run that means nothing)
+    Case("negative seed", lambda t: ["--data", good(t), "--seed", "-1"], ("--seed must be in [0, 2^32)",)),
+    Case("infinite epochs", lambda t: ["--data", good(t), "--epochs", "inf"], ("--epochs must be a positive number",)),
+    Case("negative warm-up", lambda t: ["--data", good(t), "--warmup-ratio", "-0.5"], ("--warmup-ratio must be in [0, 1)",)),
+    Case("negative weight decay", lambda t: ["--data", good(t), "--weight-decay", "-1"], ("--weight-decay must be 0 or more",)),
+    Case("zero lora alpha", lambda t: ["--data", good(t), "--lora-alpha", "0"], ("--lora-alpha must be positive",)),
+    Case("resume and overwrite", lambda t: ["--data", good(t), "--resume", "--overwrite"], ("--resume", "--overwrite", "give one")),
+    Case("a list in the YAML config", lambda t: ["--data", good(t), "--config", str(write(t / "l.yaml", "strategy: [lora]\n"))],
+         ("option strategy is a list; give a str",)),
+    Case("--out not UTF-8", lambda t: ["--data", good(t), "--out", os.fsdecode(os.fsencode(str(t)) + b"/run\xff")],
+         ("is not a UTF-8 path", "valid UTF-8")),
 ]
 
 SUBPROCESS_CASES = ["missing file", "unknown flag", "bad YAML --config"]
@@ -423,3 +434,20 @@ def test_a_quantized_checkpoint_whose_library_is_missing_is_refused_in_one_line(
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelError, match=r"^cannot load '.*q' for classification: .*bitsandbytes"):
         load_model(str(folder), task="classification", label_names=["neg", "pos"])
+
+
+def test_a_disk_that_fills_during_a_run_is_one_line_that_says_to_resume(tmp_path, capsys, monkeypatch):
+    """A write that fails mid-run (a full disk, a folder made read-only) is one line naming the file and saying what
+    to do, exit 1: the last checkpoint is kept for --resume."""
+    import errno
+
+    import tunelab.run.training
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "out" / "checkpoints" / "x"))
+
+    monkeypatch.setattr(tunelab.run.training, "train", full)
+    code = main(["-q", "train", "--data", good(tmp_path), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
+    assert "cannot write" in err and "No space left on device" in err and "--resume" in err

@@ -195,12 +195,22 @@ class TrainConfig:
                        "(a strategy from another package is known once that package is installed)")
         if self.task not in (None, "classification", "causal-lm"):
             out.append(f"--task '{self.task}' is unknown: use classification or causal-lm")
-        if self.epochs is not None and not self.epochs > 0:
-            out.append(f"--epochs must be positive, got {self.epochs}")
-        if self.lr is not None and not self.lr > 0:
-            out.append(f"--lr must be positive, got {self.lr}")
-        if self.head_lr is not None and not self.head_lr > 0:
-            out.append(f"--head-lr must be positive, got {self.head_lr}")
+        if self.epochs is not None and not 0 < self.epochs < math.inf:
+            out.append(f"--epochs must be a positive number, got {self.epochs}")
+        if not 0 <= self.seed < 2**32:  # numpy's and scikit-learn's seeds
+            out.append(f"--seed must be in [0, 2^32), got {self.seed}")
+        if not 0 <= self.warmup_ratio < 1:
+            out.append(f"--warmup-ratio must be in [0, 1) (a share of the training steps), got {self.warmup_ratio}")
+        if not 0 <= self.weight_decay < math.inf:
+            out.append(f"--weight-decay must be 0 or more, got {self.weight_decay}")
+        if self.lora_alpha <= 0:
+            out.append(f"--lora-alpha must be positive (the adapter's scale, alpha / r), got {self.lora_alpha}")
+        if self.resume and self.overwrite:
+            out.append("--resume continues the run in --out and --overwrite replaces it: give one of them")
+        if self.lr is not None and not 0 < self.lr < math.inf:
+            out.append(f"--lr must be a positive number, got {self.lr}")
+        if self.head_lr is not None and not 0 < self.head_lr < math.inf:
+            out.append(f"--head-lr must be a positive number, got {self.head_lr}")
         for name in ("batch_size", "layers", "lora_r", "num_virtual_tokens", "save_steps", "gradient_accumulation_steps"):
             if getattr(self, name) < 1:
                 out.append(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")

@@ -26,12 +26,16 @@ MARKER = ".tunelab-complete"
 def folder_problem(path: str | Path) -> str | None:
     """Why the folder ``path`` cannot be created (a file in the way, a parent that is not writable), or ``None``."""
     path = Path(path)
+    try:
+        os.fsencode(path).decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):  # the model card, tunelab.json and the record name their folder
+        return "it is not a UTF-8 path: choose a folder whose name is valid UTF-8"
     existing = next((p for p in (path, *path.parents) if p.exists()), None)
     if existing is None:
         return None
     if not existing.is_dir():
         return f"{existing} is a file, not a folder" if existing == path else f"{existing} is a file, so no folder can be made under it"
-    if existing != path and not os.access(existing, os.W_OK | os.X_OK):
+    if not os.access(existing, os.W_OK | os.X_OK):  # the folder itself too: a run cannot write in it
         return f"{existing} is not writable"
     return None
 
@@ -74,7 +78,8 @@ def check_folder(path: str | Path, option: str = "--out") -> None:
     """Raise :class:`~tunelab.errors.TunelabError` (one line naming ``option``) when :func:`folder_problem` finds one."""
     problem = folder_problem(path)
     if problem:
-        raise TunelabError(f"{option} {path}: {problem}; choose another {option}")
+        shown = os.fsdecode(os.fsencode(path)).encode("utf-8", "backslashreplace").decode()  # not UTF-8: escaped
+        raise TunelabError(f"{option} {shown}: {problem}; choose another {option}")
 
 
 def make_folder(path: str | Path, option: str = "--out") -> Path:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
@@ -249,6 +250,14 @@ def main(argv: list[str] | None = None) -> int:
     except TunelabError as exc:
         print(f"tunelab: error: {_rank_tag()}{exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        if exc.errno not in _STORAGE_ERRORS:
+            raise
+        # the disk filled or a folder became read-only mid-run: what was saved (the last checkpoint) is kept
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"tunelab: error: {_rank_tag()}cannot write{where}: {exc.strerror}; free space or make it writable, "
+              "then run the same command again with --resume (what was saved is kept)", file=sys.stderr)
+        return 1
     except Exception as exc:
         if _peer_gone(exc):  # several processes: the one that failed has said why; this one only lost it
             return 1
@@ -256,6 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:  # resilience.RunInterrupted says where the checkpoint is and how to resume
         print(f"tunelab: interrupted: {exc}" if str(exc) else "tunelab: interrupted", file=sys.stderr)
         return 130
+
+
+_STORAGE_ERRORS = {errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.EDQUOT}
+"""What writing a run's files meets when the disk fills or a folder stops being writable."""
 
 
 def _rank_tag() -> str:

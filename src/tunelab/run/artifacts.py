@@ -212,7 +212,21 @@ def find_model_dir(path: str | Path) -> Path:
 
 def load_artifact(path: str | Path, device: str | torch.device | None = None):
     """Load a tunelab artifact with plain transformers / peft, on ``device`` (default: where ``from_pretrained`` puts
-    it, the CPU). Returns (model, tokenizer, info)."""
+    it, the CPU). Returns (model, tokenizer, info). A damaged folder (a file cut short or overwritten: its
+    ``tunelab.json``, config or weights) is one :class:`TunelabError` line naming what could not be read."""
+    from safetensors import SafetensorError
+
+    try:
+        return _load_artifact(path, device)
+    except TunelabError:
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:  # json's, safetensors', transformers' reading errors
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise TunelabError(f"cannot load the model in {path}: {type(exc).__name__}: {first[:200]} (a file of it is "
+                           "damaged or missing: train it again, or restore the folder)") from exc
+
+
+def _load_artifact(path: str | Path, device: str | torch.device | None = None):
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     from tunelab.models import label_config

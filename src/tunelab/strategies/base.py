@@ -323,7 +323,7 @@ def unused_options(config: Any) -> list[str]:
     and its own strategy does not read, as flags (``--use-dora``): a single run would silently ignore them."""
     import dataclasses
 
-    if config.strategy not in STRATEGIES:  # the options' own check says so, in its words
+    if not isinstance(config.strategy, str) or config.strategy not in STRATEGIES:  # the options' check says so
         return []
     own = set(STRATEGIES[config.strategy].options)
     others = {o for cls in STRATEGIES.values() for o in cls.options} - own
