@@ -965,3 +965,17 @@ def test_train_leaves_the_callers_random_streams_where_they_were(tiny_bert_dir, 
     train(TrainConfig(model=str(tiny_bert_dir), strategy="head", epochs=1, batch_size=16, forgetting=False,
                       out=str(tmp_path / "o")), data=toy_classification_data, progress=False)
     assert draws() == expected
+
+
+def test_a_text_exactly_as_long_as_max_length_is_not_counted_as_truncated():
+    """'[CLS] good film [SEP]' is 4 tokens: at --max-length 4 it keeps every one; only the longer texts are cut."""
+    from datasets import Dataset
+
+    from conftest import tiny_tokenizer
+    from tunelab.data import TaskData
+
+    texts = ["good film"] * 5 + ["good film was very good"] * 3
+    ds = Dataset.from_dict({"text": texts, "label": [0, 1] * 4})
+    data = TaskData(task="classification", train=ds, validation=ds, test=ds, label_names=["a", "b"], fingerprint="x4")
+    _, warnings = tokenize(data, tiny_tokenizer(), 4)
+    assert warnings[0].startswith("3 of 8 train texts were truncated to 4 tokens")

@@ -264,6 +264,17 @@ def _lm_row(row: dict, tokenizer, loss_on: str) -> tuple[list[int], list[bool]]:
 SEQUENCES_SAMPLE_ROWS = 5 * LM_PACKING_ROWS
 
 
+def _truncated(tokenizer, ds, max_length: int, rows: int = 1000) -> int:
+    """How many texts (or pairs) of ``ds`` are longer than ``max_length`` tokens whole: cut, not just as long as
+    the limit (a text of exactly ``max_length`` tokens keeps every one)."""
+    count = 0
+    for i in range(0, len(ds), rows):
+        batch = ds[i : i + rows]
+        lengths = tokenizer(batch["text"], batch.get("text_pair"), truncation=False, verbose=False)["input_ids"]
+        count += sum(len(ids) > max_length for ids in lengths)
+    return count
+
+
 def sequences_per_example(config: TrainConfig, data: TaskData) -> float:
     """Training sequences (what a step's batch holds) per training example of ``data``: 1 for classification; for a
     causal LM, the blocks of the run's max length that the training texts pack into, per text (more than 1 for
@@ -316,7 +327,7 @@ def tokenize(data: TaskData, tokenizer, max_length: int, *, limit: int | None = 
                 desc=f"tokenizing {split}",
                 new_fingerprint=_map_fingerprint(data, split, tokenizer, max_length, keep),
             )
-            truncated = sum(n >= max_length for n in tok["length"])
+            truncated = _truncated(tokenizer, ds, max_length) if any(n >= max_length for n in tok["length"]) else 0
             if truncated:
                 more = (f" (--max-length up to {limit} keeps more of each, at more time and memory per step)"
                         if split == "train" and limit is not None and max_length < limit < 10**9 else "")
