@@ -310,14 +310,14 @@ def test_classification_tokens_are_truncated_with_a_warning(tiny_bert_dir, toy_c
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
-    tokenized, warnings = tokenize(toy_classification_data, tokenizer, 8)
-    assert max(tokenized["train"]["length"]) == 8
+    tokenized, warnings = tokenize(toy_classification_data, tokenizer, 6)  # the toy texts take up to 8 tokens
+    assert max(tokenized["train"]["length"]) == 6
     assert list(tokenized["train"]["labels"]) == list(toy_classification_data.train["label"])
-    assert any("train texts were truncated to 8 tokens" in w for w in warnings)
+    assert any("train texts were truncated to 6 tokens" in w for w in warnings)
     assert not any("--max-length" in w for w in warnings)  # no limit given: nothing to point to
-    _, warnings = tokenize(toy_classification_data, tokenizer, 8, limit=64)
+    _, warnings = tokenize(toy_classification_data, tokenizer, 6, limit=64)
     said = [w for w in warnings if "--max-length" in w]
-    assert len(said) == 1 and "train texts were truncated to 8 tokens (--max-length up to 64 keeps more" in said[0]
+    assert len(said) == 1 and "train texts were truncated to 6 tokens (--max-length up to 64 keeps more" in said[0]
 
 
 def test_sample_limits_cut_train_and_evaluation_splits(toy_classification_data, tmp_path):
