@@ -801,3 +801,20 @@ def test_at_the_full_datas_first_seed_a_strategy_near_chance_is_ranked_not_kept_
     final = planner.next_round(0.0)
     assert final.seeds == 2 and "head" not in final.strategies and "head" in planner.stopped
     assert planner.summary()["unranked"] == {}
+
+
+def test_a_one_round_plan_names_the_rule_that_left_out_the_rounds(tiny_bert_dir, sentiment_csv, tmp_path, capsys,
+                                                                   monkeypatch):
+    """168 training examples: a third holds 56, above the 24-example minimum; at batch 32 for one epoch it trains 2
+    optimizer steps, under the 12-step minimum, and that is the reason given (the message named the 24 examples)."""
+    from tunelab.cli.main import main
+    from tunelab.compare import executors
+
+    monkeypatch.setattr(executors, "make_executor", lambda *a, **k: executors.LocalExecutor(isolate=False))
+    args = ["compare", "--model", str(tiny_bert_dir), "--data", str(sentiment_csv), "--strategies", "head,bitfit",
+            "--epochs", "1", "--batch-size", "32", "--plan", "--no-forgetting", "--no-pre-recommendation",
+            "--out", str(tmp_path / "one")]
+    assert main(args) == 0
+    said = capsys.readouterr().out
+    assert "planned comparison: one round" in said
+    assert "a round of a third of them would train 2 optimizer steps, fewer than the planner's minimum of 12" in said

@@ -755,6 +755,8 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
     order; runs never started left out), the reused ids and the plan's summary."""
     from tunelab.compare.planner import (
         MIN_ROUND_EXAMPLES,
+        MIN_ROUND_STEPS,
+        ROUND_FACTOR,
         Planner,
         measurements_from_results,
         round_fractions,
@@ -787,10 +789,15 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
                       if isinstance(r.get("time_per_step_s"), int | float)), default=None)
     held = (f"{n_final} training examples" if per_example == 1.0 else
             f"{n_final} training texts, about {n_final * per_example:,.0f} training sequences")
+    third = round(n_final / ROUND_FACTOR * per_example) if n_final else 0  # the largest round before the last
+    steps_of = _steps_of(base)
+    why = (f"a round of a ninth or a third of them would hold fewer than {MIN_ROUND_EXAMPLES}"
+           f"{' sequences' if per_example != 1.0 else ''}, the planner's minimum"
+           if third < MIN_ROUND_EXAMPLES or steps_of is None else
+           f"a round of a third of them would train {steps_of(third):.0f} optimizer steps, fewer than the planner's "
+           f"minimum of {MIN_ROUND_STEPS}")
     one_round = (f"planned comparison: one round, every strategy on data fraction {final:g}"
-                 + (f" ({held}): a round of a ninth or a third of them would hold fewer than "
-                    f"{MIN_ROUND_EXAMPLES}{' sequences' if per_example != 1.0 else ''}, the planner's minimum, so no "
-                    "strategy is screened on less data" if n_final else ""))
+                 + (f" ({held}): {why}, so no strategy is screened on less data" if n_final else ""))
     say((one_round if not many and len(strategies) > 1 and len(opts.data_fractions) == 1 else
          f"planned comparison: rounds at data fractions {', '.join(f'{f:g}' for f in rounds)}")
         + (f" (at the full data, seed {base.seed} first, then the other seeds for those that remain)" if many and opts.seeds > 1 else "") + "; "
