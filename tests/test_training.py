@@ -979,3 +979,36 @@ def test_a_text_exactly_as_long_as_max_length_is_not_counted_as_truncated():
     data = TaskData(task="classification", train=ds, validation=ds, test=ds, label_names=["a", "b"], fingerprint="x4")
     _, warnings = tokenize(data, tiny_tokenizer(), 4)
     assert warnings[0].startswith("3 of 8 train texts were truncated to 4 tokens")
+
+
+def test_a_causal_lm_interval_resamples_texts_not_the_blocks_they_were_packed_into(tiny_llama_dir, toy_lm_data,
+                                                                                    tmp_path):
+    """Blocks of one text are not independent: each block's outputs carry the text it starts in, and the intervals
+    and paired tests resample texts (summed per text), with the same totals."""
+    import numpy as np
+    from datasets import Dataset
+
+    from tunelab.advice.verdict import example_results
+    from tunelab.data import TaskData
+
+    def longer(ds):  # texts of four sentences: several blocks of 8 tokens each
+        rows = list(ds["text"])
+        return Dataset.from_dict({"text": [" ".join(rows[i : i + 4]) for i in range(0, len(rows), 4)] * 2})
+
+    data = TaskData(task="causal-lm", train=longer(toy_lm_data.train), validation=longer(toy_lm_data.validation),
+                    test=longer(toy_lm_data.test), source="toy-text-long", fingerprint="toy-text-long")
+    config = TrainConfig(model=str(tiny_llama_dir), strategy="lora", epochs=1, batch_size=8, max_length=8,
+                         forgetting=False, out=str(tmp_path / "o"))
+    train(config, data=data, progress=False)
+    outputs = ExampleOutputs.load(tmp_path / "o", "validation")
+    assert outputs.texts is not None and len(outputs.texts) == len(outputs) > 2 * len(data.validation)
+    assert np.all(np.diff(outputs.texts) >= 0) and outputs.texts.max() < len(data.validation)
+    texts = outputs.by_text()
+    assert len(texts) == len(np.unique(outputs.texts))
+    assert texts.loss_sums.sum() == pytest.approx(outputs.loss_sums.sum())
+    assert texts.metrics()["loss"] == pytest.approx(outputs.metrics()["loss"])
+
+    class Summary:  # what example_results reads of a strategy's runs
+        runs = [type("Run", (), {"config": {"out": str(tmp_path / "o")}})()]
+
+    assert example_results(Summary, "validation").n_examples == len(texts)

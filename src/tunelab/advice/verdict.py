@@ -75,6 +75,8 @@ def example_results(summary: Any, split: str) -> ExampleResults | None:
         if any(o.task != first.task or not np.array_equal(o.labels, first.labels) for o in outputs):
             return None
         return ExampleResults.classification(first.labels, np.stack([o.predictions for o in outputs]))
+    outputs = [o.by_text() for o in outputs]  # texts are the units resampled, not the blocks they were packed into
+    first = outputs[0]
     if any(o.task != first.task or not np.array_equal(o.token_counts, first.token_counts) for o in outputs):
         return None
     tokens = first.token_counts.astype(np.float64)

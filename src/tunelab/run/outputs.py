@@ -41,7 +41,18 @@ class ExampleOutputs:
     losses: np.ndarray | None = None  # cross-entropy loss per example (nats; classification, absent in older runs)
     loss_sums: np.ndarray | None = None  # summed next-token loss per example (nats)
     token_counts: np.ndarray | None = None  # predicted tokens per example
+    texts: np.ndarray | None = None  # causal LM: the text each example (a block of packed texts) starts in
     label_names: list[str] = field(default_factory=list)
+
+    def by_text(self) -> ExampleOutputs:
+        """A causal LM's blocks summed per text they start in (loss and predicted tokens): the units a bootstrap
+        resamples, since blocks of one text are not independent (an interval over blocks came out about half as
+        wide as over texts). As they are where no texts were recorded (classification, older runs)."""
+        if self.texts is None or self.loss_sums is None:
+            return self
+        _, group = np.unique(self.texts, return_inverse=True)  # texts in their order, numbered from 0
+        return ExampleOutputs(loss_sums=np.bincount(group, weights=self.loss_sums),
+                              token_counts=np.bincount(group, weights=self.token_counts))
 
     @property
     def task(self) -> str:
@@ -100,6 +111,7 @@ class ExampleOutputs:
             "losses": self.losses,
             "loss_sums": self.loss_sums,
             "token_counts": self.token_counts,
+            "texts": self.texts,
         }
 
     @classmethod

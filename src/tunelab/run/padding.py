@@ -97,7 +97,8 @@ def task_collator(tokenizer, task: str, max_length: int | None):
     multiple = pad_multiple(max_length)
     if task == "classification":
         return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=multiple)
-    return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE_INDEX, pad_to_multiple_of=multiple)
+    pad = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE_INDEX, pad_to_multiple_of=multiple)
+    return lambda features: pad([{k: v for k, v in f.items() if k != "text_index"} for f in features])  # no input
 
 
 def one_pass_attention():

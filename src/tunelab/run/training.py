@@ -196,42 +196,50 @@ def _map_fingerprint(data: TaskData, split: str, tokenizer, max_length: int, kee
     import hashlib
 
     split_fp = getattr(data.splits()[split], "_fingerprint", "")
-    key = f"{data.fingerprint}|{split}|{split_fp}|{tokenizer.name_or_path}|{len(tokenizer)}|{max_length}|{data.task}|{keep}|{loss_on}"
+    key = f"{data.fingerprint}|{split}|{split_fp}|{tokenizer.name_or_path}|{len(tokenizer)}|{max_length}|{data.task}|{keep}|{loss_on}|texts"
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
+
+TEXT_COLUMN = "text_index"
+"""A causal LM's tokenized splits: the text each block starts in (not a model input: the collator drops it)."""
 
 LM_PACKING_ROWS = 1000
 """Causal LM: texts are packed into blocks this many rows at a time (``datasets.map``'s batch); each batch's last
 partial block is dropped, unless it is the batch's only one."""
 
 
-def _lm_blocks(batch: dict[str, list], tokenizer, max_length: int,
-               loss_on: str = "all") -> tuple[list[list[int]], list[list[int]]]:
+def _lm_blocks(batch: dict[str, list], tokenizer, max_length: int, loss_on: str = "all",
+               first: int = 0) -> tuple[list[list[int]], list[list[int]], list[int]]:
     """A batch of rows (columns of ``datasets.map``) as causal-LM blocks and their next-token labels: the texts
     joined, each followed by the separator (EOS; a tokenizer without one, as GPT-2 models trained with a BERT
     tokenizer, its SEP token, or nothing), cut into blocks of ``max_length`` tokens. ``loss_on="assistant"``:
     a conversation's tokens outside the assistant's turns are context, not targets (label ``IGNORE_INDEX``;
-    :func:`tunelab.data.chat.reply_spans`), and a block with nothing left to predict is dropped."""
+    :func:`tunelab.data.chat.reply_spans`), and a block with nothing left to predict is dropped. Third: the text each
+    block starts in, as an index into the split (``first``: the batch's first row's), for the intervals, which
+    resample texts, not blocks of one text (:meth:`tunelab.run.outputs.ExampleOutputs.by_text`)."""
     separator = [t for t in (tokenizer.eos_token_id, tokenizer.sep_token_id) if t is not None][:1]
     keys = list(batch.keys())
     rows = [dict(zip(keys, values)) for values in zip(*batch.values())]
     flat: list[int] = []
     learnt: list[bool] = []
-    for row in rows:
+    owner: list[int] = []
+    for i, row in enumerate(rows):
         ids, targets = _lm_row(row, tokenizer, loss_on)
         flat += ids + separator
         learnt += targets + [targets[-1] if targets else True] * len(separator)  # the end is learnt with the last turn
+        owner += [first + i] * (len(ids) + len(separator))
     usable = (len(flat) // max_length) * max_length
     starts = list(range(0, usable, max_length))
     if not starts and flat:  # keep a short tail rather than dropping a small split
         starts = [0]
-    blocks, labels = [], []
+    blocks, labels, texts = [], [], []
     for i in starts:
         ids, mask = flat[i : i + max_length], learnt[i : i + max_length]
         if any(mask[1:]):  # the first position is never predicted (labels shift by one inside the model)
             blocks.append(ids)
             labels.append([t if m else IGNORE_INDEX for t, m in zip(ids, mask)])
-    return blocks, labels
+            texts.append(owner[i])
+    return blocks, labels, texts
 
 
 def _lm_row(row: dict, tokenizer, loss_on: str) -> tuple[list[int], list[bool]]:
@@ -338,9 +346,9 @@ def tokenize(data: TaskData, tokenizer, max_length: int, *, limit: int | None = 
             out[split] = tok if split == "train" else tok.sort("length")
         return out, warnings
 
-    def encode_lm(batch):
-        blocks, labels = _lm_blocks(batch, tokenizer, max_length, loss_on)
-        return {"input_ids": blocks, "labels": labels, "length": [len(b) for b in blocks]}
+    def encode_lm(batch, indices):
+        blocks, labels, texts = _lm_blocks(batch, tokenizer, max_length, loss_on, first=indices[0] if indices else 0)
+        return {"input_ids": blocks, "labels": labels, "length": [len(b) for b in blocks], TEXT_COLUMN: texts}
 
     chat = loss_on == "assistant" and "messages" in data.train.column_names
     for split, ds in data.splits().items():
@@ -350,6 +358,7 @@ def tokenize(data: TaskData, tokenizer, max_length: int, *, limit: int | None = 
         out[split] = ds.map(
             encode_lm,
             batched=True,
+            with_indices=True,
             batch_size=LM_PACKING_ROWS,
             remove_columns=ds.column_names,
             desc=f"tokenizing {split}",
@@ -983,6 +992,8 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> Run
         fit = _fit(setup, trainer, out, resume_from)
         metrics, outputs = _final_metrics(trainer, ds, run.data.task, test=not config.screening)
         gathered = ranks.gathered_state_dict(trainer)  # FSDP / ZeRO-3: the whole weights, on the main process
+        for split, o in outputs.items():  # a causal LM's blocks, each with the text it starts in
+            o.texts = _texts_of(run.tokenized.get(split), len(o))
         _written_once(lambda: [o.save(out, split) for split, o in outputs.items()])  # <out>/outputs/<split>.npz
         eval_time = trainer.eval_seconds + ds.cache_info.get("eval_share_s", 0.0)
         _release_training_state(trainer)
@@ -1124,6 +1135,15 @@ def _fit(setup: TrainerSetup, trainer, out: Path, resume_from: Path | None) -> _
     for note in notes:
         log.warning(note)
     return _Fit(notes, before + time.perf_counter() - t0, recomputed, eval_seconds=trainer.eval_seconds - eval0)
+
+
+def _texts_of(tokenized, n: int):
+    """The text of each of a split's ``n`` examples (causal-LM blocks, in the order they were evaluated), or None."""
+    import numpy as np
+
+    if tokenized is None or TEXT_COLUMN not in tokenized.column_names or len(tokenized) != n:
+        return None
+    return np.asarray(tokenized[TEXT_COLUMN], dtype=np.int64)
 
 
 def _final_metrics(trainer, ds: _Datasets, task: str, *, test: bool = True) -> tuple[Metrics, dict[str, ExampleOutputs]]:
