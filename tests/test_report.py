@@ -366,6 +366,8 @@ def test_forgetting_that_rounds_to_zero_has_no_minus_sign():
     assert format_forgetting(-0.0123, "nats/token") == "-0.012 nats/token"
     assert format_forgetting(0.034, "1 - linear CKA") == "0.034 (1 - linear CKA)"
     assert format_forgetting(None, "nats/token") == "–"
+    assert format_forgetting(0.00042, "1 - linear CKA") == "0.00042 (1 - linear CKA)"  # not head's exact 0.000
+    assert format_forgetting(0.0, "1 - linear CKA") == "0.000 (1 - linear CKA)"
 
 
 def test_the_confusion_matrix_of_many_classes_becomes_its_largest_confusions():

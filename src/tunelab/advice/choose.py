@@ -318,12 +318,13 @@ def summarize_strategies(
 
 
 def format_metric(value: float | None, metric: str) -> str:
-    """``0.801`` for accuracy-like metrics, ``12.3`` / ``1.23`` for perplexity and loss."""
+    """``0.801`` for accuracy-like metrics, ``12.3`` / ``1.23`` / ``94.0`` for perplexity and loss (three
+    significant digits, trailing zeros kept: ``94`` beside ``89.5`` read as less precise)."""
     if value is None:
         return "–"
     if higher_is_better(metric) and abs(value) <= 1.0:
         return f"{value:.3f}"
-    return f"{value:.3g}" if abs(value) < 100 else f"{value:,.1f}"
+    return f"{value:#.3g}".rstrip(".") if abs(value) < 100 else f"{value:,.1f}"
 
 
 def format_metric_pm(mean: float | None, std: float | None, n: int, metric: str) -> str:
@@ -770,7 +771,7 @@ def _best_chosen_reason(chosen: StrategySummary, fits: list[StrategySummary], co
     if v.reason == "untested":
         return text + f"{_beyond(ask)}; {_untested_note(comparison)}."
     speed = describe_speed(runner_up.train_time_s, chosen.train_time_s)
-    text += f", worse at the {_pct(ask.alpha)} level ({_gap_text(v, ask.metric)}, p = {_p(v.p_value)})"
+    text += f", worse at the {_pct(ask.alpha)} level ({_gap_text(v, ask.metric)}, {p_text(v.p_value)})"
     return text + (f", although it trains {speed}." if speed and "faster" in speed else ".")
 
 
@@ -781,7 +782,7 @@ def _kept_because(v: Versus, comparison: Comparison, ask: _Ask) -> str:
             return f"within the {format_tolerance(ask.tolerance, ask.metric)} tolerance (point estimates: {_untested_note(comparison)})"
         return (f"within the {format_tolerance(ask.tolerance, ask.metric)} tolerance (the one-sided "
                 f"{_pct(1 - ask.alpha)} bound of its gap is {_gap_amount(v.gap_upper, ask.metric)})")
-    text = f"not distinguishable from it at the {_pct(ask.alpha)} level ({_gap_text(v, ask.metric)}, p = {_p(v.p_value)}"
+    text = f"not distinguishable from it at the {_pct(ask.alpha)} level ({_gap_text(v, ask.metric)}, {p_text(v.p_value)}"
     text += f"{_disagreement(v, comparison, ask)})"
     if ask.tolerance is not None and v.point_gap > ask.tolerance:
         # the user's stated gap is smaller than this one: kept for want of evidence, not for being within it
@@ -797,7 +798,7 @@ def _disagreement(v: Versus, comparison: Comparison, ask: _Ask) -> str:
         return ""
     if v.p_raw is not None and v.p_raw < ask.alpha and v.p_value is not None and v.p_value >= ask.alpha:
         others = len(comparison.versus) - 1
-        return (f"; unadjusted p = {_p(v.p_raw)}, but adjusted for its {others} comparisons with the best (Holm) "
+        return (f"; {p_text(v.p_raw, 'unadjusted p')}, but adjusted for its {others} comparisons with the best (Holm) "
                 "the difference is not shown; the interval is unadjusted")
     return (f"; {comparison.test.split(',')[0]} decides, and the bootstrap interval, shown for the size of the "
             "gap, is narrower than that test on these examples")
@@ -929,7 +930,7 @@ def _why_not(s: StrategySummary, v: Versus | None, violations: dict[str, list[st
     gap = f"{describe_gap(s.val_mean, best_value, ask.metric)} {comparison.best} ({format_metric(best_value, ask.metric)}) on validation"
     if v.reason == "untested":
         return f"{gap}{_beyond(ask)}; no interval (a single seed and no per-example outputs)"
-    return f"{gap}, worse at the {_pct(ask.alpha)} level ({_gap_text(v, ask.metric)}, p = {_p(v.p_value)})"
+    return f"{gap}, worse at the {_pct(ask.alpha)} level ({_gap_text(v, ask.metric)}, {p_text(v.p_value)})"
 
 
 def _beyond(ask: _Ask) -> str:
@@ -940,10 +941,11 @@ def _pct(share: float) -> str:
     return f"{100 * share:g} %"
 
 
-def _p(p: float | None) -> str:
+def p_text(p: float | None, name: str = "p") -> str:
+    """``p = 0.012`` or ``p < 0.001``: a resampled p-value has no more precision than that (10,000 resamples)."""
     if p is None:
-        return "–"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}" if p < 0.1 else f"{p:.2f}"
+        return f"{name} = –"
+    return f"{name} < 0.001" if p < 0.001 else f"{name} = {p:.3f}" if p < 0.1 else f"{name} = {p:.2f}"
 
 
 def _and(names: list[str]) -> str:

@@ -207,11 +207,14 @@ def results_table_cells(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
 
 
 def format_forgetting(value: float | None, unit: str | None) -> str:
-    """``0.012 nats/token`` / ``0.034 (1 - CKA)``; ``–`` when not measured."""
+    """``0.012 nats/token`` / ``0.034 (1 - CKA)``; a drift (never negative) below 0.0005 with two significant
+    digits (``0.00042``: LoRA's drift is not head's exact 0), a loss change that small as 0.000 (its noise);
+    ``–`` when not measured."""
     if value is None:
         return "–"
-    value = round(value, 3) + 0.0  # a change that rounds to zero is 0.000, not -0.000
-    return f"{value:.3f} nats/token" if unit == "nats/token" else f"{value:.3f} ({unit or 'drift'})"
+    small_drift = unit != "nats/token" and 0 < value < 0.0005
+    text = f"{value:.2g}" if small_drift else f"{round(value, 3) + 0.0:.3f}"  # + 0.0: not -0.000
+    return f"{text} nats/token" if unit == "nats/token" else f"{text} ({unit or 'drift'})"
 
 
 def format_with_interval(interval: dict | None, mean: float | None, std: float | None, n: int, metric: str) -> str:

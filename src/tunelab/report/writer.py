@@ -22,6 +22,7 @@ from tunelab.advice.choose import (
     largest_fraction,
     learning_curves_from_results,
     metric_label,
+    p_text,
     recommend_from_results,
     results_task,
     run_fraction,
@@ -339,7 +340,7 @@ def _versus_text(versus: dict | None, metric: str) -> str:
     gap = Interval(versus["gap"], versus["gap_low"], versus["gap_high"], 0.0, "", 0)
     p = versus.get("p_value")
     note = "; the interval is unadjusted" if versus.get("interval_disagrees") else ""
-    return f"{format_difference(gap, metric)} ({reason}{'' if p is None else f', p = {p:.3g}'}{note})"
+    return f"{format_difference(gap, metric)} ({reason}{'' if p is None else ', ' + p_text(p)}{note})"
 
 
 def _per_class_blocks(summary) -> list[Block]:
