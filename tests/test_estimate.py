@@ -164,3 +164,17 @@ def test_seconds_below_one_keep_two_significant_digits():
     from tunelab.advice.estimate import seconds_text
 
     assert [seconds_text(x) for x in (12.34, 1.0, 0.041, 0.0049)] == ["12.3", "1.0", "0.041", "0.0049"]
+
+
+def test_the_estimate_says_it_is_one():
+    """`tunelab estimate` prints figures from a few timed steps: its first line says so, and the totals are marked
+    as approximate."""
+    from tunelab.advice.estimate import format_estimate
+
+    est = {"strategy": "lora", "model": "minilm", "batch_size": 32, "mean_batch_length": 30, "longest_batch_length": 32,
+           "steps_per_epoch": 7, "examples_per_epoch": 200, "time_per_step_s": 0.5, "timed_steps": 5, "warmup_steps": 3,
+           "time_per_epoch_s": 3.5, "train_time_s": 9.0, "epochs": 2, "overhead_s": 2.0, "peak_memory_mb": 852.0,
+           "memory_kind": "rss", "baseline_memory_mb": 600.0, "trainable_params": 480386, "total_params": 23194372}
+    lines = format_estimate(est)
+    assert lines[0].startswith("estimated from 5 timed steps (nothing was trained to the end): lora on minilm")
+    assert "~9.0 s for 2 epoch(s)" in lines[3] and "~852 MB" in lines[4]

@@ -516,15 +516,16 @@ def seconds_text(seconds: float) -> str:
 def format_estimate(est: dict[str, Any]) -> list[str]:
     """Human-readable lines for one estimate (used by ``tunelab estimate``)."""
     lines = [
-        f"{est['strategy']} on {est['model']}: batch {est['batch_size']} × ~{est['mean_batch_length']} tokens "
+        f"estimated from {est['timed_steps']} timed steps (nothing was trained to the end): {est['strategy']} on "
+        f"{est['model']}, batch {est['batch_size']} × ~{est['mean_batch_length']} tokens "
         f"(longest batch {est['longest_batch_length']}), {est['steps_per_epoch']} steps per epoch "
         f"({est['examples_per_epoch']:,} examples)",
         f"time per step      {est['time_per_step_s']:.3f} s (median of {est['timed_steps']} after {est['warmup_steps']} warm-up; "
         f"{est.get('precision', 'fp32')})",
         f"time per epoch     {seconds_text(est['time_per_epoch_s'])} s (steady steps; the first step's warm-up counts once, "
         "below)",
-        f"training time      {est['train_time_s']:.1f} s for {est['epochs']:g} epoch(s), incl. {est['overhead_s']:.1f} s start-up",
-        f"peak memory        {est['peak_memory_mb']:.0f} MB ({est['memory_kind']}; {est['baseline_memory_mb']:.0f} MB after loading)",
+        f"training time      ~{est['train_time_s']:.1f} s for {est['epochs']:g} epoch(s), incl. {est['overhead_s']:.1f} s start-up",
+        f"peak memory        ~{est['peak_memory_mb']:.0f} MB ({est['memory_kind']}; {est['baseline_memory_mb']:.0f} MB after loading)",
         f"trainable params   {est['trainable_params']:,} of {est['total_params']:,}",
     ]
     if est.get("cache_build_s"):
