@@ -60,6 +60,12 @@ def test_find_model_dir_accepts_the_run_or_model_folder_only(tmp_path):
         find_model_dir(tmp_path)
     with pytest.raises(TunelabError, match="does not exist"):
         find_model_dir(tmp_path / "nope")
+    killed = tmp_path / "killed"  # a run stopped before it wrote its model: say how to finish it
+    (killed / "checkpoints" / "checkpoint-2").mkdir(parents=True)
+    (killed / "run_config.yaml").write_text("strategy: head\n")
+    with pytest.raises(TunelabError, match=r"did not finish, so it has no model yet \(last checkpoint: checkpoint-2\): "
+                                           r"finish it with `tunelab train --config .*run_config.yaml --resume`"):
+        find_model_dir(killed)
 
 
 @pytest.fixture(scope="module")

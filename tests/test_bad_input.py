@@ -190,6 +190,9 @@ CASES = [
         ("taken.txt", "no folder can be made under it", "choose another --out"),
     ),
     # ---- numbers out of their range (a traceback from numpy / transformers, or a run that means nothing)
+    Case("a folder as --config", lambda t: ["--data", good(t), "--config", str(t)], ("is a folder", "YAML file")),
+    Case("a folder as --reference-text", lambda t: ["--data", good(t), "--reference-text", str(t)],
+         ("--reference-text", "is a folder", "plain text file")),
     Case("negative seed", lambda t: ["--data", good(t), "--seed", "-1"], ("--seed must be in [0, 2^32)",)),
     Case("infinite epochs", lambda t: ["--data", good(t), "--epochs", "inf"], ("--epochs must be a positive number",)),
     Case("negative warm-up", lambda t: ["--data", good(t), "--warmup-ratio", "-0.5"], ("--warmup-ratio must be in [0, 1)",)),

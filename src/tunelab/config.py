@@ -341,7 +341,8 @@ class TrainConfig:
 def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file {path} not found: pass an existing YAML file to --config")
+        what = "is a folder" if path.is_dir() else "not found"
+        raise ConfigError(f"config file {path} {what}: pass an existing YAML file to --config")
     try:
         values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as exc:

@@ -34,7 +34,8 @@ def reference_file_paragraphs(user_file: str | Path) -> list[str]:
     missing, not UTF-8 text or holds fewer than 2 (checked before training: the measurement comes after it)."""
     path = Path(user_file)
     if not path.is_file():
-        raise DataError(f"--reference-text {path} not found: pass a plain text file (paragraphs separated by blank lines)")
+        what = "is a folder" if path.is_dir() else "not found"
+        raise DataError(f"--reference-text {path} {what}: pass a plain text file (paragraphs separated by blank lines)")
     try:
         paragraphs = [p.strip() for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip()]
     except UnicodeDecodeError as exc:

@@ -207,6 +207,11 @@ def find_model_dir(path: str | Path) -> Path:
         return path / MODEL_DIR
     if (path / "tunelab.json").exists():
         return path
+    checkpoints = sorted((path / "checkpoints").glob("checkpoint-*"), key=lambda c: c.stat().st_mtime)
+    if (path / "run_config.yaml").exists():  # a run that stopped before it wrote its model
+        last = f" (last checkpoint: {checkpoints[-1].name})" if checkpoints else ""
+        raise TunelabError(f"the run in {path} did not finish, so it has no model yet{last}: finish it with "
+                           f"`tunelab train --config {path / 'run_config.yaml'} --resume`")
     raise TunelabError(f"{path} is not a tunelab artifact (no tunelab.json): pass a folder written by `tunelab train`")
 
 
