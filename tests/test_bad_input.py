@@ -190,6 +190,8 @@ CASES = [
         ("taken.txt", "no folder can be made under it", "choose another --out"),
     ),
     # ---- numbers out of their range (a traceback from numpy / transformers, or a run that means nothing)
+    Case("a column named twice", lambda t: ["--data", str(write(t / "twice.csv", "text,label,label\n" + "".join(
+        f"text {i},pos,neg\n" for i in range(20))))], ("twice.csv", "names column 'label' more than once")),
     Case("a folder as --config", lambda t: ["--data", good(t), "--config", str(t)], ("is a folder", "YAML file")),
     Case("a folder as --reference-text", lambda t: ["--data", good(t), "--reference-text", str(t)],
          ("--reference-text", "is a folder", "plain text file")),

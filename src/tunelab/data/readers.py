@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import math
@@ -160,6 +161,11 @@ def read_csv(path: Path, text: str, sep: str = ",") -> Table:
         raise DataError(
             f"{path}: the header is the only line, there are no data rows; add rows below the header"
         )
+    header = next(csv.reader(io.StringIO(text.partition("\n")[0]), delimiter=sep), [])
+    repeated = sorted({h.strip() for h in header if [x.strip() for x in header].count(h.strip()) > 1})
+    if repeated:  # pandas renames the second 'label' to 'label.1', and the first would be read in silence
+        raise DataError(f"{path}: the header names column {brief(repeated[0])} more than once; give each column its "
+                        "own name")
     names = [str(name).strip() for name in frame.columns]  # "text, label" means "label", not " label"
     if len(set(names)) < len(names):
         names = [str(name) for name in frame.columns]
