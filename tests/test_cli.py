@@ -249,6 +249,10 @@ def test_evaluate_data_errors_do_not_suggest_another_task(head_run, tmp_path):
         assert code == 2 and err.count("\n") == 1 and "--task" not in err, err
     code, _, err = tunelab("train", "--data", str(tmp_path / "nolabel.csv"), "--strategy", "head")
     assert code == 2 and "or pass --task causal-lm" in err
+    # a file too small for the split training made of it: score it whole (training's remedies do not apply)
+    (tmp_path / "three.csv").write_text("text,label\na good one,pos\na bad one,neg\nfine,pos\n")
+    code, _, err = tunelab("evaluate", str(out), "--data", str(tmp_path / "three.csv"))
+    assert code == 2 and err.count("\n") == 1 and "pass --split all" in err and "merge it" not in err, err
 
 
 def test_evaluate_with_integer_ids_against_named_classes_says_how_to_name_them(head_run, tmp_path):

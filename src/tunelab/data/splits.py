@@ -127,7 +127,10 @@ def split_sizes(n: int, validation_fraction: float, test_fraction: float) -> tup
     n_test = max(1, round(n * test_fraction))
     n_val = max(1, round(n * validation_fraction))
     if n - n_test - n_val < 1:
-        raise DataError(f"only {n} examples; give at least 3 so that train, validation and test each get one")
+        from tunelab.data.validate import scoring_hint
+
+        raise DataError(f"only {n} examples; give at least 3 so that train, validation and test each get one"
+                        + scoring_hint())
     return n_val, n_test
 
 

@@ -23,12 +23,19 @@ _TASK_FIXED: ContextVar[bool] = ContextVar("task_fixed", default=False)
 
 @contextlib.contextmanager
 def task_fixed() -> Iterator[None]:
-    """Data read for a model that has its task already (``evaluate``): no message suggests ``--task``."""
+    """Data read for a model that has its task already (``evaluate``): no message suggests ``--task``, and a split
+    too small to make says how to score the file whole."""
     token = _TASK_FIXED.set(True)
     try:
         yield
     finally:
         _TASK_FIXED.reset(token)
+
+
+def scoring_hint() -> str:
+    """Where the data is read for a trained model (:func:`task_fixed`): how to score a held-out file whole, which
+    is what a split too small to make means there (training's remedies do not apply)."""
+    return "; to score every row of a file held out from training, pass --split all" if _TASK_FIXED.get() else ""
 
 
 def other_task(suggestion: str) -> str:
@@ -209,6 +216,9 @@ def check_train_has_every_class(
         if index in in_train:
             continue
         total = sum(part["label"].count(index) for part in parts.values() if "label" in part)
+        if scoring_hint():
+            raise DataError(f"{origin}: class {brief(name)} has {total} example(s), too few for the split training "
+                            f"made{scoring_hint()}")
         raise DataError(
             f"{origin}: class {brief(name)} of column '{column}' has {total} example(s) and none is left for "
             "training once validation and test are split off; add examples of it, merge it into another "
