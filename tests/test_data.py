@@ -852,3 +852,12 @@ def test_reply_spans_follow_the_template_and_fall_back_to_the_replies_text() -> 
                                "{% if add_generation_prompt %}<assistant>{% endif %}")
     text, spans = reply_spans(tokenizer, messages)
     assert [text[a:b] for a, b in spans] == ["very good", "dull"]
+
+
+def test_a_given_test_split_without_a_class_of_train_is_warned_about(tmp_path: Path) -> None:
+    """Its macro-F1 there counts only wrong predictions of the missing class; nothing measures how it is recognised."""
+    (tmp_path / "train.csv").write_text("text,label\n" + "".join(f"good text {i},pos\nbad text {i},neg\n" for i in range(20)))
+    (tmp_path / "test.csv").write_text("text,label\n" + "".join(f"good one {i},pos\n" for i in range(5)))
+    data = load_task_data(str(tmp_path))
+    said = [w for w in data.warnings if "the test split has no example of neg" in w]
+    assert len(said) == 1 and "macro-F1 counts only wrong predictions of it" in said[0]

@@ -38,7 +38,7 @@ from tunelab.data.validate import (
     require_column,
     texts,
 )
-from tunelab.errors import DataError
+from tunelab.errors import DataError, some_of
 
 TASKS = ("classification", "causal-lm")
 #: Column names that datasets commonly give the text and the label (Hugging Face's SST-2 "sentence", review corpora's
@@ -243,6 +243,7 @@ def _classification(
     if training:
         check_classes(names, present, tables[reference].origin, label_column)
     _check_unseen(tables, keys, present, label_column)
+    _warn_absent_classes(tables, keys, present, label_column, warnings)
     check_not_an_id(keys[reference], tables[reference].origin, label_column)
     index = {n: i for i, n in enumerate(names)}
     parts = {
@@ -335,6 +336,20 @@ def _names_from_column(tables: dict[str, Table], keys: dict[str, list[Any]], ids
     warnings.append(f"class names from column '{column}': "
                     + ", ".join(f"{k} = {brief(named[k])}" for k in ids[:6]) + (" ..." if len(ids) > 6 else ""))
     return [named[k] for k in ids]
+
+
+def _warn_absent_classes(tables: dict[str, Table], keys: dict[str, list[Any]], train: set[str], column: str,
+                         warnings: list[str]) -> None:
+    """A user-given validation or test split without some class of train: its macro-F1 there counts only wrong
+    predictions of that class (an F1 of 0 when any is predicted), and nothing measures how it is recognised."""
+    for split in ("validation", "test"):
+        if split in keys and keys[split]:
+            absent = sorted(train - {str(k) for k in keys[split]})
+            if absent:
+                warnings.append(f"{tables[split].origin}: the {split} split has no example of {some_of(absent)} "
+                                f"(column '{column}'): nothing measures how {'it is' if len(absent) == 1 else 'they are'} "
+                                "recognised there, and macro-F1 counts only wrong predictions of "
+                                f"{'it' if len(absent) == 1 else 'them'}")
 
 
 def _check_unseen(tables: dict[str, Table], keys: dict[str, list[Any]], train: set[str], column: str) -> None:
