@@ -832,7 +832,9 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
             return {"deadline": None if rnd.deadline_s is None else started + rnd.deadline_s,
                     "start_by": None if start_by is None else started + start_by, "grace_s": grace}
 
-        records, again = _run_all(planned, base, searches, opts, say, tracked, _estimated_seconds(pre),
+        # the ETA: the planner's prediction of each run of this round, else the advice's of a whole run
+        expected = {**_estimated_seconds(pre), **{s: t for s, t in rnd.seconds.items() if t is not None}}
+        records, again = _run_all(planned, base, searches, opts, say, tracked, expected,
                                   show=log is not None, limits=limits, prefix=f"round {rnd.index} ")
         reused.extend(again)
         ran = [r for r in records if r.run_info.status != SKIPPED]
