@@ -158,6 +158,11 @@ def build_blocks(
     return blocks
 
 
+def _causal(results: list[dict]) -> bool:
+    """Whether the runs trained a causal LM (their examples are texts, packed into blocks)."""
+    return any((r.get("meta_info") or {}).get("task") == "causal-lm" for r in results)
+
+
 def _results_blocks(results: list[dict], recommendation: dict, summaries: list, chosen: str | None) -> list[Block]:
     """The results table: one row per strategy, a failed one's error in place of its numbers."""
     rows = results_table(results, recommendation=recommendation)
@@ -168,7 +173,8 @@ def _results_blocks(results: list[dict], recommendation: dict, summaries: list, 
     seeds = max((r["n"] for r in rows), default=0)
     caption = (
         f"One row per strategy at data fraction {fraction:g}"
-        + (f" ({rows[0]['n_train']:,} training examples)" if rows[0]["n_train"] is not None else "")
+        + (f" ({rows[0]['n_train']:,} training {'texts' if _causal(results) else 'examples'})"
+           if rows[0]["n_train"] is not None else "")
         + f". Strategies are chosen on the validation split; the test split is only reported. {_interval_note(rows, seeds)}"
         + " Costs are means over seeds. Train time counts training steps only; eval time all evaluation."
         + _memory_note(summaries)
