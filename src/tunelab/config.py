@@ -193,6 +193,13 @@ class TrainConfig:
         if self.strategy not in STRATEGIES:
             out.append(f"--strategy '{self.strategy}' is unknown: use one of {', '.join(strategy_names())} "
                        "(a strategy from another package is known once that package is installed)")
+        else:
+            cls = STRATEGIES[self.strategy]
+            unknown = [o for o in cls.options if o not in self.field_names()]
+            if unknown:  # a plugin's: its options name the fields it reads
+                out.append(f"strategy '{self.strategy}' ({cls.__module__}) has options {', '.join(unknown)}, which "
+                           "are not TrainConfig fields: options name the fields a strategy reads, and a plugin's own "
+                           "settings go in TrainConfig.extra (an extra: mapping in a --config YAML)")
         if self.task not in (None, "classification", "causal-lm"):
             out.append(f"--task '{self.task}' is unknown: use classification or causal-lm")
         if self.epochs is not None and not 0 < self.epochs < math.inf:

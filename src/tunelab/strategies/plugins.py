@@ -9,9 +9,10 @@ declaring its :class:`~tunelab.strategies.base.Strategy` subclass in its ``pypro
 ``examples/plugins/tunelab_ln_tuning`` is a whole one. The entry points are read once, when
 :mod:`tunelab.strategies` is first imported, in every process (the workers of a comparison too). A plugin that
 cannot be imported, or that :func:`~tunelab.strategies.base.registration_problem` refuses (the same check as
-``register_strategy``'s: not a ``Strategy``, a required attribute or method missing or of the wrong type, an option
-that is no TrainConfig field, a name already registered), is left out with one warning naming it: a broken plugin
-never stops tunelab, and never replaces a built-in strategy.
+``register_strategy``'s: not a ``Strategy``, a required attribute or method missing or of the wrong type, a name
+already registered), is left out with one warning naming it: a broken plugin never stops tunelab, and never replaces a
+built-in strategy. Options that are no TrainConfig field are refused when the strategy is chosen
+(:meth:`tunelab.config.TrainConfig.problems`), and every other strategy works on.
 """
 
 from __future__ import annotations
