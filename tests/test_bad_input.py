@@ -196,7 +196,7 @@ CASES = [
     Case("a folder as --reference-text", lambda t: ["--data", good(t), "--reference-text", str(t)],
          ("--reference-text", "is a folder", "plain text file")),
     Case("negative seed", lambda t: ["--data", good(t), "--seed", "-1"], ("--seed must be in [0, 2^32)",)),
-    Case("infinite epochs", lambda t: ["--data", good(t), "--epochs", "inf"], ("--epochs must be a positive number",)),
+    Case("infinite epochs", lambda t: ["--data", good(t), "--epochs", "inf"], ("--epochs must be positive and finite",)),
     Case("negative warm-up", lambda t: ["--data", good(t), "--warmup-ratio", "-0.5"], ("--warmup-ratio must be in [0, 1)",)),
     Case("negative weight decay", lambda t: ["--data", good(t), "--weight-decay", "-1"], ("--weight-decay must be 0 or more",)),
     Case("zero lora alpha", lambda t: ["--data", good(t), "--lora-alpha", "0"], ("--lora-alpha must be positive",)),

@@ -337,7 +337,8 @@ def test_cli_recommend_and_estimate(tiny_bert_dir, toy_csv, capsys):
                  "--batch-size", "4", "--num-examples", "40", "--warmup-steps", "1", "--steps", "2"])
     assert code == 0
     out = capsys.readouterr().out
-    assert re.search(r"time per epoch\s+[\d.]+ s", out) and re.search(r"peak memory\s+\d+ MB", out)
+    assert re.search(r"time per epoch\s+[\d.]+ s", out) and re.search(r"peak memory\s+~\d+ MB", out)
+    assert out.startswith("estimated from 2 timed steps")
     assert "10 steps per epoch" in out and "16 tokens" in out
 
 

@@ -203,7 +203,7 @@ class TrainConfig:
         if self.task not in (None, "classification", "causal-lm"):
             out.append(f"--task '{self.task}' is unknown: use classification or causal-lm")
         if self.epochs is not None and not 0 < self.epochs < math.inf:
-            out.append(f"--epochs must be a positive number, got {self.epochs}")
+            out.append(f"--epochs must be positive and finite, got {self.epochs}")
         if not 0 <= self.seed < 2**32:  # numpy's and scikit-learn's seeds
             out.append(f"--seed must be in [0, 2^32), got {self.seed}")
         if not 0 <= self.warmup_ratio < 1:
@@ -215,9 +215,9 @@ class TrainConfig:
         if self.resume and self.overwrite:
             out.append("--resume continues the run in --out and --overwrite replaces it: give one of them")
         if self.lr is not None and not 0 < self.lr < math.inf:
-            out.append(f"--lr must be a positive number, got {self.lr}")
+            out.append(f"--lr must be positive and finite, got {self.lr}")
         if self.head_lr is not None and not 0 < self.head_lr < math.inf:
-            out.append(f"--head-lr must be a positive number, got {self.head_lr}")
+            out.append(f"--head-lr must be positive and finite, got {self.head_lr}")
         for name in ("batch_size", "layers", "lora_r", "num_virtual_tokens", "save_steps", "gradient_accumulation_steps"):
             if getattr(self, name) < 1:
                 out.append(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")

@@ -181,7 +181,7 @@ def _problems(base: TrainConfig, strategies: Sequence[str], seeds: int, fraction
     if any(not (math.isfinite(f) and f > 0) for f in lr_factors) or not lr_factors:
         problems.append("learning-rate search factors must be positive numbers, e.g. 0.3,1,3")
     if tune_lr_epochs is not None and not 0 < tune_lr_epochs < math.inf:
-        problems.append(f"--tune-lr-epochs must be a positive number, got {tune_lr_epochs}")
+        problems.append(f"--tune-lr-epochs must be positive and finite, got {tune_lr_epochs}")
     return problems
 
 
