@@ -220,11 +220,15 @@ def _lm_blocks(batch: dict[str, list], tokenizer, max_length: int, loss_on: str 
     separator = [t for t in (tokenizer.eos_token_id, tokenizer.sep_token_id) if t is not None][:1]
     keys = list(batch.keys())
     rows = [dict(zip(keys, values)) for values in zip(*batch.values())]
+    # every text learnt whole is tokenized in one batched call (a fast tokenizer's own parallel path)
+    whole = [i for i, row in enumerate(rows) if not (loss_on == "assistant" and row.get("messages"))]
+    encoded = dict(zip(whole, tokenizer([_row_text(rows[i], tokenizer) for i in whole],
+                                        add_special_tokens=False)["input_ids"])) if whole else {}
     flat: list[int] = []
     learnt: list[bool] = []
     owner: list[int] = []
     for i, row in enumerate(rows):
-        ids, targets = _lm_row(row, tokenizer, loss_on)
+        ids, targets = (encoded[i], [True] * len(encoded[i])) if i in encoded else _reply_targets(row, tokenizer)
         flat += ids + separator
         learnt += targets + [targets[-1] if targets else True] * len(separator)  # the end is learnt with the last turn
         owner += [first + i] * (len(ids) + len(separator))
@@ -242,18 +246,19 @@ def _lm_blocks(batch: dict[str, list], tokenizer, max_length: int, loss_on: str 
     return blocks, labels, texts
 
 
-def _lm_row(row: dict, tokenizer, loss_on: str) -> tuple[list[int], list[bool]]:
-    """One row's token ids, and whether each is a target."""
-    from tunelab.data.chat import conversation_text, reply_spans
+def _row_text(row: dict, tokenizer) -> str:
+    """A row as the causal LM reads it: a conversation through the chat template (:func:`conversation_text`), else
+    its text."""
+    from tunelab.data.chat import conversation_text
 
-    messages = row.get("messages")
-    if not messages:
-        ids = tokenizer(row["text"], add_special_tokens=False)["input_ids"]
-        return ids, [True] * len(ids)
-    if loss_on != "assistant":
-        ids = tokenizer(conversation_text(tokenizer, messages), add_special_tokens=False)["input_ids"]
-        return ids, [True] * len(ids)
-    text, spans = reply_spans(tokenizer, messages)
+    return conversation_text(tokenizer, row["messages"]) if row.get("messages") else row["text"]
+
+
+def _reply_targets(row: dict, tokenizer) -> tuple[list[int], list[bool]]:
+    """A conversation's token ids, and whether each is a target: inside an assistant's turn."""
+    from tunelab.data.chat import reply_spans
+
+    text, spans = reply_spans(tokenizer, row["messages"])
     if getattr(tokenizer, "is_fast", False):  # the whole text's tokens, each marked by where it lies
         enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         return enc["input_ids"], [any(s < end and e > start for start, end in spans) and e > s
