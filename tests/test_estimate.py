@@ -157,7 +157,9 @@ def test_a_measurement_is_reused_for_the_same_model_options_data_and_machine(tin
     assert any("reused the measurement" in n for n in again["notes"])
     assert not estimate(config.replace(batch_size=4), **kw)["reused"]  # a step of another shape is measured
     assert not estimate(config, **kw, reuse=False)["reused"]  # asked to measure again
-    assert len(list((tmp_path / "cache" / "estimates").glob("*.json"))) == 2
+    # extra: holds settings that change a step (a plugin strategy's own options, the cache's dtype)
+    assert not estimate(config.replace(extra={"my_rank": 64}), **kw)["reused"]
+    assert len(list((tmp_path / "cache" / "estimates").glob("*.json"))) == 3
 
 
 def test_seconds_below_one_keep_two_significant_digits():

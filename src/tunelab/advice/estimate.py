@@ -107,7 +107,9 @@ def estimate(
 # same steps, so `tunelab recommend`, `estimate` and compare's advice measure each strategy once
 
 #: Options that do not change what a training step costs (where the run writes, what it reports, ...).
-_COST_FREE = ("out", "overwrite", "resume", "report_to", "forgetting", "reference_text", "merge", "save_steps", "extra")
+# options that change neither a step's time nor its memory; ``extra`` is not one of them: it holds the cache's dtype
+# and a plugin strategy's own settings (its rank, its schedule), which change both
+_COST_FREE = ("out", "overwrite", "resume", "report_to", "forgetting", "reference_text", "merge", "save_steps")
 _STORE_FORMAT = 2  # 2: memory from one more step at the longest length, after the timed ones
 
 
