@@ -247,3 +247,22 @@ def test_a_comparison_reuses_a_finished_run_only_with_the_same_plugin_settings()
     planned = TrainConfig(strategy="head", extra={"scale_init": 0.1})
     assert _same_config(planned, planned.to_dict())
     assert not _same_config(planned, planned.replace(extra={"scale_init": 0.2}).to_dict())
+
+
+def test_extra_flags_set_a_plugins_own_settings_over_the_config_files(tmp_path, capsys):
+    """`--extra KEY=VALUE` (repeatable, YAML values) fills TrainConfig.extra on the command line, over an extra:
+    mapping of --config; a malformed one is one line and exit code 2."""
+    from tunelab.cli.options import _Parser, add_config_flags, config_from_args
+
+    parser = _Parser(prog="tunelab train")
+    add_config_flags(parser)
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text("strategy: head\nextra: {scale_init: 0.1, name: kept}\n")
+    config = config_from_args(parser.parse_args(["--config", str(config_file), "--extra", "scale_init=0.5",
+                                                 "--extra", "layers=[1, 2]", "--extra", "flag=true"]))
+    assert config.extra == {"scale_init": 0.5, "name": "kept", "layers": [1, 2], "flag": True}
+    assert config_from_args(parser.parse_args([])).extra == {}
+    with pytest.raises(SystemExit) as bad:
+        parser.parse_args(["--extra", "scale_init"])
+    assert bad.value.code == 2
+    assert "'scale_init' is not KEY=VALUE (for instance --extra rank=64)" in capsys.readouterr().err

@@ -160,7 +160,7 @@ class TrainConfig:
     """On out-of-memory, halve the batch size (accelerate's search) and keep the effective batch."""
     extra: dict[str, Any] = field(default_factory=dict)
     """A plugin strategy's own settings, which are not fields here (a strategy's ``options`` must be fields): given
-    as an ``extra:`` mapping in a --config YAML or from Python (no flag), read with ``config.extra.get(...)``,
+    as ``--extra KEY=VALUE`` flags, an ``extra:`` mapping in a --config YAML or from Python, read with ``config.extra.get(...)``,
     written to run_config.yaml with the rest; a comparison reuses a finished run only where they match."""
 
     # ------------------------------------------------------------------ validation
@@ -199,7 +199,7 @@ class TrainConfig:
             if unknown:  # a plugin's: its options name the fields it reads
                 out.append(f"strategy '{self.strategy}' ({cls.__module__}) has options {', '.join(unknown)}, which "
                            "are not TrainConfig fields: options name the fields a strategy reads, and a plugin's own "
-                           "settings go in TrainConfig.extra (an extra: mapping in a --config YAML)")
+                           "settings go in TrainConfig.extra (--extra KEY=VALUE, or an extra: mapping in a --config YAML)")
         if self.task not in (None, "classification", "causal-lm"):
             out.append(f"--task '{self.task}' is unknown: use classification or causal-lm")
         if self.epochs is not None and not 0 < self.epochs < math.inf:

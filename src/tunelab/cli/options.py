@@ -75,12 +75,34 @@ def add_config_flags(parser: argparse.ArgumentParser, *, skip: set[str] = frozen
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text)
         else:
             parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=text, metavar=f.name.upper())
+    if "extra" not in skip:
+        parser.add_argument("--extra", action="append", type=_extra_item, default=argparse.SUPPRESS, metavar="KEY=VALUE",
+                            help="a plugin strategy's own setting, into TrainConfig.extra (repeat it for several; the "
+                                 "value is read as YAML: 64, 0.1, true, [a, b]); it overrides the same key of an "
+                                 "extra: mapping in --config")
+
+
+def _extra_item(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` with a YAML value (``rank=64`` gives the int 64, ``name=abc`` the string)."""
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"'{text}' is not KEY=VALUE (for instance --extra rank=64)")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:
+        parsed = value  # not YAML: the text as given
+    return key.strip(), parsed
 
 
 def config_from_args(args: argparse.Namespace, **fixed) -> TrainConfig:
     values = load_yaml(args.config) if getattr(args, "config", None) else {}
     for name in TrainConfig.field_names():
-        if name in vars(args):
+        if name in vars(args) and name != "extra":
             values[name] = getattr(args, name)
+    if getattr(args, "extra", None):
+        given = values.get("extra") or {}
+        values["extra"] = {**given, **dict(args.extra)} if isinstance(given, dict) else given  # not a mapping: refused
     values.update(fixed)
     return TrainConfig.from_dict(values, where=args.config or "flags")
