@@ -203,6 +203,8 @@ CASES = [
     Case("resume and overwrite", lambda t: ["--data", good(t), "--resume", "--overwrite"], ("--resume", "--overwrite", "give one")),
     Case("a list in the YAML config", lambda t: ["--data", good(t), "--config", str(write(t / "l.yaml", "strategy: [lora]\n"))],
          ("option strategy is a list; give a str",)),
+    Case("an empty --model", lambda t: ["--data", good(t), "--model", ""], ("--model is empty", "`tunelab models`")),
+    Case("an empty --data", lambda t: ["--data", " "], ("--data is empty", "`tunelab datasets`")),
     Case("--out not UTF-8", lambda t: ["--data", good(t), "--out", os.fsdecode(os.fsencode(str(t)) + b"/run\xff")],
          ("is not a UTF-8 path", "valid UTF-8")),
 ]

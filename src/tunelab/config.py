@@ -200,6 +200,10 @@ class TrainConfig:
                 out.append(f"strategy '{self.strategy}' ({cls.__module__}) has options {', '.join(unknown)}, which "
                            "are not TrainConfig fields: options name the fields a strategy reads, and a plugin's own "
                            "settings go in TrainConfig.extra (--extra KEY=VALUE, or an extra: mapping in a --config YAML)")
+        for name, what in (("model", "a built-in name (`tunelab models`), a folder written by save_pretrained or a hub id"),
+                           ("data", "a built-in name (`tunelab datasets`), a data file or a folder")):
+            if not str(getattr(self, name)).strip():
+                out.append(f"--{name} is empty: pass {what}")
         if self.task not in (None, "classification", "causal-lm"):
             out.append(f"--task '{self.task}' is unknown: use classification or causal-lm")
         if self.epochs is not None and not 0 < self.epochs < math.inf:
