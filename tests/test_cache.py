@@ -414,3 +414,115 @@ def test_tokens_key_reads_a_selected_shuffled_split_as_its_rows_say():
     for split in (ds, picked, picked.remove_columns("token_type_ids"), ds.select([])):
         assert tokens_key(split) == tokens_key(Rows(split))
     assert tokens_key(picked) != tokens_key(ds.select(range(len(picked))))
+
+
+def _train_store(root: Path) -> Path:
+    """The train split's store under a cache root (the one with the most rows)."""
+    import json
+
+    stores = [p.parent for p in root.rglob("meta.json")]
+    return max(stores, key=lambda p: json.loads((p / "meta.json").read_text())["rows"])
+
+
+@pytest.mark.parametrize("damage", ["truncated features", "missing offsets", "garbage meta"])
+def test_a_damaged_store_is_built_again_and_the_run_matches_a_fresh_one(bert_dir, tmp_path, toy_classification_data,
+                                                                        damage):
+    """A store cut short (a full disk, a copy), missing a file or with an unreadable meta.json was reused as whole
+    (a traceback at every later run) or kept forever beside a rebuilt copy thrown away (the cache off for good):
+    it is now seen as damaged, replaced, and the run gives what a fresh cache gives."""
+    config = _config(bert_dir, tmp_path)
+    first = train(config, data=toy_classification_data, progress=False)
+    store = _train_store(tmp_path / "features")
+    if damage == "truncated features":
+        with open(store / "features.bin", "r+b") as f:
+            f.truncate(100)
+    elif damage == "missing offsets":
+        (store / "offsets.npy").unlink()
+    else:
+        (store / "meta.json").write_text('{"complete": tru')
+    assert not frozen_cache._complete(store) and frozen_cache._damage(store)
+    again = train(config, data=toy_classification_data, progress=False)
+    cache = again["train_info"]["cache"]
+    assert cache["used"] and not cache["reused"], cache
+    assert frozen_cache._complete(store)
+    assert again["metrics"]["validation"]["loss"] == pytest.approx(first["metrics"]["validation"]["loss"], abs=1e-6)
+    assert not list((tmp_path / "features").rglob(".tmp-*"))
+
+
+def test_a_build_killed_midway_leaves_no_temporary_folder_after_the_next_build(bert_dir, tmp_path,
+                                                                              toy_classification_data):
+    """A kill (SIGKILL, the OOM killer) skips atomic_dir's clean-up: its .tmp- folder stayed in the cache for good.
+    The next build in that folder removes the ones whose process on this host is gone, and leaves a live one."""
+    import subprocess
+    import sys
+
+    config = _config(bert_dir, tmp_path)
+    train(config, data=toy_classification_data, progress=False)
+    store = _train_store(tmp_path / "features")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    orphan = store.parent / (frozen_cache._tmp_prefix(store).replace(f"@{__import__('os').getpid()}@",
+                                                                      f"@{dead.stdout.strip()}@") + "x")
+    live = store.parent / (frozen_cache._tmp_prefix(store) + "y")  # this process: still building
+    for folder in (orphan, live):
+        folder.mkdir()
+        (folder / "features.bin").write_bytes(b"0" * 1000)
+    import shutil
+
+    shutil.rmtree(store)  # the next run builds there
+    train(config, data=toy_classification_data, progress=False)
+    assert not orphan.exists() and live.exists()
+
+
+def test_a_store_that_does_not_fit_on_the_disk_trains_without_the_cache_in_one_note(bert_dir, tmp_path,
+                                                                                   toy_classification_data, monkeypatch):
+    """Writing a memory map over a sparse file on a full disk killed the process (SIGBUS, no message, the half-
+    written store left filling the disk). A store that does not fit is not started: the run trains uncached and
+    says why."""
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 * 2**20, 10 * 2**20 - 2**20, 2**20))
+    record = train(_config(bert_dir, tmp_path), data=toy_classification_data, progress=False)
+    cache = record["train_info"]["cache"]
+    assert not cache["used"] and "MB are free on the disk of" in cache["fallback"], cache
+    assert any("put the cache elsewhere (--cache-dir or TUNELAB_CACHE)" in w for w in record["train_info"]["notes"])
+    assert not list((tmp_path / "features").rglob("features.bin"))
+
+
+def test_reserve_turns_a_full_disk_into_an_oserror(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    def full(fd, offset, size):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    with pytest.raises(OSError, match="No space left"):
+        frozen_cache._reserve(tmp_path / "features.bin", 4096)
+    monkeypatch.setattr(os, "posix_fallocate", lambda fd, o, n: (_ for _ in ()).throw(OSError(errno.EOPNOTSUPP, "no")))
+    frozen_cache._reserve(tmp_path / "sparse.bin", 4096)  # a file system without fallocate: sparse, as before
+    assert (tmp_path / "sparse.bin").stat().st_size == 4096
+
+
+def test_a_hub_model_gets_a_new_identity_when_its_cached_snapshot_changes(tmp_path, monkeypatch):
+    """A hub id's identity was its name: a new revision in the local hub cache reused the old revision's cached
+    features, estimates and measurements (wrong numbers, silently). It is now the snapshot refs/main points to."""
+    import huggingface_hub.constants as hub
+
+    from tunelab.models import model_identity
+
+    repo = tmp_path / "hub" / "models--someone--tiny"
+    for sha, weights in (("a" * 40, b"one"), ("b" * 40, b"two, longer")):
+        snap = repo / "snapshots" / sha
+        snap.mkdir(parents=True)
+        (snap / "config.json").write_text("{}")
+        (snap / "model.safetensors").write_bytes(weights)
+    (repo / "refs").mkdir()
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    (repo / "refs" / "main").write_text("a" * 40)
+    first = model_identity("someone/tiny")
+    (repo / "refs" / "main").write_text("b" * 40)
+    second = model_identity("someone/tiny")
+    assert first["revision"] == "a" * 40 and second["revision"] == "b" * 40 and first != second
+    assert model_identity("someone/not-cached")["revision"] is None  # no snapshot: the name, as before

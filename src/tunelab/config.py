@@ -122,7 +122,8 @@ class TrainConfig:
     base_dtype: str = "fp32"
     """Strategies that keep every pre-trained weight frozen (PEFT): hold the frozen base in ``bf16`` (half its memory,
     bfloat16 activations; trains under bf16 autocast, adapters and head stay float32) or ``fp32``; ``auto``: bf16
-    where the hardware multiplies it natively (CPUs with AVX512-BF16/AMX, CUDA GPUs from Ampere on)."""
+    where the hardware multiplies it natively (CPUs with AVX512-BF16/AMX, CUDA GPUs from Ampere on), and fp32 where
+    the frozen-layer cache runs the frozen blocks instead (``bf16`` with the cache is refused)."""
     micro_batch_tokens: int = 1024
     """On one CPU process: train each batch as micro-batches of at most this many padded tokens (rows x longest
     text; each keeps at least 8 rows) and add their gradients. The same gradient as the whole batch; a step's

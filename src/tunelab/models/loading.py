@@ -107,15 +107,31 @@ def _convert_gguf(spec: BuiltinModel, target: Path) -> None:
 
 def model_identity(name_or_path: str) -> dict[str, Any]:
     """What a model's measurements depend on: its name, the folder it resolves to, and the size and time of
-    each weight and config file there (a re-saved checkpoint gets a new identity; a hub id is its name)."""
+    each weight, config and code file there (a re-saved checkpoint gets a new identity). A hub id is read from the
+    snapshot the local hub cache holds for it (its commit and files), so that a new revision gets a new identity."""
     path = resolve_model(name_or_path)
+    folder, revision = Path(path), None
+    if not folder.is_dir():
+        folder = _hub_snapshot(path)
+        revision = folder.name if folder is not None else None
     files = []
-    if Path(path).is_dir():
-        for p in sorted(Path(path).iterdir()):
-            if p.suffix in (".safetensors", ".bin", ".json", ".pt"):
-                st = p.stat()
+    if folder is not None and folder.is_dir():
+        for p in sorted(folder.iterdir()):
+            if p.suffix in (".safetensors", ".bin", ".json", ".pt", ".py"):  # .py: a trust_remote_code model's code
+                st = p.stat()  # a hub snapshot's files are links: their blobs' size and time
                 files.append([p.name, st.st_size, st.st_mtime_ns])
-    return {"model": name_or_path, "path": str(path), "files": files}
+    return {"model": name_or_path, "path": str(path), "revision": revision, "files": files}
+
+
+def _hub_snapshot(repo_id: str) -> Path | None:
+    """The snapshot folder that the local hub cache resolves ``repo_id`` to now (``refs/main``), or ``None``."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(repo_id, "config.json")
+    except Exception:  # noqa: BLE001 - not a valid repo id, no hub cache: the identity is the name
+        return None
+    return Path(found).parent if isinstance(found, str) else None
 
 
 def measurement_file(folder: str, prefix: str, name_or_path: str, rows: Iterable[Iterable[int]], **facts: Any) -> Path:

@@ -289,13 +289,78 @@ def _load_stores(folders: dict[str, str | None], in_memory: bool, hidden: int) -
 
 
 def _complete(folder: Path) -> bool:
-    meta = folder / "meta.json"
-    if not meta.is_file():
-        return False
+    """Whether ``folder`` holds a whole store: ``meta.json`` says so, and its offsets and features files are there
+    at the sizes it states (a store cut short by a full disk or a copy reads as incomplete and is built again)."""
+    return _damage(folder) is None and (folder / "meta.json").is_file()
+
+
+def _damage(folder: Path) -> str | None:
+    """What is wrong with the store in ``folder`` (``None``: nothing, or no store there at all)."""
+    meta_file = folder / "meta.json"
+    if not meta_file.is_file():
+        return None if not folder.exists() else "its meta.json is missing"
     try:
-        return json.loads(meta.read_text()).get("complete", False) is True
-    except (OSError, ValueError):
-        return False
+        meta = json.loads(meta_file.read_text())
+        if meta.get("complete", False) is not True:
+            return "its meta.json does not mark it complete"
+        offsets = np.load(folder / "offsets.npy")
+        expected = int(offsets[-1]) * int(meta["hidden"]) * np.dtype(meta["dtype"]).itemsize
+        found = (folder / "features.bin").stat().st_size
+    except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        return f"it cannot be read ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:120]})"
+    if len(offsets) != int(meta.get("rows", len(offsets) - 1)) + 1:
+        return f"its offsets hold {len(offsets) - 1} rows where meta.json says {meta.get('rows')}"
+    if found != expected:
+        return f"features.bin holds {found:,} bytes where {expected:,} were written"
+    return None
+
+
+# temporary store folders are named .tmp-<store>@<host>@<pid>@<random>: a folder whose process on this host is gone
+# was left by a kill (SIGKILL, the OOM killer, a full disk's SIGBUS) and is removed by the next build there
+_TMP_SEP = "@"
+
+
+def _tmp_prefix(store: Path) -> str:
+    import socket
+
+    return f".tmp-{store.name}{_TMP_SEP}{socket.gethostname()}{_TMP_SEP}{os.getpid()}{_TMP_SEP}"
+
+
+def _remove_orphans(folder: Path) -> None:
+    """Remove the temporary store folders under ``folder`` whose building process on this host has ended."""
+    import shutil
+    import socket
+
+    if not folder.is_dir():
+        return
+    host = socket.gethostname()
+    for tmp in folder.glob(".tmp-*"):
+        parts = tmp.name.split(_TMP_SEP)
+        if len(parts) != 4 or parts[1] != host:
+            continue
+        try:
+            os.kill(int(parts[2]), 0)
+            continue  # still building (or its pid was reused: left for a later run)
+        except ProcessLookupError:
+            pass
+        except (PermissionError, ValueError):
+            continue
+        log.info("frozen-prefix cache: removing %s, left by a build that was killed", tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _room_problem(folder: Path, size_mb: float) -> str | None:
+    """Why a store of ``size_mb`` does not fit on the disk of ``folder`` (keeping 64 MB free), or ``None``."""
+    import shutil
+
+    probe = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if probe is None:
+        return None
+    free_mb = shutil.disk_usage(probe).free / 2**20
+    if size_mb + 64 > free_mb:
+        return (f"the store needs {size_mb:,.0f} MB and {free_mb:,.0f} MB are free on the disk of {probe}: free space, "
+                "or put the cache elsewhere (--cache-dir or TUNELAB_CACHE)")
+    return None
 
 
 # ----------------------------------------------------------------------------- running the prefix
@@ -491,12 +556,32 @@ def _compute(run, ds, split: int, positions: str, dtype: str, folder: Path, sour
         with _prefix_pass(run, split, positions, feed, source_split if source is not None else 0, precision) as forward:
             offsets = _offsets(ds, positions)
             np.save(folder / "offsets.npy", offsets)
-            flat = np.memmap(folder / "features.bin", dtype=np_dtype, mode="w+", shape=(int(offsets[-1]), run.layout.hidden_size))
+            shape = (int(offsets[-1]), run.layout.hidden_size)
+            _reserve(folder / "features.bin", shape[0] * shape[1] * np.dtype(np_dtype).itemsize)
+            flat = np.memmap(folder / "features.bin", dtype=np_dtype, mode="r+", shape=shape)
             _fill(forward, ds, offsets, flat, pad_id, feed, source, max_length=run.max_length)
             flat.flush()
             del flat
     finally:
         release_free_heap()  # the batches' activations, freed but still resident (tunelab.run.heap)
+
+
+def _reserve(path: Path, size: int) -> None:
+    """Create ``path`` with ``size`` bytes of disk allocated. Writing a memory map over a sparse file that the disk
+    cannot hold kills the process (SIGBUS); allocated first, a full disk is an ``OSError`` here."""
+    with open(path, "wb") as f:
+        if size == 0:
+            return
+        try:
+            os.posix_fallocate(f.fileno(), 0, size)
+        except OSError as exc:
+            import errno
+
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):  # ENOSPC, EDQUOT, EFBIG: not room
+                raise
+            f.truncate(size)  # a file system without fallocate: sparse, as before
+        except AttributeError:  # no posix_fallocate (macOS, Windows)
+            f.truncate(size)
 
 
 def _sibling_source(base_dir: Path, split: int, dtype: str, precision: str, tokens: str) -> tuple[int, Path] | None:
@@ -538,6 +623,23 @@ def _meta(run, ds, name: str, model: str, tokens: str, split: int, positions: st
     }
 
 
+def n_pos_of(ds, positions: str) -> int:
+    """How many hidden states a store of ``ds`` at ``positions`` holds."""
+    return len(ds) if positions != "all" else int(sum(ds["length"]))
+
+
+def _discard(store: Path) -> None:
+    """Move a damaged store aside (atomically, so no reader sees half of it), then delete it."""
+    import shutil
+
+    aside = store.with_name(_tmp_prefix(store) + "damaged")  # removed as an orphan if this process is killed here
+    try:
+        os.replace(store, aside)
+    except OSError:
+        return  # another process moved it first
+    shutil.rmtree(aside, ignore_errors=True)
+
+
 def ensure_features(
     run,
     datasets: dict[str, Any],
@@ -557,7 +659,7 @@ def ensure_features(
     folder = cache_path(root, run, model, split, positions, dtype, precision)
     tokens_of = {name: tokens_key(ds) for name, ds in datasets.items()}  # each split's tokens, hashed once
     hidden_size = run.layout.hidden_size
-    n_pos = sum(len(ds) if positions != "all" else int(sum(ds["length"])) for ds in datasets.values())
+    n_pos = sum(n_pos_of(ds, positions) for ds in datasets.values())
     size_mb = n_pos * hidden_size * (2 if dtype == "float16" else 4) / 2**20
     facts: dict[str, Any] = {"key": _combined_key(model, tokens_of), "path": str(folder), "size_mb": round(size_mb, 3),
                              "reused": True, "build_s": 0.0, "eval_share_s": 0.0, "source_split": None, "stores": {}}
@@ -570,6 +672,14 @@ def ensure_features(
         facts["stores"][name] = str(store)
         if _complete(store):
             continue
+        _remove_orphans(folder)
+        damage = _damage(store)
+        if damage is not None:  # only whole stores are renamed into place: this one was damaged after, so replace it
+            log.warning("frozen-layer cache store %s is damaged (%s): building it again", store, damage)
+            _discard(store)
+        room = _room_problem(folder, n_pos_of(ds, positions) * hidden_size * (2 if dtype == "float16" else 4) / 2**20)
+        if room is not None:
+            raise OSError(room)
         source = _sibling_source(folder.parent, split, dtype, precision, tokens)
         log.info("frozen-prefix cache: running %s %s-%d once (%s) over %d %s examples -> %s (%s)",
                  "blocks" if source else "embeddings + blocks", source[0] if source else 0, split - 1, precision, len(ds), name,
@@ -577,7 +687,7 @@ def ensure_features(
         t0 = time.perf_counter()
         # replace=False: when another process finished the same store first, theirs is used. fsync=False: a
         # cache is recomputable and can be hundreds of MB, whose flush would add seconds to every build
-        with atomic_dir(store, marker=False, replace=False, fsync=False) as tmp:
+        with atomic_dir(store, marker=False, replace=False, fsync=False, prefix=_tmp_prefix(store)) as tmp:
             _compute(run, ds, split, positions, dtype, tmp,
                      _load_store(source[1], False, hidden_size) if source else None, source[0] if source else 0, precision)
             meta = _meta(run, ds, name, model, tokens, split, positions, dtype, precision, source[0] if source else None)
@@ -737,13 +847,18 @@ def apply(plan: CachePlan, run, datasets: tuple[Any, Any, Any], collator=None):
             plan.positions, why = "all", None
     if why is None:
         why, folder, facts = _built_once_per_node(run, named, plan)
+    in_memory = stores = None
+    if why is None:
+        in_memory = facts["size_mb"] <= memory_limit_mb()
+        try:
+            stores = _load_stores(facts["stores"], in_memory, run.layout.hidden_size)
+        except (OSError, ValueError, KeyError) as exc:  # changed on disk since it was checked
+            why = f"reading it failed ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]})"
     if why is not None:
         note = f"frozen-layer cache not used for this {run.layout.family} model, trained without it: {why}"
         log.warning(note)
         run.warnings.append(note)
         return datasets[0], datasets[1], datasets[2], collator, {"used": False, "fallback": why}
-    in_memory = facts["size_mb"] <= memory_limit_mb()
-    stores = _load_stores(facts["stores"], in_memory, run.layout.hidden_size)
     where = "memory" if in_memory else "disk"
     log.info(
         "frozen-prefix cache %s: blocks 0-%d of %d (%s), %.1f MB %s in %s%s",
@@ -786,7 +901,7 @@ def _built_once_per_node(run, named: dict[str, Any], plan: CachePlan) -> tuple[s
         try:
             folder, facts = ensure_features(run, named, plan.split, plan.positions, plan.dtype, plan.root, plan.precision)
         except Exception as exc:  # noqa: BLE001 - a cache that cannot be built: train without it
-            why = f"building it failed ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]})"
+            why = f"building it failed ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]})"
     if ranks.distributed() and not ranks.all_agree(why is None):
         why = why or "another process could not build or read it (every process trains the same model)"
     return why, folder, facts

@@ -651,8 +651,11 @@ def base_dtype(config: TrainConfig) -> torch.dtype:
     the hardware multiplies it natively) and the strategy keeps every pre-trained weight frozen, else float32."""
     from tunelab.run.cache import resolve_precision
 
-    if config.base_dtype == "fp32" or not get_strategy(config.strategy).frozen_base:
+    strategy = get_strategy(config.strategy)
+    if config.base_dtype == "fp32" or not strategy.frozen_base:
         return torch.float32
+    if config.base_dtype == "auto" and config.cache and strategy.freezes_prefix(config):
+        return torch.float32  # the frozen-layer cache runs the frozen blocks once (in bf16 where native: --cache-precision)
     return torch.bfloat16 if resolve_precision(config.base_dtype) == "bf16" else torch.float32
 
 
