@@ -526,3 +526,15 @@ def test_a_hub_model_gets_a_new_identity_when_its_cached_snapshot_changes(tmp_pa
     second = model_identity("someone/tiny")
     assert first["revision"] == "a" * 40 and second["revision"] == "b" * 40 and first != second
     assert model_identity("someone/not-cached")["revision"] is None  # no snapshot: the name, as before
+
+
+def test_base_dtype_auto_holds_the_base_in_float32_where_the_cache_runs_the_frozen_blocks(monkeypatch):
+    """`--base-dtype bf16` with the cache is refused; `auto` got past that check and, where bf16 is native, the
+    cache's fp32 check then failed on a bf16 base (a dtype error, the run uncached). auto now resolves to fp32 there."""
+    from tunelab.run.training import base_dtype
+
+    monkeypatch.setattr(frozen_cache, "native_bf16", lambda device=None: True)
+    top_only = TrainConfig(strategy="lora", lora_layers=1, base_dtype="auto")
+    assert base_dtype(top_only) == torch.float32
+    assert base_dtype(top_only.replace(cache=False)) == torch.bfloat16
+    assert base_dtype(TrainConfig(strategy="lora", base_dtype="auto")) == torch.bfloat16  # every block adapted: no cache
