@@ -133,6 +133,14 @@ def test_ia3_merges_into_a_bert_whose_pooler_trains_with_the_head(tiny_bert_dir,
     texts = ["good film", "an awful and boring plot"]
     for a, b in zip(predict(merged_dir, texts), predict(tmp_path / "o", texts)):
         assert a["label"] == b["label"] and a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-5)
+    # a peft user merges the adapter the usual way (the card's loading line, then merge_and_unload): peft had failed
+    # on the pooler listed whole in modules_to_save (AttributeError: 'BertPooler' object has no attribute 'weight')
+    loading = re.search(r"or in one call.*?```python\n(.*?)```", card, re.S).group(1)
+    exec(loading, scope)
+    by_peft = scope["model"].eval().merge_and_unload()
+    assert by_peft.config.label2id == {"neg": 0, "pos": 1} and by_peft.config.id2label == {0: "neg", 1: "pos"}
+    with torch.no_grad():
+        torch.testing.assert_close(by_peft(**enc).logits, merged(**enc).logits, rtol=1e-5, atol=1e-5)
 
 
 def test_a_merge_that_fails_keeps_the_trained_adapter(tiny_bert_dir, toy_classification_data, tmp_path, monkeypatch, caplog):
@@ -384,3 +392,27 @@ def test_a_continuation_keeps_the_space_after_its_prompt_whatever_the_tokenizer(
     more = tokenizer("really good", add_special_tokens=False)["input_ids"]
     assert tokenizer.decode(more) == "really good"  # alone: no space
     assert continuation(tokenizer, prompt + more, len(prompt)) == " really good"
+
+
+@pytest.mark.parametrize("keep", ["start", "end"])
+def test_a_classifiers_saved_tokenizer_cuts_long_texts_where_training_did(tiny_bert_dir, toy_classification_data,
+                                                                          tmp_path, keep):
+    """The saved tokenizer kept the base's 512-token limit: plain transformers (a pipeline) read a text longer than
+    --max-length whole and predicted otherwise than tunelab. It now cuts at the run's max length (and keeps the end
+    for --keep end) when called with truncation=True, and the pipeline gives tunelab's probabilities."""
+    from transformers import AutoTokenizer, pipeline
+
+    from tunelab.run.encoding import encode
+
+    config = TrainConfig(model=str(tiny_bert_dir), strategy="head", epochs=1, batch_size=16, max_length=16, keep=keep,
+                         out=str(tmp_path / "o"))
+    train(config, data=toy_classification_data, progress=False)
+    folder = tmp_path / "o" / MODEL_DIR
+    saved = AutoTokenizer.from_pretrained(folder)
+    text = " ".join(f"word{i} good film" for i in range(20))
+    assert saved.model_max_length == 16
+    assert saved(text, truncation=True)["input_ids"] == encode(saved, [text], None, 16, keep)["input_ids"][0]
+    by_pipeline = pipeline("text-classification", model=str(folder), truncation=True, top_k=None)([text])[0]
+    ours = predict(tmp_path / "o", text)[0]["probabilities"]
+    assert {row["label"]: row["score"] for row in by_pipeline} == pytest.approx(ours, abs=1e-5)
+    assert "truncation=True" in (folder / "README.md").read_text()

@@ -283,6 +283,8 @@ def test_cost_words_say_which_way_each_cost_goes():
     )
     assert _costs(cost(10.0, 500.0), cost(30.0, 900.0)) == "3.0× faster (10 s vs 30 s) and using 44 % less peak memory (500 MB vs 900 MB)"
     assert _costs(cost(None, 500.0), cost(30.0, 900.0)) == "using 44 % less peak memory (500 MB vs 900 MB)"
+    # after "head trains ...": "and uses", not "and using"
+    assert _costs(cost(10.0, 500.0), cost(30.0, 900.0), using="uses").endswith("and uses 44 % less peak memory (500 MB vs 900 MB)")
     assert format_seconds(0.24) == "0.24 s" and format_seconds(4.24) == "4.2 s"
     # a difference that rounds to zero has no minus sign
     assert format_difference(Interval(0.0001, 0.0, 0.0004, 0.95, "paired bootstrap", 100), "accuracy") == "+0.0 points [+0.0, +0.0]"

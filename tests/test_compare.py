@@ -321,3 +321,22 @@ def test_a_strategy_the_caller_registered_trains_in_the_comparisons_own_processe
         STRATEGIES.clear()
         STRATEGIES.update(before)
         sys.modules.pop("my_strategies", None)
+
+
+def test_the_first_demo_starts_without_a_resume_warning_and_a_later_one_reuses_its_runs(tmp_path, monkeypatch):
+    """`make demo` on a fresh clone warned "--resume: runs/demo holds no comparison to resume", a flag the user never
+    typed: the demo resumes only an earlier demo's folder."""
+    import tunelab.cli.compare as cli_compare
+    from tunelab.cli.main import build_parser
+
+    asked = []
+    monkeypatch.setattr(cli_compare, "compare", lambda base, strategies, **kw: asked.append(kw) or None)
+    monkeypatch.setattr(cli_compare, "print_result", lambda *a, **k: None)
+    monkeypatch.setattr(cli_compare, "_exit_code", lambda result: 0)
+    out = tmp_path / "demo"
+    cli_compare.cmd_demo(build_parser().parse_args(["-q", "demo", "--out", str(out)]))
+    out.mkdir()
+    (out / "runs").mkdir()
+    cli_compare.cmd_demo(build_parser().parse_args(["-q", "demo", "--out", str(out)]))
+    cli_compare.cmd_demo(build_parser().parse_args(["-q", "demo", "--out", str(out), "--fresh"]))
+    assert [(kw["resume"], kw["overwrite"]) for kw in asked] == [(False, False), (True, False), (False, True)]

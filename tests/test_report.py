@@ -171,8 +171,15 @@ def test_console_table_lists_every_strategy():
 
 def test_report_files_are_written(report):
     paths = report["paths"]
-    for key in ("html", "md", "csv"):
+    for key in ("html", "md", "csv", "json"):
         assert paths[key].is_file() and paths[key].stat().st_size > 0
+    # the verdict is a file too (it was only in report.md/html, the console and compare --json's output)
+    import json
+
+    verdict = json.loads(paths["json"].read_text())
+    assert verdict["strategy"] == report["recommendation"]["strategy"] and verdict["reasons"]
+    assert [r["strategy"] for r in verdict["ranking"]] == [r["strategy"] for r in report["recommendation"]["ranking"]]
+    assert "NaN" not in paths["json"].read_text() and "Infinity" not in paths["json"].read_text()
     pngs = sorted(p.name for p in paths["plots"].glob("*.png"))
     assert pngs == sorted(
         ["metric_vs_trainable_share.png", "metric_vs_train_time.png", "metric_vs_peak_memory.png",

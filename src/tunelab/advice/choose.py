@@ -854,7 +854,7 @@ def _other_mentions(chosen: StrategySummary, best: StrategySummary, fits: list[S
         )
     full = next((s for s in fits if is_full_fine_tuning(s.strategy)), None)
     if full is not None and full.strategy not in mentioned:
-        costs = _costs(chosen, full)
+        costs = _costs(chosen, full, using="uses")
         out.append(
             f"Full fine-tuning reached {format_metric(full.val_mean, ask.metric)} validation {ask.label}, "
             f"{describe_gap(full.val_mean, chosen.val_mean, ask.metric)} {chosen.strategy}"
@@ -983,15 +983,15 @@ def format_interval(interval: Interval | None, metric: str) -> str:
     return f"{format_metric(interval.estimate, metric)} [{format_metric(interval.low, metric)}, {format_metric(interval.high, metric)}]"
 
 
-def _costs(strategy: StrategySummary, reference: StrategySummary) -> str:
+def _costs(strategy: StrategySummary, reference: StrategySummary, using: str = "using") -> str:
     """``2.3× faster (41 s vs 95 s) and using 38 % less peak memory (...)``, ``1.3× faster (...), though using
-    1.1× more peak memory (...)`` when the two disagree, or "" when unknown."""
+    1.1× more peak memory (...)`` when the two disagree, or "" when unknown; ``using="uses"`` after "X trains"."""
     speed = describe_speed(strategy.train_time_s, reference.train_time_s)
     memory = describe_memory(strategy.peak_memory_mb, reference.peak_memory_mb)
     if not speed or not memory:
-        return speed or (f"using {memory}" if memory else "")
+        return speed or (f"{using} {memory}" if memory else "")
     at_odds = ("slower" in speed) == ("less" in memory)  # dearer in one, cheaper in the other
-    return f"{speed}{', though' if at_odds else ' and'} using {memory}"
+    return f"{speed}{', though' if at_odds else ' and'} {using} {memory}"
 
 
 # --------------------------------------------------------------------------------------------------

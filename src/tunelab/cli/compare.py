@@ -249,7 +249,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         base,
         DEMO["strategies"],
         out=args.out,
-        resume=not args.fresh,
+        # an earlier demo in --out is reused (its finished runs); the first demo starts one without a word about it
+        resume=not args.fresh and Path(args.out).is_dir() and any(Path(args.out).iterdir()),
         overwrite=args.fresh,
         exhaustive=args.exhaustive,  # default: the main job as it is meant to run, in rounds within the default budget
         **_verdict_options(args),

@@ -21,6 +21,7 @@ What lands in ``out``::
     compare.json                 the plan: strategies, seeds, fractions, base config, lr search
     pre_recommendation.json      tunelab recommend's advice before training (reused by resume)
     results.csv, report.html, report.md, plots/
+    recommendation.json          the verdict: the choice, its reasons, each strategy's intervals and paired test
 
 Fairness: every strategy trains on the same split (``split_seed`` = the base config's seed, also for
 the other seeds: they vary initialisation and data order, not the examples), for the same number of

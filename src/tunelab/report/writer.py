@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,7 +79,10 @@ def write_report(
     "estimates"}``) is the advice given before training, compared here with the measured choice. ``task``: the
     comparison's, when it knows it (every run may have failed before recording one); else read from the runs.
 
-    Returns ``{"html", "md", "csv", "plots"}`` (``plots`` is the folder of PNGs).
+    ``recommendation.json`` holds the recommendation itself (the choice, its reasons, every strategy's ranking with
+    its intervals and paired comparison), for scripts that act on the verdict.
+
+    Returns ``{"html", "md", "csv", "json", "plots"}`` (``plots`` is the folder of PNGs).
 
     >>> paths = write_report("runs/compare", runs)   # doctest: +SKIP
     >>> paths["html"]                                # doctest: +SKIP
@@ -105,12 +109,25 @@ def write_report(
         "html": out_dir / "report.html",
         "md": out_dir / "report.md",
         "csv": out_dir / "results.csv",
+        "json": out_dir / "recommendation.json",
         "plots": plot_dir,
     }
     atomic_write_text(paths["html"], render_html(blocks, title=title, footer=footer))
     atomic_write_text(paths["md"], render_markdown(blocks, plot_dir="plots", footer=footer))
     write_results_csv(paths["csv"], results)
+    atomic_write_text(paths["json"], json.dumps(_strict_json(recommendation), indent=2, default=str) + "\n")
     return paths
+
+
+def _strict_json(value: Any) -> Any:
+    """``value`` (nested dicts and lists) with NaN and infinities as ``null``, which strict JSON readers accept."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict_json(v) for v in value]
+    return value
 
 
 def _version() -> str:

@@ -9,6 +9,7 @@ written to a temporary folder beside the target and renamed into place, with a m
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -71,10 +72,11 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
     with atomic_dir(target) as tmp:
         # a strategy written before weight sharding was supported takes no state_dict: it is asked only then
         strategy.save(run.model, tmp, merge=merge, **({"state_dict": state_dict} if state_dict is not None else {}))
-        run.tokenizer.save_pretrained(tmp)
         merged = (tmp / "merged").is_dir()  # a merged model is a complete folder of its own
-        if merged:
-            run.tokenizer.save_pretrained(tmp / "merged")
+        with _cut_as_trained(run.tokenizer, run.max_length, config.keep if data.task == "classification" else None):
+            run.tokenizer.save_pretrained(tmp)
+            if merged:
+                run.tokenizer.save_pretrained(tmp / "merged")
         info = {
             "strategy": strategy.name,
             "format": strategy.artifact_format,
@@ -98,6 +100,27 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
             (tmp / "merged" / "tunelab.json").write_text(json.dumps({**info, "format": "transformers"}, indent=2) + "\n")
         (tmp / "README.md").write_text(model_card(run, metrics, merged=merged))
     return {"path": str(target), "format": strategy.artifact_format, "size_mb": round(_dir_size_mb(target), 2)}
+
+
+@contextlib.contextmanager
+def _cut_as_trained(tokenizer, max_length: int, keep: str | None):
+    """The tokenizer set to cut a text where training did, while it is saved: ``model_max_length`` the run's max
+    length and, for ``--keep end``, ``truncation_side="left"`` (``keep``: ``None`` for a causal LM, whose blocks are
+    cut otherwise). A classifier loaded with plain transformers then reads what it was trained on when called with
+    ``truncation=True``, not up to the base's 512 tokens. ``start+end`` has no tokenizer setting (the card says so)."""
+    if keep is None:
+        yield
+        return
+    init = tokenizer.init_kwargs  # what save_pretrained writes to tokenizer_config.json (model_max_length aside)
+    saved = tokenizer.model_max_length, tokenizer.truncation_side, dict(init)
+    tokenizer.model_max_length = max_length
+    tokenizer.truncation_side = init["truncation_side"] = "left" if keep == "end" else "right"
+    try:
+        yield
+    finally:
+        tokenizer.model_max_length, tokenizer.truncation_side = saved[:2]
+        init.clear()
+        init.update(saved[2])
 
 
 def data_reference(spec: str) -> str:
@@ -130,24 +153,33 @@ def model_card(run, metrics: dict[str, Any], *, merged: bool = False) -> str:
     head_text = f" (the new task head: {run.strategy.head_lr(c):g})" if has_head else ""
     keep_text = (f" (of a longer text, its {c.keep.replace('+', ' and ')} kept: tokenize it the same way, "
                  "`tunelab.run.encoding.encode`)" if c.keep != "start" and d.task == "classification" else "")
+    cut_text = ""
+    if d.task == "classification":
+        cut_text = (f"\n\nIt read at most {run.max_length} tokens of a text: the saved tokenizer cuts there when called with "
+                    "`truncation=True` (`pipeline(\"text-classification\", model=THIS_FOLDER, truncation=True)`); "
+                    "without it, a longer text is read whole and the predictions differ from tunelab's.")
+        if c.keep == "start+end":
+            cut_text += (" It kept each long text's start and end, which no tokenizer setting does: use `tunelab predict` "
+                         "or `tunelab.run.encoding.encode`.")
     from tunelab.models import BUILTIN_MODELS
 
     base_path = resolve_model(c.model)  # a built-in's name is tunelab's: transformers loads its folder
     what = "tunelab's built-in, the transformers folder" if c.model in BUILTIN_MODELS else "the folder"
     base_text = f"`{c.model}`" + (f" ({what} `{base_path}`)" if base_path != c.model else "")
+    id2label, label2id = dict(enumerate(d.label_names)), {name: i for i, name in enumerate(d.label_names)}
     if run.strategy.artifact_format == "peft":
         labels_why = ("without them the base gets a 2-class head and the adapter's does not fit" if len(d.label_names) != 2
                       else "without them the base's head has no label names")
         load = (
             "```python\nfrom peft import PeftModel\nfrom transformers import AutoModelForSequenceClassification\n"
             f"BASE = {base_path!r}  # the base model, as adapter_config.json records it\n"
-            f"base = AutoModelForSequenceClassification.from_pretrained(BASE, id2label={dict(enumerate(d.label_names))}, "
+            f"base = AutoModelForSequenceClassification.from_pretrained(BASE, id2label={id2label}, label2id={label2id}, "
             f"pad_token_id={run.tokenizer.pad_token_id}, ignore_mismatched_sizes=True)\n"
             "model = PeftModel.from_pretrained(base, THIS_FOLDER)\n```\n\n"
             f"or in one call, the base read from `adapter_config.json` (the labels must be given: {labels_why}):\n\n"
             "```python\nfrom peft import AutoPeftModelForSequenceClassification\n"
             f"model = AutoPeftModelForSequenceClassification.from_pretrained(THIS_FOLDER, "
-            f"id2label={dict(enumerate(d.label_names))}, pad_token_id={run.tokenizer.pad_token_id})\n```"
+            f"id2label={id2label}, label2id={label2id}, pad_token_id={run.tokenizer.pad_token_id})\n```"
             if d.task == "classification"
             else "```python\nfrom peft import AutoPeftModelForCausalLM\nmodel = AutoPeftModelForCausalLM.from_pretrained(THIS_FOLDER)\n```"
         )
@@ -190,7 +222,7 @@ tags: [tunelab, {run.strategy.name}]
 
 ## Load it
 
-{load}
+{load}{cut_text}
 {merged_text}
 Made with tunelab; `run_config.yaml` beside this folder repeats the run (`tunelab train --config run_config.yaml --overwrite`).
 """

@@ -23,9 +23,24 @@ def _task_type(config_task: str):
 
 
 def _modules_to_save(layout, task: str) -> list[str] | None:
+    """The new head's modules that own parameters (BERT's pooler is listed as its ``dense``): peft wraps each whole, and
+    peft's own merge (``merge_and_unload``, in a user's code) copies ``.weight`` from every wrapped module that is not
+    a head of its own, which a module of modules has not (an IA3 adapter with the pooler did not merge)."""
     if task != "classification":
         return None
-    return list(layout.new_head_modules) or None
+    # the heads that peft itself wraps whole for sequence classification
+    from peft.utils.constants import SEQ_CLS_HEAD_NAMES
+
+    names = []
+    for name in layout.new_head_modules:
+        module = layout.model.get_submodule(name)
+        if name.rsplit(".", 1)[-1] in SEQ_CLS_HEAD_NAMES:
+            names.append(name)
+            continue
+        owners = [f"{name}.{sub}" if sub else name for sub, m in module.named_modules()
+                  if next(m.parameters(recurse=False), None) is not None]
+        names.extend(owners or [name])
+    return names or None
 
 
 def _keep_trained_copies(model) -> None:
