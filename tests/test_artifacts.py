@@ -416,3 +416,10 @@ def test_a_classifiers_saved_tokenizer_cuts_long_texts_where_training_did(tiny_b
     ours = predict(tmp_path / "o", text)[0]["probabilities"]
     assert {row["label"]: row["score"] for row in by_pipeline} == pytest.approx(ours, abs=1e-5)
     assert "truncation=True" in (folder / "README.md").read_text()
+
+
+def test_a_plain_text_run_records_that_it_learnt_every_token(lm_run):
+    """tunelab.json said loss_on "assistant" (the option's default) for a run on plain text, where every token is
+    learnt: it says "all"."""
+    info = json.loads((lm_run / MODEL_DIR / "tunelab.json").read_text())
+    assert not info["chat"] and info["loss_on"] == "all"

@@ -173,7 +173,8 @@ def infer_task(task: str | None, table: Table, text_column: str, label_column: s
     """The task asked for, or the one the data implies (labels: classification; text or chat: causal-lm)."""
     if task == "classification" and table.task_hint == "causal-lm":
         raise DataError(
-            f"{table.origin}: holds plain text without labels, so it cannot be used for classification; "
+            f"{table.origin}: holds {'conversations' if 'messages' in table.columns else 'plain text'} without labels, "
+            "so it cannot be used for classification; "
             "give a file with text and label columns" + other_task(", or use --task causal-lm")
         )
     if task is not None:

@@ -132,8 +132,19 @@ def read_utf8(path: Path) -> str:
         ) from err
     text = text.lstrip("\ufeff")
     if not text.strip():
-        raise DataError(f"{path}: the file is empty; give a file with a header and data rows")
+        raise DataError(f"{path}: the file is empty; give a file with {_what_a_file_holds(path)}")
     return text
+
+
+def _what_a_file_holds(path: Path) -> str:
+    """What a data file of ``path``'s kind should hold, for the line that says it holds nothing."""
+    kinds = [s for s in path.suffixes if s not in (".gz", ".bz2", ".xz")]
+    kind = kinds[-1].lower() if kinds else ""
+    if kind == ".txt":
+        return "text in it (documents or paragraphs separated by blank lines)"
+    if kind in (".jsonl", ".json"):
+        return "one JSON object per line (a text and a label, or a conversation's messages)"
+    return "a header and data rows"
 
 
 def read_csv(path: Path, text: str, sep: str = ",") -> Table:
@@ -258,12 +269,12 @@ def _parse_object(path: Path, line: str, number: int) -> dict[str, Any]:
         reason = err.msg if isinstance(err, json.JSONDecodeError) else str(err).splitlines()[0]
         raise DataError(
             f"{path}: line {number} is not valid JSON ({reason}); each line must be one JSON object like "
-            '{"text": "...", "label": "..."}'
+            '{"text": "...", "label": "..."} or {"messages": [{"role": "user", "content": "..."}, ...]}'
         ) from err
     if not isinstance(value, dict):
         raise DataError(
             f"{path}: line {number} is a JSON {type(value).__name__}, not an object; each line must be one JSON "
-            'object like {"text": "...", "label": "..."}'
+            'object like {"text": "...", "label": "..."} or {"messages": [...]}'
         )
     if "\\ud" in line.lower():
         _check_surrogates(path, value, f"line {number}")

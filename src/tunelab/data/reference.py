@@ -42,7 +42,7 @@ def reference_file_paragraphs(user_file: str | Path) -> list[str]:
         raise DataError(f"--reference-text {path} is not UTF-8 text (byte {exc.start}): re-save it as UTF-8") from exc
     if len(paragraphs) < 2:
         raise DataError(f"--reference-text {path} holds {len(paragraphs)} paragraph(s); give at least 2, separated by "
-                        "blank lines (one text per line is one paragraph)")
+                        "blank lines (lines without a blank line between them are one paragraph)")
     return paragraphs
 
 

@@ -87,8 +87,9 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
             "keep": config.keep,  # which part of a longer text the classifier read
             "text_pair": data.text_pairs,  # inputs are pairs: predict splits each at a tab
             # trained on conversations: predict asks as a user's turn, through the same chat template
-            "chat": data.task == "causal-lm" and "messages" in data.train.column_names,
-            "loss_on": config.loss_on,  # which tokens of a conversation it learnt: evaluate scores the same ones
+            "chat": (chat := data.task == "causal-lm" and "messages" in data.train.column_names),
+            # which tokens of a conversation it learnt, evaluate scores the same ones (plain text: every token)
+            "loss_on": config.loss_on if chat else "all",
             # how the data was read and split: `tunelab evaluate --split test` makes the same test split of it
             "split": {"seed": config.seed, "validation_fraction": config.validation_fraction,
                       "test_fraction": config.test_fraction, "text_column": config.text_column,
