@@ -214,6 +214,12 @@ def test_causal_lm_reports_perplexity_as_exp_loss(tiny_llama_dir, toy_lm_data, t
     (tmp_path / "held.txt").write_text("\n\n".join(toy_lm_data.test["text"]))
     scored = evaluate_artifact(tmp_path / "o", str(tmp_path / "held.txt"), split="all")
     assert scored["split"] == "all" and scored["examples"] > 0 and math.isfinite(scored["perplexity"])
+    # examples are texts, as a comparison counts them (they were the blocks); the blocks and targets are said apart
+    from tunelab.data import load_task_data
+
+    texts = len(load_task_data(str(tmp_path / "held.txt"), task="causal-lm", split=False).train)
+    assert scored["examples"] == texts and scored["blocks"] > scored["examples"]
+    assert scored["target_tokens"] > scored["blocks"]
 
 
 def test_max_length_beyond_the_model_is_refused_and_defaults_are_capped(tiny_bert_dir):

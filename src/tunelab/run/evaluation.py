@@ -130,6 +130,9 @@ def _evaluate(path, data_spec: str, *, split: str = "test", text_column: str | N
             n += len(rows["input_ids"])
             weights += weight
     result = {"split": split, "examples": n, "loss": sum(losses) / max(weights, 1)}
+    if info["task"] != "classification" and "text_index" in ds.column_names:
+        # examples are texts, as a comparison counts them; the model read them as blocks of its max length
+        result.update(examples=len(set(ds["text_index"])), blocks=n, target_tokens=weights)
     if info["task"] == "classification":
         from types import SimpleNamespace
 
