@@ -836,7 +836,7 @@ def test_reply_spans_follow_the_template_and_fall_back_to_the_replies_text() -> 
     that does not render a conversation as an extension of its start has each reply found by its content, with what
     the template puts after a reply where it follows (whole tokens of it: a turn closed by less than the last)."""
     from conftest import tiny_tokenizer
-    from tunelab.data.chat import reply_spans
+    from tunelab.data.chat import PLAIN_CHAT_TEMPLATE, reply_spans
 
     messages = [{"role": "user", "content": "was it good"}, {"role": "assistant", "content": "very good"},
                 {"role": "user", "content": "and the plot"}, {"role": "assistant", "content": "dull"}]
@@ -858,6 +858,8 @@ def test_reply_spans_follow_the_template_and_fall_back_to_the_replies_text() -> 
                                "{{ m['content'] }} ;{% endfor %} .{% if add_generation_prompt %}<assistant>{% endif %}")
     text, spans = reply_spans(tokenizer, messages)
     assert [text[a:b] for a, b in spans] == ["very good ;", "dull ; ."]
+    tokenizer.chat_template = PLAIN_CHAT_TEMPLATE  # saved with a model trained without a template: spans as then
+    assert reply_spans(tokenizer, messages) == reply_spans(tiny_tokenizer(), messages)
 
 
 def test_a_given_test_split_without_a_class_of_train_is_warned_about(tmp_path: Path) -> None:

@@ -34,6 +34,14 @@ def render(messages: list[Message]) -> str:
     return "\n".join(f"{m['role']}: {m['content']}" for m in messages)
 
 
+#: :func:`render`'s lines, and :func:`generation_prompt`'s ``assistant:`` after them, as a chat template: a model
+#: trained on conversations through a tokenizer without one is saved with it, so that ``apply_chat_template``
+#: prompts it as it was trained.
+PLAIN_CHAT_TEMPLATE = ("{% for message in messages %}{% if not loop.first %}{{ '\\n' }}{% endif %}"
+                       "{{ message['role'] + ': ' + message['content'] }}{% endfor %}"
+                       "{% if add_generation_prompt %}{{ '\\nassistant:' }}{% endif %}")
+
+
 def generation_prompt(tokenizer, text: str) -> str:
     """``text`` as a user's turn that asks for the assistant's reply, the way a model trained on conversations saw
     them: the tokenizer's chat template with its generation prompt, or else :func:`render`'s ``role: content`` lines
@@ -58,10 +66,11 @@ def reply_spans(tokenizer, messages: list[Message]) -> tuple[str, list[tuple[int
     add_generation_prompt=True)``) to the end of it with the reply, so the template's end-of-turn marker is learnt
     too; that needs no ``{% generation %}`` markers in the template. A template that does not render a
     conversation as an extension of its beginning (some drop earlier turns' reasoning) has each reply found by its
-    content instead, in order, with what the template puts after a reply (:func:`_turn_ends`) where it follows."""
+    content instead, in order, with what the template puts after a reply (:func:`_turn_ends`) where it follows.
+    Without a template, or with :data:`PLAIN_CHAT_TEMPLATE` (the same lines), a turn's span is its reply."""
     text = conversation_text(tokenizer, messages)
     spans: list[tuple[int, int]] = []
-    if not getattr(tokenizer, "chat_template", None):
+    if getattr(tokenizer, "chat_template", None) in (None, "", PLAIN_CHAT_TEMPLATE):  # the plain lines: as trained
         start = 0
         for message in messages:
             line = f"{message['role']}: "
