@@ -378,7 +378,39 @@ def test_a_model_trained_on_conversations_is_prompted_as_a_users_turn(tiny_llama
     predict(model_dir, ["hello there"], max_new_tokens=2)
     predict(model_dir, ["hello there"], max_new_tokens=2, raw=True)
     assert asked == ["hello there"]  # once: not with raw
-    assert real(AutoTokenizer.from_pretrained(model_dir), "hi") == "user: hi\nassistant:"  # no chat template here
+    assert real(AutoTokenizer.from_pretrained(model_dir), "hi") == "user: hi\nassistant:"  # the plain lines, saved as its template
+
+
+def test_a_chat_model_trained_without_a_chat_template_is_saved_with_the_format_it_learnt(tiny_llama_dir, tmp_path):
+    """A tokenizer without a chat template trains on the plain 'user: ... / assistant: ...' lines: the artifact's
+    tokenizer has them as its chat template (plain transformers prompts it as training rendered the conversations,
+    and the merged folder's too), and the model card names the format."""
+    from transformers import AutoTokenizer
+
+    from tunelab.data.chat import conversation_text, generation_prompt
+
+    base = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    assert not base.chat_template
+    rows = [{"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": f"question {i}"},
+                          {"role": "assistant", "content": f"answer {i}"}, {"role": "user", "content": "and then"},
+                          {"role": "assistant", "content": "films"}]} for i in range(40)]
+    path = tmp_path / "chat.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    config = TrainConfig(model=str(tiny_llama_dir), data=str(path), strategy="lora", merge=True, epochs=1,
+                         batch_size=8, max_length=32, forgetting=False, out=str(tmp_path / "run"))
+    train(config, progress=False)
+    model_dir = tmp_path / "run" / "model"
+    conversation = rows[0]["messages"]
+    for folder in (model_dir, model_dir / "merged"):
+        saved = AutoTokenizer.from_pretrained(folder)
+        assert saved.apply_chat_template(conversation, tokenize=False) == conversation_text(base, conversation)
+        asked = saved.apply_chat_template(conversation[:4], tokenize=False, add_generation_prompt=True)
+        assert asked == conversation_text(base, conversation[:4]) + "\nassistant:"
+        user_turn = [{"role": "user", "content": "hello there"}]
+        assert saved.apply_chat_template(user_turn, tokenize=False, add_generation_prompt=True) == generation_prompt(
+            base, "hello there") == "user: hello there\nassistant:"
+    card = (model_dir / "README.md").read_text()
+    assert "`role: content` lines" in card and "apply_chat_template(messages, add_generation_prompt=True)" in card
 
 
 def test_a_continuation_keeps_the_space_after_its_prompt_whatever_the_tokenizer():

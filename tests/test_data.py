@@ -833,9 +833,10 @@ def test_sharegpt_and_alpaca_rows_are_read_as_conversations(tmp_path: Path, shap
 
 def test_reply_spans_follow_the_template_and_fall_back_to_the_replies_text() -> None:
     """A reply's span runs from the generation prompt to the end of its turn (the end marker learnt too); a template
-    that does not render a conversation as an extension of its start has each reply found by its content."""
+    that does not render a conversation as an extension of its start has each reply found by its content, with what
+    the template puts after a reply where it follows (whole tokens of it: a turn closed by less than the last)."""
     from conftest import tiny_tokenizer
-    from tunelab.data.chat import reply_spans
+    from tunelab.data.chat import PLAIN_CHAT_TEMPLATE, reply_spans
 
     messages = [{"role": "user", "content": "was it good"}, {"role": "assistant", "content": "very good"},
                 {"role": "user", "content": "and the plot"}, {"role": "assistant", "content": "dull"}]
@@ -851,7 +852,14 @@ def test_reply_spans_follow_the_template_and_fall_back_to_the_replies_text() -> 
                                "<{{ m['role'] }}>{{ m['content'] }}<end>{% endif %}{% endfor %}"
                                "{% if add_generation_prompt %}<assistant>{% endif %}")
     text, spans = reply_spans(tokenizer, messages)
-    assert [text[a:b] for a, b in spans] == ["very good", "dull"]
+    assert [text[a:b] for a, b in spans] == ["very good", "dull]"]  # '<end>' is not what ends an assistant's turn
+    # the last turn's reasoning block (as Qwen3's), and the conversation closed by ' .' after its last marker
+    tokenizer.chat_template = ("{% for m in messages %}<{{ m['role'] }}>{% if loop.last %}(){% endif %}"
+                               "{{ m['content'] }} ;{% endfor %} .{% if add_generation_prompt %}<assistant>{% endif %}")
+    text, spans = reply_spans(tokenizer, messages)
+    assert [text[a:b] for a, b in spans] == ["very good ;", "dull ; ."]
+    tokenizer.chat_template = PLAIN_CHAT_TEMPLATE  # saved with a model trained without a template: spans as then
+    assert reply_spans(tokenizer, messages) == reply_spans(tiny_tokenizer(), messages)
 
 
 def test_a_given_test_split_without_a_class_of_train_is_warned_about(tmp_path: Path) -> None:

@@ -807,6 +807,32 @@ def test_a_conversation_learns_only_the_assistants_turns(tiny_llama_dir, templat
     assert learnt.count("[SEP]") == learnt.count("good") + learnt.count("dull")  # every answer ends, no question does
 
 
+def test_a_template_that_renders_the_last_turn_apart_learns_each_replys_end_marker(tiny_llama_dir):
+    """A template whose conversation is not an extension of its beginning (Qwen3's empty think block on the last
+    assistant's turn only, templates that drop earlier turns' reasoning) has each reply found by its content: the
+    end-of-turn marker the template puts after a reply is learnt after every reply, and the EOS after the last, so
+    the model learns to stop; nothing of the user's turns is."""
+    from transformers import AutoTokenizer
+
+    from tunelab.run.training import _lm_blocks
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    tokenizer.chat_template = ("{% for m in messages %}{% if m['role'] == 'assistant' and loop.last %}"
+                               "{{ 'assistant says <think> </think> ' + m['content'] + ' ; ' }}{% else %}"
+                               "{{ m['role'] + ' says ' + m['content'] + ' ; ' }}{% endif %}{% endfor %}"
+                               "{% if add_generation_prompt %}assistant says {% endif %}")
+    messages = [{"role": "user", "content": "was the film good"}, {"role": "assistant", "content": "very good"},
+                {"role": "user", "content": "and the plot"}, {"role": "assistant", "content": "quite dull"},
+                {"role": "user", "content": "the acting"}, {"role": "assistant", "content": "really bad"}]
+    answered = tokenizer.apply_chat_template(messages[:4], tokenize=False)  # its reply after a think block
+    assert not tokenizer.apply_chat_template(messages, tokenize=False).startswith(answered)  # not an extension
+    (ids,), (labels,), _ = _lm_blocks({"messages": [messages]}, tokenizer, 128, "assistant")
+    learnt = tokenizer.decode([t for t, label in zip(ids, labels) if label != IGNORE_INDEX])
+    assert learnt == "very good ; quite dull ; really bad ; [SEP]"
+    ends = [i for i, t in enumerate(ids) if t == tokenizer.convert_tokens_to_ids(";")]
+    assert [labels[i] != IGNORE_INDEX for i in ends] == [False, True, False, True, False, True]  # the user's: not
+
+
 def test_a_causal_lm_collator_keeps_eos_targets_where_the_pad_token_is_eos(tiny_llama_dir):
     """transformers' language-modeling collator labels the ids again and drops every token equal to the pad token:
     with pad = EOS (most decoders) the EOS between packed texts was never a target. The blocks' own labels are kept."""

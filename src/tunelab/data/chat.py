@@ -34,6 +34,14 @@ def render(messages: list[Message]) -> str:
     return "\n".join(f"{m['role']}: {m['content']}" for m in messages)
 
 
+#: :func:`render`'s lines, and :func:`generation_prompt`'s ``assistant:`` after them, as a chat template: a model
+#: trained on conversations through a tokenizer without one is saved with it, so that ``apply_chat_template``
+#: prompts it as it was trained.
+PLAIN_CHAT_TEMPLATE = ("{% for message in messages %}{% if not loop.first %}{{ '\\n' }}{% endif %}"
+                       "{{ message['role'] + ': ' + message['content'] }}{% endfor %}"
+                       "{% if add_generation_prompt %}{{ '\\nassistant:' }}{% endif %}")
+
+
 def generation_prompt(tokenizer, text: str) -> str:
     """``text`` as a user's turn that asks for the assistant's reply, the way a model trained on conversations saw
     them: the tokenizer's chat template with its generation prompt, or else :func:`render`'s ``role: content`` lines
@@ -58,10 +66,11 @@ def reply_spans(tokenizer, messages: list[Message]) -> tuple[str, list[tuple[int
     add_generation_prompt=True)``) to the end of it with the reply, so the template's end-of-turn marker is learnt
     too; that needs no ``{% generation %}`` markers in the template. A template that does not render a
     conversation as an extension of its beginning (some drop earlier turns' reasoning) has each reply found by its
-    content instead, in order."""
+    content instead, in order, with what the template puts after a reply (:func:`_turn_ends`) where it follows.
+    Without a template, or with :data:`PLAIN_CHAT_TEMPLATE` (the same lines), a turn's span is its reply."""
     text = conversation_text(tokenizer, messages)
     spans: list[tuple[int, int]] = []
-    if not getattr(tokenizer, "chat_template", None):
+    if getattr(tokenizer, "chat_template", None) in (None, "", PLAIN_CHAT_TEMPLATE):  # the plain lines: as trained
         start = 0
         for message in messages:
             line = f"{message['role']}: "
@@ -75,13 +84,14 @@ def reply_spans(tokenizer, messages: list[Message]) -> tuple[str, list[tuple[int
         asked = tokenizer.apply_chat_template(messages[:k], tokenize=False, add_generation_prompt=True) if k else ""
         answered = tokenizer.apply_chat_template(messages[: k + 1], tokenize=False)
         if not (answered.startswith(asked) and text.startswith(answered)):
-            return text, _spans_by_content(text, messages)
+            return text, _spans_by_content(text, messages, _turn_ends(tokenizer))
         spans.append((len(asked), len(answered)))
     return text, spans
 
 
-def _spans_by_content(text: str, messages: list[Message]) -> list[tuple[int, int]]:
-    """Each assistant reply's content, found in ``text`` after the previous message's."""
+def _spans_by_content(text: str, messages: list[Message], ends: list[str]) -> list[tuple[int, int]]:
+    """Each assistant reply's content, found in ``text`` after the previous message's, and the first of ``ends``
+    (longest first) that follows it: the reply's end-of-turn marker, learnt with it."""
     spans, at = [], 0
     for message in messages:
         found = text.find(message["content"], at) if message["content"] else -1
@@ -89,8 +99,35 @@ def _spans_by_content(text: str, messages: list[Message]) -> list[tuple[int, int
             continue
         at = found + len(message["content"])
         if message["role"] == "assistant":
+            at += len(next((end for end in ends if text.startswith(end, at)), ""))
             spans.append((found, at))
     return spans
+
+
+#: A probe conversation's turns, found again in its rendering (:func:`_turn_ends`).
+_PROBE_QUESTION, _PROBE_REPLY = "tunelabprobequestion", "tunelabprobereply"
+
+
+def _turn_ends(tokenizer) -> list[str]:
+    """What the chat template puts after an assistant's reply (e.g. ``<|im_end|>\\n``), read from its rendering of
+    a probe conversation, and each shorter beginning of it that ends between two of its tokens, longest first. A
+    reply followed by another turn may be ended by only the beginning of what ends the last one (a template that
+    closes the conversation with an EOS after the last turn's marker); a beginning that ends inside a token (``<|``
+    of ``<|end|>``) would mark the next turn's first token. Nothing where the probe does not render."""
+    probe = [{"role": "user", "content": _PROBE_QUESTION}, {"role": "assistant", "content": _PROBE_REPLY}]
+    try:
+        rendered = tokenizer.apply_chat_template(probe, tokenize=False)
+    except Exception:  # noqa: BLE001 - a template that refuses the probe (it needs a system turn): nothing is added
+        return []
+    found = rendered.rfind(_PROBE_REPLY)
+    end = rendered[found + len(_PROBE_REPLY):] if found >= 0 else ""
+    if not end:
+        return []
+    cuts = {len(end)}
+    if getattr(tokenizer, "is_fast", False):
+        offsets = tokenizer(end, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        cuts |= {e for _, e in offsets if 0 < e < len(end)}
+    return [end[:cut] for cut in sorted(cuts, reverse=True)]
 
 
 def chat_messages(table: Table) -> list[list[Message]]:

@@ -10,6 +10,7 @@ written to a temporary folder beside the target and renamed into place, with a m
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import shutil
@@ -72,11 +73,17 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
     with atomic_dir(target) as tmp:
         # a strategy written before weight sharding was supported takes no state_dict: it is asked only then
         strategy.save(run.model, tmp, merge=merge, **({"state_dict": state_dict} if state_dict is not None else {}))
+        tokenizer = run.tokenizer
+        if plain_chat(run):  # the format it learnt, as a template: apply_chat_template prompts it so
+            from tunelab.data.chat import PLAIN_CHAT_TEMPLATE
+
+            tokenizer = copy.copy(tokenizer)  # the run's own stays as it trained
+            tokenizer.chat_template = PLAIN_CHAT_TEMPLATE
         merged = (tmp / "merged").is_dir()  # a merged model is a complete folder of its own
-        with _cut_as_trained(run.tokenizer, run.max_length, config.keep if data.task == "classification" else None):
-            run.tokenizer.save_pretrained(tmp)
+        with _cut_as_trained(tokenizer, run.max_length, config.keep if data.task == "classification" else None):
+            tokenizer.save_pretrained(tmp)
             if merged:
-                run.tokenizer.save_pretrained(tmp / "merged")
+                tokenizer.save_pretrained(tmp / "merged")
         info = {
             "strategy": strategy.name,
             "format": strategy.artifact_format,
@@ -122,6 +129,14 @@ def _cut_as_trained(tokenizer, max_length: int, keep: str | None):
         tokenizer.model_max_length, tokenizer.truncation_side = saved[:2]
         init.clear()
         init.update(saved[2])
+
+
+def plain_chat(run) -> bool:
+    """Trained on conversations through a tokenizer without a chat template: on
+    :func:`tunelab.data.chat.render`'s ``role: content`` lines, which the artifact's tokenizer is saved with as its
+    template (:data:`tunelab.data.chat.PLAIN_CHAT_TEMPLATE`)."""
+    return (run.data.task == "causal-lm" and "messages" in run.data.train.column_names
+            and not getattr(run.tokenizer, "chat_template", None))
 
 
 def data_reference(spec: str) -> str:
@@ -203,6 +218,11 @@ def model_card(run, metrics: dict[str, Any], *, merged: bool = False) -> str:
                  "the longest in its batch: classify one text at a time, or with `tunelab predict`, which finds each "
                  "text's last token (in your own code, `tunelab.models.read_last_token_from_mask(model)` does the "
                  "same).")
+    if plain_chat(run):
+        load += ("\n\nIts tokenizer had no chat template: it learnt conversations as `role: content` lines, one per "
+                 "message (`user: ...`, then `assistant: ...`), and is prompted with them ending in `assistant:`. The "
+                 "tokenizer saved here has that format as its chat template: "
+                 "`tokenizer.apply_chat_template(messages, add_generation_prompt=True)`.")
     return f"""---
 library_name: {"peft" if run.strategy.artifact_format == "peft" else "transformers"}
 tags: [tunelab, {run.strategy.name}]
