@@ -486,15 +486,18 @@ def test_plain_text_is_chunked_for_causal_lm(tmp_path: Path) -> None:
     assert sum(len(c) for c in chunks) >= sum(len(p.strip()) for p in paragraphs)
 
 
-@pytest.mark.parametrize("shape", ["messages", "prompt-completion"])
+@pytest.mark.parametrize("shape", ["messages", "prompt-completion", "prompt-completion-conversational"])
 def test_chat_jsonl_keeps_messages_and_a_text_rendering(tmp_path: Path, shape: str) -> None:
     if shape == "messages":
         records = [
             {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
             for i in range(20)
         ]
-    else:
+    elif shape == "prompt-completion":
         records = [{"prompt": f"q{i}", "completion": f"a{i}"} for i in range(20)]
+    else:  # TRL's conversational form (it was refused as "empty or not a string")
+        records = [{"prompt": [{"role": "user", "content": f"q{i}"}],
+                    "completion": [{"role": "assistant", "content": f"a{i}"}]} for i in range(20)]
     data = load_task_data(str(write(tmp_path, "chat.jsonl", jsonl_text(records))))
     assert_valid(data)
     assert data.task == "causal-lm"

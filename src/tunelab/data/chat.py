@@ -183,6 +183,9 @@ def _parsed(value: Any) -> Any:
 
 def _pair(table: Table, i: int, prompt: Any, completion: Any,
           names: tuple[str, str] = ("prompt", "completion")) -> list[Message]:
+    if isinstance(_parsed(prompt), list | tuple) or isinstance(_parsed(completion), list | tuple):
+        # TRL's conversational prompt-completion: the prompt's messages, then the completion's (the answer)
+        return _messages(table, i, [*_turns(_parsed(prompt)), *_turns(_parsed(completion))], f"{names[0]}+{names[1]}")
     for name, value in zip(names, (prompt, completion)):
         if not isinstance(value, str) or not value.strip():
             raise DataError(
@@ -190,6 +193,13 @@ def _pair(table: Table, i: int, prompt: Any, completion: Any,
                 f"give every row a non-empty {names[0]} and {names[1]}"
             )
     return [{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}]
+
+
+def _turns(value: Any) -> list:
+    """A side of a conversational prompt-completion pair as a list of messages (a string: one turn of text)."""
+    if isinstance(value, list | tuple):
+        return list(value)
+    return [value]  # refused by _messages with the message it names
 
 
 def _messages(table: Table, i: int, value: Any, column: str = "messages") -> list[Message]:
