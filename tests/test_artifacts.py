@@ -83,8 +83,8 @@ def test_causal_lm_predict_is_the_greedy_continuation_of_the_plain_model(lm_run)
     rows = predict(lm_run, ["the film was", "a very"], max_new_tokens=5)
     model = AutoModelForCausalLM.from_pretrained(lm_run / MODEL_DIR).eval()
     tokenizer = AutoTokenizer.from_pretrained(lm_run / MODEL_DIR)
-    for row in rows:
-        enc = tokenizer(row["text"], return_tensors="pt", return_token_type_ids=False)
+    for row in rows:  # the prompt tokenized as training tokenizes its texts (no special tokens)
+        enc = tokenizer(row["text"], return_tensors="pt", return_token_type_ids=False, add_special_tokens=False)
         with torch.no_grad():
             ids = model.generate(**enc, max_new_tokens=5, do_sample=False, pad_token_id=tokenizer.pad_token_id)
         whole = tokenizer.decode(ids[0], skip_special_tokens=True)
@@ -347,6 +347,41 @@ def test_prompt_tuning_on_a_decoder_classifier_reads_each_texts_last_token(tiny_
     alone = predict(tmp_path / "pt" / "model", [short])[0]["probabilities"]
     batched = predict(tmp_path / "pt" / "model", [short, long])[0]["probabilities"]
     assert alone == pytest.approx(batched, abs=1e-5)
+
+
+def test_a_plain_prompt_is_tokenized_as_training_tokenizes_its_texts(tiny_llama_dir, toy_lm_data, tmp_path,
+                                                                     monkeypatch):
+    """Training and evaluation tokenize every text without the tokenizer's special tokens; predict added them to a
+    plain prompt, so with a tokenizer that adds a BOS (Llama-2, Mistral, Gemma style) every prediction began with a
+    token the adapted model never saw before a text. The prompt is now the text's tokens as a training block holds
+    them."""
+    from tokenizers.processors import TemplateProcessing
+    from transformers import AutoTokenizer, GenerationMixin, PreTrainedTokenizerFast
+
+    from conftest import tiny_tokenizer
+    from tunelab.run.training import _lm_blocks
+
+    base = tmp_path / "llama-bos"
+    shutil.copytree(tiny_llama_dir, base)
+    words = tiny_tokenizer().backend_tokenizer
+    words.post_processor = TemplateProcessing(single="[CLS] $A", special_tokens=[("[CLS]", 2)])  # a BOS, nothing else
+    PreTrainedTokenizerFast(tokenizer_object=words, bos_token="[CLS]", eos_token="[SEP]", pad_token="[PAD]",
+                            unk_token="[UNK]", model_max_length=128).save_pretrained(base)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    text = "the film was"
+    assert tokenizer(text)["input_ids"][0] == tokenizer.bos_token_id  # what predict fed the model
+    train(TrainConfig(model=str(base), strategy="full", lr=1e-3, epochs=1, batch_size=8, max_length=16,
+                      forgetting=False, out=str(tmp_path / "o")), data=toy_lm_data, progress=False)
+    prompts, generate = [], GenerationMixin.generate
+    monkeypatch.setattr(GenerationMixin, "generate",
+                        lambda self, **kw: prompts.append(kw["input_ids"][0].tolist()) or generate(self, **kw))
+    predict(tmp_path / "o", text, max_new_tokens=2)
+    blocks, _, _ = _lm_blocks({"text": [text]}, tokenizer, 16)
+    assert prompts == [blocks[0][:-1]]  # the training block less the separator that ends the text
+    # the BOS gave an empty text a token; without it there is none to continue (generate's index error before)
+    with pytest.raises(TunelabError, match=r"^text 2 \(''\) has no token to continue: give each text to predict some "
+                                           r"words$"):
+        predict(tmp_path / "o", ["good", ""], max_new_tokens=1)
 
 
 def test_a_model_trained_on_conversations_is_prompted_as_a_users_turn(tiny_llama_dir, tmp_path, monkeypatch):

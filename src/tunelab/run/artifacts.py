@@ -361,11 +361,15 @@ def _predict(path: str | Path, texts: list[str], *, max_new_tokens: int, batch_s
     chat = bool(info.get("chat")) and not raw
     if chat:
         from tunelab.data.chat import generation_prompt
-    for text in texts:
-        # a chat prompt holds its template's special tokens, and training added none to it
-        enc = (tokenizer(generation_prompt(tokenizer, text), return_tensors="pt", add_special_tokens=False) if chat
-               else tokenizer(text, return_tensors="pt"))
+    for number, text in enumerate(texts, 1):
+        # without the tokenizer's special tokens (a BOS), as training and evaluation tokenize every text; a chat
+        # prompt holds its template's own
+        enc = tokenizer(generation_prompt(tokenizer, text) if chat else text, return_tensors="pt",
+                        add_special_tokens=False)
         enc.pop("token_type_ids", None)  # decoders take none; generate() refuses unused inputs
+        if not enc["input_ids"].shape[1]:  # generate() fails on an empty prompt with an index error
+            raise TunelabError(f"text {number} ({text!r}) has no token to continue: give each text to predict some "
+                               "words")
         if enc["input_ids"].shape[1] > room:  # keep the prompt's end, which the continuation follows
             log.warning(
                 f"a prompt of {enc['input_ids'].shape[1]} tokens was cut to its last {room}: the model takes {limit} "
