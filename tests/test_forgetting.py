@@ -151,6 +151,35 @@ def test_a_soft_prompt_is_measured_as_the_adapted_model_predicts_with_it(tiny_ll
     assert drift.measure == forgetting.DRIFT and drift.value > 1e-3
 
 
+def test_the_measure_does_not_depend_on_the_tokenizers_padding_side(tmp_path):
+    """A decoder with absolute positions (GPT-2) padded on the left read its texts at shifted positions, and each
+    row's first token was predicted from a pad: the forgetting of one model differed with the tokenizer's padding
+    side. Padded on the right, as evaluation pads, it is one number."""
+    import copy
+
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from conftest import tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    torch.manual_seed(0)
+    base = GPT2LMHeadModel(GPT2Config(vocab_size=tok.vocab_size, n_positions=64, n_embd=32, n_layer=2, n_head=4)).eval()
+    adapted = copy.deepcopy(base)
+    with torch.no_grad():
+        for p in adapted.transformer.h.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    texts = ["the film was good", "a very long and quite boring story about the plot of the film", "bad",
+             "the acting was really wonderful and the movie was funny"]
+    results = {}
+    for side in ("right", "left"):
+        tok.padding_side = side
+        results[side] = forgetting.measure(adapted, tok, texts, reference="t", base_path="gpt2", base_body=base.transformer,
+                                           base_lm_head=base.lm_head)
+    right, left = results["right"], results["left"]
+    assert abs(right.value) > 1e-3
+    assert (left.value, left.base, left.adapted) == pytest.approx((right.value, right.base, right.adapted), abs=1e-6)
+
+
 def test_the_reference_is_never_the_training_data(tmp_path):
     name, texts = reference_for("rotten-tomatoes", n=8)
     assert name == "bbc-text" and len(texts) == 8

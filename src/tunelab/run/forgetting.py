@@ -140,6 +140,9 @@ def _batches(tokenizer, texts: list[str], max_length: int, batch_size: int = 16)
             truncation=True,
             max_length=max_length,
             padding=True,
+            # as evaluation pads: on the left, a decoder's absolute positions moved with the padding, and each row's
+            # first token was predicted from a pad, so the measure depended on the tokenizer's padding side
+            padding_side="right",
             return_tensors="pt",
         )
         yield enc["input_ids"], enc["attention_mask"]
