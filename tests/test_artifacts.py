@@ -83,8 +83,8 @@ def test_causal_lm_predict_is_the_greedy_continuation_of_the_plain_model(lm_run)
     rows = predict(lm_run, ["the film was", "a very"], max_new_tokens=5)
     model = AutoModelForCausalLM.from_pretrained(lm_run / MODEL_DIR).eval()
     tokenizer = AutoTokenizer.from_pretrained(lm_run / MODEL_DIR)
-    for row in rows:
-        enc = tokenizer(row["text"], return_tensors="pt", return_token_type_ids=False)
+    for row in rows:  # the prompt tokenized as training tokenizes its texts (no special tokens)
+        enc = tokenizer(row["text"], return_tensors="pt", return_token_type_ids=False, add_special_tokens=False)
         with torch.no_grad():
             ids = model.generate(**enc, max_new_tokens=5, do_sample=False, pad_token_id=tokenizer.pad_token_id)
         whole = tokenizer.decode(ids[0], skip_special_tokens=True)
@@ -355,6 +355,112 @@ def test_prompt_tuning_on_a_decoder_classifier_reads_each_texts_last_token(tiny_
     alone = predict(tmp_path / "pt" / "model", [short])[0]["probabilities"]
     batched = predict(tmp_path / "pt" / "model", [short, long])[0]["probabilities"]
     assert alone == pytest.approx(batched, abs=1e-5)
+
+
+def _greedy(model, ids, new_tokens: int):
+    """``ids`` followed by ``new_tokens`` greedy tokens, each from one forward pass of the whole sequence (no cache)."""
+    with torch.no_grad():
+        for _ in range(new_tokens):
+            ids = torch.cat([ids, model(input_ids=ids).logits[:, -1:].argmax(-1)], 1)
+    return ids
+
+
+def _tiny_gpt2(folder, positions: int):
+    """A tiny random GPT-2 (an absolute position table of ``positions`` rows) with the tiny tokenizer, saved in ``folder``."""
+    import transformers as T
+
+    from conftest import tiny_tokenizer
+
+    tokenizer = tiny_tokenizer()
+    tokenizer.eos_token = "[SEP]"
+    config = T.GPT2Config(vocab_size=tokenizer.vocab_size, n_positions=positions, n_embd=32, n_layer=1, n_head=4,
+                          bos_token_id=2, eos_token_id=3, pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    T.GPT2LMHeadModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_a_prompt_tuned_decoder_continues_as_its_forward_passes_do(tiny_llama_dir, toy_lm_data, tmp_path):
+    """peft (0.21) puts the soft prompt before the input in the model's forward; under transformers' (5) KV cache,
+    generate() put it into the cache again at every step, so a Llama's continuation went wrong after a few tokens.
+    predict now generates without the cache: its continuation is the greedy one of whole forward passes."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from tunelab.run.artifacts import continuation
+
+    # the fixture's Llama, its weights drawn 10 times larger: at transformers' 0.02 it repeats its last token, and
+    # every way of generating agrees
+    base = tmp_path / "llama"
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig.from_pretrained(tiny_llama_dir, initializer_range=0.2)).save_pretrained(base)
+    AutoTokenizer.from_pretrained(tiny_llama_dir).save_pretrained(base)
+    out = tmp_path / "pt"
+    train(TrainConfig(model=str(base), strategy="prompt-tuning", num_virtual_tokens=8, epochs=1, batch_size=8,
+                      max_length=16, forgetting=False, out=str(out)), data=toy_lm_data, progress=False)
+    model, tokenizer, _ = load_artifact(out)
+    for row in predict(out, ["the film was", "a very"], max_new_tokens=12):
+        ids = tokenizer(row["text"], return_tensors="pt", add_special_tokens=False)["input_ids"]
+        assert row["generated"] == continuation(tokenizer, _greedy(model, ids, 12)[0], ids.shape[1])
+
+
+def test_a_prompt_tuned_gpt2_generates_within_its_positions(toy_lm_data, tmp_path, caplog):
+    """GPT-2 learns 64 positions, 8 of them the soft prompt's: with the KV cache, each step put the soft prompt again
+    into the cache, the positions rose by 9 a token, and generate ended in an IndexError past the table. And a long
+    prompt was cut to the 59 positions left beside the tokens to generate, without the soft prompt's 8 (as training
+    counts them): the same IndexError. Both now generate, the long prompt cut to its last 51."""
+    from tunelab.run.artifacts import continuation
+
+    out = tmp_path / "pt"
+    train(TrainConfig(model=str(_tiny_gpt2(tmp_path / "gpt2", 64)), strategy="prompt-tuning", num_virtual_tokens=8,
+                      epochs=1, batch_size=8, max_length=16, forgetting=False, out=str(out)), data=toy_lm_data,
+          progress=False)
+    model, tokenizer, _ = load_artifact(out)
+    row = predict(out, "the film was", max_new_tokens=40)[0]
+    ids = tokenizer(row["text"], return_tensors="pt", add_special_tokens=False)["input_ids"]
+    assert row["generated"] == continuation(tokenizer, _greedy(model, ids, 40)[0], ids.shape[1])
+    with caplog.at_level("WARNING", logger="tunelab"):
+        assert len(predict(out, " ".join(["good film"] * 100), max_new_tokens=5)) == 1
+    assert ("was cut to its last 51: the model takes 56 tokens after the 8 virtual tokens of its soft prompt with the "
+            "5 to generate") in caplog.text
+    with pytest.raises(TunelabError, match=r"--max-new-tokens 56 leaves no room for a prompt: this model takes 56 "
+                                           r"tokens in all after the 8 virtual tokens of its soft prompt; use at most 55"):
+        predict(out, "good film", max_new_tokens=56)
+
+
+def test_a_plain_prompt_is_tokenized_as_training_tokenizes_its_texts(tiny_llama_dir, toy_lm_data, tmp_path,
+                                                                     monkeypatch):
+    """Training and evaluation tokenize every text without the tokenizer's special tokens; predict added them to a
+    plain prompt, so with a tokenizer that adds a BOS (Llama-2, Mistral, Gemma style) every prediction began with a
+    token the adapted model never saw before a text. The prompt is now the text's tokens as a training block holds
+    them."""
+    from tokenizers.processors import TemplateProcessing
+    from transformers import AutoTokenizer, GenerationMixin, PreTrainedTokenizerFast
+
+    from conftest import tiny_tokenizer
+    from tunelab.run.training import _lm_blocks
+
+    base = tmp_path / "llama-bos"
+    shutil.copytree(tiny_llama_dir, base)
+    words = tiny_tokenizer().backend_tokenizer
+    words.post_processor = TemplateProcessing(single="[CLS] $A", special_tokens=[("[CLS]", 2)])  # a BOS, nothing else
+    PreTrainedTokenizerFast(tokenizer_object=words, bos_token="[CLS]", eos_token="[SEP]", pad_token="[PAD]",
+                            unk_token="[UNK]", model_max_length=128).save_pretrained(base)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    text = "the film was"
+    assert tokenizer(text)["input_ids"][0] == tokenizer.bos_token_id  # what predict fed the model
+    train(TrainConfig(model=str(base), strategy="full", lr=1e-3, epochs=1, batch_size=8, max_length=16,
+                      forgetting=False, out=str(tmp_path / "o")), data=toy_lm_data, progress=False)
+    prompts, generate = [], GenerationMixin.generate
+    monkeypatch.setattr(GenerationMixin, "generate",
+                        lambda self, **kw: prompts.append(kw["input_ids"][0].tolist()) or generate(self, **kw))
+    predict(tmp_path / "o", text, max_new_tokens=2)
+    blocks, _, _ = _lm_blocks({"text": [text]}, tokenizer, 16)
+    assert prompts == [blocks[0][:-1]]  # the training block less the separator that ends the text
+    # the BOS gave an empty text a token; without it there is none to continue (generate's index error before)
+    with pytest.raises(TunelabError, match=r"^text 2 \(''\) has no token to continue: give each text to predict some "
+                                           r"words$"):
+        predict(tmp_path / "o", ["good", ""], max_new_tokens=1)
 
 
 def test_a_model_trained_on_conversations_is_prompted_as_a_users_turn(tiny_llama_dir, tmp_path, monkeypatch):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 import torch
@@ -102,6 +104,82 @@ def test_a_peft_adapter_is_measured_against_itself_switched_off(tiny_llama_dir):
     assert zero.value == pytest.approx(0.0, abs=1e-6)  # LoRA's B starts at zero: nothing changed yet
 
 
+def _prompt_tuned(model, task_type: str):
+    """``model`` with a random soft prompt of 4 virtual tokens (peft prompt tuning)."""
+    from peft import PromptTuningConfig, get_peft_model
+
+    torch.manual_seed(0)
+    return get_peft_model(model, PromptTuningConfig(task_type=task_type, num_virtual_tokens=4)).eval()
+
+
+def test_a_soft_prompt_is_measured_as_the_adapted_model_predicts_with_it(tiny_llama_dir, tiny_bert_dir):
+    """Prompt tuning leaves the body as it is and puts its soft prompt before the text in the peft model's own
+    forward: measured on the body alone, its forgetting was exactly 0 (the base against itself). Now the adapted side
+    is the whole prompt-tuned model's next-token loss on the text's tokens, what a direct loop gives; the base side is
+    the same model with the adapter off. An encoder's drift reads the soft prompt too."""
+    from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    model, tok = _load(tiny_llama_dir, AutoModelForCausalLM)
+    head = model.get_output_embeddings()
+    tuned = _prompt_tuned(model, "CAUSAL_LM")
+    result = forgetting.measure(tuned, tok, TEXTS, reference="t", base_path=str(tiny_llama_dir), base_lm_head=head,
+                                adapter_off=tuned.disable_adapter)
+
+    def direct(off: bool) -> float:
+        total = count = 0.0
+        with torch.no_grad(), tuned.disable_adapter() if off else contextlib.nullcontext():
+            for text in TEXTS:
+                ids = tok(text, return_tensors="pt")["input_ids"]
+                logits = tuned(input_ids=ids).logits[0, -ids.shape[1] :]  # the soft prompt's positions left out
+                total += torch.nn.functional.cross_entropy(logits[:-1], ids[0, 1:], reduction="sum").item()
+                count += ids.shape[1] - 1
+        return total / count
+
+    assert result.base == pytest.approx(direct(off=True), rel=1e-5)
+    assert result.adapted == pytest.approx(direct(off=False), rel=1e-5)
+    assert result.value == pytest.approx(result.adapted - result.base, abs=1e-6) and abs(result.value) > 1e-3
+    # a run trained in mixed precision keeps accelerate's autocast wrapper on the model's forward: still float32
+    tuned.forward = torch.autocast("cpu", dtype=torch.bfloat16)(tuned.forward)
+    wrapped = forgetting.measure(tuned, tok, TEXTS, reference="t", base_path=str(tiny_llama_dir), base_lm_head=head,
+                                 adapter_off=tuned.disable_adapter)
+    assert wrapped.adapted == pytest.approx(result.adapted, abs=1e-6)
+
+    classifier, tok = _load(tiny_bert_dir, AutoModelForSequenceClassification)
+    tuned = _prompt_tuned(classifier, "SEQ_CLS")
+    drift = forgetting.measure(tuned, tok, TEXTS, reference="t", base_path=str(tiny_bert_dir),
+                               base_body=AutoModel.from_pretrained(tiny_bert_dir), adapter_off=tuned.disable_adapter)
+    assert drift.measure == forgetting.DRIFT and drift.value > 1e-3
+
+
+def test_the_measure_does_not_depend_on_the_tokenizers_padding_side(tmp_path):
+    """A decoder with absolute positions (GPT-2) padded on the left read its texts at shifted positions, and each
+    row's first token was predicted from a pad: the forgetting of one model differed with the tokenizer's padding
+    side. Padded on the right, as evaluation pads, it is one number."""
+    import copy
+
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from conftest import tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    torch.manual_seed(0)
+    base = GPT2LMHeadModel(GPT2Config(vocab_size=tok.vocab_size, n_positions=64, n_embd=32, n_layer=2, n_head=4)).eval()
+    adapted = copy.deepcopy(base)
+    with torch.no_grad():
+        for p in adapted.transformer.h.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    texts = ["the film was good", "a very long and quite boring story about the plot of the film", "bad",
+             "the acting was really wonderful and the movie was funny"]
+    results = {}
+    for side in ("right", "left"):
+        tok.padding_side = side
+        results[side] = forgetting.measure(adapted, tok, texts, reference="t", base_path="gpt2", base_body=base.transformer,
+                                           base_lm_head=base.lm_head)
+    right, left = results["right"], results["left"]
+    assert abs(right.value) > 1e-3
+    assert (left.value, left.base, left.adapted) == pytest.approx((right.value, right.base, right.adapted), abs=1e-6)
+
+
 def test_the_reference_is_never_the_training_data(tmp_path):
     name, texts = reference_for("rotten-tomatoes", n=8)
     assert name == "bbc-text" and len(texts) == 8
@@ -143,6 +221,17 @@ def test_every_run_records_its_forgetting_and_hard_training_forgets_more_than_a_
     assert lost["base_cached"] and lost["low"] > head["high"]
     off = _train(tiny_bert_dir, toy_classification_data, tmp_path, "off", strategy="head", forgetting=False)
     assert off["train_info"].get("forgetting") is None
+
+
+def test_a_prompt_tuning_run_records_what_its_soft_prompt_changes(tiny_bert_dir, toy_classification_data, tmp_path,
+                                                                  monkeypatch):
+    """A prompt-tuned classifier's run: peft cannot switch a classifier's soft prompt off (it swaps a generation
+    method that classifiers lack), so the measure failed with a note, or read the cached base against itself as 0.
+    The body alone is the base, and the adapted side reads the soft prompt."""
+    monkeypatch.setenv("TUNELAB_CACHE", str(tmp_path / "cache"))
+    run = _train(tiny_bert_dir, toy_classification_data, tmp_path, "pt", strategy="prompt-tuning", num_virtual_tokens=4)
+    measured = run["train_info"]["forgetting"]
+    assert "error" not in measured and measured["measure"] == forgetting.DRIFT and measured["value"] > 1e-3
 
 
 def test_an_encoder_with_a_pretrained_mlm_head_also_reports_the_masked_lm_loss_change(tiny_bert_dir, tmp_path):

@@ -102,7 +102,7 @@ def test_smollm2_lora_on_hamlet_reports_perplexity_and_generates_like_plain_peft
     model = AutoPeftModelForCausalLM.from_pretrained(model_dir).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     prompt = "To be, or not to be,"
-    enc = tokenizer(prompt, return_tensors="pt")
+    enc = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)  # as training tokenizes its texts
     with torch.no_grad():
         ids = model.generate(**enc, max_new_tokens=8, do_sample=False, pad_token_id=tokenizer.pad_token_id)
     # what follows the prompt, as transformers' text-generation pipeline cuts it: the whole decoding less the prompt's

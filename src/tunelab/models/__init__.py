@@ -10,6 +10,7 @@ from tunelab.models.layout import (
     max_input_length,
     model_layout,
     position_limit,
+    soft_prompt_length,
 )
 from tunelab.models.loading import (
     BUILTIN_MODELS,
@@ -56,4 +57,5 @@ __all__ = [
     "position_limit",
     "read_last_token_from_mask",
     "resolve_model",
+    "soft_prompt_length",
 ]

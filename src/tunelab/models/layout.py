@@ -281,6 +281,15 @@ def _stated_positions(config) -> int | None:
     return None
 
 
+def soft_prompt_length(model) -> int:
+    """How many positions a peft prompt-learning adapter of ``model`` (a soft prompt of virtual tokens) puts before
+    every input: they count against the model's positions, and the model computes them in its own forward, around
+    its body; 0 for any other model. A loaded model's counterpart of the strategy's ``positions_added``, read from the
+    adapter's own config."""
+    config = getattr(model, "active_peft_config", None)
+    return int(config.num_virtual_tokens) if getattr(config, "is_prompt_learning", False) else 0
+
+
 def max_input_length(model, tokenizer, *, reserved: int = 0) -> int:
     """The most tokens an example may have for ``model`` (a module or a config) and ``tokenizer``:
     the smaller of :func:`position_limit` less the ``reserved`` positions (a soft prompt's virtual tokens) and the

@@ -404,28 +404,40 @@ def _predict(path: str | Path, texts: list[str], *, max_new_tokens: int, batch_s
                 results.append({"text": text, "label": ranked[0][0], "probabilities": dict(ranked)})
         return results
     tokenizer.padding_side = "left"
-    from tunelab.models import max_input_length
+    from tunelab.models import max_input_length, soft_prompt_length
 
-    limit = max_input_length(model, tokenizer)  # the prompt and the continuation share the model's positions
+    # the prompt and the continuation share the model's positions, after a soft prompt's, as in training
+    soft = soft_prompt_length(model)
+    limit = max_input_length(model, tokenizer, reserved=soft)
+    besides = f" after the {soft} virtual tokens of its soft prompt" if soft else ""
     if max_new_tokens >= limit:
         raise TunelabError(f"--max-new-tokens {max_new_tokens} leaves no room for a prompt: this model takes {limit} "
-                           f"tokens in all; use at most {limit - 1}")
+                           f"tokens in all{besides}; use at most {limit - 1}")
     room = limit - max_new_tokens
+    # peft (0.21) prepends a soft prompt in the model's forward, and under transformers' (5) KV cache it prepended it
+    # again at every step, into the cache: wrong continuations, and past the position table of a GPT-2; without the
+    # cache each step is one forward of the whole sequence, as the model was trained
+    cache = {"use_cache": False} if soft else {}
     chat = bool(info.get("chat")) and not raw
     if chat:
         from tunelab.data.chat import generation_prompt
-    for text in texts:
-        # a chat prompt holds its template's special tokens, and training added none to it
-        enc = (tokenizer(generation_prompt(tokenizer, text), return_tensors="pt", add_special_tokens=False) if chat
-               else tokenizer(text, return_tensors="pt"))
+    for number, text in enumerate(texts, 1):
+        # without the tokenizer's special tokens (a BOS), as training and evaluation tokenize every text; a chat
+        # prompt holds its template's own
+        enc = tokenizer(generation_prompt(tokenizer, text) if chat else text, return_tensors="pt",
+                        add_special_tokens=False)
         enc.pop("token_type_ids", None)  # decoders take none; generate() refuses unused inputs
+        if not enc["input_ids"].shape[1]:  # generate() fails on an empty prompt with an index error
+            raise TunelabError(f"text {number} ({text!r}) has no token to continue: give each text to predict some "
+                               "words")
         if enc["input_ids"].shape[1] > room:  # keep the prompt's end, which the continuation follows
             log.warning(
                 f"a prompt of {enc['input_ids'].shape[1]} tokens was cut to its last {room}: the model takes {limit} "
-                f"tokens with the {max_new_tokens} to generate")
+                f"tokens{besides} with the {max_new_tokens} to generate")
             enc = {k: v[:, -room:] for k, v in enc.items()}
         enc = {k: v.to(device) for k, v in enc.items()}
-        out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id,
+                             **cache)
         results.append({"text": text, "generated": continuation(tokenizer, out[0], enc["input_ids"].shape[1])})
     return results
 

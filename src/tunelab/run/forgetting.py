@@ -5,8 +5,9 @@ The seed's first comparison axis is the balance between *retaining* what pre-tra
 
 - **language-model loss change** (a model that has a pre-trained LM head: decoders): the mean
   per-token cross-entropy of the adapted model minus that of the base model, in nats per token, on
-  the reference texts. For a peft adapter the adapted side runs the same model with the adapter on,
-  the base side with it off; for a classification run the adapted *body* is read through the base
+  the reference texts. For a peft adapter the adapted side runs the same model with the adapter on
+  (a soft prompt through the peft model's own forward, which puts it before the text), the base side
+  with it off; for a classification run the adapted *body* is read through the base
   model's original LM head (the new classification head has no language model to lose).
 - **representation drift** (encoders): ``1 - linear CKA`` (Kornblith et al., 2019) between the base and
   the adapted model's sentence representations (mean-pooled last hidden states) of the reference
@@ -139,6 +140,9 @@ def _batches(tokenizer, texts: list[str], max_length: int, batch_size: int = 16)
             truncation=True,
             max_length=max_length,
             padding=True,
+            # as evaluation pads: on the left, a decoder's absolute positions moved with the padding, and each row's
+            # first token was predicted from a pad, so the measure depended on the tokenizer's padding side
+            padding_side="right",
             return_tensors="pt",
         )
         yield enc["input_ids"], enc["attention_mask"]
@@ -260,13 +264,18 @@ def measure(
     caller) when the base side is not in the cache yet. ``mlm``: the checkpoint's masked-LM model, for
     encoders that have one: the masked-LM loss change is measured beside the drift.
     """
+    from tunelab.models import soft_prompt_length
+
     t0 = time.perf_counter()
     body = _body_of(adapted)
     kind = LM_LOSS if base_lm_head is not None else DRIFT
     key = _base_key(base_path, reference, texts, kind, max_length)
+    soft = soft_prompt_length(adapted)
 
     def base_side() -> dict[str, np.ndarray]:
-        with adapter_off() if adapter_off is not None else contextlib.nullcontext():
+        # a soft prompt leaves the body as loaded, so the body alone is the base: no switch (peft's fails on a
+        # classifier, where it swaps a generation method that classifiers lack)
+        with adapter_off() if adapter_off is not None and not soft else contextlib.nullcontext():
             source = body if adapter_off is not None else base_body
             if source is None:
                 raise ValueError("forgetting: give adapter_off or base_body to compute the base side")
@@ -276,6 +285,8 @@ def measure(
             return {"reps": sentence_representations(source, tokenizer, texts, max_length)}
 
     stored, cached = _cached_base(cache, key, base_side)
+    if soft:  # the body alone is the base: the soft prompt comes from the adapted model's own forward
+        body = _AsPredicted(adapted, body)
     was_training = adapted.training
     adapted.eval()
     try:
@@ -323,6 +334,44 @@ def _body_of(model: nn.Module) -> nn.Module:
     return getattr(inner, "base_model", inner)
 
 
+class _BodyDone(Exception):
+    """Raised once the body has run inside the adapted model: its head's output (a causal LM's logits over the whole
+    vocabulary, as large again as the ones measured) is not needed."""
+
+
+class _AsPredicted(nn.Module):
+    """``body`` as ``adapted`` (a peft prompt-learning model) runs it when it predicts: the adapter puts its soft
+    prompt before the text in its own forward, around the body, so the body called alone is the base model and its
+    forgetting read exactly 0. Called as the body is (token ids and their mask), this runs the adapted model up to the
+    body's output and returns it at the text's positions (the soft prompt's left out), for the LM head, the pooling or
+    the masked-LM head to read as the base's."""
+
+    def __init__(self, adapted: nn.Module, body: nn.Module):
+        super().__init__()
+        self.adapted, self.body = adapted, body
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **_):
+        from transformers.modeling_outputs import BaseModelOutput
+
+        seen: dict[str, torch.Tensor] = {}
+
+        def keep(module, args, output):
+            seen["hidden"] = output.last_hidden_state
+            raise _BodyDone
+
+        hook = self.body.register_forward_hook(keep)
+        try:
+            # the class's forward: a run trained in mixed precision keeps accelerate's autocast wrapper on the
+            # instance's, which computed this side in bfloat16 and the base side in float32
+            type(self.adapted).forward(self.adapted, input_ids=input_ids, attention_mask=attention_mask)
+        except _BodyDone:
+            pass
+        finally:
+            hook.remove()
+        hidden = seen["hidden"]
+        return BaseModelOutput(last_hidden_state=hidden[:, hidden.shape[1] - input_ids.shape[1] :])
+
+
 def measure_run(model: nn.Module, config, model_path: str, tokenizer) -> Forgetting:
     """Forgetting of a trained run's ``model`` (a transformers or peft model) against its checkpoint.
 
@@ -331,14 +380,21 @@ def measure_run(model: nn.Module, config, model_path: str, tokenizer) -> Forgett
     same model with the adapter switched off, anything else against the checkpoint loaded afresh.
     """
     from tunelab.data.reference import reference_for
-    from tunelab.models import cache_dir, load_base_parts, load_pretrained_mlm, max_input_length
+    from tunelab.models import (
+        cache_dir,
+        load_base_parts,
+        load_pretrained_mlm,
+        max_input_length,
+        soft_prompt_length,
+    )
 
     t0 = time.perf_counter()
     reference, texts = reference_for(config.data, config.reference_text, n=DEFAULT_TEXTS, seed=0)
     cache = cache_dir() / "forgetting"
     adapter_off = getattr(model, "disable_adapter", None)
-    # never past the positions the model has (a small or custom checkpoint may have fewer than the default)
-    max_length = min(DEFAULT_MAX_LENGTH, max_input_length(model, tokenizer))
+    # never past the positions the model has (a small or custom checkpoint may have fewer than the default), a soft
+    # prompt's before the text's
+    max_length = min(DEFAULT_MAX_LENGTH, max_input_length(model, tokenizer, reserved=soft_prompt_length(model)))
     kind_probe = _base_key(model_path, reference, texts, LM_LOSS, max_length)
     cached = any((cache / f"base-{k}.npz").is_file() for k in (kind_probe, _base_key(model_path, reference, texts, DRIFT, max_length)))
     body, head = load_base_parts(model_path, need_body=adapter_off is None and not cached, trust_remote_code=config.trust_remote_code)
