@@ -463,7 +463,7 @@ def test_a_plain_prompt_is_tokenized_as_training_tokenizes_its_texts(tiny_llama_
         predict(tmp_path / "o", ["good", ""], max_new_tokens=1)
 
 
-def test_a_model_trained_on_conversations_is_prompted_as_a_users_turn(tiny_llama_dir, tmp_path, monkeypatch):
+def test_a_model_trained_on_conversations_is_prompted_as_a_users_turn(tiny_llama_dir, tmp_path, monkeypatch, capsys):
     """Trained on chat rows, the artifact says so, and predict asks each text as a user's turn (the chat template's
     generation prompt, or the plain 'user: ... / assistant:' lines the model trained on); --raw sends the text as is."""
     from transformers import AutoTokenizer
@@ -480,11 +480,22 @@ def test_a_model_trained_on_conversations_is_prompted_as_a_users_turn(tiny_llama
     model_dir = tmp_path / "run" / "model"
     assert json.loads((model_dir / "tunelab.json").read_text())["chat"] is True
     asked, real = [], chat.generation_prompt
-    monkeypatch.setattr(chat, "generation_prompt", lambda tok, text: asked.append(text) or real(tok, text))
-    predict(model_dir, ["hello there"], max_new_tokens=2)
-    predict(model_dir, ["hello there"], max_new_tokens=2, raw=True)
+    monkeypatch.setattr(chat, "generation_prompt", lambda tok, text, system=None: asked.append(text) or real(tok, text, system))
+    assert predict(model_dir, ["hello there"], max_new_tokens=2)[0]["chat"] is True
+    assert predict(model_dir, ["hello there"], max_new_tokens=2, raw=True)[0]["chat"] is False
     assert asked == ["hello there"]  # once: not with raw
     assert real(AutoTokenizer.from_pretrained(model_dir), "hi") == "user: hi\nassistant:"  # the plain lines, saved as its template
+    # a system turn, as training conversations may begin with one (--system); not for a text sent as it is
+    assert real(AutoTokenizer.from_pretrained(model_dir), "hi", "be terse") == "system: be terse\nuser: hi\nassistant:"
+    predict(model_dir, ["hello there"], max_new_tokens=2, system="be terse")
+    with pytest.raises(TunelabError, match="--system gives a system turn to a model trained on conversations, not with --raw"):
+        predict(model_dir, ["hello there"], max_new_tokens=2, raw=True, system="be terse")
+    # the CLI prints the user's turn and the reply apart (they were glued: "hello there?To reset...")
+    from tunelab.cli.main import main
+
+    main(["-q", "predict", str(model_dir), "hello there", "--max-new-tokens", "2"])
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "user: hello there" and printed[1].startswith("assistant:")
 
 
 def test_a_chat_model_trained_without_a_chat_template_is_saved_with_the_format_it_learnt(tiny_llama_dir, tmp_path):

@@ -147,7 +147,8 @@ def cmd_predict(args) -> int:
         raise TunelabError(f"--top-k {args.top_k}: give the number of classes to show (0: all)")
     if args.max_new_tokens < 1:
         raise TunelabError(f"--max-new-tokens {args.max_new_tokens}: give the number of tokens to generate, at least 1")
-    for row in predict(args.model_dir, _read_texts(args), max_new_tokens=args.max_new_tokens, raw=args.raw):
+    for row in predict(args.model_dir, _read_texts(args), max_new_tokens=args.max_new_tokens, raw=args.raw,
+                       system=args.system):
         if args.json:
             print(json.dumps(row, ensure_ascii=False))
         elif "label" in row:
@@ -156,7 +157,9 @@ def cmd_predict(args) -> int:
             probs = ", ".join(f"{k} {v:.3f}" for k, v in shown)
             more = f" (+{len(ranked) - len(shown)} more)" if len(shown) < len(ranked) else ""
             print(f"{row['label']}\t{probs}{more}\t{row['text']}")
-        else:
+        elif row.get("chat"):  # a user's turn and the assistant's reply, apart
+            print(f"user: {row['text']}\nassistant: {row['generated'].strip()}")
+        else:  # a continuation of the text
             print(f"{row['text']}{row['generated']}")
     return 0
 
@@ -204,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw", action="store_true",
                    help="a model trained on conversations: give each text to it as it is, not as a user's turn in its chat "
                         "template")
+    p.add_argument("--system", help="a model trained on conversations: a system turn before each text (training "
+                                    "conversations that began with one); without it the chat template's own default")
     p.add_argument("--top-k", type=int, default=5, help="classes shown per text, most probable first (0: all; default 5)")
     p.add_argument("--json", action="store_true", help="one JSON object per text, with every class's probability")
     p.set_defaults(func=cmd_predict)

@@ -42,11 +42,11 @@ PLAIN_CHAT_TEMPLATE = ("{% for message in messages %}{% if not loop.first %}{{ '
                        "{% if add_generation_prompt %}{{ '\\nassistant:' }}{% endif %}")
 
 
-def generation_prompt(tokenizer, text: str) -> str:
+def generation_prompt(tokenizer, text: str, system: str | None = None) -> str:
     """``text`` as a user's turn that asks for the assistant's reply, the way a model trained on conversations saw
     them: the tokenizer's chat template with its generation prompt, or else :func:`render`'s ``role: content`` lines
-    followed by ``assistant:``."""
-    messages = [{"role": "user", "content": text}]
+    followed by ``assistant:``; ``system``: a system turn before it (as training conversations may begin)."""
+    messages = ([{"role": "system", "content": system}] if system is not None else []) + [{"role": "user", "content": text}]
     if getattr(tokenizer, "chat_template", None):
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return render(messages) + "\nassistant:"

@@ -360,12 +360,13 @@ def _pair(text: str, path: str | Path) -> tuple[str, str]:
 
 @torch.inference_mode()
 def predict(path: str | Path, texts: str | list[str], *, max_new_tokens: int = 40, batch_size: int = 32,
-            raw: bool = False) -> list[dict]:
+            raw: bool = False, system: str | None = None) -> list[dict]:
     """Labels with probabilities (classification) or generated continuations (causal LM), one result per text (a
     single string is one text, as a transformers pipeline takes it). A model trained on text pairs takes each input
     as the two texts separated by a tab; one trained on conversations takes each as a user's turn and replies as the
     assistant (through its chat template, :func:`tunelab.data.chat.generation_prompt`), unless ``raw`` (the text
-    goes in as it is)."""
+    goes in as it is); ``system``: a system turn before each (a model trained on conversations that had one). A
+    reply's row says ``"chat": True``."""
     from tunelab.run.padding import one_pass_attention
 
     if isinstance(texts, str):
@@ -378,10 +379,11 @@ def predict(path: str | Path, texts: str | list[str], *, max_new_tokens: int = 4
     from tunelab.run.progress import library_bars_off
 
     with one_pass_attention(), library_bars_off():  # batches of every shape (generation: one more key a step)
-        return _predict(path, texts, max_new_tokens=max_new_tokens, batch_size=batch_size, raw=raw)
+        return _predict(path, texts, max_new_tokens=max_new_tokens, batch_size=batch_size, raw=raw, system=system)
 
 
-def _predict(path: str | Path, texts: list[str], *, max_new_tokens: int, batch_size: int, raw: bool = False) -> list[dict]:
+def _predict(path: str | Path, texts: list[str], *, max_new_tokens: int, batch_size: int, raw: bool = False,
+             system: str | None = None) -> list[dict]:
     from tunelab.run.cache import build_device
     from tunelab.run.encoding import encode
 
@@ -419,12 +421,15 @@ def _predict(path: str | Path, texts: list[str], *, max_new_tokens: int, batch_s
     # cache each step is one forward of the whole sequence, as the model was trained
     cache = {"use_cache": False} if soft else {}
     chat = bool(info.get("chat")) and not raw
+    if system is not None and not chat:
+        raise TunelabError("--system gives a system turn to a model trained on conversations"
+                           + (", not with --raw" if info.get("chat") else f"; {path} was trained on plain text"))
     if chat:
         from tunelab.data.chat import generation_prompt
     for number, text in enumerate(texts, 1):
         # without the tokenizer's special tokens (a BOS), as training and evaluation tokenize every text; a chat
         # prompt holds its template's own
-        enc = tokenizer(generation_prompt(tokenizer, text) if chat else text, return_tensors="pt",
+        enc = tokenizer(generation_prompt(tokenizer, text, system) if chat else text, return_tensors="pt",
                         add_special_tokens=False)
         enc.pop("token_type_ids", None)  # decoders take none; generate() refuses unused inputs
         if not enc["input_ids"].shape[1]:  # generate() fails on an empty prompt with an index error
@@ -438,7 +443,8 @@ def _predict(path: str | Path, texts: list[str], *, max_new_tokens: int, batch_s
         enc = {k: v.to(device) for k, v in enc.items()}
         out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id,
                              **cache)
-        results.append({"text": text, "generated": continuation(tokenizer, out[0], enc["input_ids"].shape[1])})
+        results.append({"text": text, "generated": continuation(tokenizer, out[0], enc["input_ids"].shape[1]),
+                        "chat": chat})
     return results
 
 
