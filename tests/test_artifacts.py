@@ -572,3 +572,12 @@ def test_a_plain_text_run_records_that_it_learnt_every_token(lm_run):
     learnt: it says "all"."""
     info = json.loads((lm_run / MODEL_DIR / "tunelab.json").read_text())
     assert not info["chat"] and info["loss_on"] == "all"
+
+
+def test_evaluating_a_language_model_on_labelled_data_says_the_labels_are_ignored(lm_run, tmp_path, caplog):
+    from tunelab.run.evaluation import evaluate_artifact
+
+    (tmp_path / "labelled.csv").write_text("text,label\n" + "".join(f"the film number {i} was good,pos\n" for i in range(12)))
+    with caplog.at_level("WARNING", logger="tunelab"):
+        scored = evaluate_artifact(lm_run, str(tmp_path / "labelled.csv"), split="all")
+    assert scored["examples"] == 12 and "column 'label' ignored: causal-lm trains on the text alone" in caplog.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
@@ -77,6 +78,8 @@ def _evaluate(path, data_spec: str, *, split: str = "test", text_column: str | N
     with task_fixed():  # the model's: no data error suggests another --task
         data = load_task_data(data_spec, task=info["task"], text_column=text_column, label_column=label_column,
                               seed=seed, split=split != "all", **fractions)
+    for note in data.warnings:  # what reading the data did to it (a label column a language model ignores, ...)
+        logging.getLogger("tunelab").warning(note)
     if split != "all":  # the run scored the first so many of each split
         rows = sum(len(ds) for ds in data.splits().values())
         limit_evaluation(data, recorded.get("max_eval_samples"))
@@ -130,9 +133,9 @@ def _evaluate(path, data_spec: str, *, split: str = "test", text_column: str | N
             n += len(rows["input_ids"])
             weights += weight
     result = {"split": split, "examples": n, "loss": sum(losses) / max(weights, 1)}
-    if info["task"] != "classification" and "text_index" in ds.column_names:
-        # examples are texts, as a comparison counts them; the model read them as blocks of its max length
-        result.update(examples=len(set(ds["text_index"])), blocks=n, target_tokens=weights)
+    if info["task"] != "classification":
+        # examples are texts, as a comparison counts them; the model read them packed in blocks of its max length
+        result.update(examples=sum(len(data.splits()[s]) for s in splits), blocks=n, target_tokens=weights)
     if info["task"] == "classification":
         from types import SimpleNamespace
 
