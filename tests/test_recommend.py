@@ -328,15 +328,21 @@ def test_cli_recommend_and_estimate(tiny_bert_dir, toy_csv, capsys):
     code = main(["recommend", "--model", str(tiny_bert_dir), "--data", str(toy_csv), "--strategies", "head",
                  "--batch-size", "8", "--epochs", "1", "--no-cache", "--memory-gb", "64", "--json"])
     assert code == 0
-    rec = json.loads(capsys.readouterr().out)
+    printed = capsys.readouterr()
+    rec = json.loads(printed.out)  # stdout: the JSON alone
     assert rec["strategy"] == "head" and rec["estimates"][0]["fits"]
+    # each step on stderr as it starts (minutes of silence in a log before)
+    assert "tunelab: reading the data ..." in printed.err
+    assert "tunelab: timing head's training steps (1 of 1; a stored measurement is reused) ..." in printed.err
     # a fresh process with torch loaded (its RSS); on a GPU the tiny model's own allocations
     assert rec["estimates"][0]["peak_memory_mb"] > (0 if rec["estimates"][0]["memory_kind"] == "cuda" else 100)
 
     code = main(["estimate", "--model", str(tiny_bert_dir), "--strategy", "full", "--max-length", "16",
                  "--batch-size", "4", "--num-examples", "40", "--warmup-steps", "1", "--steps", "2"])
     assert code == 0
-    out = capsys.readouterr().out
+    printed = capsys.readouterr()
+    out = printed.out
+    assert printed.err.startswith("tunelab: timing 2 training steps of full on")
     assert re.search(r"time per epoch\s+[\d.]+ s", out) and re.search(r"peak memory\s+~\d+ MB", out)
     assert out.startswith("estimated from 2 timed steps")
     assert "10 steps per epoch" in out and "16 tokens" in out

@@ -82,6 +82,7 @@ import functools
 import math
 import random
 import statistics
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -543,6 +544,7 @@ def recommend(
     reuse: bool = True,
     feature_examples: int = 2000,
     measure_costs: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Measure the data, the domain and the cost, and recommend a strategy (rule: module docstring).
 
@@ -552,10 +554,13 @@ def recommend(
     ``measure_costs=False`` (``compare``: its own first runs measure the costs) leaves the steps untimed
     when no budget nor memory limit needs them: the calibrated ranking decides, or else the tiers in the rule's order
     (:func:`decide_untimed`); the estimates are then empty and ``costs`` says why.
+    ``progress``: told each step as it starts (the command line prints it: a run of minutes, not silence).
     Returns ``{"strategy", "reasons", "signals", "estimates", "costs", "data", "domain"}``.
     """
     from tunelab.models import load_tokenizer, resolve_model
 
+    say = progress or (lambda message: None)
+    say("reading the data")
     config, task_data = _resolved(model, data, config)
     candidates = _candidates(strategies, task_data.task, budget_minutes, memory_gb)
     resolve_model(model)  # fail early on a bad model name
@@ -563,18 +568,23 @@ def recommend(
     max_length = _max_length(config, task_data, model, tokenizer)
     stats = data_stats(task_data, tokenizer, max_length, seed=config.seed)
     amount, amount_reason = data_amount(stats)
+    say(f"measuring how far the data is from {model}'s pre-training (its loss on {sample_size} texts)")
     domain = domain_signals(model, domain_texts(task_data), reference, sample_size=sample_size,
                             max_length=signal_max_length, seed=config.seed)
 
     def measured() -> list[dict[str, Any]]:
-        rows = [_estimate_row(config.replace(strategy=name), task_data, warmup_steps=warmup_steps,
-                              timed_steps=timed_steps, probe_tokens=probe_tokens, isolate=isolate, reuse=reuse)
-                for name in candidates]
+        rows = []
+        for number, name in enumerate(candidates, 1):
+            say(f"timing {name}'s training steps ({number} of {len(candidates)}; a stored measurement is reused)")
+            rows.append(_estimate_row(config.replace(strategy=name), task_data, warmup_steps=warmup_steps,
+                                      timed_steps=timed_steps, probe_tokens=probe_tokens, isolate=isolate, reuse=reuse))
         return mark_fits(rows, budget_minutes=budget_minutes, memory_gb=memory_gb)
 
     limited = budget_minutes is not None or memory_gb is not None
     estimates = measured() if measure_costs or limited else None
     fitting = candidates if estimates is None else [r["strategy"] for r in estimates if r.get("fits")]
+    if task_data.task == "classification":
+        say(f"one pass of the frozen model over at most {feature_examples:,} training texts (transferability, head probe)")
     calibrated = _calibrated_advice(model, task_data, stats, domain, fitting, max_length=max_length,
                                     feature_examples=feature_examples, seed=config.seed)
     if calibrated is not None and calibrated["strategy"] is not None:

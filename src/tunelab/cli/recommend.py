@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 _NOT_FOR_ESTIMATE = {"out", "overwrite", "resume", "save_steps", "merge", "cache_dir", "max_eval_samples"}
 
@@ -38,12 +39,20 @@ def add_parser(sub) -> None:
     p.set_defaults(func=cmd_estimate)
 
 
+def _say(message: str) -> None:
+    """A step of a command that runs for minutes, on stderr (stdout keeps the result, and --json its JSON)."""
+    print(f"tunelab: {message} ...", file=sys.stderr, flush=True)
+
+
 def cmd_estimate(args: argparse.Namespace) -> int:
     from tunelab.advice.estimate import estimate, format_estimate
     from tunelab.cli.options import config_from_args
 
     use_data = "data" in vars(args) or bool(args.config)
     config = config_from_args(args)
+    if not args.quiet:  # minutes of silence otherwise, in a log
+        _say(f"timing {args.steps} training steps of {config.strategy} on {config.model} in a fresh process (after "
+             f"{args.warmup_steps} to warm up; a stored measurement is reused)")
     result = estimate(config, use_data=use_data, warmup_steps=args.warmup_steps, timed_steps=args.steps,
                       num_examples=args.num_examples, reuse=not args.remeasure)
     if args.json:
@@ -95,7 +104,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()] if args.strategies else None
     rec = recommend(config.model, config.data, budget_minutes=args.budget_minutes, memory_gb=args.memory_gb,
-                    config=config, strategies=strategies, reuse=not args.remeasure)
+                    config=config, strategies=strategies, reuse=not args.remeasure,
+                    progress=None if args.quiet else _say)
     if args.json:
         print(json.dumps(rec, indent=2, default=str))
     else:
