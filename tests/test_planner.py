@@ -501,17 +501,24 @@ def test_level_strategies_at_the_cut_go_on_cheapest_first_whatever_their_order()
         assert "cost less" in planner.stopped["pricey"].message
 
 
-@pytest.mark.parametrize(("cheap", "pricey", "dominated"), [(0.80, 0.79, True), (0.80, 0.80, True), (0.79, 0.82, False)])
-def test_a_dearer_strategy_predicted_no_better_than_a_cheaper_one_is_dominated(cheap, pricey, dominated):
-    """η = 1.5 keeps 2 of 3; of those two, the dearer one goes on only when it is predicted above the cheaper one."""
+@pytest.mark.parametrize(("cheap", "pricey", "half", "dominated"), [
+    (0.80, 0.78, 0.01, True),    # at best 0.79, and cheap at worst 0.79: it cannot end above the cheaper one
+    (0.80, 0.80, 0.01, False),   # level: a tie on a small round says nothing of how each goes on learning
+    (0.80, 0.79, 0.06, False),   # below, within the intervals (it was dominated: 13 points lost on a user's data)
+    (0.79, 0.82, 0.03, False),   # above
+])
+def test_a_dearer_strategy_that_cannot_end_above_a_cheaper_one_is_dominated(cheap, pricey, half, dominated):
+    """η = 1.5 keeps 2 of 3; of those two, the dearer one stops only when its optimistic prediction is not above the
+    cheaper one's pessimistic prediction. A walk-through's 20-class data tied head and last-n on the first round:
+    last-n was stopped as dominated, and head, recommended, ended 13 points below it."""
     planner = Planner(["cheap", "pricey", "worst"], rounds=(0.1, 1.0), metric="accuracy", eta=1.5, target=1000.0)
     rnd = planner.next_round(0.0)
-    planner.finish_round(rnd, [measure("cheap", 0.1, cheap, 0.06, 100), measure("pricey", 0.1, pricey, 0.06, 100),
-                               measure("worst", 0.1, 0.75, 0.06, 100)],
+    planner.finish_round(rnd, [measure("cheap", 0.1, cheap, half, 100), measure("pricey", 0.1, pricey, half, 100),
+                               measure("worst", 0.1, 0.75, half, 100)],
                          [RunTiming("cheap", 0.1, 10.0, 8.0), RunTiming("pricey", 0.1, 60.0, 55.0),
                           RunTiming("worst", 0.1, 5.0, 4.0)])
     final = planner.next_round(0.0)
-    assert planner.stopped["worst"].reason == "halved"  # the cheapest, but not among the best two
+    assert planner.stopped["worst"].reason in ("halved", "behind")  # the cheapest, but not among the best two
     if dominated:
         stop = planner.stopped["pricey"]
         assert final.strategies == ["cheap"] and stop.reason == "dominated" and stop.leader.strategy == "cheap"

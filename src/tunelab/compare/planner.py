@@ -19,9 +19,11 @@
 3. **Halving** (:func:`halve`): of the strategies left, the best ``⌈n / η⌉`` by predicted estimate go on
    (``η`` = :data:`HALVING`, ``--halving``), as in successive halving (Jamieson & Talwalkar 2016; Ray Tune's
    and Optuna's schedulers); the others are stopped early as ``halved``, with their prediction. Among those kept, one
-   predicted below a kept strategy that costs less is stopped too (``dominated``): the verdict recommends the
-   cheapest strategy the paired comparison cannot separate from the best, so it could only change the verdict by
-   ending *distinguishably* above the cheaper one, which its prediction says it will not. When one strategy is
+   that cannot end above a kept strategy that costs less is stopped too (``dominated``: its optimistic prediction
+   is not above the cheaper one's pessimistic prediction): the verdict recommends the cheapest strategy the paired
+   comparison cannot separate from the best, so it could only change the verdict by ending above the cheaper one,
+   which its prediction's interval rules out. A tie of estimates is not enough: two strategies level on a small
+   round may learn at different rates (head's curve is flat where last-n's rises). When one strategy is
    left, the rounds between go: it trains on the full plan at once. A round cuts only when it **measured
    something** (:func:`informative`): when no strategy is distinguishable from a constant predictor (the
    majority class), its order is noise and every strategy that can still catch up goes on. The same holds for
@@ -214,15 +216,19 @@ def kept_by_halving(n: int, eta: float) -> int:
 def halve(predictions: Mapping[str, Prediction], metric: str, eta: float,
           costs: Mapping[str, float | None] | None = None) -> dict[str, tuple[str, str]]:
     """Successive halving's cut: the strategies that do not go on, each with its reason (``halved``: not among the
-    best ``⌈n / eta⌉`` by estimate; ``dominated``: kept, but predicted no better than a kept strategy with a lower
-    ``costs`` — the predicted seconds of its next run) and the strategy that put it out.
+    best ``⌈n / eta⌉`` by estimate; ``dominated``: kept, but its optimistic prediction is not above the pessimistic
+    one of a kept strategy with a lower ``costs`` — the predicted seconds of its next run) and the strategy that put
+    it out.
 
     >>> p = lambda s, v: Prediction(s, "accuracy", 1.0, v, v + 0.05, v - 0.05, "", 0.1, v)
     >>> preds = {s: p(s, v) for s, v in {"a": 0.80, "b": 0.78, "c": 0.75, "d": 0.70, "e": 0.60}.items()}
     >>> sorted(halve(preds, "accuracy", 3.0).items())
     [('c', ('halved', 'b')), ('d', ('halved', 'b')), ('e', ('halved', 'b'))]
-    >>> halve(preds, "accuracy", 3.0, costs={"a": 20.0, "b": 100.0})["b"]   # a is better and cheaper
-    ('dominated', 'a')
+    >>> halve(preds, "accuracy", 3.0, costs={"a": 20.0, "b": 100.0})   # b may still end above a: it goes on
+    {'c': ('halved', 'b'), 'd': ('halved', 'b'), 'e': ('halved', 'b')}
+    >>> two = {"a": p("a", 0.80), "b": p("b", 0.70)}
+    >>> halve(two, "accuracy", 1.5, costs={"a": 20.0, "b": 100.0})   # b cannot end above cheaper a: dominated
+    {'b': ('dominated', 'a')}
 
     Strategies predicted level are ranked by cost, the cheaper first, as the verdict breaks such a tie:
 
@@ -241,7 +247,7 @@ def halve(predictions: Mapping[str, Prediction], metric: str, eta: float,
     kept = ranked[:keep]
     for s in kept:
         cheaper = [c for c in kept if c != s and costs.get(c) is not None and costs.get(s) is not None
-                   and costs[c] < costs[s] and sign * predictions[c].estimate >= sign * predictions[s].estimate]
+                   and costs[c] < costs[s] and sign * predictions[c].pessimistic >= sign * predictions[s].optimistic]
         if cheaper:
             out[s] = ("dominated", min(cheaper, key=lambda c: costs[c]))
     return out
@@ -622,8 +628,9 @@ class Planner:
                     message += (f"; its interval reaches {top.strategy}'s {top.estimate:.4g}, so it is not shown to be "
                                 "worse: --halving 1 or --exhaustive compares them to the end")
             else:
-                message = (said + f"is not {better} that of {other} ({op.estimate:.4g}), {self._cheaper(costs, other, s)}: the verdict "
-                           "recommends the cheaper of two strategies it cannot separate")
+                message = (said + f"at best {p.optimistic:.4g}, cannot end {better} the worst case of {other} "
+                           f"({op.pessimistic:.4g}), {self._cheaper(costs, other, s)}: the verdict recommends the "
+                           "cheaper of two strategies it cannot separate")
             self._stop(s, done.index, done.fraction, why, message, p, op)
 
     def _its_value(self, done: Round) -> str:
