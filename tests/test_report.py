@@ -492,3 +492,26 @@ def test_the_axes_table_shows_the_comparisons_metric(tmp_path):
     md = write_report(tmp_path, results, recommendation=rec)["md"].read_text(encoding="utf-8")
     axes = md.split("Transfer learning vs fine-tuning")[1]
     assert f"Test {metric_label('f1_macro')}" in axes and "Test accuracy" not in axes
+
+
+def test_per_class_scores_leave_out_a_class_absent_from_the_split_and_say_which_validation_lacks(monkeypatch):
+    """A class with no test example and never predicted was listed at 0.000 F1 while the headline macro F1 (scikit-
+    learn's) left it out; the classes the validation split lacks, on which the choice was made, were not said."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    import tunelab.report.writer as writer
+    from tunelab.run.outputs import ExampleOutputs
+
+    names = ["a", "b", "c", "d"]
+    split_outputs = {
+        "test": ExampleOutputs(labels=np.array([0, 0, 1, 1, 2]), predictions=np.array([0, 1, 1, 1, 2]), label_names=names),
+        "validation": ExampleOutputs(labels=np.array([0, 1, 1]), predictions=np.array([0, 1, 0]), label_names=names),
+    }
+    monkeypatch.setattr(writer, "run_outputs", lambda run, split: split_outputs[split])
+    blocks = writer._per_class_blocks(SimpleNamespace(strategy="lora", runs=[object()]))
+    table = blocks[1]
+    assert table.rows[3] == ["d", "–", "–", "–", "0"] and table.rows[0][3] != "–"
+    assert "No test example of d, and never predicted: no score, and not in the macro F1 (3 of 4 classes)." in table.caption
+    assert "holds no example of c and d: its scores rest on 2 of 4 classes" in table.caption

@@ -378,14 +378,36 @@ def _per_class_blocks(summary) -> list[Block]:
                             predictions=np.concatenate([o.predictions for o in outputs]), label_names=outputs[0].label_names)
     table = pooled.per_class()
     seeds = f", pooled over {len(outputs)} seeds" if len(outputs) > 1 else ""
-    scores = [[c, f"{p:.3f}", f"{r:.3f}", f"{f:.3f}", f"{n:,}"]
+    predicted = [sum(column) for column in zip(*table["confusion"])]
+    # a class with no example in the split and never predicted has no score (macro F1 leaves it out, as scikit-learn)
+    absent = [c for c, n, k in zip(table["classes"], table["support"], predicted) if n == 0 and k == 0]
+    scores = [[c] + (["–"] * 3 if c in absent else [f"{p:.3f}", f"{r:.3f}", f"{f:.3f}"]) + [f"{n:,}"]
               for c, p, r, f, n in zip(table["classes"], table["precision"], table["recall"], table["f1"], table["support"])]
+    caption = f"The recommended strategy's per-class scores on the test split{seeds}."
+    if absent:
+        caption += (f" No test example of {_listed(absent)}, and never predicted: no score, and not in the macro F1 "
+                    f"({len(table['classes']) - len(absent)} of {len(table['classes'])} classes).")
+    validation = [run_outputs(run, "validation") for run in summary.runs]
+    if validation and all(o is not None and o.labels is not None for o in validation):
+        seen = set(np.concatenate([o.labels for o in validation]).tolist())
+        unseen = [c for i, c in enumerate(table["classes"]) if i not in seen]
+        if unseen:
+            caption += (f" The validation split, which the choice is made on, holds no example of {_listed(unseen)}: "
+                        f"its scores rest on {len(table['classes']) - len(unseen)} of {len(table['classes'])} classes.")
     return [
         Heading(f"Per class: {summary.strategy} on the test split", 3),
-        Table(["Class", "Precision", "Recall", "F1", "Support"], scores,
-              caption=f"The recommended strategy's per-class scores on the test split{seeds}."),
+        Table(["Class", "Precision", "Recall", "F1", "Support"], scores, caption=caption),
         _confusion_table(table, seeds),
     ]
+
+
+def _listed(names: list[str], most: int = 8) -> str:
+    """``a, b and c``; past ``most`` names, ``a, b, ... and N more``."""
+    shown = names[:most]
+    rest = len(names) - len(shown)
+    if rest:
+        return ", ".join(shown) + f" and {rest} more"
+    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + f" and {shown[-1]}"
 
 
 #: Above this many classes the report lists the most frequent confusions instead of the whole matrix.
