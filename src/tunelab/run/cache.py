@@ -659,8 +659,9 @@ def ensure_features(
     folder = cache_path(root, run, model, split, positions, dtype, precision)
     tokens_of = {name: tokens_key(ds) for name, ds in datasets.items()}  # each split's tokens, hashed once
     hidden_size = run.layout.hidden_size
-    n_pos = sum(n_pos_of(ds, positions) for ds in datasets.values())
-    size_mb = n_pos * hidden_size * (2 if dtype == "float16" else 4) / 2**20
+    store_mb = {name: n_pos_of(ds, positions) * hidden_size * (2 if dtype == "float16" else 4) / 2**20
+                for name, ds in datasets.items()}  # each split's store, read once (a column of the data)
+    size_mb = sum(store_mb.values())
     facts: dict[str, Any] = {"key": _combined_key(model, tokens_of), "path": str(folder), "size_mb": round(size_mb, 3),
                              "reused": True, "build_s": 0.0, "eval_share_s": 0.0, "source_split": None, "stores": {}}
     for name, ds in datasets.items():
@@ -677,7 +678,7 @@ def ensure_features(
         if damage is not None:  # only whole stores are renamed into place: this one was damaged after, so replace it
             log.warning("frozen-layer cache store %s is damaged (%s): building it again", store, damage)
             _discard(store)
-        room = _room_problem(folder, n_pos_of(ds, positions) * hidden_size * (2 if dtype == "float16" else 4) / 2**20)
+        room = _room_problem(folder, store_mb[name])
         if room is not None:
             raise OSError(room)
         source = _sibling_source(folder.parent, split, dtype, precision, tokens)
