@@ -354,6 +354,30 @@ def test_list_tables_in_a_narrow_terminal_never_cut_names(monkeypatch):
     assert "┃" not in screen.getvalue() and screen.getvalue().splitlines()[1].startswith("sentence-transformers-all-minilm ")
 
 
+def test_a_log_gets_the_comparison_table_unfolded(capsys):
+    """Printed to a log file or a pipe, the comparison's table keeps its natural width (folded to 160 columns, a
+    13-column table split its headers mid-word in every log: "Validatio" / "n") and a reason stays one line."""
+    from rich.table import Table
+
+    from tunelab.cli.listing import output_console
+    from tunelab.report.tables import RESULTS_HEADERS
+
+    headers = [h.format(metric="accuracy", level="95 %") for h in RESULTS_HEADERS]
+    table = Table(title="tunelab comparison")
+    for header in headers:
+        table.add_column(header, justify="right")
+    table.add_row(*[f"0.780 [0.743, 0.817] {i}" for i in range(len(headers))])
+    console = output_console()  # capsys: not a terminal
+    console.print(table)
+    reason = "a reason " * 40
+    console.print(f"  - {reason}", highlight=False)
+    lines = capsys.readouterr().out.splitlines()
+    header_line = next(line for line in lines if "Strategy" in line)
+    assert all(h in header_line for h in headers), header_line
+    assert any("0.780 [0.743, 0.817] 3" in line for line in lines)
+    assert f"  - {reason}".rstrip() in [line.rstrip() for line in lines]
+
+
 @pytest.mark.parametrize("command", [["predict", "some/folder", "--text", "a text"], ["models", "--bogus"],
                                      ["compare", "--data", "rotten-tomatoes", "--budget", "5", "--typo-flag"]])
 def test_a_flag_the_command_does_not_know_points_to_that_commands_help(command, capsys):

@@ -270,16 +270,14 @@ def print_result(result: CompareResult, *, as_json: bool = False) -> None:
                    "runs": [r.to_dict() for r in result.results], "report": result.report}
         print(json.dumps(payload, indent=2, default=str))
         return
-    from rich.console import Console
     from rich.table import Table
 
     from tunelab.advice.choose import format_metric
+    from tunelab.cli.listing import output_console
     from tunelab.report import console_table
     from tunelab.report.tables import learning_curve_table, run_notes
 
-    console = Console()
-    if not console.is_terminal:  # a log file or a pipe: don't squeeze the table into 80 columns
-        console = Console(width=160)
+    console = output_console()
     rec = result.recommendation
     console.print(console_table(result.results, highlight=rec.get("strategy"), recommendation=rec))
     curves = (rec.get("learning_curves") or {}).get("curves") or {}

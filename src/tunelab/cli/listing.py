@@ -37,6 +37,20 @@ def plain_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+#: A log file's or a pipe's "width": wide enough that no table is folded and no line is cut.
+UNFOLDED = 10_000
+
+
+def output_console():
+    """The console a command prints its results on: a terminal's width; for a log file or a pipe, no width at all
+    (:data:`UNFOLDED`), so that a table keeps its natural width and a line is one line: folded to 80 or 160 columns,
+    the comparison's table split its headers mid-word ("Validatio / n") in every log."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=UNFOLDED)
+
+
 def print_list(
     rows: Sequence[dict[str, Any]],
     columns: Sequence[str],

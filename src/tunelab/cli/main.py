@@ -19,17 +19,11 @@ import os
 import sys
 from pathlib import Path
 
-from tunelab.cli.listing import print_list
+from tunelab.cli.listing import output_console, print_list
 from tunelab.cli.options import _Parser, add_config_flags, config_from_args
 from tunelab.errors import TunelabError
 
 # ----------------------------------------------------------------------------- commands
-
-
-def _console():
-    from rich.console import Console
-
-    return Console()
 
 
 def cmd_models(args) -> int:
@@ -94,7 +88,7 @@ def print_record(record: dict) -> None:
             f"forgetting ({forgot['unit']}, on {Path(forgot['reference']).name})",
             f"{forgot['value']:.4f} [{forgot['low']:.4f}, {forgot['high']:.4f}]",
         )
-    _console().print(table)
+    output_console().print(table)
 
 
 def cmd_train(args) -> int:

@@ -63,12 +63,12 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
 
 def print_recommendation(rec: dict) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from tunelab.advice.estimate import seconds_text
+    from tunelab.cli.listing import output_console
 
-    console = Console()
+    console = output_console()
     cfg = rec["config"]
     console.print(f"[bold]recommended strategy: {rec['strategy']}[/bold]  ({cfg['model']} on {cfg['data']})")
     console.print("reasons:")
