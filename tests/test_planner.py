@@ -563,6 +563,21 @@ def test_a_strategy_still_at_the_constant_predictor_goes_on_unranked_while_the_o
     assert planner.summary()["unranked"] == {"1": ["full"]}
 
 
+def test_strategies_going_on_unranked_do_not_squeeze_the_ranked_ones_quota():
+    """A 90/10 binary set (a user walk-through): after round 1 head and lora had left the majority-class score, one
+    validation example apart, and the other three had not. The quota of ⌈n / η⌉ was taken from the two ranked, so
+    lora was halved while the three at chance went on unranked. It is taken from the five left: both go on."""
+    names = ["head", "last-n", "bitfit", "lora", "full"]
+    planner = Planner(names, rounds=(1 / 9, 1 / 3, 1.0), metric="accuracy", target=900.0)
+    rnd = planner.next_round(0.0)
+    values = {"head": (0.95, 0.92, 0.98), "lora": (0.94, 0.91, 0.97)}
+    planner.finish_round(rnd, [Measurement(s, 1 / 9, *values.get(s, (0.90, 0.86, 0.94)), 100, chance=0.90)
+                               for s in names])
+    rnd = planner.next_round(0.0)
+    assert sorted(rnd.strategies) == sorted(names) and planner.stopped == {}
+    assert sorted(planner.summary()["unranked"]["1"]) == ["bitfit", "full", "last-n"]
+
+
 def test_the_chance_level_is_the_majority_class_score_on_the_saved_examples():
     import numpy as np
 

@@ -29,7 +29,8 @@
    majority class), its order is noise and every strategy that can still catch up goes on. The same holds for
    each strategy (:func:`learned`): one not yet distinguishable from the constant predictor while others are
    (a low learning rate after a few steps) is neither stopped as behind nor ranked; it goes on **unranked**, and
-   is stopped as ``not learning`` when the next round finds it there again.
+   is stopped as ``not learning`` when the next round finds it there again. It counts among the ``n`` strategies
+   left, so the unranked do not shrink the ranked ones' quota.
 4. The others get ×3 the data in the next round, up to the full plan (the largest ``--data-fractions``),
    then the remaining seeds.
    Before a run starts, its time is predicted (:func:`predict_seconds`: the strategy's measured time in
@@ -214,11 +215,12 @@ def kept_by_halving(n: int, eta: float) -> int:
 
 
 def halve(predictions: Mapping[str, Prediction], metric: str, eta: float,
-          costs: Mapping[str, float | None] | None = None) -> dict[str, tuple[str, str]]:
+          costs: Mapping[str, float | None] | None = None, *, among: int | None = None) -> dict[str, tuple[str, str]]:
     """Successive halving's cut: the strategies that do not go on, each with its reason (``halved``: not among the
     best ``⌈n / eta⌉`` by estimate; ``dominated``: kept, but its optimistic prediction is not above the pessimistic
     one of a kept strategy with a lower ``costs`` — the predicted seconds of its next run) and the strategy that put
-    it out.
+    it out. ``n`` is ``among`` (default: the strategies predicted): the strategies left, when some of them go on
+    unranked besides (:meth:`Planner._halve`).
 
     >>> p = lambda s, v: Prediction(s, "accuracy", 1.0, v, v + 0.05, v - 0.05, "", 0.1, v)
     >>> preds = {s: p(s, v) for s, v in {"a": 0.80, "b": 0.78, "c": 0.75, "d": 0.70, "e": 0.60}.items()}
@@ -235,6 +237,11 @@ def halve(predictions: Mapping[str, Prediction], metric: str, eta: float,
     >>> level = {s: p(s, 0.8) for s in "abc"}
     >>> sorted(halve(level, "accuracy", 3.0, costs={"a": 30.0, "b": 10.0, "c": 20.0}).items())
     [('a', ('halved', 'b')), ('c', ('halved', 'b'))]
+
+    Two ranked of five left (three go on unranked): the quota is taken from the five, so both ranked go on:
+
+    >>> halve({s: p(s, v) for s, v in {"a": 0.80, "b": 0.78}.items()}, "accuracy", 3.0, among=5)
+    {}
     """
     if eta <= 1 or len(predictions) < 2:
         return {}
@@ -242,7 +249,7 @@ def halve(predictions: Mapping[str, Prediction], metric: str, eta: float,
     costs = costs or {}
     ranked = sorted(predictions, key=lambda s: (-sign * predictions[s].estimate,
                                                 math.inf if costs.get(s) is None else costs[s]))
-    keep = kept_by_halving(len(ranked), eta)
+    keep = kept_by_halving(max(len(ranked), among or 0), eta)
     out = {s: ("halved", ranked[keep - 1]) for s in ranked[keep:]}
     kept = ranked[:keep]
     for s in kept:
@@ -612,15 +619,19 @@ class Planner:
         preds = {s: p for s in self.alive_ if s not in fresh and (p := self.predict(s)) is not None}
         costs = {s: predict_seconds(s, fraction, self.timings_, self.estimates, self.sizes) for s in preds}
         better = "above" if higher_is_better(self.metric) else "below"
-        keep = kept_by_halving(len(preds), self.eta)
-        for s, (why, other) in halve(preds, self.metric, self.eta, costs).items():
+        # the quota is taken from every strategy left: the unranked go on besides, and must not squeeze the ranked
+        # (two learning of five left, three at chance: a quota of one of the two cut a learning strategy)
+        among = len(preds) + sum(1 for s in self.alive_ if s in fresh)
+        keep = kept_by_halving(among, self.eta)
+        left = f"the {len(preds)} ranked of the {among} left" if among > len(preds) else f"the {among} left"
+        for s, (why, other) in halve(preds, self.metric, self.eta, costs, among=among).items():
             p, op = preds[s], preds[other]
             said = f"{self._its_value(done)}, {p.estimate:.4g}, "
             if why == "halved" and p.estimate == op.estimate:
-                message = (said + f"is level with that of {other}, the last of the best {keep} of the {len(preds)} "
-                           f"left (successive halving, η = {self.eta:g}), {self._cheaper(costs, other, s)}")
+                message = (said + f"is level with that of {other}, the last of the best {keep} of {left} "
+                           f"(successive halving, η = {self.eta:g}), {self._cheaper(costs, other, s)}")
             elif why == "halved":
-                message = (said + f"is not among the best {keep} of the {len(preds)} left (successive halving, "
+                message = (said + f"is not among the best {keep} of {left} (successive halving, "
                            f"η = {self.eta:g}; {other}: {op.estimate:.4g})")
                 top = (max if higher_is_better(self.metric) else min)(preds.values(), key=lambda q: q.estimate)
                 reaches = p.optimistic >= top.estimate if higher_is_better(self.metric) else p.optimistic <= top.estimate
