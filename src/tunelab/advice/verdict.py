@@ -35,6 +35,7 @@ from tunelab.advice.stats import (
     bootstrap_interval,
     holm,
     indistinguishable_from_best,
+    interval_method,
     metric_value,
 )
 from tunelab.metrics import higher_is_better
@@ -107,7 +108,7 @@ def interval_from(results: ExampleResults | None, values: Sequence[float], metri
                   level: float = 0.95) -> Interval | None:
     """:func:`metric_interval` from examples already read (:func:`example_results`) and the per-seed ``values``."""
     if results is not None:
-        return bootstrap_interval(results, metric, level=level, n_boot=N_BOOT)
+        return bootstrap_interval(results, metric, level=level, n_boot=N_BOOT, method=interval_method(metric))
     return seed_interval(values, level)
 
 
