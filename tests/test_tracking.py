@@ -102,6 +102,55 @@ def test_a_comparison_is_one_mlflow_parent_with_a_child_per_run(tiny_bert_dir, t
     assert "report.html" in artifacts
 
 
+def test_an_interrupted_comparison_ends_its_mlflow_runs_and_resume_goes_on_in_the_same_parent(
+        tiny_bert_dir, tmp_path, monkeypatch):
+    """Ctrl-C during bitfit's run: the parent and bitfit's child end KILLED (not left RUNNING), head's child FINISHED.
+    compare --resume continues the same parent: head's run is reused with its child, bitfit's child logs again, and
+    the experiment holds one parent with one child per run, as if nothing had stopped."""
+    MlflowClient = pytest.importorskip("mlflow.tracking").MlflowClient
+
+    from tunelab.compare import compare
+    from tunelab.run import worker
+
+    uri = (tmp_path / "mlruns").as_uri()
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    base = TrainConfig(model=str(tiny_bert_dir), data=str(_toy_csv(tmp_path)), epochs=1, batch_size=8,
+                       report_to="mlflow", save_steps=1000, forgetting=False)
+    real = worker._train
+
+    def ctrl_c_in_bitfit(config, *args, **kwargs):
+        if config.strategy == "bitfit":
+            raise KeyboardInterrupt("Ctrl-C")
+        return real(config, *args, **kwargs)
+
+    monkeypatch.setattr(worker, "_train", ctrl_c_in_bitfit)
+    options = dict(out=tmp_path / "cmp", isolate=False, pre_recommend=False, log=None, exhaustive=True)
+    with pytest.raises(KeyboardInterrupt):
+        compare(base, ["head", "bitfit"], **options)
+    client = MlflowClient(tracking_uri=uri)
+
+    def parents_and_children():
+        runs = client.search_runs(["0"])
+        return ([r for r in runs if "mlflow.parentRunId" not in r.data.tags],
+                {r.info.run_name: r for r in runs if "mlflow.parentRunId" in r.data.tags})
+
+    parents, children = parents_and_children()
+    assert [p.info.status for p in parents] == ["KILLED"]
+    assert {name: c.info.status for name, c in children.items()} == {"head": "FINISHED", "bitfit": "KILLED"}
+    first_parent, head_child = parents[0].info.run_id, children["head"].info.run_id
+
+    monkeypatch.setattr(worker, "_train", real)
+    result = compare(base, ["head", "bitfit"], resume=True, **options)
+    assert result.reused == ["head"]
+    parents, children = parents_and_children()
+    assert [(p.info.run_id, p.info.status) for p in parents] == [(first_parent, "FINISHED")]
+    assert {name: c.info.status for name, c in children.items()} == {"head": "FINISHED", "bitfit": "FINISHED"}
+    assert children["head"].info.run_id == head_child
+    assert "test_accuracy" in children["bitfit"].data.metrics
+    assert {c.data.tags["mlflow.parentRunId"] for c in children.values()} == {first_parent}
+
+
 def test_max_forgetting_sets_aside_strategies_that_forgot_more(tiny_bert_dir, tmp_path):
     from tunelab.advice.choose import recommend_from_results
     from tunelab.compare import compare

@@ -473,8 +473,6 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] | None = 
 
     Raises :class:`~tunelab.errors.ConfigError` for bad options; a run that fails is recorded, not raised.
     """
-    from tunelab.advice.choose import crossover_from_fractions, recommend_from_results
-    from tunelab.report import write_report, write_results_csv
     from tunelab.run import ranks
     from tunelab.strategies import default_comparison
 
@@ -519,35 +517,51 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] | None = 
         pre = _advice_before_training(base, strategies, out, opts, say, log)
         lrs, searches = _learning_rates(base, strategies, out, opts, say, log)
         tracked = _tracked_comparison(base, strategies, out, opts)
-        planning: dict[str, Any] | None = None
-        if opts.exhaustive:
-            planned = plan_runs(base, strategies, out, seeds=opts.seeds, data_fractions=opts.data_fractions, lrs=lrs)
-            _write_plan(out, base, strategies, [p.run_id for p in planned], lrs, searches, opts)
-            _shared_cache(base, strategies, log)
-            results, reused = _run_all(planned, base, searches, opts, say, tracked, _estimated_seconds(pre), show=log is not None)
-        else:
-            results, reused, planning = _run_planned(base, strategies, out, lrs, searches, opts, pre, say, log, tracked, started,
-                                                        sized)
-        finalists = verdict_runs(results, planning)
-        write_results_csv(out / "results.csv", results)  # the measurements first: they stand whatever the verdict does
-        recommendation = recommend_from_results(finalists, max_train_minutes=opts.max_train_minutes, memory_gb=opts.memory_gb,
-                                                metric=opts.metric, tolerance=opts.tolerance, alpha=opts.alpha,
-                                                max_forgetting=opts.max_forgetting,
-                                                stopped=[s["strategy"] for s in (planning or {}).get("stopped") or []
-                                                         if s["status"] == "stopped_early"],
-                                                rounds=planning is not None)
-        if planning is not None:
-            recommendation["planning"] = planning
-            failed = {row["strategy"] for row in recommendation.get("ranking") or [] if row.get("mean") is None}
-            recommendation["reasons"].extend(stopped_early_reasons(planning, already_told=failed))
-        report = write_report(out, results, recommendation=recommendation, pre_recommendation=pre,
-                              title=opts.title or f"tunelab comparison: {base.model} on {base.data}", task=sized.task)
-        if tracked is not None:
-            tracked.finish(recommendation, [Path(report[k]) for k in ("html", "md", "csv") if report.get(k)])
-        crossover = crossover_from_fractions(finalists, recommendation["metric"]) if len(opts.data_fractions) > 1 else []
-        return CompareResult(out=out, results=results, recommendation=recommendation, report=report,
-                             pre_recommendation=pre, lr_search=searches, reused=reused, crossover=crossover,
-                             planning=planning)
+        try:
+            return _compared(base, strategies, out, opts, pre, lrs, searches, say, log, tracked, started, sized)
+        except BaseException as exc:
+            if tracked is not None:  # not left running in MLflow: compare --resume continues the same parent run
+                tracked.abort(interrupted=isinstance(exc, KeyboardInterrupt))
+            raise
+
+
+def _compared(base: TrainConfig, strategies: list[str], out: Path, opts: CompareOptions, pre: dict | None,
+              lrs: dict[str, float], searches: dict[str, dict], say: Callable[[str], None],
+              log: Callable[[str], None] | None, tracked, started: float, sized: Sized) -> CompareResult:
+    """:func:`compare` once its inputs are checked, its folder locked and its advice and learning rates set: the runs
+    (every one, or in rounds), the verdict, the report."""
+    from tunelab.advice.choose import crossover_from_fractions, recommend_from_results
+    from tunelab.report import write_report, write_results_csv
+
+    planning: dict[str, Any] | None = None
+    if opts.exhaustive:
+        planned = plan_runs(base, strategies, out, seeds=opts.seeds, data_fractions=opts.data_fractions, lrs=lrs)
+        _write_plan(out, base, strategies, [p.run_id for p in planned], lrs, searches, opts)
+        _shared_cache(base, strategies, log)
+        results, reused = _run_all(planned, base, searches, opts, say, tracked, _estimated_seconds(pre), show=log is not None)
+    else:
+        results, reused, planning = _run_planned(base, strategies, out, lrs, searches, opts, pre, say, log, tracked, started,
+                                                    sized)
+    finalists = verdict_runs(results, planning)
+    write_results_csv(out / "results.csv", results)  # the measurements first: they stand whatever the verdict does
+    recommendation = recommend_from_results(finalists, max_train_minutes=opts.max_train_minutes, memory_gb=opts.memory_gb,
+                                            metric=opts.metric, tolerance=opts.tolerance, alpha=opts.alpha,
+                                            max_forgetting=opts.max_forgetting,
+                                            stopped=[s["strategy"] for s in (planning or {}).get("stopped") or []
+                                                     if s["status"] == "stopped_early"],
+                                            rounds=planning is not None)
+    if planning is not None:
+        recommendation["planning"] = planning
+        failed = {row["strategy"] for row in recommendation.get("ranking") or [] if row.get("mean") is None}
+        recommendation["reasons"].extend(stopped_early_reasons(planning, already_told=failed))
+    report = write_report(out, results, recommendation=recommendation, pre_recommendation=pre,
+                          title=opts.title or f"tunelab comparison: {base.model} on {base.data}", task=sized.task)
+    if tracked is not None:
+        tracked.finish(recommendation, [Path(report[k]) for k in ("html", "md", "csv") if report.get(k)])
+    crossover = crossover_from_fractions(finalists, recommendation["metric"]) if len(opts.data_fractions) > 1 else []
+    return CompareResult(out=out, results=results, recommendation=recommendation, report=report,
+                         pre_recommendation=pre, lr_search=searches, reused=reused, crossover=crossover,
+                         planning=planning)
 
 
 def _check_metric(base: TrainConfig, opts: CompareOptions, task: str) -> None:
@@ -690,7 +704,7 @@ def _tracked_comparison(base: TrainConfig, strategies: list[str], out: Path, opt
 
     params = {"model": base.model, "data": base.data, "strategies": ",".join(strategies), "seeds": opts.seeds,
               "data_fractions": ",".join(f"{f:g}" for f in opts.data_fractions), "epochs": base.epochs}
-    return ComparisonRuns(opts.title or out.name, params)
+    return ComparisonRuns(opts.title or out.name, params, out, resume=opts.reuse)
 
 
 def _run_all(planned: list[PlannedRun], base: TrainConfig, searches: dict[str, dict], opts: CompareOptions,
@@ -704,25 +718,28 @@ def _run_all(planned: list[PlannedRun], base: TrainConfig, searches: dict[str, d
     reused: list[str] = []
     jobs: list[Job] = []
     heads: dict[str, str] = {}
+    params: dict[str, dict[str, Any]] = {}
     for i, run in enumerate(planned, 1):
         heads[run.run_id] = f"{prefix}[{i}/{len(planned)}] {run.run_id}"
         record = finished_record(run.folder, run.config) if opts.reuse else None
+        params[run.run_id] = {"strategy": run.strategy, "seed": run.seed, "data_fraction": run.data_fraction}
         if record is not None:
             reused.append(run.run_id)
             records[run.run_id] = record
             say(f"{heads[run.run_id]}: finished earlier, reused ({_describe(record, opts.metric)})")
+            if tracked is not None:
+                tracked.reused(run.run_id, params[run.run_id], record.to_dict())
         else:
             job = _job(run, base, searches, opts)
             for name, value in (limits(run) if limits else {}).items():
                 setattr(job, name, value)
-            if tracked is not None:  # the run's Trainer (and tunelab's final numbers) log into its child run
-                job.spec["env"] = tracked.child_environment(run.run_id, {"strategy": run.strategy, "seed": run.seed,
-                                                                          "data_fraction": run.data_fraction})
             jobs.append(job)
     executor = opts.executor or LocalExecutor(isolate=opts.isolate)
     display = CompareDisplay(jobs, lambda job: job.spec["config"]["strategy"], say, estimates)
 
     def started(job: Job) -> None:
+        if tracked is not None:  # the run's Trainer (and tunelab's final numbers) log into its child run, made as it starts
+            job.spec["env"] = tracked.child_environment(job.run_id, params[job.run_id])
         config = TrainConfig.from_dict(job.spec["config"], where="plan")
         lr_text = f"lr {config.lr:g}" if config.lr is not None else f"default lr {_default_lr(config.strategy):g}"
         verb = "resuming" if config.resume and (job.folder / "checkpoints").is_dir() else "training"

@@ -1,5 +1,13 @@
 """A comparison in MLflow: one parent run, a child run per strategy × seed × fraction (each filled by
-that run's Trainer and then by its final record), the verdict and the report attached to the parent."""
+that run's Trainer and then by its final record), the verdict and the report attached to the parent.
+
+The parent's id is kept in the comparison's folder (:data:`STATE_NAME`), so ``compare --resume`` goes on in the
+same parent run: a run finished earlier and reused keeps its child (or gets one, when the first attempt was not
+tracked), a run resumed from its checkpoint logs into its own child again, and the parent holds the whole
+comparison once. A child is created when its run starts (a run the budget never started has none), and a comparison
+that stops on an error or an interrupt ends its parent and its open children as ``FAILED`` or ``KILLED`` instead of
+leaving them ``RUNNING``.
+"""
 
 from __future__ import annotations
 
@@ -8,38 +16,76 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tunelab.io import read_json, write_json
 from tunelab.run.tracking import log_record_to_mlflow
+
+#: The file in the comparison's folder that names its MLflow parent run.
+STATE_NAME = "mlflow_run.json"
 
 
 class ComparisonRuns:
-    """One MLflow parent run for a comparison, a child run for each of its runs."""
+    """One MLflow parent run for a comparison, a child run for each of its runs.
 
-    def __init__(self, name: str, params: Mapping[str, Any]):
+    ``folder``: the comparison's folder, where the parent's id is kept; with ``resume`` a parent named there (in the
+    same tracking store, not deleted) is continued instead of a new one created."""
+
+    def __init__(self, name: str, params: Mapping[str, Any], folder: Path | None = None, *, resume: bool = False):
         import mlflow
         from mlflow.tracking import MlflowClient
 
         self.client = MlflowClient()
+        self.uri = mlflow.get_tracking_uri()
         experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME")
-        experiment_id = mlflow.set_experiment(experiment).experiment_id if experiment else "0"
-        self.experiment_id = experiment_id
-        self.parent = self.client.create_run(experiment_id, run_name=name).info.run_id
-        for key, value in params.items():
-            self.client.log_param(self.parent, key, str(value)[:500])
+        self.experiment_id = mlflow.set_experiment(experiment).experiment_id if experiment else "0"
+        self.state = Path(folder) / STATE_NAME if folder is not None else None
         self.children: dict[str, str] = {}
+        self.open: set[str] = set()
+        self.parent = self._earlier_parent() if resume else None
+        if self.parent is not None:
+            self.client.update_run(self.parent, status="RUNNING")
+            for child in self.client.search_runs([self.experiment_id],
+                                                 filter_string=f"tags.mlflow.parentRunId = '{self.parent}'"):
+                name_of = child.data.tags.get("mlflow.runName") or child.info.run_name
+                self.children.setdefault(name_of, child.info.run_id)
+        else:
+            self.parent = self.client.create_run(self.experiment_id, run_name=name).info.run_id
+            for key, value in params.items():
+                self.client.log_param(self.parent, key, str(value)[:500])
+        if self.state is not None:
+            write_json(self.state, {"tracking_uri": self.uri, "experiment_id": self.experiment_id,
+                                    "parent_run_id": self.parent})
+
+    def _earlier_parent(self) -> str | None:
+        """The parent run an earlier attempt of this comparison made, when it is in this tracking store and active."""
+        if self.state is None or not self.state.is_file():
+            return None
+        try:
+            saved = read_json(self.state)
+        except (OSError, ValueError):
+            return None
+        if saved.get("tracking_uri") != self.uri or saved.get("experiment_id") != self.experiment_id:
+            return None
+        try:
+            run = self.client.get_run(str(saved.get("parent_run_id")))
+        except Exception:  # noqa: BLE001 - MLflow raises its own errors for a run it does not have
+            return None
+        return run.info.run_id if run.info.lifecycle_stage == "active" else None
 
     def child_environment(self, run_name: str, params: Mapping[str, Any]) -> dict[str, str]:
-        """Create the child run for ``run_name``; the environment that makes its Trainer log into it."""
-        child = self.client.create_run(
-            self.experiment_id, run_name=run_name, tags={"mlflow.parentRunId": self.parent}
-        ).info.run_id
-        for key, value in params.items():
-            self.client.log_param(child, key, str(value)[:500])
-        self.children[run_name] = child
-        env = {"MLFLOW_RUN_ID": child}
-        import mlflow
-
-        env["MLFLOW_TRACKING_URI"] = mlflow.get_tracking_uri()
-        return env
+        """The child run for ``run_name`` (created now, or the one an earlier attempt made, set running again); the
+        environment that makes its Trainer log into it."""
+        child = self.children.get(run_name)
+        if child is None:
+            child = self.client.create_run(
+                self.experiment_id, run_name=run_name, tags={"mlflow.parentRunId": self.parent}
+            ).info.run_id
+            for key, value in params.items():
+                self.client.log_param(child, key, str(value)[:500])
+            self.children[run_name] = child
+        else:
+            self.client.update_run(child, status="RUNNING")
+        self.open.add(run_name)
+        return {"MLFLOW_RUN_ID": child, "MLFLOW_TRACKING_URI": self.uri}
 
     def finish_child(self, run_name: str, record: Mapping[str, Any]) -> None:
         child = self.children.get(run_name)
@@ -48,6 +94,15 @@ class ComparisonRuns:
         log_record_to_mlflow(child, record)
         failed = (record.get("run_info") or {}).get("status") == "failed"
         self.client.set_terminated(child, status="FAILED" if failed else "FINISHED")
+        self.open.discard(run_name)
+
+    def reused(self, run_name: str, params: Mapping[str, Any], record: Mapping[str, Any]) -> None:
+        """A run finished by an earlier attempt and reused now: its child already holds it, or (an earlier attempt
+        that was not tracked) gets one now, with the run's final numbers."""
+        if run_name in self.children:
+            return
+        self.child_environment(run_name, params)
+        self.finish_child(run_name, record)
 
     def finish(self, verdict: Mapping[str, Any], files: list[Path]) -> None:
         """The verdict as tags and the report files as artifacts of the parent run."""
@@ -58,3 +113,12 @@ class ComparisonRuns:
             if Path(path).is_file():
                 self.client.log_artifact(self.parent, str(path))
         self.client.set_terminated(self.parent, status="FINISHED")
+
+    def abort(self, interrupted: bool) -> None:
+        """The comparison stopped before its verdict: the parent and every child still open end ``KILLED`` (an
+        interrupt) or ``FAILED`` (an error); ``compare --resume`` continues them."""
+        status = "KILLED" if interrupted else "FAILED"
+        for run_name in sorted(self.open):
+            self.client.set_terminated(self.children[run_name], status=status)
+        self.open.clear()
+        self.client.set_terminated(self.parent, status=status)
