@@ -527,6 +527,30 @@ def test_a_dearer_strategy_that_cannot_end_above_a_cheaper_one_is_dominated(chea
         assert sorted(final.strategies) == ["cheap", "pricey"]
 
 
+@pytest.mark.parametrize(("cheap", "pricey", "dominated"), [(0.60, 0.60, True), (0.612, 0.600, True), (0.60, 0.62, False)])
+def test_at_the_full_datas_first_seed_a_dearer_strategy_measured_no_better_is_dominated(cheap, pricey, dominated):
+    """50 labels, 3 seeds: no round of less data, so the first rung is one seed of each strategy at the full data.
+    Halving keeps two (lora and full on a user's 50 reviews, 0.612 and 0.600). No more data is coming, so neither
+    can go on learning at another rate: the dearer one, measured no better, is dominated, and only the cheaper gets
+    the other seeds (on a round of less data the same tie keeps both: the test above)."""
+    names = ["cheap", "pricey", "third"]
+    planner = Planner(names, rounds=(1.0,), metric="accuracy", eta=1.5, target=50.0, seeds=3)
+    rnd = planner.next_round(0.0)
+    assert (rnd.fraction, rnd.seeds, rnd.screening) == (1.0, 1, False)
+    planner.finish_round(rnd, [measure("cheap", 1.0, cheap, 0.06, 50), measure("pricey", 1.0, pricey, 0.06, 50),
+                               measure("third", 1.0, 0.55, 0.06, 50)],
+                         [RunTiming("cheap", 1.0, 40.0, 35.0), RunTiming("pricey", 1.0, 60.0, 55.0),
+                          RunTiming("third", 1.0, 30.0, 25.0)])
+    final = planner.next_round(0.0)
+    assert final.seeds == 3
+    if dominated:
+        stop = planner.stopped["pricey"]
+        assert final.strategies == ["cheap"] and stop.reason == "dominated"
+        assert "at the full data, where only seeds are left to run" in stop.message
+    else:
+        assert sorted(final.strategies) == ["cheap", "pricey"]
+
+
 def test_a_round_where_no_strategy_beats_a_constant_predictor_halves_nothing():
     """At a ninth of the data every strategy is within noise of always predicting the majority class: its order
     says nothing, so all go on; the next round measures something, and halving cuts."""

@@ -23,7 +23,9 @@
    is not above the cheaper one's pessimistic prediction): the verdict recommends the cheapest strategy the paired
    comparison cannot separate from the best, so it could only change the verdict by ending above the cheaper one,
    which its prediction's interval rules out. A tie of estimates is not enough: two strategies level on a small
-   round may learn at different rates (head's curve is flat where last-n's rises). When one strategy is
+   round may learn at different rates (head's curve is flat where last-n's rises). At the full data (its first
+   seed, with more seeds to come) no more data is coming and nothing is left to learn at another rate: there a
+   dearer strategy measured no better than a cheaper one that goes on is dominated. When one strategy is
    left, the rounds between go: it trains on the full plan at once. A round cuts only when it **measured
    something** (:func:`informative`): when no strategy is distinguishable from a constant predictor (the
    majority class), its order is noise and every strategy that can still catch up goes on. The same holds for
@@ -215,12 +217,14 @@ def kept_by_halving(n: int, eta: float) -> int:
 
 
 def halve(predictions: Mapping[str, Prediction], metric: str, eta: float,
-          costs: Mapping[str, float | None] | None = None, *, among: int | None = None) -> dict[str, tuple[str, str]]:
+          costs: Mapping[str, float | None] | None = None, *, among: int | None = None,
+          at_full_data: bool = False) -> dict[str, tuple[str, str]]:
     """Successive halving's cut: the strategies that do not go on, each with its reason (``halved``: not among the
     best ``⌈n / eta⌉`` by estimate; ``dominated``: kept, but its optimistic prediction is not above the pessimistic
-    one of a kept strategy with a lower ``costs`` — the predicted seconds of its next run) and the strategy that put
-    it out. ``n`` is ``among`` (default: the strategies predicted): the strategies left, when some of them go on
-    unranked besides (:meth:`Planner._halve`).
+    one of a kept strategy with a lower ``costs`` — the predicted seconds of its next run — or, ``at_full_data`` (the
+    predictions are measurements at the full data, where only seeds are left to run), its estimate is not above that
+    one's) and the strategy that put it out. ``n`` is ``among`` (default: the strategies predicted): the strategies
+    left, when some of them go on unranked besides (:meth:`Planner._halve`).
 
     >>> p = lambda s, v: Prediction(s, "accuracy", 1.0, v, v + 0.05, v - 0.05, "", 0.1, v)
     >>> preds = {s: p(s, v) for s, v in {"a": 0.80, "b": 0.78, "c": 0.75, "d": 0.70, "e": 0.60}.items()}
@@ -230,6 +234,11 @@ def halve(predictions: Mapping[str, Prediction], metric: str, eta: float,
     {'c': ('halved', 'b'), 'd': ('halved', 'b'), 'e': ('halved', 'b')}
     >>> two = {"a": p("a", 0.80), "b": p("b", 0.70)}
     >>> halve(two, "accuracy", 1.5, costs={"a": 20.0, "b": 100.0})   # b cannot end above cheaper a: dominated
+    {'b': ('dominated', 'a')}
+    >>> close = {"a": p("a", 0.80), "b": p("b", 0.79)}
+    >>> halve(close, "accuracy", 1.5, costs={"a": 20.0, "b": 100.0})   # a round of less data: b may yet learn faster
+    {}
+    >>> halve(close, "accuracy", 1.5, costs={"a": 20.0, "b": 100.0}, at_full_data=True)   # the full data: a tie
     {'b': ('dominated', 'a')}
 
     Strategies predicted level are ranked by cost, the cheaper first, as the verdict breaks such a tie:
@@ -252,9 +261,14 @@ def halve(predictions: Mapping[str, Prediction], metric: str, eta: float,
     keep = kept_by_halving(max(len(ranked), among or 0), eta)
     out = {s: ("halved", ranked[keep - 1]) for s in ranked[keep:]}
     kept = ranked[:keep]
+    def beaten(c: str, s: str) -> bool:  # whether s cannot end above c
+        if at_full_data:
+            return sign * predictions[c].estimate >= sign * predictions[s].estimate
+        return sign * predictions[c].pessimistic >= sign * predictions[s].optimistic
+
     for s in kept:
         cheaper = [c for c in kept if c != s and costs.get(c) is not None and costs.get(s) is not None
-                   and costs[c] < costs[s] and sign * predictions[c].pessimistic >= sign * predictions[s].optimistic]
+                   and costs[c] < costs[s] and beaten(c, s)]
         if cheaper:
             out[s] = ("dominated", min(cheaper, key=lambda c: costs[c]))
     return out
@@ -624,7 +638,8 @@ class Planner:
         among = len(preds) + sum(1 for s in self.alive_ if s in fresh)
         keep = kept_by_halving(among, self.eta)
         left = f"the {len(preds)} ranked of the {among} left" if among > len(preds) else f"the {among} left"
-        for s, (why, other) in halve(preds, self.metric, self.eta, costs, among=among).items():
+        for s, (why, other) in halve(preds, self.metric, self.eta, costs, among=among,
+                                     at_full_data=not done.screening).items():
             p, op = preds[s], preds[other]
             said = f"{self._its_value(done)}, {p.estimate:.4g}, "
             if why == "halved" and p.estimate == op.estimate:
@@ -638,6 +653,11 @@ class Planner:
                 if reaches:  # cut to spend the budget on fewer, not shown to be worse
                     message += (f"; its interval reaches {top.strategy}'s {top.estimate:.4g}, so it is not shown to be "
                                 "worse: --halving 1 or --exhaustive compares them to the end")
+            elif not done.screening:
+                message = (said + f"is no {'higher' if higher_is_better(self.metric) else 'lower'} than that of "
+                           f"{other} ({op.estimate:.4g}) at the full data, where only seeds are left to run, "
+                           f"{self._cheaper(costs, other, s)}: the verdict recommends the cheaper of two strategies it "
+                           "cannot separate")
             else:
                 message = (said + f"at best {p.optimistic:.4g}, cannot end {better} the worst case of {other} "
                            f"({op.pessimistic:.4g}), {self._cheaper(costs, other, s)}: the verdict recommends the "
