@@ -118,7 +118,12 @@ class ComparisonRuns:
         """The comparison stopped before its verdict: the parent and every child still open end ``KILLED`` (an
         interrupt) or ``FAILED`` (an error); ``compare --resume`` continues them."""
         status = "KILLED" if interrupted else "FAILED"
-        for run_name in sorted(self.open):
-            self.client.set_terminated(self.children[run_name], status=status)
+        try:
+            for run_name in sorted(self.open):
+                self.client.set_terminated(self.children[run_name], status=status)
+            self.client.set_terminated(self.parent, status=status)
+        except Exception as exc:  # noqa: BLE001 - the error that stopped the comparison is the one to report
+            import logging
+
+            logging.getLogger("tunelab").warning("MLflow: could not mark the comparison's runs %s: %s", status, exc)
         self.open.clear()
-        self.client.set_terminated(self.parent, status=status)
