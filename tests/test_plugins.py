@@ -247,6 +247,8 @@ def test_a_comparison_reuses_a_finished_run_only_with_the_same_plugin_settings()
     planned = TrainConfig(strategy="head", extra={"scale_init": 0.1})
     assert _same_config(planned, planned.to_dict())
     assert not _same_config(planned, planned.replace(extra={"scale_init": 0.2}).to_dict())
+    # where the logs go is not what the run computes: a resume that adds --report-to mlflow reuses it
+    assert _same_config(planned.replace(report_to="mlflow"), planned.replace(report_to="none").to_dict())
 
 
 def test_extra_flags_set_a_plugins_own_settings_over_the_config_files(tmp_path, capsys):

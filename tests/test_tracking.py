@@ -30,6 +30,28 @@ def test_report_to_is_checked_against_the_trainers_integrations(tmp_path, monkey
         parse_report_to("mlflow")
 
 
+def test_a_tracking_server_that_is_down_is_asked_once_not_retried_for_minutes(monkeypatch):
+    """A walk-through's MLFLOW_TRACKING_URI=http://127.0.0.1:9 took 4 min 14 s to be refused (MLflow's 7 retries with
+    backoff, a urllib3 warning each): the store's check asks once, with a short timeout, and says why in full words."""
+    import os
+
+    mlflow_client = pytest.importorskip("mlflow.tracking").MlflowClient
+    seen = {}
+
+    def down(self, *args, **kwargs):
+        seen.update({k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")})
+        raise ConnectionError("API request to http://127.0.0.1:9/api/2.0/mlflow/experiments/search failed " + "x " * 400)
+
+    monkeypatch.setattr(mlflow_client, "search_experiments", down)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
+    with pytest.raises(ConfigError) as refused:
+        parse_report_to("mlflow")
+    assert seen == {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ  # the user's settings are back for the runs
+    assert "x …); set MLFLOW_TRACKING_URI" in str(refused.value)  # cut at a word, and said to be cut
+
+
 def test_tensorboard_gets_the_runs_losses(tiny_bert_dir, toy_classification_data, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

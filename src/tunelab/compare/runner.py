@@ -67,8 +67,10 @@ PRE_NAME = "pre_recommendation.json"
 
 #: Config fields that do not change what a run computes: a finished run is reused when all others match.
 #: ``micro_batch_tokens`` cuts each batch into micro-batches whose gradients add up to the batch's own (as the
-#: padding split always has: tunelab.run.padding), so a run is the same run whatever its cap was.
-_IGNORED_FOR_REUSE = frozenset({"out", "resume", "overwrite", "cache_dir", "save_steps", "micro_batch_tokens"})
+#: padding split always has: tunelab.run.padding), so a run is the same run whatever its cap was. ``report_to`` says
+#: where a run's logs go, not what it computes: a resume that adds or drops ``--report-to mlflow`` retrained every run.
+_IGNORED_FOR_REUSE = frozenset({"out", "resume", "overwrite", "cache_dir", "save_steps", "micro_batch_tokens",
+                                "report_to"})
 
 
 @dataclass

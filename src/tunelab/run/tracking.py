@@ -55,6 +55,10 @@ def parse_report_to(text: str | None) -> list[str]:
     return names
 
 
+#: Seconds the check of MLflow's tracking store waits for a server's answer.
+STORE_PROBE_TIMEOUT_S = 10
+
+
 def _check_mlflow_store() -> None:
     """MLflow's tracking store opens (its URI from ``MLFLOW_TRACKING_URI``, else MLflow's default), checked before a
     run starts: mlflow-skinny's default store is SQLite, which it cannot open, and a file store must be allowed
@@ -63,11 +67,15 @@ def _check_mlflow_store() -> None:
     from mlflow.tracking import MlflowClient
 
     try:
-        MlflowClient().search_experiments(max_results=1)
+        # one quick try: MLflow's own retries (7, with backoff) took over 4 minutes to give up on a server that is down
+        with environment({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(STORE_PROBE_TIMEOUT_S)}):
+            MlflowClient().search_experiments(max_results=1)
     except Exception as exc:  # mlflow raises its own kinds per store; any of them means no run can be logged
-        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        why = " ".join(str(exc).split()) or type(exc).__name__
+        if len(why) > 300:
+            why = why[:300].rsplit(" ", 1)[0] + " …"
         raise ConfigError(f"--report-to mlflow: MLflow cannot open its tracking store {mlflow.get_tracking_uri()!r} "
-                          f"({why[:200]}); set MLFLOW_TRACKING_URI to a tracking server (http://HOST:PORT) or a store "
+                          f"({why}); set MLFLOW_TRACKING_URI to a tracking server (http://HOST:PORT) or a store "
                           "this MLflow installation supports, or leave mlflow out of --report-to") from exc
 
 
