@@ -121,7 +121,7 @@ def test_a_comparison_is_one_mlflow_parent_with_a_child_per_run(tiny_bert_dir, t
         assert "loss" in child.data.metrics  # the Trainer's own logging, in the same run
     assert parents[0].data.tags["tunelab.recommended_strategy"] == result.recommendation["strategy"]
     artifacts = {a.path for a in MlflowClient(tracking_uri=(tmp_path / "mlruns").as_uri()).list_artifacts(parents[0].info.run_id)}
-    assert "report.html" in artifacts
+    assert {"report.html", "recommendation.json"} <= artifacts  # the verdict for scripts too (and plots/, when drawn)
 
 
 def test_an_interrupted_comparison_ends_its_mlflow_runs_and_resume_goes_on_in_the_same_parent(
@@ -171,6 +171,27 @@ def test_an_interrupted_comparison_ends_its_mlflow_runs_and_resume_goes_on_in_th
     assert children["head"].info.run_id == head_child
     assert "test_accuracy" in children["bitfit"].data.metrics
     assert {c.data.tags["mlflow.parentRunId"] for c in children.values()} == {first_parent}
+
+
+def test_a_run_stopped_with_a_checkpoint_ends_its_child_killed_and_a_failed_one_failed(tmp_path, monkeypatch):
+    """A run interrupted by Ctrl-C (the worker alone got it) or by the budget kept a checkpoint and resumes: its child
+    ends KILLED, like the runs of an interrupted comparison; a run that failed ends FAILED."""
+    MlflowClient = pytest.importorskip("mlflow.tracking").MlflowClient
+
+    from tunelab.compare.executors import BUDGET_STOP
+    from tunelab.compare.tracking import ComparisonRuns
+    from tunelab.run.worker import INTERRUPTED
+
+    uri = (tmp_path / "mlruns").as_uri()
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    runs = ComparisonRuns("cmp", {}, tmp_path)
+    for name, error in (("ctrl-c", INTERRUPTED + "Ctrl-C"), ("budget", BUDGET_STOP + " (3 s into the run)"),
+                        ("broken", "ValueError: bad")):
+        runs.child_environment(name, {})
+        runs.finish_child(name, {"run_info": {"status": "failed", "error": error}})
+    statuses = {r.info.run_name: r.info.status for r in MlflowClient(tracking_uri=uri).search_runs(["0"])}
+    assert statuses == {"cmp": "RUNNING", "ctrl-c": "KILLED", "budget": "KILLED", "broken": "FAILED"}
 
 
 def test_max_forgetting_sets_aside_strategies_that_forgot_more(tiny_bert_dir, tmp_path):

@@ -559,7 +559,7 @@ def _compared(base: TrainConfig, strategies: list[str], out: Path, opts: Compare
     report = write_report(out, results, recommendation=recommendation, pre_recommendation=pre,
                           title=opts.title or f"tunelab comparison: {base.model} on {base.data}", task=sized.task)
     if tracked is not None:
-        tracked.finish(recommendation, [Path(report[k]) for k in ("html", "md", "csv") if report.get(k)])
+        tracked.finish(recommendation, [Path(report[k]) for k in ("html", "md", "csv", "json", "plots") if report.get(k)])
     crossover = crossover_from_fractions(finalists, recommendation["metric"]) if len(opts.data_fractions) > 1 else []
     return CompareResult(out=out, results=results, recommendation=recommendation, report=report,
                          pre_recommendation=pre, lr_search=searches, reused=reused, crossover=crossover,

@@ -91,9 +91,15 @@ class ComparisonRuns:
         child = self.children.get(run_name)
         if child is None:
             return
+        from tunelab.compare.executors import BUDGET_STOP
+        from tunelab.run.worker import INTERRUPTED
+
         log_record_to_mlflow(child, record)
-        failed = (record.get("run_info") or {}).get("status") == "failed"
-        self.client.set_terminated(child, status="FAILED" if failed else "FINISHED")
+        info = record.get("run_info") or {}
+        status = "FINISHED"
+        if info.get("status") == "failed":  # stopped by Ctrl-C or the budget (a checkpoint kept, resumable) or failed
+            status = "KILLED" if str(info.get("error") or "").startswith((INTERRUPTED, BUDGET_STOP)) else "FAILED"
+        self.client.set_terminated(child, status=status)
         self.open.discard(run_name)
 
     def reused(self, run_name: str, params: Mapping[str, Any], record: Mapping[str, Any]) -> None:
@@ -105,13 +111,15 @@ class ComparisonRuns:
         self.finish_child(run_name, record)
 
     def finish(self, verdict: Mapping[str, Any], files: list[Path]) -> None:
-        """The verdict as tags and the report files as artifacts of the parent run."""
+        """The verdict as tags and the report files (a folder: as a folder of artifacts) as artifacts of the parent."""
         for key in ("strategy", "metric"):
             if verdict.get(key) is not None:
                 self.client.set_tag(self.parent, f"tunelab.recommended_{key}" if key == "strategy" else "tunelab.metric", str(verdict[key]))
         for path in files:
             if Path(path).is_file():
                 self.client.log_artifact(self.parent, str(path))
+            elif Path(path).is_dir() and any(Path(path).iterdir()):
+                self.client.log_artifacts(self.parent, str(path), artifact_path=Path(path).name)
         self.client.set_terminated(self.parent, status="FINISHED")
 
     def abort(self, interrupted: bool) -> None:
