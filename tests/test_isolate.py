@@ -69,6 +69,18 @@ def test_a_warm_job_killed_or_failing_or_late_is_told_apart(fresh_server, tmp_pa
     assert late.returncode is None and late.seconds < 30 and "took longer than 1 s" in late.error
 
 
+def test_a_job_run_again_keeps_the_earlier_attempts_log_and_reports_only_its_own(fresh_server, tmp_path):
+    """A resumed run is its job again in the same folder: the log keeps the interrupted attempt's output (it was
+    overwritten), marked, and an error quotes only the new attempt's lines."""
+    first = _job(tmp_path, "again", action="fail")
+    assert first.returncode == 1
+    killed = _job(tmp_path, "again", action="kill")
+    text = killed.log.read_text()
+    assert "the spec asked this job to fail" in text and text.count(isolate.AGAIN_MARK) == 1
+    assert text.count("isolate_job says hello") == 2
+    assert "the spec asked this job to fail" not in killed.error and "isolate_job says hello" in killed.error
+
+
 def test_a_script_without_a_main_guard_is_not_run_again_by_its_jobs(tmp_path):
     marks = tmp_path / "marks.txt"
     script = tmp_path / "script.py"

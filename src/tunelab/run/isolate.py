@@ -107,7 +107,11 @@ def run_job(module: str, spec: Any, folder: str | Path, *, timeout_s: float | No
     argv = [str(spec_path), str(result_path)]
     warm = warm and _import_warm_modules()
     env = child_environment()
-    with open(log_path, "w", encoding="utf-8") as log:
+    with open(log_path, "a", encoding="utf-8") as log:  # an earlier attempt's output (a resumed run's) is kept
+        if log.tell():
+            log.write(f"\n{AGAIN_MARK} at {time.strftime('%Y-%m-%d %H:%M:%S')}; the output above is an earlier "
+                      "attempt's ---\n")
+            log.flush()
         proc = _start_warm(module, argv, log_path, env) if warm else None
         if proc is None:
             proc = subprocess.Popen([sys.executable, "-m", module, *argv], stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -119,6 +123,9 @@ def run_job(module: str, spec: Any, folder: str | Path, *, timeout_s: float | No
     error = None if result is not None else _why(what, returncode, timeout_s, log_path)
     return JobOutcome(result, returncode, error, log_path, time.perf_counter() - t0)
 
+
+#: The line a job's log gets before each attempt after the first (a resumed run's): the log keeps every attempt.
+AGAIN_MARK = "--- tunelab: this job again"
 
 PARENT_ENV = "TUNELAB_JOB_PARENT"
 """A job's environment names the process that started it (:func:`stop_with_parent`)."""
@@ -418,12 +425,14 @@ def signal_name(returncode: int) -> str:
 
 
 def log_tail(log_path: Path, lines: int = 3) -> str:
-    """The last non-empty lines of a log, joined with `` | ``."""
+    """The last non-empty lines of a log's last attempt (after its last :data:`AGAIN_MARK` line), joined with ``|``."""
     try:
-        text = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        text = log_path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return ""
-    return " | ".join(line.strip() for line in text[-lines:] if line.strip())
+    attempt = text.rsplit(AGAIN_MARK, 1)[-1].splitlines()[1 if AGAIN_MARK in text else 0:]  # without the mark's line
+    said = [line.strip() for line in attempt if line.strip()]
+    return " | ".join(said[-lines:])
 
 
 # ----------------------------------------------------------------------------- the child
