@@ -91,14 +91,14 @@ class ComparisonRuns:
         child = self.children.get(run_name)
         if child is None:
             return
-        from tunelab.compare.executors import BUDGET_STOP
-        from tunelab.run.worker import INTERRUPTED
+        from tunelab.compare.executors import interrupted, stopped_by_budget
+        from tunelab.run.record import as_record
 
         log_record_to_mlflow(child, record)
-        info = record.get("run_info") or {}
+        run = as_record(record)
         status = "FINISHED"
-        if info.get("status") == "failed":  # stopped by Ctrl-C or the budget (a checkpoint kept, resumable) or failed
-            status = "KILLED" if str(info.get("error") or "").startswith((INTERRUPTED, BUDGET_STOP)) else "FAILED"
+        if not run.succeeded:  # stopped by Ctrl-C or the budget (a checkpoint kept, resumable), or failed
+            status = "KILLED" if interrupted(run) or stopped_by_budget(run) else "FAILED"
         self.client.set_terminated(child, status=status)
         self.open.discard(run_name)
 
