@@ -106,7 +106,8 @@ def setup(tmp_path_factory):
 @pytest.fixture(scope="module")
 def two_full(setup):
     """``full`` trained by 2 processes at batch 8 under torchrun, and by 1 process at batch 16 meanwhile."""
-    proc = _torchrun(["-m", "tunelab.cli.main", "-q", "train", *_flags(setup, "full", "two-full", 8)], cwd=setup)
+    proc = _torchrun(["-m", "tunelab.cli.main", "-q", "train", *_flags(setup, "full", "two-full", 8)], cwd=setup,
+                     faults={"TUNELAB_PROBE_GROUP_AT_EXIT": "1"})
     one = _single(setup, "full")
     log = _finish(proc)
     return json.loads((setup / "two-full" / "metrics.json").read_text()), one, log
@@ -160,6 +161,7 @@ def test_full_under_two_processes_matches_one_process(setup, two_full):
     two, one, log = two_full
     out = setup / "two-full"
     assert log.count("model: ") == 1  # one report, from the main process
+    assert log.count("gloo threads at exit: 0") == 2  # the CLI's processes leave no gloo thread to Python's finalizing
     # every trainable weight gets a gradient (a probe pass), so DDP does not search for unused ones each step
     assert "find_unused_parameters=True was specified" not in log
     assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model", "outputs", "progress.json", "run_config.yaml"]
@@ -201,6 +203,8 @@ def test_lora_and_cached_last_n_under_two_processes(setup):
     # both runs used the group (main() may be called again in one script), and it is gone before Python finalizes
     # in both processes: left standing, gloo's threads could abort a process whose runs had succeeded
     assert log.count("process group at exit: destroyed") == 2 and "process group at exit: standing" not in log
+    # and its threads have been joined: one still letting go of a collective as Python finalized aborted a rank
+    assert log.count("gloo threads at exit: 0") == 2, log[-3000:]
     assert "find_unused_parameters=True was specified" not in log  # the cache's top part too: every weight trains
     texts = _texts(setup)
     for strategy in ("lora", "last-n"):

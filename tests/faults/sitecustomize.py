@@ -10,7 +10,8 @@ Python imports ``sitecustomize`` at start-up; when one of these variables is set
     Pause right after checkpoint N is complete (until Ctrl-C or SECONDS), so a test can kill or
     interrupt the run there.
 ``TUNELAB_PROBE_GROUP_AT_EXIT=1``
-    Print, as the very last thing at exit, whether torch.distributed's default process group still stands.
+    Print, as the very last thing at exit, whether torch.distributed's default process group still stands, and how
+    many of gloo's threads are still alive.
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ def _report_group_at_exit() -> None:
 
         dist = sys.modules.get("torch.distributed")
         print(f"process group at exit: {'standing' if dist and dist.is_initialized() else 'destroyed'}", flush=True)
+        # gloo's own threads (named by PyTorch on Linux): the group's destructor joins them
+        tasks = f"/proc/{os.getpid()}/task"
+        names = [open(f"{tasks}/{t}/comm").read().strip() for t in os.listdir(tasks)] if os.path.isdir(tasks) else []
+        print(f"gloo threads at exit: {sum(n.startswith(('pt_gloo', 'gloo_')) for n in names)}", flush=True)
 
     atexit.register(report)
 
