@@ -193,15 +193,17 @@ def test_lora_and_cached_last_n_under_two_processes(setup):
     process builds while the other waits and then reads) give the single-process results and logits."""
     script = setup / "two_runs.py"
     script.write_text(
-        "import sys\nfrom tunelab.cli.main import main\n"
+        "from tunelab import TrainConfig, train\n"
         f"for flags in {[_flags(setup, 'lora', 'two-lora', 8), _flags(setup, 'last-n', 'two-last-n', 8)]!r}:\n"
-        "    assert main(['-q', 'train', *flags]) == 0\n"
+        "    values = {flags[i][2:].replace('-', '_'): flags[i + 1] for i in range(0, len(flags), 2)}\n"
+        "    train(TrainConfig.from_dict({**values, 'epochs': 2, 'batch_size': 8, 'lr': 1e-3}, where='script'), progress=False)\n"
     )
     proc = _torchrun([str(script)], cwd=setup, faults={"TUNELAB_PROBE_GROUP_AT_EXIT": "1"})
     one = {s: _single(setup, s) for s in ("lora", "last-n")}
     log = _finish(proc)
-    # both runs used the group (main() may be called again in one script), and it is gone before Python finalizes
-    # in both processes: left standing, gloo's threads could abort a process whose runs had succeeded
+    # a script of the user's, through the Python API: both runs used the group (a script may train again), and it is
+    # gone before Python finalizes in both processes: left standing, gloo's threads could abort a process whose runs
+    # had succeeded
     assert log.count("process group at exit: destroyed") == 2 and "process group at exit: standing" not in log
     # and its threads have been joined: one still letting go of a collective as Python finalized aborted a rank
     assert log.count("gloo threads at exit: 0") == 2, log[-3000:]

@@ -724,11 +724,13 @@ def train_record(config: TrainConfig, *, data: TaskData | None = None, progress:
     with (long_lived_objects_frozen(), ranks.quiet_unless_main(), callers_random_state(),
           library_bars_off() if progress else contextlib.nullcontext()):
         try:
-            return _train(config, data=data, progress=progress)
+            record = _train(config, data=data, progress=progress)
         except BaseException:
             if fresh and ranks.is_main():
                 _remove_failed_run(out)
             raise
+    ranks.shut_down_at_exit()  # a run over several processes (a script of the caller's too): the group goes at exit
+    return record
 
 
 @contextlib.contextmanager
