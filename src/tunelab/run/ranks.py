@@ -166,7 +166,7 @@ def shut_down_at_exit() -> None:
     threads (``pt_gloo_runloop``) live on until the group's C++ object is freed, and a worker that is still letting go
     of its last collective (which holds tensors Python made) needs the GIL. When that happens after the interpreter
     began to finalize, the thread is ended mid-destructor and the process dies of SIGABRT ("terminate called without
-    an active exception"), failing a launch whose run succeeded (2 to 4 in 30 runs under load on 2 cores). The
+    an active exception"), failing a launch whose run succeeded (4 in 30 and 1 in 30 runs in two loops under load on 2 cores). The
     group's last references are the finished run's objects (the DDP wrapper, the Trainer), unreachable by now but
     in reference cycles: collecting them here frees the group, whose destructor releases the GIL and joins its
     threads (a group still referenced elsewhere, by a caller's own objects, keeps them)."""
