@@ -864,3 +864,85 @@ def test_a_one_round_plan_names_the_rule_that_left_out_the_rounds(tiny_bert_dir,
     said = capsys.readouterr().out
     assert "planned comparison: one round" in said
     assert "a round of a third of them would train 2 optimizer steps, fewer than the planner's minimum of 12" in said
+
+
+@pytest.mark.parametrize("verdict", ["cheap", None])
+def test_at_the_full_datas_first_seed_the_verdicts_pick_gets_the_other_seeds(verdict):
+    """rotten-tomatoes with 300 labels, 3 seeds: at the full data's first seed last-n measured 0.676 and lora 0.688,
+    and the paired comparison could not separate them. The verdict recommends the cheaper of two it cannot separate,
+    so the seeds left go to its pick, not to the better estimate (which went on, then lost the verdict to nothing:
+    a lone finalist). Without a verdict (a caller that passes none) the cut keeps the better estimate, as before."""
+    planner = Planner(["cheap", "pricey"], rounds=(1.0,), metric="accuracy", target=300.0, seeds=3)
+    rnd = planner.next_round(0.0)
+    planner.finish_round(rnd, [measure("cheap", 1.0, 0.676, 0.056, 300), measure("pricey", 1.0, 0.688, 0.056, 300)],
+                         [RunTiming("cheap", 1.0, 17.0, 15.0), RunTiming("pricey", 1.0, 46.0, 44.0)], verdict=verdict)
+    final = planner.next_round(0.0)
+    assert final.seeds == 3 and final.final
+    if verdict:
+        assert final.strategies == ["cheap"]
+        stop = planner.stopped["pricey"]
+        assert stop.reason == "halved" and stop.leader.strategy == "cheap"
+        assert stop.message.startswith("after round 1 (data fraction 1, seed 1 of 3) its validation accuracy, 0.688, "
+                                       "is above cheap's 0.676, but the verdict on these runs picks cheap")
+    else:
+        assert final.strategies == ["pricey"] and planner.stopped["cheap"].reason == "halved"
+
+
+def test_the_verdicts_pick_goes_first_within_the_quota_and_a_better_estimate_fills_the_rest():
+    """Five at the full data's first seed keep two (η = 3): the verdict's pick, and the best estimate beside it, so
+    that the other seeds can still separate them; a dearer one measured no better than the pick is dominated. A
+    screening round's verdict is not the verdict: it is ignored."""
+    values = {"head": 0.70, "last-n": 0.72, "bitfit": 0.71, "lora": 0.74, "full": 0.73}
+    seconds = {"head": 2.0, "last-n": 17.0, "bitfit": 40.0, "lora": 46.0, "full": 60.0}
+    planner = Planner(list(values), rounds=(1.0,), metric="accuracy", target=300.0, seeds=3)
+    rnd = planner.next_round(0.0)
+    planner.finish_round(rnd, [measure(s, 1.0, v, 0.05, 300) for s, v in values.items()],
+                         [RunTiming(s, 1.0, t, t - 1) for s, t in seconds.items()], verdict="head")
+    assert sorted(planner.next_round(0.0).strategies) == ["head", "lora"]
+    planner = Planner(list(values), rounds=(0.3, 1.0), metric="accuracy", target=300.0)
+    rnd = planner.next_round(0.0)
+    planner.finish_round(rnd, [measure(s, 0.3, v, 0.05, 90) for s, v in values.items()],
+                         [RunTiming(s, 0.3, t, t - 1) for s, t in seconds.items()], verdict="head")
+    assert sorted(planner.next_round(0.0).strategies) == ["full", "lora"]
+
+
+def test_a_planned_comparison_keeps_the_verdicts_pick_at_the_full_datas_first_seed(
+        tiny_bert_dir, sentiment_csv, tmp_path, capsys, monkeypatch):
+    """The runner asks the comparison's own verdict about the full data's first seed and the cut follows it: here a
+    verdict that picks the strategy the cut by estimate would stop (the lower validation accuracy; of two level, the
+    dearer), which then gets the other seed. (A tiny model on a few examples stays near chance, where nothing is cut:
+    the test counts every round as informative.) Without the verdict the cut would keep the other one."""
+    from tunelab.cli.main import main
+    from tunelab.compare import executors, planner, runner
+
+    monkeypatch.setattr(executors, "make_executor", lambda *a, **k: executors.LocalExecutor(isolate=False))
+    monkeypatch.setattr(planner, "informative", lambda *a, **k: True)
+    monkeypatch.setattr(planner, "learned", lambda *a, **k: True)
+    # a tiny model's run times are noise: head costs less, as on real data, so that a tie goes to head
+    monkeypatch.setattr(planner, "timings_from_results", lambda results: [
+        RunTiming(r.config["strategy"], 1.0, *{"head": (1.0, 0.5), "full": (100.0, 90.0)}[r.config["strategy"]])
+        for r in results])
+    asked, picked = [], []
+    real = runner._verdict
+
+    def verdict(runs, opts, planning=None):
+        answer = real(runs, opts, planning)
+        if planning is None:  # the rung's
+            asked.append(sorted((r.config["strategy"], r.config["seed"]) for r in runs))
+            worse = min(runs, key=lambda r: (r["metrics"]["validation"]["accuracy"], r.config["strategy"] != "full"))
+            picked.append(worse.config["strategy"])
+            answer = {**answer, "strategy": picked[-1]}
+        return answer
+
+    monkeypatch.setattr(runner, "_verdict", verdict)
+    out = tmp_path / "planned"
+    assert main(["compare", "--model", str(tiny_bert_dir), "--data", str(sentiment_csv), "--strategies", "head,full",
+                 "--epochs", "1", "--batch-size", "8", "--data-fractions", "1.0", "--seeds", "2", "--plan",
+                 "--no-forgetting", "--no-pre-recommendation", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert asked == [[("full", 42), ("head", 42)]]  # asked once, about the first seed's runs
+    (kept,) = picked
+    assert sorted(p.name for p in (out / "runs").iterdir()) == sorted({"full-s42", "head-s42", f"{kept}-s43"})
+    (stop,) = json.loads((out / "compare.json").read_text())["planning"]["stopped"]
+    assert stop["leader"]["strategy"] == kept and stop["strategy"] != kept
+    assert f"recommended: {kept}" in said

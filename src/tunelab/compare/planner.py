@@ -25,7 +25,10 @@
    which its prediction's interval rules out. A tie of estimates is not enough: two strategies level on a small
    round may learn at different rates (head's curve is flat where last-n's rises). At the full data (its first
    seed, with more seeds to come) no more data is coming and nothing is left to learn at another rate: there a
-   dearer strategy measured no better than a cheaper one that goes on is dominated. When one strategy is
+   dearer strategy measured no better than a cheaper one that goes on is dominated, and the cut keeps first the
+   strategy the verdict picks from those runs (the cheapest one its paired comparison cannot separate from the best;
+   the runner passes it in), since the seeds left will be judged by that verdict; a better estimate it cannot
+   separate goes on only within the quota. When one strategy is
    left, the rounds between go: it trains on the full plan at once. A round cuts only when it **measured
    something** (:func:`informative`): when no strategy is distinguishable from a constant predictor (the
    majority class), its order is noise and every strategy that can still catch up goes on. The same holds for
@@ -218,13 +221,15 @@ def kept_by_halving(n: int, eta: float) -> int:
 
 def halve(predictions: Mapping[str, Prediction], metric: str, eta: float,
           costs: Mapping[str, float | None] | None = None, *, among: int | None = None,
-          at_full_data: bool = False) -> dict[str, tuple[str, str]]:
+          at_full_data: bool = False, first: str | None = None) -> dict[str, tuple[str, str]]:
     """Successive halving's cut: the strategies that do not go on, each with its reason (``halved``: not among the
     best ``⌈n / eta⌉`` by estimate; ``dominated``: kept, but its optimistic prediction is not above the pessimistic
     one of a kept strategy with a lower ``costs`` — the predicted seconds of its next run — or, ``at_full_data`` (the
     predictions are measurements at the full data, where only seeds are left to run), its estimate is not above that
     one's) and the strategy that put it out. ``n`` is ``among`` (default: the strategies predicted): the strategies
-    left, when some of them go on unranked besides (:meth:`Planner._halve`).
+    left, when some of them go on unranked besides (:meth:`Planner._halve`). ``first``: the strategy the verdict picks
+    from the runs the predictions measured (at the full data: the cheapest one its paired comparison cannot separate
+    from the best); it is ranked first and never dominated, and the others by estimate fill the rest of the quota.
 
     >>> p = lambda s, v: Prediction(s, "accuracy", 1.0, v, v + 0.05, v - 0.05, "", 0.1, v)
     >>> preds = {s: p(s, v) for s, v in {"a": 0.80, "b": 0.78, "c": 0.75, "d": 0.70, "e": 0.60}.items()}
@@ -251,12 +256,17 @@ def halve(predictions: Mapping[str, Prediction], metric: str, eta: float,
 
     >>> halve({s: p(s, v) for s, v in {"a": 0.80, "b": 0.78}.items()}, "accuracy", 3.0, among=5)
     {}
+
+    At the full data, the verdict's pick goes on ahead of a better estimate it cannot be told apart from:
+
+    >>> halve(close, "accuracy", 3.0, costs={"a": 100.0, "b": 20.0}, at_full_data=True, first="b")
+    {'a': ('halved', 'b')}
     """
     if eta <= 1 or len(predictions) < 2:
         return {}
     sign = 1.0 if higher_is_better(metric) else -1.0
     costs = costs or {}
-    ranked = sorted(predictions, key=lambda s: (-sign * predictions[s].estimate,
+    ranked = sorted(predictions, key=lambda s: (s != first, -sign * predictions[s].estimate,
                                                 math.inf if costs.get(s) is None else costs[s]))
     keep = kept_by_halving(max(len(ranked), among or 0), eta)
     out = {s: ("halved", ranked[keep - 1]) for s in ranked[keep:]}
@@ -266,7 +276,7 @@ def halve(predictions: Mapping[str, Prediction], metric: str, eta: float,
             return sign * predictions[c].estimate >= sign * predictions[s].estimate
         return sign * predictions[c].pessimistic >= sign * predictions[s].optimistic
 
-    for s in kept:
+    for s in [s for s in kept if s != first]:
         cheaper = [c for c in kept if c != s and costs.get(c) is not None and costs.get(s) is not None
                    and costs[c] < costs[s] and beaten(c, s)]
         if cheaper:
@@ -473,6 +483,9 @@ class Planner:
     unranked_: dict[int, list[str]] = field(init=False, default_factory=dict)
     """Per round, the strategies that went on unranked: not yet distinguishable from a constant predictor
     (:func:`learned`) while others were."""
+    verdicts_: dict[int, str] = field(init=False, default_factory=dict)
+    """Per round at the full data before its last seeds, the strategy the verdict picked from its runs
+    (:meth:`finish_round`'s ``verdict``): the cut after it keeps that one first."""
 
     def __post_init__(self) -> None:
         self.rounds = sorted(float(f) for f in self.rounds)
@@ -542,11 +555,17 @@ class Planner:
         return rnd
 
     def finish_round(self, rnd: Round, measurements: Iterable[Measurement], timings: Iterable[RunTiming] = (),
-                     outcomes: Mapping[str, str] | None = None, errors: Mapping[str, str] | None = None) -> None:
+                     outcomes: Mapping[str, str] | None = None, errors: Mapping[str, str] | None = None,
+                     verdict: str | None = None) -> None:
         """What ``rnd``'s runs measured. ``outcomes[s]``: ``ok`` (at least one run of ``s`` succeeded),
         ``failed`` or ``budget`` (not started, or interrupted, for the budget); ``errors[s]`` the message.
-        A strategy's measurement at a fraction replaces the one an earlier round made there (more seeds)."""
+        A strategy's measurement at a fraction replaces the one an earlier round made there (more seeds).
+        ``verdict``: after the full data's first seed (a round that is neither screening nor final), the strategy the
+        comparison's verdict picks from that round's runs; the cut keeps it first (:func:`halve`'s ``first``), since
+        only seeds are left to run and the verdict is what they will be judged by."""
         measurements = list(measurements)
+        if verdict is not None and not rnd.screening and not rnd.final:
+            self.verdicts_[rnd.index] = verdict
         again = {(m.strategy, m.fraction) for m in measurements}
         self.measurements_ = [m for m in self.measurements_ if (m.strategy, m.fraction) not in again] + measurements
         self.timings_.extend(timings)
@@ -638,11 +657,21 @@ class Planner:
         among = len(preds) + sum(1 for s in self.alive_ if s in fresh)
         keep = kept_by_halving(among, self.eta)
         left = f"the {len(preds)} ranked of the {among} left" if among > len(preds) else f"the {among} left"
+        from tunelab.advice.choose import is_better
+
+        first = self.verdicts_.get(done.index) if not done.screening else None
+        first = first if first in preds else None
         for s, (why, other) in halve(preds, self.metric, self.eta, costs, among=among,
-                                     at_full_data=not done.screening).items():
+                                     at_full_data=not done.screening, first=first).items():
             p, op = preds[s], preds[other]
             said = f"{self._its_value(done)}, {p.estimate:.4g}, "
-            if why == "halved" and p.estimate == op.estimate:
+            if why == "halved" and first is not None and is_better(p.estimate, preds[first].estimate, self.metric):
+                message = (said + f"is {better} {first}'s {preds[first].estimate:.4g}, but the verdict on these runs "
+                           f"picks {first}: the cheapest strategy its paired comparison cannot separate from the best. "
+                           f"Only seeds are left to run, and they go to the best {keep} of {left} in the verdict's "
+                           f"order (successive halving, η = {self.eta:g}): --halving 1 or --exhaustive runs every seed "
+                           "of both")
+            elif why == "halved" and p.estimate == op.estimate:
                 message = (said + f"is level with that of {other}, the last of the best {keep} of {left} "
                            f"(successive halving, η = {self.eta:g}), {self._cheaper(costs, other, s)}")
             elif why == "halved":

@@ -532,7 +532,7 @@ def _compared(base: TrainConfig, strategies: list[str], out: Path, opts: Compare
               log: Callable[[str], None] | None, tracked, started: float, sized: Sized) -> CompareResult:
     """:func:`compare` once its inputs are checked, its folder locked and its advice and learning rates set: the runs
     (every one, or in rounds), the verdict, the report."""
-    from tunelab.advice.choose import crossover_from_fractions, recommend_from_results
+    from tunelab.advice.choose import crossover_from_fractions
     from tunelab.report import write_report, write_results_csv
 
     planning: dict[str, Any] | None = None
@@ -546,12 +546,7 @@ def _compared(base: TrainConfig, strategies: list[str], out: Path, opts: Compare
                                                     sized)
     finalists = verdict_runs(results, planning)
     write_results_csv(out / "results.csv", results)  # the measurements first: they stand whatever the verdict does
-    recommendation = recommend_from_results(finalists, max_train_minutes=opts.max_train_minutes, memory_gb=opts.memory_gb,
-                                            metric=opts.metric, tolerance=opts.tolerance, alpha=opts.alpha,
-                                            max_forgetting=opts.max_forgetting,
-                                            stopped=[s["strategy"] for s in (planning or {}).get("stopped") or []
-                                                     if s["status"] == "stopped_early"],
-                                            rounds=planning is not None)
+    recommendation = _verdict(finalists, opts, planning)
     if planning is not None:
         recommendation["planning"] = planning
         failed = {row["strategy"] for row in recommendation.get("ranking") or [] if row.get("mean") is None}
@@ -767,6 +762,20 @@ def _run_all(planned: list[PlannedRun], base: TrainConfig, searches: dict[str, d
 # ----------------------------------------------------------------------------- planned mode
 
 
+def _verdict(runs: list[RunRecord], opts: CompareOptions, planning: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The comparison's verdict on ``runs`` (:func:`tunelab.advice.choose.recommend_from_results` with its metric,
+    tolerance, level and limits): at the end on the finalists (``planning``: a planned comparison's summary), and in a
+    planned comparison on the full data's first seed, whose cut keeps the verdict's pick first."""
+    from tunelab.advice.choose import recommend_from_results
+
+    return recommend_from_results(runs, max_train_minutes=opts.max_train_minutes, memory_gb=opts.memory_gb,
+                                  metric=opts.metric, tolerance=opts.tolerance, alpha=opts.alpha,
+                                  max_forgetting=opts.max_forgetting,
+                                  stopped=[s["strategy"] for s in (planning or {}).get("stopped") or []
+                                           if s["status"] == "stopped_early"],
+                                  rounds=planning is not None)
+
+
 def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[str, float], searches: dict[str, dict],
                  opts: CompareOptions, pre: dict | None, say: Callable[[str], None], log: Callable[[str], None] | None,
                  tracked, started: float, sized: Sized) -> tuple[list[RunRecord], list[str], dict[str, Any]]:
@@ -860,8 +869,11 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
         ran = [r for r in records if r.run_info.status != SKIPPED]
         earlier = [made[p.run_id] for p in every if p.run_id in made]
         outcomes, errors = _round_outcomes(earlier + records, rnd.strategies)
+        # the full data's first seed: the seeds left go first to the strategy the verdict picks from these runs
+        verdict = (_verdict([r for r in earlier + ran if r.succeeded], opts).get("strategy")
+                   if not rnd.screening and not rnd.final and len(planner.alive_) > 1 else None)
         planner.finish_round(rnd, measurements_from_results(earlier + ran, metric, rnd.fraction, level=1.0 - opts.alpha),
-                             timings_from_results(ran), outcomes, errors)
+                             timings_from_results(ran), outcomes, errors, verdict=verdict)
         results.extend(ran)
         if not rnd.screening:
             made.update({p.run_id: r for p, r in zip(planned, records) if r.succeeded})
