@@ -667,10 +667,10 @@ class Planner:
             said = f"{self._its_value(done)}, {p.estimate:.4g}, "
             if why == "halved" and first is not None and is_better(p.estimate, preds[first].estimate, self.metric):
                 message = (said + f"is {better} {first}'s {preds[first].estimate:.4g}, but the verdict on these runs "
-                           f"picks {first}: the cheapest strategy its paired comparison cannot separate from the best. "
-                           f"Only seeds are left to run, and they go to the best {keep} of {left} in the verdict's "
-                           f"order (successive halving, η = {self.eta:g}): --halving 1 or --exhaustive runs every seed "
-                           "of both")
+                           f"picks {first}, the cheapest of the strategies it cannot tell apart from the best. Only "
+                           f"seeds are left to run, and they go to the best {keep} of {left} in the verdict's order "
+                           f"(successive halving, η = {self.eta:g}): --halving 1 or --exhaustive runs every seed of "
+                           "every strategy")
             elif why == "halved" and p.estimate == op.estimate:
                 message = (said + f"is level with that of {other}, the last of the best {keep} of {left} "
                            f"(successive halving, η = {self.eta:g}), {self._cheaper(costs, other, s)}")
