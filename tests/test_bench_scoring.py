@@ -55,12 +55,12 @@ def test_an_unknown_task_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.C
     assert not list(tmp_path.iterdir())  # nothing ran, nothing written
 
 
-def _planned(folder: Path, task: str, ratio: float, agrees: bool = True) -> None:
+def _planned(folder: Path, task: str, ratio: float, agrees: bool = True, pick: str = "lora") -> None:
     import json
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{task}.planned.json").write_text(json.dumps(
-        {"task": task, "planned_pick": "lora", "exhaustive_pick": "lora", "agrees": agrees, "agrees_with_record": agrees,
+        {"task": task, "planned_pick": pick, "exhaustive_pick": "lora", "agrees": agrees, "agrees_with_record": agrees,
          "planned_time_s": 100 * ratio, "exhaustive_time_s": 100.0, "time_ratio": ratio}))
     (folder.parent / "verdict" / f"{task}.json").parent.mkdir(parents=True, exist_ok=True)
     (folder.parent / "verdict" / f"{task}.json").write_text(json.dumps({"task": task}))
@@ -69,12 +69,12 @@ def _planned(folder: Path, task: str, ratio: float, agrees: bool = True) -> None
 def test_a_later_sittings_planned_pass_replaces_the_earlier_one_of_its_task(tmp_path: Path) -> None:
     results, later = tmp_path / "verdict", tmp_path / "verdict-later"
     _planned(results, "a", 0.9)
-    _planned(results, "b", 0.5, agrees=False)
+    _planned(results, "b", 0.5, agrees=False, pick="full")
     _planned(later, "a", 0.3)
     summary = bench_verdict.planned_summary(results, [later])
     assert [(r["task"], r["time_ratio"], Path(r["source"]).name) for r in summary["detail"]] == [
         ("a", 0.3, "verdict-later"), ("b", 0.5, "verdict")]
-    assert summary["median_time_ratio"] == pytest.approx(0.4) and summary["agree"] == 1
+    assert summary["median_time_ratio"] == pytest.approx(0.4) and summary["agree"] == 1 and summary["same_pick"] == 1
     low, high = summary["share_agree_interval_95"]
     assert 0 < low < 0.5 < high < 1  # one of two: Clopper-Pearson says little
     assert bench_verdict.planned_summary(results)["median_time_ratio"] == pytest.approx(0.7)  # without the later folder
