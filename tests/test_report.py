@@ -477,7 +477,8 @@ def test_a_lone_strategy_and_a_lone_finalist_say_what_their_choice_rests_on():
     alone = recommend_from_results([make_run("head", 0.8)])
     assert "head is the only strategy that was compared" in alone["reasons"][0]
     finalist = recommend_from_results([make_run("lora", 0.8)], stopped=["head", "full"], rounds=True)
-    assert any("rests on the rounds' cuts, not on a paired comparison" in r for r in finalist["reasons"])
+    assert any("rests on the rounds' cuts (each stop below says on what), not on a paired comparison" in r
+               for r in finalist["reasons"])
     curve = [make_run(s, a + 0.1 * f, fraction=f, n_train=int(800 * f)) for s, a in (("head", 0.6), ("full", 0.62))
              for f in (0.25, 0.5, 0.75, 1.0)]
     rec = recommend_from_results(curve)

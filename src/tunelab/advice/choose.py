@@ -725,10 +725,10 @@ def _choice_reasons(chosen: StrategySummary, fits: list[StrategySummary], compar
             f"{chosen.strategy} is the only strategy that {alone}, "
             f"so there was nothing to compare it with: {value} validation {ask.label}{seeds}{trained}{share}."
         ]
-        if ask.stopped:  # the rounds' cuts decided, on predictions, not a paired comparison at the full data
-            reasons.append("This choice rests on the rounds' cuts, not on a paired comparison at the full data: where "
-                           "a stop below says a strategy was not shown to be worse, --exhaustive (or --halving 1) "
-                           "compares it to the end.")
+        if ask.stopped:  # the rounds' cuts decided (each stop says on what), not a paired comparison of every seed
+            reasons.append("This choice rests on the rounds' cuts (each stop below says on what), not on a paired "
+                           "comparison of every strategy with every seed at the full data: where a stop below says a "
+                           "strategy was not shown to be worse, --exhaustive (or --halving 1) compares it to the end.")
     elif chosen is best:
         reasons = [_best_chosen_reason(chosen, fits, comparison, value + seeds, share, ask)]
     else:
