@@ -169,7 +169,9 @@ def shut_down_at_exit() -> None:
     an active exception"), failing a launch whose run succeeded (4 in 30 and 1 in 30 runs in two loops under load on 2 cores). The
     group's last references are the finished run's objects (the DDP wrapper, the Trainer), unreachable by now but
     in reference cycles: collecting them here frees the group, whose destructor releases the GIL and joins its
-    threads (a group still referenced elsewhere, by a caller's own objects, keeps them)."""
+    threads (a group still referenced elsewhere, by a caller's own objects, keeps them). Objects a caller froze
+    (``gc.freeze()``) are let back into the collection first: the process is ending, and frozen, they would keep
+    the group."""
     global _shut_down_registered
     if _shut_down_registered or not distributed():
         return
@@ -182,6 +184,7 @@ def shut_down_at_exit() -> None:
 
         if dist.is_available() and dist.is_initialized():
             state().destroy_process_group()
+            gc.unfreeze()  # a script that froze the finished run's objects (gc.freeze, before forking, say) would keep them
             gc.collect()
 
     atexit.register(destroy)
