@@ -641,6 +641,8 @@ class Planner:
     def _halve(self, index: int, fraction: float) -> None:
         """Successive halving's cut before the round at ``fraction`` (:func:`halve`), when the last round was
         :func:`informative`."""
+        from tunelab.advice.choose import is_better
+
         done = self.done_[index - 1]
         if not informative([m for m in self.measurements_ if m.fraction == done.fraction and m.strategy in self.alive_],
                            self.metric):
@@ -657,8 +659,6 @@ class Planner:
         among = len(preds) + sum(1 for s in self.alive_ if s in fresh)
         keep = kept_by_halving(among, self.eta)
         left = f"the {len(preds)} ranked of the {among} left" if among > len(preds) else f"the {among} left"
-        from tunelab.advice.choose import is_better
-
         first = self.verdicts_.get(done.index) if not done.screening else None
         first = first if first in preds else None
         for s, (why, other) in halve(preds, self.metric, self.eta, costs, among=among,
