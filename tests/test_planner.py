@@ -605,7 +605,7 @@ def test_strategies_going_on_unranked_do_not_squeeze_the_ranked_ones_quota():
 def test_the_chance_level_is_the_majority_class_score_on_the_saved_examples():
     import numpy as np
 
-    from tunelab.compare.planner import _chance
+    from tunelab.advice.verdict import chance_level as _chance
     from tunelab.run.outputs import ExampleOutputs
 
     outputs = ExampleOutputs(labels=np.array([0, 0, 0, 1, 2]), predictions=np.array([0, 1, 2, 1, 2]))

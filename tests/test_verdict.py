@@ -166,3 +166,53 @@ def test_a_contender_kept_for_want_of_evidence_beyond_the_tolerance_is_said_so(t
     assert rec["strategy"] == "head" and head["versus_best"]["reason"] == "not_distinguishable"
     assert "more than the 2.0 points tolerance: these examples cannot show the gap" in rec["reasons"][0]
     assert "more than the" not in " ".join(recommend_from_results(runs)["reasons"])  # no tolerance stated: nothing to say
+
+
+def _unbalanced_60() -> np.ndarray:
+    """60 validation labels, 36 of class 0: always predicting class 0 scores 0.600."""
+    return np.random.default_rng(11).permutation(np.array([0] * 36 + [1] * 24))
+
+
+def _moved(y: np.ndarray, pred: np.ndarray, worse: int, better: int) -> np.ndarray:
+    """``pred`` with ``worse`` of its right answers made wrong and ``better`` of its wrong ones made right."""
+    out = pred.copy()
+    right, wrong = np.flatnonzero(pred == y), np.flatnonzero(pred != y)
+    out[right[:worse]] = 1 - y[right[:worse]]
+    out[wrong[:better]] = y[wrong[:better]]
+    return out
+
+
+def test_a_contender_not_shown_to_beat_the_majority_class_is_passed_over(tmp_path):
+    y = _unbalanced_60()
+    full = predictions(y, 47 / 60, 12)  # 0.783: its interval is clear of 0.600
+    lora = _moved(y, full, worse=3, better=2)  # 0.767, clear of it too
+    head = _moved(y, full, worse=10, better=5)  # 0.700: not separable from full (McNemar 10 against 5), but
+    # its interval reaches 0.600
+    runs = [record(tmp_path, name, {"validation": outputs(y, pred), "test": outputs(y, pred)}, train_time=cost)
+            for name, pred, cost in (("full", full, 100), ("lora", lora, 10), ("head", head, 1))]
+    rec = recommend_from_results(runs)
+    rows = {r["strategy"]: r for r in rec["ranking"]}
+    assert rows["head"]["versus_best"]["p_value"] >= 0.05  # the paired test alone would keep it, and it is cheapest
+    assert rows["head"]["versus_best"]["reason"] == "at_chance" and rows["head"]["validation"]["low"] < 0.6
+    assert rec["strategy"] == "lora" and "head" not in rec["contenders"]
+    assert rec["chance"] == {"split": "validation", "value": pytest.approx(0.6), "learned": True}
+    text = " ".join(rec["reasons"])
+    assert ("head is cheaper and not shown to be worse than the best, but not shown to do better than always predicting "
+            "the most frequent class, which scores 0.600 validation accuracy on the same 60 examples") in text
+    assert "not shown to do better than always predicting the most frequent class" in rows["head"]["why_not"]
+
+
+def test_when_no_strategy_beats_the_majority_class_the_recommendation_says_so(tmp_path):
+    y = _unbalanced_60()
+    constant = np.zeros_like(y)  # every strategy predicts the majority class, as an untrained head does
+    runs = [record(tmp_path, name, {"validation": outputs(y, constant), "test": outputs(y, constant)}, train_time=cost)
+            for name, cost in (("full", 100), ("head", 1))]
+    rec = recommend_from_results(runs)
+    assert rec["strategy"] == "head" and rec["chance"]["learned"] is False
+    assert "No strategy is shown to do better than always predicting the most frequent class" in rec["reasons"][1]
+    assert "has not measured learning" in rec["reasons"][1]
+    # one strategy that learned: no warning
+    learned = recommend_from_results([runs[0], record(tmp_path, "lora", {"validation": outputs(y, y), "test": outputs(y, y)},
+                                                      train_time=10)])
+    assert learned["chance"]["learned"] is True and not any("No strategy is shown" in r for r in learned["reasons"])
+

@@ -608,6 +608,10 @@ def recommend_from_results(
     else:
         reasons = _choice_reasons(chosen, fits, comparison, intervals, ask, len(ok), len(summaries))
         out.update(_chosen_facts(chosen, comparison, intervals))
+    if comparison is not None and comparison.chance is not None:
+        out["chance"] = {"split": comparison.split, "value": comparison.chance, "learned": comparison.learned}
+        if not comparison.learned:
+            reasons.insert(1 if reasons else 0, _nothing_learned_reason(comparison, ask))
     curves = learning_curves_from_results(results, ask.metric, level=ask.level)
     out["learning_curves"] = curves.to_dict() if curves is not None else None
     reasons.extend(_context_reasons(results, summaries, violations, regime, curves, chosen and chosen.strategy, ask))
@@ -637,7 +641,7 @@ def _empty_recommendation(ask: _Ask) -> dict[str, Any]:
         "strategy": None, "reasons": [], "ranking": [], "metric": ask.metric, "tolerance": ask.tolerance,
         "alpha": ask.alpha, "data_regime": None, "selection_split": SELECTION_SPLIT, "report_split": REPORT_SPLIT,
         "evidence": None, "comparison_test": None, "contenders": [], "cannot_separate": [],
-        "validation": None, "test": None, "learning_curves": None,
+        "validation": None, "test": None, "learning_curves": None, "chance": None,
     }  # fmt: skip
 
 
@@ -742,6 +746,9 @@ def _choice_reasons(chosen: StrategySummary, fits: list[StrategySummary], compar
     separate = _chosen_facts(chosen, comparison, intervals)["cannot_separate"]
     if separate:
         reasons.append(_cannot_separate_reason(separate, chosen, comparison, ask))
+    passed = [s.strategy for s in fits if comparison.versus[s.strategy].reason == "at_chance" and _cost_key(s) < _cost_key(chosen)]
+    if passed:
+        reasons.append(_at_chance_reason(passed, chosen, comparison, ask))
     if len(fits) > 1:
         reasons.append(_method_reason(comparison, ask))
     test = intervals[chosen.strategy][REPORT_SPLIT]
@@ -770,6 +777,8 @@ def _best_chosen_reason(chosen: StrategySummary, fits: list[StrategySummary], co
         )
     if v.reason == "untested":
         return text + f"{_beyond(ask)}; {_untested_note(comparison)}."
+    if v.reason == "at_chance":
+        return text + f", and not shown to do better than {_chance_text(comparison, ask)}."
     speed = describe_speed(runner_up.train_time_s, chosen.train_time_s)
     text += f", worse at the {_pct(ask.alpha)} level ({_gap_text(v, ask.metric)}, {p_text(v.p_value)})"
     return text + (f", although it trains {speed}." if speed and "faster" in speed else ".")
@@ -815,6 +824,31 @@ def _cannot_separate_reason(names: list[str], chosen: StrategySummary, compariso
         f"{_pct(ask.alpha)} level, so the cheapest of them, {chosen.strategy}, is chosen. More validation "
         "examples or seeds would be needed to tell them apart."
     )
+
+
+def _chance_text(comparison: Comparison, ask: _Ask) -> str:
+    return (f"always predicting the most frequent class, which scores {format_metric(comparison.chance, ask.metric)} "
+            f"validation {ask.label} on the same {comparison.n_examples:,} examples")
+
+
+def _at_chance_reason(names: list[str], chosen: StrategySummary, comparison: Comparison, ask: _Ask) -> str:
+    """Why cheaper strategies that the test could not tell from the best were passed over: not shown to learn."""
+    spans = ", ".join(f"{name} {format_interval(comparison.intervals[name], ask.metric)}" for name in names)
+    one = len(names) == 1
+    return (f"{_and(names)} {'is' if one else 'are'} cheaper and not shown to be worse than the best, but not shown to "
+            f"do better than {_chance_text(comparison, ask)}: {'its' if one else 'their'} {_pct(1 - ask.alpha)} "
+            f"interval{'' if one else 's'} ({spans}) reach{'es' if one else ''} that score, while the best's is clear "
+            f"of it. A strategy not shown to learn the task is no contender, so {chosen.strategy} is chosen.")
+
+
+def _nothing_learned_reason(comparison: Comparison, ask: _Ask) -> str:
+    """The warning when even the best is not shown to beat a constant predictor."""
+    best = comparison.intervals[comparison.best]
+    return (f"No strategy is shown to do better than {_chance_text(comparison, ask)}: even the best, "
+            f"{comparison.best}, reached {format_interval(best, ask.metric)}, an interval that reaches that score. This "
+            "comparison has not measured learning, and its ranking says nothing about the strategies: train longer "
+            "(--epochs), try other learning rates (--tune-lr), give more labelled examples, or check that the labels "
+            "belong to the texts.")
 
 
 def _method_reason(comparison: Comparison, ask: _Ask) -> str:
@@ -930,6 +964,8 @@ def _why_not(s: StrategySummary, v: Versus | None, violations: dict[str, list[st
     gap = f"{describe_gap(s.val_mean, best_value, ask.metric)} {comparison.best} ({format_metric(best_value, ask.metric)}) on validation"
     if v.reason == "untested":
         return f"{gap}{_beyond(ask)}; no interval (a single seed and no per-example outputs)"
+    if v.reason == "at_chance":
+        return f"{gap}; not shown to do better than {_chance_text(comparison, ask)}"
     return f"{gap}, worse at the {_pct(ask.alpha)} level ({_gap_text(v, ask.metric)}, {p_text(v.p_value)})"
 
 

@@ -9,6 +9,14 @@ Numbers come from the per-example outputs every run keeps (``<run>/outputs/<spli
   (:func:`~tunelab.advice.stats.indistinguishable_from_best`: McNemar mid-p for accuracy of single seeds,
   else the paired bootstrap; Holm-adjusted).
 
+**Above chance.** For classification the comparison also knows what a constant predictor scores on the same
+examples: always the most frequent class (:func:`chance_level`). A strategy whose interval reaches that score has
+not been shown to learn anything (:func:`clear_of_chance`; the planner's rounds use the same test to leave such a
+strategy unranked). When the best is clear of it, a strategy that is not is no contender, however close its
+estimate (reason ``at_chance``): the recommendation is the cheapest strategy shown to learn the task among those
+as good as the best. When the best is not clear of it either, nothing was shown to learn, and
+:attr:`Comparison.learned` says so (the recommendation's reasons then warn that its ranking says nothing).
+
 Runs without saved outputs (older runs) fall back to the spread over seeds: a t interval per strategy,
 and a two-sample t-test with the seed variance pooled over the two strategies compared (unpaired, so
 weaker than the paired test). With a single seed and no outputs there is no uncertainty to state: the
@@ -127,8 +135,9 @@ def interval_dict(interval: Interval | None, split: str) -> dict[str, Any] | Non
 class Versus:
     """One strategy against the best on the selection split.
 
-    ``reason``: ``best``, ``within_tolerance``, ``not_distinguishable``, ``worse``, or ``untested`` (no
-    uncertainty available: one seed and no saved outputs). ``gap``: how much worse than the best (>= 0
+    ``reason``: ``best``, ``within_tolerance``, ``not_distinguishable``, ``worse``, ``at_chance`` (as good as the
+    best by the test, but its own interval reaches a constant predictor's score while the best's is clear of it), or
+    ``untested`` (no uncertainty available: one seed and no saved outputs). ``gap``: how much worse than the best (>= 0
     worse): points for accuracy-like metrics, relative for perplexity and loss, as in
     :class:`tunelab.advice.stats.StrategyVerdict`; ``gap_upper`` its one-sided upper bound; ``p_value``
     Holm-adjusted, ``p_raw`` before the adjustment. The interval is the paired bootstrap's at ``1 - alpha``,
@@ -170,6 +179,12 @@ class Comparison:
     n_seeds: int
     versus: dict[str, Versus] = field(default_factory=dict)
     note: str = ""
+    #: Always predicting the most frequent class: its score on ``split`` (None: not a classification, or no outputs).
+    chance: float | None = None
+    #: Whether the best's interval is clear of :attr:`chance` (None when no chance level is known).
+    learned: bool | None = None
+    #: Each strategy's own interval on ``split`` at ``1 - alpha``, where the chance check needed them.
+    intervals: dict[str, Interval] = field(default_factory=dict)
 
     @property
     def contenders(self) -> list[str]:
@@ -206,13 +221,51 @@ def _paired(results: dict[str, ExampleResults], metric: str, split: str, alpha: 
                           seeds, {name: Versus(name, value, "best")})
     verdict = indistinguishable_from_best(results, metric, alpha=alpha, tolerance=tolerance, n_boot=N_BOOT)
     best_value = verdict.verdict(verdict.best).value
+    chance = chance_level(first.y_true, metric)
+    intervals = ({name: bootstrap_interval(r, metric, level=1 - alpha, n_boot=N_BOOT, method=interval_method(metric))
+                  for name, r in results.items()} if chance is not None else {})
+    def clear(name: str) -> bool:
+        return clear_of_chance(intervals[name].low, intervals[name].high, chance, metric)
+
+    learned = clear(verdict.best) if chance is not None else None
     versus = {}
     for name in results:  # the order given: cheapest first
         v = verdict.verdict(name)
-        versus[name] = Versus(name, v.value, v.reason, v.gap, v.gap_upper, v.p_value, _gap(v.value, best_value, metric),
+        reason = v.reason
+        if learned and v.reason in KEPT and v.reason != "best" and not clear(name):
+            reason = "at_chance"
+        versus[name] = Versus(name, v.value, reason, v.gap, v.gap_upper, v.p_value, _gap(v.value, best_value, metric),
                               v.p_raw)
     test = f"{verdict.test}{', Holm-adjusted' if len(results) > 2 else ''}"
-    return Comparison(metric, split, verdict.best, alpha, tolerance, EXAMPLES, test, first.n_examples, seeds, versus)
+    return Comparison(metric, split, verdict.best, alpha, tolerance, EXAMPLES, test, first.n_examples, seeds, versus,
+                      chance=chance, learned=learned, intervals=intervals)
+
+
+def chance_level(labels: Any, metric: str) -> float | None:
+    """``metric`` of always predicting the most frequent of the gold ``labels`` (ties: the first in sorted order);
+    None when there are no labels (not a classification, or nothing saved) or the metric is not a classifier's.
+
+    >>> chance_level(np.array([0, 1, 1, 2]), "accuracy")
+    0.5
+    """
+    if labels is None or not len(labels):
+        return None
+    labels = np.asarray(labels)
+    values, counts = np.unique(labels, return_counts=True)
+    constant = np.full_like(labels, values[counts.argmax()])
+    return ExampleOutputs(labels=labels, predictions=constant).metrics().get(metric)
+
+
+def clear_of_chance(low: float, high: float, chance: float | None, metric: str) -> bool:
+    """Whether the interval ``[low, high]`` lies wholly on the good side of a constant predictor's score ``chance``
+    (True when no chance level is known): the strategy has been shown to learn something.
+
+    >>> clear_of_chance(0.49, 0.63, 0.5, "accuracy"), clear_of_chance(0.64, 0.76, 0.5, "accuracy")
+    (False, True)
+    """
+    if chance is None:
+        return True
+    return low > chance if higher_is_better(metric) else high < chance
 
 
 def _gap(value: float, best: float, metric: str) -> float:

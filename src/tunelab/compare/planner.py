@@ -208,10 +208,9 @@ def learned(measurement: Measurement, metric: str) -> bool:
     >>> learned(Measurement("full", 0.1, 0.52, 0.46, 0.59, chance=0.52), "accuracy")
     False
     """
-    if measurement.chance is None:
-        return True
-    sign = 1.0 if higher_is_better(metric) else -1.0
-    return sign * ((measurement.low if sign > 0 else measurement.high) - measurement.chance) > 0
+    from tunelab.advice.verdict import clear_of_chance
+
+    return clear_of_chance(measurement.low, measurement.high, measurement.chance, metric)
 
 
 def kept_by_halving(n: int, eta: float) -> int:
@@ -724,7 +723,7 @@ def measurements_from_results(results: Sequence[Any], metric: str, fraction: flo
     bootstrap interval over the saved per-example outputs (crossed with seeds; the t interval over seeds,
     or the point itself, when none were saved)."""
     from tunelab.advice.choose import summarize_strategies
-    from tunelab.advice.verdict import example_results, interval_from
+    from tunelab.advice.verdict import chance_level, example_results, interval_from
 
     out = []
     for s in summarize_strategies(list(results), data_fraction=fraction, metric=metric):
@@ -735,23 +734,9 @@ def measurements_from_results(results: Sequence[Any], metric: str, fraction: flo
         interval = interval_from(examples, values, metric, level=level)
         mean = float(sum(values) / len(values))
         low, high = (interval.low, interval.high) if interval is not None else (mean, mean)
-        chance = _chance(examples.y_true if examples is not None else None, metric)
+        chance = chance_level(examples.y_true if examples is not None else None, metric)
         out.append(Measurement(s.strategy, fraction, mean, low, high, s.n_train, tuple(values), chance))
     return out
-
-
-def _chance(labels: Any, metric: str) -> float | None:
-    """``metric`` of always predicting the most frequent of the gold ``labels`` (None: not a classification, or
-    nothing saved)."""
-    import numpy as np
-
-    from tunelab.run.outputs import ExampleOutputs
-
-    if labels is None or not len(labels):
-        return None
-    labels = np.asarray(labels)
-    values, counts = np.unique(labels, return_counts=True)
-    return ExampleOutputs(labels=labels, predictions=np.full_like(labels, values[counts.argmax()])).metrics().get(metric)
 
 
 def timings_from_results(results: Sequence[Any]) -> list[RunTiming]:
