@@ -854,7 +854,12 @@ def headline(summary: dict) -> list[str]:
         row(f"advice minus {name}: mean regret difference", f"{diff['mean_difference_points']:.2f}",
             diff["interval_95"], "< 0")
     row("advice: mean tau-b", f"{advice['mean_tau_b']:.2f}", None, "≥ 0.6")
-    row("after training: mean regret (points)", f"{after['mean_regret']:.2f}", after.get("mean_regret_interval_95"), "≤ 1")
+    row("after training, the pick recorded when each task ran: mean regret (points)", f"{after['mean_regret']:.2f}",
+        after.get("mean_regret_interval_95"), "≤ 1")
+    repick = summary.get("after_training_paired")
+    if repick:  # `repick`: today's rule on the same runs, paired over examples and seeds
+        row(f"after training, today's rule on the same runs (repick): mean regret (points; {len(repick['worse_on_test'])} "
+            "worse on test by the paired test)", f"{repick['mean_regret']:.2f}", repick.get("mean_regret_interval_95"), "≤ 1")
     planned = summary.get("planned", {})
     if planned.get("tasks"):
         row("planned: agrees with the exhaustive pick", f"{planned['agree']} of {planned['tasks']}",
@@ -871,12 +876,14 @@ def headline(summary: dict) -> list[str]:
 
 
 def print_summary(out: dict, results: Path) -> None:
-    print("| task | validation-best | advised (decided by) | regret | tau-b | advice s | after training | regret |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| task | validation-best | advised (decided by) | regret | tau-b | advice s | after training (recorded) | regret "
+          "| after training (repick) | regret |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in out["tasks"]:
+        repick = r.get("after_training_paired") or {"strategy": "–", "regret": float("nan")}
         print(f"| {r['task']} | {r['validation_best']} | {r['advised']} ({r['decided_by']}) | {r['advice']['regret']:.1f} | "
               f"{r['advice']['tau_b']:.2f} | {r['advice']['time_s']:.1f} | {r['after_training']['strategy']} | "
-              f"{r['after_training']['regret']:.1f} |")
+              f"{r['after_training']['regret']:.1f} | {repick['strategy']} | {repick['regret']:.1f} |")
     summary = out["summary"]
     planned = summary.get("planned", {})
     if planned.get("tasks"):
