@@ -224,6 +224,7 @@ def _paired(results: dict[str, ExampleResults], metric: str, split: str, alpha: 
     chance = chance_level(first.y_true, metric)
     intervals = ({name: bootstrap_interval(r, metric, level=1 - alpha, n_boot=N_BOOT, method=interval_method(metric))
                   for name, r in results.items()} if chance is not None else {})
+
     def clear(name: str) -> bool:
         return clear_of_chance(intervals[name].low, intervals[name].high, chance, metric)
 
