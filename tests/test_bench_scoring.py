@@ -97,3 +97,28 @@ def test_evaluate_with_a_planned_from_that_is_not_a_folder_is_one_line_and_exit_
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "nope" in err and "planned.json" in err
     assert not list(tmp_path.iterdir())
+
+
+def test_leaving_one_dataset_out_calibrates_on_none_of_its_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tunelab.advice.calibrated as calibrated
+
+    names = bench_verdict.STRATEGIES
+    tests = {s: [0.5 + 0.1 * i] for i, s in enumerate(names)}  # the last strategy is best on test
+    records = [{**_record(tests, {s: 0.0 for s in names}), "task": f"{model}-{data}-{n}", "data": data, "model": model,
+                "validation_best": names[-1], "signals": {"train_examples": n}}
+               for model in ("m1", "m2") for data in ("a", "b") for n in (100, 300)]
+    seen: list[set[str]] = []
+
+    def fit(rest: list[dict]) -> dict:
+        seen.append({r["task"] for r in rest})
+        return {"tasks": {r["task"] for r in rest}}
+
+    def advise(signals: dict, calibration: dict) -> dict:  # advises the last strategy: no regret
+        return {"strategy": names[-1], "decided_by": "base rate", "scores": {s: float(i) for i, s in enumerate(names)}}
+
+    monkeypatch.setattr(calibrated, "fit_calibration", fit)
+    monkeypatch.setattr(calibrated, "advise", advise)
+    grouped = bench_verdict.grouped_advice(records, "data")
+    assert grouped["tasks"] == 8 and grouped["mean_regret"] == pytest.approx(0.0) and grouped["mean_tau_b"] == pytest.approx(1.0)
+    assert seen == [{r["task"] for r in records if r["data"] == "b"}, {r["task"] for r in records if r["data"] == "a"}]
+    assert {r["left_out"] for r in grouped["detail"]} == {"a", "b"} and all(r["calibrated_on"] == 4 for r in grouped["detail"])
