@@ -112,3 +112,24 @@ def test_the_penalty_is_chosen_out_of_sample_and_signals_without_information_get
     assert advice["ranking"] == ["lora", "full", "head"] and advice["decided_by"] == "base rate"
     assert advice["base_rates_only"] and "carry no weight" in explain(advice)
     assert choose_alpha(noise[:2])[0] == float("inf")  # too few records to test a signal: the base rates
+
+
+def test_a_signal_that_only_tells_the_datasets_apart_gets_no_weight_when_datasets_are_held_out():
+    """LogME differs between two datasets and not within them, and so do the strategies' gaps. Leaving one record out
+    keeps the same dataset's other records in the fit, so LogME looks predictive (a finite penalty wins); leaving the
+    dataset out shows that nothing in one dataset predicts the other, and the base rates are kept."""
+    from tunelab.advice.calibrated import choose_alpha, held_out_groups
+
+    def record(data: str, logme: float, per_class: float, values: dict[str, float]) -> dict:
+        r = _record(per_class, 0.5, values)
+        r["signals"]["logme"] = logme
+        return {**r, "data": data}
+
+    records = [record("a", -1.0, n, {"head": 0.70, "full": 0.75, "lora": 0.80}) for n in (20, 50, 150, 500)]
+    records += [record("b", 1.0, n, {"head": 0.70, "full": 0.80, "lora": 0.75}) for n in (20, 50, 150, 500)]
+    assert held_out_groups(records) == ["a"] * 4 + ["b"] * 4
+    unnamed = [{k: v for k, v in r.items() if k != "data"} for r in records]
+    assert held_out_groups(unnamed) == list(range(8))
+    assert choose_alpha(unnamed)[0] != float("inf")  # one record out: LogME "predicts" the gaps
+    assert choose_alpha(records)[0] == float("inf")  # one dataset out: it does not carry to the other
+    assert choose_alpha(records[:4])[0] == float("inf")  # one dataset alone: nothing shows a signal carries

@@ -21,8 +21,13 @@ by model (an LM-loss ratio, a masked-LM ratio, a centroid distance), and their r
 A domain that was not measured counts as the benchmark's mean (it moves no score).
 
 **How much the signals are trusted** is measured, not set: the ridge penalty is chosen from :data:`ALPHA_GRID` by
-leave-one-record-out error on the records being calibrated on (the squared error of every strategy's predicted
-gap on the record left out). The grid ends at infinity: the base rates alone (every weight 0), the model to beat.
+held-out error on the records being calibrated on (the squared error of every strategy's predicted gap on the
+records left out). What is left out is what the advice must carry to: a *dataset* (every record of one ``data`` at
+once, where the records name theirs, as the benchmark's do), else one record. Leaving one record out would keep the
+same dataset's other label budgets in the fit, where a signal that only tells the datasets apart (LogME does) looks
+predictive and is not on the next dataset. Records of a single dataset therefore get the base rates: nothing in them
+shows that a signal carries to another. The grid ends at infinity: the base rates alone (every weight 0), the model
+to beat.
 When no finite penalty predicts the records left out better than the base rates, the calibration is the base rates,
 and the advice says so: the signals were measured, and on these records they did not tell the strategies apart
 beyond their averages. The same search runs wherever the records come from (the verdict benchmark's, or a user's).
@@ -108,21 +113,33 @@ def _fit(records: list[dict[str, Any]], alpha: float) -> tuple[np.ndarray, np.nd
     return mean, std, fits
 
 
+def held_out_groups(records: list[dict[str, Any]]) -> list[Any]:
+    """What the penalty search leaves out together: each record's dataset (``data``) where every record names one,
+    else each record alone."""
+    if records and all(r.get("data") for r in records):
+        return [r["data"] for r in records]
+    return list(range(len(records)))
+
+
 def _held_out_error(records: list[dict[str, Any]], alpha: float) -> float:
-    """Mean squared error (points²) of every strategy's predicted gap on each record left out in turn."""
+    """Mean squared error (points²) of every strategy's predicted gap on each group of :func:`held_out_groups` left
+    out in turn (fitted on the others)."""
+    groups = held_out_groups(records)
     errors = []
-    for i, record in enumerate(records):
-        mean, std, fits = _fit(records[:i] + records[i + 1 :], alpha)
-        x = signal_vector(record["signals"])
-        z = np.array([0.0 if math.isnan(x[k]) else (x[k] - m) / sd for k, m, sd in zip(SIGNALS, mean, std)])
-        errors += [(fits[s][0] + float(fits[s][1] @ z) - gap) ** 2 for s, gap in _gaps(record).items() if s in fits]
+    for group in dict.fromkeys(groups):
+        mean, std, fits = _fit([r for r, g in zip(records, groups) if g != group], alpha)
+        for record in (r for r, g in zip(records, groups) if g == group):
+            x = signal_vector(record["signals"])
+            z = np.array([0.0 if math.isnan(x[k]) else (x[k] - m) / sd for k, m, sd in zip(SIGNALS, mean, std)])
+            errors += [(fits[s][0] + float(fits[s][1] @ z) - gap) ** 2 for s, gap in _gaps(record).items() if s in fits]
     return float(np.mean(errors)) if errors else math.nan
 
 
 def choose_alpha(records: list[dict[str, Any]], grid: tuple[float, ...] = ALPHA_GRID) -> tuple[float, dict[float, float]]:
-    """The penalty of ``grid`` with the smallest leave-one-record-out error (ties: the larger penalty, fewer
-    trusted signals), and each penalty's error. Fewer than 3 records: the base rates."""
-    if len(records) < 3:
+    """The penalty of ``grid`` with the smallest held-out error (:func:`held_out_groups` left out in turn; ties: the
+    larger penalty, fewer trusted signals), and each penalty's error. Fewer than 3 records, or fewer than 2 groups to
+    hold out: the base rates."""
+    if len(records) < 3 or len(set(held_out_groups(records))) < 2:
         return math.inf, {}
     errors = {a: _held_out_error(records, a) for a in grid}
     return min(sorted(errors, reverse=True), key=lambda a: errors[a]), errors
@@ -147,7 +164,9 @@ def fit_calibration(records: list[dict[str, Any]], *, alpha: float | None = None
         "strategies": coefficients,
     }
     if search:
-        out["alpha_search"] = {"chosen_by": "leave one record out: mean squared error of the predicted gaps (points²)",
+        grouped = any(isinstance(g, str) for g in held_out_groups(records))
+        out["alpha_search"] = {"chosen_by": f"leave one {'dataset' if grouped else 'record'} out: mean squared error of "
+                                            "the predicted gaps (points²)",
                                "error": {("inf" if math.isinf(a) else str(a)): round(e, 3) for a, e in search.items()}}
     return out
 
@@ -208,6 +227,6 @@ def explain(advice: dict[str, Any]) -> str:
     lead = (f", expected {advice['margin_points']:.1f} points ahead of {runner} on validation" if runner else "")
     decided = SIGNAL_LABELS.get(advice["decided_by"], advice["decided_by"])
     if advice.get("base_rates_only"):
-        decided += (": left out one record at a time, the signals did not predict the strategies' gaps on the calibration "
-                    "records better than these averages, so they carry no weight")
+        decided += (": on datasets left out of the calibration, the signals did not predict the strategies' gaps better "
+                    "than these averages, so they carry no weight")
     return f"calibrated advice: {advice['strategy']}{lead}; decided by {decided}" + (f" ({facts})" if facts else "")

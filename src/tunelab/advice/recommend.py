@@ -49,9 +49,9 @@
 frozen features (:mod:`tunelab.advice.features`, one pass of the frozen body over at most 2,000 training
 texts) and the domain distance, each calibrated strategy's expected validation metric relative to the best;
 the highest that fits is advised, and the reason names the signal that decided. How much the signals weigh is
-chosen out of sample (the ridge penalty that best predicts the records left out, the base rates alone included):
-on the packaged calibration they carry no weight, and the reason says so. Its out-of-sample accuracy (leave one
-task out) is in benchmarks/README.md, "Verdict benchmark".
+chosen out of sample (the ridge penalty that best predicts the datasets left out, the base rates alone included):
+on the packaged calibration they carry no weight, and the reason says so. Its out-of-sample accuracy (one task, one
+dataset or one model left out) is in benchmarks/README.md, "Verdict benchmark".
 
 **Fallback (causal LM, or no calibration file).** The data amount (few: < 100 labeled examples in the smallest
 class, or < 50k training tokens; plenty: ≥ 1,000 per class or ≥ 1M tokens; else moderate) and the domain level
