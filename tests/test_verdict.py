@@ -216,3 +216,13 @@ def test_when_no_strategy_beats_the_majority_class_the_recommendation_says_so(tm
                                                       train_time=10)])
     assert learned["chance"]["learned"] is True and not any("No strategy is shown" in r for r in learned["reasons"])
 
+
+
+def test_a_lone_strategy_that_learned_nothing_is_said_so(tmp_path):
+    """One strategy left (the rounds stopped the others, or only one was compared): nothing to compare it with, but
+    whether it beat the majority class is still measured."""
+    y = _unbalanced_60()
+    rec = recommend_from_results([record(tmp_path, "lora", {"validation": outputs(y, np.zeros_like(y)),
+                                                            "test": outputs(y, np.zeros_like(y))}, train_time=10)])
+    assert rec["strategy"] == "lora" and rec["chance"]["learned"] is False
+    assert "lora is not shown to do better than always predicting the most frequent class" in rec["reasons"][1]

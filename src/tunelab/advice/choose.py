@@ -844,8 +844,10 @@ def _at_chance_reason(names: list[str], chosen: StrategySummary, comparison: Com
 def _nothing_learned_reason(comparison: Comparison, ask: _Ask) -> str:
     """The warning when even the best is not shown to beat a constant predictor."""
     best = comparison.intervals[comparison.best]
-    return (f"No strategy is shown to do better than {_chance_text(comparison, ask)}: even the best, "
-            f"{comparison.best}, reached {format_interval(best, ask.metric)}, an interval that reaches that score. This "
+    who = ("No strategy is" if len(comparison.versus) > 1 else f"{comparison.best} is not")
+    which = (f"even the best, {comparison.best}, reached" if len(comparison.versus) > 1 else "it reached")
+    return (f"{who} shown to do better than {_chance_text(comparison, ask)}: {which} "
+            f"{format_interval(best, ask.metric)}, an interval that reaches that score. This "
             "comparison has not measured learning, and its ranking says nothing about the strategies: train longer "
             "(--epochs), try other learning rates (--tune-lr), give more labelled examples, or check that the labels "
             "belong to the texts.")

@@ -214,13 +214,6 @@ def _paired(results: dict[str, ExampleResults], metric: str, split: str, alpha: 
             tolerance: float | None) -> Comparison:
     first = next(iter(results.values()))
     seeds = max(r.n_seeds for r in results.values())
-    if len(results) == 1:
-        name = next(iter(results))
-        value = metric_value(first, metric)
-        return Comparison(metric, split, name, alpha, tolerance, EXAMPLES, "none (one strategy)", first.n_examples,
-                          seeds, {name: Versus(name, value, "best")})
-    verdict = indistinguishable_from_best(results, metric, alpha=alpha, tolerance=tolerance, n_boot=N_BOOT)
-    best_value = verdict.verdict(verdict.best).value
     chance = chance_level(first.y_true, metric)
     intervals = ({name: bootstrap_interval(r, metric, level=1 - alpha, n_boot=N_BOOT, method=interval_method(metric))
                   for name, r in results.items()} if chance is not None else {})
@@ -228,6 +221,14 @@ def _paired(results: dict[str, ExampleResults], metric: str, split: str, alpha: 
     def clear(name: str) -> bool:
         return clear_of_chance(intervals[name].low, intervals[name].high, chance, metric)
 
+    if len(results) == 1:
+        name = next(iter(results))
+        value = metric_value(first, metric)
+        return Comparison(metric, split, name, alpha, tolerance, EXAMPLES, "none (one strategy)", first.n_examples,
+                          seeds, {name: Versus(name, value, "best")}, chance=chance,
+                          learned=clear(name) if chance is not None else None, intervals=intervals)
+    verdict = indistinguishable_from_best(results, metric, alpha=alpha, tolerance=tolerance, n_boot=N_BOOT)
+    best_value = verdict.verdict(verdict.best).value
     learned = clear(verdict.best) if chance is not None else None
     versus = {}
     for name in results:  # the order given: cheapest first
