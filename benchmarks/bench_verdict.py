@@ -696,6 +696,15 @@ def baselines(record: dict) -> dict[str, dict[str, float]]:
     }
 
 
+def baseline_scores(record: dict) -> dict[str, dict]:
+    """Each baseline's pick on ``record``, with its regret and tau-b: the rows the advice is compared with."""
+    out = {}
+    for name, scores in baselines(record).items():
+        pick = max(scores, key=scores.get)
+        out[name] = {"regret": regret(record, pick), "tau_b": tau_b(record, scores), "pick": pick}
+    return out
+
+
 def evaluate(results: Path, planned_from: Sequence[Path] = ()) -> dict:
     """Leave one task out: calibrate on the rest, advise on it; the same figures for the baselines;
     the after-training pick's regret; the learning-curve back-test. Each mean regret comes with its 95 % bootstrap
@@ -722,9 +731,7 @@ def evaluate(results: Path, planned_from: Sequence[Path] = ()) -> dict:
                                             "regret": regret(record, record["after_training_paired"]),
                                             **worse_on_test(results, record["task"], record["after_training_paired"],
                                                             record["validation_best"])}
-        for name, scores in baselines(record).items():
-            pick = max(scores, key=scores.get)
-            row[name] = {"regret": regret(record, pick), "tau_b": tau_b(record, scores), "pick": pick}
+        row.update(baseline_scores(record))
         rows.append(row)
     for name in ["advice", "always full", "always lora", "fixed order", "few thousand -> PEFT"]:
         regrets = [r[name]["regret"] for r in rows]
@@ -772,8 +779,7 @@ def grouped_advice(records: list[dict], key: str) -> dict:
             row = {"task": record["task"], "left_out": group, "advised": advice["strategy"],
                    "decided_by": advice["decided_by"], "calibrated_on": len(rest),
                    "advice": {"regret": regret(record, advice["strategy"]), "tau_b": tau_b(record, advice["scores"])}}
-            for name, scores in baselines(record).items():
-                row[name] = {"regret": regret(record, max(scores, key=scores.get)), "tau_b": tau_b(record, scores)}
+            row.update(baseline_scores(record))
             rows.append(row)
     regrets = [r["advice"]["regret"] for r in rows]
     return {"left_out_by": key, "tasks": len(rows),

@@ -602,7 +602,7 @@ def recommend_from_results(
         if fits else None
     )
     chosen = min((s for s in fits if comparison.versus[s.strategy].kept), key=_cost_key) if comparison else None
-    intervals = {s.strategy: _intervals(s, ask) for s in ok}
+    intervals = {s.strategy: _intervals(s, ask, comparison) for s in ok}
     if chosen is None:
         reasons = _no_choice_reasons(summaries, ok, max_train_minutes, memory_gb, max_forgetting)
     else:
@@ -645,9 +645,12 @@ def _empty_recommendation(ask: _Ask) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _intervals(summary: StrategySummary, ask: _Ask) -> dict[str, Interval | None]:
-    """The strategy's validation and test metric with their intervals (see :func:`metric_interval`)."""
-    return {split: metric_interval(summary, split, ask.metric, level=ask.level) for split in (SELECTION_SPLIT, REPORT_SPLIT)}
+def _intervals(summary: StrategySummary, ask: _Ask, comparison: Comparison | None = None) -> dict[str, Interval | None]:
+    """The strategy's validation and test metric with their intervals (see :func:`metric_interval`); the validation
+    one is the comparison's own where its chance check already computed it (the same bootstrap, at the same level)."""
+    known = comparison.intervals.get(summary.strategy) if comparison and comparison.split == SELECTION_SPLIT else None
+    return {split: known if split == SELECTION_SPLIT and known is not None
+            else metric_interval(summary, split, ask.metric, level=ask.level) for split in (SELECTION_SPLIT, REPORT_SPLIT)}
 
 
 def _budget_violations(ok: list[StrategySummary], max_train_minutes: float | None,
