@@ -547,6 +547,7 @@ def test_subsample_train_is_stratified_nested_and_leaves_evaluation_alone(tmp_pa
     [
         ("rotten-tomatoes", "classification", 4_863, ["fresh", "rotten"]),
         ("bbc-news", "classification", 2_127, ["business", "entertainment", "politics", "sports", "tech"]),
+        ("debates-2016", "classification", 1_055, ["Democratic", "Moderator", "Republican"]),
         ("bbc-text", "causal-lm", 2_127, []),
         ("hamlet", "causal-lm", None, []),
         ("chat-qa", "causal-lm", 2_026, []),

