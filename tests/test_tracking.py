@@ -75,6 +75,12 @@ def test_mlflow_gets_the_losses_and_tunelabs_final_numbers(tiny_bert_dir, toy_cl
     metrics = runs[0].data.metrics
     assert metrics["test_accuracy"] == pytest.approx(record["metrics"]["test"]["accuracy"])
     assert "train_time_s" in metrics and "peak_memory_mb" in metrics and "loss" in metrics
+    # the final numbers sit at the run's last step, beside the Trainer's last loss (they were at step 0)
+    client = MlflowClient(tracking_uri=(tmp_path / "mlruns").as_uri())
+    steps = record["train_info"]["steps"]
+    assert steps > 0
+    assert {m.step for m in client.get_metric_history(runs[0].info.run_id, "test_accuracy")} == {steps}  # the Trainer's too
+    assert max(m.step for m in client.get_metric_history(runs[0].info.run_id, "loss")) <= steps
 
 
 def test_off_a_terminal_a_run_prints_one_line_per_epoch_and_no_raw_dicts(tiny_bert_dir, toy_classification_data, tmp_path):

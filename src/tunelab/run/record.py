@@ -19,7 +19,7 @@ On disk it is one JSON object in six parts (after peft's ``method_comparison``):
     ``"cuda"``: peak allocated), ``trainable_params``, ``total_params``, ``trainable_share``
     (trainable / total, as peft counts them), ``learning_rate``, ``batch_size`` (the one finally
     used), ``gradient_accumulation_steps``, ``max_length``, ``precision``, ``attention_recomputed``,
-    ``epochs`` (list of per-epoch dicts: ``epoch``, ``train_loss`` and the validation metrics
+    ``num_epochs``, ``steps`` (optimizer steps taken), ``epochs`` (list of per-epoch dicts: ``epoch``, ``train_loss`` and the validation metrics
     prefixed ``val_``), ``cache`` (the frozen-layer cache's facts), ``forgetting`` (what the run lost on a
     reference text: :class:`tunelab.run.forgetting.Forgetting` as a dict, or ``{"error": ...}``), ``notes`` (list of strings:
     batch-size fallbacks and the like).
@@ -163,6 +163,9 @@ class TrainInfo(_Part):
     attention_recomputed: bool | None = None
     num_epochs: float | None = None
     """The epochs the run trained for: ``--epochs``, or the choice for the data size when it was not given."""
+    steps: int | None = None
+    """The optimizer steps the run took (the Trainer's global step at its end; a resumed run counts those before its
+    checkpoint too): the step at which trackers show the run's final numbers."""
     epochs: list[dict[str, Any]] | None = None
     cache: dict[str, Any] | None = None
     forgetting: dict[str, Any] | None = None

@@ -1205,6 +1205,7 @@ def _train_info(setup: TrainerSetup, trainer, ds: _Datasets, fit: _Fit, eval_tim
         precision=setup.precision,
         attention_recomputed=fit.recomputed,
         num_epochs=float(trainer.args.num_train_epochs),
+        steps=int(trainer.state.global_step),
         epochs=_epoch_history(trainer.state.log_history, run.data.task),
         cache={k: v for k, v in ds.cache_info.items() if k != "model"},
         notes=run.warnings + fit.notes,
