@@ -47,7 +47,7 @@ def picks(records: list) -> dict[str, str]:
         out["unadjusted"] = recommend_from_results(records)["strategy"]
     finally:
         stats.holm, verdict.holm = holm
-    for margin in (1.0, 2.0):
+    for margin in (1.0, 2.0, 3.0, 5.0):
         within = [row for row in rec["ranking"] if row.get("mean") is not None and (
             (row.get("versus_best") or {}).get("reason") == "best"
             or ((row.get("versus_best") or {}).get("gap_high") is not None and 100 * row["versus_best"]["gap_high"] <= margin))]

@@ -794,7 +794,15 @@ def grouped_advice(records: list[dict], key: str) -> dict:
             row.update(baseline_scores(record))
             rows.append(row)
     regrets = [r["advice"]["regret"] for r in rows]
-    return {"left_out_by": key, "tasks": len(rows),
+    by_group = {}
+    for group in sorted({r["left_out"] for r in rows}):
+        mine = [r for r in rows if r["left_out"] == group]
+        by_group[group] = {"tasks": len(mine), "calibrated_on": mine[0]["calibrated_on"],
+                           "mean_regret": float(np.mean([r["advice"]["regret"] for r in mine])),
+                           "mean_tau_b": float(np.mean([r["advice"]["tau_b"] for r in mine])),
+                           "baselines_mean_regret": {name: float(np.mean([r[name]["regret"] for r in mine]))
+                                                     for name in baselines(records[0])}}
+    return {"left_out_by": key, "tasks": len(rows), "by_group": by_group,
             "mean_regret": float(np.mean(regrets)) if rows else None,
             "mean_regret_interval_95": bootstrap_interval(regrets),
             "share_within_2": float(np.mean([x <= 2 for x in regrets])) if rows else None,
@@ -952,6 +960,15 @@ def print_summary(out: dict, results: Path) -> None:
         for r in planned["detail"]:
             print(f"| {r['task']} | {r['planned_pick']} | {r['exhaustive_pick']} | {'yes' if r['agrees'] else 'no'} | "
                   f"{r['planned_time_s']:.0f} | {r['exhaustive_time_s']:.0f} | {r['time_ratio']:.2f}× | {Path(r['source']).name} |")
+    grouped = summary.get("advice_grouped", {}).get("data", {}).get("by_group")
+    if grouped:
+        names = list(next(iter(grouped.values()))["baselines_mean_regret"])
+        print("\n| dataset left out | tasks | calibrated on | advice: mean regret | tau-b | "
+              + " | ".join(names) + " |")
+        print("|---|---|---|---|---|" + "---|" * len(names))
+        for group, g in grouped.items():
+            print(f"| {group} | {g['tasks']} | {g['calibrated_on']} | {g['mean_regret']:.2f} | {g['mean_tau_b']:.2f} | "
+                  + " | ".join(f"{g['baselines_mean_regret'][n]:.2f}" for n in names) + " |")
     print()
     print("\n".join(headline(summary)))
     print(f"\nthe whole summary (the learning-rate sweep, the curves' cases): {results / 'summary.json'}")

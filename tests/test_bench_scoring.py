@@ -122,3 +122,15 @@ def test_leaving_one_dataset_out_calibrates_on_none_of_its_tasks(monkeypatch: py
     assert grouped["tasks"] == 8 and grouped["mean_regret"] == pytest.approx(0.0) and grouped["mean_tau_b"] == pytest.approx(1.0)
     assert seen == [{r["task"] for r in records if r["data"] == "b"}, {r["task"] for r in records if r["data"] == "a"}]
     assert {r["left_out"] for r in grouped["detail"]} == {"a", "b"} and all(r["calibrated_on"] == 4 for r in grouped["detail"])
+    assert grouped["by_group"]["a"]["tasks"] == 4 and grouped["by_group"]["b"]["calibrated_on"] == 4
+    assert grouped["by_group"]["a"]["mean_regret"] == pytest.approx(0.0)
+    assert grouped["by_group"]["a"]["baselines_mean_regret"]["always lora"] == pytest.approx(10.0)  # lora 0.1 below
+
+
+def test_the_held_out_tier_is_a_dataset_of_its_own_and_runs_by_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    held_out = bench_verdict.tier_tasks("held-out")
+    assert held_out and {data for _, data, _ in held_out}.isdisjoint({data for _, data, _ in bench_verdict.tier_tasks("core")})
+    assert set(bench_verdict.tier_tasks("all")) == {*bench_verdict.tier_tasks("core"), *bench_verdict.tier_tasks("extended"),
+                                                    *held_out}
+    assert bench_verdict.main(["run", "--tasks", "minilm-imdb-100", "--results", str(tmp_path)]) == 2
+    assert bench_verdict.task_id(*held_out[0]) in capsys.readouterr().err  # --tasks knows every tier's tasks
