@@ -120,11 +120,13 @@ def test_a_comparison_forks_every_run_after_its_advice(fresh_server, tiny_bert_d
     assert result.pre_recommendation["estimates"] == [] and result.pre_recommendation["costs"].startswith("left to")
 
 
+@pytest.mark.parametrize("ignored", [False, True], ids=["", "sigint-ignored"])
 @pytest.mark.parametrize("warm", [False, True], ids=["fresh", "forked"])
-def test_a_job_whose_parent_is_killed_outright_stops_instead_of_running_on(tmp_path, warm):
+def test_a_job_whose_parent_is_killed_outright_stops_instead_of_running_on(tmp_path, warm, ignored):
     """SIGKILL (or the out-of-memory killer) on a comparison leaves it no moment to stop its runs: each job watches the
     process that started it and, once it is gone, interrupts itself as Ctrl-C would (a training run saves a
-    checkpoint), instead of training on, orphaned, beside the run that a resume starts."""
+    checkpoint), instead of training on, orphaned, beside the run that a resume starts. Also when the comparison was
+    started with SIGINT ignored, as a shell script's `tunelab compare ... &` is (its jobs inherited that and ran on)."""
     import signal
     import time
 
@@ -134,7 +136,8 @@ def test_a_job_whose_parent_is_killed_outright_stops_instead_of_running_on(tmp_p
         sys.path[:0] = [{str(TESTS)!r}, {str(SRC)!r}]
         from tunelab.run.isolate import run_job
         run_job("isolate_job", {{"action": "sleep", "seconds": 120}}, {str(folder)!r}, warm={warm})
-    """)], env={**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(SRC)])})
+    """)], env={**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(SRC)])},
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignored else None)
     log = str(folder / isolate.LOG_NAME)
 
     def job_pid() -> int | None:  # the process whose output goes to the job's log (fresh or forked alike)

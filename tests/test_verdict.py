@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -226,3 +228,28 @@ def test_a_lone_strategy_that_learned_nothing_is_said_so(tmp_path):
                                                             "test": outputs(y, np.zeros_like(y))}, train_time=10)])
     assert rec["strategy"] == "lora" and rec["chance"]["learned"] is False
     assert "lora is not shown to do better than always predicting the most frequent class" in rec["reasons"][1]
+
+
+def test_a_choice_the_data_cannot_separate_says_how_many_examples_would(tmp_path, labels):
+    """The validation size stated for separating the chosen strategy from the best holds on known data: the same
+    examples repeated to that size separate them (the gap is then shown); the 100 examples, a quarter of it, do not."""
+    y_val, y_test = labels["validation"][:100], labels["test"][:100]
+    full_val, head_val = predictions(y_val, 0.80, 11), predictions(y_val, 0.72, 12)
+    test = {"test": outputs(y_test, predictions(y_test, 0.8, 13))}
+
+    def runs(times: int, folder: str) -> list[dict]:
+        tile = lambda a: np.tile(a, times)  # noqa: E731 - the same examples, ``times`` over
+        return [record(tmp_path / folder, "full", {"validation": outputs(tile(y_val), tile(full_val)), **test},
+                       train_time=100),
+                record(tmp_path / folder, "head", {"validation": outputs(tile(y_val), tile(head_val)), **test},
+                       train_time=5)]
+
+    rec = recommend_from_results(runs(1, "once"))
+    assert rec["strategy"] == "head" and sorted(rec["cannot_separate"]) == ["full", "head"]
+    needed = rec["examples_to_separate"]
+    assert 100 < needed < 2000
+    reason = next(r for r in rec["reasons"] if r.startswith("The data cannot separate"))
+    assert f"about {needed:,} validation examples" in reason and "head's to full (8.0 points) 80 % of the time" in reason
+    assert recommend_from_results(runs(math.ceil(needed / 100), "enough"))["strategy"] == "full"  # the gap is shown
+    # the best chosen, or nothing left to separate: no number
+    assert recommend_from_results(runs(1, "once")[:1])["examples_to_separate"] is None

@@ -27,10 +27,12 @@ from tunelab.advice.learning import MIN_POINTS, LearningCurves, fit_learning_cur
 from tunelab.advice.stats import Interval
 from tunelab.advice.verdict import (
     EXAMPLES,
+    POWER,
     SEEDS,
     Comparison,
     Versus,
     compare_with_best,
+    examples_to_separate,
     interval_dict,
     metric_interval,
     versus_dict,
@@ -576,7 +578,8 @@ def recommend_from_results(
     ``alpha``, ``selection_split`` / ``report_split`` (which split each number comes from),
     ``evidence`` (``examples``, ``seeds`` or ``none``), ``comparison_test``, ``contenders``,
     ``cannot_separate`` (the strategies the data could not tell apart, when the cheapest of them was
-    chosen for that), ``validation`` / ``test`` (the chosen one's intervals) and ``learning_curves``.
+    chosen for that), ``examples_to_separate`` (then: about how many validation examples would show the chosen
+    one's measured gap to the best at 80 % power; None when it is the best or these examples would), ``validation`` / ``test`` (the chosen one's intervals) and ``learning_curves``.
     ``ranking`` lists every strategy, best validation metric first (failed ones last): ``strategy``,
     ``metric``, ``split`` and ``mean``, ``std``, ``n`` (validation, over seeds), ``validation`` and
     ``test`` (estimate and interval, each saying its split), ``versus_best`` (the comparison),
@@ -640,7 +643,7 @@ def _empty_recommendation(ask: _Ask) -> dict[str, Any]:
     return {
         "strategy": None, "reasons": [], "ranking": [], "metric": ask.metric, "tolerance": ask.tolerance,
         "alpha": ask.alpha, "data_regime": None, "selection_split": SELECTION_SPLIT, "report_split": REPORT_SPLIT,
-        "evidence": None, "comparison_test": None, "contenders": [], "cannot_separate": [],
+        "evidence": None, "comparison_test": None, "contenders": [], "cannot_separate": [], "examples_to_separate": None,
         "validation": None, "test": None, "learning_curves": None, "chance": None,
     }  # fmt: skip
 
@@ -702,6 +705,7 @@ def _chosen_facts(chosen: StrategySummary, comparison: Comparison, intervals: di
         "comparison_test": comparison.test,
         "contenders": comparison.contenders,
         "cannot_separate": separate if len(separate) > 1 and chosen.strategy in separate else [],
+        "examples_to_separate": _examples_needed(chosen, comparison) if len(separate) > 1 and chosen.strategy in separate else None,
         "validation": interval_dict(intervals[chosen.strategy][SELECTION_SPLIT], SELECTION_SPLIT),
         "test": interval_dict(intervals[chosen.strategy][REPORT_SPLIT], REPORT_SPLIT),
     }
@@ -816,16 +820,36 @@ def _disagreement(v: Versus, comparison: Comparison, ask: _Ask) -> str:
             "gap, is narrower than that test on these examples")
 
 
+def _examples_needed(chosen: StrategySummary, comparison: Comparison) -> int | None:
+    """About how many validation examples would separate the chosen strategy from the best at its measured gap
+    (:func:`tunelab.advice.verdict.examples_to_separate`); None when it is the best, or the examples already would."""
+    v = comparison.versus.get(chosen.strategy)
+    if v is None or v.reason == "best":
+        return None
+    needed = examples_to_separate(v, comparison.n_examples, comparison.alpha)
+    return needed if needed is not None and needed > (comparison.n_examples or 0) else None
+
+
 def _cannot_separate_reason(names: list[str], chosen: StrategySummary, comparison: Comparison, ask: _Ask) -> str:
     if comparison.n_examples:
         seeds = "one seed each" if comparison.n_seeds == 1 else f"{comparison.n_seeds} seeds"
         where = f"{comparison.n_examples:,} validation examples, {seeds}"
     else:
         where = f"{comparison.n_seeds} seeds each, no per-example outputs"
-    return (
+    text = (
         f"The data cannot separate {_and(names)} ({where}): none is shown to differ from the best at the "
         f"{_pct(ask.alpha)} level, so the cheapest of them, {chosen.strategy}, is chosen. More validation "
-        "examples or seeds would be needed to tell them apart."
+        "examples or seeds would be needed to tell them apart"
+    )
+    needed = _examples_needed(chosen, comparison)
+    if needed is None:
+        return text + "."
+    v = comparison.versus[chosen.strategy]
+    return text + (
+        f": about {needed:,} validation examples ({needed / comparison.n_examples:.1f}× these, at the same seeds) "
+        f"would show a gap the size of {chosen.strategy}'s to {comparison.best} ({_gap_amount(v.point_gap, ask.metric)}) "
+        f"{_pct(POWER)} of the time, by its paired interval. Until then, read the choice as the cheapest strategy "
+        "the evidence allows, not as a finding that it is as good."
     )
 
 

@@ -243,6 +243,35 @@ def _paired(results: dict[str, ExampleResults], metric: str, split: str, alpha: 
                       chance=chance, learned=learned, intervals=intervals)
 
 
+#: The power at which :func:`examples_to_separate` sizes a validation split.
+POWER = 0.8
+
+
+def examples_to_separate(versus: Versus, n_examples: int | None, alpha: float, power: float = POWER) -> int | None:
+    """About how many validation examples (each scored at the same seeds) would show ``versus``'s measured gap to the
+    best at level ``alpha`` with probability ``power``: its paired interval's half-width shrinks as ``1/sqrt(n)``, and
+    the gap must stand ``z(1 - alpha/2) + z(power)`` standard errors from zero (a normal approximation, before Holm's
+    adjustment: a floor). None without a paired interval, examples or a gap.
+
+    >>> from tunelab.advice.stats import Interval
+    >>> gap = Interval(0.047, -0.035, 0.129, 0.95, "paired bootstrap", 106, 3)
+    >>> examples_to_separate(Versus("head", 0.623, "not_distinguishable", gap=gap, point_gap=0.047), 106, 0.05)
+    660
+    """
+    from statistics import NormalDist
+
+    gap = versus.gap
+    if gap is None or not n_examples or not 0 < gap.level < 1:
+        return None
+    size = gap.estimate if gap.estimate > 0 else versus.point_gap
+    if not (size > 0 and math.isfinite(gap.width) and gap.width > 0):
+        return None
+    z = NormalDist().inv_cdf
+    standard_error = gap.width / 2 / z(1 - (1 - gap.level) / 2)
+    needed = (z(1 - alpha / 2) + z(power)) * standard_error / size
+    return int(math.ceil(n_examples * needed**2))
+
+
 def chance_level(labels: Any, metric: str) -> float | None:
     """``metric`` of always predicting the most frequent of the gold ``labels`` (ties: the first in sorted order);
     None when there are no labels (not a classification, or nothing saved) or the metric is not a classifier's.

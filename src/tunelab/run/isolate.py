@@ -438,6 +438,16 @@ def log_tail(log_path: Path, lines: int = 3) -> str:
 # ----------------------------------------------------------------------------- the child
 
 
+def answer_interrupts() -> None:
+    """In a job: SIGINT raises ``KeyboardInterrupt`` (a training run's own handler makes it a checkpoint) even when the
+    job inherited SIGINT ignored. A shell script's ``tunelab compare ... &`` (no job control) starts it that way, and
+    every job after it: SIGINT is how tunelab stops its own jobs (the budget, the parent's Ctrl-C, the parent watch
+    below), so such a job ran on after its comparison was killed, and outside training sat out the budget's stop
+    until the grace period's kill."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def stop_with_parent(poll_s: float = PARENT_POLL_S) -> None:
     """In a job: once the process that started it is gone (killed outright, SIGKILL or the out-of-memory killer, so
     that it could not stop its jobs), interrupt this job as Ctrl-C would: a training run finishes its step, saves a
@@ -478,6 +488,7 @@ def serve(handler: Callable[[Any], Any], argv: list[str] | None = None, *,
         return 2
     quiet_libraries()
     spec = read_json(argv[0])
+    answer_interrupts()
     stop_with_parent()
     try:
         result = handler(spec)
