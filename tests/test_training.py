@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,25 @@ def head_record(tiny_bert_dir, toy_classification_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("train") / "head"
     config = TrainConfig(model=str(tiny_bert_dir), strategy="head", epochs=2, batch_size=8, lr=0.05, out=str(out))
     return train(config, data=toy_classification_data, progress=False), out
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="resetting the peak RSS needs Linux's /proc")
+def test_a_second_run_in_one_process_reports_its_own_peak_memory(tiny_bert_dir, toy_classification_data, tmp_path):
+    """train() called again in one process (a notebook, compare(isolate=False)): its peak memory is the run's own, not
+    the process's since it started, which held 2 GiB between the two runs."""
+    import numpy as np
+
+    from tunelab.run.heap import peak_rss_mb
+
+    config = TrainConfig(model=str(tiny_bert_dir), strategy="head", epochs=1, batch_size=8, lr=0.05)
+    train(config.replace(out=str(tmp_path / "a")), data=toy_classification_data, progress=False)
+    held = np.ones(2 * 2**30 // 8)  # written, so resident
+    held = None  # noqa: F841 - released: the process's peak keeps it
+    before = peak_rss_mb()
+    record = train(config.replace(out=str(tmp_path / "b")), data=toy_classification_data, progress=False)
+    assert record["train_info"]["memory_kind"] == "rss"
+    assert record["train_info"]["peak_memory_mb"] < before - 1500, (record["train_info"]["peak_memory_mb"], before)
+    assert not any("earlier runs" in note for note in record["train_info"]["notes"] or [])
 
 
 def test_record_has_the_documented_parts_and_is_what_metrics_json_holds(head_record, toy_classification_data):

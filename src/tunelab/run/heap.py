@@ -83,6 +83,32 @@ def limit_onednn_primitive_cache(training_precision: str, *, head_only: bool = F
     return value
 
 
+_runs_in_this_process = 0
+
+
+def start_run_peak() -> bool:
+    """Call as a run starts: from the second run in the same process on (``train()`` called again in a notebook,
+    ``compare(isolate=False)``), start the peak afresh, so that the run's peak memory is its own and not the largest
+    of every run before it. CUDA's peak allocated is reset; on Linux the peak RSS (``VmHWM``) too, through
+    ``/proc/self/clear_refs`` (it becomes the resident size now). A process's first run keeps the peak since the
+    process started, as an isolated run always has. False where the peak could not be reset (then it still holds the
+    runs before)."""
+    global _runs_in_this_process
+    _runs_in_this_process += 1
+    if _runs_in_this_process == 1:
+        return True
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets the peak resident set size (Linux 4.0+)
+    except OSError:
+        return torch.cuda.is_available()  # the peak recorded is CUDA's, reset above; RSS's cannot be
+    return True
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident set size, in MiB.
 

@@ -15,7 +15,8 @@ On disk it is one JSON object in six parts (after peft's ``method_comparison``):
 ``train_info`` (:class:`TrainInfo`; empty for a failed run)
     ``train_time_s`` (training steps only), ``eval_time_s`` (all evaluation), ``cache_time_s``
     (computing frozen features, when used), ``samples_per_s``, ``tokens_per_s`` (training),
-    ``peak_memory_mb`` and ``memory_kind`` (``"rss"`` on CPU: peak resident set size of the process;
+    ``peak_memory_mb`` and ``memory_kind`` (``"rss"`` on CPU: peak resident set size of the process during
+    the run, started afresh for a second run in one process, :func:`tunelab.run.heap.start_run_peak`;
     ``"cuda"``: peak allocated), ``trainable_params``, ``total_params``, ``trainable_share``
     (trainable / total, as peft counts them), ``learning_rate``, ``batch_size`` (the one finally
     used), ``gradient_accumulation_steps``, ``max_length``, ``precision``, ``attention_recomputed``,

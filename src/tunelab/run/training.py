@@ -42,7 +42,7 @@ from tunelab.models import (
 from tunelab.models.loading import check_token_ids
 from tunelab.run import ranks
 from tunelab.run.attention import recompute_attention
-from tunelab.run.heap import limit_onednn_primitive_cache, peak_rss_mb, release_free_heap
+from tunelab.run.heap import limit_onednn_primitive_cache, peak_rss_mb, release_free_heap, start_run_peak
 from tunelab.run.outputs import ExampleOutputs, OutputCollector, reduce_logits
 from tunelab.run.progress import ProgressFile, RunProgress, library_bars_off
 from tunelab.run.record import Artifact, MetaInfo, Metrics, RunRecord, TrainInfo, library_versions
@@ -987,9 +987,13 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> Run
 
     started = datetime.now(UTC).isoformat(timespec="seconds")
     wall0 = time.perf_counter()
+    own_peak = start_run_peak()  # a second run in this process: its peak memory is its own
     with ranks.main_first():  # several processes: the main one checks and prepares out/ before the others read
         config, out, resume_from = _start(config)
         run = prepare(config, data)  # every check on data, model and options happens before out/ is touched
+        if not own_peak:
+            run.warnings.append("peak memory is this process's since it started, earlier runs in it included: this "
+                                "system cannot reset it (compare isolates each run in its own process by default)")
         _open_out_dir(run, out)
     setup = TrainerSetup(run, out)
     plan = cache_plan(run)
