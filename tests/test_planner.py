@@ -631,6 +631,26 @@ def test_the_recommendation_names_the_round_of_a_stop_once():
     assert full.startswith("full was stopped early, after round 2 (data fraction 0.3): its round-3 run") and full.count("round 2") == 1
 
 
+def test_when_the_finalists_learned_nothing_the_recommendation_names_stopped_strategies_that_had():
+    """debates-2016 with 100 labels (session 36): last-n went on alone after the full data's first seed and, over its
+    seeds, fell to the majority class's score; lora, full and bitfit had measured clear of it when they were stopped.
+    The recommendation says so, and that --exhaustive trains them to the end; head, not clear, is not named."""
+    from tunelab.compare.runner import learned_before_stopping
+
+    def stop(strategy, measured, low):
+        return {"strategy": strategy, "status": "stopped_early", "round": 2, "data_fraction": 1.0, "reason": "halved",
+                "prediction": {"measured": measured, "pessimistic": low, "estimate": measured}}
+
+    planning = {"stopped": [stop("full", 0.528, 0.434), stop("head", 0.472, 0.377), stop("lora", 0.557, 0.462)]}
+    nothing = {"metric": "accuracy", "chance": {"split": "validation", "value": 0.406, "learned": False}}
+    (line,) = learned_before_stopping(planning, nothing)
+    assert line.startswith("Before the rounds stopped them, lora (measured 0.557, at least 0.462 by its interval, "
+                           "round 2) and full (measured 0.528, at least 0.434")
+    assert "head" not in line and "--exhaustive" in line and "0.406" in line
+    assert learned_before_stopping(planning, {**nothing, "chance": {**nothing["chance"], "learned": True}}) == []
+    assert learned_before_stopping({"stopped": [stop("head", 0.472, 0.377)]}, nothing) == []
+
+
 def test_the_verdict_leaves_out_the_one_seed_run_of_a_strategy_stopped_at_the_full_data():
     from tunelab.compare.runner import verdict_runs
     from tunelab.run.record import RunRecord

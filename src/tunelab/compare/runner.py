@@ -551,6 +551,7 @@ def _compared(base: TrainConfig, strategies: list[str], out: Path, opts: Compare
         recommendation["planning"] = planning
         failed = {row["strategy"] for row in recommendation.get("ranking") or [] if row.get("mean") is None}
         recommendation["reasons"].extend(stopped_early_reasons(planning, already_told=failed))
+        recommendation["reasons"].extend(learned_before_stopping(planning, recommendation))
     report = write_report(out, results, recommendation=recommendation, pre_recommendation=pre,
                           title=opts.title or f"tunelab comparison: {base.model} on {base.data}", task=sized.task)
     if tracked is not None:
@@ -1034,6 +1035,32 @@ def _mark_stopped_runs(results: list[RunRecord], summary: dict[str, Any]) -> Non
         folder = record.config.get("out")
         if folder and (Path(folder) / RECORD_NAME).is_file():
             record.write(Path(folder) / RECORD_NAME)
+
+
+def learned_before_stopping(planning: dict[str, Any], recommendation: dict[str, Any]) -> list[str]:
+    """When the finalists are not shown to beat the constant predictor (``recommendation["chance"]["learned"]`` is
+    False), the strategies the rounds stopped whose own measurement was clear of its score (the pessimistic end of
+    their prediction above it): the rounds, not the task, may be why nothing learned, and ``--exhaustive`` says."""
+    from tunelab.advice.choose import format_metric
+    from tunelab.advice.verdict import clear_of_chance
+
+    chance, metric = recommendation.get("chance") or {}, recommendation.get("metric")
+    if chance.get("learned") is not False or chance.get("value") is None or not metric:
+        return []
+    stops = [stop for stop in planning.get("stopped") or [] if stop["status"] == "stopped_early"
+             and (stop.get("prediction") or {}).get("pessimistic") is not None
+             and clear_of_chance(stop["prediction"]["pessimistic"], stop["prediction"]["pessimistic"], chance["value"], metric)]
+    if not stops:
+        return []
+    stops.sort(key=lambda stop: stop["prediction"]["pessimistic"], reverse=higher_is_better(metric))
+    clear = [f"{stop['strategy']} (measured {format_metric(stop['prediction']['measured'], metric)}, at least "
+             f"{format_metric(stop['prediction']['pessimistic'], metric)} by its interval, round {stop['round']})"
+             for stop in stops]
+    named = clear[0] if len(clear) == 1 else ", ".join(clear[:-1]) + " and " + clear[-1]
+    return [f"Before the rounds stopped {'it' if len(clear) == 1 else 'them'}, {named} measured clear of "
+            f"{format_metric(chance['value'], metric)}, the constant predictor's score that the finalists did not "
+            "beat: the cut, not the task, may be why nothing here learned. --exhaustive (or --halving 1) trains "
+            "them to the end."]
 
 
 def stopped_early_reasons(planning: dict[str, Any], *, already_told: set[str] = frozenset()) -> list[str]:
