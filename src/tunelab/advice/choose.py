@@ -609,8 +609,9 @@ def recommend_from_results(
     if chosen is None:
         reasons = _no_choice_reasons(summaries, ok, max_train_minutes, memory_gb, max_forgetting)
     else:
-        reasons = _choice_reasons(chosen, fits, comparison, intervals, ask, len(ok), len(summaries))
-        out.update(_chosen_facts(chosen, comparison, intervals))
+        facts = _chosen_facts(chosen, comparison, intervals)
+        out.update(facts)
+        reasons = _choice_reasons(chosen, fits, comparison, intervals, ask, facts, len(ok), len(summaries))
     if comparison is not None and comparison.chance is not None:
         out["chance"] = {"split": comparison.split, "value": comparison.chance, "learned": comparison.learned}
         if not comparison.learned:
@@ -699,13 +700,14 @@ def _no_choice_reasons(summaries: list[StrategySummary], ok: list[StrategySummar
 def _chosen_facts(chosen: StrategySummary, comparison: Comparison, intervals: dict) -> dict[str, Any]:
     """The recommendation's keys about the choice: which strategy, on what evidence, and its numbers."""
     separate = [n for n in comparison.contenders if comparison.versus[n].reason in ("best", "not_distinguishable")]
+    cannot_separate = separate if len(separate) > 1 and chosen.strategy in separate else []
     return {
         "strategy": chosen.strategy,
         "evidence": comparison.evidence,
         "comparison_test": comparison.test,
         "contenders": comparison.contenders,
-        "cannot_separate": separate if len(separate) > 1 and chosen.strategy in separate else [],
-        "examples_to_separate": _examples_needed(chosen, comparison) if len(separate) > 1 and chosen.strategy in separate else None,
+        "cannot_separate": cannot_separate,
+        "examples_to_separate": _examples_needed(chosen, comparison) if cannot_separate else None,
         "validation": interval_dict(intervals[chosen.strategy][SELECTION_SPLIT], SELECTION_SPLIT),
         "test": interval_dict(intervals[chosen.strategy][REPORT_SPLIT], REPORT_SPLIT),
     }
@@ -720,8 +722,9 @@ def _value_text(summary: StrategySummary, interval: Interval | None, split: str,
 
 
 def _choice_reasons(chosen: StrategySummary, fits: list[StrategySummary], comparison: Comparison,
-                    intervals: dict, ask: _Ask, n_ok: int, n_all: int | None = None) -> list[str]:
-    """The first reasons: what was chosen, on which evidence, what it reached on test."""
+                    intervals: dict, ask: _Ask, facts: dict[str, Any], n_ok: int, n_all: int | None = None) -> list[str]:
+    """The first reasons: what was chosen, on which evidence (``facts``: :func:`_chosen_facts`), what it reached on
+    test."""
     by_name = {s.strategy: s for s in fits}
     best = by_name[comparison.best]
     value = _value_text(chosen, intervals[chosen.strategy][SELECTION_SPLIT], SELECTION_SPLIT, ask)
@@ -750,9 +753,9 @@ def _choice_reasons(chosen: StrategySummary, fits: list[StrategySummary], compar
             f"{describe_gap(chosen.val_mean, best.val_mean, ask.metric)} {best.strategy} ({format_metric(best.val_mean, ask.metric)}), "
             f"{_kept_because(v, comparison, ask)}" + (f", training {costs}" if costs else "") + f"{share}."
         ]
-    separate = _chosen_facts(chosen, comparison, intervals)["cannot_separate"]
-    if separate:
-        reasons.append(_cannot_separate_reason(separate, chosen, comparison, ask))
+    if facts["cannot_separate"]:
+        reasons.append(_cannot_separate_reason(facts["cannot_separate"], chosen, comparison, ask,
+                                               facts["examples_to_separate"]))
     passed = [s.strategy for s in fits if comparison.versus[s.strategy].reason == "at_chance" and _cost_key(s) < _cost_key(chosen)]
     if passed:
         reasons.append(_at_chance_reason(passed, chosen, comparison, ask))
@@ -830,7 +833,10 @@ def _examples_needed(chosen: StrategySummary, comparison: Comparison) -> int | N
     return needed if needed is not None and needed > (comparison.n_examples or 0) else None
 
 
-def _cannot_separate_reason(names: list[str], chosen: StrategySummary, comparison: Comparison, ask: _Ask) -> str:
+def _cannot_separate_reason(names: list[str], chosen: StrategySummary, comparison: Comparison, ask: _Ask,
+                            needed: int | None) -> str:
+    """Why the cheapest of ``names`` was chosen, and (``needed``: :func:`_examples_needed`) how many validation
+    examples would separate it from the best."""
     if comparison.n_examples:
         seeds = "one seed each" if comparison.n_seeds == 1 else f"{comparison.n_seeds} seeds"
         where = f"{comparison.n_examples:,} validation examples, {seeds}"
@@ -841,7 +847,6 @@ def _cannot_separate_reason(names: list[str], chosen: StrategySummary, compariso
         f"{_pct(ask.alpha)} level, so the cheapest of them, {chosen.strategy}, is chosen. More validation "
         "examples or seeds would be needed to tell them apart"
     )
-    needed = _examples_needed(chosen, comparison)
     if needed is None:
         return text + "."
     v = comparison.versus[chosen.strategy]

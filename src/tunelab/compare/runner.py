@@ -1049,6 +1049,7 @@ def learned_before_stopping(planning: dict[str, Any], recommendation: dict[str, 
         return []
     stops = [stop for stop in planning.get("stopped") or [] if stop["status"] == "stopped_early"
              and (stop.get("prediction") or {}).get("pessimistic") is not None
+             # the pessimistic end is the side of the interval that must be clear, whichever way the metric goes
              and clear_of_chance(stop["prediction"]["pessimistic"], stop["prediction"]["pessimistic"], chance["value"], metric)]
     if not stops:
         return []
