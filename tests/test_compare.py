@@ -175,6 +175,22 @@ def test_the_lr_search_and_the_progress_lines_use_the_comparisons_metric(tiny_be
     done = [line for line in lines if "done:" in line]
     value = result.results[0]["metrics"]["validation"]["f1_macro"]
     assert done and f"done: validation f1_macro {value:.4f}" in done[0] and "test" not in done[0]
+    assert not any(line.startswith("validation split:") for line in lines)  # its floor is accuracy's
+
+
+def test_the_comparison_says_before_training_how_fine_a_verdict_its_validation_split_allows(tiny_bert_dir, toy_csv, tmp_path):
+    from tunelab.advice.verdict import smallest_gap_shown
+    from tunelab.run.training import load_data
+
+    lines: list[str] = []
+    base = _base(tiny_bert_dir, toy_csv)
+    result = compare(base, ["head"], out=tmp_path, isolate=False, pre_recommend=False, log=lines.append)
+    n = len(load_data(base).validation)
+    assert result.results[0]["meta_info"]["n_validation"] == n  # the examples the run was chosen on
+    said = [line for line in lines if line.startswith("validation split:")]
+    assert said and said[0].startswith(f"validation split: {n:,} examples")
+    assert f"a gap of about {100 * smallest_gap_shown(n, 0.05):.1f} accuracy points" in said[0]
+    assert lines.index(said[0]) < next(i for i, line in enumerate(lines) if "training head" in line)  # before training
 
 
 def test_killed_worker_is_recorded_as_failed(tiny_bert_dir, toy_csv, tmp_path):

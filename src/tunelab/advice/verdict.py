@@ -247,6 +247,25 @@ def _paired(results: dict[str, ExampleResults], metric: str, split: str, alpha: 
 POWER = 0.8
 
 
+def smallest_gap_shown(n_examples: int, alpha: float, power: float = POWER) -> float:
+    """The smallest accuracy gap between two strategies that ``n_examples`` validation examples show at level
+    ``alpha`` with probability ``power``, in the most favourable case: the two disagree only where one of them is
+    right, so a gap ``d`` means ``d * n`` discordant examples and the per-example difference has variance
+    ``d (1 - d)``. The gap must stand ``k = z(1 - alpha/2) + z(power)`` standard errors from zero, which gives
+    ``d = k² / (n + k²)`` (normal approximation, before Holm's adjustment). Real strategies also disagree where both
+    are wrong in different ways, or each right on different examples, so the gap they need is larger: this is a
+    floor, known before any training.
+
+    >>> round(smallest_gap_shown(106, 0.05), 3), round(smallest_gap_shown(2000, 0.05), 4)
+    (0.069, 0.0039)
+    """
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf
+    k2 = (z(1 - alpha / 2) + z(power)) ** 2
+    return k2 / (max(1, int(n_examples)) + k2)
+
+
 def examples_to_separate(versus: Versus, n_examples: int | None, alpha: float, power: float = POWER) -> int | None:
     """About how many validation examples (each scored at the same seeds) would show ``versus``'s measured gap to the
     best at level ``alpha`` with probability ``power``: its paired interval's half-width shrinks as ``1/sqrt(n)``, and

@@ -506,6 +506,7 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] | None = 
     _check_metric(base, opts, sized.task)
     say = log or (lambda _msg: None)
     base = _epochs_fixed(base, opts, say, sized)
+    _say_resolution(sized, opts, say)
     out = _checked_out(base, strategies, out, opts)
     with folder_lock(out, "tunelab compare"):  # one comparison writes a folder at a time
         if opts.overwrite and not opts.resume:  # "replacing what --out holds": runs no longer in the plan too
@@ -935,6 +936,21 @@ def _epochs_fixed(base: TrainConfig, opts: CompareOptions, say: Callable[[str], 
     return base.replace(epochs=epochs)
 
 
+def _say_resolution(sized: Sized, opts: CompareOptions, say: Callable[[str], None]) -> None:
+    """Before training, how fine a verdict the validation split can give on accuracy
+    (:func:`~tunelab.advice.verdict.smallest_gap_shown`): a small split is the commonest reason a comparison
+    cannot separate its strategies, and it is cheaper to learn that now than after every run."""
+    from tunelab.advice.verdict import POWER, smallest_gap_shown
+
+    if sized.task != "classification" or (opts.metric or primary_metric(sized.task)) != "accuracy" or not sized.n_validation:
+        return
+    gap = smallest_gap_shown(sized.n_validation, opts.alpha)
+    say(f"validation split: {sized.n_validation:,} examples, the strategies are chosen on them: even two that differ "
+        f"only where one is right need a gap of about {100 * gap:.1f} accuracy points to show it at the "
+        f"{100 * opts.alpha:g} % level ({100 * POWER:.0f} % power), and most need more; for finer verdicts enlarge it "
+        "(--validation-fraction, or a larger validation file)")
+
+
 def _for_task(strategies: list[str], task: str) -> list[str]:
     """``strategies`` when each applies to ``task``; else one line naming those that do not."""
     from tunelab.strategies import STRATEGIES, default_comparison
@@ -956,6 +972,7 @@ class Sized:
     task: str
     n_split: int
     sequences_per_example: float = 1.0
+    n_validation: int = 0  # the examples each run is chosen on (after --max-eval-samples)
 
 
 def _checked_inputs(base: TrainConfig) -> Sized:
@@ -968,7 +985,8 @@ def _checked_inputs(base: TrainConfig) -> Sized:
     data = load_data(base, whole=True)
     check_model_for_task(base.model, data.task, trust_remote_code=base.trust_remote_code)
     check_tokenizer_fits(base.model, data, trust_remote_code=base.trust_remote_code)
-    return Sized(data.task, len(data.train), sequences_per_example(base, data))
+    n_validation = min(len(data.validation), base.max_eval_samples or len(data.validation))
+    return Sized(data.task, len(data.train), sequences_per_example(base, data), n_validation)
 
 
 def _steps_of(base: TrainConfig) -> Callable[[int], float] | None:
