@@ -409,6 +409,51 @@ def test_adapters_go_on_attention_and_feed_forward(arch, arch_dir):
     assert {n.split(f"{path}.")[1].split(".")[0] for n in top.modules} == {str(N_BLOCKS - 1)}
 
 
+def _untrained(config):
+    from transformers import AutoModelForSequenceClassification
+
+    torch.manual_seed(0)
+    return AutoModelForSequenceClassification.from_config(config).eval()
+
+
+def _more_blocks():
+    """Block shapes the eleven architectures above do not have: attention and feed-forward side by side on the same
+    input (Phi, Falcon's old parallel attention with a fused q/k/v), and mixtures of experts (experts as fused
+    parameters; a shared expert beside them)."""
+    import transformers as T
+
+    common = {"vocab_size": 64, "pad_token_id": 0, "max_position_embeddings": 64, "num_labels": 2}
+    return {
+        "phi": (T.PhiConfig(**common, **DIMS), ("self_attn.k_proj", "self_attn.v_proj"), "mlp.fc2"),
+        "falcon-parallel": (T.FalconConfig(vocab_size=64, pad_token_id=0, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                           parallel_attn=True, new_decoder_architecture=False, multi_query=True, num_labels=2),
+                            ("self_attention.query_key_value",), "mlp.dense_4h_to_h"),
+        "qwen2-moe": (T.Qwen2MoeConfig(**common, **DIMS, num_key_value_heads=2, num_experts=4, num_experts_per_tok=2,
+                                       moe_intermediate_size=16, shared_expert_intermediate_size=32),
+                      ("self_attn.k_proj", "self_attn.v_proj"), "mlp.shared_expert.down_proj"),
+        "mixtral": (T.MixtralConfig(**common, **DIMS, num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2), None, None),
+    }
+
+
+@pytest.mark.parametrize("arch", ["phi", "falcon-parallel", "qwen2-moe", "mixtral"])
+def test_ia3_finds_keys_values_and_the_feed_forward_output_in_other_block_shapes(arch):
+    """Not the feed-forward input that reads the attention's input (parallel blocks), not the attention's output
+    projection, a router or a gate as the feed-forward output (mixtures of experts): where a block has no dense
+    feed-forward output, IA3 is refused in one line."""
+    from tunelab.models import ia3_targets, model_layout
+
+    config, kv, ff_out = _more_blocks()[arch]
+    layout = model_layout(_untrained(config))
+    if kv is None:
+        with pytest.raises(StrategyError, match=r"^ia3 cannot apply to this mixtral model: no dense projection outside the attention"):
+            ia3_targets(layout)
+        return
+    path = layout.blocks_path
+    ia3 = ia3_targets(layout)
+    assert set(ia3.modules) == {f"{path}.{i}.{r}" for i in range(N_BLOCKS) for r in (*kv, ff_out)}
+    assert set(ia3.feedforward) == {f"{path}.{i}.{ff_out}" for i in range(N_BLOCKS)}
+
+
 def test_lora_target_modules_override(arch_dir, tmp_path):
     mpnet = arch_dir("mpnet")
     run = tunelab.run.training.prepare(_config(mpnet, "lora", tmp_path / "o", tmp_path / "f", lora_target_modules="q,v"), data_for("classification"))

@@ -6,8 +6,10 @@
 - **IA3**: the keys, the values and the feed-forward output projection of each block, found from the
   order block 0 used its projections on the probe input (:mod:`tunelab.models.probe`): the
   projections that read the same tensor as the first one are the attention's inputs (query, key,
-  value; the first is the query), or one fused projection (GPT-2's ``c_attn``, Phi-3's
-  ``qkv_proj``), which is then rescaled whole; the last projection called is the feed-forward output.
+  value; the first is the query; those in the first one's module: a parallel block's feed-forward input
+  reads the same tensor), or one fused projection (GPT-2's ``c_attn``, Phi-3's ``qkv_proj``), which is
+  then rescaled whole; the feed-forward output is the last projection called outside the attention's
+  module that writes the block's width (a mixture of experts with fused expert weights has none: refused).
 - ``--lora-target-modules`` overrides both: ``all-linear`` (every dense projection outside the task
   head and the LM head), a comma-separated list of module names (peft's rule: a name matches a module
   whose dotted name ends with it) or a regular expression (matched against whole module names).
@@ -153,17 +155,44 @@ def lora_targets(layout, *, top: int | None = None, override: str | None = None)
     return _targets(layout, modules, [])
 
 
+def _out_width(module) -> int | None:
+    """A dense projection's output width (``nn.Linear.out_features``, ``Conv1D.nf``)."""
+    return getattr(module, "out_features", None) or getattr(module, "nf", None)
+
+
+def _parent(relative: str) -> str:
+    return relative.rpartition(".")[0]
+
+
 def ia3_targets(layout, *, top: int | None = None, override: str | None = None) -> AdapterTargets:
     """IA3's modules: keys, values and the feed-forward output projection of the (top ``top``) blocks,
-    or what ``override`` names (the feed-forward output projections among them rescale their input)."""
+    or what ``override`` names (the feed-forward output projections among them rescale their input).
+
+    The attention's inputs are the projections of the probe's first group that sit in the first one's module: a
+    block that runs attention and feed-forward side by side (Phi, GPT-J, Falcon's parallel attention) feeds its
+    feed-forward input the same tensor, and that projection is not a value. The feed-forward output is the last
+    projection called outside that attention module that writes the block's width: not the attention's output
+    projection (a mixture of experts whose experts are fused parameters calls no dense feed-forward), and not a
+    router or a gate (their width is the experts', or one). A block with none cannot take IA3: one line says so."""
     order, group = layout.probe.linear_order, layout.probe.first_group
     if not order:
         raise StrategyError(f"ia3 cannot apply to this {layout.family} model: its blocks have no dense projection")
-    ff_relative = order[-1]
-    ff = _in_blocks(layout, [ff_relative], top)
+    attention_module = _parent(group[0])
+    group = [r for r in group if _parent(r) == attention_module]
+    block0 = layout.model.get_submodule(f"{layout.blocks_path}.0")
+    outside = [r for r in order if not attention_module or _parent(r) != attention_module]
+    ff_relative = next((r for r in reversed(outside) if _out_width(block0.get_submodule(r)) == layout.probe.hidden_size), None)
     if override:
         modules = _resolve(layout, override, top)
-        return _targets(layout, modules, [n for n in modules if n in set(ff)])
+        ff = set(_in_blocks(layout, [ff_relative], top)) if ff_relative else set()
+        return _targets(layout, modules, [n for n in modules if n in ff])
+    if ff_relative is None:
+        raise StrategyError(
+            f"ia3 cannot apply to this {layout.family} model: no dense projection outside the attention writes the "
+            "block's width for IA3 to rescale as the feed-forward output (a mixture of experts whose experts are fused "
+            "parameters, or a router); use lora, or name the modules with --lora-target-modules"
+        )
+    ff = _in_blocks(layout, [ff_relative], top)
     attention = group if len(group) == 1 else group[1:]  # fused q/k/v, or the keys and values after the query
     modules = _in_blocks(layout, [r for r in attention if r != ff_relative] + [ff_relative], top)
     return _targets(layout, modules, ff)
