@@ -625,3 +625,9 @@ def test_layers_that_share_block_weights_are_said_so(tmp_path, arch_dir):
     record = tunelab.run.training.train(_config(folder, "last-n", tmp_path / "out", tmp_path / "f"), data=data_for("classification"),
                                         progress=False)
     assert any("albert shares block weights: its 4 layers run 1 block 4 times each" in n for n in record["train_info"]["notes"])
+    # gradual: one block is two stages (the block, then the embeddings with it), so the schedule ends with every weight
+    captured = run_captured(_config(folder, "gradual", tmp_path / "out3", tmp_path / "f"), data_for("classification"))
+    embeddings = [n for n in captured.before if n.startswith("albert.embeddings.") and n.endswith("word_embeddings.weight")]
+    assert embeddings and embeddings[0] not in captured.trainable_at_start  # frozen when training starts
+    moved = {n for n, p in captured.model.named_parameters() if not torch.equal(p.detach(), captured.before[n])}
+    assert embeddings[0] in moved and captured.record["train_info"]["trainable_share"] == pytest.approx(1.0)

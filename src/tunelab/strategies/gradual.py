@@ -27,19 +27,25 @@ class _Unfreezing:
 
     def __init__(self, model, layout):
         self.model, self.layout = model, layout
-        self.unfrozen = 1  # blocks unfrozen so far, counted from the top
+        self.unfrozen = 1  # stages reached so far: blocks unfrozen, counted from the top
+
+    @property
+    def stages(self) -> int:
+        """One per block, the embeddings with the last; a body of one block (ALBERT's shared layer) has two, the
+        embeddings in the second, so that its schedule also ends with every weight training."""
+        return max(2, self.layout.num_blocks)
 
     def _apply(self) -> None:
         n = self.layout.num_blocks
-        prefixes = tuple(self.layout.block_prefix(i) for i in range(n - self.unfrozen, n))
-        if self.unfrozen >= n:
+        prefixes = tuple(self.layout.block_prefix(i) for i in range(max(0, n - self.unfrozen), n))
+        if self.unfrozen >= self.stages:
             prefixes += self.layout.embedding_prefixes
         for name, p in self.model.named_parameters():
             if name.startswith(prefixes):
                 p.requires_grad_(True)
 
     def on_step_begin(self, args, state, control, **kwargs):
-        n = self.layout.num_blocks
+        n = self.stages
         total = max(state.max_steps, 1)
         # stage k of n covers steps [k/n, (k+1)/n) of training; the last stage trains everything
         target = min(n, 1 + int(state.global_step * n / total))
@@ -67,7 +73,7 @@ class Gradual(Strategy):
 
     def describe(self, config, task, *, num_blocks=None):
         lr = config.lr if config.lr is not None else self.default_lr
-        stages = f"{num_blocks} equal stages" if num_blocks is not None else "one stage per block"
+        stages = f"{max(2, num_blocks)} equal stages" if num_blocks is not None else "one stage per block"
         return (
             f"every weight, in stages: starts with the top block{and_head(task, config)}, then unfreezes one more block from "
             f"the top at evenly spaced steps over all of training ({stages}, not one per epoch), the "
@@ -76,10 +82,8 @@ class Gradual(Strategy):
 
     def widen(self, model, layout, config):
         """Every block and the embeddings trainable: where the schedule ends, in its last stage."""
-        if layout.num_blocks < 2:
-            return False  # a single stage: the schedule never unfreezes more than prepare() did
         schedule = _Unfreezing(model, layout)
-        schedule.unfrozen = layout.num_blocks
+        schedule.unfrozen = schedule.stages
         schedule._apply()
         return True
 
