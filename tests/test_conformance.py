@@ -631,3 +631,22 @@ def test_layers_that_share_block_weights_are_said_so(tmp_path, arch_dir):
     assert embeddings and embeddings[0] not in captured.trainable_at_start  # frozen when training starts
     moved = {n for n, p in captured.model.named_parameters() if not torch.equal(p.detach(), captured.before[n])}
     assert embeddings[0] in moved and captured.record["train_info"]["trainable_share"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("strategy", ["lora", "prompt-tuning"])
+def test_an_adapter_peft_refuses_for_the_model_is_one_line_naming_peft(strategy, tmp_path):
+    """Mamba: peft refuses LoRA on its ``out_proj``/``conv1d`` and prompt tuning without attention heads. That is a
+    fact about the model, not a bug: one line (exit 2 on the command line), with peft's reason and what to try."""
+    import transformers as T
+
+    tokenizer = tiny_tokenizer()
+    config = T.MambaConfig(vocab_size=tokenizer.vocab_size, pad_token_id=tokenizer.pad_token_id, hidden_size=32, num_hidden_layers=2,
+                           state_size=4, **DECODER_IDS)
+    folder = tmp_path / "mamba"
+    T.MambaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    hint = r"; try another strategy, or name the modules with --lora-target-modules$" if strategy == "lora" else r"; try another strategy$"
+    with pytest.raises(StrategyError, match=rf"^{strategy} cannot apply to this mamba model: peft refused it \(.+\){hint}"):
+        tunelab.run.training.train(_config(folder, strategy, tmp_path / "out", tmp_path / "f", task="causal-lm"),
+                                   data=data_for("causal-lm"), progress=False)
+    assert not (tmp_path / "out").exists()

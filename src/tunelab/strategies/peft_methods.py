@@ -12,6 +12,7 @@ import logging
 import shutil
 from pathlib import Path
 
+from tunelab.errors import StrategyError
 from tunelab.models import ia3_targets, lora_targets
 from tunelab.strategies.base import Kind, Strategy, blocks_phrase, head_trains_too, register_strategy
 
@@ -85,6 +86,7 @@ class _PeftStrategy(Strategy):
     artifact_format = "peft"
     kind = Kind.PEFT
     frozen_base = True
+    adapts_modules = False  # whether it goes on the modules --lora-target-modules names (LoRA, IA3)
 
     def _peft_config(self, layout, config, task):
         raise NotImplementedError
@@ -94,7 +96,13 @@ class _PeftStrategy(Strategy):
 
         task = config.task
         peft_config = self._peft_config(layout, config, task)
-        model = get_peft_model(model, peft_config)
+        try:
+            model = get_peft_model(model, peft_config)
+        except (ValueError, NotImplementedError) as exc:  # peft's refusal of a model it cannot adapt so
+            said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            modules = ", or name the modules with --lora-target-modules" if self.adapts_modules else ""
+            raise StrategyError(f"{self.name} cannot apply to this {layout.family} model: peft refused it ({said}); "
+                                f"try another strategy{modules}") from exc
         if config.gradient_checkpointing:
             # peft's convention (prepare_model_for_kbit_training): the frozen embedding's output requires grad, so
             # that a checkpointed block's recomputation has a graph to join even with reentrant checkpointing
@@ -148,6 +156,7 @@ class LoRA(_PeftStrategy):
     compared_by_default = True
     options = ("lora_r", "lora_alpha", "lora_dropout", "use_dora", "use_rslora", "lora_layers")
     can_merge = True
+    adapts_modules = True
 
     def prepare(self, model, layout, config):
         from tunelab.strategies.fused_lora import fuse_lora_forward
@@ -201,6 +210,7 @@ class IA3(_PeftStrategy):
     }
     options = ("lora_layers",)
     can_merge = True
+    adapts_modules = True
 
     def describe(self, config, task, *, num_blocks=None):
         return (
