@@ -385,6 +385,24 @@ def test_cache_falls_back_where_the_body_cannot_be_fed(arch_dir, tmp_path, monke
     assert any(n.startswith("frozen-layer cache not used") for n in record["train_info"]["notes"])
 
 
+def test_a_cache_whose_bfloat16_pass_fails_is_built_in_float32(tmp_path):
+    """DeBERTa (v1) fills its attention mask with float32's minimum, which bfloat16 autocast cannot hold: the cache's
+    bfloat16 pass fails, and the cache is built in float32 instead of being given up."""
+    import transformers as T
+
+    tokenizer = tiny_tokenizer()
+    config = T.DebertaConfig(vocab_size=tokenizer.vocab_size, pad_token_id=tokenizer.pad_token_id, max_position_embeddings=64, **DIMS)
+    folder = tmp_path / "deberta"
+    torch.manual_seed(0)
+    T.DebertaModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    record = tunelab.run.training.train(_config(folder, "head", tmp_path / "out", tmp_path / "f", cache_precision="bf16"),
+                                        data=data_for("classification"), progress=False)
+    cache = record["train_info"]["cache"]
+    assert cache["used"] and cache["precision"] == "fp32"
+    assert not any(n.startswith("frozen-layer cache not used") for n in record["train_info"]["notes"])
+
+
 # ----------------------------------------------------------------------------- adapter targets
 
 

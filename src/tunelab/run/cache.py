@@ -899,10 +899,17 @@ def _built_once_per_node(run, named: dict[str, Any], plan: CachePlan) -> tuple[s
 
     why, folder, facts = None, None, {}
     with ranks.local_main_first():
-        try:
-            folder, facts = ensure_features(run, named, plan.split, plan.positions, plan.dtype, plan.root, plan.precision)
-        except Exception as exc:  # noqa: BLE001 - a cache that cannot be built: train without it
-            why = f"building it failed ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]})"
+        for precision in dict.fromkeys((plan.precision, "fp32")):  # bfloat16 first where chosen, then float32
+            try:
+                folder, facts = ensure_features(run, named, plan.split, plan.positions, plan.dtype, plan.root, precision)
+            except Exception as exc:  # noqa: BLE001 - a cache that cannot be built: train without it
+                why = f"building it failed ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]})"
+                continue
+            if precision != plan.precision:  # a model whose own code overflows bfloat16 (DeBERTa's float32 mask fill)
+                log.info("frozen-prefix cache: the %s pass failed (%s); built in float32 instead", plan.precision, why)
+                plan.precision = precision
+            why = None
+            break
     if ranks.distributed() and not ranks.all_agree(why is None):
         why = why or "another process could not build or read it (every process trains the same model)"
     return why, folder, facts
