@@ -588,6 +588,20 @@ def test_a_body_whose_blocks_are_nested_fails_with_one_line_naming_them():
         model_layout(T.FunnelForSequenceClassification(config))
 
 
+def test_a_sequence_first_body_fails_with_one_line_saying_so():
+    """XLNet's blocks take (sequence, batch, hidden): reading positions as (batch, sequence) failed with a bare torch
+    indexing error for every strategy; now one line says what the body does and what tunelab supports."""
+    import transformers as T
+
+    from tunelab.errors import ModelError
+    from tunelab.models.layout import model_layout
+
+    config = T.XLNetConfig(vocab_size=64, d_model=32, n_layer=2, n_head=4, d_inner=64, num_labels=2)
+    with pytest.raises(ModelError, match=r"its blocks take hidden states shaped \(6, 2, 32\) for a batch of \(2, 6\) tokens, not "
+                                         r"\(batch, sequence, hidden\) .*; tunelab supports batch-first blocks$"):
+        model_layout(T.XLNetForSequenceClassification(config))
+
+
 @pytest.fixture(scope="module")
 def longformer_dir(tmp_path_factory):
     """A tiny Longformer: global attention on the first token, which runs its own in-place steps after the
@@ -668,3 +682,41 @@ def test_an_adapter_peft_refuses_for_the_model_is_one_line_naming_peft(strategy,
         tunelab.run.training.train(_config(folder, strategy, tmp_path / "out", tmp_path / "f", task="causal-lm"),
                                    data=data_for("causal-lm"), progress=False)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def xlm_dir(tmp_path_factory):
+    """A tiny XLM (FlauBERT's architecture): each layer's attention, feed-forward and norms in four parallel lists."""
+    import transformers as T
+
+    tokenizer = tiny_tokenizer()
+    config = T.XLMConfig(vocab_size=tokenizer.vocab_size, pad_index=tokenizer.pad_token_id, emb_dim=32, n_layers=N_BLOCKS, n_heads=4,
+                         max_position_embeddings=64)
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("arch-xlm")
+    T.XLMModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_a_body_whose_layers_are_parallel_lists_refuses_the_strategies_that_work_by_block(xlm_dir, tmp_path):
+    """No one module of XLM is a layer: last-n, LoRA, IA3 and gradual would reach part of each (last-n trained 53 %
+    with every block asked for, LoRA no feed-forward) and are refused in one line; head (without the cache, noted)
+    and full train."""
+    from tunelab.models import load_model, model_layout
+
+    layout = model_layout(load_model(str(xlm_dir), task="classification", label_names=["neg", "pos"])[0])
+    assert layout.blocks_problem() == ("its layers are spread over parallel lists (transformer.attentions, transformer.layer_norm1, "
+                                       "transformer.ffns, transformer.layer_norm2) rather than one list of blocks")
+    for strategy in ("last-n", "lora", "ia3", "gradual"):
+        with pytest.raises(StrategyError, match=rf"^{strategy} cannot apply to this xlm model: its layers are spread over parallel "
+                                                r"lists .*, and it works by block; use one of head, bitfit, prompt-tuning, full$"):
+            tunelab.run.training.train(_config(xlm_dir, strategy, tmp_path / strategy, tmp_path / "f"), data=data_for("classification"),
+                                       progress=False)
+    head = tunelab.run.training.train(_config(xlm_dir, "head", tmp_path / "head", tmp_path / "f"), data=data_for("classification"),
+                                      progress=False)
+    assert not head["train_info"]["cache"].get("used")
+    assert any(n.startswith("frozen-layer cache not used for this xlm model") for n in head["train_info"]["notes"])
+    full = tunelab.run.training.train(_config(xlm_dir, "full", tmp_path / "full", tmp_path / "f"), data=data_for("classification"),
+                                      progress=False)
+    assert full["train_info"]["trainable_share"] == pytest.approx(1.0)

@@ -46,6 +46,16 @@ class Layout:
     blocks_path: str
     head_modules: tuple[str, ...]
     probe: Probe = field(repr=False)
+    parallel_lists: tuple[str, ...] = ()  # other lists each layer's parts are spread over, beside the blocks (XLM)
+
+    def blocks_problem(self) -> str | None:
+        """Why this body's layers cannot be taken as one stack of blocks (None when they can): XLM and FlauBERT keep
+        each layer's attention, feed-forward and norms in parallel lists, so no one module is a layer, and a
+        strategy that freezes, adapts or caches by block would reach only part of each layer."""
+        if not self.parallel_lists:
+            return None
+        lists = ", ".join((self.blocks_path, *self.parallel_lists))
+        return f"its layers are spread over parallel lists ({lists}) rather than one list of blocks"
 
     @property
     def num_blocks(self) -> int:
@@ -177,24 +187,27 @@ def _body(model: nn.Module) -> tuple[str, nn.Module]:
     return "", model
 
 
-def _blocks(model: nn.Module, body: nn.Module) -> tuple[str, nn.ModuleList]:
+def _blocks(model: nn.Module, body: nn.Module) -> tuple[str, nn.ModuleList, tuple[str, ...]]:
     """The body's block stack: its largest ModuleList of one class (named in ``_no_split_modules``
-    and as long as ``config.num_hidden_layers`` where the model says so)."""
+    and as long as ``config.num_hidden_layers`` where the model says so), and the names of sibling lists of other
+    classes that score the same (a body whose layers are spread over parallel lists: :meth:`Layout.blocks_problem`)."""
     num = getattr(model.config, "num_hidden_layers", None)
     no_split = set(getattr(model, "_no_split_modules", None) or ())
-    best, best_score = None, None
+    scored = []
     for name, module in body.named_modules():
         if not isinstance(module, nn.ModuleList) or len(module) == 0:
             continue
         classes = {type(m).__name__ for m in module}
         if len(classes) != 1:
             continue
-        score = (bool(classes & no_split), len(module) == num, len(module))
-        if best_score is None or score > best_score:
-            best, best_score = (name, module), score
-    if best is None:
+        scored.append(((bool(classes & no_split), len(module) == num, len(module)), name, module, classes.pop()))
+    if not scored:
         raise ModelError(f"cannot find the transformer blocks of {type(model).__name__}: no list of layers in its body")
-    return best
+    best = max(scored, key=lambda c: c[0])  # the first of the best
+    parent = best[1].rpartition(".")[0]
+    parallel = tuple(c[1] for c in scored if c is not best and c[0] == best[0] and c[3] != best[3]
+                     and c[1].rpartition(".")[0] == parent)
+    return best[1], best[2], parallel
 
 
 def _head_modules(model: nn.Module, body: nn.Module) -> tuple[str, ...]:
@@ -214,7 +227,7 @@ def model_layout(model: nn.Module) -> Layout:
     if hasattr(model, "get_base_model"):  # a peft model: the layout of the model it wraps
         model = model.get_base_model()
     body_path, body = _body(model)
-    rel_blocks, blocks = _blocks(model, body)
+    rel_blocks, blocks, parallel = _blocks(model, body)
     blocks_path = f"{body_path}.{rel_blocks}" if body_path else rel_blocks
     try:
         probe = probe_model(model, body, body_path, blocks)
@@ -222,7 +235,8 @@ def model_layout(model: nn.Module) -> Layout:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelError(f"cannot run {type(model).__name__} on a probe input to find its parts ({blocks_path}): {first}") from exc
     family = str(getattr(model.config, "model_type", type(model).__name__))
-    return Layout(model, family, body, body_path, blocks, blocks_path, _head_modules(model, body), probe)
+    parallel = tuple(f"{body_path}.{p}" if body_path else p for p in parallel)
+    return Layout(model, family, body, body_path, blocks, blocks_path, _head_modules(model, body), probe, parallel)
 
 
 def head_index(attention_mask: torch.Tensor, reads: str) -> torch.Tensor:

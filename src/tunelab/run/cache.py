@@ -111,6 +111,10 @@ def plan(run) -> CachePlan | None:
         return None
     if any(p.requires_grad for p in _prefix_parameters(run.layout, split)):
         return None  # the strategy says frozen, the weights say otherwise: never cache what trains
+    problem = run.layout.blocks_problem()
+    if problem:  # a block is not a layer: the hidden states between blocks are not the layers' (XLM)
+        run.warnings.append(f"frozen-layer cache not used for this {run.layout.family} model, trained without it: {problem}")
+        return None
     head_only = split == run.layout.num_blocks and run.data.task == "classification"
     positions = run.layout.head_reads if head_only else "all"  # the positions the head reads, or every one
     dtype = str(run.config.extra.get("cache_dtype", os.environ.get("TUNELAB_CACHE_DTYPE", "float16")))

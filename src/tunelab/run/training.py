@@ -148,7 +148,15 @@ def limit_evaluation(data: TaskData, max_eval_samples: int | None) -> None:
 
 def _prepared(strategy, model, layout, config: TrainConfig):
     """``strategy.prepare``, and at least one weight left to train. A strategy from another package (a plugin) that
-    fails is named in one line; a built-in's failure keeps its traceback (a bug of tunelab's)."""
+    fails is named in one line; a built-in's failure keeps its traceback (a bug of tunelab's). A strategy that works
+    by block is refused on a body whose layers are not one list of blocks."""
+    problem = layout.blocks_problem() if strategy.needs_blocks else None
+    if problem:
+        from tunelab.strategies import STRATEGIES, strategy_names
+
+        others = ", ".join(n for n in strategy_names() if not STRATEGIES[n].needs_blocks and config.task in STRATEGIES[n].tasks)
+        raise StrategyError(f"{config.strategy} cannot apply to this {layout.family} model: {problem}, and it works by "
+                            f"block; use one of {others}")
     try:
         model = strategy.prepare(model, layout, config)
     except TunelabError:

@@ -224,6 +224,9 @@ class Strategy:
     fixed_trainable_set: ClassVar[bool] = True
     """Whether the weights that train stay the same for the whole run (several processes need it: data
     parallel training syncs the gradients of the weights trainable when it starts)."""
+    needs_blocks: ClassVar[bool] = False
+    """Whether it freezes, adapts or schedules the model by transformer block (so it cannot apply to a body whose
+    layers are not one list of blocks: :meth:`tunelab.models.Layout.blocks_problem`)."""
     unshardable: ClassVar[str | None] = None
     """Why this strategy cannot run when FSDP or DeepSpeed ZeRO-3 shard the weights across processes (its
     artifact is not written from the gathered state dict :meth:`save` receives), or ``None`` when it can."""

@@ -61,6 +61,7 @@ class Gradual(Strategy):
     default_lr = 1e-4
     kind = Kind.STAGED
     order = 70
+    needs_blocks = True
     # the advice before training: with full fine-tuning where every weight should move; over-fits a few labels less than it
     advice_tiers = {
         "few-near": (2, 1),

@@ -26,6 +26,7 @@ class LastN(Strategy):
     earlier 1e-4 won on validation on 7 of 8 (the rule set in session 4: at least 7 of 8), and on test on 6 of 8."""
     kind = Kind.FROZEN
     order = 20
+    needs_blocks = True
     # the advice before training: few labels on a far domain: the top blocks adapt where the frozen features fit worst
     advice_tiers = {
         "few-near": (1, 1),

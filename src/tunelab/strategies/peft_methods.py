@@ -157,6 +157,7 @@ class LoRA(_PeftStrategy):
     options = ("lora_r", "lora_alpha", "lora_dropout", "use_dora", "use_rslora", "lora_layers")
     can_merge = True
     adapts_modules = True
+    needs_blocks = True
 
     def prepare(self, model, layout, config):
         from tunelab.strategies.fused_lora import fuse_lora_forward
@@ -211,6 +212,7 @@ class IA3(_PeftStrategy):
     options = ("lora_layers",)
     can_merge = True
     adapts_modules = True
+    needs_blocks = True
 
     def describe(self, config, task, *, num_blocks=None):
         return (
