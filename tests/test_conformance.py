@@ -720,3 +720,17 @@ def test_a_body_whose_layers_are_parallel_lists_refuses_the_strategies_that_work
     full = tunelab.run.training.train(_config(xlm_dir, "full", tmp_path / "full", tmp_path / "f"), data=data_for("classification"),
                                       progress=False)
     assert full["train_info"]["trainable_share"] == pytest.approx(1.0)
+
+
+def test_gradual_ends_with_a_causal_lms_own_output_embeddings_training(arch_dir, tmp_path):
+    """Qwen2's lm_head is untied from its input embeddings: gradual's last stage ("every weight") trains it too, as full
+    fine-tuning does (it stayed frozen: 84 % of a tiny Mistral's weights); tied ones are the input embeddings."""
+    from tunelab.models import load_model, model_layout
+
+    captured = run_captured(_config(arch_dir("qwen2"), "gradual", tmp_path / "out", tmp_path / "f", task="causal-lm", epochs=2),
+                            data_for("causal-lm"))
+    assert "lm_head.weight" in captured.before and "lm_head.weight" not in captured.trainable_at_start
+    assert not torch.equal(dict(captured.model.named_parameters())["lm_head.weight"].detach(), captured.before["lm_head.weight"])
+    assert captured.record["train_info"]["trainable_share"] == pytest.approx(1.0)
+    tied = model_layout(load_model(str(arch_dir("llama")), task="causal-lm")[0])
+    assert tied.model.config.tie_word_embeddings and tied.output_embedding_prefixes == ()

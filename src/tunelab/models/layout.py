@@ -126,6 +126,21 @@ class Layout:
         return kinds
 
     @cached_property
+    def output_embedding_prefixes(self) -> tuple[str, ...]:
+        """A causal LM's pre-trained output embeddings (``lm_head``), when they are weights of their own (untied from
+        the input embeddings): parameter-name prefixes; () for a classifier or tied embeddings."""
+        get = getattr(self.model, "get_output_embeddings", None)
+        output = get() if callable(get) else None
+        if output is None:
+            return ()
+        own = {id(p) for p in output.parameters()} - {id(p) for n, p in self.model.named_parameters()
+                                                        if not n.startswith(self._module_name(output))}
+        return (f"{self._module_name(output)}.",) if own else ()
+
+    def _module_name(self, module: nn.Module) -> str:
+        return next((n for n, m in self.model.named_modules() if m is module), "")
+
+    @cached_property
     def after_prefixes(self) -> tuple[str, ...]:
         """Body modules above the block stack (final norm, BERT's pooler): parameter-name prefixes."""
         return self._cover("after")

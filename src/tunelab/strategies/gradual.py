@@ -38,8 +38,8 @@ class _Unfreezing:
     def _apply(self) -> None:
         n = self.layout.num_blocks
         prefixes = tuple(self.layout.block_prefix(i) for i in range(max(0, n - self.unfrozen), n))
-        if self.unfrozen >= self.stages:
-            prefixes += self.layout.embedding_prefixes
+        if self.unfrozen >= self.stages:  # the embeddings, and a causal LM's own output embeddings: every weight
+            prefixes += self.layout.embedding_prefixes + self.layout.output_embedding_prefixes
         for name, p in self.model.named_parameters():
             if name.startswith(prefixes):
                 p.requires_grad_(True)
