@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -30,6 +31,19 @@ def test_a_used_folder_is_refused_unless_overwrite_and_overwrite_keeps_user_file
     with pytest.raises(TunelabError, match=r"not empty: pass --overwrite.*--resume.*--out"):
         prepare_out_dir(out, overwrite=False, resume=False)
     assert (out / "metrics.json").exists()
+    # a model/ folder no run wrote (no tunelab.json), a file of the user's among the checkpoints or the outputs: refused
+    (out / "checkpoints" / "checkpoint-4").mkdir(parents=True)
+    (out / "checkpoints" / "my.ckpt").write_text("mine")
+    (out / "outputs").mkdir()
+    (out / "outputs" / "important.csv").write_text("mine")
+    with pytest.raises(TunelabError, match=rf"^--overwrite would delete {re.escape(str(out / MODEL_DIR / 'weights.bin'))} and 2 more, "
+                                           r"which no tunelab run wrote: move them out of the output folder, or choose another --out"):
+        prepare_out_dir(out, overwrite=True, resume=False)
+    assert (out / MODEL_DIR / "weights.bin").exists() and (out / "checkpoints" / "my.ckpt").exists()
+    (out / "checkpoints" / "my.ckpt").unlink()
+    (out / "outputs" / "important.csv").unlink()
+    (out / "outputs" / "validation.npz").write_text("")
+    (out / MODEL_DIR / "tunelab.json").write_text("{}")  # a run's model folder
     prepare_out_dir(out, overwrite=True, resume=False)
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
     with pytest.raises(TunelabError, match="is a file"):

@@ -840,6 +840,13 @@ def test_overwrite_replaces_every_run_a_folder_holds(tmp_path, capsys, tiny_bert
                  "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     assert sorted(p.name for p in (out / "runs").iterdir()) == ["head"]
+    # what no run wrote is not deleted: one line, exit 2
+    (out / "runs" / "my-notes.txt").write_text("mine")
+    again = ["compare", "--model", str(tiny_bert_dir), "--data", str(sentiment_csv), "--strategies", "head", "--epochs", "1",
+             "--exhaustive", "--no-pre-recommendation", "--no-forgetting", "--overwrite", "-q", "--out", str(out)]
+    assert main(again) == 2
+    assert f"--overwrite would delete {out / 'runs' / 'my-notes.txt'}, which no tunelab run wrote" in capsys.readouterr().err
+    assert (out / "runs" / "my-notes.txt").exists() and (out / "runs" / "head" / "metrics.json").exists()
 
 
 def test_resume_of_a_folder_without_a_comparison_says_it_starts_one(tmp_path, caplog, tiny_bert_dir, sentiment_csv):

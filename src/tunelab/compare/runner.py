@@ -629,6 +629,17 @@ def _checked_out(base: TrainConfig, strategies: list[str], out: str | Path | Non
             f"{out} already holds a comparison: pass --resume to reuse its finished runs, "
             "--overwrite to run everything again, or choose another --out"
         )
+    if runs_dir.is_dir() and opts.overwrite and not opts.resume:
+        from tunelab.run.artifacts import REPLACED, foreign_files
+        from tunelab.run.progress import PROGRESS_NAME
+
+        marks = (*REPLACED, PROGRESS_NAME)  # a run's folder holds one of them from its start
+        foreign = [p for p in sorted(runs_dir.iterdir()) if p.is_file() or (any(p.iterdir()) and not any((p / m).exists() for m in marks))]
+        foreign += [f for p in sorted(runs_dir.iterdir()) if p.is_dir() for f in foreign_files(p)]
+        if foreign:
+            more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+            raise TunelabError(f"--overwrite would delete {foreign[0]}{more}, which no tunelab run wrote: move "
+                               f"{'them' if more else 'it'} out of {runs_dir}, or choose another --out")
     return make_folder(out)
 
 

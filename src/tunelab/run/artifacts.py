@@ -37,6 +37,34 @@ def check_out_dir(out: Path, *, overwrite: bool, resume: bool) -> None:
                 f"output folder {out} is not empty: pass --overwrite (overwrite=True) to replace tunelab's files "
                 "there, --resume (resume=True) to continue the run, or choose another --out (out=)"
             )
+    if out.is_dir() and overwrite and not resume:
+        foreign = foreign_files(out)
+        if foreign:
+            more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+            raise TunelabError(
+                f"--overwrite would delete {foreign[0]}{more}, which no tunelab run wrote: move {'them' if more else 'it'} "
+                "out of the output folder, or choose another --out (out=)"
+            )
+
+
+REPLACED = (MODEL_DIR, "checkpoints", "metrics.json", "run_config.yaml", "outputs")
+"""What ``--overwrite`` replaces in a run's folder: the files and folders a run writes."""
+
+
+def foreign_files(out: Path) -> list[Path]:
+    """What ``--overwrite`` would delete in ``out`` that no tunelab run wrote: a ``model/`` folder without tunelab's
+    ``tunelab.json``, and anything in ``checkpoints/`` other than the Trainer's ``checkpoint-*`` folders or in
+    ``outputs/`` other than tunelab's ``*.npz`` files."""
+    out = Path(out)
+    model, checkpoints, outputs = out / MODEL_DIR, out / "checkpoints", out / "outputs"
+    found: list[Path] = []
+    if model.is_dir() and not (model / "tunelab.json").is_file() and any(model.iterdir()):
+        found += sorted(p for p in model.rglob("*") if p.is_file())
+    if checkpoints.is_dir():
+        found += sorted(p for p in checkpoints.iterdir() if not p.name.startswith(("checkpoint-", ".tmp-")))
+    if outputs.is_dir():
+        found += sorted(p for p in outputs.iterdir() if not (p.is_file() and p.suffix == ".npz"))
+    return found
 
 
 def prepare_out_dir(out: Path, *, overwrite: bool, resume: bool) -> None:
@@ -46,7 +74,7 @@ def prepare_out_dir(out: Path, *, overwrite: bool, resume: bool) -> None:
     if out.is_dir():
         _clean_temporaries(out)
         if overwrite and not resume:
-            for name in (MODEL_DIR, "checkpoints", "metrics.json", "run_config.yaml", "outputs"):
+            for name in REPLACED:
                 target = out / name
                 if target.is_dir():
                     shutil.rmtree(target)
