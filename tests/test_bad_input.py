@@ -108,6 +108,10 @@ CASES = [
         ("label",),
     ),
     Case("empty file", lambda t: ["--data", str(write(t / "empty.csv", ""))], ("empty.csv", "empty")),
+    Case("label column named as the text", lambda t: ["--data", good(t), "--text-column", "label"],
+         ("good.csv", "'label'", "both the label column and a text column", "--label-column")),
+    Case("label column named as a pair's second text", lambda t: ["--data", good(t), "--text-column", "text,label"],
+         ("good.csv", "'label'", "both the label column and a text column")),
     Case(
         "CSV with header only",
         lambda t: ["--data", str(write(t / "header.csv", "text,label\n"))],

@@ -691,6 +691,30 @@ def test_column_options_on_a_built_in_dataset_are_ignored_with_a_warning() -> No
     assert not any("built-in" in w for w in load_task_data("rotten-tomatoes").warnings)
 
 
+def test_old_mac_line_ends_are_read_as_lines(tmp_path: Path) -> None:
+    """A CSV whose lines end in a lone carriage return (old Mac exports) is read as its rows; it failed with a
+    traceback from the header check (new-line character seen in unquoted field)."""
+    data = load_task_data(str(write(tmp_path, "d.csv", csv_text(rows(60)).replace("\n", "\r"))))
+    assert_valid(data)
+    assert len(data.train) + len(data.validation) + len(data.test) == 60 and data.label_names == ["neg", "pos"]
+
+
+@pytest.mark.parametrize("sep", [",", "\t"])
+def test_rows_a_stray_quote_joins_into_one_cell_are_warned_of(tmp_path: Path, sep: str) -> None:
+    """A text that opens with a quote it never closes swallows the rows up to the next quote: ten rows became one
+    text and their labels were lost in silence. The warning names the row, and quoted texts that span lines do not
+    raise it."""
+    lines = [f"review {i} is {'great' if i % 2 else 'poor'}{sep}{'pos' if i % 2 else 'neg'}" for i in range(1, 61)]
+    lines[10] = '"' + lines[10]
+    lines[20] = '"' + lines[20]
+    name = "d.csv" if sep == "," else "d.tsv"
+    data = load_task_data(str(write(tmp_path, name, f"text{sep}label\n" + "\n".join(lines) + "\n")))
+    said = [w for w in data.warnings if "read like rows of their own" in w]
+    assert len(said) == 1 and "data row 11's 'text' cell spans 11 lines" in said[0] and "close the quote or double it" in said[0]
+    quoted = [{"text": f"first line of {r['text']}\nsecond line, still the same text", "label": r["label"]} for r in rows(60)]
+    assert not any("rows of their own" in w for w in load_task_data(str(write(tmp_path, "q.csv", csv_text(quoted)))).warnings)
+
+
 def test_rows_that_repeat_the_header_are_dropped_with_a_warning(tmp_path: Path) -> None:
     """Two CSVs joined with both headers: the second header is not an example of a class named 'label'."""
     records = rows(120)

@@ -102,6 +102,10 @@ def load_task_data(
     if not raw.builtin:
         label_column = _column_for(first, label_column, LABEL_ALIASES, "label", warnings)
     chosen = infer_task(task, first, text_column, label_column)
+    if chosen == "classification" and label_column in (text_column, pair_column):
+        raise DataError(f"{first.origin}: column {brief(label_column)} is both the label column and a text column "
+                        "(--text-column): the model would read the answer in its input; give --text-column and "
+                        "--label-column different columns")
     if pair_column is not None and chosen != "classification":
         raise DataError(f"--text-column {text_column},{pair_column} names a text pair, which only classification "
                         "takes; a causal LM trains on one text column")

@@ -152,6 +152,8 @@ def read_csv(path: Path, text: str, sep: str = ",") -> Table:
     import pandas as pd
 
     warnings = []
+    if "\r" in text:  # Windows' and old Macs' line ends: one kind from here on
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     first, _, rest = text.partition("\n")
     declared = _EXCEL_SEPARATOR.fullmatch(first.strip())
     if declared:  # Excel's "sep=;" line: the separator the rest is written with
@@ -182,7 +184,34 @@ def read_csv(path: Path, text: str, sep: str = ",") -> Table:
         names = [str(name) for name in frame.columns]
     frame = _without_repeated_headers(path, frame, warnings)
     columns = {name: frame[column].tolist() for name, column in zip(names, frame.columns)}
+    _warn_swallowed_rows(path, columns, sep, warnings)
     return Table(columns=columns, origin=str(path), warnings=warnings)
+
+
+def _warn_swallowed_rows(path: Path, columns: dict[str, list[str]], sep: str, warnings: list[str]) -> None:
+    """A warning for each cell that spans lines which read like rows of their own: as many fields as the header, each
+    other field a value its column holds elsewhere. A quote that opens a cell and is closed only rows later (an
+    unbalanced ``"`` at the start of a text) makes one cell of those rows, and their labels are lost in silence."""
+    names = list(columns)
+    if len(names) < 2:
+        return
+    seen = {name: set(values) for name, values in columns.items()}
+    for name in names:
+        others = [n for n in names if n != name]
+        for row, cell in enumerate(columns[name], 1):
+            if "\n" not in cell:
+                continue
+            lines = cell.split("\n")
+            rows = []
+            for line in lines[1:]:
+                fields = next(csv.reader([line], delimiter=sep), [])
+                if len(fields) == len(names) and all(fields[names.index(o)] in seen[o] for o in others):
+                    rows.append(line)
+            if rows:
+                warnings.append(f"{path}: data row {row}'s {brief(name)} cell spans {len(lines)} lines, {len(rows)} of "
+                                f"which read like rows of their own ({brief(rows[0])}): a quote (\") that opens a cell "
+                                "and closes only rows later joins them into one; if they are rows, close the quote or "
+                                "double it (\"\")")
 
 
 def _without_repeated_headers(path: Path, frame, warnings: list[str]):
