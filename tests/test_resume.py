@@ -302,3 +302,23 @@ def test_a_finished_run_at_an_old_default_learning_rate_is_not_reused(tiny_bert_
 
     monkeypatch.setattr(base, "HEAD_LR", base.HEAD_LR * 2)  # the new head's default rate changed
     assert finished_record(tmp_path / "r", config) is None
+
+
+def test_cleaning_up_after_a_failure_never_hides_the_failure(tmp_path, monkeypatch):
+    """On a read-only folder, removing even a file that is not there raises (EROFS): that error replaced the one that
+    failed the run (a clear "not writable") with a storage error advising --resume, with nothing saved."""
+    import errno
+    from pathlib import Path
+
+    from tunelab.run.training import _remove_failed_run
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "run_config.yaml").write_text("strategy: head\n")
+
+    def read_only(self, missing_ok=False):
+        raise OSError(errno.EROFS, "Read-only file system", str(self))
+
+    monkeypatch.setattr(Path, "unlink", read_only)
+    _remove_failed_run(out)  # does not raise
+    assert (out / "run_config.yaml").exists()

@@ -771,8 +771,9 @@ def _remove_failed_run(out: Path) -> None:
     for path in [out / resilience.CHECKPOINTS, out / "run_config.yaml", *out.glob(".tmp-*")]:
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
+        elif path.exists():
+            with contextlib.suppress(OSError):  # a read-only folder: the error that failed the run is the one to tell
+                path.unlink()
     with contextlib.suppress(OSError):
         out.rmdir()  # only when nothing else is left
 
