@@ -897,3 +897,17 @@ def test_a_given_test_split_without_a_class_of_train_is_warned_about(tmp_path: P
     data = load_task_data(str(tmp_path))
     said = [w for w in data.warnings if "the test split has no example of neg" in w]
     assert len(said) == 1 and "macro-F1 counts only wrong predictions of it" in said[0]
+
+
+def test_labels_that_write_numbers_in_other_forms_are_names(tmp_path: Path) -> None:
+    """Codes keep their form (007 was read as the number 7, and predicted as '7'), and 01 and 1 stay two classes
+    (they were merged in silence), with a warning that they write the same number."""
+    codes = [{"text": r["text"], "label": "007" if r["label"] == "pos" else "042"} for r in rows(60)]
+    data = load_task_data(str(write(tmp_path, "codes.csv", csv_text(codes))))
+    assert data.label_names == ["007", "042"] and not any("same number" in w for w in data.warnings)
+    apart = [{"text": f"{r['text']} {i}", "label": ["01", "1", "02"][i % 3]} for i, r in enumerate(rows(90))]
+    data = load_task_data(str(write(tmp_path, "apart.csv", csv_text(apart))))
+    assert data.label_names == ["01", "02", "1"]
+    assert any("'01' and '1' write the same number but are different classes" in w for w in data.warnings)
+    ids = [{"text": r["text"], "label": "1" if r["label"] == "pos" else "0"} for r in rows(60)]
+    assert load_task_data(str(write(tmp_path, "ids.csv", csv_text(ids)))).label_names == ["0", "1"]

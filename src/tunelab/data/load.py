@@ -222,6 +222,23 @@ def _split_by_column(raw: RawData, text_column: str, label_column: str) -> dict[
     return {split: table.take(rows) for split, rows in groups.items()}
 
 
+def _warn_numbers_written_apart(labels: list[Any], column: str, warnings: list[str]) -> None:
+    """Labels read as names that write one number in two ways (``01`` and ``1``): two classes, as the file has them;
+    said, in case they were meant as one."""
+    from tunelab.data.validate import number_of
+
+    forms: dict[int | float, set[str]] = {}
+    for label in set(labels):
+        number = number_of(label)
+        if number is not None:
+            forms.setdefault(number, set()).add(str(label))
+    apart = sorted(sorted(f) for f in forms.values() if len(f) > 1)
+    if apart:
+        shown = "; ".join(" and ".join(brief(f) for f in group) for group in apart[:3])
+        warnings.append(f"column {brief(column)}: {shown} write the same number but are different classes (labels are "
+                        "read as names as written); if they are one class, write them alike")
+
+
 def _classification(
     tables: dict[str, Table], text_column: str, label_column: str, warnings: list[str], pair_column: str | None = None,
     *, training: bool = True,
@@ -240,6 +257,8 @@ def _classification(
     reference = "train" if "train" in tables else "all"
     declared = tables[reference].class_names.get(label_column)
     numeric = declared is None and all(all_numeric(labels) for _, labels in values.values())
+    if declared is None and not numeric:
+        _warn_numbers_written_apart([v for _, labels in values.values() for v in labels], label_column, warnings)
     keys = {
         name: label_keys(labels, tables[name], label_column, numeric) for name, (_, labels) in values.items()
     }

@@ -16,6 +16,7 @@ from tunelab.errors import DataError
 
 _INTEGER = re.compile(r"[+-]?\d+")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_WHOLE = re.compile(r"-?(0|[1-9]\d*)(\.0*)?")  # how a whole number is written as one (a float column's 1.0 too)
 
 
 _TASK_FIXED: ContextVar[bool] = ContextVar("task_fixed", default=False)
@@ -140,8 +141,18 @@ def _as_label(table: Table, column: str, i: int, value: Any) -> int | float | st
 
 
 def all_numeric(values: list[int | float | str]) -> bool:
-    """Every label is a number or a numeric string (then integer ids in numeric order are expected)."""
-    return all(_number(v) is not None for v in values)
+    """Every label is a number or a numeric string (then integer ids in numeric order are expected). A whole number
+    written otherwise than as one (``01``, ``007``, ``+1``) is a name: codes keep their form, and ``01`` and ``1`` stay
+    two classes.
+
+    >>> all_numeric(["0", "1", "2.0"]), all_numeric(["01", "1", "02"]), all_numeric(["1.5", "2"])
+    (True, False, True)
+    """
+    for value in values:
+        number = _number(value)
+        if number is None or (isinstance(value, str) and isinstance(number, int) and not _WHOLE.fullmatch(value.strip())):
+            return False
+    return True
 
 
 def label_keys(values: list[int | float | str], table: Table, column: str, numeric: bool) -> list[int | str]:
@@ -159,6 +170,11 @@ def label_keys(values: list[int | float | str], table: Table, column: str, numer
             + other_task(", or pass --task causal-lm if this column is not a label")
         )
     return [int(n) for n in numbers]  # type: ignore[arg-type]
+
+
+def number_of(value: int | float | str) -> int | float | None:
+    """The number a label writes, or None."""
+    return _number(value)
 
 
 def _number(value: int | float | str) -> int | float | None:
