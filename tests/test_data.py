@@ -450,6 +450,13 @@ def test_user_split_folder_is_respected_and_missing_validation_is_carved(tmp_pat
     assert len(data.test) == 8
     assert (len(data.train), len(data.validation)) == (45, 5)
     assert any("no validation split" in w for w in data.warnings)
+    assert not any("ignored" in w for w in data.warnings)
+    write(tmp_path / "d", "extra.csv", csv_text(rows(10)))  # a data file no split names: said, not read in silence
+    write(tmp_path / "d", "README.md", "about the data")
+    data = load_task_data(str(tmp_path / "d"))
+    assert len(data.train) + len(data.validation) == 50
+    assert [w for w in data.warnings if "ignored" in w] == [f"{tmp_path / 'd'}: ignored 'extra.csv' (only files named train, "
+                                                            "validation/valid/dev and test are read)"]
 
 
 def test_split_column_is_respected(tmp_path: Path) -> None:
@@ -474,6 +481,21 @@ def test_saved_dataset_dict_is_respected_with_class_label_names(tmp_path: Path) 
     assert (len(data.train), len(data.validation), len(data.test)) == (20, 4, 6)
     assert data.label_names == ["b", "a"]  # the ClassLabel's own order
     assert data.train["label"][:2] == [0, 1]
+
+
+def test_a_saved_split_whose_labels_are_all_hidden_is_left_out_and_carved_from_train(tmp_path: Path) -> None:
+    """GLUE's test splits hold label -1 everywhere (the benchmark keeps the answers): the split is left out with a
+    warning and the test split carved from train, instead of refusing the whole dataset for missing labels."""
+    features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])})
+    labelled = datasets.Dataset.from_dict({"text": [r["text"] for r in rows(60)], "label": [int(r["label"] == "pos") for r in rows(60)]},
+                                          features=features)
+    hidden = datasets.Dataset.from_dict({"text": [f"unseen {i}" for i in range(10)], "label": [-1] * 10}, features=features)
+    datasets.DatasetDict({"train": labelled.select(range(50)), "validation": labelled.select(range(50, 60)), "test": hidden}).save_to_disk(
+        str(tmp_path / "glue"))
+    data = load_task_data(str(tmp_path / "glue"))
+    assert len(data.validation) == 10 and len(data.train) + len(data.test) == 50 and len(data.test) > 0
+    assert not any(t.startswith("unseen") for t in data.test["text"])
+    assert any("left out split 'test' of glue: every 'label' is missing" in w for w in data.warnings)
 
 
 def test_plain_text_is_chunked_for_causal_lm(tmp_path: Path) -> None:

@@ -426,6 +426,11 @@ def _read_folder(path: Path) -> RawData:
     tables = {split: read_file(file) for split, file in files.items()}
     names = ", ".join(f.name for f in files.values())
     warnings = [w for table in tables.values() for w in table.warnings]
+    other = sorted(p.name for p in path.iterdir() if p.is_file() and p not in files.values() and not p.name.startswith(".")
+                   and file_suffixes(p)[0] in SUPPORTED_EXTENSIONS)
+    if other:  # data files the split names leave out, as a saved DatasetDict's other splits are said to be
+        warnings.append(f"{path}: ignored {', '.join(brief(n) for n in other[:5])}{' and more' if len(other) > 5 else ''} "
+                        "(only files named train, validation/valid/dev and test are read)")
     return RawData(tables=tables, source=f"{path.name}/ ({names})", user_split=True, warnings=warnings)
 
 
@@ -492,7 +497,13 @@ def _dataset_dict(loaded: Any, path: Path | str) -> RawData:
             raise DataError(
                 f"{path}: two splits map to '{split}' ({', '.join(loaded)}); keep only one of them"
             )
-        tables[split] = _dataset_table(loaded[key], f"{path}[{key}]")
+        table = _dataset_table(loaded[key], f"{path}[{key}]")
+        hidden = [c for c in table.class_names if all(v is None for v in table.columns[c])]
+        if split != "train" and hidden:  # GLUE's test splits: every label -1, the answers kept by the benchmark
+            warnings.append(f"left out split {brief(key)} of {getattr(path, 'name', path)}: every {brief(hidden[0])} is "
+                            "missing (-1, a benchmark's hidden answers), so it cannot score; it is carved from train instead")
+            continue
+        tables[split] = table
     if "train" not in tables:
         raise DataError(
             f"{path}: the {'saved ' if isinstance(path, Path) else ''}DatasetDict has no 'train' split (found: "
