@@ -129,7 +129,7 @@ def split_sizes(n: int, validation_fraction: float, test_fraction: float) -> tup
     if n - n_test - n_val < 1:
         from tunelab.data.validate import scoring_hint
 
-        raise DataError(f"only {n} examples; give at least 3 so that train, validation and test each get one"
+        raise DataError(f"only {n} example{'s' if n != 1 else ''}; give at least 3 so that train, validation and test each get one"
                         + scoring_hint())
     return n_val, n_test
 
