@@ -466,6 +466,18 @@ def test_split_column_is_respected(tmp_path: Path) -> None:
     assert "review number 2 says good" in data.validation["text"]
 
 
+def test_a_split_column_that_names_no_split_is_ignored_and_one_that_names_some_must_name_all(tmp_path: Path) -> None:
+    records = [{**r, "split": "yes" if i % 2 else "no"} for i, r in enumerate(rows(60))]  # a column of its own meaning
+    data = load_task_data(str(write(tmp_path, "d.csv", csv_text(records))))
+    assert len(data.train) + len(data.validation) + len(data.test) == 60
+    assert any("column 'split' names no split (train, validation or test) in any row, so it is not read as the split" in w
+               for w in data.warnings)
+    records = [{**r, "split": "train" if i % 3 else "holdout"} for i, r in enumerate(rows(60))]
+    with pytest.raises(DataError, match=r"column 'split' holds 'holdout' at row.*; give each row train, validation \(or valid, "
+                                        r"dev\) or test, or rename the column if it means something else$"):
+        load_task_data(str(write(tmp_path, "e.csv", csv_text(records))))
+
+
 def test_saved_dataset_dict_is_respected_with_class_label_names(tmp_path: Path) -> None:
     features = datasets.Features(
         {"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["b", "a"])}

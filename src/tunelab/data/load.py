@@ -95,7 +95,7 @@ def load_task_data(
             warnings.append(f"{spec} is a built-in dataset with the columns 'text' and 'label': {' and '.join(given)} "
                             "ignored (the options name the columns of your own files)")
         text_column, pair_column, label_column = "text", None, "label"
-    tables = _split_by_column(raw, text_column, label_column)
+    tables = _split_by_column(raw, text_column, label_column, warnings)
     first = tables["train"] if "train" in tables else tables["all"]
     if not raw.builtin and pair_column is None:
         text_column = _column_for(first, text_column, TEXT_ALIASES, "text", warnings)
@@ -199,8 +199,9 @@ def infer_task(task: str | None, table: Table, text_column: str, label_column: s
     return "classification"
 
 
-def _split_by_column(raw: RawData, text_column: str, label_column: str) -> dict[str, Table]:
-    """A single table with a ``split`` column becomes a user-given split."""
+def _split_by_column(raw: RawData, text_column: str, label_column: str, warnings: list[str]) -> dict[str, Table]:
+    """A single table with a ``split`` column becomes a user-given split; one that names no split anywhere means
+    something else, and is ignored with a warning."""
     table = raw.tables.get("all")
     if table is None or "split" not in table.columns or "split" in (text_column, label_column):
         return raw.tables
@@ -212,12 +213,16 @@ def _split_by_column(raw: RawData, text_column: str, label_column: str) -> dict[
             bad.append(i)
         else:
             groups.setdefault(split, []).append(i)
+    if bad and not groups:
+        warnings.append(f"{table.origin}: column 'split' names no split (train, validation or test) in any row, so it is "
+                        "not read as the split; the data is split by --validation-fraction and --test-fraction")
+        return raw.tables
     if bad:
         value = table.columns["split"][bad[0]]
         what = "is empty" if value is None or not str(value).strip() else f"holds {brief(value)}"
         raise DataError(
             f"{table.origin}: column 'split' {what} at {table.where(bad)}; "
-            "give each row train, validation (or valid, dev) or test"
+            "give each row train, validation (or valid, dev) or test, or rename the column if it means something else"
         )
     if "train" not in groups:
         raise DataError(
