@@ -945,3 +945,14 @@ def test_labels_that_write_numbers_in_other_forms_are_names(tmp_path: Path) -> N
     assert any("'01' and '1' write the same number but are different classes" in w for w in data.warnings)
     ids = [{"text": r["text"], "label": "1" if r["label"] == "pos" else "0"} for r in rows(60)]
     assert load_task_data(str(write(tmp_path, "ids.csv", csv_text(ids)))).label_names == ["0", "1"]
+
+
+@pytest.mark.parametrize(("labels", "flagged"), [(["a", "b", "a,b"], "'a,b' looks"), (["neg", "pos", "neg|pos"], "'neg|pos' looks"),
+                                                 (["['a', 'b']", "['neg']"], "\"['a', 'b']\", \"['neg']\" look"),
+                                                 (["sci-fi", "drama", "good, mostly"], None)])
+def test_labels_that_list_other_labels_are_warned_of_as_multi_label(tmp_path: Path, labels: list[str], flagged: str | None) -> None:
+    records = [{"text": f"{r['text']} {i}", "label": labels[i % len(labels)]} for i, r in enumerate(rows(60))]
+    data = load_task_data(str(write(tmp_path, "d.csv", csv_text(records))))
+    assert sorted(data.label_names) == sorted(labels)  # each combination stays a class
+    said = [w for w in data.warnings if "multi-label" in w]
+    assert (said and said[0].startswith(f"column 'label': {flagged}")) if flagged else not said

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -291,6 +292,7 @@ def _classification(
     else:
         _warn_near_duplicate_labels(names, label_column, warnings)
         _warn_odd_label_names(names, parts[reference]["label"], label_column, warnings)
+        _warn_combined_labels(names, label_column, warnings)
     return parts, names
 
 
@@ -313,6 +315,22 @@ def _warn_odd_label_names(names: list[str], labels: list[int], column: str, warn
         warnings.append(f"column '{column}' mixes integer ids ({', '.join(brief(n) for n in ids[:4])}) and names "
                         f"({', '.join(brief(n) for n in words[:4])}): each is a class of its own, {len(names)} in all; "
                         "if an id and a name mean one class, write them alike")
+
+
+def _warn_combined_labels(names: list[str], column: str, warnings: list[str]) -> None:
+    """Class names that list other classes ('a,b', "['a', 'b']", 'a|b'): a multi-label column. tunelab trains one label
+    per example, so each combination is a class of its own: said, with what to do."""
+    def parts(name: str) -> list[str]:
+        return [p for p in (p.strip(" '\"").casefold() for p in re.split(r"[,;|]", name.strip().strip("[]"))) if p]
+
+    known = {" ".join(parts(n)) for n in names}
+    combined = [n for n in names if (len(parts(n)) > 1 and any(p in known for p in parts(n)))
+                or re.fullmatch(r"\[.*\]", n.strip())]  # a list written out ("['a', 'b']")
+    if combined:
+        shown = ", ".join(brief(n) for n in combined[:4]) + (" ..." if len(combined) > 4 else "")
+        warnings.append(f"column '{column}': {shown} look{'s' if len(combined) == 1 else ''} like lists of labels, as a "
+                        "multi-label column holds; tunelab trains one label per example, so each combination is a class of its own "
+                        "(for several labels an example, train one classifier per label, with yes/no labels)")
 
 
 def _warn_near_duplicate_labels(names: list[str], column: str, warnings: list[str]) -> None:
