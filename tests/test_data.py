@@ -956,3 +956,12 @@ def test_labels_that_list_other_labels_are_warned_of_as_multi_label(tmp_path: Pa
     assert sorted(data.label_names) == sorted(labels)  # each combination stays a class
     said = [w for w in data.warnings if "multi-label" in w]
     assert (said and said[0].startswith(f"column 'label': {flagged}")) if flagged else not said
+
+
+def test_an_unstratified_carve_keeps_one_example_of_each_class_in_training(tmp_path: Path) -> None:
+    """Forty classes of two examples: no carve of 8 or 16 rows can be stratified, and a plain random one took both
+    examples of some class, so the data was refused ('none is left for training'); one of each now stays."""
+    records = [{"text": f"text {i} about topic {c}", "label": f"topic{c}"} for c in range(40) for i in range(2)]
+    data = load_task_data(str(write(tmp_path, "d.csv", csv_text(records))))
+    assert set(data.train["label"]) == set(range(40))
+    assert any("not stratified" in w and "one example of each class kept in training" in w for w in data.warnings)

@@ -97,9 +97,23 @@ def carve(
         if reason is None:
             stratify = y
         else:
+            one_each = _one_of_each(pool, labels, seed)  # a random carve could take every example of a class
+            if len(pool) - len(one_each) >= size:
+                pool = [i for i in pool if i not in set(one_each)]
+                reserved += one_each
+                reason += "; one example of each class kept in training"
             warnings.append(f"{what} split is not stratified: {reason}")
     kept, carved = train_test_split(pool, test_size=size, random_state=seed, shuffle=True, stratify=stratify)
     return list(kept) + reserved, list(carved)
+
+
+def _one_of_each(rows: list[int], labels: list[int], seed: int) -> list[int]:
+    """One row of each class among ``rows``, drawn with ``seed``."""
+    order = np.random.default_rng(seed).permutation(len(rows))
+    first: dict[int, int] = {}
+    for k in order:
+        first.setdefault(labels[rows[k]], rows[k])
+    return sorted(first.values())
 
 
 def _kept_note(classes: list[int], names: list[str] | None, left: str, unmeasured: str) -> str:
