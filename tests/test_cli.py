@@ -192,6 +192,19 @@ def test_predict_takes_options_between_texts_shows_the_top_k_and_writes_json(hea
                                          "as a non-empty argument")
 
 
+def test_predict_reads_a_tables_text_column_and_a_text_files_lines(head_run, tmp_path):
+    """--file with a CSV or JSON lines predicts each row's text, not each line (the header and the labels were
+    predicted as texts); a .txt file is one input a line."""
+    _, out = head_run
+    (tmp_path / "t.csv").write_text("review,label\n" + "".join(f'"{t}, indeed",pos\n' for t in TEXTS))
+    (tmp_path / "t.jsonl").write_text("".join(json.dumps({"text": t, "label": "neg"}) + "\n" for t in TEXTS))
+    (tmp_path / "t.txt").write_text("\n".join(TEXTS) + "\n\n")
+    for name, want in (("t.csv", [f"{t}, indeed" for t in TEXTS]), ("t.jsonl", list(TEXTS)), ("t.txt", list(TEXTS))):
+        code, printed, err = tunelab("predict", str(out), "--file", str(tmp_path / name))
+        assert code == 0, err
+        assert [line.split("\t")[2] for line in printed.strip().splitlines()] == want, name
+
+
 def test_evaluate_prints_the_accuracy_training_measured(head_run, toy_csv, tmp_path, caplog):
     _, out = head_run
     with caplog.at_level("WARNING", logger="tunelab"):

@@ -125,8 +125,11 @@ def _read_texts(args) -> list[str]:
         if not path.is_file():
             what = "is a folder" if path.is_dir() else "not found"
             raise TunelabError(f"--file {path} {what}: pass a text file with one input per line")
+        from tunelab.data.load import texts_of_table
+
+        table = texts_of_table(path)  # a .csv, .jsonl ...: its text column, not its lines (the header, the labels)
         try:
-            texts += [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            texts += table[0] if table else [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         except UnicodeDecodeError as exc:
             raise TunelabError(f"--file {path} is not UTF-8 text (byte {exc.start}): re-save it as UTF-8") from exc
     if not texts:
@@ -196,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.intermixed = True
     p.add_argument("model_dir")
     p.add_argument("texts", nargs="*")
-    p.add_argument("--file", help="a text file, one input per line")
+    p.add_argument("--file", help="a text file, one input per line, or a table (.csv, .tsv, .jsonl, .json, .parquet) "
+                                  "whose text column is read")
     p.add_argument("--max-new-tokens", type=int, default=40)
     p.add_argument("--raw", action="store_true",
                    help="a model trained on conversations: give each text to it as it is, not as a user's turn in its chat "

@@ -161,6 +161,24 @@ def _column_for(table: Table, column: str, aliases: tuple[str, ...], role: str, 
     return found[0]
 
 
+SUPPORTED_TABLES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
+"""The file kinds that hold a table of examples (a ``.txt`` holds plain text)."""
+
+
+def texts_of_table(path: str | os.PathLike, text_column: str = "text") -> tuple[list[str], str] | None:
+    """The non-empty texts of a table file's text column (``text_column``, or the one column named like a text), and
+    the column read; None for a file that is not a table (plain text: one input a line)."""
+    from tunelab.data.readers import file_suffixes, read_file
+
+    path = Path(path)
+    if file_suffixes(path)[0] not in SUPPORTED_TABLES:
+        return None
+    table = read_file(path)
+    column = _column_for(table, text_column, TEXT_ALIASES, "text", [])
+    require_column(table, column, "text")
+    return [str(t) for t in table.columns[column] if t is not None and str(t).strip()], column
+
+
 def resolve(spec: str) -> RawData:
     """A built-in name, or an existing path; anything else is an error with suggestions."""
     if spec in BUILTINS:
