@@ -216,7 +216,7 @@ def probe_model(model: nn.Module, body: nn.Module, body_path: str, blocks: nn.Mo
         with torch.no_grad():
             logits = model(input_ids=input_ids, attention_mask=mask).logits
         x0 = rec.seen.get("x0")
-        if torch.is_tensor(x0) and x0.dim() == 3 and tuple(x0.shape[:2]) != tuple(input_ids.shape):
+        if torch.is_tensor(x0) and x0.dim() == 3 and x0.shape[0] != input_ids.shape[0]:  # (Longformer pads the length)
             raise ValueError(f"its blocks take hidden states shaped {tuple(x0.shape)} for a batch of {tuple(input_ids.shape)} "
                              "tokens, not (batch, sequence, hidden) (a sequence-first body such as XLNet's); tunelab "
                              "supports batch-first blocks")
