@@ -98,6 +98,12 @@ ERROR_CASES: list[tuple[str, Callable[[Path], Path | str], dict, list[str]]] = [
         ["empty or whitespace-only", "'text'", "rows 2, 4"],
     ),
     (
+        "a record without the text",
+        lambda d: write(d, "a.jsonl", '{"text":"a","label":"x"}\n{"review":"b","label":"y"}\n{"text":"c","label":"x"}\n'),
+        {},
+        ["1 text(s) missing (no value, or no such key in the record)", "'text'", "line 2"],
+    ),
+    (
         "missing label",
         lambda d: write(d, "a.jsonl", '{"text":"a","label":"x"}\n{"text":"b","label":"y"}\n{"text":"c"}\n'),
         {},

@@ -83,8 +83,11 @@ def texts(table: Table, column: str) -> list[str]:
             empty.append(i)
         out.append(text)
     if empty:
+        missing = sum(values[i] is None for i in empty)  # a JSON record without the key, a null, an empty cell
+        what = ("missing (no value, or no such key in the record)" if missing == len(empty) else
+                "empty or whitespace-only" if not missing else "missing or empty")
         raise DataError(
-            f"{table.origin}: {len(empty)} empty or whitespace-only text(s) in column '{column}' at "
+            f"{table.origin}: {len(empty)} text(s) {what} in column '{column}' at "
             f"{table.where(empty)}; fill them in or remove those rows"
         )
     return out
