@@ -465,6 +465,16 @@ def test_user_split_folder_is_respected_and_missing_validation_is_carved(tmp_pat
                                                             "validation/valid/dev and test are read)"]
 
 
+def test_each_split_file_finds_its_own_columns(tmp_path: Path) -> None:
+    """train.csv says review/sentiment and test.csv text/label: each file's columns are found as the training file's
+    were (the test file was asked for 'review', a name the user never gave)."""
+    write(tmp_path / "d", "train.csv", csv_text([{"review": r["text"], "sentiment": r["label"]} for r in rows(50)]))
+    write(tmp_path / "d", "test.csv", csv_text(rows(8)))
+    data = load_task_data(str(tmp_path / "d"))
+    assert len(data.test) == 8 and data.label_names == ["neg", "pos"]
+    assert set(data.test["text"]) == {r["text"] for r in rows(8)}
+
+
 def test_split_column_is_respected(tmp_path: Path) -> None:
     records = [{**r, "split": ["train", "train", "dev", "test"][i % 4]} for i, r in enumerate(rows(40))]
     data = load_task_data(str(write(tmp_path, "d.csv", csv_text(records))))

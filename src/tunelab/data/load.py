@@ -99,9 +99,11 @@ def load_task_data(
     tables = _split_by_column(raw, text_column, label_column, warnings)
     first = tables["train"] if "train" in tables else tables["all"]
     if not raw.builtin and pair_column is None:
-        text_column = _column_for(first, text_column, TEXT_ALIASES, "text", warnings)
+        asked, text_column = text_column, _column_for(first, text_column, TEXT_ALIASES, "text", warnings)
+        _same_name_in_every_split(tables, first, asked, text_column, TEXT_ALIASES, "text", warnings)
     if not raw.builtin:
-        label_column = _column_for(first, label_column, LABEL_ALIASES, "label", warnings)
+        asked, label_column = label_column, _column_for(first, label_column, LABEL_ALIASES, "label", warnings)
+        _same_name_in_every_split(tables, first, asked, label_column, LABEL_ALIASES, "label", warnings)
     chosen = infer_task(task, first, text_column, label_column)
     if chosen == "classification" and label_column in (text_column, pair_column):
         raise DataError(f"{first.origin}: column {brief(label_column)} is both the label column and a text column "
@@ -140,6 +142,18 @@ def _text_columns(text_column: str) -> tuple[str, str | None]:
         raise DataError(f"--text-column {text_column!r}: give one column, or two different ones separated by a comma "
                         "for a text pair (e.g. --text-column premise,hypothesis)")
     return names[0], names[1]
+
+
+def _same_name_in_every_split(tables: dict[str, Table], first: Table, asked: str, chosen: str, aliases: tuple[str, ...],
+                              role: str, warnings: list[str]) -> None:
+    """Each other split's column for ``role``, found as the training split's was (:func:`_column_for`), under the name
+    the training split's has (a folder whose train.csv says review/sentiment and test.csv text/label)."""
+    for table in tables.values():
+        if table is first or chosen in table.columns:
+            continue
+        own = _column_for(table, asked, aliases, role, warnings)
+        if own in table.columns:
+            table.columns[chosen] = table.columns.pop(own)
 
 
 def _column_for(table: Table, column: str, aliases: tuple[str, ...], role: str, warnings: list[str]) -> str:
