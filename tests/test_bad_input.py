@@ -157,6 +157,8 @@ CASES = [
     # ---- options
     Case("negative lr", lambda t: ["--data", good(t), "--lr", "-0.001"], ("--lr",)),
     Case("zero epochs", lambda t: ["--data", good(t), "--epochs", "0"], ("--epochs",)),
+    Case("validation fraction above a half", lambda t: ["--data", good(t), "--validation-fraction", "1.5"],
+         ("--validation-fraction must be in (0, 0.5), got 1.5",)),
     Case("batch size 0", lambda t: ["--data", good(t), "--batch-size", "0"], ("--batch-size",)),
     Case(
         "data fraction above 1", lambda t: ["--data", good(t), "--data-fraction", "2"], ("--data-fraction",)

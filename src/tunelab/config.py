@@ -238,8 +238,9 @@ class TrainConfig:
                 out.append(f"--{name.replace('_', '-')} must be at least 1, got {value}")
         if not 0 < self.data_fraction <= 1:
             out.append(f"--data-fraction must be in (0, 1], got {self.data_fraction}")
-        if not 0 < self.validation_fraction < 0.5 or not 0 < self.test_fraction < 0.5:
-            out.append("--validation-fraction and --test-fraction must each be in (0, 0.5)")
+        for name in ("validation_fraction", "test_fraction"):
+            if not 0 < getattr(self, name) < 0.5:
+                out.append(f"--{name.replace('_', '-')} must be in (0, 0.5), got {getattr(self, name):g}")
         if not 0 <= self.lora_dropout < 1:
             out.append(f"--lora-dropout must be in [0, 1), got {self.lora_dropout}")
         if self.merge and self.strategy in STRATEGIES and not STRATEGIES[self.strategy].can_merge:
