@@ -472,6 +472,20 @@ def test_ia3_finds_keys_values_and_the_feed_forward_output_in_other_block_shapes
     assert set(ia3.feedforward) == {f"{path}.{i}.{ff_out}" for i in range(N_BLOCKS)}
 
 
+def test_a_run_says_which_weights_an_adapter_of_dense_projections_leaves_as_they_were():
+    """Mixtral's experts are fused 3-D tensors, not dense modules: LoRA adapts its attention only, and says so."""
+    from tunelab.models import model_layout
+    from tunelab.strategies import STRATEGIES
+
+    config, _, _ = _more_blocks()["mixtral"]
+    note = model_layout(_untrained(config)).unadaptable_note("lora")
+    assert note is not None and note.startswith("lora adapts dense projections only: this mixtral model holds ")
+    assert "(mlp.experts.down_proj, mlp.experts.gate_up_proj: a mixture of experts' experts), which stay as pre-trained" in note
+    assert model_layout(_untrained(_more_blocks()["qwen2-moe"][0])).unadaptable_note("lora") is not None
+    assert model_layout(_untrained(_more_blocks()["phi"][0])).unadaptable_note("lora") is None
+    assert {n for n, s in STRATEGIES.items() if s.adapts_modules} == {"lora", "ia3"}
+
+
 def test_lora_target_modules_override(arch_dir, tmp_path):
     mpnet = arch_dir("mpnet")
     run = tunelab.run.training.prepare(_config(mpnet, "lora", tmp_path / "o", tmp_path / "f", lora_target_modules="q,v"), data_for("classification"))

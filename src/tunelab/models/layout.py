@@ -48,6 +48,22 @@ class Layout:
     probe: Probe = field(repr=False)
     parallel_lists: tuple[str, ...] = ()  # other lists each layer's parts are spread over, beside the blocks (XLM)
 
+    def unadaptable_note(self, strategy: str) -> str | None:
+        """One line when the blocks hold weights outside dense projections that an adapter of dense projections
+        (``strategy``) leaves as pre-trained: a mixture of experts' fused expert tensors (3-D parameters); else None."""
+        from tunelab.models.probe import is_linear
+
+        block = self.blocks[0]
+        dense = {f"{n}." for n, m in block.named_modules() if is_linear(m)}
+        fused = sorted({n for n, p in block.named_parameters() if p.dim() >= 3 and not n.startswith(tuple(dense))})
+        if not fused:
+            return None
+        share = sum(p.numel() for b in self.blocks for n, p in b.named_parameters() if n in fused)
+        total = sum(p.numel() for p in self.model.parameters())
+        return (f"{strategy} adapts dense projections only: this {self.family} model holds {100 * share / total:.0f} % of "
+                f"its weights as fused tensors in each block ({', '.join(fused[:3])}{' ...' if len(fused) > 3 else ''}: a "
+                "mixture of experts' experts), which stay as pre-trained")
+
     def blocks_problem(self) -> str | None:
         """Why this body's layers cannot be taken as one stack of blocks (None when they can): XLM and FlauBERT keep
         each layer's attention, feed-forward and norms in parallel lists, so no one module is a layer, and a

@@ -224,6 +224,9 @@ class Strategy:
     fixed_trainable_set: ClassVar[bool] = True
     """Whether the weights that train stay the same for the whole run (several processes need it: data
     parallel training syncs the gradients of the weights trainable when it starts)."""
+    adapts_modules: ClassVar[bool] = False
+    """Whether it adds adapters to dense projections, the modules ``--lora-target-modules`` names (LoRA, IA3): weights
+    held otherwise (a mixture of experts' fused expert tensors) stay as pre-trained, and a run says so."""
     needs_blocks: ClassVar[bool] = False
     """Whether it freezes, adapts or schedules the model by transformer block (so it cannot apply to a body whose
     layers are not one list of blocks: :meth:`tunelab.models.Layout.blocks_problem`)."""

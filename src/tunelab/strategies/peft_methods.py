@@ -86,7 +86,6 @@ class _PeftStrategy(Strategy):
     artifact_format = "peft"
     kind = Kind.PEFT
     frozen_base = True
-    adapts_modules = False  # whether it goes on the modules --lora-target-modules names (LoRA, IA3)
 
     def _peft_config(self, layout, config, task):
         raise NotImplementedError
