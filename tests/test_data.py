@@ -981,3 +981,15 @@ def test_an_unstratified_carve_keeps_one_example_of_each_class_in_training(tmp_p
     data = load_task_data(str(write(tmp_path, "d.csv", csv_text(records))))
     assert set(data.train["label"]) == set(range(40))
     assert any("not stratified" in w and "one example of each class kept in training" in w for w in data.warnings)
+
+
+def test_decimal_labels_that_repeat_as_classes_are_read_as_names(tmp_path: Path) -> None:
+    """Versions or grades written as decimals (1.1, 1.10, 2.0) were refused as 'non-integral numbers' with no way to
+    keep them; labels that repeat as classes do are names as written (a mostly distinct quantity stays refused)."""
+    records = [{"text": f"{r['text']} {i}", "label": ["1.1", "1.10", "2.5"][i % 3]} for i, r in enumerate(rows(60))]
+    data = load_task_data(str(write(tmp_path, "d.csv", csv_text(records))))
+    assert data.label_names == ["1.1", "1.10", "2.5"]
+    assert any("holds decimal numbers ('1.1', '1.10', '2.5'): read as 3 class names as written" in w for w in data.warnings)
+    quantity = [{"text": f"{r['text']} {i}", "label": f"{i / 7:.3f}"} for i, r in enumerate(rows(60))]
+    with pytest.raises(DataError, match="non-integral numbers"):
+        load_task_data(str(write(tmp_path, "q.csv", csv_text(quantity))))

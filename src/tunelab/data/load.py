@@ -265,6 +265,26 @@ def _split_by_column(raw: RawData, text_column: str, label_column: str, warnings
     return {split: table.take(rows) for split, rows in groups.items()}
 
 
+def _decimal_classes(labels: list[Any], column: str, warnings: list[str]) -> bool:
+    """Whether labels that hold decimal numbers (``1.1``, ``2.5``) are class names: when they repeat as classes do (at
+    most half the rows hold a value used once), they are read as written, with a warning; a quantity that is mostly
+    distinct stays an error (:func:`~tunelab.data.validate.label_keys`: tunelab classifies, it does not regress)."""
+    from collections import Counter
+
+    from tunelab.data.validate import number_of
+
+    decimal = [v for v in labels if isinstance(number_of(v), float)]
+    if not decimal:
+        return False
+    counts = Counter(str(v) for v in labels)
+    if sum(c == 1 for c in counts.values()) > 0.5 * len(labels):
+        return False
+    shown = ", ".join(brief(v) for v in sorted(set(map(str, decimal)))[:4])
+    warnings.append(f"column {brief(column)} holds decimal numbers ({shown}): read as {len(counts)} class names as "
+                    "written (tunelab classifies; it does not predict a quantity)")
+    return True
+
+
 def _warn_numbers_written_apart(labels: list[Any], column: str, warnings: list[str]) -> None:
     """Labels read as names that write one number in two ways (``01`` and ``1``): two classes, as the file has them;
     said, in case they were meant as one."""
@@ -300,6 +320,8 @@ def _classification(
     reference = "train" if "train" in tables else "all"
     declared = tables[reference].class_names.get(label_column)
     numeric = declared is None and all(all_numeric(labels) for _, labels in values.values())
+    if numeric and _decimal_classes(values[reference][1], label_column, warnings):
+        numeric = False
     if declared is None and not numeric:
         _warn_numbers_written_apart([v for _, labels in values.values() for v in labels], label_column, warnings)
     keys = {
