@@ -973,3 +973,22 @@ def test_a_planned_comparison_keeps_the_verdicts_pick_at_the_full_datas_first_se
     (stop,) = json.loads((out / "compare.json").read_text())["planning"]["stopped"]
     assert stop["leader"]["strategy"] == kept and stop["strategy"] != kept
     assert f"recommended: {kept}" in said
+
+
+def test_a_round_measured_on_a_single_validation_example_ranks_and_stops_nothing():
+    """One validation text gives no interval (interval_from: None; the planner: unbounded), so the round is not
+    informative: nothing is stopped as behind or halved on it (lora and full were stopped on a zero-width interval)."""
+    import numpy as np
+
+    from tunelab.advice.stats import ExampleResults
+    from tunelab.advice.verdict import interval_from
+    from tunelab.compare.planner import informative, learned
+
+    one = ExampleResults.causal_lm(np.array([4.8]), np.array([50]))
+    assert interval_from(one, [122.9], "perplexity") is None
+    unbounded = [Measurement(s, 0.333, v, -math.inf, math.inf) for s, v in (("bitfit", 122.9), ("lora", 123.2), ("full", 124.4))]
+    assert not informative(unbounded, "perplexity") and not any(learned(m, "perplexity") for m in unbounded)
+    planner = Planner(["bitfit", "lora", "full"], rounds=(0.333, 1.0), metric="perplexity", budget_s=None)
+    first = planner.next_round(now_s=0.0)
+    planner.finish_round(first, unbounded)
+    assert not planner.stops_ and sorted(planner.alive_) == ["bitfit", "full", "lora"]

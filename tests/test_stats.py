@@ -269,6 +269,19 @@ def test_lower_is_better_metric_picks_the_smallest_perplexity_and_gaps_are_relat
     assert verdict.verdict("head").reason == "not_distinguishable"
 
 
+def test_a_handful_of_examples_never_shows_a_difference_the_sign_flip_test_could_not():
+    """One validation text (a short causal-LM corpus): every bootstrap replicate is that text's difference, and the
+    verdict said "worse, p < 0.001" on a 0.2 % gap. No test on n paired examples can give p below 2 ** (1 - n)."""
+    for n, shown in ((1, False), (5, False), (12, True)):
+        tokens = np.full(n, 50)
+        base = np.linspace(4.0, 5.0, n)
+        results = {"a": ExampleResults.causal_lm(base, tokens), "b": ExampleResults.causal_lm(base + 0.002, tokens)}
+        verdict = indistinguishable_from_best(results, "perplexity", n_boot=2000)
+        assert verdict.verdict("b").reason == ("worse" if shown else "not_distinguishable"), n
+        assert verdict.verdict("b").p_value >= 2.0 ** (1 - n)
+        assert paired_bootstrap(results["b"], results["a"], "perplexity", n_boot=2000).p_value >= 2.0 ** (1 - n)
+
+
 def test_bad_input_is_refused(binary):
     y, pred = binary
     r = ExampleResults.classification(y, pred)

@@ -839,7 +839,7 @@ def _cannot_separate_reason(names: list[str], chosen: StrategySummary, compariso
     examples would separate it from the best."""
     if comparison.n_examples:
         seeds = "one seed each" if comparison.n_seeds == 1 else f"{comparison.n_seeds} seeds"
-        where = f"{comparison.n_examples:,} validation examples, {seeds}"
+        where = f"{comparison.n_examples:,} validation example{'s' if comparison.n_examples != 1 else ''}, {seeds}"
     else:
         where = f"{comparison.n_seeds} seeds each, no per-example outputs"
     text = (
@@ -892,7 +892,8 @@ def _method_reason(comparison: Comparison, ask: _Ask) -> str:
     head = (f"Chosen on the validation split (mean over seeds), not on test: each strategy was compared with the best "
             f"({comparison.best}) ")
     if comparison.evidence == EXAMPLES:
-        how = f"paired on the same {comparison.n_examples:,} validation examples ({comparison.test})"
+        how = (f"paired on the same {comparison.n_examples:,} validation example{'s' if comparison.n_examples != 1 else ''} "
+               f"({comparison.test})")
     elif comparison.evidence == SEEDS:
         how = f"over seeds ({comparison.test}; {comparison.note}, so the comparison cannot be paired and is weaker)"
     else:

@@ -414,11 +414,18 @@ def _check_paired(a: ExampleResults, b: ExampleResults) -> None:
         raise ValueError("paired comparison needs the same examples (labels / token counts differ)")
 
 
-def _two_sided_p(diff_reps: np.ndarray) -> float:
+def _two_sided_p(diff_reps: np.ndarray, n_examples: int) -> float:
+    """The bootstrap's two-sided p-value of no difference, never below ``2 ** (1 - n)``: the smallest p an exact
+    sign-flip test on ``n`` paired examples can give (every example on one side). The bootstrap alone is sure where
+    the data cannot be: on one example every replicate is that example's difference, and p was 2 / (B + 1).
+
+    >>> _two_sided_p(np.full(999, 0.002), 1), _two_sided_p(np.full(999, 0.002), 5), _two_sided_p(np.full(999, 0.002), 40)
+    (1.0, 0.0625, 0.002)
+    """
     b = diff_reps.size
     le = (1 + np.sum(diff_reps <= 0)) / (b + 1)
     ge = (1 + np.sum(diff_reps >= 0)) / (b + 1)
-    return float(min(1.0, 2 * min(le, ge)))
+    return float(min(1.0, max(2 * min(le, ge), 2.0 ** (1 - max(1, int(n_examples))))))
 
 
 def paired_bootstrap(
@@ -443,7 +450,7 @@ def paired_bootstrap(
         jack = _jackknife(add_a) - _jackknife(add_b)
     lo, hi = _interval_from(diff, va - vb, level, method, jack)
     ci = Interval(va - vb, lo, hi, level, f"paired {method} bootstrap", a.n_examples, max(a.n_seeds, b.n_seeds))
-    return PairedComparison(metric, va, vb, ci, _two_sided_p(diff), "paired bootstrap")
+    return PairedComparison(metric, va, vb, ci, _two_sided_p(diff, a.n_examples), "paired bootstrap")
 
 
 def mcnemar(
@@ -514,7 +521,7 @@ def _gap_to_best(results: Mapping[str, ExampleResults], names: list[str], reps: 
         assert y is not None
         p = mcnemar(y, results[names[best_i]].y_pred[0], results[names[i]].y_pred[0]).p_value
     else:
-        p = _two_sided_p(gap_reps)
+        p = _two_sided_p(gap_reps, first.n_examples)
     return (interval, upper), float(p)
 
 

@@ -114,10 +114,15 @@ def metric_interval(summary: Any, split: str, metric: str, *, level: float = 0.9
 
 def interval_from(results: ExampleResults | None, values: Sequence[float], metric: str, *,
                   level: float = 0.95) -> Interval | None:
-    """:func:`metric_interval` from examples already read (:func:`example_results`) and the per-seed ``values``."""
-    if results is not None:
+    """:func:`metric_interval` from examples already read (:func:`example_results`) and the per-seed ``values``. One
+    example has no spread to resample (its bootstrap interval has no width): only the seeds' spread, if any."""
+    if results is not None and results.n_examples >= MIN_EXAMPLES:
         return bootstrap_interval(results, metric, level=level, n_boot=N_BOOT, method=interval_method(metric))
     return seed_interval(values, level)
+
+
+MIN_EXAMPLES = 2
+"""The fewest examples a bootstrap over examples is drawn from: one example's replicates are all that example."""
 
 
 def interval_dict(interval: Interval | None, split: str) -> dict[str, Any] | None:

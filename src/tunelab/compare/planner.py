@@ -196,8 +196,9 @@ def informative(measurements: Iterable[Measurement], metric: str) -> bool:
     >>> informative([Measurement("a", 0.1, 0.70, 0.64, 0.76, chance=0.5)], "accuracy")
     True
     """
-    known = [m for m in measurements if m.chance is not None]
-    return not known or any(learned(m, metric) for m in known)
+    bounded = [m for m in measurements if math.isfinite(m.low) and math.isfinite(m.high)]
+    known = [m for m in bounded if m.chance is not None]
+    return bool(bounded) and (not known or any(learned(m, metric) for m in known))
 
 
 def learned(measurement: Measurement, metric: str) -> bool:
@@ -210,6 +211,8 @@ def learned(measurement: Measurement, metric: str) -> bool:
     """
     from tunelab.advice.verdict import clear_of_chance
 
+    if not (math.isfinite(measurement.low) and math.isfinite(measurement.high)):
+        return False  # unbounded: too few examples to measure
     return clear_of_chance(measurement.low, measurement.high, measurement.chance, metric)
 
 
@@ -734,6 +737,8 @@ def measurements_from_results(results: Sequence[Any], metric: str, fraction: flo
         interval = interval_from(examples, values, metric, level=level)
         mean = float(sum(values) / len(values))
         low, high = (interval.low, interval.high) if interval is not None else (mean, mean)
+        if interval is None and examples is not None:  # too few examples to bound anything: not ranked, not stopped
+            low, high = -math.inf, math.inf
         chance = chance_level(examples.y_true if examples is not None else None, metric)
         out.append(Measurement(s.strategy, fraction, mean, low, high, s.n_train, tuple(values), chance))
     return out
