@@ -992,3 +992,34 @@ def test_a_round_measured_on_a_single_validation_example_ranks_and_stops_nothing
     first = planner.next_round(now_s=0.0)
     planner.finish_round(first, unbounded)
     assert not planner.stops_ and sorted(planner.alive_) == ["bitfit", "full", "lora"]
+
+
+def test_a_planned_comparison_whose_final_round_all_failed_is_not_a_recommendation(tmp_path, capsys):
+    """Round 1 measured lora on a third of the data; its run on all of it failed. The comparison recommended lora from
+    the screening run (no test score, no saved model) and exited 0; it now says so and exits 1."""
+    from pathlib import Path
+
+    from tunelab.cli.compare import _exit_code
+    from tunelab.compare.runner import CompareResult, no_final_success, stopped_early_reasons
+    from tunelab.config import TrainConfig
+    from tunelab.run.record import RunRecord
+
+    config = TrainConfig(model="m", data="d.csv", strategy="lora", out=str(tmp_path / "lora"), data_fraction=0.333).to_dict()
+    screening = RunRecord.failure(config, "x")
+    screening.run_info.status = "success"
+    final = RunRecord.failure({**config, "data_fraction": 1.0}, "the run took longer than 1 s and was stopped")
+    stops = [{"strategy": "head", "status": "failed", "round": 1, "data_fraction": 0.333, "reason": "failed", "message": "x"},
+             {"strategy": "lora", "status": "failed", "round": 2, "data_fraction": 1.0, "reason": "failed", "message": "y"}]
+    planning = {"stopped": stops, "strategies": {"head": {"status": "failed"}, "lora": {"status": "failed"}},
+                "round_fractions": [0.333, 1.0]}
+    assert no_final_success(planning)
+    assert stopped_early_reasons(planning)[-1].startswith("No run of the final round (data fraction 1) succeeded (lora "
+                                                          "failed there): the choice above rests on a screening run")
+    result = CompareResult(out=tmp_path, results=[screening, final], recommendation={}, report={"csv": Path("r.csv")},
+                           planning=planning)
+    assert _exit_code(result) == 1
+    assert "no run of the final round succeeded, so the recommendation rests on a screening run" in capsys.readouterr().err
+    # a finalist that finished: nothing to say
+    finished = {**planning, "strategies": {"head": {"status": "failed"}, "lora": {"status": "finalist"}}, "stopped": stops[:1]}
+    assert not no_final_success(finished) and _exit_code(CompareResult(out=tmp_path, results=[screening], recommendation={},
+                                                                       report={}, planning=finished)) == 0

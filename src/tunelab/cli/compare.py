@@ -212,6 +212,13 @@ def _exit_code(result: CompareResult) -> int:
         print(f"tunelab: {len(result.interrupted)} run(s) were interrupted before their end; tunelab compare --resume "
               "finishes them", file=sys.stderr)
         return 1
+    from tunelab.compare.runner import no_final_success
+
+    if any(r.succeeded for r in result.results) and no_final_success(result.planning):
+        print("tunelab: no run of the final round succeeded, so the recommendation rests on a screening run; fix the "
+              f"failure (its message is in {result.report.get('csv', result.out)}) and run tunelab compare --resume",
+              file=sys.stderr)
+        return 1
     if any(r.succeeded for r in result.results):
         return 0
     if result.results and not result.failed:

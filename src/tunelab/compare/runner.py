@@ -1114,7 +1114,28 @@ def stopped_early_reasons(planning: dict[str, Any], *, already_told: set[str] = 
         lines.append(f"No strategy reached the final round (data fraction {fractions[-1]:g}) within the budget: the "
                      "choice above rests on the largest fraction that was measured. tunelab compare --resume with a "
                      "larger --budget-minutes goes on from there.")
+    elif no_final_success(planning):
+        failed = _failed_in_final_round(planning)
+        lines.append(f"No run of the final round (data fraction {fractions[-1]:g}) succeeded ({', '.join(failed)} failed "
+                     "there): the choice above rests on a screening run, with no test score and no saved model. Fix the "
+                     "failure (results.csv has its message); tunelab compare --resume goes on from there.")
     return lines
+
+
+def no_final_success(planning: dict[str, Any] | None) -> bool:
+    """Whether a planned comparison (``planning``: its summary) reached its final round with no strategy left to
+    finish it: every finalist failed there (none is a finalist, and the budget stopped none)."""
+    if not planning:
+        return False
+    statuses = [v.get("status") for v in (planning.get("strategies") or {}).values()]
+    budget = any(s.get("reason") == "budget" for s in planning.get("stopped") or [])
+    return "finalist" not in statuses and bool(_failed_in_final_round(planning)) and not budget
+
+
+def _failed_in_final_round(planning: dict[str, Any]) -> list[str]:
+    fractions = planning.get("round_fractions") or []
+    return [s["strategy"] for s in planning.get("stopped") or [] if s.get("reason") == "failed" and fractions
+            and len(fractions) > 1 and math.isclose(float(s.get("data_fraction") or 0.0), float(fractions[-1]))]
 
 
 def _job(run: PlannedRun, base: TrainConfig, searches: dict[str, dict], opts: CompareOptions) -> Job:
