@@ -296,9 +296,12 @@ def mamba_folder(tmp: Path) -> str:
 COMPARE_CASES = [
     *(c.name for c in CASES[:16]),  # every data case
     "unknown model name", "model folder without config.json", "zero epochs", "batch size 0", "unknown task",
-    "non-numeric epochs", "unknown flag", "bad YAML --config", "--out is a file",
+    "non-numeric epochs", "unknown flag", "bad YAML --config", "--out is a file", "max length beyond the model's",
 ]
 COMPARE_ONLY = [
+    Case("max length beyond the model's with a soft prompt", lambda t: ["--data", good(t), "--model", "minilm", "--max-length", "512",
+                                                                        "--strategies", "head,prompt-tuning"],
+         ("--max-length 512", "prompt-tuning", "use at most 492")),
     Case("encoder for causal LM", lambda t: ["--data", str(write(t / "doc.txt", "".join(f"Paragraph {i} of some plain text. " * 40 + "\n\n" for i in range(30)))), "--task", "causal-lm",
                                             "--model", "minilm"], ("minilm", "encoder", "decoder")),
     Case("no classification class", lambda t: ["--data", good(t), "--model", mamba_folder(t)],
@@ -323,7 +326,8 @@ def test_bad_input_to_compare_stops_it_before_any_run(case: Case, tmp_path, caps
     if "--out" not in args:
         args += ["--out", str(out)]
     try:
-        code = main(["-q", "compare", *args, "--strategies", "head,lora", "--no-pre-recommendation"])
+        strategies = [] if "--strategies" in args else ["--strategies", "head,lora"]
+        code = main(["-q", "compare", *args, *strategies, "--no-pre-recommendation"])
     except SystemExit as exc:
         code = exc.code
     check(case, code, capsys.readouterr().err, out)

@@ -504,6 +504,7 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] | None = 
     sized = _checked_inputs(base)
     strategies = _for_task(strategies, sized.task) if named else default_comparison(sized.task)
     _check_metric(base, opts, sized.task)
+    _check_max_length(base, strategies, sized.task)
     say = log or (lambda _msg: None)
     base = _epochs_fixed(base, opts, say, sized)
     _say_resolution(sized, opts, say)
@@ -998,6 +999,20 @@ def _checked_inputs(base: TrainConfig) -> Sized:
     check_tokenizer_fits(base.model, data, trust_remote_code=base.trust_remote_code)
     n_validation = min(len(data.validation), base.max_eval_samples or len(data.validation))
     return Sized(data.task, len(data.train), sequences_per_example(base, data), n_validation)
+
+
+def _check_max_length(base: TrainConfig, strategies: list[str], task: str) -> None:
+    """``--max-length`` against what the model takes with each strategy's added positions (a soft prompt's), before
+    anything is written: one line, as ``train`` says it, instead of every run failing on it."""
+    if base.max_length is None:
+        return
+    from tunelab.models.loading import load_model_config, load_tokenizer
+    from tunelab.run.training import resolve_max_length
+
+    model_config = load_model_config(base.model, trust_remote_code=base.trust_remote_code)
+    tokenizer = load_tokenizer(base.model, trust_remote_code=base.trust_remote_code)
+    for strategy in strategies:
+        resolve_max_length(base.replace(strategy=strategy), task, model_config, tokenizer)
 
 
 def _steps_of(base: TrainConfig) -> Callable[[int], float] | None:
