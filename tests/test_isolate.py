@@ -177,3 +177,19 @@ def test_the_resource_trackers_leak_report_is_quiet_and_other_warnings_are_kept(
     env = isolate.child_environment()
     assert env["PYTHONWARNINGS"].split(",") == ["error::DeprecationWarning", isolate.TRACKER_QUIET]
     assert isolate.child_environment()["PYTHONWARNINGS"] == env["PYTHONWARNINGS"]  # once, however often asked
+
+
+def test_a_comparison_started_with_sigint_ignored_answers_it_as_its_runs_do(tmp_path):
+    """A script's `tunelab compare ... &` starts with SIGINT ignored; its runs answer SIGINT (tunelab stops them
+    with it), so a Ctrl-C to the script's process group stopped the run in training while the comparison went on
+    without it, recording it as failed. The comparison now answers SIGINT too: both stop, and --resume goes on."""
+    import signal
+
+    from tunelab.cli.main import main
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        assert main(["compare", "--data", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "o")]) == 2  # refused
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # set before anything else
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -147,7 +147,10 @@ def add_parser(sub) -> None:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from tunelab.cli.options import config_from_args
+    from tunelab.run.isolate import answer_interrupts
 
+    answer_interrupts()  # started with SIGINT ignored (a script's `tunelab compare ... &`): its runs answer Ctrl-C, so
+    # the comparison does too, and stops with them instead of going on without the run they were training
     if args.resume and args.overwrite:
         raise ConfigError("--resume and --overwrite exclude each other: pick one")
     if args.exhaustive and (args.budget_minutes is not None or args.plan):
@@ -238,6 +241,9 @@ def _verdict_options(args: argparse.Namespace) -> dict:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from tunelab.run.isolate import answer_interrupts
+
+    answer_interrupts()  # as cmd_compare
     base = TrainConfig(
         model=DEMO["model"],
         data=DEMO["data"],
