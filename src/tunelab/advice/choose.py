@@ -516,9 +516,19 @@ def describe_data_regime(regime: dict[str, Any], task: str) -> str:
     return text
 
 
-def _short(text: str, limit: int = 200) -> str:
+def _short(text: str, limit: int = 240) -> str:
+    """``text`` on one line, its middle left out past ``limit`` characters: an error's end (a resume command, a log's
+    path) is what a user acts on, so it is kept whole.
+
+    >>> cut = _short("x" * 300 + " Resume with: tunelab train --config r.yaml --resume")
+    >>> len(cut) <= 240, " … " in cut, cut.endswith("Resume with: tunelab train --config r.yaml --resume")
+    (True, True, True)
+    """
     text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    if len(text) <= limit:
+        return text
+    tail = limit // 3
+    return f"{text[: limit - tail - 3]} … {text[-tail:]}"
 
 
 # --------------------------------------------------------------------------------------------------
