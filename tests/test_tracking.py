@@ -26,8 +26,16 @@ def test_report_to_is_checked_against_the_trainers_integrations(tmp_path, monkey
         parse_report_to("tensorbored")
     # a store MLflow cannot open (as mlflow-skinny's default SQLite one) is refused before anything runs
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "unknown-scheme://nowhere")
-    with pytest.raises(ConfigError, match=r"--report-to mlflow: MLflow cannot open its tracking store 'unknown-scheme://nowhere'"):
+    with pytest.raises(ConfigError, match=r"--report-to mlflow: MLflow cannot open its tracking store 'unknown-scheme://nowhere'") as caught:
         parse_report_to("mlflow")
+    assert "MLFLOW_ALLOW_FILE_STORE" not in str(caught.value)
+    # a file store MLflow refuses until allowed: the line names the variable, whatever MLflow's own message holds
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "refused").as_uri())
+    try:
+        parse_report_to("mlflow")
+    except ConfigError as exc:
+        assert "set MLFLOW_ALLOW_FILE_STORE=true to log to this folder" in str(exc)
 
 
 def test_a_tracking_server_that_is_down_is_asked_once_not_retried_for_minutes(monkeypatch):

@@ -74,9 +74,12 @@ def _check_mlflow_store() -> None:
         why = " ".join(str(exc).split()) or type(exc).__name__
         if len(why) > 300:
             why = why[:300].rsplit(" ", 1)[0] + " …"
-        raise ConfigError(f"--report-to mlflow: MLflow cannot open its tracking store {mlflow.get_tracking_uri()!r} "
-                          f"({why}); set MLFLOW_TRACKING_URI to a tracking server (http://HOST:PORT) or a store "
-                          "this MLflow installation supports, or leave mlflow out of --report-to") from exc
+        uri = mlflow.get_tracking_uri()
+        file_store = str(uri).startswith(("file:", "/", ".")) and not os.environ.get("MLFLOW_ALLOW_FILE_STORE")
+        remedy = ("set MLFLOW_ALLOW_FILE_STORE=true to log to this folder, or " if file_store else "")
+        raise ConfigError(f"--report-to mlflow: MLflow cannot open its tracking store {uri!r} ({why}); {remedy}set "
+                          "MLFLOW_TRACKING_URI to a tracking server (http://HOST:PORT) or a store this MLflow "
+                          "installation supports, or leave mlflow out of --report-to") from exc
 
 
 @contextmanager
