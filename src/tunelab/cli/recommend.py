@@ -47,7 +47,12 @@ def _say(message: str) -> None:
 def cmd_estimate(args: argparse.Namespace) -> int:
     from tunelab.advice.estimate import estimate, format_estimate
     from tunelab.cli.options import config_from_args
+    from tunelab.errors import ConfigError
 
+    for flag, value, least in (("--num-examples", args.num_examples, 1), ("--steps", args.steps, 1),
+                               ("--warmup-steps", args.warmup_steps, 0)):
+        if value is not None and value < least:
+            raise ConfigError(f"{flag} must be at least {least}, got {value}")
     use_data = "data" in vars(args) or bool(args.config)
     config = config_from_args(args)
     if not args.quiet:  # minutes of silence otherwise, in a log
