@@ -467,3 +467,12 @@ def test_estimate_refuses_counts_below_one_in_one_line(flag, value, said):
     """--num-examples -5 surfaced an IndexError, and 0 silently meant 1,000."""
     code, _, err = tunelab("estimate", "--model", "minilm", "--strategy", "full", flag, value)
     assert code == 2 and err.strip() == f"tunelab: error: {said}"
+
+
+def test_recommend_refuses_strategies_the_task_cannot_take_and_an_empty_list_as_compare_does():
+    """--strategies head for a causal LM said "no strategy could be estimated on this machine", and "" meant all."""
+    code, _, err = tunelab("recommend", "--model", "smollm2", "--data", "rotten-tomatoes", "--task", "causal-lm", "--strategies", "head")
+    assert code == 2 and err.strip().startswith("tunelab: error: --strategies: head cannot train a causal-lm task; drop it, "
+                                                "e.g. --strategies ")
+    code, _, err = tunelab("recommend", "--model", "minilm", "--data", "rotten-tomatoes", "--strategies", "")
+    assert code == 2 and err.strip().startswith("tunelab: error: --strategies is empty")

@@ -664,7 +664,12 @@ def _candidates(strategies: list[str] | None, task: str, budget_minutes: float |
     unknown = [s for s in candidates if s not in STRATEGIES]
     if unknown:
         raise TunelabError(f"--strategies: unknown {', '.join(unknown)}; use some of {', '.join(STRATEGIES)}")
-    return [s for s in candidates if task in STRATEGIES[s].tasks]
+    unfit = [s for s in candidates if task not in STRATEGIES[s].tasks]
+    if unfit:  # as compare says it: a strategy left out in silence made "no strategy could be estimated"
+        kept = ",".join(s for s in candidates if s not in unfit) or ",".join(n for n, c in STRATEGIES.items() if task in c.tasks)
+        raise TunelabError(f"--strategies: {', '.join(unfit)} cannot train a {task} task; drop "
+                           f"{'it' if len(unfit) == 1 else 'them'}, e.g. --strategies {kept}")
+    return candidates
 
 
 def _max_length(config: TrainConfig, task_data: Any, model: str, tokenizer) -> int:

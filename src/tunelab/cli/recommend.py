@@ -107,7 +107,11 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     from tunelab.cli.options import config_from_args
 
     config = config_from_args(args)
-    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()] if args.strategies else None
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()] if args.strategies is not None else None
+    if strategies == []:
+        from tunelab.errors import ConfigError
+
+        raise ConfigError("--strategies is empty: name some, e.g. --strategies head,lora,full, or leave it out for all")
     rec = recommend(config.model, config.data, budget_minutes=args.budget_minutes, memory_gb=args.memory_gb,
                     config=config, strategies=strategies, reuse=not args.remeasure,
                     progress=None if args.quiet else _say)
