@@ -299,6 +299,7 @@ COMPARE_CASES = [
     "non-numeric epochs", "unknown flag", "bad YAML --config", "--out is a file", "max length beyond the model's",
 ]
 COMPARE_ONLY = [
+    Case("tolerance in points", lambda t: ["--data", good(t), "--tolerance", "2"], ("--tolerance 2 is a fraction", "0.01 is one point")),
     Case("max length beyond the model's with a soft prompt", lambda t: ["--data", good(t), "--model", "minilm", "--max-length", "512",
                                                                         "--strategies", "head,prompt-tuning"],
          ("--max-length 512", "prompt-tuning", "use at most 492")),

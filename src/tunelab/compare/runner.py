@@ -582,6 +582,9 @@ def _check_metric(base: TrainConfig, opts: CompareOptions, task: str) -> None:
         problems.append("--budget-minutes limits a planned comparison and --exhaustive trains everything to the end: pick one")
     if opts.tolerance is not None and not (math.isfinite(opts.tolerance) and opts.tolerance >= 0):
         problems.append(f"--tolerance must be a number >= 0, got {opts.tolerance:g}")
+    elif opts.tolerance is not None and opts.tolerance >= 1:  # every strategy would be "as good as the best"
+        problems.append(f"--tolerance {opts.tolerance:g} is a fraction, not points: 0.01 is one point of accuracy or F1, "
+                        "0.02 is 2 % of perplexity; give it below 1")
     limits = {"--max-train-minutes": (opts.max_train_minutes, "minutes of training"),
               "--memory-gb": (opts.memory_gb, "GB of peak memory"),
               "--run-timeout": (opts.run_timeout_s, "seconds a run may take")}
