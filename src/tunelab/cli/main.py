@@ -140,12 +140,19 @@ def _read_texts(args) -> list[str]:
 def cmd_predict(args) -> int:
     from tunelab.run.artifacts import predict
 
+    given = {flag for flag, value in (("--top-k", args.top_k), ("--max-new-tokens", args.max_new_tokens)) if value is not None}
+    args.top_k = 5 if args.top_k is None else args.top_k
+    args.max_new_tokens = 40 if args.max_new_tokens is None else args.max_new_tokens
     if args.top_k < 0:
         raise TunelabError(f"--top-k {args.top_k}: give the number of classes to show (0: all)")
     if args.max_new_tokens < 1:
         raise TunelabError(f"--max-new-tokens {args.max_new_tokens}: give the number of tokens to generate, at least 1")
-    for row in predict(args.model_dir, _read_texts(args), max_new_tokens=args.max_new_tokens, raw=args.raw,
-                       system=args.system):
+    for i, row in enumerate(predict(args.model_dir, _read_texts(args), max_new_tokens=args.max_new_tokens, raw=args.raw,
+                                    system=args.system)):
+        unused = given & ({"--max-new-tokens"} if "label" in row else {"--top-k"})
+        if i == 0 and unused:  # said once, not ignored in silence
+            kind = "a classifier: it gives labels, not text" if "label" in row else "a language model: it generates text, not labels"
+            logging.getLogger("tunelab").warning(f"{', '.join(sorted(unused))} ignored: {args.model_dir} is {kind}")
         if args.json:
             print(json.dumps(row, ensure_ascii=False))
         elif "label" in row:
@@ -201,13 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("texts", nargs="*")
     p.add_argument("--file", help="a text file, one input per line, or a table (.csv, .tsv, .jsonl, .json, .parquet) "
                                   "whose text column is read")
-    p.add_argument("--max-new-tokens", type=int, default=40)
+    p.add_argument("--max-new-tokens", type=int, help="tokens a language model generates per text (default: 40)")
     p.add_argument("--raw", action="store_true",
                    help="a model trained on conversations: give each text to it as it is, not as a user's turn in its chat "
                         "template")
     p.add_argument("--system", help="a model trained on conversations: a system turn before each text (training "
                                     "conversations that began with one); without it the chat template's own default")
-    p.add_argument("--top-k", type=int, default=5, help="classes shown per text, most probable first (0: all; default 5)")
+    p.add_argument("--top-k", type=int, help="classes shown per text, most probable first (0: all; default 5)")
     p.add_argument("--json", action="store_true", help="one JSON object per text, with every class's probability")
     p.set_defaults(func=cmd_predict)
 
