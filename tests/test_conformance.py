@@ -390,12 +390,8 @@ def test_a_cache_whose_bfloat16_pass_fails_is_built_in_float32(tmp_path):
     bfloat16 pass fails, and the cache is built in float32 instead of being given up."""
     import transformers as T
 
-    tokenizer = tiny_tokenizer()
-    config = T.DebertaConfig(vocab_size=tokenizer.vocab_size, pad_token_id=tokenizer.pad_token_id, max_position_embeddings=64, **DIMS)
-    folder = tmp_path / "deberta"
-    torch.manual_seed(0)
-    T.DebertaModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    folder = _saved_tiny(tmp_path / "deberta", lambda tok: T.DebertaModel(T.DebertaConfig(
+        vocab_size=tok.vocab_size, pad_token_id=tok.pad_token_id, max_position_embeddings=64, **DIMS)))
     record = tunelab.run.training.train(_config(folder, "head", tmp_path / "out", tmp_path / "f", cache_precision="bf16"),
                                         data=data_for("classification"), progress=False)
     cache = record["train_info"]["cache"]
@@ -622,12 +618,15 @@ def longformer_dir(tmp_path_factory):
     projections and builds its global-attention mask from ``input_ids``."""
     import transformers as T
 
+    return _saved_tiny(tmp_path_factory.mktemp("arch-longformer"), lambda tok: T.LongformerModel(T.LongformerConfig(
+        vocab_size=tok.vocab_size, pad_token_id=tok.pad_token_id, max_position_embeddings=64, attention_window=4, **DIMS)))
+
+
+def _saved_tiny(folder: Path, build) -> Path:
+    """``build(tokenizer)``'s random model (seed 0) and the tiny tokenizer, saved in ``folder`` as a checkpoint."""
     tokenizer = tiny_tokenizer()
-    config = T.LongformerConfig(vocab_size=tokenizer.vocab_size, pad_token_id=tokenizer.pad_token_id, max_position_embeddings=64,
-                                attention_window=4, **DIMS)
     torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("arch-longformer")
-    T.LongformerModel(config).save_pretrained(folder)
+    build(tokenizer).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 
@@ -685,12 +684,8 @@ def test_an_adapter_peft_refuses_for_the_model_is_one_line_naming_peft(strategy,
     fact about the model, not a bug: one line (exit 2 on the command line), with peft's reason and what to try."""
     import transformers as T
 
-    tokenizer = tiny_tokenizer()
-    config = T.MambaConfig(vocab_size=tokenizer.vocab_size, pad_token_id=tokenizer.pad_token_id, hidden_size=32, num_hidden_layers=2,
-                           state_size=4, **DECODER_IDS)
-    folder = tmp_path / "mamba"
-    T.MambaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    folder = _saved_tiny(tmp_path / "mamba", lambda tok: T.MambaForCausalLM(T.MambaConfig(
+        vocab_size=tok.vocab_size, pad_token_id=tok.pad_token_id, hidden_size=32, num_hidden_layers=2, state_size=4, **DECODER_IDS)))
     hint = r"; try another strategy, or name the modules with --lora-target-modules$" if strategy == "lora" else r"; try another strategy$"
     with pytest.raises(StrategyError, match=rf"^{strategy} cannot apply to this mamba model: peft refused it \(.+\){hint}"):
         tunelab.run.training.train(_config(folder, strategy, tmp_path / "out", tmp_path / "f", task="causal-lm"),
@@ -703,14 +698,8 @@ def xlm_dir(tmp_path_factory):
     """A tiny XLM (FlauBERT's architecture): each layer's attention, feed-forward and norms in four parallel lists."""
     import transformers as T
 
-    tokenizer = tiny_tokenizer()
-    config = T.XLMConfig(vocab_size=tokenizer.vocab_size, pad_index=tokenizer.pad_token_id, emb_dim=32, n_layers=N_BLOCKS, n_heads=4,
-                         max_position_embeddings=64)
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("arch-xlm")
-    T.XLMModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return _saved_tiny(tmp_path_factory.mktemp("arch-xlm"), lambda tok: T.XLMModel(T.XLMConfig(
+        vocab_size=tok.vocab_size, pad_index=tok.pad_token_id, emb_dim=32, n_layers=N_BLOCKS, n_heads=4, max_position_embeddings=64)))
 
 
 def test_a_body_whose_layers_are_parallel_lists_refuses_the_strategies_that_work_by_block(xlm_dir, tmp_path):
