@@ -175,7 +175,7 @@ def _column_for(table: Table, column: str, aliases: tuple[str, ...], role: str, 
     return found[0]
 
 
-SUPPORTED_TABLES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
+SUPPORTED_TABLES = tuple(kind for kind in SUPPORTED_EXTENSIONS if kind != ".txt")
 """The file kinds that hold a table of examples (a ``.txt`` holds plain text)."""
 
 
@@ -269,8 +269,6 @@ def _decimal_classes(labels: list[Any], column: str, warnings: list[str]) -> boo
     """Whether labels that hold decimal numbers (``1.1``, ``2.5``) are class names: when they repeat as classes do (at
     most half the rows hold a value used once), they are read as written, with a warning; a quantity that is mostly
     distinct stays an error (:func:`~tunelab.data.validate.label_keys`: tunelab classifies, it does not regress)."""
-    from collections import Counter
-
     from tunelab.data.validate import number_of
 
     decimal = [v for v in labels if isinstance(number_of(v), float)]

@@ -193,7 +193,7 @@ def _warn_swallowed_rows(path: Path, columns: dict[str, list[str]], sep: str, wa
     other field a value its column holds elsewhere. A quote that opens a cell and is closed only rows later (an
     unbalanced ``"`` at the start of a text) makes one cell of those rows, and their labels are lost in silence."""
     names = list(columns)
-    if len(names) < 2:
+    if len(names) < 2 or not any("\n" in cell for values in columns.values() for cell in values):
         return
     seen = {name: set(values) for name, values in columns.items()}
     for name in names:

@@ -152,7 +152,7 @@ def all_numeric(values: list[int | float | str]) -> bool:
     (True, False, True)
     """
     for value in values:
-        number = _number(value)
+        number = number_of(value)
         if number is None or (isinstance(value, str) and isinstance(number, int) and not _WHOLE.fullmatch(value.strip())):
             return False
     return True
@@ -162,7 +162,7 @@ def label_keys(values: list[int | float | str], table: Table, column: str, numer
     """Labels as integers (``numeric``; fractional numbers are an error) or as their string forms."""
     if not numeric:
         return [str(v) for v in values]
-    numbers = [_number(v) for v in values]
+    numbers = [number_of(v) for v in values]
     # Whole numbers are already ints here, so any float left is fractional (or infinite).
     fractional = [i for i, n in enumerate(numbers) if isinstance(n, float)]
     if fractional:
@@ -177,10 +177,6 @@ def label_keys(values: list[int | float | str], table: Table, column: str, numer
 
 def number_of(value: int | float | str) -> int | float | None:
     """The number a label writes, or None."""
-    return _number(value)
-
-
-def _number(value: int | float | str) -> int | float | None:
     if isinstance(value, int | float):
         return value
     if len(value) > 100:  # no class id is that long (and int() refuses over 4,300 digits)

@@ -149,12 +149,9 @@ class Layout:
         output = get() if callable(get) else None
         if output is None:
             return ()
-        own = {id(p) for p in output.parameters()} - {id(p) for n, p in self.model.named_parameters()
-                                                        if not n.startswith(self._module_name(output))}
-        return (f"{self._module_name(output)}.",) if own else ()
-
-    def _module_name(self, module: nn.Module) -> str:
-        return next((n for n, m in self.model.named_modules() if m is module), "")
+        name = next((n for n, m in self.model.named_modules() if m is output), "")
+        own = {id(p) for p in output.parameters()} - {id(p) for n, p in self.model.named_parameters() if not n.startswith(name)}
+        return (f"{name}.",) if own else ()
 
     @cached_property
     def after_prefixes(self) -> tuple[str, ...]:
