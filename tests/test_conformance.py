@@ -469,17 +469,55 @@ def test_ia3_finds_keys_values_and_the_feed_forward_output_in_other_block_shapes
 
 
 def test_a_run_says_which_weights_an_adapter_of_dense_projections_leaves_as_they_were():
-    """Mixtral's experts are fused 3-D tensors, not dense modules: LoRA adapts its attention only, and says so."""
+    """Mixtral's experts are fused 3-D tensors, not dense modules: an adapter of dense projections leaves them as they
+    were and says so; LoRA reaches them (peft's target_parameters) unless dropout, DoRA or named modules rule it out."""
     from tunelab.models import model_layout
-    from tunelab.strategies import STRATEGIES
+    from tunelab.strategies import STRATEGIES, get_strategy
 
     config, _, _ = _more_blocks()["mixtral"]
-    note = model_layout(_untrained(config)).unadaptable_note("lora")
-    assert note is not None and note.startswith("lora adapts dense projections only: this mixtral model holds ")
+    layout = model_layout(_untrained(config))
+    assert layout.fused_parameters == ("mlp.experts.down_proj", "mlp.experts.gate_up_proj")
+    note = layout.unadaptable_note("ia3")
+    assert note is not None and note.startswith("ia3 adapts dense projections only: this mixtral model holds ")
     assert "(mlp.experts.down_proj, mlp.experts.gate_up_proj: a mixture of experts' experts), which stay as pre-trained" in note
-    assert model_layout(_untrained(_more_blocks()["qwen2-moe"][0])).unadaptable_note("lora") is not None
-    assert model_layout(_untrained(_more_blocks()["phi"][0])).unadaptable_note("lora") is None
+    lora = get_strategy("lora")
+    assert lora.left_pretrained(layout, TrainConfig(strategy="lora")) is None
+    assert lora.left_pretrained(layout, TrainConfig(strategy="lora", lora_dropout=0.1)).startswith(
+        "lora adapts dense projections only here (peft adapts fused experts without --lora-dropout): this mixtral model")
+    assert "(--lora-target-modules names dense projections)" in lora.left_pretrained(layout, TrainConfig(strategy="lora", lora_target_modules="q_proj"))
+    assert model_layout(_untrained(_more_blocks()["qwen2-moe"][0])).unadaptable_note("ia3") is not None
+    assert model_layout(_untrained(_more_blocks()["phi"][0])).unadaptable_note("ia3") is None
     assert {n for n, s in STRATEGIES.items() if s.adapts_modules} == {"lora", "ia3"}
+
+
+def test_lora_adapts_a_mixture_of_experts_fused_experts(tmp_path):
+    """transformers 5 keeps a mixture of experts' experts as 3-D tensors (77 % of a tiny Mixtral), which LoRA on dense
+    projections does not reach. LoRA adapts them too, as peft's target_parameters: they train, the frozen experts stay
+    bit-identical, the saved adapter loads with plain peft and computes the same, and --lora-layers limits them too."""
+    import transformers as T
+
+    folder = _saved_tiny(tmp_path / "mixtral", lambda tok: T.MixtralForCausalLM(T.MixtralConfig(
+        vocab_size=tok.vocab_size, pad_token_id=tok.pad_token_id, max_position_embeddings=64, **DIMS, num_key_value_heads=2,
+        num_local_experts=4, num_experts_per_tok=2)))
+    captured = run_captured(_config(folder, "lora", tmp_path / "out", tmp_path / "f"), data_for("classification"))
+    info = captured.record["train_info"]
+    assert not any("stay as pre-trained" in n for n in info["notes"]), info["notes"]
+    trainable = {n for n, p in captured.model.named_parameters() if p.requires_grad}
+    experts = {n for n in trainable if ".mlp.experts." in n and ".lora_" in n}
+    assert {n.split(".mlp.")[0].rsplit(".", 1)[1] for n in experts} == {str(i) for i in range(N_BLOCKS)}  # every block
+    after = dict(captured.model.named_parameters())
+    assert all(not torch.equal(after[n].detach(), captured.before[n]) for n in experts if ".lora_B." in n)
+    frozen = [n for n in after if ".mlp.experts." in n and n.endswith(("gate_up_proj", "down_proj"))]  # under peft's wrappers
+    assert frozen and all(torch.equal(after[n].detach(), captured.before[n]) for n in frozen)
+    adapter = json.loads((captured.model_dir / "adapter_config.json").read_text())
+    assert len(adapter["target_parameters"]) == 2 * N_BLOCKS
+    assert_same_plain_logits(load_plainly(captured, "classification"), captured.model, captured.model_dir, TEXTS, rtol=1e-5, atol=1e-5)
+    top = run_captured(_config(folder, "lora", tmp_path / "out2", tmp_path / "f", lora_layers=1), data_for("classification"))
+    adapted = {n.split(".mlp.")[0].rsplit(".", 1)[1] for n, p in top.model.named_parameters() if p.requires_grad and ".mlp.experts." in n}
+    assert adapted == {str(N_BLOCKS - 1)}
+    with_dropout = run_captured(_config(folder, "lora", tmp_path / "out3", tmp_path / "f", lora_dropout=0.1), data_for("classification"))
+    assert not any(".mlp.experts." in n for n, p in with_dropout.model.named_parameters() if p.requires_grad)
+    assert any("here (peft adapts fused experts without --lora-dropout)" in n for n in with_dropout.record["train_info"]["notes"])
 
 
 def test_lora_target_modules_override(arch_dir, tmp_path):

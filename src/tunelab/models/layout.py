@@ -48,21 +48,29 @@ class Layout:
     probe: Probe = field(repr=False)
     parallel_lists: tuple[str, ...] = ()  # other lists each layer's parts are spread over, beside the blocks (XLM)
 
-    def unadaptable_note(self, strategy: str) -> str | None:
-        """One line when the blocks hold weights outside dense projections that an adapter of dense projections
-        (``strategy``) leaves as pre-trained: a mixture of experts' fused expert tensors (3-D parameters); else None."""
+    @cached_property
+    def fused_parameters(self) -> tuple[str, ...]:
+        """Block weights held outside dense projections as tensors of three or more dimensions (a mixture of experts'
+        fused experts, transformers 5: ``mlp.experts.gate_up_proj``, ``mlp.experts.down_proj``): names relative to a
+        block; () for a dense model. An adapter of dense projections does not reach them."""
         from tunelab.models.probe import is_linear
 
         block = self.blocks[0]
         dense = {f"{n}." for n, m in block.named_modules() if is_linear(m)}
-        fused = sorted({n for n, p in block.named_parameters() if p.dim() >= 3 and not n.startswith(tuple(dense))})
+        return tuple(sorted({n for n, p in block.named_parameters() if p.dim() >= 3 and not n.startswith(tuple(dense))}))
+
+    def unadaptable_note(self, strategy: str, because: str = "") -> str | None:
+        """One line when the blocks hold weights outside dense projections (:attr:`fused_parameters`) that ``strategy``
+        leaves as pre-trained (``because``: why this run does, when the strategy could reach them); else None."""
+        fused = self.fused_parameters
         if not fused:
             return None
         share = sum(p.numel() for b in self.blocks for n, p in b.named_parameters() if n in fused)
         total = sum(p.numel() for p in self.model.parameters())
-        return (f"{strategy} adapts dense projections only: this {self.family} model holds {100 * share / total:.0f} % of "
-                f"its weights as fused tensors in each block ({', '.join(fused[:3])}{' ...' if len(fused) > 3 else ''}: a "
-                "mixture of experts' experts), which stay as pre-trained")
+        what = f"{strategy} adapts dense projections only" + (f" here ({because})" if because else "")
+        return (f"{what}: this {self.family} model holds {100 * share / total:.0f} % of its weights as fused tensors in "
+                f"each block ({', '.join(fused[:3])}{' ...' if len(fused) > 3 else ''}: a mixture of experts' experts), "
+                "which stay as pre-trained")
 
     def blocks_problem(self) -> str | None:
         """Why this body's layers cannot be taken as one stack of blocks (None when they can): XLM and FlauBERT keep

@@ -14,7 +14,9 @@
   head and the LM head), a comma-separated list of module names (peft's rule: a name matches a module
   whose dotted name ends with it) or a regular expression (matched against whole module names).
 
-The result is a peft ``target_modules`` regular expression that names exactly the chosen modules.
+The result is a peft ``target_modules`` regular expression that names exactly the chosen modules, and for LoRA the
+blocks' fused weights (a mixture of experts' experts held as 3-D tensors, which no dense projection holds): peft's
+``target_parameters``, which takes no dropout and no DoRA.
 """
 
 from __future__ import annotations
@@ -35,9 +37,10 @@ class AdapterTargets:
 
     modules: tuple[str, ...]
     feedforward: tuple[str, ...]
-    pattern: str  # peft target_modules: a regex matching exactly ``modules``
+    pattern: str | None  # peft target_modules: a regex matching exactly ``modules`` (None: parameters only)
     feedforward_pattern: str | None
     conv1d: bool  # every target is a transformers Conv1D (GPT-2): peft's fan_in_fan_out
+    parameters: tuple[str, ...] = ()  # fused weights adapted as parameters (peft's target_parameters): MoE experts
 
 
 def is_regex(spec: str) -> bool:
@@ -131,28 +134,32 @@ def pattern(layout, names: list[str]) -> str:
     return parts[0] if len(parts) == 1 else "|".join(f"(?:{p})" for p in parts)
 
 
-def _targets(layout, modules: list[str], feedforward: list[str]) -> AdapterTargets:
+def _targets(layout, modules: list[str], feedforward: list[str], parameters: list[str] = ()) -> AdapterTargets:
     from transformers.pytorch_utils import Conv1D
 
-    conv1d = all(isinstance(layout.model.get_submodule(n), Conv1D) for n in modules)
+    conv1d = bool(modules) and all(isinstance(layout.model.get_submodule(n), Conv1D) for n in modules)
     return AdapterTargets(
         tuple(modules),
         tuple(feedforward),
-        pattern(layout, modules),
+        pattern(layout, modules) if modules else None,
         pattern(layout, feedforward) if feedforward else None,
         conv1d,
+        tuple(parameters),
     )
 
 
-def lora_targets(layout, *, top: int | None = None, override: str | None = None) -> AdapterTargets:
-    """LoRA's modules: every dense projection in the (top ``top``) blocks, or what ``override`` names."""
+def lora_targets(layout, *, top: int | None = None, override: str | None = None, fused: bool = True) -> AdapterTargets:
+    """LoRA's modules: every dense projection in the (top ``top``) blocks, or what ``override`` names; with ``fused``
+    and no override, also the blocks' fused weights (:attr:`~tunelab.models.Layout.fused_parameters`: a mixture of
+    experts' experts), adapted as parameters."""
     if override:
         return _targets(layout, _resolve(layout, override, top), [])
     relative = sorted({n for block in layout.blocks for n, m in block.named_modules() if is_linear(m)})
     modules = _in_blocks(layout, relative, top)
-    if not modules:
+    parameters = [f"{layout.blocks_path}.{i}.{r}" for i in _blocks(layout, top) for r in layout.fused_parameters] if fused else []
+    if not modules and not parameters:
         raise StrategyError(f"lora cannot apply to this {layout.family} model: its blocks have no dense projection")
-    return _targets(layout, modules, [])
+    return _targets(layout, modules, [], parameters)
 
 
 def _out_width(module) -> int | None:

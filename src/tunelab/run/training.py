@@ -647,7 +647,7 @@ def prepare(config: TrainConfig, data: TaskData | None = None) -> PreparedRun:
     check_token_ids(model, tokenizer, tokenized.values(), config.model)
     if config.screening:  # validated only, never tested: the frozen-layer cache then leaves the test split out too
         tokenized["test"] = tokenized["test"].select([])
-    notes = [layout.shared_blocks_note(), layout.unadaptable_note(config.strategy) if strategy.adapts_modules else None]
+    notes = [layout.shared_blocks_note(), strategy.left_pretrained(layout, config)]
     if data.task == "classification":
         notes.append(head_note(config.model, data.label_names, trust_remote_code=config.trust_remote_code))
     return PreparedRun(config, data, model, tokenizer, strategy, layout, max_length, tokenized,

@@ -226,7 +226,8 @@ class Strategy:
     parallel training syncs the gradients of the weights trainable when it starts)."""
     adapts_modules: ClassVar[bool] = False
     """Whether it adds adapters to dense projections, the modules ``--lora-target-modules`` names (LoRA, IA3): weights
-    held otherwise (a mixture of experts' fused expert tensors) stay as pre-trained, and a run says so."""
+    held otherwise (a mixture of experts' fused expert tensors) stay as pre-trained unless it reaches them too, and a
+    run says so (:meth:`left_pretrained`)."""
     needs_blocks: ClassVar[bool] = False
     """Whether it freezes, adapts or schedules the model by transformer block (so it cannot apply to a body whose
     layers are not one list of blocks: :meth:`tunelab.models.Layout.blocks_problem`)."""
@@ -313,6 +314,11 @@ class Strategy:
         over time); return whether that changed it. The estimate measures memory there. Default: the set
         chosen by :meth:`prepare` never changes."""
         return False
+
+    def left_pretrained(self, layout: Layout, config: Any) -> str | None:
+        """One line for the user when a run of ``config`` leaves pre-trained weights that this kind of adaptation is meant
+        to reach (a mixture of experts' fused experts, for an adapter of dense projections); else None."""
+        return layout.unadaptable_note(self.name) if self.adapts_modules else None
 
     def check_merge(self, merge: bool) -> None:
         """Refuse ``--merge`` for a strategy that has nothing to merge (config validation says it first)."""

@@ -165,6 +165,19 @@ class LoRA(_PeftStrategy):
         fuse_lora_forward(model)  # the same sum without peft's output-sized temporaries (see fused_lora)
         return model
 
+    @staticmethod
+    def _fused_problem(config) -> str | None:
+        """Why a run of ``config`` cannot adapt a mixture of experts' fused experts (peft's LoRA on parameters takes no
+        dropout and no DoRA, and --lora-target-modules names modules), else None."""
+        if config.lora_target_modules:
+            return "--lora-target-modules names dense projections"
+        said = [flag for flag, on in (("--lora-dropout", config.lora_dropout), ("--use-dora", config.use_dora)) if on]
+        return f"peft adapts fused experts without {' or '.join(said)}" if said else None
+
+    def left_pretrained(self, layout, config):
+        why = self._fused_problem(config)
+        return layout.unadaptable_note(self.name, because=why) if why else None
+
     def describe(self, config, task, *, num_blocks=None):
         variant = "DoRA weight-decomposed " if config.use_dora else ""
         scaling = "alpha/sqrt(r) (rsLoRA)" if config.use_rslora else "alpha/r"
@@ -181,7 +194,8 @@ class LoRA(_PeftStrategy):
     def _peft_config(self, layout, config, task):
         from peft import LoraConfig
 
-        targets = lora_targets(layout, top=config.lora_layers, override=config.lora_target_modules)
+        targets = lora_targets(layout, top=config.lora_layers, override=config.lora_target_modules,
+                               fused=self._fused_problem(config) is None)
         return LoraConfig(
             task_type=_task_type(task),
             r=config.lora_r,
@@ -190,6 +204,7 @@ class LoRA(_PeftStrategy):
             use_dora=config.use_dora,
             use_rslora=config.use_rslora,
             target_modules=targets.pattern,
+            target_parameters=list(targets.parameters) or None,  # a mixture of experts' fused experts
             fan_in_fan_out=targets.conv1d,  # GPT-2's Conv1D stores its weight transposed
             modules_to_save=_modules_to_save(layout, task),
         )
