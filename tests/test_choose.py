@@ -333,3 +333,20 @@ def test_a_run_records_its_training_examples_per_class(tiny_bert_dir, toy_classi
     names = toy_classification_data.label_names
     assert list(counts) == names and sum(counts.values()) == len(toy_classification_data.train)
     assert counts[names[1]] == sum(toy_classification_data.train["label"])
+
+
+def test_a_long_failure_is_shortened_between_words_keeping_its_end():
+    """A failed run's message in the reasons: one line, its middle left out between words (it read "(a … rameters"),
+    its end (what to do) whole."""
+    from tunelab.advice.choose import _short
+
+    message = ("ia3 cannot apply to this qwen3_moe model: no dense projection outside the attention writes the block's "
+               "width for IA3 to rescale as the feed-forward output (a mixture of experts whose experts are fused "
+               "parameters, or a router); use lora, or name the modules with --lora-target-modules")
+    cut = _short(message)
+    assert len(cut) <= 240 and " … " in cut
+    head, end = cut.split(" … ")
+    assert message.startswith(head) and message.endswith(end)
+    assert f" {end}" in message and f"{head} " in message  # whole words on both sides
+    assert end.endswith("name the modules with --lora-target-modules")
+    assert _short("x" * 300).startswith("x" * 100)  # one long word is still cut

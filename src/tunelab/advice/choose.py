@@ -523,12 +523,19 @@ def _short(text: str, limit: int = 240) -> str:
     >>> cut = _short("x" * 300 + " Resume with: tunelab train --config r.yaml --resume")
     >>> len(cut) <= 240, " … " in cut, cut.endswith("Resume with: tunelab train --config r.yaml --resume")
     (True, True, True)
+    >>> _short("ia3 cannot apply: " + "no dense projection " * 20 + "(a router)", 80)
+    'ia3 cannot apply: no dense projection no dense … projection (a router)'
+    
     """
     text = " ".join(str(text).split())
     if len(text) <= limit:
         return text
     tail = limit // 3
-    return f"{text[: limit - tail - 3]} … {text[-tail:]}"
+    head, end = text[: limit - tail - 3], text[-tail:]
+    # cut between words where there are words to cut between (not "(a … rameters")
+    head = head.rsplit(" ", 1)[0] if " " in head[len(head) // 2 :] else head
+    end = end.split(" ", 1)[1] if " " in end[: len(end) // 2] else end
+    return f"{head} … {end}"
 
 
 # --------------------------------------------------------------------------------------------------
