@@ -525,7 +525,6 @@ def _short(text: str, limit: int = 240) -> str:
     (True, True, True)
     >>> _short("ia3 cannot apply: " + "no dense projection " * 20 + "(a router)", 80)
     'ia3 cannot apply: no dense projection no dense … projection (a router)'
-    
     """
     text = " ".join(str(text).split())
     if len(text) <= limit:
