@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -622,32 +623,53 @@ def test_new_head_has_its_own_group_at_the_head_rate(arch, strategy, arch_dir, t
     assert all(g["lr"] != HEAD_LR for g in groups if not g.get("head")) or strategy == "head"
 
 
-def test_a_body_whose_blocks_are_nested_fails_with_one_line_naming_them():
-    """Funnel's blocks are lists of layers inside a list: the probe sees no block run and says so (it used to
-    fail with a bare KeyError, 'x0')."""
+def _unprobed():
+    """Bodies whose wiring the probe cannot read: Funnel's blocks are lists of layers inside a list (no block runs as
+    one), XLNet's blocks take (sequence, batch, hidden), Canine shortens the sequence inside its body."""
     import transformers as T
 
-    from tunelab.errors import ModelError
+    return {
+        "funnel": (lambda tok: T.FunnelForSequenceClassification(T.FunnelConfig(
+            vocab_size=tok.vocab_size, pad_token_id=tok.pad_token_id, block_sizes=[1, 1], d_model=32, n_head=4, d_head=8,
+            d_inner=64, num_labels=2)), r"the modules taken for its blocks did not run, first to last"),
+        "xlnet": (lambda tok: T.XLNetForSequenceClassification(T.XLNetConfig(
+            vocab_size=tok.vocab_size, pad_token_id=tok.pad_token_id, d_model=32, n_layer=2, n_head=4, d_inner=64,
+            num_labels=2)), r"its blocks take hidden states shaped \(6, 2, 32\) for a batch of \(2, 6\) tokens, not "
+                            r"\(batch, sequence, hidden\)"),
+        # characters through hashed embeddings (no token table: get_input_embeddings raises), downsampled in the body
+        "canine": (lambda tok: T.CanineForSequenceClassification(T.CanineConfig(
+            hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, downsampling_rate=2,
+            num_labels=2)), r"index \d+ is out of bounds"),
+    }
+
+
+@pytest.mark.parametrize("arch", ["funnel", "xlnet", "canine"])
+def test_a_body_whose_wiring_the_probe_cannot_read_trains_what_needs_no_blocks(arch, tmp_path):
+    """The probe cannot read Funnel's nested blocks, XLNet's sequence-first ones or Canine's. It used to refuse the
+    model, for full fine-tuning too (which needs no layout), and Canine's missing token table was a traceback: now full, head and BitFit train without the frozen-layer cache and
+    save what plain transformers loads with the same logits, and what works by block (LoRA) is refused in one line
+    that says why and what applies."""
     from tunelab.models.layout import model_layout
 
-    config = T.FunnelConfig(vocab_size=64, block_sizes=[1, 1], d_model=32, n_head=4, d_head=8, d_inner=64, num_labels=2)
-    with pytest.raises(ModelError, match=r"probe input to find its parts \(funnel\.encoder\.blocks\): the modules taken "
-                                         r"for its blocks did not run"):
-        model_layout(T.FunnelForSequenceClassification(config))
-
-
-def test_a_sequence_first_body_fails_with_one_line_saying_so():
-    """XLNet's blocks take (sequence, batch, hidden): reading positions as (batch, sequence) failed with a bare torch
-    indexing error for every strategy; now one line says what the body does and what tunelab supports."""
-    import transformers as T
-
-    from tunelab.errors import ModelError
-    from tunelab.models.layout import model_layout
-
-    config = T.XLNetConfig(vocab_size=64, d_model=32, n_layer=2, n_head=4, d_inner=64, num_labels=2)
-    with pytest.raises(ModelError, match=r"its blocks take hidden states shaped \(6, 2, 32\) for a batch of \(2, 6\) tokens, not "
-                                         r"\(batch, sequence, hidden\) .*; tunelab supports batch-first blocks$"):
-        model_layout(T.XLNetForSequenceClassification(config))
+    build, why = _unprobed()[arch]
+    folder = _saved_tiny(tmp_path / arch, build)
+    layout = model_layout(build(tiny_tokenizer()))
+    assert layout.probe is None and re.search(why, layout.blocks_problem())
+    for strategy in ("full", "head", "bitfit"):
+        captured = run_captured(_config(folder, strategy, tmp_path / strategy, tmp_path / "f"), data_for("classification"))
+        info = captured.record["train_info"]
+        assert not info["cache"]["used"]
+        if strategy == "head":
+            assert any(n.startswith(f"frozen-layer cache not used for this {arch} model, trained without it: tunelab "
+                                    "cannot read how its blocks are wired") for n in info["notes"])
+        assert_same_plain_logits(load_plainly(captured, "classification"), captured.model, captured.model_dir, TEXTS,
+                                 rtol=1e-5, atol=1e-5)
+    with pytest.raises(StrategyError, match=rf"^lora cannot apply to this {arch} model: tunelab cannot read how its blocks "
+                                            rf"are wired \(a probe pass over .*{why}.*\), and it works by block; use one of "
+                                            r"head, bitfit, prompt-tuning, full$"):
+        tunelab.run.training.train(_config(folder, "lora", tmp_path / "lora", tmp_path / "f"), data=data_for("classification"),
+                                   progress=False)
+    assert not (tmp_path / "lora").exists()
 
 
 @pytest.fixture(scope="module")

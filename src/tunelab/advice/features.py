@@ -72,7 +72,7 @@ def _features_of(model_name: str, tokenizer, ids: list[list[int]], segments: lis
     layout = model_layout(model)
     body = layout.body.to(device).eval()
     order = np.argsort([len(x) for x in ids], kind="stable")
-    out = np.zeros((len(ids), layout.hidden_size), dtype=np.float32)
+    out = None  # (examples, width of the body's output), allocated from the first batch
     from tunelab.run.padding import one_pass_attention
 
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
@@ -89,8 +89,10 @@ def _features_of(model_name: str, tokenizer, ids: list[list[int]], segments: lis
                 picked = hidden[torch.arange(len(rows)), head_index(mask, layout.head_reads).to(hidden.device)]
             else:  # every token: the mean over the non-padding ones
                 picked = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+            if out is None:
+                out = np.zeros((len(ids), picked.shape[-1]), dtype=np.float32)
             out[rows] = picked.cpu().numpy()
-    return out
+    return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 
 def feature_signals(features: np.ndarray, labels: np.ndarray, *, seed: int = 42) -> dict[str, float]:

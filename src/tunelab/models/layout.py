@@ -45,8 +45,9 @@ class Layout:
     blocks: nn.ModuleList = field(repr=False)
     blocks_path: str
     head_modules: tuple[str, ...]
-    probe: Probe = field(repr=False)
+    probe: Probe | None = field(repr=False)  # None: the probe pass could not read the blocks' wiring (probe_problem)
     parallel_lists: tuple[str, ...] = ()  # other lists each layer's parts are spread over, beside the blocks (XLM)
+    probe_problem: str | None = None
 
     @cached_property
     def fused_parameters(self) -> tuple[str, ...]:
@@ -75,7 +76,11 @@ class Layout:
     def blocks_problem(self) -> str | None:
         """Why this body's layers cannot be taken as one stack of blocks (None when they can): XLM and FlauBERT keep
         each layer's attention, feed-forward and norms in parallel lists, so no one module is a layer, and a
-        strategy that freezes, adapts or caches by block would reach only part of each layer."""
+        strategy that freezes, adapts or caches by block would reach only part of each layer; or the probe pass
+        could not read how the blocks are wired (Funnel's blocks nested in groups, SqueezeBERT's called past their
+        hooks, XLNet's sequence-first blocks), which the same strategies and the cache need."""
+        if self.probe is None:
+            return f"tunelab cannot read how its blocks are wired ({self.probe_problem})"
         if not self.parallel_lists:
             return None
         lists = ", ".join((self.blocks_path, *self.parallel_lists))
@@ -89,7 +94,7 @@ class Layout:
     def block_runs(self) -> int:
         """How many times each block runs in one forward pass: 1, or more when the model's layers share the weights
         of fewer blocks (ALBERT runs one block 12 times): training a block then trains every layer that runs it."""
-        return self.probe.block_runs
+        return self.probe.block_runs if self.probe is not None else 1
 
     def shared_blocks_note(self) -> str | None:
         """One line for the user when layers share block weights, else None."""
@@ -114,7 +119,7 @@ class Layout:
     def head_reads(self) -> str:
         """Positions of the last block's output a classification head reads: ``"first"``, ``"last"``
         (the last non-padding token) or ``"all"`` (also for a causal LM)."""
-        return self.probe.head_reads
+        return self.probe.head_reads if self.probe is not None else "all"
 
     @property
     def entry(self) -> nn.Module | None:
@@ -145,8 +150,8 @@ class Layout:
             if not name.startswith(body_prefix) or name.startswith(blocks_prefix):
                 continue
             owner = name.rsplit(".", 1)[0] if "." in name else ""
-            start = self.probe.called.get(owner, (-1, -1))[0]
-            kinds[name] = "after" if start > self.probe.blocks_span[1] else "before"
+            start = self.probe.called.get(owner, (-1, -1))[0] if self.probe is not None else -1
+            kinds[name] = "after" if self.probe is not None and start > self.probe.blocks_span[1] else "before"
         return kinds
 
     @cached_property
@@ -175,7 +180,8 @@ class Layout:
     def pooler_prefixes(self) -> tuple[str, ...]:
         """Modules above the blocks that pool the sequence into one vector (BERT's pooler): the
         classification head reads the body through them, so they belong with the head."""
-        return tuple(p for p in self.after_prefixes if self.probe.ranks.get(p[:-1], 3) < 3)  # (batch, hidden)
+        ranks = self.probe.ranks if self.probe is not None else {}
+        return tuple(p for p in self.after_prefixes if ranks.get(p[:-1], 3) < 3)  # (batch, hidden)
 
     @property
     def new_head_modules(self) -> tuple[str, ...]:
@@ -210,7 +216,7 @@ class Layout:
     def query_only(self, i: int) -> QueryOnly | None:
         """For a head-only cache: block ``i`` run for the position the head reads alone
         (:mod:`tunelab.models.fastpath`), where it was checked to match the real block; else ``None``."""
-        if i != self.num_blocks - 1 or not self._query_only_ok:
+        if i != self.num_blocks - 1 or self.probe is None or not self._query_only_ok:
             return None
         return query_only_block(self.blocks[i])
 
@@ -259,20 +265,23 @@ def _head_modules(model: nn.Module, body: nn.Module) -> tuple[str, ...]:
 
 def model_layout(model: nn.Module) -> Layout:
     """Find the body, the block stack, the embeddings and the task head of a transformers model, and
-    probe how they are wired (one forward pass on a 2 x 6 token input)."""
+    probe how they are wired (one forward pass on a 2 x 6 token input). A model whose wiring the probe cannot read
+    gets a layout without a probe (:meth:`Layout.blocks_problem` says why): what works by block is refused on it,
+    the frozen-layer cache is not used, and the strategies that need neither (full fine-tuning, the head, BitFit,
+    prompt tuning) train."""
     if hasattr(model, "get_base_model"):  # a peft model: the layout of the model it wraps
         model = model.get_base_model()
     body_path, body = _body(model)
     rel_blocks, blocks, parallel = _blocks(model, body)
     blocks_path = f"{body_path}.{rel_blocks}" if body_path else rel_blocks
-    try:
-        probe = probe_model(model, body, body_path, blocks)
-    except Exception as exc:  # noqa: BLE001 - any failure here means tunelab cannot read this model
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ModelError(f"cannot run {type(model).__name__} on a probe input to find its parts ({blocks_path}): {first}") from exc
     family = str(getattr(model.config, "model_type", type(model).__name__))
     parallel = tuple(f"{body_path}.{p}" if body_path else p for p in parallel)
-    return Layout(model, family, body, body_path, blocks, blocks_path, _head_modules(model, body), probe, parallel)
+    try:
+        probe, problem = probe_model(model, body, body_path, blocks), None
+    except Exception as exc:  # noqa: BLE001 - the wiring cannot be read: strategies that work by block are refused
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        probe, problem = None, f"a probe pass over {blocks_path}: {first}"
+    return Layout(model, family, body, body_path, blocks, blocks_path, _head_modules(model, body), probe, parallel, problem)
 
 
 def head_index(attention_mask: torch.Tensor, reads: str) -> torch.Tensor:

@@ -426,7 +426,9 @@ def check_token_ids(model, tokenizer, datasets: Iterable[Any], name_or_path: str
     more tokens than the checkpoint's embeddings (a special token added after training, a tokenizer from another
     checkpoint) would otherwise fail deep in the first forward pass with an index error. Scans the data only when
     the tokenizer is larger than the embeddings (``datasets``: the tokenized splits, with ``input_ids``)."""
-    embeddings = model.get_input_embeddings()
+    from tunelab.models.probe import input_embeddings
+
+    embeddings = input_embeddings(model)
     _check_ids_fit(getattr(embeddings, "num_embeddings", None), tokenizer, lambda: datasets, name_or_path)
 
 

@@ -46,10 +46,20 @@ class Probe:
     mask: torch.Tensor | None = field(repr=False, default=None)
 
 
+def input_embeddings(model: nn.Module) -> nn.Module | None:
+    """The model's input token embeddings, or None where it has no one table of them (Canine reads characters through
+    hashed embeddings, and transformers raises NotImplementedError for it)."""
+    try:
+        return model.get_input_embeddings()
+    except (AttributeError, NotImplementedError):
+        return None
+
+
 def _probe_inputs(model: nn.Module, device) -> tuple[torch.Tensor, torch.Tensor]:
     """Two rows of ordinary token ids (no padding id), the second right-padded by two positions."""
     config = model.config
-    vocab = int(getattr(config, "vocab_size", 0) or model.get_input_embeddings().num_embeddings)
+    table = input_embeddings(model)
+    vocab = int(getattr(config, "vocab_size", 0) or getattr(table, "num_embeddings", 0) or 64)  # 64: no token table
     pad = getattr(config, "pad_token_id", None)
     reserved = {pad, getattr(config, "bos_token_id", None), getattr(config, "eos_token_id", None)}
     ids = [i for i in range(min(vocab, 64) - 1, 0, -1) if i not in reserved][:PROBE_LENGTH]
