@@ -797,3 +797,30 @@ def test_gradual_ends_with_a_causal_lms_own_output_embeddings_training(arch_dir,
     assert captured.record["train_info"]["trainable_share"] == pytest.approx(1.0)
     tied = model_layout(load_model(str(arch_dir("llama")), task="causal-lm")[0])
     assert tied.model.config.tie_word_embeddings and tied.output_embedding_prefixes == ()
+
+
+def test_a_causal_lm_run_measures_the_model_as_loaded_where_it_starts_as_it(arch_dir, tmp_path):
+    """A causal LM's adaptation is judged against the model before it (a classifier's against always predicting the
+    most frequent class). Every strategy whose prepared model computes what the loaded one does (adapters that start
+    as the identity, added zero biases, every weight as loaded) measures it on validation before its first step, the
+    same number whichever strategy; a random soft prompt does not start as the model, so prompt tuning measures none."""
+    from tunelab.run.outputs import AS_LOADED, ExampleOutputs
+
+    base = arch_dir("llama")
+    seen = {}
+    for strategy in ("lora", "ia3", "bitfit", "last-n", "full", "prompt-tuning"):
+        out = tmp_path / strategy
+        record = tunelab.run.training.train(_config(base, strategy, out, tmp_path / "f", task="causal-lm"),
+                                            data=data_for("causal-lm"), progress=False)
+        seen[strategy] = record["train_info"].get("as_loaded_validation")
+        saved = ExampleOutputs.load(out, AS_LOADED)
+        assert (saved is None) == (seen[strategy] is None)
+        if saved is not None:
+            assert saved.metrics()["perplexity"] == pytest.approx(seen[strategy]["perplexity"])
+            assert len(saved) == len(ExampleOutputs.load(out, "validation"))  # the same blocks as the final evaluation
+    assert seen.pop("prompt-tuning") is None
+    values = [s["perplexity"] for s in seen.values()]
+    assert all(v == pytest.approx(values[0], rel=1e-3) for v in values), seen
+    record = tunelab.run.training.train(_config(arch_dir("bert"), "lora", tmp_path / "cls", tmp_path / "f"),
+                                        data=data_for("classification"), progress=False)
+    assert "as_loaded_validation" not in record["train_info"]  # a classifier's new head is random: no such reference

@@ -197,7 +197,7 @@ def test_a_contender_not_shown_to_beat_the_majority_class_is_passed_over(tmp_pat
     assert rows["head"]["versus_best"]["p_value"] >= 0.05  # the paired test alone would keep it, and it is cheapest
     assert rows["head"]["versus_best"]["reason"] == "at_chance" and rows["head"]["validation"]["low"] < 0.6
     assert rec["strategy"] == "lora" and "head" not in rec["contenders"]
-    assert rec["chance"] == {"split": "validation", "value": pytest.approx(0.6), "learned": True}
+    assert rec["chance"] == {"split": "validation", "value": pytest.approx(0.6), "learned": True, "reference": "majority"}
     text = " ".join(rec["reasons"])
     assert ("head is cheaper and not shown to be worse than the best, but not shown to do better than always predicting "
             "the most frequent class, which scores 0.600 validation accuracy on the same 60 examples") in text
@@ -253,3 +253,48 @@ def test_a_choice_the_data_cannot_separate_says_how_many_examples_would(tmp_path
     assert recommend_from_results(runs(math.ceil(needed / 100), "enough"))["strategy"] == "full"  # the gap is shown
     # the best chosen, or nothing left to separate: no number
     assert recommend_from_results(runs(1, "once")[:1])["examples_to_separate"] is None
+
+
+def _lm(per_token_loss: np.ndarray, tokens: np.ndarray) -> ExampleOutputs:
+    return ExampleOutputs(loss_sums=per_token_loss * tokens, token_counts=tokens, texts=np.arange(tokens.size))
+
+
+def _lm_record(tmp_path, strategy: str, loss: np.ndarray, tokens: np.ndarray, as_loaded: np.ndarray | None,
+               train_time: float) -> dict:
+    from tunelab.run.outputs import AS_LOADED
+
+    run = record(tmp_path, strategy, {"validation": _lm(loss, tokens), "test": _lm(loss, tokens)}, train_time=train_time)
+    run["meta_info"] = {"task": "causal-lm", "n_train": 400}
+    if as_loaded is not None:
+        _lm(as_loaded, tokens).save(run["config"]["out"], AS_LOADED)
+    return run
+
+
+def test_a_causal_lm_adaptation_must_be_shown_to_beat_the_model_as_loaded(tmp_path):
+    """A causal LM's reference is the model before any adaptation, measured by the runs on the same validation texts
+    (for a classifier it is the majority class). Adaptations that do not move the perplexity off it are said to have
+    shown nothing, and a cheaper strategy not shown to improve on it is passed over; one that did learn is chosen."""
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(20, 200, 60).astype(float)
+    base = 4.0 + rng.normal(0, 0.3, 60)  # per-token loss of the model as loaded: perplexity about 55
+    same = base + rng.normal(0, 0.05, 60)
+    runs = [_lm_record(tmp_path / "flat", name, same + shift, tokens, base, cost)
+            for name, shift, cost in (("full", -0.01, 100), ("lora", 0.0, 10))]
+    rec = recommend_from_results(runs)
+    assert rec["metric"] == "perplexity" and rec["chance"]["reference"] == "as-loaded" and rec["chance"]["learned"] is False
+    assert rec["chance"]["value"] == pytest.approx(np.exp((base * tokens).sum() / tokens.sum()))
+    warning = next(r for r in rec["reasons"] if r.startswith("No strategy is shown"))
+    assert "better than the model as loaded, before any adaptation, which scores" in warning
+    assert "validation perplexity on the same 60 texts" in warning and "No adaptation has been shown to help" in warning
+    # full learned (a quarter of a nat a token), lora did not: lora, cheaper and close on a noisy paired test, is no contender
+    learned = [_lm_record(tmp_path / "learned", "full", base - 0.25 + rng.normal(0, 0.6, 60), tokens, base, 100),
+               _lm_record(tmp_path / "learned", "lora", same, tokens, base, 10)]
+    rec = recommend_from_results(learned)
+    assert rec["chance"]["learned"] is True and not any(r.startswith("No strategy is shown") for r in rec["reasons"])
+    rows = {r["strategy"]: r for r in rec["ranking"]}
+    if rows["lora"]["versus_best"]["reason"] != "worse":  # kept by the paired test alone: passed over as not learned
+        assert rows["lora"]["versus_best"]["reason"] == "at_chance" and rec["strategy"] == "full"
+    assert rec["strategy"] == "full"
+    # no run measured the model as loaded (older runs, prompt tuning alone): no reference, no warning
+    older = [_lm_record(tmp_path / "older", name, same, tokens, None, cost) for name, cost in (("full", 100), ("lora", 10))]
+    assert recommend_from_results(older).get("chance") is None, recommend_from_results(older).get("chance")

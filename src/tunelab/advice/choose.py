@@ -26,6 +26,7 @@ from typing import Any
 from tunelab.advice.learning import MIN_POINTS, LearningCurves, fit_learning_curves, level_pct
 from tunelab.advice.stats import Interval
 from tunelab.advice.verdict import (
+    AS_LOADED_MODEL,
     EXAMPLES,
     POWER,
     SEEDS,
@@ -629,7 +630,8 @@ def recommend_from_results(
         out.update(facts)
         reasons = _choice_reasons(chosen, fits, comparison, intervals, ask, facts, len(ok), len(summaries))
     if comparison is not None and comparison.chance is not None:
-        out["chance"] = {"split": comparison.split, "value": comparison.chance, "learned": comparison.learned}
+        out["chance"] = {"split": comparison.split, "value": comparison.chance, "learned": comparison.learned,
+                         "reference": comparison.reference}
         if not comparison.learned:
             reasons.insert(1 if reasons else 0, _nothing_learned_reason(comparison, ask))
     curves = learning_curves_from_results(results, ask.metric, level=ask.level)
@@ -875,6 +877,9 @@ def _cannot_separate_reason(names: list[str], chosen: StrategySummary, compariso
 
 
 def _chance_text(comparison: Comparison, ask: _Ask) -> str:
+    if comparison.reference == AS_LOADED_MODEL:
+        return (f"the model as loaded, before any adaptation, which scores {format_metric(comparison.chance, ask.metric)} "
+                f"validation {ask.label} on the same {comparison.n_examples:,} texts")
     return (f"always predicting the most frequent class, which scores {format_metric(comparison.chance, ask.metric)} "
             f"validation {ask.label} on the same {comparison.n_examples:,} examples")
 
@@ -895,10 +900,13 @@ def _nothing_learned_reason(comparison: Comparison, ask: _Ask) -> str:
     who = ("No strategy is" if len(comparison.versus) > 1 else f"{comparison.best} is not")
     which = (f"even the best, {comparison.best}, reached" if len(comparison.versus) > 1 else "it reached")
     return (f"{who} shown to do better than {_chance_text(comparison, ask)}: {which} "
-            f"{format_interval(best, ask.metric)}, an interval that reaches that score. This "
-            "comparison has not measured learning, and its ranking says nothing about the strategies: train longer "
-            "(--epochs), try other learning rates (--tune-lr), give more labelled examples, or check that the labels "
-            "belong to the texts.")
+            f"{format_interval(best, ask.metric)}, an interval that reaches that score. "
+            + ("No adaptation has been shown to help, and the ranking says nothing about the strategies: train longer "
+               "(--epochs), try other learning rates (--tune-lr) or give more text; the model may already fit this "
+               "text as well as this much of it can teach." if comparison.reference == AS_LOADED_MODEL else
+               "This comparison has not measured learning, and its ranking says nothing about the strategies: train "
+               "longer (--epochs), try other learning rates (--tune-lr), give more labelled examples, or check that "
+               "the labels belong to the texts."))
 
 
 def _method_reason(comparison: Comparison, ask: _Ask) -> str:

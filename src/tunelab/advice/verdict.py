@@ -10,7 +10,8 @@ Numbers come from the per-example outputs every run keeps (``<run>/outputs/<spli
   else the paired bootstrap; Holm-adjusted).
 
 **Above chance.** For classification the comparison also knows what a constant predictor scores on the same
-examples: always the most frequent class (:func:`chance_level`). A strategy whose interval reaches that score has
+examples: always the most frequent class (:func:`chance_level`). For a causal LM the reference is the model as
+loaded, before any adaptation, on the same validation texts (:func:`reference_results`, measured by the runs). A strategy whose interval reaches that score has
 not been shown to learn anything (:func:`clear_of_chance`; the planner's rounds use the same test to leave such a
 strategy unranked). When the best is clear of it, a strategy that is not is no contender, however close its
 estimate (reason ``at_chance``): the recommendation is the cheapest strategy shown to learn the task among those
@@ -47,13 +48,17 @@ from tunelab.advice.stats import (
     metric_value,
 )
 from tunelab.metrics import higher_is_better
-from tunelab.run.outputs import ExampleOutputs
+from tunelab.run.outputs import AS_LOADED, ExampleOutputs
 
 #: Bootstrap replicates for every interval and paired comparison (Monte Carlo error of a 95 % bound
 #: about 0.2 % of its level).
 N_BOOT = 10_000
 
 EXAMPLES, SEEDS, NONE = "examples", "seeds", "none"
+
+#: What a strategy must be shown to beat (:attr:`Comparison.reference`): always predicting the most frequent class
+#: (classification), or the pre-trained model as loaded, before any adaptation (causal LM).
+MAJORITY, AS_LOADED_MODEL = "majority", "as-loaded"
 
 #: The reasons a strategy is kept as a contender beside the best.
 KEPT = ("best", "within_tolerance", "not_distinguishable")
@@ -76,7 +81,23 @@ def run_outputs(run: Any, split: str) -> ExampleOutputs | None:
 def example_results(summary: Any, split: str) -> ExampleResults | None:
     """All seeds of a strategy on ``split`` as one :class:`ExampleResults`; None when any run kept no
     outputs, or when the seeds were evaluated on different examples."""
-    outputs = [run_outputs(run, split) for run in summary.runs]
+    return _results_of([run_outputs(run, split) for run in summary.runs])
+
+
+def reference_results(summaries: Sequence[Any]) -> ExampleResults | None:
+    """A causal LM's reference on the validation split: the model as loaded, before any adaptation, as the first run
+    that measured it saved it (:data:`~tunelab.run.outputs.AS_LOADED`; every such run measures the same model on the
+    same blocks). None for a classifier, or where no run measured it."""
+    for summary in summaries:
+        for run in summary.runs:
+            outputs = run_outputs(run, AS_LOADED)
+            if outputs is not None and len(outputs) and outputs.task == "causal-lm":
+                return _results_of([outputs])
+    return None
+
+
+def _results_of(outputs: list[ExampleOutputs | None]) -> ExampleResults | None:
+    """Per-seed outputs of one split as one :class:`ExampleResults` (None: one is missing, or they differ in examples)."""
     if not outputs or any(o is None or len(o) == 0 for o in outputs):
         return None
     first = outputs[0]
@@ -184,12 +205,15 @@ class Comparison:
     n_seeds: int
     versus: dict[str, Versus] = field(default_factory=dict)
     note: str = ""
-    #: Always predicting the most frequent class: its score on ``split`` (None: not a classification, or no outputs).
+    #: The reference a strategy must be shown to beat, on ``split``: always predicting the most frequent class
+    #: (classification), or a causal LM's model as loaded (:attr:`reference` says which); None: not known.
     chance: float | None = None
     #: Whether the best's interval is clear of :attr:`chance` (None when no chance level is known).
     learned: bool | None = None
     #: Each strategy's own interval on ``split`` at ``1 - alpha``, where the chance check needed them.
     intervals: dict[str, Interval] = field(default_factory=dict)
+    #: What :attr:`chance` is: :data:`MAJORITY` or :data:`AS_LOADED_MODEL`.
+    reference: str = "majority"
 
     @property
     def contenders(self) -> list[str]:
@@ -207,7 +231,8 @@ def compare_with_best(
     missing = [name for name, r in results.items() if r is None]
     if not missing:
         try:
-            return _paired(results, metric, split, alpha, tolerance)
+            return _paired(results, metric, split, alpha, tolerance,
+                           reference_results(summaries) if split == "validation" else None)
         except ValueError as exc:  # evaluated on different examples: nothing to pair
             note = f"the runs' saved outputs cannot be paired ({exc})"
     else:
@@ -216,10 +241,13 @@ def compare_with_best(
 
 
 def _paired(results: dict[str, ExampleResults], metric: str, split: str, alpha: float,
-            tolerance: float | None) -> Comparison:
+            tolerance: float | None, reference: ExampleResults | None = None) -> Comparison:
     first = next(iter(results.values()))
     seeds = max(r.n_seeds for r in results.values())
-    chance = chance_level(first.y_true, metric)
+    chance, basis = chance_level(first.y_true, metric), MAJORITY
+    if (chance is None and reference is not None and reference.task == first.task
+            and np.array_equal(reference.tokens, first.tokens)):  # the same texts, to the token
+        chance, basis = metric_value(reference, metric), AS_LOADED_MODEL
     intervals = ({name: bootstrap_interval(r, metric, level=1 - alpha, n_boot=N_BOOT, method=interval_method(metric))
                   for name, r in results.items()} if chance is not None else {})
 
@@ -231,7 +259,7 @@ def _paired(results: dict[str, ExampleResults], metric: str, split: str, alpha: 
         value = metric_value(first, metric)
         return Comparison(metric, split, name, alpha, tolerance, EXAMPLES, "none (one strategy)", first.n_examples,
                           seeds, {name: Versus(name, value, "best")}, chance=chance,
-                          learned=clear(name) if chance is not None else None, intervals=intervals)
+                          learned=clear(name) if chance is not None else None, intervals=intervals, reference=basis)
     verdict = indistinguishable_from_best(results, metric, alpha=alpha, tolerance=tolerance, n_boot=N_BOOT)
     best_value = verdict.verdict(verdict.best).value
     learned = clear(verdict.best) if chance is not None else None
@@ -245,7 +273,7 @@ def _paired(results: dict[str, ExampleResults], metric: str, split: str, alpha: 
                               v.p_raw)
     test = f"{verdict.test}{', Holm-adjusted' if len(results) > 2 else ''}"
     return Comparison(metric, split, verdict.best, alpha, tolerance, EXAMPLES, test, first.n_examples, seeds, versus,
-                      chance=chance, learned=learned, intervals=intervals)
+                      chance=chance, learned=learned, intervals=intervals, reference=basis)
 
 
 #: The power at which :func:`examples_to_separate` sizes a validation split.

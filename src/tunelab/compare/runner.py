@@ -1089,7 +1089,7 @@ def learned_before_stopping(planning: dict[str, Any], recommendation: dict[str, 
     False), the strategies the rounds stopped whose own measurement was clear of its score (the pessimistic end of
     their prediction above it): the rounds, not the task, may be why nothing learned, and ``--exhaustive`` says."""
     from tunelab.advice.choose import format_metric
-    from tunelab.advice.verdict import clear_of_chance
+    from tunelab.advice.verdict import AS_LOADED_MODEL, clear_of_chance
 
     chance, metric = recommendation.get("chance") or {}, recommendation.get("metric")
     if chance.get("learned") is not False or chance.get("value") is None or not metric:
@@ -1106,7 +1106,8 @@ def learned_before_stopping(planning: dict[str, Any], recommendation: dict[str, 
              for stop in stops]
     named = clear[0] if len(clear) == 1 else ", ".join(clear[:-1]) + " and " + clear[-1]
     return [f"Before the rounds stopped {'it' if len(clear) == 1 else 'them'}, {named} measured clear of "
-            f"{format_metric(chance['value'], metric)}, the constant predictor's score that the finalists did not "
+            f"{format_metric(chance['value'], metric)}, the "
+            f"{'model as loaded' if chance.get('reference') == AS_LOADED_MODEL else 'constant predictor'}'s score that the finalists did not "
             "beat: the cut, not the task, may be why nothing here learned. --exhaustive (or --halving 1) trains "
             "them to the end."]
 

@@ -29,7 +29,7 @@ from tunelab.models.loading import (
     read_last_token_from_mask,
     resolve_model,
 )
-from tunelab.models.probe import forward_problem, unused_trainable
+from tunelab.models.probe import forward_problem, probe_logits, unused_trainable
 from tunelab.models.targets import AdapterTargets, ia3_targets, lora_targets
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "Layout",
     "cache_dir",
     "forward_problem",
+    "probe_logits",
     "unused_trainable",
     "head_note",
     "ia3_targets",

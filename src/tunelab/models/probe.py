@@ -73,6 +73,27 @@ def _probe_inputs(model: nn.Module, device) -> tuple[torch.Tensor, torch.Tensor]
     return input_ids, mask
 
 
+def probe_logits(model: nn.Module) -> torch.Tensor | None:
+    """``model``'s logits on the probe input (eval mode, no gradients, float32), or None when it cannot run: compared
+    before and after a strategy prepares the model, they show whether the prepared model still computes what the
+    model as loaded computes (adapters that start as the identity: LoRA, IA3, added zero biases; not a random soft
+    prompt), whatever the strategy."""
+    first = next(model.parameters(), None)
+    if first is None:
+        return None
+    ids, mask = _probe_inputs(model, first.device)
+    bf16 = any(p.dtype == torch.bfloat16 for p in model.parameters())
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), torch.autocast(first.device.type, dtype=torch.bfloat16, enabled=bf16):
+            return model(input_ids=ids, attention_mask=mask).logits.float()
+    except Exception:  # noqa: BLE001 - forward_problem says why, where it matters
+        return None
+    finally:
+        model.train(was_training)
+
+
 def forward_problem(model: nn.Module) -> str | None:
     """Why ``model`` (adapted by a strategy) cannot run a forward pass, in one line, or None when it can.
 

@@ -348,7 +348,7 @@ def _ranking_blocks(recommendation: dict, chosen: str | None, metric: str) -> li
 
 
 _REASON_WORDS = {"best": "best", "within_tolerance": "within tolerance", "not_distinguishable": "not distinguishable",
-                 "worse": "worse", "untested": "no interval", "at_chance": "not above chance"}
+                 "worse": "worse", "untested": "no interval", "at_chance": "not shown to learn"}
 
 
 def _versus_text(versus: dict | None, metric: str) -> str:

@@ -30,6 +30,9 @@ import numpy as np
 from tunelab.metrics import IGNORE_INDEX
 
 FOLDER = "outputs"
+AS_LOADED = "validation-as-loaded"
+"""The outputs a causal-LM run keeps of the model as loaded, before its first step, on the validation split
+(``<run>/outputs/<this>.npz``): the reference its adaptation must beat."""
 
 
 @dataclass

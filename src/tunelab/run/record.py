@@ -170,6 +170,9 @@ class TrainInfo(_Part):
     epochs: list[dict[str, Any]] | None = None
     cache: dict[str, Any] | None = None
     forgetting: dict[str, Any] | None = None
+    as_loaded_validation: dict[str, float] | None = None
+    """A causal LM's validation loss and perplexity before any adaptation (the model as loaded), where the run's
+    prepared model started as it; None otherwise."""
     notes: list[str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 

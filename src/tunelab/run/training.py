@@ -35,6 +35,7 @@ from tunelab.models import (
     load_tokenizer,
     max_input_length,
     model_layout,
+    probe_logits,
     read_last_token_from_mask,
     resolve_model,
     unused_trainable,
@@ -43,7 +44,7 @@ from tunelab.models.loading import check_token_ids
 from tunelab.run import ranks
 from tunelab.run.attention import recompute_attention
 from tunelab.run.heap import limit_onednn_primitive_cache, peak_rss_mb, release_free_heap, start_run_peak
-from tunelab.run.outputs import ExampleOutputs, OutputCollector, reduce_logits
+from tunelab.run.outputs import AS_LOADED, ExampleOutputs, OutputCollector, reduce_logits
 from tunelab.run.progress import ProgressFile, RunProgress, library_bars_off
 from tunelab.run.record import Artifact, MetaInfo, Metrics, RunRecord, TrainInfo, library_versions
 from tunelab.run.tracking import log_record_to_mlflow, parse_report_to, tracking
@@ -605,6 +606,10 @@ class PreparedRun:
     max_length: int
     tokenized: dict[str, Any]
     warnings: list[str]
+    starts_as_loaded: bool = False
+    """Whether the prepared model computes what the model as loaded computes (checked on the probe input; causal LM
+    only): its validation score before the first step is then the model's own, the reference a causal LM's
+    adaptation must beat (:func:`_as_loaded_validation`)."""
 
 
 def prepare(config: TrainConfig, data: TaskData | None = None) -> PreparedRun:
@@ -630,6 +635,7 @@ def prepare(config: TrainConfig, data: TaskData | None = None) -> PreparedRun:
         tokenizer.padding_side = "right"
     max_length = resolve_max_length(config, data.task, model, tokenizer)
     layout = model_layout(model)
+    as_loaded = probe_logits(model) if data.task == "causal-lm" else None
     model = _prepared(strategy, model, layout, config)
     read_last_token_from_mask(model)  # prompt tuning calls a decoder classifier with embeddings, not ids
     if dtype != torch.float32:  # what trains (adapters, the new head) keeps float32 weights for the optimizer
@@ -637,6 +643,9 @@ def prepare(config: TrainConfig, data: TaskData | None = None) -> PreparedRun:
             if p.requires_grad and p.dtype != torch.float32:
                 p.data = p.data.float()
     problem = forward_problem(model)
+    prepared = probe_logits(model) if as_loaded is not None and not problem else None
+    starts_as_loaded = (prepared is not None and prepared.shape == as_loaded.shape
+                        and torch.allclose(prepared, as_loaded, rtol=1e-4, atol=1e-4))
     if problem:
         kind = getattr(model.config, "model_type", "") or type(model).__name__
         raise StrategyError(f"{config.strategy} cannot run on this {kind} model: its forward pass failed on a probe input "
@@ -651,7 +660,7 @@ def prepare(config: TrainConfig, data: TaskData | None = None) -> PreparedRun:
     if data.task == "classification":
         notes.append(head_note(config.model, data.label_names, trust_remote_code=config.trust_remote_code))
     return PreparedRun(config, data, model, tokenizer, strategy, layout, max_length, tokenized,
-                       list(data.warnings) + warnings + [n for n in notes if n])
+                       list(data.warnings) + warnings + [n for n in notes if n], starts_as_loaded)
 
 
 def base_dtype(config: TrainConfig) -> torch.dtype:
@@ -1012,6 +1021,7 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> Run
     with tracking(config.report_to if ranks.is_main() else None, out) as tracked:
         trainer = setup.trainer(ds.train, ds.validation, ds.collator, model=ds.model, progress=progress,
                                 **epoch_schedule(config, len(ds.train)))
+        as_loaded = _as_loaded_validation(run, trainer, ds, out)
         fit = _fit(setup, trainer, out, resume_from)
         metrics, outputs = _final_metrics(trainer, ds, run.data.task, test=not config.screening)
         gathered = ranks.gathered_state_dict(trainer)  # FSDP / ZeRO-3: the whole weights, on the main process
@@ -1026,6 +1036,7 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> Run
             run.model.float()
         _check_trained(run.model, setup.initial, gathered)
         train_info = _train_info(setup, trainer, ds, fit, eval_time)  # every process (peak memory is gathered), before
+        train_info.as_loaded_validation = as_loaded
         train_info.forgetting = _written_once(lambda: _forgetting(run, fit.train_seconds))  # forgetting loads a base model
         # a screening run keeps no model: the planner reads its validation metric, and the final round trains again
         artifact = None if config.screening else _written_once(
@@ -1158,6 +1169,24 @@ def _fit(setup: TrainerSetup, trainer, out: Path, resume_from: Path | None) -> _
     for note in notes:
         log.warning(note)
     return _Fit(notes, before + time.perf_counter() - t0, recomputed, eval_seconds=trainer.eval_seconds - eval0)
+
+
+def _as_loaded_validation(run: PreparedRun, trainer, ds: _Datasets, out: Path) -> dict[str, float] | None:
+    """A causal LM's validation loss and perplexity before its first step, where the prepared model computes what the
+    model as loaded computes (:attr:`PreparedRun.starts_as_loaded`), its per-example outputs saved as :data:`AS_LOADED`:
+    the reference an adaptation must beat (for a classifier, always predicting the most frequent class is). Not for a
+    screening run (the planner does not read it); a resumed run reads what it saved before."""
+    if run.data.task != "causal-lm" or not run.starts_as_loaded or run.config.screening:
+        return None
+    kept = ExampleOutputs.load(out, AS_LOADED)
+    if kept is None:
+        trainer.evaluate(ds.validation, metric_key_prefix="as_loaded")
+        kept = trainer.tunelab_outputs.latest
+        if kept is None:
+            return None
+        kept.texts = _texts_of(run.tokenized.get("validation"), len(kept))
+        _written_once(lambda: kept.save(out, AS_LOADED))
+    return kept.metrics()
 
 
 def _texts_of(tokenized, n: int):
