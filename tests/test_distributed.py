@@ -404,3 +404,30 @@ def test_shipped_accelerate_configs_load_and_ask_for_what_tunelab_writes_from():
     assert configs["deepspeed_zero2.yaml"].deepspeed_config["zero_stage"] == 2
     zero3 = configs["deepspeed_zero3.yaml"].deepspeed_config
     assert zero3["zero_stage"] == 3 and zero3["zero3_save_16bit_model"] is True
+
+
+def test_workers_stop_when_torchrun_is_killed_outright(setup):
+    """torchrun's agent SIGKILLed alone (an out-of-memory kill, a ``kill -9`` of the launcher): its workers trained on,
+    orphaned, and wrote the run's model and record by themselves while a resume could start beside them. They now
+    watch the agent and stop once it is gone, saying how to resume; the last checkpoint stays for it."""
+    import psutil
+
+    from tunelab.io import MARKER
+    from tunelab.run import resilience
+
+    out = setup / "orphans"
+    flags = ["-m", "tunelab.cli.main", "-q", "train", *_flags(setup, "full", out.name, 8), "--save-steps", "2", "--no-forgetting"]
+    proc = _torchrun(flags, cwd=setup, faults={"TUNELAB_FAULT_PAUSE_AFTER_SAVE_AT_STEP": "2:120"})
+    _wait_for(out / "checkpoints" / "checkpoint-2" / MARKER, proc)
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    assert len(workers) >= 2
+    psutil.Process(proc.pid).kill()  # the agent alone
+    gone, alive = psutil.wait_procs(workers, timeout=60)
+    output, _ = proc.communicate(timeout=60)
+    for p in alive:
+        p.kill()
+    assert not alive, f"the workers outlived their launcher: {output[-2000:]}"
+    assert output.count("torchrun's agent is gone (killed outright): this process stops with it; resume from the last "
+                        "checkpoint with torchrun --nproc_per_node 2 -m tunelab.cli.main train --config") == 2, output[-2000:]
+    assert not (out / "metrics.json").exists() and not (out / "model").exists()
+    assert resilience.last_complete_checkpoint(out / "checkpoints").name == "checkpoint-2"

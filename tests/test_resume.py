@@ -322,3 +322,95 @@ def test_cleaning_up_after_a_failure_never_hides_the_failure(tmp_path, monkeypat
     monkeypatch.setattr(Path, "unlink", read_only)
     _remove_failed_run(out)  # does not raise
     assert (out / "run_config.yaml").exists()
+
+
+def test_a_run_is_resumed_only_as_it_started_and_only_by_one_process(tiny, reference, tmp_path):
+    """While a run trains, a second run into its folder is refused (it deleted the first's checkpoint as it was
+    written). --resume continues a checkpoint only with the settings it trained with (a new --lr was taken from the
+    command line into the record while the optimizer came back from the checkpoint: a record of training that never
+    happened) and the same number of processes; settings of how the run is carried out (--save-steps) may change.
+    A damaged checkpoint is said to be damaged, in one line, with what to do."""
+    import shutil
+
+    from tunelab.errors import ConfigError, ModelError, TunelabError
+
+    ref_record, ref_out = reference
+    out = tmp_path / "run"
+    config = base_config(tiny, out)
+    proc = start(config, **{PAUSE_AFTER_SAVE_ENV: "2:60"})
+    wait_for(out / "checkpoints" / "checkpoint-2" / MARKER, proc)
+    with pytest.raises(TunelabError, match=rf"^{out} is in use by another tunelab train \(process {proc.pid}\): wait for it"):
+        train(config.replace(resume=True), progress=False)
+    assert resilience.last_complete_checkpoint(out / "checkpoints") is not None  # the second run touched nothing
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    checkpoint = resilience.last_complete_checkpoint(out / "checkpoints")
+
+    with pytest.raises(ConfigError, match=r"^--resume would continue the run in .* with other settings than it trained "
+                                          r"with \(--lr 0\.001 → 0\.0001, --batch-size 8 → 4\): resume it as it started "
+                                          r"\(tunelab train --config .*run_config\.yaml --resume\), or start again with --overwrite"):
+        train(config.replace(resume=True, lr=1e-4, batch_size=4), progress=False)
+
+    for damage, said in ((lambda c: (c / "model.safetensors").write_bytes((c / "model.safetensors").read_bytes()[:1000]),
+                          r"model\.safetensors is damaged \(.*\), so checkpoint-\d+ cannot be loaded: delete .*checkpoint-\d+ "
+                          r"and run again with --resume \(from an earlier checkpoint, or from the start\), or start again with --overwrite"),
+                         (lambda c: (c / "optimizer.pt").write_bytes((c / "optimizer.pt").read_bytes()[:1000]),
+                          r"optimizer\.pt is damaged"),
+                         (lambda c: (c / resilience.TIME_FILE).write_text('{"train_seconds": 1.0, "world_size": 2}'),
+                          r"checkpoint-\d+ was trained by 2 processes, and this resume runs 1")):
+        copy = tmp_path / f"copy-{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(out, copy)
+        damage(copy / "checkpoints" / checkpoint.name)
+        with pytest.raises((ModelError, ConfigError), match=said):
+            train(config.replace(resume=True, out=str(copy)), progress=False)
+
+    record = train(config.replace(resume=True, save_steps=3), progress=False)  # how it is saved may change
+    assert_same_run(record, ref_record, out, ref_out)
+
+
+def test_a_checkpoint_that_cannot_be_written_is_one_line_not_a_traceback(tmp_path):
+    """torch's writer reports a full disk (or ``ulimit -f``) as a RuntimeError ("unexpected pos"), safetensors as an
+    "I/O error": both become the OSError the command line reports in one line; any other error stays as it is."""
+    import errno
+
+    from tunelab.cli.main import _STORAGE_ERRORS
+
+    failure = resilience.write_failure(RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 153181056 "
+                                                    "vs 153180948"), tmp_path / "checkpoint-10")
+    assert isinstance(failure, OSError) and failure.errno in _STORAGE_ERRORS and failure.errno == errno.EIO
+    assert failure.filename == str(tmp_path / "checkpoint-10") and "is the disk full?" in failure.strerror
+    other = RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+    assert resilience.write_failure(other, tmp_path) is other
+
+
+def test_the_resume_command_of_a_run_over_several_processes_names_its_launcher(monkeypatch, tmp_path):
+    from tunelab.run import ranks
+
+    assert resilience.resume_command(tmp_path) == f"tunelab train --config {tmp_path / 'run_config.yaml'} --resume"
+    monkeypatch.setattr(ranks, "distributed", lambda: True)
+    monkeypatch.setattr(ranks, "world_size", lambda: 2)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert resilience.resume_command(tmp_path).startswith("torchrun --nproc_per_node 2 -m tunelab.cli.main train --config")
+    monkeypatch.setattr(ranks, "world_size", lambda: 8)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert resilience.resume_command(tmp_path).startswith("torchrun --nnodes 2 --nproc_per_node 4 <the launch's rendezvous")
+
+
+def test_sigterm_is_taken_as_ctrl_c_a_checkpoint_saved_and_the_resume_said(tiny, reference, tmp_path):
+    """Schedulers stop a job with SIGTERM (SLURM, Kubernetes, systemd). It killed the run at once, without a word,
+    losing every step since the last periodic checkpoint; now it finishes the step, saves and says how to resume."""
+    ref_record, ref_out = reference
+    out = tmp_path / "run"
+    config = base_config(tiny, out)
+    proc = start(config, **{PAUSE_AFTER_SAVE_ENV: "2:60"})
+    wait_for(out / "checkpoints" / "checkpoint-2" / MARKER, proc)
+    proc.send_signal(signal.SIGTERM)  # during the pause: step 3 finishes, is saved, and the run stops
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    lines = [line for line in stderr.splitlines() if line.startswith("tunelab:") and "warning" not in line]
+    assert len(lines) == 1 and lines[0].startswith("tunelab: interrupted: training stopped at step"), stderr
+    assert "Resume with: tunelab train --config" in lines[0] and "Traceback" not in stderr
+    assert resilience.last_complete_checkpoint(out / "checkpoints").name == "checkpoint-3"  # not only the periodic one
+    record = train(config.replace(resume=True), progress=False)
+    assert_same_run(record, ref_record, out, ref_out)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,11 @@ MIN_STEPS = 60
 Three epochs of 100 labels at batch 32 are 12 steps, after which every strategy stayed near chance on
 rotten-tomatoes (head 0.50-0.54 test accuracy, minilm); with at least 60 the verdict benchmark's tasks of 50 to
 300 labels trained (benchmarks/README.md, "the core tier")."""
+
+
+OPERATIONAL = frozenset({"out", "resume", "overwrite", "cache_dir", "save_steps", "micro_batch_tokens", "report_to"})
+"""The settings that change where and how a run is carried out or watched, not what it trains: a comparison reuses a
+finished run across them, and ``--resume`` continues an interrupted one across them (every other change is another run)."""
 
 
 @dataclass
@@ -163,6 +169,13 @@ class TrainConfig:
     """A plugin strategy's own settings, which are not fields here (a strategy's ``options`` must be fields): given
     as ``--extra KEY=VALUE`` flags, an ``extra:`` mapping in a --config YAML or from Python, read with ``config.extra.get(...)``,
     written to run_config.yaml with the rest; a comparison reuses a finished run only where they match."""
+
+    def changed_from(self, recorded: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+        """``(setting, recorded value, this value)`` for every setting that describes what a run trains (all but
+        :data:`OPERATIONAL`) and differs from the run ``recorded`` (its run_config.yaml or record's ``config``); a
+        task left to the data (``None``) is not a difference."""
+        return [(name, recorded.get(name), value) for name, value in self.to_dict().items()
+                if name not in OPERATIONAL and not (name == "task" and value is None) and recorded.get(name) != value]
 
     # ------------------------------------------------------------------ validation
     def epochs_for(self, n_train: int | None, processes: int = 1) -> float:

@@ -245,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from tunelab.run.isolate import terminate_as_interrupt
+
+    terminate_as_interrupt()
     _log_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -277,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-_STORAGE_ERRORS = {errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.EDQUOT}
+_STORAGE_ERRORS = {errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.EDQUOT, errno.EFBIG, errno.EIO}
 """What writing a run's files meets when the disk fills or a folder stops being writable."""
 
 

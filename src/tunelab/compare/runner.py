@@ -33,6 +33,7 @@ given another's learning rate.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import shutil
 import time
@@ -54,7 +55,7 @@ from tunelab.compare.planner import HALVING
 from tunelab.compare.progress import CompareDisplay
 from tunelab.config import DEFAULT_EPOCHS, MIN_STEPS, TrainConfig
 from tunelab.errors import ConfigError, TunelabError
-from tunelab.io import check_folder, folder_lock, make_folder
+from tunelab.io import LOCK_NAME, check_folder, folder_lock, make_folder
 from tunelab.metrics import higher_is_better, primary_metric
 from tunelab.run.record import RunRecord, read_json, write_json
 from tunelab.run.worker import RECORD_NAME
@@ -69,10 +70,6 @@ PRE_NAME = "pre_recommendation.json"
 #: ``micro_batch_tokens`` cuts each batch into micro-batches whose gradients add up to the batch's own (as the
 #: padding split always has: tunelab.run.padding), so a run is the same run whatever its cap was. ``report_to`` says
 #: where a run's logs go, not what it computes: a resume that adds or drops ``--report-to mlflow`` retrained every run.
-_IGNORED_FOR_REUSE = frozenset({"out", "resume", "overwrite", "cache_dir", "save_steps", "micro_batch_tokens",
-                                "report_to"})
-
-
 @dataclass
 class PlannedRun:
     """One run of a comparison: a strategy at one seed and one data fraction."""
@@ -228,14 +225,7 @@ def plan_runs(base: TrainConfig, strategies: Sequence[str], out: Path, *, seeds:
 
 
 def _same_config(planned: TrainConfig, recorded: Mapping[str, Any] | None) -> bool:
-    if not isinstance(recorded, Mapping):
-        return False
-    for name, value in planned.to_dict().items():
-        if name in _IGNORED_FOR_REUSE or (name == "task" and value is None):
-            continue
-        if recorded.get(name) != value:
-            return False
-    return True
+    return isinstance(recorded, Mapping) and not planned.changed_from(recorded)
 
 
 def finished_record(folder: Path, config: TrainConfig) -> RunRecord | None:
@@ -637,7 +627,7 @@ def _checked_out(base: TrainConfig, strategies: list[str], out: str | Path | Non
         from tunelab.run.artifacts import REPLACED, foreign_files
         from tunelab.run.progress import PROGRESS_NAME
 
-        marks = (*REPLACED, PROGRESS_NAME)  # a run's folder holds one of them from its start
+        marks = (*REPLACED, PROGRESS_NAME, LOCK_NAME)  # a run's folder holds one of them from its start
         foreign = [p for p in sorted(runs_dir.iterdir()) if p.is_file() or (any(p.iterdir()) and not any((p / m).exists() for m in marks))]
         foreign += [f for p in sorted(runs_dir.iterdir()) if p.is_dir() for f in foreign_files(p)]
         if foreign:
@@ -1161,13 +1151,28 @@ def _job(run: PlannedRun, base: TrainConfig, searches: dict[str, dict], opts: Co
     """The executor's job for a planned run (on resume: continued from its checkpoint when its options match)."""
     config = run.config
     if opts.reuse and run.folder.is_dir():
-        old = run.folder / RECORD_NAME
-        changed = old.is_file() and not _same_config(config, _safe_read(old).get("config"))
-        # continue from the last checkpoint, unless the recorded run had other options
-        config = config.replace(resume=not changed, overwrite=changed)
+        old, started = run.folder / RECORD_NAME, run.folder / "run_config.yaml"
+        recorded = _safe_read(old).get("config") if old.is_file() else _safe_yaml(started) if started.is_file() else None
+        changed = config.changed_from(recorded) if isinstance(recorded, Mapping) else []
+        if changed:  # what --resume finds there was trained otherwise: said, then trained again from the start
+            shown = ", ".join(f"{name} {old_value} → {new}" for name, old_value, new in changed[:3])
+            logging.getLogger("tunelab").warning(f"{run.folder} holds a run with other settings ({shown}"
+                                                 f"{' ...' if len(changed) > 3 else ''}): trained again")
+        # continue from the last checkpoint, unless the run there had other options
+        config = config.replace(resume=not changed, overwrite=bool(changed))
     extra = {"lr_search": searches[run.strategy]} if run.strategy in searches else {}
     spec = {"config": config.to_dict(), "split_seed": base.seed, "extra_record": extra}
     return Job(run.run_id, spec, run.folder, timeout_s=opts.run_timeout_s)
+
+
+def _safe_yaml(path: Path) -> dict[str, Any] | None:
+    import yaml
+
+    try:
+        values = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return values if isinstance(values, dict) else None
 
 
 def _safe_read(path: Path) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from tunelab.errors import TunelabError
-from tunelab.io import atomic_dir, check_folder, make_folder
+from tunelab.io import LOCK_NAME, atomic_dir, check_folder, make_folder
 
 log = logging.getLogger("tunelab")
 
@@ -32,7 +32,7 @@ def check_out_dir(out: Path, *, overwrite: bool, resume: bool) -> None:
     out = Path(out)
     check_folder(out)
     if out.is_dir() and not (overwrite or resume):
-        if any(not p.name.startswith(".tmp-") for p in out.iterdir()):
+        if any(not p.name.startswith(".tmp-") and p.name != LOCK_NAME for p in out.iterdir()):
             raise TunelabError(
                 f"output folder {out} is not empty: pass --overwrite (overwrite=True) to replace tunelab's files "
                 "there, --resume (resume=True) to continue the run, or choose another --out (out=)"

@@ -438,6 +438,28 @@ def log_tail(log_path: Path, lines: int = 3) -> str:
 # ----------------------------------------------------------------------------- the child
 
 
+_WATCHED: set[int] = set()
+"""The parents a watch thread of this process already watches (one thread each, however many runs)."""
+
+
+def terminate_as_interrupt() -> None:
+    """SIGTERM, the way schedulers and service managers stop a job (SLURM's scancel signals every process of the
+    job, Kubernetes and systemd the main one; ``kill``), is taken as Ctrl-C: a training run finishes its step, saves
+    a checkpoint and says how to resume, a comparison stops its runs and releases its folder. It used to kill the
+    process at once, with no message, losing the steps since the last periodic checkpoint."""
+    import threading
+
+    def on_terminate(signum, frame):
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler) and handler is not signal.default_int_handler:
+            handler(signal.SIGINT, frame)  # a training run's own handler: finish the step, save, stop
+        else:
+            raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_terminate)
+
+
 def answer_interrupts() -> None:
     """In a job: SIGINT raises ``KeyboardInterrupt`` (a training run's own handler makes it a checkpoint) even when the
     job inherited SIGINT ignored. A shell script's ``tunelab compare ... &`` (no job control) starts it that way, and
@@ -448,29 +470,45 @@ def answer_interrupts() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def stop_with_parent(poll_s: float = PARENT_POLL_S) -> None:
+def stop_with_parent(poll_s: float = PARENT_POLL_S, parent: int | None = None,
+                     on_gone: Callable[[], None] | None = None) -> None:
     """In a job: once the process that started it is gone (killed outright, SIGKILL or the out-of-memory killer, so
     that it could not stop its jobs), interrupt this job as Ctrl-C would: a training run finishes its step, saves a
-    checkpoint and records itself as interrupted, instead of training on, orphaned, beside the run a resume starts."""
+    checkpoint and records itself as interrupted, instead of training on, orphaned, beside the run a resume starts.
+    ``parent``: the process to watch (default: the one a comparison's job names in its environment; a process of a
+    run over several passes its launcher, torchrun's agent), ``on_gone``: what to do then instead (default: SIGINT
+    to this process)."""
     import threading
 
-    try:
-        parent = int(os.environ.get(PARENT_ENV) or 0)
-    except ValueError:
+    if parent is None:
+        try:
+            parent = int(os.environ.get(PARENT_ENV) or 0)
+        except ValueError:
+            return
+    if parent <= 1 or parent == os.getpid() or parent in _WATCHED:
         return
-    if parent <= 0 or parent == os.getpid():
-        return
+    _WATCHED.add(parent)
+
+    own = parent == os.getppid()  # our own parent: once it dies we are handed to another, even while it lingers
+
+    def gone() -> bool:
+        if own and os.getppid() != parent:  # a killed parent stays a zombie until its own parent reaps it
+            return True
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, another user's (the pid taken again): keep watching
+            return False
+        return False
 
     def watch() -> None:
-        while True:
+        while not gone():
             time.sleep(poll_s)
-            try:
-                os.kill(parent, 0)
-            except ProcessLookupError:
-                os.kill(os.getpid(), signal.SIGINT)
-                return
-            except PermissionError:  # alive, another user's (the pid taken again): keep watching
-                continue
+        if on_gone is not None:
+            on_gone()
+        else:
+            os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=watch, name="tunelab-parent-watch", daemon=True).start()
 
@@ -489,6 +527,7 @@ def serve(handler: Callable[[Any], Any], argv: list[str] | None = None, *,
     quiet_libraries()
     spec = read_json(argv[0])
     answer_interrupts()
+    terminate_as_interrupt()
     stop_with_parent()
     try:
         result = handler(spec)

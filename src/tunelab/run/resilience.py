@@ -21,6 +21,7 @@ PosixPath('runs/minilm-rotten-tomatoes-full/checkpoints/checkpoint-400')
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -100,8 +101,19 @@ TIME_FILE = "tunelab_time.json"
 """In each checkpoint: the run's training seconds up to it (periodic evaluations out), which a resumed run adds."""
 
 
-def write_train_seconds(checkpoint: str | Path, seconds: float) -> None:
-    (Path(checkpoint) / TIME_FILE).write_text(json.dumps({"train_seconds": round(float(seconds), 3)}) + "\n")
+def write_train_seconds(checkpoint: str | Path, seconds: float, world_size: int = 1) -> None:
+    """Beside the training seconds, how many processes trained the checkpoint: a resume must take as many."""
+    (Path(checkpoint) / TIME_FILE).write_text(
+        json.dumps({"train_seconds": round(float(seconds), 3), "world_size": int(world_size)}) + "\n")
+
+
+def checkpoint_world_size(checkpoint: str | Path) -> int | None:
+    """How many processes trained ``checkpoint`` (None for one saved before tunelab kept it)."""
+    try:
+        value = json.loads((Path(checkpoint) / TIME_FILE).read_text()).get("world_size")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) and value > 0 else None
 
 
 def checkpoint_train_seconds(checkpoint: str | Path) -> float:
@@ -138,7 +150,7 @@ def resume_point(out: str | Path) -> Path | None:
     out = Path(out)
     checkpoint = last_complete_checkpoint(out / CHECKPOINTS)
     if checkpoint is not None:
-        check_weight_files(checkpoint)
+        check_weight_files(checkpoint, headers=True)
         return checkpoint
     if run_is_complete(out):
         raise TunelabError(
@@ -169,6 +181,8 @@ def save_checkpoint_atomically(trainer: Any, save: Callable[[], None]) -> Path:
         trainer._tunelab_staging = str(staging)
         try:
             save()  # writes staging/checkpoint-N (weights, optimizer, scheduler, RNG, trainer state)
+        except (RuntimeError, OSError) as exc:
+            raise write_failure(exc, target) from exc
         finally:
             trainer._tunelab_staging = None
         _lift(staging / name)
@@ -196,6 +210,8 @@ def _save_shared_checkpoint(trainer: Any, save: Callable[[], None], root: Path, 
     trainer._tunelab_staging = str(staging)
     try:
         save()
+    except (RuntimeError, OSError) as exc:
+        raise write_failure(exc, root / name) from exc
     finally:
         trainer._tunelab_staging = None
     ranks.wait_for_everyone()
@@ -212,6 +228,19 @@ def _save_shared_checkpoint(trainer: Any, save: Callable[[], None], root: Path, 
     return target
 
 
+def write_failure(exc: BaseException, target: Path) -> BaseException:
+    """A checkpoint's save that failed for want of room or rights, as the :class:`OSError` the command line reports
+    in one line: torch's writer says only "unexpected pos" or "file write failed" (a RuntimeError; ``ulimit -f``
+    makes it EFBIG), safetensors' "I/O error". Any other failure is returned unchanged (a bug to see whole)."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return exc
+    text = str(exc)
+    if not any(sign in text for sign in ("unexpected pos", "file write failed", "I/O error", "No space left", "os error")):
+        return exc
+    said = (text.strip().splitlines() or [type(exc).__name__])[0]
+    return OSError(errno.EIO, f"writing the checkpoint failed ({_short_text(said)}; is the disk full?)", str(target))
+
+
 def _lift(inner: Path) -> None:
     """Move what the Trainer wrote into ``staging/checkpoint-N`` up into ``staging`` itself."""
     for p in list(inner.iterdir()):
@@ -222,8 +251,9 @@ def _lift(inner: Path) -> None:
 # ----------------------------------------------------------------------------- pickles
 
 
-def check_weight_files(folder: str | Path) -> None:
-    """Refuse pickled weight files that need arbitrary code to load.
+def check_weight_files(folder: str | Path, *, headers: bool = False) -> None:
+    """Refuse pickled weight files that need arbitrary code to load, and damaged ones (with ``headers``, also
+    safetensors files whose header the file does not cover: a checkpoint cut short by a full disk).
 
     tunelab writes safetensors only; a ``.bin`` / ``.pt`` / ``.pth`` file from elsewhere is accepted
     only when ``torch.load(weights_only=True)`` can read it (plain tensors and containers).
@@ -233,16 +263,42 @@ def check_weight_files(folder: str | Path) -> None:
     folder = Path(folder)
     if not folder.is_dir():
         return
+    import pickle
+
+    from safetensors import safe_open
+
     for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.suffix in PICKLE_SUFFIXES:
-            try:
+        if not path.is_file():
+            continue
+        try:
+            if path.suffix == ".safetensors" and headers:
+                with safe_open(path, framework="pt"):  # its header: a truncated file does not cover it
+                    pass
+            elif path.suffix in PICKLE_SUFFIXES:
                 with safe_globals():
                     torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as exc:  # an UnpicklingError for a forbidden global, or a corrupt file
-                raise ModelError(
-                    f"refusing to load {path}: it is a pickle that torch.load(weights_only=True) rejects "
-                    f"({type(exc).__name__}), so it could run code; convert it to safetensors from a trusted source"
-                ) from exc
+        except pickle.UnpicklingError as exc:  # a global that weights_only forbids
+            raise ModelError(
+                f"refusing to load {path}: it is a pickle that torch.load(weights_only=True) rejects "
+                f"({type(exc).__name__}), so it could run code; convert it to safetensors from a trusted source"
+            ) from exc
+        except Exception as exc:  # noqa: BLE001 - a truncated or damaged file (a disk that filled, a copy cut short)
+            said = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ModelError(f"{path} is damaged ({_short_text(said)}), so {folder.name} cannot be loaded: "
+                             f"{_damaged_remedy(folder)}") from exc
+
+
+def _short_text(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _damaged_remedy(folder: Path) -> str:
+    """What to do about a damaged file in ``folder``: a run's checkpoint can be deleted (the run then resumes from
+    an earlier one, or starts again); any other folder must be replaced."""
+    if folder.parent.name == CHECKPOINTS:
+        return (f"delete {folder} and run again with --resume (from an earlier checkpoint, or from the start), or "
+                "start again with --overwrite")
+    return "replace it with an undamaged copy"
 
 
 # ----------------------------------------------------------------------------- callbacks
@@ -322,11 +378,24 @@ def missed_evaluation(trainer) -> Any:
 def interrupted_error(out: Path, step: int, max_steps: int) -> RunInterrupted:
     checkpoint = last_complete_checkpoint(out / CHECKPOINTS)
     saved = f"checkpoint saved in {checkpoint}" if checkpoint else "no checkpoint was saved"
-    return RunInterrupted(
-        f"training stopped at step {step} of {max_steps}; {saved}. "
-        f"Resume with: tunelab train --config {out / 'run_config.yaml'} --resume",
-        checkpoint,
-    )
+    return RunInterrupted(f"training stopped at step {step} of {max_steps}; {saved}. Resume with: {resume_command(out)}",
+                          checkpoint)
+
+
+def resume_command(out: Path) -> str:
+    """The command that resumes the run in ``out``: under the same launcher and as many processes when several
+    trained it (one process resuming a run of two would halve its batch from the checkpoint on)."""
+    from tunelab.run import ranks
+
+    command = f"train --config {Path(out) / 'run_config.yaml'} --resume"
+    if not ranks.distributed():
+        return f"tunelab {command}"
+    world = ranks.world_size()
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", world) or world)
+    if local >= world:
+        return f"torchrun --nproc_per_node {world} -m tunelab.cli.main {command}"
+    return (f"torchrun --nnodes {world // local} --nproc_per_node {local} <the launch's rendezvous options> "
+            f"-m tunelab.cli.main {command}")
 
 
 def with_checkpoint_note(exc: TrainingError, out: Path) -> TrainingError:

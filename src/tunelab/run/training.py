@@ -16,6 +16,7 @@ import gc
 import logging
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from tunelab.config import TrainConfig
 from tunelab.data.types import TaskData
@@ -448,7 +450,7 @@ def make_trainer_class():
                 super(TunelabTrainer, self)._save_checkpoint(model, trial)
                 if self.tunelab_clock is not None and ranks.is_main():  # the run's training time so far, for a resume
                     write_train_seconds(Path(self._tunelab_staging) / f"checkpoint-{self.state.global_step}",
-                                        self.tunelab_clock())
+                                        self.tunelab_clock(), ranks.world_size())
 
             save_checkpoint_atomically(self, save)
 
@@ -741,13 +743,47 @@ def train_record(config: TrainConfig, *, data: TaskData | None = None, progress:
     with (long_lived_objects_frozen(), ranks.quiet_unless_main(), callers_random_state(),
           library_bars_off() if progress else contextlib.nullcontext()):
         try:
-            record = _train(config, data=data, progress=progress)
+            with _held(out):
+                record = _train(config, data=data, progress=progress)
         except BaseException:
             if fresh and ranks.is_main():
                 _remove_failed_run(out)
             raise
     ranks.shut_down_at_exit()  # a run over several processes (a script of the caller's too): the group goes at exit
     return record
+
+
+@contextlib.contextmanager
+def _held(out: Path):
+    """Hold the run's folder for this run (:func:`tunelab.io.folder_lock`, on the main process): a second run into the
+    same --out (a retry in another terminal, a requeued job) is refused in one line instead of deleting the first's
+    checkpoint as it is written. A folder that cannot be made is left to the checks of the run, which say why."""
+    from tunelab.io import folder_lock
+    from tunelab.run.isolate import stop_with_parent
+
+    if ranks.distributed() and os.environ.get("TORCHELASTIC_RUN_ID") is not None:
+        # a process of torchrun's: its agent killed outright (SIGKILL) cannot stop it, and it trained on, orphaned,
+        # and wrote the run's folder beside the run a resume starts. Once the agent is gone it ends as if killed with
+        # it (the processes would not stop at one step together to save one checkpoint): the last checkpoint stays
+        stop_with_parent(parent=os.getppid(), on_gone=lambda: _launcher_gone(out))
+    if not ranks.is_main() or (out.exists() and not out.is_dir()):
+        yield
+        return
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        yield
+        return
+    with folder_lock(out, "tunelab train"):
+        yield
+
+
+def _launcher_gone(out: Path) -> None:
+    from tunelab.run import resilience
+
+    print(f"tunelab: error: [rank {ranks.rank()}] torchrun's agent is gone (killed outright): this process stops with it; "
+          f"resume from the last checkpoint with {resilience.resume_command(out)}", file=sys.stderr, flush=True)
+    os._exit(1)
 
 
 @contextlib.contextmanager
@@ -1023,7 +1059,8 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> Run
                                 **epoch_schedule(config, len(ds.train)))
         as_loaded = _as_loaded_validation(run, trainer, ds, out)
         fit = _fit(setup, trainer, out, resume_from)
-        metrics, outputs = _final_metrics(trainer, ds, run.data.task, test=not config.screening)
+        with _interrupts_after_training(out):
+            metrics, outputs = _final_metrics(trainer, ds, run.data.task, test=not config.screening)
         gathered = ranks.gathered_state_dict(trainer)  # FSDP / ZeRO-3: the whole weights, on the main process
         for split, o in outputs.items():  # a causal LM's blocks, each with the text it starts in
             o.texts = _texts_of(run.tokenized.get(split), len(o))
@@ -1049,6 +1086,23 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> Run
             log_record_to_mlflow(tracked, record.to_dict())
     _written_once(lambda: (record.write(out / "metrics.json"), _cleanup_checkpoints(out / "checkpoints")))
     return record
+
+
+@contextlib.contextmanager
+def _interrupts_after_training(out: Path):
+    """Ctrl-C (or SIGTERM) during the evaluation after the last step: the same message as during training, naming the
+    checkpoint of that step and the command that resumes (which evaluates it); it was a bare "interrupted"."""
+    from tunelab.run import resilience
+
+    try:
+        yield
+    except resilience.RunInterrupted:
+        raise
+    except KeyboardInterrupt as exc:
+        checkpoint = resilience.last_complete_checkpoint(out / resilience.CHECKPOINTS)
+        saved = f"the last step's checkpoint is kept in {checkpoint}" if checkpoint else "no checkpoint was saved"
+        raise resilience.RunInterrupted(f"stopped after training, while evaluating; {saved}. Resume with: "
+                                        f"{resilience.resume_command(out)}", checkpoint) from exc
 
 
 def _written_once(write):
@@ -1082,8 +1136,41 @@ def _start(config: TrainConfig) -> tuple[TrainConfig, Path, Path | None]:
     if ranks.is_main():  # the others start once the main process has prepared out/ (ranks.main_first)
         check_out_dir(out, overwrite=config.overwrite, resume=config.resume)
     resume_from = resilience.resume_point(out) if config.resume else None
+    if resume_from is not None:
+        _check_same_run(config, out, resume_from)
     set_seed(config.seed)
     return config, out, resume_from
+
+
+def _check_same_run(config: TrainConfig, out: Path, checkpoint: Path) -> None:
+    """Refuse to continue the checkpoint of ``out`` with settings other than those it was trained with (the
+    run_config.yaml the run wrote when it started; :data:`~tunelab.config.OPERATIONAL` ones may change) or over
+    another number of processes: the optimizer, schedule and data order come back from the checkpoint, so the
+    record would describe training that never happened (a new --lr, a new batch size at half the run), or the
+    checkpoint would not load at all (another strategy, model or label set)."""
+    from tunelab.run import resilience
+
+    saved = out / "run_config.yaml"
+    try:
+        recorded = yaml.safe_load(saved.read_text()) if saved.is_file() else None
+    except (OSError, yaml.YAMLError):
+        recorded = None
+    changed = config.changed_from(recorded) if isinstance(recorded, dict) else []
+    if changed:
+        shown = ", ".join(f"--{name.replace('_', '-')} {_shown(old)} → {_shown(new)}" for name, old, new in changed[:4])
+        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
+        raise ConfigError(f"--resume would continue the run in {out} with other settings than it trained with "
+                          f"({shown}{more}): resume it as it started ({resilience.resume_command(out)}), or start "
+                          f"again with --overwrite, or choose another --out")
+    trained_by, now = resilience.checkpoint_world_size(checkpoint), ranks.world_size()
+    if trained_by is not None and trained_by != now:
+        raise ConfigError(f"{checkpoint} was trained by {trained_by} process{'es' if trained_by > 1 else ''}, and this "
+                          f"resume runs {now}: each step's batch would change from there on. Resume it under the launcher "
+                          f"and process count it started with, or start again with --overwrite")
+
+
+def _shown(value: Any) -> str:
+    return "(default)" if value is None else str(value)
 
 
 def _open_out_dir(run: PreparedRun, out: Path) -> None:
