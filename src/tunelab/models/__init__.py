@@ -29,7 +29,7 @@ from tunelab.models.loading import (
     read_last_token_from_mask,
     resolve_model,
 )
-from tunelab.models.probe import forward_problem, probe_logits, unused_trainable
+from tunelab.models.probe import probe_logits, probe_pass, unused_trainable
 from tunelab.models.targets import AdapterTargets, ia3_targets, lora_targets
 
 __all__ = [
@@ -38,8 +38,8 @@ __all__ = [
     "BuiltinModel",
     "Layout",
     "cache_dir",
-    "forward_problem",
     "probe_logits",
+    "probe_pass",
     "unused_trainable",
     "head_note",
     "ia3_targets",

@@ -73,55 +73,43 @@ def _probe_inputs(model: nn.Module, device) -> tuple[torch.Tensor, torch.Tensor]
     return input_ids, mask
 
 
-def probe_logits(model: nn.Module) -> torch.Tensor | None:
-    """``model``'s logits on the probe input (eval mode, no gradients, float32), or None when it cannot run: compared
-    before and after a strategy prepares the model, they show whether the prepared model still computes what the
-    model as loaded computes (adapters that start as the identity: LoRA, IA3, added zero biases; not a random soft
-    prompt), whatever the strategy."""
-    first = next(model.parameters(), None)
-    if first is None:
-        return None
-    ids, mask = _probe_inputs(model, first.device)
-    bf16 = any(p.dtype == torch.bfloat16 for p in model.parameters())
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), torch.autocast(first.device.type, dtype=torch.bfloat16, enabled=bf16):
-            return model(input_ids=ids, attention_mask=mask).logits.float()
-    except Exception:  # noqa: BLE001 - forward_problem says why, where it matters
-        return None
-    finally:
-        model.train(was_training)
+def probe_pass(model: nn.Module, *, record_grad: bool = True) -> tuple[torch.Tensor | None, str | None]:
+    """One pass of ``model`` on the two-row probe input: ``(logits, None)`` (detached, float32), or ``(None, why)`` in
+    one line when the model's code cannot run it.
 
-
-def forward_problem(model: nn.Module) -> str | None:
-    """Why ``model`` (adapted by a strategy) cannot run a forward pass, in one line, or None when it can.
-
-    One pass on the two-row probe input, in eval mode (no dropout: the seeded random stream is not drawn) with
-    gradients recorded (autograd's in-place checks run during the forward pass), under bfloat16 autocast when
-    some weights are bfloat16 (``--base-dtype bf16``), as training runs. It catches, before anything is written,
-    what the model's own code cannot take from a strategy: Longformer builds its global-attention mask from
-    ``input_ids``, which prompt tuning replaces with embeddings."""
+    In eval mode (no dropout: the seeded random stream is not drawn), under bfloat16 autocast when some weights are
+    bfloat16 (``--base-dtype bf16``), as training runs, and with ``record_grad`` with gradients recorded (autograd's
+    in-place checks run during the forward pass). It catches, before anything is written, what the model's own code
+    cannot take from a strategy (Longformer builds its global-attention mask from ``input_ids``, which prompt tuning
+    replaces with embeddings), and its logits, compared before and after a strategy prepares the model, show whether
+    the prepared model still computes what the model as loaded computes (adapters that start as the identity: LoRA,
+    IA3, added zero biases; not a random soft prompt), whatever the strategy."""
     import traceback
     from pathlib import Path
 
     first = next(model.parameters(), None)
     if first is None:
-        return None
+        return None, None
     ids, mask = _probe_inputs(model, first.device)
     bf16 = any(p.dtype == torch.bfloat16 for p in model.parameters())
     was_training = model.training
     model.eval()
     try:
-        with torch.autocast(first.device.type, dtype=torch.bfloat16, enabled=bf16):
-            model(input_ids=ids, attention_mask=mask)
+        with (torch.enable_grad() if record_grad else torch.no_grad(),
+              torch.autocast(first.device.type, dtype=torch.bfloat16, enabled=bf16)):
+            logits = model(input_ids=ids, attention_mask=mask).logits
+        return logits.detach().float(), None
     except Exception as exc:  # noqa: BLE001 - any failure of the model's code is the answer
         where = traceback.extract_tb(exc.__traceback__)[-1]
         message = (str(exc).strip().splitlines() or [""])[0]
-        return f"{type(exc).__name__}: {message} (in {Path(where.filename).name}, line {where.lineno})"
+        return None, f"{type(exc).__name__}: {message} (in {Path(where.filename).name}, line {where.lineno})"
     finally:
         model.train(was_training)
-    return None
+
+
+def probe_logits(model: nn.Module) -> torch.Tensor | None:
+    """``model``'s logits on the probe input, or None when it cannot run them (:func:`probe_pass`, no gradients)."""
+    return probe_pass(model, record_grad=False)[0]
 
 
 def unused_trainable(model: nn.Module) -> list[str] | None:
@@ -130,7 +118,7 @@ def unused_trainable(model: nn.Module) -> list[str] | None:
     at random in training (``layerdrop``). DistributedDataParallel must look for unused parameters after every
     backward pass only when there are some (``find_unused_parameters``, which transformers turns on for every model:
     an extra traversal of the graph each step, and a warning where nothing was unused). Eval mode, as
-    :func:`forward_problem`: no dropout, so the seeded random stream is not drawn; gradients are cleared after."""
+    :func:`probe_pass`: no dropout, so the seeded random stream is not drawn; gradients are cleared after."""
     config = getattr(model, "config", None)
     if any(value for name, value in vars(config or object()).items() if "layerdrop" in name and isinstance(value, float)):
         return None

@@ -31,13 +31,13 @@ from tunelab.data.types import TaskData
 from tunelab.errors import ConfigError, StrategyError, TrainingError, TunelabError
 from tunelab.metrics import IGNORE_INDEX
 from tunelab.models import (
-    forward_problem,
     head_note,
     load_model,
     load_tokenizer,
     max_input_length,
     model_layout,
     probe_logits,
+    probe_pass,
     read_last_token_from_mask,
     resolve_model,
     unused_trainable,
@@ -644,9 +644,8 @@ def prepare(config: TrainConfig, data: TaskData | None = None) -> PreparedRun:
         for p in model.parameters():
             if p.requires_grad and p.dtype != torch.float32:
                 p.data = p.data.float()
-    problem = forward_problem(model)
-    prepared = probe_logits(model) if as_loaded is not None and not problem else None
-    starts_as_loaded = (prepared is not None and prepared.shape == as_loaded.shape
+    prepared, problem = probe_pass(model)
+    starts_as_loaded = (as_loaded is not None and prepared is not None and prepared.shape == as_loaded.shape
                         and torch.allclose(prepared, as_loaded, rtol=1e-4, atol=1e-4))
     if problem:
         kind = getattr(model.config, "model_type", "") or type(model).__name__
