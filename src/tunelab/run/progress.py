@@ -216,3 +216,15 @@ def read_progress(folder) -> dict[str, Any] | None:
         return json.loads((Path(folder) / PROGRESS_NAME).read_text())
     except (OSError, ValueError):
         return None
+
+
+def mark_done(folder) -> None:
+    """Say in ``progress.json`` that the run has finished (its record is written): it kept the phase of its last
+    evaluation ("evaluating") for good."""
+    from pathlib import Path
+
+    from tunelab.io import write_json
+
+    state = read_progress(folder)
+    if state is not None:
+        write_json(Path(folder) / PROGRESS_NAME, {**state, "phase": "done"})

@@ -47,7 +47,7 @@ from tunelab.run import ranks
 from tunelab.run.attention import recompute_attention
 from tunelab.run.heap import limit_onednn_primitive_cache, peak_rss_mb, release_free_heap, start_run_peak
 from tunelab.run.outputs import AS_LOADED, ExampleOutputs, OutputCollector, reduce_logits
-from tunelab.run.progress import ProgressFile, RunProgress, library_bars_off
+from tunelab.run.progress import ProgressFile, RunProgress, library_bars_off, mark_done
 from tunelab.run.record import Artifact, MetaInfo, Metrics, RunRecord, TrainInfo, library_versions
 from tunelab.run.tracking import log_record_to_mlflow, parse_report_to, tracking
 from tunelab.strategies import as_loaded, get_strategy, trainable_parameters
@@ -1083,7 +1083,7 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> Run
         )
         if tracked:
             log_record_to_mlflow(tracked, record.to_dict())
-    _written_once(lambda: (record.write(out / "metrics.json"), _cleanup_checkpoints(out / "checkpoints")))
+    _written_once(lambda: (record.write(out / "metrics.json"), _cleanup_checkpoints(out / "checkpoints"), mark_done(out)))
     return record
 
 
