@@ -356,3 +356,33 @@ def test_the_first_demo_starts_without_a_resume_warning_and_a_later_one_reuses_i
     cli_compare.cmd_demo(build_parser().parse_args(["-q", "demo", "--out", str(out)]))
     cli_compare.cmd_demo(build_parser().parse_args(["-q", "demo", "--out", str(out), "--fresh"]))
     assert [(kw["resume"], kw["overwrite"]) for kw in asked] == [(False, False), (True, False), (False, True)]
+
+
+def test_a_resumed_comparison_does_not_reuse_a_run_on_other_rows_of_the_same_file(tiny_bert_dir, toy_csv, tmp_path,
+                                                                                  capsys, caplog):
+    """--resume reused every finished run whose settings matched, even when the file at --data had been edited since:
+    the comparison then mixed runs on two datasets. A run records the data as split (``split_fingerprint``), and a
+    finished run on other rows is trained again, with a line saying why; the unchanged file is still reused."""
+    import shutil
+
+    from tunelab.cli.main import main
+
+    data = tmp_path / "d.csv"
+    shutil.copy(toy_csv, data)
+    out = tmp_path / "cmp"
+    argv = ["compare", "--model", str(tiny_bert_dir), "--data", str(data), "--strategies", "head", "--epochs", "1",
+            "--batch-size", "8", "--out", str(out), "--no-pre-recommendation", "--exhaustive", "--resume"]
+    assert main(argv) == 0
+    first = _record(out, "head")
+    assert first["meta_info"]["split_fingerprint"]
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "finished earlier, reused" in capsys.readouterr().out
+    lines = data.read_text().splitlines()
+    lines[5] = lines[5].replace(",", " (edited),", 1)  # one text changed, same settings
+    data.write_text("\n".join(lines) + "\n")
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "finished earlier, reused" not in captured.out
+    assert f"{out / 'runs' / 'head'} holds a run on other data (the same --data, other rows): trained again" in caplog.text
+    assert _record(out, "head")["meta_info"]["split_fingerprint"] != first["meta_info"]["split_fingerprint"]

@@ -169,7 +169,7 @@ def test_a_comparison_fixes_the_epochs_once_for_its_largest_run(tmp_path):
     said: list[str] = []
     base = TrainConfig(data=str(tmp_path / "d.csv"), batch_size=8)
     sized = _checked_inputs(base)
-    assert sized == Sized("classification", 70, 1.0, 10)
+    assert sized == Sized("classification", 70, 1.0, 10, sized.split_fingerprint) and len(sized.split_fingerprint) > 8
     fixed = _epochs_fixed(base, CompareOptions(data_fractions=[0.25, 1.0]), said.append, sized)
     assert fixed.epochs == 7  # 70 training rows (10 % validation, 20 % test): 9 steps an epoch, 7 epochs for 60
     assert said and "at least 60 optimizer steps" in said[0]

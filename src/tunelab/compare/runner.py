@@ -228,8 +228,9 @@ def _same_config(planned: TrainConfig, recorded: Mapping[str, Any] | None) -> bo
     return isinstance(recorded, Mapping) and not planned.changed_from(recorded)
 
 
-def finished_record(folder: Path, config: TrainConfig) -> RunRecord | None:
-    """The run's record if it finished successfully with this configuration, else None."""
+def finished_record(folder: Path, config: TrainConfig, split_fingerprint: str | None = None) -> RunRecord | None:
+    """The run's record if it finished successfully with this configuration (and, given ``split_fingerprint``, on
+    this data: a file edited at the same path is other data), else None."""
     path = folder / RECORD_NAME
     if not path.is_file():
         return None
@@ -238,6 +239,11 @@ def finished_record(folder: Path, config: TrainConfig) -> RunRecord | None:
     except (OSError, ValueError):
         return None
     if not record.succeeded or not _same_config(config, record.config) or not _same_defaults(config, record):
+        return None
+    recorded = record.meta_info.split_fingerprint
+    if split_fingerprint and recorded and recorded != split_fingerprint:
+        logging.getLogger("tunelab").warning(f"{folder} holds a run on other data (the same --data, other rows): "
+                                             "trained again")
         return None
     return record
 
@@ -532,7 +538,8 @@ def _compared(base: TrainConfig, strategies: list[str], out: Path, opts: Compare
         planned = plan_runs(base, strategies, out, seeds=opts.seeds, data_fractions=opts.data_fractions, lrs=lrs)
         _write_plan(out, base, strategies, [p.run_id for p in planned], lrs, searches, opts)
         _shared_cache(base, strategies, log)
-        results, reused = _run_all(planned, base, searches, opts, say, tracked, _estimated_seconds(pre), show=log is not None)
+        results, reused = _run_all(planned, base, searches, opts, say, tracked, _estimated_seconds(pre), show=log is not None,
+                                   split_fingerprint=sized.split_fingerprint)
     else:
         results, reused, planning = _run_planned(base, strategies, out, lrs, searches, opts, pre, say, log, tracked, started,
                                                     sized)
@@ -714,7 +721,7 @@ def _tracked_comparison(base: TrainConfig, strategies: list[str], out: Path, opt
 def _run_all(planned: list[PlannedRun], base: TrainConfig, searches: dict[str, dict], opts: CompareOptions,
              say: Callable[[str], None], tracked=None, estimates: dict[str, float] | None = None,
              show: bool = False, limits: Callable[[PlannedRun], dict[str, float | None]] | None = None,
-             prefix: str = "") -> tuple[list[RunRecord], list[str]]:
+             prefix: str = "", split_fingerprint: str | None = None) -> tuple[list[RunRecord], list[str]]:
     """Every planned run: reused when finished earlier (resume), else handed to the executor. Returns the
     records in plan order and the ids of the reused runs. ``limits(run)`` gives a job's ``deadline``,
     ``start_by`` and ``grace_s`` (:class:`~tunelab.compare.executors.Job`)."""
@@ -725,7 +732,7 @@ def _run_all(planned: list[PlannedRun], base: TrainConfig, searches: dict[str, d
     params: dict[str, dict[str, Any]] = {}
     for i, run in enumerate(planned, 1):
         heads[run.run_id] = f"{prefix}[{i}/{len(planned)}] {run.run_id}"
-        record = finished_record(run.folder, run.config) if opts.reuse else None
+        record = finished_record(run.folder, run.config, split_fingerprint) if opts.reuse else None
         params[run.run_id] = {"strategy": run.strategy, "seed": run.seed, "data_fraction": run.data_fraction}
         if record is not None:
             reused.append(run.run_id)
@@ -871,7 +878,8 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
         # the ETA: the planner's prediction of each run of this round, else the advice's of a whole run
         expected = {**_estimated_seconds(pre), **{s: t for s, t in rnd.seconds.items() if t is not None}}
         records, again = _run_all(planned, base, searches, opts, say, tracked, expected,
-                                  show=log is not None, limits=limits, prefix=f"round {rnd.index} ")
+                                  show=log is not None, limits=limits, prefix=f"round {rnd.index} ",
+                                  split_fingerprint=sized.split_fingerprint)
         reused.extend(again)
         ran = [r for r in records if r.run_info.status != SKIPPED]
         earlier = [made[p.run_id] for p in every if p.run_id in made]
@@ -978,6 +986,7 @@ class Sized:
     n_split: int
     sequences_per_example: float = 1.0
     n_validation: int = 0  # the examples each run is chosen on (after --max-eval-samples)
+    split_fingerprint: str = ""  # the data as split (a finished run on other rows is not reused)
 
 
 def _checked_inputs(base: TrainConfig) -> Sized:
@@ -991,7 +1000,7 @@ def _checked_inputs(base: TrainConfig) -> Sized:
     check_model_for_task(base.model, data.task, trust_remote_code=base.trust_remote_code)
     check_tokenizer_fits(base.model, data, trust_remote_code=base.trust_remote_code)
     n_validation = min(len(data.validation), base.max_eval_samples or len(data.validation))
-    return Sized(data.task, len(data.train), sequences_per_example(base, data), n_validation)
+    return Sized(data.task, len(data.train), sequences_per_example(base, data), n_validation, data.split_fingerprint)
 
 
 def _check_max_length(base: TrainConfig, strategies: list[str], task: str) -> None:

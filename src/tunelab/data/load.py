@@ -617,8 +617,9 @@ def _task_data(
         test=built["test"],
         label_names=names,
         source=source,
-        fingerprint=fingerprint(task, names, splits),
+        fingerprint=(digest := fingerprint(task, names, splits)),
         warnings=list(dict.fromkeys(warnings)),
+        split_fingerprint=digest,
     )
 
 

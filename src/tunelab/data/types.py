@@ -29,6 +29,9 @@ class TaskData:
     source: str = ""
     fingerprint: str = ""
     warnings: list[str] = field(default_factory=list)
+    split_fingerprint: str = ""
+    """:attr:`fingerprint` of the data as split, before a run cut its training split (``--max-train-samples``,
+    ``--data-fraction``): what a comparison, which reads its data whole, checks a finished run against."""
 
     @property
     def num_labels(self) -> int:

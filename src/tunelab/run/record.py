@@ -201,6 +201,8 @@ class MetaInfo(_Part):
     task: str | None = None
     data: str | None = None
     data_fingerprint: str | None = None
+    split_fingerprint: str | None = None
+    """The data as split, before this run cut its training split (:attr:`tunelab.data.TaskData.split_fingerprint`)."""
     n_train: int | None = None
     n_validation: int | None = None
     n_test: int | None = None

@@ -1378,6 +1378,7 @@ def _meta_info(run: PreparedRun) -> MetaInfo:
         task=data.task,
         data=data.source or config.data,
         data_fingerprint=data.fingerprint,
+        split_fingerprint=data.split_fingerprint or None,
         n_train=len(data.train),
         n_validation=len(data.validation),
         n_test=len(data.test),
