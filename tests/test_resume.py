@@ -329,7 +329,7 @@ def test_a_run_is_resumed_only_as_it_started_and_only_by_one_process(tiny, refer
     written). --resume continues a checkpoint only with the settings it trained with (a new --lr was taken from the
     command line into the record while the optimizer came back from the checkpoint: a record of training that never
     happened) and the same number of processes; settings of how the run is carried out (--save-steps) may change.
-    A damaged checkpoint is said to be damaged, in one line, with what to do."""
+    A damaged checkpoint is said to be damaged, in one line, with what to do; a --data file edited since is other data."""
     import shutil
 
     from tunelab.errors import ConfigError, ModelError, TunelabError
@@ -358,7 +358,12 @@ def test_a_run_is_resumed_only_as_it_started_and_only_by_one_process(tiny, refer
                          (lambda c: (c / "optimizer.pt").write_bytes((c / "optimizer.pt").read_bytes()[:1000]),
                           r"optimizer\.pt is damaged"),
                          (lambda c: (c / resilience.TIME_FILE).write_text('{"train_seconds": 1.0, "world_size": 2}'),
-                          r"checkpoint-\d+ was trained by 2 processes, and this resume runs 1")):
+                          r"checkpoint-\d+ was trained by 2 processes, and this resume runs 1"),
+                         # the --data file edited since the run started (its fingerprint is kept in each checkpoint)
+                         (lambda c: (c / resilience.TIME_FILE).write_text('{"train_seconds": 1.0, "world_size": 1, '
+                                                                          '"data_fingerprint": "rows of another day"}'),
+                          r"checkpoint-\d+ was trained on other data than .* holds now \(the file changed since the run "
+                          r"started\): resume it on the data it started with, or start again with --overwrite")):
         copy = tmp_path / f"copy-{len(list(tmp_path.iterdir()))}"
         shutil.copytree(out, copy)
         damage(copy / "checkpoints" / checkpoint.name)

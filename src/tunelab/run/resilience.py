@@ -101,10 +101,20 @@ TIME_FILE = "tunelab_time.json"
 """In each checkpoint: the run's training seconds up to it (periodic evaluations out), which a resumed run adds."""
 
 
-def write_train_seconds(checkpoint: str | Path, seconds: float, world_size: int = 1) -> None:
-    """Beside the training seconds, how many processes trained the checkpoint: a resume must take as many."""
-    (Path(checkpoint) / TIME_FILE).write_text(
-        json.dumps({"train_seconds": round(float(seconds), 3), "world_size": int(world_size)}) + "\n")
+def write_train_seconds(checkpoint: str | Path, seconds: float, world_size: int = 1, data: str | None = None) -> None:
+    """Beside the training seconds, how many processes trained the checkpoint and on which data (the run's data
+    fingerprint): a resume must take as many, and the same data."""
+    facts = {"train_seconds": round(float(seconds), 3), "world_size": int(world_size), "data_fingerprint": data}
+    (Path(checkpoint) / TIME_FILE).write_text(json.dumps(facts) + "\n")
+
+
+def checkpoint_data(checkpoint: str | Path) -> str | None:
+    """The fingerprint of the data ``checkpoint`` was trained on (None for one saved before tunelab kept it)."""
+    try:
+        value = json.loads((Path(checkpoint) / TIME_FILE).read_text()).get("data_fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) and value else None
 
 
 def checkpoint_world_size(checkpoint: str | Path) -> int | None:

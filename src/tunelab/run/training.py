@@ -432,6 +432,7 @@ def make_trainer_class():
         tunelab_eval_outputs: ExampleOutputs | None = None  # those of the latest evaluation of eval_dataset
         _tunelab_staging: str | None = None  # where resilience.save_checkpoint_atomically stages a save
         tunelab_clock: Any = None  # () -> the run's training seconds so far (evaluations out, a resumed run's earlier part in)
+        tunelab_data: str | None = None  # the run's data fingerprint, kept in each checkpoint for a resume to check
         tunelab_final_checkpoint: bool = True
         """Whether the checkpoint that ``save_strategy="steps"`` writes at the last step is kept. It guards the
         evaluation and the save after training; a screening run saves no model and is cheaper to train again than
@@ -450,7 +451,7 @@ def make_trainer_class():
                 super(TunelabTrainer, self)._save_checkpoint(model, trial)
                 if self.tunelab_clock is not None and ranks.is_main():  # the run's training time so far, for a resume
                     write_train_seconds(Path(self._tunelab_staging) / f"checkpoint-{self.state.global_step}",
-                                        self.tunelab_clock(), ranks.world_size())
+                                        self.tunelab_clock(), ranks.world_size(), self.tunelab_data)
 
             save_checkpoint_atomically(self, save)
 
@@ -1056,6 +1057,8 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> Run
     with tracking(config.report_to if ranks.is_main() else None, out) as tracked:
         trainer = setup.trainer(ds.train, ds.validation, ds.collator, model=ds.model, progress=progress,
                                 **epoch_schedule(config, len(ds.train)))
+        trainer.tunelab_data = run.data.fingerprint or None
+        _check_same_data(run, resume_from)
         as_loaded = _as_loaded_validation(run, trainer, ds, out)
         fit = _fit(setup, trainer, out, resume_from)
         with _interrupts_after_training(out):
@@ -1166,6 +1169,17 @@ def _check_same_run(config: TrainConfig, out: Path, checkpoint: Path) -> None:
         raise ConfigError(f"{checkpoint} was trained by {trained_by} process{'es' if trained_by > 1 else ''}, and this "
                           f"resume runs {now}: each step's batch would change from there on. Resume it under the launcher "
                           f"and process count it started with, or start again with --overwrite")
+
+
+def _check_same_data(run: PreparedRun, checkpoint: Path | None) -> None:
+    """Refuse to continue a checkpoint on other data than it trained on: the same --data file edited since (its
+    settings unchanged, :func:`_check_same_run` cannot see it), whose rows the resumed epochs would mix in."""
+    from tunelab.run import resilience
+
+    trained_on = resilience.checkpoint_data(checkpoint) if checkpoint is not None else None
+    if trained_on and run.data.fingerprint and trained_on != run.data.fingerprint:
+        raise ConfigError(f"{checkpoint} was trained on other data than {run.config.data} holds now (the file changed "
+                          "since the run started): resume it on the data it started with, or start again with --overwrite")
 
 
 def _shown(value: Any) -> str:
