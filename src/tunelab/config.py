@@ -34,6 +34,16 @@ rotten-tomatoes (head 0.50-0.54 test accuracy, minilm); with at least 60 the ver
 300 labels trained (benchmarks/README.md, "the core tier")."""
 
 
+def saved_settings(path: str | Path) -> dict[str, Any] | None:
+    """The settings a run wrote when it started (its ``run_config.yaml``) as a mapping, or None when there is none
+    to read: what ``--resume`` and a comparison's reuse compare a run's settings with."""
+    try:
+        values = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return values if isinstance(values, dict) else None
+
+
 OPERATIONAL = frozenset({"out", "resume", "overwrite", "cache_dir", "save_steps", "micro_batch_tokens", "report_to"})
 """The settings that change where and how a run is carried out or watched, not what it trains: a comparison reuses a
 finished run across them, and ``--resume`` continues an interrupted one across them (every other change is another run)."""

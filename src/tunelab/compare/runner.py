@@ -53,7 +53,7 @@ from tunelab.compare.executors import (
 )
 from tunelab.compare.planner import HALVING
 from tunelab.compare.progress import CompareDisplay
-from tunelab.config import DEFAULT_EPOCHS, MIN_STEPS, TrainConfig
+from tunelab.config import DEFAULT_EPOCHS, MIN_STEPS, TrainConfig, saved_settings
 from tunelab.errors import ConfigError, TunelabError
 from tunelab.io import LOCK_NAME, check_folder, folder_lock, make_folder
 from tunelab.metrics import higher_is_better, primary_metric
@@ -1161,7 +1161,7 @@ def _job(run: PlannedRun, base: TrainConfig, searches: dict[str, dict], opts: Co
     config = run.config
     if opts.reuse and run.folder.is_dir():
         old, started = run.folder / RECORD_NAME, run.folder / "run_config.yaml"
-        recorded = _safe_read(old).get("config") if old.is_file() else _safe_yaml(started) if started.is_file() else None
+        recorded = _safe_read(old).get("config") if old.is_file() else saved_settings(started)
         changed = config.changed_from(recorded) if isinstance(recorded, Mapping) else []
         if changed:  # what --resume finds there was trained otherwise: said, then trained again from the start
             shown = ", ".join(f"{name} {old_value} → {new}" for name, old_value, new in changed[:3])
@@ -1172,16 +1172,6 @@ def _job(run: PlannedRun, base: TrainConfig, searches: dict[str, dict], opts: Co
     extra = {"lr_search": searches[run.strategy]} if run.strategy in searches else {}
     spec = {"config": config.to_dict(), "split_seed": base.seed, "extra_record": extra}
     return Job(run.run_id, spec, run.folder, timeout_s=opts.run_timeout_s)
-
-
-def _safe_yaml(path: Path) -> dict[str, Any] | None:
-    import yaml
-
-    try:
-        values = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
-        return None
-    return values if isinstance(values, dict) else None
 
 
 def _safe_read(path: Path) -> dict[str, Any]:

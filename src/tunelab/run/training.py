@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
-from tunelab.config import TrainConfig
+from tunelab.config import TrainConfig, saved_settings
 from tunelab.data.types import TaskData
 from tunelab.errors import ConfigError, StrategyError, TrainingError, TunelabError
 from tunelab.metrics import IGNORE_INDEX
@@ -1152,12 +1151,8 @@ def _check_same_run(config: TrainConfig, out: Path, checkpoint: Path) -> None:
     checkpoint would not load at all (another strategy, model or label set)."""
     from tunelab.run import resilience
 
-    saved = out / "run_config.yaml"
-    try:
-        recorded = yaml.safe_load(saved.read_text()) if saved.is_file() else None
-    except (OSError, yaml.YAMLError):
-        recorded = None
-    changed = config.changed_from(recorded) if isinstance(recorded, dict) else []
+    recorded = saved_settings(out / "run_config.yaml")
+    changed = config.changed_from(recorded) if recorded is not None else []
     if changed:
         shown = ", ".join(f"--{name.replace('_', '-')} {_shown(old)} → {_shown(new)}" for name, old, new in changed[:4])
         more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
