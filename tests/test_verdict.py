@@ -295,6 +295,32 @@ def test_a_causal_lm_adaptation_must_be_shown_to_beat_the_model_as_loaded(tmp_pa
     if rows["lora"]["versus_best"]["reason"] != "worse":  # kept by the paired test alone: passed over as not learned
         assert rows["lora"]["versus_best"]["reason"] == "at_chance" and rec["strategy"] == "full"
     assert rec["strategy"] == "full"
+    assert set(rec["chance"]["paired_gaps"]) == {"full", "lora"} and rec["chance"]["paired_gaps"]["full"]["high"] < 0
     # no run measured the model as loaded (older runs, prompt tuning alone): no reference, no warning
     older = [_lm_record(tmp_path / "older", name, same, tokens, None, cost) for name, cost in (("full", 100), ("lora", 10))]
     assert recommend_from_results(older).get("chance") is None, recommend_from_results(older).get("chance")
+
+
+def test_a_small_steady_gain_over_the_model_as_loaded_is_shown_pair_by_pair(tmp_path):
+    """The model as loaded and the adapted one are measured on the same texts, so they are compared text by text: a
+    gain of 1 % of the loss on every text is shown although the texts' own spread (hard and easy ones) makes the
+    adapted model's interval reach the reference's perplexity. A gain that is not steady is not shown."""
+    from tunelab.advice.stats import ExampleResults, bootstrap_interval
+
+    rng = np.random.default_rng(1)
+    tokens = rng.integers(20, 200, 80).astype(float)
+    base = rng.uniform(2.0, 6.0, 80)  # hard and easy texts
+    steady = base * 0.99
+    alone = bootstrap_interval(ExampleResults.causal_lm(steady, tokens), "perplexity")
+    reference = float(np.exp((base * tokens).sum() / tokens.sum()))
+    assert alone.low < reference < alone.high  # the unpaired check sees nothing
+    rec = recommend_from_results([_lm_record(tmp_path / "steady", "lora", steady, tokens, base, 10)])
+    assert rec["chance"]["learned"] is True and rec["strategy"] == "lora"
+    gap = rec["chance"]["paired_gaps"]["lora"]
+    assert gap["estimate"] == pytest.approx(np.exp((steady * tokens).sum() / tokens.sum()) / reference - 1)
+    assert gap["high"] < 0
+    noisy = base * 0.99 + rng.normal(0, 0.5, 80)  # the same mean gain, text by text all over the place
+    rec = recommend_from_results([_lm_record(tmp_path / "noisy", "lora", noisy, tokens, base, 10)])
+    assert rec["chance"]["learned"] is False and rec["chance"]["paired_gaps"]["lora"]["high"] > 0
+    warning = next(r for r in rec["reasons"] if r.startswith("lora is not shown"))
+    assert "it differs from it by" in warning and "text by text (95 % paired interval), which reaches no change" in warning

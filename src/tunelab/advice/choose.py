@@ -632,6 +632,9 @@ def recommend_from_results(
     if comparison is not None and comparison.chance is not None:
         out["chance"] = {"split": comparison.split, "value": comparison.chance, "learned": comparison.learned,
                          "reference": comparison.reference}
+        if comparison.reference_gaps:  # each strategy against the model as loaded, paired on the same texts
+            out["chance"]["paired_gaps"] = {name: interval_dict(gap, comparison.split)
+                                            for name, gap in comparison.reference_gaps.items()}
         if not comparison.learned:
             reasons.insert(1 if reasons else 0, _nothing_learned_reason(comparison, ask))
     curves = learning_curves_from_results(results, ask.metric, level=ask.level)
@@ -886,21 +889,33 @@ def _chance_text(comparison: Comparison, ask: _Ask) -> str:
 
 def _at_chance_reason(names: list[str], chosen: StrategySummary, comparison: Comparison, ask: _Ask) -> str:
     """Why cheaper strategies that the test could not tell from the best were passed over: not shown to learn."""
-    spans = ", ".join(f"{name} {format_interval(comparison.intervals[name], ask.metric)}" for name in names)
     one = len(names) == 1
+    its = "its" if one else "their"
+    if comparison.reference_gaps:  # a model on the same texts: compared pair by pair
+        spans = ", ".join(f"{name} {format_difference(comparison.reference_gaps[name], ask.metric)}" for name in names)
+        why = (f"{its} paired differences with it, text by text ({spans}, {_pct(1 - ask.alpha)} intervals), reach no "
+               "change, while the best's is clear of it")
+    else:
+        spans = ", ".join(f"{name} {format_interval(comparison.intervals[name], ask.metric)}" for name in names)
+        why = (f"{its} {_pct(1 - ask.alpha)} interval{'' if one else 's'} ({spans}) reach{'es' if one else ''} that "
+               "score, while the best's is clear of it")
     return (f"{_and(names)} {'is' if one else 'are'} cheaper and not shown to be worse than the best, but not shown to "
-            f"do better than {_chance_text(comparison, ask)}: {'its' if one else 'their'} {_pct(1 - ask.alpha)} "
-            f"interval{'' if one else 's'} ({spans}) reach{'es' if one else ''} that score, while the best's is clear "
-            f"of it. A strategy not shown to learn the task is no contender, so {chosen.strategy} is chosen.")
+            f"do better than {_chance_text(comparison, ask)}: {why}. A strategy not shown to learn the task is no "
+            f"contender, so {chosen.strategy} is chosen.")
 
 
 def _nothing_learned_reason(comparison: Comparison, ask: _Ask) -> str:
     """The warning when even the best is not shown to beat a constant predictor."""
-    best = comparison.intervals[comparison.best]
     who = ("No strategy is" if len(comparison.versus) > 1 else f"{comparison.best} is not")
-    which = (f"even the best, {comparison.best}, reached" if len(comparison.versus) > 1 else "it reached")
-    return (f"{who} shown to do better than {_chance_text(comparison, ask)}: {which} "
-            f"{format_interval(best, ask.metric)}, an interval that reaches that score. "
+    if comparison.reference_gaps:
+        which = (f"even the best, {comparison.best}, differs from it by" if len(comparison.versus) > 1 else
+                 "it differs from it by")
+        shown = (f"{format_difference(comparison.reference_gaps[comparison.best], ask.metric)} text by text "
+                 f"({_pct(1 - ask.alpha)} paired interval), which reaches no change")
+    else:
+        which = (f"even the best, {comparison.best}, reached" if len(comparison.versus) > 1 else "it reached")
+        shown = f"{format_interval(comparison.intervals[comparison.best], ask.metric)}, an interval that reaches that score"
+    return (f"{who} shown to do better than {_chance_text(comparison, ask)}: {which} {shown}. "
             + ("No adaptation has been shown to help, and the ranking says nothing about the strategies: train longer "
                "(--epochs), try other learning rates (--tune-lr) or give more text; the model may already fit this "
                "text as well as this much of it can teach." if comparison.reference == AS_LOADED_MODEL else

@@ -11,7 +11,9 @@ Numbers come from the per-example outputs every run keeps (``<run>/outputs/<spli
 
 **Above chance.** For classification the comparison also knows what a constant predictor scores on the same
 examples: always the most frequent class (:func:`chance_level`). For a causal LM the reference is the model as
-loaded, before any adaptation, on the same validation texts (:func:`reference_results`, measured by the runs). A strategy whose interval reaches that score has
+loaded, before any adaptation, on the same validation texts (:func:`reference_results`, measured by the runs), and
+each strategy is compared with it pair by pair, text by text (:func:`~tunelab.advice.stats.paired_gap`). A strategy
+whose interval reaches that score (for a causal LM: whose paired gap to the model as loaded reaches zero) has
 not been shown to learn anything (:func:`clear_of_chance`; the planner's rounds use the same test to leave such a
 strategy unranked). When the best is clear of it, a strategy that is not is no contender, however close its
 estimate (reason ``at_chance``): the recommendation is the cheapest strategy shown to learn the task among those
@@ -46,6 +48,7 @@ from tunelab.advice.stats import (
     indistinguishable_from_best,
     interval_method,
     metric_value,
+    paired_gap,
 )
 from tunelab.metrics import higher_is_better
 from tunelab.run.outputs import AS_LOADED, ExampleOutputs
@@ -214,6 +217,9 @@ class Comparison:
     intervals: dict[str, Interval] = field(default_factory=dict)
     #: What :attr:`chance` is: :data:`MAJORITY` or :data:`AS_LOADED_MODEL`.
     reference: str = "majority"
+    #: Where the reference is a model measured on the same examples (:data:`AS_LOADED_MODEL`): each strategy's paired
+    #: gap to it (how much worse, on the tolerance's scale; negative: better), which decides whether it learned.
+    reference_gaps: dict[str, Interval] = field(default_factory=dict)
 
     @property
     def contenders(self) -> list[str]:
@@ -250,8 +256,13 @@ def _paired(results: dict[str, ExampleResults], metric: str, split: str, alpha: 
         chance, basis = metric_value(reference, metric), AS_LOADED_MODEL
     intervals = ({name: bootstrap_interval(r, metric, level=1 - alpha, n_boot=N_BOOT, method=interval_method(metric))
                   for name, r in results.items()} if chance is not None else {})
+    # a model measured on the same texts is compared pair by pair; a constant predictor's score is a point
+    gaps = ({name: paired_gap(r, reference, metric, level=1 - alpha, n_boot=N_BOOT) for name, r in results.items()}
+            if basis == AS_LOADED_MODEL and reference is not None else {})
 
     def clear(name: str) -> bool:
+        if gaps:
+            return gaps[name].high < 0  # better than the reference throughout the paired interval
         return clear_of_chance(intervals[name].low, intervals[name].high, chance, metric)
 
     if len(results) == 1:
@@ -259,7 +270,8 @@ def _paired(results: dict[str, ExampleResults], metric: str, split: str, alpha: 
         value = metric_value(first, metric)
         return Comparison(metric, split, name, alpha, tolerance, EXAMPLES, "none (one strategy)", first.n_examples,
                           seeds, {name: Versus(name, value, "best")}, chance=chance,
-                          learned=clear(name) if chance is not None else None, intervals=intervals, reference=basis)
+                          learned=clear(name) if chance is not None else None, intervals=intervals, reference=basis,
+                          reference_gaps=gaps)
     verdict = indistinguishable_from_best(results, metric, alpha=alpha, tolerance=tolerance, n_boot=N_BOOT)
     best_value = verdict.verdict(verdict.best).value
     learned = clear(verdict.best) if chance is not None else None
@@ -273,7 +285,7 @@ def _paired(results: dict[str, ExampleResults], metric: str, split: str, alpha: 
                               v.p_raw)
     test = f"{verdict.test}{', Holm-adjusted' if len(results) > 2 else ''}"
     return Comparison(metric, split, verdict.best, alpha, tolerance, EXAMPLES, test, first.n_examples, seeds, versus,
-                      chance=chance, learned=learned, intervals=intervals, reference=basis)
+                      chance=chance, learned=learned, intervals=intervals, reference=basis, reference_gaps=gaps)
 
 
 #: The power at which :func:`examples_to_separate` sizes a validation split.
