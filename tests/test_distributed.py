@@ -19,10 +19,12 @@ task) doubles every loss, and training on unsharded data takes twice the steps.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -57,8 +59,9 @@ def _free_port() -> int:
 def _env(faults: dict[str, str] | None = None) -> dict[str, str]:
     """The launcher's environment; ``faults``: test-only hooks of ``tests/faults/sitecustomize.py`` (see there)."""
     # ahead of the caller's own path (packages may come from there: a machine without the venv), not instead of it
-    path = os.pathsep.join(p for p in [str(FAULTS) if faults else "", str(SRC), os.environ.get("PYTHONPATH", "")] if p)
-    env = dict(os.environ, PYTHONPATH=path, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
+    path = os.pathsep.join(p for p in [str(FAULTS), str(SRC), os.environ.get("PYTHONPATH", "")] if p)
+    env = dict(os.environ, PYTHONPATH=path, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1",
+               TUNELAB_STACKS_ON_SIGUSR1="1")  # where each process stands, when a launch outlives its time (_finish)
     env.pop("WORLD_SIZE", None)
     env.update(faults or {})
     return env
@@ -73,8 +76,29 @@ def _torchrun(args: list[str], *, nproc: int = 2, extra: list[str] | None = None
 
 
 def _finish(proc: subprocess.Popen, timeout: float = 240) -> str:
-    out, _ = proc.communicate(timeout=timeout)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the launch did not end in {timeout:.0f} s; its output, then each process's threads:\n"
+                             + _stacks_then_kill(proc)[-12000:]) from None
     assert proc.returncode == 0, out[-3000:]
+    return out
+
+
+def _stacks_then_kill(proc: subprocess.Popen) -> str:
+    """Ask the launcher and every process it started for their threads' stacks (``TUNELAB_STACKS_ON_SIGUSR1``, set by
+    :func:`_env`), then kill them all: the output, stacks included, of a launch that hangs."""
+    import psutil
+
+    family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    for p in family:  # one at a time, so that their stacks do not interleave
+        with contextlib.suppress(psutil.Error):
+            p.send_signal(signal.SIGUSR1)
+            time.sleep(1)
+    for p in family:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    out, _ = proc.communicate(timeout=30)
     return out
 
 

@@ -9,6 +9,9 @@ Python imports ``sitecustomize`` at start-up; when one of these variables is set
 ``TUNELAB_FAULT_PAUSE_AFTER_SAVE_AT_STEP=N:SECONDS``
     Pause right after checkpoint N is complete (until Ctrl-C or SECONDS), so a test can kill or
     interrupt the run there.
+``TUNELAB_STACKS_ON_SIGUSR1=1``
+    Print every thread's Python stack to stderr on SIGUSR1 (:mod:`faulthandler`): a test whose launch outlives its
+    time asks each process where it stands before killing it.
 ``TUNELAB_PROBE_GROUP_AT_EXIT=1``
     Print, as the very last thing at exit, whether torch.distributed's default process group still stands, and how
     many of gloo's threads are still alive.
@@ -21,6 +24,7 @@ import os
 KILL_IN_SAVE_ENV = "TUNELAB_FAULT_KILL_IN_SAVE_AT_STEP"
 PAUSE_AFTER_SAVE_ENV = "TUNELAB_FAULT_PAUSE_AFTER_SAVE_AT_STEP"
 GROUP_AT_EXIT_ENV = "TUNELAB_PROBE_GROUP_AT_EXIT"
+STACKS_ENV = "TUNELAB_STACKS_ON_SIGUSR1"
 
 
 def _install() -> None:
@@ -78,3 +82,10 @@ def _report_group_at_exit() -> None:
 
 if os.environ.get(GROUP_AT_EXIT_ENV):
     _report_group_at_exit()
+
+
+if os.environ.get(STACKS_ENV):
+    import faulthandler
+    import signal
+
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
