@@ -186,6 +186,8 @@ def test_full_under_two_processes_matches_one_process(setup, two_full):
     out = setup / "two-full"
     assert log.count("model: ") == 1  # one report, from the main process
     assert log.count("gloo threads at exit: 0") == 2  # the CLI's processes leave no gloo thread to Python's finalizing
+    # and the group's last owner is not the run's DDP wrapper, which would free it with the GIL held (a hang at exit)
+    assert log.count("DDP wrappers at the group's destruction: 0") == 2, log[-3000:]
     # every trainable weight gets a gradient (a probe pass), so DDP does not search for unused ones each step
     assert "find_unused_parameters=True was specified" not in log
     assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model", "outputs", "progress.json", "run_config.yaml"]
@@ -234,6 +236,7 @@ def test_lora_and_cached_last_n_under_two_processes(setup):
     # and its threads have been joined, the script's gc.freeze() notwithstanding: one still letting go of a collective
     # as Python finalized aborted a rank
     assert log.count("gloo threads at exit: 0") == 2, log[-3000:]
+    assert log.count("DDP wrappers at the group's destruction: 0") == 2, log[-3000:]
     assert "find_unused_parameters=True was specified" not in log  # the cache's top part too: every weight trains
     texts = _texts(setup)
     for strategy in ("lora", "last-n"):

@@ -14,7 +14,8 @@ Python imports ``sitecustomize`` at start-up; when one of these variables is set
     time asks each process where it stands before killing it.
 ``TUNELAB_PROBE_GROUP_AT_EXIT=1``
     Print, as the very last thing at exit, whether torch.distributed's default process group still stands, and how
-    many of gloo's threads are still alive.
+    many of gloo's threads are still alive; and, when the group is destroyed, how many DistributedDataParallel
+    wrappers are still in memory (reachable or not): one freed after the group frees it with the GIL held.
 """
 
 from __future__ import annotations
@@ -66,6 +67,21 @@ def _report_group_at_exit() -> None:
 
     if "LOCAL_RANK" not in os.environ:
         return
+
+    import torch.distributed as dist
+
+    destroy = dist.destroy_process_group
+
+    def counting_destroy(*args, **kwargs):
+        import gc
+
+        from torch.nn.parallel import DistributedDataParallel
+
+        alive = sum(1 for o in gc.get_objects() if isinstance(o, DistributedDataParallel))
+        print(f"DDP wrappers at the group's destruction: {alive}", flush=True)
+        return destroy(*args, **kwargs)
+
+    dist.destroy_process_group = counting_destroy
 
     def report() -> None:
         import sys

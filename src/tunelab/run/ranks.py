@@ -166,12 +166,17 @@ def shut_down_at_exit() -> None:
     threads (``pt_gloo_runloop``) live on until the group's C++ object is freed, and a worker that is still letting go
     of its last collective (which holds tensors Python made) needs the GIL. When that happens after the interpreter
     began to finalize, the thread is ended mid-destructor and the process dies of SIGABRT ("terminate called without
-    an active exception"), failing a launch whose run succeeded (4 in 30 and 1 in 30 runs in two loops under load on 2 cores). The
-    group's last references are the finished run's objects (the DDP wrapper, the Trainer), unreachable by now but
-    in reference cycles: collecting them here frees the group, whose destructor releases the GIL and joins its
-    threads (a group still referenced elsewhere, by a caller's own objects, keeps them). Objects a caller froze
-    (``gc.freeze()``) are let back into the collection first: the process is ending, and frozen, they would keep
-    the group."""
+    an active exception"), failing a launch whose run succeeded (4 in 30 and 1 in 30 runs in two loops under load on 2 cores).
+    So the group must be freed here, and by the right owner. The finished run's objects (the DDP wrapper, the Trainer)
+    are unreachable by now but in reference cycles, and DDP's C++ ``Reducer`` holds the group too. Freed by the
+    Reducer, the group's destructor runs with the GIL held and waits for its threads, which may be waiting for the
+    GIL: the process hangs after its run succeeded (seen in a CI run and under ``accelerate launch``, in gdb: the exit
+    hook's ``gc.collect()`` → the Reducer → ``~ProcessGroupGloo`` waiting on a mutex). So the cycles are collected
+    *first*, while the group is still registered (the Reducer lets go of a group others still hold), and only then
+    is the group destroyed: its last owner is then torch's own Python handle, which releases the GIL before freeing
+    it and joining its threads. A second collection frees what held the group's handle in a cycle (a group still
+    referenced by a caller's own live objects keeps it). Objects a caller froze (``gc.freeze()``) are let back into
+    the collection first: the process is ending, and frozen, they would keep the group."""
     global _shut_down_registered
     if _shut_down_registered or not distributed():
         return
@@ -183,8 +188,9 @@ def shut_down_at_exit() -> None:
         import torch.distributed as dist
 
         if dist.is_available() and dist.is_initialized():
-            state().destroy_process_group()
             gc.unfreeze()  # a script that froze the finished run's objects (gc.freeze, before forking, say) would keep them
+            gc.collect()  # the run's DDP wrapper and its Reducer go while the group stands: none of them is its last owner
+            state().destroy_process_group()
             gc.collect()
 
     atexit.register(destroy)
