@@ -35,7 +35,7 @@ lint: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_cache.py
 
-# is the advice right? core tier (minilm, 8 tasks, resumable), then calibration and the leave-one-out evaluation
+# is the advice right? core tier (minilm, 10 tasks, resumable), then calibration and the leave-one-out evaluation
 bench-verdict: setup
 	$(BIN)/python benchmarks/bench_verdict.py all --tier $(or $(TIER),core)
 

@@ -273,7 +273,7 @@ tags: [tunelab, {run.strategy.name}]
 
 {load}{cut_text}
 {merged_text}
-Made with tunelab; `run_config.yaml` beside this folder repeats the run (`tunelab train --config run_config.yaml --overwrite`).
+Made with tunelab; `run_config.yaml` beside this folder repeats the run (`tunelab train --config {Path(c.out) / 'run_config.yaml' if c.out else 'OUT/run_config.yaml'} --overwrite`, run from the folder the run was started in: the paths it holds are relative to it).
 """
 
 
