@@ -208,6 +208,36 @@ def test_predict_reads_a_tables_text_column_and_a_text_files_lines(head_run, tmp
         assert [line.split("\t")[2] for line in printed.strip().splitlines()] == want, name
 
 
+def test_predict_reads_the_column_the_model_trained_on_and_a_pairs_two_columns(tiny_bert_dir, toy_csv, tmp_path):
+    """A model trained on ``--text-column complaint_body`` predicts a table's column of that name (it looked for ``text`` and asked
+    for a --text-column that predict did not have); one trained on a text pair reads both of a table's columns, as
+    the tab-joined pair the arguments take; --text-column names others."""
+    rows = list(csv.reader(toy_csv.open(encoding="utf-8")))[1:]
+    body = tmp_path / "tickets.csv"
+    body.write_text("id,complaint_body,label\n" + "".join(f'{i},"{t}",{y}\n' for i, (t, y) in enumerate(rows)))
+    _, named = _train("--model", str(tiny_bert_dir), "--data", str(body), "--text-column", "complaint_body", "--strategy", "head",
+                      "--out", str(tmp_path / "named"))
+    (tmp_path / "new.csv").write_text("id,complaint_body\n" + "".join(f'{i},"{t}"\n' for i, t in enumerate(TEXTS)))
+    code, printed, err = tunelab("predict", str(named), "--file", str(tmp_path / "new.csv"))
+    assert code == 0, err
+    assert [line.split("\t")[2] for line in printed.strip().splitlines()] == TEXTS
+    (tmp_path / "other.csv").write_text("id,words\n" + "".join(f'{i},"{t}"\n' for i, t in enumerate(TEXTS)))
+    code, printed, err = tunelab("predict", str(named), "--file", str(tmp_path / "other.csv"), "--text-column", "words")
+    assert code == 0 and [line.split("\t")[2] for line in printed.strip().splitlines()] == TEXTS, err
+    code, _, err = tunelab("predict", str(named), "--file", str(tmp_path / "other.csv"))
+    assert code == 2 and err.count("\n") == 1 and "no text column 'complaint_body'" in err and "--text-column" in err, err
+
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("premise,hypothesis,label\n" + "".join(f'"{t}","{t[::-1]}",{y}\n' for t, y in rows))
+    _, paired = _train("--model", str(tiny_bert_dir), "--data", str(pairs), "--text-column", "premise,hypothesis",
+                       "--strategy", "head", "--out", str(tmp_path / "paired"))
+    (tmp_path / "new-pairs.csv").write_text("premise,hypothesis\n" + "".join(f'"{t}","{t[::-1]}"\n' for t in TEXTS))
+    code, from_table, err = tunelab("predict", str(paired), "--file", str(tmp_path / "new-pairs.csv"), "--json")
+    assert code == 0, err
+    code, from_args, err = tunelab("predict", str(paired), *(f"{t}\t{t[::-1]}" for t in TEXTS), "--json")
+    assert code == 0 and from_table == from_args and len(from_table.strip().splitlines()) == 2, err
+
+
 def test_evaluate_prints_the_accuracy_training_measured(head_run, toy_csv, tmp_path, caplog):
     _, out = head_run
     with caplog.at_level("WARNING", logger="tunelab"):
@@ -395,8 +425,11 @@ def test_a_log_gets_the_comparison_table_unfolded(capsys):
 
 
 @pytest.mark.parametrize("command", [["predict", "some/folder", "--text", "a text"], ["models", "--bogus"],
-                                     ["compare", "--data", "rotten-tomatoes", "--budget", "5", "--typo-flag"]])
+                                     ["compare", "--data", "rotten-tomatoes", "--budget", "5", "--typo-flag"],
+                                     ["compare", "--lr", "1e-3"], ["compare", "--data-fraction", "0.5"]])
 def test_a_flag_the_command_does_not_know_points_to_that_commands_help(command, capsys):
+    """Also a prefix of a flag it knows: ``compare --lr 1e-3`` was taken for --lr-overrides (and refused under that
+    name), ``--data-fraction 0.5`` for --data-fractions in silence, ``predict --text`` for --text-column."""
     with pytest.raises(SystemExit) as exc:
         main(command)
     err = capsys.readouterr().err.strip()

@@ -127,7 +127,9 @@ def _read_texts(args) -> list[str]:
             raise TunelabError(f"--file {path} {what}: pass a text file with one input per line")
         from tunelab.data.load import texts_of_table
 
-        table = texts_of_table(path)  # a .csv, .jsonl ...: its text column, not its lines (the header, the labels)
+        # a .csv, .jsonl ...: its text column(s), not its lines (the header, the labels): the column(s) the model was
+        # trained on unless --text-column names others
+        table = texts_of_table(path, args.text_column or _trained_text_column(args.model_dir))
         try:
             texts += table[0] if table else [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         except UnicodeDecodeError as exc:
@@ -135,6 +137,19 @@ def _read_texts(args) -> list[str]:
     if not texts:
         raise TunelabError("no input: give texts as arguments or --file FILE with one per line")
     return texts
+
+
+def _trained_text_column(model_dir: str) -> str:
+    """The text column(s) the run in ``model_dir`` read (``"premise,hypothesis"`` for a pair), or ``text``."""
+    from tunelab.run.artifacts import find_model_dir
+    from tunelab.run.evaluation import run_split_settings
+
+    folder = find_model_dir(model_dir)
+    try:
+        info = json.loads((folder / "tunelab.json").read_text())
+    except (OSError, ValueError):
+        info = {}
+    return str(run_split_settings(folder, info).get("text_column") or "text")
 
 
 def cmd_predict(args) -> int:
@@ -208,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("texts", nargs="*")
     p.add_argument("--file", help="a text file, one input per line, or a table (.csv, .tsv, .jsonl, .json, .parquet) "
                                   "whose text column is read")
+    p.add_argument("--text-column", default=None,
+                   help="a --file table's text column, or two for a text pair (premise,hypothesis; default: the "
+                        "column(s) training read)")
     p.add_argument("--max-new-tokens", type=int, help="tokens a language model generates per text (default: 40)")
     p.add_argument("--raw", action="store_true",
                    help="a model trained on conversations: give each text to it as it is, not as a user's turn in its chat "

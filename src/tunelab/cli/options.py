@@ -20,6 +20,12 @@ class _Parser(argparse.ArgumentParser):
     intermixed = False
     _parsing = False
 
+    def __init__(self, *args: typing.Any, **kwargs: typing.Any) -> None:
+        # a prefix is not a flag: ``compare --lr 1e-3`` was taken for --lr-overrides (and refused under that name), and
+        # ``--data-fraction 0.5`` for --data-fractions in silence
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> typing.NoReturn:
         self.exit(2, f"tunelab: error: {message} (see `{self.prog} --help`)\n")
 

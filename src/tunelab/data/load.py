@@ -181,16 +181,23 @@ SUPPORTED_TABLES = tuple(kind for kind in SUPPORTED_EXTENSIONS if kind != ".txt"
 
 def texts_of_table(path: str | os.PathLike, text_column: str = "text") -> tuple[list[str], str] | None:
     """The non-empty texts of a table file's text column (``text_column``, or the one column named like a text), and
-    the column read; None for a file that is not a table (plain text: one input a line)."""
+    the column read; None for a file that is not a table (plain text: one input a line). Two columns
+    (``"premise,hypothesis"``, a text pair) give each row's two texts joined by a tab, as ``predict`` takes a pair; a
+    row with either one empty is left out."""
     from tunelab.data.readers import file_suffixes, read_file
 
     path = Path(path)
     if file_suffixes(path)[0] not in SUPPORTED_TABLES:
         return None
     table = read_file(path)
-    column = _column_for(table, text_column, TEXT_ALIASES, "text", [])
-    require_column(table, column, "text")
-    return [str(t) for t in table.columns[column] if t is not None and str(t).strip()], column
+    first, second = _text_columns(text_column)
+    columns = [_column_for(table, first, TEXT_ALIASES, "text", []), *([second] if second else [])]
+    for column in columns:
+        require_column(table, column, "text")
+
+    rows = zip(*(table.columns[c] for c in columns))
+    return (["\t".join(map(str, row)) for row in rows if all(v is not None and str(v).strip() for v in row)],
+            ",".join(columns))
 
 
 def resolve(spec: str) -> RawData:

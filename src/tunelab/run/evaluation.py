@@ -14,17 +14,14 @@ from tunelab.metrics import IGNORE_INDEX
 def run_split_settings(path, info: dict) -> dict:
     """How training read and split its data (seed, fractions, columns): recorded in ``tunelab.json``; for a folder
     written before it was, the ``run_config.yaml`` beside ``model/``; else tunelab's defaults."""
-    from tunelab.config import TrainConfig
+    from tunelab.config import TrainConfig, saved_settings
     from tunelab.run.artifacts import find_model_dir
 
     keys = ("seed", "validation_fraction", "test_fraction", "text_column", "label_column", "max_eval_samples", "data")
     if info.get("split"):
         return {k: info["split"][k] for k in keys if k in info["split"]}
-    config = find_model_dir(path).parent / "run_config.yaml"
-    if config.is_file():
-        import yaml
-
-        recorded = yaml.safe_load(config.read_text()) or {}
+    recorded = saved_settings(find_model_dir(path).parent / "run_config.yaml")
+    if recorded is not None:
         return {k: recorded[k] for k in keys if k in recorded}
     defaults = TrainConfig()
     return {k: getattr(defaults, k) for k in keys}
