@@ -211,6 +211,12 @@ CASES = [
     Case("resume and overwrite", lambda t: ["--data", good(t), "--resume", "--overwrite"], ("--resume", "--overwrite", "give one")),
     Case("a list in the YAML config", lambda t: ["--data", good(t), "--config", str(write(t / "l.yaml", "strategy: [lora]\n"))],
          ("option strategy is a list; give a str",)),
+    Case("a number as a text option in the YAML config",  # YAML reads `model: 5` as an int: not a path
+         lambda t: ["--data", good(t), "--config", str(write(t / "n.yaml", "model: 5\n"))],
+         ("n.yaml", "option model has value 5, expected str", 'model: "5"')),
+    Case("extra in the YAML config not a mapping",
+         lambda t: ["--data", good(t), "--config", str(write(t / "x.yaml", "extra: 5\n"))],
+         ("x.yaml", "option extra has value 5", "mapping")),
     Case("an empty --model", lambda t: ["--data", good(t), "--model", ""], ("--model is empty", "`tunelab models`")),
     Case("an empty --data", lambda t: ["--data", " "], ("--data is empty", "`tunelab datasets`")),
     Case("--out not UTF-8", lambda t: ["--data", good(t), "--out", os.fsdecode(os.fsencode(str(t)) + b"/run\xff")],

@@ -301,6 +301,29 @@ def test_evaluate_data_errors_do_not_suggest_another_task(head_run, tmp_path):
     assert code == 2 and err.count("\n") == 1 and "pass --split all" in err and "merge it" not in err, err
 
 
+def test_evaluate_refuses_a_seed_out_of_range_in_one_line(head_run, toy_csv):
+    """The split's seed goes to scikit-learn, which would raise its own error in a traceback."""
+    _, out = head_run
+    code, _, err = tunelab("evaluate", str(out), "--data", str(toy_csv), "--seed", "-3")
+    assert code == 2 and err.count("\n") == 1 and "--seed must be in [0, 2^32), got -3" in err, err
+
+
+def test_a_damaged_weights_file_is_one_line_naming_the_model(tiny_bert_dir, toy_csv, tmp_path):
+    """A .safetensors file cut short (a download that stopped) is a user's problem: one line, exit 2, for train and
+    for recommend, whose measurement of the domain loads the weights itself."""
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_bert_dir, broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:3000])
+    for argv in (("train", "--strategy", "head", "--out", str(tmp_path / "o")), ("recommend",)):
+        code, _, err = tunelab(*argv, "--model", str(broken), "--data", str(toy_csv), "--max-train-samples", "40")
+        assert code == 2 and err.count("\n") == 1, err
+        assert f"cannot load '{broken}'" in err and "a weights file is damaged" in err and "download the model again" in err
+    assert not (tmp_path / "o").exists()
+
+
 def test_evaluate_with_integer_ids_against_named_classes_says_how_to_name_them(head_run, tmp_path):
     _, out = head_run
     (tmp_path / "ids.csv").write_text("text,label\n" + "".join(f"text number {i},{i % 2}\n" for i in range(40)))

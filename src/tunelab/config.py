@@ -390,6 +390,11 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return values
 
 
+def _yaml_kind(value: Any) -> str:
+    """What YAML made of a value, in its words: ``list`` for a sequence, ``mapping`` for a dict."""
+    return "list" if isinstance(value, list | tuple) else "mapping" if isinstance(value, Mapping) else type(value).__name__
+
+
 _TYPES = {"float": (int, float), "int": (int,), "bool": (bool,), "str": (str,)}
 
 
@@ -415,9 +420,19 @@ def _coerce(config: TrainConfig, where: str) -> TrainConfig:
     problems = []
     for f in fields(config):
         value = getattr(config, f.name)
-        if value is None or f.name == "extra":
+        if f.name == "extra":  # a plugin's settings: a mapping (``extra: {rank: 64}``), read with .get
+            if value is not None and not isinstance(value, Mapping):
+                problems.append(f"{where}: option extra has value {value!r:.60}, expected a mapping of KEY: VALUE "
+                                "(e.g. extra: {rank: 64})")
+            continue
+        if value is None:
             continue
         kind = str(f.type)
+        if kind.startswith("str") and not isinstance(value, str):  # YAML reads ``out: 2024`` as a number
+            problems.append(f"{where}: option {f.name} has value {value!r:.60}, expected str (quote it: {f.name}: "
+                            f"\"{value}\")" if isinstance(value, int | float) else
+                            f"{where}: option {f.name} is a {_yaml_kind(value)}; give a str")
+            continue
         try:
             if kind.startswith("float"):
                 setattr(config, f.name, float(value))

@@ -398,12 +398,14 @@ def _model_signals(model_name: str, tokenizer, target_ids: list, reference_ids: 
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
     from tunelab.models import is_decoder, load_pretrained_mlm, resolve_model
+    from tunelab.models.loading import load_pretrained
 
     path = resolve_model(model_name)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     if is_decoder(AutoConfig.from_pretrained(path)):
         # loaded only when a text's losses are not stored yet, and then once
-        model = functools.cache(lambda: AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval())
+        model = functools.cache(lambda: load_pretrained(AutoModelForCausalLM, model_name, "to measure the domain",
+                                                        dtype=torch.float32).eval())
         target = _stored_token_losses(path, target_ids, pad_id, model)
         reference = _stored_token_losses(path, reference_ids, pad_id, model)
         lt = _mean_loss(target)
@@ -418,7 +420,7 @@ def _model_signals(model_name: str, tokenizer, target_ids: list, reference_ids: 
         lr_ = _mlm_loss(model, reference_ids, tokenizer, seed)
         signals.update(mlm_loss_target=round(lt, 4), mlm_loss_reference=round(lr_, 4), mlm_loss_ratio=round(lt / max(lr_, 1e-9), 3))
         return "mlm_loss_ratio"
-    model = AutoModel.from_pretrained(path, dtype=torch.float32).eval()
+    model = load_pretrained(AutoModel, model_name, "to measure the domain", dtype=torch.float32).eval()
     d, floor = _centroid_distances(model, target_ids, reference_ids, pad_id)
     signals.update(centroid_distance=round(d, 4), reference_split_distance=round(floor, 4))
     return "centroid_distance"

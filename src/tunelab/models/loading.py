@@ -204,7 +204,12 @@ def _not_a_model_folder(path: Path) -> str:
 def load_problem(name_or_path: str, exc: BaseException) -> str:
     """The first line of a loading error, and what to do when ``name_or_path`` went to the hub."""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if type(exc).__name__ == "SafetensorError":  # a truncated or damaged .safetensors file (a download cut short)
+        return (f"a weights file is damaged ({first}): download the model again, or save it again with "
+                "save_pretrained")
     if name_or_path in BUILTIN_MODELS or Path(name_or_path).expanduser().exists():
+        if "no file named" in first:  # a folder with its config and tokenizer but not its weights
+            return f"{first.rstrip('.')}: copy the weights into it, or save the model there with save_pretrained"
         return first
     return (f"{first} ('{name_or_path}' is not a built-in nor a local folder, so it was looked up as a hub id: check "
             "the id and the connection (offline, HF_HUB_OFFLINE=1 reads only the local hub cache, without retries), or pass "
@@ -311,6 +316,7 @@ def load_model(
     sequence classifier keeps its own head where it has as many classes, as transformers does, and has it
     replaced otherwise (:func:`head_note` says which).
     """
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
@@ -339,7 +345,7 @@ def load_model(
                 path, trust_remote_code=trust_remote_code, dtype=dtype, output_loading_info=True
             )
             _check_lm_head(model, loading.get("missing_keys") or [], name_or_path)
-    except (OSError, ValueError, ImportError) as exc:  # ImportError: a quantized checkpoint's library missing
+    except (OSError, ValueError, ImportError, SafetensorError) as exc:  # ImportError: a quantized checkpoint's library missing
         raise ModelError(f"cannot load '{name_or_path}' for {task}: {load_problem(name_or_path, exc)}") from exc
     finally:
         hf_logging.set_verbosity(verbosity)
@@ -624,6 +630,17 @@ def is_decoder(model_config) -> bool:
     return kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 
+def load_pretrained(cls, name_or_path: str, what: str, **kwargs):
+    """``cls.from_pretrained`` of the resolved ``name_or_path``; weights that cannot be read (missing, damaged, no
+    connection) are one :class:`ModelError` line saying which model and what to do, as :func:`load_model`'s."""
+    from safetensors import SafetensorError
+
+    try:
+        return cls.from_pretrained(resolve_model(name_or_path), **kwargs)
+    except (OSError, ValueError, ImportError, SafetensorError) as exc:
+        raise ModelError(f"cannot load '{name_or_path}' {what}: {load_problem(name_or_path, exc)}") from exc
+
+
 def load_base_parts(name_or_path: str, *, need_body: bool, trust_remote_code: bool = False):
     """``(body, lm_head)`` of the pre-trained checkpoint, for measuring what adaptation changed.
 
@@ -652,6 +669,7 @@ def load_base_parts(name_or_path: str, *, need_body: bool, trust_remote_code: bo
 def load_pretrained_mlm(name_or_path: str, tokenizer, notes: list[str] | None = None):
     """The checkpoint as a masked-LM model when it holds a pre-trained masked-LM head, else ``None`` (with
     the reason appended to ``notes``): sentence-embedding checkpoints such as all-MiniLM ship none."""
+    from safetensors import SafetensorError
     from transformers import AutoModelForMaskedLM
 
     notes = notes if notes is not None else []
@@ -661,7 +679,7 @@ def load_pretrained_mlm(name_or_path: str, tokenizer, notes: list[str] | None = 
         model, info = AutoModelForMaskedLM.from_pretrained(
             resolve_model(name_or_path), dtype=torch.float32, output_loading_info=True
         )
-    except (OSError, ValueError, ImportError) as exc:
+    except (OSError, ValueError, ImportError, SafetensorError) as exc:
         notes.append(f"no masked-LM head could be built: {str(exc).splitlines()[0]}")
         return None
     missing = [k for k in info.get("missing_keys", []) if not k.endswith("position_ids")]

@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from tunelab.errors import DataError, some_of
+from tunelab.errors import ConfigError, DataError, some_of
 from tunelab.metrics import IGNORE_INDEX
 
 
@@ -47,6 +47,9 @@ def evaluate_artifact(path, data_spec: str, *, split: str = "test", text_column:
     bars."""
     from tunelab.run.progress import library_bars_off
 
+    if seed is not None and not 0 <= seed < 2**32:  # the split's seed, as training's (TrainConfig.problems)
+        raise ConfigError(f"--seed must be in [0, 2^32), got {seed}: give the seed of the split to score, or leave it "
+                          "out for the run's own")
     with library_bars_off():
         return _evaluate(path, data_spec, split=split, text_column=text_column, label_column=label_column, seed=seed,
                          batch_size=batch_size)
