@@ -386,3 +386,41 @@ def test_a_resumed_comparison_does_not_reuse_a_run_on_other_rows_of_the_same_fil
     assert "finished earlier, reused" not in captured.out
     assert f"{out / 'runs' / 'head'} holds a run on other data (the same --data, other rows): trained again" in caplog.text
     assert _record(out, "head")["meta_info"]["split_fingerprint"] != first["meta_info"]["split_fingerprint"]
+
+
+def test_compare_never_writes_over_what_it_did_not_make_nor_retrains_a_finished_run_on_changed_flags(
+        tiny_bert_dir, toy_csv, tmp_path, capsys):
+    """A comparison into a folder of the user's (their results.csv and notes, a `tunelab train` run) wrote its
+    results.csv and report over theirs; `compare --resume` with a changed flag deleted the finished runs and trained
+    them again after one warning line. Both are refused in one line (exit 2), nothing touched; --overwrite writes there,
+    leaving files of other names alone."""
+    from tunelab.cli.main import main
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "results.csv").write_text("my,own\n")
+    (mine / "notes.txt").write_text("notes\n")
+    argv = ["compare", "--model", str(tiny_bert_dir), "--data", str(toy_csv), "--strategies", "head", "--epochs", "1",
+            "--batch-size", "8", "--no-pre-recommendation", "--exhaustive"]
+    assert main([*argv, "--out", str(mine)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{mine} is not empty (notes.txt and 1 more) and holds no comparison" in err, err
+    assert (mine / "results.csv").read_text() == "my,own\n" and sorted(p.name for p in mine.iterdir()) == [
+        "notes.txt", "results.csv"]
+    assert main([*argv, "--out", str(mine), "--resume"]) == 2  # nothing to resume there either: the same refusal
+    assert main([*argv, "--out", str(mine), "--overwrite"]) == 0
+    assert (mine / "notes.txt").read_text() == "notes\n" and (mine / "results.csv").read_text() != "my,own\n"
+
+    out = tmp_path / "cmp"
+    assert main([*argv, "--out", str(out)]) == 0
+    first = _record(out, "head")
+    capsys.readouterr()
+    for changed, said in ((["--epochs", "2"], "with other settings than it ran with (--epochs 1.0 → 2.0)"),
+                          (["--lr-overrides", "head=0.5"], f"found {out / 'runs' / 'head'} trained with other settings "
+                                                           "(--lr default → 0.5)")):
+        assert main([*argv, "--out", str(out), "--resume", *changed]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and said in err, err
+        assert _record(out, "head") == first  # the finished run is kept as it was
+    assert main([*argv, "--out", str(out), "--resume"]) == 0
+    assert "finished earlier, reused" in capsys.readouterr().out

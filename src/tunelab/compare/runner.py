@@ -621,10 +621,23 @@ def _checked_out(base: TrainConfig, strategies: list[str], out: str | Path | Non
     out = Path(out) if out is not None else default_compare_out(base)
     check_folder(out)
     runs_dir = out / RUNS_DIR
-    if opts.resume and not (out / PLAN_NAME).is_file() and not (runs_dir.is_dir() and any(runs_dir.iterdir())):
-        import logging
-
+    held = _comparison_files(out)
+    if held is not None and not held and not opts.overwrite:
+        others = sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME)
+        if others:  # a comparison would write over a results.csv or report.md of the user's, mixed in with theirs
+            more = f" and {len(others) - 1} more" if len(others) > 1 else ""
+            raise TunelabError(f"{out} is not empty ({others[0]}{more}) and holds no comparison: choose another --out, "
+                               "or pass --overwrite to write the comparison there (its files replace any of the same "
+                               "name)")
+    if opts.resume and not held:
         logging.getLogger("tunelab").warning(f"--resume: {out} holds no comparison to resume; starting one")
+    saved = _safe_read(out / PLAN_NAME).get("base_config") if opts.resume else None
+    if isinstance(saved, Mapping):
+        changed = [c for c in base.changed_from(saved) if c[0] in saved]  # (a setting newer than the folder: none)
+        if changed:
+            raise ConfigError(f"--resume would continue the comparison in {out} with other settings than it ran with "
+                              f"({_changes(changed)}): resume it with the flags it ran with, or start again with "
+                              "--overwrite or another --out")
     if runs_dir.is_dir() and any(runs_dir.iterdir()) and not (opts.resume or opts.overwrite):
         raise TunelabError(
             f"{out} already holds a comparison: pass --resume to reuse its finished runs, "
@@ -642,6 +655,17 @@ def _checked_out(base: TrainConfig, strategies: list[str], out: str | Path | Non
             raise TunelabError(f"--overwrite would delete {foreign[0]}{more}, which no tunelab run wrote: move "
                                f"{'them' if more else 'it'} out of {runs_dir}, or choose another --out")
     return make_folder(out)
+
+
+def _comparison_files(out: Path) -> list[str] | None:
+    """What in ``out`` shows a comparison (its plan, advice, learning-rate search or runs); None when ``out`` is no
+    folder yet."""
+    from tunelab.compare.tracking import STATE_NAME
+
+    if not out.is_dir():
+        return None
+    marks = [PLAN_NAME, PRE_NAME, LR_SEARCH_DIR, RUNS_DIR, STATE_NAME]
+    return [m for m in marks if (out / m).is_file() or ((out / m).is_dir() and any((out / m).iterdir()))]
 
 
 def _advice_before_training(base: TrainConfig, strategies: list[str], out: Path, opts: CompareOptions,
@@ -1163,15 +1187,23 @@ def _job(run: PlannedRun, base: TrainConfig, searches: dict[str, dict], opts: Co
         old, started = run.folder / RECORD_NAME, run.folder / "run_config.yaml"
         recorded = _safe_read(old).get("config") if old.is_file() else saved_settings(started)
         changed = config.changed_from(recorded) if isinstance(recorded, Mapping) else []
-        if changed:  # what --resume finds there was trained otherwise: said, then trained again from the start
-            shown = ", ".join(f"{name} {old_value} → {new}" for name, old_value, new in changed[:3])
-            logging.getLogger("tunelab").warning(f"{run.folder} holds a run with other settings ({shown}"
-                                                 f"{' ...' if len(changed) > 3 else ''}): trained again")
-        # continue from the last checkpoint, unless the run there had other options
-        config = config.replace(resume=not changed, overwrite=bool(changed))
+        if changed:  # trained otherwise: training it again would delete it, for a flag given by mistake, say
+            raise ConfigError(f"--resume found {run.folder} trained with other settings ({_changes(changed)}): resume "
+                              f"with the flags it ran with, delete {run.folder} to train it again with these, or start "
+                              "the comparison again with --overwrite")
+        config = config.replace(resume=True, overwrite=False)  # continue from its last checkpoint
     extra = {"lr_search": searches[run.strategy]} if run.strategy in searches else {}
     spec = {"config": config.to_dict(), "split_seed": base.seed, "extra_record": extra}
     return Job(run.run_id, spec, run.folder, timeout_s=opts.run_timeout_s)
+
+
+def _changes(changed: list[tuple[str, Any, Any]]) -> str:
+    """``--epochs 1500 → 1, --lr 0.001 → 0.0001 ...``: the first three of :meth:`TrainConfig.changed_from`'s list."""
+    def value(v: Any) -> str:
+        return "default" if v is None else str(v)
+
+    shown = ", ".join(f"--{name.replace('_', '-')} {value(old)} → {value(new)}" for name, old, new in changed[:3])
+    return shown + (" ..." if len(changed) > 3 else "")
 
 
 def _safe_read(path: Path) -> dict[str, Any]:
