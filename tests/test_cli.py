@@ -322,6 +322,15 @@ def test_a_damaged_weights_file_is_one_line_naming_the_model(tiny_bert_dir, toy_
         assert code == 2 and err.count("\n") == 1, err
         assert f"cannot load '{broken}'" in err and "a weights file is damaged" in err and "download the model again" in err
     assert not (tmp_path / "o").exists()
+    # a comparison checks the weights before anything is written (every run failed on them, exit 1, cause not said)
+    compare = ("compare", "--data", str(toy_csv), "--strategies", "head,bitfit", "--out", str(tmp_path / "c"),
+               "--no-pre-recommendation")
+    code, _, err = tunelab(*compare, "--model", str(broken))
+    assert code == 2 and err.count("\n") == 1 and "its weights file model.safetensors is damaged" in err, err
+    weights.unlink()
+    code, _, err = tunelab(*compare, "--model", str(broken))
+    assert code == 2 and err.count("\n") == 1 and "the folder holds no weights" in err and "save_pretrained" in err, err
+    assert not (tmp_path / "c").exists()
 
 
 def test_evaluate_with_integer_ids_against_named_classes_says_how_to_name_them(head_run, tmp_path):

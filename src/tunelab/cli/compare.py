@@ -228,8 +228,11 @@ def _exit_code(result: CompareResult) -> int:
         print("tunelab: no run finished within the time budget, so there is nothing to recommend; tunelab compare "
               "--resume with a larger --budget-minutes goes on from there", file=sys.stderr)
         return 1
-    print(f"tunelab: every run failed, so there is nothing to recommend; their messages are in {result.report.get('csv', result.out)}",
-          file=sys.stderr)
+    errors = {r.run_info.error for r in result.results if not r.succeeded}
+    same = f" with the same error: {next(iter(errors))}" if len(errors) == 1 and None not in errors else ""
+    print(f"tunelab: every run failed{same}, so there is nothing to recommend; "
+          f"{'the' if same else 'their'} message{'' if same else 's'} {'is' if same else 'are'} also in "
+          f"{result.report.get('csv', result.out)}", file=sys.stderr)
     return 1
 
 

@@ -1017,11 +1017,12 @@ def _checked_inputs(base: TrainConfig) -> Sized:
     """The comparison's :class:`Sized`, read from the data; a data source or a model that cannot serve the comparison
     stops it here, with one line, before anything is written or trained (:class:`DataError`, :class:`ModelError`),
     instead of failing every run the same way."""
-    from tunelab.models.loading import check_model_for_task, check_tokenizer_fits
+    from tunelab.models.loading import check_model_for_task, check_tokenizer_fits, check_weights
     from tunelab.run.training import load_data, sequences_per_example
 
     data = load_data(base, whole=True)
     check_model_for_task(base.model, data.task, trust_remote_code=base.trust_remote_code)
+    check_weights(base.model)
     check_tokenizer_fits(base.model, data, trust_remote_code=base.trust_remote_code)
     n_validation = min(len(data.validation), base.max_eval_samples or len(data.validation))
     return Sized(data.task, len(data.train), sequences_per_example(base, data), n_validation, data.split_fingerprint)

@@ -505,6 +505,36 @@ def load_model_config(name_or_path: str, *, trust_remote_code: bool = False):
         raise ModelError(f"cannot read the config of '{name_or_path}': {load_problem(name_or_path, exc)}") from exc
 
 
+#: The files a checkpoint folder keeps its weights in (transformers' names, sharded or not, and other frameworks').
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.h5", "*.msgpack", "*.ckpt.index", "*.gguf")
+
+
+def check_weights(name_or_path: str) -> None:
+    """Refuse, before anything trains, a local model folder without weights or with a damaged safetensors file (cut
+    short by a copy or a download: its header is not covered), in one :class:`ModelError` line saying what to do; a
+    comparison's every run failed on it instead. A hub id is left to loading."""
+    from safetensors import SafetensorError, safe_open
+
+    spec = BUILTIN_MODELS.get(name_or_path)
+    path = Path(name_or_path).expanduser()
+    if spec is not None or not path.is_dir():
+        return
+    files = sorted({f for pattern in WEIGHT_PATTERNS for f in path.glob(pattern) if f.is_file()})
+    if not files:
+        raise ModelError(f"cannot load '{name_or_path}': the folder holds no weights (model.safetensors, "
+                         "pytorch_model.bin or their shards): copy the weights into it, or save the model there with "
+                         "save_pretrained")
+    for f in files:
+        if f.suffix == ".safetensors":
+            try:
+                with safe_open(f, framework="pt"):
+                    pass
+            except (SafetensorError, OSError) as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ModelError(f"cannot load '{name_or_path}': its weights file {f.name} is damaged ({first}): "
+                                 "download the model again, or save it again with save_pretrained") from exc
+
+
 def check_model_for_task(name_or_path: str, task: str, *, trust_remote_code: bool = False) -> None:
     """Refuse, before anything trains, a model that transformers cannot load for ``task``: a name that is not a
     model, a config that cannot be read, an encoder-decoder model (BART, T5), an architecture with no
