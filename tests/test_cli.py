@@ -503,6 +503,11 @@ def test_an_option_the_strategy_does_not_read_is_said_to_be_ignored(head_run, ti
         _train("--model", str(tiny_bert_dir), "--data", str(toy_csv), "--strategy", "head", "--use-dora",
                "--out", str(tmp_path / "o"))
     assert "--use-dora does not apply to head, which does not read it: ignored" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="tunelab"):  # a bad value of an ignored option: the error alone, not both
+        code, _, err = tunelab("train", "--model", str(tiny_bert_dir), "--data", str(toy_csv), "--strategy", "head",
+                               "--lora-r", "0", "--out", str(tmp_path / "o2"))
+    assert code == 2 and "--lora-r" in err and "ignored" not in caplog.text, (err, caplog.text)
 
 
 def test_warnings_are_labelled_by_who_gave_them():

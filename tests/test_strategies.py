@@ -278,7 +278,8 @@ def test_same_seed_gives_the_same_result(run_case, strategy, model, task):
 
 def test_head_refuses_causal_lm_with_a_clear_error(tiny_llama_dir, toy_lm_data, tmp_path):
     config = TrainConfig(model=str(tiny_llama_dir), strategy="head", epochs=1, out=str(tmp_path / "out"))
-    with pytest.raises(StrategyError, match=r"'head' does not apply to causal-lm.*classification"):
+    with pytest.raises(StrategyError, match=r"'head' does not apply to causal-lm.*classification; for causal-lm use "
+                                            r"one of .*lora"):  # what to use instead
         tunelab.run.training.train(config, data=toy_lm_data, progress=False)
     assert not (tmp_path / "out" / "model").exists()
 

@@ -96,7 +96,7 @@ def cmd_train(args) -> int:
     from tunelab.run.training import train
     from tunelab.strategies.base import unused_options
 
-    config = config_from_args(args)
+    config = config_from_args(args).validate()  # a bad value first: then no warning that the option is ignored
     ignored = unused_options(config)
     if ignored:
         verb = "does" if len(ignored) == 1 else "do"

@@ -237,8 +237,10 @@ class Strategy:
 
     def check_task(self, task: str) -> None:
         if task not in self.tasks:
+            fitting = [n for n in strategy_names() if task in STRATEGIES[n].tasks]
             raise StrategyError(
                 f"strategy '{self.name}' does not apply to {task}: it supports {', '.join(self.tasks)}"
+                + (f"; for {task} use one of {', '.join(fitting)}" if fitting else "")
             )
 
     def prepare(self, model: nn.Module, layout: Layout, config: Any) -> nn.Module:
