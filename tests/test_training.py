@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -1064,3 +1065,23 @@ def test_a_causal_lm_interval_resamples_texts_not_the_blocks_they_were_packed_in
         runs = [type("Run", (), {"config": {"out": str(tmp_path / "o")}})()]
 
     assert example_results(Summary, "validation").n_examples == len(texts)
+
+
+def test_the_python_api_says_nothing_of_the_checkpoints_it_loads_for_its_own_measures(tiny_bert_dir, tmp_path):
+    """``tunelab.train`` in a script (a fresh interpreter, no CLI to quiet the libraries): the forgetting measure's
+    masked-LM load of a checkpoint without that head printed transformers' load report table and its "checkpoint
+    seem corrupted" line, and sorting the evaluation splits pyarrow's deprecation of how datasets sorts; tunelab says
+    what matters itself."""
+    import subprocess
+    import sys
+
+    rows = "".join(f"text {i} {'good fine' if i % 2 else 'bad awful'},{'pos' if i % 2 else 'neg'}\n" for i in range(80))
+    (tmp_path / "d.csv").write_text("text,label\n" + rows)
+    script = ("import tunelab\n"
+              f"tunelab.train(tunelab.TrainConfig(model={str(tiny_bert_dir)!r}, data={str(tmp_path / 'd.csv')!r}, "
+              f"strategy='head', epochs=1, batch_size=8, out={str(tmp_path / 'o')!r}), progress=False)\n")
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": src, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "LOAD REPORT" not in proc.stderr and "null_placement" not in proc.stderr, proc.stderr[-2000:]

@@ -11,6 +11,7 @@ name goes through the normal ``from_pretrained`` path: a local transformers fold
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib.util
 import inspect
@@ -299,6 +300,25 @@ def _single_segment(tokenizer, config) -> None:
         tokenizer.init_kwargs["model_input_names"] = names  # what save_pretrained writes to tokenizer_config.json
 
 
+@contextlib.contextmanager
+def quiet_loading():
+    """transformers' loading reports (a new head's "newly initialized" weights, a load report's table, its progress
+    bars) silenced while tunelab loads a checkpoint whose missing weights it expects and says itself; its level
+    is restored after."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def load_model(
     name_or_path: str,
     *,
@@ -318,37 +338,34 @@ def load_model(
     """
     from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
-    from transformers.utils import logging as hf_logging
 
     path = resolve_model(name_or_path)
     if task not in ("classification", "causal-lm"):
         raise ModelError(f"unknown task '{task}': use classification or causal-lm")
     check_model_for_task(name_or_path, task, trust_remote_code=trust_remote_code)
     tokenizer = tokenizer or load_tokenizer(name_or_path, trust_remote_code=trust_remote_code)
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # the "newly initialized head" report is expected here
     try:
-        if task == "classification":
-            model = AutoModelForSequenceClassification.from_pretrained(
-                path,
-                **label_config(label_names or []),
-                ignore_mismatched_sizes=True,  # a checkpoint's own head for another number of classes is replaced
-                # one label per text, cross-entropy: a checkpoint fine-tuned multi-label (a toxicity classifier)
-                # states problem_type, and transformers would otherwise take its sigmoid loss on integer labels
-                problem_type="single_label_classification",
-                pad_token_id=tokenizer.pad_token_id,
-                trust_remote_code=trust_remote_code,
-                dtype=dtype,
-            )
-        else:
-            model, loading = AutoModelForCausalLM.from_pretrained(
-                path, trust_remote_code=trust_remote_code, dtype=dtype, output_loading_info=True
-            )
+        with quiet_loading():  # the "newly initialized head" report is expected here
+            if task == "classification":
+                model = AutoModelForSequenceClassification.from_pretrained(
+                    path,
+                    **label_config(label_names or []),
+                    ignore_mismatched_sizes=True,  # a checkpoint's own head for another number of classes is replaced
+                    # one label per text, cross-entropy: a checkpoint fine-tuned multi-label (a toxicity classifier)
+                    # states problem_type, and transformers would otherwise take its sigmoid loss on integer labels
+                    problem_type="single_label_classification",
+                    pad_token_id=tokenizer.pad_token_id,
+                    trust_remote_code=trust_remote_code,
+                    dtype=dtype,
+                )
+            else:
+                model, loading = AutoModelForCausalLM.from_pretrained(
+                    path, trust_remote_code=trust_remote_code, dtype=dtype, output_loading_info=True
+                )
+        if task != "classification":
             _check_lm_head(model, loading.get("missing_keys") or [], name_or_path)
     except (OSError, ValueError, ImportError, SafetensorError) as exc:  # ImportError: a quantized checkpoint's library missing
         raise ModelError(f"cannot load '{name_or_path}' for {task}: {load_problem(name_or_path, exc)}") from exc
-    finally:
-        hf_logging.set_verbosity(verbosity)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     if task == "causal-lm":
@@ -706,9 +723,10 @@ def load_pretrained_mlm(name_or_path: str, tokenizer, notes: list[str] | None = 
     if getattr(tokenizer, "mask_token_id", None) is None:
         return None
     try:
-        model, info = AutoModelForMaskedLM.from_pretrained(
-            resolve_model(name_or_path), dtype=torch.float32, output_loading_info=True
-        )
+        with quiet_loading():  # a checkpoint without the head reports its missing weights: said below, in one note
+            model, info = AutoModelForMaskedLM.from_pretrained(
+                resolve_model(name_or_path), dtype=torch.float32, output_loading_info=True
+            )
     except (OSError, ValueError, ImportError, SafetensorError) as exc:
         notes.append(f"no masked-LM head could be built: {str(exc).splitlines()[0]}")
         return None

@@ -316,6 +316,16 @@ def sequences_per_example(config: TrainConfig, data: TaskData) -> float:
     return blocks / rows
 
 
+def _sorted_by_length(ds):
+    """``ds.sort("length")``, without the deprecation warning pyarrow 25 gives for how datasets asks it to sort (a
+    library's, about its own call, on every evaluation split)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Specifying null_placement in SortOptions", category=FutureWarning)
+        return ds.sort("length")
+
+
 def tokenize(data: TaskData, tokenizer, max_length: int, *, limit: int | None = None,
              keep: str = "start", loss_on: str = "all") -> tuple[dict[str, Any], list[str]]:
     """Tokenize every split. Classification: one example per text (or text pair: ``text_pair``, encoded as the
@@ -358,7 +368,7 @@ def tokenize(data: TaskData, tokenizer, max_length: int, *, limit: int | None = 
                     more += "; their starts were kept: --keep start+end or end reads their ends too"
                 warnings.append(f"{truncated} of {len(tok)} {split} texts were truncated to {max_length} tokens{more}")
             # evaluation in length order: less padding per batch, same metrics
-            out[split] = tok if split == "train" else tok.sort("length")
+            out[split] = tok if split == "train" else _sorted_by_length(tok)
         return out, warnings
 
     def encode_lm(batch, indices):
