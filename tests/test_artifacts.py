@@ -238,6 +238,10 @@ def test_a_decoder_transformers_has_no_classifier_for_classifies_with_the_generi
             float(logits[0].softmax(-1)[1]), abs=1e-5)
         card = (out / "model" / "README.md").read_text()
         assert "register_generic_classifier('granite')" in card
+        # a pipeline on a peft folder by name loads the base without the label names (LABEL_0): the loaded model goes
+        assert ("pipeline(\"text-classification\", model=model, tokenizer=THIS_FOLDER, truncation=True)`, with the "
+                "model loaded as above" if strategy == "lora" else
+                "pipeline(\"text-classification\", model=THIS_FOLDER, truncation=True)") in card
         if strategy == "head":  # a whole model: plain transformers loads it once the class is registered
             assert register_generic_classifier("granite")
             plain = AutoModelForSequenceClassification.from_pretrained(out / "model").eval()

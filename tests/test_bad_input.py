@@ -131,7 +131,7 @@ CASES = [
     ),
     # ---- model and strategy
     Case("unknown model name", lambda t: ["--data", good(t), "--model", "minilmm"], ("minilmm", "minilm")),
-    Case("unknown strategy", lambda t: ["--data", good(t), "--strategy", "lorra"], ("lorra", "lora", "full")),
+    Case("unknown strategy", lambda t: ["--data", good(t), "--strategy", "lroa"], ("lroa", "(did you mean lora?)", "full")),
     Case(
         "head for causal LM",
         lambda t: [

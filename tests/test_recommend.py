@@ -333,7 +333,7 @@ def test_cli_recommend_and_estimate(tiny_bert_dir, toy_csv, capsys):
     assert rec["strategy"] == "head" and rec["estimates"][0]["fits"]
     # each step on stderr as it starts (minutes of silence in a log before)
     assert "tunelab: reading the data ..." in printed.err
-    assert "tunelab: timing head's training steps (1 of 1; a stored measurement is reused) ..." in printed.err
+    assert "tunelab: timing head's training steps (1 of 1; a stored measurement is reused where there is one) ..." in printed.err
     # a fresh process with torch loaded (its RSS); on a GPU the tiny model's own allocations
     assert rec["estimates"][0]["peak_memory_mb"] > (0 if rec["estimates"][0]["memory_kind"] == "cuda" else 100)
 

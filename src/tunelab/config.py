@@ -210,12 +210,14 @@ class TrainConfig:
     def problems(self) -> list[str]:
         """Every problem with these options, each naming the option and what to do."""
         from tunelab.strategies import STRATEGIES, merge_problem, strategy_names
+        from tunelab.strategies.base import did_you_mean
 
         out: list[str] = _type_problems(self)
         if out:  # the checks below compare values: wrong types first
             return out
         if self.strategy not in STRATEGIES:
-            out.append(f"--strategy '{self.strategy}' is unknown: use one of {', '.join(strategy_names())} "
+            out.append(f"--strategy '{self.strategy}' is unknown{did_you_mean(self.strategy)}: use one of "
+                       f"{', '.join(strategy_names())} "
                        "(a strategy from another package is known once that package is installed)")
         else:
             cls = STRATEGIES[self.strategy]

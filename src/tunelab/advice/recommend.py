@@ -577,7 +577,7 @@ def recommend(
     def measured() -> list[dict[str, Any]]:
         rows = []
         for number, name in enumerate(candidates, 1):
-            say(f"timing {name}'s training steps ({number} of {len(candidates)}; a stored measurement is reused)")
+            say(f"timing {name}'s training steps ({number} of {len(candidates)}; a stored measurement is reused where there is one)")
             rows.append(_estimate_row(config.replace(strategy=name), task_data, warmup_steps=warmup_steps,
                                       timed_steps=timed_steps, probe_tokens=probe_tokens, isolate=isolate, reuse=reuse))
         return mark_fits(rows, budget_minutes=budget_minutes, memory_gb=memory_gb)

@@ -120,7 +120,8 @@ def add_parser(sub) -> None:
                    help="train every strategy × seed × fraction to the end, no rounds (the default with several "
                    "--data-fractions, and on --resume of a comparison that ran so)")
     p.add_argument("--executor", choices=["local", "ray"], default="local",
-                   help="where the runs train: local (one fresh process after another, the default) or ray "
+                   help="where the runs train: local (one process after another, each forked from a warm server, the "
+                   "default) or ray "
                    "(each run a Ray task, as many at once as the cluster has room for; pip install 'tunelab[ray]')")
     p.add_argument("--address", help="--executor ray: the cluster to join (auto, HOST:6379, ray://HOST:10001); "
                    "default: start a local one")

@@ -63,8 +63,10 @@ def _field_docs(cls) -> dict[str, str]:
     return docs
 
 
-def add_config_flags(parser: argparse.ArgumentParser, *, skip: set[str] = frozenset()) -> None:
-    """One flag per TrainConfig field; defaults are SUPPRESSed so only given flags override --config."""
+def add_config_flags(parser: argparse.ArgumentParser, *, skip: set[str] = frozenset(),
+                     defaults: typing.Mapping[str, str] | None = None) -> None:
+    """One flag per TrainConfig field; defaults are SUPPRESSed so only given flags override --config. ``defaults``:
+    what a command does without a flag, where that is not TrainConfig's default (said in its help)."""
     docs = _field_docs(TrainConfig)
     hints = typing.get_type_hints(TrainConfig)
     parser.add_argument("--config", help="YAML file of options (flags given here override it)")
@@ -76,7 +78,8 @@ def add_config_flags(parser: argparse.ArgumentParser, *, skip: set[str] = frozen
         base = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
         kind = base[0] if typing.get_origin(hint) is not None else hint
         default = f.default if f.default is not MISSING else None
-        text = docs.get(f.name, "") + (f" (default: {default})" if default not in (None, "") else "")
+        said = (defaults or {}).get(f.name, default)
+        text = docs.get(f.name, "") + (f" (default: {said})" if said not in (None, "") else "")
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text)
         else:

@@ -29,7 +29,8 @@ def add_parser(sub) -> None:
     p.set_defaults(func=cmd_recommend)
 
     p = sub.add_parser("estimate", help="predict peak memory and time per epoch of one strategy from a few timed steps")
-    add_config_flags(p, skip=_NOT_FOR_ESTIMATE)
+    add_config_flags(p, skip=_NOT_FOR_ESTIMATE,
+                     defaults={"data": "none: made-up examples of --max-length tokens, --num-examples of them an epoch"})
     p.add_argument("--warmup-steps", type=int, default=3, help="untimed steps first (default: 3)")
     p.add_argument("--steps", type=int, default=5, help="timed steps; the median is used (default: 5)")
     p.add_argument("--num-examples", type=int, help="examples per epoch when no --data is given (default: 1000)")
@@ -57,7 +58,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if not args.quiet:  # minutes of silence otherwise, in a log
         _say(f"timing {args.steps} training steps of {config.strategy} on {config.model} in a fresh process (after "
-             f"{args.warmup_steps} to warm up; a stored measurement is reused)")
+             f"{args.warmup_steps} to warm up; a stored measurement is reused where there is one)")
     result = estimate(config, use_data=use_data, warmup_steps=args.warmup_steps, timed_steps=args.steps,
                       num_examples=args.num_examples, reuse=not args.remeasure)
     if args.json:

@@ -154,13 +154,15 @@ def run_id(strategy: str, seed: int, fraction: float, *, many_seeds: bool, many_
 def _problems(base: TrainConfig, strategies: Sequence[str], seeds: int, fractions: Sequence[float],
               lr_overrides: Mapping[str, float], lr_factors: Sequence[float], tune_lr_epochs: float | None) -> list[str]:
     from tunelab.strategies import STRATEGIES, as_loaded
+    from tunelab.strategies.base import did_you_mean
 
     problems = [p for p in base.replace(strategy=as_loaded()).problems() if not p.startswith("--strategy")]
     if not strategies:
         problems.append("--strategies is empty: name at least one, e.g. head,lora,full")
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown:
-        problems.append(f"--strategies: unknown {', '.join(unknown)}; use any of {', '.join(STRATEGIES)}")
+        hints = did_you_mean(unknown[0]) if len(unknown) == 1 else ""
+        problems.append(f"--strategies: unknown {', '.join(unknown)}{hints}; use any of {', '.join(STRATEGIES)}")
     repeated = sorted({s for s in strategies if list(strategies).count(s) > 1})
     if repeated:
         problems.append(f"--strategies names {', '.join(repeated)} more than once: list each once")

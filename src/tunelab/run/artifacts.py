@@ -199,8 +199,11 @@ def model_card(run, metrics: dict[str, Any], *, merged: bool = False) -> str:
                  "`tunelab.run.encoding.encode`)" if c.keep != "start" and d.task == "classification" else "")
     cut_text = ""
     if d.task == "classification":
+        # a peft folder given by name to pipeline loads the base without the label names (LABEL_0, LABEL_1)
+        piped = ("model=model, tokenizer=THIS_FOLDER" if run.strategy.artifact_format == "peft" else "model=THIS_FOLDER")
         cut_text = (f"\n\nIt read at most {run.max_length} tokens of a text: the saved tokenizer cuts there when called with "
-                    "`truncation=True` (`pipeline(\"text-classification\", model=THIS_FOLDER, truncation=True)`); "
+                    f"`truncation=True` (`pipeline(\"text-classification\", {piped}, truncation=True)`"
+                    + (", with the model loaded as above" if run.strategy.artifact_format == "peft" else "") + "); "
                     "without it, a longer text is read whole and the predictions differ from tunelab's.")
         if c.keep == "start+end":
             cut_text += (" It kept each long text's start and end, which no tokenizer setting does: use `tunelab predict` "

@@ -147,9 +147,17 @@ def register_strategy(cls: type[Strategy]) -> type[Strategy]:
     return cls
 
 
+def did_you_mean(name: Any) -> str:
+    """`` (did you mean lora?)`` for a strategy name one typo away from a registered one, else ""."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), strategy_names(), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
 def get_strategy(name: str) -> Strategy:
     if name not in STRATEGIES:
-        raise StrategyError(f"unknown strategy '{name}': use one of {', '.join(strategy_names())}")
+        raise StrategyError(f"unknown strategy '{name}'{did_you_mean(name)}: use one of {', '.join(strategy_names())}")
     return STRATEGIES[name]()
 
 
