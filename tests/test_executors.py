@@ -113,6 +113,8 @@ def test_executor_choice_and_ray_missing(monkeypatch, tmp_path, capsys):
     assert isinstance(make_executor("local"), LocalExecutor)
     with pytest.raises(ConfigError, match="--executor ray"):
         make_executor("local", address="auto")
+    with pytest.raises(ConfigError, match="^--run-cpus applies to Ray's tasks, not to local runs"):
+        make_executor("local", run_cpus=0)  # a value given for nothing was not even checked
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
     with pytest.raises(ConfigError, match=r"pip install 'tunelab\[ray\]'"):
         make_executor("ray")

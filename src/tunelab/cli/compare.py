@@ -125,8 +125,8 @@ def add_parser(sub) -> None:
                    "(each run a Ray task, as many at once as the cluster has room for; pip install 'tunelab[ray]')")
     p.add_argument("--address", help="--executor ray: the cluster to join (auto, HOST:6379, ray://HOST:10001); "
                    "default: start a local one")
-    p.add_argument("--run-cpus", type=float, default=1.0, help="--executor ray: CPUs each run holds (default: 1)")
-    p.add_argument("--run-gpus", type=float, default=0.0, help="--executor ray: GPUs each run holds (default: 0)")
+    p.add_argument("--run-cpus", type=float, default=None, help="--executor ray: CPUs each run holds (default: 1)")
+    p.add_argument("--run-gpus", type=float, default=None, help="--executor ray: GPUs each run holds (default: 0)")
     _add_common(p)
     add_config_flags(p, skip=_SKIP)
     p.set_defaults(func=cmd_compare)

@@ -261,13 +261,18 @@ class RayExecutor:
         return record
 
 
-def make_executor(name: str, *, isolate: bool = True, address: str | None = None, run_cpus: float = 1.0,
-                  run_gpus: float = 0.0) -> Executor:
-    """The executor called ``name`` (``local`` or ``ray``), from the command line's options."""
+def make_executor(name: str, *, isolate: bool = True, address: str | None = None, run_cpus: float | None = None,
+                  run_gpus: float | None = None) -> Executor:
+    """The executor called ``name`` (``local`` or ``ray``), from the command line's options (``None``: not given)."""
     if name == "local":
-        if address is not None:
-            raise ConfigError("--address names a Ray cluster: use it with --executor ray")
+        ray_only = [flag for flag, value in (("--address", address), ("--run-cpus", run_cpus), ("--run-gpus", run_gpus))
+                    if value is not None]
+        if ray_only:  # a value given for nothing (--run-cpus 0 went unchecked, and unused)
+            one = len(ray_only) == 1
+            raise ConfigError(f"{' and '.join(ray_only)} {'applies' if one else 'apply'} to Ray's tasks, not to local "
+                              f"runs: use {'it' if one else 'them'} with --executor ray")
         return LocalExecutor(isolate=isolate)
     if name == "ray":
-        return RayExecutor(address=address, run_cpus=run_cpus, run_gpus=run_gpus)
+        return RayExecutor(address=address, run_cpus=1.0 if run_cpus is None else run_cpus,
+                           run_gpus=0.0 if run_gpus is None else run_gpus)
     raise ConfigError(f"--executor '{name}' is unknown: use local or ray")
