@@ -169,6 +169,60 @@ def test_a_job_whose_parent_is_killed_outright_stops_instead_of_running_on(tmp_p
     assert not alive(pid), "the orphaned job is still running"
 
 
+@pytest.mark.parametrize("warm", [False, True], ids=["fresh", "forked"])
+def test_a_comparison_stopped_alone_stops_its_running_job_as_ctrl_c_would(tmp_path, warm):
+    """SIGTERM to the comparison's process alone (Kubernetes stops a pod's main process; `kill PID`) reached it and not
+    its running job: it waited INTERRUPT_GRACE_S (120 s) for a job that never heard of it, then killed it, losing the
+    run's steps since its last checkpoint. It now passes the interrupt on (STOP_SIGNAL): the job stops as Ctrl-C
+    would, at once, and the comparison after it."""
+    import signal
+    import time
+
+    folder = tmp_path / "job"
+    parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys
+        sys.path[:0] = [{str(TESTS)!r}, {str(SRC)!r}]
+        from tunelab.run.isolate import run_job, terminate_as_interrupt
+        terminate_as_interrupt()  # as the CLI does
+        try:
+            run_job("isolate_job", {{"action": "sleep", "seconds": 120}}, {str(folder)!r}, warm={warm})
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+            sys.exit(130)
+    """)], env={**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(SRC)])}, stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while not ((folder / isolate.LOG_NAME).is_file() and "says hello" in (folder / isolate.LOG_NAME).read_text()):
+        assert time.monotonic() < deadline and parent.poll() is None, "the job did not start"
+        time.sleep(0.2)
+    t0 = time.monotonic()
+    parent.send_signal(signal.SIGTERM)
+    out, _ = parent.communicate(timeout=isolate.INTERRUPT_GRACE_S + 30)
+    assert parent.returncode == 130 and "interrupted" in out
+    assert time.monotonic() - t0 < 30, "the comparison waited out its grace for a job that was never told to stop"
+    assert "KeyboardInterrupt" not in (folder / isolate.LOG_NAME).read_text()  # ended as serve ends on Ctrl-C
+
+
+def test_a_stop_request_after_an_interrupt_is_the_same_interrupt_not_a_second(monkeypatch):
+    """Ctrl-C in a terminal reaches the comparison and its job alike, and the comparison then passes it on: the job
+    must not take that for a second Ctrl-C, which stops a training run at once, without saving its step."""
+    import signal
+
+    monkeypatch.setattr(isolate, "_interrupted", __import__("threading").Event())
+    seen = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: (seen.append(signum), isolate.interrupt_seen()))
+    previous_stop = signal.getsignal(isolate.STOP_SIGNAL)
+    try:
+        isolate.answer_stop()
+        handler = signal.getsignal(isolate.STOP_SIGNAL)
+        handler(isolate.STOP_SIGNAL, None)  # alone (SIGTERM to the comparison): taken as Ctrl-C, once
+        assert seen == [signal.SIGINT]
+        handler(isolate.STOP_SIGNAL, None)  # after an interrupt: nothing more
+        assert seen == [signal.SIGINT]
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        signal.signal(isolate.STOP_SIGNAL, previous_stop)
+
+
 def test_the_resource_trackers_leak_report_is_quiet_and_other_warnings_are_kept(monkeypatch):
     """A job stopped by a budget or a kill leaves a semaphore that multiprocessing's tracker removes itself, with a
     'leaked semaphore objects' warning at the end of a comparison; only that module's warnings are ignored, and a

@@ -32,12 +32,14 @@ job's command line (in ``ps``) is the server's, not ``python -m module SPEC RESU
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import types
 from collections.abc import Callable, Mapping
@@ -385,6 +387,10 @@ def _wait(proc: subprocess.Popen | _ForkedJob, timeout_s: float | None, on_wait:
         proc.wait()
         return None
     except KeyboardInterrupt:
+        # the interrupt may have reached this process alone (Kubernetes' SIGTERM, `kill PID`): ask the job to stop as
+        # Ctrl-C would, which a job that got the terminal's Ctrl-C too takes as the same one (STOP_SIGNAL)
+        with contextlib.suppress(OSError):
+            proc.send_signal(STOP_SIGNAL)
         try:
             proc.wait(timeout=INTERRUPT_GRACE_S)
         except (subprocess.TimeoutExpired, KeyboardInterrupt):
@@ -447,7 +453,6 @@ def terminate_as_interrupt() -> None:
     job, Kubernetes and systemd the main one; ``kill``), is taken as Ctrl-C: a training run finishes its step, saves
     a checkpoint and says how to resume, a comparison stops its runs and releases its folder. It used to kill the
     process at once, with no message, losing the steps since the last periodic checkpoint."""
-    import threading
 
     def on_terminate(signum, frame):
         handler = signal.getsignal(signal.SIGINT)
@@ -458,6 +463,48 @@ def terminate_as_interrupt() -> None:
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, on_terminate)
+
+
+STOP_SIGNAL = signal.SIGUSR2
+"""What a comparison sends its running job when it is interrupted itself: stop as Ctrl-C would (a training run
+finishes its step and saves a checkpoint), unless this interrupt already reached the job (:func:`answer_stop`)."""
+
+_interrupted = threading.Event()
+"""Set in a job once an interrupt reached it: a stop request after it is the same interrupt, not a second one."""
+
+
+def interrupt_seen() -> None:
+    """Note, in a job, that an interrupt reached it (a training run's own Ctrl-C handler says so too): a stop request
+    that follows is then the same interrupt, passed on by the comparison, and not taken as a second Ctrl-C, which
+    stops a run at once, unsaved."""
+    _interrupted.set()
+
+
+def answer_stop() -> None:
+    """In a job: the comparison's stop request (:data:`STOP_SIGNAL`) interrupts it as Ctrl-C would, once. An interrupt
+    the job already got (Ctrl-C in a terminal reaches the comparison and its jobs alike, and CPython runs SIGINT's
+    handler before this one's) makes the request a no-op: the job is stopping already."""
+
+    def on_stop(signum, frame):
+        if _interrupted.is_set():
+            return
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler) and handler is not signal.default_int_handler:
+            handler(signal.SIGINT, frame)  # a training run's own handler: finish the step, save, stop
+        else:
+            _interrupted.set()
+            raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # outside training: noted, then Python's
+            signal.signal(signal.SIGINT, _noting_interrupts)
+        signal.signal(STOP_SIGNAL, on_stop)
+
+
+def _noting_interrupts(signum, frame):
+    """A job's SIGINT handler outside training: Python's own, which notes the interrupt first."""
+    _interrupted.set()
+    raise KeyboardInterrupt
 
 
 def answer_interrupts() -> None:
@@ -478,8 +525,6 @@ def stop_with_parent(poll_s: float = PARENT_POLL_S, parent: int | None = None,
     ``parent``: the process to watch (default: the one a comparison's job names in its environment; a process of a
     run over several passes its launcher, torchrun's agent), ``on_gone``: what to do then instead (default: SIGINT
     to this process)."""
-    import threading
-
     if parent is None:
         try:
             parent = int(os.environ.get(PARENT_ENV) or 0)
@@ -527,6 +572,7 @@ def serve(handler: Callable[[Any], Any], argv: list[str] | None = None, *,
     quiet_libraries()
     spec = read_json(argv[0])
     answer_interrupts()
+    answer_stop()
     terminate_as_interrupt()
     stop_with_parent()
     try:

@@ -37,6 +37,7 @@ import torch
 
 from tunelab.errors import ModelError, TrainingError, TunelabError
 from tunelab.io import MARKER, atomic_dir
+from tunelab.run.isolate import interrupt_seen
 
 CHECKPOINTS = "checkpoints"
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
@@ -342,6 +343,7 @@ def interrupt_handler() -> Any:
                 raise KeyboardInterrupt
             self.interrupted = True
             _interrupt_requested.set()
+            interrupt_seen()  # the comparison's stop request that follows is this interrupt, not a second one
 
         def on_step_end(self, args, state, control, **kwargs):
             if self.interrupted:
