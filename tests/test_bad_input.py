@@ -462,6 +462,29 @@ def test_a_quantized_checkpoint_whose_library_is_missing_is_refused_in_one_line(
         load_model(str(folder), task="classification", label_names=["neg", "pos"])
 
 
+def test_a_broken_or_unknown_model_config_says_what_to_do(tiny_bert_dir, tmp_path, capsys):
+    """A config.json cut short, or naming a model type this transformers does not know: transformers' own sentence
+    said what was wrong but not what to do."""
+    import json
+    import shutil
+
+    from tunelab.cli.main import main
+
+    broken, unknown = tmp_path / "broken", tmp_path / "unknown"
+    for folder in (broken, unknown):
+        shutil.copytree(tiny_bert_dir, folder)
+    (broken / "config.json").write_text((broken / "config.json").read_text()[:40])
+    config = json.loads((unknown / "config.json").read_text())
+    (unknown / "config.json").write_text(json.dumps({**config, "model_type": "frobnicator"}))
+    data = good(tmp_path)
+    for folder, said in ((broken, "is not a valid JSON file: repair it, or save the model there again with save_pretrained"),
+                         (unknown, "does not know the model type frobnicator: upgrade transformers (pip install -U "
+                                   "transformers), or pass --trust-remote-code")):
+        assert main(["train", "--model", str(folder), "--data", data, "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and said in err, err
+
+
 def test_a_disk_that_fills_during_a_run_is_one_line_that_says_to_resume(tmp_path, capsys, monkeypatch):
     """A write that fails mid-run (a full disk, a folder made read-only) is one line naming the file and saying what
     to do, exit 1: the last checkpoint is kept for --resume."""

@@ -173,7 +173,7 @@ def test_predict_prints_labels_with_probabilities(head_run):
             assert float(parsed[name]) == pytest.approx(float(p), abs=6e-4)
 
 
-def test_predict_takes_options_between_texts_shows_the_top_k_and_writes_json(head_run, caplog):
+def test_predict_takes_options_between_texts_shows_the_top_k_and_writes_json(head_run, caplog, tmp_path):
     _, out = head_run
     code, printed, err = tunelab("predict", str(out), TEXTS[0], "--top-k", "1", TEXTS[1])
     assert code == 0, err
@@ -190,6 +190,9 @@ def test_predict_takes_options_between_texts_shows_the_top_k_and_writes_json(hea
     with caplog.at_level("WARNING", logger="tunelab"):
         code, _, err = tunelab("predict", str(out), "--max-new-tokens", "5", TEXTS[0])  # a generation flag on a classifier
     assert code == 0 and f"--max-new-tokens ignored: {out} is a classifier" in caplog.text
+    (tmp_path / "empty.txt").write_text("\n \n")
+    code, _, err = tunelab("predict", str(out), "--file", str(tmp_path / "empty.txt"))
+    assert code == 2 and "holds no input (it is empty or holds only blank lines)" in err, err
     code, _, err = tunelab("predict", str(out), TEXTS[0], "  ")
     assert code == 2 and err.strip() == ("tunelab: error: text 2 of the arguments is empty: give each text to predict "
                                          "as a non-empty argument")

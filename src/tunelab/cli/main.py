@@ -131,9 +131,14 @@ def _read_texts(args) -> list[str]:
         # trained on unless --text-column names others
         table = texts_of_table(path, args.text_column or _trained_text_column(args.model_dir))
         try:
-            texts += table[0] if table else [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            read = table[0] if table else [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         except UnicodeDecodeError as exc:
             raise TunelabError(f"--file {path} is not UTF-8 text (byte {exc.start}): re-save it as UTF-8") from exc
+        if not read and not texts:
+            what = f"its column {table[1]} is empty" if table else "it is empty or holds only blank lines"
+            raise TunelabError(f"--file {path} holds no input ({what}): give it one input per line (or a table's text "
+                               "column), or give texts as arguments")
+        texts += read
     if not texts:
         raise TunelabError("no input: give texts as arguments or --file FILE with one per line")
     return texts

@@ -16,6 +16,7 @@ import difflib
 import importlib.util
 import inspect
 import os
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -211,10 +212,23 @@ def load_problem(name_or_path: str, exc: BaseException) -> str:
     if name_or_path in BUILTIN_MODELS or Path(name_or_path).expanduser().exists():
         if "no file named" in first:  # a folder with its config and tokenizer but not its weights
             return f"{first.rstrip('.')}: copy the weights into it, or save the model there with save_pretrained"
+        if "is not a valid JSON file" in first:  # a config.json (or tokenizer file) cut short or edited by hand
+            return f"{first.rstrip('.')}: repair it, or save the model there again with save_pretrained"
+        if "does not recognize this architecture" in first:  # a model type newer than this transformers, or custom
+            kind = re.search(r"model type `([^`]+)`", first)
+            return (f"transformers {_transformers_version()} does not know the model type "
+                    f"{kind.group(1) if kind else 'of this checkpoint'}: upgrade transformers (pip install -U "
+                    "transformers), or pass --trust-remote-code if the checkpoint ships its own modelling code")
         return first
     return (f"{first} ('{name_or_path}' is not a built-in nor a local folder, so it was looked up as a hub id: check "
             "the id and the connection (offline, HF_HUB_OFFLINE=1 reads only the local hub cache, without retries), or pass "
             "a folder written by save_pretrained)")
+
+
+def _transformers_version() -> str:
+    import transformers
+
+    return transformers.__version__
 
 
 def list_models() -> list[dict]:
