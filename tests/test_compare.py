@@ -392,7 +392,7 @@ def test_a_resumed_comparison_does_not_reuse_a_run_on_other_rows_of_the_same_fil
 
 
 def test_compare_never_writes_over_what_it_did_not_make_nor_retrains_a_finished_run_on_changed_flags(
-        tiny_bert_dir, toy_csv, tmp_path, capsys):
+        tiny_bert_dir, toy_csv, tmp_path, capsys, caplog):
     """A comparison into a folder of the user's (their results.csv and notes, a `tunelab train` run) wrote its
     results.csv and report over theirs; `compare --resume` with a changed flag deleted the finished runs and trained
     them again after one warning line. Both are refused in one line (exit 2), nothing touched; --overwrite writes there,
@@ -427,3 +427,12 @@ def test_compare_never_writes_over_what_it_did_not_make_nor_retrains_a_finished_
         assert _record(out, "head") == first  # the finished run is kept as it was
     assert main([*argv, "--out", str(out), "--resume"]) == 0
     assert "finished earlier, reused" in capsys.readouterr().out
+    # a run that failed (a learning rate that diverged) holds nothing to lose: given another rate on --resume, it
+    # trains again, said in a line, and the finished run beside it is reused
+    failing = [*argv[:5], "--strategies", "head,bitfit", *argv[7:], "--out", str(tmp_path / "f")]
+    assert main([*failing, "--lr-overrides", "bitfit=1e30"]) == 0
+    assert _record(tmp_path / "f", "bitfit")["run_info"]["status"] == "failed"
+    with caplog.at_level("WARNING", logger="tunelab"):
+        assert main([*failing, "--lr-overrides", "bitfit=1e-3", "--resume"]) == 0
+    assert _record(tmp_path / "f", "bitfit")["run_info"]["status"] == "success"
+    assert "holds a failed run with other settings (--lr 1e+30 → 0.001): trained again" in caplog.text

@@ -1190,11 +1190,16 @@ def _job(run: PlannedRun, base: TrainConfig, searches: dict[str, dict], opts: Co
         old, started = run.folder / RECORD_NAME, run.folder / "run_config.yaml"
         recorded = _safe_read(old).get("config") if old.is_file() else saved_settings(started)
         changed = config.changed_from(recorded) if isinstance(recorded, Mapping) else []
-        if changed:  # trained otherwise: training it again would delete it, for a flag given by mistake, say
+        trained = _safe_read(old).get("run_info", {}).get("status") == "success" or any(
+            (run.folder / "checkpoints").glob("checkpoint-*"))
+        if changed and trained:  # training it again would delete it, for a flag given by mistake, say
             raise ConfigError(f"--resume found {run.folder} trained with other settings ({_changes(changed)}): resume "
                               f"with the flags it ran with, delete {run.folder} to train it again with these, or start "
                               "the comparison again with --overwrite")
-        config = config.replace(resume=True, overwrite=False)  # continue from its last checkpoint
+        if changed:  # a run that failed (a learning rate that diverged) and is given another: nothing is lost
+            logging.getLogger("tunelab").warning(f"{run.folder} holds a failed run with other settings "
+                                                 f"({_changes(changed)}): trained again with these")
+        config = config.replace(resume=not changed, overwrite=bool(changed))  # else: from its last checkpoint
     extra = {"lr_search": searches[run.strategy]} if run.strategy in searches else {}
     spec = {"config": config.to_dict(), "split_seed": base.seed, "extra_record": extra}
     return Job(run.run_id, spec, run.folder, timeout_s=opts.run_timeout_s)
