@@ -38,6 +38,11 @@ class TrainingError(TunelabError):
     """Training stopped for a reason the user can act on (non-finite loss, nothing learned)."""
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's first line for a one-line message (its type's name when it says nothing)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def some_of(names: list[str], shown: int = 8) -> str:
     """``"a, b, c"`` for a one-line message, or the first ``shown`` names and how many more."""
     more = f" and {len(names) - shown} more" if len(names) > shown else ""

@@ -1187,10 +1187,11 @@ def _job(run: PlannedRun, base: TrainConfig, searches: dict[str, dict], opts: Co
     """The executor's job for a planned run (on resume: continued from its checkpoint when its options match)."""
     config = run.config
     if opts.reuse and run.folder.is_dir():
-        old, started = run.folder / RECORD_NAME, run.folder / "run_config.yaml"
-        recorded = _safe_read(old).get("config") if old.is_file() else saved_settings(started)
+        record_path = run.folder / RECORD_NAME
+        old = _safe_read(record_path) if record_path.is_file() else {}
+        recorded = old.get("config") if record_path.is_file() else saved_settings(run.folder / "run_config.yaml")
         changed = config.changed_from(recorded) if isinstance(recorded, Mapping) else []
-        trained = _safe_read(old).get("run_info", {}).get("status") == "success" or any(
+        trained = old.get("run_info", {}).get("status") == "success" or any(
             (run.folder / "checkpoints").glob("checkpoint-*"))
         if changed and trained:  # training it again would delete it, for a flag given by mistake, say
             raise ConfigError(f"--resume found {run.folder} trained with other settings ({_changes(changed)}): resume "

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from tunelab.errors import ModelError, some_of
+from tunelab.errors import ModelError, first_line, some_of
 from tunelab.io import atomic_dir
 
 
@@ -205,7 +205,7 @@ def _not_a_model_folder(path: Path) -> str:
 
 def load_problem(name_or_path: str, exc: BaseException) -> str:
     """The first line of a loading error, and what to do when ``name_or_path`` went to the hub."""
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    first = first_line(exc)
     if type(exc).__name__ == "SafetensorError":  # a truncated or damaged .safetensors file (a download cut short)
         return (f"a weights file is damaged ({first}): download the model again, or save it again with "
                 "save_pretrained")
@@ -546,9 +546,8 @@ def check_weights(name_or_path: str) -> None:
     comparison's every run failed on it instead. A hub id is left to loading."""
     from safetensors import SafetensorError, safe_open
 
-    spec = BUILTIN_MODELS.get(name_or_path)
     path = Path(name_or_path).expanduser()
-    if spec is not None or not path.is_dir():
+    if name_or_path in BUILTIN_MODELS or not path.is_dir():
         return
     files = sorted({f for pattern in WEIGHT_PATTERNS for f in path.glob(pattern) if f.is_file()})
     if not files:
@@ -561,8 +560,7 @@ def check_weights(name_or_path: str) -> None:
                 with safe_open(f, framework="pt"):
                     pass
             except (SafetensorError, OSError) as exc:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise ModelError(f"cannot load '{name_or_path}': its weights file {f.name} is damaged ({first}): "
+                raise ModelError(f"cannot load '{name_or_path}': its weights file {f.name} is damaged ({first_line(exc)}): "
                                  "download the model again, or save it again with save_pretrained") from exc
 
 

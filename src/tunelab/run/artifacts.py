@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from tunelab.errors import TunelabError
+from tunelab.errors import TunelabError, first_line
 from tunelab.io import LOCK_NAME, atomic_dir, check_folder, make_folder
 
 log = logging.getLogger("tunelab")
@@ -310,8 +310,7 @@ def load_artifact(path: str | Path, device: str | torch.device | None = None):
     except TunelabError:
         raise
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:  # json's, safetensors', transformers' reading errors
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise TunelabError(f"cannot load the model in {path}: {type(exc).__name__}: {first[:200]} (a file of it is "
+        raise TunelabError(f"cannot load the model in {path}: {type(exc).__name__}: {first_line(exc)[:200]} (a file of it is "
                            "damaged or missing: train it again, or restore the folder)") from exc
 
 

@@ -453,16 +453,8 @@ def terminate_as_interrupt() -> None:
     job, Kubernetes and systemd the main one; ``kill``), is taken as Ctrl-C: a training run finishes its step, saves
     a checkpoint and says how to resume, a comparison stops its runs and releases its folder. It used to kill the
     process at once, with no message, losing the steps since the last periodic checkpoint."""
-
-    def on_terminate(signum, frame):
-        handler = signal.getsignal(signal.SIGINT)
-        if callable(handler) and handler is not signal.default_int_handler:
-            handler(signal.SIGINT, frame)  # a training run's own handler: finish the step, save, stop
-        else:
-            raise KeyboardInterrupt
-
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, on_terminate)
+        signal.signal(signal.SIGTERM, lambda signum, frame: _as_ctrl_c(frame))
 
 
 STOP_SIGNAL = signal.SIGUSR2
@@ -486,19 +478,24 @@ def answer_stop() -> None:
     handler before this one's) makes the request a no-op: the job is stopping already."""
 
     def on_stop(signum, frame):
-        if _interrupted.is_set():
-            return
-        handler = signal.getsignal(signal.SIGINT)
-        if callable(handler) and handler is not signal.default_int_handler:
-            handler(signal.SIGINT, frame)  # a training run's own handler: finish the step, save, stop
-        else:
-            _interrupted.set()
-            raise KeyboardInterrupt
+        if not _interrupted.is_set():
+            _as_ctrl_c(frame)
 
     if threading.current_thread() is threading.main_thread():
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # outside training: noted, then Python's
             signal.signal(signal.SIGINT, _noting_interrupts)
         signal.signal(STOP_SIGNAL, on_stop)
+
+
+def _as_ctrl_c(frame) -> None:
+    """What Ctrl-C does here: SIGINT's own handler (a training run's: finish the step, save, stop), or
+    ``KeyboardInterrupt``."""
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler) and handler is not signal.default_int_handler:
+        handler(signal.SIGINT, frame)
+    else:
+        _interrupted.set()
+        raise KeyboardInterrupt
 
 
 def _noting_interrupts(signum, frame):

@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from tunelab.errors import ModelError, TrainingError, TunelabError
+from tunelab.errors import ModelError, TrainingError, TunelabError, first_line
 from tunelab.io import MARKER, atomic_dir
 from tunelab.run.isolate import interrupt_seen
 
@@ -248,8 +248,7 @@ def write_failure(exc: BaseException, target: Path) -> BaseException:
     text = str(exc)
     if not any(sign in text for sign in ("unexpected pos", "file write failed", "I/O error", "No space left", "os error")):
         return exc
-    said = (text.strip().splitlines() or [type(exc).__name__])[0]
-    return OSError(errno.EIO, f"writing the checkpoint failed ({_short_text(said)}; is the disk full?)", str(target))
+    return OSError(errno.EIO, f"writing the checkpoint failed ({_short_text(first_line(exc))}; is the disk full?)", str(target))
 
 
 def _lift(inner: Path) -> None:
@@ -294,7 +293,7 @@ def check_weight_files(folder: str | Path, *, headers: bool = False) -> None:
                 f"({type(exc).__name__}), so it could run code; convert it to safetensors from a trusted source"
             ) from exc
         except Exception as exc:  # noqa: BLE001 - a truncated or damaged file (a disk that filled, a copy cut short)
-            said = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            said = first_line(exc)
             raise ModelError(f"{path} is damaged ({_short_text(said)}), so {folder.name} cannot be loaded: "
                              f"{_damaged_remedy(folder)}") from exc
 

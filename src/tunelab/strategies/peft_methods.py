@@ -12,7 +12,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from tunelab.errors import StrategyError
+from tunelab.errors import StrategyError, first_line
 from tunelab.models import ia3_targets, lora_targets
 from tunelab.strategies.base import Kind, Strategy, blocks_phrase, head_trains_too, register_strategy
 
@@ -98,7 +98,7 @@ class _PeftStrategy(Strategy):
         try:
             model = get_peft_model(model, peft_config)
         except (ValueError, NotImplementedError) as exc:  # peft's refusal of a model it cannot adapt so
-            said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            said = first_line(exc)
             modules = ", or name the modules with --lora-target-modules" if self.adapts_modules else ""
             raise StrategyError(f"{self.name} cannot apply to this {layout.family} model: peft refused it ({said}); "
                                 f"try another strategy{modules}") from exc
