@@ -90,7 +90,12 @@ def _report_group_at_exit() -> None:
         print(f"process group at exit: {'standing' if dist and dist.is_initialized() else 'destroyed'}", flush=True)
         # gloo's own threads (named by PyTorch on Linux): the group's destructor joins them
         tasks = f"/proc/{os.getpid()}/task"
-        names = [open(f"{tasks}/{t}/comm").read().strip() for t in os.listdir(tasks)] if os.path.isdir(tasks) else []
+        names = []
+        for t in os.listdir(tasks) if os.path.isdir(tasks) else []:
+            try:
+                names.append(open(f"{tasks}/{t}/comm").read().strip())
+            except OSError:  # a thread that ended between the listing and the read: not alive
+                continue
         print(f"gloo threads at exit: {sum(n.startswith(('pt_gloo', 'gloo_')) for n in names)}", flush=True)
 
     atexit.register(report)
