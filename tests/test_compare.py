@@ -391,6 +391,35 @@ def test_a_resumed_comparison_does_not_reuse_a_run_on_other_rows_of_the_same_fil
     assert _record(out, "head")["meta_info"]["split_fingerprint"] != first["meta_info"]["split_fingerprint"]
 
 
+def test_a_resumed_comparison_on_a_grown_file_trains_again_with_the_epochs_its_size_takes(tiny_bert_dir, toy_csv,
+                                                                                         tmp_path, capsys, caplog):
+    """A --data file that grew between two `compare --resume` calls (no --epochs given) was refused as "other settings
+    than it ran with (--epochs 15.0 → 8.0)": a flag the user never passed. The epochs follow the data's size, and
+    runs on other data train again (as for an edited file): a line says so, and the comparison goes on."""
+    from tunelab.cli.main import main
+
+    lines = toy_csv.read_text().splitlines()
+    data = tmp_path / "d.csv"
+    data.write_text("\n".join(lines[:41]) + "\n")  # the header and 40 rows
+    out = tmp_path / "cmp"
+    argv = ["compare", "--model", str(tiny_bert_dir), "--data", str(data), "--strategies", "head", "--batch-size", "8",
+            "--out", str(out), "--no-pre-recommendation", "--exhaustive", "--resume"]
+    assert main(argv) == 0
+    first = _record(out, "head")
+    data.write_text("\n".join(lines) + "\n")  # all 80
+    capsys.readouterr()
+    with caplog.at_level("WARNING", logger="tunelab"):
+        assert main(argv) == 0, capsys.readouterr().err
+    again = _record(out, "head")
+    assert again["config"]["epochs"] < first["config"]["epochs"] and again["meta_info"]["n_train"] > first["meta_info"]["n_train"]
+    assert f"{data} has changed since the comparison in {out} ran" in caplog.text and "its runs train again" in caplog.text
+    assert "holds a run on other data" in caplog.text
+    # a setting the user did change is still refused, data or not
+    data.write_text("\n".join(lines[:41]) + "\n")
+    assert main([*argv, "--lr-overrides", "head=0.5", "--epochs", "2"]) == 2
+    assert "with other settings than it ran with (--epochs" in capsys.readouterr().err
+
+
 def test_compare_never_writes_over_what_it_did_not_make_nor_retrains_a_finished_run_on_changed_flags(
         tiny_bert_dir, toy_csv, tmp_path, capsys, caplog):
     """A comparison into a folder of the user's (their results.csv and notes, a `tunelab train` run) wrote its

@@ -504,9 +504,10 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] | None = 
     _check_metric(base, opts, sized.task)
     _check_max_length(base, strategies, sized.task)
     say = log or (lambda _msg: None)
+    sized = dataclasses.replace(sized, derived=("epochs",) if base.epochs is None else ())
     base = _epochs_fixed(base, opts, say, sized)
     _say_resolution(sized, opts, say)
-    out = _checked_out(base, strategies, out, opts)
+    out = _checked_out(base, strategies, out, opts, sized)
     with folder_lock(out, "tunelab compare"):  # one comparison writes a folder at a time
         if opts.overwrite and not opts.resume:  # "replacing what --out holds": runs no longer in the plan too
             shutil.rmtree(out / RUNS_DIR, ignore_errors=True)
@@ -538,7 +539,7 @@ def _compared(base: TrainConfig, strategies: list[str], out: Path, opts: Compare
     planning: dict[str, Any] | None = None
     if opts.exhaustive:
         planned = plan_runs(base, strategies, out, seeds=opts.seeds, data_fractions=opts.data_fractions, lrs=lrs)
-        _write_plan(out, base, strategies, [p.run_id for p in planned], lrs, searches, opts)
+        _write_plan(out, base, strategies, [p.run_id for p in planned], lrs, searches, opts, sized)
         _shared_cache(base, strategies, log)
         results, reused = _run_all(planned, base, searches, opts, say, tracked, _estimated_seconds(pre), show=log is not None,
                                    split_fingerprint=sized.split_fingerprint)
@@ -618,8 +619,9 @@ def default_compare_out(base: TrainConfig) -> Path:
     return Path("runs") / f"compare-{safe(base.model)}-{safe(base.data)}"
 
 
-def _checked_out(base: TrainConfig, strategies: list[str], out: str | Path | None, opts: CompareOptions) -> Path:
-    """The comparison's folder, created once every option, the data and the model have been checked."""
+def _checked_out(base: TrainConfig, strategies: list[str], out: str | Path | None, opts: CompareOptions,
+                 sized: Sized) -> Path:
+    """The comparison's folder, created once every option, the data (``sized``) and the model have been checked."""
     out = Path(out) if out is not None else default_compare_out(base)
     check_folder(out)
     runs_dir = out / RUNS_DIR
@@ -633,13 +635,25 @@ def _checked_out(base: TrainConfig, strategies: list[str], out: str | Path | Non
                                "name)")
     if opts.resume and not held:
         logging.getLogger("tunelab").warning(f"--resume: {out} holds no comparison to resume; starting one")
-    saved = _safe_read(out / PLAN_NAME).get("base_config") if opts.resume else None
-    if isinstance(saved, Mapping):
-        changed = [c for c in base.changed_from(saved) if c[0] in saved]  # (a setting newer than the folder: none)
-        if changed:
-            raise ConfigError(f"--resume would continue the comparison in {out} with other settings than it ran with "
-                              f"({_changes(changed)}): resume it with the flags it ran with, or start again with "
-                              "--overwrite or another --out")
+    plan = _safe_read(out / PLAN_NAME) if opts.resume else {}
+    saved = plan.get("base_config")
+    changed = [c for c in base.changed_from(saved) if c[0] in saved] if isinstance(saved, Mapping) else []
+    ran_on = plan.get("data") if isinstance(plan.get("data"), Mapping) else {}
+    if ran_on.get("split_fingerprint") and ran_on["split_fingerprint"] != sized.split_fingerprint:
+        # the data changed (its runs train again on it, as for an edited file): what follows from its size, not
+        # given by the user then nor now (the epochs), changes with it and is no change of settings
+        followed = set(ran_on.get("derived") or ()) & set(sized.derived)
+        if followed and any(name in followed for name, _, _ in changed):
+            then = ran_on.get("n_train")
+            logging.getLogger("tunelab").warning(
+                f"--resume: {base.data} has changed since the comparison in {out} ran"
+                f"{f' ({then:,} training examples then, {sized.n_split:,} now)' if isinstance(then, int) else ''}: "
+                f"{_changes([c for c in changed if c[0] in followed])} with it, and its runs train again")
+            changed = [c for c in changed if c[0] not in followed]
+    if changed:
+        raise ConfigError(f"--resume would continue the comparison in {out} with other settings than it ran with "
+                          f"({_changes(changed)}): resume it with the flags it ran with, or start again with "
+                          "--overwrite or another --out")
     if runs_dir.is_dir() and any(runs_dir.iterdir()) and not (opts.resume or opts.overwrite):
         raise TunelabError(
             f"{out} already holds a comparison: pass --resume to reuse its finished runs, "
@@ -710,7 +724,8 @@ def _learning_rates(base: TrainConfig, strategies: list[str], out: Path, opts: C
 
 
 def _write_plan(out: Path, base: TrainConfig, strategies: list[str], run_ids: list[str], lrs: dict[str, float],
-                searches: dict[str, dict], opts: CompareOptions, planning: dict[str, Any] | None = None) -> None:
+                searches: dict[str, dict], opts: CompareOptions, sized: Sized,
+                planning: dict[str, Any] | None = None) -> None:
     write_json(out / PLAN_NAME, {
         "mode": "exhaustive" if opts.exhaustive else "planned",
         "strategies": strategies, "seeds": [base.seed + i for i in range(opts.seeds)], "data_fractions": opts.data_fractions,
@@ -718,6 +733,7 @@ def _write_plan(out: Path, base: TrainConfig, strategies: list[str], run_ids: li
         "learning_rates": {s: lrs.get(s, _default_lr(s)) for s in strategies},
         "budget_minutes": opts.budget_minutes, "halving": opts.halving, "max_train_minutes": opts.max_train_minutes, "memory_gb": opts.memory_gb,
         "isolate": opts.isolate, "runs": run_ids, "base_config": base.to_dict(),
+        "data": {"split_fingerprint": sized.split_fingerprint, "n_train": sized.n_split, "derived": list(sized.derived)},
         **({"planning": planning} if planning is not None else {}),
     })  # fmt: skip
 
@@ -767,7 +783,7 @@ def _run_all(planned: list[PlannedRun], base: TrainConfig, searches: dict[str, d
             if tracked is not None:
                 tracked.reused(run.run_id, params[run.run_id], record.to_dict())
         else:
-            job = _job(run, base, searches, opts)
+            job = _job(run, base, searches, opts, split_fingerprint)
             for name, value in (limits(run) if limits else {}).items():
                 setattr(job, name, value)
             jobs.append(job)
@@ -891,7 +907,7 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
                           data_fractions=[rnd.fraction], lrs=lrs, many_fractions=named_fraction)
         planned = [p for p in every if p.run_id not in made]
         run_ids.extend(p.run_id for p in planned)
-        _write_plan(out, base, strategies, run_ids, lrs, searches, opts, planner.summary())
+        _write_plan(out, base, strategies, run_ids, lrs, searches, opts, sized, planner.summary())
         if rnd.deadline_s is None or time.time() - started < rnd.deadline_s:  # no cache build once the budget is spent
             _shared_cache(base.replace(data_fraction=rnd.fraction, screening=rnd.screening), rnd.strategies, log)
         grace = planner.longest_step_s or step_guess
@@ -925,7 +941,7 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
     summary["budget_source"] = budget_source
     summary["elapsed_s"] = round(time.time() - started, 1)
     _mark_stopped_runs(results, summary)
-    _write_plan(out, base, strategies, run_ids, lrs, searches, opts, summary)
+    _write_plan(out, base, strategies, run_ids, lrs, searches, opts, sized, summary)
     return results, reused, summary
 
 
@@ -1013,6 +1029,7 @@ class Sized:
     sequences_per_example: float = 1.0
     n_validation: int = 0  # the examples each run is chosen on (after --max-eval-samples)
     split_fingerprint: str = ""  # the data as split (a finished run on other rows is not reused)
+    derived: tuple[str, ...] = ()  # settings the comparison set from the data's size (the epochs, unless given)
 
 
 def _checked_inputs(base: TrainConfig) -> Sized:
@@ -1183,7 +1200,8 @@ def _failed_in_final_round(planning: dict[str, Any]) -> list[str]:
             and len(fractions) > 1 and math.isclose(float(s.get("data_fraction") or 0.0), float(fractions[-1]))]
 
 
-def _job(run: PlannedRun, base: TrainConfig, searches: dict[str, dict], opts: CompareOptions) -> Job:
+def _job(run: PlannedRun, base: TrainConfig, searches: dict[str, dict], opts: CompareOptions,
+         split_fingerprint: str | None = None) -> Job:
     """The executor's job for a planned run (on resume: continued from its checkpoint when its options match)."""
     config = run.config
     if opts.reuse and run.folder.is_dir():
@@ -1193,11 +1211,16 @@ def _job(run: PlannedRun, base: TrainConfig, searches: dict[str, dict], opts: Co
         changed = config.changed_from(recorded) if isinstance(recorded, Mapping) else []
         trained = old.get("run_info", {}).get("status") == "success" or any(
             (run.folder / "checkpoints").glob("checkpoint-*"))
-        if changed and trained:  # training it again would delete it, for a flag given by mistake, say
+        ran_on = (old.get("meta_info") or {}).get("split_fingerprint")
+        other_data = bool(split_fingerprint and ran_on and ran_on != split_fingerprint)
+        if changed and trained and not other_data:  # training it again would delete it, for a flag given by mistake
             raise ConfigError(f"--resume found {run.folder} trained with other settings ({_changes(changed)}): resume "
                               f"with the flags it ran with, delete {run.folder} to train it again with these, or start "
                               "the comparison again with --overwrite")
-        if changed:  # a run that failed (a learning rate that diverged) and is given another: nothing is lost
+        if changed and other_data:  # the comparison's data changed (checked in _checked_out): as for an edited file
+            logging.getLogger("tunelab").warning(f"{run.folder} holds a run on other data (the same --data, other "
+                                                 f"rows) and other settings ({_changes(changed)}): trained again")
+        elif changed:  # a run that failed (a learning rate that diverged) and is given another: nothing is lost
             logging.getLogger("tunelab").warning(f"{run.folder} holds a failed run with other settings "
                                                  f"({_changes(changed)}): trained again with these")
         config = config.replace(resume=not changed, overwrite=bool(changed))  # else: from its last checkpoint
