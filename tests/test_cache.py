@@ -538,3 +538,16 @@ def test_base_dtype_auto_holds_the_base_in_float32_where_the_cache_runs_the_froz
     assert base_dtype(top_only) == torch.float32
     assert base_dtype(top_only.replace(cache=False)) == torch.bfloat16
     assert base_dtype(TrainConfig(strategy="lora", base_dtype="auto")) == torch.bfloat16  # every block adapted: no cache
+
+
+def test_the_shared_cache_is_the_one_runs_look_up_whatever_cache_dtype_asks(bert_dir, tmp_path, toy_classification_data,
+                                                                            monkeypatch):
+    """The shared cache a comparison builds first read ``cache_dtype`` itself, and kept a value the runs' own plan
+    turns into float16 (bfloat16): it was built under another key and no run ever found it. One reading now."""
+    monkeypatch.setenv("TUNELAB_CACHE_MEMORY_MB", "0")
+    monkeypatch.setenv("TUNELAB_CACHE_DTYPE", "bfloat16")
+    root = tmp_path / "shared"
+    built = build_shared_cache(_config(bert_dir, root, strategy="last-n", layers=2), 1, data=toy_classification_data)
+    last_n = train(_config(bert_dir, root, strategy="last-n", layers=2), data=toy_classification_data,
+                   progress=False)["train_info"]["cache"]
+    assert last_n["reused"] and last_n["split"] == 1 and Path(built["path"]).is_dir()

@@ -117,11 +117,17 @@ def plan(run) -> CachePlan | None:
         return None
     head_only = split == run.layout.num_blocks and run.data.task == "classification"
     positions = run.layout.head_reads if head_only else "all"  # the positions the head reads, or every one
-    dtype = str(run.config.extra.get("cache_dtype", os.environ.get("TUNELAB_CACHE_DTYPE", "float16")))
-    if dtype not in ("float16", "float32"):
-        dtype = "float16"
     precision = resolve_precision(getattr(run.config, "cache_precision", "auto"))
-    return CachePlan(split=split, positions=positions, dtype=dtype, precision=precision, root=cache_root(run.config))
+    return CachePlan(split=split, positions=positions, dtype=cache_dtype(run.config), precision=precision,
+                     root=cache_root(run.config))
+
+
+def cache_dtype(config) -> str:
+    """How the cache stores hidden states: ``--extra cache_dtype=float32`` (or ``TUNELAB_CACHE_DTYPE``), else
+    ``float16``, which any other value also gets. One place for every pass that writes or reads the cache: the
+    shared cache a comparison builds first is then the one its runs look up."""
+    dtype = str(config.extra.get("cache_dtype", os.environ.get("TUNELAB_CACHE_DTYPE", "float16")))
+    return dtype if dtype in ("float16", "float32") else "float16"
 
 
 def build_device() -> torch.device:

@@ -1545,7 +1545,7 @@ def build_shared_cache(config, split: int, *, data=None) -> dict[str, Any]:
     limit_onednn_for(config, head_only=False)  # the strategies sharing this cache train blocks too
     run = prepare(config.replace(strategy=as_loaded()), data)
     named = {s: run.tokenized[s] for s in frozen_cache.SPLITS}
-    dtype = str(config.extra.get("cache_dtype", os.environ.get("TUNELAB_CACHE_DTYPE", "float16")))
     precision = frozen_cache.resolve_precision(getattr(config, "cache_precision", "auto"))
-    folder, facts = frozen_cache.ensure_features(run, named, split, "all", dtype, frozen_cache.cache_root(config), precision)
+    folder, facts = frozen_cache.ensure_features(run, named, split, "all", frozen_cache.cache_dtype(config),
+                                                 frozen_cache.cache_root(config), precision)
     return {"split": split, **facts}
