@@ -212,6 +212,10 @@ class Strategy:
     options: ClassVar[tuple[str, ...]] = ()
     """The :class:`~tunelab.config.TrainConfig` fields this strategy reads (beyond the shared ones); a plugin's own
     settings, which are not fields, go in ``TrainConfig.extra``."""
+    extra_options: ClassVar[tuple[str, ...] | None] = None
+    """The :attr:`~tunelab.config.TrainConfig.extra` keys it reads (``--extra KEY=VALUE``); ``None``: not declared (a
+    plugin's, which may read any). A list the class declares itself (not inherited: a plugin's subclass of a built-in
+    may read keys of its own) lets a run say that another key is ignored (:func:`unused_options`)."""
     compared_by_default: ClassVar[bool] = False
     """Whether ``tunelab compare`` (and the demo) trains it when no ``--strategies`` are named: one of each kind
     (:func:`default_comparison`)."""
@@ -338,16 +342,25 @@ class Strategy:
 
 def unused_options(config: Any) -> list[str]:
     """The strategy options (another strategy's :attr:`Strategy.options`) that ``config`` sets away from their default
-    and its own strategy does not read, as flags (``--use-dora``): a single run would silently ignore them."""
+    and its own strategy does not read, as flags (``--use-dora``), then the ``--extra`` keys that neither it (where it
+    declares :attr:`Strategy.extra_options`) nor tunelab reads (``--extra rank``): a single run would silently ignore
+    them."""
     import dataclasses
+
+    from tunelab.config import EXTRA_READ_BY_TUNELAB
 
     if not isinstance(config.strategy, str) or config.strategy not in STRATEGIES:  # the options' check says so
         return []
-    own = set(STRATEGIES[config.strategy].options)
+    strategy = STRATEGIES[config.strategy]
+    own = set(strategy.options)
     others = {o for cls in STRATEGIES.values() for o in cls.options} - own
     defaults = {f.name: f.default for f in dataclasses.fields(config)}
     # an option that is no field is refused at registration, but a class put in STRATEGIES by hand may still name one
-    return sorted(f"--{o.replace('_', '-')}" for o in others if o in defaults and getattr(config, o) != defaults[o])
+    flags = sorted(f"--{o.replace('_', '-')}" for o in others if o in defaults and getattr(config, o) != defaults[o])
+    read = vars(strategy).get("extra_options")  # declared by the class itself: a subclass may read keys of its own
+    extra = [] if read is None else [f"--extra {k}" for k in sorted(config.extra or {})
+                                     if k not in read and k not in EXTRA_READ_BY_TUNELAB]
+    return flags + extra
 
 
 def merge_problem(name: str) -> str:

@@ -49,6 +49,7 @@ class BitFit(Strategy):
     than the earlier 1e-3 (median +1.9 points; test: 6 of 8, +1.6). Only the biases train, so a larger step suits
     them; the other strategies' defaults did not pass the same rule (7 of 8 tasks)."""
     kind = Kind.PEFT
+    extra_options = ()  # reads no --extra key
     order = 30
     # the advice before training: a middle tier: fewer weights move than with LoRA, and on a far domain less adapts
     advice_tiers = {

@@ -9,6 +9,7 @@ class Full(Strategy):
     summary = "full fine-tuning: every weight trains"
     default_lr = 5e-5
     kind = Kind.FULL
+    extra_options = ()  # reads no --extra key
     order = 80
     # the advice before training: first with plenty of labels on a far domain; last with few labels on a near one (over-fits)
     advice_tiers = {

@@ -60,6 +60,7 @@ class Gradual(Strategy):
     summary = "ULMFiT gradual unfreezing from the top, with layer-wise decayed learning rates"
     default_lr = 1e-4
     kind = Kind.STAGED
+    extra_options = ()  # reads no --extra key
     order = 70
     needs_blocks = True
     # the advice before training: with full fine-tuning where every weight should move; over-fits a few labels less than it

@@ -26,6 +26,7 @@ class Head(Strategy):
     summary = "feature extraction: the pre-trained body is frozen, only a new task head (with BERT's pooler) trains"
     default_lr = HEAD_LR  # what trains is a head: the one head rate
     kind = Kind.FROZEN
+    extra_options = ()  # reads no --extra key
     order = 10
     # the advice before training: few labels on a near domain: the frozen features suffice; a far domain or plenty of labels: they lag
     advice_tiers = {

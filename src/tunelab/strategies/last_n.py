@@ -25,6 +25,7 @@ class LastN(Strategy):
     """Measured (benchmarks/README, session 12): with 3 seeds per rate on the verdict benchmark's 8 core tasks, x3 the
     earlier 1e-4 won on validation on 7 of 8 (the rule set in session 4: at least 7 of 8), and on test on 6 of 8."""
     kind = Kind.FROZEN
+    extra_options = ()  # reads no --extra key
     order = 20
     needs_blocks = True
     # the advice before training: few labels on a far domain: the top blocks adapt where the frozen features fit worst

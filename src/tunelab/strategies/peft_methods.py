@@ -138,6 +138,7 @@ class _PeftStrategy(Strategy):
 @register_strategy
 class LoRA(_PeftStrategy):
     name = "lora"
+    extra_options = ()  # reads no --extra key
     summary = "LoRA (peft): low-rank adapters on attention and MLP projections; body frozen"
     default_lr = 1.5e-3
     """Measured (benchmarks/README, sessions 16 and 20): on the verdict benchmark's 8 core tasks, 3 seeds per rate, the
@@ -213,6 +214,7 @@ class LoRA(_PeftStrategy):
 @register_strategy
 class IA3(_PeftStrategy):
     name = "ia3"
+    extra_options = ()  # reads no --extra key
     summary = "IA3 (peft): learned rescaling vectors on keys, values and feed-forward; body frozen"
     default_lr = 3e-3
     order = 50
@@ -253,6 +255,7 @@ class IA3(_PeftStrategy):
 @register_strategy
 class PromptTuning(_PeftStrategy):
     name = "prompt-tuning"
+    extra_options = ()  # reads no --extra key
     summary = "prompt tuning (peft): a learned soft prompt of --num-virtual-tokens vectors; model frozen"
     default_lr = 3e-2
     order = 40
