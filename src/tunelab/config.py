@@ -49,10 +49,6 @@ OPERATIONAL = frozenset({"out", "resume", "overwrite", "cache_dir", "save_steps"
 finished run across them, and ``--resume`` continues an interrupted one across them (every other change is another run)."""
 
 
-EXTRA_READ_BY_TUNELAB = ("cache_dtype",)
-"""The :attr:`TrainConfig.extra` keys tunelab's own code reads whatever the strategy (``cache_dtype``: how the frozen-
-layer cache stores hidden states, :func:`tunelab.run.cache.cache_dtype`); every other key is a strategy's."""
-
 
 @dataclass
 class TrainConfig:

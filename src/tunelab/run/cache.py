@@ -122,11 +122,16 @@ def plan(run) -> CachePlan | None:
                      root=cache_root(run.config))
 
 
+EXTRA_READ = ("cache_dtype",)
+"""The :attr:`~tunelab.config.TrainConfig.extra` keys tunelab's own code reads, whatever the strategy (every other key
+is a strategy's: :func:`tunelab.strategies.base.unused_options`)."""
+
+
 def cache_dtype(config) -> str:
     """How the cache stores hidden states: ``--extra cache_dtype=float32`` (or ``TUNELAB_CACHE_DTYPE``), else
     ``float16``, which any other value also gets. One place for every pass that writes or reads the cache: the
     shared cache a comparison builds first is then the one its runs look up."""
-    dtype = str(config.extra.get("cache_dtype", os.environ.get("TUNELAB_CACHE_DTYPE", "float16")))
+    dtype = str(config.extra.get(EXTRA_READ[0], os.environ.get("TUNELAB_CACHE_DTYPE", "float16")))
     return dtype if dtype in ("float16", "float32") else "float16"
 
 

@@ -340,14 +340,12 @@ class Strategy:
             raise StrategyError(merge_problem(self.name))
 
 
-def unused_options(config: Any) -> list[str]:
+def unused_options(config: Any, read_elsewhere: tuple[str, ...] = ()) -> list[str]:
     """The strategy options (another strategy's :attr:`Strategy.options`) that ``config`` sets away from their default
     and its own strategy does not read, as flags (``--use-dora``), then the ``--extra`` keys that neither it (where it
-    declares :attr:`Strategy.extra_options`) nor tunelab reads (``--extra rank``): a single run would silently ignore
-    them."""
+    declares :attr:`Strategy.extra_options`) nor tunelab reads (``read_elsewhere``: ``--extra rank``): a single run would
+    silently ignore them."""
     import dataclasses
-
-    from tunelab.config import EXTRA_READ_BY_TUNELAB
 
     if not isinstance(config.strategy, str) or config.strategy not in STRATEGIES:  # the options' check says so
         return []
@@ -359,7 +357,7 @@ def unused_options(config: Any) -> list[str]:
     flags = sorted(f"--{o.replace('_', '-')}" for o in others if o in defaults and getattr(config, o) != defaults[o])
     read = vars(strategy).get("extra_options")  # declared by the class itself: a subclass may read keys of its own
     extra = [] if read is None else [f"--extra {k}" for k in sorted(config.extra or {})
-                                     if k not in read and k not in EXTRA_READ_BY_TUNELAB]
+                                     if k not in read and k not in read_elsewhere]
     return flags + extra
 
 
