@@ -516,3 +516,35 @@ def test_per_class_scores_leave_out_a_class_absent_from_the_split_and_say_which_
     assert table.rows[3] == ["d", "–", "–", "–", "0"] and table.rows[0][3] != "–"
     assert "No test example of d, and never predicted: no score, and not in the macro F1 (3 of 4 classes)." in table.caption
     assert "holds no example of c and d: its scores rest on 2 of 4 classes" in table.caption
+
+
+def _learning_curve_runs() -> list[dict]:
+    """head and full at 4 training-set sizes, as a user's 350-example comparison measured them (full ahead at the
+    largest size, by an interval that reaches 'never'; both curves' asymptotes at the bound of accuracy)."""
+    measured = {"head": (0.63, 0.67, 0.73, 0.85), "full": (0.63, 0.73, 0.83, 0.93)}
+    return [make_run(s, acc, fraction=f, n_train=n) for s, values in measured.items()
+            for f, n, acc in zip((0.25, 0.5, 0.75, 1.0), (88, 175, 262, 350), values)]
+
+
+def test_the_learning_curves_crossover_and_asymptotes_carry_their_intervals(tmp_path):
+    """The report's and the console's crossover said 'already ahead at 350 examples' and the asymptote '1.000' with
+    no interval, where the reasons (and the bootstrap) give '95 % interval 88 to never' and an asymptote that only
+    sits at the bound of accuracy: every number of the verdict carries its interval, in every file."""
+    from rich.console import Console
+
+    from tunelab.report.tables import learning_curve_table
+
+    runs = _learning_curve_runs()
+    rec = recommend_from_results(runs)
+    stated = next(r for r in rec["reasons"] if r.startswith("Learning curves: "))
+    assert "95 % interval" in stated
+    md = write_report(tmp_path, runs, recommendation=rec)["md"].read_text(encoding="utf-8")
+    section = md.split("## How much labelled data full fine-tuning needs")[1].split("\n## ")[0]
+    assert "95 % interval" in section
+    head_row = next(line for line in section.splitlines() if line.startswith("| head |"))
+    a = rec["learning_curves"]["curves"]["head"]
+    assert a["a_low"] < a["a"] and f"{a['a']:.3f} \\[{a['a_low']:.3f}, {a['a_high']:.3f}\\]" in head_row
+    console = Console(width=400, record=True)
+    console.print(learning_curve_table(rec))
+    printed = console.export_text()
+    assert "95 % interval" in printed and f"{a['a']:.3f} [{a['a_low']:.3f}, {a['a_high']:.3f}]" in printed

@@ -62,6 +62,8 @@ class LearningCurves:
             curves[name] = {
                 "n": list(fit.n), "y": list(fit.y), "fitted": fit.fitted, "reason": fit.reason,
                 "a": fit.a, "b": fit.b, "c": fit.c,
+                "a_low": fit.a_interval.low if fit.a_interval else None,
+                "a_high": fit.a_interval.high if fit.a_interval else None,
                 "predictions": [{"n": p.n, "estimate": p.value.estimate, "low": p.value.low, "high": p.value.high,
                                  "level": p.value.level} for p in fit.predictions],
             }  # fmt: skip
@@ -70,7 +72,7 @@ class LearningCurves:
             "metric": self.metric, "split": self.split, "n_fractions": self.n_fractions, "curves": curves,
             "full": self.full, "partial": self.partial,
             "crossover": None if c is None else {
-                "status": c.status, "message": c.message, "horizon": list(c.horizon),
+                "status": c.status, "message": c.message, "statement": self.statement(), "horizon": list(c.horizon),
                 "estimate": c.n_cross.estimate if c.n_cross else None,
                 "low": c.n_cross.low if c.n_cross else None, "high": c.n_cross.high if c.n_cross else None,
             },

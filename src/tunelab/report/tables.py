@@ -242,10 +242,13 @@ def learning_curve_rows(recommendation: dict) -> tuple[list[str], list[list[str]
         preds = [f"{p['n']:,.0f}: {format_metric(p['estimate'], metric)} [{format_metric(p['low'], metric)}, "
                  f"{format_metric(p['high'], metric)}]" for p in c["predictions"]]
         horizons = horizons or [f"{p['n'] / max(c['n']):g}×" for p in c["predictions"]]
-        rows.append([name, measured, format_metric(c["a"], metric), "; ".join(preds)])
+        asymptote = format_metric(c["a"], metric)
+        if c.get("a_low") is not None and c.get("a_high") is not None:
+            asymptote += f" [{format_metric(c['a_low'], metric)}, {format_metric(c['a_high'], metric)}]"
+        rows.append([name, measured, asymptote, "; ".join(preds)])
     level = f"{100 * (1 - float(recommendation.get('alpha') or 0.05)):g} %"
     headers = ["Strategy", f"Measured validation {metric_label(metric)} (training examples: value)",
-               "Asymptote", f"Predicted at {' and '.join(horizons) or '2× and 5×'} the labels [{level} CI]"]
+               f"Asymptote [{level} CI]", f"Predicted at {' and '.join(horizons) or '2× and 5×'} the labels [{level} CI]"]
     return headers, rows
 
 
@@ -255,9 +258,10 @@ def learning_curve_table(recommendation: dict) -> Table:
     from rich.text import Text
 
     headers, rows = learning_curve_rows(recommendation)
-    cross = ((recommendation.get("learning_curves") or {}).get("crossover") or {}).get("message")
-    table = Table(title="learning curves (validation, inverse power law)", header_style="bold",
-                  caption=f"full fine-tuning vs the best frozen/PEFT strategy: {cross}" if cross else None)
+    cross = (recommendation.get("learning_curves") or {}).get("crossover") or {}
+    caption = cross.get("statement") or (f"full fine-tuning vs the best frozen/PEFT strategy: {cross['message']}"
+                                         if cross.get("message") else None)
+    table = Table(title="learning curves (validation, inverse power law)", header_style="bold", caption=caption)
     for header in headers:
         table.add_column(header, overflow="fold")
     for row in rows:

@@ -447,7 +447,9 @@ def _data_size_blocks(results: list[dict], recommendation: dict, metric: str) ->
                                    else "How the strategies fare with more labelled data")]
     if fitted:
         cross = curves.get("crossover") or {}
-        if cross.get("message"):
+        if cross.get("statement"):  # the crossover with its interval, as the reasons say it
+            blocks.append(Paragraph(cross["statement"]))
+        elif cross.get("message"):
             blocks.append(Paragraph(f"Full fine-tuning ({curves.get('full')}) against the best frozen/PEFT strategy "
                                     f"({curves.get('partial')}), by the fitted validation curves: {cross['message']}."))
         headers, rows = learning_curve_rows(recommendation)
