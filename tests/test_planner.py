@@ -1023,3 +1023,63 @@ def test_a_planned_comparison_whose_final_round_all_failed_is_not_a_recommendati
     finished = {**planning, "strategies": {"head": {"status": "failed"}, "lora": {"status": "finalist"}}, "stopped": stops[:1]}
     assert not no_final_success(finished) and _exit_code(CompareResult(out=tmp_path, results=[screening], recommendation={},
                                                                        report={}, planning=finished)) == 0
+
+
+@pytest.mark.parametrize("shown_worse", [{"lora": "last-n"}, None])
+def test_a_strategy_cut_at_the_full_datas_first_seed_that_the_paired_verdict_shows_worse_is_not_called_not_shown_worse(
+        shown_worse):
+    """A user's 5-class data, 2 seeds: at the full data's first seed lora measured 0.82 [0.72, 0.92] (its own interval) and last-n 0.92,
+    and the verdict's McNemar test on those runs showed lora worse (p = 0.031). The stop said 'its interval reaches
+    last-n's 0.92, so it is not shown to be worse: --halving 1 or --exhaustive compares them to the end', from lora's
+    own unpaired interval, sending the user to an exhaustive run the paired test had already answered."""
+    planner = Planner(["last-n", "lora"], rounds=(1.0,), metric="accuracy", target=350.0, seeds=2)
+    rnd = planner.next_round(0.0)
+    planner.finish_round(rnd, [measure("last-n", 1.0, 0.92, 0.07, 350), measure("lora", 1.0, 0.82, 0.11, 350)],
+                         [RunTiming("last-n", 1.0, 12.0, 10.0), RunTiming("lora", 1.0, 23.0, 21.0)],
+                         verdict="last-n", shown_worse=shown_worse)
+    assert planner.next_round(0.0).strategies == ["last-n"]
+    message = planner.stopped["lora"].message
+    if shown_worse:
+        assert "not shown to be worse" not in message and "--exhaustive" not in message
+        assert message.endswith("shows it worse than last-n")
+    else:
+        assert message.endswith("so it is not shown to be worse: --halving 1 or --exhaustive compares them to the end")
+
+
+def test_the_runner_tells_the_planner_which_strategies_the_rungs_verdict_shows_worse(
+        tiny_bert_dir, sentiment_csv, tmp_path, capsys, monkeypatch):
+    """The runner passes the full data's first-seed verdict's 'worse' strategies to the planner, so the stop in
+    compare.json says the paired comparison showed it worse."""
+    from tunelab.cli.main import main
+    from tunelab.compare import executors, planner, runner
+
+    monkeypatch.setattr(executors, "make_executor", lambda *a, **k: executors.LocalExecutor(isolate=False))
+    monkeypatch.setattr(planner, "informative", lambda *a, **k: True)
+    monkeypatch.setattr(planner, "learned", lambda *a, **k: True)
+    real_measurements = planner.measurements_from_results
+
+    def measurements(*args, **kwargs):  # a tiny model's runs sit level at chance: full below head, by a wide interval
+        return [m if m.strategy != "full" else Measurement(m.strategy, m.fraction, m.value - 0.1, m.low - 0.3, m.high + 0.3,
+                                                           m.n, m.seed_values, m.chance)
+                for m in real_measurements(*args, **kwargs)]
+
+    monkeypatch.setattr(planner, "measurements_from_results", measurements)
+    real = runner._verdict
+
+    def verdict(runs, opts, planning=None):
+        answer = real(runs, opts, planning)
+        if planning is None:  # the rung's: head best, full shown worse
+            answer = {**answer, "strategy": "head", "ranking": [
+                {"strategy": "head", "versus_best": {"reason": "best"}},
+                {"strategy": "full", "versus_best": {"reason": "worse"}}]}
+        return answer
+
+    monkeypatch.setattr(runner, "_verdict", verdict)
+    out = tmp_path / "planned"
+    assert main(["compare", "--model", str(tiny_bert_dir), "--data", str(sentiment_csv), "--strategies", "head,full",
+                 "--epochs", "1", "--batch-size", "8", "--data-fractions", "1.0", "--seeds", "2", "--plan",
+                 "--no-forgetting", "--no-pre-recommendation", "--out", str(out)]) == 0
+    capsys.readouterr()
+    (stop,) = json.loads((out / "compare.json").read_text())["planning"]["stopped"]
+    assert stop["strategy"] == "full" and "shows it worse than head" in stop["message"]
+    assert "not shown to be worse" not in stop["message"]

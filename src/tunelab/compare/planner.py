@@ -488,6 +488,9 @@ class Planner:
     verdicts_: dict[int, str] = field(init=False, default_factory=dict)
     """Per round at the full data before its last seeds, the strategy the verdict picked from its runs
     (:meth:`finish_round`'s ``verdict``): the cut after it keeps that one first."""
+    shown_worse_: dict[int, dict[str, str]] = field(init=False, default_factory=dict)
+    """Per such round, the strategies the verdict's paired comparison showed worse than its best, and that best
+    (:meth:`finish_round`'s ``shown_worse``): a cut one is not said to be 'not shown to be worse'."""
 
     def __post_init__(self) -> None:
         self.rounds = sorted(float(f) for f in self.rounds)
@@ -558,16 +561,20 @@ class Planner:
 
     def finish_round(self, rnd: Round, measurements: Iterable[Measurement], timings: Iterable[RunTiming] = (),
                      outcomes: Mapping[str, str] | None = None, errors: Mapping[str, str] | None = None,
-                     verdict: str | None = None) -> None:
+                     verdict: str | None = None, shown_worse: Mapping[str, str] | None = None) -> None:
         """What ``rnd``'s runs measured. ``outcomes[s]``: ``ok`` (at least one run of ``s`` succeeded),
         ``failed`` or ``budget`` (not started, or interrupted, for the budget); ``errors[s]`` the message.
         A strategy's measurement at a fraction replaces the one an earlier round made there (more seeds).
         ``verdict``: after the full data's first seed (a round that is neither screening nor final), the strategy the
         comparison's verdict picks from that round's runs; the cut keeps it first (:func:`halve`'s ``first``), since
-        only seeds are left to run and the verdict is what they will be judged by."""
+        only seeds are left to run and the verdict is what they will be judged by. ``shown_worse``: there, the
+        strategies that verdict's paired comparison shows worse than its best, each with that best (their stop says
+        so, not that their own interval reaches the leader)."""
         measurements = list(measurements)
         if verdict is not None and not rnd.screening and not rnd.final:
             self.verdicts_[rnd.index] = verdict
+        if not rnd.screening and not rnd.final:
+            self.shown_worse_[rnd.index] = dict(shown_worse or {})
         again = {(m.strategy, m.fraction) for m in measurements}
         self.measurements_ = [m for m in self.measurements_ if (m.strategy, m.fraction) not in again] + measurements
         self.timings_.extend(timings)
@@ -681,7 +688,11 @@ class Planner:
                            f"η = {self.eta:g}; {other}: {op.estimate:.4g})")
                 top = (max if higher_is_better(self.metric) else min)(preds.values(), key=lambda q: q.estimate)
                 reaches = p.optimistic >= top.estimate if higher_is_better(self.metric) else p.optimistic <= top.estimate
-                if reaches:  # cut to spend the budget on fewer, not shown to be worse
+                worse_than = self.shown_worse_.get(done.index, {}).get(s)
+                if worse_than:  # its own interval may reach the best's estimate; the paired comparison is finer
+                    message += (f"; the verdict's paired comparison on these runs (the same validation examples) "
+                                f"shows it worse than {worse_than}")
+                elif reaches:  # cut to spend the budget on fewer, not shown to be worse
                     message += (f"; its interval reaches {top.strategy}'s {top.estimate:.4g}, so it is not shown to be "
                                 "worse: --halving 1 or --exhaustive compares them to the end")
             elif not done.screening:

@@ -927,10 +927,14 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
         earlier = [made[p.run_id] for p in every if p.run_id in made]
         outcomes, errors = _round_outcomes(earlier + records, rnd.strategies)
         # the full data's first seed: the seeds left go first to the strategy the verdict picks from these runs
-        verdict = (_verdict([r for r in earlier + ran if r.succeeded], opts).get("strategy")
-                   if not rnd.screening and not rnd.final and len(planner.alive_) > 1 else None)
+        rung = (_verdict([r for r in earlier + ran if r.succeeded], opts)
+                if not rnd.screening and not rnd.final and len(planner.alive_) > 1 else {})
+        ranking = rung.get("ranking") or []
+        best = next((v["strategy"] for v in ranking if (v.get("versus_best") or {}).get("reason") == "best"), None)
+        shown_worse = {v["strategy"]: best for v in ranking if best and (v.get("versus_best") or {}).get("reason") == "worse"}
         planner.finish_round(rnd, measurements_from_results(earlier + ran, metric, rnd.fraction, level=1.0 - opts.alpha),
-                             timings_from_results(ran), outcomes, errors, verdict=verdict)
+                             timings_from_results(ran), outcomes, errors, verdict=rung.get("strategy"),
+                             shown_worse=shown_worse)
         results.extend(ran)
         if not rnd.screening:
             made.update({p.run_id: r for p, r in zip(planned, records) if r.succeeded})
