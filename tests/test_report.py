@@ -548,3 +548,16 @@ def test_the_learning_curves_crossover_and_asymptotes_carry_their_intervals(tmp_
     console.print(learning_curve_table(rec))
     printed = console.export_text()
     assert "95 % interval" in printed and f"{a['a']:.3f} [{a['a_low']:.3f}, {a['a_high']:.3f}]" in printed
+
+
+def test_data_fractions_that_train_on_as_many_examples_are_not_counted_as_training_set_sizes(tmp_path):
+    """--data-fractions 0.5,0.9,0.999,1 on 350 training examples trains 0.999 and 1 on the same 350: three sizes, no
+    fit. The reasons and the report said 'Only 4 data fractions were run: a learning curve needs at least 4 training-set
+    sizes, so none is fitted', which contradicts itself."""
+    runs = [make_run(s, a + d, fraction=f, n_train=n) for s, a in (("head", 0.6), ("lora", 0.7))
+            for f, n, d in ((0.5, 175, 0.0), (0.9, 315, 0.02), (0.999, 350, 0.03), (1.0, 350, 0.03))]
+    rec = recommend_from_results(runs)
+    (said,) = [r for r in rec["reasons"] if "data fractions were run" in r]
+    assert "Only 4" not in said and "4 data fractions were run, but on only 3 distinct training-set sizes" in said
+    md = write_report(tmp_path, runs, recommendation=rec)["md"].read_text(encoding="utf-8")
+    assert "Only 4 data fractions" not in md and "but on only 3 distinct training-set sizes" in md

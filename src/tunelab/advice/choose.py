@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tunelab.advice.learning import MIN_POINTS, LearningCurves, fit_learning_curves, level_pct
+from tunelab.advice.learning import LearningCurves, fit_learning_curves, level_pct, too_few_sizes
 from tunelab.advice.stats import Interval
 from tunelab.advice.verdict import (
     AS_LOADED_MODEL,
@@ -1228,10 +1228,8 @@ def _curve_reasons(results: list[dict], curves: LearningCurves | None, chosen: s
         if ask.rounds:  # screening rounds on less data, told as such by the stops; no learning curve was asked for
             return []
         statement = crossover_statement(crossover_from_fractions(results, ask.metric))
-        return [
-            f"Only {curves.n_fractions} data fractions were run: a learning curve needs at least {MIN_POINTS} "
-            "training-set sizes, so none is fitted and the measured points are shown."
-        ] + ([statement] if statement else [])
+        return [f"{too_few_sizes(curves.n_fractions, curves.n_sizes)} and the measured points are shown."] + (
+            [statement] if statement else [])
     reasons = []
     fit = curves.curves.get(chosen) if chosen else None
     if fit is not None and fit.fitted and fit.predictions:

@@ -33,6 +33,11 @@ class LearningCurves:
     crossover: Crossover | None = None
 
     @property
+    def n_sizes(self) -> int:
+        """How many distinct training-set sizes were run, over every strategy."""
+        return len({n for fit in self.curves.values() for n in fit.n})
+
+    @property
     def fitted(self) -> bool:
         """Whether any curve was fitted (at least :data:`MIN_POINTS` training-set sizes)."""
         return any(fit.fitted for fit in self.curves.values())
@@ -79,6 +84,22 @@ class LearningCurves:
         }  # fmt: skip
 
 
+def too_few_sizes(n_fractions: int, n_sizes: int) -> str:
+    """Why no learning curve was fitted, in a sentence without its full stop: fewer than :data:`MIN_POINTS` training-set
+    sizes. Data fractions less than one example apart train on the same examples and are one size, so four fractions
+    can still be too few.
+
+    >>> too_few_sizes(3, 3)
+    'Only 3 data fractions were run: a learning curve needs at least 4 training-set sizes, so none is fitted'
+    """
+    if n_sizes < n_fractions:
+        return (f"{n_fractions} data fractions were run, but on only {n_sizes} distinct training-set sizes (fractions "
+                f"less than one example apart train on the same examples): a learning curve needs at least {MIN_POINTS} "
+                "sizes, so none is fitted")
+    return (f"Only {n_fractions} data fractions were run: a learning curve needs at least {MIN_POINTS} training-set "
+            "sizes, so none is fitted")
+
+
 def level_pct(level: float) -> str:
     """``95 %``."""
     return f"{100 * level:g} %"
@@ -117,4 +138,4 @@ def fit_learning_curves(
     return LearningCurves(metric, split, n_fractions, curves, full, partial, cross)
 
 
-__all__ = ["MIN_POINTS", "LearningCurves", "fit_learning_curves", "level_pct"]
+__all__ = ["MIN_POINTS", "LearningCurves", "fit_learning_curves", "level_pct", "too_few_sizes"]

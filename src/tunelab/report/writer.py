@@ -31,6 +31,7 @@ from tunelab.advice.choose import (
     run_succeeded,
     summarize_strategies,
 )
+from tunelab.advice.learning import too_few_sizes
 from tunelab.advice.stats import Interval
 from tunelab.advice.verdict import run_outputs
 from tunelab.io import atomic_write_bytes, atomic_write_text
@@ -456,8 +457,8 @@ def _data_size_blocks(results: list[dict], recommendation: dict, metric: str) ->
         blocks.append(Table(headers, rows, caption=f"Validation {label} against labelled training examples, inverse "
                             "power law fits with bootstrap intervals (see the learning-curve plot)."))
         return blocks
-    blocks.append(Paragraph(f"Only {len(crossover)} data fractions were run: a learning curve needs at least 4 "
-                            "training-set sizes, so none is fitted; the measured points are shown.", css="note"))
+    sizes = len({r["n_train"] for r in crossover if r["n_train"] is not None}) or len(crossover)
+    blocks.append(Paragraph(f"{too_few_sizes(len(crossover), sizes)}; the measured points are shown.", css="note"))
     statement = crossover_statement(crossover)
     if statement:
         blocks.append(Paragraph(statement))
