@@ -1083,3 +1083,25 @@ def test_the_runner_tells_the_planner_which_strategies_the_rungs_verdict_shows_w
     (stop,) = json.loads((out / "compare.json").read_text())["planning"]["stopped"]
     assert stop["strategy"] == "full" and "shows it worse than head" in stop["message"]
     assert "not shown to be worse" not in stop["message"]
+
+
+def test_the_console_counts_every_strategy_the_budget_stopped_not_only_the_interrupted_runs(tmp_path, capsys):
+    """--budget-minutes 0.3 on a user's data: bitfit's run was interrupted, last-n's never started, head's round-2 run
+    never started. The console said '1 run(s) not started or interrupted by the time budget': a run never started has
+    no record, so only the interrupted one was counted."""
+    from tunelab.cli.compare import print_result
+    from tunelab.compare.executors import BUDGET_STOP
+    from tunelab.compare.runner import CompareResult
+    from tunelab.config import TrainConfig
+    from tunelab.run.record import RunRecord
+
+    config = TrainConfig(model="m", data="d.csv", strategy="bitfit", out=str(tmp_path / "bitfit")).to_dict()
+    interrupted = RunRecord.failure(config, f"{BUDGET_STOP} (1 s into the run); tunelab compare --resume ...")
+    stops = [{"strategy": s, "status": "stopped_early", "round": 1, "data_fraction": 0.333, "reason": "budget",
+              "message": "not started"} for s in ("bitfit", "last-n", "head")]
+    result = CompareResult(out=tmp_path, results=[interrupted], recommendation={}, report={},
+                           planning={"stopped": stops, "strategies": {}, "round_fractions": [0.333, 1.0]})
+    print_result(result)
+    said = " ".join(capsys.readouterr().out.split())
+    assert "3 strategies (bitfit, last-n, head) stopped by the time budget" in said
+    assert "1 run(s) not started" not in said

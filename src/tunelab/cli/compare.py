@@ -334,9 +334,13 @@ def print_result(result: CompareResult, *, as_json: bool = False) -> None:
         console.print(f"[bold]{len(result.interrupted)} run(s) of {names} were interrupted before their end[/bold] (a "
                       "checkpoint saved): the verdict above leaves them out; tunelab compare --resume finishes them and "
                       "decides again")
-    if result.budget_stopped:
-        console.print(f"{len(result.budget_stopped)} run(s) not started or interrupted by the time budget; tunelab compare "
-                      "--resume with a larger --budget-minutes goes on with them")
+    # counted by the plan's stops: a run the budget left unstarted has no record among the results
+    budget = [s["strategy"] for s in (result.planning or {}).get("stopped") or [] if s.get("reason") == "budget"]
+    if budget or result.budget_stopped:
+        names = budget or sorted({r.run_info.strategy for r in result.budget_stopped})
+        console.print(f"{len(names)} strateg{'y' if len(names) == 1 else 'ies'} ({', '.join(names)}) stopped by the "
+                      "time budget, a run not started or interrupted; tunelab compare --resume with a larger "
+                      "--budget-minutes goes on with them")
     html = result.report.get("html")
     md = result.report.get("md")
     console.print(f"report: {html}" + (f" (also {md}, {Path(result.out) / 'results.csv'})" if md else ""), highlight=False, soft_wrap=True)
