@@ -1105,3 +1105,20 @@ def test_the_console_counts_every_strategy_the_budget_stopped_not_only_the_inter
     said = " ".join(capsys.readouterr().out.split())
     assert "3 strategies (bitfit, last-n, head) stopped by the time budget" in said
     assert "1 run(s) not started" not in said
+
+
+def test_a_budget_that_ran_out_after_a_screening_run_finished_does_not_say_nothing_was_measured():
+    """--budget-minutes 0.3 on a user's data: head's round-1 run finished (0.66), bitfit's was interrupted and last-n's
+    never started, and head's round-2 run could not start. The reasons said 'No run finished within the time budget,
+    so nothing was measured', which head's finished run contradicts."""
+    from tunelab.compare.runner import stopped_early_reasons
+
+    planner = Planner(["head", "bitfit", "last-n"], rounds=(1 / 3, 1.0), metric="accuracy", target=350.0, budget_s=18.0)
+    rnd = planner.next_round(0.0)
+    planner.finish_round(rnd, [measure("head", 1 / 3, 0.66, 0.13, 117)], [RunTiming("head", 1 / 3, 2.0, 0.2)],
+                         {"head": "ok", "bitfit": "budget", "last-n": "budget"},
+                         {"bitfit": "stopped when the comparison's time budget ran out", "last-n": "not started"})
+    assert planner.next_round(30.0) is None and planner.stopped["head"].reason == "budget"
+    last = stopped_early_reasons(planner.summary())[-1]
+    assert "nothing was measured" not in last
+    assert last.startswith("No strategy got past round 1 within the time budget: only head finished a screening run")
