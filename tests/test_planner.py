@@ -1122,3 +1122,30 @@ def test_a_budget_that_ran_out_after_a_screening_run_finished_does_not_say_nothi
     last = stopped_early_reasons(planner.summary())[-1]
     assert "nothing was measured" not in last
     assert last.startswith("No strategy got past round 1 within the time budget: only head finished a screening run")
+
+
+def test_a_comparison_the_budget_stopped_after_its_screening_runs_exits_1_with_nothing_to_recommend(tmp_path, capsys):
+    """head's round-1 run finished, then the budget stopped every strategy: 'no strategy to recommend', and the exit
+    code was 0 (a screening run had succeeded), so a script took the comparison for a finished one."""
+    from tunelab.cli.compare import _exit_code
+    from tunelab.compare.executors import BUDGET_STOP
+    from tunelab.compare.runner import CompareResult
+    from tunelab.config import TrainConfig
+    from tunelab.run.record import RunRecord
+
+    def config(strategy):
+        return TrainConfig(model="m", data="d.csv", strategy=strategy, out=str(tmp_path / strategy)).to_dict()
+
+    screened = RunRecord.failure(config("head"), "x")
+    screened.run_info.status, screened.run_info.error = "success", None
+    interrupted = RunRecord.failure(config("bitfit"), f"{BUDGET_STOP} (1 s into the run)")
+    stops = [{"strategy": s, "status": "stopped_early", "round": 1, "data_fraction": 1 / 3, "reason": "budget",
+              "message": "not started"} for s in ("head", "bitfit")]
+    planning = {"stopped": stops, "strategies": {}, "round_fractions": [1 / 3, 1.0]}
+    result = CompareResult(out=tmp_path, results=[screened, interrupted], recommendation={"strategy": None},
+                           report={}, planning=planning)
+    assert _exit_code(result) == 1
+    assert "no strategy got past its screening runs within the time budget" in capsys.readouterr().err
+    finished = CompareResult(out=tmp_path, results=[screened, interrupted], recommendation={"strategy": "head"},
+                             report={}, planning=planning)
+    assert _exit_code(finished) == 0

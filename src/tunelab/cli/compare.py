@@ -223,8 +223,13 @@ def _exit_code(result: CompareResult) -> int:
               f"failure (its message is in {result.report.get('csv', result.out)}) and run tunelab compare --resume",
               file=sys.stderr)
         return 1
-    if any(r.succeeded for r in result.results):
+    budget = any(s.get("reason") == "budget" for s in (result.planning or {}).get("stopped") or [])
+    if any(r.succeeded for r in result.results) and not (budget and not result.recommendation.get("strategy")):
         return 0
+    if any(r.succeeded for r in result.results):  # screening runs finished, then the budget stopped every strategy
+        print("tunelab: no strategy got past its screening runs within the time budget, so there is nothing to "
+              "recommend; tunelab compare --resume with a larger --budget-minutes goes on from there", file=sys.stderr)
+        return 1
     if result.results and not result.failed:
         print("tunelab: no run finished within the time budget, so there is nothing to recommend; tunelab compare "
               "--resume with a larger --budget-minutes goes on from there", file=sys.stderr)
