@@ -561,3 +561,18 @@ def test_data_fractions_that_train_on_as_many_examples_are_not_counted_as_traini
     assert "Only 4" not in said and "4 data fractions were run, but on only 3 distinct training-set sizes" in said
     md = write_report(tmp_path, runs, recommendation=rec)["md"].read_text(encoding="utf-8")
     assert "Only 4 data fractions" not in md and "but on only 3 distinct training-set sizes" in md
+
+
+def test_a_run_the_budget_interrupted_is_listed_as_stopped_early_not_failed():
+    """--budget-minutes 0.35: bitfit's round-1 run was interrupted by the budget, and the console and report tables
+    gave it the status 'failed' (its record's), while the stops, the reasons and the exit message call it a budget
+    stop, not a failure."""
+    from tunelab.compare.executors import BUDGET_STOP
+
+    stop = {"strategy": "bitfit", "status": "stopped_early", "round": 1, "data_fraction": 1 / 3, "reason": "budget",
+            "message": f"{BUDGET_STOP} (5 s into the run)"}
+    runs = [make_run("bitfit", None, fraction=1 / 3, error=f"{BUDGET_STOP} (5 s into the run)"),
+            make_run("head", 0.66, fraction=1 / 3)]
+    rec = {"metric": "accuracy", "planning": {"stopped": [stop], "strategies": {}}}
+    (row,) = [r for r in results_table(runs, recommendation=rec) if r["strategy"] == "bitfit"]
+    assert row["status"] == "stopped early" and row["stop"] == stop and row["error"] is None

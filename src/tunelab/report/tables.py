@@ -101,8 +101,12 @@ def _mark_stopped_at_the_end(rows: list[dict], recommendation: dict) -> None:
              if s["status"] == "stopped_early"}
     for row in rows:
         stop = stops.get(row["strategy"])
-        if stop is not None and row["val_mean"] is not None and math.isclose(stop["data_fraction"], row["data_fraction"]):
+        if stop is None or not math.isclose(stop["data_fraction"], row["data_fraction"]):
+            continue
+        if row["val_mean"] is not None:
             row["status"], row["stop"] = f"stopped early ({row['n']} seed{'s' if row['n'] != 1 else ''})", stop
+        elif stop["reason"] == "budget":  # its run was interrupted by the budget, not failed: the stop says so
+            row["status"], row["error"], row["stop"] = "stopped early", None, stop
 
 
 def _left_before_the_end(rows: list[dict], recommendation: dict) -> list[dict]:
