@@ -808,6 +808,13 @@ def test_copies_of_a_text_stay_in_one_split_so_test_never_repeats_training(tmp_p
     assert any("80 examples repeat an earlier text exactly" in w and "same split" in w for w in data.warnings)
 
 
+def test_a_single_repeated_text_is_said_in_the_singular(tmp_path: Path) -> None:
+    """One copy in a user's pair file was said as '1 examples repeat an earlier text exactly'."""
+    records = rows(40)
+    data = load_task_data(str(write(tmp_path, "d.csv", csv_text(records + records[:1]))))
+    assert any(w.startswith("1 example repeats an earlier text exactly; kept") for w in data.warnings)
+
+
 def test_many_rows_of_two_texts_say_that_the_texts_are_too_few(tmp_path: Path) -> None:
     """120 rows of two texts make two groups: the error counts the texts, not "2 examples" of a 120-row file."""
     records = [r for r in rows(2, pos_share=0.5) for _ in range(60)]

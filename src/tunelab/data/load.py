@@ -519,7 +519,8 @@ def _warn_conflicting_labels(parts: dict[str, Columns], names: list[str], warnin
 def _repeats_note(groups: list[list[int]], how: str) -> list[str]:
     """``N examples repeat an earlier text exactly; kept, {how}`` when any group holds copies."""
     repeated = sum(len(group) - 1 for group in groups)
-    return [f"{repeated} examples repeat an earlier text exactly; kept, {how}"] if repeated else []
+    said = "1 example repeats" if repeated == 1 else f"{repeated} examples repeat"
+    return [f"{said} an earlier text exactly; kept, {how}"] if repeated else []
 
 
 def _overlap_notes(parts: dict[str, Columns]) -> list[str]:
