@@ -576,3 +576,18 @@ def test_a_run_the_budget_interrupted_is_listed_as_stopped_early_not_failed():
     rec = {"metric": "accuracy", "planning": {"stopped": [stop], "strategies": {}}}
     (row,) = [r for r in results_table(runs, recommendation=rec) if r["strategy"] == "bitfit"]
     assert row["status"] == "stopped early" and row["stop"] == stop and row["error"] is None
+
+
+def test_a_smaller_fractions_own_note_is_said_with_its_runs():
+    """--data-fractions 0.05,0.3,0.6,1 on 70 examples: the 4-row subset had no example of the minority class, which
+    bears on the learning curve's first point; the note stayed in that run's metrics.json, out of the console and the
+    report, where only the largest fraction's notes were said (those of other sizes are still left out)."""
+    from tunelab.report.tables import run_notes
+
+    runs = [make_run("head", 0.5, fraction=f, n_train=n) for f, n in ((0.05, 4), (1.0, 70))]
+    for run in runs:
+        n = run["meta_info"]["n_train"]
+        run["train_info"]["notes"] = [f"{n} of {n} train texts were truncated to 32 tokens"]
+    runs[0]["train_info"]["notes"].append("the 4-row training subset has no examples of: politique")
+    assert run_notes(runs) == ["70 of 70 train texts were truncated to 32 tokens",
+                               "the 4-row training subset has no examples of: politique (head at data fraction 0.05)"]

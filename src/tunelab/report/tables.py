@@ -169,8 +169,8 @@ RESULTS_HEADERS = (
 def run_notes(results: list[dict]) -> list[str]:
     """The runs' notes (what the data loading and training noticed: truncated texts, dropped duplicates, a split
     that could not be stratified, a cache that fell back), once each: those of the runs at the largest data
-    fraction (the screening rounds' and smaller fractions' notes differ only by their sizes), a note that not every
-    strategy there has followed by the strategies that have it."""
+    fraction, a note that not every strategy there has followed by the strategies that have it; then a smaller
+    fraction's note that the largest does not have at another size (a subset without a class), with its runs."""
     largest = largest_fraction(results)
     runs = [r for r in results if run_fraction(r) == largest]
     strategies = list(dict.fromkeys(run_strategy(r) for r in runs))
@@ -180,8 +180,25 @@ def run_notes(results: list[dict]) -> list[str]:
             owners = having.setdefault(str(note), [])
             if run_strategy(run) not in owners:
                 owners.append(run_strategy(run))
-    return [note if len(owners) == len(strategies) else f"{note} ({', '.join(owners)})"
-            for note, owners in having.items()]
+    notes = [note if len(owners) == len(strategies) else f"{note} ({', '.join(owners)})"
+             for note, owners in having.items()]
+    # a smaller fraction's note that is not the largest's at another size (a subset that lacks a class) is said too,
+    # with the runs that have it: it bears on the learning curve's points
+    shapes = {_shape(note) for note in having}
+    others: dict[str, list[str]] = {}
+    for run in sorted((r for r in results if run_fraction(r) != largest), key=run_fraction):
+        for note in as_record(run).train_info.notes or []:
+            if _shape(str(note)) not in shapes:
+                owners = others.setdefault(str(note), [])
+                name = f"{run_strategy(run)} at data fraction {run_fraction(run):g}"
+                if name not in owners:
+                    owners.append(name)
+    return notes + [f"{note} ({', '.join(owners)})" for note, owners in others.items()]
+
+
+def _shape(note: str) -> str:
+    """A note with its numbers blanked: the same note at another data fraction's size."""
+    return re.sub(r"\d[\d,.]*", "#", note)
 
 
 def results_table_cells(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
