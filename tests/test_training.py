@@ -1085,3 +1085,19 @@ def test_the_python_api_says_nothing_of_the_checkpoints_it_loads_for_its_own_mea
                           env={**os.environ, "PYTHONPATH": src, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "LOAD REPORT" not in proc.stderr and "null_placement" not in proc.stderr, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("strategy", ["prompt-tuning", "lora"])
+def test_evaluate_scores_a_causal_lm_split_as_its_run_scored_it(strategy, tiny_llama_dir, toy_lm_data, tmp_path):
+    """``tunelab evaluate`` on the split a run held out gives the run's own test loss: the learnt next tokens of each
+    block, not also the first token that a soft prompt's last virtual token would predict (peft's own loss counts
+    it; the run's evaluation and every other strategy never predict a block's first token)."""
+    from tunelab.run.evaluation import evaluate_artifact
+
+    text = tmp_path / "corpus.jsonl"
+    text.write_text("".join(json.dumps({"text": t}) + "\n" for t in [*toy_lm_data.train["text"], *toy_lm_data.test["text"]]))
+    config = TrainConfig(model=str(tiny_llama_dir), data=str(text), task="causal-lm", strategy=strategy, epochs=1,
+                         batch_size=8, max_length=16, num_virtual_tokens=4, forgetting=False, out=str(tmp_path / "o"))
+    record = train(config, progress=False)
+    scored = evaluate_artifact(tmp_path / "o", str(text), split="test")
+    assert scored["loss"] == pytest.approx(record["metrics"]["test"]["loss"], rel=1e-5)

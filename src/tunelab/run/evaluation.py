@@ -8,7 +8,6 @@ import math
 import torch
 
 from tunelab.errors import ConfigError, DataError, some_of
-from tunelab.metrics import IGNORE_INDEX
 
 
 def run_split_settings(path, info: dict) -> dict:
@@ -65,6 +64,7 @@ def _evaluate(path, data_spec: str, *, split: str = "test", text_column: str | N
     from tunelab.data.validate import task_fixed
     from tunelab.run.artifacts import load_artifact
     from tunelab.run.cache import build_device
+    from tunelab.run.outputs import reduce_logits
     from tunelab.run.training import classification_metrics, limit_evaluation, tokenize
 
     device = build_device()  # the GPU when there is one, as for training
@@ -127,9 +127,12 @@ def _evaluate(path, data_spec: str, *, split: str = "test", text_column: str | N
                 preds.append(out.logits.argmax(-1).cpu())
                 labels.append(batch["labels"].cpu())
                 weight = len(rows["input_ids"])  # the loss is a mean over rows
-            else:  # ... over the targets, the next tokens that are learnt
-                weight = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
-            losses.append(float(out.loss) * weight)
+                losses.append(float(out.loss) * weight)
+            else:  # summed over the learnt next tokens as the run's evaluation sums them: not the model's own loss,
+                # which under a soft prompt also counts each block's first token (predicted by the last virtual one)
+                sums = reduce_logits(out.logits, batch["labels"])  # (rows, 2): summed loss, targets
+                weight = int(sums[:, 1].sum())
+                losses.append(float(sums[:, 0].sum()))
             n += len(rows["input_ids"])
             weights += weight
     result = {"split": split, "examples": n, "loss": sum(losses) / max(weights, 1)}
