@@ -209,6 +209,12 @@ def test_predict_reads_a_tables_text_column_and_a_text_files_lines(head_run, tmp
         code, printed, err = tunelab("predict", str(out), "--file", str(tmp_path / name))
         assert code == 0, err
         assert [line.split("\t")[2] for line in printed.strip().splitlines()] == want, name
+    # a column of conversations (a chat JSONL's messages) holds no texts: refused, not predicted as Python reprs
+    chats = tmp_path / "chats.jsonl"
+    chats.write_text("".join(json.dumps({"messages": [{"role": "user", "content": t}]}) + "\n" for t in TEXTS))
+    code, printed, err = tunelab("predict", str(out), "--file", str(chats), "--text-column", "messages")
+    assert code == 2 and not printed and err.count("\n") == 1, err
+    assert "line 1, column 'messages' holds a list, not text" in err and "--text-column" in err, err
 
 
 def test_predict_reads_the_column_the_model_trained_on_and_a_pairs_two_columns(tiny_bert_dir, toy_csv, tmp_path):

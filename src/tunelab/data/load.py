@@ -29,6 +29,7 @@ from tunelab.data.table import RawData, Table, brief
 from tunelab.data.types import TaskData
 from tunelab.data.validate import (
     all_numeric,
+    as_text,
     check_classes,
     check_not_an_id,
     check_train_has_every_class,
@@ -195,9 +196,9 @@ def texts_of_table(path: str | os.PathLike, text_column: str = "text") -> tuple[
     for column in columns:
         require_column(table, column, "text")
 
-    rows = zip(*(table.columns[c] for c in columns))
-    return (["\t".join(map(str, row)) for row in rows if all(v is not None and str(v).strip() for v in row)],
-            ",".join(columns))
+    # each cell read as training reads a text: a list (a chat file's messages) is refused, not printed as a repr
+    rows = zip(*([as_text(table, c, i, v) for i, v in enumerate(table.columns[c])] for c in columns))
+    return ["\t".join(row) for row in rows if all(v.strip() for v in row)], ",".join(columns)
 
 
 def resolve(spec: str) -> RawData:

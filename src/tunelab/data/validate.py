@@ -78,7 +78,7 @@ def texts(table: Table, column: str) -> list[str]:
     out: list[str] = []
     empty: list[int] = []
     for i, value in enumerate(values):
-        text = _as_text(table, column, i, value)
+        text = as_text(table, column, i, value)
         if not text.strip():
             empty.append(i)
         out.append(text)
@@ -93,7 +93,9 @@ def texts(table: Table, column: str) -> list[str]:
     return out
 
 
-def _as_text(table: Table, column: str, i: int, value: Any) -> str:
+def as_text(table: Table, column: str, i: int, value: Any) -> str:
+    """Row ``i``'s cell of a text column as a string ("" when missing); a list or a mapping (a conversation's
+    messages) is an error naming the row and column."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, str):
