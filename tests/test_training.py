@@ -828,6 +828,37 @@ def test_a_conversation_learns_only_the_assistants_turns(tiny_llama_dir, templat
     assert learnt.count("[SEP]") == learnt.count("good") + learnt.count("dull")  # every answer ends, no question does
 
 
+#: Mistral's and Llama 2's templates: a system turn, or two users' turns in a row, raise in the template itself.
+STRICT_TEMPLATE = ("{% for m in messages %}{% if (m['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+                   "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+                   "{% endif %}{{ m['role'] + ' says ' + m['content'] + ' ; ' }}{% endfor %}"
+                   "{% if add_generation_prompt %}assistant says {% endif %}")
+
+
+@pytest.mark.parametrize("loss_on", ["assistant", "all"])
+def test_a_conversation_the_chat_template_refuses_is_one_line_naming_it(tiny_llama_dir, loss_on):
+    """A template that raises on a conversation (roles that must alternate, no system role) is a DataError that
+    names the conversation and gives the template's reason, in training and in predict's prompt, not a jinja2
+    traceback."""
+    from transformers import AutoTokenizer
+
+    from tunelab.data.chat import generation_prompt
+    from tunelab.errors import DataError
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    tokenizer.chat_template = STRICT_TEMPLATE
+    data = _chat_data()
+    tokenize(data, tokenizer, 64, loss_on=loss_on)  # alternating user / assistant turns: taken
+    system = [{"role": "system", "content": "be brief"}]
+    data.validation = data.validation.map(lambda row: {"messages": system + row["messages"]})
+    with pytest.raises(DataError, match=r"chat template .* refuses the conversation .*'was film \d+ good'.*: "
+                                        r"Conversation roles must alternate") as caught:
+        tokenize(data, tokenizer, 64, loss_on=loss_on)
+    assert "\n" not in str(caught.value)
+    with pytest.raises(DataError, match="Conversation roles must alternate"):
+        generation_prompt(tokenizer, "was it good", system="be brief")
+
+
 def test_a_template_that_renders_the_last_turn_apart_learns_each_replys_end_marker(tiny_llama_dir):
     """A template whose conversation is not an extension of its beginning (Qwen3's empty think block on the last
     assistant's turn only, templates that drop earlier turns' reasoning) has each reply found by its content: the

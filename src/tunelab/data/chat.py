@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from tunelab.data.table import Table, brief
-from tunelab.errors import DataError
+from tunelab.errors import DataError, first_line
 
 ROLES = ("system", "user", "assistant")
 Message = dict[str, str]
@@ -48,15 +48,31 @@ def generation_prompt(tokenizer, text: str, system: str | None = None) -> str:
     followed by ``assistant:``; ``system``: a system turn before it (as training conversations may begin)."""
     messages = ([{"role": "system", "content": system}] if system is not None else []) + [{"role": "user", "content": text}]
     if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return _template(tokenizer, messages, add_generation_prompt=True)
     return render(messages) + "\nassistant:"
 
 
 def conversation_text(tokenizer, messages: list[Message]) -> str:
     """A whole conversation as the model trains on it: the tokenizer's chat template, or :func:`render`."""
     if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(messages, tokenize=False)
+        return _template(tokenizer, messages)
     return render(messages)
+
+
+def _template(tokenizer, messages: list[Message], **kwargs: Any) -> str:
+    """``messages`` through the tokenizer's chat template, as text. A template that refuses them (Mistral's and
+    Llama 2's raise on a system turn or on roles that do not alternate; Gemma's on a system role) is a
+    :class:`DataError` naming the conversation by its first user's turn, with the template's reason."""
+    import jinja2
+
+    try:
+        return tokenizer.apply_chat_template(messages, tokenize=False, **kwargs)
+    except jinja2.TemplateError as exc:
+        asked = next((m["content"] for m in messages if m["role"] == "user"), messages[0]["content"] if messages else "")
+        raise DataError(
+            f"the chat template of {tokenizer.name_or_path} refuses the conversation whose user says {brief(asked)}: "
+            f"{first_line(exc)}; give every conversation in the turns this template takes"
+        ) from None
 
 
 def reply_spans(tokenizer, messages: list[Message]) -> tuple[str, list[tuple[int, int]]]:
@@ -81,8 +97,8 @@ def reply_spans(tokenizer, messages: list[Message]) -> tuple[str, list[tuple[int
     for k, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        asked = tokenizer.apply_chat_template(messages[:k], tokenize=False, add_generation_prompt=True) if k else ""
-        answered = tokenizer.apply_chat_template(messages[: k + 1], tokenize=False)
+        asked = _template(tokenizer, messages[:k], add_generation_prompt=True) if k else ""
+        answered = _template(tokenizer, messages[: k + 1])
         if not (answered.startswith(asked) and text.startswith(answered)):
             return text, _spans_by_content(text, messages, _turn_ends(tokenizer))
         spans.append((len(asked), len(answered)))
