@@ -599,3 +599,17 @@ def test_evaluating_a_language_model_on_labelled_data_says_the_labels_are_ignore
     with caplog.at_level("WARNING", logger="tunelab"):
         scored = evaluate_artifact(lm_run, str(tmp_path / "labelled.csv"), split="all")
     assert scored["examples"] == 12 and "column 'label' ignored: causal-lm trains on the text alone" in caplog.text
+
+
+def test_the_model_card_states_the_epochs_a_causal_lm_trained(tiny_llama_dir, toy_lm_data, tmp_path):
+    """Without --epochs a causal LM trains as many epochs as its packed blocks need for 60 steps: the card says the
+    epochs the run trained (counted in blocks, as training counts them), not those its texts would have given."""
+    from tunelab.config import TrainConfig
+    from tunelab.run.training import train
+
+    config = TrainConfig(model=str(tiny_llama_dir), strategy="bitfit", batch_size=4, max_length=32, forgetting=False,
+                         max_eval_samples=4, out=str(tmp_path / "o"))
+    record = train(config, data=toy_lm_data, progress=False)
+    trained = record["train_info"]["num_epochs"]
+    assert trained != config.epochs_for(len(toy_lm_data.train))  # the texts alone would say another number
+    assert f"- Epochs {trained:g}," in (tmp_path / "o" / "model" / "README.md").read_text()
