@@ -365,3 +365,14 @@ def test_cli_recommend_takes_the_same_defaults_as_train_and_compare(tmp_path, ca
     code = main(["recommend", "--data", str(tmp_path / "missing.csv")])
     err = capsys.readouterr().err
     assert code == 2 and "missing.csv" in err and "--model" not in err
+
+
+def test_a_causal_lms_advice_states_the_epochs_its_estimates_are_for(tiny_llama_dir, toy_lm_data):
+    """Without --epochs a causal LM trains the epochs its packed blocks need for 60 steps: the advice's settings (the
+    header of `tunelab recommend`'s table) say the epochs its estimates were timed for, not those its texts give."""
+    config = TrainConfig(batch_size=4, max_length=32, cache=False)
+    rec = recommend(str(tiny_llama_dir), toy_lm_data, config=config, strategies=["bitfit"], reference=REFERENCE,
+                    sample_size=16, warmup_steps=1, timed_steps=2, isolate=False, reuse=False)
+    (row,) = rec["estimates"]
+    assert row["epochs"] != config.epochs_for(len(toy_lm_data.train))  # the texts alone would say another number
+    assert rec["config"]["epochs"] == row["epochs"]

@@ -610,7 +610,7 @@ def recommend(
         "domain": domain,
         "budget": {"minutes": budget_minutes, "memory_gb": memory_gb},
         "config": {"model": model, "data": config.data, "batch_size": config.batch_size, "max_length": max_length,
-                   "epochs": config.epochs_for(stats["n_train"]), "cache": config.cache},
+                   "epochs": _epochs(config, task_data), "cache": config.cache},
     }
 
 
@@ -695,9 +695,17 @@ def _estimate_row(config: TrainConfig, task_data: Any, **timing: Any) -> dict[st
         est = estimate(config, data=task_data, **timing)
     except TunelabError as exc:
         return {"strategy": config.strategy, "error": str(exc), "time_per_epoch_s": None, "train_time_s": None,
-                "peak_memory_mb": None, "epochs": config.epochs_for(len(task_data.train))}
+                "peak_memory_mb": None, "epochs": _epochs(config, task_data)}
     # which peak: a GPU's allocated memory or the process's RSS (a measurement stored before the kind was kept: None)
     return {**{k: est[k] for k in _ESTIMATE_KEYS}, "memory_kind": est.get("memory_kind"), "notes": est["notes"]}
+
+
+def _epochs(config: TrainConfig, task_data: Any) -> float:
+    """The epochs a run of ``config`` on ``task_data`` trains, as training and the estimates count them: from its
+    training sequences (a causal LM's packed blocks), not its texts."""
+    from tunelab.run.training import sequences_per_example
+
+    return config.epochs_for(max(1, round(len(task_data.train) * sequences_per_example(config, task_data))))
 
 
 def _length_reason(tok: dict[str, Any], max_length: int) -> str:
