@@ -190,6 +190,10 @@ def test_predict_takes_options_between_texts_shows_the_top_k_and_writes_json(hea
     with caplog.at_level("WARNING", logger="tunelab"):
         code, _, err = tunelab("predict", str(out), "--max-new-tokens", "5", TEXTS[0])  # a generation flag on a classifier
     assert code == 0 and f"--max-new-tokens ignored: {out} is a classifier" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="tunelab"):  # a chat model's flags on a classifier: said, not silent
+        code, _, err = tunelab("predict", str(out), "--system", "be brief", "--raw", TEXTS[0])
+    assert code == 0 and f"--raw, --system ignored: {out} is a classifier" in caplog.text
     (tmp_path / "empty.txt").write_text("\n \n")
     code, _, err = tunelab("predict", str(out), "--file", str(tmp_path / "empty.txt"))
     assert code == 2 and "holds no input (it is empty or holds only blank lines)" in err, err

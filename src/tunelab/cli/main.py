@@ -161,7 +161,8 @@ def _trained_text_column(model_dir: str) -> str:
 def cmd_predict(args) -> int:
     from tunelab.run.artifacts import predict
 
-    given = {flag for flag, value in (("--top-k", args.top_k), ("--max-new-tokens", args.max_new_tokens)) if value is not None}
+    given = {flag for flag, value in (("--top-k", args.top_k), ("--max-new-tokens", args.max_new_tokens),
+                                      ("--system", args.system), ("--raw", args.raw or None)) if value is not None}
     args.top_k = 5 if args.top_k is None else args.top_k
     args.max_new_tokens = 40 if args.max_new_tokens is None else args.max_new_tokens
     if args.top_k < 0:
@@ -170,7 +171,7 @@ def cmd_predict(args) -> int:
         raise TunelabError(f"--max-new-tokens {args.max_new_tokens}: give the number of tokens to generate, at least 1")
     for i, row in enumerate(predict(args.model_dir, _read_texts(args), max_new_tokens=args.max_new_tokens, raw=args.raw,
                                     system=args.system)):
-        unused = given & ({"--max-new-tokens"} if "label" in row else {"--top-k"})
+        unused = given & ({"--max-new-tokens", "--system", "--raw"} if "label" in row else {"--top-k"})
         if i == 0 and unused:  # said once, not ignored in silence
             kind = "a classifier: it gives labels, not text" if "label" in row else "a language model: it generates text, not labels"
             logging.getLogger("tunelab").warning(f"{', '.join(sorted(unused))} ignored: {args.model_dir} is {kind}")
