@@ -758,6 +758,74 @@ def test_a_pair_on_a_model_with_one_token_type_is_told_apart_by_separators_alone
         T.AutoModelForSequenceClassification.from_pretrained(tmp_path / "o" / "model")(**enc)
 
 
+def _glued_decoder(folder, eos: bool = True, config_eos: bool = True):
+    """A tiny GPT-2 decoder whose word-level tokenizer (words split at spaces), as GPT-2's and most decoders',
+    encodes a pair with nothing between its two texts (``$A $B``); ``eos=False``: a tokenizer without an end-of-text
+    token, ``config_eos=False``: a model config that names none either."""
+    import transformers as T
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    words = ["<unk>", "</s>", "\n", *"good bad film story long short the cat sat on mat".split()]
+    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Split(" ", "removed")
+    tokenizer = T.PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>",
+                                          **({"eos_token": "</s>"} if eos else {"pad_token": "<unk>"}))
+    config = T.GPT2Config(vocab_size=len(words), n_positions=64, n_embd=32, n_layer=2, n_head=4,
+                          eos_token_id=1 if config_eos else None, bos_token_id=1 if config_eos else None)
+    T.GPT2LMHeadModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return words
+
+
+def test_a_pair_on_a_decoder_whose_tokenizer_glues_it_gets_a_separator_as_trained_everywhere(tmp_path):
+    """A decoder's tokenizer that encodes a pair as ``$A $B`` (GPT-2's, Llama-style ones) made "The cat sat" and
+    "on the mat" read as "The cat saton the mat". The tokenizer tunelab loads puts its EOS between the texts (a
+    newline where it has none); training, the frozen-layer cache's tokens, prediction and the saved tokenizer
+    encode a pair alike, the card says so, and a single text is encoded as before."""
+    import random
+
+    import transformers as T
+    from datasets import Dataset
+
+    from tunelab.data import TaskData
+    from tunelab.models import load_tokenizer
+    from tunelab.run.artifacts import load_artifact, predict
+    from tunelab.run.encoding import encode
+    from tunelab.run.training import prepare
+
+    words = _glued_decoder(tmp_path / "m")
+    the, cat, sat, on = (words.index(w) for w in ("the", "cat", "sat", "on"))
+    assert T.AutoTokenizer.from_pretrained(tmp_path / "m")("the cat", "sat on")["input_ids"] == [the, cat, sat, on]
+    tokenizer = load_tokenizer(str(tmp_path / "m"))
+    separated = [the, cat, 1, sat, on]  # 1: </s>
+    assert encode(tokenizer, ["the cat"], ["sat on"], 32)["input_ids"] == [separated]
+    assert tokenizer("the cat")["input_ids"] == [the, cat]  # a single text as before
+    _glued_decoder(tmp_path / "n", eos=False, config_eos=False)
+    assert load_tokenizer(str(tmp_path / "n"))("the cat", "sat on")["input_ids"] == [the, cat, words.index("\n"), sat, on]
+
+    rng = random.Random(0)
+    vocabulary = "good bad film story long short".split()
+
+    def split(n):
+        return Dataset.from_dict({"text": [" ".join(rng.choices(vocabulary, k=5)) for _ in range(n)],
+                                  "text_pair": [" ".join(rng.choices(vocabulary, k=3)) for _ in range(n)],
+                                  "label": [i % 2 for i in range(n)]})
+
+    data = TaskData(task="classification", train=split(32), validation=split(16), test=split(16), label_names=["no", "yes"],
+                    source="toy-pairs", fingerprint="toy-pairs-glued")
+    config = TrainConfig(model=str(tmp_path / "m"), strategy="last-n", epochs=1, batch_size=8, out=str(tmp_path / "o"))
+    run = prepare(config, data)
+    first = data.train[0]
+    assert run.tokenized["train"][0]["input_ids"] == tokenizer(first["text"], first["text_pair"])["input_ids"]
+    assert 1 in run.tokenized["train"][0]["input_ids"]
+    train(config, data=data, progress=False)
+    plain = T.AutoTokenizer.from_pretrained(tmp_path / "o" / "model")
+    assert plain("the cat", "sat on")["input_ids"] == separated
+    assert load_artifact(tmp_path / "o")[1]("the cat", "sat on")["input_ids"] == separated
+    assert "with '</s>' between its two texts" in (tmp_path / "o" / "model" / "README.md").read_text()
+    assert len(predict(tmp_path / "o", ["good film\tlong story"])) == 1
+
+
 def test_evaluate_scores_the_split_training_held_out_with_the_runs_seed_fractions_and_columns(tiny_bert_dir, tmp_path):
     """`tunelab evaluate --split test` took seed 42 and the default fractions whatever the run used: on a run with
     another seed it scored rows that had been trained on. It now reads them from the artifact (and from

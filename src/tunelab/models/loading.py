@@ -286,6 +286,7 @@ def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False):
             "then model.resize_token_embeddings(len(tokenizer))) and save both with save_pretrained")
     if config is not None:
         _single_segment(tokenizer, config)
+    separate_pairs(tokenizer)
     return tokenizer
 
 
@@ -312,6 +313,69 @@ def _single_segment(tokenizer, config) -> None:
         names = [n for n in tokenizer.model_input_names if n != "token_type_ids"]
         tokenizer.model_input_names = names
         tokenizer.init_kwargs["model_input_names"] = names  # what save_pretrained writes to tokenizer_config.json
+
+
+def _pairs_glued(tokenizer) -> bool:
+    """Whether the tokenizer encodes a pair of texts with nothing between them (GPT-2's and most decoders'
+    ``$A $B``): the model would read "The cat sat" and "on the mat" as "The cat saton the mat"."""
+    if not getattr(tokenizer, "is_fast", False):
+        return False
+    sequences = tokenizer("a", "b").sequence_ids()
+    return any(x == 0 and y == 1 for x, y in zip(sequences, sequences[1:]))
+
+
+def pair_separator(tokenizer) -> str | None:
+    """The token :func:`separate_pairs` put between the two texts of a pair (None: the tokenizer's own encoding)."""
+    return getattr(tokenizer, "tunelab_pair_separator", None)
+
+
+def separate_pairs(tokenizer) -> None:
+    """A tokenizer that glues a pair's two texts (:func:`_pairs_glued`) gets a token between them in its own
+    post-processor: its SEP token, else its end-of-text token, else a newline that is one token. The pair's
+    template gets it where the post-processor has one (``<s> $A $B`` becomes ``<s> $A SEP $B``), else a template
+    that adds it runs after it. Every pair tunelab encodes (training, evaluation, prediction, the frozen-layer
+    cache, the advice) goes through ``tokenizer(texts, pairs)``, and the saved tokenizer keeps the post-processor,
+    so ``tokenizer(first, second)`` encodes a pair as training did. A single text is encoded as before."""
+    import json
+
+    from tokenizers import processors
+
+    if not _pairs_glued(tokenizer):
+        return
+    token = tokenizer.sep_token or tokenizer.eos_token
+    newline = tokenizer("\n", add_special_tokens=False)["input_ids"]
+    if token is None and len(newline) != 1:
+        return
+    token_id = tokenizer.convert_tokens_to_ids(token) if token is not None else newline[0]
+    token = token if token is not None else tokenizer.convert_ids_to_tokens(token_id)
+    between = {"SpecialToken": {"id": token, "type_id": 0}}
+    special = {token: {"id": token, "ids": [token_id], "tokens": [token]}}
+    current = tokenizer.backend_tokenizer.post_processor
+    state = json.loads(current.__getstate__()) if current is not None else None
+
+    def insert(node: dict) -> bool:  # into the first template whose pair has $A right before $B
+        if node.get("type") == "Sequence":
+            return any(insert(child) for child in node["processors"])
+        if node.get("type") != "TemplateProcessing":
+            return False
+        pair = node["pair"]
+        for i in range(len(pair) - 1):
+            if pair[i].get("Sequence", {}).get("id") == "A" and pair[i + 1].get("Sequence", {}).get("id") == "B":
+                pair.insert(i + 1, between)
+                node["special_tokens"] = {**node.get("special_tokens", {}), **special}
+                return True
+        return False
+
+    if state is None or not insert(state):
+        template = {"type": "TemplateProcessing", "single": [{"Sequence": {"id": "A", "type_id": 0}}],
+                    "pair": [{"Sequence": {"id": "A", "type_id": 0}}, between, {"Sequence": {"id": "B", "type_id": 1}}],
+                    "special_tokens": special}
+        kept = [] if state is None else state["processors"] if state.get("type") == "Sequence" else [state]
+        state = {"type": "Sequence", "processors": [*kept, template]} if kept else template
+    processor = processors.TemplateProcessing(single="$A", pair="$A $B")
+    processor.__setstate__(json.dumps(state).encode())  # any post-processor, from its serialized form
+    tokenizer.backend_tokenizer.post_processor = processor
+    tokenizer.tunelab_pair_separator = token
 
 
 @contextlib.contextmanager

@@ -182,7 +182,7 @@ def base_reference(name_or_path: str) -> str:
 
 
 def model_card(run, metrics: dict[str, Any], *, merged: bool = False) -> str:
-    from tunelab.models.loading import generic_classifiers, is_decoder, resolve_model
+    from tunelab.models.loading import generic_classifiers, is_decoder, pair_separator, resolve_model
     c, d = run.config, run.data
     from tunelab.run.ranks import world_size
     from tunelab.strategies import trainable_parameters
@@ -208,6 +208,9 @@ def model_card(run, metrics: dict[str, Any], *, merged: bool = False) -> str:
         if c.keep == "start+end":
             cut_text += (" It kept each long text's start and end, which no tokenizer setting does: use `tunelab predict` "
                          "or `tunelab.run.encoding.encode`.")
+        if d.text_pairs and (separator := pair_separator(run.tokenizer)) is not None:
+            cut_text += (f"\n\nIt read each pair with {separator!r} between its two texts, where the base tokenizer put "
+                         "nothing: the tokenizer saved here does the same (`tokenizer(first, second)`).")
     from tunelab.models import BUILTIN_MODELS
 
     base_path = resolve_model(c.model)  # a built-in's name is tunelab's: transformers loads its folder
@@ -318,13 +321,14 @@ def _load_artifact(path: str | Path, device: str | torch.device | None = None):
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     from tunelab.models import label_config
-    from tunelab.models.loading import ensure_classifier_class
+    from tunelab.models.loading import ensure_classifier_class, separate_pairs
     from tunelab.run.resilience import check_weight_files
 
     folder = find_model_dir(path)
     check_weight_files(folder)  # a pickled weight file loads only if torch.load(weights_only=True) accepts it
     info = json.loads((folder / "tunelab.json").read_text())
     tokenizer = AutoTokenizer.from_pretrained(folder)
+    separate_pairs(tokenizer)  # as trained, where a tokenizer class rebuilds its post-processor on loading
     classification = info["task"] == "classification"
     if info["format"] == "peft":
         from peft import PeftConfig, PeftModel
