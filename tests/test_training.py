@@ -826,6 +826,30 @@ def test_a_pair_on_a_decoder_whose_tokenizer_glues_it_gets_a_separator_as_traine
     assert len(predict(tmp_path / "o", ["good film\tlong story"])) == 1
 
 
+def test_a_causal_lm_whose_tokenizer_names_no_eos_joins_documents_with_the_configs(tmp_path):
+    """A tokenizer with no EOS, SEP or pad token joined a causal LM's documents with nothing between them, though
+    the model's config names ``eos_token_id``: the tokenizer tunelab loads takes the config's (and saves it)."""
+    from datasets import Dataset
+
+    from tunelab.data import TaskData
+    from tunelab.models import load_tokenizer
+    from tunelab.run.training import _lm_blocks
+
+    words = _glued_decoder(tmp_path / "m", eos=False)
+    tokenizer = load_tokenizer(str(tmp_path / "m"))
+    assert tokenizer.eos_token == "</s>"
+    blocks, _, _ = _lm_blocks({"text": ["the cat", "sat on"]}, tokenizer, 16)
+    assert blocks == [[words.index("the"), words.index("cat"), 1, words.index("sat"), words.index("on"), 1]]
+    texts = Dataset.from_dict({"text": ["the cat sat on the mat"] * 12})
+    data = TaskData(task="causal-lm", train=texts, validation=texts.select(range(4)), test=texts.select(range(4)),
+                    source="toy-noeos", fingerprint="toy-noeos")
+    train(TrainConfig(model=str(tmp_path / "m"), strategy="full", epochs=1, batch_size=4, max_length=8,
+                      out=str(tmp_path / "o")), data=data, progress=False)
+    import transformers as T
+
+    assert T.AutoTokenizer.from_pretrained(tmp_path / "o" / "model").eos_token == "</s>"
+
+
 def test_evaluate_scores_the_split_training_held_out_with_the_runs_seed_fractions_and_columns(tiny_bert_dir, tmp_path):
     """`tunelab evaluate --split test` took seed 42 and the default fractions whatever the run used: on a run with
     another seed it scored rows that had been trained on. It now reads them from the artifact (and from

@@ -277,8 +277,13 @@ def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False):
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, ImportError):  # from_pretrained of the model will say what is wrong
         config = None
+    if tokenizer.eos_token is None and tokenizer.sep_token is None and config is not None:
+        # the end of text the model was trained with, where its tokenizer names no end or separator: a causal LM's
+        # documents are joined with it (not run together), and the saved tokenizer names it
+        tokenizer.eos_token = _configs_token(tokenizer, config, ("eos_token_id",))
     if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token or _configs_pad_token(tokenizer, config)
+        tokenizer.pad_token = (tokenizer.eos_token or tokenizer.unk_token
+                               or _configs_token(tokenizer, config, ("pad_token_id", "eos_token_id")))
     if tokenizer.pad_token is None:
         raise ModelError(
             f"the tokenizer of '{name_or_path}' has no padding, end-of-text or unknown token, and the model's config "
@@ -290,9 +295,10 @@ def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False):
     return tokenizer
 
 
-def _configs_pad_token(tokenizer, config) -> str | None:
-    """The token the model's config names for padding (or, failing that, end of text), if the tokenizer has it."""
-    for name in ("pad_token_id", "eos_token_id"):
+def _configs_token(tokenizer, config, names: tuple[str, ...]) -> str | None:
+    """The token the model's config names by the first of ``names`` that names one the tokenizer has (e.g.
+    ``pad_token_id``, then ``eos_token_id``)."""
+    for name in names:
         ids = getattr(config, name, None)
         ids = ids if isinstance(ids, list) else [ids]
         for token_id in ids:

@@ -221,8 +221,9 @@ partial block is dropped, unless it is the batch's only one."""
 def _lm_blocks(batch: dict[str, list], tokenizer, max_length: int, loss_on: str = "all",
                first: int = 0) -> tuple[list[list[int]], list[list[int]], list[int]]:
     """A batch of rows (columns of ``datasets.map``) as causal-LM blocks and their next-token labels: the texts
-    joined, each followed by the separator (EOS; a tokenizer without one, as GPT-2 models trained with a BERT
-    tokenizer, its SEP token, or nothing), cut into blocks of ``max_length`` tokens. ``loss_on="assistant"``:
+    joined, each followed by the separator (EOS, the model config's where the tokenizer names none:
+    :func:`~tunelab.models.load_tokenizer`; a tokenizer without one, as GPT-2 models trained with a BERT tokenizer,
+    its SEP token), cut into blocks of ``max_length`` tokens. ``loss_on="assistant"``:
     a conversation's tokens outside the assistant's turns are context, not targets (label ``IGNORE_INDEX``;
     :func:`tunelab.data.chat.reply_spans`), and a block with nothing left to predict is dropped. Third: the text each
     block starts in, as an index into the split (``first``: the batch's first row's), for the intervals, which
