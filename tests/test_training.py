@@ -977,6 +977,26 @@ def test_a_template_that_renders_the_last_turn_apart_learns_each_replys_end_mark
     assert [labels[i] != IGNORE_INDEX for i in ends] == [False, True, False, True, False, True]  # the user's: not
 
 
+@pytest.mark.parametrize("loss_on", ["assistant", "all"])
+def test_a_template_that_ends_every_turn_with_the_eos_gets_no_second_one(tiny_llama_dir, loss_on):
+    """ChatML (smollm2's ``<|im_end|>``) ends every turn with the EOS, then a newline: the EOS put after each
+    conversation came again, and the model learnt ``<|im_end|>\\n<|im_end|>``. A conversation that ends with the
+    separator, whitespace aside, gets none; plain texts still get theirs."""
+    from transformers import AutoTokenizer
+
+    from tunelab.run.training import _lm_blocks
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    tokenizer.chat_template = "{% for m in messages %}{{ m['role'] + ' ' + m['content'] + ' [SEP]\\n' }}{% endfor %}"
+    messages = [{"role": "user", "content": "was the film good"}, {"role": "assistant", "content": "very good"}]
+    (ids,), (labels,), _ = _lm_blocks({"messages": [messages, messages]}, tokenizer, 128, loss_on)
+    sep = tokenizer.sep_token_id
+    assert ids.count(sep) == 4 and not any(a == b == sep for a, b in zip(ids, ids[1:]))
+    assert ids[-1] == sep
+    (plain,), _, _ = _lm_blocks({"text": ["the film", "the plot"]}, tokenizer, 128)
+    assert plain.count(sep) == 2
+
+
 def test_a_causal_lm_collator_keeps_eos_targets_where_the_pad_token_is_eos(tiny_llama_dir):
     """transformers' language-modeling collator labels the ids again and drops every token equal to the pad token:
     with pad = EOS (most decoders) the EOS between packed texts was never a target. The blocks' own labels are kept."""

@@ -240,9 +240,10 @@ def _lm_blocks(batch: dict[str, list], tokenizer, max_length: int, loss_on: str 
     owner: list[int] = []
     for i, row in enumerate(rows):
         ids, targets = (encoded[i], [True] * len(encoded[i])) if i in encoded else _reply_targets(row, tokenizer)
-        flat += ids + separator
-        learnt += targets + [targets[-1] if targets else True] * len(separator)  # the end is learnt with the last turn
-        owner += [first + i] * (len(ids) + len(separator))
+        end = [] if _ends_with(ids, separator, tokenizer) else separator
+        flat += ids + end
+        learnt += targets + [targets[-1] if targets else True] * len(end)  # the end is learnt with the last turn
+        owner += [first + i] * (len(ids) + len(end))
     usable = (len(flat) // max_length) * max_length
     starts = list(range(0, usable, max_length))
     if not starts and flat:  # keep a short tail rather than dropping a small split
@@ -255,6 +256,15 @@ def _lm_blocks(batch: dict[str, list], tokenizer, max_length: int, loss_on: str 
             labels.append([t if m else IGNORE_INDEX for t, m in zip(ids, mask)])
             texts.append(owner[i])
     return blocks, labels, texts
+
+
+def _ends_with(ids: list[int], separator: list[int], tokenizer) -> bool:
+    """Whether ``ids`` already end with ``separator``, but for whitespace after it: a chat template that closes every
+    turn with the EOS (ChatML's ``<|im_end|>\\n``) ends a conversation with it, and a second one would be learnt."""
+    if not separator or separator[0] not in ids[-8:]:
+        return False
+    last = len(ids) - 1 - ids[::-1].index(separator[0])
+    return not tokenizer.decode(ids[last + 1 :]).strip()
 
 
 def _row_text(row: dict, tokenizer) -> str:
