@@ -559,6 +559,22 @@ def test_chat_jsonl_keeps_messages_and_a_text_rendering(tmp_path: Path, shape: s
     assert named.train["text"] == data.train["text"]
 
 
+def test_a_file_with_both_text_and_conversations_says_which_it_trains_on(tmp_path: Path) -> None:
+    """A file with a 'text' and a 'messages' column trained on the messages in silence, even with --text-column text
+    (which the config cannot tell from the default): one warning says which column trains and how to choose the
+    other, and a renamed text column named by --text-column trains on the text."""
+    chat = [[{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}] for i in range(20)]
+    records = [{"text": f"plain row {i}", "messages": chat[i]} for i in range(20)]
+    data = load_task_data(str(write(tmp_path, "both.jsonl", jsonl_text(records))), text_column="text")
+    assert "messages" in data.train.column_names
+    said = [w for w in data.warnings if "both conversations ('messages') and a 'text' column" in w]
+    assert len(said) == 1 and "training on the conversations" in said[0] and "--text-column" in said[0]
+    renamed = [{"body": f"plain row {i}", "messages": chat[i]} for i in range(20)]
+    plain = load_task_data(str(write(tmp_path, "body.jsonl", jsonl_text(renamed))), text_column="body")
+    assert plain.train.column_names == ["text"] and plain.train[0]["text"].startswith("plain row")
+    assert not any("both conversations" in w for w in plain.warnings)
+
+
 def test_causal_lm_ignores_labels(tmp_path: Path) -> None:
     data = load_task_data(str(write(tmp_path, "d.csv", csv_text(rows(30)))), task="causal-lm")
     assert data.train.column_names == ["text"]

@@ -489,6 +489,12 @@ def _causal(
         if is_chat(table) and (text_column == "text" or text_column not in table.columns or chat_named):
             messages = chat_messages(table)
             parts[name] = {"text": [render(m) for m in messages], "messages": messages}
+            if text_column == "text" and "text" in table.columns and name in ("all", "train"):
+                # --text-column text cannot be told from the default: which column trains is said, and how to choose
+                chat = next(c for c in CHAT_COLUMNS if c in table.columns)
+                warnings.append(f"{table.origin}: has both conversations ('{chat}') and a 'text' column: training on "
+                                "the conversations; to train on the plain text, rename its column and pass "
+                                "--text-column NEW_NAME (or drop the conversations)")
         else:
             require_column(table, text_column, "text")
             parts[name] = {"text": texts(table, text_column)}
