@@ -997,6 +997,17 @@ def test_a_template_that_ends_every_turn_with_the_eos_gets_no_second_one(tiny_ll
     assert plain.count(sep) == 2
 
 
+def test_keep_on_a_causal_lm_is_said_to_be_ignored(tiny_llama_dir, toy_lm_data):
+    """``--keep end`` on a causal LM was accepted without a word, though packing never cuts a text: one warning."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    _, warnings = tokenize(toy_lm_data, tokenizer, 32, keep="end")
+    assert [w for w in warnings if w.startswith("--keep end does not apply to a causal LM")] != []
+    _, warnings = tokenize(toy_lm_data, tokenizer, 32)
+    assert not any("--keep" in w for w in warnings)
+
+
 def test_a_causal_lm_collator_keeps_eos_targets_where_the_pad_token_is_eos(tiny_llama_dir):
     """transformers' language-modeling collator labels the ids again and drops every token equal to the pad token:
     with pad = EOS (most decoders) the EOS between packed texts was never a target. The blocks' own labels are kept."""

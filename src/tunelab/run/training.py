@@ -382,6 +382,10 @@ def tokenize(data: TaskData, tokenizer, max_length: int, *, limit: int | None = 
             out[split] = tok if split == "train" else _sorted_by_length(tok)
         return out, warnings
 
+    if keep != "start":  # said once, not ignored in silence
+        warnings.append(f"--keep {keep} does not apply to a causal LM, whose texts are packed whole into blocks of "
+                        "--max-length tokens, not cut: ignored")
+
     def encode_lm(batch, indices):
         blocks, labels, texts = _lm_blocks(batch, tokenizer, max_length, loss_on, first=indices[0] if indices else 0)
         return {"input_ids": blocks, "labels": labels, "length": [len(b) for b in blocks], TEXT_COLUMN: texts}
