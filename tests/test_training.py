@@ -1255,3 +1255,19 @@ def test_evaluate_scores_a_causal_lm_split_as_its_run_scored_it(strategy, tiny_l
     record = train(config, progress=False)
     scored = evaluate_artifact(tmp_path / "o", str(text), split="test")
     assert scored["loss"] == pytest.approx(record["metrics"]["test"]["loss"], rel=1e-5)
+
+
+def test_train_without_progress_draws_no_bar_of_the_libraries_either(tiny_bert_dir, toy_classification_data, tmp_path,
+                                                                     capsys):
+    """train(progress=False) kept datasets' and transformers' own bars on ("tokenizing train: 100%|...") while
+    train(progress=True) turned them off for its own display: a script or notebook that asked for quiet got them."""
+    import datasets
+
+    datasets.enable_progress_bars()
+    config = TrainConfig(model=str(tiny_bert_dir), strategy="head", epochs=1, batch_size=8, lr=0.05, cache=False,
+                         out=str(tmp_path / "q"))
+    capsys.readouterr()
+    train(config, data=toy_classification_data, progress=False)
+    captured = capsys.readouterr()
+    assert "tokenizing" not in captured.err + captured.out, captured.err[-500:]
+    assert datasets.is_progress_bar_enabled()  # the caller's setting is restored

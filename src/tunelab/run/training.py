@@ -765,7 +765,7 @@ def train_record(config: TrainConfig, *, data: TaskData | None = None, progress:
     out = Path(config.out) if config.out else default_out_dir(config)
     fresh = not out.exists() or (out.is_dir() and not any(out.iterdir()))
     with (long_lived_objects_frozen(), ranks.quiet_unless_main(), callers_random_state(),
-          library_bars_off() if progress else contextlib.nullcontext()):
+          library_bars_off()):  # with progress, the run's own display says the phase; without, nothing does
         try:
             with _held(out):
                 record = _train(config, data=data, progress=progress)
