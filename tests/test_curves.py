@@ -152,3 +152,39 @@ def test_crossover_for_perplexity_means_going_lower():
     # 8 + 200 x = 10 + 50 x  <=>  x = 2 / 150  <=>  n = 5625
     result = crossover(full, peft)
     assert result.status == "crosses" and result.n_cross.estimate == pytest.approx(5625, rel=0.02)
+
+
+def test_flat_curve_at_the_majority_score_keeps_each_points_evaluation_noise(tmp_path):
+    """A head that always predicts the majority class measures the same value at every size: the residuals are all
+    0, and the residual bootstrap alone gave 'predicted at 5x the labels 0.474 [0.474, 0.474]'. Each point was
+    measured on a few validation examples; resampling them gives the interval a width that holds the points."""
+    from tunelab.advice.choose import learning_curves_from_results
+    from tunelab.run.outputs import ExampleOutputs
+
+    y = np.array([0] * 14 + [1] * 6)
+    majority = ExampleOutputs(labels=y, predictions=np.zeros_like(y), label_names=["neg", "pos"])
+    results = []
+    for fraction, n_train in [(0.05, 4), (0.3, 21), (0.6, 42), (1.0, 70)]:
+        folder = tmp_path / f"head-f{fraction:g}"
+        majority.save(folder, "validation")
+        results.append({
+            "run_info": {"run_id": folder.name, "strategy": "head", "seed": 0, "data_fraction": fraction,
+                         "status": "success"},
+            "train_info": {"train_time_s": 1.0, "peak_memory_mb": 100.0, "trainable_share": 0.01},
+            "metrics": {"validation": majority.metrics()},
+            "meta_info": {"task": "classification", "n_train": n_train, "label_names": ["neg", "pos"]},
+            "config": {"strategy": "head", "seed": 0, "out": str(folder)},
+        })  # fmt: skip
+    fit = learning_curves_from_results(results, "accuracy").curves["head"]
+    assert fit.fitted and fit.y == pytest.approx([0.7] * 4) and fit.measurement_noise
+    far = fit.predictions[-1].value
+    assert far.estimate == pytest.approx(0.7)
+    # accuracy of 20 examples at 0.7 has a standard error of about 0.1: the interval is of that order
+    assert far.low < 0.6 and far.high > 0.8
+    assert fit.a_interval.high - fit.a_interval.low > 0.2
+
+
+def test_measurement_replicates_must_have_a_column_per_point():
+    n = DOUBLING
+    with pytest.raises(ValueError, match="shape"):
+        fit_power_law(n, _law(n, 0.9, 1.0, 0.5), measurement=np.zeros((10, 3)), n_boot=10)

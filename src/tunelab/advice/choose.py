@@ -23,16 +23,25 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tunelab.advice.learning import LearningCurves, fit_learning_curves, level_pct, too_few_sizes
-from tunelab.advice.stats import Interval
+from tunelab.advice.learning import (
+    MIN_POINTS,
+    N_BOOT,
+    LearningCurves,
+    fit_learning_curves,
+    level_pct,
+    too_few_sizes,
+)
+from tunelab.advice.stats import ExampleResults, Interval, joint_replicates
 from tunelab.advice.verdict import (
     AS_LOADED_MODEL,
     EXAMPLES,
+    MIN_EXAMPLES,
     POWER,
     SEEDS,
     Comparison,
     Versus,
     compare_with_best,
+    example_results,
     examples_to_separate,
     interval_dict,
     metric_interval,
@@ -1208,16 +1217,23 @@ def learning_curves_from_results(results: list[dict], metric: str | None = None,
         return None
     metric = metric or primary_metric(results_task(results))
     points: dict[str, list[tuple[float, list[float]]]] = {}
+    outputs: dict[str, list[ExampleResults | None]] = {}
     for fraction in fractions:
         for s in summarize_strategies(results, data_fraction=fraction, metric=metric):
             if s.ok and s.n_train:
                 points.setdefault(s.strategy, []).append((float(s.n_train), s.values(SELECTION_SPLIT)))
+                outputs.setdefault(s.strategy, []).append(example_results(s, SELECTION_SPLIT))
+    # Each point's own evaluation noise, where every point of the strategy kept its outputs: a curve whose points
+    # agree (flat at the majority class's score) has no residual to resample, yet each point is one measurement.
+    measurement = {name: joint_replicates(list(found), metric, n_boot=N_BOOT, seed=0)  # type: ignore[arg-type]
+                   for name, found in outputs.items()
+                   if len(found) >= MIN_POINTS and all(r is not None and r.n_examples >= MIN_EXAMPLES for r in found)}
     largest = [s for s in summarize_strategies(results, metric=metric) if s.ok]
     full = next((s.strategy for s in largest if is_full_fine_tuning(s.strategy)), None)
     frozen = [s for s in largest if not trains_all_weights(s.strategy)]
     partial = _best(frozen, metric).strategy if frozen else None
     return fit_learning_curves(points, metric, split=SELECTION_SPLIT, n_fractions=len(fractions),
-                               full=full, partial=partial, level=level)
+                               full=full, partial=partial, level=level, measurement=measurement)
 
 
 def _curve_reasons(results: list[dict], curves: LearningCurves | None, chosen: str | None, ask: _Ask) -> list[str]:
@@ -1236,8 +1252,13 @@ def _curve_reasons(results: list[dict], curves: LearningCurves | None, chosen: s
         ahead = " and ".join(
             f"at {p.n / fit.n_max:g}× the labels ({p.n:,.0f}) {format_interval(p.value, ask.metric)}" for p in fit.predictions
         )
-        optimistic = ("; the intervals come from the fit's residuals alone, not from each point's own evaluation noise, "
-                      "and with few sizes they are narrower than the truth" if fit.resample == "residuals" else "")
+        if fit.measurement_noise:
+            optimistic = "; the intervals resample the fit's residuals and each point's own validation examples"
+        elif fit.resample == "residuals":
+            optimistic = ("; the intervals come from the fit's residuals alone, not from each point's own evaluation "
+                          "noise, and with few sizes they are narrower than the truth")
+        else:
+            optimistic = ""
         reasons.append(
             f"Learning curve of {chosen} (validation {ask.label} against labelled training examples, inverse power "
             f"law through {len(fit.n)} sizes, {level_pct(ask.level)} intervals{optimistic}): predicted {ahead}."

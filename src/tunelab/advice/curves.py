@@ -34,6 +34,12 @@ the truth in 95 % of noisy (sd 0.002) fits over n = 100-30,000 but in only ~75 %
   distinct ``n`` and no identifiable curve.
 * ``resample="seeds"`` (default when every point has >= 3 seeds): the seeds of each point are resampled
   and averaged, which measures seed-to-seed noise directly but not lack of fit.
+* ``measurement`` (optional, with either): bootstrap replicates of each point's own value over its evaluation
+  examples (:func:`tunelab.advice.stats.joint_replicates`, one example resample shared by points evaluated on the
+  same examples). Each replicate of the fit adds one of them, centred, to its points. Neither resample above sees
+  this noise when the points agree: a curve flat at the majority class's score has residuals of exactly 0, and
+  without it its interval had no width although each point was measured on a few validation examples. A
+  residual also carries part of the same noise, so with both the interval errs wide, not narrow.
 
 Intervals are percentile intervals of the replicates (of the curve, i.e. of the mean metric).
 :meth:`PowerLawFit.interval` with ``observation=True`` adds the noise of one new measurement,
@@ -121,6 +127,8 @@ class PowerLawFit:
     # Bootstrap replicates (A, b', c) in the fit's internal orientation and units, and the residual pool.
     _params: np.ndarray | None = field(default=None, repr=False)
     _noise: np.ndarray | None = field(default=None, repr=False)
+    #: Whether the bootstrap also resampled each point's own evaluation noise (``measurement``).
+    measurement_noise: bool = False
 
     @property
     def sign(self) -> float:
@@ -268,10 +276,13 @@ def fit_power_law(
     n_boot: int = 2000,
     seed: int = 0,
     horizons: Sequence[float] = (2.0, 5.0),
+    measurement: np.ndarray | None = None,
 ) -> PowerLawFit:
     """Fit ``metric`` against ``n`` labelled examples (see module doc). ``y[i]`` is one value or the
     values of several seeds at ``n[i]``; the curve is fitted to the per-point means. ``horizons``:
-    multiples of the largest ``n`` to predict at."""
+    multiples of the largest ``n`` to predict at. ``measurement``: replicates of each point's value over its
+    evaluation examples, shape ``(replicates, len(n))`` with columns in the order of ``n``; the bootstrap adds
+    them (see module doc)."""
     higher_is_better(metric)
     if metric not in METRIC_RANGE:
         raise ValueError(f"no range known for metric {metric!r}")
@@ -307,13 +318,20 @@ def fit_power_law(
         Z = z_hat + rng.choice(noise, size=(n_boot, m))
     else:
         Z = np.column_stack([rng.choice(v, size=(n_boot, v.size)).mean(axis=1) for v in values]) * sign
+    if measurement is not None:
+        R = np.asarray(measurement, dtype=np.float64)
+        if R.ndim != 2 or R.shape[1] != m or R.shape[0] == 0 or not np.all(np.isfinite(R)):
+            raise ValueError(f"measurement must be finite replicates of shape (k, {m}), got {R.shape}")
+        R = R[:, np.argsort(np.asarray(n, dtype=np.float64), kind="stable")]  # the points' order, as _points sorts them
+        Z = Z + sign * (R - R.mean(axis=0))[rng.integers(0, R.shape[0], size=n_boot)]
     params = _fit_many(scaled, Z, w, lo, hi)
 
+    noise_note = " and each point's evaluation noise" if measurement is not None else ""
     fit = PowerLawFit(
         metric, tuple(n_arr.tolist()), tuple(means.tolist()), True,
-        f"inverse power law, weighted least squares (weights (n / n_max)^{weight_power:g}), {resample} bootstrap",
+        f"inverse power law, weighted least squares (weights (n / n_max)^{weight_power:g}), {resample}{noise_note} bootstrap",
         a=float(sign * A), b=float(b * n_arr[-1] ** c), c=float(c), weights=tuple(w.tolist()),
-        resample=resample, level=level, _params=params, _noise=noise,
+        resample=resample, level=level, _params=params, _noise=noise, measurement_noise=measurement is not None,
     )
     lo_a, hi_a = np.quantile(sign * params[:, 0], [(1 - level) / 2, (1 + level) / 2])
     a_ci = Interval(float(sign * A), float(lo_a), float(hi_a), level, f"{resample} bootstrap", m)

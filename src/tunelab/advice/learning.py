@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from tunelab.advice.curves import MIN_POINTS, Crossover, PowerLawFit, crossover, fit_power_law
 
 #: Bootstrap replicates of each fit.
@@ -118,24 +120,34 @@ def fit_learning_curves(
     full: str | None = None,
     partial: str | None = None,
     level: float = 0.95,
+    measurement: Mapping[str, np.ndarray] | None = None,
 ) -> LearningCurves:
     """Fit each strategy's ``points`` (``[(n_train, [value per seed]), ...]``); with fewer than
     :data:`MIN_POINTS` distinct sizes a strategy keeps its points only. Two data fractions that train on as many
     examples (fractions closer than one example apart) make one point, their values together. ``full`` and
-    ``partial`` name the two strategies whose crossover is wanted (either may be None)."""
+    ``partial`` name the two strategies whose crossover is wanted (either may be None). ``measurement``: per
+    strategy, bootstrap replicates of each point's value over its evaluation examples (``(replicates, points)``,
+    columns in the order of its ``points``), which the fit's bootstrap resamples too
+    (:func:`tunelab.advice.curves.fit_power_law`); a strategy without them is fitted from its points alone."""
     curves = {}
     for name, pts in points.items():
         if not pts:
             continue
         merged: dict[float, list[float]] = {}
-        for n_train, values in pts:
+        columns: dict[float, list[int]] = {}
+        for i, (n_train, values) in enumerate(pts):
             merged.setdefault(float(n_train), []).extend(values)
+            columns.setdefault(float(n_train), []).append(i)
         n, y = zip(*sorted(merged.items()))
-        curves[name] = fit_power_law(list(n), [list(v) for v in y], metric, level=level, n_boot=N_BOOT, seed=0)
+        replicates = (measurement or {}).get(name)
+        if replicates is not None:  # points of one size merged: their replicates averaged, as their values are
+            replicates = np.column_stack([np.asarray(replicates)[:, columns[size]].mean(axis=1) for size in n])
+        curves[name] = fit_power_law(list(n), [list(v) for v in y], metric, level=level, n_boot=N_BOOT, seed=0,
+                                     measurement=replicates)
     cross = None
     if full in curves and partial in curves:
         cross = crossover(curves[full], curves[partial], level=level)
     return LearningCurves(metric, split, n_fractions, curves, full, partial, cross)
 
 
-__all__ = ["MIN_POINTS", "LearningCurves", "fit_learning_curves", "level_pct", "too_few_sizes"]
+__all__ = ["MIN_POINTS", "N_BOOT", "LearningCurves", "fit_learning_curves", "level_pct", "too_few_sizes"]

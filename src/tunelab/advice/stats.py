@@ -406,6 +406,27 @@ def bootstrap_interval(
     return Interval(estimate, lo, hi, level, f"{method} bootstrap", results.n_examples, results.n_seeds)
 
 
+def joint_replicates(results: list[ExampleResults], metric: str, *, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
+    """Bootstrap replicates ``(n_boot, len(results))`` of ``metric`` for each of ``results`` (e.g. one strategy's runs
+    at several data fractions): drawn with one example resample per replicate when all were evaluated on the same
+    examples (their noise is then shared, as it is in the measurements), independently otherwise.
+
+    >>> y = np.array([0, 0, 0, 1])
+    >>> joint_replicates([ExampleResults.classification(y, np.zeros(4, int))] * 2, "accuracy", n_boot=5).shape
+    (5, 2)
+    """
+    if not results:
+        raise ValueError("no results to resample")
+    rng = np.random.default_rng(seed)
+    first = results[0]
+    try:
+        for other in results[1:]:
+            _check_paired(first, other)
+    except ValueError:
+        return np.column_stack([_replicates([_additive(r, metric)], n_boot, rng)[:, 0] for r in results])
+    return _replicates([_additive(r, metric) for r in results], n_boot, rng)
+
+
 def _check_paired(a: ExampleResults, b: ExampleResults) -> None:
     if a.task != b.task or a.n_examples != b.n_examples:
         raise ValueError("paired comparison needs results of the same task on the same examples")
