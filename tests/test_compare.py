@@ -149,6 +149,21 @@ def test_data_fractions_run_each_strategy_per_fraction(tiny_bert_dir, toy_csv, t
     assert all(row["full_mean"] is not None for row in result.crossover)
 
 
+def test_data_fractions_of_one_size_train_once_and_a_tiny_one_is_said_before_training(tiny_bert_dir, toy_csv, tmp_path):
+    """0.999 and 1 of a few dozen examples are the same examples: they were trained twice, and a fraction of 1
+    example trained without a word. Now one run per size, and one line each, before the first run."""
+    said: list[str] = []
+    result = compare(_base(tiny_bert_dir, toy_csv), ["head"], out=tmp_path, data_fractions=[0.01, 0.999, 1.0],
+                     exhaustive=True, isolate=False, pre_recommend=False, log=said.append)
+    assert [r["run_info"]["run_id"] for r in result.results] == ["head-f0.01", "head-f1"]
+    assert [r["meta_info"]["n_train"] for r in result.results][0] == 1
+    same = [line for line in said if "0.999 and 1 train on the same" in line]
+    tiny = [line for line in said if "0.01 trains on 1 example, fewer than 24:" in line]
+    assert len(same) == 1 and "trained once as 1" in same[0] and len(tiny) == 1
+    first_run = next(i for i, line in enumerate(said) if "head-f0.01" in line)
+    assert said.index(same[0]) < first_run and said.index(tiny[0]) < first_run
+
+
 def test_tune_lr_searches_around_each_default_and_records_it(tiny_bert_dir, toy_csv, tmp_path):
     from tunelab.strategies import STRATEGIES
 

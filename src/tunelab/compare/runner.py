@@ -505,6 +505,7 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] | None = 
     _check_max_length(base, strategies, sized.task)
     say = log or (lambda _msg: None)
     sized = dataclasses.replace(sized, derived=("epochs",) if base.epochs is None else ())
+    opts.data_fractions = _distinct_sizes(opts.data_fractions, base, sized, say)
     base = _epochs_fixed(base, opts, say, sized)
     _say_resolution(sized, opts, say)
     out = _checked_out(base, strategies, out, opts, sized)
@@ -976,6 +977,35 @@ def _say_stops(planner, say: Callable[[str], None], told: int, told_rounds: set[
             say(f"  not ranked after round {index}: {', '.join(fresh)} (not yet distinguishable from always predicting "
                 "the most frequent class, so nothing bounds where they end: they go on)")
     return len(planner.stops_)
+
+
+def _distinct_sizes(fractions: list[float], base: TrainConfig, sized: Sized, say: Callable[[str], None]) -> list[float]:
+    """``--data-fractions`` (ascending) with one fraction per training-set size: fractions less than one example
+    apart train on the same examples (nested subsets of one shuffle), so the largest of them is trained once and
+    the others are said and dropped. Fractions whose runs train on fewer sequences than a planned round may hold
+    (:data:`~tunelab.compare.planner.MIN_ROUND_EXAMPLES`) are said too: they train as asked, but measure little.
+    One line each, before anything trains."""
+    from tunelab.compare.planner import MIN_ROUND_EXAMPLES
+
+    if len(fractions) < 2 or not sized.n_split:
+        return fractions
+    by_size: dict[int, list[float]] = {}
+    for fraction in fractions:
+        by_size.setdefault(_examples_at(sized.n_split, fraction, base.max_train_samples) or 0, []).append(fraction)
+    same = {n: group for n, group in by_size.items() if len(group) > 1}
+    if same:
+        told = "; ".join(f"{' and '.join(f'{f:g}' for f in group)} train on the same {n:,} example{'s' * (n != 1)}"
+                         f", trained once as {group[-1]:g}" for n, group in same.items())
+        say(f"--data-fractions: {told} (fractions less than one example apart are one training-set size)")
+    kept = [group[-1] for group in by_size.values()]
+    small = {f: n for n, group in by_size.items() for f in group[-1:] if n * sized.sequences_per_example < MIN_ROUND_EXAMPLES}
+    if small:
+        listed = ", ".join(f"{f:g} {'trains ' * (i == 0)}on {n:,}{' example' * (i == 0)}{'s' * (i == 0 and n != 1)}"
+                           for i, (f, n) in enumerate(small.items()))
+        say(f"--data-fractions: {listed}, fewer than {MIN_ROUND_EXAMPLES}: such a run measures little beyond its "
+            "starting point (and may miss classes); it is trained as asked, and its point sits on the learning curve "
+            "with that noise")
+    return sorted(kept)
 
 
 def _epochs_fixed(base: TrainConfig, opts: CompareOptions, say: Callable[[str], None],
