@@ -480,3 +480,13 @@ def test_compare_never_writes_over_what_it_did_not_make_nor_retrains_a_finished_
         assert main([*failing, "--lr-overrides", "bitfit=1e-3", "--resume"]) == 0
     assert _record(tmp_path / "f", "bitfit")["run_info"]["status"] == "success"
     assert "holds a failed run with other settings (--lr 1e+30 → 0.001): trained again" in caplog.text
+
+
+def test_metric_is_read_in_any_spelling_of_its_words_and_a_typo_gets_a_suggestion(tiny_bert_dir, toy_csv, tmp_path):
+    """--metric macro-f1 (or macro_f1, f1-macro) was refused: only f1_macro was accepted, with no hint."""
+    result = compare(_base(tiny_bert_dir, toy_csv), ["head"], out=tmp_path / "a", metric="macro-F1",
+                     isolate=False, pre_recommend=False, log=None)
+    assert result.recommendation["metric"] == "f1_macro"
+    with pytest.raises(ConfigError, match=r"--metric f1macro is unknown \(did you mean f1_macro\?\)"):
+        compare(_base(tiny_bert_dir, toy_csv), ["head"], out=tmp_path / "b", metric="f1macro",
+                isolate=False, pre_recommend=False, log=None)

@@ -12,6 +12,8 @@ False
 
 from __future__ import annotations
 
+import re
+
 IGNORE_INDEX = -100
 """The label a loss skips (PyTorch's ``cross_entropy`` default, the convention transformers' models and collators
 follow): a causal LM's padding, and wherever nothing is predicted."""
@@ -33,6 +35,29 @@ def higher_is_better(metric: str) -> bool:
         return HIGHER_IS_BETTER[metric]
     except KeyError:
         raise ValueError(f"unknown metric {metric!r}; expected one of {sorted(HIGHER_IS_BETTER)}") from None
+
+
+def canonical_metric(name: str) -> str:
+    """The metric ``name`` means: itself when known, else the known metric with the same words in any case or order,
+    joined by ``_``, ``-`` or spaces; ``name`` unchanged when there is none (callers refuse it, see
+    :func:`metric_suggestion`).
+
+    >>> canonical_metric("macro-F1"), canonical_metric("f1-macro"), canonical_metric("Accuracy"), canonical_metric("auc")
+    ('f1_macro', 'f1_macro', 'accuracy', 'auc')
+    """
+    if name in HIGHER_IS_BETTER:
+        return name
+    words = sorted(word for word in re.split(r"[\s_\-]+", str(name).strip().lower()) if word)
+    return next((known for known in HIGHER_IS_BETTER if sorted(known.split("_")) == words), name)
+
+
+def metric_suggestion(name: str) -> str:
+    """`` (did you mean f1_macro?)`` for an unknown metric close to a known one, else ""."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name).strip().lower().replace("-", "_"), list(HIGHER_IS_BETTER), n=1,
+                                      cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def primary_metric(task: str) -> str:

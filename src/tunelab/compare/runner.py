@@ -56,7 +56,7 @@ from tunelab.compare.progress import CompareDisplay
 from tunelab.config import DEFAULT_EPOCHS, MIN_STEPS, TrainConfig, saved_settings
 from tunelab.errors import ConfigError, TunelabError
 from tunelab.io import LOCK_NAME, check_folder, folder_lock, make_folder
-from tunelab.metrics import higher_is_better, primary_metric
+from tunelab.metrics import canonical_metric, higher_is_better, primary_metric
 from tunelab.run.record import RunRecord, read_json, write_json
 from tunelab.run.worker import RECORD_NAME
 
@@ -485,6 +485,8 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] | None = 
     opts = dataclasses.replace(options or CompareOptions(), **option_values)
     opts.lr_overrides = dict(opts.lr_overrides or {})
     opts.data_fractions = sorted(float(f) for f in opts.data_fractions)
+    if opts.metric is not None:  # macro-f1, F1 macro, f1-macro: the words of f1_macro
+        opts.metric = canonical_metric(opts.metric)
     base = (base or TrainConfig()).replace()
     named = strategies is not None
     strategies = list(strategies) if named else default_comparison(base.task)
@@ -568,11 +570,12 @@ def _compared(base: TrainConfig, strategies: list[str], out: Path, opts: Compare
 def _check_metric(base: TrainConfig, opts: CompareOptions, task: str) -> None:
     """Refuse, before anything runs, a metric that does not apply to the comparison's ``task``, a level outside
     (0, 1), a negative tolerance, and limits that no run can meet (a time or memory limit of 0 or less)."""
-    from tunelab.metrics import HIGHER_IS_BETTER, metric_problem
+    from tunelab.metrics import HIGHER_IS_BETTER, metric_problem, metric_suggestion
 
     problems = []
     if opts.metric is not None and opts.metric not in HIGHER_IS_BETTER:
-        problems.append(f"--metric {opts.metric} is unknown: use one of {', '.join(HIGHER_IS_BETTER)}")
+        problems.append(f"--metric {opts.metric} is unknown{metric_suggestion(opts.metric)}: use one of "
+                        f"{', '.join(HIGHER_IS_BETTER)}")
     elif opts.metric is not None:
         problems.append(metric_problem(opts.metric, task))
     if not 0.0 < opts.alpha < 1.0:
