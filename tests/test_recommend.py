@@ -118,6 +118,16 @@ def test_domain_signals_fall_back_to_embeddings_without_an_mlm_head(tiny_bert_di
     assert any("masked-LM head" in n for n in out["notes"])
 
 
+def test_domain_progress_names_the_signal_it_measures(tiny_bert_dir, toy_classification_data):
+    """recommend on minilm said 'its loss on 64 texts' while it measured the embedding centroids' distance."""
+    said: list[str] = []
+    out = domain_signals(str(tiny_bert_dir), list(toy_classification_data.train["text"]), REFERENCE, sample_size=16,
+                         progress=said.append)
+    assert out["method"] == "centroid_distance"
+    assert len(said) == 1 and "cosine distance between its mean embeddings of 16 texts" in said[0]
+    assert "loss on" not in said[0]
+
+
 def test_domain_signals_use_the_mlm_head_when_the_checkpoint_has_one(tmp_path, toy_classification_data):
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForMaskedLM

@@ -322,8 +322,10 @@ def domain_signals(
     sample_size: int = 64,
     max_length: int = 128,
     seed: int = 0,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Measure how far ``texts`` are from the model's pre-training (see the module docstring).
+    """Measure how far ``texts`` are from the model's pre-training (see the module docstring). ``progress``: told,
+    once the model shows which signal it allows, what is measured (the command line prints it).
 
     Returns ``{"signals": {name: value}, "level": "close"|"moderate"|"far", "method": str, "levels": {...}}``.
     """
@@ -353,7 +355,8 @@ def domain_signals(
     hf_logging.set_verbosity_error()
     torch.manual_seed(seed)
     try:
-        method = _model_signals(model_name, tokenizer, target_ids, reference_ids, seed, signals, notes)
+        method = _model_signals(model_name, tokenizer, target_ids, reference_ids, seed, signals, notes,
+                                progress or (lambda _message: None))
     finally:
         hf_logging.set_verbosity(verbosity)
     levels[method] = _level(method, signals[method])
@@ -389,7 +392,7 @@ def _fragmentation_signals(target: list[str], reference: list[str], tokenizer) -
 
 
 def _model_signals(model_name: str, tokenizer, target_ids: list, reference_ids: list, seed: int,
-                   signals: dict[str, Any], notes: list[str]) -> str:
+                   signals: dict[str, Any], notes: list[str], say: Callable[[str], None]) -> str:
     """The model's own view of the domain, added to ``signals``; returns which signal it is: the LM
     loss ratio (decoders), the masked-LM loss ratio (encoders with a pre-trained MLM head), else the
     distance of the embedding centroids (with the reference's own split distance as noise floor). Each reference
@@ -402,7 +405,10 @@ def _model_signals(model_name: str, tokenizer, target_ids: list, reference_ids: 
 
     path = resolve_model(model_name)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    far = f"measuring how far the data is from {model_name}'s pre-training"
+    texts = f"{len(target_ids)} texts and as many BBC news texts"
     if is_decoder(AutoConfig.from_pretrained(path)):
+        say(f"{far} (its language-model loss on {texts})")
         # loaded only when a text's losses are not stored yet, and then once
         model = functools.cache(lambda: load_pretrained(AutoModelForCausalLM, model_name, "to measure the domain",
                                                         dtype=torch.float32).eval())
@@ -416,10 +422,13 @@ def _model_signals(model_name: str, tokenizer, target_ids: list, reference_ids: 
     reference_ids = _match_lengths(target_ids, reference_ids)
     model = load_pretrained_mlm(path, tokenizer, notes)
     if model is not None:
+        say(f"{far} (its masked-LM pseudo-loss on {texts})")
         lt = _mlm_loss(model, target_ids, tokenizer, seed)
         lr_ = _mlm_loss(model, reference_ids, tokenizer, seed)
         signals.update(mlm_loss_target=round(lt, 4), mlm_loss_reference=round(lr_, 4), mlm_loss_ratio=round(lt / max(lr_, 1e-9), 3))
         return "mlm_loss_ratio"
+    say(f"{far} (the cosine distance between its mean embeddings of {texts}; it has no pre-trained masked-LM head "
+        "to measure a loss with)")
     model = load_pretrained(AutoModel, model_name, "to measure the domain", dtype=torch.float32).eval()
     d, floor = _centroid_distances(model, target_ids, reference_ids, pad_id)
     signals.update(centroid_distance=round(d, 4), reference_split_distance=round(floor, 4))
@@ -570,9 +579,8 @@ def recommend(
     max_length = _max_length(config, task_data, model, tokenizer)
     stats = data_stats(task_data, tokenizer, max_length, seed=config.seed)
     amount, amount_reason = data_amount(stats)
-    say(f"measuring how far the data is from {model}'s pre-training (its loss on {sample_size} texts)")
     domain = domain_signals(model, domain_texts(task_data), reference, sample_size=sample_size,
-                            max_length=signal_max_length, seed=config.seed)
+                            max_length=signal_max_length, seed=config.seed, progress=say)
 
     def measured() -> list[dict[str, Any]]:
         rows = []
