@@ -735,7 +735,7 @@ def test_runs_the_budget_stopped_are_stops_not_failures(tmp_path, capsys):
     result = CompareResult(out=tmp_path, results=[interrupted, broken], recommendation={}, report={})
     assert result.failed == [broken] and result.budget_stopped == [interrupted]
     lines = stopped_early_reasons(planning)
-    assert lines[-1].startswith("No run finished within the time budget, so nothing was measured")
+    assert lines[0].startswith("No run finished within the time budget, so nothing was measured")
 
     nothing = CompareResult(out=tmp_path, results=[interrupted, unstarted], recommendation={}, report={"csv": Path("x")})
     assert _exit_code(nothing) == 1
@@ -1119,9 +1119,9 @@ def test_a_budget_that_ran_out_after_a_screening_run_finished_does_not_say_nothi
                          {"head": "ok", "bitfit": "budget", "last-n": "budget"},
                          {"bitfit": "stopped when the comparison's time budget ran out", "last-n": "not started"})
     assert planner.next_round(30.0) is None and planner.stopped["head"].reason == "budget"
-    last = stopped_early_reasons(planner.summary())[-1]
-    assert "nothing was measured" not in last
-    assert last.startswith("No strategy got past round 1 within the time budget: only head finished a screening run")
+    first = stopped_early_reasons(planner.summary())[0]
+    assert "nothing was measured" not in first
+    assert first.startswith("No strategy got past round 1 within the time budget: only head finished a screening run")
 
 
 def test_a_comparison_the_budget_stopped_after_its_screening_runs_exits_1_with_nothing_to_recommend(tmp_path, capsys):
@@ -1149,3 +1149,20 @@ def test_a_comparison_the_budget_stopped_after_its_screening_runs_exits_1_with_n
     finished = CompareResult(out=tmp_path, results=[screened, interrupted], recommendation={"strategy": "head"},
                              report={}, planning=planning)
     assert _exit_code(finished) == 0
+
+
+def test_a_comparison_stopped_after_its_screening_runs_does_not_say_it_produced_no_results():
+    """The budget stopped every strategy after head's screening run, which is in the results table; the first reason
+    was still 'No runs to choose from: the comparison produced no results'."""
+    from tunelab.compare.runner import CompareOptions, _verdict, stopped_early_reasons
+
+    planner = Planner(["head", "bitfit"], rounds=(1 / 3, 1.0), metric="accuracy", target=350.0, budget_s=18.0)
+    rnd = planner.next_round(0.0)
+    planner.finish_round(rnd, [measure("head", 1 / 3, 0.66, 0.13, 117)], [RunTiming("head", 1 / 3, 2.0, 0.2)],
+                         {"head": "ok", "bitfit": "budget"}, {"bitfit": "not started"})
+    assert planner.next_round(30.0) is None
+    planning = planner.summary()
+    recommendation = _verdict([], CompareOptions(), planning)  # no finalist: the verdict reads none of the runs
+    reasons = recommendation["reasons"] + stopped_early_reasons(planning)
+    assert recommendation["strategy"] is None and not any("produced no results" in r for r in reasons)
+    assert reasons[0].startswith("No strategy got past round 1 within the time budget: only head finished")

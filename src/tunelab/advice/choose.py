@@ -620,7 +620,9 @@ def recommend_from_results(
     summaries = summarize_strategies(results, metric=ask.metric)
     out = _empty_recommendation(ask)
     if not summaries:
-        out["reasons"] = ["No runs to choose from: the comparison produced no results."]
+        # A planned comparison whose strategies all stopped before the final round did produce runs (its screening
+        # runs, in the results table): its stops say why nothing is chosen (runner.stopped_early_reasons).
+        out["reasons"] = [] if ask.stopped else ["No runs to choose from: the comparison produced no results."]
         return out
     ok = [s for s in summaries if s.ok]
     out["data_regime"] = regime = data_regime(next(iter(ok), summaries[0]))

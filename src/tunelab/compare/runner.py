@@ -1194,7 +1194,8 @@ def learned_before_stopping(planning: dict[str, Any], recommendation: dict[str, 
 
 def stopped_early_reasons(planning: dict[str, Any], *, already_told: set[str] = frozenset()) -> list[str]:
     """One line per strategy a planned comparison stopped before the final round (but those in
-    ``already_told``: failed runs the recommendation names with their error), and one when none reached it."""
+    ``already_told``: failed runs the recommendation names with their error), and one when none reached it (first
+    when the budget stopped every strategy in round 1: then nothing is chosen, and it is the reason why)."""
     from tunelab.report.tables import where_stopped
 
     lines = []
@@ -1208,12 +1209,13 @@ def stopped_early_reasons(planning: dict[str, Any], *, already_told: set[str] = 
     stops = planning.get("stopped") or []
     # a strategy whose round-1 run finished before the budget stopped its next one carries what that run measured
     screened = [s["strategy"] for s in stops if (s.get("prediction") or {}).get("measured") is not None]
+    # where nothing is chosen, the line that says why comes first, before each strategy's stop
     if not finalists and stops and all(s["reason"] == "budget" and s.get("round") == 1 for s in stops) and screened:
-        lines.append(f"No strategy got past round 1 within the time budget: only {', '.join(screened)} finished a "
+        lines.insert(0, f"No strategy got past round 1 within the time budget: only {', '.join(screened)} finished a "
                      f"screening run{'s' if len(screened) > 1 else ''} there, on a fraction of the data, which no verdict "
                      "reads: tunelab compare --resume with a larger --budget-minutes goes on from there.")
     elif not finalists and stops and all(s["reason"] == "budget" and s.get("round") == 1 for s in stops):
-        lines.append("No run finished within the time budget, so nothing was measured: tunelab compare --resume with a "
+        lines.insert(0, "No run finished within the time budget, so nothing was measured: tunelab compare --resume with a "
                      "larger --budget-minutes goes on from there.")
     elif not finalists and fractions and any(s["reason"] == "budget" for s in stops):
         lines.append(f"No strategy reached the final round (data fraction {fractions[-1]:g}) within the budget: the "
