@@ -388,6 +388,14 @@ def test_common_column_names_are_taken_with_a_warning_when_text_or_label_is_miss
     assert any("using 'question' as the text" in w for w in data.warnings) and data.label_names == ["neg", "pos"]
 
 
+def test_a_missing_text_column_on_a_pair_file_names_the_pair_flag(tmp_path: Path) -> None:
+    """premise / hypothesis without --text-column: the hint was 'pass --text-column NAME' only, not the A,B that
+    reads a pair of texts."""
+    pairs = [{"premise": r["text"], "hypothesis": r["text"] + " again", "label": r["label"]} for r in rows(40)]
+    with pytest.raises(DataError, match=r"or two names, --text-column premise,hypothesis, for a pair of texts"):
+        load_task_data(str(write(tmp_path, "pair.csv", csv_text(pairs))))
+
+
 def test_a_column_the_user_named_is_never_swapped_for_an_alias(tmp_path: Path) -> None:
     """``--text-column body`` on a file without ``body`` is a typo: an error naming the columns, not a guess at
     "question" (which only stands in for the default name "text"). Another letter case is still the named column."""

@@ -66,10 +66,21 @@ def require_column(table: Table, column: str, role: str) -> None:
     close = difflib.get_close_matches(column, table.column_names, n=1, cutoff=0.5)
     suggestion = f" (did you mean --{role}-column {close[0]}?)" if close else ""
     extra = other_task("; or pass --task causal-lm to train a language model on the text alone") if role == "label" else ""
+    if role == "text":
+        extra = f", or two names, --text-column {_pair_example(table)}, for a pair of texts (NLI, paraphrase, question and passage)"
     raise DataError(
         f"{table.origin}: no {role} column '{column}'; {_columns_hint(table)}; "
         f"pass --{role}-column NAME{suggestion}{extra}"
     )
+
+
+def _pair_example(table: Table) -> str:
+    """``premise,hypothesis``: the first two columns that hold words (a hint's example of a text pair), else ``A,B``."""
+    def wordy(values: list) -> bool:
+        sample = [v for v in values[:50] if isinstance(v, str) and v.strip()]
+        return bool(sample) and sum(" " in v.strip() for v in sample) >= len(sample) / 2
+    named = [name for name, values in table.columns.items() if wordy(list(values))][:2]
+    return ",".join(named) if len(named) == 2 and not any("," in n or len(n) > 40 for n in named) else "A,B"
 
 
 def texts(table: Table, column: str) -> list[str]:
