@@ -577,3 +577,21 @@ def test_recommend_refuses_strategies_the_task_cannot_take_and_an_empty_list_as_
                                                 "e.g. --strategies ")
     code, _, err = tunelab("recommend", "--model", "minilm", "--data", "rotten-tomatoes", "--strategies", "")
     assert code == 2 and err.strip().startswith("tunelab: error: --strategies is empty")
+
+
+def test_the_per_size_table_names_full_fine_tuning_only_when_it_ran(tmp_path, capsys):
+    """--data-fractions with head and lora only: the console table was titled 'full fine-tuning vs the best
+    frozen/PEFT strategy', with a 'full' and a 'full wins' column of dashes."""
+    from tunelab.cli.compare import print_result
+    from tunelab.compare.runner import CompareResult
+
+    rows = [{"data_fraction": f, "n_train": n, "metric": "accuracy", "split": "validation", "best_strategy": "lora",
+             "best_mean": 0.7, "full_mean": None, "best_frozen_or_peft": "lora", "best_frozen_or_peft_mean": 0.7,
+             "full_beats": None, "crossover_n_train": None} for f, n in ((0.5, 40), (1.0, 80))]
+    print_result(CompareResult(out=tmp_path, results=[], recommendation={}, report={}, crossover=rows))
+    said = capsys.readouterr().out
+    assert "validation, by training-set size" in said and "full fine-tuning" not in said and "full wins" not in said
+    with_full = [{**row, "full_mean": 0.6, "full_beats": False} for row in rows]
+    print_result(CompareResult(out=tmp_path, results=[], recommendation={}, report={}, crossover=with_full))
+    said = capsys.readouterr().out
+    assert "full fine-tuning vs the best frozen/PEFT strategy" in said and "full wins" in said

@@ -306,12 +306,16 @@ def print_result(result: CompareResult, *, as_json: bool = False) -> None:
     if any(c["fitted"] for c in curves.values()):
         console.print(learning_curve_table(rec))
     elif result.crossover:
-        table = Table(title="validation, by training-set size: full fine-tuning vs the best frozen/PEFT strategy")
-        for col in ("data fraction", "train examples", "best", "full", "best frozen/PEFT", "full wins"):
+        # full fine-tuning's columns only where it ran: without it the table is the best strategy per size
+        full = any(row["full_mean"] is not None for row in result.crossover)
+        table = Table(title="validation, by training-set size" +
+                      (": full fine-tuning vs the best frozen/PEFT strategy" if full else ""))
+        for col in ("data fraction", "train examples", "best", *(("full",) if full else ()), "best frozen/PEFT",
+                    *(("full wins",) if full else ())):
             table.add_column(col, justify="right")
         for row in result.crossover:
             metric = row["metric"]
-            table.add_row(
+            cells = [
                 f"{row['data_fraction']:g}",
                 "–" if row["n_train"] is None else f"{row['n_train']:,}",
                 f"{row['best_strategy']} {format_metric(row['best_mean'], metric)}",
@@ -319,7 +323,8 @@ def print_result(result: CompareResult, *, as_json: bool = False) -> None:
                 "–" if row["best_frozen_or_peft"] is None
                 else f"{row['best_frozen_or_peft']} {format_metric(row['best_frozen_or_peft_mean'], metric)}",
                 "–" if row["full_beats"] is None else ("yes" if row["full_beats"] else "no"),
-            )
+            ]
+            table.add_row(*(cells if full else cells[:3] + cells[4:5]))
         console.print(table)
     if rec.get("strategy"):
         console.print(f"[bold]recommended: {rec['strategy']}[/bold]")
