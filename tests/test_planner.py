@@ -963,9 +963,7 @@ def test_a_planned_comparison_keeps_the_verdicts_pick_at_the_full_datas_first_se
 
     monkeypatch.setattr(runner, "_verdict", verdict)
     out = tmp_path / "planned"
-    assert main(["compare", "--model", str(tiny_bert_dir), "--data", str(sentiment_csv), "--strategies", "head,full",
-                 "--epochs", "1", "--batch-size", "8", "--data-fractions", "1.0", "--seeds", "2", "--plan",
-                 "--no-forgetting", "--no-pre-recommendation", "--out", str(out)]) == 0
+    assert main(_two_seeds_planned(tiny_bert_dir, sentiment_csv, out)) == 0
     said = capsys.readouterr().out
     assert asked == [[("full", 42), ("head", 42)]]  # asked once, about the first seed's runs
     (kept,) = picked
@@ -1076,9 +1074,7 @@ def test_the_runner_tells_the_planner_which_strategies_the_rungs_verdict_shows_w
 
     monkeypatch.setattr(runner, "_verdict", verdict)
     out = tmp_path / "planned"
-    assert main(["compare", "--model", str(tiny_bert_dir), "--data", str(sentiment_csv), "--strategies", "head,full",
-                 "--epochs", "1", "--batch-size", "8", "--data-fractions", "1.0", "--seeds", "2", "--plan",
-                 "--no-forgetting", "--no-pre-recommendation", "--out", str(out)]) == 0
+    assert main(_two_seeds_planned(tiny_bert_dir, sentiment_csv, out)) == 0
     capsys.readouterr()
     (stop,) = json.loads((out / "compare.json").read_text())["planning"]["stopped"]
     assert stop["strategy"] == "full" and "shows it worse than head" in stop["message"]
@@ -1166,3 +1162,10 @@ def test_a_comparison_stopped_after_its_screening_runs_does_not_say_it_produced_
     reasons = recommendation["reasons"] + stopped_early_reasons(planning)
     assert recommendation["strategy"] is None and not any("produced no results" in r for r in reasons)
     assert reasons[0].startswith("No strategy got past round 1 within the time budget: only head finished")
+
+
+def _two_seeds_planned(model, data, out) -> list[str]:
+    """``tunelab compare`` of head and full in rounds with two seeds: the full data's first seed is a rung."""
+    return ["compare", "--model", str(model), "--data", str(data), "--strategies", "head,full", "--epochs", "1",
+            "--batch-size", "8", "--data-fractions", "1.0", "--seeds", "2", "--plan", "--no-forgetting",
+            "--no-pre-recommendation", "--out", str(out)]

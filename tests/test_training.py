@@ -722,14 +722,11 @@ def test_a_pair_on_a_model_with_one_token_type_is_told_apart_by_separators_alone
     """A checkpoint with type_vocab_size 1 (RoBERTa-style) beside a BERT tokenizer, which numbers a pair's second
     text 1: the run gives it no token types (before: an index error in the first forward pass; on a GPU a
     device-side assert), and the artifact's tokenizer keeps that, so plain transformers runs it too."""
-    import random
 
     import torch
     import transformers as T
-    from datasets import Dataset
 
     from conftest import tiny_tokenizer
-    from tunelab.data import TaskData
     from tunelab.run.artifacts import predict
 
     tokenizer = tiny_tokenizer()
@@ -738,16 +735,7 @@ def test_a_pair_on_a_model_with_one_token_type_is_told_apart_by_separators_alone
     T.BertModel(config).save_pretrained(tmp_path / "m")
     tokenizer.save_pretrained(tmp_path / "m")
     assert "token_type_ids" in tokenizer("a", "b")  # the tokenizer alone would give the second text type 1
-    rng = random.Random(0)
-    words = "good bad film story long short".split()
-
-    def split(n):
-        return Dataset.from_dict({"text": [" ".join(rng.choices(words, k=5)) for _ in range(n)],
-                                  "text_pair": [" ".join(rng.choices(words, k=3)) for _ in range(n)],
-                                  "label": [i % 2 for i in range(n)]})
-
-    data = TaskData(task="classification", train=split(32), validation=split(16), test=split(16), label_names=["no", "yes"],
-                    source="toy-pairs", fingerprint="toy-pairs-one-type")
+    data = _toy_pairs("toy-pairs-one-type")
     train(TrainConfig(model=str(tmp_path / "m"), strategy="full", epochs=1, batch_size=8, out=str(tmp_path / "o")),
           data=data, progress=False)
     assert len(predict(tmp_path / "o", ["good film\tlong story"])) == 1
@@ -782,12 +770,9 @@ def test_a_pair_on_a_decoder_whose_tokenizer_glues_it_gets_a_separator_as_traine
     "on the mat" read as "The cat saton the mat". The tokenizer tunelab loads puts its EOS between the texts (a
     newline where it has none); training, the frozen-layer cache's tokens, prediction and the saved tokenizer
     encode a pair alike, the card says so, and a single text is encoded as before."""
-    import random
 
     import transformers as T
-    from datasets import Dataset
 
-    from tunelab.data import TaskData
     from tunelab.models import load_tokenizer
     from tunelab.run.artifacts import load_artifact, predict
     from tunelab.run.encoding import encode
@@ -803,16 +788,7 @@ def test_a_pair_on_a_decoder_whose_tokenizer_glues_it_gets_a_separator_as_traine
     _glued_decoder(tmp_path / "n", eos=False, config_eos=False)
     assert load_tokenizer(str(tmp_path / "n"))("the cat", "sat on")["input_ids"] == [the, cat, words.index("\n"), sat, on]
 
-    rng = random.Random(0)
-    vocabulary = "good bad film story long short".split()
-
-    def split(n):
-        return Dataset.from_dict({"text": [" ".join(rng.choices(vocabulary, k=5)) for _ in range(n)],
-                                  "text_pair": [" ".join(rng.choices(vocabulary, k=3)) for _ in range(n)],
-                                  "label": [i % 2 for i in range(n)]})
-
-    data = TaskData(task="classification", train=split(32), validation=split(16), test=split(16), label_names=["no", "yes"],
-                    source="toy-pairs", fingerprint="toy-pairs-glued")
+    data = _toy_pairs("toy-pairs-glued")
     config = TrainConfig(model=str(tmp_path / "m"), strategy="last-n", epochs=1, batch_size=8, out=str(tmp_path / "o"))
     run = prepare(config, data)
     first = data.train[0]
@@ -1271,3 +1247,23 @@ def test_train_without_progress_draws_no_bar_of_the_libraries_either(tiny_bert_d
     captured = capsys.readouterr()
     assert "tokenizing" not in captured.err + captured.out, captured.err[-500:]
     assert datasets.is_progress_bar_enabled()  # the caller's setting is restored
+
+
+def _toy_pairs(fingerprint: str):
+    """A toy text-pair task (5-word texts, 3-word second texts, labels alternating): 32 / 16 / 16 rows."""
+    import random
+
+    from datasets import Dataset
+
+    from tunelab.data import TaskData
+
+    rng = random.Random(0)
+    words = "good bad film story long short".split()
+
+    def split(n):
+        return Dataset.from_dict({"text": [" ".join(rng.choices(words, k=5)) for _ in range(n)],
+                                  "text_pair": [" ".join(rng.choices(words, k=3)) for _ in range(n)],
+                                  "label": [i % 2 for i in range(n)]})
+
+    return TaskData(task="classification", train=split(32), validation=split(16), test=split(16), label_names=["no", "yes"],
+                    source="toy-pairs", fingerprint=fingerprint)
