@@ -324,3 +324,24 @@ def test_a_small_steady_gain_over_the_model_as_loaded_is_shown_pair_by_pair(tmp_
     assert rec["chance"]["learned"] is False and rec["chance"]["paired_gaps"]["lora"]["high"] > 0
     warning = next(r for r in rec["reasons"] if r.startswith("lora is not shown"))
     assert "it differs from it by" in warning and "text by text (95 % paired interval), which reaches no change" in warning
+
+
+def test_a_strategy_stopped_at_the_full_data_keeps_its_numbers_with_their_intervals(tmp_path, labels):
+    """A strategy a planned comparison stopped after the full data's first seed is not ranked by the verdict, and its
+    row in the report's table showed its validation and test values bare, though its outputs were saved: the table
+    gives it its own intervals, computed as the verdict computes every other's."""
+    from tunelab.report.tables import results_table
+
+    y_val, y_test = labels["validation"], labels["test"]
+    lora = record(tmp_path, "lora", {"validation": outputs(y_val, predictions(y_val, 0.75, 1)),
+                                     "test": outputs(y_test, predictions(y_test, 0.74, 2))}, train_time=10)
+    stop = {"strategy": "lora", "status": "stopped_early", "round": 2, "data_fraction": 1.0, "reason": "halved",
+            "message": "after round 2 ..."}
+    rows = {r["strategy"]: r for r in results_table([lora], recommendation={
+        "metric": "accuracy", "ranking": [], "alpha": 0.05, "planning": {"stopped": [stop]}})}
+    row = rows["lora"]
+    assert row["status"] == "stopped early (1 seed)"
+    for split, value in (("validation", 0.75), ("test", 0.74)):
+        span = row[split]
+        assert span["split"] == split and span["estimate"] == pytest.approx(value)
+        assert span["low"] < value < span["high"] and span["high"] - span["low"] < 0.06 and span["level"] == 0.95

@@ -54,10 +54,11 @@ def results_table(results: list[dict], *, recommendation: dict | None = None) ->
     if recommendation is None:
         recommendation = recommend_from_results(results)
     ranked = {r["strategy"]: r for r in recommendation.get("ranking") or []}
+    level = 1.0 - float(recommendation.get("alpha") or 0.05)
     rows = []
     for s in summarize_strategies(results, metric=recommendation.get("metric")):
         share = s.trainable_share
-        rank = ranked.get(s.strategy, {})
+        rank = ranked.get(s.strategy) or (_own_intervals(s, level) if s.ok else {})
         rows.append(
             {
                 "strategy": s.strategy,
@@ -71,7 +72,7 @@ def results_table(results: list[dict], *, recommendation: dict | None = None) ->
                 "val_std": s.val_std,
                 "validation": rank.get("validation"),
                 "test": rank.get("test"),
-                "level": 1.0 - float(recommendation.get("alpha") or 0.05),
+                "level": level,
                 "trainable_params": s.mean_of(lambda r: r.train_info.trainable_params),
                 "total_params": s.mean_of(lambda r: r.train_info.total_params),
                 "trainable_share_pct": None if share is None else 100.0 * share,
@@ -91,6 +92,15 @@ def results_table(results: list[dict], *, recommendation: dict | None = None) ->
     _mark_stopped_at_the_end(rows, recommendation)
     rows.extend(_left_before_the_end(rows, recommendation))
     return rows
+
+
+def _own_intervals(s: StrategySummary, level: float) -> dict[str, Any]:
+    """The intervals of a strategy the verdict did not rank (one a planned comparison stopped after the full data's
+    first seed), computed as the verdict computes every other's."""
+    from tunelab.advice.verdict import interval_dict, metric_interval
+
+    return {split: interval_dict(metric_interval(s, split, s.metric, level=level), split)
+            for split in ("validation", "test")}
 
 
 def _mark_stopped_at_the_end(rows: list[dict], recommendation: dict) -> None:
