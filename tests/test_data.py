@@ -1024,3 +1024,16 @@ def test_decimal_labels_that_repeat_as_classes_are_read_as_names(tmp_path: Path)
     quantity = [{"text": f"{r['text']} {i}", "label": f"{i / 7:.3f}"} for i, r in enumerate(rows(60))]
     with pytest.raises(DataError, match="non-integral numbers"):
         load_task_data(str(write(tmp_path, "q.csv", csv_text(quantity))))
+
+
+def test_conversations_asked_for_classification_are_said_to_have_no_labels(tmp_path):
+    """A chat JSONL (a 'messages' column only) with --task classification said "no text column 'text' ... pass
+    --text-column NAME", and following that hint led to "holds a list, not text": it is said that the file holds
+    conversations without labels, and what to give instead."""
+    path = tmp_path / "chat.jsonl"
+    path.write_text("\n".join(json.dumps({"messages": [{"role": "user", "content": f"What is {i}+{i}?"},
+                                                        {"role": "assistant", "content": f"{2 * i}."}]})
+                              for i in range(30)) + "\n")
+    with pytest.raises(DataError, match=r"chat.jsonl: holds conversations without labels, so it cannot be used for "
+                                        r"classification; .*--task causal-lm"):
+        load_task_data(str(path), task="classification")

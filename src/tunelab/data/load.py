@@ -221,7 +221,8 @@ def _looks_like_path(spec: str) -> bool:
 
 def infer_task(task: str | None, table: Table, text_column: str, label_column: str) -> str:
     """The task asked for, or the one the data implies (labels: classification; text or chat: causal-lm)."""
-    if task == "classification" and table.task_hint == "causal-lm":
+    unlabelled_chat = is_chat(table) and label_column not in table.columns
+    if task == "classification" and (table.task_hint == "causal-lm" or unlabelled_chat):
         raise DataError(
             f"{table.origin}: holds {'conversations' if 'messages' in table.columns else 'plain text'} without labels, "
             "so it cannot be used for classification; "
