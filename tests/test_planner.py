@@ -1169,3 +1169,20 @@ def _two_seeds_planned(model, data, out) -> list[str]:
     return ["compare", "--model", str(model), "--data", str(data), "--strategies", "head,full", "--epochs", "1",
             "--batch-size", "8", "--data-fractions", "1.0", "--seeds", "2", "--plan", "--no-forgetting",
             "--no-pre-recommendation", "--out", str(out)]
+
+
+def test_a_lone_strategy_goes_to_the_last_round_counted_as_such(tiny_bert_dir, sentiment_csv, tmp_path, capsys,
+                                                                monkeypatch):
+    """With one strategy left (here from the start) the planner skips to its last rung, and the console said
+    "round 1/3: head ... (the final round)": the round count is the rounds that run."""
+    from tunelab.cli.main import main
+    from tunelab.compare import executors
+
+    monkeypatch.setattr(executors, "make_executor", lambda *a, **k: executors.LocalExecutor(isolate=False))
+    assert main(["compare", "--model", str(tiny_bert_dir), "--data", str(sentiment_csv), "--strategies", "head",
+                 "--epochs", "1", "--batch-size", "8", "--data-fractions", "0.5,1.0", "--seeds", "2", "--plan",
+                 "--no-forgetting", "--no-pre-recommendation", "--out", str(tmp_path / "one")]) == 0
+    said = capsys.readouterr().out
+    rounds = [line for line in said.splitlines() if line.startswith("round ") and ": " in line and "[" not in line]
+    assert rounds == [next(line for line in rounds if "(the final round)" in line)], said
+    assert rounds[0].startswith("round 1/1: head"), rounds

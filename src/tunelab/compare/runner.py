@@ -900,7 +900,8 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
     told, told_rounds = 0, set()
     while (rnd := planner.next_round(time.time() - started)) is not None:
         told = _say_stops(planner, say, told, told_rounds)
-        say(f"round {rnd.index}/{len(planner.rungs_)}: {', '.join(rnd.strategies)} on data fraction {rnd.fraction:g}"
+        rounds_in_all = rnd.index if rnd.final else len(planner.rungs_)  # a lone strategy left skips to the last
+        say(f"round {rnd.index}/{rounds_in_all}: {', '.join(rnd.strategies)} on data fraction {rnd.fraction:g}"
             + (" (the final round)" if rnd.final else
                f", seed {base.seed} (the other seeds go to those that remain)" if not rnd.screening else ""))
         named_fraction = rnd.screening or len(opts.data_fractions) > 1
