@@ -824,3 +824,37 @@ def test_a_causal_lm_run_measures_the_model_as_loaded_where_it_starts_as_it(arch
     record = tunelab.run.training.train(_config(arch_dir("bert"), "lora", tmp_path / "cls", tmp_path / "f"),
                                         data=data_for("classification"), progress=False)
     assert "as_loaded_validation" not in record["train_info"]  # a classifier's new head is random: no such reference
+
+
+@pytest.mark.parametrize("arch", ["roberta", "xlm-roberta"])
+def test_an_encoder_keeps_its_own_padding_id_where_its_tokenizer_pads_with_another(arch, tmp_path):
+    """A RoBERTa / XLM-R checkpoint whose config keeps its family's padding id (1) beside a tokenizer that pads with
+    another (0; a user's own vocabulary): its position table numbers positions from ``pad_token_id + 1``, so loading it
+    with the tokenizer's id shifted every pre-trained position by one and the frozen body computed something else
+    than the checkpoint. The body computes what plain transformers computes, and the model card's loading lines and
+    ``tunelab predict``'s loader give the trained logits."""
+    import transformers as T
+
+    from tunelab.run.artifacts import load_artifact
+
+    build = {"roberta": lambda tok: T.RobertaModel(T.RobertaConfig(vocab_size=tok.vocab_size, pad_token_id=1, max_position_embeddings=64, **DIMS)),
+             "xlm-roberta": lambda tok: T.XLMRobertaModel(T.XLMRobertaConfig(vocab_size=tok.vocab_size, pad_token_id=1, max_position_embeddings=64, **DIMS))}
+    folder = _saved_tiny(tmp_path / "base", build[arch])
+    tokenizer = tiny_tokenizer()
+    assert tokenizer.pad_token_id == 0
+    enc = tokenizer(TEXTS, padding=True, return_tensors="pt")
+    ids = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+    head = run_captured(_config(folder, "head", tmp_path / "head", tmp_path / "features"), data_for("classification"))
+    plain = T.AutoModel.from_pretrained(folder).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(head.model.base_model(**ids).last_hidden_state, plain(**ids).last_hidden_state)
+
+    lora = run_captured(_config(folder, "lora", tmp_path / "lora", tmp_path / "features"), data_for("classification"))
+    card = (lora.model_dir / "README.md").read_text()
+    code = re.findall(r"```python\n(.*?)```", card, re.S)[0].replace("THIS_FOLDER", repr(str(lora.model_dir)))
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)  # noqa: S102 - the model card's own loading lines
+    assert_same_logits(namespace["model"].eval(), lora.model, lora.model_dir, TEXTS, rtol=1e-5, atol=1e-5)
+    loaded, _, _ = load_artifact(tmp_path / "lora")
+    assert_same_logits(loaded, lora.model, lora.model_dir, TEXTS, rtol=1e-5, atol=1e-5)

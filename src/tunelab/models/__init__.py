@@ -26,6 +26,7 @@ from tunelab.models.loading import (
     load_tokenizer,
     measurement_file,
     model_identity,
+    model_pad_token_id,
     read_last_token_from_mask,
     resolve_model,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "measurement_file",
     "model_identity",
     "model_layout",
+    "model_pad_token_id",
     "position_limit",
     "read_last_token_from_mask",
     "resolve_model",

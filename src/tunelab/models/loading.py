@@ -441,7 +441,7 @@ def load_model(
                     # one label per text, cross-entropy: a checkpoint fine-tuned multi-label (a toxicity classifier)
                     # states problem_type, and transformers would otherwise take its sigmoid loss on integer labels
                     problem_type="single_label_classification",
-                    pad_token_id=tokenizer.pad_token_id,
+                    pad_token_id=model_pad_token_id(load_model_config(name_or_path, trust_remote_code=trust_remote_code), tokenizer),
                     trust_remote_code=trust_remote_code,
                     dtype=dtype,
                 )
@@ -575,6 +575,20 @@ def _check_ids_fit(rows: int | None, tokenizer, datasets: Callable[[], Iterable[
         "this checkpoint, or resize the model's embeddings (model.resize_token_embeddings(len(tokenizer))) and "
         "save it before training"
     )
+
+
+def model_pad_token_id(config, tokenizer) -> int | None:
+    """The padding id a classifier of the model ``config`` describes is built with, for batches padded by ``tokenizer``.
+
+    An encoder keeps its checkpoint's own id where its config states one: its modules were built from it (a RoBERTa,
+    XLM-R or Longformer position table numbers positions from ``pad_token_id + 1``, so another id shifts every
+    pre-trained position by the difference), and nothing in it looks for padding by id (the attention mask masks the
+    tokenizer's padding). A decoder's classifier finds each text's last token by it, so a decoder, and a config that
+    states none, gets the tokenizer's. The artifact's loading (``tunelab predict``, the model card) passes the same."""
+    own = getattr(config, "pad_token_id", None)
+    if isinstance(own, int) and own >= 0 and not is_decoder(config):
+        return own
+    return tokenizer.pad_token_id
 
 
 def head_note(name_or_path: str, label_names: list[str], *, trust_remote_code: bool = False) -> str | None:

@@ -224,12 +224,12 @@ def model_card(run, metrics: dict[str, Any], *, merged: bool = False) -> str:
             "```python\nfrom peft import PeftModel\nfrom transformers import AutoModelForSequenceClassification\n"
             f"BASE = {base_path!r}  # the base model, as adapter_config.json records it\n"
             f"base = AutoModelForSequenceClassification.from_pretrained(BASE, id2label={id2label}, label2id={label2id}, "
-            f"pad_token_id={run.tokenizer.pad_token_id}, ignore_mismatched_sizes=True)\n"
+            f"pad_token_id={run.layout.model.config.pad_token_id}, ignore_mismatched_sizes=True)\n"
             "model = PeftModel.from_pretrained(base, THIS_FOLDER)\n```\n\n"
             f"or in one call, the base read from `adapter_config.json` (the labels must be given: {labels_why}):\n\n"
             "```python\nfrom peft import AutoPeftModelForSequenceClassification\n"
             f"model = AutoPeftModelForSequenceClassification.from_pretrained(THIS_FOLDER, "
-            f"id2label={id2label}, label2id={label2id}, pad_token_id={run.tokenizer.pad_token_id})\n```"
+            f"id2label={id2label}, label2id={label2id}, pad_token_id={run.layout.model.config.pad_token_id})\n```"
             if d.task == "classification"
             else "```python\nfrom peft import AutoPeftModelForCausalLM\nmodel = AutoPeftModelForCausalLM.from_pretrained(THIS_FOLDER)\n```"
         )
@@ -318,9 +318,14 @@ def load_artifact(path: str | Path, device: str | torch.device | None = None):
 
 
 def _load_artifact(path: str | Path, device: str | torch.device | None = None):
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import (
+        AutoConfig,
+        AutoModelForCausalLM,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+    )
 
-    from tunelab.models import label_config
+    from tunelab.models import label_config, model_pad_token_id
     from tunelab.models.loading import ensure_classifier_class, separate_pairs
     from tunelab.run.resilience import check_weight_files
 
@@ -346,7 +351,7 @@ def _load_artifact(path: str | Path, device: str | torch.device | None = None):
                     base_path,
                     **label_config(labels),
                     ignore_mismatched_sizes=True,  # a base that is itself a classifier: the adapter's head replaces its own
-                    pad_token_id=tokenizer.pad_token_id,
+                    pad_token_id=model_pad_token_id(AutoConfig.from_pretrained(base_path), tokenizer),  # as trained
                 )
             else:
                 base = AutoModelForCausalLM.from_pretrained(base_path)
