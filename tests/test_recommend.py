@@ -386,3 +386,19 @@ def test_a_causal_lms_advice_states_the_epochs_its_estimates_are_for(tiny_llama_
     (row,) = rec["estimates"]
     assert row["epochs"] != config.epochs_for(len(toy_lm_data.train))  # the texts alone would say another number
     assert rec["config"]["epochs"] == row["epochs"]
+
+
+def test_recommend_and_estimate_take_data_in_memory_as_train_does(tiny_bert_dir, toy_classification_data):
+    """A notebook's DataFrame, which ``train(config, data=frame)`` takes: ``recommend`` took ``str(frame)`` for a path
+    (an OSError, "File name too long") and ``estimate`` asked ``bool(frame)`` (pandas' "truth value ... ambiguous")."""
+    from tunelab.advice.estimate import estimate
+
+    frame = toy_classification_data.train.to_pandas().assign(
+        label=lambda f: [toy_classification_data.label_names[y] for y in f["label"]])
+    rec = recommend(str(tiny_bert_dir), frame, config=TrainConfig(batch_size=8, epochs=1, cache=False),
+                    strategies=["head", "full"], reference=REFERENCE, sample_size=16, isolate=False, measure_costs=False)
+    assert rec["strategy"] in {"head", "full"} and rec["config"]["data"].startswith("in-memory")
+    assert rec["data"]["n_train"] < len(frame)  # read and split as a file is
+    est = estimate(TrainConfig(model=str(tiny_bert_dir), strategy="head", batch_size=8, max_length=32, cache=False),
+                   data=frame, isolate=False, warmup_steps=1, timed_steps=1, reuse=False)
+    assert est["examples_per_epoch"] == rec["data"]["n_train"]

@@ -66,7 +66,8 @@ def estimate(
 ) -> dict[str, Any]:
     """Estimate time per epoch and peak memory of training ``config`` (see the module docstring).
 
-    ``data``: a :class:`~tunelab.data.TaskData` to use instead of loading ``config.data``;
+    ``data``: a :class:`~tunelab.data.TaskData`, or data in memory as :func:`~tunelab.run.training.train` takes it
+    (a datasets Dataset / DatasetDict or a pandas DataFrame), to use instead of loading ``config.data``;
     ``use_data=False`` ignores ``config.data`` and times synthetic ``max_length`` examples.
     ``reuse``: return the stored measurement of the same model files, cost-relevant options, data and
     machine when there is one (``False`` measures again and stores the new one).
@@ -89,6 +90,12 @@ def estimate(
         from tunelab.run.training import load_data
 
         data = load_data(config)  # here, once: its fingerprint is part of the stored measurement's key
+    elif data is not None:
+        from tunelab.data import TaskData
+        from tunelab.run.training import given_data
+
+        if not isinstance(data, TaskData):  # a Dataset or DataFrame, read as train reads it (it failed on bool(data))
+            config, data = given_data(config, data)
     stored = _stored_path(job, data, isolate)
     if reuse and stored.is_file():
         return _reused(stored)

@@ -80,6 +80,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import random
 import statistics
 from collections.abc import Callable
@@ -559,7 +560,8 @@ def recommend(
 ) -> dict[str, Any]:
     """Measure the data, the domain and the cost, and recommend a strategy (rule: module docstring).
 
-    ``data`` is a data spec (built-in name or path) or a :class:`~tunelab.data.TaskData`; ``config``
+    ``data`` is a data spec (built-in name or path), a :class:`~tunelab.data.TaskData`, or data in memory as
+    :func:`~tunelab.run.training.train` takes it (a datasets Dataset / DatasetDict or a pandas DataFrame); ``config``
     carries the training options the cost is estimated for (batch size, max length, epochs, cache, ...);
     ``reuse=False`` measures every strategy's steps again instead of reusing stored measurements.
     ``measure_costs=False`` (``compare``: its own first runs measure the costs) leaves the steps untimed
@@ -642,17 +644,20 @@ def _calibrated_advice(model: str, task_data: Any, stats: dict[str, Any], domain
 
 
 def _resolved(model: str, data: Any, config: TrainConfig | None) -> tuple[TrainConfig, Any]:
-    """The checked config for ``model`` and the task data (loaded when ``data`` is a spec)."""
+    """The checked config for ``model`` and the task data (loaded when ``data`` is a spec; read and split as
+    :func:`~tunelab.run.training.train` reads it when it is a Dataset / DatasetDict or DataFrame in memory)."""
     from tunelab.data.types import TaskData
-    from tunelab.run.training import load_data
+    from tunelab.run.training import given_data, load_data
 
     config = (config or TrainConfig()).replace(model=model)
     if isinstance(data, TaskData):
         task_data = data
         config.data = data.source or config.data
-    else:
-        config.data = str(data)
+    elif isinstance(data, str | os.PathLike):
+        config.data = os.fspath(data)
         task_data = load_data(config)
+    else:  # in memory: str() of a DataFrame was taken for a path ("File name too long")
+        config, task_data = given_data(config, data)
     config.task = task_data.task
     config.validate()
     from tunelab.models.loading import check_model_for_task
