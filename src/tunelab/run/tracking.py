@@ -150,12 +150,25 @@ def tracking(report_to: str | None, out_dir: Path) -> Iterator[str | None]:
 def log_record_to_mlflow(run_id: str, record: Mapping[str, Any]) -> None:
     """Add a finished run's final numbers and status to an existing MLflow run, at the run's last optimizer step
     (``train_info.steps``; 0 for a record without it), where the Trainer's own last losses are: at step 0 a chart of
-    the final numbers against steps put them before training."""
+    the final numbers against steps put them before training. A number the run already holds at that step is not
+    logged again: the Trainer logs the test split's metrics itself, and a comparison logs each child's record after
+    its run did (a run's ``test_accuracy`` had three identical points at its last step)."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()
     step = int((record.get("train_info") or {}).get("steps") or 0)
+    logged = client.get_run(run_id).data.metrics  # each metric's latest value
     for name, value in flat_record_metrics(record).items():
+        if name in logged and _logged_at(client, run_id, name, value, step):
+            continue
         client.log_metric(run_id, name, value, step=step)
     status = (record.get("run_info") or {}).get("status", "success")
     client.set_tag(run_id, "tunelab.status", status)
+
+
+def _logged_at(client, run_id: str, name: str, value: float, step: int) -> bool:
+    """Whether the MLflow run holds ``value`` for metric ``name`` at ``step`` already."""
+    import math
+
+    return any(m.step == step and math.isclose(m.value, value, rel_tol=1e-9, abs_tol=0.0)
+               for m in client.get_metric_history(run_id, name))
