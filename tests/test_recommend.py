@@ -402,3 +402,31 @@ def test_recommend_and_estimate_take_data_in_memory_as_train_does(tiny_bert_dir,
     est = estimate(TrainConfig(model=str(tiny_bert_dir), strategy="head", batch_size=8, max_length=32, cache=False),
                    data=frame, isolate=False, warmup_steps=1, timed_steps=1, reuse=False)
     assert est["examples_per_epoch"] == rec["data"]["n_train"]
+
+
+def test_recommend_and_estimate_leave_the_callers_random_streams_where_they_were(tiny_bert_dir, toy_classification_data):
+    """As ``train`` does: the domain signal seeded torch, and steps timed in-process seeded Python's, NumPy's and
+    torch's streams (``set_seed``), so a notebook's own seeded draws after the advice restarted from tunelab's seed."""
+    import random
+
+    import numpy as np
+    import torch
+
+    from tunelab.advice.estimate import estimate
+
+    def draws():
+        return random.random(), float(np.random.rand()), float(torch.rand(1))
+
+    def after(call):
+        random.seed(7), np.random.seed(7), torch.manual_seed(7)
+        call()
+        return draws()
+
+    random.seed(7), np.random.seed(7), torch.manual_seed(7)
+    expected = draws()
+    config = TrainConfig(batch_size=8, max_length=32, cache=False)
+    assert after(lambda: recommend(str(tiny_bert_dir), toy_classification_data, config=config, strategies=["head"],
+                                   reference=REFERENCE, sample_size=16, warmup_steps=1, timed_steps=1, isolate=False,
+                                   reuse=False)) == expected
+    assert after(lambda: estimate(config.replace(model=str(tiny_bert_dir), strategy="head"), data=toy_classification_data,
+                                  isolate=False, warmup_steps=1, timed_steps=1, reuse=False)) == expected

@@ -100,7 +100,10 @@ def estimate(
     if reuse and stored.is_file():
         return _reused(stored)
     if not isolate:
-        result = _measure(job, data)
+        from tunelab.run.training import callers_random_state
+
+        with callers_random_state():  # the measurement seeds every stream (set_seed), as a run does; not the caller's
+            result = _measure(job, data)
         result["notes"].append("measured in-process: peak memory includes what this process held before")
     else:
         result = _run_isolated(job, data, timeout_s)

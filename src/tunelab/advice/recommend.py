@@ -538,6 +538,22 @@ def decide_untimed(amount: str, domain_level: str, candidates: list[str]) -> tup
                      "comparison's own runs measure them)"]
 
 
+def _keeping_callers_random_state(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` leaves the caller's random streams where they were, as :func:`~tunelab.run.training.train` does:
+    the domain signal seeds torch, and steps timed in this process (``isolate=False``) seed Python's, NumPy's and
+    torch's (transformers' ``set_seed``), so a notebook's own seeded draws after the advice went on from its seed."""
+
+    @functools.wraps(function)
+    def keeping(*args: Any, **kwargs: Any) -> Any:
+        from tunelab.run.training import callers_random_state
+
+        with callers_random_state():
+            return function(*args, **kwargs)
+
+    return keeping
+
+
+@_keeping_callers_random_state
 def recommend(
     model: str,
     data: Any,
