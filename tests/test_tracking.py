@@ -253,3 +253,34 @@ def test_a_run_writes_its_progress_for_watchers_and_compare_reads_it_with_an_eta
     write_json(tmp_path / "r1" / "progress.json", {"phase": "training", "step": 5, "max_steps": 10, "epoch": 1.0, "loss": 0.5})
     display.progress(jobs[1])
     assert lines and "epoch 1, step 5/10" in lines[-1] and "loss 0.5000" in lines[-1] and "ETA" in lines[-1]
+
+
+def test_an_interrupted_train_run_ends_its_mlflow_run_killed_and_a_failed_one_failed(
+        tiny_bert_dir, toy_classification_data, tmp_path, monkeypatch):
+    """Ctrl-C (or SIGTERM) stops a run with a checkpoint that --resume continues: its MLflow run ends KILLED, as a
+    comparison's interrupted children do, not FAILED like a run that broke."""
+    MlflowClient = pytest.importorskip("mlflow.tracking").MlflowClient
+
+    from tunelab.run import training
+    from tunelab.run.resilience import RunInterrupted
+
+    uri = (tmp_path / "mlruns").as_uri()
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt("Ctrl-C")
+
+    monkeypatch.setattr(training, "_final_metrics", stopped)
+    with pytest.raises(RunInterrupted):
+        train(_config(tiny_bert_dir, tmp_path, report_to="mlflow"), data=toy_classification_data, progress=False)
+
+    def broken(*args, **kwargs):
+        raise ValueError("broken")
+
+    monkeypatch.setattr(training, "_final_metrics", broken)
+    with pytest.raises(ValueError):
+        train(_config(tiny_bert_dir, tmp_path, report_to="mlflow").replace(out=str(tmp_path / "other")),
+              data=toy_classification_data, progress=False)
+    statuses = {r.info.run_name: r.info.status for r in MlflowClient(tracking_uri=uri).search_runs(["0"])}
+    assert statuses == {"run": "KILLED", "other": "FAILED"}

@@ -127,7 +127,8 @@ def flat_record_metrics(record: Mapping[str, Any]) -> dict[str, float]:
 def tracking(report_to: str | None, out_dir: Path) -> Iterator[str | None]:
     """The trackers of one run, for the duration of a block: their environment, and the MLflow run
     (yielded: its id, or ``None`` without MLflow) kept open from before the Trainer is built until the
-    final record is logged, so that the test evaluation after training lands in the same run. A run
+    final record is logged, so that the test evaluation after training lands in the same run. It ends ``FINISHED``,
+    ``KILLED`` when an interrupt stopped it (it was ``FAILED``, unlike a comparison's children) or ``FAILED``. A run
     that a caller opened (``MLFLOW_RUN_ID``, an active run) is used and left open."""
     trackers = parse_report_to(report_to)
     with environment(trainer_environment(trackers, out_dir)):
@@ -142,6 +143,9 @@ def tracking(report_to: str | None, out_dir: Path) -> Iterator[str | None]:
         try:
             yield run.info.run_id
             status = "FINISHED"
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM (a checkpoint saved, --resume continues): as a comparison's runs
+            status = "KILLED"
+            raise
         finally:
             if opened:
                 mlflow.end_run(status)
