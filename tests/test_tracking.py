@@ -9,7 +9,7 @@ import pytest
 
 from tunelab import TrainConfig, train
 from tunelab.errors import ConfigError
-from tunelab.run.tracking import parse_report_to
+from tunelab.run.tracking import flat_record_metrics, parse_report_to
 
 
 def _config(tiny_bert_dir, tmp_path, **kw):
@@ -63,13 +63,21 @@ def test_a_tracking_server_that_is_down_is_asked_once_not_retried_for_minutes(mo
 def test_tensorboard_gets_the_runs_losses(tiny_bert_dir, toy_classification_data, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    train(_config(tiny_bert_dir, tmp_path, report_to="tensorboard"), data=toy_classification_data, progress=False)
+    record = train(_config(tiny_bert_dir, tmp_path, report_to="tensorboard"), data=toy_classification_data, progress=False)
     events = list((tmp_path / "run" / "tensorboard").rglob("events.out.tfevents.*"))
     assert events
     acc = EventAccumulator(str(events[0].parent))
     acc.Reload()
     tags = acc.Tags()["scalars"]
     assert "train/loss" in tags and any(t.startswith("eval/") for t in tags)
+    # and tunelab's final numbers (cost, forgetting), at the run's last step, as MLflow gets them: they went to MLflow alone
+    acc = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    acc.Reload()
+    steps = record["train_info"]["steps"]
+    for name in ("test_accuracy", "train_time_s", "peak_memory_mb", "trainable_share"):
+        scalars = acc.Scalars(f"tunelab/{name}")
+        assert [e.step for e in scalars] == [steps], name
+        assert scalars[0].value == pytest.approx(flat_record_metrics(record)[name], rel=1e-6), name
 
 
 def test_mlflow_gets_the_losses_and_tunelabs_final_numbers(tiny_bert_dir, toy_classification_data, tmp_path, monkeypatch):

@@ -29,6 +29,11 @@ TENSORBOARD_DIR = "tensorboard"
 _NEEDS = {"tensorboard": "tensorboard", "mlflow": "mlflow-skinny (or mlflow)", "wandb": "wandb", "comet_ml": "comet_ml"}
 
 
+def tracker_names(text: str | None) -> list[str]:
+    """The names a ``--report-to`` value lists, unchecked (``none`` or empty: none)."""
+    return [n.strip() for n in (text or "").split(",") if n.strip() and n.strip() != NONE]
+
+
 def parse_report_to(text: str | None) -> list[str]:
     """The tracker names in a ``--report-to`` value (``none`` or empty: no tracker); each checked
     against the Trainer's integrations and against what is installed."""
@@ -37,7 +42,7 @@ def parse_report_to(text: str | None) -> list[str]:
         get_available_reporting_integrations,
     )
 
-    names = [n.strip() for n in (text or "").split(",") if n.strip() and n.strip() != NONE]
+    names = tracker_names(text)
     if names == ["all"]:
         return list(get_available_reporting_integrations())
     unknown = [n for n in names if n not in INTEGRATION_TO_CALLBACK]
@@ -149,6 +154,33 @@ def tracking(report_to: str | None, out_dir: Path) -> Iterator[str | None]:
         finally:
             if opened:
                 mlflow.end_run(status)
+
+
+def log_record(report_to: str | None, out_dir: Path, mlflow_run_id: str | None, record: Mapping[str, Any]) -> None:
+    """A finished run's final numbers (:func:`flat_record_metrics`) to the trackers of ``report_to`` that tunelab
+    writes to itself: MLflow (:func:`log_record_to_mlflow`) and TensorBoard (:func:`log_record_to_tensorboard`; they
+    reached MLflow alone, and TensorBoard had the Trainer's test metrics but no cost nor forgetting)."""
+    names = tracker_names(report_to)
+    if names == ["all"]:
+        names = parse_report_to("all")
+    if mlflow_run_id:
+        log_record_to_mlflow(mlflow_run_id, record)
+    if "tensorboard" in names:
+        log_record_to_tensorboard(Path(out_dir) / TENSORBOARD_DIR, record)
+
+
+def log_record_to_tensorboard(folder: Path, record: Mapping[str, Any]) -> None:
+    """A finished run's final numbers as ``tunelab/<name>`` scalars in the run's TensorBoard folder (where the
+    Trainer's event files are), at the run's last optimizer step, as in MLflow."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    step = int((record.get("train_info") or {}).get("steps") or 0)
+    writer = SummaryWriter(log_dir=str(folder))
+    try:
+        for name, value in flat_record_metrics(record).items():
+            writer.add_scalar(f"tunelab/{name}", value, global_step=step)
+    finally:
+        writer.close()
 
 
 def log_record_to_mlflow(run_id: str, record: Mapping[str, Any]) -> None:

@@ -48,7 +48,7 @@ from tunelab.run.heap import limit_onednn_primitive_cache, peak_rss_mb, release_
 from tunelab.run.outputs import AS_LOADED, ExampleOutputs, OutputCollector, reduce_logits
 from tunelab.run.progress import ProgressFile, RunProgress, library_bars_off, mark_done
 from tunelab.run.record import Artifact, MetaInfo, Metrics, RunRecord, TrainInfo, library_versions
-from tunelab.run.tracking import log_record_to_mlflow, parse_report_to, tracking
+from tunelab.run.tracking import log_record, parse_report_to, tracking
 from tunelab.strategies import as_loaded, get_strategy, trainable_parameters
 
 log = logging.getLogger("tunelab")
@@ -1108,8 +1108,8 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> Run
             config, started_at=started, wall_time_s=time.perf_counter() - wall0, metrics=metrics,
             meta_info=_meta_info(run), train_info=train_info, artifact=Artifact.from_dict(artifact) if artifact else None,
         )
-        if tracked:
-            log_record_to_mlflow(tracked, record.to_dict())
+        if ranks.is_main():
+            log_record(config.report_to, out, tracked, record.to_dict())
     _written_once(lambda: (record.write(out / "metrics.json"), _cleanup_checkpoints(out / "checkpoints"), mark_done(out)))
     return record
 
