@@ -1267,3 +1267,17 @@ def _toy_pairs(fingerprint: str):
 
     return TaskData(task="classification", train=split(32), validation=split(16), test=split(16), label_names=["no", "yes"],
                     source="toy-pairs", fingerprint=fingerprint)
+
+
+def test_a_run_that_fails_after_training_started_leaves_its_fresh_folder_free_for_the_retry(
+        tiny_bert_dir, toy_classification_data, tmp_path):
+    """A run that diverged (non-finite loss) in a folder it created left progress.json (and its tensorboard/ events)
+    there, so the retry with a sane --lr was refused: 'output folder ... is not empty: pass --overwrite'."""
+    from tunelab.errors import TrainingError
+
+    config = TrainConfig(model=str(tiny_bert_dir), strategy="head", epochs=1, batch_size=4, forgetting=False,
+                         out=str(tmp_path / "run"), report_to="tensorboard")
+    with pytest.raises(TrainingError, match="non-finite"):
+        train(config.replace(lr=1e6, head_lr=1e6), data=toy_classification_data, progress=False)
+    assert not (tmp_path / "run").exists(), sorted(p.name for p in (tmp_path / "run").rglob("*"))
+    assert train(config, data=toy_classification_data, progress=False)["run_info"]["status"] == "success"

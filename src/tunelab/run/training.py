@@ -830,14 +830,19 @@ def callers_random_state():
 
 def _remove_failed_run(out: Path) -> None:
     """After a failure in a folder the run created: remove what it wrote (the config, an empty
-    ``checkpoints/``, temporaries), unless a complete checkpoint is there for ``--resume``."""
+    ``checkpoints/``, its progress file, its outputs and TensorBoard events, temporaries), unless a complete
+    checkpoint is there for ``--resume``: a diverged run left progress.json, and its retry with another --lr was
+    refused as a folder that is not empty."""
     import shutil
 
     from tunelab.run import resilience
+    from tunelab.run.progress import PROGRESS_NAME
+    from tunelab.run.tracking import TENSORBOARD_DIR
 
     if not out.is_dir() or resilience.last_complete_checkpoint(out / resilience.CHECKPOINTS) is not None:
         return
-    for path in [out / resilience.CHECKPOINTS, out / "run_config.yaml", *out.glob(".tmp-*")]:
+    written = [resilience.CHECKPOINTS, "run_config.yaml", PROGRESS_NAME, "outputs", TENSORBOARD_DIR]
+    for path in [*(out / name for name in written), *out.glob(".tmp-*")]:
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         elif path.exists():
