@@ -490,3 +490,17 @@ def test_metric_is_read_in_any_spelling_of_its_words_and_a_typo_gets_a_suggestio
     with pytest.raises(ConfigError, match=r"--metric f1macro is unknown \(did you mean f1_macro\?\)"):
         compare(_base(tiny_bert_dir, toy_csv), ["head"], out=tmp_path / "b", metric="f1macro",
                 isolate=False, pre_recommend=False, log=None)
+
+
+def test_strategies_given_as_one_string_are_the_names_it_lists(tiny_bert_dir, toy_csv, tmp_path):
+    """``compare(base, "head,lora")``, as ``--strategies head,lora`` is written, was spelled letter by letter:
+    "--strategies: unknown h, e, a, d, ,, l, ...". A string lists names separated by commas, in compare and recommend."""
+    from tunelab.advice.recommend import recommend
+
+    base = TrainConfig(model=str(tiny_bert_dir), data=str(toy_csv), epochs=1, batch_size=8)
+    with pytest.raises(ConfigError) as refused:
+        compare(base, "head, nope", out=tmp_path / "cmp", isolate=False, pre_recommend=False, log=None)
+    assert "unknown nope;" in str(refused.value) and "unknown h," not in str(refused.value)
+    with pytest.raises(TunelabError) as refused:
+        recommend(str(tiny_bert_dir), str(toy_csv), strategies="head,nope", measure_costs=False)
+    assert "nope" in str(refused.value) and "'h'" not in str(refused.value)

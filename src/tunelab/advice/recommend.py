@@ -561,7 +561,7 @@ def recommend(
     budget_minutes: float | None = None,
     memory_gb: float | None = None,
     config: TrainConfig | None = None,
-    strategies: list[str] | None = None,
+    strategies: list[str] | str | None = None,
     reference: list[str] | None = None,
     sample_size: int = 64,
     signal_max_length: int = 128,
@@ -682,16 +682,16 @@ def _resolved(model: str, data: Any, config: TrainConfig | None) -> tuple[TrainC
     return config, task_data
 
 
-def _candidates(strategies: list[str] | None, task: str, budget_minutes: float | None,
+def _candidates(strategies: list[str] | str | None, task: str, budget_minutes: float | None,
                 memory_gb: float | None) -> list[str]:
     """The strategies to weigh (those given, or every one that applies to ``task``), the budget checked."""
-    from tunelab.strategies import STRATEGIES
+    from tunelab.strategies import STRATEGIES, named_strategies
 
     if budget_minutes is not None and budget_minutes <= 0:
         raise TunelabError(f"--budget-minutes must be positive, got {budget_minutes}")
     if memory_gb is not None and memory_gb <= 0:
         raise TunelabError(f"--memory-gb must be positive, got {memory_gb}")
-    candidates = strategies or [n for n, cls in STRATEGIES.items() if task in cls.tasks]
+    candidates = named_strategies(strategies or []) or [n for n, cls in STRATEGIES.items() if task in cls.tasks]
     unknown = [s for s in candidates if s not in STRATEGIES]
     if unknown:
         raise TunelabError(f"--strategies: unknown {', '.join(unknown)}; use some of {', '.join(STRATEGIES)}")

@@ -455,7 +455,7 @@ class CompareOptions:
         return self.resume and not self.overwrite
 
 
-def compare(base: TrainConfig | None = None, strategies: Sequence[str] | None = None, *,
+def compare(base: TrainConfig | None = None, strategies: Sequence[str] | str | None = None, *,
             out: str | Path | None = None, options: CompareOptions | None = None,
             log: Callable[[str], None] | None = print, **option_values: Any) -> CompareResult:
     """Train the strategies on the same split, record each run, recommend, write the report.
@@ -468,13 +468,14 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] | None = 
     :class:`CompareOptions`, given as ``options=`` or as keywords (``seeds=2, tune_lr=True``).
     Without ``resume`` or ``overwrite``, a folder that already holds runs is refused.
 
-    ``strategies=None`` trains the default comparison for the task (:func:`~tunelab.strategies.default_comparison`);
+    ``strategies``: a list of names, or one string of comma-separated names as ``--strategies`` takes it; ``None``
+    trains the default comparison for the task (:func:`~tunelab.strategies.default_comparison`);
     a named strategy that does not apply to the task is refused before anything is written.
 
     Raises :class:`~tunelab.errors.ConfigError` for bad options; a run that fails is recorded, not raised.
     """
     from tunelab.run import ranks
-    from tunelab.strategies import default_comparison
+    from tunelab.strategies import default_comparison, named_strategies
 
     if ranks.distributed():  # every process would run the whole comparison and write the same folder
         raise ConfigError(f"tunelab compare runs in one process, which starts every run itself (this is one of "
@@ -489,7 +490,7 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] | None = 
         opts.metric = canonical_metric(opts.metric)
     base = (base or TrainConfig()).replace()
     named = strategies is not None
-    strategies = list(strategies) if named else default_comparison(base.task)
+    strategies = named_strategies(strategies) if named else default_comparison(base.task)
     problems = _problems(base, strategies, opts.seeds, opts.data_fractions, opts.lr_overrides, opts.lr_factors,
                          opts.tune_lr_epochs)
     if opts.isolate and opts.executor is None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import enum
 import math
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -164,6 +164,18 @@ def get_strategy(name: str) -> Strategy:
 def strategy_names() -> list[str]:
     """The registered strategies in listing order (fewest trained weights first)."""
     return sorted(STRATEGIES, key=lambda name: (STRATEGIES[name].order, name))
+
+
+def named_strategies(names: str | Iterable[str]) -> list[str]:
+    """The strategy names a caller gave: a list as it is, or one string of comma-separated names as ``--strategies``
+    takes it (``compare(base, "head,lora")`` was spelled letter by letter: "unknown h, e, a, d, ,, l, ...").
+
+    >>> named_strategies("head, lora"), named_strategies(["full"])
+    (['head', 'lora'], ['full'])
+    """
+    if isinstance(names, str):
+        return [name.strip() for name in names.split(",") if name.strip()]
+    return list(names)
 
 
 def default_comparison(task: str | None = None) -> list[str]:
