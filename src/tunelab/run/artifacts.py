@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from tunelab.errors import TunelabError, first_line
+from tunelab.errors import ConfigError, TunelabError, first_line
 from tunelab.io import LOCK_NAME, atomic_dir, check_folder, make_folder
 
 log = logging.getLogger("tunelab")
@@ -414,6 +414,12 @@ def predict(path: str | Path, texts: str | list[str], *, max_new_tokens: int = 4
     wrong = next((t for t in texts if not isinstance(t, str)), None)
     if wrong is not None:
         raise TypeError(f"predict takes a text or a list of texts (str); got a {type(wrong).__name__}: {wrong!r:.60}")
+    # the command line checked these; from Python they failed deep inside (range()'s or generate()'s ValueError)
+    problems = [f"{name} must be a whole number of at least 1, got {value!r}"
+                for name, value in (("max_new_tokens", max_new_tokens), ("batch_size", batch_size))
+                if not (isinstance(value, int) and value >= 1)]
+    if problems:
+        raise ConfigError(problems)
 
     from tunelab.run.progress import library_bars_off
 

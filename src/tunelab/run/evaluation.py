@@ -40,15 +40,26 @@ def _warn_if_other_data(data_spec: str, trained_on: str | None, scored: int, row
         "rows, is scored; --split all scores every row")
 
 
+SPLITS = ("train", "validation", "test", "all")
+"""What :func:`evaluate_artifact` scores: a split training made of the data, or ``all`` of its rows."""
+
+
 def evaluate_artifact(path, data_spec: str, *, split: str = "test", text_column: str | None = None,
                       label_column: str | None = None, seed: int | None = None, batch_size: int = 32) -> dict:
     """Score a trained folder on ``data_spec`` (:func:`_evaluate`), without the libraries' loading and tokenizing
     bars."""
     from tunelab.run.progress import library_bars_off
 
+    problems = []
+    if split not in SPLITS:  # the Python caller's 'dev' failed as a bare KeyError: 'dev'
+        problems.append(f"--split {split!r} is not a split: use one of {', '.join(SPLITS)} (all: every row, unsplit)")
     if seed is not None and not 0 <= seed < 2**32:  # the split's seed, as training's (TrainConfig.problems)
-        raise ConfigError(f"--seed must be in [0, 2^32), got {seed}: give the seed of the split to score, or leave it "
-                          "out for the run's own")
+        problems.append(f"--seed must be in [0, 2^32), got {seed}: give the seed of the split to score, or leave it "
+                        "out for the run's own")
+    if not (isinstance(batch_size, int) and batch_size >= 1):
+        problems.append(f"batch_size must be a whole number of at least 1, got {batch_size!r}")
+    if problems:
+        raise ConfigError(problems)
     with library_bars_off():
         return _evaluate(path, data_spec, split=split, text_column=text_column, label_column=label_column, seed=seed,
                          batch_size=batch_size)
