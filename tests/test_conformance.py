@@ -491,6 +491,22 @@ def test_a_run_says_which_weights_an_adapter_of_dense_projections_leaves_as_they
     assert {n for n, s in STRATEGIES.items() if s.adapts_modules} == {"lora", "ia3"}
 
 
+def test_a_convolutions_kernel_is_not_taken_for_fused_experts():
+    """ConvBERT's separable convolutions hold 3-D kernels inside its blocks: they were taken for a mixture of experts'
+    fused experts, so LoRA put peft's per-expert adapters (target_parameters) on the convolution kernels and IA3 said
+    that 0 % of the weights, "a mixture of experts' experts", stayed as pre-trained. No fused experts there: LoRA goes on
+    the dense projections alone, and nothing is said."""
+    import transformers as T
+
+    from tunelab.models import lora_targets, model_layout
+
+    layout = model_layout(_untrained(T.ConvBertConfig(vocab_size=64, pad_token_id=0, max_position_embeddings=64, embedding_size=32, **DIMS)))
+    assert any(p.dim() == 3 for p in layout.blocks[0].parameters())  # the convolutions' kernels
+    assert layout.fused_parameters == ()
+    assert layout.unadaptable_note("ia3") is None
+    assert lora_targets(layout).parameters == ()
+
+
 def test_lora_adapts_a_mixture_of_experts_fused_experts(tmp_path):
     """transformers 5 keeps a mixture of experts' experts as 3-D tensors (77 % of a tiny Mixtral), which LoRA on dense
     projections does not reach. LoRA adapts them too, as peft's target_parameters: they train, the frozen experts stay

@@ -53,12 +53,13 @@ class Layout:
     def fused_parameters(self) -> tuple[str, ...]:
         """Block weights held outside dense projections as tensors of three or more dimensions (a mixture of experts'
         fused experts, transformers 5: ``mlp.experts.gate_up_proj``, ``mlp.experts.down_proj``): names relative to a
-        block; () for a dense model. An adapter of dense projections does not reach them."""
+        block; () for a dense model. An adapter of dense projections does not reach them. A convolution's kernel is 3-D
+        too (ConvBERT's separable convolutions) but not fused experts: it is left out, as dense projections are."""
         from tunelab.models.probe import is_linear
 
         block = self.blocks[0]
-        dense = {f"{n}." for n, m in block.named_modules() if is_linear(m)}
-        return tuple(sorted({n for n, p in block.named_parameters() if p.dim() >= 3 and not n.startswith(tuple(dense))}))
+        own = {f"{n}." for n, m in block.named_modules() if is_linear(m) or isinstance(m, nn.modules.conv._ConvNd)}
+        return tuple(sorted({n for n, p in block.named_parameters() if p.dim() >= 3 and not n.startswith(tuple(own))}))
 
     def unadaptable_note(self, strategy: str, because: str = "") -> str | None:
         """One line when the blocks hold weights outside dense projections (:attr:`fused_parameters`) that ``strategy``
