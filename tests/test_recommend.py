@@ -430,3 +430,24 @@ def test_recommend_and_estimate_leave_the_callers_random_streams_where_they_were
                                    reuse=False)) == expected
     assert after(lambda: estimate(config.replace(model=str(tiny_bert_dir), strategy="head"), data=toy_classification_data,
                                   isolate=False, warmup_steps=1, timed_steps=1, reuse=False)) == expected
+
+
+def test_recommend_and_estimate_in_process_draw_no_bar_of_the_libraries(tiny_bert_dir, toy_classification_data, capsys):
+    """In a notebook, recommend() and an in-process estimate() drew transformers' and datasets' own bars ("Loading
+    weights: 100%|...", "Map: ..."), which train keeps quiet; the caller's setting is restored after."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    from tunelab.advice.estimate import estimate
+
+    datasets.enable_progress_bars()
+    hf_logging.enable_progress_bar()
+    config = TrainConfig(batch_size=8, max_length=32, cache=False)
+    capsys.readouterr()
+    recommend(str(tiny_bert_dir), toy_classification_data, config=config, strategies=["head"], reference=REFERENCE,
+              sample_size=16, warmup_steps=1, timed_steps=1, isolate=False, reuse=False)
+    estimate(config.replace(model=str(tiny_bert_dir), strategy="head"), data=toy_classification_data, isolate=False,
+             warmup_steps=1, timed_steps=1, reuse=False)
+    captured = capsys.readouterr()
+    assert "it/s]" not in captured.err and "examples/s]" not in captured.err, captured.err[-400:]
+    assert datasets.is_progress_bar_enabled() and hf_logging.is_progress_bar_enabled()

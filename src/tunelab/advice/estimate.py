@@ -100,9 +100,11 @@ def estimate(
     if reuse and stored.is_file():
         return _reused(stored)
     if not isolate:
+        from tunelab.run.progress import library_bars_off
         from tunelab.run.training import callers_random_state
 
-        with callers_random_state():  # the measurement seeds every stream (set_seed), as a run does; not the caller's
+        # the measurement seeds every stream (set_seed), as a run does; not the caller's; and draws no library bar
+        with callers_random_state(), library_bars_off():
             result = _measure(job, data)
         result["notes"].append("measured in-process: peak memory includes what this process held before")
     else:

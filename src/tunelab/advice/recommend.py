@@ -539,15 +539,17 @@ def decide_untimed(amount: str, domain_level: str, candidates: list[str]) -> tup
 
 
 def _keeping_callers_random_state(function: Callable[..., Any]) -> Callable[..., Any]:
-    """``function`` leaves the caller's random streams where they were, as :func:`~tunelab.run.training.train` does:
+    """``function`` leaves the caller's random streams where they were, and draws no bar of the libraries (loading
+    weights, tokenizing), as :func:`~tunelab.run.training.train` does:
     the domain signal seeds torch, and steps timed in this process (``isolate=False``) seed Python's, NumPy's and
     torch's (transformers' ``set_seed``), so a notebook's own seeded draws after the advice went on from its seed."""
 
     @functools.wraps(function)
     def keeping(*args: Any, **kwargs: Any) -> Any:
+        from tunelab.run.progress import library_bars_off
         from tunelab.run.training import callers_random_state
 
-        with callers_random_state():
+        with callers_random_state(), library_bars_off():  # and quiet, as train is: its own lines say the phase
             return function(*args, **kwargs)
 
     return keeping
