@@ -504,3 +504,21 @@ def test_strategies_given_as_one_string_are_the_names_it_lists(tiny_bert_dir, to
     with pytest.raises(TunelabError) as refused:
         recommend(str(tiny_bert_dir), str(toy_csv), strategies="head,nope", measure_costs=False)
     assert "nope" in str(refused.value) and "'h'" not in str(refused.value)
+
+
+def test_a_keyword_compare_does_not_take_is_one_line_naming_it():
+    """compare(base, data=frame) (train takes data in memory) raised CompareOptions.__init__'s raw TypeError, and a
+    misspelt option alike: one ConfigError line says where the value goes instead."""
+    import pandas as pd
+
+    from tunelab.compare.runner import compare
+    from tunelab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"compare\(data=...\): a comparison reads its data from base.data.*to_csv"):
+        compare(TrainConfig(), ["head"], data=pd.DataFrame({"text": ["a"], "label": ["x"]}))
+    with pytest.raises(ConfigError, match=r"compare\(epochs=...\): epochs is a setting of every run: give it in base"):
+        compare(TrainConfig(), ["head"], epochs=2)
+    with pytest.raises(ConfigError, match=r"compare\(seed=...\): .*give it in base|did you mean seeds"):
+        compare(TrainConfig(), ["head"], seed=2)
+    with pytest.raises(ConfigError, match=r"compare\(exhaustiv=...\): no such option \(did you mean exhaustive\?\)"):
+        compare(TrainConfig(), ["head"], exhaustiv=True)

@@ -483,7 +483,7 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] | str | N
                           "accelerate launch; --executor ray spreads its runs over a cluster, and `tunelab train` runs "
                           "one strategy over several processes")
     started = time.time()  # the budget counts from here: advice, cache and every run
-    opts = dataclasses.replace(options or CompareOptions(), **option_values)
+    opts = dataclasses.replace(options or CompareOptions(), **_known_options(option_values))
     opts.lr_overrides = dict(opts.lr_overrides or {})
     opts.data_fractions = sorted(float(f) for f in opts.data_fractions)
     if opts.metric is not None:  # macro-f1, F1 macro, f1-macro: the words of f1_macro
@@ -622,6 +622,29 @@ def default_compare_out(base: TrainConfig) -> Path:
     """Where a comparison writes when no ``out`` is given: ``runs/compare-MODEL-DATA``."""
     safe = lambda s: Path(str(s)).name or "data"  # noqa: E731
     return Path("runs") / f"compare-{safe(base.model)}-{safe(base.data)}"
+
+
+def _known_options(values: dict[str, Any]) -> dict[str, Any]:
+    """``compare``'s keywords when each is a :class:`CompareOptions` field; else one line naming the first that is not
+    (a :class:`TrainConfig` setting goes in ``base``; data in memory is written to a file first: every run, in its
+    own process, reads the data from ``base.data``)."""
+    import difflib
+
+    fields = [f.name for f in dataclasses.fields(CompareOptions)]
+    unknown = [name for name in values if name not in fields]
+    if not unknown:
+        return values
+    name = unknown[0]
+    if name == "data":
+        raise ConfigError("compare(data=...): a comparison reads its data from base.data, a path or a built-in name "
+                          "(each run reads it in its own process): write the data to a file first (DataFrame.to_csv, "
+                          "Dataset.save_to_disk) and pass TrainConfig(data=PATH)")
+    if name in {f.name for f in dataclasses.fields(TrainConfig)}:
+        raise ConfigError(f"compare({name}=...): {name} is a setting of every run: give it in base, "
+                          f"TrainConfig({name}=...)")
+    close = difflib.get_close_matches(name, fields, n=1)
+    raise ConfigError(f"compare({name}=...): no such option" + (f" (did you mean {close[0]}?)" if close else "")
+                      + "; the options are CompareOptions' fields")
 
 
 def _checked_out(base: TrainConfig, strategies: list[str], out: str | Path | None, opts: CompareOptions,
