@@ -44,6 +44,14 @@ def test_a_used_folder_is_refused_unless_overwrite_and_overwrite_keeps_user_file
     (out / "outputs" / "important.csv").unlink()
     (out / "outputs" / "validation.npz").write_text("")
     (out / MODEL_DIR / "tunelab.json").write_text("{}")  # a run's model folder
+    # the replaced run's TensorBoard events go too (kept, its curves were drawn beside the new run's); a file of the
+    # user's there is refused as elsewhere
+    (out / "tensorboard").mkdir()
+    (out / "tensorboard" / "events.out.tfevents.1.host").write_text("")
+    (out / "tensorboard" / "my-notes.md").write_text("mine")
+    with pytest.raises(TunelabError, match=r"--overwrite would delete .*tensorboard/my-notes.md, which no tunelab run"):
+        prepare_out_dir(out, overwrite=True, resume=False)
+    (out / "tensorboard" / "my-notes.md").unlink()
     prepare_out_dir(out, overwrite=True, resume=False)
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
     with pytest.raises(TunelabError, match="is a file"):

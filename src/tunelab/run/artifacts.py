@@ -21,6 +21,7 @@ import torch
 
 from tunelab.errors import ConfigError, TunelabError, first_line
 from tunelab.io import LOCK_NAME, atomic_dir, check_folder, make_folder
+from tunelab.run.tracking import TENSORBOARD_DIR
 
 log = logging.getLogger("tunelab")
 
@@ -47,16 +48,18 @@ def check_out_dir(out: Path, *, overwrite: bool, resume: bool) -> None:
             )
 
 
-REPLACED = (MODEL_DIR, "checkpoints", "metrics.json", "run_config.yaml", "outputs")
-"""What ``--overwrite`` replaces in a run's folder: the files and folders a run writes."""
+REPLACED = (MODEL_DIR, "checkpoints", "metrics.json", "run_config.yaml", "outputs", TENSORBOARD_DIR)
+"""What ``--overwrite`` replaces in a run's folder: the files and folders a run writes (its TensorBoard events too:
+kept, the replaced run's curves were drawn beside the new one's)."""
 
 
 def foreign_files(out: Path) -> list[Path]:
     """What ``--overwrite`` would delete in ``out`` that no tunelab run wrote: a ``model/`` folder without tunelab's
-    ``tunelab.json``, and anything in ``checkpoints/`` other than the Trainer's ``checkpoint-*`` folders or in
-    ``outputs/`` other than tunelab's ``*.npz`` files."""
+    ``tunelab.json``, and anything in ``checkpoints/`` other than the Trainer's ``checkpoint-*`` folders, in
+    ``outputs/`` other than tunelab's ``*.npz`` files or in ``tensorboard/`` other than event files."""
     out = Path(out)
     model, checkpoints, outputs = out / MODEL_DIR, out / "checkpoints", out / "outputs"
+    events = out / TENSORBOARD_DIR
     found: list[Path] = []
     if model.is_dir() and not (model / "tunelab.json").is_file() and any(model.iterdir()):
         found += sorted(p for p in model.rglob("*") if p.is_file())
@@ -64,6 +67,8 @@ def foreign_files(out: Path) -> list[Path]:
         found += sorted(p for p in checkpoints.iterdir() if not p.name.startswith(("checkpoint-", ".tmp-")))
     if outputs.is_dir():
         found += sorted(p for p in outputs.iterdir() if not (p.is_file() and p.suffix == ".npz"))
+    if events.is_dir():
+        found += sorted(p for p in events.rglob("*") if p.is_file() and not p.name.startswith("events.out.tfevents."))
     return found
 
 
