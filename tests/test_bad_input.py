@@ -203,6 +203,8 @@ CASES = [
     Case("a folder as --config", lambda t: ["--data", good(t), "--config", str(t)], ("is a folder", "YAML file")),
     Case("a folder as --reference-text", lambda t: ["--data", good(t), "--reference-text", str(t)],
          ("--reference-text", "is a folder", "plain text file")),
+    Case("an empty --reference-text", lambda t: ["--data", good(t), "--reference-text", ""],  # was "is a folder"
+         ("--reference-text is empty", "plain text file", "built-in reference")),
     Case("negative seed", lambda t: ["--data", good(t), "--seed", "-1"], ("--seed must be in [0, 2^32)",)),
     Case("infinite epochs", lambda t: ["--data", good(t), "--epochs", "inf"], ("--epochs must be positive and finite",)),
     Case("negative warm-up", lambda t: ["--data", good(t), "--warmup-ratio", "-0.5"], ("--warmup-ratio must be in [0, 1)",)),

@@ -32,6 +32,9 @@ def reference_texts(n: int = 64, seed: int = 0, *, source: str = DEFAULT_REFEREN
 def reference_file_paragraphs(user_file: str | Path) -> list[str]:
     """The paragraphs of a ``--reference-text`` file (separated by blank lines); :class:`DataError` for a file that is
     missing, not UTF-8 text or holds fewer than 2 (checked before training: the measurement comes after it)."""
+    if not str(user_file).strip():  # Path("") is the working folder, said to be "a folder"
+        raise DataError("--reference-text is empty: pass a plain text file (paragraphs separated by blank lines), or "
+                        "leave it out for the built-in reference")
     path = Path(user_file)
     if not path.is_file():
         what = "is a folder" if path.is_dir() else "not found"
