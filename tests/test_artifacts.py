@@ -88,6 +88,16 @@ def test_find_model_dir_accepts_the_run_or_model_folder_only(tmp_path):
     with pytest.raises(TunelabError, match=r"did not finish, so it has no model yet \(last checkpoint: checkpoint-2\): "
                                            r"finish it with `tunelab train --config .*run_config.yaml --resume`"):
         find_model_dir(killed)
+    # a comparison's folder (said "no tunelab.json"): its runs hold the models, the recommended one named first
+    comparison = tmp_path / "cmp"
+    for run in ("head", "lora-s42", "lora-s43"):
+        (comparison / "runs" / run / MODEL_DIR).mkdir(parents=True)
+        (comparison / "runs" / run / MODEL_DIR / "tunelab.json").write_text("{}")
+    (comparison / "recommendation.json").write_text('{"strategy": "lora"}')
+    with pytest.raises(TunelabError, match=r"cmp is a comparison's folder: each run's model is under .*runs/<run>, e.g. "
+                                           r".*runs/lora-s42 \(the recommended lora\); 3 run\(s\) there hold one: head, "
+                                           r"lora-s42, lora-s43$"):
+        find_model_dir(comparison)
 
 
 @pytest.fixture(scope="module")

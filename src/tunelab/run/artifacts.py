@@ -304,6 +304,18 @@ def find_model_dir(path: str | Path) -> Path:
         last = f" (last checkpoint: {checkpoints[-1].name})" if checkpoints else ""
         raise TunelabError(f"the run in {path} did not finish, so it has no model yet{last}: finish it with "
                            f"`tunelab train --config {path / 'run_config.yaml'} --resume`")
+    models = sorted(p.parent.parent.name for p in (path / "runs").glob(f"*/{MODEL_DIR}/tunelab.json"))
+    if models:  # a comparison's folder: its models are its runs'
+        try:
+            chosen = json.loads((path / "recommendation.json").read_text()).get("strategy")
+        except (OSError, ValueError, AttributeError):
+            chosen = None
+        mine = [m for m in models if chosen and (m == chosen or m.startswith(f"{chosen}-"))]
+        named = mine or models
+        raise TunelabError(f"{path} is a comparison's folder: each run's model is under {path / 'runs'}/<run>, e.g. "
+                           f"{path / 'runs' / named[0]}" + (f" (the recommended {chosen})" if mine else "")
+                           + f"; {len(models)} run(s) there hold one: {', '.join(models[:6])}"
+                           + (" ..." if len(models) > 6 else ""))
     raise TunelabError(f"{path} is not a tunelab artifact (no tunelab.json): pass a folder written by `tunelab train`")
 
 
