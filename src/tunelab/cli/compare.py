@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from tunelab.compare.planner import HALVING
-from tunelab.compare.runner import CompareResult, compare, parse_lr_overrides
+from tunelab.compare.runner import CompareResult, compare, parse_lr_overrides, strategies_budget_stopped
 from tunelab.config import TrainConfig
 from tunelab.errors import ConfigError
 
@@ -223,7 +223,7 @@ def _exit_code(result: CompareResult) -> int:
               f"failure (its message is in {result.report.get('csv', result.out)}) and run tunelab compare --resume",
               file=sys.stderr)
         return 1
-    budget = any(s.get("reason") == "budget" for s in (result.planning or {}).get("stopped") or [])
+    budget = bool(strategies_budget_stopped(result.planning))
     if any(r.succeeded for r in result.results) and not (budget and not result.recommendation.get("strategy")):
         return 0
     if any(r.succeeded for r in result.results):  # screening runs finished, then the budget stopped every strategy
@@ -345,7 +345,7 @@ def print_result(result: CompareResult, *, as_json: bool = False) -> None:
                       "checkpoint saved): the verdict above leaves them out; tunelab compare --resume finishes them and "
                       "decides again")
     # counted by the plan's stops: a run the budget left unstarted has no record among the results
-    budget = [s["strategy"] for s in (result.planning or {}).get("stopped") or [] if s.get("reason") == "budget"]
+    budget = strategies_budget_stopped(result.planning)
     if budget or result.budget_stopped:
         names = budget or sorted({r.run_info.strategy for r in result.budget_stopped})
         console.print(f"{len(names)} strateg{'y' if len(names) == 1 else 'ies'} ({', '.join(names)}) stopped by the "

@@ -1164,7 +1164,7 @@ def verdict_runs(results: list[RunRecord], planning: dict[str, Any] | None) -> l
     if planning is None or not results:
         return results
     final = largest_fraction(results)  # the fraction the verdict reads (summarize_strategies)
-    budget = {s["strategy"] for s in planning.get("stopped") or [] if s.get("reason") == "budget"}
+    budget = set(strategies_budget_stopped(planning))
     return [r for r in results
             if not (r.succeeded and "stopped_early" in r.extra and math.isclose(run_fraction(r), final))
             and not (run_strategy(r) in budget and stopped_by_budget(r))]
@@ -1260,8 +1260,13 @@ def no_final_success(planning: dict[str, Any] | None) -> bool:
     if not planning:
         return False
     statuses = [v.get("status") for v in (planning.get("strategies") or {}).values()]
-    budget = any(s.get("reason") == "budget" for s in planning.get("stopped") or [])
-    return "finalist" not in statuses and bool(_failed_in_final_round(planning)) and not budget
+    return "finalist" not in statuses and bool(_failed_in_final_round(planning)) and not strategies_budget_stopped(planning)
+
+
+def strategies_budget_stopped(planning: dict[str, Any] | None) -> list[str]:
+    """The strategies a planned comparison's time budget stopped (a run not started or interrupted), in stop order:
+    from the plan, since a run the budget left unstarted has no record."""
+    return [s["strategy"] for s in (planning or {}).get("stopped") or [] if s.get("reason") == "budget"]
 
 
 def _failed_in_final_round(planning: dict[str, Any]) -> list[str]:
