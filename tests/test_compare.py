@@ -522,3 +522,25 @@ def test_a_keyword_compare_does_not_take_is_one_line_naming_it():
         compare(TrainConfig(), ["head"], seed=2)
     with pytest.raises(ConfigError, match=r"compare\(exhaustiv=...\): no such option \(did you mean exhaustive\?\)"):
         compare(TrainConfig(), ["head"], exhaustiv=True)
+
+
+def test_a_comparison_resumed_with_more_seeds_reuses_its_single_seed_run(tiny_bert_dir, toy_csv, tmp_path, capsys):
+    """`compare --resume --seeds 2` on a comparison that ran with one seed trained seed 42 again as ``head-s42`` beside
+    the finished ``head`` (the same run, named without its seed), which the results then no longer listed. The run is
+    renamed to the name this comparison gives it and reused, its record pointing at its new place."""
+    from tunelab.cli.main import main
+
+    out = tmp_path / "cmp"
+    argv = ["compare", "--model", str(tiny_bert_dir), "--data", str(toy_csv), "--strategies", "head", "--epochs", "1",
+            "--batch-size", "8", "--out", str(out), "--no-pre-recommendation", "--exhaustive", "--resume"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main([*argv, "--seeds", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "head-s42: finished earlier, reused" in printed and "head-s43: training head" in printed
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["head-s42", "head-s43"]
+    record = _record(out, "head-s42")
+    assert record["run_info"]["run_id"] == "head-s42" and record["config"]["out"] == str(out / "runs" / "head-s42")
+    assert "runs/head/" not in (out / "runs" / "head-s42" / "run_config.yaml").read_text() + json.dumps(record)
+    rows = (out / "results.csv").read_text().splitlines()[1:]
+    assert sorted(row.split(",")[0] for row in rows) == ["head-s42", "head-s43"]

@@ -125,6 +125,22 @@ def test_metric_f1_macro_chooses_by_f1(tmp_path):
         recommend_from_results(runs, metric="perplexity")
 
 
+def test_a_macro_f1_verdict_says_when_a_class_has_only_a_few_validation_examples(tmp_path):
+    """Under macro-F1 a class with 2 validation examples weighs half of the score (2 classes): one of its predictions
+    moved the verdict by 25 points, and nothing said so. The reasons name the class, its count and the swing; no such
+    line under accuracy, nor when every class has enough examples."""
+    y = np.array([0] * 98 + [1] * 2)
+    right, one_off = y.copy(), y.copy()
+    one_off[-1] = 0
+    runs = [record(tmp_path, "head", {"validation": outputs(y, one_off), "test": outputs(y, one_off)}, train_time=5),
+            record(tmp_path, "lora", {"validation": outputs(y, right), "test": outputs(y, right)}, train_time=50)]
+    said = [r for r in recommend_from_results(runs, metric="f1_macro")["reasons"] if "fewer than 5 validation" in r]
+    assert len(said) == 1 and "pos (2)" in said[0] and "by up to about 25 points" in said[0]
+    assert not [r for r in recommend_from_results(runs)["reasons"] if "fewer than 5 validation" in r]
+    y = np.array([0] * 90 + [1] * 10)
+    runs = [record(tmp_path, "head", {"validation": outputs(y, y), "test": outputs(y, y)}, train_time=5)]
+    assert not [r for r in recommend_from_results(runs, metric="f1_macro")["reasons"] if "fewer than 5" in r]
+
 def test_a_kept_strategy_whose_unadjusted_interval_excludes_zero_is_explained():
     """The interval is the paired bootstrap's, unadjusted; Holm's adjustment (or McNemar's test) decides. When
     they disagree, the reason says so instead of printing an interval that excludes zero beside "not

@@ -23,6 +23,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from tunelab.advice.learning import (
     MIN_POINTS,
     N_BOOT,
@@ -992,6 +994,7 @@ def _context_reasons(results: list[dict], summaries: list[StrategySummary], viol
         reasons.append(f"The classes are imbalanced ({skew} of the training examples): accuracy counts every example "
                        "alike, so the majority class weighs most in it; --metric f1_macro ranks by the mean of the "
                        "per-class F1 scores instead.")
+    reasons.extend(_rare_class_reasons(summaries, ask))
     reasons.extend(_curve_reasons(results, curves, chosen, ask))
     for s in summaries:
         if s.ok and violations.get(s.strategy):
@@ -1005,6 +1008,39 @@ def _context_reasons(results: list[dict], summaries: list[StrategySummary], viol
         if not s.ok:
             reasons.append(f"{s.strategy} failed: {_short(s.error or 'no error recorded')}.")
     return reasons
+
+
+#: Fewer validation examples of a class than this make its F1, and so macro-F1, turn on single predictions (as the
+#: rule of thumb of at least five expected counts per cell for a chi-squared test).
+FEW_PER_CLASS = 5
+
+
+def _rare_class_reasons(summaries: list[StrategySummary], ask: _Ask) -> list[str]:
+    """Under macro-F1, the classes with fewer than :data:`FEW_PER_CLASS` validation examples: each class weighs
+    ``1/K`` of the score whatever its size, so one prediction of a rare one moves the verdict's metric by points."""
+    if ask.metric != "f1_macro":
+        return []
+    for s in summaries:
+        found = example_results(s, SELECTION_SPLIT) if s.ok else None
+        names = s.meta("label_names")
+        if found is None or found.y_true is None or not isinstance(names, list | tuple) or not names:
+            continue
+        values, counts = np.unique(found.y_true, return_counts=True)
+        present = dict(zip(values.tolist(), counts.tolist(), strict=True))
+        per_class = {str(names[v]) if isinstance(v, int) and 0 <= v < len(names) else str(v): present.get(v, 0)
+                     for v in (range(len(names)) if all(isinstance(v, int) for v in present) else present)}
+        rare = sorted((n, c) for c, n in per_class.items() if n < FEW_PER_CLASS)
+        if not rare:
+            return []
+        n, fewest = rare[0]
+        swing = 100.0 / (len(per_class) * max(n, 1))
+        shown = ", ".join(f"{c} ({k})" for k, c in rare[:4]) + (f" and {len(rare) - 4} more" if len(rare) > 4 else "")
+        return [f"Macro F1 gives each of the {len(per_class)} classes the same weight, and {len(rare)} "
+                f"{'has' if len(rare) == 1 else 'have'} fewer than {FEW_PER_CLASS} validation examples: {shown}. One "
+                f"prediction of {fewest} moves the validation macro F1 by up to about {swing:.0f} points, so the "
+                "ranking can turn on a handful of examples (the intervals above include this); more validation "
+                "examples of these classes would steady it."]
+    return []
 
 
 def _ranking(ok: list[StrategySummary], summaries: list[StrategySummary], violations: dict[str, list[str]],

@@ -33,6 +33,8 @@ given another's learning rate.
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import json
 import logging
 import math
 import shutil
@@ -248,6 +250,51 @@ def finished_record(folder: Path, config: TrainConfig, split_fingerprint: str | 
                                              "trained again")
         return None
     return record
+
+
+def _adopt_renamed(planned: Sequence[PlannedRun]) -> None:
+    """On resume, a planned run whose folder does not exist takes over the folder of the same run under the other
+    name :func:`run_id` gives it (``head`` ran with one seed, ``head-s42`` with ``--seeds 2``; ``-f1`` with and
+    without ``--data-fractions``) when no planned run has that name and it was run with this run's settings: the
+    resumed comparison reuses it or goes on from its checkpoint instead of training it again beside a folder it no
+    longer lists."""
+    names = {run.run_id for run in planned}
+    for run in planned:
+        if run.folder.exists():
+            continue
+        for many_seeds, many_fractions in itertools.product((False, True), repeat=2):
+            alias = run.folder.with_name(run_id(run.strategy, run.seed, run.data_fraction, many_seeds=many_seeds,
+                                                many_fractions=many_fractions))
+            if alias.name in names or not alias.is_dir():
+                continue
+            record_path = alias / RECORD_NAME
+            recorded = (_safe_read(record_path).get("config") if record_path.is_file()
+                        else saved_settings(alias / "run_config.yaml"))
+            if isinstance(recorded, Mapping) and not run.config.changed_from(recorded):
+                _rename_run(alias, run.folder, recorded.get("out"))
+                logging.getLogger("tunelab").info(f"--resume: {alias.name} is the same run as {run.run_id} (named for "
+                                                  f"this comparison's seeds and fractions): renamed, and reused")
+                break
+
+
+def _rename_run(old: Path, new: Path, recorded_out: Any) -> None:
+    """Move a run's folder to ``new`` and point what it wrote at its old place (its record's run id and paths, its
+    ``run_config.yaml``, its model card) at the new one."""
+    import re
+
+    places = {str(old), str(old.resolve())} | ({recorded_out} if isinstance(recorded_out, str) and recorded_out else set())
+    pattern = re.compile("(?:" + "|".join(re.escape(p) for p in sorted(places, key=len, reverse=True)) + r")(?=[/\\\"'\s]|$)",
+                         re.MULTILINE)
+    old.rename(new)
+    for path in (new / RECORD_NAME, new / "run_config.yaml", new / "model" / "README.md"):
+        if path.is_file():
+            text = pattern.sub(lambda _: str(new), path.read_text(encoding="utf-8"))
+            if path.name == RECORD_NAME:
+                values = json.loads(text)
+                values.setdefault("run_info", {})["run_id"] = new.name
+                write_json(path, values)
+            else:
+                path.write_text(text, encoding="utf-8")
 
 
 def _same_defaults(config: TrainConfig, record: RunRecord) -> bool:
@@ -799,6 +846,8 @@ def _run_all(planned: list[PlannedRun], base: TrainConfig, searches: dict[str, d
     reused: list[str] = []
     jobs: list[Job] = []
     heads: dict[str, str] = {}
+    if opts.reuse:
+        _adopt_renamed(planned)
     params: dict[str, dict[str, Any]] = {}
     for i, run in enumerate(planned, 1):
         heads[run.run_id] = f"{prefix}[{i}/{len(planned)}] {run.run_id}"
