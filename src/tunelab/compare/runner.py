@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import logging
 import math
 import shutil
@@ -285,16 +284,21 @@ def _rename_run(old: Path, new: Path, recorded_out: Any) -> None:
     places = {str(old), str(old.resolve())} | ({recorded_out} if isinstance(recorded_out, str) and recorded_out else set())
     pattern = re.compile("(?:" + "|".join(re.escape(p) for p in sorted(places, key=len, reverse=True)) + r")(?=[/\\\"'\s]|$)",
                          re.MULTILINE)
+    def moved(value: Any) -> Any:  # in the record's parsed strings: a path in JSON has its backslashes escaped
+        if isinstance(value, str):
+            return pattern.sub(lambda _: str(new), value)
+        if isinstance(value, Mapping):
+            return {k: moved(v) for k, v in value.items()}
+        return [moved(v) for v in value] if isinstance(value, list) else value
+
     old.rename(new)
-    for path in (new / RECORD_NAME, new / "run_config.yaml", new / "model" / "README.md"):
+    if (new / RECORD_NAME).is_file():
+        values = moved(read_json(new / RECORD_NAME))
+        values.setdefault("run_info", {})["run_id"] = new.name
+        write_json(new / RECORD_NAME, values)
+    for path in (new / "run_config.yaml", new / "model" / "README.md"):
         if path.is_file():
-            text = pattern.sub(lambda _: str(new), path.read_text(encoding="utf-8"))
-            if path.name == RECORD_NAME:
-                values = json.loads(text)
-                values.setdefault("run_info", {})["run_id"] = new.name
-                write_json(path, values)
-            else:
-                path.write_text(text, encoding="utf-8")
+            path.write_text(pattern.sub(lambda _: str(new), path.read_text(encoding="utf-8")), encoding="utf-8")
 
 
 def _same_defaults(config: TrainConfig, record: RunRecord) -> bool:
