@@ -523,7 +523,7 @@ def test_a_checkpoint_that_is_already_a_classifier_gets_its_head_replaced_or_kep
                                                                                            toy_classification_data,
                                                                                            tmp_path):
     """A sentiment model fine-tuned further: with another number of classes its head is replaced (transformers
-    refused the mismatched shapes before); with as many, it is the starting point, matched by position, and said."""
+    refused the mismatched shapes before); with as many, it is the starting point (matched by name: the next test), and said."""
     from dataclasses import replace
 
     import torch
@@ -548,6 +548,68 @@ def test_a_checkpoint_that_is_already_a_classifier_gets_its_head_replaced_or_kep
     assert any("starts from the checkpoint's own classification head, for the same classes" in w for w in run.warnings)
     plain = prepare(config.replace(model=str(tiny_bert_dir)), data=toy_classification_data)
     assert not any("classification head" in w for w in plain.warnings)
+
+
+def test_a_classifier_checkpoint_s_head_meets_your_labels_by_name_not_by_position(tiny_bert_dir, toy_classification_data,
+                                                                                   tmp_path):
+    """A sentiment checkpoint saved as {0: pos, 1: neg} met data whose sorted labels are (neg, pos): its head was kept
+    matched by position, so every prediction came out inverted (accuracy 0 where the checkpoint scored 1). Its rows are
+    now put in the data's order; with some names alike those rows are kept and the others start new."""
+    from dataclasses import replace
+
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from tunelab.run.training import prepare
+
+    def checkpoint(name: str, names: list[str]):
+        folder = tmp_path / name
+        model = AutoModelForSequenceClassification.from_pretrained(
+            tiny_bert_dir, num_labels=len(names), id2label=dict(enumerate(names)),
+            label2id={n: i for i, n in enumerate(names)})
+        model.save_pretrained(folder)
+        AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(folder)
+        return folder, model.classifier.weight.detach(), model.classifier.bias.detach()
+
+    folder, weight, bias = checkpoint("inverted", ["pos", "neg"])
+    config = TrainConfig(model=str(folder), strategy="head", epochs=1, batch_size=8, out=str(tmp_path / "run"))
+    run = prepare(config, data=toy_classification_data)  # labels neg, pos
+    assert torch.equal(run.model.classifier.weight.detach(), weight[[1, 0]])
+    assert torch.equal(run.model.classifier.bias.detach(), bias[[1, 0]])
+    assert run.model.config.id2label == {0: "neg", 1: "pos"}
+    assert any("its rows put in your labels' order (neg, pos), so that each class keeps its meaning" in w
+               for w in run.warnings)
+
+    folder, weight, _ = checkpoint("three", ["bad", "meh", "good"])
+    three = replace(toy_classification_data, label_names=["Good", "bad", "ok"])
+    run = prepare(config.replace(model=str(folder)), data=three)
+    rows = run.model.classifier.weight.detach()
+    assert torch.equal(rows[0], weight[2]) and torch.equal(rows[1], weight[0])
+    assert not any(torch.equal(rows[2], weight[i]) for i in range(3))
+    assert any("keeps the checkpoint's classification head rows for Good, bad (matched by name); ok gets a new row, "
+               "and its meh is dropped" in w for w in run.warnings)
+
+
+def test_head_plan_says_in_one_line_how_a_checkpoint_s_classes_meet_yours():
+    from transformers import BertConfig
+
+    from tunelab.models.loading import HeadPlan, head_plan
+
+    def plan(theirs, yours):
+        config = BertConfig(architectures=["BertForSequenceClassification"], id2label=dict(enumerate(theirs)))
+        return head_plan(config, yours)
+
+    assert head_plan(BertConfig(), ["a", "b"]) == HeadPlan()
+    assert plan(["neg", "pos"], ["neg", "pos"]).rows == (0, 1)
+    assert plan(["positive", "negative"], ["negative", "positive"]).rows == (1, 0)
+    assert plan(["NEGATIVE", "POSITIVE "], ["negative", "positive"]).rows == (0, 1)  # distilbert-sst2's names
+    other = plan(["bad", "good"], ["neg", "pos"])
+    assert other.rows is None and "names other classes (bad, good) than yours (neg, pos): a new head replaces it" in other.note
+    unnamed = plan(["LABEL_0", "LABEL_1"], ["neg", "pos"])
+    assert unnamed.rows == (0, 1) and "matched by number to yours (neg as its LABEL_0, pos as its LABEL_1)" in unnamed.note
+    ids = plan(["positive", "negative"], ["0", "1"])
+    assert ids.rows == (0, 1) and "(0 as its positive, 1 as its negative)" in ids.note
+    assert plan(["a", "b", "c"], ["a", "b"]).rows is None
 
 
 def test_a_multi_label_checkpoint_trains_single_label_and_says_so(tiny_bert_dir, toy_classification_data, tmp_path):

@@ -420,8 +420,8 @@ def load_model(
 
     For classification a new, randomly initialised head with ``len(label_names)`` outputs is added
     (``id2label`` / ``label2id`` set, so saved artifacts carry the label names); a checkpoint that is already a
-    sequence classifier keeps its own head where it has as many classes, as transformers does, and has it
-    replaced otherwise (:func:`head_note` says which).
+    sequence classifier keeps its own head where it has as many classes, its rows matched to ``label_names`` by
+    name, and has it replaced otherwise (:func:`head_plan` says how, and :func:`head_note` says it).
     """
     from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
@@ -455,6 +455,10 @@ def load_model(
         raise ModelError(f"cannot load '{name_or_path}' for {task}: {load_problem(name_or_path, exc)}") from exc
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
+    if task == "classification":
+        rows = head_plan(load_model_config(name_or_path, trust_remote_code=trust_remote_code), label_names or []).rows
+        if rows is not None:
+            arrange_head(model, rows, name_or_path)
     if task == "causal-lm":
         _name_the_causal_lm_loss(model)
     return model, tokenizer
@@ -591,26 +595,117 @@ def model_pad_token_id(config, tokenizer) -> int | None:
     return tokenizer.pad_token_id
 
 
-def head_note(name_or_path: str, label_names: list[str], *, trust_remote_code: bool = False) -> str | None:
-    """What a run's classification head starts from, when the checkpoint is already a sequence classifier (e.g. a
-    sentiment model fine-tuned further): its own head, matched by position to ``label_names`` where it has as many
-    classes, or a new one replacing it. ``None`` for a checkpoint without a classification head."""
-    from transformers import AutoConfig
+@dataclass(frozen=True)
+class HeadPlan:
+    """What a run's classification head starts from, when the checkpoint is already a sequence classifier.
 
-    config = AutoConfig.from_pretrained(resolve_model(name_or_path), trust_remote_code=trust_remote_code)
+    ``rows``: for each of your labels (in your order), the checkpoint's head row it starts from, or ``None`` for a
+    new row; ``None`` for the whole when transformers replaces the head (another number of classes) or there is no
+    head. ``note``: the one line that says so (``None`` for a checkpoint without a classification head)."""
+
+    rows: tuple[int | None, ...] | None = None
+    note: str | None = None
+
+
+def _unnamed(names: list[str]) -> bool:
+    """Class names that only number the classes: transformers' defaults (``LABEL_0``) or the ids themselves."""
+    return all(n in (f"LABEL_{i}", str(i)) for i, n in enumerate(names))
+
+
+def _by_name(theirs: list[str], yours: list[str]) -> list[int | None]:
+    """For each of ``yours``, the index of the same name in ``theirs`` (or None): exactly as written, or alike in
+    case and spacing where that pairs the names one to one on both sides."""
+    def norm(name: str) -> str:
+        return " ".join(name.casefold().split())
+
+    key = norm if (len({norm(n) for n in theirs}) == len(theirs) and len({norm(n) for n in yours}) == len(yours)) else str
+    where = {key(n): i for i, n in enumerate(theirs)}
+    return [where.get(key(n)) for n in yours]
+
+
+def head_plan(config, label_names: list[str]) -> HeadPlan:
+    """How the classification head of a checkpoint whose ``config`` is already a sequence classifier (a sentiment
+    model fine-tuned further) meets your ``label_names``, matched by name so that each class keeps its meaning:
+
+    - the same classes, in any order: its head, its rows put in your labels' order;
+    - as many classes, some named alike: its rows for those, new rows for the others;
+    - no name in common, or another number of classes: a new head;
+    - classes it never named (``LABEL_0``, ...), or your labels given as its ids (0, 1, ...): matched by number."""
     if not any(a.endswith("ForSequenceClassification") for a in getattr(config, "architectures", None) or []):
-        return None
+        return HeadPlan()
     theirs = [str(config.id2label[i]) for i in sorted(config.id2label)] if getattr(config, "id2label", None) else []
+    yours = list(label_names)
     multi = (" (it was trained multi-label, a sigmoid per class; here one label per text, softmax and cross-entropy)"
              if getattr(config, "problem_type", None) == "multi_label_classification" else "")
-    shown = some_of(theirs, 6)
-    if len(theirs) != len(label_names):
-        return (f"the checkpoint is a classifier with its own head for {len(theirs)} classes ({shown}); a new head for "
-                f"your {len(label_names)} classes replaces it")
-    if [t.lower() for t in theirs] == [n.lower() for n in label_names]:
-        return f"the run starts from the checkpoint's own classification head, for the same classes ({shown}){multi}"
-    return (f"the run starts from the checkpoint's own classification head ({shown}), its classes matched by position "
-            f"to yours ({some_of(label_names, 6)}){multi}; to start from a new head, save the checkpoint's body without it")
+    shown, mine = some_of(theirs, 6), some_of(yours, 6)
+    if len(theirs) != len(yours):
+        return HeadPlan(None, f"the checkpoint is a classifier with its own head for {len(theirs)} classes ({shown}); "
+                              f"a new head for your {len(yours)} classes replaces it")
+    if _unnamed(theirs) or _unnamed(yours):
+        same = [t.casefold() for t in theirs] == [n.casefold() for n in yours]
+        what = ("for the same classes" if same else
+                "its classes matched by number to yours (" + ", ".join(f"{n} as its {t}" for n, t in zip(yours[:6], theirs))
+                + (" ..." if len(yours) > 6 else "") + ")")
+        return HeadPlan(tuple(range(len(yours))),
+                        f"the run starts from the checkpoint's own classification head ({shown}), {what}{multi}")
+    rows = _by_name(theirs, yours)
+    kept = [n for n, r in zip(yours, rows) if r is not None]
+    if len(kept) == len(yours):
+        moved = rows != list(range(len(yours)))
+        how = (f"its rows put in your labels' order ({mine}), so that each class keeps its meaning" if moved
+               else f"for the same classes ({shown})")
+        return HeadPlan(tuple(rows), f"the run starts from the checkpoint's own classification head{' (' + shown + ')' if moved else ''}, "
+                                     f"{how}{multi}")
+    if not kept:
+        return HeadPlan(None, f"the checkpoint's classification head names other classes ({shown}) than yours ({mine}): "
+                              "a new head replaces it; to start from its head, name your labels as it does")
+    new = [n for n, r in zip(yours, rows) if r is None]
+    dropped = [t for i, t in enumerate(theirs) if i not in rows]
+    return HeadPlan(tuple(rows), f"the run keeps the checkpoint's classification head rows for {some_of(kept, 6)} "
+                                 f"(matched by name); {some_of(new, 6)} {'gets a new row' if len(new) == 1 else 'get new rows'}, "
+                                 f"and its {some_of(dropped, 6)} {'is' if len(dropped) == 1 else 'are'} dropped{multi}")
+
+
+def head_note(name_or_path: str, label_names: list[str], *, trust_remote_code: bool = False) -> str | None:
+    """The line :func:`head_plan` says for the checkpoint ``name_or_path`` and ``label_names``: what a run's
+    classification head starts from (``None`` for a checkpoint without a classification head)."""
+    return head_plan(load_model_config(name_or_path, trust_remote_code=trust_remote_code), label_names).note
+
+
+def _head_output_layer(model) -> torch.nn.Linear | None:
+    """The layer of a sequence classifier's head that writes the class scores: the last linear layer outside the
+    body with one output per class (BERT's ``classifier``, RoBERTa's ``classifier.out_proj``, a decoder's ``score``)."""
+    from tunelab.models.layout import _body, _head_modules
+
+    found = None
+    for head in _head_modules(model, _body(model)[1]):
+        for _, module in model.get_submodule(head).named_modules():
+            if isinstance(module, torch.nn.Linear) and module.out_features == model.config.num_labels:
+                found = module
+    return found
+
+
+def arrange_head(model, rows: tuple[int | None, ...], name_or_path: str) -> None:
+    """Put the loaded head's rows where :func:`head_plan` says: row ``rows[i]`` of the checkpoint's head scores your
+    class ``i``; a ``None`` gets a new row, initialised as transformers initialises a new head."""
+    if list(rows) == list(range(len(rows))):
+        return
+    layer = _head_output_layer(model)
+    if layer is None:
+        raise ModelError(f"'{name_or_path}': cannot find the layer of its classification head that scores the classes, to "
+                         "match its classes to your labels by name; name your labels as its config's id2label does, in "
+                         "its order, or save the checkpoint's body without its head")
+    fresh = torch.nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
+    model._init_weights(fresh)
+    with torch.no_grad():
+        for own, new in ((layer.weight, fresh.weight), (layer.bias, fresh.bias)):
+            if own is None:
+                continue
+            new = new.to(own.dtype)
+            for i, row in enumerate(rows):
+                if row is not None:
+                    new[i] = own[row]
+            own.copy_(new)
 
 
 def load_model_config(name_or_path: str, *, trust_remote_code: bool = False):
