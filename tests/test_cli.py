@@ -297,6 +297,15 @@ def test_evaluate_refuses_classes_the_model_does_not_know_in_one_short_line(head
     assert "(the model knows neg, pos); evaluate on data with the model's classes" in err
 
 
+def test_evaluate_says_when_a_label_differs_from_the_model_s_only_in_case(head_run, tmp_path):
+    _, out = head_run
+    (tmp_path / "held.csv").write_text("text,label\ngood film,Pos\nawful,neg\n")
+    code, _, err = tunelab("evaluate", str(out), "--data", str(tmp_path / "held.csv"), "--split", "all")
+    assert code == 2 and err.count("\n") == 1
+    assert "label(s) Pos were not seen in training" in err
+    assert "the model writes 'Pos' as 'pos' (labels are classes as written): write them alike" in err
+
+
 def test_evaluate_data_errors_do_not_suggest_another_task(head_run, tmp_path):
     """The model has its task: a missing label column or plain text in `evaluate` does not suggest --task causal-lm,
     which evaluate has not and which the model could not take; `train` still suggests it."""

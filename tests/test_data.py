@@ -121,6 +121,18 @@ ERROR_CASES: list[tuple[str, Callable[[Path], Path | str], dict, list[str]]] = [
         {},
         ["'z'", "test split", "row 4", "never in train"],
     ),
+    (  # was only "add training examples of it or remove those rows"
+        "a test label written in another case than train's",
+        lambda d: write(d, "a.csv", "text,label,split\na,pos,train\nb,neg,train\nc, Pos ,test\nd,neg,test\n"),
+        {},
+        ["'Pos'", "test split", "row 3", "never in train; train writes it 'pos' (labels are classes as written): write them alike"],
+    ),
+    (  # was "holds a list, not a class label; use class names or integer ids"
+        "a multi-label list",
+        lambda d: write(d, "a.jsonl", '{"text":"a","label":"x"}\n{"text":"b","label":["x","y"]}\n'),
+        {},
+        ["line 2", "holds a list (['x', 'y']), not a class label", "one label per example", "one classifier per label"],
+    ),
     (
         "single class",
         lambda d: write(d, "a.csv", "text,label\na,x\nb,x\nc,x\n"),

@@ -39,6 +39,7 @@ from tunelab.data.validate import (
     raw_labels,
     require_column,
     texts,
+    written_otherwise,
 )
 from tunelab.errors import DataError, some_of
 
@@ -473,9 +474,12 @@ def _check_unseen(tables: dict[str, Table], keys: dict[str, list[Any]], train: s
         unseen = [i for i, k in enumerate(keys[split]) if str(k) not in train]
         if unseen:
             table, label = tables[split], keys[split][unseen[0]]
+            alike = written_otherwise([label], sorted(train))
+            todo = (f"train writes it {brief(alike[1])} (labels are classes as written): write them alike" if alike
+                    else "add training examples of it or remove those rows")
             raise DataError(
                 f"{table.origin}: label {brief(label)} (column '{column}') appears in the {split} split at "
-                f"{table.where(unseen)} but never in train; add training examples of it or remove those rows"
+                f"{table.where(unseen)} but never in train; {todo}"
             )
 
 

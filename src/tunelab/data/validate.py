@@ -150,10 +150,26 @@ def _as_label(table: Table, column: str, i: int, value: Any) -> int | float | st
         return int(value) if value.is_integer() else value
     if isinstance(value, str):
         return value.strip() or None
+    if isinstance(value, (list, tuple)):  # a multi-label example (["a", "b"])
+        raise DataError(
+            f"{table.origin}: {table.where([i])}, column '{column}' holds a list ({brief(value)}), not a class label: "
+            "tunelab trains one label per example (single-label classification, not multi-label); for several "
+            "labels an example, train one classifier per label with yes/no labels"
+        )
     raise DataError(
         f"{table.origin}: {table.where([i])}, column '{column}' holds a {type(value).__name__}, not a class label; "
         "use class names or integer ids"
     )
+
+
+def written_otherwise(labels: list[Any], known: list[Any]) -> tuple[Any, Any] | None:
+    """The first of ``labels`` that is one of ``known`` written otherwise (case or spacing), with that known label, or
+    None: what a label unknown only by its spelling is told (labels are classes as written; none is merged in silence)."""
+    def norm(value: Any) -> str:
+        return " ".join(str(value).casefold().split())
+
+    alike = {norm(k): k for k in known}
+    return next(((label, alike[norm(label)]) for label in labels if norm(label) in alike), None)
 
 
 def all_numeric(values: list[int | float | str]) -> bool:

@@ -104,12 +104,15 @@ def _evaluate(path, data_spec: str, *, split: str = "test", text_column: str | N
     if info["task"] == "classification":
         unknown = sorted(set(data.label_names) - set(info["label_names"]))
         if unknown:
-            from tunelab.data.validate import all_numeric
+            from tunelab.data.validate import all_numeric, written_otherwise
 
             ids = all_numeric(data.label_names) and not all_numeric(info["label_names"])  # ids against the model's names
+            alike = written_otherwise(unknown, info["label_names"])
             raise DataError(f"{data_spec}: label(s) {some_of(unknown)} were not seen in training (the model knows "
                             f"{some_of(info['label_names'])}); evaluate on data with the model's classes"
-                            + (", e.g. the integer ids with their names in a 'label_text' column" if ids else ""))
+                            + (", e.g. the integer ids with their names in a 'label_text' column" if ids else "")
+                            + (f"; the model writes {alike[0]!r} as {alike[1]!r} (labels are classes as written): write them alike"
+                               if alike else ""))
         remap = [info["label_names"].index(n) for n in data.label_names]
         data.train, data.validation, data.test = (
             ds.map(lambda b: {"label": [remap[x] for x in b["label"]]}, batched=True) for ds in (data.train, data.validation, data.test)
