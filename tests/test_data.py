@@ -161,7 +161,7 @@ ERROR_CASES: list[tuple[str, Callable[[Path], Path | str], dict, list[str]]] = [
         "non-integral float labels",
         lambda d: write(d, "a.csv", "text,label\na,0.5\nb,1.25\nc,1\n"),
         {},
-        ["non-integral", "0.5", "row 1", "class names or integer", "--task"],
+        ["non-integral", "0.5", "row 1", "does not predict a number (regression)", "class names or integer", "--task"],
     ),
     ("empty file", lambda d: write(d, "a.csv", ""), {}, ["empty"]),
     ("whitespace-only file", lambda d: write(d, "a.jsonl", "\n  \n"), {}, ["empty"]),

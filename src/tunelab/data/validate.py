@@ -198,7 +198,9 @@ def label_keys(values: list[int | float | str], table: Table, column: str, numer
         first = fractional[0]
         raise DataError(
             f"{table.origin}: column '{column}' holds non-integral numbers (e.g. {brief(values[first])} at "
-            f"{table.where([first])}), which are not class labels; use class names or integer ids"
+            f"{table.where([first])}), a quantity, not class labels: tunelab classifies (one class per example), it "
+            "does not predict a number (regression); give class names or integer ids (e.g. bin the values into low / "
+            "high)"
             + other_task(", or pass --task causal-lm if this column is not a label")
         )
     return [int(n) for n in numbers]  # type: ignore[arg-type]
