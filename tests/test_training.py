@@ -586,8 +586,12 @@ def test_a_classifier_checkpoint_s_head_meets_your_labels_by_name_not_by_positio
     rows = run.model.classifier.weight.detach()
     assert torch.equal(rows[0], weight[2]) and torch.equal(rows[1], weight[0])
     assert not any(torch.equal(rows[2], weight[i]) for i in range(3))
-    assert any("keeps the checkpoint's classification head rows for Good, bad (matched by name); ok gets a new row, "
-               "and its meh is dropped" in w for w in run.warnings)
+    assert any("keeps the checkpoint's classification head rows for Good, bad (matched by name); ok gets a new row; "
+               "its meh is dropped" in w for w in run.warnings)
+    # a 3-class checkpoint on 2 of its classes: transformers loads a new 2-row head; its rows are taken from the weights
+    run = prepare(config.replace(model=str(folder)), data=replace(toy_classification_data, label_names=["good", "bad"]))
+    assert torch.equal(run.model.classifier.weight.detach(), weight[[2, 0]])
+    assert any("rows for good, bad (matched by name); its meh is dropped" in w for w in run.warnings)
 
 
 def test_head_plan_says_in_one_line_how_a_checkpoint_s_classes_meet_yours():
@@ -609,7 +613,9 @@ def test_head_plan_says_in_one_line_how_a_checkpoint_s_classes_meet_yours():
     assert unnamed.rows == (0, 1) and "matched by number to yours (neg as its LABEL_0, pos as its LABEL_1)" in unnamed.note
     ids = plan(["positive", "negative"], ["0", "1"])
     assert ids.rows == (0, 1) and "(0 as its positive, 1 as its negative)" in ids.note
-    assert plan(["a", "b", "c"], ["a", "b"]).rows is None
+    fewer = plan(["a", "b", "c"], ["c", "a"])
+    assert fewer.rows == (2, 0) and fewer.resized and "rows for c, a (matched by name); its b is dropped" in fewer.note
+    assert plan(["LABEL_0", "LABEL_1", "LABEL_2"], ["a", "b"]).rows is None
 
 
 def test_a_multi_label_checkpoint_trains_single_label_and_says_so(tiny_bert_dir, toy_classification_data, tmp_path):

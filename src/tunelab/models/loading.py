@@ -420,8 +420,8 @@ def load_model(
 
     For classification a new, randomly initialised head with ``len(label_names)`` outputs is added
     (``id2label`` / ``label2id`` set, so saved artifacts carry the label names); a checkpoint that is already a
-    sequence classifier keeps its own head where it has as many classes, its rows matched to ``label_names`` by
-    name, and has it replaced otherwise (:func:`head_plan` says how, and :func:`head_note` says it).
+    sequence classifier keeps its head's rows for the classes of ``label_names`` it names alike, in their order, and
+    new rows for the others (:func:`head_plan`; the line that says so is the model's ``tunelab_head_note``).
     """
     from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
@@ -456,9 +456,8 @@ def load_model(
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     if task == "classification":
-        rows = head_plan(load_model_config(name_or_path, trust_remote_code=trust_remote_code), label_names or []).rows
-        if rows is not None:
-            arrange_head(model, rows, name_or_path)
+        plan = head_plan(load_model_config(name_or_path, trust_remote_code=trust_remote_code), label_names or [])
+        model.tunelab_head_note = arrange_head(model, plan, name_or_path)  # what the run's warnings say of its head
     if task == "causal-lm":
         _name_the_causal_lm_loss(model)
     return model, tokenizer
@@ -600,11 +599,13 @@ class HeadPlan:
     """What a run's classification head starts from, when the checkpoint is already a sequence classifier.
 
     ``rows``: for each of your labels (in your order), the checkpoint's head row it starts from, or ``None`` for a
-    new row; ``None`` for the whole when transformers replaces the head (another number of classes) or there is no
-    head. ``note``: the one line that says so (``None`` for a checkpoint without a classification head)."""
+    new row; ``None`` for the whole when the head is new (or there is none). ``resized``: the checkpoint's head has
+    another number of classes (transformers loads a new one, and the kept rows are read from the checkpoint's
+    weights). ``note``: the one line that says so (``None`` for a checkpoint without a classification head)."""
 
     rows: tuple[int | None, ...] | None = None
     note: str | None = None
+    resized: bool = False
 
 
 def _unnamed(names: list[str]) -> bool:
@@ -628,9 +629,10 @@ def head_plan(config, label_names: list[str]) -> HeadPlan:
     model fine-tuned further) meets your ``label_names``, matched by name so that each class keeps its meaning:
 
     - the same classes, in any order: its head, its rows put in your labels' order;
-    - as many classes, some named alike: its rows for those, new rows for the others;
-    - no name in common, or another number of classes: a new head;
-    - classes it never named (``LABEL_0``, ...), or your labels given as its ids (0, 1, ...): matched by number."""
+    - some classes named alike (as many classes or not): its rows for those, new rows for the others;
+    - no name in common: a new head;
+    - classes it never named (``LABEL_0``, ...), or your labels given as ids (0, 1, ...): matched by number where
+      there are as many, else a new head."""
     if not any(a.endswith("ForSequenceClassification") for a in getattr(config, "architectures", None) or []):
         return HeadPlan()
     theirs = [str(config.id2label[i]) for i in sorted(config.id2label)] if getattr(config, "id2label", None) else []
@@ -638,10 +640,12 @@ def head_plan(config, label_names: list[str]) -> HeadPlan:
     multi = (" (it was trained multi-label, a sigmoid per class; here one label per text, softmax and cross-entropy)"
              if getattr(config, "problem_type", None) == "multi_label_classification" else "")
     shown, mine = some_of(theirs, 6), some_of(yours, 6)
-    if len(theirs) != len(yours):
-        return HeadPlan(None, f"the checkpoint is a classifier with its own head for {len(theirs)} classes ({shown}); "
+    resized = len(theirs) != len(yours)
+    new_head = HeadPlan(None, f"the checkpoint is a classifier with its own head for {len(theirs)} classes ({shown}); "
                               f"a new head for your {len(yours)} classes replaces it")
     if _unnamed(theirs) or _unnamed(yours):
+        if resized:
+            return new_head
         same = [t.casefold() for t in theirs] == [n.casefold() for n in yours]
         what = ("for the same classes" if same else
                 "its classes matched by number to yours (" + ", ".join(f"{n} as its {t}" for n, t in zip(yours[:6], theirs))
@@ -650,20 +654,24 @@ def head_plan(config, label_names: list[str]) -> HeadPlan:
                         f"the run starts from the checkpoint's own classification head ({shown}), {what}{multi}")
     rows = _by_name(theirs, yours)
     kept = [n for n, r in zip(yours, rows) if r is not None]
-    if len(kept) == len(yours):
+    if len(kept) == len(yours) and not resized:
         moved = rows != list(range(len(yours)))
         how = (f"its rows put in your labels' order ({mine}), so that each class keeps its meaning" if moved
                else f"for the same classes ({shown})")
         return HeadPlan(tuple(rows), f"the run starts from the checkpoint's own classification head{' (' + shown + ')' if moved else ''}, "
                                      f"{how}{multi}")
     if not kept:
-        return HeadPlan(None, f"the checkpoint's classification head names other classes ({shown}) than yours ({mine}): "
-                              "a new head replaces it; to start from its head, name your labels as it does")
+        return new_head if resized else HeadPlan(
+            None, f"the checkpoint's classification head names other classes ({shown}) than yours ({mine}): a new head "
+                  "replaces it; to start from its head, name your labels as it does")
     new = [n for n, r in zip(yours, rows) if r is None]
     dropped = [t for i, t in enumerate(theirs) if i not in rows]
-    return HeadPlan(tuple(rows), f"the run keeps the checkpoint's classification head rows for {some_of(kept, 6)} "
-                                 f"(matched by name); {some_of(new, 6)} {'gets a new row' if len(new) == 1 else 'get new rows'}, "
-                                 f"and its {some_of(dropped, 6)} {'is' if len(dropped) == 1 else 'are'} dropped{multi}")
+    parts = [f"the run keeps the checkpoint's classification head rows for {some_of(kept, 6)} (matched by name)"]
+    if new:
+        parts.append(f"{some_of(new, 6)} {'gets a new row' if len(new) == 1 else 'get new rows'}")
+    if dropped:
+        parts.append(f"its {some_of(dropped, 6)} {'is' if len(dropped) == 1 else 'are'} dropped")
+    return HeadPlan(tuple(rows), "; ".join(parts) + multi, resized)
 
 
 def head_note(name_or_path: str, label_names: list[str], *, trust_remote_code: bool = False) -> str | None:
@@ -685,27 +693,67 @@ def _head_output_layer(model) -> torch.nn.Linear | None:
     return found
 
 
-def arrange_head(model, rows: tuple[int | None, ...], name_or_path: str) -> None:
-    """Put the loaded head's rows where :func:`head_plan` says: row ``rows[i]`` of the checkpoint's head scores your
-    class ``i``; a ``None`` gets a new row, initialised as transformers initialises a new head."""
-    if list(rows) == list(range(len(rows))):
-        return
+def arrange_head(model, plan: HeadPlan, name_or_path: str) -> str | None:
+    """Put the loaded head's rows where ``plan`` (:func:`head_plan`) says: the checkpoint's row ``plan.rows[i]``
+    scores your class ``i``; a ``None`` gets a new row, initialised as transformers initialises a new head. A head
+    of another size (``plan.resized``: transformers loaded a new one) has the kept rows read from the checkpoint's
+    weights. Returns the line to say: ``plan.note``, or why a new head replaced it after all."""
+    rows = plan.rows
+    if rows is None or (list(rows) == list(range(len(rows))) and not plan.resized):
+        return plan.note
     layer = _head_output_layer(model)
     if layer is None:
         raise ModelError(f"'{name_or_path}': cannot find the layer of its classification head that scores the classes, to "
                          "match its classes to your labels by name; name your labels as its config's id2label does, in "
                          "its order, or save the checkpoint's body without its head")
+    own: dict[str, torch.Tensor | None] = {"weight": layer.weight, "bias": layer.bias}
+    if plan.resized:
+        prefix = next(n for n, m in model.named_modules() if m is layer)
+        saved = _checkpoint_tensors(name_or_path, [f"{prefix}.{k}" for k, v in own.items() if v is not None])
+        if saved is None:
+            return (f"the checkpoint is a classifier with its own head for {model.config.num_labels} classes; its rows "
+                    "could not be read from its weights files, so a new head replaces it")
+        own = {k: saved.get(f"{prefix}.{k}") for k in own}
     fresh = torch.nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
     model._init_weights(fresh)
     with torch.no_grad():
-        for own, new in ((layer.weight, fresh.weight), (layer.bias, fresh.bias)):
-            if own is None:
+        for name, new in (("weight", fresh.weight), ("bias", fresh.bias)):
+            target, source = getattr(layer, name), own[name]
+            if target is None or source is None:
                 continue
-            new = new.to(own.dtype)
+            new = new.to(target.dtype)
             for i, row in enumerate(rows):
                 if row is not None:
-                    new[i] = own[row]
-            own.copy_(new)
+                    new[i] = source[row].to(target.dtype)
+            target.copy_(new)
+    return plan.note
+
+
+def _checkpoint_tensors(name_or_path: str, keys: list[str]) -> dict[str, torch.Tensor] | None:
+    """The tensors ``keys`` as the checkpoint's weights files hold them (safetensors, or pickled weights that
+    ``torch.load(weights_only=True)`` reads), or ``None`` where one is not found."""
+    from safetensors import safe_open
+
+    folder = Path(resolve_model(name_or_path))
+    if not folder.is_dir():
+        try:
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(str(folder), local_files_only=True))  # the files the model just loaded from
+        except Exception:  # noqa: BLE001 - no local copy: the new head stays
+            return None
+    found: dict[str, torch.Tensor] = {}
+    for f in sorted(folder.glob("*.safetensors")):
+        with safe_open(f, framework="pt") as weights:
+            for key in set(keys) & set(weights.keys()) - set(found):
+                found[key] = weights.get_tensor(key)
+    for f in sorted(folder.glob("*.bin")) if len(found) < len(keys) else []:
+        try:
+            state = torch.load(f, map_location="cpu", weights_only=True, mmap=True)
+        except Exception:  # noqa: BLE001 - not a file torch reads safely: the new head stays
+            continue
+        found.update({k: state[k] for k in keys if k in state and k not in found})
+    return found if len(found) == len(keys) else None
 
 
 def load_model_config(name_or_path: str, *, trust_remote_code: bool = False):

@@ -30,7 +30,6 @@ from tunelab.data.types import TaskData
 from tunelab.errors import ConfigError, StrategyError, TrainingError, TunelabError
 from tunelab.metrics import IGNORE_INDEX
 from tunelab.models import (
-    head_note,
     load_model,
     load_tokenizer,
     max_input_length,
@@ -658,6 +657,7 @@ def prepare(config: TrainConfig, data: TaskData | None = None) -> PreparedRun:
         tokenizer=tokenizer,
         dtype=dtype,
     )
+    head_note = getattr(model, "tunelab_head_note", None)  # what the classification head starts from, if said
     if data.task == "classification":
         tokenizer.padding_side = "right"
     max_length = resolve_max_length(config, data.task, model, tokenizer)
@@ -684,7 +684,7 @@ def prepare(config: TrainConfig, data: TaskData | None = None) -> PreparedRun:
         tokenized["test"] = tokenized["test"].select([])
     notes = [layout.shared_blocks_note(), strategy.left_pretrained(layout, config)]
     if data.task == "classification":
-        notes.append(head_note(config.model, data.label_names, trust_remote_code=config.trust_remote_code))
+        notes.append(head_note)
     return PreparedRun(config, data, model, tokenizer, strategy, layout, max_length, tokenized,
                        list(data.warnings) + warnings + [n for n in notes if n], starts_as_loaded)
 
