@@ -702,6 +702,10 @@ def arrange_head(model, plan: HeadPlan, name_or_path: str) -> str | None:
     if rows is None or (list(rows) == list(range(len(rows))) and not plan.resized):
         return plan.note
     layer = _head_output_layer(model)
+    lost = (f"the checkpoint is a classifier with its own head for another number of classes; its rows could not be "
+            f"found, so a new head for your {len(rows)} classes replaces it")
+    if layer is None and plan.resized:  # transformers already loaded a new head: it stays
+        return lost
     if layer is None:
         raise ModelError(f"'{name_or_path}': cannot find the layer of its classification head that scores the classes, to "
                          "match its classes to your labels by name; name your labels as its config's id2label does, in "
@@ -711,8 +715,7 @@ def arrange_head(model, plan: HeadPlan, name_or_path: str) -> str | None:
         prefix = next(n for n, m in model.named_modules() if m is layer)
         saved = _checkpoint_tensors(name_or_path, [f"{prefix}.{k}" for k, v in own.items() if v is not None])
         if saved is None:
-            return (f"the checkpoint is a classifier with its own head for {model.config.num_labels} classes; its rows "
-                    "could not be read from its weights files, so a new head replaces it")
+            return lost
         own = {k: saved.get(f"{prefix}.{k}") for k in own}
     fresh = torch.nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
     model._init_weights(fresh)
