@@ -127,6 +127,13 @@ ERROR_CASES: list[tuple[str, Callable[[Path], Path | str], dict, list[str]]] = [
         {},
         ["'Pos'", "test split", "row 3", "never in train; train writes it 'pos' (labels are classes as written): write them alike"],
     ),
+    (  # was only "no label column 'label'; columns found: ...; pass --label-column NAME"
+        "one-hot multi-label columns",
+        lambda d: write(d, "a.csv", "text,toxic,insult\na,1,0\nb,0,1\nc,1,1\nd,0,0\n"),
+        {},
+        ["no label column 'label'", "toxic, insult each hold 0/1, as a multi-label (one-hot) table does",
+         "train one classifier per column (--label-column toxic, ...)"],
+    ),
     (  # was "holds a list, not a class label; use class names or integer ids"
         "a multi-label list",
         lambda d: write(d, "a.jsonl", '{"text":"a","label":"x"}\n{"text":"b","label":["x","y"]}\n'),

@@ -12,7 +12,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from tunelab.data.table import Table, brief
-from tunelab.errors import DataError
+from tunelab.errors import DataError, some_of
 
 _INTEGER = re.compile(r"[+-]?\d+")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -66,12 +66,30 @@ def require_column(table: Table, column: str, role: str) -> None:
     close = difflib.get_close_matches(column, table.column_names, n=1, cutoff=0.5)
     suggestion = f" (did you mean --{role}-column {close[0]}?)" if close else ""
     extra = other_task("; or pass --task causal-lm to train a language model on the text alone") if role == "label" else ""
+    flags = _yes_no_columns(table) if role == "label" else []
+    if len(flags) >= 2:  # toxic, insult, threat: one 0/1 column per label
+        extra = (f"; {some_of(flags, 4)} each hold 0/1, as a multi-label (one-hot) table does: tunelab trains one "
+                 f"label per example, so train one classifier per column (--label-column {flags[0]}, ...)") + extra
     if role == "text":
         extra = f", or two names, --text-column {_pair_example(table)}, for a pair of texts (NLI, paraphrase, question and passage)"
     raise DataError(
         f"{table.origin}: no {role} column '{column}'; {_columns_hint(table)}; "
         f"pass --{role}-column NAME{suggestion}{extra}"
     )
+
+
+def _yes_no_columns(table: Table) -> list[str]:
+    """The columns that hold nothing but 0 and 1 (as numbers, strings or booleans), both of them."""
+    def flag(value: Any) -> str | None:
+        text = str(value).strip().casefold()
+        return {"0": "0", "1": "1", "false": "0", "true": "1", "0.0": "0", "1.0": "1"}.get(text)
+
+    found = []
+    for name in table.column_names:
+        values = {flag(v) for v in table.columns[name]}
+        if values == {"0", "1"}:
+            found.append(name)
+    return found
 
 
 def _pair_example(table: Table) -> str:
