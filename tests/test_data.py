@@ -439,6 +439,20 @@ def test_integer_labels_keep_numeric_order(tmp_path: Path) -> None:
         assert data.label_names[row["label"]] == str([10, 2, 1][int(row["text"][1:]) % 3])
 
 
+def test_integer_labels_that_are_not_0_to_n_minus_1_say_the_model_numbers_its_outputs_otherwise(tmp_path: Path) -> None:
+    """Ids 0, 1, 3 (or stars 1 to 5) train as 3 (5) classes named by the ids, the outputs numbered 0 to n-1: a plain
+    argmax gave 2 for a text labelled 3, in silence. Said once, at training; 0 to n-1 and named ids say nothing."""
+    records = [{"text": f"t{i}", "label": [0, 1, 3][i % 3]} for i in range(30)]
+    data = load_task_data(str(write(tmp_path, "gap.csv", csv_text(records))))
+    assert data.label_names == ["0", "1", "3"]
+    assert any("holds the integer labels 0, 1, 3, not 0 to 2: each is a class name" in w
+               and "id2label maps 2 to '3'" in w for w in data.warnings)
+    plain = [{"text": f"t{i}", "label": i % 3} for i in range(30)]
+    assert not any("integer labels" in w for w in load_task_data(str(write(tmp_path, "ok.csv", csv_text(plain)))).warnings)
+    named = [r | {"label_text": ["a", "b", "c"][i % 3]} for i, r in enumerate(records)]
+    assert not any("integer labels" in w for w in load_task_data(str(write(tmp_path, "n.jsonl", jsonl_text(named)))).warnings)
+
+
 def test_a_label_text_column_names_integer_ids(tmp_path: Path) -> None:
     """SetFit / Hugging Face exports carry integer labels with their names beside them."""
     names = {10: "sports", 2: "politics", 1: "tech"}

@@ -350,12 +350,24 @@ def _classification(
     }
     _warn_conflicting_labels(parts, names, warnings)
     if numeric:
-        names = _names_from_column(tables, keys, names, label_column, warnings)
+        ids, names = names, _names_from_column(tables, keys, names, label_column, warnings)
+        if training and names == ids and ids != [str(i) for i in range(len(ids))]:
+            _warn_ids_renumbered(ids, label_column, warnings)
     else:
         _warn_near_duplicate_labels(names, label_column, warnings)
         _warn_odd_label_names(names, parts[reference]["label"], label_column, warnings)
         _warn_combined_labels(names, label_column, warnings)
     return parts, names
+
+
+def _warn_ids_renumbered(ids: list[str], column: str, warnings: list[str]) -> None:
+    """Integer labels that are not 0 to n-1 (stars 1 to 5, ids 0, 1, 3): each is a class name, and the model's class
+    ids are its outputs 0 to n-1, so a raw argmax is not the label the file writes: said, with how to read it."""
+    last = len(ids) - 1
+    warnings.append(f"column '{column}' holds the integer labels {some_of(ids, 6)}, not 0 to {last}: each is a class "
+                    f"name, and the model numbers its outputs 0 to {last} (its config's id2label maps {last} to "
+                    f"'{ids[-1]}'), so read predictions by name (tunelab predict and pipeline('text-classification') "
+                    "do), not as the argmax's index")
 
 
 #: How R, Excel and pandas write a missing value out ("none" is left out: it is a common class name).
