@@ -597,6 +597,7 @@ def test_a_classifier_checkpoint_s_head_meets_your_labels_by_name_not_by_positio
 def test_a_resized_head_whose_rows_cannot_be_read_stays_new_and_says_so(tiny_bert_dir, tmp_path, monkeypatch):
     """Rows of a head of another size come from the checkpoint's weights files; where they cannot be read (a format
     neither safetensors nor torch reads), the new head transformers loaded stays, and the line says so, not 'kept'."""
+    import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from tunelab.models import load_model, loading
@@ -605,10 +606,12 @@ def test_a_resized_head_whose_rows_cannot_be_read_stays_new_and_says_so(tiny_ber
     AutoModelForSequenceClassification.from_pretrained(
         tiny_bert_dir, num_labels=3, id2label={0: "bad", 1: "meh", 2: "good"}).save_pretrained(folder)
     AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(folder)
-    monkeypatch.setattr(loading, "_checkpoint_tensors", lambda *a: None)
-    model, _ = load_model(str(folder), task="classification", label_names=["bad", "good"])
-    assert model.tunelab_head_note == ("the checkpoint is a classifier with its own head for another number of classes; "
-                                       "its rows could not be found, so a new head for your 2 classes replaces it")
+    lost = ("the checkpoint is a classifier with its own head for another number of classes; its rows could not be "
+            "found, so a new head for your 2 classes replaces it")
+    for found in (None, {"classifier.weight": torch.zeros(5, 32), "classifier.bias": torch.zeros(5)}):  # none; not its head
+        monkeypatch.setattr(loading, "_checkpoint_tensors", lambda *a, found=found: found)
+        model, _ = load_model(str(folder), task="classification", label_names=["bad", "good"])
+        assert model.tunelab_head_note == lost
 
 
 def test_head_plan_says_in_one_line_how_a_checkpoint_s_classes_meet_yours():

@@ -600,12 +600,13 @@ class HeadPlan:
 
     ``rows``: for each of your labels (in your order), the checkpoint's head row it starts from, or ``None`` for a
     new row; ``None`` for the whole when the head is new (or there is none). ``resized``: the checkpoint's head has
-    another number of classes (transformers loads a new one, and the kept rows are read from the checkpoint's
-    weights). ``note``: the one line that says so (``None`` for a checkpoint without a classification head)."""
+    another number of classes, ``classes`` (transformers loads a new one, and the kept rows are read from the
+    checkpoint's weights). ``note``: the one line that says so (``None`` for a checkpoint without a classification head)."""
 
     rows: tuple[int | None, ...] | None = None
     note: str | None = None
     resized: bool = False
+    classes: int = 0  # the checkpoint's
 
 
 def _unnamed(names: list[str]) -> bool:
@@ -671,7 +672,7 @@ def head_plan(config, label_names: list[str]) -> HeadPlan:
         parts.append(f"{some_of(new, 6)} {'gets a new row' if len(new) == 1 else 'get new rows'}")
     if dropped:
         parts.append(f"its {some_of(dropped, 6)} {'is' if len(dropped) == 1 else 'are'} dropped")
-    return HeadPlan(tuple(rows), "; ".join(parts) + multi, resized)
+    return HeadPlan(tuple(rows), "; ".join(parts) + multi, resized, len(theirs))
 
 
 def head_note(name_or_path: str, label_names: list[str], *, trust_remote_code: bool = False) -> str | None:
@@ -714,8 +715,9 @@ def arrange_head(model, plan: HeadPlan, name_or_path: str) -> str | None:
     if plan.resized:
         prefix = next(n for n, m in model.named_modules() if m is layer)
         saved = _checkpoint_tensors(name_or_path, [f"{prefix}.{k}" for k, v in own.items() if v is not None])
-        if saved is None:
-            return lost
+        if saved is None or any(t.shape[0] != plan.classes or t.shape[1:] != getattr(layer, n.rsplit(".", 1)[-1]).shape[1:]
+                                for n, t in saved.items()):
+            return lost  # not found, or not the head its config describes
         own = {k: saved.get(f"{prefix}.{k}") for k in own}
     fresh = torch.nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
     model._init_weights(fresh)
