@@ -675,12 +675,6 @@ def head_plan(config, label_names: list[str]) -> HeadPlan:
     return HeadPlan(tuple(rows), "; ".join(parts) + multi, resized, len(theirs))
 
 
-def head_note(name_or_path: str, label_names: list[str], *, trust_remote_code: bool = False) -> str | None:
-    """The line :func:`head_plan` says for the checkpoint ``name_or_path`` and ``label_names``: what a run's
-    classification head starts from (``None`` for a checkpoint without a classification head)."""
-    return head_plan(load_model_config(name_or_path, trust_remote_code=trust_remote_code), label_names).note
-
-
 def _head_output_layer(model) -> torch.nn.Linear | None:
     """The layer of a sequence classifier's head that writes the class scores: the last linear layer outside the
     body with one output per class (BERT's ``classifier``, RoBERTa's ``classifier.out_proj``, a decoder's ``score``)."""
