@@ -678,10 +678,10 @@ def head_plan(config, label_names: list[str]) -> HeadPlan:
 def _head_output_layer(model) -> torch.nn.Linear | None:
     """The layer of a sequence classifier's head that writes the class scores: the last linear layer outside the
     body with one output per class (BERT's ``classifier``, RoBERTa's ``classifier.out_proj``, a decoder's ``score``)."""
-    from tunelab.models.layout import _body, _head_modules
+    from tunelab.models.layout import model_layout
 
     found = None
-    for head in _head_modules(model, _body(model)[1]):
+    for head in model_layout(model).head_modules:
         for _, module in model.get_submodule(head).named_modules():
             if isinstance(module, torch.nn.Linear) and module.out_features == model.config.num_labels:
                 found = module
