@@ -98,6 +98,42 @@ def test_mlflow_gets_the_losses_and_tunelabs_final_numbers(tiny_bert_dir, toy_cl
     # once, at that step: the Trainer logs the test split's metrics itself, and tunelab's record did it again
     assert [m.step for m in client.get_metric_history(runs[0].info.run_id, "test_accuracy")] == [steps]
     assert max(m.step for m in client.get_metric_history(runs[0].info.run_id, "loss")) <= steps
+    # tunelab's own parameters beside the Trainer's (a comparison's runs had them, a plain train run had none)
+    params = runs[0].data.params
+    assert params["tunelab.strategy"] == "head" and params["tunelab.model"] == str(tiny_bert_dir)
+    assert params["tunelab.data_fingerprint"] == record["meta_info"]["data_fingerprint"]
+    assert params["tunelab.data"] == record["meta_info"]["data"] and "tunelab.out" not in params
+
+
+def test_a_resumed_train_run_goes_on_in_its_mlflow_run(tiny_bert_dir, toy_classification_data, tmp_path, monkeypatch):
+    """train --resume of an interrupted run logged into a second MLflow run, the first left KILLED: it continues the
+    run it started (its id kept in the run's folder), which ends FINISHED with the final numbers; --overwrite starts
+    a new one."""
+    MlflowClient = pytest.importorskip("mlflow.tracking").MlflowClient
+
+    from tunelab.run import training
+    from tunelab.run.resilience import RunInterrupted
+
+    uri = (tmp_path / "mlruns").as_uri()
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    real = training._final_metrics
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt("Ctrl-C")
+
+    monkeypatch.setattr(training, "_final_metrics", stopped)
+    config = _config(tiny_bert_dir, tmp_path, report_to="mlflow")
+    with pytest.raises(RunInterrupted):
+        train(config, data=toy_classification_data, progress=False)
+    monkeypatch.setattr(training, "_final_metrics", real)
+    record = train(config.replace(resume=True), data=toy_classification_data, progress=False)
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs(["0"])
+    assert [(r.info.run_name, r.info.status) for r in runs] == [("run", "FINISHED")]
+    assert runs[0].data.metrics["test_accuracy"] == pytest.approx(record["metrics"]["test"]["accuracy"])
+    train(config.replace(overwrite=True), data=toy_classification_data, progress=False)
+    assert len(client.search_runs(["0"])) == 2
 
 
 def test_off_a_terminal_a_run_prints_one_line_per_epoch_and_no_raw_dicts(tiny_bert_dir, toy_classification_data, tmp_path):
@@ -138,7 +174,11 @@ def test_a_comparison_is_one_mlflow_parent_with_a_child_per_run(tiny_bert_dir, t
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(parents) == 1 and len(children) == 2
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
-    assert {c.data.params["strategy"] for c in children} == {"head", "bitfit"}
+    assert {c.data.params["tunelab.strategy"] for c in children} == {"head", "bitfit"}
+    # what a run logs is decided in one place, for a comparison's runs as for a plain train
+    for child in children:
+        assert {"tunelab.model", "tunelab.data", "tunelab.data_fingerprint", "tunelab.seed", "tunelab.data_fraction",
+                "tunelab.task"} <= set(child.data.params)
     client = MlflowClient(tracking_uri=(tmp_path / "mlruns").as_uri())
     for child in children:
         assert "test_accuracy" in child.data.metrics and "forgetting" in child.data.metrics  # tunelab's numbers
@@ -215,7 +255,7 @@ def test_a_run_stopped_with_a_checkpoint_ends_its_child_killed_and_a_failed_one_
     runs = ComparisonRuns("cmp", {}, tmp_path)
     for name, error in (("ctrl-c", INTERRUPTED + "Ctrl-C"), ("budget", BUDGET_STOP + " (3 s into the run)"),
                         ("broken", "ValueError: bad")):
-        runs.child_environment(name, {})
+        runs.child_environment(name)
         runs.finish_child(name, {"run_info": {"status": "failed", "error": error}})
     statuses = {r.info.run_name: r.info.status for r in MlflowClient(tracking_uri=uri).search_runs(["0"])}
     assert statuses == {"cmp": "RUNNING", "ctrl-c": "KILLED", "budget": "KILLED", "broken": "FAILED"}

@@ -852,17 +852,15 @@ def _run_all(planned: list[PlannedRun], base: TrainConfig, searches: dict[str, d
     heads: dict[str, str] = {}
     if opts.reuse:
         _adopt_renamed(planned)
-    params: dict[str, dict[str, Any]] = {}
     for i, run in enumerate(planned, 1):
         heads[run.run_id] = f"{prefix}[{i}/{len(planned)}] {run.run_id}"
         record = finished_record(run.folder, run.config, split_fingerprint) if opts.reuse else None
-        params[run.run_id] = {"strategy": run.strategy, "seed": run.seed, "data_fraction": run.data_fraction}
         if record is not None:
             reused.append(run.run_id)
             records[run.run_id] = record
             say(f"{heads[run.run_id]}: finished earlier, reused ({_describe(record, opts.metric)})")
             if tracked is not None:
-                tracked.reused(run.run_id, params[run.run_id], record.to_dict())
+                tracked.reused(run.run_id, record.to_dict())
         else:
             job = _job(run, base, searches, opts, split_fingerprint)
             for name, value in (limits(run) if limits else {}).items():
@@ -873,7 +871,7 @@ def _run_all(planned: list[PlannedRun], base: TrainConfig, searches: dict[str, d
 
     def started(job: Job) -> None:
         if tracked is not None:  # the run's Trainer (and tunelab's final numbers) log into its child run, made as it starts
-            job.spec["env"] = tracked.child_environment(job.run_id, params[job.run_id])
+            job.spec["env"] = tracked.child_environment(job.run_id)
         config = TrainConfig.from_dict(job.spec["config"], where="plan")
         lr_text = f"lr {config.lr:g}" if config.lr is not None else f"default lr {_default_lr(config.strategy):g}"
         verb = "resuming" if config.resume and (job.folder / "checkpoints").is_dir() else "training"

@@ -1,5 +1,5 @@
 """A comparison in MLflow: one parent run, a child run per strategy × seed × fraction (each filled by
-that run's Trainer and then by its final record), the verdict and the report attached to the parent.
+that run's Trainer, its parameters and then its final record), the verdict and the report attached to the parent.
 
 The parent's id is kept in the comparison's folder (:data:`STATE_NAME`), so ``compare --resume`` goes on in the
 same parent run: a run finished earlier and reused keeps its child (or gets one, when the first attempt was not
@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tunelab.io import read_json, write_json
-from tunelab.run.tracking import log_record_to_mlflow
+from tunelab.io import write_json
+from tunelab.run.tracking import earlier_run, log_params, log_record_to_mlflow, run_params
 
 #: The file in the comparison's folder that names its MLflow parent run.
 STATE_NAME = "mlflow_run.json"
@@ -57,30 +57,18 @@ class ComparisonRuns:
 
     def _earlier_parent(self) -> str | None:
         """The parent run an earlier attempt of this comparison made, when it is in this tracking store and active."""
-        if self.state is None or not self.state.is_file():
+        if self.state is None:
             return None
-        try:
-            saved = read_json(self.state)
-        except (OSError, ValueError):
-            return None
-        if saved.get("tracking_uri") != self.uri or saved.get("experiment_id") != self.experiment_id:
-            return None
-        try:
-            run = self.client.get_run(str(saved.get("parent_run_id")))
-        except Exception:  # noqa: BLE001 - MLflow raises its own errors for a run it does not have
-            return None
-        return run.info.run_id if run.info.lifecycle_stage == "active" else None
+        return earlier_run(self.state, "parent_run_id", experiment_id=self.experiment_id)
 
-    def child_environment(self, run_name: str, params: Mapping[str, Any]) -> dict[str, str]:
+    def child_environment(self, run_name: str) -> dict[str, str]:
         """The child run for ``run_name`` (created now, or the one an earlier attempt made, set running again); the
-        environment that makes its Trainer log into it."""
+        environment that makes its Trainer log into it (and its run its parameters, :func:`run_params`)."""
         child = self.children.get(run_name)
         if child is None:
             child = self.client.create_run(
                 self.experiment_id, run_name=run_name, tags={"mlflow.parentRunId": self.parent}
             ).info.run_id
-            for key, value in params.items():
-                self.client.log_param(child, key, str(value)[:500])
             self.children[run_name] = child
         else:
             self.client.update_run(child, status="RUNNING")
@@ -102,12 +90,13 @@ class ComparisonRuns:
         self.client.set_terminated(child, status=status)
         self.open.discard(run_name)
 
-    def reused(self, run_name: str, params: Mapping[str, Any], record: Mapping[str, Any]) -> None:
+    def reused(self, run_name: str, record: Mapping[str, Any]) -> None:
         """A run finished by an earlier attempt and reused now: its child already holds it, or (an earlier attempt
-        that was not tracked) gets one now, with the run's final numbers."""
+        that was not tracked) gets one now, with the run's parameters and final numbers, as a run logs them."""
         if run_name in self.children:
             return
-        self.child_environment(run_name, params)
+        self.child_environment(run_name)
+        log_params(self.children[run_name], run_params(record.get("config") or {}, record.get("meta_info")))
         self.finish_child(run_name, record)
 
     def finish(self, verdict: Mapping[str, Any], files: list[Path]) -> None:

@@ -21,7 +21,7 @@ import torch
 
 from tunelab.errors import ConfigError, TunelabError, first_line
 from tunelab.io import LOCK_NAME, atomic_dir, check_folder, make_folder
-from tunelab.run.tracking import TENSORBOARD_DIR
+from tunelab.run.tracking import RUN_STATE, TENSORBOARD_DIR
 
 log = logging.getLogger("tunelab")
 
@@ -48,9 +48,10 @@ def check_out_dir(out: Path, *, overwrite: bool, resume: bool) -> None:
             )
 
 
-REPLACED = (MODEL_DIR, "checkpoints", "metrics.json", "run_config.yaml", "outputs", TENSORBOARD_DIR)
+REPLACED = (MODEL_DIR, "checkpoints", "metrics.json", "run_config.yaml", "outputs", TENSORBOARD_DIR, RUN_STATE)
 """What ``--overwrite`` replaces in a run's folder: the files and folders a run writes (its TensorBoard events too:
-kept, the replaced run's curves were drawn beside the new one's)."""
+kept, the replaced run's curves were drawn beside the new one's; the name of its MLflow run, which the new run does
+not continue)."""
 
 
 def foreign_files(out: Path) -> list[Path]:

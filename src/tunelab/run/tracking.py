@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.errors import ConfigError
+from tunelab.io import read_json, write_json
 
 NONE = "none"
 TENSORBOARD_DIR = "tensorboard"
@@ -128,13 +129,80 @@ def flat_record_metrics(record: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
+#: The file in a run's folder that names its MLflow run, so that ``train --resume`` continues that run.
+RUN_STATE = "mlflow.json"
+
+
+def run_params(config: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """What a run logs to MLflow as parameters, the one place that decides it for a plain ``train`` and for a
+    comparison's runs alike: ``tunelab.<setting>`` for each setting of ``config`` (a :class:`~tunelab.config.TrainConfig`
+    as a dict) that changes what is trained (not :data:`~tunelab.config.OPERATIONAL` ones, nor those left to their
+    default, ``None``), and from ``meta`` (a record's ``meta_info``) the data as read and its fingerprint, the task
+    and the number of training examples. Prefixed: the Trainer logs its own arguments and the model's config
+    unprefixed (``seed``, ``learning_rate``, ...), and MLflow refuses a parameter logged twice with two values.
+
+    >>> run_params({"strategy": "lora", "lr": None, "out": "runs/x"}, {"data_fingerprint": "ab12"})
+    {'tunelab.strategy': 'lora', 'tunelab.data_fingerprint': 'ab12'}
+    """
+    from tunelab.config import OPERATIONAL
+
+    params = {name: value for name, value in config.items()
+              if name not in OPERATIONAL and value is not None and value != {}}
+    meta = meta or {}
+    if meta.get("data"):  # the data as read (in-memory data is said so), not the config's default dataset name
+        params["data"] = meta["data"]
+    for name in ("task", "data_fingerprint", "n_train"):
+        if meta.get(name) is not None:
+            params[name] = meta[name]
+    return {f"tunelab.{name}": str(value)[:500] for name, value in params.items()}
+
+
+def log_params(run_id: str, params: Mapping[str, str]) -> None:
+    """``params`` to an MLflow run; one it already holds is kept (a resumed run holds them from its first start)."""
+    from mlflow.entities import Param
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    held = client.get_run(run_id).data.params
+    new = [Param(key, value) for key, value in params.items() if key not in held]
+    for i in range(0, len(new), 100):  # MLflow takes at most 100 parameters in one call
+        client.log_batch(run_id, params=new[i:i + 100])
+
+
+def earlier_run(state: Path, key: str, *, experiment_id: str | None = None) -> str | None:
+    """The MLflow run named under ``key`` in the JSON file ``state`` (written by an earlier attempt of a run or a
+    comparison), when it is in the tracking store MLflow points to now (and in ``experiment_id``, when given) and not
+    deleted; else None."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    try:
+        saved = read_json(state) if Path(state).is_file() else {}
+    except (OSError, ValueError):
+        return None
+    if not isinstance(saved, dict) or not saved.get(key) or saved.get("tracking_uri") != mlflow.get_tracking_uri():
+        return None
+    if experiment_id is not None and saved.get("experiment_id") != experiment_id:
+        return None
+    try:
+        run = MlflowClient().get_run(str(saved[key]))
+    except Exception:  # noqa: BLE001 - MLflow raises its own errors for a run it does not have
+        return None
+    return run.info.run_id if run.info.lifecycle_stage == "active" else None
+
+
 @contextmanager
-def tracking(report_to: str | None, out_dir: Path) -> Iterator[str | None]:
+def tracking(report_to: str | None, out_dir: Path, params: Mapping[str, str] | None = None, *,
+             resume: bool = False) -> Iterator[str | None]:
     """The trackers of one run, for the duration of a block: their environment, and the MLflow run
     (yielded: its id, or ``None`` without MLflow) kept open from before the Trainer is built until the
     final record is logged, so that the test evaluation after training lands in the same run. It ends ``FINISHED``,
     ``KILLED`` when an interrupt stopped it (it was ``FAILED``, unlike a comparison's children) or ``FAILED``. A run
-    that a caller opened (``MLFLOW_RUN_ID``, an active run) is used and left open."""
+    that a caller opened (``MLFLOW_RUN_ID``, an active run) is used and left open.
+
+    The run gets ``params`` (:func:`run_params`), and its id is kept in ``<out_dir>/mlflow.json``
+    (:data:`RUN_STATE`): with ``resume`` (a checkpoint continued), the run named there goes on, where it is in the
+    same tracking store and not deleted, instead of a new run (one MLflow run per tunelab run)."""
     trackers = parse_report_to(report_to)
     with environment(trainer_environment(trackers, out_dir)):
         if "mlflow" not in trackers:
@@ -143,9 +211,17 @@ def tracking(report_to: str | None, out_dir: Path) -> Iterator[str | None]:
         import mlflow
 
         opened = mlflow.active_run() is None
-        run = mlflow.start_run(run_name=Path(out_dir).name) if opened else mlflow.active_run()
+        if opened:
+            earlier = (earlier_run(Path(out_dir) / RUN_STATE, "run_id")
+                       if resume and not os.environ.get("MLFLOW_RUN_ID") else None)
+            run = mlflow.start_run(run_id=earlier, run_name=None if earlier else Path(out_dir).name)
+        else:
+            run = mlflow.active_run()
+        write_json(Path(out_dir) / RUN_STATE, {"tracking_uri": mlflow.get_tracking_uri(),
+                                               "experiment_id": run.info.experiment_id, "run_id": run.info.run_id})
         status = "FAILED"
         try:
+            log_params(run.info.run_id, params or {})
             yield run.info.run_id
             status = "FINISHED"
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM (a checkpoint saved, --resume continues): as a comparison's runs

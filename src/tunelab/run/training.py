@@ -47,7 +47,7 @@ from tunelab.run.heap import limit_onednn_primitive_cache, peak_rss_mb, release_
 from tunelab.run.outputs import AS_LOADED, ExampleOutputs, OutputCollector, reduce_logits
 from tunelab.run.progress import ProgressFile, RunProgress, library_bars_off, mark_done
 from tunelab.run.record import Artifact, MetaInfo, Metrics, RunRecord, TrainInfo, library_versions
-from tunelab.run.tracking import log_record, parse_report_to, tracking
+from tunelab.run.tracking import log_record, parse_report_to, run_params, tracking
 from tunelab.strategies import as_loaded, get_strategy, trainable_parameters
 
 log = logging.getLogger("tunelab")
@@ -1082,12 +1082,13 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> Run
     plan = cache_plan(run)
     with setup.display.phase("frozen-layer cache", None) if progress and plan is not None and ranks.is_main() else contextlib.nullcontext():
         ds = _training_datasets(run, setup.collator(), plan)
+    _check_same_data(run, resume_from)  # before the tracker: a refused resume leaves the run it continues as it was
     # the trackers' callbacks read their settings when built; several processes: the main one tracks
-    with tracking(config.report_to if ranks.is_main() else None, out) as tracked:
+    params = run_params(config.to_dict(), _meta_info(run).to_dict())
+    with tracking(config.report_to if ranks.is_main() else None, out, params, resume=resume_from is not None) as tracked:
         trainer = setup.trainer(ds.train, ds.validation, ds.collator, model=ds.model, progress=progress,
                                 **epoch_schedule(config, len(ds.train)))
         trainer.tunelab_data = run.data.fingerprint or None
-        _check_same_data(run, resume_from)
         as_loaded = _as_loaded_validation(run, trainer, ds, out)
         fit = _fit(setup, trainer, out, resume_from)
         with _interrupts_after_training(out):
