@@ -507,15 +507,11 @@ def test_strategies_given_as_one_string_are_the_names_it_lists(tiny_bert_dir, to
 
 
 def test_a_keyword_compare_does_not_take_is_one_line_naming_it():
-    """compare(base, data=frame) (train takes data in memory) raised CompareOptions.__init__'s raw TypeError, and a
-    misspelt option alike: one ConfigError line says where the value goes instead."""
-    import pandas as pd
-
+    """A misspelt option raised CompareOptions.__init__'s raw TypeError: one ConfigError line says where the value
+    goes instead."""
     from tunelab.compare.runner import compare
     from tunelab.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"compare\(data=...\): a comparison reads its data from base.data.*to_csv"):
-        compare(TrainConfig(), ["head"], data=pd.DataFrame({"text": ["a"], "label": ["x"]}))
     with pytest.raises(ConfigError, match=r"compare\(epochs=...\): epochs is a setting of every run: give it in base"):
         compare(TrainConfig(), ["head"], epochs=2)
     with pytest.raises(ConfigError, match=r"compare\(seed=...\): .*give it in base|did you mean seeds"):
@@ -544,3 +540,26 @@ def test_a_comparison_resumed_with_more_seeds_reuses_its_single_seed_run(tiny_be
     assert "runs/head/" not in (out / "runs" / "head-s42" / "run_config.yaml").read_text() + json.dumps(record)
     rows = (out / "results.csv").read_text().splitlines()[1:]
     assert sorted(row.split(",")[0] for row in rows) == ["head-s42", "head-s43"]
+
+
+def test_compare_takes_data_in_memory_saves_it_in_its_folder_and_resumes(tiny_bert_dir, toy_csv, tmp_path):
+    """compare(base, data=frame) was refused (write it to a file first), where train, recommend and estimate take a
+    DataFrame: the data is checked, saved into the comparison's folder (OUT/data), where each run reads it, and
+    compare(..., resume=True) with the same data, as a list of dicts this time, reuses the finished run."""
+    import pandas as pd
+
+    from tunelab.errors import DataError
+
+    frame = pd.read_csv(toy_csv)
+    base = TrainConfig(model=str(tiny_bert_dir), epochs=1, batch_size=8, save_steps=1000, forgetting=False)
+    options = dict(out=tmp_path / "cmp", isolate=False, pre_recommend=False, log=None, exhaustive=True)
+    result = compare(base, ["head"], data=frame, **options)
+    (record,) = result.results
+    assert record["run_info"]["status"] == "success"
+    assert (tmp_path / "cmp" / "data" / "dataset_info.json").is_file()
+    assert record["config"]["data"] == str(tmp_path / "cmp" / "data")
+    again = compare(base, ["head"], data=frame.to_dict("records"), resume=True, **options)
+    assert again.reused == ["head"]
+    with pytest.raises(DataError, match=r"compare\(data=...\) takes a pandas DataFrame, .*; got a int"):
+        compare(base, ["head"], data=42, out=tmp_path / "other", log=None)
+    assert not (tmp_path / "other").exists()

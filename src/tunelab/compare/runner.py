@@ -32,10 +32,12 @@ given another's learning rate.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import logging
 import math
+import os
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -507,7 +509,7 @@ class CompareOptions:
 
 
 def compare(base: TrainConfig | None = None, strategies: Sequence[str] | str | None = None, *,
-            out: str | Path | None = None, options: CompareOptions | None = None,
+            out: str | Path | None = None, data: Any = None, options: CompareOptions | None = None,
             log: Callable[[str], None] | None = print, **option_values: Any) -> CompareResult:
     """Train the strategies on the same split, record each run, recommend, write the report.
 
@@ -518,6 +520,12 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] | str | N
     ``strategy``, ``lr``, ``data_fraction`` and ``out`` are set per run. The rest are
     :class:`CompareOptions`, given as ``options=`` or as keywords (``seeds=2, tune_lr=True``).
     Without ``resume`` or ``overwrite``, a folder that already holds runs is refused.
+
+    ``data``: data in memory instead of ``base.data``, as :func:`~tunelab.run.training.train` takes it (a pandas
+    DataFrame, a list of dicts, a datasets Dataset / DatasetDict), checked as a file is, then saved into the
+    comparison's folder (``<out>/data``, :data:`DATA_DIR`) where every run, in its own process, reads it:
+    ``base.data`` becomes that folder. ``resume=True`` with the same data goes on (the data is saved again; runs
+    are reused when its split is the same), and so does ``tunelab compare --data OUT/data --out OUT --resume``.
 
     ``strategies``: a list of names, or one string of comma-separated names as ``--strategies`` takes it; ``None``
     trains the default comparison for the task (:func:`~tunelab.strategies.default_comparison`);
@@ -552,8 +560,51 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] | str | N
                      "'tunelab.strategies' entry point, or compare(..., isolate=False)" for name in unimportable(strategies)]
     if problems:
         raise ConfigError(problems)
+    if isinstance(data, str | os.PathLike):  # a file or a built-in name: read where it is, as base.data
+        base.data, data = os.fspath(data), None
     # the data and the model are checked before anything is written, and the task and the split's size read once
-    sized = _checked_inputs(base)
+    with _staged(data) as staged:
+        if staged is not None:  # in memory: checked where it is staged, then saved into the comparison's folder
+            out = Path(out) if out is not None else default_compare_out(base.replace(data=DATA_DIR))
+            sized = _checked_inputs(base.replace(data=str(staged)))
+            base.data = str(out / DATA_DIR)
+        else:
+            sized = _checked_inputs(base)
+        return _checked_and_run(base, strategies, named, out, opts, sized, staged, log, started)
+
+
+#: The folder in a comparison's folder that holds the data given to :func:`compare` in memory.
+DATA_DIR = "data"
+
+
+@contextlib.contextmanager
+def _staged(data: Any):
+    """Data given to :func:`compare` in memory, saved (``save_to_disk``) into a temporary folder, yielded (None for
+    no data)."""
+    if data is None:
+        yield None
+        return
+    import tempfile
+
+    from tunelab.data.readers import in_memory_dataset
+    from tunelab.errors import DataError
+
+    dataset = in_memory_dataset(data)
+    if not hasattr(dataset, "save_to_disk"):
+        raise DataError(f"compare(data=...) takes a pandas DataFrame, a list of dicts or a datasets Dataset / "
+                        f"DatasetDict; got a {type(data).__name__}")
+    with tempfile.TemporaryDirectory(prefix="tunelab-data-") as folder:
+        dataset.save_to_disk(str(Path(folder) / DATA_DIR))
+        yield Path(folder) / DATA_DIR
+
+
+def _checked_and_run(base: TrainConfig, strategies: list[str], named: bool, out: str | Path | None,
+                     opts: CompareOptions, sized: Sized, staged: Path | None, log: Callable[[str], None] | None,
+                     started: float) -> CompareResult:
+    """:func:`compare` once its data is read: the rest of the checks, the folder (with the data in memory, saved
+    there), the advice, the learning rates, the runs."""
+    from tunelab.strategies import default_comparison
+
     strategies = _for_task(strategies, sized.task) if named else default_comparison(sized.task)
     _check_metric(base, opts, sized.task)
     _check_max_length(base, strategies, sized.task)
@@ -566,6 +617,9 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] | str | N
     with folder_lock(out, "tunelab compare"):  # one comparison writes a folder at a time
         if opts.overwrite and not opts.resume:  # "replacing what --out holds": runs no longer in the plan too
             shutil.rmtree(out / RUNS_DIR, ignore_errors=True)
+        if staged is not None:  # the data given in memory, where the runs read it (an earlier attempt's replaced)
+            shutil.rmtree(out / DATA_DIR, ignore_errors=True)
+            shutil.move(str(staged), str(out / DATA_DIR))
         if opts.exhaustive is None:
             opts.exhaustive = exhaustive_by_default(opts, out)
         if opts.isolate and opts.executor is None:
@@ -677,8 +731,7 @@ def default_compare_out(base: TrainConfig) -> Path:
 
 def _known_options(values: dict[str, Any]) -> dict[str, Any]:
     """``compare``'s keywords when each is a :class:`CompareOptions` field; else one line naming the first that is not
-    (a :class:`TrainConfig` setting goes in ``base``; data in memory is written to a file first: every run, in its
-    own process, reads the data from ``base.data``)."""
+    (a :class:`TrainConfig` setting goes in ``base``)."""
     import difflib
 
     fields = [f.name for f in dataclasses.fields(CompareOptions)]
@@ -686,10 +739,6 @@ def _known_options(values: dict[str, Any]) -> dict[str, Any]:
     if not unknown:
         return values
     name = unknown[0]
-    if name == "data":
-        raise ConfigError("compare(data=...): a comparison reads its data from base.data, a path or a built-in name "
-                          "(each run reads it in its own process): write the data to a file first (DataFrame.to_csv, "
-                          "Dataset.save_to_disk) and pass TrainConfig(data=PATH)")
     if name in {f.name for f in dataclasses.fields(TrainConfig)}:
         raise ConfigError(f"compare({name}=...): {name} is a setting of every run: give it in base, "
                           f"TrainConfig({name}=...)")

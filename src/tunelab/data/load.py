@@ -67,8 +67,8 @@ def load_task_data(
 
     ``spec`` is a built-in name (see :func:`list_datasets`), a ``.csv``/``.tsv``/``.jsonl``/``.json``/
     ``.parquet``/``.txt`` file, a folder saved with ``save_to_disk``, a folder of ``train.*``/
-    ``validation.*``/``test.*`` files, or data in memory: a ``datasets.Dataset`` or ``DatasetDict``, or a pandas
-    ``DataFrame``, read as their saved forms are. A user-given split (those folders, a DatasetDict, or a
+    ``validation.*``/``test.*`` files, or data in memory: a ``datasets.Dataset`` or ``DatasetDict``, a pandas
+    ``DataFrame`` or a list of dicts (one per example), read as their saved forms are. A user-given split (those folders, a DatasetDict, or a
     ``split`` column) is respected; otherwise the rows are split with ``seed``, stratified by label.
     ``task`` is inferred when ``None``. Every problem with the data raises :class:`DataError`.
     ``split=False`` (scoring a model on every row: ``tunelab evaluate --split all``): every row goes to ``train``, in
@@ -87,8 +87,8 @@ def load_task_data(
     raw = read_in_memory(spec)
     if raw is None:
         if not isinstance(spec, str | os.PathLike):
-            raise DataError(f"data must be a built-in name, a path, or a datasets Dataset / DatasetDict or pandas "
-                            f"DataFrame in memory; got a {type(spec).__name__}")
+            raise DataError(f"data must be a built-in name, a path, or a datasets Dataset / DatasetDict, pandas "
+                            f"DataFrame or list of dicts in memory; got a {type(spec).__name__}")
         raw = resolve(os.fspath(spec))
     warnings = list(raw.warnings)
     if raw.builtin:

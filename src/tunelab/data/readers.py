@@ -467,13 +467,29 @@ def read_saved_dataset(path: Path) -> RawData:
     return _dataset_dict(loaded, path)
 
 
-def read_in_memory(data: Any) -> RawData | None:
-    """A ``datasets.Dataset`` / ``DatasetDict`` or a pandas ``DataFrame`` held in memory, read as its saved form
-    would be (:func:`read_saved_dataset`); ``None`` for anything else."""
+def in_memory_dataset(data: Any) -> Any:
+    """Data in memory as a ``datasets`` Dataset (a DataFrame, a list of dicts) or DatasetDict, what
+    ``save_to_disk`` writes and :func:`read_in_memory` reads; anything else as it is."""
     import datasets
 
     if type(data).__module__.startswith("pandas") and type(data).__name__ == "DataFrame":
-        data = datasets.Dataset.from_pandas(data, preserve_index=False)
+        return datasets.Dataset.from_pandas(data, preserve_index=False)
+    if isinstance(data, list) and data and all(isinstance(row, dict) for row in data):
+        try:
+            return datasets.Dataset.from_list(data)
+        except (TypeError, ValueError) as exc:  # pyarrow's: a column holding numbers in one row and text in another
+            raise DataError(f"the list of dicts given as data cannot be read as a table: {' '.join(str(exc).split())[:200]}; "
+                            "give every row the same keys, each with one type of value") from exc
+    return data
+
+
+def read_in_memory(data: Any) -> RawData | None:
+    """A ``datasets.Dataset`` / ``DatasetDict``, a pandas ``DataFrame`` or a list of dicts (one per example, as
+    JSONL holds them) held in memory, read as its saved form would be (:func:`read_saved_dataset`); ``None`` for
+    anything else."""
+    import datasets
+
+    data = in_memory_dataset(data)
     if isinstance(data, datasets.Dataset):
         table = _dataset_table(data, "the in-memory Dataset")
         return RawData(tables={"all": table}, source=f"in-memory Dataset ({table.num_rows} rows)")
