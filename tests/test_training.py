@@ -1369,3 +1369,20 @@ def test_a_run_that_fails_after_training_started_leaves_its_fresh_folder_free_fo
         train(config.replace(lr=1e6, head_lr=1e6), data=toy_classification_data, progress=False)
     assert not (tmp_path / "run").exists(), sorted(p.name for p in (tmp_path / "run").rglob("*"))
     assert train(config, data=toy_classification_data, progress=False)["run_info"]["status"] == "success"
+
+
+def test_evaluate_takes_data_in_memory_as_train_does(head_record, toy_classification_data, caplog):
+    """evaluate_artifact(out, frame) died with OSError 'File name too long' (the frame's str() taken for a path): data
+    in memory is scored as train reads it, and named by what it is in the warning that it is other data."""
+    import pandas as pd
+
+    from tunelab.run.evaluation import evaluate_artifact
+
+    _, out = head_record
+    names = toy_classification_data.label_names
+    frame = pd.DataFrame([{"text": row["text"], "label": names[row["label"]]} for row in toy_classification_data.test])
+    with caplog.at_level("WARNING", logger="tunelab"):
+        scored = evaluate_artifact(out, frame)
+    assert scored["split"] == "test" and scored["examples"] > 0 and 0.0 <= scored["accuracy"] <= 1.0
+    assert "in-memory Dataset (16 rows) is not the data this model trained on" in caplog.text
+    assert evaluate_artifact(out, frame.to_dict("records"), split="all")["examples"] == 16

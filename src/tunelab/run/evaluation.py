@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+from typing import Any
 
 import torch
 
@@ -44,10 +46,13 @@ SPLITS = ("train", "validation", "test", "all")
 """What :func:`evaluate_artifact` scores: a split training made of the data, or ``all`` of its rows."""
 
 
-def evaluate_artifact(path, data_spec: str, *, split: str = "test", text_column: str | None = None,
+def evaluate_artifact(path, data_spec: Any, *, split: str = "test", text_column: str | None = None,
                       label_column: str | None = None, seed: int | None = None, batch_size: int = 32) -> dict:
-    """Score a trained folder on ``data_spec`` (:func:`_evaluate`), without the libraries' loading and tokenizing
-    bars."""
+    """Score a trained folder (a run's ``--out`` or its ``model/``) on ``data_spec`` (:func:`_evaluate`), without the
+    libraries' loading and tokenizing bars. ``data_spec``: a built-in name, a path, or data in memory as
+    :func:`~tunelab.run.training.train` takes it (a pandas DataFrame, a list of dicts, a datasets Dataset /
+    DatasetDict). Returns the metrics and what was scored (the split, its number of examples); bad input raises
+    :class:`~tunelab.errors.ConfigError` / :class:`~tunelab.errors.DataError`, one line each."""
     from tunelab.run.progress import library_bars_off
 
     problems = []
@@ -66,7 +71,7 @@ def evaluate_artifact(path, data_spec: str, *, split: str = "test", text_column:
 
 
 @torch.inference_mode()
-def _evaluate(path, data_spec: str, *, split: str = "test", text_column: str | None = None,
+def _evaluate(path, data_spec: Any, *, split: str = "test", text_column: str | None = None,
                       label_column: str | None = None, seed: int | None = None, batch_size: int = 32) -> dict:
     """Score a trained folder on ``data_spec``: ``split`` "all" reads every row, unsplit (a file held out from
     training); a split is the one training made of the data, with the run's seed, fractions and columns unless
@@ -91,6 +96,8 @@ def _evaluate(path, data_spec: str, *, split: str = "test", text_column: str | N
                               seed=seed, split=split != "all", **fractions)
     for note in data.warnings:  # what reading the data did to it (a label column a language model ignores, ...)
         logging.getLogger("tunelab").warning(note)
+    # data in memory by what it is ("in-memory Dataset (60 rows)", as a run trained on it names it), not its str()
+    data_spec = os.fspath(data_spec) if isinstance(data_spec, str | os.PathLike) else data.source or "the data in memory"
     if split != "all":  # the run scored the first so many of each split
         rows = sum(len(ds) for ds in data.splits().values())
         limit_evaluation(data, recorded.get("max_eval_samples"))
