@@ -563,3 +563,24 @@ def test_compare_takes_data_in_memory_saves_it_in_its_folder_and_resumes(tiny_be
     with pytest.raises(DataError, match=r"compare\(data=...\) takes a pandas DataFrame, .*; got a int"):
         compare(base, ["head"], data=42, out=tmp_path / "other", log=None)
     assert not (tmp_path / "other").exists()
+
+
+def test_tunelab_compare_is_callable_and_its_result_prints_in_one_line(tmp_path):
+    """tunelab.compare(...) from a notebook: 'module tunelab has no attribute compare' before the subpackage was
+    imported, 'module object is not callable' after; and the result printed every run record in full."""
+    import subprocess
+    import sys
+
+    import tunelab
+    from tunelab.compare.runner import CompareResult
+    from tunelab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="nope"):
+        tunelab.compare(TrainConfig(), ["nope"])
+    fresh = subprocess.run([sys.executable, "-c", "import tunelab; print(callable(tunelab.compare))"],
+                           capture_output=True, text=True, check=True)
+    assert fresh.stdout.strip() == "True", fresh.stderr
+    result = CompareResult(out=tmp_path, results=[], recommendation={"strategy": "lora", "metric": "accuracy"},
+                           report={}, reused=["head"])
+    assert repr(result) == (f"CompareResult(out={str(tmp_path)!r}, recommended='lora', metric='accuracy', runs=0, "
+                            "1 reused)")

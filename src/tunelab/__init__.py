@@ -16,10 +16,11 @@ from typing import Any
 __version__ = "0.1.0"
 
 # Public API, imported lazily so that `import tunelab` (and the CLI's --help) stays fast.
-# `compare` is a subpackage of the same name: `from tunelab.compare import compare`.
+# `compare` is also a subpackage of that name, callable as the function: `tunelab.compare(base, ["head", "lora"])`.
 _EXPORTS = {
     "TrainConfig": "tunelab.config",
     "train": "tunelab.run.training",
+    "compare": "tunelab.compare",
     "load_task_data": "tunelab.data",
     "list_datasets": "tunelab.data",
     "load_model": "tunelab.models",

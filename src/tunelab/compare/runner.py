@@ -108,6 +108,12 @@ class CompareResult:
     planning: dict[str, Any] | None = None
     """A planned comparison's rounds and stops (:meth:`tunelab.compare.planner.Planner.summary`); None when exhaustive."""
 
+    def __repr__(self) -> str:  # the dataclass's repr printed every record in full: pages in a notebook
+        failed = f", {len(self.failed)} failed" if self.failed else ""
+        reused = f", {len(self.reused)} reused" if self.reused else ""
+        return (f"CompareResult(out={str(self.out)!r}, recommended={self.recommendation.get('strategy')!r}, "
+                f"metric={self.recommendation.get('metric')!r}, runs={len(self.results)}{failed}{reused})")
+
     @property
     def failed(self) -> list[RunRecord]:
         """The runs that failed (not those that the time budget left unstarted or interrupted, :attr:`budget_stopped`,
