@@ -226,7 +226,7 @@ def test_classification_predict_ranks_every_label(tiny_bert_dir, toy_classificat
         evaluate_artifact(tmp_path / "o", "rotten-tomatoes", split="dev")  # was a bare KeyError: 'dev'
     with pytest.raises(TunelabError, match=r"batch_size must be a whole number of at least 1, got 0"):
         evaluate_artifact(tmp_path / "o", "rotten-tomatoes", batch_size=0)
-    with pytest.raises(TypeError, match="a text or a list of texts"):
+    with pytest.raises(TunelabError, match="a text or a list of texts"):
         predict(tmp_path / "o", [3])
 
 

@@ -502,3 +502,30 @@ def test_a_disk_that_fills_during_a_run_is_one_line_that_says_to_resume(tmp_path
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
     assert "cannot write" in err and "No space left on device" in err and "--resume" in err
+
+
+def test_the_python_api_says_bad_arguments_in_tunelabs_words(tmp_path):
+    """From a notebook, train({...}) failed with "'dict' object has no attribute 'task'", train(42) and compare(base,
+    42) and predict(out, 42) with "'int' object is not iterable", config.replace(modle=...) with dataclasses'
+    TypeError, and data=[] with 'got a list': each is now one TunelabError line, and a dict of settings is a config."""
+    import tunelab
+    from tunelab import TrainConfig
+    from tunelab.config import as_config
+    from tunelab.data import load_task_data
+    from tunelab.errors import ConfigError, DataError, StrategyError
+
+    assert as_config({"model": "minilm", "epochs": "2"}) == TrainConfig(model="minilm", epochs=2)
+    with pytest.raises(ConfigError, match=r"train\(config\): unknown option\(s\) modle"):
+        tunelab.train({"modle": "minilm"})
+    with pytest.raises(ConfigError, match=r"train\(config\) must be a TrainConfig \(or a dict of its settings\); got a int"):
+        tunelab.train(42)
+    with pytest.raises(StrategyError, match=r"strategies are names.*got a int: 42"):
+        tunelab.compare({"model": "minilm"}, 42)
+    with pytest.raises(ConfigError, match=r"predict takes a text or a list of texts \(str\); got a int: 42"):
+        tunelab.predict(tmp_path, 42)
+    with pytest.raises(ConfigError, match=r"TrainConfig has no setting modle; the settings are model, data"):
+        TrainConfig().replace(modle="x")
+    with pytest.raises(DataError, match=r"the list given as data is empty"):
+        load_task_data([])
+    with pytest.raises(DataError, match=r"the list given as data holds a str \('great film'\): give one dict per example"):
+        load_task_data(["great film"])

@@ -34,6 +34,17 @@ rotten-tomatoes (head 0.50-0.54 test accuracy, minilm); with at least 60 the ver
 300 labels trained (benchmarks/README.md, "the core tier")."""
 
 
+def as_config(config: Any, where: str = "config") -> TrainConfig:
+    """``config`` as a :class:`TrainConfig`: one as it is, a mapping of settings through :meth:`TrainConfig.from_dict`
+    (``train({"model": "minilm", ...})`` failed with ``'dict' object has no attribute 'task'``); anything else is one
+    :class:`ConfigError`."""
+    if isinstance(config, TrainConfig):
+        return config
+    if isinstance(config, Mapping):
+        return TrainConfig.from_dict(dict(config), where=where)
+    raise ConfigError(f"{where} must be a TrainConfig (or a dict of its settings); got a {type(config).__name__}")
+
+
 def saved_settings(path: str | Path) -> dict[str, Any] | None:
     """The settings a run wrote when it started (its ``run_config.yaml``) as a mapping, or None when there is none
     to read: what ``--resume`` and a comparison's reuse compare a run's settings with."""
@@ -342,6 +353,7 @@ class TrainConfig:
         return out
 
     def validate(self) -> TrainConfig:
+        """This config, once every setting is checked (:meth:`problems`); else :class:`ConfigError` naming each."""
         problems = self.problems()
         if problems:
             raise ConfigError(problems)
@@ -349,14 +361,18 @@ class TrainConfig:
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict[str, Any]:
+        """Every setting by name, as ``run_config.yaml`` holds them."""
         return asdict(self)
 
     @classmethod
     def field_names(cls) -> list[str]:
+        """The names of the settings."""
         return [f.name for f in fields(cls)]
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], *, where: str = "config") -> TrainConfig:
+        """A config from settings by name (``-`` or ``_``), each converted to its type; an unknown name or a value
+        of the wrong type is one :class:`ConfigError` naming ``where`` they came from."""
         known = set(cls.field_names())
         unknown = sorted(k for k in values if k.replace("-", "_") not in known)
         if unknown:
@@ -366,12 +382,19 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
+        """A config from a YAML file of settings (``--config``; a run's ``run_config.yaml``)."""
         return cls.from_dict(load_yaml(path), where=str(path))
 
     def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes`` (this config is left as it is); an unknown setting is a :class:`ConfigError`."""
+        unknown = sorted(set(changes) - set(self.field_names()))
+        if unknown:
+            raise ConfigError(f"TrainConfig has no setting {', '.join(unknown)}; the settings are "
+                              f"{', '.join(self.field_names())}")
         return dataclasses.replace(self, **changes)
 
     def save(self, path: str | Path) -> None:
+        """Write the settings as YAML to ``path`` (what :meth:`from_yaml` and ``--config`` read)."""
         from tunelab.io import atomic_write_text
 
         atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))

@@ -56,7 +56,7 @@ from tunelab.compare.executors import (
 )
 from tunelab.compare.planner import HALVING
 from tunelab.compare.progress import CompareDisplay
-from tunelab.config import DEFAULT_EPOCHS, MIN_STEPS, TrainConfig, saved_settings
+from tunelab.config import DEFAULT_EPOCHS, MIN_STEPS, TrainConfig, as_config, saved_settings
 from tunelab.errors import ConfigError, TunelabError
 from tunelab.io import LOCK_NAME, check_folder, folder_lock, make_folder
 from tunelab.metrics import canonical_metric, higher_is_better, primary_metric
@@ -553,7 +553,7 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] | str | N
     opts.data_fractions = sorted(float(f) for f in opts.data_fractions)
     if opts.metric is not None:  # macro-f1, F1 macro, f1-macro: the words of f1_macro
         opts.metric = canonical_metric(opts.metric)
-    base = (base or TrainConfig()).replace()
+    base = as_config(base if base is not None else TrainConfig(), "compare(base)").replace()
     named = strategies is not None
     strategies = named_strategies(strategies) if named else default_comparison(base.task)
     problems = _problems(base, strategies, opts.seeds, opts.data_fractions, opts.lr_overrides, opts.lr_factors,

@@ -474,7 +474,12 @@ def in_memory_dataset(data: Any) -> Any:
 
     if type(data).__module__.startswith("pandas") and type(data).__name__ == "DataFrame":
         return datasets.Dataset.from_pandas(data, preserve_index=False)
-    if isinstance(data, list) and data and all(isinstance(row, dict) for row in data):
+    if isinstance(data, list):
+        wrong = next((row for row in data if not isinstance(row, dict)), None)
+        if not data or wrong is not None:
+            raise DataError("the list given as data is empty" if not data else
+                            f"the list given as data holds a {type(wrong).__name__} ({wrong!r:.60}): give one dict per "
+                            "example, e.g. {'text': ..., 'label': ...}")
         try:
             return datasets.Dataset.from_list(data)
         except (TypeError, ValueError) as exc:  # pyarrow's: a column holding numbers in one row and text in another

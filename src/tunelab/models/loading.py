@@ -232,6 +232,7 @@ def _transformers_version() -> str:
 
 
 def list_models() -> list[dict]:
+    """The built-in models (``tunelab models``): name, family, architecture, ... one dict each."""
     return [
         {
             "name": m.name,

@@ -14,6 +14,7 @@ import copy
 import json
 import logging
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -428,10 +429,10 @@ def predict(path: str | Path, texts: str | list[str], *, max_new_tokens: int = 4
 
     if isinstance(texts, str):
         texts = [texts]
+    wrong = texts if not isinstance(texts, Iterable) else next((t for t in texts if not isinstance(t, str)), None)
+    if wrong is not None:  # predict(out, 42) failed in list(): "'int' object is not iterable"
+        raise ConfigError(f"predict takes a text or a list of texts (str); got a {type(wrong).__name__}: {wrong!r:.60}")
     texts = list(texts)
-    wrong = next((t for t in texts if not isinstance(t, str)), None)
-    if wrong is not None:
-        raise TypeError(f"predict takes a text or a list of texts (str); got a {type(wrong).__name__}: {wrong!r:.60}")
     # the command line checked these; from Python they failed deep inside (range()'s or generate()'s ValueError)
     problems = [f"{name} must be a whole number of at least 1, got {value!r}"
                 for name, value in (("max_new_tokens", max_new_tokens), ("batch_size", batch_size))

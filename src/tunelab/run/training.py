@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from tunelab.config import TrainConfig, saved_settings
+from tunelab.config import TrainConfig, as_config, saved_settings
 from tunelab.data.types import TaskData
 from tunelab.errors import ConfigError, StrategyError, TrainingError, TunelabError
 from tunelab.metrics import IGNORE_INDEX
@@ -754,7 +754,9 @@ def train(config: TrainConfig, *, data: Any = None, progress: bool = True) -> di
     ``metrics.json`` under ``config.out`` and return the run record in its JSON form (a dict, as
     ``metrics.json`` holds it; :func:`train_record` returns the typed :class:`~tunelab.run.record.RunRecord`).
     ``data``: data in memory instead of ``config.data`` (:func:`given_data`: a TaskData, a datasets Dataset or
-    DatasetDict, or a pandas DataFrame), cut by the config's sample limits as loaded data is."""
+    DatasetDict, a pandas DataFrame or a list of dicts), cut by the config's sample limits as loaded data is.
+    ``config`` may also be a dict of its settings."""
+    config = as_config(config, "train(config)")
     if data is not None:
         config, data = given_data(config, data)
     return train_record(config, data=data, progress=progress).to_dict()
@@ -762,6 +764,7 @@ def train(config: TrainConfig, *, data: Any = None, progress: bool = True) -> di
 
 def train_record(config: TrainConfig, *, data: TaskData | None = None, progress: bool = True) -> RunRecord:
     """:func:`train`, returning the typed run record."""
+    config = as_config(config, "train(config)")
     out = Path(config.out) if config.out else default_out_dir(config)
     fresh = not out.exists() or (out.is_dir() and not any(out.iterdir()))
     with (long_lived_objects_frozen(), ranks.quiet_unless_main(), callers_random_state(),

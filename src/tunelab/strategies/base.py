@@ -175,6 +175,10 @@ def named_strategies(names: str | Iterable[str]) -> list[str]:
     """
     if isinstance(names, str):
         return [name.strip() for name in names.split(",") if name.strip()]
+    wrong = names if not isinstance(names, Iterable) else next((n for n in names if not isinstance(n, str)), None)
+    if wrong is not None:  # compare(base, 42) failed in list(): "'int' object is not iterable"
+        raise StrategyError(f"strategies are names, a list of them or one string of comma-separated names "
+                            f"(\"head,lora\"); got a {type(wrong).__name__}: {wrong!r:.60}")
     return list(names)
 
 
