@@ -303,3 +303,18 @@ def test_last_n_refuses_more_layers_than_the_model_has(tiny_bert_dir, toy_classi
     config = TrainConfig(model=str(tiny_bert_dir), strategy="last-n", layers=N_BLOCKS + 1)
     with pytest.raises(StrategyError, match=rf"--layers {N_BLOCKS + 1} .* at most {N_BLOCKS}"):
         tunelab.run.training.prepare(config, toy_classification_data)
+
+
+def test_lora_target_modules_is_said_to_be_ignored_where_no_adapter_reads_it_and_described_where_one_does():
+    from tunelab.strategies.base import unused_options
+
+    # last-n, gradual and prompt-tuning adapt no projection: the flag was silently dropped
+    for strategy in ("last-n", "gradual", "prompt-tuning", "head"):
+        assert unused_options(TrainConfig(strategy=strategy, lora_target_modules="query")) == ["--lora-target-modules"]
+    for strategy in ("lora", "ia3"):
+        config = TrainConfig(strategy=strategy, lora_target_modules="query,value")
+        assert unused_options(config) == []
+        # the model card and the report say which projections were adapted, not the strategy's own choice
+        said = get_strategy(strategy).describe(config, "classification", num_blocks=N_BLOCKS)
+        assert "the projections --lora-target-modules names (query,value) of all 3 blocks" in said
+        assert "keys and values" not in said and "MLP" not in said

@@ -74,6 +74,12 @@ def _memory_note(config) -> str:
     return f" ({'; '.join(notes)})" if notes else ""
 
 
+def _modules(config, chosen: str) -> str:
+    """Which projections an adapter goes on: those ``--lora-target-modules`` names, else the strategy's own choice."""
+    spec = config.lora_target_modules
+    return f"the projections --lora-target-modules names ({spec.strip()})" if spec else chosen
+
+
 def _scope(config, num_blocks: int | None) -> str:
     """Which blocks an adapter reaches: every block, or the top ``--lora-layers``."""
     top = config.lora_layers
@@ -154,7 +160,7 @@ class LoRA(_PeftStrategy):
         "otherwise": (0, 0),
     }
     compared_by_default = True
-    options = ("lora_r", "lora_alpha", "lora_dropout", "use_dora", "use_rslora", "lora_layers")
+    options = ("lora_r", "lora_alpha", "lora_dropout", "use_dora", "use_rslora", "lora_layers", "lora_target_modules")
     can_merge = True
     adapts_modules = True
     needs_blocks = True
@@ -184,7 +190,8 @@ class LoRA(_PeftStrategy):
         scaling = "alpha/sqrt(r) (rsLoRA)" if config.use_rslora else "alpha/r"
         return (
             f"{variant}LoRA low-rank adapters of rank {config.lora_r} (alpha {config.lora_alpha}, scaling {scaling}, "
-            f"dropout {config.lora_dropout:g}) on the attention and MLP projections of {_scope(config, num_blocks)}"
+            f"dropout {config.lora_dropout:g}) on {_modules(config, 'the attention and MLP projections')} of "
+            f"{_scope(config, num_blocks)}"
             f"{head_trains_too(task, config)}; the base model is frozen{_memory_note(config)}"
         )
 
@@ -225,15 +232,15 @@ class IA3(_PeftStrategy):
         "plenty-far": (2, 1),
         "otherwise": (1, 2),
     }
-    options = ("lora_layers",)
+    options = ("lora_layers", "lora_target_modules")
     can_merge = True
     adapts_modules = True
     needs_blocks = True
 
     def describe(self, config, task, *, num_blocks=None):
         return (
-            f"IA3 scaling vectors on the attention keys and values and the feed-forward output of "
-            f"{_scope(config, num_blocks)}{head_trains_too(task, config)}; the base model is frozen{_memory_note(config)}"
+            f"IA3 scaling vectors on {_modules(config, 'the attention keys and values and the feed-forward output')} "
+            f"of {_scope(config, num_blocks)}{head_trains_too(task, config)}; the base model is frozen{_memory_note(config)}"
         )
 
     def adds(self, config):
