@@ -318,3 +318,21 @@ def test_lora_target_modules_is_said_to_be_ignored_where_no_adapter_reads_it_and
         said = get_strategy(strategy).describe(config, "classification", num_blocks=N_BLOCKS)
         assert "the projections --lora-target-modules names (query,value) of all 3 blocks" in said
         assert "keys and values" not in said and "MLP" not in said
+
+
+def test_gradual_run_shorter_than_its_stages_says_which_weights_never_trained(tiny_bert_dir, toy_classification_data,
+                                                                               tmp_path):
+    # 3 blocks: 3 stages; 48 rows at batch 32 make 2 optimizer steps, so the last stage (block 0, the embeddings) never
+    # came, while the run was said to train every weight in stages
+    config = TrainConfig(model=str(tiny_bert_dir), strategy="gradual", epochs=1, batch_size=32, cache=False,
+                         forgetting=False, out=str(tmp_path / "short"))
+    record = tunelab.run.training.train(config, data=toy_classification_data, progress=False)
+    info = record["train_info"]
+    assert info["steps"] == 2 and info["trainable_params"] < info["total_params"]
+    assert ("gradual unfreezing made 2 optimizer steps, fewer than its 3 stages, and stopped at stage 2: its lowest 1 "
+            "block and the embeddings never trained; give it at least 3 steps") in " ".join(info["notes"])
+    # enough steps: every stage came, nothing to say
+    enough = config.replace(batch_size=8, out=str(tmp_path / "enough"))
+    info = tunelab.run.training.train(enough, data=toy_classification_data, progress=False)["train_info"]
+    assert info["trainable_params"] == info["total_params"]
+    assert not [n for n in info["notes"] if "gradual unfreezing" in n]

@@ -1295,6 +1295,9 @@ def _fit(setup: TrainerSetup, trainer, out: Path, resume_from: Path | None) -> _
         setup.initial.discard()  # the samples stay for the no-change check; the copy (or its file) goes
     if interrupt.interrupted and trainer.state.global_step < trainer.state.max_steps:
         raise resilience.interrupted_error(out, trainer.state.global_step, trainer.state.max_steps)
+    run = setup.run
+    notes.append(run.strategy.steps_note(run.layout, config, trainer.state.max_steps))
+    notes = [note for note in notes if note]
     for note in notes:
         log.warning(note)
     return _Fit(notes, before + time.perf_counter() - t0, recomputed, eval_seconds=trainer.eval_seconds - eval0)

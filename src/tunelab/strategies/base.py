@@ -345,6 +345,11 @@ class Strategy:
         chosen by :meth:`prepare` never changes."""
         return False
 
+    def steps_note(self, layout: Layout, config: Any, steps: int) -> str | None:
+        """One line for the user when a run of ``steps`` optimizer steps was too short for what this strategy
+        schedules over its steps (a schedule that never reached its last stage); else None (the default)."""
+        return None
+
     def left_pretrained(self, layout: Layout, config: Any) -> str | None:
         """One line for the user when a run of ``config`` leaves pre-trained weights that this kind of adaptation is meant
         to reach (a mixture of experts' fused experts, for an adapter of dense projections); else None."""

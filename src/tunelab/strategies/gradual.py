@@ -44,11 +44,14 @@ class _Unfreezing:
             if name.startswith(prefixes):
                 p.requires_grad_(True)
 
+    @staticmethod
+    def stage_at(step: int, total: int, stages: int) -> int:
+        """The stage (1 to ``stages``) that step ``step`` of ``total`` trains in: stage k of n covers steps
+        [k/n, (k+1)/n) of training; the last stage trains everything."""
+        return min(stages, 1 + int(step * stages / max(total, 1)))
+
     def on_step_begin(self, args, state, control, **kwargs):
-        n = self.stages
-        total = max(state.max_steps, 1)
-        # stage k of n covers steps [k/n, (k+1)/n) of training; the last stage trains everything
-        target = min(n, 1 + int(state.global_step * n / total))
+        target = self.stage_at(state.global_step, state.max_steps, self.stages)
         if target != self.unfrozen:
             self.unfrozen = target
             self._apply()
@@ -121,6 +124,19 @@ class Gradual(Strategy):
             groups.setdefault(lr * config.layer_lr_decay**depth, []).append(p)
         body = [{"params": params, "lr": rate} for rate, params in sorted(groups.items(), reverse=True)]
         return body + split_head_group(head, head_ids, lr, self.head_lr(config))
+
+    def steps_note(self, layout, config, steps):
+        """A run of fewer optimizer steps than stages ends before its last stage: its lowest blocks and the embeddings
+        never train, though the run is said to train every weight in stages."""
+        stages = _Unfreezing(None, layout).stages
+        if steps < 1 or steps >= stages:
+            return None
+        reached = _Unfreezing.stage_at(steps - 1, steps, stages)
+        lower = layout.num_blocks - min(reached, layout.num_blocks)
+        never = f"its lowest {lower} block{'s' if lower != 1 else ''} and the embeddings" if lower else "the embeddings"
+        return (f"gradual unfreezing made {steps} optimizer step{'s' if steps != 1 else ''}, fewer than its {stages} "
+                f"stages, and stopped at stage {reached}: {never} never trained; give it at least {stages} steps "
+                "(more --epochs or data, or a smaller --batch-size)")
 
     def callbacks(self, model, layout, config):
         return [_callback_class()(model, layout)]
