@@ -336,3 +336,28 @@ def test_gradual_run_shorter_than_its_stages_says_which_weights_never_trained(ti
     info = tunelab.run.training.train(enough, data=toy_classification_data, progress=False)["train_info"]
     assert info["trainable_params"] == info["total_params"]
     assert not [n for n in info["notes"] if "gradual unfreezing" in n]
+
+
+def test_prompt_tuning_starts_from_the_tokens_of_a_text_when_asked(tiny_bert_dir, toy_classification_data):
+    """peft's TEXT initialisation of a soft prompt (``prompt_tuning_init_text``) could not be chosen: every soft prompt
+    started random. ``--prompt-init-text`` starts it from the text's token embeddings, repeated to the prompt's
+    length, and the model card says so; an empty text is refused."""
+    from transformers import AutoTokenizer
+
+    from tunelab.errors import ConfigError
+    from tunelab.run.training import prepare
+
+    text = "good or bad"
+    config = TrainConfig(model=str(tiny_bert_dir), strategy="prompt-tuning", num_virtual_tokens=VIRTUAL_TOKENS + 3,
+                         prompt_init_text=text, epochs=1, batch_size=8)
+    prepared = prepare(config, data=toy_classification_data)
+    prompt = prepared.model.prompt_encoder["default"].embedding.weight
+    ids = AutoTokenizer.from_pretrained(tiny_bert_dir)(text)["input_ids"]
+    ids = (ids * VIRTUAL_TOKENS * 2)[: VIRTUAL_TOKENS + 3]
+    words = prepared.model.get_input_embeddings().weight
+    assert torch.equal(prompt.detach(), words[ids].detach())
+    assert 'started from the tokens of "good or bad"' in get_strategy("prompt-tuning").describe(config, "classification")
+    random_start = prepare(config.replace(prompt_init_text=None), data=toy_classification_data)
+    assert not torch.equal(random_start.model.prompt_encoder["default"].embedding.weight.detach(), words[ids].detach())
+    with pytest.raises(ConfigError, match="--prompt-init-text is empty"):
+        prepare(config.replace(prompt_init_text="  "), data=toy_classification_data)

@@ -130,6 +130,9 @@ class TrainConfig:
     blocks; IA3: keys, values, feed-forward output): ``all-linear``, comma-separated names (q_proj,v_proj) or a regex."""
     num_virtual_tokens: int = 20
     """``prompt-tuning``: length of the learned soft prompt."""
+    prompt_init_text: str | None = None
+    """``prompt-tuning``: start the soft prompt from this text's token embeddings (peft's ``TEXT`` init: repeated or cut
+    to ``--num-virtual-tokens``), e.g. a description of the task; default: random vectors."""
     layer_lr_decay: float = 0.8
     """``gradual``: each block below the top gets this factor of the one above's learning rate."""
     # machinery
@@ -263,6 +266,9 @@ class TrainConfig:
         for name in ("batch_size", "layers", "lora_r", "num_virtual_tokens", "save_steps", "gradient_accumulation_steps"):
             if getattr(self, name) < 1:
                 out.append(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.prompt_init_text is not None and not str(self.prompt_init_text).strip():
+            out.append("--prompt-init-text is empty: give the text the soft prompt starts from (e.g. a description of "
+                       "the task), or leave it out for a random start")
         if self.max_length is not None and self.max_length < MIN_MAX_LENGTH:
             out.append(f"--max-length must be at least {MIN_MAX_LENGTH}, got {self.max_length}")
         if self.keep not in KEEP_CHOICES:

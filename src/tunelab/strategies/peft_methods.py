@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from tunelab.errors import StrategyError, first_line
-from tunelab.models import ia3_targets, lora_targets
+from tunelab.models import ia3_targets, lora_targets, resolve_model
 from tunelab.strategies.base import Kind, Strategy, blocks_phrase, head_trains_too, register_strategy
 
 
@@ -259,6 +259,14 @@ class IA3(_PeftStrategy):
         )
 
 
+def _started_from(config) -> str:
+    """`` started from the tokens of "..."`` for a soft prompt initialised from a text (``--prompt-init-text``)."""
+    text = config.prompt_init_text
+    if not text:
+        return ""
+    return f' started from the tokens of "{text if len(text) <= 60 else text[:57] + "..."}"'
+
+
 @register_strategy
 class PromptTuning(_PeftStrategy):
     name = "prompt-tuning"
@@ -273,7 +281,7 @@ class PromptTuning(_PeftStrategy):
         "plenty-far": (3, 1),
         "otherwise": (2, 1),
     }
-    options = ("num_virtual_tokens",)
+    options = ("num_virtual_tokens", "prompt_init_text")
     # peft's BasePromptEncoder._get_adapter_state_dict (tuners/tuners_utils.py) reads the prompt encoder's own weight
     unshardable = ("peft writes the soft prompt from the prompt encoder's own weight, never from the gathered state "
                    "dict, and each process holds only a slice of that weight")
@@ -281,11 +289,11 @@ class PromptTuning(_PeftStrategy):
     def describe(self, config, task, *, num_blocks=None):
         return (
             f"a soft prompt of {config.num_virtual_tokens} virtual-token embeddings prepended to the input"
-            f"{head_trains_too(task, config)}; the whole pre-trained model is frozen{_memory_note(config)}"
+            f"{_started_from(config)}{head_trains_too(task, config)}; the whole pre-trained model is frozen{_memory_note(config)}"
         )
 
     def adds(self, config):
-        return f"a soft prompt of {config.num_virtual_tokens} virtual tokens"
+        return f"a soft prompt of {config.num_virtual_tokens} virtual tokens{_started_from(config)}"
 
     def positions_added(self, config):
         return config.num_virtual_tokens
@@ -293,10 +301,14 @@ class PromptTuning(_PeftStrategy):
     def _peft_config(self, layout, config, task):
         from peft import PromptTuningConfig, PromptTuningInit
 
+        text = config.prompt_init_text
+        start = (dict(prompt_tuning_init=PromptTuningInit.TEXT, prompt_tuning_init_text=text,
+                      tokenizer_name_or_path=resolve_model(config.model)) if text
+                 else dict(prompt_tuning_init=PromptTuningInit.RANDOM))
         return PromptTuningConfig(
             task_type=_task_type(task),
             num_virtual_tokens=config.num_virtual_tokens,
-            prompt_tuning_init=PromptTuningInit.RANDOM,
+            **start,
             # the prompt lives in the input-embedding space; peft reads these sizes from the config's dict,
             # where some configs (DistilBERT: dim, n_layers, n_heads) use their own names
             token_dim=layout.model.get_input_embeddings().embedding_dim,
