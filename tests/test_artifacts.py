@@ -642,3 +642,27 @@ def test_the_model_card_states_the_epochs_a_causal_lm_trained(tiny_llama_dir, to
     trained = record["train_info"]["num_epochs"]
     assert trained != config.epochs_for(len(toy_lm_data.train))  # the texts alone would say another number
     assert f"- Epochs {trained:g}," in (tmp_path / "o" / "model" / "README.md").read_text()
+
+
+def test_a_soft_prompt_cards_snippet_generates_as_tunelab_predict_does(tiny_llama_dir, toy_lm_data, tmp_path):
+    """A prompt-tuned causal LM's card showed only how to load it; `generate()` with the KV cache, as users call it,
+    prepends the soft prompt again at every step under peft 0.21 (tunelab predict turns the cache off). The card's
+    snippet, executed as written, generates without it and continues as tunelab predict does."""
+    import re
+
+    from tunelab.config import TrainConfig
+    from tunelab.run.artifacts import continuation, predict
+    from tunelab.run.training import train
+
+    out = tmp_path / "o"
+    train(TrainConfig(model=str(tiny_llama_dir), strategy="prompt-tuning", num_virtual_tokens=4, epochs=1, batch_size=4,
+                      max_length=32, forgetting=False, max_eval_samples=4, out=str(out)), data=toy_lm_data, progress=False)
+    card = (out / "model" / "README.md").read_text()
+    snippet = re.search(r"## Load it\s+```python\n(.*?)```", card, re.S).group(1)
+    assert "use_cache=False" in snippet
+    scope = {"THIS_FOLDER": str(out / "model")}
+    exec(snippet.replace("max_new_tokens=40", "max_new_tokens=5"), scope)
+    tokenizer = scope["tokenizer"]
+    prompt_ids = tokenizer("Once upon a time", add_special_tokens=False)["input_ids"]
+    (ours,) = predict(out, ["Once upon a time"], max_new_tokens=5)
+    assert continuation(tokenizer, scope["out"][0], len(prompt_ids)) == ours["generated"]

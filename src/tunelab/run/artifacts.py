@@ -189,6 +189,7 @@ def base_reference(name_or_path: str) -> str:
 
 
 def model_card(run, metrics: dict[str, Any], *, merged: bool = False) -> str:
+    from tunelab.models import soft_prompt_length
     from tunelab.models.loading import generic_classifiers, is_decoder, pair_separator, resolve_model
     c, d = run.config, run.data
     from tunelab.run.ranks import world_size
@@ -238,7 +239,12 @@ def model_card(run, metrics: dict[str, Any], *, merged: bool = False) -> str:
             f"model = AutoPeftModelForSequenceClassification.from_pretrained(THIS_FOLDER, "
             f"id2label={id2label}, label2id={label2id}, pad_token_id={run.layout.model.config.pad_token_id})\n```"
             if d.task == "classification"
-            else "```python\nfrom peft import AutoPeftModelForCausalLM\nmodel = AutoPeftModelForCausalLM.from_pretrained(THIS_FOLDER)\n```"
+            else "```python\nfrom peft import AutoPeftModelForCausalLM\nmodel = AutoPeftModelForCausalLM.from_pretrained(THIS_FOLDER)\n"
+            + ("from transformers import AutoTokenizer\ntokenizer = AutoTokenizer.from_pretrained(THIS_FOLDER)\n"
+               "# without the KV cache: under it peft (0.21) prepends the soft prompt again at every step (wrong text)\n"
+               "inputs = tokenizer(\"Once upon a time\", return_tensors=\"pt\", add_special_tokens=False, "
+               "return_token_type_ids=False)\nout = model.generate(**inputs, max_new_tokens=40, use_cache=False)\n"
+               if soft_prompt_length(run.model) else "") + "```"
         )
     else:
         cls = "AutoModelForSequenceClassification" if d.task == "classification" else "AutoModelForCausalLM"
