@@ -604,3 +604,21 @@ def test_the_per_size_table_names_full_fine_tuning_only_when_it_ran(tmp_path, ca
     print_result(CompareResult(out=tmp_path, results=[], recommendation={}, report={}, crossover=with_full))
     said = capsys.readouterr().out
     assert "full fine-tuning vs the best frozen/PEFT strategy" in said and "full wins" in said
+
+
+def test_every_flag_of_every_command_says_what_it_does():
+    """``tunelab train --help`` listed --seed, --batch-size, --weight-decay, --lora-r and ten more flags with only
+    their default ("--seed SEED  (default: 42)"): every flag now says what it sets."""
+    import argparse
+
+    from tunelab.cli.main import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    bare = []
+    for name, sub in commands.items():
+        for action in sub._actions:
+            said = re.sub(r"\s*\(default: [^)]*\)\s*$", "", action.help or "").strip()
+            if not isinstance(action, argparse._SubParsersAction) and action.help is not argparse.SUPPRESS and not said:
+                bare.append(f"{name} {(action.option_strings or [action.dest])[-1]}")
+    assert not bare, bare

@@ -77,6 +77,7 @@ class TrainConfig:
     """Column of the texts; two names separated by a comma (``premise,hypothesis``) make each example a pair of texts,
     encoded as the tokenizer encodes pairs (classification)."""
     label_column: str = "label"
+    """Column of the class labels (classification)."""
     epochs: float | None = None
     """Passes over the training data; ``None``: 3, or as many whole epochs as make 60 optimizer steps where 3 would
     make fewer."""
@@ -86,6 +87,8 @@ class TrainConfig:
     """Learning rate of the new task head (classification), in its own optimizer group whatever the strategy;
     ``None``: tunelab's head rate, 2e-3 (the body keeps the strategy's --lr)."""
     batch_size: int = 32
+    """Examples per batch on each process; an optimizer step takes batch size x processes x
+    --gradient-accumulation-steps examples."""
     max_length: int | None = None
     """Maximum tokens per example; ``None``: 128 for classification, 256 for causal LM (capped by the model)."""
     keep: str = "start"
@@ -98,8 +101,13 @@ class TrainConfig:
     default for prompt/completion pairs), end-of-turn markers included; ``all`` learns every token. Plain text
     learns every token either way."""
     seed: int = 42
+    """Seed of the run: its train / validation / test split and subsampling, the new weights' initialisation and the
+    data order (a comparison's --seeds vary the last two; every run of it keeps the split of this seed)."""
     validation_fraction: float = 0.1
+    """Share of the data held out for validation (where strategies are chosen), when the data has no split of its own."""
     test_fraction: float = 0.2
+    """Share of the data held out for the test split (reported, never chosen on), when the data has no split of its
+    own."""
     max_train_samples: int | None = None
     """Use at most this many training examples (stratified, seeded); handy for quick runs."""
     max_eval_samples: int | None = None
@@ -108,13 +116,19 @@ class TrainConfig:
     """Train on this fraction of the training split, after --max-train-samples caps it (stratified, seeded, nested:
     a smaller fraction's examples are among a larger one's)."""
     weight_decay: float = 0.01
+    """AdamW weight decay of the trained weights (the Trainer's ``weight_decay``)."""
     warmup_ratio: float = 0.06
+    """Share of the training steps over which the learning rate rises linearly from 0 (the Trainer's
+    ``warmup_ratio``), before it decays linearly."""
     gradient_accumulation_steps: int = 1
+    """Batches whose gradients add up to one optimizer step (the effective batch grows, memory does not)."""
     # strategy options
     layers: int = 2
     """``last-n``: how many top blocks train."""
     lora_r: int = 8
+    """``lora``: rank of each low-rank adapter (peft's ``r``)."""
     lora_alpha: int = 16
+    """``lora``: the adapters' scale, alpha / r (alpha / sqrt(r) with --use-rslora; peft's ``lora_alpha``)."""
     lora_dropout: float = 0.0
     """``lora``: dropout on each adapter's input (peft's default, 0). Above 0 every adapted layer keeps a dropped-out
     copy of its input for the backward pass: on minilm at 32 x 128 tokens 0.1 stored 378 MB more activations."""
@@ -139,6 +153,7 @@ class TrainConfig:
     cache: bool = True
     """Compute frozen lower layers once and train the top from the cached output (where it applies)."""
     cache_dir: str | None = None
+    """Folder of the frozen-layer cache's features; default ``$TUNELAB_CACHE/features`` (``~/.cache/tunelab``)."""
     cache_precision: str = "auto"
     """Precision of the frozen layers' one pass: ``auto`` (bfloat16 where the hardware multiplies it
     natively — CPUs with AVX512-BF16/AMX, CUDA GPUs from Ampere on — else float32), ``bf16`` or ``fp32``."""
@@ -166,12 +181,16 @@ class TrainConfig:
     out: str | None = None
     """Output folder; default ``runs/<model>-<data>-<strategy>``."""
     overwrite: bool = False
+    """Replace tunelab's files of an earlier run in a non-empty --out (your own files there stay)."""
     resume: bool = False
+    """Continue the run in --out from its last complete checkpoint, with the settings it started with."""
     save_steps: int = 200
     """Checkpoint every N optimizer steps (and at each epoch end)."""
     merge: bool = False
     """Adapters that can be merged (``tunelab strategies``): also write a merged full model under ``merged/``."""
     trust_remote_code: bool = False
+    """Let a checkpoint run the Python code it ships (transformers' ``trust_remote_code``); remote code runs only
+    with it."""
     # what adaptation costs the model, and where runs are watched
     forgetting: bool = True
     """Measure how much general ability the run lost, on a reference text that is not the training data

@@ -226,8 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="labels with probabilities, or generated text, from a trained folder")
     p.intermixed = True
-    p.add_argument("model_dir")
-    p.add_argument("texts", nargs="*")
+    p.add_argument("model_dir", help="a run's --out folder, or its model/ folder")
+    p.add_argument("texts", nargs="*", help="texts to label or continue (a pair as \"first<TAB>second\"); or --file")
     p.add_argument("--file", help="a text file, one input per line, or a table (.csv, .tsv, .jsonl, .json, .parquet) "
                                   "whose text column is read")
     p.add_argument("--text-column", default=None,
@@ -244,13 +244,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("evaluate", help="score a trained folder on data")
-    p.add_argument("model_dir")
-    p.add_argument("--data", required=True)
+    p.add_argument("model_dir", help="a run's --out folder, or its model/ folder")
+    p.add_argument("--data", required=True, help="a built-in dataset or a data file with the run's columns")
     p.add_argument("--split", default="test", choices=["train", "validation", "test", "all"],
                    help="the split of --data that training made of it (the same seed), or all: every row, unsplit "
                         "(a file held out from training; default: test)")
-    p.add_argument("--text-column", default=None, help="default: the column(s) training read")
-    p.add_argument("--label-column", default=None, help="default: the column training read")
+    p.add_argument("--text-column", default=None, help="the column of texts in --data, or two for a "
+                   "text pair (default: the column(s) training read)")
+    p.add_argument("--label-column", default=None, help="the column of labels in --data (default: the "
+                   "column training read)")
     p.add_argument("--seed", type=int, default=None, help="the split's seed (default: the run's, so that --split test "
                                                           "is the test split training held out)")
     p.add_argument("--json", action="store_true", help="print the scores as JSON (for scripts)")
