@@ -622,3 +622,12 @@ def test_every_flag_of_every_command_says_what_it_does():
             if not isinstance(action, argparse._SubParsersAction) and action.help is not argparse.SUPPRESS and not said:
                 bare.append(f"{name} {(action.option_strings or [action.dest])[-1]}")
     assert not bare, bare
+
+
+@pytest.mark.parametrize("command", ["recommend", "estimate"])
+def test_recommend_and_estimate_offer_no_screening_flag(command, capsys):
+    """``tunelab estimate --screening`` was taken (a planned comparison's mark for its rounds before the last, which
+    neither command runs) and only changed the key its timed steps were stored under."""
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--screening"])
+    assert exc.value.code == 2 and "--screening" in capsys.readouterr().err

@@ -11,7 +11,8 @@ import argparse
 import json
 import sys
 
-_NOT_FOR_ESTIMATE = {"out", "overwrite", "resume", "save_steps", "merge", "cache_dir", "max_eval_samples"}
+# screening: a planned comparison marks its own rounds so; recommend and estimate train no run to mark
+_NOT_FOR_ESTIMATE = {"out", "overwrite", "resume", "save_steps", "merge", "cache_dir", "max_eval_samples", "screening"}
 
 
 def add_parser(sub) -> None:
