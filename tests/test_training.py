@@ -1187,8 +1187,10 @@ def test_data_given_in_memory_is_cut_by_the_configs_limits_and_recorded_as_in_me
         TrainConfig(data=frame).validate()
     from tunelab.errors import DataError
 
-    with pytest.raises(DataError, match="data must be a built-in name, a path, or a datasets Dataset"):
+    with pytest.raises(DataError, match=r"the list given as data holds a int \(1\): give one dict per example"):
         train(config.replace(out=str(tmp_path / "bad")), data=[1, 2], progress=False)
+    with pytest.raises(DataError, match="data must be a built-in name, a path, or a datasets Dataset"):
+        train(config.replace(out=str(tmp_path / "bad")), data=42, progress=False)
 
 
 def test_a_decoder_saved_without_its_language_model_head_is_refused_for_causal_lm(toy_lm_data, tmp_path):
