@@ -274,6 +274,20 @@ def test_evaluate_prints_the_accuracy_training_measured(head_run, toy_csv, tmp_p
     assert float(values["loss"]) == pytest.approx(record["metrics"]["test"]["loss"], abs=1e-3)
 
 
+def test_evaluate_says_it_scores_the_first_examples_as_a_run_with_max_eval_samples_did(tiny_bert_dir, toy_csv, tmp_path,
+                                                                                        caplog):
+    """A run trained with --max-eval-samples 5 is evaluated on the first 5 test examples, as it scored them; evaluate
+    printed "examples 5" with no word of the rest of the split."""
+    out = tmp_path / "few"
+    _train("--model", str(tiny_bert_dir), "--data", str(toy_csv), "--strategy", "head", "--max-eval-samples", "5",
+           "--out", str(out))
+    with caplog.at_level("WARNING", logger="tunelab"):
+        code, printed, err = tunelab("evaluate", str(out), "--data", str(toy_csv))
+    assert code == 0, err
+    assert dict(line.split("\t") for line in printed.strip().splitlines())["examples"] == "5"
+    assert "scoring the first 5 of the " in caplog.text and "(it trained with --max-eval-samples 5)" in caplog.text
+
+
 def test_evaluate_split_all_scores_every_row_of_a_small_held_out_file(head_run, tmp_path):
     """A held-out file too small to split (2 rows) is scored whole with --split all, none of the split's requirements
     asked of it; without it, the file is split as training split its data, which 2 rows cannot be."""

@@ -100,7 +100,13 @@ def _evaluate(path, data_spec: Any, *, split: str = "test", text_column: str | N
     data_spec = os.fspath(data_spec) if isinstance(data_spec, str | os.PathLike) else data.source or "the data in memory"
     if split != "all":  # the run scored the first so many of each split
         rows = sum(len(ds) for ds in data.splits().values())
+        whole = len(data.splits()[split])
         limit_evaluation(data, recorded.get("max_eval_samples"))
+        if split != "train" and len(data.splits()[split]) < whole:
+            logging.getLogger("tunelab").warning(
+                f"scoring the first {len(data.splits()[split]):,} of the {whole:,} {split} examples, as the run did "
+                f"(it trained with --max-eval-samples {recorded.get('max_eval_samples')}); --split all scores every "
+                "row of a file held out from training")
         _warn_if_other_data(data_spec, recorded.get("data"), len(data.splits()[split]), rows, split)
     pairs = data.text_pairs
     if pairs != bool(info.get("text_pair")):
