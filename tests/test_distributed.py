@@ -458,3 +458,34 @@ def test_workers_stop_when_torchrun_is_killed_outright(setup):
                         "checkpoint with torchrun --nproc_per_node 2 -m tunelab.cli.main train --config") == 2, output[-2000:]
     assert not (out / "metrics.json").exists() and not (out / "model").exists()
     assert resilience.last_complete_checkpoint(out / "checkpoints").name == "checkpoint-2"
+
+
+def test_an_error_every_process_meets_is_said_once(setup):
+    """A bad flag, or ``tunelab compare`` under torchrun: every process meets the same error. It was said by each
+    (``[rank 1]`` then the same line again), and a process still parsing when another exited was stopped by the launcher
+    with a traceback. Now each machine's first process says it, once, with exit code 2."""
+    for args in (["train", "--model", str(setup / "bert"), "--bogus-flag", "3"],
+                 ["compare", "--model", str(setup / "bert"), "--data", str(setup / "data.csv"), "--strategies", "head"]):
+        proc = _torchrun(["-m", "tunelab.cli.main", *args], cwd=setup)
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode != 0
+        assert out.count("tunelab: error: ") == 1 and "[rank 1]" not in out, out[-3000:]
+        assert "KeyboardInterrupt" not in out and "tunelab/cli" not in out, out[-3000:]
+        assert "exitcode  : 2" in out  # torchrun's summary: the process that said it ended with tunelab's code
+
+
+def test_sigterm_to_torchrun_saves_a_checkpoint_and_says_so_once(setup):
+    """``kill`` of torchrun (as a scheduler stops a job): both processes finish the step and save a checkpoint; each
+    said so, the same line twice. Now the first process says it."""
+    from tunelab.io import MARKER
+
+    out = setup / "terminated"
+    flags = ["-m", "tunelab.cli.main", "-q", "train", *_flags(setup, "head", out.name, 8), "--save-steps", "2",
+             "--no-forgetting"]
+    proc = _torchrun(flags, cwd=setup, faults={"TUNELAB_FAULT_PAUSE_AFTER_SAVE_AT_STEP": "2:120"})
+    _wait_for(out / "checkpoints" / "checkpoint-2" / MARKER, proc)
+    proc.send_signal(signal.SIGTERM)
+    log, _ = proc.communicate(timeout=120)
+    assert log.count("tunelab: interrupted: training stopped at step") == 1, log[-3000:]
+    assert "Resume with: torchrun --nproc_per_node 2 -m tunelab.cli.main train --config" in log
+    assert not (out / "metrics.json").exists() and list((out / "checkpoints").glob("checkpoint-*"))

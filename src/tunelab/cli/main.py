@@ -99,7 +99,7 @@ def cmd_train(args) -> int:
 
     config = config_from_args(args).validate()  # a bad value first: then no warning that the option is ignored
     ignored = unused_options(config, read_elsewhere=EXTRA_READ)
-    if ignored:
+    if ignored and ranks.local_rank() == 0:  # every process of a launch reads the same options
         verb = "does" if len(ignored) == 1 else "do"
         logging.getLogger("tunelab").warning(f"{', '.join(ignored)} {verb} not apply to {config.strategy}, which does "
                                              "not read it: ignored")
@@ -276,11 +276,11 @@ def main(argv: list[str] | None = None) -> int:
 
     terminate_as_interrupt()
     _log_warnings()
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    args.command_line = list(sys.argv[1:] if argv is None else argv)  # what was typed: a resume hint repeats it
-    _quiet_libraries()
     try:
+        # in the try: the launcher stops a process still parsing when another exits (SIGTERM, taken as Ctrl-C)
+        args = build_parser().parse_args(argv)
+        args.command_line = list(sys.argv[1:] if argv is None else argv)  # what was typed: a resume hint repeats it
+        _quiet_libraries()
         code = args.func(args) or 0
         if code == 0:
             from tunelab.run import ranks
@@ -288,7 +288,12 @@ def main(argv: list[str] | None = None) -> int:
             ranks.shut_down_at_exit()  # under torchrun / accelerate launch: the process group goes before Python does
         return code
     except TunelabError as exc:
-        print(f"tunelab: error: {_rank_tag()}{exc}", file=sys.stderr)
+        from tunelab.errors import ConfigError
+        from tunelab.run import ranks
+
+        # options are the same on every process of a launch, and so is what is wrong with them: said once
+        if not (isinstance(exc, ConfigError) and ranks.leave_it_to_the_first()):
+            print(f"tunelab: error: {_rank_tag()}{exc}", file=sys.stderr)
         return exc.exit_code
     except OSError as exc:
         if exc.errno not in _STORAGE_ERRORS:
@@ -303,6 +308,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         raise
     except KeyboardInterrupt as exc:  # resilience.RunInterrupted says where the checkpoint is and how to resume
+        from tunelab.run import ranks
+
+        if ranks.local_rank() > 0:  # every process of the launch stops at the same step, saying the same: the first says it
+            return 130
         print(f"tunelab: interrupted: {exc}" if str(exc) else "tunelab: interrupted", file=sys.stderr)
         return 130
 
@@ -315,7 +324,9 @@ def _rank_tag() -> str:
     """``[rank 1] `` on a process other than the main one of a run over several (``""`` otherwise)."""
     from tunelab.run import ranks
 
-    return f"[rank {ranks.rank()}] " if ranks.distributed() and not ranks.is_main() else ""
+    # the launcher's word, not the process group's: an error can come before the group exists, and joining it then
+    # would wait for every other process
+    return f"[rank {ranks.launch_rank()}] " if ranks.launch_rank() > 0 else ""
 
 
 def _peer_gone(exc: Exception) -> bool:

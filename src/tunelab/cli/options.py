@@ -27,6 +27,10 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> typing.NoReturn:
+        from tunelab.run import ranks
+
+        if ranks.leave_it_to_the_first():  # under a launcher every process parses the same command line
+            self.exit(2)
         self.exit(2, f"tunelab: error: {message} (see `{self.prog} --help`)\n")
 
     def parse_args(self, args=None, namespace=None):

@@ -197,6 +197,50 @@ def shut_down_at_exit() -> None:
     _shut_down_registered = True
 
 
+def _launch_index(name: str) -> int:
+    try:
+        return max(0, int(os.environ.get(name, "0")))
+    except ValueError:
+        return 0
+
+
+def launch_rank() -> int:
+    """This process's global index as its launcher set it (``RANK``; 0 in a single process), read from the
+    environment: known before the process group exists, and without joining it (:func:`rank` does)."""
+    return _launch_index("RANK") if distributed() else 0
+
+
+def local_rank() -> int:
+    """This process's index on its machine (``LOCAL_RANK``, set by torchrun and accelerate launch; 0 in a single
+    process), read from the environment like :func:`launch_rank`."""
+    return _launch_index("LOCAL_RANK") if distributed() else 0
+
+
+FIRST_SAYS_IT_S = 20.0
+"""How long a process other than its machine's first waits, on an error every process of the launch meets, for that
+first process to say it (:func:`leave_it_to_the_first`)."""
+
+
+def leave_it_to_the_first() -> bool:
+    """Whether this process should keep quiet about an error that every process of the launch meets alike (a bad
+    flag or option, ``tunelab compare`` under a launcher): each machine's first process says it, once.
+
+    ``False`` on that first process (and in a single process), which says it at once. Another waits up to
+    :data:`FIRST_SAYS_IT_S` first: exiting at once, it could be the first to fail, and the launcher would then stop the
+    first process (SIGTERM) before it had said anything. The first one's exit makes the launcher stop this one, which
+    then keeps quiet (``True``); still running after the wait (the error was this process's alone, or no launcher
+    stops it), it says it itself (``False``)."""
+    import time
+
+    if local_rank() == 0:
+        return False
+    try:
+        time.sleep(FIRST_SAYS_IT_S)
+    except KeyboardInterrupt:  # SIGTERM from the launcher (tunelab takes it as Ctrl-C)
+        return True
+    return False
+
+
 def rank() -> int:
     """This process's global index (0 in a single process)."""
     return state().process_index if distributed() else 0
