@@ -489,3 +489,31 @@ def test_sigterm_to_torchrun_saves_a_checkpoint_and_says_so_once(setup):
     assert log.count("tunelab: interrupted: training stopped at step") == 1, log[-3000:]
     assert "Resume with: torchrun --nproc_per_node 2 -m tunelab.cli.main train --config" in log
     assert not (out / "metrics.json").exists() and list((out / "checkpoints").glob("checkpoint-*"))
+
+
+def test_accelerate_cpu_launch_of_several_processes_that_starts_one_says_so(setup, tmp_path, monkeypatch):
+    """``accelerate launch --cpu --num_processes 2`` starts one process (accelerate's single-process launcher); the run
+    trained alone at half the batch asked for, with nothing said. Its record and warnings now say so; ``--cpu`` alone
+    (one process asked for) and a real launch of two say nothing."""
+    import shutil
+
+    from tunelab.run import ranks
+
+    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or shutil.which("accelerate")
+    script = tmp_path / "probe.py"
+    script.write_text("from tunelab.run import ranks\nprint('note:', ranks.processes_ignored() is not None)\n")
+    for launch, says in ((["--cpu", "--num_processes", "2"], ["note: True"]), (["--cpu"], ["note: False"]),
+                         (["--multi_gpu", "--num_processes", "2"], ["note: False"] * 2)):
+        done = subprocess.run([accelerate, "launch", *launch, f"--main_process_port={_free_port()}", str(script)],
+                              env=_env(), capture_output=True, text=True, timeout=120)
+        assert sorted(line for line in done.stdout.splitlines() if line.startswith("note:")) == says, (launch, done)
+
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "True")  # what that launch gives its one process
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(_free_port()))
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    config = TrainConfig(model=str(setup / "bert"), data=str(setup / "data.csv"), strategy="head", epochs=1,
+                         batch_size=16, lr=1e-3, out=str(tmp_path / "o"), forgetting=False)
+    record = train(config, progress=False)
+    assert record["train_info"]["world_size"] == 1
+    assert any(n == ranks.processes_ignored() for n in record["train_info"]["notes"]), record["train_info"]["notes"]

@@ -75,6 +75,23 @@ def sharding_ignored() -> str | None:
             "data parallel (each process a whole copy of the model)")
 
 
+def processes_ignored() -> str | None:
+    """The note for a process that ``accelerate launch --cpu --num_processes N`` started alone, else ``None``.
+
+    accelerate's ``--cpu`` takes its single-process launcher whatever ``--num_processes`` says (several CPU processes
+    come through mpirun, or ``--multi_gpu``, which starts them with torchrun and trains over gloo): the run trained in
+    one process at ``--batch-size``, not at N times it, with nothing said. That launcher sets ``MASTER_ADDR`` only when
+    asked for more than one process or machine, and sets no ``WORLD_SIZE``; mpirun's launches have their own."""
+    env = os.environ
+    if distributed() or env.get("ACCELERATE_USE_CPU", "").lower() not in ("1", "true", "yes"):
+        return None
+    if not env.get("MASTER_ADDR") or any(env.get(k) for k in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")):
+        return None
+    return ("accelerate launch --cpu starts one process whatever --num_processes says: this run trained in this process "
+            "alone, at --batch-size, not processes times it; for several processes on CPU use accelerate launch "
+            "--multi_gpu --num_processes N (gloo) or torchrun --nproc_per_node N")
+
+
 def zero_stage() -> int | None:
     """The DeepSpeed ZeRO stage of this launch (``None`` without DeepSpeed or when the config does not say)."""
     if sharding_requested() != "DeepSpeed":

@@ -1256,8 +1256,7 @@ def _fit(setup: TrainerSetup, trainer, out: Path, resume_from: Path | None) -> _
     if resume_from is not None:
         start_batch = min(start_batch, resilience.checkpoint_batch_size(resume_from) or start_batch)
         notes.append(f"resumed from {resume_from.name}")
-    if ranks.sharding_ignored():
-        notes.append(ranks.sharding_ignored())
+    notes += [note for note in (ranks.sharding_ignored(), ranks.processes_ignored()) if note]
     if config.auto_batch_size and ranks.distributed():
         notes.append("out-of-memory batch search off: a process that retried alone at a smaller batch would "
                      "leave the others waiting")
