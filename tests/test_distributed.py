@@ -192,6 +192,10 @@ def test_full_under_two_processes_matches_one_process(setup, two_full):
     assert "find_unused_parameters=True was specified" not in log
     assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model", "outputs", "progress.json", "run_config.yaml"]
     assert two["train_info"]["world_size"] == 2
+    # the batch of an optimizer step: --batch-size is per process (the card said "batch size 8" for this run of 16)
+    assert two["train_info"]["effective_batch_size"] == one["train_info"]["effective_batch_size"] == 16
+    assert "batch size 16 per optimizer step (8 per process x 2 processes)," in (out / "model" / "README.md").read_text()
+    assert ", batch size 16, " in (setup / "one-full" / "model" / "README.md").read_text()
     peaks = two["train_info"]["peak_memory_mb_per_rank"]
     assert len(peaks) == 2 and two["train_info"]["peak_memory_mb"] == max(peaks)
     _same_losses(two, one)

@@ -239,7 +239,25 @@ class TrainConfig:
     def steps_per_epoch(self, n_train: int, processes: int = 1) -> int:
         """Optimizer steps in an epoch of ``n_train`` examples: each takes ``batch_size x gradient_accumulation_steps``
         examples from each of ``processes``."""
-        return max(1, math.ceil(n_train / (self.batch_size * self.gradient_accumulation_steps * max(1, processes))))
+        return max(1, math.ceil(n_train / self.effective_batch_size(processes)))
+
+    def effective_batch_size(self, processes: int = 1) -> int:
+        """Examples per optimizer step: ``--batch-size`` (per process, per forward pass) x accumulation x processes."""
+        return self.batch_size * self.gradient_accumulation_steps * max(1, processes)
+
+    def batch_text(self, processes: int = 1) -> str:
+        """The batch as a model card says it: what an optimizer step takes, and of what, where that is not the one
+        ``--batch-size``.
+
+        >>> TrainConfig(batch_size=8).batch_text(), TrainConfig(batch_size=8, gradient_accumulation_steps=2).batch_text(2)
+        ('batch size 8', 'batch size 32 per optimizer step (8 per process x 2 accumulation steps x 2 processes)')
+        """
+        parts = [f"{self.gradient_accumulation_steps} accumulation steps"] if self.gradient_accumulation_steps > 1 else []
+        parts += [f"{processes} processes"] if processes > 1 else []
+        if not parts:
+            return f"batch size {self.batch_size}"
+        per = f"{self.batch_size} per process" if processes > 1 else str(self.batch_size)
+        return f"batch size {self.effective_batch_size(processes)} per optimizer step ({' x '.join([per, *parts])})"
 
     def problems(self) -> list[str]:
         """Every problem with these options, each naming the option and what to do."""

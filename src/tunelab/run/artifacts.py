@@ -282,7 +282,7 @@ tags: [tunelab, {run.strategy.name}]
 - Base model: {base_text}; task: {d.task}; labels: {", ".join(d.label_names) or "-"}
 - Data: {d.source or c.data} ({len(d.train)} train / {len(d.validation)} validation / {len(d.test)} test), fingerprint `{d.fingerprint[:12]}`
 - Trainable parameters: {trainable:,} of {total:,} ({100 * trainable / max(total, 1):.2f} %)
-- Epochs {c.epochs_for(len(run.tokenized['train']), world_size()):g}, learning rate {c.lr if c.lr is not None else run.strategy.default_lr:g}{head_text}, batch size {c.batch_size}, max length {run.max_length}{keep_text}, seed {c.seed}
+- Epochs {c.epochs_for(len(run.tokenized['train']), world_size()):g}, learning rate {c.lr if c.lr is not None else run.strategy.default_lr:g}{head_text}, {c.batch_text(world_size())}, max length {run.max_length}{keep_text}, seed {c.seed}
 
 | split | metrics |
 |---|---|

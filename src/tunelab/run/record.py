@@ -158,7 +158,10 @@ class TrainInfo(_Part):
     head_learning_rate: float | None = None
     """The new task head's own rate (its optimizer group); ``None`` where no new head trains (causal LM)."""
     batch_size: int | None = None
+    """Examples per process per forward pass (``--batch-size``, or what the out-of-memory search came down to)."""
     gradient_accumulation_steps: int | None = None
+    effective_batch_size: int | None = None
+    """Examples per optimizer step: ``batch_size x gradient_accumulation_steps x world_size``."""
     max_length: int | None = None
     precision: str | None = None
     attention_recomputed: bool | None = None

@@ -1374,6 +1374,9 @@ def _train_info(setup: TrainerSetup, trainer, ds: _Datasets, fit: _Fit, eval_tim
         head_learning_rate=setup.head_lr if setup.run.strategy.head_parameter_ids(setup.run.layout) else None,
         batch_size=trainer.args.per_device_train_batch_size,
         gradient_accumulation_steps=trainer.args.gradient_accumulation_steps,
+        effective_batch_size=run.config.replace(batch_size=trainer.args.per_device_train_batch_size,
+                                                gradient_accumulation_steps=trainer.args.gradient_accumulation_steps
+                                                ).effective_batch_size(ranks.world_size()),
         max_length=run.max_length,
         precision=setup.precision,
         attention_recomputed=fit.recomputed,
