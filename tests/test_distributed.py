@@ -505,7 +505,9 @@ def test_accelerate_cpu_launch_of_several_processes_that_starts_one_says_so(setu
 
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or shutil.which("accelerate")
     script = tmp_path / "probe.py"
-    script.write_text("from tunelab.run import ranks\nprint('note:', ranks.processes_ignored() is not None)\n")
+    # one write() of the whole line: two processes printing at once interleaved print()'s pieces ("note:note: False")
+    script.write_text("import os\nfrom tunelab.run import ranks\n"
+                      "os.write(1, f'note: {ranks.processes_ignored() is not None}\\n'.encode())\n")
     for launch, says in ((["--cpu", "--num_processes", "2"], ["note: True"]), (["--cpu"], ["note: False"]),
                          (["--multi_gpu", "--num_processes", "2"], ["note: False"] * 2)):
         done = subprocess.run([accelerate, "launch", *launch, f"--main_process_port={_free_port()}", str(script)],
