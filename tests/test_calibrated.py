@@ -88,6 +88,33 @@ def test_feature_signals_rank_informative_features_above_noise():
     assert good["logme"] > bad["logme"] and good["h_score"] > bad["h_score"]
 
 
+def test_a_head_probe_that_cannot_run_is_not_reported_as_a_measured_zero_and_moves_no_score():
+    """With a class of one example no fold can hold it out: the probe was skipped, and `recommend` printed "head probe
+    0.00 of the way from the majority class to perfect" and scored the strategies as if it had measured that."""
+    rng = np.random.default_rng(0)
+    y = np.array([0] * 20 + [1] * 20 + [2])
+    signals = feature_signals(rng.normal(size=(41, 8)) + np.eye(3, 8)[y], y)
+    assert signals["probe_accuracy"] is None and signals["probe_gain"] is None
+    calibration = fit_calibration(_records(), alpha=1.0)
+    skipped = advise({"examples_per_class": 13, "probe_gain": None, "logme": -0.5, "domain": {}}, calibration)
+    at_mean = advise({"examples_per_class": 13, "probe_gain": calibration["mean"]["probe_gain"], "logme": -0.5,
+                      "domain": {}}, calibration)
+    assert skipped["scores"] == pytest.approx(at_mean["scores"])
+    assert "head probe not run" in explain(skipped) and "0.00 of the way" not in explain(skipped)
+
+
+def test_the_frozen_feature_sample_of_more_classes_than_it_holds_is_drawn_unstratified():
+    """5,000 classes of two examples: scikit-learn cannot stratify 2,000 rows of them, and its ValueError was
+    `tunelab recommend`'s traceback."""
+    from tunelab.advice.features import _sample
+
+    labels = np.repeat(np.arange(5000), 2)
+    rows = _sample(labels, 2000, seed=1)
+    assert len(rows) == 2000 and len(set(rows)) == 2000
+    balanced = np.repeat(np.arange(4), 50)
+    assert np.bincount(balanced[_sample(balanced, 100, seed=1)]).tolist() == [25] * 4  # still stratified where it can be
+
+
 def test_the_penalty_is_chosen_out_of_sample_and_signals_without_information_get_no_weight():
     """The ridge penalty is chosen by leaving one record out. Where a signal tells the strategies apart (labels per
     class here), a finite penalty predicts the records left out better than the base rates and the advice follows

@@ -18,7 +18,8 @@ The signals (:data:`SIGNALS`) are what can be measured before training in second
 (:mod:`tunelab.advice.features`), and the domain distance of ``tunelab recommend`` read on the common scale of
 :func:`tunelab.advice.domain.farness` (0 where *moderate* starts, 1 where *far* starts): the signal it used differs
 by model (an LM-loss ratio, a masked-LM ratio, a centroid distance), and their raw values are in different units.
-A domain that was not measured counts as the benchmark's mean (it moves no score).
+A domain that was not measured, or a head probe that could not run (a class of one example), counts as the benchmark's
+mean (it moves no score).
 
 **How much the signals are trusted** is measured, not set: the ridge penalty is chosen from :data:`ALPHA_GRID` by
 held-out error on the records being calibrated on (the squared error of every strategy's predicted gap on the
@@ -66,7 +67,8 @@ def signal_vector(signals: dict[str, Any]) -> dict[str, float]:
     measured = method in DOMAIN_THRESHOLDS and isinstance(distance, (int, float)) and math.isfinite(distance)
     return {
         "log10_examples_per_class": math.log10(max(float(signals["examples_per_class"]), 1.0)),
-        "probe_gain": float(signals["probe_gain"]),
+        # a probe that could not run (a class of one example) counts as the benchmark's mean, as an unmeasured domain
+        "probe_gain": math.nan if signals.get("probe_gain") is None else float(signals["probe_gain"]),
         "logme": float(signals["logme"]),
         "domain_farness": farness(method, distance) if measured else math.nan,
     }
@@ -222,8 +224,11 @@ def explain(advice: dict[str, Any]) -> str:
     ranking = advice["ranking"]
     runner = ranking[1] if len(ranking) > 1 else None
     x = advice.get("inputs", {})
-    facts = (f"{10 ** x['log10_examples_per_class']:.0f} labels per class on average, head probe {x['probe_gain']:.2f} of the way "
-             f"from the majority class to perfect, LogME {x['logme']:.2f}") if x else ""
+    probe = ("head probe not run (a class has a single training example, which no fold can hold out)"
+             if x and math.isnan(x["probe_gain"]) else
+             f"head probe {x['probe_gain']:.2f} of the way from the majority class to perfect" if x else "")
+    facts = (f"{10 ** x['log10_examples_per_class']:.0f} labels per class on average, {probe}, "
+             f"LogME {x['logme']:.2f}") if x else ""
     lead = (f", expected {advice['margin_points']:.1f} points ahead of {runner} on validation" if runner else "")
     decided = SIGNAL_LABELS.get(advice["decided_by"], advice["decided_by"])
     if advice.get("base_rates_only"):

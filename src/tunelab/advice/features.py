@@ -9,7 +9,8 @@ non-padding token of a decoder, the mean where the head pools). On them:
 - ``probe_accuracy``: a logistic regression (scikit-learn, standardised features) scored by stratified
   3-fold cross-validation on those training texts only (no validation or test example is read), and
   ``probe_gain``, the same above the majority class as a share of what is left to gain
-  (``(acc - majority) / (1 - majority)``): what a head on the frozen body reaches with this much data.
+  (``(acc - majority) / (1 - majority)``): what a head on the frozen body reaches with this much data. Both are
+  ``None`` when a class has a single example among those texts (no fold can hold it out): not measured.
 
 >>> from tunelab.advice.features import frozen_feature_signals  # doctest: +SKIP
 >>> frozen_feature_signals("minilm", load_task("rotten-tomatoes"))["probe_accuracy"]  # doctest: +SKIP
@@ -25,12 +26,17 @@ import numpy as np
 
 
 def _sample(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Indices of at most ``n`` rows, stratified by label (every class keeps its share), seeded."""
+    """Indices of at most ``n`` rows, stratified by label (every class keeps its share), seeded; a plain seeded draw
+    where scikit-learn cannot stratify (a class of one row, or more classes than ``n`` rows: 5,000 labels of two
+    examples each raised its ValueError out of ``tunelab recommend``)."""
     if len(labels) <= n:
         return np.arange(len(labels))
     from sklearn.model_selection import train_test_split
 
-    keep, _ = train_test_split(np.arange(len(labels)), train_size=n, stratify=labels, random_state=seed)
+    try:
+        keep, _ = train_test_split(np.arange(len(labels)), train_size=n, stratify=labels, random_state=seed)
+    except ValueError:
+        keep, _ = train_test_split(np.arange(len(labels)), train_size=n, random_state=seed)
     return np.sort(keep)
 
 
@@ -113,13 +119,13 @@ def feature_signals(features: np.ndarray, labels: np.ndarray, *, seed: int = 42)
         probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=300))
         cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
         accuracy = float(np.mean(cross_val_score(probe, features, labels, cv=cv)))
-    else:
-        accuracy = float(majority)
+    else:  # a class of one example cannot be on both sides of a fold: nothing measured (it was reported as a 0.00 gain)
+        accuracy = None
     return {
         "logme": float(logme(features, labels)),
         "h_score": float(h_score(features, labels)),
         "probe_accuracy": accuracy,
-        "probe_gain": float((accuracy - majority) / max(1 - majority, 1e-9)),
+        "probe_gain": None if accuracy is None else float((accuracy - majority) / max(1 - majority, 1e-9)),
         "probe_time_s": round(time.perf_counter() - t0, 3),
     }
 
