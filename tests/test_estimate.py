@@ -162,6 +162,25 @@ def test_a_measurement_is_reused_for_the_same_model_options_data_and_machine(tin
     assert len(list((tmp_path / "cache" / "estimates").glob("*.json"))) == 3
 
 
+def test_epochs_and_learning_rates_reuse_the_timed_steps_and_work_the_training_time_out_again(
+        tiny_bert_dir, toy_classification_data, tmp_path, monkeypatch):
+    """`estimate --epochs 2` (or `recommend --epochs 2`, `--lr`) after `--epochs 1` timed every step again: they change
+    how many steps run or what a step computes with, not what one costs."""
+    monkeypatch.setenv("TUNELAB_CACHE", str(tmp_path / "cache"))
+    config = TrainConfig(model=str(tiny_bert_dir), strategy="lora", batch_size=8, epochs=1, cache=False)
+    kw = dict(data=toy_classification_data, warmup_steps=1, timed_steps=2, isolate=False)
+    one = estimate(config, **kw)
+    three = estimate(config.replace(epochs=3, lr=1e-3, weight_decay=0.0, warmup_ratio=0.2), **kw)
+    assert three["reused"] and three["time_per_step_s"] == one["time_per_step_s"] and three["epochs"] == 3
+    steps = 3 * one["steps_per_epoch"]
+    assert three["train_time_s"] == pytest.approx(one["overhead_s"] + one["first_step_s"]
+                                                  + (steps - 1) * one["time_per_step_s"], abs=2e-3)
+    assert estimate(config.replace(epochs=None), **kw)["epochs"] == config.replace(epochs=None).epochs_for(48)
+    saves = estimate(config.replace(epochs=40, save_steps=100), **kw)  # 240 steps: the saves are said, once
+    assert saves["reused"] and sum("checkpoint saves every 100" in n for n in saves["notes"]) == 1
+    assert len(list((tmp_path / "cache" / "estimates").glob("*.json"))) == 1
+
+
 def test_seconds_below_one_keep_two_significant_digits():
     from tunelab.advice.estimate import seconds_text
 

@@ -98,7 +98,7 @@ def estimate(
             config, data = given_data(config, data)
     stored = _stored_path(job, data, isolate)
     if reuse and stored.is_file():
-        return _reused(stored)
+        return _for_epochs(_reused(stored), config)
     if not isolate:
         from tunelab.run.progress import library_bars_off
         from tunelab.run.training import callers_random_state
@@ -122,6 +122,10 @@ def estimate(
 # options that change neither a step's time nor its memory; ``extra`` is not one of them: it holds the cache's dtype
 # and a plugin strategy's own settings (its rank, its schedule), which change both
 _COST_FREE = ("out", "overwrite", "resume", "report_to", "forgetting", "reference_text", "merge", "save_steps")
+#: Options that change how many steps run, or the numbers an optimizer step uses, but not what one step costs: the
+#: timed steps are reused, and the training time is worked out again for them (:func:`_for_epochs`). They were part of
+#: the key, and `recommend --epochs 2` after `--epochs 1` timed every strategy's steps again (minutes on smollm2).
+_STEP_FREE = ("epochs", "lr", "head_lr", "weight_decay", "warmup_ratio", "layer_lr_decay")
 _STORE_FORMAT = 2  # 2: memory from one more step at the longest length, after the timed ones
 
 
@@ -147,7 +151,7 @@ def _stored_path(job: dict[str, Any], data: Any, isolate: bool) -> Path:
 
     from tunelab.models import cache_dir, model_identity
 
-    cost = {k: v for k, v in job["config"].items() if k not in _COST_FREE}
+    cost = {k: v for k, v in job["config"].items() if k not in _COST_FREE + _STEP_FREE}
     parts = {
         "format": _STORE_FORMAT, "job": {**job, "config": cost}, "isolated": isolate,
         "model": model_identity(job["config"]["model"]), "data": getattr(data, "fingerprint", None) if data is not None else None,
@@ -167,6 +171,31 @@ def _reused(path: Path) -> dict[str, Any]:
     result["reused"] = True
     if isinstance(result.get("steps_per_epoch"), int | float) and isinstance(result.get("time_per_step_s"), int | float):
         result["time_per_epoch_s"] = _epoch_seconds(result["steps_per_epoch"], result["time_per_step_s"])  # older stores
+    return result
+
+
+_SAVES_NOTE = "checkpoint saves every {} steps are not included in the time"
+
+
+def _training_time(cfg: TrainConfig, n_examples: int, steps_per_epoch: int, first_s: float, step_s: float,
+                   overhead_s: float, notes: list[str]) -> tuple[float, float]:
+    """``(epochs, training time)`` of ``cfg``'s run from its timed steps: the start-up and the first step once, then
+    every other step of every epoch at the steady step time."""
+    epochs = cfg.epochs_for(n_examples)
+    total_steps = math.ceil(steps_per_epoch * epochs)
+    notes[:] = [n for n in notes if n != _SAVES_NOTE.format(cfg.save_steps)]
+    if total_steps >= cfg.save_steps:
+        notes.append(_SAVES_NOTE.format(cfg.save_steps))
+    return epochs, round(overhead_s + first_s + (total_steps - 1) * step_s, 3)
+
+
+def _for_epochs(result: dict[str, Any], cfg: TrainConfig) -> dict[str, Any]:
+    """A stored measurement's epochs and training time for ``cfg`` (its epochs are not part of the key)."""
+    keys = ("examples_per_epoch", "steps_per_epoch", "first_step_s", "time_per_step_s", "overhead_s")
+    if all(isinstance(result.get(k), int | float) for k in keys):
+        result["epochs"], result["train_time_s"] = _training_time(
+            cfg, result["examples_per_epoch"], result["steps_per_epoch"], result["first_step_s"],
+            result["time_per_step_s"], result["overhead_s"], result.setdefault("notes", []))
     return result
 
 
@@ -504,9 +533,7 @@ def _summary(cfg: TrainConfig, measured: list[dict], batch_sizes: list[int], sha
     step_s = at_bs("median_step_s")
     first_s = max(at_bs("first_step_s"), step_s)
     overhead_s = statistics.fmean(m["overhead_s"] for m in measured)
-    total_steps = math.ceil(shape.steps_per_epoch * cfg.epochs_for(shape.n_examples))
-    if total_steps >= cfg.save_steps:
-        notes.append(f"checkpoint saves every {cfg.save_steps} steps are not included in the time")
+    _, train_time_s = _training_time(cfg, shape.n_examples, shape.steps_per_epoch, first_s, step_s, overhead_s, notes)
     return {
         "first_step_s": round(first_s, 4),
         "time_per_step_s": round(step_s, 4),
@@ -515,7 +542,7 @@ def _summary(cfg: TrainConfig, measured: list[dict], batch_sizes: list[int], sha
         # "s / epoch" x epochs + those = the training time (the first step in every epoch made 13.6 s / epoch of a run
         # estimated at 65 s for 6 epochs)
         "time_per_epoch_s": _epoch_seconds(shape.steps_per_epoch, step_s),
-        "train_time_s": round(overhead_s + first_s + (total_steps - 1) * step_s, 3),
+        "train_time_s": train_time_s,
         "peak_memory_mb": round(at_bs("peak_memory_mb"), 1),
         "memory_kind": "cuda" if torch.cuda.is_available() else "rss",
     }
