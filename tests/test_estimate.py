@@ -199,3 +199,18 @@ def test_the_estimate_says_it_is_one():
     lines = format_estimate(est)
     assert lines[0].startswith("estimated from 5 timed steps (nothing was trained to the end): lora on minilm")
     assert "~9.0 s for 2 epoch(s)" in lines[3] and "~852 MB" in lines[4]
+
+
+def test_the_estimate_says_where_it_timed_the_steps_and_at_what_max_length(tiny_bert_dir, toy_classification_data):
+    """`tunelab estimate` said batch, tokens and epochs but neither the device the steps ran on (a CPU's seconds are
+    not a GPU's) nor the max length the texts were cut at."""
+    from tunelab.advice.estimate import format_estimate
+
+    config = TrainConfig(model=str(tiny_bert_dir), strategy="lora", batch_size=8, epochs=1, max_length=24, cache=False)
+    est = estimate(config, data=toy_classification_data, warmup_steps=1, timed_steps=2, isolate=False, reuse=False)
+    import torch
+
+    assert est["device"] == (f"GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available()
+                             else f"CPU, {torch.get_num_threads()} threads")
+    first = format_estimate(est)[0]
+    assert f"({est['device']}), batch 8" in first and "max length 24" in first

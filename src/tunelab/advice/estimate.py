@@ -126,7 +126,7 @@ _COST_FREE = ("out", "overwrite", "resume", "report_to", "forgetting", "referenc
 #: timed steps are reused, and the training time is worked out again for them (:func:`_for_epochs`). They were part of
 #: the key, and `recommend --epochs 2` after `--epochs 1` timed every strategy's steps again (minutes on smollm2).
 _STEP_FREE = ("epochs", "lr", "head_lr", "weight_decay", "warmup_ratio", "layer_lr_decay")
-_STORE_FORMAT = 2  # 2: memory from one more step at the longest length, after the timed ones
+_STORE_FORMAT = 3  # 2: memory from one more step at the longest length, after the timed ones; 3: the device is kept
 
 
 def _machine() -> dict[str, Any]:
@@ -417,7 +417,17 @@ def _time_steps(setup, model, train_ds, collator, batch_size: int, n_steps: int)
         "peak_memory_mb": peak_memory_mb(),
         "precision": "bf16" if trainer.args.bf16 else "fp16" if trainer.args.fp16 else "fp32",
         "attention_recomputed": recomputed,
+        "device": device_text(trainer.args.device),
     }
+
+
+def device_text(device) -> str:
+    """Where the steps ran, as the estimate says it: ``"CPU, 2 threads"`` or the GPU's name."""
+    import torch
+
+    if device.type == "cuda":
+        return f"GPU {torch.cuda.get_device_name(device)}"
+    return f"{device.type.upper()}, {torch.get_num_threads()} threads" if device.type == "cpu" else device.type
 
 
 def _time_batch(setup, shape: _EpochShape, batch_size: int, n_steps: int) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -503,6 +513,7 @@ def _measure(job: dict[str, Any], data: Any) -> dict[str, Any]:
         "gradient_accumulation_steps": cfg.gradient_accumulation_steps, "max_length": run.max_length,
         "epochs": cfg.epochs_for(shape.n_examples),
         "precision": measured[-1]["precision"], "attention_recomputed": measured[-1]["attention_recomputed"],
+        "device": measured[-1]["device"],
         "examples_per_epoch": shape.n_examples, "steps_per_epoch": shape.steps_per_epoch,
         "micro_batches_per_epoch": shape.micro_steps, "longest_batch_length": shape.longest,
         "mean_batch_length": shape.mean_len, **result, "cache": cache_info,
@@ -558,9 +569,10 @@ def format_estimate(est: dict[str, Any]) -> list[str]:
     """Human-readable lines for one estimate (used by ``tunelab estimate``)."""
     lines = [
         f"estimated from {est['timed_steps']} timed steps (nothing was trained to the end): {est['strategy']} on "
-        f"{est['model']}, batch {est['batch_size']} × ~{est['mean_batch_length']} tokens "
-        f"(longest batch {est['longest_batch_length']}), {est['steps_per_epoch']} steps per epoch "
-        f"({est['examples_per_epoch']:,} examples)",
+        f"{est['model']}" + (f" ({est['device']})" if est.get("device") else "")
+        + f", batch {est['batch_size']} × ~{est['mean_batch_length']} tokens (longest batch "
+        f"{est['longest_batch_length']}" + (f", max length {est['max_length']}" if est.get("max_length") else "")
+        + f"), {est['steps_per_epoch']} steps per epoch ({est['examples_per_epoch']:,} examples)",
         f"time per step      {est['time_per_step_s']:.3f} s (median of {est['timed_steps']} after {est['warmup_steps']} warm-up; "
         f"{est.get('precision', 'fp32')})",
         f"time per epoch     {seconds_text(est['time_per_epoch_s'])} s (steady steps; the first step's warm-up counts once, "

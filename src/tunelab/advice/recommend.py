@@ -728,7 +728,8 @@ def _estimate_row(config: TrainConfig, task_data: Any, **timing: Any) -> dict[st
         return {"strategy": config.strategy, "error": str(exc), "time_per_epoch_s": None, "train_time_s": None,
                 "peak_memory_mb": None, "epochs": _epochs(config, task_data)}
     # which peak: a GPU's allocated memory or the process's RSS (a measurement stored before the kind was kept: None)
-    return {**{k: est[k] for k in _ESTIMATE_KEYS}, "memory_kind": est.get("memory_kind"), "notes": est["notes"]}
+    return {**{k: est[k] for k in _ESTIMATE_KEYS}, "memory_kind": est.get("memory_kind"), "device": est.get("device"),
+            "notes": est["notes"]}
 
 
 def _epochs(config: TrainConfig, task_data: Any) -> float:

@@ -84,7 +84,9 @@ def print_recommendation(rec: dict) -> None:
     budget = rec["budget"]
     limits = ", ".join(x for x in (f"{budget['minutes']:g} min" if budget["minutes"] else "",
                                    f"{budget['memory_gb']:g} GB" if budget["memory_gb"] else "") if x) or "machine RAM"
-    table = Table(title=f"estimated cost on this machine (batch {cfg['batch_size']}, max length {cfg['max_length']}, "
+    device = next((row["device"] for row in rec["estimates"] if row.get("device")), None)
+    table = Table(title=f"estimated cost on this machine{f' ({device})' if device else ''} (batch {cfg['batch_size']}, "
+                        f"max length {cfg['max_length']}, "
                         f"{cfg['epochs']:g} epoch(s); budget: {limits})")
     for col in ("strategy", "s / epoch", f"train s ({cfg['epochs']:g} ep)", "peak MB", "trainable", "fits"):
         table.add_column(col, justify="left" if col in ("strategy", "fits") else "right")
