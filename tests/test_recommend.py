@@ -263,6 +263,8 @@ def test_recommend_follows_the_calibrated_ranking_and_names_the_deciding_signal(
     assert rec["calibrated"]["ranking"][-1] == "head"
     assert any(r.startswith("calibrated advice: ") and "decided by" in r for r in rec["reasons"])
     assert {"logme", "h_score", "probe_accuracy"} <= set(rec["signals"])
+    # a lead of a point or two, on a validation split of a few examples: the advice says it cannot be told apart
+    assert any(r.startswith(f"too few data to tell {rec['strategy']} from ") for r in rec["reasons"])
     json.dumps(rec)
 
     # compare's advice: the calibrated ranking needs no cost, so none is timed (its first runs measure them),
@@ -280,6 +282,22 @@ def test_recommend_follows_the_calibrated_ranking_and_names_the_deciding_signal(
     # a memory limit needs each strategy's cost before training: then they are timed
     limited = recommend(str(tiny_bert_dir), toy_classification_data, strategies=["head", "full"], memory_gb=64, **kwargs)
     assert {r["strategy"] for r in limited["estimates"]} == {"head", "full"} and limited["costs"] == "measured before training"
+
+
+def test_the_advice_says_when_its_lead_is_below_what_the_validation_split_can_show():
+    """On 80 rows (8 validation examples) or 5,000 classes of two, recommend named a strategy "expected 0.3 points
+    ahead" with nothing saying that no comparison on such data could tell the two apart."""
+    from types import SimpleNamespace
+
+    from tunelab.advice.recommend import _too_few_to_tell
+
+    calibrated = {"strategy": "lora", "ranking": ["lora", "full", "head"], "margin_points": 0.3}
+    few = _too_few_to_tell(calibrated, SimpleNamespace(validation=list(range(8))))
+    assert len(few) == 1 and few[0].startswith("too few data to tell lora from full: its expected lead, 0.3 points")
+    assert "8 validation examples" in few[0]
+    assert _too_few_to_tell({**calibrated, "margin_points": 60.0}, SimpleNamespace(validation=list(range(8)))) == []
+    assert _too_few_to_tell({**calibrated, "margin_points": None}, SimpleNamespace(validation=list(range(8)))) == []
+    assert _too_few_to_tell(None, SimpleNamespace(validation=list(range(8)))) == []
 
 
 def test_untimed_advice_from_the_tiers_times_nothing_and_says_so(tiny_bert_dir, toy_classification_data, monkeypatch):

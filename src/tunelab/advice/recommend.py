@@ -625,7 +625,8 @@ def recommend(
         strategy, choice = decide(amount, domain["level"], estimates)
     costs = "measured before training" if estimates is not None else "left to the comparison's first runs"
     estimates = estimates or []
-    reasons = [amount_reason, domain_reason(domain), *choice, _length_reason(stats["tokens"], max_length)]
+    reasons = [amount_reason, domain_reason(domain), *choice, *_too_few_to_tell(calibrated, task_data),
+               _length_reason(stats["tokens"], max_length)]
     reasons += [f"{row['strategy']} does not fit: {row['why_not']}" for row in estimates if not row["fits"]]
     return {
         "strategy": strategy,
@@ -659,6 +660,26 @@ def _calibrated_advice(model: str, task_data: Any, stats: dict[str, Any], domain
     advice = advise(signals, calibration, allowed=fitting)
     advice["features"] = features
     return advice
+
+
+def _too_few_to_tell(calibrated: dict[str, Any] | None, task_data: Any) -> list[str]:
+    """The sentence that says a calibrated lead is smaller than the validation split can show
+    (:func:`~tunelab.advice.verdict.smallest_gap_shown`, as ``compare`` says it before training): the advice then
+    names a strategy, but no comparison on these data could confirm it over the runner-up."""
+    from tunelab.advice.verdict import POWER, smallest_gap_shown
+
+    margin = (calibrated or {}).get("margin_points")
+    n = len(task_data.validation) if task_data.validation is not None else 0
+    if margin is None or not n:
+        return []
+    gap = 100 * smallest_gap_shown(n, 0.05)
+    if margin >= gap:
+        return []
+    runner = calibrated["ranking"][1]
+    return [f"too few data to tell {calibrated['strategy']} from {runner}: its expected lead, {margin:.1f} points, is "
+            f"below the {gap:.1f} accuracy points that the {n:,} validation examples can show at the 5 % level "
+            f"({100 * POWER:.0f} % power); a comparison here could not confirm it (more labeled data, or a larger "
+            "--validation-fraction, would)"]
 
 
 def _resolved(model: str, data: Any, config: TrainConfig | None) -> tuple[TrainConfig, Any]:
