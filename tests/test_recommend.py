@@ -406,6 +406,19 @@ def test_a_causal_lms_advice_states_the_epochs_its_estimates_are_for(tiny_llama_
     assert rec["config"]["epochs"] == row["epochs"]
 
 
+def test_a_causal_lms_long_texts_are_not_called_truncated(tiny_llama_dir, toy_lm_data):
+    """smollm2 on a text file at --max-length 64: "100.0 % are truncated at max length 64 — consider a larger
+    --max-length", where a causal LM packs its texts whole into blocks and cuts none."""
+    from tunelab.advice.recommend import _length_reason, data_stats
+    from tunelab.models import load_tokenizer
+
+    stats = data_stats(toy_lm_data, load_tokenizer(str(tiny_llama_dir)), max_length=4)
+    assert stats["tokens"]["truncated_share"] == 0.0 and stats["tokens"]["longer_share"] == 1.0
+    reason = _length_reason(stats["tokens"], 4, "causal-lm")
+    assert "truncated" not in reason and "larger --max-length" not in reason
+    assert "packs them whole into blocks of max length 4" in reason and "100.0 % span more than one block" in reason
+
+
 def test_recommend_and_estimate_take_data_in_memory_as_train_does(tiny_bert_dir, toy_classification_data):
     """A notebook's DataFrame, which ``train(config, data=frame)`` takes: ``recommend`` took ``str(frame)`` for a path
     (an OSError, "File name too long") and ``estimate`` asked ``bool(frame)`` (pandas' "truth value ... ambiguous")."""

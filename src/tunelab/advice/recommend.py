@@ -159,7 +159,9 @@ def data_stats(data, tokenizer, max_length: int, *, sample_cap: int = 5000, seed
         "p95": float(ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]),
         "max": int(ordered[-1]),
         "max_length": max_length,
-        "truncated_share": round(sum(n > max_length for n in lengths) / len(lengths), 4),
+        # a causal LM packs its texts whole into blocks of max_length tokens: a longer text spans blocks, none is cut
+        "truncated_share": 0.0 if data.task == "causal-lm" else round(sum(n > max_length for n in lengths) / len(lengths), 4),
+        "longer_share": round(sum(n > max_length for n in lengths) / len(lengths), 4),
         "sampled": len(sample),
     }
     out["train_tokens"] = int(round(statistics.fmean(lengths) * len(texts)))
@@ -626,7 +628,7 @@ def recommend(
     costs = "measured before training" if estimates is not None else "left to the comparison's first runs"
     estimates = estimates or []
     reasons = [amount_reason, domain_reason(domain), *choice, *_too_few_to_tell(calibrated, task_data),
-               _length_reason(stats["tokens"], max_length)]
+               _length_reason(stats["tokens"], max_length, task_data.task)]
     reasons += [f"{row['strategy']} does not fit: {row['why_not']}" for row in estimates if not row["fits"]]
     return {
         "strategy": strategy,
@@ -761,7 +763,11 @@ def _epochs(config: TrainConfig, task_data: Any) -> float:
     return config.epochs_for(max(1, round(len(task_data.train) * sequences_per_example(config, task_data))))
 
 
-def _length_reason(tok: dict[str, Any], max_length: int) -> str:
+def _length_reason(tok: dict[str, Any], max_length: int, task: str = "classification") -> str:
+    if task == "causal-lm":  # it said "100.0 % are truncated at max length 64 — consider a larger --max-length"
+        return (f"texts are {tok['mean']:.0f} tokens on average (median {tok['median']:.0f}, p95 {tok['p95']:.0f}); "
+                f"a causal LM packs them whole into blocks of max length {max_length}, so none is cut "
+                f"({100 * tok.get('longer_share', 0.0):.1f} % span more than one block)")
     return (
         f"texts are {tok['mean']:.0f} tokens on average (median {tok['median']:.0f}, p95 {tok['p95']:.0f}); "
         f"{100 * tok['truncated_share']:.1f} % are truncated at max length {max_length}"
