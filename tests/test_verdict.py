@@ -159,7 +159,7 @@ def test_a_kept_strategy_whose_unadjusted_interval_excludes_zero_is_explained():
                             486, 1, versus)
     assert versus["last-n"].interval_disagrees
     text = _kept_because(versus["last-n"], comparison, ask)
-    assert "unadjusted p = 0.028" in text and "3 comparisons with the best (Holm)" in text
+    assert "unadjusted p = 0.028" in text and "over the 6 pairs of the 4 strategies" in text
     # McNemar keeps it even before the adjustment: the test, not the interval, decides
     mcnemar_only = Versus("last-n", 0.746, "not_distinguishable", gap, 0.058, 0.09, 0.034, p_raw=0.07)
     assert "McNemar mid-p decides" in _kept_because(mcnemar_only, comparison, ask)

@@ -850,9 +850,10 @@ def _disagreement(v: Versus, comparison: Comparison, ask: _Ask) -> str:
     if not v.interval_disagrees:
         return ""
     if v.p_raw is not None and v.p_raw < ask.alpha and v.p_value is not None and v.p_value >= ask.alpha:
-        others = len(comparison.versus) - 1
-        return (f"; {p_text(v.p_raw, 'unadjusted p')}, but adjusted for its {others} comparisons with the best (Holm) "
-                "the difference is not shown; the interval is unadjusted")
+        k = len(comparison.versus)
+        return (f"; {p_text(v.p_raw, 'unadjusted p')}, but adjusted (Holm) over the {k * (k - 1) // 2} pairs of the {k} "
+                "strategies, as the best is picked on these same examples, the difference is not shown; the interval "
+                "is unadjusted")
     return (f"; {comparison.test.split(',')[0]} decides, and the bootstrap interval, shown for the size of the "
             "gap, is narrower than that test on these examples")
 

@@ -7,7 +7,8 @@ Numbers come from the per-example outputs every run keeps (``<run>/outputs/<spli
   are several (:func:`~tunelab.advice.stats.bootstrap_interval`);
 * the comparison with the best on the *selection* split, paired on the same examples
   (:func:`~tunelab.advice.stats.indistinguishable_from_best`: McNemar mid-p for accuracy of single seeds,
-  else the paired bootstrap; Holm-adjusted).
+  else the paired bootstrap; Holm-adjusted over every pair of strategies, as the best is picked from the same
+  examples: :func:`~tunelab.advice.stats.holm_against_best`).
 
 **Above chance.** For classification the comparison also knows what a constant predictor scores on the same
 examples: always the most frequent class (:func:`chance_level`). For a causal LM the reference is the model as
@@ -44,7 +45,7 @@ from tunelab.advice.stats import (
     ExampleResults,
     Interval,
     bootstrap_interval,
-    holm,
+    holm_against_best,
     indistinguishable_from_best,
     interval_method,
     metric_value,
@@ -377,7 +378,11 @@ def _by_seeds(summaries: Sequence[Any], metric: str, split: str, alpha: float, t
     best_mean = float(np.mean(values[best]))
     tests = {name: _pooled_t(vals, values[best], metric, alpha) for name, vals in values.items() if name != best}
     tested = [name for name, t in tests.items() if t is not None]
-    adjusted = dict(zip(tested, holm(np.array([tests[name][2] for name in tested])))) if tested else {}
+    others = [name for name in values if name != best]
+    pairs = [_pooled_t(values[a], values[b], metric, alpha) for i, a in enumerate(others) for b in others[i + 1:]]
+    pair_p = np.array([t[2] for t in pairs if t is not None])  # the pairs a best picked elsewhere would be tested in
+    adjusted = (dict(zip(tested, holm_against_best(np.array([tests[name][2] for name in tested]), pair_p)))
+                if tested else {})
     versus = {}
     for name, vals in values.items():
         mean, point = float(np.mean(vals)), _gap(float(np.mean(vals)), best_mean, metric)
