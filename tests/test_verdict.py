@@ -361,3 +361,33 @@ def test_a_strategy_stopped_at_the_full_data_keeps_its_numbers_with_their_interv
         span = row[split]
         assert span["split"] == split and span["estimate"] == pytest.approx(value)
         assert span["low"] < value < span["high"] and span["high"] - span["low"] < 0.06 and span["level"] == 0.95
+
+
+def test_no_example_count_is_promised_when_the_seeds_spread_is_what_hides_the_gap(tmp_path, labels):
+    """Three seeds of full at 0.70 / 0.80 / 0.90: more examples scored at these seeds shrink the examples' noise, not
+    the seeds'. The examples needed used to be the paired interval scaled as 1/sqrt(n), as if all of it were the
+    examples' (simulated with 3 seeds and a 3-point gap: 33 % power at the size stated for 80 %)."""
+    from tunelab.advice.stats import Interval
+    from tunelab.advice.verdict import Versus, examples_to_separate
+
+    y_val, y_test = labels["validation"][:300], labels["test"][:300]
+    test = {"test": outputs(y_test, predictions(y_test, 0.8, 13))}
+    runs = [record(tmp_path, "full", {"validation": outputs(y_val, predictions(y_val, acc, 20 + s)), **test},
+                   train_time=100, seed=s) for s, acc in enumerate((0.70, 0.80, 0.90))]
+    runs += [record(tmp_path, "head", {"validation": outputs(y_val, predictions(y_val, acc, 30 + s)), **test},
+                    train_time=5, seed=s) for s, acc in enumerate((0.76, 0.74, 0.75))]
+    rec = recommend_from_results(runs)
+    assert rec["strategy"] == "head" and sorted(rec["cannot_separate"]) == ["full", "head"]
+    assert rec["examples_to_separate"] is None
+    reason = next(r for r in rec["reasons"] if r.startswith("The data cannot separate"))
+    assert "(300 validation examples, 3 seeds)" in reason and "examples or seeds would be needed" in reason
+    # the arithmetic: a 5-point gap needs a standard error of 0.05 / 2.80 = 0.018; seeds alone of sqrt(0.0004) = 0.02
+    # leave no room for any number of examples
+    gap = Interval(0.05, -0.03, 0.13, 0.95, "paired percentile bootstrap", 300, 3)
+    versus = Versus("head", 0.75, "not_distinguishable", gap, point_gap=0.05)
+    assert examples_to_separate(versus, 300, 0.05) == 1570  # all of the variance from the examples: scales as 1/n
+    assert examples_to_separate(Versus("head", 0.75, "not_distinguishable", gap, point_gap=0.05,
+                                       seed_variance=0.0004), 300, 0.05) is None
+    half = examples_to_separate(Versus("head", 0.75, "not_distinguishable", gap, point_gap=0.05,
+                                       seed_variance=0.0002), 300, 0.05)
+    assert half == 3711  # a seeds' part that cannot shrink leaves less room for the examples'

@@ -388,6 +388,12 @@ def metric_value(results: ExampleResults, metric: str) -> float:
     return _point(_additive(results, metric))
 
 
+def seed_values(results: ExampleResults, metric: str) -> np.ndarray:
+    """``metric`` of each seed on the whole set, ``(n_seeds,)``: their mean is :func:`metric_value`."""
+    X, g = _additive(results, metric)
+    return np.asarray(g(X.sum(axis=1)), dtype=np.float64)
+
+
 def bootstrap_interval(
     results: ExampleResults,
     metric: str,
