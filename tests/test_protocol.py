@@ -28,6 +28,8 @@ OPTION_VALUES = {
     "use_rslora": True,
     "lora_layers": 3,
     "num_virtual_tokens": 17,
+    "prompt_init_text": "Is this message spam?",
+    "lora_target_modules": "q_proj,v_proj",
     "layer_lr_decay": 0.65,
 }
 
