@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.io import write_json
-from tunelab.run.tracking import earlier_run, log_params, log_record_to_mlflow, run_params
+from tunelab.run.record import run_params
+from tunelab.run.tracking import earlier_run, log_params, log_record_to_mlflow
 
 #: The file in the comparison's folder that names its MLflow parent run.
 STATE_NAME = "mlflow_run.json"

@@ -53,6 +53,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
+from tunelab.config import OPERATIONAL
 from tunelab.io import read_json, write_json
 from tunelab.metrics import higher_is_better, primary_metric  # re-exported: older imports read them here
 
@@ -381,3 +382,25 @@ def _run_info(cfg: Mapping[str, Any], *, status: str, error: str | None, started
 def as_record(run: RunRecord | Mapping[str, Any]) -> RunRecord:
     """``run`` as a :class:`RunRecord` (records read from JSON, or built by hand, are dicts)."""
     return run if isinstance(run, RunRecord) else RunRecord.from_dict(run)
+
+
+def run_params(config: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """What a run logs to MLflow as parameters, the one place that decides it for a plain ``train`` and for a
+    comparison's runs alike: ``tunelab.<setting>`` for each setting of ``config`` (a :class:`~tunelab.config.TrainConfig`
+    as a dict) that changes what is trained (not :data:`~tunelab.config.OPERATIONAL` ones, nor those left to their
+    default, ``None``), and from ``meta`` (a record's ``meta_info``) the data as read and its fingerprint, the task
+    and the number of training examples. Prefixed: the Trainer logs its own arguments and the model's config
+    unprefixed (``seed``, ``learning_rate``, ...), and MLflow refuses a parameter logged twice with two values.
+
+    >>> run_params({"strategy": "lora", "lr": None, "out": "runs/x"}, {"data_fingerprint": "ab12"})
+    {'tunelab.strategy': 'lora', 'tunelab.data_fingerprint': 'ab12'}
+    """
+    params = {name: value for name, value in config.items()
+              if name not in OPERATIONAL and value is not None and value != {}}
+    meta = meta or {}
+    if meta.get("data"):  # the data as read (in-memory data is said so), not the config's default dataset name
+        params["data"] = meta["data"]
+    for name in ("task", "data_fingerprint", "n_train"):
+        if meta.get(name) is not None:
+            params[name] = meta[name]
+    return {f"tunelab.{name}": str(value)[:500] for name, value in params.items()}

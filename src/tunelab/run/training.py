@@ -46,8 +46,8 @@ from tunelab.run.attention import recompute_attention
 from tunelab.run.heap import limit_onednn_primitive_cache, peak_rss_mb, release_free_heap, start_run_peak
 from tunelab.run.outputs import AS_LOADED, ExampleOutputs, OutputCollector, reduce_logits
 from tunelab.run.progress import ProgressFile, RunProgress, library_bars_off, mark_done
-from tunelab.run.record import Artifact, MetaInfo, Metrics, RunRecord, TrainInfo, library_versions
-from tunelab.run.tracking import log_record, parse_report_to, run_params, tracking
+from tunelab.run.record import Artifact, MetaInfo, Metrics, RunRecord, TrainInfo, library_versions, run_params
+from tunelab.run.tracking import log_record, parse_report_to, tracking
 from tunelab.strategies import as_loaded, get_strategy, trainable_parameters
 
 log = logging.getLogger("tunelab")
