@@ -380,7 +380,8 @@ def test_no_example_count_is_promised_when_the_seeds_spread_is_what_hides_the_ga
     assert rec["strategy"] == "head" and sorted(rec["cannot_separate"]) == ["full", "head"]
     assert rec["examples_to_separate"] is None
     reason = next(r for r in rec["reasons"] if r.startswith("The data cannot separate"))
-    assert "(300 validation examples, 3 seeds)" in reason and "examples or seeds would be needed" in reason
+    assert "(300 validation examples, 3 seeds)" in reason and "More seeds would be needed" in reason
+    assert "the spread between the seeds of head and full alone is too wide to show the gap between them" in reason
     # the arithmetic: a 5-point gap needs a standard error of 0.05 / 2.80 = 0.018; seeds alone of sqrt(0.0004) = 0.02
     # leave no room for any number of examples
     gap = Interval(0.05, -0.03, 0.13, 0.95, "paired percentile bootstrap", 300, 3)

@@ -47,6 +47,7 @@ from tunelab.advice.verdict import (
     examples_to_separate,
     interval_dict,
     metric_interval,
+    seeds_hide_gap,
     versus_dict,
 )
 from tunelab.errors import ConfigError
@@ -882,6 +883,11 @@ def _cannot_separate_reason(names: list[str], chosen: StrategySummary, compariso
         f"{_pct(ask.alpha)} level, so the cheapest of them, {chosen.strategy}, is chosen. More validation "
         "examples or seeds would be needed to tell them apart"
     )
+    v = comparison.versus.get(chosen.strategy)
+    if needed is None and v is not None and seeds_hide_gap(v, comparison.alpha):
+        return text.replace("More validation examples or seeds would", "More seeds would") + (
+            f": the spread between the seeds of {chosen.strategy} and {comparison.best} alone is too wide to show "
+            f"the gap between them ({_gap_amount(v.point_gap, ask.metric)}), however many validation examples.")
     if needed is None:
         return text + "."
     v = comparison.versus[chosen.strategy]

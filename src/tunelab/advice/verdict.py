@@ -342,10 +342,29 @@ def examples_to_separate(versus: Versus, n_examples: int | None, alpha: float, p
     >>> examples_to_separate(Versus("head", 0.623, "not_distinguishable", gap=gap, point_gap=0.047), 106, 0.05)
     660
     """
+    parts = _separation(versus, alpha, power)
+    if parts is None or not n_examples:
+        return None
+    variance, seeds, allowed = parts
+    if allowed <= seeds:
+        return None
+    return int(math.ceil(n_examples * (variance - seeds) / (allowed - seeds)))
+
+
+def seeds_hide_gap(versus: Versus, alpha: float, power: float = POWER) -> bool:
+    """Whether the seeds' part of ``versus``'s paired interval alone is too wide to show its gap at level ``alpha``
+    with probability ``power``, however many validation examples (more seeds are needed, not examples)."""
+    parts = _separation(versus, alpha, power)
+    return parts is not None and parts[1] > 0 and parts[2] <= parts[1]
+
+
+def _separation(versus: Versus, alpha: float, power: float) -> tuple[float, float, float] | None:
+    """(the paired interval's variance, its seeds' part, the variance at which the measured gap stands
+    ``z(1 - alpha/2) + z(power)`` standard errors out); None without an interval or a gap."""
     from statistics import NormalDist
 
     gap = versus.gap
-    if gap is None or not n_examples or not 0 < gap.level < 1:
+    if gap is None or not 0 < gap.level < 1:
         return None
     size = gap.estimate if gap.estimate > 0 else versus.point_gap
     if not (size > 0 and math.isfinite(gap.width) and gap.width > 0):
@@ -353,10 +372,7 @@ def examples_to_separate(versus: Versus, n_examples: int | None, alpha: float, p
     z = NormalDist().inv_cdf
     variance = (gap.width / 2 / z(1 - (1 - gap.level) / 2)) ** 2
     seeds = min(max(0.0, versus.seed_variance), variance)
-    allowed = (size / (z(1 - alpha / 2) + z(power))) ** 2  # the variance at which the gap stands far enough out
-    if allowed <= seeds:
-        return None
-    return int(math.ceil(n_examples * (variance - seeds) / (allowed - seeds)))
+    return variance, seeds, (size / (z(1 - alpha / 2) + z(power))) ** 2
 
 
 def chance_level(labels: Any, metric: str) -> float | None:
