@@ -274,14 +274,21 @@ def _adopt_renamed(planned: Sequence[PlannedRun]) -> None:
                                                 many_fractions=many_fractions))
             if alias.name in names or not alias.is_dir():
                 continue
-            record_path = alias / RECORD_NAME
-            recorded = (_safe_read(record_path).get("config") if record_path.is_file()
-                        else saved_settings(alias / "run_config.yaml"))
+            recorded = _recorded_settings(alias)
             if isinstance(recorded, Mapping) and not run.config.changed_from(recorded):
                 _rename_run(alias, run.folder, recorded.get("out"))
                 logging.getLogger("tunelab").info(f"--resume: {alias.name} is the same run as {run.run_id} (named for "
                                                   f"this comparison's seeds and fractions): renamed, and reused")
                 break
+
+
+def _recorded_settings(folder: Path, record: Mapping[str, Any] | None = None) -> Any:
+    """The settings a run in ``folder`` ran with: its record's ``config`` (``record``: that record, read already), else
+    its ``run_config.yaml`` (a run interrupted before it wrote a record)."""
+    path = folder / RECORD_NAME
+    if path.is_file():
+        return (record if record is not None else _safe_read(path)).get("config")
+    return saved_settings(folder / "run_config.yaml")
 
 
 def _rename_run(old: Path, new: Path, recorded_out: Any) -> None:
@@ -1388,7 +1395,7 @@ def _job(run: PlannedRun, base: TrainConfig, searches: dict[str, dict], opts: Co
     if opts.reuse and run.folder.is_dir():
         record_path = run.folder / RECORD_NAME
         old = _safe_read(record_path) if record_path.is_file() else {}
-        recorded = old.get("config") if record_path.is_file() else saved_settings(run.folder / "run_config.yaml")
+        recorded = _recorded_settings(run.folder, old)
         changed = config.changed_from(recorded) if isinstance(recorded, Mapping) else []
         trained = old.get("run_info", {}).get("status") == "success" or any(
             (run.folder / "checkpoints").glob("checkpoint-*"))

@@ -1087,7 +1087,8 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> Run
         ds = _training_datasets(run, setup.collator(), plan)
     _check_same_data(run, resume_from)  # before the tracker: a refused resume leaves the run it continues as it was
     # the trackers' callbacks read their settings when built; several processes: the main one tracks
-    params = run_params(config.to_dict(), _meta_info(run).to_dict())
+    meta = _meta_info(run)  # once: the tracker's parameters and the record read it
+    params = run_params(config.to_dict(), meta.to_dict())
     with tracking(config.report_to if ranks.is_main() else None, out, params, resume=resume_from is not None) as tracked:
         trainer = setup.trainer(ds.train, ds.validation, ds.collator, model=ds.model, progress=progress,
                                 **epoch_schedule(config, len(ds.train)))
@@ -1115,7 +1116,7 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> Run
             lambda: write_artifact(run, out, metrics=metrics.to_dict(), merge=config.merge, state_dict=gathered))
         record = RunRecord.success(
             config, started_at=started, wall_time_s=time.perf_counter() - wall0, metrics=metrics,
-            meta_info=_meta_info(run), train_info=train_info, artifact=Artifact.from_dict(artifact) if artifact else None,
+            meta_info=meta, train_info=train_info, artifact=Artifact.from_dict(artifact) if artifact else None,
         )
         if ranks.is_main():
             log_record(config.report_to, out, tracked, record.to_dict())
