@@ -50,6 +50,10 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "verdict"
 CALIBRATION = ROOT / "src" / "tunelab" / "advice" / "calibration.json"
 STRATEGIES = ("head", "last-n", "bitfit", "lora", "full")
+#: the later sittings' planned passes (folders beside ``RESULTS``), oldest first: the headline's ``evaluate
+#: --planned-from`` list; a later folder's pass of a task replaces an earlier one's and the one in ``RESULTS``
+PLANNED_SITTINGS = ("verdict-s25", "verdict-s26", "verdict-s32", "verdict-s32b", "verdict-s33", "verdict-s34",
+                    "verdict-s35")
 SETTINGS = dict(max_length=32, batch_size=32, max_eval_samples=250, forgetting=False)
 SEEDS_UP_TO_1000 = 3
 QUICK_EPOCHS: tuple[int, int] | None = None

@@ -1,6 +1,7 @@
 """Does a change to the verdict's rule move a recorded planned pass? Read-only, from the run records in git.
 
-For each task's latest planned pass (``results/verdict-s25`` ... ``results/verdict``, the last folder wins), with the
+For each task's latest planned pass (``results/verdict``, then ``results/verdict-s25`` ... ``-s35``, the last folder
+wins, as ``bench_verdict.py evaluate --planned-from`` reads them for the headline), with the
 code on ``PYTHONPATH``: the verdict at its full data's first seed, where several strategies were alive with seeds to
 come (the pick that the cut keeps first, and the strategies shown worse), and the verdict over its finalists; both
 from the exhaustive records of the same runs (same strategy, seed, fraction and settings). Run it under the old and
@@ -13,14 +14,16 @@ the new code and compare the two outputs:
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from tunelab.advice.choose import recommend_from_results
 from tunelab.run.record import RunRecord
 
-HERE = Path(__file__).parent / "results"
-FOLDERS = ["verdict-s25", "verdict-s26", "verdict-s32", "verdict-s32b", "verdict-s33", "verdict-s34", "verdict-s35",
-           "verdict"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_verdict  # noqa: E402
+
+HERE = bench_verdict.RESULTS.parent
 
 
 def _records(task: str, strategies: list[str], first_seed_only: bool) -> list[RunRecord]:
@@ -33,10 +36,8 @@ def _records(task: str, strategies: list[str], first_seed_only: bool) -> list[Ru
 
 
 def main() -> None:
-    latest = {q.name: q for f in FOLDERS for q in sorted((HERE / f).glob("*.planned.json"))}
     out = {}
-    for path in latest.values():
-        plan = json.loads(path.read_text())
+    for plan in bench_verdict.planned_records(bench_verdict.RESULTS, [HERE / f for f in bench_verdict.PLANNED_SITTINGS]):
         row = {}
         for rnd in plan["rounds"]:
             if rnd["data_fraction"] == 1.0 and not rnd.get("final") and len(rnd["strategies"]) > 1:
