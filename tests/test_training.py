@@ -280,8 +280,9 @@ def test_a_gpt2_causal_lm_reports_the_loss_of_its_predicted_tokens(toy_lm_data, 
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "o" / "model").eval()
     blocks, _ = tokenize(toy_lm_data, tokenizer, 16)
     ids = torch.tensor(blocks["validation"]["input_ids"])
-    with torch.no_grad():
-        direct = model(input_ids=ids, labels=ids).loss.item()  # every block full: the mean over predicted tokens
+    positions = torch.tensor(blocks["validation"]["position_ids"])  # each packed text attends to itself only
+    with torch.no_grad():  # every block full: the mean over predicted tokens
+        direct = model(input_ids=ids, position_ids=positions, labels=ids, use_cache=False).loss.item()
     assert record["metrics"]["validation"]["loss"] == pytest.approx(direct, rel=1e-4)
 
 
@@ -902,7 +903,7 @@ def test_a_causal_lm_whose_tokenizer_names_no_eos_joins_documents_with_the_confi
     words = _glued_decoder(tmp_path / "m", eos=False)
     tokenizer = load_tokenizer(str(tmp_path / "m"))
     assert tokenizer.eos_token == "</s>"
-    blocks, _, _ = _lm_blocks({"text": ["the cat", "sat on"]}, tokenizer, 16)
+    blocks, _, _, _ = _lm_blocks({"text": ["the cat", "sat on"]}, tokenizer, 16)
     assert blocks == [[words.index("the"), words.index("cat"), 1, words.index("sat"), words.index("on"), 1]]
     texts = Dataset.from_dict({"text": ["the cat sat on the mat"] * 12})
     data = TaskData(task="causal-lm", train=texts, validation=texts.select(range(4)), test=texts.select(range(4)),
@@ -1034,7 +1035,7 @@ def test_a_template_that_renders_the_last_turn_apart_learns_each_replys_end_mark
                 {"role": "user", "content": "the acting"}, {"role": "assistant", "content": "really bad"}]
     answered = tokenizer.apply_chat_template(messages[:4], tokenize=False)  # its reply after a think block
     assert not tokenizer.apply_chat_template(messages, tokenize=False).startswith(answered)  # not an extension
-    (ids,), (labels,), _ = _lm_blocks({"messages": [messages]}, tokenizer, 128, "assistant")
+    (ids,), (labels,), _, _ = _lm_blocks({"messages": [messages]}, tokenizer, 128, "assistant")
     learnt = tokenizer.decode([t for t, label in zip(ids, labels) if label != IGNORE_INDEX])
     assert learnt == "very good ; quite dull ; really bad ; [SEP]"
     ends = [i for i, t in enumerate(ids) if t == tokenizer.convert_tokens_to_ids(";")]
@@ -1053,11 +1054,11 @@ def test_a_template_that_ends_every_turn_with_the_eos_gets_no_second_one(tiny_ll
     tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
     tokenizer.chat_template = "{% for m in messages %}{{ m['role'] + ' ' + m['content'] + ' [SEP]\\n' }}{% endfor %}"
     messages = [{"role": "user", "content": "was the film good"}, {"role": "assistant", "content": "very good"}]
-    (ids,), (labels,), _ = _lm_blocks({"messages": [messages, messages]}, tokenizer, 128, loss_on)
+    (ids,), (labels,), _, _ = _lm_blocks({"messages": [messages, messages]}, tokenizer, 128, loss_on)
     sep = tokenizer.sep_token_id
     assert ids.count(sep) == 4 and not any(a == b == sep for a, b in zip(ids, ids[1:]))
     assert ids[-1] == sep
-    (plain,), _, _ = _lm_blocks({"text": ["the film", "the plot"]}, tokenizer, 128)
+    (plain,), _, _, _ = _lm_blocks({"text": ["the film", "the plot"]}, tokenizer, 128)
     assert plain.count(sep) == 2
 
 

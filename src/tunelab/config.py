@@ -95,6 +95,11 @@ class TrainConfig:
     """Which part of a text longer than --max-length a classifier reads: ``start``, ``end``, or ``start+end`` (a
     quarter from its start, the rest from its end: long reviews and documents; Sun et al. 2019, "How to Fine-Tune
     BERT for Text Classification?"). Single texts; pairs are cut longest first."""
+    document_mask: bool = True
+    """Causal LM only: each text packed into a block attends only to itself, not to the texts packed before it (each
+    block's position ids restart at every text's start; transformers builds the per-text causal mask). Where the model
+    or the strategy cannot keep texts apart (a soft prompt every text must see), the run says so and packs as
+    before; ``--no-document-mask``: texts attend across their boundaries, as tunelab did before."""
     loss_on: str = "assistant"
     """Causal LM trained on conversations (messages, prompt/completion, ShareGPT, Alpaca): ``assistant`` learns the
     assistant's turns only, the rest of each conversation being their context (TRL's ``assistant_only_loss``; its

@@ -29,7 +29,7 @@ from tunelab.models.loading import (
     read_last_token_from_mask,
     resolve_model,
 )
-from tunelab.models.probe import probe_logits, probe_pass, unused_trainable
+from tunelab.models.probe import probe_logits, probe_pass, separates_documents, unused_trainable
 from tunelab.models.targets import AdapterTargets, ia3_targets, lora_targets
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "cache_dir",
     "probe_logits",
     "probe_pass",
+    "separates_documents",
     "unused_trainable",
     "ia3_targets",
     "is_decoder",

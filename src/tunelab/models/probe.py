@@ -286,3 +286,33 @@ def _positions_read(grad: torch.Tensor | None, mask: torch.Tensor) -> str:
     if torch.equal(used, last):
         return "last"
     return "all"
+
+
+def separates_documents(model: nn.Module) -> bool:
+    """Whether ``model`` keeps texts packed into one row apart when given ``position_ids`` that restart at 0 at each
+    text's start and no attention mask: transformers' packed-sequence masks (``masking_utils.create_causal_mask``,
+    for sdpa, eager and flex attention; varlen flash attention), which also give each text its own positions (rotary
+    or learned). Checked, not assumed from the architecture: on the probe's tokens as two texts, the second text's
+    logits must equal its logits alone. A model whose attention builds its own mask, or a wrapper that drops the
+    position ids (peft's soft prompts), fails the check and packs as before."""
+    first = next(model.parameters(), None)
+    if first is None:
+        return False
+    ids, _ = _probe_inputs(model, first.device)
+    ids = ids[:1]
+    cut = 2
+    packed = torch.cat([torch.arange(cut), torch.arange(ids.shape[1] - cut)]).to(first.device)[None]
+    alone = torch.arange(ids.shape[1] - cut, device=first.device)[None]
+    bf16 = any(p.dtype == torch.bfloat16 for p in model.parameters())
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), torch.autocast(first.device.type, dtype=torch.bfloat16, enabled=bf16):
+            both = model(input_ids=ids, position_ids=packed, use_cache=False).logits[0, cut:].float()
+            own = model(input_ids=ids[:, cut:], position_ids=alone, use_cache=False).logits[0].float()
+    except Exception:  # noqa: BLE001 - a model that cannot take position ids packs as before
+        return False
+    finally:
+        model.train(was_training)
+    tol = dict(rtol=1e-2, atol=1e-2) if bf16 else dict(rtol=1e-4, atol=1e-4)
+    return both.shape == own.shape and torch.allclose(both, own, **tol)

@@ -132,6 +132,8 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
             "chat": (chat := data.task == "causal-lm" and "messages" in data.train.column_names),
             # which tokens of a conversation it learnt, evaluate scores the same ones (plain text: every token)
             "loss_on": config.loss_on if chat else "all",
+            # each packed text attended only to itself (training.document_mask): evaluate packs and scores alike
+            "document_mask": run.document_mask,
             # how the data was read and split: `tunelab evaluate --split test` makes the same test split of it
             "split": {"seed": config.seed, "validation_fraction": config.validation_fraction,
                       "test_fraction": config.test_fraction, "text_column": config.text_column,

@@ -478,10 +478,15 @@ def _prefix_pass(run, split: int, positions: str, feed: _CachedInput | None, sou
     if home != device:
         body.to(device)
 
-    def forward(input_ids: torch.Tensor, mask: torch.Tensor, token_types: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(input_ids: torch.Tensor, mask: torch.Tensor, token_types: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None) -> torch.Tensor:
         captured.clear()
         extra = {"token_type_ids": token_types.to(device)} if token_types is not None else {}
-        body(input_ids=input_ids.to(device), attention_mask=mask.to(device), **extra)
+        if position_ids is not None:  # per-text attention, as the run's collator feeds it (no mask: run.padding)
+            extra.update(position_ids=position_ids.to(device), use_cache=False)
+        else:
+            extra["attention_mask"] = mask.to(device)
+        body(input_ids=input_ids.to(device), **extra)
         hidden = captured[-1]  # (rows, longest, hidden)
         if last is not None:
             return last(hidden, mask, head_index(mask, positions).to(hidden.device))
@@ -526,11 +531,14 @@ def _offsets(ds, positions: str) -> np.ndarray:
 
 
 def _fill(forward, ds, offsets: np.ndarray, flat, pad_id: int, feed=None, source: FeatureStore | None = None,
-          max_length: int | None = None) -> None:
+          max_length: int | None = None, document_mask: bool = False) -> None:
     """Run ``forward`` over every example of ``ds``, in length-sorted batches (padded as training pads them:
     :func:`tunelab.run.padding.padded_length` of the run's ``max_length``), and write each one's hidden states into
-    ``flat[offsets[i]:offsets[i+1]]``."""
-    from tunelab.run.padding import one_pass_attention, padded_length
+    ``flat[offsets[i]:offsets[i+1]]``. ``document_mask``: each text of a causal LM's block attends only to itself,
+    as the run's collator makes it (:func:`tunelab.run.padding.task_collator`)."""
+    from tunelab.run.padding import one_pass_attention, padded_length, padded_positions
+
+    positions_col = ds["position_ids"][:] if document_mask and "position_ids" in ds.column_names else None
 
     # whole columns as lists, once: a ``datasets`` column read row by row costs a table lookup per row
     ids_col = ds["input_ids"][:]
@@ -552,7 +560,9 @@ def _fill(forward, ds, offsets: np.ndarray, flat, pad_id: int, feed=None, source
                     types[r, : len(seq)] = torch.as_tensor(types_col[int(i)], dtype=torch.long)
             if feed is not None:
                 feed.stash = source.batch(idx, longest).to(build_device())
-            hidden = forward(input_ids, mask, types).float().cpu().numpy().astype(flat.dtype, copy=False)
+            position_ids = (padded_positions([{"position_ids": positions_col[int(i)]} for i in idx], longest, "right")
+                            if positions_col is not None else None)
+            hidden = forward(input_ids, mask, types, position_ids).float().cpu().numpy().astype(flat.dtype, copy=False)
             for r, i in enumerate(idx):
                 n = int(sizes[i])
                 flat[offsets[i] : offsets[i] + n] = hidden[r, :n]
@@ -574,7 +584,8 @@ def _compute(run, ds, split: int, positions: str, dtype: str, folder: Path, sour
             shape = (int(offsets[-1]), run.layout.hidden_size)
             _reserve(folder / "features.bin", shape[0] * shape[1] * np.dtype(np_dtype).itemsize)
             flat = np.memmap(folder / "features.bin", dtype=np_dtype, mode="r+", shape=shape)
-            _fill(forward, ds, offsets, flat, pad_id, feed, source, max_length=run.max_length)
+            _fill(forward, ds, offsets, flat, pad_id, feed, source, max_length=run.max_length,
+                  document_mask=getattr(run, "document_mask", False))
             flat.flush()
             del flat
     finally:
@@ -818,7 +829,8 @@ def check(run, split: int, positions: str, datasets: dict[str, Any], collator) -
         offsets = _offsets(ds, positions)
         flat = np.zeros((max(int(offsets[-1]), 1), run.layout.hidden_size), dtype=np.float32)
         with _prefix_pass(run, split, positions, None, 0, "fp32") as forward:
-            _fill(forward, ds, offsets, flat, pad_id, max_length=run.max_length)
+            _fill(forward, ds, offsets, flat, pad_id, max_length=run.max_length,
+                  document_mask=getattr(run, "document_mask", False))
         model.eval()  # the pass restored the body's mode, not the whole model's
         saved = _attach(run, split, {"validation": FeatureStore(flat, offsets)}, collator)
         cached = _cached_dataset(ds, SPLITS.index("validation"), positions)
@@ -943,7 +955,7 @@ def _sharing() -> dict[str, Any]:
 def _default_collator(run):
     from tunelab.run.padding import task_collator
 
-    return task_collator(run.tokenizer, run.data.task, run.max_length)
+    return task_collator(run.tokenizer, run.data.task, run.max_length, getattr(run, "document_mask", False))
 
 
 def restore(plan: CachePlan, run) -> None:

@@ -140,16 +140,17 @@ def _evaluate(path, data_spec: Any, *, split: str = "test", text_column: str | N
     ds = concatenate_datasets([tokenized[s] for s in splits])
     from tunelab.run.padding import one_pass_attention, task_collator
 
-    # padded as in training; a causal LM's pads and context tokens are no targets
-    collate = task_collator(tokenizer, info["task"], info.get("max_length"))
+    # padded as in training; a causal LM's pads and context tokens are no targets; its packed texts each attend to
+    # themselves only where the run's did (a model saved before tunelab kept them apart: as it trained)
+    collate = task_collator(tokenizer, info["task"], info.get("max_length"), bool(info.get("document_mask")))
     # token types (the second text of a pair) where the model takes them
-    keys = ("input_ids", "attention_mask", "labels") + (("token_type_ids",) if "token_type_ids" in tokenizer.model_input_names else ())
+    keys = ("input_ids", "attention_mask", "labels", "position_ids") + (("token_type_ids",) if "token_type_ids" in tokenizer.model_input_names else ())
     losses, preds, labels, n, weights = [], [], [], 0, 0
     with one_pass_attention():  # on a GPU: no per-shape cuDNN plans (tunelab.run.padding)
         for i in range(0, len(ds), batch_size):
             rows = ds[i : i + batch_size]
             batch = collate([{k: rows[k][j] for k in keys if k in rows} for j in range(len(rows["input_ids"]))]).to(device)
-            out = model(**batch)
+            out = model(**batch, **({"use_cache": False} if "position_ids" in batch else {}))  # a cache: no per-text mask
             if info["task"] == "classification":
                 preds.append(out.logits.argmax(-1).cpu())
                 labels.append(batch["labels"].cpu())

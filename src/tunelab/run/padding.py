@@ -55,7 +55,7 @@ MIN_ROWS = 8
 #: The token inputs, cut along the sequence (so are hidden states of 3 or more dimensions whose first two are the mask's:
 #: :func:`_per_position`); everything else in the batch must hold one value per row (``labels``, the ``length`` that
 #: ``group_by_length`` reads).
-_SEQUENCE_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+_SEQUENCE_KEYS = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
 
 #: On an accelerator each batch is padded up to a multiple of this many tokens. There a step costs its kernel
 #: launches, not its tokens, and every new sequence length costs once: cuDNN's attention builds a plan per shape
@@ -86,19 +86,51 @@ def padded_length(longest: int, max_length: int | None) -> int:
     return longest if multiple is None else -(-longest // multiple) * multiple
 
 
-def task_collator(tokenizer, task: str, max_length: int | None):
+def task_collator(tokenizer, task: str, max_length: int | None, document_mask: bool = False):
     """The collator of a task, padding to :func:`pad_multiple` of the run's ``max_length``: dynamic padding
     (classification); for a causal LM, the blocks' own next-token labels (which tokens are targets:
     :func:`tunelab.run.training.tokenize`) padded with ``IGNORE_INDEX``. Not ``DataCollatorForLanguageModeling``:
     it labels the input ids again, and where the pad token is the EOS token (most decoders) it drops every EOS
-    between packed texts from the targets."""
+    between packed texts from the targets.
+
+    ``document_mask`` (a causal LM whose model keeps packed texts apart:
+    :func:`tunelab.models.probe.separates_documents`): each block's ``position_ids``, restarting at every text's
+    start, and no ``attention_mask``. transformers then makes the causal mask block-diagonal, one block per text
+    (``masking_utils.find_packed_sequence_indices``, as for ``DataCollatorWithFlattening``'s rows), so no text
+    attends to the one before it in the block. A padded row (a split's short last block) needs no mask either: pads
+    come after every real token (or, padded on the left, before a position 0, which starts a text of its own), and a
+    causal mask never lets a token see what follows it; the pads' own outputs are no targets."""
     from transformers import DataCollatorForSeq2Seq, DataCollatorWithPadding
 
     multiple = pad_multiple(max_length)
     if task == "classification":
         return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=multiple)
     pad = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE_INDEX, pad_to_multiple_of=multiple)
-    return lambda features: pad([{k: v for k, v in f.items() if k != "text_index"} for f in features])  # no input
+    extra = ("text_index", "position_ids")  # no inputs of the padding collator: the text each block starts in; positions
+
+    def collate(features):
+        batch = pad([{k: v for k, v in f.items() if k not in extra} for f in features])
+        if document_mask and features and all("position_ids" in f for f in features):
+            batch["position_ids"] = padded_positions(features, batch["input_ids"].shape[1], tokenizer.padding_side)
+            batch.pop("attention_mask", None)
+        return batch
+
+    return collate
+
+
+def padded_positions(features, width: int, side: str):
+    """The rows' ``position_ids``, padded to ``width``: a pad position counts from its column (right padding) or from
+    0 (left padding), so that every real token keeps its own and a row's first real token still starts a text."""
+    import torch
+
+    out = torch.arange(width).repeat(len(features), 1)
+    for row, f in enumerate(features):
+        ids = torch.as_tensor(f["position_ids"], dtype=torch.long)
+        if side == "left":
+            out[row, width - len(ids) :] = ids
+        else:
+            out[row, : len(ids)] = ids
+    return out
 
 
 def one_pass_attention():
@@ -130,6 +162,10 @@ def split_by_padding(inputs: dict[str, Any], *, min_saving: float = MIN_SAVING, 
     import torch
 
     mask, labels = inputs.get("attention_mask"), inputs.get("labels")
+    if mask is None and isinstance(inputs.get("position_ids"), torch.Tensor):
+        # per-text attention (task_collator's document_mask): no mask, rows taken whole; rows cut apart still compute
+        # what they computed together, and a short block's pads after its tokens are never attended
+        mask = torch.ones_like(inputs["position_ids"])
     if not isinstance(mask, torch.Tensor) or not isinstance(labels, torch.Tensor) or mask.dim() != 2:
         return None
     per_token = labels.dim() == 2  # a causal LM's next-token labels, one per position

@@ -205,7 +205,7 @@ def _map_fingerprint(data: TaskData, split: str, tokenizer, max_length: int, kee
     import hashlib
 
     split_fp = getattr(data.splits()[split], "_fingerprint", "")
-    key = f"{data.fingerprint}|{split}|{split_fp}|{tokenizer.name_or_path}|{len(tokenizer)}|{max_length}|{data.task}|{keep}|{loss_on}|texts"
+    key = f"{data.fingerprint}|{split}|{split_fp}|{tokenizer.name_or_path}|{len(tokenizer)}|{max_length}|{data.task}|{keep}|{loss_on}|texts|positions"
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -218,7 +218,7 @@ partial block is dropped, unless it is the batch's only one."""
 
 
 def _lm_blocks(batch: dict[str, list], tokenizer, max_length: int, loss_on: str = "all",
-               first: int = 0) -> tuple[list[list[int]], list[list[int]], list[int]]:
+               first: int = 0) -> tuple[list[list[int]], list[list[int]], list[int], list[list[int]]]:
     """A batch of rows (columns of ``datasets.map``) as causal-LM blocks and their next-token labels: the texts
     joined, each followed by the separator (EOS, the model config's where the tokenizer names none:
     :func:`~tunelab.models.load_tokenizer`; a tokenizer without one, as GPT-2 models trained with a BERT tokenizer,
@@ -226,7 +226,8 @@ def _lm_blocks(batch: dict[str, list], tokenizer, max_length: int, loss_on: str 
     a conversation's tokens outside the assistant's turns are context, not targets (label ``IGNORE_INDEX``;
     :func:`tunelab.data.chat.reply_spans`), and a block with nothing left to predict is dropped. Third: the text each
     block starts in, as an index into the split (``first``: the batch's first row's), for the intervals, which
-    resample texts, not blocks of one text (:meth:`tunelab.run.outputs.ExampleOutputs.by_text`)."""
+    resample texts, not blocks of one text (:meth:`tunelab.run.outputs.ExampleOutputs.by_text`). Fourth: each block's
+    position ids, restarting at each text's start (:func:`_text_positions`)."""
     separator = [t for t in (tokenizer.eos_token_id, tokenizer.sep_token_id) if t is not None][:1]
     keys = list(batch.keys())
     rows = [dict(zip(keys, values)) for values in zip(*batch.values())]
@@ -247,14 +248,27 @@ def _lm_blocks(batch: dict[str, list], tokenizer, max_length: int, loss_on: str 
     starts = list(range(0, usable, max_length))
     if not starts and flat:  # keep a short tail rather than dropping a small split
         starts = [0]
-    blocks, labels, texts = [], [], []
+    blocks, labels, texts, positions = [], [], [], []
     for i in starts:
         ids, mask = flat[i : i + max_length], learnt[i : i + max_length]
         if any(mask[1:]):  # the first position is never predicted (labels shift by one inside the model)
             blocks.append(ids)
             labels.append([t if m else IGNORE_INDEX for t, m in zip(ids, mask)])
             texts.append(owner[i])
-    return blocks, labels, texts
+            positions.append(_text_positions(owner[i : i + max_length]))
+    return blocks, labels, texts, positions
+
+
+def _text_positions(owners: list[int]) -> list[int]:
+    """A block's position ids: 0 where a text starts, counting up inside it (the collator's per-text attention,
+    :func:`tunelab.run.padding.task_collator`). The part of a text that a block starts with counts from 0 as well:
+    nothing before it is in the block to attend to, so its first token is the first of what the model reads, as in
+    pre-training, where a position is the number of tokens before it in the window; its position in the whole text
+    could also pass the model's position table (GPT-2's learned positions stop at 1,024)."""
+    out: list[int] = []
+    for k, text in enumerate(owners):
+        out.append(out[-1] + 1 if k and owners[k - 1] == text else 0)
+    return out
 
 
 def _ends_with(ids: list[int], separator: list[int], tokenizer) -> bool:
@@ -386,8 +400,10 @@ def tokenize(data: TaskData, tokenizer, max_length: int, *, limit: int | None = 
                         "--max-length tokens, not cut: ignored")
 
     def encode_lm(batch, indices):
-        blocks, labels, texts = _lm_blocks(batch, tokenizer, max_length, loss_on, first=indices[0] if indices else 0)
-        return {"input_ids": blocks, "labels": labels, "length": [len(b) for b in blocks], TEXT_COLUMN: texts}
+        blocks, labels, texts, positions = _lm_blocks(batch, tokenizer, max_length, loss_on,
+                                                      first=indices[0] if indices else 0)
+        return {"input_ids": blocks, "labels": labels, "length": [len(b) for b in blocks], TEXT_COLUMN: texts,
+                "position_ids": positions}
 
     chat = loss_on == "assistant" and "messages" in data.train.column_names
     for split, ds in data.splits().items():
@@ -636,6 +652,29 @@ class PreparedRun:
     """Whether the prepared model computes what the model as loaded computes (checked on the probe input; causal LM
     only): its validation score before the first step is then the model's own, the reference a causal LM's
     adaptation must beat (:func:`_as_loaded_validation`)."""
+    document_mask: bool = False
+    """Whether each packed text attends only to itself (:func:`document_mask`; causal LM only)."""
+
+
+def document_mask(config: TrainConfig, task: str, strategy, model) -> tuple[bool, str | None]:
+    """Whether a causal LM's packed texts can each attend only to themselves (``--document-mask``, the default), and
+    a line saying why not where the run asked for it and cannot: a strategy that puts positions before every input
+    (a soft prompt every text must see; peft builds its own mask and drops the position ids), or a model whose
+    attention does not keep texts apart by their position ids (:func:`tunelab.models.probe.separates_documents`)."""
+    from tunelab.models import separates_documents
+
+    if task != "causal-lm" or not config.document_mask:
+        return False, None
+    before = "texts packed into a block attend to the texts before them in it, as with --no-document-mask"
+    reserved = strategy.positions_added(config)
+    if reserved:
+        return False, (f"{before}: {config.strategy} puts {reserved} positions before every input "
+                       f"({strategy.adds(config)}), which per-text attention would hide from all but the first text")
+    if not separates_documents(model):
+        kind = getattr(model.config, "model_type", "") or type(model).__name__
+        return False, f"{before}: this {kind} model's attention does not keep texts apart by their position ids"
+    model.config.use_cache = False  # as the Trainer sets it: a key-value cache turns transformers' per-text mask off
+    return True, None
 
 
 def prepare(config: TrainConfig, data: TaskData | None = None) -> PreparedRun:
@@ -676,17 +715,18 @@ def prepare(config: TrainConfig, data: TaskData | None = None) -> PreparedRun:
         kind = getattr(model.config, "model_type", "") or type(model).__name__
         raise StrategyError(f"{config.strategy} cannot run on this {kind} model: its forward pass failed on a probe input "
                             f"({problem}); try another strategy (`tunelab strategies` lists them)")
+    separate, why_not = document_mask(config, data.task, strategy, model)
     limit = max_input_length(model, tokenizer, reserved=strategy.positions_added(config))
     tokenized, warnings = tokenize(data, tokenizer, max_length, limit=limit, keep=config.keep,
                                    loss_on=config.loss_on)
     check_token_ids(model, tokenizer, tokenized.values(), config.model)
     if config.screening:  # validated only, never tested: the frozen-layer cache then leaves the test split out too
         tokenized["test"] = tokenized["test"].select([])
-    notes = [layout.shared_blocks_note(), strategy.left_pretrained(layout, config)]
+    notes = [layout.shared_blocks_note(), strategy.left_pretrained(layout, config), why_not]
     if data.task == "classification":
         notes.append(head_note)
     return PreparedRun(config, data, model, tokenizer, strategy, layout, max_length, tokenized,
-                       list(data.warnings) + warnings + [n for n in notes if n], starts_as_loaded)
+                       list(data.warnings) + warnings + [n for n in notes if n], starts_as_loaded, separate)
 
 
 def base_dtype(config: TrainConfig) -> torch.dtype:
@@ -889,7 +929,7 @@ class TrainerSetup:
         """The collator of the task (:func:`tunelab.run.padding.task_collator`)."""
         from tunelab.run.padding import task_collator
 
-        return task_collator(self.run.tokenizer, self.run.data.task, self.run.max_length)
+        return task_collator(self.run.tokenizer, self.run.data.task, self.run.max_length, self.run.document_mask)
 
     def arguments(self, *, progress: bool, **schedule: Any):
         """``TrainingArguments`` of the run; ``schedule`` sets what differs between a whole run
