@@ -14,6 +14,7 @@ A run is captured by spying on ``prepare`` (weights and trainable flags before t
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -261,6 +262,16 @@ def test_saved_artifact_loads_plainly_with_the_same_logits(run_case, strategy, m
     one_by_one = bool(get_strategy(strategy).positions_added(TrainConfig())) and task == "classification" and model == "llama"
     assert ("classify one text at a time" in (captured.model_dir / "README.md").read_text()) == one_by_one
     assert_same_plain_logits(loaded, captured.model, captured.model_dir, TEXTS, rtol=1e-5, atol=1e-5)
+    if "adapter_config.json" in files:
+        # peft adds its own head names (classifier, score) to those tunelab lists, twice for a soft prompt: each
+        # module was listed two or three times in the saved config
+        listed = json.loads((captured.model_dir / "adapter_config.json").read_text())["modules_to_save"] or []
+        assert len(listed) == len(set(listed)), listed
+        if task == "classification":  # the one-call way, the base read from adapter_config.json
+            from peft import AutoPeftModelForSequenceClassification
+
+            again = AutoPeftModelForSequenceClassification.from_pretrained(captured.model_dir, num_labels=2).eval()
+            assert_same_plain_logits(again, captured.model, captured.model_dir, TEXTS, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize(("strategy", "model", "task"), CASES, ids=CASE_IDS)

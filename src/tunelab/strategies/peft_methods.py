@@ -44,6 +44,17 @@ def _modules_to_save(layout, task: str) -> list[str] | None:
     return names or None
 
 
+def _list_each_module_once(model) -> None:
+    """Leave each adapter config's ``modules_to_save`` (written to adapter_config.json) naming each module once. peft
+    (0.21) appends its own head names (``classifier``, ``score``) to the list given for sequence classification, once
+    per adapter it sets up, twice for a soft prompt (``__init__``, then ``add_adapter``): the head was listed two or
+    three times. peft's loading appends them again in memory; what matters is the file, and the list is read as a set."""
+    for peft_config in model.peft_config.values():
+        names = getattr(peft_config, "modules_to_save", None)
+        if names:
+            peft_config.modules_to_save = list(dict.fromkeys(names))
+
+
 def _keep_trained_copies(model) -> None:
     """Put each module that trained whole (``modules_to_save``: the new head, a BERT pooler) back in the model as its
     trained copy, before the adapters merge. peft 0.21's merge for IA3 copies ``.weight`` from every wrapped module onto
@@ -108,6 +119,7 @@ class _PeftStrategy(Strategy):
             modules = ", or name the modules with --lora-target-modules" if self.adapts_modules else ""
             raise StrategyError(f"{self.name} cannot apply to this {layout.family} model: peft refused it ({said}); "
                                 f"try another strategy{modules}") from exc
+        _list_each_module_once(model)
         if config.gradient_checkpointing:
             # peft's convention (prepare_model_for_kbit_training): the frozen embedding's output requires grad, so
             # that a checkpointed block's recomputation has a graph to join even with reentrant checkpointing
