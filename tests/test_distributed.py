@@ -473,9 +473,36 @@ def test_an_error_every_process_meets_is_said_once(setup):
         proc = _torchrun(["-m", "tunelab.cli.main", *args], cwd=setup)
         out, _ = proc.communicate(timeout=120)
         assert proc.returncode != 0
-        assert out.count("tunelab: error: ") == 1 and "[rank 1]" not in out, out[-3000:]
+        said = [line for line in out.splitlines() if line.startswith("tunelab: error: ")]
+        assert len(said) == 1 and "[rank 1]" not in said[0], out[-3000:]  # torchrun's summary lists each rank's
         assert "KeyboardInterrupt" not in out and "tunelab/cli" not in out, out[-3000:]
         assert "exitcode  : 2" in out  # torchrun's summary: the process that said it ended with tunelab's code
+        # and its summary's root cause is that line (tunelab leaves it in the worker's TORCHELASTIC_ERROR_FILE)
+        assert f"traceback : {said[0]}" in out and "To enable traceback" not in out, out[-3000:]
+
+
+def test_torchruns_failure_summary_names_tunelabs_error(setup, tmp_path, monkeypatch, capsys):
+    """torchrun's agent ends a failed launch with its own summary, whatever the worker did; its root cause read
+    "traceback : To enable traceback see: https://pytorch.org/docs/stable/elastic/errors.html" (a worker that wrote
+    nothing to its ``TORCHELASTIC_ERROR_FILE``). The process that says tunelab's error line, a bad option or a bad
+    flag, now leaves it there, and the summary's root cause is that line, read by torch's own reader."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    from tunelab.cli.main import main
+
+    for args in (["train", "--model", str(setup / "bert"), "--data", str(tmp_path / "nowhere.csv"), "--out",
+                  str(tmp_path / "o")],
+                 ["train", "--model", str(setup / "bert"), "--bogus-flag", "3"]):
+        error_file = tmp_path / "error.json"
+        error_file.unlink(missing_ok=True)
+        monkeypatch.setenv("TORCHELASTIC_ERROR_FILE", str(error_file))
+        with contextlib.suppress(SystemExit):
+            assert main(args) == 2
+        said = capsys.readouterr().err.strip()
+        assert said.startswith("tunelab: error: ") and "\n" not in said
+        failure = ProcessFailure(local_rank=0, pid=1, exitcode=2, error_file=str(error_file))
+        summary = ChildFailedError("tunelab.cli.main", {0: failure}).format_msg()
+        assert f"traceback : {said}" in summary and "To enable traceback" not in summary, summary
 
 
 def test_sigterm_to_torchrun_saves_a_checkpoint_and_says_so_once(setup):

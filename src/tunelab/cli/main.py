@@ -292,16 +292,22 @@ def main(argv: list[str] | None = None) -> int:
         from tunelab.run import ranks
 
         # options are the same on every process of a launch, and so is what is wrong with them: said once
+        line = f"tunelab: error: {_rank_tag()}{exc}"
+        ranks.tell_the_launcher(line)  # the launcher's failure summary, for each process that met it
         if not (isinstance(exc, ConfigError) and ranks.leave_it_to_the_first()):
-            print(f"tunelab: error: {_rank_tag()}{exc}", file=sys.stderr)
+            print(line, file=sys.stderr)
         return exc.exit_code
     except OSError as exc:
         if exc.errno not in _STORAGE_ERRORS:
             raise
         # the disk filled or a folder became read-only mid-run: what was saved (the last checkpoint) is kept
+        from tunelab.run import ranks
+
         where = f" {exc.filename}" if exc.filename else ""
-        print(f"tunelab: error: {_rank_tag()}cannot write{where}: {exc.strerror}; free space or make it writable, "
-              "then run the same command again with --resume (what was saved is kept)", file=sys.stderr)
+        line = (f"tunelab: error: {_rank_tag()}cannot write{where}: {exc.strerror}; free space or make it writable, "
+                "then run the same command again with --resume (what was saved is kept)")
+        ranks.tell_the_launcher(line)
+        print(line, file=sys.stderr)
         return 1
     except Exception as exc:
         if _peer_gone(exc):  # several processes: the one that failed has said why; this one only lost it

@@ -233,6 +233,26 @@ def local_rank() -> int:
     return _launch_index("LOCAL_RANK") if distributed() else 0
 
 
+def tell_the_launcher(line: str) -> None:
+    """Leave the error ``line`` this process says where torchrun's agent reads why a worker failed
+    (``TORCHELASTIC_ERROR_FILE``, which torchrun, and accelerate launch through it, set for each worker; nothing
+    without one). The agent ends every failed launch with its own traceback and failure summary whatever the worker
+    does; with the file, that summary's root cause is tunelab's line instead of "To enable traceback see:
+    https://pytorch.org/docs/stable/elastic/errors.html". The form is the one torch's ``ErrorHandler.record_exception``
+    writes, without the traceback (the summary shows ``message`` when there is no ``py_callstack``)."""
+    import json
+    import time
+
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if not path:
+        return
+    try:
+        with open(path, "w") as f:
+            json.dump({"message": {"message": line, "extraInfo": {"timestamp": str(int(time.time()))}}}, f)
+    except OSError:  # the line is said on stderr anyway
+        pass
+
+
 FIRST_SAYS_IT_S = 20.0
 """How long a process other than its machine's first waits, on an error every process of the launch meets, for that
 first process to say it (:func:`leave_it_to_the_first`)."""
