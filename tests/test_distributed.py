@@ -505,6 +505,52 @@ def test_torchruns_failure_summary_names_tunelabs_error(setup, tmp_path, monkeyp
         assert f"traceback : {said}" in summary and "To enable traceback" not in summary, summary
 
 
+MPI_LAUNCHES = {  # world size, rank, local rank, processes on this machine: 4, 3, 1, 2 (the second of two machines)
+    "open-mpi": {"OMPI_COMM_WORLD_SIZE": "4", "OMPI_COMM_WORLD_RANK": "3", "OMPI_COMM_WORLD_LOCAL_RANK": "1",
+                 "OMPI_COMM_WORLD_LOCAL_SIZE": "2"},
+    "intel-mpi-mpich": {"PMI_SIZE": "4", "PMI_RANK": "3", "MPI_LOCALRANKID": "1", "MPI_LOCALNRANKS": "2"},
+    "mvapich2": {"MV2_COMM_WORLD_SIZE": "4", "MV2_COMM_WORLD_RANK": "3", "MV2_COMM_WORLD_LOCAL_RANK": "1",
+                 "MV2_COMM_WORLD_LOCAL_SIZE": "2"},
+}
+
+
+@pytest.mark.parametrize("launch", sorted(MPI_LAUNCHES))
+def test_an_mpi_launch_is_read_as_accelerate_reads_it(launch, monkeypatch, tmp_path):
+    """accelerate launch's MPI launch (mpirun) sets no WORLD_SIZE / RANK / LOCAL_RANK: each process reads its place from
+    the MPI implementation's own variables, as accelerate does (``get_cpu_distributed_information``). tunelab read only
+    WORLD_SIZE: each of the 4 processes took itself for a run of one, and wrote the run's files. It now reads them
+    as accelerate does, before any process group exists."""
+    from accelerate.utils import get_cpu_distributed_information
+
+    from tunelab.run import ranks, resilience
+
+    for name in ranks.LAUNCH_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in MPI_LAUNCHES[launch].items():
+        monkeypatch.setenv(name, value)
+    theirs = get_cpu_distributed_information()
+    ours = (ranks.world_size(), ranks.launch_rank(), ranks.local_rank(), ranks.local_world_size())
+    assert ours == (theirs.world_size, theirs.rank, theirs.local_rank, theirs.local_world_size) == (4, 3, 1, 2)
+    assert ranks.distributed() and ranks.processes_ignored() is None
+    assert resilience.resume_command(tmp_path).startswith("torchrun --nnodes 2 --nproc_per_node 2 ")
+
+
+def test_the_launch_variables_are_those_accelerate_reads():
+    """tunelab reads a launch's variables itself, without importing accelerate (which imports torch: seconds on every
+    command's error path); the names are accelerate's, in its order (its first one set wins)."""
+    import inspect
+    import re
+
+    from accelerate.utils import get_cpu_distributed_information
+
+    from tunelab.run import ranks
+
+    source = inspect.getsource(get_cpu_distributed_information)
+    lists = [tuple(re.findall(r'"([A-Z0-9_]+)"', group)) for group in re.findall(r"\[([^\]]*)\]", source)]
+    theirs = [names for names in lists if names]  # not information["rank"]
+    assert theirs == [ranks.RANK_FROM, ranks.WORLD_SIZE_FROM, ranks.LOCAL_RANK_FROM, ranks.LOCAL_WORLD_SIZE_FROM]
+
+
 def test_sigterm_to_torchrun_saves_a_checkpoint_and_says_so_once(setup):
     """``kill`` of torchrun (as a scheduler stops a job): both processes finish the step and save a checkpoint; each
     said so, the same line twice. Now the first process says it."""

@@ -18,7 +18,7 @@ holds only a shard: the artifact is written from the state dict gathered from ev
 (:func:`sharding_problem`). accelerate applies FSDP and DeepSpeed only on an accelerator; on CPU such a
 config trains plain data parallel, which :func:`sharding_ignored` puts in the run's notes.
 
-In a single process (no ``WORLD_SIZE`` above 1 in the environment) every answer is the trivial one and
+In a single process (no ``WORLD_SIZE`` above 1 in the environment, nor MPI's under mpirun: :data:`WORLD_SIZE_FROM`) every answer is the trivial one and
 accelerate's state is not touched, so that ``TrainingArguments`` sets it up as usual.
 """
 
@@ -33,12 +33,40 @@ from typing import Any
 log = logging.getLogger("tunelab")
 
 
+# Where a process reads its place in a launch, before any process group exists: accelerate's own lists
+# (accelerate.utils.get_cpu_distributed_information, which PartialState reads for a launch over CPUs), the first one set
+# winning: torchrun's variables, then those mpirun sets under accelerate launch's MPI launch (Intel MPI / MPICH,
+# Open MPI, MVAPICH2). Mirrored, not called: importing accelerate imports torch, seconds on every command's error path;
+# tests/test_distributed.py checks them against accelerate's source.
+RANK_FROM = ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
+WORLD_SIZE_FROM = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+LOCAL_RANK_FROM = ("LOCAL_RANK", "MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "MV2_COMM_WORLD_LOCAL_RANK")
+LOCAL_WORLD_SIZE_FROM = ("LOCAL_WORLD_SIZE", "MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "MV2_COMM_WORLD_LOCAL_SIZE")
+LAUNCH_VARIABLES = RANK_FROM + WORLD_SIZE_FROM + LOCAL_RANK_FROM + LOCAL_WORLD_SIZE_FROM
+
+
+def _from_launch(names: tuple[str, ...]) -> int | None:
+    """accelerate's ``get_int_from_env``: the first of ``names`` set to a whole number from 0 up (a value that is not a
+    number is passed over, where accelerate raises), else ``None``."""
+    for name in names:
+        try:
+            value = int(os.environ.get(name, "-1"))
+        except ValueError:
+            continue
+        if value >= 0:
+            return value
+    return None
+
+
 def world_size() -> int:
-    """How many processes share this run (``WORLD_SIZE``, set by torchrun and accelerate launch)."""
-    try:
-        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
-    except ValueError:
-        return 1
+    """How many processes share this run (``WORLD_SIZE``, set by torchrun and accelerate launch, or an MPI
+    implementation's own under mpirun: :data:`WORLD_SIZE_FROM`)."""
+    return max(1, _from_launch(WORLD_SIZE_FROM) or 1)
+
+
+def local_world_size() -> int:
+    """How many of them run on this machine (``LOCAL_WORLD_SIZE`` or MPI's; all of them when no variable says)."""
+    return max(1, _from_launch(LOCAL_WORLD_SIZE_FROM) or world_size())
 
 
 def distributed() -> bool:
@@ -85,7 +113,7 @@ def processes_ignored() -> str | None:
     env = os.environ
     if distributed() or env.get("ACCELERATE_USE_CPU", "").lower() not in ("1", "true", "yes"):
         return None
-    if not env.get("MASTER_ADDR") or any(env.get(k) for k in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")):
+    if not env.get("MASTER_ADDR") or any(env.get(k) for k in WORLD_SIZE_FROM[1:]):  # an MPI launch
         return None
     return ("accelerate launch --cpu starts one process whatever --num_processes says: this run trained in this process "
             "alone, at --batch-size, not processes times it; for several processes on CPU use accelerate launch "
@@ -214,23 +242,17 @@ def shut_down_at_exit() -> None:
     _shut_down_registered = True
 
 
-def _launch_index(name: str) -> int:
-    try:
-        return max(0, int(os.environ.get(name, "0")))
-    except ValueError:
-        return 0
-
-
 def launch_rank() -> int:
-    """This process's global index as its launcher set it (``RANK``; 0 in a single process), read from the
-    environment: known before the process group exists, and without joining it (:func:`rank` does)."""
-    return _launch_index("RANK") if distributed() else 0
+    """This process's global index as its launcher set it (``RANK`` or MPI's, :data:`RANK_FROM`; 0 in a single
+    process), read from the environment: known before the process group exists, and without joining it (:func:`rank`
+    does)."""
+    return (_from_launch(RANK_FROM) or 0) if distributed() else 0
 
 
 def local_rank() -> int:
-    """This process's index on its machine (``LOCAL_RANK``, set by torchrun and accelerate launch; 0 in a single
-    process), read from the environment like :func:`launch_rank`."""
-    return _launch_index("LOCAL_RANK") if distributed() else 0
+    """This process's index on its machine (``LOCAL_RANK`` or MPI's, :data:`LOCAL_RANK_FROM`; 0 in a single process),
+    read from the environment like :func:`launch_rank`."""
+    return (_from_launch(LOCAL_RANK_FROM) or 0) if distributed() else 0
 
 
 def tell_the_launcher(line: str) -> None:

@@ -402,7 +402,7 @@ def resume_command(out: Path) -> str:
     if not ranks.distributed():
         return f"tunelab {command}"
     world = ranks.world_size()
-    local = int(os.environ.get("LOCAL_WORLD_SIZE", world) or world)
+    local = ranks.local_world_size()
     if local >= world:
         return f"torchrun --nproc_per_node {world} -m tunelab.cli.main {command}"
     return (f"torchrun --nnodes {world // local} --nproc_per_node {local} <the launch's rendezvous options> "
