@@ -535,22 +535,6 @@ def test_an_mpi_launch_is_read_as_accelerate_reads_it(launch, monkeypatch, tmp_p
     assert resilience.resume_command(tmp_path).startswith("torchrun --nnodes 2 --nproc_per_node 2 ")
 
 
-def test_the_launch_variables_are_those_accelerate_reads():
-    """tunelab reads a launch's variables itself, without importing accelerate (which imports torch: seconds on every
-    command's error path); the names are accelerate's, in its order (its first one set wins)."""
-    import inspect
-    import re
-
-    from accelerate.utils import get_cpu_distributed_information
-
-    from tunelab.run import ranks
-
-    source = inspect.getsource(get_cpu_distributed_information)
-    lists = [tuple(re.findall(r'"([A-Z0-9_]+)"', group)) for group in re.findall(r"\[([^\]]*)\]", source)]
-    theirs = [names for names in lists if names]  # not information["rank"]
-    assert theirs == [ranks.RANK_FROM, ranks.WORLD_SIZE_FROM, ranks.LOCAL_RANK_FROM, ranks.LOCAL_WORLD_SIZE_FROM]
-
-
 def test_sigterm_to_torchrun_saves_a_checkpoint_and_says_so_once(setup):
     """``kill`` of torchrun (as a scheduler stops a job): both processes finish the step and save a checkpoint; each
     said so, the same line twice. Now the first process says it."""
