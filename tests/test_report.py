@@ -591,3 +591,15 @@ def test_a_smaller_fractions_own_note_is_said_with_its_runs():
     runs[0]["train_info"]["notes"].append("the 4-row training subset has no examples of: politique")
     assert run_notes(runs) == ["70 of 70 train texts were truncated to 32 tokens",
                                "the 4-row training subset has no examples of: politique (head at data fraction 0.05)"]
+
+
+def test_interval_note_names_the_seeds_t_without_claiming_runs_without_outputs():
+    """Several seeds' bootstrap intervals carry Student's t over the seeds (method "... t over seeds"): the note said
+    the intervals also came from "the spread over seeds where no per-example outputs were saved" for every such run."""
+    from tunelab.report.writer import _interval_note
+
+    row = {"level": 0.95, "validation": {"method": "percentile bootstrap over examples, t over seeds"}}
+    note = _interval_note([row], 3)
+    assert "Student's t on the spread over seeds" in note and "no per-example outputs" not in note
+    fallback = {"level": 0.95, "validation": {"method": "t interval over seeds"}}
+    assert "no per-example outputs" in _interval_note([fallback], 3)

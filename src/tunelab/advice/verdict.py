@@ -3,8 +3,8 @@
 Numbers come from the per-example outputs every run keeps (``<run>/outputs/<split>.npz``,
 :mod:`tunelab.run.outputs`) through :mod:`tunelab.advice.stats`:
 
-* an interval per strategy and split: bootstrap over the examples, crossed with the seeds when there
-  are several (:func:`~tunelab.advice.stats.bootstrap_interval`);
+* an interval per strategy and split: bootstrap over the examples, widened by Student's t on the seeds' spread
+  when there are several (:func:`~tunelab.advice.stats.bootstrap_interval`);
 * the comparison with the best on the *selection* split, paired on the same examples
   (:func:`~tunelab.advice.stats.indistinguishable_from_best`: McNemar mid-p for accuracy of single seeds,
   else the paired bootstrap; Holm-adjusted over every pair of strategies, as the best is picked from the same
@@ -50,7 +50,7 @@ from tunelab.advice.stats import (
     interval_method,
     metric_value,
     paired_gap,
-    seed_values,
+    seed_variance,
 )
 from tunelab.metrics import higher_is_better
 from tunelab.run.outputs import AS_LOADED, ExampleOutputs
@@ -133,8 +133,8 @@ def seed_interval(values: Sequence[float], level: float) -> Interval | None:
 
 
 def metric_interval(summary: Any, split: str, metric: str, *, level: float = 0.95) -> Interval | None:
-    """A strategy's ``metric`` on ``split`` with its interval: bootstrap over the saved examples (crossed
-    with seeds), else the t interval over seeds, else None (one seed, nothing saved)."""
+    """A strategy's ``metric`` on ``split`` with its interval: bootstrap over the saved examples (with
+    Student's t over seeds), else the t interval over seeds, else None (one seed, nothing saved)."""
     return interval_from(example_results(summary, split), summary.values(split), metric, level=level)
 
 
@@ -298,11 +298,9 @@ def _paired(results: dict[str, ExampleResults], metric: str, split: str, alpha: 
 
 
 def _seed_variance(results: ExampleResults, metric: str) -> float:
-    """The variance of a strategy's mean over seeds that comes from the seeds: their metrics' variance over their
-    number (0 with one seed). It holds a little example noise too (each seed's own errors), which makes it an upper
-    bound on the part more examples cannot remove."""
-    values = seed_values(results, metric)
-    return float(np.var(values, ddof=1) / values.size) if values.size > 1 else 0.0
+    """The variance of a strategy's mean over seeds that comes from the seeds (:func:`~tunelab.advice.stats.seed_variance`;
+    0 with one seed): an upper bound on the part more examples cannot remove."""
+    return seed_variance(results, metric)[0]
 
 
 #: The power at which :func:`examples_to_separate` sizes a validation split.

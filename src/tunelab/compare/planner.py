@@ -734,7 +734,7 @@ class Planner:
 def measurements_from_results(results: Sequence[Any], metric: str, fraction: float, *,
                               level: float = 0.95) -> list[Measurement]:
     """Each strategy's validation ``metric`` at ``fraction`` from run records: mean over seeds, with its
-    bootstrap interval over the saved per-example outputs (crossed with seeds; the t interval over seeds,
+    bootstrap interval over the saved per-example outputs (with Student's t over seeds; the t interval over seeds,
     or the point itself, when none were saved)."""
     from tunelab.advice.choose import summarize_strategies
     from tunelab.advice.verdict import chance_level, example_results, interval_from

@@ -314,8 +314,9 @@ def _interval_note(rows: list[dict], seeds: int) -> str:
     how = []
     if any("bootstrap" in m for m in methods):
         kind = " (bias-corrected and accelerated, BCa)" if any(m.startswith("bca") for m in methods) else ""
-        how.append(f"a bootstrap{kind} over the evaluation examples" + (", crossed with the seeds" if seeds > 1 else ""))
-    if any("seeds" in m for m in methods):
+        how.append(f"a bootstrap{kind} over the evaluation examples"
+                   + (", widened by Student's t on the spread over seeds" if seeds > 1 else ""))
+    if any(m.startswith("t interval") for m in methods):
         how.append("the spread over seeds (t interval) where no per-example outputs were saved")
     return f"Brackets: {level} intervals from {' and '.join(how)}."
 
