@@ -482,3 +482,75 @@ def test_recommend_and_estimate_in_process_draw_no_bar_of_the_libraries(tiny_ber
     captured = capsys.readouterr()
     assert "it/s]" not in captured.err and "examples/s]" not in captured.err, captured.err[-400:]
     assert datasets.is_progress_bar_enabled() and hf_logging.is_progress_bar_enabled()
+
+
+def test_recommend_ranks_by_the_metric_asked_for_and_says_what_the_calibration_learnt(tiny_bert_dir,
+                                                                                     toy_classification_data):
+    """recommend had no --metric: a user with imbalanced classes got the head probe, the lead and the rule's words in
+    accuracy. The metric is now the advice's (its words as compare takes them), the probe is scored in it, and the
+    calibrated sentence says that its gaps were learnt in accuracy only."""
+    kwargs = dict(config=TrainConfig(batch_size=8, epochs=1, cache=False), strategies=["head", "lora", "full"],
+                  reference=REFERENCE, sample_size=16, isolate=False, measure_costs=False)
+    rec = recommend(str(tiny_bert_dir), toy_classification_data, metric="macro-F1", **kwargs)
+    assert rec["metric"] == "f1_macro" and rec["calibrated"]["metric"] == "f1_macro"
+    assert rec["signals"]["probe_metric"] == "f1_macro" and rec["signals"]["probe_score"] is not None
+    calibrated = next(r for r in rec["reasons"] if r.startswith("calibrated advice: "))
+    assert "head probe macro F1 " in calibrated
+    assert "learnt the strategies' gaps in validation accuracy only, none in macro F1" in calibrated
+    # the default: the task's metric, and a calibration learnt in it says nothing more
+    plain = recommend(str(tiny_bert_dir), toy_classification_data, **kwargs)
+    assert plain["metric"] == "accuracy" and "learnt the strategies' gaps" not in " ".join(plain["reasons"])
+    assert plain["signals"]["probe_score"] == plain["signals"]["probe_accuracy"]
+
+
+def test_the_head_probe_is_scored_in_the_metric_from_the_same_folds():
+    """With imbalanced classes macro F1 and accuracy part: each is measured, each against its majority-class score."""
+    import numpy as np
+
+    from tunelab.advice.features import feature_signals
+    from tunelab.advice.verdict import chance_level
+
+    rng = np.random.default_rng(0)
+    labels = np.array([0] * 40 + [1] * 8)
+    features = rng.normal(size=(48, 6)) + labels[:, None] * 0.8
+    signals = feature_signals(features, labels, metric="f1_macro")
+    accuracy_only = feature_signals(features, labels)
+    assert signals["probe_accuracy"] == accuracy_only["probe_accuracy"]  # the calibration's input does not move
+    assert signals["probe_metric"] == "f1_macro" and signals["probe_score"] != signals["probe_accuracy"]
+    chance = chance_level(labels, "f1_macro")
+    assert signals["probe_score_gain"] == pytest.approx((signals["probe_score"] - chance) / (1 - chance))
+
+
+def test_the_rules_reasons_name_the_metric():
+    rows = [_row("head", 10, 100), _row("full", 100, 1000)]
+    _, reasons = decide("plenty", "far", rows, "perplexity")
+    assert reasons[0].startswith("expected the lowest validation perplexity for plenty data")
+    from tunelab.advice.recommend import decide_untimed
+
+    assert decide_untimed("few", "close", ["head", "lora"], "f1_macro")[1][0].startswith(
+        "expected the best validation macro F1 for few data")
+
+
+def test_cli_recommend_takes_compares_metric_flag_and_refuses_one_of_another_task(tiny_bert_dir, toy_csv, capsys):
+    from tunelab.cli.main import main
+
+    for words, said in (("perplexity", "--metric perplexity does not apply to classification"),
+                        ("f2", "--metric f2 is unknown")):
+        code = main(["recommend", "--model", str(tiny_bert_dir), "--data", str(toy_csv), "--metric", words])
+        err = capsys.readouterr().err
+        errors = [line for line in err.splitlines() if not line.endswith(" ...")]  # the steps' progress aside
+        assert code == 2 and said in err and len(errors) == 1 and "Traceback" not in err
+
+
+def test_compares_advice_before_training_is_asked_in_the_comparisons_metric(monkeypatch):
+    from tunelab.compare.runner import _pre_recommendation
+
+    asked = {}
+
+    def advice(model, data, *, config=None, strategies=None, metric=None):  # the parameters compare passes on
+        asked["metric"] = metric
+        return {}
+
+    monkeypatch.setattr("tunelab.advice.recommend.recommend", advice)
+    _pre_recommendation(TrainConfig(model="minilm", data="x.csv"), ["head"], None, None, None, "f1_macro")
+    assert asked["metric"] == "f1_macro"

@@ -72,7 +72,10 @@ def task_metrics(task: str) -> tuple[str, ...]:
 
 
 def metric_problem(metric: str, task: str) -> str | None:
-    """Why ``--metric metric`` cannot rank a comparison of ``task``, or None when it can."""
+    """Why ``--metric metric`` cannot rank a comparison (or the advice) of ``task``, or None when it can: a metric
+    tunelab does not know, or one of another task."""
     if metric in task_metrics(task):
         return None
+    if metric not in HIGHER_IS_BETTER:
+        return f"--metric {metric} is unknown{metric_suggestion(metric)}: use one of {', '.join(HIGHER_IS_BETTER)}"
     return f"--metric {metric} does not apply to {task}: use one of {', '.join(task_metrics(task))}"

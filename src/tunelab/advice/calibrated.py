@@ -154,12 +154,15 @@ def fit_calibration(records: list[dict[str, Any]], *, alpha: float | None = None
     if alpha is None:
         alpha, search = choose_alpha(records)
     mean, std, fits = _fit(records, alpha)
+    metrics = sorted({r["metric"] for r in records if r.get("metric")})
     coefficients = {s: {"intercept": round(b, 4), **{k: round(float(v), 4) for k, v in zip(SIGNALS, w)},
                         "tasks": n, "mean_gap_points": round(g, 3)} for s, (b, w, n, g) in fits.items()}
     out = {
         "model": "per strategy: validation metric minus the task's best (points) = intercept + sum_k w_k * z_k, "
                  "z_k = (signal_k - mean_k) / std_k; ridge, alpha in standardised units (inf: the base rates alone)",
         "alpha": "inf" if math.isinf(alpha) else alpha,
+        # the metric whose gaps were learnt (the records'): the advice says so when asked for another
+        "metric": metrics[0] if len(metrics) == 1 else None,
         "signals": list(SIGNALS),
         "mean": {k: round(float(v), 6) for k, v in zip(SIGNALS, mean)},
         "std": {k: round(float(v), 6) for k, v in zip(SIGNALS, std)},
@@ -188,12 +191,15 @@ def load_calibration(path: Path | None = None) -> dict[str, Any] | None:
     return calibration if set(calibration.get("signals", ())) <= set(SIGNALS) else None
 
 
-def advise(signals: dict[str, Any], calibration: dict[str, Any], *, allowed: list[str] | None = None) -> dict[str, Any]:
+def advise(signals: dict[str, Any], calibration: dict[str, Any], *, allowed: list[str] | None = None,
+           metric: str = "accuracy") -> dict[str, Any]:
     """Rank the calibrated strategies for ``signals``.
 
     Returns ``{"strategy", "scores" (expected gap in points, by strategy), "ranking", "decided_by",
-    "contributions" (per signal, to the margin of the first over the second), "margin_points"}``;
+    "contributions" (per signal, to the margin of the first over the second), "margin_points", "metric" (asked for),
+    "calibrated_metric" (the one the gaps were learnt in; None when the file does not say)}``;
     ``allowed`` restricts the ranking (the strategies that fit a budget)."""
+    learnt = {"metric": metric, "calibrated_metric": calibration.get("metric")}
     x = signal_vector(signals)
     z = {k: 0.0 if math.isnan(x[k]) else (x[k] - calibration["mean"][k]) / calibration["std"][k]
          for k in calibration["signals"]}
@@ -201,7 +207,8 @@ def advise(signals: dict[str, Any], calibration: dict[str, Any], *, allowed: lis
     scores = {s: c["intercept"] + sum(c[k] * z[k] for k in calibration["signals"]) for s, c in coefs.items()}
     ranking = sorted(scores, key=scores.get, reverse=True)
     if not ranking:
-        return {"strategy": None, "scores": {}, "ranking": [], "decided_by": None, "contributions": {}, "margin_points": None}
+        return {"strategy": None, "scores": {}, "ranking": [], "decided_by": None, "contributions": {}, "margin_points": None,
+                **learnt}
     first = ranking[0]
     second = ranking[1] if len(ranking) > 1 else None
     contributions: dict[str, float] = {}
@@ -213,25 +220,56 @@ def advise(signals: dict[str, Any], calibration: dict[str, Any], *, allowed: lis
     return {
         "strategy": first, "scores": scores, "ranking": ranking, "decided_by": decided,
         "contributions": contributions, "margin_points": scores[first] - scores[second] if second else None,
-        "inputs": x, "base_rates_only": not signals_used(calibration),
+        "inputs": x, "base_rates_only": not signals_used(calibration), **learnt,
     }
 
 
+def learnt_in_other_metric(advice: dict[str, Any]) -> str:
+    """The clause that says the calibration learnt its gaps in another metric than the one asked for ("" when it
+    learnt them in that one)."""
+    from tunelab.advice.choose import metric_label
+
+    asked, learnt = advice.get("metric", "accuracy"), advice.get("calibrated_metric")
+    if learnt == asked:
+        return ""
+    what = f"validation {metric_label(learnt)} only" if learnt else "a metric its file does not name"
+    return (f"the calibration learnt the strategies' gaps in {what}, none in {metric_label(asked)}: this is its "
+            f"{metric_label(learnt) if learnt else 'own'} ranking, not one learnt for {metric_label(asked)}")
+
+
+def _probe_text(advice: dict[str, Any]) -> str:
+    """The head probe as the advice reports it: in the metric asked for (``features``), else the calibration's input."""
+    from tunelab.advice.choose import metric_label
+
+    features, x = advice.get("features") or {}, advice.get("inputs", {})
+    gain = features.get("probe_score_gain", x.get("probe_gain") if x else None)
+    if gain is None or (isinstance(gain, float) and math.isnan(gain)):
+        return "head probe not run (a class has a single training example, which no fold can hold out)"
+    score = features.get("probe_score")
+    metric = metric_label(features.get("probe_metric") or advice.get("metric", "accuracy"))
+    return (f"head probe {metric} {score:.3f}, " if score is not None else "head probe ") + \
+        f"{gain:.2f} of the way from the majority class to perfect{f' {metric}' if score is None else ''}"
+
+
 def explain(advice: dict[str, Any]) -> str:
-    """One sentence: what is advised, by how much it is expected to lead, and which signal decided."""
+    """One sentence: what is advised, by how much it is expected to lead (in the metric the calibration learnt), and
+    which signal decided; where the metric asked for is another, it says so."""
+    from tunelab.advice.choose import metric_label
+
     if advice["strategy"] is None:
         return "no calibrated strategy to advise"
     ranking = advice["ranking"]
     runner = ranking[1] if len(ranking) > 1 else None
     x = advice.get("inputs", {})
-    probe = ("head probe not run (a class has a single training example, which no fold can hold out)"
-             if x and math.isnan(x["probe_gain"]) else
-             f"head probe {x['probe_gain']:.2f} of the way from the majority class to perfect" if x else "")
-    facts = (f"{10 ** x['log10_examples_per_class']:.0f} labels per class on average, {probe}, "
+    facts = (f"{10 ** x['log10_examples_per_class']:.0f} labels per class on average, {_probe_text(advice)}, "
              f"LogME {x['logme']:.2f}") if x else ""
-    lead = (f", expected {advice['margin_points']:.1f} points ahead of {runner} on validation" if runner else "")
+    learnt = advice.get("calibrated_metric")
+    unit = f"{metric_label(learnt)} points" if learnt else "points"
+    lead = (f", expected {advice['margin_points']:.1f} {unit} ahead of {runner} on validation" if runner else "")
     decided = SIGNAL_LABELS.get(advice["decided_by"], advice["decided_by"])
     if advice.get("base_rates_only"):
         decided += (": on datasets left out of the calibration, the signals did not predict the strategies' gaps better "
                     "than these averages, so they carry no weight")
-    return f"calibrated advice: {advice['strategy']}{lead}; decided by {decided}" + (f" ({facts})" if facts else "")
+    other = learnt_in_other_metric(advice)
+    return (f"calibrated advice: {advice['strategy']}{lead}; decided by {decided}" + (f" ({facts})" if facts else "")
+            + (f"; {other}" if other else ""))

@@ -9,7 +9,9 @@ non-padding token of a decoder, the mean where the head pools). On them:
 - ``probe_accuracy``: a logistic regression (scikit-learn, standardised features) scored by stratified
   3-fold cross-validation on those training texts only (no validation or test example is read), and
   ``probe_gain``, the same above the majority class as a share of what is left to gain
-  (``(acc - majority) / (1 - majority)``): what a head on the frozen body reaches with this much data. Both are
+  (``(acc - majority) / (1 - majority)``): what a head on the frozen body reaches with this much data;
+  ``probe_score`` / ``probe_score_gain``: the same in the metric asked for (``probe_metric``: accuracy or
+  macro F1, whose majority-class score is that of always predicting the most frequent class). All are
   ``None`` when a class has a single example among those texts (no fold can hold it out): not measured.
 
 >>> from tunelab.advice.features import frozen_feature_signals  # doctest: +SKIP
@@ -101,37 +103,49 @@ def _features_of(model_name: str, tokenizer, ids: list[list[int]], segments: lis
     return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 
-def feature_signals(features: np.ndarray, labels: np.ndarray, *, seed: int = 42) -> dict[str, float]:
-    """LogME, H-score and the head probe on ``features`` (see the module docstring)."""
+def _gain(score: float | None, chance: float) -> float | None:
+    """``score`` above the majority class's, as a share of what is left to gain (None: not measured)."""
+    return None if score is None else float((score - chance) / max(1 - chance, 1e-9))
+
+
+def feature_signals(features: np.ndarray, labels: np.ndarray, *, seed: int = 42,
+                    metric: str = "accuracy") -> dict[str, Any]:
+    """LogME, H-score and the head probe on ``features`` (see the module docstring). The probe is scored in accuracy
+    (``probe_accuracy``, ``probe_gain``: what the calibration learnt on) and in ``metric`` (``probe_score``,
+    ``probe_score_gain``: what the advice reports), from the same folds."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.model_selection import StratifiedKFold, cross_validate
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     from tunelab.advice.transferability import h_score, logme
+    from tunelab.advice.verdict import chance_level
 
     labels = np.asarray(labels)
     counts = np.bincount(np.unique(labels, return_inverse=True)[1])
-    majority = counts.max() / counts.sum()
     t0 = time.perf_counter()
     folds = int(min(3, counts.min()))
-    if folds >= 2:
+    scores: dict[str, float | None] = dict.fromkeys(("accuracy", metric))
+    if folds >= 2:  # sklearn's scorers of these names are tunelab's metrics (accuracy, f1_macro)
         probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=300))
         cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
-        accuracy = float(np.mean(cross_val_score(probe, features, labels, cv=cv)))
-    else:  # a class of one example cannot be on both sides of a fold: nothing measured (it was reported as a 0.00 gain)
-        accuracy = None
+        result = cross_validate(probe, features, labels, cv=cv, scoring=list(scores))
+        scores = {name: float(np.mean(result[f"test_{name}"])) for name in scores}
+    # else a class of one example cannot be on both sides of a fold: nothing measured (it was reported as a 0.00 gain)
     return {
         "logme": float(logme(features, labels)),
         "h_score": float(h_score(features, labels)),
-        "probe_accuracy": accuracy,
-        "probe_gain": None if accuracy is None else float((accuracy - majority) / max(1 - majority, 1e-9)),
+        "probe_accuracy": scores["accuracy"],
+        "probe_gain": _gain(scores["accuracy"], chance_level(labels, "accuracy")),
+        "probe_metric": metric,
+        "probe_score": scores[metric],
+        "probe_score_gain": _gain(scores[metric], chance_level(labels, metric)),
         "probe_time_s": round(time.perf_counter() - t0, 3),
     }
 
 
 def frozen_feature_signals(model_name: str, task_data: Any, *, max_length: int = 128, max_examples: int = 2000,
-                           seed: int = 42) -> dict[str, Any]:
+                           seed: int = 42, metric: str = "accuracy") -> dict[str, Any]:
     """The frozen-feature signals of ``task_data``'s training split (classification), with their cost."""
     train = task_data.train
     labels = np.asarray(train["label"])
@@ -141,6 +155,6 @@ def frozen_feature_signals(model_name: str, task_data: Any, *, max_length: int =
     t0 = time.perf_counter()
     features = frozen_features(model_name, texts, list(task_data.label_names), max_length=max_length, pairs=pairs)
     feature_s = time.perf_counter() - t0
-    signals = feature_signals(features, labels[rows], seed=seed)
+    signals = feature_signals(features, labels[rows], seed=seed, metric=metric)
     signals.update(feature_examples=int(len(rows)), feature_time_s=round(feature_s, 3))
     return signals

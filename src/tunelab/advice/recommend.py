@@ -498,7 +498,8 @@ def _tiers(amount: str, domain_level: str, names: list[str]) -> list[list[str]]:
     return advice_tiers(regime(amount, domain_level), names)
 
 
-def decide(amount: str, domain_level: str, estimates: list[dict[str, Any]]) -> tuple[str | None, list[str]]:
+def decide(amount: str, domain_level: str, estimates: list[dict[str, Any]],
+           metric: str = "accuracy") -> tuple[str | None, list[str]]:
     """Apply the decision rule to fitted estimates; return (strategy, reasons about the choice)."""
     by_name = {r["strategy"]: r for r in estimates}
     tiers = _tiers(amount, domain_level, list(by_name))
@@ -509,7 +510,7 @@ def decide(amount: str, domain_level: str, estimates: list[dict[str, Any]]) -> t
             continue
         best = min(fitting, key=_cost)
         others = [r for r in fitting if r is not best]
-        expect = f"expected most accurate for {amount} data on a {domain_level} domain: {', '.join(tier)}"
+        expect = f"{_expected_best(metric)} for {amount} data on a {domain_level} domain: {', '.join(tier)}"
         if rank:
             skipped = ", ".join(s for t in tiers[:rank] for s in t)
             expect = f"{skipped} do not fit; next best expected: {', '.join(tier)}"
@@ -527,7 +528,16 @@ def decide(amount: str, domain_level: str, estimates: list[dict[str, Any]]) -> t
     return best["strategy"], [f"no strategy fits the budget; {best['strategy']} is the cheapest ({_minutes(_cost(best)[0])}, {best['peak_memory_mb']:,.0f} MB): {best['why_not']}"]
 
 
-def decide_untimed(amount: str, domain_level: str, candidates: list[str]) -> tuple[str | None, list[str]]:
+def _expected_best(metric: str) -> str:
+    """``expected the best validation macro F1``: what the rule's first tier is expected to reach."""
+    from tunelab.advice.choose import metric_label
+    from tunelab.metrics import higher_is_better
+
+    return f"expected the {'best' if higher_is_better(metric) else 'lowest'} validation {metric_label(metric)}"
+
+
+def decide_untimed(amount: str, domain_level: str, candidates: list[str],
+                   metric: str = "accuracy") -> tuple[str | None, list[str]]:
     """The decision rule without cost estimates (``recommend(measure_costs=False)`` with no budget or memory limit,
     as ``compare`` asks it: every strategy fits, and timing each one's steps in fresh processes before training cost
     minutes on a decoder): the first tier that holds a candidate, and in it the rule's first strategy."""
@@ -535,7 +545,7 @@ def decide_untimed(amount: str, domain_level: str, candidates: list[str]) -> tup
     if not tiers:
         return None, ["no strategy to advise"]
     tier = tiers[0]
-    return tier[0], [f"expected most accurate for {amount} data on a {domain_level} domain: {', '.join(tier)}; "
+    return tier[0], [f"{_expected_best(metric)} for {amount} data on a {domain_level} domain: {', '.join(tier)}; "
                      f"{tier[0]} is the rule's first of these (their costs were not timed before training: the "
                      "comparison's own runs measure them)"]
 
@@ -576,6 +586,7 @@ def recommend(
     reuse: bool = True,
     feature_examples: int = 2000,
     measure_costs: bool = True,
+    metric: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Measure the data, the domain and the cost, and recommend a strategy (rule: module docstring).
@@ -587,14 +598,17 @@ def recommend(
     ``measure_costs=False`` (``compare``: its own first runs measure the costs) leaves the steps untimed
     when no budget nor memory limit needs them: the calibrated ranking decides, or else the tiers in the rule's order
     (:func:`decide_untimed`); the estimates are then empty and ``costs`` says why.
+    ``metric``: what the advice ranks by, as ``compare --metric`` takes it (default: the task's, accuracy or
+    perplexity): the head probe is scored in it and the reasons name it; a calibration learnt in another metric says so.
     ``progress``: told each step as it starts (the command line prints it: a run of minutes, not silence).
-    Returns ``{"strategy", "reasons", "signals", "estimates", "costs", "data", "domain"}``.
+    Returns ``{"strategy", "reasons", "metric", "signals", "estimates", "costs", "data", "domain"}``.
     """
     from tunelab.models import load_tokenizer, resolve_model
 
     say = progress or (lambda message: None)
     say("reading the data")
     config, task_data = _resolved(model, data, config)
+    metric = _metric(metric, task_data.task)
     candidates = _candidates(strategies, task_data.task, budget_minutes, memory_gb)
     resolve_model(model)  # fail early on a bad model name
     tokenizer = load_tokenizer(model)
@@ -618,13 +632,13 @@ def recommend(
     if task_data.task == "classification":
         say(f"one pass of the frozen model over at most {feature_examples:,} training texts (transferability, head probe)")
     calibrated = _calibrated_advice(model, task_data, stats, domain, fitting, max_length=max_length,
-                                    feature_examples=feature_examples, seed=config.seed)
+                                    feature_examples=feature_examples, seed=config.seed, metric=metric)
     if calibrated is not None and calibrated["strategy"] is not None:
         strategy, choice = calibrated["strategy"], [explain(calibrated)]
     elif estimates is None:  # the tiers, untimed: the comparison's first runs measure the costs (issue 16)
-        strategy, choice = decide_untimed(amount, domain["level"], fitting)
+        strategy, choice = decide_untimed(amount, domain["level"], fitting, metric)
     else:  # causal LM, no calibration file, or no calibrated strategy fits: the tiers, the cheapest that fits first
-        strategy, choice = decide(amount, domain["level"], estimates)
+        strategy, choice = decide(amount, domain["level"], estimates, metric)
     costs = "measured before training" if estimates is not None else "left to the comparison's first runs"
     estimates = estimates or []
     reasons = [amount_reason, domain_reason(domain), *choice, *_too_few_to_tell(calibrated, task_data),
@@ -633,6 +647,7 @@ def recommend(
     return {
         "strategy": strategy,
         "reasons": reasons,
+        "metric": metric,
         "signals": {**_signals(stats, amount, domain), **(calibrated or {}).get("features", {})},
         "calibrated": calibrated,
         "estimates": estimates,
@@ -647,7 +662,7 @@ def recommend(
 
 def _calibrated_advice(model: str, task_data: Any, stats: dict[str, Any], domain: dict[str, Any],
                        fitting: list[str], *, max_length: int, feature_examples: int,
-                       seed: int) -> dict[str, Any] | None:
+                       seed: int, metric: str = "accuracy") -> dict[str, Any] | None:
     """The ranking calibrated on the verdict benchmark (:mod:`tunelab.advice.calibrated`) among the strategies
     ``fitting`` (those that fit the budgets); ``None`` for causal LM or without a calibration file."""
     from tunelab.advice.calibrated import advise, load_calibration
@@ -656,12 +671,26 @@ def _calibrated_advice(model: str, task_data: Any, stats: dict[str, Any], domain
     calibration = load_calibration()
     if task_data.task != "classification" or calibration is None:
         return None
-    features = frozen_feature_signals(model, task_data, max_length=max_length, max_examples=feature_examples, seed=seed)
+    features = frozen_feature_signals(model, task_data, max_length=max_length, max_examples=feature_examples, seed=seed,
+                                      metric=metric)
     counts = stats.get("label_counts") or {}
     signals = {"examples_per_class": stats["n_train"] / max(len(counts), 1), "domain": domain["signals"], **features}
-    advice = advise(signals, calibration, allowed=fitting)
+    advice = advise(signals, calibration, allowed=fitting, metric=metric)
     advice["features"] = features
     return advice
+
+
+def _metric(metric: str | None, task: str) -> str:
+    """The metric the advice ranks by: ``metric`` in its canonical words, else the task's; refused (one line) when it
+    is unknown or another task's."""
+    from tunelab.errors import ConfigError
+    from tunelab.metrics import canonical_metric, metric_problem, primary_metric
+
+    metric = canonical_metric(metric) if metric is not None else primary_metric(task)
+    problem = metric_problem(metric, task)
+    if problem:
+        raise ConfigError(problem)
+    return metric
 
 
 def _too_few_to_tell(calibrated: dict[str, Any] | None, task_data: Any) -> list[str]:
@@ -678,7 +707,8 @@ def _too_few_to_tell(calibrated: dict[str, Any] | None, task_data: Any) -> list[
     if margin >= gap:
         return []
     runner = calibrated["ranking"][1]
-    return [f"too few data to tell {calibrated['strategy']} from {runner}: its expected lead, {margin:.1f} points, is "
+    return [f"too few data to tell {calibrated['strategy']} from {runner}: its expected lead, {margin:.1f} "
+            f"{'accuracy ' if calibrated.get('calibrated_metric') == 'accuracy' else ''}points, is "
             f"below the {gap:.1f} accuracy points that the {n:,} validation examples can show at the 5 % level "
             f"({100 * POWER:.0f} % power); a comparison here could not confirm it (more labeled data, or a larger "
             "--validation-fraction, would)"]

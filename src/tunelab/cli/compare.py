@@ -17,6 +17,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from tunelab.cli.options import add_metric_flag
 from tunelab.compare.planner import HALVING
 from tunelab.compare.runner import CompareResult, compare, parse_lr_overrides, strategies_budget_stopped
 from tunelab.config import TrainConfig
@@ -60,8 +61,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-forgetting", type=float, help="the recommendation sets aside strategies that forgot more "
                    "(in the unit the runs measured: nats/token on decoders, 1 - CKA on encoders; see metrics.json)")
     p.add_argument("--json", action="store_true", help="print the runs and the recommendation as JSON, nothing else")
-    p.add_argument("--metric", help="what strategies are compared by: accuracy (classification default) or f1_macro; "
-                   "perplexity (causal-LM default) or loss (its words in any order: macro-f1 is f1_macro)")
+    add_metric_flag(p)
     p.add_argument("--tolerance", type=float, help="also count as good as the best a strategy shown to be within this "
                    "much of it: absolute for accuracy / F1 (0.01 = one point), relative for perplexity (0.02 = 2 %%); "
                    "default: none, only statistical indistinguishability")

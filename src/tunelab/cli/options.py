@@ -97,6 +97,13 @@ def add_config_flags(parser: argparse.ArgumentParser, *, skip: set[str] = frozen
                                  "extra: mapping in --config")
 
 
+def add_metric_flag(parser: argparse.ArgumentParser) -> None:
+    """``--metric``, as every command that ranks strategies takes it (``compare``, ``recommend``)."""
+    parser.add_argument("--metric", help="what strategies are ranked by: accuracy (classification default) or f1_macro "
+                        "(for imbalanced classes); perplexity (causal-LM default) or loss (its words in any order: "
+                        "macro-f1 is f1_macro)")
+
+
 def _extra_item(text: str) -> tuple[str, object]:
     """``KEY=VALUE`` with a YAML value (``rank=64`` gives the int 64, ``name=abc`` the string)."""
     import yaml

@@ -16,7 +16,7 @@ _NOT_FOR_ESTIMATE = {"out", "overwrite", "resume", "save_steps", "merge", "cache
 
 
 def add_parser(sub) -> None:
-    from tunelab.cli.options import add_config_flags
+    from tunelab.cli.options import add_config_flags, add_metric_flag
 
     p = sub.add_parser("recommend", help="measure data, domain and cost, and recommend a strategy before training")
     add_config_flags(p, skip=_NOT_FOR_ESTIMATE | {"strategy"})
@@ -24,6 +24,7 @@ def add_parser(sub) -> None:
                    "strategies over it don't fit (compare's --max-train-minutes is the same limit on measured time)")
     p.add_argument("--memory-gb", type=float, help="memory budget (default: this machine's RAM)")
     p.add_argument("--strategies", help="comma-separated strategies to consider (default: all that apply to the task)")
+    add_metric_flag(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--remeasure", action="store_true",
                    help="time every strategy's steps again instead of reusing stored measurements")
@@ -72,12 +73,14 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 def print_recommendation(rec: dict) -> None:
     from rich.table import Table
 
+    from tunelab.advice.choose import metric_label
     from tunelab.advice.estimate import seconds_text
     from tunelab.cli.listing import output_console
 
     console = output_console()
     cfg = rec["config"]
-    console.print(f"[bold]recommended strategy: {rec['strategy']}[/bold]  ({cfg['model']} on {cfg['data']})")
+    console.print(f"[bold]recommended strategy: {rec['strategy']}[/bold]  ({cfg['model']} on {cfg['data']}, by "
+                  f"{metric_label(rec['metric'])})")
     console.print("reasons:")
     for reason in rec["reasons"]:
         console.print(f"  - {reason}", highlight=False)
@@ -117,7 +120,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
         raise ConfigError("--strategies is empty: name some, e.g. --strategies head,lora,full, or leave it out for all")
     rec = recommend(config.model, config.data, budget_minutes=args.budget_minutes, memory_gb=args.memory_gb,
-                    config=config, strategies=strategies, reuse=not args.remeasure,
+                    config=config, strategies=strategies, reuse=not args.remeasure, metric=args.metric,
                     progress=None if args.quiet else _say)
     if args.json:
         print(json.dumps(rec, indent=2, default=str))
