@@ -554,3 +554,63 @@ def test_compares_advice_before_training_is_asked_in_the_comparisons_metric(monk
     monkeypatch.setattr("tunelab.advice.recommend.recommend", advice)
     _pre_recommendation(TrainConfig(model="minilm", data="x.csv"), ["head"], None, None, None, "f1_macro")
     assert asked["metric"] == "f1_macro"
+
+
+def test_an_encoders_domain_embeddings_are_stored_and_read_back_without_the_model(
+        tiny_bert_dir, toy_classification_data, tmp_path, monkeypatch):
+    """The centroid distance (an encoder without a masked-LM head) loaded the model and embedded 128 texts on every
+    call of the advice, cached or not; its embeddings are now stored as a decoder's losses are."""
+    from tunelab.models import loading
+
+    monkeypatch.setenv("TUNELAB_CACHE", str(tmp_path / "cache"))
+    texts = list(toy_classification_data.train["text"])
+    first = domain_signals(str(tiny_bert_dir), texts, REFERENCE, sample_size=16)
+    assert first["method"] == "centroid_distance"
+    assert len(list((tmp_path / "cache" / "domain").glob("embedding-*.npz"))) == 2  # the target and the reference
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the stored embeddings should have been read")
+
+    monkeypatch.setattr(loading, "load_pretrained", no_model)
+    again = domain_signals(str(tiny_bert_dir), texts, REFERENCE, sample_size=16)
+    assert again["signals"] == first["signals"]
+
+
+def test_the_head_probe_and_logme_are_stored_and_read_back(tmp_path, monkeypatch):
+    """The probe's cross-validation ran on every call of the advice (seconds on 2,000 texts), though its features were
+    read from the cache; it is now stored too, by features, labels, seed and metric."""
+    import numpy as np
+
+    from tunelab.advice import features
+
+    monkeypatch.setenv("TUNELAB_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    labels = np.array([0, 1] * 15)
+    x = rng.normal(size=(30, 4)) + labels[:, None]
+    first = features.stored_feature_signals(x, labels, metric="f1_macro")
+    assert first["signals_reused"] is False
+
+    def no_probe(*args, **kwargs):
+        raise AssertionError("the stored signals should have been read")
+
+    with monkeypatch.context() as m:
+        m.setattr(features, "feature_signals", no_probe)
+        again = features.stored_feature_signals(x, labels, metric="f1_macro")
+    assert again["signals_reused"] is True
+    assert {k: v for k, v in again.items() if k != "signals_reused"} == {
+        k: v for k, v in first.items() if k != "signals_reused"}
+    # another metric, other labels: measured again
+    assert features.stored_feature_signals(x, labels)["signals_reused"] is False
+    assert features.stored_feature_signals(x, labels[::-1].copy(), metric="f1_macro")["signals_reused"] is False
+
+
+def test_the_advice_imports_no_trainer_callbacks_nor_peft():
+    """recommend trains nothing, yet importing tunelab.run.training (for its data loading) imported the Trainer's
+    callbacks through the run display, and peft with them: seconds of every call of the advice."""
+    import subprocess
+    import sys
+
+    code = ("import sys, tunelab.run.training, tunelab.advice.recommend, tunelab.run.quiet, tunelab.advice.features; "
+            "print(sorted(m for m in ('peft', 'transformers.trainer_utils', 'tunelab.run.progress') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

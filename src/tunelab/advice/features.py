@@ -155,6 +155,38 @@ def frozen_feature_signals(model_name: str, task_data: Any, *, max_length: int =
     t0 = time.perf_counter()
     features = frozen_features(model_name, texts, list(task_data.label_names), max_length=max_length, pairs=pairs)
     feature_s = time.perf_counter() - t0
-    signals = feature_signals(features, labels[rows], seed=seed, metric=metric)
+    signals = stored_feature_signals(features, labels[rows], seed=seed, metric=metric)
     signals.update(feature_examples=int(len(rows)), feature_time_s=round(feature_s, 3))
     return signals
+
+
+_SIGNALS_FORMAT = 1  # raise when feature_signals measures otherwise: a stored result is then measured again
+
+
+def stored_feature_signals(features: np.ndarray, labels: np.ndarray, *, seed: int = 42,
+                           metric: str = "accuracy") -> dict[str, Any]:
+    """:func:`feature_signals`, stored under ``<tunelab cache>/advice`` by the features, labels, seed and metric
+    (the probe's cross-validation took seconds on every call of the advice on the same data); ``signals_reused``
+    says whether it was read back."""
+    import hashlib
+    import json
+
+    from tunelab.io import read_json, write_json
+    from tunelab.models import cache_dir
+
+    features, labels = np.ascontiguousarray(features), np.asarray(labels)
+    digest = hashlib.sha256(json.dumps({"format": _SIGNALS_FORMAT, "seed": seed, "metric": metric,
+                                        "shape": features.shape, "dtype": str(features.dtype)}).encode())
+    digest.update(features.tobytes())
+    digest.update(np.asarray(labels, dtype=np.int64).tobytes())
+    path = cache_dir() / "advice" / f"signals-{digest.hexdigest()[:24]}.json"
+    try:
+        return {**read_json(path), "signals_reused": True}
+    except (OSError, ValueError):  # none yet, or unreadable: measured again
+        pass
+    signals = feature_signals(features, labels, seed=seed, metric=metric)
+    try:
+        write_json(path, signals)
+    except OSError:  # a read-only cache costs the reuse, never the advice
+        pass
+    return {**signals, "signals_reused": False}

@@ -295,26 +295,40 @@ def _mlm_loss(model, seqs: list[list[int]], tokenizer, seed: int) -> float:
     return total / max(count, 1)
 
 
-def _centroid_distances(model, target: list[list[int]], reference: list[list[int]], pad_id: int) -> tuple[float, float]:
-    """(cosine distance of the target and reference embedding centroids, the same between reference halves)."""
+def _embeddings(model, seqs: list[list[int]], pad_id: int) -> np.ndarray:
+    """Each sequence's mean-pooled, unit-length last hidden state."""
     import torch
 
-    def embed(seqs):
-        out = []
-        with torch.inference_mode():
-            for batch in _batches(seqs):
-                ids, mask = _pad(batch, pad_id)
-                hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state
-                pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
-                out.append(torch.nn.functional.normalize(pooled, dim=-1))
-        return torch.cat(out)
+    out = []
+    with torch.inference_mode():
+        for batch in _batches(seqs):
+            ids, mask = _pad(batch, pad_id)
+            hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state
+            pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+            out.append(torch.nn.functional.normalize(pooled, dim=-1).double().numpy())
+    return np.concatenate(out)
 
-    def distance(a, b):
-        return float(1 - torch.nn.functional.cosine_similarity(a.mean(0), b.mean(0), dim=0))
 
-    t, r = embed(target), embed(reference)
-    half = max(1, len(r) // 2)
-    return distance(t, r), distance(r[:half], r[half:]) if len(r) > 1 else 0.0
+def _stored_embeddings(path: str, seqs: list[list[int]], pad_id: int, model) -> np.ndarray:
+    """:func:`_embeddings` of the checkpoint at ``path`` (``model()`` loads it), stored under ``<tunelab cache>/domain``
+    by the model's identity and the token ids, as :func:`_stored_token_losses`: the advice on data it has seen loads
+    no model for its domain signal."""
+    from tunelab.io import stored_arrays
+    from tunelab.models import measurement_file
+
+    file = measurement_file("domain", "embedding", path, seqs, measure="mean-pooled-unit-embedding-v1")
+    return stored_arrays(file, lambda: {"embeddings": _embeddings(model(), seqs, pad_id)})[0]["embeddings"]
+
+
+def _centroid_distances(target: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+    """(cosine distance of the target and reference embedding centroids, the same between reference halves)."""
+
+    def distance(a: np.ndarray, b: np.ndarray) -> float:
+        ca, cb = a.mean(0), b.mean(0)
+        return float(1 - ca @ cb / max(float(np.linalg.norm(ca) * np.linalg.norm(cb)), 1e-8))
+
+    half = max(1, len(reference) // 2)
+    return distance(target, reference), distance(reference[:half], reference[half:]) if len(reference) > 1 else 0.0
 
 
 def domain_signals(
@@ -432,8 +446,11 @@ def _model_signals(model_name: str, tokenizer, target_ids: list, reference_ids: 
         return "mlm_loss_ratio"
     say(f"{far} (the cosine distance between its mean embeddings of {texts}; it has no pre-trained masked-LM head "
         "to measure a loss with)")
-    model = load_pretrained(AutoModel, model_name, "to measure the domain", dtype=torch.float32).eval()
-    d, floor = _centroid_distances(model, target_ids, reference_ids, pad_id)
+    # loaded only when a text's embedding is not stored yet, and then once
+    model = functools.cache(lambda: load_pretrained(AutoModel, model_name, "to measure the domain",
+                                                    dtype=torch.float32).eval())
+    d, floor = _centroid_distances(_stored_embeddings(path, target_ids, pad_id, model),
+                                   _stored_embeddings(path, reference_ids, pad_id, model))
     signals.update(centroid_distance=round(d, 4), reference_split_distance=round(floor, 4))
     return "centroid_distance"
 
@@ -558,7 +575,7 @@ def _keeping_callers_random_state(function: Callable[..., Any]) -> Callable[...,
 
     @functools.wraps(function)
     def keeping(*args: Any, **kwargs: Any) -> Any:
-        from tunelab.run.progress import library_bars_off
+        from tunelab.run.quiet import library_bars_off
         from tunelab.run.training import callers_random_state
 
         with callers_random_state(), library_bars_off():  # and quiet, as train is: its own lines say the phase
