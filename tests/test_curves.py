@@ -188,3 +188,30 @@ def test_measurement_replicates_must_have_a_column_per_point():
     n = DOUBLING
     with pytest.raises(ValueError, match="shape"):
         fit_power_law(n, _law(n, 0.9, 1.0, 0.5), measurement=np.zeros((10, 3)), n_boot=10)
+
+
+def test_three_seeds_a_point_get_students_t_not_a_resample():
+    """Five points of a known curve, 3 seeds each (sd 0.01): the 95 % interval of the curve at the largest n held the
+    truth in 74 % of 200 sets when each point's seeds were resampled (their spread taken as known, shrunk by 2/3);
+    with the seeds' variance drawn with Student's t on the points' Satterthwaite df (the verdict's treatment), 89 %."""
+    n = np.array([250, 500, 1000, 2000, 4000.0])
+    covered = []
+    for k in range(120):
+        rng = np.random.default_rng(k)
+        y = [list(_law(x, 0.9, 1.2, 0.5) + rng.normal(0, 0.01, 3)) for x in n]
+        fit = fit_power_law(n, y, n_boot=300, seed=k, horizons=())
+        assert fit.resample == "seeds"
+        covered.append(fit.interval(4000.0).contains(_law(4000.0, 0.9, 1.2, 0.5)))
+    assert np.mean(covered) >= 0.84
+
+
+def test_measurement_rows_pair_two_fits_whatever_their_seed():
+    """Replicate r of a fit adds row r of the measurement: two strategies' fits on the same example resamples stay
+    paired in a crossover though their seeds (and so their seeds' draws) differ."""
+    n = np.array([250, 500, 1000, 2000.0])
+    flat = [[0.5] * 3] * 4  # no residual, no seed spread: the measurement is all the noise
+    R = np.random.default_rng(0).normal(0, 0.01, (50, 4))
+    a = fit_power_law(n, flat, measurement=R, n_boot=100, seed=1, horizons=())
+    b = fit_power_law(n, flat, measurement=R, n_boot=100, seed=2, horizons=())
+    assert np.ptp(a.replicates(2000.0)) > 0
+    np.testing.assert_allclose(a.replicates(2000.0), b.replicates(2000.0))

@@ -392,3 +392,29 @@ def test_no_example_count_is_promised_when_the_seeds_spread_is_what_hides_the_ga
     half = examples_to_separate(Versus("head", 0.75, "not_distinguishable", gap, point_gap=0.05,
                                        seed_variance=0.0002), 300, 0.05)
     assert half == 3711  # a seeds' part that cannot shrink leaves less room for the examples'
+
+
+def test_examples_to_separate_uses_the_two_parts_of_the_variance_not_the_t_widened_width():
+    """The paired interval's width has Student's t on the seeds folded in; read back as a variance (before) it asked
+    for too many examples. With the parts: a 5-point gap needs variance (0.05 / (1.960 + 0.842))² = 0.00031851; the
+    seeds keep 0.0002 of it, the examples' 0.0003 at 300 must shrink to 0.00011851: 300 * 0.0003 / 0.00011851 = 759.4
+    -> 760, whatever the interval's width."""
+    from tunelab.advice.stats import ExampleResults, Interval, indistinguishable_from_best
+    from tunelab.advice.verdict import Versus, examples_to_separate
+
+    for width in (0.16, 0.30):
+        gap = Interval(0.05, 0.05 - width / 2, 0.05 + width / 2, 0.95, "paired percentile bootstrap", 300, 3)
+        assert examples_to_separate(Versus("head", 0.75, "not_distinguishable", gap, point_gap=0.05,
+                                           seed_variance=0.0002, examples_variance=0.0003), 300, 0.05) == 760
+    # one seed: the examples' variance is the whole, as the width said before the seeds got t (1570 in the test above)
+    gap = Interval(0.05, -0.03, 0.13, 0.95, "paired percentile bootstrap", 300, 1)
+    assert examples_to_separate(Versus("head", 0.75, "not_distinguishable", gap, point_gap=0.05,
+                                       examples_variance=(0.08 / 1.959964) ** 2), 300, 0.05) == 1570
+    # the verdict hands both parts on: one seed, none from the seeds and the examples' is the paired replicates'
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 300)
+    full, head = (np.where(rng.random(300) < acc, y, 1 - y) for acc in (0.80, 0.76))
+    v = indistinguishable_from_best({"full": ExampleResults.classification(y, full),
+                                     "head": ExampleResults.classification(y, head)}, "accuracy",
+                                    n_boot=2000).verdict("head")
+    assert v.seeds_variance == 0.0 and v.examples_variance == pytest.approx((v.gap.width / 2 / 1.96) ** 2, rel=0.15)

@@ -32,11 +32,17 @@ the truth in 95 % of noisy (sd 0.002) fits over n = 100-30,000 but in only ~75 %
   the law should hold best, not that noise shrinks; if it does, this is conservative) and added back to
   the fitted curve. Resampling *points* instead would, with 4-6 of them, often leave fewer than 4
   distinct ``n`` and no identifiable curve.
-* ``resample="seeds"`` (default when every point has >= 3 seeds): the seeds of each point are resampled
-  and averaged, which measures seed-to-seed noise directly but not lack of fit.
+* ``resample="seeds"`` (default when every point has >= 3 seeds): each point's mean over seeds gets the seeds'
+  part as the verdict treats it: its :func:`~tunelab.advice.stats.seed_variance` (sample variance over the number of
+  seeds, ``S - 1`` degrees of freedom), drawn with Student's t on the points' Welch-Satterthwaite degrees of freedom
+  (:func:`~tunelab.advice.stats.seed_replicates`). This
+  measures seed-to-seed noise directly but not lack of fit. Resampling the seeds instead (tunelab until session 42)
+  took their spread, known from 2 degrees of freedom with 3 seeds, as known and shrank it by ``(S - 1) / S``.
 * ``measurement`` (optional, with either): bootstrap replicates of each point's own value over its evaluation
-  examples (:func:`tunelab.advice.stats.joint_replicates`, one example resample shared by points evaluated on the
-  same examples). Each replicate of the fit adds one of them, centred, to its points. Neither resample above sees
+  examples, seeds held (:func:`tunelab.advice.stats.joint_replicates`, one example resample shared by points
+  evaluated on the same examples). Replicate ``r`` of the fit adds row ``r`` of them (cyclically), centred, to its
+  points: two strategies' fits whose rows came from the same example resamples stay paired in a crossover whatever
+  their ``seed``, while their seeds' and residuals' draws are independent. Neither resample above sees
   this noise when the points agree: a curve flat at the majority class's score has residuals of exactly 0, and
   without it its interval had no width although each point was measured on a few validation examples. A
   residual also carries part of the same noise, so with both the interval errs wide, not narrow.
@@ -51,7 +57,8 @@ of a 5-point fit covered 70-93 % of the held-out points; of a 4-point fit only ~
 **Crossover** (:func:`crossover`): the smallest ``n`` beyond which strategy A (e.g. full fine-tuning)
 stays ahead of strategy B (the best frozen/PEFT one) up to ``horizon_factor * n_max`` (100x), located on
 a fine log grid with linear interpolation of the difference; its interval pairs the two fits' bootstrap
-replicates (an infinite bound means "possibly never within the horizon").
+replicates row by row (an infinite bound means "possibly never within the horizon"). Fit the two with different
+``seed``\ s: the strategies' seeds are separate runs, and their draws must not be the same.
 
 **Fewer than 4 distinct n**: no fit (a 3-parameter curve through 3 points has no residual and no
 uncertainty); the result says so and carries the points only.
@@ -74,7 +81,7 @@ from typing import Literal
 
 import numpy as np
 
-from tunelab.advice.stats import Interval
+from tunelab.advice.stats import Interval, seed_replicates, variance_over_seeds
 from tunelab.metrics import higher_is_better
 
 #: The range the asymptote ``a`` must lie in, per metric.
@@ -317,13 +324,13 @@ def fit_power_law(
     if resample == "residuals":
         Z = z_hat + rng.choice(noise, size=(n_boot, m))
     else:
-        Z = np.column_stack([rng.choice(v, size=(n_boot, v.size)).mean(axis=1) for v in values]) * sign
+        Z = sign * (means + seed_replicates([variance_over_seeds(v) for v in values], n_boot, rng))
     if measurement is not None:
         R = np.asarray(measurement, dtype=np.float64)
         if R.ndim != 2 or R.shape[1] != m or R.shape[0] == 0 or not np.all(np.isfinite(R)):
             raise ValueError(f"measurement must be finite replicates of shape (k, {m}), got {R.shape}")
         R = R[:, np.argsort(np.asarray(n, dtype=np.float64), kind="stable")]  # the points' order, as _points sorts them
-        Z = Z + sign * (R - R.mean(axis=0))[rng.integers(0, R.shape[0], size=n_boot)]
+        Z = Z + sign * (R - R.mean(axis=0))[np.arange(n_boot) % R.shape[0]]
     params = _fit_many(scaled, Z, w, lo, hi)
 
     noise_note = " and each point's evaluation noise" if measurement is not None else ""

@@ -130,7 +130,7 @@ def fit_learning_curves(
     columns in the order of its ``points``), which the fit's bootstrap resamples too
     (:func:`tunelab.advice.curves.fit_power_law`); a strategy without them is fitted from its points alone."""
     curves = {}
-    for name, pts in points.items():
+    for i_name, (name, pts) in enumerate(points.items()):
         if not pts:
             continue
         merged: dict[float, list[float]] = {}
@@ -142,7 +142,8 @@ def fit_learning_curves(
         replicates = (measurement or {}).get(name)
         if replicates is not None:  # points of one size merged: their replicates averaged, as their values are
             replicates = np.column_stack([np.asarray(replicates)[:, columns[size]].mean(axis=1) for size in n])
-        curves[name] = fit_power_law(list(n), [list(v) for v in y], metric, level=level, n_boot=N_BOOT, seed=0,
+        # a seed per strategy: their seeds are separate runs; the measurement's rows pair them (fit_power_law)
+        curves[name] = fit_power_law(list(n), [list(v) for v in y], metric, level=level, n_boot=N_BOOT, seed=i_name,
                                      measurement=replicates)
     cross = None
     if full in curves and partial in curves:

@@ -50,7 +50,6 @@ from tunelab.advice.stats import (
     interval_method,
     metric_value,
     paired_gap,
-    seed_variance,
 )
 from tunelab.metrics import higher_is_better
 from tunelab.run.outputs import AS_LOADED, ExampleOutputs
@@ -184,8 +183,12 @@ class Versus:
     point_gap: float = 0.0
     p_raw: float | None = None
     #: The part of the gap's variance that more examples at the same seeds would not shrink: each of the two
-    #: strategies' seed-to-seed variance of its metric over its number of seeds, on the gap's scale (0 with one seed).
+    #: strategies' seed-to-seed variance of its metric over its number of seeds, on the gap's scale (0 with one seed):
+    #: an upper bound on the part more examples cannot remove (:func:`~tunelab.advice.stats.seed_variance`).
     seed_variance: float = 0.0
+    #: The part that more examples would shrink as ``1 / n``: the paired replicates' variance over the examples, seeds
+    #: held (:attr:`~tunelab.advice.stats.StrategyVerdict.examples_variance`). None where the gap came from elsewhere.
+    examples_variance: float | None = None
 
     @property
     def kept(self) -> bool:
@@ -286,21 +289,11 @@ def _paired(results: dict[str, ExampleResults], metric: str, split: str, alpha: 
         reason = v.reason
         if learned and v.reason in KEPT and v.reason != "best" and not clear(name):
             reason = "at_chance"
-        seed_var = 0.0 if name == verdict.best else _seed_variance(results[name], metric) + _seed_variance(
-            results[verdict.best], metric)
-        if not higher_is_better(metric):
-            seed_var /= best_value**2  # on the relative gap's scale (delta method)
         versus[name] = Versus(name, v.value, reason, v.gap, v.gap_upper, v.p_value, _gap(v.value, best_value, metric),
-                              v.p_raw, seed_var)
+                              v.p_raw, v.seeds_variance, v.examples_variance)
     test = f"{verdict.test}{', Holm-adjusted' if len(results) > 2 else ''}"
     return Comparison(metric, split, verdict.best, alpha, tolerance, EXAMPLES, test, first.n_examples, seeds, versus,
                       chance=chance, learned=learned, intervals=intervals, reference=basis, reference_gaps=gaps)
-
-
-def _seed_variance(results: ExampleResults, metric: str) -> float:
-    """The variance of a strategy's mean over seeds that comes from the seeds (:func:`~tunelab.advice.stats.seed_variance`;
-    0 with one seed): an upper bound on the part more examples cannot remove."""
-    return seed_variance(results, metric)[0]
 
 
 #: The power at which :func:`examples_to_separate` sizes a validation split.
@@ -329,11 +322,14 @@ def smallest_gap_shown(n_examples: int, alpha: float, power: float = POWER) -> f
 def examples_to_separate(versus: Versus, n_examples: int | None, alpha: float, power: float = POWER) -> int | None:
     """About how many validation examples (each scored at the same seeds) would show ``versus``'s measured gap to the
     best at level ``alpha`` with probability ``power``: the gap must stand ``z(1 - alpha/2) + z(power)`` standard
-    errors from zero (a normal approximation, before Holm's adjustment: a floor). Of its paired interval's variance,
-    the examples' part shrinks as ``1/n``; the seeds' part (:attr:`Versus.seed_variance`) does not, so with several
-    seeds the scaled-up interval promised 80 % where simulation gave 33 % (3 seeds, a 3-point gap). None without a
-    paired interval, examples or a gap, or when the seeds' part alone is too wide for any number of examples (more
-    seeds are needed, not examples).
+    errors from zero (a normal approximation, before Holm's adjustment: a floor). Of the gap's variance, the examples'
+    part (:attr:`Versus.examples_variance`) shrinks as ``1/n``; the seeds' part (:attr:`Versus.seed_variance`) does
+    not, so with several seeds the scaled-up interval promised 80 % where simulation gave 33 % (3 seeds, a 3-point
+    gap). The two parts are used as they are: the paired interval's width has Student's t on the seeds folded in, and
+    read back as a variance it made the number too high (with 3 seeds, the variance up to ``(t(2) / z)² = 4.8`` times
+    too large). Without the parts (a :class:`Versus` built elsewhere) the variance is read from the interval's width.
+    None without a paired interval, examples or a gap, or when the seeds' part alone is too wide for any number of
+    examples (more seeds are needed, not examples).
 
     >>> from tunelab.advice.stats import Interval
     >>> gap = Interval(0.047, -0.035, 0.129, 0.95, "paired bootstrap", 106, 3)
@@ -357,8 +353,8 @@ def seeds_hide_gap(versus: Versus, alpha: float, power: float = POWER) -> bool:
 
 
 def _separation(versus: Versus, alpha: float, power: float) -> tuple[float, float, float] | None:
-    """(the paired interval's variance, its seeds' part, the variance at which the measured gap stands
-    ``z(1 - alpha/2) + z(power)`` standard errors out); None without an interval or a gap."""
+    """(the gap's variance, its seeds' part, the variance at which the measured gap stands ``z(1 - alpha/2) + z(power)``
+    standard errors out); None without an interval or a gap."""
     from statistics import NormalDist
 
     gap = versus.gap
@@ -368,8 +364,12 @@ def _separation(versus: Versus, alpha: float, power: float) -> tuple[float, floa
     if not (size > 0 and math.isfinite(gap.width) and gap.width > 0):
         return None
     z = NormalDist().inv_cdf
-    variance = (gap.width / 2 / z(1 - (1 - gap.level) / 2)) ** 2
-    seeds = min(max(0.0, versus.seed_variance), variance)
+    seeds = max(0.0, versus.seed_variance)
+    if versus.examples_variance is not None:
+        variance = max(0.0, versus.examples_variance) + seeds
+    else:
+        variance = (gap.width / 2 / z(1 - (1 - gap.level) / 2)) ** 2
+        seeds = min(seeds, variance)
     return variance, seeds, (size / (z(1 - alpha / 2) + z(power))) ** 2
 
 
