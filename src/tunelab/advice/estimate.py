@@ -126,7 +126,8 @@ _COST_FREE = ("out", "overwrite", "resume", "report_to", "forgetting", "referenc
 #: timed steps are reused, and the training time is worked out again for them (:func:`_for_epochs`). They were part of
 #: the key, and `recommend --epochs 2` after `--epochs 1` timed every strategy's steps again (minutes on smollm2).
 _STEP_FREE = ("epochs", "lr", "head_lr", "weight_decay", "warmup_ratio", "layer_lr_decay")
-_STORE_FORMAT = 3  # 2: memory from one more step at the longest length, after the timed ones; 3: the device is kept
+_STORE_FORMAT = 4  # 2: memory from one more step at the longest length, after the timed ones; 3: the device is kept;
+# 4: the forked measuring process counts the libraries' pages as a fresh one does (peak memory was 70-140 MB low)
 
 
 def _machine() -> dict[str, Any]:
