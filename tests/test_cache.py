@@ -551,3 +551,20 @@ def test_the_shared_cache_is_the_one_runs_look_up_whatever_cache_dtype_asks(bert
     last_n = train(_config(bert_dir, root, strategy="last-n", layers=2), data=toy_classification_data,
                    progress=False)["train_info"]["cache"]
     assert last_n["reused"] and last_n["split"] == 1 and Path(built["path"]).is_dir()
+
+
+def test_a_cross_text_run_does_not_reuse_the_features_of_per_text_attention(tiny_llama_dir, tmp_path, toy_lm_data):
+    """A causal LM's frozen layers computed with each packed text attending only to itself (--document-mask, the
+    default) were reused by a --no-document-mask run of the same model and data (same tokens, same key): it trained
+    on features its own attention never computes, and its losses left the uncached run's. Each setting has its own."""
+    shared = tmp_path / "features"
+    config = dict(strategy="last-n", layers=1, max_length=32, forgetting=False, cache_dir=str(shared))
+    per_text = train(_config(tiny_llama_dir, tmp_path / "a", **config), data=toy_lm_data, progress=False)
+    across = train(_config(tiny_llama_dir, tmp_path / "b", document_mask=False, **config), data=toy_lm_data,
+                   progress=False)
+    plain = train(_config(tiny_llama_dir, tmp_path / "c", document_mask=False, cache=False, **config),
+                  data=toy_lm_data, progress=False)
+    assert per_text["train_info"]["cache"]["used"] and across["train_info"]["cache"]["used"]
+    assert across["train_info"]["cache"]["key"] != per_text["train_info"]["cache"]["key"]
+    assert not across["train_info"]["cache"]["reused"]
+    assert across["metrics"]["validation"]["loss"] == pytest.approx(plain["metrics"]["validation"]["loss"], abs=1e-5)

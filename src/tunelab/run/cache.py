@@ -226,7 +226,9 @@ def _token_rows(ds, column: str) -> list[np.ndarray]:
 
 def model_key(run) -> str:
     """Hash of what every cached feature of ``run`` depends on besides the examples and the split point: the model,
-    its layout, the tokenizer and the max length."""
+    its layout, the tokenizer, the max length, and whether a causal LM's packed texts each attend only to themselves
+    (``run.document_mask``: the same tokens give other features; absent where off, so the caches built before it
+    existed, all across texts, keep their keys)."""
     tok = run.tokenizer
     parts = {
         "format": CACHE_FORMAT,
@@ -236,6 +238,8 @@ def model_key(run) -> str:
         "tokenizer": [type(tok).__name__, getattr(tok, "name_or_path", ""), len(tok), tok.pad_token_id],
         "max_length": run.max_length,
     }
+    if getattr(run, "document_mask", False):
+        parts["document_mask"] = True
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
 
