@@ -419,3 +419,43 @@ def test_sigterm_is_taken_as_ctrl_c_a_checkpoint_saved_and_the_resume_said(tiny,
     assert resilience.last_complete_checkpoint(out / "checkpoints").name == "checkpoint-3"  # not only the periodic one
     record = train(config.replace(resume=True), progress=False)
     assert_same_run(record, ref_record, out, ref_out)
+
+
+def test_a_causal_lm_run_resumes_with_the_document_mask_it_started_with(tiny_llama_dir, tmp_path):
+    """--resume continues a causal LM with the per-text attention it trained with. A run started before
+    --document-mask existed (its run_config.yaml without it) packed its texts across their boundaries: its resume was
+    refused ('--document-mask (default) → True'), the way out named being the very command refused, and
+    --no-document-mask was refused too. It now resumes as it started; a run that recorded the setting keeps it."""
+    import json
+    import shutil
+
+    import yaml
+
+    rng = random.Random(0)
+    words = "the film was good bad dull lovely story acting plot".split()
+    data = tmp_path / "texts.csv"
+    data.write_text("text\n" + "\n".join(" ".join(rng.choice(words) for _ in range(rng.randint(3, 9)))
+                                          for _ in range(48)) + "\n")
+    out = tmp_path / "run"
+    config = TrainConfig(model=str(tiny_llama_dir), data=str(data), strategy="lora", epochs=2, batch_size=2, lr=1e-3,
+                         save_steps=2, out=str(out))
+    path = os.pathsep.join(p for p in (str(FAULTS), os.environ.get("PYTHONPATH")) if p)
+    proc = subprocess.Popen(cli_args(config) + ["--task", "causal-lm", "--max-length", "16", "--no-forgetting"],
+                            env={**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": path,
+                                 PAUSE_AFTER_SAVE_ENV: "2:60"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(out / "checkpoints" / "checkpoint-2" / MARKER, proc)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    before = tmp_path / "before"  # the same run as a tunelab from before --document-mask recorded it
+    shutil.copytree(out, before)
+    recorded = yaml.safe_load((before / "run_config.yaml").read_text())
+    assert recorded.pop("document_mask") is True
+    (before / "run_config.yaml").write_text(yaml.safe_dump({**recorded, "out": str(before)}))
+
+    for folder, kept_apart in ((out, True), (before, False)):
+        resumed = TrainConfig.from_dict(yaml.safe_load((folder / "run_config.yaml").read_text())).replace(resume=True)
+        record = train(resumed, progress=False)
+        assert record["config"]["document_mask"] is kept_apart
+        assert json.loads((folder / "model" / "tunelab.json").read_text())["document_mask"] is kept_apart

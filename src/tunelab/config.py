@@ -45,14 +45,34 @@ def as_config(config: Any, where: str = "config") -> TrainConfig:
     raise ConfigError(f"{where} must be a TrainConfig (or a dict of its settings); got a {type(config).__name__}")
 
 
-def saved_settings(path: str | Path) -> dict[str, Any] | None:
-    """The settings a run wrote when it started (its ``run_config.yaml``) as a mapping, or None when there is none
-    to read: what ``--resume`` and a comparison's reuse compare a run's settings with."""
+UNRECORDED = {"document_mask": False}
+"""Settings added after runs began to write their ``run_config.yaml``, each with the value that a run whose record
+lacks it trained with (today's default may differ: packed texts attended across their boundaries before
+``document_mask`` existed). :func:`saved_settings` fills them in, so that a comparison reuses such a run only where
+the value matches, and ``--resume`` continues it as it started (:func:`unrecorded_settings`)."""
+
+
+def _recorded(path: str | Path) -> dict[str, Any] | None:
     try:
         values = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError):
         return None
     return values if isinstance(values, dict) else None
+
+
+def saved_settings(path: str | Path) -> dict[str, Any] | None:
+    """The settings a run wrote when it started (its ``run_config.yaml``) as a mapping, those it started before
+    (:data:`UNRECORDED`) with the values it trained with, or None when there is none to read: what ``--resume`` and a
+    comparison's reuse compare a run's settings with."""
+    values = _recorded(path)
+    return None if values is None else {**UNRECORDED, **values}
+
+
+def unrecorded_settings(path: str | Path) -> dict[str, Any]:
+    """The :data:`UNRECORDED` settings that the ``run_config.yaml`` at ``path`` lacks, with the values its run trained
+    with: what ``--resume`` of a run started before they existed takes, whatever today's default."""
+    values = _recorded(path)
+    return {} if values is None else {k: v for k, v in UNRECORDED.items() if k not in values}
 
 
 OPERATIONAL = frozenset({"out", "resume", "overwrite", "cache_dir", "save_steps", "micro_batch_tokens", "report_to"})

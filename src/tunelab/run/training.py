@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from tunelab.config import TrainConfig, as_config, saved_settings
+from tunelab.config import TrainConfig, as_config, saved_settings, unrecorded_settings
 from tunelab.data.types import TaskData
 from tunelab.errors import ConfigError, StrategyError, TrainingError, TunelabError
 from tunelab.metrics import IGNORE_INDEX
@@ -1220,6 +1220,8 @@ def _start(config: TrainConfig) -> tuple[TrainConfig, Path, Path | None]:
         check_out_dir(out, overwrite=config.overwrite, resume=config.resume)
     resume_from = resilience.resume_point(out) if config.resume else None
     if resume_from is not None:
+        # a run started before a setting existed continues as it trained, not with today's default (config.UNRECORDED)
+        config = config.replace(**unrecorded_settings(out / "run_config.yaml"))
         _check_same_run(config, out, resume_from)
     set_seed(config.seed)
     return config, out, resume_from
