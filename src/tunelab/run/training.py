@@ -672,7 +672,7 @@ def document_mask(config: TrainConfig, task: str, strategy, model) -> tuple[bool
                        f"({strategy.adds(config)}), which per-text attention would hide from all but the first text")
     if not separates_documents(model):
         kind = getattr(model.config, "model_type", "") or type(model).__name__
-        return False, f"{before}: this {kind} model's attention does not keep texts apart by their position ids"
+        return False, f"{before}: this {kind} model does not keep packed texts apart by their position ids (checked on a probe input)"
     model.config.use_cache = False  # as the Trainer sets it: a key-value cache turns transformers' per-text mask off
     return True, None
 
