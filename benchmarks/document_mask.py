@@ -5,7 +5,7 @@ same batches of packed rotten-tomatoes snippets (about four texts a 128-token bl
 (position ids, no mask: transformers builds a block-diagonal causal mask) and with the one before it (an all-ones
 mask: a plain causal mask), interleaved A/B/B/A so that the shared machine's load falls on both alike.
 
-    PYTHONPATH=src nice -n 5 python benchmarks/document_mask.py --steps 12 --repeats 2
+    PYTHONPATH=src python benchmarks/document_mask.py --steps 8 --repeats 2     # on an idle machine
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--no-perplexity", dest="perplexity", action="store_false",
+                        help="skip scoring smollm2 as loaded on the validation blocks both ways")
     args = parser.parse_args()
 
     from tunelab.config import TrainConfig
@@ -60,6 +62,33 @@ def main() -> None:
               f"{on:.3f} s, cross-text {off:.3f} s, ratio of medians {on / off:.3f}, median paired ratio "
               f"{statistics.median(ratios):.3f} (n={len(ratios)})", flush=True)
         del run, model
+    if args.perplexity:
+        perplexity(args.max_length)
+
+
+def perplexity(max_length: int) -> None:
+    """smollm2 as loaded, scored on rotten-tomatoes' validation blocks read per text and across texts."""
+    import math
+
+    from tunelab.config import TrainConfig
+    from tunelab.metrics import IGNORE_INDEX
+    from tunelab.run.padding import task_collator
+    from tunelab.run.training import prepare
+
+    run = prepare(TrainConfig(model="smollm2", data="rotten-tomatoes", task="causal-lm", strategy="full",
+                              max_length=max_length, max_train_samples=200, forgetting=False))
+    ds, model = run.tokenized["validation"], run.model.eval()
+    for on in (True, False):
+        collate = task_collator(run.tokenizer, "causal-lm", run.max_length, on)
+        total, n = 0.0, 0
+        with torch.no_grad():
+            for i in range(0, len(ds), 8):
+                batch = collate([ds[j] for j in range(i, min(i + 8, len(ds)))])
+                k = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+                total += float(model(**batch, use_cache=False).loss) * k
+                n += k
+        print(f"smollm2 as loaded, {'per-text' if on else 'cross-text'}: validation perplexity "
+              f"{math.exp(total / n):.1f} over {n} target tokens", flush=True)
 
 
 if __name__ == "__main__":

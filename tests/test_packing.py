@@ -29,8 +29,8 @@ def _decoder(family: str, tokenizer):
 def test_the_second_text_of_a_block_reads_as_if_alone(family):
     """Two texts packed into one block: the second was conditioned on the first (its logits differed from its own
     by the first text's influence, and GPT-2's positions counted on from the first text's). The block's position ids
-    now restart at each text, the collator leaves the attention mask out, and transformers keeps the texts apart:
-    the second text's logits are its logits alone."""
+    now restart at each text (at the EOS before it, which opens it), the collator leaves the attention mask out, and
+    transformers keeps the texts apart: the second text's logits are its logits alone."""
     from tunelab.models import separates_documents
     from tunelab.run.padding import task_collator
     from tunelab.run.training import _lm_blocks
@@ -40,15 +40,17 @@ def test_the_second_text_of_a_block_reads_as_if_alone(family):
     model = _decoder(family, tokenizer)
     model.config.use_cache = False  # as the Trainer sets it
     (block,), (labels,), _, (positions,) = _lm_blocks({"text": TEXTS}, tokenizer, 64)
-    first = len(tokenizer(TEXTS[0], add_special_tokens=False)["input_ids"]) + 1  # the text and its EOS
-    assert positions == list(range(first)) + list(range(len(block) - first))
+    # the first text; the EOS after it opens the second text (read as "<EOS> text"), whose own EOS opens the next
+    first = len(tokenizer(TEXTS[0], add_special_tokens=False)["input_ids"])
+    assert positions == list(range(first)) + list(range(len(block) - first - 1)) + [0]
+    assert block[first] == block[-1] == tokenizer.sep_token_id
     assert separates_documents(model)
     batch = task_collator(tokenizer, "causal-lm", 64, document_mask=True)(
         [{"input_ids": block, "labels": labels, "position_ids": positions, "text_index": 0}])
     assert "attention_mask" not in batch
-    second = torch.tensor([block[first:]])
+    second = torch.tensor([block[first:-1]])
     with torch.no_grad():
-        packed = model(**{k: v for k, v in batch.items() if k != "labels"}).logits[0, first:]
+        packed = model(**{k: v for k, v in batch.items() if k != "labels"}).logits[0, first:-1]
         alone = model(input_ids=second).logits[0]
     torch.testing.assert_close(packed, alone, rtol=1e-5, atol=1e-5)
 
