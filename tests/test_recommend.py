@@ -192,16 +192,23 @@ def test_a_decoders_domain_losses_are_stored_and_one_full_length_pass_serves_eve
     for whole, part in zip(full, cut, strict=True):
         assert part == pytest.approx(whole[: len(part)], abs=1e-5)
 
-    texts = list(toy_lm_data.train["text"])
-    first = domain_signals(str(tiny_llama_dir), texts, REFERENCE, sample_size=16)
-    assert len(list((tmp_path / "cache" / "domain").glob("lm-*.npz"))) == 2  # the target and the reference
+    _second_call_reads_the_store(tiny_llama_dir, list(toy_lm_data.train["text"]), tmp_path / "cache", "lm-*.npz",
+                                 lambda no_model: monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", no_model))
+
+
+def _second_call_reads_the_store(model_dir, texts, cache, stored: str, forbid_loading) -> dict:
+    """The domain signals measured once store one file per text set (the target's and the reference's); measured
+    again with ``forbid_loading(no_model)`` in force (any model load fails), they are read back, the same."""
+    first = domain_signals(str(model_dir), texts, REFERENCE, sample_size=16)
+    assert len(list((cache / "domain").glob(stored))) == 2  # the target and the reference
 
     def no_model(*args, **kwargs):
-        raise AssertionError("the stored losses should have been read")
+        raise AssertionError("the stored values should have been read")
 
-    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", no_model)
-    again = domain_signals(str(tiny_llama_dir), texts, REFERENCE, sample_size=16)
+    forbid_loading(no_model)
+    again = domain_signals(str(model_dir), texts, REFERENCE, sample_size=16)
     assert again["signals"] == first["signals"]
+    return first
 
 
 def test_the_advices_frozen_features_are_stored_and_read_back_without_the_model(
@@ -563,17 +570,10 @@ def test_an_encoders_domain_embeddings_are_stored_and_read_back_without_the_mode
     from tunelab.models import loading
 
     monkeypatch.setenv("TUNELAB_CACHE", str(tmp_path / "cache"))
-    texts = list(toy_classification_data.train["text"])
-    first = domain_signals(str(tiny_bert_dir), texts, REFERENCE, sample_size=16)
+    first = _second_call_reads_the_store(tiny_bert_dir, list(toy_classification_data.train["text"]), tmp_path / "cache",
+                                         "embedding-*.npz",
+                                         lambda no_model: monkeypatch.setattr(loading, "load_pretrained", no_model))
     assert first["method"] == "centroid_distance"
-    assert len(list((tmp_path / "cache" / "domain").glob("embedding-*.npz"))) == 2  # the target and the reference
-
-    def no_model(*args, **kwargs):
-        raise AssertionError("the stored embeddings should have been read")
-
-    monkeypatch.setattr(loading, "load_pretrained", no_model)
-    again = domain_signals(str(tiny_bert_dir), texts, REFERENCE, sample_size=16)
-    assert again["signals"] == first["signals"]
 
 
 def test_the_head_probe_and_logme_are_stored_and_read_back(tmp_path, monkeypatch):
