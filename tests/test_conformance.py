@@ -338,9 +338,8 @@ def test_strategy_conforms(arch, strategy, task, arch_dir, tmp_path):
     [(a, s, "classification") for a in ARCHS for s in ("head", "last-n")] + [(a, "last-n", "causal-lm") for a in DECODERS],
 )
 def test_cache_gives_the_uncached_output(arch, strategy, task, arch_dir, tmp_path, monkeypatch):
-    from transformers import DataCollatorForLanguageModeling, DataCollatorWithPadding
-
     from tunelab.run import cache as frozen_cache
+    from tunelab.run.padding import task_collator
 
     monkeypatch.setenv("TUNELAB_CACHE_DTYPE", "float32")
     run = tunelab.run.training.prepare(_config(arch_dir(arch), strategy, tmp_path / "out", tmp_path / "features"), data_for(task))
@@ -348,7 +347,8 @@ def test_cache_gives_the_uncached_output(arch, strategy, task, arch_dir, tmp_pat
     ds = run.tokenized["validation"]
     n = min(6, len(ds))
     rows = [{k: ds[i][k] for k in ds.column_names if k != "length"} for i in range(n)]
-    collate = DataCollatorWithPadding(run.tokenizer) if task == "classification" else DataCollatorForLanguageModeling(run.tokenizer, mlm=False)
+    # the run's own collator: a causal LM's blocks with their position ids and each text attending to itself only
+    collate = task_collator(run.tokenizer, task, run.max_length, run.document_mask)
     pick = (lambda out: out.logits) if task == "classification" else (lambda out: out.loss)
     with torch.no_grad():
         expected = pick(run.model(**collate(rows)))

@@ -602,15 +602,3 @@ def test_the_head_probe_and_logme_are_stored_and_read_back(tmp_path, monkeypatch
     # another metric, other labels: measured again
     assert features.stored_feature_signals(x, labels)["signals_reused"] is False
     assert features.stored_feature_signals(x, labels[::-1].copy(), metric="f1_macro")["signals_reused"] is False
-
-
-def test_the_advice_imports_no_trainer_callbacks_nor_peft():
-    """recommend trains nothing, yet importing tunelab.run.training (for its data loading) imported the Trainer's
-    callbacks through the run display, and peft with them: seconds of every call of the advice."""
-    import subprocess
-    import sys
-
-    code = ("import sys, tunelab.run.training, tunelab.advice.recommend, tunelab.run.quiet, tunelab.advice.features; "
-            "print(sorted(m for m in ('peft', 'transformers.trainer_utils', 'tunelab.run.progress') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"

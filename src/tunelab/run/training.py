@@ -45,10 +45,15 @@ from tunelab.run import ranks
 from tunelab.run.attention import recompute_attention
 from tunelab.run.heap import limit_onednn_primitive_cache, peak_rss_mb, release_free_heap, start_run_peak
 from tunelab.run.outputs import AS_LOADED, ExampleOutputs, OutputCollector, reduce_logits
+from tunelab.run.progress import ProgressFile, RunProgress, mark_done
 from tunelab.run.quiet import library_bars_off
 from tunelab.run.record import Artifact, MetaInfo, Metrics, RunRecord, TrainInfo, library_versions, run_params
 from tunelab.run.tracking import log_record, parse_report_to, tracking
 from tunelab.strategies import as_loaded, get_strategy, trainable_parameters
+
+# run.progress (above) imports the Trainer's callbacks (transformers' trainer modules, torch._dynamo): with this module, before a
+# run's process group exists. Imported inside the run instead (session 42, for the advice's start-up), they left the
+# group's gloo threads standing at exit under torchrun (tests/test_distributed.py, "gloo threads at exit: 3").
 
 log = logging.getLogger("tunelab")
 
@@ -922,9 +927,6 @@ class TrainerSetup:
         self.head_lr = run.strategy.head_lr(config)  # the new task head's own group (--head-lr)
         self.precision = run_precision(config)
         self.initial = InitialWeights(run.model, spill=self.out / ".tmp-initial-weights.safetensors", keep=config.auto_batch_size and not ranks.distributed())
-        # the Trainer's callbacks (and peft with them, seconds): a run's, not the advice's
-        from tunelab.run.progress import RunProgress
-
         self.display = RunProgress()
         self.outputs = OutputCollector(run.data.task, run.data.label_names)
         self.ddp_unused()  # on the whole model, before the frozen-layer cache takes its lower part away
@@ -1004,8 +1006,6 @@ class TrainerSetup:
 
         trainer.remove_callback(PrinterCallback)  # raw log dicts on the console
         trainer.remove_callback(ProgressCallback)
-        from tunelab.run.progress import ProgressFile
-
         trainer.add_callback(ProgressFile(self.out))  # followed from outside (compare, another terminal)
         if progress and ranks.is_main():  # one display: every process would draw the same bars and lines
             trainer.add_callback(self.display)
@@ -1173,8 +1173,6 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> Run
         )
         if ranks.is_main():
             log_record(config.report_to, out, tracked, record.to_dict())
-    from tunelab.run.progress import mark_done
-
     _written_once(lambda: (record.write(out / "metrics.json"), _cleanup_checkpoints(out / "checkpoints"), mark_done(out)))
     return record
 
