@@ -100,7 +100,7 @@ def estimate(
     if reuse and stored.is_file():
         return _for_epochs(_reused(stored), config)
     if not isolate:
-        from tunelab.run.quiet import library_bars_off
+        from tunelab.run.progress import library_bars_off
         from tunelab.run.training import callers_random_state
 
         # the measurement seeds every stream (set_seed), as a run does; not the caller's; and draws no library bar
@@ -237,7 +237,7 @@ def _run_isolated(job: dict[str, Any], data: Any, timeout_s: float | None) -> di
 
 
 def _save_data(data: Any, folder: Path) -> dict[str, Any]:
-    from tunelab.run.quiet import library_bars_off
+    from tunelab.run.progress import library_bars_off
 
     with library_bars_off():  # a hand-over between processes, not a step the user waits on
         for name, split in data.splits().items():

@@ -575,7 +575,7 @@ def _keeping_callers_random_state(function: Callable[..., Any]) -> Callable[...,
 
     @functools.wraps(function)
     def keeping(*args: Any, **kwargs: Any) -> Any:
-        from tunelab.run.quiet import library_bars_off
+        from tunelab.run.progress import library_bars_off
         from tunelab.run.training import callers_random_state
 
         with callers_random_state(), library_bars_off():  # and quiet, as train is: its own lines say the phase

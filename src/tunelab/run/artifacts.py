@@ -448,7 +448,7 @@ def predict(path: str | Path, texts: str | list[str], *, max_new_tokens: int = 4
     if problems:
         raise ConfigError(problems)
 
-    from tunelab.run.quiet import library_bars_off
+    from tunelab.run.progress import library_bars_off
 
     with one_pass_attention(), library_bars_off():  # batches of every shape (generation: one more key a step)
         return _predict(path, texts, max_new_tokens=max_new_tokens, batch_size=batch_size, raw=raw, system=system)

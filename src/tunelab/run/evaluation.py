@@ -53,7 +53,7 @@ def evaluate_artifact(path, data_spec: Any, *, split: str = "test", text_column:
     :func:`~tunelab.run.training.train` takes it (a pandas DataFrame, a list of dicts, a datasets Dataset /
     DatasetDict). Returns the metrics and what was scored (the split, its number of examples); bad input raises
     :class:`~tunelab.errors.ConfigError` / :class:`~tunelab.errors.DataError`, one line each."""
-    from tunelab.run.quiet import library_bars_off
+    from tunelab.run.progress import library_bars_off
 
     problems = []
     if split not in SPLITS:  # the Python caller's 'dev' failed as a bare KeyError: 'dev'

@@ -26,8 +26,6 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from tunelab.run.quiet import library_bars_off  # noqa: F401 - where the run's callers have found it
-
 _METRIC_KEYS = ("accuracy", "f1_macro", "perplexity", "loss")
 
 
@@ -142,6 +140,25 @@ class RunProgress(TrainerCallback):
         if self._progress is not None and self._train_task is not None:
             self._progress.update(self._train_task, completed=state.global_step)
         self._stop()
+
+
+@contextmanager
+def library_bars_off():
+    """Inside the block transformers' and datasets' own tqdm bars (loading weights, tokenizing, writing
+    shards) stay quiet: the run's display says what phase it is in. Restored afterwards."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    hf_was, ds_was = hf_logging.is_progress_bar_enabled(), datasets.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if hf_was:
+            hf_logging.enable_progress_bar()
+        if ds_was:
+            datasets.enable_progress_bars()
 
 
 # ----------------------------------------------------------------------------- a run seen from outside

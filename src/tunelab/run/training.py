@@ -45,15 +45,15 @@ from tunelab.run import ranks
 from tunelab.run.attention import recompute_attention
 from tunelab.run.heap import limit_onednn_primitive_cache, peak_rss_mb, release_free_heap, start_run_peak
 from tunelab.run.outputs import AS_LOADED, ExampleOutputs, OutputCollector, reduce_logits
-from tunelab.run.progress import ProgressFile, RunProgress, mark_done
-from tunelab.run.quiet import library_bars_off
+from tunelab.run.progress import ProgressFile, RunProgress, library_bars_off, mark_done
 from tunelab.run.record import Artifact, MetaInfo, Metrics, RunRecord, TrainInfo, library_versions, run_params
 from tunelab.run.tracking import log_record, parse_report_to, tracking
 from tunelab.strategies import as_loaded, get_strategy, trainable_parameters
 
 # run.progress (above) imports the Trainer's callbacks (transformers' trainer modules, torch._dynamo): with this module, before a
 # run's process group exists. Imported inside the run instead (session 42, for the advice's start-up), they left the
-# group's gloo threads standing at exit under torchrun (tests/test_distributed.py, "gloo threads at exit: 3").
+# group's gloo threads standing at exit under torchrun (tests/test_distributed.py, "gloo threads at exit: 3"); so
+# library_bars_off, which the advice uses, stays in run.progress too (a module of its own saved no import).
 
 log = logging.getLogger("tunelab")
 
