@@ -524,7 +524,7 @@ def test_an_mpi_launch_is_read_as_accelerate_reads_it(launch, monkeypatch, tmp_p
 
     from tunelab.run import ranks, resilience
 
-    for name in ranks.LAUNCH_VARIABLES:
+    for name in (*ranks.LAUNCH_VARIABLES, *(variable for _, variable in ranks.LAUNCHERS)):
         monkeypatch.delenv(name, raising=False)
     for name, value in MPI_LAUNCHES[launch].items():
         monkeypatch.setenv(name, value)
@@ -532,7 +532,11 @@ def test_an_mpi_launch_is_read_as_accelerate_reads_it(launch, monkeypatch, tmp_p
     ours = (ranks.world_size(), ranks.launch_rank(), ranks.local_rank(), ranks.local_world_size())
     assert ours == (theirs.world_size, theirs.rank, theirs.local_rank, theirs.local_world_size) == (4, 3, 1, 2)
     assert ranks.distributed() and ranks.processes_ignored() is None
-    assert resilience.resume_command(tmp_path).startswith("torchrun --nnodes 2 --nproc_per_node 2 ")
+    assert resilience.resume_command(tmp_path).startswith("mpirun -n 4 <the launch's other options> python -m tunelab")
+    monkeypatch.setenv("WORLD_SIZE", "4")  # accelerate's, once the process group exists: still mpirun's launch
+    assert resilience.resume_command(tmp_path).startswith("mpirun -n 4 ")
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "no")  # accelerate launch --mpirun_hostfile
+    assert resilience.resume_command(tmp_path).startswith("accelerate launch --num_processes 4 ")
 
 
 def test_sigterm_to_torchrun_saves_a_checkpoint_and_says_so_once(setup):

@@ -390,16 +390,25 @@ def test_a_checkpoint_that_cannot_be_written_is_one_line_not_a_traceback(tmp_pat
 
 
 def test_the_resume_command_of_a_run_over_several_processes_names_its_launcher(monkeypatch, tmp_path):
+    """A run under accelerate launch or mpirun was told to resume with a torchrun command: it now names the launcher
+    that started it (each known by the variable it sets in its processes), or none it cannot know."""
     from tunelab.run import ranks
 
-    assert resilience.resume_command(tmp_path) == f"tunelab train --config {tmp_path / 'run_config.yaml'} --resume"
-    monkeypatch.setattr(ranks, "distributed", lambda: True)
-    monkeypatch.setattr(ranks, "world_size", lambda: 2)
-    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    for name in (*ranks.LAUNCH_VARIABLES, *(variable for _, variable in ranks.LAUNCHERS)):
+        monkeypatch.delenv(name, raising=False)
+    config = tmp_path / "run_config.yaml"
+    assert resilience.resume_command(tmp_path) == f"tunelab train --config {config} --resume"
+    monkeypatch.setenv("WORLD_SIZE", "2")  # a launcher tunelab does not know
+    assert resilience.resume_command(tmp_path) == (f"the launch that started it, 2 processes, running python -m "
+                                                   f"tunelab.cli.main train --config {config} --resume")
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "none")
     assert resilience.resume_command(tmp_path).startswith("torchrun --nproc_per_node 2 -m tunelab.cli.main train --config")
-    monkeypatch.setattr(ranks, "world_size", lambda: 8)
+    monkeypatch.setenv("WORLD_SIZE", "8")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
     assert resilience.resume_command(tmp_path).startswith("torchrun --nnodes 2 --nproc_per_node 4 <the launch's rendezvous")
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "no")  # accelerate launch --multi_gpu: through torchrun's agent
+    assert resilience.resume_command(tmp_path) == (f"accelerate launch --num_processes 8 <the launch's other options> "
+                                                   f"-m tunelab.cli.main train --config {config} --resume")
 
 
 def test_sigterm_is_taken_as_ctrl_c_a_checkpoint_saved_and_the_resume_said(tiny, reference, tmp_path):

@@ -74,6 +74,24 @@ def distributed() -> bool:
     return world_size() > 1
 
 
+LAUNCHERS = (("accelerate launch", "ACCELERATE_MIXED_PRECISION"), ("torchrun", "TORCHELASTIC_RUN_ID"))
+"""A launcher, and the variable it sets in every process it starts and nothing else sets: accelerate launch sets its
+on every path (its own torchrun, mpirun, or one process), so it is read before torchrun's (which its
+``--multi_gpu`` launch also sets); an MPI launch is known by its world size (:data:`WORLD_SIZE_FROM`)."""
+
+
+def launcher() -> str | None:
+    """The launcher that started this process's run: ``"accelerate launch"``, ``"torchrun"``, ``"mpirun"`` (an MPI
+    implementation's variables, without accelerate's), or ``None`` for another one, or a single process."""
+    if not distributed():
+        return None
+    for name, variable in LAUNCHERS:
+        if os.environ.get(variable) is not None:
+            return name
+    # WORLD_SIZE is no sign: accelerate sets it in an MPI launch's processes once the process group exists
+    return "mpirun" if _from_launch(WORLD_SIZE_FROM[1:]) is not None else None
+
+
 def sharding_requested() -> str | None:
     """``"FSDP"`` / ``"DeepSpeed"`` when ``accelerate launch`` was given such a config, else ``None``."""
     true = ("1", "true", "yes")

@@ -394,8 +394,9 @@ def interrupted_error(out: Path, step: int, max_steps: int) -> RunInterrupted:
 
 
 def resume_command(out: Path) -> str:
-    """The command that resumes the run in ``out``: under the same launcher and as many processes when several
-    trained it (one process resuming a run of two would halve its batch from the checkpoint on)."""
+    """The command that resumes the run in ``out``: under the launcher that started it (:func:`ranks.launcher`) and
+    as many processes when several trained it (one process resuming a run of two would halve its batch from the
+    checkpoint on); the launch's options tunelab cannot know are named in angle brackets."""
     from tunelab.run import ranks
 
     command = f"train --config {Path(out) / 'run_config.yaml'} --resume"
@@ -403,10 +404,17 @@ def resume_command(out: Path) -> str:
         return f"tunelab {command}"
     world = ranks.world_size()
     local = ranks.local_world_size()
-    if local >= world:
+    launcher = ranks.launcher()
+    if launcher == "torchrun" and local >= world:
         return f"torchrun --nproc_per_node {world} -m tunelab.cli.main {command}"
-    return (f"torchrun --nnodes {world // local} --nproc_per_node {local} <the launch's rendezvous options> "
-            f"-m tunelab.cli.main {command}")
+    if launcher == "torchrun":
+        return (f"torchrun --nnodes {world // local} --nproc_per_node {local} <the launch's rendezvous options> "
+                f"-m tunelab.cli.main {command}")
+    if launcher == "accelerate launch":
+        return f"accelerate launch --num_processes {world} <the launch's other options> -m tunelab.cli.main {command}"
+    if launcher == "mpirun":
+        return f"mpirun -n {world} <the launch's other options> python -m tunelab.cli.main {command}"
+    return f"the launch that started it, {world} processes, running python -m tunelab.cli.main {command}"
 
 
 def with_checkpoint_note(exc: TrainingError, out: Path) -> TrainingError:
