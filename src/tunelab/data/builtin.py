@@ -58,14 +58,14 @@ def _need(path: Path, requirement: str) -> Path:
 
 
 def _drop_duplicates(texts: list[str], labels: list[str] | None, what: str) -> Table:
-    """Keep the first of each exact duplicate text; a warning says how many were dropped."""
+    """Keep the first of each exact duplicate text; the table's warnings say how many were dropped."""
     seen: set[str] = set()
     keep = [i for i, t in enumerate(texts) if not (t in seen or seen.add(t))]
     dropped = len(texts) - len(keep)
     columns: dict[str, list] = {"text": [texts[i] for i in keep]}
     if labels is not None:
         columns["label"] = [labels[i] for i in keep]
-    warnings = [f"dropped {dropped} exact duplicate {what} (kept the first of each)"] if dropped else []
+    warnings = [f"{dropped} exact duplicate {what} dropped, the first of each kept"] if dropped else []
     return Table(columns=columns, origin="", warnings=warnings)
 
 
@@ -96,7 +96,7 @@ def _bbc_articles(root: Path) -> tuple[list[str], list[str], list[str]]:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             text = data.decode("cp1252", errors="replace")
-            notes.append(f"{file.parent.name}/{file.name} is not UTF-8; read as cp1252")
+            notes.append(f"{file.parent.name}/{file.name} decoded as cp1252")
         texts.append(text.strip())
         topics.append(file.parent.name)
     return texts, topics, notes
@@ -218,8 +218,12 @@ def read_builtin(name: str) -> RawData:
     """A built-in dataset as raw data to split (the tables are cached; callers must not modify them)."""
     table = _read_builtin(name)
     builtin = BUILTINS[name]
-    source = f"{name}: {builtin.description.split(';')[0].rstrip('.')} ({builtin.requirement})"
-    return RawData(tables={"all": table}, source=source, builtin=True, warnings=list(table.warnings))
+    # What reading the package's files did (duplicates dropped, a file read as cp1252) is a property of the package, the
+    # same on every run: it is said in the data's description (the record's, the model card's, the report's), not as a
+    # note every run repeats (a user's own data keeps its notes).
+    done = "".join(f"; {fact}" for fact in table.warnings)
+    source = f"{name}: {builtin.description.split(';')[0].rstrip('.')} ({builtin.requirement}{done})"
+    return RawData(tables={"all": table}, source=source, builtin=True)
 
 
 def unknown_builtin(spec: str) -> DataError:
