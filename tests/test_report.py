@@ -603,3 +603,40 @@ def test_interval_note_names_the_seeds_t_without_claiming_runs_without_outputs()
     assert "Student's t on the spread over seeds" in note and "no per-example outputs" not in note
     fallback = {"level": 0.95, "validation": {"method": "t interval over seeds"}}
     assert "no per-example outputs" in _interval_note([fallback], 3)
+
+
+ADVICE_SIGNALS = {  # the advice's signals as `tunelab compare --model minilm --data rotten-tomatoes` recorded them
+    "min_examples_per_class": 149, "train_examples": 300, "train_tokens": 8470, "mean_tokens": 28.2,
+    "median_tokens": 28.0, "p95_tokens": 48.0, "truncated_share": 0.3467, "data_amount": "moderate",
+    "tokens_per_word_target": 1.394, "tokens_per_word_reference": 1.26, "fragmentation_ratio": 1.106, "unk_share": 0.0,
+    "unk_share_reference": 0.0, "centroid_distance": 0.7869, "reference_split_distance": 0.3705,
+    "domain_signal": "centroid_distance", "domain_level": "moderate", "logme": -0.7181, "h_score": 0.49996,
+    "probe_accuracy": 0.6433, "probe_gain": 0.2819, "probe_metric": "accuracy", "probe_score": 0.6433,
+    "probe_score_gain": 0.2819, "probe_time_s": 2.934, "signals_reused": False, "feature_examples": 300,
+    "feature_time_s": 17.079,
+}
+
+
+def test_the_advice_signals_say_each_fact_once_in_words():
+    """The report listed the advice's signals key by key: "probe score: 0.643" under "probe accuracy: 0.643" (the
+    probe in the metric asked for, accuracy), "signals reused: no" (whether the probe came from tunelab's store),
+    "domain signal: centroid_distance". Now a line per topic, each number once."""
+    from tunelab.report.tables import format_signals
+
+    lines = format_signals(ADVICE_SIGNALS)
+    text = "\n".join(lines)
+    assert text.count("0.643") == 1 and "probe score" not in text and "reused" not in text
+    assert "domain signal" not in text and "_" not in text.replace("--max-length", "")
+    assert lines == [
+        "training data: 300 examples (8,470 tokens), 149 in the smallest class: moderate",
+        "text length: 28.2 tokens on average (median 28, p95 48), 34.7 % cut at --max-length",
+        "head probe (a logistic regression on the frozen model's features, cross-validated): accuracy 0.643, 0.28 of "
+        "the way from the majority class to perfect",
+        "transferability of the frozen features (higher is better): LogME -0.72, H-score 0.500",
+        "domain: moderate to pre-training, by centroid distance 0.787 (between two halves of the reference text: 0.370)",
+        "tokenizer: 1.39 tokens per word vs 1.26 on the reference text (×1.11); unknown tokens 0.00 % (reference 0.00 %)",
+        "cost of these signals: one pass of the frozen model over 300 training texts, 17 s",
+    ]
+    f1 = format_signals({**ADVICE_SIGNALS, "probe_metric": "f1_macro", "probe_score": 0.61, "probe_score_gain": 0.2})
+    assert "; macro F1 0.610, 0.20 of the way from the majority class to perfect" in f1[2]
+    assert format_signals({"domain_lm_loss_ratio": 1.9}) == ["domain LM loss ratio: 1.9"]  # others as they come

@@ -462,17 +462,113 @@ def _format_value(value: Any) -> str:
 
 
 def format_signals(signals: Any) -> list[str]:
-    """Pre-training signals (``{"domain_lm_loss_ratio": 1.4, ...}``) as ``"domain LM loss ratio: 1.4"``
-    lines, whatever their nesting."""
+    """Pre-training signals (the advice's flat ``signals``, or any ``{"domain_lm_loss_ratio": 1.4, ...}``) as lines a
+    reader can use, each fact once: the advice's known signals in a line per topic (:data:`_SIGNAL_LINES`), what only
+    repeats another (the probe in the metric asked for when that is accuracy) or is bookkeeping (whether the probe was
+    read back from tunelab's store) in none, anything else as ``"domain LM loss ratio: 1.4"``, whatever its nesting."""
     if not signals:
         return []
     if not isinstance(signals, dict):
         return [_format_value(signals)]
-    lines = []
-    for key, value in signals.items():
+    rest = {k: v for k, v in signals.items() if k not in _UNSAID}
+    lines = [line for say in _SIGNAL_LINES if (line := say(rest))]
+    for key, value in rest.items():
         label = re.sub(r"\blm\b", "LM", str(key).replace("_", " "))
         lines.append(_shorten(f"{label}: {_format_value(value)}", 300))
     return lines
+
+
+_UNSAID = ("signals_reused",)  # whether the probe's result was read back from tunelab's store: the same numbers
+
+
+def _take(signals: dict, *keys: str) -> list[Any]:
+    """The values of ``keys`` (``None`` where absent), taken out of ``signals``: the line that says them owns them."""
+    return [signals.pop(key, None) for key in keys]
+
+
+def _said_data(signals: dict) -> str | None:
+    if "train_examples" not in signals:
+        return None
+    n, tokens, smallest, amount = _take(signals, "train_examples", "train_tokens", "min_examples_per_class", "data_amount")
+    text = f"training data: {_format_value(n)} examples" + (f" ({_format_value(tokens)} tokens)" if tokens else "")
+    if smallest is not None:
+        text += f", {_format_value(smallest)} in the smallest class"
+    return text + (f": {amount}" if amount else "")
+
+
+def _said_length(signals: dict) -> str | None:
+    if "mean_tokens" not in signals:
+        return None
+    mean, median, p95, truncated = _take(signals, "mean_tokens", "median_tokens", "p95_tokens", "truncated_share")
+    text = f"text length: {mean:.1f} tokens on average (median {_format_value(median)}, p95 {_format_value(p95)})"
+    return text + (f", {100 * truncated:.1f} % cut at --max-length" if truncated is not None else "")
+
+
+def _said_probe(signals: dict) -> str | None:
+    if "probe_accuracy" not in signals:
+        return None
+    accuracy, gain, metric, score, score_gain, _ = _take(signals, "probe_accuracy", "probe_gain", "probe_metric",
+                                                         "probe_score", "probe_score_gain", "probe_time_s")
+    if accuracy is None:
+        return "head probe: not run (a class has a single training example, which no fold can hold out)"
+
+    def scored(value: float, share: float | None, label: str) -> str:
+        return f"{label} {value:.3f}" + (f", {share:.2f} of the way from the majority class to perfect"
+                                         if share is not None else "")
+
+    text = "head probe (a logistic regression on the frozen model's features, cross-validated): " + scored(
+        accuracy, gain, "accuracy")
+    if metric and metric != "accuracy" and score is not None:  # else the same numbers again
+        text += "; " + scored(score, score_gain, metric_label(metric))
+    return text
+
+
+def _said_transferability(signals: dict) -> str | None:
+    if "logme" not in signals:
+        return None
+    logme, h = _take(signals, "logme", "h_score")
+    return (f"transferability of the frozen features (higher is better): LogME {logme:.2f}"
+            + (f", H-score {h:.3f}" if h is not None else ""))
+
+
+def _said_domain(signals: dict) -> str | None:
+    if "domain_level" not in signals:
+        return None
+    level, method = _take(signals, "domain_level", "domain_signal")
+    text = f"domain: {level} to pre-training"
+    if method and method in signals:
+        value = signals.pop(method)
+        label = re.sub(r"\blm\b", "LM", method.replace("_", " "))
+        text += f", by {label} {_format_value(value)}"
+        if method == "centroid_distance" and signals.get("reference_split_distance") is not None:
+            text += f" (between two halves of the reference text: {signals.pop('reference_split_distance'):.3f})"
+    return text
+
+
+def _said_tokenizer(signals: dict) -> str | None:
+    if "tokens_per_word_target" not in signals:
+        return None
+    target, reference, ratio, unk, unk_reference = _take(signals, "tokens_per_word_target", "tokens_per_word_reference",
+                                                         "fragmentation_ratio", "unk_share", "unk_share_reference")
+    text = f"tokenizer: {target:.2f} tokens per word"
+    if reference is not None:
+        text += f" vs {reference:.2f} on the reference text" + (f" (×{ratio:.2f})" if ratio is not None else "")
+    if unk is not None:
+        text += f"; unknown tokens {100 * unk:.2f} %" + (f" (reference {100 * unk_reference:.2f} %)"
+                                                        if unk_reference is not None else "")
+    return text
+
+
+def _said_cost(signals: dict) -> str | None:
+    if "feature_time_s" not in signals:
+        return None
+    seconds, n = _take(signals, "feature_time_s", "feature_examples")
+    return (f"cost of these signals: one pass of the frozen model over {_format_value(n) if n else 'the'} training "
+            f"texts, {format_seconds(seconds)}")
+
+
+_SIGNAL_LINES = (_said_data, _said_length, _said_probe, _said_transferability, _said_domain, _said_tokenizer,
+                 _said_cost)
 
 
 def axes_table(
@@ -495,7 +591,7 @@ def axes_table(
     domain_info = pre.get("domain") if isinstance(pre.get("domain"), dict) else None
     if domain_info and isinstance(domain_info.get("signals"), dict):
         level = domain_info.get("level")
-        signals = ([f"{level}"] if level else []) + format_signals(domain_info["signals"])
+        signals = format_signals({**({"domain_level": level} if level else {}), **domain_info["signals"]})
     else:
         signals = format_signals(pre.get("signals"))
     domain = "; ".join(signals) if signals else "not measured"
