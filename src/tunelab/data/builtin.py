@@ -65,7 +65,7 @@ def _drop_duplicates(texts: list[str], labels: list[str] | None, what: str) -> T
     columns: dict[str, list] = {"text": [texts[i] for i in keep]}
     if labels is not None:
         columns["label"] = [labels[i] for i in keep]
-    warnings = [f"{dropped} exact duplicate {what} dropped, the first of each kept"] if dropped else []
+    warnings = [f"{dropped} exact duplicate {what} dropped"] if dropped else []  # the first of each kept
     return Table(columns=columns, origin="", warnings=warnings)
 
 
