@@ -318,6 +318,12 @@ def test_a_comparison_under_a_launcher_is_refused_in_one_line(tiny_bert_dir, toy
     with pytest.raises(ConfigError, match=r"tunelab compare runs in one process.*one of 2 processes under a launcher"):
         compare(TrainConfig(model=str(tiny_bert_dir), data=str(toy_csv)), ["head", "lora"], out=tmp_path / "cmp")
     assert not (tmp_path / "cmp").exists()
+    monkeypatch.delenv("WORLD_SIZE")  # under mpirun it said "run it without torchrun / accelerate launch"
+    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match=r"one of 2 processes under mpirun\): run it without a launcher, as plain"):
+        compare(TrainConfig(model=str(tiny_bert_dir), data=str(toy_csv)), ["head", "lora"], out=tmp_path / "cmp")
 
 
 def test_a_strategy_the_caller_registered_trains_in_the_comparisons_own_processes(tiny_bert_dir, toy_csv, tmp_path,

@@ -553,8 +553,8 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] | str | N
 
     if ranks.distributed():  # every process would run the whole comparison and write the same folder
         raise ConfigError(f"tunelab compare runs in one process, which starts every run itself (this is one of "
-                          f"{ranks.world_size()} processes under a launcher): run it without torchrun / "
-                          "accelerate launch; --executor ray spreads its runs over a cluster, and `tunelab train` runs "
+                          f"{ranks.world_size()} processes under {ranks.launcher() or 'a launcher'}): run it without "
+                          "a launcher, as plain `tunelab compare`; --executor ray spreads its runs over a cluster, and `tunelab train` runs "
                           "one strategy over several processes")
     started = time.time()  # the budget counts from here: advice, cache and every run
     opts = dataclasses.replace(options or CompareOptions(), **_known_options(option_values))
