@@ -389,23 +389,97 @@ def test_no_example_count_is_promised_when_the_seeds_spread_is_what_hides_the_ga
     assert examples_to_separate(versus, 300, 0.05) == 1570  # all of the variance from the examples: scales as 1/n
     assert examples_to_separate(Versus("head", 0.75, "not_distinguishable", gap, point_gap=0.05,
                                        seed_variance=0.0004), 300, 0.05) is None
-    half = examples_to_separate(Versus("head", 0.75, "not_distinguishable", gap, point_gap=0.05,
-                                       seed_variance=0.0002), 300, 0.05)
-    assert half == 3711  # a seeds' part that cannot shrink leaves less room for the examples'
+    # half of that: the normal quantiles left room for 3,711 examples, but the test there is Welch's t on about the
+    # seeds' 2 degrees of freedom (3 seeds, no df given: the fewest), whose power stays below 0.8 at any number
+    half = Versus("head", 0.75, "not_distinguishable", gap, point_gap=0.05, seed_variance=0.0002)
+    assert examples_to_separate(half, 300, 0.05) is None
+    assert _welch_power(3711, 300, (0.08 / 1.959964) ** 2 - 0.0002, 0.0002, 2, 0.05) < 0.7  # 0.63
+
+
+def _welch_power(m: int, n: int, examples: float, seeds: float, seeds_df: float, gap: float, draws: int = 40_000,
+                 own: float = 0.0) -> float:
+    """Monte Carlo power of the verdict's test with several seeds at ``m`` examples: the gap drawn about ``gap`` with
+    variance ``examples * n / m + seeds`` (of which ``own``, the seeds' own example noise, shrinks as ``n / m`` too); the
+    seeds' part estimated on ``seeds_df`` (a scaled chi-square); Welch's t on the Satterthwaite degrees of freedom of
+    the estimate, two-sided at 0.05 (stats._gap_p)."""
+    from scipy import stats as sps
+
+    rng = np.random.default_rng(0)
+    part = examples * n / m
+    seeds = seeds - own + own * n / m
+    measured = gap + rng.standard_normal(draws) * np.sqrt(part + seeds)
+    spread = seeds * rng.chisquare(seeds_df, draws) / seeds_df
+    nu = (part + spread) ** 2 * seeds_df / spread**2
+    return float(np.mean(np.abs(measured) / np.sqrt(part + spread) > sps.t.ppf(0.975, nu)))
+
+
+def test_examples_to_separate_sizes_by_the_verdicts_own_t_test():
+    """With several seeds the verdict tests by Welch's t on the Satterthwaite degrees of freedom, and those fall
+    towards the seeds' own as more examples shrink their part. The normal quantiles (z(0.975) + z(0.8)) asked for 535
+    examples here (examples' part 0.0003 at 300, seeds' 0.00015 on 4 df, a 5-point gap), at which the test shows the
+    gap 75 % of the time; the noncentral t of the test asks for 733: 79 %."""
+    from tunelab.advice.stats import Interval
+    from tunelab.advice.verdict import Versus, examples_to_separate, seeds_hide_gap
+
+    gap = Interval(0.05, -0.03, 0.13, 0.95, "paired percentile bootstrap", 300, 3)
+    versus = Versus("head", 0.75, "not_distinguishable", gap, point_gap=0.05, seed_variance=0.00015,
+                    examples_variance=0.0003, seed_df=4)
+    assert examples_to_separate(versus, 300, 0.05) == 733
+    assert 0.77 < _welch_power(733, 300, 0.0003, 0.00015, 4, 0.05) < 0.83
+    assert _welch_power(535, 300, 0.0003, 0.00015, 4, 0.05) < 0.76
+    # the same parts on 2 degrees of freedom (the seeds' own with 3 seeds): the test never reaches 0.8, and its power
+    # falls again as the examples' part vanishes, the seeds' t(2) left alone
+    hidden = Versus("head", 0.75, "not_distinguishable", gap, point_gap=0.05, seed_variance=0.0002,
+                    examples_variance=0.0003, seed_df=2)
+    assert examples_to_separate(hidden, 300, 0.05) is None and seeds_hide_gap(hidden, 0.05)
+    assert max(_welch_power(m, 300, 0.0003, 0.0002, 2, 0.05) for m in (800, 1500, 3711, 10**6)) < 0.7
+    # the verdict hands the seeds' degrees of freedom on: two strategies of 3 seeds, between 2 and 4
+    from tunelab.advice.stats import ExampleResults, indistinguishable_from_best
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 300)
+    runs = {name: ExampleResults.classification(y, np.stack([np.where(rng.random(300) < acc + 0.03 * s, y, 1 - y)
+                                                             for s in (-1, 0, 1)])) for name, acc in (("a", 0.8), ("b", 0.76))}
+    v = indistinguishable_from_best(runs, "accuracy", n_boot=500).verdict("b")
+    assert v.seeds_variance > 0 and 2.0 <= v.seeds_df <= 4.0 and 0 < v.seeds_examples_part <= v.seeds_variance
+
+
+def test_the_seeds_own_example_noise_shrinks_with_more_examples():
+    """Seeds differ by their own example noise as well as by a shift: on a finite set each errs on different examples.
+    That part of the seeds' variance shrinks as 1/n, and held fixed it said "more seeds would be needed" where more
+    examples would do: all 0.0002 of it own noise, the test shows the gap at 556 examples 80 % of the time."""
+    from tunelab.advice.stats import ExampleResults, Interval, seed_variance, seeds_own_example_noise
+    from tunelab.advice.verdict import Versus, examples_to_separate
+
+    gap = Interval(0.05, -0.03, 0.13, 0.95, "paired percentile bootstrap", 300, 3)
+    parts = dict(point_gap=0.05, seed_variance=0.0002, examples_variance=0.0003, seed_df=2)
+    assert examples_to_separate(Versus("head", 0.75, "not_distinguishable", gap, **parts), 300, 0.05) is None
+    own = Versus("head", 0.75, "not_distinguishable", gap, **parts, seed_examples_variance=0.0002)
+    assert examples_to_separate(own, 300, 0.05) == 556
+    assert 0.77 < _welch_power(556, 300, 0.0003, 0.0002, 2, 0.05, own=0.0002) < 0.83
+    # the estimate: three seeds that differ by example noise alone (own noise is all of their variance), then seeds
+    # 5 points apart as well (own noise a quarter of it); 30 sets of 300 examples each
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    for shift, share in ((0.0, (0.9, 1.1)), (0.05, (0.15, 0.35))):
+        sets = [ExampleResults.classification(y, np.stack([np.where(rng.random(300) < 0.75 + shift * (i - 1), y, 1 - y)
+                                                           for i in range(3)])) for _ in range(30)]
+        ratio = (np.mean([seeds_own_example_noise(r, "accuracy") for r in sets])
+                 / np.mean([seed_variance(r, "accuracy")[0] for r in sets]))
+        assert share[0] < ratio < share[1]
 
 
 def test_examples_to_separate_uses_the_two_parts_of_the_variance_not_the_t_widened_width():
     """The paired interval's width has Student's t on the seeds folded in; read back as a variance (before) it asked
-    for too many examples. With the parts: a 5-point gap needs variance (0.05 / (1.960 + 0.842))² = 0.00031851; the
-    seeds keep 0.0002 of it, the examples' 0.0003 at 300 must shrink to 0.00011851: 300 * 0.0003 / 0.00011851 = 759.4
-    -> 760, whatever the interval's width."""
+    for too many examples. With the parts (examples' 0.0003 at 300, seeds' 0.0001 on 4 df) the number is the same
+    whatever the interval's width."""
     from tunelab.advice.stats import ExampleResults, Interval, indistinguishable_from_best
     from tunelab.advice.verdict import Versus, examples_to_separate
 
     for width in (0.16, 0.30):
         gap = Interval(0.05, 0.05 - width / 2, 0.05 + width / 2, 0.95, "paired percentile bootstrap", 300, 3)
         assert examples_to_separate(Versus("head", 0.75, "not_distinguishable", gap, point_gap=0.05,
-                                           seed_variance=0.0002, examples_variance=0.0003), 300, 0.05) == 760
+                                           seed_variance=0.0001, examples_variance=0.0003, seed_df=4), 300, 0.05) == 447
     # one seed: the examples' variance is the whole, as the width said before the seeds got t (1570 in the test above)
     gap = Interval(0.05, -0.03, 0.13, 0.95, "paired percentile bootstrap", 300, 1)
     assert examples_to_separate(Versus("head", 0.75, "not_distinguishable", gap, point_gap=0.05,
@@ -418,3 +492,4 @@ def test_examples_to_separate_uses_the_two_parts_of_the_variance_not_the_t_widen
                                      "head": ExampleResults.classification(y, head)}, "accuracy",
                                     n_boot=2000).verdict("head")
     assert v.seeds_variance == 0.0 and v.examples_variance == pytest.approx((v.gap.width / 2 / 1.96) ** 2, rel=0.15)
+    assert v.seeds_df == math.inf

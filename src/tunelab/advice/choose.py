@@ -894,7 +894,7 @@ def _cannot_separate_reason(names: list[str], chosen: StrategySummary, compariso
     return text + (
         f": about {needed:,} validation examples ({needed / comparison.n_examples:.1f}× these, at the same seeds) "
         f"would show a gap the size of {chosen.strategy}'s to {comparison.best} ({_gap_amount(v.point_gap, ask.metric)}) "
-        f"{_pct(POWER)} of the time, by its paired interval. Until then, read the choice as the cheapest strategy "
+        f"{_pct(POWER)} of the time, by the same test. Until then, read the choice as the cheapest strategy "
         "the evidence allows, not as a finding that it is as good."
     )
 

@@ -165,7 +165,11 @@ class StrategyVerdict:
     against. ``p_value`` tests equality with the best (adjusted as the set says; ``p_raw`` is unadjusted).
     All four are ``None`` for the best itself. ``examples_variance`` and ``seeds_variance``: the two parts of the
     gap's variance that the interval and the test are built from (the paired replicates' variance, and both
-    strategies' :func:`seed_variance` on the gap's scale; 0 with one seed)."""
+    strategies' :func:`seed_variance` on the gap's scale; 0 with one seed); ``seeds_df`` the seeds' part's own
+    Welch-Satterthwaite degrees of freedom (:func:`satterthwaite_df` of it alone; infinite with one seed), from which the
+    test's degrees of freedom at any examples' part follow (:func:`tunelab.advice.verdict.examples_to_separate`);
+    ``seeds_examples_part`` how much of ``seeds_variance`` is the seeds' own example noise, which more examples shrink
+    (:func:`seeds_own_example_noise`)."""
 
     strategy: str
     value: float
@@ -176,6 +180,8 @@ class StrategyVerdict:
     p_raw: float | None = None
     examples_variance: float | None = None
     seeds_variance: float = 0.0
+    seeds_df: float = math.inf
+    seeds_examples_part: float = 0.0
 
     @property
     def as_good_as_best(self) -> bool:
@@ -346,11 +352,16 @@ def _jackknife(add: _Additive) -> np.ndarray:
     """Leave-one-example-out values of the metric, averaged over seeds (each seed without that example): BCa's
     acceleration over the examples. With several seeds the seeds' part of the variance has no jackknife here; the
     bias correction comes from the examples' replicates, and the seeds' part is added after (:func:`_with_seeds`)."""
+    return _jackknife_per_seed(add).mean(axis=1)
+
+
+def _jackknife_per_seed(add: _Additive) -> np.ndarray:
+    """Leave-one-example-out values of the metric, ``(examples, seeds)``: each seed without that example."""
     X, g = add
     seeds, n, k = X.shape
     whole = X.sum(axis=1)[None, :, :]
     chunk = max(1, _CHUNK_ELEMENTS // (seeds * k))  # memory bounded like the replicates' (100 classes, 50,000 examples)
-    return np.concatenate([g(whole - X[:, i : i + chunk].transpose(1, 0, 2)).mean(axis=1)  # (examples, seeds, sums)
+    return np.concatenate([g(whole - X[:, i : i + chunk].transpose(1, 0, 2))  # (examples, seeds, sums)
                            for i in range(0, n, chunk)])
 
 
@@ -386,6 +397,24 @@ def seed_variance(results: ExampleResults, metric: str) -> tuple[float, int]:
     a little example noise too (each seed's own errors on the same examples), so added to the examples' part it errs
     on the wide side."""
     return variance_over_seeds(seed_values(results, metric))
+
+
+def seeds_own_example_noise(results: ExampleResults, metric: str) -> float:
+    """The part of :func:`seed_variance` that is each seed's own example noise, and so shrinks as ``1 / n`` with more
+    examples: seeds err on different examples as well as by different amounts, and on a finite set that spreads their
+    metrics too. Each seed's deviation from the seeds' mean has a jackknife variance over the examples of
+    ``tau² (S - 1) / S`` (``tau²``: one seed's own example noise; what the seeds share cancels); ``tau² / S`` of it is
+    in the variance of the mean over seeds. Not capped at the seed variance (whose estimate, on ``S - 1`` degrees of
+    freedom, is often below it): capping each strategy's biased it low (65 % of the truth with 3 seeds); the gap's sum
+    is capped (:attr:`StrategyVerdict.seeds_examples_part`). 0 with one seed."""
+    if results.n_seeds < 2:
+        return 0.0
+    seeds = results.n_seeds
+    jack = _jackknife_per_seed(_additive(results, metric))
+    own = jack - jack.mean(axis=1, keepdims=True)
+    n = own.shape[0]
+    per_seed = (n - 1) / n * np.sum((own - own.mean(axis=0)) ** 2, axis=0)
+    return float(per_seed.mean() / (seeds - 1))
 
 
 def variance_over_seeds(values: Any) -> tuple[float, int]:
@@ -693,9 +722,9 @@ def paired_gap(a: ExampleResults, reference: ExampleResults, metric: str, *, lev
 
 def _gap_to_best(results: Mapping[str, ExampleResults], names: list[str], reps: np.ndarray, values: np.ndarray,
                  seeds: list[tuple[float, int]], best_i: int, i: int, alpha: float, hib: bool,
-                 test: str) -> tuple[tuple[Interval, float, tuple[float, float]], float]:
+                 test: str, own: list[float]) -> tuple[tuple[Interval, float, tuple[float, float, float, float]], float]:
     """Strategy ``i``'s gap to the best (its interval, one-sided upper bound and the examples' and seeds' parts of its
-    variance) and the test's raw p-value.
+    variance, with the seeds' part's degrees of freedom) and the test's raw p-value.
     The gap is on the scale the tolerance is stated in: points for accuracy-like, relative for perplexity."""
     gap_reps, gap = _worse_by(reps[:, i], reps[:, best_i], hib), _worse_by(values[i], values[best_i], hib)
     lo, hi = np.quantile(gap_reps, [alpha / 2, 1 - alpha / 2])
@@ -710,7 +739,9 @@ def _gap_to_best(results: Mapping[str, ExampleResults], names: list[str], reps: 
     n_seeds = max(results[names[i]].n_seeds, results[names[best_i]].n_seeds)
     interval = Interval(float(gap), float(lo), float(hi), 1 - alpha, "paired percentile bootstrap",
                         first.n_examples, n_seeds)
-    return (interval, upper, (examples, spread)), _pair_p(results, names, reps, values, seeds, best_i, i, hib, test)
+    shrinks = min(spread, sum(v for v, _ in _gap_seed_parts((values[i], (own[i], 1)), (values[best_i], (own[best_i], 1)),
+                                                            hib)))
+    return (interval, upper, (examples, spread, satterthwaite_df(0.0, parts), shrinks)), _pair_p(results, names, reps, values, seeds, best_i, i, hib, test)
 
 
 def _pair_p(results: Mapping[str, ExampleResults], names: list[str], reps: np.ndarray, values: np.ndarray,
@@ -762,11 +793,12 @@ def indistinguishable_from_best(
             else None)
     seeds = [seed_variance(results[name], metric) for name in names]
     others = [i for i in range(len(names)) if i != best_i]
-    gaps: dict[int, tuple[Interval, float, tuple[float, float]]] = {}
+    gaps: dict[int, tuple[Interval, float, tuple[float, float, float, float]]] = {}
+    own = [seeds_own_example_noise(results[name], metric) for name in names]
     raw = np.empty(len(others))
     for j, i in enumerate(others):
         assert reps is not None
-        gaps[i], raw[j] = _gap_to_best(results, names, reps, values, seeds, best_i, i, alpha, hib, test)
+        gaps[i], raw[j] = _gap_to_best(results, names, reps, values, seeds, best_i, i, alpha, hib, test, own)
     if adjust == "holm":  # over every pair: the best is picked from these same examples (holm_against_best)
         assert reps is not None or not others
         pairs = [_pair_p(results, names, reps, values, seeds, i, j, hib, test)
@@ -777,7 +809,7 @@ def indistinguishable_from_best(
 
     verdicts = [StrategyVerdict(names[best_i], float(values[best_i]), "best")]
     for j, i in enumerate(others):
-        gap_ci, upper, (examples, spread) = gaps[i]
+        gap_ci, upper, (examples, spread, spread_df, shrinks) = gaps[i]
         if tolerance is not None and upper <= tolerance:
             reason: Reason = "within_tolerance"
         elif adjusted[j] >= alpha:
@@ -785,7 +817,7 @@ def indistinguishable_from_best(
         else:
             reason = "worse"
         verdicts.append(StrategyVerdict(names[i], float(values[i]), reason, gap_ci, upper,
-                                        float(adjusted[j]), float(raw[j]), examples, spread))
+                                        float(adjusted[j]), float(raw[j]), examples, spread, spread_df, shrinks))
     test_name = "McNemar mid-p" if test == "mcnemar" else "paired percentile bootstrap" + (
         ", t over seeds" if any(v > 0 for v, _ in seeds) else "")
     return BestSet(metric, names[best_i], alpha, tolerance, test_name, adjust, tuple(verdicts))
