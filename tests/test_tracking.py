@@ -9,12 +9,30 @@ import pytest
 
 from tunelab import TrainConfig, train
 from tunelab.errors import ConfigError
-from tunelab.run.tracking import flat_record_metrics, parse_report_to
+from tunelab.run.tracking import flat_record_metrics
+from tunelab.trackers import parse_report_to
 
 
 def _config(tiny_bert_dir, tmp_path, **kw):
     return TrainConfig(model=str(tiny_bert_dir), strategy="head", epochs=2, batch_size=8, out=str(tmp_path / "run"),
                        forgetting=False, **kw)
+
+
+def test_the_config_checks_its_settings_without_importing_a_layer_above_it():
+    """``TrainConfig.problems`` checked ``--report-to`` with the runs' tracking module and ``--base-dtype bf16`` with the
+    runs' frozen-layer cache: the config (below the runs) imported upward. Both checks now read modules below it
+    (:mod:`tunelab.trackers`, :mod:`tunelab.hardware`), at module level or inside a function alike."""
+    import ast
+    from pathlib import Path
+
+    import tunelab.config
+
+    tree = ast.parse(Path(tunelab.config.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    above = ("tunelab.run", "tunelab.advice", "tunelab.compare", "tunelab.report", "tunelab.cli")
+    assert sorted(m for m in imported if m.startswith(above)) == []
+    assert TrainConfig(report_to="tensorbored").problems()[0].startswith("--report-to tensorbored is not a tracker")
 
 
 def test_report_to_is_checked_against_the_trainers_integrations(tmp_path, monkeypatch):

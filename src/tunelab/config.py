@@ -361,7 +361,7 @@ class TrainConfig:
         if self.cache_precision not in ("auto", "bf16", "fp32"):
             out.append(f"--cache-precision '{self.cache_precision}' is unknown: use auto, bf16 or fp32")
         if self.report_to not in ("", "none"):
-            from tunelab.run.tracking import parse_report_to
+            from tunelab.trackers import parse_report_to
 
             try:
                 parse_report_to(self.report_to)
@@ -413,7 +413,7 @@ class TrainConfig:
                            "add --no-cache, or drop --base-dtype")
             if self.precision == "fp32":
                 out.append("--base-dtype bf16 computes in bfloat16 (bf16 autocast): drop --precision fp32 or use --precision bf16")
-            from tunelab.run.cache import native_bf16
+            from tunelab.hardware import native_bf16
 
             if not native_bf16():
                 out.append("--base-dtype bf16: this machine does not multiply bfloat16 natively (no AVX512-BF16/AMX CPU, "

@@ -889,7 +889,7 @@ def _estimated_seconds(pre: dict | None) -> dict[str, float]:
 
 def _tracked_comparison(base: TrainConfig, strategies: list[str], out: Path, opts: CompareOptions):
     """With ``--report-to mlflow``: the comparison's MLflow parent run (each run becomes its child)."""
-    from tunelab.run.tracking import parse_report_to
+    from tunelab.trackers import parse_report_to
 
     if "mlflow" not in parse_report_to(base.report_to):
         return None

@@ -75,6 +75,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tunelab.hardware import build_device, native_bf16
 from tunelab.io import atomic_dir
 from tunelab.models import model_identity
 from tunelab.models.layout import head_index
@@ -133,33 +134,6 @@ def cache_dtype(config) -> str:
     shared cache a comparison builds first is then the one its runs look up."""
     dtype = str(config.extra.get(EXTRA_READ[0], os.environ.get("TUNELAB_CACHE_DTYPE", "float16")))
     return dtype if dtype in ("float16", "float32") else "float16"
-
-
-def build_device() -> torch.device:
-    """Where tunelab's own passes outside the Trainer run (the frozen layers' pass, the advice's features, ``evaluate``
-    and ``predict`` on a saved model): the GPU when there is one."""
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-
-
-def native_bf16(device: torch.device | None = None) -> bool:
-    """Whether ``device`` multiplies bfloat16 natively (so bf16 autocast is faster, not emulated)."""
-    device = device or build_device()
-    if device.type == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
-    if device.type != "cpu":
-        return False
-    for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
-        fn = getattr(torch.cpu, probe, None)
-        try:
-            if fn is not None and fn():
-                return True
-        except Exception:  # noqa: BLE001 - a private probe that moved: fall back to the CPU flags
-            pass
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def resolve_precision(setting: str) -> str:

@@ -47,8 +47,9 @@ from tunelab.run.heap import limit_onednn_primitive_cache, peak_rss_mb, release_
 from tunelab.run.outputs import AS_LOADED, ExampleOutputs, OutputCollector, reduce_logits
 from tunelab.run.progress import ProgressFile, RunProgress, library_bars_off, mark_done
 from tunelab.run.record import Artifact, MetaInfo, Metrics, RunRecord, TrainInfo, library_versions, run_params
-from tunelab.run.tracking import log_record, parse_report_to, tracking
+from tunelab.run.tracking import log_record, tracking
 from tunelab.strategies import as_loaded, get_strategy, trainable_parameters
+from tunelab.trackers import parse_report_to
 
 # run.progress (above) imports the Trainer's callbacks (transformers' trainer modules, torch._dynamo): with this module, before a
 # run's process group exists. Imported inside the run instead (session 42, for the advice's start-up), they left the

@@ -110,7 +110,7 @@ def _train(config: TrainConfig, split_seed: int | None, progress: bool, env: dic
     if split_seed is not None and split_seed != config.seed:
         # same split and training subset as the comparison's other seeds; only init and order vary
         data = load_data(config.replace(seed=split_seed))
-    from tunelab.run.tracking import environment
+    from tunelab.trackers import environment
 
     with environment(env or {}):  # e.g. the MLflow child run a comparison opened for this run
         return train_record(config, data=data, progress=progress)
