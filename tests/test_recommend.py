@@ -270,6 +270,15 @@ def test_recommend_follows_the_calibrated_ranking_and_names_the_deciding_signal(
     assert rec["calibrated"]["ranking"][-1] == "head"
     assert any(r.startswith("calibrated advice: ") and "decided by" in r for r in rec["reasons"])
     assert {"logme", "h_score", "probe_accuracy"} <= set(rec["signals"])
+    # each reason with the signals it states (``reason_states``): a report lists only the others, each fact once
+    assert len(rec["reason_states"]) == len(rec["reasons"])
+    stated = {key for states in rec["reason_states"] for key in states}
+    assert stated <= set(rec["signals"])
+    calibrated_states = next(s for r, s in zip(rec["reasons"], rec["reason_states"]) if r.startswith("calibrated advice"))
+    assert {"probe_accuracy", "probe_score", "logme"} <= set(calibrated_states)
+    assert {"min_examples_per_class", "domain_level", rec["domain"]["method"], "fragmentation_ratio", "mean_tokens",
+            "truncated_share"} <= stated
+    assert not stated & {"h_score", "train_examples", "feature_time_s", "unk_share_reference"}  # no reason says these
     # a lead of a point or two, on a validation split of a few examples: the advice says it cannot be told apart
     assert any(r.startswith(f"too few data to tell {rec['strategy']} from ") for r in rec["reasons"])
     json.dumps(rec)
@@ -503,6 +512,8 @@ def test_recommend_ranks_by_the_metric_asked_for_and_says_what_the_calibration_l
     assert rec["signals"]["probe_metric"] == "f1_macro" and rec["signals"]["probe_score"] is not None
     calibrated = next(r for r in rec["reasons"] if r.startswith("calibrated advice: "))
     assert "head probe macro F1 " in calibrated
+    states = rec["reason_states"][rec["reasons"].index(calibrated)]
+    assert "probe_score" in states and "probe_accuracy" not in states  # the probe's accuracy is not said: listed
     assert "learnt the strategies' gaps in validation accuracy only, none in macro F1" in calibrated
     # the default: the task's metric, and a calibration learnt in it says nothing more
     plain = recommend(str(tiny_bert_dir), toy_classification_data, **kwargs)

@@ -640,3 +640,43 @@ def test_the_advice_signals_say_each_fact_once_in_words():
     f1 = format_signals({**ADVICE_SIGNALS, "probe_metric": "f1_macro", "probe_score": 0.61, "probe_score_gain": 0.2})
     assert "; macro F1 0.610, 0.20 of the way from the majority class to perfect" in f1[2]
     assert format_signals({"domain_lm_loss_ratio": 1.9}) == ["domain LM loss ratio: 1.9"]  # others as they come
+
+
+ADVICE_REASON_STATES = [  # what `tunelab compare --model minilm --data rotten-tomatoes` recorded with its reasons
+    ["min_examples_per_class", "data_amount"],
+    ["domain_level", "domain_signal", "centroid_distance", "reference_split_distance", "tokens_per_word_target",
+     "tokens_per_word_reference", "fragmentation_ratio", "unk_share"],
+    ["probe_accuracy", "probe_gain", "probe_metric", "probe_score", "probe_score_gain", "logme"],
+    ["mean_tokens", "median_tokens", "p95_tokens", "truncated_share"],
+]
+
+
+def test_the_signals_before_training_leave_out_what_the_reasons_state():
+    """"Signals measured before training" listed again the smallest class, the domain, the tokenizer, the text length,
+    the probe and LogME that "Reasons given before training" had just stated. The advice now records which signals
+    each reason states (``reason_states``), and the report lists only the others; an advice recorded before that
+    field lists every signal, as it did."""
+    from tunelab.report.document import BulletList, Heading
+    from tunelab.report.writer import _pre_recommendation_blocks
+
+    def signal_lines(pre: dict) -> tuple[str, list[str]]:
+        blocks = _pre_recommendation_blocks(pre, {}, [], "accuracy")
+        at = next(i for i, b in enumerate(blocks) if isinstance(b, Heading) and "signals measured" in b.text.lower())
+        assert isinstance(blocks[at + 1], BulletList)
+        return blocks[at].text, blocks[at + 1].items
+
+    reasons = [f"reason {i}" for i in range(len(ADVICE_REASON_STATES))]
+    heading, lines = signal_lines({"strategy": "lora", "reasons": reasons, "signals": ADVICE_SIGNALS,
+                                   "reason_states": ADVICE_REASON_STATES})
+    assert heading == "Other signals measured before training"
+    assert lines == [
+        "training data: 300 examples (8,470 tokens)",
+        "transferability of the frozen features (higher is better): H-score 0.500",
+        "tokenizer: unknown tokens on the reference text 0.00 %",
+        "cost of these signals: one pass of the frozen model over 300 training texts, 17 s",
+    ]
+    heading, old = signal_lines({"strategy": "lora", "reasons": reasons, "signals": ADVICE_SIGNALS})
+    from tunelab.report.tables import format_signals
+
+    assert heading == "Signals measured before training" and old == format_signals(ADVICE_SIGNALS) and len(old) == 7
+

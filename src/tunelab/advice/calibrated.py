@@ -273,3 +273,20 @@ def explain(advice: dict[str, Any]) -> str:
     other = learnt_in_other_metric(advice)
     return (f"calibrated advice: {advice['strategy']}{lead}; decided by {decided}" + (f" ({facts})" if facts else "")
             + (f"; {other}" if other else ""))
+
+
+def explain_states(advice: dict[str, Any]) -> list[str]:
+    """The measured signals (keys of ``recommend``'s ``signals``) that :func:`explain`'s sentence states: the head probe
+    as :func:`_probe_text` says it (in the accuracy as well when that is its metric) and LogME."""
+    if advice["strategy"] is None or not advice.get("inputs"):
+        return []
+    features = advice.get("features") or {}
+    gain = features.get("probe_score_gain", advice["inputs"].get("probe_gain"))
+    probe = ["probe_accuracy", "probe_gain", "probe_metric", "probe_score", "probe_score_gain"]
+    if gain is None or (isinstance(gain, float) and math.isnan(gain)):
+        stated = probe  # "head probe not run": every probe value is None
+    elif features.get("probe_score") is None:
+        stated = ["probe_gain"]
+    else:  # in the metric asked for; that is the accuracy's own numbers when the metric is accuracy
+        stated = probe if features.get("probe_metric", "accuracy") == "accuracy" else probe[2:]
+    return [*stated, "logme"]

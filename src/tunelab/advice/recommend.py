@@ -88,7 +88,7 @@ from typing import Any
 
 import numpy as np
 
-from tunelab.advice.calibrated import explain
+from tunelab.advice.calibrated import explain, explain_states
 from tunelab.advice.domain import DOMAIN_THRESHOLDS
 from tunelab.advice.domain import level as _level
 from tunelab.config import TrainConfig
@@ -176,6 +176,12 @@ def _class_counts(counts: dict[str, int], shown: int = 8) -> str:
     low, high = smallest[0][1], max(counts.values())
     return (f"{len(counts)} classes, {low:,} to {high:,} each; the smallest: "
             + ", ".join(f"{k} {v:,}" for k, v in smallest))
+
+
+def data_amount_states(task: str) -> tuple[str, ...]:
+    """The measured signals (keys of :func:`_signals`) that :func:`data_amount`'s sentence states."""
+    return ("min_examples_per_class", "data_amount") if task == "classification" else (
+        "train_tokens", "train_examples", "data_amount")
 
 
 def data_amount(stats: dict[str, Any]) -> tuple[str, str]:
@@ -455,6 +461,18 @@ def _model_signals(model_name: str, tokenizer, target_ids: list, reference_ids: 
     return "centroid_distance"
 
 
+#: The measured signals each domain signal's clause of :func:`domain_reason` states, by ``domain["method"]``.
+_DOMAIN_REASON_STATES = {"lm_loss_ratio": ("lm_loss_target", "lm_loss_reference", "lm_loss_ratio"),
+                         "mlm_loss_ratio": ("mlm_loss_target", "mlm_loss_reference", "mlm_loss_ratio"),
+                         "centroid_distance": ("centroid_distance", "reference_split_distance")}
+
+
+def domain_reason_states(domain: dict[str, Any]) -> tuple[str, ...]:
+    """The measured signals (keys of ``domain["signals"]``) that :func:`domain_reason`'s sentence states."""
+    return ("domain_level", "domain_signal", *_DOMAIN_REASON_STATES[domain["method"]], "tokens_per_word_target",
+            "tokens_per_word_reference", "fragmentation_ratio", "unk_share")
+
+
 def domain_reason(domain: dict[str, Any]) -> str:
     s, method = domain["signals"], domain["method"]
     if method == "lm_loss_ratio":
@@ -618,7 +636,8 @@ def recommend(
     ``metric``: what the advice ranks by, as ``compare --metric`` takes it (default: the task's, accuracy or
     perplexity): the head probe is scored in it and the reasons name it; a calibration learnt in another metric says so.
     ``progress``: told each step as it starts (the command line prints it: a run of minutes, not silence).
-    Returns ``{"strategy", "reasons", "metric", "signals", "estimates", "costs", "data", "domain"}``.
+    Returns ``{"strategy", "reasons", "reason_states", "metric", "signals", "estimates", "costs", "data", "domain"}``;
+    ``reason_states``: per reason, the keys of ``signals`` whose values it states (a report lists the others).
     """
     from tunelab.models import load_tokenizer, resolve_model
 
@@ -650,20 +669,25 @@ def recommend(
         say(f"one pass of the frozen model over at most {feature_examples:,} training texts (transferability, head probe)")
     calibrated = _calibrated_advice(model, task_data, stats, domain, fitting, max_length=max_length,
                                     feature_examples=feature_examples, seed=config.seed, metric=metric)
+    choice_states: list[str] = []  # the tiers' sentences name the data amount and domain level the first two state
     if calibrated is not None and calibrated["strategy"] is not None:
-        strategy, choice = calibrated["strategy"], [explain(calibrated)]
+        strategy, choice, choice_states = calibrated["strategy"], [explain(calibrated)], explain_states(calibrated)
     elif estimates is None:  # the tiers, untimed: the comparison's first runs measure the costs (issue 16)
         strategy, choice = decide_untimed(amount, domain["level"], fitting, metric)
     else:  # causal LM, no calibration file, or no calibrated strategy fits: the tiers, the cheapest that fits first
         strategy, choice = decide(amount, domain["level"], estimates, metric)
     costs = "measured before training" if estimates is not None else "left to the comparison's first runs"
     estimates = estimates or []
-    reasons = [amount_reason, domain_reason(domain), *choice, *_too_few_to_tell(calibrated, task_data),
-               _length_reason(stats["tokens"], max_length, task_data.task)]
-    reasons += [f"{row['strategy']} does not fit: {row['why_not']}" for row in estimates if not row["fits"]]
+    # each reason with the measured signals it states (a key of "signals"): the report lists only the others
+    said = [(amount_reason, data_amount_states(task_data.task)), (domain_reason(domain), domain_reason_states(domain)),
+            *[(reason, choice_states) for reason in choice],
+            *[(reason, ()) for reason in _too_few_to_tell(calibrated, task_data)],
+            (_length_reason(stats["tokens"], max_length, task_data.task), _LENGTH_REASON_STATES)]
+    said += [(f"{row['strategy']} does not fit: {row['why_not']}", ()) for row in estimates if not row["fits"]]
     return {
         "strategy": strategy,
-        "reasons": reasons,
+        "reasons": [reason for reason, _ in said],
+        "reason_states": [list(states) for _, states in said],
         "metric": metric,
         "signals": {**_signals(stats, amount, domain), **(calibrated or {}).get("features", {})},
         "calibrated": calibrated,
@@ -808,6 +832,11 @@ def _epochs(config: TrainConfig, task_data: Any) -> float:
     from tunelab.run.training import sequences_per_example
 
     return config.epochs_for(max(1, round(len(task_data.train) * sequences_per_example(config, task_data))))
+
+
+#: The measured signals (keys of :func:`_signals`) that :func:`_length_reason`'s sentence states (a causal LM's "none is
+#: cut" states the truncated share, 0).
+_LENGTH_REASON_STATES = ("mean_tokens", "median_tokens", "p95_tokens", "truncated_share")
 
 
 def _length_reason(tok: dict[str, Any], max_length: int, task: str = "classification") -> str:

@@ -461,16 +461,18 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
-def format_signals(signals: Any) -> list[str]:
+def format_signals(signals: Any, *, stated: Any = ()) -> list[str]:
     """Pre-training signals (the advice's flat ``signals``, or any ``{"domain_lm_loss_ratio": 1.4, ...}``) as lines a
     reader can use, each fact once: the advice's known signals in a line per topic (:data:`_SIGNAL_LINES`), what only
     repeats another (the probe in the metric asked for when that is accuracy) or is bookkeeping (whether the probe was
-    read back from tunelab's store) in none, anything else as ``"domain LM loss ratio: 1.4"``, whatever its nesting."""
+    read back from tunelab's store, how long it took) in none, anything else as ``"domain LM loss ratio: 1.4"``, whatever
+    its nesting. ``stated``: the keys whose values are said elsewhere (the advice's reasons, its ``reason_states``): left
+    out, a topic's line saying what remains of it."""
     if not signals:
         return []
     if not isinstance(signals, dict):
         return [_format_value(signals)]
-    rest = {k: v for k, v in signals.items() if k not in _UNSAID}
+    rest = {k: v for k, v in signals.items() if k not in _UNSAID and k not in set(stated)}
     lines = [line for say in _SIGNAL_LINES if (line := say(rest))]
     for key, value in rest.items():
         label = re.sub(r"\blm\b", "LM", str(key).replace("_", " "))
@@ -478,7 +480,9 @@ def format_signals(signals: Any) -> list[str]:
     return lines
 
 
-_UNSAID = ("signals_reused",)  # whether the probe's result was read back from tunelab's store: the same numbers
+#: Bookkeeping: whether the probe's result was read back from tunelab's store (the same numbers), and its time (the
+#: cost line says the pass's).
+_UNSAID = ("signals_reused", "probe_time_s")
 
 
 def _take(signals: dict, *keys: str) -> list[Any]:
@@ -487,76 +491,92 @@ def _take(signals: dict, *keys: str) -> list[Any]:
 
 
 def _said_data(signals: dict) -> str | None:
-    if "train_examples" not in signals:
+    keys = ("train_examples", "train_tokens", "min_examples_per_class", "data_amount")
+    if not any(key in signals for key in keys):
         return None
-    n, tokens, smallest, amount = _take(signals, "train_examples", "train_tokens", "min_examples_per_class", "data_amount")
-    text = f"training data: {_format_value(n)} examples" + (f" ({_format_value(tokens)} tokens)" if tokens else "")
+    n, tokens, smallest, amount = _take(signals, *keys)
+    size = f"{_format_value(tokens)} tokens" if tokens else ""
+    if n is not None:
+        size = f"{_format_value(n)} examples" + (f" ({size})" if size else "")
     if smallest is not None:
-        text += f", {_format_value(smallest)} in the smallest class"
-    return text + (f": {amount}" if amount else "")
+        size += (", " if size else "") + f"{_format_value(smallest)} in the smallest class"
+    return "training data" + (f": {size}" if size else "") + (f": {amount}" if amount else "")
 
 
 def _said_length(signals: dict) -> str | None:
-    if "mean_tokens" not in signals:
+    keys = ("mean_tokens", "median_tokens", "p95_tokens", "truncated_share")
+    if not any(key in signals for key in keys):
         return None
-    mean, median, p95, truncated = _take(signals, "mean_tokens", "median_tokens", "p95_tokens", "truncated_share")
-    text = f"text length: {mean:.1f} tokens on average (median {_format_value(median)}, p95 {_format_value(p95)})"
-    return text + (f", {100 * truncated:.1f} % cut at --max-length" if truncated is not None else "")
+    mean, median, p95, truncated = _take(signals, *keys)
+    spread = ", ".join(f"{name} {_format_value(v)}" for name, v in (("median", median), ("p95", p95)) if v is not None)
+    parts = [f"{mean:.1f} tokens on average" + (f" ({spread})" if spread else "") if mean is not None else spread or None,
+             f"{100 * truncated:.1f} % cut at --max-length" if truncated is not None else None]
+    return "text length: " + ", ".join(p for p in parts if p)
 
 
 def _said_probe(signals: dict) -> str | None:
-    if "probe_accuracy" not in signals:
+    keys = ("probe_accuracy", "probe_gain", "probe_metric", "probe_score", "probe_score_gain")
+    if not any(key in signals for key in keys):
         return None
-    accuracy, gain, metric, score, score_gain, _ = _take(signals, "probe_accuracy", "probe_gain", "probe_metric",
-                                                         "probe_score", "probe_score_gain", "probe_time_s")
-    if accuracy is None:
+    accuracy, gain, metric, score, score_gain = _take(signals, *keys)
+    if accuracy is None and score is None:
         return "head probe: not run (a class has a single training example, which no fold can hold out)"
 
     def scored(value: float, share: float | None, label: str) -> str:
         return f"{label} {value:.3f}" + (f", {share:.2f} of the way from the majority class to perfect"
                                          if share is not None else "")
 
-    text = "head probe (a logistic regression on the frozen model's features, cross-validated): " + scored(
-        accuracy, gain, "accuracy")
-    if metric and metric != "accuracy" and score is not None:  # else the same numbers again
-        text += "; " + scored(score, score_gain, metric_label(metric))
-    return text
+    said = [scored(accuracy, gain, "accuracy")] if accuracy is not None else []
+    if score is not None and (accuracy is None or (metric and metric != "accuracy")):  # else the same numbers again
+        said.append(scored(score, score_gain, metric_label(metric or "accuracy")))
+    return "head probe (a logistic regression on the frozen model's features, cross-validated): " + "; ".join(said)
 
 
 def _said_transferability(signals: dict) -> str | None:
-    if "logme" not in signals:
+    if "logme" not in signals and "h_score" not in signals:
         return None
     logme, h = _take(signals, "logme", "h_score")
-    return (f"transferability of the frozen features (higher is better): LogME {logme:.2f}"
-            + (f", H-score {h:.3f}" if h is not None else ""))
+    said = [f"LogME {logme:.2f}" if logme is not None else None, f"H-score {h:.3f}" if h is not None else None]
+    return "transferability of the frozen features (higher is better): " + ", ".join(p for p in said if p)
 
 
 def _said_domain(signals: dict) -> str | None:
-    if "domain_level" not in signals:
+    method = signals.get("domain_signal")
+    if "domain_level" not in signals and not (method and method in signals):
         return None
     level, method = _take(signals, "domain_level", "domain_signal")
-    text = f"domain: {level} to pre-training"
+    said = [f"{level} to pre-training"] if level else []
     if method and method in signals:
         value = signals.pop(method)
         label = re.sub(r"\blm\b", "LM", method.replace("_", " "))
-        text += f", by {label} {_format_value(value)}"
+        text = f"by {label} {_format_value(value)}"
         if method == "centroid_distance" and signals.get("reference_split_distance") is not None:
             text += f" (between two halves of the reference text: {signals.pop('reference_split_distance'):.3f})"
-    return text
+        said.append(text)
+    return "domain: " + ", ".join(said)
 
 
 def _said_tokenizer(signals: dict) -> str | None:
-    if "tokens_per_word_target" not in signals:
+    keys = ("tokens_per_word_target", "tokens_per_word_reference", "fragmentation_ratio", "unk_share",
+            "unk_share_reference")
+    if not any(key in signals for key in keys):
         return None
-    target, reference, ratio, unk, unk_reference = _take(signals, "tokens_per_word_target", "tokens_per_word_reference",
-                                                         "fragmentation_ratio", "unk_share", "unk_share_reference")
-    text = f"tokenizer: {target:.2f} tokens per word"
-    if reference is not None:
-        text += f" vs {reference:.2f} on the reference text" + (f" (×{ratio:.2f})" if ratio is not None else "")
+    target, reference, ratio, unk, unk_reference = _take(signals, *keys)
+    said = []
+    if target is not None:
+        text = f"{target:.2f} tokens per word"
+        if reference is not None:
+            text += f" vs {reference:.2f} on the reference text" + (f" (×{ratio:.2f})" if ratio is not None else "")
+        said.append(text)
+    elif reference is not None or ratio is not None:
+        said.append(", ".join(p for p in (f"{reference:.2f} tokens per word on the reference text" if reference is not None
+                                          else None, f"×{ratio:.2f} tokens per word" if ratio is not None else None) if p))
     if unk is not None:
-        text += f"; unknown tokens {100 * unk:.2f} %" + (f" (reference {100 * unk_reference:.2f} %)"
-                                                        if unk_reference is not None else "")
-    return text
+        said.append(f"unknown tokens {100 * unk:.2f} %" + (f" (reference {100 * unk_reference:.2f} %)"
+                                                          if unk_reference is not None else ""))
+    elif unk_reference is not None:
+        said.append(f"unknown tokens on the reference text {100 * unk_reference:.2f} %")
+    return "tokenizer: " + "; ".join(said)
 
 
 def _said_cost(signals: dict) -> str | None:

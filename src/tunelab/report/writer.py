@@ -552,9 +552,11 @@ def _pre_recommendation_blocks(pre: dict, rec: dict, summaries: list, metric: st
     if pre.get("reasons"):
         blocks.append(Heading("Reasons given before training", 3))
         blocks.append(BulletList([str(r) for r in pre["reasons"]]))
-    signals = format_signals(pre.get("signals"))
+    # the signals no reason states (an advice recorded before reasons said which they state: every signal)
+    stated = [key for states in pre.get("reason_states") or [] for key in states]
+    signals = format_signals(pre.get("signals"), stated=stated)
     if signals:
-        blocks.append(Heading("Signals measured before training", 3))
+        blocks.append(Heading("Other signals measured before training" if stated else "Signals measured before training", 3))
         blocks.append(BulletList(signals))
     estimates = pre.get("estimates")
     if estimates:
