@@ -680,3 +680,27 @@ def test_the_signals_before_training_leave_out_what_the_reasons_state():
 
     assert heading == "Signals measured before training" and old == format_signals(ADVICE_SIGNALS) and len(old) == 7
 
+
+def test_an_axis_the_same_for_every_strategy_is_said_once_under_the_axes_table(tmp_path):
+    """The axes table repeated the domain's closeness (and the data regime) in every strategy's column, the same text
+    each time (the HTML merged the cells, the Markdown did not). An axis with one text for every strategy is now a
+    line under the table; and where a reason given before training states the domain's numbers, the axis gives the
+    level alone."""
+    results = [make_run(s, PROFILE[s][1]) for s in STRATEGIES]
+
+    def axes_section(pre: dict) -> str:
+        md = write_report(tmp_path, results, pre_recommendation=pre)["md"].read_text(encoding="utf-8")
+        return md.split("## Transfer learning vs fine-tuning")[1].split("\n## ")[0]
+
+    axes = axes_section(PRE_RECOMMENDATION)
+    table = [line for line in axes.splitlines() if line.startswith("|")]
+    assert table and not any(line.startswith(("| Closeness of domain", "| Data regime")) for line in table)
+    assert "| Approach |" in axes and axes.count("domain LM loss ratio: 1.9") == 1
+    assert "**Closeness of domain, the same for every strategy:** domain LM loss ratio: 1.9" in axes
+    assert axes.count("**Data regime, the same for every strategy:** ") == 1
+    stated = {"strategy": "full", "reasons": ["domain far to pre-training: LM loss ratio 1.9"],
+              "reason_states": [["domain_level", "lm_loss_ratio"]],
+              "signals": {"domain_level": "far", "domain_signal": "lm_loss_ratio", "lm_loss_ratio": 1.9}}
+    axes = axes_section(stated)
+    assert ("**Closeness of domain, the same for every strategy:** far to pre-training (its measurements: the reasons "
+            "given before training)") in axes and "1.9" not in axes

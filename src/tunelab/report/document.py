@@ -48,7 +48,6 @@ class Table:
     caption: str = ""
     row_classes: list[str] = field(default_factory=list)  # per row: "", "chosen", "failed"
     row_headers: bool = False  # the first cell of each row is a header (the axes table)
-    merge_equal: bool = False  # HTML: a row whose cells (after the first) are all equal spans them
     # Per row: True when the row is shorter than the headers and its last cell spans the rest
     # (HTML colspan; Markdown pads with empty cells). A failed strategy's error, for instance.
     spans: list[bool] = field(default_factory=list)
@@ -142,8 +141,6 @@ def _html_table(table: Table) -> str:
         if spans:
             cells.extend(f"<td>{_e(c)}</td>" for c in rest[:-1])
             cells.append(f'<td colspan="{len(table.headers) - len(row) + 1}">{_e(rest[-1])}</td>')
-        elif table.merge_equal and len(rest) > 1 and len(set(rest)) == 1:
-            cells.append(f'<td colspan="{len(rest)}">{_e(rest[0])}</td>')
         else:
             cells.extend(f"<td{_cell_class(c) if not table.row_headers else ''}>{_e(c)}</td>" for c in rest)
         out.append(f"<tr{f' class={chr(34)}{css}{chr(34)}' if css else ''}>" + "".join(cells) + "</tr>")

@@ -599,8 +599,8 @@ def axes_table(
     Returns ``(strategies, rows)``: each row is ``(axis, one cell per strategy)``. Axes: approach,
     what trains, architecture, share of weights trained, peak memory, training time, test metric
     (all measured except the first three), data regime (from ``meta_info``) and closeness of domain
-    (``pre_recommendation["signals"]`` when given, else "not measured"). ``metric``: the comparison's (default: the
-    task's).
+    (``pre_recommendation["signals"]`` when given, else "not measured"; its level alone where one of the advice's reasons
+    states the measurements, ``reason_states``). ``metric``: the comparison's (default: the task's).
     """
     task = results_task(results)
     summaries = summarize_strategies(results, metric=metric)
@@ -615,6 +615,10 @@ def axes_table(
     else:
         signals = format_signals(pre.get("signals"))
     domain = "; ".join(signals) if signals else "not measured"
+    level = (domain_info or {}).get("level") or (pre.get("signals") or {}).get("domain_level")
+    if level and any("domain_level" in states for states in pre.get("reason_states") or []):
+        # a reason before training states the domain's measurements: here its level alone, the numbers said there
+        domain = f"{level} to pre-training (its measurements: the reasons given before training)"
 
     def measured(s: StrategySummary, text: str) -> str:
         return text if s.ok else "failed"

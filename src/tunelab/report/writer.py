@@ -278,11 +278,15 @@ def _axes_blocks(results: list[dict], pre_recommendation: dict | None, metric: s
             "process, computing resources, data, domain), filled with what this comparison measured.")
     caption = ("Share, memory, time and the test metric are measured; data regime from the dataset's "
                "metadata; closeness of domain from the pre-training analysis when it ran.")
+    # an axis on which every strategy has the same text (the data's regime, the domain's closeness: facts of the data,
+    # not of a strategy) is said once, under the table, not in every strategy's column
+    shared = [(axis, cells[0]) for axis, cells in axes if len(strategies) > 1 and len(set(cells)) == 1]
     return [
         Heading("Transfer learning vs fine-tuning, on this run's numbers"),
         Paragraph(note, css="note"),
-        Table(["", *strategies], [[axis, *cells] for axis, cells in axes], row_headers=True, merge_equal=True,
-              caption=caption),
+        Table(["", *strategies], [[axis, *cells] for axis, cells in axes if (axis, cells[0]) not in shared],
+              row_headers=True, caption=caption),
+        *[Paragraph(text, lead=f"{axis}, the same for every strategy:") for axis, text in shared],
     ]
 
 
