@@ -562,7 +562,10 @@ def test_a_chat_model_trained_without_a_chat_template_is_saved_with_the_format_i
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     config = TrainConfig(model=str(tiny_llama_dir), data=str(path), strategy="lora", merge=True, epochs=1,
                          batch_size=8, max_length=32, forgetting=False, out=str(tmp_path / "run"))
-    train(config, progress=False)
+    record = train(config, progress=False)
+    # said when it trains, not only in the model card (a run printed nothing of it)
+    assert any(n.startswith("the tokenizer has no chat template: conversations are read as plain 'role: content' lines")
+               for n in record["train_info"]["notes"]), record["train_info"]["notes"]
     model_dir = tmp_path / "run" / "model"
     conversation = rows[0]["messages"]
     for folder in (model_dir, model_dir / "merged"):

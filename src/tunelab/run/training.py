@@ -413,6 +413,12 @@ def tokenize(data: TaskData, tokenizer, max_length: int, *, limit: int | None = 
         warnings.append(f"--keep {keep} does not apply to a causal LM, whose texts are packed whole into blocks of "
                         "--max-length tokens, not cut: ignored")
 
+    if "messages" in data.train.column_names and not getattr(tokenizer, "chat_template", None):
+        # said at training time, not only in the model card: the user may expect the model's own turn format
+        warnings.append("the tokenizer has no chat template: conversations are read as plain 'role: content' lines "
+                        "(user: ..., then assistant: ...); the saved tokenizer gets that format as its chat template, "
+                        "so predict and apply_chat_template prompt the model as it was trained")
+
     def encode_lm(batch, indices):
         blocks, labels, texts, positions = _lm_blocks(batch, tokenizer, max_length, loss_on,
                                                       first=indices[0] if indices else 0)
