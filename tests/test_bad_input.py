@@ -53,6 +53,13 @@ CASES = [
         lambda t: ["--data", good(t), "--text-column", "review"],
         ("review", "text", "label"),
     ),
+    Case(  # trained on the conversations in silence before
+        "unknown column of chat rows",
+        lambda t: ["--task", "causal-lm", "--text-column", "body", "--data",
+                   str(write(t / "chat.jsonl", '{"messages": [{"role": "user", "content": "hi"}, '
+                                               '{"role": "assistant", "content": "hello"}]}\n' * 20))],
+        ("chat.jsonl", "body", "--text-column", "messages"),
+    ),
     Case(
         "unknown label column", lambda t: ["--data", good(t), "--label-column", "stars"], ("stars", "label")
     ),

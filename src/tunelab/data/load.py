@@ -503,6 +503,12 @@ def _causal(
     for name, table in tables.items():
         # the chat column named as the text column (--text-column messages) is read as chat too
         chat_named = text_column in CHAT_COLUMNS
+        if is_chat(table) and text_column not in ("text", *table.columns) and not chat_named:
+            # a --text-column the rows do not have was ignored in silence, training on the conversations
+            chat = next(c for c in CHAT_COLUMNS if c in table.columns)
+            raise DataError(f"{table.origin}: no column '{text_column}' (--text-column); its rows are conversations "
+                            f"('{chat}'): drop --text-column to train on them, or name one of its columns: "
+                            f"{', '.join(map(repr, table.column_names))}")
         if is_chat(table) and (text_column == "text" or text_column not in table.columns or chat_named):
             messages = chat_messages(table)
             parts[name] = {"text": [render(m) for m in messages], "messages": messages}
