@@ -575,6 +575,9 @@ def test_plain_text_is_chunked_for_causal_lm(tmp_path: Path) -> None:
     chunks = [t for split in data.splits().values() for t in split["text"]]
     assert all(1_000 <= len(c) <= 3_000 for c in chunks)
     assert sum(len(c) for c in chunks) >= sum(len(p.strip()) for p in paragraphs)
+    # the run's header and model card count the examples as what they are (they said "plain text, 9 rows" of a
+    # 70-line file: the rows were chunks)
+    assert data.source == f"book.txt (plain text, {len(chunks)} chunks)", data.source
 
 
 @pytest.mark.parametrize("shape", ["messages", "prompt-completion", "prompt-completion-conversational"])

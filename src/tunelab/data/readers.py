@@ -43,7 +43,7 @@ def read_path(path: Path) -> RawData:
     table = read_file(path)
     return RawData(
         tables={"all": table},
-        source=f"{path.name} ({_kind(path)}, {table.num_rows} rows)",
+        source=f"{path.name} ({_kind(path)}, {table.num_rows} {table.unit}s)",  # a .txt file's are chunks
         warnings=list(table.warnings),
     )
 
