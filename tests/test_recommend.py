@@ -613,3 +613,22 @@ def test_the_head_probe_and_logme_are_stored_and_read_back(tmp_path, monkeypatch
     # another metric, other labels: measured again
     assert features.stored_feature_signals(x, labels)["signals_reused"] is False
     assert features.stored_feature_signals(x, labels[::-1].copy(), metric="f1_macro")["signals_reused"] is False
+
+
+def test_cli_recommend_says_what_reading_the_data_did(tiny_bert_dir, tmp_path, capsys):
+    """recommend once dropped the data's notes that train and compare print: a column taken by its name
+    ('review' as the text) and labels alike but for case ('POS' and 'pos', two classes) went unsaid, and the advice
+    counted four classes where the user meant two."""
+    from tunelab.cli.main import main
+
+    rows = ["review,sentiment"] + [f"{' '.join(['good'] * (1 + i % 9))},{['pos', 'neg', 'POS', 'NEG'][i % 4]}"
+                                   for i in range(80)]
+    path = tmp_path / "mine.csv"
+    path.write_text("\n".join(rows) + "\n")
+    code = main(["recommend", "--model", str(tiny_bert_dir), "--data", str(path), "--strategies", "head",
+                 "--batch-size", "8", "--epochs", "1", "--no-cache"])
+    out = capsys.readouterr().out
+    assert code == 0
+    notes = out[out.index("notes:"):]
+    assert "using 'review' as the text" in notes and "using 'sentiment' as the label" in notes
+    assert "labels that differ only in case or spacing are separate classes ('NEG' and 'neg'; 'POS' and 'pos')" in notes

@@ -636,8 +636,10 @@ def recommend(
     ``metric``: what the advice ranks by, as ``compare --metric`` takes it (default: the task's, accuracy or
     perplexity): the head probe is scored in it and the reasons name it; a calibration learnt in another metric says so.
     ``progress``: told each step as it starts (the command line prints it: a run of minutes, not silence).
-    Returns ``{"strategy", "reasons", "reason_states", "metric", "signals", "estimates", "costs", "data", "domain"}``;
-    ``reason_states``: per reason, the keys of ``signals`` whose values it states (a report lists the others).
+    Returns ``{"strategy", "reasons", "reason_states", "notes", "metric", "signals", "estimates", "costs", "data",
+    "domain"}``; ``reason_states``: per reason, the keys of ``signals`` whose values it states (a report lists the
+    others); ``notes``: what reading the data did to it (a column guessed, labels alike but for case), as ``train`` and
+    ``compare`` say it.
     """
     from tunelab.models import load_tokenizer, resolve_model
 
@@ -688,6 +690,7 @@ def recommend(
         "strategy": strategy,
         "reasons": [reason for reason, _ in said],
         "reason_states": [list(states) for _, states in said],
+        "notes": list(task_data.warnings),
         "metric": metric,
         "signals": {**_signals(stats, amount, domain), **(calibrated or {}).get("features", {})},
         "calibrated": calibrated,

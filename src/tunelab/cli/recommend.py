@@ -84,6 +84,10 @@ def print_recommendation(rec: dict) -> None:
     console.print("reasons:")
     for reason in rec["reasons"]:
         console.print(f"  - {reason}", highlight=False)
+    if rec.get("notes"):  # what reading the data did (a guessed column, labels alike but for case), as compare says it
+        console.print("notes:")
+        for note in rec["notes"]:
+            console.print(f"  - {note}", highlight=False)
     budget = rec["budget"]
     limits = ", ".join(x for x in (f"{budget['minutes']:g} min" if budget["minutes"] else "",
                                    f"{budget['memory_gb']:g} GB" if budget["memory_gb"] else "") if x) or "machine RAM"
