@@ -645,3 +645,26 @@ def test_recommend_and_estimate_offer_no_screening_flag(command, capsys):
     with pytest.raises(SystemExit) as exc:
         main([command, "--screening"])
     assert exc.value.code == 2 and "--screening" in capsys.readouterr().err
+
+
+def test_a_model_the_hub_cannot_reach_is_one_line(tmp_path, monkeypatch, capfd):
+    """A hub id that could not be looked up (a typo, no connection) printed each of the hub's retries twice, raw and
+    as 'huggingface_hub: warning: ...', above the one line that says what failed and what to do."""
+    import logging
+
+    import transformers
+
+    def unreachable(name, **kwargs):
+        logging.getLogger("huggingface_hub.utils._http").warning(
+            f"'[Errno -2] Name or service not known' thrown while requesting HEAD https://huggingface.co/{name}")
+        raise OSError(f"We couldn't connect to 'https://huggingface.co' to load the files of {name}")
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", unreachable)
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\n" + "".join(f"text {i},{'ab'[i % 2]}\n" for i in range(20)))
+    code = main(["-q", "train", "--model", "no-such-model", "--data", str(data), "--out", str(tmp_path / "out")])
+    err = capfd.readouterr().err
+    assert code == 2
+    assert "thrown while requesting" not in err
+    assert err.strip().splitlines() == [next(line for line in err.splitlines() if line.startswith("tunelab: error:"))]
+    assert "cannot load a tokenizer from 'no-such-model'" in err

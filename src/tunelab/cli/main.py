@@ -372,6 +372,11 @@ def _quiet_libraries() -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    # the hub's retries of a lookup ("'[Errno -2] ...' thrown while requesting HEAD ..."), twice each (its own handler
+    # and the root's), before the one line that says what failed and what to do
+    from huggingface_hub.utils import logging as hub_logging
+
+    hub_logging.set_verbosity_error()
     # the report's plots: a font missing here falls back to another, which the user has nothing to do about
     logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=UserWarning)
