@@ -325,6 +325,18 @@ def test_spreadsheet_and_json_exports_read_like_the_plain_file(tmp_path: Path, n
     assert ("from its key 'data'" in " ".join(other.warnings)) == (name == "fielded.json")
 
 
+@pytest.mark.parametrize(("name", "content", "kind"), [
+    ("array.json", lambda r: json.dumps(r), "JSON"),  # pandas' to_json(orient="records")
+    ("fielded.json", lambda r: json.dumps({"data": r}), "JSON"),
+    ("lines.json", jsonl_text, "JSON lines"),  # a .json file read a line a record
+    ("lines.jsonl", jsonl_text, "JSON lines"),
+])
+def test_a_json_files_source_names_the_format_it_was_read_as(tmp_path: Path, name: str, content, kind: str) -> None:
+    """A JSON array was announced as '(JSON lines, 40 rows)' in train's title, the report and the model card."""
+    data = load_task_data(str(write(tmp_path, name, content(rows(40)))))
+    assert data.source == f"{name} ({kind}, 40 rows)"
+
+
 def test_a_json_object_without_one_array_of_records_is_refused_in_one_line(tmp_path: Path) -> None:
     path = write(tmp_path, "d.json", json.dumps({"a": rows(4), "b": rows(4)}))
     with pytest.raises(DataError, match="several arrays of records .'a', 'b'."):

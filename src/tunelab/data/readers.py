@@ -43,7 +43,7 @@ def read_path(path: Path) -> RawData:
     table = read_file(path)
     return RawData(
         tables={"all": table},
-        source=f"{path.name} ({_kind(path)}, {table.num_rows} {table.unit}s)",  # a .txt file's are chunks
+        source=f"{path.name} ({_kind(path, table)}, {table.num_rows} {table.unit}s)",  # a .txt file's are chunks
         warnings=list(table.warnings),
     )
 
@@ -77,9 +77,12 @@ def read_file(path: Path) -> Table:
     return read_jsonl(path, text)
 
 
-def _kind(path: Path) -> str:
+def _kind(path: Path, table: Table) -> str:
+    """The format as read: a ``.json`` or ``.jsonl`` file is JSON lines when it was read a line a record, else JSON
+    (an array, or an object holding one), whatever its extension says."""
     suffix, compression = file_suffixes(path)
-    kind = {".jsonl": "JSON lines", ".json": "JSON lines", ".txt": "plain text"}.get(suffix, suffix.lstrip(".").upper())
+    json_kind = "JSON lines" if table.unit == "line" else "JSON"
+    kind = {".jsonl": json_kind, ".json": json_kind, ".txt": "plain text"}.get(suffix, suffix.lstrip(".").upper())
     return f"{kind}, {compression.lstrip('.')}" if compression else kind
 
 
