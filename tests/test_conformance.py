@@ -746,6 +746,9 @@ def test_layers_that_share_block_weights_are_said_so(tmp_path, arch_dir):
     record = tunelab.run.training.train(_config(folder, "last-n", tmp_path / "out", tmp_path / "f"), data=data_for("classification"),
                                         progress=False)
     assert any("albert shares block weights: its 4 layers run 1 block 4 times each" in n for n in record["train_info"]["notes"])
+    # without --layers (its default, 2) last-n trains the one block: compare's default strategies all run on ALBERT
+    default = run_captured(_config(folder, "last-n", tmp_path / "out4", tmp_path / "f", layers=None), data_for("classification"))
+    assert {n for n in default.trainable_at_start if n.startswith("albert.encoder.albert_layer_groups.0.")}
     # gradual: one block is two stages (the block, then the embeddings with it), so the schedule ends with every weight
     captured = run_captured(_config(folder, "gradual", tmp_path / "out3", tmp_path / "f"), data_for("classification"))
     embeddings = [n for n in captured.before if n.startswith("albert.embeddings.") and n.endswith("word_embeddings.weight")]

@@ -148,8 +148,9 @@ class TrainConfig:
     gradient_accumulation_steps: int = 1
     """Batches whose gradients add up to one optimizer step (the effective batch grows, memory does not)."""
     # strategy options
-    layers: int = 2
-    """``last-n``: how many top blocks train."""
+    layers: int | None = None
+    """``last-n``: how many top blocks train; ``None``: 2, or every block of a model with fewer (ALBERT's one shared
+    block)."""
     lora_r: int = 8
     """``lora``: rank of each low-rank adapter (peft's ``r``)."""
     lora_alpha: int = 16
@@ -325,7 +326,7 @@ class TrainConfig:
             out.append(f"--lr must be positive and finite, got {self.lr}")
         if self.head_lr is not None and not 0 < self.head_lr < math.inf:
             out.append(f"--head-lr must be positive and finite, got {self.head_lr}")
-        for name in ("batch_size", "layers", "lora_r", "num_virtual_tokens", "save_steps", "gradient_accumulation_steps"):
+        for name in ("batch_size", "lora_r", "num_virtual_tokens", "save_steps", "gradient_accumulation_steps"):
             if getattr(self, name) < 1:
                 out.append(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.prompt_init_text is not None and not str(self.prompt_init_text).strip():
@@ -337,7 +338,7 @@ class TrainConfig:
             out.append(f"--keep '{self.keep}' is unknown: use {', '.join(KEEP_CHOICES)}")
         if self.loss_on not in LOSS_ON_CHOICES:
             out.append(f"--loss-on '{self.loss_on}' is unknown: use {', '.join(LOSS_ON_CHOICES)}")
-        for name in ("max_train_samples", "max_eval_samples", "lora_layers"):
+        for name in ("max_train_samples", "max_eval_samples", "layers", "lora_layers"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 out.append(f"--{name.replace('_', '-')} must be at least 1, got {value}")

@@ -11,6 +11,15 @@ from tunelab.strategies.base import (
     unfreeze_head,
 )
 
+DEFAULT_LAYERS = 2
+
+
+def top_blocks(config, num_blocks: int | None) -> int:
+    """The blocks that train: ``--layers``, or without it 2 (all of them in a model of fewer blocks)."""
+    if config.layers is not None:
+        return config.layers
+    return DEFAULT_LAYERS if num_blocks is None else min(DEFAULT_LAYERS, num_blocks)
+
 
 def _top_prefixes(model, layout, n: int) -> tuple[str, ...]:
     first = layout.num_blocks - n
@@ -39,13 +48,13 @@ class LastN(Strategy):
     options = ("layers",)
 
     def describe(self, config, task, *, num_blocks=None):
-        n = config.layers
+        n = top_blocks(config, num_blocks)
         lower = (f"the lower {num_blocks - n} block{'s' if num_blocks - n != 1 else ''}" if num_blocks is not None
                  else "the blocks below")
         return f"{blocks_phrase(n, num_blocks)} (with the final norm or pooler above them, if any){and_head(task, config)}; {lower} and the embeddings are frozen"
 
     def prepare(self, model, layout, config):
-        n = config.layers
+        n = top_blocks(config, layout.num_blocks)
         if n > layout.num_blocks:
             shared = (f" (its {layout.num_blocks * layout.block_runs} layers share the weights of {layout.num_blocks})"
                       if layout.block_runs > 1 else "")
@@ -59,4 +68,4 @@ class LastN(Strategy):
         return model
 
     def frozen_blocks(self, model, layout, config):
-        return layout.num_blocks - config.layers
+        return layout.num_blocks - top_blocks(config, layout.num_blocks)
