@@ -229,11 +229,11 @@ def expected_trainable(strategy: str, arch: str, model_dir: Path, task: str) -> 
     if strategy == "lora":
         linears = [m for m in blocks.modules() if isinstance(m, (nn.Linear, Conv1D))]
         lora = sum(8 * sum(_in_out(m)) for m in linears)
-        return lora + head, total + lora + (head if task == "classification" else 0)
+        return lora + head, total + lora  # the head once: the saved model holds it once
     if strategy == "ia3":
         ia3 = sum(_in_out(m)[1] for r in facts.kv for m in _projection(model, r))
         ia3 += sum(_in_out(m)[0] for m in _projection(model, facts.ff_out))
-        return ia3 + head, total + ia3 + (head if task == "classification" else 0)
+        return ia3 + head, total + ia3  # the head once: the saved model holds it once
     if strategy == "bitfit":
         added = sum(
             m.out_features for n, m in blocks.named_modules()
@@ -245,7 +245,7 @@ def expected_trainable(strategy: str, arch: str, model_dir: Path, task: str) -> 
         return total, total
     if strategy == "prompt-tuning":
         prompt = 4 * model.get_input_embeddings().embedding_dim
-        return prompt + head, total + prompt + (head if task == "classification" else 0)
+        return prompt + head, total + prompt  # the head once: the saved model holds it once
     raise AssertionError(f"no definition for {strategy}")
 
 

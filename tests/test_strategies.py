@@ -165,7 +165,7 @@ def expected_trainable(strategy: str, base_dir: Path, task: str) -> tuple[int, i
     if strategy == "lora":  # r * (in + out) per adapted projection inside the blocks
         names = ("query", "key", "value", "dense") if is_bert else ("_proj",)
         lora = sum(8 * (m.in_features + m.out_features) for _, m in _block_linears(model, lambda n: n.endswith(names)))
-        return lora + head, total + lora + head  # peft counts the head twice: the frozen original and its trained copy
+        return lora + head, total + lora  # the head once, not also peft's frozen original beside its trained copy
     if strategy == "ia3":  # one vector per adapted projection: input size on feed-forward ones, else output size
         if is_bert:
             attn = _block_linears(model, lambda n: n.endswith(("attention.self.key", "attention.self.value")))
@@ -174,10 +174,10 @@ def expected_trainable(strategy: str, base_dir: Path, task: str) -> tuple[int, i
             attn = _block_linears(model, lambda n: n.endswith(("k_proj", "v_proj")))
             ff = _block_linears(model, lambda n: n.endswith("down_proj"))
         ia3 = sum(m.out_features for _, m in attn) + sum(m.in_features for _, m in ff)
-        return ia3 + head, total + ia3 + head
+        return ia3 + head, total + ia3
     if strategy == "prompt-tuning":
         prompt = VIRTUAL_TOKENS * model.config.hidden_size
-        return prompt + head, total + prompt + head
+        return prompt + head, total + prompt
     raise AssertionError(f"strategy '{strategy}' has no expected count in this suite: add its definition here")
 
 

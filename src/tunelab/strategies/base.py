@@ -442,9 +442,15 @@ def unfreeze_head(model: nn.Module, layout: Layout) -> None:
 
 
 def trainable_parameters(model: nn.Module) -> tuple[int, int]:
-    """(trainable, total) parameters, counted as peft counts them (tied weights once)."""
+    """(trainable, total) parameters, counted as peft counts them (tied weights once), except that a module peft
+    trains as a copy (``modules_to_save``: the new task head) counts once, as the saved model holds it: peft's total
+    also counts the frozen original beside the copy, so a PEFT strategy's share of a model with a large head (a
+    pooler) read lower than ``head``'s, which trains a subset of its weights."""
     if hasattr(model, "get_nb_trainable_parameters"):
-        return tuple(int(x) for x in model.get_nb_trainable_parameters())
+        trainable, total = model.get_nb_trainable_parameters()
+        originals = {id(p): p for m in model.modules() if hasattr(m, "modules_to_save") and hasattr(m, "original_module")
+                     for p in m.original_module.parameters()}
+        return int(trainable), int(total) - sum(getattr(p, "ds_numel", None) or p.numel() for p in originals.values())
     seen: set[int] = set()
     trainable = total = 0
     for p in model.parameters():
