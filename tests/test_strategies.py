@@ -372,3 +372,14 @@ def test_prompt_tuning_starts_from_the_tokens_of_a_text_when_asked(tiny_bert_dir
     assert not torch.equal(random_start.model.prompt_encoder["default"].embedding.weight.detach(), words[ids].detach())
     with pytest.raises(ConfigError, match="--prompt-init-text is empty"):
         prepare(config.replace(prompt_init_text="  "), data=toy_classification_data)
+
+
+def test_last_n_on_every_block_says_only_the_embeddings_stay_frozen():
+    """last-n over all of a model's blocks (ALBERT's one shared block, by default) froze 'the lower 0 blocks'."""
+    from tunelab.config import TrainConfig
+    from tunelab.strategies import get_strategy
+
+    text = get_strategy("last-n").describe(TrainConfig(), "classification", num_blocks=1)
+    assert text.startswith("the top 1 of 1 blocks") and text.endswith("; only the embeddings are frozen")
+    assert get_strategy("last-n").describe(TrainConfig(), "classification", num_blocks=6).endswith(
+        "; the lower 4 blocks and the embeddings are frozen")

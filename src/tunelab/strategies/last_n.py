@@ -49,9 +49,11 @@ class LastN(Strategy):
 
     def describe(self, config, task, *, num_blocks=None):
         n = top_blocks(config, num_blocks)
-        lower = (f"the lower {num_blocks - n} block{'s' if num_blocks - n != 1 else ''}" if num_blocks is not None
-                 else "the blocks below")
-        return f"{blocks_phrase(n, num_blocks)} (with the final norm or pooler above them, if any){and_head(task, config)}; {lower} and the embeddings are frozen"
+        below = None if num_blocks is None else num_blocks - n
+        lower = ("the blocks below and " if below is None else "" if below <= 0
+                 else f"the lower {below} block{'s' if below != 1 else ''} and ")
+        frozen = f"{lower}the embeddings are frozen" if lower else "only the embeddings are frozen"
+        return f"{blocks_phrase(n, num_blocks)} (with the final norm or pooler above them, if any){and_head(task, config)}; {frozen}"
 
     def prepare(self, model, layout, config):
         n = top_blocks(config, layout.num_blocks)
