@@ -380,6 +380,18 @@ def test_last_n_on_every_block_says_only_the_embeddings_stay_frozen():
     from tunelab.strategies import get_strategy
 
     text = get_strategy("last-n").describe(TrainConfig(), "classification", num_blocks=1)
-    assert text.startswith("the top 1 of 1 blocks") and text.endswith("; only the embeddings are frozen")
+    assert text.startswith("the one block") and text.endswith("; only the embeddings are frozen")
     assert get_strategy("last-n").describe(TrainConfig(), "classification", num_blocks=6).endswith(
         "; the lower 4 blocks and the embeddings are frozen")
+
+
+@pytest.mark.parametrize("strategy", ["lora", "ia3", "head", "last-n"])
+def test_a_model_of_one_block_is_told_as_the_one_block(strategy):
+    """ALBERT shares one block among its layers: lora's model card said 'projections of all 1 blocks', last-n
+    'the top 1 of 1 blocks'."""
+    from tunelab.config import TrainConfig
+    from tunelab.strategies import get_strategy
+
+    text = get_strategy(strategy).describe(TrainConfig(), "classification", num_blocks=1)
+    assert "the one block" in text and "1 block" not in text
+    assert "all 6 blocks" in get_strategy(strategy).describe(TrainConfig(layers=6), "classification", num_blocks=6)

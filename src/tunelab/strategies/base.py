@@ -389,10 +389,19 @@ def merge_problem(name: str) -> str:
 
 
 def blocks_phrase(count: int, num_blocks: int | None, *, top: bool = True) -> str:
-    """'the top 2 of 6 blocks' (or 'the top 2 blocks' when the depth is unknown)."""
+    """'the top 2 of 6 blocks' (or 'the top 2 blocks' when the depth is unknown; :func:`all_blocks` when it is all)."""
+    if top and num_blocks is not None and count >= num_blocks:
+        return all_blocks(num_blocks)
     where = "top" if top else "lower"
     of = f" of {num_blocks}" if num_blocks is not None else ""
     return f"the {where} {count}{of} block{'s' if count != 1 or of else ''}"
+
+
+def all_blocks(num_blocks: int | None) -> str:
+    """'all 6 blocks', 'the one block' (ALBERT's shared block), or 'every block' when the depth is unknown."""
+    if num_blocks is None:
+        return "every block"
+    return "the one block" if num_blocks == 1 else f"all {num_blocks} blocks"
 
 
 def head_rate(config: Any) -> str:

@@ -4,6 +4,7 @@ from tunelab.strategies.base import (
     HEAD_LR,
     Kind,
     Strategy,
+    all_blocks,
     freeze_all,
     head_rate,
     register_strategy,
@@ -39,7 +40,7 @@ class Head(Strategy):
     tasks = ("classification",)
 
     def describe(self, config, task, *, num_blocks=None):
-        blocks = f"all {num_blocks} blocks" if num_blocks is not None else "every block"
+        blocks = all_blocks(num_blocks)
         return (f"only a new task head (and the pooler, where the model has one), {head_rate(_as_head_lr(config))}; "
                 f"{blocks} and the embeddings are frozen")
 

@@ -14,7 +14,14 @@ from pathlib import Path
 
 from tunelab.errors import StrategyError, first_line
 from tunelab.models import ia3_targets, lora_targets, resolve_model
-from tunelab.strategies.base import Kind, Strategy, blocks_phrase, head_trains_too, register_strategy
+from tunelab.strategies.base import (
+    Kind,
+    Strategy,
+    all_blocks,
+    blocks_phrase,
+    head_trains_too,
+    register_strategy,
+)
 
 
 def _task_type(config_task: str):
@@ -95,7 +102,7 @@ def _scope(config, num_blocks: int | None) -> str:
     """Which blocks an adapter reaches: every block, or the top ``--lora-layers``."""
     top = config.lora_layers
     if top is None:
-        return f"all {num_blocks} blocks" if num_blocks is not None else "every block"
+        return all_blocks(num_blocks)
     return blocks_phrase(top, num_blocks)
 
 
