@@ -125,11 +125,14 @@ def test_a_soft_prompt_is_measured_as_the_adapted_model_predicts_with_it(tiny_ll
     result = forgetting.measure(tuned, tok, TEXTS, reference="t", base_path=str(tiny_llama_dir), base_lm_head=head,
                                 adapter_off=tuned.disable_adapter)
 
-    def direct(off: bool) -> float:
+    def direct(off: bool) -> float:  # the texts packed as a causal-LM run packs them (a soft prompt: across texts)
+        from tunelab.run.training import _lm_blocks
+
+        blocks = _lm_blocks({"text": TEXTS}, tok, forgetting.DEFAULT_MAX_LENGTH)[0]
         total = count = 0.0
         with torch.no_grad(), tuned.disable_adapter() if off else contextlib.nullcontext():
-            for text in TEXTS:
-                ids = tok(text, return_tensors="pt")["input_ids"]
+            for block in blocks:
+                ids = torch.tensor([block])
                 logits = tuned(input_ids=ids).logits[0, -ids.shape[1] :]  # the soft prompt's positions left out
                 total += torch.nn.functional.cross_entropy(logits[:-1], ids[0, 1:], reduction="sum").item()
                 count += ids.shape[1] - 1
@@ -256,3 +259,67 @@ def test_an_encoder_with_a_pretrained_mlm_head_also_reports_the_masked_lm_loss_c
             p.add_(torch.randn_like(p) * 0.5)
     hurt = forgetting.measure(model, tok, TEXTS, reference="t", base_path=str(folder), mlm=mlm, cache=tmp_path / "c")
     assert hurt.mlm_loss_change != pytest.approx(0.0, abs=1e-3) and hurt.value > same.value
+
+
+def test_the_lm_loss_reads_the_reference_with_the_attention_the_run_trained_with(tiny_llama_dir, tmp_path):
+    """A causal-LM run that kept its packed texts apart (--document-mask) had its forgetting scored on each reference
+    text read alone from position 0, without the end-of-text token that opens a text in the run's blocks: an attention
+    the model never trained with, on either side. The reference is now packed as the run packs its data, and with
+    the run's document_mask each text attends only to itself (``<EOS> text``) on the base side and the adapted side
+    alike; without it, to the texts before it. The base side is cached per reading."""
+    from transformers import AutoModelForCausalLM
+
+    from tunelab.run.training import _lm_blocks
+
+    model, tok = _load(tiny_llama_dir, AutoModelForCausalLM)
+    base = AutoModelForCausalLM.from_pretrained(tiny_llama_dir).eval()
+    head = base.get_output_embeddings()
+    with torch.no_grad():
+        for p in model.model.layers.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    length = 48
+    blocks, _, _, positions = _lm_blocks({"text": TEXTS}, tok, length)
+    assert len(blocks) > 1
+
+    def expected(net, per_text: bool) -> float:
+        total = count = 0.0
+        with torch.no_grad():
+            for block, pos in zip(blocks, positions):
+                starts = [i for i, p in enumerate(pos) if p == 0] + [len(block)] if per_text else [0, len(block)]
+                logits = torch.cat([net(input_ids=torch.tensor([block[a:b]])).logits[0]  # each text run alone
+                                    for a, b in zip(starts, starts[1:])])
+                ids = torch.tensor(block)
+                total += torch.nn.functional.cross_entropy(logits[:-1], ids[1:], reduction="sum").item()
+                count += len(block) - 1
+        return total / count
+
+    results = {}
+    for per_text in (False, True):
+        results[per_text] = forgetting.measure(model, tok, TEXTS, reference="t", base_path=str(tiny_llama_dir),
+                                               base_body=base.model, base_lm_head=head, cache=tmp_path,
+                                               max_length=length, document_mask=per_text)
+        assert not results[per_text].base_cached  # the other reading's base side is no answer for this one
+        assert results[per_text].base == pytest.approx(expected(base, per_text), rel=1e-5)
+        assert results[per_text].adapted == pytest.approx(expected(model, per_text), rel=1e-5)
+    assert results[True].base != pytest.approx(results[False].base, rel=1e-4)
+
+
+def test_a_run_measures_its_forgetting_with_the_attention_it_trained_with(tiny_llama_dir, monkeypatch):
+    """The run's effective per-text attention (a soft prompt falls back to reading across texts), not the flag asked."""
+    from types import SimpleNamespace
+
+    from tunelab import TrainConfig
+    from tunelab.run import training
+
+    seen = {}
+
+    def measure_run(*args, **kwargs):
+        seen.update(kwargs)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(forgetting, "measure_run", measure_run)
+    config = TrainConfig(model=str(tiny_llama_dir), strategy="lora")
+    for effective in (False, True):
+        run = SimpleNamespace(config=config, model=None, tokenizer=None, document_mask=effective)
+        assert training._forgetting(run, 1.0) == {"error": "stop here"}
+        assert seen["document_mask"] is effective

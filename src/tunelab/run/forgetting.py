@@ -5,7 +5,8 @@ The seed's first comparison axis is the balance between *retaining* what pre-tra
 
 - **language-model loss change** (a model that has a pre-trained LM head: decoders): the mean
   per-token cross-entropy of the adapted model minus that of the base model, in nats per token, on
-  the reference texts. For a peft adapter the adapted side runs the same model with the adapter on
+  the reference texts, packed and read as the run read its own (each text attending only to itself where the run's
+  did: :func:`token_losses`). For a peft adapter the adapted side runs the same model with the adapter on
   (a soft prompt through the peft model's own forward, which puts it before the text), the base side
   with it off; for a classification run the adapted *body* is read through the base
   model's original LM head (the new classification head has no language model to lose).
@@ -164,20 +165,68 @@ def sentence_representations(body: nn.Module, tokenizer, texts: list[str], max_l
     return np.concatenate(rows)
 
 
+def _cut(tokenizer, texts: list[str], max_length: int) -> list[str]:
+    """Each text cut to its first ``max_length`` tokens (where it is longer): the measure's cost stays about one block
+    a text, and each text still starts in a block, not at a block's first position (a text and its end-of-text token
+    are one token longer than a block)."""
+    fast = getattr(tokenizer, "is_fast", False)
+    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=fast)
+    out = []
+    for i, text in enumerate(texts):
+        ids = enc["input_ids"][i]
+        if len(ids) <= max_length:
+            out.append(text)
+        else:
+            out.append(text[: enc["offset_mapping"][i][max_length - 1][1]] if fast else tokenizer.decode(ids[:max_length]))
+    return out
+
+
+@contextlib.contextmanager
+def _padded_on_the_right(tokenizer):
+    """As evaluation pads: on the left, a decoder's absolute positions moved with the padding, so the measure depended
+    on the tokenizer's padding side."""
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "right"
+    try:
+        yield
+    finally:
+        tokenizer.padding_side = side
+
+
 @torch.inference_mode()
-def token_losses(body: nn.Module, lm_head: nn.Module, tokenizer, texts: list[str], max_length: int):
-    """(summed next-token loss per text, predicted tokens per text) of ``lm_head(body(...))``."""
-    sums, counts = [], []
+def token_losses(body: nn.Module, lm_head: nn.Module, tokenizer, texts: list[str], max_length: int,
+                 document_mask: bool = False, batch_size: int = 16):
+    """(summed next-token loss, predicted tokens) of ``lm_head(body(...))``, per reference text that a block starts in.
+
+    The texts are read as a causal-LM run reads its own: joined with the end-of-text token and packed into blocks of
+    ``max_length`` (:func:`tunelab.run.training._lm_blocks`, each text cut first: :func:`_cut`), batched by the run's
+    collator (:func:`tunelab.run.padding.task_collator`), each text attending only to itself (read as ``<EOS> text``)
+    where ``document_mask`` (the run's own, :attr:`tunelab.run.training.PreparedRun.document_mask`), else to the texts
+    before it in its block. Read one text a row, each text started at position 0 without the end-of-text token
+    before it, which neither reading of a run ever gives a text (smollm2 as loaded: 315 perplexity read so, against
+    182 per text and 114 across texts; ``benchmarks/README.md``, "document_mask.py"). A block's loss counts for the
+    text it starts in, as evaluation's intervals resample them (:meth:`tunelab.run.outputs.ExampleOutputs.by_text`)."""
+    from tunelab.run.padding import task_collator
+    from tunelab.run.training import _lm_blocks
+
+    blocks, labels, owners, positions = _lm_blocks({"text": _cut(tokenizer, texts, max_length)}, tokenizer, max_length)
+    collate = task_collator(tokenizer, "causal-lm", None, document_mask)
+    sums, counts = np.zeros(len(texts)), np.zeros(len(texts))
     device = _device(body)
-    for ids, mask in _batches(tokenizer, texts, max_length):
-        ids, mask = ids.to(device), mask.to(device)
-        hidden = body(input_ids=ids, attention_mask=mask).last_hidden_state
-        logits = lm_head(hidden[:, :-1]).float()
-        target = ids[:, 1:].masked_fill(mask[:, 1:] == 0, IGNORE_INDEX)
-        loss = nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=IGNORE_INDEX, reduction="none")
-        sums.append(loss.sum(1).cpu().numpy())
-        counts.append((target != IGNORE_INDEX).sum(1).cpu().numpy())
-    return np.concatenate(sums).astype(np.float64), np.concatenate(counts).astype(np.float64)
+    with _padded_on_the_right(tokenizer):
+        for start in range(0, len(blocks), batch_size):
+            rows = range(start, min(start + batch_size, len(blocks)))
+            batch = collate([{"input_ids": blocks[i], "labels": labels[i], "position_ids": positions[i]} for i in rows])
+            target = batch.pop("labels")[:, 1:].to(device)
+            inputs = {k: v.to(device) for k, v in batch.items()}
+            # a key-value cache turns transformers' per-text mask off (as in evaluation)
+            hidden = body(**inputs, **({"use_cache": False} if "position_ids" in inputs else {})).last_hidden_state
+            logits = lm_head(hidden[:, :-1]).float()
+            loss = nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=IGNORE_INDEX, reduction="none")
+            np.add.at(sums, [owners[i] for i in rows], loss.sum(1).cpu().numpy())
+            np.add.at(counts, [owners[i] for i in rows], (target != IGNORE_INDEX).sum(1).cpu().numpy())
+    read = counts > 0  # a text that no block starts in counts within the one before it
+    return sums[read], counts[read]
 
 
 @torch.inference_mode()
@@ -213,7 +262,8 @@ def masked_token_losses(mlm: nn.Module, body: nn.Module, tokenizer, texts: list[
 # ----------------------------------------------------------------------------- the base side, cached
 
 
-def _base_key(model_path: str, reference: str, texts: list[str], measure: str, max_length: int) -> str:
+def _base_key(model_path: str, reference: str, texts: list[str], measure: str, max_length: int,
+              document_mask: bool = False) -> str:
     digest = hashlib.sha256()
     config = Path(model_path) / "config.json"
     weights = sorted(Path(model_path).glob("*.safetensors")) if Path(model_path).is_dir() else []
@@ -225,6 +275,8 @@ def _base_key(model_path: str, reference: str, texts: list[str], measure: str, m
         "max_length": max_length,
         "reference": reference,
     }
+    if measure == LM_LOSS:  # read packed (token_losses), each text alone or after the ones before it
+        facts["reading"] = "packed, per text" if document_mask else "packed"
     digest.update(json.dumps(facts, sort_keys=True).encode())
     for t in texts:
         digest.update(t.encode() + b"\0")
@@ -254,6 +306,7 @@ def measure(
     mlm: nn.Module | None = None,
     cache: Path | None = None,
     max_length: int = DEFAULT_MAX_LENGTH,
+    document_mask: bool = False,
 ) -> Forgetting:
     """Forgetting of ``adapted`` against its base on ``texts``.
 
@@ -262,14 +315,18 @@ def measure(
     else representation drift), and either ``adapter_off`` (a context manager that turns a peft adapter
     off, so the base side is the same module) or ``base_body`` (the base model's body, loaded by the
     caller) when the base side is not in the cache yet. ``mlm``: the checkpoint's masked-LM model, for
-    encoders that have one: the masked-LM loss change is measured beside the drift.
+    encoders that have one: the masked-LM loss change is measured beside the drift. ``document_mask``: the
+    run's packed texts each attended only to itself (the run's effective value, not the flag asked for): the LM loss
+    reads the reference so on both sides (:func:`token_losses`), so base and adapted are compared under the
+    attention the model trained with.
     """
     from tunelab.models import soft_prompt_length
 
     t0 = time.perf_counter()
     body = _body_of(adapted)
     kind = LM_LOSS if base_lm_head is not None else DRIFT
-    key = _base_key(base_path, reference, texts, kind, max_length)
+    document_mask = document_mask and kind == LM_LOSS
+    key = _base_key(base_path, reference, texts, kind, max_length, document_mask)
     soft = soft_prompt_length(adapted)
 
     def base_side() -> dict[str, np.ndarray]:
@@ -280,7 +337,7 @@ def measure(
             if source is None:
                 raise ValueError("forgetting: give adapter_off or base_body to compute the base side")
             if kind == LM_LOSS:
-                sums, counts = token_losses(source, base_lm_head, tokenizer, texts, max_length)
+                sums, counts = token_losses(source, base_lm_head, tokenizer, texts, max_length, document_mask)
                 return {"sums": sums, "counts": counts}
             return {"reps": sentence_representations(source, tokenizer, texts, max_length)}
 
@@ -291,7 +348,7 @@ def measure(
     adapted.eval()
     try:
         if kind == LM_LOSS:
-            sums, counts = token_losses(body, base_lm_head, tokenizer, texts, max_length)
+            sums, counts = token_losses(body, base_lm_head, tokenizer, texts, max_length, document_mask)
             value, low, high = loss_change(stored["sums"], sums, counts)
             base_loss = float(stored["sums"].sum() / counts.sum())
             extra = {"base": base_loss, "adapted": float(sums.sum() / counts.sum())}
@@ -372,8 +429,9 @@ class _AsPredicted(nn.Module):
         return BaseModelOutput(last_hidden_state=hidden[:, hidden.shape[1] - input_ids.shape[1] :])
 
 
-def measure_run(model: nn.Module, config, model_path: str, tokenizer) -> Forgetting:
-    """Forgetting of a trained run's ``model`` (a transformers or peft model) against its checkpoint.
+def measure_run(model: nn.Module, config, model_path: str, tokenizer, document_mask: bool = False) -> Forgetting:
+    """Forgetting of a trained run's ``model`` (a transformers or peft model) against its checkpoint; ``document_mask``:
+    the run's own (:attr:`tunelab.run.training.PreparedRun.document_mask`), what its model trained with.
 
     The reference is :func:`tunelab.data.reference.reference_for` (never the run's own data); the
     base side is cached under ``<tunelab cache>/forgetting``; a peft adapter is measured against the
@@ -395,7 +453,7 @@ def measure_run(model: nn.Module, config, model_path: str, tokenizer) -> Forgett
     # never past the positions the model has (a small or custom checkpoint may have fewer than the default), a soft
     # prompt's before the text's
     max_length = min(DEFAULT_MAX_LENGTH, max_input_length(model, tokenizer, reserved=soft_prompt_length(model)))
-    kind_probe = _base_key(model_path, reference, texts, LM_LOSS, max_length)
+    kind_probe = _base_key(model_path, reference, texts, LM_LOSS, max_length, document_mask)
     cached = any((cache / f"base-{k}.npz").is_file() for k in (kind_probe, _base_key(model_path, reference, texts, DRIFT, max_length)))
     body, head = load_base_parts(model_path, need_body=adapter_off is None and not cached, trust_remote_code=config.trust_remote_code)
     mlm = load_pretrained_mlm(model_path, tokenizer) if head is None else None
@@ -404,6 +462,7 @@ def measure_run(model: nn.Module, config, model_path: str, tokenizer) -> Forgett
         if module is not None:
             module.to(device)
     result = measure(model, tokenizer, texts, reference=reference, base_path=model_path, base_body=body,
-                     base_lm_head=head, adapter_off=adapter_off, mlm=mlm, cache=cache, max_length=max_length)
+                     base_lm_head=head, adapter_off=adapter_off, mlm=mlm, cache=cache, max_length=max_length,
+                     document_mask=document_mask)
     result.time_s = time.perf_counter() - t0  # loading the reference and the base's head included
     return result

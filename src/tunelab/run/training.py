@@ -1462,7 +1462,8 @@ def _forgetting(run: PreparedRun, train_seconds: float) -> dict[str, Any] | None
         return {"error": f"not measured under {ranks.sharded()} weight sharding: each process holds only a shard of "
                          "the model; load the artifact in one process to measure it"}
     try:
-        result = forgetting.measure_run(run.model, run.config, resolve_model(run.config.model), run.tokenizer)
+        result = forgetting.measure_run(run.model, run.config, resolve_model(run.config.model), run.tokenizer,
+                                         document_mask=run.document_mask)
     except Exception as exc:  # noqa: BLE001 - the trained model is what matters; say why there is no measure
         log.warning(f"forgetting not measured: {' '.join(str(exc).split())}")
         return {"error": " ".join(str(exc).split())}
