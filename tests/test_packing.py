@@ -106,3 +106,50 @@ def test_a_run_keeps_texts_apart_unless_a_soft_prompt_must_be_seen(tiny_llama_di
     off = prepare(TrainConfig(model=str(tiny_llama_dir), strategy=strategy, max_length=32, num_virtual_tokens=4,
                               document_mask=False), toy_lm_data)
     assert off.document_mask is False and not [w for w in off.warnings if "document-mask" in w]
+
+
+def test_a_run_records_the_attention_it_trained_with_beside_the_flag_asked(tiny_llama_dir, toy_lm_data, tmp_path):
+    """Prompt tuning asked for per-text attention (the default) and packed across texts: run_config.yaml and the
+    record's config said ``document_mask: true``, the model's tunelab.json false, and the record nothing of what the
+    run did. The config keeps the setting as asked; the record's ``train_info.document_mask`` is what the run did, the
+    value tunelab.json holds. A comparison reuses the run whether or not it asks for the flag, which cannot apply."""
+    import json
+
+    import yaml
+
+    from tunelab.compare.runner import finished_record
+    from tunelab.config import TrainConfig
+    from tunelab.run.training import train
+
+    for strategy, kept_apart in (("prompt-tuning", False), ("lora", True)):
+        out = tmp_path / strategy
+        config = TrainConfig(model=str(tiny_llama_dir), strategy=strategy, max_length=32, num_virtual_tokens=4,
+                             epochs=1, batch_size=8, forgetting=False, out=str(out))
+        record = train(config, data=toy_lm_data, progress=False)
+        assert yaml.safe_load((out / "run_config.yaml").read_text())["document_mask"] is True  # as asked
+        assert record["config"]["document_mask"] is True
+        assert record["train_info"]["document_mask"] is kept_apart  # as done
+        assert json.loads((out / "model" / "tunelab.json").read_text())["document_mask"] is kept_apart
+        reused = finished_record(out, TrainConfig.from_dict(record["config"]).replace(document_mask=False))
+        assert (reused is not None) is (not kept_apart)  # the flag changes a lora run, not a soft prompt's
+
+
+@pytest.mark.parametrize(("task", "strategy", "reused"), [("classification", "lora", True),
+                                                          ("causal-lm", "prompt-tuning", True),
+                                                          ("causal-lm", "lora", False)])
+def test_compare_reuses_a_run_recorded_before_the_flag_where_it_could_not_apply(tmp_path, task, strategy, reused):
+    """A finished run whose record predates --document-mask (its config without it) was never reused by a comparison
+    (``--document-mask None → True``): compare --resume refused every such finished run, a classifier's too. It is
+    now read as having packed across texts (config.UNRECORDED): reused where the flag cannot apply (not a causal LM,
+    a soft prompt), trained again where it does."""
+    import json
+
+    from tunelab.compare.runner import _recorded_settings, finished_record
+    from tunelab.config import TrainConfig
+
+    config = TrainConfig(model="m", data="d", strategy=strategy, task=task, out=str(tmp_path))
+    old = config.to_dict()
+    del old["document_mask"]
+    (tmp_path / "metrics.json").write_text(json.dumps({"run_info": {"status": "success"}, "config": old}))
+    assert (finished_record(tmp_path, config) is not None) is reused
+    assert config.changed_from(_recorded_settings(tmp_path)) == ([] if reused else [("document_mask", False, True)])

@@ -65,7 +65,13 @@ def saved_settings(path: str | Path) -> dict[str, Any] | None:
     (:data:`UNRECORDED`) with the values it trained with, or None when there is none to read: what ``--resume`` and a
     comparison's reuse compare a run's settings with."""
     values = _recorded(path)
-    return None if values is None else {**UNRECORDED, **values}
+    return None if values is None else with_unrecorded(values)
+
+
+def with_unrecorded(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's recorded settings (its ``run_config.yaml``, or its record's ``config``) with those it started before
+    (:data:`UNRECORDED`) filled in with the values it trained with."""
+    return {**UNRECORDED, **values}
 
 
 def unrecorded_settings(path: str | Path) -> dict[str, Any]:
@@ -119,7 +125,9 @@ class TrainConfig:
     """Causal LM only: each text packed into a block attends only to itself, not to the texts packed before it (each
     block's position ids restart at every text's start; transformers builds the per-text causal mask). Where the model
     or the strategy cannot keep texts apart (a soft prompt every text must see), the run says so and packs as
-    before; ``--no-document-mask``: texts attend across their boundaries, as tunelab did before."""
+    before; ``--no-document-mask``: texts attend across their boundaries, as tunelab did before. This is the setting
+    as asked (``run_config.yaml``, a record's ``config``); what the run did is its record's
+    ``train_info.document_mask`` and its model's ``tunelab.json`` (:func:`tunelab.run.training.document_mask`)."""
     loss_on: str = "assistant"
     """Causal LM trained on conversations (messages, prompt/completion, ShareGPT, Alpaca): ``assistant`` learns the
     assistant's turns only, the rest of each conversation being their context (TRL's ``assistant_only_loss``; its
@@ -243,9 +251,24 @@ class TrainConfig:
     def changed_from(self, recorded: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
         """``(setting, recorded value, this value)`` for every setting that describes what a run trains (all but
         :data:`OPERATIONAL`) and differs from the run ``recorded`` (its run_config.yaml or record's ``config``); a
-        task left to the data (``None``) is not a difference."""
+        task left to the data (``None``) is not a difference, nor a setting that neither run's task and strategy
+        let take effect (:meth:`without_effect`)."""
+        idle = self.without_effect(self.task or recorded.get("task"))
         return [(name, recorded.get(name), value) for name, value in self.to_dict().items()
-                if name not in OPERATIONAL and not (name == "task" and value is None) and recorded.get(name) != value]
+                if name not in OPERATIONAL and name not in idle and not (name == "task" and value is None)
+                and recorded.get(name) != value]
+
+    def without_effect(self, task: str | None) -> set[str]:
+        """The settings that cannot change what a run of this config trains on ``task`` (``None``: not known yet),
+        whatever their value: ``document_mask`` outside a causal LM, or where the strategy puts positions before every
+        input (a soft prompt, which every packed text must see: texts attend across their boundaries whatever was
+        asked; :func:`tunelab.run.training.document_mask`)."""
+        from tunelab.strategies import STRATEGIES
+
+        strategy = STRATEGIES.get(self.strategy)
+        if (task is not None and task != "causal-lm") or (strategy is not None and strategy().positions_added(self)):
+            return {"document_mask"}
+        return set()
 
     # ------------------------------------------------------------------ validation
     def epochs_for(self, n_train: int | None, processes: int = 1) -> float:

@@ -56,7 +56,7 @@ from tunelab.compare.executors import (
 )
 from tunelab.compare.planner import HALVING
 from tunelab.compare.progress import CompareDisplay
-from tunelab.config import DEFAULT_EPOCHS, MIN_STEPS, TrainConfig, as_config, saved_settings
+from tunelab.config import DEFAULT_EPOCHS, MIN_STEPS, TrainConfig, as_config, saved_settings, with_unrecorded
 from tunelab.errors import ConfigError, TunelabError
 from tunelab.io import LOCK_NAME, check_folder, folder_lock, make_folder
 from tunelab.metrics import canonical_metric, higher_is_better, primary_metric
@@ -236,7 +236,7 @@ def plan_runs(base: TrainConfig, strategies: Sequence[str], out: Path, *, seeds:
 
 
 def _same_config(planned: TrainConfig, recorded: Mapping[str, Any] | None) -> bool:
-    return isinstance(recorded, Mapping) and not planned.changed_from(recorded)
+    return isinstance(recorded, Mapping) and not planned.changed_from(with_unrecorded(recorded))
 
 
 def finished_record(folder: Path, config: TrainConfig, split_fingerprint: str | None = None) -> RunRecord | None:
@@ -287,7 +287,8 @@ def _recorded_settings(folder: Path, record: Mapping[str, Any] | None = None) ->
     its ``run_config.yaml`` (a run interrupted before it wrote a record)."""
     path = folder / RECORD_NAME
     if path.is_file():
-        return (record if record is not None else _safe_read(path)).get("config")
+        config = (record if record is not None else _safe_read(path)).get("config")
+        return with_unrecorded(config) if isinstance(config, Mapping) else config
     return saved_settings(folder / "run_config.yaml")
 
 

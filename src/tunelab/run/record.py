@@ -164,6 +164,11 @@ class TrainInfo(_Part):
     effective_batch_size: int | None = None
     """Examples per optimizer step: ``batch_size x gradient_accumulation_steps x world_size``."""
     max_length: int | None = None
+    document_mask: bool | None = None
+    """Causal LM: whether each packed text attended only to itself, as the run did it (``config.document_mask`` is
+    the setting as asked; a soft prompt, or a model that fails the probe, packs across texts whatever was asked);
+    the same value as the model's ``tunelab.json``, which ``evaluate`` reads. None: not a causal LM, or a record
+    written before it was kept."""
     precision: str | None = None
     attention_recomputed: bool | None = None
     num_epochs: float | None = None

@@ -686,8 +686,8 @@ def document_mask(config: TrainConfig, task: str, strategy, model) -> tuple[bool
     if task != "causal-lm" or not config.document_mask:
         return False, None
     before = "texts packed into a block attend to the texts before them in it, as with --no-document-mask"
-    reserved = strategy.positions_added(config)
-    if reserved:
+    if "document_mask" in config.without_effect(task):
+        reserved = strategy.positions_added(config)
         return False, (f"{before}: {config.strategy} puts {reserved} positions before every input "
                        f"({strategy.adds(config)}), which per-text attention would hide from all but the first text")
     if not separates_documents(model):
@@ -1441,6 +1441,7 @@ def _train_info(setup: TrainerSetup, trainer, ds: _Datasets, fit: _Fit, eval_tim
                                                 gradient_accumulation_steps=trainer.args.gradient_accumulation_steps
                                                 ).effective_batch_size(ranks.world_size()),
         max_length=run.max_length,
+        document_mask=run.document_mask if run.data.task == "causal-lm" else None,
         precision=setup.precision,
         attention_recomputed=fit.recomputed,
         num_epochs=float(trainer.args.num_train_epochs),
