@@ -1389,3 +1389,47 @@ def test_evaluate_takes_data_in_memory_as_train_does(head_record, toy_classifica
     assert scored["split"] == "test" and scored["examples"] > 0 and 0.0 <= scored["accuracy"] <= 1.0
     assert "in-memory Dataset (16 rows) is not the data this model trained on" in caplog.text
     assert evaluate_artifact(out, frame.to_dict("records"), split="all")["examples"] == 16
+
+
+@pytest.mark.parametrize("setting", [
+    dict(strategy="lora"),
+    dict(strategy="lora", document_mask=False),
+    dict(strategy="prompt-tuning", num_virtual_tokens=4),
+    dict(strategy="last-n", layers=1),  # the frozen-layer cache
+])
+def test_each_short_text_packed_into_a_block_is_a_unit_of_its_own(tiny_llama_dir, toy_lm_data, tmp_path, setting):
+    """Blocks of several short texts were summed per the text each block starts in: the texts inside a block were
+    folded into that one, and 12 validation texts in 3 blocks were resampled as 3 "examples". Each predicted token's
+    loss now counts with the text it belongs to (the EOS after a text with that text): every text with a predicted
+    token is a unit, a text inside one block counts its tokens and its EOS, and the totals are the Trainer's."""
+    import numpy as np
+
+    from conftest import tiny_tokenizer
+
+    length = 32
+    config = TrainConfig(model=str(tiny_llama_dir), epochs=1, batch_size=8, max_length=length, forgetting=False,
+                         cache_dir=str(tmp_path / "features"), out=str(tmp_path / "o"), **setting)
+    record = train(config, data=toy_lm_data, progress=False)
+    if setting["strategy"] == "last-n":
+        assert record["train_info"]["cache"]["used"]
+    tokenizer = tiny_tokenizer()  # each text and its EOS, one after another; whole blocks of 32 are kept
+    sizes = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) + 1 for t in toy_lm_data.validation["text"]]
+    starts = np.cumsum([0] + sizes[:-1])
+    kept = sum(sizes) // length * length
+    scored = [i for i, s in enumerate(starts) if s < kept]
+    outputs = ExampleOutputs.load(tmp_path / "o", "validation")
+    texts = outputs.by_text()
+    assert len(outputs) < len(scored) == len(texts) and list(texts.texts) == scored
+    inside = [i for i in scored if starts[i] + sizes[i] <= kept and starts[i] % length
+              and starts[i] // length == (starts[i] + sizes[i] - 1) // length]
+    assert inside and [texts.token_counts[i] for i in inside] == [sizes[i] for i in inside]
+    assert texts.token_counts.sum() == outputs.token_counts.sum()
+    assert texts.loss_sums.sum() == pytest.approx(outputs.loss_sums.sum(), rel=1e-6)  # float32 sums
+    assert texts.metrics()["loss"] == pytest.approx(record["metrics"]["validation"]["loss"], rel=1e-6)
+    # tunelab evaluate on the same texts (a file, every row): the same blocks, loss, and texts scored
+    from tunelab.run.evaluation import evaluate_artifact
+
+    (tmp_path / "held.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in toy_lm_data.validation["text"]))
+    evaluated = evaluate_artifact(tmp_path / "o", str(tmp_path / "held.jsonl"), split="all")
+    assert evaluated["examples"] == len(sizes) and evaluated["scored_texts"] == len(scored)
+    assert evaluated["blocks"] == len(outputs) and evaluated["loss"] == pytest.approx(record["metrics"]["validation"]["loss"], rel=1e-5)

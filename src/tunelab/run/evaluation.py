@@ -7,6 +7,7 @@ import math
 import os
 from typing import Any
 
+import numpy as np
 import torch
 
 from tunelab.errors import ConfigError, DataError, some_of
@@ -81,7 +82,13 @@ def _evaluate(path, data_spec: Any, *, split: str = "test", text_column: str | N
     from tunelab.run.artifacts import load_artifact
     from tunelab.run.cache import build_device
     from tunelab.run.outputs import reduce_logits
-    from tunelab.run.training import classification_metrics, limit_evaluation, tokenize
+    from tunelab.run.training import (
+        TARGET_TEXTS_COLUMN,
+        classification_metrics,
+        flat_column,
+        limit_evaluation,
+        tokenize,
+    )
 
     device = build_device()  # the GPU when there is one, as for training
     model, tokenizer, info = load_artifact(path, device)
@@ -158,7 +165,7 @@ def _evaluate(path, data_spec: Any, *, split: str = "test", text_column: str | N
                 losses.append(float(out.loss) * weight)
             else:  # summed over the learnt next tokens as the run's evaluation sums them: not the model's own loss,
                 # which under a soft prompt also counts each block's first token (predicted by the last virtual one)
-                sums = reduce_logits(out.logits, batch["labels"])  # (rows, 2): summed loss, targets
+                sums, _ = reduce_logits(out.logits, batch["labels"])  # (rows, 2): summed loss, targets
                 weight = int(sums[:, 1].sum())
                 losses.append(float(sums[:, 0].sum()))
             n += len(rows["input_ids"])
@@ -166,7 +173,10 @@ def _evaluate(path, data_spec: Any, *, split: str = "test", text_column: str | N
     result = {"split": split, "examples": n, "loss": sum(losses) / max(weights, 1)}
     if info["task"] != "classification":
         # examples are texts, as a comparison counts them; the model read them packed in blocks of its max length
-        result.update(examples=sum(len(data.splits()[s]) for s in splits), blocks=n, target_tokens=weights)
+        # scored_texts: those with a predicted token in a block (a split's last partial block is dropped), the units
+        # a comparison's intervals resample
+        result.update(examples=sum(len(data.splits()[s]) for s in splits), blocks=n, target_tokens=weights,
+                      scored_texts=len(np.unique(flat_column(ds, TARGET_TEXTS_COLUMN))))
     if info["task"] == "classification":
         from types import SimpleNamespace
 

@@ -4,7 +4,8 @@ A metric alone (0.774 accuracy) cannot say whether two strategies differ: that n
 scored by both. Every evaluation therefore keeps, per example,
 
 - classification: the gold label id, the predicted id and the example's cross-entropy loss;
-- causal LM: the summed next-token loss and the number of predicted tokens,
+- causal LM: the summed next-token loss and the number of predicted tokens of each block, and the same summed per
+  text (:meth:`ExampleOutputs.attribute`), the units an interval resamples,
 
 in ``<run>/outputs/<split>.npz``. They are small (two numbers an example) and written once per run.
 
@@ -45,17 +46,41 @@ class ExampleOutputs:
     loss_sums: np.ndarray | None = None  # summed next-token loss per example (nats)
     token_counts: np.ndarray | None = None  # predicted tokens per example
     texts: np.ndarray | None = None  # causal LM: the text each example (a block of packed texts) starts in
+    # causal LM: each text with a predicted token (index into the split), its summed loss and predicted tokens, over
+    # every block it lies in (absent in older runs)
+    text_ids: np.ndarray | None = None
+    text_loss_sums: np.ndarray | None = None
+    text_token_counts: np.ndarray | None = None
     label_names: list[str] = field(default_factory=list)
+    # causal LM, not saved: the loss of every predicted token, block after block (``token_counts`` of them each), in
+    # the order of the block's targets, until :meth:`attribute` sums them per text
+    target_losses: np.ndarray | None = field(default=None, repr=False)
 
     def by_text(self) -> ExampleOutputs:
-        """A causal LM's blocks summed per text they start in (loss and predicted tokens): the units a bootstrap
-        resamples, since blocks of one text are not independent (an interval over blocks came out about half as
-        wide as over texts). As they are where no texts were recorded (classification, older runs)."""
+        """A causal LM's loss and predicted tokens summed per text: the units a bootstrap resamples, since blocks of
+        one text are not independent (an interval over blocks came out about half as wide as over texts), each
+        predicted token counted with the text it belongs to (:meth:`attribute`). Older runs kept only the text each
+        block starts in: their blocks are summed per that text. As they are where no texts were recorded
+        (classification, older runs still)."""
+        if self.text_ids is not None and self.text_loss_sums is not None:
+            return ExampleOutputs(loss_sums=self.text_loss_sums, token_counts=self.text_token_counts,
+                                  texts=self.text_ids)
         if self.texts is None or self.loss_sums is None:
             return self
         _, group = np.unique(self.texts, return_inverse=True)  # texts in their order, numbered from 0
         return ExampleOutputs(loss_sums=np.bincount(group, weights=self.loss_sums),
                               token_counts=np.bincount(group, weights=self.token_counts))
+
+    def attribute(self, target_texts: np.ndarray | None) -> None:
+        """Sum the predicted tokens' losses per text: ``target_texts``, the text each predicted token belongs to,
+        block after block in the order of :attr:`target_losses` (a block of short packed texts holds several; the
+        EOS that ends a text is that text's). Nothing where they do not match (not a causal LM, other blocks)."""
+        losses, self.target_losses = self.target_losses, None
+        if losses is None or target_texts is None or len(target_texts) != len(losses):
+            return
+        self.text_ids, group = np.unique(np.asarray(target_texts, dtype=np.int64), return_inverse=True)
+        self.text_loss_sums = np.bincount(group, weights=losses, minlength=len(self.text_ids))
+        self.text_token_counts = np.bincount(group, minlength=len(self.text_ids)).astype(np.float64)
 
     @property
     def task(self) -> str:
@@ -115,6 +140,9 @@ class ExampleOutputs:
             "loss_sums": self.loss_sums,
             "token_counts": self.token_counts,
             "texts": self.texts,
+            "text_ids": self.text_ids,
+            "text_loss_sums": self.text_loss_sums,
+            "text_token_counts": self.text_token_counts,
         }
 
     @classmethod
@@ -134,8 +162,9 @@ class ExampleOutputs:
 
 def reduce_logits(logits, labels):
     """``preprocess_logits_for_metrics``: classification logits -> ``(predicted ids, cross-entropy per example)``
-    (the ids alone without labels); causal-LM logits -> ``(summed next-token loss, predicted tokens)`` per example, so
-    nothing of vocabulary size piles up."""
+    (the ids alone without labels); causal-LM logits -> ``(summed next-token loss, predicted tokens)`` per example and
+    each position's next-token loss (0 where it predicts no target; labels ``[:, 1:]`` say which do), so nothing of
+    vocabulary size piles up, and each predicted token's loss can be counted with the text it belongs to."""
     import torch
 
     if isinstance(logits, tuple):
@@ -151,7 +180,7 @@ def reduce_logits(logits, labels):
     loss = torch.nn.functional.cross_entropy(
         shifted.transpose(1, 2), target.clamp(min=0), reduction="none"
     ) * (target != IGNORE_INDEX)
-    return torch.stack([loss.sum(1), (target != IGNORE_INDEX).sum(1).to(loss.dtype)], dim=1)
+    return torch.stack([loss.sum(1), (target != IGNORE_INDEX).sum(1).to(loss.dtype)], dim=1), loss
 
 
 class OutputCollector:
@@ -176,5 +205,19 @@ class OutputCollector:
                 label_names=self.label_names,
             )
         else:
-            self.latest = ExampleOutputs(loss_sums=preds[:, 0].astype(np.float64), token_counts=preds[:, 1].astype(np.float64))
+            self.latest = ExampleOutputs(loss_sums=preds[:, 0].astype(np.float64), token_counts=preds[:, 1].astype(np.float64),
+                                         target_losses=_target_losses(eval_pred))
         return self.latest.metrics()
+
+
+def _target_losses(eval_pred) -> np.ndarray | None:
+    """The loss of every predicted token of a causal LM's evaluation, block after block (:func:`reduce_logits`'s
+    second output where its labels are no ``IGNORE_INDEX``; the Trainer pads both alike, across batches and
+    processes), or None."""
+    preds, labels = eval_pred.predictions, eval_pred.label_ids
+    if not isinstance(preds, tuple) or len(preds) < 2 or labels is None:
+        return None
+    losses, targets = np.asarray(preds[1]), np.asarray(labels)[:, 1:]
+    if losses.shape != targets.shape:
+        return None
+    return losses[targets != IGNORE_INDEX].astype(np.float64)

@@ -106,7 +106,8 @@ def task_collator(tokenizer, task: str, max_length: int | None, document_mask: b
     if task == "classification":
         return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=multiple)
     pad = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE_INDEX, pad_to_multiple_of=multiple)
-    extra = ("text_index", "position_ids")  # no inputs of the padding collator: the text each block starts in; positions
+    # no inputs of the padding collator: the text each block starts in, and each predicted token's; positions
+    extra = ("text_index", "target_texts", "position_ids")
 
     def collate(features):
         batch = pad([{k: v for k, v in f.items() if k not in extra} for f in features])

@@ -211,12 +211,16 @@ def _map_fingerprint(data: TaskData, split: str, tokenizer, max_length: int, kee
     import hashlib
 
     split_fp = getattr(data.splits()[split], "_fingerprint", "")
-    key = f"{data.fingerprint}|{split}|{split_fp}|{tokenizer.name_or_path}|{len(tokenizer)}|{max_length}|{data.task}|{keep}|{loss_on}|texts|positions-eos-opens"
+    key = f"{data.fingerprint}|{split}|{split_fp}|{tokenizer.name_or_path}|{len(tokenizer)}|{max_length}|{data.task}|{keep}|{loss_on}|texts|positions-eos-opens|target-texts"
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 TEXT_COLUMN = "text_index"
 """A causal LM's tokenized splits: the text each block starts in (not a model input: the collator drops it)."""
+
+TARGET_TEXTS_COLUMN = "target_texts"
+"""A causal LM's tokenized splits: the text each predicted token of a block belongs to, in order (the collator drops
+it): what :meth:`tunelab.run.outputs.ExampleOutputs.attribute` sums each text's loss by."""
 
 LM_PACKING_ROWS = 1000
 """Causal LM: texts are packed into blocks this many rows at a time (``datasets.map``'s batch); each batch's last
@@ -230,10 +234,11 @@ def _lm_blocks(batch: dict[str, list], tokenizer, max_length: int, loss_on: str 
     :func:`~tunelab.models.load_tokenizer`; a tokenizer without one, as GPT-2 models trained with a BERT tokenizer,
     its SEP token), cut into blocks of ``max_length`` tokens. ``loss_on="assistant"``:
     a conversation's tokens outside the assistant's turns are context, not targets (label ``IGNORE_INDEX``;
-    :func:`tunelab.data.chat.reply_spans`), and a block with nothing left to predict is dropped. Third: the text each
-    block starts in, as an index into the split (``first``: the batch's first row's), for the intervals, which
-    resample texts, not blocks of one text (:meth:`tunelab.run.outputs.ExampleOutputs.by_text`). Fourth: each block's
-    position ids, restarting at each text's start (:func:`_text_positions`)."""
+    :func:`tunelab.data.chat.reply_spans`), and a block with nothing left to predict is dropped. Third: the text
+    each token of a block belongs to, as an index into the split (``first``: the batch's first row's; the separator
+    after a text is that text's, which predicts it), for the intervals, which resample texts, not blocks of one text
+    (:meth:`tunelab.run.outputs.ExampleOutputs.by_text`). Fourth: each block's position ids, restarting at each
+    text's start (:func:`_text_positions`)."""
     separator = [t for t in (tokenizer.eos_token_id, tokenizer.sep_token_id) if t is not None][:1]
     keys = list(batch.keys())
     rows = [dict(zip(keys, values)) for values in zip(*batch.values())]
@@ -263,9 +268,14 @@ def _lm_blocks(batch: dict[str, list], tokenizer, max_length: int, loss_on: str 
         if any(mask[1:]):  # the first position is never predicted (labels shift by one inside the model)
             blocks.append(ids)
             labels.append([t if m else IGNORE_INDEX for t, m in zip(ids, mask)])
-            texts.append(owner[i])
+            texts.append(owner[i : i + max_length])
             positions.append(_text_positions(segment[i : i + max_length]))
     return blocks, labels, texts, positions
+
+
+def _target_texts(labels: list[list[int]], owners: list[list[int]]) -> list[list[int]]:
+    """Per block, the text of each predicted token (a label past the first position, not ``IGNORE_INDEX``), in order."""
+    return [[text for label, text in zip(row[1:], texts[1:]) if label != IGNORE_INDEX] for row, texts in zip(labels, owners)]
 
 
 def _text_positions(owners: list[int]) -> list[int]:
@@ -422,7 +432,8 @@ def tokenize(data: TaskData, tokenizer, max_length: int, *, limit: int | None = 
     def encode_lm(batch, indices):
         blocks, labels, texts, positions = _lm_blocks(batch, tokenizer, max_length, loss_on,
                                                       first=indices[0] if indices else 0)
-        return {"input_ids": blocks, "labels": labels, "length": [len(b) for b in blocks], TEXT_COLUMN: texts,
+        return {"input_ids": blocks, "labels": labels, "length": [len(b) for b in blocks],
+                TEXT_COLUMN: [owners[0] for owners in texts], TARGET_TEXTS_COLUMN: _target_texts(labels, texts),
                 "position_ids": positions}
 
     chat = loss_on == "assistant" and "messages" in data.train.column_names
@@ -1158,8 +1169,8 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> Run
         with _interrupts_after_training(out):
             metrics, outputs = _final_metrics(trainer, ds, run.data.task, test=not config.screening)
         gathered = ranks.gathered_state_dict(trainer)  # FSDP / ZeRO-3: the whole weights, on the main process
-        for split, o in outputs.items():  # a causal LM's blocks, each with the text it starts in
-            o.texts = _texts_of(run.tokenized.get(split), len(o))
+        for split, o in outputs.items():  # a causal LM's blocks, each with the text it starts in, and its texts' sums
+            _attribute_texts(o, run.tokenized.get(split))
         _written_once(lambda: [o.save(out, split) for split, o in outputs.items()])  # <out>/outputs/<split>.npz
         eval_time = trainer.eval_seconds + ds.cache_info.get("eval_share_s", 0.0)
         _release_training_state(trainer)
@@ -1378,18 +1389,33 @@ def _as_loaded_validation(run: PreparedRun, trainer, ds: _Datasets, out: Path) -
         kept = trainer.tunelab_outputs.latest
         if kept is None:
             return None
-        kept.texts = _texts_of(run.tokenized.get("validation"), len(kept))
+        _attribute_texts(kept, run.tokenized.get("validation"))
         _written_once(lambda: kept.save(out, AS_LOADED))
     return kept.metrics()
 
 
-def _texts_of(tokenized, n: int):
-    """The text of each of a split's ``n`` examples (causal-LM blocks, in the order they were evaluated), or None."""
+def _attribute_texts(outputs: ExampleOutputs | None, tokenized) -> None:
+    """A split's causal-LM outputs (its blocks, in the order they were evaluated) with the text each block starts in
+    and each text's summed loss and predicted tokens (:meth:`ExampleOutputs.attribute`); as they are otherwise."""
     import numpy as np
 
-    if tokenized is None or TEXT_COLUMN not in tokenized.column_names or len(tokenized) != n:
-        return None
-    return np.asarray(tokenized[TEXT_COLUMN], dtype=np.int64)
+    if outputs is None:
+        return
+    if tokenized is None or TEXT_COLUMN not in tokenized.column_names or len(tokenized) != len(outputs):
+        outputs.attribute(None)
+        return
+    outputs.texts = np.asarray(tokenized[TEXT_COLUMN], dtype=np.int64)
+    outputs.attribute(flat_column(tokenized, TARGET_TEXTS_COLUMN) if TARGET_TEXTS_COLUMN in tokenized.column_names
+                      else None)
+
+
+def flat_column(ds, column: str):
+    """A list-of-integers column of ``ds``, row after row, as one int64 array (read from its Arrow table in one piece,
+    not as Python lists row by row)."""
+    import numpy as np
+
+    data = ds.with_format("arrow")[:][column].combine_chunks()
+    return data.flatten().to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
 
 
 def _final_metrics(trainer, ds: _Datasets, task: str, *, test: bool = True) -> tuple[Metrics, dict[str, ExampleOutputs]]:
