@@ -204,8 +204,8 @@ def token_losses(body: nn.Module, lm_head: nn.Module, tokenizer, texts: list[str
     where ``document_mask`` (the run's own, :attr:`tunelab.run.training.PreparedRun.document_mask`), else to the texts
     before it in its block. Read one text a row, each text started at position 0 without the end-of-text token
     before it, which neither reading of a run ever gives a text (smollm2 as loaded: 315 perplexity read so, against
-    182 per text and 114 across texts; ``benchmarks/README.md``, "document_mask.py"). A block's loss counts for the
-    text it starts in, as evaluation's intervals resample them (:meth:`tunelab.run.outputs.ExampleOutputs.by_text`)."""
+    182 per text and 114 across texts; ``benchmarks/README.md``, "document_mask.py"). Each predicted token's loss
+    counts for its own text, as evaluation's intervals resample them (:meth:`tunelab.run.outputs.ExampleOutputs.by_text`)."""
     from tunelab.run.padding import task_collator
     from tunelab.run.training import _lm_blocks
 
@@ -223,9 +223,13 @@ def token_losses(body: nn.Module, lm_head: nn.Module, tokenizer, texts: list[str
             hidden = body(**inputs, **({"use_cache": False} if "position_ids" in inputs else {})).last_hidden_state
             logits = lm_head(hidden[:, :-1]).float()
             loss = nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=IGNORE_INDEX, reduction="none")
-            np.add.at(sums, [owners[i] for i in rows], loss.sum(1).cpu().numpy())
-            np.add.at(counts, [owners[i] for i in rows], (target != IGNORE_INDEX).sum(1).cpu().numpy())
-    read = counts > 0  # a text that no block starts in counts within the one before it
+            loss, scored = loss.cpu().numpy(), (target != IGNORE_INDEX).cpu().numpy()
+            for row, i in enumerate(rows):  # each predicted token's loss counts for its own text (its EOS with it)
+                text = np.asarray(owners[i][1:])
+                mask = scored[row, : text.size]
+                np.add.at(sums, text[mask], loss[row, : text.size][mask])
+                np.add.at(counts, text[mask], 1)
+    read = counts > 0  # a text with no predicted token (all of it in a dropped tail) is not read
     return sums[read], counts[read]
 
 
