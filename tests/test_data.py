@@ -95,7 +95,7 @@ ERROR_CASES: list[tuple[str, Callable[[Path], Path | str], dict, list[str]]] = [
         "empty texts",
         lambda d: write(d, "a.csv", 'text,label\ngood,pos\n"   ",neg\nok,pos\n"",neg\n'),
         {},
-        ["empty or whitespace-only", "'text'", "rows 2, 4"],
+        ["empty or whitespace-only", "'text'", "lines 3, 5"],
     ),
     (
         "a record without the text",
@@ -113,19 +113,19 @@ ERROR_CASES: list[tuple[str, Callable[[Path], Path | str], dict, list[str]]] = [
         "label only in validation",
         _split_dir,
         {},
-        ["'neutral'", "validation split", "row 2", "never in train"],
+        ["'neutral'", "validation split", "line 3", "never in train"],
     ),
     (
         "label only in test (split column)",
         lambda d: write(d, "a.csv", "text,label,split\na,x,train\nb,y,train\nc,x,test\nd,z,test\n"),
         {},
-        ["'z'", "test split", "row 4", "never in train"],
+        ["'z'", "test split", "line 5", "never in train"],
     ),
     (  # was only "add training examples of it or remove those rows"
         "a test label written in another case than train's",
         lambda d: write(d, "a.csv", "text,label,split\na,pos,train\nb,neg,train\nc, Pos ,test\nd,neg,test\n"),
         {},
-        ["'Pos'", "test split", "row 3", "never in train; train writes it 'pos' (labels are classes as written): write them alike"],
+        ["'Pos'", "test split", "line 4", "never in train; train writes it 'pos' (labels are classes as written): write them alike"],
     ),
     (  # was only "no label column 'label'; columns found: ...; pass --label-column NAME"
         "one-hot multi-label columns",
@@ -168,7 +168,7 @@ ERROR_CASES: list[tuple[str, Callable[[Path], Path | str], dict, list[str]]] = [
         "non-integral float labels",
         lambda d: write(d, "a.csv", "text,label\na,0.5\nb,1.25\nc,1\n"),
         {},
-        ["non-integral", "0.5", "row 1", "does not predict a number (regression)", "class names or integer", "--task"],
+        ["non-integral", "0.5", "line 2", "does not predict a number (regression)", "class names or integer", "--task"],
     ),
     ("empty file", lambda d: write(d, "a.csv", ""), {}, ["empty"]),
     ("whitespace-only file", lambda d: write(d, "a.jsonl", "\n  \n"), {}, ["empty"]),
@@ -200,7 +200,7 @@ ERROR_CASES: list[tuple[str, Callable[[Path], Path | str], dict, list[str]]] = [
         "bad split value",
         lambda d: write(d, "a.csv", "text,label,split\na,x,train\nb,y,holdout\n"),
         {},
-        ["'holdout'", "row 2", "validation"],
+        ["'holdout'", "line 3", "validation"],
     ),
     (
         "bad chat role",
@@ -542,7 +542,7 @@ def test_a_split_column_that_names_no_split_is_ignored_and_one_that_names_some_m
     assert any("column 'split' names no split (train, validation or test) in any row, so it is not read as the split" in w
                for w in data.warnings)
     records = [{**r, "split": "train" if i % 3 else "holdout"} for i, r in enumerate(rows(60))]
-    with pytest.raises(DataError, match=r"column 'split' holds 'holdout' at row.*; give each row train, validation \(or valid, "
+    with pytest.raises(DataError, match=r"column 'split' holds 'holdout' at lines 2, 5.*; give each row train, validation \(or valid, "
                                         r"dev\) or test, or rename the column if it means something else$"):
         load_task_data(str(write(tmp_path, "e.csv", csv_text(records))))
 
@@ -817,6 +817,34 @@ def test_column_options_on_a_built_in_dataset_are_ignored_with_a_warning() -> No
     assert not any("built-in" in w for w in load_task_data("rotten-tomatoes").warnings)
 
 
+@pytest.mark.parametrize("sep", [",", "\t"])
+def test_csv_messages_name_the_file_line(tmp_path: Path, sep: str) -> None:
+    """A CSV's or TSV's bad row is named by the line an editor shows, as the parser's own errors name lines: it was
+    'row 2' (data rows counted from 1 without the header) for line 3. A quoted cell that spans lines, blank lines
+    and Excel's "sep=" line move the rows after them down, and the message follows."""
+    name = "d.csv" if sep == "," else "d.tsv"
+    text = f"text{sep}label\ngood one{sep}x\nbad one{sep}\nok one{sep}y\n"
+    with pytest.raises(DataError, match="missing label in column 'label' at line 3;"):
+        load_task_data(str(write(tmp_path, name, text)))
+    text = f'text{sep}label\n"good\none"{sep}x\n\nbad one{sep}\n  \nok one{sep}y\nlast one{sep}\n'
+    with pytest.raises(DataError, match="missing label in column 'label' at lines 5, 8;"):
+        load_task_data(str(write(tmp_path, name, text)))
+    text = "sep=;\ntext;label\ngood one;x\nbad one;\nok one;y\n"
+    with pytest.raises(DataError, match="missing label in column 'label' at line 4;"):
+        load_task_data(str(write(tmp_path, "e.csv", text)))
+    with pytest.raises(DataError, match="malformed CSV at line 4 "):
+        load_task_data(str(write(tmp_path, "f.csv", "sep=;\ntext;label\na;x\nb;y;extra\n")))
+    with pytest.raises(DataError, match="malformed CSV at line 5 "):  # pandas said line 4: it counts records
+        load_task_data(str(write(tmp_path, "g.csv", 'text,label\n"a\nb",x\n\nc,y,extra\n')))
+    with pytest.raises(DataError, match="a quoted field starting on line 6 is never closed"):  # was line 4
+        load_task_data(str(write(tmp_path, "h.csv", 'text,label\n"a\nb\nc",x\nd,y\n"open,x\ne,y\n')))
+    with pytest.raises(DataError, match=r"item 2, column 'label' holds a list"):
+        load_task_data(str(write(tmp_path, "a.json", '[{"text":"a","label":"x"},{"text":"b","label":["x","y"]}]')))
+    pd.DataFrame({"text": ["a", "b", "c"], "label": ["x", "", "y"]}).to_parquet(tmp_path / "p.parquet")
+    with pytest.raises(DataError, match="missing label in column 'label' at row 2;"):
+        load_task_data(str(tmp_path / "p.parquet"))
+
+
 def test_old_mac_line_ends_are_read_as_lines(tmp_path: Path) -> None:
     """A CSV whose lines end in a lone carriage return (old Mac exports) is read as its rows; it failed with a
     traceback from the header check (new-line character seen in unquoted field)."""
@@ -836,7 +864,7 @@ def test_rows_a_stray_quote_joins_into_one_cell_are_warned_of(tmp_path: Path, se
     name = "d.csv" if sep == "," else "d.tsv"
     data = load_task_data(str(write(tmp_path, name, f"text{sep}label\n" + "\n".join(lines) + "\n")))
     said = [w for w in data.warnings if "read like rows of their own" in w]
-    assert len(said) == 1 and "data row 11's 'text' cell spans 11 lines" in said[0] and "close the quote or double it" in said[0]
+    assert len(said) == 1 and "line 12's 'text' cell spans 11 lines" in said[0] and "close the quote or double it" in said[0]
     quoted = [{"text": f"first line of {r['text']}\nsecond line, still the same text", "label": r["label"]} for r in rows(60)]
     assert not any("rows of their own" in w for w in load_task_data(str(write(tmp_path, "q.csv", csv_text(quoted)))).warnings)
 
@@ -847,7 +875,7 @@ def test_rows_that_repeat_the_header_are_dropped_with_a_warning(tmp_path: Path) 
     data = load_task_data(str(write(tmp_path, "d.csv", csv_text(records[:60]) + csv_text(records[60:]))))
     assert_valid(data)
     assert data.label_names == ["neg", "pos"]
-    assert any("dropped 1 row(s) that repeat the header (row 61)" in w for w in data.warnings)
+    assert any("dropped 1 row(s) that repeat the header (line 62)" in w for w in data.warnings)
     with pytest.raises(DataError, match="every data row repeats the header"):
         load_task_data(str(write(tmp_path, "h.csv", "text,label\ntext,label\n")))
 

@@ -160,8 +160,9 @@ def read_csv(path: Path, text: str, sep: str = ",") -> Table:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     first, _, rest = text.partition("\n")
     declared = _EXCEL_SEPARATOR.fullmatch(first.strip())
+    skipped = 0  # lines of the file before ``text``'s first
     if declared:  # Excel's "sep=;" line: the separator the rest is written with
-        sep, text = declared.group(1), rest
+        sep, text, skipped = declared.group(1), rest, 1
     other = None if declared else _header_separator(text, sep)
     if other is not None:
         named = {"\t": "tabs", ";": "semicolons", "|": "'|'"}[other]
@@ -173,7 +174,9 @@ def read_csv(path: Path, text: str, sep: str = ",") -> Table:
     except pd.errors.EmptyDataError as err:
         raise DataError(f"{path}: the file is empty; give a file with a header and data rows") from err
     except (pd.errors.ParserError, ValueError, OverflowError, MemoryError) as err:
-        raise DataError(f"{path}: {_csv_problem(str(err), sep)}") from err
+        records = _records(text, sep) or []
+        starts = [start + skipped for start, _ in records]
+        raise DataError(f"{path}: {_csv_problem(str(err), sep, starts)}") from err
     if frame.empty:
         raise DataError(
             f"{path}: the header is the only line, there are no data rows; add rows below the header"
@@ -186,13 +189,44 @@ def read_csv(path: Path, text: str, sep: str = ",") -> Table:
     names = [str(name).strip() for name in frame.columns]  # "text, label" means "label", not " label"
     if len(set(names)) < len(names):
         names = [str(name) for name in frame.columns]
-    frame = _without_repeated_headers(path, frame, warnings)
+    lines = _record_lines(text, sep, skipped, len(frame))
+    frame, lines = _without_repeated_headers(path, frame, lines, warnings)
     columns = {name: frame[column].tolist() for name, column in zip(names, frame.columns)}
-    _warn_swallowed_rows(path, columns, sep, warnings)
-    return Table(columns=columns, origin=str(path), warnings=warnings)
+    _warn_swallowed_rows(path, columns, lines, sep, warnings)
+    return Table(columns=columns, origin=str(path), unit="line", numbers=lines, warnings=warnings)
 
 
-def _warn_swallowed_rows(path: Path, columns: dict[str, list[str]], sep: str, warnings: list[str]) -> None:
+def _record_lines(text: str, sep: str, skipped: int, count: int) -> list[int]:
+    """The file line each data row starts on (1-based, ``skipped`` lines before ``text``), so that messages name
+    the line an editor shows, as the parser's own errors do: a quoted cell that spans lines moves the rows after it
+    down. The rows are found as pandas finds them (blank and whitespace-only lines are no rows); should the two
+    readings ever disagree on the count, the rows are numbered as if one a line."""
+    records = _records(text, sep)
+    starts = [start + skipped for start, blank in records or [] if not blank]
+    if len(starts) != count + 1:  # the header is the first record
+        return list(range(skipped + 2, skipped + 2 + count))
+    return starts[1:]
+
+
+def _records(text: str, sep: str) -> list[tuple[int, bool]] | None:
+    """Each record of ``text`` as csv reads it (a blank line is one; so is an unclosed quote's rest): the line it
+    starts on (1-based) and whether it is blank (no characters but whitespace other than ``sep``, which pandas
+    skips). ``None`` where csv cannot read the text (a cell over its field size limit, which pandas reads)."""
+    physical = io.StringIO(text).readlines()
+    reader = csv.reader(iter(physical), delimiter=sep)
+    found: list[tuple[int, bool]] = []
+    end = 0
+    try:
+        for _ in reader:
+            start, end = end + 1, reader.line_num
+            found.append((start, start == end and not physical[start - 1].replace(sep, "x").strip()))
+    except csv.Error:
+        return None
+    return found
+
+
+def _warn_swallowed_rows(path: Path, columns: dict[str, list[str]], lines: list[int], sep: str,
+                         warnings: list[str]) -> None:
     """A warning for each cell that spans lines which read like rows of their own: as many fields as the header, each
     other field a value its column holds elsewhere. A quote that opens a cell and is closed only rows later (an
     unbalanced ``"`` at the start of a text) makes one cell of those rows, and their labels are lost in silence."""
@@ -202,7 +236,7 @@ def _warn_swallowed_rows(path: Path, columns: dict[str, list[str]], sep: str, wa
     seen = {name: set(values) for name, values in columns.items()}
     for name in names:
         others = [n for n in names if n != name]
-        for row, cell in enumerate(columns[name], 1):
+        for line_number, cell in zip(lines, columns[name]):
             if "\n" not in cell:
                 continue
             lines = cell.split("\n")
@@ -212,29 +246,30 @@ def _warn_swallowed_rows(path: Path, columns: dict[str, list[str]], sep: str, wa
                 if len(fields) == len(names) and all(fields[names.index(o)] in seen[o] for o in others):
                     rows.append(line)
             if rows:
-                warnings.append(f"{path}: data row {row}'s {brief(name)} cell spans {len(lines)} lines, {len(rows)} of "
+                warnings.append(f"{path}: line {line_number}'s {brief(name)} cell spans {len(lines)} lines, {len(rows)} of "
                                 f"which read like rows of their own ({brief(rows[0])}): a quote (\") that opens a cell "
                                 "and closes only rows later joins them into one; if they are rows, close the quote or "
                                 "double it (\"\")")
 
 
-def _without_repeated_headers(path: Path, frame, warnings: list[str]):
-    """``frame`` without the rows that repeat its header cell for cell (files concatenated with their headers, a
-    log appended to by several writers), each named in a warning: as data, such a row would be one example of a
-    class named like the label column."""
+def _without_repeated_headers(path: Path, frame, lines: list[int], warnings: list[str]):
+    """``frame`` and its rows' ``lines`` without the rows that repeat its header cell for cell (files concatenated
+    with their headers, a log appended to by several writers), each named in a warning: as data, such a row would be
+    one example of a class named like the label column."""
     if len(frame.columns) < 2:  # one column: a row equal to its name may be a real text
-        return frame
+        return frame, lines
     header = [str(name) for name in frame.columns]
     repeats = frame.apply(lambda row: [str(v) for v in row.tolist()] == header, axis=1)
     if not bool(repeats.any()):
-        return frame
-    rows = [int(i) + 1 for i in frame.index[repeats]]  # data rows, counted from 1 as the other messages count them
-    if len(rows) == len(frame):
+        return frame, lines
+    found = [lines[int(i)] for i in frame.index[repeats]]  # the file's lines, as the other messages name them
+    if len(found) == len(frame):
         raise DataError(f"{path}: every data row repeats the header; add data rows below it")
-    shown = ", ".join(map(str, rows[:5])) + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
-    warnings.append(f"{path}: dropped {len(rows)} row(s) that repeat the header (row {shown}): files joined "
-                    "with their headers?")
-    return frame[~repeats].reset_index(drop=True)
+    shown = ", ".join(map(str, found[:5])) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+    warnings.append(f"{path}: dropped {len(found)} row(s) that repeat the header "
+                    f"({'line' if len(found) == 1 else 'lines'} {shown}): files joined with their headers?")
+    kept = [line for line, repeat in zip(lines, repeats.tolist()) if not repeat]
+    return frame[~repeats].reset_index(drop=True), kept
 
 
 def _header_separator(text: str, sep: str) -> str | None:
@@ -256,20 +291,26 @@ def _header_separator(text: str, sep: str) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
-def _csv_problem(message: str, sep: str) -> str:
-    """pandas' parser message as 'what, where, what to do'."""
+def _csv_problem(message: str, sep: str, starts: list[int] | None = None) -> str:
+    """pandas' parser message as 'what, where, what to do'. pandas numbers records, not lines (a blank line is one);
+    ``starts`` holds the file line each record starts on, which the message names instead."""
     kind = "TSV" if sep == "\t" else "CSV"
+    starts = starts or []
+
+    def line(record: int) -> int:  # 0-based record, header included
+        return starts[record] if 0 <= record < len(starts) else record + 1
+
     lines = message.strip().splitlines()
     message = (lines[-1] if lines else "unreadable").replace("Error tokenizing data. C error: ", "")
     unclosed = _CSV_UNCLOSED.search(message)
     if unclosed:
-        line = int(unclosed.group(1)) + 1  # pandas counts rows from 0, the header included
         return (
-            f"malformed {kind}: a quoted field starting on line {line} is never closed; "
+            f"malformed {kind}: a quoted field starting on line {line(int(unclosed.group(1)))} is never closed; "
             'close the quote, or write a literal quote as two ("")'
         )
     match = _CSV_LINE.search(message)
-    where = f"line {match.group(1)}" if match else "an unknown line"
+    where = f"line {line(int(match.group(1)) - 1)}" if match else "an unknown line"
+    message = _CSV_LINE.sub(lambda m: f"line {line(int(m.group(1)) - 1)}", message)
     return f"malformed {kind} at {where} ({message}); check quoting and the number of fields on that line"
 
 
