@@ -685,7 +685,8 @@ def test_an_axis_the_same_for_every_strategy_is_said_once_under_the_axes_table(t
     """The axes table repeated the domain's closeness (and the data regime) in every strategy's column, the same text
     each time (the HTML merged the cells, the Markdown did not). An axis with one text for every strategy is now a
     line under the table; and where a reason given before training states the domain's numbers, the axis gives the
-    level alone."""
+    level alone. The data regime, which the recommendation's reasons state, was said there and again under the axes
+    table: it is now said once, in the recommendation."""
     results = [make_run(s, PROFILE[s][1]) for s in STRATEGIES]
 
     def axes_section(pre: dict) -> str:
@@ -697,7 +698,14 @@ def test_an_axis_the_same_for_every_strategy_is_said_once_under_the_axes_table(t
     assert table and not any(line.startswith(("| Closeness of domain", "| Data regime")) for line in table)
     assert "| Approach |" in axes and axes.count("domain LM loss ratio: 1.9") == 1
     assert "**Closeness of domain, the same for every strategy:** domain LM loss ratio: 1.9" in axes
-    assert axes.count("**Data regime, the same for every strategy:** ") == 1
+    # the data regime, one text for every strategy, is the recommendation's reason above: not said again here
+    assert "**Data regime, the same for every strategy:** " not in axes
+    assert "Data regime, the same for every strategy: in the recommendation above." in axes
+    md = write_report(tmp_path, results, pre_recommendation=PRE_RECOMMENDATION)["md"].read_text(encoding="utf-8")
+    regime = md.split("> - Data regime: ")[1].split(".\n")[0]
+    assert regime and md.count(regime) == 1
+    one = write_report(tmp_path, results[:1])["md"].read_text(encoding="utf-8")  # one column: no row repeats it
+    assert "| Data regime" not in one and one.count(one.split("> - Data regime: ")[1].split(".\n")[0]) == 1
     stated = {"strategy": "full", "reasons": ["domain far to pre-training: LM loss ratio 1.9"],
               "reason_states": [["domain_level", "lm_loss_ratio"]],
               "signals": {"domain_level": "far", "domain_signal": "lm_loss_ratio", "lm_loss_ratio": 1.9}}

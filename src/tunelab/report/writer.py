@@ -164,7 +164,7 @@ def build_blocks(
     if chosen and task == "classification":
         blocks.extend(_per_class_blocks(next((s for s in summaries if s.strategy == chosen), None)))
     blocks.extend(_plot_blocks(plots))
-    blocks.extend(_axes_blocks(results, pre_recommendation, metric))
+    blocks.extend(_axes_blocks(results, pre_recommendation, metric, said=reasons))
     blocks.extend(_data_size_blocks(results, recommendation, metric))
     if pre_recommendation:
         blocks.extend(_pre_recommendation_blocks(pre_recommendation, recommendation, summaries, metric))
@@ -269,15 +269,25 @@ def _plot_blocks(plots: list) -> list[Block]:
     return [Heading("Trade-offs"), Paragraph(note, css="note"), *plots]
 
 
-def _axes_blocks(results: list[dict], pre_recommendation: dict | None, metric: str | None = None) -> list[Block]:
-    """The axes people compare the two approaches on, filled with this comparison's numbers (its ``metric``)."""
+def _axes_blocks(results: list[dict], pre_recommendation: dict | None, metric: str | None = None,
+                 said: list[str] = ()) -> list[Block]:
+    """The axes people compare the two approaches on, filled with this comparison's numbers (its ``metric``). An axis
+    with one text for every strategy that ``said`` (the recommendation's reasons, above) already states is left out:
+    the data regime is said once, in the recommendation."""
     strategies, axes = axes_table(results, pre_recommendation=pre_recommendation, metric=metric)
     if not strategies:
         return []
+    stated = [axis for axis, cells in axes
+              if len(set(cells)) == 1 and cells[0] and any(cells[0] in reason for reason in said)]
+    axes = [(axis, cells) for axis, cells in axes if axis not in stated]
+    names = {axis for axis, _ in axes}
     note = ("The axes people compare the two approaches on (working principle, architecture, training "
             "process, computing resources, data, domain), filled with what this comparison measured.")
-    caption = ("Share, memory, time and the test metric are measured; data regime from the dataset's "
-               "metadata; closeness of domain from the pre-training analysis when it ran.")
+    caption = ("Share, memory, time and the test metric are measured"
+               + ("; data regime from the dataset's metadata" if "Data regime" in names else "")
+               + ("; closeness of domain from the pre-training analysis when it ran" if "Closeness of domain" in names
+                  else "") + "."
+               + (f" {', '.join(stated)}, the same for every strategy: in the recommendation above." if stated else ""))
     # an axis on which every strategy has the same text (the data's regime, the domain's closeness: facts of the data,
     # not of a strategy) is said once, under the table, not in every strategy's column
     shared = [(axis, cells[0]) for axis, cells in axes if len(strategies) > 1 and len(set(cells)) == 1]
