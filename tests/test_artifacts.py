@@ -633,6 +633,38 @@ def test_evaluating_a_language_model_on_labelled_data_says_the_labels_are_ignore
     assert scored["examples"] == 12 and "column 'label' ignored: causal-lm trains on the text alone" in caplog.text
 
 
+def test_evaluating_a_language_model_on_data_of_another_format_says_the_perplexities_do_not_compare(lm_run, tmp_path,
+                                                                                                       caplog):
+    """A causal LM trained on plain text scored chat data (or the reverse) without a word, though its perplexity is
+    then over other tokens than the run's: one line says so; data of the run's format gets none."""
+    import shutil
+
+    from tunelab.run.evaluation import evaluate_artifact
+
+    chat = tmp_path / "chat.jsonl"
+    chat.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"question {i} about films"},
+                                                     {"role": "assistant", "content": f"answer {i}"}]}) + "\n"
+                            for i in range(12)))
+    plain = tmp_path / "plain.csv"
+    plain.write_text("text\n" + "".join(f"the film number {i} was good\n" for i in range(12)))
+    said = "do not compare with the run's"
+    with caplog.at_level("WARNING", logger="tunelab"):
+        evaluate_artifact(lm_run, str(plain), split="all")
+    assert said not in caplog.text
+    with caplog.at_level("WARNING", logger="tunelab"):
+        evaluate_artifact(lm_run, str(chat), split="all")
+    assert (f"{chat} holds conversations (chat messages), and this model trained on plain text: its loss and "
+            "perplexity here do not compare with the run's") in caplog.text
+    chat_run = tmp_path / "chat_run"  # the same model, recorded as trained on conversations
+    shutil.copytree(lm_run, chat_run)
+    info_path = chat_run / MODEL_DIR / "tunelab.json"
+    info_path.write_text(json.dumps({**json.loads(info_path.read_text()), "chat": True, "loss_on": "assistant"}))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="tunelab"):
+        evaluate_artifact(chat_run, str(plain), split="all")
+    assert f"{plain} holds plain text, and this model trained on conversations (chat messages)" in caplog.text
+
+
 def test_the_model_card_states_the_epochs_a_causal_lm_trained(tiny_llama_dir, toy_lm_data, tmp_path):
     """Without --epochs a causal LM trains as many epochs as its packed blocks need for 60 steps: the card says the
     epochs the run trained (counted in blocks, as training counts them), not those its texts would have given."""

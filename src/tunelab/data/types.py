@@ -42,5 +42,10 @@ class TaskData:
         """Whether each example is a pair of texts (a ``text_pair`` column)."""
         return "text_pair" in self.train.column_names
 
+    @property
+    def conversations(self) -> bool:
+        """Whether each example is a conversation (a causal LM's ``messages`` column), not plain text."""
+        return self.task == "causal-lm" and "messages" in self.train.column_names
+
     def splits(self) -> dict[str, datasets.Dataset]:
         return {"train": self.train, "validation": self.validation, "test": self.test}

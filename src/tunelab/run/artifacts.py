@@ -129,7 +129,7 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
             "keep": config.keep,  # which part of a longer text the classifier read
             "text_pair": data.text_pairs,  # inputs are pairs: predict splits each at a tab
             # trained on conversations: predict asks as a user's turn, through the same chat template
-            "chat": (chat := data.task == "causal-lm" and "messages" in data.train.column_names),
+            "chat": (chat := data.conversations),
             # which tokens of a conversation it learnt, evaluate scores the same ones (plain text: every token)
             "loss_on": config.loss_on if chat else "all",
             # each packed text attended only to itself (training.document_mask): evaluate packs and scores alike
@@ -172,8 +172,7 @@ def plain_chat(run) -> bool:
     """Trained on conversations through a tokenizer without a chat template: on
     :func:`tunelab.data.chat.render`'s ``role: content`` lines, which the artifact's tokenizer is saved with as its
     template (:data:`tunelab.data.chat.PLAIN_CHAT_TEMPLATE`)."""
-    return (run.data.task == "causal-lm" and "messages" in run.data.train.column_names
-            and not getattr(run.tokenizer, "chat_template", None))
+    return run.data.conversations and not getattr(run.tokenizer, "chat_template", None)
 
 
 def data_reference(spec: str) -> str:

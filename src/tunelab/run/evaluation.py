@@ -43,6 +43,18 @@ def _warn_if_other_data(data_spec: str, trained_on: str | None, scored: int, row
         "rows, is scored; --split all scores every row")
 
 
+def _warn_if_other_format(data_spec: str, trained_chat: bool | None, chat: bool) -> None:
+    """A causal LM scored on conversations when it trained on plain text, or the reverse: its loss is over other
+    tokens (a conversation rendered through the chat template, its learnt turns, against a text's every token) and does
+    not compare with the run's. ``trained_chat``: the run's record (None: a run saved before it was kept)."""
+    if trained_chat is None or bool(trained_chat) == chat:
+        return
+    formats = {True: "conversations (chat messages)", False: "plain text"}
+    logging.getLogger("tunelab").warning(
+        f"{data_spec} holds {formats[chat]}, and this model trained on {formats[bool(trained_chat)]}: its loss and "
+        "perplexity here do not compare with the run's")
+
+
 SPLITS = ("train", "validation", "test", "all")
 """What :func:`evaluate_artifact` scores: a split training made of the data, or ``all`` of its rows."""
 
@@ -115,6 +127,7 @@ def _evaluate(path, data_spec: Any, *, split: str = "test", text_column: str | N
                 f"(it trained with --max-eval-samples {recorded.get('max_eval_samples')}); --split all scores every "
                 "row of a file held out from training")
         _warn_if_other_data(data_spec, recorded.get("data"), len(data.splits()[split]), rows, split)
+    _warn_if_other_format(data_spec, info.get("chat"), data.conversations)
     pairs = data.text_pairs
     if pairs != bool(info.get("text_pair")):
         raise DataError(f"{path} was trained on {'text pairs' if info.get('text_pair') else 'single texts'}, and "

@@ -423,7 +423,7 @@ def tokenize(data: TaskData, tokenizer, max_length: int, *, limit: int | None = 
         warnings.append(f"--keep {keep} does not apply to a causal LM, whose texts are packed whole into blocks of "
                         "--max-length tokens, not cut: ignored")
 
-    if "messages" in data.train.column_names and not getattr(tokenizer, "chat_template", None):
+    if data.conversations and not getattr(tokenizer, "chat_template", None):
         # said at training time, not only in the model card: the user may expect the model's own turn format
         warnings.append("the tokenizer has no chat template: conversations are read as plain 'role: content' lines "
                         "(user: ..., then assistant: ...); the saved tokenizer gets that format as its chat template, "
@@ -436,7 +436,7 @@ def tokenize(data: TaskData, tokenizer, max_length: int, *, limit: int | None = 
                 TEXT_COLUMN: [owners[0] for owners in texts], TARGET_TEXTS_COLUMN: _target_texts(labels, texts),
                 "position_ids": positions}
 
-    chat = loss_on == "assistant" and "messages" in data.train.column_names
+    chat = loss_on == "assistant" and data.conversations
     for split, ds in data.splits().items():
         if not len(ds):  # an empty split (data loaded unsplit, every row in train): nothing to encode
             out[split] = ds
