@@ -43,7 +43,7 @@ def read_path(path: Path) -> RawData:
     table = read_file(path)
     return RawData(
         tables={"all": table},
-        # a record is a row however the file numbers it for messages (a JSON file's lines or items); a .txt file's are chunks
+        # a record is a row however the file numbers it for messages (a CSV's or JSON file's lines, a JSON array's items); a .txt file's are chunks
         source=f"{path.name} ({_kind(path, table)}, {table.num_rows} {'row' if table.unit in ('line', 'item') else table.unit}s)",
         warnings=list(table.warnings),
     )
