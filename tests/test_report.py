@@ -706,6 +706,9 @@ def test_an_axis_the_same_for_every_strategy_is_said_once_under_the_axes_table(t
     assert regime and md.count(regime) == 1
     one = write_report(tmp_path, results[:1])["md"].read_text(encoding="utf-8")  # one column: no row repeats it
     assert "| Data regime" not in one and one.count(one.split("> - Data regime: ")[1].split(".\n")[0]) == 1
+    # a reason that merely contains an axis's text ("not measured") does not state that axis
+    said = write_report(tmp_path, results, recommendation={"strategy": "head", "reasons": ["learning was not measured"]})
+    assert "**Closeness of domain, the same for every strategy:** not measured" in said["md"].read_text(encoding="utf-8")
     stated = {"strategy": "full", "reasons": ["domain far to pre-training: LM loss ratio 1.9"],
               "reason_states": [["domain_level", "lm_loss_ratio"]],
               "signals": {"domain_level": "far", "domain_signal": "lm_loss_ratio", "lm_loss_ratio": 1.9}}

@@ -277,8 +277,8 @@ def _axes_blocks(results: list[dict], pre_recommendation: dict | None, metric: s
     strategies, axes = axes_table(results, pre_recommendation=pre_recommendation, metric=metric)
     if not strategies:
         return []
-    stated = [axis for axis, cells in axes
-              if len(set(cells)) == 1 and cells[0] and any(cells[0] in reason for reason in said)]
+    stated = [axis for axis, cells in axes  # "Data regime: 300 training examples, ...", the axis and its text
+              if len(set(cells)) == 1 and cells[0] and any(f"{axis}: {cells[0]}" in reason for reason in said)]
     axes = [(axis, cells) for axis, cells in axes if axis not in stated]
     names = {axis for axis, _ in axes}
     note = ("The axes people compare the two approaches on (working principle, architecture, training "
