@@ -1052,12 +1052,13 @@ def test_reply_spans_follow_the_template_and_fall_back_to_the_replies_text() -> 
 
 
 def test_a_given_test_split_without_a_class_of_train_is_warned_about(tmp_path: Path) -> None:
-    """Its macro-F1 there counts only wrong predictions of the missing class; nothing measures how it is recognised."""
+    """Nothing measures how the missing class is recognised, and macro-F1 there averages over the classes it holds
+    (it said macro-F1 counted only wrong predictions of the missing class, which held for scikit-learn's default)."""
     (tmp_path / "train.csv").write_text("text,label\n" + "".join(f"good text {i},pos\nbad text {i},neg\n" for i in range(20)))
     (tmp_path / "test.csv").write_text("text,label\n" + "".join(f"good one {i},pos\n" for i in range(5)))
     data = load_task_data(str(tmp_path))
     said = [w for w in data.warnings if "the test split has no example of neg" in w]
-    assert len(said) == 1 and "macro-F1 counts only wrong predictions of it" in said[0]
+    assert len(said) == 1 and "its macro-F1 averages over the 1 of 2 classes it holds" in said[0]
 
 
 def test_labels_that_write_numbers_in_other_forms_are_names(tmp_path: Path) -> None:

@@ -75,3 +75,20 @@ def test_lm_outputs_of_older_runs_load_and_group_their_blocks_by_the_text_each_s
     (tmp_path / "old.npz").rename(tmp_path / "outputs" / "validation.npz")
     old = ExampleOutputs.load(tmp_path, "validation")
     assert old.text_ids is None and old.by_text().loss_sums.tolist() == [3.0, 4.0]
+
+
+def test_macro_f1_of_a_split_averages_over_its_gold_classes_in_every_path():
+    """A validation split without class 2 ("meh"): a prediction of it is a wrong one of the gold class, not a third
+    class at 0 (sklearn's default gave 0.556 here, a strategy never predicting it 2 classes' mean). The Trainer's hook,
+    the saved outputs and the bootstrap give one value; accuracy is unchanged."""
+    from tunelab.advice.stats import ExampleResults, metric_value
+    from tunelab.run.training import classification_metrics
+
+    labels, preds = np.array([0, 0, 1, 1]), np.array([0, 2, 1, 1])
+    logits = np.eye(3)[preds]
+    hook = OutputCollector("classification", ["neg", "pos", "meh"])(EvalPrediction(predictions=logits, label_ids=labels))
+    trainer = classification_metrics(EvalPrediction(predictions=logits, label_ids=labels))
+    saved = ExampleOutputs(labels=labels, predictions=preds).metrics()
+    assert hook["f1_macro"] == trainer["f1_macro"] == saved["f1_macro"] == pytest.approx((2 / 3 + 1) / 2)
+    assert metric_value(ExampleResults.classification(labels, preds), "f1_macro") == pytest.approx(saved["f1_macro"])
+    assert hook["accuracy"] == trainer["accuracy"] == saved["accuracy"] == 0.75

@@ -514,8 +514,28 @@ def test_per_class_scores_leave_out_a_class_absent_from_the_split_and_say_which_
     blocks = writer._per_class_blocks(SimpleNamespace(strategy="lora", runs=[object()]))
     table = blocks[1]
     assert table.rows[3] == ["d", "–", "–", "–", "0"] and table.rows[0][3] != "–"
-    assert "No test example of d, and never predicted: no score, and not in the macro F1 (3 of 4 classes)." in table.caption
+    assert ("No test example of d: no recall or F1, and not in the macro F1, which averages over the 3 of 4 classes "
+            "the test split holds.") in table.caption
     assert "holds no example of c and d: its scores rest on 2 of 4 classes" in table.caption
+
+
+def test_per_class_scores_leave_out_a_class_predicted_but_absent_from_the_split(monkeypatch):
+    """Class d has no test example but was predicted once: the table gave it F1 0.000 and counted it in the macro F1
+    (scikit-learn's default); it is now out of the macro F1, with its precision (0: every prediction of it wrong)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    import tunelab.report.writer as writer
+    from tunelab.run.outputs import ExampleOutputs
+
+    names = ["a", "b", "c", "d"]
+    test = ExampleOutputs(labels=np.array([0, 0, 1, 1, 2]), predictions=np.array([0, 3, 1, 1, 2]), label_names=names)
+    monkeypatch.setattr(writer, "run_outputs", lambda run, split: test if split == "test" else None)
+    table = writer._per_class_blocks(SimpleNamespace(strategy="lora", runs=[object()]))[1]
+    assert table.rows[3] == ["d", "0.000", "–", "–", "0"]
+    assert "No test example of d: no recall or F1, and not in the macro F1, which averages over the 3 of 4" in table.caption
+    assert test.metrics()["f1_macro"] == pytest.approx((2 / 3 + 1 + 1) / 3)
 
 
 def _learning_curve_runs() -> list[dict]:

@@ -99,12 +99,48 @@ def test_macro_f1_equals_sklearn_with_string_labels():
     assert ci.low < ci.estimate < ci.high
 
 
-def test_macro_f1_counts_a_class_only_predicted_as_sklearn_does():
+def test_macro_f1_averages_over_the_gold_classes_only():
+    """Class 2 has no gold example: predicting it is just wrong for the gold class (as sklearn with labels=[0, 1]);
+    sklearn's default averaged over 3 classes with a 0 for it (0.489 instead of 0.733). Class 3 of the second case has
+    gold examples but is never predicted: it counts, with an F1 of 0."""
     y = np.array([0, 0, 1, 1, 1, 0])
-    pred = np.array([0, 2, 1, 1, 0, 0])  # class 2 never true: its F1 is 0 and it counts
-    assert metric_value(ExampleResults.classification(y, pred), "f1_macro") == pytest.approx(
-        f1_score(y, pred, average="macro")
-    )
+    pred = np.array([0, 2, 1, 1, 0, 0])
+    value = metric_value(ExampleResults.classification(y, pred), "f1_macro")
+    assert value == pytest.approx(f1_score(y, pred, labels=[0, 1], average="macro")) == pytest.approx(0.7333, abs=1e-4)
+    y2 = np.array([0, 0, 1, 1, 3, 3])
+    pred2 = np.array([0, 1, 1, 1, 0, 1])
+    assert metric_value(ExampleResults.classification(y2, pred2), "f1_macro") == pytest.approx(
+        f1_score(y2, pred2, labels=[0, 1, 3], average="macro", zero_division=0))
+
+
+def test_macro_f1_scores_every_strategy_on_the_same_classes():
+    """Validation without class 2. ``a`` never predicts it; ``b`` is ``a`` except that a few of a's wrong guesses
+    (gold 0 called 1) are 2 instead: b is no worse on any gold class. Averaged over the gold or predicted classes, b
+    was scored on 3 classes (one at 0) and a on 2, so b came out about a third lower and was called worse than a."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    a = np.where(rng.random(400) < 0.85, y, 1 - y)
+    b = a.copy()
+    b[np.flatnonzero((y == 0) & (a == 1))[:5]] = 2
+    ra, rb = ExampleResults.classification(y, a), ExampleResults.classification(y, b)
+    assert metric_value(rb, "f1_macro") >= metric_value(ra, "f1_macro") > 0.8
+    verdict = indistinguishable_from_best({"a": ra, "b": rb}, "f1_macro", seed=0)
+    assert verdict.best == "b"  # in every resample b is at least as good: it is a with fewer wrong 1s
+
+
+def test_macro_f1_point_of_the_bootstrap_is_the_runs_metric_with_absent_classes():
+    """The bootstrap's additive form and the metric a run records agree exactly, whatever classes are absent from
+    the gold labels or the predictions, over several seeds (their mean)."""
+    from tunelab.run.outputs import ExampleOutputs
+
+    rng = np.random.default_rng(5)
+    y = rng.choice([0, 1, 3], 300, p=[0.6, 0.38, 0.02])  # class 2 absent from gold, class 3 rare
+    seeds = np.stack([np.where(rng.random(300) < 0.8, y, rng.integers(0, 5, 300)) for _ in range(3)])
+    seeds[0][y == 3] = 0  # seed 0 never predicts class 3
+    runs = [ExampleOutputs(labels=y, predictions=p).metrics()["f1_macro"] for p in seeds]
+    results = ExampleResults.classification(y, seeds)
+    assert metric_value(results, "f1_macro") == pytest.approx(np.mean(runs), abs=1e-12)
+    assert bootstrap_interval(results, "f1_macro", n_boot=500, seed=0).estimate == pytest.approx(np.mean(runs))
 
 
 def test_perplexity_is_exp_of_the_token_weighted_loss_and_its_interval_is_exp_of_the_loss_interval():

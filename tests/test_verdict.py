@@ -13,7 +13,7 @@ from tunelab.run.outputs import ExampleOutputs
 
 
 def record(tmp_path, strategy: str, outputs: dict[str, ExampleOutputs], *, train_time: float,
-           memory: float = 1000.0, seed: int = 0) -> dict:
+           memory: float = 1000.0, seed: int = 0, label_names: tuple[str, ...] = ("neg", "pos")) -> dict:
     """A successful run record whose per-example outputs are saved where ``config.out`` says."""
     folder = tmp_path / f"{strategy}-s{seed}"
     metrics = {}
@@ -24,7 +24,7 @@ def record(tmp_path, strategy: str, outputs: dict[str, ExampleOutputs], *, train
         "run_info": {"run_id": folder.name, "strategy": strategy, "seed": seed, "data_fraction": 1.0, "status": "success"},
         "train_info": {"train_time_s": train_time, "peak_memory_mb": memory, "trainable_share": 0.01},
         "metrics": metrics,
-        "meta_info": {"task": "classification", "n_train": 1000, "label_names": ["neg", "pos"]},
+        "meta_info": {"task": "classification", "n_train": 1000, "label_names": list(label_names)},
         "config": {"strategy": strategy, "seed": seed, "out": str(folder)},
     }
 
@@ -140,6 +140,27 @@ def test_a_macro_f1_verdict_says_when_a_class_has_only_a_few_validation_examples
     y = np.array([0] * 90 + [1] * 10)
     runs = [record(tmp_path, "head", {"validation": outputs(y, y), "test": outputs(y, y)}, train_time=5)]
     assert not [r for r in recommend_from_results(runs, metric="f1_macro")["reasons"] if "fewer than 5" in r]
+
+def test_a_macro_f1_verdict_scores_every_strategy_on_the_classes_validation_holds(tmp_path):
+    """Validation holds no "meh" example. lora is head except that 8 of head's wrong "pos" are "meh": no worse on any
+    class there. Macro F1 over the gold or predicted classes put lora on 3 classes (meh at 0) and head on 2, so head
+    won by about a third of the score and the reasons said nothing of it; now both are averaged over neg and pos, lora
+    leads, and the reasons say how many classes the average is over."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    head = predictions(y, 0.85, seed=1)
+    lora = head.copy()
+    lora[np.flatnonzero((y == 0) & (head == 1))[:8]] = 2
+    names = ("neg", "pos", "meh")
+    runs = [record(tmp_path, name, {"validation": outputs(y, p), "test": outputs(y, p)}, train_time=t,
+                   label_names=names) for name, p, t in (("head", head, 5), ("lora", lora, 50))]
+    rec = recommend_from_results(runs, metric="f1_macro")
+    assert rec["strategy"] == "lora"
+    said = [r for r in rec["reasons"] if "no example of meh" in r]
+    assert said == ["The validation split has no example of meh: its macro F1 averages over the 2 of 3 classes it "
+                    "holds, alike for every strategy (a prediction of that class there counts only as a miss of the "
+                    "true one)."]
+
 
 def test_a_kept_strategy_whose_unadjusted_interval_excludes_zero_is_explained():
     """The interval is the paired bootstrap's, unadjusted; Holm's adjustment (or McNemar's test) decides. When

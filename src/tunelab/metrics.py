@@ -13,6 +13,7 @@ False
 from __future__ import annotations
 
 import re
+from typing import Any
 
 IGNORE_INDEX = -100
 """The label a loss skips (PyTorch's ``cross_entropy`` default, the convention transformers' models and collators
@@ -69,6 +70,37 @@ def primary_metric(task: str) -> str:
 def task_metrics(task: str) -> tuple[str, ...]:
     """The metrics that apply to ``task``."""
     return TASK_METRICS.get(task, TASK_METRICS["classification"])
+
+
+def macro_classes(labels: Any) -> list[Any]:
+    """The classes macro F1 averages over on a split: those with a gold example in it, the same for every strategy
+    scored there. A class with gold examples that is never predicted scores 0; a class predicted but absent from the
+    gold labels is left out (its predictions are wrong ones of the gold classes, and lower their recall). scikit-learn's
+    default takes the classes of the gold *or* predicted labels, so a strategy that never predicted a class absent
+    from the split was averaged over fewer classes than one that predicted it: two strategies on different scales.
+
+    >>> macro_classes([2, 0, 2])
+    [0, 2]
+    """
+    import numpy as np
+
+    return np.unique(np.asarray(labels)).tolist()
+
+
+def classification_scores(labels: Any, predictions: Any) -> dict[str, float]:
+    """``accuracy`` and ``f1_macro`` of ``predictions`` against the gold ``labels`` (one split): macro F1 over
+    :func:`macro_classes`. Every place that scores a classifier (training, saved outputs, the head probe; the
+    bootstrap's additive form agrees exactly) uses this.
+
+    >>> scores = classification_scores([0, 0, 1, 1], [0, 2, 1, 1])  # class 2: predicted, with no gold example
+    >>> scores["accuracy"], round(scores["f1_macro"], 3)
+    (0.75, 0.833)
+    """
+    from sklearn.metrics import accuracy_score, f1_score
+
+    return {"accuracy": float(accuracy_score(labels, predictions)),
+            "f1_macro": float(f1_score(labels, predictions, labels=macro_classes(labels), average="macro",
+                                       zero_division=0))}
 
 
 def metric_problem(metric: str, task: str) -> str | None:

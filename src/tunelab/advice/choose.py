@@ -50,7 +50,7 @@ from tunelab.advice.verdict import (
     seeds_hide_gap,
     versus_dict,
 )
-from tunelab.errors import ConfigError
+from tunelab.errors import ConfigError, some_of
 from tunelab.metrics import higher_is_better, metric_problem, primary_metric
 from tunelab.run.record import RunRecord, as_record
 
@@ -1023,8 +1023,10 @@ FEW_PER_CLASS = 5
 
 
 def _rare_class_reasons(summaries: list[StrategySummary], ask: _Ask) -> list[str]:
-    """Under macro-F1, the classes with fewer than :data:`FEW_PER_CLASS` validation examples: each class weighs
-    ``1/K`` of the score whatever its size, so one prediction of a rare one moves the verdict's metric by points."""
+    """Under macro-F1, the classes it averages over on validation (its classes with an example there,
+    :func:`tunelab.metrics.macro_classes`) where they are fewer than the task's, and those with fewer than
+    :data:`FEW_PER_CLASS` validation examples: each class weighs ``1/K`` of the score whatever its size, so one
+    prediction of a rare one moves the verdict's metric by points."""
     if ask.metric != "f1_macro":
         return []
     for s in summaries:
@@ -1036,17 +1038,25 @@ def _rare_class_reasons(summaries: list[StrategySummary], ask: _Ask) -> list[str
         present = dict(zip(values.tolist(), counts.tolist(), strict=True))
         per_class = {str(names[v]) if isinstance(v, int) and 0 <= v < len(names) else str(v): present.get(v, 0)
                      for v in (range(len(names)) if all(isinstance(v, int) for v in present) else present)}
-        rare = sorted((n, c) for c, n in per_class.items() if n < FEW_PER_CLASS)
-        if not rare:
-            return []
-        n, fewest = rare[0]
-        swing = 100.0 / (len(per_class) * max(n, 1))
-        shown = ", ".join(f"{c} ({k})" for k, c in rare[:4]) + (f" and {len(rare) - 4} more" if len(rare) > 4 else "")
-        return [f"Macro F1 gives each of the {len(per_class)} classes the same weight, and {len(rare)} "
-                f"{'has' if len(rare) == 1 else 'have'} fewer than {FEW_PER_CLASS} validation examples: {shown}. One "
-                f"prediction of {fewest} moves the validation macro F1 by up to about {swing:.0f} points, so the "
-                "ranking can turn on a handful of examples (the intervals above include this); more validation "
-                "examples of these classes would steady it."]
+        absent = [c for c, n in per_class.items() if n == 0]
+        k = len(per_class) - len(absent)
+        rare = sorted((n, c) for c, n in per_class.items() if 0 < n < FEW_PER_CLASS)
+        out = []
+        if absent:
+            out.append(f"The validation split has no example of {some_of(absent)}: its macro F1 averages over the "
+                       f"{k} of {len(per_class)} classes it holds, alike for every strategy (a prediction of "
+                       f"{'that class' if len(absent) == 1 else 'those classes'} there counts only as a miss of the "
+                       "true one).")
+        if rare:
+            n, fewest = rare[0]
+            swing = 100.0 / (k * n)
+            shown = ", ".join(f"{c} ({m})" for m, c in rare[:4]) + (f" and {len(rare) - 4} more" if len(rare) > 4 else "")
+            out.append(f"Macro F1 gives each of the {k} classes{' with validation examples' if absent else ''} the "
+                       f"same weight, and {len(rare)} {'has' if len(rare) == 1 else 'have'} fewer than {FEW_PER_CLASS} "
+                       f"validation examples: {shown}. One prediction of {fewest} moves the validation macro F1 by up "
+                       f"to about {swing:.0f} points, so the ranking can turn on a handful of examples (the intervals "
+                       "above include this); more validation examples of these classes would steady it.")
+        return out
     return []
 
 

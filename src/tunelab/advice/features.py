@@ -114,22 +114,25 @@ def feature_signals(features: np.ndarray, labels: np.ndarray, *, seed: int = 42,
     (``probe_accuracy``, ``probe_gain``: what the calibration learnt on) and in ``metric`` (``probe_score``,
     ``probe_score_gain``: what the advice reports), from the same folds."""
     from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import make_scorer
     from sklearn.model_selection import StratifiedKFold, cross_validate
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     from tunelab.advice.transferability import h_score, logme
     from tunelab.advice.verdict import chance_level
+    from tunelab.metrics import classification_scores
 
     labels = np.asarray(labels)
     counts = np.bincount(np.unique(labels, return_inverse=True)[1])
     t0 = time.perf_counter()
     folds = int(min(3, counts.min()))
     scores: dict[str, float | None] = dict.fromkeys(("accuracy", metric))
-    if folds >= 2:  # sklearn's scorers of these names are tunelab's metrics (accuracy, f1_macro)
+    if folds >= 2:  # each fold scored as a run is (tunelab.metrics.classification_scores)
         probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=300))
         cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
-        result = cross_validate(probe, features, labels, cv=cv, scoring=list(scores))
+        scorers = {name: make_scorer(lambda y, p, name=name: classification_scores(y, p)[name]) for name in scores}
+        result = cross_validate(probe, features, labels, cv=cv, scoring=scorers)
         scores = {name: float(np.mean(result[f"test_{name}"])) for name in scores}
     # else a class of one example cannot be on both sides of a fold: nothing measured (it was reported as a 0.00 gain)
     return {

@@ -14,7 +14,7 @@ on the same examples are paired. This module turns per-example results into inte
 
 **Bootstrap** (:func:`bootstrap_interval`). Each metric is written as a function of additive
 per-example sums (accuracy: correct and count; macro-F1: per-class true positives, predicted and true
-counts; loss: weighted loss and tokens), so a resample is a vector of example *counts* and its sums
+counts, averaged over the split's gold classes as :func:`tunelab.metrics.macro_classes`; loss: weighted loss and tokens), so a resample is a vector of example *counts* and its sums
 are one matrix product. 10,000 resamples of 2,000 examples take a fraction of a second. Intervals
 are percentile intervals by default; ``method="bca"`` gives the bias-corrected and accelerated interval
 (Efron 1987), whose acceleration comes from the exact jackknife (cheap here: leaving one example out is
@@ -84,7 +84,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy import stats as sps
 
-from tunelab.metrics import higher_is_better
+from tunelab.metrics import higher_is_better, macro_classes
 
 #: Elements of the (resamples x examples) count matrix built at once: bounds memory at ~16 MB.
 _CHUNK_ELEMENTS = 2_000_000
@@ -291,18 +291,18 @@ def _additive(results: ExampleResults, metric: str) -> _Additive:
         true_1h = np.broadcast_to(eye[t], p.shape + (k,))
         pred_1h = eye[p]
         X = np.concatenate([pred_1h * true_1h, pred_1h, true_1h], axis=-1)
-        whole = X.sum(axis=1)  # (seeds, 3k): each seed's counts over all the examples
-        classes_of_seed = (whole[:, k : 2 * k] + whole[:, 2 * k :]) > 0  # (seeds, k)
+        # tunelab.metrics.macro_classes of the whole split: its gold classes, the same for every seed and strategy
+        averaged = np.isin(classes, macro_classes(y_true))  # (k,)
 
         def f1_macro(s: np.ndarray) -> np.ndarray:
-            # As sklearn's f1_score(average="macro") on the whole split: the classes in its true or predicted labels
-            # (each seed's), fixed for every resample. A rare class that a resample happens to leave out counts 0 (it
-            # was never predicted right), as it does in the whole split; dropping it instead lifted the resample to
-            # the other classes' mean, and a model that never found a class of 2 got an upper bound of 1.000.
+            # As tunelab.metrics.classification_scores on the whole split, over its gold classes, fixed for every
+            # resample. A rare class that a resample happens to leave out counts 0 (it was never predicted right), as
+            # it does in the whole split; dropping it instead lifted the resample to the other classes' mean, and a
+            # model that never found a class of 2 got an upper bound of 1.000.
             tp, pred_n, true_n = s[..., :k], s[..., k : 2 * k], s[..., 2 * k :]
             denom = pred_n + true_n
             f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-            return (f1 * classes_of_seed).sum(-1) / np.maximum(classes_of_seed.sum(-1), 1)
+            return (f1 * averaged).sum(-1) / max(int(averaged.sum()), 1)
 
         return X, f1_macro
     if metric not in ("loss", "perplexity"):

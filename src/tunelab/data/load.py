@@ -466,16 +466,16 @@ def _names_from_column(tables: dict[str, Table], keys: dict[str, list[Any]], ids
 
 def _warn_absent_classes(tables: dict[str, Table], keys: dict[str, list[Any]], train: set[str], column: str,
                          warnings: list[str]) -> None:
-    """A user-given validation or test split without some class of train: its macro-F1 there counts only wrong
-    predictions of that class (an F1 of 0 when any is predicted), and nothing measures how it is recognised."""
+    """A user-given validation or test split without some class of train: nothing measures how that class is
+    recognised there, and macro-F1 there averages over the other classes (:func:`tunelab.metrics.macro_classes`)."""
     for split in ("validation", "test"):
         if split in keys and keys[split]:
             absent = sorted(train - {str(k) for k in keys[split]})
             if absent:
                 warnings.append(f"{tables[split].origin}: the {split} split has no example of {some_of(absent)} "
                                 f"(column '{column}'): nothing measures how {'it is' if len(absent) == 1 else 'they are'} "
-                                "recognised there, and macro-F1 counts only wrong predictions of "
-                                f"{'it' if len(absent) == 1 else 'them'}")
+                                f"recognised there, and its macro-F1 averages over the {len(train) - len(absent)} "
+                                f"of {len(train)} classes it holds")
 
 
 def _check_unseen(tables: dict[str, Table], keys: dict[str, list[Any]], train: set[str], column: str) -> None:

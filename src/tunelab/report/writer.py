@@ -396,14 +396,17 @@ def _per_class_blocks(summary) -> list[Block]:
     table = pooled.per_class()
     seeds = f", pooled over {len(outputs)} seeds" if len(outputs) > 1 else ""
     predicted = [sum(column) for column in zip(*table["confusion"])]
-    # a class with no example in the split and never predicted has no score (macro F1 leaves it out, as scikit-learn)
-    absent = [c for c, n, k in zip(table["classes"], table["support"], predicted) if n == 0 and k == 0]
-    scores = [[c] + (["–"] * 3 if c in absent else [f"{p:.3f}", f"{r:.3f}", f"{f:.3f}"]) + [f"{n:,}"]
-              for c, p, r, f, n in zip(table["classes"], table["precision"], table["recall"], table["f1"], table["support"])]
+    # a class with no example in the split has no recall or F1 and is not in the macro F1 (tunelab.metrics.macro_classes);
+    # where it was predicted, its precision (0) says those predictions were all wrong
+    absent = [c for c, n in zip(table["classes"], table["support"]) if n == 0]
+    scores = [[c] + ([f"{p:.3f}" if k else "–", "–", "–"] if c in absent else [f"{p:.3f}", f"{r:.3f}", f"{f:.3f}"])
+              + [f"{n:,}"] for c, p, r, f, n, k in zip(table["classes"], table["precision"], table["recall"],
+                                                       table["f1"], table["support"], predicted)]
     caption = f"The recommended strategy's per-class scores on the test split{seeds}."
     if absent:
-        caption += (f" No test example of {_listed(absent)}, and never predicted: no score, and not in the macro F1 "
-                    f"({len(table['classes']) - len(absent)} of {len(table['classes'])} classes).")
+        caption += (f" No test example of {_listed(absent)}: no recall or F1, and not in the macro F1, which averages "
+                    f"over the {len(table['classes']) - len(absent)} of {len(table['classes'])} classes the test split "
+                    "holds.")
     validation = [run_outputs(run, "validation") for run in summary.runs]
     if validation and all(o is not None and o.labels is not None for o in validation):
         seen = set(np.concatenate([o.labels for o in validation]).tolist())

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from tunelab.metrics import IGNORE_INDEX
+from tunelab.metrics import IGNORE_INDEX, classification_scores
 
 FOLDER = "outputs"
 AS_LOADED = "validation-as-loaded"
@@ -93,12 +93,7 @@ class ExampleOutputs:
     def metrics(self) -> dict[str, float]:
         """The split's metrics, computed from the examples (accuracy / macro-F1, or loss / perplexity)."""
         if self.task == "classification":
-            from sklearn.metrics import accuracy_score, f1_score
-
-            scores = {
-                "accuracy": float(accuracy_score(self.labels, self.predictions)),
-                "f1_macro": float(f1_score(self.labels, self.predictions, average="macro")),
-            }
+            scores = classification_scores(self.labels, self.predictions)
             if self.losses is not None and len(self.losses):
                 # the mean over examples, whatever the batches: the Trainer's own mean repeats each batch's mean, and
                 # over several processes its last, padded batch stands in for the split's last examples

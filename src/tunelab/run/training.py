@@ -467,14 +467,14 @@ def tokenize(data: TaskData, tokenizer, max_length: int, *, limit: int | None = 
 
 
 def classification_metrics(eval_pred) -> dict[str, float]:
-    from sklearn.metrics import accuracy_score, f1_score
+    from tunelab.metrics import classification_scores
 
     preds, labels = eval_pred.predictions, eval_pred.label_ids
     if isinstance(preds, tuple):
         preds = preds[0]
     if preds.ndim > 1:
         preds = preds.argmax(-1)
-    return {"accuracy": float(accuracy_score(labels, preds)), "f1_macro": float(f1_score(labels, preds, average="macro"))}
+    return classification_scores(labels, preds)
 
 
 def clean_metrics(raw: dict[str, float], prefix: str, task: str) -> dict[str, float]:
