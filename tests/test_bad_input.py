@@ -217,6 +217,8 @@ CASES = [
     Case("negative warm-up", lambda t: ["--data", good(t), "--warmup-ratio", "-0.5"], ("--warmup-ratio must be in [0, 1)",)),
     Case("negative weight decay", lambda t: ["--data", good(t), "--weight-decay", "-1"], ("--weight-decay must be 0 or more",)),
     Case("zero lora alpha", lambda t: ["--data", good(t), "--lora-alpha", "0"], ("--lora-alpha must be positive",)),
+    Case("negative max length", lambda t: ["--data", good(t), "--max-length", "-3"],  # said only the range
+         ("--max-length must be at least 8, got -3: pass e.g. 64 or 256, or leave it out for 128 (classification)",)),
     Case("resume and overwrite", lambda t: ["--data", good(t), "--resume", "--overwrite"], ("--resume", "--overwrite", "give one")),
     Case("a list in the YAML config", lambda t: ["--data", good(t), "--config", str(write(t / "l.yaml", "strategy: [lora]\n"))],
          ("option strategy is a list; give a str",)),
@@ -536,3 +538,19 @@ def test_the_python_api_says_bad_arguments_in_tunelabs_words(tmp_path):
         load_task_data([])
     with pytest.raises(DataError, match=r"the list given as data holds a str \('great film'\): give one dict per example"):
         load_task_data(["great film"])
+
+
+def test_every_numeric_option_out_of_its_range_says_what_to_pass():
+    """`--max-length -3` got "must be at least 8, got -3" and no word on what to do; every numeric option's message now
+    names an example and what leaving the option out gives."""
+    import dataclasses
+
+    from tunelab.config import RANGES, TrainConfig
+
+    kinds = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
+    for name in RANGES:
+        value = -3 if "int" in kinds[name] else -0.5
+        said = TrainConfig(model="minilm", data="x", **{name: value}).problems()
+        flag = "--" + name.replace("_", "-")
+        assert len(said) == 1 and said[0].startswith(f"{flag} must be "), (name, said)
+        assert f"got {value}: pass e.g. " in said[0] and ", or leave it out for " in said[0], said[0]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,39 @@ from tunelab.io import folder_problem
 DEFAULT_EPOCHS = 3.0
 #: The shortest ``--max-length`` a run takes (a text needs room besides its special tokens).
 MIN_MAX_LENGTH = 8
+#: Each numeric option's range, as (whether a value fits, what it must be, an example, what leaving out an option
+#: whose default is None gives): :meth:`TrainConfig.problems` says all three when a value does not fit.
+RANGES: dict[str, tuple[Callable[[float], bool], str, str, str]] = {
+    "epochs": (lambda v: 0 < v < math.inf, "positive and finite", "1 or 0.5", "3 (more where 3 make under 60 optimizer steps)"),
+    "seed": (lambda v: 0 <= v < 2**32, "in [0, 2^32)", "0 or 7", ""),  # numpy's and scikit-learn's seeds
+    "warmup_ratio": (lambda v: 0 <= v < 1, "in [0, 1) (a share of the training steps)", "0.1", ""),
+    "weight_decay": (lambda v: 0 <= v < math.inf, "0 or more", "0 or 0.1", ""),
+    "lora_alpha": (lambda v: v > 0, "positive (the adapter's scale, alpha / r)", "8 or 32", ""),
+    "lr": (lambda v: 0 < v < math.inf, "positive and finite", "2e-5 or 1e-3", "the strategy's default"),
+    "head_lr": (lambda v: 0 < v < math.inf, "positive and finite", "1e-3", "2e-3"),
+    **{name: (lambda v: v >= 1, "at least 1", example, "") for name, example in (
+        ("batch_size", "16"), ("lora_r", "4 or 16"), ("num_virtual_tokens", "10"), ("save_steps", "500"),
+        ("gradient_accumulation_steps", "2"))},
+    "max_length": (lambda v: v >= MIN_MAX_LENGTH, f"at least {MIN_MAX_LENGTH}", "64 or 256",
+                   "128 (classification) or 256 (causal LM), capped by the model"),
+    "max_train_samples": (lambda v: v >= 1, "at least 1", "1000", "every training example"),
+    "max_eval_samples": (lambda v: v >= 1, "at least 1", "500", "every validation and test example"),
+    "layers": (lambda v: v >= 1, "at least 1", "2", "the top 2 blocks (every block of a model with fewer)"),
+    "lora_layers": (lambda v: v >= 1, "at least 1", "4", "every block"),
+    "data_fraction": (lambda v: 0 < v <= 1, "in (0, 1]", "0.5", ""),
+    "validation_fraction": (lambda v: 0 < v < 0.5, "in (0, 0.5)", "0.2", ""),
+    "test_fraction": (lambda v: 0 < v < 0.5, "in (0, 0.5)", "0.1", ""),
+    "lora_dropout": (lambda v: 0 <= v < 1, "in [0, 1)", "0.1", ""),
+    "micro_batch_tokens": (lambda v: v >= 0, "0 (no cap) or positive", "2048 or 0", ""),
+    "layer_lr_decay": (lambda v: 0 < v <= 1, "in (0, 1]", "0.9", ""),
+}
+
+
+def _number(value: float) -> str:
+    """An option's value as written in a message: ``-3``, ``1.5``, ``inf``, ``2e-05``."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 #: What ``--keep`` may name: the part of a too-long text a classifier reads (:func:`tunelab.run.encoding.encode`).
 KEEP_CHOICES = ("start", "end", "start+end")
 #: What ``--loss-on`` may name: the tokens of a conversation a causal LM learns to predict.
@@ -333,45 +366,16 @@ class TrainConfig:
                 out.append(f"--{name} is empty: pass {what}")
         if self.task not in (None, "classification", "causal-lm"):
             out.append(f"--task '{self.task}' is unknown: use classification or causal-lm")
-        if self.epochs is not None and not 0 < self.epochs < math.inf:
-            out.append(f"--epochs must be positive and finite, got {self.epochs}")
-        if not 0 <= self.seed < 2**32:  # numpy's and scikit-learn's seeds
-            out.append(f"--seed must be in [0, 2^32), got {self.seed}")
-        if not 0 <= self.warmup_ratio < 1:
-            out.append(f"--warmup-ratio must be in [0, 1) (a share of the training steps), got {self.warmup_ratio}")
-        if not 0 <= self.weight_decay < math.inf:
-            out.append(f"--weight-decay must be 0 or more, got {self.weight_decay}")
-        if self.lora_alpha <= 0:
-            out.append(f"--lora-alpha must be positive (the adapter's scale, alpha / r), got {self.lora_alpha}")
+        out.extend(self._range_problems())
         if self.resume and self.overwrite:
             out.append("--resume continues the run in --out and --overwrite replaces it: give one of them")
-        if self.lr is not None and not 0 < self.lr < math.inf:
-            out.append(f"--lr must be positive and finite, got {self.lr}")
-        if self.head_lr is not None and not 0 < self.head_lr < math.inf:
-            out.append(f"--head-lr must be positive and finite, got {self.head_lr}")
-        for name in ("batch_size", "lora_r", "num_virtual_tokens", "save_steps", "gradient_accumulation_steps"):
-            if getattr(self, name) < 1:
-                out.append(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.prompt_init_text is not None and not str(self.prompt_init_text).strip():
             out.append("--prompt-init-text is empty: give the text the soft prompt starts from (e.g. a description of "
                        "the task), or leave it out for a random start")
-        if self.max_length is not None and self.max_length < MIN_MAX_LENGTH:
-            out.append(f"--max-length must be at least {MIN_MAX_LENGTH}, got {self.max_length}")
         if self.keep not in KEEP_CHOICES:
             out.append(f"--keep '{self.keep}' is unknown: use {', '.join(KEEP_CHOICES)}")
         if self.loss_on not in LOSS_ON_CHOICES:
             out.append(f"--loss-on '{self.loss_on}' is unknown: use {', '.join(LOSS_ON_CHOICES)}")
-        for name in ("max_train_samples", "max_eval_samples", "layers", "lora_layers"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                out.append(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-        if not 0 < self.data_fraction <= 1:
-            out.append(f"--data-fraction must be in (0, 1], got {self.data_fraction}")
-        for name in ("validation_fraction", "test_fraction"):
-            if not 0 < getattr(self, name) < 0.5:
-                out.append(f"--{name.replace('_', '-')} must be in (0, 0.5), got {getattr(self, name):g}")
-        if not 0 <= self.lora_dropout < 1:
-            out.append(f"--lora-dropout must be in [0, 1), got {self.lora_dropout}")
         if self.merge and self.strategy in STRATEGIES and not STRATEGIES[self.strategy].can_merge:
             out.append(merge_problem(self.strategy))
         if self.precision not in (None, "auto", "bf16", "fp16", "fp32"):
@@ -407,10 +411,22 @@ class TrainConfig:
             problem = spec_problem(str(self.lora_target_modules))
             if problem:
                 out.append(problem)
-        if self.micro_batch_tokens < 0:
-            out.append(f"--micro-batch-tokens must be 0 (no cap) or positive, got {self.micro_batch_tokens}")
-        if not 0 < self.layer_lr_decay <= 1:
-            out.append(f"--layer-lr-decay must be in (0, 1], got {self.layer_lr_decay}")
+        return out
+
+    def _range_problems(self) -> list[str]:
+        """Each numeric option outside its range (:data:`RANGES`): what it must be, what was given, and what to do
+        (an example, and what leaving it out gives)."""
+        from dataclasses import MISSING
+
+        defaults = {f.name: f.default for f in fields(self) if f.default is not MISSING}
+        out = []
+        for name, (fits, rule, example, unset) in RANGES.items():
+            value = getattr(self, name)
+            if value is None or fits(value):
+                continue
+            default = unset if defaults.get(name) is None else f"its default, {_number(defaults[name])}"
+            out.append(f"--{name.replace('_', '-')} must be {rule}, got {_number(value)}: pass e.g. {example}, or "
+                       f"leave it out for {default}")
         return out
 
     def _memory_problems(self, strategies) -> list[str]:
