@@ -435,6 +435,16 @@ def test_a_causal_lms_long_texts_are_not_called_truncated(tiny_llama_dir, toy_lm
     assert "packs them whole into blocks of max length 4" in reason and "100.0 % span more than one block" in reason
 
 
+def test_the_length_reason_of_text_pairs_says_pairs():
+    """--text-column premise,hypothesis: the lengths are those of each pair encoded together, and the reason said
+    'texts are 40 tokens on average'."""
+    from tunelab.advice.recommend import _length_reason
+
+    tok = {"mean": 40.0, "median": 38.0, "p95": 70.0, "truncated_share": 0.2}
+    assert _length_reason(tok, 64, pairs=True).startswith("pairs of texts are 40 tokens on average (median 38, p95 70)")
+    assert _length_reason(tok, 64).startswith("texts are 40 tokens on average")
+
+
 def test_recommend_and_estimate_take_data_in_memory_as_train_does(tiny_bert_dir, toy_classification_data):
     """A notebook's DataFrame, which ``train(config, data=frame)`` takes: ``recommend`` took ``str(frame)`` for a path
     (an OSError, "File name too long") and ``estimate`` asked ``bool(frame)`` (pandas' "truth value ... ambiguous")."""

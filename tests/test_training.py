@@ -1255,6 +1255,20 @@ def test_a_text_exactly_as_long_as_max_length_is_not_counted_as_truncated():
     assert warnings[0].startswith("3 of 8 train texts were truncated to 4 tokens")
 
 
+def test_truncated_text_pairs_are_counted_as_pairs():
+    """--text-column premise,hypothesis: each example is a pair, and the warning said '3 of 8 train texts'."""
+    from datasets import Dataset
+
+    from conftest import tiny_tokenizer
+    from tunelab.data import TaskData
+
+    ds = Dataset.from_dict({"text": ["good film"] * 8, "text_pair": ["good"] * 5 + ["good film was very good"] * 3,
+                            "label": [0, 1] * 4})
+    data = TaskData(task="classification", train=ds, validation=ds, test=ds, label_names=["a", "b"], fingerprint="p4")
+    _, warnings = tokenize(data, tiny_tokenizer(), 6)
+    assert data.text_pairs and warnings[0].startswith("3 of 8 train pairs (each cut longest first) were truncated to 6")
+
+
 def test_a_causal_lm_interval_resamples_texts_not_the_blocks_they_were_packed_into(tiny_llama_dir, toy_lm_data,
                                                                                     tmp_path):
     """Blocks of one text are not independent: each block's outputs carry the text it starts in, and the intervals

@@ -684,7 +684,8 @@ def recommend(
     said = [(amount_reason, data_amount_states(task_data.task)), (domain_reason(domain), domain_reason_states(domain)),
             *[(reason, choice_states) for reason in choice],
             *[(reason, ()) for reason in _too_few_to_tell(calibrated, task_data)],
-            (_length_reason(stats["tokens"], max_length, task_data.task), _LENGTH_REASON_STATES)]
+            (_length_reason(stats["tokens"], max_length, task_data.task, pairs=task_data.text_pairs),
+             _LENGTH_REASON_STATES)]
     said += [(f"{row['strategy']} does not fit: {row['why_not']}", ()) for row in estimates if not row["fits"]]
     return {
         "strategy": strategy,
@@ -842,13 +843,15 @@ def _epochs(config: TrainConfig, task_data: Any) -> float:
 _LENGTH_REASON_STATES = ("mean_tokens", "median_tokens", "p95_tokens", "truncated_share")
 
 
-def _length_reason(tok: dict[str, Any], max_length: int, task: str = "classification") -> str:
+def _length_reason(tok: dict[str, Any], max_length: int, task: str = "classification", *, pairs: bool = False) -> str:
+    """What the token lengths say; ``pairs``: each example is a pair of texts, encoded (and cut) together."""
     if task == "causal-lm":  # it said "100.0 % are truncated at max length 64 — consider a larger --max-length"
         return (f"texts are {tok['mean']:.0f} tokens on average (median {tok['median']:.0f}, p95 {tok['p95']:.0f}); "
                 f"a causal LM packs them whole into blocks of max length {max_length}, so none is cut "
                 f"({100 * tok.get('longer_share', 0.0):.1f} % span more than one block)")
     return (
-        f"texts are {tok['mean']:.0f} tokens on average (median {tok['median']:.0f}, p95 {tok['p95']:.0f}); "
+        f"{'pairs of texts' if pairs else 'texts'} are {tok['mean']:.0f} tokens on average (median "
+        f"{tok['median']:.0f}, p95 {tok['p95']:.0f}); "
         f"{100 * tok['truncated_share']:.1f} % are truncated at max length {max_length}"
         + (" — consider a larger --max-length" if tok["truncated_share"] > 0.1 else "")
     )

@@ -414,7 +414,8 @@ def tokenize(data: TaskData, tokenizer, max_length: int, *, limit: int | None = 
                         if split == "train" and limit is not None and max_length < limit < 10**9 else "")
                 if split == "train" and keep == "start" and not data.text_pairs:
                     more += "; their starts were kept: --keep start+end or end reads their ends too"
-                warnings.append(f"{truncated} of {len(tok)} {split} texts were truncated to {max_length} tokens{more}")
+                unit = "pairs (each cut longest first)" if data.text_pairs else "texts"
+                warnings.append(f"{truncated} of {len(tok)} {split} {unit} were truncated to {max_length} tokens{more}")
             # evaluation in length order: less padding per batch, same metrics
             out[split] = tok if split == "train" else _sorted_by_length(tok)
         return out, warnings
