@@ -554,3 +554,20 @@ def test_every_numeric_option_out_of_its_range_says_what_to_pass():
         flag = "--" + name.replace("_", "-")
         assert len(said) == 1 and said[0].startswith(f"{flag} must be "), (name, said)
         assert f"got {value}: pass e.g. " in said[0] and ", or leave it out for " in said[0], said[0]
+
+
+def test_compare_and_recommend_numbers_out_of_range_say_what_to_pass(capsys):
+    """--seeds 0, --halving 0.5, --budget-minutes 0 and --memory-gb -1 said only the range they missed."""
+    from tunelab.advice.recommend import _candidates
+    from tunelab.compare.runner import _problems
+    from tunelab.config import TrainConfig
+
+    said = " ".join(_problems(TrainConfig(model="minilm", data="x"), ["head"], 0, [1.0], {}, [1.0], -1.0))
+    assert "--seeds must be at least 1, got 0: pass e.g. 3, or leave it out for one seed" in said
+    assert "--tune-lr-epochs must be positive and finite, got -1: pass e.g. 0.5, or leave it out for 1 epoch" in said
+    with pytest.raises(Exception, match="got -1: pass e.g. 16, or leave it out for this machine's memory"):
+        _candidates(["head"], "classification", None, -1.0)
+    for flag, value in (("--halving", "0.5"), ("--budget-minutes", "0")):
+        assert main(["compare", "--data", "x", "--model", "minilm", flag, value]) == 2
+        err = capsys.readouterr().err
+        assert f"{flag} must be " in err and f"got {value}: pass e.g. " in err and "leave it out for" in err, err

@@ -584,11 +584,12 @@ def test_predict_refuses_no_tokens_to_generate_in_one_line(head_run, capsys):
         assert f"--max-new-tokens {value}: give the number of tokens to generate" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize(("flag", "value", "said"), [("--num-examples", "-5", "--num-examples must be at least 1, got -5"),
-                                                      ("--num-examples", "0", "--num-examples must be at least 1, got 0"),
-                                                      ("--steps", "0", "--steps must be at least 1, got 0")])
+@pytest.mark.parametrize(("flag", "value", "said"), [
+    ("--num-examples", "-5", "--num-examples must be at least 1, got -5: pass e.g. 500, or leave it out for 1000"),
+    ("--num-examples", "0", "--num-examples must be at least 1, got 0: pass e.g. 500, or leave it out for 1000"),
+    ("--steps", "0", "--steps must be at least 1, got 0: pass e.g. 10, or leave it out for its default, 5")])
 def test_estimate_refuses_counts_below_one_in_one_line(flag, value, said):
-    """--num-examples -5 surfaced an IndexError, and 0 silently meant 1,000."""
+    """--num-examples -5 surfaced an IndexError, and 0 silently meant 1,000; the refusal now says what to pass."""
     code, _, err = tunelab("estimate", "--model", "minilm", "--strategy", "full", flag, value)
     assert code == 2 and err.strip() == f"tunelab: error: {said}"
 

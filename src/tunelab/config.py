@@ -55,6 +55,16 @@ def _number(value: float) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def out_of_range(flag: str, rule: str, value: float, example: str, unset: str) -> str:
+    """The one-line message of a numeric option outside its range, whatever the command: what it must be, what was
+    given, and what to do (``example`` to pass; ``unset``: what leaving the option out gives).
+
+    >>> out_of_range("--seeds", "at least 1", 0, "3", "one seed")
+    '--seeds must be at least 1, got 0: pass e.g. 3, or leave it out for one seed'
+    """
+    return f"{flag} must be {rule}, got {_number(value)}: pass e.g. {example}, or leave it out for {unset}"
+
+
 #: What ``--keep`` may name: the part of a too-long text a classifier reads (:func:`tunelab.run.encoding.encode`).
 KEEP_CHOICES = ("start", "end", "start+end")
 #: What ``--loss-on`` may name: the tokens of a conversation a causal LM learns to predict.
@@ -425,8 +435,7 @@ class TrainConfig:
             if value is None or fits(value):
                 continue
             default = unset if defaults.get(name) is None else f"its default, {_number(defaults[name])}"
-            out.append(f"--{name.replace('_', '-')} must be {rule}, got {_number(value)}: pass e.g. {example}, or "
-                       f"leave it out for {default}")
+            out.append(out_of_range(f"--{name.replace('_', '-')}", rule, value, example, default))
         return out
 
     def _memory_problems(self, strategies) -> list[str]:

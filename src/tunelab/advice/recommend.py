@@ -91,7 +91,7 @@ import numpy as np
 from tunelab.advice.calibrated import explain, explain_states
 from tunelab.advice.domain import DOMAIN_THRESHOLDS
 from tunelab.advice.domain import level as _level
-from tunelab.config import TrainConfig
+from tunelab.config import TrainConfig, out_of_range
 from tunelab.data.reference import reference_texts
 from tunelab.errors import TunelabError
 from tunelab.metrics import IGNORE_INDEX
@@ -788,9 +788,9 @@ def _candidates(strategies: list[str] | str | None, task: str, budget_minutes: f
     from tunelab.strategies import STRATEGIES, named_strategies
 
     if budget_minutes is not None and budget_minutes <= 0:
-        raise TunelabError(f"--budget-minutes must be positive, got {budget_minutes}")
+        raise TunelabError(out_of_range("--budget-minutes", "positive", budget_minutes, "30", "no time limit"))
     if memory_gb is not None and memory_gb <= 0:
-        raise TunelabError(f"--memory-gb must be positive, got {memory_gb}")
+        raise TunelabError(out_of_range("--memory-gb", "positive", memory_gb, "16", "this machine's memory"))
     candidates = named_strategies(strategies or []) or [n for n, cls in STRATEGIES.items() if task in cls.tasks]
     unknown = [s for s in candidates if s not in STRATEGIES]
     if unknown:

@@ -20,7 +20,7 @@ from pathlib import Path
 from tunelab.cli.options import add_metric_flag
 from tunelab.compare.planner import HALVING
 from tunelab.compare.runner import CompareResult, compare, parse_lr_overrides, strategies_budget_stopped
-from tunelab.config import TrainConfig
+from tunelab.config import TrainConfig, out_of_range
 from tunelab.errors import ConfigError
 
 #: The demo: 2,000 training examples, 2 epochs — small enough for a CPU, large enough that full
@@ -158,9 +158,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise ConfigError("--budget-minutes / --plan run a planned comparison and --exhaustive trains everything to the "
                           "end: pick one (--max-train-minutes sets aside slow strategies after the fact)")
     if not args.halving >= 1:
-        raise ConfigError(f"--halving must be at least 1 (1 keeps every strategy that can still catch up), got {args.halving:g}")
+        raise ConfigError(out_of_range("--halving", "at least 1 (1 keeps every strategy that can still catch up)",
+                                       args.halving, "2", f"its default, {HALVING:g}"))
     if args.budget_minutes is not None and not args.budget_minutes > 0:
-        raise ConfigError(f"--budget-minutes must be positive, got {args.budget_minutes:g}")
+        raise ConfigError(out_of_range("--budget-minutes", "positive", args.budget_minutes, "30",
+                                       "a budget from the strategies' estimated times"))
     from tunelab.compare.executors import make_executor
 
     base = config_from_args(args)

@@ -56,7 +56,15 @@ from tunelab.compare.executors import (
 )
 from tunelab.compare.planner import HALVING
 from tunelab.compare.progress import CompareDisplay
-from tunelab.config import DEFAULT_EPOCHS, MIN_STEPS, TrainConfig, as_config, saved_settings, with_unrecorded
+from tunelab.config import (
+    DEFAULT_EPOCHS,
+    MIN_STEPS,
+    TrainConfig,
+    as_config,
+    out_of_range,
+    saved_settings,
+    with_unrecorded,
+)
 from tunelab.errors import ConfigError, TunelabError
 from tunelab.io import LOCK_NAME, check_folder, folder_lock, make_folder
 from tunelab.metrics import canonical_metric, higher_is_better, primary_metric
@@ -176,7 +184,7 @@ def _problems(base: TrainConfig, strategies: Sequence[str], seeds: int, fraction
     if repeated:
         problems.append(f"--strategies names {', '.join(repeated)} more than once: list each once")
     if seeds < 1:
-        problems.append(f"--seeds must be at least 1, got {seeds}")
+        problems.append(out_of_range("--seeds", "at least 1", seeds, "3", "one seed"))
     if not fractions:
         problems.append("--data-fractions is empty: give e.g. 0.1,0.3,1.0")
     bad = [f for f in fractions if not 0 < f <= 1]
@@ -192,7 +200,7 @@ def _problems(base: TrainConfig, strategies: Sequence[str], seeds: int, fraction
     if any(not (math.isfinite(f) and f > 0) for f in lr_factors) or not lr_factors:
         problems.append("learning-rate search factors must be positive numbers, e.g. 0.3,1,3")
     if tune_lr_epochs is not None and not 0 < tune_lr_epochs < math.inf:
-        problems.append(f"--tune-lr-epochs must be positive and finite, got {tune_lr_epochs}")
+        problems.append(out_of_range("--tune-lr-epochs", "positive and finite", tune_lr_epochs, "0.5", "1 epoch"))
     return problems
 
 
