@@ -774,13 +774,17 @@ def test_data_fractions_are_fractions_of_the_capped_training_split(sentiment_csv
 
 
 @pytest.mark.parametrize(("flag", "value"), [("--memory-gb", "0"), ("--max-train-minutes", "-1"),
-                                             ("--run-timeout", "-1"), ("--max-forgetting", "-1")])
+                                             ("--run-timeout", "-1"), ("--max-forgetting", "-1"), ("--alpha", "2"),
+                                             ("--tolerance", "-0.1"), ("--data-fractions", "0,1")])
 def test_limits_no_run_can_meet_are_refused_before_training(flag, value, capsys):
+    """Each said what it must be and what was given, not what to do: it now names a value to pass and what leaving the
+    flag out gives."""
     from tunelab.cli.main import main
 
     assert main(["compare", "--strategies", "head,full", flag, value, "--out", "/nonexistent/never-written"]) == 2
     err = capsys.readouterr().err
-    assert f"{flag} must be" in err and f"got {value}" in err and "Traceback" not in err
+    assert f"{flag} must " in err and f"got {value.split(',')[0]}: pass e.g. " in err and "Traceback" not in err
+    assert ", or leave it out for " in err
 
 
 def test_a_second_comparison_into_a_folder_in_use_is_refused_in_one_line(tmp_path, capsys, tiny_bert_dir,

@@ -50,6 +50,7 @@ from tunelab.advice.verdict import (
     seeds_hide_gap,
     versus_dict,
 )
+from tunelab.config import out_of_range
 from tunelab.errors import ConfigError, some_of
 from tunelab.metrics import higher_is_better, metric_problem, primary_metric
 from tunelab.run.record import RunRecord, as_record
@@ -659,16 +660,23 @@ def recommend_from_results(
     return out
 
 
+def level_problems(alpha: float, tolerance: float | None) -> list[str]:
+    """``--alpha`` outside (0, 1) and a ``--tolerance`` below 0 (``compare`` and ``recommend`` alike)."""
+    problems = []
+    if not 0.0 < alpha < 1.0:
+        problems.append(out_of_range("--alpha", "between 0 and 1", alpha, "0.1", "its default, 0.05 (95 % intervals)"))
+    if tolerance is not None and not (math.isfinite(tolerance) and tolerance >= 0):
+        problems.append(out_of_range("--tolerance", "a number >= 0", tolerance, "0.01 (one point of accuracy)",
+                                     "none (only what the test cannot tell apart)"))
+    return problems
+
+
 def _ask(results: list[dict], metric: str | None, alpha: float, tolerance: float | None,
          stopped: Sequence[str] = (), rounds: bool = False) -> _Ask:
     """The request, checked: a metric of the task, a level in (0, 1), a tolerance >= 0."""
     task = results_task(results)
     metric = metric or primary_metric(task)
-    problems = [metric_problem(metric, task)]
-    if not 0.0 < alpha < 1.0:
-        problems.append(f"--alpha must be between 0 and 1, got {alpha:g}")
-    if tolerance is not None and not (math.isfinite(tolerance) and tolerance >= 0):
-        problems.append(f"--tolerance must be a number >= 0, got {tolerance:g}")
+    problems = [metric_problem(metric, task), *level_problems(alpha, tolerance)]
     problems = [p for p in problems if p]
     if problems:
         raise ConfigError(problems)

@@ -161,7 +161,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise ConfigError(out_of_range("--halving", "at least 1 (1 keeps every strategy that can still catch up)",
                                        args.halving, "2", f"its default, {HALVING:g}"))
     if args.budget_minutes is not None and not args.budget_minutes > 0:
-        raise ConfigError(out_of_range("--budget-minutes", "positive", args.budget_minutes, "30",
+        raise ConfigError(out_of_range("--budget-minutes", "a positive number of minutes", args.budget_minutes, "30",
                                        "a budget from the strategies' estimated times"))
     from tunelab.compare.executors import make_executor
 

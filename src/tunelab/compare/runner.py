@@ -189,7 +189,8 @@ def _problems(base: TrainConfig, strategies: Sequence[str], seeds: int, fraction
         problems.append("--data-fractions is empty: give e.g. 0.1,0.3,1.0")
     bad = [f for f in fractions if not 0 < f <= 1]
     if bad:
-        problems.append(f"--data-fractions must each be in (0, 1], got {', '.join(f'{f:g}' for f in bad)}")
+        problems.append(f"--data-fractions must each be in (0, 1], got {', '.join(f'{f:g}' for f in bad)}: pass e.g. "
+                        "0.1,0.3,1, or leave it out for the whole training split")
     if len(set(fractions)) != len(fractions):
         problems.append("--data-fractions lists a fraction more than once: list each once")
     for name, lr in lr_overrides.items():
@@ -700,30 +701,32 @@ def _compared(base: TrainConfig, strategies: list[str], out: Path, opts: Compare
 def _check_metric(base: TrainConfig, opts: CompareOptions, task: str) -> None:
     """Refuse, before anything runs, a metric that does not apply to the comparison's ``task``, a level outside
     (0, 1), a negative tolerance, and limits that no run can meet (a time or memory limit of 0 or less)."""
+    from tunelab.advice.choose import level_problems
     from tunelab.metrics import metric_problem
 
     problems = []
     if opts.metric is not None:
         problems.append(metric_problem(opts.metric, task))
-    if not 0.0 < opts.alpha < 1.0:
-        problems.append(f"--alpha must be between 0 and 1, got {opts.alpha:g}")
+    levels = level_problems(opts.alpha, opts.tolerance)
+    problems.extend(levels)
     if opts.budget_minutes is not None and not (math.isfinite(opts.budget_minutes) and opts.budget_minutes > 0):
-        problems.append(f"--budget-minutes must be a positive number of minutes, got {opts.budget_minutes:g}")
+        problems.append(out_of_range("--budget-minutes", "a positive number of minutes", opts.budget_minutes, "30",
+                                     "a budget from the strategies' estimated times"))
     if opts.budget_minutes is not None and opts.exhaustive:
         problems.append("--budget-minutes limits a planned comparison and --exhaustive trains everything to the end: pick one")
-    if opts.tolerance is not None and not (math.isfinite(opts.tolerance) and opts.tolerance >= 0):
-        problems.append(f"--tolerance must be a number >= 0, got {opts.tolerance:g}")
-    elif opts.tolerance is not None and opts.tolerance >= 1:  # every strategy would be "as good as the best"
+    if not any(p.startswith("--tolerance") for p in levels) and opts.tolerance is not None and opts.tolerance >= 1:
+        # every strategy would be "as good as the best"
         problems.append(f"--tolerance {opts.tolerance:g} is a fraction, not points: 0.01 is one point of accuracy or F1, "
                         "0.02 is 2 % of perplexity; give it below 1")
-    limits = {"--max-train-minutes": (opts.max_train_minutes, "minutes of training"),
-              "--memory-gb": (opts.memory_gb, "GB of peak memory"),
-              "--run-timeout": (opts.run_timeout_s, "seconds a run may take")}
-    for flag, (value, what) in limits.items():  # a limit of 0 or less sets every strategy aside, after training them
+    limits = {"--max-train-minutes": (opts.max_train_minutes, "minutes of training", "30"),
+              "--memory-gb": (opts.memory_gb, "GB of peak memory", "16"),
+              "--run-timeout": (opts.run_timeout_s, "seconds a run may take", "3600")}
+    for flag, (value, what, example) in limits.items():  # a limit of 0 or less sets every strategy aside, after training
         if value is not None and not (math.isfinite(value) and value > 0):
-            problems.append(f"{flag} must be a positive number of {what}, got {value:g}")
+            problems.append(out_of_range(flag, f"a positive number of {what}", value, example, "no limit"))
     if opts.max_forgetting is not None and not (math.isfinite(opts.max_forgetting) and opts.max_forgetting >= 0):
-        problems.append(f"--max-forgetting must be a number >= 0 (0: no forgetting at all), got {opts.max_forgetting:g}")
+        problems.append(out_of_range("--max-forgetting", "a number >= 0 (0: no forgetting at all)", opts.max_forgetting,
+                                     "0.05", "no limit"))
     problems = [p for p in problems if p]
     if problems:
         raise ConfigError(problems)
