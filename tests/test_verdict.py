@@ -162,6 +162,21 @@ def test_a_macro_f1_verdict_scores_every_strategy_on_the_classes_validation_hold
                     "true one)."]
 
 
+def test_the_rare_class_swing_counts_only_the_classes_validation_holds(tmp_path):
+    """Validation holds 98 neg, 2 pos and no meh: macro F1 there is over 2 classes, so one prediction of pos moves it
+    by up to 25 points (it said 'each of the 3 classes' and about 17)."""
+    y = np.array([0] * 98 + [1] * 2)
+    right, one_off = y.copy(), y.copy()
+    one_off[-1] = 0
+    names = ("neg", "pos", "meh")
+    runs = [record(tmp_path, s, {"validation": outputs(y, p), "test": outputs(y, p)}, train_time=t, label_names=names)
+            for s, p, t in (("head", one_off, 5), ("lora", right, 50))]
+    said = [r for r in recommend_from_results(runs, metric="f1_macro")["reasons"] if "fewer than 5 validation" in r]
+    assert len(said) == 1 and said[0].startswith("Macro F1 gives each of the 2 classes with validation examples the "
+                                                 "same weight, and 1 has fewer than 5 validation examples: pos (2).")
+    assert "by up to about 25 points" in said[0]
+
+
 def test_a_kept_strategy_whose_unadjusted_interval_excludes_zero_is_explained():
     """The interval is the paired bootstrap's, unadjusted; Holm's adjustment (or McNemar's test) decides. When
     they disagree, the reason says so instead of printing an interval that excludes zero beside "not
