@@ -485,7 +485,7 @@ def test_a_plain_prompt_is_tokenized_as_training_tokenizes_its_texts(tiny_llama_
     from transformers import AutoTokenizer, GenerationMixin, PreTrainedTokenizerFast
 
     from conftest import tiny_tokenizer
-    from tunelab.run.training import _lm_blocks
+    from tunelab.run.packing import lm_blocks
 
     base = tmp_path / "llama-bos"
     shutil.copytree(tiny_llama_dir, base)
@@ -502,7 +502,7 @@ def test_a_plain_prompt_is_tokenized_as_training_tokenizes_its_texts(tiny_llama_
     monkeypatch.setattr(GenerationMixin, "generate",
                         lambda self, **kw: prompts.append(kw["input_ids"][0].tolist()) or generate(self, **kw))
     predict(tmp_path / "o", text, max_new_tokens=2)
-    blocks, _, _, _ = _lm_blocks({"text": [text]}, tokenizer, 16)
+    blocks, _, _, _ = lm_blocks({"text": [text]}, tokenizer, 16)
     assert prompts == [blocks[0][:-1]]  # the training block less the separator that ends the text
     # the BOS gave an empty text a token; without it there is none to continue (generate's index error before)
     with pytest.raises(TunelabError, match=r"^text 2 \(''\) has no token to continue: give each text to predict some "

@@ -126,9 +126,9 @@ def test_a_soft_prompt_is_measured_as_the_adapted_model_predicts_with_it(tiny_ll
                                 adapter_off=tuned.disable_adapter)
 
     def direct(off: bool) -> float:  # the texts packed as a causal-LM run packs them (a soft prompt: across texts)
-        from tunelab.run.training import _lm_blocks
+        from tunelab.run.packing import lm_blocks
 
-        blocks = _lm_blocks({"text": TEXTS}, tok, forgetting.DEFAULT_MAX_LENGTH)[0]
+        blocks = lm_blocks({"text": TEXTS}, tok, forgetting.DEFAULT_MAX_LENGTH)[0]
         total = count = 0.0
         with torch.no_grad(), tuned.disable_adapter() if off else contextlib.nullcontext():
             for block in blocks:
@@ -269,7 +269,7 @@ def test_the_lm_loss_reads_the_reference_with_the_attention_the_run_trained_with
     alike; without it, to the texts before it. The base side is cached per reading."""
     from transformers import AutoModelForCausalLM
 
-    from tunelab.run.training import _lm_blocks
+    from tunelab.run.packing import lm_blocks
 
     model, tok = _load(tiny_llama_dir, AutoModelForCausalLM)
     base = AutoModelForCausalLM.from_pretrained(tiny_llama_dir).eval()
@@ -278,7 +278,7 @@ def test_the_lm_loss_reads_the_reference_with_the_attention_the_run_trained_with
         for p in model.model.layers.parameters():
             p.add_(torch.randn_like(p) * 0.3)
     length = 48
-    blocks, _, _, positions = _lm_blocks({"text": TEXTS}, tok, length)
+    blocks, _, _, positions = lm_blocks({"text": TEXTS}, tok, length)
     assert len(blocks) > 1
 
     def expected(net, per_text: bool) -> float:

@@ -32,14 +32,14 @@ def test_the_second_text_of_a_block_reads_as_if_alone(family):
     now restart at each text (at the EOS before it, which opens it), the collator leaves the attention mask out, and
     transformers keeps the texts apart: the second text's logits are its logits alone."""
     from tunelab.models import separates_documents
+    from tunelab.run.packing import lm_blocks
     from tunelab.run.padding import task_collator
-    from tunelab.run.training import _lm_blocks
 
     tokenizer = tiny_tokenizer()
     tokenizer.eos_token = "[SEP]"
     model = _decoder(family, tokenizer)
     model.config.use_cache = False  # as the Trainer sets it
-    (block,), (labels,), _, (positions,) = _lm_blocks({"text": TEXTS}, tokenizer, 64)
+    (block,), (labels,), _, (positions,) = lm_blocks({"text": TEXTS}, tokenizer, 64)
     # the first text; the EOS after it opens the second text (read as "<EOS> text"), whose own EOS opens the next
     first = len(tokenizer(TEXTS[0], add_special_tokens=False)["input_ids"])
     assert positions == list(range(first)) + list(range(len(block) - first - 1)) + [0]
@@ -58,11 +58,11 @@ def test_the_second_text_of_a_block_reads_as_if_alone(family):
 def test_a_block_that_starts_inside_a_text_counts_its_positions_from_zero():
     """A text longer than a block goes on in the next one: nothing before it is in that block, so its positions there
     start at 0 (within the model's position table, as in pre-training's windows)."""
-    from tunelab.run.training import _lm_blocks
+    from tunelab.run.packing import lm_blocks
 
     tokenizer = tiny_tokenizer()
     tokenizer.eos_token = "[SEP]"
-    blocks, _, _, positions = _lm_blocks({"text": ["the film was really good and the plot", "a story"]}, tokenizer, 5)
+    blocks, _, _, positions = lm_blocks({"text": ["the film was really good and the plot", "a story"]}, tokenizer, 5)
     assert positions[0] == [0, 1, 2, 3, 4]
     assert positions[1][0] == 0 and all(p < 5 for row in positions for p in row)
 

@@ -898,12 +898,12 @@ def test_a_causal_lm_whose_tokenizer_names_no_eos_joins_documents_with_the_confi
 
     from tunelab.data import TaskData
     from tunelab.models import load_tokenizer
-    from tunelab.run.training import _lm_blocks
+    from tunelab.run.packing import lm_blocks
 
     words = _glued_decoder(tmp_path / "m", eos=False)
     tokenizer = load_tokenizer(str(tmp_path / "m"))
     assert tokenizer.eos_token == "</s>"
-    blocks, _, _, _ = _lm_blocks({"text": ["the cat", "sat on"]}, tokenizer, 16)
+    blocks, _, _, _ = lm_blocks({"text": ["the cat", "sat on"]}, tokenizer, 16)
     assert blocks == [[words.index("the"), words.index("cat"), 1, words.index("sat"), words.index("on"), 1]]
     texts = Dataset.from_dict({"text": ["the cat sat on the mat"] * 12})
     data = TaskData(task="causal-lm", train=texts, validation=texts.select(range(4)), test=texts.select(range(4)),
@@ -1023,7 +1023,7 @@ def test_a_template_that_renders_the_last_turn_apart_learns_each_replys_end_mark
     the model learns to stop; nothing of the user's turns is."""
     from transformers import AutoTokenizer
 
-    from tunelab.run.training import _lm_blocks
+    from tunelab.run.packing import lm_blocks
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
     tokenizer.chat_template = ("{% for m in messages %}{% if m['role'] == 'assistant' and loop.last %}"
@@ -1035,7 +1035,7 @@ def test_a_template_that_renders_the_last_turn_apart_learns_each_replys_end_mark
                 {"role": "user", "content": "the acting"}, {"role": "assistant", "content": "really bad"}]
     answered = tokenizer.apply_chat_template(messages[:4], tokenize=False)  # its reply after a think block
     assert not tokenizer.apply_chat_template(messages, tokenize=False).startswith(answered)  # not an extension
-    (ids,), (labels,), _, _ = _lm_blocks({"messages": [messages]}, tokenizer, 128, "assistant")
+    (ids,), (labels,), _, _ = lm_blocks({"messages": [messages]}, tokenizer, 128, "assistant")
     learnt = tokenizer.decode([t for t, label in zip(ids, labels) if label != IGNORE_INDEX])
     assert learnt == "very good ; quite dull ; really bad ; [SEP]"
     ends = [i for i, t in enumerate(ids) if t == tokenizer.convert_tokens_to_ids(";")]
@@ -1049,16 +1049,16 @@ def test_a_template_that_ends_every_turn_with_the_eos_gets_no_second_one(tiny_ll
     separator, whitespace aside, gets none; plain texts still get theirs."""
     from transformers import AutoTokenizer
 
-    from tunelab.run.training import _lm_blocks
+    from tunelab.run.packing import lm_blocks
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
     tokenizer.chat_template = "{% for m in messages %}{{ m['role'] + ' ' + m['content'] + ' [SEP]\\n' }}{% endfor %}"
     messages = [{"role": "user", "content": "was the film good"}, {"role": "assistant", "content": "very good"}]
-    (ids,), (labels,), _, _ = _lm_blocks({"messages": [messages, messages]}, tokenizer, 128, loss_on)
+    (ids,), (labels,), _, _ = lm_blocks({"messages": [messages, messages]}, tokenizer, 128, loss_on)
     sep = tokenizer.sep_token_id
     assert ids.count(sep) == 4 and not any(a == b == sep for a, b in zip(ids, ids[1:]))
     assert ids[-1] == sep
-    (plain,), _, _, _ = _lm_blocks({"text": ["the film", "the plot"]}, tokenizer, 128)
+    (plain,), _, _, _ = lm_blocks({"text": ["the film", "the plot"]}, tokenizer, 128)
     assert plain.count(sep) == 2
 
 

@@ -94,8 +94,8 @@ def _evaluate(path, data_spec: Any, *, split: str = "test", text_column: str | N
     from tunelab.run.artifacts import load_artifact
     from tunelab.run.cache import build_device
     from tunelab.run.outputs import reduce_logits
+    from tunelab.run.packing import TARGET_TEXTS_COLUMN
     from tunelab.run.training import (
-        TARGET_TEXTS_COLUMN,
         classification_metrics,
         flat_column,
         limit_evaluation,

@@ -199,17 +199,17 @@ def token_losses(body: nn.Module, lm_head: nn.Module, tokenizer, texts: list[str
     """(summed next-token loss, predicted tokens) of ``lm_head(body(...))``, per reference text that a block starts in.
 
     The texts are read as a causal-LM run reads its own: joined with the end-of-text token and packed into blocks of
-    ``max_length`` (:func:`tunelab.run.training._lm_blocks`, each text cut first: :func:`_cut`), batched by the run's
+    ``max_length`` (:func:`tunelab.run.packing.lm_blocks`, each text cut first: :func:`_cut`), batched by the run's
     collator (:func:`tunelab.run.padding.task_collator`), each text attending only to itself (read as ``<EOS> text``)
     where ``document_mask`` (the run's own, :attr:`tunelab.run.training.PreparedRun.document_mask`), else to the texts
     before it in its block. Read one text a row, each text started at position 0 without the end-of-text token
     before it, which neither reading of a run ever gives a text (smollm2 as loaded: 315 perplexity read so, against
     182 per text and 114 across texts; ``benchmarks/README.md``, "document_mask.py"). Each predicted token's loss
     counts for its own text, as evaluation's intervals resample them (:meth:`tunelab.run.outputs.ExampleOutputs.by_text`)."""
+    from tunelab.run.packing import lm_blocks
     from tunelab.run.padding import task_collator
-    from tunelab.run.training import _lm_blocks
 
-    blocks, labels, owners, positions = _lm_blocks({"text": _cut(tokenizer, texts, max_length)}, tokenizer, max_length)
+    blocks, labels, owners, positions = lm_blocks({"text": _cut(tokenizer, texts, max_length)}, tokenizer, max_length)
     collate = task_collator(tokenizer, "causal-lm", None, document_mask)
     sums, counts = np.zeros(len(texts)), np.zeros(len(texts))
     device = _device(body)

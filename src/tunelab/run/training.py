@@ -45,6 +45,7 @@ from tunelab.run import ranks
 from tunelab.run.attention import recompute_attention
 from tunelab.run.heap import limit_onednn_primitive_cache, peak_rss_mb, release_free_heap, start_run_peak
 from tunelab.run.outputs import AS_LOADED, ExampleOutputs, OutputCollector, reduce_logits
+from tunelab.run.packing import LM_PACKING_ROWS, TARGET_TEXTS_COLUMN, TEXT_COLUMN, lm_blocks, target_texts
 from tunelab.run.progress import ProgressFile, RunProgress, library_bars_off, mark_done
 from tunelab.run.record import Artifact, MetaInfo, Metrics, RunRecord, TrainInfo, library_versions, run_params
 from tunelab.run.tracking import log_record, tracking
@@ -215,123 +216,6 @@ def _map_fingerprint(data: TaskData, split: str, tokenizer, max_length: int, kee
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-TEXT_COLUMN = "text_index"
-"""A causal LM's tokenized splits: the text each block starts in (not a model input: the collator drops it)."""
-
-TARGET_TEXTS_COLUMN = "target_texts"
-"""A causal LM's tokenized splits: the text each predicted token of a block belongs to, in order (the collator drops
-it): what :meth:`tunelab.run.outputs.ExampleOutputs.attribute` sums each text's loss by."""
-
-LM_PACKING_ROWS = 1000
-"""Causal LM: texts are packed into blocks this many rows at a time (``datasets.map``'s batch); each batch's last
-partial block is dropped, unless it is the batch's only one."""
-
-
-def _lm_blocks(batch: dict[str, list], tokenizer, max_length: int, loss_on: str = "all",
-               first: int = 0) -> tuple[list[list[int]], list[list[int]], list[int], list[list[int]]]:
-    """A batch of rows (columns of ``datasets.map``) as causal-LM blocks and their next-token labels: the texts
-    joined, each followed by the separator (EOS, the model config's where the tokenizer names none:
-    :func:`~tunelab.models.load_tokenizer`; a tokenizer without one, as GPT-2 models trained with a BERT tokenizer,
-    its SEP token), cut into blocks of ``max_length`` tokens. ``loss_on="assistant"``:
-    a conversation's tokens outside the assistant's turns are context, not targets (label ``IGNORE_INDEX``;
-    :func:`tunelab.data.chat.reply_spans`), and a block with nothing left to predict is dropped. Third: the text
-    each token of a block belongs to, as an index into the split (``first``: the batch's first row's; the separator
-    after a text is that text's, which predicts it), for the intervals, which resample texts, not blocks of one text
-    (:meth:`tunelab.run.outputs.ExampleOutputs.by_text`). Fourth: each block's position ids, restarting at each
-    text's start (:func:`_text_positions`)."""
-    separator = [t for t in (tokenizer.eos_token_id, tokenizer.sep_token_id) if t is not None][:1]
-    keys = list(batch.keys())
-    rows = [dict(zip(keys, values)) for values in zip(*batch.values())]
-    # every text learnt whole is tokenized in one batched call (a fast tokenizer's own parallel path)
-    whole = [i for i, row in enumerate(rows) if not (loss_on == "assistant" and row.get("messages"))]
-    encoded = dict(zip(whole, tokenizer([_row_text(rows[i], tokenizer) for i in whole],
-                                        add_special_tokens=False)["input_ids"])) if whole else {}
-    flat: list[int] = []
-    learnt: list[bool] = []
-    owner: list[int] = []
-    segment: list[int] = []  # which text each token is read with (per-text attention): the separator added after a
-    # text opens the next one, as an end-of-text token opens a document in pre-training's packed windows
-    for i, row in enumerate(rows):
-        ids, targets = (encoded[i], [True] * len(encoded[i])) if i in encoded else _reply_targets(row, tokenizer)
-        end = [] if _ends_with(ids, separator, tokenizer) else separator
-        flat += ids + end
-        learnt += targets + [targets[-1] if targets else True] * len(end)  # the end is learnt with the last turn
-        owner += [first + i] * (len(ids) + len(end))
-        segment += [i] * len(ids) + [i + 1] * len(end)
-    usable = (len(flat) // max_length) * max_length
-    starts = list(range(0, usable, max_length))
-    if not starts and flat:  # keep a short tail rather than dropping a small split
-        starts = [0]
-    blocks, labels, texts, positions = [], [], [], []
-    for i in starts:
-        ids, mask = flat[i : i + max_length], learnt[i : i + max_length]
-        if any(mask[1:]):  # the first position is never predicted (labels shift by one inside the model)
-            blocks.append(ids)
-            labels.append([t if m else IGNORE_INDEX for t, m in zip(ids, mask)])
-            texts.append(owner[i : i + max_length])
-            positions.append(_text_positions(segment[i : i + max_length]))
-    return blocks, labels, texts, positions
-
-
-def _target_texts(labels: list[list[int]], owners: list[list[int]]) -> list[list[int]]:
-    """Per block, the text of each predicted token (a label past the first position, not ``IGNORE_INDEX``), in order."""
-    return [[text for label, text in zip(row[1:], texts[1:]) if label != IGNORE_INDEX] for row, texts in zip(labels, owners)]
-
-
-def _text_positions(owners: list[int]) -> list[int]:
-    """A block's position ids: 0 where a text starts, counting up inside it (the collator's per-text attention,
-    :func:`tunelab.run.padding.task_collator`). A text starts at the separator before it (:func:`_lm_blocks`), so
-    each text is read as ``<EOS> text``, as a document follows an end-of-text token in pre-training's windows: the
-    EOS still ends the text before it as its target (predicted from that text), and reads as the next one's start.
-    Read as ``text`` alone, with a content token at position 0, smollm2 as loaded scored 315 perplexity on
-    rotten-tomatoes' validation snippets, against 182 with the EOS first (114 with no per-text attention; 12,700
-    tokens, ``benchmarks/README.md``, "document_mask.py"). The part of a text that a block starts with counts from 0 as well:
-    nothing before it is in the block to attend to, so its first token is the first of what the model reads, as in
-    pre-training, where a position is the number of tokens before it in the window; its position in the whole text
-    could also pass the model's position table (GPT-2's learned positions stop at 1,024)."""
-    out: list[int] = []
-    for k, text in enumerate(owners):
-        out.append(out[-1] + 1 if k and owners[k - 1] == text else 0)
-    return out
-
-
-def _ends_with(ids: list[int], separator: list[int], tokenizer) -> bool:
-    """Whether ``ids`` already end with ``separator``, but for whitespace after it: a chat template that closes every
-    turn with the EOS (ChatML's ``<|im_end|>\\n``) ends a conversation with it, and a second one would be learnt."""
-    if not separator or separator[0] not in ids[-8:]:
-        return False
-    last = len(ids) - 1 - ids[::-1].index(separator[0])
-    return not tokenizer.decode(ids[last + 1 :]).strip()
-
-
-def _row_text(row: dict, tokenizer) -> str:
-    """A row as the causal LM reads it: a conversation through the chat template (:func:`conversation_text`), else
-    its text."""
-    from tunelab.data.chat import conversation_text
-
-    return conversation_text(tokenizer, row["messages"]) if row.get("messages") else row["text"]
-
-
-def _reply_targets(row: dict, tokenizer) -> tuple[list[int], list[bool]]:
-    """A conversation's token ids, and whether each is a target: inside an assistant's turn."""
-    from tunelab.data.chat import reply_spans
-
-    text, spans = reply_spans(tokenizer, row["messages"])
-    if getattr(tokenizer, "is_fast", False):  # the whole text's tokens, each marked by where it lies
-        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        return enc["input_ids"], [any(s < end and e > start for start, end in spans) and e > s
-                                  for s, e in enc["offset_mapping"]]
-    ids, targets, at = [], [], 0  # a slow tokenizer has no offsets: its pieces tokenized one after another
-    for start, end in spans + [(len(text), len(text))]:
-        for piece, target in ((text[at:start], False), (text[start:end], True)):
-            if piece:
-                piece_ids = tokenizer(piece, add_special_tokens=False)["input_ids"]
-                ids += piece_ids
-                targets += [target] * len(piece_ids)
-        at = end
-    return ids, targets
-
-
 SEQUENCES_SAMPLE_ROWS = 5 * LM_PACKING_ROWS
 
 
@@ -358,7 +242,7 @@ def sequences_per_example(config: TrainConfig, data: TaskData) -> float:
     model_config = load_model_config(config.model, trust_remote_code=config.trust_remote_code)
     max_length = resolve_max_length(config, data.task, model_config, tokenizer)
     rows = min(len(data.train), SEQUENCES_SAMPLE_ROWS)  # the split's first rows (it is shuffled): the ratio, cheaply
-    blocks = sum(len(_lm_blocks(data.train[i : min(i + LM_PACKING_ROWS, rows)], tokenizer, max_length,
+    blocks = sum(len(lm_blocks(data.train[i : min(i + LM_PACKING_ROWS, rows)], tokenizer, max_length,
                                 config.loss_on)[0])
                  for i in range(0, rows, LM_PACKING_ROWS))
     return blocks / rows
@@ -381,7 +265,7 @@ def tokenize(data: TaskData, tokenizer, max_length: int, *, limit: int | None = 
     first; of a single text, the part ``keep`` names: :func:`tunelab.run.encoding.encode`); where training texts
     were cut and the model reads more (``limit``), the warning says how to keep more.
     Causal LM: texts joined with EOS and cut into blocks of ``max_length`` tokens; ``loss_on="assistant"``
-    predicts only the assistant's turns of conversations (:func:`_lm_blocks`)."""
+    predicts only the assistant's turns of conversations (:func:`lm_blocks`)."""
     from tunelab.run.encoding import encode as encode_texts
 
     warnings: list[str] = []
@@ -431,10 +315,10 @@ def tokenize(data: TaskData, tokenizer, max_length: int, *, limit: int | None = 
                         "so predict and apply_chat_template prompt the model as it was trained")
 
     def encode_lm(batch, indices):
-        blocks, labels, texts, positions = _lm_blocks(batch, tokenizer, max_length, loss_on,
+        blocks, labels, texts, positions = lm_blocks(batch, tokenizer, max_length, loss_on,
                                                       first=indices[0] if indices else 0)
         return {"input_ids": blocks, "labels": labels, "length": [len(b) for b in blocks],
-                TEXT_COLUMN: [owners[0] for owners in texts], TARGET_TEXTS_COLUMN: _target_texts(labels, texts),
+                TEXT_COLUMN: [owners[0] for owners in texts], TARGET_TEXTS_COLUMN: target_texts(labels, texts),
                 "position_ids": positions}
 
     chat = loss_on == "assistant" and data.conversations
