@@ -153,3 +153,24 @@ def test_compare_reuses_a_run_recorded_before_the_flag_where_it_could_not_apply(
     (tmp_path / "metrics.json").write_text(json.dumps({"run_info": {"status": "success"}, "config": old}))
     assert (finished_record(tmp_path, config) is not None) is reused
     assert config.changed_from(_recorded_settings(tmp_path)) == ([] if reused else [("document_mask", False, True)])
+
+
+def test_an_evaluation_split_keeps_each_packing_batch_tail_and_training_drops_it(tiny_llama_dir, toy_lm_data,
+                                                                                 monkeypatch):
+    """Texts are packed a batch of rows at a time (LM_PACKING_ROWS) and each batch's last partial block was dropped:
+    with a large split a few texts every 1,000 rows were never scored. The validation and test splits keep it (a last,
+    shorter block, padded by the collator): every text has a predicted token; training still drops it (full blocks)."""
+    import numpy as np
+
+    from tunelab.models.loading import load_tokenizer
+    from tunelab.run import training
+    from tunelab.run.packing import TARGET_TEXTS_COLUMN
+    from tunelab.run.training import flat_column, tokenize
+
+    monkeypatch.setattr(training, "LM_PACKING_ROWS", 5)  # 12 validation rows: batches of 5, 5 and 2 texts
+    tokenized, _ = tokenize(toy_lm_data, load_tokenizer(str(tiny_llama_dir)), 16)
+    for split in ("validation", "test"):
+        texts = np.unique(flat_column(tokenized[split], TARGET_TEXTS_COLUMN))
+        assert texts.tolist() == list(range(len(toy_lm_data.splits()[split])))
+        assert min(tokenized[split]["length"]) < 16  # the tails, shorter
+    assert set(tokenized["train"]["length"]) == {16}

@@ -1415,27 +1415,29 @@ def test_each_short_text_packed_into_a_block_is_a_unit_of_its_own(tiny_llama_dir
     """Blocks of several short texts were summed per the text each block starts in: the texts inside a block were
     folded into that one, and 12 validation texts in 3 blocks were resampled as 3 "examples". Each predicted token's
     loss now counts with the text it belongs to (the EOS after a text with that text): every text with a predicted
-    token is a unit, a text inside one block counts its tokens and its EOS, and the totals are the Trainer's."""
+    token is a unit, a text inside one block counts its tokens and its EOS, and the totals are the Trainer's. The
+    split's last, shorter block was dropped (the texts only in it never scored): it is scored, every text is counted
+    (the record's ``scored_texts``), and ``tunelab evaluate`` scores the same blocks."""
     import numpy as np
 
     from conftest import tiny_tokenizer
 
-    length = 32
+    length = 28  # 12 texts of 8 tokens: 3 blocks of 28 and a last one of 12
     config = TrainConfig(model=str(tiny_llama_dir), epochs=1, batch_size=8, max_length=length, forgetting=False,
                          cache_dir=str(tmp_path / "features"), out=str(tmp_path / "o"), **setting)
     record = train(config, data=toy_lm_data, progress=False)
     if setting["strategy"] == "last-n":
         assert record["train_info"]["cache"]["used"]
-    tokenizer = tiny_tokenizer()  # each text and its EOS, one after another; whole blocks of 32 are kept
+    tokenizer = tiny_tokenizer()  # each text and its EOS, one after another
     sizes = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) + 1 for t in toy_lm_data.validation["text"]]
     starts = np.cumsum([0] + sizes[:-1])
-    kept = sum(sizes) // length * length
-    scored = [i for i, s in enumerate(starts) if s < kept]
+    assert sum(sizes) % length  # a partial last block, which held texts that were never scored
+    scored = list(range(len(sizes)))  # every text of the split: the last, shorter block is scored too
     outputs = ExampleOutputs.load(tmp_path / "o", "validation")
     texts = outputs.by_text()
     assert len(outputs) < len(scored) == len(texts) and list(texts.texts) == scored
-    inside = [i for i in scored if starts[i] + sizes[i] <= kept and starts[i] % length
-              and starts[i] // length == (starts[i] + sizes[i] - 1) // length]
+    assert record["meta_info"]["scored_texts"] == {"validation": len(sizes), "test": len(toy_lm_data.test)}
+    inside = [i for i in scored if starts[i] % length and starts[i] // length == (starts[i] + sizes[i] - 1) // length]
     assert inside and [texts.token_counts[i] for i in inside] == [sizes[i] for i in inside]
     assert texts.token_counts.sum() == outputs.token_counts.sum()
     assert texts.loss_sums.sum() == pytest.approx(outputs.loss_sums.sum(), rel=1e-6)  # float32 sums

@@ -152,8 +152,9 @@ def _evaluate(path, data_spec: Any, *, split: str = "test", text_column: str | N
         )
         tokenizer.padding_side = "right"
     # a model trained before --loss-on learnt every token of its conversations
+    # every split packed to its last token, "all" (every row in train) too: each text is scored
     tokenized, _ = tokenize(data, tokenizer, info.get("max_length") or 128, keep=info.get("keep", "start"),
-                            loss_on=info.get("loss_on", "all"))
+                            loss_on=info.get("loss_on", "all"), whole=tuple(data.splits()))
     splits = ["train"] if split == "all" else [split]  # "all": loaded unsplit, every row in train
     from datasets import concatenate_datasets
 
@@ -186,8 +187,9 @@ def _evaluate(path, data_spec: Any, *, split: str = "test", text_column: str | N
     result = {"split": split, "examples": n, "loss": sum(losses) / max(weights, 1)}
     if info["task"] != "classification":
         # examples are texts, as a comparison counts them; the model read them packed in blocks of its max length
-        # scored_texts: those with a predicted token in a block (a split's last partial block is dropped), the units
-        # a comparison's intervals resample
+        # scored_texts: those with a predicted token, the units a comparison's intervals resample: every text but
+        # one with nothing to predict (under --loss-on assistant, a conversation with no assistant turn; a text of a
+        # single token that opens a block, where no token is predicted)
         result.update(examples=sum(len(data.splits()[s]) for s in splits), blocks=n, target_tokens=weights,
                       scored_texts=len(np.unique(flat_column(ds, TARGET_TEXTS_COLUMN))))
     if info["task"] == "classification":

@@ -14,12 +14,18 @@ TARGET_TEXTS_COLUMN = "target_texts"
 it): what :meth:`tunelab.run.outputs.ExampleOutputs.attribute` sums each text's loss by."""
 
 LM_PACKING_ROWS = 1000
-"""Causal LM: texts are packed into blocks this many rows at a time (``datasets.map``'s batch); each batch's last
-partial block is dropped, unless it is the batch's only one."""
+"""Causal LM: texts are packed into blocks this many rows at a time (``datasets.map``'s batch). The training split
+drops each batch's last partial block, unless it is the batch's only one (every step's blocks full, as usual); a
+split that is scored keeps it, a last, shorter block the collator pads, so that every text of it is scored
+(:data:`WHOLE_SPLITS`, ``keep_tail`` of :func:`lm_blocks`)."""
+
+WHOLE_SPLITS = ("validation", "test")
+"""The splits a run scores, packed to their last token (:func:`lm_blocks`'s ``keep_tail``): dropping each batch's
+partial block left a text every :data:`LM_PACKING_ROWS` rows unscored. ``tunelab evaluate`` keeps every split's."""
 
 
 def lm_blocks(batch: dict[str, list], tokenizer, max_length: int, loss_on: str = "all",
-               first: int = 0) -> tuple[list[list[int]], list[list[int]], list[int], list[list[int]]]:
+               first: int = 0, keep_tail: bool = False) -> tuple[list[list[int]], list[list[int]], list[int], list[list[int]]]:
     """A batch of rows (columns of ``datasets.map``) as causal-LM blocks and their next-token labels: the texts
     joined, each followed by the separator (EOS, the model config's where the tokenizer names none:
     :func:`~tunelab.models.load_tokenizer`; a tokenizer without one, as GPT-2 models trained with a BERT tokenizer,
@@ -29,7 +35,8 @@ def lm_blocks(batch: dict[str, list], tokenizer, max_length: int, loss_on: str =
     each token of a block belongs to, as an index into the split (``first``: the batch's first row's; the separator
     after a text is that text's, which predicts it), for the intervals, which resample texts, not blocks of one text
     (:meth:`tunelab.run.outputs.ExampleOutputs.by_text`). Fourth: each block's position ids, restarting at each
-    text's start (:func:`text_positions`)."""
+    text's start (:func:`text_positions`). ``keep_tail``: the last, shorter block is kept (a split that is scored:
+    :data:`WHOLE_SPLITS`), else dropped unless it is the only one (training's full blocks)."""
     separator = [t for t in (tokenizer.eos_token_id, tokenizer.sep_token_id) if t is not None][:1]
     keys = list(batch.keys())
     rows = [dict(zip(keys, values)) for values in zip(*batch.values())]
@@ -49,7 +56,7 @@ def lm_blocks(batch: dict[str, list], tokenizer, max_length: int, loss_on: str =
         learnt += targets + [targets[-1] if targets else True] * len(end)  # the end is learnt with the last turn
         owner += [first + i] * (len(ids) + len(end))
         segment += [i] * len(ids) + [i + 1] * len(end)
-    usable = (len(flat) // max_length) * max_length
+    usable = len(flat) if keep_tail else (len(flat) // max_length) * max_length
     starts = list(range(0, usable, max_length))
     if not starts and flat:  # keep a short tail rather than dropping a small split
         starts = [0]

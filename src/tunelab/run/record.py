@@ -29,7 +29,7 @@ On disk it is one JSON object in six parts (after peft's ``method_comparison``):
     classification; ``loss`` and ``perplexity`` for causal LM.
 ``meta_info`` (:class:`MetaInfo`)
     ``model``, ``model_path``, ``task``, ``data`` (source), ``data_fingerprint``, ``n_train``,
-    ``n_validation``, ``n_test``, ``label_names``, ``num_blocks`` (the model's transformer blocks),
+    ``n_validation``, ``n_test``, ``scored_texts`` (causal LM), ``label_names``, ``num_blocks`` (the model's transformer blocks),
     ``versions`` (python, torch, transformers, peft, accelerate, tunelab), ``device``.
 ``config``
     The fully resolved :class:`tunelab.config.TrainConfig` as a dict.
@@ -215,6 +215,11 @@ class MetaInfo(_Part):
     n_train: int | None = None
     n_validation: int | None = None
     n_test: int | None = None
+    scored_texts: dict[str, int] | None = None
+    """Causal LM: the texts of the validation and test splits with a predicted token, the units their metrics and a
+    comparison's intervals count. Every text of ``n_validation`` / ``n_test`` but one with nothing to predict: under
+    ``--loss-on assistant`` a conversation with no assistant turn, or a text of one token that opens a block (a
+    block's first token is never predicted); a test split left unscored (a screening run) counts 0."""
     label_names: list[str] | None = None
     class_counts: dict[str, int] | None = None
     """Training examples per class (classification), in ``label_names`` order."""

@@ -45,7 +45,14 @@ from tunelab.run import ranks
 from tunelab.run.attention import recompute_attention
 from tunelab.run.heap import limit_onednn_primitive_cache, peak_rss_mb, release_free_heap, start_run_peak
 from tunelab.run.outputs import AS_LOADED, ExampleOutputs, OutputCollector, reduce_logits
-from tunelab.run.packing import LM_PACKING_ROWS, TARGET_TEXTS_COLUMN, TEXT_COLUMN, lm_blocks, target_texts
+from tunelab.run.packing import (
+    LM_PACKING_ROWS,
+    TARGET_TEXTS_COLUMN,
+    TEXT_COLUMN,
+    WHOLE_SPLITS,
+    lm_blocks,
+    target_texts,
+)
 from tunelab.run.progress import ProgressFile, RunProgress, library_bars_off, mark_done
 from tunelab.run.record import Artifact, MetaInfo, Metrics, RunRecord, TrainInfo, library_versions, run_params
 from tunelab.run.tracking import log_record, tracking
@@ -206,13 +213,13 @@ def resolve_max_length(config: TrainConfig, task: str, model, tokenizer) -> int:
 
 
 def _map_fingerprint(data: TaskData, split: str, tokenizer, max_length: int, keep: str = "start",
-                     loss_on: str = "all") -> str:
+                     loss_on: str = "all", keep_tail: bool = False) -> str:
     """A cheap fingerprint for ``datasets.map``: without it, datasets pickles and hashes the whole
     tokenizer on every call (seconds each)."""
     import hashlib
 
     split_fp = getattr(data.splits()[split], "_fingerprint", "")
-    key = f"{data.fingerprint}|{split}|{split_fp}|{tokenizer.name_or_path}|{len(tokenizer)}|{max_length}|{data.task}|{keep}|{loss_on}|texts|positions-eos-opens|target-texts"
+    key = f"{data.fingerprint}|{split}|{split_fp}|{tokenizer.name_or_path}|{len(tokenizer)}|{max_length}|{data.task}|{keep}|{loss_on}|texts|positions-eos-opens|target-texts|tail-{keep_tail}"
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -259,13 +266,15 @@ def _sorted_by_length(ds):
 
 
 def tokenize(data: TaskData, tokenizer, max_length: int, *, limit: int | None = None,
-             keep: str = "start", loss_on: str = "all") -> tuple[dict[str, Any], list[str]]:
+             keep: str = "start", loss_on: str = "all",
+             whole: tuple[str, ...] = WHOLE_SPLITS) -> tuple[dict[str, Any], list[str]]:
     """Tokenize every split. Classification: one example per text (or text pair: ``text_pair``, encoded as the
     tokenizer encodes pairs, BERT's ``[CLS] a [SEP] b [SEP]``), cut to ``max_length`` (the longer of the pair
     first; of a single text, the part ``keep`` names: :func:`tunelab.run.encoding.encode`); where training texts
     were cut and the model reads more (``limit``), the warning says how to keep more.
     Causal LM: texts joined with EOS and cut into blocks of ``max_length`` tokens; ``loss_on="assistant"``
-    predicts only the assistant's turns of conversations (:func:`lm_blocks`)."""
+    predicts only the assistant's turns of conversations (:func:`lm_blocks`); the splits ``whole`` names keep each
+    packing batch's last, shorter block (every text scored), the others drop it (training's blocks full)."""
     from tunelab.run.encoding import encode as encode_texts
 
     warnings: list[str] = []
@@ -314,9 +323,9 @@ def tokenize(data: TaskData, tokenizer, max_length: int, *, limit: int | None = 
                         "(user: ..., then assistant: ...); the saved tokenizer gets that format as its chat template, "
                         "so predict and apply_chat_template prompt the model as it was trained")
 
-    def encode_lm(batch, indices):
+    def encode_lm(batch, indices, keep_tail):
         blocks, labels, texts, positions = lm_blocks(batch, tokenizer, max_length, loss_on,
-                                                      first=indices[0] if indices else 0)
+                                                      first=indices[0] if indices else 0, keep_tail=keep_tail)
         return {"input_ids": blocks, "labels": labels, "length": [len(b) for b in blocks],
                 TEXT_COLUMN: [owners[0] for owners in texts], TARGET_TEXTS_COLUMN: target_texts(labels, texts),
                 "position_ids": positions}
@@ -331,9 +340,11 @@ def tokenize(data: TaskData, tokenizer, max_length: int, *, limit: int | None = 
             batched=True,
             with_indices=True,
             batch_size=LM_PACKING_ROWS,
+            fn_kwargs={"keep_tail": split in whole},
             remove_columns=ds.column_names,
             desc=f"tokenizing {split}",
-            new_fingerprint=_map_fingerprint(data, split, tokenizer, max_length, loss_on=loss_on),
+            new_fingerprint=_map_fingerprint(data, split, tokenizer, max_length, loss_on=loss_on,
+                                             keep_tail=split in whole),
         )
         if len(out[split]) == 0:
             raise TrainingError(f"the {split} split has no text left after tokenization: give it more text"
@@ -1394,6 +1405,15 @@ def _class_counts(data: TaskData) -> dict[str, int] | None:
     return dict(zip(data.label_names, counts, strict=True))
 
 
+def _scored_texts(tokenized: dict[str, Any]) -> dict[str, int]:
+    """Per evaluation split, the texts with a predicted token (:attr:`tunelab.run.record.MetaInfo.scored_texts`)."""
+    import numpy as np
+
+    return {split: int(np.unique(flat_column(tokenized[split], TARGET_TEXTS_COLUMN)).size)
+            if len(tokenized[split]) and TARGET_TEXTS_COLUMN in tokenized[split].column_names else 0
+            for split in WHOLE_SPLITS if split in tokenized}
+
+
 def _meta_info(run: PreparedRun) -> MetaInfo:
     config, data = run.config, run.data
     return MetaInfo(
@@ -1406,6 +1426,7 @@ def _meta_info(run: PreparedRun) -> MetaInfo:
         n_train=len(data.train),
         n_validation=len(data.validation),
         n_test=len(data.test),
+        scored_texts=_scored_texts(run.tokenized) if data.task == "causal-lm" else None,
         label_names=data.label_names,
         class_counts=_class_counts(data),
         num_blocks=run.layout.num_blocks,
