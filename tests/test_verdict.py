@@ -529,3 +529,44 @@ def test_examples_to_separate_uses_the_two_parts_of_the_variance_not_the_t_widen
                                     n_boot=2000).verdict("head")
     assert v.seeds_variance == 0.0 and v.examples_variance == pytest.approx((v.gap.width / 2 / 1.96) ** 2, rel=0.15)
     assert v.seeds_df == math.inf
+
+
+def test_causal_lm_runs_saved_before_per_text_sums_pair_with_newer_ones_by_the_text_each_block_starts_in(tmp_path):
+    """A run saved before each text's own loss was kept (its blocks and the text each starts in) beside a newer one
+    (per-text sums, and the validation split's last partial block now scored: one text more) could not be paired:
+    the verdict fell back to the seeds, with one seed to no test at all. Both are now read by the unit they share,
+    the text each block starts in, on the texts both scored alike, and the reasons say so."""
+    from types import SimpleNamespace
+
+    from tunelab.advice.verdict import compare_with_best, example_results
+
+    rng = np.random.default_rng(3)
+    tokens = rng.integers(20, 200, 61).astype(float)
+    base = 4.0 + rng.normal(0, 0.3, 61)
+
+    def blocks(loss: np.ndarray, n: int, own: bool) -> ExampleOutputs:
+        out = ExampleOutputs(loss_sums=loss[:n] * tokens[:n], token_counts=tokens[:n], texts=np.arange(n))
+        if own:  # each text's own tokens: the first 5 of each block belong to the text before it
+            moved = np.r_[tokens[:n] - 5, 0] + np.r_[0, np.full(n, 5.0)]
+            out.text_ids, out.text_token_counts = np.arange(n + 1), moved
+            out.text_loss_sums = moved * np.r_[loss[:n], loss[n - 1]]
+        return out
+
+    runs = []
+    for name, loss, n, own, cost in (("full", base - 0.3, 61, True, 100), ("lora", base, 60, False, 10)):
+        run = record(tmp_path, name, {"validation": blocks(loss, n, own), "test": blocks(loss, n, own)}, train_time=cost)
+        run["meta_info"] = {"task": "causal-lm", "n_train": 400}
+        runs.append(run)
+    rec = recommend_from_results(runs)
+    assert rec["evidence"] == "examples" and rec["strategy"] == "full"
+    method = next(r for r in rec["reasons"] if r.startswith("Chosen on the validation split"))
+    assert "paired on the same 60 validation examples" in method
+    assert "1 of the 2 runs' outputs were saved before each text's own loss was kept" in method
+    assert "paired on the 60 of 61 texts every run scored alike" in method
+
+    # one strategy whose seeds were saved either side of the change: its interval resamples the same 60 texts
+    seeds = SimpleNamespace(strategy="lora", runs=[SimpleNamespace(config=r["config"]) for r in runs],
+                            values=lambda split: [50.0, 40.0])
+    both = example_results(seeds, "validation")
+    assert both is not None and both.n_examples == 60 and both.n_seeds == 2
+    assert compare_with_best([seeds], "perplexity").evidence == "examples"

@@ -960,7 +960,7 @@ def _method_reason(comparison: Comparison, ask: _Ask) -> str:
             f"({comparison.best}) ")
     if comparison.evidence == EXAMPLES:
         how = (f"paired on the same {comparison.n_examples:,} validation example{'s' if comparison.n_examples != 1 else ''} "
-               f"({comparison.test})")
+               f"({comparison.test}{'; ' + comparison.note if comparison.note else ''})")
     elif comparison.evidence == SEEDS:
         how = f"over seeds ({comparison.test}; {comparison.note}, so the comparison cannot be paired and is weaker)"
     else:

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -88,20 +88,69 @@ def example_results(summary: Any, split: str) -> ExampleResults | None:
     return _results_of([run_outputs(run, split) for run in summary.runs])
 
 
-def reference_results(summaries: Sequence[Any]) -> ExampleResults | None:
-    """A causal LM's reference on the validation split: the model as loaded, before any adaptation, as the first run
-    that measured it saved it (:data:`~tunelab.run.outputs.AS_LOADED`; every such run measures the same model on the
-    same blocks). None for a classifier, or where no run measured it."""
+def _reference_outputs(summaries: Sequence[Any]) -> ExampleOutputs | None:
+    """The outputs :func:`reference_results` reads."""
     for summary in summaries:
         for run in summary.runs:
             outputs = run_outputs(run, AS_LOADED)
             if outputs is not None and len(outputs) and outputs.task == "causal-lm":
-                return _results_of([outputs])
+                return outputs
     return None
 
 
-def _results_of(outputs: list[ExampleOutputs | None]) -> ExampleResults | None:
-    """Per-seed outputs of one split as one :class:`ExampleResults` (None: one is missing, or they differ in examples)."""
+def reference_results(summaries: Sequence[Any]) -> ExampleResults | None:
+    """A causal LM's reference on the validation split: the model as loaded, before any adaptation, as the first run
+    that measured it saved it (:data:`~tunelab.run.outputs.AS_LOADED`; every such run measures the same model on the
+    same blocks). None for a classifier, or where no run measured it."""
+    outputs = _reference_outputs(summaries)
+    return None if outputs is None else _results_of([outputs])
+
+
+def common_units(groups: list[list[ExampleOutputs | None]]) -> tuple[list[list[ExampleOutputs | None]], str]:
+    """Causal-LM outputs of the runs compared (a list per strategy) on the units they all have, and a note saying
+    what that took ("" where nothing did); others as they are. The units are texts (:meth:`ExampleOutputs.by_text`):
+    each predicted token's own text where every run kept it, else, where a run was saved before it was kept (only the
+    text each block starts in), the text each block starts in, for every run, as that one can be read. Where the runs
+    scored different texts or tokens of a text (a run saved before a validation split kept each packing batch's last
+    partial block scored fewer; so did its reading by block start), the comparison is on the texts every run scored
+    alike (none when fewer than :data:`MIN_EXAMPLES` are: the pairing then fails, as it did)."""
+    lm = [o for group in groups for o in group if o is not None and len(o) and o.task == "causal-lm"]
+    if not lm:
+        return groups, ""
+    own = all(o.text_ids is not None for o in lm)
+    units = [[o.by_text(own) if o is not None and len(o) and o.task == "causal-lm" else o for o in group]
+             for group in groups]
+    notes = [] if own else [f"{sum(o.text_ids is None for o in lm)} of the {len(lm)} runs' outputs were saved before "
+                            "each text's own loss was kept, so every run's are summed per the text each block starts "
+                            "in (the texts packed after it into a block count with it)"]
+    read = [o for group in units for o in group if o is not None and len(o) and o.task == "causal-lm"]
+    first = read[0]
+    if all(o.texts is not None for o in read) and any(not np.array_equal(o.texts, first.texts) or not np.array_equal(o.token_counts, first.token_counts)
+           for o in read):
+        shared = first.texts
+        for o in read[1:]:
+            shared = np.intersect1d(shared, o.texts)
+        counts = np.stack([o.token_counts[np.searchsorted(o.texts, shared)] for o in read])
+        alike = shared[np.all(counts == counts[0], axis=0)]
+        if alike.size >= MIN_EXAMPLES:
+            units = [[_only(o, alike) if o is not None and len(o) and o.task == "causal-lm" else o for o in group]
+                     for group in units]
+            largest = max(len(o) for o in read)
+            notes.append(f"the runs scored different texts or tokens of them (a run saved before a validation split "
+                         f"kept each packing batch's last block scored fewer): paired on the {alike.size:,} of "
+                         f"{largest:,} texts every run scored alike")
+    return units, "; ".join(notes)
+
+
+def _only(outputs: ExampleOutputs, texts: np.ndarray) -> ExampleOutputs:
+    """Per-text outputs of ``texts`` only (each among ``outputs.texts``, both sorted)."""
+    at = np.searchsorted(outputs.texts, texts)
+    return ExampleOutputs(loss_sums=outputs.loss_sums[at], token_counts=outputs.token_counts[at], texts=texts)
+
+
+def _results_of(outputs: list[ExampleOutputs | None], units: bool = True) -> ExampleResults | None:
+    """Per-seed outputs of one split as one :class:`ExampleResults` (None: one is missing, or they differ in examples).
+    ``units``: a causal LM's outputs are first put on the units they share (:func:`common_units`); False: they are."""
     if not outputs or any(o is None or len(o) == 0 for o in outputs):
         return None
     first = outputs[0]
@@ -109,7 +158,8 @@ def _results_of(outputs: list[ExampleOutputs | None]) -> ExampleResults | None:
         if any(o.task != first.task or not np.array_equal(o.labels, first.labels) for o in outputs):
             return None
         return ExampleResults.classification(first.labels, np.stack([o.predictions for o in outputs]))
-    outputs = [o.by_text() for o in outputs]  # texts are the units resampled, not the blocks they were packed into
+    if units:  # texts are the units resampled, not the blocks they were packed into
+        outputs = common_units([outputs])[0][0]
     first = outputs[0]
     if any(o.task != first.task or not np.array_equal(o.token_counts, first.token_counts) for o in outputs):
         return None
@@ -248,12 +298,17 @@ def compare_with_best(
 ) -> Comparison:
     """Compare every strategy with the best on ``split``. ``summaries`` come cheapest first, so a tie on
     the metric goes to the cheaper one."""
-    results = {s.strategy: example_results(s, split) for s in summaries}
+    loaded = [[run_outputs(run, split) for run in s.runs] for s in summaries]
+    reference = _reference_outputs(summaries) if split == "validation" else None
+    # every run and the reference on the units they all have (a causal LM's runs saved before per-text sums)
+    groups, units = common_units(loaded + [[reference]])
+    results = {s.strategy: _results_of(group, units=False) for s, group in zip(summaries, groups)}
     missing = [name for name, r in results.items() if r is None]
     if not missing:
         try:
-            return _paired(results, metric, split, alpha, tolerance,
-                           reference_results(summaries) if split == "validation" else None)
+            paired = _paired(results, metric, split, alpha, tolerance,
+                             None if reference is None else _results_of(groups[-1], units=False))
+            return replace(paired, note=units) if units else paired
         except ValueError as exc:  # evaluated on different examples: nothing to pair
             note = f"the runs' saved outputs cannot be paired ({exc})"
     else:

@@ -56,20 +56,22 @@ class ExampleOutputs:
     # the order of the block's targets, until :meth:`attribute` sums them per text
     target_losses: np.ndarray | None = field(default=None, repr=False)
 
-    def by_text(self) -> ExampleOutputs:
+    def by_text(self, own: bool = True) -> ExampleOutputs:
         """A causal LM's loss and predicted tokens summed per text: the units a bootstrap resamples, since blocks of
         one text are not independent (an interval over blocks came out about half as wide as over texts), each
         predicted token counted with the text it belongs to (:meth:`attribute`). Older runs kept only the text each
-        block starts in: their blocks are summed per that text. As they are where no texts were recorded
-        (classification, older runs still)."""
-        if self.text_ids is not None and self.text_loss_sums is not None:
+        block starts in: their blocks are summed per that text, as they are here with ``own=False`` (the unit a
+        newer run shares with an older one: :func:`tunelab.advice.verdict.common_units`). ``texts``: each unit's
+        text (an index into the split). As they are where no texts were recorded (classification, older runs
+        still)."""
+        if own and self.text_ids is not None and self.text_loss_sums is not None:
             return ExampleOutputs(loss_sums=self.text_loss_sums, token_counts=self.text_token_counts,
                                   texts=self.text_ids)
         if self.texts is None or self.loss_sums is None:
             return self
-        _, group = np.unique(self.texts, return_inverse=True)  # texts in their order, numbered from 0
+        texts, group = np.unique(self.texts, return_inverse=True)  # texts in their order
         return ExampleOutputs(loss_sums=np.bincount(group, weights=self.loss_sums),
-                              token_counts=np.bincount(group, weights=self.token_counts))
+                              token_counts=np.bincount(group, weights=self.token_counts), texts=texts)
 
     def attribute(self, target_texts: np.ndarray | None) -> None:
         """Sum the predicted tokens' losses per text: ``target_texts``, the text each predicted token belongs to,
