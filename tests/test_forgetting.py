@@ -128,7 +128,7 @@ def test_a_soft_prompt_is_measured_as_the_adapted_model_predicts_with_it(tiny_ll
     def direct(off: bool) -> float:  # the texts packed as a causal-LM run packs them (a soft prompt: across texts)
         from tunelab.run.packing import lm_blocks
 
-        blocks = lm_blocks({"text": TEXTS}, tok, forgetting.DEFAULT_MAX_LENGTH)[0]
+        blocks = lm_blocks({"text": TEXTS}, tok, forgetting.DEFAULT_MAX_LENGTH, keep_tail=True)[0]
         total = count = 0.0
         with torch.no_grad(), tuned.disable_adapter() if off else contextlib.nullcontext():
             for block in blocks:
@@ -278,7 +278,7 @@ def test_the_lm_loss_reads_the_reference_with_the_attention_the_run_trained_with
         for p in model.model.layers.parameters():
             p.add_(torch.randn_like(p) * 0.3)
     length = 48
-    blocks, _, _, positions = lm_blocks({"text": TEXTS}, tok, length)
+    blocks, _, _, positions = lm_blocks({"text": TEXTS}, tok, length, keep_tail=True)  # every text read
     assert len(blocks) > 1
 
     def expected(net, per_text: bool) -> float:

@@ -196,7 +196,7 @@ def _padded_on_the_right(tokenizer):
 @torch.inference_mode()
 def token_losses(body: nn.Module, lm_head: nn.Module, tokenizer, texts: list[str], max_length: int,
                  document_mask: bool = False, batch_size: int = 16):
-    """(summed next-token loss, predicted tokens) of ``lm_head(body(...))``, per reference text that a block starts in.
+    """(summed next-token loss, predicted tokens) of ``lm_head(body(...))``, per reference text, every one read.
 
     The texts are read as a causal-LM run reads its own: joined with the end-of-text token and packed into blocks of
     ``max_length`` (:func:`tunelab.run.packing.lm_blocks`, each text cut first: :func:`_cut`), batched by the run's
@@ -205,11 +205,13 @@ def token_losses(body: nn.Module, lm_head: nn.Module, tokenizer, texts: list[str
     before it in its block. Read one text a row, each text started at position 0 without the end-of-text token
     before it, which neither reading of a run ever gives a text (smollm2 as loaded: 315 perplexity read so, against
     182 per text and 114 across texts; ``benchmarks/README.md``, "document_mask.py"). Each predicted token's loss
-    counts for its own text, as evaluation's intervals resample them (:meth:`tunelab.run.outputs.ExampleOutputs.by_text`)."""
+    counts for its own text, as evaluation's intervals resample them (:meth:`tunelab.run.outputs.ExampleOutputs.by_text`),
+    and the last, shorter block is kept, as an evaluation split keeps it (``keep_tail``): every text is read."""
     from tunelab.run.packing import lm_blocks
     from tunelab.run.padding import task_collator
 
-    blocks, labels, owners, positions = lm_blocks({"text": _cut(tokenizer, texts, max_length)}, tokenizer, max_length)
+    blocks, labels, owners, positions = lm_blocks({"text": _cut(tokenizer, texts, max_length)}, tokenizer, max_length,
+                                               keep_tail=True)
     collate = task_collator(tokenizer, "causal-lm", None, document_mask)
     sums, counts = np.zeros(len(texts)), np.zeros(len(texts))
     device = _device(body)
@@ -229,7 +231,7 @@ def token_losses(body: nn.Module, lm_head: nn.Module, tokenizer, texts: list[str
                 mask = scored[row, : text.size]
                 np.add.at(sums, text[mask], loss[row, : text.size][mask])
                 np.add.at(counts, text[mask], 1)
-    read = counts > 0  # a text with no predicted token (all of it in a dropped tail) is not read
+    read = counts > 0  # a text with no predicted token (a one-token text that opens a block) is not read
     return sums[read], counts[read]
 
 
@@ -279,8 +281,8 @@ def _base_key(model_path: str, reference: str, texts: list[str], measure: str, m
         "max_length": max_length,
         "reference": reference,
     }
-    if measure == LM_LOSS:  # read packed (token_losses), each text alone or after the ones before it
-        facts["reading"] = "packed, per text" if document_mask else "packed"
+    if measure == LM_LOSS:  # read packed to the last text (token_losses), each text alone or after the ones before it
+        facts["reading"] = "packed whole, per text" if document_mask else "packed whole"
     digest.update(json.dumps(facts, sort_keys=True).encode())
     for t in texts:
         digest.update(t.encode() + b"\0")
