@@ -302,6 +302,8 @@ def test_without_named_strategies_a_causal_lm_comparison_trains_the_defaults_tha
     assert sorted(r.config["strategy"] for r in result.results) == sorted(default_comparison("causal-lm"))
     assert "head" in default_comparison() and "head" not in default_comparison("causal-lm")
     assert all(r.run_info.status == "success" for r in result.results)
+    # its numbers, from the saved outputs (texts, float64), part from the recorded ones only past the 7th digit: no note
+    assert not [r for r in result.recommendation["reasons"] if r.startswith("Recomputed from the runs' saved outputs")]
     capsys.readouterr()
     argv = ["compare", "--model", str(tiny_llama_dir), "--data", str(doc), "--strategies", "head,lora",
             "--out", str(tmp_path / "o"), "--no-pre-recommendation"]
@@ -569,6 +571,59 @@ def test_compare_takes_data_in_memory_saves_it_in_its_folder_and_resumes(tiny_be
     with pytest.raises(DataError, match=r"compare\(data=...\) takes a pandas DataFrame, .*; got a int"):
         compare(base, ["head"], data=42, out=tmp_path / "other", log=None)
     assert not (tmp_path / "other").exists()
+
+
+def test_a_reused_run_recorded_under_the_old_macro_f1_is_shown_as_its_outputs_give_it(tiny_bert_dir, tmp_path):
+    """compare --resume reused a run recorded before macro F1 averaged the split's gold classes: its reuse line, the
+    ranking and results.csv showed metrics.json's value (scikit-learn's default, over the gold or predicted classes)
+    while its interval was of today's. Now they show the value its saved outputs give, and say what was recorded."""
+    import numpy as np
+    from sklearn.metrics import f1_score
+
+    from tunelab.run.outputs import ExampleOutputs
+
+    rng = random.Random(1)
+    data = tmp_path / "data"
+    data.mkdir()
+    words = {"pos": _POS, "neg": _NEG, "meh": ["fine", "okay", "average", "plain"]}
+
+    def rows(labels: list[str], said: list[str] | None = None) -> str:
+        return "text,label\n" + "".join(f"{' '.join(rng.sample(_FILL, 3) + rng.sample(words[w], 2))},{y}\n"
+                                         for y, w in zip(labels, said or labels))
+
+    (data / "train.csv").write_text(rows(["meh", "pos", "neg"] * 16))
+    for split in ("validation", "test"):  # no "meh" example, but some said in its words: a miss of pos or neg
+        (data / f"{split}.csv").write_text(rows(["pos", "neg"] * 12, ["pos", "neg"] * 8 + ["meh"] * 8))
+    base = _base(tiny_bert_dir, data, forgetting=False).replace(epochs=20, lr=5e-2)
+    said: list[str] = []
+    options = dict(out=tmp_path / "cmp", isolate=False, pre_recommend=False, exhaustive=True, metric="f1_macro")
+    (run,) = compare(base, ["head"], log=None, **options).results
+    saved = ExampleOutputs.load(tmp_path / "cmp" / "runs" / "head", "validation")
+    meh = run["meta_info"]["label_names"].index("meh")
+    assert meh in set(saved.predictions.tolist()) and meh not in set(saved.labels.tolist()), saved.predictions
+    today = run["metrics"]["validation"]["f1_macro"]
+    old = float(f1_score(saved.labels, saved.predictions, average="macro"))  # what metrics.json held before session 43
+    assert old < today
+    path = tmp_path / "cmp" / "runs" / "head" / "metrics.json"
+    recorded = json.loads(path.read_text())
+    recorded["metrics"]["validation"]["f1_macro"] = old
+    path.write_text(json.dumps(recorded))
+
+    again = compare(base, ["head"], log=said.append, resume=True, **options)
+    assert again.reused == ["head"]
+    (line,) = [line for line in said if "finished earlier, reused" in line]
+    assert (f"validation f1_macro {today:.4f}, {old:.4f} in its metrics.json, recomputed from its saved outputs with "
+            "today's definition") in line
+    (row,) = again.recommendation["ranking"]
+    assert row["mean"] == pytest.approx(today) and row["mean"] == pytest.approx(row["validation"]["estimate"])
+    assert any(r.startswith("Recomputed from the runs' saved outputs") for r in again.recommendation["reasons"])
+    with open(tmp_path / "cmp" / "results.csv", newline="") as handle:
+        (flat,) = list(csv.DictReader(handle))
+    assert float(flat["metrics.validation.f1_macro"]) == pytest.approx(today)
+    assert float(flat["metrics.recorded.validation.f1_macro"]) == pytest.approx(old)
+    assert float(flat["metrics.validation.accuracy"]) == recorded["metrics"]["validation"]["accuracy"]
+    assert np.isclose(today, f1_score(saved.labels, saved.predictions, labels=[0, 1, 2][:meh] + [0, 1, 2][meh + 1:],
+                                      average="macro"))
 
 
 def test_tunelab_compare_is_callable_and_its_result_prints_in_one_line(tmp_path):

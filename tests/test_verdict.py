@@ -570,3 +570,48 @@ def test_causal_lm_runs_saved_before_per_text_sums_pair_with_newer_ones_by_the_t
     both = example_results(seeds, "validation")
     assert both is not None and both.n_examples == 60 and both.n_seeds == 2
     assert compare_with_best([seeds], "perplexity").evidence == "examples"
+
+
+def test_a_run_recorded_under_the_old_macro_f1_is_stated_by_its_saved_outputs(tmp_path):
+    """A run recorded before macro F1 averaged the split's gold classes: its metrics.json holds scikit-learn's default
+    (over the gold or predicted classes, "meh" at 0 though validation holds none) while its outputs give today's. The
+    table, the ranking and results.csv showed the old value beside the interval of the new one; now every number is
+    the recomputed one, the reasons say which recorded value changed, and accuracy is as recorded."""
+    import csv
+    import json
+
+    from sklearn.metrics import f1_score
+
+    from tunelab.advice.choose import summarize_strategies
+    from tunelab.report import write_results_csv
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    pred = predictions(y, 0.85, seed=1)
+    pred[np.flatnonzero((y == 0) & (pred == 1))[:8]] = 2  # "meh": no validation example is one
+    names = ("neg", "pos", "meh")
+    run = record(tmp_path, "lora", {"validation": outputs(y, pred), "test": outputs(y, pred)}, train_time=5,
+                 label_names=names)
+    today = run["metrics"]["validation"]["f1_macro"]
+    old = float(f1_score(y, pred, average="macro"))  # what metrics.json recorded before session 43
+    assert old < today - 0.2
+    for split in ("validation", "test"):
+        run["metrics"][split]["f1_macro"] = old
+    (tmp_path / "lora-s0" / "metrics.json").write_text(json.dumps(run))
+
+    (summary,) = summarize_strategies([run], metric="f1_macro")
+    assert summary.val_mean == pytest.approx(today) and summary.test_mean == pytest.approx(today)
+    rec = recommend_from_results([run], metric="f1_macro")
+    (row,) = rec["ranking"]
+    assert row["mean"] == pytest.approx(row["validation"]["estimate"]) and row["mean"] == pytest.approx(today)
+    assert row["test_mean"] == pytest.approx(today)
+    said = [r for r in rec["reasons"] if r.startswith("Recomputed from the runs' saved outputs")]
+    assert len(said) == 1 and f"lora-s0 validation {old:.3f} -> {today:.3f}" in said[0], rec["reasons"]
+
+    path = write_results_csv(tmp_path / "results.csv", [run])
+    with open(path, newline="") as handle:
+        (flat,) = list(csv.DictReader(handle))
+    assert float(flat["metrics.validation.f1_macro"]) == pytest.approx(today)
+    assert float(flat["metrics.recorded.validation.f1_macro"]) == pytest.approx(old)
+    assert float(flat["metrics.validation.accuracy"]) == run["metrics"]["validation"]["accuracy"]  # exactly as recorded
+    assert not [r for r in recommend_from_results([run])["reasons"] if r.startswith("Recomputed")]  # accuracy: as recorded

@@ -47,6 +47,8 @@ from tunelab.advice.verdict import (
     examples_to_separate,
     interval_dict,
     metric_interval,
+    restated,
+    run_value,
     seeds_hide_gap,
     versus_dict,
 )
@@ -162,8 +164,10 @@ class StrategySummary:
         return [v for v in values if v is not None]
 
     def values(self, split: str) -> list[float]:
-        """The metric on ``split`` (``validation`` or ``test``) of each successful seed that recorded it."""
-        return self._values(lambda r: r.metrics.value(split, self.metric))
+        """The metric on ``split`` (``validation`` or ``test``) of each successful seed that has it: from the run's
+        saved per-example outputs with today's definitions, as its interval is (:func:`~tunelab.advice.verdict.run_value`),
+        else as its ``metrics.json`` recorded it."""
+        return self._values(lambda r: run_value(r, split, self.metric))
 
     @property
     def test_values(self) -> list[float]:
@@ -1010,6 +1014,7 @@ def _context_reasons(results: list[dict], summaries: list[StrategySummary], viol
                        "alike, so the majority class weighs most in it; --metric f1_macro ranks by the mean of the "
                        "per-class F1 scores instead.")
     reasons.extend(_rare_class_reasons(summaries, ask))
+    reasons.extend(_restated_reasons(summaries, ask))
     reasons.extend(_curve_reasons(results, curves, chosen, ask))
     for s in summaries:
         if s.ok and violations.get(s.strategy):
@@ -1023,6 +1028,21 @@ def _context_reasons(results: list[dict], summaries: list[StrategySummary], viol
         if not s.ok:
             reasons.append(f"{s.strategy} failed: {_short(s.error or 'no error recorded')}.")
     return reasons
+
+
+def _restated_reasons(summaries: list[StrategySummary], ask: _Ask) -> list[str]:
+    """Which runs' ``metrics.json`` recorded another ``ask.metric`` than their saved outputs give today
+    (:func:`~tunelab.advice.verdict.restated`: runs recorded before a definition changed, reused): every number of the
+    comparison is the recomputed one, and this says why it is not the one the run printed."""
+    found = [r for s in summaries for run in s.runs for r in restated(run, ask.metric)]
+    if not found:
+        return []
+    changes = "; ".join(f"{r.run_id} {r.split} {format_metric(r.recorded, ask.metric)} -> "
+                        f"{format_metric(r.value, ask.metric)}" for r in found[:6])
+    more = f"; and {len(found) - 6} more" if len(found) > 6 else ""
+    return [f"Recomputed from the runs' saved outputs: {len(found)} {ask.label} value(s) recorded in metrics.json "
+            f"differ from today's definition ({changes}{more}); every number here, the intervals' and the choice's, "
+            "is the recomputed one (those runs were recorded before the definition changed)."]
 
 
 #: Fewer validation examples of a class than this make its F1, and so macro-F1, turn on single predictions (as the

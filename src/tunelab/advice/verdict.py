@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,9 @@ from tunelab.advice.stats import (
     metric_value,
     paired_gap,
 )
-from tunelab.metrics import higher_is_better
+from tunelab.metrics import higher_is_better, task_metrics
 from tunelab.run.outputs import AS_LOADED, ExampleOutputs
+from tunelab.run.outputs import FOLDER as OUTPUTS_FOLDER
 
 #: Bootstrap replicates for every interval and paired comparison (Monte Carlo error of a 95 % bound
 #: about 0.2 % of its level).
@@ -73,13 +75,84 @@ KEPT = ("best", "within_tolerance", "not_distinguishable")
 
 def run_outputs(run: Any, split: str) -> ExampleOutputs | None:
     """The per-example outputs a run saved for ``split`` (in the folder ``config.out``), or None."""
-    folder = run.config.get("out") if isinstance(run.config, dict) else None
-    if not folder:
+    folder = _run_folder(run)
+    if folder is None:
         return None
     try:
-        return ExampleOutputs.load(Path(folder), split)
+        return ExampleOutputs.load(folder, split)
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _run_folder(run: Any) -> Path | None:
+    folder = run.config.get("out") if isinstance(run.config, dict) else None
+    return Path(folder) if folder else None
+
+
+# ------------------------------------------------------------------------------------------ each run's numbers
+
+
+def run_value(run: Any, split: str, metric: str) -> float | None:
+    """One run's ``metric`` on ``split`` as a comparison states it everywhere (its table, recommendation, results.csv,
+    learning curves, the planner's rounds): computed from the per-example outputs the run saved, with today's
+    definitions, by the bootstrap's own function (:func:`~tunelab.advice.stats.metric_value`), so a number and its
+    interval are of one metric; the value its ``metrics.json`` recorded where it saved none (older runs) or where the
+    metric is not one the outputs give (a classifier's loss). A run recorded before a definition changed (macro F1 over
+    the split's gold classes, session 43) is thus stated as today's runs are (:func:`restated`). A causal LM's
+    perplexity is the bootstrap's over texts, per-token losses summed in float64, where the recorded one summed each
+    block's in float32: they part in the 8th digit (122.121161 and 122.121163 on a tiny Llama)."""
+    return outputs_scores(run, split).get(metric, run.metrics.value(split, metric))
+
+
+def outputs_scores(run: Any, split: str) -> dict[str, float]:
+    """Each metric of the run's task (:func:`tunelab.metrics.task_metrics`) on ``split``, from its saved outputs
+    (:func:`run_outputs`) as :func:`~tunelab.advice.stats.metric_value` computes it; empty where none were saved. Read
+    once per file as it is on disk (the summaries ask for them many times)."""
+    folder = _run_folder(run)
+    if folder is None:
+        return {}
+    try:
+        stat = (folder / OUTPUTS_FOLDER / f"{split}.npz").stat()
+    except OSError:
+        return {}
+    return dict(_scores(str(folder), split, stat.st_mtime_ns, stat.st_size))
+
+
+@lru_cache(maxsize=1024)
+def _scores(folder: str, split: str, mtime_ns: int, size: int) -> tuple[tuple[str, float], ...]:
+    try:
+        results = _results_of([ExampleOutputs.load(Path(folder), split)])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ()
+    if results is None:
+        return ()
+    task = "classification" if results.task == "classification" else "causal-lm"
+    return tuple((metric, metric_value(results, metric)) for metric in task_metrics(task))
+
+
+@dataclass(frozen=True)
+class Restated:
+    """A value a run's ``metrics.json`` recorded that its saved outputs give otherwise today (:func:`restated`)."""
+
+    run_id: str
+    split: str
+    metric: str
+    recorded: float
+    value: float
+
+
+def restated(run: Any, metric: str, splits: Sequence[str] = ("validation", "test")) -> list[Restated]:
+    """Where ``metric`` of ``run`` as its ``metrics.json`` recorded it differs from :func:`run_value`'s, per split: a
+    run recorded before a definition changed (reused by ``compare --resume``, or a report of an older comparison). Not
+    a rounding's worth: float32 sums of a causal LM's losses part in the 8th digit (:func:`run_value`)."""
+    found = []
+    for split in splits:
+        recorded, value = run.metrics.value(split, metric), outputs_scores(run, split).get(metric)
+        if (isinstance(recorded, int | float) and value is not None and math.isfinite(recorded)
+                and not math.isclose(recorded, value, rel_tol=1e-6, abs_tol=1e-9)):
+            found.append(Restated(str(run.run_info.run_id or _run_folder(run) or "?"), split, metric, float(recorded),
+                                  value))
+    return found
 
 
 def example_results(summary: Any, split: str) -> ExampleResults | None:

@@ -358,6 +358,8 @@ def search_lr(base: TrainConfig, strategy: str, out: Path, *, factors: Sequence[
     validation ``metric`` (default: the task's) wins. Returns ``{"strategy", "metric", "epochs", "candidates", "chosen_lr", "default_lr"}``;
     ``chosen_lr`` falls back to ``center`` when every candidate failed.
     """
+    from tunelab.advice.verdict import run_value
+
     center = center if center is not None else _default_lr(strategy)
     short = epochs if epochs is not None else min(1.0, base.epochs if base.epochs is not None else DEFAULT_EPOCHS)
     candidates = []
@@ -372,7 +374,7 @@ def search_lr(base: TrainConfig, strategy: str, out: Path, *, factors: Sequence[
             record = execute({"config": config.to_dict(), "split_seed": base.seed}, folder, isolate=isolate)
             shutil.rmtree(folder / "model", ignore_errors=True)  # only the validation metric is needed
         metric = metric or primary_metric(record.meta_info.task or base.task or "classification")
-        value = record.metrics.value("validation", metric)
+        value = run_value(record, "validation", metric)
         ok = record.succeeded and value is not None and math.isfinite(value)
         candidates.append({
             "lr": lr, "factor": factor, "status": "success" if ok else "failed", "metric": metric,
@@ -468,10 +470,14 @@ def _describe(record: RunRecord, metric: str | None = None) -> str:
     chooses by (``metric``, default the task's), so that no one picks from the progress lines by test."""
     if not record.succeeded:
         return str(record.run_info.error) if stopped_by_budget(record) else f"FAILED: {record.run_info.error}"
+    from tunelab.advice.verdict import restated, run_value
+
     metric = metric or primary_metric(record.meta_info.task or "classification")
-    value = record.metrics.value("validation", metric)
+    value = run_value(record, "validation", metric)
     ti = record.train_info
     parts = [f"validation {metric} {value:.4f}" if value is not None else "no validation metric"]
+    parts.extend(f"{r.recorded:.4f} in its metrics.json, recomputed from its saved outputs with today's definition"
+                 for r in restated(record, metric, ("validation",)))
     if ti.train_time_s is not None:
         parts.append(f"trained in {ti.train_time_s:.1f} s")
     if ti.peak_memory_mb is not None:
