@@ -135,7 +135,7 @@ def test_a_macro_f1_verdict_says_when_a_class_has_only_a_few_validation_examples
     runs = [record(tmp_path, "head", {"validation": outputs(y, one_off), "test": outputs(y, one_off)}, train_time=5),
             record(tmp_path, "lora", {"validation": outputs(y, right), "test": outputs(y, right)}, train_time=50)]
     said = [r for r in recommend_from_results(runs, metric="f1_macro")["reasons"] if "fewer than 5 validation" in r]
-    assert len(said) == 1 and "pos (2)" in said[0] and "by up to about 25 points" in said[0]
+    assert len(said) == 1 and "pos (2)" in said[0] and "by about 33 points" in said[0]
     assert not [r for r in recommend_from_results(runs)["reasons"] if "fewer than 5 validation" in r]
     y = np.array([0] * 90 + [1] * 10)
     runs = [record(tmp_path, "head", {"validation": outputs(y, y), "test": outputs(y, y)}, train_time=5)]
@@ -164,7 +164,7 @@ def test_a_macro_f1_verdict_scores_every_strategy_on_the_classes_validation_hold
 
 def test_the_rare_class_swing_counts_only_the_classes_validation_holds(tmp_path):
     """Validation holds 98 neg, 2 pos and no meh: macro F1 there is over 2 classes, so one prediction of pos moves it
-    by up to 25 points (it said 'each of the 3 classes' and about 17)."""
+    by up to 33 points (it said 'each of the 3 classes' and about 17)."""
     y = np.array([0] * 98 + [1] * 2)
     right, one_off = y.copy(), y.copy()
     one_off[-1] = 0
@@ -174,7 +174,26 @@ def test_the_rare_class_swing_counts_only_the_classes_validation_holds(tmp_path)
     said = [r for r in recommend_from_results(runs, metric="f1_macro")["reasons"] if "fewer than 5 validation" in r]
     assert len(said) == 1 and said[0].startswith("Macro F1 gives each of the 2 classes with validation examples the "
                                                  "same weight, and 1 has fewer than 5 validation examples: pos (2).")
-    assert "by up to about 25 points" in said[0]
+    assert "moves its F1 by up to 0.67 (its first hit), the validation macro F1 by about 33 points" in said[0]
+
+
+def test_the_rare_class_swing_is_as_large_as_one_prediction_moves_macro_f1(tmp_path):
+    """Validation holds 6 business and 3 sports, all predicted business (macro F1 0.400); one sports example
+    predicted right makes it 0.679, 28 points. The reason said 'by up to about 17 points' (1/(k·n), a recall's
+    step, not F1's); it now states the first hit's step of sports' F1, 2/(n+1) = 0.50, 25 points of the macro."""
+    from sklearn.metrics import f1_score
+
+    y = np.array([0] * 6 + [1] * 3)
+    none, one = np.zeros_like(y), np.zeros_like(y)
+    one[-1] = 1
+    moved = 100 * (f1_score(y, one, average="macro") - f1_score(y, none, average="macro"))
+    runs = [record(tmp_path, s, {"validation": outputs(y, p), "test": outputs(y, p)}, train_time=t,
+                   label_names=("business", "sports"))
+            for s, p, t in (("head", none, 5), ("lora", one, 50))]
+    said = [r for r in recommend_from_results(runs, metric="f1_macro")["reasons"] if "fewer than 5 validation" in r]
+    stated = float(said[0].split("validation macro F1 by about ")[1].split(" points")[0])
+    assert "sports (3)" in said[0] and "moves its F1 by up to 0.50" in said[0]
+    assert stated == 25 and moved == pytest.approx(27.9, abs=0.1) and moved - stated < 5
 
 
 def test_a_kept_strategy_whose_unadjusted_interval_excludes_zero_is_explained():

@@ -1077,13 +1077,16 @@ def _rare_class_reasons(summaries: list[StrategySummary], ask: _Ask) -> list[str
                        "true one).")
         if rare:
             n, fewest = rare[0]
-            swing = 100.0 / (k * n)
+            # F1 = 2·TP / (2·TP + FP + FN): the first hit of a class of n, with no false positive, takes it from 0
+            # to 2 / (n + 1), its largest step (a recall of 1/n is less than that), a 1/k share of the macro
+            gain = 2.0 / (n + 1)
+            swing = 100.0 * gain / k
             shown = ", ".join(f"{c} ({m})" for m, c in rare[:4]) + (f" and {len(rare) - 4} more" if len(rare) > 4 else "")
             out.append(f"Macro F1 gives each of the {k} classes{' with validation examples' if absent else ''} the "
                        f"same weight, and {len(rare)} {'has' if len(rare) == 1 else 'have'} fewer than {FEW_PER_CLASS} "
-                       f"validation examples: {shown}. One prediction of {fewest} moves the validation macro F1 by up "
-                       f"to about {swing:.0f} points, so the ranking can turn on a handful of examples (the intervals "
-                       "above include this); more validation examples of these classes would steady it.")
+                       f"validation examples: {shown}. One prediction of {fewest} moves its F1 by up to {gain:.2f} "
+                       f"(its first hit), the validation macro F1 by about {swing:.0f} points, so the ranking can turn "
+                       "on a handful of examples (the intervals above include this); more validation examples of these classes would steady it.")
         return out
     return []
 
