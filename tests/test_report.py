@@ -735,3 +735,19 @@ def test_an_axis_the_same_for_every_strategy_is_said_once_under_the_axes_table(t
     axes = axes_section(stated)
     assert ("**Closeness of domain, the same for every strategy:** far to pre-training (its measurements: the reasons "
             "given before training)") in axes and "1.9" not in axes
+
+
+def test_the_results_caption_says_what_forgetting_measured_and_on_which_text(tmp_path):
+    """A causal LM's Forgetting column read '-0.012 nats/token' and nothing in the report said of what text, nor which
+    way is worse (a negative value: the run predicts the reference better than the model as loaded); the caption now
+    says it once per unit recorded, with the reference's name."""
+    results = []
+    for strategy, value in (("head", 0.0002), ("lora", -0.012), ("full", 0.03)):
+        run = make_run(strategy, PROFILE[strategy][1])
+        run["train_info"]["forgetting"] = {"value": value, "unit": "nats/token", "reference": "bbc-text"}
+        results.append(run)
+    md = write_report(tmp_path, results)["md"].read_text(encoding="utf-8")
+    said = ("Forgetting: on the reference text (bbc-text), not the training data, the language model's loss per token, "
+            "adapted minus as loaded (0: nothing lost; below 0: the run predicts the reference better than the model "
+            "as loaded did).")
+    assert md.count(said) == 1

@@ -58,6 +58,7 @@ from tunelab.report.tables import (
     stop_note,
     write_results_csv,
 )
+from tunelab.run.forgetting import meaning as forgetting_meaning
 from tunelab.run.outputs import ExampleOutputs
 from tunelab.run.record import as_record
 
@@ -196,6 +197,7 @@ def _results_blocks(results: list[dict], recommendation: dict, summaries: list, 
         + f". Strategies are chosen on the validation split; the test split is only reported. {_interval_note(rows, seeds)}"
         + " Costs are means over seeds. Train time counts training steps only; eval time all evaluation."
         + _memory_note(summaries)
+        + _forgetting_note(summaries)
     )
     classes = ["chosen" if r["strategy"] == chosen else ("failed" if r["val_mean"] is None else "") for r in rows]
     spans = [r["val_mean"] is None for r in rows]
@@ -519,6 +521,18 @@ def _subtitle(results: list[dict], summaries: list, task: str) -> str:
     parts.append(f"{len(results)} run{'s' * (len(results) != 1)} ({n_ok} succeeded) over {n_strategies} "
                  f"strateg{'ies' if n_strategies != 1 else 'y'}")
     return "; ".join(parts) + "."
+
+
+def _forgetting_note(summaries: list) -> str:
+    """What the Forgetting column measured, on which reference text, once per unit the runs recorded."""
+    said = {}
+    for s in summaries:
+        for r in s.runs:
+            found = r.train_info.forgetting or {}
+            text = forgetting_meaning(found.get("unit"), found.get("reference"))
+            if text is not None:
+                said.setdefault(text, None)
+    return "".join(f" {text}" for text in said)
 
 
 def _memory_note(summaries: list) -> str:

@@ -47,6 +47,22 @@ LM_LOSS = "lm_loss_change"
 DRIFT = "representation_drift"
 MLM_LOSS = "mlm_loss_change"
 UNITS = {LM_LOSS: "nats/token", DRIFT: "1 - linear CKA", MLM_LOSS: "nats/masked token"}
+#: What a value in each unit measures, for a reader of a table that shows the number and its unit only.
+MEANINGS = {
+    UNITS[LM_LOSS]: "the language model's loss per token, adapted minus as loaded (0: nothing lost; below 0: the run "
+                    "predicts the reference better than the model as loaded did)",
+    UNITS[DRIFT]: "1 − linear CKA between the sentence representations as loaded and adapted (0: unchanged, "
+                  "1: unrelated)",
+    UNITS[MLM_LOSS]: "the masked-LM loss per masked token, adapted minus as loaded (0: nothing lost)",
+}
+
+
+def meaning(unit: str | None, reference: str | None) -> str | None:
+    """One sentence on what a forgetting value in ``unit`` measured, on ``reference`` (None: unknown unit)."""
+    said = MEANINGS.get(unit or "")
+    if said is None:
+        return None
+    return f"Forgetting: on the reference text{f' ({reference})' if reference else ''}, not the training data, {said}."
 _MASK_SHARE = 0.15
 # 32 texts of up to 96 tokens: a few seconds on a 135 M decoder on 2 CPU cores, well inside the budget
 # (5 % of training or 10 s) for runs of minutes; the record states the measured cost
