@@ -372,6 +372,21 @@ def test_a_causal_lm_adaptation_must_be_shown_to_beat_the_model_as_loaded(tmp_pa
     assert recommend_from_results(older).get("chance") is None, recommend_from_results(older).get("chance")
 
 
+def test_a_causal_lms_verdict_counts_its_units_as_texts(tmp_path):
+    """A causal LM's verdict units are texts (each its tokens summed), and the chance line said '4 texts', but the
+    reasons beside it said 'cannot separate lora and full (60 validation examples, one seed each)', 'paired on the same
+    60 validation examples' and 'about N validation examples': every count of them now says texts."""
+    rng = np.random.default_rng(2)
+    tokens = rng.integers(20, 200, 60).astype(float)
+    base = 4.0 + rng.normal(0, 0.3, 60)
+    runs = [_lm_record(tmp_path, name, base - 0.3 + shift + rng.normal(0, 0.05, 60), tokens, base, cost)
+            for name, shift, cost in (("full", -0.01, 100), ("lora", 0.0, 10))]
+    rec = recommend_from_results(runs)
+    text = " ".join(rec["reasons"])
+    assert "60 validation texts, one seed each" in text and "paired on the same 60 validation texts" in text
+    assert "validation example" not in text
+
+
 def test_a_small_steady_gain_over_the_model_as_loaded_is_shown_pair_by_pair(tmp_path):
     """The model as loaded and the adapted one are measured on the same texts, so they are compared text by text: a
     gain of 1 % of the loss on every text is shown although the texts' own spread (hard and easy ones) makes the
@@ -579,7 +594,7 @@ def test_causal_lm_runs_saved_before_per_text_sums_pair_with_newer_ones_by_the_t
     rec = recommend_from_results(runs)
     assert rec["evidence"] == "examples" and rec["strategy"] == "full"
     method = next(r for r in rec["reasons"] if r.startswith("Chosen on the validation split"))
-    assert "paired on the same 60 validation examples" in method
+    assert "paired on the same 60 validation texts" in method
     assert "1 of the 2 runs' outputs were saved before each text's own loss was kept" in method
     assert "paired on the 60 of 61 texts every run scored alike" in method
 

@@ -853,8 +853,8 @@ def _kept_because(v: Versus, comparison: Comparison, ask: _Ask) -> str:
     if ask.tolerance is not None and v.point_gap > ask.tolerance:
         # the user's stated gap is smaller than this one: kept for want of evidence, not for being within it
         text += (f"; its estimate is {_gap_amount(v.point_gap, ask.metric)} behind, more than the "
-                 f"{format_tolerance(ask.tolerance, ask.metric)} tolerance: these examples cannot show the gap, "
-                 "more validation examples would decide")
+                 f"{format_tolerance(ask.tolerance, ask.metric)} tolerance: these {comparison.unit}s cannot show the "
+                 f"gap, more validation {comparison.unit}s would decide")
     return text
 
 
@@ -887,24 +887,24 @@ def _cannot_separate_reason(names: list[str], chosen: StrategySummary, compariso
     examples would separate it from the best."""
     if comparison.n_examples:
         seeds = "one seed each" if comparison.n_seeds == 1 else f"{comparison.n_seeds} seeds"
-        where = f"{comparison.n_examples:,} validation example{'s' if comparison.n_examples != 1 else ''}, {seeds}"
+        where = f"{comparison.units()}, {seeds}"
     else:
         where = f"{comparison.n_seeds} seeds each, no per-example outputs"
     text = (
         f"The data cannot separate {_and(names)} ({where}): none is shown to differ from the best at the "
         f"{_pct(ask.alpha)} level, so the cheapest of them, {chosen.strategy}, is chosen. More validation "
-        "examples or seeds would be needed to tell them apart"
+        f"{comparison.unit}s or seeds would be needed to tell them apart"
     )
     v = comparison.versus.get(chosen.strategy)
     if needed is None and v is not None and seeds_hide_gap(v, comparison.alpha):
-        return text.replace("More validation examples or seeds would", "More seeds would") + (
+        return text.replace(f"More validation {comparison.unit}s or seeds would", "More seeds would") + (
             f": the spread between the seeds of {chosen.strategy} and {comparison.best} alone is too wide to show "
-            f"the gap between them ({_gap_amount(v.point_gap, ask.metric)}), however many validation examples.")
+            f"the gap between them ({_gap_amount(v.point_gap, ask.metric)}), however many validation {comparison.unit}s.")
     if needed is None:
         return text + "."
     v = comparison.versus[chosen.strategy]
     return text + (
-        f": about {needed:,} validation examples ({needed / comparison.n_examples:.1f}× these, at the same seeds) "
+        f": about {comparison.units(needed)} ({needed / comparison.n_examples:.1f}× these, at the same seeds) "
         f"would show a gap the size of {chosen.strategy}'s to {comparison.best} ({_gap_amount(v.point_gap, ask.metric)}) "
         f"{_pct(POWER)} of the time, by the same test. Until then, read the choice as the cheapest strategy "
         "the evidence allows, not as a finding that it is as good."
@@ -914,9 +914,9 @@ def _cannot_separate_reason(names: list[str], chosen: StrategySummary, compariso
 def _chance_text(comparison: Comparison, ask: _Ask) -> str:
     if comparison.reference == AS_LOADED_MODEL:
         return (f"the model as loaded, before any adaptation, which scores {format_metric(comparison.chance, ask.metric)} "
-                f"validation {ask.label} on the same {comparison.n_examples:,} texts")
+                f"validation {ask.label} on the same {comparison.n_examples:,} {comparison.unit}s")
     return (f"always predicting the most frequent class, which scores {format_metric(comparison.chance, ask.metric)} "
-            f"validation {ask.label} on the same {comparison.n_examples:,} examples")
+            f"validation {ask.label} on the same {comparison.n_examples:,} {comparison.unit}s")
 
 
 def _at_chance_reason(names: list[str], chosen: StrategySummary, comparison: Comparison, ask: _Ask) -> str:
@@ -963,7 +963,7 @@ def _method_reason(comparison: Comparison, ask: _Ask) -> str:
     head = (f"Chosen on the validation split (mean over seeds), not on test: each strategy was compared with the best "
             f"({comparison.best}) ")
     if comparison.evidence == EXAMPLES:
-        how = (f"paired on the same {comparison.n_examples:,} validation example{'s' if comparison.n_examples != 1 else ''} "
+        how = (f"paired on the same {comparison.units()} "
                f"({comparison.test}{'; ' + comparison.note if comparison.note else ''})")
     elif comparison.evidence == SEEDS:
         how = f"over seeds ({comparison.test}; {comparison.note}, so the comparison cannot be paired and is weaker)"

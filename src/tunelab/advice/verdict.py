@@ -358,6 +358,13 @@ class Comparison:
     #: Where the reference is a model measured on the same examples (:data:`AS_LOADED_MODEL`): each strategy's paired
     #: gap to it (how much worse, on the tolerance's scale; negative: better), which decides whether it learned.
     reference_gaps: dict[str, Interval] = field(default_factory=dict)
+    #: What one of :attr:`n_examples` is: an example (classification) or a text (a causal LM's, its tokens summed).
+    unit: str = "example"
+
+    def units(self, n: int | None = None) -> str:
+        """``9 validation examples`` / ``4 validation texts`` (``n`` defaults to :attr:`n_examples`)."""
+        n = self.n_examples if n is None else n
+        return f"{n:,} {self.split} {self.unit}{'s' if n != 1 else ''}"
 
     @property
     def contenders(self) -> list[str]:
@@ -393,6 +400,7 @@ def _paired(results: dict[str, ExampleResults], metric: str, split: str, alpha: 
             tolerance: float | None, reference: ExampleResults | None = None) -> Comparison:
     first = next(iter(results.values()))
     seeds = max(r.n_seeds for r in results.values())
+    unit = "example" if first.task == "classification" else "text"  # a causal LM's unit: a text, its tokens summed
     chance, basis = chance_level(first.y_true, metric), MAJORITY
     if (chance is None and reference is not None and reference.task == first.task
             and np.array_equal(reference.tokens, first.tokens)):  # the same texts, to the token
@@ -414,7 +422,7 @@ def _paired(results: dict[str, ExampleResults], metric: str, split: str, alpha: 
         return Comparison(metric, split, name, alpha, tolerance, EXAMPLES, "none (one strategy)", first.n_examples,
                           seeds, {name: Versus(name, value, "best")}, chance=chance,
                           learned=clear(name) if chance is not None else None, intervals=intervals, reference=basis,
-                          reference_gaps=gaps)
+                          reference_gaps=gaps, unit=unit)
     verdict = indistinguishable_from_best(results, metric, alpha=alpha, tolerance=tolerance, n_boot=N_BOOT)
     best_value = verdict.verdict(verdict.best).value
     learned = clear(verdict.best) if chance is not None else None
@@ -428,7 +436,8 @@ def _paired(results: dict[str, ExampleResults], metric: str, split: str, alpha: 
                               v.p_raw, v.seeds_variance, v.examples_variance, v.seeds_df, v.seeds_examples_part)
     test = f"{verdict.test}{', Holm-adjusted' if len(results) > 2 else ''}"
     return Comparison(metric, split, verdict.best, alpha, tolerance, EXAMPLES, test, first.n_examples, seeds, versus,
-                      chance=chance, learned=learned, intervals=intervals, reference=basis, reference_gaps=gaps)
+                      chance=chance, learned=learned, intervals=intervals, reference=basis, reference_gaps=gaps,
+                      unit=unit)
 
 
 #: The power at which :func:`examples_to_separate` sizes a validation split.
