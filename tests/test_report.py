@@ -751,3 +751,15 @@ def test_the_results_caption_says_what_forgetting_measured_and_on_which_text(tmp
             "adapted minus as loaded (0: nothing lost; below 0: the run predicts the reference better than the model "
             "as loaded did).")
     assert md.count(said) == 1
+
+
+def test_the_rounds_paragraph_says_a_second_round_at_the_same_fraction_trains_the_other_seeds(tmp_path):
+    """Two seeds on a small set: round 1 ran every strategy's first seed on all the data, round 2 the other seed. The
+    report said 'The comparison ran in 2 round(s), at data fractions 1, 1'; it now says what the second 1 was."""
+    results = [make_run(s, PROFILE[s][1], seed=seed) for s in ("head", "lora") for seed in (0, 1)]
+    rec = recommend_from_results(results, rounds=True)
+    rec["planning"] = {"stopped": [], "strategies": {}, "rounds": [
+        {"round": 1, "data_fraction": 1.0, "seeds": 1, "strategies": ["head", "lora"]},
+        {"round": 2, "data_fraction": 1.0, "seeds": 2, "strategies": ["head", "lora"], "final": True}]}
+    md = write_report(tmp_path, results, recommendation=rec)["md"].read_text(encoding="utf-8")
+    assert "The comparison ran in 2 rounds, at data fraction 1, 1 (the other seeds), without a time budget" in md

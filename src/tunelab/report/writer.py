@@ -218,9 +218,14 @@ def _stopped_early_blocks(recommendation: dict) -> list[Block]:
     metric = planning.get("metric") or recommendation.get("metric") or "accuracy"
     rounds = planning.get("rounds") or []
     budget = planning.get("budget_s")
-    fractions = ", ".join(f"{r['data_fraction']:g}" for r in rounds)
+    # a round at the fraction of the one before it trains the seeds left (the rounds' seeds: how many so far)
+    fractions = ", ".join(f"{r['data_fraction']:g}" + (" (the other seeds)" if i and r["data_fraction"] ==
+                                                       rounds[i - 1]["data_fraction"] else "")
+                          for i, r in enumerate(rounds))
+    plural = len({r["data_fraction"] for r in rounds}) != 1
     intro = (
-        f"The comparison ran in {len(rounds)} round(s), at data fractions {fractions}"
+        f"The comparison ran in {len(rounds)} round{'s' if len(rounds) != 1 else ''}, at data "
+        f"fraction{'s' if plural else ''} {fractions}"
         + (f", within a budget of {budget / 60:.1f} minutes ({planning.get('budget_source') or 'given'})" if budget else
            f", without a time budget ({planning.get('budget_source') or 'none given'})")
         + (f"; it took {planning['elapsed_s'] / 60:.1f} minutes up to the last run" if planning.get("elapsed_s") is not None else "")
