@@ -385,6 +385,11 @@ def test_a_causal_lms_verdict_counts_its_units_as_texts(tmp_path):
     text = " ".join(rec["reasons"])
     assert "60 validation texts, one seed each" in text and "paired on the same 60 validation texts" in text
     assert "validation example" not in text
+    # and the report's results caption: its intervals resample texts, not 'the evaluation examples'
+    from tunelab.report.writer import write_report
+
+    md = write_report(tmp_path / "report", runs, recommendation=rec)["md"].read_text(encoding="utf-8")
+    assert "from a bootstrap over the evaluation texts (each its tokens' losses summed)" in md
 
 
 def test_a_small_steady_gain_over_the_model_as_loaded_is_shown_pair_by_pair(tmp_path):

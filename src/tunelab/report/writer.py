@@ -194,7 +194,7 @@ def _results_blocks(results: list[dict], recommendation: dict, summaries: list, 
         f"One row per strategy at data fraction {fraction:g}"
         + (f" ({rows[0]['n_train']:,} training {'texts' if _causal(results) else 'examples'})"
            if rows[0]["n_train"] is not None else "")
-        + f". Strategies are chosen on the validation split; the test split is only reported. {_interval_note(rows, seeds)}"
+        + f". Strategies are chosen on the validation split; the test split is only reported. {_interval_note(rows, seeds, _causal(results))}"
         + " Costs are means over seeds. Train time counts training steps only; eval time all evaluation."
         + _memory_note(summaries)
         + _forgetting_note(summaries)
@@ -325,8 +325,8 @@ def _failure_blocks(results: list[dict]) -> list[Block]:
     return blocks
 
 
-def _interval_note(rows: list[dict], seeds: int) -> str:
-    """Where the intervals in the results table come from."""
+def _interval_note(rows: list[dict], seeds: int, causal: bool = False) -> str:
+    """Where the intervals in the results table come from (``causal``: a causal LM's, resampled by text)."""
     level = f"{100 * rows[0]['level']:g} %" if rows else "95 %"
     methods = {r[split]["method"] for r in rows for split in ("validation", "test") if r.get(split)}
     if not methods:
@@ -335,7 +335,8 @@ def _interval_note(rows: list[dict], seeds: int) -> str:
     how = []
     if any("bootstrap" in m for m in methods):
         kind = " (bias-corrected and accelerated, BCa)" if any(m.startswith("bca") for m in methods) else ""
-        how.append(f"a bootstrap{kind} over the evaluation examples"
+        how.append(f"a bootstrap{kind} over the evaluation "
+                   + ("texts (each its tokens' losses summed)" if causal else "examples")
                    + (", widened by Student's t on the spread over seeds" if seeds > 1 else ""))
     if any(m.startswith("t interval") for m in methods):
         how.append("the spread over seeds (t interval) where no per-example outputs were saved")
