@@ -8,6 +8,7 @@ import csv
 import json
 import math
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -364,6 +365,11 @@ def test_rounds_before_the_last_screen_with_one_seed(tiny_bert_dir, sentiment_cs
     again = capsys.readouterr().out
     assert "finished earlier, reused" in again and ": training " not in again and "over 2 seeds" in again
     assert (out / "runs" / "head-f1-s42" / "metrics.json").stat().st_mtime_ns == mtime
+    # the report said 'it took 0.0 minutes up to the last run' of the resumed invocation, as if training took that
+    md = (out / "report.md").read_text(encoding="utf-8")
+    n = len(runs)
+    assert re.search(rf"; resumed, it took [0-9.]+ minutes up to the last run, reusing {n} of its {n} runs finished "
+                     r"earlier \(their time not counted\)", md)
 
 
 def test_exhaustive_and_a_budget_exclude_each_other(capsys):

@@ -1102,7 +1102,9 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
     _say_stops(planner, say, told, told_rounds)
     summary = planner.summary()
     summary["budget_source"] = budget_source
-    summary["elapsed_s"] = round(time.time() - started, 1)
+    summary["elapsed_s"] = round(time.time() - started, 1)  # this invocation's: a resumed one's reused runs ran before
+    summary["reused_runs"] = len(reused)
+    summary["runs"] = len(results)
     _mark_stopped_runs(results, summary)
     _write_plan(out, base, strategies, run_ids, lrs, searches, opts, sized, summary)
     return results, reused, summary

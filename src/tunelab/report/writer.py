@@ -210,6 +210,19 @@ def _results_blocks(results: list[dict], recommendation: dict, summaries: list, 
             *_stopped_early_blocks(recommendation)]
 
 
+def _elapsed_note(planning: dict) -> str:
+    """How long the comparison took; a resumed one's time is its own, its reused runs' not counted."""
+    if planning.get("elapsed_s") is None:
+        return ""
+    took = f"{planning['elapsed_s'] / 60:.1f} minutes up to the last run"
+    reused = planning.get("reused_runs") or 0
+    if not reused:
+        return f"; it took {took}"
+    of = f" of its {planning['runs']}" if planning.get("runs") else ""
+    return (f"; resumed, it took {took}, reusing {reused}{of} run{'s' if reused != 1 else ''} finished earlier "
+            "(their time not counted)")
+
+
 def _stopped_early_blocks(recommendation: dict) -> list[Block]:
     """A planned comparison's rounds, and each strategy it stopped early: when, and on what prediction."""
     planning = recommendation.get("planning") or {}
@@ -228,7 +241,7 @@ def _stopped_early_blocks(recommendation: dict) -> list[Block]:
         f"fraction{'s' if plural else ''} {fractions}"
         + (f", within a budget of {budget / 60:.1f} minutes ({planning.get('budget_source') or 'given'})" if budget else
            f", without a time budget ({planning.get('budget_source') or 'none given'})")
-        + (f"; it took {planning['elapsed_s'] / 60:.1f} minutes up to the last run" if planning.get("elapsed_s") is not None else "")
+        + _elapsed_note(planning)
         + ". After each round, every strategy's validation metric at the full data was predicted (a learning curve "
         "fitted on its rounds, or the measured value with its interval and the last round's gain carried on); a "
         "strategy whose best case could not reach the leader's worst case was stopped early (behind)"
