@@ -435,6 +435,34 @@ def test_a_causal_lms_long_texts_are_not_called_truncated(tiny_llama_dir, toy_lm
     assert "packs them whole into blocks of max length 4" in reason and "100.0 % span more than one block" in reason
 
 
+def test_conversations_are_measured_as_the_model_reads_them(tiny_llama_dir, tmp_path):
+    """Chat data on a tokenizer with a chat template: recommend said 'texts are 37 tokens on average (...; 32.1 % span
+    more than one block)' and '1,039 training tokens' of the plain 'role: content' lines, while training reads each
+    conversation through the template (SmolLM2's: 64 tokens on average, its system turn and markers included)."""
+    import json
+    import statistics
+
+    from tunelab.advice.recommend import data_stats
+    from tunelab.data import load_task_data
+    from tunelab.data.chat import conversation_text, render
+    from tunelab.models import load_tokenizer
+
+    path = tmp_path / "chat.jsonl"
+    path.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"question {i} good"},
+                                                     {"role": "assistant", "content": " ".join(["bad"] * (1 + i % 5))}]})
+                            + "\n" for i in range(40)))
+    data = load_task_data(str(path), task="causal-lm", seed=0)
+    tokenizer = load_tokenizer(str(tiny_llama_dir))
+    tokenizer.chat_template = ("{% for m in messages %}system says good good good . {{ m['role'] }} says : "
+                               "{{ m['content'] }} . {% endfor %}")
+    stats = data_stats(data, tokenizer, max_length=16)
+    read = [len(tokenizer(conversation_text(tokenizer, m))["input_ids"]) for m in data.train["messages"]]
+    plain = [len(tokenizer(render(m))["input_ids"]) for m in data.train["messages"]]
+    assert statistics.fmean(read) > statistics.fmean(plain) + 5
+    assert stats["tokens"]["mean"] == pytest.approx(statistics.fmean(read), abs=0.05)
+    assert stats["train_tokens"] == round(statistics.fmean(read) * len(read))
+
+
 def test_the_length_reason_of_text_pairs_says_pairs():
     """--text-column premise,hypothesis: the lengths are those of each pair encoded together, and the reason said
     'texts are 40 tokens on average'."""

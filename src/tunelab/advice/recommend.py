@@ -146,7 +146,13 @@ def data_stats(data, tokenizer, max_length: int, *, sample_cap: int = 5000, seed
     rows = list(range(len(texts)))
     if len(rows) > sample_cap:
         rows = random.Random(seed).sample(rows, sample_cap)
-    sample = [texts[i] for i in rows]
+    if data.conversations:  # as the model reads them: through the chat template (its tokens too), not 'role: content'
+        from tunelab.data.chat import conversation_text
+
+        messages = train["messages"]
+        sample = [conversation_text(tokenizer, messages[i]) for i in rows]
+    else:
+        sample = [texts[i] for i in rows]
     pairs = None
     if data.text_pairs:
         second = list(train["text_pair"])
