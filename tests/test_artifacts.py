@@ -701,3 +701,26 @@ def test_a_soft_prompt_cards_snippet_generates_as_tunelab_predict_does(tiny_llam
     prompt_ids = tokenizer("Once upon a time", add_special_tokens=False)["input_ids"]
     (ours,) = predict(out, ["Once upon a time"], max_new_tokens=5)
     assert continuation(tokenizer, scope["out"][0], len(prompt_ids)) == ours["generated"]
+
+
+def test_evaluating_a_classifier_on_data_without_one_of_its_classes_says_what_its_macro_f1_averages(
+        tiny_bert_dir, toy_classification_data, tmp_path, caplog):
+    """tunelab evaluate of a 3-class run on its validation split, which held no 'tech', printed f1_macro 0.4000 and
+    nothing else: that it averages over 2 of 3 classes was said only by compare's reasons. One line says it; data
+    with every class gets none."""
+    from tunelab.run.evaluation import evaluate_artifact
+
+    config = TrainConfig(model=str(tiny_bert_dir), strategy="head", epochs=1, batch_size=16, max_length=16,
+                         out=str(tmp_path / "o"))
+    train(config, data=toy_classification_data, progress=False)
+    (tmp_path / "neg.csv").write_text("text,label\n" + "".join(f"a dull bad film {i},neg\n" for i in range(6)))
+    (tmp_path / "both.csv").write_text("text,label\n" + "".join(f"a film {i},{('neg', 'pos')[i % 2]}\n"
+                                                               for i in range(6)))
+    with caplog.at_level("WARNING", logger="tunelab"):
+        evaluate_artifact(tmp_path / "o", str(tmp_path / "both.csv"), split="all")
+    assert "averages over" not in caplog.text
+    with caplog.at_level("WARNING", logger="tunelab"):
+        scored = evaluate_artifact(tmp_path / "o", str(tmp_path / "neg.csv"), split="all")
+    assert "f1_macro" in scored
+    assert ("the data has no example of pos: nothing measures how it is recognised here, and its f1_macro averages "
+            "over the 1 of 2 classes it holds") in caplog.text

@@ -84,6 +84,22 @@ def evaluate_artifact(path, data_spec: Any, *, split: str = "test", text_column:
 
 
 @torch.inference_mode()
+def _warn_if_classes_absent(names: list[str], gold: np.ndarray, split: str) -> None:
+    """A split without some of the model's classes: its macro F1 averages over the classes it holds
+    (:func:`tunelab.metrics.macro_classes`), and nothing measures how the others are recognised; said, as
+    compare's reasons say it of validation."""
+    from tunelab.metrics import macro_classes
+
+    held = set(macro_classes(gold))
+    absent = [name for k, name in enumerate(names) if k not in held]
+    if absent:
+        where = "the data" if split == "all" else f"the {split} split"
+        logging.getLogger("tunelab").warning(
+            f"{where} has no example of {some_of(absent)}: nothing measures how {'it is' if len(absent) == 1 else 'they are'} "
+            f"recognised here, and its f1_macro averages over the {len(names) - len(absent)} of {len(names)} classes "
+            "it holds")
+
+
 def _evaluate(path, data_spec: Any, *, split: str = "test", text_column: str | None = None,
                       label_column: str | None = None, seed: int | None = None, batch_size: int = 32) -> dict:
     """Score a trained folder on ``data_spec``: ``split`` "all" reads every row, unsplit (a file held out from
@@ -195,7 +211,9 @@ def _evaluate(path, data_spec: Any, *, split: str = "test", text_column: str | N
     if info["task"] == "classification":
         from types import SimpleNamespace
 
-        result.update(classification_metrics(SimpleNamespace(predictions=torch.cat(preds).numpy(), label_ids=torch.cat(labels).numpy())))
+        gold = torch.cat(labels).numpy()
+        result.update(classification_metrics(SimpleNamespace(predictions=torch.cat(preds).numpy(), label_ids=gold)))
+        _warn_if_classes_absent(info.get("label_names") or [], gold, split)
     else:
         result["perplexity"] = math.exp(min(result["loss"], 50))
     return result
