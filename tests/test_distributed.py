@@ -505,6 +505,30 @@ def test_torchruns_failure_summary_names_tunelabs_error(setup, tmp_path, monkeyp
         assert f"traceback : {said}" in summary and "To enable traceback" not in summary, summary
 
 
+def test_a_process_the_launcher_stops_while_it_starts_leaves_a_line_for_the_summary(tmp_path, monkeypatch, capsys):
+    """A bad flag under torchrun on a loaded machine: the first process said tunelab's error and exited while the second
+    was still importing; the launcher stopped that one (SIGTERM, taken as Ctrl-C) before it met the error, and the
+    failure summary showed "To enable traceback see: ..." for it. It now leaves "tunelab: interrupted" there, and
+    keeps quiet on stderr (the first process said why)."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    from tunelab.cli import main as cli
+
+    def stopped(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    error_file = tmp_path / "error.json"
+    monkeypatch.setenv("TORCHELASTIC_ERROR_FILE", str(error_file))
+    for name, value in {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(cli, "build_parser", stopped)
+    assert cli.main(["train", "--bogus-flag", "3"]) == 130
+    assert capsys.readouterr().err == ""
+    summary = ChildFailedError("tunelab.cli.main", {1: ProcessFailure(local_rank=1, pid=1, exitcode=130,
+                                                                         error_file=str(error_file))}).format_msg()
+    assert "traceback : tunelab: interrupted" in summary and "To enable traceback" not in summary, summary
+
+
 MPI_LAUNCHES = {  # world size, rank, local rank, processes on this machine: 4, 3, 1, 2 (the second of two machines)
     "open-mpi": {"OMPI_COMM_WORLD_SIZE": "4", "OMPI_COMM_WORLD_RANK": "3", "OMPI_COMM_WORLD_LOCAL_RANK": "1",
                  "OMPI_COMM_WORLD_LOCAL_SIZE": "2"},

@@ -316,9 +316,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:  # resilience.RunInterrupted says where the checkpoint is and how to resume
         from tunelab.run import ranks
 
+        line = f"tunelab: interrupted: {exc}" if str(exc) else "tunelab: interrupted"
+        # the launcher's summary names each stopped process: a process stopped while still starting (another failed
+        # first, its line above) otherwise showed "To enable traceback see: ..." there
+        ranks.tell_the_launcher(line)
         if ranks.local_rank() > 0:  # every process of the launch stops at the same step, saying the same: the first says it
             return 130
-        print(f"tunelab: interrupted: {exc}" if str(exc) else "tunelab: interrupted", file=sys.stderr)
+        print(line, file=sys.stderr)
         return 130
 
 
