@@ -633,6 +633,27 @@ def test_evaluating_a_language_model_on_labelled_data_says_the_labels_are_ignore
     assert scored["examples"] == 12 and "column 'label' ignored: causal-lm trains on the text alone" in caplog.text
 
 
+def test_evaluate_scores_without_autograd(lm_run, tmp_path, monkeypatch):
+    """A helper function placed between `@torch.inference_mode()` and `_evaluate` took the decorator: evaluate
+    recorded autograd graphs for every batch (more memory, slower; torch warned of a scalar with requires_grad)."""
+    import torch
+
+    from tunelab.run import artifacts, evaluation
+
+    seen = []
+    load = artifacts.load_artifact
+
+    def load_and_watch(*args, **kwargs):
+        model, tokenizer, info = load(*args, **kwargs)
+        model.register_forward_hook(lambda *_: seen.append(torch.is_grad_enabled()))
+        return model, tokenizer, info
+
+    monkeypatch.setattr(artifacts, "load_artifact", load_and_watch)
+    (tmp_path / "plain.csv").write_text("text\n" + "".join(f"the film number {i} was good\n" for i in range(12)))
+    evaluation.evaluate_artifact(lm_run, str(tmp_path / "plain.csv"), split="all")
+    assert seen and not any(seen)
+
+
 def test_evaluating_a_language_model_on_data_of_another_format_says_the_perplexities_do_not_compare(lm_run, tmp_path,
                                                                                                        caplog):
     """A causal LM trained on plain text scored chat data (or the reverse) without a word, though its perplexity is

@@ -83,7 +83,6 @@ def evaluate_artifact(path, data_spec: Any, *, split: str = "test", text_column:
                          batch_size=batch_size)
 
 
-@torch.inference_mode()
 def _warn_if_classes_absent(names: list[str], gold: np.ndarray, split: str) -> None:
     """A split without some of the model's classes: its macro F1 averages over the classes it holds
     (:func:`tunelab.metrics.macro_classes`), and nothing measures how the others are recognised; said, as
@@ -100,6 +99,7 @@ def _warn_if_classes_absent(names: list[str], gold: np.ndarray, split: str) -> N
             "it holds")
 
 
+@torch.inference_mode()
 def _evaluate(path, data_spec: Any, *, split: str = "test", text_column: str | None = None,
                       label_column: str | None = None, seed: int | None = None, batch_size: int = 32) -> dict:
     """Score a trained folder on ``data_spec``: ``split`` "all" reads every row, unsplit (a file held out from
