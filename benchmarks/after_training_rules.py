@@ -36,17 +36,16 @@ def _identity(p_values):
 def picks(records: list) -> dict[str, str]:
     """Each rule's pick from one task's run records."""
     import tunelab.advice.stats as stats
-    import tunelab.advice.verdict as verdict
     from tunelab.advice.choose import recommend_from_results
 
-    holm = (stats.holm, verdict.holm)
+    holm = stats.holm  # verdict reaches it through stats.holm_against_best
     rec = recommend_from_results(records)
     out = {"now": rec["strategy"]}
-    stats.holm, verdict.holm = _identity, _identity
+    stats.holm = _identity
     try:
         out["unadjusted"] = recommend_from_results(records)["strategy"]
     finally:
-        stats.holm, verdict.holm = holm
+        stats.holm = holm
     for margin in (1.0, 2.0, 3.0, 5.0):
         within = [row for row in rec["ranking"] if row.get("mean") is not None and (
             (row.get("versus_best") or {}).get("reason") == "best"
