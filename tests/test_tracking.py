@@ -350,3 +350,56 @@ def test_an_interrupted_train_run_ends_its_mlflow_run_killed_and_a_failed_one_fa
               data=toy_classification_data, progress=False)
     statuses = {r.info.run_name: r.info.status for r in MlflowClient(tracking_uri=uri).search_runs(["0"])}
     assert statuses == {"run": "KILLED", "other": "FAILED"}
+
+
+def test_a_reused_runs_child_logs_the_numbers_the_comparisons_table_shows(tmp_path, monkeypatch):
+    """A run recorded before macro F1 averaged the split's gold classes, reused by ``compare --resume`` into an MLflow
+    parent that did not hold it: its child got the f1_macro its metrics.json recorded (scikit-learn's default, over
+    the gold or predicted classes) while the table, the ranking and results.csv state its saved outputs' value. The
+    child now holds the table's value, and the recorded one as ``recorded_validation_f1_macro`` (results.csv's
+    ``metrics.recorded.validation.f1_macro``)."""
+    MlflowClient = pytest.importorskip("mlflow.tracking").MlflowClient
+    import numpy as np
+    from sklearn.metrics import f1_score
+
+    from tunelab.advice.verdict import run_value
+    from tunelab.compare.tracking import ComparisonRuns
+    from tunelab.run.outputs import ExampleOutputs
+    from tunelab.run.record import as_record
+    from tunelab.run.tracking import log_record_to_mlflow
+
+    uri = (tmp_path / "mlruns").as_uri()
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    pred = y.copy()
+    pred[np.flatnonzero(y == 0)[:10]] = 2  # "meh": predicted, but no validation example is one
+    folder = tmp_path / "lora-s0"
+    outputs = ExampleOutputs(labels=y, predictions=pred, label_names=["neg", "pos", "meh"])
+    metrics = {}
+    for split in ("validation", "test"):
+        outputs.save(folder, split)
+        metrics[split] = {**outputs.metrics(), "f1_macro": float(f1_score(y, pred, average="macro"))}
+    record = {"run_info": {"run_id": "lora-s0", "strategy": "lora", "seed": 0, "status": "success"},
+              "train_info": {"train_time_s": 5.0, "steps": 7}, "metrics": metrics,
+              "meta_info": {"task": "classification", "label_names": ["neg", "pos", "meh"]},
+              "config": {"strategy": "lora", "seed": 0, "out": str(folder)}}
+    today, old = run_value(as_record(record), "validation", "f1_macro"), metrics["validation"]["f1_macro"]
+    assert old < today - 0.2
+
+    ComparisonRuns("cmp", {}, tmp_path).reused("lora-s0", record)
+    (child,) = [r for r in MlflowClient(tracking_uri=uri).search_runs(["0"]) if r.info.run_name == "lora-s0"]
+    assert child.data.metrics["validation_f1_macro"] == pytest.approx(today)
+    assert child.data.metrics["test_f1_macro"] == pytest.approx(today)
+    assert child.data.metrics["recorded_validation_f1_macro"] == pytest.approx(old)
+    assert child.data.metrics["validation_accuracy"] == metrics["validation"]["accuracy"]  # as recorded: no recorded_*
+    assert "recorded_validation_accuracy" not in child.data.metrics
+
+    # a child an older tunelab filled with the recorded value gets today's when the comparison is resumed
+    earlier = ComparisonRuns("old", {}, tmp_path / "old")
+    earlier.child_environment("lora-s0")
+    log_record_to_mlflow(earlier.children["lora-s0"], record)
+    ComparisonRuns("old", {}, tmp_path / "old", resume=True).reused("lora-s0", record)
+    metrics = MlflowClient(tracking_uri=uri).get_run(earlier.children["lora-s0"]).data.metrics
+    assert metrics["validation_f1_macro"] == pytest.approx(today) and metrics["recorded_validation_f1_macro"] == old

@@ -55,6 +55,7 @@ from tunelab.advice.stats import (
 from tunelab.metrics import higher_is_better, task_metrics
 from tunelab.run.outputs import AS_LOADED, ExampleOutputs
 from tunelab.run.outputs import FOLDER as OUTPUTS_FOLDER
+from tunelab.run.record import RunRecord, as_record
 
 #: Bootstrap replicates for every interval and paired comparison (Monte Carlo error of a 95 % bound
 #: about 0.2 % of its level).
@@ -153,6 +154,26 @@ def restated(run: Any, metric: str, splits: Sequence[str] = ("validation", "test
             found.append(Restated(str(run.run_info.run_id or _run_folder(run) or "?"), split, metric, float(recorded),
                                   value))
     return found
+
+
+def as_compared(run: Any) -> dict[str, Any]:
+    """A run record's dict form with the numbers a comparison states for it everywhere (its table, results.csv, the
+    trackers its runs log to): a successful run's metrics from its saved outputs (:func:`outputs_scores`, as
+    :func:`run_value`), and where its ``metrics.json`` recorded another value (:func:`restated`), that one under
+    ``metrics.recorded.<split>.<metric>``. A failed run's record as it is."""
+    values = run.to_dict() if isinstance(run, RunRecord) else dict(run)
+    record = as_record(run)
+    if not record.succeeded:
+        return values
+    metrics = values["metrics"] = {k: dict(v) if isinstance(v, dict) else v
+                                   for k, v in (values.get("metrics") or {}).items()}
+    for split in ("validation", "test"):
+        scores = outputs_scores(record, split)
+        for change in (r for metric in scores for r in restated(record, metric, (split,))):
+            metrics.setdefault("recorded", {}).setdefault(split, {})[change.metric] = change.recorded
+        if scores:
+            metrics[split] = {**(metrics.get(split) or {}), **scores}
+    return values
 
 
 def example_results(summary: Any, split: str) -> ExampleResults | None:

@@ -80,10 +80,11 @@ class ComparisonRuns:
         child = self.children.get(run_name)
         if child is None:
             return
+        from tunelab.advice.verdict import as_compared
         from tunelab.compare.executors import interrupted, stopped_by_budget
         from tunelab.run.record import as_record
 
-        log_record_to_mlflow(child, record)
+        log_record_to_mlflow(child, as_compared(record))  # the numbers its table shows (as results.csv)
         run = as_record(record)
         status = "FINISHED"
         if not run.succeeded:  # stopped by Ctrl-C or the budget (a checkpoint kept, resumable), or failed
@@ -93,8 +94,14 @@ class ComparisonRuns:
 
     def reused(self, run_name: str, record: Mapping[str, Any]) -> None:
         """A run finished by an earlier attempt and reused now: its child already holds it, or (an earlier attempt
-        that was not tracked) gets one now, with the run's parameters and final numbers, as a run logs them."""
+        that was not tracked) gets one now, with the run's parameters and final numbers, as a run logs them. Either
+        way the child gets the numbers the comparison states for it (:func:`~tunelab.advice.verdict.as_compared`):
+        a value recorded under an older definition (macro F1 over the gold or predicted classes) is logged again as
+        today's, the recorded one kept as ``recorded_<split>_<metric>``."""
         if run_name in self.children:
+            from tunelab.advice.verdict import as_compared
+
+            log_record_to_mlflow(self.children[run_name], as_compared(record))
             return
         self.child_environment(run_name)
         log_params(self.children[run_name], run_params(record.get("config") or {}, record.get("meta_info")))

@@ -30,6 +30,7 @@ from tunelab.advice.choose import (
     strategy_sort_key,
     summarize_strategies,
 )
+from tunelab.advice.verdict import as_compared
 from tunelab.config import TrainConfig
 from tunelab.io import atomic_write_text
 from tunelab.run.record import RunRecord, as_record
@@ -327,7 +328,7 @@ def flatten_run(run: RunRecord | dict) -> dict[str, Any]:
     run's metrics are the comparison's (:func:`~tunelab.advice.verdict.run_value`: from its saved outputs with today's
     definitions); where its ``metrics.json`` recorded another value, that one is kept beside it
     (``metrics.recorded.validation.f1_macro``)."""
-    run = _as_compared(run)
+    run = as_compared(run)
     out: dict[str, Any] = {}
     for section in _SECTIONS:
         if section in run:
@@ -336,24 +337,6 @@ def flatten_run(run: RunRecord | dict) -> dict[str, Any]:
         if key not in _SECTIONS:
             _flatten(value, key, out)
     return out
-
-
-def _as_compared(run: RunRecord | dict) -> dict[str, Any]:
-    """The record's dict form with the metrics a comparison states for it (see :func:`flatten_run`)."""
-    from tunelab.advice.verdict import outputs_scores, restated
-
-    values = run.to_dict() if isinstance(run, RunRecord) else dict(run)
-    record = as_record(run)
-    if not record.succeeded:
-        return values
-    metrics = values["metrics"] = {k: dict(v) if isinstance(v, dict) else v for k, v in (values.get("metrics") or {}).items()}
-    for split in ("validation", "test"):
-        scores = outputs_scores(record, split)
-        for change in (r for metric in scores for r in restated(record, metric, (split,))):
-            metrics.setdefault("recorded", {}).setdefault(split, {})[change.metric] = change.recorded
-        if scores:
-            metrics[split] = {**(metrics.get(split) or {}), **scores}
-    return values
 
 
 def write_results_csv(path: str | Path, results: list[dict]) -> Path:

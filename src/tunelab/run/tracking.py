@@ -36,12 +36,20 @@ def trainer_environment(trackers: list[str], out_dir: Path) -> dict[str, str]:
 
 
 def flat_record_metrics(record: Mapping[str, Any]) -> dict[str, float]:
-    """The numbers of a run record that a tracker shows: ``test_accuracy``, ``train_time_s``, ..."""
+    """The numbers of a run record that a tracker shows: ``test_accuracy``, ``train_time_s``, ...; a value its
+    ``metrics.json`` recorded otherwise, kept beside the one a comparison states
+    (:func:`~tunelab.advice.verdict.as_compared`: ``metrics.recorded.validation.f1_macro``), as
+    ``recorded_validation_f1_macro``."""
     out: dict[str, float] = {}
-    for split, values in (record.get("metrics") or {}).items():
+
+    def add(prefix: str, values: Mapping[str, Any]) -> None:
         for name, value in (values or {}).items():
-            if isinstance(value, int | float):
-                out[f"{split}_{name}"] = float(value)
+            if isinstance(value, Mapping):
+                add(f"{prefix}{name}_", value)
+            elif isinstance(value, int | float):
+                out[f"{prefix}{name}"] = float(value)
+
+    add("", {split: values for split, values in (record.get("metrics") or {}).items() if isinstance(values, Mapping)})
     info = record.get("train_info") or {}
     for name in ("train_time_s", "eval_time_s", "cache_time_s", "peak_memory_mb", "trainable_params", "trainable_share"):
         if isinstance(info.get(name), int | float):
