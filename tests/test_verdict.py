@@ -654,3 +654,32 @@ def test_a_run_recorded_under_the_old_macro_f1_is_stated_by_its_saved_outputs(tm
     assert float(flat["metrics.recorded.validation.f1_macro"]) == pytest.approx(old)
     assert float(flat["metrics.validation.accuracy"]) == run["metrics"]["validation"]["accuracy"]  # exactly as recorded
     assert not [r for r in recommend_from_results([run])["reasons"] if r.startswith("Recomputed")]  # accuracy: as recorded
+
+
+def test_a_random_init_lms_float32_perplexity_is_not_said_to_be_recorded_under_another_definition(tmp_path):
+    """A randomly initialised causal LM (vocabulary 50,000, perplexity about 48,000): its metrics.json perplexity is
+    exp of a loss summed in float32, one float32 step of the loss off the float64 sum of its saved outputs (10.775324
+    against 10.775323 nats: 1.0e-6 of the perplexity). A fresh run's reasons said 'Recomputed ... (bitfit validation
+    47,826.0 -> 47,825.9) ... recorded before the definition changed' and showed metrics.json's value beside the
+    table's. Perplexity is compared on the loss it is the exponential of: a float32 rounding of the loss is the same
+    measurement; a real change of definition (a packing tail dropped: 1e-4 of the loss) is still said."""
+    import json
+
+    from tunelab.advice.verdict import restated
+    from tunelab.report import write_results_csv
+    from tunelab.run.record import as_record
+
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(20, 40, 60).astype(float)
+    run = _lm_record(tmp_path, "bitfit", 10.775 + rng.normal(0, 0.01, 60), tokens, None, 5)
+    loss = run["metrics"]["validation"]["loss"]
+    assert math.exp(loss) > 40_000
+    folder = tmp_path / "bitfit-s0"
+    for step, said in ((9.43e-8, False), (1e-4, True)):  # float32's rounding of the loss; a changed definition
+        for split in ("validation", "test"):
+            run["metrics"][split]["perplexity"] = math.exp(loss * (1 + step))
+        (folder / "metrics.json").write_text(json.dumps(run))
+        assert bool(restated(as_record(run), "perplexity")) is said
+        assert any(r.startswith("Recomputed") for r in recommend_from_results([run])["reasons"]) is said
+        path = write_results_csv(tmp_path / "results.csv", [run])
+        assert ("metrics.recorded.validation.perplexity" in path.read_text()) is said

@@ -12,6 +12,7 @@ False
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -27,6 +28,24 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
     "classification": ("accuracy", "f1_macro"),
     "causal-lm": ("perplexity", "loss"),
 }
+
+
+#: The metrics that are the exponential of another, each with the one it exponentiates (perplexity = exp(loss)).
+EXPONENTIAL_OF: dict[str, str] = {"perplexity": "loss"}
+
+
+def same_measurement(metric: str, recorded: float, value: float) -> bool:
+    """Whether two values of ``metric`` are one measurement summed two ways (a run's ``metrics.json``, a float32 sum;
+    its saved outputs read again, a float64 one), not two definitions: within 1e-6 of each other, perplexity on the
+    loss it is the exponential of (:data:`EXPONENTIAL_OF`). A float32 step of a random-init LM's loss (10.775324 vs
+    10.775323 nats: 9.4e-8 of it) moved its perplexity by 1.0e-6 (47,826.0 vs 47,825.9), beyond 1e-6 of the value.
+
+    >>> same_measurement("perplexity", 47825.97985, 47825.93127), same_measurement("accuracy", 0.80, 0.81)
+    (True, False)
+    """
+    if metric in EXPONENTIAL_OF and recorded > 0 and value > 0:
+        recorded, value = math.log(recorded), math.log(value)
+    return math.isclose(recorded, value, rel_tol=1e-6, abs_tol=1e-9)
 
 
 def higher_is_better(metric: str) -> bool:

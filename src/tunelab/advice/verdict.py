@@ -52,7 +52,7 @@ from tunelab.advice.stats import (
     metric_value,
     paired_gap,
 )
-from tunelab.metrics import higher_is_better, task_metrics
+from tunelab.metrics import higher_is_better, same_measurement, task_metrics
 from tunelab.run.outputs import AS_LOADED, ExampleOutputs
 from tunelab.run.outputs import FOLDER as OUTPUTS_FOLDER
 from tunelab.run.record import RunRecord, as_record
@@ -145,12 +145,13 @@ class Restated:
 def restated(run: Any, metric: str, splits: Sequence[str] = ("validation", "test")) -> list[Restated]:
     """Where ``metric`` of ``run`` as its ``metrics.json`` recorded it differs from :func:`run_value`'s, per split: a
     run recorded before a definition changed (reused by ``compare --resume``, or a report of an older comparison). Not
-    a rounding's worth: float32 sums of a causal LM's losses part in the 8th digit (:func:`run_value`)."""
+    a rounding's worth: float32 sums of a causal LM's losses part in the 8th digit (:func:`run_value`), which a high
+    perplexity's exponential carries to its last printed one (:func:`tunelab.metrics.same_measurement`)."""
     found = []
     for split in splits:
         recorded, value = run.metrics.value(split, metric), outputs_scores(run, split).get(metric)
         if (isinstance(recorded, int | float) and value is not None and math.isfinite(recorded)
-                and not math.isclose(recorded, value, rel_tol=1e-6, abs_tol=1e-9)):
+                and not same_measurement(metric, recorded, value)):
             found.append(Restated(str(run.run_info.run_id or _run_folder(run) or "?"), split, metric, float(recorded),
                                   value))
     return found
