@@ -286,8 +286,8 @@ def test_cost_words_say_which_way_each_cost_goes():
     # after "head trains ...": "and uses", not "and using"
     assert _costs(cost(10.0, 500.0), cost(30.0, 900.0), using="uses").endswith("and uses 44 % less peak memory (500 MB vs 900 MB)")
     assert format_seconds(0.24) == "0.24 s" and format_seconds(4.24) == "4.2 s"
-    # a difference that rounds to zero has no minus sign
-    assert format_difference(Interval(0.0001, 0.0, 0.0004, 0.95, "paired bootstrap", 100), "accuracy") == "+0.0 points [+0.0, +0.0]"
+    # a difference that rounds to zero has no sign: neither a minus one nor a plus one
+    assert format_difference(Interval(0.0001, 0.0, 0.0004, 0.95, "paired bootstrap", 100), "accuracy") == "0.0 points [0.0, 0.0]"
     assert format_difference(Interval(0.004, -0.01, 0.02, 0.95, "paired bootstrap", 100), "accuracy") == "−0.4 points [−2.0, +1.0]"
 
 
@@ -350,3 +350,26 @@ def test_a_long_failure_is_shortened_between_words_keeping_its_end():
     assert f" {end}" in message and f"{head} " in message  # whole words on both sides
     assert end.endswith("name the modules with --lora-target-modules")
     assert _short("x" * 300).startswith("x" * 100)  # one long word is still cut
+
+
+def test_a_bound_that_rounds_to_zero_is_printed_without_a_sign():
+    """A causal LM's difference interval whose lower bound is -0.0003 (-0.03 %) printed '[+0.0, +2.1]', as if the
+    difference were shown to be at least zero, while the interval reaches below it; an accuracy bound of -0.0004 (of a
+    point) the same way; and the report's difference without an interval could print '−0.0 points'. A bound that rounds
+    to zero at the stated precision is '0.0', the sign it has being below what the bootstrap resolves."""
+    from tunelab.advice.choose import format_difference
+    from tunelab.advice.stats import Interval
+    from tunelab.report.writer import _versus_text
+
+    lm = Interval(0.011, -0.0003, 0.021, 0.95, "paired bootstrap", 60)
+    assert format_difference(lm, "perplexity") == "+1.1 % [0.0, +2.1]"
+    assert format_difference(Interval(-0.011, -0.021, 0.0003, 0.95, "paired bootstrap", 60), "perplexity") == (
+        "−1.1 % [−2.1, 0.0]")
+    points = Interval(0.012, 0.000004, 0.02, 0.95, "paired bootstrap", 400)  # value - best: -1.2 [-2.0, -0.0004]
+    assert format_difference(points, "accuracy") == "−1.2 points [−2.0, 0.0]"
+    assert format_difference(Interval(0.004, -0.01, 0.02, 0.95, "paired bootstrap", 100), "accuracy") == (
+        "−0.4 points [−2.0, +1.0]")
+    assert _versus_text({"reason": "within_tolerance", "gap": 0.0004}, "accuracy") == "0.0 points (within tolerance)"
+    assert _versus_text({"reason": "worse", "gap": 0.012}, "accuracy") == "−1.2 points (worse)"
+    assert _versus_text({"reason": "worse", "gap": 0.012, "gap_low": -0.0003, "gap_high": 0.021},
+                        "perplexity").startswith("+1.2 % [0.0, +2.1] (worse")

@@ -1175,10 +1175,16 @@ def format_difference(gap: Interval, metric: str) -> str:
         est, low, high, unit = -gap.estimate, -gap.high, -gap.low, " points"
     else:
         est, low, high, unit = gap.estimate, gap.low, gap.high, " %"
-    def signed(x: float) -> str:
-        return f"{round(100 * x, 1) + 0.0:+.1f}"  # + 0.0: a difference that rounds to zero is +0.0, not −0.0
+    return f"{format_signed(est)}{unit} [{format_signed(low)}, {format_signed(high)}]"
 
-    return f"{signed(est)}{unit} [{signed(low)}, {signed(high)}]".replace("-", "−")
+
+def format_signed(x: float) -> str:
+    """A difference (a fraction) in points or % to one decimal, with its sign: ``+1.2``, ``−0.4``; ``0.0`` where it
+    rounds to zero. A bound of −0.0003 printed ``+0.0``, which reads as an interval shown to lie above zero while it
+    reaches below it; its sign is below the printed precision, and below what the bootstrap resolves (a bound's Monte
+    Carlo error, :data:`~tunelab.advice.verdict.N_BOOT`), so no sign is stated rather than more digits."""
+    rounded = round(100 * x, 1)
+    return "0.0" if rounded == 0 else f"{rounded:+.1f}".replace("-", "−")
 
 
 def format_interval(interval: Interval | None, metric: str) -> str:

@@ -20,6 +20,7 @@ from tunelab.advice.choose import (
     format_metric,
     format_seconds,
     format_share,
+    format_signed,
     largest_fraction,
     learning_curves_from_results,
     metric_label,
@@ -397,7 +398,7 @@ def _versus_text(versus: dict | None, metric: str) -> str:
     if versus.get("gap_low") is None:
         sign = -1 if higher_is_better(metric) else 1
         unit = " points" if higher_is_better(metric) else " %"
-        return f"{100 * sign * versus['gap']:+.1f}{unit} ({reason})".replace("-", "−")
+        return f"{format_signed(sign * versus['gap'])}{unit} ({reason})"
     gap = Interval(versus["gap"], versus["gap_low"], versus["gap_high"], 0.0, "", 0)
     p = versus.get("p_value")
     note = "; the interval is unadjusted" if versus.get("interval_disagrees") else ""
