@@ -645,3 +645,60 @@ def test_tunelab_compare_is_callable_and_its_result_prints_in_one_line(tmp_path)
                            report={}, reused=["head"])
     assert repr(result) == (f"CompareResult(out={str(tmp_path)!r}, recommended='lora', metric='accuracy', runs=0, "
                             "1 reused)")
+
+
+def _as_before_layers_was_none(out: Path, layers: int) -> None:
+    """Make a comparison folder look as one written while ``--layers`` defaulted to 2: every run's record, spec and
+    run_config.yaml and the comparison's base config say ``layers: <layers>``."""
+    import yaml
+
+    for path, key in [(p, "config") for p in (out / "runs").glob("*/metrics.json")] + \
+                     [(p, "config") for p in (out / "runs").glob("*/spec.json")] + [(out / "compare.json", "base_config")]:
+        values = json.loads(path.read_text())
+        values[key]["layers"] = layers
+        path.write_text(json.dumps(values))
+    for path in (out / "runs").glob("*/run_config.yaml"):
+        values = yaml.safe_load(path.read_text())
+        values["layers"] = layers
+        path.write_text(yaml.safe_dump(values, sort_keys=False))
+
+
+def test_a_resumed_comparison_reuses_runs_recorded_with_the_value_a_default_resolves_to(tiny_bert_dir, toy_csv,
+                                                                                         tmp_path, capsys):
+    """Until session 43 --layers defaulted to 2, and every run of a comparison recorded ``layers: 2``; it now defaults
+    to None (2, or every block of a model with fewer). compare --resume of such a folder refused its finished runs,
+    head's included, as 'trained with other settings (--layers 2 → default)'. A strategy option another strategy
+    reads is no difference for this one, and last-n resolves None on the run's model (its record's num_blocks) to the
+    recorded 2: both runs are reused. A recorded value the default does not resolve to is still refused."""
+    from tunelab.cli.main import main
+
+    out = tmp_path / "cmp"
+    argv = ["compare", "--model", str(tiny_bert_dir), "--data", str(toy_csv), "--strategies", "head,last-n",
+            "--epochs", "1", "--batch-size", "8", "--out", str(out), "--no-pre-recommendation", "--exhaustive"]
+    assert main(argv) == 0
+    assert _record(out, "last-n")["meta_info"]["num_blocks"] == 3  # the default trains the top 2 of 3
+    _as_before_layers_was_none(out, 2)
+    times = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/metrics.json")}
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 0
+    printed = capsys.readouterr().out
+    assert "[1/2] head: finished earlier, reused" in printed and "[2/2] last-n: finished earlier, reused" in printed
+    assert {p: p.stat().st_mtime_ns for p in times} == times  # neither trained again
+
+    _as_before_layers_was_none(out, 3)  # --layers 3 of 3 blocks: not what the default trains
+    assert main([*argv, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert f"--resume found {out / 'runs' / 'last-n'} trained with other settings (--layers 3 → default)" in err
+
+
+def test_strategy_options_resolve_on_the_recorded_model():
+    """The unit under the test above: which recorded ``layers`` a config compares equal to, given the model's blocks."""
+    last_n, head = TrainConfig(strategy="last-n"), TrainConfig(strategy="head")
+    recorded = {**last_n.to_dict(), "layers": 2}
+    assert last_n.changed_from(recorded, num_blocks=6) == []
+    assert last_n.changed_from(recorded, num_blocks=1) == [("layers", 2, None)]  # None trains the one block there
+    assert last_n.changed_from(recorded) == [("layers", 2, None)]  # the model unknown: a difference, as before
+    assert last_n.replace(layers=3).changed_from(recorded, num_blocks=6) == [("layers", 2, 3)]
+    assert last_n.replace(layers=2).changed_from(last_n.to_dict(), num_blocks=6) == []  # and the other way round
+    assert head.changed_from({**head.to_dict(), "layers": 5}) == []  # head reads no --layers
+    assert head.changed_from({**head.to_dict(), "lora_r": 4}) == []

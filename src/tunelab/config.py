@@ -291,27 +291,43 @@ class TrainConfig:
     as ``--extra KEY=VALUE`` flags, an ``extra:`` mapping in a --config YAML or from Python, read with ``config.extra.get(...)``,
     written to run_config.yaml with the rest; a comparison reuses a finished run only where they match."""
 
-    def changed_from(self, recorded: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    def changed_from(self, recorded: Mapping[str, Any], num_blocks: int | None = None) -> list[tuple[str, Any, Any]]:
         """``(setting, recorded value, this value)`` for every setting that describes what a run trains (all but
         :data:`OPERATIONAL`) and differs from the run ``recorded`` (its run_config.yaml or record's ``config``); a
         task left to the data (``None``) is not a difference, nor a setting that neither run's task and strategy
-        let take effect (:meth:`without_effect`)."""
+        let take effect (:meth:`without_effect`), nor, given the run's model's ``num_blocks`` (its record's
+        ``meta_info``), a strategy option whose two values the strategy resolves alike on that model (``--layers 2``
+        and its default, None, on a model of 2 blocks or more: :meth:`~tunelab.strategies.Strategy.resolved_options`)."""
         idle = self.without_effect(self.task or recorded.get("task"))
         return [(name, recorded.get(name), value) for name, value in self.to_dict().items()
                 if name not in OPERATIONAL and name not in idle and not (name == "task" and value is None)
-                and recorded.get(name) != value]
+                and recorded.get(name) != value and not self._resolve_alike(name, recorded.get(name), num_blocks)]
+
+    def _resolve_alike(self, name: str, recorded: Any, num_blocks: int | None) -> bool:
+        """Whether this config's strategy takes its option ``name`` as ``recorded`` the same as this config's value on
+        a model of ``num_blocks`` blocks (unknown: no)."""
+        from tunelab.strategies import STRATEGIES
+
+        cls = STRATEGIES.get(self.strategy)
+        if cls is None or not isinstance(num_blocks, int) or name not in cls.options:
+            return False
+        strategy = cls()
+        return (strategy.resolved_options(self, num_blocks).get(name)
+                == strategy.resolved_options(self.replace(**{name: recorded}), num_blocks).get(name))
 
     def without_effect(self, task: str | None) -> set[str]:
         """The settings that cannot change what a run of this config trains on ``task`` (``None``: not known yet),
-        whatever their value: ``document_mask`` outside a causal LM, or where the strategy puts positions before every
+        whatever their value: the options of other strategies that its strategy does not read (``--layers`` of a
+        ``head`` run), ``document_mask`` outside a causal LM, or where the strategy puts positions before every
         input (a soft prompt, which every packed text must see: texts attend across their boundaries whatever was
         asked; :func:`tunelab.run.training.document_mask`)."""
-        from tunelab.strategies import STRATEGIES
+        from tunelab.strategies import STRATEGIES, options_not_read
 
         strategy = STRATEGIES.get(self.strategy)
+        idle = options_not_read(self.strategy) if strategy is not None else set()
         if (task is not None and task != "causal-lm") or (strategy is not None and strategy().positions_added(self)):
-            return {"document_mask"}
-        return set()
+            idle.add("document_mask")
+        return idle
 
     # ------------------------------------------------------------------ validation
     def epochs_for(self, n_train: int | None, processes: int = 1) -> float:

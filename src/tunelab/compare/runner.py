@@ -244,8 +244,8 @@ def plan_runs(base: TrainConfig, strategies: Sequence[str], out: Path, *, seeds:
 # ----------------------------------------------------------------------------- running one run
 
 
-def _same_config(planned: TrainConfig, recorded: Mapping[str, Any] | None) -> bool:
-    return isinstance(recorded, Mapping) and not planned.changed_from(with_unrecorded(recorded))
+def _same_config(planned: TrainConfig, recorded: Mapping[str, Any] | None, num_blocks: int | None = None) -> bool:
+    return isinstance(recorded, Mapping) and not planned.changed_from(with_unrecorded(recorded), num_blocks)
 
 
 def finished_record(folder: Path, config: TrainConfig, split_fingerprint: str | None = None) -> RunRecord | None:
@@ -258,7 +258,8 @@ def finished_record(folder: Path, config: TrainConfig, split_fingerprint: str | 
         record = RunRecord.read(path)
     except (OSError, ValueError):
         return None
-    if not record.succeeded or not _same_config(config, record.config) or not _same_defaults(config, record):
+    if (not record.succeeded or not _same_config(config, record.config, record.meta_info.num_blocks)
+            or not _same_defaults(config, record)):
         return None
     recorded = record.meta_info.split_fingerprint
     if split_fingerprint and recorded and recorded != split_fingerprint:
@@ -283,8 +284,9 @@ def _adopt_renamed(planned: Sequence[PlannedRun]) -> None:
                                                 many_fractions=many_fractions))
             if alias.name in names or not alias.is_dir():
                 continue
-            recorded = _recorded_settings(alias)
-            if isinstance(recorded, Mapping) and not run.config.changed_from(recorded):
+            record = _safe_read(alias / RECORD_NAME) if (alias / RECORD_NAME).is_file() else {}
+            recorded = _recorded_settings(alias, record)
+            if isinstance(recorded, Mapping) and not run.config.changed_from(recorded, _num_blocks(record)):
                 _rename_run(alias, run.folder, recorded.get("out"))
                 logging.getLogger("tunelab").info(f"--resume: {alias.name} is the same run as {run.run_id} (named for "
                                                   f"this comparison's seeds and fractions): renamed, and reused")
@@ -299,6 +301,12 @@ def _recorded_settings(folder: Path, record: Mapping[str, Any] | None = None) ->
         config = (record if record is not None else _safe_read(path)).get("config")
         return with_unrecorded(config) if isinstance(config, Mapping) else config
     return saved_settings(folder / "run_config.yaml")
+
+
+def _num_blocks(record: Mapping[str, Any]) -> int | None:
+    """The blocks of the model a run (its record, read as JSON) trained: what its strategy resolved its options from."""
+    meta = record.get("meta_info")
+    return meta.get("num_blocks") if isinstance(meta, Mapping) else None
 
 
 def _rename_run(old: Path, new: Path, recorded_out: Any) -> None:
@@ -1415,7 +1423,7 @@ def _job(run: PlannedRun, base: TrainConfig, searches: dict[str, dict], opts: Co
         record_path = run.folder / RECORD_NAME
         old = _safe_read(record_path) if record_path.is_file() else {}
         recorded = _recorded_settings(run.folder, old)
-        changed = config.changed_from(recorded) if isinstance(recorded, Mapping) else []
+        changed = config.changed_from(recorded, _num_blocks(old)) if isinstance(recorded, Mapping) else []
         trained = old.get("run_info", {}).get("status") == "success" or any(
             (run.folder / "checkpoints").glob("checkpoint-*"))
         ran_on = (old.get("meta_info") or {}).get("split_fingerprint")

@@ -317,6 +317,13 @@ class Strategy:
         model's depth, when known). Used by the report and the model card."""
         raise NotImplementedError
 
+    def resolved_options(self, config: Any, num_blocks: int) -> dict[str, Any]:
+        """Each of its :attr:`options` as a run of ``config`` on a model of ``num_blocks`` blocks takes it: an option left
+        to its default (``None``) resolved from the model. A comparison's reuse compares these, so that a run recorded
+        with a value (``--layers 2``, the default before it was None) is the same run as one asked with the default
+        that resolves to that value on its model. Default: each option as given."""
+        return {name: getattr(config, name) for name in self.options}
+
     def adds(self, config: Any) -> str | None:
         """What this strategy adds to the model's architecture (besides a new task head), or ``None``."""
         return None
@@ -361,6 +368,13 @@ class Strategy:
             raise StrategyError(merge_problem(self.name))
 
 
+def options_not_read(name: str) -> set[str]:
+    """The strategy options (:attr:`Strategy.options`) of other strategies that strategy ``name`` does not read: a run
+    of it trains the same whatever their values."""
+    own = set(STRATEGIES[name].options) if name in STRATEGIES else set()
+    return {o for cls in STRATEGIES.values() for o in cls.options} - own
+
+
 def unused_options(config: Any, read_elsewhere: tuple[str, ...] = ()) -> list[str]:
     """The strategy options (another strategy's :attr:`Strategy.options`) that ``config`` sets away from their default
     and its own strategy does not read, as flags (``--use-dora``), then the ``--extra`` keys that neither it (where it
@@ -371,8 +385,7 @@ def unused_options(config: Any, read_elsewhere: tuple[str, ...] = ()) -> list[st
     if not isinstance(config.strategy, str) or config.strategy not in STRATEGIES:  # the options' check says so
         return []
     strategy = STRATEGIES[config.strategy]
-    own = set(strategy.options)
-    others = {o for cls in STRATEGIES.values() for o in cls.options} - own
+    others = options_not_read(config.strategy)
     defaults = {f.name: f.default for f in dataclasses.fields(config)}
     # an option that is no field is refused at registration, but a class put in STRATEGIES by hand may still name one
     flags = sorted(f"--{o.replace('_', '-')}" for o in others if o in defaults and getattr(config, o) != defaults[o])

@@ -55,6 +55,9 @@ class LastN(Strategy):
         frozen = f"{lower}the embeddings are frozen" if lower else "only the embeddings are frozen"
         return f"{blocks_phrase(n, num_blocks)} (with the final norm or pooler above them, if any){and_head(task, config)}; {frozen}"
 
+    def resolved_options(self, config, num_blocks):
+        return {"layers": top_blocks(config, num_blocks)}
+
     def prepare(self, model, layout, config):
         n = top_blocks(config, layout.num_blocks)
         if n > layout.num_blocks:
