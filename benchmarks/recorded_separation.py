@@ -7,8 +7,8 @@ the pick, its contenders, ``examples_to_separate`` and the "cannot separate" rea
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 from tunelab.advice.choose import recommend_from_results
@@ -17,13 +17,17 @@ from tunelab.run.record import RunRecord
 RESULTS = Path(__file__).resolve().parent / "results" / "verdict"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", type=Path, help="the JSON file to write (task -> pick, contenders, ...)")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="default: benchmarks/results/verdict")
+    args = parser.parse_args(argv)
     out = {}
-    for path in sorted(RESULTS.glob("*.json")):
-        if path.name.endswith(".planned.json"):
+    for path in sorted(args.results.glob("*.json")):
+        if path.name.endswith(".planned.json") or path.name == "summary.json":
             continue
         task = json.loads(path.read_text()).get("task")
-        records = [RunRecord.read(f) for f in sorted((RESULTS / str(task) / "runs" / "runs").glob("*/metrics.json"))]
+        records = [RunRecord.read(f) for f in sorted((args.results / str(task) / "runs" / "runs").glob("*/metrics.json"))]
         if not task or not records:
             continue
         rec = recommend_from_results(records)
@@ -31,7 +35,7 @@ def main() -> None:
         out[task] = {"pick": rec["strategy"], "contenders": rec.get("contenders"),
                      "examples_to_separate": rec.get("examples_to_separate"), "why": why[0] if why else None}
         print(task, out[task]["pick"], out[task]["examples_to_separate"], flush=True)
-    Path(sys.argv[1]).write_text(json.dumps(out, indent=1))
+    args.out.write_text(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":
