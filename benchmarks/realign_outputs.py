@@ -13,8 +13,8 @@ exactly, or the run is reported and left as it was.
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -72,7 +72,15 @@ def realign(run: Path) -> str:
     return f"{run}: realigned"
 
 
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders (each with metrics.json and outputs/)")
+    for run in parser.parse_args(argv).runs:
+        if (run / "metrics.json").exists() and (run / "outputs").is_dir():
+            print(realign(run), flush=True)
+        else:
+            print(f"{run}: not a run folder with metrics.json and outputs/: skipped", flush=True)
+
+
 if __name__ == "__main__":
-    for arg in sys.argv[1:]:
-        if (Path(arg) / "metrics.json").exists() and (Path(arg) / "outputs").is_dir():
-            print(realign(Path(arg)), flush=True)
+    main()
