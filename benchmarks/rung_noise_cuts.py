@@ -14,6 +14,7 @@ the pick).
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import sys
@@ -31,7 +32,8 @@ def widen(estimate: float, end: float, sigma: float) -> float:
     return estimate + math.copysign(math.sqrt(h * h + (Z * sigma) ** 2), h if h else 1.0)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv)
     plans = bench_verdict.planned_records(bench_verdict.RESULTS, [replay.HERE / f for f in bench_verdict.PLANNED_SITTINGS])
     tasks = [p["task"] for p in plans]
     counts: dict[str, list[int]] = {}
