@@ -10,6 +10,7 @@ one seed's time per contender (what a one-seed run could have measured), how oft
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
 from pathlib import Path
@@ -19,7 +20,8 @@ import numpy as np
 RESULTS = Path(__file__).resolve().parent / "results" / "verdict"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv)
     spreads, flips, draws = [], 0, 0
     print("| task | pick | cheapest contender (s) | next (s) | gap | per-seed times |")
     print("|---|---|---|---|---|---|")
