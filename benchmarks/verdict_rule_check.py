@@ -13,6 +13,7 @@ the new code and compare the two outputs:
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -35,7 +36,8 @@ def _records(task: str, strategies: list[str], first_seed_only: bool) -> list[Ru
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv)
     out = {}
     for plan in bench_verdict.planned_records(bench_verdict.RESULTS, [HERE / f for f in bench_verdict.PLANNED_SITTINGS]):
         row = {}
