@@ -13,9 +13,9 @@ layers with peft's own forward instead of tunelab's in-place one, :mod:`tunelab.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import resource
-import sys
 import time
 
 import torch
@@ -26,9 +26,20 @@ from tunelab.models import load_model, load_tokenizer, model_layout
 from tunelab.strategies import get_strategy
 
 
-def main(argv: list[str]) -> None:
-    model_name, strategy, batch, length = argv[0], argv[1], int(argv[2]), int(argv[3])
-    options = {k: yaml.safe_load(v) for k, v in (a.split("=", 1) for a in argv[4:])}
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model")
+    parser.add_argument("strategy")
+    parser.add_argument("batch", type=int)
+    parser.add_argument("length", type=int)
+    parser.add_argument("options", nargs="*", metavar="field=value",
+                        help="TrainConfig fields, plus gc=1, bf16=1, peft_forward=1 (see the module's docstring)")
+    args = parser.parse_args(argv)
+    bad = [a for a in args.options if "=" not in a]
+    if bad:
+        parser.error(f"{bad[0]!r} is not field=value")
+    model_name, strategy, batch, length = args.model, args.strategy, args.batch, args.length
+    options = {k: yaml.safe_load(v) for k, v in (a.split("=", 1) for a in args.options)}
     checkpointing, bf16 = bool(options.pop("gc", 0)), bool(options.pop("bf16", 0))
     peft_forward = bool(options.pop("peft_forward", 0))
     config = TrainConfig(model=model_name, strategy=strategy, task="classification",
@@ -68,9 +79,9 @@ def main(argv: list[str]) -> None:
         times.append(time.perf_counter() - t0)
         model.zero_grad(set_to_none=True)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{model_name} {strategy} {argv[4:]}: saved {sum(saved.values()) / 2**20:.0f} MB in {len(saved)} storages; "
+    print(f"{model_name} {strategy} {args.options}: saved {sum(saved.values()) / 2**20:.0f} MB in {len(saved)} storages; "
           f"step {min(times[1:]):.2f} s; peak RSS {rss:.0f} MB")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()
