@@ -10,13 +10,15 @@ warm-up step; "whole" and "cut" run twice, in turn, to show the machine's drift.
 
 from __future__ import annotations
 
+import argparse
 import random
 import statistics
 import time
 import warnings
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv)
     warnings.filterwarnings("ignore")
     from transformers import DataCollatorWithPadding
 
