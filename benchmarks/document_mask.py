@@ -27,6 +27,9 @@ def main() -> None:
     parser.add_argument("--no-perplexity", dest="perplexity", action="store_false",
                         help="skip scoring smollm2 as loaded on the validation blocks both ways")
     args = parser.parse_args()
+    if args.steps * args.repeats < 2:
+        parser.error(f"--steps {args.steps} x --repeats {args.repeats} times one step, the warm-up the medians leave out: "
+                     "give at least 2 steps in all")
 
     from tunelab.config import TrainConfig
     from tunelab.run.padding import task_collator

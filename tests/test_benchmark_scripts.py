@@ -178,3 +178,13 @@ def test_recorded_separation_writes_each_tasks_pick(tmp_path: Path, capsys: pyte
     recorded_separation.main([str(tmp_path / "out.json"), "--results", str(tmp_path)])
     assert json.loads((tmp_path / "out.json").read_text())["t"]["pick"] == "full"
     assert capsys.readouterr().out.startswith("t full")
+
+
+def test_document_mask_with_one_step_in_all_is_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import document_mask
+
+    monkeypatch.setattr(sys, "argv", ["document_mask.py", "--steps", "1", "--repeats", "1"])
+    with pytest.raises(SystemExit) as stopped:
+        document_mask.main()  # before: smollm2 prepared, one step timed, then StatisticsError: no median for empty data
+    assert stopped.value.code == 2 and "give at least 2 steps in all" in capsys.readouterr().err.splitlines()[-1]
