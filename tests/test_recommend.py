@@ -74,8 +74,8 @@ def test_data_stats_and_domain_texts_read_both_texts_of_a_pair(tmp_path):
     assert stats["tokens"]["max"] == max(expected)
     assert stats["tokens"]["mean"] == pytest.approx(sum(expected) / len(expected), abs=0.05)
     assert stats["tokens"]["truncated_share"] == pytest.approx(sum(n > 12 for n in expected) / len(expected), abs=1e-4)
-    texts = domain_texts(data)
-    assert len(texts) == 2 * len(data.train) and {"bad"} == set(texts[-1].split())
+    texts, read = domain_texts(data)
+    assert len(texts) == 2 * len(data.train) and {"bad"} == set(texts[-1].split()) and read is None
 
 
 def _row(name, seconds, mb, fits=True):
@@ -670,3 +670,37 @@ def test_cli_recommend_says_what_reading_the_data_did(tiny_bert_dir, tmp_path, c
     notes = out[out.index("notes:"):]
     assert "using 'review' as the text" in notes and "using 'sentiment' as the label" in notes
     assert "labels that differ only in case or spacing are separate classes ('NEG' and 'neg'; 'POS' and 'pos')" in notes
+
+
+def test_the_domain_of_conversations_is_read_on_their_words(tiny_llama_dir, tmp_path):
+    """smollm2 on chat-qa: the domain signals read each conversation as its 'user: ... / assistant: ...' lines, so the
+    role labels counted as the domain's words (tokens per word 1.59 on minilm, 1.55 on the contents alone) and
+    entered the LM loss; now they read the messages' contents, as plain as the news reference, neither the labels
+    nor the chat template, and the reason says so. Here every content word is one token of the tiny vocabulary
+    ('user' and 'assistant' are spelled in letters): the contents are 1.00 token per word."""
+    import shutil
+
+    from tunelab.advice.recommend import domain_texts
+    from tunelab.data import load_task_data
+    from tunelab.models import load_tokenizer
+
+    model_dir = tmp_path / "chat-llama"
+    shutil.copytree(tiny_llama_dir, model_dir)
+    tokenizer = load_tokenizer(str(model_dir))
+    tokenizer.chat_template = ("{% for m in messages %}[CLS] {{ m['role'] }} says : {{ m['content'] }} [SEP] "
+                               "{% endfor %}")
+    tokenizer.save_pretrained(model_dir)
+    path = tmp_path / "chat.jsonl"
+    path.write_text("".join(json.dumps({"messages": [
+        {"role": "user", "content": f"the {['film', 'movie', 'story'][i % 3]} was good"},
+        {"role": "assistant", "content": " ".join(["very"] * (1 + i % 4) + ["bad"])}]}) + "\n" for i in range(40)))
+    data = load_task_data(str(path), task="causal-lm", seed=0)
+    texts, read = domain_texts(data)
+    assert texts[0] == "\n".join(m["content"] for m in data.train["messages"][0]) and "contents" in read
+    rec = recommend(str(model_dir), data, config=TrainConfig(batch_size=4, max_length=32, cache=False),
+                    strategies=["bitfit"], reference=REFERENCE, sample_size=16, measure_costs=False)
+    signals = rec["domain"]["signals"]
+    assert signals["tokens_per_word_target"] == 1.0 and signals["unk_share"] == 0.0
+    (reason,) = [r for r in rec["reasons"] if r.startswith("domain ")]
+    assert reason.endswith("(both read on the conversations' message contents, without role labels or chat-template "
+                           "markup)")

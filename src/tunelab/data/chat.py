@@ -34,6 +34,18 @@ def render(messages: list[Message]) -> str:
     return "\n".join(f"{m['role']}: {m['content']}" for m in messages)
 
 
+def words(messages: list[Message]) -> str:
+    """A conversation's own words as plain text: its messages' contents, one per line, without role labels or chat
+    template markup. What ``tunelab recommend`` measures the domain and the tokenizer's fragmentation on (see
+    :mod:`tunelab.advice.recommend`): its reference is plain news text, and ``user:`` / ``<|im_start|>`` are the
+    format's words, not the domain's."""
+    return "\n".join(m["content"] for m in messages)
+
+
+#: What :func:`words` reads, as a report says it.
+WORDS_READ = "the conversations' message contents, without role labels or chat-template markup"
+
+
 #: :func:`render`'s lines, and :func:`generation_prompt`'s ``assistant:`` after them, as a chat template: a model
 #: trained on conversations through a tokenizer without one is saved with it, so that ``apply_chat_template``
 #: prompts it as it was trained.
