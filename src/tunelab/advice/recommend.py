@@ -58,7 +58,8 @@
    contents (now)        0.629 close           1.628/1.323 = 1.231 mod.    0.999 far / 1.229 mod.
    ===================== ===================== =========================== ===========================
 
-   No level changes on the packaged chat data (the thresholds were not retuned to it), but the template's reading
+   (minilm, which has no chat template: :func:`domain_signals` alone, since ``recommend`` trains conversations on
+   a decoder only.) No level changes on the packaged chat data (the thresholds were not retuned to it), but the template's reading
    put the fragmentation near *far* (1.381 against 1.4) on markup alone.
 3. **The cost** of every applicable strategy on this machine (:func:`tunelab.estimate.estimate`: a few
    timed real steps in a fresh process each): time per epoch, training time for ``epochs``, peak memory.
