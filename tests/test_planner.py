@@ -928,7 +928,7 @@ def test_at_the_full_datas_first_seed_the_verdicts_pick_gets_the_other_seeds(ver
 def test_the_verdicts_pick_goes_first_within_the_quota_and_a_better_estimate_fills_the_rest():
     """Five at the full data's first seed keep two (η = 3): the verdict's pick, and the best estimate beside it, so
     that the other seeds can still separate them; a dearer one measured no better than the pick is dominated. A
-    screening round's verdict is not the verdict: it is ignored."""
+    screening round's verdict, before any strategy has shown a learning rate (round 1), is ignored."""
     values = {"head": 0.70, "last-n": 0.72, "bitfit": 0.71, "lora": 0.74, "full": 0.73}
     seconds = {"head": 2.0, "last-n": 17.0, "bitfit": 40.0, "lora": 46.0, "full": 60.0}
     planner = Planner(list(values), rounds=(1.0,), metric="accuracy", target=300.0, seeds=3)
@@ -941,6 +941,52 @@ def test_the_verdicts_pick_goes_first_within_the_quota_and_a_better_estimate_fil
     planner.finish_round(rnd, [measure(s, 0.3, v, 0.05, 90) for s, v in values.items()],
                          [RunTiming(s, 0.3, t, t - 1) for s, t in seconds.items()], verdict="head")
     assert sorted(planner.next_round(0.0).strategies) == ["full", "lora"]
+
+
+def _two_left_after_round_two(cheap: tuple[float, float] = (0.642, 0.739), pricey: tuple[float, float] = (0.640, 0.745),
+                              margin: float | None = 0.03):
+    """The demo's path (minilm + rotten-tomatoes, 2,000 examples): after round 1 (222 examples) last-n and lora are
+    left; round 2 (667 examples) measures them 0.739 and 0.745 on 486 validation examples, which the paired comparison
+    cannot separate, and round 3 is the full data. ``cheap``, ``pricey``: the two strategies' values in rounds 1 and 2."""
+    first = {"low": 0.597, "mid": 0.628, "high": 0.630, "cheap": cheap[0], "pricey": pricey[0]}
+    seconds = {"low": 1.0, "mid": 8.7, "high": 13.0, "cheap": 4.3, "pricey": 10.5}
+    planner = Planner(list(first), rounds=(1 / 9, 1 / 3, 1.0), metric="accuracy", target=2000.0)
+    rnd = planner.next_round(0.0)
+    planner.finish_round(rnd, [measure(s, rnd.fraction, v, 0.043, 222) for s, v in first.items()],
+                         [RunTiming(s, rnd.fraction, t, t - 0.5) for s, t in seconds.items()])
+    rnd = planner.next_round(0.0)
+    assert sorted(rnd.strategies) == ["cheap", "pricey"]
+    planner.finish_round(rnd, [measure("cheap", rnd.fraction, cheap[1], 0.039, 667),
+                               measure("pricey", rnd.fraction, pricey[1], 0.039, 667)],
+                         [RunTiming(s, rnd.fraction, 3 * seconds[s], 3 * seconds[s] - 0.5) for s in rnd.strategies],
+                         verdict="cheap", verdict_margin=None if margin is None else ("pricey", margin))
+    return planner, planner.next_round(0.0)
+
+
+def test_after_a_round_of_less_data_the_verdicts_pick_goes_first_where_the_rates_measured_keep_it_level():
+    """Two left, one goes on (η = 3). Both gained about 10 points from round 1 to round 2: at those rates they end
+    1.4 points apart at the full data, within the 3 points either side that the paired comparison could not separate,
+    so the verdict there would pick the cheaper one too. The cut keeps it, not the better estimate by 0.6 points."""
+    planner, final = _two_left_after_round_two()
+    assert final.strategies == ["cheap"] and final.final
+    stop = planner.stopped["pricey"]
+    assert stop.reason == "halved" and stop.leader.strategy == "cheap"
+    assert "the verdict on these runs picks cheap, the cheapest of the strategies it cannot tell apart from the best " \
+           "(pricey)" in stop.message
+    assert "learning on at the rates the rounds measured, pricey would end at 0.8498 and cheap at 0.8358, 1.4 points " \
+           "apart, within the 3.0 points its paired comparison could not separate" in stop.message
+    assert planner.summary()["stopped"][-1]["prediction"]["trend"] == pytest.approx(0.8498, abs=1e-4)
+
+
+def test_a_cheaper_pick_that_learns_slower_than_its_margin_allows_does_not_go_first():
+    """Round 2 measures the two 1 point apart, but the cheaper one gained 1 point from round 1 where the dearer gained
+    6 (a frozen body level with a trained one on little data): carried on, the dearer ends 6 points above, beyond the
+    3 the verdict could not separate, so the cut ranks by estimate and the dearer goes on. Without the verdict's
+    margin, likewise."""
+    for margin in (0.03, None):
+        planner, final = _two_left_after_round_two(cheap=(0.68, 0.69), pricey=(0.64, 0.70), margin=margin)
+        assert final.strategies == ["pricey"]
+        assert planner.stopped["cheap"].reason == "halved"
 
 
 def test_a_planned_comparison_keeps_the_verdicts_pick_at_the_full_datas_first_seed(
@@ -1196,3 +1242,35 @@ def test_a_lone_strategy_goes_to_the_last_round_counted_as_such(tiny_bert_dir, s
     rounds = [line for line in said.splitlines() if line.startswith("round ") and ": " in line and "[" not in line]
     assert rounds == [next(line for line in rounds if "(the final round)" in line)], said
     assert rounds[0].startswith("round 1/1: head"), rounds
+
+
+def test_the_runner_asks_the_verdict_after_a_round_of_less_data_and_passes_its_margin(tiny_bert_dir, sentiment_csv,
+                                                                                     tmp_path, capsys, monkeypatch):
+    """A round of half the data before the full data: the planner gets the verdict's pick on that round's runs and
+    the half-width of the pick's paired interval against the verdict's best (or 0 where the pick is the best), which
+    its cut needs to keep a cheaper pick first (:meth:`Planner._keeps_up`)."""
+    from tunelab.cli.main import main
+    from tunelab.compare import executors, runner
+
+    monkeypatch.setattr(executors, "make_executor", lambda *a, **k: executors.LocalExecutor(isolate=False))
+    seen = []
+    real = Planner.finish_round
+
+    def finish_round(self, rnd, *args, **kwargs):
+        seen.append((rnd.screening, rnd.final, kwargs.get("verdict"), kwargs.get("verdict_margin")))
+        return real(self, rnd, *args, **kwargs)
+
+    monkeypatch.setattr(Planner, "finish_round", finish_round)
+    assert main(["compare", "--model", str(tiny_bert_dir), "--data", str(sentiment_csv), "--strategies", "head,full",
+                 "--epochs", "1", "--batch-size", "8", "--data-fractions", "0.5,1.0", "--plan", "--no-forgetting",
+                 "--no-pre-recommendation", "--out", str(tmp_path / "two")]) == 0
+    capsys.readouterr()
+    screening = [s for s in seen if s[0]]
+    assert screening, seen
+    _, _, verdict, margin = screening[0]
+    assert verdict in ("head", "full")
+    best, half = margin
+    assert best in ("head", "full") and half >= 0.0 and (half == 0.0) == (best == verdict)
+    assert runner._verdict_margin([{"strategy": "a", "versus_best": {"reason": "best"}},
+                                   {"strategy": "b", "versus_best": {"gap_low": -0.01, "gap_high": 0.05}}],
+                                  "b", "a") == ("a", pytest.approx(0.03))

@@ -28,7 +28,10 @@
    dearer strategy measured no better than a cheaper one that goes on is dominated, and the cut keeps first the
    strategy the verdict picks from those runs (the cheapest one its paired comparison cannot separate from the best;
    the runner passes it in), since the seeds left will be judged by that verdict; a better estimate it cannot
-   separate goes on only within the quota. When one strategy is
+   separate goes on only within the quota. After a round of less data the verdict's pick goes first only where the
+   rates measured keep it level (:meth:`Planner._keeps_up`): both it and the verdict's best have shown a learning
+   rate (two fractions), and carried on at those rates the best ends less than the half-width of their paired
+   interval above it, so the verdict at the full data would still not separate them. When one strategy is
    left, the rounds between go: it trains on the full plan at once. A round cuts only when it **measured
    something** (:func:`informative`): when no strategy is distinguishable from a constant predictor (the
    majority class), its order is noise and every strategy that can still catch up goes on. The same holds for
@@ -143,11 +146,14 @@ class Prediction:
     method: str
     from_fraction: float
     measured: float
+    trend: float | None = None
+    """Where the strategy ends if it goes on learning at the rate it has shown: the fitted curve's estimate, or the
+    measured value plus the last round's gain carried on log-linearly; None from one measured fraction (no rate yet)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"strategy": self.strategy, "metric": self.metric, "at": self.target, "estimate": self.estimate,
                 "optimistic": self.optimistic, "pessimistic": self.pessimistic, "method": self.method,
-                "from_fraction": self.from_fraction, "measured": self.measured}
+                "from_fraction": self.from_fraction, "measured": self.measured, "trend": self.trend}
 
 
 def _bounded(value: float, metric: str) -> float:
@@ -174,17 +180,20 @@ def predict_final(points: Sequence[Measurement], metric: str, target: float, *, 
             interval = fit.interval(target, level)
             good, bad = (interval.high, interval.low) if sign > 0 else (interval.low, interval.high)
             return Prediction(last.strategy, metric, target, interval.estimate, good, bad,
-                              f"inverse power law fitted on {len(points)} fractions", last.fraction, last.value)
+                              f"inverse power law fitted on {len(points)} fractions", last.fraction, last.value,
+                              interval.estimate)
     good_now, bad_now = (last.high, last.low) if sign > 0 else (last.low, last.high)
-    gain, method = 0.0, f"measured at data fraction {last.fraction:g}, {level:.0%} interval"
+    gain, method, trend = 0.0, f"measured at data fraction {last.fraction:g}, {level:.0%} interval", None
     if len(points) >= 2 and target > last.size:
         before = points[-2]
         # the last round's gain, carried on at the same rate per doubling of the data (log-linear)
         steps = math.log(target / last.size) / math.log(last.size / before.size)
         gain = max(0.0, sign * (last.value - before.value)) * steps
         method += f" + the last round's gain carried on log-linearly ({sign * gain:+.3g})"
+        trend = _bounded(last.value + sign * gain, metric)
     optimistic = _bounded(good_now + sign * gain, metric)
-    return Prediction(last.strategy, metric, target, last.value, optimistic, bad_now, method, last.fraction, last.value)
+    return Prediction(last.strategy, metric, target, last.value, optimistic, bad_now, method, last.fraction, last.value,
+                      trend)
 
 
 def informative(measurements: Iterable[Measurement], metric: str) -> bool:
@@ -486,8 +495,12 @@ class Planner:
     """Per round, the strategies that went on unranked: not yet distinguishable from a constant predictor
     (:func:`learned`) while others were."""
     verdicts_: dict[int, str] = field(init=False, default_factory=dict)
-    """Per round at the full data before its last seeds, the strategy the verdict picked from its runs
-    (:meth:`finish_round`'s ``verdict``): the cut after it keeps that one first."""
+    """Per round that cuts (every round but the last), the strategy the verdict picked from its runs
+    (:meth:`finish_round`'s ``verdict``): the cut after it keeps that one first; after a round of less data, only where
+    the rates measured leave the best within what the verdict could not separate (:meth:`_keeps_up`)."""
+    verdict_margins_: dict[int, tuple[str, float]] = field(init=False, default_factory=dict)
+    """Per such round, the verdict's best and the half-width of its paired interval against the pick
+    (:meth:`finish_round`'s ``verdict_margin``)."""
     shown_worse_: dict[int, dict[str, str]] = field(init=False, default_factory=dict)
     """Per such round, the strategies the verdict's paired comparison showed worse than its best, and that best
     (:meth:`finish_round`'s ``shown_worse``): a cut one is not said to be 'not shown to be worse'."""
@@ -561,18 +574,25 @@ class Planner:
 
     def finish_round(self, rnd: Round, measurements: Iterable[Measurement], timings: Iterable[RunTiming] = (),
                      outcomes: Mapping[str, str] | None = None, errors: Mapping[str, str] | None = None,
-                     verdict: str | None = None, shown_worse: Mapping[str, str] | None = None) -> None:
+                     verdict: str | None = None, shown_worse: Mapping[str, str] | None = None,
+                     verdict_margin: tuple[str, float] | None = None) -> None:
         """What ``rnd``'s runs measured. ``outcomes[s]``: ``ok`` (at least one run of ``s`` succeeded),
         ``failed`` or ``budget`` (not started, or interrupted, for the budget); ``errors[s]`` the message.
         A strategy's measurement at a fraction replaces the one an earlier round made there (more seeds).
-        ``verdict``: after the full data's first seed (a round that is neither screening nor final), the strategy the
-        comparison's verdict picks from that round's runs; the cut keeps it first (:func:`halve`'s ``first``), since
-        only seeds are left to run and the verdict is what they will be judged by. ``shown_worse``: there, the
-        strategies that verdict's paired comparison shows worse than its best, each with that best (their stop says
-        so, not that their own interval reaches the leader)."""
+        ``verdict``: after any round but the last, the strategy the comparison's verdict picks from that round's runs
+        (the cheapest its paired comparison cannot separate from the best). After the full data's first seed (a round
+        that is neither screening nor final) the cut keeps it first (:func:`halve`'s ``first``), since only seeds are
+        left to run and the verdict is what they will be judged by; after a round of less data it does so where the
+        learning rates measured say the verdict would still not separate it from its best at the full data
+        (:meth:`_keeps_up`), ``verdict_margin`` giving that best and the half-width of the pick's paired interval
+        against it. ``shown_worse``: after the full data's first seed, the strategies that verdict's paired comparison
+        shows worse than its best, each with that best (their stop says so, not that their own interval reaches the
+        leader)."""
         measurements = list(measurements)
-        if verdict is not None and not rnd.screening and not rnd.final:
+        if verdict is not None and not rnd.final:
             self.verdicts_[rnd.index] = verdict
+            if verdict_margin is not None:
+                self.verdict_margins_[rnd.index] = verdict_margin
         if not rnd.screening and not rnd.final:
             self.shown_worse_[rnd.index] = dict(shown_worse or {})
         again = {(m.strategy, m.fraction) for m in measurements}
@@ -668,13 +688,23 @@ class Planner:
         among = len(preds) + sum(1 for s in self.alive_ if s in fresh)
         keep = kept_by_halving(among, self.eta)
         left = f"the {len(preds)} ranked of the {among} left" if among > len(preds) else f"the {among} left"
-        first = self.verdicts_.get(done.index) if not done.screening else None
-        first = first if first in preds else None
+        first = self.verdicts_.get(done.index)
+        first = first if first in preds and (not done.screening or self._keeps_up(first, done.index, preds)) else None
         for s, (why, other) in halve(preds, self.metric, self.eta, costs, among=among,
                                      at_full_data=not done.screening, first=first).items():
             p, op = preds[s], preds[other]
             said = f"{self._its_value(done)}, {p.estimate:.4g}, "
-            if why == "halved" and first is not None and is_better(p.estimate, preds[first].estimate, self.metric):
+            if why == "halved" and first is not None and done.screening and is_better(p.estimate, preds[first].estimate,
+                                                                                       self.metric):
+                fp, (best, half) = preds[first], self.verdict_margins_[done.index]
+                message = (said + f"is {better} {first}'s {fp.estimate:.4g}, but the verdict on these runs picks "
+                           f"{first}, the cheapest of the strategies it cannot tell apart from the best ({best}), and "
+                           f"learning on at the rates the rounds measured, {best} would end at {preds[best].trend:.4g} and "
+                           f"{first} at {fp.trend:.4g}, {self._gap_text(preds[best].trend, fp.trend)} apart, within the "
+                           f"{self._gap_text(0.0, half, relative_to=preds[best].trend)} its paired comparison could "
+                           f"not separate: the next round goes to the best {keep} of {left} in the verdict's order "
+                           f"(successive halving, η = {self.eta:g}); --halving 1 or --exhaustive compares them to the end")
+            elif why == "halved" and first is not None and is_better(p.estimate, preds[first].estimate, self.metric):
                 message = (said + f"is {better} {first}'s {preds[first].estimate:.4g}, but the verdict on these runs "
                            f"picks {first}, the cheapest of the strategies it cannot tell apart from the best. Only "
                            f"seeds are left to run, and they go to the best {keep} of {left} in the verdict's order "
@@ -705,6 +735,29 @@ class Planner:
                            f"({op.pessimistic:.4g}), {self._cheaper(costs, other, s)}: the verdict recommends the "
                            "cheaper of two strategies it cannot separate")
             self._stop(s, done.index, done.fraction, why, message, p, op)
+
+    def _keeps_up(self, pick: str, index: int, preds: Mapping[str, Prediction]) -> bool:
+        """Whether, after round ``index`` of less data, the verdict's ``pick`` goes first in the cut: where it is the
+        verdict's best, or where both it and that best have shown a learning rate (:attr:`Prediction.trend`: two
+        fractions or more) and, carried on at those rates to the full data, the best would end less than the
+        half-width of their paired interval above it, so that the verdict there would still not separate them. A
+        cheaper pick that learns slower than its margin allows (a frozen body level with full fine-tuning on little
+        data) is ranked by its estimate, as every strategy after round 1 (no rate measured yet) is."""
+        best, half = self.verdict_margins_.get(index, (None, None))
+        if best == pick:
+            return True
+        p, b = preds.get(pick), preds.get(best) if best is not None else None
+        if half is None or p is None or b is None or p.trend is None or b.trend is None:
+            return False
+        gap = b.trend - p.trend if higher_is_better(self.metric) else p.trend / b.trend - 1.0
+        return gap < half
+
+    def _gap_text(self, best: float, other: float, relative_to: float | None = None) -> str:
+        """A gap in the verdict's units: points of an accuracy-like metric, % of a perplexity or loss."""
+        if higher_is_better(self.metric):
+            return f"{100 * abs(best - other):.1f} points"
+        gap = abs(other) if relative_to is not None else abs(other / best - 1.0)
+        return f"{100 * gap:.1f} %"
 
     def _its_value(self, done: Round) -> str:
         """How a stop's message names the value it rests on: predicted for the full data after a round of less, measured

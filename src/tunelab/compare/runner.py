@@ -998,6 +998,18 @@ def _verdict(runs: list[RunRecord], opts: CompareOptions, planning: dict[str, An
                                   rounds=planning is not None)
 
 
+def _verdict_margin(ranking: list[dict], pick: str | None, best: str | None) -> tuple[str, float] | None:
+    """The verdict's best and the half-width of the paired interval of ``pick`` against it (None where it has none:
+    the pick is the best, or the comparison gave no interval)."""
+    if pick is None or best is None:
+        return None
+    if pick == best:
+        return best, 0.0
+    versus = next((v.get("versus_best") or {} for v in ranking if v["strategy"] == pick), {})
+    low, high = versus.get("gap_low"), versus.get("gap_high")
+    return None if low is None or high is None else (best, (high - low) / 2.0)
+
+
 def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[str, float], searches: dict[str, dict],
                  opts: CompareOptions, pre: dict | None, say: Callable[[str], None], log: Callable[[str], None] | None,
                  tracked, started: float, sized: Sized) -> tuple[list[RunRecord], list[str], dict[str, Any]]:
@@ -1093,15 +1105,17 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
         ran = [r for r in records if r.run_info.status != SKIPPED]
         earlier = [made[p.run_id] for p in every if p.run_id in made]
         outcomes, errors = _round_outcomes(earlier + records, rnd.strategies)
-        # the full data's first seed: the seeds left go first to the strategy the verdict picks from these runs
+        # every cut asks the verdict on its round's runs (the full data's first seed: the seeds left go first to the
+        # strategy it picks; a round of less data: that one goes first where the rates measured keep it level)
         rung = (_verdict([r for r in earlier + ran if r.succeeded], opts)
-                if not rnd.screening and not rnd.final and len(planner.alive_) > 1 else {})
+                if not rnd.final and len(planner.alive_) > 1 else {})
         ranking = rung.get("ranking") or []
         best = next((v["strategy"] for v in ranking if (v.get("versus_best") or {}).get("reason") == "best"), None)
         shown_worse = {v["strategy"]: best for v in ranking if best and (v.get("versus_best") or {}).get("reason") == "worse"}
         planner.finish_round(rnd, measurements_from_results(earlier + ran, metric, rnd.fraction, level=1.0 - opts.alpha),
                              timings_from_results(ran), outcomes, errors, verdict=rung.get("strategy"),
-                             shown_worse=shown_worse)
+                             shown_worse=shown_worse if not rnd.screening else None,
+                             verdict_margin=_verdict_margin(ranking, rung.get("strategy"), best))
         results.extend(ran)
         if not rnd.screening:
             made.update({p.run_id: r for p, r in zip(planned, records) if r.succeeded})
