@@ -540,6 +540,21 @@ def make_trainer_class():
                 )
             return loss
 
+        def _train_wrapped_after_evaluation(self) -> None:
+            """An evaluation before training (a causal LM's as-loaded validation) has accelerate prepare the model for
+            evaluation alone, and accelerate marks it prepared: over several processes the training's prepare then
+            left it unwrapped, without DistributedDataParallel, so each process trained its own copy on its share
+            of the batches with no gradient exchanged, and the artifact held the main process's copy alone (a resume,
+            which reads the saved as-loaded outputs instead, trained wrapped and ended elsewhere). The evaluation's
+            preparation is undone here, as accelerate's own unwrapping undoes it, so that training wraps the model."""
+            model = self.model
+            if self.args.world_size <= 1 or self.model_wrapped is not model or not getattr(model, "_is_accelerate_prepared", False):
+                return
+            if "_original_forward" in vars(model):  # mixed precision: the autocast wrapper, put on again by training
+                model.forward = vars(model).pop("_original_forward")
+            del model._is_accelerate_prepared
+            self.accelerator._models[:] = [m for m in self.accelerator._models if m is not model]
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             result = super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
             share = self._tunelab_loss_share
@@ -557,6 +572,7 @@ def make_trainer_class():
                     result = super().evaluate(*args, **kwargs)
             finally:
                 self.eval_seconds += time.perf_counter() - start
+            self._train_wrapped_after_evaluation()
             if self.tunelab_outputs is not None and not args and kwargs.get("eval_dataset") is None:
                 self.tunelab_eval_outputs = self.tunelab_outputs.latest  # the periodic evaluation of eval_dataset
             return result
