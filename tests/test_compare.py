@@ -690,6 +690,15 @@ def test_a_resumed_comparison_reuses_runs_recorded_with_the_value_a_default_reso
     err = capsys.readouterr().err
     assert f"--resume found {out / 'runs' / 'last-n'} trained with other settings (--layers 3 → default)" in err
 
+    # a run interrupted before it wrote metrics.json: its run_config.yaml, checkpoint and progress.json do not say how
+    # many blocks the model has; the model's config does (3 here), and the default resolves to the recorded 2 there
+    _as_before_layers_was_none(out, 2)
+    (out / "runs" / "last-n" / "metrics.json").unlink()
+    (out / "runs" / "last-n" / "checkpoints" / "checkpoint-1").mkdir(parents=True)
+    assert main([*argv, "--resume"]) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "[1/2] head: finished earlier, reused" in printed and "[2/2] last-n: resuming last-n" in printed
+
 
 def test_strategy_options_resolve_on_the_recorded_model():
     """The unit under the test above: which recorded ``layers`` a config compares equal to, given the model's blocks."""
@@ -702,3 +711,19 @@ def test_strategy_options_resolve_on_the_recorded_model():
     assert last_n.replace(layers=2).changed_from(last_n.to_dict(), num_blocks=6) == []  # and the other way round
     assert head.changed_from({**head.to_dict(), "layers": 5}) == []  # head reads no --layers
     assert head.changed_from({**head.to_dict(), "lora_r": 4}) == []
+
+
+def test_an_interrupted_runs_options_resolve_on_its_models_blocks(tiny_bert_dir, tmp_path):
+    """A run without a record (interrupted before metrics.json) is compared on the blocks of its model, counted from
+    the model's config (no weights) as a loaded model's layout counts them; a model that cannot be read leaves the
+    count unknown, and the difference stands."""
+    from tunelab.models import model_num_blocks
+
+    assert model_num_blocks(str(tiny_bert_dir)) == 3
+    assert model_num_blocks(str(tmp_path / "no-such-model")) is None
+    last_n = TrainConfig(strategy="last-n", model=str(tiny_bert_dir))
+    assert last_n.changed_from_run({**last_n.to_dict(), "layers": 2}) == []
+    assert last_n.changed_from_run({**last_n.to_dict(), "layers": 3}) == [("layers", 3, None)]
+    assert last_n.changed_from_run({**last_n.to_dict(), "layers": 3}, num_blocks=6) == [("layers", 3, None)]  # recorded
+    elsewhere = last_n.replace(model=str(tmp_path / "no-such-model"))
+    assert elsewhere.changed_from_run({**elsewhere.to_dict(), "layers": 2}) == [("layers", 2, None)]

@@ -468,3 +468,20 @@ def test_a_causal_lm_run_resumes_with_the_document_mask_it_started_with(tiny_lla
         record = train(resumed, progress=False)
         assert record["config"]["document_mask"] is kept_apart
         assert json.loads((folder / "model" / "tunelab.json").read_text())["document_mask"] is kept_apart
+
+
+def test_an_interrupted_run_recorded_with_the_value_a_default_resolves_to_is_resumed(tiny_bert_dir, tmp_path):
+    """A checkpoint whose run_config.yaml says ``layers: 2`` (the default until session 43; None now, which trains the
+    top 2 blocks of a model of 2 or more) continues with the default: its model's config says it has 3 blocks. A
+    recorded value the default does not resolve to is still refused."""
+    from tunelab.errors import ConfigError
+    from tunelab.run.training import _check_same_run
+
+    out = tmp_path / "run"
+    (out / "checkpoints" / "checkpoint-1").mkdir(parents=True)
+    config = TrainConfig(strategy="last-n", model=str(tiny_bert_dir), out=str(out))
+    config.replace(layers=2).save(out / "run_config.yaml")
+    _check_same_run(config, out, out / "checkpoints" / "checkpoint-1")
+    config.replace(layers=3).save(out / "run_config.yaml")
+    with pytest.raises(ConfigError, match=r"with other settings than it trained with \(--layers 3 → \(default\)\)"):
+        _check_same_run(config, out, out / "checkpoints" / "checkpoint-1")

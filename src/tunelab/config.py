@@ -303,6 +303,21 @@ class TrainConfig:
                 if name not in OPERATIONAL and name not in idle and not (name == "task" and value is None)
                 and recorded.get(name) != value and not self._resolve_alike(name, recorded.get(name), num_blocks)]
 
+    def changed_from_run(self, recorded: Mapping[str, Any], num_blocks: int | None = None) -> list[tuple[str, Any, Any]]:
+        """:meth:`changed_from` the run ``recorded``, on the model of ``num_blocks`` blocks its record says; where it
+        says none (a run interrupted before it wrote metrics.json: its run_config.yaml, checkpoint and progress.json
+        do not say) and a strategy option differs, on the blocks of this config's model, counted from its config
+        (:func:`tunelab.models.model_num_blocks`: the model is a compared setting, so it is the run's model)."""
+        from tunelab.strategies import STRATEGIES
+
+        changed = self.changed_from(recorded, num_blocks)
+        options = STRATEGIES[self.strategy].options if self.strategy in STRATEGIES else ()
+        if changed and num_blocks is None and any(name in options for name, _, _ in changed):
+            from tunelab.models import model_num_blocks
+
+            changed = self.changed_from(recorded, model_num_blocks(self.model, trust_remote_code=self.trust_remote_code))
+        return changed
+
     def _resolve_alike(self, name: str, recorded: Any, num_blocks: int | None) -> bool:
         """Whether this config's strategy takes its option ``name`` as ``recorded`` the same as this config's value on
         a model of ``num_blocks`` blocks (unknown: no)."""

@@ -245,7 +245,7 @@ def plan_runs(base: TrainConfig, strategies: Sequence[str], out: Path, *, seeds:
 
 
 def _same_config(planned: TrainConfig, recorded: Mapping[str, Any] | None, num_blocks: int | None = None) -> bool:
-    return isinstance(recorded, Mapping) and not planned.changed_from(with_unrecorded(recorded), num_blocks)
+    return isinstance(recorded, Mapping) and not planned.changed_from_run(with_unrecorded(recorded), num_blocks)
 
 
 def finished_record(folder: Path, config: TrainConfig, split_fingerprint: str | None = None) -> RunRecord | None:
@@ -286,7 +286,7 @@ def _adopt_renamed(planned: Sequence[PlannedRun]) -> None:
                 continue
             record = _safe_read(alias / RECORD_NAME) if (alias / RECORD_NAME).is_file() else {}
             recorded = _recorded_settings(alias, record)
-            if isinstance(recorded, Mapping) and not run.config.changed_from(recorded, _num_blocks(record)):
+            if isinstance(recorded, Mapping) and not run.config.changed_from_run(recorded, _num_blocks(record)):
                 _rename_run(alias, run.folder, recorded.get("out"))
                 logging.getLogger("tunelab").info(f"--resume: {alias.name} is the same run as {run.run_id} (named for "
                                                   f"this comparison's seeds and fractions): renamed, and reused")
@@ -1437,7 +1437,7 @@ def _job(run: PlannedRun, base: TrainConfig, searches: dict[str, dict], opts: Co
         record_path = run.folder / RECORD_NAME
         old = _safe_read(record_path) if record_path.is_file() else {}
         recorded = _recorded_settings(run.folder, old)
-        changed = config.changed_from(recorded, _num_blocks(old)) if isinstance(recorded, Mapping) else []
+        changed = config.changed_from_run(recorded, _num_blocks(old)) if isinstance(recorded, Mapping) else []
         trained = old.get("run_info", {}).get("status") == "success" or any(
             (run.folder / "checkpoints").glob("checkpoint-*"))
         ran_on = (old.get("meta_info") or {}).get("split_fingerprint")

@@ -285,6 +285,20 @@ def model_layout(model: nn.Module) -> Layout:
     return Layout(model, family, body, body_path, blocks, blocks_path, _head_modules(model, body), probe, parallel, problem)
 
 
+def blocks_in_config(config, *, trust_remote_code: bool = False) -> int | None:
+    """How many blocks (:attr:`Layout.num_blocks`) a model of ``config`` (a transformers config) has, found as a
+    loaded model's are (:func:`model_layout`): the model is built on the meta device (no weights, no probe pass).
+    ``None`` where it cannot be built (remote code not trusted, an unknown class) or its blocks cannot be found."""
+    try:
+        from transformers import AutoModel
+
+        with torch.device("meta"):
+            model = AutoModel.from_config(config, trust_remote_code=trust_remote_code)
+        return len(_blocks(model, _body(model)[1])[1])
+    except Exception:  # noqa: BLE001 - whatever stops the build, the count is not known
+        return None
+
+
 def head_index(attention_mask: torch.Tensor, reads: str) -> torch.Tensor:
     """For each row, the position a head that reads ``reads`` (``"first"`` or ``"last"``, see
     :attr:`Layout.head_reads`) takes from right-padded hidden states."""

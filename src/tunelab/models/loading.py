@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import importlib.util
 import inspect
 import os
@@ -764,6 +765,21 @@ def load_model_config(name_or_path: str, *, trust_remote_code: bool = False):
         return AutoConfig.from_pretrained(resolve_model(name_or_path), trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot read the config of '{name_or_path}': {load_problem(name_or_path, exc)}") from exc
+
+
+@functools.lru_cache(maxsize=32)
+def model_num_blocks(name_or_path: str, *, trust_remote_code: bool = False) -> int | None:
+    """How many blocks the model ``name_or_path`` has, counted from its config alone, as a loaded one's layout counts
+    them (:func:`~tunelab.models.layout.blocks_in_config`): what a strategy resolves its options from
+    (:meth:`~tunelab.strategies.Strategy.resolved_options`) where no record says (a run interrupted before it wrote
+    metrics.json). ``None`` where the config cannot be read or the model cannot be built from it."""
+    from tunelab.models.layout import blocks_in_config
+
+    try:
+        config = load_model_config(name_or_path, trust_remote_code=trust_remote_code)
+    except Exception:  # noqa: BLE001 - an unreadable config (a missing folder, no network): the count is not known
+        return None
+    return blocks_in_config(config, trust_remote_code=trust_remote_code)
 
 
 #: The files a checkpoint folder keeps its weights in (transformers' names, sharded or not, and other frameworks').

@@ -1172,7 +1172,7 @@ def _check_same_run(config: TrainConfig, out: Path, checkpoint: Path) -> None:
     from tunelab.run import resilience
 
     recorded = saved_settings(out / "run_config.yaml")
-    changed = config.changed_from(recorded) if recorded is not None else []
+    changed = config.changed_from_run(recorded) if recorded is not None else []
     if changed:
         shown = ", ".join(f"--{name.replace('_', '-')} {_shown(old)} → {_shown(new)}" for name, old, new in changed[:4])
         more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
