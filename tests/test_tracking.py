@@ -403,3 +403,57 @@ def test_a_reused_runs_child_logs_the_numbers_the_comparisons_table_shows(tmp_pa
     ComparisonRuns("old", {}, tmp_path / "old", resume=True).reused("lora-s0", record)
     metrics = MlflowClient(tracking_uri=uri).get_run(earlier.children["lora-s0"]).data.metrics
     assert metrics["validation_f1_macro"] == pytest.approx(today) and metrics["recorded_validation_f1_macro"] == old
+
+
+def test_a_fresh_causal_lm_runs_child_holds_one_point_per_metric_at_its_last_step(tmp_path, monkeypatch):
+    """A causal LM's run logs its perplexity from float32 sums of its losses; the comparison states it from the saved
+    outputs, summed in float64 (the 8th digit apart: the same measurement, :func:`tunelab.metrics.same_measurement`).
+    The comparison logged its value to the child after the run's own: ``validation_perplexity`` held (7, 47825.9799)
+    and (7, 47825.9313). It now logs only what is another measurement (a value recorded under an older definition,
+    with the recorded one as ``recorded_<split>_<metric>``) or was not recorded at all."""
+    MlflowClient = pytest.importorskip("mlflow.tracking").MlflowClient
+    import math
+
+    import numpy as np
+
+    from tunelab.advice.verdict import outputs_scores
+    from tunelab.compare.tracking import ComparisonRuns
+    from tunelab.run.outputs import ExampleOutputs
+    from tunelab.run.record import as_record
+    from tunelab.run.tracking import log_record_to_mlflow
+
+    uri = (tmp_path / "mlruns").as_uri()
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "lora-s0"
+    for split in ("validation", "test"):
+        ExampleOutputs(loss_sums=rng.uniform(300.0, 340.0, 30), token_counts=np.full(30, 30.0)).save(folder, split)
+    record = {"run_info": {"run_id": "lora-s0", "strategy": "lora", "seed": 0, "status": "success"},
+              "train_info": {"train_time_s": 5.0, "steps": 7}, "metrics": {},
+              "meta_info": {"task": "causal-lm"}, "config": {"strategy": "lora", "seed": 0, "out": str(folder)}}
+    for split in ("validation", "test"):  # as the run recorded them: its loss summed in float32
+        exact = outputs_scores(as_record(record), split)
+        loss = exact["loss"] * (1 + 3e-8)
+        record["metrics"][split] = {"loss": loss, "perplexity": math.exp(loss)}
+        assert not math.isclose(exact["perplexity"], math.exp(loss), rel_tol=1e-9)  # two points, were both logged
+    client = MlflowClient(tracking_uri=uri)
+
+    runs = ComparisonRuns("cmp", {}, tmp_path)
+    runs.child_environment("lora-s0")
+    log_record_to_mlflow(runs.children["lora-s0"], record)  # the run's own, at the end of its training
+    runs.finish_child("lora-s0", record)
+    for split in ("validation", "test"):
+        for metric in ("loss", "perplexity"):
+            history = client.get_metric_history(runs.children["lora-s0"], f"{split}_{metric}")
+            assert [(m.step, m.value) for m in history] == [(7, record["metrics"][split][metric])]
+    assert not [m for m in client.get_run(runs.children["lora-s0"]).data.metrics if m.startswith("recorded_")]
+
+    # a run recorded under another definition still gets today's value beside its recorded one
+    older = {**record, "metrics": {**record["metrics"], "validation": {"loss": 9.0, "perplexity": math.exp(9.0)}}}
+    resumed = ComparisonRuns("cmp", {}, tmp_path, resume=True)
+    resumed.reused("lora-s0", older)
+    today = outputs_scores(as_record(record), "validation")["perplexity"]
+    history = client.get_metric_history(runs.children["lora-s0"], "validation_perplexity")
+    assert [m.value for m in history][-1] == pytest.approx(today)
+    assert client.get_run(runs.children["lora-s0"]).data.metrics["recorded_validation_perplexity"] == math.exp(9.0)

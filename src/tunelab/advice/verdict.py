@@ -157,11 +157,16 @@ def restated(run: Any, metric: str, splits: Sequence[str] = ("validation", "test
     return found
 
 
-def as_compared(run: Any) -> dict[str, Any]:
+def as_compared(run: Any, *, restated_only: bool = False) -> dict[str, Any]:
     """A run record's dict form with the numbers a comparison states for it everywhere (its table, results.csv, the
     trackers its runs log to): a successful run's metrics from its saved outputs (:func:`outputs_scores`, as
     :func:`run_value`), and where its ``metrics.json`` recorded another value (:func:`restated`), that one under
-    ``metrics.recorded.<split>.<metric>``. A failed run's record as it is."""
+    ``metrics.recorded.<split>.<metric>``. A failed run's record as it is.
+
+    ``restated_only``: a recorded value that is the same measurement summed otherwise (a causal LM's float32 sums
+    against the outputs' float64 ones: :func:`tunelab.metrics.same_measurement`) stays as recorded, for a tracker
+    that holds the run's own values already: logged again, it was a second point at the same step
+    (``validation_perplexity`` 47825.9799, then 47825.9313)."""
     values = run.to_dict() if isinstance(run, RunRecord) else dict(run)
     record = as_record(run)
     if not record.succeeded:
@@ -170,11 +175,19 @@ def as_compared(run: Any) -> dict[str, Any]:
                                    for k, v in (values.get("metrics") or {}).items()}
     for split in ("validation", "test"):
         scores = outputs_scores(record, split)
-        for change in (r for metric in scores for r in restated(record, metric, (split,))):
+        changes = [r for metric in scores for r in restated(record, metric, (split,))]
+        for change in changes:
             metrics.setdefault("recorded", {}).setdefault(split, {})[change.metric] = change.recorded
+        if restated_only:
+            kept = {c.metric for c in changes} | {m for m in scores if not _finite(record.metrics.value(split, m))}
+            scores = {m: v for m, v in scores.items() if m in kept}
         if scores:
             metrics[split] = {**(metrics.get(split) or {}), **scores}
     return values
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
 
 
 def example_results(summary: Any, split: str) -> ExampleResults | None:

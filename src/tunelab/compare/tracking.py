@@ -84,7 +84,8 @@ class ComparisonRuns:
         from tunelab.compare.executors import interrupted, stopped_by_budget
         from tunelab.run.record import as_record
 
-        log_record_to_mlflow(child, as_compared(record))  # the numbers its table shows (as results.csv)
+        # the numbers its table shows (as results.csv), where they are other measurements than its run logged itself
+        log_record_to_mlflow(child, as_compared(record, restated_only=True))
         run = as_record(record)
         status = "FINISHED"
         if not run.succeeded:  # stopped by Ctrl-C or the budget (a checkpoint kept, resumable), or failed
@@ -97,11 +98,12 @@ class ComparisonRuns:
         that was not tracked) gets one now, with the run's parameters and final numbers, as a run logs them. Either
         way the child gets the numbers the comparison states for it (:func:`~tunelab.advice.verdict.as_compared`):
         a value recorded under an older definition (macro F1 over the gold or predicted classes) is logged again as
-        today's, the recorded one kept as ``recorded_<split>_<metric>``."""
+        today's, the recorded one kept as ``recorded_<split>_<metric>``; one that is the same measurement summed
+        otherwise (a perplexity's float32 sums) is not logged twice."""
         if run_name in self.children:
             from tunelab.advice.verdict import as_compared
 
-            log_record_to_mlflow(self.children[run_name], as_compared(record))
+            log_record_to_mlflow(self.children[run_name], as_compared(record, restated_only=True))
             return
         self.child_environment(run_name)
         log_params(self.children[run_name], run_params(record.get("config") or {}, record.get("meta_info")))
