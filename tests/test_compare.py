@@ -727,3 +727,17 @@ def test_an_interrupted_runs_options_resolve_on_its_models_blocks(tiny_bert_dir,
     assert last_n.changed_from_run({**last_n.to_dict(), "layers": 3}, num_blocks=6) == [("layers", 3, None)]  # recorded
     elsewhere = last_n.replace(model=str(tmp_path / "no-such-model"))
     assert elsewhere.changed_from_run({**elsewhere.to_dict(), "layers": 2}) == [("layers", 2, None)]
+
+
+def test_the_shared_cache_splits_a_model_at_the_blocks_its_layout_counts(tmp_path):
+    """The comparison's shared frozen-layer cache took a strategy's split from ``config.num_hidden_layers``: on ALBERT
+    (12 layers that run one shared block) head's split was 12 and last-n's 10 of a model of one block. It now counts
+    the blocks as the run's layout does (:func:`tunelab.models.model_num_blocks`)."""
+    from transformers import AlbertConfig, AlbertModel
+
+    from tunelab.compare.runner import _frozen_split
+
+    AlbertModel(AlbertConfig(vocab_size=100, embedding_size=16, hidden_size=32, num_hidden_layers=3,
+                             num_attention_heads=4, intermediate_size=64)).save_pretrained(tmp_path / "albert")
+    config = TrainConfig(model=str(tmp_path / "albert"))
+    assert [_frozen_split(config.replace(strategy=s)) for s in ("head", "last-n")] == [1, 0]

@@ -459,17 +459,15 @@ def _frozen_split(config: TrainConfig) -> int | None:
     """How many bottom blocks ``config.strategy`` keeps frozen on ``config.model`` (None: none)."""
     from types import SimpleNamespace
 
+    from tunelab.models import model_num_blocks
     from tunelab.strategies import get_strategy
 
+    num_blocks = model_num_blocks(config.model, trust_remote_code=config.trust_remote_code)
+    if num_blocks is None:  # a model whose config we cannot read here simply shares nothing
+        return None
     try:
-        from transformers import AutoConfig
-
-        from tunelab.models import resolve_model
-
-        model_config = AutoConfig.from_pretrained(resolve_model(config.model), trust_remote_code=config.trust_remote_code)
-        layout = SimpleNamespace(num_blocks=int(model_config.num_hidden_layers))
-        return get_strategy(config.strategy).frozen_blocks(None, layout, config)
-    except Exception:  # noqa: BLE001 - a model whose config we cannot read here simply shares nothing
+        return get_strategy(config.strategy).frozen_blocks(None, SimpleNamespace(num_blocks=num_blocks), config)
+    except Exception:  # noqa: BLE001 - nor one a strategy cannot split
         return None
 
 
