@@ -741,3 +741,14 @@ def test_the_shared_cache_splits_a_model_at_the_blocks_its_layout_counts(tmp_pat
                              num_attention_heads=4, intermediate_size=64)).save_pretrained(tmp_path / "albert")
     config = TrainConfig(model=str(tmp_path / "albert"))
     assert [_frozen_split(config.replace(strategy=s)) for s in ("head", "last-n")] == [1, 0]
+
+
+def test_a_saved_advice_with_a_negative_time_gives_the_comparison_no_estimate():
+    """A resumed comparison reads pre_recommendation.json as its first start saved it; one saved while the estimate's
+    probes could give a negative time held lora at -5,792 s, which the budget and the planner took as a time."""
+    from tunelab.compare.runner import _estimated_seconds
+
+    pre = {"estimates": [{"strategy": "lora", "train_time_s": -5791.774, "time_per_step_s": -92.444},
+                         {"strategy": "head", "train_time_s": 0.0},
+                         {"strategy": "full", "train_time_s": 120.0, "cache_build_s": 5.0}]}
+    assert _estimated_seconds(pre) == {"full": 125.0}

@@ -56,6 +56,8 @@ def test_estimate_extrapolates_from_small_probe_batches(tiny_bert_dir, toy_class
     est = estimate(config, data=toy_classification_data, warmup_steps=1, timed_steps=2, isolate=False, probe_tokens=1)
     assert est["probe"] == {"batch_sizes": [1, 2], "requested": 16}
     assert [m["batch_size"] for m in est["measured"]] == [1, 2]
+    # never cheaper than the larger probe (a tiny model's steps at 1 and 2 rows often time the other way round)
+    assert est["time_per_step_s"] >= est["measured"][-1]["median_step_s"] > 0 and est["train_time_s"] > 0
 
 
 def test_isolated_estimate_reports_errors_as_tunelab_errors(tiny_llama_dir, toy_lm_data):
@@ -214,3 +216,65 @@ def test_the_estimate_says_where_it_timed_the_steps_and_at_what_max_length(tiny_
                              else f"CPU, {torch.get_num_threads()} threads")
     first = format_estimate(est)[0]
     assert f"({est['device']}), batch 8" in first and "max length 24" in first
+
+
+# the probes of `recommend --model smollm2 --data chat-qa --max-length 32 --strategies lora` on a loaded machine: the
+# step at batch size 22 timed faster than at 11, and the line through them gave -92.4 s a step at 32
+_SMOLLM2_PROBES = [
+    {"batch_size": 11, "median_step_s": 148.9666, "first_step_s": 160.0, "peak_memory_mb": 3000.0, "device": "CPU, 2 threads"},
+    {"batch_size": 22, "median_step_s": 22.5134, "first_step_s": 30.0, "peak_memory_mb": 3200.0, "device": "CPU, 2 threads"},
+]
+
+
+def test_probes_that_contradict_each_other_never_give_a_step_cheaper_than_the_larger_one():
+    from tunelab.advice.estimate import at_batch_size
+
+    notes: list[str] = []
+    at = at_batch_size([dict(m) for m in _SMOLLM2_PROBES], 32, notes)
+    # on a CPU a step costs about what its tokens cost: batch 22's step scaled to 32 rows
+    assert at["time_per_step_s"] == pytest.approx(22.5134 * 32 / 22, abs=1e-3)
+    assert at["first_step_s"] == pytest.approx(30.0 * 32 / 22, abs=1e-3)
+    assert at["peak_memory_mb"] == pytest.approx(3200 + 200 / 11 * 10, abs=0.1)  # memory rose: its line is kept
+    assert len(notes) == 2 and "batch size 22 measured less than batch size 11 (22.5134 vs 148.9666 s" in notes[0]
+    at_batch_size([dict(m) for m in _SMOLLM2_PROBES], 32, notes)
+    assert len(notes) == 2  # said once
+
+    # on an accelerator a step costs its launches, not its tokens: the larger probe's time is kept (a lower bound)
+    gpu = [{**m, "device": "GPU NVIDIA H100"} for m in _SMOLLM2_PROBES]
+    assert at_batch_size(gpu, 32, [])["time_per_step_s"] == pytest.approx(22.5134)
+    # memory that falls with the batch is kept at the larger probe's, never scaled
+    fell = [{**_SMOLLM2_PROBES[0], "peak_memory_mb": 3300.0}, _SMOLLM2_PROBES[1]]
+    notes = []
+    assert at_batch_size(fell, 32, notes)["peak_memory_mb"] == pytest.approx(3200.0)
+    assert any(n.startswith("peak memory: batch size 22 measured less") for n in notes)
+
+
+def test_probes_that_agree_are_extrapolated_on_their_line():
+    from tunelab.advice.estimate import at_batch_size
+
+    probes = [{"batch_size": 2, "median_step_s": 0.3, "first_step_s": 0.5, "peak_memory_mb": 900.0, "device": "CPU, 2 threads"},
+              {"batch_size": 4, "median_step_s": 0.5, "first_step_s": 0.6, "peak_memory_mb": 1000.0, "device": "CPU, 2 threads"}]
+    notes: list[str] = []
+    at = at_batch_size(probes, 16, notes)
+    assert at == {"time_per_step_s": pytest.approx(1.7), "first_step_s": pytest.approx(1.7),  # never below a step
+                  "peak_memory_mb": pytest.approx(1600.0)}
+    assert notes == []
+
+
+def test_a_stored_measurement_with_a_negative_step_time_is_summed_up_again_when_reused(tmp_path):
+    """The bad line was stored with the measurement and replayed (-5,792 s of training) until `--remeasure`."""
+    from tunelab.advice.estimate import _for_epochs, _reused
+    from tunelab.io import write_json
+
+    stored = {"batch_size": 32, "steps_per_epoch": 63, "examples_per_epoch": 2000, "first_step_s": -61.0,
+              "time_per_step_s": -92.444, "overhead_s": 3.0, "time_per_epoch_s": -5824.0, "train_time_s": -5791.774,
+              "peak_memory_mb": 3412.9, "probe": {"batch_sizes": [11, 22], "requested": 32},
+              "measured": [dict(m) for m in _SMOLLM2_PROBES],
+              "notes": ["timed at batch sizes 11 and 22, extrapolated linearly to 32"]}
+    path = tmp_path / "stored.json"
+    write_json(path, stored)
+    est = _for_epochs(_reused(path), TrainConfig(model="smollm2", strategy="lora", epochs=1, batch_size=32))
+    assert est["time_per_step_s"] == pytest.approx(22.5134 * 32 / 22, abs=1e-3)
+    assert est["time_per_epoch_s"] == pytest.approx(63 * est["time_per_step_s"], abs=1e-2)
+    assert est["train_time_s"] == pytest.approx(3.0 + est["first_step_s"] + 62 * est["time_per_step_s"], abs=1e-2)
+    assert any("measured less than batch size 11" in n for n in est["notes"])

@@ -23,7 +23,8 @@ optimizer steps run in the same ``TunelabTrainer`` that ``tunelab train`` uses. 
   faster, but the peak then includes whatever this process held before).
 * **large steps** — when ``probe_tokens`` is set and one batch would be more than that many
   token-parameters (parameters × batch × length), the steps run at two small batch sizes and time and
-  memory are extrapolated linearly to the requested one (``probe`` says so in the result).
+  memory are extrapolated linearly to the requested one (``probe`` says so in the result), never below the
+  larger probe's: where the two contradict each other, a note says so (:func:`at_batch_size`).
 
     tunelab estimate --model minilm --strategy lora --data rotten-tomatoes --max-length 64
     tunelab estimate --model smollm2 --strategy full --batch-size 4 --max-length 256
@@ -170,6 +171,13 @@ def _reused(path: Path) -> dict[str, Any]:
     result["notes"] = [*result.get("notes", []), f"reused the measurement of {when} (same model files, options, data "
                        "and machine); `tunelab estimate --remeasure` measures again"]
     result["reused"] = True
+    measured = result.get("measured") or []
+    figures = ("batch_size", *(src for _, src, _, _ in _AT_BATCH_SIZE))
+    if len(measured) == 2 and isinstance(result.get("batch_size"), int) and all(
+            isinstance(m.get(k), int | float) for m in measured for k in figures):
+        # a probed measurement, summed up again with today's rule: one stored with a negative step time (a line
+        # through two probes that fell with the batch size) was replayed until `--remeasure`
+        result.update(at_batch_size(measured, result["batch_size"], result["notes"]))
     if isinstance(result.get("steps_per_epoch"), int | float) and isinstance(result.get("time_per_step_s"), int | float):
         result["time_per_epoch_s"] = _epoch_seconds(result["steps_per_epoch"], result["time_per_step_s"])  # older stores
     return result
@@ -531,33 +539,69 @@ def _summary(cfg: TrainConfig, measured: list[dict], batch_sizes: list[int], sha
     """Step time, epoch time, training time and peak memory at the requested batch size."""
     import torch
 
-    bs = cfg.batch_size
-
-    def at_bs(key: str) -> float:
-        values = [m[key] for m in measured]
-        if len(values) == 1:
-            return values[0]
-        (b1, v1), (b2, v2) = zip(batch_sizes, values)
-        return v2 + (v2 - v1) / (b2 - b1) * (bs - b2)
-
     for m in measured:
         m["median_step_s"] = statistics.median(m["step_s"][warmup_steps - 1 :])
-    step_s = at_bs("median_step_s")
-    first_s = max(at_bs("first_step_s"), step_s)
+    at = at_batch_size(measured, cfg.batch_size, notes)
+    step_s, first_s = at["time_per_step_s"], at["first_step_s"]
     overhead_s = statistics.fmean(m["overhead_s"] for m in measured)
     _, train_time_s = _training_time(cfg, shape.n_examples, shape.steps_per_epoch, first_s, step_s, overhead_s, notes)
     return {
-        "first_step_s": round(first_s, 4),
-        "time_per_step_s": round(step_s, 4),
+        "first_step_s": first_s,
+        "time_per_step_s": step_s,
         "overhead_s": round(overhead_s, 3),
         # an epoch of steady steps; the training time adds the start-up and the first step's warm-up once, so that
         # "s / epoch" x epochs + those = the training time (the first step in every epoch made 13.6 s / epoch of a run
         # estimated at 65 s for 6 epochs)
         "time_per_epoch_s": _epoch_seconds(shape.steps_per_epoch, step_s),
         "train_time_s": train_time_s,
-        "peak_memory_mb": round(at_bs("peak_memory_mb"), 1),
+        "peak_memory_mb": at["peak_memory_mb"],
         "memory_kind": "cuda" if torch.cuda.is_available() else "rss",
     }
+
+
+#: What :func:`at_batch_size` works out, from which figure of each timed batch size, and what it is called in a note.
+_AT_BATCH_SIZE = (("time_per_step_s", "median_step_s", "step time", 4), ("first_step_s", "first_step_s", "first step", 4),
+                  ("peak_memory_mb", "peak_memory_mb", "peak memory", 1))
+
+
+def at_batch_size(measured: list[dict[str, Any]], batch_size: int, notes: list[str]) -> dict[str, float]:
+    """``time_per_step_s``, ``first_step_s`` and ``peak_memory_mb`` at ``batch_size`` from the steps timed at one
+    batch size (its own figures) or at two smaller probes (``batch_size``, ``median_step_s``, ``first_step_s``,
+    ``peak_memory_mb`` each): on the line through the two, extrapolated to ``batch_size``.
+
+    A larger batch does not cost less than a smaller one, so a line that falls with the batch size (the larger probe
+    timed faster: the machine's load changed between them) is not followed: it made lora on smollm2 -92 s a step and
+    -5,792 s an epoch. Then the two timings contradict each other, a note says so, and the larger probe's figure is
+    scaled instead: a step's time in proportion to its rows on a CPU, where a step costs about what its tokens cost
+    (:mod:`tunelab.run.padding`: minilm 0.56, 1.04 and 2.16 s at 1,024, 2,048 and 4,096 tokens, smollm2 LoRA 1.62,
+    3.14 and 6.55 s at 512, 1,024 and 2,048), and kept as it is on an accelerator, where a step costs its kernel
+    launches rather than its tokens (a lower bound); peak memory is kept as it is (the weights and optimizer state,
+    most of it, do not grow with the batch). Either way the figure is at least the larger probe's, never below."""
+    out: dict[str, float] = {}
+    if len(measured) == 1:
+        out = {key: round(float(measured[0][src]), digits) for key, src, _, digits in _AT_BATCH_SIZE}
+    else:
+        small, large = sorted(measured[:2], key=lambda m: m["batch_size"])
+        b1, b2 = small["batch_size"], large["batch_size"]
+        per_row = str(large.get("device") or "CPU").startswith("CPU")
+        for key, src, what, digits in _AT_BATCH_SIZE:
+            v1, v2 = float(small[src]), float(large[src])
+            slope = (v2 - v1) / (b2 - b1)
+            if slope >= 0:
+                out[key] = round(v2 + slope * (batch_size - b2), digits)
+                continue
+            scaled = per_row and key != "peak_memory_mb"
+            out[key] = round(v2 * batch_size / b2 if scaled else v2, digits)
+            unit = "MB" if key == "peak_memory_mb" else "s"
+            note = (f"{what}: batch size {b2} measured less than batch size {b1} ({v2:.{digits}f} vs {v1:.{digits}f} "
+                    f"{unit}: the machine's load changed between them?); instead of the falling line through them, "
+                    + (f"batch size {b2}'s {what} scaled to {batch_size} rows (on a CPU a step costs about what its "
+                       "tokens cost)" if scaled else
+                       f"batch size {b2}'s {what} is kept for {batch_size} (a lower bound: a larger batch costs no less)"))
+            if note not in notes:
+                notes.append(note)
+    out["first_step_s"] = max(out["first_step_s"], out["time_per_step_s"])
+    return out
 
 
 def seconds_text(seconds: float) -> str:

@@ -903,10 +903,12 @@ def _write_plan(out: Path, base: TrainConfig, strategies: list[str], run_ids: li
 
 
 def _estimated_seconds(pre: dict | None) -> dict[str, float]:
-    """Each strategy's estimated run time from the advice before training (for the progress ETA)."""
+    """Each strategy's estimated run time from the advice before training (the progress ETA, the budget, the planner's
+    prediction before a strategy has run). A time that is not above zero is no estimate: a resumed comparison reads the
+    advice its first start saved, and one saved before the estimate kept its probes' line from falling held -5,792 s."""
     out = {}
     for row in (pre or {}).get("estimates") or []:
-        if isinstance(row.get("train_time_s"), int | float):
+        if isinstance(row.get("train_time_s"), int | float) and row["train_time_s"] > 0:
             out[row["strategy"]] = float(row["train_time_s"]) + float(row.get("cache_build_s") or 0.0)
     return out
 
@@ -1047,7 +1049,7 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
                       estimates=estimates, target=float(n_final) if n_final else None, sizes=sizes, eta=opts.halving,
                       budget_after_first_round=after_first)
     step_guess = max((float(r["time_per_step_s"]) for r in (pre or {}).get("estimates") or []
-                      if isinstance(r.get("time_per_step_s"), int | float)), default=None)
+                      if isinstance(r.get("time_per_step_s"), int | float) and r["time_per_step_s"] > 0), default=None)
     held = (f"{n_final} training examples" if per_example == 1.0 else
             f"{n_final} training texts, about {n_final * per_example:,.0f} training sequences")
     third = round(n_final / ROUND_FACTOR * per_example) if n_final else 0  # the largest round before the last
