@@ -22,9 +22,13 @@ n = 100, 250 and 1,000 examples. Before session 42 the seeds were resampled with
 known, :func:`crossed`); now their spread carries Student's t on the Satterthwaite degrees of freedom (the library).
 It prints each interval's coverage and mean width, and then the verdict's "worse than the best" (Holm over every
 pair) among four strategies: how often one of four equal ones is called worse (should be at most 0.05), and how often
-one 3 points behind is (power). benchmarks/README.md ("Session 42") records it.
+one 3 points behind is (power). benchmarks/README.md ("Session 42") records it. Since session 44 the coverage part
+has a case of seeds that differ by example noise alone (sd 0: each seed errs on its own examples, no shift), as the
+verdict part had; the verdict part also prints one fixed pair's (s1 against s0, no best picked, no Holm) paired test
+at 0.05 and its 95 % interval's coverage of the true gap, and ``--part coverage|verdict`` runs one part alone.
 
     .venv/bin/python benchmarks/interval_coverage.py --seeds --sims 150   # about 8 minutes a setup on a shared core
+    .venv/bin/python benchmarks/interval_coverage.py --seeds --part verdict --sims 400   # about 20 minutes, loaded
 """
 
 from __future__ import annotations
@@ -129,9 +133,9 @@ def seeds_main(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(20261207)
     print("| setup | n | seeds' probit sd | metric | before: coverage (width, points) | now | now, the most spread |")
     print("|---|---|---|---|---|---|---|")
-    for setup in args.setups.split(","):
+    for setup in args.setups.split(",") if args.part in ("both", "coverage") else ():
         for n in (100, 250, 1000):
-            for sds in ((0.15,) * 3, (0.07, 0.07, 0.21)):
+            for sds in ((0.15,) * 3, (0.07, 0.07, 0.21), (0.0,) * 3):
                 truths = [seeded_truth(setup, sd) for sd in sds]
                 hits = {(m, w): [] for m in ("accuracy", "f1_macro") for w in ("before", "now")}
                 widths = {key: [] for key in hits}
@@ -148,13 +152,18 @@ def seeds_main(args: argparse.Namespace) -> None:
                     print(f"| {setup} | {n} | {'/'.join(f'{sd:g}' for sd in sds)} | {metric} | {np.mean(b):.3f} "
                           f"({np.mean(widths[metric, 'before']):.1f}) | {np.mean(w):.3f} ({np.mean(widths[metric, 'now']):.1f})"
                           f" | {np.mean(w[len(sds) - 1 :: len(sds)]):.3f} |", flush=True)
-    print("\n| four strategies, balanced setup, 3 seeds each | n | seeds' probit sd | before | now |")
-    print("|---|---|---|---|---|")
+    if args.part not in ("both", "verdict"):
+        return
+    print("\n| four strategies, balanced setup, 3 seeds each | n | seeds' probit sd | before | now "
+          "| one pair (s1 - s0): p < 0.05 | its 95 % interval's coverage (width, points) |")
+    print("|---|---|---|---|---|---|---|")
     for gap in (0.0, 0.03):
         for n in (250, 1000):
             for sds in ((0.2,) * 4, (0.07, 0.07, 0.07, 0.21), (0.05,) * 4, (0.0,) * 4):
                 offsets = (0.0, offset_for_gap("balanced", sds[1], gap) if gap else 0.0, 0.0, 0.0)
-                before = now = 0
+                truth = seeded_truth("balanced", sds[1], offsets[1])[0] - seeded_truth("balanced", sds[0])[0]
+                before = now = rejected = covered = 0
+                widths = []
                 for i in range(args.sims):
                     results = draw_seeded("balanced", n, sds, offsets, rng)
                     verdict = indistinguishable_from_best({f"s{j}": r for j, r in enumerate(results)}, "accuracy",
@@ -163,9 +172,14 @@ def seeds_main(args: argparse.Namespace) -> None:
                     worse_before = crossed_worse(results, args.boot, i)
                     before += worse_before[1] if gap else any(worse_before)
                     now += worse_now[1] if gap else any(worse_now)
+                    pair = st.paired_bootstrap(results[1], results[0], "accuracy", n_boot=args.boot, seed=i)
+                    rejected += pair.p_value < 0.05
+                    covered += pair.difference.contains(truth)
+                    widths.append(100 * pair.difference.width)
                 what = f"power, one {100 * gap:g} points behind" if gap else "one of four equal called worse"
                 print(f"| {what} | {n} | {'/'.join(f'{sd:g}' for sd in sds)} | {before / args.sims:.3f} | "
-                      f"{now / args.sims:.3f} |", flush=True)
+                      f"{now / args.sims:.3f} | {rejected / args.sims:.3f} | {covered / args.sims:.3f} "
+                      f"({np.mean(widths):.1f}) |", flush=True)
 
 
 def main() -> None:
@@ -175,6 +189,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="300,1000")
     parser.add_argument("--seeds", action="store_true", help="three seeds that vary: before session 42 and now")
     parser.add_argument("--setups", default="balanced,imbalanced,rare", help="--seeds: which class setups")
+    parser.add_argument("--part", choices=("both", "coverage", "verdict"), default="both",
+                        help="--seeds: the intervals' coverage, the verdict's tests, or both")
     args = parser.parse_args()
     if args.seeds:
         t0 = time.perf_counter()
