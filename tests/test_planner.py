@@ -1262,12 +1262,15 @@ def test_the_runner_asks_the_verdict_after_a_round_of_less_data_and_passes_its_m
 
     monkeypatch.setattr(Planner, "finish_round", finish_round)
     assert main(["compare", "--model", str(tiny_bert_dir), "--data", str(sentiment_csv), "--strategies", "head,full",
-                 "--epochs", "1", "--batch-size", "8", "--data-fractions", "0.5,1.0", "--plan", "--no-forgetting",
-                 "--no-pre-recommendation", "--out", str(tmp_path / "two")]) == 0
+                 "--epochs", "1", "--batch-size", "8", "--data-fractions", "0.25,0.5,1.0", "--plan",
+                 "--no-forgetting", "--no-pre-recommendation", "--out", str(tmp_path / "two")]) == 0
     capsys.readouterr()
     screening = [s for s in seen if s[0]]
     assert screening, seen
-    _, _, verdict, margin = screening[0]
+    # round 1 has no earlier measurement, so no rate for the cut to use: the verdict is not asked there
+    assert screening[0][2] is None and screening[0][3] is None, seen
+    assert len(screening) > 1, seen
+    _, _, verdict, margin = screening[1]
     assert verdict in ("head", "full")
     best, half = margin
     assert best in ("head", "full") and half >= 0.0 and (half == 0.0) == (best == verdict)

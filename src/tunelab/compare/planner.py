@@ -736,6 +736,16 @@ class Planner:
                            "cheaper of two strategies it cannot separate")
             self._stop(s, done.index, done.fraction, why, message, p, op)
 
+    def verdict_matters(self, rnd: Round) -> bool:
+        """Whether the cut after ``rnd`` can use the verdict on its runs (:meth:`finish_round`'s ``verdict``): after
+        the full data's first seed, or after a round of less data that leaves some strategy measured at two fractions
+        (a learning rate, which :meth:`_keeps_up` needs); not after the last round, nor with one strategy left. The
+        verdict's bootstrap over every pair took 2 s after the demo's round 1, where no rate is measured yet."""
+        if rnd.final or len(self.alive_) < 2:
+            return False
+        return not rnd.screening or any(m.strategy in rnd.strategies and m.fraction < rnd.fraction
+                                        for m in self.measurements_)
+
     def _keeps_up(self, pick: str, index: int, preds: Mapping[str, Prediction]) -> bool:
         """Whether, after round ``index`` of less data, the verdict's ``pick`` goes first in the cut: where it is the
         verdict's best, or where both it and that best have shown a learning rate (:attr:`Prediction.trend`: two

@@ -1108,7 +1108,7 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
         # every cut asks the verdict on its round's runs (the full data's first seed: the seeds left go first to the
         # strategy it picks; a round of less data: that one goes first where the rates measured keep it level)
         rung = (_verdict([r for r in earlier + ran if r.succeeded], opts)
-                if not rnd.final and len(planner.alive_) > 1 else {})
+                if planner.verdict_matters(rnd) else {})
         ranking = rung.get("ranking") or []
         best = next((v["strategy"] for v in ranking if (v.get("versus_best") or {}).get("reason") == "best"), None)
         shown_worse = {v["strategy"]: best for v in ranking if best and (v.get("versus_best") or {}).get("reason") == "worse"}
