@@ -700,8 +700,8 @@ class Planner:
                 message = (said + f"is {better} {first}'s {fp.estimate:.4g}, but the verdict on these runs picks "
                            f"{first}, the cheapest of the strategies it cannot tell apart from the best ({best}), and "
                            f"learning on at the rates the rounds measured, {best} would end at {preds[best].trend:.4g} and "
-                           f"{first} at {fp.trend:.4g}, {self._gap_text(preds[best].trend, fp.trend)} apart, within the "
-                           f"{self._gap_text(0.0, half, relative_to=preds[best].trend)} its paired comparison could "
+                           f"{first} at {fp.trend:.4g}, {self._gap_text(self._trend_gap(preds[best], fp))} apart, within the "
+                           f"{self._gap_text(half)} its paired comparison could "
                            f"not separate: the next round goes to the best {keep} of {left} in the verdict's order "
                            f"(successive halving, η = {self.eta:g}); --halving 1 or --exhaustive compares them to the end")
             elif why == "halved" and first is not None and is_better(p.estimate, preds[first].estimate, self.metric):
@@ -759,15 +759,17 @@ class Planner:
         p, b = preds.get(pick), preds.get(best) if best is not None else None
         if half is None or p is None or b is None or p.trend is None or b.trend is None:
             return False
-        gap = b.trend - p.trend if higher_is_better(self.metric) else p.trend / b.trend - 1.0
-        return gap < half
+        return self._trend_gap(b, p) < half
 
-    def _gap_text(self, best: float, other: float, relative_to: float | None = None) -> str:
-        """A gap in the verdict's units: points of an accuracy-like metric, % of a perplexity or loss."""
-        if higher_is_better(self.metric):
-            return f"{100 * abs(best - other):.1f} points"
-        gap = abs(other) if relative_to is not None else abs(other / best - 1.0)
-        return f"{100 * gap:.1f} %"
+    def _trend_gap(self, best: Prediction, other: Prediction) -> float:
+        """How far ``other``'s trend ends below ``best``'s, in the verdict's units (a difference of an accuracy-like
+        metric; relative for perplexity or loss), as its paired interval's half-width is."""
+        return best.trend - other.trend if higher_is_better(self.metric) else other.trend / best.trend - 1.0
+
+    def _gap_text(self, gap: float) -> str:
+        """A gap in the verdict's units as the messages say it: points of an accuracy-like metric, % of a perplexity
+        or loss."""
+        return f"{100 * abs(gap):.1f} {'points' if higher_is_better(self.metric) else '%'}"
 
     def _its_value(self, done: Round) -> str:
         """How a stop's message names the value it rests on: predicted for the full data after a round of less, measured

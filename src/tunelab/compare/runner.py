@@ -1114,7 +1114,7 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
         shown_worse = {v["strategy"]: best for v in ranking if best and (v.get("versus_best") or {}).get("reason") == "worse"}
         planner.finish_round(rnd, measurements_from_results(earlier + ran, metric, rnd.fraction, level=1.0 - opts.alpha),
                              timings_from_results(ran), outcomes, errors, verdict=rung.get("strategy"),
-                             shown_worse=shown_worse if not rnd.screening else None,
+                             shown_worse=shown_worse,
                              verdict_margin=_verdict_margin(ranking, rung.get("strategy"), best))
         results.extend(ran)
         if not rnd.screening:
