@@ -196,6 +196,11 @@ def test_full_under_two_processes_matches_one_process(setup, two_full):
     assert two["train_info"]["effective_batch_size"] == one["train_info"]["effective_batch_size"] == 16
     assert "batch size 16 per optimizer step (8 per process x 2 processes)," in (out / "model" / "README.md").read_text()
     assert ", batch size 16, " in (setup / "one-full" / "model" / "README.md").read_text()
+    # how to repeat it: the launch it ran under, not one process at half the batch (the card and run_config.yaml)
+    again = f"torchrun --nproc_per_node 2 -m tunelab.cli.main train --config {out / 'run_config.yaml'} --overwrite"
+    assert f"(`{again}`," in (out / "model" / "README.md").read_text()
+    assert "one process would take 8 examples per optimizer step instead of 16" in (out / "model" / "README.md").read_text()
+    assert (out / "run_config.yaml").read_text().startswith(f"# repeats this run: {again}\n")
     peaks = two["train_info"]["peak_memory_mb_per_rank"]
     assert len(peaks) == 2 and two["train_info"]["peak_memory_mb"] == max(peaks)
     _same_losses(two, one)

@@ -411,6 +411,40 @@ def test_the_resume_command_of_a_run_over_several_processes_names_its_launcher(m
                                                    f"-m tunelab.cli.main train --config {config} --resume")
 
 
+def test_a_run_over_several_processes_is_resumed_as_it_ran_from_a_process_outside_its_launch(monkeypatch, tmp_path):
+    """Each checkpoint keeps how its run was launched (processes, per machine, launcher). A process outside that launch
+    said to finish or resume it with ``tunelab train ... --resume``, one process at half the batch (``tunelab
+    evaluate`` of an unfinished run; a single-process resume refused for its process count, which said only "under the
+    launcher and process count it started with"); both now give the launch's own command."""
+    from tunelab.errors import ConfigError, TunelabError
+    from tunelab.run import ranks
+    from tunelab.run.artifacts import find_model_dir
+    from tunelab.run.training import _check_same_run
+
+    for name in (*ranks.LAUNCH_VARIABLES, *(variable for _, variable in ranks.LAUNCHERS)):
+        monkeypatch.delenv(name, raising=False)
+    out = tmp_path / "run"
+    checkpoint = out / "checkpoints" / "checkpoint-2"
+    checkpoint.mkdir(parents=True)
+    resilience.write_train_seconds(checkpoint, 1.5, ranks.Launch(2, 2, "torchrun"), "abc")
+    assert resilience.checkpoint_launch(checkpoint) == ranks.Launch(2, 2, "torchrun")
+    assert resilience.checkpoint_world_size(checkpoint) == 2 and resilience.checkpoint_data(checkpoint) == "abc"
+    config = TrainConfig(out=str(out), resume=True)
+    config.save(out / "run_config.yaml")
+    again = f"torchrun --nproc_per_node 2 -m tunelab.cli.main train --config {out / 'run_config.yaml'} --resume"
+    with pytest.raises(TunelabError) as unfinished:
+        find_model_dir(out)
+    assert f"finish it with `{again}`" in str(unfinished.value)
+    with pytest.raises(ConfigError) as other_count:
+        _check_same_run(config, out, checkpoint)
+    assert f"Resume it as it started ({again})" in str(other_count.value)
+    # a checkpoint saved before tunelab kept its launcher: its process count, the launcher not named
+    (checkpoint / resilience.TIME_FILE).write_text('{"train_seconds": 1.5, "world_size": 2}')
+    assert resilience.checkpoint_launch(checkpoint) == ranks.Launch(2, 2, None)
+    assert resilience.resume_command(out, resilience.checkpoint_launch(checkpoint)).startswith(
+        "the launch that started it, 2 processes, running python -m tunelab.cli.main train --config")
+
+
 def test_sigterm_is_taken_as_ctrl_c_a_checkpoint_saved_and_the_resume_said(tiny, reference, tmp_path):
     """Schedulers stop a job with SIGTERM (SLURM, Kubernetes, systemd). It killed the run at once, without a word,
     losing every step since the last periodic checkpoint; now it finishes the step, saves and says how to resume."""

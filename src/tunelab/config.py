@@ -541,11 +541,13 @@ class TrainConfig:
                               f"{', '.join(self.field_names())}")
         return dataclasses.replace(self, **changes)
 
-    def save(self, path: str | Path) -> None:
-        """Write the settings as YAML to ``path`` (what :meth:`from_yaml` and ``--config`` read)."""
+    def save(self, path: str | Path, comment: str | None = None) -> None:
+        """Write the settings as YAML to ``path`` (what :meth:`from_yaml` and ``--config`` read), after ``comment`` as a
+        YAML comment line when given."""
         from tunelab.io import atomic_write_text
 
-        atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+        header = f"# {comment}\n" if comment else ""
+        atomic_write_text(path, header + yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

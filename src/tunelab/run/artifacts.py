@@ -194,6 +194,7 @@ def model_card(run, metrics: dict[str, Any], *, merged: bool = False) -> str:
     from tunelab.models.loading import generic_classifiers, is_decoder, pair_separator, resolve_model
     c, d = run.config, run.data
     from tunelab.run.ranks import world_size
+    from tunelab.run.resilience import repeat_command
     from tunelab.strategies import trainable_parameters
 
     trainable, total = trainable_parameters(run.model)
@@ -293,8 +294,18 @@ tags: [tunelab, {run.strategy.name}]
 
 {load}{cut_text}
 {merged_text}
-Made with tunelab; `run_config.yaml` beside this folder repeats the run (`tunelab train --config {Path(c.out) / 'run_config.yaml' if c.out else 'OUT/run_config.yaml'} --overwrite`, run from the folder the run was started in: the paths it holds are relative to it).
+Made with tunelab; `run_config.yaml` beside this folder repeats the run (`{repeat_command(Path(c.out or 'OUT'))}`, run from the folder the run was started in: the paths it holds are relative to it){_launch_text(c)}.
 """
+
+
+def _launch_text(config) -> str:
+    """What the card adds for a run trained over several processes: the batch it keeps only over as many."""
+    from tunelab.run.ranks import world_size
+
+    if world_size() <= 1:
+        return ""
+    return (f". It trained over {world_size()} processes: `--batch-size` is per process, so one process would take "
+            f"{config.effective_batch_size(1)} examples per optimizer step instead of {config.effective_batch_size(world_size())}")
 
 
 # ----------------------------------------------------------------------------- loading
@@ -310,9 +321,12 @@ def find_model_dir(path: str | Path) -> Path:
         return path
     checkpoints = sorted((path / "checkpoints").glob("checkpoint-*"), key=lambda c: c.stat().st_mtime)
     if (path / "run_config.yaml").exists():  # a run that stopped before it wrote its model
+        from tunelab.run.resilience import checkpoint_launch, resume_command
+
         last = f" (last checkpoint: {checkpoints[-1].name})" if checkpoints else ""
+        launch = checkpoint_launch(checkpoints[-1]) if checkpoints else None  # as it ran: under its launcher, if any
         raise TunelabError(f"the run in {path} did not finish, so it has no model yet{last}: finish it with "
-                           f"`tunelab train --config {path / 'run_config.yaml'} --resume`")
+                           f"`{resume_command(path, launch)}`")
     models = sorted(p.parent.parent.name for p in (path / "runs").glob(f"*/{MODEL_DIR}/tunelab.json"))
     if models:  # a comparison's folder: its models are its runs'
         try:

@@ -28,6 +28,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger("tunelab")
@@ -90,6 +91,45 @@ def launcher() -> str | None:
             return name
     # WORLD_SIZE is no sign: accelerate sets it in an MPI launch's processes once the process group exists
     return "mpirun" if _from_launch(WORLD_SIZE_FROM[1:]) is not None else None
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How a run was launched: its processes, how many of them on each machine, and its launcher (:func:`launcher`).
+    Each checkpoint keeps its run's (``resilience.checkpoint_launch``), so that a later process can say how to go on."""
+
+    processes: int = 1
+    per_machine: int = 1
+    launcher: str | None = None
+
+    @classmethod
+    def current(cls) -> Launch:
+        """This process's launch (one process, no launcher, outside one)."""
+        return cls(world_size(), local_world_size(), launcher())
+
+    def command(self, arguments: str) -> str:
+        """The command that runs ``tunelab <arguments>`` as this launch ran: under its launcher, with as many processes
+        (one process instead of two would halve each optimizer step's batch). The launch's options tunelab cannot know
+        are named in angle brackets; a launcher it does not know is described.
+
+        >>> Launch().command("train --config r.yaml --resume")
+        'tunelab train --config r.yaml --resume'
+        >>> Launch(2, 2, "torchrun").command("train --config r.yaml --resume")
+        'torchrun --nproc_per_node 2 -m tunelab.cli.main train --config r.yaml --resume'
+        """
+        world, local = self.processes, min(self.per_machine, self.processes)
+        if world <= 1:
+            return f"tunelab {arguments}"
+        if self.launcher == "torchrun" and local >= world:
+            return f"torchrun --nproc_per_node {world} -m tunelab.cli.main {arguments}"
+        if self.launcher == "torchrun":
+            return (f"torchrun --nnodes {world // local} --nproc_per_node {local} <the launch's rendezvous options> "
+                    f"-m tunelab.cli.main {arguments}")
+        if self.launcher == "accelerate launch":
+            return f"accelerate launch --num_processes {world} <the launch's other options> -m tunelab.cli.main {arguments}"
+        if self.launcher == "mpirun":
+            return f"mpirun -n {world} <the launch's other options> python -m tunelab.cli.main {arguments}"
+        return f"the launch that started it, {world} processes, running python -m tunelab.cli.main {arguments}"
 
 
 def sharding_requested() -> str | None:

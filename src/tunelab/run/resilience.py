@@ -38,6 +38,7 @@ import torch
 from tunelab.errors import ModelError, TrainingError, TunelabError, first_line
 from tunelab.io import MARKER, atomic_dir
 from tunelab.run.isolate import interrupt_seen
+from tunelab.run.ranks import Launch
 
 CHECKPOINTS = "checkpoints"
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
@@ -102,11 +103,28 @@ TIME_FILE = "tunelab_time.json"
 """In each checkpoint: the run's training seconds up to it (periodic evaluations out), which a resumed run adds."""
 
 
-def write_train_seconds(checkpoint: str | Path, seconds: float, world_size: int = 1, data: str | None = None) -> None:
-    """Beside the training seconds, how many processes trained the checkpoint and on which data (the run's data
-    fingerprint): a resume must take as many, and the same data."""
-    facts = {"train_seconds": round(float(seconds), 3), "world_size": int(world_size), "data_fingerprint": data}
+def write_train_seconds(checkpoint: str | Path, seconds: float, launch: Launch | None = None, data: str | None = None) -> None:
+    """Beside the training seconds, how the checkpoint was launched (a :class:`~tunelab.run.ranks.Launch`: processes,
+    processes per machine, launcher) and on which data (the run's data fingerprint): a resume must take as many
+    processes, and the same data, and its command is said from the launch."""
+    launch = launch or Launch()
+    facts = {"train_seconds": round(float(seconds), 3), "world_size": int(launch.processes),
+             "local_world_size": int(launch.per_machine), "launcher": launch.launcher, "data_fingerprint": data}
     (Path(checkpoint) / TIME_FILE).write_text(json.dumps(facts) + "\n")
+
+
+def checkpoint_launch(checkpoint: str | Path) -> Launch | None:
+    """How ``checkpoint``'s run was launched (a :class:`~tunelab.run.ranks.Launch`; its launcher ``None`` for one saved
+    before tunelab kept it), or None for a checkpoint that does not say (saved before tunelab kept its process count)."""
+    try:
+        facts = json.loads((Path(checkpoint) / TIME_FILE).read_text())
+        world, local, launcher = facts.get("world_size"), facts.get("local_world_size", facts.get("world_size")), facts.get("launcher")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not (isinstance(world, int) and world > 0):
+        return None
+    return Launch(world, local if isinstance(local, int) and local > 0 else world,
+                  launcher if isinstance(launcher, str) else None)
 
 
 def checkpoint_data(checkpoint: str | Path) -> str | None:
@@ -120,11 +138,8 @@ def checkpoint_data(checkpoint: str | Path) -> str | None:
 
 def checkpoint_world_size(checkpoint: str | Path) -> int | None:
     """How many processes trained ``checkpoint`` (None for one saved before tunelab kept it)."""
-    try:
-        value = json.loads((Path(checkpoint) / TIME_FILE).read_text()).get("world_size")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return value if isinstance(value, int) and value > 0 else None
+    launch = checkpoint_launch(checkpoint)
+    return launch.processes if launch is not None else None
 
 
 def checkpoint_train_seconds(checkpoint: str | Path) -> float:
@@ -393,28 +408,20 @@ def interrupted_error(out: Path, step: int, max_steps: int) -> RunInterrupted:
                           checkpoint)
 
 
-def resume_command(out: Path) -> str:
-    """The command that resumes the run in ``out``: under the launcher that started it (:func:`ranks.launcher`) and
-    as many processes when several trained it (one process resuming a run of two would halve its batch from the
-    checkpoint on); the launch's options tunelab cannot know are named in angle brackets."""
-    from tunelab.run import ranks
+def resume_command(out: Path, launch: Launch | None = None) -> str:
+    """The command that resumes the run in ``out`` as ``launch`` (a :class:`~tunelab.run.ranks.Launch`; this process's
+    own by default) ran it: under its launcher and over as many processes (one process resuming a run of two would
+    halve its batch from the checkpoint on)."""
+    return _as_launched(f"train --config {Path(out) / 'run_config.yaml'} --resume", launch)
 
-    command = f"train --config {Path(out) / 'run_config.yaml'} --resume"
-    if not ranks.distributed():
-        return f"tunelab {command}"
-    world = ranks.world_size()
-    local = ranks.local_world_size()
-    launcher = ranks.launcher()
-    if launcher == "torchrun" and local >= world:
-        return f"torchrun --nproc_per_node {world} -m tunelab.cli.main {command}"
-    if launcher == "torchrun":
-        return (f"torchrun --nnodes {world // local} --nproc_per_node {local} <the launch's rendezvous options> "
-                f"-m tunelab.cli.main {command}")
-    if launcher == "accelerate launch":
-        return f"accelerate launch --num_processes {world} <the launch's other options> -m tunelab.cli.main {command}"
-    if launcher == "mpirun":
-        return f"mpirun -n {world} <the launch's other options> python -m tunelab.cli.main {command}"
-    return f"the launch that started it, {world} processes, running python -m tunelab.cli.main {command}"
+
+def repeat_command(out: Path, launch: Launch | None = None) -> str:
+    """The command that repeats the run in ``out`` from the start, as ``launch`` ran it (:func:`resume_command`)."""
+    return _as_launched(f"train --config {Path(out) / 'run_config.yaml'} --overwrite", launch)
+
+
+def _as_launched(arguments: str, launch: Launch | None) -> str:
+    return (launch or Launch.current()).command(arguments)
 
 
 def with_checkpoint_note(exc: TrainingError, out: Path) -> TrainingError:

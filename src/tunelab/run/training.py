@@ -417,7 +417,7 @@ def make_trainer_class():
                 super(TunelabTrainer, self)._save_checkpoint(model, trial)
                 if self.tunelab_clock is not None and ranks.is_main():  # the run's training time so far, for a resume
                     write_train_seconds(Path(self._tunelab_staging) / f"checkpoint-{self.state.global_step}",
-                                        self.tunelab_clock(), ranks.world_size(), self.tunelab_data)
+                                        self.tunelab_clock(), ranks.Launch.current(), self.tunelab_data)
 
             save_checkpoint_atomically(self, save)
 
@@ -1172,18 +1172,19 @@ def _check_same_run(config: TrainConfig, out: Path, checkpoint: Path) -> None:
     from tunelab.run import resilience
 
     recorded = saved_settings(out / "run_config.yaml")
+    launched = resilience.checkpoint_launch(checkpoint)  # as it started: this process may be one of another launch
     changed = config.changed_from_run(recorded) if recorded is not None else []
     if changed:
         shown = ", ".join(f"--{name.replace('_', '-')} {_shown(old)} → {_shown(new)}" for name, old, new in changed[:4])
         more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
         raise ConfigError(f"--resume would continue the run in {out} with other settings than it trained with "
-                          f"({shown}{more}): resume it as it started ({resilience.resume_command(out)}), or start "
+                          f"({shown}{more}): resume it as it started ({resilience.resume_command(out, launched)}), or start "
                           f"again with --overwrite, or choose another --out")
-    trained_by, now = resilience.checkpoint_world_size(checkpoint), ranks.world_size()
+    trained_by, now = launched.processes if launched else None, ranks.world_size()
     if trained_by is not None and trained_by != now:
         raise ConfigError(f"{checkpoint} was trained by {trained_by} process{'es' if trained_by > 1 else ''}, and this "
-                          f"resume runs {now}: each step's batch would change from there on. Resume it under the launcher "
-                          f"and process count it started with, or start again with --overwrite")
+                          f"resume runs {now}: each step's batch would change from there on. Resume it as it started "
+                          f"({resilience.resume_command(out, launched)}), or start again with --overwrite")
 
 
 def _check_same_data(run: PreparedRun, checkpoint: Path | None) -> None:
@@ -1212,7 +1213,8 @@ def _open_out_dir(run: PreparedRun, out: Path) -> None:
         log.warning(w)
     prepare_out_dir(out, overwrite=run.config.overwrite, resume=run.config.resume)
     resilience.clean_checkpoint_temporaries(out / resilience.CHECKPOINTS)
-    run.config.save(out / "run_config.yaml")
+    # how it ran is no setting (the launcher's): said where a user reads the settings, as the model card says it
+    run.config.save(out / "run_config.yaml", comment=f"repeats this run: {resilience.repeat_command(out)}")
 
 
 @dataclass
