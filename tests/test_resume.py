@@ -193,7 +193,9 @@ def test_a_run_stopped_at_an_epochs_last_step_resumes_to_the_uninterrupted_run(t
     assert [v for e in got for v in e[1:]] == pytest.approx([v for e in want for v in e[1:]], rel=1e-5)
 
 
-def test_kill_during_save_keeps_previous_checkpoint_and_resume_cleans_up(tiny, reference, tmp_path):
+def test_kill_during_save_keeps_previous_checkpoint_and_resume_cleans_up(tiny, reference, tmp_path, monkeypatch, caplog):
+    """A kill while checkpoint-4 is written keeps checkpoint-2, which the resume continues; it says so as training
+    restarts (the line came with the run's other notes, after training: after the first epoch's line)."""
     from transformers import AutoModelForSequenceClassification
 
     ref_record, ref_out = reference
@@ -208,8 +210,18 @@ def test_kill_during_save_keeps_previous_checkpoint_and_resume_cleans_up(tiny, r
     model = AutoModelForSequenceClassification.from_pretrained(folder / "checkpoint-2")  # intact and loadable
     assert model.num_labels == 2
 
-    record = train(config.replace(resume=True), progress=False)  # mid-epoch 1 (step 2 of 5)
+    said_before_training = []
+    fit = resilience.run_with_batch_search
+
+    def training(*args, **kwargs):
+        said_before_training.extend(r.getMessage() for r in caplog.records)
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(resilience, "run_with_batch_search", training)
+    with caplog.at_level("WARNING", logger="tunelab"):
+        record = train(config.replace(resume=True), progress=False)  # mid-epoch 1 (step 2 of 5)
     assert "resumed from checkpoint-2" in record["train_info"]["notes"]
+    assert "resumed from checkpoint-2" in said_before_training and caplog.text.count("resumed from checkpoint-2") == 1
     assert_same_run(record, ref_record, out, ref_out)
     assert not list(out.rglob(".tmp-*"))
 

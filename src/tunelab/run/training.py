@@ -1244,6 +1244,8 @@ def _fit(setup: TrainerSetup, trainer, out: Path, resume_from: Path | None) -> _
     if resume_from is not None:
         start_batch = min(start_batch, resilience.checkpoint_batch_size(resume_from) or start_batch)
         notes.append(f"resumed from {resume_from.name}")
+        log.warning(notes[-1])  # now, before training restarts: with the notes after it, it came after an epoch's line
+    said = len(notes)
     notes += [note for note in (ranks.sharding_ignored(), ranks.processes_ignored()) if note]
     if config.auto_batch_size and ranks.distributed():
         notes.append("out-of-memory batch search off: a process that retried alone at a smaller batch would "
@@ -1284,9 +1286,10 @@ def _fit(setup: TrainerSetup, trainer, out: Path, resume_from: Path | None) -> _
         raise resilience.interrupted_error(out, trainer.state.global_step, trainer.state.max_steps)
     run = setup.run
     notes.append(run.strategy.steps_note(run.layout, config, trainer.state.max_steps))
+    for note in notes[said:]:
+        if note:
+            log.warning(note)
     notes = [note for note in notes if note]
-    for note in notes:
-        log.warning(note)
     return _Fit(notes, before + time.perf_counter() - t0, recomputed, eval_seconds=trainer.eval_seconds - eval0)
 
 
