@@ -534,6 +534,32 @@ def test_a_process_the_launcher_stops_while_it_starts_leaves_a_line_for_the_summ
     assert "traceback : tunelab: interrupted" in summary and "To enable traceback" not in summary, summary
 
 
+def test_a_process_that_leaves_an_error_to_the_first_leaves_its_line_for_the_summary_after_it(tmp_path, monkeypatch,
+                                                                                              capsys):
+    """``tunelab compare`` (or a bad flag) under torchrun: the second process left its line in its error file at once,
+    then waited for the first to say it; the summary's root cause is the earliest line, and was "[rank 1] tunelab
+    compare runs in one process ..." when the second got there first, beside the first's line on stderr. It now leaves
+    its line once its wait is over (the launcher stopped it after the first exited, or the error was its alone)."""
+    from tunelab.cli import main as cli
+    from tunelab.run import ranks
+
+    error_file = tmp_path / "error.json"
+    monkeypatch.setenv("TORCHELASTIC_ERROR_FILE", str(error_file))
+    for name, value in {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(name, value)
+    left_before_the_wait = []
+    monkeypatch.setattr(ranks, "leave_it_to_the_first", lambda: left_before_the_wait.append(error_file.exists()) or True)
+    with pytest.raises(SystemExit) as bad_flag:
+        cli.main(["train", "--bogus-flag", "3"])
+    assert bad_flag.value.code == 2
+    assert "unrecognized arguments: --bogus-flag 3" in json.loads(error_file.read_text())["message"]["message"]
+    error_file.unlink()
+    assert cli.main(["compare", "--model", "minilm", "--data", "rotten-tomatoes", "--strategies", "head",
+                     "--out", str(tmp_path / "c")]) == 2
+    assert "[rank 1] tunelab compare runs in one process" in json.loads(error_file.read_text())["message"]["message"]
+    assert left_before_the_wait == [False, False] and capsys.readouterr().err == ""
+
+
 MPI_LAUNCHES = {  # world size, rank, local rank, processes on this machine: 4, 3, 1, 2 (the second of two machines)
     "open-mpi": {"OMPI_COMM_WORLD_SIZE": "4", "OMPI_COMM_WORLD_RANK": "3", "OMPI_COMM_WORLD_LOCAL_RANK": "1",
                  "OMPI_COMM_WORLD_LOCAL_SIZE": "2"},

@@ -293,8 +293,10 @@ def main(argv: list[str] | None = None) -> int:
 
         # options are the same on every process of a launch, and so is what is wrong with them: said once
         line = f"tunelab: error: {_rank_tag()}{exc}"
-        ranks.tell_the_launcher(line)  # the launcher's failure summary, for each process that met it
-        if not (isinstance(exc, ConfigError) and ranks.leave_it_to_the_first()):
+        if isinstance(exc, ConfigError):
+            ranks.say_once(line)
+        else:
+            ranks.tell_the_launcher(line)  # the launcher's failure summary, for each process that met it
             print(line, file=sys.stderr)
         return exc.exit_code
     except OSError as exc:

@@ -30,10 +30,8 @@ class _Parser(argparse.ArgumentParser):
         from tunelab.run import ranks
 
         line = f"tunelab: error: {message} (see `{self.prog} --help`)"
-        ranks.tell_the_launcher(line)  # the launcher's failure summary, for each process that met it
-        if ranks.leave_it_to_the_first():  # under a launcher every process parses the same command line
-            self.exit(2)
-        self.exit(2, line + "\n")
+        ranks.say_once(line)  # under a launcher every process parses the same command line
+        self.exit(2)
 
     def parse_args(self, args=None, namespace=None):
         """argparse's, but a flag that the command does not know is reported by the command's own parser, so that the

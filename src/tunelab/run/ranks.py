@@ -358,6 +358,19 @@ def leave_it_to_the_first() -> bool:
     return False
 
 
+def say_once(line: str) -> None:
+    """Say ``line``, an error that every process of the launch meets alike (:func:`leave_it_to_the_first`), on stderr
+    once, and leave it for the launcher's failure summary (:func:`tell_the_launcher`) from each process: from one that
+    leaves it to the first only after that one has said it. The summary's root cause is the earliest line left there,
+    and showed "[rank 1] ..." beside the first's line on stderr when the second process met the error first."""
+    import sys
+
+    quiet = leave_it_to_the_first()
+    tell_the_launcher(line)
+    if not quiet:
+        print(line, file=sys.stderr)
+
+
 def rank() -> int:
     """This process's global index (0 in a single process)."""
     return state().process_index if distributed() else 0
