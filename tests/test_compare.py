@@ -47,6 +47,18 @@ def _record(out: Path, run_id: str) -> dict:
     return json.loads((out / "runs" / run_id / "metrics.json").read_text())
 
 
+@pytest.fixture
+def runs_in_process(monkeypatch):
+    """``tunelab compare`` through ``main`` with its runs trained in this process (``LocalExecutor(isolate=False)``, the
+    same ``run_spec`` code path) instead of a fresh worker process each: for the tests of what the command line decides
+    (refusals, resume, messages, exit codes), where each worker's import of torch and transformers cost several
+    seconds and checked nothing. ``test_cli_compare_records_failure_writes_report_and_resumes`` keeps real workers."""
+    from tunelab.compare import executors
+
+    make = executors.make_executor
+    monkeypatch.setattr(executors, "make_executor", lambda name, **kw: make(name, **{**kw, "isolate": False}))
+
+
 def test_cli_compare_records_failure_writes_report_and_resumes(tiny_bert_dir, toy_csv, tmp_path, capsys):
     """Real worker subprocesses: a diverging learning rate fails `full` with its message, `head`
     succeeds; files, table and report are written; --resume keeps the finished run untouched."""
@@ -385,7 +397,7 @@ def test_the_first_demo_starts_without_a_resume_warning_and_a_later_one_reuses_i
 
 
 def test_a_resumed_comparison_does_not_reuse_a_run_on_other_rows_of_the_same_file(tiny_bert_dir, toy_csv, tmp_path,
-                                                                                  capsys, caplog):
+                                                                                  runs_in_process, capsys, caplog):
     """--resume reused every finished run whose settings matched, even when the file at --data had been edited since:
     the comparison then mixed runs on two datasets. A run records the data as split (``split_fingerprint``), and a
     finished run on other rows is trained again, with a line saying why; the unchanged file is still reused."""
@@ -415,7 +427,8 @@ def test_a_resumed_comparison_does_not_reuse_a_run_on_other_rows_of_the_same_fil
 
 
 def test_a_resumed_comparison_on_a_grown_file_trains_again_with_the_epochs_its_size_takes(tiny_bert_dir, toy_csv,
-                                                                                         tmp_path, capsys, caplog):
+                                                                                         tmp_path, runs_in_process,
+                                                                                         capsys, caplog):
     """A --data file that grew between two `compare --resume` calls (no --epochs given) was refused as "other settings
     than it ran with (--epochs 15.0 → 8.0)": a flag the user never passed. The epochs follow the data's size, and
     runs on other data train again (as for an edited file): a line says so, and the comparison goes on."""
@@ -444,7 +457,7 @@ def test_a_resumed_comparison_on_a_grown_file_trains_again_with_the_epochs_its_s
 
 
 def test_compare_never_writes_over_what_it_did_not_make_nor_retrains_a_finished_run_on_changed_flags(
-        tiny_bert_dir, toy_csv, tmp_path, capsys, caplog):
+        tiny_bert_dir, toy_csv, tmp_path, runs_in_process, capsys, caplog):
     """A comparison into a folder of the user's (their results.csv and notes, a `tunelab train` run) wrote its
     results.csv and report over theirs; `compare --resume` with a changed flag deleted the finished runs and trained
     them again after one warning line. Both are refused in one line (exit 2), nothing touched; --overwrite writes there,
@@ -528,7 +541,8 @@ def test_a_keyword_compare_does_not_take_is_one_line_naming_it():
         compare(TrainConfig(), ["head"], exhaustiv=True)
 
 
-def test_a_comparison_resumed_with_more_seeds_reuses_its_single_seed_run(tiny_bert_dir, toy_csv, tmp_path, capsys):
+def test_a_comparison_resumed_with_more_seeds_reuses_its_single_seed_run(tiny_bert_dir, toy_csv, tmp_path,
+                                                                         runs_in_process, capsys):
     """`compare --resume --seeds 2` on a comparison that ran with one seed trained seed 42 again as ``head-s42`` beside
     the finished ``head`` (the same run, named without its seed), which the results then no longer listed. The run is
     renamed to the name this comparison gives it and reused, its record pointing at its new place."""
@@ -664,7 +678,8 @@ def _as_before_layers_was_none(out: Path, layers: int) -> None:
 
 
 def test_a_resumed_comparison_reuses_runs_recorded_with_the_value_a_default_resolves_to(tiny_bert_dir, toy_csv,
-                                                                                         tmp_path, capsys):
+                                                                                         tmp_path, runs_in_process,
+                                                                                         capsys):
     """Until session 43 --layers defaulted to 2, and every run of a comparison recorded ``layers: 2``; it now defaults
     to None (2, or every block of a model with fewer). compare --resume of such a folder refused its finished runs,
     head's included, as 'trained with other settings (--layers 2 → default)'. A strategy option another strategy
