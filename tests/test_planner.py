@@ -836,10 +836,13 @@ def test_the_advice_before_a_comparison_measures_the_domain_as_tunelab_recommend
     assert asked and asked.get("sample_size", default) == default == 64
 
 
-def test_overwrite_replaces_every_run_a_folder_holds(tmp_path, capsys, tiny_bert_dir, sentiment_csv):
+def test_overwrite_replaces_every_run_a_folder_holds(tmp_path, capsys, tiny_bert_dir, sentiment_csv, monkeypatch):
     """--overwrite replaces what --out holds: the runs of the earlier comparison that the new plan no longer makes go
     too (six stale runs of 88 MB each stayed beside the new one)."""
     from tunelab.cli.main import main
+    from tunelab.compare import executors
+
+    monkeypatch.setattr(executors, "make_executor", lambda *a, **k: executors.LocalExecutor(isolate=False))
 
     out = tmp_path / "cmp"
     stale = out / "runs" / "last-n-s43"
@@ -859,8 +862,12 @@ def test_overwrite_replaces_every_run_a_folder_holds(tmp_path, capsys, tiny_bert
     assert (out / "runs" / "my-notes.txt").exists() and (out / "runs" / "head" / "metrics.json").exists()
 
 
-def test_resume_of_a_folder_without_a_comparison_says_it_starts_one(tmp_path, caplog, tiny_bert_dir, sentiment_csv):
+def test_resume_of_a_folder_without_a_comparison_says_it_starts_one(tmp_path, caplog, tiny_bert_dir, sentiment_csv,
+                                                                       monkeypatch):
     from tunelab.cli.main import main
+    from tunelab.compare import executors
+
+    monkeypatch.setattr(executors, "make_executor", lambda *a, **k: executors.LocalExecutor(isolate=False))
 
     with caplog.at_level("WARNING", logger="tunelab"):
         code = main(["compare", "--model", str(tiny_bert_dir), "--data", str(sentiment_csv), "--strategies", "head",
