@@ -653,11 +653,17 @@ def test_the_head_probe_and_logme_are_stored_and_read_back(tmp_path, monkeypatch
     assert features.stored_feature_signals(x, labels[::-1].copy(), metric="f1_macro")["signals_reused"] is False
 
 
-def test_cli_recommend_says_what_reading_the_data_did(tiny_bert_dir, tmp_path, capsys):
+def test_cli_recommend_says_what_reading_the_data_did(tiny_bert_dir, tmp_path, capsys, monkeypatch):
     """recommend once dropped the data's notes that train and compare print: a column taken by its name
     ('review' as the text) and labels alike but for case ('POS' and 'pos', two classes) went unsaid, and the advice
-    counted four classes where the user meant two."""
+    counted four classes where the user meant two. (head's steps are timed in this process: the notes are what is
+    checked; test_cli_recommend_and_estimate times them in a fresh one.)"""
+    import functools
+
+    import tunelab.advice.recommend as advice
     from tunelab.cli.main import main
+
+    monkeypatch.setattr(advice, "recommend", functools.partial(advice.recommend, isolate=False))
 
     rows = ["review,sentiment"] + [f"{' '.join(['good'] * (1 + i % 9))},{['pos', 'neg', 'POS', 'NEG'][i % 4]}"
                                    for i in range(80)]
