@@ -1255,6 +1255,33 @@ def test_a_text_exactly_as_long_as_max_length_is_not_counted_as_truncated():
     assert warnings[0].startswith("3 of 8 train texts were truncated to 4 tokens")
 
 
+def test_only_the_texts_that_reached_max_length_are_tokenized_again_to_count_the_cut_ones():
+    """Counting the cut texts tokenized every text of every split a second time, whole: a split of long documents
+    paid for two whole passes in every run. Only a text whose encoding reached the limit can have been cut."""
+    from datasets import Dataset
+
+    from conftest import tiny_tokenizer
+    from tunelab.data import TaskData
+
+    texts = ["good film"] * 5 + ["good film was very good"] * 3
+    ds = Dataset.from_dict({"text": texts, "label": [0, 1] * 4})
+    data = TaskData(task="classification", train=ds, validation=ds, test=ds, label_names=["a", "b"], fingerprint="x5")
+    tokenizer, whole = tiny_tokenizer(), []
+    encode = type(tokenizer).__call__
+
+    def spy(self, text, *args, **kwargs):
+        if kwargs.get("truncation") is False:
+            whole.extend(text)
+        return encode(self, text, *args, **kwargs)
+
+    from unittest import mock
+
+    with mock.patch.object(type(tokenizer), "__call__", spy):
+        _, warnings = tokenize(data, tokenizer, 5)
+    assert warnings[0].startswith("3 of 8 train texts were truncated to 5 tokens")
+    assert whole == ["good film was very good"] * 9  # three long texts in each of the three splits, nothing else
+
+
 def test_truncated_text_pairs_are_counted_as_pairs():
     """--text-column premise,hypothesis: each example is a pair, and the warning said '3 of 8 train texts'."""
     from datasets import Dataset

@@ -226,9 +226,15 @@ def _map_fingerprint(data: TaskData, split: str, tokenizer, max_length: int, kee
 SEQUENCES_SAMPLE_ROWS = 5 * LM_PACKING_ROWS
 
 
-def _truncated(tokenizer, ds, max_length: int, rows: int = 1000) -> int:
+def _truncated(tokenizer, ds, max_length: int, lengths: list[int], rows: int = 1000) -> int:
     """How many texts (or pairs) of ``ds`` are longer than ``max_length`` tokens whole: cut, not just as long as
-    the limit (a text of exactly ``max_length`` tokens keeps every one)."""
+    the limit (a text of exactly ``max_length`` tokens keeps every one). Only the rows whose encoding (``lengths``)
+    reached the limit can have been cut, and only those are tokenized again, whole: a split of long documents paid
+    for a second whole pass over every text, in every run."""
+    at_limit = [i for i, n in enumerate(lengths) if n >= max_length]
+    if not at_limit:
+        return 0
+    ds = ds.select(at_limit)
     count = 0
     for i in range(0, len(ds), rows):
         batch = ds[i : i + rows]
@@ -301,7 +307,7 @@ def tokenize(data: TaskData, tokenizer, max_length: int, *, limit: int | None = 
                 desc=f"tokenizing {split}",
                 new_fingerprint=_map_fingerprint(data, split, tokenizer, max_length, keep),
             )
-            truncated = _truncated(tokenizer, ds, max_length) if any(n >= max_length for n in tok["length"]) else 0
+            truncated = _truncated(tokenizer, ds, max_length, tok["length"])
             if truncated:
                 more = (f" (--max-length up to {limit} keeps more of each, at more time and memory per step)"
                         if split == "train" and limit is not None and max_length < limit < 10**9 else "")
