@@ -697,12 +697,13 @@ class Planner:
             if why == "halved" and first is not None and done.screening and is_better(p.estimate, preds[first].estimate,
                                                                                        self.metric):
                 fp, (best, half) = preds[first], self.verdict_margins_[done.index]
+                gap = self._trend_gap(preds[best], fp)
+                ahead, behind = (best, first) if gap >= 0 else (first, best)
                 message = (said + f"is {better} {first}'s {fp.estimate:.4g}, but the verdict on these runs picks "
                            f"{first}, the cheapest of the strategies it cannot tell apart from the best ({best}), and "
-                           f"learning on at the rates the rounds measured, {best} would end at {preds[best].trend:.4g} and "
-                           f"{first} at {fp.trend:.4g}, {self._gap_text(self._trend_gap(preds[best], fp))} apart, within the "
-                           f"{self._gap_text(half)} its paired comparison could "
-                           f"not separate: the next round goes to the best {keep} of {left} in the verdict's order "
+                           f"each carrying on the gain it showed from round to round (a check of their rates, not a "
+                           f"forecast), {ahead} would end {self._gap_text(gap)} {better} {behind}, within the "
+                           f"{self._gap_text(half)} its paired comparison could not separate: the next round goes to the best {keep} of {left} in the verdict's order "
                            f"(successive halving, η = {self.eta:g}); --halving 1 or --exhaustive compares them to the end")
             elif why == "halved" and first is not None and is_better(p.estimate, preds[first].estimate, self.metric):
                 message = (said + f"is {better} {first}'s {preds[first].estimate:.4g}, but the verdict on these runs "
