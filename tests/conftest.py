@@ -176,6 +176,19 @@ def toy_lm_data():
     return TaskData(task="causal-lm", train=split(40), validation=split(12), test=split(12), source="toy-text", fingerprint="toy-text-v1")
 
 
+@pytest.fixture
+def runs_in_process(monkeypatch):
+    """``tunelab compare`` through ``main`` with its runs trained in this process (``LocalExecutor(isolate=False)``, the
+    same ``run_spec`` code path) instead of a fresh worker process each: for the tests of what the command line decides
+    (refusals, resume, messages, exit codes), where each worker's import of torch and transformers cost several
+    seconds and checked nothing. The tests about the workers themselves (test_compare's
+    ``test_cli_compare_records_failure_writes_report_and_resumes``, the isolation and Ray tests) keep them."""
+    from tunelab.compare import executors
+
+    make = executors.make_executor
+    monkeypatch.setattr(executors, "make_executor", lambda name, **kw: make(name, **{**kw, "isolate": False}))
+
+
 @pytest.fixture(autouse=True)
 def _one_torch_thread_for_tiny_models(request):
     """Tiny models run fastest on one thread (and do not fight other processes for cores);

@@ -47,18 +47,6 @@ def _record(out: Path, run_id: str) -> dict:
     return json.loads((out / "runs" / run_id / "metrics.json").read_text())
 
 
-@pytest.fixture
-def runs_in_process(monkeypatch):
-    """``tunelab compare`` through ``main`` with its runs trained in this process (``LocalExecutor(isolate=False)``, the
-    same ``run_spec`` code path) instead of a fresh worker process each: for the tests of what the command line decides
-    (refusals, resume, messages, exit codes), where each worker's import of torch and transformers cost several
-    seconds and checked nothing. ``test_cli_compare_records_failure_writes_report_and_resumes`` keeps real workers."""
-    from tunelab.compare import executors
-
-    make = executors.make_executor
-    monkeypatch.setattr(executors, "make_executor", lambda name, **kw: make(name, **{**kw, "isolate": False}))
-
-
 def test_cli_compare_records_failure_writes_report_and_resumes(tiny_bert_dir, toy_csv, tmp_path, capsys):
     """Real worker subprocesses: a diverging learning rate fails `full` with its message, `head`
     succeeds; files, table and report are written; --resume keeps the finished run untouched."""

@@ -278,11 +278,9 @@ def sentiment_csv(tmp_path_factory) -> Path:
 
 
 def test_cli_planned_comparison_stops_one_early_and_the_report_shows_it(tiny_bert_dir, sentiment_csv, tmp_path,
-                                                                         capsys, monkeypatch):
+                                                                         capsys, runs_in_process):
     from tunelab.cli.main import main
-    from tunelab.compare import executors
 
-    monkeypatch.setattr(executors, "make_executor", lambda *a, **k: executors.LocalExecutor(isolate=False))
     common = ["compare", "--model", str(tiny_bert_dir), "--data", str(sentiment_csv), "--strategies", "head,full",
               "--lr-overrides", "head=1e-7,full=3e-3", "--epochs", "6", "--batch-size", "8", "--validation-fraction", "0.4",
               "--data-fractions", "0.5,0.75,1.0", "--no-forgetting", "--no-pre-recommendation"]
@@ -339,12 +337,9 @@ def test_cli_planned_comparison_stops_one_early_and_the_report_shows_it(tiny_ber
     assert all("stopped_early" not in json.loads(p.read_text()) for p in (full_out / "runs").glob("*/metrics.json"))
     assert math.isclose(plan["data_fractions"][-1], 1.0)
 
-
-def test_rounds_before_the_last_screen_with_one_seed(tiny_bert_dir, sentiment_csv, tmp_path, capsys, monkeypatch):
+def test_rounds_before_the_last_screen_with_one_seed(tiny_bert_dir, sentiment_csv, tmp_path, capsys, runs_in_process):
     from tunelab.cli.main import main
-    from tunelab.compare import executors
 
-    monkeypatch.setattr(executors, "make_executor", lambda *a, **k: executors.LocalExecutor(isolate=False))
     out = tmp_path / "planned"
     args = ["compare", "--model", str(tiny_bert_dir), "--data", str(sentiment_csv), "--strategies", "head,full",
             "--epochs", "1", "--batch-size", "8", "--data-fractions", "0.5,1.0", "--seeds", "2", "--plan",
@@ -370,7 +365,6 @@ def test_rounds_before_the_last_screen_with_one_seed(tiny_bert_dir, sentiment_cs
     n = len(runs)
     assert re.search(rf"; resumed, it took [0-9.]+ minutes up to the last run, reusing {n} of its {n} runs finished "
                      r"earlier \(their time not counted\)", md)
-
 
 def test_exhaustive_and_a_budget_exclude_each_other(capsys):
     from tunelab.cli.main import main
@@ -836,13 +830,10 @@ def test_the_advice_before_a_comparison_measures_the_domain_as_tunelab_recommend
     assert asked and asked.get("sample_size", default) == default == 64
 
 
-def test_overwrite_replaces_every_run_a_folder_holds(tmp_path, capsys, tiny_bert_dir, sentiment_csv, monkeypatch):
+def test_overwrite_replaces_every_run_a_folder_holds(tmp_path, capsys, tiny_bert_dir, sentiment_csv, runs_in_process):
     """--overwrite replaces what --out holds: the runs of the earlier comparison that the new plan no longer makes go
     too (six stale runs of 88 MB each stayed beside the new one)."""
     from tunelab.cli.main import main
-    from tunelab.compare import executors
-
-    monkeypatch.setattr(executors, "make_executor", lambda *a, **k: executors.LocalExecutor(isolate=False))
 
     out = tmp_path / "cmp"
     stale = out / "runs" / "last-n-s43"
@@ -861,13 +852,9 @@ def test_overwrite_replaces_every_run_a_folder_holds(tmp_path, capsys, tiny_bert
     assert f"--overwrite would delete {out / 'runs' / 'my-notes.txt'}, which no tunelab run wrote" in capsys.readouterr().err
     assert (out / "runs" / "my-notes.txt").exists() and (out / "runs" / "head" / "metrics.json").exists()
 
-
 def test_resume_of_a_folder_without_a_comparison_says_it_starts_one(tmp_path, caplog, tiny_bert_dir, sentiment_csv,
-                                                                       monkeypatch):
+                                                                       runs_in_process):
     from tunelab.cli.main import main
-    from tunelab.compare import executors
-
-    monkeypatch.setattr(executors, "make_executor", lambda *a, **k: executors.LocalExecutor(isolate=False))
 
     with caplog.at_level("WARNING", logger="tunelab"):
         code = main(["compare", "--model", str(tiny_bert_dir), "--data", str(sentiment_csv), "--strategies", "head",
@@ -875,7 +862,6 @@ def test_resume_of_a_folder_without_a_comparison_says_it_starts_one(tmp_path, ca
                      "--out", str(tmp_path / "new")])
     assert code == 0
     assert f"--resume: {tmp_path / 'new'} holds no comparison to resume; starting one" in caplog.text
-
 
 def test_at_the_full_datas_first_seed_a_strategy_near_chance_is_ranked_not_kept_unranked():
     """After the full data's first seed the rounds bring other seeds, not more data: a strategy still near the
@@ -894,13 +880,11 @@ def test_at_the_full_datas_first_seed_a_strategy_near_chance_is_ranked_not_kept_
 
 
 def test_a_one_round_plan_names_the_rule_that_left_out_the_rounds(tiny_bert_dir, sentiment_csv, tmp_path, capsys,
-                                                                   monkeypatch):
+                                                                   runs_in_process):
     """168 training examples: a third holds 56, above the 24-example minimum; at batch 32 for one epoch it trains 2
     optimizer steps, under the 12-step minimum, and that is the reason given (the message named the 24 examples)."""
     from tunelab.cli.main import main
-    from tunelab.compare import executors
 
-    monkeypatch.setattr(executors, "make_executor", lambda *a, **k: executors.LocalExecutor(isolate=False))
     args = ["compare", "--model", str(tiny_bert_dir), "--data", str(sentiment_csv), "--strategies", "head,bitfit",
             "--epochs", "1", "--batch-size", "32", "--plan", "--no-forgetting", "--no-pre-recommendation",
             "--out", str(tmp_path / "one")]
@@ -908,7 +892,6 @@ def test_a_one_round_plan_names_the_rule_that_left_out_the_rounds(tiny_bert_dir,
     said = capsys.readouterr().out
     assert "planned comparison: one round" in said
     assert "a round of a third of them would train 2 optimizer steps, fewer than the planner's minimum of 12" in said
-
 
 @pytest.mark.parametrize("verdict", ["cheap", None])
 def test_at_the_full_datas_first_seed_the_verdicts_pick_gets_the_other_seeds(verdict):
@@ -998,15 +981,14 @@ def test_a_cheaper_pick_that_learns_slower_than_its_margin_allows_does_not_go_fi
 
 
 def test_a_planned_comparison_keeps_the_verdicts_pick_at_the_full_datas_first_seed(
-        tiny_bert_dir, sentiment_csv, tmp_path, capsys, monkeypatch):
+        tiny_bert_dir, sentiment_csv, tmp_path, capsys, runs_in_process, monkeypatch):
     """The runner asks the comparison's own verdict about the full data's first seed and the cut follows it: here a
     verdict that picks the strategy the cut by estimate would stop (the lower validation accuracy; of two level, the
     dearer), which then gets the other seed. (A tiny model on a few examples stays near chance, where nothing is cut:
     the test counts every round as informative.) Without the verdict the cut would keep the other one."""
     from tunelab.cli.main import main
-    from tunelab.compare import executors, planner, runner
+    from tunelab.compare import planner, runner
 
-    monkeypatch.setattr(executors, "make_executor", lambda *a, **k: executors.LocalExecutor(isolate=False))
     monkeypatch.setattr(planner, "informative", lambda *a, **k: True)
     monkeypatch.setattr(planner, "learned", lambda *a, **k: True)
     # a tiny model's run times are noise: head costs less, as on real data, so that a tie goes to head
@@ -1035,7 +1017,6 @@ def test_a_planned_comparison_keeps_the_verdicts_pick_at_the_full_datas_first_se
     (stop,) = json.loads((out / "compare.json").read_text())["planning"]["stopped"]
     assert stop["leader"]["strategy"] == kept and stop["strategy"] != kept
     assert f"recommended: {kept}" in said
-
 
 def test_a_round_measured_on_a_single_validation_example_ranks_and_stops_nothing():
     """One validation text gives no interval (interval_from: None; the planner: unbounded), so the round is not
@@ -1109,13 +1090,12 @@ def test_a_strategy_cut_at_the_full_datas_first_seed_that_the_paired_verdict_sho
 
 
 def test_the_runner_tells_the_planner_which_strategies_the_rungs_verdict_shows_worse(
-        tiny_bert_dir, sentiment_csv, tmp_path, capsys, monkeypatch):
+        tiny_bert_dir, sentiment_csv, tmp_path, capsys, runs_in_process, monkeypatch):
     """The runner passes the full data's first-seed verdict's 'worse' strategies to the planner, so the stop in
     compare.json says the paired comparison showed it worse."""
     from tunelab.cli.main import main
-    from tunelab.compare import executors, planner, runner
+    from tunelab.compare import planner, runner
 
-    monkeypatch.setattr(executors, "make_executor", lambda *a, **k: executors.LocalExecutor(isolate=False))
     monkeypatch.setattr(planner, "informative", lambda *a, **k: True)
     monkeypatch.setattr(planner, "learned", lambda *a, **k: True)
     real_measurements = planner.measurements_from_results
@@ -1143,7 +1123,6 @@ def test_the_runner_tells_the_planner_which_strategies_the_rungs_verdict_shows_w
     (stop,) = json.loads((out / "compare.json").read_text())["planning"]["stopped"]
     assert stop["strategy"] == "full" and "shows it worse than head" in stop["message"]
     assert "not shown to be worse" not in stop["message"]
-
 
 def test_the_console_counts_every_strategy_the_budget_stopped_not_only_the_interrupted_runs(tmp_path, capsys):
     """--budget-minutes 0.3 on a user's data: bitfit's run was interrupted, last-n's never started, head's round-2 run
@@ -1236,13 +1215,11 @@ def _two_seeds_planned(model, data, out) -> list[str]:
 
 
 def test_a_lone_strategy_goes_to_the_last_round_counted_as_such(tiny_bert_dir, sentiment_csv, tmp_path, capsys,
-                                                                monkeypatch):
+                                                                runs_in_process):
     """With one strategy left (here from the start) the planner skips to its last rung, and the console said
     "round 1/3: head ... (the final round)": the round count is the rounds that run."""
     from tunelab.cli.main import main
-    from tunelab.compare import executors
 
-    monkeypatch.setattr(executors, "make_executor", lambda *a, **k: executors.LocalExecutor(isolate=False))
     assert main(["compare", "--model", str(tiny_bert_dir), "--data", str(sentiment_csv), "--strategies", "head",
                  "--epochs", "1", "--batch-size", "8", "--data-fractions", "0.5,1.0", "--seeds", "2", "--plan",
                  "--no-forgetting", "--no-pre-recommendation", "--out", str(tmp_path / "one")]) == 0
@@ -1251,16 +1228,14 @@ def test_a_lone_strategy_goes_to_the_last_round_counted_as_such(tiny_bert_dir, s
     assert rounds == [next(line for line in rounds if "(the final round)" in line)], said
     assert rounds[0].startswith("round 1/1: head"), rounds
 
-
 def test_the_runner_asks_the_verdict_after_a_round_of_less_data_and_passes_its_margin(tiny_bert_dir, sentiment_csv,
-                                                                                     tmp_path, capsys, monkeypatch):
+                                                                                     tmp_path, capsys, runs_in_process, monkeypatch):
     """A round of half the data before the full data: the planner gets the verdict's pick on that round's runs and
     the half-width of the pick's paired interval against the verdict's best (or 0 where the pick is the best), which
     its cut needs to keep a cheaper pick first (:meth:`Planner._keeps_up`)."""
     from tunelab.cli.main import main
-    from tunelab.compare import executors, runner
+    from tunelab.compare import runner
 
-    monkeypatch.setattr(executors, "make_executor", lambda *a, **k: executors.LocalExecutor(isolate=False))
     seen = []
     real = Planner.finish_round
 

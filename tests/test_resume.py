@@ -440,7 +440,7 @@ def test_a_run_over_several_processes_is_resumed_as_it_ran_from_a_process_outsid
     checkpoint.mkdir(parents=True)
     resilience.write_train_seconds(checkpoint, 1.5, ranks.Launch(2, 2, "torchrun"), "abc")
     assert resilience.checkpoint_launch(checkpoint) == ranks.Launch(2, 2, "torchrun")
-    assert resilience.checkpoint_world_size(checkpoint) == 2 and resilience.checkpoint_data(checkpoint) == "abc"
+    assert resilience.checkpoint_data(checkpoint) == "abc"
     config = TrainConfig(out=str(out), resume=True)
     config.save(out / "run_config.yaml")
     again = f"torchrun --nproc_per_node 2 -m tunelab.cli.main train --config {out / 'run_config.yaml'} --resume"

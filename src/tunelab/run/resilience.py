@@ -136,12 +136,6 @@ def checkpoint_data(checkpoint: str | Path) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def checkpoint_world_size(checkpoint: str | Path) -> int | None:
-    """How many processes trained ``checkpoint`` (None for one saved before tunelab kept it)."""
-    launch = checkpoint_launch(checkpoint)
-    return launch.processes if launch is not None else None
-
-
 def checkpoint_train_seconds(checkpoint: str | Path) -> float:
     """The training seconds a run had spent when it saved ``checkpoint`` (0 for one saved before tunelab kept them)."""
     try:
