@@ -74,7 +74,12 @@ def test_ray_comparison_gives_the_local_records(ray_cluster, tiny_bert_dir, toy_
     for a, b in zip(on_ray.results, local.results):
         assert _same(a, b) == _same(b, a)
     assert (tmp_path / "ray" / "runs" / "lora" / "model" / "tunelab.json").is_file()
-    assert on_ray.recommendation["strategy"] == local.recommendation["strategy"]
+    # Which contender is cheapest is a matter of measured training time, which Ray's concurrent runs on
+    # one CPU each (and a busy machine) change; the contenders do not, and each side picks its own cheapest.
+    assert sorted(on_ray.recommendation["contenders"]) == sorted(local.recommendation["contenders"])
+    for rec in (on_ray.recommendation, local.recommendation):
+        times = {row["strategy"]: row["train_time_s"] for row in rec["ranking"]}
+        assert rec["strategy"] == min(rec["contenders"], key=times.__getitem__)
 
 
 def _kill_when_started(folder: Path, stop: threading.Event) -> None:
