@@ -391,6 +391,24 @@ def test_a_class_with_two_examples_keeps_the_split_stratified_and_a_training_exa
         assert not any("not stratified" in w for w in data.warnings)
 
 
+def test_a_class_the_stratified_split_leaves_out_of_validation_and_test_is_said(tmp_path: Path) -> None:
+    """A support-ticket log with 2 'legal' rows of 102: a tenth and a fifth of 2 round to none, so both stay in
+    training and nothing measures them. A single example was said; two were not (tunelab train printed nothing)."""
+    records = rows(100) + [{"text": f"the rare one {i}", "label": "rare"} for i in range(2)]
+    data = load_task_data(str(write(tmp_path, "d.csv", csv_text(records))))
+    rare = data.label_names.index("rare")
+    assert rare not in data.validation["label"] and rare not in data.test["label"]
+    assert [w for w in data.warnings if "rare" in w] == [
+        "class 'rare' (2 examples) has no example in the validation or test split, so neither validation nor test "
+        "measures it (add examples of a class to have it measured)"]
+    given = [dict(r, split="train") for r in records] + [dict(r, text=r["text"] + " (test)", split="test")
+                                                         for r in rows(20)]
+    data = load_task_data(str(write(tmp_path, "g.csv", pd.DataFrame(given).to_csv(index=False))))
+    assert rare not in data.validation["label"]
+    assert any(w.startswith("class 'rare' (2 examples) has no example in the validation split, so validation does "
+                            "not measure it") for w in data.warnings)
+
+
 def test_too_small_evaluation_splits_fall_back_to_an_unstratified_split_with_a_warning(tmp_path: Path) -> None:
     records = [{"text": f"text {i}", "label": f"class {i % 8}"} for i in range(40)]
     data = load_task_data(str(write(tmp_path, "d.csv", csv_text(records))))  # validation: 4 rows, 8 classes

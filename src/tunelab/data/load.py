@@ -21,9 +21,11 @@ from tunelab.data.splits import (
     example_keys,
     expand,
     fingerprint,
+    kept_note,
     nested_order,
     take,
     three_way,
+    unmeasured_notes,
 )
 from tunelab.data.table import RawData, Table, brief
 from tunelab.data.types import TaskData
@@ -602,12 +604,20 @@ def _split(
     labels = None if "label" not in train else [train["label"][group[0]] for group in groups]
     kept = list(range(len(groups)))
     carved: dict[str, list[int]] = {}
+    noted: set[int] = set()
     for split, fraction in (("test", test_fraction), ("validation", validation_fraction)):
         if split not in parts:
             size = max(1, round(len(groups) * fraction))
-            kept, carved[split] = carve(kept, labels, size, seed, split, warnings, names)
+            single: set[int] = set()
+            kept, carved[split] = carve(kept, labels, size, seed, split, warnings, names, single)
+            if single:
+                warnings.append(kept_note(sorted(single), names, f" left for the {split} split",
+                                          f"the {split} split does not measure"))
+            noted |= single
             taken = len(expand(groups, carved[split]))
             warnings.append(f"no {split} split given: took {taken} rows ({fraction:.0%}) of train")
+    if carved and labels is not None:
+        warnings += unmeasured_notes(labels, kept, carved, noted, names)
     warnings += _repeats_note(groups, "with every copy of a text on one side of the splits carved from train"
                               if carved else "in train, where each copy weighs as one example")
     warnings += _overlap_notes(parts)
