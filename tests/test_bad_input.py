@@ -207,6 +207,9 @@ CASES = [
     # ---- numbers out of their range (a traceback from numpy / transformers, or a run that means nothing)
     Case("a column named twice", lambda t: ["--data", str(write(t / "twice.csv", "text,label,label\n" + "".join(
         f"text {i},pos,neg\n" for i in range(20))))], ("twice.csv", "names column 'label' more than once")),
+    Case("two unnamed columns holding data", lambda t: ["--data", str(write(t / "blank.csv", "text,label,,\n" + "".join(
+        f"text {i},{'pos' if i % 2 else 'neg'},a,b\n" for i in range(20))))],  # said "names column '' more than once"
+         ("blank.csv", "columns 3, 4 without a name", "name them in the header line, or delete them")),
     Case("a folder as --config", lambda t: ["--data", good(t), "--config", str(t)], ("is a folder", "YAML file")),
     Case("a folder as --reference-text", lambda t: ["--data", good(t), "--reference-text", str(t)],
          ("--reference-text", "is a folder", "plain text file")),

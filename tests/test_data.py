@@ -887,6 +887,18 @@ def test_rows_a_stray_quote_joins_into_one_cell_are_warned_of(tmp_path: Path, se
     assert not any("rows of their own" in w for w in load_task_data(str(write(tmp_path, "q.csv", csv_text(quoted)))).warnings)
 
 
+def test_excels_empty_columns_past_the_data_are_no_columns(tmp_path: Path) -> None:
+    """Excel saves cells once touched as empty columns ("text,label,,"): tunelab refused such a CSV as naming
+    column '' more than once. Empty and unnamed, they are dropped; an unnamed column with data is kept."""
+    body = "".join(f"text {i},{'pos' if i % 2 else 'neg'},,{'kept' if i == 3 else ''}\n" for i in range(40))
+    data = load_task_data(str(write(tmp_path, "x.csv", "text,label,,\n" + body)))
+    assert data.label_names == ["neg", "pos"] and len(data.train) + len(data.validation) + len(data.test) == 40
+    from tunelab.data.readers import read_path
+
+    raw = read_path(write(tmp_path, "y.tsv", "text\tlabel\t\t\n" + body.replace(",", "\t")))
+    assert [list(t.columns) for t in raw.tables.values()] == [["text", "label", "Unnamed: 3"]]  # as pandas names it
+
+
 def test_rows_that_repeat_the_header_are_dropped_with_a_warning(tmp_path: Path) -> None:
     """Two CSVs joined with both headers: the second header is not an example of a class named 'label'."""
     records = rows(120)

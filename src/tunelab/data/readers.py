@@ -182,7 +182,16 @@ def read_csv(path: Path, text: str, sep: str = ",") -> Table:
             f"{path}: the header is the only line, there are no data rows; add rows below the header"
         )
     header = next(csv.reader(io.StringIO(text.partition("\n")[0]), delimiter=sep), [])
+    if len(header) == len(frame.columns):  # Excel's empty columns past the data ("text,label,,"): nothing to read
+        empty = [i for i, h in enumerate(header) if not h.strip() and not frame.iloc[:, i].str.strip().any()]
+        if empty:
+            frame = frame.drop(columns=[frame.columns[i] for i in empty])
+            header = [h for i, h in enumerate(header) if i not in set(empty)]
     repeated = sorted({h.strip() for h in header if [x.strip() for x in header].count(h.strip()) > 1})
+    if repeated and not repeated[0]:  # sorted: a blank name first
+        unnamed = [str(i + 1) for i, h in enumerate(header) if not h.strip()]
+        raise DataError(f"{path}: the header leaves columns {', '.join(unnamed)} without a name, and they hold data; "
+                        "name them in the header line, or delete them")
     if repeated:  # pandas renames the second 'label' to 'label.1', and the first would be read in silence
         raise DataError(f"{path}: the header names column {brief(repeated[0])} more than once; give each column its "
                         "own name")
