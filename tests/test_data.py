@@ -536,6 +536,21 @@ def test_user_split_folder_is_respected_and_missing_validation_is_carved(tmp_pat
                                                             "validation/valid/dev and test are read)"]
 
 
+def test_an_unlabelled_test_file_beside_train_is_left_out_and_test_carved_from_train(tmp_path: Path) -> None:
+    """A competition's folder: train.csv labelled, test.csv without the label column. It was refused ("no label
+    column 'label'... did you mean --label-column text?"); it cannot score, so it is left out, said, and test is
+    carved from train, as a saved split whose labels are all hidden is."""
+    write(tmp_path / "d", "train.csv", csv_text(rows(50)))
+    write(tmp_path / "d", "test.csv", pd.DataFrame({"id": range(8), "text": [f"new {i}" for i in range(8)]}).to_csv(
+        index=False))
+    data = load_task_data(str(tmp_path / "d"))
+    assert_valid(data)
+    assert len(data.train) + len(data.validation) + len(data.test) == 50
+    assert not any(t.startswith("new ") for t in data.test["text"])
+    assert any(w.startswith(f"left out {tmp_path / 'd' / 'test.csv'}: it has no label column 'label'")
+               for w in data.warnings)
+
+
 def test_each_split_file_finds_its_own_columns(tmp_path: Path) -> None:
     """train.csv says review/sentiment and test.csv text/label: each file's columns are found as the training file's
     were (the test file was asked for 'review', a name the user never gave)."""

@@ -109,6 +109,8 @@ def load_task_data(
         asked, label_column = label_column, _column_for(first, label_column, LABEL_ALIASES, "label", warnings)
         _same_name_in_every_split(tables, first, asked, label_column, LABEL_ALIASES, "label", warnings)
     chosen = infer_task(task, first, text_column, label_column)
+    if chosen == "classification":
+        _leave_out_unlabelled(tables, first, label_column, warnings)
     if chosen == "classification" and label_column in (text_column, pair_column):
         raise DataError(f"{first.origin}: column {brief(label_column)} is both the label column and a text column "
                         "(--text-column): the model would read the answer in its input; give --text-column and "
@@ -158,6 +160,19 @@ def _same_name_in_every_split(tables: dict[str, Table], first: Table, asked: str
         own = _column_for(table, asked, aliases, role, warnings)
         if own in table.columns:
             table.columns[chosen] = table.columns.pop(own)
+
+
+def _leave_out_unlabelled(tables: dict[str, Table], first: Table, label_column: str, warnings: list[str]) -> None:
+    """A given validation or test file without the training file's label column (a competition's test.csv beside its
+    train.csv, the answers kept back) cannot score: it is left out, said, and that split carved from train, as a
+    saved split whose labels are all hidden is (:func:`tunelab.data.readers`)."""
+    if label_column not in first.columns:
+        return
+    for split in [s for s, table in tables.items() if table is not first and label_column not in table.columns]:
+        table = tables.pop(split)
+        warnings.append(f"left out {table.origin}: it has no label column {brief(label_column)} ({first.origin} has), "
+                        f"so it cannot score (an unlabelled file, as a competition's test set); the {split} split is "
+                        "carved from train instead")
 
 
 def _column_for(table: Table, column: str, aliases: tuple[str, ...], role: str, warnings: list[str]) -> str:
