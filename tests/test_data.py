@@ -457,6 +457,16 @@ def test_a_column_the_user_named_is_never_swapped_for_an_alias(tmp_path: Path) -
     assert any("no column 'Question'; using 'question'" in w for w in data.warnings)
 
 
+def test_the_text_column_is_never_suggested_as_the_label(tmp_path: Path) -> None:
+    """``--label-column text2`` on text/label said "did you mean --label-column text?": the answer in the input."""
+    path = str(write(tmp_path, "d.csv", csv_text(rows(40))))
+    with pytest.raises(DataError) as err:
+        load_task_data(path, label_column="text2")
+    assert "did you mean" not in str(err.value)
+    with pytest.raises(DataError, match=r"did you mean --label-column label\?"):
+        load_task_data(path, label_column="labl")
+
+
 def test_integer_labels_keep_numeric_order(tmp_path: Path) -> None:
     records = [{"text": f"t{i}", "label": [10, 2, 1][i % 3]} for i in range(30)]
     for path in (

@@ -255,7 +255,7 @@ def infer_task(task: str | None, table: Table, text_column: str, label_column: s
     if is_chat(table):
         return "causal-lm"
     require_column(table, text_column, "text")
-    require_column(table, label_column, "label")
+    require_column(table, label_column, "label", (text_column,))
     return "classification"
 
 
@@ -340,7 +340,7 @@ def _classification(
         if pair_column is not None:
             require_column(table, pair_column, "text")
             pairs[name] = texts(table, pair_column)
-        require_column(table, label_column, "label")
+        require_column(table, label_column, "label", (text_column, pair_column))
         values[name] = (texts(table, text_column), raw_labels(table, label_column))
     reference = "train" if "train" in tables else "all"
     declared = tables[reference].class_names.get(label_column)

@@ -55,15 +55,16 @@ def _columns_hint(table: Table) -> str:
     return f"columns found: {shown or 'none'}{hint}"
 
 
-def require_column(table: Table, column: str, role: str) -> None:
+def require_column(table: Table, column: str, role: str, taken: tuple[str | None, ...] = ()) -> None:
     """Raise a DataError naming the columns found if ``column`` is missing.
 
     ``role`` is ``"text"`` or ``"label"``; the message suggests the matching ``--text-column`` or
-    ``--label-column`` flag (and ``--task causal-lm`` when a label column is missing).
+    ``--label-column`` flag (and ``--task causal-lm`` when a label column is missing). A column ``taken`` as the text
+    is never suggested as the label (``--label-column text2`` on text/label suggested ``text``).
     """
     if column in table.columns:
         return
-    close = difflib.get_close_matches(column, table.column_names, n=1, cutoff=0.5)
+    close = difflib.get_close_matches(column, [n for n in table.column_names if n not in taken], n=1, cutoff=0.5)
     suggestion = f" (did you mean --{role}-column {close[0]}?)" if close else ""
     extra = other_task("; or pass --task causal-lm to train a language model on the text alone") if role == "label" else ""
     flags = _yes_no_columns(table) if role == "label" else []
