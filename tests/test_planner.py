@@ -316,7 +316,7 @@ def test_cli_planned_comparison_stops_one_early_and_the_report_shows_it(tiny_ber
     for text in (page, md):
         assert "Stopped early" in text and "stopped early after round 2 (data fraction 0.75)" in text
         assert "After round 1, head went on unranked" in text
-        assert "Predicted at full data (best / worst case)" in text
+        assert "Predicted at full data: estimate (best / worst case)" in text
         assert "5 runs (5 succeeded) over 2 strategies" in text  # head counts though it never reached fraction 1
 
     # --resume re-uses every finished run and decides the same

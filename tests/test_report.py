@@ -763,3 +763,47 @@ def test_the_rounds_paragraph_says_a_second_round_at_the_same_fraction_trains_th
         {"round": 2, "data_fraction": 1.0, "seeds": 2, "strategies": ["head", "lora"], "final": True}]}
     md = write_report(tmp_path, results, recommendation=rec)["md"].read_text(encoding="utf-8")
     assert "The comparison ran in 2 rounds, at data fraction 1, 1 (the other seeds), without a time budget" in md
+
+
+def _planned_with_lora_stopped() -> tuple[list[dict], dict]:
+    """A planned comparison's records: head and lora at fraction 1/3, only head at the full data (lora halved after
+    round 2), as its recommendation holds the stop."""
+    runs = [make_run(s, PROFILE[s][1], fraction=0.333) for s in ("head", "lora")] + [make_run("head", 0.72)]
+    rec = recommend_from_results([r for r in runs if r["run_info"]["data_fraction"] == 1.0])
+    prediction = {"strategy": "lora", "metric": "accuracy", "estimate": 0.64, "optimistic": 0.8123,
+                  "pessimistic": 0.5601, "measured": 0.64}
+    rec["planning"] = {"strategies": {}, "rounds": [
+        {"round": 1, "data_fraction": 0.333, "seeds": 1, "strategies": ["head", "lora"]},
+        {"round": 2, "data_fraction": 1.0, "seeds": 1, "strategies": ["head"], "final": True}],
+        "stopped": [{"strategy": "lora", "status": "stopped_early", "round": 1, "data_fraction": 0.333,
+                     "reason": "halved", "message": "after round 1 (data fraction 0.333) halved",
+                     "prediction": prediction, "leader": {**prediction, "strategy": "head", "estimate": 0.7}}]}
+    return runs, rec
+
+
+def test_advice_before_training_of_a_strategy_the_rounds_stopped_says_so_not_that_it_was_not_compared():
+    """A planned comparison stopped lora, the advice's pick, after round 2, and 'Before training vs measured' said 'lora
+    was not among the strategies compared'; it now says it was compared, when it stopped and at what it measured."""
+    from tunelab.report.document import render_markdown
+    from tunelab.report.writer import build_blocks
+
+    runs, rec = _planned_with_lora_stopped()
+    md = render_markdown(build_blocks(runs, [], recommendation=rec, pre_recommendation={"strategy": "lora"},
+                                      title="t"))
+    assert "not among the strategies compared" not in md
+    assert ("lora was compared but stopped early, after round 1 (data fraction 0.333; halved), at 0.640 validation "
+            "accuracy measured there") in md
+
+
+def test_the_stopped_early_table_shows_the_predicted_estimate_beside_its_best_and_worst_case():
+    """The stop's message says 'its predicted validation accuracy at the full data, 0.640', while the table's
+    'Predicted at full data' column showed only the best and worst case (0.812 / 0.560): the estimate the message
+    names was nowhere in the table. The column now shows it first."""
+    from tunelab.report.document import render_markdown
+    from tunelab.report.writer import build_blocks
+
+    runs, rec = _planned_with_lora_stopped()
+    md = render_markdown(build_blocks(runs, [], recommendation=rec, pre_recommendation=None, title="t"))
+    assert "Predicted at full data: estimate (best / worst case)" in md
+    (row,) = [line for line in md.splitlines() if line.startswith("| lora | 1 |")]
+    assert "| 0.640 (0.812 / 0.560) |" in row

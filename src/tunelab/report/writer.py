@@ -271,13 +271,14 @@ def _stopped_early_blocks(recommendation: dict) -> list[Block]:
         rows.append([
             stop["strategy"], str(stop["round"]), f"{stop['data_fraction']:g}", stop["reason"],
             format_metric(p.get("measured"), metric) if p else "–",
-            f"{format_metric(p.get('optimistic'), metric)} / {format_metric(p.get('pessimistic'), metric)}" if p else "–",
+            f"{format_metric(p.get('estimate'), metric)} ({format_metric(p.get('optimistic'), metric)} / "
+            f"{format_metric(p.get('pessimistic'), metric)})" if p else "–",
             f"{lead['strategy']} {format_metric(lead.get('pessimistic' if stop['reason'] == 'behind' else 'estimate'), metric)}"
             if lead else "–",
             stop["message"],
         ])
     headers = ["Strategy", "Last round", "Data fraction", "Reason", f"Measured validation {label}",
-               "Predicted at full data (best / worst case)", "Against (worst case if behind, else estimate)", "Why"]
+               "Predicted at full data: estimate (best / worst case)", "Against (worst case if behind, else estimate)", "Why"]
     blocks.append(Table(headers, rows, caption="Strategies stopped before the final round, with the prediction that stopped them."))
     return blocks
 
@@ -598,7 +599,7 @@ def _pre_recommendation_blocks(pre: dict, rec: dict, summaries: list, metric: st
         elif not p.ok:
             blocks.append(Paragraph(f"{predicted} failed when trained: {p.error}."))
     elif predicted and predicted not in by_name:
-        blocks.append(Paragraph(f"{predicted} was not among the strategies compared."))
+        blocks.append(Paragraph(_left_before_the_table(predicted, rec, metric)))
 
     if pre.get("reasons"):
         blocks.append(Heading("Reasons given before training", 3))
@@ -614,6 +615,22 @@ def _pre_recommendation_blocks(pre: dict, rec: dict, summaries: list, metric: st
         blocks.append(Heading("Estimates vs measured", 3))
         blocks.extend(_estimate_blocks(estimates, by_name))
     return blocks
+
+
+def _left_before_the_table(strategy: str, rec: dict, metric: str) -> str:
+    """What became of a strategy the results table has no row of: one a planned comparison stopped (or lost to a
+    failure) in an earlier round (its planner record), else one that was not compared."""
+    stop = next((s for s in (rec.get("planning") or {}).get("stopped") or [] if s["strategy"] == strategy), None)
+    if stop is None:
+        return f"{strategy} was not among the strategies compared."
+    if stop["status"] != "stopped_early":
+        return f"{strategy} was compared but {stop_note(stop)}."
+    measured = (stop.get("prediction") or {}).get("measured")
+    at = (f", at {format_metric(measured, metric)} validation {metric_label(metric)} measured there"
+          if measured is not None else "")
+    return (f"{strategy} was compared but stopped early, after round {stop['round']} (data fraction "
+            f"{stop['data_fraction']:g}; {stop['reason']}){at}: it has no numbers on all the data to set against "
+            f"{rec.get('strategy') or 'the measured choice'}'s; why it stopped: the section Stopped early.")
 
 
 _MEASURED = {
