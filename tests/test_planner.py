@@ -909,8 +909,8 @@ def test_at_the_full_datas_first_seed_the_verdicts_pick_gets_the_other_seeds(ver
         assert final.strategies == ["cheap"]
         stop = planner.stopped["pricey"]
         assert stop.reason == "halved" and stop.leader.strategy == "cheap"
-        assert stop.message.startswith("after round 1 (data fraction 1, seed 1 of 3) its validation accuracy, 0.688, "
-                                       "is above cheap's 0.676, but the verdict on these runs picks cheap")
+        assert stop.message.startswith("after round 1 (data fraction 1, seed 1 of 3) its validation accuracy, 0.6880, "
+                                       "is above cheap's 0.6760, but the verdict on these runs picks cheap")
     else:
         assert final.strategies == ["pricey"] and planner.stopped["cheap"].reason == "halved"
 
@@ -1260,3 +1260,15 @@ def test_the_runner_asks_the_verdict_after_a_round_of_less_data_and_passes_its_m
     assert runner._verdict_margin([{"strategy": "a", "versus_best": {"reason": "best"}},
                                    {"strategy": "b", "versus_best": {"gap_low": -0.01, "gap_high": 0.05}}],
                                   "b", "a") == ("a", pytest.approx(0.03))
+
+
+def test_the_values_a_stop_sets_side_by_side_read_at_one_precision():
+    """rotten-tomatoes, 150 validation examples: the stop printed, and the report and recommendation.json repeated,
+    'its predicted validation accuracy at the full data, 0.64, is above head's 0.5933' (4 significant digits with the
+    trailing zeros dropped), two values that read as rounded differently; now '0.6400 ... 0.5933'."""
+    planner = Planner(["cheap", "pricey"], rounds=(1.0,), metric="accuracy", target=300.0, seeds=3)
+    rnd = planner.next_round(0.0)
+    planner.finish_round(rnd, [measure("cheap", 1.0, 0.59333, 0.07, 300), measure("pricey", 1.0, 0.64, 0.07, 300)],
+                         [RunTiming("cheap", 1.0, 4.0, 3.0), RunTiming("pricey", 1.0, 60.0, 55.0)], verdict="cheap")
+    assert planner.next_round(0.0).strategies == ["cheap"]
+    assert "its validation accuracy, 0.6400, is above cheap's 0.5933, but" in planner.stopped["pricey"].message

@@ -196,6 +196,13 @@ def predict_final(points: Sequence[Measurement], metric: str, target: float, *, 
                       trend)
 
 
+def _value(value: float) -> str:
+    """A metric value as the planner's messages say it: four significant digits, trailing zeros kept, so that two values
+    side by side read at one precision ('0.6400 ... 0.5933', not '0.64 ... 0.5933') and two that differ look different
+    (a validation set of a few thousand examples separates them in the fourth digit)."""
+    return f"{value:#.4g}"
+
+
 def informative(measurements: Iterable[Measurement], metric: str) -> bool:
     """Whether a round's measurements can rank strategies: some strategy's interval lies wholly on the good side of
     a constant predictor's score (:attr:`Measurement.chance`). True when no chance level is known.
@@ -654,8 +661,8 @@ class Planner:
                 m = next(m for m in self.measurements_ if m.fraction == done.fraction and m.strategy == s)
                 self._stop(s, done.index, done.fraction, "not learning",
                            f"after round {done.index} (data fraction {done.fraction:g}), as after the round before, its "
-                           f"validation {self.metric} ({m.value:.4g}) was not distinguishable from always predicting the "
-                           f"most frequent class ({m.chance:.4g}) while other strategies' was: nothing bounds where it "
+                           f"validation {self.metric} ({_value(m.value)}) was not distinguishable from always predicting the "
+                           f"most frequent class ({_value(m.chance)}) while other strategies' was: nothing bounds where it "
                            "would end, and it is stopped as not learning at this learning rate (give it another with "
                            "--lr-overrides, or train every strategy to the end with --exhaustive)", preds.get(s))
         for s, leader in hopeless(preds, self.metric).items():
@@ -663,8 +670,8 @@ class Planner:
                 continue
             p, lp = preds[s], preds[leader]
             self._stop(s, done.index, done.fraction, "behind",
-                       f"{self._its_value(done)} is at best {p.optimistic:.4g}, "
-                       f"{'below' if higher_is_better(self.metric) else 'above'} {leader}'s worst case {lp.pessimistic:.4g}",
+                       f"{self._its_value(done)} is at best {_value(p.optimistic)}, "
+                       f"{'below' if higher_is_better(self.metric) else 'above'} {leader}'s worst case {_value(lp.pessimistic)}",
                        p, lp)
 
     def _halve(self, index: int, fraction: float) -> None:
@@ -693,20 +700,20 @@ class Planner:
         for s, (why, other) in halve(preds, self.metric, self.eta, costs, among=among,
                                      at_full_data=not done.screening, first=first).items():
             p, op = preds[s], preds[other]
-            said = f"{self._its_value(done)}, {p.estimate:.4g}, "
+            said = f"{self._its_value(done)}, {_value(p.estimate)}, "
             if why == "halved" and first is not None and done.screening and is_better(p.estimate, preds[first].estimate,
                                                                                        self.metric):
                 fp, (best, half) = preds[first], self.verdict_margins_[done.index]
                 gap = self._trend_gap(preds[best], fp)
                 ahead, behind = (best, first) if gap >= 0 else (first, best)
-                message = (said + f"is {better} {first}'s {fp.estimate:.4g}, but the verdict on these runs picks "
+                message = (said + f"is {better} {first}'s {_value(fp.estimate)}, but the verdict on these runs picks "
                            f"{first}, the cheapest of the strategies it cannot tell apart from the best ({best}), and "
                            f"each carrying on the gain it showed from round to round (a check of their rates, not a "
                            f"forecast), {ahead} would end {self._gap_text(gap)} {better} {behind}, within the "
                            f"{self._gap_text(half)} its paired comparison could not separate: the next round goes to the best {keep} of {left} in the verdict's order "
                            f"(successive halving, η = {self.eta:g}); --halving 1 or --exhaustive compares them to the end")
             elif why == "halved" and first is not None and is_better(p.estimate, preds[first].estimate, self.metric):
-                message = (said + f"is {better} {first}'s {preds[first].estimate:.4g}, but the verdict on these runs "
+                message = (said + f"is {better} {first}'s {_value(preds[first].estimate)}, but the verdict on these runs "
                            f"picks {first}, the cheapest of the strategies it cannot tell apart from the best. Only "
                            f"seeds are left to run, and they go to the best {keep} of {left} in the verdict's order "
                            f"(successive halving, η = {self.eta:g}): --halving 1 or --exhaustive runs every seed of "
@@ -716,7 +723,7 @@ class Planner:
                            f"(successive halving, η = {self.eta:g}), {self._cheaper(costs, other, s)}")
             elif why == "halved":
                 message = (said + f"is not among the best {keep} of {left} (successive halving, "
-                           f"η = {self.eta:g}; {other}: {op.estimate:.4g})")
+                           f"η = {self.eta:g}; {other}: {_value(op.estimate)})")
                 top = (max if higher_is_better(self.metric) else min)(preds.values(), key=lambda q: q.estimate)
                 reaches = p.optimistic >= top.estimate if higher_is_better(self.metric) else p.optimistic <= top.estimate
                 worse_than = self.shown_worse_.get(done.index, {}).get(s)
@@ -724,16 +731,16 @@ class Planner:
                     message += (f"; the verdict's paired comparison on these runs (the same validation examples) "
                                 f"shows it worse than {worse_than}")
                 elif reaches:  # cut to spend the budget on fewer, not shown to be worse
-                    message += (f"; its interval reaches {top.strategy}'s {top.estimate:.4g}, so it is not shown to be "
+                    message += (f"; its interval reaches {top.strategy}'s {_value(top.estimate)}, so it is not shown to be "
                                 "worse: --halving 1 or --exhaustive compares them to the end")
             elif not done.screening:
                 message = (said + f"is no {'higher' if higher_is_better(self.metric) else 'lower'} than that of "
-                           f"{other} ({op.estimate:.4g}) at the full data, where only seeds are left to run, "
+                           f"{other} ({_value(op.estimate)}) at the full data, where only seeds are left to run, "
                            f"{self._cheaper(costs, other, s)}: the verdict recommends the cheaper of two strategies it "
                            "cannot separate")
             else:
-                message = (said + f"at best {p.optimistic:.4g}, cannot end {better} the worst case of {other} "
-                           f"({op.pessimistic:.4g}), {self._cheaper(costs, other, s)}: the verdict recommends the "
+                message = (said + f"at best {_value(p.optimistic)}, cannot end {better} the worst case of {other} "
+                           f"({_value(op.pessimistic)}), {self._cheaper(costs, other, s)}: the verdict recommends the "
                            "cheaper of two strategies it cannot separate")
             self._stop(s, done.index, done.fraction, why, message, p, op)
 
