@@ -807,3 +807,24 @@ def test_the_stopped_early_table_shows_the_predicted_estimate_beside_its_best_an
     assert "Predicted at full data: estimate (best / worst case)" in md
     (row,) = [line for line in md.splitlines() if line.startswith("| lora | 1 |")]
     assert "| 0.640 (0.812 / 0.560) |" in row
+
+
+def test_the_axes_tables_test_metric_carries_the_interval_the_results_table_gives_it():
+    """The results table said head's test accuracy was 0.540 [0.460, 0.620]; the axes table below it said 0.540, the
+    same number without its uncertainty. It now carries the same interval."""
+    from tunelab.report.document import render_markdown
+    from tunelab.report.tables import format_with_interval, results_table
+    from tunelab.report.writer import build_blocks
+
+    results = [make_run(s, PROFILE[s][0]) for s in ("head", "lora")]
+    rec = recommend_from_results(results)
+    for ranked in rec["ranking"]:  # the records hold no per-example outputs: intervals as the verdict gives them
+        mean = ranked["test_mean"]
+        ranked["test"] = {"split": "test", "estimate": mean, "low": mean - 0.08, "high": mean + 0.07, "level": 0.95,
+                          "method": "percentile bootstrap"}
+    md = render_markdown(build_blocks(results, [], recommendation=rec, pre_recommendation=None, title="t"))
+    axes = md.split("Transfer learning vs fine-tuning")[1]
+    (row,) = [line for line in axes.splitlines() if line.startswith("| Test accuracy |")]
+    for r in results_table(results, recommendation=rec):
+        shown = format_with_interval(r["test"], r["test_mean"], r["test_std"], r["n"], "accuracy")
+        assert "[" in shown and shown.replace("[", "\\[").replace("]", "\\]") in row

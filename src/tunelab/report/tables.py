@@ -596,7 +596,8 @@ _SIGNAL_LINES = (_said_data, _said_length, _said_probe, _said_transferability, _
 
 
 def axes_table(
-    results: list[dict], *, pre_recommendation: dict | None = None, metric: str | None = None
+    results: list[dict], *, pre_recommendation: dict | None = None, metric: str | None = None,
+    recommendation: dict | None = None,
 ) -> tuple[list[str], list[tuple[str, list[str]]]]:
     """The strategies along the comparison axes, filled with this run's numbers.
 
@@ -604,7 +605,9 @@ def axes_table(
     what trains, architecture, share of weights trained, peak memory, training time, test metric
     (all measured except the first three), data regime (from ``meta_info``) and closeness of domain
     (``pre_recommendation["signals"]`` when given, else "not measured"; its level alone where one of the advice's reasons
-    states the measurements, ``reason_states``). ``metric``: the comparison's (default: the task's).
+    states the measurements, ``reason_states``). ``metric``: the comparison's (default: the task's). ``recommendation``:
+    the comparison's verdict, whose intervals the test metric carries as the results table shows them (without it, the
+    mean ± std over seeds).
     """
     task = results_task(results)
     summaries = summarize_strategies(results, metric=metric)
@@ -642,6 +645,13 @@ def axes_table(
     def memory(s: StrategySummary) -> str:
         return format_mb(s.peak_memory_mb) + (f" ({s.memory_kind})" if s.memory_kind else "")
 
+    # the test metric with its interval, as the results table has it (one place: results_table)
+    intervals = ({row["strategy"]: row["test"] for row in results_table(results, recommendation=recommendation)}
+                 if recommendation is not None else {})
+
+    def tested(s: StrategySummary) -> str:
+        return format_with_interval(intervals.get(s.strategy), s.test_mean, s.test_std, s.n, s.metric)
+
     label = metric_label(summaries[0].metric) if summaries else "metric"
     rows = [
         ("Approach", [_approach(s.strategy) for s in summaries]),
@@ -650,7 +660,7 @@ def axes_table(
         ("Share of weights trained", [measured(s, share(s)) for s in summaries]),
         ("Peak memory", [measured(s, memory(s)) for s in summaries]),
         ("Training time", [measured(s, timing(s)) for s in summaries]),
-        (f"Test {label}", [measured(s, format_metric_pm(s.test_mean, s.test_std, s.n, s.metric)) for s in summaries]),
+        (f"Test {label}", [measured(s, tested(s)) for s in summaries]),
         ("Data regime", [describe_data_regime(data_regime(s), task) for s in summaries]),
         ("Closeness of domain", [domain for _ in summaries]),
     ]

@@ -166,7 +166,7 @@ def build_blocks(
     if chosen and task == "classification":
         blocks.extend(_per_class_blocks(next((s for s in summaries if s.strategy == chosen), None)))
     blocks.extend(_plot_blocks(plots))
-    blocks.extend(_axes_blocks(results, pre_recommendation, metric, said=reasons))
+    blocks.extend(_axes_blocks(results, pre_recommendation, metric, said=reasons, recommendation=recommendation))
     blocks.extend(_data_size_blocks(results, recommendation, metric))
     if pre_recommendation:
         blocks.extend(_pre_recommendation_blocks(pre_recommendation, recommendation, summaries, metric))
@@ -292,11 +292,12 @@ def _plot_blocks(plots: list) -> list[Block]:
 
 
 def _axes_blocks(results: list[dict], pre_recommendation: dict | None, metric: str | None = None,
-                 said: list[str] = ()) -> list[Block]:
+                 said: list[str] = (), recommendation: dict | None = None) -> list[Block]:
     """The axes people compare the two approaches on, filled with this comparison's numbers (its ``metric``). An axis
     with one text for every strategy that ``said`` (the recommendation's reasons, above) already states is left out:
     the data regime is said once, in the recommendation."""
-    strategies, axes = axes_table(results, pre_recommendation=pre_recommendation, metric=metric)
+    strategies, axes = axes_table(results, pre_recommendation=pre_recommendation, metric=metric,
+                                  recommendation=recommendation)
     if not strategies:
         return []
     stated = [axis for axis, cells in axes  # "Data regime: 300 training examples, ...", the axis and its text
@@ -305,7 +306,8 @@ def _axes_blocks(results: list[dict], pre_recommendation: dict | None, metric: s
     names = {axis for axis, _ in axes}
     note = ("The axes people compare the two approaches on (working principle, architecture, training "
             "process, computing resources, data, domain), filled with what this comparison measured.")
-    caption = ("Share, memory, time and the test metric are measured"
+    caption = ("Share, memory, time and the test metric are measured (the test metric with its interval, as in the "
+               "results table)"
                + ("; data regime from the dataset's metadata" if "Data regime" in names else "")
                + ("; closeness of domain from the pre-training analysis when it ran" if "Closeness of domain" in names
                   else "") + "."
