@@ -200,6 +200,8 @@ def _value(value: float) -> str:
     """A metric value as the planner's messages say it: four significant digits, trailing zeros kept, so that two values
     side by side read at one precision ('0.6400 ... 0.5933', not '0.64 ... 0.5933') and two that differ look different
     (a validation set of a few thousand examples separates them in the fourth digit)."""
+    if math.isfinite(value) and abs(value) >= 1000:  # a perplexity: whole units ('1,235', not '1234.' or '1.235e+04')
+        return f"{value:,.0f}"
     return f"{value:#.4g}"
 
 
