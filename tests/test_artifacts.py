@@ -745,3 +745,38 @@ def test_evaluating_a_classifier_on_data_without_one_of_its_classes_says_what_it
     assert "f1_macro" in scored
     assert ("the data has no example of pos: nothing measures how it is recognised here, and its f1_macro averages "
             "over the 1 of 2 classes it holds") in caplog.text
+
+
+def test_the_cards_one_call_load_runs_for_an_adapter_of_a_classifier_with_another_number_of_classes(
+        toy_classification_data, tmp_path):
+    """A LoRA adapter trained on a checkpoint that is itself a 5-class sequence classifier, for 2 classes: the card's
+    one-call way (peft's AutoPeftModelForSequenceClassification) had failed in transformers' loading ("You set
+    `ignore_mismatched_sizes` to `False`, thus raising an error"), the checkpoint's 5-row head not fitting the 2-class
+    base it builds. It now loads and gives tunelab's logits."""
+    import re
+
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from conftest import TINY_DIMS, tiny_tokenizer
+    from tunelab.run.artifacts import load_artifact
+
+    tokenizer = tiny_tokenizer()
+    five = ["very bad", "bad", "mixed", "ok", "very good"]
+    torch.manual_seed(0)
+    base = tmp_path / "five"
+    BertForSequenceClassification(BertConfig(vocab_size=tokenizer.vocab_size, max_position_embeddings=128,
+                                             id2label=dict(enumerate(five)), label2id={n: i for i, n in enumerate(five)},
+                                             **TINY_DIMS)).save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    out = tmp_path / "run"
+    train(TrainConfig(model=str(base), strategy="lora", epochs=1, batch_size=16, out=str(out)),
+          data=toy_classification_data, progress=False)
+    card = (out / "model" / "README.md").read_text()
+    one_call = re.findall(r"```python\n(.*?)```", card.split("## Load it")[1], re.S)[1]
+    assert "AutoPeftModelForSequenceClassification" in one_call
+    scope = {"THIS_FOLDER": str(out / "model")}
+    exec(one_call, scope)
+    ours, saved, _ = load_artifact(out)
+    batch = saved(["good great film", "bad"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        torch.testing.assert_close(scope["model"].eval()(**batch).logits, ours(**batch).logits, rtol=1e-5, atol=1e-5)

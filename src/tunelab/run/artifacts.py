@@ -239,7 +239,9 @@ def model_card(run, metrics: dict[str, Any], *, merged: bool = False) -> str:
             f"or in one call, the base read from `adapter_config.json` (the labels must be given: {labels_why}):\n\n"
             "```python\nfrom peft import AutoPeftModelForSequenceClassification\n"
             f"model = AutoPeftModelForSequenceClassification.from_pretrained(THIS_FOLDER, "
-            f"id2label={id2label}, label2id={label2id}, pad_token_id={run.layout.model.config.pad_token_id})\n```"
+            f"id2label={id2label}, label2id={label2id}, pad_token_id={run.layout.model.config.pad_token_id}, "
+            # a base that is itself a classifier for another number of classes: its head is replaced by the adapter's
+            "ignore_mismatched_sizes=True)\n```"
             if d.task == "classification"
             else "```python\nfrom peft import AutoPeftModelForCausalLM\nmodel = AutoPeftModelForCausalLM.from_pretrained(THIS_FOLDER)\n"
             + ("from transformers import AutoTokenizer\ntokenizer = AutoTokenizer.from_pretrained(THIS_FOLDER)\n"
