@@ -402,6 +402,13 @@ def test_a_run_folder_or_an_adapter_given_as_the_model_says_what_to_pass(tmp_pat
     (st / "modules.json").write_text("[]")
     with pytest.raises(ModelError, match=r"has no config.json, but its folder .*st/0_Transformer is a model: pass that"):
         resolve_model(str(st))
+    # beside its pooling module's settings (1_Pooling/config.json): the folder whose config names a model type is the
+    # model, where the message had said "2 of its folders are models (0_Transformer, 1_Pooling): pass one of them"
+    (st / "0_Transformer" / "config.json").write_text('{"model_type": "bert"}')
+    (st / "1_Pooling").mkdir()
+    (st / "1_Pooling" / "config.json").write_text('{"word_embedding_dimension": 32, "pooling_mode_mean_tokens": true}')
+    with pytest.raises(ModelError, match=r"has no config.json, but its folder .*st/0_Transformer is a model: pass that"):
+        resolve_model(str(st))
     for name in ("a", "b"):
         (tmp_path / "many" / name).mkdir(parents=True)
         (tmp_path / "many" / name / "config.json").write_text("{}")

@@ -195,6 +195,9 @@ def _not_a_model_folder(path: Path) -> str:
         return (f"model path {path} is a file, not a model folder: pass the folder that holds it with its config.json "
                 "and tokenizer files (as save_pretrained writes them), a hub id, or a built-in name")
     inner = sorted(p.parent for p in path.glob("*/config.json")) if path.is_dir() else []
+    # a sentence-transformers folder's other modules keep their settings in a config.json too (1_Pooling/, 2_Dense/):
+    # where some of the folders' configs name a model type, those are the models
+    inner = [p for p in inner if _names_a_model_type(p / "config.json")] or inner
     if len(inner) == 1:  # a sentence-transformers folder (0_Transformer/), an unpacked archive, a hub snapshot's parent
         return f"model path {path} has no config.json, but its folder {inner[0]} is a model: pass that"
     if inner:
@@ -202,6 +205,16 @@ def _not_a_model_folder(path: Path) -> str:
                 f"({', '.join(p.name for p in inner[:4])}{', ...' if len(inner) > 4 else ''}): pass one of them")
     return (f"model path {path} is not a transformers folder (no config.json): pass a folder written by "
             f"save_pretrained, a hub id, or one of: {', '.join(BUILTIN_MODELS)}")
+
+
+def _names_a_model_type(config: Path) -> bool:
+    """Whether ``config`` is a transformers config that names its model type (a JSON object with ``model_type``)."""
+    import json
+
+    try:
+        return "model_type" in json.loads(config.read_text())
+    except (OSError, ValueError, TypeError):  # unreadable, not JSON, not an object
+        return False
 
 
 def load_problem(name_or_path: str, exc: BaseException) -> str:
