@@ -388,6 +388,14 @@ def test_a_run_folder_or_an_adapter_given_as_the_model_says_what_to_pass(tmp_pat
     for given in (tmp_path / "lora", tmp_path / "lora" / "model"):
         with pytest.raises(ModelError, match=r"holds a peft adapter .*: pass its base model, or train with --merge"):
             resolve_model(str(given))
+    # the base the adapter records is named; a --merge run's whole model (model/merged/) is the one to pass
+    (tmp_path / "lora" / "model" / "adapter_config.json").write_text('{"base_model_name_or_path": "/models/my-bert"}')
+    with pytest.raises(ModelError, match=r"holds a peft adapter .*: pass its base model \(/models/my-bert\), or train"):
+        resolve_model(str(tmp_path / "lora"))
+    (tmp_path / "lora" / "model" / "merged").mkdir()
+    (tmp_path / "lora" / "model" / "merged" / "config.json").write_text("{}")
+    with pytest.raises(ModelError, match=r"the adapter folded into a whole model is .*lora/model/merged: pass that"):
+        resolve_model(str(tmp_path / "lora"))
     weights = tmp_path / "run" / "model" / "model.safetensors"
     weights.write_bytes(b"")
     with pytest.raises(ModelError, match=r"is a file of the model folder .*run/model; pass the folder"):

@@ -187,8 +187,13 @@ def _not_a_model_folder(path: Path) -> str:
         return f"model path {path} is a run folder, not a model: its trained model is {path / 'model'}; pass that"
     adapter = next((p for p in (path, path / "model") if (p / "adapter_config.json").exists()), None) if path.is_dir() else None
     if adapter is not None:
+        if (adapter / "merged" / "config.json").exists():  # written by --merge beside the adapter
+            return (f"model path {path} holds a peft adapter ({adapter / 'adapter_config.json'}), not a whole model; "
+                    f"the adapter folded into a whole model is {adapter / 'merged'}: pass that")
+        base = _adapters_base(adapter / "adapter_config.json")
         return (f"model path {path} holds a peft adapter ({adapter / 'adapter_config.json'}), not a whole model: pass "
-                "its base model, or train with --merge to write the adapter folded into a whole model")
+                f"its base model{f' ({base})' if base else ''}, or train with --merge to write the adapter folded into "
+                "a whole model")
     if path.is_file() and (path.parent / "config.json").exists():
         return f"model path {path} is a file of the model folder {path.parent}; pass the folder"
     if path.is_file():
@@ -205,6 +210,17 @@ def _not_a_model_folder(path: Path) -> str:
                 f"({', '.join(p.name for p in inner[:4])}{', ...' if len(inner) > 4 else ''}): pass one of them")
     return (f"model path {path} is not a transformers folder (no config.json): pass a folder written by "
             f"save_pretrained, a hub id, or one of: {', '.join(BUILTIN_MODELS)}")
+
+
+def _adapters_base(adapter_config: Path) -> str | None:
+    """The base model a peft adapter's ``adapter_config.json`` records (``base_model_name_or_path``), or ``None``."""
+    import json
+
+    try:
+        base = json.loads(adapter_config.read_text()).get("base_model_name_or_path")
+    except (OSError, ValueError, AttributeError):  # unreadable, not JSON, not an object
+        return None
+    return base if isinstance(base, str) and base else None
 
 
 def _names_a_model_type(config: Path) -> bool:
