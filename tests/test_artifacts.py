@@ -780,3 +780,35 @@ def test_the_cards_one_call_load_runs_for_an_adapter_of_a_classifier_with_anothe
     batch = saved(["good great film", "bad"], padding=True, return_tensors="pt")
     with torch.no_grad():
         torch.testing.assert_close(scope["model"].eval()(**batch).logits, ours(**batch).logits, rtol=1e-5, atol=1e-5)
+
+
+def test_an_adapter_of_a_base_saved_in_bfloat16_loads_as_it_trained_in_float32(tiny_bert_dir, toy_classification_data,
+                                                                              tmp_path):
+    """A base whose config states bfloat16 (most checkpoints on the hub) trains and is evaluated in float32, but its
+    LoRA artifact loaded the base in bfloat16 (transformers' default, the config's dtype): `tunelab predict` and the
+    card's lines then classified in bfloat16. Both now load it in float32, and give the same logits."""
+    import re
+    import shutil
+
+    from transformers import AutoModel
+
+    from conftest import assert_same_logits
+    from tunelab.run.artifacts import load_artifact
+
+    base = tmp_path / "bf16"
+    AutoModel.from_pretrained(tiny_bert_dir).to(torch.bfloat16).save_pretrained(base)
+    for f in tiny_bert_dir.glob("*token*"):
+        shutil.copy(f, base)
+    assert json.loads((base / "config.json").read_text())["dtype"] == "bfloat16"
+    out = tmp_path / "run"
+    train(TrainConfig(model=str(base), strategy="lora", epochs=1, batch_size=16, out=str(out)),
+          data=toy_classification_data, progress=False)
+    ours, _, _ = load_artifact(out)
+    assert {p.dtype for p in ours.parameters()} == {torch.float32}
+    texts = ["good great film", "bad"]
+    card = (out / "model" / "README.md").read_text()
+    for snippet in re.findall(r"```python\n(.*?)```", card.split("## Load it")[1], re.S)[:2]:
+        scope = {"THIS_FOLDER": str(out / "model")}
+        exec(snippet, scope)
+        assert {p.dtype for p in scope["model"].parameters()} == {torch.float32}
+        assert_same_logits(scope["model"].eval(), ours, out / "model", texts, rtol=1e-5, atol=1e-5)

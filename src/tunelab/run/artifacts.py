@@ -227,6 +227,9 @@ def model_card(run, metrics: dict[str, Any], *, merged: bool = False) -> str:
     what = "tunelab's built-in, the transformers folder" if c.model in BUILTIN_MODELS else "the folder"
     base_text = f"`{c.model}`" + (f" ({what} `{base_path}`)" if base_path != c.model else "")
     id2label, label2id = dict(enumerate(d.label_names)), {name: i for i, name in enumerate(d.label_names)}
+    # a base whose config states bfloat16 / float16 (most decoders on the hub) loads in that dtype by default: the
+    # adapter trained and was evaluated on the base in float32
+    as_trained = ', dtype="float32"' if stated_dtype(base_path) not in (None, "float32") else ""
     if run.strategy.artifact_format == "peft":
         labels_why = ("without them the base gets a 2-class head and the adapter's does not fit" if len(d.label_names) != 2
                       else "without them the base's head has no label names")
@@ -234,16 +237,17 @@ def model_card(run, metrics: dict[str, Any], *, merged: bool = False) -> str:
             "```python\nfrom peft import PeftModel\nfrom transformers import AutoModelForSequenceClassification\n"
             f"BASE = {base_path!r}  # the base model, as adapter_config.json records it\n"
             f"base = AutoModelForSequenceClassification.from_pretrained(BASE, id2label={id2label}, label2id={label2id}, "
-            f"pad_token_id={run.layout.model.config.pad_token_id}, ignore_mismatched_sizes=True)\n"
+            f"pad_token_id={run.layout.model.config.pad_token_id}, ignore_mismatched_sizes=True{as_trained})\n"
             "model = PeftModel.from_pretrained(base, THIS_FOLDER)\n```\n\n"
             f"or in one call, the base read from `adapter_config.json` (the labels must be given: {labels_why}):\n\n"
             "```python\nfrom peft import AutoPeftModelForSequenceClassification\n"
             f"model = AutoPeftModelForSequenceClassification.from_pretrained(THIS_FOLDER, "
             f"id2label={id2label}, label2id={label2id}, pad_token_id={run.layout.model.config.pad_token_id}, "
             # a base that is itself a classifier for another number of classes: its head is replaced by the adapter's
-            "ignore_mismatched_sizes=True)\n```"
+            f"ignore_mismatched_sizes=True{as_trained})\n```"
             if d.task == "classification"
-            else "```python\nfrom peft import AutoPeftModelForCausalLM\nmodel = AutoPeftModelForCausalLM.from_pretrained(THIS_FOLDER)\n"
+            else "```python\nfrom peft import AutoPeftModelForCausalLM\n"
+            f"model = AutoPeftModelForCausalLM.from_pretrained(THIS_FOLDER{as_trained})\n"
             + ("from transformers import AutoTokenizer\ntokenizer = AutoTokenizer.from_pretrained(THIS_FOLDER)\n"
                "# without the KV cache: under it peft (0.21) prepends the soft prompt again at every step (wrong text)\n"
                "inputs = tokenizer(\"Once upon a time\", return_tensors=\"pt\", add_special_tokens=False, "
@@ -394,9 +398,10 @@ def _load_artifact(path: str | Path, device: str | torch.device | None = None):
                     **label_config(labels),
                     ignore_mismatched_sizes=True,  # a base that is itself a classifier: the adapter's head replaces its own
                     pad_token_id=model_pad_token_id(AutoConfig.from_pretrained(base_path), tokenizer),  # as trained
+                    dtype=torch.float32,  # as trained, where the base's config states bfloat16 / float16
                 )
             else:
-                base = AutoModelForCausalLM.from_pretrained(base_path)
+                base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
         except OSError as exc:
             raise TunelabError(f"cannot load the base model {base_path} of adapter {folder}: {str(exc).splitlines()[0]}") from exc
         finally:
@@ -415,6 +420,18 @@ def _load_artifact(path: str | Path, device: str | torch.device | None = None):
     if device is not None:
         model.to(device)
     return model, tokenizer, info
+
+
+def stated_dtype(path: str) -> str | None:
+    """The dtype the config of the model at ``path`` states (``"bfloat16"``, ...): what ``from_pretrained`` loads its
+    weights in by default. ``None`` where it states none or cannot be read."""
+    from transformers import AutoConfig
+
+    try:
+        dtype = getattr(AutoConfig.from_pretrained(path), "dtype", None)
+    except (OSError, ValueError):
+        return None
+    return str(dtype).removeprefix("torch.") if dtype is not None else None
 
 
 def _base_model_path(folder: Path, info: dict[str, Any], recorded: str) -> str:
