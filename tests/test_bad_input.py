@@ -499,16 +499,20 @@ def test_a_broken_or_unknown_model_config_says_what_to_do(tiny_bert_dir, tmp_pat
 
     from tunelab.cli.main import main
 
-    broken, unknown = tmp_path / "broken", tmp_path / "unknown"
-    for folder in (broken, unknown):
+    broken, unknown, untyped = tmp_path / "broken", tmp_path / "unknown", tmp_path / "untyped"
+    for folder in (broken, unknown, untyped):
         shutil.copytree(tiny_bert_dir, folder)
     (broken / "config.json").write_text((broken / "config.json").read_text()[:40])
     config = json.loads((unknown / "config.json").read_text())
     (unknown / "config.json").write_text(json.dumps({**config, "model_type": "frobnicator"}))
+    # a config without its model_type (written by hand): transformers said it "should have a `model_type` key"
+    (untyped / "config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "model_type"}))
     data = good(tmp_path)
     for folder, said in ((broken, "is not a valid JSON file: repair it, or save the model there again with save_pretrained"),
                          (unknown, "does not know the model type frobnicator: upgrade transformers (pip install -U "
-                                   "transformers), or pass --trust-remote-code")):
+                                   "transformers), or pass --trust-remote-code"),
+                         (untyped, "Should have a `model_type` key in its config.json: add the model's type to it "
+                                   '(e.g. "model_type": "bert"), or save the model there again with save_pretrained')):
         assert main(["train", "--model", str(folder), "--data", data, "--out", str(tmp_path / "o")]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and said in err, err

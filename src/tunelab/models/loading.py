@@ -242,6 +242,9 @@ def load_problem(name_or_path: str, exc: BaseException) -> str:
     if name_or_path in BUILTIN_MODELS or Path(name_or_path).expanduser().exists():
         if "no file named" in first:  # a folder with its config and tokenizer but not its weights
             return f"{first.rstrip('.')}: copy the weights into it, or save the model there with save_pretrained"
+        if "Should have a `model_type` key" in first:  # a config written by hand, without its architecture's name
+            return (f"{first.rstrip('.')}: add the model's type to it (e.g. \"model_type\": \"bert\"), or save the model "
+                    "there again with save_pretrained")
         if "is not a valid JSON file" in first:  # a config.json (or tokenizer file) cut short or edited by hand
             return f"{first.rstrip('.')}: repair it, or save the model there again with save_pretrained"
         if "does not recognize this architecture" in first:  # a model type newer than this transformers, or custom
