@@ -277,3 +277,27 @@ def test_the_token_cap_cuts_a_batch_that_padding_alone_leaves_whole():
     assert split_by_padding(inputs) is None
     assert [part["input_ids"].shape for part, _ in split_by_padding(inputs, max_tokens=1024)] == [(16, 48), (16, 64)]
     assert [part["input_ids"].shape for part, _ in split_by_padding(inputs, max_tokens=600)] == [(8, 40), (8, 48), (8, 56), (8, 64)]
+
+
+def test_a_left_padded_causal_lm_batch_has_the_targets_of_a_right_padded_one(tiny_llama_dir):
+    """A decoder whose tokenizer pads on the left (as many are saved, for generation): a padded block's first token
+    is no target (nothing before it in the block predicts it), but on the left of it stood padding, so its label was
+    shifted onto the last pad position, and the loss had one target more per padded row, predicted from padding. The
+    same blocks now give the same loss padded either way."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tunelab.run.padding import task_collator
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir).eval()
+    features = [{"input_ids": [5, 6, 7, 8, 9, 10], "labels": [5, 6, 7, 8, 9, 10]},
+                {"input_ids": [11, 12, 13], "labels": [11, 12, 13]}]
+    losses = {}
+    for side in ("right", "left"):
+        tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
+        tokenizer.padding_side = side
+        batch = task_collator(tokenizer, "causal-lm", 32)([dict(f) for f in features])
+        targets = (batch["labels"] != -100) & (batch["attention_mask"] != 0)
+        assert int(targets[:, 1:].sum()) == 5 + 2, side  # the tokens after each block's first
+        with torch.no_grad():
+            losses[side] = model(**batch).loss
+    torch.testing.assert_close(losses["left"], losses["right"], rtol=1e-5, atol=1e-5)

@@ -111,6 +111,13 @@ def task_collator(tokenizer, task: str, max_length: int | None, document_mask: b
 
     def collate(features):
         batch = pad([{k: v for k, v in f.items() if k not in extra} for f in features])
+        if tokenizer.padding_side == "left":
+            # a block's first token is no target (the model shifts the labels: nothing before it in the block predicts
+            # it); padded on the left, padding stands before it, and the shift would make it one, predicted from a pad
+            width = batch["labels"].shape[1]
+            for row, f in enumerate(features):
+                if len(f["input_ids"]) < width:
+                    batch["labels"][row, width - len(f["input_ids"])] = IGNORE_INDEX
         if document_mask and features and all("position_ids" in f for f in features):
             batch["position_ids"] = padded_positions(features, batch["input_ids"].shape[1], tokenizer.padding_side)
             batch.pop("attention_mask", None)
