@@ -1130,6 +1130,21 @@ def test_labels_that_write_numbers_in_other_forms_are_names(tmp_path: Path) -> N
     assert load_task_data(str(write(tmp_path, "ids.csv", csv_text(ids)))).label_names == ["0", "1"]
 
 
+def test_integer_labels_written_with_decimals_merge_into_one_class_with_a_warning(tmp_path: Path) -> None:
+    """1 and 1.0 in one label column (pandas writes integer labels as 1.0 in a column with missing values) were merged
+    into one class in silence; still one class, said in one line with which spellings went into which class."""
+    mixed = [{"text": f"{r['text']} {i}", "label": ["1", "1.0", "2", "2.0"][i % 4]} for i, r in enumerate(rows(60))]
+    data = load_task_data(str(write(tmp_path, "mixnum.csv", csv_text(mixed))))
+    assert data.label_names == ["1", "2"]
+    said = [w for w in data.warnings if "read as one class" in w]
+    assert len(said) == 1 and "'1' and '1.0' as 1; '2' and '2.0' as 2" in said[0], data.warnings
+    numbers = [{"text": r["text"], "label": [1, 1.0, 2][i % 3]} for i, r in enumerate(rows(60))]
+    data = load_task_data(str(write(tmp_path, "numbers.jsonl", jsonl_text(numbers))))
+    assert data.label_names == ["1", "2"] and any("'1' and '1.0' as 1 (" in w for w in data.warnings)
+    plain = [{"text": r["text"], "label": ["1.0", "2.0"][i % 2]} for i, r in enumerate(rows(60))]
+    assert not any("read as one class" in w for w in load_task_data(str(write(tmp_path, "p.csv", csv_text(plain)))).warnings)
+
+
 @pytest.mark.parametrize(("labels", "flagged"), [(["a", "b", "a,b"], "'a,b' looks"), (["neg", "pos", "neg|pos"], "'neg|pos' looks"),
                                                  (["['a', 'b']", "['neg']"], "\"['a', 'b']\", \"['neg']\" look"),
                                                  (["sci-fi", "drama", "good, mostly"], None)])

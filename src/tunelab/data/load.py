@@ -327,6 +327,23 @@ def _warn_numbers_written_apart(labels: list[Any], column: str, warnings: list[s
                         "read as names as written); if they are one class, write them alike")
 
 
+def _warn_numbers_merged(tables: dict[str, Table], keys: dict[str, list[Any]], column: str, warnings: list[str]) -> None:
+    """Integer labels written in more than one way (``1`` and ``1.0``, as pandas writes integer labels in a column with
+    missing values): one class each, as the number they write; said, with which spellings went into which class."""
+    forms: dict[int, list[str]] = {}
+    for name, table in tables.items():
+        for value, key in zip(table.columns[column], keys[name], strict=True):  # no label is missing (raw_labels)
+            spelling = value.strip() if isinstance(value, str) else str(value)
+            if spelling not in forms.setdefault(key, []):
+                forms[key].append(spelling)
+    merged = [(key, sorted(spellings, key=len)) for key, spellings in sorted(forms.items()) if len(spellings) > 1]
+    if merged:
+        shown = "; ".join(f"{' and '.join(brief(s) for s in spellings)} as {key}" for key, spellings in merged[:4])
+        warnings.append(f"column {brief(column)}: labels that write one whole number are read as one class: {shown}"
+                        f"{' ...' if len(merged) > 4 else ''} (pandas writes integer labels as 1.0 in a column with "
+                        "missing values); if they are different classes, give them names")
+
+
 def _classification(
     tables: dict[str, Table], text_column: str, label_column: str, warnings: list[str], pair_column: str | None = None,
     *, training: bool = True,
@@ -359,6 +376,8 @@ def _classification(
     _check_unseen(tables, keys, present, label_column)
     _warn_absent_classes(tables, keys, present, label_column, warnings)
     check_not_an_id(keys[reference], tables[reference].origin, label_column)
+    if numeric:
+        _warn_numbers_merged(tables, keys, label_column, warnings)
     index = {n: i for i, n in enumerate(names)}
     parts = {
         name: {"text": values[name][0], "label": [index[str(k)] for k in labels]}
