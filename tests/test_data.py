@@ -559,6 +559,10 @@ def test_an_unlabelled_test_file_beside_train_is_left_out_and_test_carved_from_t
     assert not any(t.startswith("new ") for t in data.test["text"])
     assert any(w.startswith(f"left out {tmp_path / 'd' / 'test.csv'}: it has no label column 'label'")
                for w in data.warnings)
+    # the data's description (meta_info.data, reports, the model card) said "d/ (test.csv, train.csv)"
+    assert data.source == "d/ (train.csv; left out, unlabelled: test.csv)"
+    write(tmp_path / "d", "test.csv", csv_text(rows(8)))
+    assert load_task_data(str(tmp_path / "d")).source == "d/ (test.csv, train.csv)"
 
 
 def test_each_split_file_finds_its_own_columns(tmp_path: Path) -> None:

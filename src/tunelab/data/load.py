@@ -12,7 +12,7 @@ from typing import Any
 
 from tunelab.data.builtin import BUILTINS, package_dir, read_builtin, unknown_builtin
 from tunelab.data.chat import CHAT_COLUMNS, chat_messages, is_chat, render
-from tunelab.data.readers import SPLIT_ALIASES, SUPPORTED_EXTENSIONS, read_in_memory, read_path
+from tunelab.data.readers import SPLIT_ALIASES, SUPPORTED_EXTENSIONS, folder_source, read_in_memory, read_path
 from tunelab.data.splits import (
     Columns,
     carve,
@@ -110,7 +110,7 @@ def load_task_data(
         _same_name_in_every_split(tables, first, asked, label_column, LABEL_ALIASES, "label", warnings)
     chosen = infer_task(task, first, text_column, label_column)
     if chosen == "classification":
-        _leave_out_unlabelled(tables, first, label_column, warnings)
+        _leave_out_unlabelled(raw, tables, first, label_column, warnings)
     if chosen == "classification" and label_column in (text_column, pair_column):
         raise DataError(f"{first.origin}: column {brief(label_column)} is both the label column and a text column "
                         "(--text-column): the model would read the answer in its input; give --text-column and "
@@ -162,17 +162,24 @@ def _same_name_in_every_split(tables: dict[str, Table], first: Table, asked: str
             table.columns[chosen] = table.columns.pop(own)
 
 
-def _leave_out_unlabelled(tables: dict[str, Table], first: Table, label_column: str, warnings: list[str]) -> None:
+def _leave_out_unlabelled(raw: RawData, tables: dict[str, Table], first: Table, label_column: str,
+                          warnings: list[str]) -> None:
     """A given validation or test file without the training file's label column (a competition's test.csv beside its
     train.csv, the answers kept back) cannot score: it is left out, said, and that split carved from train, as a
-    saved split whose labels are all hidden is (:func:`tunelab.data.readers`)."""
+    saved split whose labels are all hidden is (:func:`tunelab.data.readers`); the data's source no longer lists it
+    as read (:func:`~tunelab.data.readers.folder_source`)."""
     if label_column not in first.columns:
         return
+    left_out: list[str] = []
     for split in [s for s, table in tables.items() if table is not first and label_column not in table.columns]:
         table = tables.pop(split)
+        if split in raw.files:
+            left_out.append(split)
         warnings.append(f"left out {table.origin}: it has no label column {brief(label_column)} ({first.origin} has), "
                         f"so it cannot score (an unlabelled file, as a competition's test set); the {split} split is "
                         "carved from train instead")
+    if left_out:
+        raw.source = folder_source(raw.files, tuple(left_out))
 
 
 def _column_for(table: Table, column: str, aliases: tuple[str, ...], role: str, warnings: list[str]) -> str:

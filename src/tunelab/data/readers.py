@@ -478,14 +478,23 @@ def _read_folder(path: Path) -> RawData:
             "train/validation/test files (.csv, .tsv, .jsonl, .parquet, .txt), or a folder saved with save_to_disk"
         )
     tables = {split: read_file(file) for split, file in files.items()}
-    names = ", ".join(f.name for f in files.values())
     warnings = [w for table in tables.values() for w in table.warnings]
     other = sorted(p.name for p in path.iterdir() if p.is_file() and p not in files.values() and not p.name.startswith(".")
                    and file_suffixes(p)[0] in SUPPORTED_EXTENSIONS)
     if other:  # data files the split names leave out, as a saved DatasetDict's other splits are said to be
         warnings.append(f"{path}: ignored {', '.join(brief(n) for n in other[:5])}{' and more' if len(other) > 5 else ''} "
                         "(only files named train, validation/valid/dev and test are read)")
-    return RawData(tables=tables, source=f"{path.name}/ ({names})", user_split=True, warnings=warnings)
+    return RawData(tables=tables, source=folder_source(files), user_split=True, warnings=warnings, files=files)
+
+
+def folder_source(files: dict[str, Path], left_out: tuple[str, ...] = ()) -> str:
+    """How a folder of split ``files`` is described (a run's meta_info.data, its reports and model card): the files
+    read, then the splits ``left_out`` (an unlabelled test.csv beside a labelled train.csv), so that it lists only what
+    was used: ``kaggle/ (train.csv; left out, unlabelled: test.csv)``."""
+    folder = next(iter(files.values())).parent.name
+    used = ", ".join(file.name for split, file in files.items() if split not in left_out)
+    gone = ", ".join(files[split].name for split in left_out)
+    return f"{folder}/ ({used}" + (f"; left out, unlabelled: {gone}" if gone else "") + ")"
 
 
 def split_files(path: Path) -> dict[str, Path]:

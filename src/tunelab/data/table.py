@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -73,3 +74,6 @@ class RawData:
     user_split: bool = False
     builtin: bool = False
     warnings: list[str] = field(default_factory=list)
+    files: dict[str, Path] = field(default_factory=dict)
+    """A folder of split files: each split's file (``{"train": Path("kaggle/train.csv")}``), which :attr:`source`
+    lists (:func:`tunelab.data.readers.folder_source`); empty for any other source."""
