@@ -639,6 +639,26 @@ def test_plain_text_is_chunked_for_causal_lm(tmp_path: Path) -> None:
     assert data.source == f"book.txt (plain text, {len(chunks)} chunks)", data.source
 
 
+def test_a_spreadsheets_tab_separated_txt_export_is_read_as_its_table(tmp_path: Path) -> None:
+    """Excel's "Unicode Text" (UTF-16, the README's example of a file read as such) and "Text (Tab delimited)" save a
+    table as .txt: it was read as plain text for a language model (40 rows: "only 1 example ... a .txt file is plain
+    text"). A header naming text/label over tab-separated rows is the table, said; tab-separated sentences stay text."""
+    from tunelab.data.load import texts_of_table
+
+    table = "text\tlabel\r\n" + "".join(f"review {i} was {'good' if i % 2 else 'bad'}\t{'pos' if i % 2 else 'neg'}\r\n"
+                                        for i in range(40))
+    path = write(tmp_path, "export.txt", table.encode("utf-16"))
+    data = load_task_data(str(path))
+    assert_valid(data)
+    assert data.task == "classification" and data.label_names == ["neg", "pos"]
+    assert data.source == "export.txt (TSV, 40 rows)"
+    assert any(w.startswith(f"{path}: read as a tab-separated table (columns 'text', 'label')") for w in data.warnings)
+    assert texts_of_table(path) == ([f"review {i} was {'good' if i % 2 else 'bad'}" for i in range(40)], "text")
+    corpus = "".join(f"the cat {i} sat on the mat\tle chat {i} est assis\n" for i in range(300))
+    data = load_task_data(str(write(tmp_path, "pairs.txt", corpus)))
+    assert data.task == "causal-lm" and data.source.startswith("pairs.txt (plain text, ")
+
+
 @pytest.mark.parametrize("shape", ["messages", "prompt-completion", "prompt-completion-conversational"])
 def test_chat_jsonl_keeps_messages_and_a_text_rendering(tmp_path: Path, shape: str) -> None:
     if shape == "messages":

@@ -210,11 +210,12 @@ def texts_of_table(path: str | os.PathLike, text_column: str = "text") -> tuple[
     the column read; None for a file that is not a table (plain text: one input a line). Two columns
     (``"premise,hypothesis"``, a text pair) give each row's two texts joined by a tab, as ``predict`` takes a pair; a
     row with either one empty is left out."""
-    from tunelab.data.readers import file_suffixes, read_file
+    from tunelab.data.readers import file_suffixes, read_file, read_utf8, tab_table
 
     path = Path(path)
-    if file_suffixes(path)[0] not in SUPPORTED_TABLES:
-        return None
+    suffix = file_suffixes(path)[0]
+    if suffix not in SUPPORTED_TABLES and (suffix != ".txt" or tab_table(read_utf8(path)) is None):
+        return None  # plain text (a spreadsheet's tab-separated .txt is the table it holds, as training reads it)
     table = read_file(path)
     first, second = _text_columns(text_column)
     columns = [_column_for(table, first, TEXT_ALIASES, "text", []), *([second] if second else [])]

@@ -83,7 +83,8 @@ def _kind(path: Path, table: Table) -> str:
     (an array, or an object holding one), whatever its extension says."""
     suffix, compression = file_suffixes(path)
     json_kind = "JSON lines" if table.unit == "line" else "JSON"
-    kind = {".jsonl": json_kind, ".json": json_kind, ".txt": "plain text"}.get(suffix, suffix.lstrip(".").upper())
+    text_kind = "plain text" if table.unit == "chunk" else "TSV"  # a .txt that holds a table: read_txt
+    kind = {".jsonl": json_kind, ".json": json_kind, ".txt": text_kind}.get(suffix, suffix.lstrip(".").upper())
     return f"{kind}, {compression.lstrip('.')}" if compression else kind
 
 
@@ -437,11 +438,47 @@ def _records_table(path: Path, records: list[dict[str, Any]], numbers: list[int]
 
 
 def read_txt(path: Path, text: str) -> Table:
-    """Plain text for language modelling: blank-line paragraphs merged into ~1-2k character chunks."""
+    """Plain text for language modelling: blank-line paragraphs merged into ~1-2k character chunks; a table saved as
+    text (:func:`tab_table`: Excel's "Unicode Text" and "Text (Tab delimited)" are tab-separated ``.txt`` files) is
+    read as the TSV it is, with a warning."""
+    columns = tab_table(text)
+    if columns is not None:
+        table = read_csv(path, text, sep="\t")
+        table.warnings.insert(0, f"{path}: read as a tab-separated table (columns {', '.join(map(brief, columns[:6]))}"
+                                 f"{' ...' if len(columns) > 6 else ''}), as Excel saves one as .txt (\"Unicode Text\", "
+                                 "\"Text (Tab delimited)\"), not as plain text; name it .tsv to say so")
+        return table
     chunks = chunk_text(text)
     if not chunks:
         raise DataError(f"{path}: the file has no text; give a UTF-8 text file with paragraphs")
     return Table(columns={"text": chunks}, origin=str(path), unit="chunk", task_hint="causal-lm")
+
+
+def tab_table(text: str) -> list[str] | None:
+    """The header of a table saved as text (a spreadsheet's tab-separated export), or None for plain text: a header
+    of distinct, non-empty names, one of them a column tunelab reads without being told (text, label, or a name it
+    takes for them: :data:`tunelab.data.load.TEXT_ALIASES`), over at least one record, each record with as many
+    tab-separated fields (two or more). Lines of tab-separated sentences (a parallel corpus) stay plain text."""
+    from tunelab.data.load import LABEL_ALIASES, TEXT_ALIASES
+
+    first = text.partition("\n")[0]
+    known = {"text", "label", *TEXT_ALIASES, *LABEL_ALIASES}
+    if "\t" not in first or not known & {name.strip().casefold() for name in first.split("\t")}:
+        return None
+    records = csv.reader(io.StringIO(text), delimiter="\t")
+    try:
+        header = next(records)
+        width, rows = len(header), 0
+        for record in records:
+            if record and len(record) != width:
+                return None
+            rows += bool(record)
+    except csv.Error:
+        return None
+    names = [name.strip() for name in header]
+    if rows < 1 or width < 2 or len(set(names)) < width:
+        return None
+    return names if all(names) else None
 
 
 def read_parquet(path: Path) -> Table:
