@@ -565,6 +565,30 @@ def test_an_unlabelled_test_file_beside_train_is_left_out_and_test_carved_from_t
     assert load_task_data(str(tmp_path / "d")).source == "d/ (test.csv, train.csv)"
 
 
+def test_a_test_split_whose_labels_are_all_empty_is_left_out_and_carved_from_train(tmp_path: Path) -> None:
+    """A test.csv with its label column left empty (pandas writes a column of NaN so), or a 'split' column's test rows
+    without labels, was refused ("missing label in column 'label' at lines 2, 3, ..."), where a test.csv without the
+    column is left out: both are now left out as it is, said, and test carved from train."""
+    write(tmp_path / "d", "train.csv", csv_text(rows(50)))
+    write(tmp_path / "d", "test.csv", csv_text([{"text": f"new {i}", "label": None} for i in range(8)]))
+    data = load_task_data(str(tmp_path / "d"))
+    assert_valid(data)
+    assert len(data.train) + len(data.validation) + len(data.test) == 50
+    assert data.source == "d/ (train.csv; left out, unlabelled: test.csv)"
+    assert any(w.startswith(f"left out {tmp_path / 'd' / 'test.csv'}: its column 'label' is empty in every row")
+               for w in data.warnings)
+    records = [{**r, "split": "train"} for r in rows(50)] + [{"text": f"new {i}", "label": "", "split": "test"}
+                                                             for i in range(8)]
+    data = load_task_data(str(write(tmp_path, "s.csv", csv_text(records))))
+    assert len(data.train) + len(data.validation) + len(data.test) == 50
+    assert any(w.startswith(f"left out the test rows of {tmp_path / 's.csv'}: their column 'label' is empty")
+               for w in data.warnings)
+    partly = [{**r, "split": "train"} for r in rows(50)] + [{"text": "new", "label": "", "split": "test"},
+                                                            {"text": "newer", "label": "pos", "split": "test"}]
+    with pytest.raises(DataError, match="missing label in column 'label'"):  # some labels: a gap to fill, not a file to drop
+        load_task_data(str(write(tmp_path, "p.csv", csv_text(partly))))
+
+
 def test_each_split_file_finds_its_own_columns(tmp_path: Path) -> None:
     """train.csv says review/sentiment and test.csv text/label: each file's columns are found as the training file's
     were (the test file was asked for 'review', a name the user never gave)."""

@@ -164,20 +164,30 @@ def _same_name_in_every_split(tables: dict[str, Table], first: Table, asked: str
 
 def _leave_out_unlabelled(raw: RawData, tables: dict[str, Table], first: Table, label_column: str,
                           warnings: list[str]) -> None:
-    """A given validation or test file without the training file's label column (a competition's test.csv beside its
-    train.csv, the answers kept back) cannot score: it is left out, said, and that split carved from train, as a
-    saved split whose labels are all hidden is (:func:`tunelab.data.readers`); the data's source no longer lists it
-    as read (:func:`~tunelab.data.readers.folder_source`)."""
+    """A given validation or test split without labels (a competition's test.csv beside its train.csv, the answers
+    kept back: no label column, or one left empty in every row, as pandas writes a column of NaN; or the test rows of
+    a 'split' column) cannot score: it is left out, said, and that split carved from train, as a saved split whose
+    labels are all hidden is (:func:`tunelab.data.readers`); the data's source no longer lists it as read
+    (:func:`~tunelab.data.readers.folder_source`)."""
     if label_column not in first.columns:
         return
+
+    def unlabelled(table: Table) -> bool:
+        return label_column not in table.columns or all(
+            v is None or (isinstance(v, float) and v != v) or (isinstance(v, str) and not v.strip())
+            for v in table.columns[label_column])
+
     left_out: list[str] = []
-    for split in [s for s, table in tables.items() if table is not first and label_column not in table.columns]:
+    for split in [s for s, table in tables.items() if table is not first and unlabelled(table)]:
         table = tables.pop(split)
         if split in raw.files:
             left_out.append(split)
-        warnings.append(f"left out {table.origin}: it has no label column {brief(label_column)} ({first.origin} has), "
-                        f"so it cannot score (an unlabelled file, as a competition's test set); the {split} split is "
-                        "carved from train instead")
+        rows = table.origin == first.origin  # a 'split' column's rows, not a file of their own
+        why = (f"it has no label column {brief(label_column)} ({first.origin} has), so it" if label_column not in table.columns
+               else f"{'their' if rows else 'its'} column {brief(label_column)} is empty in every row, so "
+                    f"{'they' if rows else 'it'}")
+        warnings.append(f"left out {f'the {split} rows of ' if rows else ''}{table.origin}: {why} cannot score "
+                        f"(unlabelled, as a competition's test set); the {split} split is carved from train instead")
     if left_out:
         raw.source = folder_source(raw.files, tuple(left_out))
 
