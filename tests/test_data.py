@@ -467,6 +467,18 @@ def test_the_text_column_is_never_suggested_as_the_label(tmp_path: Path) -> None
         load_task_data(path, label_column="labl")
 
 
+def test_a_file_without_labels_given_to_score_points_at_predict(tmp_path: Path) -> None:
+    """`tunelab evaluate RUN --data test.csv` on a competition's unlabelled test.csv said only "no label column
+    'label'; columns found: 'id', 'text'; pass --label-column NAME": no column would do; labelling it is predict's."""
+    from tunelab.data.validate import task_fixed
+
+    path = write(tmp_path, "test.csv", csv_text([{"id": i, "text": f"new text {i}"} for i in range(10)]))
+    with task_fixed(), pytest.raises(DataError, match=r"no label column 'label'; columns found: 'id', 'text'; pass "
+                                                      r"--label-column NAME; a file without labels cannot be scored: "
+                                                      r"tunelab predict RUN --file FILE labels it$"):
+        load_task_data(str(path), task="classification", split=False)
+
+
 def test_integer_labels_keep_numeric_order(tmp_path: Path) -> None:
     records = [{"text": f"t{i}", "label": [10, 2, 1][i % 3]} for i in range(30)]
     for path in (

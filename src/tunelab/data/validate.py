@@ -67,6 +67,8 @@ def require_column(table: Table, column: str, role: str, taken: tuple[str | None
     close = difflib.get_close_matches(column, [n for n in table.column_names if n not in taken], n=1, cutoff=0.5)
     suggestion = f" (did you mean --{role}-column {close[0]}?)" if close else ""
     extra = other_task("; or pass --task causal-lm to train a language model on the text alone") if role == "label" else ""
+    if role == "label" and _TASK_FIXED.get():  # evaluate: a file without labels is one to label, not to score
+        extra = "; a file without labels cannot be scored: tunelab predict RUN --file FILE labels it"
     flags = _yes_no_columns(table) if role == "label" else []
     if len(flags) >= 2:  # toxic, insult, threat: one 0/1 column per label
         extra = (f"; {some_of(flags, 4)} each hold 0/1, as a multi-label (one-hot) table does: tunelab trains one "
