@@ -27,7 +27,7 @@ from tunelab.data.splits import (
     three_way,
     unmeasured_notes,
 )
-from tunelab.data.table import RawData, Table, brief
+from tunelab.data.table import LABEL_ALIASES, TEXT_ALIASES, RawData, Table, brief
 from tunelab.data.types import TaskData
 from tunelab.data.validate import (
     all_numeric,
@@ -46,11 +46,6 @@ from tunelab.data.validate import (
 from tunelab.errors import DataError, some_of
 
 TASKS = ("classification", "causal-lm")
-#: Column names that datasets commonly give the text and the label (Hugging Face's SST-2 "sentence", review corpora's
-#: "review", intent sets' "intent", ...): taken when the asked-for column is missing and exactly one of them is there.
-TEXT_ALIASES = ("sentence", "review", "content", "document", "body", "comment", "message", "utterance", "tweet",
-                "abstract", "description", "question", "query", "headline")
-LABEL_ALIASES = ("labels", "category", "class", "target", "sentiment", "intent", "topic")
 SPLITS = ("train", "validation", "test")
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.data.chunking import chunk_text
-from tunelab.data.table import RawData, Table, brief
+from tunelab.data.table import LABEL_ALIASES, TEXT_ALIASES, RawData, Table, brief
 from tunelab.errors import DataError
 
 SUPPORTED_EXTENSIONS = (".csv", ".tsv", ".jsonl", ".json", ".parquet", ".txt")
@@ -457,10 +457,8 @@ def read_txt(path: Path, text: str) -> Table:
 def tab_table(text: str) -> list[str] | None:
     """The header of a table saved as text (a spreadsheet's tab-separated export), or None for plain text: a header
     of distinct, non-empty names, one of them a column tunelab reads without being told (text, label, or a name it
-    takes for them: :data:`tunelab.data.load.TEXT_ALIASES`), over at least one record, each record with as many
+    takes for them: :data:`tunelab.data.table.TEXT_ALIASES`), over at least one record, each record with as many
     tab-separated fields (two or more). Lines of tab-separated sentences (a parallel corpus) stay plain text."""
-    from tunelab.data.load import LABEL_ALIASES, TEXT_ALIASES
-
     first = text.partition("\n")[0]
     known = {"text", "label", *TEXT_ALIASES, *LABEL_ALIASES}
     if "\t" not in first or not known & {name.strip().casefold() for name in first.split("\t")}:

@@ -6,6 +6,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+#: Column names that datasets commonly give the text and the label (Hugging Face's SST-2 "sentence", review corpora's
+#: "review", intent sets' "intent", ...): taken when the asked-for column is missing and exactly one of them is there.
+TEXT_ALIASES = ("sentence", "review", "content", "document", "body", "comment", "message", "utterance", "tweet",
+                "abstract", "description", "question", "query", "headline")
+LABEL_ALIASES = ("labels", "category", "class", "target", "sentiment", "intent", "topic")
+
 
 def brief(value: Any, limit: int = 40) -> str:
     """``repr(value)`` cut to ``limit`` characters: safe to put in a one-line message."""
