@@ -1272,3 +1272,19 @@ def test_the_values_a_stop_sets_side_by_side_read_at_one_precision():
                          [RunTiming("cheap", 1.0, 4.0, 3.0), RunTiming("pricey", 1.0, 60.0, 55.0)], verdict="cheap")
     assert planner.next_round(0.0).strategies == ["cheap"]
     assert "its validation accuracy, 0.6400, is above cheap's 0.5933, but" in planner.stopped["pricey"].message
+
+
+def test_a_stop_records_as_its_leader_the_strategy_its_message_compares_it_with():
+    """Three at the full data's first seed keep two (η = 1.5): the verdict's pick head (0.5933) and the best estimate
+    last-n (0.64). lora's stop said 'is above head's 0.5933, but the verdict on these runs picks head' while its
+    recorded leader, the report's Against cell, was 'last-n 0.640'; the leader is now head, the one the message names."""
+    values = {"head": 0.59333, "last-n": 0.64, "lora": 0.62}
+    seconds = {"head": 4.0, "last-n": 17.0, "lora": 60.0}
+    planner = Planner(list(values), rounds=(1.0,), metric="accuracy", target=300.0, seeds=3, eta=1.5)
+    rnd = planner.next_round(0.0)
+    planner.finish_round(rnd, [measure(s, 1.0, v, 0.07, 300) for s, v in values.items()],
+                         [RunTiming(s, 1.0, t, t - 1) for s, t in seconds.items()], verdict="head")
+    assert sorted(planner.next_round(0.0).strategies) == ["head", "last-n"]
+    stop = planner.stopped["lora"]
+    assert "is above head's 0.5933, but the verdict on these runs picks head" in stop.message
+    assert stop.leader.strategy == "head" and stop.leader.estimate == pytest.approx(0.59333)

@@ -701,22 +701,26 @@ class Planner:
         first = first if first in preds and (not done.screening or self._keeps_up(first, done.index, preds)) else None
         for s, (why, other) in halve(preds, self.metric, self.eta, costs, among=among,
                                      at_full_data=not done.screening, first=first).items():
+            # ``other``, the strategy the message compares s with, is the stop's leader (the report's Against cell)
+            picked = why == "halved" and first is not None and is_better(preds[s].estimate, preds[first].estimate,
+                                                                         self.metric)
+            if picked:  # cut for the verdict's pick, which went on ahead of it: not for the last the order kept
+                other = first
             p, op = preds[s], preds[other]
             said = f"{self._its_value(done)}, {_value(p.estimate)}, "
-            if why == "halved" and first is not None and done.screening and is_better(p.estimate, preds[first].estimate,
-                                                                                       self.metric):
-                fp, (best, half) = preds[first], self.verdict_margins_[done.index]
-                gap = self._trend_gap(preds[best], fp)
-                ahead, behind = (best, first) if gap >= 0 else (first, best)
-                message = (said + f"is {better} {first}'s {_value(fp.estimate)}, but the verdict on these runs picks "
-                           f"{first}, the cheapest of the strategies it cannot tell apart from the best ({best}), and "
+            if picked and done.screening:
+                best, half = self.verdict_margins_[done.index]
+                gap = self._trend_gap(preds[best], op)
+                ahead, behind = (best, other) if gap >= 0 else (other, best)
+                message = (said + f"is {better} {other}'s {_value(op.estimate)}, but the verdict on these runs picks "
+                           f"{other}, the cheapest of the strategies it cannot tell apart from the best ({best}), and "
                            f"each carrying on the gain it showed from round to round (a check of their rates, not a "
                            f"forecast), {ahead} would end {self._gap_text(gap)} {better} {behind}, within the "
                            f"{self._gap_text(half)} its paired comparison could not separate: the next round goes to the best {keep} of {left} in the verdict's order "
                            f"(successive halving, η = {self.eta:g}); --halving 1 or --exhaustive compares them to the end")
-            elif why == "halved" and first is not None and is_better(p.estimate, preds[first].estimate, self.metric):
-                message = (said + f"is {better} {first}'s {_value(preds[first].estimate)}, but the verdict on these runs "
-                           f"picks {first}, the cheapest of the strategies it cannot tell apart from the best. Only "
+            elif picked:
+                message = (said + f"is {better} {other}'s {_value(op.estimate)}, but the verdict on these runs "
+                           f"picks {other}, the cheapest of the strategies it cannot tell apart from the best. Only "
                            f"seeds are left to run, and they go to the best {keep} of {left} in the verdict's order "
                            f"(successive halving, η = {self.eta:g}): --halving 1 or --exhaustive runs every seed of "
                            "every strategy")
