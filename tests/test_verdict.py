@@ -683,3 +683,29 @@ def test_a_random_init_lms_float32_perplexity_is_not_said_to_be_recorded_under_a
         assert any(r.startswith("Recomputed") for r in recommend_from_results([run])["reasons"]) is said
         path = write_results_csv(tmp_path / "results.csv", [run])
         assert ("metrics.recorded.validation.perplexity" in path.read_text()) is said
+
+
+def test_a_chosen_strategy_whose_test_interval_reaches_the_majority_class_is_said_so(tmp_path):
+    """head chosen on validation (0.630, clear of chance) reached 0.540 [0.44, 0.64] on a test split whose most frequent
+    class is 51 of 100: the recommendation only quoted the test number. It now says the interval reaches the 0.510 a
+    constant predictor scores there, and the choice stays the same; a test interval clear of it says nothing more."""
+    rng = np.random.default_rng(5)
+    y_val = rng.permutation(np.repeat([0, 1], 100))
+    y_test = rng.permutation(np.repeat([0, 1], [51, 49]))
+    runs = [record(tmp_path, "full", {"validation": outputs(y_val, predictions(y_val, 0.65, 1)),
+                                      "test": outputs(y_test, predictions(y_test, 0.70, 2))}, train_time=100),
+            record(tmp_path, "head", {"validation": outputs(y_val, predictions(y_val, 0.63, 3)),
+                                      "test": outputs(y_test, predictions(y_test, 0.54, 4))}, train_time=5)]
+    rec = recommend_from_results(runs)
+    assert rec["strategy"] == "head" and rec["chance"]["learned"] is True
+    said = [r for r in rec["reasons"] if "most frequent class" in r]
+    assert len(said) == 1, rec["reasons"]
+    assert said[0].startswith(f"On the test split, held out from the choice, head reached 0.540 [{rec['test']['low']:.3f}, "
+                              f"{rec['test']['high']:.3f}] accuracy, a 95 % interval that reaches 0.510, the test "
+                              "accuracy of always predicting the most frequent class on the same 100 test examples: the "
+                              "held-out split does not show that head learned the task")
+    assert "(its validation accuracy: 0.630 [" in said[0] and "The choice stays on validation" in said[0]
+    clear = [runs[0], record(tmp_path / "b", "head", {"validation": outputs(y_val, predictions(y_val, 0.63, 3)),
+                                                      "test": outputs(y_test, predictions(y_test, 0.80, 4))}, train_time=5)]
+    rec = recommend_from_results(clear)
+    assert rec["strategy"] == "head" and not any("most frequent class" in r for r in rec["reasons"])

@@ -42,6 +42,8 @@ from tunelab.advice.verdict import (
     SEEDS,
     Comparison,
     Versus,
+    chance_level,
+    clear_of_chance,
     compare_with_best,
     example_results,
     examples_to_separate,
@@ -810,9 +812,12 @@ def _choice_reasons(chosen: StrategySummary, fits: list[StrategySummary], compar
         reasons.append(_method_reason(comparison, ask))
     test = intervals[chosen.strategy][REPORT_SPLIT]
     if test is not None or chosen.test_mean is not None:
+        # where validation showed no learning, its own warning says so already
+        at_chance = (_test_at_chance(chosen, test, intervals[chosen.strategy][SELECTION_SPLIT], ask)
+                     if comparison.learned is not False else "")
         reasons.append(
             f"On the test split, held out from the choice, {chosen.strategy} reached "
-            f"{_value_text(chosen, test, REPORT_SPLIT, ask)} {ask.label}."
+            f"{_value_text(chosen, test, REPORT_SPLIT, ask)} {ask.label}{at_chance or '.'}"
         )
     reasons.extend(_other_mentions(chosen, best, fits, ask))
     return reasons
@@ -917,6 +922,21 @@ def _chance_text(comparison: Comparison, ask: _Ask) -> str:
                 f"validation {ask.label} on the same {comparison.n_examples:,} {comparison.unit}s")
     return (f"always predicting the most frequent class, which scores {format_metric(comparison.chance, ask.metric)} "
             f"validation {ask.label} on the same {comparison.n_examples:,} {comparison.unit}s")
+
+
+def _test_at_chance(chosen: StrategySummary, test: Interval | None, validation: Interval | None, ask: _Ask) -> str:
+    """The end of the test reason when the chosen strategy's test interval reaches what always predicting the test
+    split's most frequent class scores (:func:`chance_level` on its saved test labels, as the validation check does):
+    the choice stays on validation, but the held-out split does not show that it learned. "" otherwise."""
+    examples = example_results(chosen, REPORT_SPLIT) if test is not None else None
+    chance = chance_level(examples.y_true if examples is not None else None, ask.metric)
+    if chance is None or clear_of_chance(test.low, test.high, chance, ask.metric):
+        return ""
+    val = f" (its validation {ask.label}: {format_interval(validation, ask.metric)})" if validation is not None else ""
+    return (f", a {_pct(test.level)} interval that reaches {format_metric(chance, ask.metric)}, the test {ask.label} of "
+            f"always predicting the most frequent class on the same {examples.n_examples:,} test examples: the held-out "
+            f"split does not show that {chosen.strategy} learned the task{val}. The choice stays on validation; more "
+            "test examples, or seeds, would tell whether it holds.")
 
 
 def _at_chance_reason(names: list[str], chosen: StrategySummary, comparison: Comparison, ask: _Ask) -> str:
