@@ -828,3 +828,31 @@ def test_the_axes_tables_test_metric_carries_the_interval_the_results_table_give
     for r in results_table(results, recommendation=rec):
         shown = format_with_interval(r["test"], r["test_mean"], r["test_std"], r["n"], "accuracy")
         assert "[" in shown and shown.replace("[", "\\[").replace("]", "\\]") in row
+
+
+def test_logme_h_score_and_eta_are_explained_once_where_they_first_appear():
+    """The report said 'LogME -0.72, H-score 0.500' among the signals and 'successive halving, η = 3' in every stop
+    without saying once what they are. Each now has a one-line plain note after the block it first appears in, and
+    only there; a report that uses none of them has none."""
+    from tunelab.report.document import Paragraph, render_markdown
+    from tunelab.report.writer import TERMS, build_blocks
+
+    runs, rec = _planned_with_lora_stopped()
+    stop = rec["planning"]["stopped"][0]
+    stop["message"] += " (successive halving, η = 3)"
+    rec["planning"]["stopped"].append({**stop, "strategy": "bitfit"})
+    pre = {"strategy": "lora", "reasons": ["lora: its head probe and LogME -0.72 say the frozen features fit"],
+           "signals": ADVICE_SIGNALS}
+    blocks = build_blocks(runs, [], recommendation=rec, pre_recommendation=pre, title="t")
+    md = render_markdown(blocks)
+    for term, line in TERMS.items():
+        assert md.count(line) == 1, term
+        at = next(i for i, b in enumerate(blocks) if isinstance(b, Paragraph) and b.text == line)
+        first = next(i for i, b in enumerate(blocks) if term in str(vars(b)))
+        assert at == first + 1 or all(isinstance(b, Paragraph) and b.text in TERMS.values()
+                                      for b in blocks[first + 1:at]), term
+    assert md.index("η = 3") < md.index(TERMS["η"]) < md.index("## Stopped early")  # the results table's stop note
+    assert md.index("LogME -0.72, H-score 0.500") < md.index(TERMS["LogME"]) < md.index(TERMS["H-score"])
+    plain = render_markdown(build_blocks(runs[:1], [], recommendation=recommend_from_results(runs[:1]),
+                                         pre_recommendation=None, title="t"))
+    assert not any(line in plain for line in TERMS.values())

@@ -175,7 +175,47 @@ def build_blocks(
     if notes:
         blocks.extend([Heading("Notes"), BulletList(notes)])
     blocks.extend(_environment_blocks(results))
-    return blocks
+    return _explain_terms(blocks)
+
+
+#: Terms the report uses that a reader may not know, each with one plain line, said once: where it first appears.
+TERMS = {
+    "LogME": "how well a simple linear model on the frozen model's features can explain the labels, as a log-likelihood "
+             "per example (You et al., 2021); higher means the features suit the task better; only comparable within one "
+             "task.",
+    "H-score": "how far apart the classes lie in the frozen model's features, relative to the features' overall "
+               "spread (Bao et al., 2019); higher means the classes separate better before any training.",
+    "η": "successive halving's factor (--halving): after a round, only the best ⌈n / η⌉ of the n strategies left go "
+         "on; η = 1 keeps every one that can still catch up.",
+}
+
+
+def _block_text(block: Block) -> str:
+    """Every string a block shows (its text, items, headers, cells, caption), joined."""
+    parts: list[str] = []
+    for value in vars(block).values():
+        if isinstance(value, str):
+            parts.append(value)
+        elif isinstance(value, list):
+            for item in value:
+                parts.extend(item if isinstance(item, list) else [item])
+    return " ".join(p for p in parts if isinstance(p, str))
+
+
+def _explain_terms(blocks: list[Block]) -> list[Block]:
+    """``blocks`` with a one-line note after the first block that uses each of :data:`TERMS` (nothing where none is
+    used): the explanation is given once, where the reader first meets the term."""
+    first: dict[int, list[str]] = {}
+    texts = [_block_text(b) for b in blocks]
+    for term in TERMS:
+        at = next((i for i, text in enumerate(texts) if term in text), None)
+        if at is not None:
+            first.setdefault(at, []).append(term)
+    out: list[Block] = []
+    for i, block in enumerate(blocks):
+        out.append(block)
+        out.extend(Paragraph(TERMS[term], lead=f"{term}:", css="note") for term in first.get(i, []))
+    return out
 
 
 def _causal(results: list[dict]) -> bool:
