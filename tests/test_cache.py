@@ -485,7 +485,7 @@ def test_a_store_that_does_not_fit_on_the_disk_trains_without_the_cache_in_one_n
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 * 2**20, 10 * 2**20 - 2**20, 2**20))
     record = train(_config(bert_dir, tmp_path), data=toy_classification_data, progress=False)
     cache = record["train_info"]["cache"]
-    assert not cache["used"] and "MB are free on the disk of" in cache["fallback"], cache
+    assert not cache["used"] and "MiB are free on the disk of" in cache["fallback"], cache
     assert any("put the cache elsewhere (--cache-dir or TUNELAB_CACHE)" in w for w in record["train_info"]["notes"])
     assert not list((tmp_path / "features").rglob("features.bin"))
 

@@ -145,9 +145,13 @@ def test_respects_training_time_limit_and_memory():
     assert recommend_from_results(runs, budget_minutes=5)["strategy"] == "lora"  # the older name still works
     rec = recommend_from_results(runs, max_train_minutes=5, memory_gb=2)
     assert rec["strategy"] == "head"
+    # the figures are bytes / 2**20 and the limit GiB (× 1024 of them): labelled so, not MB / GB
+    lora = next(r for r in rec["ranking"] if r["strategy"] == "lora")
+    assert "peak memory 5,000 MiB, over the 2 GiB limit" in lora["why_not"]
     rec = recommend_from_results(runs, memory_gb=0.5)
     assert rec["strategy"] is None
     assert "No successful strategy fits" in rec["reasons"][0]
+    assert "the 0.5 GiB memory limit" in rec["reasons"][0] and "with 1,000 MiB peak memory" in rec["reasons"][0]
 
 
 def test_failed_runs_are_reported_with_their_error():
@@ -279,12 +283,12 @@ def test_cost_words_say_which_way_each_cost_goes():
 
     # faster but heavier: said as a trade-off, not as two savings
     assert _costs(cost(0.24, 578.0), cost(0.31, 545.0)) == (
-        "1.3× faster (0.24 s vs 0.31 s), though using 1.1× more peak memory (578 MB vs 545 MB)"
+        "1.3× faster (0.24 s vs 0.31 s), though using 1.1× more peak memory (578 MiB vs 545 MiB)"
     )
-    assert _costs(cost(10.0, 500.0), cost(30.0, 900.0)) == "3.0× faster (10 s vs 30 s) and using 44 % less peak memory (500 MB vs 900 MB)"
-    assert _costs(cost(None, 500.0), cost(30.0, 900.0)) == "using 44 % less peak memory (500 MB vs 900 MB)"
+    assert _costs(cost(10.0, 500.0), cost(30.0, 900.0)) == "3.0× faster (10 s vs 30 s) and using 44 % less peak memory (500 MiB vs 900 MiB)"
+    assert _costs(cost(None, 500.0), cost(30.0, 900.0)) == "using 44 % less peak memory (500 MiB vs 900 MiB)"
     # after "head trains ...": "and uses", not "and using"
-    assert _costs(cost(10.0, 500.0), cost(30.0, 900.0), using="uses").endswith("and uses 44 % less peak memory (500 MB vs 900 MB)")
+    assert _costs(cost(10.0, 500.0), cost(30.0, 900.0), using="uses").endswith("and uses 44 % less peak memory (500 MiB vs 900 MiB)")
     assert format_seconds(0.24) == "0.24 s" and format_seconds(4.24) == "4.2 s"
     # a difference that rounds to zero has no sign: neither a minus one nor a plus one
     assert format_difference(Interval(0.0001, 0.0, 0.0004, 0.95, "paired bootstrap", 100), "accuracy") == "0.0 points [0.0, 0.0]"

@@ -201,7 +201,7 @@ def test_the_estimate_says_it_is_one():
            "memory_kind": "rss", "baseline_memory_mb": 600.0, "trainable_params": 480386, "total_params": 23194372}
     lines = format_estimate(est)
     assert lines[0].startswith("estimated from 5 timed steps (nothing was trained to the end): lora on minilm")
-    assert "~9.0 s for 2 epoch(s)" in lines[3] and "~852 MB" in lines[4]
+    assert "~9.0 s for 2 epoch(s)" in lines[3] and "~852 MiB" in lines[4]
 
 
 def test_the_estimate_says_where_it_timed_the_steps_and_at_what_max_length(tiny_bert_dir, toy_classification_data):

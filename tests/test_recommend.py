@@ -387,7 +387,7 @@ def test_cli_recommend_and_estimate(tiny_bert_dir, toy_csv, capsys):
     printed = capsys.readouterr()
     out = printed.out
     assert printed.err.startswith("tunelab: timing 2 training steps of full on")
-    assert re.search(r"time per epoch\s+[\d.]+ s", out) and re.search(r"peak memory\s+~\d+ MB", out)
+    assert re.search(r"time per epoch\s+[\d.]+ s", out) and re.search(r"peak memory\s+~[\d,]+ MiB", out)
     assert out.startswith("estimated from 2 timed steps")
     assert "10 steps per epoch" in out and "16 tokens" in out
 

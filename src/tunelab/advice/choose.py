@@ -58,6 +58,7 @@ from tunelab.config import out_of_range
 from tunelab.errors import ConfigError, some_of
 from tunelab.metrics import higher_is_better, metric_problem, primary_metric
 from tunelab.run.record import RunRecord, as_record
+from tunelab.units import format_mb
 
 _EPS = 1e-9
 
@@ -237,7 +238,7 @@ class StrategySummary:
 
     @property
     def peak_memory_mb(self) -> float | None:
-        """Mean peak memory, MB (see ``memory_kind``)."""
+        """Mean peak memory, MiB (see ``memory_kind``)."""
         return self.mean_of(lambda r: r.train_info.peak_memory_mb)
 
     @property
@@ -368,15 +369,6 @@ def format_seconds(seconds: float | None) -> str:
     return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:,.0f} s"
 
 
-def format_mb(mb: float | None) -> str:
-    """``812 MB``, ``1,300 MB``."""
-    if mb is None:
-        return "–"
-    if mb < 0.1:
-        return f"{mb:.2g} MB"
-    return f"{mb:.1f} MB" if mb < 10 else f"{mb:,.0f} MB"
-
-
 def format_share(share: float | None) -> str:
     """A trainable share (0..1) as a percentage: ``0.9 %``, ``0.012 %``, ``100 %``."""
     if share is None:
@@ -451,7 +443,7 @@ def describe_speed(time_s: float | None, reference_s: float | None) -> str | Non
 
 
 def describe_memory(mb: float | None, reference_mb: float | None) -> str | None:
-    """``38 % less peak memory (812 MB vs 1,300 MB)``, ``1.6× more peak memory (...)`` or None when unknown or about
+    """``38 % less peak memory (812 MiB vs 1,300 MiB)``, ``1.6× more peak memory (...)`` or None when unknown or about
     equal."""
     if not mb or not reference_mb:
         return None
@@ -716,7 +708,7 @@ def _budget_violations(ok: list[StrategySummary], max_train_minutes: float | Non
                 f"training took {format_seconds(s.train_time_s)}, over the {max_train_minutes:g}-minute training-time limit"
             )
         if memory_gb is not None and s.peak_memory_mb is not None and s.peak_memory_mb > 1024.0 * memory_gb:
-            violations[s.strategy].append(f"peak memory {format_mb(s.peak_memory_mb)}, over the {memory_gb:g} GB limit")
+            violations[s.strategy].append(f"peak memory {format_mb(s.peak_memory_mb)}, over the {memory_gb:g} GiB limit")
         if max_forgetting is not None and s.forgetting is not None and s.forgetting > max_forgetting:
             unit = s.forgetting_unit or "drift"
             amount = f"{s.forgetting:.3g} {unit}" if unit == "nats/token" else f"{s.forgetting:.3g} ({unit})"
@@ -735,7 +727,7 @@ def _no_choice_reasons(summaries: list[StrategySummary], ok: list[StrategySummar
     if max_train_minutes is not None:
         limits.append(f"the {max_train_minutes:g}-minute training-time limit")
     if memory_gb is not None:
-        limits.append(f"the {memory_gb:g} GB memory limit")
+        limits.append(f"the {memory_gb:g} GiB memory limit")
     if max_forgetting is not None:
         limits.append(f"the forgetting limit of {max_forgetting:g}")
     cheapest = min(ok, key=_cost_key)

@@ -47,6 +47,7 @@ from typing import Any
 
 from tunelab.config import TrainConfig
 from tunelab.errors import TrainingError, TunelabError
+from tunelab.units import MEMORY_UNIT, format_mb
 
 #: Examples per epoch assumed when no data is given.
 DEFAULT_NUM_EXAMPLES = 1000
@@ -592,7 +593,7 @@ def at_batch_size(measured: list[dict[str, Any]], batch_size: int, notes: list[s
                 continue
             scaled = per_row and key != "peak_memory_mb"
             out[key] = round(v2 * batch_size / b2 if scaled else v2, digits)
-            unit = "MB" if key == "peak_memory_mb" else "s"
+            unit = MEMORY_UNIT if key == "peak_memory_mb" else "s"
             note = (f"{what}: batch size {b2} measured less than batch size {b1} ({v2:.{digits}f} vs {v1:.{digits}f} "
                     f"{unit}: the machine's load changed between them?); instead of the falling line through them, "
                     + (f"batch size {b2}'s {what} scaled to {batch_size} rows (on a CPU a step costs about what its "
@@ -623,7 +624,7 @@ def format_estimate(est: dict[str, Any]) -> list[str]:
         f"time per epoch     {seconds_text(est['time_per_epoch_s'])} s (steady steps; the first step's warm-up counts once, "
         "below)",
         f"training time      ~{est['train_time_s']:.1f} s for {est['epochs']:g} epoch(s), incl. {est['overhead_s']:.1f} s start-up",
-        f"peak memory        ~{est['peak_memory_mb']:.0f} MB ({est['memory_kind']}; {est['baseline_memory_mb']:.0f} MB after loading)",
+        f"peak memory        ~{format_mb(est['peak_memory_mb'])} ({est['memory_kind']}; {format_mb(est['baseline_memory_mb'])} after loading)",
         f"trainable params   {est['trainable_params']:,} of {est['total_params']:,}",
     ]
     if est.get("cache_build_s"):

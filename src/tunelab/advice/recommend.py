@@ -116,6 +116,7 @@ from tunelab.config import TrainConfig, out_of_range
 from tunelab.data.reference import reference_texts
 from tunelab.errors import TunelabError
 from tunelab.metrics import IGNORE_INDEX
+from tunelab.units import format_mb
 
 #: Labeled examples in the smallest class (classification) / training tokens (causal LM).
 FEW_PER_CLASS, PLENTY_PER_CLASS = 100, 1000
@@ -562,7 +563,7 @@ def mark_fits(estimates: list[dict[str, Any]], *, budget_minutes: float | None, 
     import psutil
 
     memory_mb = memory_gb * 1024 if memory_gb else psutil.virtual_memory().total / 2**20
-    memory_what = f"--memory-gb {memory_gb:g}" if memory_gb else f"this machine's {memory_mb / 1024:.1f} GB RAM"
+    memory_what = f"--memory-gb {memory_gb:g}" if memory_gb else f"this machine's {memory_mb / 1024:.1f} GiB RAM"
     for row in estimates:
         if row.get("error"):
             row["fits"], row["why_not"] = False, f"could not be estimated: {row['error']}"
@@ -572,7 +573,7 @@ def mark_fits(estimates: list[dict[str, Any]], *, budget_minutes: float | None, 
         if budget_minutes is not None and total_s > budget_minutes * 60:
             why.append(f"training {_minutes(total_s)} for {row['epochs']:g} epoch(s) exceeds the {budget_minutes:g} min budget")
         if row["peak_memory_mb"] > memory_mb:
-            why.append(f"peak memory {row['peak_memory_mb']:,.0f} MB exceeds {memory_what}")
+            why.append(f"peak memory {format_mb(row['peak_memory_mb'])} exceeds {memory_what}")
         row["fits"] = not why
         row["why_not"] = "; ".join(why) or None
     return estimates
@@ -606,9 +607,9 @@ def decide(amount: str, domain_level: str, estimates: list[dict[str, Any]],
         if rank:
             skipped = ", ".join(s for t in tiers[:rank] for s in t)
             expect = f"{skipped} do not fit; next best expected: {', '.join(tier)}"
-        cost = f"{best['strategy']} {_minutes(_cost(best)[0])} for {best['epochs']:g} epoch(s), {best['peak_memory_mb']:,.0f} MB peak"
+        cost = f"{best['strategy']} {_minutes(_cost(best)[0])} for {best['epochs']:g} epoch(s), {format_mb(best['peak_memory_mb'])} peak"
         if others:
-            cost += "; vs " + ", ".join(f"{r['strategy']} {_minutes(_cost(r)[0])}, {r['peak_memory_mb']:,.0f} MB" for r in others)
+            cost += "; vs " + ", ".join(f"{r['strategy']} {_minutes(_cost(r)[0])}, {format_mb(r['peak_memory_mb'])}" for r in others)
             reasons.append(f"{expect}; of these {best['strategy']} is the cheapest that fits ({cost})")
         else:
             reasons.append(f"{expect}; {cost}")
@@ -617,7 +618,7 @@ def decide(amount: str, domain_level: str, estimates: list[dict[str, Any]],
     if not valid:
         return None, ["no strategy could be estimated on this machine"]
     best = min(valid, key=_cost)
-    return best["strategy"], [f"no strategy fits the budget; {best['strategy']} is the cheapest ({_minutes(_cost(best)[0])}, {best['peak_memory_mb']:,.0f} MB): {best['why_not']}"]
+    return best["strategy"], [f"no strategy fits the budget; {best['strategy']} is the cheapest ({_minutes(_cost(best)[0])}, {format_mb(best['peak_memory_mb'])}): {best['why_not']}"]
 
 
 def _expected_best(metric: str) -> str:

@@ -57,7 +57,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="folder for runs, results.csv and the report")
     p.add_argument("--max-train-minutes", type=float, help="the recommendation sets aside strategies whose training "
                    "took longer than this (train time, per run; the old meaning of compare --budget-minutes)")
-    p.add_argument("--memory-gb", type=float, help="the recommendation sets aside strategies whose peak memory was higher")
+    p.add_argument("--memory-gb", type=float, help="the recommendation sets aside strategies whose peak memory was higher "
+                   "(GiB, 2^30 bytes)")
     p.add_argument("--max-forgetting", type=float, help="the recommendation sets aside strategies that forgot more "
                    "(in the unit the runs measured: nats/token on decoders, 1 - CKA on encoders; see metrics.json)")
     p.add_argument("--json", action="store_true", help="print the runs and the recommendation as JSON, nothing else")

@@ -22,6 +22,7 @@ from pathlib import Path
 from tunelab.cli.listing import output_console, print_list
 from tunelab.cli.options import _Parser, add_config_flags, config_from_args
 from tunelab.errors import TunelabError
+from tunelab.units import format_mb
 
 # ----------------------------------------------------------------------------- commands
 
@@ -76,11 +77,11 @@ def print_record(record: dict) -> None:
         for k, v in m.get(split, {}).items():
             table.add_row(f"{split} {k}", f"{v:.4f}")
     table.add_row("trainable parameters", f"{ti['trainable_params']:,} of {ti['total_params']:,} ({100 * ti['trainable_share']:.2f} %)")
-    table.add_row(f"peak memory ({ti['memory_kind']})", f"{ti['peak_memory_mb']:.0f} MB")
+    table.add_row(f"peak memory ({ti['memory_kind']})", format_mb(ti['peak_memory_mb']))
     table.add_row("training time", f"{ti['train_time_s']:.1f} s")
     table.add_row("evaluation time", f"{ti['eval_time_s']:.1f} s")
     if ti.get("cache", {}).get("used"):
-        table.add_row("frozen-layer cache", f"{ti['cache_time_s']:.1f} s, {ti['cache'].get('size_mb', 0):.1f} MB")
+        table.add_row("frozen-layer cache", f"{ti['cache_time_s']:.1f} s, {format_mb(ti['cache'].get('size_mb', 0))}")
     table.add_row("samples/s | tokens/s", f"{ti['samples_per_s']:.1f} | {ti['tokens_per_s']:.0f}")
     forgot = ti.get("forgetting") or {}
     if "value" in forgot:

@@ -11,6 +11,8 @@ import argparse
 import json
 import sys
 
+from tunelab.units import MEMORY_UNIT
+
 # screening: a planned comparison marks its own rounds so; recommend and estimate train no run to mark
 _NOT_FOR_ESTIMATE = {"out", "overwrite", "resume", "save_steps", "merge", "cache_dir", "max_eval_samples", "screening"}
 
@@ -22,7 +24,7 @@ def add_parser(sub) -> None:
     add_config_flags(p, skip=_NOT_FOR_ESTIMATE | {"strategy"})
     p.add_argument("--budget-minutes", type=float, help="the estimated training time (all epochs) a strategy may take; "
                    "strategies over it don't fit (compare's --max-train-minutes is the same limit on measured time)")
-    p.add_argument("--memory-gb", type=float, help="memory budget (default: this machine's RAM)")
+    p.add_argument("--memory-gb", type=float, help="memory budget in GiB (2^30 bytes; default: this machine's RAM)")
     p.add_argument("--strategies", help="comma-separated strategies to consider (default: all that apply to the task)")
     add_metric_flag(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -92,12 +94,12 @@ def print_recommendation(rec: dict) -> None:
             console.print(f"  - {note}", highlight=False)
     budget = rec["budget"]
     limits = ", ".join(x for x in (f"{budget['minutes']:g} min" if budget["minutes"] else "",
-                                   f"{budget['memory_gb']:g} GB" if budget["memory_gb"] else "") if x) or "machine RAM"
+                                   f"{budget['memory_gb']:g} GiB" if budget["memory_gb"] else "") if x) or "machine RAM"
     device = next((row["device"] for row in rec["estimates"] if row.get("device")), None)
     table = Table(title=f"estimated cost on this machine{f' ({device})' if device else ''} (batch {cfg['batch_size']}, "
                         f"max length {cfg['max_length']}, "
                         f"{cfg['epochs']:g} epoch(s); budget: {limits})")
-    for col in ("strategy", "s / epoch", f"train s ({cfg['epochs']:g} ep)", "peak MB", "trainable", "fits"):
+    for col in ("strategy", "s / epoch", f"train s ({cfg['epochs']:g} ep)", f"peak {MEMORY_UNIT}", "trainable", "fits"):
         table.add_column(col, justify="left" if col in ("strategy", "fits") else "right")
     for row in rec["estimates"]:
         if row.get("error"):

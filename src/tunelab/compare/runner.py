@@ -70,6 +70,7 @@ from tunelab.io import LOCK_NAME, check_folder, folder_lock, make_folder
 from tunelab.metrics import canonical_metric, higher_is_better, primary_metric
 from tunelab.run.record import RunRecord, read_json, write_json
 from tunelab.run.worker import RECORD_NAME
+from tunelab.units import format_mb
 
 LR_FACTORS = (0.3, 1.0, 3.0)
 RUNS_DIR = "runs"
@@ -472,7 +473,7 @@ def _frozen_split(config: TrainConfig) -> int | None:
 
 
 def _describe(record: RunRecord, metric: str | None = None) -> str:
-    """``validation <metric> 0.8123, trained in 9.1 s, peak 640 MB``: the split and the metric the comparison
+    """``validation <metric> 0.8123, trained in 9.1 s, peak 640 MiB``: the split and the metric the comparison
     chooses by (``metric``, default the task's), so that no one picks from the progress lines by test."""
     if not record.succeeded:
         return str(record.run_info.error) if stopped_by_budget(record) else f"FAILED: {record.run_info.error}"
@@ -487,7 +488,7 @@ def _describe(record: RunRecord, metric: str | None = None) -> str:
     if ti.train_time_s is not None:
         parts.append(f"trained in {ti.train_time_s:.1f} s")
     if ti.peak_memory_mb is not None:
-        parts.append(f"peak {ti.peak_memory_mb:.0f} MB")
+        parts.append(f"peak {format_mb(ti.peak_memory_mb)}")
     return ", ".join(parts)
 
 
@@ -731,7 +732,7 @@ def _check_metric(base: TrainConfig, opts: CompareOptions, task: str) -> None:
         problems.append(f"--tolerance {opts.tolerance:g} is a fraction, not points: 0.01 is one point of accuracy or F1, "
                         "0.02 is 2 % of perplexity; give it below 1")
     limits = {"--max-train-minutes": (opts.max_train_minutes, "minutes of training", "30"),
-              "--memory-gb": (opts.memory_gb, "GB of peak memory", "16"),
+              "--memory-gb": (opts.memory_gb, "GiB of peak memory", "16"),
               "--run-timeout": (opts.run_timeout_s, "seconds a run may take", "3600")}
     for flag, (value, what, example) in limits.items():  # a limit of 0 or less sets every strategy aside, after training
         if value is not None and not (math.isfinite(value) and value > 0):

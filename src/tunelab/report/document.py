@@ -114,7 +114,7 @@ footer { margin-top: 36px; color: var(--muted); font-size: 12px; }
 # No script, no network: the page may only use inline styles and data: images.
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
-_NUMERIC = re.compile(r"^[–\-+]?[\d,.]+(\s?(%|s|MB|×))?(\s±\s[\d.,]+)?$|^–$")
+_NUMERIC = re.compile(r"^[–\-+]?[\d,.]+(\s?(%|s|MiB|×))?(\s±\s[\d.,]+)?$|^–$")
 
 
 def _e(text: object) -> str:

@@ -26,6 +26,7 @@ from tunelab.advice.choose import (
 )
 from tunelab.advice.learning import LearningCurves
 from tunelab.metrics import higher_is_better
+from tunelab.units import MEMORY_UNIT
 
 _PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
@@ -203,7 +204,7 @@ def memory_plot(results: list[dict], metric: str | None = None) -> Plot | None:
         name="metric_vs_peak_memory",
         cost=lambda s: s.peak_memory_mb,
         cost_std=lambda s: s.std_of(lambda r: r.train_info.peak_memory_mb),
-        xlabel=f"peak memory (MB{kind})",
+        xlabel=f"peak memory ({MEMORY_UNIT}{kind})",
         title="Test metric vs peak memory",
         metric=metric,
     )

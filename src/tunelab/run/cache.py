@@ -80,6 +80,7 @@ from tunelab.io import atomic_dir
 from tunelab.models import model_identity
 from tunelab.models.layout import head_index
 from tunelab.run.heap import release_free_heap
+from tunelab.units import format_mb
 
 log = logging.getLogger("tunelab")
 
@@ -343,7 +344,7 @@ def _remove_orphans(folder: Path) -> None:
 
 
 def _room_problem(folder: Path, size_mb: float) -> str | None:
-    """Why a store of ``size_mb`` does not fit on the disk of ``folder`` (keeping 64 MB free), or ``None``."""
+    """Why a store of ``size_mb`` does not fit on the disk of ``folder`` (keeping 64 MiB free), or ``None``."""
     import shutil
 
     probe = next((p for p in (folder, *folder.parents) if p.exists()), None)
@@ -351,7 +352,7 @@ def _room_problem(folder: Path, size_mb: float) -> str | None:
         return None
     free_mb = shutil.disk_usage(probe).free / 2**20
     if size_mb + 64 > free_mb:
-        return (f"the store needs {size_mb:,.0f} MB and {free_mb:,.0f} MB are free on the disk of {probe}: free space, "
+        return (f"the store needs {format_mb(size_mb)} and {format_mb(free_mb)} are free on the disk of {probe}: free space, "
                 "or put the cache elsewhere (--cache-dir or TUNELAB_CACHE)")
     return None
 
@@ -867,12 +868,12 @@ def apply(plan: CachePlan, run, datasets: tuple[Any, Any, Any], collator=None):
         return datasets[0], datasets[1], datasets[2], collator, {"used": False, "fallback": why}
     where = "memory" if in_memory else "disk"
     log.info(
-        "frozen-prefix cache %s: blocks 0-%d of %d (%s), %.1f MB %s in %s%s",
+        "frozen-prefix cache %s: blocks 0-%d of %d (%s), %s %s in %s%s",
         "reused" if facts["reused"] else "built",
         plan.split - 1,
         run.layout.num_blocks,
         plan.precision,
-        facts["size_mb"],
+        format_mb(facts["size_mb"]),
         plan.dtype,
         where,
         f" ({facts['build_s']:.1f} s)" if not facts["reused"] else "",
