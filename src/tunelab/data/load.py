@@ -215,11 +215,11 @@ def texts_of_table(path: str | os.PathLike, text_column: str = "text") -> tuple[
     the column read; None for a file that is not a table (plain text: one input a line). Two columns
     (``"premise,hypothesis"``, a text pair) give each row's two texts joined by a tab, as ``predict`` takes a pair; a
     row with either one empty is left out."""
-    from tunelab.data.readers import file_suffixes, read_file, read_utf8, tab_table
+    from tunelab.data.readers import file_suffixes, read_file
 
     path = Path(path)
     suffix = file_suffixes(path)[0]
-    if suffix not in SUPPORTED_TABLES and (suffix != ".txt" or tab_table(read_utf8(path)) is None):
+    if suffix not in SUPPORTED_TABLES and (suffix != ".txt" or not _holds_a_table(path)):
         return None  # plain text (a spreadsheet's tab-separated .txt is the table it holds, as training reads it)
     table = read_file(path)
     first, second = _text_columns(text_column)
@@ -230,6 +230,17 @@ def texts_of_table(path: str | os.PathLike, text_column: str = "text") -> tuple[
     # each cell read as training reads a text: a list (a chat file's messages) is refused, not printed as a repr
     rows = zip(*([as_text(table, c, i, v) for i, v in enumerate(table.columns[c])] for c in columns))
     return ["\t".join(row) for row in rows if all(v.strip() for v in row)], ",".join(columns)
+
+
+def _holds_a_table(path: Path) -> bool:
+    """Whether a ``.txt`` file is a spreadsheet's tab-separated table (:func:`tunelab.data.readers.tab_table`). An
+    empty or undecodable one is no table: read as plain text, the caller says what is wrong with it in its own words."""
+    from tunelab.data.readers import read_utf8, tab_table
+
+    try:
+        return tab_table(read_utf8(path)) is not None
+    except DataError:
+        return False
 
 
 def resolve(spec: str) -> RawData:
