@@ -856,3 +856,50 @@ def test_logme_h_score_and_eta_are_explained_once_where_they_first_appear():
     plain = render_markdown(build_blocks(runs[:1], [], recommendation=recommend_from_results(runs[:1]),
                                          pre_recommendation=None, title="t"))
     assert not any(line in plain for line in TERMS.values())
+
+
+@pytest.mark.parametrize("seeds", [1, 2])
+def test_the_tradeoff_plots_bars_are_the_results_tables_test_intervals(tmp_path, monkeypatch, seeds):
+    """With one seed the trade-off plots drew no bar at all (with several, ± one std over seeds), while the results
+    table beside them gave each test metric a 95 % interval over the test examples: points 8 points apart read as an
+    order. Each point now carries the table's interval as its bar, and the caption says what the bars are and that a
+    frontier through overlapping intervals is no ranking."""
+    import numpy as np
+
+    from tunelab.report import plots
+    from tunelab.report.tables import results_table
+    from tunelab.run.outputs import ExampleOutputs
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 40)
+    results = []
+    for strategy, wrong in (("head", 12), ("lora", 9), ("full", 8)):
+        for seed in range(seeds):
+            predictions = labels.copy()
+            flip = rng.choice(40, wrong + seed, replace=False)
+            predictions[flip] = 1 - predictions[flip]
+            folder = tmp_path / f"{strategy}-{seed}"
+            for split in ("validation", "test"):
+                ExampleOutputs(labels=labels, predictions=predictions, label_names=["neg", "pos"]).save(folder, split)
+            accuracy = float((predictions == labels).mean())
+            run = make_run(strategy, accuracy, seed=seed, train_time=PROFILE[strategy][2], share=PROFILE[strategy][4])
+            run["config"]["out"] = str(folder)
+            results.append(run)
+    rec = recommend_from_results(results)
+    table = {r["strategy"]: r["test"] for r in results_table(results, recommendation=rec)}
+    drawn = []
+    monkeypatch.setattr(plots, "_png", lambda fig: drawn.append(fig) or b"")
+    plot = plots.time_plot(results)  # its intervals: the recommendation's, with its defaults, as rec
+    wanted = "95 % interval over test examples" + (" and seeds" if seeds > 1 else "") + ", as in the results table"
+    assert wanted in plot.caption and "not a ranking the data support" in plot.caption
+    assert ("Horizontal bars: ± one std of the cost over seeds" in plot.caption) == (seeds > 1)
+    bars = {}
+    for container in drawn[0].axes[0].containers:  # the y bars: one vertical segment per strategy
+        (x, y), = container.lines[0].get_xydata()
+        segments = [s for c in container.lines[2] for s in c.get_segments() if s[0][0] == s[1][0]]
+        bars[y] = sorted(p for s in segments for p in (s[0][1], s[1][1]))
+    assert len(bars) == 3
+    for strategy, interval in table.items():
+        assert interval and interval["method"].endswith("over seeds" if seeds > 1 else "bootstrap")
+        (low, high), = [v for y, v in bars.items() if y == pytest.approx(interval["estimate"])]
+        assert (low, high) == pytest.approx((interval["low"], interval["high"])), strategy

@@ -19,6 +19,7 @@ from tunelab.advice.choose import (
     StrategySummary,
     available_fractions,
     metric_label,
+    results_task,
     run_strategy,
     run_succeeded,
     strategy_sort_key,
@@ -105,6 +106,42 @@ def pareto_front(points: list[tuple[float, float]], *, higher_better: bool) -> l
     return front
 
 
+def results_table_intervals(results: list[dict], recommendation: dict | None = None) -> dict[str, dict]:
+    """Each strategy's test metric with its interval (plain values: ``estimate``, ``low``, ``high``, ``level``,
+    ``method``, ``n_seeds``, and the row's ``metric``), exactly as the results table gives it: one source,
+    :func:`tunelab.report.tables.results_table` (the recommendation's intervals; computed there when not given).
+    Strategies without an interval (one seed, no saved per-example outputs) are left out."""
+    from tunelab.report.tables import results_table
+
+    intervals: dict[str, dict] = {}
+    for row in results_table(results, recommendation=recommendation):
+        if row.get("test") and row["strategy"] not in intervals:
+            intervals[row["strategy"]] = {**row["test"], "metric": row["metric"]}
+    return intervals
+
+
+def interval_bar(interval: dict) -> tuple[float, float, float]:
+    """``(estimate, below, above)``: where a strategy's point sits and how far its bar reaches below and above it.
+    A percentile interval need not contain the estimate: the bar starts at the estimate at least.
+
+    >>> interval_bar({"estimate": 0.75, "low": 0.5, "high": 1.0})
+    (0.75, 0.25, 0.25)
+    """
+    estimate = float(interval["estimate"])
+    return estimate, max(estimate - float(interval["low"]), 0.0), max(float(interval["high"]) - estimate, 0.0)
+
+
+def _interval_words(intervals: list[dict], unit: str = "examples") -> str:
+    """``95 % interval over test examples and seeds``: what the bars drawn from ``intervals`` are (``unit``: what the
+    bootstrap resampled, a causal LM's texts or a classifier's examples)."""
+    level = f"{100 * float(intervals[0].get('level') or 0.95):g} %"
+    examples = any("bootstrap" in str(i.get("method")) for i in intervals)
+    seeds = any((i.get("n_seeds") or 1) > 1 for i in intervals)
+    if not examples:
+        return f"{level} interval over seeds (t interval; no per-example outputs were saved)"
+    return f"{level} interval over test {unit}" + (" and seeds" if seeds else "")
+
+
 def tradeoff_plot(
     results: list[dict],
     *,
@@ -116,8 +153,11 @@ def tradeoff_plot(
     log_x: bool = False,
     metric: str | None = None,
     less: str = "cheaper",
+    intervals: dict[str, dict] | None = None,
+    recommendation: dict | None = None,
 ) -> Plot | None:
-    """Test metric (mean ± std over seeds) against a cost, with the Pareto frontier drawn through
+    """Test metric with the interval the results table gives it (:func:`results_table_intervals`; ``intervals`` when already
+    read, else from ``recommendation``) against a cost (± its std over seeds), with the Pareto frontier drawn through
     the non-dominated strategies (``less``: what a lower cost means, for the caption). Failed runs are left out."""
     summaries = [s for s in summarize_strategies(results, metric=metric)
                  if s.ok and s.test_mean is not None and cost(s) is not None]
@@ -126,9 +166,14 @@ def tradeoff_plot(
     if not summaries:
         return None
     metric = summaries[0].metric
+    if intervals is None:
+        intervals = results_table_intervals(results, recommendation)
+    # the table's interval for the metric plotted (one computed for another metric is not this one's)
+    bars = {s.strategy: interval_bar(intervals[s.strategy]) for s in summaries
+            if s.strategy in intervals and intervals[s.strategy].get("metric") in (None, metric)}
     names = [s.strategy for s in summaries]
     fig, ax = _new_figure()
-    points = [(cost(s), s.test_mean) for s in summaries]
+    points = [(cost(s), bars[s.strategy][0] if s.strategy in bars else s.test_mean) for s in summaries]
     front = pareto_front(points, higher_better=higher_is_better(metric))
     if len(front) > 1:
         xs, ys = zip(*(points[i] for i in front))
@@ -137,10 +182,11 @@ def tradeoff_plot(
         colour, marker = strategy_style(s.strategy, names)
         x, y = points[i]
         several = s.n > 1
+        bar = bars.get(s.strategy)
         ax.errorbar(
             x,
             y,
-            yerr=s.test_std if several else None,
+            yerr=[[bar[1]], [bar[2]]] if bar else None,
             xerr=(cost_std(s) or None) if several else None,
             fmt=marker,
             color=colour,
@@ -160,14 +206,24 @@ def tradeoff_plot(
     ax.margins(x=0.12, y=0.15)
     ax.legend(fontsize=7.5, frameon=False, loc="best")
     frontier = ", ".join(summaries[i].strategy for i in front)
-    caption = (
-        f"{title}. Dashed line: the Pareto frontier (no other strategy is both better and {less}): {frontier}."
-        + (" Error bars: ± one std over seeds." if any(s.n > 1 for s in summaries) else "")
-    )
+    caption = f"{title}. Dashed line: the Pareto frontier (no other strategy is both better and {less}): {frontier}."
+    drawn = [intervals[s.strategy] for s in summaries if s.strategy in bars]
+    if drawn:
+        bare = [s.strategy for s in summaries if s.strategy not in bars]
+        unit = "examples" if results_task(results) == "classification" else "texts"
+        caption += (f" Vertical bars: the {_interval_words(drawn, unit)}, as in the results table"
+                    + (f" (none for {', '.join(bare)}: one seed, no per-example outputs saved)" if bare else "")
+                    + ". A frontier through overlapping intervals is not a ranking the data support.")
+    else:
+        caption += (" No vertical bars: one seed and no per-example outputs saved, so no interval; the frontier is not"
+                    " a ranking the data support.")
+    if any(s.n > 1 and cost_std(s) for s in summaries):
+        caption += " Horizontal bars: ± one std of the cost over seeds."
     return Plot(name, title, caption, _png(fig))
 
 
-def share_plot(results: list[dict], metric: str | None = None) -> Plot | None:
+def share_plot(results: list[dict], metric: str | None = None, *, intervals: dict[str, dict] | None = None,
+        recommendation: dict | None = None) -> Plot | None:
     """Test metric against the share of trainable weights (log x)."""
     return tradeoff_plot(
         results,
@@ -178,10 +234,13 @@ def share_plot(results: list[dict], metric: str | None = None) -> Plot | None:
         title="Test metric vs trainable share",
         log_x=True,
         metric=metric,
+        intervals=intervals,
+        recommendation=recommendation,
     )
 
 
-def time_plot(results: list[dict], metric: str | None = None) -> Plot | None:
+def time_plot(results: list[dict], metric: str | None = None, *, intervals: dict[str, dict] | None = None,
+        recommendation: dict | None = None) -> Plot | None:
     """Test metric against training time (training steps only)."""
     return tradeoff_plot(
         results,
@@ -191,10 +250,13 @@ def time_plot(results: list[dict], metric: str | None = None) -> Plot | None:
         xlabel="training time (s)",
         title="Test metric vs training time",
         metric=metric,
+        intervals=intervals,
+        recommendation=recommendation,
     )
 
 
-def memory_plot(results: list[dict], metric: str | None = None) -> Plot | None:
+def memory_plot(results: list[dict], metric: str | None = None, *, intervals: dict[str, dict] | None = None,
+        recommendation: dict | None = None) -> Plot | None:
     """Test metric against peak memory."""
     summaries = [s for s in summarize_strategies(results, metric=metric) if s.ok]
     kinds = {s.memory_kind for s in summaries if s.memory_kind}
@@ -207,10 +269,13 @@ def memory_plot(results: list[dict], metric: str | None = None) -> Plot | None:
         xlabel=f"peak memory ({MEMORY_UNIT}{kind})",
         title="Test metric vs peak memory",
         metric=metric,
+        intervals=intervals,
+        recommendation=recommendation,
     )
 
 
-def forgetting_plot(results: list[dict], metric: str | None = None) -> Plot | None:
+def forgetting_plot(results: list[dict], metric: str | None = None, *, intervals: dict[str, dict] | None = None,
+        recommendation: dict | None = None) -> Plot | None:
     """Test metric against forgetting on the reference text (what adapting cost the model's general ability)."""
     summaries = [s for s in summarize_strategies(results, metric=metric) if s.ok and s.forgetting is not None]
     units = {s.forgetting_unit for s in summaries}
@@ -226,6 +291,8 @@ def forgetting_plot(results: list[dict], metric: str | None = None) -> Plot | No
         title="Test metric vs forgetting",
         less="forgets less",
         metric=metric,
+        intervals=intervals,
+        recommendation=recommendation,
     )
 
 
@@ -366,10 +433,14 @@ def _std(values: list[float]) -> float:
     return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
-def all_plots(results: list[dict], *, metric: str | None = None, curves: LearningCurves | None = None) -> list[Plot]:
+def all_plots(results: list[dict], *, metric: str | None = None, curves: LearningCurves | None = None,
+              recommendation: dict | None = None) -> list[Plot]:
     """Every plot the results support, in report order: the learning curves replace the measured points
-    against training-set size when curves were fitted."""
+    against training-set size when curves were fitted. The trade-off plots' bars are the results table's test
+    intervals (``recommendation``'s; computed with its defaults when not given)."""
     sizes = learning_curve_plot(curves) if curves is not None else None
-    plots = [share_plot(results, metric), time_plot(results, metric), memory_plot(results, metric),
-             forgetting_plot(results, metric), epochs_plot(results, metric), sizes or fractions_plot(results, metric)]
+    intervals = results_table_intervals(results, recommendation) if any(run_succeeded(r) for r in results) else {}
+    plots = [share_plot(results, metric, intervals=intervals), time_plot(results, metric, intervals=intervals),
+             memory_plot(results, metric, intervals=intervals), forgetting_plot(results, metric, intervals=intervals),
+             epochs_plot(results, metric), sizes or fractions_plot(results, metric)]
     return [p for p in plots if p is not None]

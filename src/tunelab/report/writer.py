@@ -101,7 +101,7 @@ def write_report(
 
     metric = recommendation.get("metric")
     curves = learning_curves_from_results(results, metric, level=1.0 - float(recommendation.get("alpha") or 0.05))
-    plots = all_plots(results, metric=metric, curves=curves)
+    plots = all_plots(results, metric=metric, curves=curves, recommendation=recommendation)
     for plot in plots:
         atomic_write_bytes(plot_dir / f"{plot.name}.png", plot.png)
 
@@ -326,8 +326,9 @@ def _stopped_early_blocks(recommendation: dict) -> list[Block]:
 def _plot_blocks(plots: list) -> list[Block]:
     if not plots:
         return [Heading("Trade-offs"), Paragraph("Nothing to plot: no run succeeded.")]
-    note = ("Each point is a strategy (mean over seeds); a strategy on the dashed Pareto frontier is not beaten "
-            "on both the metric and the cost by any other. Failed runs are not plotted.")
+    note = ("Each point is a strategy (its test metric and, as a bar, its interval, as the results table gives them); "
+            "a strategy on the dashed Pareto frontier is not beaten on both the metric and the cost by any other. "
+            "Failed runs are not plotted.")
     return [Heading("Trade-offs"), Paragraph(note, css="note"), *plots]
 
 
