@@ -594,6 +594,15 @@ def test_estimate_refuses_counts_below_one_in_one_line(flag, value, said):
     assert code == 2 and err.strip() == f"tunelab: error: {said}"
 
 
+def test_estimate_with_missing_data_says_only_the_data_error(tmp_path, capsys):
+    """``estimate --data missing_folder`` printed "timing 5 training steps ..." before the data's error line: the
+    data is read first, and the timing is announced only once it has loaded."""
+    code = main(["estimate", "--data", str(tmp_path / "missing_folder"), "--model", "minilm", "--strategy", "head"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and err.startswith("tunelab: error:") and "missing_folder" in err
+
+
 def test_recommend_refuses_strategies_the_task_cannot_take_and_an_empty_list_as_compare_does():
     """--strategies head for a causal LM said "no strategy could be estimated on this machine", and "" meant all."""
     code, _, err = tunelab("recommend", "--model", "smollm2", "--data", "rotten-tomatoes", "--task", "causal-lm", "--strategies", "head")

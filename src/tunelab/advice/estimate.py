@@ -41,6 +41,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,7 @@ def estimate(
     isolate: bool = True,
     timeout_s: float | None = None,
     reuse: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Estimate time per epoch and peak memory of training ``config`` (see the module docstring).
 
@@ -73,6 +75,8 @@ def estimate(
     ``use_data=False`` ignores ``config.data`` and times synthetic ``max_length`` examples.
     ``reuse``: return the stored measurement of the same model files, cost-relevant options, data and
     machine when there is one (``False`` measures again and stores the new one).
+    ``progress``: called with a line saying what is timed, once the options and the data have been checked (a bad
+    --data is then its error alone).
     Returns a dict with ``time_per_epoch_s``, ``train_time_s``, ``peak_memory_mb``, ``steps_per_epoch``,
     the measured step times and ``notes``.
     """
@@ -98,6 +102,10 @@ def estimate(
 
         if not isinstance(data, TaskData):  # a Dataset or DataFrame, read as train reads it (it failed on bool(data))
             config, data = given_data(config, data)
+    if progress is not None:
+        where = "in a fresh process" if isolate else "in this process"
+        progress(f"timing {timed_steps} training steps of {config.strategy} on {config.model} {where} (after "
+                 f"{warmup_steps} to warm up; a stored measurement is reused where there is one)")
     stored = _stored_path(job, data, isolate)
     if reuse and stored.is_file():
         return _for_epochs(_reused(stored), config)

@@ -62,11 +62,9 @@ def cmd_estimate(args: argparse.Namespace) -> int:
             raise ConfigError(out_of_range(flag, f"at least {least}", value, example, unset))
     use_data = "data" in vars(args) or bool(args.config)
     config = config_from_args(args)
-    if not args.quiet:  # minutes of silence otherwise, in a log
-        _say(f"timing {args.steps} training steps of {config.strategy} on {config.model} in a fresh process (after "
-             f"{args.warmup_steps} to warm up; a stored measurement is reused where there is one)")
+    # minutes of silence otherwise, in a log; said once the data has loaded (a bad --data: its error line alone)
     result = estimate(config, use_data=use_data, warmup_steps=args.warmup_steps, timed_steps=args.steps,
-                      num_examples=args.num_examples, reuse=not args.remeasure)
+                      num_examples=args.num_examples, reuse=not args.remeasure, progress=None if args.quiet else _say)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
