@@ -4,6 +4,7 @@ files are refused unless ``torch.load(weights_only=True)`` accepts them. Tiny BE
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -119,6 +120,51 @@ def test_out_of_memory_is_not_retried_when_the_search_is_off(tiny, tmp_path, mon
         train(config(tiny, tmp_path / "a", auto_batch_size=False), progress=False)
     with pytest.raises(TrainingError, match="out of memory even at batch size 1"):
         train(config(tiny, tmp_path / "b", batch_size=2), progress=False)
+
+
+def _fake_fit_parts(config):
+    """A TrainerSetup and a Trainer stand-in, enough for ``training._fit`` to run one (instant) training."""
+    from types import SimpleNamespace
+
+    strategy = SimpleNamespace(steps_note=lambda *args: None)
+    setup = SimpleNamespace(run=SimpleNamespace(config=config, strategy=strategy, layout=None),
+                            attention=lambda: contextlib.nullcontext(False), restart=lambda trainer: None,
+                            initial=SimpleNamespace(discard=lambda: None))
+    trainer = SimpleNamespace(add_callback=lambda callback: None, args=SimpleNamespace(), eval_seconds=0.0,
+                              state=SimpleNamespace(global_step=1, max_steps=1),
+                              train=lambda resume_from_checkpoint=None: None)
+    return setup, trainer
+
+
+def test_batch_search_off_across_processes_is_recorded_not_warned(tmp_path, monkeypatch, caplog):
+    """Under torchrun / accelerate launch every run warned "out-of-memory batch search off: ..." though the search is
+    on by default and nobody asked for it: the fact stays in the run's notes, and is no warning."""
+    monkeypatch.setattr(training.ranks, "distributed", lambda: True)
+    cfg = TrainConfig(model="m", data="d", strategy="full", out=str(tmp_path))
+    with caplog.at_level("WARNING", logger="tunelab"):
+        fit = training._fit(*_fake_fit_parts(cfg), tmp_path, None)
+    assert any(n.startswith("out-of-memory batch search off") for n in fit.notes)
+    assert not [r for r in caplog.records if "batch search" in r.getMessage()]
+    monkeypatch.setattr(training.ranks, "distributed", lambda: False)  # one process: the search runs, nothing to note
+    assert training.batch_search_off(cfg) is None
+
+
+def test_batch_search_off_is_said_where_auto_batch_size_was_typed(tiny, tmp_path, monkeypatch, caplog):
+    """``--auto-batch-size`` typed under a launcher, which turns the search off: one warning, from the first process."""
+    from tunelab.cli.main import main
+
+    monkeypatch.setattr(training.ranks, "distributed", lambda: True)
+    monkeypatch.setattr(training.ranks, "is_main", lambda: False)  # the main process would print the record
+    monkeypatch.setattr(training, "train", lambda config, progress=True: {})
+    monkeypatch.setattr(training.ranks, "shut_down_at_exit", lambda: None)  # no process group to end at exit
+    model, data = tiny
+    said = []
+    for typed in ([], ["--auto-batch-size"]):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="tunelab"):
+            assert main(["-q", "train", "--model", str(model), "--data", str(data), "--strategy", "full", *typed]) == 0
+        said.append([r.getMessage() for r in caplog.records if "batch search" in r.getMessage()])
+    assert said[0] == [] and len(said[1]) == 1 and said[1][0].startswith("--auto-batch-size: out-of-memory batch search off")
 
 
 class _NotATensor:

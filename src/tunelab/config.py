@@ -285,7 +285,8 @@ class TrainConfig:
     (``tensorboard,mlflow``; any name transformers accepts). TensorBoard logs go under ``<out>/tensorboard``;
     MLflow follows ``MLFLOW_TRACKING_URI``."""
     auto_batch_size: bool = True
-    """On out-of-memory, halve the batch size (accelerate's search) and keep the effective batch."""
+    """On out-of-memory, halve the batch size (accelerate's search) and keep the effective batch. Off when several
+    processes train one run (torchrun, accelerate launch): the run's notes say so."""
     extra: dict[str, Any] = field(default_factory=dict)
     """A plugin strategy's own settings, which are not fields here (a strategy's ``options`` must be fields): given
     as ``--extra KEY=VALUE`` flags, an ``extra:`` mapping in a --config YAML or from Python, read with ``config.extra.get(...)``,

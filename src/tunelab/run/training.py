@@ -1236,6 +1236,14 @@ class _Fit:
         return self.seconds - self.eval_seconds
 
 
+def batch_search_off(config: TrainConfig) -> str | None:
+    """The note for a run whose out-of-memory batch search (``--auto-batch-size``, on by default) cannot run because
+    several processes train it, else ``None``."""
+    if config.auto_batch_size and ranks.distributed():
+        return "out-of-memory batch search off: a process that retried alone at a smaller batch would leave the others waiting"
+    return None
+
+
 def _fit(setup: TrainerSetup, trainer, out: Path, resume_from: Path | None) -> _Fit:
     """Train, with Ctrl-C saving a checkpoint and out-of-memory retried at a smaller batch."""
     from tunelab.run import resilience
@@ -1253,9 +1261,9 @@ def _fit(setup: TrainerSetup, trainer, out: Path, resume_from: Path | None) -> _
         log.warning(notes[-1])  # now, before training restarts: with the notes after it, it came after an epoch's line
     said = len(notes)
     notes += [note for note in (ranks.sharding_ignored(), ranks.processes_ignored()) if note]
-    if config.auto_batch_size and ranks.distributed():
-        notes.append("out-of-memory batch search off: a process that retried alone at a smaller batch would "
-                     "leave the others waiting")
+    # recorded, not said: the search is on by default, so every launch said it, asked for or not (the CLI says it
+    # where --auto-batch-size was typed)
+    search_off = batch_search_off(config)
     attempts = 0
 
     def attempt(batch_size: int, accumulation: int):
@@ -1280,7 +1288,7 @@ def _fit(setup: TrainerSetup, trainer, out: Path, resume_from: Path | None) -> _
                 attempt,
                 batch_size=start_batch,
                 accumulation=max(1, config.batch_size * config.gradient_accumulation_steps // start_batch),
-                enabled=config.auto_batch_size and not ranks.distributed(),
+                enabled=config.auto_batch_size and search_off is None,
                 notes=notes,
             )
     except TrainingError as exc:
@@ -1295,7 +1303,7 @@ def _fit(setup: TrainerSetup, trainer, out: Path, resume_from: Path | None) -> _
     for note in notes[said:]:
         if note:
             log.warning(note)
-    notes = [note for note in notes if note]
+    notes = [note for note in [*notes, search_off] if note]
     return _Fit(notes, before + time.perf_counter() - t0, recomputed, eval_seconds=trainer.eval_seconds - eval0)
 
 
