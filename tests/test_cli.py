@@ -594,6 +594,46 @@ def test_estimate_refuses_counts_below_one_in_one_line(flag, value, said):
     assert code == 2 and err.strip() == f"tunelab: error: {said}"
 
 
+def test_fraction_flags_are_said_ignored_where_the_data_brings_that_split(tmp_path, monkeypatch, caplog):
+    """--validation-fraction / --test-fraction cut nothing where the data brings that split (a 'split' column, a
+    folder's validation/test files), and a user who typed them was not told: one warning line names each typed flag
+    whose split the data has; a flag not typed, or data without that split, says nothing."""
+    import tunelab.run.training as training
+    from tunelab.run import ranks
+
+    monkeypatch.setattr(training, "train", lambda config, progress=True: {})  # what train does is not the point
+    monkeypatch.setattr(ranks, "is_main", lambda: False)  # (and nothing to print)
+    lines = [f"review {i} is {'fine' if i % 2 else 'poor'},{'pos' if i % 2 else 'neg'}" for i in range(30)]
+    split_csv = tmp_path / "split.csv"
+    split_csv.write_text("text,label,split\n" + "".join(
+        f"{line},{'train' if i < 20 else 'validation' if i < 25 else 'test'}\n" for i, line in enumerate(lines)))
+    plain_csv = tmp_path / "plain.csv"
+    plain_csv.write_text("text,label\n" + "".join(f"{line}\n" for line in lines))
+    folder = tmp_path / "folder"  # train and validation files: test is carved from train, by --test-fraction
+    folder.mkdir()
+    (folder / "train.csv").write_text("text,label\n" + "".join(f"{line}\n" for line in lines[:24]))
+    (folder / "validation.csv").write_text("text,label\n" + "".join(f"{line}\n" for line in lines[24:]))
+
+    def warned(data, *flags: str) -> list[str]:
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="tunelab"):
+            code = main(["-q", "train", "--data", str(data), "--model", "minilm", "--strategy", "head", *flags])
+        assert code == 0
+        return [r.getMessage() for r in caplog.records if "fraction" in r.getMessage()]
+
+    assert warned(split_csv, "--validation-fraction", "0.3") == [
+        f"--validation-fraction 0.3 ignored: {split_csv} brings its own validation split (a fraction cuts only data "
+        "without that split)"]
+    assert warned(split_csv, "--validation-fraction", "0.3", "--test-fraction", "0.25") == [
+        f"--validation-fraction 0.3 and --test-fraction 0.25 ignored: {split_csv} brings its own validation and test "
+        "splits (a fraction cuts only data without that split)"]
+    assert warned(folder, "--validation-fraction", "0.3", "--test-fraction", "0.25") == [
+        f"--validation-fraction 0.3 ignored: {folder} brings its own validation split (a fraction cuts only data "
+        "without that split)"]
+    assert warned(split_csv) == []
+    assert warned(plain_csv, "--validation-fraction", "0.3") == []
+
+
 def test_estimate_with_missing_data_says_only_the_data_error(tmp_path, capsys):
     """``estimate --data missing_folder`` printed "timing 5 training steps ..." before the data's error line: the
     data is read first, and the timing is announced only once it has loaded."""

@@ -148,7 +148,7 @@ def add_parser(sub) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from tunelab.cli.options import config_from_args
+    from tunelab.cli.options import config_from_args, warn_unused_fractions
     from tunelab.run.isolate import answer_interrupts
 
     answer_interrupts()  # started with SIGINT ignored (a script's `tunelab compare ... &`): its runs answer Ctrl-C, so
@@ -167,6 +167,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from tunelab.compare.executors import make_executor
 
     base = config_from_args(args)
+    warn_unused_fractions(args, base)
     executor = make_executor(args.executor, address=args.address, run_cpus=args.run_cpus, run_gpus=args.run_gpus)
     with _resume_hint(args, base):
         result = _compare(args, base, executor)

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from tunelab.cli.listing import output_console, print_list
-from tunelab.cli.options import _Parser, add_config_flags, config_from_args
+from tunelab.cli.options import _Parser, add_config_flags, config_from_args, warn_unused_fractions
 from tunelab.errors import TunelabError
 from tunelab.units import format_mb
 
@@ -99,6 +99,7 @@ def cmd_train(args) -> int:
     from tunelab.strategies.base import unused_options
 
     config = config_from_args(args).validate()  # a bad value first: then no warning that the option is ignored
+    warn_unused_fractions(args, config)
     ignored = unused_options(config, read_elsewhere=EXTRA_READ)
     if ignored and ranks.local_rank() == 0:  # every process of a launch reads the same options
         verb = "does" if len(ignored) == 1 else "do"

@@ -126,3 +126,27 @@ def config_from_args(args: argparse.Namespace, **fixed) -> TrainConfig:
         values["extra"] = {**given, **dict(args.extra)} if isinstance(given, dict) else given  # not a mapping: refused
     values.update(fixed)
     return TrainConfig.from_dict(values, where=args.config or "flags")
+
+
+def warn_unused_fractions(args: argparse.Namespace, config: TrainConfig) -> None:
+    """Warn, in one line, where ``--validation-fraction`` / ``--test-fraction`` was typed and the data brings that
+    split itself (the fraction then cuts nothing). Only a typed flag: a value from ``--config``, or one a run
+    recorded, is left alone; the data is read for it only then."""
+    import logging
+
+    from tunelab.run import ranks
+
+    typed = [name for name in ("validation_fraction", "test_fraction") if name in vars(args)]
+    if not typed or ranks.local_rank() > 0 or config.problems():  # a launch's processes read the same options; a
+        return  # bad option is the command's error, said alone
+    from tunelab.data.load import own_splits
+
+    given = own_splits(config.data, config.text_column, config.label_column)
+    unused = [(name, name.split("_")[0]) for name in typed if name.split("_")[0] in given]
+    if not unused:
+        return
+    flags = " and ".join(f"--{name.replace('_', '-')} {getattr(config, name):g}" for name, _ in unused)
+    splits = " and ".join(split for _, split in unused)
+    logging.getLogger("tunelab").warning(
+        f"{flags} ignored: {config.data} brings its own {splits} split{'s' if len(unused) > 1 else ''} (a fraction "
+        "cuts only data without that split)")

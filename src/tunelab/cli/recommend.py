@@ -51,7 +51,7 @@ def _say(message: str) -> None:
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     from tunelab.advice.estimate import estimate, format_estimate
-    from tunelab.cli.options import config_from_args
+    from tunelab.cli.options import config_from_args, warn_unused_fractions
     from tunelab.config import out_of_range
     from tunelab.errors import ConfigError
 
@@ -62,6 +62,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
             raise ConfigError(out_of_range(flag, f"at least {least}", value, example, unset))
     use_data = "data" in vars(args) or bool(args.config)
     config = config_from_args(args)
+    if use_data:
+        warn_unused_fractions(args, config)
     # minutes of silence otherwise, in a log; said once the data has loaded (a bad --data: its error line alone)
     result = estimate(config, use_data=use_data, warmup_steps=args.warmup_steps, timed_steps=args.steps,
                       num_examples=args.num_examples, reuse=not args.remeasure, progress=None if args.quiet else _say)
@@ -117,9 +119,10 @@ def print_recommendation(rec: dict) -> None:
 
 def cmd_recommend(args: argparse.Namespace) -> int:
     from tunelab.advice.recommend import recommend
-    from tunelab.cli.options import config_from_args
+    from tunelab.cli.options import config_from_args, warn_unused_fractions
 
     config = config_from_args(args)
+    warn_unused_fractions(args, config)
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()] if args.strategies is not None else None
     if strategies == []:
         from tunelab.errors import ConfigError

@@ -133,6 +133,18 @@ def load_task_data(
     return _task_data(chosen, splits, names, raw.source, warnings)
 
 
+def own_splits(spec: str | os.PathLike[str] | Any, text_column: str = "text", label_column: str = "label") -> list[str]:
+    """Which of ``validation`` and ``test`` the data brings itself (a ``split`` column, a folder's
+    ``validation.*`` / ``test.*`` files, a DatasetDict's splits): the splits that ``--validation-fraction`` /
+    ``--test-fraction`` do not cut. Reads the data as :func:`load_task_data` does; a problem with it raises
+    :class:`DataError` as there."""
+    raw = read_in_memory(spec) or resolve(os.fspath(spec))
+    if raw.builtin:
+        text_column, label_column = "text", "label"
+    tables = _split_by_column(raw, _text_columns(text_column)[0], label_column, [])
+    return [split for split in SPLITS[1:] if split in tables]
+
+
 def _text_columns(text_column: str) -> tuple[str, str | None]:
     """``"premise,hypothesis"`` -> ``("premise", "hypothesis")`` (a text pair: NLI, paraphrase, question and
     passage); one name -> ``(name, None)``."""
