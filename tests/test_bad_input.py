@@ -535,6 +535,30 @@ def test_a_disk_that_fills_during_a_run_is_one_line_that_says_to_resume(tmp_path
     assert "cannot write" in err and "No space left on device" in err and "--resume" in err
 
 
+def test_a_full_disk_met_by_safetensors_is_the_same_one_line(tmp_path, capsys, monkeypatch):
+    """safetensors' SafetensorError is no OSError: a checkpoint or model written when the disk filled ended in a
+    traceback ('... No space left on device (os error 28)') where an OSError got one line and exit 1."""
+    from safetensors import SafetensorError
+
+    import tunelab.run.training
+
+    def full(*args, **kwargs):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(tunelab.run.training, "train", full)
+    code = main(["-q", "train", "--data", good(tmp_path), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
+    assert "cannot write: No space left on device" in err and "--resume" in err
+
+    def other(*args, **kwargs):  # a safetensors error that is not the disk's stays the error it is
+        raise SafetensorError("Error while deserializing header: invalid JSON")
+
+    monkeypatch.setattr(tunelab.run.training, "train", other)
+    with pytest.raises(SafetensorError):
+        main(["-q", "train", "--data", good(tmp_path), "--out", str(tmp_path / "out2")])
+
+
 def test_the_python_api_says_bad_arguments_in_tunelabs_words(tmp_path):
     """From a notebook, train({...}) failed with "'dict' object has no attribute 'task'", train(42) and compare(base,
     42) and predict(out, 42) with "'int' object is not iterable", config.replace(modle=...) with dataclasses'

@@ -16,6 +16,7 @@ import errno
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -304,19 +305,18 @@ def main(argv: list[str] | None = None) -> int:
             ranks.tell_the_launcher(line)  # the launcher's failure summary, for each process that met it
             print(line, file=sys.stderr)
         return exc.exit_code
-    except OSError as exc:
-        if exc.errno not in _STORAGE_ERRORS:
-            raise
-        # the disk filled or a folder became read-only mid-run: what was saved (the last checkpoint) is kept
-        from tunelab.run import ranks
-
-        where = f" {exc.filename}" if exc.filename else ""
-        line = (f"tunelab: error: {_rank_tag()}cannot write{where}: {exc.strerror}; free space or make it writable, "
-                "then run the same command again with --resume (what was saved is kept)")
-        ranks.tell_the_launcher(line)
-        print(line, file=sys.stderr)
-        return 1
     except Exception as exc:
+        storage = _storage_error(exc)
+        if storage is not None:
+            # the disk filled or a folder became read-only mid-run: what was saved (the last checkpoint) is kept
+            from tunelab.run import ranks
+
+            where, why = storage
+            line = (f"tunelab: error: {_rank_tag()}cannot write{where}: {why}; free space or make it writable, "
+                    "then run the same command again with --resume (what was saved is kept)")
+            ranks.tell_the_launcher(line)
+            print(line, file=sys.stderr)
+            return 1
         if _peer_gone(exc):  # several processes: the one that failed has said why; this one only lost it
             return 1
         raise
@@ -344,6 +344,20 @@ def _rank_tag() -> str:
     # the launcher's word, not the process group's: an error can come before the group exists, and joining it then
     # would wait for every other process
     return f"[rank {ranks.launch_rank()}] " if ranks.launch_rank() > 0 else ""
+
+
+def _storage_error(exc: Exception) -> tuple[str, str] | None:
+    """``(" <file>", why)`` when ``exc`` is writing meeting a full disk or a folder that stopped being writable
+    (:data:`_STORAGE_ERRORS`), else None: an ``OSError``, or safetensors' ``SafetensorError``, which is no OSError and
+    carries the system's error as text ("... No space left on device (os error 28)")."""
+    if isinstance(exc, OSError):
+        if exc.errno not in _STORAGE_ERRORS:
+            return None
+        return (f" {exc.filename}" if exc.filename else ""), exc.strerror or str(exc)
+    found = re.search(r"\(os error (\d+)\)", str(exc))
+    if found is None or int(found.group(1)) not in _STORAGE_ERRORS:
+        return None
+    return "", os.strerror(int(found.group(1)))
 
 
 def _peer_gone(exc: Exception) -> bool:
