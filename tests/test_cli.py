@@ -632,6 +632,9 @@ def test_fraction_flags_are_said_ignored_where_the_data_brings_that_split(tmp_pa
         "without that split)"]
     assert warned(split_csv) == []
     assert warned(plain_csv, "--validation-fraction", "0.3") == []
+    # a competition's unlabelled test.csv is left out and test carved from train: --test-fraction does cut it
+    (folder / "test.csv").write_text("id,text\n" + "".join(f"{i},{line.split(',')[0]}\n" for i, line in enumerate(lines[:6])))
+    assert warned(folder, "--test-fraction", "0.25") == []
 
 
 def test_estimate_with_missing_data_says_only_the_data_error(tmp_path, capsys):

@@ -141,7 +141,7 @@ def warn_unused_fractions(args: argparse.Namespace, config: TrainConfig) -> None
         return  # bad option is the command's error, said alone
     from tunelab.data.load import own_splits
 
-    given = own_splits(config.data, config.text_column, config.label_column)
+    given = own_splits(config.data, config.text_column, config.label_column, config.task)
     unused = [(name, name.split("_")[0]) for name in typed if name.split("_")[0] in given]
     if not unused:
         return

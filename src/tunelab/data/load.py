@@ -8,7 +8,7 @@ import re
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from tunelab.data.builtin import BUILTINS, package_dir, read_builtin, unknown_builtin
 from tunelab.data.chat import CHAT_COLUMNS, chat_messages, is_chat, render
@@ -80,6 +80,46 @@ def load_task_data(
     if task is not None and task not in TASKS:
         raise DataError(f"--task {task!r} is not a task; use one of {', '.join(TASKS)}")
     check_fractions(validation_fraction, test_fraction)
+    given = _given_splits(spec, task, text_column, label_column)
+    raw, tables, first, chosen, warnings = given.raw, given.tables, given.first, given.task, given.warnings
+    text_column, pair_column, label_column = given.text_column, given.pair_column, given.label_column
+    if chosen == "classification":
+        parts, names = _classification(tables, text_column, label_column, warnings, pair_column, training=split)
+    else:
+        parts, names = _causal(tables, text_column, label_column, task is not None, warnings), []
+    if not split:
+        return _task_data(chosen, _unsplit(parts), names, raw.source, warnings)
+    try:
+        splits = _split(parts, validation_fraction, test_fraction, seed, warnings, names)
+    except DataError as err:  # too few rows: say which data
+        if first.unit == "chunk":  # a .txt file: the examples are chunks of its text, not its lines
+            size = sum(len(t) for t in first.columns.get("text", []))
+            raise DataError(f"{first.origin}: {err} (a .txt file is plain text for language modelling, cut into chunks "
+                            f"of about 1,000 to 2,000 characters: its {size:,} characters make {first.num_rows}; give "
+                            "at least about 3,000, or a .csv or .jsonl for a table of examples)") from err
+        raise DataError(f"{first.origin}: {err}") from err
+    if chosen == "classification":
+        check_train_has_every_class(parts, splits["train"]["label"], names, first.origin, label_column)
+    return _task_data(chosen, splits, names, raw.source, warnings)
+
+
+class _Given(NamedTuple):
+    """The data as given, before any example is built: its tables by split (an unlabelled validation or test split
+    left out), the table the columns are read from, the task and the columns chosen, and what was said."""
+
+    raw: RawData
+    tables: dict[str, Table]
+    first: Table
+    task: str
+    text_column: str
+    pair_column: str | None
+    label_column: str
+    warnings: list[str]
+
+
+def _given_splits(spec: Any, task: str | None, text_column: str, label_column: str) -> _Given:
+    """Read ``spec`` and choose its task and columns as :func:`load_task_data` does (one place: both it and
+    :func:`own_splits` read data so)."""
     text_column, pair_column = _text_columns(text_column)
     raw = read_in_memory(spec)
     if raw is None:
@@ -113,35 +153,16 @@ def load_task_data(
     if pair_column is not None and chosen != "classification":
         raise DataError(f"--text-column {text_column},{pair_column} names a text pair, which only classification "
                         "takes; a causal LM trains on one text column")
-    if chosen == "classification":
-        parts, names = _classification(tables, text_column, label_column, warnings, pair_column, training=split)
-    else:
-        parts, names = _causal(tables, text_column, label_column, task is not None, warnings), []
-    if not split:
-        return _task_data(chosen, _unsplit(parts), names, raw.source, warnings)
-    try:
-        splits = _split(parts, validation_fraction, test_fraction, seed, warnings, names)
-    except DataError as err:  # too few rows: say which data
-        if first.unit == "chunk":  # a .txt file: the examples are chunks of its text, not its lines
-            size = sum(len(t) for t in first.columns.get("text", []))
-            raise DataError(f"{first.origin}: {err} (a .txt file is plain text for language modelling, cut into chunks "
-                            f"of about 1,000 to 2,000 characters: its {size:,} characters make {first.num_rows}; give "
-                            "at least about 3,000, or a .csv or .jsonl for a table of examples)") from err
-        raise DataError(f"{first.origin}: {err}") from err
-    if chosen == "classification":
-        check_train_has_every_class(parts, splits["train"]["label"], names, first.origin, label_column)
-    return _task_data(chosen, splits, names, raw.source, warnings)
+    return _Given(raw, tables, first, chosen, text_column, pair_column, label_column, warnings)
 
 
-def own_splits(spec: str | os.PathLike[str] | Any, text_column: str = "text", label_column: str = "label") -> list[str]:
+def own_splits(spec: str | os.PathLike[str] | Any, text_column: str = "text", label_column: str = "label",
+               task: str | None = None) -> list[str]:
     """Which of ``validation`` and ``test`` the data brings itself (a ``split`` column, a folder's
-    ``validation.*`` / ``test.*`` files, a DatasetDict's splits): the splits that ``--validation-fraction`` /
-    ``--test-fraction`` do not cut. Reads the data as :func:`load_task_data` does; a problem with it raises
-    :class:`DataError` as there."""
-    raw = read_in_memory(spec) or resolve(os.fspath(spec))
-    if raw.builtin:
-        text_column, label_column = "text", "label"
-    tables = _split_by_column(raw, _text_columns(text_column)[0], label_column, [])
+    ``validation.*`` / ``test.*`` files, a DatasetDict's splits; not one left out as unlabelled, which is carved from
+    train): the splits that ``--validation-fraction`` / ``--test-fraction`` do not cut. Reads the data as
+    :func:`load_task_data` does (:func:`_given_splits`); a problem with it raises :class:`DataError` as there."""
+    tables = _given_splits(spec, task, text_column, label_column).tables
     return [split for split in SPLITS[1:] if split in tables]
 
 
