@@ -37,6 +37,7 @@ from tunelab.data.validate import (
     check_train_has_every_class,
     label_keys,
     label_names_for,
+    no_label_given,
     other_task,
     raw_labels,
     require_column,
@@ -201,9 +202,7 @@ def _leave_out_unlabelled(raw: RawData, tables: dict[str, Table], first: Table, 
         return
 
     def unlabelled(table: Table) -> bool:
-        return label_column not in table.columns or all(
-            v is None or (isinstance(v, float) and v != v) or (isinstance(v, str) and not v.strip())
-            for v in table.columns[label_column])
+        return label_column not in table.columns or no_label_given(table, label_column)
 
     left_out: list[str] = []
     for split in [s for s, table in tables.items() if table is not first and unlabelled(table)]:

@@ -158,6 +158,12 @@ def raw_labels(table: Table, column: str) -> list[int | float | str]:
     return out
 
 
+def no_label_given(table: Table, column: str) -> bool:
+    """Whether every row of ``column`` lacks a label, as :func:`raw_labels` reads one (None, NaN or blank): a split
+    whose answers were kept back."""
+    return all(_as_label(table, column, i, value) is None for i, value in enumerate(table.columns[column]))
+
+
 def _as_label(table: Table, column: str, i: int, value: Any) -> int | float | str | None:
     if value is None:
         return None

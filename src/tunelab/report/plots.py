@@ -27,6 +27,7 @@ from tunelab.advice.choose import (
 )
 from tunelab.advice.learning import LearningCurves
 from tunelab.metrics import higher_is_better
+from tunelab.report.tables import results_table_intervals
 from tunelab.units import MEMORY_UNIT
 
 _PALETTE = (
@@ -106,20 +107,6 @@ def pareto_front(points: list[tuple[float, float]], *, higher_better: bool) -> l
     return front
 
 
-def results_table_intervals(results: list[dict], recommendation: dict | None = None) -> dict[str, dict]:
-    """Each strategy's test metric with its interval (plain values: ``estimate``, ``low``, ``high``, ``level``,
-    ``method``, ``n_seeds``, and the row's ``metric``), exactly as the results table gives it: one source,
-    :func:`tunelab.report.tables.results_table` (the recommendation's intervals; computed there when not given).
-    Strategies without an interval (one seed, no saved per-example outputs) are left out."""
-    from tunelab.report.tables import results_table
-
-    intervals: dict[str, dict] = {}
-    for row in results_table(results, recommendation=recommendation):
-        if row.get("test") and row["strategy"] not in intervals:
-            intervals[row["strategy"]] = {**row["test"], "metric": row["metric"]}
-    return intervals
-
-
 def interval_bar(interval: dict) -> tuple[float, float, float]:
     """``(estimate, below, above)``: where a strategy's point sits and how far its bar reaches below and above it.
     A percentile interval need not contain the estimate: the bar starts at the estimate at least.
@@ -156,7 +143,7 @@ def tradeoff_plot(
     intervals: dict[str, dict] | None = None,
     recommendation: dict | None = None,
 ) -> Plot | None:
-    """Test metric with the interval the results table gives it (:func:`results_table_intervals`; ``intervals`` when already
+    """Test metric with the interval the results table gives it (:func:`~tunelab.report.tables.results_table_intervals`; ``intervals`` when already
     read, else from ``recommendation``) against a cost (± its std over seeds), with the Pareto frontier drawn through
     the non-dominated strategies (``less``: what a lower cost means, for the caption). Failed runs are left out."""
     summaries = [s for s in summarize_strategies(results, metric=metric)

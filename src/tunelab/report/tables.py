@@ -249,6 +249,18 @@ def format_forgetting(value: float | None, unit: str | None) -> str:
     return f"{text} nats/token" if unit == "nats/token" else f"{text} ({unit or 'drift'})"
 
 
+def results_table_intervals(results: list[dict], recommendation: dict | None = None) -> dict[str, dict]:
+    """Each strategy's test metric with its interval (plain values: ``estimate``, ``low``, ``high``, ``level``,
+    ``method``, ``n_seeds``, and the row's ``metric``), exactly as the results table gives it: one source,
+    :func:`results_table` (the recommendation's intervals; computed there when not given).
+    Strategies without an interval (one seed, no saved per-example outputs) are left out."""
+    intervals: dict[str, dict] = {}
+    for row in results_table(results, recommendation=recommendation):
+        if row.get("test") and row["strategy"] not in intervals:
+            intervals[row["strategy"]] = {**row["test"], "metric": row["metric"]}
+    return intervals
+
+
 def format_with_interval(interval: dict | None, mean: float | None, std: float | None, n: int, metric: str) -> str:
     """``0.801 [0.775, 0.826]`` from an interval (plain values, as the recommendation holds them), else
     the mean (± std over seeds) when there is no interval, else ``–``."""
@@ -645,9 +657,8 @@ def axes_table(
     def memory(s: StrategySummary) -> str:
         return format_mb(s.peak_memory_mb) + (f" ({s.memory_kind})" if s.memory_kind else "")
 
-    # the test metric with its interval, as the results table has it (one place: results_table)
-    intervals = ({row["strategy"]: row["test"] for row in results_table(results, recommendation=recommendation)}
-                 if recommendation is not None else {})
+    # the test metric with its interval, as the results table has it
+    intervals = results_table_intervals(results, recommendation) if recommendation is not None else {}
 
     def tested(s: StrategySummary) -> str:
         return format_with_interval(intervals.get(s.strategy), s.test_mean, s.test_std, s.n, s.metric)
