@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from tunelab.errors import ModelError, first_line, some_of
-from tunelab.io import atomic_dir
+from tunelab.io import atomic_dir, read_json
 
 
 @dataclass(frozen=True)
@@ -212,25 +212,24 @@ def _not_a_model_folder(path: Path) -> str:
             f"save_pretrained, a hub id, or one of: {', '.join(BUILTIN_MODELS)}")
 
 
+def _json_object(path: Path) -> dict:
+    """The JSON object in ``path``; ``{}`` where it is unreadable, not JSON or not an object."""
+    try:
+        value = read_json(path)
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def _adapters_base(adapter_config: Path) -> str | None:
     """The base model a peft adapter's ``adapter_config.json`` records (``base_model_name_or_path``), or ``None``."""
-    import json
-
-    try:
-        base = json.loads(adapter_config.read_text()).get("base_model_name_or_path")
-    except (OSError, ValueError, AttributeError):  # unreadable, not JSON, not an object
-        return None
+    base = _json_object(adapter_config).get("base_model_name_or_path")
     return base if isinstance(base, str) and base else None
 
 
 def _names_a_model_type(config: Path) -> bool:
     """Whether ``config`` is a transformers config that names its model type (a JSON object with ``model_type``)."""
-    import json
-
-    try:
-        return "model_type" in json.loads(config.read_text())
-    except (OSError, ValueError, TypeError):  # unreadable, not JSON, not an object
-        return False
+    return "model_type" in _json_object(config)
 
 
 def load_problem(name_or_path: str, exc: BaseException) -> str:
