@@ -516,6 +516,8 @@ def test_a_broken_or_unknown_model_config_says_what_to_do(tiny_bert_dir, tmp_pat
         assert main(["train", "--model", str(folder), "--data", data, "--out", str(tmp_path / "o")]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and said in err, err
+        # AutoTokenizer reads the config first: the line names the config, not the tokenizer, as what failed
+        assert "cannot read the config of" in err and "tokenizer" not in err, err
 
 
 def test_a_disk_that_fills_during_a_run_is_one_line_that_says_to_resume(tmp_path, capsys, monkeypatch):

@@ -296,7 +296,9 @@ def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False):
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, ImportError) as exc:  # missing files, no connection, a tokenizer library missing
-        raise ModelError(f"cannot load a tokenizer from '{name_or_path}': {load_problem(name_or_path, exc)}") from exc
+        # AutoTokenizer reads the model's config.json first: a broken config is the config's problem, said as such
+        what = "read the config of" if "config.json" in first_line(exc) else "load a tokenizer from"
+        raise ModelError(f"cannot {what} '{name_or_path}': {load_problem(name_or_path, exc)}") from exc
     if len(tokenizer) <= len(set(tokenizer.all_special_ids)):
         # transformers 5 builds an empty tokenizer of the config's kind for a folder without tokenizer files: every
         # word would be the unknown token, and a run would train on nothing but text lengths without a word said
