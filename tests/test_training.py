@@ -1194,6 +1194,30 @@ def test_data_given_in_memory_is_cut_by_the_configs_limits_and_recorded_as_in_me
         train(config.replace(out=str(tmp_path / "bad")), data=42, progress=False)
 
 
+def test_a_config_built_in_python_takes_paths_and_numpy_numbers_and_refuses_none_and_loaded_models(tiny_bert_dir,
+                                                                                                     toy_classification_data,
+                                                                                                     tmp_path):
+    """A notebook's values: a pathlib.Path for the model, data and out (refused as 'a PosixPath; give a str') and NumPy
+    numbers from a sweep (batch_size=np.int64(8): refused) are kept as str and Python numbers; model=None (a
+    TypeError from pathlib deep inside loading) and a loaded model or tokenizer are one ConfigError saying what to give."""
+    import numpy as np
+    import yaml
+    from transformers import AutoTokenizer
+
+    config = TrainConfig(model=tiny_bert_dir, strategy="head", epochs=np.float32(1), batch_size=np.int64(8),
+                         max_length=np.int64(16), forgetting=False, out=tmp_path / "run")
+    assert config.problems() == [] and config.model == str(tiny_bert_dir) and type(config.batch_size) is int
+    record = train(config, data=toy_classification_data, progress=False)
+    assert record["config"]["model"] == str(tiny_bert_dir) and record["config"]["batch_size"] == 8
+    assert yaml.safe_load((tmp_path / "run" / "run_config.yaml").read_text())["out"] == str(tmp_path / "run")
+    with pytest.raises(ConfigError, match="option model is None; give a str, or leave it out for its default, 'minilm'"):
+        train(config.replace(model=None, out=str(tmp_path / "none")), data=toy_classification_data, progress=False)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    with pytest.raises(ConfigError, match=r"option model is a BertTokenizer.*save a loaded one with "
+                                          r"model.save_pretrained\(folder\).*then give model=folder"):
+        TrainConfig(model=tokenizer).validate()
+
+
 def test_a_decoder_saved_without_its_language_model_head_is_refused_for_causal_lm(toy_lm_data, tmp_path):
     """A bare decoder (MistralModel, as embedding models ship) has no LM head and none tied to its embeddings:
     transformers draws one at random, which every frozen-head strategy would train through. Refused in one line;

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -291,6 +293,12 @@ class TrainConfig:
     """A plugin strategy's own settings, which are not fields here (a strategy's ``options`` must be fields): given
     as ``--extra KEY=VALUE`` flags, an ``extra:`` mapping in a --config YAML or from Python, read with ``config.extra.get(...)``,
     written to run_config.yaml with the rest; a comparison reuses a finished run only where they match."""
+
+    def __post_init__(self) -> None:
+        """Values from Python in the form the settings keep (:func:`_plain_value`): a ``pathlib.Path`` as a str, a
+        NumPy number as a Python one."""
+        for f in fields(self):
+            setattr(self, f.name, _plain_value(getattr(self, f.name), str(f.type).split(" ")[0]))
 
     def changed_from(self, recorded: Mapping[str, Any], num_blocks: int | None = None) -> list[tuple[str, Any, Any]]:
         """``(setting, recorded value, this value)`` for every setting that describes what a run trains (all but
@@ -575,17 +583,39 @@ def _yaml_kind(value: Any) -> str:
 _TYPES = {"float": (int, float), "int": (int,), "bool": (bool,), "str": (str,)}
 
 
+def _plain_value(value: Any, kind: str) -> Any:
+    """``value`` of a setting of type ``kind`` as the settings keep it: a path (``pathlib.Path``, any
+    ``os.PathLike``) where a str goes as that str, a NumPy integer or float where a number goes as the Python number
+    (``np.arange`` in a sweep; ``run_config.yaml`` could not write it); anything else as it is, for
+    :func:`_type_problems` to judge."""
+    if kind == "str" and isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if kind in ("int", "float") and isinstance(value, numbers.Real) and not isinstance(value, bool | int | float):
+        if isinstance(value, numbers.Integral):
+            return int(value)
+        return float(value) if kind == "float" else value
+    return value
+
+
 def _type_problems(config: TrainConfig) -> list[str]:
     """Fields of the wrong type (a config built in Python is not coerced as YAML and flags are, :func:`_coerce`):
     ``max_length="32"`` would fail later in a comparison, ``layers=1.5`` inside a strategy."""
     out = []
     for f in fields(config):
         value, kind = getattr(config, f.name), str(f.type).split(" ")[0]
-        if value is None or kind not in _TYPES:
+        if kind not in _TYPES:
+            continue
+        if value is None:
+            if "None" not in str(f.type):  # model=None failed deep inside as "expected str ..., not NoneType"
+                out.append(f"option {f.name} is None; give {'an' if kind == 'int' else 'a'} {kind}, or leave it out "
+                           f"for its default, {f.default!r}")
             continue
         if not isinstance(value, _TYPES[kind]) or (kind != "bool" and isinstance(value, bool)):
             hint = ("; data in memory goes to train(config, data=...): a TaskData, a datasets Dataset or DatasetDict, "
                     "or a pandas DataFrame" if f.name == "data" else "")
+            if f.name == "model" and hasattr(value, "save_pretrained"):  # a loaded model or tokenizer
+                hint = ("; tunelab loads the model (and its tokenizer) from a name or a folder: save a loaded one with "
+                        "model.save_pretrained(folder) and tokenizer.save_pretrained(folder), then give model=folder")
             shown = f"{value!r:.60} (a {type(value).__name__})" if isinstance(value, str | int | float) else \
                 f"a {type(value).__name__}"
             out.append(f"option {f.name} is {shown}; give {'an' if kind == 'int' else 'a'} {kind}{hint}")
