@@ -138,6 +138,21 @@ def test_seeds_give_mean_and_std_on_the_same_split(tiny_bert_dir, toy_csv, tmp_p
     assert result.recommendation["evidence"] == "examples"
 
 
+def test_the_result_in_json_form_is_what_compare_json_prints(tiny_bert_dir, toy_csv, tmp_path, capsys):
+    """A script or notebook that kept a comparison's result (json.dumps(result) failed: a dataclass of Paths and run
+    records) gets the JSON form of ``tunelab compare --json`` from ``result.to_dict()``."""
+    from tunelab.cli.compare import print_result
+
+    result = compare(_base(tiny_bert_dir, toy_csv), ["head"], out=tmp_path, isolate=False, pre_recommend=False, log=None)
+    payload = result.to_dict()
+    assert json.loads(json.dumps(payload)) == payload  # plain JSON: no default= needed
+    assert payload["out"] == str(tmp_path) and payload["recommendation"]["strategy"] == "head"
+    assert payload["runs"][0] == json.loads((tmp_path / "runs" / "head" / "metrics.json").read_text())
+    assert payload["report"]["html"] == str(result.report["html"])
+    print_result(result, as_json=True)
+    assert json.loads(capsys.readouterr().out) == payload
+
+
 def test_data_fractions_run_each_strategy_per_fraction(tiny_bert_dir, toy_csv, tmp_path):
     result = compare(_base(tiny_bert_dir, toy_csv), ["head", "full"], out=tmp_path, data_fractions=[1.0, 0.5],
                      exhaustive=True, isolate=False, pre_recommend=False, log=None)

@@ -292,9 +292,7 @@ def print_result(result: CompareResult, *, as_json: bool = False) -> None:
     if as_json:
         import json
 
-        payload = {"out": str(result.out), "recommendation": result.recommendation,
-                   "runs": [r.to_dict() for r in result.results], "report": result.report}
-        print(json.dumps(payload, indent=2, default=str))
+        print(json.dumps(result.to_dict(), indent=2))
         return
     from rich.table import Table
 

@@ -123,6 +123,16 @@ class CompareResult:
         return (f"CompareResult(out={str(self.out)!r}, recommended={self.recommendation.get('strategy')!r}, "
                 f"metric={self.recommendation.get('metric')!r}, runs={len(self.results)}{failed}{reused})")
 
+    def to_dict(self) -> dict[str, Any]:
+        """The comparison in JSON form, what ``tunelab compare --json`` prints: its folder, the recommendation, every
+        run's record (as its ``metrics.json`` holds it) and the report's files, paths as strings (``json.dumps`` of
+        the result itself failed: a dataclass of Paths and records)."""
+        import json
+
+        payload = {"out": str(self.out), "recommendation": self.recommendation,
+                   "runs": [r.to_dict() for r in self.results], "report": self.report}
+        return json.loads(json.dumps(payload, default=str))
+
     @property
     def failed(self) -> list[RunRecord]:
         """The runs that failed (not those that the time budget left unstarted or interrupted, :attr:`budget_stopped`,
