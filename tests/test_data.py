@@ -1248,3 +1248,24 @@ def test_conversations_asked_for_classification_are_said_to_have_no_labels(tmp_p
     with pytest.raises(DataError, match=r"chat.jsonl: holds conversations without labels, so it cannot be used for "
                                         r"classification; .*--task causal-lm"):
         load_task_data(str(path), task="classification")
+
+
+def test_a_dict_of_columns_or_of_splits_is_data_in_memory():
+    """What a script holds: {'text': [...], 'label': [...]} (lists, NumPy arrays or pandas Series) and {'train': frame,
+    'test': frame} were refused ('data must be ...; got a dict'); now a dict of columns is a table and a dict of
+    splits keeps its splits, and a dict that is neither, or columns of different lengths, is one DataError."""
+    import numpy as np
+
+    texts = [f"text number {i} {'good' if i % 2 else 'bad'}" for i in range(40)]
+    labels = np.array([i % 2 for i in range(40)])
+    data = load_task_data({"text": np.array(texts), "label": labels})
+    assert data.label_names == ["0", "1"] and len(data.train) + len(data.validation) + len(data.test) == 40
+    frame = pd.DataFrame({"text": texts, "label": ["pos" if y else "neg" for y in labels]})
+    data = load_task_data({"train": frame.iloc[:30], "test": frame["text"].iloc[30:].to_frame().assign(label="pos")})
+    assert len(data.test) == 10 and set(data.test["text"]) == set(texts[30:]) and data.source == "in-memory DatasetDict"
+    with pytest.raises(DataError, match=r"different lengths \(text: 40, label: 5\); give every column one value"):
+        load_task_data({"text": texts, "label": labels[:5]})
+    with pytest.raises(DataError, match="the dict given as data holds a str under 'test': give a dict of columns"):
+        load_task_data({"train": frame, "test": "test.csv"})
+    with pytest.raises(DataError, match="the dict given as data is empty"):
+        load_task_data({})

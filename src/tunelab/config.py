@@ -611,8 +611,10 @@ def _type_problems(config: TrainConfig) -> list[str]:
                            f"for its default, {f.default!r}")
             continue
         if not isinstance(value, _TYPES[kind]) or (kind != "bool" and isinstance(value, bool)):
-            hint = ("; data in memory goes to train(config, data=...): a TaskData, a datasets Dataset or DatasetDict, "
-                    "or a pandas DataFrame" if f.name == "data" else "")
+            from tunelab.data.readers import IN_MEMORY_FORMS
+
+            hint = (f"; data in memory goes to train(config, data=...): a TaskData, {IN_MEMORY_FORMS}"
+                    if f.name == "data" else "")
             if f.name == "model" and hasattr(value, "save_pretrained"):  # a loaded model or tokenizer
                 hint = ("; tunelab loads the model (and its tokenizer) from a name or a folder: save a loaded one with "
                         "model.save_pretrained(folder) and tokenizer.save_pretrained(folder), then give model=folder")

@@ -570,7 +570,7 @@ def compare(base: TrainConfig | None = None, strategies: Sequence[str] | str | N
     Without ``resume`` or ``overwrite``, a folder that already holds runs is refused.
 
     ``data``: data in memory instead of ``base.data``, as :func:`~tunelab.run.training.train` takes it (a pandas
-    DataFrame, a list of dicts, a datasets Dataset / DatasetDict), checked as a file is, then saved into the
+    DataFrame, a list of dicts, a dict of columns or of splits, a datasets Dataset / DatasetDict), checked as a file is, then saved into the
     comparison's folder (``<out>/data``, :data:`DATA_DIR`) where every run, in its own process, reads it:
     ``base.data`` becomes that folder. ``resume=True`` with the same data goes on (the data is saved again; runs
     are reused when its split is the same), and so does ``tunelab compare --data OUT/data --out OUT --resume``.
@@ -634,13 +634,12 @@ def _staged(data: Any):
         return
     import tempfile
 
-    from tunelab.data.readers import in_memory_dataset
+    from tunelab.data.readers import IN_MEMORY_FORMS, in_memory_dataset
     from tunelab.errors import DataError
 
     dataset = in_memory_dataset(data)
     if not hasattr(dataset, "save_to_disk"):
-        raise DataError(f"compare(data=...) takes a pandas DataFrame, a list of dicts or a datasets Dataset / "
-                        f"DatasetDict; got a {type(data).__name__}")
+        raise DataError(f"compare(data=...) takes {IN_MEMORY_FORMS}; got a {type(data).__name__}")
     with tempfile.TemporaryDirectory(prefix="tunelab-data-") as folder:
         dataset.save_to_disk(str(Path(folder) / DATA_DIR))
         yield Path(folder) / DATA_DIR

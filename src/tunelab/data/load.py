@@ -12,7 +12,14 @@ from typing import Any, NamedTuple
 
 from tunelab.data.builtin import BUILTINS, package_dir, read_builtin, unknown_builtin
 from tunelab.data.chat import CHAT_COLUMNS, chat_messages, is_chat, render
-from tunelab.data.readers import SPLIT_ALIASES, SUPPORTED_EXTENSIONS, folder_source, read_in_memory, read_path
+from tunelab.data.readers import (
+    IN_MEMORY_FORMS,
+    SPLIT_ALIASES,
+    SUPPORTED_EXTENSIONS,
+    folder_source,
+    read_in_memory,
+    read_path,
+)
 from tunelab.data.splits import (
     Columns,
     carve,
@@ -66,7 +73,8 @@ def load_task_data(
     ``spec`` is a built-in name (see :func:`list_datasets`), a ``.csv``/``.tsv``/``.jsonl``/``.json``/
     ``.parquet``/``.txt`` file, a folder saved with ``save_to_disk``, a folder of ``train.*``/
     ``validation.*``/``test.*`` files, or data in memory: a ``datasets.Dataset`` or ``DatasetDict``, a pandas
-    ``DataFrame`` or a list of dicts (one per example), read as their saved forms are. A user-given split (those folders, a DatasetDict, or a
+    ``DataFrame``, a list of dicts (one per example), a dict of columns (``{"text": [...], "label": [...]}``) or a
+    dict of splits (``{"train": frame, "test": frame}``), read as their saved forms are. A user-given split (those folders, a DatasetDict, or a
     ``split`` column) is respected; otherwise the rows are split with ``seed``, stratified by label.
     ``task`` is inferred when ``None``. Every problem with the data raises :class:`DataError`.
     ``split=False`` (scoring a model on every row: ``tunelab evaluate --split all``): every row goes to ``train``, in
@@ -125,8 +133,8 @@ def _given_splits(spec: Any, task: str | None, text_column: str, label_column: s
     raw = read_in_memory(spec)
     if raw is None:
         if not isinstance(spec, str | os.PathLike):
-            raise DataError(f"data must be a built-in name, a path, or a datasets Dataset / DatasetDict, pandas "
-                            f"DataFrame or list of dicts in memory; got a {type(spec).__name__}")
+            raise DataError(f"data must be a built-in name, a path, or {IN_MEMORY_FORMS} in memory; got a "
+                            f"{type(spec).__name__}")
         raw = resolve(os.fspath(spec))
     warnings = list(raw.warnings)
     if raw.builtin:

@@ -565,13 +565,64 @@ def read_saved_dataset(path: Path) -> RawData:
     return _dataset_dict(loaded, path)
 
 
-def in_memory_dataset(data: Any) -> Any:
-    """Data in memory as a ``datasets`` Dataset (a DataFrame, a list of dicts) or DatasetDict, what
-    ``save_to_disk`` writes and :func:`read_in_memory` reads; anything else as it is."""
+IN_MEMORY_FORMS = ("a datasets Dataset / DatasetDict, a pandas DataFrame, a list of dicts (one per example), a dict "
+                   "of columns ({'text': [...], 'label': [...]}) or a dict of splits ({'train': ..., 'test': ...})")
+"""The forms of data in memory that :func:`in_memory_dataset` reads, as messages list them."""
+
+
+def _is_table(value: Any) -> bool:
+    """Whether ``value`` is one table of examples in memory (one split of a dict of splits)."""
     import datasets
 
-    if type(data).__module__.startswith("pandas") and type(data).__name__ == "DataFrame":
+    return (isinstance(value, datasets.Dataset) or _is_frame(value)
+            or (isinstance(value, list) and bool(value) and all(isinstance(row, dict) for row in value)))
+
+
+def _is_frame(value: Any) -> bool:
+    return type(value).__module__.startswith("pandas") and type(value).__name__ == "DataFrame"
+
+
+def _from_dict(data: dict) -> Any:
+    """A dict given as data: of splits (every value a table: ``{"train": frame, "test": frame}``) as a DatasetDict,
+    of columns (every value a list, tuple, NumPy array or pandas Series: ``{"text": [...], "label": [...]}``) as a
+    Dataset; anything else is one :class:`DataError` (was: 'data must be ...; got a dict')."""
+    import datasets
+
+    if not data:
+        raise DataError("the dict given as data is empty: give columns ({'text': [...], 'label': [...]}) or splits "
+                        "({'train': ..., 'test': ...})")
+    if all(_is_table(value) for value in data.values()):
+        return datasets.DatasetDict({str(key): in_memory_dataset(value) for key, value in data.items()})
+    columnar = (list, tuple, range)
+    if all(isinstance(v, columnar) or hasattr(v, "tolist") and getattr(v, "ndim", 1) == 1 for v in data.values()):
+        columns = {str(key): value.tolist() if hasattr(value, "tolist") else list(value) for key, value in data.items()}
+        lengths = {key: len(values) for key, values in columns.items()}
+        if len(set(lengths.values())) > 1:
+            raise DataError(f"the dict of columns given as data has columns of different lengths "
+                            f"({', '.join(f'{k}: {n}' for k, n in lengths.items())}); give every column one value per example")
+        if not any(lengths.values()):
+            raise DataError("the dict of columns given as data has no rows; add data rows")
+        try:
+            return datasets.Dataset.from_dict(columns)
+        except (TypeError, ValueError) as exc:  # pyarrow's: a column holding numbers in one row and text in another
+            raise DataError(f"the dict of columns given as data cannot be read as a table: "
+                            f"{' '.join(str(exc).split())[:200]}; give each column one type of value") from exc
+    key, value = next((k, v) for k, v in data.items() if not _is_table(v))
+    raise DataError(f"the dict given as data holds a {type(value).__name__} under {brief(key)}: give a dict of "
+                    "columns ({'text': [...], 'label': [...]}: a list per column) or of splits ({'train': frame, "
+                    "'test': frame}: a DataFrame, Dataset or list of dicts per split)")
+
+
+def in_memory_dataset(data: Any) -> Any:
+    """Data in memory as a ``datasets`` Dataset (a DataFrame, a list of dicts, a dict of columns) or DatasetDict (a
+    dict of splits), what ``save_to_disk`` writes and :func:`read_in_memory` reads (:data:`IN_MEMORY_FORMS`);
+    anything else as it is."""
+    import datasets
+
+    if _is_frame(data):
         return datasets.Dataset.from_pandas(data, preserve_index=False)
+    if isinstance(data, dict) and not isinstance(data, datasets.DatasetDict):
+        return _from_dict(data)
     if isinstance(data, list):
         wrong = next((row for row in data if not isinstance(row, dict)), None)
         if not data or wrong is not None:

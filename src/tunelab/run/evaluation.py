@@ -63,7 +63,7 @@ def evaluate_artifact(path, data_spec: Any, *, split: str = "test", text_column:
                       label_column: str | None = None, seed: int | None = None, batch_size: int = 32) -> dict:
     """Score a trained folder (a run's ``--out`` or its ``model/``) on ``data_spec`` (:func:`_evaluate`), without the
     libraries' loading and tokenizing bars. ``data_spec``: a built-in name, a path, or data in memory as
-    :func:`~tunelab.run.training.train` takes it (a pandas DataFrame, a list of dicts, a datasets Dataset /
+    :func:`~tunelab.run.training.train` takes it (a pandas DataFrame, a list of dicts, a dict of columns or of splits, a datasets Dataset /
     DatasetDict). Returns the metrics and what was scored (the split, its number of examples); bad input raises
     :class:`~tunelab.errors.ConfigError` / :class:`~tunelab.errors.DataError`, one line each."""
     from tunelab.run.progress import library_bars_off

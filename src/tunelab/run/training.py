@@ -743,7 +743,7 @@ def train(config: TrainConfig, *, data: Any = None, progress: bool = True) -> di
     ``metrics.json`` under ``config.out`` and return the run record in its JSON form (a dict, as
     ``metrics.json`` holds it; :func:`train_record` returns the typed :class:`~tunelab.run.record.RunRecord`).
     ``data``: data in memory instead of ``config.data`` (:func:`given_data`: a TaskData, a datasets Dataset or
-    DatasetDict, a pandas DataFrame or a list of dicts), cut by the config's sample limits as loaded data is.
+    DatasetDict, a pandas DataFrame, a list of dicts, a dict of columns or a dict of splits), cut by the config's sample limits as loaded data is.
     ``config`` may also be a dict of its settings."""
     config = as_config(config, "train(config)")
     if data is not None:
