@@ -153,6 +153,22 @@ def test_the_result_in_json_form_is_what_compare_json_prints(tiny_bert_dir, toy_
     assert json.loads(capsys.readouterr().out) == payload
 
 
+def test_data_in_memory_is_handed_to_the_runs_without_library_bars(capfd):
+    """compare(data=frame, log=None) printed datasets' 'Saving the dataset' bars, one per split, into a quiet
+    notebook cell; the hand-over to the runs' processes is now silent, and the data is there."""
+    import datasets
+    import pandas as pd
+
+    from tunelab.compare.runner import _staged
+
+    frame = pd.DataFrame({"text": [f"text {i}" for i in range(12)], "label": ["a", "b"] * 6})
+    datasets.enable_progress_bars()
+    with _staged({"train": frame, "test": frame}) as folder:
+        assert datasets.load_from_disk(str(folder))["test"].num_rows == 12
+    assert "Saving the dataset" not in capfd.readouterr().err
+    assert datasets.is_progress_bar_enabled()  # the caller's setting as it was
+
+
 def test_data_fractions_run_each_strategy_per_fraction(tiny_bert_dir, toy_csv, tmp_path):
     result = compare(_base(tiny_bert_dir, toy_csv), ["head", "full"], out=tmp_path, data_fractions=[1.0, 0.5],
                      exhaustive=True, isolate=False, pre_recommend=False, log=None)

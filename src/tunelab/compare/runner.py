@@ -640,8 +640,11 @@ def _staged(data: Any):
     dataset = in_memory_dataset(data)
     if not hasattr(dataset, "save_to_disk"):
         raise DataError(f"compare(data=...) takes {IN_MEMORY_FORMS}; got a {type(data).__name__}")
+    from tunelab.run.progress import library_bars_off
+
     with tempfile.TemporaryDirectory(prefix="tunelab-data-") as folder:
-        dataset.save_to_disk(str(Path(folder) / DATA_DIR))
+        with library_bars_off():  # a hand-over to the runs' processes: its 'Saving the dataset' bars, one per split,
+            dataset.save_to_disk(str(Path(folder) / DATA_DIR))  # showed even with log=None
         yield Path(folder) / DATA_DIR
 
 
