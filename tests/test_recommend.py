@@ -489,6 +489,28 @@ def test_recommend_and_estimate_take_data_in_memory_as_train_does(tiny_bert_dir,
     assert est["examples_per_epoch"] == rec["data"]["n_train"]
 
 
+def test_recommend_and_estimate_take_a_dict_of_settings_as_train_and_compare_do(tiny_bert_dir, toy_classification_data):
+    """``train({...})`` and ``compare({...})`` take a dict of settings; ``estimate({...})`` and ``recommend(...,
+    config={...})`` failed with "'dict' object has no attribute 'replace'" and ``estimate(None)`` with the same on
+    NoneType. Now a dict is read as TrainConfig.from_dict reads it, anything else is one ConfigError, and the four
+    functions' type hints say a dict is taken."""
+    import inspect
+
+    from tunelab import compare, estimate, train
+    from tunelab.errors import ConfigError
+
+    settings = {"model": str(tiny_bert_dir), "strategy": "head", "batch_size": 8, "max_length": 32, "cache": False}
+    est = estimate(settings, data=toy_classification_data, isolate=False, warmup_steps=1, timed_steps=1, reuse=False)
+    assert est["strategy"] == "head" and est["max_length"] == 32
+    rec = recommend(str(tiny_bert_dir), toy_classification_data, config={"batch_size": 8, "epochs": 1},
+                    strategies=["head", "full"], reference=REFERENCE, sample_size=16, isolate=False, measure_costs=False)
+    assert rec["strategy"] in {"head", "full"} and rec["config"]["batch_size"] == 8
+    with pytest.raises(ConfigError, match="estimate\\(config\\) must be a TrainConfig \\(or a dict of its settings\\); got a NoneType"):
+        estimate(None)
+    for function, name in ((train, "config"), (compare, "base"), (estimate, "config"), (recommend, "config")):
+        assert "Mapping[str, Any]" in str(inspect.signature(function).parameters[name].annotation), function
+
+
 def test_recommend_and_estimate_leave_the_callers_random_streams_where_they_were(tiny_bert_dir, toy_classification_data):
     """As ``train`` does: the domain signal seeded torch, and steps timed in-process seeded Python's, NumPy's and
     torch's streams (``set_seed``), so a notebook's own seeded draws after the advice restarted from tunelab's seed."""

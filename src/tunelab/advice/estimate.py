@@ -41,12 +41,12 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tunelab.config import TrainConfig
+from tunelab.config import TrainConfig, as_config
 from tunelab.errors import TrainingError, TunelabError
 from tunelab.units import MEMORY_UNIT, format_mb
 
@@ -55,7 +55,7 @@ DEFAULT_NUM_EXAMPLES = 1000
 
 
 def estimate(
-    config: TrainConfig,
+    config: TrainConfig | Mapping[str, Any],
     *,
     data: Any = None,
     use_data: bool = True,
@@ -68,7 +68,8 @@ def estimate(
     reuse: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Estimate time per epoch and peak memory of training ``config`` (see the module docstring).
+    """Estimate time per epoch and peak memory of training ``config`` (a :class:`TrainConfig` or a dict of its
+    settings; see the module docstring).
 
     ``data``: a :class:`~tunelab.data.TaskData`, or data in memory as :func:`~tunelab.run.training.train` takes it
     (a datasets Dataset / DatasetDict or a pandas DataFrame), to use instead of loading ``config.data``;
@@ -80,7 +81,7 @@ def estimate(
     Returns a dict with ``time_per_epoch_s``, ``train_time_s``, ``peak_memory_mb``, ``steps_per_epoch``,
     the measured step times and ``notes``.
     """
-    config = config.replace()
+    config = as_config(config, "estimate(config)").replace()
     config.validate()
     if warmup_steps < 1 or timed_steps < 1:
         raise TunelabError("estimate needs at least 1 warm-up step and 1 timed step: raise --warmup-steps / --steps")

@@ -104,7 +104,7 @@ import math
 import os
 import random
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -112,7 +112,7 @@ import numpy as np
 from tunelab.advice.calibrated import explain, explain_states
 from tunelab.advice.domain import DOMAIN_THRESHOLDS
 from tunelab.advice.domain import level as _level
-from tunelab.config import TrainConfig, out_of_range
+from tunelab.config import TrainConfig, as_config, out_of_range
 from tunelab.data.reference import reference_texts
 from tunelab.errors import TunelabError
 from tunelab.metrics import IGNORE_INDEX
@@ -667,7 +667,7 @@ def recommend(
     *,
     budget_minutes: float | None = None,
     memory_gb: float | None = None,
-    config: TrainConfig | None = None,
+    config: TrainConfig | Mapping[str, Any] | None = None,
     strategies: list[str] | str | None = None,
     reference: list[str] | None = None,
     reference_name: str | None = None,
@@ -687,7 +687,8 @@ def recommend(
 
     ``data`` is a data spec (built-in name or path), a :class:`~tunelab.data.TaskData`, or data in memory as
     :func:`~tunelab.run.training.train` takes it (a datasets Dataset / DatasetDict or a pandas DataFrame); ``config``
-    carries the training options the cost is estimated for (batch size, max length, epochs, cache, ...);
+    carries the training options the cost is estimated for (batch size, max length, epochs, cache, ...), a
+    :class:`TrainConfig` or a dict of its settings;
     ``reference``: the texts the domain is measured against instead of the BBC news sample, ``reference_name`` what
     the reasons call them (:func:`domain_signals`; no command-line flag passes them: ``--reference-text`` is the
     reference of a run's forgetting measurement, after training);
@@ -822,13 +823,13 @@ def _too_few_to_tell(calibrated: dict[str, Any] | None, task_data: Any) -> list[
             "--validation-fraction, would)"]
 
 
-def _resolved(model: str, data: Any, config: TrainConfig | None) -> tuple[TrainConfig, Any]:
+def _resolved(model: str, data: Any, config: TrainConfig | Mapping[str, Any] | None) -> tuple[TrainConfig, Any]:
     """The checked config for ``model`` and the task data (loaded when ``data`` is a spec; read and split as
     :func:`~tunelab.run.training.train` reads it when it is a Dataset / DatasetDict or DataFrame in memory)."""
     from tunelab.data.types import TaskData
     from tunelab.run.training import given_data, load_data
 
-    config = (config or TrainConfig()).replace(model=model)
+    config = as_config(config if config is not None else TrainConfig(), "recommend(config)").replace(model=model)
     if isinstance(data, TaskData):
         task_data = data
         config.data = data.source or config.data

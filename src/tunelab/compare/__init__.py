@@ -6,6 +6,7 @@
 ``tunelab.compare(base, ["head", "lora"])`` could not call, or no attribute of ``tunelab`` at all until imported).
 """
 
+import inspect
 import sys
 import types
 
@@ -21,3 +22,6 @@ class _CallableModule(types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _CallableModule
+# what `inspect.signature(tunelab.compare)` (a notebook's `compare?`, an editor's hint) shows: the function's parameters,
+# not the module's (*args, **kwargs) (`from tunelab import compare` gives this module)
+__signature__ = inspect.signature(compare)

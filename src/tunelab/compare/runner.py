@@ -556,7 +556,7 @@ class CompareOptions:
         return self.resume and not self.overwrite
 
 
-def compare(base: TrainConfig | None = None, strategies: Sequence[str] | str | None = None, *,
+def compare(base: TrainConfig | Mapping[str, Any] | None = None, strategies: Sequence[str] | str | None = None, *,
             out: str | Path | None = None, data: Any = None, options: CompareOptions | None = None,
             log: Callable[[str], None] | None = print, **option_values: Any) -> CompareResult:
     """Train the strategies on the same split, record each run, recommend, write the report.

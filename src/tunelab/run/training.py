@@ -18,6 +18,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -738,7 +739,7 @@ def long_lived_objects_frozen():
         gc.unfreeze()
 
 
-def train(config: TrainConfig, *, data: Any = None, progress: bool = True) -> dict[str, Any]:
+def train(config: TrainConfig | Mapping[str, Any], *, data: Any = None, progress: bool = True) -> dict[str, Any]:
     """Adapt ``config.model`` to ``config.data`` with ``config.strategy``; write the artifact and
     ``metrics.json`` under ``config.out`` and return the run record in its JSON form (a dict, as
     ``metrics.json`` holds it; :func:`train_record` returns the typed :class:`~tunelab.run.record.RunRecord`).
@@ -751,7 +752,7 @@ def train(config: TrainConfig, *, data: Any = None, progress: bool = True) -> di
     return train_record(config, data=data, progress=progress).to_dict()
 
 
-def train_record(config: TrainConfig, *, data: TaskData | None = None, progress: bool = True) -> RunRecord:
+def train_record(config: TrainConfig | Mapping[str, Any], *, data: TaskData | None = None, progress: bool = True) -> RunRecord:
     """:func:`train`, returning the typed run record."""
     config = as_config(config, "train(config)")
     out = Path(config.out) if config.out else default_out_dir(config)
