@@ -424,6 +424,23 @@ def test_user_errors_are_one_line_and_exit_2(tiny_bert_dir, toy_csv, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_help_of_trainconfig_says_every_setting_as_train_help_does():
+    """A notebook's ``help(TrainConfig)`` / ``TrainConfig?`` showed one line and the constructor's signature: what each
+    setting means was in the source only (attribute docstrings), where ``tunelab train --help`` read it. Now the
+    class's docstring lists every setting with its type, default and those words, from the same reading."""
+    import pydoc
+    from dataclasses import fields
+
+    from tunelab.config import TrainConfig, field_docs
+
+    text = " ".join(line.removeprefix(" |  ") for line in pydoc.render_doc(TrainConfig, renderer=pydoc.plaintext).splitlines())
+    text = " ".join(text.split())
+    for f in fields(TrainConfig):
+        assert f"{f.name}: {f.type} = " in text, f.name
+    assert "label_column: str = 'label' Column of the class labels (classification)." in text
+    assert field_docs(TrainConfig)["label_column"] == "Column of the class labels (classification)."
+
+
 def test_list_commands_work_in_pipes_and_as_json():
     """Piped, every name is whole and sizes are numbers in columns; --json is the same rows for scripts."""
     from tunelab.data import list_datasets

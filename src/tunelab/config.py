@@ -7,10 +7,14 @@ override it, and the fully resolved config is written next to every result (``co
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
+import inspect
 import math
 import numbers
 import os
+import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -557,6 +561,34 @@ class TrainConfig:
 
         header = f"# {comment}\n" if comment else ""
         atomic_write_text(path, header + yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+@functools.cache
+def field_docs(cls: type = TrainConfig) -> dict[str, str]:
+    """Attribute docstrings of a dataclass (the string literal right after each field), one line each: what each
+    ``tunelab train`` flag's help and ``help(TrainConfig)`` say of a setting."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError, SyntaxError):  # no source (a frozen install): the settings go without their words
+        return {}
+    body = tree.body[0].body
+    return {node.target.id: " ".join(str(nxt.value.value).split()) for node, nxt in zip(body, body[1:], strict=False)
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(nxt, ast.Expr)
+            and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str)}
+
+
+def _settings_doc(cls: type) -> str:
+    """The settings of ``cls`` as ``help()`` shows them: each one's name, type, default and docstring (attribute
+    docstrings are in the source only: ``help(TrainConfig)`` and a notebook's ``TrainConfig?`` showed none)."""
+    docs, lines = field_docs(cls), ["", "Settings (each also a ``tunelab train`` flag: ``max_length`` is ``--max-length``):", ""]
+    for f in fields(cls):
+        default = repr(f.default) if f.default is not dataclasses.MISSING else f"{f.default_factory.__name__}()"  # type: ignore[misc]
+        lines.append(f"{f.name}: {f.type} = {default}")
+        lines += textwrap.wrap(docs.get(f.name, ""), 100, initial_indent="    ", subsequent_indent="    ")
+    return "\n".join(lines)
+
+
+TrainConfig.__doc__ = (TrainConfig.__doc__ or "") + "\n" + _settings_doc(TrainConfig)
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

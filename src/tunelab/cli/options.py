@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import ast
-import inspect
 import typing
 from dataclasses import MISSING, fields
 
-from tunelab.config import TrainConfig, load_yaml
+from tunelab.config import TrainConfig, field_docs, load_yaml
 
 _EXCLUDED = {"extra"}
 
@@ -53,25 +51,11 @@ class _Parser(argparse.ArgumentParser):
             self._parsing = False
 
 
-def _field_docs(cls) -> dict[str, str]:
-    """Attribute docstrings of a dataclass (the string literal right after each field)."""
-    docs: dict[str, str] = {}
-    try:
-        tree = ast.parse(inspect.getsource(cls))
-    except (OSError, TypeError):
-        return docs
-    body = tree.body[0].body
-    for node, nxt in zip(body, body[1:]):
-        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
-            docs[node.target.id] = " ".join(str(nxt.value.value).split())
-    return docs
-
-
 def add_config_flags(parser: argparse.ArgumentParser, *, skip: set[str] = frozenset(),
                      defaults: typing.Mapping[str, str] | None = None) -> None:
     """One flag per TrainConfig field; defaults are SUPPRESSed so only given flags override --config. ``defaults``:
     what a command does without a flag, where that is not TrainConfig's default (said in its help)."""
-    docs = _field_docs(TrainConfig)
+    docs = field_docs(TrainConfig)
     hints = typing.get_type_hints(TrainConfig)
     parser.add_argument("--config", help="YAML file of options (flags given here override it)")
     for f in fields(TrainConfig):
