@@ -580,6 +580,10 @@ def test_the_python_api_says_bad_arguments_in_tunelabs_words(tmp_path):
         tunelab.compare({"model": "minilm"}, 42)
     with pytest.raises(ConfigError, match=r"predict takes a text or a list of texts \(str\); got a int: 42"):
         tunelab.predict(tmp_path, 42)
+    with pytest.raises(ConfigError, match=r"predict takes a text or a list of texts \(str\); got a NoneType: None"):
+        tunelab.predict(tmp_path, None)  # was a TypeError from list(): 'NoneType' object is not iterable
+    with pytest.raises(ConfigError, match=r"got a NoneType: None"):
+        tunelab.predict(tmp_path, ["a film", None])  # was predicted as the text 'None'
     with pytest.raises(ConfigError, match=r"TrainConfig has no setting modle; the settings are model, data"):
         TrainConfig().replace(modle="x")
     with pytest.raises(DataError, match=r"the list given as data is empty"):

@@ -185,6 +185,12 @@ def test_predict_takes_options_between_texts_shows_the_top_k_and_writes_json(hea
     assert code == 0 and [r["text"] for r in rows] == list(TEXTS)
     assert all(set(r["probabilities"]) == {"neg", "pos"} and sum(r["probabilities"].values()) == pytest.approx(1, abs=1e-5)
                for r in rows)
+    import numpy as np
+
+    from tunelab import predict
+
+    assert [r["text"] for r in predict(out, np.array(TEXTS))] == list(TEXTS)  # NumPy's str_ given: str back
+    assert all(type(r["text"]) is str for r in predict(out, np.array(TEXTS)))
     code, _, err = tunelab("predict", str(out), "--top-k", "-1", TEXTS[0])
     assert code == 2 and err.strip().startswith("tunelab: error: --top-k -1")
     with caplog.at_level("WARNING", logger="tunelab"):

@@ -469,10 +469,12 @@ def predict(path: str | Path, texts: str | list[str], *, max_new_tokens: int = 4
 
     if isinstance(texts, str):
         texts = [texts]
-    wrong = texts if not isinstance(texts, Iterable) else next((t for t in texts if not isinstance(t, str)), None)
-    if wrong is not None:  # predict(out, 42) failed in list(): "'int' object is not iterable"
+    # predict(out, 42) or predict(out, None) failed in list(): "... not iterable"; [None] would have predicted 'None'
+    wrong = [t for t in texts if not isinstance(t, str)][:1] if isinstance(texts, Iterable) else [texts]
+    if wrong:
+        wrong = wrong[0]
         raise ConfigError(f"predict takes a text or a list of texts (str); got a {type(wrong).__name__}: {wrong!r:.60}")
-    texts = list(texts)
+    texts = [str(text) for text in texts]  # NumPy's str_ (an array of texts) as the str each result's text holds
     # the command line checked these; from Python they failed deep inside (range()'s or generate()'s ValueError)
     problems = [f"{name} must be a whole number of at least 1, got {value!r}"
                 for name, value in (("max_new_tokens", max_new_tokens), ("batch_size", batch_size))
