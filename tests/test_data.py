@@ -1269,3 +1269,16 @@ def test_a_dict_of_columns_or_of_splits_is_data_in_memory():
         load_task_data({"train": frame, "test": "test.csv"})
     with pytest.raises(DataError, match="the dict given as data is empty"):
         load_task_data({})
+
+
+def test_a_dataframe_pyarrow_cannot_read_is_one_data_error():
+    """A label column of ints and texts (an Excel sheet read by pandas) and a column name given twice failed in
+    pyarrow / datasets with their own traceback (ArrowTypeError, ValueError); now one DataError saying what to do."""
+    texts = [f"text number {i}" for i in range(20)]
+    mixed = pd.DataFrame({"text": texts, "label": [1 if i % 2 else "a" for i in range(20)]})
+    with pytest.raises(DataError, match=r"the DataFrame given as data cannot be read as a table: .*column label.*; "
+                                        r"give every column its own name and one type of value"):
+        load_task_data(mixed)
+    twice = pd.concat([mixed.astype(str), mixed["label"].astype(str)], axis=1)
+    with pytest.raises(DataError, match=r"cannot be read as a table: Duplicate column names found"):
+        load_task_data(twice)

@@ -620,7 +620,12 @@ def in_memory_dataset(data: Any) -> Any:
     import datasets
 
     if _is_frame(data):
-        return datasets.Dataset.from_pandas(data, preserve_index=False)
+        try:
+            return datasets.Dataset.from_pandas(data, preserve_index=False)
+        except (TypeError, ValueError) as exc:  # pyarrow's (a column of ints and texts), datasets' (a name twice)
+            detail = "; ".join(str(a) for a in exc.args) if len(exc.args) > 1 else str(exc)
+            raise DataError(f"the DataFrame given as data cannot be read as a table: {' '.join(detail.split())[:200]}; "
+                            "give every column its own name and one type of value (e.g. frame[column].astype(str))") from exc
     if isinstance(data, dict) and not isinstance(data, datasets.DatasetDict):
         return _from_dict(data)
     if isinstance(data, list):
