@@ -1218,6 +1218,21 @@ def test_a_config_built_in_python_takes_paths_and_numpy_numbers_and_refuses_none
         TrainConfig(model=tokenizer).validate()
 
 
+def test_a_path_given_as_data_is_the_configs_data_not_data_in_memory(toy_classification_data, tmp_path):
+    """train(config, data="reviews.csv") recorded its data as "in-memory reviews.csv (CSV, 48 rows)": run_config.yaml
+    then named no file, and `tunelab train --config OUT/run_config.yaml` could not read it again. A path (str or
+    Path) or a built-in name given as data= is now the config's data, as compare(data=...) and recommend take it."""
+    from tunelab.run.training import given_data
+
+    path = tmp_path / "reviews.csv"
+    frame = toy_classification_data.train.to_pandas()
+    frame.assign(label=[toy_classification_data.label_names[y] for y in frame["label"]]).to_csv(path, index=False)
+    for given in (str(path), path):
+        config, data = given_data(TrainConfig(max_train_samples=20), given)
+        assert config.data == str(path) and data.source.startswith("reviews.csv")
+        assert len(data.train) == 20  # cut by the config's limits as loaded data is
+
+
 def test_a_decoder_saved_without_its_language_model_head_is_refused_for_causal_lm(toy_lm_data, tmp_path):
     """A bare decoder (MistralModel, as embedding models ship) has no LM head and none tied to its embeddings:
     transformers draws one at random, which every frozen-head strategy would train through. Refused in one line;

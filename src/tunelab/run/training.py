@@ -122,13 +122,17 @@ IN_MEMORY = "in-memory"
 def given_data(config: TrainConfig, data: Any) -> tuple[TrainConfig, TaskData]:
     """Data passed to :func:`train` in memory: a :class:`TaskData` as it is, or a ``datasets`` Dataset /
     DatasetDict or a pandas DataFrame read and split as a file would be (the config's columns, fractions and
-    seed); then cut as loaded data is (:func:`_cut`), and named for what it is. ``config.data`` would otherwise
+    seed); then cut as loaded data is (:func:`_cut`), and named for what it is. A path or a built-in name is the
+    config's ``data``, loaded as such (:func:`load_data`). ``config.data`` would otherwise
     name the config's default dataset in the record, the model card and ``run_config.yaml``."""
     import dataclasses
     import hashlib
 
     from tunelab.data import load_task_data
 
+    if isinstance(data, str | os.PathLike):  # a file or a built-in name (train(config, data="reviews.csv")): the
+        config = config.replace(data=os.fspath(data))  # config's data, as compare and recommend take it; it was
+        return config, load_data(config)  # recorded as "in-memory reviews.csv (CSV, 60 rows)", no path to read again
     if not isinstance(data, TaskData):
         data = load_task_data(data, task=config.task, text_column=config.text_column, label_column=config.label_column,
                               validation_fraction=config.validation_fraction, test_fraction=config.test_fraction,
