@@ -601,7 +601,7 @@ def test_compare_takes_data_in_memory_saves_it_in_its_folder_and_resumes(tiny_be
     assert record["config"]["data"] == str(tmp_path / "cmp" / "data")
     again = compare(base, ["head"], data=frame.to_dict("records"), resume=True, **options)
     assert again.reused == ["head"]
-    with pytest.raises(DataError, match=r"compare\(data=...\) takes a pandas DataFrame, .*; got a int"):
+    with pytest.raises(DataError, match=r"compare\(data=...\) takes a datasets Dataset / DatasetDict, a pandas DataFrame, .*; got a int"):
         compare(base, ["head"], data=42, out=tmp_path / "other", log=None)
     assert not (tmp_path / "other").exists()
 
