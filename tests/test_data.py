@@ -1269,6 +1269,9 @@ def test_a_dict_of_columns_or_of_splits_is_data_in_memory():
         load_task_data({"train": frame, "test": "test.csv"})
     with pytest.raises(DataError, match="the dict given as data is empty"):
         load_task_data({})
+    with pytest.raises(DataError, match=r"holds a str .*: give one dict per example, .*, or texts and labels as a dict "
+                                        r"of columns, \{'text': texts, 'label': labels\}"):
+        load_task_data(texts)  # a list of texts: where the labels go (the message named only a dict per example)
 
 
 def test_a_dataframe_pyarrow_cannot_read_is_one_data_error():

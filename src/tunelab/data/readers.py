@@ -633,7 +633,10 @@ def in_memory_dataset(data: Any) -> Any:
         if not data or wrong is not None:
             raise DataError("the list given as data is empty" if not data else
                             f"the list given as data holds a {type(wrong).__name__} ({wrong!r:.60}): give one dict per "
-                            "example, e.g. {'text': ..., 'label': ...}")
+                            "example, e.g. {'text': ..., 'label': ...}" + (
+                                ", or texts and labels as a dict of columns, {'text': texts, 'label': labels} "
+                                "({'text': texts} with task='causal-lm' for a language model)"
+                                if all(isinstance(row, str) for row in data) else ""))
         try:
             return datasets.Dataset.from_list(data)
         except (TypeError, ValueError) as exc:  # pyarrow's: a column holding numbers in one row and text in another
