@@ -709,3 +709,20 @@ def test_a_chosen_strategy_whose_test_interval_reaches_the_majority_class_is_sai
                                                       "test": outputs(y_test, predictions(y_test, 0.80, 4))}, train_time=5)]
     rec = recommend_from_results(clear)
     assert rec["strategy"] == "head" and not any("most frequent class" in r for r in rec["reasons"])
+
+
+def test_a_gap_on_a_handful_of_texts_says_the_test_cannot_reach_the_level(tmp_path):
+    """On 4 validation texts every paired p-value is at least 2^(1-4) = 0.125 (an exact sign-flip test's smallest),
+    so a gap the bootstrap interval puts well off zero was kept as 'not distinguishable, p = 0.38'; the reason said
+    only that 'the bootstrap interval ... is narrower than that test', which read as a contradiction. It now says why."""
+    tokens = np.array([40.0, 55.0, 60.0, 48.0])
+    base = np.array([4.0, 4.2, 3.9, 4.1])
+    runs = [_lm_record(tmp_path, name, base + shift, tokens, None, cost)
+            for name, shift, cost in (("full", 0.04, 10), ("lora", 0.0, 100))]
+    rec = recommend_from_results(runs)
+    full = next(r for r in rec["ranking"] if r["strategy"] == "full")["versus_best"]
+    assert full["reason"] == "not_distinguishable" and full["interval_disagrees"], full
+    assert full["p_raw"] == pytest.approx(0.125)
+    kept = next(r for r in rec["reasons"] if r.startswith("full reached"))
+    assert "on 4 validation texts no paired test can give p below 0.125" in kept, kept
+    assert "narrower than that test" not in kept

@@ -33,7 +33,7 @@ from tunelab.advice.learning import (
     level_pct,
     too_few_sizes,
 )
-from tunelab.advice.stats import ExampleResults, Interval, joint_replicates
+from tunelab.advice.stats import ExampleResults, Interval, joint_replicates, sign_flip_floor
 from tunelab.advice.verdict import (
     AS_LOADED_MODEL,
     EXAMPLES,
@@ -859,6 +859,12 @@ def _disagreement(v: Versus, comparison: Comparison, ask: _Ask) -> str:
     """Why a kept strategy's interval can exclude zero: the interval is unadjusted, the decision is not."""
     if not v.interval_disagrees:
         return ""
+    floor = sign_flip_floor(comparison.n_examples)
+    if v.p_raw is not None and floor >= ask.alpha and v.p_raw <= floor * (1 + 1e-9) and "McNemar" not in comparison.test:
+        # on a handful of examples the test cannot reach the level at all: the interval alone looked decided
+        return (f"; on {comparison.units()} no paired test can give p below {floor:.3g} (2^(1−n), every difference on "
+                "one side), so the gap cannot be shown whatever its size; the bootstrap interval, shown for the size of "
+                "the gap, is as unsure as its few examples")
     if v.p_raw is not None and v.p_raw < ask.alpha and v.p_value is not None and v.p_value >= ask.alpha:
         k = len(comparison.versus)
         return (f"; {p_text(v.p_raw, 'unadjusted p')}, but adjusted (Holm) over the {k * (k - 1) // 2} pairs of the {k} "

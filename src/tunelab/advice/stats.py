@@ -562,6 +562,17 @@ def _check_paired(a: ExampleResults, b: ExampleResults) -> None:
         raise ValueError("paired comparison needs the same examples (labels / token counts differ)")
 
 
+def sign_flip_floor(n_examples: int | None) -> float:
+    """The smallest two-sided p an exact sign-flip test on ``n`` paired examples can give, ``2 ** (1 - n)`` (every
+    difference on one side; 1 for no examples); 0 when ``n`` is unknown. Every paired p-value here is kept at or above
+    it.
+
+    >>> sign_flip_floor(4), sign_flip_floor(0), sign_flip_floor(None)
+    (0.125, 1.0, 0.0)
+    """
+    return 0.0 if n_examples is None else 2.0 ** (1 - max(1, int(n_examples)))
+
+
 def _two_sided_p(diff_reps: np.ndarray, n_examples: int) -> float:
     """The bootstrap's two-sided p-value of no difference, never below ``2 ** (1 - n)``: the smallest p an exact
     sign-flip test on ``n`` paired examples can give (every example on one side). The bootstrap alone is sure where
@@ -573,7 +584,7 @@ def _two_sided_p(diff_reps: np.ndarray, n_examples: int) -> float:
     b = diff_reps.size
     le = (1 + np.sum(diff_reps <= 0)) / (b + 1)
     ge = (1 + np.sum(diff_reps >= 0)) / (b + 1)
-    return float(min(1.0, max(2 * min(le, ge), 2.0 ** (1 - max(1, int(n_examples))))))
+    return float(min(1.0, max(2 * min(le, ge), sign_flip_floor(n_examples))))
 
 
 def _gap_seed_parts(a: tuple[float, tuple[float, int]], b: tuple[float, tuple[float, int]], hib: bool | None
@@ -597,7 +608,7 @@ def _gap_p(diff_reps: np.ndarray, gap: float, seed_parts: list[tuple[float, int]
     examples = float(np.var(diff_reps))
     se = math.sqrt(examples + seeds)
     p = float(2 * sps.t.sf(abs(gap) / se, satterthwaite_df(examples, seed_parts)))
-    return float(min(1.0, max(p, 2.0 ** (1 - max(1, int(n_examples))))))
+    return float(min(1.0, max(p, sign_flip_floor(n_examples))))
 
 
 def paired_bootstrap(
