@@ -531,3 +531,62 @@ def test_an_interrupted_run_recorded_with_the_value_a_default_resolves_to_is_res
     config.replace(layers=3).save(out / "run_config.yaml")
     with pytest.raises(ConfigError, match=r"with other settings than it trained with \(--layers 3 → \(default\)\)"):
         _check_same_run(config, out, out / "checkpoints" / "checkpoint-1")
+
+
+def _killed_half_way(removing: str):
+    """A ``shutil.rmtree`` stopped by a kill half-way through a folder whose name holds ``removing``: the weights
+    gone, the rest (a checkpoint's completion marker, a model's ``tunelab.json``) still there."""
+    import shutil
+
+    real = shutil.rmtree
+
+    def rmtree(path, *args, **kwargs):
+        if removing not in Path(path).name:
+            return real(path, *args, **kwargs)
+        for weights_file in sorted(Path(path).rglob("*.safetensors")):
+            weights_file.unlink()
+        raise KeyboardInterrupt
+
+    return rmtree
+
+
+def test_a_kill_while_a_finished_run_deletes_its_checkpoints_leaves_no_checkpoint_to_trust(tiny, tmp_path, monkeypatch):
+    """The checkpoints of a finished run are deleted at once (renamed aside first): a kill half-way left a
+    checkpoint marked complete without its weights, which --resume took up and the Trainer failed on in a
+    traceback ("Can't find a valid checkpoint"), for a run that had finished."""
+    import shutil
+
+    from tunelab.errors import TunelabError
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(shutil, "rmtree", _killed_half_way("checkpoints"))
+    with pytest.raises(KeyboardInterrupt):
+        train(base_config(tiny, out, epochs=1), progress=False)
+    monkeypatch.undo()
+    assert (out / "metrics.json").is_file() and (out / "model" / "model.safetensors").is_file()
+    with pytest.raises(TunelabError, match="already finished"):
+        resilience.resume_point(out)
+
+
+def test_a_kill_while_overwrite_replaces_a_finished_run_leaves_no_record_beside_half_a_model(tmp_path, monkeypatch):
+    """--overwrite deletes the replaced run's metrics.json first and each folder at once: it deleted model/ first,
+    in place, so a kill half-way left "finished" (the record) beside a model without its weights."""
+    import json
+    import shutil
+
+    from tunelab.run.artifacts import prepare_out_dir
+
+    out = tmp_path / "run"
+    (out / "model").mkdir(parents=True)
+    (out / "model" / "tunelab.json").write_text("{}")
+    (out / "model" / "model.safetensors").write_bytes(b"weights")
+    (out / "metrics.json").write_text(json.dumps({"run_info": {"status": "success"}}))
+    monkeypatch.setattr(shutil, "rmtree", _killed_half_way("model"))
+    with pytest.raises(KeyboardInterrupt):
+        prepare_out_dir(out, overwrite=True, resume=False)
+    monkeypatch.undo()
+    assert not resilience.run_is_complete(out)
+    assert not (out / "model").exists()  # gone whole; what is left of it is a temporary the next run removes
+    prepare_out_dir(out, overwrite=True, resume=False)
+    assert not list(out.glob(".tmp-*"))
+

@@ -111,6 +111,34 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+GONE = ".tmp-gone-"
+"""The start of a folder's name while :func:`remove_tree` deletes it (a ``.tmp-`` name: the next run removes it)."""
+
+
+def remove_tree(path: str | Path) -> None:
+    """Delete the folder (or file) ``path`` so that no reader ever sees part of it: a folder is renamed aside
+    first (``.tmp-gone-<name>-...``, at once), then deleted. Deleted in place, a kill half-way left a checkpoint
+    that kept its completion marker without its weights, or a run's ``model/`` half gone beside its record."""
+    path = Path(path)
+    if not path.is_dir() or path.is_symlink():
+        if path.is_symlink() or path.exists():
+            path.unlink(missing_ok=True)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f"{GONE}{path.name}-", dir=path.parent))
+    try:
+        os.replace(path, aside)  # onto the empty folder just made: one rename
+    except OSError:
+        aside.rmdir()
+        aside = path  # another process renamed or removed it first, or this system cannot: deleted where it is
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def remove_leftovers(folder: str | Path) -> None:
+    """Remove what a :func:`remove_tree` killed half-way left in ``folder``."""
+    for p in Path(folder).glob(f"{GONE}*"):
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically (:func:`atomic_write_bytes`)."""
     atomic_write_bytes(path, text.encode("utf-8"))

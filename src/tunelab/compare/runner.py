@@ -66,7 +66,7 @@ from tunelab.config import (
     with_unrecorded,
 )
 from tunelab.errors import ConfigError, TunelabError
-from tunelab.io import LOCK_NAME, check_folder, folder_lock, make_folder
+from tunelab.io import LOCK_NAME, check_folder, folder_lock, make_folder, remove_leftovers, remove_tree
 from tunelab.metrics import canonical_metric, higher_is_better, primary_metric
 from tunelab.run.record import RunRecord, read_json, write_json
 from tunelab.run.worker import RECORD_NAME
@@ -665,10 +665,11 @@ def _checked_and_run(base: TrainConfig, strategies: list[str], named: bool, out:
     _say_resolution(sized, opts, say)
     out = _checked_out(base, strategies, out, opts, sized)
     with folder_lock(out, "tunelab compare"):  # one comparison writes a folder at a time
+        remove_leftovers(out)  # what a comparison killed while it replaced its runs left
         if opts.overwrite and not opts.resume:  # "replacing what --out holds": runs no longer in the plan too
-            shutil.rmtree(out / RUNS_DIR, ignore_errors=True)
+            remove_tree(out / RUNS_DIR)  # at once: a kill half-way left runs whose record --resume reused, model gone
         if staged is not None:  # the data given in memory, where the runs read it (an earlier attempt's replaced)
-            shutil.rmtree(out / DATA_DIR, ignore_errors=True)
+            remove_tree(out / DATA_DIR)
             shutil.move(str(staged), str(out / DATA_DIR))
         if opts.exhaustive is None:
             opts.exhaustive = exhaustive_by_default(opts, out)

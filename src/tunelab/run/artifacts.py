@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from tunelab.errors import ConfigError, TunelabError, first_line
-from tunelab.io import LOCK_NAME, atomic_dir, check_folder, make_folder
+from tunelab.io import LOCK_NAME, atomic_dir, check_folder, make_folder, remove_tree
 from tunelab.run.tracking import RUN_STATE, TENSORBOARD_DIR
 
 log = logging.getLogger("tunelab")
@@ -49,10 +49,11 @@ def check_out_dir(out: Path, *, overwrite: bool, resume: bool) -> None:
             )
 
 
-REPLACED = (MODEL_DIR, "checkpoints", "metrics.json", "run_config.yaml", "outputs", TENSORBOARD_DIR, RUN_STATE)
+REPLACED = ("metrics.json", MODEL_DIR, "checkpoints", "run_config.yaml", "outputs", TENSORBOARD_DIR, RUN_STATE)
 """What ``--overwrite`` replaces in a run's folder: the files and folders a run writes (its TensorBoard events too:
 kept, the replaced run's curves were drawn beside the new one's; the name of its MLflow run, which the new run does
-not continue)."""
+not continue). The record first, each folder at once (:func:`tunelab.io.remove_tree`): a kill half-way left the
+replaced run's ``metrics.json`` ("finished") beside half its model."""
 
 
 def foreign_files(out: Path) -> list[Path]:
@@ -82,11 +83,7 @@ def prepare_out_dir(out: Path, *, overwrite: bool, resume: bool) -> None:
         _clean_temporaries(out)
         if overwrite and not resume:
             for name in REPLACED:
-                target = out / name
-                if target.is_dir():
-                    shutil.rmtree(target)
-                elif target.exists():
-                    target.unlink()
+                remove_tree(out / name)
     make_folder(out)
 
 

@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from tunelab.errors import ModelError, TrainingError, TunelabError, first_line
-from tunelab.io import MARKER, atomic_dir
+from tunelab.io import MARKER, atomic_dir, remove_tree
 from tunelab.run.isolate import interrupt_seen
 from tunelab.run.ranks import Launch
 
@@ -211,7 +211,7 @@ def save_checkpoint_atomically(trainer: Any, save: Callable[[], None]) -> Path:
         (staging / "training_args.bin").unlink(missing_ok=True)
     keep = max(1, trainer.args.save_total_limit or 1)
     for stale in complete_checkpoints(root)[:-keep]:
-        shutil.rmtree(stale, ignore_errors=True)
+        remove_tree(stale)
     return target
 
 
@@ -243,7 +243,7 @@ def _save_shared_checkpoint(trainer: Any, save: Callable[[], None], root: Path, 
             os.replace(staging, tmp)
         keep = max(1, trainer.args.save_total_limit or 1)
         for stale in complete_checkpoints(root)[:-keep]:
-            shutil.rmtree(stale, ignore_errors=True)
+            remove_tree(stale)
     ranks.wait_for_everyone()
     return target
 

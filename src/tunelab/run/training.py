@@ -1594,10 +1594,9 @@ def _epoch_history(log_history: list[dict], task: str) -> list[dict]:
 
 
 def _cleanup_checkpoints(folder: Path) -> None:
-    import shutil
+    from tunelab.io import remove_tree
 
-    if folder.is_dir():
-        shutil.rmtree(folder, ignore_errors=True)
+    remove_tree(folder)  # at once: a kill half-way kept a checkpoint marked complete without its weights
 
 
 def build_shared_cache(config, split: int, *, data=None) -> dict[str, Any]:
