@@ -590,3 +590,27 @@ def test_a_kill_while_overwrite_replaces_a_finished_run_leaves_no_record_beside_
     prepare_out_dir(out, overwrite=True, resume=False)
     assert not list(out.glob(".tmp-*"))
 
+
+@pytest.mark.parametrize("phase", ["_forgetting", "write_artifact"])
+def test_ctrl_c_after_the_evaluation_says_where_the_checkpoint_is_and_the_resume_ends_the_run(tiny, reference, tmp_path,
+                                                                                            monkeypatch, phase):
+    """Ctrl-C while the forgetting is measured or the model saved (after the last step and its evaluation) names
+    the kept checkpoint and the command that resumes, as during training; it was a bare "tunelab: interrupted"."""
+    from tunelab.run import artifacts, training
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    ref_record, ref_out = reference
+    out = tmp_path / "run"
+    config = base_config(tiny, out)
+    monkeypatch.setattr(training if phase == "_forgetting" else artifacts, phase, interrupted)
+    with pytest.raises(resilience.RunInterrupted) as stopped:
+        train(config, progress=False)
+    monkeypatch.undo()
+    said = str(stopped.value)
+    assert ("measuring forgetting" if phase == "_forgetting" else "saving the model") in said
+    assert "checkpoint-10" in said and "--resume" in said
+    assert not (out / "metrics.json").exists()
+    record = train(config.replace(resume=True), progress=False)
+    assert_same_run(record, ref_record, out, ref_out)

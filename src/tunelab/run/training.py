@@ -1089,25 +1089,28 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> Run
         trainer.tunelab_data = run.data.fingerprint or None
         as_loaded = _as_loaded_validation(run, trainer, ds, out)
         fit = _fit(setup, trainer, out, resume_from)
-        with _interrupts_after_training(out):
+        with _interrupts_after_training(out) as doing:
             metrics, outputs = _final_metrics(trainer, ds, run.data.task, test=not config.screening)
-        gathered = ranks.gathered_state_dict(trainer)  # FSDP / ZeRO-3: the whole weights, on the main process
-        for split, o in outputs.items():  # a causal LM's blocks, each with the text it starts in, and its texts' sums
-            _attribute_texts(o, run.tokenized.get(split))
-        _written_once(lambda: [o.save(out, split) for split, o in outputs.items()])  # <out>/outputs/<split>.npz
-        eval_time = trainer.eval_seconds + ds.cache_info.get("eval_share_s", 0.0)
-        _release_training_state(trainer)
-        ds.restore(run)
-        if base_dtype(config) != torch.float32:
-            # trained under autocast; what follows (forgetting, --merge, the artifact) runs plain float32 forwards
-            run.model.float()
-        _check_trained(run.model, setup.initial, gathered)
-        train_info = _train_info(setup, trainer, ds, fit, eval_time)  # every process (peak memory is gathered), before
-        train_info.as_loaded_validation = as_loaded
-        train_info.forgetting = _written_once(lambda: _forgetting(run, fit.train_seconds))  # forgetting loads a base model
-        # a screening run keeps no model: the planner reads its validation metric, and the final round trains again
-        artifact = None if config.screening else _written_once(
-            lambda: write_artifact(run, out, metrics=metrics.to_dict(), merge=config.merge, state_dict=gathered))
+            doing("saving the outputs")
+            gathered = ranks.gathered_state_dict(trainer)  # FSDP / ZeRO-3: the whole weights, on the main process
+            for split, o in outputs.items():  # a causal LM's blocks, each with the text it starts in, and its texts' sums
+                _attribute_texts(o, run.tokenized.get(split))
+            _written_once(lambda: [o.save(out, split) for split, o in outputs.items()])  # <out>/outputs/<split>.npz
+            eval_time = trainer.eval_seconds + ds.cache_info.get("eval_share_s", 0.0)
+            _release_training_state(trainer)
+            ds.restore(run)
+            if base_dtype(config) != torch.float32:
+                # trained under autocast; what follows (forgetting, --merge, the artifact) runs plain float32 forwards
+                run.model.float()
+            _check_trained(run.model, setup.initial, gathered)
+            train_info = _train_info(setup, trainer, ds, fit, eval_time)  # every process (peak memory is gathered)
+            train_info.as_loaded_validation = as_loaded
+            doing("measuring forgetting")
+            train_info.forgetting = _written_once(lambda: _forgetting(run, fit.train_seconds))  # loads a base model
+            doing("saving the model")
+            # a screening run keeps no model: the planner reads its validation metric, and the final round trains again
+            artifact = None if config.screening else _written_once(
+                lambda: write_artifact(run, out, metrics=metrics.to_dict(), merge=config.merge, state_dict=gathered))
         record = RunRecord.success(
             config, started_at=started, wall_time_s=time.perf_counter() - wall0, metrics=metrics,
             meta_info=meta, train_info=train_info, artifact=Artifact.from_dict(artifact) if artifact else None,
@@ -1120,18 +1123,20 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> Run
 
 @contextlib.contextmanager
 def _interrupts_after_training(out: Path):
-    """Ctrl-C (or SIGTERM) during the evaluation after the last step: the same message as during training, naming the
-    checkpoint of that step and the command that resumes (which evaluates it); it was a bare "interrupted"."""
+    """Ctrl-C (or SIGTERM) after the last step (evaluating, measuring forgetting, saving the model): the same message
+    as during training, naming the checkpoint of that step and the command that resumes (which evaluates it); it was a
+    bare "interrupted" once the evaluation was over. Yields the function that says what the run does now."""
     from tunelab.run import resilience
 
+    doing = ["evaluating"]
     try:
-        yield
+        yield doing.append
     except resilience.RunInterrupted:
         raise
     except KeyboardInterrupt as exc:
         checkpoint = resilience.last_complete_checkpoint(out / resilience.CHECKPOINTS)
         saved = f"the last step's checkpoint is kept in {checkpoint}" if checkpoint else "no checkpoint was saved"
-        raise resilience.RunInterrupted(f"stopped after training, while evaluating; {saved}. Resume with: "
+        raise resilience.RunInterrupted(f"stopped after training, while {doing[-1]}; {saved}. Resume with: "
                                         f"{resilience.resume_command(out)}", checkpoint) from exc
 
 
