@@ -786,3 +786,27 @@ def test_a_saved_advice_with_a_negative_time_gives_the_comparison_no_estimate():
                          {"strategy": "head", "train_time_s": 0.0},
                          {"strategy": "full", "train_time_s": 120.0, "cache_build_s": 5.0}]}
     assert _estimated_seconds(pre) == {"full": 125.0}
+
+
+def test_a_kill_while_a_resumed_comparison_renames_a_run_leaves_its_settings_whole(tmp_path, monkeypatch):
+    """``runs/head`` renamed ``runs/head-s42`` (compare --resume --seeds 2) has its run_config.yaml rewritten to its new
+    place atomically: written in place, a kill half-way cut short the settings of a run interrupted before its record,
+    the only settings --resume reads for it."""
+    from tunelab.compare import runner
+
+    old, new = tmp_path / "runs" / "head", tmp_path / "runs" / "head-s42"
+    old.mkdir(parents=True)
+    settings = f"model: minilm\nstrategy: head\nout: {old}\nlr: 0.001\n"
+    (old / "run_config.yaml").write_text(settings)
+
+    def killed_half_way(self, text, *args, **kwargs):
+        Path.write_bytes(self, text[: len(text) // 2].encode())
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "write_text", killed_half_way)
+    try:
+        runner._rename_run(old, new, str(old))
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.undo()
+    assert (new / "run_config.yaml").read_text() in (settings, settings.replace(str(old), str(new)))

@@ -66,7 +66,15 @@ from tunelab.config import (
     with_unrecorded,
 )
 from tunelab.errors import ConfigError, TunelabError
-from tunelab.io import LOCK_NAME, check_folder, folder_lock, make_folder, remove_leftovers, remove_tree
+from tunelab.io import (
+    LOCK_NAME,
+    atomic_write_text,
+    check_folder,
+    folder_lock,
+    make_folder,
+    remove_leftovers,
+    remove_tree,
+)
 from tunelab.metrics import canonical_metric, higher_is_better, primary_metric
 from tunelab.run.record import RunRecord, read_json, write_json
 from tunelab.run.worker import RECORD_NAME
@@ -341,8 +349,8 @@ def _rename_run(old: Path, new: Path, recorded_out: Any) -> None:
         values.setdefault("run_info", {})["run_id"] = new.name
         write_json(new / RECORD_NAME, values)
     for path in (new / "run_config.yaml", new / "model" / "README.md"):
-        if path.is_file():
-            path.write_text(pattern.sub(lambda _: str(new), path.read_text(encoding="utf-8")), encoding="utf-8")
+        if path.is_file():  # atomically: cut short by a kill, the settings of a run without a record were lost
+            atomic_write_text(path, pattern.sub(lambda _: str(new), path.read_text(encoding="utf-8")))
 
 
 def _same_defaults(config: TrainConfig, record: RunRecord) -> bool:
