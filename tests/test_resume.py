@@ -614,3 +614,25 @@ def test_ctrl_c_after_the_evaluation_says_where_the_checkpoint_is_and_the_resume
     assert not (out / "metrics.json").exists()
     record = train(config.replace(resume=True), progress=False)
     assert_same_run(record, ref_record, out, ref_out)
+
+
+def test_an_interrupt_after_a_compared_run_recorded_its_success_keeps_the_record(tiny, tmp_path, monkeypatch):
+    """Ctrl-C reaching a comparison's run once it has written its success record (while it deletes its checkpoints)
+    keeps that record (with what the comparison adds): the job replaced it with "interrupted", and compare --resume
+    trained the finished run again from the start, its checkpoints gone."""
+    import json
+
+    from tunelab.run import training
+    from tunelab.run.worker import run_spec
+
+    def interrupted(folder):
+        raise KeyboardInterrupt
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(training, "_cleanup_checkpoints", interrupted)
+    spec = {"config": base_config(tiny, out, epochs=1).to_dict(), "split_seed": 42, "extra_record": {"lr_search": {"x": 1}}}
+    with pytest.raises(KeyboardInterrupt):
+        run_spec(spec)
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["run_info"]["status"] == "success", record["run_info"]
+    assert record["run_info"]["split_seed"] == 42 and record["lr_search"] == {"x": 1}

@@ -84,6 +84,12 @@ def run_spec(spec: dict[str, Any], *, progress: bool = False) -> RunRecord:
         config = TrainConfig.from_dict(spec["config"], where="worker spec").validate()
         record = _train(config, split_seed, progress, spec.get("env"))
     except KeyboardInterrupt as exc:  # Ctrl-C: training saved a checkpoint (tunelab.run.resilience); record and stop
+        record = _recorded_success(out / RECORD_NAME, started)
+        if record is not None:  # it came once the run had recorded its success (deleting its checkpoints): kept
+            record.run_info.split_seed = split_seed if split_seed is not None else record.config.get("seed")
+            record.run_info.cpu_time_s = _cpu_seconds()
+            record.merged(extra).write(out / RECORD_NAME)
+            raise
         error = INTERRUPTED + (" ".join(str(exc).split()) or "Ctrl-C") + " (tunelab compare --resume continues it)"
         failed(error).write(out / RECORD_NAME)
         raise
@@ -101,6 +107,17 @@ def run_spec(spec: dict[str, Any], *, progress: bool = False) -> RunRecord:
     record = record.merged(extra)
     record.write(out / RECORD_NAME)
     return record
+
+
+def _recorded_success(path: Path, since: str) -> RunRecord | None:
+    """The success record this run wrote at ``path`` (it started at ``since`` or later), if there is one: an interrupt
+    that comes after it (while the run deletes its checkpoints) replaced it with "interrupted", and compare --resume
+    trained the finished run again from the start, its checkpoints gone."""
+    try:
+        record = RunRecord.read(path)
+    except (OSError, ValueError):
+        return None
+    return record if record.succeeded and (record.run_info.started_at or "") >= since else None
 
 
 def _train(config: TrainConfig, split_seed: int | None, progress: bool, env: dict[str, str] | None = None) -> RunRecord:
