@@ -75,9 +75,9 @@ ERROR_CASES: list[tuple[str, Callable[[Path], Path | str], dict, list[str]]] = [
     ("missing file", lambda d: d / "nope.csv", {}, ["nope.csv", "no such file"]),
     (
         "folder without data",
-        lambda d: write(d / "f", "notes.md", "hi").parent,
+        lambda d: write(d / "f", "scan.pdf", b"%PDF-1.4").parent,
         {},
-        ["folder", "notes.md", "train"],
+        ["folder", "scan.pdf", "train"],
     ),
     (
         "unknown text column",
@@ -673,6 +673,33 @@ def test_plain_text_is_chunked_for_causal_lm(tmp_path: Path) -> None:
     # the run's header and model card count the examples as what they are (they said "plain text, 9 rows" of a
     # 70-line file: the rows were chunks)
     assert data.source == f"book.txt (plain text, {len(chunks)} chunks)", data.source
+
+
+def test_a_folder_of_text_documents_and_a_markdown_file_are_a_corpus(tmp_path: Path) -> None:
+    """A user's domain text as they hold it: a folder of .txt / .md documents was 'a folder without recognisable data'
+    and a .md file an 'unsupported file type'. The folder is one corpus, each file chunked on its own (no chunk spans
+    two documents; an empty file is skipped, said), and a .md file is plain text as a .txt is."""
+    docs = tmp_path / "docs"
+    for i in range(12):
+        write(docs, f"doc{i:02d}.txt", f"Document {i} begins.\n\n" + "lorem ipsum " * 60 + f"\n\nDocument {i} ends.\n")
+    write(docs, "guide.md", "# Guide\n\n" + "a sentence of the guide. " * 50)
+    write(docs, "empty.txt", "\n\n")
+    write(docs, ".DS_Store", b"\x00\x01")
+    data = load_task_data(str(docs))
+    assert_valid(data)
+    assert data.task == "causal-lm"
+    chunks = [t for split in data.splits().values() for t in split["text"]]
+    assert len(chunks) == 13 and all(c.count("begins.") == c.count("ends.") for c in chunks)
+    assert data.source == "docs/ (plain text, 13 files, 13 chunks)", data.source
+    assert any("skipped 1 empty file(s): 'empty.txt'" in w for w in data.warnings)
+    paragraphs = [f"Section {i}\n\n" + "word " * 300 for i in range(12)]
+    md = load_task_data(str(write(tmp_path, "notes.md", "\n\n".join(paragraphs))))
+    assert md.task == "causal-lm" and md.source.startswith("notes.md (plain text, ")
+    # a folder with a table in it is not a corpus: said as before
+    write(tmp_path / "mixed", "a.txt", "some text\n")
+    write(tmp_path / "mixed", "b.csv", "text,label\nx,y\n")
+    with pytest.raises(DataError, match="folder without recognisable data"):
+        load_task_data(str(tmp_path / "mixed"))
 
 
 def test_a_spreadsheets_tab_separated_txt_export_is_read_as_its_table(tmp_path: Path) -> None:

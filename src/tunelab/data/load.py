@@ -101,9 +101,9 @@ def load_task_data(
     try:
         splits = _split(parts, validation_fraction, test_fraction, seed, warnings, names)
     except DataError as err:  # too few rows: say which data
-        if first.unit == "chunk":  # a .txt file: the examples are chunks of its text, not its lines
+        if first.unit == "chunk":  # plain text (.txt, .md, a folder of them): the examples are chunks, not lines
             size = sum(len(t) for t in first.columns.get("text", []))
-            raise DataError(f"{first.origin}: {err} (a .txt file is plain text for language modelling, cut into chunks "
+            raise DataError(f"{first.origin}: {err} (plain text is read for language modelling, cut into chunks "
                             f"of about 1,000 to 2,000 characters: its {size:,} characters make {first.num_rows}; give "
                             "at least about 3,000, or a .csv or .jsonl for a table of examples)") from err
         raise DataError(f"{first.origin}: {err}") from err

@@ -15,6 +15,10 @@ from tunelab.data.table import LABEL_ALIASES, TEXT_ALIASES, RawData, Table, brie
 from tunelab.errors import DataError
 
 SUPPORTED_EXTENSIONS = (".csv", ".tsv", ".jsonl", ".json", ".parquet", ".txt")
+#: Files of plain text (a causal LM's domain text: notes, documentation, books), read by :func:`read_txt`; a ``.md``
+#: is read when given, or in a folder of documents (:func:`_text_corpus`), never taken for a split's file (a README.md
+#: beside train.csv is no data).
+PLAIN_TEXT_EXTENSIONS = (".txt", ".md")
 #: Compressed text files (``train.csv.gz``, ``data.jsonl.xz``) are read through these, as pandas and datasets do.
 COMPRESSIONS = (".gz", ".bz2", ".xz")
 #: What a CSV's header is split on when it holds none of the expected separator (a spreadsheet's
@@ -61,8 +65,8 @@ def file_suffixes(path: Path) -> tuple[str, str | None]:
 def read_file(path: Path) -> Table:
     """One data file, chosen by extension (and read through its compression)."""
     suffix, compression = file_suffixes(path)
-    if suffix not in SUPPORTED_EXTENSIONS or (compression and suffix == ".parquet"):
-        supported = ", ".join(SUPPORTED_EXTENSIONS)
+    if suffix not in (*SUPPORTED_EXTENSIONS, *PLAIN_TEXT_EXTENSIONS) or (compression and suffix == ".parquet"):
+        supported = ", ".join(dict.fromkeys((*SUPPORTED_EXTENSIONS, *PLAIN_TEXT_EXTENSIONS)))
         name = f"{suffix}{compression}" if compression else suffix
         raise DataError(
             f"{path}: unsupported file type '{name or '(none)'}'; use one of {supported} "
@@ -73,7 +77,7 @@ def read_file(path: Path) -> Table:
     text = read_utf8(path)
     if suffix in (".csv", ".tsv"):
         return read_csv(path, text, sep="\t" if suffix == ".tsv" else ",")
-    if suffix == ".txt":
+    if suffix in PLAIN_TEXT_EXTENSIONS:
         return read_txt(path, text)
     return read_jsonl(path, text)
 
@@ -84,7 +88,7 @@ def _kind(path: Path, table: Table) -> str:
     suffix, compression = file_suffixes(path)
     json_kind = "JSON lines" if table.unit == "line" else "JSON"
     text_kind = "plain text" if table.unit == "chunk" else "TSV"  # a .txt that holds a table: read_txt
-    kind = {".jsonl": json_kind, ".json": json_kind, ".txt": text_kind}.get(suffix, suffix.lstrip(".").upper())
+    kind = {".jsonl": json_kind, ".json": json_kind, ".txt": text_kind, ".md": text_kind}.get(suffix, suffix.lstrip(".").upper())
     return f"{kind}, {compression.lstrip('.')}" if compression else kind
 
 
@@ -119,9 +123,9 @@ _BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\x
          (b"\xfe\xff", "utf-16"))
 
 
-def read_utf8(path: Path) -> str:
+def read_utf8(path: Path, allow_empty: bool = False) -> str:
     """The file's text: UTF-8 (with or without a BOM), or UTF-16 / UTF-32 announced by their BOM; other bytes
-    and empty files are reported with their place."""
+    and empty files (unless ``allow_empty``) are reported with their place."""
     data = _read_bytes(path)
     encoding = next((name for bom, name in _BOMS if data.startswith(bom)), "utf-8-sig")
     try:
@@ -136,7 +140,7 @@ def read_utf8(path: Path) -> str:
             "re-save the file as UTF-8 (e.g. iconv -f cp1252 -t utf-8, or Excel's 'CSV UTF-8')"
         ) from err
     text = text.lstrip("\ufeff")
-    if not text.strip():
+    if not text.strip() and not allow_empty:
         raise DataError(f"{path}: the file is empty; give a file with {_what_a_file_holds(path)}")
     return text
 
@@ -145,7 +149,7 @@ def _what_a_file_holds(path: Path) -> str:
     """What a data file of ``path``'s kind should hold, for the line that says it holds nothing."""
     kinds = [s for s in path.suffixes if s not in (".gz", ".bz2", ".xz")]
     kind = kinds[-1].lower() if kinds else ""
-    if kind == ".txt":
+    if kind in PLAIN_TEXT_EXTENSIONS:
         return "text in it (documents or paragraphs separated by blank lines)"
     if kind in (".jsonl", ".json"):
         return "one JSON object per line (a text and a label, or a conversation's messages)"
@@ -506,11 +510,14 @@ def _read_folder(path: Path) -> RawData:
     if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
         return read_saved_dataset(path)
     files = split_files(path)
+    if "train" not in files and (corpus := _text_corpus(path)) is not None:
+        return corpus
     if "train" not in files:
         found = ", ".join(sorted(p.name for p in path.iterdir())[:10]) or "nothing"
         raise DataError(
             f"{path}: is a folder without recognisable data (found: {found}); give a data file, a folder with "
-            "train/validation/test files (.csv, .tsv, .jsonl, .parquet, .txt), or a folder saved with save_to_disk"
+            "train/validation/test files (.csv, .tsv, .jsonl, .parquet, .txt), a folder of plain-text documents (.txt, .md: "
+            "a causal LM's corpus), or a folder saved with save_to_disk"
         )
     tables = {split: read_file(file) for split, file in files.items()}
     warnings = [w for table in tables.values() for w in table.warnings]
@@ -520,6 +527,33 @@ def _read_folder(path: Path) -> RawData:
         warnings.append(f"{path}: ignored {', '.join(brief(n) for n in other[:5])}{' and more' if len(other) > 5 else ''} "
                         "(only files named train, validation/valid/dev and test are read)")
     return RawData(tables=tables, source=folder_source(files), user_split=True, warnings=warnings, files=files)
+
+
+def _text_corpus(path: Path) -> RawData | None:
+    """A folder of plain-text documents (``.txt`` / ``.md``, no train/validation/test names, no other data file): one
+    corpus for a causal LM, each file chunked as :func:`read_txt` chunks one (a chunk never spans two files); an empty
+    file is skipped, with a warning. None for any other folder."""
+    data = [p for p in sorted(path.iterdir()) if p.is_file() and not p.name.startswith(".")
+            and file_suffixes(p)[0] in (*SUPPORTED_EXTENSIONS, *PLAIN_TEXT_EXTENSIONS)]
+    if not data or any(file_suffixes(p)[0] not in PLAIN_TEXT_EXTENSIONS for p in data):
+        return None
+    chunks: list[str] = []
+    skipped: list[str] = []
+    for file in data:
+        text = read_utf8(file, allow_empty=True)
+        if text.strip() and tab_table(text) is not None:
+            return None  # a spreadsheet's table saved as .txt: not a document
+        pieces = chunk_text(text)
+        chunks += pieces
+        if not pieces:
+            skipped.append(file.name)
+    if not chunks:
+        raise DataError(f"{path}: its {len(data)} text file(s) are empty; give a folder of UTF-8 text files with paragraphs")
+    warnings = [f"{path}: skipped {len(skipped)} empty file(s): {', '.join(brief(n) for n in skipped[:5])}"
+                f"{' and more' if len(skipped) > 5 else ''}"] if skipped else []
+    table = Table(columns={"text": chunks}, origin=f"{path}/", unit="chunk", task_hint="causal-lm")
+    return RawData(tables={"all": table}, warnings=warnings,
+                   source=f"{path.name}/ (plain text, {len(data) - len(skipped)} files, {len(chunks)} chunks)")
 
 
 def folder_source(files: dict[str, Path], left_out: tuple[str, ...] = ()) -> str:
