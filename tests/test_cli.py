@@ -219,6 +219,14 @@ def test_predict_reads_a_tables_text_column_and_a_text_files_lines(head_run, tmp
         code, printed, err = tunelab("predict", str(out), "--file", str(tmp_path / name))
         assert code == 0, err
         assert [line.split("\t")[2] for line in printed.strip().splitlines()] == want, name
+    # a prompts file saved by Notepad / Excel (a UTF-8 BOM, Windows' line ends) or as UTF-16: the BOM was glued to the
+    # first input ("\ufeffa gripping ..." predicted), UTF-16 refused; read as training reads a text file
+    (tmp_path / "bom.txt").write_bytes(("\ufeff" + "\r\n".join(TEXTS) + "\r\n").encode("utf-8"))
+    (tmp_path / "u16.txt").write_bytes(("\n".join(TEXTS)).encode("utf-16"))
+    for name in ("bom.txt", "u16.txt"):
+        code, printed, err = tunelab("predict", str(out), "--file", str(tmp_path / name), "--json")
+        assert code == 0, err
+        assert [json.loads(line)["text"] for line in printed.strip().splitlines()] == list(TEXTS), name
     # a column of conversations (a chat JSONL's messages) holds no texts: refused, not predicted as Python reprs
     chats = tmp_path / "chats.jsonl"
     chats.write_text("".join(json.dumps({"messages": [{"role": "user", "content": t}]}) + "\n" for t in TEXTS))

@@ -133,14 +133,13 @@ def _read_texts(args) -> list[str]:
             what = "is a folder" if path.is_dir() else "not found"
             raise TunelabError(f"--file {path} {what}: pass a text file with one input per line")
         from tunelab.data.load import texts_of_table
+        from tunelab.data.readers import read_utf8
 
         # a .csv, .jsonl ...: its text column(s), not its lines (the header, the labels): the column(s) the model was
-        # trained on unless --text-column names others
+        # trained on unless --text-column names others; a text file is read as training reads one (a BOM, UTF-16,
+        # Windows' line ends, .gz: not the BOM glued to the first input)
         table = texts_of_table(path, args.text_column or _trained_text_column(args.model_dir))
-        try:
-            read = table[0] if table else [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        except UnicodeDecodeError as exc:
-            raise TunelabError(f"--file {path} is not UTF-8 text (byte {exc.start}): re-save it as UTF-8") from exc
+        read = table[0] if table else [line for line in read_utf8(path, allow_empty=True).splitlines() if line.strip()]
         if not read and not texts:
             what = f"its column {table[1]} is empty" if table else "it is empty or holds only blank lines"
             raise TunelabError(f"--file {path} holds no input ({what}): give it one input per line (or a table's text "
