@@ -72,6 +72,14 @@ def run_spec(spec: dict[str, Any], *, progress: bool = False) -> RunRecord:
     split_seed = spec.get("split_seed")
     config: TrainConfig | dict = dict(spec["config"])
 
+    def finished(record: RunRecord, seed: int | None) -> RunRecord:
+        """The run's success record, with what the comparison adds, written where the comparison reads it."""
+        record.run_info.split_seed = split_seed if split_seed is not None else seed
+        record.run_info.cpu_time_s = _cpu_seconds()
+        record = record.merged(extra)
+        record.write(out / RECORD_NAME)
+        return record
+
     def failed(error: str) -> RunRecord:
         record = RunRecord.failure(config, error, started_at=started, wall_time_s=time.perf_counter() - t0, extra=extra)
         record.run_info.split_seed = split_seed
@@ -86,9 +94,7 @@ def run_spec(spec: dict[str, Any], *, progress: bool = False) -> RunRecord:
     except KeyboardInterrupt as exc:  # Ctrl-C: training saved a checkpoint (tunelab.run.resilience); record and stop
         record = _recorded_success(out / RECORD_NAME, started)
         if record is not None:  # it came once the run had recorded its success (deleting its checkpoints): kept
-            record.run_info.split_seed = split_seed if split_seed is not None else record.config.get("seed")
-            record.run_info.cpu_time_s = _cpu_seconds()
-            record.merged(extra).write(out / RECORD_NAME)
+            finished(record, record.config.get("seed"))
             raise
         error = INTERRUPTED + (" ".join(str(exc).split()) or "Ctrl-C") + " (tunelab compare --resume continues it)"
         failed(error).write(out / RECORD_NAME)
@@ -102,11 +108,7 @@ def run_spec(spec: dict[str, Any], *, progress: bool = False) -> RunRecord:
         _release_memory()
         record.write(out / RECORD_NAME)
         return record
-    record.run_info.split_seed = split_seed if split_seed is not None else config.seed
-    record.run_info.cpu_time_s = _cpu_seconds()
-    record = record.merged(extra)
-    record.write(out / RECORD_NAME)
-    return record
+    return finished(record, config.seed)
 
 
 def _recorded_success(path: Path, since: str) -> RunRecord | None:
