@@ -752,3 +752,17 @@ def test_a_model_the_hub_cannot_reach_is_one_line(tmp_path, monkeypatch, capfd):
     assert "thrown while requesting" not in err
     assert err.strip().splitlines() == [next(line for line in err.splitlines() if line.startswith("tunelab: error:"))]
     assert "cannot load a tokenizer from 'no-such-model'" in err
+
+
+def test_a_slow_runs_throughput_is_not_printed_as_zero(capsys):
+    """A run of 24 conversations on a loaded machine trained at 0.034 samples/s; train's table printed "0.0 | 2", a rate
+    of nothing. Rates keep their significant digits: "0.034 | 2.2"."""
+    from tunelab.cli.main import print_record
+
+    record = {"run_info": {"strategy": "lora"}, "meta_info": {"model": "smollm2", "data": "chat-qa"},
+              "metrics": {"validation": {"loss": 2.3}},
+              "train_info": {"trainable_params": 10, "total_params": 100, "trainable_share": 0.1, "memory_kind": "rss",
+                             "peak_memory_mb": 1733.0, "train_time_s": 705.8, "eval_time_s": 258.8,
+                             "samples_per_s": 0.034, "tokens_per_s": 2.2}}
+    print_record(record)
+    assert "0.034 | 2.2" in capsys.readouterr().out

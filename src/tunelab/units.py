@@ -22,3 +22,19 @@ def format_mb(mb: float | None) -> str:
     if mb < 0.1:
         return f"{mb:.2g} {MEMORY_UNIT}"
     return f"{mb:.1f} {MEMORY_UNIT}" if mb < 10 else f"{mb:,.0f} {MEMORY_UNIT}"
+
+
+def format_rate(per_s: float | None) -> str:
+    """A throughput (samples/s, tokens/s) with the digits that say something: ``2.1``, ``1,234``, and ``0.034`` for a
+    slow run, not ``0.0``; ``–`` when unknown.
+
+    >>> format_rate(2.14), format_rate(1234.4), format_rate(0.0342), format_rate(0)
+    ('2.1', '1,234', '0.034', '0')
+    """
+    if per_s is None:
+        return "–"
+    if per_s == 0:
+        return "0"
+    if per_s < 0.1:
+        return f"{per_s:.2g}"
+    return f"{per_s:.1f}" if per_s < 100 else f"{per_s:,.0f}"

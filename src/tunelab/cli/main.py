@@ -23,7 +23,7 @@ from pathlib import Path
 from tunelab.cli.listing import output_console, print_list
 from tunelab.cli.options import _Parser, add_config_flags, config_from_args, warn_unused_fractions
 from tunelab.errors import TunelabError
-from tunelab.units import format_mb
+from tunelab.units import format_mb, format_rate
 
 # ----------------------------------------------------------------------------- commands
 
@@ -83,7 +83,7 @@ def print_record(record: dict) -> None:
     table.add_row("evaluation time", f"{ti['eval_time_s']:.1f} s")
     if ti.get("cache", {}).get("used"):
         table.add_row("frozen-layer cache", f"{ti['cache_time_s']:.1f} s, {format_mb(ti['cache'].get('size_mb', 0))}")
-    table.add_row("samples/s | tokens/s", f"{ti['samples_per_s']:.1f} | {ti['tokens_per_s']:.0f}")
+    table.add_row("samples/s | tokens/s", f"{format_rate(ti['samples_per_s'])} | {format_rate(ti['tokens_per_s'])}")
     forgot = ti.get("forgetting") or {}
     if "value" in forgot:
         table.add_row(

@@ -34,6 +34,7 @@ from tunelab.advice.verdict import as_compared
 from tunelab.config import TrainConfig
 from tunelab.io import atomic_write_text
 from tunelab.run.record import RunRecord, as_record
+from tunelab.units import format_rate
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -230,7 +231,7 @@ def results_table_cells(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
                 format_mb(row["peak_memory_mb"]),
                 format_seconds(row["train_time_s"]),
                 format_seconds(row["eval_time_s"]),
-                "–" if row["samples_per_s"] is None else f"{row['samples_per_s']:,.1f}",
+                format_rate(row["samples_per_s"]),
                 format_mb(row["artifact_size_mb"]),
                 format_forgetting(row["forgetting"], row["forgetting_unit"]),
             ]
