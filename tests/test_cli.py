@@ -766,3 +766,19 @@ def test_a_slow_runs_throughput_is_not_printed_as_zero(capsys):
                              "samples_per_s": 0.034, "tokens_per_s": 2.2}}
     print_record(record)
     assert "0.034 | 2.2" in capsys.readouterr().out
+
+
+def test_recommend_says_on_the_console_which_step_times_it_reused(capsys):
+    """README: estimate and recommend reuse stored step timings "(the note says so)"; recommend's console said nothing
+    (the note was only in --json's estimates), so a 13 s answer looked measured now. It now says which it reused."""
+    from tunelab.cli.recommend import print_recommendation
+
+    row = {"strategy": "head", "device": "CPU, 2 threads", "train_time_s": 30.0, "cache_build_s": 5.0,
+           "trainable_params": 1, "total_params": 100, "fits": True, "why_not": None, "time_per_epoch_s": 10.0,
+           "peak_memory_mb": 700.0, "reused": True}
+    rec = {"strategy": "head", "metric": "accuracy", "reasons": ["r"], "notes": [],
+           "config": {"model": "minilm", "data": "rotten-tomatoes", "batch_size": 32, "max_length": 128, "epochs": 3},
+           "budget": {"minutes": 10, "memory_gb": 4}, "estimates": [row, {**row, "strategy": "lora", "reused": False}]}
+    print_recommendation(rec)
+    out = capsys.readouterr().out
+    assert "step times reused from earlier measurements" in out and ": head; --remeasure" in out

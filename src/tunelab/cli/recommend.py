@@ -115,6 +115,10 @@ def print_recommendation(rec: dict) -> None:
     console.print(table)
     console.print("train s: every epoch's steady steps, plus the start-up, the first step's warm-up and the frozen-layer "
                   "cache's build, once each", highlight=False)
+    reused = [row["strategy"] for row in rec["estimates"] if row.get("reused")]
+    if reused:  # a stored measurement, not timed now: said, as estimate's note says it
+        console.print(f"step times reused from earlier measurements (same model files, options, data and machine): "
+                      f"{', '.join(reused)}; --remeasure times them again", highlight=False)
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
