@@ -782,3 +782,15 @@ def test_recommend_says_on_the_console_which_step_times_it_reused(capsys):
     print_recommendation(rec)
     out = capsys.readouterr().out
     assert "step times reused from earlier measurements" in out and ": head; --remeasure" in out
+
+
+def test_recommends_estimate_rows_keep_whether_the_timing_was_reused(monkeypatch):
+    """The advice's cost rows dropped the estimate's ``reused`` flag, so recommend's console could not say it."""
+    import tunelab.advice.estimate as estimate_module
+    from tunelab.advice.recommend import _ESTIMATE_KEYS, _estimate_row
+    from tunelab.config import TrainConfig
+
+    stored = {**dict.fromkeys(_ESTIMATE_KEYS, 1.0), "strategy": "head", "notes": ["reused the measurement of ..."],
+              "reused": True}
+    monkeypatch.setattr(estimate_module, "estimate", lambda config, **kw: stored)
+    assert _estimate_row(TrainConfig(strategy="head"), None)["reused"] is True

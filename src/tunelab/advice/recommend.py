@@ -891,7 +891,7 @@ def _estimate_row(config: TrainConfig, task_data: Any, **timing: Any) -> dict[st
                 "peak_memory_mb": None, "epochs": _epochs(config, task_data)}
     # which peak: a GPU's allocated memory or the process's RSS (a measurement stored before the kind was kept: None)
     return {**{k: est[k] for k in _ESTIMATE_KEYS}, "memory_kind": est.get("memory_kind"), "device": est.get("device"),
-            "notes": est["notes"]}
+            "notes": est["notes"], "reused": bool(est.get("reused"))}
 
 
 def _epochs(config: TrainConfig, task_data: Any) -> float:
