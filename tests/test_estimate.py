@@ -188,6 +188,11 @@ def test_seconds_below_one_keep_two_significant_digits():
     from tunelab.advice.estimate import seconds_text
 
     assert [seconds_text(x) for x in (12.34, 1.0, 0.041, 0.0049)] == ["12.3", "1.0", "0.041", "0.0049"]
+    # a long epoch read 'time per epoch 19666.4 s': whole seconds with separators, and the hours beside them
+    assert seconds_text(19666.4) == "19,666"
+    from tunelab.advice.estimate import _long
+
+    assert (_long(19666.4), _long(900), _long(120)) == (" (5.5 h)", " (15 min)", "")
 
 
 def test_the_estimate_says_it_is_one():

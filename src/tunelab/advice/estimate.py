@@ -179,7 +179,7 @@ def _reused(path: Path) -> dict[str, Any]:
     result = read_json(path)
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
     result["notes"] = [*result.get("notes", []), f"reused the measurement of {when} (same model files, options, data "
-                       "and machine); `tunelab estimate --remeasure` measures again"]
+                       "and machine); --remeasure (estimate, recommend) measures again"]
     result["reused"] = True
     measured = result.get("measured") or []
     figures = ("batch_size", *(src for _, src, _, _ in _AT_BATCH_SIZE))
@@ -616,8 +616,17 @@ def at_batch_size(measured: list[dict[str, Any]], batch_size: int, notes: list[s
 
 def seconds_text(seconds: float) -> str:
     """``12.3``, ``1.2``, ``0.041``: one decimal from a second up, two significant digits below (an epoch of a tiny
-    model read "0.0 s")."""
+    model read "0.0 s"); whole seconds with separators from 1,000 up (``19,666``, not ``19666.4``)."""
+    if seconds >= 1000:
+        return f"{seconds:,.0f}"
     return f"{seconds:.1f}" if seconds >= 1 else f"{seconds:.2g}"
+
+
+def _long(seconds: float) -> str:
+    """`` (5.5 h)`` / `` (12 min)`` after a figure in seconds of an hour / ten minutes or more, else nothing."""
+    if seconds >= 3600:
+        return f" ({seconds / 3600:.1f} h)"
+    return f" ({seconds / 60:.0f} min)" if seconds >= 600 else ""
 
 
 def format_estimate(est: dict[str, Any]) -> list[str]:
@@ -630,9 +639,10 @@ def format_estimate(est: dict[str, Any]) -> list[str]:
         + f"), {est['steps_per_epoch']} steps per epoch ({est['examples_per_epoch']:,} examples)",
         f"time per step      {est['time_per_step_s']:.3f} s (median of {est['timed_steps']} after {est['warmup_steps']} warm-up; "
         f"{est.get('precision', 'fp32')})",
-        f"time per epoch     {seconds_text(est['time_per_epoch_s'])} s (steady steps; the first step's warm-up counts once, "
-        "below)",
-        f"training time      ~{est['train_time_s']:.1f} s for {est['epochs']:g} epoch(s), incl. {est['overhead_s']:.1f} s start-up",
+        f"time per epoch     {seconds_text(est['time_per_epoch_s'])} s{_long(est['time_per_epoch_s'])} (steady steps; the "
+        "first step's warm-up counts once, below)",
+        f"training time      ~{seconds_text(est['train_time_s'])} s{_long(est['train_time_s'])} for {est['epochs']:g} "
+        f"epoch(s), incl. {est['overhead_s']:.1f} s start-up",
         f"peak memory        ~{format_mb(est['peak_memory_mb'])} ({est['memory_kind']}; {format_mb(est['baseline_memory_mb'])} after loading)",
         f"trainable params   {est['trainable_params']:,} of {est['total_params']:,}",
     ]
