@@ -73,6 +73,21 @@ def test_atomic_dir_leaves_the_old_folder_when_writing_fails(tmp_path):
     assert sorted(p.name for p in target.iterdir()) == [".tunelab-complete", "b.txt"]
 
 
+def test_a_folder_written_atomically_is_as_readable_as_mkdir_makes_it(tmp_path):
+    """model/, checkpoints and the shared cache go through a tempfile folder, which is 0700: a team's shared run or
+    cache was unreadable to everyone but its writer, while the files inside were made readable."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        with atomic_dir(tmp_path / "model") as tmp:
+            (tmp / "a.txt").write_text("x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "model").stat().st_mode) == 0o755
+
+
 def test_find_model_dir_accepts_the_run_or_model_folder_only(tmp_path):
     model = tmp_path / "run" / MODEL_DIR
     model.mkdir(parents=True)

@@ -144,6 +144,15 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def shared_mode(mode: int) -> int:
+    """``mode`` under the process's umask: what ``open`` / ``mkdir`` would have given a file (``0o666``) or a folder
+    (``0o777``). ``tempfile`` makes its files 0600 and folders 0700, private to their owner: a run's ``model/``, its
+    checkpoints and the shared cache, written through a temporary beside them, were unreadable to the rest of a team."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path``: into a temporary file beside it, flushed, then renamed into place."""
     path = Path(path)
@@ -154,9 +163,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are meant to be shared
+        os.chmod(tmp, shared_mode(0o666))  # mkstemp makes 0600; results are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -215,6 +222,7 @@ def atomic_dir(
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=prefix or f".tmp-{target.name}-", dir=target.parent))
+    os.chmod(tmp, shared_mode(0o777))  # as mkdir would have made it, not mkdtemp's 0700
     try:
         yield tmp
         if marker:
