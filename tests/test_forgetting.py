@@ -195,13 +195,42 @@ def test_the_reference_is_never_the_training_data(tmp_path):
     # a reference that cannot serve is refused with the options, before training (the measurement comes after it)
     from tunelab import TrainConfig
 
-    lines = tmp_path / "lines.csv"
-    lines.write_text("text\none line\nanother line\n")
+    lines = tmp_path / "lines.txt"
+    lines.write_text("one line\nanother line\n")
     binary = tmp_path / "blob.bin"
-    binary.write_bytes(b"\xff\xfe\x00binary")
+    binary.write_bytes(b"\xe9t\xe9\n\nsecond\n")
     assert TrainConfig(reference_text=str(own)).problems() == []
     assert any("holds 1 paragraph(s); give at least 2" in p for p in TrainConfig(reference_text=str(lines)).problems())
-    assert any("is not UTF-8 text" in p for p in TrainConfig(reference_text=str(binary)).problems())
+    assert any(p.startswith("--reference-text") and "is not valid UTF-8" in p
+               for p in TrainConfig(reference_text=str(binary)).problems())
+
+
+def test_a_reference_file_is_read_as_data_files_are(tmp_path):
+    """A user's reference in the format of their data (a CSV or JSON lines file of texts) gives its text column, as
+    predict --file reads one; it was read as plain text, one paragraph, and refused ('holds 1 paragraph(s)'); plain
+    text is read as --data reads it: a BOM, UTF-16 and blank lines holding spaces are no part of the texts."""
+    import json
+
+    from tunelab.data.reference import reference_file_paragraphs
+
+    texts = ["the first text", "a second, with a comma", "and a third"]
+    table = tmp_path / "ref.csv"
+    table.write_text("id,text\n" + "".join(f'{i},"{t}"\n' for i, t in enumerate(texts)))
+    assert reference_file_paragraphs(table) == texts
+    lines = tmp_path / "ref.jsonl"
+    lines.write_text("".join(json.dumps({"text": t, "label": "x"}) + "\n" for t in texts))
+    assert reference_file_paragraphs(lines) == texts
+    for name, encoding, blank in (("bom.txt", "utf-8-sig", "\n\n"), ("utf16.txt", "utf-16", "\n\n"),
+                                  ("spaces.txt", "utf-8", "\n  \n"), ("crlf.txt", "utf-8", "\r\n\r\n")):
+        (tmp_path / name).write_bytes(blank.join(texts).encode(encoding))
+        assert reference_file_paragraphs(tmp_path / name) == texts, name
+    one = tmp_path / "one.jsonl"
+    one.write_text(json.dumps({"text": "only one"}) + "\n")
+    with pytest.raises(DataError, match="holds 1 non-empty text.* in its column text; give at least 2"):
+        reference_file_paragraphs(one)
+    (tmp_path / "empty.txt").write_text("")
+    with pytest.raises(DataError, match="^--reference-text .*empty.txt: the file is empty"):
+        reference_file_paragraphs(tmp_path / "empty.txt")
 
 
 def _train(tiny_bert_dir, data, tmp_path, name, **kw):

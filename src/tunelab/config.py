@@ -284,8 +284,9 @@ class TrainConfig:
     test evaluation, no forgetting and no saved model. The planner's decision reads the validation metric only, and a screening run
     on a ninth of the data spent most of its time on the rest (bitfit on 33 examples: 2 s training in 22 s)."""
     reference_text: str | None = None
-    """The reference text for forgetting: a plain text file (paragraphs separated by blank lines); default a
-    fixed sample of BBC news (Hamlet when the training data is the BBC news)."""
+    """The reference text for forgetting: a plain text file (paragraphs separated by blank lines) or a table
+    (CSV, TSV, JSON lines, Parquet) of texts in a ``text`` column; default a fixed sample of BBC news (Hamlet when the
+    training data is the BBC news)."""
     report_to: str = "none"
     """Experiment trackers, through the Trainer's integrations: ``none``, ``all`` or a comma list
     (``tensorboard,mlflow``; any name transformers accepts). TensorBoard logs go under ``<out>/tensorboard``;

@@ -30,8 +30,15 @@ def reference_texts(n: int = 64, seed: int = 0, *, source: str = DEFAULT_REFEREN
 
 
 def reference_file_paragraphs(user_file: str | Path) -> list[str]:
-    """The paragraphs of a ``--reference-text`` file (separated by blank lines); :class:`DataError` for a file that is
-    missing, not UTF-8 text or holds fewer than 2 (checked before training: the measurement comes after it)."""
+    """The texts of a ``--reference-text`` file: a table's (CSV, TSV, JSON lines, JSON, Parquet, compressed too) text
+    column (``text``, or the one column named like a text), as ``predict --file`` reads one; else the file's
+    paragraphs (separated by blank lines), read as ``--data`` reads plain text (UTF-8 with or without a BOM, UTF-16 /
+    UTF-32 with one, compressed). :class:`DataError` for a file that is missing, unreadable or holds fewer than 2
+    (checked before training: the measurement comes after it)."""
+    from tunelab.data.chunking import split_paragraphs
+    from tunelab.data.load import texts_of_table
+    from tunelab.data.readers import read_utf8
+
     if not str(user_file).strip():  # Path("") is the working folder, said to be "a folder"
         raise DataError("--reference-text is empty: pass a plain text file (paragraphs separated by blank lines), or "
                         "leave it out for the built-in reference")
@@ -40,13 +47,16 @@ def reference_file_paragraphs(user_file: str | Path) -> list[str]:
         what = "is a folder" if path.is_dir() else "not found"
         raise DataError(f"--reference-text {path} {what}: pass a plain text file (paragraphs separated by blank lines)")
     try:
-        paragraphs = [p.strip() for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip()]
-    except UnicodeDecodeError as exc:
-        raise DataError(f"--reference-text {path} is not UTF-8 text (byte {exc.start}): re-save it as UTF-8") from exc
-    if len(paragraphs) < 2:
-        raise DataError(f"--reference-text {path} holds {len(paragraphs)} paragraph(s); give at least 2, separated by "
-                        "blank lines (lines without a blank line between them are one paragraph)")
-    return paragraphs
+        table = texts_of_table(path)
+        texts = table[0] if table else split_paragraphs(read_utf8(path))
+    except DataError as exc:  # the reader's line names the file and what is wrong with it
+        raise DataError(f"--reference-text {exc}") from exc
+    if len(texts) < 2:
+        what = (f"{len(texts)} non-empty text(s) in its column {table[1]}; give at least 2" if table else
+                f"{len(texts)} paragraph(s); give at least 2, separated by blank lines (lines without a blank line "
+                "between them are one paragraph)")
+        raise DataError(f"--reference-text {path} holds {what}")
+    return texts
 
 
 def reference_for(training_data: str, user_file: str | None = None, *, n: int = 64, seed: int = 0) -> tuple[str, list[str]]:
