@@ -188,7 +188,7 @@ def test_the_reference_is_never_the_training_data(tmp_path):
     assert name == "bbc-text" and len(texts) == 8
     assert reference_for("bbc-news", n=4)[0] == "hamlet"
     own = tmp_path / "ref.txt"
-    own.write_text("first paragraph of text.\n\nsecond paragraph.\n\nthird one.\n")
+    own.write_text("first paragraph of text.\n\nsecond paragraph.\n\nthird one.\n\nand a fourth.\n")
     assert reference_for("bbc-news", str(own), n=2)[0] == str(own)
     with pytest.raises(DataError, match="not found"):
         reference_for("x", str(tmp_path / "missing.txt"))
@@ -200,7 +200,7 @@ def test_the_reference_is_never_the_training_data(tmp_path):
     binary = tmp_path / "blob.bin"
     binary.write_bytes(b"\xe9t\xe9\n\nsecond\n")
     assert TrainConfig(reference_text=str(own)).problems() == []
-    assert any("holds 1 paragraph(s); give at least 2" in p for p in TrainConfig(reference_text=str(lines)).problems())
+    assert any("holds 1 paragraph(s); give at least 4" in p for p in TrainConfig(reference_text=str(lines)).problems())
     assert any(p.startswith("--reference-text") and "is not valid UTF-8" in p
                for p in TrainConfig(reference_text=str(binary)).problems())
 
@@ -213,7 +213,7 @@ def test_a_reference_file_is_read_as_data_files_are(tmp_path):
 
     from tunelab.data.reference import reference_file_paragraphs
 
-    texts = ["the first text", "a second, with a comma", "and a third"]
+    texts = ["the first text", "a second, with a comma", "and a third", "a fourth"]
     table = tmp_path / "ref.csv"
     table.write_text("id,text\n" + "".join(f'{i},"{t}"\n' for i, t in enumerate(texts)))
     assert reference_file_paragraphs(table) == texts
@@ -226,8 +226,15 @@ def test_a_reference_file_is_read_as_data_files_are(tmp_path):
         assert reference_file_paragraphs(tmp_path / name) == texts, name
     one = tmp_path / "one.jsonl"
     one.write_text(json.dumps({"text": "only one"}) + "\n")
-    with pytest.raises(DataError, match="holds 1 non-empty text.* in its column text; give at least 2"):
+    with pytest.raises(DataError, match="holds 1 non-empty text.* in its column text; give at least 4"):
         reference_file_paragraphs(one)
+    # an encoder's drift needs 4: 1 - CKA of 2 texts is 0 whatever the model did, its interval [v, v] below 4
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(2, 16))
+    assert forgetting.drift(base, rng.normal(size=(2, 16))) == pytest.approx((0.0, 0.0, 0.0), abs=1e-12)
+    (tmp_path / "three.txt").write_text("one.\n\ntwo.\n\nthree.\n")
+    with pytest.raises(DataError, match="holds 3 paragraph.*give at least 4"):
+        reference_file_paragraphs(tmp_path / "three.txt")
     (tmp_path / "empty.txt").write_text("")
     with pytest.raises(DataError, match="^--reference-text .*empty.txt: the file is empty"):
         reference_file_paragraphs(tmp_path / "empty.txt")

@@ -18,6 +18,10 @@ DEFAULT_REFERENCE = "bbc-text"
 ALTERNATE_REFERENCE = "hamlet"
 # built-ins that hold the default reference's articles
 _SAME_AS_DEFAULT = {"bbc-text", "bbc-news"}
+#: The fewest texts a reference file may hold: an encoder's forgetting, 1 - linear CKA, of 2 texts is 0 whatever the
+#: model did (two centred rows are one direction), and its jackknife interval leaves one text out, so it is [v, v]
+#: below 4 (a run with 2 paragraphs reported 0.000 [0.000, 0.000] after bitfit).
+MIN_TEXTS = 4
 
 
 def reference_texts(n: int = 64, seed: int = 0, *, source: str = DEFAULT_REFERENCE) -> list[str]:
@@ -33,8 +37,8 @@ def reference_file_paragraphs(user_file: str | Path) -> list[str]:
     """The texts of a ``--reference-text`` file: a table's (CSV, TSV, JSON lines, JSON, Parquet, compressed too) text
     column (``text``, or the one column named like a text), as ``predict --file`` reads one; else the file's
     paragraphs (separated by blank lines), read as ``--data`` reads plain text (UTF-8 with or without a BOM, UTF-16 /
-    UTF-32 with one, compressed). :class:`DataError` for a file that is missing, unreadable or holds fewer than 2
-    (checked before training: the measurement comes after it)."""
+    UTF-32 with one, compressed). :class:`DataError` for a file that is missing, unreadable or holds fewer than
+    :data:`MIN_TEXTS` (checked before training: the measurement comes after it)."""
     from tunelab.data.chunking import split_paragraphs
     from tunelab.data.load import texts_of_table
     from tunelab.data.readers import read_utf8
@@ -51,11 +55,12 @@ def reference_file_paragraphs(user_file: str | Path) -> list[str]:
         texts = table[0] if table else split_paragraphs(read_utf8(path))
     except DataError as exc:  # the reader's line names the file and what is wrong with it
         raise DataError(f"--reference-text {exc}") from exc
-    if len(texts) < 2:
-        what = (f"{len(texts)} non-empty text(s) in its column {table[1]}; give at least 2" if table else
-                f"{len(texts)} paragraph(s); give at least 2, separated by blank lines (lines without a blank line "
-                "between them are one paragraph)")
-        raise DataError(f"--reference-text {path} holds {what}")
+    if len(texts) < MIN_TEXTS:
+        what = (f"{len(texts)} non-empty text(s) in its column {table[1]}; give at least {MIN_TEXTS}" if table else
+                f"{len(texts)} paragraph(s); give at least {MIN_TEXTS}, separated by blank lines (lines without a "
+                "blank line between them are one paragraph)")
+        raise DataError(f"--reference-text {path} holds {what}: fewer cannot show an encoder's drift (1 - CKA of 2 "
+                        "texts is 0 whatever the model, and its interval needs 4)")
     return texts
 
 
