@@ -56,6 +56,22 @@ def test_report_to_is_checked_against_the_trainers_integrations(tmp_path, monkey
         assert "set MLFLOW_ALLOW_FILE_STORE=true to log to this folder" in str(exc)
 
 
+def test_report_to_all_checks_mlflows_store_and_a_name_given_twice_is_one_tracker(monkeypatch):
+    """``--report-to all`` skipped the check of MLflow's store: with mlflow-skinny's default (SQLite) store the run
+    ended in a traceback (UnsupportedModelRegistryStoreURIException) instead of one line before anything ran. A name
+    given twice (``tensorboard,tensorboard``) reached the Trainer twice: two callbacks, every log written twice."""
+    pytest.importorskip("mlflow")
+    from transformers.integrations.integration_utils import get_available_reporting_integrations
+
+    assert "mlflow" in get_available_reporting_integrations()
+    assert parse_report_to("tensorboard,tensorboard, tensorboard") == ["tensorboard"]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "unknown-scheme://nowhere")
+    for value in ("all", "tensorboard,all"):
+        with pytest.raises(ConfigError, match="--report-to mlflow: MLflow cannot open its tracking store"):
+            parse_report_to(value)
+    assert TrainConfig(report_to="all").problems()[0].startswith("--report-to mlflow: MLflow cannot open")
+
+
 def test_a_tracking_server_that_is_down_is_asked_once_not_retried_for_minutes(monkeypatch):
     """A walk-through's MLFLOW_TRACKING_URI=http://127.0.0.1:9 took 4 min 14 s to be refused (MLflow's 7 retries with
     backoff, a urllib3 warning each): the store's check asks once, with a short timeout, and says why in full words."""

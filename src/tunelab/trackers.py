@@ -19,8 +19,9 @@ _NEEDS = {"tensorboard": "tensorboard", "mlflow": "mlflow-skinny (or mlflow)", "
 
 
 def tracker_names(text: str | None) -> list[str]:
-    """The names a ``--report-to`` value lists, unchecked (``none`` or empty: none)."""
-    return [n.strip() for n in (text or "").split(",") if n.strip() and n.strip() != NONE]
+    """The names a ``--report-to`` value lists, unchecked (``none`` or empty: none), each once (a name given twice made
+    the Trainer add its callback twice, and every log reached that tracker twice)."""
+    return list(dict.fromkeys(n.strip() for n in (text or "").split(",") if n.strip() and n.strip() != NONE))
 
 
 def parse_report_to(text: str | None) -> list[str]:
@@ -32,8 +33,9 @@ def parse_report_to(text: str | None) -> list[str]:
     )
 
     names = tracker_names(text)
-    if names == ["all"]:
-        return list(get_available_reporting_integrations())
+    if "all" in names:  # every installed tracker, checked as when named (MLflow's store too: it failed in a traceback)
+        names = list(dict.fromkeys(n for name in names
+                                   for n in (get_available_reporting_integrations() if name == "all" else [name])))
     unknown = [n for n in names if n not in INTEGRATION_TO_CALLBACK]
     if unknown:
         raise ConfigError(
