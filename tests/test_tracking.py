@@ -72,6 +72,18 @@ def test_report_to_all_checks_mlflows_store_and_a_name_given_twice_is_one_tracke
     assert TrainConfig(report_to="all").problems()[0].startswith("--report-to mlflow: MLflow cannot open")
 
 
+def test_the_final_numbers_reach_tensorboard_whenever_all_names_it(tmp_path, monkeypatch):
+    """``--report-to mlflow,all`` gave the Trainer TensorBoard (all installed ones), but tunelab's own final numbers
+    (cost, forgetting) went to TensorBoard only for ``all`` alone or a list naming tensorboard."""
+    pytest.importorskip("mlflow")
+    from tunelab.run.tracking import TENSORBOARD_DIR, log_record
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "mlruns").as_uri())
+    log_record("mlflow,all", tmp_path, None, {"train_info": {"steps": 3, "train_time_s": 1.5}})
+    assert list((tmp_path / TENSORBOARD_DIR).glob("events.out.tfevents*"))
+
+
 def test_a_tracking_server_that_is_down_is_asked_once_not_retried_for_minutes(monkeypatch):
     """A walk-through's MLFLOW_TRACKING_URI=http://127.0.0.1:9 took 4 min 14 s to be refused (MLflow's 7 retries with
     backoff, a urllib3 warning each): the store's check asks once, with a short timeout, and says why in full words."""

@@ -144,8 +144,8 @@ def log_record(report_to: str | None, out_dir: Path, mlflow_run_id: str | None, 
     writes to itself: MLflow (:func:`log_record_to_mlflow`) and TensorBoard (:func:`log_record_to_tensorboard`; they
     reached MLflow alone, and TensorBoard had the Trainer's test metrics but no cost nor forgetting)."""
     names = tracker_names(report_to)
-    if names == ["all"]:
-        names = parse_report_to("all")
+    if "all" in names:  # as the Trainer was given them (mlflow,all: TensorBoard too)
+        names = parse_report_to(report_to)
     if mlflow_run_id:
         log_record_to_mlflow(mlflow_run_id, record)
     if "tensorboard" in names:
