@@ -787,6 +787,17 @@ def test_limits_no_run_can_meet_are_refused_before_training(flag, value, capsys)
     assert ", or leave it out for " in err
 
 
+def test_a_forgetting_limit_without_the_measurement_is_refused_before_training(capsys):
+    """--max-forgetting with --no-forgetting: no run measured it, so the limit set nothing aside and the verdict read as
+    if every strategy were within it."""
+    from tunelab.cli.main import main
+
+    assert main(["compare", "--strategies", "head,full", "--max-forgetting", "0.05", "--no-forgetting",
+                 "--out", "/nonexistent/never-written"]) == 2
+    err = capsys.readouterr().err
+    assert "--max-forgetting 0.05 limits what --no-forgetting does not measure" in err and "Traceback" not in err
+
+
 def test_a_second_comparison_into_a_folder_in_use_is_refused_in_one_line(tmp_path, capsys, tiny_bert_dir,
                                                                            sentiment_csv):
     """Two comparisons writing one --out at once would train and record the same runs twice over: the second is

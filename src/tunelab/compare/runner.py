@@ -734,7 +734,8 @@ def _compared(base: TrainConfig, strategies: list[str], out: Path, opts: Compare
 
 def _check_metric(base: TrainConfig, opts: CompareOptions, task: str) -> None:
     """Refuse, before anything runs, a metric that does not apply to the comparison's ``task``, a level outside
-    (0, 1), a negative tolerance, and limits that no run can meet (a time or memory limit of 0 or less)."""
+    (0, 1), a negative tolerance, limits that no run can meet (a time or memory limit of 0 or less), and a forgetting
+    limit on runs that do not measure it (--no-forgetting: it let every strategy through, said nowhere)."""
     from tunelab.advice.choose import level_problems
     from tunelab.metrics import metric_problem
 
@@ -761,6 +762,9 @@ def _check_metric(base: TrainConfig, opts: CompareOptions, task: str) -> None:
     if opts.max_forgetting is not None and not (math.isfinite(opts.max_forgetting) and opts.max_forgetting >= 0):
         problems.append(out_of_range("--max-forgetting", "a number >= 0 (0: no forgetting at all)", opts.max_forgetting,
                                      "0.05", "no limit"))
+    elif opts.max_forgetting is not None and not base.forgetting:  # no run would measure it: the limit passed every one
+        problems.append(f"--max-forgetting {opts.max_forgetting:g} limits what --no-forgetting does not measure: "
+                        "leave one of them out")
     problems = [p for p in problems if p]
     if problems:
         raise ConfigError(problems)
