@@ -455,6 +455,13 @@ def test_forgetting_is_worded_as_forgetting_in_the_exclusion_and_the_plot():
     assert "forgetting 0.00684 (1 - linear CKA), over the --max-forgetting limit of 0.001" in why["lora"]
     plot = forgetting_plot(results)
     assert "no other strategy is both better and forgets less" in plot.caption and "cheaper" not in plot.caption
+    # a run whose measurement failed passed the limit in silence, as if it had forgotten nothing: now set aside, saying why
+    results[0]["train_info"]["forgetting"] = {"error": "reference text too long"}
+    rec = recommend_from_results(results, max_forgetting=0.001)
+    why = {row["strategy"]: row["why_not"] for row in rec["ranking"]}
+    assert "forgetting not measured (reference text too long), so not shown within the --max-forgetting limit" in \
+        why["head"], why
+    assert rec["strategy"] is None
 
 
 def test_a_planned_comparisons_rounds_are_not_called_a_short_learning_curve(tmp_path):

@@ -713,6 +713,12 @@ def _budget_violations(ok: list[StrategySummary], max_train_minutes: float | Non
             unit = s.forgetting_unit or "drift"
             amount = f"{s.forgetting:.3g} {unit}" if unit == "nats/token" else f"{s.forgetting:.3g} ({unit})"
             violations[s.strategy].append(f"forgetting {amount}, over the --max-forgetting limit of {max_forgetting:g}")
+        elif max_forgetting is not None and s.forgetting is None:  # its measurement failed: not shown within the limit
+            error = next((f["error"] for r in s.runs if isinstance(f := r.train_info.forgetting, dict) and f.get("error")),
+                         None)
+            violations[s.strategy].append(
+                f"forgetting not measured{f' ({error})' if error else ''}, so not shown within the --max-forgetting limit of "
+                f"{max_forgetting:g}")
     return violations
 
 
