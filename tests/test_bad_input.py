@@ -116,7 +116,7 @@ CASES = [
     ),
     Case("empty file", lambda t: ["--data", str(write(t / "empty.csv", ""))], ("empty.csv", "empty")),
     Case("a short .txt file", lambda t: ["--data", str(write(t / "short.txt", "text,label\n" + "a fine film,pos\n" * 60))],
-         ("short.txt", "only 1 example;", "plain text for language modelling", "make 1;", ".csv")),
+         ("short.txt", "only 1 example;", "plain text is read for language modelling", "make 1;", ".csv")),
     Case("label column named as the text", lambda t: ["--data", good(t), "--text-column", "label"],
          ("good.csv", "'label'", "both the label column and a text column", "--label-column")),
     Case("label column named as a pair's second text", lambda t: ["--data", good(t), "--text-column", "text,label"],
