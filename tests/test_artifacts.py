@@ -827,3 +827,18 @@ def test_an_adapter_of_a_base_saved_in_bfloat16_loads_as_it_trained_in_float32(t
         exec(snippet, scope)
         assert {p.dtype for p in scope["model"].parameters()} == {torch.float32}
         assert_same_logits(scope["model"].eval(), ours, out / "model", texts, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("strategy", ["lora", "ia3"])
+def test_a_merged_runs_card_counts_the_parameters_it_trained(tiny_llama_dir, toy_lm_data, tmp_path, strategy):
+    """With --merge the card was written after the adapter was merged into the weights in place: it said
+    "Trainable parameters: 0 of 32,224 (0.00 %)" for a LoRA causal LM (metrics.json: 12,288). It says the run's count."""
+    out = tmp_path / "o"
+    record = train(TrainConfig(model=str(tiny_llama_dir), strategy=strategy, merge=True, epochs=1, batch_size=4,
+                               max_length=32, forgetting=False, max_eval_samples=4, out=str(out)),
+                   data=toy_lm_data, progress=False)
+    info = record["train_info"]
+    assert (out / "model" / "merged").is_dir()
+    assert info["trainable_params"] > 0
+    assert (f"- Trainable parameters: {info['trainable_params']:,} of {info['total_params']:,} "
+            f"({100 * info['trainable_share']:.2f} %)") in (out / "model" / "README.md").read_text()

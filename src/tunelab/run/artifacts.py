@@ -102,6 +102,10 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
     ``state_dict``: the whole weights gathered from processes that each held a shard (FSDP, ZeRO-3)."""
     target = Path(out) / MODEL_DIR
     strategy, config, data = run.strategy, run.config, run.data
+    from tunelab.strategies import trainable_parameters
+
+    # counted before saving: --merge folds the adapter into the weights in place, and the card would count none of it
+    counts = trainable_parameters(run.model)
     with atomic_dir(target) as tmp:
         # a strategy written before weight sharding was supported takes no state_dict: it is asked only then
         strategy.save(run.model, tmp, merge=merge, **({"state_dict": state_dict} if state_dict is not None else {}))
@@ -140,7 +144,7 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
         (tmp / "tunelab.json").write_text(json.dumps(info, indent=2) + "\n")
         if merged:  # a plain transformers model: `tunelab predict model/merged` reads it too
             (tmp / "merged" / "tunelab.json").write_text(json.dumps({**info, "format": "transformers"}, indent=2) + "\n")
-        (tmp / "README.md").write_text(model_card(run, metrics, merged=merged))
+        (tmp / "README.md").write_text(model_card(run, metrics, merged=merged, counts=counts))
     return {"path": str(target), "format": strategy.artifact_format, "size_mb": round(_dir_size_mb(target), 2)}
 
 
@@ -186,7 +190,9 @@ def base_reference(name_or_path: str) -> str:
     return name_or_path if name_or_path in BUILTIN_MODELS else data_reference(name_or_path)
 
 
-def model_card(run, metrics: dict[str, Any], *, merged: bool = False) -> str:
+def model_card(run, metrics: dict[str, Any], *, merged: bool = False, counts: tuple[int, int] | None = None) -> str:
+    """The model card (``model/README.md``); ``counts``: the trained model's (trainable, total) parameters, counted
+    before a merge changed it."""
     from tunelab.models import soft_prompt_length
     from tunelab.models.loading import generic_classifiers, is_decoder, pair_separator, resolve_model
     c, d = run.config, run.data
@@ -194,7 +200,7 @@ def model_card(run, metrics: dict[str, Any], *, merged: bool = False) -> str:
     from tunelab.run.resilience import repeat_command
     from tunelab.strategies import trainable_parameters
 
-    trainable, total = trainable_parameters(run.model)
+    trainable, total = counts or trainable_parameters(run.model)
     added = [p for p in (run.strategy.adds(c), "a new classification head" if d.task == "classification" else None) if p]
     rows = "\n".join(
         f"| {split} | " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(values.items())) + " |"
