@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 import torch
+import yaml
 
 from tunelab.config import TrainConfig
 from tunelab.errors import TunelabError
@@ -840,5 +841,28 @@ def test_a_merged_runs_card_counts_the_parameters_it_trained(tiny_llama_dir, toy
     info = record["train_info"]
     assert (out / "model" / "merged").is_dir()
     assert info["trainable_params"] > 0
+    card = (out / "model" / "README.md").read_text()
     assert (f"- Trainable parameters: {info['trainable_params']:,} of {info['total_params']:,} "
-            f"({100 * info['trainable_share']:.2f} %)") in (out / "model" / "README.md").read_text()
+            f"({100 * info['trainable_share']:.2f} %)") in card
+    # the Hub's metadata: a peft adapter names its pipeline (the Hub cannot infer it); a local base has no Hub id
+    assert yaml.safe_load(card.split("---\n")[1]) == {"library_name": "peft", "pipeline_tag": "text-generation",
+                                                       "tags": ["tunelab", strategy]}
+
+
+@pytest.mark.parametrize(("model", "task", "base", "pipeline"), [
+    ("minilm", "classification", "sentence-transformers/all-MiniLM-L6-v2", "text-classification"),
+    ("smollm2", "causal-lm", "HuggingFaceTB/SmolLM2-135M-Instruct", "text-generation"),
+    ("some-org/some-model", "classification", "some-org/some-model", "text-classification"),
+])
+def test_the_cards_metadata_names_the_base_by_its_hub_id_and_the_pipeline(model, task, base, pipeline):
+    """The card's YAML had only library_name and tags: no base_model (the Hub links an adapter or fine-tune to its base
+    through it) and no pipeline_tag (which the Hub cannot infer for a peft adapter). A built-in names its upstream Hub
+    id, a hub id names itself; a local folder names none (the Hub refuses a path)."""
+    from types import SimpleNamespace
+
+    from tunelab.run.artifacts import card_metadata
+
+    run = SimpleNamespace(config=SimpleNamespace(model=model), data=SimpleNamespace(task=task),
+                          strategy=SimpleNamespace(artifact_format="peft", name="lora"))
+    assert yaml.safe_load(card_metadata(run)) == {"base_model": base, "library_name": "peft", "pipeline_tag": pipeline,
+                                                  "tags": ["tunelab", "lora"]}

