@@ -847,6 +847,13 @@ def test_a_merged_runs_card_counts_the_parameters_it_trained(tiny_llama_dir, toy
     # the Hub's metadata: a peft adapter names its pipeline (the Hub cannot infer it); a local base has no Hub id
     assert yaml.safe_load(card.split("---\n")[1]) == {"library_name": "peft", "pipeline_tag": "text-generation",
                                                        "tags": ["tunelab", strategy]}
+    # merged/ is a plain transformers model pushed or copied on its own: it had no card; its card's snippet loads it
+    merged_card = (out / "model" / "merged" / "README.md").read_text()
+    assert yaml.safe_load(merged_card.split("---\n")[1])["library_name"] == "transformers"
+    assert "peft" not in merged_card.split("## Load it")[1]
+    scope = {"THIS_FOLDER": str(out / "model" / "merged")}
+    exec(re.search(r"## Load it\s+```python\n(.*?)```", merged_card, re.S).group(1), scope)
+    assert type(scope["model"]).__name__ == "LlamaForCausalLM"
 
 
 @pytest.mark.parametrize(("model", "task", "base", "pipeline"), [

@@ -145,6 +145,8 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
         if merged:  # a plain transformers model: `tunelab predict model/merged` reads it too
             (tmp / "merged" / "tunelab.json").write_text(json.dumps({**info, "format": "transformers"}, indent=2) + "\n")
         (tmp / "README.md").write_text(model_card(run, metrics, merged=merged, counts=counts))
+        if merged:  # its own card: the merged folder is pushed or copied on its own
+            (tmp / "merged" / "README.md").write_text(model_card(run, metrics, counts=counts, fmt="transformers"))
     return {"path": str(target), "format": strategy.artifact_format, "size_mb": round(_dir_size_mb(target), 2)}
 
 
@@ -190,9 +192,12 @@ def base_reference(name_or_path: str) -> str:
     return name_or_path if name_or_path in BUILTIN_MODELS else data_reference(name_or_path)
 
 
-def model_card(run, metrics: dict[str, Any], *, merged: bool = False, counts: tuple[int, int] | None = None) -> str:
+def model_card(run, metrics: dict[str, Any], *, merged: bool = False, counts: tuple[int, int] | None = None,
+               fmt: str | None = None) -> str:
     """The model card (``model/README.md``); ``counts``: the trained model's (trainable, total) parameters, counted
-    before a merge changed it."""
+    before a merge changed it; ``fmt``: the format of the folder it describes (``"transformers"`` for ``merged/``),
+    by default the strategy's."""
+    fmt = fmt or run.strategy.artifact_format
     from tunelab.models import soft_prompt_length
     from tunelab.models.loading import generic_classifiers, is_decoder, pair_separator, resolve_model
     c, d = run.config, run.data
@@ -213,10 +218,10 @@ def model_card(run, metrics: dict[str, Any], *, merged: bool = False, counts: tu
     cut_text = ""
     if d.task == "classification":
         # a peft folder given by name to pipeline loads the base without the label names (LABEL_0, LABEL_1)
-        piped = ("model=model, tokenizer=THIS_FOLDER" if run.strategy.artifact_format == "peft" else "model=THIS_FOLDER")
+        piped = ("model=model, tokenizer=THIS_FOLDER" if fmt == "peft" else "model=THIS_FOLDER")
         cut_text = (f"\n\nIt read at most {run.max_length} tokens of a text: the saved tokenizer cuts there when called with "
                     f"`truncation=True` (`pipeline(\"text-classification\", {piped}, truncation=True)`"
-                    + (", with the model loaded as above" if run.strategy.artifact_format == "peft" else "") + "); "
+                    + (", with the model loaded as above" if fmt == "peft" else "") + "); "
                     "without it, a longer text is read whole and the predictions differ from tunelab's.")
         if c.keep == "start+end":
             cut_text += (" It kept each long text's start and end, which no tokenizer setting does: use `tunelab predict` "
@@ -233,7 +238,7 @@ def model_card(run, metrics: dict[str, Any], *, merged: bool = False, counts: tu
     # a base whose config states bfloat16 / float16 (most decoders on the hub) loads in that dtype by default: the
     # adapter trained and was evaluated on the base in float32
     as_trained = ', dtype="float32"' if stated_dtype(base_path) not in (None, "float32") else ""
-    if run.strategy.artifact_format == "peft":
+    if fmt == "peft":
         labels_why = ("without them the base gets a 2-class head and the adapter's does not fit" if len(d.label_names) != 2
                       else "without them the base's head has no label names")
         load = (
@@ -282,7 +287,7 @@ def model_card(run, metrics: dict[str, Any], *, merged: bool = False, counts: tu
                  "tokenizer saved here has that format as its chat template: "
                  "`tokenizer.apply_chat_template(messages, add_generation_prompt=True)`.")
     return f"""---
-{card_metadata(run)}---
+{card_metadata(run, fmt)}---
 # {c.model} adapted to {d.source or c.data} with `{run.strategy.name}`
 
 - Strategy: **{run.strategy.name}** ({run.strategy.kind.label}) — {run.strategy.summary}
@@ -305,7 +310,7 @@ Made with tunelab; `run_config.yaml` beside this folder repeats the run (`{repea
 """
 
 
-def card_metadata(run) -> str:
+def card_metadata(run, fmt: str | None = None) -> str:
     """The card's YAML metadata, as the Hub reads it (huggingface_hub writes it): ``library_name``, ``pipeline_tag``
     (the Hub cannot infer it for a peft adapter), ``base_model`` where the base has a Hub id (a built-in's upstream,
     or a hub id the run loaded; the Hub refuses a local path there) and the tags."""
@@ -319,7 +324,7 @@ def card_metadata(run) -> str:
     else:
         base = None if Path(str(model)).expanduser().exists() else str(model)
     return ModelCardData(
-        library_name="peft" if run.strategy.artifact_format == "peft" else "transformers",
+        library_name="peft" if (fmt or run.strategy.artifact_format) == "peft" else "transformers",
         base_model=base,
         pipeline_tag="text-classification" if run.data.task == "classification" else "text-generation",
         tags=["tunelab", run.strategy.name],
