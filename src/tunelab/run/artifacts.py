@@ -306,7 +306,7 @@ def model_card(run, metrics: dict[str, Any], *, merged: bool = False, counts: tu
 
 {load}{cut_text}
 {merged_text}
-Made with tunelab; `run_config.yaml` beside this folder repeats the run (`{repeat_command(Path(c.out or 'OUT'))}`, run from the folder the run was started in: the paths it holds are relative to it){_launch_text(c)}.
+Made with tunelab; `run_config.yaml` in the run's folder repeats the run (`{repeat_command(Path(c.out or 'OUT'))}`, run from the folder the run was started in: the paths it holds are relative to it){_launch_text(c)}.
 """
 
 
