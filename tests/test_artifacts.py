@@ -851,6 +851,7 @@ def test_a_merged_runs_card_counts_the_parameters_it_trained(tiny_llama_dir, toy
     merged_card = (out / "model" / "merged" / "README.md").read_text()
     assert yaml.safe_load(merged_card.split("---\n")[1])["library_name"] == "transformers"
     assert "peft" not in merged_card.split("## Load it")[1]
+    assert "beside this folder" not in merged_card and "`run_config.yaml` in the run's folder" in merged_card
     scope = {"THIS_FOLDER": str(out / "model" / "merged")}
     exec(re.search(r"## Load it\s+```python\n(.*?)```", merged_card, re.S).group(1), scope)
     assert type(scope["model"]).__name__ == "LlamaForCausalLM"
