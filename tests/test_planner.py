@@ -561,6 +561,16 @@ def test_a_round_where_no_strategy_beats_a_constant_predictor_halves_nothing():
     planner.finish_round(rnd, [Measurement(s, 1 / 9, v, v - 0.07, v + 0.07, 100, chance=0.5) for s, v in near_chance.items()])
     rnd = planner.next_round(0.0)
     assert sorted(rnd.strategies) == names and planner.stopped == {} and planner.summary()["not_halved_after"] == [1]
+    # the console says why nothing was cut, with the numbers (it said nothing: the next round simply held all five)
+    from tunelab.compare.runner import _say_stops
+
+    said: list[str] = []
+    _say_stops(planner, said.append, 0, set())
+    assert said == ["  after round 1 (data fraction 0.111111) no strategy is cut: none is yet distinguishable from always "
+                    "predicting the most frequent class (0.5000) on validation accuracy (a 0.5600 [0.4900, 0.6300], "
+                    "b 0.5500 [0.4800, 0.6200], c 0.5300 [0.4600, 0.6000], d 0.5200 [0.4500, 0.5900], "
+                    "e 0.5000 [0.4300, 0.5700], 95 % intervals), so their order says nothing and every one goes on"]
+    assert planner.quiet_message(2) is None
     apart = dict(zip(names, (0.80, 0.78, 0.76, 0.74, 0.72), strict=True))
     planner.finish_round(rnd, [Measurement(s, 1 / 3, v, v - 0.05, v + 0.05, 300, chance=0.5) for s, v in apart.items()])
     final = planner.next_round(0.0)

@@ -750,6 +750,23 @@ class Planner:
                            "cheaper of two strategies it cannot separate")
             self._stop(s, done.index, done.fraction, why, message, p, op)
 
+    def quiet_message(self, index: int) -> str | None:
+        """Why nothing was cut after round ``index`` when that round measured nothing (:func:`informative` false: it is
+        in :attr:`uninformative_`), with the measurements that say so; None after a round that cut as usual."""
+        if index not in self.uninformative_:
+            return None
+        done = self.done_[index - 1]
+        there = sorted((m for m in self.measurements_ if m.fraction == done.fraction and m.strategy in done.strategies),
+                       key=lambda m: -m.value if higher_is_better(self.metric) else m.value)
+        chance = next((m.chance for m in there if m.chance is not None), None)
+        constant = f" ({_value(chance)})" if chance is not None else ""
+        measured = ", ".join(f"{m.strategy} {_value(m.value)} [{_value(m.low)}, {_value(m.high)}]" for m in there
+                             if math.isfinite(m.low) and math.isfinite(m.high))
+        return (f"after round {index} (data fraction {done.fraction:g}) no strategy is cut: none is yet distinguishable "
+                f"from always predicting the most frequent class{constant} on validation {self.metric}"
+                + (f" ({measured}, {100 * self.level:g} % intervals)" if measured else "")
+                + ", so their order says nothing and every one goes on")
+
     def verdict_matters(self, rnd: Round) -> bool:
         """Whether the cut after ``rnd`` can use the verdict on its runs (:meth:`finish_round`'s ``verdict``): after
         the full data's first seed, or after a round of less data that leaves some strategy measured at two fractions

@@ -1179,6 +1179,10 @@ def _say_stops(planner, say: Callable[[str], None], told: int, told_rounds: set[
     for stop in planner.stops_[told:]:
         if stop.reason != "failed":
             say(f"  stopped early: {stop.strategy} ({stop.reason}): {stop.message}")
+    for index in planner.uninformative_:
+        if ("quiet", index) not in told_rounds:
+            told_rounds.add(("quiet", index))
+            say(f"  {planner.quiet_message(index)}")
     for index, fresh in planner.unranked_.items():
         if index not in told_rounds:
             told_rounds.add(index)
