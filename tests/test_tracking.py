@@ -485,3 +485,25 @@ def test_a_fresh_causal_lm_runs_child_holds_one_point_per_metric_at_its_last_ste
     history = client.get_metric_history(runs.children["lora-s0"], "validation_perplexity")
     assert [m.value for m in history][-1] == pytest.approx(today)
     assert client.get_run(runs.children["lora-s0"]).data.metrics["recorded_validation_perplexity"] == math.exp(9.0)
+
+
+def test_in_rounds_the_eta_line_names_the_round_it_covers(tmp_path):
+    """A planned comparison hands the display one round's runs at a time: its ETA is that round's, and the line said
+    "comparison ETA 0 s" at round 1's last run with two rounds still to come."""
+    from types import SimpleNamespace
+
+    from tunelab.compare.progress import CompareDisplay
+    from tunelab.io import write_json
+
+    job = SimpleNamespace(run_id="full-f0.111", folder=tmp_path / "r", spec={"config": {"strategy": "full"}})
+    (tmp_path / "r").mkdir()
+    write_json(tmp_path / "r" / "progress.json", {"phase": "training", "step": 12, "max_steps": 12, "epoch": 1.0})
+    lines: list[str] = []
+    display = CompareDisplay([job], lambda j: j.spec["config"]["strategy"], lines.append, scope="round 1")
+    display.start(job)
+    display.progress(job)
+    assert "; round 1 ETA " in lines[-1] and "comparison ETA" not in lines[-1]
+    whole = CompareDisplay([job], lambda j: j.spec["config"]["strategy"], lines.append)
+    whole.start(job)
+    whole.progress(job)
+    assert "; comparison ETA " in lines[-1]

@@ -26,8 +26,10 @@ class CompareDisplay:
     """Progress of a comparison's runs; ``say`` prints a line (above the live bars in a terminal)."""
 
     def __init__(self, jobs: list[Any], strategy_of: Callable[[Any], str], say: Callable[[str], None],
-                 estimates: dict[str, float] | None = None, stream=None):
+                 estimates: dict[str, float] | None = None, stream=None, scope: str = "comparison"):
         self.jobs, self.strategy_of, self._say = list(jobs), strategy_of, say
+        # what the jobs and their ETA are: the comparison, or one of its rounds (then the ETA leaves later rounds out)
+        self.scope = scope
         self.estimates = dict(estimates or {})
         self.stream = stream or sys.stdout
         self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
@@ -53,7 +55,7 @@ class CompareDisplay:
             self._live = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=Console(file=self.stream))
             self._live.start()
-            self._all_task = self._live.add_task("comparison", total=len(self.jobs), info="")
+            self._all_task = self._live.add_task(self.scope, total=len(self.jobs), info="")
         return self
 
     def __exit__(self, *exc) -> None:
@@ -86,7 +88,7 @@ class CompareDisplay:
         if epoch > self._epoch.get(job.run_id, 0):
             self._epoch[job.run_id] = epoch
             self.say(f"    {job.run_id}: epoch {epoch}, step {state['step']}/{state['max_steps']}"
-                     f"{', ' + loss if loss else ''}; comparison ETA {_minutes(self.eta(job, state))}")
+                     f"{', ' + loss if loss else ''}; {self.scope} ETA {_minutes(self.eta(job, state))}")
 
     def done(self, job: Any, seconds: float | None = None) -> None:
         took = seconds if seconds is not None else time.perf_counter() - self._started.get(job.run_id, time.perf_counter())

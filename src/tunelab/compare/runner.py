@@ -980,7 +980,8 @@ def _run_all(planned: list[PlannedRun], base: TrainConfig, searches: dict[str, d
                 setattr(job, name, value)
             jobs.append(job)
     executor = opts.executor or LocalExecutor(isolate=opts.isolate)
-    display = CompareDisplay(jobs, lambda job: job.spec["config"]["strategy"], say, estimates)
+    display = CompareDisplay(jobs, lambda job: job.spec["config"]["strategy"], say, estimates,
+                             scope=prefix.strip() or "comparison")  # in rounds, the ETA is the round's
 
     def started(job: Job) -> None:
         if tracked is not None:  # the run's Trainer (and tunelab's final numbers) log into its child run, made as it starts
