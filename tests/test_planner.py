@@ -1309,3 +1309,35 @@ def test_a_stop_records_as_its_leader_the_strategy_its_message_compares_it_with(
     stop = planner.stopped["lora"]
     assert "is above head's 0.5933, but the verdict on these runs picks head" in stop.message
     assert stop.leader.strategy == "head" and stop.leader.estimate == pytest.approx(0.59333)
+
+
+def test_a_budget_spent_before_round_1_starts_nothing_and_says_so_with_its_numbers(tmp_path, capsys):
+    """--budget-minutes 0.1 on a user's 600 rows, no cost estimates: the advice before training took 21 s of the 6 s.
+    Round 1 still began (no run had a predicted time), each run said 'training head ...' and then 'not started',
+    every stop read 'after round 1 (data fraction 0.111)', a round none of them ran, and the last line said
+    'every run failed', when none had run."""
+    from tunelab.cli.compare import _exit_code
+    from tunelab.compare.runner import CompareResult
+    from tunelab.report.tables import stop_note
+
+    planner = Planner(["head", "bitfit", "full"], rounds=(1 / 9, 1 / 3, 1.0), metric="accuracy", target=420.0,
+                      budget_s=6.0)
+    assert planner.next_round(21.0) is None
+    stop = planner.stopped["head"]
+    assert stop.reason == "budget" and stop.round == 0
+    assert stop.message == ("the 6 s budget had run out (21 s had passed) before its round-1 run at data fraction "
+                            "0.111111 could start")
+    planning = planner.summary()
+    assert stop_note(planning["stopped"][0]).startswith("stopped early before its first round: the 6 s budget")
+    assert stop_note(planning["stopped"][0], short=True) == "before round 1: budget"  # it read "round 0: budget"
+    from tunelab.compare.runner import stopped_early_reasons
+    from tunelab.report.tables import console_table
+
+    # it read "No strategy reached the final round ...: the choice above rests on the largest fraction that was measured"
+    assert stopped_early_reasons(planning)[0].startswith("No run finished within the time budget, so nothing was measured")
+    assert console_table([], recommendation={"planning": planning}).title == "tunelab comparison"  # not "(data fraction 0)"
+    result = CompareResult(out=tmp_path, results=[], recommendation={"strategy": None}, report={}, planning=planning)
+    assert _exit_code(result) == 1
+    err = capsys.readouterr().err
+    assert "every run failed" not in err
+    assert "no run finished within the 0.1-minute (6 s) time budget" in err and "--resume" in err

@@ -234,8 +234,10 @@ def _exit_code(result: CompareResult) -> int:
         print("tunelab: no strategy got past its screening runs within the time budget, so there is nothing to "
               "recommend; tunelab compare --resume with a larger --budget-minutes goes on from there", file=sys.stderr)
         return 1
-    if result.results and not result.failed:
-        print("tunelab: no run finished within the time budget, so there is nothing to recommend; tunelab compare "
+    if (result.results or budget) and not result.failed:  # budget: no run started at all (none has a record)
+        spent = (result.planning or {}).get("budget_s")
+        within = f"the {spent / 60:.2g}-minute ({spent:.0f} s) time budget" if spent else "the time budget"
+        print(f"tunelab: no run finished within {within}, so there is nothing to recommend; tunelab compare "
               "--resume with a larger --budget-minutes goes on from there", file=sys.stderr)
         return 1
     errors = {r.run_info.error for r in result.results if not r.succeeded}

@@ -560,16 +560,19 @@ class Planner:
         seconds = {s: predict_seconds(s, fraction, self.timings_, self.estimates, self.sizes) for s in order}
         start_by: dict[str, float | None] = {}
         for s in order:
-            if self.budget_s is None or seconds[s] is None:
+            # a spent budget starts nothing, predicted or not (a round 1 without cost estimates has no prediction)
+            spent = self.budget_s is not None and now_s >= self.budget_s
+            if self.budget_s is None or (seconds[s] is None and not spent):
                 start_by[s] = None
                 continue
-            start_by[s] = self.budget_s - seconds[s]
-            if now_s > start_by[s]:
+            start_by[s] = self.budget_s - (seconds[s] or 0.0)
+            if now_s > start_by[s] or spent:
                 left = self.budget_s - now_s
                 run = f"its round-{index + 1} run at data fraction {fraction:g}"
                 last = self.done_[-1].fraction if index else 0.0  # the last round it ran (none: 0)
                 self._stop(s, index, last, "budget",
-                           f"the {self.budget_s:.0f} s budget had run out before {run} could start" if left <= 0 else
+                           f"the {self.budget_s:.0f} s budget had run out ({now_s:.0f} s had passed) before {run} could "
+                           "start" if left <= 0 else
                            f"{run} was predicted to take {seconds[s]:.0f} s, more than the {left:.0f} s left of the "
                            f"{self.budget_s:.0f} s budget")
         order = [s for s in order if s in self.alive_]

@@ -1420,11 +1420,11 @@ def stopped_early_reasons(planning: dict[str, Any], *, already_told: set[str] = 
     # a strategy whose round-1 run finished before the budget stopped its next one carries what that run measured
     screened = [s["strategy"] for s in stops if (s.get("prediction") or {}).get("measured") is not None]
     # where nothing is chosen, the line that says why comes first, before each strategy's stop
-    if not finalists and stops and all(s["reason"] == "budget" and s.get("round") == 1 for s in stops) and screened:
+    if not finalists and stops and all(s["reason"] == "budget" and s.get("round") in (0, 1) for s in stops) and screened:
         lines.insert(0, f"No strategy got past round 1 within the time budget: only {', '.join(screened)} finished a "
                      f"screening run{'s' if len(screened) > 1 else ''} there, on a fraction of the data, which no verdict "
                      "reads: tunelab compare --resume with a larger --budget-minutes goes on from there.")
-    elif not finalists and stops and all(s["reason"] == "budget" and s.get("round") == 1 for s in stops):
+    elif not finalists and stops and all(s["reason"] == "budget" and s.get("round") in (0, 1) for s in stops):
         lines.insert(0, "No run finished within the time budget, so nothing was measured: tunelab compare --resume with a "
                      "larger --budget-minutes goes on from there.")
     elif not finalists and fractions and any(s["reason"] == "budget" for s in stops):

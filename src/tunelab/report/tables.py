@@ -147,7 +147,8 @@ def stop_note(stop: dict, *, short: bool = False) -> str:
     """What a stopped strategy's row says instead of numbers (``short``: the reason's name instead of its message,
     for the console, which prints the messages under the table)."""
     if short:  # the Status column says "stopped early" or "failed"
-        return f"round {stop['round']}: {stop['reason'] if stop['status'] == 'stopped_early' else 'failed'}"
+        where = f"round {stop['round']}" if stop["round"] else "before round 1"
+        return f"{where}: {stop['reason'] if stop['status'] == 'stopped_early' else 'failed'}"
     if stop["status"] != "stopped_early":
         return f"failed in round {stop['round']} (data fraction {stop['data_fraction']:g}): {stop['message']}"
     where = where_stopped(stop)
@@ -159,6 +160,8 @@ def where_stopped(stop: dict) -> str | None:
     for one whose message starts with it (the planner's halving and "behind" stops)."""
     if stop["message"].startswith("after round"):
         return None
+    if not stop["round"]:  # stopped before its first run (the budget spent before round 1)
+        return "before its first round"
     return f"after round {stop['round']} (data fraction {stop['data_fraction']:g})"
 
 
@@ -389,7 +392,7 @@ def console_table(results: list[dict], *, highlight: str | None = None, recommen
     headers, cells = results_table_cells(rows)
     fraction = rows[0]["data_fraction"] if rows else None
     title = "tunelab comparison"
-    if fraction is not None and not math.isclose(fraction, 1.0):
+    if fraction and not math.isclose(fraction, 1.0):  # 0: a strategy stopped before round 1 ran nothing
         title += f" (data fraction {fraction:g})"
     table = Table(title=title, header_style="bold", show_lines=False)
     with_errors = any(row["error"] for row in rows)
