@@ -17,6 +17,7 @@ from tunelab.compare.planner import (
     Measurement,
     Planner,
     RunTiming,
+    Stop,
     default_budget_s,
     predict_final,
     predict_seconds,
@@ -566,11 +567,16 @@ def test_a_round_where_no_strategy_beats_a_constant_predictor_halves_nothing():
 
     said: list[str] = []
     _say_stops(planner, said.append, 0, set())
-    assert said == ["  after round 1 (data fraction 0.111111) no strategy is cut: none is yet distinguishable from always "
-                    "predicting the most frequent class (0.5000) on validation accuracy (a 0.5600 [0.4900, 0.6300], "
-                    "b 0.5500 [0.4800, 0.6200], c 0.5300 [0.4600, 0.6000], d 0.5200 [0.4500, 0.5900], "
-                    "e 0.5000 [0.4300, 0.5700], 95 % intervals), so their order says nothing and every one goes on"]
+    assert said == ["  after round 1 (data fraction 0.111111) no strategy is cut on its score: none is yet distinguishable "
+                    "from always predicting the most frequent class (0.5000) on validation accuracy (a 0.5600 [0.4900, "
+                    "0.6300], b 0.5500 [0.4800, 0.6200], c 0.5300 [0.4600, 0.6000], d 0.5200 [0.4500, 0.5900], "
+                    "e 0.5000 [0.4300, 0.5700], 95 % intervals), so their order says nothing"]
     assert planner.quiet_message(2) is None
+    # a budget stop in the same pass comes after the line, which does not say that every strategy goes on
+    planner.stops_.append(Stop("e", 1, 1 / 9, "budget", "its round-2 run was predicted to take 400 s, more than 100 s"))
+    said.clear()
+    _say_stops(planner, said.append, 0, set())
+    assert said[0].startswith("  after round 1") and said[1].startswith("  stopped early: e (budget)")
     apart = dict(zip(names, (0.80, 0.78, 0.76, 0.74, 0.72), strict=True))
     planner.finish_round(rnd, [Measurement(s, 1 / 3, v, v - 0.05, v + 0.05, 300, chance=0.5) for s, v in apart.items()])
     final = planner.next_round(0.0)

@@ -765,10 +765,10 @@ class Planner:
         constant = f" ({_value(chance)})" if chance is not None else ""
         measured = ", ".join(f"{m.strategy} {_value(m.value)} [{_value(m.low)}, {_value(m.high)}]" for m in there
                              if math.isfinite(m.low) and math.isfinite(m.high))
-        return (f"after round {index} (data fraction {done.fraction:g}) no strategy is cut: none is yet distinguishable "
-                f"from always predicting the most frequent class{constant} on validation {self.metric}"
+        return (f"after round {index} (data fraction {done.fraction:g}) no strategy is cut on its score: none is yet "
+                f"distinguishable from always predicting the most frequent class{constant} on validation {self.metric}"
                 + (f" ({measured}, {100 * self.level:g} % intervals)" if measured else "")
-                + ", so their order says nothing and every one goes on")
+                + ", so their order says nothing")
 
     def verdict_matters(self, rnd: Round) -> bool:
         """Whether the cut after ``rnd`` can use the verdict on its runs (:meth:`finish_round`'s ``verdict``): after

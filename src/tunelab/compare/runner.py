@@ -1177,13 +1177,13 @@ def _round_outcomes(records: list[RunRecord], strategies: list[str]) -> tuple[di
 def _say_stops(planner, say: Callable[[str], None], told: int, told_rounds: set[int]) -> int:
     """Announce the stops after the first ``told``, and the strategies a round could not rank (once per round, noted
     in ``told_rounds``); returns how many stops have been told."""
-    for stop in planner.stops_[told:]:
-        if stop.reason != "failed":
-            say(f"  stopped early: {stop.strategy} ({stop.reason}): {stop.message}")
-    for index in planner.uninformative_:
+    for index in planner.uninformative_:  # first: the stops that follow (the budget's) are not on the scores
         if ("quiet", index) not in told_rounds:
             told_rounds.add(("quiet", index))
             say(f"  {planner.quiet_message(index)}")
+    for stop in planner.stops_[told:]:
+        if stop.reason != "failed":
+            say(f"  stopped early: {stop.strategy} ({stop.reason}): {stop.message}")
     for index, fresh in planner.unranked_.items():
         if index not in told_rounds:
             told_rounds.add(index)
