@@ -309,6 +309,9 @@ def test_cli_planned_comparison_stops_one_early_and_the_report_shows_it(tiny_ber
     assert "stopped_early" not in final and not final["config"]["screening"] and final["metrics"]["test"]["accuracy"] >= 0
 
     assert "not ranked after round 1: head" in printed and "stopped early: head (not learning)" in printed
+    # what each fraction holds, in examples (the lines named only the fractions)
+    assert "planned comparison: rounds at data fractions 0.5, 0.75, 1 (48, 72 and 96 training examples)" in printed
+    assert "on data fraction 0.75 (72 training examples)" in printed
     head_line = next(line for line in printed.splitlines() if line.startswith("│ head"))
     assert "stopped" in head_line and "success" not in head_line
     assert "recommended: full" in printed

@@ -1086,10 +1086,18 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
            if third < MIN_ROUND_EXAMPLES or steps_of is None else
            f"a round of a third of them would train {steps_of(third):.0f} optimizer steps, fewer than the planner's "
            f"minimum of {MIN_ROUND_STEPS}")
+
+    def size(fractions: list[float]) -> str:  # " (46, 140 and 420 training examples)": what a fraction holds
+        counts = [_examples_at(n_split, f, base.max_train_samples) for f in fractions]
+        if not fractions or any(c is None for c in counts):
+            return ""
+        listed = ", ".join(f"{c:,}" for c in counts[:-1]) + (" and " if len(counts) > 1 else "") + f"{counts[-1]:,}"
+        return f" ({listed} training {'examples' if per_example == 1.0 else 'texts'})"
+
     one_round = (f"planned comparison: one round, every strategy on data fraction {final:g}"
                  + (f" ({held}): {why}, so no strategy is screened on less data" if n_final else ""))
     say((one_round if not many and len(strategies) > 1 and len(opts.data_fractions) == 1 else
-         f"planned comparison: rounds at data fractions {', '.join(f'{f:g}' for f in rounds)}")
+         f"planned comparison: rounds at data fractions {', '.join(f'{f:g}' for f in rounds)}{size(list(rounds))}")
         + (f" (at the full data, seed {base.seed} first, then the other seeds for those that remain)" if many and opts.seeds > 1 else "") + "; "
         + (f"budget {budget_s / 60:.1f} min ({budget_source})" if budget_s is not None else
            f"budget {budget_source}" if after_first else f"no time budget ({budget_source})")
@@ -1103,6 +1111,7 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
         told = _say_stops(planner, say, told, told_rounds)
         rounds_in_all = rnd.index if rnd.final else len(planner.rungs_)  # a lone strategy left skips to the last
         say(f"round {rnd.index}/{rounds_in_all}: {', '.join(rnd.strategies)} on data fraction {rnd.fraction:g}"
+            + size([rnd.fraction])
             + (" (the final round)" if rnd.final else
                f", seed {base.seed} (the other seeds go to those that remain)" if not rnd.screening else ""))
         named_fraction = rnd.screening or len(opts.data_fractions) > 1
