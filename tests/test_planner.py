@@ -1191,6 +1191,16 @@ def test_a_budget_that_ran_out_after_a_screening_run_finished_does_not_say_nothi
     first = stopped_early_reasons(planner.summary())[0]
     assert "nothing was measured" not in first
     assert first.startswith("No strategy got past round 1 within the time budget: only head finished a screening run")
+    # two screened: "only head, bitfit finished a screening runs there" read the console of a user's comparison
+    planner = Planner(["head", "bitfit", "full"], rounds=(1 / 3, 1.0), metric="accuracy", target=350.0, budget_s=18.0,
+                      eta=1)
+    rnd = planner.next_round(0.0)
+    planner.finish_round(rnd, [measure("head", 1 / 3, 0.66, 0.13, 117), measure("bitfit", 1 / 3, 0.6, 0.13, 117)],
+                         [RunTiming("head", 1 / 3, 2.0, 0.2), RunTiming("bitfit", 1 / 3, 9.0, 8.0)],
+                         {"head": "ok", "bitfit": "ok", "full": "budget"}, {"full": "not started"})
+    assert planner.next_round(30.0) is None
+    assert stopped_early_reasons(planner.summary())[0].startswith(
+        "No strategy got past round 1 within the time budget: only head and bitfit finished screening runs there")
 
 
 def test_a_comparison_the_budget_stopped_after_its_screening_runs_exits_1_with_nothing_to_recommend(tmp_path, capsys):

@@ -1430,8 +1430,9 @@ def stopped_early_reasons(planning: dict[str, Any], *, already_told: set[str] = 
     screened = [s["strategy"] for s in stops if (s.get("prediction") or {}).get("measured") is not None]
     # where nothing is chosen, the line that says why comes first, before each strategy's stop
     if not finalists and stops and all(s["reason"] == "budget" and s.get("round") in (0, 1) for s in stops) and screened:
-        lines.insert(0, f"No strategy got past round 1 within the time budget: only {', '.join(screened)} finished a "
-                     f"screening run{'s' if len(screened) > 1 else ''} there, on a fraction of the data, which no verdict "
+        names = ", ".join(screened[:-1]) + " and " + screened[-1] if len(screened) > 1 else screened[0]
+        lines.insert(0, f"No strategy got past round 1 within the time budget: only {names} finished "
+                     f"{'screening runs' if len(screened) > 1 else 'a screening run'} there, on a fraction of the data, which no verdict "
                      "reads: tunelab compare --resume with a larger --budget-minutes goes on from there.")
     elif not finalists and stops and all(s["reason"] == "budget" and s.get("round") in (0, 1) for s in stops):
         lines.insert(0, "No run finished within the time budget, so nothing was measured: tunelab compare --resume with a "
