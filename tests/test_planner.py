@@ -312,6 +312,7 @@ def test_cli_planned_comparison_stops_one_early_and_the_report_shows_it(tiny_ber
     # what each fraction holds, in examples (the lines named only the fractions)
     assert "planned comparison: rounds at data fractions 0.5, 0.75, 1 (48, 72 and 96 training examples)" in printed
     assert "on data fraction 0.75 (72 training examples)" in printed
+    assert "on data fraction 1 (96 training examples), the final round" in printed  # not "(96 ...) (the final round)"
     head_line = next(line for line in printed.splitlines() if line.startswith("│ head"))
     assert "stopped" in head_line and "success" not in head_line
     assert "recommended: full" in printed
@@ -1265,7 +1266,7 @@ def test_a_lone_strategy_goes_to_the_last_round_counted_as_such(tiny_bert_dir, s
                  "--no-forgetting", "--no-pre-recommendation", "--out", str(tmp_path / "one")]) == 0
     said = capsys.readouterr().out
     rounds = [line for line in said.splitlines() if line.startswith("round ") and ": " in line and "[" not in line]
-    assert rounds == [next(line for line in rounds if "(the final round)" in line)], said
+    assert rounds == [next(line for line in rounds if ", the final round" in line)], said
     assert rounds[0].startswith("round 1/1: head"), rounds
 
 def test_the_runner_asks_the_verdict_after_a_round_of_less_data_and_passes_its_margin(tiny_bert_dir, sentiment_csv,

@@ -1112,7 +1112,7 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
         rounds_in_all = rnd.index if rnd.final else len(planner.rungs_)  # a lone strategy left skips to the last
         say(f"round {rnd.index}/{rounds_in_all}: {', '.join(rnd.strategies)} on data fraction {rnd.fraction:g}"
             + size([rnd.fraction])
-            + (" (the final round)" if rnd.final else
+            + (", the final round" if rnd.final else
                f", seed {base.seed} (the other seeds go to those that remain)" if not rnd.screening else ""))
         named_fraction = rnd.screening or len(opts.data_fractions) > 1
         # the rounds before the full data screen with one seed, on validation only; at the full data every run is
