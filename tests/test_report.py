@@ -910,3 +910,14 @@ def test_the_tradeoff_plots_bars_are_the_results_tables_test_intervals(tmp_path,
         assert interval and interval["method"].endswith("over seeds" if seeds > 1 else "bootstrap")
         (low, high), = [v for y, v in bars.items() if y == pytest.approx(interval["estimate"])]
         assert (low, high) == pytest.approx((interval["low"], interval["high"])), strategy
+
+
+def test_the_stopped_early_section_names_two_rounds_that_measured_nothing_in_words():
+    """A user's 600 rows in rounds: rounds 1 and 2 both left every strategy at the majority class; the report read
+    'After round 1, 2 nothing was halved'."""
+    from tunelab.report.writer import _stopped_early_blocks
+
+    rounds = [{"round": i, "data_fraction": f} for i, f in ((1, 0.111), (2, 0.333), (3, 1.0))]
+    planning = {"metric": "accuracy", "rounds": rounds, "halving": 3, "not_halved_after": [1, 2], "stopped": []}
+    intro = _stopped_early_blocks({"planning": planning})[1].text
+    assert "After rounds 1 and 2 nothing was halved" in intro and "round 1, 2" not in intro

@@ -294,7 +294,9 @@ def _stopped_early_blocks(recommendation: dict) -> list[Block]:
     )
     quiet = planning.get("not_halved_after") or []
     if quiet:
-        intro += (f" After round {', '.join(str(i) for i in quiet)} nothing was halved: no strategy was distinguishable "
+        which = (f"rounds {', '.join(str(i) for i in quiet[:-1])} and {quiet[-1]}" if len(quiet) > 1 else
+                 f"round {quiet[0]}")
+        intro += (f" After {which} nothing was halved: no strategy was distinguishable "
                   "from always predicting the most frequent class, so their order said nothing.")
     for index, fresh in (planning.get("unranked") or {}).items():
         intro += (f" After round {index}, {', '.join(fresh)} went on unranked: not yet distinguishable from always "
