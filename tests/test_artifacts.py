@@ -191,6 +191,27 @@ def test_ia3_merges_into_a_bert_whose_pooler_trains_with_the_head(tiny_bert_dir,
         torch.testing.assert_close(by_peft(**enc).logits, merged(**enc).logits, rtol=1e-5, atol=1e-5)
 
 
+def test_a_merged_dora_run_gives_the_adapters_logits_and_its_card_counts_what_trained(tiny_llama_dir, toy_lm_data, tmp_path):
+    """DoRA --merge on a decoder: the merged folder computes the adapter's logits, and the model card counts the
+    parameters that trained. The card was written after the merge had folded the adapters into the weights in place,
+    and read "Trainable parameters: 0 of 32,224 (0.00 %)"."""
+    from transformers import AutoModelForCausalLM
+
+    from conftest import assert_same_logits
+
+    config = TrainConfig(model=str(tiny_llama_dir), strategy="lora", use_dora=True, merge=True, epochs=1, batch_size=8,
+                         max_length=32, forgetting=False, out=str(tmp_path / "o"))
+    record = train(config, data=toy_lm_data, progress=False)
+    folder = tmp_path / "o" / MODEL_DIR
+    assert json.loads((folder / "adapter_config.json").read_text())["use_dora"] is True
+    adapter, _, _ = load_artifact(tmp_path / "o")
+    merged = AutoModelForCausalLM.from_pretrained(folder / "merged").eval()
+    assert_same_logits(merged, adapter, folder, ["the film was good", "an awful plot"], rtol=1e-5, atol=1e-5)
+    trained = record["train_info"]["trainable_params"]
+    assert trained > 0
+    assert f"Trainable parameters: {trained:,} of " in (folder / "README.md").read_text()
+
+
 def test_a_merge_that_fails_keeps_the_trained_adapter(tiny_bert_dir, toy_classification_data, tmp_path, monkeypatch, caplog):
     from peft import LoraModel
 
