@@ -212,6 +212,26 @@ def test_a_merged_dora_run_gives_the_adapters_logits_and_its_card_counts_what_tr
     assert f"Trainable parameters: {trained:,} of " in (folder / "README.md").read_text()
 
 
+def test_a_bf16_base_merges_onto_the_float32_base_the_adapter_loads_onto(tiny_llama_dir, toy_lm_data, tmp_path, monkeypatch):
+    """--base-dtype bf16 --merge: merged/ computes what the saved adapter does on its float32 base (predict, peft).
+    The merge had folded the adapters into the bfloat16-rounded weights the run held in memory: on this tiny Llama
+    merged/'s logits were 1e-3 away from the adapter's."""
+    from transformers import AutoModelForCausalLM
+
+    from conftest import assert_same_logits
+    from tunelab import hardware
+
+    monkeypatch.setattr(hardware, "native_bf16", lambda *a, **k: True)  # the option's refusal elsewhere; the same arithmetic
+    config = TrainConfig(model=str(tiny_llama_dir), strategy="lora", base_dtype="bf16", merge=True, lr=0.01, epochs=1,
+                         batch_size=8, max_length=32, forgetting=False, out=str(tmp_path / "o"))
+    train(config, data=toy_lm_data, progress=False)
+    folder = tmp_path / "o" / MODEL_DIR
+    adapter, _, _ = load_artifact(tmp_path / "o")
+    merged = AutoModelForCausalLM.from_pretrained(folder / "merged").eval()
+    assert_same_logits(merged, adapter, folder, ["the film was good", "an awful plot"], rtol=1e-5, atol=1e-5)
+    assert (folder / "merged" / "tokenizer.json").exists() and json.loads((folder / "merged" / "tunelab.json").read_text())["format"] == "transformers"
+
+
 def test_a_merge_that_fails_keeps_the_trained_adapter(tiny_bert_dir, toy_classification_data, tmp_path, monkeypatch, caplog):
     from peft import LoraModel
 

@@ -142,12 +142,39 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
                       "data": data_reference(config.data)},
         }
         (tmp / "tunelab.json").write_text(json.dumps(info, indent=2) + "\n")
+        if merged and _base_held_rounded(config):
+            _merge_onto_saved_base(strategy, tmp)
+            merged = (tmp / "merged").is_dir()
         if merged:  # a plain transformers model: `tunelab predict model/merged` reads it too
             (tmp / "merged" / "tunelab.json").write_text(json.dumps({**info, "format": "transformers"}, indent=2) + "\n")
         (tmp / "README.md").write_text(model_card(run, metrics, merged=merged, counts=counts))
         if merged:  # its own card: the merged folder is pushed or copied on its own
             (tmp / "merged" / "README.md").write_text(model_card(run, metrics, counts=counts, fmt="transformers"))
     return {"path": str(target), "format": strategy.artifact_format, "size_mb": round(_dir_size_mb(target), 2)}
+
+
+def _base_held_rounded(config) -> bool:
+    """The run held its frozen base in a lower precision than float32 (``--base-dtype bf16``): the model in memory
+    then has bfloat16-rounded base weights, while the saved adapter loads onto the float32 checkpoint."""
+    from tunelab.run.training import base_dtype
+
+    return base_dtype(config) != torch.float32
+
+
+def _merge_onto_saved_base(strategy, folder: Path) -> None:
+    """Merge again, from the saved adapter on its float32 base, as ``predict`` and peft load it: ``merged/`` then
+    computes what the adapter does. (Merged in memory, a bf16-held run folded its adapters into bfloat16-rounded
+    base weights: merged/ and the adapter gave different logits.)"""
+    import tempfile
+
+    model, _, _ = load_artifact(folder)
+    with tempfile.TemporaryDirectory(dir=folder) as scratch:
+        strategy.save(model, Path(scratch), merge=True)
+        if not (Path(scratch) / "merged").is_dir():  # the merge failed (said so): no merged model is better than a wrong one
+            shutil.rmtree(folder / "merged")
+            return
+        for file in (Path(scratch) / "merged").iterdir():  # its weights and config; the tokenizer is written after
+            shutil.move(str(file), folder / "merged" / file.name)
 
 
 @contextlib.contextmanager
