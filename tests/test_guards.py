@@ -167,6 +167,29 @@ def test_batch_search_off_is_said_where_auto_batch_size_was_typed(tiny, tmp_path
     assert said[0] == [] and len(said[1]) == 1 and said[1][0].startswith("--auto-batch-size: out-of-memory batch search off")
 
 
+def test_micro_batch_tokens_typed_where_no_batch_is_cut_is_said(tiny, tmp_path, monkeypatch, caplog):
+    """``--micro-batch-tokens 64 --gradient-accumulation-steps 2``: the cap cuts no batch with gradient accumulation
+    (the trainer's training_step), and the run said nothing. Now one warning where the cap was typed; none by default
+    (the README says where the cap applies) and none where it applies."""
+    from tunelab import hardware
+    from tunelab.cli.main import main
+
+    monkeypatch.setattr(hardware, "build_device", lambda: torch.device("cpu"))
+    monkeypatch.setattr(training, "train", lambda config, progress=True: {})
+    monkeypatch.setattr(training.ranks, "is_main", lambda: False)  # the main process would print the record
+    model, data = tiny
+    said = []
+    for flags in ([], ["--micro-batch-tokens", "64"]):
+        for steps in ("1", "2"):
+            caplog.clear()
+            with caplog.at_level("WARNING", logger="tunelab"):
+                assert main(["-q", "train", "--model", str(model), "--data", str(data), "--strategy", "full",
+                             "--gradient-accumulation-steps", steps, *flags]) == 0
+            said.append([r.getMessage() for r in caplog.records if r.getMessage().startswith("--micro-batch-tokens")])
+    assert said[:3] == [[], [], []]
+    assert len(said[3]) == 1 and "--gradient-accumulation-steps is 2: no batch is cut" in said[3][0]
+
+
 class _NotATensor:
     """Anything torch.load(weights_only=True) must refuse: unpickling it would import and call code."""
 

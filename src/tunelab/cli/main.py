@@ -96,7 +96,7 @@ def print_record(record: dict) -> None:
 def cmd_train(args) -> int:
     from tunelab.run import ranks
     from tunelab.run.cache import EXTRA_READ
-    from tunelab.run.training import batch_search_off, train
+    from tunelab.run.training import batch_search_off, micro_batches_off, train
     from tunelab.strategies.base import unused_options
 
     config = config_from_args(args).validate()  # a bad value first: then no warning that the option is ignored
@@ -109,6 +109,9 @@ def cmd_train(args) -> int:
     off = batch_search_off(config)
     if off and "auto_batch_size" in vars(args) and ranks.local_rank() == 0:  # typed: said; by default: in the record
         logging.getLogger("tunelab").warning(f"--auto-batch-size: {off}")
+    off = micro_batches_off(config) if config.micro_batch_tokens else None
+    if off and "micro_batch_tokens" in vars(args) and ranks.local_rank() == 0:  # typed: said; by default: the README's
+        logging.getLogger("tunelab").warning(f"--micro-batch-tokens: {off}")
     record = train(config, progress=not (args.quiet or args.json))
     if not ranks.is_main():  # several processes: the main one reports
         return 0

@@ -1246,6 +1246,22 @@ class _Fit:
         return self.seconds - self.eval_seconds
 
 
+def micro_batches_off(config: TrainConfig) -> str | None:
+    """Why ``--micro-batch-tokens`` cuts no batch in a run of ``config`` (the condition of the trainer's
+    ``training_step``: one process on a CPU, no gradient accumulation), else ``None``."""
+    from tunelab.hardware import build_device
+
+    if config.gradient_accumulation_steps > 1:
+        steps = config.gradient_accumulation_steps
+        return (f"micro-batches apply without gradient accumulation, and --gradient-accumulation-steps is {steps}: no "
+                f"batch is cut (drop it and multiply --batch-size by {steps}: the same effective batch, cut into micro-batches)")
+    if ranks.distributed():
+        return "micro-batches apply on one process: under torchrun / accelerate launch no batch is cut"
+    if build_device().type != "cpu":
+        return "micro-batches apply on a CPU: on this GPU no batch is cut (lower --batch-size for less memory)"
+    return None
+
+
 def batch_search_off(config: TrainConfig) -> str | None:
     """The note for a run whose out-of-memory batch search (``--auto-batch-size``, on by default) cannot run because
     several processes train it, else ``None``."""
