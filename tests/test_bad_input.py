@@ -623,3 +623,31 @@ def test_compare_and_recommend_numbers_out_of_range_say_what_to_pass(capsys):
         assert main(["compare", "--data", "x", "--model", "minilm", flag, value]) == 2
         err = capsys.readouterr().err
         assert f"{flag} must be " in err and f"got {value}: pass e.g. " in err and "leave it out for" in err, err
+
+
+def test_gradient_checkpointing_on_a_model_without_it_is_one_line(tmp_path, capsys):
+    """--gradient-checkpointing on an architecture transformers cannot checkpoint (CTRL): full fine-tuning ended in
+    the Trainer's ValueError traceback, LoRA in a misleading "its forward pass failed on a probe input". Now one line,
+    exit 2, before the output folder is made."""
+    import torch
+    from transformers import CTRLConfig, CTRLLMHeadModel
+
+    from conftest import tiny_tokenizer
+
+    tokenizer = tiny_tokenizer()
+    tokenizer.eos_token = "[SEP]"
+    torch.manual_seed(0)
+    model_dir = tmp_path / "ctrl"
+    CTRLLMHeadModel(CTRLConfig(vocab_size=tokenizer.vocab_size, n_embd=32, n_layer=2, n_head=4, dff=64, n_positions=64,
+                               pad_token_id=tokenizer.pad_token_id)).save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    capsys.readouterr()  # the saving's progress bars
+    data = write(tmp_path / "d.csv", "text,label\n" + "".join(f"film {i} was {w},{w}\n" for i, w in enumerate(["good", "bad"] * 6)))
+    for strategy in ("full", "lora"):
+        out = tmp_path / f"o-{strategy}"
+        code = main(["-q", "train", "--model", str(model_dir), "--data", str(data), "--strategy", strategy,
+                     "--gradient-checkpointing", "--epochs", "1", "--no-forgetting", "--out", str(out)])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1, err
+        assert "--gradient-checkpointing: CTRLForSequenceClassification does not support gradient checkpointing" in err
+        assert not out.exists()

@@ -650,6 +650,10 @@ def prepare(config: TrainConfig, data: TaskData | None = None) -> PreparedRun:
         tokenizer=tokenizer,
         dtype=dtype,
     )
+    if config.gradient_checkpointing and not model.supports_gradient_checkpointing:  # transformers' own flag
+        raise ConfigError([f"--gradient-checkpointing: {type(model).__name__} does not support gradient checkpointing "
+                           "(transformers' supports_gradient_checkpointing): drop it; a lower --batch-size or "
+                           "--micro-batch-tokens also stores fewer activations"])
     head_note = getattr(model, "tunelab_head_note", None)  # what the classification head starts from, if said
     if data.task == "classification":
         tokenizer.padding_side = "right"
