@@ -97,9 +97,12 @@ def _dir_size_mb(folder: Path) -> float:
 
 
 def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = False,
-                   state_dict: dict[str, Any] | None = None) -> dict[str, Any]:
+                   state_dict: dict[str, Any] | None = None, base_rounded: bool = False) -> dict[str, Any]:
     """Save the adapted model (with tokenizer, label names and a model card) under ``out/model``;
-    ``state_dict``: the whole weights gathered from processes that each held a shard (FSDP, ZeRO-3)."""
+    ``state_dict``: the whole weights gathered from processes that each held a shard (FSDP, ZeRO-3);
+    ``base_rounded``: the run held its frozen base in a lower precision than float32 (``--base-dtype bf16``,
+    :func:`tunelab.run.training.base_dtype`), so the model in memory has bfloat16-rounded base weights (upcast since),
+    while the saved adapter loads onto the float32 checkpoint: a merge is then made from the saved adapter."""
     target = Path(out) / MODEL_DIR
     strategy, config, data = run.strategy, run.config, run.data
     from tunelab.strategies import trainable_parameters
@@ -142,7 +145,7 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
                       "data": data_reference(config.data)},
         }
         (tmp / "tunelab.json").write_text(json.dumps(info, indent=2) + "\n")
-        if merged and _base_held_rounded(config):
+        if merged and base_rounded:
             _merge_onto_saved_base(strategy, tmp)
             merged = (tmp / "merged").is_dir()
         if merged:  # a plain transformers model: `tunelab predict model/merged` reads it too
@@ -151,14 +154,6 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
         if merged:  # its own card: the merged folder is pushed or copied on its own
             (tmp / "merged" / "README.md").write_text(model_card(run, metrics, counts=counts, fmt="transformers"))
     return {"path": str(target), "format": strategy.artifact_format, "size_mb": round(_dir_size_mb(target), 2)}
-
-
-def _base_held_rounded(config) -> bool:
-    """The run held its frozen base in a lower precision than float32 (``--base-dtype bf16``): the model in memory
-    then has bfloat16-rounded base weights, while the saved adapter loads onto the float32 checkpoint."""
-    from tunelab.run.training import base_dtype
-
-    return base_dtype(config) != torch.float32
 
 
 def _merge_onto_saved_base(strategy, folder: Path) -> None:
