@@ -794,3 +794,47 @@ def test_recommends_estimate_rows_keep_whether_the_timing_was_reused(monkeypatch
               "reused": True}
     monkeypatch.setattr(estimate_module, "estimate", lambda config, **kw: stored)
     assert _estimate_row(TrainConfig(strategy="head"), None)["reused"] is True
+
+
+def test_evaluate_without_data_scores_the_test_split_of_the_data_the_run_trained_on(head_run, toy_csv):
+    """`tunelab evaluate RUN` required --data although model/tunelab.json records the data; now it scores the test
+    split of the recorded data, says which, and gives the numbers --data gives (the run's own test metrics)."""
+    _, out = head_run
+    code, printed, err = tunelab("evaluate", str(out))
+    assert code == 0, err
+    assert f"scoring the test split of {toy_csv.resolve()}, the data this run trained on" in err
+    assert printed == tunelab("evaluate", str(out), "--data", str(toy_csv))[1]
+    values = dict(line.split("\t") for line in printed.strip().splitlines())
+    record = json.loads((out / "metrics.json").read_text())
+    assert int(values["examples"]) == record["meta_info"]["n_test"]
+    assert float(values["accuracy"]) == pytest.approx(record["metrics"]["test"]["accuracy"], abs=1e-4)
+    assert float(values["loss"]) == pytest.approx(record["metrics"]["test"]["loss"], abs=1e-3)
+    code, printed, _ = tunelab("evaluate", str(out), "--json")  # stdout stays JSON alone
+    assert code == 0 and json.loads(printed)["split"] == "test"
+
+
+def test_evaluate_without_data_says_in_one_line_when_the_recorded_data_cannot_be_read_again(
+        tiny_bert_dir, toy_csv, toy_classification_data, tmp_path):
+    """Data given in memory, or a file since moved: one line, exit 2, saying to pass --data (a traceback-free
+    refusal from Python too, through the same evaluate_artifact)."""
+    from tunelab import TrainConfig, evaluate_artifact, train
+    from tunelab.errors import ConfigError
+
+    memory = tmp_path / "memory"
+    train(TrainConfig(model=str(tiny_bert_dir), strategy="head", epochs=1, batch_size=16, out=str(memory)),
+          data=toy_classification_data, progress=False)
+    code, printed, err = tunelab("evaluate", str(memory))
+    assert code == 2 and not printed
+    assert len(err.strip().splitlines()) == 1 and "given in memory" in err and "pass --data" in err, err
+    with pytest.raises(ConfigError, match="given in memory"):
+        evaluate_artifact(memory)
+    assert "accuracy" in evaluate_artifact(memory, str(toy_csv))  # data given: scored as before
+    moved = tmp_path / "moved.csv"
+    moved.write_bytes(toy_csv.read_bytes())
+    _, run = _train("--model", str(tiny_bert_dir), "--data", str(moved), "--strategy", "head", "--out",
+                    str(tmp_path / "file"))
+    moved.unlink()
+    code, printed, err = tunelab("evaluate", str(run))
+    assert code == 2 and not printed
+    assert len(err.strip().splitlines()) == 1, err
+    assert f"trained on {moved.resolve()}, which is no longer there (moved or deleted): pass --data" in err

@@ -199,8 +199,13 @@ def cmd_predict(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from tunelab.run.evaluation import evaluate_artifact
+    from tunelab.run.evaluation import evaluate_artifact, recorded_data
 
+    if args.data is None:  # the data the run trained on, as its model/tunelab.json records it
+        args.data = recorded_data(args.model_dir)
+        part = "every row" if args.split == "all" else f"the {args.split} split"
+        print(f"tunelab: scoring {part} of {args.data}, the data this run trained on (--data scores other data)",
+              file=sys.stderr)
     result = evaluate_artifact(args.model_dir, args.data, split=args.split, text_column=args.text_column, label_column=args.label_column, seed=args.seed)
     if args.json:
         print(json.dumps(result, indent=2))
@@ -253,7 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="score a trained folder on data")
     p.add_argument("model_dir", help="a run's --out folder, or its model/ folder")
-    p.add_argument("--data", required=True, help="a built-in dataset or a data file with the run's columns")
+    p.add_argument("--data", default=None, help="a built-in dataset or a data file with the run's columns (default: "
+                   "the data the run trained on, as its model/tunelab.json records it)")
     p.add_argument("--split", default="test", choices=["train", "validation", "test", "all"],
                    help="the split of --data that training made of it (the same seed), or all: every row, unsplit "
                         "(a file held out from training; default: test)")

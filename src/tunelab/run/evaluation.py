@@ -25,8 +25,37 @@ def run_split_settings(path, info: dict) -> dict:
     recorded = saved_settings(find_model_dir(path).parent / "run_config.yaml")
     if recorded is not None:
         return {k: recorded[k] for k in keys if k in recorded}
-    defaults = TrainConfig()
-    return {k: getattr(defaults, k) for k in keys}
+    defaults = TrainConfig()  # not its data: the default dataset is no record of what the run read
+    return {k: getattr(defaults, k) for k in keys if k != "data"}
+
+
+def recorded_data(path) -> str:
+    """The data the run in ``path`` trained on, as its ``tunelab.json`` records it (:func:`run_split_settings`): what
+    :func:`evaluate_artifact` scores when given no data. A built-in name, or a file or folder still where it was;
+    data given in memory, a path that has moved or gone, or a folder that records none raise
+    :class:`~tunelab.errors.ConfigError`, one line saying to give the data."""
+    import json
+    from pathlib import Path
+
+    from tunelab.data import BUILTIN_DATASETS
+    from tunelab.run.artifacts import find_model_dir
+    from tunelab.run.training import IN_MEMORY
+
+    folder = find_model_dir(path)
+    try:
+        info = json.loads((folder / "tunelab.json").read_text())
+    except (OSError, ValueError):
+        info = {}
+    data = run_split_settings(folder, info).get("data")
+    give = "pass --data (from Python: evaluate_artifact(run, data)) with the data to score"
+    if not data:
+        raise ConfigError(f"{path} does not record the data it trained on (saved before tunelab kept it): {give}")
+    data = str(data)
+    if data.startswith(IN_MEMORY):
+        raise ConfigError(f"{path} trained on data given in memory ({data}), which cannot be read again: {give}")
+    if data not in BUILTIN_DATASETS and not Path(data).expanduser().exists():
+        raise ConfigError(f"{path} trained on {data}, which is no longer there (moved or deleted): {give}")
+    return data
 
 
 def _warn_if_other_data(data_spec: str, trained_on: str | None, scored: int, rows: int, split: str) -> None:
@@ -59,12 +88,12 @@ SPLITS = ("train", "validation", "test", "all")
 """What :func:`evaluate_artifact` scores: a split training made of the data, or ``all`` of its rows."""
 
 
-def evaluate_artifact(path, data_spec: Any, *, split: str = "test", text_column: str | None = None,
+def evaluate_artifact(path, data_spec: Any = None, *, split: str = "test", text_column: str | None = None,
                       label_column: str | None = None, seed: int | None = None, batch_size: int = 32) -> dict:
     """Score a trained folder (a run's ``--out`` or its ``model/``) on ``data_spec`` (:func:`_evaluate`), without the
     libraries' loading and tokenizing bars. ``data_spec``: a built-in name, a path, or data in memory as
     :func:`~tunelab.run.training.train` takes it (a pandas DataFrame, a list of dicts, a dict of columns or of splits, a datasets Dataset /
-    DatasetDict). Returns the metrics and what was scored (the split, its number of examples); bad input raises
+    DatasetDict); ``None``: the data the run trained on (:func:`recorded_data`). Returns the metrics and what was scored (the split, its number of examples); bad input raises
     :class:`~tunelab.errors.ConfigError` / :class:`~tunelab.errors.DataError`, one line each."""
     from tunelab.run.progress import library_bars_off
 
@@ -78,6 +107,8 @@ def evaluate_artifact(path, data_spec: Any, *, split: str = "test", text_column:
         problems.append(f"batch_size must be a whole number of at least 1, got {batch_size!r}")
     if problems:
         raise ConfigError(problems)
+    if data_spec is None:
+        data_spec = recorded_data(path)
     with library_bars_off():
         return _evaluate(path, data_spec, split=split, text_column=text_column, label_column=label_column, seed=seed,
                          batch_size=batch_size)
