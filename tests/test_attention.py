@@ -93,3 +93,18 @@ def test_training_records_it_and_the_saved_model_does_not_carry_it(tiny_bert_dir
     off = train(config.replace(recompute_attention=False, out=str(tmp_path / "off")), data=toy_classification_data, progress=False)
     assert off["train_info"]["attention_recomputed"] is False
     assert json.loads((tmp_path / "off" / "metrics.json").read_text())["train_info"]["attention_recomputed"] is False
+
+
+def test_asked_for_where_it_cannot_apply_it_says_why_once(tiny_llama_dir, toy_lm_data, tmp_path, caplog):
+    config = TrainConfig(model=str(tiny_llama_dir), strategy="lora", epochs=1, batch_size=8, max_length=32,
+                         out=str(tmp_path / "run"), recompute_attention=True)
+    with caplog.at_level("WARNING", logger="tunelab"):
+        record = train(config, data=toy_lm_data, progress=False)
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("--recompute-attention:")]
+    assert len(said) == 1 and "without attention dropout" in said[0] and "LlamaForCausalLM" in said[0]
+    assert record["train_info"]["attention_recomputed"] is False
+    assert said[0] in record["train_info"]["notes"]  # the record says it too
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="tunelab"):  # not asked for: nothing said
+        train(config.replace(recompute_attention=False, out=str(tmp_path / "off")), data=toy_lm_data, progress=False)
+    assert not [r for r in caplog.records if "--recompute-attention" in r.getMessage()]

@@ -60,13 +60,28 @@ def _has_attention_dropout(config: Any) -> bool:
     return any(isinstance(getattr(config, n, None), (int, float)) and getattr(config, n) > 0 for n in names)
 
 
+def off_reason(model: torch.nn.Module) -> str | None:
+    """Why ``model`` recomputes no attention (it applies on a CPU, with attention dropout, through transformers'
+    ``sdpa`` attention), else ``None``."""
+    name = type(model.get_base_model() if hasattr(model, "get_base_model") else model).__name__  # not an adapter wrapper's
+    config = getattr(model, "config", None)
+    implementation = getattr(config, "_attn_implementation", None)
+    if implementation != "sdpa":
+        return (f"{name} does not run transformers' sdpa attention ({implementation or 'no attention setting'}): "
+                "nothing is recomputed (it applies to sdpa attention with dropout on a CPU)")
+    if not _has_attention_dropout(config):
+        return (f"{name} trains without attention dropout, where sdpa's fused kernel already keeps no attention matrix: "
+                "nothing is recomputed (it applies to models with attention dropout, such as BERT's, on a CPU)")
+    param = next(model.parameters(), None)
+    if param is None or param.device.type != "cpu":
+        return ("it applies on a CPU: on this GPU sdpa trains with dropout in kernels that keep no attention matrix, "
+                "nothing is recomputed")
+    return None
+
+
 def applies(model: torch.nn.Module) -> bool:
     """Whether ``model`` trains on CPU with attention dropout through transformers' ``sdpa`` attention."""
-    config = getattr(model, "config", None)
-    if config is None or getattr(config, "_attn_implementation", None) != "sdpa" or not _has_attention_dropout(config):
-        return False
-    param = next(model.parameters(), None)
-    return param is not None and param.device.type == "cpu"
+    return off_reason(model) is None
 
 
 @contextlib.contextmanager

@@ -43,6 +43,7 @@ from tunelab.models import (
 )
 from tunelab.models.loading import check_token_ids
 from tunelab.run import ranks
+from tunelab.run.attention import off_reason as attention_off
 from tunelab.run.attention import recompute_attention
 from tunelab.run.heap import limit_onednn_primitive_cache, peak_rss_mb, release_free_heap, start_run_peak
 from tunelab.run.outputs import AS_LOADED, ExampleOutputs, OutputCollector, reduce_logits
@@ -1290,6 +1291,13 @@ def _fit(setup: TrainerSetup, trainer, out: Path, resume_from: Path | None) -> _
         start_batch = min(start_batch, resilience.checkpoint_batch_size(resume_from) or start_batch)
         notes.append(f"resumed from {resume_from.name}")
         log.warning(notes[-1])  # now, before training restarts: with the notes after it, it came after an epoch's line
+    # asked for (it is off by default) and cannot apply: said once, before training (as --micro-batch-tokens that
+    # cuts nothing is); the model is on its training device now
+    attention = attention_off(setup.run.model) if config.recompute_attention else None
+    if attention:
+        notes.append(f"--recompute-attention: {attention}")
+        if ranks.local_rank() == 0:
+            log.warning(notes[-1])
     said = len(notes)
     notes += [note for note in (ranks.sharding_ignored(), ranks.processes_ignored()) if note]
     # recorded, not said: the search is on by default, so every launch said it, asked for or not (the CLI says it
