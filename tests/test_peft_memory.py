@@ -112,6 +112,8 @@ def _cli(*argv: str) -> tuple[int, str]:
     ("flags", "says"),
     [
         (["--base-dtype", "fp16"], "--base-dtype 'fp16' is unknown"),
+        (["--base-dtype", "float16"], "--base-dtype 'float16' is unknown: use fp32, bf16 or auto"),
+        (["--strategy", "full", "--base-dtype", "bfloat16"], "applies to strategies that keep every pre-trained weight frozen"),
         (["--strategy", "full", "--base-dtype", "bf16"], "applies to strategies that keep every pre-trained weight frozen"),
         (["--strategy", "lora", "--base-dtype", "bf16", "--precision", "fp32"], "computes in bfloat16"),
         (["--strategy", "head", "--gradient-checkpointing"], "does not combine with the frozen-layer cache"),
@@ -245,3 +247,12 @@ def test_lora_strategy_uses_the_fused_forward(tiny_bert_dir, toy_classification_
     run = tunelab.run.training.prepare(TrainConfig(model=str(tiny_bert_dir), strategy="lora"), toy_classification_data)
     layers = [m for m in run.model.modules() if type(m) is Linear]
     assert layers and all("forward" in vars(m) for m in layers)
+
+
+def test_torch_spellings_of_a_precision_are_its_short_names(tmp_path):
+    config = TrainConfig.from_dict({"model": "m", "base_dtype": "bfloat16", "cache_precision": "float32", "precision": "float16"})
+    assert (config.base_dtype, config.cache_precision, config.precision) == ("bf16", "fp32", "fp16")
+    assert TrainConfig(model="m", base_dtype="float32").base_dtype == "fp32"  # from Python too
+    assert TrainConfig(model="m").replace(base_dtype="float16").base_dtype == "float16"  # not one it takes: refused as typed
+    config.save(tmp_path / "run_config.yaml")
+    assert yaml.safe_load((tmp_path / "run_config.yaml").read_text())["base_dtype"] == "bf16"  # recorded as the same run

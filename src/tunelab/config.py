@@ -71,6 +71,13 @@ def out_of_range(flag: str, rule: str, value: float, example: str, unset: str) -
     return f"{flag} must be {rule}, got {_number(value)}: pass e.g. {example}, or leave it out for {unset}"
 
 
+#: torch's names of the precisions (``--base-dtype float32``, as torch, peft and the Trainer's users write them), read as
+#: the short names the settings keep (and run_config.yaml records).
+DTYPE_SPELLINGS = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+#: The precision settings and the short names each takes (``auto`` aside): a torch spelling of another (``--base-dtype
+#: float16``) stays as typed, and is refused as unknown.
+DTYPE_SETTINGS = {"base_dtype": ("fp32", "bf16"), "cache_precision": ("fp32", "bf16"), "precision": ("fp32", "bf16", "fp16")}
+
 #: What ``--keep`` may name: the part of a too-long text a classifier reads (:func:`tunelab.run.encoding.encode`).
 KEEP_CHOICES = ("start", "end", "start+end")
 #: What ``--loss-on`` may name: the tokens of a conversation a causal LM learns to predict.
@@ -304,6 +311,10 @@ class TrainConfig:
         NumPy number as a Python one."""
         for f in fields(self):
             setattr(self, f.name, _plain_value(getattr(self, f.name), str(f.type).split(" ")[0]))
+        for name, accepted in DTYPE_SETTINGS.items():  # torch's spelling of a value the setting takes: its short one
+            value = getattr(self, name)
+            if isinstance(value, str) and DTYPE_SPELLINGS.get(value) in accepted:
+                setattr(self, name, DTYPE_SPELLINGS[value])
 
     def changed_from(self, recorded: Mapping[str, Any], num_blocks: int | None = None) -> list[tuple[str, Any, Any]]:
         """``(setting, recorded value, this value)`` for every setting that describes what a run trains (all but
