@@ -74,8 +74,8 @@ def out_of_range(flag: str, rule: str, value: float, example: str, unset: str) -
 #: torch's names of the precisions (``--base-dtype float32``, as torch, peft and the Trainer's users write them), read as
 #: the short names the settings keep (and run_config.yaml records).
 DTYPE_SPELLINGS = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
-#: The precision settings and the short names each takes (``auto`` aside): a torch spelling of another (``--base-dtype
-#: float16``) stays as typed, and is refused as unknown.
+#: The precision settings and the short names each takes (``auto`` aside; what :meth:`TrainConfig.validate` accepts): a
+#: torch spelling of another (``--base-dtype float16``) stays as typed, and is refused as unknown.
 DTYPE_SETTINGS = {"base_dtype": ("fp32", "bf16"), "cache_precision": ("fp32", "bf16"), "precision": ("fp32", "bf16", "fp16")}
 
 #: What ``--keep`` may name: the part of a too-long text a classifier reads (:func:`tunelab.run.encoding.encode`).
@@ -444,7 +444,7 @@ class TrainConfig:
             out.append(f"--loss-on '{self.loss_on}' is unknown: use {', '.join(LOSS_ON_CHOICES)}")
         if self.merge and self.strategy in STRATEGIES and not STRATEGIES[self.strategy].can_merge:
             out.append(merge_problem(self.strategy))
-        if self.precision not in (None, "auto", "bf16", "fp16", "fp32"):
+        if self.precision not in (None, "auto", *DTYPE_SETTINGS["precision"]):
             out.append(f"--precision '{self.precision}' is unknown: use auto, bf16, fp16 or fp32")
         elif self.precision == "fp16":
             import torch
@@ -452,7 +452,7 @@ class TrainConfig:
             if not torch.cuda.is_available():
                 out.append("--precision fp16 needs a CUDA GPU (float16 autocast is not offered on CPU): use bf16 or fp32")
         out.extend(self._memory_problems(STRATEGIES))
-        if self.cache_precision not in ("auto", "bf16", "fp32"):
+        if self.cache_precision not in ("auto", *DTYPE_SETTINGS["cache_precision"]):
             out.append(f"--cache-precision '{self.cache_precision}' is unknown: use auto, bf16 or fp32")
         if self.report_to not in ("", "none"):
             from tunelab.trackers import parse_report_to
@@ -505,7 +505,7 @@ class TrainConfig:
         if self.gradient_checkpointing and self.cache and strategy is not None and strategy.freezes_prefix(self):
             out.append(f"--gradient-checkpointing does not combine with the frozen-layer cache that '{self.strategy}' uses "
                        "(its frozen blocks run once, storing no activations): add --no-cache, or drop --gradient-checkpointing")
-        if self.base_dtype not in ("auto", "bf16", "fp32"):
+        if self.base_dtype not in ("auto", *DTYPE_SETTINGS["base_dtype"]):
             out.append(f"--base-dtype '{self.base_dtype}' is unknown: use fp32, bf16 or auto")
         elif self.base_dtype == "bf16":
             if strategy is not None and not strategy.frozen_base:
