@@ -310,7 +310,7 @@ class TrainConfig:
         """Values from Python in the form the settings keep (:func:`_plain_value`): a ``pathlib.Path`` as a str, a
         NumPy number as a Python one."""
         for f in fields(self):
-            setattr(self, f.name, _plain_value(getattr(self, f.name), str(f.type).split(" ")[0]))
+            setattr(self, f.name, _plain_value(getattr(self, f.name), _kind(f)))
         for name, accepted in DTYPE_SETTINGS.items():  # torch's spelling of a value the setting takes: its short one
             value = getattr(self, name)
             if isinstance(value, str) and DTYPE_SPELLINGS.get(value) in accepted:
@@ -627,6 +627,11 @@ def _yaml_kind(value: Any) -> str:
 _TYPES = {"float": (int, float), "int": (int,), "bool": (bool,), "str": (str,)}
 
 
+def _kind(f: dataclasses.Field) -> str:
+    """A setting's type without ``| None`` (its annotation is a string: ``"int | None"`` -> ``"int"``)."""
+    return str(f.type).split(" ")[0]
+
+
 def _plain_value(value: Any, kind: str) -> Any:
     """``value`` of a setting of type ``kind`` as the settings keep it: a path (``pathlib.Path``, any
     ``os.PathLike``) where a str goes as that str, a NumPy integer or float where a number goes as the Python number
@@ -646,7 +651,7 @@ def _type_problems(config: TrainConfig) -> list[str]:
     ``max_length="32"`` would fail later in a comparison, ``layers=1.5`` inside a strategy."""
     out = []
     for f in fields(config):
-        value, kind = getattr(config, f.name), str(f.type).split(" ")[0]
+        value, kind = getattr(config, f.name), _kind(f)
         if kind not in _TYPES:
             continue
         if value is None:

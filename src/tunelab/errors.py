@@ -43,6 +43,16 @@ def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
+def and_list(names: list[str]) -> str:
+    """``"a"``, ``"a and b"``, ``"a, b and c"``: names in a sentence.
+
+    >>> and_list(["head"]), and_list(["head", "lora", "full"])
+    ('head', 'head, lora and full')
+    """
+    names = [str(n) for n in names]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def some_of(names: list[str], shown: int = 8) -> str:
     """``"a, b, c"`` for a one-line message, or the first ``shown`` names and how many more."""
     more = f" and {len(names) - shown} more" if len(names) > shown else ""

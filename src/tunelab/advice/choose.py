@@ -55,7 +55,7 @@ from tunelab.advice.verdict import (
     versus_dict,
 )
 from tunelab.config import out_of_range
-from tunelab.errors import ConfigError, some_of
+from tunelab.errors import ConfigError, and_list, some_of
 from tunelab.metrics import higher_is_better, metric_problem, primary_metric
 from tunelab.run.record import RunRecord, as_record
 from tunelab.units import format_mb
@@ -900,7 +900,7 @@ def _cannot_separate_reason(names: list[str], chosen: StrategySummary, compariso
     else:
         where = f"{comparison.n_seeds} seeds each, no per-example outputs"
     text = (
-        f"The data cannot separate {_and(names)} ({where}): none is shown to differ from the best at the "
+        f"The data cannot separate {and_list(names)} ({where}): none is shown to differ from the best at the "
         f"{_pct(ask.alpha)} level, so the cheapest of them, {chosen.strategy}, is chosen. More validation "
         f"{comparison.unit}s or seeds would be needed to tell them apart"
     )
@@ -955,7 +955,7 @@ def _at_chance_reason(names: list[str], chosen: StrategySummary, comparison: Com
         spans = ", ".join(f"{name} {format_interval(comparison.intervals[name], ask.metric)}" for name in names)
         why = (f"{its} {_pct(1 - ask.alpha)} interval{'' if one else 's'} ({spans}) reach{'es' if one else ''} that "
                "score, while the best's is clear of it")
-    return (f"{_and(names)} {'is' if one else 'are'} cheaper and not shown to be worse than the best, but not shown to "
+    return (f"{and_list(names)} {'is' if one else 'are'} cheaper and not shown to be worse than the best, but not shown to "
             f"do better than {_chance_text(comparison, ask)}: {why}. A strategy not shown to learn the task is no "
             f"contender, so {chosen.strategy} is chosen.")
 
@@ -1177,8 +1177,6 @@ def p_text(p: float | None, name: str = "p") -> str:
     return f"{name} < 0.001" if p < 0.001 else f"{name} = {p:.3f}" if p < 0.1 else f"{name} = {p:.2f}"
 
 
-def _and(names: list[str]) -> str:
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _gap_amount(gap: float, metric: str) -> str:

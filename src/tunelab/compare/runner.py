@@ -65,7 +65,7 @@ from tunelab.config import (
     saved_settings,
     with_unrecorded,
 )
-from tunelab.errors import ConfigError, TunelabError
+from tunelab.errors import ConfigError, TunelabError, and_list
 from tunelab.io import (
     LOCK_NAME,
     atomic_write_text,
@@ -1091,8 +1091,7 @@ def _run_planned(base: TrainConfig, strategies: list[str], out: Path, lrs: dict[
         counts = [_examples_at(n_split, f, base.max_train_samples) for f in fractions]
         if not fractions or any(c is None for c in counts):
             return ""
-        listed = ", ".join(f"{c:,}" for c in counts[:-1]) + (" and " if len(counts) > 1 else "") + f"{counts[-1]:,}"
-        return f" ({listed} training {'examples' if per_example == 1.0 else 'texts'})"
+        return f" ({and_list([f'{c:,}' for c in counts])} training {'examples' if per_example == 1.0 else 'texts'})"
 
     one_round = (f"planned comparison: one round, every strategy on data fraction {final:g}"
                  + (f" ({held}): {why}, so no strategy is screened on less data" if n_final else ""))
@@ -1403,7 +1402,7 @@ def learned_before_stopping(planning: dict[str, Any], recommendation: dict[str, 
     clear = [f"{stop['strategy']} (measured {format_metric(stop['prediction']['measured'], metric)}, at least "
              f"{format_metric(stop['prediction']['pessimistic'], metric)} by its interval, round {stop['round']})"
              for stop in stops]
-    named = clear[0] if len(clear) == 1 else ", ".join(clear[:-1]) + " and " + clear[-1]
+    named = and_list(clear)
     return [f"Before the rounds stopped {'it' if len(clear) == 1 else 'them'}, {named} measured clear of "
             f"{format_metric(chance['value'], metric)}, the "
             f"{'model as loaded' if chance.get('reference') == AS_LOADED_MODEL else 'constant predictor'}'s score that the finalists did not "
@@ -1430,7 +1429,7 @@ def stopped_early_reasons(planning: dict[str, Any], *, already_told: set[str] = 
     screened = [s["strategy"] for s in stops if (s.get("prediction") or {}).get("measured") is not None]
     # where nothing is chosen, the line that says why comes first, before each strategy's stop
     if not finalists and stops and all(s["reason"] == "budget" and s.get("round") in (0, 1) for s in stops) and screened:
-        names = ", ".join(screened[:-1]) + " and " + screened[-1] if len(screened) > 1 else screened[0]
+        names = and_list(screened)
         lines.insert(0, f"No strategy got past round 1 within the time budget: only {names} finished "
                      f"{'screening runs' if len(screened) > 1 else 'a screening run'} there, on a fraction of the data, which no verdict "
                      "reads: tunelab compare --resume with a larger --budget-minutes goes on from there.")

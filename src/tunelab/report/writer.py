@@ -35,6 +35,7 @@ from tunelab.advice.choose import (
 from tunelab.advice.learning import too_few_sizes
 from tunelab.advice.stats import Interval
 from tunelab.advice.verdict import run_outputs
+from tunelab.errors import and_list
 from tunelab.io import atomic_write_bytes, atomic_write_text
 from tunelab.metrics import higher_is_better
 from tunelab.report.document import (
@@ -294,8 +295,7 @@ def _stopped_early_blocks(recommendation: dict) -> list[Block]:
     )
     quiet = planning.get("not_halved_after") or []
     if quiet:
-        which = (f"rounds {', '.join(str(i) for i in quiet[:-1])} and {quiet[-1]}" if len(quiet) > 1 else
-                 f"round {quiet[0]}")
+        which = f"round{'s' if len(quiet) > 1 else ''} {and_list(quiet)}"
         intro += (f" After {which} nothing was halved: no strategy was distinguishable "
                   "from always predicting the most frequent class, so their order said nothing.")
     for index, fresh in (planning.get("unranked") or {}).items():
@@ -495,7 +495,7 @@ def _listed(names: list[str], most: int = 8) -> str:
     rest = len(names) - len(shown)
     if rest:
         return ", ".join(shown) + f" and {rest} more"
-    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + f" and {shown[-1]}"
+    return and_list(shown)
 
 
 #: Above this many classes the report lists the most frequent confusions instead of the whole matrix.

@@ -1104,7 +1104,8 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> Run
             eval_time = trainer.eval_seconds + ds.cache_info.get("eval_share_s", 0.0)
             _release_training_state(trainer)
             ds.restore(run)
-            if base_dtype(config) != torch.float32:
+            base_rounded = base_dtype(config) != torch.float32
+            if base_rounded:
                 # trained under autocast; what follows (forgetting, --merge, the artifact) runs plain float32 forwards
                 run.model.float()
             _check_trained(run.model, setup.initial, gathered)
@@ -1116,7 +1117,7 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> Run
             # a screening run keeps no model: the planner reads its validation metric, and the final round trains again
             artifact = None if config.screening else _written_once(
                 lambda: write_artifact(run, out, metrics=metrics.to_dict(), merge=config.merge, state_dict=gathered,
-                                       base_rounded=base_dtype(config) != torch.float32))
+                                       base_rounded=base_rounded))
         record = RunRecord.success(
             config, started_at=started, wall_time_s=time.perf_counter() - wall0, metrics=metrics,
             meta_info=meta, train_info=train_info, artifact=Artifact.from_dict(artifact) if artifact else None,
