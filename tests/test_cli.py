@@ -813,6 +813,35 @@ def test_evaluate_without_data_scores_the_test_split_of_the_data_the_run_trained
     assert code == 0 and json.loads(printed)["split"] == "test"
 
 
+def test_evaluate_without_data_refuses_the_recorded_file_once_it_has_changed(tiny_bert_dir, toy_csv, tmp_path, caplog):
+    """`tunelab evaluate RUN` re-read the file the run recorded even after it was edited: it scored a split of other
+    rows (some of them rows the model trained on) as if it were the run's test split. The run's fingerprint of its
+    rows now says so: one line, exit 2, pass --data; named with --data, the file is scored with a warning. A run saved
+    before model/tunelab.json kept the fingerprint is checked against its metrics.json."""
+    data = tmp_path / "reviews.csv"
+    data.write_bytes(toy_csv.read_bytes())
+    _, run = _train("--model", str(tiny_bert_dir), "--data", str(data), "--strategy", "head", "--out", str(tmp_path / "run"))
+    with caplog.at_level("WARNING", logger="tunelab"):
+        assert tunelab("evaluate", str(run), "--data", str(data))[0] == 0  # unchanged: scored, nothing said
+        assert tunelab("evaluate", str(run))[0] == 0
+    assert "has changed" not in caplog.text
+    lines = data.read_text().splitlines()
+    data.write_text("\n".join(lines[:-10] + ["the film was good and moving,pos"] * 10) + "\n")  # ten rows edited
+    code, printed, err = tunelab("evaluate", str(run))
+    assert code == 2 and not printed
+    assert len(err.strip().splitlines()) == 1, err
+    assert f"trained on {data.resolve()}, which has changed since" in err and "pass --data" in err
+    info_file = run / "model" / "tunelab.json"
+    info = json.loads(info_file.read_text())
+    del info["split"]["fingerprint"]  # as saved before it was kept there
+    info_file.write_text(json.dumps(info))
+    assert tunelab("evaluate", str(run))[0] == 2
+    with caplog.at_level("WARNING", logger="tunelab"):
+        code, printed, err = tunelab("evaluate", str(run), "--data", str(data))
+    assert code == 0 and "accuracy" in printed
+    assert f"{data} has changed since this run trained on it: its test split is not the one the run made" in caplog.text
+
+
 def test_evaluate_without_data_says_in_one_line_when_the_recorded_data_cannot_be_read_again(
         tiny_bert_dir, toy_csv, toy_classification_data, tmp_path):
     """Data given in memory, or a file since moved: one line, exit 2, saying to pass --data (a traceback-free

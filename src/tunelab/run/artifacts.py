@@ -142,7 +142,9 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
             "split": {"seed": config.seed, "validation_fraction": config.validation_fraction,
                       "test_fraction": config.test_fraction, "text_column": config.text_column,
                       "label_column": config.label_column, "max_eval_samples": config.max_eval_samples,
-                      "data": data_reference(config.data)},
+                      "data": data_reference(config.data),
+                      # its rows as split: evaluate refuses the data, named by the record, once it holds other rows
+                      "fingerprint": data.split_fingerprint or None},
         }
         (tmp / "tunelab.json").write_text(json.dumps(info, indent=2) + "\n")
         if merged and base_rounded:

@@ -31,8 +31,9 @@ def run_split_settings(path, info: dict) -> dict:
 
 def recorded_data(path) -> str:
     """The data the run in ``path`` trained on, as its ``tunelab.json`` records it (:func:`run_split_settings`): what
-    :func:`evaluate_artifact` scores when given no data. A built-in name, or a file or folder still where it was;
-    data given in memory, a path that has moved or gone, or a folder that records none raise
+    :func:`evaluate_artifact` scores when given no data. A built-in name, or a file or folder still where it was and
+    as it was (its rows against the run's fingerprint of them, :func:`_changed_since_training`); data given in memory,
+    a path that has moved or gone, data that has changed, or a folder that records none raise
     :class:`~tunelab.errors.ConfigError`, one line saying to give the data."""
     import json
     from pathlib import Path
@@ -55,7 +56,51 @@ def recorded_data(path) -> str:
         raise ConfigError(f"{path} trained on data given in memory ({data}), which cannot be read again: {give}")
     if data not in BUILTIN_DATASETS and not Path(data).expanduser().exists():
         raise ConfigError(f"{path} trained on {data}, which is no longer there (moved or deleted): {give}")
+    if _changed_since_training(folder, info, data):  # scored as it is now, its split would be another
+        raise ConfigError(f"{path} trained on {data}, which has changed since (its rows are not the ones the run "
+                          "recorded): a split made of it now is not the run's, and its test rows may be ones the model "
+                          f"trained on; to score it as it is now, {give}")
     return data
+
+
+def _trained_fingerprint(folder, info: dict) -> str | None:
+    """The fingerprint of the data as the run split it (:attr:`tunelab.data.TaskData.split_fingerprint`), as
+    ``tunelab.json`` records it or, for a run saved before it did, the run's ``metrics.json`` beside ``model/``;
+    ``None`` where neither does."""
+    from tunelab.io import read_json
+
+    if (info.get("split") or {}).get("fingerprint"):
+        return info["split"]["fingerprint"]
+    try:
+        return read_json(folder.parent / "metrics.json")["meta_info"].get("split_fingerprint")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _changed_since_training(folder, info: dict, data: str) -> bool:
+    """Whether ``data`` (the run's, by its name) holds other rows now than when the run split it: read and split
+    as the run did, its fingerprint against the recorded one (False where none is: a run saved before it was kept)."""
+    recorded = _trained_fingerprint(folder, info)
+    if not recorded:
+        return False
+    from tunelab.run.progress import library_bars_off
+
+    with library_bars_off():
+        return _load_as_trained(data, info, run_split_settings(folder, info)).split_fingerprint != recorded
+
+
+def _load_as_trained(data_spec: Any, info: dict, recorded: dict, *, text_column: str | None = None,
+                     label_column: str | None = None, seed: int | None = None, split: bool = True):
+    """``data_spec`` read as the run read its data (:func:`run_split_settings`: its seed, fractions and columns,
+    unless given) for its model's task; ``split=False``: every row, unsplit."""
+    from tunelab.data import load_task_data
+    from tunelab.data.validate import task_fixed
+
+    fractions = {k: recorded[k] for k in ("validation_fraction", "test_fraction") if k in recorded}
+    with task_fixed():  # the model's: no data error suggests another --task
+        return load_task_data(data_spec, task=info["task"], text_column=text_column or recorded.get("text_column") or "text",
+                              label_column=label_column or recorded.get("label_column") or "label",
+                              seed=recorded.get("seed", 42) if seed is None else seed, split=split, **fractions)
 
 
 def _warn_if_other_data(data_spec: str, trained_on: str | None, scored: int, rows: int, split: str) -> None:
@@ -70,6 +115,20 @@ def _warn_if_other_data(data_spec: str, trained_on: str | None, scored: int, row
     logging.getLogger("tunelab").warning(
         f"{data_spec} is not the data this model trained on ({trained_on}): its {split} split, {scored} of its {rows} "
         "rows, is scored; --split all scores every row")
+
+
+def _warn_if_changed(data_spec: str, trained_on: str | None, trained_fingerprint: str | None, fingerprint: str,
+                     split: str) -> None:
+    """The data the run trained on, named again (``--data``), that holds other rows now than the run split
+    (:func:`recorded_data` refuses it when not named): its split is another, and may hold rows the model trained on."""
+    from tunelab.run.artifacts import data_reference
+
+    if not trained_on or not trained_fingerprint or data_reference(data_spec) != trained_on:
+        return
+    if fingerprint != trained_fingerprint:
+        logging.getLogger("tunelab").warning(
+            f"{data_spec} has changed since this run trained on it: its {split} split is not the one the run made, "
+            "and may hold rows the model trained on")
 
 
 def _warn_if_other_format(data_spec: str, trained_chat: bool | None, chat: bool) -> None:
@@ -136,9 +195,7 @@ def _evaluate(path, data_spec: Any, *, split: str = "test", text_column: str | N
     """Score a trained folder on ``data_spec``: ``split`` "all" reads every row, unsplit (a file held out from
     training); a split is the one training made of the data, with the run's seed, fractions and columns unless
     given (:func:`run_split_settings`)."""
-    from tunelab.data import load_task_data
-    from tunelab.data.validate import task_fixed
-    from tunelab.run.artifacts import load_artifact
+    from tunelab.run.artifacts import find_model_dir, load_artifact
     from tunelab.run.cache import build_device
     from tunelab.run.outputs import reduce_logits
     from tunelab.run.packing import TARGET_TEXTS_COLUMN
@@ -152,14 +209,13 @@ def _evaluate(path, data_spec: Any, *, split: str = "test", text_column: str | N
     device = build_device()  # the GPU when there is one, as for training
     model, tokenizer, info = load_artifact(path, device)
     recorded = run_split_settings(path, info)
-    text_column = text_column or recorded.get("text_column") or "text"
-    label_column = label_column or recorded.get("label_column") or "label"
-    seed = recorded.get("seed", 42) if seed is None else seed
-    fractions = {k: recorded[k] for k in ("validation_fraction", "test_fraction") if k in recorded}
     # "all": every row of the data as it is, unsplit; a split: the one training made of it (the same seed)
-    with task_fixed():  # the model's: no data error suggests another --task
-        data = load_task_data(data_spec, task=info["task"], text_column=text_column, label_column=label_column,
-                              seed=seed, split=split != "all", **fractions)
+    data = _load_as_trained(data_spec, info, recorded, text_column=text_column, label_column=label_column, seed=seed,
+                            split=split != "all")
+    # split as the run split its data: its fingerprint says whether the rows are still the ones it recorded
+    as_run = (seed in (None, recorded.get("seed", 42)) and text_column in (None, recorded.get("text_column"))
+              and label_column in (None, recorded.get("label_column")))
+    text_column = text_column or recorded.get("text_column") or "text"
     for note in data.warnings:  # what reading the data did to it (a label column a language model ignores, ...)
         logging.getLogger("tunelab").warning(note)
     # data in memory by what it is ("in-memory Dataset (60 rows)", as a run trained on it names it), not its str()
@@ -174,6 +230,9 @@ def _evaluate(path, data_spec: Any, *, split: str = "test", text_column: str | N
                 f"(it trained with --max-eval-samples {recorded.get('max_eval_samples')}); --split all scores every "
                 "row of a file held out from training")
         _warn_if_other_data(data_spec, recorded.get("data"), len(data.splits()[split]), rows, split)
+        if as_run:
+            _warn_if_changed(data_spec, recorded.get("data"), _trained_fingerprint(find_model_dir(path), info),
+                             data.split_fingerprint, split)
     _warn_if_other_format(data_spec, info.get("chat"), data.conversations)
     pairs = data.text_pairs
     if pairs != bool(info.get("text_pair")):
