@@ -375,6 +375,65 @@ def test_model_names_a_hub_user_types_go_to_the_hub_and_typos_of_built_ins_do_no
     assert load_problem("minilm", OSError("broken")) == "broken"
 
 
+@pytest.fixture
+def unreachable_hub(tmp_path, monkeypatch):
+    """Offline mode off (conftest turns it on), the hub at a local port nothing listens on (no network is used), and
+    an empty local hub cache: (the cache folder, the endpoint). The reachability check is made again in each test."""
+    import socket
+
+    import huggingface_hub.constants as hub
+
+    from tunelab.models.loading import hub_unreachable
+
+    with socket.socket() as sock:  # a port just free: connecting to it is refused at once
+        sock.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub, "ENDPOINT", endpoint)
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    hub_unreachable.cache_clear()
+    yield tmp_path / "hub", endpoint
+    hub_unreachable.cache_clear()
+
+
+def test_a_hub_id_the_hub_cannot_serve_fails_at_once_in_one_line(unreachable_hub, tmp_path, capfd):
+    """A hub id with no network (a machine without access to the hub): huggingface_hub retried every file with backoff
+    and the run failed a minute or more later. One quick request now finds the hub unreachable, and the model, not in
+    the local hub cache, is one line: it could not be fetched, why, and what to pass instead."""
+    _, endpoint = unreachable_hub
+    code = main(["-q", "train", "--model", "someone/some-model", "--data", good(tmp_path), "--out", str(tmp_path / "out")])
+    err = capfd.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("tunelab: error: model 'someone/some-model' could not be fetched")
+    assert "no such local folder" in err and "not in the local hub cache" in err
+    assert f"the hub ({endpoint}) cannot be reached (ConnectError: " in err
+    assert "save_pretrained" in err and "check the name" in err and "HF_HUB_OFFLINE=1" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_hub_model_in_the_local_cache_trains_with_or_without_offline_mode(unreachable_hub, tiny_bert_dir, tmp_path,
+                                                                              monkeypatch, caplog):
+    """The fast failure keeps the hub cache: with HF_HUB_OFFLINE=1 a cached hub id loads from it without a request;
+    without it, an unreachable hub reads the cached model (said in one warning) instead of refusing it."""
+    import shutil
+
+    import huggingface_hub.constants as hub
+
+    cache, _ = unreachable_hub
+    repo = cache / "models--someone--tiny"
+    shutil.copytree(tiny_bert_dir, repo / "snapshots" / ("a" * 40))
+    write(repo / "refs" / "main", "a" * 40)
+    data = good(tmp_path)
+    for offline in (True, False):
+        monkeypatch.setattr(hub, "HF_HUB_OFFLINE", offline)
+        with caplog.at_level("WARNING", logger="tunelab"):
+            code = main(["-q", "train", "--model", "someone/tiny", "--data", data, "--strategy", "head", "--epochs",
+                         "1", "--no-cache", "--out", str(tmp_path / f"out-{offline}")])
+        assert code == 0
+        assert ("reading 'someone/tiny' from the local hub cache" in caplog.text) is not offline
+        caplog.clear()
+
+
 def test_a_run_folder_or_an_adapter_given_as_the_model_says_what_to_pass(tmp_path):
     from tunelab.errors import ModelError
     from tunelab.models.loading import resolve_model

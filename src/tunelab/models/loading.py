@@ -176,6 +176,7 @@ def resolve_model(name_or_path: str) -> str:
                 f"unknown model '{name_or_path}': did you mean {' or '.join(close)}? use a built-in "
                 f"({', '.join(BUILTIN_MODELS)}), a local transformers folder, or a hub id (see `tunelab models`)"
             )
+        check_hub(name_or_path)
         return name_or_path  # a hub id: org/name, or a legacy one without an org (gpt2, bert-base-uncased)
     if spec.gguf_file is None:
         return str(_package_dir(spec))
@@ -183,6 +184,49 @@ def resolve_model(name_or_path: str) -> str:
     if not (target / "config.json").exists():
         _convert_gguf(spec, target)
     return str(target)
+
+
+@functools.cache
+def hub_unreachable() -> str | None:
+    """Why the hub (``huggingface_hub.constants.ENDPOINT``) cannot be reached, or ``None`` where it answers (with any
+    status): one request through huggingface_hub's own session (its proxies, headers and offline mode), without
+    retries, within ``HF_HUB_ETAG_TIMEOUT`` seconds, made once per process."""
+    from huggingface_hub import constants, get_session
+
+    try:
+        get_session().head(constants.ENDPOINT, timeout=constants.HF_HUB_ETAG_TIMEOUT)
+    except Exception as exc:  # noqa: BLE001 - no answer at all: no network, no name service, a proxy, a timeout
+        return f"{type(exc).__name__}: {first_line(exc)}"
+    return None
+
+
+def check_hub(repo_id: str) -> None:
+    """Before ``from_pretrained`` looks ``repo_id`` up on the hub: where the hub cannot be reached, huggingface_hub
+    retries each of the model's files with backoff, a minute or more, before it fails or falls back to its cache. A
+    model the local hub cache holds is then read from it at once (offline mode for this process, as
+    ``HF_HUB_OFFLINE=1`` sets it); another is one line, at once, saying why and what to do. Nothing is asked of a
+    hub in offline mode."""
+    import logging
+
+    from huggingface_hub import constants, is_offline_mode, try_to_load_from_cache
+
+    if is_offline_mode() or (why := hub_unreachable()) is None:
+        return
+    try:
+        cached = isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except ValueError:  # not a valid repo id: the hub would not have it either
+        cached = False
+    if cached:
+        constants.HF_HUB_OFFLINE = True
+        logging.getLogger("tunelab").warning(
+            f"the hub ({constants.ENDPOINT}) cannot be reached ({why}): reading '{repo_id}' from the local hub cache, "
+            "as HF_HUB_OFFLINE=1 does")
+        return
+    raise ModelError(
+        f"model '{repo_id}' could not be fetched: there is no such local folder (nor built-in), and as a hub id it is "
+        f"not in the local hub cache and the hub ({constants.ENDPOINT}) cannot be reached ({why}); pass a folder "
+        "written by save_pretrained, check the name, or download the model where the hub is reachable and run with "
+        "HF_HUB_OFFLINE=1 (the local hub cache only)")
 
 
 def _not_a_model_folder(path: Path) -> str:
