@@ -411,6 +411,28 @@ def test_a_hub_id_the_hub_cannot_serve_fails_at_once_in_one_line(unreachable_hub
     assert not (tmp_path / "out").exists()
 
 
+def test_an_adapter_on_a_hub_base_the_hub_cannot_serve_fails_at_once_in_one_line(unreachable_hub, tiny_bert_dir,
+                                                                                  tmp_path, capfd):
+    """A LoRA artifact whose base model is a hub id (adapter_config.json) loaded it with from_pretrained, retrying as
+    a hub id given to --model did; evaluate now says at once, in the same line, that the base could not be fetched."""
+    import json
+
+    import huggingface_hub.constants as hub
+
+    data = good(tmp_path)
+    with pytest.MonkeyPatch.context() as offline:  # trained from the local folder, the hub not asked
+        offline.setattr(hub, "HF_HUB_OFFLINE", True)
+        assert main(["-q", "train", "--model", str(tiny_bert_dir), "--data", data, "--strategy", "lora", "--epochs",
+                     "1", "--no-cache", "--out", str(tmp_path / "run")]) == 0
+    adapter = tmp_path / "run" / "model" / "adapter_config.json"
+    adapter.write_text(json.dumps({**json.loads(adapter.read_text()), "base_model_name_or_path": "someone/tiny-base"}))
+    capfd.readouterr()
+    code = main(["-q", "evaluate", str(tmp_path / "run"), "--data", data])
+    err = capfd.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "model 'someone/tiny-base' could not be fetched" in err
+
+
 def test_a_hub_model_in_the_local_cache_trains_with_or_without_offline_mode(unreachable_hub, tiny_bert_dir, tmp_path,
                                                                               monkeypatch, caplog):
     """The fast failure keeps the hub cache: with HF_HUB_OFFLINE=1 a cached hub id loads from it without a request;

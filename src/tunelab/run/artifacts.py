@@ -486,8 +486,10 @@ def stated_dtype(path: str) -> str | None:
 
 
 def _base_model_path(folder: Path, info: dict[str, Any], recorded: str) -> str:
-    """Where an adapter's base model is: a built-in is found again on this machine, a folder must still exist."""
+    """Where an adapter's base model is: a built-in is found again on this machine, a folder must still exist, a hub
+    id must be reachable or cached (:func:`tunelab.models.loading.check_hub`)."""
     from tunelab.models import BUILTIN_MODELS, resolve_model
+    from tunelab.models.loading import check_hub
 
     if info.get("base_model") in BUILTIN_MODELS:
         return resolve_model(info["base_model"])
@@ -496,6 +498,8 @@ def _base_model_path(folder: Path, info: dict[str, Any], recorded: str) -> str:
             f"the base model of adapter {folder} was {recorded}, which no longer exists: put it back, or set "
             f"base_model_name_or_path in {folder / 'adapter_config.json'} to where it is now"
         )
+    if not Path(recorded).exists():  # a hub id: said at once where the hub cannot serve it, not after its retries
+        check_hub(recorded)
     return recorded
 
 
