@@ -109,6 +109,32 @@ def test_out_of_memory_halves_the_batch_and_keeps_the_effective_batch(tiny, tmp_
     assert saved["train_info"]["batch_size"] == 4
 
 
+def test_a_batch_retried_after_out_of_memory_holds_no_larger_micro_batch(tiny, tmp_path, monkeypatch):
+    """After running out of memory the batch is halved and the accumulation doubled; --micro-batch-tokens cut batches
+    only without accumulation, so the retry's halves of 16 rows went whole: twice the padded tokens of the micro-batches
+    of 8 rows that ran before. Now the cap cuts the accumulated batches too: no retried micro-batch is larger."""
+    from transformers import Trainer
+
+    real_step = Trainer.training_step
+    tokens: dict[str, list[int]] = {"before": [], "after": []}  # each micro-batch's rows x padded length
+    raised: list[bool] = []
+
+    def fake_oom(self, model, inputs, num_items_in_batch=None):
+        if not raised and self.state.global_step >= 1:  # the first attempt's second batch runs out of memory
+            raised.append(True)
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes (fake)")
+        tokens["after" if raised else "before"].append(int(inputs["attention_mask"].numel()))
+        return real_step(self, model, inputs, num_items_in_batch)
+
+    monkeypatch.setattr(Trainer, "training_step", fake_oom)
+    record = train(config(tiny, tmp_path / "run", batch_size=32, micro_batch_tokens=64, save_steps=100), progress=False)
+    info = record["train_info"]
+    assert info["batch_size"] == 16 and info["gradient_accumulation_steps"] == 2
+    before, after = tokens["before"], tokens["after"]
+    assert len(before) >= 2 and after  # the first batch of 32 was cut into micro-batches
+    assert max(after) <= max(before), tokens
+
+
 def test_out_of_memory_is_not_retried_when_the_search_is_off(tiny, tmp_path, monkeypatch):
     from transformers import Trainer
 
@@ -168,26 +194,26 @@ def test_batch_search_off_is_said_where_auto_batch_size_was_typed(tiny, tmp_path
 
 
 def test_micro_batch_tokens_typed_where_no_batch_is_cut_is_said(tiny, tmp_path, monkeypatch, caplog):
-    """``--micro-batch-tokens 64 --gradient-accumulation-steps 2``: the cap cuts no batch with gradient accumulation
-    (the trainer's training_step), and the run said nothing. Now one warning where the cap was typed; none by default
-    (the README says where the cap applies) and none where it applies."""
+    """``--micro-batch-tokens 64`` on a GPU: the cap cuts no batch there (the trainer's training_step), and the run
+    said nothing. Now one warning where the cap was typed; none by default (the README says where the cap applies) and
+    none where it applies (a CPU, with or without gradient accumulation)."""
     from tunelab import hardware
     from tunelab.cli.main import main
 
-    monkeypatch.setattr(hardware, "build_device", lambda: torch.device("cpu"))
     monkeypatch.setattr(training, "train", lambda config, progress=True: {})
     monkeypatch.setattr(training.ranks, "is_main", lambda: False)  # the main process would print the record
     model, data = tiny
     said = []
     for flags in ([], ["--micro-batch-tokens", "64"]):
-        for steps in ("1", "2"):
+        for device, steps in (("cpu", "1"), ("cpu", "2"), ("cuda", "1")):
+            monkeypatch.setattr(hardware, "build_device", lambda device=device: torch.device(device))
             caplog.clear()
             with caplog.at_level("WARNING", logger="tunelab"):
                 assert main(["-q", "train", "--model", str(model), "--data", str(data), "--strategy", "full",
                              "--gradient-accumulation-steps", steps, *flags]) == 0
             said.append([r.getMessage() for r in caplog.records if r.getMessage().startswith("--micro-batch-tokens")])
-    assert said[:3] == [[], [], []]
-    assert len(said[3]) == 1 and "--gradient-accumulation-steps is 2: no batch is cut" in said[3][0]
+    assert said[:5] == [[], [], [], [], []]
+    assert len(said[5]) == 1 and "micro-batches apply on a CPU: on this GPU no batch is cut" in said[5][0]
 
 
 class _NotATensor:

@@ -164,6 +164,44 @@ def test_a_causal_lm_s_micro_batches_give_the_whole_batch_s_loss_and_gradient(tm
         torch.testing.assert_close(param.grad, expected[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
+@pytest.mark.parametrize("arch", ["bert", "llama"])
+def test_micro_batches_under_gradient_accumulation_give_the_trainer_s_own_loss_and_gradient(tmp_path, arch):
+    """Two batches accumulated into one step (as after an out-of-memory retry halved the batch), each over the token
+    cap: cut into micro-batches, the same loss and gradients as the Trainer's own accumulation of the whole batches,
+    whose loss a causal LM scales by the targets of both batches (``num_items_in_batch``), a classifier by the steps."""
+    from transformers import LlamaConfig, LlamaForCausalLM, TrainingArguments
+
+    from tunelab.run.training import make_trainer_class
+
+    if arch == "bert":
+        model, batches = _tiny_classifier(), [_batch([30] * 16, seed=1), _batch([20] * 16, seed=2)]
+    else:
+        torch.manual_seed(0)
+        model = LlamaForCausalLM(LlamaConfig(vocab_size=100, max_position_embeddings=128, hidden_size=32,
+                                             num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                             intermediate_size=64))
+        batches = [_lm_batch(lengths, seed=seed) for lengths, seed in (([16] * 16, 1), ([12, 16] * 8, 2))]
+    batches = [{k: v for k, v in b.items() if k != "length"} for b in batches]
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=16, gradient_accumulation_steps=2,
+                             report_to=[], use_cpu=True, remove_unused_columns=False)
+    trainer = make_trainer_class()(model=model, args=args)
+    trainer.current_gradient_accumulation_steps = 2
+    items = trainer._get_num_items_in_batch(batches, torch.device("cpu"))  # as train()'s loop counts them
+    calls = []
+    model.register_forward_hook(lambda module, a, out: calls.append(out.logits.shape[0]))
+    results = {}
+    for cap in (None, 128):
+        trainer.tunelab_micro_tokens = cap
+        calls.clear()
+        loss = sum(float(trainer.training_step(model, dict(b), items)) for b in batches)
+        results[cap] = loss, {n: p.grad.clone() for n, p in model.named_parameters()}, list(calls)
+        model.zero_grad(set_to_none=True)
+    assert results[None][2] == [16, 16] and results[128][2] == [8, 8, 8, 8]  # whole, then cut under the cap
+    assert results[128][0] == pytest.approx(results[None][0], rel=1e-5)
+    for name, grad in results[None][1].items():
+        torch.testing.assert_close(results[128][1][name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
 # ----------------------------------------------------------------------------- on an accelerator: padded to a multiple
 
 

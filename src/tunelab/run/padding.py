@@ -14,10 +14,10 @@ batches of 32 of rotten-tomatoes' texts (``max_length`` 128): padded tokens 1,66
 1.15-1.30 -> 0.82-0.87 s (``benchmarks/padding_split.py``).
 
 It applies only where the result is the same: one process on a CPU (on an accelerator a smaller batch does not cost
-proportionally less, and under DDP every backward would synchronize), no gradient accumulation (the Trainer's
-loss scaling across micro-steps stays its own), labels that say what the loss is a mean over (one per row, or a
-causal LM's next-token labels with ``-100`` wherever a row is padding: each micro-batch's loss is then weighted by its
-share of the rows, or of the next-token targets), right padding, and inputs that
+proportionally less, and under DDP every backward would synchronize), labels that say what the loss is a mean over
+(one per row, or a causal LM's next-token labels with ``-100`` wherever a row is padding: each micro-batch's loss is
+then weighted by its share of the rows, or of the next-token targets; under gradient accumulation, of the targets the
+Trainer scales the step's loss by), right padding, and inputs that
 are either per row or per position: the token inputs a model takes from the tokenizer, and the hidden states the
 frozen-layer cache feeds in their place (``last-n`` on a small run: its trained top blocks see the same rows and
 positions, cut the same way).

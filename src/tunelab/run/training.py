@@ -531,7 +531,7 @@ def make_trainer_class():
 
             args = self.args
             parts = None
-            if args.device.type == "cpu" and args.world_size == 1 and args.gradient_accumulation_steps == 1:
+            if args.device.type == "cpu" and args.world_size == 1:
                 # the same batch as micro-batches of similar length, each of at most so many tokens (run.padding)
                 parts = split_by_padding(inputs, max_tokens=self.tunelab_micro_tokens)
             if parts is None:
@@ -539,9 +539,14 @@ def make_trainer_class():
             else:
                 losses = []
                 for part, share in parts:
+                    # a loss that is a mean over the part, weighted by its share, is the batch's mean; one that is a
+                    # sum over ``num_items_in_batch`` (the targets of all the batches a step accumulates: the
+                    # Trainer then scales no loss by the accumulation itself) is the batch's sum over them, given
+                    # the part's share of them (share x items); either way the parts add up to the batch's own loss
                     self._tunelab_loss_share = share
                     try:
-                        losses.append(super().training_step(model, part, None))
+                        items = None if num_items_in_batch is None else num_items_in_batch * share
+                        losses.append(super().training_step(model, part, items))
                     finally:
                         self._tunelab_loss_share = 1.0
                 loss = torch.stack(losses).sum()
@@ -1255,13 +1260,9 @@ class _Fit:
 
 def micro_batches_off(config: TrainConfig) -> str | None:
     """Why ``--micro-batch-tokens`` cuts no batch in a run of ``config`` (the condition of the trainer's
-    ``training_step``: one process on a CPU, no gradient accumulation), else ``None``."""
+    ``training_step``: one process on a CPU), else ``None``."""
     from tunelab.hardware import build_device
 
-    if config.gradient_accumulation_steps > 1:
-        steps = config.gradient_accumulation_steps
-        return (f"micro-batches apply without gradient accumulation, and --gradient-accumulation-steps is {steps}: no "
-                f"batch is cut (drop it and multiply --batch-size by {steps}: the same effective batch, cut into micro-batches)")
     if ranks.distributed():
         return "micro-batches apply on one process: under torchrun / accelerate launch no batch is cut"
     if build_device().type != "cpu":
