@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file
 
 from tunelab.config import TrainConfig
-from tunelab.io import MARKER
+from tunelab.io import GONE, MARKER, remove_leftovers
 from tunelab.run import resilience
 from tunelab.run.training import train
 
@@ -533,16 +533,19 @@ def test_an_interrupted_run_recorded_with_the_value_a_default_resolves_to_is_res
         _check_same_run(config, out, out / "checkpoints" / "checkpoint-1")
 
 
-def _killed_half_way(removing: str):
+def _killed_half_way(removing: str, *, times: int | None = None):
     """A ``shutil.rmtree`` stopped by a kill half-way through a folder whose name holds ``removing``: the weights
-    gone, the rest (a checkpoint's completion marker, a model's ``tunelab.json``) still there."""
+    gone, the rest (a checkpoint's completion marker, a model's ``tunelab.json``) still there. ``times``: only so
+    many calls are stopped (a Ctrl-C: one), the later ones delete."""
     import shutil
 
     real = shutil.rmtree
+    stopped = []
 
     def rmtree(path, *args, **kwargs):
-        if removing not in Path(path).name:
+        if removing not in Path(path).name or (times is not None and len(stopped) >= times):
             return real(path, *args, **kwargs)
+        stopped.append(path)
         for weights_file in sorted(Path(path).rglob("*.safetensors")):
             weights_file.unlink()
         raise KeyboardInterrupt
@@ -566,6 +569,33 @@ def test_a_kill_while_a_finished_run_deletes_its_checkpoints_leaves_no_checkpoin
     assert (out / "metrics.json").is_file() and (out / "model" / "model.safetensors").is_file()
     with pytest.raises(TunelabError, match="already finished"):
         resilience.resume_point(out)
+    # what the kill left (a .tmp-gone- folder) stayed in the finished run's folder, which nothing prepares again: a
+    # comparison holding it clears it (remove_leftovers on its folder, as compare does first), below the top too
+    assert [p.name.startswith(GONE) for p in out.glob(".tmp-*")] == [True]
+    remove_leftovers(tmp_path)
+    assert not list(out.rglob(".tmp-*"))
+
+
+def test_ctrl_c_while_a_finished_run_deletes_its_checkpoints_leaves_nothing_behind(tiny, tmp_path, monkeypatch):
+    """Ctrl-C (or a comparison's budget stop) reaching a comparison's run once it has written its record, while it
+    deletes its checkpoints (renamed aside first): the delete stopped half-way, and the finished run's folder (not
+    one the run created, so not cleaned as a failed run's) kept a .tmp-gone- folder for good. Now the delete is
+    finished before the interrupt goes on."""
+    import json
+    import shutil
+
+    from tunelab.run.worker import run_spec
+
+    out = tmp_path / "run"
+    spec = {"config": base_config(tiny, out, epochs=1, resume=True).to_dict()}  # its folder is not empty
+    out.mkdir()
+    (out / "spec.json").write_text(json.dumps(spec))  # as a comparison writes it, before its worker trains
+    monkeypatch.setattr(shutil, "rmtree", _killed_half_way("checkpoints", times=1))
+    with pytest.raises(KeyboardInterrupt):
+        run_spec(spec)
+    monkeypatch.undo()
+    assert resilience.run_is_complete(out)
+    assert not [str(p) for p in out.rglob(".tmp-*")]
 
 
 def test_a_kill_while_overwrite_replaces_a_finished_run_leaves_no_record_beside_half_a_model(tmp_path, monkeypatch):

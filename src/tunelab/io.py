@@ -130,13 +130,26 @@ def remove_tree(path: str | Path) -> None:
     except OSError:
         aside.rmdir()
         aside = path  # another process renamed or removed it first, or this system cannot: deleted where it is
-    shutil.rmtree(aside, ignore_errors=True)
+    try:
+        shutil.rmtree(aside, ignore_errors=True)
+    except KeyboardInterrupt:
+        # Ctrl-C (or SIGTERM, taken as one) half-way: the folder is already gone from its place, so the delete is
+        # finished first. A run deletes its checkpoints once its record is written, and an interrupt there (a
+        # comparison's budget, Ctrl-C) left a .tmp-gone- folder in the finished run's folder, which nothing reopens
+        shutil.rmtree(aside, ignore_errors=True)
+        raise
 
 
 def remove_leftovers(folder: str | Path) -> None:
-    """Remove what a :func:`remove_tree` killed half-way left in ``folder``."""
-    for p in Path(folder).glob(f"{GONE}*"):
-        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+    """Remove what a :func:`remove_tree` killed half-way (SIGKILL) left in ``folder`` or in any folder below it: a
+    comparison's finished runs are reused as they are, and their own folders are never prepared again."""
+    for root, dirs, files in os.walk(folder):
+        for name in files:
+            if name.startswith(GONE):
+                Path(root, name).unlink(missing_ok=True)
+        for name in [d for d in dirs if d.startswith(GONE)]:
+            dirs.remove(name)
+            shutil.rmtree(Path(root, name), ignore_errors=True)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
