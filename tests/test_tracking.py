@@ -182,6 +182,53 @@ def test_a_resumed_train_run_goes_on_in_its_mlflow_run(tiny_bert_dir, toy_classi
     assert len(client.search_runs(["0"])) == 2
 
 
+@pytest.mark.parametrize("stopped", ["during training", "after training"])
+def test_a_resumed_run_gives_its_trackers_one_training_summary(tiny_bert_dir, toy_classification_data, tmp_path,
+                                                                monkeypatch, stopped):
+    """The Trainer's summary of a train() call (train_runtime, train_loss, ...) reaches every tracker callback. A run
+    stopped by Ctrl-C (which finishes the step, saves and ends train()) and resumed gave the trackers two: the
+    stopped part's and the resumed part's; a run stopped after training (in its final evaluation) and resumed from its
+    last step's checkpoint, two as well, the second of a call that trained nothing. Now one, from the call that trained
+    the last step."""
+    import os
+    import signal
+
+    from transformers import Trainer
+    from transformers.trainer_callback import CallbackHandler
+
+    from tunelab.run import training
+    from tunelab.run.resilience import RunInterrupted
+
+    summaries: list[int] = []  # the step of each summary the tracker callbacks were given
+    real_on_log, real_step, real_final = CallbackHandler.on_log, Trainer.training_step, training._final_metrics
+
+    def on_log(self, args, state, control, logs):
+        if "train_runtime" in logs:
+            summaries.append(state.global_step)
+        return real_on_log(self, args, state, control, logs)
+
+    def ctrl_c_at_step_3(self, *args, **kwargs):
+        if self.state.global_step == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # tunelab's handler: this step ends, is saved, training stops
+        return real_step(self, *args, **kwargs)
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt("Ctrl-C")
+
+    monkeypatch.setattr(CallbackHandler, "on_log", on_log)
+    if stopped == "during training":
+        monkeypatch.setattr(Trainer, "training_step", ctrl_c_at_step_3)
+    else:
+        monkeypatch.setattr(training, "_final_metrics", ctrl_c)
+    config = _config(tiny_bert_dir, tmp_path, save_steps=100)
+    with pytest.raises(RunInterrupted):
+        train(config, data=toy_classification_data, progress=False)
+    monkeypatch.setattr(Trainer, "training_step", real_step)
+    monkeypatch.setattr(training, "_final_metrics", real_final)
+    record = train(config.replace(resume=True), data=toy_classification_data, progress=False)
+    assert summaries == [record["train_info"]["steps"]]
+
+
 def test_off_a_terminal_a_run_prints_one_line_per_epoch_and_no_raw_dicts(tiny_bert_dir, toy_classification_data, tmp_path):
     err = io.StringIO()
     with contextlib.redirect_stderr(err):

@@ -579,6 +579,15 @@ def make_trainer_class():
                 return result
             return (result[0] * share, result[1]) if return_outputs else result * share
 
+        def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+            # the summary of a train() call (train_runtime, train_loss, ...), once a run: from the call that trained
+            # its last step. A call stopped by Ctrl-C, and a resumed one with no step left to train (its checkpoint
+            # was the last step's: the run stopped after training), logged one each, and a tracker held two
+            if "train_runtime" in logs and (self.state.global_step < self.state.max_steps
+                                            or self.state.global_step == getattr(self, "_initial_global_step", None)):
+                return
+            super().log(logs, start_time)
+
         def evaluate(self, *args, **kwargs):
             start = time.perf_counter()
             try:
