@@ -666,3 +666,20 @@ def test_a_causal_lm_trains_data_parallel_after_its_as_loaded_validation(tiny_ll
     for e2, e1 in zip(two["train_info"]["epochs"], one["train_info"]["epochs"], strict=True):
         assert _close(e2["val_loss"], e1["val_loss"]), (e2, e1)
     assert _close(two["metrics"]["test"]["loss"], one["metrics"]["test"]["loss"]), (two["metrics"], one["metrics"])
+
+
+def test_evaluate_and_predict_under_torchrun_say_their_results_once(setup, tmp_path):
+    """``tunelab evaluate`` and ``tunelab predict`` under torchrun: each process scored the whole split (or labelled
+    every text) and printed it, so the scores / predictions came twice. They now run in the launch's first process
+    alone; the others end at once (exit 0)."""
+    config = TrainConfig(model=str(setup / "bert"), data=str(setup / "data.csv"), strategy="head", epochs=1,
+                         batch_size=16, out=str(tmp_path / "run"), forgetting=False)
+    train(config, progress=False)
+    script = tmp_path / "both.py"  # one launch for both commands: each launch costs its processes' imports
+    script.write_text("import sys\nfrom tunelab.cli.main import main\n"
+                      f"codes = [main(['evaluate', {str(tmp_path / 'run')!r}, '--data', {str(setup / 'data.csv')!r}]),\n"
+                      f"         main(['predict', {str(tmp_path / 'run')!r}, 'a great film'])]\n"
+                      "sys.exit(max(codes))\n")
+    out = _finish(_torchrun([str(script)], cwd=tmp_path))
+    assert out.count("accuracy\t") == 1 and out.count("examples\t20") == 1, out[-3000:]
+    assert out.count("\ta great film") == 1, out[-3000:]

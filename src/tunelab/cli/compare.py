@@ -130,7 +130,7 @@ def add_parser(sub) -> None:
     p.add_argument("--run-gpus", type=float, default=None, help="--executor ray: GPUs each run holds (default: 0)")
     _add_common(p)
     add_config_flags(p, skip=_SKIP)
-    p.set_defaults(func=cmd_compare)
+    p.set_defaults(func=cmd_compare, every_process=True)  # refused under a launcher by each process, said once (runner)
 
     d = sub.add_parser(
         "demo",
@@ -144,7 +144,7 @@ def add_parser(sub) -> None:
                    help="train every strategy to the end (default: in rounds, as tunelab compare: the strategies "
                    "that cannot catch up, or fall outside successive halving's cut, stop early)")
     _add_common(d)
-    d.set_defaults(func=cmd_demo, out=DEMO["out"])
+    d.set_defaults(func=cmd_demo, out=DEMO["out"], every_process=True)  # a comparison: refused there too
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

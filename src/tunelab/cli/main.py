@@ -235,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="adapt a model with one strategy")
     p.add_argument("--json", action="store_true", help="print the run record (metrics.json) as JSON, nothing else")
     add_config_flags(p)
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, every_process=True)  # one run over every process of a launch
 
     p = sub.add_parser("predict", help="labels with probabilities, or generated text, from a trained folder")
     p.intermixed = True
@@ -294,6 +294,12 @@ def main(argv: list[str] | None = None) -> int:
         # in the try: the launcher stops a process still parsing when another exits (SIGTERM, taken as Ctrl-C)
         args = build_parser().parse_args(argv)
         args.command_line = list(sys.argv[1:] if argv is None else argv)  # what was typed: a resume hint repeats it
+        from tunelab.run import ranks
+
+        if ranks.launch_rank() > 0 and not getattr(args, "every_process", False):
+            # under a launcher, a command that does not train over several processes (evaluate, predict, ...) runs in
+            # the first process alone: each process printed the same scores, the same predictions
+            return 0
         _quiet_libraries()
         code = args.func(args) or 0
         if code == 0:
