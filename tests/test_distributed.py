@@ -614,7 +614,8 @@ def test_sigterm_to_torchrun_saves_a_checkpoint_and_says_so_once(setup):
 def test_accelerate_cpu_launch_of_several_processes_that_starts_one_says_so(setup, tmp_path, monkeypatch):
     """``accelerate launch --cpu --num_processes 2`` starts one process (accelerate's single-process launcher); the run
     trained alone at half the batch asked for, with nothing said. Its record and warnings now say so; ``--cpu`` alone
-    (one process asked for) and a real launch of two say nothing."""
+    (one process asked for) and a real launch of two say nothing. So does ``--num_processes 2`` without ``--cpu`` or
+    ``--multi_gpu`` on a machine without GPUs (the same launcher), which the note missed until session 48."""
     import shutil
 
     from tunelab.run import ranks
@@ -624,13 +625,14 @@ def test_accelerate_cpu_launch_of_several_processes_that_starts_one_says_so(setu
     # one write() of the whole line: two processes printing at once interleaved print()'s pieces ("note:note: False")
     script.write_text("import os\nfrom tunelab.run import ranks\n"
                       "os.write(1, f'note: {ranks.processes_ignored() is not None}\\n'.encode())\n")
-    for launch, says in ((["--cpu", "--num_processes", "2"], ["note: True"]), (["--cpu"], ["note: False"]),
-                         (["--multi_gpu", "--num_processes", "2"], ["note: False"] * 2)):
+    for launch, says in ((["--cpu", "--num_processes", "2"], ["note: True"]), (["--num_processes", "2"], ["note: True"]),
+                         (["--cpu"], ["note: False"]), (["--multi_gpu", "--num_processes", "2"], ["note: False"] * 2)):
         done = subprocess.run([accelerate, "launch", *launch, f"--main_process_port={_free_port()}", str(script)],
                               env=_env(), capture_output=True, text=True, timeout=120)
         assert sorted(line for line in done.stdout.splitlines() if line.startswith("note:")) == says, (launch, done)
 
     monkeypatch.setenv("ACCELERATE_USE_CPU", "True")  # what that launch gives its one process
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "no")
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
     monkeypatch.setenv("MASTER_PORT", str(_free_port()))
     monkeypatch.delenv("WORLD_SIZE", raising=False)

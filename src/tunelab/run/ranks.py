@@ -162,20 +162,23 @@ def sharding_ignored() -> str | None:
 
 
 def processes_ignored() -> str | None:
-    """The note for a process that ``accelerate launch --cpu --num_processes N`` started alone, else ``None``.
+    """The note for a process that ``accelerate launch --num_processes N`` started alone, else ``None``.
 
-    accelerate's ``--cpu`` takes its single-process launcher whatever ``--num_processes`` says (several CPU processes
-    come through mpirun, or ``--multi_gpu``, which starts them with torchrun and trains over gloo): the run trained in
-    one process at ``--batch-size``, not at N times it, with nothing said. That launcher sets ``MASTER_ADDR`` only when
-    asked for more than one process or machine, and sets no ``WORLD_SIZE``; mpirun's launches have their own."""
+    accelerate starts several processes only with ``--multi_gpu`` (through torchrun; on a machine without GPUs too,
+    over gloo), a config that asks for them, more than one GPU, or mpirun: otherwise, with ``--cpu`` or without it on
+    a machine with fewer than 2 GPUs, its single-process launcher starts one process whatever ``--num_processes``
+    says, and the run trained there at ``--batch-size``, not at N times it, with nothing said. That launcher sets
+    ``MASTER_ADDR`` only when asked for more than one process or machine, and sets no ``WORLD_SIZE``; mpirun's
+    launches have their own."""
     env = os.environ
-    if distributed() or env.get("ACCELERATE_USE_CPU", "").lower() not in ("1", "true", "yes"):
+    if distributed() or env.get(dict(LAUNCHERS)["accelerate launch"]) is None:
         return None
     if not env.get("MASTER_ADDR") or any(env.get(k) for k in WORLD_SIZE_FROM[1:]):  # an MPI launch
         return None
-    return ("accelerate launch --cpu starts one process whatever --num_processes says: this run trained in this process "
-            "alone, at --batch-size, not processes times it; for several processes on CPU use accelerate launch "
-            "--multi_gpu --num_processes N (gloo) or torchrun --nproc_per_node N")
+    return ("accelerate launch started this process alone whatever --num_processes says (its single-process launcher: "
+            "--cpu, or no --multi_gpu on a machine with fewer than 2 GPUs): this run trained in one process, at "
+            "--batch-size, not processes times it; for several processes on CPU use accelerate launch --multi_gpu "
+            "--num_processes N (gloo) or torchrun --nproc_per_node N")
 
 
 def zero_stage() -> int | None:
