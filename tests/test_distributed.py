@@ -685,3 +685,22 @@ def test_evaluate_and_predict_under_torchrun_say_their_results_once(setup, tmp_p
     out = _finish(_torchrun([str(script)], cwd=tmp_path))
     assert out.count("accuracy\t") == 1 and out.count("examples\t20") == 1, out[-3000:]
     assert out.count("\ta great film") == 1, out[-3000:]
+
+
+@pytest.mark.parametrize("launch", sorted(MPI_LAUNCHES))
+def test_a_command_that_trains_nothing_runs_in_the_first_process_of_an_mpi_launch_alone(launch, monkeypatch, tmp_path,
+                                                                                         capsys):
+    """The place a launch gives each process, read from MPI's variables too: ``tunelab evaluate`` on the fourth process
+    of an mpirun launch ends at once, saying nothing; the first process does the work (here: says what is wrong)."""
+    from tunelab.cli.main import main
+
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in MPI_LAUNCHES[launch].items():
+        monkeypatch.setenv(name, value)
+    assert main(["evaluate", str(tmp_path / "nowhere")]) == 0
+    assert capsys.readouterr() == ("", "")
+    rank = next(name for name in MPI_LAUNCHES[launch] if name.endswith("_RANK") and "LOCAL" not in name)
+    monkeypatch.setenv(rank, "0")
+    assert main(["evaluate", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere" in capsys.readouterr().err
