@@ -25,6 +25,55 @@ def test_linear_cka_is_one_for_the_same_geometry_and_lower_for_noise():
     assert value == pytest.approx(0.0, abs=1e-12) and low == pytest.approx(0.0, abs=1e-9) and high == pytest.approx(0.0, abs=1e-9)
 
 
+def _u_centred(gram):
+    """Székely & Rizzo's (2014) U-centring of a Gram matrix: an independent route to Song et al.'s unbiased HSIC,
+    which is <U(K), U(L)> / (n (n - 3))."""
+    n = len(gram)
+    k = gram - np.diag(np.diag(gram))
+    u = k - k.sum(0, keepdims=True) / (n - 2) - k.sum(1, keepdims=True) / (n - 2) + k.sum() / ((n - 1) * (n - 2))
+    np.fill_diagonal(u, 0.0)
+    return u
+
+
+@pytest.mark.parametrize("n", [4, 7, 32])
+def test_debiased_cka_is_the_unbiased_hsic_of_song_et_al(n):
+    rng = np.random.default_rng(n)
+    x, y = rng.normal(size=(n, 20)), rng.normal(size=(n, 5))
+    y[:, 0] += x[:, 0]  # some shared signal
+    kx, ky = _u_centred(x @ x.T), _u_centred(y @ y.T)
+    expected = np.sum(kx * ky) / np.sqrt(np.sum(kx * kx) * np.sum(ky * ky))
+    assert forgetting.linear_cka(x, y) == pytest.approx(expected, rel=1e-9)
+    assert forgetting.linear_cka(x, y, forgetting.DEBIASED) == forgetting.linear_cka(x, y)  # the default
+
+
+@pytest.mark.parametrize("estimator", ["biased", "debiased"])
+def test_linear_cka_is_one_for_the_same_geometry_up_to_rotation_and_scale(estimator):
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(32, 48))  # fewer rows than dimensions, as 32 texts of minilm's 384
+    rotation, _ = np.linalg.qr(rng.normal(size=(48, 48)))
+    y = rng.normal(size=(32, 48)) + x
+    assert forgetting.linear_cka(x, x, estimator) == pytest.approx(1.0)
+    assert forgetting.linear_cka(x, 0.01 * x @ rotation - 7, estimator) == pytest.approx(1.0)
+    assert forgetting.linear_cka(x, y, estimator) == pytest.approx(forgetting.linear_cka(3 * x @ rotation, y, estimator))
+    assert forgetting.linear_cka(x, y, estimator) == pytest.approx(forgetting.linear_cka(y, x, estimator))
+
+
+def test_independent_representations_read_unrelated_debiased_and_alike_biased():
+    """Few rows in many dimensions (32 texts, 384 dimensions, as minilm's sentence vectors of the default reference):
+    the biased estimator reads independent random representations as CKA about 0.92 (drift 0.08: as if little was
+    lost); the debiased one about 0 (drift about 1: unrelated), as with many rows."""
+    rng = np.random.default_rng(3)
+    biased, debiased = [], []
+    for _ in range(10):
+        x, y = rng.normal(size=(32, 384)), rng.normal(size=(32, 384))
+        biased.append(forgetting.linear_cka(x, y, forgetting.BIASED))
+        debiased.append(forgetting.linear_cka(x, y))
+    assert min(biased) > 0.85
+    assert abs(np.mean(debiased)) < 0.05 and max(abs(c) for c in debiased) < 0.2
+    value, low, high = forgetting.drift(x, y)
+    assert low < 1 < high <= 2 and low <= value <= high  # the interval holds "unrelated"
+
+
 def test_the_drift_interval_holds_its_estimate():
     """Bootstrap resamples repeat rows, which biases CKA upward (drift down); the jackknife interval does not."""
     rng = np.random.default_rng(1)
@@ -47,6 +96,12 @@ def test_drift_is_zero_for_the_base_encoder_and_grows_with_damage(tiny_bert_dir,
     base = AutoModel.from_pretrained(tiny_bert_dir)
     same = forgetting.measure(model, tok, TEXTS, reference="t", base_path=str(tiny_bert_dir), base_body=base, cache=tmp_path)
     assert same.measure == forgetting.DRIFT and same.value == pytest.approx(0.0, abs=1e-6) and not same.base_cached
+    # the record names its estimator; one written before it did reads as biased
+    assert (same.estimator, same.unit) == ("debiased", "1 - debiased linear CKA")
+    assert forgetting.unit_of(same.to_dict()) == "1 - debiased linear CKA"
+    assert forgetting.unit_of({"measure": forgetting.DRIFT, "unit": "1 - linear CKA"}) == "1 - biased linear CKA"
+    assert forgetting.unit_of({"unit": "1 - linear CKA", "value": 0.1}) == "1 - biased linear CKA"
+    assert forgetting.unit_of({"measure": forgetting.LM_LOSS, "unit": "nats/token"}) == "nats/token"
     with torch.no_grad():
         for p in model.bert.encoder.parameters():
             p.add_(torch.randn_like(p) * 0.5)
@@ -188,7 +243,7 @@ def test_the_reference_is_never_the_training_data(tmp_path):
     assert name == "bbc-text" and len(texts) == 8
     assert reference_for("bbc-news", n=4)[0] == "hamlet"
     own = tmp_path / "ref.txt"
-    own.write_text("first paragraph of text.\n\nsecond paragraph.\n\nthird one.\n\nand a fourth.\n")
+    own.write_text("first paragraph of text.\n\nsecond paragraph.\n\nthird one.\n\nand a fourth.\n\na fifth.\n")
     assert reference_for("bbc-news", str(own), n=2)[0] == str(own)
     with pytest.raises(DataError, match="not found"):
         reference_for("x", str(tmp_path / "missing.txt"))
@@ -200,7 +255,7 @@ def test_the_reference_is_never_the_training_data(tmp_path):
     binary = tmp_path / "blob.bin"
     binary.write_bytes(b"\xe9t\xe9\n\nsecond\n")
     assert TrainConfig(reference_text=str(own)).problems() == []
-    assert any("holds 1 paragraph(s); give at least 4" in p for p in TrainConfig(reference_text=str(lines)).problems())
+    assert any("holds 1 paragraph(s); give at least 5" in p for p in TrainConfig(reference_text=str(lines)).problems())
     assert any(p.startswith("--reference-text") and "is not valid UTF-8" in p
                for p in TrainConfig(reference_text=str(binary)).problems())
 
@@ -213,7 +268,7 @@ def test_a_reference_file_is_read_as_data_files_are(tmp_path):
 
     from tunelab.data.reference import reference_file_paragraphs
 
-    texts = ["the first text", "a second, with a comma", "and a third", "a fourth"]
+    texts = ["the first text", "a second, with a comma", "and a third", "a fourth", "the fifth"]
     table = tmp_path / "ref.csv"
     table.write_text("id,text\n" + "".join(f'{i},"{t}"\n' for i, t in enumerate(texts)))
     assert reference_file_paragraphs(table) == texts
@@ -226,15 +281,18 @@ def test_a_reference_file_is_read_as_data_files_are(tmp_path):
         assert reference_file_paragraphs(tmp_path / name) == texts, name
     one = tmp_path / "one.jsonl"
     one.write_text(json.dumps({"text": "only one"}) + "\n")
-    with pytest.raises(DataError, match="holds 1 non-empty text.* in its column text; give at least 4"):
+    with pytest.raises(DataError, match="holds 1 non-empty text.* in its column text; give at least 5"):
         reference_file_paragraphs(one)
-    # an encoder's drift needs 4: 1 - CKA of 2 texts is 0 whatever the model did, its interval [v, v] below 4
+    # an encoder's drift needs 5: debiased CKA needs 4 texts (Song et al.'s HSIC divides by n - 3), its jackknife
+    # interval leaves one out; with the biased estimator 2 texts read 0 whatever the model did
     rng = np.random.default_rng(0)
     base = rng.normal(size=(2, 16))
-    assert forgetting.drift(base, rng.normal(size=(2, 16))) == pytest.approx((0.0, 0.0, 0.0), abs=1e-12)
-    (tmp_path / "three.txt").write_text("one.\n\ntwo.\n\nthree.\n")
-    with pytest.raises(DataError, match="holds 3 paragraph.*give at least 4"):
-        reference_file_paragraphs(tmp_path / "three.txt")
+    assert forgetting.drift(base, rng.normal(size=(2, 16)), forgetting.BIASED) == pytest.approx((0.0, 0.0, 0.0), abs=1e-12)
+    with pytest.raises(ValueError, match="needs at least 5 reference texts, got 4"):
+        forgetting.drift(rng.normal(size=(4, 16)), rng.normal(size=(4, 16)))
+    (tmp_path / "four.txt").write_text("one.\n\ntwo.\n\nthree.\n\nfour.\n")
+    with pytest.raises(DataError, match="holds 4 paragraph.*give at least 5"):
+        reference_file_paragraphs(tmp_path / "four.txt")
     (tmp_path / "empty.txt").write_text("")
     with pytest.raises(DataError, match="^--reference-text .*empty.txt: the file is empty"):
         reference_file_paragraphs(tmp_path / "empty.txt")

@@ -448,11 +448,12 @@ def test_forgetting_is_worded_as_forgetting_in_the_exclusion_and_the_plot():
     results = []
     for strategy, value in (("head", 0.0002), ("lora", 0.006843), ("full", 0.03)):
         run = make_run(strategy, PROFILE[strategy][1])
-        run["train_info"]["forgetting"] = {"value": value, "unit": "1 - linear CKA"}
+        run["train_info"]["forgetting"] = {"value": value, "measure": "representation_drift",
+                                           "unit": "1 - debiased linear CKA", "estimator": "debiased"}
         results.append(run)
     rec = recommend_from_results(results, max_forgetting=0.001)
     why = {row["strategy"]: row["why_not"] for row in rec["ranking"]}
-    assert "forgetting 0.00684 (1 - linear CKA), over the --max-forgetting limit of 0.001" in why["lora"]
+    assert "forgetting 0.00684 (1 - debiased linear CKA), over the --max-forgetting limit of 0.001" in why["lora"]
     plot = forgetting_plot(results)
     assert "no other strategy is both better and forgets less" in plot.caption and "cheaper" not in plot.caption
     # a run whose measurement failed passed the limit in silence, as if it had forgotten nothing: now set aside, saying why
@@ -462,6 +463,36 @@ def test_forgetting_is_worded_as_forgetting_in_the_exclusion_and_the_plot():
     assert "forgetting not measured (reference text too long), so not shown within the --max-forgetting limit" in \
         why["head"], why
     assert rec["strategy"] is None
+
+
+def test_a_drift_recorded_with_the_biased_cka_reads_as_biased_and_is_not_held_to_the_limit(tmp_path):
+    """Records written before tunelab debiased CKA say '1 - linear CKA' and name no estimator: their drift was biased
+    (unrelated representations of 32 texts far below 1), on another scale than a debiased one. They read as biased in
+    the table and the report's note, are not drawn on one axis with debiased ones, and the --max-forgetting limit
+    neither passes nor fails them (it compared them with the limit as if alike)."""
+    from tunelab.report.plots import forgetting_plot
+
+    results = []
+    for strategy, value in (("head", 0.0002), ("lora", 0.0006), ("full", 0.03)):
+        run = make_run(strategy, PROFILE[strategy][1])
+        run["train_info"]["forgetting"] = {"value": value, "measure": "representation_drift",
+                                           "unit": "1 - debiased linear CKA", "estimator": "debiased",
+                                           "reference": "bbc-text"}
+        results.append(run)
+    results[1]["train_info"]["forgetting"] = {"value": 0.0006, "measure": "representation_drift",
+                                              "unit": "1 - linear CKA", "reference": "bbc-text"}  # an older record
+    rec = recommend_from_results(results, max_forgetting=0.001)
+    why = {row["strategy"]: row["why_not"] for row in rec["ranking"]}
+    assert "forgetting measured with the biased CKA estimator (a record written before tunelab debiased it), not " \
+           "comparable with the --max-forgetting limit of 0.001" in why["lora"], why
+    assert not why["head"], why
+    rows = {row["strategy"]: row for row in results_table(results, recommendation=rec)}
+    assert rows["lora"]["forgetting_unit"] == "1 - biased linear CKA"
+    assert rows["head"]["forgetting_unit"] == "1 - debiased linear CKA"
+    assert forgetting_plot(results) is None  # two scales: no shared axis
+    md = write_report(tmp_path, results, recommendation=rec)["md"].read_text(encoding="utf-8")
+    assert "biased estimator of records written before tunelab debiased it" in md
+    assert "1 − linear CKA (debiased estimator)" in md
 
 
 def test_a_planned_comparisons_rounds_are_not_called_a_short_learning_curve(tmp_path):

@@ -248,7 +248,11 @@ class StrategySummary:
 
     @property
     def forgetting_unit(self) -> str | None:
-        units = {(r.train_info.forgetting or {}).get("unit") for r in self.runs if r.run_info.status == "success"}
+        """The unit its runs measured forgetting in (:func:`tunelab.run.forgetting.unit_of`: an encoder's drift names
+        its CKA estimator, biased in a record written before tunelab named it); None where they differ."""
+        from tunelab.run.forgetting import unit_of
+
+        units = {unit_of(r.train_info.forgetting or {}) for r in self.runs if r.run_info.status == "success"}
         units.discard(None)
         return units.pop() if len(units) == 1 else None
 
@@ -701,6 +705,8 @@ def _intervals(summary: StrategySummary, ask: _Ask, comparison: Comparison | Non
 def _budget_violations(ok: list[StrategySummary], max_train_minutes: float | None,
                        memory_gb: float | None, max_forgetting: float | None = None) -> dict[str, list[str]]:
     """Why each successful strategy does not fit the training-time, memory or forgetting limit (empty when it fits)."""
+    from tunelab.run.forgetting import BIASED, DRIFT_UNITS, unit_of
+
     violations: dict[str, list[str]] = {s.strategy: [] for s in ok}
     for s in ok:
         if max_train_minutes is not None and s.train_time_s is not None and s.train_time_s > 60.0 * max_train_minutes:
@@ -709,7 +715,13 @@ def _budget_violations(ok: list[StrategySummary], max_train_minutes: float | Non
             )
         if memory_gb is not None and s.peak_memory_mb is not None and s.peak_memory_mb > 1024.0 * memory_gb:
             violations[s.strategy].append(f"peak memory {format_mb(s.peak_memory_mb)}, over the {memory_gb:g} GiB limit")
-        if max_forgetting is not None and s.forgetting is not None and s.forgetting > max_forgetting:
+        biased = max_forgetting is not None and any(
+            unit_of(r.train_info.forgetting or {}) == DRIFT_UNITS[BIASED] for r in s.runs if r.run_info.status == "success")
+        if biased:  # read on another scale than the limit's (unrelated texts far below 1): neither within it nor over
+            violations[s.strategy].append(
+                f"forgetting measured with the biased CKA estimator (a record written before tunelab debiased it), not "
+                f"comparable with the --max-forgetting limit of {max_forgetting:g}: run it again to measure it debiased")
+        elif max_forgetting is not None and s.forgetting is not None and s.forgetting > max_forgetting:
             unit = s.forgetting_unit or "drift"
             amount = f"{s.forgetting:.3g} {unit}" if unit == "nats/token" else f"{s.forgetting:.3g} ({unit})"
             violations[s.strategy].append(f"forgetting {amount}, over the --max-forgetting limit of {max_forgetting:g}")

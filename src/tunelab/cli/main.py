@@ -70,6 +70,8 @@ def cmd_strategies(args) -> int:
 def print_record(record: dict) -> None:
     from rich.table import Table
 
+    from tunelab.run.forgetting import unit_of
+
     ti, m = record["train_info"], record["metrics"]
     table = Table(title=f"{record['run_info']['strategy']} on {record['meta_info']['model']} + {record['meta_info']['data']}")
     table.add_column("measure")
@@ -87,7 +89,7 @@ def print_record(record: dict) -> None:
     forgot = ti.get("forgetting") or {}
     if "value" in forgot:
         table.add_row(
-            f"forgetting ({forgot['unit']}, on {Path(forgot['reference']).name})",
+            f"forgetting ({unit_of(forgot)}, on {Path(forgot['reference']).name})",
             f"{forgot['value']:.4f} [{forgot['low']:.4f}, {forgot['high']:.4f}]",
         )
     output_console().print(table)

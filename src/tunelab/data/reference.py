@@ -18,10 +18,11 @@ DEFAULT_REFERENCE = "bbc-text"
 ALTERNATE_REFERENCE = "hamlet"
 # built-ins that hold the default reference's articles
 _SAME_AS_DEFAULT = {"bbc-text", "bbc-news"}
-#: The fewest texts a reference file may hold: an encoder's forgetting, 1 - linear CKA, of 2 texts is 0 whatever the
-#: model did (two centred rows are one direction), and its jackknife interval leaves one text out, so it is [v, v]
-#: below 4 (a run with 2 paragraphs reported 0.000 [0.000, 0.000] after bitfit).
-MIN_TEXTS = 4
+#: The fewest texts a reference file may hold: an encoder's forgetting, 1 - linear CKA with the debiased estimator
+#: (:func:`tunelab.run.forgetting.linear_cka`), needs 4 texts (Song et al.'s unbiased HSIC divides by n - 3), and its
+#: jackknife interval leaves one out, so 5. (With the biased estimator, 2 texts read 0 whatever the model did: a run
+#: with 2 paragraphs reported 0.000 [0.000, 0.000] after bitfit.)
+MIN_TEXTS = 5
 
 
 def reference_texts(n: int = 64, seed: int = 0, *, source: str = DEFAULT_REFERENCE) -> list[str]:
@@ -59,8 +60,8 @@ def reference_file_paragraphs(user_file: str | Path) -> list[str]:
         what = (f"{len(texts)} non-empty text(s) in its column {table[1]}; give at least {MIN_TEXTS}" if table else
                 f"{len(texts)} paragraph(s); give at least {MIN_TEXTS}, separated by blank lines (lines without a "
                 "blank line between them are one paragraph)")
-        raise DataError(f"--reference-text {path} holds {what}: fewer cannot show an encoder's drift (1 - CKA of 2 "
-                        "texts is 0 whatever the model, and its interval needs 4)")
+        raise DataError(f"--reference-text {path} holds {what}: fewer cannot show an encoder's drift (debiased CKA "
+                        f"needs 4 texts, and its interval {MIN_TEXTS})")
     return texts
 
 

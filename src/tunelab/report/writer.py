@@ -61,6 +61,7 @@ from tunelab.report.tables import (
     write_results_csv,
 )
 from tunelab.run.forgetting import meaning as forgetting_meaning
+from tunelab.run.forgetting import unit_of as forgetting_unit_of
 from tunelab.run.outputs import ExampleOutputs
 from tunelab.run.record import as_record
 
@@ -595,7 +596,7 @@ def _forgetting_note(summaries: list) -> str:
     for s in summaries:
         for r in s.runs:
             found = r.train_info.forgetting or {}
-            text = forgetting_meaning(found.get("unit"), found.get("reference"))
+            text = forgetting_meaning(forgetting_unit_of(found), found.get("reference"))
             if text is not None:
                 said.setdefault(text, None)
     return "".join(f" {text}" for text in said)

@@ -12,7 +12,10 @@ The seed's first comparison axis is the balance between *retaining* what pre-tra
   model's original LM head (the new classification head has no language model to lose).
 - **representation drift** (encoders): ``1 - linear CKA`` (Kornblith et al., 2019) between the base and
   the adapted model's sentence representations (mean-pooled last hidden states) of the reference
-  texts; 0 means the geometry is unchanged, 1 means unrelated. Where the checkpoint holds a
+  texts, CKA estimated *debiased* (:func:`linear_cka`); 0 means the geometry is unchanged, about 1 means unrelated
+  (the estimate of an unrelated pair scatters around 1, up to 2). The record names the estimator (``estimator``); one
+  written before it did (no ``estimator``) was measured with the biased one, which reads unrelated representations of
+  few texts as far from 1 (:func:`unit_of`). Where the checkpoint holds a
   pre-trained masked-LM head, the **masked-LM loss change** is measured beside it: the adapted body
   read through that head, 15 % of the tokens masked with the same seeded masks on both sides.
 
@@ -46,15 +49,33 @@ from tunelab.metrics import IGNORE_INDEX
 LM_LOSS = "lm_loss_change"
 DRIFT = "representation_drift"
 MLM_LOSS = "mlm_loss_change"
-UNITS = {LM_LOSS: "nats/token", DRIFT: "1 - linear CKA", MLM_LOSS: "nats/masked token"}
+#: The two estimators of linear CKA (:func:`linear_cka`); drift is measured with ``CKA_ESTIMATOR``, and a drift record
+#: that names none (written before tunelab recorded it) was measured ``BIASED``.
+BIASED, DEBIASED = "biased", "debiased"
+CKA_ESTIMATOR = DEBIASED
+DRIFT_UNITS = {DEBIASED: "1 - debiased linear CKA", BIASED: "1 - biased linear CKA"}
+_UNQUALIFIED_DRIFT_UNIT = "1 - linear CKA"  # what drift records said before they named the estimator (biased)
+UNITS = {LM_LOSS: "nats/token", DRIFT: DRIFT_UNITS[CKA_ESTIMATOR], MLM_LOSS: "nats/masked token"}
 #: What a value in each unit measures, for a reader of a table that shows the number and its unit only.
 MEANINGS = {
     UNITS[LM_LOSS]: "the language model's loss per token, adapted minus as loaded (0: nothing lost; below 0: the run "
                     "predicts the reference better than the model as loaded did)",
-    UNITS[DRIFT]: "1 − linear CKA between the sentence representations as loaded and adapted (0: unchanged, "
-                  "1: unrelated)",
+    DRIFT_UNITS[DEBIASED]: "1 − linear CKA (debiased estimator) between the sentence representations as loaded and "
+                           "adapted (0: unchanged, about 1: unrelated)",
+    DRIFT_UNITS[BIASED]: "1 − linear CKA with the biased estimator of records written before tunelab debiased it "
+                         "(0: unchanged; unrelated representations of a few dozen texts read well below 1), not "
+                         "comparable with debiased values",
     UNITS[MLM_LOSS]: "the masked-LM loss per masked token, adapted minus as loaded (0: nothing lost)",
 }
+
+
+def unit_of(found: dict[str, Any]) -> str | None:
+    """The unit of a recorded forgetting (``metrics.json``'s ``train_info.forgetting``), the CKA estimator named: a
+    drift record without ``estimator`` was written before tunelab recorded one, with the biased estimator."""
+    unit = found.get("unit")
+    if found.get("measure") == DRIFT or unit == _UNQUALIFIED_DRIFT_UNIT:
+        return DRIFT_UNITS.get(found.get("estimator") or BIASED, unit)
+    return unit
 
 
 def meaning(unit: str | None, reference: str | None) -> str | None:
@@ -84,6 +105,7 @@ class Forgetting:
     n_texts: int
     time_s: float  # the run's own cost (the base side is cached)
     base_cached: bool
+    estimator: str | None = None  # DRIFT only: the estimator of CKA (CKA_ESTIMATOR; none in older records: BIASED)
     base: float | None = None  # LM loss of the base model (LM_LOSS only)
     adapted: float | None = None
     # encoders whose checkpoint holds a pre-trained masked-LM head: the masked-LM loss change as well
@@ -98,16 +120,43 @@ class Forgetting:
 # ----------------------------------------------------------------------------- the two measures
 
 
-def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
-    """Linear centered kernel alignment of two representations of the same rows (1 = same up to an
-    orthogonal transform and scale). Kornblith et al., 2019, eq. for the linear kernel via features."""
+def linear_cka(x: np.ndarray, y: np.ndarray, estimator: str = CKA_ESTIMATOR) -> float:
+    """Linear centered kernel alignment of two representations of the same rows (1 = same up to an orthogonal
+    transform and isotropic scale; Kornblith et al., 2019): HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L)) of the linear
+    kernels K = X Xᵀ, L = Y Yᵀ.
+
+    ``"biased"``: HSIC's biased estimator, tr(KHLH) (Kornblith et al.'s). With fewer rows than dimensions it is
+    strongly inflated: independent random representations read far from 0 (and 1 - CKA far from 1).
+    ``"debiased"`` (the default): HSIC's unbiased estimator (Song et al., 2012, "Feature Selection via Dependence
+    Maximization", JMLR 13, eq. 5), as Nguyen, Raghu & Kornblith (2021, "Do Wide and Deep Networks Learn the Same
+    Things?") use it for CKA: independent representations read about 0 at any number of rows. It needs at least 4
+    rows; it can read below 0 (down to -1) where the representations are unrelated."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     x = x - x.mean(0)
     y = y - y.mean(0)
-    cross = np.linalg.norm(y.T @ x, "fro") ** 2
-    norms = np.linalg.norm(x.T @ x, "fro") * np.linalg.norm(y.T @ y, "fro")
-    return float(cross / norms) if norms > 0 else 1.0
+    if estimator == BIASED:
+        cross = np.linalg.norm(y.T @ x, "fro") ** 2
+        norms = np.linalg.norm(x.T @ x, "fro") * np.linalg.norm(y.T @ y, "fro")
+        return float(cross / norms) if norms > 0 else 1.0
+    if estimator != DEBIASED:
+        raise ValueError(f"linear_cka: unknown estimator {estimator!r}; use {DEBIASED!r} or {BIASED!r}")
+    if len(x) < 4:
+        raise ValueError(f"debiased linear CKA needs at least 4 rows, got {len(x)}")
+    k, gram_y = x @ x.T, y @ y.T
+    cross = _hsic_unbiased(k, gram_y)
+    norms = _hsic_unbiased(k, k) * _hsic_unbiased(gram_y, gram_y)
+    return float(cross / np.sqrt(norms)) if norms > 0 else 1.0
+
+
+def _hsic_unbiased(k: np.ndarray, gram: np.ndarray) -> float:
+    """Song et al.'s (2012) unbiased HSIC of two n × n Gram matrices (their diagonals left out), times n(n - 3)
+    (the scale cancels in CKA): tr(K̃L̃) + 1ᵀK̃1 1ᵀL̃1 / ((n-1)(n-2)) - 2/(n-2) 1ᵀK̃L̃1."""
+    n = len(k)
+    k = k - np.diag(np.diag(k))
+    gram = gram - np.diag(np.diag(gram))
+    rows_k, rows_l = k.sum(1), gram.sum(1)
+    return float(np.sum(k * gram) + rows_k.sum() * rows_l.sum() / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * rows_k @ rows_l)
 
 
 def _bootstrap(stat, n: int, seed: int = 0) -> tuple[float, float]:
@@ -118,21 +167,28 @@ def _bootstrap(stat, n: int, seed: int = 0) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def drift(base: np.ndarray, adapted: np.ndarray) -> tuple[float, float, float]:
-    """(1 - CKA, low, high) between base and adapted representations.
+def drift(base: np.ndarray, adapted: np.ndarray, estimator: str = CKA_ESTIMATOR) -> tuple[float, float, float]:
+    """(1 - CKA, low, high) between base and adapted representations (CKA by ``estimator``: :func:`linear_cka`).
 
     The interval is the jackknife's (leave one reference text out; estimate ± 1.96 standard errors,
-    kept within [0, 1]), not the bootstrap's: a bootstrap resample repeats rows, and repeated rows make
-    two representations look more alike, so bootstrap intervals of CKA sit below the estimate (seen on
-    the demo: 0.629 with a percentile interval of [0.444, 0.602])."""
-    value = 1.0 - linear_cka(base, adapted)
+    kept within the estimate's range: [0, 1] biased, [0, 2] debiased), not the bootstrap's: a bootstrap resample
+    repeats rows, and repeated rows make two representations look more alike, so bootstrap intervals of CKA sit
+    below the estimate (seen on the demo: 0.629 with a percentile interval of [0.444, 0.602]). Debiased, it needs
+    :data:`tunelab.data.reference.MIN_TEXTS` rows (4 for the estimate, one more to leave one out); biased, fewer than
+    4 leave the interval [v, v]."""
+    from tunelab.data.reference import MIN_TEXTS
+
     n = len(base)
+    if estimator == DEBIASED and n < MIN_TEXTS:
+        raise ValueError(f"representation drift (debiased CKA) needs at least {MIN_TEXTS} reference texts, got {n}")
+    value = 1.0 - linear_cka(base, adapted, estimator)
     if n < 3:
         return value, value, value
     keep = ~np.eye(n, dtype=bool)
-    leave_out = np.array([1.0 - linear_cka(base[keep[i]], adapted[keep[i]]) for i in range(n)])
+    leave_out = np.array([1.0 - linear_cka(base[keep[i]], adapted[keep[i]], estimator) for i in range(n)])
     se = float(np.sqrt((n - 1) / n * np.sum((leave_out - leave_out.mean()) ** 2)))
-    return value, max(0.0, value - 1.96 * se), min(1.0, value + 1.96 * se)
+    top = 2.0 if estimator == DEBIASED else 1.0
+    return value, max(0.0, value - 1.96 * se), min(top, value + 1.96 * se)
 
 
 def loss_change(base: np.ndarray, adapted: np.ndarray, tokens: np.ndarray) -> tuple[float, float, float]:
@@ -377,7 +433,8 @@ def measure(
         else:
             reps = sentence_representations(body, tokenizer, texts, max_length)
             value, low, high = drift(stored["reps"], reps)
-            extra = _mlm_change(mlm, body, tokenizer, texts, max_length, cache, key) if mlm is not None else {}
+            extra = {"estimator": CKA_ESTIMATOR,
+                     **(_mlm_change(mlm, body, tokenizer, texts, max_length, cache, key) if mlm is not None else {})}
     finally:
         adapted.train(was_training)
     return Forgetting(
