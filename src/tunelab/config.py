@@ -284,7 +284,7 @@ class TrainConfig:
     # what adaptation costs the model, and where runs are watched
     forgetting: bool = True
     """Measure how much general ability the run lost, on a reference text that is not the training data
-    (decoders: LM-loss change in nats/token; encoders: representation drift, 1 - linear CKA); see
+    (decoders: LM-loss change in nats/token; encoders: representation drift, 1 - debiased linear CKA); see
     tunelab.run.forgetting. ``--no-forgetting`` skips it."""
     screening: bool = False
     """A planned comparison's rounds before the last (tunelab.compare.planner): validated once, after training; no

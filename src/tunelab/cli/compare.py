@@ -60,7 +60,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--memory-gb", type=float, help="the recommendation sets aside strategies whose peak memory was higher "
                    "(GiB, 2^30 bytes)")
     p.add_argument("--max-forgetting", type=float, help="the recommendation sets aside strategies that forgot more "
-                   "(in the unit the runs measured: nats/token on decoders, 1 - CKA on encoders; see metrics.json)")
+                   "(in the unit the runs measured: nats/token on decoders, 1 - debiased CKA on encoders; see metrics.json)")
     p.add_argument("--json", action="store_true", help="print the runs and the recommendation as JSON, nothing else")
     add_metric_flag(p)
     p.add_argument("--tolerance", type=float, help="also count as good as the best a strategy shown to be within this "
