@@ -56,6 +56,10 @@ def test_linear_cka_is_one_for_the_same_geometry_up_to_rotation_and_scale(estima
     assert forgetting.linear_cka(x, 0.01 * x @ rotation - 7, estimator) == pytest.approx(1.0)
     assert forgetting.linear_cka(x, y, estimator) == pytest.approx(forgetting.linear_cka(3 * x @ rotation, y, estimator))
     assert forgetting.linear_cka(x, y, estimator) == pytest.approx(forgetting.linear_cka(y, x, estimator))
+    # never past 1 by rounding: the module doctest's x read 1 - CKA below 0 (-0.0 rounded), which train's console
+    # table prints as -0.0000
+    x = np.random.default_rng(0).normal(size=(50, 8))
+    assert 1 - forgetting.linear_cka(x, 3 * x + 1, estimator) >= 0.0
 
 
 def test_independent_representations_read_unrelated_debiased_and_alike_biased():

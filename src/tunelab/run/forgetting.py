@@ -138,7 +138,7 @@ def linear_cka(x: np.ndarray, y: np.ndarray, estimator: str = CKA_ESTIMATOR) -> 
     if estimator == BIASED:
         cross = np.linalg.norm(y.T @ x, "fro") ** 2
         norms = np.linalg.norm(x.T @ x, "fro") * np.linalg.norm(y.T @ y, "fro")
-        return float(cross / norms) if norms > 0 else 1.0
+        return float(min(cross / norms, 1.0)) if norms > 0 else 1.0  # above 1 by rounding only (Cauchy-Schwarz)
     if estimator != DEBIASED:
         raise ValueError(f"linear_cka: unknown estimator {estimator!r}; use {DEBIASED!r} or {BIASED!r}")
     if len(x) < 4:
@@ -146,7 +146,7 @@ def linear_cka(x: np.ndarray, y: np.ndarray, estimator: str = CKA_ESTIMATOR) -> 
     k, gram_y = x @ x.T, y @ y.T
     cross = _hsic_unbiased(k, gram_y)
     norms = _hsic_unbiased(k, k) * _hsic_unbiased(gram_y, gram_y)
-    return float(cross / np.sqrt(norms)) if norms > 0 else 1.0
+    return float(np.clip(cross / np.sqrt(norms), -1.0, 1.0)) if norms > 0 else 1.0  # outside by rounding only
 
 
 def _hsic_unbiased(k: np.ndarray, gram: np.ndarray) -> float:
