@@ -1218,6 +1218,21 @@ def test_a_config_built_in_python_takes_paths_and_numpy_numbers_and_refuses_none
         TrainConfig(model=tokenizer).validate()
 
 
+def test_numpy_bools_and_strings_from_a_sweep_are_taken_as_python_values(tmp_path):
+    """A sweep's row (a DataFrame's or an array's values) gives np.bool_ and np.str_: overwrite=np.bool_(True) was
+    refused as "option overwrite is a bool; give a bool" (NumPy ints and floats were taken), and an np.str_ model kept
+    its NumPy type, which run_config.yaml could not write."""
+    import numpy as np
+    import yaml
+
+    config = TrainConfig(model=np.str_("minilm"), overwrite=np.bool_(True), cache=np.False_, batch_size=np.int64(8))
+    assert config.problems() == []
+    assert [type(v) for v in (config.model, config.overwrite, config.cache, config.batch_size)] == [str, bool, bool, int]
+    config.save(tmp_path / "run_config.yaml")
+    saved = yaml.safe_load((tmp_path / "run_config.yaml").read_text())
+    assert (saved["model"], saved["overwrite"], saved["cache"]) == ("minilm", True, False)
+
+
 def test_a_path_given_as_data_is_the_configs_data_not_data_in_memory(toy_classification_data, tmp_path):
     """train(config, data="reviews.csv") recorded its data as "in-memory reviews.csv (CSV, 48 rows)": run_config.yaml
     then named no file, and `tunelab train --config OUT/run_config.yaml` could not read it again. A path (str or

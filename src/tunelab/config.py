@@ -14,6 +14,7 @@ import inspect
 import math
 import numbers
 import os
+import sys
 import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -634,11 +635,15 @@ def _kind(f: dataclasses.Field) -> str:
 
 def _plain_value(value: Any, kind: str) -> Any:
     """``value`` of a setting of type ``kind`` as the settings keep it: a path (``pathlib.Path``, any
-    ``os.PathLike``) where a str goes as that str, a NumPy integer or float where a number goes as the Python number
-    (``np.arange`` in a sweep; ``run_config.yaml`` could not write it); anything else as it is, for
-    :func:`_type_problems` to judge."""
+    ``os.PathLike``) where a str goes as that str, a NumPy scalar (``np.bool_``, ``np.int64``, ``np.str_``: a value from
+    an array or a DataFrame row of a sweep; ``np.bool_`` was refused as "a bool", and ``run_config.yaml`` could not
+    write any of them) as the Python value it holds, another number where a number goes as the Python number;
+    anything else as it is, for :func:`_type_problems` to judge."""
     if kind == "str" and isinstance(value, os.PathLike):
         return os.fspath(value)
+    numpy = sys.modules.get("numpy")  # not imported: no value can be one of its scalars
+    if numpy is not None and isinstance(value, numpy.generic) and kind in _TYPES:
+        return value.item()
     if kind in ("int", "float") and isinstance(value, numbers.Real) and not isinstance(value, bool | int | float):
         if isinstance(value, numbers.Integral):
             return int(value)
