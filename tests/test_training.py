@@ -1233,6 +1233,32 @@ def test_numpy_bools_and_strings_from_a_sweep_are_taken_as_python_values(tmp_pat
     assert (saved["model"], saved["overwrite"], saved["cache"]) == ("minilm", True, False)
 
 
+def test_the_default_folder_of_data_in_memory_is_one_shell_word_that_says_what_it_holds(toy_classification_data):
+    """train(config, data=frame) without out= wrote to 'runs/minilm-in-memory Dataset (48 rows)-head': spaces and
+    brackets a shell splits and globs. Every default folder name is now one shell word, still saying what it holds."""
+    import shlex
+
+    import datasets
+    import pandas as pd
+
+    from tunelab.compare.runner import default_compare_out
+    from tunelab.run.training import default_out_dir, given_data
+
+    columns = {"text": list(toy_classification_data.train["text"]), "label": list(toy_classification_data.train["label"])}
+    frame = pd.DataFrame(columns)
+    config = TrainConfig(model="org/tiny-bert", strategy="head")
+    for data in (frame, columns, datasets.Dataset.from_pandas(frame), datasets.DatasetDict(train=datasets.Dataset.from_pandas(frame)),
+                 toy_classification_data):
+        folder = default_out_dir(given_data(config, data)[0])
+        assert folder.parent == Path("runs") and shlex.quote(str(folder)) == str(folder), folder
+        assert folder.name.startswith("tiny-bert-in-memory-") and folder.name.endswith("-head"), folder
+    assert default_out_dir(given_data(config, frame)[0]) == Path("runs/tiny-bert-in-memory-Dataset-48-rows-head")
+    assert default_out_dir(config.replace(data="my data/rotten (2024) reviews.csv")) == Path(
+        "runs/tiny-bert-rotten-2024-reviews.csv-head")
+    assert default_compare_out(config.replace(model="models/my model", data="rotten-tomatoes")) == Path(
+        "runs/compare-my-model-rotten-tomatoes")
+
+
 def test_a_path_given_as_data_is_the_configs_data_not_data_in_memory(toy_classification_data, tmp_path):
     """train(config, data="reviews.csv") recorded its data as "in-memory reviews.csv (CSV, 48 rows)": run_config.yaml
     then named no file, and `tunelab train --config OUT/run_config.yaml` could not read it again. A path (str or

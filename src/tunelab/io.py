@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -72,6 +73,17 @@ def folder_lock(folder: str | Path, command: str) -> Iterator[None]:
         path.unlink(missing_ok=True)
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def folder_part(text: str) -> str:
+    """``text`` (a model's or data's name) as part of a folder's name that a shell takes as one word: each run of
+    characters other than letters, digits, ``.``, ``_`` and ``-`` (spaces, brackets, quotes, ``/``) one ``-``, none at
+    either end (a leading ``-`` reads as a flag, a leading ``.`` hides it); ``""`` when nothing is left.
+
+    >>> folder_part("in-memory Dataset (40 rows)"), folder_part("my reviews.csv"), folder_part("données")
+    ('in-memory-Dataset-40-rows', 'my-reviews.csv', 'données')
+    """
+    return re.sub(r"[^\w.-]+", "-", str(text)).strip("-.")
 
 
 def check_folder(path: str | Path, option: str = "--out") -> None:

@@ -71,6 +71,7 @@ from tunelab.io import (
     atomic_write_text,
     check_folder,
     folder_lock,
+    folder_part,
     make_folder,
     remove_leftovers,
     remove_tree,
@@ -786,9 +787,9 @@ def exhaustive_by_default(opts: CompareOptions, out: Path) -> bool:
 
 
 def default_compare_out(base: TrainConfig) -> Path:
-    """Where a comparison writes when no ``out`` is given: ``runs/compare-MODEL-DATA``."""
-    safe = lambda s: Path(str(s)).name or "data"  # noqa: E731
-    return Path("runs") / f"compare-{safe(base.model)}-{safe(base.data)}"
+    """Where a comparison writes when no ``out`` is given: ``runs/compare-MODEL-DATA``, each the last part of its path
+    or hub id as one shell word (:func:`tunelab.io.folder_part`; data in memory: ``data``, the folder it is saved to)."""
+    return Path("runs") / "-".join(["compare", *(folder_part(Path(str(s)).name) or "data" for s in (base.model, base.data))])
 
 
 def _known_options(values: dict[str, Any]) -> dict[str, Any]:

@@ -29,6 +29,7 @@ import torch
 from tunelab.config import TrainConfig, as_config, saved_settings, unrecorded_settings
 from tunelab.data.types import TaskData
 from tunelab.errors import ConfigError, StrategyError, TrainingError, TunelabError
+from tunelab.io import folder_part
 from tunelab.metrics import IGNORE_INDEX
 from tunelab.models import (
     load_model,
@@ -79,8 +80,13 @@ def peak_memory_mb() -> float:
 
 
 def default_out_dir(config: TrainConfig) -> Path:
-    safe = lambda s: Path(str(s)).name.replace("/", "_") or "data"  # noqa: E731
-    return Path("runs") / f"{safe(config.model)}-{safe(config.data)}-{config.strategy}"
+    """Where a run writes when no ``out`` is given: ``runs/MODEL-DATA-STRATEGY``, each the last part of its path or hub
+    id, data in memory by what it is (``in-memory-Dataset-40-rows``: it was ``in-memory Dataset (40 rows)``, spaces and
+    brackets), every part one shell word (:func:`tunelab.io.folder_part`)."""
+    data = str(config.data)
+    data = data if data.startswith(IN_MEMORY) else Path(data).name  # its name may hold a '/' (a folder's: "d/ (...)")
+    parts = (Path(str(config.model)).name, data, config.strategy)
+    return Path("runs") / "-".join(folder_part(part) or "data" for part in parts)
 
 
 # ----------------------------------------------------------------------------- data
