@@ -32,7 +32,8 @@ def _handle(spec: dict) -> dict:
         for module in WARM_MODULES:
             importlib.import_module(module)
         return {"rss_file_mb": _rss_file_mb("self"), "parent_rss_file_mb": _rss_file_mb(os.getppid())}
-    return {"pid": os.getpid(), "ppid": os.getppid(), "mark": os.environ.get("ISOLATE_JOB_MARK"), "cwd": os.getcwd()}
+    return {"pid": os.getpid(), "ppid": os.getppid(), "mark": os.environ.get("ISOLATE_JOB_MARK"), "cwd": os.getcwd(),
+            "warnings": os.environ.get("PYTHONWARNINGS")}
 
 
 def _rss_file_mb(pid) -> float:

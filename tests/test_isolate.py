@@ -243,6 +243,26 @@ def test_the_resource_trackers_leak_report_is_quiet_and_other_warnings_are_kept(
     assert isolate.child_environment()["PYTHONWARNINGS"] == env["PYTHONWARNINGS"]  # once, however often asked
 
 
+def test_starting_jobs_leaves_the_callers_environment_as_it_was(fresh_server, tmp_path, monkeypatch):
+    """compare() set PYTHONWARNINGS (the resource tracker's filter) in the caller's own process and left it there: a
+    notebook's later subprocesses all inherited it. The filter now goes to the jobs, the warm server and its tracker
+    only, and the caller's environment is as it was, with or without a PYTHONWARNINGS of its own."""
+    assert isolate._import_warm_modules()  # what importing torch itself sets (KMP_INIT_AT_FORK, ...) is set before
+    for own in (None, "error::DeprecationWarning"):
+        isolate.stop_warm_server()
+        if own is None:
+            monkeypatch.delenv("PYTHONWARNINGS", raising=False)
+        else:
+            monkeypatch.setenv("PYTHONWARNINGS", own)
+        before = dict(os.environ)
+        env = isolate.child_environment()
+        assert dict(os.environ) == before and env["PYTHONWARNINGS"].split(",")[-1] == isolate.TRACKER_QUIET
+        job = _job(tmp_path, f"job-{own is None}")  # the first one starts the warm server (and its tracker)
+        assert job.error is None and job.result["ppid"] != os.getpid()  # forked from the server
+        assert job.result["warnings"] == env["PYTHONWARNINGS"]
+        assert dict(os.environ) == before
+
+
 def test_a_comparison_started_with_sigint_ignored_answers_it_as_its_runs_do(tmp_path):
     """A script's `tunelab compare ... &` starts with SIGINT ignored; its runs answer SIGINT (tunelab stops them
     with it), so a Ctrl-C to the script's process group stopped the run in training while the comparison went on

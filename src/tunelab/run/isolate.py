@@ -139,14 +139,34 @@ PARENT_POLL_S = 2.0
 TRACKER_QUIET = "ignore::UserWarning:multiprocessing.resource_tracker"
 
 
-def _quiet_resource_tracker() -> None:
+def _tracker_quiet(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` with :data:`TRACKER_QUIET` added to its ``PYTHONWARNINGS`` (once; the caller's filters kept)."""
+    current = env.get("PYTHONWARNINGS", "")
+    added = current if TRACKER_QUIET in current.split(",") else f"{current},{TRACKER_QUIET}" if current else TRACKER_QUIET
+    return {**env, "PYTHONWARNINGS": added}
+
+
+_environ_held = threading.Lock()
+
+
+@contextlib.contextmanager
+def _quiet_resource_tracker():
     """The tracker that multiprocessing starts beside the warm server reports, as it stops, the semaphores that jobs
     stopped by a budget or a kill could not release ("There appear to be 1 leaked semaphore objects"), and removes
-    them itself: noise at the end of a comparison. Only its own warnings are ignored; it reads the filter from the
-    environment it starts with, so this comes before the server starts."""
-    current = os.environ.get("PYTHONWARNINGS", "")
-    if TRACKER_QUIET not in current.split(","):
-        os.environ["PYTHONWARNINGS"] = f"{current},{TRACKER_QUIET}" if current else TRACKER_QUIET
+    them itself: noise at the end of a comparison. Only its own warnings are ignored. It (and the server) read the
+    filter from the environment they start with, which is this process's: the filter is in it while they start (this
+    context) and taken out again after, so that the caller's process keeps the environment it had (a comparison left
+    PYTHONWARNINGS set in a notebook's process, and in every process it started afterwards)."""
+    with _environ_held:  # another thread's jobs start here too: one at a time, each restoring what it found
+        before = os.environ.get("PYTHONWARNINGS")
+        os.environ["PYTHONWARNINGS"] = _tracker_quiet(os.environ)["PYTHONWARNINGS"]
+        try:
+            yield
+        finally:
+            if before is None:
+                os.environ.pop("PYTHONWARNINGS", None)
+            else:
+                os.environ["PYTHONWARNINGS"] = before
 
 
 STRATEGIES_ENV = "TUNELAB_STRATEGY_MODULES"
@@ -190,9 +210,8 @@ def import_strategy_modules() -> None:
 def child_environment() -> dict[str, str]:
     """This process's environment, with this tunelab importable first (even when not installed), naming this
     process as the job's parent (:func:`stop_with_parent`) and the modules of its strategies
-    (:func:`strategy_modules`)."""
-    _quiet_resource_tracker()
-    env = dict(os.environ)
+    (:func:`strategy_modules`), and the resource tracker's warnings off (:func:`_quiet_resource_tracker`)."""
+    env = _tracker_quiet(os.environ)
     env[PARENT_ENV] = str(os.getpid())
     modules = strategy_modules()
     if modules:
@@ -282,13 +301,13 @@ def warm_up() -> None:
     otherwise waits for them). Does nothing where jobs start afresh; never fails."""
     if _starts_afresh(os.environ) or _warm_env is not None:
         return
-    _quiet_resource_tracker()
     try:
         import multiprocessing
         from multiprocessing import forkserver
 
         multiprocessing.get_context("forkserver").set_forkserver_preload(list(WARM_MODULES))
-        forkserver.ensure_running()  # the server imports while this process does the same, below
+        with _quiet_resource_tracker():
+            forkserver.ensure_running()  # the server imports while this process does the same, below
         if _import_warm_modules():
             _warm_context(child_environment())
     except Exception:  # noqa: BLE001 - the first job starts it, or starts afresh
@@ -322,7 +341,8 @@ def _start_warm(module: str, argv: list[str], log_path: Path, env: dict[str, str
         main = sys.modules.get("__main__")
         sys.modules["__main__"] = types.ModuleType("__main__")
         try:
-            process.start()
+            with _quiet_resource_tracker():  # the first job starts the server and its tracker
+                process.start()
         finally:
             sys.modules["__main__"] = main
     except Exception:  # noqa: BLE001 - a fresh process does the same job, only slower
