@@ -29,7 +29,7 @@ def test_a_used_folder_is_refused_unless_overwrite_and_overwrite_keeps_user_file
     (out / MODEL_DIR / "weights.bin").write_text("old")
     (out / "metrics.json").write_text("{}")
     (out / "notes.txt").write_text("mine")
-    with pytest.raises(TunelabError, match=r"not empty: pass --overwrite.*--resume.*--out"):
+    with pytest.raises(TunelabError, match=r"not empty: pass overwrite=True.*resume=True.*out="):
         prepare_out_dir(out, overwrite=False, resume=False)
     assert (out / "metrics.json").exists()
     # a model/ folder no run wrote (no tunelab.json), a file of the user's among the checkpoints or the outputs: refused
@@ -37,8 +37,8 @@ def test_a_used_folder_is_refused_unless_overwrite_and_overwrite_keeps_user_file
     (out / "checkpoints" / "my.ckpt").write_text("mine")
     (out / "outputs").mkdir()
     (out / "outputs" / "important.csv").write_text("mine")
-    with pytest.raises(TunelabError, match=rf"^--overwrite would delete {re.escape(str(out / MODEL_DIR / 'weights.bin'))} and 2 more, "
-                                           r"which no tunelab run wrote: move them out of the output folder, or choose another --out"):
+    with pytest.raises(TunelabError, match=rf"^overwrite=True would delete {re.escape(str(out / MODEL_DIR / 'weights.bin'))} and 2 more, "
+                                           r"which no tunelab run wrote: move them out of the output folder, or choose another out="):
         prepare_out_dir(out, overwrite=True, resume=False)
     assert (out / MODEL_DIR / "weights.bin").exists() and (out / "checkpoints" / "my.ckpt").exists()
     (out / "checkpoints" / "my.ckpt").unlink()
@@ -50,7 +50,7 @@ def test_a_used_folder_is_refused_unless_overwrite_and_overwrite_keeps_user_file
     (out / "tensorboard").mkdir()
     (out / "tensorboard" / "events.out.tfevents.1.host").write_text("")
     (out / "tensorboard" / "my-notes.md").write_text("mine")
-    with pytest.raises(TunelabError, match=r"--overwrite would delete .*tensorboard/my-notes.md, which no tunelab run"):
+    with pytest.raises(TunelabError, match=r"overwrite=True would delete .*tensorboard/my-notes.md, which no tunelab run"):
         prepare_out_dir(out, overwrite=True, resume=False)
     (out / "tensorboard" / "my-notes.md").unlink()
     prepare_out_dir(out, overwrite=True, resume=False)

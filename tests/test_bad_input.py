@@ -684,8 +684,7 @@ def test_every_numeric_option_out_of_its_range_says_what_to_pass():
     for name in RANGES:
         value = -3 if "int" in kinds[name] else -0.5
         said = TrainConfig(model="minilm", data="x", **{name: value}).problems()
-        flag = "--" + name.replace("_", "-")
-        assert len(said) == 1 and said[0].startswith(f"{flag} must be "), (name, said)
+        assert len(said) == 1 and said[0].startswith(f"{name}= must be "), (name, said)  # from Python: its keyword
         assert f"got {value}: pass e.g. " in said[0] and ", or leave it out for " in said[0], said[0]
 
 
@@ -732,3 +731,37 @@ def test_gradient_checkpointing_on_a_model_without_it_is_one_line(tmp_path, caps
         assert code == 2 and len(err.splitlines()) == 1, err
         assert "--gradient-checkpointing: CTRLForSequenceClassification does not support gradient checkpointing" in err
         assert not out.exists()
+
+
+def test_a_setting_is_named_as_the_caller_spells_it(tiny_bert_dir, tmp_path, capsys):
+    """Errors raised to a Python caller named the flags ("--max-length must be ...", "pass --overwrite") of a
+    TrainConfig(max_length=...) they never typed: from Python a setting is named as its keyword (max_length=,
+    overwrite=True), on the command line as its flag, by one mechanism (tunelab.errors.setting)."""
+    from tunelab import TrainConfig, train
+    from tunelab.errors import ConfigError, TunelabError
+
+    used = tmp_path / "used"
+    write(used / "notes.txt", "mine")
+    config = TrainConfig(model=str(tiny_bert_dir), data=good(tmp_path), max_length=4, resume=True, overwrite=True)
+    with pytest.raises(ConfigError) as caught:
+        config.validate()
+    said = str(caught.value)
+    assert "max_length= must be at least 8, got 4: pass e.g. 64 or 256" in said, said
+    assert "resume=True continues the run in out= and overwrite=True replaces it" in said and "--" not in said, said
+    with pytest.raises(TunelabError) as caught:
+        train(config.replace(max_length=None, resume=False, overwrite=False, out=str(used)))
+    said = str(caught.value)
+    assert "pass overwrite=True to replace tunelab's files there, resume=True to continue the run, or choose another " \
+           "out=" in said and "--" not in said, said
+
+    argv = ["-q", "train", "--model", str(tiny_bert_dir), "--data", good(tmp_path)]
+    assert main([*argv, "--max-length", "4", "--resume", "--overwrite"]) == 2
+    said = capsys.readouterr().err
+    assert "--max-length must be at least 8, got 4" in said and "--resume continues the run in --out and --overwrite " \
+           "replaces it" in said and "max_length=" not in said, said
+    assert main([*argv, "--out", str(used)]) == 2
+    said = capsys.readouterr().err
+    assert "pass --overwrite to replace tunelab's files there, --resume to continue the run, or choose another --out" \
+           in said and "=True" not in said, said
+    with pytest.raises(ConfigError, match=r"^max_length= must be"):  # the command's spelling ended with it
+        config.validate()

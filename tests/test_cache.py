@@ -362,7 +362,7 @@ def test_auto_precision_follows_the_hardware(monkeypatch):
     assert frozen_cache.resolve_precision("bf16") == "bf16"
     assert frozen_cache.resolve_precision("fp32") == "fp32"
     assert TrainConfig(cache_precision="half").problems() == [
-        "--cache-precision 'half' is unknown: use auto, bf16 or fp32"
+        "cache_precision='half' is unknown: use auto, bf16 or fp32"
     ]
 
 

@@ -527,7 +527,7 @@ def test_metric_is_read_in_any_spelling_of_its_words_and_a_typo_gets_a_suggestio
     result = compare(_base(tiny_bert_dir, toy_csv), ["head"], out=tmp_path / "a", metric="macro-F1",
                      isolate=False, pre_recommend=False, log=None)
     assert result.recommendation["metric"] == "f1_macro"
-    with pytest.raises(ConfigError, match=r"--metric f1macro is unknown \(did you mean f1_macro\?\)"):
+    with pytest.raises(ConfigError, match=r"metric='f1macro' is unknown \(did you mean f1_macro\?\)"):
         compare(_base(tiny_bert_dir, toy_csv), ["head"], out=tmp_path / "b", metric="f1macro",
                 isolate=False, pre_recommend=False, log=None)
 

@@ -83,7 +83,7 @@ def test_causal_lm_has_no_head_group(tiny_llama_dir, toy_lm_data, tmp_path):
 
 @pytest.mark.parametrize("value", [0.0, -1e-3])
 def test_head_lr_must_be_positive(value):
-    with pytest.raises(ConfigError, match="--head-lr must be positive"):
+    with pytest.raises(ConfigError, match="head_lr= must be positive"):
         TrainConfig(head_lr=value).validate()
 
 

@@ -263,6 +263,18 @@ def test_starting_jobs_leaves_the_callers_environment_as_it_was(fresh_server, tm
         assert dict(os.environ) == before
 
 
+def test_a_job_of_the_command_line_names_settings_as_flags(monkeypatch):
+    """Under the tunelab command, messages name a setting by its flag (--overwrite), and so do those of the jobs it
+    starts (a comparison's runs); from Python they stay keywords (overwrite=True)."""
+    from tunelab.errors import FLAGS_ENV, settings_as_flags
+
+    monkeypatch.delenv(FLAGS_ENV, raising=False)
+    assert FLAGS_ENV not in isolate.child_environment()
+    with settings_as_flags():
+        assert isolate.child_environment()[FLAGS_ENV] == "1"
+    assert FLAGS_ENV not in os.environ
+
+
 def test_a_comparison_started_with_sigint_ignored_answers_it_as_its_runs_do(tmp_path):
     """A script's `tunelab compare ... &` starts with SIGINT ignored; its runs answer SIGINT (tunelab stops them
     with it), so a Ctrl-C to the script's process group stopped the run in training while the comparison went on

@@ -359,14 +359,14 @@ def test_a_run_is_resumed_only_as_it_started_and_only_by_one_process(tiny, refer
     assert proc.returncode == 130, stderr
     checkpoint = resilience.last_complete_checkpoint(out / "checkpoints")
 
-    with pytest.raises(ConfigError, match=r"^--resume would continue the run in .* with other settings than it trained "
+    with pytest.raises(ConfigError, match=r"^resume=True would continue the run in .* with other settings than it trained "
                                           r"with \(--lr 0\.001 → 0\.0001, --batch-size 8 → 4\): resume it as it started "
-                                          r"\(tunelab train --config .*run_config\.yaml --resume\), or start again with --overwrite"):
+                                          r"\(tunelab train --config .*run_config\.yaml --resume\), or start again with overwrite=True"):
         train(config.replace(resume=True, lr=1e-4, batch_size=4), progress=False)
 
     for damage, said in ((lambda c: (c / "model.safetensors").write_bytes((c / "model.safetensors").read_bytes()[:1000]),
                           r"model\.safetensors is damaged \(.*\), so checkpoint-\d+ cannot be loaded: delete .*checkpoint-\d+ "
-                          r"and run again with --resume \(from an earlier checkpoint, or from the start\), or start again with --overwrite"),
+                          r"and run again with resume=True \(from an earlier checkpoint, or from the start\), or start again with overwrite=True"),
                          (lambda c: (c / "optimizer.pt").write_bytes((c / "optimizer.pt").read_bytes()[:1000]),
                           r"optimizer\.pt is damaged"),
                          (lambda c: (c / resilience.TIME_FILE).write_text('{"train_seconds": 1.0, "world_size": 2}'),
@@ -375,7 +375,7 @@ def test_a_run_is_resumed_only_as_it_started_and_only_by_one_process(tiny, refer
                          (lambda c: (c / resilience.TIME_FILE).write_text('{"train_seconds": 1.0, "world_size": 1, '
                                                                           '"data_fingerprint": "rows of another day"}'),
                           r"checkpoint-\d+ was trained on other data than .* holds now \(the file changed since the run "
-                          r"started\): resume it on the data it started with, or start again with --overwrite")):
+                          r"started\): resume it on the data it started with, or start again with overwrite=True")):
         copy = tmp_path / f"copy-{len(list(tmp_path.iterdir()))}"
         shutil.copytree(out, copy)
         damage(copy / "checkpoints" / checkpoint.name)

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from tunelab.errors import ConfigError
+from tunelab.errors import ConfigError, setting
 from tunelab.io import folder_problem
 
 DEFAULT_EPOCHS = 3.0
@@ -417,7 +417,7 @@ class TrainConfig:
         if out:  # the checks below compare values: wrong types first
             return out
         if self.strategy not in STRATEGIES:
-            out.append(f"--strategy '{self.strategy}' is unknown{did_you_mean(self.strategy)}: use one of "
+            out.append(f"{setting('strategy', self.strategy, quoted=True)} is unknown{did_you_mean(self.strategy)}: use one of "
                        f"{', '.join(strategy_names())} "
                        "(a strategy from another package is known once that package is installed)")
         else:
@@ -430,31 +430,33 @@ class TrainConfig:
         for name, what in (("model", "a built-in name (`tunelab models`), a folder written by save_pretrained or a hub id"),
                            ("data", "a built-in name (`tunelab datasets`), a data file or a folder")):
             if not str(getattr(self, name)).strip():
-                out.append(f"--{name} is empty: pass {what}")
+                out.append(f"{setting(name)} is empty: pass {what}")
         if self.task not in (None, "classification", "causal-lm"):
-            out.append(f"--task '{self.task}' is unknown: use classification or causal-lm")
+            out.append(f"{setting('task', self.task, quoted=True)} is unknown: use classification or causal-lm")
         out.extend(self._range_problems())
         if self.resume and self.overwrite:
-            out.append("--resume continues the run in --out and --overwrite replaces it: give one of them")
+            out.append(f"{setting('resume', True)} continues the run in {setting('out')} and {setting('overwrite', True)} "
+                       "replaces it: give one of them")
         if self.prompt_init_text is not None and not str(self.prompt_init_text).strip():
-            out.append("--prompt-init-text is empty: give the text the soft prompt starts from (e.g. a description of "
+            out.append(f"{setting('prompt_init_text')} is empty: give the text the soft prompt starts from (e.g. a description of "
                        "the task), or leave it out for a random start")
         if self.keep not in KEEP_CHOICES:
-            out.append(f"--keep '{self.keep}' is unknown: use {', '.join(KEEP_CHOICES)}")
+            out.append(f"{setting('keep', self.keep, quoted=True)} is unknown: use {', '.join(KEEP_CHOICES)}")
         if self.loss_on not in LOSS_ON_CHOICES:
-            out.append(f"--loss-on '{self.loss_on}' is unknown: use {', '.join(LOSS_ON_CHOICES)}")
+            out.append(f"{setting('loss_on', self.loss_on, quoted=True)} is unknown: use {', '.join(LOSS_ON_CHOICES)}")
         if self.merge and self.strategy in STRATEGIES and not STRATEGIES[self.strategy].can_merge:
             out.append(merge_problem(self.strategy))
         if self.precision not in (None, "auto", *DTYPE_SETTINGS["precision"]):
-            out.append(f"--precision '{self.precision}' is unknown: use auto, bf16, fp16 or fp32")
+            out.append(f"{setting('precision', self.precision, quoted=True)} is unknown: use auto, bf16, fp16 or fp32")
         elif self.precision == "fp16":
             import torch
 
             if not torch.cuda.is_available():
-                out.append("--precision fp16 needs a CUDA GPU (float16 autocast is not offered on CPU): use bf16 or fp32")
+                out.append(f"{setting('precision', 'fp16')} needs a CUDA GPU (float16 autocast is not offered on CPU): use "
+                           "bf16 or fp32")
         out.extend(self._memory_problems(STRATEGIES))
         if self.cache_precision not in ("auto", *DTYPE_SETTINGS["cache_precision"]):
-            out.append(f"--cache-precision '{self.cache_precision}' is unknown: use auto, bf16 or fp32")
+            out.append(f"{setting('cache_precision', self.cache_precision, quoted=True)} is unknown: use auto, bf16 or fp32")
         if self.report_to not in ("", "none"):
             from tunelab.trackers import parse_report_to
 
@@ -463,7 +465,7 @@ class TrainConfig:
             except ConfigError as exc:
                 out.append(str(exc))
         if self.cache_dir is not None and (problem := folder_problem(self.cache_dir)):
-            out.append(f"--cache-dir {self.cache_dir}: {problem}; choose another --cache-dir")
+            out.append(f"{setting('cache_dir', self.cache_dir)}: {problem}; choose another {setting('cache_dir')}")
         if self.reference_text is not None:
             from tunelab.data.reference import reference_file_paragraphs
             from tunelab.errors import DataError
@@ -492,7 +494,7 @@ class TrainConfig:
             if value is None or fits(value):
                 continue
             default = unset if defaults.get(name) is None else f"its default, {_number(defaults[name])}"
-            out.append(out_of_range(f"--{name.replace('_', '-')}", rule, value, example, default))
+            out.append(out_of_range(setting(name), rule, value, example, default))
         return out
 
     def _memory_problems(self, strategies) -> list[str]:
@@ -502,27 +504,31 @@ class TrainConfig:
         out: list[str] = []
         strategy = strategies[self.strategy]() if self.strategy in strategies else None
         if self.gradient_checkpointing and self.recompute_attention:
-            out.append("--recompute-attention is part of --gradient-checkpointing (which recomputes whole blocks): drop one")
+            out.append(f"{setting('recompute_attention', True)} is part of {setting('gradient_checkpointing', True)} (which "
+                       "recomputes whole blocks): drop one")
         if self.gradient_checkpointing and self.cache and strategy is not None and strategy.freezes_prefix(self):
-            out.append(f"--gradient-checkpointing does not combine with the frozen-layer cache that '{self.strategy}' uses "
-                       "(its frozen blocks run once, storing no activations): add --no-cache, or drop --gradient-checkpointing")
+            out.append(f"{setting('gradient_checkpointing', True)} does not combine with the frozen-layer cache that "
+                       f"'{self.strategy}' uses (its frozen blocks run once, storing no activations): add "
+                       f"{setting('cache', False)}, or drop {setting('gradient_checkpointing', True)}")
         if self.base_dtype not in ("auto", *DTYPE_SETTINGS["base_dtype"]):
-            out.append(f"--base-dtype '{self.base_dtype}' is unknown: use fp32, bf16 or auto")
+            out.append(f"{setting('base_dtype', self.base_dtype, quoted=True)} is unknown: use fp32, bf16 or auto")
         elif self.base_dtype == "bf16":
+            bf16 = setting("base_dtype", "bf16")
             if strategy is not None and not strategy.frozen_base:
-                out.append(f"--base-dtype bf16 applies to strategies that keep every pre-trained weight frozen "
+                out.append(f"{bf16} applies to strategies that keep every pre-trained weight frozen "
                            f"({', '.join(n for n in strategy_names() if strategies[n].frozen_base)}), not to '{self.strategy}' "
-                           "(its pre-trained weights train in float32): drop --base-dtype or use fp32")
+                           f"(its pre-trained weights train in float32): drop {setting('base_dtype')} or use fp32")
             if self.cache and strategy is not None and strategy.freezes_prefix(self):
-                out.append(f"--base-dtype bf16 does not combine with the frozen-layer cache that '{self.strategy}' uses here "
-                           "(the cache already runs the frozen blocks once, in bfloat16 where native: --cache-precision): "
-                           "add --no-cache, or drop --base-dtype")
+                out.append(f"{bf16} does not combine with the frozen-layer cache that '{self.strategy}' uses here (the "
+                           f"cache already runs the frozen blocks once, in bfloat16 where native: {setting('cache_precision')}): "
+                           f"add {setting('cache', False)}, or drop {setting('base_dtype')}")
             if self.precision == "fp32":
-                out.append("--base-dtype bf16 computes in bfloat16 (bf16 autocast): drop --precision fp32 or use --precision bf16")
+                out.append(f"{bf16} computes in bfloat16 (bf16 autocast): drop {setting('precision', 'fp32')} or use "
+                           f"{setting('precision', 'bf16')}")
             from tunelab.hardware import native_bf16
 
             if not native_bf16():
-                out.append("--base-dtype bf16: this machine does not multiply bfloat16 natively (no AVX512-BF16/AMX CPU, "
+                out.append(f"{bf16}: this machine does not multiply bfloat16 natively (no AVX512-BF16/AMX CPU, "
                            "no CUDA GPU from Ampere on), so it would be slower than float32: use fp32 or auto")
         return out
 

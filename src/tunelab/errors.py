@@ -7,6 +7,11 @@ that one line and exits with code 2; it never shows a traceback for them.
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
 
 class TunelabError(Exception):
     """A problem with the user's input or environment, reported as one actionable line."""
@@ -57,3 +62,48 @@ def some_of(names: list[str], shown: int = 8) -> str:
     """``"a, b, c"`` for a one-line message, or the first ``shown`` names and how many more."""
     more = f" and {len(names) - shown} more" if len(names) > shown else ""
     return ", ".join(str(n) for n in names[:shown]) + more
+
+
+FLAGS_ENV = "TUNELAB_SETTINGS_AS_FLAGS"
+"""``1`` in the environment of the processes that the ``tunelab`` command starts (a comparison's runs): their messages
+name settings as flags too (:func:`setting`)."""
+_as_flags = False
+_UNSET: Any = object()
+
+
+@contextlib.contextmanager
+def settings_as_flags() -> Iterator[None]:
+    """Within it (the ``tunelab`` command, :func:`tunelab.cli.main.main`), :func:`setting` names a setting as its flag;
+    outside it, as a Python caller passes it."""
+    global _as_flags
+    before, _as_flags = _as_flags, True
+    try:
+        yield
+    finally:
+        _as_flags = before
+
+
+def as_flags() -> bool:
+    """Whether messages name settings as flags (the command line) rather than as keyword arguments (Python)."""
+    return _as_flags or os.environ.get(FLAGS_ENV) == "1"
+
+
+def setting(name: str, value: Any = _UNSET, *, quoted: bool = False) -> str:
+    """The setting ``name`` (with ``value``, when given) as the caller spells it, for a message: its flag on the command
+    line, its keyword argument from Python (``TrainConfig(max_length=...)``, ``compare(overwrite=True)``); ``quoted``:
+    a flag's value in quotes (an unknown name, whose spaces would not show).
+
+    >>> setting("max_length"), setting("overwrite", True), setting("cache", False), setting("keep", "end")
+    ('max_length=', 'overwrite=True', 'cache=False', "keep='end'")
+    >>> with settings_as_flags():
+    ...     setting("max_length"), setting("overwrite", True), setting("cache", False), setting("keep", "end", quoted=True)
+    ('--max-length', '--overwrite', '--no-cache', "--keep 'end'")
+    """
+    if not as_flags():
+        return f"{name}=" if value is _UNSET else f"{name}={value!r}"
+    flag = "--" + name.replace("_", "-")
+    if value is _UNSET or value is True:
+        return flag
+    if value is False:
+        return f"--no-{name.replace('_', '-')}"
+    return f"{flag} '{value}'" if quoted else f"{flag} {value}"

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tunelab.errors import TunelabError
+from tunelab.errors import TunelabError, setting
 
 # written last into a folder that is complete (a checkpoint, an artifact): a folder without it is partial
 MARKER = ".tunelab-complete"
@@ -60,7 +60,7 @@ def folder_lock(folder: str | Path, command: str) -> Iterator[None]:
         holder = os.read(fd, 64).decode(errors="replace").strip()
         os.close(fd)
         raise TunelabError(f"{folder} is in use by another {command}{f' (process {holder})' if holder else ''}: "
-                           "wait for it to end, or choose another --out") from None
+                           f"wait for it to end, or choose another {setting('out')}") from None
     except OSError:  # no locks on this file system
         os.close(fd)
         yield
@@ -86,23 +86,25 @@ def folder_part(text: str) -> str:
     return re.sub(r"[^\w.-]+", "-", str(text)).strip("-.")
 
 
-def check_folder(path: str | Path, option: str = "--out") -> None:
-    """Raise :class:`~tunelab.errors.TunelabError` (one line naming ``option``) when :func:`folder_problem` finds one."""
+def check_folder(path: str | Path, option: str = "out") -> None:
+    """Raise :class:`~tunelab.errors.TunelabError` (one line naming the setting ``option`` as the caller spells it,
+    :func:`~tunelab.errors.setting`) when :func:`folder_problem` finds one."""
     problem = folder_problem(path)
     if problem:
         shown = os.fsdecode(os.fsencode(path)).encode("utf-8", "backslashreplace").decode()  # not UTF-8: escaped
-        raise TunelabError(f"{option} {shown}: {problem}; choose another {option}")
+        raise TunelabError(f"{setting(option, shown)}: {problem}; choose another {setting(option)}")
 
 
-def make_folder(path: str | Path, option: str = "--out") -> Path:
-    """Create the folder ``path`` (and its parents); a failure is one line naming ``option``, what is in the way
+def make_folder(path: str | Path, option: str = "out") -> Path:
+    """Create the folder ``path`` (and its parents); a failure is one line naming the setting ``option``, what is in the way
     and what to do (:class:`~tunelab.errors.TunelabError`)."""
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         reason = folder_problem(path) or err.strerror or type(err).__name__
-        raise TunelabError(f"{option} {path}: cannot create the folder ({reason}); choose another {option}") from err
+        raise TunelabError(f"{setting(option, str(path))}: cannot create the folder ({reason}); choose another "
+                           f"{setting(option)}") from err
     return path
 
 

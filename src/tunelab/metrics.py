@@ -16,6 +16,8 @@ import math
 import re
 from typing import Any
 
+from tunelab.errors import setting
+
 IGNORE_INDEX = -100
 """The label a loss skips (PyTorch's ``cross_entropy`` default, the convention transformers' models and collators
 follow): a causal LM's padding, and wherever nothing is predicted."""
@@ -128,5 +130,5 @@ def metric_problem(metric: str, task: str) -> str | None:
     if metric in task_metrics(task):
         return None
     if metric not in HIGHER_IS_BETTER:
-        return f"--metric {metric} is unknown{metric_suggestion(metric)}: use one of {', '.join(HIGHER_IS_BETTER)}"
-    return f"--metric {metric} does not apply to {task}: use one of {', '.join(task_metrics(task))}"
+        return f"{setting('metric', metric)} is unknown{metric_suggestion(metric)}: use one of {', '.join(HIGHER_IS_BETTER)}"
+    return f"{setting('metric', metric)} does not apply to {task}: use one of {', '.join(task_metrics(task))}"

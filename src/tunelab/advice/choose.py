@@ -55,7 +55,7 @@ from tunelab.advice.verdict import (
     versus_dict,
 )
 from tunelab.config import out_of_range
-from tunelab.errors import ConfigError, and_list, some_of
+from tunelab.errors import ConfigError, and_list, setting, some_of
 from tunelab.metrics import higher_is_better, metric_problem, primary_metric
 from tunelab.run.record import RunRecord, as_record
 from tunelab.units import format_mb
@@ -666,9 +666,9 @@ def level_problems(alpha: float, tolerance: float | None) -> list[str]:
     """``--alpha`` outside (0, 1) and a ``--tolerance`` below 0 (``compare`` and ``recommend`` alike)."""
     problems = []
     if not 0.0 < alpha < 1.0:
-        problems.append(out_of_range("--alpha", "between 0 and 1", alpha, "0.1", "its default, 0.05 (95 % intervals)"))
+        problems.append(out_of_range(setting("alpha"), "between 0 and 1", alpha, "0.1", "its default, 0.05 (95 % intervals)"))
     if tolerance is not None and not (math.isfinite(tolerance) and tolerance >= 0):
-        problems.append(out_of_range("--tolerance", "a number >= 0", tolerance, "0.01 (one point of accuracy)",
+        problems.append(out_of_range(setting("tolerance"), "a number >= 0", tolerance, "0.01 (one point of accuracy)",
                                      "none (only what the test cannot tell apart)"))
     return problems
 

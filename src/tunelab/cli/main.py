@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tunelab.cli.listing import output_console, print_list
 from tunelab.cli.options import _Parser, add_config_flags, config_from_args, warn_unused_fractions
-from tunelab.errors import TunelabError
+from tunelab.errors import TunelabError, settings_as_flags
 from tunelab.units import format_mb, format_rate
 
 # ----------------------------------------------------------------------------- commands
@@ -303,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
             # the first process alone: each process printed the same scores, the same predictions
             return 0
         _quiet_libraries()
-        code = args.func(args) or 0
+        with settings_as_flags():  # its messages name settings as the flags typed here (a library's: max_length=)
+            code = args.func(args) or 0
         if code == 0:
             from tunelab.run import ranks
 

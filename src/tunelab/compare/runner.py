@@ -65,7 +65,7 @@ from tunelab.config import (
     saved_settings,
     with_unrecorded,
 )
-from tunelab.errors import ConfigError, TunelabError, and_list
+from tunelab.errors import ConfigError, TunelabError, and_list, setting
 from tunelab.io import (
     LOCK_NAME,
     atomic_write_text,
@@ -821,11 +821,11 @@ def _checked_out(base: TrainConfig, strategies: list[str], out: str | Path | Non
         others = sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME)
         if others:  # a comparison would write over a results.csv or report.md of the user's, mixed in with theirs
             more = f" and {len(others) - 1} more" if len(others) > 1 else ""
-            raise TunelabError(f"{out} is not empty ({others[0]}{more}) and holds no comparison: choose another --out, "
-                               "or pass --overwrite to write the comparison there (its files replace any of the same "
-                               "name)")
+            raise TunelabError(f"{out} is not empty ({others[0]}{more}) and holds no comparison: choose another "
+                               f"{setting('out')}, or pass {setting('overwrite', True)} to write the comparison there (its "
+                               "files replace any of the same name)")
     if opts.resume and not held:
-        logging.getLogger("tunelab").warning(f"--resume: {out} holds no comparison to resume; starting one")
+        logging.getLogger("tunelab").warning(f"{setting('resume', True)}: {out} holds no comparison to resume; starting one")
     plan = _safe_read(out / PLAN_NAME) if opts.resume else {}
     saved = plan.get("base_config")
     changed = [c for c in base.changed_from(saved) if c[0] in saved] if isinstance(saved, Mapping) else []
@@ -842,13 +842,13 @@ def _checked_out(base: TrainConfig, strategies: list[str], out: str | Path | Non
                 f"{_changes([c for c in changed if c[0] in followed])} with it, and its runs train again")
             changed = [c for c in changed if c[0] not in followed]
     if changed:
-        raise ConfigError(f"--resume would continue the comparison in {out} with other settings than it ran with "
-                          f"({_changes(changed)}): resume it with the flags it ran with, or start again with "
-                          "--overwrite or another --out")
+        raise ConfigError(f"{setting('resume', True)} would continue the comparison in {out} with other settings than it "
+                          f"ran with ({_changes(changed)}): resume it with the settings it ran with, or start again with "
+                          f"{setting('overwrite', True)} or another {setting('out')}")
     if runs_dir.is_dir() and any(runs_dir.iterdir()) and not (opts.resume or opts.overwrite):
         raise TunelabError(
-            f"{out} already holds a comparison: pass --resume to reuse its finished runs, "
-            "--overwrite to run everything again, or choose another --out"
+            f"{out} already holds a comparison: pass {setting('resume', True)} to reuse its finished runs, "
+            f"{setting('overwrite', True)} to run everything again, or choose another {setting('out')}"
         )
     if runs_dir.is_dir() and opts.overwrite and not opts.resume:
         from tunelab.run.artifacts import REPLACED, foreign_files
@@ -859,8 +859,8 @@ def _checked_out(base: TrainConfig, strategies: list[str], out: str | Path | Non
         foreign += [f for p in sorted(runs_dir.iterdir()) if p.is_dir() for f in foreign_files(p)]
         if foreign:
             more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
-            raise TunelabError(f"--overwrite would delete {foreign[0]}{more}, which no tunelab run wrote: move "
-                               f"{'them' if more else 'it'} out of {runs_dir}, or choose another --out")
+            raise TunelabError(f"{setting('overwrite', True)} would delete {foreign[0]}{more}, which no tunelab run wrote: "
+                               f"move {'them' if more else 'it'} out of {runs_dir}, or choose another {setting('out')}")
     return make_folder(out)
 
 
@@ -1484,9 +1484,9 @@ def _job(run: PlannedRun, base: TrainConfig, searches: dict[str, dict], opts: Co
         ran_on = (old.get("meta_info") or {}).get("split_fingerprint")
         other_data = bool(split_fingerprint and ran_on and ran_on != split_fingerprint)
         if changed and trained and not other_data:  # training it again would delete it, for a flag given by mistake
-            raise ConfigError(f"--resume found {run.folder} trained with other settings ({_changes(changed)}): resume "
-                              f"with the flags it ran with, delete {run.folder} to train it again with these, or start "
-                              "the comparison again with --overwrite")
+            raise ConfigError(f"{setting('resume', True)} found {run.folder} trained with other settings "
+                              f"({_changes(changed)}): resume with the settings it ran with, delete {run.folder} to train "
+                              f"it again with these, or start the comparison again with {setting('overwrite', True)}")
         if changed and other_data:  # the comparison's data changed (checked in _checked_out): as for an edited file
             logging.getLogger("tunelab").warning(f"{run.folder} holds a run on other data (the same --data, other "
                                                  f"rows) and other settings ({_changes(changed)}): trained again")

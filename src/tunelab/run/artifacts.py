@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from tunelab.errors import ConfigError, TunelabError, first_line
+from tunelab.errors import ConfigError, TunelabError, first_line, setting
 from tunelab.io import LOCK_NAME, atomic_dir, check_folder, make_folder, remove_tree
 from tunelab.run.tracking import RUN_STATE, TENSORBOARD_DIR
 
@@ -36,16 +36,16 @@ def check_out_dir(out: Path, *, overwrite: bool, resume: bool) -> None:
     if out.is_dir() and not (overwrite or resume):
         if any(not p.name.startswith(".tmp-") and p.name != LOCK_NAME for p in out.iterdir()):
             raise TunelabError(
-                f"output folder {out} is not empty: pass --overwrite (overwrite=True) to replace tunelab's files "
-                "there, --resume (resume=True) to continue the run, or choose another --out (out=)"
+                f"output folder {out} is not empty: pass {setting('overwrite', True)} to replace tunelab's files "
+                f"there, {setting('resume', True)} to continue the run, or choose another {setting('out')}"
             )
     if out.is_dir() and overwrite and not resume:
         foreign = foreign_files(out)
         if foreign:
             more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
             raise TunelabError(
-                f"--overwrite would delete {foreign[0]}{more}, which no tunelab run wrote: move {'them' if more else 'it'} "
-                "out of the output folder, or choose another --out (out=)"
+                f"{setting('overwrite', True)} would delete {foreign[0]}{more}, which no tunelab run wrote: move "
+                f"{'them' if more else 'it'} out of the output folder, or choose another {setting('out')}"
             )
 
 

@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tunelab.errors import FLAGS_ENV, as_flags
 from tunelab.io import read_json, write_json
 
 SPEC_NAME = "spec.json"
@@ -210,13 +211,16 @@ def import_strategy_modules() -> None:
 def child_environment() -> dict[str, str]:
     """This process's environment, with this tunelab importable first (even when not installed), naming this
     process as the job's parent (:func:`stop_with_parent`) and the modules of its strategies
-    (:func:`strategy_modules`), and the resource tracker's warnings off (:func:`_quiet_resource_tracker`)."""
+    (:func:`strategy_modules`), the resource tracker's warnings off (:func:`_quiet_resource_tracker`) and, under the
+    ``tunelab`` command, its messages naming settings as flags (:data:`~tunelab.errors.FLAGS_ENV`)."""
     env = _tracker_quiet(os.environ)
     env[PARENT_ENV] = str(os.getpid())
     modules = strategy_modules()
     if modules:
         env[STRATEGIES_ENV] = json.dumps(modules)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if as_flags():
+        env[FLAGS_ENV] = "1"
     src = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
@@ -279,7 +283,7 @@ def _read_at_import(env: dict[str, str]) -> dict[str, str]:
     (:data:`tunelab.run.heap.ENV_SET_BY_TUNELAB`): a forked job, given the whole ``env``, follows them."""
     from tunelab.run.heap import ENV_SET_BY_TUNELAB
 
-    return {k: v for k, v in env.items() if k not in (*ENV_SET_BY_TUNELAB, STRATEGIES_ENV)}  # read by the job
+    return {k: v for k, v in env.items() if k not in (*ENV_SET_BY_TUNELAB, STRATEGIES_ENV, FLAGS_ENV)}  # read by the job
 
 
 def _warm_context(env: dict[str, str]) -> Any:

@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from tunelab.errors import ModelError, TrainingError, TunelabError, first_line
+from tunelab.errors import ModelError, TrainingError, TunelabError, first_line, setting
 from tunelab.io import MARKER, atomic_dir, remove_tree
 from tunelab.run.isolate import interrupt_seen
 from tunelab.run.ranks import Launch
@@ -175,9 +175,9 @@ def resume_point(out: str | Path) -> Path | None:
     if run_is_complete(out):
         raise TunelabError(
             f"the run in {out} already finished (metrics.json is there, no checkpoint left): nothing to resume; "
-            "pass --overwrite to train it again"
+            f"pass {setting('overwrite', True)} to train it again"
         )
-    log.warning("no complete checkpoint in %s: --resume starts from the beginning", out / CHECKPOINTS)
+    log.warning("no complete checkpoint in %s: %s starts from the beginning", out / CHECKPOINTS, setting("resume", True))
     return None
 
 
@@ -315,8 +315,8 @@ def _damaged_remedy(folder: Path) -> str:
     """What to do about a damaged file in ``folder``: a run's checkpoint can be deleted (the run then resumes from
     an earlier one, or starts again); any other folder must be replaced."""
     if folder.parent.name == CHECKPOINTS:
-        return (f"delete {folder} and run again with --resume (from an earlier checkpoint, or from the start), or "
-                "start again with --overwrite")
+        return (f"delete {folder} and run again with {setting('resume', True)} (from an earlier checkpoint, or from the "
+                f"start), or start again with {setting('overwrite', True)}")
     return "replace it with an undamaged copy"
 
 

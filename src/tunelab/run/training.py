@@ -28,7 +28,7 @@ import torch
 
 from tunelab.config import TrainConfig, as_config, saved_settings, unrecorded_settings
 from tunelab.data.types import TaskData
-from tunelab.errors import ConfigError, StrategyError, TrainingError, TunelabError
+from tunelab.errors import ConfigError, StrategyError, TrainingError, TunelabError, setting
 from tunelab.io import folder_part
 from tunelab.metrics import IGNORE_INDEX
 from tunelab.models import (
@@ -1220,14 +1220,14 @@ def _check_same_run(config: TrainConfig, out: Path, checkpoint: Path) -> None:
     if changed:
         shown = ", ".join(f"--{name.replace('_', '-')} {_shown(old)} → {_shown(new)}" for name, old, new in changed[:4])
         more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
-        raise ConfigError(f"--resume would continue the run in {out} with other settings than it trained with "
-                          f"({shown}{more}): resume it as it started ({resilience.resume_command(out, launched)}), or start "
-                          f"again with --overwrite, or choose another --out")
+        raise ConfigError(f"{setting('resume', True)} would continue the run in {out} with other settings than it trained "
+                          f"with ({shown}{more}): resume it as it started ({resilience.resume_command(out, launched)}), or "
+                          f"start again with {setting('overwrite', True)}, or choose another {setting('out')}")
     trained_by, now = launched.processes if launched else None, ranks.world_size()
     if trained_by is not None and trained_by != now:
         raise ConfigError(f"{checkpoint} was trained by {trained_by} process{'es' if trained_by > 1 else ''}, and this "
                           f"resume runs {now}: each step's batch would change from there on. Resume it as it started "
-                          f"({resilience.resume_command(out, launched)}), or start again with --overwrite")
+                          f"({resilience.resume_command(out, launched)}), or start again with {setting('overwrite', True)}")
 
 
 def _check_same_data(run: PreparedRun, checkpoint: Path | None) -> None:
@@ -1238,7 +1238,8 @@ def _check_same_data(run: PreparedRun, checkpoint: Path | None) -> None:
     trained_on = resilience.checkpoint_data(checkpoint) if checkpoint is not None else None
     if trained_on and run.data.fingerprint and trained_on != run.data.fingerprint:
         raise ConfigError(f"{checkpoint} was trained on other data than {run.config.data} holds now (the file changed "
-                          "since the run started): resume it on the data it started with, or start again with --overwrite")
+                          "since the run started): resume it on the data it started with, or start again with "
+                          f"{setting('overwrite', True)}")
 
 
 def _shown(value: Any) -> str:
