@@ -268,3 +268,26 @@ def test_extra_flags_set_a_plugins_own_settings_over_the_config_files(tmp_path, 
         parser.parse_args(["--extra", "scale_init"])
     assert bad.value.code == 2
     assert "'scale_init' is not KEY=VALUE (for instance --extra rank=64)" in capsys.readouterr().err
+
+
+def test_a_comparisons_process_registers_a_class_the_caller_registered_from_another_module(monkeypatch, tmp_path):
+    """The example plugin's module does not register its class on import (its entry point does): registered by a
+    script with register_strategy and compared uninstalled, each run's process imported the module and still found
+    no 'ln-tuning' ("--strategy 'ln-tuning' is unknown"). The process registers the classes the parent registered."""
+    from tunelab.run import isolate
+
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    before = dict(STRATEGIES)
+    STRATEGIES.pop("ln-tuning", None)
+    try:
+        import tunelab_ln_tuning
+
+        register_strategy(tunelab_ln_tuning.LayerNormTuning)
+        monkeypatch.setenv(isolate.STRATEGIES_ENV, isolate.child_environment()[isolate.STRATEGIES_ENV])
+        del STRATEGIES["ln-tuning"]  # a job's process: the module may be imported, the class is not registered
+        isolate.import_strategy_modules()
+        assert STRATEGIES["ln-tuning"] is tunelab_ln_tuning.LayerNormTuning
+    finally:
+        STRATEGIES.clear()
+        STRATEGIES.update(before)
+        sys.modules.pop("tunelab_ln_tuning", None)

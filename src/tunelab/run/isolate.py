@@ -171,24 +171,27 @@ def _quiet_resource_tracker():
 
 
 STRATEGIES_ENV = "TUNELAB_STRATEGY_MODULES"
-"""JSON ``{module: folder}``: the modules that registered strategies in the parent outside tunelab (plugins, a
-user's own module), each with the folder it imports from; a job imports them too (:func:`import_strategy_modules`)."""
+"""JSON ``{module: [folder, [class, ...]]}``: the modules of the strategy classes the parent registered outside
+tunelab (plugins, a user's own module), each with the folder it imports from and the classes it holds; a job
+imports them and registers those classes too (:func:`import_strategy_modules`)."""
 
 
-def strategy_modules() -> dict[str, str]:
+def strategy_modules() -> dict[str, list]:
     """The modules of the registered strategies that are not tunelab's own, with the folder each imports from
-    (``register_strategy`` in a module next to the user's script: the job's path lacks that folder). A class
-    defined in the running script (``__main__``) has no module a job could import: :func:`unimportable`."""
+    (``register_strategy`` in a module next to the user's script: the job's path lacks that folder) and the qualified
+    names of the registered classes it defines. A class defined in the running script (``__main__``) has no module a
+    job could import: :func:`unimportable`."""
     from tunelab.strategies import STRATEGIES
 
-    out = {}
+    out: dict[str, list] = {}
     for cls in STRATEGIES.values():
         name = cls.__module__
         module = sys.modules.get(name)
         if name.startswith("tunelab.") or name == "__main__" or module is None:
             continue
         file = getattr(module, "__file__", None)
-        out[name] = str(Path(file).resolve().parents[name.count(".")]) if file else ""
+        folder = str(Path(file).resolve().parents[name.count(".")]) if file else ""
+        out.setdefault(name, [folder, []])[1].append(cls.__qualname__)
     return out
 
 
@@ -200,12 +203,22 @@ def unimportable(names: list[str]) -> list[str]:
 
 
 def import_strategy_modules() -> None:
-    """In a job: import what registered the parent's strategies (:data:`STRATEGIES_ENV`), so that a strategy the
-    caller registered at run time is known here too."""
-    for name, folder in json.loads(os.environ.get(STRATEGIES_ENV) or "{}").items():
+    """In a job: import the modules of the parent's strategies (:data:`STRATEGIES_ENV`) and register their classes,
+    so that a strategy the caller registered at run time is known here too, also where its module does not register
+    it on import (the example plugin's class, registered by a script with ``register_strategy``)."""
+    from tunelab.strategies import register_strategy
+
+    for name, (folder, classes) in json.loads(os.environ.get(STRATEGIES_ENV) or "{}").items():
         if folder and folder not in sys.path:
             sys.path.append(folder)
-        importlib.import_module(name)
+        module = importlib.import_module(name)
+        for qualname in classes:
+            if "<locals>" in qualname:  # defined in a function: only the module's own import can register it
+                continue
+            cls = module
+            for part in qualname.split("."):
+                cls = getattr(cls, part)
+            register_strategy(cls)  # the same class again (the module registered it on import): harmless
 
 
 def child_environment() -> dict[str, str]:
