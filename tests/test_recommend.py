@@ -292,9 +292,13 @@ def test_recommend_follows_the_calibrated_ranking_and_names_the_deciding_signal(
                   isolate=False, measure_costs=False)
     with monkeypatch.context() as m:
         m.setattr("tunelab.advice.recommend._estimate_row", untimed)
-        cheap = recommend(str(tiny_bert_dir), toy_classification_data, strategies=["head", "full"], **kwargs)
+        cheap = recommend(str(tiny_bert_dir), toy_classification_data, strategies=["head", "full", "bitfit"], **kwargs)
     assert cheap["strategy"] == "full" and cheap["estimates"] == [] and cheap["costs"].startswith("left to")
     assert set(cheap["calibrated"]["ranking"]) == {"head", "full"}
+    # a strategy the calibration does not know (a plugin; here bitfit, left out of it) was dropped without a word
+    assert ("bitfit is not in the calibration (no measured comparison ranks it): the advice before training leaves it "
+            "out; tunelab compare measures it beside the others") in cheap["reasons"]
+    assert not any("not in the calibration" in r for r in rec["reasons"])
     # a memory limit needs each strategy's cost before training: then they are timed
     limited = recommend(str(tiny_bert_dir), toy_classification_data, strategies=["head", "full"], memory_gb=64, **kwargs)
     assert {r["strategy"] for r in limited["estimates"]} == {"head", "full"} and limited["costs"] == "measured before training"

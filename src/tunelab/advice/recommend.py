@@ -114,7 +114,7 @@ from tunelab.advice.domain import DOMAIN_THRESHOLDS
 from tunelab.advice.domain import level as _level
 from tunelab.config import TrainConfig, as_config, out_of_range
 from tunelab.data.reference import reference_texts
-from tunelab.errors import TunelabError
+from tunelab.errors import TunelabError, and_list
 from tunelab.metrics import IGNORE_INDEX
 from tunelab.units import format_mb
 
@@ -748,6 +748,7 @@ def recommend(
     said = [(amount_reason, data_amount_states(task_data.task)), (domain_reason(domain), domain_reason_states(domain)),
             *[(reason, choice_states) for reason in choice],
             *[(reason, ()) for reason in _too_few_to_tell(calibrated, task_data)],
+            *[(reason, ()) for reason in _not_calibrated(calibrated, fitting)],
             (_length_reason(stats["tokens"], max_length, task_data.task, pairs=task_data.text_pairs),
              _LENGTH_REASON_STATES)]
     said += [(f"{row['strategy']} does not fit: {row['why_not']}", ()) for row in estimates if not row["fits"]]
@@ -800,6 +801,20 @@ def _metric(metric: str | None, task: str) -> str:
     if problem:
         raise ConfigError(problem)
     return metric
+
+
+def _not_calibrated(calibrated: dict[str, Any] | None, fitting: list[str]) -> list[str]:
+    """The sentence that names the strategies asked about that the calibrated ranking could not rank (a plugin, a
+    strategy added after the calibration was fitted), where that ranking decided: they were silently left out."""
+    if not calibrated or calibrated.get("strategy") is None:
+        return []
+    left = [name for name in fitting if name not in calibrated["scores"]]
+    if not left:
+        return []
+    one = len(left) == 1
+    return [f"{and_list(left)} {'is' if one else 'are'} not in the calibration (no measured comparison ranks "
+            f"{'it' if one else 'them'}): the advice before training leaves {'it' if one else 'them'} out; "
+            f"tunelab compare measures {'it' if one else 'them'} beside the others"]
 
 
 def _too_few_to_tell(calibrated: dict[str, Any] | None, task_data: Any) -> list[str]:
