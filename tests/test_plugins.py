@@ -291,3 +291,37 @@ def test_a_comparisons_process_registers_a_class_the_caller_registered_from_anot
         STRATEGIES.clear()
         STRATEGIES.update(before)
         sys.modules.pop("tunelab_ln_tuning", None)
+
+
+def test_a_plugin_whose_frozen_blocks_disagree_with_what_it_trains_is_told_why_the_cache_is_not_used(
+        tiny_bert_dir, toy_classification_data, tmp_path, monkeypatch, caplog):
+    """A strategy whose frozen_blocks says the bottom blocks stay frozen while its prepare() trains weights there ran
+    without the frozen-layer cache and nothing said why: its author saw no speed-up and no reason."""
+    from tunelab.run.training import train
+
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    import tunelab_ln_tuning
+
+    class SaysFrozen(tunelab_ln_tuning.LayerNormTuning):  # trains every block's norms, says two blocks stay frozen
+        name = "says-frozen"
+
+        def frozen_blocks(self, model, layout, config):
+            return 2
+
+    before = dict(STRATEGIES)
+    try:
+        register_strategy(SaysFrozen)
+        config = TrainConfig(model=str(tiny_bert_dir), strategy="says-frozen", epochs=1, batch_size=8,
+                             out=str(tmp_path / "run"), overwrite=True, forgetting=False)
+        with caplog.at_level(logging.WARNING, logger="tunelab"):
+            record = train(config, data=toy_classification_data, progress=False)
+    finally:
+        STRATEGIES.clear()
+        STRATEGIES.update(before)
+        sys.modules.pop("tunelab_ln_tuning", None)
+    info = record["train_info"]
+    assert not info["cache"]["used"]
+    said = [n for n in info["notes"] if n.startswith("frozen-layer cache not used")]
+    assert len(said) == 1 and "strategy 'says-frozen' says the embeddings and the bottom 2 blocks stay frozen" in said[0]
+    assert "bert.encoder.layer.0.attention.output.LayerNorm.weight" in said[0] and "make the two agree" in said[0]
+    assert said[0] in [r.getMessage() for r in caplog.records]

@@ -75,6 +75,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tunelab.errors import some_of
 from tunelab.hardware import build_device, native_bf16
 from tunelab.io import atomic_dir
 from tunelab.models import model_identity
@@ -111,8 +112,14 @@ def plan(run) -> CachePlan | None:
     split = run.strategy.frozen_blocks(run.model, run.layout, run.config)
     if split is None or split < 1 or split > run.layout.num_blocks:
         return None
-    if any(p.requires_grad for p in _prefix_parameters(run.layout, split)):
-        return None  # the strategy says frozen, the weights say otherwise: never cache what trains
+    trained = [n for n, p in _prefix_parameters(run.layout, split) if p.requires_grad]
+    if trained:  # the strategy says frozen, the weights say otherwise: never cache what trains (a plugin's mistake)
+        note = (f"frozen-layer cache not used, trained without it: strategy '{run.strategy.name}' says the embeddings "
+                f"and the bottom {split} block{'s' if split != 1 else ''} stay frozen (frozen_blocks), but its prepare() "
+                f"left {len(trained)} of their weights trainable ({some_of(trained, 3)}); make the two agree")
+        log.warning(note)
+        run.warnings.append(note)
+        return None
     problem = run.layout.blocks_problem()
     if problem:  # a block is not a layer: the hidden states between blocks are not the layers' (XLM)
         run.warnings.append(f"frozen-layer cache not used for this {run.layout.family} model, trained without it: {problem}")
@@ -164,9 +171,9 @@ def memory_limit_mb() -> float:
 
 def _prefix_parameters(layout, split: int):
     prefixes = layout.embedding_prefixes
-    yield from (p for n, p in layout.model.named_parameters() if prefixes and n.startswith(prefixes))
-    for block in list(layout.blocks)[:split]:
-        yield from block.parameters()
+    yield from ((n, p) for n, p in layout.model.named_parameters() if prefixes and n.startswith(prefixes))
+    for index, block in enumerate(list(layout.blocks)[:split]):
+        yield from ((f"{layout.blocks_path}.{index}.{n}", p) for n, p in block.named_parameters())
 
 
 # ----------------------------------------------------------------------------- key
