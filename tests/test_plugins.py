@@ -325,3 +325,39 @@ def test_a_plugin_whose_frozen_blocks_disagree_with_what_it_trains_is_told_why_t
     assert len(said) == 1 and "strategy 'says-frozen' says the embeddings and the bottom 2 blocks stay frozen" in said[0]
     assert "bert.encoder.layer.0.attention.output.LayerNorm.weight" in said[0] and "make the two agree" in said[0]
     assert said[0] in [r.getMessage() for r in caplog.records]
+
+
+def test_a_plugin_that_saves_a_peft_adapter_without_saying_so_is_recorded_and_loaded_as_one(
+        tiny_bert_dir, toy_classification_data, tmp_path, caplog):
+    """A strategy that wraps the model with peft but keeps the default artifact_format ("transformers") saved an
+    adapter that tunelab.json, the model card and predict called a transformers model: the card's loading code
+    (AutoModelForSequenceClassification.from_pretrained(THIS_FOLDER)) did not load what was trained."""
+    from tunelab.run.artifacts import load_artifact
+    from tunelab.run.training import train
+    from tunelab.strategies.peft_methods import LoRA
+
+    class Unlabelled(LoRA):
+        name, artifact_format = "unlabelled-adapter", "transformers"
+
+    before = dict(STRATEGIES)
+    try:
+        register_strategy(Unlabelled)
+        config = TrainConfig(model=str(tiny_bert_dir), strategy="unlabelled-adapter", epochs=1, batch_size=8,
+                             out=str(tmp_path / "run"), overwrite=True, forgetting=False)
+        with caplog.at_level(logging.WARNING, logger="tunelab"):
+            train(config, data=toy_classification_data, progress=False)
+    finally:
+        STRATEGIES.clear()
+        STRATEGIES.update(before)
+    folder = tmp_path / "run" / "model"
+    assert (folder / "adapter_config.json").is_file()
+    import json
+
+    assert json.loads((folder / "tunelab.json").read_text())["format"] == "peft"
+    assert "library_name: peft" in (folder / "README.md").read_text()
+    assert "PeftModel.from_pretrained" in (folder / "README.md").read_text()
+    assert any("strategy 'unlabelled-adapter' has artifact_format = 'transformers' but saved a peft folder" in
+               r.getMessage() for r in caplog.records)
+    from peft import PeftModel
+
+    assert isinstance(load_artifact(folder)[0], PeftModel)

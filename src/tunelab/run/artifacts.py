@@ -112,6 +112,7 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
     with atomic_dir(target) as tmp:
         # a strategy written before weight sharding was supported takes no state_dict: it is asked only then
         strategy.save(run.model, tmp, merge=merge, **({"state_dict": state_dict} if state_dict is not None else {}))
+        fmt = saved_format(strategy, tmp)
         tokenizer = run.tokenizer
         if plain_chat(run):  # the format it learnt, as a template: apply_chat_template prompts it so
             from tunelab.data.chat import PLAIN_CHAT_TEMPLATE
@@ -125,7 +126,7 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
                 tokenizer.save_pretrained(tmp / "merged")
         info = {
             "strategy": strategy.name,
-            "format": strategy.artifact_format,
+            "format": fmt,
             "task": data.task,
             "label_names": data.label_names,
             "base_model": base_reference(config.model),
@@ -152,10 +153,24 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
             merged = (tmp / "merged").is_dir()
         if merged:  # a plain transformers model: `tunelab predict model/merged` reads it too
             (tmp / "merged" / "tunelab.json").write_text(json.dumps({**info, "format": "transformers"}, indent=2) + "\n")
-        (tmp / "README.md").write_text(model_card(run, metrics, merged=merged, counts=counts))
+        (tmp / "README.md").write_text(model_card(run, metrics, merged=merged, counts=counts, fmt=fmt))
         if merged:  # its own card: the merged folder is pushed or copied on its own
             (tmp / "merged" / "README.md").write_text(model_card(run, metrics, counts=counts, fmt="transformers"))
-    return {"path": str(target), "format": strategy.artifact_format, "size_mb": round(_dir_size_mb(target), 2)}
+    return {"path": str(target), "format": fmt, "size_mb": round(_dir_size_mb(target), 2)}
+
+
+def saved_format(strategy, folder: Path) -> str:
+    """The format of what ``strategy.save`` wrote in ``folder``: ``"peft"`` where it is a peft adapter (peft's
+    ``adapter_config.json``), else ``"transformers"``. A strategy whose :attr:`~tunelab.strategies.Strategy.artifact_format`
+    says otherwise (a plugin that wraps the model with peft and keeps the default) is told once; the folder is recorded
+    as what it is, so that ``predict``, ``evaluate`` and the model card load it as such."""
+    from peft.utils import CONFIG_NAME
+
+    fmt = "peft" if (folder / CONFIG_NAME).is_file() else "transformers"
+    if fmt != strategy.artifact_format:
+        log.warning("strategy '%s' has artifact_format = %r but saved a %s folder: recorded as %s (set artifact_format "
+                    "= %r in its class)", strategy.name, strategy.artifact_format, fmt, fmt, fmt)
+    return fmt
 
 
 def _merge_onto_saved_base(strategy, folder: Path) -> None:
