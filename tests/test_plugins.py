@@ -273,7 +273,8 @@ def test_extra_flags_set_a_plugins_own_settings_over_the_config_files(tmp_path, 
 def test_a_comparisons_process_registers_a_class_the_caller_registered_from_another_module(monkeypatch, tmp_path):
     """The example plugin's module does not register its class on import (its entry point does): registered by a
     script with register_strategy and compared uninstalled, each run's process imported the module and still found
-    no 'ln-tuning' ("--strategy 'ln-tuning' is unknown"). The process registers the classes the parent registered."""
+    no 'ln-tuning' ("--strategy 'ln-tuning' is unknown"), as did estimate's measuring process. Both register the
+    classes the parent registered."""
     from tunelab.run import isolate
 
     monkeypatch.syspath_prepend(str(EXAMPLE))
@@ -287,6 +288,13 @@ def test_a_comparisons_process_registers_a_class_the_caller_registered_from_anot
         del STRATEGIES["ln-tuning"]  # a job's process: the module may be imported, the class is not registered
         isolate.import_strategy_modules()
         assert STRATEGIES["ln-tuning"] is tunelab_ln_tuning.LayerNormTuning
+
+        # estimate's and recommend's measuring process too: estimate(strategy="ln-tuning") said "unknown strategy"
+        import tunelab.advice.estimate as estimate
+
+        del STRATEGIES["ln-tuning"]
+        monkeypatch.setattr(estimate, "_measure", lambda job, data: {"known": job["config"]["strategy"] in STRATEGIES})
+        assert estimate._serve({"config": {"strategy": "ln-tuning"}}) == {"known": True}
     finally:
         STRATEGIES.clear()
         STRATEGIES.update(before)

@@ -276,7 +276,11 @@ def _load_data(spec: dict[str, Any]) -> Any:
 
 
 def _serve(job: dict[str, Any]) -> dict[str, Any]:
-    """The measuring process: the job's data read back, then :func:`_measure`."""
+    """The measuring process: the strategies the caller registered (as a comparison's runs know them), the job's data
+    read back, then :func:`_measure`."""
+    from tunelab.run.isolate import import_strategy_modules
+
+    import_strategy_modules()  # a strategy registered at run time, outside tunelab: "unknown strategy" here before
     data = _load_data(job["data"]) if job.get("data") else None
     return _measure(job, data)
 
