@@ -168,10 +168,11 @@ def test_a_causal_lm_s_micro_batches_give_the_whole_batch_s_loss_and_gradient(tm
 def test_micro_batches_under_gradient_accumulation_give_the_trainer_s_own_loss_and_gradient(tmp_path, arch):
     """Two batches accumulated into one step (as after an out-of-memory retry halved the batch), each over the token
     cap: cut into micro-batches, the same loss and gradients as the Trainer's own accumulation of the whole batches,
-    whose loss a causal LM scales by the targets of both batches (``num_items_in_batch``), a classifier by the steps."""
+    whose loss a causal LM scales by the targets of both batches (``num_items_in_batch``), a classifier by the steps;
+    and both are the mean over every target of the step, as the two batches' losses weighted by their targets give it."""
     from transformers import LlamaConfig, LlamaForCausalLM, TrainingArguments
 
-    from tunelab.run.training import make_trainer_class
+    from tunelab.run.training import loss_over_step_targets, make_trainer_class
 
     if arch == "bert":
         model, batches = _tiny_classifier(), [_batch([30] * 16, seed=1), _batch([20] * 16, seed=2)]
@@ -185,8 +186,16 @@ def test_micro_batches_under_gradient_accumulation_give_the_trainer_s_own_loss_a
     args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=16, gradient_accumulation_steps=2,
                              report_to=[], use_cpu=True, remove_unused_columns=False)
     trainer = make_trainer_class()(model=model, args=args)
+    if not loss_over_step_targets("classification" if arch == "bert" else "causal-lm"):
+        trainer.model_accepts_loss_kwargs = False  # as TrainerSetup.trainer tells it
     trainer.current_gradient_accumulation_steps = 2
     items = trainer._get_num_items_in_batch(batches, torch.device("cpu"))  # as train()'s loop counts them
+    assert (items is None) == (arch == "bert")  # a classifier's loss is its batch's mean, whatever the step holds
+    targets = [b["labels"].shape[0] if arch == "bert" else int((b["labels"][:, 1:] != -100).sum()) for b in batches]
+    expected = sum(model(**b).loss * n / sum(targets) for b, n in zip(batches, targets))
+    expected.backward()
+    reference = float(expected.detach()), {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad(set_to_none=True)
     calls = []
     model.register_forward_hook(lambda module, a, out: calls.append(out.logits.shape[0]))
     results = {}
@@ -197,9 +206,10 @@ def test_micro_batches_under_gradient_accumulation_give_the_trainer_s_own_loss_a
         results[cap] = loss, {n: p.grad.clone() for n, p in model.named_parameters()}, list(calls)
         model.zero_grad(set_to_none=True)
     assert results[None][2] == [16, 16] and results[128][2] == [8, 8, 8, 8]  # whole, then cut under the cap
-    assert results[128][0] == pytest.approx(results[None][0], rel=1e-5)
-    for name, grad in results[None][1].items():
-        torch.testing.assert_close(results[128][1][name], grad, rtol=1e-4, atol=1e-6, msg=name)
+    for cap in (None, 128):
+        assert results[cap][0] == pytest.approx(reference[0], rel=1e-5)
+        for name, grad in reference[1].items():
+            torch.testing.assert_close(results[cap][1][name], grad, rtol=1e-4, atol=1e-6, msg=f"{cap}: {name}")
 
 
 # ----------------------------------------------------------------------------- on an accelerator: padded to a multiple

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from tunelab.config import TrainConfig
 from tunelab.errors import ConfigError
@@ -1556,3 +1557,48 @@ def test_each_short_text_packed_into_a_block_is_a_unit_of_its_own(tiny_llama_dir
     evaluated = evaluate_artifact(tmp_path / "o", str(tmp_path / "held.jsonl"), split="all")
     assert evaluated["examples"] == len(sizes) and evaluated["scored_texts"] == len(scored)
     assert evaluated["blocks"] == len(outputs) and evaluated["loss"] == pytest.approx(record["metrics"]["validation"]["loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize(("task", "strategy"), [("classification", "full"), ("classification", "head"), ("causal-lm", "full")])
+def test_gradient_accumulation_trains_the_step_the_whole_batch_trains(task, strategy, tiny_bert_dir, tiny_llama_dir,
+                                                                       toy_classification_data, toy_lm_data, tmp_path):
+    """Batch 4 x accumulation 2 is batch 8 x accumulation 1 (what --auto-batch-size's retry promises): one SGD step, no
+    clipping, gives the same weights and logs the same loss, for a classifier (``head``: its head trained on the
+    frozen-layer cache's features) and a causal LM whose blocks hold few or many targets. transformers passes
+    ``num_items_in_batch`` to every model whose ``forward`` takes ``**kwargs`` and then leaves the loss undivided by
+    the accumulation; a classifier's loss is a mean over its batch that ignores it, and came out (gradient and logged
+    loss) twice as large."""
+    from tunelab.run.training import TrainerSetup, _training_datasets, cache_plan, prepare
+
+    model_dir, data = (tiny_bert_dir, toy_classification_data) if task == "classification" else (tiny_llama_dir, toy_lm_data)
+    config = TrainConfig(model=str(model_dir), strategy=strategy, batch_size=8, max_length=16, cache_dir=str(tmp_path / "cache"))
+    run = prepare(config, data)  # max_length 16: a causal LM's 40 texts make 8 blocks and more
+    for module in run.model.modules():  # the same rows must give the same loss: no dropout masks drawn
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    initial = {n: p.detach().clone() for n, p in run.model.named_parameters()}
+    ds = _training_datasets(run, TrainerSetup(run, tmp_path / "setup").collator(), cache_plan(run))
+    assert ds.cache_info["used"] == (strategy == "head")
+    rows = ds.train.select(range(8))  # one step takes them all, in whatever order the sampler draws
+    if task == "causal-lm":  # targets as a conversation's replies leave them: one block holds most, so halves differ
+        rows = rows.map(lambda row, i: {"labels": row["labels"] if i == 7 else row["labels"][:3] + [IGNORE_INDEX] * 13},
+                        with_indices=True)
+    results = []
+    for batch, accumulation in ((8, 1), (4, 2)):
+        with torch.no_grad():
+            for name, param in run.model.named_parameters():
+                param.copy_(initial[name])
+        setup = TrainerSetup(run, tmp_path / f"{batch}x{accumulation}")
+        trainer = setup.trainer(rows, None, ds.collator, model=ds.model, optim="sgd", max_steps=1, max_grad_norm=0.0,
+                                per_device_train_batch_size=batch, gradient_accumulation_steps=accumulation,
+                                lr_scheduler_type="constant", warmup_steps=0, logging_steps=1, eval_strategy="no",
+                                save_strategy="no")
+        trainer.train()
+        loss = next(entry["loss"] for entry in trainer.state.log_history if "loss" in entry)
+        results.append((loss, {n: p.detach() - initial[n] for n, p in run.model.named_parameters()}))
+    ds.restore(run)
+    (whole_loss, whole_step), (accumulated_loss, accumulated_step) = results
+    assert accumulated_loss == pytest.approx(whole_loss, rel=1e-5)
+    assert any(float(step.abs().max()) > 0 for step in whole_step.values())
+    for name, step in whole_step.items():
+        torch.testing.assert_close(accumulated_step[name], step, rtol=1e-4, atol=1e-7, msg=name)

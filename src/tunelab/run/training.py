@@ -402,6 +402,17 @@ def clean_metrics(raw: dict[str, float], prefix: str, task: str) -> dict[str, fl
 # ----------------------------------------------------------------------------- trainer
 
 
+def loss_over_step_targets(task: str) -> bool:
+    """Whether the task's training loss is the sum of its targets' losses divided by the targets of the whole step
+    (transformers' ``num_items_in_batch``: every batch a step accumulates, on every process), as a causal LM's
+    next-token loss is when the model takes it (its ``forward(**kwargs)``, or its declared ``accepts_loss_kwargs``:
+    transformers' own decision stands). Otherwise (classification: one target a row) the loss is a mean over the
+    batch, whatever the model's signature says: the Trainer is told that the model takes no loss arguments, and it
+    divides each batch's loss by the accumulation steps itself. Either way batch 4 x accumulation 2 trains the step
+    that batch 8 trains (tested), the promise of the out-of-memory retry's halved batch."""
+    return task == "causal-lm"
+
+
 def make_trainer_class():
     """The ``Trainer`` subclass every run uses. Built in a function (a class body of ~80 lines, longer than
     the house's 60) so that importing tunelab does not import transformers' Trainer."""
@@ -938,7 +949,7 @@ class TrainerSetup:
             fp16=self.precision == "fp16",
             # several processes: the Trainer scales each one's loss by their number for models that divide it by the
             # tokens of the whole batch (causal LM); a classifier averages its own batch (the loss came out doubled)
-            average_tokens_across_devices=task == "causal-lm",
+            average_tokens_across_devices=loss_over_step_targets(task),
             auto_find_batch_size=False,  # tunelab's own search (resilience.run_with_batch_search) also works on CPU
         )
         # non-reentrant: PyTorch's recommended form; it needs no input that requires grad (frozen embeddings).
@@ -964,6 +975,10 @@ class TrainerSetup:
             preprocess_logits_for_metrics=reduce_logits,
             callbacks=run.strategy.callbacks(run.model, run.layout, run.config) + list(callbacks),
         )
+        if not loss_over_step_targets(run.data.task):
+            # the Trainer passes num_items_in_batch to a model whose forward takes **kwargs and then leaves its loss
+            # undivided by the accumulation steps; a classifier's loss is a mean over its own batch that ignores it
+            trainer.model_accepts_loss_kwargs = False
         trainer.tunelab_param_groups = run.strategy.param_groups(run.model, run.layout, self.lr, run.config)
         trainer.tunelab_outputs = self.outputs
         trainer.tunelab_final_checkpoint = not run.config.screening
