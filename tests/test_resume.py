@@ -316,6 +316,31 @@ def test_a_finished_run_at_an_old_default_learning_rate_is_not_reused(tiny_bert_
     assert finished_record(tmp_path / "r", config) is None
 
 
+@pytest.mark.parametrize("cleaner", ["prepare_out_dir", "failed run", "remove_leftovers"])
+def test_each_cleaner_removes_the_temporaries_it_owns_and_nothing_else(cleaner, tmp_path):
+    """Three places remove what kills left (io.remove_leftovers does it for all of them): a run's folder prepared again
+    and a failed run's own clean-up take every ``.tmp-`` entry at its top; a comparison takes ``remove_tree``'s
+    ``.tmp-gone-`` ones at every depth (a finished run's folder is never prepared again). Nothing else goes."""
+    from tunelab.run.artifacts import prepare_out_dir
+    from tunelab.run.training import _remove_failed_run
+
+    out = tmp_path / "run"
+    for folder in (out / ".tmp-model-x", out / f"{GONE}checkpoint-4-y", out / "deep" / f"{GONE}z", out / "deep" / ".tmp-w"):
+        (folder / "inside").mkdir(parents=True)
+    for file in (out / ".tmp-initial-weights.safetensors", out / "deep" / f"{GONE}file", out / "notes.txt"):
+        file.write_text("x")
+    if cleaner == "prepare_out_dir":
+        prepare_out_dir(out, overwrite=False, resume=True)
+    elif cleaner == "failed run":
+        _remove_failed_run(out)
+    else:
+        remove_leftovers(tmp_path)
+    left = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.parent == out or p.parent.name == "deep")
+    below = ["deep/.tmp-w", f"deep/{GONE}file", f"deep/{GONE}z"]
+    expected = {"prepare_out_dir": below, "failed run": below, "remove_leftovers": [".tmp-initial-weights.safetensors", ".tmp-model-x", "deep/.tmp-w"]}
+    assert left == sorted(["deep", "notes.txt", *expected[cleaner]])
+
+
 def test_cleaning_up_after_a_failure_never_hides_the_failure(tmp_path, monkeypatch):
     """On a read-only folder, removing even a file that is not there raises (EROFS): that error replaced the one that
     failed the run (a clear "not writable") with a storage error advising --resume, with nothing saved."""

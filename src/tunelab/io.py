@@ -125,7 +125,11 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-GONE = ".tmp-gone-"
+TMP = ".tmp-"
+"""The start of a temporary's name beside its target (:func:`atomic_dir`'s folders, a checkpoint's staging): one that a
+kill left is removed by the next run that owns the place (:func:`remove_leftovers`)."""
+
+GONE = f"{TMP}gone-"
 """The start of a folder's name while :func:`remove_tree` deletes it (a ``.tmp-`` name: the next run removes it)."""
 
 
@@ -154,16 +158,30 @@ def remove_tree(path: str | Path) -> None:
         raise
 
 
-def remove_leftovers(folder: str | Path) -> None:
-    """Remove what a :func:`remove_tree` killed half-way (SIGKILL) left in ``folder`` or in any folder below it: a
-    comparison's finished runs are reused as they are, and their own folders are never prepared again."""
+def remove_leftovers(folder: str | Path, prefix: str = GONE, *, below: bool = True) -> None:
+    """Remove the files and folders whose name starts with ``prefix`` in ``folder`` and, with ``below``, in any folder
+    below it. By default what a :func:`remove_tree` killed half-way (SIGKILL) left anywhere under ``folder``: a
+    comparison's finished runs are reused as they are, and their own folders are never prepared again. With
+    ``prefix=TMP, below=False``: every temporary a kill left in a run's own folder, which the next run there (or the
+    failed run itself) removes. What cannot be removed (a read-only folder) stays, silently: the caller's own error
+    is the one to tell."""
     for root, dirs, files in os.walk(folder):
-        for name in files:
-            if name.startswith(GONE):
-                Path(root, name).unlink(missing_ok=True)
-        for name in [d for d in dirs if d.startswith(GONE)]:
-            dirs.remove(name)
-            shutil.rmtree(Path(root, name), ignore_errors=True)
+        for name in [*files, *dirs]:
+            if name.startswith(prefix):
+                remove_quietly(Path(root, name))
+        if not below:
+            break
+        dirs[:] = [d for d in dirs if not d.startswith(prefix)]
+
+
+def remove_quietly(path: str | Path) -> None:
+    """Delete the folder or file ``path`` (a link itself, never what it points to) as far as it can be deleted."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from tunelab.errors import ConfigError, TunelabError, first_line, setting
-from tunelab.io import LOCK_NAME, atomic_dir, check_folder, make_folder, remove_tree
+from tunelab.io import LOCK_NAME, TMP, atomic_dir, check_folder, make_folder, remove_leftovers, remove_tree
 from tunelab.run.tracking import RUN_STATE, TENSORBOARD_DIR
 
 log = logging.getLogger("tunelab")
@@ -80,16 +80,11 @@ def prepare_out_dir(out: Path, *, overwrite: bool, resume: bool) -> None:
     out = Path(out)
     check_out_dir(out, overwrite=overwrite, resume=resume)
     if out.is_dir():
-        _clean_temporaries(out)
+        remove_leftovers(out, TMP, below=False)
         if overwrite and not resume:
             for name in REPLACED:
                 remove_tree(out / name)
     make_folder(out)
-
-
-def _clean_temporaries(out: Path) -> None:
-    for p in out.glob(".tmp-*"):
-        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
 
 def _dir_size_mb(folder: Path) -> float:

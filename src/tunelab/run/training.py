@@ -866,21 +866,17 @@ def _remove_failed_run(out: Path) -> None:
     ``checkpoints/``, its progress file, its outputs and TensorBoard events, temporaries), unless a complete
     checkpoint is there for ``--resume``: a diverged run left progress.json, and its retry with another --lr was
     refused as a folder that is not empty."""
-    import shutil
-
+    from tunelab.io import TMP, remove_leftovers, remove_quietly
     from tunelab.run import resilience
     from tunelab.run.progress import PROGRESS_NAME
     from tunelab.run.tracking import TENSORBOARD_DIR
 
     if not out.is_dir() or resilience.last_complete_checkpoint(out / resilience.CHECKPOINTS) is not None:
         return
-    written = [resilience.CHECKPOINTS, "run_config.yaml", PROGRESS_NAME, "outputs", TENSORBOARD_DIR]
-    for path in [*(out / name for name in written), *out.glob(".tmp-*")]:
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        elif path.exists():
-            with contextlib.suppress(OSError):  # a read-only folder: the error that failed the run is the one to tell
-                path.unlink()
+    # what cannot be removed (a read-only folder) stays: the error that failed the run is the one to tell
+    for name in (resilience.CHECKPOINTS, "run_config.yaml", PROGRESS_NAME, "outputs", TENSORBOARD_DIR):
+        remove_quietly(out / name)
+    remove_leftovers(out, TMP, below=False)
     with contextlib.suppress(OSError):
         out.rmdir()  # only when nothing else is left
 
