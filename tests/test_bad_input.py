@@ -695,8 +695,8 @@ def test_compare_and_recommend_numbers_out_of_range_say_what_to_pass(capsys):
     from tunelab.config import TrainConfig
 
     said = " ".join(_problems(TrainConfig(model="minilm", data="x"), ["head"], 0, [1.0], {}, [1.0], -1.0))
-    assert "--seeds must be at least 1, got 0: pass e.g. 3, or leave it out for one seed" in said
-    assert "--tune-lr-epochs must be positive and finite, got -1: pass e.g. 0.5, or leave it out for 1 epoch" in said
+    assert "seeds= must be at least 1, got 0: pass e.g. 3, or leave it out for one seed" in said
+    assert "tune_lr_epochs= must be positive and finite, got -1: pass e.g. 0.5, or leave it out for 1 epoch" in said
     with pytest.raises(Exception, match="got -1: pass e.g. 16, or leave it out for this machine's memory"):
         _candidates(["head"], "classification", None, -1.0)
     for flag, value in (("--halving", "0.5"), ("--budget-minutes", "0")):
@@ -765,3 +765,42 @@ def test_a_setting_is_named_as_the_caller_spells_it(tiny_bert_dir, tmp_path, cap
            in said and "=True" not in said, said
     with pytest.raises(ConfigError, match=r"^max_length= must be"):  # the command's spelling ended with it
         config.validate()
+
+
+def test_compare_and_resume_messages_name_settings_as_the_caller_spells_them():
+    """compare's option checks and the "other settings" lists of resume refusals named flags (--seeds, --halving,
+    --tolerance, "--lr 0.001 → 0.0001") to a Python caller of compare(seeds=0, ...) who typed none: they now name
+    the keyword from Python and the flag under the tunelab command (tunelab.errors.setting)."""
+    from tunelab.compare.runner import CompareOptions, _changes, _check_metric, _problems
+    from tunelab.config import TrainConfig
+    from tunelab.errors import ConfigError, settings_as_flags
+    from tunelab.models.targets import spec_problem
+    from tunelab.strategies.base import merge_problem
+
+    base = TrainConfig(model="minilm", data="x")
+    opts = CompareOptions(halving=0.5, tolerance=5.0, budget_minutes=0, run_timeout_s=-1)
+    changed = [("lr", 0.001, 0.0001), ("epochs", None, 2)]
+
+    def said() -> str:
+        with pytest.raises(ConfigError) as caught:
+            _check_metric(base, opts, "classification")
+        return " ".join([*_problems(base, [], 0, [], {"full": 1e-5}, [1.0], -1.0), str(caught.value), _changes(changed),
+                         merge_problem("head"), spec_problem(" "), *TrainConfig(report_to="tensorbored").problems()])
+
+    python = said()
+    for part in ("strategies= is empty", "seeds= must be at least 1", "data_fractions= is empty",
+                 "lr_overrides= names full, which is not in strategies=", "tune_lr_epochs= must be",
+                 "halving= must be at least 1", "budget_minutes= must be", "tolerance=5 is a fraction",
+                 "run_timeout_s= must be", "lr=0.001 → 0.0001, epochs=default → 2", "merge=True applies to",
+                 "drop merge=True", "lora_target_modules= is empty", "report_to='tensorbored' is not a tracker"):
+        assert part in python, (part, python)
+    assert " --" not in python and not python.startswith("--"), python
+    with settings_as_flags():
+        flags = said()
+    for part in ("--strategies is empty", "--seeds must be at least 1", "--data-fractions is empty",
+                 "--lr-overrides names full, which is not in --strategies", "--tune-lr-epochs must be",
+                 "--halving must be at least 1", "--budget-minutes must be", "--tolerance 5 is a fraction",
+                 "--run-timeout must be", "--lr 0.001 → 0.0001, --epochs default → 2", "--merge applies to",
+                 "drop --merge", "--lora-target-modules is empty", "--report-to tensorbored is not a tracker"):
+        assert part in flags, (part, flags)
+    assert "=" not in flags.replace("full=1", ""), flags

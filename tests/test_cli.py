@@ -564,13 +564,13 @@ def test_an_option_the_strategy_does_not_read_is_said_to_be_ignored(head_run, ti
     from tunelab.config import TrainConfig
     from tunelab.strategies.base import unused_options
 
-    assert unused_options(TrainConfig(strategy="head", use_dora=True, layers=3)) == ["--layers", "--use-dora"]
+    assert unused_options(TrainConfig(strategy="head", use_dora=True, layers=3)) == ["layers=", "use_dora="]
     assert unused_options(TrainConfig(strategy="lora", use_dora=True, lora_r=4)) == []
     # an --extra key: tunelab's own (cache_dtype) is read; another, with a built-in that reads none, is ignored
     from tunelab.run.cache import EXTRA_READ
 
     assert unused_options(TrainConfig(strategy="lora", extra={"rank": 64, "cache_dtype": "float32"}),
-                          read_elsewhere=EXTRA_READ) == ["--extra rank"]
+                          read_elsewhere=EXTRA_READ) == ["extra['rank']"]
     from tunelab.strategies import STRATEGIES
 
     class ReadsRank(STRATEGIES["lora"]):  # a subclass of a built-in declares nothing: it may read keys of its own

@@ -548,9 +548,9 @@ def test_lora_target_modules_override(arch_dir, tmp_path):
     )
     vectors = {n.split(".ia3_l")[0].split("layer.")[1]: p.shape for n, p in run.model.named_parameters() if ".ia3_l." in n}
     assert vectors == {"1.attention.attn.k": torch.Size([32, 1]), "1.output.dense": torch.Size([1, 64])}  # feed-forward: input side
-    with pytest.raises(StrategyError, match=r"--lora-target-modules 'nothing_here' matches no dense projection"):
+    with pytest.raises(StrategyError, match=r"lora_target_modules='nothing_here' matches no dense projection"):
         tunelab.run.training.prepare(_config(mpnet, "lora", tmp_path / "o", tmp_path / "f", lora_target_modules="nothing_here"), data_for("classification"))
-    assert TrainConfig(lora_target_modules="(").problems()[0].startswith("--lora-target-modules '(' is not a valid regular expression")
+    assert TrainConfig(lora_target_modules="(").problems()[0].startswith("lora_target_modules='(' is not a valid regular expression")
 
 
 def test_failed_run_leaves_a_fresh_out_folder_clean(arch_dir, tmp_path, monkeypatch):
@@ -740,7 +740,7 @@ def test_layers_that_share_block_weights_are_said_so(tmp_path, arch_dir):
     layout = model_layout(load_model(str(folder), task="classification", label_names=["neg", "pos"])[0])
     assert (layout.num_blocks, layout.block_runs) == (1, 4)
     assert model_layout(load_model(str(arch_dir("bert")), task="classification", label_names=["neg", "pos"])[0]).block_runs == 1
-    with pytest.raises(StrategyError, match=r"^--layers 2 is more than the model's 1 blocks \(its 4 layers share the weights of 1\)"):
+    with pytest.raises(StrategyError, match=r"^layers=2 is more than the model's 1 blocks \(its 4 layers share the weights of 1\)"):
         tunelab.run.training.train(_config(folder, "last-n", tmp_path / "out2", tmp_path / "f", layers=2),
                                    data=data_for("classification"), progress=False)
     record = tunelab.run.training.train(_config(folder, "last-n", tmp_path / "out", tmp_path / "f"), data=data_for("classification"),
@@ -765,7 +765,7 @@ def test_an_adapter_peft_refuses_for_the_model_is_one_line_naming_peft(strategy,
 
     folder = _saved_tiny(tmp_path / "mamba", lambda tok: T.MambaForCausalLM(T.MambaConfig(
         vocab_size=tok.vocab_size, pad_token_id=tok.pad_token_id, hidden_size=32, num_hidden_layers=2, state_size=4, **DECODER_IDS)))
-    hint = r"; try another strategy, or name the modules with --lora-target-modules$" if strategy == "lora" else r"; try another strategy$"
+    hint = r"; try another strategy, or name the modules with lora_target_modules=$" if strategy == "lora" else r"; try another strategy$"
     with pytest.raises(StrategyError, match=rf"^{strategy} cannot apply to this mamba model: peft refused it \(.+\){hint}"):
         tunelab.run.training.train(_config(folder, strategy, tmp_path / "out", tmp_path / "f", task="causal-lm"),
                                    data=data_for("causal-lm"), progress=False)

@@ -260,7 +260,7 @@ def test_the_reference_is_never_the_training_data(tmp_path):
     binary.write_bytes(b"\xe9t\xe9\n\nsecond\n")
     assert TrainConfig(reference_text=str(own)).problems() == []
     assert any("holds 1 paragraph(s); give at least 5" in p for p in TrainConfig(reference_text=str(lines)).problems())
-    assert any(p.startswith("--reference-text") and "is not valid UTF-8" in p
+    assert any(p.startswith("reference_text=") and "is not valid UTF-8" in p
                for p in TrainConfig(reference_text=str(binary)).problems())
 
 
@@ -298,7 +298,7 @@ def test_a_reference_file_is_read_as_data_files_are(tmp_path):
     with pytest.raises(DataError, match="holds 4 paragraph.*give at least 5"):
         reference_file_paragraphs(tmp_path / "four.txt")
     (tmp_path / "empty.txt").write_text("")
-    with pytest.raises(DataError, match="^--reference-text .*empty.txt: the file is empty"):
+    with pytest.raises(DataError, match="^reference_text=.*empty.txt: the file is empty"):
         reference_file_paragraphs(tmp_path / "empty.txt")
 
 

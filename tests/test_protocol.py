@@ -102,14 +102,14 @@ def test_last_n_and_gradual_describe_this_runs_values():
 @pytest.mark.parametrize("name", NAMES)
 def test_merge_is_accepted_exactly_where_the_strategy_can_merge(name):
     problems = TrainConfig(strategy=name, merge=True).problems()
-    merge_problems = [p for p in problems if p.startswith("--merge")]
+    merge_problems = [p for p in problems if p.startswith("merge=True")]
     strategy = get_strategy(name)
     if strategy.can_merge:
         assert not merge_problems
         strategy.check_merge(True)
     else:
         assert len(merge_problems) == 1 and f"'{name}'" in merge_problems[0]
-        with pytest.raises(StrategyError, match="--merge applies to"):
+        with pytest.raises(StrategyError, match="merge=True applies to"):
             strategy.check_merge(True)
 
 

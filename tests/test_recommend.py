@@ -435,7 +435,7 @@ def test_a_causal_lms_long_texts_are_not_called_truncated(tiny_llama_dir, toy_lm
     stats = data_stats(toy_lm_data, load_tokenizer(str(tiny_llama_dir)), max_length=4)
     assert stats["tokens"]["truncated_share"] == 0.0 and stats["tokens"]["longer_share"] == 1.0
     reason = _length_reason(stats["tokens"], 4, "causal-lm")
-    assert "truncated" not in reason and "larger --max-length" not in reason
+    assert "truncated" not in reason and "larger max_length=" not in reason
     assert "packs them whole into blocks of max length 4" in reason and "100.0 % span more than one block" in reason
 
 

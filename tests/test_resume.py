@@ -385,7 +385,7 @@ def test_a_run_is_resumed_only_as_it_started_and_only_by_one_process(tiny, refer
     checkpoint = resilience.last_complete_checkpoint(out / "checkpoints")
 
     with pytest.raises(ConfigError, match=r"^resume=True would continue the run in .* with other settings than it trained "
-                                          r"with \(--lr 0\.001 → 0\.0001, --batch-size 8 → 4\): resume it as it started "
+                                          r"with \(lr=0\.001 → 0\.0001, batch_size=8 → 4\): resume it as it started "
                                           r"\(tunelab train --config .*run_config\.yaml --resume\), or start again with overwrite=True"):
         train(config.replace(resume=True, lr=1e-4, batch_size=4), progress=False)
 
@@ -554,7 +554,7 @@ def test_an_interrupted_run_recorded_with_the_value_a_default_resolves_to_is_res
     config.replace(layers=2).save(out / "run_config.yaml")
     _check_same_run(config, out, out / "checkpoints" / "checkpoint-1")
     config.replace(layers=3).save(out / "run_config.yaml")
-    with pytest.raises(ConfigError, match=r"with other settings than it trained with \(--layers 3 → \(default\)\)"):
+    with pytest.raises(ConfigError, match=r"with other settings than it trained with \(layers=3 → \(default\)\)"):
         _check_same_run(config, out, out / "checkpoints" / "checkpoint-1")
 
 

@@ -312,7 +312,7 @@ def test_gradual_gives_lower_blocks_decayed_learning_rates(tiny_bert_dir, toy_cl
 
 def test_last_n_refuses_more_layers_than_the_model_has(tiny_bert_dir, toy_classification_data):
     config = TrainConfig(model=str(tiny_bert_dir), strategy="last-n", layers=N_BLOCKS + 1)
-    with pytest.raises(StrategyError, match=rf"--layers {N_BLOCKS + 1} .* at most {N_BLOCKS}"):
+    with pytest.raises(StrategyError, match=rf"layers={N_BLOCKS + 1} .* at most {N_BLOCKS}"):
         tunelab.run.training.prepare(config, toy_classification_data)
 
 
@@ -321,7 +321,7 @@ def test_lora_target_modules_is_said_to_be_ignored_where_no_adapter_reads_it_and
 
     # last-n, gradual and prompt-tuning adapt no projection: the flag was silently dropped
     for strategy in ("last-n", "gradual", "prompt-tuning", "head"):
-        assert unused_options(TrainConfig(strategy=strategy, lora_target_modules="query")) == ["--lora-target-modules"]
+        assert unused_options(TrainConfig(strategy=strategy, lora_target_modules="query")) == ["lora_target_modules="]
     for strategy in ("lora", "ia3"):
         config = TrainConfig(strategy=strategy, lora_target_modules="query,value")
         assert unused_options(config) == []

@@ -32,7 +32,7 @@ def test_the_config_checks_its_settings_without_importing_a_layer_above_it():
     imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     above = ("tunelab.run", "tunelab.advice", "tunelab.compare", "tunelab.report", "tunelab.cli")
     assert sorted(m for m in imported if m.startswith(above)) == []
-    assert TrainConfig(report_to="tensorbored").problems()[0].startswith("--report-to tensorbored is not a tracker")
+    assert TrainConfig(report_to="tensorbored").problems()[0].startswith("report_to='tensorbored' is not a tracker")
 
 
 def test_report_to_is_checked_against_the_trainers_integrations(tmp_path, monkeypatch):
@@ -44,7 +44,7 @@ def test_report_to_is_checked_against_the_trainers_integrations(tmp_path, monkey
         parse_report_to("tensorbored")
     # a store MLflow cannot open (as mlflow-skinny's default SQLite one) is refused before anything runs
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "unknown-scheme://nowhere")
-    with pytest.raises(ConfigError, match=r"--report-to mlflow: MLflow cannot open its tracking store 'unknown-scheme://nowhere'") as caught:
+    with pytest.raises(ConfigError, match=r"report_to='mlflow': MLflow cannot open its tracking store 'unknown-scheme://nowhere'") as caught:
         parse_report_to("mlflow")
     assert "MLFLOW_ALLOW_FILE_STORE" not in str(caught.value)
     # a file store MLflow refuses until allowed: the line names the variable, whatever MLflow's own message holds
@@ -67,9 +67,9 @@ def test_report_to_all_checks_mlflows_store_and_a_name_given_twice_is_one_tracke
     assert parse_report_to("tensorboard,tensorboard, tensorboard") == ["tensorboard"]
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "unknown-scheme://nowhere")
     for value in ("all", "tensorboard,all"):
-        with pytest.raises(ConfigError, match="--report-to mlflow: MLflow cannot open its tracking store"):
+        with pytest.raises(ConfigError, match="report_to='mlflow': MLflow cannot open its tracking store"):
             parse_report_to(value)
-    assert TrainConfig(report_to="all").problems()[0].startswith("--report-to mlflow: MLflow cannot open")
+    assert TrainConfig(report_to="all").problems()[0].startswith("report_to='mlflow': MLflow cannot open")
 
 
 def test_the_final_numbers_reach_tensorboard_whenever_all_names_it(tmp_path, monkeypatch):

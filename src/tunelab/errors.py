@@ -88,10 +88,11 @@ def as_flags() -> bool:
     return _as_flags or os.environ.get(FLAGS_ENV) == "1"
 
 
-def setting(name: str, value: Any = _UNSET, *, quoted: bool = False) -> str:
+def setting(name: str, value: Any = _UNSET, *, quoted: bool = False, flag: str | None = None) -> str:
     """The setting ``name`` (with ``value``, when given) as the caller spells it, for a message: its flag on the command
     line, its keyword argument from Python (``TrainConfig(max_length=...)``, ``compare(overwrite=True)``); ``quoted``:
-    a flag's value in quotes (an unknown name, whose spaces would not show).
+    a flag's value in quotes (an unknown name, whose spaces would not show); ``flag``: the flag's name where it is not
+    the keyword's (``run_timeout_s`` is ``--run-timeout``).
 
     >>> setting("max_length"), setting("overwrite", True), setting("cache", False), setting("keep", "end")
     ('max_length=', 'overwrite=True', 'cache=False', "keep='end'")
@@ -101,9 +102,37 @@ def setting(name: str, value: Any = _UNSET, *, quoted: bool = False) -> str:
     """
     if not as_flags():
         return f"{name}=" if value is _UNSET else f"{name}={value!r}"
-    flag = "--" + name.replace("_", "-")
+    dashed = (flag or name).replace("_", "-")
     if value is _UNSET or value is True:
-        return flag
+        return f"--{dashed}"
     if value is False:
-        return f"--no-{name.replace('_', '-')}"
-    return f"{flag} '{value}'" if quoted else f"{flag} {value}"
+        return f"--no-{dashed}"
+    return f"--{dashed} '{value}'" if quoted else f"--{dashed} {value}"
+
+
+def setting_as(name: str, text: str) -> str:
+    """The setting ``name`` with a value already written as ``text`` (a number as ``:g`` writes it), as the caller
+    spells it.
+
+    >>> setting_as("tolerance", "5")
+    'tolerance=5'
+    >>> with settings_as_flags():
+    ...     setting_as("tolerance", "5")
+    '--tolerance 5'
+    """
+    return f"{setting(name)} {text}" if as_flags() else f"{setting(name)}{text}"
+
+
+def setting_change(name: str, old: Any, new: Any, unset: str = "(default)") -> str:
+    """A setting that changed, for a message (``unset``: a value of ``None``, the default).
+
+    >>> setting_change("lr", 0.001, 0.0001)
+    'lr=0.001 → 0.0001'
+    >>> with settings_as_flags():
+    ...     setting_change("lr", None, 0.0001)
+    '--lr (default) → 0.0001'
+    """
+    def shown(value: Any) -> str:
+        return unset if value is None else str(value)
+
+    return f"{setting_as(name, shown(old))} → {shown(new)}"

@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
-from tunelab.errors import ConfigError
+from tunelab.errors import ConfigError, setting
 
 NONE = "none"
 # the Python module each common tracker needs, for an error that says what to install
@@ -39,13 +39,13 @@ def parse_report_to(text: str | None) -> list[str]:
     unknown = [n for n in names if n not in INTEGRATION_TO_CALLBACK]
     if unknown:
         raise ConfigError(
-            f"--report-to {','.join(unknown)} is not a tracker the Trainer knows: use none, all or any of "
+            f"{setting('report_to', ','.join(unknown))} is not a tracker the Trainer knows: use none, all or any of "
             f"{', '.join(sorted(INTEGRATION_TO_CALLBACK))}"
         )
     missing = [n for n in names if n not in get_available_reporting_integrations()]
     if missing:
         packages = " ".join(_NEEDS.get(n, n).split(" ")[0] for n in missing)
-        raise ConfigError(f"--report-to {','.join(missing)}: not installed; run `pip install {packages}`")
+        raise ConfigError(f"{setting('report_to', ','.join(missing))}: not installed; run `pip install {packages}`")
     if "mlflow" in names:
         _check_mlflow_store()
     return names
@@ -73,9 +73,9 @@ def _check_mlflow_store() -> None:
         uri = mlflow.get_tracking_uri()
         file_store = str(uri).startswith(("file:", "/", ".")) and not os.environ.get("MLFLOW_ALLOW_FILE_STORE")
         remedy = ("set MLFLOW_ALLOW_FILE_STORE=true to log to this folder, or " if file_store else "")
-        raise ConfigError(f"--report-to mlflow: MLflow cannot open its tracking store {uri!r} ({why}); {remedy}set "
+        raise ConfigError(f"{setting('report_to', 'mlflow')}: MLflow cannot open its tracking store {uri!r} ({why}); {remedy}set "
                           "MLFLOW_TRACKING_URI to a tracking server (http://HOST:PORT) or a store this MLflow "
-                          "installation supports, or leave mlflow out of --report-to") from exc
+                          f"installation supports, or leave mlflow out of {setting('report_to')}") from exc
 
 
 @contextmanager

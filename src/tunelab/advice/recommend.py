@@ -114,7 +114,7 @@ from tunelab.advice.domain import DOMAIN_THRESHOLDS
 from tunelab.advice.domain import level as _level
 from tunelab.config import TrainConfig, as_config, out_of_range
 from tunelab.data.reference import reference_texts
-from tunelab.errors import TunelabError, and_list
+from tunelab.errors import TunelabError, and_list, setting, setting_as
 from tunelab.metrics import IGNORE_INDEX
 from tunelab.units import format_mb
 
@@ -398,7 +398,7 @@ def domain_signals(
 
     texts = [t for t in texts if t and t.strip()]
     if not texts:
-        raise TunelabError("no non-empty texts to measure the domain on: check --text-column")
+        raise TunelabError(f"no non-empty texts to measure the domain on: check {setting('text_column')}")
     target = random.Random(seed).sample(texts, min(sample_size, len(texts)))
     # named before ``reference`` is filled in: it said "BBC news" for a caller's own texts too
     label = BUILTIN_REFERENCE if reference is None else reference_name or GIVEN_REFERENCE
@@ -563,7 +563,7 @@ def mark_fits(estimates: list[dict[str, Any]], *, budget_minutes: float | None, 
     import psutil
 
     memory_mb = memory_gb * 1024 if memory_gb else psutil.virtual_memory().total / 2**20
-    memory_what = f"--memory-gb {memory_gb:g}" if memory_gb else f"this machine's {memory_mb / 1024:.1f} GiB RAM"
+    memory_what = setting_as("memory_gb", f"{memory_gb:g}") if memory_gb else f"this machine's {memory_mb / 1024:.1f} GiB RAM"
     for row in estimates:
         if row.get("error"):
             row["fits"], row["why_not"] = False, f"could not be estimated: {row['error']}"
@@ -835,7 +835,7 @@ def _too_few_to_tell(calibrated: dict[str, Any] | None, task_data: Any) -> list[
             f"{'accuracy ' if calibrated.get('calibrated_metric') == 'accuracy' else ''}points, is "
             f"below the {gap:.1f} accuracy points that the {n:,} validation examples can show at the 5 % level "
             f"({100 * POWER:.0f} % power); a comparison here could not confirm it (more labeled data, or a larger "
-            "--validation-fraction, would)"]
+            f"{setting('validation_fraction')}, would)"]
 
 
 def _resolved(model: str, data: Any, config: TrainConfig | Mapping[str, Any] | None) -> tuple[TrainConfig, Any]:
@@ -867,18 +867,18 @@ def _candidates(strategies: list[str] | str | None, task: str, budget_minutes: f
     from tunelab.strategies import STRATEGIES, named_strategies
 
     if budget_minutes is not None and budget_minutes <= 0:
-        raise TunelabError(out_of_range("--budget-minutes", "positive", budget_minutes, "30", "no time limit"))
+        raise TunelabError(out_of_range(setting("budget_minutes"), "positive", budget_minutes, "30", "no time limit"))
     if memory_gb is not None and memory_gb <= 0:
-        raise TunelabError(out_of_range("--memory-gb", "positive", memory_gb, "16", "this machine's memory"))
+        raise TunelabError(out_of_range(setting("memory_gb"), "positive", memory_gb, "16", "this machine's memory"))
     candidates = named_strategies(strategies or []) or [n for n, cls in STRATEGIES.items() if task in cls.tasks]
     unknown = [s for s in candidates if s not in STRATEGIES]
     if unknown:
-        raise TunelabError(f"--strategies: unknown {', '.join(unknown)}; use some of {', '.join(STRATEGIES)}")
+        raise TunelabError(f"{setting('strategies')}: unknown {', '.join(unknown)}; use some of {', '.join(STRATEGIES)}")
     unfit = [s for s in candidates if task not in STRATEGIES[s].tasks]
     if unfit:  # as compare says it: a strategy left out in silence made "no strategy could be estimated"
         kept = ",".join(s for s in candidates if s not in unfit) or ",".join(n for n, c in STRATEGIES.items() if task in c.tasks)
-        raise TunelabError(f"--strategies: {', '.join(unfit)} cannot train a {task} task; drop "
-                           f"{'it' if len(unfit) == 1 else 'them'}, e.g. --strategies {kept}")
+        raise TunelabError(f"{setting('strategies')}: {', '.join(unfit)} cannot train a {task} task; drop "
+                           f"{'it' if len(unfit) == 1 else 'them'}, e.g. {setting('strategies', kept)}")
     return candidates
 
 
@@ -932,7 +932,7 @@ def _length_reason(tok: dict[str, Any], max_length: int, task: str = "classifica
         f"{'pairs of texts' if pairs else 'texts'} are {tok['mean']:.0f} tokens on average (median "
         f"{tok['median']:.0f}, p95 {tok['p95']:.0f}); "
         f"{100 * tok['truncated_share']:.1f} % are truncated at max length {max_length}"
-        + (" — consider a larger --max-length" if tok["truncated_share"] > 0.1 else "")
+        + (f" — consider a larger {setting('max_length')}" if tok["truncated_share"] > 0.1 else "")
     )
 
 

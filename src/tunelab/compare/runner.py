@@ -65,7 +65,7 @@ from tunelab.config import (
     saved_settings,
     with_unrecorded,
 )
-from tunelab.errors import ConfigError, TunelabError, and_list, setting
+from tunelab.errors import ConfigError, TunelabError, and_list, setting, setting_as, setting_change
 from tunelab.io import (
     LOCK_NAME,
     atomic_write_text,
@@ -193,35 +193,35 @@ def _problems(base: TrainConfig, strategies: Sequence[str], seeds: int, fraction
     from tunelab.strategies import STRATEGIES, as_loaded
     from tunelab.strategies.base import did_you_mean
 
-    problems = [p for p in base.replace(strategy=as_loaded()).problems() if not p.startswith("--strategy")]
+    problems = [p for p in base.replace(strategy=as_loaded()).problems() if not p.startswith(setting("strategy"))]
     if not strategies:
-        problems.append("--strategies is empty: name at least one, e.g. head,lora,full")
+        problems.append(f"{setting('strategies')} is empty: name at least one, e.g. head,lora,full")
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown:
         hints = did_you_mean(unknown[0]) if len(unknown) == 1 else ""
-        problems.append(f"--strategies: unknown {', '.join(unknown)}{hints}; use any of {', '.join(STRATEGIES)}")
+        problems.append(f"{setting('strategies')}: unknown {', '.join(unknown)}{hints}; use any of {', '.join(STRATEGIES)}")
     repeated = sorted({s for s in strategies if list(strategies).count(s) > 1})
     if repeated:
-        problems.append(f"--strategies names {', '.join(repeated)} more than once: list each once")
+        problems.append(f"{setting('strategies')} names {', '.join(repeated)} more than once: list each once")
     if seeds < 1:
-        problems.append(out_of_range("--seeds", "at least 1", seeds, "3", "one seed"))
+        problems.append(out_of_range(setting("seeds"), "at least 1", seeds, "3", "one seed"))
     if not fractions:
-        problems.append("--data-fractions is empty: give e.g. 0.1,0.3,1.0")
+        problems.append(f"{setting('data_fractions')} is empty: give e.g. 0.1,0.3,1.0")
     bad = [f for f in fractions if not 0 < f <= 1]
     if bad:
-        problems.append(f"--data-fractions must each be in (0, 1], got {', '.join(f'{f:g}' for f in bad)}: pass e.g. "
+        problems.append(f"{setting('data_fractions')} must each be in (0, 1], got {', '.join(f'{f:g}' for f in bad)}: pass e.g. "
                         "0.1,0.3,1, or leave it out for the whole training split")
     if len(set(fractions)) != len(fractions):
-        problems.append("--data-fractions lists a fraction more than once: list each once")
+        problems.append(f"{setting('data_fractions')} lists a fraction more than once: list each once")
     for name, lr in lr_overrides.items():
         if name not in strategies:
-            problems.append(f"--lr-overrides names {name}, which is not in --strategies ({', '.join(strategies)})")
+            problems.append(f"{setting('lr_overrides')} names {name}, which is not in {setting('strategies')} ({', '.join(strategies)})")
         if not (math.isfinite(lr) and lr > 0):
-            problems.append(f"--lr-overrides {name}={lr:g}: a learning rate must be positive and finite")
+            problems.append(f"{setting('lr_overrides')} {name}={lr:g}: a learning rate must be positive and finite")
     if any(not (math.isfinite(f) and f > 0) for f in lr_factors) or not lr_factors:
         problems.append("learning-rate search factors must be positive numbers, e.g. 0.3,1,3")
     if tune_lr_epochs is not None and not 0 < tune_lr_epochs < math.inf:
-        problems.append(out_of_range("--tune-lr-epochs", "positive and finite", tune_lr_epochs, "0.5", "1 epoch"))
+        problems.append(out_of_range(setting("tune_lr_epochs"), "positive and finite", tune_lr_epochs, "0.5", "1 epoch"))
     return problems
 
 
@@ -746,25 +746,30 @@ def _check_metric(base: TrainConfig, opts: CompareOptions, task: str) -> None:
     levels = level_problems(opts.alpha, opts.tolerance)
     problems.extend(levels)
     if opts.budget_minutes is not None and not (math.isfinite(opts.budget_minutes) and opts.budget_minutes > 0):
-        problems.append(out_of_range("--budget-minutes", "a positive number of minutes", opts.budget_minutes, "30",
+        problems.append(out_of_range(setting("budget_minutes"), "a positive number of minutes", opts.budget_minutes, "30",
                                      "a budget from the strategies' estimated times"))
+    if not opts.halving >= 1:  # the command refuses it as it parses; compare(halving=...) is checked here
+        problems.append(out_of_range(setting("halving"), "at least 1 (1 keeps every strategy that can still catch up)",
+                                     opts.halving, "2", f"its default, {HALVING:g}"))
     if opts.budget_minutes is not None and opts.exhaustive:
-        problems.append("--budget-minutes limits a planned comparison and --exhaustive trains everything to the end: pick one")
-    if not any(p.startswith("--tolerance") for p in levels) and opts.tolerance is not None and opts.tolerance >= 1:
+        problems.append(f"{setting('budget_minutes')} limits a planned comparison and {setting('exhaustive', True)} trains "
+                        "everything to the end: pick one")
+    if not any(p.startswith(setting("tolerance")) for p in levels) and opts.tolerance is not None and opts.tolerance >= 1:
         # every strategy would be "as good as the best"
-        problems.append(f"--tolerance {opts.tolerance:g} is a fraction, not points: 0.01 is one point of accuracy or F1, "
+        problems.append(f"{setting_as('tolerance', f'{opts.tolerance:g}')} is a fraction, not points: 0.01 is one point of accuracy or F1, "
                         "0.02 is 2 % of perplexity; give it below 1")
-    limits = {"--max-train-minutes": (opts.max_train_minutes, "minutes of training", "30"),
-              "--memory-gb": (opts.memory_gb, "GiB of peak memory", "16"),
-              "--run-timeout": (opts.run_timeout_s, "seconds a run may take", "3600")}
+    limits = {setting("max_train_minutes"): (opts.max_train_minutes, "minutes of training", "30"),
+              setting("memory_gb"): (opts.memory_gb, "GiB of peak memory", "16"),
+              setting("run_timeout_s", flag="run_timeout"): (opts.run_timeout_s, "seconds a run may take", "3600")}
     for flag, (value, what, example) in limits.items():  # a limit of 0 or less sets every strategy aside, after training
         if value is not None and not (math.isfinite(value) and value > 0):
             problems.append(out_of_range(flag, f"a positive number of {what}", value, example, "no limit"))
     if opts.max_forgetting is not None and not (math.isfinite(opts.max_forgetting) and opts.max_forgetting >= 0):
-        problems.append(out_of_range("--max-forgetting", "a number >= 0 (0: no forgetting at all)", opts.max_forgetting,
+        problems.append(out_of_range(setting("max_forgetting"), "a number >= 0 (0: no forgetting at all)", opts.max_forgetting,
                                      "0.05", "no limit"))
     elif opts.max_forgetting is not None and not base.forgetting:  # no run would measure it: the limit passed every one
-        problems.append(f"--max-forgetting {opts.max_forgetting:g} limits what --no-forgetting does not measure: "
+        problems.append(f"{setting_as('max_forgetting', f'{opts.max_forgetting:g}')} limits what {setting('forgetting', False)} does "
+                        "not measure: "
                         "leave one of them out")
     problems = [p for p in problems if p]
     if problems:
@@ -1270,8 +1275,8 @@ def _for_task(strategies: list[str], task: str) -> list[str]:
     if unfit:
         kept = ",".join(s for s in strategies if s not in unfit) or ",".join(default_comparison(task))
         trains = "; ".join(f"{s} trains {' and '.join(STRATEGIES[s].tasks)} only" for s in unfit)
-        raise ConfigError(f"--strategies: {', '.join(unfit)} cannot train a {task} task ({trains}); drop "
-                          f"{'it' if len(unfit) == 1 else 'them'}, e.g. --strategies {kept}")
+        raise ConfigError(f"{setting('strategies')}: {', '.join(unfit)} cannot train a {task} task ({trains}); drop "
+                          f"{'it' if len(unfit) == 1 else 'them'}, e.g. {setting('strategies', kept)}")
     return strategies
 
 
@@ -1501,10 +1506,7 @@ def _job(run: PlannedRun, base: TrainConfig, searches: dict[str, dict], opts: Co
 
 def _changes(changed: list[tuple[str, Any, Any]]) -> str:
     """``--epochs 1500 → 1, --lr 0.001 → 0.0001 ...``: the first three of :meth:`TrainConfig.changed_from`'s list."""
-    def value(v: Any) -> str:
-        return "default" if v is None else str(v)
-
-    shown = ", ".join(f"--{name.replace('_', '-')} {value(old)} → {value(new)}" for name, old, new in changed[:3])
+    shown = ", ".join(setting_change(name, old, new, "default") for name, old, new in changed[:3])
     return shown + (" ..." if len(changed) > 3 else "")
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from tunelab.errors import DataError
+from tunelab.errors import DataError, setting, setting_as
 
 DEFAULT_REFERENCE = "bbc-text"
 ALTERNATE_REFERENCE = "hamlet"
@@ -45,22 +45,22 @@ def reference_file_paragraphs(user_file: str | Path) -> list[str]:
     from tunelab.data.readers import read_utf8
 
     if not str(user_file).strip():  # Path("") is the working folder, said to be "a folder"
-        raise DataError("--reference-text is empty: pass a plain text file (paragraphs separated by blank lines), or "
+        raise DataError(f"{setting('reference_text')} is empty: pass a plain text file (paragraphs separated by blank lines), or "
                         "leave it out for the built-in reference")
     path = Path(user_file)
     if not path.is_file():
         what = "is a folder" if path.is_dir() else "not found"
-        raise DataError(f"--reference-text {path} {what}: pass a plain text file (paragraphs separated by blank lines)")
+        raise DataError(f"{setting('reference_text', str(path))} {what}: pass a plain text file (paragraphs separated by blank lines)")
     try:
         table = texts_of_table(path)
         texts = table[0] if table else split_paragraphs(read_utf8(path))
     except DataError as exc:  # the reader's line names the file and what is wrong with it
-        raise DataError(f"--reference-text {exc}") from exc
+        raise DataError(setting_as("reference_text", str(exc))) from exc
     if len(texts) < MIN_TEXTS:
         what = (f"{len(texts)} non-empty text(s) in its column {table[1]}; give at least {MIN_TEXTS}" if table else
                 f"{len(texts)} paragraph(s); give at least {MIN_TEXTS}, separated by blank lines (lines without a "
                 "blank line between them are one paragraph)")
-        raise DataError(f"--reference-text {path} holds {what}: fewer cannot show an encoder's drift (debiased CKA "
+        raise DataError(f"{setting('reference_text', str(path))} holds {what}: fewer cannot show an encoder's drift (debiased CKA "
                         f"needs 4 texts, and its interval {MIN_TEXTS})")
     return texts
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from tunelab.errors import StrategyError
+from tunelab.errors import StrategyError, setting
 from tunelab.models.probe import is_linear
 
 ALL_LINEAR = "all-linear"
@@ -51,12 +51,12 @@ def is_regex(spec: str) -> bool:
 def spec_problem(spec: str) -> str | None:
     """Why a ``--lora-target-modules`` value cannot be used, before any model is loaded (else ``None``)."""
     if not spec.strip():
-        return "--lora-target-modules is empty: give all-linear, names such as q_proj,v_proj or a regex"
+        return f"{setting('lora_target_modules')} is empty: give all-linear, names such as q_proj,v_proj or a regex"
     if is_regex(spec):
         try:
             re.compile(spec)
         except re.error as exc:
-            return f"--lora-target-modules '{spec}' is not a valid regular expression ({exc}): fix it or give names such as q_proj,v_proj"
+            return f"{setting('lora_target_modules', spec, quoted=True)} is not a valid regular expression ({exc}): fix it or give names such as q_proj,v_proj"
     return None
 
 
@@ -72,7 +72,7 @@ def _blocks(layout, top: int | None) -> list[int]:
     if top is None:
         return list(range(layout.num_blocks))
     if top > layout.num_blocks:
-        raise StrategyError(f"--lora-layers {top} is more than the model's {layout.num_blocks} blocks: use at most {layout.num_blocks}")
+        raise StrategyError(f"{setting('lora_layers', top)} is more than the model's {layout.num_blocks} blocks: use at most {layout.num_blocks}")
     return list(range(layout.num_blocks - top, layout.num_blocks))
 
 
@@ -107,7 +107,7 @@ def _resolve(layout, spec: str, top: int | None) -> list[str]:
         sample = ", ".join(sorted({n.split(".")[-1] for n in candidates if _block_index(layout, n) is not None}))
         where = f" in the top {top} blocks" if top is not None else ""
         raise StrategyError(
-            f"--lora-target-modules '{spec}' matches no dense projection of this {layout.family} model{where}: "
+            f"{setting('lora_target_modules', spec, quoted=True)} matches no dense projection of this {layout.family} model{where}: "
             f"give all-linear, names among {sample} (comma-separated) or a regex over module names"
         )
     return chosen
@@ -197,7 +197,7 @@ def ia3_targets(layout, *, top: int | None = None, override: str | None = None) 
         raise StrategyError(
             f"ia3 cannot apply to this {layout.family} model: no dense projection outside the attention writes the "
             "block's width for IA3 to rescale as the feed-forward output (a mixture of experts whose experts are fused "
-            "parameters, or a router); use lora, or name the modules with --lora-target-modules"
+            f"parameters, or a router); use lora, or name the modules with {setting('lora_target_modules')}"
         )
     ff = _in_blocks(layout, [ff_relative], top)
     attention = group if len(group) == 1 else group[1:]  # fused q/k/v, or the keys and values after the query

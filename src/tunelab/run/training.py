@@ -28,7 +28,7 @@ import torch
 
 from tunelab.config import TrainConfig, as_config, saved_settings, unrecorded_settings
 from tunelab.data.types import TaskData
-from tunelab.errors import ConfigError, StrategyError, TrainingError, TunelabError, setting
+from tunelab.errors import ConfigError, StrategyError, TrainingError, TunelabError, setting, setting_change
 from tunelab.io import folder_part
 from tunelab.metrics import IGNORE_INDEX
 from tunelab.models import (
@@ -1229,7 +1229,7 @@ def _check_same_run(config: TrainConfig, out: Path, checkpoint: Path) -> None:
     launched = resilience.checkpoint_launch(checkpoint)  # as it started: this process may be one of another launch
     changed = config.changed_from_run(recorded) if recorded is not None else []
     if changed:
-        shown = ", ".join(f"--{name.replace('_', '-')} {_shown(old)} → {_shown(new)}" for name, old, new in changed[:4])
+        shown = ", ".join(setting_change(name, old, new) for name, old, new in changed[:4])
         more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
         raise ConfigError(f"{setting('resume', True)} would continue the run in {out} with other settings than it trained "
                           f"with ({shown}{more}): resume it as it started ({resilience.resume_command(out, launched)}), or "
@@ -1251,10 +1251,6 @@ def _check_same_data(run: PreparedRun, checkpoint: Path | None) -> None:
         raise ConfigError(f"{checkpoint} was trained on other data than {run.config.data} holds now (the file changed "
                           "since the run started): resume it on the data it started with, or start again with "
                           f"{setting('overwrite', True)}")
-
-
-def _shown(value: Any) -> str:
-    return "(default)" if value is None else str(value)
 
 
 def _open_out_dir(run: PreparedRun, out: Path) -> None:

@@ -34,7 +34,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from tunelab.errors import StrategyError
+from tunelab.errors import StrategyError, as_flags, setting
 
 if TYPE_CHECKING:  # annotations only: the registry stays cheap to import for reports and listings
     from torch import nn
@@ -388,9 +388,9 @@ def unused_options(config: Any, read_elsewhere: tuple[str, ...] = ()) -> list[st
     others = options_not_read(config.strategy)
     defaults = {f.name: f.default for f in dataclasses.fields(config)}
     # an option that is no field is refused at registration, but a class put in STRATEGIES by hand may still name one
-    flags = sorted(f"--{o.replace('_', '-')}" for o in others if o in defaults and getattr(config, o) != defaults[o])
+    flags = sorted(setting(o) for o in others if o in defaults and getattr(config, o) != defaults[o])
     read = vars(strategy).get("extra_options")  # declared by the class itself: a subclass may read keys of its own
-    extra = [] if read is None else [f"--extra {k}" for k in sorted(config.extra or {})
+    extra = [] if read is None else [f"--extra {k}" if as_flags() else f"extra[{k!r}]" for k in sorted(config.extra or {})
                                      if k not in read and k not in read_elsewhere]
     return flags + extra
 
@@ -398,7 +398,8 @@ def unused_options(config: Any, read_elsewhere: tuple[str, ...] = ()) -> list[st
 def merge_problem(name: str) -> str:
     """The one line that says ``--merge`` does not apply to strategy ``name``, and where it does."""
     mergeable = " and ".join(n for n in strategy_names() if STRATEGIES[n].can_merge)
-    return f"--merge applies to {mergeable} adapters, not to '{name}' (it leaves no adapter to fold into the weights): drop --merge"
+    merge = setting("merge", True)
+    return f"{merge} applies to {mergeable} adapters, not to '{name}' (it leaves no adapter to fold into the weights): drop {merge}"
 
 
 def blocks_phrase(count: int, num_blocks: int | None, *, top: bool = True) -> str:

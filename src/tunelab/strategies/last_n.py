@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tunelab.errors import StrategyError
+from tunelab.errors import StrategyError, setting
 from tunelab.strategies.base import (
     Kind,
     Strategy,
@@ -63,7 +63,7 @@ class LastN(Strategy):
         if n > layout.num_blocks:
             shared = (f" (its {layout.num_blocks * layout.block_runs} layers share the weights of {layout.num_blocks})"
                       if layout.block_runs > 1 else "")
-            raise StrategyError(f"--layers {n} is more than the model's {layout.num_blocks} blocks{shared}: use at most {layout.num_blocks}")
+            raise StrategyError(f"{setting('layers', n)} is more than the model's {layout.num_blocks} blocks{shared}: use at most {layout.num_blocks}")
         freeze_all(model)
         prefixes = _top_prefixes(model, layout, n) + layout.after_prefixes  # with the final norm / pooler above them
         for name, p in model.named_parameters():

@@ -12,7 +12,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from tunelab.errors import StrategyError, first_line
+from tunelab.errors import StrategyError, first_line, setting
 from tunelab.models import ia3_targets, lora_targets, resolve_model
 from tunelab.strategies.base import (
     Kind,
@@ -123,7 +123,7 @@ class _PeftStrategy(Strategy):
             model = get_peft_model(model, peft_config)
         except (ValueError, NotImplementedError) as exc:  # peft's refusal of a model it cannot adapt so
             said = first_line(exc)
-            modules = ", or name the modules with --lora-target-modules" if self.adapts_modules else ""
+            modules = f", or name the modules with {setting('lora_target_modules')}" if self.adapts_modules else ""
             raise StrategyError(f"{self.name} cannot apply to this {layout.family} model: peft refused it ({said}); "
                                 f"try another strategy{modules}") from exc
         _list_each_module_once(model)
