@@ -274,10 +274,10 @@ def test_a_comparison_is_one_mlflow_parent_with_a_child_per_run(tiny_bert_dir, t
                 "tunelab.task"} <= set(child.data.params)
     client = MlflowClient(tracking_uri=(tmp_path / "mlruns").as_uri())
     for child in children:
-        assert "test_accuracy" in child.data.metrics and "forgetting" in child.data.metrics  # tunelab's numbers
+        assert "test_accuracy" in child.data.metrics and "forgetting_debiased_cka" in child.data.metrics  # tunelab's numbers
         assert "loss" in child.data.metrics  # the Trainer's own logging, in the same run
         # each final number once: the run logged its record, and the comparison logged it again (test_accuracy 3×)
-        for name in ("test_accuracy", "train_time_s", "forgetting", "validation_accuracy"):
+        for name in ("test_accuracy", "train_time_s", "forgetting_debiased_cka", "validation_accuracy"):
             assert len(client.get_metric_history(child.info.run_id, name)) == 1, name
     assert parents[0].data.tags["tunelab.recommended_strategy"] == result.recommendation["strategy"]
     artifacts = {a.path for a in MlflowClient(tracking_uri=(tmp_path / "mlruns").as_uri()).list_artifacts(parents[0].info.run_id)}
@@ -554,3 +554,34 @@ def test_in_rounds_the_eta_line_names_the_round_it_covers(tmp_path):
     whole.start(job)
     whole.progress(job)
     assert "; comparison ETA " in lines[-1]
+
+
+def test_forgetting_reaches_the_trackers_under_a_name_that_says_its_estimator(tmp_path, monkeypatch):
+    """Forgetting went to MLflow and TensorBoard as plain ``forgetting``: a run recorded with the biased CKA estimator
+    (no ``estimator`` in its record) and a debiased one sat on one axis on different scales. Each is now named by its
+    unit, as :func:`tunelab.run.forgetting.unit_of` reads the record."""
+    MlflowClient = pytest.importorskip("mlflow.tracking").MlflowClient
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from tunelab.run.tracking import TENSORBOARD_DIR, log_record
+
+    old = {"value": 0.3, "measure": "representation_drift", "unit": "1 - linear CKA"}
+    new = {"value": 0.02, "measure": "representation_drift", "unit": "1 - debiased linear CKA", "estimator": "debiased"}
+    lm = {"value": -0.1, "measure": "lm_loss_change", "unit": "nats/token"}
+    assert {name for found in (old, new, lm) for name in flat_record_metrics({"train_info": {"forgetting": found}})} \
+        == {"forgetting_biased_cka", "forgetting_debiased_cka", "forgetting_lm_loss_change"}
+
+    uri = (tmp_path / "mlruns").as_uri()
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    client = MlflowClient(tracking_uri=uri)
+    for name, found in (("old", old), ("new", new)):
+        run_id = client.create_run("0").info.run_id  # one experiment: MLflow's default
+        log_record("mlflow,tensorboard", tmp_path / name, run_id, {"train_info": {"steps": 2, "forgetting": found}})
+        metrics = client.get_run(run_id).data.metrics
+        assert "forgetting" not in metrics, metrics
+        acc = EventAccumulator(str(tmp_path / name / TENSORBOARD_DIR))
+        acc.Reload()
+        tags = [t for t in acc.Tags()["scalars"] if "forgetting" in t]
+        estimator = "biased" if name == "old" else "debiased"
+        assert metrics == {f"forgetting_{estimator}_cka": found["value"]} and tags == [f"tunelab/forgetting_{estimator}_cka"]

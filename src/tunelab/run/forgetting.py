@@ -78,6 +78,22 @@ def unit_of(found: dict[str, Any]) -> str | None:
     return unit
 
 
+#: The name a tracker (MLflow, TensorBoard) shows forgetting under, one per unit (:func:`unit_of`): values on other scales
+#: (biased and debiased CKA, a loss change) never share an axis in one experiment.
+TRACKED_NAMES = {UNITS[LM_LOSS]: "forgetting_lm_loss_change", UNITS[MLM_LOSS]: "forgetting_mlm_loss_change",
+                 DRIFT_UNITS[DEBIASED]: "forgetting_debiased_cka", DRIFT_UNITS[BIASED]: "forgetting_biased_cka"}
+
+
+def tracked_name(found: dict[str, Any]) -> str:
+    """The name of a recorded forgetting (``train_info.forgetting``) in a tracker: its unit's (:data:`TRACKED_NAMES`),
+    ``forgetting`` for a unit tunelab does not know.
+
+    >>> tracked_name({"measure": DRIFT, "unit": "1 - linear CKA"}), tracked_name({"measure": DRIFT, "estimator": DEBIASED})
+    ('forgetting_biased_cka', 'forgetting_debiased_cka')
+    """
+    return TRACKED_NAMES.get(unit_of(found) or "", "forgetting")
+
+
 def meaning(unit: str | None, reference: str | None) -> str | None:
     """One sentence on what a forgetting value in ``unit`` measured, on ``reference`` (None: unknown unit)."""
     said = MEANINGS.get(unit or "")

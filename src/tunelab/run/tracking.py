@@ -39,7 +39,8 @@ def flat_record_metrics(record: Mapping[str, Any]) -> dict[str, float]:
     """The numbers of a run record that a tracker shows: ``test_accuracy``, ``train_time_s``, ...; a value its
     ``metrics.json`` recorded otherwise, kept beside the one a comparison states
     (:func:`~tunelab.advice.verdict.as_compared`: ``metrics.recorded.validation.f1_macro``), as
-    ``recorded_validation_f1_macro``."""
+    ``recorded_validation_f1_macro``; forgetting under its unit's name (``forgetting_debiased_cka``,
+    :func:`tunelab.run.forgetting.tracked_name`)."""
     out: dict[str, float] = {}
 
     def add(prefix: str, values: Mapping[str, Any]) -> None:
@@ -55,8 +56,10 @@ def flat_record_metrics(record: Mapping[str, Any]) -> dict[str, float]:
         if isinstance(info.get(name), int | float):
             out[name] = float(info[name])
     forgetting = record.get("forgetting") or info.get("forgetting") or {}
-    if isinstance(forgetting.get("value"), int | float):
-        out["forgetting"] = float(forgetting["value"])
+    if isinstance(forgetting.get("value"), int | float):  # named by its unit: a biased CKA is not on a debiased one's scale
+        from tunelab.run.forgetting import tracked_name
+
+        out[tracked_name(forgetting)] = float(forgetting["value"])
     return out
 
 
