@@ -266,7 +266,7 @@ def atomic_dir(
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=prefix or f".tmp-{target.name}-", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=prefix or f"{TMP}{target.name}-", dir=target.parent))
     os.chmod(tmp, shared_mode(0o777))  # as mkdir would have made it, not mkdtemp's 0700
     try:
         yield tmp
@@ -292,7 +292,7 @@ def _rename_into_place(tmp: Path, target: Path, *, replace: bool) -> None:
                 return
     if not replace:
         return  # keep the one already there; ``tmp`` is removed by the caller
-    old = target.with_name(f".tmp-old-{target.name}-{os.getpid()}")
+    old = target.with_name(f"{TMP}old-{target.name}-{os.getpid()}")
     os.replace(target, old)
     os.replace(tmp, target)
     shutil.rmtree(old, ignore_errors=True)

@@ -77,7 +77,7 @@ from torch import nn
 
 from tunelab.errors import some_of
 from tunelab.hardware import build_device, native_bf16
-from tunelab.io import atomic_dir
+from tunelab.io import TMP, atomic_dir, remove_quietly
 from tunelab.models import model_identity
 from tunelab.models.layout import head_index
 from tunelab.run.heap import release_free_heap
@@ -324,18 +324,17 @@ _TMP_SEP = "@"
 def _tmp_prefix(store: Path) -> str:
     import socket
 
-    return f".tmp-{store.name}{_TMP_SEP}{socket.gethostname()}{_TMP_SEP}{os.getpid()}{_TMP_SEP}"
+    return f"{TMP}{store.name}{_TMP_SEP}{socket.gethostname()}{_TMP_SEP}{os.getpid()}{_TMP_SEP}"
 
 
 def _remove_orphans(folder: Path) -> None:
     """Remove the temporary store folders under ``folder`` whose building process on this host has ended."""
-    import shutil
     import socket
 
     if not folder.is_dir():
         return
     host = socket.gethostname()
-    for tmp in folder.glob(".tmp-*"):
+    for tmp in folder.glob(f"{TMP}*"):
         parts = tmp.name.split(_TMP_SEP)
         if len(parts) != 4 or parts[1] != host:
             continue
@@ -347,7 +346,7 @@ def _remove_orphans(folder: Path) -> None:
         except (PermissionError, ValueError):
             continue
         log.info("frozen-prefix cache: removing %s, left by a build that was killed", tmp)
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_quietly(tmp)
 
 
 def _room_problem(folder: Path, size_mb: float) -> str | None:

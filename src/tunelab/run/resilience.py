@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import signal
 import threading
 from collections.abc import Callable
@@ -36,7 +35,7 @@ from typing import Any
 import torch
 
 from tunelab.errors import ModelError, TrainingError, TunelabError, first_line, setting
-from tunelab.io import MARKER, atomic_dir, remove_tree
+from tunelab.io import MARKER, TMP, atomic_dir, remove_quietly, remove_tree
 from tunelab.run.isolate import interrupt_seen
 from tunelab.run.ranks import Launch
 
@@ -93,8 +92,8 @@ def clean_checkpoint_temporaries(folder: str | Path) -> list[Path]:
         return removed
     for p in folder.iterdir():
         partial = checkpoint_step(p) is not None and not (p / MARKER).is_file()
-        if p.name.startswith(".tmp-") or partial:
-            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        if p.name.startswith(TMP) or partial:
+            remove_quietly(p)
             removed.append(p)
     return removed
 
@@ -221,9 +220,9 @@ def _save_shared_checkpoint(trainer: Any, save: Callable[[], None], root: Path, 
     then the main process marks it complete and renames it into place while the others wait."""
     from tunelab.run import ranks
 
-    staging, target = root / f".tmp-{name}-shared", root / name
+    staging, target = root / f"{TMP}{name}-shared", root / name
     if ranks.is_main():
-        shutil.rmtree(staging, ignore_errors=True)  # left by a run killed while saving
+        remove_quietly(staging)  # left by a run killed while saving
         staging.mkdir(parents=True)
     ranks.wait_for_everyone()
     staging.mkdir(parents=True, exist_ok=True)  # another node's own disk, when out/ is not shared
