@@ -813,6 +813,28 @@ def test_evaluate_without_data_scores_the_test_split_of_the_data_the_run_trained
     assert code == 0 and json.loads(printed)["split"] == "test"
 
 
+def test_evaluate_without_data_reads_the_recorded_file_once(head_run, toy_csv, monkeypatch):
+    """`tunelab evaluate RUN` read and split the recorded file to check its fingerprint, then read and split it again
+    to score it: a big file was read twice. The check's split is scored; another seed (or --split all) is read anew."""
+    import tunelab.data.load as load
+    from tunelab import evaluate_artifact
+
+    _, out = head_run
+    expected = tunelab("evaluate", str(out), "--data", str(toy_csv))[1]
+    reads = []
+    real = load.resolve
+    monkeypatch.setattr(load, "resolve", lambda spec: reads.append(spec) or real(spec))
+    code, printed, err = tunelab("evaluate", str(out))
+    assert code == 0, err
+    assert printed == expected and len(reads) == 1, reads
+    reads.clear()
+    assert evaluate_artifact(out)["examples"] == int(dict(line.split("\t") for line in printed.splitlines())["examples"])
+    assert len(reads) == 1, reads  # from Python too
+    code, printed, err = tunelab("evaluate", str(out), "--seed", "7")  # another split than the check's: read again
+    assert code == 0, err
+    assert printed == tunelab("evaluate", str(out), "--data", str(toy_csv), "--seed", "7")[1]
+
+
 def test_evaluate_without_data_refuses_the_recorded_file_once_it_has_changed(tiny_bert_dir, toy_csv, tmp_path, caplog):
     """`tunelab evaluate RUN` re-read the file the run recorded even after it was edited: it scored a split of other
     rows (some of them rows the model trained on) as if it were the run's test split. The run's fingerprint of its

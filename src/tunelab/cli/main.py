@@ -204,9 +204,9 @@ def cmd_evaluate(args) -> int:
     from tunelab.run.evaluation import evaluate_artifact, recorded_data
 
     if args.data is None:  # the data the run trained on, as its model/tunelab.json records it
-        args.data = recorded_data(args.model_dir)
+        args.data = recorded_data(args.model_dir)  # and its rows as its check read them: scored, not read again
         part = "every row" if args.split == "all" else f"the {args.split} split"
-        print(f"tunelab: scoring {part} of {args.data}, the data this run trained on (--data scores other data)",
+        print(f"tunelab: scoring {part} of {args.data.spec}, the data this run trained on (--data scores other data)",
               file=sys.stderr)
     result = evaluate_artifact(args.model_dir, args.data, split=args.split, text_column=args.text_column, label_column=args.label_column, seed=args.seed)
     if args.json:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -29,17 +29,27 @@ def run_split_settings(path, info: dict) -> dict:
     return {k: getattr(defaults, k) for k in keys if k != "data"}
 
 
-def recorded_data(path) -> str:
+class RecordedData(NamedTuple):
+    """The data a run trained on, as :func:`recorded_data` found it: its name (a built-in or a path) and, where the run
+    recorded a fingerprint of its rows, the data as the check read and split it (``None`` where nothing was read), which
+    :func:`evaluate_artifact` scores rather than read a big file a second time."""
+
+    spec: str
+    read: Any = None
+
+
+def recorded_data(path) -> RecordedData:
     """The data the run in ``path`` trained on, as its ``tunelab.json`` records it (:func:`run_split_settings`): what
     :func:`evaluate_artifact` scores when given no data. A built-in name, or a file or folder still where it was and
-    as it was (its rows against the run's fingerprint of them, :func:`_changed_since_training`); data given in memory,
-    a path that has moved or gone, data that has changed, or a folder that records none raise
-    :class:`~tunelab.errors.ConfigError`, one line saying to give the data."""
+    as it was (its rows, read and split as the run did, against the run's fingerprint of them,
+    :func:`_trained_fingerprint`); data given in memory, a path that has moved or gone, data that has changed, or a
+    folder that records none raise :class:`~tunelab.errors.ConfigError`, one line saying to give the data."""
     import json
     from pathlib import Path
 
     from tunelab.data import BUILTIN_DATASETS
     from tunelab.run.artifacts import find_model_dir
+    from tunelab.run.progress import library_bars_off
     from tunelab.run.training import IN_MEMORY
 
     folder = find_model_dir(path)
@@ -56,11 +66,16 @@ def recorded_data(path) -> str:
         raise ConfigError(f"{path} trained on data given in memory ({data}), which cannot be read again: {give}")
     if data not in BUILTIN_DATASETS and not Path(data).expanduser().exists():
         raise ConfigError(f"{path} trained on {data}, which is no longer there (moved or deleted): {give}")
-    if _changed_since_training(folder, info, data):  # scored as it is now, its split would be another
+    fingerprint = _trained_fingerprint(folder, info)
+    if not fingerprint:  # a run saved before it was kept: nothing to check it against
+        return RecordedData(data)
+    with library_bars_off():
+        read = _load_as_trained(data, info, run_split_settings(folder, info))
+    if read.split_fingerprint != fingerprint:  # scored as it is now, its split would be another
         raise ConfigError(f"{path} trained on {data}, which has changed since (its rows are not the ones the run "
                           "recorded): a split made of it now is not the run's, and its test rows may be ones the model "
                           f"trained on; to score it as it is now, {give}")
-    return data
+    return RecordedData(data, read)
 
 
 def _trained_fingerprint(folder, info: dict) -> str | None:
@@ -75,18 +90,6 @@ def _trained_fingerprint(folder, info: dict) -> str | None:
         return read_json(folder.parent / "metrics.json")["meta_info"].get("split_fingerprint")
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-
-
-def _changed_since_training(folder, info: dict, data: str) -> bool:
-    """Whether ``data`` (the run's, by its name) holds other rows now than when the run split it: read and split
-    as the run did, its fingerprint against the recorded one (False where none is: a run saved before it was kept)."""
-    recorded = _trained_fingerprint(folder, info)
-    if not recorded:
-        return False
-    from tunelab.run.progress import library_bars_off
-
-    with library_bars_off():
-        return _load_as_trained(data, info, run_split_settings(folder, info)).split_fingerprint != recorded
 
 
 def _load_as_trained(data_spec: Any, info: dict, recorded: dict, *, text_column: str | None = None,
@@ -152,7 +155,8 @@ def evaluate_artifact(path, data_spec: Any = None, *, split: str = "test", text_
     """Score a trained folder (a run's ``--out`` or its ``model/``) on ``data_spec`` (:func:`_evaluate`), without the
     libraries' loading and tokenizing bars. ``data_spec``: a built-in name, a path, or data in memory as
     :func:`~tunelab.run.training.train` takes it (a pandas DataFrame, a list of dicts, a dict of columns or of splits, a datasets Dataset /
-    DatasetDict); ``None``: the data the run trained on (:func:`recorded_data`). Returns the metrics and what was scored (the split, its number of examples); bad input raises
+    DatasetDict); ``None``: the data the run trained on (:func:`recorded_data`, or what it returned: the data it read
+    for its check is scored, not read again). Returns the metrics and what was scored (the split, its number of examples); bad input raises
     :class:`~tunelab.errors.ConfigError` / :class:`~tunelab.errors.DataError`, one line each."""
     from tunelab.run.progress import library_bars_off
 
@@ -168,9 +172,12 @@ def evaluate_artifact(path, data_spec: Any = None, *, split: str = "test", text_
         raise ConfigError(problems)
     if data_spec is None:
         data_spec = recorded_data(path)
+    read = None
+    if isinstance(data_spec, RecordedData):
+        data_spec, read = data_spec
     with library_bars_off():
         return _evaluate(path, data_spec, split=split, text_column=text_column, label_column=label_column, seed=seed,
-                         batch_size=batch_size)
+                         batch_size=batch_size, read=read)
 
 
 def _warn_if_classes_absent(names: list[str], gold: np.ndarray, split: str) -> None:
@@ -191,10 +198,12 @@ def _warn_if_classes_absent(names: list[str], gold: np.ndarray, split: str) -> N
 
 @torch.inference_mode()
 def _evaluate(path, data_spec: Any, *, split: str = "test", text_column: str | None = None,
-                      label_column: str | None = None, seed: int | None = None, batch_size: int = 32) -> dict:
+                      label_column: str | None = None, seed: int | None = None, batch_size: int = 32,
+                      read: Any = None) -> dict:
     """Score a trained folder on ``data_spec``: ``split`` "all" reads every row, unsplit (a file held out from
     training); a split is the one training made of the data, with the run's seed, fractions and columns unless
-    given (:func:`run_split_settings`)."""
+    given (:func:`run_split_settings`). ``read``: ``data_spec`` as :func:`recorded_data` read and split it (the run's
+    seed, fractions and columns), scored where the split asked for is that one rather than read again."""
     from tunelab.run.artifacts import find_model_dir, load_artifact
     from tunelab.run.cache import build_device
     from tunelab.run.outputs import reduce_logits
@@ -209,12 +218,14 @@ def _evaluate(path, data_spec: Any, *, split: str = "test", text_column: str | N
     device = build_device()  # the GPU when there is one, as for training
     model, tokenizer, info = load_artifact(path, device)
     recorded = run_split_settings(path, info)
-    # "all": every row of the data as it is, unsplit; a split: the one training made of it (the same seed)
-    data = _load_as_trained(data_spec, info, recorded, text_column=text_column, label_column=label_column, seed=seed,
-                            split=split != "all")
     # split as the run split its data: its fingerprint says whether the rows are still the ones it recorded
     as_run = (seed in (None, recorded.get("seed", 42)) and text_column in (None, recorded.get("text_column"))
               and label_column in (None, recorded.get("label_column")))
+    if read is not None and as_run and split != "all":  # split so already by recorded_data's check: not read again
+        data = read
+    else:  # "all": every row of the data as it is, unsplit; a split: the one training made of it (the same seed)
+        data = _load_as_trained(data_spec, info, recorded, text_column=text_column, label_column=label_column,
+                                seed=seed, split=split != "all")
     text_column = text_column or recorded.get("text_column") or "text"
     for note in data.warnings:  # what reading the data did to it (a label column a language model ignores, ...)
         logging.getLogger("tunelab").warning(note)
