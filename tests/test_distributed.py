@@ -611,6 +611,68 @@ def test_sigterm_to_torchrun_saves_a_checkpoint_and_says_so_once(setup):
     assert not (out / "metrics.json").exists() and list((out / "checkpoints").glob("checkpoint-*"))
 
 
+def test_the_resume_command_of_an_accelerate_launch_starts_as_many_processes(tmp_path, monkeypatch):
+    """``accelerate launch --multi_gpu --num_processes 2`` on CPU was told to resume with ``accelerate launch
+    --num_processes 2 <the launch's other options> ...``: without --multi_gpu (nothing else to give) accelerate's
+    single-process launcher started one process, which tunelab refused with the same command, a loop. The command now
+    keeps the option that chose the launcher (from what accelerate sets in its processes); followed as it reads, it
+    starts two processes that say the same command. A launch by an FSDP / DeepSpeed config or flag gets no
+    --multi_gpu (it would turn them off); an MPI launch keeps --cpu; the checkpoint keeps the options."""
+    import shutil
+
+    from tunelab.errors import ConfigError
+    from tunelab.run import ranks, resilience
+    from tunelab.run.training import _check_same_run
+
+    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or shutil.which("accelerate")
+    script = tmp_path / "probe.py"
+    script.write_text("import os\nfrom tunelab.run import ranks\n"
+                      "os.write(1, f'launch: {ranks.world_size()} {ranks.Launch.current().command(\"x\")}\\n'.encode())\n")
+
+    def launched(options: list[str]) -> list[str]:
+        done = subprocess.run([accelerate, "launch", *options, f"--main_process_port={_free_port()}", str(script)],
+                              env=_env(), capture_output=True, text=True, timeout=120)
+        return sorted(line for line in done.stdout.splitlines() if line.startswith("launch:"))
+
+    first = launched(["--multi_gpu", "--num_processes", "2"])
+    assert len(first) == 2 and first[0] == first[1] and first[0].startswith("launch: 2 "), first
+    hint = first[0].removeprefix("launch: 2 ")
+    options = hint.split(" <the launch's other options> ")[0].split()[2:]  # as it reads, the placeholder left out
+    assert launched(options) == first, (hint, options)  # two processes again, which say the same command
+    assert hint == "accelerate launch --multi_gpu --num_processes 2 <the launch's other options> -m tunelab.cli.main x"
+
+    for name in (*ranks.LAUNCH_VARIABLES, *(variable for _, variable in ranks.LAUNCHERS), "ACCELERATE_USE_CPU",
+                 "ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED", "ACCELERATE_USE_MEGATRON_LM"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {"WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "TORCHELASTIC_RUN_ID": "none",
+                        "ACCELERATE_MIXED_PRECISION": "no"}.items():  # accelerate launch --multi_gpu's processes
+        monkeypatch.setenv(name, value)
+    out = tmp_path / "run"
+    checkpoint = out / "checkpoints" / "checkpoint-2"
+    checkpoint.mkdir(parents=True)
+    resilience.write_train_seconds(checkpoint, 1.5, ranks.Launch.current(), "abc")
+    resume = "accelerate launch --multi_gpu --num_processes 2 <the launch's other options> -m tunelab.cli.main train"
+    assert resilience.resume_command(out).startswith(resume)
+    for name in ("WORLD_SIZE", "LOCAL_WORLD_SIZE", "TORCHELASTIC_RUN_ID", "ACCELERATE_MIXED_PRECISION"):
+        monkeypatch.delenv(name)  # a later single-process resume, refused with the launch's command
+    config = TrainConfig(out=str(out), resume=True)
+    config.save(out / "run_config.yaml")
+    with pytest.raises(ConfigError) as refused:
+        _check_same_run(config, out, checkpoint)
+    assert f"Resume it as it started ({resume}" in str(refused.value)
+
+    for name, value in {"WORLD_SIZE": "2", "TORCHELASTIC_RUN_ID": "none", "ACCELERATE_MIXED_PRECISION": "no",
+                        "ACCELERATE_USE_FSDP": "true"}.items():  # --config_file fsdp.yaml (or --use_fsdp)
+        monkeypatch.setenv(name, value)
+    assert resilience.resume_command(out).startswith("accelerate launch --num_processes 2 <the launch's other options>")
+    monkeypatch.delenv("ACCELERATE_USE_FSDP")
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID")
+    monkeypatch.delenv("WORLD_SIZE")
+    for name, value in {**MPI_LAUNCHES["open-mpi"], "ACCELERATE_USE_CPU": "True"}.items():  # --cpu --mpirun_hostfile
+        monkeypatch.setenv(name, value)
+    assert resilience.resume_command(out).startswith("accelerate launch --cpu --num_processes 4 <the launch's other")
+
+
 def test_accelerate_cpu_launch_of_several_processes_that_starts_one_says_so(setup, tmp_path, monkeypatch):
     """``accelerate launch --cpu --num_processes 2`` starts one process (accelerate's single-process launcher); the run
     trained alone at half the batch asked for, with nothing said. Its record and warnings now say so; ``--cpu`` alone

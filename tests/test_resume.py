@@ -444,8 +444,8 @@ def test_the_resume_command_of_a_run_over_several_processes_names_its_launcher(m
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
     assert resilience.resume_command(tmp_path).startswith("torchrun --nnodes 2 --nproc_per_node 4 <the launch's rendezvous")
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "no")  # accelerate launch --multi_gpu: through torchrun's agent
-    assert resilience.resume_command(tmp_path) == (f"accelerate launch --num_processes 8 <the launch's other options> "
-                                                   f"-m tunelab.cli.main train --config {config} --resume")
+    assert resilience.resume_command(tmp_path) == (f"accelerate launch --multi_gpu --num_processes 8 <the launch's other "
+                                                   f"options> -m tunelab.cli.main train --config {config} --resume")
 
 
 def test_a_run_over_several_processes_is_resumed_as_it_ran_from_a_process_outside_its_launch(monkeypatch, tmp_path):

@@ -93,19 +93,37 @@ def launcher() -> str | None:
     return "mpirun" if _from_launch(WORLD_SIZE_FROM[1:]) is not None else None
 
 
+def launcher_options() -> str:
+    """The options of this process's ``accelerate launch`` that chose the launcher which started its processes, as a
+    resume must give them again: without them accelerate's single-process launcher starts one process whatever
+    ``--num_processes`` says (:func:`processes_ignored`), and the resume is refused for its process count. ``--multi_gpu``
+    for a launch through torchrun (``--multi_gpu``, or a config that asks for it: on CPU too, over gloo), unless FSDP,
+    DeepSpeed or Megatron-LM asked for it (their config or flag chooses the launcher: ``--multi_gpu`` would turn them
+    off); ``--cpu`` for an MPI launch that had it (``ACCELERATE_USE_CPU``, which that launcher sets); else ``""``."""
+    if launcher() != "accelerate launch":
+        return ""
+    env, true = os.environ, ("1", "true", "yes")
+    if env.get(dict(LAUNCHERS)["torchrun"]) is not None:
+        own = ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED", "ACCELERATE_USE_MEGATRON_LM")
+        return "" if any(env.get(name, "").lower() in true for name in own) else "--multi_gpu"
+    return "--cpu" if env.get("ACCELERATE_USE_CPU", "").lower() in true else ""
+
+
 @dataclass(frozen=True)
 class Launch:
-    """How a run was launched: its processes, how many of them on each machine, and its launcher (:func:`launcher`).
-    Each checkpoint keeps its run's (``resilience.checkpoint_launch``), so that a later process can say how to go on."""
+    """How a run was launched: its processes, how many of them on each machine, its launcher (:func:`launcher`) and
+    the launcher's options that chose how it started them (:func:`launcher_options`). Each checkpoint keeps its run's
+    (``resilience.checkpoint_launch``), so that a later process can say how to go on."""
 
     processes: int = 1
     per_machine: int = 1
     launcher: str | None = None
+    options: str = ""
 
     @classmethod
     def current(cls) -> Launch:
         """This process's launch (one process, no launcher, outside one)."""
-        return cls(world_size(), local_world_size(), launcher())
+        return cls(world_size(), local_world_size(), launcher(), launcher_options())
 
     def command(self, arguments: str) -> str:
         """The command that runs ``tunelab <arguments>`` as this launch ran: under its launcher, with as many processes
@@ -116,6 +134,8 @@ class Launch:
         'tunelab train --config r.yaml --resume'
         >>> Launch(2, 2, "torchrun").command("train --config r.yaml --resume")
         'torchrun --nproc_per_node 2 -m tunelab.cli.main train --config r.yaml --resume'
+        >>> Launch(2, 2, "accelerate launch", "--multi_gpu").command("train --config r.yaml --resume")
+        "accelerate launch --multi_gpu --num_processes 2 <the launch's other options> -m tunelab.cli.main train --config r.yaml --resume"
         """
         world, local = self.processes, min(self.per_machine, self.processes)
         if world <= 1:
@@ -126,7 +146,9 @@ class Launch:
             return (f"torchrun --nnodes {world // local} --nproc_per_node {local} <the launch's rendezvous options> "
                     f"-m tunelab.cli.main {arguments}")
         if self.launcher == "accelerate launch":
-            return f"accelerate launch --num_processes {world} <the launch's other options> -m tunelab.cli.main {arguments}"
+            options = f"{self.options} " if self.options else ""
+            return (f"accelerate launch {options}--num_processes {world} <the launch's other options> "
+                    f"-m tunelab.cli.main {arguments}")
         if self.launcher == "mpirun":
             return f"mpirun -n {world} <the launch's other options> python -m tunelab.cli.main {arguments}"
         return f"the launch that started it, {world} processes, running python -m tunelab.cli.main {arguments}"

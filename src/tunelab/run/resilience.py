@@ -104,11 +104,12 @@ TIME_FILE = "tunelab_time.json"
 
 def write_train_seconds(checkpoint: str | Path, seconds: float, launch: Launch | None = None, data: str | None = None) -> None:
     """Beside the training seconds, how the checkpoint was launched (a :class:`~tunelab.run.ranks.Launch`: processes,
-    processes per machine, launcher) and on which data (the run's data fingerprint): a resume must take as many
+    processes per machine, launcher and its options) and on which data (the run's data fingerprint): a resume must take as many
     processes, and the same data, and its command is said from the launch."""
     launch = launch or Launch()
     facts = {"train_seconds": round(float(seconds), 3), "world_size": int(launch.processes),
-             "local_world_size": int(launch.per_machine), "launcher": launch.launcher, "data_fingerprint": data}
+             "local_world_size": int(launch.per_machine), "launcher": launch.launcher,
+             "launcher_options": launch.options, "data_fingerprint": data}
     (Path(checkpoint) / TIME_FILE).write_text(json.dumps(facts) + "\n")
 
 
@@ -118,12 +119,13 @@ def checkpoint_launch(checkpoint: str | Path) -> Launch | None:
     try:
         facts = json.loads((Path(checkpoint) / TIME_FILE).read_text())
         world, local, launcher = facts.get("world_size"), facts.get("local_world_size", facts.get("world_size")), facts.get("launcher")
+        options = facts.get("launcher_options")  # None in a checkpoint saved before tunelab kept them
     except (OSError, ValueError, AttributeError):
         return None
     if not (isinstance(world, int) and world > 0):
         return None
     return Launch(world, local if isinstance(local, int) and local > 0 else world,
-                  launcher if isinstance(launcher, str) else None)
+                  launcher if isinstance(launcher, str) else None, options if isinstance(options, str) else "")
 
 
 def checkpoint_data(checkpoint: str | Path) -> str | None:
