@@ -568,3 +568,33 @@ def test_a_cross_text_run_does_not_reuse_the_features_of_per_text_attention(tiny
     assert across["train_info"]["cache"]["key"] != per_text["train_info"]["cache"]["key"]
     assert not across["train_info"]["cache"]["reused"]
     assert across["metrics"]["validation"]["loss"] == pytest.approx(plain["metrics"]["validation"]["loss"], abs=1e-5)
+
+
+def test_why_the_cache_is_not_used_is_said_once_on_the_console_and_in_the_record(bert_dir, tmp_path,
+                                                                                  toy_classification_data, monkeypatch,
+                                                                                  caplog):
+    """A body whose blocks are not layers (XLM) trained without the cache with a note in train_info.notes only: the
+    run's warnings are logged before the cache is planned, so the console never said it."""
+    import logging
+
+    from tunelab.models.layout import Layout
+
+    monkeypatch.setattr(Layout, "blocks_problem", lambda self: "its blocks are made up for this test")
+    with caplog.at_level(logging.WARNING, logger="tunelab"):
+        record = train(_config(bert_dir, tmp_path), data=toy_classification_data, progress=False)
+    note = "frozen-layer cache not used for this bert model, trained without it: its blocks are made up for this test"
+    assert not record["train_info"]["cache"]["used"]
+    assert record["train_info"]["notes"].count(note) == 1
+    assert [r.getMessage() for r in caplog.records].count(note) == 1
+
+
+def test_frozen_blocks_above_the_models_depth_freeze_everything_below_the_head(bert_dir, tmp_path,
+                                                                                toy_classification_data):
+    """A strategy whose frozen_blocks counted more blocks than the model has (a plugin counting ALBERT's 12 layers
+    over its one shared block) silently trained without the cache: it means every block, as head's own plan."""
+    run = prepare(_config(bert_dir, tmp_path), toy_classification_data)
+    head = frozen_cache.plan(run)
+    run.strategy.frozen_blocks = lambda model, layout, config: layout.num_blocks + 9
+    deeper = frozen_cache.plan(run)
+    assert deeper is not None and (deeper.split, deeper.positions) == (head.split, head.positions) == (3, "first")
+    assert not [w for w in run.warnings if "frozen-layer cache" in w]

@@ -108,27 +108,42 @@ class CachePlan:
 
 
 def plan(run) -> CachePlan | None:
-    """A :class:`CachePlan` when ``run``'s strategy keeps a frozen prefix of at least one block, else ``None``."""
+    """A :class:`CachePlan` when ``run``'s strategy keeps a frozen prefix of at least one block, else ``None`` (where it
+    keeps one but the cache cannot use it, :func:`not_used` says why). A ``frozen_blocks`` above the model's blocks
+    (a plugin counting ALBERT's 12 layers over its one shared block) means them all: everything below the head."""
     split = run.strategy.frozen_blocks(run.model, run.layout, run.config)
-    if split is None or split < 1 or split > run.layout.num_blocks:
+    if split is None or split < 1:
         return None
+    split = min(split, run.layout.num_blocks)
     trained = [n for n, p in _prefix_parameters(run.layout, split) if p.requires_grad]
     if trained:  # the strategy says frozen, the weights say otherwise: never cache what trains (a plugin's mistake)
-        note = (f"frozen-layer cache not used, trained without it: strategy '{run.strategy.name}' says the embeddings "
-                f"and the bottom {split} block{'s' if split != 1 else ''} stay frozen (frozen_blocks), but its prepare() "
-                f"left {len(trained)} of their weights trainable ({some_of(trained, 3)}); make the two agree")
-        log.warning(note)
-        run.warnings.append(note)
+        not_used(run, f"strategy '{run.strategy.name}' says the embeddings and the bottom {split} "
+                      f"block{'s' if split != 1 else ''} stay frozen (frozen_blocks), but its prepare() left "
+                      f"{len(trained)} of their weights trainable ({some_of(trained, 3)}); make the two agree")
         return None
     problem = run.layout.blocks_problem()
     if problem:  # a block is not a layer: the hidden states between blocks are not the layers' (XLM)
-        run.warnings.append(f"frozen-layer cache not used for this {run.layout.family} model, trained without it: {problem}")
+        not_used(run, problem)
         return None
     head_only = split == run.layout.num_blocks and run.data.task == "classification"
     positions = run.layout.head_reads if head_only else "all"  # the positions the head reads, or every one
     precision = resolve_precision(getattr(run.config, "cache_precision", "auto"))
     return CachePlan(split=split, positions=positions, dtype=cache_dtype(run.config), precision=precision,
                      root=cache_root(run.config))
+
+
+def not_used(run, why: str) -> str:
+    """Say once why ``run`` trains without the frozen-layer cache although its strategy keeps a frozen prefix: on the
+    console (the main process's log) and in the record (``run.warnings``, which become ``train_info.notes``). Every
+    such reason takes this one path: the run's warnings are logged before the cache is planned, so a note only
+    appended there reached the record alone. Returns the note."""
+    from tunelab.run import ranks
+
+    note = f"frozen-layer cache not used for this {run.layout.family} model, trained without it: {why}"
+    if ranks.is_main():
+        log.warning(note)
+    run.warnings.append(note)
+    return note
 
 
 EXTRA_READ = ("cache_dtype",)
@@ -868,9 +883,7 @@ def apply(plan: CachePlan, run, datasets: tuple[Any, Any, Any], collator=None):
         except (OSError, ValueError, KeyError) as exc:  # changed on disk since it was checked
             why = f"reading it failed ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]})"
     if why is not None:
-        note = f"frozen-layer cache not used for this {run.layout.family} model, trained without it: {why}"
-        log.warning(note)
-        run.warnings.append(note)
+        not_used(run, why)
         return datasets[0], datasets[1], datasets[2], collator, {"used": False, "fallback": why}
     where = "memory" if in_memory else "disk"
     log.info(

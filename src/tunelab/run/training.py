@@ -1089,9 +1089,10 @@ def _training_datasets(run: PreparedRun, collator, plan) -> _Datasets:
     splits = (run.tokenized["train"], run.tokenized["validation"], run.tokenized["test"])
     n_tokens = int(sum(splits[0]["length"]))
     if plan is not None and ranks.sharded():
-        off = {"used": False, "off": f"weights sharded across processes ({ranks.sharded()}): the frozen-prefix cache "
-                                     "replaces blocks' forward in place, which a sharding wrapper does not expect"}
-        return _Datasets(*splits, collator, n_tokens, run.model, cache_info=off)
+        why = (f"weights sharded across processes ({ranks.sharded()}): the frozen-prefix cache replaces blocks' forward "
+               "in place, which a sharding wrapper does not expect")
+        frozen_cache.not_used(run, why)
+        return _Datasets(*splits, collator, n_tokens, run.model, cache_info={"used": False, "off": why})
     if plan is None:
         return _Datasets(*splits, collator, n_tokens, run.model)
     train_ds, val_ds, test_ds, collator, cache_info = frozen_cache.apply(plan, run, splits, collator=collator)
