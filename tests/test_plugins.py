@@ -369,3 +369,39 @@ def test_a_plugin_that_saves_a_peft_adapter_without_saying_so_is_recorded_and_lo
     from peft import PeftModel
 
     assert isinstance(load_artifact(folder)[0], PeftModel)
+
+
+def test_estimate_and_recommend_of_a_strategy_defined_in_the_running_script_say_so_before_measuring(
+        tiny_bert_dir, toy_classification_data, monkeypatch):
+    """A strategy defined in the script that calls estimate (or recommend) is unknown to the measuring process, which
+    failed with "unknown strategy" after the data was read; compare said it up front in one line. One check for all
+    three (tunelab.run.isolate.unimportable_problems), each naming its own isolate=False."""
+    from tunelab.advice import estimate as estimate_module
+    from tunelab.advice import recommend as recommend_module
+    from tunelab.errors import ConfigError
+    from tunelab.strategies.head import Head
+
+    class ScriptHead(Head):
+        name, summary = "script-head", "defined in __main__"
+
+    ScriptHead.__module__ = "__main__"
+
+    def no_process(*args, **kwargs):
+        raise AssertionError("a measuring process was started")
+
+    monkeypatch.setattr(estimate_module, "_run_isolated", no_process)
+    monkeypatch.setattr(recommend_module, "_estimate_row", no_process)
+    before = dict(STRATEGIES)
+    try:
+        register_strategy(ScriptHead)
+        config = TrainConfig(model=str(tiny_bert_dir), strategy="script-head", batch_size=8)
+        with pytest.raises(ConfigError, match=r"^strategy 'script-head' is defined in the script that runs the "
+                                              r"estimate, .* or estimate\(\.\.\., isolate=False\)$"):
+            estimate_module.estimate(config, use_data=False, reuse=False)
+        with pytest.raises(ConfigError, match=r"^strategy 'script-head' is defined in the script that runs the "
+                                              r"advice, .* or recommend\(\.\.\., isolate=False\)$"):
+            recommend_module.recommend(str(tiny_bert_dir), toy_classification_data, strategies=["script-head"],
+                                       config=config)
+    finally:
+        STRATEGIES.clear()
+        STRATEGIES.update(before)

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.config import TrainConfig, as_config
-from tunelab.errors import TrainingError, TunelabError
+from tunelab.errors import ConfigError, TrainingError, TunelabError
 from tunelab.units import MEMORY_UNIT, format_mb
 
 #: Examples per epoch assumed when no data is given.
@@ -85,6 +85,12 @@ def estimate(
     config.validate()
     if warmup_steps < 1 or timed_steps < 1:
         raise TunelabError("estimate needs at least 1 warm-up step and 1 timed step: raise --warmup-steps / --steps")
+    if isolate:  # before the data is read: the measuring process would fail with "unknown strategy"
+        from tunelab.run.isolate import unimportable_problems
+
+        problems = unimportable_problems([config.strategy], "the estimate", "estimate")
+        if problems:
+            raise ConfigError(problems)
     job = {
         "config": config.to_dict(),
         "use_data": use_data,

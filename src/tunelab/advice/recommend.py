@@ -114,7 +114,7 @@ from tunelab.advice.domain import DOMAIN_THRESHOLDS
 from tunelab.advice.domain import level as _level
 from tunelab.config import TrainConfig, as_config, out_of_range
 from tunelab.data.reference import reference_texts
-from tunelab.errors import TunelabError, and_list, setting, setting_as
+from tunelab.errors import ConfigError, TunelabError, and_list, setting, setting_as
 from tunelab.metrics import IGNORE_INDEX
 from tunelab.units import format_mb
 
@@ -711,6 +711,13 @@ def recommend(
     config, task_data = _resolved(model, data, config)
     metric = _metric(metric, task_data.task)
     candidates = _candidates(strategies, task_data.task, budget_minutes, memory_gb)
+    limited = budget_minutes is not None or memory_gb is not None
+    if isolate and (measure_costs or limited):  # the estimates' processes would fail with "unknown strategy"
+        from tunelab.run.isolate import unimportable_problems
+
+        problems = unimportable_problems(candidates, "the advice", "recommend")
+        if problems:
+            raise ConfigError(problems)
     resolve_model(model)  # fail early on a bad model name
     tokenizer = load_tokenizer(model)
     max_length = _max_length(config, task_data, model, tokenizer)
@@ -728,7 +735,6 @@ def recommend(
                                       timed_steps=timed_steps, probe_tokens=probe_tokens, isolate=isolate, reuse=reuse))
         return mark_fits(rows, budget_minutes=budget_minutes, memory_gb=memory_gb)
 
-    limited = budget_minutes is not None or memory_gb is not None
     estimates = measured() if measure_costs or limited else None
     fitting = candidates if estimates is None else [r["strategy"] for r in estimates if r.get("fits")]
     if task_data.task == "classification":

@@ -610,11 +610,9 @@ def compare(base: TrainConfig | Mapping[str, Any] | None = None, strategies: Seq
     problems = _problems(base, strategies, opts.seeds, opts.data_fractions, opts.lr_overrides, opts.lr_factors,
                          opts.tune_lr_epochs)
     if opts.isolate and opts.executor is None:
-        from tunelab.run.isolate import unimportable
+        from tunelab.run.isolate import unimportable_problems
 
-        problems += [f"strategy '{name}' is defined in the script that runs the comparison, which its runs' processes "
-                     "cannot import: move its class to a module (register_strategy there), declare it as a "
-                     "'tunelab.strategies' entry point, or compare(..., isolate=False)" for name in unimportable(strategies)]
+        problems += unimportable_problems(strategies, "the comparison", "compare")
     if problems:
         raise ConfigError(problems)
     if isinstance(data, str | os.PathLike):  # a file or a built-in name: read where it is, as base.data

@@ -202,6 +202,15 @@ def unimportable(names: list[str]) -> list[str]:
     return [n for n in names if n in STRATEGIES and STRATEGIES[n].__module__ == "__main__"]
 
 
+def unimportable_problems(names: list[str], what: str, caller: str) -> list[str]:
+    """One line for each of the strategies ``names`` that a job process cannot know (:func:`unimportable`), said before
+    any work starts: their processes failed with "unknown strategy". ``what`` runs them ("the comparison"), ``caller``
+    is the function whose ``isolate=False`` runs them in this process instead ("compare")."""
+    return [f"strategy '{name}' is defined in the script that runs {what}, which its processes cannot import: move "
+            "its class to a module (register_strategy there), declare it as a 'tunelab.strategies' entry point, or "
+            f"{caller}(..., isolate=False)" for name in unimportable(names)]
+
+
 def import_strategy_modules() -> None:
     """In a job: import the modules of the parent's strategies (:data:`STRATEGIES_ENV`) and register their classes,
     so that a strategy the caller registered at run time is known here too, also where its module does not register
