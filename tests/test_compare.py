@@ -810,3 +810,22 @@ def test_a_kill_while_a_resumed_comparison_renames_a_run_leaves_its_settings_who
         pass
     monkeypatch.undo()
     assert (new / "run_config.yaml").read_text() in (settings, settings.replace(str(old), str(new)))
+
+
+def test_a_resumed_comparison_compares_only_the_extra_keys_a_strategy_reads(tiny_bert_dir, toy_csv, tmp_path,
+                                                                           runs_in_process, capsys):
+    """`compare --resume --extra top=2` (a plugin's setting) trained head and bitfit again, which read no --extra key:
+    a finished run is reused unless a key its strategy (or tunelab: the cache's dtype) reads has changed."""
+    from tunelab.cli.main import main
+
+    out = tmp_path / "cmp"
+    argv = ["compare", "--model", str(tiny_bert_dir), "--data", str(toy_csv), "--strategies", "head,bitfit",
+            "--epochs", "1", "--batch-size", "8", "--out", str(out), "--no-pre-recommendation", "--exhaustive"]
+    assert main(argv) == 0
+    first = {run: _record(out, run) for run in ("head", "bitfit")}
+    capsys.readouterr()
+    assert main([*argv, "--resume", "--extra", "top=2"]) == 0
+    assert capsys.readouterr().out.count("finished earlier, reused") == 2
+    assert {run: _record(out, run) for run in ("head", "bitfit")} == first
+    assert main([*argv, "--resume", "--extra", "cache_dtype=float32"]) == 2  # the cache's features change: refused
+    assert "--extra {} → {'cache_dtype': 'float32'}" in capsys.readouterr().err

@@ -160,8 +160,10 @@ def test_a_measurement_is_reused_for_the_same_model_options_data_and_machine(tin
     assert any("reused the measurement" in n for n in again["notes"])
     assert not estimate(config.replace(batch_size=4), **kw)["reused"]  # a step of another shape is measured
     assert not estimate(config, **kw, reuse=False)["reused"]  # asked to measure again
-    # extra: holds settings that change a step (a plugin strategy's own options, the cache's dtype)
-    assert not estimate(config.replace(extra={"my_rank": 64}), **kw)["reused"]
+    # extra: holds settings that change a step (a plugin strategy's own options, the cache's dtype); a key lora does
+    # not read changes none of its steps
+    assert not estimate(config.replace(extra={"cache_dtype": "float32"}), **kw)["reused"]
+    assert estimate(config.replace(extra={"my_rank": 64}), **kw)["reused"]
     assert len(list((tmp_path / "cache" / "estimates").glob("*.json"))) == 3
 
 
@@ -284,3 +286,16 @@ def test_a_stored_measurement_with_a_negative_step_time_is_summed_up_again_when_
     assert est["time_per_epoch_s"] == pytest.approx(63 * est["time_per_step_s"], abs=1e-2)
     assert est["train_time_s"] == pytest.approx(3.0 + est["first_step_s"] + 62 * est["time_per_step_s"], abs=1e-2)
     assert any("measured less than batch size 11" in n for n in est["notes"])
+
+
+def test_a_stored_measurement_is_keyed_by_the_extra_keys_the_strategy_reads(tiny_bert_dir):
+    """The estimate's stored measurement was keyed by the whole --extra: a plugin's key that head never reads measured
+    head's steps again. The keys that count are those a comparison's reuse compares (TrainConfig.extra_in_effect)."""
+    from tunelab.advice.estimate import _stored_path
+
+    def key(**extra):
+        config = TrainConfig(model=str(tiny_bert_dir), strategy="head", extra=extra)
+        return _stored_path({"config": config.to_dict(), "use_data": False}, None, True, config)
+
+    assert key(top=2) == key()
+    assert key(cache_dtype="float32") != key()  # tunelab's own key: the cache's features, so the steps, change

@@ -243,10 +243,25 @@ def test_register_strategy_refuses_a_taken_name_with_the_entry_points_line_and_a
 
 def test_a_comparison_reuses_a_finished_run_only_with_the_same_plugin_settings():
     from tunelab.compare.runner import _same_config
+    from tunelab.strategies.head import Head
 
+    class ReadsAny(Head):  # declares no extra_options: it may read any key
+        name, summary = "reads-any", "a plugin"
+
+    before = dict(STRATEGIES)
+    try:
+        register_strategy(ReadsAny)
+        planned = TrainConfig(strategy="reads-any", extra={"scale_init": 0.1})
+        assert _same_config(planned, planned.to_dict())
+        assert not _same_config(planned, planned.replace(extra={"scale_init": 0.2}).to_dict())
+    finally:
+        STRATEGIES.clear()
+        STRATEGIES.update(before)
+    # a built-in reads no key of its own: another plugin's key is no other run, the cache's dtype is
     planned = TrainConfig(strategy="head", extra={"scale_init": 0.1})
-    assert _same_config(planned, planned.to_dict())
-    assert not _same_config(planned, planned.replace(extra={"scale_init": 0.2}).to_dict())
+    assert _same_config(planned, planned.replace(extra={"scale_init": 0.2}).to_dict())
+    assert _same_config(planned, planned.replace(extra={}).to_dict())
+    assert not _same_config(planned, planned.replace(extra={"scale_init": 0.1, "cache_dtype": "float32"}).to_dict())
     # where the logs go is not what the run computes: a resume that adds --report-to mlflow reuses it
     assert _same_config(planned.replace(report_to="mlflow"), planned.replace(report_to="none").to_dict())
 

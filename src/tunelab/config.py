@@ -138,6 +138,11 @@ def unrecorded_settings(path: str | Path) -> dict[str, Any]:
     return {} if values is None else {k: v for k, v in UNRECORDED.items() if k not in values}
 
 
+EXTRA_READ = ("cache_dtype",)
+"""The :attr:`TrainConfig.extra` keys tunelab's own code reads, whatever the strategy (the frozen-layer cache's dtype,
+:func:`tunelab.run.cache.cache_dtype`); every other key is a strategy's (:meth:`TrainConfig.extra_in_effect`)."""
+
+
 OPERATIONAL = frozenset({"out", "resume", "overwrite", "cache_dir", "save_steps", "micro_batch_tokens", "report_to"})
 """The settings that change where and how a run is carried out or watched, not what it trains: a comparison reuses a
 finished run across them, and ``--resume`` continues an interrupted one across them (every other change is another run)."""
@@ -305,7 +310,8 @@ class TrainConfig:
     extra: dict[str, Any] = field(default_factory=dict)
     """A plugin strategy's own settings, which are not fields here (a strategy's ``options`` must be fields): given
     as ``--extra KEY=VALUE`` flags, an ``extra:`` mapping in a --config YAML or from Python, read with ``config.extra.get(...)``,
-    written to run_config.yaml with the rest; a comparison reuses a finished run only where they match."""
+    written to run_config.yaml with the rest; a comparison reuses a finished run only where those its strategy reads
+    match (:meth:`extra_in_effect`)."""
 
     def __post_init__(self) -> None:
         """Values from Python in the form the settings keep (:func:`_plain_value`): a ``pathlib.Path`` as a str, a
@@ -325,9 +331,26 @@ class TrainConfig:
         ``meta_info``), a strategy option whose two values the strategy resolves alike on that model (``--layers 2``
         and its default, None, on a model of 2 blocks or more: :meth:`~tunelab.strategies.Strategy.resolved_options`)."""
         idle = self.without_effect(self.task or recorded.get("task"))
-        return [(name, recorded.get(name), value) for name, value in self.to_dict().items()
+        mine, recorded = self.to_dict(), dict(recorded)
+        if isinstance(recorded.get("extra"), Mapping | None):  # only the keys this strategy or tunelab reads
+            mine["extra"] = self.extra_in_effect()
+            recorded["extra"] = self.replace(extra=dict(recorded.get("extra") or {})).extra_in_effect()
+        return [(name, recorded.get(name), value) for name, value in mine.items()
                 if name not in OPERATIONAL and name not in idle and not (name == "task" and value is None)
                 and recorded.get(name) != value and not self._resolve_alike(name, recorded.get(name), num_blocks)]
+
+    def extra_in_effect(self) -> dict[str, Any]:
+        """The part of :attr:`extra` that can change what a run of this config trains: tunelab's own keys
+        (:data:`EXTRA_READ`, the cache's dtype) and those its strategy declares it reads
+        (:attr:`~tunelab.strategies.Strategy.extra_options`); all of it where the strategy declares none (a plugin may
+        read any key) or is unknown. What a comparison's reuse and ``--resume`` compare (:meth:`changed_from`), what
+        keys the estimate's stored measurement (:mod:`tunelab.advice.estimate`), and what is not said to be ignored
+        (:func:`~tunelab.strategies.base.unused_options`)."""
+        from tunelab.strategies.base import extra_keys_read
+
+        read = extra_keys_read(self.strategy)
+        extra = dict(self.extra or {})
+        return extra if read is None else {k: v for k, v in extra.items() if k in read or k in EXTRA_READ}
 
     def changed_from_run(self, recorded: Mapping[str, Any], num_blocks: int | None = None) -> list[tuple[str, Any, Any]]:
         """:meth:`changed_from` the run ``recorded``, on the model of ``num_blocks`` blocks its record says; where it

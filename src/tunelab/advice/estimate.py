@@ -113,7 +113,7 @@ def estimate(
         where = "in a fresh process" if isolate else "in this process"
         progress(f"timing {timed_steps} training steps of {config.strategy} on {config.model} {where} (after "
                  f"{warmup_steps} to warm up; a stored measurement is reused where there is one)")
-    stored = _stored_path(job, data, isolate)
+    stored = _stored_path(job, data, isolate, config)
     if reuse and stored.is_file():
         return _for_epochs(_reused(stored), config)
     if not isolate:
@@ -137,7 +137,7 @@ def estimate(
 
 #: Options that do not change what a training step costs (where the run writes, what it reports, ...).
 # options that change neither a step's time nor its memory; ``extra`` is not one of them: it holds the cache's dtype
-# and a plugin strategy's own settings (its rank, its schedule), which change both
+# and a plugin strategy's own settings (its rank, its schedule), which change both (the keys neither reads: none)
 _COST_FREE = ("out", "overwrite", "resume", "report_to", "forgetting", "reference_text", "merge", "save_steps")
 #: Options that change how many steps run, or the numbers an optimizer step uses, but not what one step costs: the
 #: timed steps are reused, and the training time is worked out again for them (:func:`_for_epochs`). They were part of
@@ -163,13 +163,14 @@ def _machine() -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _stored_path(job: dict[str, Any], data: Any, isolate: bool) -> Path:
+def _stored_path(job: dict[str, Any], data: Any, isolate: bool, config: TrainConfig) -> Path:
     import hashlib
     import json
 
     from tunelab.models import cache_dir, model_identity
 
     cost = {k: v for k, v in job["config"].items() if k not in _COST_FREE + _STEP_FREE}
+    cost["extra"] = config.extra_in_effect()  # a key the strategy does not read changes no step
     parts = {
         "format": _STORE_FORMAT, "job": {**job, "config": cost}, "isolated": isolate,
         "model": model_identity(job["config"]["model"]), "data": getattr(data, "fingerprint", None) if data is not None else None,

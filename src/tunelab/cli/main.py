@@ -97,13 +97,12 @@ def print_record(record: dict) -> None:
 
 def cmd_train(args) -> int:
     from tunelab.run import ranks
-    from tunelab.run.cache import EXTRA_READ
     from tunelab.run.training import batch_search_off, micro_batches_off, train
     from tunelab.strategies.base import unused_options
 
     config = config_from_args(args).validate()  # a bad value first: then no warning that the option is ignored
     warn_unused_fractions(args, config)
-    ignored = unused_options(config, read_elsewhere=EXTRA_READ)
+    ignored = unused_options(config)
     if ignored and ranks.local_rank() == 0:  # every process of a launch reads the same options
         verb = "does" if len(ignored) == 1 else "do"
         logging.getLogger("tunelab").warning(f"{', '.join(ignored)} {verb} not apply to {config.strategy}, which does "

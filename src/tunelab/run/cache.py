@@ -75,6 +75,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tunelab.config import EXTRA_READ
 from tunelab.errors import some_of
 from tunelab.hardware import build_device, native_bf16
 from tunelab.io import TMP, atomic_dir, remove_quietly
@@ -144,11 +145,6 @@ def not_used(run, why: str) -> str:
         log.warning(note)
     run.warnings.append(note)
     return note
-
-
-EXTRA_READ = ("cache_dtype",)
-"""The :attr:`~tunelab.config.TrainConfig.extra` keys tunelab's own code reads, whatever the strategy (every other key
-is a strategy's: :func:`tunelab.strategies.base.unused_options`)."""
 
 
 def cache_dtype(config) -> str:

@@ -377,22 +377,30 @@ def options_not_read(name: str) -> set[str]:
 
 def unused_options(config: Any, read_elsewhere: tuple[str, ...] = ()) -> list[str]:
     """The strategy options (another strategy's :attr:`Strategy.options`) that ``config`` sets away from their default
-    and its own strategy does not read, as flags (``--use-dora``), then the ``--extra`` keys that neither it (where it
-    declares :attr:`Strategy.extra_options`) nor tunelab reads (``read_elsewhere``: ``--extra rank``): a single run would
+    and its own strategy does not read, as flags (``--use-dora``), then the ``--extra`` keys outside
+    :meth:`~tunelab.config.TrainConfig.extra_in_effect` (neither its strategy, where it declares
+    :attr:`Strategy.extra_options`, nor tunelab reads them: ``--extra rank``) or ``read_elsewhere``: a single run would
     silently ignore them."""
     import dataclasses
 
     if not isinstance(config.strategy, str) or config.strategy not in STRATEGIES:  # the options' check says so
         return []
-    strategy = STRATEGIES[config.strategy]
     others = options_not_read(config.strategy)
     defaults = {f.name: f.default for f in dataclasses.fields(config)}
     # an option that is no field is refused at registration, but a class put in STRATEGIES by hand may still name one
     flags = sorted(setting(o) for o in others if o in defaults and getattr(config, o) != defaults[o])
-    read = vars(strategy).get("extra_options")  # declared by the class itself: a subclass may read keys of its own
-    extra = [] if read is None else [f"--extra {k}" if as_flags() else f"extra[{k!r}]" for k in sorted(config.extra or {})
-                                     if k not in read and k not in read_elsewhere]
+    kept = config.extra_in_effect()
+    extra = [f"--extra {k}" if as_flags() else f"extra[{k!r}]" for k in sorted(config.extra or {})
+             if k not in kept and k not in read_elsewhere]
     return flags + extra
+
+
+def extra_keys_read(name: Any) -> tuple[str, ...] | None:
+    """The :attr:`~tunelab.config.TrainConfig.extra` keys strategy ``name`` declares it reads (its class's own
+    :attr:`Strategy.extra_options`: a subclass may read keys of its own), ``None`` where it declares none or is unknown
+    (it may read any). :meth:`~tunelab.config.TrainConfig.extra_in_effect` adds tunelab's own keys."""
+    cls = STRATEGIES.get(name) if isinstance(name, str) else None
+    return None if cls is None else vars(cls).get("extra_options")
 
 
 def merge_problem(name: str) -> str:
