@@ -598,3 +598,21 @@ def test_frozen_blocks_above_the_models_depth_freeze_everything_below_the_head(b
     deeper = frozen_cache.plan(run)
     assert deeper is not None and (deeper.split, deeper.positions) == (head.split, head.positions) == (3, "first")
     assert not [w for w in run.warnings if "frozen-layer cache" in w]
+    # the same depth for the cache a comparison shares between its runs (one rule: Strategy.frozen_prefix)
+    from tunelab.compare.runner import _frozen_split
+    from tunelab.strategies import STRATEGIES, register_strategy
+    from tunelab.strategies.head import Head
+
+    class DeepFrozen(Head):
+        name, summary = "deep-frozen", "counts more blocks than there are"
+
+        def frozen_blocks(self, model, layout, config):
+            return layout.num_blocks + 9
+
+    before = dict(STRATEGIES)
+    try:
+        register_strategy(DeepFrozen)
+        assert _frozen_split(_config(bert_dir, tmp_path, strategy="deep-frozen")) == 3
+    finally:
+        STRATEGIES.clear()
+        STRATEGIES.update(before)

@@ -486,7 +486,7 @@ def _frozen_split(config: TrainConfig) -> int | None:
     if num_blocks is None:  # a model whose config we cannot read here simply shares nothing
         return None
     try:
-        return get_strategy(config.strategy).frozen_blocks(None, SimpleNamespace(num_blocks=num_blocks), config)
+        return get_strategy(config.strategy).frozen_prefix(None, SimpleNamespace(num_blocks=num_blocks), config)
     except Exception:  # noqa: BLE001 - nor one a strategy cannot split
         return None
 

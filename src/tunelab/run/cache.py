@@ -111,11 +111,10 @@ class CachePlan:
 def plan(run) -> CachePlan | None:
     """A :class:`CachePlan` when ``run``'s strategy keeps a frozen prefix of at least one block, else ``None`` (where it
     keeps one but the cache cannot use it, :func:`not_used` says why). A ``frozen_blocks`` above the model's blocks
-    (a plugin counting ALBERT's 12 layers over its one shared block) means them all: everything below the head."""
-    split = run.strategy.frozen_blocks(run.model, run.layout, run.config)
-    if split is None or split < 1:
+    means them all: everything below the head (:meth:`~tunelab.strategies.Strategy.frozen_prefix`)."""
+    split = run.strategy.frozen_prefix(run.model, run.layout, run.config)
+    if split is None:
         return None
-    split = min(split, run.layout.num_blocks)
     trained = [n for n, p in _prefix_parameters(run.layout, split) if p.requires_grad]
     if trained:  # the strategy says frozen, the weights say otherwise: never cache what trains (a plugin's mistake)
         not_used(run, f"strategy '{run.strategy.name}' says the embeddings and the bottom {split} "

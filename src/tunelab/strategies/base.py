@@ -301,6 +301,12 @@ class Strategy:
         when the embeddings train. The training loop may cache the output of that prefix."""
         return None
 
+    def frozen_prefix(self, model: nn.Module | None, layout: Any, config: Any) -> int | None:
+        """:meth:`frozen_blocks` as the frozen-layer cache takes it: at most ``layout.num_blocks`` (more means every
+        block: a plugin counting ALBERT's 12 layers over its one shared block), ``None`` where no block stays frozen."""
+        split = self.frozen_blocks(model, layout, config)
+        return None if split is None or split < 1 else min(split, layout.num_blocks)
+
     def callbacks(self, model: nn.Module, layout: Layout, config: Any) -> list[Any]:
         return []
 
@@ -344,7 +350,7 @@ class Strategy:
     def freezes_prefix(self, config: Any) -> bool:
         """Whether a run of ``config`` keeps the embeddings and at least one block frozen (the frozen-layer cache
         applies), answered without a model like :meth:`trains_only_head`."""
-        return bool(self.frozen_blocks(None, SimpleNamespace(num_blocks=1_000), config))
+        return bool(self.frozen_prefix(None, SimpleNamespace(num_blocks=1_000), config))
 
     def widen(self, model: nn.Module, layout: Layout, config: Any) -> bool:
         """Make the trainable set the widest this strategy reaches during a run (a schedule that unfreezes
