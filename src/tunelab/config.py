@@ -344,8 +344,8 @@ class TrainConfig:
         (:data:`EXTRA_READ`, the cache's dtype) and those its strategy declares it reads
         (:attr:`~tunelab.strategies.Strategy.extra_options`); all of it where the strategy declares none (a plugin may
         read any key) or is unknown. What a comparison's reuse and ``--resume`` compare (:meth:`changed_from`), what
-        keys the estimate's stored measurement (:mod:`tunelab.advice.estimate`), and what is not said to be ignored
-        (:func:`~tunelab.strategies.base.unused_options`)."""
+        the estimate's stored measurements are keyed by (:mod:`tunelab.advice.estimate`), and what ``train`` does not
+        call ignored (:func:`~tunelab.strategies.base.unused_options`)."""
         from tunelab.strategies.base import extra_keys_read
 
         read = extra_keys_read(self.strategy)
