@@ -266,7 +266,7 @@ def test_bad_options_are_reported_together_before_training(tmp_path):
 
 def test_existing_comparison_is_not_mixed_without_resume(tmp_path):
     (tmp_path / "runs" / "head").mkdir(parents=True)
-    with pytest.raises(TunelabError, match="--resume"):
+    with pytest.raises(TunelabError, match="resume=True"):
         compare(TrainConfig(), ["head"], out=tmp_path, isolate=False, log=None)
 
 

@@ -370,7 +370,7 @@ def test_prompt_tuning_starts_from_the_tokens_of_a_text_when_asked(tiny_bert_dir
     assert 'started from the tokens of "good or bad"' in get_strategy("prompt-tuning").describe(config, "classification")
     random_start = prepare(config.replace(prompt_init_text=None), data=toy_classification_data)
     assert not torch.equal(random_start.model.prompt_encoder["default"].embedding.weight.detach(), words[ids].detach())
-    with pytest.raises(ConfigError, match="--prompt-init-text is empty"):
+    with pytest.raises(ConfigError, match="prompt_init_text= is empty"):
         prepare(config.replace(prompt_init_text="  "), data=toy_classification_data)
 
 

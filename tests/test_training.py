@@ -468,10 +468,10 @@ def test_bf16_precision_trains_under_autocast_and_keeps_float32_weights(tiny_ber
 def test_precision_choices_are_checked(monkeypatch):
     import torch
 
-    assert TrainConfig(precision="half").problems() == ["--precision 'half' is unknown: use auto, bf16, fp16 or fp32"]
+    assert TrainConfig(precision="half").problems() == ["precision='half' is unknown: use auto, bf16, fp16 or fp32"]
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert TrainConfig(precision="fp16").problems() == [
-        "--precision fp16 needs a CUDA GPU (float16 autocast is not offered on CPU): use bf16 or fp32"
+        "precision='fp16' needs a CUDA GPU (float16 autocast is not offered on CPU): use bf16 or fp32"
     ]
     assert TrainConfig(precision="auto").problems() == []
 
@@ -1119,7 +1119,7 @@ def record_notes(out) -> list[str]:
 
 
 def test_an_unknown_loss_on_is_refused():
-    with pytest.raises(ConfigError, match="--loss-on 'prompt' is unknown: use assistant, all"):
+    with pytest.raises(ConfigError, match="loss_on='prompt' is unknown: use assistant, all"):
         TrainConfig(loss_on="prompt").validate()
 
 

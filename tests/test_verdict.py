@@ -121,7 +121,7 @@ def test_metric_f1_macro_chooses_by_f1(tmp_path):
     assert rec["strategy"] == "lora" and rec["metric"] == "f1_macro"
     assert rec["validation"]["estimate"] == pytest.approx(outputs(y, balanced).metrics()["f1_macro"])
     assert "macro F1" in rec["reasons"][0]
-    with pytest.raises(ConfigError, match="--metric perplexity does not apply to classification"):
+    with pytest.raises(ConfigError, match="metric='perplexity' does not apply to classification"):
         recommend_from_results(runs, metric="perplexity")
 
 
