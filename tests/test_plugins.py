@@ -178,7 +178,7 @@ def test_a_plugin_whose_options_are_no_config_fields_is_refused_when_chosen_and_
         TrainConfig(strategy="own-option").validate()
     # every other strategy is untouched: `tunelab train --strategy head` still works
     assert unused_options(TrainConfig(strategy="head")) == []
-    assert unused_options(TrainConfig(strategy="head", lora_r=4)) == ["--lora-r"]
+    assert unused_options(TrainConfig(strategy="head", lora_r=4)) == ["lora_r="]  # named as a Python caller passes it
 
 
 def test_a_plugin_without_describe_or_prepare_is_left_out(load_declared):
