@@ -433,6 +433,29 @@ def test_an_adapter_on_a_hub_base_the_hub_cannot_serve_fails_at_once_in_one_line
     assert "model 'someone/tiny-base' could not be fetched" in err
 
 
+def test_an_adapter_on_a_legacy_hub_id_without_an_org_is_looked_up_as_a_hub_id(unreachable_hub, tiny_bert_dir,
+                                                                               tmp_path, capfd):
+    """A base recorded as ``gpt2`` / ``bert-base-uncased`` (a hub id without an org, as --model takes one) was refused as
+    a folder that 'no longer exists', even where the hub or its cache would serve it: it is asked of the hub like any
+    hub id, and the line also says what to set if it was a folder that moved."""
+    import json
+
+    import huggingface_hub.constants as hub
+
+    data = good(tmp_path)
+    with pytest.MonkeyPatch.context() as offline:
+        offline.setattr(hub, "HF_HUB_OFFLINE", True)
+        assert main(["-q", "train", "--model", str(tiny_bert_dir), "--data", data, "--strategy", "lora", "--epochs",
+                     "1", "--no-cache", "--out", str(tmp_path / "run")]) == 0
+    adapter = tmp_path / "run" / "model" / "adapter_config.json"
+    adapter.write_text(json.dumps({**json.loads(adapter.read_text()), "base_model_name_or_path": "legacy-base"}))
+    capfd.readouterr()
+    code = main(["-q", "evaluate", str(tmp_path / "run"), "--data", data])
+    err = capfd.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "model 'legacy-base' could not be fetched" in err and "adapter_config.json" in err, err
+
+
 def test_a_hub_model_in_the_local_cache_trains_with_or_without_offline_mode(unreachable_hub, tiny_bert_dir, tmp_path,
                                                                               monkeypatch, caplog):
     """The fast failure keeps the hub cache: with HF_HUB_OFFLINE=1 a cached hub id loads from it without a request;

@@ -503,13 +503,16 @@ def _base_model_path(folder: Path, info: dict[str, Any], recorded: str) -> str:
 
     if info.get("base_model") in BUILTIN_MODELS:
         return resolve_model(info["base_model"])
-    if not Path(recorded).exists() and (Path(recorded).is_absolute() or "/" not in recorded):
-        raise TunelabError(
-            f"the base model of adapter {folder} was {recorded}, which no longer exists: put it back, or set "
-            f"base_model_name_or_path in {folder / 'adapter_config.json'} to where it is now"
-        )
-    if not Path(recorded).exists():  # a hub id: said at once where the hub cannot serve it, not after its retries
+    if Path(recorded).exists():
+        return recorded
+    where = f"set base_model_name_or_path in {folder / 'adapter_config.json'} to where it is now"
+    if Path(recorded).is_absolute():
+        raise TunelabError(f"the base model of adapter {folder} was {recorded}, which no longer exists: put it back, or "
+                           f"{where}")
+    try:  # a hub id, org/name or a legacy one without an org (gpt2): said at once where the hub cannot serve it
         check_hub(recorded)
+    except TunelabError as exc:  # or a relative folder that is gone: both said
+        raise type(exc)(f"{exc}; if the base was a folder that moved, {where}") from None
     return recorded
 
 
