@@ -411,10 +411,14 @@ def test_a_hub_id_the_hub_cannot_serve_fails_at_once_in_one_line(unreachable_hub
     assert not (tmp_path / "out").exists()
 
 
-def test_an_adapter_on_a_hub_base_the_hub_cannot_serve_fails_at_once_in_one_line(unreachable_hub, tiny_bert_dir,
+@pytest.mark.parametrize("base", ["someone/tiny-base", "legacy-base"])
+def test_an_adapter_on_a_hub_base_the_hub_cannot_serve_fails_at_once_in_one_line(base, unreachable_hub, tiny_bert_dir,
                                                                                   tmp_path, capfd):
     """A LoRA artifact whose base model is a hub id (adapter_config.json) loaded it with from_pretrained, retrying as
-    a hub id given to --model did; evaluate now says at once, in the same line, that the base could not be fetched."""
+    a hub id given to --model did; evaluate now says at once, in the same line, that the base could not be fetched.
+    A legacy id without an org (``gpt2``, ``bert-base-uncased``: ``legacy-base``) was refused as a folder that 'no
+    longer exists', even where the hub or its cache would serve it: it is asked of the hub like any hub id, and the
+    line also says what to set if it was a folder that moved."""
     import json
 
     import huggingface_hub.constants as hub
@@ -425,35 +429,12 @@ def test_an_adapter_on_a_hub_base_the_hub_cannot_serve_fails_at_once_in_one_line
         assert main(["-q", "train", "--model", str(tiny_bert_dir), "--data", data, "--strategy", "lora", "--epochs",
                      "1", "--no-cache", "--out", str(tmp_path / "run")]) == 0
     adapter = tmp_path / "run" / "model" / "adapter_config.json"
-    adapter.write_text(json.dumps({**json.loads(adapter.read_text()), "base_model_name_or_path": "someone/tiny-base"}))
+    adapter.write_text(json.dumps({**json.loads(adapter.read_text()), "base_model_name_or_path": base}))
     capfd.readouterr()
     code = main(["-q", "evaluate", str(tmp_path / "run"), "--data", data])
     err = capfd.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1, err
-    assert "model 'someone/tiny-base' could not be fetched" in err
-
-
-def test_an_adapter_on_a_legacy_hub_id_without_an_org_is_looked_up_as_a_hub_id(unreachable_hub, tiny_bert_dir,
-                                                                               tmp_path, capfd):
-    """A base recorded as ``gpt2`` / ``bert-base-uncased`` (a hub id without an org, as --model takes one) was refused as
-    a folder that 'no longer exists', even where the hub or its cache would serve it: it is asked of the hub like any
-    hub id, and the line also says what to set if it was a folder that moved."""
-    import json
-
-    import huggingface_hub.constants as hub
-
-    data = good(tmp_path)
-    with pytest.MonkeyPatch.context() as offline:
-        offline.setattr(hub, "HF_HUB_OFFLINE", True)
-        assert main(["-q", "train", "--model", str(tiny_bert_dir), "--data", data, "--strategy", "lora", "--epochs",
-                     "1", "--no-cache", "--out", str(tmp_path / "run")]) == 0
-    adapter = tmp_path / "run" / "model" / "adapter_config.json"
-    adapter.write_text(json.dumps({**json.loads(adapter.read_text()), "base_model_name_or_path": "legacy-base"}))
-    capfd.readouterr()
-    code = main(["-q", "evaluate", str(tmp_path / "run"), "--data", data])
-    err = capfd.readouterr().err
-    assert code == 2 and len(err.strip().splitlines()) == 1, err
-    assert "model 'legacy-base' could not be fetched" in err and "adapter_config.json" in err, err
+    assert f"model '{base}' could not be fetched" in err and "adapter_config.json" in err, err
 
 
 def test_a_hub_model_in_the_local_cache_trains_with_or_without_offline_mode(unreachable_hub, tiny_bert_dir, tmp_path,
@@ -811,19 +792,21 @@ def test_compare_and_resume_messages_name_settings_as_the_caller_spells_them():
                          merge_problem("head"), spec_problem(" "), *TrainConfig(report_to="tensorbored").problems()])
 
     python = said()
-    for part in ("strategies= is empty", "seeds= must be at least 1", "data_fractions= is empty",
-                 "lr_overrides= names full, which is not in strategies=", "tune_lr_epochs= must be",
-                 "halving= must be at least 1", "budget_minutes= must be", "tolerance=5 is a fraction",
-                 "run_timeout_s= must be", "lr=0.001 → 0.0001, epochs=default → 2", "merge=True applies to",
-                 "drop merge=True", "lora_target_modules= is empty", "report_to='tensorbored' is not a tracker"):
-        assert part in python, (part, python)
-    assert " --" not in python and not python.startswith("--"), python
     with settings_as_flags():
         flags = said()
-    for part in ("--strategies is empty", "--seeds must be at least 1", "--data-fractions is empty",
-                 "--lr-overrides names full, which is not in --strategies", "--tune-lr-epochs must be",
-                 "--halving must be at least 1", "--budget-minutes must be", "--tolerance 5 is a fraction",
-                 "--run-timeout must be", "--lr 0.001 → 0.0001, --epochs default → 2", "--merge applies to",
-                 "drop --merge", "--lora-target-modules is empty", "--report-to tensorbored is not a tracker"):
-        assert part in flags, (part, flags)
+    for in_python, as_flag in [  # each message as a Python caller reads it, and as the tunelab command's user does
+            ("strategies= is empty", "--strategies is empty"), ("seeds= must be at least 1", "--seeds must be at least 1"),
+            ("data_fractions= is empty", "--data-fractions is empty"),
+            ("lr_overrides= names full, which is not in strategies=", "--lr-overrides names full, which is not in --strategies"),
+            ("tune_lr_epochs= must be", "--tune-lr-epochs must be"),
+            ("halving= must be at least 1", "--halving must be at least 1"),
+            ("budget_minutes= must be", "--budget-minutes must be"), ("tolerance=5 is a fraction", "--tolerance 5 is a fraction"),
+            ("run_timeout_s= must be", "--run-timeout must be"),
+            ("lr=0.001 → 0.0001, epochs=default → 2", "--lr 0.001 → 0.0001, --epochs default → 2"),
+            ("merge=True applies to", "--merge applies to"), ("drop merge=True", "drop --merge"),
+            ("lora_target_modules= is empty", "--lora-target-modules is empty"),
+            ("report_to='tensorbored' is not a tracker", "--report-to tensorbored is not a tracker")]:
+        assert in_python in python, (in_python, python)
+        assert as_flag in flags, (as_flag, flags)
+    assert " --" not in python and not python.startswith("--"), python
     assert "=" not in flags.replace("full=1", ""), flags

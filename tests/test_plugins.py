@@ -316,11 +316,27 @@ def test_a_comparisons_process_registers_a_class_the_caller_registered_from_anot
         sys.modules.pop("tunelab_ln_tuning", None)
 
 
+def _train_registered(cls, model_dir, data, tmp_path, caplog) -> dict:
+    """One run of strategy class ``cls``, registered for the run only (``STRATEGIES`` as it was after), one epoch on
+    ``data`` into ``tmp_path / "run"``, warnings captured by ``caplog``: its record."""
+    from tunelab.run.training import train
+
+    before = dict(STRATEGIES)
+    try:
+        register_strategy(cls)
+        config = TrainConfig(model=str(model_dir), strategy=cls.name, epochs=1, batch_size=8,
+                             out=str(tmp_path / "run"), overwrite=True, forgetting=False)
+        with caplog.at_level(logging.WARNING, logger="tunelab"):
+            return train(config, data=data, progress=False)
+    finally:
+        STRATEGIES.clear()
+        STRATEGIES.update(before)
+
+
 def test_a_plugin_whose_frozen_blocks_disagree_with_what_it_trains_is_told_why_the_cache_is_not_used(
         tiny_bert_dir, toy_classification_data, tmp_path, monkeypatch, caplog):
     """A strategy whose frozen_blocks says the bottom blocks stay frozen while its prepare() trains weights there ran
     without the frozen-layer cache and nothing said why: its author saw no speed-up and no reason."""
-    from tunelab.run.training import train
 
     monkeypatch.syspath_prepend(str(EXAMPLE))
     import tunelab_ln_tuning
@@ -331,16 +347,9 @@ def test_a_plugin_whose_frozen_blocks_disagree_with_what_it_trains_is_told_why_t
         def frozen_blocks(self, model, layout, config):
             return 2
 
-    before = dict(STRATEGIES)
     try:
-        register_strategy(SaysFrozen)
-        config = TrainConfig(model=str(tiny_bert_dir), strategy="says-frozen", epochs=1, batch_size=8,
-                             out=str(tmp_path / "run"), overwrite=True, forgetting=False)
-        with caplog.at_level(logging.WARNING, logger="tunelab"):
-            record = train(config, data=toy_classification_data, progress=False)
+        record = _train_registered(SaysFrozen, tiny_bert_dir, toy_classification_data, tmp_path, caplog)
     finally:
-        STRATEGIES.clear()
-        STRATEGIES.update(before)
         sys.modules.pop("tunelab_ln_tuning", None)
     info = record["train_info"]
     assert not info["cache"]["used"]
@@ -356,22 +365,12 @@ def test_a_plugin_that_saves_a_peft_adapter_without_saying_so_is_recorded_and_lo
     adapter that tunelab.json, the model card and predict called a transformers model: the card's loading code
     (AutoModelForSequenceClassification.from_pretrained(THIS_FOLDER)) did not load what was trained."""
     from tunelab.run.artifacts import load_artifact
-    from tunelab.run.training import train
     from tunelab.strategies.peft_methods import LoRA
 
     class Unlabelled(LoRA):
         name, artifact_format = "unlabelled-adapter", "transformers"
 
-    before = dict(STRATEGIES)
-    try:
-        register_strategy(Unlabelled)
-        config = TrainConfig(model=str(tiny_bert_dir), strategy="unlabelled-adapter", epochs=1, batch_size=8,
-                             out=str(tmp_path / "run"), overwrite=True, forgetting=False)
-        with caplog.at_level(logging.WARNING, logger="tunelab"):
-            train(config, data=toy_classification_data, progress=False)
-    finally:
-        STRATEGIES.clear()
-        STRATEGIES.update(before)
+    _train_registered(Unlabelled, tiny_bert_dir, toy_classification_data, tmp_path, caplog)
     folder = tmp_path / "run" / "model"
     assert (folder / "adapter_config.json").is_file()
     import json
