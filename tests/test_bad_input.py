@@ -709,6 +709,35 @@ def test_compare_and_recommend_numbers_out_of_range_say_what_to_pass(capsys):
         assert f"{flag} must be " in err and f"got {value}: pass e.g. " in err and "leave it out for" in err, err
 
 
+def test_compare_checks_its_options_before_it_reads_the_data(tmp_path, capsys):
+    """compare(halving=0.5, ...) was refused only once its data was read (a large file read in full first; a broken
+    one refused as data, the option said nowhere), while the command checked --halving and --budget-minutes itself, a
+    copy of the same checks. One check now, before the data: from Python and from the command, a bad option with data
+    that cannot be read is the option's one line."""
+    import inspect
+
+    from tunelab import compare
+    from tunelab.cli import compare as cli_compare
+    from tunelab.config import TrainConfig
+    from tunelab.errors import ConfigError
+
+    broken = write(tmp_path / "broken.parquet", b"not a parquet file")
+    for option, said in (({"halving": 0.5}, "halving= must be at least 1"),
+                         ({"budget_minutes": 0}, "budget_minutes= must be a positive number of minutes")):
+        for base, data in ((TrainConfig(model="minilm", data=str(broken)), None), (TrainConfig(model="minilm"), 42)):
+            with pytest.raises(ConfigError) as caught:
+                compare(base, ["head"], out=tmp_path / "o", data=data, log=None, **option)
+            assert str(caught.value).startswith(said) and "parquet" not in str(caught.value), caught.value
+    for flag, value in (("--halving", "0.5"), ("--budget-minutes", "0")):
+        assert main(["compare", "--model", "minilm", "--data", str(broken), "--strategies", "head",
+                     "--out", str(tmp_path / "o"), flag, value]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"{flag} must be " in err, err
+    assert not (tmp_path / "o").exists()
+    # the command holds no copy of these checks: it calls compare's
+    assert "out_of_range" not in inspect.getsource(cli_compare) and "args.halving >" not in inspect.getsource(cli_compare)
+
+
 def test_gradient_checkpointing_on_a_model_without_it_is_one_line(tmp_path, capsys):
     """--gradient-checkpointing on an architecture transformers cannot checkpoint (CTRL): full fine-tuning ended in
     the Trainer's ValueError traceback, LoRA in a misleading "its forward pass failed on a probe input". Now one line,
@@ -775,7 +804,7 @@ def test_compare_and_resume_messages_name_settings_as_the_caller_spells_them():
     """compare's option checks and the "other settings" lists of resume refusals named flags (--seeds, --halving,
     --tolerance, "--lr 0.001 → 0.0001") to a Python caller of compare(seeds=0, ...) who typed none: they now name
     the keyword from Python and the flag under the tunelab command (tunelab.errors.setting)."""
-    from tunelab.compare.runner import CompareOptions, _changes, _check_metric, _problems
+    from tunelab.compare.runner import CompareOptions, _changes, _problems, check_options
     from tunelab.config import TrainConfig
     from tunelab.errors import ConfigError, settings_as_flags
     from tunelab.models.targets import spec_problem
@@ -787,7 +816,7 @@ def test_compare_and_resume_messages_name_settings_as_the_caller_spells_them():
 
     def said() -> str:
         with pytest.raises(ConfigError) as caught:
-            _check_metric(base, opts, "classification")
+            check_options(base, opts)
         return " ".join([*_problems(base, [], 0, [], {"full": 1e-5}, [1.0], -1.0), str(caught.value), _changes(changed),
                          merge_problem("head"), spec_problem(" "), *TrainConfig(report_to="tensorbored").problems()])
 

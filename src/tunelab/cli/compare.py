@@ -20,7 +20,7 @@ from pathlib import Path
 from tunelab.cli.options import add_metric_flag
 from tunelab.compare.planner import HALVING
 from tunelab.compare.runner import CompareResult, compare, parse_lr_overrides, strategies_budget_stopped
-from tunelab.config import TrainConfig, out_of_range
+from tunelab.config import TrainConfig
 from tunelab.errors import ConfigError
 
 #: The demo: 2,000 training examples, 2 epochs — small enough for a CPU, large enough that full
@@ -155,18 +155,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     # the comparison does too, and stops with them instead of going on without the run they were training
     if args.resume and args.overwrite:
         raise ConfigError("--resume and --overwrite exclude each other: pick one")
-    if args.exhaustive and (args.budget_minutes is not None or args.plan):
-        raise ConfigError("--budget-minutes / --plan run a planned comparison and --exhaustive trains everything to the "
-                          "end: pick one (--max-train-minutes sets aside slow strategies after the fact)")
-    if not args.halving >= 1:
-        raise ConfigError(out_of_range("--halving", "at least 1 (1 keeps every strategy that can still catch up)",
-                                       args.halving, "2", f"its default, {HALVING:g}"))
-    if args.budget_minutes is not None and not args.budget_minutes > 0:
-        raise ConfigError(out_of_range("--budget-minutes", "a positive number of minutes", args.budget_minutes, "30",
-                                       "a budget from the strategies' estimated times"))
+    if args.exhaustive and args.plan:  # two flags for compare(exhaustive=...): the rest is checked by compare's own checks
+        raise ConfigError("--plan runs a planned comparison and --exhaustive trains everything to the end: pick one")
     from tunelab.compare.executors import make_executor
+    from tunelab.compare.runner import check_options, compare_options
 
     base = config_from_args(args)
+    check_options(base, compare_options(**_options(args)))  # before the executor starts (Ray) or the data is read for a warning
     warn_unused_fractions(args, base)
     executor = make_executor(args.executor, address=args.address, run_cpus=args.run_cpus, run_gpus=args.run_gpus)
     with _resume_hint(args, base):
@@ -191,11 +186,9 @@ def _resume_hint(args: argparse.Namespace, base):
                              f"Resume with: tunelab {shlex.join([*typed, '--resume'])}", None) from exc
 
 
-def _compare(args: argparse.Namespace, base, executor):
-    return compare(
-        base,
-        args.strategies,
-        out=args.out,
+def _options(args: argparse.Namespace) -> dict:
+    """compare's options (:class:`~tunelab.compare.runner.CompareOptions`) from the command's flags."""
+    return dict(
         seeds=args.seeds,
         data_fractions=args.data_fractions,
         tune_lr=args.tune_lr,
@@ -206,10 +199,14 @@ def _compare(args: argparse.Namespace, base, executor):
         budget_minutes=args.budget_minutes,
         halving=args.halving,
         exhaustive=False if args.plan else True if args.exhaustive else None,
-        **_verdict_options(args),
+        **{k: v for k, v in _verdict_options(args).items() if k != "log"},
         run_timeout_s=args.run_timeout,
-        executor=executor,
     )
+
+
+def _compare(args: argparse.Namespace, base, executor):
+    return compare(base, args.strategies, out=args.out, log=_verdict_options(args)["log"], executor=executor,
+                   **_options(args))
 
 
 def _exit_code(result: CompareResult) -> int:

@@ -599,16 +599,13 @@ def compare(base: TrainConfig | Mapping[str, Any] | None = None, strategies: Seq
                           "a launcher, as plain `tunelab compare`; --executor ray spreads its runs over a cluster, and `tunelab train` runs "
                           "one strategy over several processes")
     started = time.time()  # the budget counts from here: advice, cache and every run
-    opts = dataclasses.replace(options or CompareOptions(), **_known_options(option_values))
-    opts.lr_overrides = dict(opts.lr_overrides or {})
-    opts.data_fractions = sorted(float(f) for f in opts.data_fractions)
-    if opts.metric is not None:  # macro-f1, F1 macro, f1-macro: the words of f1_macro
-        opts.metric = canonical_metric(opts.metric)
+    opts = compare_options(options, **option_values)
     base = as_config(base if base is not None else TrainConfig(), "compare(base)").replace()
     named = strategies is not None
     strategies = named_strategies(strategies) if named else default_comparison(base.task)
     problems = _problems(base, strategies, opts.seeds, opts.data_fractions, opts.lr_overrides, opts.lr_factors,
                          opts.tune_lr_epochs)
+    problems += option_problems(base, opts)  # before the data is read: a bad option does not wait for it
     if opts.isolate and opts.executor is None:
         from tunelab.run.isolate import unimportable_problems
 
@@ -663,7 +660,7 @@ def _checked_and_run(base: TrainConfig, strategies: list[str], named: bool, out:
     from tunelab.strategies import default_comparison
 
     strategies = _for_task(strategies, sized.task) if named else default_comparison(sized.task)
-    _check_metric(base, opts, sized.task)
+    _check_metric(opts, sized.task)
     _check_max_length(base, strategies, sized.task)
     say = log or (lambda _msg: None)
     sized = dataclasses.replace(sized, derived=("epochs",) if base.epochs is None else ())
@@ -731,27 +728,45 @@ def _compared(base: TrainConfig, strategies: list[str], out: Path, opts: Compare
                          planning=planning)
 
 
-def _check_metric(base: TrainConfig, opts: CompareOptions, task: str) -> None:
-    """Refuse, before anything runs, a metric that does not apply to the comparison's ``task``, a level outside
-    (0, 1), a negative tolerance, limits that no run can meet (a time or memory limit of 0 or less), and a forgetting
-    limit on runs that do not measure it (--no-forgetting: it let every strategy through, said nowhere)."""
+def compare_options(options: CompareOptions | None = None, **values: Any) -> CompareOptions:
+    """:func:`compare`'s options as it takes them (``options=`` and/or keywords), in the form it uses them: the
+    learning-rate overrides a dict, the data fractions sorted, the metric in its canonical words."""
+    opts = dataclasses.replace(options or CompareOptions(), **_known_options(values))
+    opts.lr_overrides = dict(opts.lr_overrides or {})
+    opts.data_fractions = sorted(float(f) for f in opts.data_fractions)
+    if opts.metric is not None:  # macro-f1, F1 macro, f1-macro: the words of f1_macro
+        opts.metric = canonical_metric(opts.metric)
+    return opts
+
+
+def check_options(base: TrainConfig, opts: CompareOptions) -> None:
+    """Refuse, in one :class:`~tunelab.errors.ConfigError`, the :func:`option_problems` of ``opts``: what is checked
+    before the data is read (the command calls it before it builds its executor or reads the data for a warning)."""
+    problems = option_problems(base, opts)
+    if problems:
+        raise ConfigError(problems)
+
+
+def option_problems(base: TrainConfig, opts: CompareOptions) -> list[str]:
+    """What is wrong with ``opts`` that needs no data: a level outside (0, 1), a negative tolerance, a budget or
+    halving out of range, a budget with ``exhaustive``, limits that no run can meet (a time or memory limit of 0 or
+    less), and a forgetting limit on runs that do not measure it (--no-forgetting: it let every strategy through,
+    said nowhere). The metric, which needs the task, is :func:`_check_metric`'s."""
     from tunelab.advice.choose import level_problems
-    from tunelab.metrics import metric_problem
 
     problems = []
-    if opts.metric is not None:
-        problems.append(metric_problem(opts.metric, task))
     levels = level_problems(opts.alpha, opts.tolerance)
     problems.extend(levels)
     if opts.budget_minutes is not None and not (math.isfinite(opts.budget_minutes) and opts.budget_minutes > 0):
         problems.append(out_of_range(setting("budget_minutes"), "a positive number of minutes", opts.budget_minutes, "30",
                                      "a budget from the strategies' estimated times"))
-    if not opts.halving >= 1:  # the command refuses it as it parses; compare(halving=...) is checked here
+    if not opts.halving >= 1:
         problems.append(out_of_range(setting("halving"), "at least 1 (1 keeps every strategy that can still catch up)",
                                      opts.halving, "2", f"its default, {HALVING:g}"))
     if opts.budget_minutes is not None and opts.exhaustive:
         problems.append(f"{setting('budget_minutes')} limits a planned comparison and {setting('exhaustive', True)} trains "
-                        "everything to the end: pick one")
+                        f"everything to the end: pick one ({setting('max_train_minutes')} sets aside slow strategies "
+                        "after the fact)")
     if not any(p.startswith(setting("tolerance")) for p in levels) and opts.tolerance is not None and opts.tolerance >= 1:
         # every strategy would be "as good as the best"
         problems.append(f"{setting_as('tolerance', f'{opts.tolerance:g}')} is a fraction, not points: 0.01 is one point of accuracy or F1, "
@@ -769,9 +784,17 @@ def _check_metric(base: TrainConfig, opts: CompareOptions, task: str) -> None:
         problems.append(f"{setting_as('max_forgetting', f'{opts.max_forgetting:g}')} limits what {setting('forgetting', False)} does "
                         "not measure: "
                         "leave one of them out")
-    problems = [p for p in problems if p]
-    if problems:
-        raise ConfigError(problems)
+    return [p for p in problems if p]
+
+
+def _check_metric(opts: CompareOptions, task: str) -> None:
+    """Refuse, before anything runs, a metric that does not apply to the comparison's ``task`` (read from the data:
+    the one option checked after it; the others are :func:`option_problems`, checked before)."""
+    from tunelab.metrics import metric_problem
+
+    problem = opts.metric is not None and metric_problem(opts.metric, task)
+    if problem:
+        raise ConfigError(problem)
 
 
 def exhaustive_by_default(opts: CompareOptions, out: Path) -> bool:
