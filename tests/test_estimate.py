@@ -60,6 +60,25 @@ def test_estimate_extrapolates_from_small_probe_batches(tiny_bert_dir, toy_class
     assert est["time_per_step_s"] >= est["measured"][-1]["median_step_s"] > 0 and est["train_time_s"] > 0
 
 
+def test_why_the_cache_is_not_used_is_said_once_over_several_probe_batches(tiny_bert_dir, toy_classification_data,
+                                                                            monkeypatch, caplog):
+    """The estimate plans the frozen-layer cache once per batch size it times, so a 'cache not used' reason was
+    logged (estimate.log) once per probe batch; the run says a reason once."""
+    import logging
+
+    from tunelab.models.layout import Layout
+
+    monkeypatch.setattr(Layout, "blocks_problem", lambda self: "its blocks are made up for this test")
+    config = TrainConfig(model=str(tiny_bert_dir), strategy="head", batch_size=16, epochs=1)
+    with caplog.at_level(logging.WARNING, logger="tunelab"):
+        est = estimate(config, data=toy_classification_data, warmup_steps=1, timed_steps=1, isolate=False,
+                       probe_tokens=1, reuse=False)
+    assert [m["batch_size"] for m in est["measured"]] == [1, 2]  # two batch sizes: the cache planned twice
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("frozen-layer cache not used")]
+    assert said == ["frozen-layer cache not used for this bert model, trained without it: its blocks are made up "
+                    "for this test"], said
+
+
 def test_isolated_estimate_reports_errors_as_tunelab_errors(tiny_llama_dir, toy_lm_data):
     config = TrainConfig(model=str(tiny_llama_dir), strategy="head", batch_size=4)
     with pytest.raises(TunelabError, match="head"):

@@ -136,10 +136,13 @@ def not_used(run, why: str) -> str:
     """Say once why ``run`` trains without the frozen-layer cache although its strategy keeps a frozen prefix: on the
     console (the main process's log) and in the record (``run.warnings``, which become ``train_info.notes``). Every
     such reason takes this one path: the run's warnings are logged before the cache is planned, so a note only
-    appended there reached the record alone. Returns the note."""
+    appended there reached the record alone. A run planned again (the cost estimate plans it once per batch size it
+    times) says a reason it already said no more. Returns the note."""
     from tunelab.run import ranks
 
     note = f"frozen-layer cache not used for this {run.layout.family} model, trained without it: {why}"
+    if note in run.warnings:
+        return note
     if ranks.is_main():
         log.warning(note)
     run.warnings.append(note)
