@@ -813,6 +813,26 @@ def test_a_kill_while_a_resumed_comparison_renames_a_run_leaves_its_settings_who
     assert (new / "run_config.yaml").read_text() in (settings, settings.replace(str(old), str(new)))
 
 
+def test_the_saved_advice_is_reused_unless_an_extra_key_a_compared_strategy_reads_changed(tmp_path, monkeypatch):
+    """compare --resume asked `tunelab recommend` again when any --extra key changed (its saved advice was matched on
+    the whole extra), even one no compared strategy reads; now on the keys they or tunelab read (extra_in_effect)."""
+    from tunelab.compare import runner
+
+    asked = []
+    monkeypatch.setattr(runner, "_pre_recommendation", lambda base, *a, **k: asked.append(base.extra) or {"strategy": "head"})
+    base = TrainConfig(model="minilm", data="d.csv")
+    opts = runner.CompareOptions(resume=True)
+
+    def advice(**extra):
+        return runner._advice_before_training(base.replace(extra=extra), ["head", "bitfit"], tmp_path, opts,
+                                              lambda _msg: None, None)
+
+    assert advice() == {"strategy": "head"} and len(asked) == 1
+    assert advice(top=2) == {"strategy": "head"} and len(asked) == 1  # a plugin's key that head and bitfit do not read
+    advice(top=2, cache_dtype="float32")  # tunelab's own key (the cache's dtype): asked again
+    assert asked[-1] == {"top": 2, "cache_dtype": "float32"} and len(asked) == 2
+
+
 def test_a_resumed_comparison_compares_only_the_extra_keys_a_strategy_reads(tiny_bert_dir, toy_csv, tmp_path,
                                                                            runs_in_process, capsys):
     """`compare --resume --extra top=2` (a plugin's setting) trained head and bitfit again, which read no --extra key:

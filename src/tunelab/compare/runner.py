@@ -903,11 +903,14 @@ def _comparison_files(out: Path) -> list[str] | None:
 
 def _advice_before_training(base: TrainConfig, strategies: list[str], out: Path, opts: CompareOptions,
                             say: Callable[[str], None], log: Callable[[str], None] | None) -> dict | None:
-    """``tunelab recommend``'s advice before training (saved; reused on resume when asked the same)."""
+    """``tunelab recommend``'s advice before training (saved; reused on resume when asked the same: the same settings,
+    of ``extra`` only the keys a compared strategy or tunelab reads, :meth:`~tunelab.config.TrainConfig.extra_in_effect`)."""
     if not opts.pre_recommend:
         return None
     pre_path = out / PRE_NAME
-    asked = {"base_config": base.to_dict(), "strategies": strategies, "max_train_minutes": opts.max_train_minutes,
+    config = base.to_dict()
+    config["extra"] = {k: v for s in strategies for k, v in base.replace(strategy=s).extra_in_effect().items()}
+    asked = {"base_config": config, "strategies": strategies, "max_train_minutes": opts.max_train_minutes,
              "memory_gb": opts.memory_gb}
     saved = _safe_read(pre_path) if opts.reuse else {}
     if saved.get("asked") == asked and isinstance(saved.get("recommendation"), dict):
