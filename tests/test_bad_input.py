@@ -383,7 +383,7 @@ def unreachable_hub(tmp_path, monkeypatch):
 
     import huggingface_hub.constants as hub
 
-    from tunelab.models.loading import hub_unreachable
+    from tunelab.models import loading
 
     with socket.socket() as sock:  # a port just free: connecting to it is refused at once
         sock.bind(("127.0.0.1", 0))
@@ -391,9 +391,50 @@ def unreachable_hub(tmp_path, monkeypatch):
     monkeypatch.setattr(hub, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(hub, "ENDPOINT", endpoint)
     monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    hub_unreachable.cache_clear()
-    yield tmp_path / "hub", endpoint
-    hub_unreachable.cache_clear()
+    monkeypatch.setattr(loading, "_hub_answer", None)
+    monkeypatch.setattr(loading, "_offline_set_here", False)
+    return tmp_path / "hub", endpoint
+
+
+def _cached_hub_model(cache: Path, repo_id: str, model_dir: Path) -> None:
+    import shutil
+
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    shutil.copytree(model_dir, repo / "snapshots" / ("a" * 40))
+    write(repo / "refs" / "main", "a" * 40)
+
+
+def test_an_unreachable_hub_is_asked_again_and_its_offline_mode_ends(unreachable_hub, tiny_bert_dir, monkeypatch):
+    """"The hub cannot be reached" was kept for the life of the process, with offline mode set for a cached model:
+    in a notebook the hub stayed unreachable after the network came back. The answer now holds HUB_RECHECK_S
+    seconds (one request, whatever the number of checks meanwhile); the offline mode set for a cached model is
+    undone by the next check that finds the hub answering, and does not hide an uncached model's one line."""
+    import types
+
+    import huggingface_hub.constants as hub
+
+    from tunelab.errors import ModelError
+    from tunelab.models import loading
+
+    cache, _ = unreachable_hub
+    _cached_hub_model(cache, "someone/tiny", tiny_bert_dir)
+    now, answers, asked = [0.0], ["ConnectError: down"], []
+    monkeypatch.setattr(loading, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setattr(loading, "_ask_hub", lambda: asked.append(now[0]) or answers[0])
+
+    loading.check_hub("someone/tiny")
+    assert hub.HF_HUB_OFFLINE and asked == [0.0]  # the cached model loads offline
+    now[0] = 30.0
+    loading.check_hub("someone/tiny")
+    assert hub.HF_HUB_OFFLINE and asked == [0.0]  # within HUB_RECHECK_S: the answer holds, no request
+    with pytest.raises(ModelError, match="not in the local hub cache"):
+        loading.check_hub("someone/other")
+    answers[0] = None  # the network is back
+    now[0] = 30.0 + loading.HUB_RECHECK_S
+    loading.check_hub("someone/tiny")
+    assert asked == [0.0, now[0]] and not hub.HF_HUB_OFFLINE
+    loading.check_hub("someone/other")  # asked of the hub now, as any hub id where it answers
+    assert asked == [0.0, now[0]] and not hub.HF_HUB_OFFLINE
 
 
 def test_a_hub_id_the_hub_cannot_serve_fails_at_once_in_one_line(unreachable_hub, tmp_path, capfd):
@@ -441,14 +482,10 @@ def test_a_hub_model_in_the_local_cache_trains_with_or_without_offline_mode(unre
                                                                               monkeypatch, caplog):
     """The fast failure keeps the hub cache: with HF_HUB_OFFLINE=1 a cached hub id loads from it without a request;
     without it, an unreachable hub reads the cached model (said in one warning) instead of refusing it."""
-    import shutil
-
     import huggingface_hub.constants as hub
 
     cache, _ = unreachable_hub
-    repo = cache / "models--someone--tiny"
-    shutil.copytree(tiny_bert_dir, repo / "snapshots" / ("a" * 40))
-    write(repo / "refs" / "main", "a" * 40)
+    _cached_hub_model(cache, "someone/tiny", tiny_bert_dir)
     data = good(tmp_path)
     for offline in (True, False):
         monkeypatch.setattr(hub, "HF_HUB_OFFLINE", offline)

@@ -18,6 +18,7 @@ import importlib.util
 import inspect
 import os
 import re
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,11 +187,14 @@ def resolve_model(name_or_path: str) -> str:
     return str(target)
 
 
-@functools.cache
-def hub_unreachable() -> str | None:
-    """Why the hub (``huggingface_hub.constants.ENDPOINT``) cannot be reached, or ``None`` where it answers (with any
-    status): one request through huggingface_hub's own session (its proxies, headers and offline mode), without
-    retries, within ``HF_HUB_ETAG_TIMEOUT`` seconds, made once per process."""
+HUB_RECHECK_S = 60.0  # how long "the hub cannot be reached" holds before the hub is asked again (a network back)
+
+_hub_answer: tuple[float, str | None] | None = None  # the last request's (time.monotonic(), hub_unreachable())
+_offline_set_here = False  # offline mode is on because check_hub read a cached model with the hub unreachable
+_warned: set[tuple[float, str]] = set()  # (answer, repo id) already said to be read from the local hub cache
+
+
+def _ask_hub() -> str | None:
     from huggingface_hub import constants, get_session
 
     try:
@@ -200,16 +204,31 @@ def hub_unreachable() -> str | None:
     return None
 
 
+def hub_unreachable() -> str | None:
+    """Why the hub (``huggingface_hub.constants.ENDPOINT``) cannot be reached, or ``None`` where it answers (with any
+    status): one request through huggingface_hub's own session (its proxies, headers and offline mode), without
+    retries, within ``HF_HUB_ETAG_TIMEOUT`` seconds. An answer holds for the process; "cannot be reached" for
+    ``HUB_RECHECK_S`` seconds, then the hub is asked again (a notebook's network may come back)."""
+    global _hub_answer
+    now = time.monotonic()
+    if _hub_answer is None or (_hub_answer[1] is not None and now - _hub_answer[0] >= HUB_RECHECK_S):
+        _hub_answer = (now, _ask_hub())
+    return _hub_answer[1]
+
+
 def check_hub(repo_id: str) -> None:
     """Before ``from_pretrained`` looks ``repo_id`` up on the hub: where the hub cannot be reached, huggingface_hub
     retries each of the model's files with backoff, a minute or more, before it fails or falls back to its cache. A
-    model the local hub cache holds is then read from it at once (offline mode for this process, as
-    ``HF_HUB_OFFLINE=1`` sets it); another is one line, at once, saying why and what to do. Nothing is asked of a
-    hub in offline mode."""
+    model the local hub cache holds is then read from it at once (offline mode, as ``HF_HUB_OFFLINE=1`` sets it,
+    until the next check finds the hub answering again); another is one line, at once, saying why and what to do.
+    Nothing is asked of a hub in offline mode the user set."""
+    global _offline_set_here
     import logging
 
     from huggingface_hub import constants, is_offline_mode, try_to_load_from_cache
 
+    if _offline_set_here:  # set here for an earlier model: this one is checked afresh (hub_unreachable may still hold)
+        constants.HF_HUB_OFFLINE = _offline_set_here = False
     if is_offline_mode() or (why := hub_unreachable()) is None:
         return
     try:
@@ -217,10 +236,12 @@ def check_hub(repo_id: str) -> None:
     except ValueError:  # not a valid repo id: the hub would not have it either
         cached = False
     if cached:
-        constants.HF_HUB_OFFLINE = True
-        logging.getLogger("tunelab").warning(
-            f"the hub ({constants.ENDPOINT}) cannot be reached ({why}): reading '{repo_id}' from the local hub cache, "
-            "as HF_HUB_OFFLINE=1 does")
+        constants.HF_HUB_OFFLINE = _offline_set_here = True
+        if (said := (_hub_answer[0], repo_id)) not in _warned:  # once per answer, not per from_pretrained
+            _warned.add(said)
+            logging.getLogger("tunelab").warning(
+                f"the hub ({constants.ENDPOINT}) cannot be reached ({why}): reading '{repo_id}' from the local hub "
+                "cache, as HF_HUB_OFFLINE=1 does")
         return
     raise ModelError(
         f"model '{repo_id}' could not be fetched: there is no such local folder (nor built-in), and as a hub id it is "
