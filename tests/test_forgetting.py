@@ -78,6 +78,24 @@ def test_independent_representations_read_unrelated_debiased_and_alike_biased():
     assert low < 1 < high <= 2 and low <= value <= high  # the interval holds "unrelated"
 
 
+@pytest.mark.parametrize("estimator", [forgetting.DEBIASED, forgetting.BIASED])
+def test_a_collapsed_representation_is_not_measured_not_unchanged(estimator):
+    """A model collapsed to a constant output (every text the same representation) read CKA 1, so drift 0: "nothing
+    forgotten". CKA is undefined without variance: the drift is not measured, with a reason (a ValueError, as the run
+    records "forgetting not measured" for the other cases), float32 rounding of a constant included."""
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(8, 6))
+    collapsed = np.tile(rng.normal(size=6), (8, 1)) * (1 + 1e-7 * rng.normal(size=(8, 1)))
+    assert np.isnan(forgetting.linear_cka(base, collapsed, estimator))
+    for pair, side in (((base, collapsed), "adapted"), ((collapsed, base), "as loaded")):
+        with pytest.raises(ValueError, match=f"cannot be read: the model {side} gives all 8 reference texts the same"):
+            forgetting.drift(*pair, estimator)
+    all_but_one = collapsed.copy()
+    all_but_one[0] = rng.normal(size=6)
+    with pytest.raises(ValueError, match="all but one of the 8 reference texts the same"):
+        forgetting.drift(base, all_but_one, estimator)
+
+
 def test_the_drift_interval_holds_its_estimate():
     """Bootstrap resamples repeat rows, which biases CKA upward (drift down); the jackknife interval does not."""
     rng = np.random.default_rng(1)

@@ -146,7 +146,12 @@ def linear_cka(x: np.ndarray, y: np.ndarray, estimator: str = CKA_ESTIMATOR) -> 
     ``"debiased"`` (the default): HSIC's unbiased estimator (Song et al., 2012, "Feature Selection via Dependence
     Maximization", JMLR 13, eq. 5), as Nguyen, Raghu & Kornblith (2021, "Do Wide and Deep Networks Learn the Same
     Things?") use it for CKA: independent representations read about 0 at any number of rows. It needs at least 4
-    rows; it can read below 0 (down to -1) where the representations are unrelated."""
+    rows; it can read below 0 (down to -1) where the representations are unrelated.
+
+    A representation without variance (every row the same, up to float32 rounding: :func:`constant`) has no
+    geometry to compare: CKA is undefined there, ``nan`` with either estimator (it read 1, "unchanged")."""
+    if constant(x) or constant(y):
+        return float("nan")
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     x = x - x.mean(0)
@@ -163,6 +168,21 @@ def linear_cka(x: np.ndarray, y: np.ndarray, estimator: str = CKA_ESTIMATOR) -> 
     cross = _hsic_unbiased(k, gram_y)
     norms = _hsic_unbiased(k, k) * _hsic_unbiased(gram_y, gram_y)
     return float(np.clip(cross / np.sqrt(norms), -1.0, 1.0)) if norms > 0 else 1.0  # outside by rounding only
+
+
+#: Rows that differ by less than this share of their size are one row: float32 rounding (a mean-pooled representation
+#: of texts of different lengths) leaves about 1e-7 of a value (float32's eps) per operation.
+_CONSTANT_RTOL = 1e-5
+
+
+def constant(x: np.ndarray) -> bool:
+    """Whether every row of ``x`` is the same, up to float32 rounding (a model collapsed to one output).
+
+    >>> constant(np.ones((5, 3))), constant(np.eye(3))
+    (True, False)
+    """
+    x = np.asarray(x, dtype=np.float64)
+    return bool(np.linalg.norm(x - x.mean(0)) <= _CONSTANT_RTOL * np.linalg.norm(x))
 
 
 def _hsic_unbiased(k: np.ndarray, gram: np.ndarray) -> float:
@@ -197,11 +217,19 @@ def drift(base: np.ndarray, adapted: np.ndarray, estimator: str = CKA_ESTIMATOR)
     n = len(base)
     if estimator == DEBIASED and n < MIN_TEXTS:
         raise ValueError(f"representation drift (debiased CKA) needs at least {MIN_TEXTS} reference texts, got {n}")
+    for side, reps in (("as loaded", base), ("adapted", adapted)):
+        if constant(reps):  # CKA would read 1 and drift 0, "nothing forgotten", for a model that lost everything
+            raise ValueError(f"representation drift cannot be read: the model {side} gives all {n} reference texts "
+                             "the same sentence representation (a model collapsed to one output), and CKA compares "
+                             "how representations vary; check the run's own scores")
     value = 1.0 - linear_cka(base, adapted, estimator)
     if n < 3:
         return value, value, value
     keep = ~np.eye(n, dtype=bool)
     leave_out = np.array([1.0 - linear_cka(base[keep[i]], adapted[keep[i]], estimator) for i in range(n)])
+    if np.isnan(leave_out).any():  # all texts but one read the same: the interval, left without it, is undefined
+        raise ValueError(f"representation drift cannot be read: the model gives all but one of the {n} reference texts "
+                         "the same sentence representation (a model collapsed to one output); check the run's own scores")
     se = float(np.sqrt((n - 1) / n * np.sum((leave_out - leave_out.mean()) ** 2)))
     top = 2.0 if estimator == DEBIASED else 1.0
     return value, max(0.0, value - 1.96 * se), min(top, value + 1.96 * se)
