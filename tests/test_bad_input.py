@@ -849,7 +849,7 @@ def test_compare_and_resume_messages_name_settings_as_the_caller_spells_them():
 
     base = TrainConfig(model="minilm", data="x")
     opts = CompareOptions(halving=0.5, tolerance=5.0, budget_minutes=0, run_timeout_s=-1)
-    changed = [("lr", 0.001, 0.0001), ("epochs", None, 2)]
+    changed = [("lr", 0.001, 0.0001), ("epochs", None, 2), ("cache", True, False)]
 
     def said() -> str:
         with pytest.raises(ConfigError) as caught:
@@ -868,7 +868,8 @@ def test_compare_and_resume_messages_name_settings_as_the_caller_spells_them():
             ("halving= must be at least 1", "--halving must be at least 1"),
             ("budget_minutes= must be", "--budget-minutes must be"), ("tolerance=5 is a fraction", "--tolerance 5 is a fraction"),
             ("run_timeout_s= must be", "--run-timeout must be"),
-            ("lr=0.001 → 0.0001, epochs=default → 2", "--lr 0.001 → 0.0001, --epochs default → 2"),
+            ("lr=0.001 → 0.0001, epochs=default → 2, cache=True → cache=False",  # a switch as it is set, not 'True'
+             "--lr 0.001 → 0.0001, --epochs default → 2, --cache → --no-cache"),
             ("merge=True applies to", "--merge applies to"), ("drop merge=True", "drop --merge"),
             ("lora_target_modules= is empty", "--lora-target-modules is empty"),
             ("report_to='tensorbored' is not a tracker", "--report-to tensorbored is not a tracker")]:

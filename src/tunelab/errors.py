@@ -124,15 +124,21 @@ def setting_as(name: str, text: str) -> str:
 
 
 def setting_change(name: str, old: Any, new: Any, unset: str = "(default)") -> str:
-    """A setting that changed, for a message (``unset``: a value of ``None``, the default).
+    """A setting that changed, for a message (``unset``: a value of ``None``, the default). A switch (a bool on either
+    side) is spelt whole on both sides, as it is set: ``--cache → --no-cache``, ``cache=True → cache=False``.
 
-    >>> setting_change("lr", 0.001, 0.0001)
-    'lr=0.001 → 0.0001'
+    >>> setting_change("lr", 0.001, 0.0001), setting_change("cache", True, False)
+    ('lr=0.001 → 0.0001', 'cache=True → cache=False')
     >>> with settings_as_flags():
-    ...     setting_change("lr", None, 0.0001)
-    '--lr (default) → 0.0001'
+    ...     setting_change("lr", None, 0.0001), setting_change("cache", True, False), setting_change("merge", None, True)
+    ('--lr (default) → 0.0001', '--cache → --no-cache', '--merge (default) → --merge')
     """
     def shown(value: Any) -> str:
         return unset if value is None else str(value)
 
+    if isinstance(old, bool) or isinstance(new, bool):
+        def switch(value: Any) -> str:
+            return setting_as(name, unset) if value is None else setting(name, value)
+
+        return f"{switch(old)} → {switch(new)}"
     return f"{setting_as(name, shown(old))} → {shown(new)}"
