@@ -229,6 +229,32 @@ def test_a_resumed_run_gives_its_trackers_one_training_summary(tiny_bert_dir, to
     assert summaries == [record["train_info"]["steps"]]
 
 
+def test_a_run_a_callback_stops_early_gives_its_trackers_its_one_training_summary(tiny_bert_dir, toy_classification_data,
+                                                                                  tmp_path, monkeypatch):
+    """The summary was dropped whenever training ended before max_steps (meant for Ctrl-C, whose resume sends it): a
+    run a callback stops early (control.should_training_stop: early stopping, a time limit) is over, and lost it."""
+    from transformers.trainer_callback import CallbackHandler
+
+    summaries: list[int] = []
+    real_on_log, real_on_step_end = CallbackHandler.on_log, CallbackHandler.on_step_end
+
+    def on_log(self, args, state, control, logs):
+        if "train_runtime" in logs:
+            summaries.append(state.global_step)
+        return real_on_log(self, args, state, control, logs)
+
+    def stop_at_step_2(self, args, state, control):
+        control = real_on_step_end(self, args, state, control)
+        if state.global_step == 2:
+            control.should_training_stop = True  # as EarlyStoppingCallback does
+        return control
+
+    monkeypatch.setattr(CallbackHandler, "on_log", on_log)
+    monkeypatch.setattr(CallbackHandler, "on_step_end", stop_at_step_2)
+    record = train(_config(tiny_bert_dir, tmp_path), data=toy_classification_data, progress=False)
+    assert record["train_info"]["steps"] == 2 and summaries == [2]
+
+
 def test_off_a_terminal_a_run_prints_one_line_per_epoch_and_no_raw_dicts(tiny_bert_dir, toy_classification_data, tmp_path):
     err = io.StringIO()
     with contextlib.redirect_stderr(err):

@@ -347,6 +347,10 @@ def interrupt_handler() -> Any:
                 signal.signal(signal.SIGINT, self._previous)
                 self._previous = None
 
+        def stopped_unfinished(self, state) -> bool:
+            """Whether Ctrl-C stopped training before its last step: the run is not over (a resume finishes it)."""
+            return self.interrupted and state.global_step < state.max_steps
+
         def _on_signal(self, signum, frame) -> None:
             if self.interrupted:
                 raise KeyboardInterrupt

@@ -428,6 +428,7 @@ def make_trainer_class():
         _tunelab_staging: str | None = None  # where resilience.save_checkpoint_atomically stages a save
         tunelab_clock: Any = None  # () -> the run's training seconds so far (evaluations out, a resumed run's earlier part in)
         tunelab_data: str | None = None  # the run's data fingerprint, kept in each checkpoint for a resume to check
+        tunelab_interrupt: Any = None  # the Ctrl-C handler of the train() call (resilience.interrupt_handler)
         tunelab_final_checkpoint: bool = True
         """Whether the checkpoint that ``save_strategy="steps"`` writes at the last step is kept. It guards the
         evaluation and the save after training; a screening run saves no model and is cheaper to train again than
@@ -597,11 +598,14 @@ def make_trainer_class():
             return (result[0] * share, result[1]) if return_outputs else result * share
 
         def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-            # the summary of a train() call (train_runtime, train_loss, ...), once a run: from the call that trained
-            # its last step. A call stopped by Ctrl-C, and a resumed one with no step left to train (its checkpoint
-            # was the last step's: the run stopped after training), logged one each, and a tracker held two
-            if "train_runtime" in logs and (self.state.global_step < self.state.max_steps
-                                            or self.state.global_step == getattr(self, "_initial_global_step", None)):
+            # the summary of a train() call (train_runtime, train_loss, ...), once a run. A call stopped by Ctrl-C
+            # before the last step (the run is not over: its resume sends the summary), and a resumed one that trained
+            # no step of its own (its checkpoint was the last step's: the run stopped after training), logged one
+            # each, and a tracker held two. Any other stop (a callback's should_training_stop: early stopping, a time
+            # limit) ends the run: its one summary is sent
+            if "train_runtime" in logs and (self.state.global_step == getattr(self, "_initial_global_step", None)
+                                            or (self.tunelab_interrupt is not None
+                                                and self.tunelab_interrupt.stopped_unfinished(self.state))):
                 return
             super().log(logs, start_time)
 
@@ -1309,6 +1313,7 @@ def _fit(setup: TrainerSetup, trainer, out: Path, resume_from: Path | None) -> _
     config = setup.run.config
     interrupt = resilience.interrupt_handler()
     trainer.add_callback(interrupt)
+    trainer.tunelab_interrupt = interrupt
     if resume_from is not None:
         trainer.add_callback(resilience.missed_evaluation(trainer))
     notes: list[str] = []
@@ -1361,7 +1366,7 @@ def _fit(setup: TrainerSetup, trainer, out: Path, resume_from: Path | None) -> _
     finally:
         interrupt.uninstall()
         setup.initial.discard()  # the samples stay for the no-change check; the copy (or its file) goes
-    if interrupt.interrupted and trainer.state.global_step < trainer.state.max_steps:
+    if interrupt.stopped_unfinished(trainer.state):
         raise resilience.interrupted_error(out, trainer.state.global_step, trainer.state.max_steps)
     run = setup.run
     notes.append(run.strategy.steps_note(run.layout, config, trainer.state.max_steps))
