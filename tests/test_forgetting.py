@@ -303,8 +303,9 @@ def test_a_reference_file_is_read_as_data_files_are(tmp_path):
         assert reference_file_paragraphs(tmp_path / name) == texts, name
     one = tmp_path / "one.jsonl"
     one.write_text(json.dumps({"text": "only one"}) + "\n")
+    drift_needs = forgetting.MIN_TEXTS[forgetting.DRIFT]
     with pytest.raises(DataError, match="holds 1 non-empty text.* in its column text; give at least 5"):
-        reference_file_paragraphs(one)
+        reference_file_paragraphs(one, drift_needs)
     # an encoder's drift needs 5: debiased CKA needs 4 texts (Song et al.'s HSIC divides by n - 3), its jackknife
     # interval leaves one out; with the biased estimator 2 texts read 0 whatever the model did
     rng = np.random.default_rng(0)
@@ -314,10 +315,31 @@ def test_a_reference_file_is_read_as_data_files_are(tmp_path):
         forgetting.drift(rng.normal(size=(4, 16)), rng.normal(size=(4, 16)))
     (tmp_path / "four.txt").write_text("one.\n\ntwo.\n\nthree.\n\nfour.\n")
     with pytest.raises(DataError, match="holds 4 paragraph.*give at least 5"):
-        reference_file_paragraphs(tmp_path / "four.txt")
+        reference_file_paragraphs(tmp_path / "four.txt", drift_needs)
     (tmp_path / "empty.txt").write_text("")
     with pytest.raises(DataError, match="^reference_text=.*empty.txt: the file is empty"):
         reference_file_paragraphs(tmp_path / "empty.txt")
+
+
+def test_a_short_reference_is_refused_by_the_measure_the_model_gets(tiny_bert_dir, tiny_llama_dir, tmp_path):
+    """The fewest reference texts (5, for the debiased CKA's jackknife) applied to decoders too, whose forgetting is the
+    LM-loss change, and the refusal spoke of an encoder's CKA. The minimum and its reason are the measure's: an encoder
+    needs 5 for its drift; a decoder 2, for its loss change's interval, and its refusal says so."""
+    from tunelab import TrainConfig
+
+    def problems(model, texts: int) -> list[str]:
+        path = tmp_path / f"{texts}.txt"
+        path.write_text("\n\n".join(f"text number {i}." for i in range(texts)))
+        return [p for p in TrainConfig(model=str(model), reference_text=str(path)).problems() if "reference_text" in p]
+
+    assert forgetting.measure_for(str(tiny_llama_dir)) == forgetting.LM_LOSS
+    assert forgetting.measure_for(str(tiny_bert_dir)) == forgetting.DRIFT
+    assert problems(tiny_llama_dir, 3) == [] and problems(tiny_bert_dir, 5) == []
+    [encoder] = problems(tiny_bert_dir, 4)
+    assert "holds 4 paragraph(s); give at least 5" in encoder and "encoder's representation drift (debiased CKA" in encoder
+    [decoder] = problems(tiny_llama_dir, 1)
+    assert "holds 1 paragraph(s); give at least 2" in decoder and "a decoder's language-model loss change" in decoder
+    assert "CKA" not in decoder and "encoder" not in decoder.replace("decoder", "")
 
 
 def _train(tiny_bert_dir, data, tmp_path, name, **kw):

@@ -492,9 +492,10 @@ class TrainConfig:
         if self.reference_text is not None:
             from tunelab.data.reference import reference_file_paragraphs
             from tunelab.errors import DataError
+            from tunelab.run.forgetting import min_texts
 
             try:
-                reference_file_paragraphs(self.reference_text)
+                reference_file_paragraphs(self.reference_text, min_texts(self.model, trust_remote_code=self.trust_remote_code))
             except DataError as exc:
                 out.append(str(exc))
         if self.lora_target_modules is not None:

@@ -18,13 +18,6 @@ DEFAULT_REFERENCE = "bbc-text"
 ALTERNATE_REFERENCE = "hamlet"
 # built-ins that hold the default reference's articles
 _SAME_AS_DEFAULT = {"bbc-text", "bbc-news"}
-#: The fewest texts a reference file may hold: an encoder's forgetting, 1 - linear CKA with the debiased estimator
-#: (:func:`tunelab.run.forgetting.linear_cka`), needs 4 texts (Song et al.'s unbiased HSIC divides by n - 3), and its
-#: jackknife interval leaves one out, so 5. (With the biased estimator, 2 texts read 0 whatever the model did: a run
-#: with 2 paragraphs reported 0.000 [0.000, 0.000] after bitfit.)
-MIN_TEXTS = 5
-
-
 def reference_texts(n: int = 64, seed: int = 0, *, source: str = DEFAULT_REFERENCE) -> list[str]:
     """``n`` reference texts from the built-in ``source`` (its training split), seeded."""
     from tunelab.data.load import load_task_data
@@ -34,12 +27,13 @@ def reference_texts(n: int = 64, seed: int = 0, *, source: str = DEFAULT_REFEREN
     return random.Random(seed).sample(texts, min(n, len(texts)))
 
 
-def reference_file_paragraphs(user_file: str | Path) -> list[str]:
+def reference_file_paragraphs(user_file: str | Path, need: tuple[int, str] | None = None) -> list[str]:
     """The texts of a ``--reference-text`` file: a table's (CSV, TSV, JSON lines, JSON, Parquet, compressed too) text
     column (``text``, or the one column named like a text), as ``predict --file`` reads one; else the file's
     paragraphs (separated by blank lines), read as ``--data`` reads plain text (UTF-8 with or without a BOM, UTF-16 /
-    UTF-32 with one, compressed). :class:`DataError` for a file that is missing, unreadable or holds fewer than
-    :data:`MIN_TEXTS` (checked before training: the measurement comes after it)."""
+    UTF-32 with one, compressed). :class:`DataError` for a file that is missing, unreadable or holds fewer texts than
+    ``need`` says, (fewest, what they serve): the run's forgetting measure's
+    (:func:`tunelab.run.forgetting.min_texts`), checked before training (the measurement comes after it)."""
     from tunelab.data.chunking import split_paragraphs
     from tunelab.data.load import texts_of_table
     from tunelab.data.readers import read_utf8
@@ -56,12 +50,12 @@ def reference_file_paragraphs(user_file: str | Path) -> list[str]:
         texts = table[0] if table else split_paragraphs(read_utf8(path))
     except DataError as exc:  # the reader's line names the file and what is wrong with it
         raise DataError(setting_as("reference_text", str(exc))) from exc
-    if len(texts) < MIN_TEXTS:
-        what = (f"{len(texts)} non-empty text(s) in its column {table[1]}; give at least {MIN_TEXTS}" if table else
-                f"{len(texts)} paragraph(s); give at least {MIN_TEXTS}, separated by blank lines (lines without a "
+    fewest, why = need or (1, "a forgetting measure")
+    if len(texts) < fewest:
+        what = (f"{len(texts)} non-empty text(s) in its column {table[1]}; give at least {fewest}" if table else
+                f"{len(texts)} paragraph(s); give at least {fewest}, separated by blank lines (lines without a "
                 "blank line between them are one paragraph)")
-        raise DataError(f"{setting('reference_text', str(path))} holds {what}: fewer cannot show an encoder's drift (debiased CKA "
-                        f"needs 4 texts, and its interval {MIN_TEXTS})")
+        raise DataError(f"{setting('reference_text', str(path))} holds {what}: fewer cannot show {why}")
     return texts
 
 

@@ -885,6 +885,18 @@ def model_num_blocks(name_or_path: str, *, trust_remote_code: bool = False) -> i
     return blocks_in_config(config, trust_remote_code=trust_remote_code)
 
 
+@functools.lru_cache(maxsize=32)
+def has_lm_head(name_or_path: str, *, trust_remote_code: bool = False) -> bool | None:
+    """Whether the checkpoint holds the pre-trained language-model head :func:`load_base_parts` returns (a decoder),
+    from its config alone: what the forgetting measure is (:func:`tunelab.run.forgetting.measure_for`). ``None``
+    where the config cannot be read."""
+    try:
+        config = load_model_config(name_or_path, trust_remote_code=trust_remote_code)
+    except Exception:  # noqa: BLE001 - an unreadable config (a missing folder, no network): not known
+        return None
+    return is_decoder(config)
+
+
 #: The files a checkpoint folder keeps its weights in (transformers' names, sharded or not, and other frameworks').
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.h5", "*.msgpack", "*.ckpt.index", "*.gguf")
 
@@ -1061,7 +1073,7 @@ def load_base_parts(name_or_path: str, *, need_body: bool, trust_remote_code: bo
     path = resolve_model(name_or_path)
     config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
     body = head = None
-    if is_decoder(config):
+    if is_decoder(config):  # as has_lm_head says it from the config
         lm = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code, dtype=torch.float32)
         head = lm.get_output_embeddings()
         body = lm.base_model if need_body else None

@@ -100,6 +100,34 @@ def meaning(unit: str | None, reference: str | None) -> str | None:
     if said is None:
         return None
     return f"Forgetting: on the reference text{f' ({reference})' if reference else ''}, not the training data, {said}."
+#: The fewest reference texts each measure reads, and why: what refuses a shorter ``--reference-text`` before training
+#: (:func:`min_texts`). With the biased estimator, 2 texts read a drift of 0 whatever the model did (a run with 2
+#: paragraphs reported 0.000 [0.000, 0.000] after bitfit).
+MIN_TEXTS = {
+    DRIFT: (5, "an encoder's representation drift (debiased CKA needs 4 texts, Song et al.'s unbiased HSIC dividing "
+               "by n - 3, and its jackknife interval one more)"),
+    LM_LOSS: (2, "a decoder's language-model loss change with an interval (the interval resamples the texts: one "
+                 "text leaves it [v, v])"),
+}
+
+
+def measure_for(model: str, *, trust_remote_code: bool = False) -> str | None:
+    """The forgetting measure of ``model`` (a built-in, folder or hub id): :data:`LM_LOSS` where its checkpoint holds a
+    pre-trained LM head, else :data:`DRIFT`, as :func:`measure_run` chooses it; ``None`` where its config cannot be
+    read."""
+    from tunelab.models import has_lm_head
+
+    head = has_lm_head(model, trust_remote_code=trust_remote_code)
+    return None if head is None else LM_LOSS if head else DRIFT
+
+
+def min_texts(model: str, *, trust_remote_code: bool = False) -> tuple[int, str]:
+    """(the fewest reference texts, why) for ``model``'s measure (:data:`MIN_TEXTS`); the largest where the measure is
+    not known."""
+    measure = measure_for(model, trust_remote_code=trust_remote_code)
+    return MIN_TEXTS[measure] if measure is not None else max(MIN_TEXTS.values())
+
+
 _MASK_SHARE = 0.15
 # 32 texts of up to 96 tokens: a few seconds on a 135 M decoder on 2 CPU cores, well inside the budget
 # (5 % of training or 10 s) for runs of minutes; the record states the measured cost
@@ -210,13 +238,11 @@ def drift(base: np.ndarray, adapted: np.ndarray, estimator: str = CKA_ESTIMATOR)
     kept within the estimate's range: [0, 1] biased, [0, 2] debiased), not the bootstrap's: a bootstrap resample
     repeats rows, and repeated rows make two representations look more alike, so bootstrap intervals of CKA sit
     below the estimate (seen on the demo: 0.629 with a percentile interval of [0.444, 0.602]). Debiased, it needs
-    :data:`tunelab.data.reference.MIN_TEXTS` rows (4 for the estimate, one more to leave one out); biased, fewer than
-    4 leave the interval [v, v]."""
-    from tunelab.data.reference import MIN_TEXTS
-
-    n = len(base)
-    if estimator == DEBIASED and n < MIN_TEXTS:
-        raise ValueError(f"representation drift (debiased CKA) needs at least {MIN_TEXTS} reference texts, got {n}")
+    :data:`MIN_TEXTS` rows (4 for the estimate, one more to leave one out); biased, fewer than 4 leave the interval
+    [v, v]."""
+    n, fewest = len(base), MIN_TEXTS[DRIFT][0]
+    if estimator == DEBIASED and n < fewest:
+        raise ValueError(f"representation drift (debiased CKA) needs at least {fewest} reference texts, got {n}")
     for side, reps in (("as loaded", base), ("adapted", adapted)):
         if constant(reps):  # CKA would read 1 and drift 0, "nothing forgotten", for a model that lost everything
             raise ValueError(f"representation drift cannot be read: the model {side} gives all {n} reference texts "
