@@ -815,7 +815,8 @@ def test_evaluate_without_data_scores_the_test_split_of_the_data_the_run_trained
 
 def test_evaluate_without_data_reads_the_recorded_file_once(head_run, toy_csv, monkeypatch):
     """`tunelab evaluate RUN` read and split the recorded file to check its fingerprint, then read and split it again
-    to score it: a big file was read twice. The check's split is scored; another seed (or --split all) is read anew."""
+    to score it: a big file was read twice. The check's split is scored; another seed or --split all is made of
+    the file as the check read it, not read again (it was read twice)."""
     import tunelab.data.load as load
     from tunelab import evaluate_artifact
 
@@ -830,9 +831,12 @@ def test_evaluate_without_data_reads_the_recorded_file_once(head_run, toy_csv, m
     reads.clear()
     assert evaluate_artifact(out)["examples"] == int(dict(line.split("\t") for line in printed.splitlines())["examples"])
     assert len(reads) == 1, reads  # from Python too
-    code, printed, err = tunelab("evaluate", str(out), "--seed", "7")  # another split than the check's: read again
-    assert code == 0, err
-    assert printed == tunelab("evaluate", str(out), "--data", str(toy_csv), "--seed", "7")[1]
+    for other in (["--seed", "7"], ["--split", "all"]):  # split otherwise than the check: not read again
+        reads.clear()
+        code, printed, err = tunelab("evaluate", str(out), *other)
+        assert code == 0, err
+        assert len(reads) == 1, (other, reads)
+        assert printed == tunelab("evaluate", str(out), "--data", str(toy_csv), *other)[1]
 
 
 def test_evaluate_without_data_refuses_the_recorded_file_once_it_has_changed(tiny_bert_dir, toy_csv, tmp_path, caplog):

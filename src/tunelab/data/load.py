@@ -130,7 +130,7 @@ def _given_splits(spec: Any, task: str | None, text_column: str, label_column: s
     """Read ``spec`` and choose its task and columns as :func:`load_task_data` does (one place: both it and
     :func:`own_splits` read data so)."""
     text_column, pair_column = _text_columns(text_column)
-    raw = read_in_memory(spec)
+    raw = spec.copy() if isinstance(spec, RawData) else read_in_memory(spec)  # RawData: a file read once, read again
     if raw is None:
         if not isinstance(spec, str | os.PathLike):
             raise DataError(f"data must be a built-in name, a path, or {IN_MEMORY_FORMS} in memory; got a "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,3 +83,10 @@ class RawData:
     files: dict[str, Path] = field(default_factory=dict)
     """A folder of split files: each split's file (``{"train": Path("kaggle/train.csv")}``), which :attr:`source`
     lists (:func:`tunelab.data.readers.folder_source`); empty for any other source."""
+
+    def copy(self) -> RawData:
+        """A copy to read as data again (:func:`tunelab.data.load.load_task_data` renames its columns, leaves an
+        unlabelled split out and rewrites :attr:`source` as it reads): this one stays as it was read. The rows'
+        lists are shared, not copied."""
+        tables = {k: replace(t, columns=dict(t.columns), warnings=list(t.warnings)) for k, t in self.tables.items()}
+        return replace(self, tables=tables, warnings=list(self.warnings), files=dict(self.files))

@@ -32,10 +32,13 @@ def run_split_settings(path, info: dict) -> dict:
 class RecordedData(NamedTuple):
     """The data a run trained on, as :func:`recorded_data` found it: its name (a built-in or a path) and, where the run
     recorded a fingerprint of its rows, the data as the check read and split it (``None`` where nothing was read), which
-    :func:`evaluate_artifact` scores rather than read a big file a second time."""
+    :func:`evaluate_artifact` scores rather than read a big file a second time; and the file as the check read it
+    (:class:`~tunelab.data.table.RawData`, ``None`` for a built-in), which another split (``all``), seed or column is
+    made of rather than read again."""
 
     spec: str
     read: Any = None
+    raw: Any = None
 
 
 def recorded_data(path) -> RecordedData:
@@ -47,7 +50,7 @@ def recorded_data(path) -> RecordedData:
     import json
     from pathlib import Path
 
-    from tunelab.data import BUILTIN_DATASETS
+    from tunelab.data import BUILTIN_DATASETS, load
     from tunelab.run.artifacts import find_model_dir
     from tunelab.run.progress import library_bars_off
     from tunelab.run.training import IN_MEMORY
@@ -70,12 +73,13 @@ def recorded_data(path) -> RecordedData:
     if not fingerprint:  # a run saved before it was kept: nothing to check it against
         return RecordedData(data)
     with library_bars_off():
-        read = _load_as_trained(data, info, run_split_settings(folder, info))
+        raw = None if data in BUILTIN_DATASETS else load.resolve(data)  # a built-in's tables are cached: not read again
+        read = _load_as_trained(data if raw is None else raw, info, run_split_settings(folder, info))
     if read.split_fingerprint != fingerprint:  # scored as it is now, its split would be another
         raise ConfigError(f"{path} trained on {data}, which has changed since (its rows are not the ones the run "
                           "recorded): a split made of it now is not the run's, and its test rows may be ones the model "
                           f"trained on; to score it as it is now, {give}")
-    return RecordedData(data, read)
+    return RecordedData(data, read, raw)
 
 
 def _trained_fingerprint(folder, info: dict) -> str | None:
@@ -94,8 +98,9 @@ def _trained_fingerprint(folder, info: dict) -> str | None:
 
 def _load_as_trained(data_spec: Any, info: dict, recorded: dict, *, text_column: str | None = None,
                      label_column: str | None = None, seed: int | None = None, split: bool = True):
-    """``data_spec`` read as the run read its data (:func:`run_split_settings`: its seed, fractions and columns,
-    unless given) for its model's task; ``split=False``: every row, unsplit."""
+    """``data_spec`` (or the :class:`~tunelab.data.table.RawData` read of it) read as the run read its data
+    (:func:`run_split_settings`: its seed, fractions and columns, unless given) for its model's task; ``split=False``:
+    every row, unsplit."""
     from tunelab.data import load_task_data
     from tunelab.data.validate import task_fixed
 
@@ -172,12 +177,12 @@ def evaluate_artifact(path, data_spec: Any = None, *, split: str = "test", text_
         raise ConfigError(problems)
     if data_spec is None:
         data_spec = recorded_data(path)
-    read = None
+    read = raw = None
     if isinstance(data_spec, RecordedData):
-        data_spec, read = data_spec
+        data_spec, read, raw = data_spec
     with library_bars_off():
         return _evaluate(path, data_spec, split=split, text_column=text_column, label_column=label_column, seed=seed,
-                         batch_size=batch_size, read=read)
+                         batch_size=batch_size, read=read, raw=raw)
 
 
 def _warn_if_classes_absent(names: list[str], gold: np.ndarray, split: str) -> None:
@@ -199,11 +204,12 @@ def _warn_if_classes_absent(names: list[str], gold: np.ndarray, split: str) -> N
 @torch.inference_mode()
 def _evaluate(path, data_spec: Any, *, split: str = "test", text_column: str | None = None,
                       label_column: str | None = None, seed: int | None = None, batch_size: int = 32,
-                      read: Any = None) -> dict:
+                      read: Any = None, raw: Any = None) -> dict:
     """Score a trained folder on ``data_spec``: ``split`` "all" reads every row, unsplit (a file held out from
     training); a split is the one training made of the data, with the run's seed, fractions and columns unless
     given (:func:`run_split_settings`). ``read``: ``data_spec`` as :func:`recorded_data` read and split it (the run's
-    seed, fractions and columns), scored where the split asked for is that one rather than read again."""
+    seed, fractions and columns), scored where the split asked for is that one rather than read again; ``raw``: the
+    file as it read it, split otherwise (another split, seed or columns) rather than read again."""
     from tunelab.run.artifacts import find_model_dir, load_artifact
     from tunelab.run.cache import build_device
     from tunelab.run.outputs import reduce_logits
@@ -224,8 +230,8 @@ def _evaluate(path, data_spec: Any, *, split: str = "test", text_column: str | N
     if read is not None and as_run and split != "all":  # split so already by recorded_data's check: not read again
         data = read
     else:  # "all": every row of the data as it is, unsplit; a split: the one training made of it (the same seed)
-        data = _load_as_trained(data_spec, info, recorded, text_column=text_column, label_column=label_column,
-                                seed=seed, split=split != "all")
+        data = _load_as_trained(data_spec if raw is None else raw, info, recorded, text_column=text_column,
+                                label_column=label_column, seed=seed, split=split != "all")
     text_column = text_column or recorded.get("text_column") or "text"
     for note in data.warnings:  # what reading the data did to it (a label column a language model ignores, ...)
         logging.getLogger("tunelab").warning(note)
