@@ -1253,11 +1253,26 @@ def test_the_default_folder_of_data_in_memory_is_one_shell_word_that_says_what_i
         folder = default_out_dir(given_data(config, data)[0])
         assert folder.parent == Path("runs") and shlex.quote(str(folder)) == str(folder), folder
         assert folder.name.startswith("tiny-bert-in-memory-") and folder.name.endswith("-head"), folder
-    assert default_out_dir(given_data(config, frame)[0]) == Path("runs/tiny-bert-in-memory-Dataset-48-rows-head")
+    assert default_out_dir(given_data(config, frame)[0]) == Path("runs/tiny-bert-in-memory-Dataset-48-rows-fa931c-head")
     assert default_out_dir(config.replace(data="my data/rotten (2024) reviews.csv")) == Path(
-        "runs/tiny-bert-rotten-2024-reviews.csv-head")
+        "runs/tiny-bert-rotten-2024-reviews.csv-02a69a-head")
     assert default_compare_out(config.replace(model="models/my model", data="rotten-tomatoes")) == Path(
-        "runs/compare-my-model-rotten-tomatoes")
+        "runs/compare-my-model-76eeb0-rotten-tomatoes")
+
+
+def test_two_data_names_made_one_shell_word_alike_keep_two_default_folders():
+    """'my data.csv' and 'my-data.csv' both became runs/minilm-my-data.csv-head: the second run was refused the
+    folder of the first (not empty: --overwrite, or --resume 'to continue the run', of other data). A name that had to
+    change now ends with a short hash of it; a name that is one shell word keeps its folder as before."""
+    from tunelab.compare.runner import default_compare_out
+    from tunelab.run.training import default_out_dir
+
+    config = TrainConfig(model="minilm", strategy="head")
+    for make in (default_out_dir, default_compare_out):
+        spaced, dashed = (make(config.replace(data=name)) for name in ("my data.csv", "my-data.csv"))
+        assert spaced != dashed, spaced
+    assert default_out_dir(config.replace(data="data/my-data.csv")) == Path("runs/minilm-my-data.csv-head")
+    assert default_compare_out(config.replace(data="rotten-tomatoes")) == Path("runs/compare-minilm-rotten-tomatoes")
 
 
 def test_a_path_given_as_data_is_the_configs_data_not_data_in_memory(toy_classification_data, tmp_path):

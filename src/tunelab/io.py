@@ -78,12 +78,20 @@ def folder_lock(folder: str | Path, command: str) -> Iterator[None]:
 def folder_part(text: str) -> str:
     """``text`` (a model's or data's name) as part of a folder's name that a shell takes as one word: each run of
     characters other than letters, digits, ``.``, ``_`` and ``-`` (spaces, brackets, quotes, ``/``) one ``-``, none at
-    either end (a leading ``-`` reads as a flag, a leading ``.`` hides it); ``""`` when nothing is left.
+    either end (a leading ``-`` reads as a flag, a leading ``.`` hides it); ``""`` when nothing is left. A name that
+    had to change ends with six hex digits of its hash, so that two names are two folders (``my data.csv`` and
+    ``my-data.csv`` were one, and the second run was refused a folder holding the first's); one word stays as it is.
 
-    >>> folder_part("in-memory Dataset (40 rows)"), folder_part("my reviews.csv"), folder_part("données")
-    ('in-memory-Dataset-40-rows', 'my-reviews.csv', 'données')
+    >>> folder_part("my reviews.csv"), folder_part("my-reviews.csv"), folder_part("données")
+    ('my-reviews.csv-d5f323', 'my-reviews.csv', 'données')
     """
-    return re.sub(r"[^\w.-]+", "-", str(text)).strip("-.")
+    import hashlib
+
+    text = str(text)
+    word = re.sub(r"[^\w.-]+", "-", text).strip("-.")
+    if word == text:
+        return word
+    return "-".join(filter(None, (word, hashlib.sha256(text.encode(errors="surrogateescape")).hexdigest()[:6])))
 
 
 def check_folder(path: str | Path, option: str = "out") -> None:
