@@ -152,6 +152,12 @@ ERROR_CASES: list[tuple[str, Callable[[Path], Path | str], dict, list[str]]] = [
         {},
         ["not valid UTF-8", "byte offset 23", "line 3"],
     ),
+    (  # with a BOM, the byte named was the one 3 bytes before the bad one (0x63 at offset 23, the 'c' of 'caf')
+        "not UTF-8 after a UTF-8 byte-order mark",
+        lambda d: write(d, "a.csv", b"\xef\xbb\xbftext,label\ngood,pos\ncaf\xe9,neg\n"),
+        {},
+        ["byte 0xe9 at byte offset 26 (line 3) is not valid UTF-8"],
+    ),
     (
         "malformed JSONL line",
         lambda d: write(d, "a.jsonl", '{"text":"a","label":"x"}\n\n{"text": "b", label}\n'),

@@ -134,9 +134,10 @@ def read_utf8(path: Path, allow_empty: bool = False) -> str:
         if encoding != "utf-8-sig":
             raise DataError(f"{path}: starts with a {encoding.upper()} byte-order mark but is not valid "
                             f"{encoding.upper()} at byte offset {err.start}; re-save the file as UTF-8") from err
-        line = data[: err.start].count(b"\n") + 1
+        start = err.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)  # utf-8-sig counts after its BOM
+        line = data[:start].count(b"\n") + 1
         raise DataError(
-            f"{path}: byte 0x{data[err.start]:02x} at byte offset {err.start} (line {line}) is not valid UTF-8; "
+            f"{path}: byte 0x{data[start]:02x} at byte offset {start} (line {line}) is not valid UTF-8; "
             "re-save the file as UTF-8 (e.g. iconv -f cp1252 -t utf-8, or Excel's 'CSV UTF-8')"
         ) from err
     text = text.lstrip("\ufeff")
