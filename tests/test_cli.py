@@ -135,6 +135,21 @@ def test_rerun_into_a_used_folder_asks_for_overwrite(head_run):
     assert err.count("\n") == 1 and "--overwrite" in err and str(out) in err
 
 
+def test_a_used_folder_holding_a_run_of_other_data_says_so_rather_than_offer_to_resume(head_run, toy_csv, tmp_path):
+    """Two files of one name (a/train.csv, b/train.csv) share a default run folder: the second run was refused it with
+    '--resume to continue the run', and --resume then said 'pass --overwrite to train it again', of a run of other
+    data. It now names the data the folder's run trained on; the same data still gets the offer to resume."""
+    _, out = head_run
+    other = tmp_path / "elsewhere" / toy_csv.name
+    other.parent.mkdir()
+    other.write_bytes(toy_csv.read_bytes())
+    code, _, err = tunelab("train", "--config", str(out / "run_config.yaml"), "--data", str(other))
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"output folder {out} holds a run of other data ({toy_csv}): choose another --out, or pass --overwrite" in err
+    code, _, err = tunelab("train", "--config", str(out / "run_config.yaml"), "--data", str(toy_csv))
+    assert code == 2 and "--resume to continue the run" in err, err
+
+
 def test_list_commands_print_the_builtins():
     from tunelab.data import list_datasets
 

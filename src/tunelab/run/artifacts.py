@@ -29,12 +29,18 @@ log = logging.getLogger("tunelab")
 MODEL_DIR = "model"
 
 
-def check_out_dir(out: Path, *, overwrite: bool, resume: bool) -> None:
-    """Raise if ``out`` cannot be used as asked; writes nothing (run it before any validation that may fail)."""
+def check_out_dir(out: Path, *, overwrite: bool, resume: bool, data: Any = None) -> None:
+    """Raise if ``out`` cannot be used as asked; writes nothing (run it before any validation that may fail). ``data``:
+    the run's data, to say when the folder holds a run of other data (:func:`_other_data`) rather than offer to resume."""
     out = Path(out)
     check_folder(out)
     if out.is_dir() and not (overwrite or resume):
         if any(not p.name.startswith(".tmp-") and p.name != LOCK_NAME for p in out.iterdir()):
+            other = _other_data(out, data)
+            if other:  # two files of one name in two folders share a default folder: not this run to continue
+                raise TunelabError(
+                    f"output folder {out} holds a run of other data ({other}): choose another {setting('out')}, or "
+                    f"pass {setting('overwrite', True)} to replace that run")
             raise TunelabError(
                 f"output folder {out} is not empty: pass {setting('overwrite', True)} to replace tunelab's files "
                 f"there, {setting('resume', True)} to continue the run, or choose another {setting('out')}"
@@ -47,6 +53,28 @@ def check_out_dir(out: Path, *, overwrite: bool, resume: bool) -> None:
                 f"{setting('overwrite', True)} would delete {foreign[0]}{more}, which no tunelab run wrote: move "
                 f"{'them' if more else 'it'} out of the output folder, or choose another {setting('out')}"
             )
+
+
+def _other_data(out: Path, data: Any) -> str | None:
+    """The data the run in ``out`` trained on where it is not ``data``: as its ``model/tunelab.json`` names it (a file
+    by its absolute path, :func:`data_reference`), or for a run not yet finished its ``run_config.yaml`` where that
+    is a built-in or an absolute path (a relative one was relative to where that run started). ``None`` where it is
+    ``data``, or where it is not known."""
+    from tunelab.config import saved_settings
+    from tunelab.data import BUILTIN_DATASETS
+    from tunelab.io import read_json
+
+    if data is None:
+        return None
+    try:
+        recorded = read_json(out / MODEL_DIR / "tunelab.json")["split"]["data"]
+    except (OSError, ValueError, KeyError, TypeError):
+        recorded = (saved_settings(out / "run_config.yaml") or {}).get("data")
+        if recorded is not None and not (str(recorded) in BUILTIN_DATASETS or Path(str(recorded)).expanduser().is_absolute()):
+            recorded = None  # relative to the folder that run started in: not comparable from here
+    if recorded is None or data_reference(str(recorded)) in (str(data), data_reference(str(data))):
+        return None
+    return str(recorded)
 
 
 REPLACED = ("metrics.json", MODEL_DIR, "checkpoints", "run_config.yaml", "outputs", TENSORBOARD_DIR, RUN_STATE)

@@ -1212,7 +1212,7 @@ def _start(config: TrainConfig) -> tuple[TrainConfig, Path, Path | None]:
     out = Path(config.out) if config.out else default_out_dir(config)
     config.out = str(out)
     if ranks.is_main():  # the others start once the main process has prepared out/ (ranks.main_first)
-        check_out_dir(out, overwrite=config.overwrite, resume=config.resume)
+        check_out_dir(out, overwrite=config.overwrite, resume=config.resume, data=config.data)
     resume_from = resilience.resume_point(out) if config.resume else None
     if resume_from is not None:
         # a run started before a setting existed continues as it trained, not with today's default (config.UNRECORDED)
