@@ -160,3 +160,15 @@ def test_a_signal_that_only_tells_the_datasets_apart_gets_no_weight_when_dataset
     assert choose_alpha(unnamed)[0] != float("inf")  # one record out: LogME "predicts" the gaps
     assert choose_alpha(records)[0] == float("inf")  # one dataset out: it does not carry to the other
     assert choose_alpha(records[:4])[0] == float("inf")  # one dataset alone: nothing shows a signal carries
+
+
+def test_the_head_probe_keeps_copies_of_a_text_in_one_fold():
+    """A pair dataset where most rows repeated read "head probe macro F1 1.000": folds split the copies of a text, so
+    the probe was scored on texts it had trained on. Copies (the same features) now stay in one fold: on labels that
+    the features do not predict, the probe is at chance with copies as without them."""
+    rng = np.random.default_rng(0)
+    distinct = rng.normal(size=(60, 256))  # wide, as a body's features: a linear probe can fit 60 points
+    y = rng.integers(0, 2, size=60)  # labels unrelated to the features
+    copies = np.repeat(np.arange(60), 5)
+    signals = feature_signals(distinct[copies], y[copies])
+    assert signals["probe_accuracy"] < 0.75  # copies split across folds read about 1.0

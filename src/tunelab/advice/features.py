@@ -7,12 +7,13 @@ non-padding token of a decoder, the mean where the head pools). On them:
 
 - ``logme`` and ``h_score`` (:mod:`tunelab.advice.transferability`);
 - ``probe_accuracy``: a logistic regression (scikit-learn, standardised features) scored by stratified
-  3-fold cross-validation on those training texts only (no validation or test example is read), and
+  3-fold cross-validation on those training texts only (no validation or test example is read), copies of one text
+  (rows with the same features) kept in one fold, as the data's own splits keep them, and
   ``probe_gain``, the same above the majority class as a share of what is left to gain
   (``(acc - majority) / (1 - majority)``): what a head on the frozen body reaches with this much data;
   ``probe_score`` / ``probe_score_gain``: the same in the metric asked for (``probe_metric``: accuracy or
   macro F1, whose majority-class score is that of always predicting the most frequent class). All are
-  ``None`` when a class has a single example among those texts (no fold can hold it out): not measured.
+  ``None`` when a class has a single distinct text among those texts (no fold can hold it out): not measured.
 
 >>> from tunelab.advice.features import frozen_feature_signals  # doctest: +SKIP
 >>> frozen_feature_signals("minilm", load_task("rotten-tomatoes"))["probe_accuracy"]  # doctest: +SKIP
@@ -115,7 +116,7 @@ def feature_signals(features: np.ndarray, labels: np.ndarray, *, seed: int = 42,
     ``probe_score_gain``: what the advice reports), from the same folds."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import make_scorer
-    from sklearn.model_selection import StratifiedKFold, cross_validate
+    from sklearn.model_selection import StratifiedGroupKFold, cross_validate
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -124,15 +125,19 @@ def feature_signals(features: np.ndarray, labels: np.ndarray, *, seed: int = 42,
     from tunelab.metrics import classification_scores
 
     labels = np.asarray(labels)
-    counts = np.bincount(np.unique(labels, return_inverse=True)[1])
+    # copies of a text have the same features: one group, in one fold (a probe scored on texts it trained on read
+    # macro F1 1.000 on a pair dataset where 225 of 300 rows repeated); each class needs a group per fold
+    groups = np.unique(np.ascontiguousarray(features), axis=0, return_inverse=True)[1].ravel()
+    classes = np.unique(labels, return_inverse=True)[1]
+    counts = np.array([len(np.unique(groups[classes == c])) for c in range(classes.max() + 1)]) if len(labels) else np.zeros(1, int)
     t0 = time.perf_counter()
     folds = int(min(3, counts.min()))
     scores: dict[str, float | None] = dict.fromkeys(("accuracy", metric))
     if folds >= 2:  # each fold scored as a run is (tunelab.metrics.classification_scores)
         probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=300))
-        cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
+        cv = StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
         scorers = {name: make_scorer(lambda y, p, name=name: classification_scores(y, p)[name]) for name in scores}
-        result = cross_validate(probe, features, labels, cv=cv, scoring=scorers)
+        result = cross_validate(probe, features, labels, groups=groups, cv=cv, scoring=scorers)
         scores = {name: float(np.mean(result[f"test_{name}"])) for name in scores}
     # else a class of one example cannot be on both sides of a fold: nothing measured (it was reported as a 0.00 gain)
     return {
@@ -163,7 +168,7 @@ def frozen_feature_signals(model_name: str, task_data: Any, *, max_length: int =
     return signals
 
 
-_SIGNALS_FORMAT = 1  # raise when feature_signals measures otherwise: a stored result is then measured again
+_SIGNALS_FORMAT = 2  # 2: copies of a text in one fold. Raise when feature_signals measures otherwise: a stored result is then measured again
 
 
 def stored_feature_signals(features: np.ndarray, labels: np.ndarray, *, seed: int = 42,
