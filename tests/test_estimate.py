@@ -239,8 +239,9 @@ def test_the_estimate_says_where_it_timed_the_steps_and_at_what_max_length(tiny_
     est = estimate(config, data=toy_classification_data, warmup_steps=1, timed_steps=2, isolate=False, reuse=False)
     import torch
 
+    threads = torch.get_num_threads()
     assert est["device"] == (f"GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available()
-                             else f"CPU, {torch.get_num_threads()} threads")
+                             else f"CPU, {threads} thread{'s' * (threads != 1)}")
     first = format_estimate(est)[0]
     assert f"({est['device']}), batch 8" in first and "max length 24" in first
 
@@ -318,3 +319,15 @@ def test_a_stored_measurement_is_keyed_by_the_extra_keys_the_strategy_reads(tiny
 
     assert key(top=2) == key()
     assert key(cache_dtype="float32") != key()  # tunelab's own key: the cache's features, so the steps, change
+
+
+def test_the_device_says_one_thread_in_the_singular(monkeypatch):
+    """recommend printed "estimated cost on this machine (CPU, 1 threads)"."""
+    import torch
+
+    from tunelab.advice.estimate import device_text
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert device_text(torch.device("cpu")) == "CPU, 1 thread"
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert device_text(torch.device("cpu")) == "CPU, 2 threads"

@@ -457,7 +457,8 @@ def device_text(device) -> str:
 
     if device.type == "cuda":
         return f"GPU {torch.cuda.get_device_name(device)}"
-    return f"{device.type.upper()}, {torch.get_num_threads()} threads" if device.type == "cpu" else device.type
+    threads = torch.get_num_threads()
+    return f"{device.type.upper()}, {threads} thread{'s' * (threads != 1)}" if device.type == "cpu" else device.type
 
 
 def _time_batch(setup, shape: _EpochShape, batch_size: int, n_steps: int) -> tuple[dict[str, Any], dict[str, Any]]:
