@@ -159,6 +159,25 @@ def test_perplexity_is_exp_of_the_token_weighted_loss_and_its_interval_is_exp_of
     assert bca.low < bca.estimate < bca.high
 
 
+def test_texts_without_predicted_tokens_leave_no_interval_undefined():
+    # A one-token text predicts no token: it weighs nothing in the loss. Among 12 texts, 6 such: one resample in
+    # 4,096 draws them alone, whose loss is 0 / 0; that nan replicate made the interval and the paired test's nan.
+    rng = np.random.default_rng(0)
+    tokens = np.array([0, 0, 0, 0, 0, 0, 40, 12, 30, 7, 55, 21])
+    loss = np.where(tokens > 0, rng.gamma(4.0, 0.7, 12), 0.0)
+    a, b = ExampleResults.causal_lm(loss, tokens), ExampleResults.causal_lm(loss + 0.3 * (tokens > 0), tokens)
+    for metric in ("loss", "perplexity"):
+        ci = bootstrap_interval(a, metric, n_boot=20_000, seed=1)
+        assert math.isfinite(ci.low) and ci.low < ci.estimate < ci.high and math.isfinite(ci.high)
+    gap = indistinguishable_from_best({"a": a, "b": b}, "perplexity", n_boot=20_000).verdict("b")
+    assert gap.gap is not None and math.isfinite(gap.gap.low) and math.isfinite(gap.gap.high)
+    assert math.isfinite(gap.gap_upper) and math.isfinite(gap.examples_variance)
+    # the texts without tokens change nothing: the same interval as without them
+    kept, every = (bootstrap_interval(r, "loss", n_boot=2000, seed=1)
+                   for r in (ExampleResults.causal_lm(loss[6:], tokens[6:]), a))
+    assert (kept.estimate, kept.low, kept.high) == pytest.approx((every.estimate, every.low, every.high))
+
+
 def test_seed_variation_widens_the_crossed_interval(binary):
     y, pred = binary
     rng = np.random.default_rng(11)

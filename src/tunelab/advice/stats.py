@@ -310,6 +310,9 @@ def _additive(results: ExampleResults, metric: str) -> _Additive:
         raise ValueError(f"{metric!r} is not a causal-LM metric")
     loss, tokens = results.loss, results.tokens
     assert loss is not None and tokens is not None
+    # A text with no predicted tokens weighs nothing in the loss, and is left out of the units resampled: kept, a
+    # resample of such texts alone had no loss (0 / 0), and one such replicate in 10,000 made the interval nan.
+    loss, tokens = loss[:, tokens > 0], tokens[tokens > 0]
     w = np.broadcast_to(tokens, loss.shape)
     X = np.stack([w * loss, w], axis=-1)
     if metric == "loss":
