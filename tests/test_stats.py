@@ -178,6 +178,21 @@ def test_texts_without_predicted_tokens_leave_no_interval_undefined():
     assert (kept.estimate, kept.low, kept.high) == pytest.approx((every.estimate, every.low, every.high))
 
 
+def test_intervals_stay_within_the_metrics_range():
+    # Three seeds right on 99, 95 and 99 of 100 examples: Student's t on 2 degrees of freedom reached 1.03 in accuracy
+    y = np.arange(100) % 2
+    seeds = np.stack([np.where(np.arange(100) < wrong, 1 - y, y) for wrong in (1, 5, 1)])
+    for metric in ("accuracy", "f1_macro"):
+        ci = bootstrap_interval(ExampleResults.classification(y, seeds), metric, n_boot=2000, seed=0)
+        assert 0.9 < ci.low < ci.estimate < ci.high == 1.0
+    loss = ExampleResults.causal_lm(np.array([[0.02, 0.01, 0.03, 0.02], [0.9, 0.8, 0.7, 0.9], [0.02, 0.01, 0.01, 0.03]]))
+    low = bootstrap_interval(loss, "loss", n_boot=2000, seed=0).low
+    assert low == 0.0 and bootstrap_interval(loss, "perplexity", n_boot=2000, seed=0).low == 1.0
+    from tunelab.advice.verdict import seed_interval
+
+    assert seed_interval([0.99, 0.95, 0.99], 0.95, "accuracy").high == 1.0
+
+
 def test_seed_variation_widens_the_crossed_interval(binary):
     y, pred = binary
     rng = np.random.default_rng(11)
@@ -407,8 +422,9 @@ def test_three_seeds_get_a_t_interval_wider_than_normal_theory_on_their_spread(b
     values = seed_values(spread, "accuracy")
     normal = 2 * 1.96 * math.sqrt(np.var(values, ddof=1) / 3)  # the seeds' part alone, as if known
     wide = bootstrap_interval(spread, "accuracy", n_boot=2000)
-    assert wide.width > 1.8 * normal
-    assert wide.width == pytest.approx(2 * sps.t.ppf(0.975, 2) * math.sqrt(np.var(values, ddof=1) / 3), rel=0.1)
+    width = 2 * (wide.estimate - wide.low)  # its upper side reaches past 1 and stops there
+    assert width > 1.8 * normal
+    assert width == pytest.approx(2 * sps.t.ppf(0.975, 2) * math.sqrt(np.var(values, ddof=1) / 3), rel=0.1)
     assert wide.method == "percentile bootstrap over examples, t over seeds"
 
 

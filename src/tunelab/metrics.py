@@ -25,6 +25,26 @@ follow): a causal LM's padding, and wherever nothing is predicted."""
 #: Whether larger is better, per metric.
 HIGHER_IS_BETTER: dict[str, bool] = {"accuracy": True, "f1_macro": True, "loss": False, "perplexity": False}
 
+#: The values each metric can take: accuracy and macro-F1 in [0, 1], loss >= 0, perplexity >= 1.
+METRIC_RANGE: dict[str, tuple[float, float]] = {
+    "accuracy": (0.0, 1.0),
+    "f1_macro": (0.0, 1.0),
+    "perplexity": (1.0, math.inf),
+    "loss": (0.0, math.inf),
+}
+
+
+def in_range(value: float, metric: str) -> float:
+    """``value`` moved into ``metric``'s range (:data:`METRIC_RANGE`; unchanged for a metric without one): an
+    interval's bound past the range (Student's t on three seeds' spread near accuracy 1) holds the same truth there.
+
+    >>> in_range(1.03, "accuracy"), in_range(-0.2, "loss"), in_range(0.4, "perplexity"), in_range(7.0, "auc")
+    (1.0, 0.0, 1.0, 7.0)
+    """
+    lo, hi = METRIC_RANGE.get(metric, (-math.inf, math.inf))
+    return min(max(value, lo), hi)
+
+
 #: The metrics a comparison can rank by, per task; the first is the task's default.
 TASK_METRICS: dict[str, tuple[str, ...]] = {
     "classification": ("accuracy", "f1_macro"),

@@ -82,15 +82,7 @@ from typing import Literal
 import numpy as np
 
 from tunelab.advice.stats import Interval, seed_replicates, variance_over_seeds
-from tunelab.metrics import higher_is_better
-
-#: The range the asymptote ``a`` must lie in, per metric.
-METRIC_RANGE: dict[str, tuple[float, float]] = {
-    "accuracy": (0.0, 1.0),
-    "f1_macro": (0.0, 1.0),
-    "perplexity": (1.0, np.inf),
-    "loss": (0.0, np.inf),
-}
+from tunelab.metrics import METRIC_RANGE, higher_is_better  # the asymptote ``a`` lies in the metric's range
 
 #: Exponents ``c`` searched. 0.01-3 covers flat to very fast saturation; neighbours differ by 2.4 %, far
 #: below what 4-6 noisy points can resolve.

@@ -84,7 +84,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy import stats as sps
 
-from tunelab.metrics import higher_is_better, macro_classes
+from tunelab.metrics import higher_is_better, in_range, macro_classes
 
 #: Elements of the (resamples x examples) count matrix built at once: bounds memory at ~16 MB.
 _CHUNK_ELEMENTS = 2_000_000
@@ -532,7 +532,9 @@ def bootstrap_interval(
         name = f"{method} bootstrap over examples, t over seeds"
     else:
         name = f"{method} bootstrap"
-    return Interval(estimate, lo, hi, level, name, results.n_examples, results.n_seeds)
+    # Student's t on a few seeds' spread can reach past the metric's range (accuracy above 1): the truth is inside it
+    return Interval(estimate, in_range(lo, metric), in_range(hi, metric), level, name, results.n_examples,
+                    results.n_seeds)
 
 
 def joint_replicates(results: list[ExampleResults], metric: str, *, n_boot: int = 2000, seed: int = 0) -> np.ndarray:

@@ -52,7 +52,7 @@ from tunelab.advice.stats import (
     metric_value,
     paired_gap,
 )
-from tunelab.metrics import higher_is_better, same_measurement, task_metrics
+from tunelab.metrics import higher_is_better, in_range, same_measurement, task_metrics
 from tunelab.run.outputs import AS_LOADED, ExampleOutputs
 from tunelab.run.outputs import FOLDER as OUTPUTS_FOLDER
 from tunelab.run.record import RunRecord, as_record
@@ -279,14 +279,15 @@ def _results_of(outputs: list[ExampleOutputs | None], units: bool = True) -> Exa
 # ------------------------------------------------------------------------------------------------ intervals
 
 
-def seed_interval(values: Sequence[float], level: float) -> Interval | None:
-    """Student-t interval of the mean over seeds; None with fewer than two seeds."""
+def seed_interval(values: Sequence[float], level: float, metric: str) -> Interval | None:
+    """Student-t interval of the mean over seeds, within ``metric``'s range; None with fewer than two seeds."""
     n = len(values)
     if n < 2:
         return None
     mean, sd = float(np.mean(values)), float(np.std(values, ddof=1))
     half = float(sps.t.ppf((1 + level) / 2, n - 1)) * sd / math.sqrt(n)
-    return Interval(mean, mean - half, mean + half, level, "t interval over seeds", n, n)
+    return Interval(mean, in_range(mean - half, metric), in_range(mean + half, metric), level, "t interval over seeds",
+                    n, n)
 
 
 def metric_interval(summary: Any, split: str, metric: str, *, level: float = 0.95) -> Interval | None:
@@ -301,7 +302,7 @@ def interval_from(results: ExampleResults | None, values: Sequence[float], metri
     example has no spread to resample (its bootstrap interval has no width): only the seeds' spread, if any."""
     if results is not None and results.n_examples >= MIN_EXAMPLES:
         return bootstrap_interval(results, metric, level=level, n_boot=N_BOOT, method=interval_method(metric))
-    return seed_interval(values, level)
+    return seed_interval(values, level, metric)
 
 
 MIN_EXAMPLES = 2

@@ -66,7 +66,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tunelab.metrics import higher_is_better
+from tunelab.metrics import higher_is_better, in_range
 
 #: Each round gives the surviving strategies this many times the data of the previous one.
 ROUND_FACTOR = 3.0
@@ -156,12 +156,6 @@ class Prediction:
                 "from_fraction": self.from_fraction, "measured": self.measured, "trend": self.trend}
 
 
-def _bounded(value: float, metric: str) -> float:
-    from tunelab.advice.curves import METRIC_RANGE
-
-    lo, hi = METRIC_RANGE.get(metric, (-math.inf, math.inf))
-    return min(max(value, lo), hi)
-
 
 def predict_final(points: Sequence[Measurement], metric: str, target: float, *, level: float = 0.95) -> Prediction:
     """Predict a strategy's metric at ``target`` (training examples, or a fraction: the unit of
@@ -190,8 +184,8 @@ def predict_final(points: Sequence[Measurement], metric: str, target: float, *, 
         steps = math.log(target / last.size) / math.log(last.size / before.size)
         gain = max(0.0, sign * (last.value - before.value)) * steps
         method += f" + the last round's gain carried on log-linearly ({sign * gain:+.3g})"
-        trend = _bounded(last.value + sign * gain, metric)
-    optimistic = _bounded(good_now + sign * gain, metric)
+        trend = in_range(last.value + sign * gain, metric)
+    optimistic = in_range(good_now + sign * gain, metric)
     return Prediction(last.strategy, metric, target, last.value, optimistic, bad_now, method, last.fraction, last.value,
                       trend)
 
