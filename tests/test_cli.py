@@ -854,6 +854,25 @@ def test_evaluate_without_data_reads_the_recorded_file_once(head_run, toy_csv, m
         assert printed == tunelab("evaluate", str(out), "--data", str(toy_csv), *other)[1]
 
 
+def test_evaluate_with_another_seed_says_its_split_holds_rows_the_run_trained_on(head_run, toy_csv, caplog):
+    """`tunelab evaluate RUN --seed 3` (no --data) drew another validation or test split of the data the run trained
+    on, which holds rows of the run's training split, and printed its score as if held out, without a word."""
+    import logging
+
+    _, out = head_run
+    with caplog.at_level(logging.WARNING, logger="tunelab"):
+        code, _, err = tunelab("evaluate", str(out), "--seed", "3", "--split", "validation")
+    assert code == 0, err
+    said = [r.getMessage() for r in caplog.records if "is not this run's seed" in r.getMessage()]
+    assert len(said) == 1 and "--seed 3" in said[0] and "not held out" in said[0], said
+    assert re.search(r"\(([1-9][\d,]*) of its [\d,]+ rows are in the run's training split\)", said[0]), said[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="tunelab"):
+        assert tunelab("evaluate", str(out), "--split", "validation")[0] == 0  # the run's own split: nothing to say
+        assert tunelab("evaluate", str(out), "--seed", "3", "--split", "all")[0] == 0  # every row: no split drawn
+    assert not [r for r in caplog.records if "is not this run's seed" in r.getMessage()]
+
+
 def test_evaluate_without_data_refuses_the_recorded_file_once_it_has_changed(tiny_bert_dir, toy_csv, tmp_path, caplog):
     """`tunelab evaluate RUN` re-read the file the run recorded even after it was edited: it scored a split of other
     rows (some of them rows the model trained on) as if it were the run's test split. The run's fingerprint of its

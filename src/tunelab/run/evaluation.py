@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from tunelab.errors import ConfigError, DataError, some_of
+from tunelab.errors import ConfigError, DataError, setting_as, some_of
 
 
 def run_split_settings(path, info: dict) -> dict:
@@ -123,6 +123,30 @@ def _warn_if_other_data(data_spec: str, trained_on: str | None, scored: int, row
     logging.getLogger("tunelab").warning(
         f"{data_spec} is not the data this model trained on ({trained_on}): its {split} split, {scored} of its {rows} "
         "rows, is scored; --split all scores every row")
+
+
+def _warn_if_redrawn(data_spec: str, recorded: dict, scored, trained, split: str, seed: int | None) -> None:
+    """The data the run trained on, split with another seed than the run's: its ``split`` is another draw, holding rows
+    the run trained on. ``trained``: the run's own training split where it was read (no ``--data``): they are counted."""
+    import json
+
+    from tunelab.run.artifacts import data_reference
+
+    run_seed = recorded.get("seed", 42)
+    if seed is None or seed == run_seed or split == "train" or data_reference(data_spec) != recorded.get("data"):
+        return
+
+    def key(row: dict) -> str:  # a row by its texts (the label is what is scored)
+        return json.dumps({k: v for k, v in row.items() if k != "label"}, sort_keys=True, default=str)
+
+    counted = ""
+    if trained is not None:
+        seen = {key(row) for row in trained}
+        counted = f" ({sum(key(row) in seen for row in scored):,} of its {len(scored):,} rows are in the run's training split)"
+    logging.getLogger("tunelab").warning(
+        f"{setting_as('seed', seed)} is not this run's seed ({run_seed}): the {split} split it draws of {data_spec}, the "
+        f"data this run trained on, is not the run's{counted}, so the score is not held out; leave it out to score the "
+        f"run's own {split} split")
 
 
 def _warn_if_changed(data_spec: str, trained_on: str | None, trained_fingerprint: str | None, fingerprint: str,
@@ -247,6 +271,7 @@ def _evaluate(path, data_spec: Any, *, split: str = "test", text_column: str | N
                 f"(it trained with --max-eval-samples {recorded.get('max_eval_samples')}); --split all scores every "
                 "row of a file held out from training")
         _warn_if_other_data(data_spec, recorded.get("data"), len(data.splits()[split]), rows, split)
+        _warn_if_redrawn(data_spec, recorded, data.splits()[split], read.train if read is not None else None, split, seed)
         if as_run:
             _warn_if_changed(data_spec, recorded.get("data"), _trained_fingerprint(find_model_dir(path), info),
                              data.split_fingerprint, split)
