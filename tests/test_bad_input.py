@@ -775,6 +775,32 @@ def test_compare_checks_its_options_before_it_reads_the_data(tmp_path, capsys):
     assert "out_of_range" not in inspect.getsource(cli_compare) and "args.halving >" not in inspect.getsource(cli_compare)
 
 
+def test_compare_refuses_resume_with_overwrite_from_python_as_the_command_does(tmp_path, capsys):
+    """`tunelab compare --resume --overwrite` was refused by the command alone; compare(resume=True, overwrite=True)
+    from Python went on and overwrote (opts.reuse: overwrite won), deleting the finished runs the caller asked to
+    reuse. One rule now, in compare's own option checks, before the data is read or anything is written: each caller
+    reads it in its own spelling."""
+    from tunelab import compare
+    from tunelab.config import TrainConfig
+    from tunelab.errors import ConfigError
+
+    out = tmp_path / "cmp"
+    (out / "runs" / "head").mkdir(parents=True)
+    kept = write(out / "runs" / "head" / "metrics.json", "{}")
+    broken = write(tmp_path / "broken.parquet", b"not a parquet file")  # read only if the options pass
+    with pytest.raises(ConfigError) as caught:
+        compare(TrainConfig(model="minilm", data=str(broken)), ["head"], out=out, log=None, resume=True, overwrite=True)
+    said = str(caught.value)
+    assert said.startswith("resume=True reuses the finished runs in out= and overwrite=True trains every one again: give "
+                           "one of them") and "--" not in said, said
+    assert main(["compare", "--model", "minilm", "--data", str(broken), "--strategies", "head", "--out", str(out),
+                 "--resume", "--overwrite"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--resume reuses the finished runs in --out and --overwrite trains every one " \
+           "again" in err, err
+    assert kept.read_text() == "{}"
+
+
 def test_gradient_checkpointing_on_a_model_without_it_is_one_line(tmp_path, capsys):
     """--gradient-checkpointing on an architecture transformers cannot checkpoint (CTRL): full fine-tuning ended in
     the Trainer's ValueError traceback, LoRA in a misleading "its forward pass failed on a probe input". Now one line,

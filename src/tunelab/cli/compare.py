@@ -153,8 +153,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     answer_interrupts()  # started with SIGINT ignored (a script's `tunelab compare ... &`): its runs answer Ctrl-C, so
     # the comparison does too, and stops with them instead of going on without the run they were training
-    if args.resume and args.overwrite:
-        raise ConfigError("--resume and --overwrite exclude each other: pick one")
     if args.exhaustive and args.plan:  # two flags for compare(exhaustive=...): the rest is checked by compare's own checks
         raise ConfigError("--plan runs a planned comparison and --exhaustive trains everything to the end: pick one")
     from tunelab.compare.executors import make_executor

@@ -748,13 +748,16 @@ def check_options(base: TrainConfig, opts: CompareOptions) -> None:
 
 
 def option_problems(base: TrainConfig, opts: CompareOptions) -> list[str]:
-    """What is wrong with ``opts`` that needs no data: a level outside (0, 1), a negative tolerance, a budget or
+    """What is wrong with ``opts`` that needs no data: ``resume`` with ``overwrite``, a level outside (0, 1), a negative tolerance, a budget or
     halving out of range, a budget with ``exhaustive``, limits that no run can meet (a time or memory limit of 0 or
     less), and a forgetting limit on runs that do not measure it (--no-forgetting: it let every strategy through,
     said nowhere). The metric, which needs the task, is :func:`_check_metric`'s."""
     from tunelab.advice.choose import level_problems
 
     problems = []
+    if opts.resume and opts.overwrite:  # was refused by the command only: from Python, overwrite won without a word
+        problems.append(f"{setting('resume', True)} reuses the finished runs in {setting('out')} and "
+                        f"{setting('overwrite', True)} trains every one again: give one of them")
     levels = level_problems(opts.alpha, opts.tolerance)
     problems.extend(levels)
     if opts.budget_minutes is not None and not (math.isfinite(opts.budget_minutes) and opts.budget_minutes > 0):
