@@ -273,15 +273,15 @@ def test_classification_predict_ranks_every_label(tiny_bert_dir, toy_classificat
     # one string is one text, as a pipeline takes it (not one prediction per character)
     assert predict(tmp_path / "o", "text number 0") == rows[:1]
     # from Python as from the command line: a bad count is one line, not range()'s or generate()'s ValueError
-    with pytest.raises(TunelabError, match=r"batch_size must be a whole number of at least 1, got 0"):
+    with pytest.raises(TunelabError, match=r"^batch_size= must be a whole number of at least 1, got 0"):
         predict(tmp_path / "o", texts, batch_size=0)
-    with pytest.raises(TunelabError, match=r"max_new_tokens must be a whole number of at least 1, got -1"):
+    with pytest.raises(TunelabError, match=r"^max_new_tokens= must be a whole number of at least 1, got -1"):
         predict(tmp_path / "o", texts, max_new_tokens=-1)
     from tunelab.run.evaluation import evaluate_artifact
 
-    with pytest.raises(TunelabError, match=r"--split 'dev' is not a split: use one of train, validation, test, all"):
+    with pytest.raises(TunelabError, match=r"^split='dev' is not a split: use one of train, validation, test, all"):
         evaluate_artifact(tmp_path / "o", "rotten-tomatoes", split="dev")  # was a bare KeyError: 'dev'
-    with pytest.raises(TunelabError, match=r"batch_size must be a whole number of at least 1, got 0"):
+    with pytest.raises(TunelabError, match=r"^batch_size= must be a whole number of at least 1, got 0"):
         evaluate_artifact(tmp_path / "o", "rotten-tomatoes", batch_size=0)
     with pytest.raises(TunelabError, match="a text or a list of texts"):
         predict(tmp_path / "o", [3])

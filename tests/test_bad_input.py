@@ -801,6 +801,22 @@ def test_compare_refuses_resume_with_overwrite_from_python_as_the_command_does(t
     assert kept.read_text() == "{}"
 
 
+def test_evaluate_artifact_names_its_keywords_from_python(tmp_path):
+    """evaluate_artifact(run, split="dev") and (seed=-1) said "--split 'dev' is not a split" and "--seed must be" to a
+    Python caller who typed no flag (README: from Python a message names a setting as it is passed). Now the keyword
+    from Python and the flag under `tunelab evaluate`."""
+    from tunelab import evaluate_artifact
+    from tunelab.errors import ConfigError, settings_as_flags
+
+    with pytest.raises(ConfigError) as caught:
+        evaluate_artifact(tmp_path / "run", split="dev", seed=-1)
+    said = str(caught.value)
+    assert "split='dev' is not a split" in said and "seed= must be in [0, 2^32), got -1" in said and "--" not in said, said
+    with settings_as_flags(), pytest.raises(ConfigError) as caught:  # as `tunelab evaluate` calls it (test_cli: a run)
+        evaluate_artifact(tmp_path / "run", split="dev", seed=-1)
+    assert "--split 'dev' is not a split" in str(caught.value) and "--seed must be" in str(caught.value), caught.value
+
+
 def test_gradient_checkpointing_on_a_model_without_it_is_one_line(tmp_path, capsys):
     """--gradient-checkpointing on an architecture transformers cannot checkpoint (CTRL): full fine-tuning ended in
     the Trainer's ValueError traceback, LoRA in a misleading "its forward pass failed on a probe input". Now one line,

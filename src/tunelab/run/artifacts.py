@@ -572,7 +572,7 @@ def predict(path: str | Path, texts: str | list[str], *, max_new_tokens: int = 4
         raise ConfigError(f"predict takes a text or a list of texts (str); got a {type(wrong).__name__}: {wrong!r:.60}")
     texts = [str(text) for text in texts]  # NumPy's str_ (an array of texts) as the str each result's text holds
     # the command line checked these; from Python they failed deep inside (range()'s or generate()'s ValueError)
-    problems = [f"{name} must be a whole number of at least 1, got {value!r}"
+    problems = [f"{setting(name)} must be a whole number of at least 1, got {value!r}"
                 for name, value in (("max_new_tokens", max_new_tokens), ("batch_size", batch_size))
                 if not (isinstance(value, int) and value >= 1)]
     if problems:
@@ -615,7 +615,7 @@ def _predict(path: str | Path, texts: list[str], *, max_new_tokens: int, batch_s
     limit = max_input_length(model, tokenizer, reserved=soft)
     besides = f" after the {soft} virtual tokens of its soft prompt" if soft else ""
     if max_new_tokens >= limit:
-        raise TunelabError(f"--max-new-tokens {max_new_tokens} leaves no room for a prompt: this model takes {limit} "
+        raise TunelabError(f"{setting('max_new_tokens', max_new_tokens)} leaves no room for a prompt: this model takes {limit} "
                            f"tokens in all{besides}; use at most {limit - 1}")
     room = limit - max_new_tokens
     # peft (0.21) prepends a soft prompt in the model's forward, and under transformers' (5) KV cache it prepended it
@@ -624,8 +624,8 @@ def _predict(path: str | Path, texts: list[str], *, max_new_tokens: int, batch_s
     cache = {"use_cache": False} if soft else {}
     chat = bool(info.get("chat")) and not raw
     if system is not None and not chat:
-        raise TunelabError("--system gives a system turn to a model trained on conversations"
-                           + (", not with --raw" if info.get("chat") else f"; {path} was trained on plain text"))
+        raise TunelabError(f"{setting('system')} gives a system turn to a model trained on conversations"
+                           + (f", not with {setting('raw', True)}" if info.get("chat") else f"; {path} was trained on plain text"))
     if chat:
         from tunelab.data.chat import generation_prompt
     for number, text in enumerate(texts, 1):

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from tunelab.errors import ConfigError, DataError, setting_as, some_of
+from tunelab.errors import ConfigError, DataError, setting, setting_as, some_of
 
 
 def run_split_settings(path, info: dict) -> dict:
@@ -122,7 +122,7 @@ def _warn_if_other_data(data_spec: str, trained_on: str | None, scored: int, row
         return
     logging.getLogger("tunelab").warning(
         f"{data_spec} is not the data this model trained on ({trained_on}): its {split} split, {scored} of its {rows} "
-        "rows, is scored; --split all scores every row")
+        f"rows, is scored; {setting('split', 'all')} scores every row")
 
 
 def _warn_if_redrawn(data_spec: str, recorded: dict, scored, trained, split: str, seed: int | None) -> None:
@@ -191,12 +191,13 @@ def evaluate_artifact(path, data_spec: Any = None, *, split: str = "test", text_
 
     problems = []
     if split not in SPLITS:  # the Python caller's 'dev' failed as a bare KeyError: 'dev'
-        problems.append(f"--split {split!r} is not a split: use one of {', '.join(SPLITS)} (all: every row, unsplit)")
+        problems.append(f"{setting('split', split, quoted=True)} is not a split: use one of {', '.join(SPLITS)} (all: every row, "
+                        "unsplit)")
     if seed is not None and not 0 <= seed < 2**32:  # the split's seed, as training's (TrainConfig.problems)
-        problems.append(f"--seed must be in [0, 2^32), got {seed}: give the seed of the split to score, or leave it "
+        problems.append(f"{setting('seed')} must be in [0, 2^32), got {seed}: give the seed of the split to score, or leave it "
                         "out for the run's own")
     if not (isinstance(batch_size, int) and batch_size >= 1):
-        problems.append(f"batch_size must be a whole number of at least 1, got {batch_size!r}")
+        problems.append(f"{setting('batch_size')} must be a whole number of at least 1, got {batch_size!r}")
     if problems:
         raise ConfigError(problems)
     if data_spec is None:
@@ -268,7 +269,8 @@ def _evaluate(path, data_spec: Any, *, split: str = "test", text_column: str | N
         if split != "train" and len(data.splits()[split]) < whole:
             logging.getLogger("tunelab").warning(
                 f"scoring the first {len(data.splits()[split]):,} of the {whole:,} {split} examples, as the run did "
-                f"(it trained with --max-eval-samples {recorded.get('max_eval_samples')}); --split all scores every "
+                f"(it trained with {setting('max_eval_samples', recorded.get('max_eval_samples'))}); "
+                f"{setting('split', 'all')} scores every "
                 "row of a file held out from training")
         _warn_if_other_data(data_spec, recorded.get("data"), len(data.splits()[split]), rows, split)
         _warn_if_redrawn(data_spec, recorded, data.splits()[split], read.train if read is not None else None, split, seed)
@@ -279,8 +281,8 @@ def _evaluate(path, data_spec: Any, *, split: str = "test", text_column: str | N
     pairs = data.text_pairs
     if pairs != bool(info.get("text_pair")):
         raise DataError(f"{path} was trained on {'text pairs' if info.get('text_pair') else 'single texts'}, and "
-                        f"--text-column {text_column} gives {'pairs' if pairs else 'one text'} per example: "
-                        + ("name its two text columns, e.g. --text-column premise,hypothesis" if info.get("text_pair")
+                        f"{setting('text_column', text_column)} gives {'pairs' if pairs else 'one text'} per example: "
+                        + (f"name its two text columns, e.g. {setting('text_column', 'premise,hypothesis')}" if info.get("text_pair")
                            else "name one text column"))
     if info["task"] == "classification":
         unknown = sorted(set(data.label_names) - set(info["label_names"]))
