@@ -817,6 +817,20 @@ def test_evaluate_artifact_names_its_keywords_from_python(tmp_path):
     assert "--split 'dev' is not a split" in str(caught.value) and "--seed must be" in str(caught.value), caught.value
 
 
+def test_an_unknown_setting_from_python_points_to_help_trainconfig():
+    """train({"epoch": 1}) said "unknown option(s) epoch; see `tunelab train --help`" to a Python caller: the command's
+    help, and no word of epochs. Now the near miss and help(TrainConfig) (which the README says lists every setting)
+    from Python; the command's --config keeps its --help."""
+    import tunelab
+    from tunelab.errors import ConfigError, settings_as_flags
+
+    with pytest.raises(ConfigError) as caught:
+        tunelab.train({"model": "minilm", "epoch": 1})
+    assert str(caught.value) == "train(config): unknown option(s) epoch (did you mean epochs?); see help(TrainConfig)"
+    with settings_as_flags(), pytest.raises(ConfigError, match=r"epoch \(did you mean epochs\?\); see `tunelab train --help`$"):
+        tunelab.train({"model": "minilm", "epoch": 1})
+
+
 def test_gradient_checkpointing_on_a_model_without_it_is_one_line(tmp_path, capsys):
     """--gradient-checkpointing on an architecture transformers cannot checkpoint (CTRL): full fine-tuning ended in
     the Trainer's ValueError traceback, LoRA in a misleading "its forward pass failed on a probe input". Now one line,

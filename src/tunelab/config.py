@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from tunelab.errors import ConfigError, setting
+from tunelab.errors import ConfigError, as_flags, setting
 from tunelab.io import folder_problem
 
 DEFAULT_EPOCHS = 3.0
@@ -579,8 +579,14 @@ class TrainConfig:
         of the wrong type is one :class:`ConfigError` naming ``where`` they came from."""
         known = set(cls.field_names())
         unknown = sorted(k for k in values if k.replace("-", "_") not in known)
-        if unknown:
-            raise ConfigError(f"{where}: unknown option(s) {', '.join(unknown)}; see `tunelab train --help`")
+        if unknown:  # a Python caller is shown help(TrainConfig), not the command's --help (README: "help(TrainConfig)
+            # lists every setting"), and a near miss (epoch) its setting, as compare's unknown keyword is
+            import difflib
+
+            close = difflib.get_close_matches(unknown[0].replace("-", "_"), sorted(known), n=1)
+            hint = f" (did you mean {close[0]}?)" if close and len(unknown) == 1 else ""
+            raise ConfigError(f"{where}: unknown option(s) {', '.join(unknown)}{hint}; see "
+                              + ("`tunelab train --help`" if as_flags() else "help(TrainConfig)"))
         clean = {k.replace("-", "_"): v for k, v in values.items()}
         return _coerce(cls(**clean), where)
 
