@@ -831,6 +831,30 @@ def test_an_unknown_setting_from_python_points_to_help_trainconfig():
         tunelab.train({"model": "minilm", "epoch": 1})
 
 
+def test_recommend_and_estimate_refuse_counts_below_one_in_their_callers_words(capsys):
+    """recommend(sample_size=0) ended in an IndexError, feature_examples=0 in scikit-learn's InvalidParameterError, and
+    timed_steps=0 in an advice with no strategy; estimate(timed_steps=0) said "raise --warmup-steps / --steps" to a
+    Python caller, and `tunelab estimate --warmup-steps 0` passed the command's check ("at least 0") to fail in
+    estimate's. One check now (estimate.step_problems, config.counts_below_one), before the data is read: the keyword
+    from Python, the flag from the command."""
+    from tunelab import estimate, recommend
+    from tunelab.errors import ConfigError
+
+    for options, said in (({"sample_size": 0}, "sample_size= must be at least 1, got 0"),
+                          ({"feature_examples": 0}, "feature_examples= must be at least 1, got 0"),
+                          ({"timed_steps": 0}, "timed_steps= must be at least 1, got 0: pass e.g. 10, or leave it out "
+                                               "for its default, 4")):
+        with pytest.raises(ConfigError) as caught:
+            recommend("minilm", 42, **options)  # refused before the data (42 is no data)
+        assert str(caught.value).startswith(said), caught.value
+    with pytest.raises(ConfigError) as caught:
+        estimate({"model": "minilm"}, data=42, timed_steps=0)
+    assert str(caught.value) == "timed_steps= must be at least 1, got 0: pass e.g. 10, or leave it out for its default, 5"
+    assert main(["estimate", "--model", "minilm", "--strategy", "full", "--warmup-steps", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "tunelab: error: --warmup-steps must be at least 1, got 0: pass e.g. 1, or leave it out for its default, 3"
+
+
 def test_gradient_checkpointing_on_a_model_without_it_is_one_line(tmp_path, capsys):
     """--gradient-checkpointing on an architecture transformers cannot checkpoint (CTRL): full fine-tuning ended in
     the Trainer's ValueError traceback, LoRA in a misleading "its forward pass failed on a probe input". Now one line,

@@ -72,6 +72,18 @@ def out_of_range(flag: str, rule: str, value: float, example: str, unset: str) -
     return f"{flag} must be {rule}, got {_number(value)}: pass e.g. {example}, or leave it out for {unset}"
 
 
+def counts_below_one(counts: Mapping[str, tuple[Any, str, str]], *, flags: Mapping[str, str] | None = None) -> list[str]:
+    """:func:`out_of_range` of each whole-number option of a function below 1 (``None``: left out), named as the
+    caller spells it (:func:`~tunelab.errors.setting`; ``flags``: a flag whose name is not the keyword's). ``counts``
+    maps a keyword to (its value, an example, what leaving it out gives).
+
+    >>> counts_below_one({"timed_steps": (0, "10", "its default, 5"), "num_examples": (None, "500", "1000")})
+    ['timed_steps= must be at least 1, got 0: pass e.g. 10, or leave it out for its default, 5']
+    """
+    return [out_of_range(setting(name, flag=(flags or {}).get(name)), "at least 1", value, example, unset)
+            for name, (value, example, unset) in counts.items() if value is not None and value < 1]
+
+
 #: torch's names of the precisions (``--base-dtype float32``, as torch, peft and the Trainer's users write them), read as
 #: the short names the settings keep (and run_config.yaml records).
 DTYPE_SPELLINGS = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}

@@ -46,12 +46,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tunelab.config import TrainConfig, as_config
-from tunelab.errors import ConfigError, TrainingError, TunelabError
+from tunelab.config import TrainConfig, as_config, counts_below_one
+from tunelab.errors import ConfigError, TrainingError
 from tunelab.units import MEMORY_UNIT, format_mb
 
 #: Examples per epoch assumed when no data is given.
 DEFAULT_NUM_EXAMPLES = 1000
+
+
+def step_problems(warmup_steps: int, timed_steps: int, num_examples: int | None = None, *,
+                  defaults: tuple[int, int] = (3, 5)) -> list[str]:
+    """What is wrong with the steps and examples :func:`estimate` times: each at least 1 (a median after no warm-up
+    step read the last step alone), named as the caller spells it (``timed_steps`` is ``--steps``). ``defaults``: the
+    caller's warm-up and timed steps when left out (``recommend``'s are 2 and 4). The command calls it before it reads
+    anything; ``estimate`` and ``recommend`` before the data."""
+    return counts_below_one({"num_examples": (num_examples, "500", "1000"),
+                             "timed_steps": (timed_steps, "10", f"its default, {defaults[1]}"),
+                             "warmup_steps": (warmup_steps, "1", f"its default, {defaults[0]}")},
+                            flags={"timed_steps": "steps"})
 
 
 def estimate(
@@ -83,8 +95,9 @@ def estimate(
     """
     config = as_config(config, "estimate(config)").replace()
     config.validate()
-    if warmup_steps < 1 or timed_steps < 1:
-        raise TunelabError("estimate needs at least 1 warm-up step and 1 timed step: raise --warmup-steps / --steps")
+    problems = step_problems(warmup_steps, timed_steps, num_examples)
+    if problems:
+        raise ConfigError(problems)
     if isolate:  # before the data is read: the measuring process would fail with "unknown strategy"
         from tunelab.run.isolate import unimportable_problems
 

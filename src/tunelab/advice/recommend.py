@@ -112,7 +112,7 @@ import numpy as np
 from tunelab.advice.calibrated import explain, explain_states
 from tunelab.advice.domain import DOMAIN_THRESHOLDS
 from tunelab.advice.domain import level as _level
-from tunelab.config import TrainConfig, as_config, out_of_range
+from tunelab.config import TrainConfig, as_config, counts_below_one, out_of_range
 from tunelab.data.reference import reference_texts
 from tunelab.errors import ConfigError, TunelabError, and_list, setting, setting_as
 from tunelab.metrics import IGNORE_INDEX
@@ -704,8 +704,17 @@ def recommend(
     others); ``notes``: what reading the data did to it (a column guessed, labels alike but for case), as ``train`` and
     ``compare`` say it.
     """
+    from tunelab.advice.estimate import step_problems
     from tunelab.models import load_tokenizer, resolve_model
 
+    # keywords no command passes: sample_size=0 was an IndexError, feature_examples=0 scikit-learn's error, and
+    # timed_steps=0 an advice with no strategy (every estimate failed); now one line, before the data is read
+    problems = counts_below_one({"sample_size": (sample_size, "64", "its default, 64"),
+                                 "signal_max_length": (signal_max_length, "128", "its default, 128"),
+                                 "feature_examples": (feature_examples, "2000", "its default, 2000")})
+    problems += step_problems(warmup_steps, timed_steps, defaults=(2, 4))
+    if problems:
+        raise ConfigError(problems)
     say = progress or (lambda message: None)
     say("reading the data")
     config, task_data = _resolved(model, data, config)

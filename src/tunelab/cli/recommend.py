@@ -50,16 +50,13 @@ def _say(message: str) -> None:
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
-    from tunelab.advice.estimate import estimate, format_estimate
+    from tunelab.advice.estimate import estimate, format_estimate, step_problems
     from tunelab.cli.options import config_from_args, warn_unused_fractions
-    from tunelab.config import out_of_range
     from tunelab.errors import ConfigError
 
-    for flag, value, least, example, unset in (("--num-examples", args.num_examples, 1, "500", "1000"),
-                                               ("--steps", args.steps, 1, "10", "its default, 5"),
-                                               ("--warmup-steps", args.warmup_steps, 0, "1", "its default, 3")):
-        if value is not None and value < least:
-            raise ConfigError(out_of_range(flag, f"at least {least}", value, example, unset))
+    problems = step_problems(args.warmup_steps, args.steps, args.num_examples)  # estimate's own check, before any read
+    if problems:
+        raise ConfigError(problems)
     use_data = "data" in vars(args) or bool(args.config)
     config = config_from_args(args)
     if use_data:
