@@ -813,6 +813,28 @@ def test_a_kill_while_a_resumed_comparison_renames_a_run_leaves_its_settings_who
     assert (new / "run_config.yaml").read_text() in (settings, settings.replace(str(old), str(new)))
 
 
+def test_ctrl_c_in_compare_from_python_says_where_its_runs_are_and_how_to_resume(tmp_path, monkeypatch):
+    """Ctrl-C in compare() from a notebook was a bare KeyboardInterrupt (an empty message), while the command said
+    where the finished runs are and how to resume: from Python it is now a RunInterrupted (a KeyboardInterrupt still)
+    naming the folder and resume=True; under the command it goes on unchanged to the command's own hint."""
+    from tunelab.compare import runner
+    from tunelab.errors import settings_as_flags
+    from tunelab.run.resilience import RunInterrupted
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "_checked_inputs", interrupted)
+    rows = [{"text": f"text {i}", "label": i % 2} for i in range(20)]
+    with pytest.raises(RunInterrupted) as caught:
+        runner.compare({"model": "minilm"}, ["head"], data=rows, out=tmp_path / "cmp", log=None)
+    said = str(caught.value)
+    assert f"finished runs are kept in {tmp_path / 'cmp'}" in said and "resume=True" in said and "--" not in said, said
+    with settings_as_flags(), pytest.raises(KeyboardInterrupt) as caught:
+        runner.compare({"model": "minilm", "data": "rotten-tomatoes"}, ["head"], log=None)
+    assert type(caught.value) is KeyboardInterrupt
+
+
 def test_the_saved_advice_is_reused_unless_an_extra_key_a_compared_strategy_reads_changed(tmp_path, monkeypatch):
     """compare --resume asked `tunelab recommend` again when any --extra key changed (its saved advice was matched on
     the whole extra), even one no compared strategy reads; now on the keys they or tunelab read (extra_in_effect)."""

@@ -615,7 +615,7 @@ def compare(base: TrainConfig | Mapping[str, Any] | None = None, strategies: Seq
     if isinstance(data, str | os.PathLike):  # a file or a built-in name: read where it is, as base.data
         base.data, data = os.fspath(data), None
     # the data and the model are checked before anything is written, and the task and the split's size read once
-    with _staged(data) as staged:
+    with _staged(data) as staged, _resume_hint(out, base, staged is not None):
         if staged is not None:  # in memory: checked where it is staged, then saved into the comparison's folder
             out = Path(out) if out is not None else default_compare_out(base.replace(data=DATA_DIR))
             sized = _checked_inputs(base.replace(data=str(staged)))
@@ -623,6 +623,24 @@ def compare(base: TrainConfig | Mapping[str, Any] | None = None, strategies: Seq
         else:
             sized = _checked_inputs(base)
         return _checked_and_run(base, strategies, named, out, opts, sized, staged, log, started)
+
+
+@contextlib.contextmanager
+def _resume_hint(out: str | Path | None, base: TrainConfig, in_memory: bool):
+    """Ctrl-C in ``compare()`` from Python: where the finished runs are and the call that continues them (it was a
+    bare ``KeyboardInterrupt``, said nowhere). The command (:mod:`tunelab.cli.compare`) says its own command line."""
+    from tunelab.errors import as_flags
+    from tunelab.run.resilience import RunInterrupted
+
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        if as_flags():
+            raise
+        folder = out if out is not None else default_compare_out(base.replace(data=DATA_DIR) if in_memory else base)
+        raise RunInterrupted(f"the comparison's finished runs are kept in {folder}; its report is written when it "
+                             f"ends. Resume with the same call and {setting('resume', True)} (it reuses them and "
+                             "continues the interrupted run)", None) from exc
 
 
 #: The folder in a comparison's folder that holds the data given to :func:`compare` in memory.
