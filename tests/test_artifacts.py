@@ -442,7 +442,7 @@ def test_a_prompt_longer_than_the_positions_left_for_it_keeps_its_end(toy_lm_dat
     with caplog.at_level("WARNING", logger="tunelab"):
         rows = predict(tmp_path / "o", [prompt], max_new_tokens=5)
     assert len(rows) == 1 and "was cut to its last 59: the model takes 64 tokens with the 5 to generate" in caplog.text
-    with pytest.raises(TunelabError, match=r"--max-new-tokens 64 leaves no room for a prompt: this model takes 64 "
+    with pytest.raises(TunelabError, match=r"^max_new_tokens=64 leaves no room for a prompt: this model takes 64 "
                                            r"tokens in all; use at most 63"):
         predict(tmp_path / "o", ["good film"], max_new_tokens=64)
 
@@ -527,7 +527,7 @@ def test_a_prompt_tuned_gpt2_generates_within_its_positions(toy_lm_data, tmp_pat
         assert len(predict(out, " ".join(["good film"] * 100), max_new_tokens=5)) == 1
     assert ("was cut to its last 51: the model takes 56 tokens after the 8 virtual tokens of its soft prompt with the "
             "5 to generate") in caplog.text
-    with pytest.raises(TunelabError, match=r"--max-new-tokens 56 leaves no room for a prompt: this model takes 56 "
+    with pytest.raises(TunelabError, match=r"^max_new_tokens=56 leaves no room for a prompt: this model takes 56 "
                                            r"tokens in all after the 8 virtual tokens of its soft prompt; use at most 55"):
         predict(out, "good film", max_new_tokens=56)
 
@@ -592,7 +592,7 @@ def test_a_model_trained_on_conversations_is_prompted_as_a_users_turn(tiny_llama
     # a system turn, as training conversations may begin with one (--system); not for a text sent as it is
     assert real(AutoTokenizer.from_pretrained(model_dir), "hi", "be terse") == "system: be terse\nuser: hi\nassistant:"
     predict(model_dir, ["hello there"], max_new_tokens=2, system="be terse")
-    with pytest.raises(TunelabError, match="--system gives a system turn to a model trained on conversations, not with --raw"):
+    with pytest.raises(TunelabError, match="^system= gives a system turn to a model trained on conversations, not with raw=True"):
         predict(model_dir, ["hello there"], max_new_tokens=2, raw=True, system="be terse")
     # the CLI prints the user's turn and the reply apart (they were glued: "hello there?To reset...")
     from tunelab.cli.main import main
