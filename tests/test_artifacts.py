@@ -222,9 +222,24 @@ def test_a_bf16_base_merges_onto_the_float32_base_the_adapter_loads_onto(tiny_ll
     from tunelab import hardware
 
     monkeypatch.setattr(hardware, "native_bf16", lambda *a, **k: True)  # the option's refusal elsewhere; the same arithmetic
+    # the merge loads the float32 base once, while no other model holds weights (it held the run's, merged in memory too)
+    import gc
+
+    from peft import PeftModel
+
+    from tunelab.run import artifacts
+
+    held = []
+
+    def load(*args, **kwargs):
+        held.extend(m for m in gc.get_objects() if isinstance(m, PeftModel) and any(not p.is_meta for p in m.parameters()))
+        return load_artifact(*args, **kwargs)
+
+    monkeypatch.setattr(artifacts, "load_artifact", load)
     config = TrainConfig(model=str(tiny_llama_dir), strategy="lora", base_dtype="bf16", merge=True, lr=0.01, epochs=1,
                          batch_size=8, max_length=32, forgetting=False, out=str(tmp_path / "o"))
     train(config, data=toy_lm_data, progress=False)
+    assert held == []
     folder = tmp_path / "o" / MODEL_DIR
     adapter, _, _ = load_artifact(tmp_path / "o")
     merged = AutoModelForCausalLM.from_pretrained(folder / "merged").eval()

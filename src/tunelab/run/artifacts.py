@@ -132,9 +132,12 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
 
     # counted before saving: --merge folds the adapter into the weights in place, and the card would count none of it
     counts = trainable_parameters(run.model)
+    # a bf16-held run merges from the saved adapter on its float32 base, below, not in memory (its rounded weights)
+    merge_later = merge and base_rounded
     with atomic_dir(target) as tmp:
         # a strategy written before weight sharding was supported takes no state_dict: it is asked only then
-        strategy.save(run.model, tmp, merge=merge, **({"state_dict": state_dict} if state_dict is not None else {}))
+        strategy.save(run.model, tmp, merge=merge and not merge_later,
+                      **({"state_dict": state_dict} if state_dict is not None else {}))
         fmt = saved_format(strategy, tmp)
         tokenizer = run.tokenizer
         if plain_chat(run):  # the format it learnt, as a template: apply_chat_template prompts it so
@@ -143,7 +146,8 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
             tokenizer = copy.copy(tokenizer)  # the run's own stays as it trained
             tokenizer.chat_template = PLAIN_CHAT_TEMPLATE
         merged = (tmp / "merged").is_dir()  # a merged model is a complete folder of its own
-        with _cut_as_trained(tokenizer, run.max_length, config.keep if data.task == "classification" else None):
+        cut = run.max_length, config.keep if data.task == "classification" else None
+        with _cut_as_trained(tokenizer, *cut):
             tokenizer.save_pretrained(tmp)
             if merged:
                 tokenizer.save_pretrained(tmp / "merged")
@@ -171,9 +175,12 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
                       "fingerprint": data.split_fingerprint or None},
         }
         (tmp / "tunelab.json").write_text(json.dumps(info, indent=2) + "\n")
-        if merged and base_rounded:
-            _merge_onto_saved_base(strategy, tmp)
+        if merge_later:  # from the adapter's folder as saved, tokenizer and tunelab.json included
+            _merge_onto_saved_base(strategy, tmp, run.model)
             merged = (tmp / "merged").is_dir()
+            if merged:
+                with _cut_as_trained(tokenizer, *cut):
+                    tokenizer.save_pretrained(tmp / "merged")
         if merged:  # a plain transformers model: `tunelab predict model/merged` reads it too
             (tmp / "merged" / "tunelab.json").write_text(json.dumps({**info, "format": "transformers"}, indent=2) + "\n")
         (tmp / "README.md").write_text(model_card(run, metrics, merged=merged, counts=counts, fmt=fmt))
@@ -196,20 +203,19 @@ def saved_format(strategy, folder: Path) -> str:
     return fmt
 
 
-def _merge_onto_saved_base(strategy, folder: Path) -> None:
-    """Merge again, from the saved adapter on its float32 base, as ``predict`` and peft load it: ``merged/`` then
-    computes what the adapter does. (Merged in memory, a bf16-held run folded its adapters into bfloat16-rounded
-    base weights: merged/ and the adapter gave different logits.)"""
+def _merge_onto_saved_base(strategy, folder: Path, trained) -> None:
+    """Merge from the adapter saved in ``folder`` on its float32 base, as ``predict`` and peft load it: ``merged/``
+    then computes what the adapter does. (Merged in memory, a bf16-held run folded its adapters into bfloat16-rounded
+    base weights: merged/ and the adapter gave different logits.) ``trained``, the run's model, is spent: its weights
+    are dropped (to the meta device) before the float32 base loads, so that two copies of the base are never held."""
     import tempfile
 
+    trained.to("meta")  # the adapter is saved; only its config is read from here on (the model card)
     model, _, _ = load_artifact(folder)
     with tempfile.TemporaryDirectory(dir=folder) as scratch:
         strategy.save(model, Path(scratch), merge=True)
-        if not (Path(scratch) / "merged").is_dir():  # the merge failed (said so): no merged model is better than a wrong one
-            shutil.rmtree(folder / "merged")
-            return
-        for file in (Path(scratch) / "merged").iterdir():  # its weights and config; the tokenizer is written after
-            shutil.move(str(file), folder / "merged" / file.name)
+        if (Path(scratch) / "merged").is_dir():  # else the merge failed (said so): no merged model
+            shutil.move(str(Path(scratch) / "merged"), folder / "merged")
 
 
 @contextlib.contextmanager
