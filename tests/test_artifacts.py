@@ -796,6 +796,34 @@ def test_a_soft_prompt_cards_snippet_generates_as_tunelab_predict_does(tiny_llam
     assert continuation(tokenizer, scope["out"][0], len(prompt_ids)) == ours["generated"]
 
 
+def test_a_soft_prompt_cards_snippet_asks_a_chat_model_as_tunelab_predict_does(tiny_llama_dir, tmp_path):
+    """Trained on conversations, the card's snippet prompted the model with a bare "Once upon a time", where
+    tunelab predict (and training) put the text in a user's turn through the chat template: executed as written, it
+    now asks as predict does and continues alike."""
+    import re
+
+    from tunelab.config import TrainConfig
+    from tunelab.data.chat import generation_prompt
+    from tunelab.run.artifacts import continuation, predict
+    from tunelab.run.training import train
+
+    rows = [{"messages": [{"role": "user", "content": f"question {i}"}, {"role": "assistant", "content": f"answer {i}"}]}
+            for i in range(40)]
+    path = tmp_path / "chat.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "o"
+    train(TrainConfig(model=str(tiny_llama_dir), data=str(path), strategy="prompt-tuning", num_virtual_tokens=4,
+                      epochs=1, batch_size=4, max_length=32, forgetting=False, out=str(out)), progress=False)
+    card = (out / "model" / "README.md").read_text()
+    snippet = re.search(r"## Load it\s+```python\n(.*?)```", card, re.S).group(1)
+    scope = {"THIS_FOLDER": str(out / "model")}
+    exec(snippet.replace("max_new_tokens=40", "max_new_tokens=5"), scope)
+    tokenizer, asked = scope["tokenizer"], scope["inputs"]["input_ids"][0].tolist()
+    assert asked == tokenizer(generation_prompt(tokenizer, "Hello"), add_special_tokens=False)["input_ids"]
+    (ours,) = predict(out, ["Hello"], max_new_tokens=5)
+    assert ours["chat"] and continuation(tokenizer, scope["out"][0], len(asked)) == ours["generated"]
+
+
 def test_evaluating_a_classifier_on_data_without_one_of_its_classes_says_what_its_macro_f1_averages(
         tiny_bert_dir, toy_classification_data, tmp_path, caplog):
     """tunelab evaluate of a 3-class run on its validation split, which held no 'tech', printed f1_macro 0.4000 and

@@ -325,8 +325,11 @@ def model_card(run, metrics: dict[str, Any], *, merged: bool = False, counts: tu
             else "```python\nfrom peft import AutoPeftModelForCausalLM\n"
             f"model = AutoPeftModelForCausalLM.from_pretrained(THIS_FOLDER{as_trained})\n"
             + ("from transformers import AutoTokenizer\ntokenizer = AutoTokenizer.from_pretrained(THIS_FOLDER)\n"
-               "# without the KV cache: under it peft (0.21) prepends the soft prompt again at every step (wrong text)\n"
-               "inputs = tokenizer(\"Once upon a time\", return_tensors=\"pt\", add_special_tokens=False, "
+               + ("# trained on conversations: ask as a user's turn, through the chat template (as tunelab predict)\n"
+                  "prompt = tokenizer.apply_chat_template([{\"role\": \"user\", \"content\": \"Hello\"}], tokenize=False, "
+                  "add_generation_prompt=True)\n" if d.conversations else "prompt = \"Once upon a time\"\n")
+               + "# without the KV cache: under it peft (0.21) prepends the soft prompt again at every step (wrong text)\n"
+               "inputs = tokenizer(prompt, return_tensors=\"pt\", add_special_tokens=False, "
                "return_token_type_ids=False)\nout = model.generate(**inputs, max_new_tokens=40, use_cache=False)\n"
                if soft_prompt_length(run.model) else "") + "```"
         )
