@@ -320,6 +320,24 @@ def test_metric_that_does_not_apply_to_the_task_is_one_error_line(tiny_bert_dir,
     assert not (tmp_path / "o").exists()
 
 
+def test_a_causal_lm_comparison_with_a_soft_prompt_scores_every_run_across_texts(tiny_llama_dir, tmp_path):
+    """A soft prompt's packed texts attend to the texts before them (it cannot keep them apart), the other strategies'
+    each read alone, and the comparison ranked the two kinds of perplexity together: on 64 maintenance notes it chose
+    prompt-tuning (55.8 across texts) over LoRA (121.4 alone; 35.7 across texts). Every run is now scored alike."""
+    doc = tmp_path / "doc.txt"
+    doc.write_text("".join(f"the pump was serviced and the seal was replaced {i} . " * 6 + "\n\n" for i in range(24)))
+    said: list[str] = []
+    result = compare(_base(tiny_llama_dir, doc, max_length=32), ["lora", "prompt-tuning"], out=tmp_path / "pt",
+                     exhaustive=True, isolate=False, pre_recommend=False, log=said.append)
+    assert all(r.run_info.status == "success" for r in result.results)
+    assert {r.train_info.document_mask for r in result.results} == {False}
+    assert len([m for m in said if "cannot keep them apart" in m]) == 1
+    assert not [r for r in result.recommendation["reasons"] if "not measured alike" in r]
+    alone = compare(_base(tiny_llama_dir, doc, max_length=32), ["lora"], out=tmp_path / "lora", exhaustive=True,
+                    isolate=False, pre_recommend=False, log=said.append)
+    assert alone.results[0].train_info.document_mask is True  # nothing to score alike: the default stays
+
+
 def test_without_named_strategies_a_causal_lm_comparison_trains_the_defaults_that_apply(tiny_llama_dir, tmp_path, capsys):
     """The default comparison is each strategy's own fact (``compared_by_default``) filtered by the task: a causal-LM
     comparison leaves out ``head`` instead of recording it as a failed run; naming it is refused up front."""
