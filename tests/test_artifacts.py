@@ -958,3 +958,23 @@ def test_the_cards_metadata_names_the_base_by_its_hub_id_and_the_pipeline(model,
                           strategy=SimpleNamespace(artifact_format="peft", name="lora"))
     assert yaml.safe_load(card_metadata(run)) == {"base_model": base, "library_name": "peft", "pipeline_tag": pipeline,
                                                   "tags": ["tunelab", "lora"]}
+
+
+def test_a_causal_lm_runs_card_and_table_show_its_validation_perplexity_as_loaded(tiny_llama_dir, toy_lm_data, tmp_path,
+                                                                                   capsys):
+    """A causal LM's run measures its validation perplexity before training (train_info.as_loaded_validation: 23.17
+    for smollm2 as loaded, 8.30 after) but neither train's table nor the model card showed it: whether training helped
+    could not be told. Both show it, marked as the model as loaded, beside the trained value."""
+    from tunelab.cli.main import print_record
+    from tunelab.run.training import train
+
+    config = TrainConfig(model=str(tiny_llama_dir), strategy="lora", batch_size=4, max_length=32, epochs=1,
+                         forgetting=False, max_eval_samples=4, out=str(tmp_path / "o"))
+    record = train(config, data=toy_lm_data, progress=False)
+    before = record["train_info"]["as_loaded_validation"]["perplexity"]
+    card = (tmp_path / "o" / "model" / "README.md").read_text().splitlines()
+    at = card.index(next(line for line in card if line.startswith("| validation |")))
+    assert card[at + 1] == f"| validation, as loaded (before training) | perplexity {before:.4f} |"
+    print_record(record)
+    out = capsys.readouterr().out
+    assert "validation perplexity as loaded (before training)" in out and f"{before:.4f}" in out

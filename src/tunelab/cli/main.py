@@ -76,9 +76,12 @@ def print_record(record: dict) -> None:
     table = Table(title=f"{record['run_info']['strategy']} on {record['meta_info']['model']} + {record['meta_info']['data']}")
     table.add_column("measure")
     table.add_column("value", justify="right")
+    as_loaded = (ti.get("as_loaded_validation") or {}).get("perplexity")
     for split in ("validation", "test"):
         for k, v in m.get(split, {}).items():
             table.add_row(f"{split} {k}", f"{v:.4f}")
+            if split == "validation" and k == "perplexity" and as_loaded is not None:  # did training help?
+                table.add_row("validation perplexity as loaded (before training)", f"{as_loaded:.4f}")
     table.add_row("trainable parameters", f"{ti['trainable_params']:,} of {ti['total_params']:,} ({100 * ti['trainable_share']:.2f} %)")
     table.add_row(f"peak memory ({ti['memory_kind']})", format_mb(ti['peak_memory_mb']))
     table.add_row("training time", f"{ti['train_time_s']:.1f} s")

@@ -120,8 +120,10 @@ def _dir_size_mb(folder: Path) -> float:
 
 
 def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = False,
-                   state_dict: dict[str, Any] | None = None, base_rounded: bool = False) -> dict[str, Any]:
+                   state_dict: dict[str, Any] | None = None, base_rounded: bool = False,
+                   as_loaded: dict[str, float] | None = None) -> dict[str, Any]:
     """Save the adapted model (with tokenizer, label names and a model card) under ``out/model``;
+    ``as_loaded``: a causal LM's validation metrics before training (``train_info.as_loaded_validation``), for the card;
     ``state_dict``: the whole weights gathered from processes that each held a shard (FSDP, ZeRO-3);
     ``base_rounded``: the run held its frozen base in a lower precision than float32 (``--base-dtype bf16``,
     :func:`tunelab.run.training.base_dtype`), so the model in memory has bfloat16-rounded base weights (upcast since),
@@ -183,9 +185,11 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
                     tokenizer.save_pretrained(tmp / "merged")
         if merged:  # a plain transformers model: `tunelab predict model/merged` reads it too
             (tmp / "merged" / "tunelab.json").write_text(json.dumps({**info, "format": "transformers"}, indent=2) + "\n")
-        (tmp / "README.md").write_text(model_card(run, metrics, merged=merged, counts=counts, fmt=fmt))
+        (tmp / "README.md").write_text(model_card(run, metrics, merged=merged, counts=counts, fmt=fmt,
+                                                    as_loaded=as_loaded))
         if merged:  # its own card: the merged folder is pushed or copied on its own
-            (tmp / "merged" / "README.md").write_text(model_card(run, metrics, counts=counts, fmt="transformers"))
+            (tmp / "merged" / "README.md").write_text(model_card(run, metrics, counts=counts, fmt="transformers",
+                                                                          as_loaded=as_loaded))
     return {"path": str(target), "format": fmt, "size_mb": round(_dir_size_mb(target), 2)}
 
 
@@ -261,10 +265,11 @@ def base_reference(name_or_path: str) -> str:
 
 
 def model_card(run, metrics: dict[str, Any], *, merged: bool = False, counts: tuple[int, int] | None = None,
-               fmt: str | None = None) -> str:
+               fmt: str | None = None, as_loaded: dict[str, float] | None = None) -> str:
     """The model card (``model/README.md``); ``counts``: the trained model's (trainable, total) parameters, counted
     before a merge changed it; ``fmt``: the format of the folder it describes (``"transformers"`` for ``merged/``),
-    by default the strategy's."""
+    by default the strategy's; ``as_loaded``: a causal LM's validation metrics before training, its perplexity shown
+    beside the trained one."""
     fmt = fmt or run.strategy.artifact_format
     from tunelab.models import soft_prompt_length
     from tunelab.models.loading import generic_classifiers, is_decoder, pair_separator, resolve_model
@@ -275,10 +280,12 @@ def model_card(run, metrics: dict[str, Any], *, merged: bool = False, counts: tu
 
     trainable, total = counts or trainable_parameters(run.model)
     added = [p for p in (run.strategy.adds(c), "a new classification head" if d.task == "classification" else None) if p]
-    rows = "\n".join(
-        f"| {split} | " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(values.items())) + " |"
-        for split, values in metrics.items()
-    )
+    lines = []
+    for split, values in metrics.items():
+        lines.append(f"| {split} | " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(values.items())) + " |")
+        if split == "validation" and (as_loaded or {}).get("perplexity") is not None:  # what training had to beat
+            lines.append(f"| validation, as loaded (before training) | perplexity {as_loaded['perplexity']:.4f} |")
+    rows = "\n".join(lines)
     has_head = bool(run.strategy.head_parameter_ids(run.layout))
     head_text = f" (the new task head: {run.strategy.head_lr(c):g})" if has_head else ""
     keep_text = (f" (of a longer text, its {c.keep.replace('+', ' and ')} kept: tokenize it the same way, "

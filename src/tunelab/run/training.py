@@ -1153,7 +1153,7 @@ def _train(config: TrainConfig, *, data: TaskData | None, progress: bool) -> Run
             # a screening run keeps no model: the planner reads its validation metric, and the final round trains again
             artifact = None if config.screening else _written_once(
                 lambda: write_artifact(run, out, metrics=metrics.to_dict(), merge=config.merge, state_dict=gathered,
-                                       base_rounded=base_rounded))
+                                       base_rounded=base_rounded, as_loaded=as_loaded))
         record = RunRecord.success(
             config, started_at=started, wall_time_s=time.perf_counter() - wall0, metrics=metrics,
             meta_info=meta, train_info=train_info, artifact=Artifact.from_dict(artifact) if artifact else None,
