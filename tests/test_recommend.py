@@ -436,7 +436,26 @@ def test_a_causal_lms_long_texts_are_not_called_truncated(tiny_llama_dir, toy_lm
     assert stats["tokens"]["truncated_share"] == 0.0 and stats["tokens"]["longer_share"] == 1.0
     reason = _length_reason(stats["tokens"], 4, "causal-lm")
     assert "truncated" not in reason and "larger max_length=" not in reason
-    assert "packs them whole into blocks of max length 4" in reason and "100.0 % span more than one block" in reason
+    assert "packs them end to end into blocks of max length 4, cutting none" in reason
+    assert "100.0 % cross a block boundary" in reason and "100.0 % are longer than a block" in reason
+
+
+def test_a_causal_lms_texts_shorter_than_a_block_still_cross_its_boundaries_when_packed(tiny_llama_dir):
+    """Chat JSONL at --max-length 64: recommend said texts are 57 tokens and "none is cut (0.0 % span more than one
+    block)", while packing puts the texts end to end, so most cross a block boundary. Ten texts of 5 tokens, each
+    followed by EOS (6), in blocks of 8: texts 1, 2, 5, 6 and 9 (0-based) straddle 8, 16, 32, 40 and 56."""
+    from datasets import Dataset
+
+    from tunelab.advice.recommend import _length_reason, data_stats
+    from tunelab.data import TaskData
+    from tunelab.models import load_tokenizer
+
+    split = Dataset.from_dict({"text": ["a b c d e"] * 10})
+    data = TaskData(task="causal-lm", train=split, validation=split, test=split, source="t", fingerprint="t")
+    tok = data_stats(data, load_tokenizer(str(tiny_llama_dir)), max_length=8)["tokens"]
+    assert tok["longer_share"] == 0.0 and tok["crossing_share"] == 0.5
+    reason = _length_reason(tok, 8, "causal-lm")
+    assert "50.0 % cross a block boundary" in reason and "0.0 % are longer than a block" in reason
 
 
 def test_conversations_are_measured_as_the_model_reads_them(tiny_llama_dir, tmp_path):

@@ -163,6 +163,8 @@ def domain_texts(data) -> tuple[list[str], str | None]:
 
 def data_stats(data, tokenizer, max_length: int, *, sample_cap: int = 5000, seed: int = 42) -> dict[str, Any]:
     """Counts and token lengths of ``data.train`` (lengths from at most ``sample_cap`` texts, seeded)."""
+    from tunelab.run.packing import crossing_share
+
     train = data.train
     texts = list(train["text"])
     out: dict[str, Any] = {"task": data.task, "n_train": len(texts), "n_validation": len(data.validation), "n_test": len(data.test)}
@@ -197,6 +199,9 @@ def data_stats(data, tokenizer, max_length: int, *, sample_cap: int = 5000, seed
         # a causal LM packs its texts whole into blocks of max_length tokens: a longer text spans blocks, none is cut
         "truncated_share": 0.0 if data.task == "causal-lm" else round(sum(n > max_length for n in lengths) / len(lengths), 4),
         "longer_share": round(sum(n > max_length for n in lengths) / len(lengths), 4),
+        # packed end to end, a text shorter than a block may still cross a boundary: its share, as training packs them
+        "crossing_share": round(crossing_share(train.select(sorted(rows))[:], tokenizer, max_length), 4)
+        if data.task == "causal-lm" and rows else None,
         "sampled": len(sample),
     }
     out["train_tokens"] = int(round(statistics.fmean(lengths) * len(texts)))
@@ -941,8 +946,9 @@ def _length_reason(tok: dict[str, Any], max_length: int, task: str = "classifica
     """What the token lengths say; ``pairs``: each example is a pair of texts, encoded (and cut) together."""
     if task == "causal-lm":  # it said "100.0 % are truncated at max length 64 — consider a larger --max-length"
         return (f"texts are {tok['mean']:.0f} tokens on average (median {tok['median']:.0f}, p95 {tok['p95']:.0f}); "
-                f"a causal LM packs them whole into blocks of max length {max_length}, so none is cut "
-                f"({100 * tok.get('longer_share', 0.0):.1f} % span more than one block)")
+                f"a causal LM packs them end to end into blocks of max length {max_length}, cutting none, but "
+                f"{100 * (tok.get('crossing_share') or 0.0):.1f} % cross a block boundary (the part in the next block is "
+                f"read without the text's start; {100 * tok.get('longer_share', 0.0):.1f} % are longer than a block)")
     return (
         f"{'pairs of texts' if pairs else 'texts'} are {tok['mean']:.0f} tokens on average (median "
         f"{tok['median']:.0f}, p95 {tok['p95']:.0f}); "

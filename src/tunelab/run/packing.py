@@ -71,6 +71,25 @@ def lm_blocks(batch: dict[str, list], tokenizer, max_length: int, loss_on: str =
     return blocks, labels, texts, positions
 
 
+def crossing_share(rows, tokenizer, max_length: int) -> float:
+    """The share of ``rows`` (a split's, in its order, as ``datasets`` gives a slice: columns of lists) that cross a
+    block boundary when packed as training packs them (:func:`lm_blocks`, :data:`LM_PACKING_ROWS` rows at a time):
+    a text whose tokens, the separator after it included (:func:`lm_blocks`), lie in more than one block: the part
+    after the boundary is read without the text's start."""
+    keys = list(rows)
+    count = len(rows[keys[0]]) if keys else 0
+    crossing = 0
+    for start in range(0, count, LM_PACKING_ROWS):
+        batch = {k: v[start : start + LM_PACKING_ROWS] for k, v in rows.items()}
+        _, _, owners, _ = lm_blocks(batch, tokenizer, max_length, first=start, keep_tail=True)
+        blocks_of: dict[int, int] = {}
+        for block in owners:
+            for text in set(block):
+                blocks_of[text] = blocks_of.get(text, 0) + 1
+        crossing += sum(n > 1 for n in blocks_of.values())
+    return crossing / count if count else 0.0
+
+
 def target_texts(labels: list[list[int]], owners: list[list[int]]) -> list[list[int]]:
     """Per block, the text of each predicted token (a label past the first position, not ``IGNORE_INDEX``), in order."""
     return [[text for label, text in zip(row[1:], texts[1:]) if label != IGNORE_INDEX] for row, texts in zip(labels, owners)]
