@@ -245,6 +245,9 @@ def test_a_bf16_base_merges_onto_the_float32_base_the_adapter_loads_onto(tiny_ll
     merged = AutoModelForCausalLM.from_pretrained(folder / "merged").eval()
     assert_same_logits(merged, adapter, folder, ["the film was good", "an awful plot"], rtol=1e-5, atol=1e-5)
     assert (folder / "merged" / "tokenizer.json").exists() and json.loads((folder / "merged" / "tunelab.json").read_text())["format"] == "transformers"
+    # its card's metrics are the bfloat16-held base's, which the float32 base this folder loads onto does not give
+    for card in (folder / "README.md", folder / "merged" / "README.md"):
+        assert "with its frozen base held in bfloat16 (`--base-dtype bf16`)" in card.read_text(), card
 
 
 def test_a_merge_that_fails_keeps_the_trained_adapter(tiny_bert_dir, toy_classification_data, tmp_path, monkeypatch, caplog):
@@ -975,6 +978,7 @@ def test_a_causal_lm_runs_card_and_table_show_its_validation_perplexity_as_loade
     card = (tmp_path / "o" / "model" / "README.md").read_text().splitlines()
     at = card.index(next(line for line in card if line.startswith("| validation |")))
     assert card[at + 1] == f"| validation, as loaded (before training) | perplexity {before:.4f} |"
+    assert not [line for line in card if "held in bfloat16" in line]  # a float32 base: its metrics are the folder's
     print_record(record)
     out = capsys.readouterr().out
     assert "validation perplexity as loaded (before training)" in out and f"{before:.4f}" in out

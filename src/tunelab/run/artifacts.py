@@ -186,10 +186,10 @@ def write_artifact(run, out: Path, *, metrics: dict[str, Any], merge: bool = Fal
         if merged:  # a plain transformers model: `tunelab predict model/merged` reads it too
             (tmp / "merged" / "tunelab.json").write_text(json.dumps({**info, "format": "transformers"}, indent=2) + "\n")
         (tmp / "README.md").write_text(model_card(run, metrics, merged=merged, counts=counts, fmt=fmt,
-                                                    as_loaded=as_loaded))
+                                                    as_loaded=as_loaded, base_rounded=base_rounded))
         if merged:  # its own card: the merged folder is pushed or copied on its own
             (tmp / "merged" / "README.md").write_text(model_card(run, metrics, counts=counts, fmt="transformers",
-                                                                          as_loaded=as_loaded))
+                                                                          as_loaded=as_loaded, base_rounded=base_rounded))
     return {"path": str(target), "format": fmt, "size_mb": round(_dir_size_mb(target), 2)}
 
 
@@ -265,11 +265,12 @@ def base_reference(name_or_path: str) -> str:
 
 
 def model_card(run, metrics: dict[str, Any], *, merged: bool = False, counts: tuple[int, int] | None = None,
-               fmt: str | None = None, as_loaded: dict[str, float] | None = None) -> str:
+               fmt: str | None = None, as_loaded: dict[str, float] | None = None, base_rounded: bool = False) -> str:
     """The model card (``model/README.md``); ``counts``: the trained model's (trainable, total) parameters, counted
     before a merge changed it; ``fmt``: the format of the folder it describes (``"transformers"`` for ``merged/``),
     by default the strategy's; ``as_loaded``: a causal LM's validation metrics before training, its perplexity shown
-    beside the trained one."""
+    beside the trained one; ``base_rounded``: the run held its base in bfloat16 (:func:`write_artifact`), so its
+    metrics are the rounded base's, which the card says."""
     fmt = fmt or run.strategy.artifact_format
     from tunelab.models import soft_prompt_length
     from tunelab.models.loading import generic_classifiers, is_decoder, pair_separator, resolve_model
@@ -286,6 +287,10 @@ def model_card(run, metrics: dict[str, Any], *, merged: bool = False, counts: tu
         if split == "validation" and (as_loaded or {}).get("perplexity") is not None:  # what training had to beat
             lines.append(f"| validation, as loaded (before training) | perplexity {as_loaded['perplexity']:.4f} |")
     rows = "\n".join(lines)
+    if base_rounded:  # the metrics are the run's, on its bfloat16-held base; the folder loads onto the float32 base
+        rows += (f"\n\nThese metrics were measured as the run trained, with its frozen base held in bfloat16 "
+                 f"(`--base-dtype {c.base_dtype}`). This folder loads onto the base in float32, which scores somewhat "
+                 "otherwise: `tunelab evaluate` on it measures what it gives.")
     has_head = bool(run.strategy.head_parameter_ids(run.layout))
     head_text = f" (the new task head: {run.strategy.head_lr(c):g})" if has_head else ""
     keep_text = (f" (of a longer text, its {c.keep.replace('+', ' and ')} kept: tokenize it the same way, "
@@ -311,7 +316,7 @@ def model_card(run, metrics: dict[str, Any], *, merged: bool = False, counts: tu
     base_text = f"`{c.model}`" + (f" ({what} `{base_path}`)" if base_path != c.model else "")
     id2label, label2id = dict(enumerate(d.label_names)), {name: i for i, name in enumerate(d.label_names)}
     # a base whose config states bfloat16 / float16 (most decoders on the hub) loads in that dtype by default: the
-    # adapter trained and was evaluated on the base in float32
+    # adapter is loaded onto the base in float32 (a --base-dtype bf16 run trained on it rounded; the card says so)
     as_trained = ', dtype="float32"' if stated_dtype(base_path) not in (None, "float32") else ""
     if fmt == "peft":
         labels_why = ("without them the base gets a 2-class head and the adapter's does not fit" if len(d.label_names) != 2
