@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from pathlib import Path
@@ -1273,6 +1274,30 @@ def test_two_data_names_made_one_shell_word_alike_keep_two_default_folders():
         assert spaced != dashed, spaced
     assert default_out_dir(config.replace(data="data/my-data.csv")) == Path("runs/minilm-my-data.csv-head")
     assert default_compare_out(config.replace(data="rotten-tomatoes")) == Path("runs/compare-minilm-rotten-tomatoes")
+
+
+def test_a_resume_continues_a_run_started_under_the_default_folders_former_name(tmp_path, monkeypatch, caplog):
+    """Default folders of a name that had to change gained a hash (255b91b): a run or comparison started before under
+    runs/minilm-my-data.csv-head, resumed as it was typed (no --out), started afresh in the new folder, its checkpoints
+    and finished runs left behind. Under resume the former folder is continued where only it exists."""
+    from tunelab.compare.runner import default_compare_out
+    from tunelab.run.training import run_out_dir
+
+    monkeypatch.chdir(tmp_path)
+    config = TrainConfig(model="minilm", data="my data.csv", strategy="head")
+    former, new = Path("runs/minilm-my-data.csv-head"), Path("runs/minilm-my-data.csv-56403c-head")
+    compared = Path("runs/compare-minilm-my-data.csv")
+    for folder in (former, compared):
+        (folder / "checkpoints").mkdir(parents=True)
+    assert run_out_dir(config) == new  # a new run: today's name
+    with caplog.at_level(logging.WARNING, logger="tunelab"):
+        assert run_out_dir(config.replace(resume=True)) == former
+    assert "continuing in runs/minilm-my-data.csv-head" in caplog.text
+    assert default_compare_out(config, resume=True) == compared
+    assert default_compare_out(config) != compared
+    new.mkdir(parents=True)  # once today's folder exists it is the run's
+    assert run_out_dir(config.replace(resume=True)) == new
+    assert run_out_dir(config.replace(resume=True, out="elsewhere")) == Path("elsewhere")
 
 
 def test_a_path_given_as_data_is_the_configs_data_not_data_in_memory(toy_classification_data, tmp_path):

@@ -75,7 +75,7 @@ def folder_lock(folder: str | Path, command: str) -> Iterator[None]:
         os.close(fd)
 
 
-def folder_part(text: str) -> str:
+def folder_part(text: str, *, hashed: bool = True) -> str:
     """``text`` (a model's or data's name) as part of a folder's name that a shell takes as one word: each run of
     characters other than letters, digits, ``.``, ``_`` and ``-`` (spaces, brackets, quotes, ``/``) one ``-``, none at
     either end (a leading ``-`` reads as a flag, a leading ``.`` hides it); ``""`` when nothing is left. A name that
@@ -84,14 +84,33 @@ def folder_part(text: str) -> str:
 
     >>> folder_part("my reviews.csv"), folder_part("my-reviews.csv"), folder_part("données")
     ('my-reviews.csv-d5f323', 'my-reviews.csv', 'données')
+
+    ``hashed=False``: the name as it was before the hash (:func:`resumed_default`, a run started under it).
     """
     import hashlib
 
     text = str(text)
     word = re.sub(r"[^\w.-]+", "-", text).strip("-.")
-    if word == text:
+    if word == text or not hashed:
         return word
     return "-".join(filter(None, (word, hashlib.sha256(text.encode(errors="surrogateescape")).hexdigest()[:6])))
+
+
+def resumed_default(folder: Callable[[bool], Path], resume: bool) -> Path:
+    """The default folder ``folder(True)``; under ``resume``, the one of its former name ``folder(False)`` (before a name
+    that had to change for a folder ended with a hash, :func:`folder_part`) where only that one exists: the run or
+    comparison started there, under the name tunelab then gave it, continues there, not afresh in a new folder."""
+    new = folder(True)
+    if not resume or new.exists():
+        return new
+    former = folder(False)
+    if former != new and former.is_dir() and any(former.iterdir()):
+        import logging
+
+        logging.getLogger("tunelab").warning(f"{setting('resume', True)}: continuing in {former}, the default folder's "
+                                             f"name before it ended with a hash (today's is {new})")
+        return former
+    return new
 
 
 def check_folder(path: str | Path, option: str = "out") -> None:

@@ -177,7 +177,7 @@ def _resume_hint(args: argparse.Namespace, base):
     try:
         yield
     except KeyboardInterrupt as exc:
-        out = args.out or default_compare_out(base)
+        out = args.out or default_compare_out(base, args.resume)
         typed = [a for a in getattr(args, "command_line", None) or ["compare"] if a not in ("--overwrite", "--resume")]
         # (a run's own hint names `tunelab train`: the comparison's resume continues that run too)
         raise RunInterrupted(f"the comparison's finished runs are kept in {out}; its report is written when it ends. "

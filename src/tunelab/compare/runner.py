@@ -75,6 +75,7 @@ from tunelab.io import (
     make_folder,
     remove_leftovers,
     remove_tree,
+    resumed_default,
 )
 from tunelab.metrics import canonical_metric, higher_is_better, primary_metric
 from tunelab.run.record import RunRecord, read_json, write_json
@@ -615,9 +616,9 @@ def compare(base: TrainConfig | Mapping[str, Any] | None = None, strategies: Seq
     if isinstance(data, str | os.PathLike):  # a file or a built-in name: read where it is, as base.data
         base.data, data = os.fspath(data), None
     # the data and the model are checked before anything is written, and the task and the split's size read once
-    with _staged(data) as staged, _resume_hint(out, base, staged is not None):
+    with _staged(data) as staged, _resume_hint(out, base, staged is not None, opts.resume):
         if staged is not None:  # in memory: checked where it is staged, then saved into the comparison's folder
-            out = Path(out) if out is not None else default_compare_out(base.replace(data=DATA_DIR))
+            out = Path(out) if out is not None else default_compare_out(base.replace(data=DATA_DIR), opts.resume)
             sized = _checked_inputs(base.replace(data=str(staged)))
             base.data = str(out / DATA_DIR)
         else:
@@ -626,7 +627,7 @@ def compare(base: TrainConfig | Mapping[str, Any] | None = None, strategies: Seq
 
 
 @contextlib.contextmanager
-def _resume_hint(out: str | Path | None, base: TrainConfig, in_memory: bool):
+def _resume_hint(out: str | Path | None, base: TrainConfig, in_memory: bool, resume: bool):
     """Ctrl-C in ``compare()`` from Python: where the finished runs are and the call that continues them (it was a
     bare ``KeyboardInterrupt``, said nowhere). The command (:mod:`tunelab.cli.compare`) says its own command line."""
     from tunelab.errors import as_flags
@@ -637,7 +638,8 @@ def _resume_hint(out: str | Path | None, base: TrainConfig, in_memory: bool):
     except KeyboardInterrupt as exc:
         if as_flags():
             raise
-        folder = out if out is not None else default_compare_out(base.replace(data=DATA_DIR) if in_memory else base)
+        folder = out if out is not None else default_compare_out(base.replace(data=DATA_DIR) if in_memory else base,
+                                                                 resume)
         raise RunInterrupted(f"the comparison's finished runs are kept in {folder}; its report is written when it "
                              f"ends. Resume with the same call and {setting('resume', True)} (it reuses them and "
                              "continues the interrupted run)", None) from exc
@@ -852,10 +854,16 @@ def exhaustive_by_default(opts: CompareOptions, out: Path) -> bool:
     return len(opts.data_fractions) > 1
 
 
-def default_compare_out(base: TrainConfig) -> Path:
+def default_compare_out(base: TrainConfig, resume: bool = False) -> Path:
     """Where a comparison writes when no ``out`` is given: ``runs/compare-MODEL-DATA``, each the last part of its path
-    or hub id as one shell word (:func:`tunelab.io.folder_part`; data in memory: ``data``, the folder it is saved to)."""
-    return Path("runs") / "-".join(["compare", *(folder_part(Path(str(s)).name) or "data" for s in (base.model, base.data))])
+    or hub id as one shell word (:func:`tunelab.io.folder_part`; data in memory: ``data``, the folder it is saved to);
+    under ``resume``, a comparison started under the folder's former name continues there
+    (:func:`tunelab.io.resumed_default`)."""
+    def folder(hashed: bool) -> Path:
+        return Path("runs") / "-".join(["compare", *(folder_part(Path(str(s)).name, hashed=hashed) or "data"
+                                                     for s in (base.model, base.data))])
+
+    return resumed_default(folder, resume)
 
 
 def _known_options(values: dict[str, Any]) -> dict[str, Any]:
@@ -879,7 +887,7 @@ def _known_options(values: dict[str, Any]) -> dict[str, Any]:
 def _checked_out(base: TrainConfig, strategies: list[str], out: str | Path | None, opts: CompareOptions,
                  sized: Sized) -> Path:
     """The comparison's folder, created once every option, the data (``sized``) and the model have been checked."""
-    out = Path(out) if out is not None else default_compare_out(base)
+    out = Path(out) if out is not None else default_compare_out(base, opts.resume)
     check_folder(out)
     runs_dir = out / RUNS_DIR
     held = _comparison_files(out)

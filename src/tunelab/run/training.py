@@ -29,7 +29,7 @@ import torch
 from tunelab.config import TrainConfig, as_config, saved_settings, unrecorded_settings
 from tunelab.data.types import TaskData
 from tunelab.errors import ConfigError, StrategyError, TrainingError, TunelabError, setting, setting_change
-from tunelab.io import folder_part
+from tunelab.io import folder_part, resumed_default
 from tunelab.metrics import IGNORE_INDEX
 from tunelab.models import (
     load_model,
@@ -79,14 +79,23 @@ def peak_memory_mb() -> float:
     return peak_rss_mb()
 
 
-def default_out_dir(config: TrainConfig) -> Path:
+def default_out_dir(config: TrainConfig, *, hashed: bool = True) -> Path:
     """Where a run writes when no ``out`` is given: ``runs/MODEL-DATA-STRATEGY``, each the last part of its path or hub
-    id, data in memory by what it is (``in-memory-Dataset-40-rows``: it was ``in-memory Dataset (40 rows)``, spaces and
-    brackets), every part one shell word (:func:`tunelab.io.folder_part`)."""
+    id, data in memory by what it is (``in-memory-Dataset-40-rows-`` and a hash: it was ``in-memory Dataset (40
+    rows)``, spaces and brackets), every part one shell word (:func:`tunelab.io.folder_part`; ``hashed=False``: the
+    name it had before the hash)."""
     data = str(config.data)
     data = data if data.startswith(IN_MEMORY) else Path(data).name  # its name may hold a '/' (a folder's: "d/ (...)")
     parts = (Path(str(config.model)).name, data, config.strategy)
-    return Path("runs") / "-".join(folder_part(part) or "data" for part in parts)
+    return Path("runs") / "-".join(folder_part(part, hashed=hashed) or "data" for part in parts)
+
+
+def run_out_dir(config: TrainConfig) -> Path:
+    """The run's folder: ``config.out``, else :func:`default_out_dir`, or under ``resume`` the folder of its former
+    name where a run started there (:func:`tunelab.io.resumed_default`)."""
+    if config.out:
+        return Path(config.out)
+    return resumed_default(lambda hashed: default_out_dir(config, hashed=hashed), config.resume)
 
 
 # ----------------------------------------------------------------------------- data
@@ -799,7 +808,7 @@ def train(config: TrainConfig | Mapping[str, Any], *, data: Any = None, progress
 def train_record(config: TrainConfig | Mapping[str, Any], *, data: TaskData | None = None, progress: bool = True) -> RunRecord:
     """:func:`train`, returning the typed run record."""
     config = as_config(config, "train(config)")
-    out = Path(config.out) if config.out else default_out_dir(config)
+    out = run_out_dir(config)
     fresh = not out.exists() or (out.is_dir() and not any(out.iterdir()))
     with (long_lived_objects_frozen(), ranks.quiet_unless_main(), callers_random_state(),
           library_bars_off()):  # with progress, the run's own display says the phase; without, nothing does
@@ -1209,7 +1218,7 @@ def _start(config: TrainConfig) -> tuple[TrainConfig, Path, Path | None]:
             "cannot follow (DistributedDataParallel syncs only the weights trainable when it starts): run it in one process"
         )
     limit_onednn_for(config)  # before the cache pass's first bfloat16 multiply (tunelab.run.heap)
-    out = Path(config.out) if config.out else default_out_dir(config)
+    out = run_out_dir(config)
     config.out = str(out)
     if ranks.is_main():  # the others start once the main process has prepared out/ (ranks.main_first)
         check_out_dir(out, overwrite=config.overwrite, resume=config.resume, data=config.data)
