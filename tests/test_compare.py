@@ -338,6 +338,30 @@ def test_a_causal_lm_comparison_with_a_soft_prompt_scores_every_run_across_texts
     assert alone.results[0].train_info.document_mask is True  # nothing to score alike: the default stays
 
 
+def test_a_comparison_with_a_soft_prompt_started_scoring_per_text_resumes_as_it_ran(tiny_llama_dir, tmp_path,
+                                                                                    monkeypatch):
+    """A comparison of LoRA and a soft prompt started before every run was scored across texts recorded
+    document_mask=True in its compare.json; its --resume now asked document_mask=False and was refused as 'other
+    settings than it ran with', which no flag could undo (--document-mask was overridden too). It resumes as it ran; the
+    verdict's reasons say its runs were not measured alike."""
+    from tunelab.compare import runner
+
+    doc = tmp_path / "doc.txt"
+    doc.write_text("".join(f"the pump was serviced and the seal was replaced {i} . " * 6 + "\n\n" for i in range(24)))
+    out = tmp_path / "pt"
+    base = _base(tiny_llama_dir, doc, max_length=32)
+    with monkeypatch.context() as before:  # the comparison as it ran before runs were scored alike
+        before.setattr(runner, "_scored_alike", lambda base, *args: base)
+        compare(base, ["lora", "prompt-tuning"], out=out, exhaustive=True, isolate=False, pre_recommend=False, log=None)
+    said: list[str] = []
+    result = compare(base, ["lora", "prompt-tuning"], out=out, exhaustive=True, isolate=False, pre_recommend=False,
+                     resume=True, log=said.append)
+    assert all(r.run_info.status == "success" for r in result.results)
+    assert {r.run_info.strategy: r.train_info.document_mask for r in result.results} == {"lora": True,
+                                                                                    "prompt-tuning": False}
+    assert [r for r in result.recommendation["reasons"] if "not measured alike" in r]
+
+
 def test_without_named_strategies_a_causal_lm_comparison_trains_the_defaults_that_apply(tiny_llama_dir, tmp_path, capsys):
     """The default comparison is each strategy's own fact (``compared_by_default``) filtered by the task: a causal-LM
     comparison leaves out ``head`` instead of recording it as a failed run; naming it is refused up front."""

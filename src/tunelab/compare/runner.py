@@ -683,7 +683,9 @@ def _checked_and_run(base: TrainConfig, strategies: list[str], named: bool, out:
     _check_metric(opts, sized.task)
     _check_max_length(base, strategies, sized.task)
     say = log or (lambda _msg: None)
-    base = _scored_alike(base, strategies, sized.task, say)
+    out = Path(out) if out is not None else default_compare_out(base, opts.resume)
+    ran_with = _safe_read(out / PLAN_NAME).get("base_config") if opts.resume else None
+    base = _scored_alike(base, strategies, sized.task, say, ran_with)
     sized = dataclasses.replace(sized, derived=("epochs",) if base.epochs is None else ())
     opts.data_fractions = _distinct_sizes(opts.data_fractions, base, sized, say)
     base = _epochs_fixed(base, opts, say, sized)
@@ -749,14 +751,18 @@ def _compared(base: TrainConfig, strategies: list[str], out: Path, opts: Compare
                          planning=planning)
 
 
-def _scored_alike(base: TrainConfig, strategies: list[str], task: str, say: Callable[[str], None]) -> TrainConfig:
+def _scored_alike(base: TrainConfig, strategies: list[str], task: str, say: Callable[[str], None],
+                  ran_with: Any = None) -> TrainConfig:
     """``base`` with every run's texts packed and scored alike. Where a compared strategy cannot keep a causal LM's
     packed texts apart (a soft prompt every text must see: ``document_mask`` is among its
     :meth:`~tunelab.config.TrainConfig.without_effect`), its texts read the texts packed before them, and the others'
     each read alone: a text read after others is easier to predict, so their perplexities would not compare (on 64
     maintenance notes a soft prompt's 55.8 across texts was chosen over LoRA's 121.4 alone, whose same run read 35.7
-    across texts). Every run then packs without the per-text mask, as ``document_mask=False`` asks, said once."""
-    if task != "causal-lm" or not base.document_mask:
+    across texts). Every run then packs without the per-text mask, as ``document_mask=False`` asks, said once.
+    ``ran_with``: the settings of the comparison resumed; one that ran with the mask (started before runs were scored
+    alike) continues as it ran, not refused as asked with other settings (the verdict's reasons say so of its runs)."""
+    started_masked = isinstance(ran_with, Mapping) and ran_with.get("document_mask") is True
+    if task != "causal-lm" or not base.document_mask or started_masked:
         return base
     across = [s for s in strategies if "document_mask" in base.replace(strategy=s).without_effect(task)]
     if not across or len(across) == len(strategies):
