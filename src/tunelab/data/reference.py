@@ -18,6 +18,8 @@ DEFAULT_REFERENCE = "bbc-text"
 ALTERNATE_REFERENCE = "hamlet"
 # built-ins that hold the default reference's articles
 _SAME_AS_DEFAULT = {"bbc-text", "bbc-news"}
+
+
 def reference_texts(n: int = 64, seed: int = 0, *, source: str = DEFAULT_REFERENCE) -> list[str]:
     """``n`` reference texts from the built-in ``source`` (its training split), seeded."""
     from tunelab.data.load import load_task_data

@@ -100,6 +100,8 @@ def meaning(unit: str | None, reference: str | None) -> str | None:
     if said is None:
         return None
     return f"Forgetting: on the reference text{f' ({reference})' if reference else ''}, not the training data, {said}."
+
+
 #: The fewest reference texts each measure reads, and why: what refuses a shorter ``--reference-text`` before training
 #: (:func:`min_texts`). With the biased estimator, 2 texts read a drift of 0 whatever the model did (a run with 2
 #: paragraphs reported 0.000 [0.000, 0.000] after bitfit).
