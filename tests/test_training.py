@@ -1295,6 +1295,15 @@ def test_a_resume_continues_a_run_started_under_the_default_folders_former_name(
     assert "continuing in runs/minilm-my-data.csv-head" in caplog.text
     assert default_compare_out(config, resume=True) == compared
     assert default_compare_out(config) != compared
+    from tunelab.run import training
+
+    trained = []
+    # _train's _start resolves the folder again, as here
+    monkeypatch.setattr(training, "_train", lambda config, **kwargs: trained.append(str(run_out_dir(config))))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="tunelab"):
+        training.train_record(config.replace(resume=True))
+    assert trained == [str(former)] and caplog.text.count("continuing in") == 1  # train() says it once
     new.mkdir(parents=True)  # once today's folder exists it is the run's
     assert run_out_dir(config.replace(resume=True)) == new
     assert run_out_dir(config.replace(resume=True, out="elsewhere")) == Path("elsewhere")

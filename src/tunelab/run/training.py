@@ -809,6 +809,7 @@ def train_record(config: TrainConfig | Mapping[str, Any], *, data: TaskData | No
     """:func:`train`, returning the typed run record."""
     config = as_config(config, "train(config)")
     out = run_out_dir(config)
+    config = config if config.out else config.replace(out=str(out))  # resolved once: a former folder said once
     fresh = not out.exists() or (out.is_dir() and not any(out.iterdir()))
     with (long_lived_objects_frozen(), ranks.quiet_unless_main(), callers_random_state(),
           library_bars_off()):  # with progress, the run's own display says the phase; without, nothing does
