@@ -518,7 +518,7 @@ def test_a_text_pair_trains_as_a_pair_and_predicts_from_tab_separated_input(tiny
                                                           zip(data.test["text"], data.test["text_pair"], data.test["label"])))
     scored = evaluate_artifact(tmp_path / "o", str(csv), split="all", text_column="premise,hypothesis")
     assert scored["examples"] == 16 and 0 <= scored["accuracy"] <= 1
-    with pytest.raises(DataError, match=r"was trained on text pairs, and --text-column premise gives one text per example"):
+    with pytest.raises(DataError, match=r"was trained on text pairs, and text_column='premise' gives one text per example: name its two text columns, e.g. text_column='premise,hypothesis'"):
         evaluate_artifact(tmp_path / "o", str(csv), text_column="premise")
 
 

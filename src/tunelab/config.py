@@ -502,9 +502,8 @@ class TrainConfig:
         if self.cache_dir is not None and (problem := folder_problem(self.cache_dir)):
             out.append(f"{setting('cache_dir', self.cache_dir)}: {problem}; choose another {setting('cache_dir')}")
         if self.reference_text is not None:
-            from tunelab.data.reference import reference_file_paragraphs
+            from tunelab.data.reference import min_texts, reference_file_paragraphs
             from tunelab.errors import DataError
-            from tunelab.run.forgetting import min_texts
 
             try:
                 reference_file_paragraphs(self.reference_text, min_texts(self.model, trust_remote_code=self.trust_remote_code))

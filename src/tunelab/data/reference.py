@@ -14,6 +14,39 @@ from pathlib import Path
 
 from tunelab.errors import DataError, setting, setting_as
 
+#: The forgetting measures (:mod:`tunelab.run.forgetting`): a decoder's language-model loss change, an encoder's
+#: representation drift. Here, below the config, which checks a ``--reference-text``'s length for its model's measure.
+LM_LOSS = "lm_loss_change"
+DRIFT = "representation_drift"
+
+#: The fewest reference texts each measure reads, and why: what refuses a shorter ``--reference-text`` before training
+#: (:func:`min_texts`, checked by the config). With the biased estimator, 2 texts read a drift of 0 whatever the model
+#: did (a run with 2 paragraphs reported 0.000 [0.000, 0.000] after bitfit).
+MIN_TEXTS = {
+    DRIFT: (5, "an encoder's representation drift (debiased CKA needs 4 texts, Song et al.'s unbiased HSIC dividing "
+               "by n - 3, and its jackknife interval one more)"),
+    LM_LOSS: (2, "a decoder's language-model loss change with an interval (the interval resamples the texts: one "
+                 "text leaves it [v, v])"),
+}
+
+
+def measure_for(model: str, *, trust_remote_code: bool = False) -> str | None:
+    """The forgetting measure of ``model`` (a built-in, folder or hub id): :data:`LM_LOSS` where its checkpoint holds a
+    pre-trained LM head, else :data:`DRIFT`, as :func:`tunelab.run.forgetting.measure_run` chooses it; ``None`` where
+    its config cannot be read."""
+    from tunelab.models import has_lm_head
+
+    head = has_lm_head(model, trust_remote_code=trust_remote_code)
+    return None if head is None else LM_LOSS if head else DRIFT
+
+
+def min_texts(model: str, *, trust_remote_code: bool = False) -> tuple[int, str]:
+    """(the fewest reference texts, why) for ``model``'s measure (:data:`MIN_TEXTS`); the largest where the measure is
+    not known."""
+    measure = measure_for(model, trust_remote_code=trust_remote_code)
+    return MIN_TEXTS[measure] if measure is not None else max(MIN_TEXTS.values())
+
+
 DEFAULT_REFERENCE = "bbc-text"
 ALTERNATE_REFERENCE = "hamlet"
 # built-ins that hold the default reference's articles
@@ -35,7 +68,7 @@ def reference_file_paragraphs(user_file: str | Path, need: tuple[int, str] | Non
     paragraphs (separated by blank lines), read as ``--data`` reads plain text (UTF-8 with or without a BOM, UTF-16 /
     UTF-32 with one, compressed). :class:`DataError` for a file that is missing, unreadable or holds fewer texts than
     ``need`` says, (fewest, what they serve): the run's forgetting measure's
-    (:func:`tunelab.run.forgetting.min_texts`), checked before training (the measurement comes after it)."""
+    (:func:`min_texts`), checked before training (the measurement comes after it)."""
     from tunelab.data.chunking import split_paragraphs
     from tunelab.data.load import texts_of_table
     from tunelab.data.readers import read_utf8

@@ -888,7 +888,7 @@ def model_num_blocks(name_or_path: str, *, trust_remote_code: bool = False) -> i
 @functools.lru_cache(maxsize=32)
 def has_lm_head(name_or_path: str, *, trust_remote_code: bool = False) -> bool | None:
     """Whether the checkpoint holds the pre-trained language-model head :func:`load_base_parts` returns (a decoder),
-    from its config alone: what the forgetting measure is (:func:`tunelab.run.forgetting.measure_for`). ``None``
+    from its config alone: what the forgetting measure is (:func:`tunelab.data.reference.measure_for`). ``None``
     where the config cannot be read."""
     try:
         config = load_model_config(name_or_path, trust_remote_code=trust_remote_code)

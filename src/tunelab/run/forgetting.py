@@ -44,10 +44,10 @@ import numpy as np
 import torch
 from torch import nn
 
+# the two measures, and the fewest reference texts each reads: tunelab.data.reference's (the config checks them there)
+from tunelab.data.reference import DRIFT, LM_LOSS, MIN_TEXTS, measure_for, min_texts  # noqa: F401
 from tunelab.metrics import IGNORE_INDEX
 
-LM_LOSS = "lm_loss_change"
-DRIFT = "representation_drift"
 MLM_LOSS = "mlm_loss_change"
 #: The two estimators of linear CKA (:func:`linear_cka`); drift is measured with ``CKA_ESTIMATOR``, and a drift record
 #: that names none (written before tunelab recorded it) was measured ``BIASED``.
@@ -102,32 +102,6 @@ def meaning(unit: str | None, reference: str | None) -> str | None:
     return f"Forgetting: on the reference text{f' ({reference})' if reference else ''}, not the training data, {said}."
 
 
-#: The fewest reference texts each measure reads, and why: what refuses a shorter ``--reference-text`` before training
-#: (:func:`min_texts`). With the biased estimator, 2 texts read a drift of 0 whatever the model did (a run with 2
-#: paragraphs reported 0.000 [0.000, 0.000] after bitfit).
-MIN_TEXTS = {
-    DRIFT: (5, "an encoder's representation drift (debiased CKA needs 4 texts, Song et al.'s unbiased HSIC dividing "
-               "by n - 3, and its jackknife interval one more)"),
-    LM_LOSS: (2, "a decoder's language-model loss change with an interval (the interval resamples the texts: one "
-                 "text leaves it [v, v])"),
-}
-
-
-def measure_for(model: str, *, trust_remote_code: bool = False) -> str | None:
-    """The forgetting measure of ``model`` (a built-in, folder or hub id): :data:`LM_LOSS` where its checkpoint holds a
-    pre-trained LM head, else :data:`DRIFT`, as :func:`measure_run` chooses it; ``None`` where its config cannot be
-    read."""
-    from tunelab.models import has_lm_head
-
-    head = has_lm_head(model, trust_remote_code=trust_remote_code)
-    return None if head is None else LM_LOSS if head else DRIFT
-
-
-def min_texts(model: str, *, trust_remote_code: bool = False) -> tuple[int, str]:
-    """(the fewest reference texts, why) for ``model``'s measure (:data:`MIN_TEXTS`); the largest where the measure is
-    not known."""
-    measure = measure_for(model, trust_remote_code=trust_remote_code)
-    return MIN_TEXTS[measure] if measure is not None else max(MIN_TEXTS.values())
 
 
 _MASK_SHARE = 0.15
