@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import subprocess
@@ -331,3 +332,19 @@ def test_the_device_says_one_thread_in_the_singular(monkeypatch):
     assert device_text(torch.device("cpu")) == "CPU, 1 thread"
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     assert device_text(torch.device("cpu")) == "CPU, 2 threads"
+
+
+def test_a_step_count_left_out_is_said_with_the_callers_own_default_from_its_signature():
+    """The refusals said "leave it out for its default, 5" from a copy of each caller's default (recommend's
+    ``defaults=(2, 4)`` beside its signature's 2 and 4): a changed default would have left the message wrong. They
+    are read from the caller's signature now."""
+    from tunelab.advice.estimate import step_problems
+    from tunelab.advice.recommend import recommend
+
+    def caller(warmup_steps: int = 7, timed_steps: int = 9):
+        return None
+
+    said = " ".join(step_problems(0, 0, caller=caller))
+    assert "its default, 9" in said and "its default, 7" in said
+    said = " ".join(step_problems(0, 0, caller=recommend))
+    assert f"its default, {inspect.signature(recommend).parameters['timed_steps'].default}" in said

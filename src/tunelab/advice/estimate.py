@@ -55,15 +55,29 @@ DEFAULT_NUM_EXAMPLES = 1000
 
 
 def step_problems(warmup_steps: int, timed_steps: int, num_examples: int | None = None, *,
-                  defaults: tuple[int, int] = (3, 5)) -> list[str]:
+                  caller: Any = None) -> list[str]:
     """What is wrong with the steps and examples :func:`estimate` times: each at least 1 (a median after no warm-up
-    step read the last step alone), named as the caller spells it (``timed_steps`` is ``--steps``). ``defaults``: the
-    caller's warm-up and timed steps when left out (``recommend``'s are 2 and 4). The command calls it before it reads
-    anything; ``estimate`` and ``recommend`` before the data."""
-    return counts_below_one({"num_examples": (num_examples, "500", "1000"),
-                             "timed_steps": (timed_steps, "10", f"its default, {defaults[1]}"),
-                             "warmup_steps": (warmup_steps, "1", f"its default, {defaults[0]}")},
+    step read the last step alone), named as the caller spells it (``timed_steps`` is ``--steps``). ``caller``: the
+    function whose defaults a step count left out takes (:func:`estimate` by default; ``recommend``'s differ), read
+    from its signature. The command calls it before it reads anything; ``estimate`` and ``recommend`` before the data."""
+    default = defaults_of(caller or estimate)
+    return counts_below_one({"num_examples": (num_examples, "500", f"{DEFAULT_NUM_EXAMPLES}"),
+                             "timed_steps": (timed_steps, "10", f"its default, {default['timed_steps']}"),
+                             "warmup_steps": (warmup_steps, "1", f"its default, {default['warmup_steps']}")},
                             flags={"timed_steps": "steps"})
+
+
+def defaults_of(function: Any) -> dict[str, Any]:
+    """``function``'s keyword defaults, from its signature: what a message says leaving a setting out means, written
+    once, where the default is.
+
+    >>> defaults_of(step_problems)["num_examples"] is None
+    True
+    """
+    import inspect
+
+    return {name: p.default for name, p in inspect.signature(function).parameters.items()
+            if p.default is not inspect.Parameter.empty}
 
 
 def estimate(

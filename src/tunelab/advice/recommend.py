@@ -709,15 +709,16 @@ def recommend(
     others); ``notes``: what reading the data did to it (a column guessed, labels alike but for case), as ``train`` and
     ``compare`` say it.
     """
-    from tunelab.advice.estimate import step_problems
+    from tunelab.advice.estimate import defaults_of, step_problems
     from tunelab.models import load_tokenizer, resolve_model
 
     # keywords no command passes: sample_size=0 was an IndexError, feature_examples=0 scikit-learn's error, and
     # timed_steps=0 an advice with no strategy (every estimate failed); now one line, before the data is read
-    problems = counts_below_one({"sample_size": (sample_size, "64", "its default, 64"),
-                                 "signal_max_length": (signal_max_length, "128", "its default, 128"),
-                                 "feature_examples": (feature_examples, "2000", "its default, 2000")})
-    problems += step_problems(warmup_steps, timed_steps, defaults=(2, 4))
+    default = defaults_of(recommend)
+    problems = counts_below_one({name: (value, f"{default[name]}", f"its default, {default[name]}") for name, value in
+                                 (("sample_size", sample_size), ("signal_max_length", signal_max_length),
+                                  ("feature_examples", feature_examples))})
+    problems += step_problems(warmup_steps, timed_steps, caller=recommend)
     if problems:
         raise ConfigError(problems)
     say = progress or (lambda message: None)
