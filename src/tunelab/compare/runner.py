@@ -890,10 +890,9 @@ def _known_options(values: dict[str, Any]) -> dict[str, Any]:
                       + "; the options are CompareOptions' fields")
 
 
-def _checked_out(base: TrainConfig, strategies: list[str], out: str | Path | None, opts: CompareOptions,
-                 sized: Sized) -> Path:
-    """The comparison's folder, created once every option, the data (``sized``) and the model have been checked."""
-    out = Path(out) if out is not None else default_compare_out(base, opts.resume)
+def _checked_out(base: TrainConfig, strategies: list[str], out: Path, opts: CompareOptions, sized: Sized) -> Path:
+    """The comparison's folder ``out`` (resolved by the caller: the default, or its former name under ``resume``),
+    created once every option, the data (``sized``) and the model have been checked."""
     check_folder(out)
     runs_dir = out / RUNS_DIR
     held = _comparison_files(out)
